@@ -1,0 +1,325 @@
+"""Threshold calibration: one percentile of each layer's nonzero ``|x * w|`` products.
+
+``calibrate`` runs held-out data through the model and sets, for every UnIT layer (and every
+threshold group), ``T`` = the ``p``-th percentile (inverted-CDF definition, docs/semantics.md) of
+the nonzero products ``|x| * |w|`` of all its connections.
+
+Upstream layers are pruned while a layer is calibrated (``sequential=True``, the default): layers
+are calibrated one at a time in execution order, each on the activations produced by the already
+calibrated layers before it. Pruning upstream changes the activations downstream (small
+contributions are dropped), so a percentile measured on dense activations would describe inputs the
+layer never sees at deployment. Calibrating on the deployed distribution makes the percentile mean
+what it says: about ``p``% of the nonzero products the layer actually sees are skipped.
+``sequential=False`` measures every layer on the dense model in a single pass instead.
+
+The percentile is exact but never holds all products in memory: the products are streamed in
+chunks twice through a radix selection on their float32 bit patterns (positive floats order
+like their bit patterns): the first pass finds the high 16 bits of the wanted order statistic,
+the second its low 16 bits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .approx import FLOAT32_MAX_EXP, FLOAT32_MIN_EXP, BinTree
+from .config import validate_percentile
+from .convert import unit_layers
+from .layers import UnITLayerMixin, UnITLinear, _UnITConvNd
+from .reference import output_groups
+
+logger = logging.getLogger(__name__)
+
+_HALF = 1 << 16
+
+
+class _InputCaptured(Exception):
+    """Raised by a capture hook to stop the forward pass once a layer's input is recorded."""
+
+
+def calibrate(model: nn.Module, data, *, percentile: float | None = None,
+              per_layer: Mapping[str, float] | None = None, max_batches: int | None = None,
+              sequential: bool = True) -> dict[str, Tensor]:
+    """Set every UnIT layer's threshold(s) from calibration ``data``; return them by layer name.
+
+    Args:
+        model: a model converted with :func:`unitprune.convert`.
+        data: a tensor of inputs, a DataLoader, or an iterable of tensors or ``(x, y)`` pairs.
+        percentile: percentile in [0, 100] for every layer (default: each layer's
+            ``config.percentile``).
+        per_layer: percentile overrides by layer name (layer sensitivity).
+        max_batches: use at most this many batches of ``data``.
+        sequential: calibrate layers in order on upstream-pruned activations (see module docs).
+
+    Returns:
+        ``{layer name: thresholds tensor of shape (num_groups,)}``.
+    """
+    layers = dict(unit_layers(model))
+    if not layers:
+        raise ValueError("calibrate: the model has no UnIT layers; call unitprune.convert(model) first")
+    percentiles = _layer_percentiles(layers, percentile, per_layer)
+    batches = _collect_batches(data, max_batches)
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            order = _execution_order(model, layers, batches[0])
+            if sequential:
+                for name in order:
+                    inputs = _capture_inputs(model, {name: layers[name]}, batches)[name]
+                    _set_from_inputs(name, layers[name], inputs, percentiles[name])
+            else:
+                for name in order:
+                    layers[name].threshold.zero_()
+                captured = _capture_inputs(model, {name: layers[name] for name in order}, batches)
+                for name in order:
+                    _set_from_inputs(name, layers[name], captured[name], percentiles[name])
+    finally:
+        model.train(was_training)
+    return {name: layers[name].threshold.detach().clone() for name in order}
+
+
+def set_thresholds(model: nn.Module, thresholds) -> None:
+    """Set thresholds: one number for every layer, or ``{layer name: number or per-group sequence}``."""
+    layers = dict(unit_layers(model))
+    if not layers:
+        raise ValueError("set_thresholds: the model has no UnIT layers; call unitprune.convert(model) first")
+    if isinstance(thresholds, Mapping):
+        unknown = sorted(set(thresholds) - set(layers))
+        if unknown:
+            raise ValueError(f"set_thresholds: no UnIT layer named {unknown}; layers are {sorted(layers)}")
+        items = thresholds.items()
+    else:
+        items = [(name, thresholds) for name in layers]
+    for name, value in items:
+        layer = layers[name]
+        values = torch.as_tensor(value, dtype=torch.float64).flatten()
+        if values.numel() == 1:
+            values = values.expand(layer.num_threshold_groups)
+        if values.numel() != layer.num_threshold_groups:
+            raise ValueError(f"set_thresholds: layer {name!r} has {layer.num_threshold_groups} threshold groups, "
+                             f"got {values.numel()} values")
+        if not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
+            raise ValueError(f"set_thresholds: thresholds of layer {name!r} must be finite and >= 0, "
+                             f"got {values.tolist()}")
+        layer.threshold.copy_(values.to(torch.float32))
+
+
+def reset_mac_counts(model: nn.Module) -> None:
+    """Zero the accumulated ``mac_counts`` of every UnIT layer in ``model``."""
+    for _, layer in unit_layers(model):
+        layer.reset_mac_counts()
+
+
+# ----------------------------------------------------------------------------------------
+# Data handling
+# ----------------------------------------------------------------------------------------
+
+def iterate_inputs(data, max_batches: int | None = None, batch_size: int = 256) -> Iterator[Tensor]:
+    """Yield input tensors from a tensor (split in batches), a DataLoader or an iterable of
+    tensors / ``(x, y)`` pairs."""
+    if max_batches is not None and (not isinstance(max_batches, int) or max_batches < 1):
+        raise ValueError(f"max_batches must be a positive int or None, got {max_batches!r}")
+    if isinstance(data, Tensor):
+        source: Iterable = data.split(batch_size) if data.dim() > 0 else [data]
+    elif isinstance(data, Iterable):
+        source = data
+    else:
+        raise TypeError(f"calibration data must be a tensor, a DataLoader or an iterable, got {type(data).__name__}")
+    for index, item in enumerate(source):
+        if max_batches is not None and index >= max_batches:
+            return
+        x = item[0] if isinstance(item, (tuple, list)) and item else item
+        if not isinstance(x, Tensor):
+            raise TypeError(f"calibration batch {index} is a {type(x).__name__}, expected a tensor or (x, y) pair")
+        yield x
+
+
+def _collect_batches(data, max_batches: int | None) -> list[Tensor]:
+    batches = [x for x in iterate_inputs(data, max_batches) if x.numel() > 0]
+    if not batches:
+        raise ValueError("calibrate: the calibration data is empty")
+    return batches
+
+
+def _layer_percentiles(layers: Mapping[str, UnITLayerMixin], percentile: float | None,
+                       per_layer: Mapping[str, float] | None) -> dict[str, float]:
+    if percentile is not None:
+        percentile = validate_percentile(percentile, "percentile")
+    chosen = {name: percentile if percentile is not None else layer.config.percentile
+              for name, layer in layers.items()}
+    for name, value in (per_layer or {}).items():
+        if name not in layers:
+            raise ValueError(f"per_layer: no UnIT layer named {name!r}; layers are {sorted(layers)}")
+        chosen[name] = validate_percentile(value, f"per_layer[{name!r}]")
+    return chosen
+
+
+def _execution_order(model: nn.Module, layers: Mapping[str, UnITLayerMixin], batch: Tensor) -> list[str]:
+    order: list[str] = []
+
+    def make_hook(name: str):
+        def hook(module, args):
+            if name not in order:
+                order.append(name)
+        return hook
+
+    handles = [layer.register_forward_pre_hook(make_hook(name)) for name, layer in layers.items()]
+    try:
+        model(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    for name in layers:
+        if name not in order:
+            logger.warning("calibrate: layer %r is not called by the model's forward pass; its threshold is unchanged",
+                           name)
+    return order
+
+
+def _capture_inputs(model: nn.Module, layers: Mapping[str, UnITLayerMixin],
+                    batches: list[Tensor]) -> dict[str, list[Tensor]]:
+    """Run the model over ``batches`` and record each layer's first input per batch.
+
+    With a single layer, the forward pass stops right after its input is recorded.
+    """
+    captured: dict[str, list[Tensor]] = {name: [] for name in layers}
+    seen_in_batch: set[str] = set()
+    stop_early = len(layers) == 1
+
+    def make_hook(name: str):
+        def hook(module, args):
+            if name not in seen_in_batch:  # a layer called twice per pass is calibrated on its first call
+                seen_in_batch.add(name)
+                captured[name].append(args[0].detach())
+            if stop_early:
+                raise _InputCaptured
+        return hook
+
+    handles = [layer.register_forward_pre_hook(make_hook(name)) for name, layer in layers.items()]
+    try:
+        for batch in batches:
+            seen_in_batch.clear()
+            try:
+                model(batch)
+            except _InputCaptured:
+                pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+# ----------------------------------------------------------------------------------------
+# Products and exact percentile selection
+# ----------------------------------------------------------------------------------------
+
+def _set_from_inputs(name: str, layer: UnITLayerMixin, inputs: list[Tensor], percentile: float) -> None:
+    for x in inputs:
+        if x.dtype != torch.float32:
+            raise TypeError(f"calibrate: layer {name!r} received inputs of dtype {x.dtype}; UnIT layers are float32")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"calibrate: layer {name!r} received NaN or Inf activations")
+    thresholds = product_percentile(lambda: layer_products(layer, inputs), layer.num_threshold_groups, percentile)
+    if percentile > 0 and bool((thresholds == 0).any()):
+        logger.warning("calibrate: layer %r has threshold groups without nonzero products; their threshold is 0", name)
+    layer.threshold.copy_(thresholds)
+    if layer.config.approx == "bintree":
+        layer.bintree = BinTree.from_samples(_control_magnitudes(layer, inputs), FLOAT32_MIN_EXP, FLOAT32_MAX_EXP)
+    logger.info("calibrate: %s p=%g -> T=%s", name, percentile, [f"{t:.4g}" for t in thresholds.tolist()])
+
+
+def _control_magnitudes(layer: UnITLayerMixin, inputs: list[Tensor]):
+    if isinstance(layer, UnITLinear):
+        values = torch.cat([x.reshape(-1) for x in inputs]).abs()
+    else:
+        values = layer.weight.detach().reshape(-1).abs()
+    values = values[values != 0]
+    return values.to(torch.float64).numpy() if values.numel() else torch.ones(1, dtype=torch.float64).numpy()
+
+
+def layer_products(layer: UnITLayerMixin, inputs: list[Tensor], chunk_elements: int | None = None
+                   ) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield ``(products, group)`` chunks: ``|x| * |w|`` of every connection of the layer on
+    ``inputs`` (flat float32) and the threshold group of each product (flat int64)."""
+    budget = chunk_elements or layer.config.chunk_elements
+    weight = layer.weight.detach()
+    num_groups = layer.num_threshold_groups
+    groups_of_output = output_groups(weight.shape[0], num_groups, layer.config.group_size)
+    if isinstance(layer, UnITLinear):
+        abs_weight = weight.abs()
+        rows_per_chunk = max(1, budget // weight.numel())
+        for x in inputs:
+            rows = x.reshape(-1, layer.in_features).abs()
+            for start in range(0, rows.shape[0], rows_per_chunk):
+                chunk = rows[start:start + rows_per_chunk]
+                products = chunk.unsqueeze(1) * abs_weight.unsqueeze(0)  # (r, out, in)
+                group = groups_of_output.view(1, -1, 1).expand_as(products)
+                yield products.reshape(-1), group.reshape(-1)
+        return
+    assert isinstance(layer, _UnITConvNd)
+    geometry = layer.geometry()
+    weight_4d = weight if layer.spatial_dims == 2 else weight.unsqueeze(2)
+    out_channels = weight.shape[0]
+    abs_weight = weight_4d.reshape(out_channels, -1).abs()  # (O, Cg*kh*kw)
+    taps = abs_weight.shape[1]
+    group_out = out_channels // geometry.groups
+    for x in inputs:
+        batch = x if x.dim() == layer.spatial_dims + 2 else x.unsqueeze(0)
+        batch = batch if layer.spatial_dims == 2 else batch.unsqueeze(2)
+        top, bottom, left, right = geometry.padding
+        columns = F.unfold(F.pad(batch, (left, right, top, bottom)), geometry.kernel_size,
+                           dilation=geometry.dilation, stride=geometry.stride).abs()  # (N, C*kk, L)
+        samples_per_chunk = max(1, budget // max(1, out_channels * taps * columns.shape[2]))
+        for g in range(geometry.groups):
+            group_columns = columns[:, g * taps:(g + 1) * taps, :]
+            group_weight = abs_weight[g * group_out:(g + 1) * group_out]
+            group_ids = groups_of_output[g * group_out:(g + 1) * group_out]
+            for start in range(0, group_columns.shape[0], samples_per_chunk):
+                chunk = group_columns[start:start + samples_per_chunk]
+                products = chunk.unsqueeze(1) * group_weight.view(1, group_out, taps, 1)  # (n, o, K, L)
+                group = group_ids.view(1, -1, 1, 1).expand_as(products)
+                yield products.reshape(-1), group.reshape(-1)
+
+
+def product_percentile(make_chunks, num_groups: int, percentile: float) -> Tensor:
+    """Exact inverted-CDF percentile of the nonzero non-negative float32 values, per group.
+
+    ``make_chunks()`` must return a fresh iterator of ``(values, group)`` flat tensor pairs; it is
+    called twice. Groups without nonzero values get 0; ``percentile == 0`` gives 0.
+    """
+    if percentile == 0:
+        return torch.zeros(num_groups, dtype=torch.float32)
+    high_counts = torch.zeros(num_groups * (_HALF // 2), dtype=torch.int64)  # sign bit is 0
+    for values, group in make_chunks():
+        bits = values.contiguous().view(torch.int32)
+        nonzero = bits > 0
+        high = (bits[nonzero] >> 16).to(torch.int64)
+        high_counts += torch.bincount(group[nonzero] * (_HALF // 2) + high, minlength=high_counts.numel())
+    high_counts = high_counts.view(num_groups, _HALF // 2)
+    totals = high_counts.sum(dim=1)
+    ranks = torch.tensor([max(1, math.ceil(int(n) * percentile / 100.0)) for n in totals.tolist()])
+    cumulative = high_counts.cumsum(dim=1)
+    high_bin = (cumulative < ranks.unsqueeze(1)).sum(dim=1)  # first bin whose cumulative count reaches rank
+    before = torch.where(high_bin > 0, cumulative.gather(1, (high_bin - 1).clamp_min(0).unsqueeze(1)).squeeze(1), 0)
+    rank_in_bin = ranks - before
+
+    low_counts = torch.zeros(num_groups * _HALF, dtype=torch.int64)
+    for values, group in make_chunks():
+        bits = values.contiguous().view(torch.int32)
+        selected = (bits > 0) & ((bits >> 16).to(torch.int64) == high_bin[group])
+        low = (bits[selected] & 0xFFFF).to(torch.int64)
+        low_counts += torch.bincount(group[selected] * _HALF + low, minlength=low_counts.numel())
+    low_cumulative = low_counts.view(num_groups, _HALF).cumsum(dim=1)
+    low_bin = (low_cumulative < rank_in_bin.unsqueeze(1)).sum(dim=1)
+    result_bits = ((high_bin << 16) | low_bin).to(torch.int32)
+    result = result_bits.view(torch.float32).clone()
+    return torch.where(totals > 0, result, torch.zeros_like(result))

@@ -1,0 +1,59 @@
+"""MAC accounting: how many multiply-accumulates a layer skipped, and why.
+
+See docs/semantics.md for the exact definition of each counter. All counts are Python ints
+(exact, no wrap-around), summed over every sample of a forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+CAUSES = ("zero_weight", "zero_activation", "threshold", "executed")
+OVERHEADS = ("compares", "divisions")
+
+
+@dataclass
+class MacCounts:
+    """Counters of one layer (or a sum of layers).
+
+    ``dense = zero_weight + zero_activation + threshold + executed`` always holds.
+    """
+
+    dense: int = 0
+    zero_weight: int = 0
+    zero_activation: int = 0
+    threshold: int = 0
+    executed: int = 0
+    compares: int = 0
+    divisions: int = 0
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            setattr(self, field.name, int(getattr(self, field.name)))
+
+    def __add__(self, other: "MacCounts") -> "MacCounts":
+        if not isinstance(other, MacCounts):
+            return NotImplemented
+        return MacCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    @property
+    def skipped(self) -> int:
+        """Connections not multiplied, whatever the cause."""
+        return self.dense - self.executed
+
+    @property
+    def skipped_fraction(self) -> float:
+        """``skipped / dense`` (0.0 for an empty count)."""
+        return self.skipped / self.dense if self.dense else 0.0
+
+    def check(self) -> None:
+        """Raise AssertionError if the causes do not add up to ``dense`` or any counter is negative."""
+        values = self.to_dict()
+        if any(value < 0 for value in values.values()):
+            raise AssertionError(f"negative MAC counter in {values}")
+        total = sum(values[cause] for cause in CAUSES)
+        if total != self.dense:
+            raise AssertionError(f"MAC causes add up to {total}, not dense={self.dense}: {values}")
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)

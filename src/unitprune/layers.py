@@ -1,0 +1,253 @@
+"""UnIT layers: drop-in twins of nn.Linear, nn.Conv1d and nn.Conv2d.
+
+Each layer is a subclass of its torch layer (same parameters, same ``state_dict`` keys) plus a
+``threshold`` buffer of shape ``(num_groups,)``.
+
+* ``train()`` mode computes the plain dense layer, so a converted model can be fine-tuned.
+* ``eval()`` mode applies UnIT (docs/semantics.md) through the configured backend and adds the
+  MAC counters of every call to ``layer.mac_counts`` (see :func:`unitprune.reset_mac_counts`).
+
+Thresholds start at 0, which makes the eval output equal to the dense layer's.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import backends
+from .config import UnITConfig
+from .counts import MacCounts
+from .reference import ConvGeometry, conv_quotients
+
+
+class UnITLayerMixin:
+    """State and checks shared by the three UnIT layers."""
+
+    unit_name: str
+    config: UnITConfig
+    threshold: Tensor
+    mac_counts: MacCounts
+
+    def _init_unit(self, config: UnITConfig | None, out_channels: int, name: str) -> None:
+        self.config = config if config is not None else UnITConfig()
+        self.unit_name = name or type(self).__name__
+        self.mac_counts = MacCounts()
+        groups = self.config.num_groups(out_channels)
+        self.register_buffer("threshold", torch.zeros(groups, dtype=torch.float32, device=self.weight.device))
+
+    @property
+    def num_threshold_groups(self) -> int:
+        return self.threshold.numel()
+
+    def _check_input(self, x: Tensor, expected_ranks: tuple[int, ...], channel_dim: int, channels: int,
+                     layout: str) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"layer {self.unit_name!r}: expected a torch.Tensor input, got {type(x).__name__}")
+        if x.dtype != torch.float32:
+            raise TypeError(f"layer {self.unit_name!r}: UnIT computes in float32, got input dtype {x.dtype} "
+                            "(convert the input with .float())")
+        if x.dim() not in expected_ranks:
+            raise ValueError(f"layer {self.unit_name!r}: expected input of rank {expected_ranks} ({layout}), "
+                             f"got shape {tuple(x.shape)}")
+        if x.shape[channel_dim] != channels:
+            raise ValueError(f"layer {self.unit_name!r}: expected {channels} input channels/features ({layout}), "
+                             f"got shape {tuple(x.shape)}")
+        if self.config.check_finite and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"layer {self.unit_name!r}: input contains NaN or Inf")
+
+    def _checked_thresholds(self) -> Tensor:
+        thresholds = self.threshold
+        if thresholds.dtype != torch.float32:
+            raise TypeError(f"layer {self.unit_name!r}: threshold buffer must be float32, got {thresholds.dtype}")
+        if not bool(torch.isfinite(thresholds).all()) or bool((thresholds < 0).any()):
+            raise ValueError(f"layer {self.unit_name!r}: thresholds must be finite and >= 0, "
+                             f"got {thresholds.tolist()}")
+        return thresholds
+
+    def _record(self, counts: MacCounts) -> None:
+        self.mac_counts = self.mac_counts + counts
+
+    def reset_mac_counts(self) -> None:
+        self.mac_counts = MacCounts()
+
+    def _unit_repr(self) -> str:
+        values = self.threshold.tolist()
+        shown = f"{values[0]:.4g}" if len(values) == 1 else f"[{len(values)} groups]"
+        return f"approx={self.config.approx}, threshold={shown}"
+
+
+def _check_weight_dtype(module: nn.Module, name: str) -> None:
+    if module.weight.dtype != torch.float32:
+        raise TypeError(f"layer {name!r}: UnIT layers are float32, got weights of dtype {module.weight.dtype} "
+                        "(call model.float() before convert)")
+
+
+def _effective_parameter(module: nn.Module, name: str) -> nn.Parameter | None:
+    """The parameter as the module computes with it: ``orig * mask`` for torch.nn.utils.prune modules."""
+    original = getattr(module, name + "_orig", None)
+    mask = getattr(module, name + "_mask", None)
+    if isinstance(original, nn.Parameter) and mask is not None:
+        return nn.Parameter((original * mask).detach().clone(), requires_grad=original.requires_grad)
+    return getattr(module, name)
+
+
+class UnITLinear(UnITLayerMixin, nn.Linear):
+    """``y = W x + b`` where ``W[j, i] * x[i]`` is skipped iff ``|W[j, i]| <= approx(T, |x[i]|)``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, config: UnITConfig | None = None,
+                 device=None, dtype=None, name: str = "") -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self._init_unit(config, out_features, name)
+
+    @classmethod
+    def from_dense(cls, module: nn.Linear, config: UnITConfig | None = None, name: str = "") -> "UnITLinear":
+        """A UnIT twin holding ``module``'s parameters (the same Parameter objects unless pruned)."""
+        _check_weight_dtype(module, name)
+        layer = cls(module.in_features, module.out_features, bias=module.bias is not None, config=config,
+                    device="meta", name=name)
+        layer.weight = _effective_parameter(module, "weight")
+        layer.bias = _effective_parameter(module, "bias") if module.bias is not None else None
+        layer.threshold = torch.zeros_like(layer.threshold, device=layer.weight.device)
+        layer.train(module.training)
+        return layer
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            return F.linear(x, self.weight, self.bias)
+        self._check_input(x, tuple(range(1, 9)), -1, self.in_features, "(*, in_features)")
+        y, counts = backends.linear(x, self.weight, self.bias, self._checked_thresholds(), self.config)
+        self._record(counts)
+        return y
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._unit_repr()}"
+
+
+class _UnITConvNd(UnITLayerMixin):
+    """Shared logic of UnITConv1d / UnITConv2d (the weight is the control term)."""
+
+    spatial_dims: int
+
+    def _init_conv(self, config: UnITConfig | None, name: str) -> None:
+        if self.padding_mode != "zeros":
+            raise ValueError(f"layer {name!r}: padding_mode={self.padding_mode!r} is not supported by UnIT "
+                             "(only 'zeros')")
+        self._init_unit(config, self.out_channels, name)
+        self._tau_cache: tuple[tuple, Tensor] | None = None
+
+    def geometry(self) -> ConvGeometry:
+        """The convolution as a 2-D one with explicit (top, bottom, left, right) padding."""
+        kernel = tuple(self.kernel_size)
+        dilation = tuple(self.dilation)
+        if self.padding == "same":
+            pads = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))
+        elif self.padding == "valid":
+            pads = [(0, 0)] * len(kernel)
+        else:
+            pads = [(p, p) for p in self.padding]
+        if self.spatial_dims == 1:
+            return ConvGeometry((1, kernel[0]), (1, self.stride[0]), (1, dilation[0]),
+                                (0, 0, pads[0][0], pads[0][1]), self.groups)
+        return ConvGeometry(kernel, tuple(self.stride), dilation,
+                            (pads[0][0], pads[0][1], pads[1][0], pads[1][1]), self.groups)
+
+    def quotients(self) -> Tensor:
+        """``tau = approx(T, |w|)`` per weight; recomputed only when weights, thresholds or config change."""
+        thresholds = self._checked_thresholds()
+        key = (self.weight.data_ptr(), self.weight._version, thresholds.data_ptr(), thresholds._version,
+               self.config)
+        if self._tau_cache is None or self._tau_cache[0] != key:
+            weight = self.weight.detach()
+            if not bool(torch.isfinite(weight).all()):
+                raise ValueError(f"layer {self.unit_name!r}: weights contain NaN or Inf")
+            self._tau_cache = (key, conv_quotients(weight, thresholds, self.config))
+        return self._tau_cache[1]
+
+    def _unit_forward(self, x: Tensor) -> Tensor:
+        ranks = (self.spatial_dims + 1, self.spatial_dims + 2)
+        layout = "(N, C, L)" if self.spatial_dims == 1 else "(N, C, H, W)"
+        self._check_input(x, ranks, -(self.spatial_dims + 1), self.in_channels, layout)
+        unbatched = x.dim() == self.spatial_dims + 1
+        batch = x.unsqueeze(0) if unbatched else x
+        if self.spatial_dims == 1:
+            batch = batch.unsqueeze(2)  # (N, C, 1, L)
+        weight = self.weight if self.spatial_dims == 2 else self.weight.unsqueeze(2)
+        tau = self.quotients()
+        tau = tau if self.spatial_dims == 2 else tau.unsqueeze(2)
+        y, counts = backends.conv(batch, weight, self.bias, tau, self.geometry(), self.config)
+        if self.spatial_dims == 1:
+            y = y.squeeze(2)
+        self._record(counts)
+        return y.squeeze(0) if unbatched else y
+
+    @classmethod
+    def _from_dense_conv(cls, module, config: UnITConfig | None, name: str):
+        _check_weight_dtype(module, name)
+        layer = cls(module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
+                    padding=module.padding, dilation=module.dilation, groups=module.groups,
+                    bias=module.bias is not None, padding_mode=module.padding_mode, config=config,
+                    device="meta", name=name)
+        layer.weight = _effective_parameter(module, "weight")
+        layer.bias = _effective_parameter(module, "bias") if module.bias is not None else None
+        layer.threshold = torch.zeros_like(layer.threshold, device=layer.weight.device)
+        layer.train(module.training)
+        return layer
+
+
+class UnITConv1d(_UnITConvNd, nn.Conv1d):
+    """Conv1d where ``w * x`` is skipped iff ``|x| <= approx(T, |w|)``."""
+
+    spatial_dims = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", config: UnITConfig | None = None,
+                 device=None, dtype=None, name: str = "") -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
+        self._init_conv(config, name)
+
+    @classmethod
+    def from_dense(cls, module: nn.Conv1d, config: UnITConfig | None = None, name: str = "") -> "UnITConv1d":
+        return cls._from_dense_conv(module, config, name)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            return nn.Conv1d.forward(self, x)
+        return self._unit_forward(x)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._unit_repr()}"
+
+
+class UnITConv2d(_UnITConvNd, nn.Conv2d):
+    """Conv2d where ``w * x`` is skipped iff ``|x| <= approx(T, |w|)``."""
+
+    spatial_dims = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", config: UnITConfig | None = None,
+                 device=None, dtype=None, name: str = "") -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
+        self._init_conv(config, name)
+
+    @classmethod
+    def from_dense(cls, module: nn.Conv2d, config: UnITConfig | None = None, name: str = "") -> "UnITConv2d":
+        return cls._from_dense_conv(module, config, name)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            return nn.Conv2d.forward(self, x)
+        return self._unit_forward(x)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._unit_repr()}"
+
+
+UNIT_LAYERS = (UnITLinear, UnITConv1d, UnITConv2d)

@@ -1,0 +1,96 @@
+"""``mac_report``: run one forward pass and collect every UnIT layer's MAC counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from .convert import unit_layers
+from .counts import CAUSES, OVERHEADS, MacCounts
+
+
+@dataclass
+class MacReport:
+    """MAC counters of one forward pass, per layer (execution order) and in total.
+
+    Attributes:
+        per_layer: ``{layer name: MacCounts}``.
+        total: the sum over layers.
+        num_samples: the batch size of the input.
+    """
+
+    per_layer: dict[str, MacCounts] = field(default_factory=dict)
+    num_samples: int = 0
+
+    @property
+    def total(self) -> MacCounts:
+        total = MacCounts()
+        for counts in self.per_layer.values():
+            total = total + counts
+        return total
+
+    @property
+    def skipped_fraction(self) -> float:
+        """Fraction of the dense MACs that were not executed (any cause)."""
+        return self.total.skipped_fraction
+
+    def to_dict(self) -> dict:
+        return {
+            "num_samples": self.num_samples,
+            "skipped_fraction": self.skipped_fraction,
+            "total": self.total.to_dict(),
+            "per_layer": {name: counts.to_dict() for name, counts in self.per_layer.items()},
+        }
+
+    def __str__(self) -> str:
+        columns = ("dense",) + CAUSES + OVERHEADS
+        rows = [(name, counts) for name, counts in self.per_layer.items()] + [("total", self.total)]
+        name_width = max(len(name) for name, _ in rows)
+        header = f"{'layer':<{name_width}}  " + "  ".join(f"{c:>15}" for c in columns) + f"  {'skipped':>8}"
+        lines = [f"MAC report over {self.num_samples} samples", header, "-" * len(header)]
+        for name, counts in rows:
+            values = counts.to_dict()
+            lines.append(f"{name:<{name_width}}  " + "  ".join(f"{values[c]:>15,}" for c in columns)
+                         + f"  {counts.skipped_fraction:>8.2%}")
+        return "\n".join(lines)
+
+
+def mac_report(model: nn.Module, inputs: torch.Tensor) -> MacReport:
+    """Run ``model(inputs)`` once in eval mode without gradients and return its MAC counters.
+
+    The model's train/eval mode and the layers' accumulated ``mac_counts`` are restored afterwards.
+    """
+    layers = dict(unit_layers(model))
+    if not layers:
+        raise ValueError("mac_report: the model has no UnIT layers; call unitprune.convert(model) first")
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"mac_report expects a tensor of inputs, got {type(inputs).__name__}")
+    if inputs.dim() == 0 or inputs.shape[0] == 0:
+        raise ValueError(f"mac_report: inputs must hold at least one sample, got shape {tuple(inputs.shape)}")
+    saved = {name: layer.mac_counts for name, layer in layers.items()}
+    order: list[str] = []
+    handles = [layer.register_forward_pre_hook(_order_hook(name, order)) for name, layer in layers.items()]
+    was_training = model.training
+    try:
+        for layer in layers.values():
+            layer.reset_mac_counts()
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+        per_layer = {name: layers[name].mac_counts for name in order}
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+        for name, layer in layers.items():
+            layer.mac_counts = saved[name] + layer.mac_counts
+    return MacReport(per_layer=per_layer, num_samples=int(inputs.shape[0]))
+
+
+def _order_hook(name: str, order: list[str]):
+    def hook(module, args):
+        if name not in order:
+            order.append(name)
+    return hook
