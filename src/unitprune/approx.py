@@ -10,10 +10,10 @@ Float versions (torch tensors, float32; results rounded once to float32):
 
 ``exact``   ``r = T / c``.
 ``bitshift`` ``r = T * 2**-n`` with ``n = e(c)``.
-    Proof of ``q/2 < r <= q`` (for ``T > 0``): ``2**(n-1) <= c < 2**n`` gives
-    ``T / 2**n > T / (2c) = q/2`` and ``T / 2**n <= T / c = q``.
-    With ``shift_start = s`` the exponent is ``max(e(c), s)``: ``r <= q`` still holds (a larger
-    shift only lowers ``r``), and ``r > q/2`` holds whenever ``e(c) >= s``.
+    Proof of ``q/2 <= r < q`` (for ``T > 0``): ``2**(n-1) <= c < 2**n`` gives
+    ``T / 2**n >= T / (2c) = q/2`` (equality iff ``c`` is a power of two) and ``T / 2**n < T / c = q``.
+    With ``shift_start = s`` the exponent is ``max(e(c), s)``: ``r < q`` still holds (a larger
+    shift only lowers ``r``), and ``r >= q/2`` holds whenever ``e(c) >= s``.
 ``bintree``  the same exponent ``n`` found by comparing ``c`` with powers of two in a search
     tree (:class:`BinTree`); identical results to ``bitshift``, different cost.
 ``bitmask``  ``r = 2**(E(T) - E(c))`` with ``E(v) = e(v) - 1 = floor(log2 v)``, the unbiased
@@ -33,7 +33,7 @@ Integer / fixed-point versions (Python ints or numpy integer arrays, values ``< 
 ``bintree_int`` the same with the exponent found by a :class:`BinTree`.
 For an integer operand ``Z``, ``|Z| <= floor(y)`` iff ``|Z| <= y``, so comparing with the
 floored integer result makes the same decision as comparing with the real ``T / 2**n``: the
-integer versions inherit the bounds of the float ones (``q/2 < T/2**n <= q``).
+integer versions inherit the bounds of the float ones (``q/2 <= T/2**n < q``).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def shift_exponent(control: Tensor, shift_start: int | None = None) -> Tensor:
 
 
 def bitshift(threshold: Tensor, control: Tensor, shift_start: int | None = None) -> Tensor:
-    """``T * 2**-n`` with ``n = e(c)`` (or ``max(e(c), shift_start)``): ``q/2 < r <= q``."""
+    """``T * 2**-n`` with ``n = e(c)`` (or ``max(e(c), shift_start)``): ``q/2 <= r < q``."""
     _check_float32(threshold, control)
     exponent = shift_exponent(control, shift_start)
     # T (float32) times an exact power of two is exact in float64; one rounding to float32.
@@ -199,7 +199,7 @@ class BinTree:
     The number of comparisons for a value is the depth of its leaf.
 
     Stored as flat arrays (node 0 is the root), ready to be emitted as a C table:
-    ``split[i]`` (0 for leaves), ``left[i]``, ``right[i]``, ``leaf[i]`` (the exponent at a leaf).
+    ``split[i]``, ``left[i]``, ``right[i]`` (both ``-1`` at a leaf), ``leaf[i]`` (the exponent at a leaf).
     """
 
     lo: int
@@ -280,20 +280,20 @@ class BinTree:
             values = _as_int_array(values, "magnitudes")
         else:
             values = values.astype(np.float64)
-        split = np.asarray(self.split)
+        split, left, right = np.asarray(self.split), np.asarray(self.left), np.asarray(self.right)
         node = np.zeros(values.shape, dtype=np.int64)
         comparisons = np.zeros(values.shape, dtype=np.int64)
-        active = split[node] != 0
+        active = left[node] >= 0
         while np.any(active):
             pivot_exponent = split[node] - 1  # compare with 2**(k-1)
             if np.issubdtype(values.dtype, np.integer):
                 goes_left = np.where(pivot_exponent >= 0, values < np.left_shift(1, np.maximum(pivot_exponent, 0)), False)
             else:
                 goes_left = values < np.ldexp(1.0, pivot_exponent)
-            child = np.where(goes_left, np.asarray(self.left)[node], np.asarray(self.right)[node])
+            child = np.where(goes_left, left[node], right[node])
             node = np.where(active, child, node)
             comparisons += active
-            active = split[node] != 0
+            active = left[node] >= 0
         return np.asarray(self.leaf)[node], comparisons
 
     def depth_of_exponents(self) -> np.ndarray:

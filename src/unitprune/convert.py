@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn as nn
+from torch.nn.modules.lazy import LazyModuleMixin
 
 from .config import UnITConfig
 from .layers import UNIT_LAYERS, UnITConv1d, UnITConv2d, UnITLinear, UnITLayerMixin
@@ -50,13 +51,16 @@ def convert(model: nn.Module, config: UnITConfig | None = None, *, ignored_layer
 
     targets = []
     for name, module in model.named_modules():
+        if isinstance(module, LazyModuleMixin) and module.has_uninitialized_params():
+            raise ValueError(f"layer {name or type(module).__name__!r} is an uninitialized lazy layer: "
+                             "run one forward pass before convert")
         if type(module) in _TWINS and name not in ignored_names and id(module) not in ignored_modules:
             _check_convertible(name, module)
             targets.append(name)
     if not targets:
         logger.warning("convert: no nn.Linear/nn.Conv1d/nn.Conv2d layer to convert in %s", type(model).__name__)
 
-    result = model if inplace else copy.deepcopy(model)
+    result = model if inplace else copy.deepcopy(model, _detached_copies(model))
     for name in targets:
         original = result.get_submodule(name) if name else result
         twin = _TWINS[type(original)].from_dense(original, config, name=name or type(original).__name__.lower())
@@ -68,6 +72,17 @@ def convert(model: nn.Module, config: UnITConfig | None = None, *, ignored_layer
         setattr(result.get_submodule(parent_name) if parent_name else result, child_name, twin)
     logger.info("convert: %d layers converted (%s)", len(targets), config.approx)
     return result
+
+
+def _detached_copies(model: nn.Module) -> dict[int, torch.Tensor]:
+    """A deepcopy memo for tensors deepcopy refuses: computed (non-leaf) attributes such as the
+    masked ``weight`` that torch.nn.utils.prune keeps on a module."""
+    memo = {}
+    for module in model.modules():
+        for value in vars(module).values():
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                memo[id(value)] = value.detach().clone()
+    return memo
 
 
 def _split_ignored(model: nn.Module, ignored_layers: Iterable) -> tuple[set[str], set[int]]:
@@ -92,8 +107,6 @@ def _check_convertible(name: str, module: nn.Module) -> None:
     label = name or type(module).__name__
     weight = getattr(module, "weight_orig", None)
     weight = weight if weight is not None else module.weight
-    if isinstance(weight, nn.parameter.UninitializedParameter):
-        raise ValueError(f"layer {label!r} is an uninitialized lazy layer: run one forward pass before convert")
     if weight.dtype != torch.float32:
         raise TypeError(f"layer {label!r}: UnIT layers are float32, got weights of dtype {weight.dtype} "
                         "(call model.float() before convert)")
