@@ -26,14 +26,13 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from .approx import FLOAT32_MAX_EXP, FLOAT32_MIN_EXP, BinTree
 from .config import validate_percentile
 from .convert import unit_layers
 from .layers import UnITLayerMixin, UnITLinear, _UnITConvNd
-from .reference import output_groups
+from .reference import output_groups, unfold_columns
 
 logger = logging.getLogger(__name__)
 
@@ -247,54 +246,60 @@ def _control_magnitudes(layer: UnITLayerMixin, inputs: list[Tensor]):
 
 
 def layer_products(layer: UnITLayerMixin, inputs: list[Tensor], chunk_elements: int | None = None
-                   ) -> Iterator[tuple[Tensor, Tensor]]:
+                   ) -> Iterator[tuple[Tensor, Tensor | None]]:
     """Yield ``(products, group)`` chunks: ``|x| * |w|`` of every connection of the layer on
-    ``inputs`` (flat float32) and the threshold group of each product (flat int64)."""
+    ``inputs`` (flat float32) and the threshold group of each product (flat int64; ``None`` when
+    the layer has a single threshold)."""
     budget = chunk_elements or layer.config.chunk_elements
     weight = layer.weight.detach()
     num_groups = layer.num_threshold_groups
     groups_of_output = output_groups(weight.shape[0], num_groups, layer.config.group_size)
+
+    def group_ids(products: Tensor, output_dim: int) -> Tensor | None:
+        if num_groups == 1:
+            return None
+        shape = [1] * products.dim()
+        shape[output_dim] = -1
+        return groups_of_output.view(shape).expand_as(products).reshape(-1)
+
     if isinstance(layer, UnITLinear):
         abs_weight = weight.abs()
         rows_per_chunk = max(1, budget // weight.numel())
         for x in inputs:
             rows = x.reshape(-1, layer.in_features).abs()
             for start in range(0, rows.shape[0], rows_per_chunk):
-                chunk = rows[start:start + rows_per_chunk]
-                products = chunk.unsqueeze(1) * abs_weight.unsqueeze(0)  # (r, out, in)
-                group = groups_of_output.view(1, -1, 1).expand_as(products)
-                yield products.reshape(-1), group.reshape(-1)
+                products = rows[start:start + rows_per_chunk].unsqueeze(1) * abs_weight.unsqueeze(0)  # (r, out, in)
+                yield products.reshape(-1), group_ids(products, 1)
         return
     assert isinstance(layer, _UnITConvNd)
     geometry = layer.geometry()
-    weight_4d = weight if layer.spatial_dims == 2 else weight.unsqueeze(2)
     out_channels = weight.shape[0]
-    abs_weight = weight_4d.reshape(out_channels, -1).abs()  # (O, Cg*kh*kw)
+    abs_weight = weight.reshape(out_channels, -1).abs()  # (O, Cg*kh*kw): same layout for 1-d and 2-d
     taps = abs_weight.shape[1]
     group_out = out_channels // geometry.groups
     for x in inputs:
         batch = x if x.dim() == layer.spatial_dims + 2 else x.unsqueeze(0)
         batch = batch if layer.spatial_dims == 2 else batch.unsqueeze(2)
-        top, bottom, left, right = geometry.padding
-        columns = F.unfold(F.pad(batch, (left, right, top, bottom)), geometry.kernel_size,
-                           dilation=geometry.dilation, stride=geometry.stride).abs()  # (N, C*kk, L)
-        samples_per_chunk = max(1, budget // max(1, out_channels * taps * columns.shape[2]))
-        for g in range(geometry.groups):
-            group_columns = columns[:, g * taps:(g + 1) * taps, :]
-            group_weight = abs_weight[g * group_out:(g + 1) * group_out]
-            group_ids = groups_of_output[g * group_out:(g + 1) * group_out]
-            for start in range(0, group_columns.shape[0], samples_per_chunk):
-                chunk = group_columns[start:start + samples_per_chunk]
-                products = chunk.unsqueeze(1) * group_weight.view(1, group_out, taps, 1)  # (n, o, K, L)
-                group = group_ids.view(1, -1, 1, 1).expand_as(products)
-                yield products.reshape(-1), group.reshape(-1)
+        out_h, out_w = geometry.output_size(batch.shape[2], batch.shape[3])
+        samples_per_chunk = max(1, budget // max(1, out_channels * taps * out_h * out_w))
+        for start in range(0, batch.shape[0], samples_per_chunk):
+            columns = unfold_columns(batch[start:start + samples_per_chunk], geometry).abs()  # (n, C*K, L)
+            for g in range(geometry.groups):
+                group_columns = columns[:, g * taps:(g + 1) * taps, :]
+                group_weight = abs_weight[g * group_out:(g + 1) * group_out]
+                products = group_columns.unsqueeze(1) * group_weight.view(1, group_out, taps, 1)  # (n, o, K, L)
+                ids = None
+                if num_groups > 1:
+                    own = groups_of_output[g * group_out:(g + 1) * group_out]
+                    ids = own.view(1, -1, 1, 1).expand_as(products).reshape(-1)
+                yield products.reshape(-1), ids
 
 
 def product_percentile(make_chunks, num_groups: int, percentile: float) -> Tensor:
     """Exact inverted-CDF percentile of the nonzero non-negative float32 values, per group.
 
-    ``make_chunks()`` must return a fresh iterator of ``(values, group)`` flat tensor pairs; it is
-    called twice. Groups without nonzero values get 0; ``percentile == 0`` gives 0.
+    ``make_chunks()`` must return a fresh iterator of ``(values, group)`` pairs of flat tensors
+    (``group`` may be ``None`` when ``num_groups == 1``); it is called twice. Groups without nonzero values get 0; ``percentile == 0`` gives 0.
     """
     if percentile == 0:
         return torch.zeros(num_groups, dtype=torch.float32)
@@ -302,8 +307,10 @@ def product_percentile(make_chunks, num_groups: int, percentile: float) -> Tenso
     for values, group in make_chunks():
         bits = values.contiguous().view(torch.int32)
         nonzero = bits > 0
-        high = (bits[nonzero] >> 16).to(torch.int64)
-        high_counts += torch.bincount(group[nonzero] * (_HALF // 2) + high, minlength=high_counts.numel())
+        bins = (bits[nonzero] >> 16).to(torch.int64)
+        if group is not None:
+            bins += group[nonzero] * (_HALF // 2)
+        high_counts += torch.bincount(bins, minlength=high_counts.numel())
     high_counts = high_counts.view(num_groups, _HALF // 2)
     totals = high_counts.sum(dim=1)
     ranks = torch.tensor([max(1, math.ceil(int(n) * percentile / 100.0)) for n in totals.tolist()])
@@ -315,9 +322,12 @@ def product_percentile(make_chunks, num_groups: int, percentile: float) -> Tenso
     low_counts = torch.zeros(num_groups * _HALF, dtype=torch.int64)
     for values, group in make_chunks():
         bits = values.contiguous().view(torch.int32)
-        selected = (bits > 0) & ((bits >> 16).to(torch.int64) == high_bin[group])
-        low = (bits[selected] & 0xFFFF).to(torch.int64)
-        low_counts += torch.bincount(group[selected] * _HALF + low, minlength=low_counts.numel())
+        wanted_high = high_bin[0] if group is None else high_bin[group]
+        selected = (bits > 0) & ((bits >> 16).to(torch.int64) == wanted_high)
+        bins = (bits[selected] & 0xFFFF).to(torch.int64)
+        if group is not None:
+            bins += group[selected] * _HALF
+        low_counts += torch.bincount(bins, minlength=low_counts.numel())
     low_cumulative = low_counts.view(num_groups, _HALF).cumsum(dim=1)
     low_bin = (low_cumulative < rank_in_bin.unsqueeze(1)).sum(dim=1)
     result_bits = ((high_bin << 16) | low_bin).to(torch.int32)

@@ -109,6 +109,13 @@ class ConvGeometry:
         return out_h, out_w
 
 
+def unfold_columns(x: Tensor, geometry: ConvGeometry) -> Tensor:
+    """im2col of ``x`` (N, C, H, W) with explicit zero padding: (N, C*kh*kw, H_out*W_out)."""
+    top, bottom, left, right = geometry.padding
+    padded = F.pad(x, (left, right, top, bottom))
+    return F.unfold(padded, geometry.kernel_size, dilation=geometry.dilation, stride=geometry.stride)
+
+
 def conv_quotients(weight: Tensor, thresholds: Tensor, config: UnITConfig) -> Tensor:
     """``tau[w] = approx(T, |w|)`` for every weight (``+inf`` where ``w == 0``), shape of ``weight``."""
     out_channels = weight.shape[0]
@@ -131,34 +138,29 @@ def conv_reference(x: Tensor, weight: Tensor, bias: Tensor | None, tau: Tensor, 
     group_out = out_channels // groups
     out_h, out_w = geometry.output_size(height, width)
     positions = out_h * out_w
-    top, bottom, left, right = geometry.padding
-    padded = F.pad(x, (left, right, top, bottom))
-    columns = F.unfold(padded, geometry.kernel_size, dilation=geometry.dilation, stride=geometry.stride)
     taps = group_in * geometry.kernel_size[0] * geometry.kernel_size[1]  # K: inputs per output
     weight_2d = weight.reshape(out_channels, taps)
     tau_2d = tau.reshape(out_channels, taps)
+    nonzero_per_tap = (weight_2d != 0).reshape(groups, group_out, taps).sum(dim=1)  # (groups, K)
 
-    y = x.new_zeros((batch, out_channels, positions))
+    y = x.new_empty((batch, out_channels, positions))
     executed = zero_activation = 0
     per_output_elements = max(1, taps * positions)
     outputs_per_chunk = max(1, min(group_out, config.chunk_elements // per_output_elements))
     samples_per_chunk = max(1, config.chunk_elements // (per_output_elements * outputs_per_chunk))
-    for g in range(groups):
-        group_columns = columns[:, g * taps:(g + 1) * taps, :]  # (N, K, L)
-        group_weight = weight_2d[g * group_out:(g + 1) * group_out]
-        group_tau = tau_2d[g * group_out:(g + 1) * group_out]
-        nonzero_per_tap = (group_weight != 0).sum(dim=0)  # (K,)
-        zero_taps = (group_columns == 0).sum(dim=(0, 2))  # (K,): zero activations (incl. padding) per tap
-        zero_activation += int((zero_taps * nonzero_per_tap).sum())
-        for n0 in range(0, batch, samples_per_chunk):
-            sample_columns = group_columns[n0:n0 + samples_per_chunk]
-            abs_columns = sample_columns.abs().unsqueeze(1)  # (n, 1, K, L)
+    for n0 in range(0, batch, samples_per_chunk):
+        samples = slice(n0, n0 + samples_per_chunk)
+        columns = unfold_columns(x[samples], geometry)  # (n, C*K, L), padding included as zeros
+        for g in range(groups):
+            group_columns = columns[:, g * taps:(g + 1) * taps, :]  # (n, K, L)
+            zero_taps = (group_columns == 0).sum(dim=(0, 2))  # zero activations (incl. padding) per tap
+            zero_activation += int((zero_taps * nonzero_per_tap[g]).sum())
+            abs_columns = group_columns.abs().unsqueeze(1)  # (n, 1, K, L)
             for o0 in range(0, group_out, outputs_per_chunk):
-                o1 = min(group_out, o0 + outputs_per_chunk)
-                keep = abs_columns > group_tau[o0:o1].unsqueeze(0).unsqueeze(-1)  # (n, o, K, L)
-                kept_inputs = sample_columns.unsqueeze(1) * keep
-                channel = slice(g * group_out + o0, g * group_out + o1)
-                y[n0:n0 + samples_per_chunk, channel] = torch.einsum("ok,nokl->nol", group_weight[o0:o1], kept_inputs)
+                outputs = slice(g * group_out + o0, g * group_out + min(group_out, o0 + outputs_per_chunk))
+                keep = abs_columns > tau_2d[outputs].unsqueeze(0).unsqueeze(-1)  # (n, o, K, L)
+                kept_inputs = group_columns.unsqueeze(1) * keep
+                y[samples, outputs] = torch.einsum("ok,nokl->nol", weight_2d[outputs], kept_inputs)
                 executed += int(keep.sum())
 
     if bias is not None:
