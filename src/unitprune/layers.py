@@ -186,8 +186,17 @@ class _UnITConvNd(UnITLayerMixin):
         self._record(counts)
         return y.squeeze(0) if unbatched else y
 
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", config: UnITConfig | None = None,
+                 device=None, dtype=None, name: str = "") -> None:
+        # the next class in the MRO after the mixins is nn.Conv1d / nn.Conv2d
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
+        self._init_conv(config, name)
+
     @classmethod
-    def _from_dense_conv(cls, module, config: UnITConfig | None, name: str):
+    def from_dense(cls, module: nn.Module, config: UnITConfig | None = None, name: str = ""):
+        """A UnIT twin holding ``module``'s parameters (the same Parameter objects unless pruned)."""
         _check_weight_dtype(module, name)
         layer = cls(module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
                     padding=module.padding, dilation=module.dilation, groups=module.groups,
@@ -199,55 +208,25 @@ class _UnITConvNd(UnITLayerMixin):
         layer.train(module.training)
         return layer
 
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            return super().forward(x)  # the plain torch convolution
+        return self._unit_forward(x)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._unit_repr()}"
+
 
 class UnITConv1d(_UnITConvNd, nn.Conv1d):
     """Conv1d where ``w * x`` is skipped iff ``|x| <= approx(T, |w|)``."""
 
     spatial_dims = 1
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", config: UnITConfig | None = None,
-                 device=None, dtype=None, name: str = "") -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
-        self._init_conv(config, name)
-
-    @classmethod
-    def from_dense(cls, module: nn.Conv1d, config: UnITConfig | None = None, name: str = "") -> "UnITConv1d":
-        return cls._from_dense_conv(module, config, name)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.training:
-            return nn.Conv1d.forward(self, x)
-        return self._unit_forward(x)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, {self._unit_repr()}"
-
 
 class UnITConv2d(_UnITConvNd, nn.Conv2d):
     """Conv2d where ``w * x`` is skipped iff ``|x| <= approx(T, |w|)``."""
 
     spatial_dims = 2
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", config: UnITConfig | None = None,
-                 device=None, dtype=None, name: str = "") -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                         groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
-        self._init_conv(config, name)
-
-    @classmethod
-    def from_dense(cls, module: nn.Conv2d, config: UnITConfig | None = None, name: str = "") -> "UnITConv2d":
-        return cls._from_dense_conv(module, config, name)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.training:
-            return nn.Conv2d.forward(self, x)
-        return self._unit_forward(x)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, {self._unit_repr()}"
 
 
 UNIT_LAYERS = (UnITLinear, UnITConv1d, UnITConv2d)
