@@ -1,0 +1,311 @@
+"""Training, evaluation and prediction for the Table-1 models on CPU.
+
+``train(model, splits, config)`` runs Adam on cross-entropy, evaluates validation accuracy after
+each epoch, stops early after ``config.patience`` epochs without improvement and restores the
+best weights (a real copy taken at the best epoch).
+
+Determinism: the only randomness during training is the order of training examples, drawn from
+a local ``torch.Generator`` seeded with ``config.seed`` (the global RNG is not touched). Weight
+initialisation is seeded separately by ``unitprune.models.build_model(name, seed=...)``. With the
+same initial weights, data and config, two runs on the same machine give identical weights.
+``torch.set_num_threads(config.num_threads)`` is applied for the duration of ``train`` and the
+previous value restored afterwards.
+
+With ``run_dir`` the run writes ``model.pt`` (final = best ``state_dict``), ``checkpoint_best.pt``
+(``{"state_dict", "optimizer", "epoch", "val_accuracy"}``, rewritten at each improvement) and
+``metadata.json`` (model, dataset, config, accuracies, history, versions, timestamps).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from .data.splits import DatasetSplits
+
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "predict"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`train`.
+
+    Attributes:
+        epochs: maximum number of passes over the training split.
+        batch_size: examples per optimisation step.
+        lr: Adam learning rate.
+        weight_decay: Adam (L2) weight decay.
+        patience: stop after this many epochs without a strictly better validation accuracy;
+            ``None`` disables early stopping.
+        restore_best: load the best-validation weights at the end (default ``True``).
+        seed: seed of the local generator that shuffles the training data.
+        num_threads: torch intra-op threads used while training.
+        progress: show tqdm progress bars.
+        eval_batch_size: batch size for validation / test evaluation.
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int | None = 5
+    restore_best: bool = True
+    seed: int = 0
+    num_threads: int = 2
+    progress: bool = True
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        if self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes:
+        best_val_accuracy: best validation accuracy in [0, 1].
+        best_epoch: 1-based epoch that reached it (weights restored from there if requested).
+        epochs_run: epochs actually run.
+        stopped_early: whether patience ran out before ``config.epochs``.
+        test_accuracy: accuracy of the final model on the test split (``None`` if it is empty).
+        history: one dict per epoch: ``epoch``, ``train_loss``, ``train_accuracy``,
+            ``val_accuracy``, ``seconds``.
+        wall_time_s: total training time in seconds.
+    """
+
+    best_val_accuracy: float
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    test_accuracy: float | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+def _batches(
+    data: Dataset | DataLoader, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(inputs, labels)`` batches; shuffled iff ``generator`` is given.
+
+    ``TensorDataset``s are sliced directly (fast); other datasets go through a ``DataLoader``.
+    A ``DataLoader`` is iterated as is.
+    """
+    if isinstance(data, DataLoader):
+        yield from data
+        return
+    if isinstance(data, TensorDataset):
+        x, y = data.tensors[0], data.tensors[1]
+        n = len(x)
+        order = torch.randperm(n, generator=generator) if generator is not None else None
+        for start in range(0, n, batch_size):
+            if order is None:
+                yield x[start : start + batch_size], y[start : start + batch_size]
+            else:
+                idx = order[start : start + batch_size]
+                yield x[idx], y[idx]
+        return
+    yield from DataLoader(data, batch_size=batch_size, shuffle=generator is not None, generator=generator)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: Dataset | DataLoader, batch_size: int = 256) -> torch.Tensor:
+    """Predicted class indices (int64, shape ``(N,)``) of ``model`` on ``data``.
+
+    Runs in eval mode under ``no_grad`` and restores the model's previous train/eval mode.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        preds = [model(x).argmax(dim=1) for x, _ in _batches(data, batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.int64)
+
+
+def evaluate(model: nn.Module, data: Dataset | DataLoader, batch_size: int = 256) -> float:
+    """Accuracy in [0, 1] of ``model`` on ``data`` (a dataset of ``(input, label)`` or a loader).
+
+    Runs in eval mode under ``no_grad`` and restores the model's previous train/eval mode.
+    Raises ``ValueError`` on an empty dataset.
+    """
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    try:
+        with torch.no_grad():
+            for x, y in _batches(data, batch_size):
+                correct += int((model(x).argmax(dim=1) == y).sum())
+                total += len(y)
+    finally:
+        model.train(was_training)
+    if total == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+    return correct / total
+
+
+def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Detached clones of all parameters and buffers (not views of the live tensors)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def train(
+    model: nn.Module,
+    splits: DatasetSplits,
+    config: TrainConfig | None = None,
+    run_dir: str | Path | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``splits.train`` with early stopping on ``splits.val`` accuracy.
+
+    Args:
+        model: any classifier mapping ``(B, *splits.input_shape)`` to ``(B, num_classes)``
+            logits; modified in place (left in eval mode, holding the best weights if
+            ``config.restore_best``).
+        splits: the dataset (see :mod:`unitprune.data`).
+        config: hyper-parameters (defaults: ``TrainConfig()``).
+        run_dir: if given, a folder (created) receiving ``model.pt``, ``checkpoint_best.pt`` and
+            ``metadata.json``.
+    """
+    config = config or TrainConfig()
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    if len(splits.train) == 0 or len(splits.val) == 0:
+        raise ValueError(f"{splits.name}: train and validation splits must be non-empty ({splits.sizes()})")
+
+    started_at = _utc_now()
+    t0 = time.perf_counter()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.num_threads)
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+
+    best_acc, best_epoch, best_state = -1.0, 0, None
+    history: list[dict[str, float]] = []
+    stale = 0
+    stopped_early = False
+    n_train = len(splits.train)
+    try:
+        epochs = tqdm(range(1, config.epochs + 1), desc=f"train {splits.name}", disable=not config.progress)
+        for epoch in epochs:
+            epoch_t0 = time.perf_counter()
+            model.train()
+            loss_sum, correct = 0.0, 0
+            n_batches = -(-n_train // config.batch_size)
+            batches = tqdm(_batches(splits.train, config.batch_size, generator), total=n_batches,
+                           desc=f"epoch {epoch}", leave=False, disable=not config.progress)
+            for x, y in batches:
+                optimizer.zero_grad(set_to_none=True)
+                logits = model(x)
+                loss = loss_fn(logits, y)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.item() * len(y)
+                correct += int((logits.argmax(dim=1) == y).sum())
+            val_acc = evaluate(model, splits.val, config.eval_batch_size)
+            record = {
+                "epoch": epoch,
+                "train_loss": loss_sum / n_train,
+                "train_accuracy": correct / n_train,
+                "val_accuracy": val_acc,
+                "seconds": time.perf_counter() - epoch_t0,
+            }
+            history.append(record)
+            epochs.set_postfix(loss=f"{record['train_loss']:.4f}", val=f"{val_acc:.4f}")
+            logger.info(
+                "epoch %d/%d loss %.4f train acc %.4f val acc %.4f (%.1f s)",
+                epoch, config.epochs, record["train_loss"], record["train_accuracy"], val_acc, record["seconds"],
+            )
+            if val_acc > best_acc:
+                best_acc, best_epoch, stale = val_acc, epoch, 0
+                best_state = _copy_state(model)
+                if run_dir is not None:
+                    torch.save(
+                        {"state_dict": best_state, "optimizer": copy.deepcopy(optimizer.state_dict()),
+                         "epoch": epoch, "val_accuracy": val_acc},
+                        run_dir / "checkpoint_best.pt",
+                    )
+            else:
+                stale += 1
+                if config.patience is not None and stale >= config.patience:
+                    stopped_early = epoch < config.epochs
+                    logger.info(
+                        "no improvement for %d epochs: stopping after epoch %d (best %.4f at epoch %d)",
+                        stale, epoch, best_acc, best_epoch,
+                    )
+                    break
+    finally:
+        torch.set_num_threads(previous_threads)
+
+    if config.restore_best and best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    test_acc = evaluate(model, splits.test, config.eval_batch_size) if len(splits.test) else None
+    result = TrainResult(
+        best_val_accuracy=best_acc,
+        best_epoch=best_epoch,
+        epochs_run=len(history),
+        stopped_early=stopped_early,
+        test_accuracy=test_acc,
+        history=history,
+        wall_time_s=time.perf_counter() - t0,
+    )
+    logger.info(
+        "trained %s on %s: best val %.4f (epoch %d), test %s, %.1f s",
+        getattr(model, "name", type(model).__name__), splits.name, best_acc, best_epoch,
+        "n/a" if test_acc is None else f"{test_acc:.4f}", result.wall_time_s,
+    )
+    if run_dir is not None:
+        _write_run(run_dir, model, splits, config, result, started_at)
+    return result
+
+
+def _write_run(
+    run_dir: Path, model: nn.Module, splits: DatasetSplits, config: TrainConfig,
+    result: TrainResult, started_at: str,
+) -> None:
+    torch.save(model.state_dict(), run_dir / "model.pt")
+    metadata: dict[str, Any] = {
+        "model": getattr(model, "name", type(model).__name__),
+        "model_class": type(model).__name__,
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "dataset": splits.name,
+        "dataset_sizes": splits.sizes(),
+        "input_shape": list(splits.input_shape),
+        "num_classes": splits.num_classes,
+        "normalization": splits.normalization,
+        "config": asdict(config),
+        "result": asdict(result),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "started_at": started_at,
+        "finished_at": _utc_now(),
+    }
+    (run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    logger.info("wrote %s", run_dir)
