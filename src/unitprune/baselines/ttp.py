@@ -1,0 +1,211 @@
+"""Train-time pruning (TTP): global unstructured L1 magnitude pruning with fine-tuning.
+
+The paper's TTP baseline (section 3.4) removes the weights with the smallest absolute values
+across the whole model. Here it is iterated to a sparsity schedule (e.g. 50% -> 70% -> 80% ->
+90%): at each step the globally smallest remaining weights of every Conv/Linear layer are masked
+with ``torch.nn.utils.prune.global_unstructured(..., prune.L1Unstructured)`` so that exactly
+``round(target * total_weights)`` weights are zero, then the model is fine-tuned with the masks
+active (pruned weights stay zero). After each step a deep copy is taken and made permanent with
+``prune.remove``: every returned model is an independent plain module with zeros in its weights.
+Biases are not pruned.
+
+Typical use::
+
+    steps = iterative_magnitude_pruning(model, splits, TTPConfig(schedule=(0.5, 0.7, 0.9)))
+    steps[-1].model  # 90% of the weights are exactly zero
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import torch.nn as nn
+import torch.nn.utils.prune as prune
+from torch.utils.data import TensorDataset
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PRUNABLE_TYPES", "TTPConfig", "TTPStep", "prunable_weights", "weight_sparsity",
+           "global_magnitude_prune", "make_permanent", "permanent_copy", "iterative_magnitude_pruning"]
+
+#: Layer types whose ``weight`` is pruned.
+PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+@dataclass(frozen=True)
+class TTPConfig:
+    """Iterative magnitude pruning schedule and fine-tuning settings.
+
+    Attributes:
+        schedule: increasing target sparsities in (0, 1): fraction of all prunable weights that
+            are zero after each step.
+        finetune_epochs: fine-tuning epochs after each pruning step (0: no fine-tuning).
+        lr: Adam learning rate of the fine-tuning.
+        batch_size: fine-tuning batch size.
+        seed: seed of the fine-tuning data order.
+        progress: show progress bars while fine-tuning.
+    """
+
+    schedule: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95)
+    finetune_epochs: int = 2
+    lr: float = 5e-4
+    batch_size: int = 64
+    seed: int = 0
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        schedule = tuple(float(s) for s in self.schedule)
+        object.__setattr__(self, "schedule", schedule)
+        if not schedule:
+            raise ValueError("TTPConfig.schedule must hold at least one sparsity")
+        if any(not (0.0 < s < 1.0) for s in schedule):
+            raise ValueError(f"TTPConfig.schedule: sparsities must be in (0, 1), got {schedule}")
+        if any(b <= a for a, b in zip(schedule, schedule[1:])):
+            raise ValueError(f"TTPConfig.schedule must be strictly increasing, got {schedule}")
+        if self.finetune_epochs < 0:
+            raise ValueError(f"TTPConfig.finetune_epochs must be >= 0, got {self.finetune_epochs}")
+
+
+@dataclass
+class TTPStep:
+    """One point of the schedule.
+
+    Attributes:
+        target_sparsity: the scheduled sparsity.
+        sparsity: measured fraction of zero prunable weights of ``model``.
+        model: an independent copy, pruning made permanent (plain layers with zero weights).
+        val_accuracy: validation accuracy after fine-tuning (``None`` if not measured).
+    """
+
+    target_sparsity: float
+    sparsity: float
+    model: nn.Module
+    val_accuracy: float | None = None
+
+
+def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """``(module, "weight")`` for every Linear/Conv1d/Conv2d of ``model``."""
+    return [(module, "weight") for module in model.modules() if isinstance(module, PRUNABLE_TYPES)]
+
+
+def weight_sparsity(model: nn.Module) -> float:
+    """Fraction of exactly-zero weights among all prunable weights (effective weights if masked)."""
+    zeros = total = 0
+    for module, name in prunable_weights(model):
+        weight = getattr(module, name)
+        zeros += int((weight == 0).sum())
+        total += weight.numel()
+    if total == 0:
+        raise ValueError(f"{type(model).__name__} has no Linear/Conv1d/Conv2d weights to prune")
+    return zeros / total
+
+
+def _masked_count(model: nn.Module) -> int:
+    """Weights currently masked by torch.nn.utils.prune (0 for unpruned modules)."""
+    count = 0
+    for module, name in prunable_weights(model):
+        mask = getattr(module, name + "_mask", None)
+        if mask is not None:
+            count += int((mask == 0).sum())
+    return count
+
+
+def global_magnitude_prune(model: nn.Module, sparsity: float) -> nn.Module:
+    """Mask the globally smallest-|w| weights of ``model`` (in place) so that exactly
+    ``round(sparsity * total)`` prunable weights are masked.
+
+    Works incrementally: on an already pruned model only the additional weights needed are
+    masked (the existing masks are kept). The ``torch.nn.utils.prune`` reparametrisation stays
+    active (``weight_orig`` / ``weight_mask``), so fine-tuning keeps pruned weights at zero; call
+    :func:`make_permanent` or :func:`permanent_copy` afterwards.
+    """
+    if not (0.0 <= sparsity < 1.0):
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    parameters = prunable_weights(model)
+    if not parameters:
+        raise ValueError(f"{type(model).__name__} has no Linear/Conv1d/Conv2d weights to prune")
+    total = sum(getattr(module, name).numel() for module, name in parameters)
+    target = round(sparsity * total)
+    already = _masked_count(model)
+    if target < already:
+        raise ValueError(f"cannot lower sparsity: {already} weights already masked, target is {target}")
+    # amount is relative to the still unmasked weights when masks exist (PruningContainer).
+    prune.global_unstructured(parameters, pruning_method=prune.L1Unstructured, amount=target - already)
+    logger.info("TTP: %d / %d weights masked (%.2f%%)", target, total, 100.0 * target / total)
+    return model
+
+
+def make_permanent(model: nn.Module) -> nn.Module:
+    """Remove the pruning reparametrisation in place: ``weight`` becomes a plain Parameter
+    holding ``weight_orig * weight_mask``."""
+    for module, name in prunable_weights(model):
+        if prune.is_pruned(module) and hasattr(module, name + "_mask"):
+            prune.remove(module, name)
+    return model
+
+
+def permanent_copy(model: nn.Module) -> nn.Module:
+    """An independent deep copy of ``model`` with pruning made permanent (``model`` is unchanged)."""
+    _detach_masked_weights(model)
+    return make_permanent(copy.deepcopy(model))
+
+
+def _detach_masked_weights(model: nn.Module) -> None:
+    """Replace each pruned module's computed ``weight`` (``weight_orig * weight_mask``, a non-leaf
+    tensor that ``copy.deepcopy`` refuses) by a detached value. torch's pruning hook recomputes it
+    from ``weight_orig`` and ``weight_mask`` at the next forward pass, so nothing changes."""
+    for module, name in prunable_weights(model):
+        original = getattr(module, name + "_orig", None)
+        mask = getattr(module, name + "_mask", None)
+        if original is not None and mask is not None:
+            setattr(module, name, (original * mask).detach())
+
+
+def iterative_magnitude_pruning(model: nn.Module, splits=None, config: TTPConfig | None = None
+                                ) -> list[TTPStep]:
+    """Prune ``model`` along ``config.schedule``, fine-tuning after each step.
+
+    Args:
+        model: the trained dense model; it is not modified (a working copy is pruned).
+        splits: a :class:`unitprune.data.DatasetSplits` used for fine-tuning on ``.train`` with
+            early stopping on ``.val`` (:func:`unitprune.training.train`). ``None`` only when
+            ``config.finetune_epochs == 0``.
+        config: the schedule and fine-tuning settings.
+
+    Returns:
+        One :class:`TTPStep` per scheduled sparsity, each holding its own permanent copy.
+    """
+    from ..training import TrainConfig, evaluate, train  # local: training imports data loaders
+
+    config = config or TTPConfig()
+    if config.finetune_epochs > 0 and splits is None:
+        raise ValueError("iterative_magnitude_pruning: fine-tuning needs training data (splits)")
+    if splits is not None:
+        splits = _without_test(splits)
+    working = permanent_copy(model)  # also accepts a model that is already pruned
+    steps: list[TTPStep] = []
+    for target in config.schedule:
+        global_magnitude_prune(working, target)
+        val_accuracy = None
+        if config.finetune_epochs > 0:
+            result = train(working, splits, TrainConfig(
+                epochs=config.finetune_epochs, lr=config.lr, batch_size=config.batch_size, patience=None,
+                seed=config.seed, progress=config.progress))
+            val_accuracy = result.best_val_accuracy
+        elif splits is not None:
+            val_accuracy = evaluate(working, splits.val)
+        snapshot = permanent_copy(working)
+        steps.append(TTPStep(target_sparsity=target, sparsity=weight_sparsity(snapshot), model=snapshot,
+                             val_accuracy=val_accuracy))
+        logger.info("TTP step %.0f%%: sparsity %.4f, val accuracy %s", 100 * target, steps[-1].sparsity,
+                    "n/a" if val_accuracy is None else f"{val_accuracy:.4f}")
+    return steps
+
+
+def _without_test(splits):
+    """The same splits with an empty test set: fine-tuning must never look at test data."""
+    x, y = splits.test.tensors[0], splits.test.tensors[1]
+    return dataclasses.replace(splits, test=TensorDataset(x[:0], y[:0]))

@@ -1,0 +1,55 @@
+"""``accuracy_vs_macs.png``: accuracy drop vs remaining MACs per method (the paper's Figure 5 style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["plot_accuracy_vs_macs"]
+
+_STYLE = {  # method: (color, marker)
+    "unpruned": ("black", "*"),
+    "ttp": ("tab:red", "s"),
+    "fatrelu": ("tab:orange", "^"),
+    "unit-exact": ("tab:blue", "o"),
+    "unit-bitshift": ("tab:cyan", "v"),
+    "unit-bintree": ("tab:olive", "x"),
+    "unit-bitmask": ("tab:purple", "D"),
+    "ttp+unit": ("tab:brown", "P"),
+    "fatrelu+unit": ("tab:pink", "X"),
+    "unit-autotuned": ("tab:green", "*"),
+}
+
+
+def plot_accuracy_vs_macs(results: dict, path: Path) -> None:
+    """Write the figure for a ``results.json`` document to ``path`` (PNG)."""
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    for method, records in results["methods"].items():
+        if not records:
+            continue
+        color, marker = _STYLE.get(method, (None, "o"))
+        ordered = sorted(records, key=lambda r: r["macs_remaining_fraction"], reverse=True)
+        xs = [100.0 * r["macs_remaining_fraction"] for r in ordered]
+        ys = [r["accuracy_drop"] for r in ordered]
+        single = len(records) == 1
+        ax.plot(xs, ys, color=color, marker=marker, linestyle="none" if single else "-",
+                markersize=13 if marker == "*" else 6, linewidth=1.3, label=method, zorder=3 if single else 2)
+    budget = results.get("budget_points")
+    if budget is not None:
+        ax.axhline(budget, color="gray", linestyle="--", linewidth=0.9, label=f"{budget:g}-point budget")
+    ax.axhline(0.0, color="black", linewidth=0.6)
+    ax.set_xlabel("remaining MACs (% of dense, test set)")
+    ax.set_ylabel("accuracy drop vs unpruned (points, test set)")
+    ax.set_title(f"{results['model']} on {results['dataset']}: accuracy drop vs remaining MACs")
+    ax.invert_xaxis()  # more pruning to the right
+    ax.grid(True, alpha=0.3)
+    top = max((r["accuracy_drop"] for records in results["methods"].values() for r in records), default=1.0)
+    ax.set_ylim(bottom=min(-0.5, ax.get_ylim()[0]), top=min(max(top, (budget or 1.0) * 2) + 0.5, 15.0))
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
