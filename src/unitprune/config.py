@@ -32,7 +32,7 @@ class UnITConfig:
     percentile: float = 20.0
     group_size: int | None = None
     shift_start: int | None = None
-    backend: str = "torch"
+    backend: str = "auto"
     chunk_elements: int = 1 << 23
     check_finite: bool = True
 

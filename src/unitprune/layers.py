@@ -35,6 +35,7 @@ class UnITLayerMixin:
         self.config = config if config is not None else UnITConfig()
         self.unit_name = name or type(self).__name__
         self.mac_counts = MacCounts()
+        self._backend_cache = backends.new_cache()  # preprocessed weights of the C kernels
         groups = self.config.num_groups(out_channels)
         self.register_buffer("threshold", torch.zeros(groups, dtype=torch.float32, device=self.weight.device))
 
@@ -118,7 +119,8 @@ class UnITLinear(UnITLayerMixin, nn.Linear):
         if self.training:
             return F.linear(x, self.weight, self.bias)
         self._check_input(x, tuple(range(1, 9)), -1, self.in_features, "(*, in_features)")
-        y, counts = backends.linear(x, self.weight, self.bias, self._checked_thresholds(), self.config)
+        y, counts = backends.linear(x, self.weight, self.bias, self._checked_thresholds(), self.config,
+                                    cache=getattr(self, "_backend_cache", None))
         self._record(counts)
         return y
 
@@ -180,7 +182,8 @@ class _UnITConvNd(UnITLayerMixin):
         weight = self.weight if self.spatial_dims == 2 else self.weight.unsqueeze(2)
         tau = self.quotients()
         tau = tau if self.spatial_dims == 2 else tau.unsqueeze(2)
-        y, counts = backends.conv(batch, weight, self.bias, tau, self.geometry(), self.config)
+        y, counts = backends.conv(batch, weight, self.bias, tau, self.geometry(), self.config,
+                                  cache=getattr(self, "_backend_cache", None))
         if self.spatial_dims == 1:
             y = y.squeeze(2)
         self._record(counts)

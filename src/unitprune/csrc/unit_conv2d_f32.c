@@ -1,0 +1,308 @@
+/* unit_conv2d_f32.c -- UnIT 2-D convolution (see unit_kernels.h; design in docs/kernels.md).
+ *
+ * Per sample, threshold-independent bookkeeping first, per input channel c:
+ *   1. compact the nonzero activations (value, column) row by row, track min/max |x|;
+ *   2. count, with a strided prefix-sum table, the nonzero activations under every kernel tap:
+ *      this gives zero_activation (and the connections with both operands nonzero) exactly.
+ * Then one of three paths, chosen per channel:
+ *   - every activation <= the smallest tau of the channel: everything is skipped, nothing to do;
+ *   - every nonzero activation > the largest tau and few zeros: nothing is skipped by the
+ *     threshold, the dense direct loop is the fastest exact computation;
+ *   - otherwise activation-stationary: each nonzero activation x is broadcast over the "row" of
+ *     lanes (kernel column, output channel) it feeds. A row is skipped whole when |x| <= its
+ *     smallest tau, added without tests when |x| > its largest tau, and otherwise added through
+ *     a branch-free mask |x| > tau[lane] (integer compare of float bits) that also counts.
+ *     Lanes are contiguous in the HWC accumulator when stride_x == dilation_x == 1; otherwise
+ *     every kernel tap is its own run of out_channels/groups lanes. */
+#include "unit_internal.h"
+
+/* Nonzero activations on the lattice rows {a, a+sy, .., b} x columns {c, c+sx, .., d}. */
+static int64_t unit__lattice_sum(const int32_t *lattice, int32_t width, int32_t sy, int32_t sx, int32_t a,
+                                 int32_t b, int32_t c, int32_t d) {
+    int64_t sum = lattice[b * width + d];
+    if (a - sy >= 0) {
+        sum -= lattice[(a - sy) * width + d];
+    }
+    if (c - sx >= 0) {
+        sum -= lattice[b * width + c - sx];
+    }
+    if (a - sy >= 0 && c - sx >= 0) {
+        sum += lattice[(a - sy) * width + c - sx];
+    }
+    return sum;
+}
+
+/* Valid (kernel index, output index) pairs of every input position along one axis. */
+static void unit__axis_taps(int32_t size, int32_t out_size, int32_t kernel, int32_t stride, int32_t dilation,
+                            int32_t pad, int32_t *taps, int32_t *k_list, int32_t *o_list) {
+    int32_t i, k;
+    for (i = 0; i < size; i++) {
+        int32_t n = 0;
+        for (k = 0; k < kernel; k++) {
+            int32_t a = i + pad - k * dilation;
+            if (a >= 0 && a % stride == 0 && a / stride < out_size) {
+                k_list[i * kernel + n] = k;
+                o_list[i * kernel + n] = a / stride;
+                n++;
+            }
+        }
+        taps[i] = n;
+    }
+}
+
+/* Scratch arrays of one call. */
+typedef struct {
+    float *accumulator;
+    float *values;
+    int32_t *columns;
+    int32_t *row_start;
+    int32_t *lattice;
+    int32_t *row_taps, *row_ky, *row_oy;
+    int32_t *col_taps, *col_kx, *col_ox;
+} unit__conv2d_work;
+
+/* Activation-stationary path of input channel c into the HWC accumulator; returns executed. */
+static int64_t unit__conv2d_channel_sparse(const unit_conv2d_params *p, int32_t out_width, int32_t group_out,
+                                           int32_t c, const unit_conv2d_plan *plan, const unit__conv2d_work *work) {
+    const int32_t kh = p->kernel_height, kw = p->kernel_width;
+    const int32_t row_lanes = kw * group_out;
+    const int32_t contiguous = p->stride_x == 1 && p->dilation_x == 1;
+    int64_t executed = 0;
+    int32_t iy, e, j, q;
+    for (iy = 0; iy < p->in_height; iy++) {
+        const int32_t taps_y = work->row_taps[iy];
+        const int32_t *ky_list = work->row_ky + iy * kh;
+        const int32_t *oy_list = work->row_oy + iy * kh;
+        if (taps_y == 0) {
+            continue;
+        }
+        for (e = work->row_start[iy]; e < work->row_start[iy + 1]; e++) {
+            const float xv = work->values[e];
+            const int32_t ix = work->columns[e];
+            const int32_t abs_bits = (int32_t)(unit__f32_bits(xv) & UNIT__ABS_MASK);
+            const int32_t taps_x = work->col_taps[ix];
+            const int32_t *kx_list = work->col_kx + ix * kw;
+            const int32_t *ox_list = work->col_ox + ix * kw;
+            if (taps_x == 0) {
+                continue;
+            }
+            if (contiguous) {
+                /* Lanes of kernel columns kx_lo..kx_hi are contiguous, in the accumulator too. */
+                const int32_t kx_lo = kx_list[0], kx_hi = kx_list[taps_x - 1];
+                const int32_t lane_lo = (kw - 1 - kx_hi) * group_out;
+                const int32_t lanes = (kx_hi - kx_lo + 1) * group_out;
+                const int32_t ox_first = ox_list[taps_x - 1]; /* output column of kx_hi */
+                for (j = 0; j < taps_y; j++) {
+                    const int32_t row = c * kh + ky_list[j];
+                    const int32_t *stats = plan->row_stats + row * (kw + 3);
+                    float *acc;
+                    if (abs_bits <= stats[0]) {
+                        continue;
+                    }
+                    acc = work->accumulator + (oy_list[j] * out_width + ox_first) * group_out;
+                    if (abs_bits > stats[1]) {
+                        unit__axpy(acc, plan->lane_weight + row * row_lanes + lane_lo, xv, lanes);
+                        executed += stats[2 + kw - kx_lo] - stats[2 + kw - 1 - kx_hi];
+                    } else {
+                        executed += unit__axpy_keep_above_tau(acc, plan->lane_weight + row * row_lanes + lane_lo,
+                                                              plan->lane_tau + row * row_lanes + lane_lo, xv,
+                                                              abs_bits, lanes);
+                    }
+                }
+            } else {
+                for (j = 0; j < taps_y; j++) {
+                    const int32_t row = c * kh + ky_list[j];
+                    float *acc_row = work->accumulator + oy_list[j] * out_width * group_out;
+                    if (abs_bits <= plan->row_stats[row * (kw + 3)]) {
+                        continue;
+                    }
+                    for (q = 0; q < taps_x; q++) {
+                        const int32_t tap = row * kw + kw - 1 - kx_list[q];
+                        const int32_t *stats = plan->tap_stats + tap * 3;
+                        float *acc = acc_row + ox_list[q] * group_out;
+                        if (abs_bits <= stats[0]) {
+                            continue;
+                        }
+                        if (abs_bits > stats[1]) {
+                            unit__axpy(acc, plan->lane_weight + tap * group_out, xv, group_out);
+                            executed += stats[2];
+                        } else {
+                            executed += unit__axpy_keep_above_tau(acc, plan->lane_weight + tap * group_out,
+                                                                  plan->lane_tau + tap * group_out, xv, abs_bits,
+                                                                  group_out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return executed;
+}
+
+int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan *plan, const float *x,
+                        const float *weight, const float *bias, float *y, void *scratch, int32_t scratch_bytes,
+                        unit_counts *counts) {
+    const unit_conv2d_params *p = params;
+    int32_t out_height, out_width, positions, pixels, group_in, group_out, kh, kw;
+    int32_t n, g, cl, c, iy, ix, ky, kx, o, i;
+    int64_t nonzero_weights = 0, zero_activation = 0, executed = 0, dense, weights_total;
+    unit__conv2d_scratch layout;
+    unit__conv2d_work work;
+    char *base = (char *)scratch;
+    if (unit__conv2d_geometry(p, &out_height, &out_width) != UNIT_OK || plan == 0 || counts == 0) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    unit__conv2d_scratch_layout(p, out_height, out_width, &layout);
+    if (scratch == 0 || (int64_t)scratch_bytes < layout.total) {
+        return UNIT_ERR_SCRATCH;
+    }
+    work.accumulator = (float *)(void *)(base + layout.accumulator);
+    work.values = (float *)(void *)(base + layout.values);
+    work.columns = (int32_t *)(void *)(base + layout.columns);
+    work.row_start = (int32_t *)(void *)(base + layout.row_start);
+    work.lattice = (int32_t *)(void *)(base + layout.lattice);
+    work.row_taps = (int32_t *)(void *)(base + layout.row_taps);
+    work.row_ky = (int32_t *)(void *)(base + layout.row_ky);
+    work.row_oy = (int32_t *)(void *)(base + layout.row_oy);
+    work.col_taps = (int32_t *)(void *)(base + layout.col_taps);
+    work.col_kx = (int32_t *)(void *)(base + layout.col_kx);
+    work.col_ox = (int32_t *)(void *)(base + layout.col_ox);
+
+    kh = p->kernel_height;
+    kw = p->kernel_width;
+    positions = out_height * out_width;
+    pixels = p->in_height * p->in_width;
+    group_in = p->in_channels / p->groups;
+    group_out = p->out_channels / p->groups;
+    unit__axis_taps(p->in_height, out_height, kh, p->stride_y, p->dilation_y, p->pad_top, work.row_taps, work.row_ky,
+                    work.row_oy);
+    unit__axis_taps(p->in_width, out_width, kw, p->stride_x, p->dilation_x, p->pad_left, work.col_taps, work.col_kx,
+                    work.col_ox);
+    for (i = 0; i < p->in_channels * kh * kw; i++) {
+        nonzero_weights += plan->tap_stats[i * 3 + 2];
+    }
+
+    for (n = 0; n < p->batch; n++) {
+        for (g = 0; g < p->groups; g++) {
+            float *y_group = y + (n * p->out_channels + g * group_out) * positions;
+            int32_t accumulator_used = 0;
+            for (i = 0; i < group_out * positions; i++) {
+                y_group[i] = 0.0f;
+            }
+            for (cl = 0; cl < group_in; cl++) {
+                const float *x_channel;
+                const int32_t *channel_stats;
+                int32_t count = 0;
+                int32_t min_bits = (int32_t)UNIT__INF_BITS, max_bits = 0;
+                int64_t both_nonzero = 0;
+                c = g * group_in + cl;
+                x_channel = x + (n * p->in_channels + c) * pixels;
+                channel_stats = plan->channel_stats + 2 * c;
+
+                /* 1. Compact the nonzero activations, row by row (branch-free). */
+                for (iy = 0; iy < p->in_height; iy++) {
+                    work.row_start[iy] = count;
+                    for (ix = 0; ix < p->in_width; ix++) {
+                        float xv = x_channel[iy * p->in_width + ix];
+                        int32_t bits = (int32_t)(unit__f32_bits(xv) & UNIT__ABS_MASK);
+                        int32_t nonzero = bits != 0;
+                        work.values[count] = xv;
+                        work.columns[count] = ix;
+                        count += nonzero;
+                        work.lattice[iy * p->in_width + ix] = nonzero;
+                        min_bits = (nonzero && bits < min_bits) ? bits : min_bits;
+                        max_bits = bits > max_bits ? bits : max_bits;
+                    }
+                }
+                work.row_start[p->in_height] = count;
+
+                /* 2. Nonzero activations under each tap -> zero_activation, both-nonzero connections. */
+                if (count > 0) {
+                    for (iy = 0; iy < p->in_height; iy++) {
+                        int32_t *row = work.lattice + iy * p->in_width;
+                        for (ix = p->stride_x; ix < p->in_width; ix++) {
+                            row[ix] += row[ix - p->stride_x];
+                        }
+                        if (iy >= p->stride_y) {
+                            const int32_t *above = row - p->stride_y * p->in_width;
+                            for (ix = 0; ix < p->in_width; ix++) {
+                                row[ix] += above[ix];
+                            }
+                        }
+                    }
+                }
+                for (ky = 0; ky < kh; ky++) {
+                    int32_t oy_lo, oy_hi;
+                    unit__tap_range(ky, p->in_height, out_height, p->stride_y, p->dilation_y, p->pad_top, &oy_lo,
+                                    &oy_hi);
+                    for (kx = 0; kx < kw; kx++) {
+                        int32_t ox_lo, ox_hi;
+                        int64_t nonzero_w = plan->tap_stats[((c * kh + ky) * kw + kw - 1 - kx) * 3 + 2];
+                        int64_t under = 0;
+                        if (nonzero_w == 0) {
+                            continue;
+                        }
+                        unit__tap_range(kx, p->in_width, out_width, p->stride_x, p->dilation_x, p->pad_left,
+                                        &ox_lo, &ox_hi);
+                        if (count > 0 && oy_lo <= oy_hi && ox_lo <= ox_hi) {
+                            under = unit__lattice_sum(
+                                work.lattice, p->in_width, p->stride_y, p->stride_x,
+                                oy_lo * p->stride_y + ky * p->dilation_y - p->pad_top,
+                                oy_hi * p->stride_y + ky * p->dilation_y - p->pad_top,
+                                ox_lo * p->stride_x + kx * p->dilation_x - p->pad_left,
+                                ox_hi * p->stride_x + kx * p->dilation_x - p->pad_left);
+                        }
+                        both_nonzero += nonzero_w * under;
+                        zero_activation += nonzero_w * (positions - under);
+                    }
+                }
+
+                /* 3. Pick the path. */
+                if (count == 0 || max_bits <= channel_stats[0]) {
+                    continue; /* nothing kept */
+                }
+                if (min_bits > channel_stats[1] &&
+                    (int64_t)count * UNIT__DENSE_DEN >= (int64_t)pixels * UNIT__DENSE_NUM) {
+                    executed += both_nonzero; /* nothing skipped by the threshold */
+                    unit__conv2d_dense_channel(p, out_height, out_width, x_channel,
+                                               weight + ((g * group_out) * group_in + cl) * kh * kw,
+                                               group_in * kh * kw, group_out, y_group, 1);
+                    continue;
+                }
+                if (!accumulator_used) {
+                    for (i = 0; i < positions * group_out; i++) {
+                        work.accumulator[i] = 0.0f;
+                    }
+                    accumulator_used = 1;
+                }
+                executed += unit__conv2d_channel_sparse(p, out_width, group_out, c, plan, &work);
+            }
+
+            /* 4. y (NCHW) += accumulator (HWC) + bias. */
+            for (o = 0; o < group_out; o++) {
+                float *plane = y_group + o * positions;
+                float b = bias != 0 ? bias[g * group_out + o] : 0.0f;
+                if (accumulator_used) {
+                    for (i = 0; i < positions; i++) {
+                        plane[i] += work.accumulator[i * group_out + o] + b;
+                    }
+                } else if (bias != 0) {
+                    for (i = 0; i < positions; i++) {
+                        plane[i] += b;
+                    }
+                }
+            }
+        }
+    }
+
+    weights_total = (int64_t)p->out_channels * group_in * kh * kw;
+    dense = (int64_t)p->batch * positions * weights_total;
+    counts->dense = dense;
+    counts->zero_weight = (int64_t)p->batch * positions * (weights_total - nonzero_weights);
+    counts->zero_activation = zero_activation;
+    counts->executed = executed;
+    counts->threshold = dense - counts->zero_weight - zero_activation - executed;
+    counts->compares = (int64_t)p->batch * positions * nonzero_weights;
+    counts->divisions = 0;
+    return UNIT_OK;
+}

@@ -1,0 +1,361 @@
+/*
+ * unit_internal.h -- private helpers shared by the unit_*.c files (not part of the public API).
+ *
+ * Everything here is `static inline` and prefixed `unit__`. Float values are handled through
+ * their IEEE-754 bit patterns (memcpy, no type-punning through pointers), so no libm is needed.
+ */
+#ifndef UNIT_INTERNAL_H
+#define UNIT_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "unit_kernels.h"
+
+#define UNIT__ABS_MASK 0x7FFFFFFFUL
+#define UNIT__INF_BITS ((uint32_t)UNIT_F32_INF_BITS)
+
+/* Cost model of the host (SIMD) build: a scattered multiply-add costs about UNIT__SCATTER_COST
+ * lanes of a vectorised masked loop; a channel whose activations are at least
+ * UNIT__DENSE_NUM/UNIT__DENSE_DEN nonzero runs the dense direct loop when nothing in it is
+ * skipped by the threshold. On MCUs (UNIT_SKIP_BRANCH) there is no SIMD: scatter always wins over
+ * testing every lane, and skipping zeros always wins over multiplying them. */
+#if defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH
+#define UNIT__SCATTER_COST 1
+#define UNIT__DENSE_NUM 1
+#define UNIT__DENSE_DEN 1
+#else
+#define UNIT__SCATTER_COST 4
+#define UNIT__DENSE_NUM 3
+#define UNIT__DENSE_DEN 4
+#endif
+
+static inline uint32_t unit__f32_bits(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+static inline float unit__bits_f32(uint32_t bits) {
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+/* e(v) of a positive finite float given by its bits: 2**(e-1) <= v < 2**e (frexp's exponent). */
+static inline int32_t unit__exponent(uint32_t bits) {
+    int32_t field = (int32_t)((bits >> 23) & 0xFFUL);
+    uint32_t mantissa;
+    int32_t length = 0;
+    if (field != 0) {
+        return field - 126;
+    }
+    mantissa = bits & 0x7FFFFFUL; /* subnormal: v = mantissa * 2**-149 */
+    while (mantissa != 0) {
+        length++;
+        mantissa >>= 1;
+    }
+    return length - 149;
+}
+
+/* Bits of the float32 2**p: +inf above 2**127, 0 below 2**-149, subnormal in between. */
+static inline uint32_t unit__pow2_bits(int32_t p) {
+    if (p > 127) {
+        return UNIT__INF_BITS;
+    }
+    if (p < -149) {
+        return 0;
+    }
+    if (p >= -126) {
+        return (uint32_t)(p + 127) << 23;
+    }
+    return (uint32_t)1 << (p + 149);
+}
+
+/* Bits of v * 2**k for a finite v >= 0 given by its bits, rounded once to nearest-even
+ * (overflow gives +inf, underflow gives a subnormal or 0): the exact float32 ldexp. */
+static inline uint32_t unit__scale_pow2_bits(uint32_t bits, int32_t k) {
+    int32_t field = (int32_t)((bits >> 23) & 0xFFUL);
+    uint32_t mantissa = bits & 0x7FFFFFUL;
+    int32_t exponent; /* value = mantissa * 2**exponent, mantissa in [2**23, 2**24) */
+    int32_t new_field;
+    int32_t shift;
+    uint32_t quotient, remainder, half;
+    if (bits == 0) {
+        return 0;
+    }
+    if (k > 400) {
+        k = 400; /* saturates anyway: the value is at least 2**-149 */
+    } else if (k < -400) {
+        k = -400; /* rounds to 0 anyway: the value is below 2**128 */
+    }
+    if (field == 0) {
+        exponent = -149;
+        while (mantissa < 0x800000UL) {
+            mantissa <<= 1;
+            exponent--;
+        }
+    } else {
+        mantissa |= 0x800000UL;
+        exponent = field - 150;
+    }
+    new_field = exponent + k + 150;
+    if (new_field >= 255) {
+        return UNIT__INF_BITS;
+    }
+    if (new_field >= 1) {
+        return ((uint32_t)new_field << 23) | (mantissa & 0x7FFFFFUL);
+    }
+    shift = 1 - new_field; /* subnormal result: mantissa * 2**-shift units of 2**-149 */
+    if (shift > 25) {
+        return 0;
+    }
+    quotient = mantissa >> shift;
+    remainder = mantissa & (((uint32_t)1 << shift) - 1);
+    half = (uint32_t)1 << (shift - 1);
+    if (remainder > half || (remainder == half && (quotient & 1))) {
+        quotient++;
+    }
+    return quotient;
+}
+
+/* Bits of approx(T, c) (docs/semantics.md) for T >= 0 finite and control bits of c >= 0 finite. */
+static inline uint32_t unit__approx_bits(int32_t method, float threshold, uint32_t control_bits,
+                                         int32_t shift_start) {
+    uint32_t threshold_bits = unit__f32_bits(threshold) & UNIT__ABS_MASK;
+    int32_t n;
+    control_bits &= UNIT__ABS_MASK;
+    if (control_bits == 0) {
+        return UNIT__INF_BITS;
+    }
+    if (threshold_bits == 0) {
+        return 0;
+    }
+    switch (method) {
+    case UNIT_APPROX_EXACT:
+        return unit__f32_bits(unit__bits_f32(threshold_bits) / unit__bits_f32(control_bits));
+    case UNIT_APPROX_BITSHIFT:
+    case UNIT_APPROX_BINTREE:
+        n = unit__exponent(control_bits);
+        if (n < shift_start) {
+            n = shift_start;
+        }
+        return unit__scale_pow2_bits(threshold_bits, -n);
+    case UNIT_APPROX_BITMASK:
+        return unit__pow2_bits(unit__exponent(threshold_bits) - unit__exponent(control_bits));
+    default:
+        return UNIT__INF_BITS;
+    }
+}
+
+static inline int32_t unit__method_valid(int32_t method) {
+    return method >= UNIT_APPROX_EXACT && method <= UNIT_APPROX_BITMASK;
+}
+
+/* floor(a / b) and ceil(a / b) for b > 0 and any sign of a. */
+static inline int32_t unit__floor_div(int32_t a, int32_t b) {
+    int32_t q = a / b;
+    if (a % b != 0 && a < 0) {
+        q--;
+    }
+    return q;
+}
+
+static inline int32_t unit__ceil_div(int32_t a, int32_t b) {
+    return -unit__floor_div(-a, b);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Lane loops: the inner loops of every kernel                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+/* acc[l] += w[l] * x for l in [0, n): every lane kept. */
+static inline void unit__axpy(float *restrict acc, const float *restrict w, float x, int32_t n) {
+    int32_t l;
+    for (l = 0; l < n; l++) {
+        acc[l] += w[l] * x;
+    }
+}
+
+/* acc[l] += w[l*stride] * x for l in [0, n) (strided operand, the dense convolution's row). */
+static inline void unit__axpy_strided(float *restrict acc, const float *restrict w, int32_t stride, float x,
+                                      int32_t n) {
+    int32_t l;
+    if (stride == 1) {
+        unit__axpy(acc, w, x, n);
+        return;
+    }
+    for (l = 0; l < n; l++) {
+        acc[l] += w[l * stride] * x;
+    }
+}
+
+/* Convolution lanes: keep lane l iff |x| > tau[l] (abs_x_bits and tau are float bit patterns
+ * of non-negative floats); returns the number of kept lanes. */
+static inline int32_t unit__axpy_keep_above_tau(float *restrict acc, const float *restrict w,
+                                                const int32_t *restrict tau, float x, int32_t abs_x_bits,
+                                                int32_t n) {
+    int32_t kept = 0;
+    int32_t l;
+#if defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH
+    for (l = 0; l < n; l++) {
+        if (abs_x_bits > tau[l]) {
+            acc[l] += w[l] * x;
+            kept++;
+        }
+    }
+#else
+    for (l = 0; l < n; l++) {
+        float product = w[l] * x;
+        int32_t keep = abs_x_bits > tau[l];
+        uint32_t bits = unit__f32_bits(product) & (uint32_t)(-keep);
+        acc[l] += unit__bits_f32(bits);
+        kept += keep;
+    }
+#endif
+    return kept;
+}
+
+/* Linear lanes: keep lane l iff |w[l]| > t (t_bits: bits of the non-negative quotient). */
+static inline void unit__axpy_keep_weight_above(float *restrict acc, const float *restrict w, float x,
+                                                int32_t t_bits, int32_t n) {
+    int32_t l;
+#if defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH
+    for (l = 0; l < n; l++) {
+        if ((int32_t)(unit__f32_bits(w[l]) & UNIT__ABS_MASK) > t_bits) {
+            acc[l] += w[l] * x;
+        }
+    }
+#else
+    for (l = 0; l < n; l++) {
+        float product = w[l] * x;
+        int32_t keep = (int32_t)(unit__f32_bits(w[l]) & UNIT__ABS_MASK) > t_bits;
+        uint32_t bits = unit__f32_bits(product) & (uint32_t)(-keep);
+        acc[l] += unit__bits_f32(bits);
+    }
+#endif
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Convolution geometry                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Checks every field of params against its documented range and computes the output size. */
+static inline int32_t unit__conv2d_geometry(const unit_conv2d_params *p, int32_t *out_height,
+                                            int32_t *out_width) {
+    int32_t span_y, span_x;
+    if (p == 0 || p->batch < 0 || p->in_channels < 1 || p->in_height < 1 || p->in_width < 1 ||
+        p->out_channels < 1 || p->kernel_height < 1 || p->kernel_width < 1 || p->stride_y < 1 ||
+        p->stride_x < 1 || p->dilation_y < 1 || p->dilation_x < 1 || p->pad_top < 0 || p->pad_bottom < 0 ||
+        p->pad_left < 0 || p->pad_right < 0 || p->groups < 1 || p->in_channels % p->groups != 0 ||
+        p->out_channels % p->groups != 0) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    span_y = p->in_height + p->pad_top + p->pad_bottom - p->dilation_y * (p->kernel_height - 1) - 1;
+    span_x = p->in_width + p->pad_left + p->pad_right - p->dilation_x * (p->kernel_width - 1) - 1;
+    if (span_y < 0 || span_x < 0) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    *out_height = span_y / p->stride_y + 1;
+    *out_width = span_x / p->stride_x + 1;
+    return UNIT_OK;
+}
+
+/* Valid output range [lo, hi] along one axis for kernel index k: the outputs whose input
+ * position o*stride + k*dilation - pad lies inside [0, size). lo > hi when there is none. */
+static inline void unit__tap_range(int32_t k, int32_t size, int32_t out_size, int32_t stride, int32_t dilation,
+                                   int32_t pad, int32_t *lo, int32_t *hi) {
+    int32_t first = unit__ceil_div(pad - k * dilation, stride);
+    int32_t last = unit__floor_div(size - 1 + pad - k * dilation, stride);
+    *lo = first > 0 ? first : 0;
+    *hi = last < out_size - 1 ? last : out_size - 1;
+}
+
+/* One (sample, input channel) of a dense convolution: for each of the group's `group_out`
+ * outputs and each kernel tap, y_plane[o][oy][ox] += w * x at the tap's valid positions.
+ * x_channel is [H][W], weight points at weight[o0][c_local][0][0] (OIHW, stride between outputs
+ * `weight_step`), y_planes at y[n][o0][0][0]. Zero weights are skipped when skip_zero_weights. */
+static inline void unit__conv2d_dense_channel(const unit_conv2d_params *p, int32_t out_height, int32_t out_width,
+                                              const float *x_channel, const float *weight, int32_t weight_step,
+                                              int32_t group_out, float *y_planes, int32_t skip_zero_weights) {
+    int32_t o, ky, kx, oy;
+    int32_t planes = out_height * out_width;
+    for (o = 0; o < group_out; o++) {
+        const float *w_o = weight + o * weight_step;
+        float *y_plane = y_planes + o * planes;
+        for (ky = 0; ky < p->kernel_height; ky++) {
+            int32_t oy_lo, oy_hi;
+            unit__tap_range(ky, p->in_height, out_height, p->stride_y, p->dilation_y, p->pad_top, &oy_lo, &oy_hi);
+            for (kx = 0; kx < p->kernel_width; kx++) {
+                int32_t ox_lo, ox_hi;
+                float w = w_o[ky * p->kernel_width + kx];
+                if (skip_zero_weights && w == 0.0f) {
+                    continue;
+                }
+                unit__tap_range(kx, p->in_width, out_width, p->stride_x, p->dilation_x, p->pad_left, &ox_lo, &ox_hi);
+                if (ox_lo > ox_hi) {
+                    continue;
+                }
+                for (oy = oy_lo; oy <= oy_hi; oy++) {
+                    int32_t iy = oy * p->stride_y + ky * p->dilation_y - p->pad_top;
+                    int32_t ix = ox_lo * p->stride_x + kx * p->dilation_x - p->pad_left;
+                    unit__axpy_strided(y_plane + oy * out_width + ox_lo, x_channel + iy * p->in_width + ix,
+                                       p->stride_x, w, ox_hi - ox_lo + 1);
+                }
+            }
+        }
+    }
+}
+
+/* Byte offsets of the parts of unit_conv2d_f32's scratch (each part 16-byte aligned relative
+ * to the start of scratch); `total` is the size unit_conv2d_f32_scratch_size reports. */
+typedef struct {
+    int64_t accumulator;   /* float [OH*OW][Og]: HWC accumulator of one (sample, group) */
+    int64_t values;        /* float [H*W]: nonzero activations of one channel, row-major order */
+    int64_t columns;       /* int32 [H*W]: their column ix */
+    int64_t row_start;     /* int32 [H+1]: first entry of each input row in values/columns */
+    int64_t lattice;       /* int32 [H*W]: strided prefix counts of nonzero activations */
+    int64_t row_taps;      /* int32 [H]: number of valid kernel rows of each input row */
+    int64_t row_ky;        /* int32 [H][KH]: valid kernel rows ky, ascending */
+    int64_t row_oy;        /* int32 [H][KH]: their output row oy */
+    int64_t col_taps;      /* int32 [W]: number of valid kernel columns of each input column */
+    int64_t col_kx;        /* int32 [W][KW]: valid kernel columns kx, ascending */
+    int64_t col_ox;        /* int32 [W][KW]: their output column ox */
+    int64_t total;
+} unit__conv2d_scratch;
+
+static inline int64_t unit__align16(int64_t bytes) {
+    return (bytes + 15) / 16 * 16;
+}
+
+static inline void unit__conv2d_scratch_layout(const unit_conv2d_params *p, int32_t out_height, int32_t out_width,
+                                               unit__conv2d_scratch *s) {
+    int64_t h = p->in_height, w = p->in_width, kh = p->kernel_height, kw = p->kernel_width;
+    int64_t pixels = h * w;
+    int64_t offset = 0;
+    s->accumulator = offset;
+    offset += unit__align16(4 * (int64_t)out_height * out_width * (p->out_channels / p->groups));
+    s->values = offset;
+    offset += unit__align16(4 * pixels);
+    s->columns = offset;
+    offset += unit__align16(4 * pixels);
+    s->row_start = offset;
+    offset += unit__align16(4 * (h + 1));
+    s->lattice = offset;
+    offset += unit__align16(4 * pixels);
+    s->row_taps = offset;
+    offset += unit__align16(4 * h);
+    s->row_ky = offset;
+    offset += unit__align16(4 * h * kh);
+    s->row_oy = offset;
+    offset += unit__align16(4 * h * kh);
+    s->col_taps = offset;
+    offset += unit__align16(4 * w);
+    s->col_kx = offset;
+    offset += unit__align16(4 * w * kw);
+    s->col_ox = offset;
+    offset += unit__align16(4 * w * kw);
+    s->total = offset;
+}
+
+#endif /* UNIT_INTERNAL_H */

@@ -1,0 +1,264 @@
+/*
+ * unit_kernels.h -- UnIT (unstructured inference-time pruning) kernels, float32, C99.
+ *
+ * The one public header of unitprune's C kernels. Every function, parameter, range and memory
+ * layout the kernels use is documented here. The semantics (what is skipped, what is counted)
+ * are those of docs/semantics.md; the design (why the loops look the way they do) is in
+ * docs/kernels.md.
+ *
+ * Portability rules followed by every .c file of this directory:
+ *   - C99, no malloc: memory a kernel needs beyond its inputs/outputs is passed in by the
+ *     caller as `scratch` (size from the matching *_scratch_size function);
+ *   - fixed-width integer types: sizes and indices are int32_t (16-bit `int` MCUs such as AVR
+ *     and MSP430 are fine), counters are int64_t;
+ *   - no libm: powers of two are built from IEEE-754 bit patterns, not ldexp;
+ *   - every public symbol starts with `unit_`, private helpers with `unit__` (unit_internal.h).
+ *
+ * Memory layouts are row-major (C order) and match PyTorch's contiguous tensors unless stated.
+ * Pointers marked "may be NULL" are optional; all other pointers must be valid.
+ * Status codes: UNIT_OK (0) on success, a negative UNIT_ERR_* code otherwise; on error nothing
+ * is written to the outputs.
+ *
+ * Build option: define UNIT_SKIP_BRANCH=1 on targets without SIMD (MCUs) so that a skipped
+ * connection is skipped with a branch around the multiply; by default (hosts) the partially kept
+ * lane loops are branch-free selects that compilers vectorise. Both give identical results.
+ */
+#ifndef UNIT_KERNELS_H
+#define UNIT_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Common definitions                                                                        */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Division approximations (docs/semantics.md, "Division approximations"). */
+#define UNIT_APPROX_EXACT 0    /* T / c, one IEEE float32 division */
+#define UNIT_APPROX_BITSHIFT 1 /* T * 2**-n, n = max(e(c), shift_start), rounded once */
+#define UNIT_APPROX_BINTREE 2  /* same result as BITSHIFT (on the host the same code path) */
+#define UNIT_APPROX_BITMASK 3  /* 2**(E(T) - E(c)) from the IEEE-754 exponent fields */
+
+/* `shift_start` value meaning "no coarse start". Any value <= -148 behaves the same, because
+ * e(c) >= -148 for every positive float32 c. */
+#define UNIT_SHIFT_START_NONE (-32768L)
+
+#define UNIT_OK 0
+#define UNIT_ERR_ARGUMENT (-1) /* a size/geometry/method argument is out of its documented range */
+#define UNIT_ERR_SCRATCH (-2)  /* scratch is NULL or smaller than the *_scratch_size result */
+
+/* Version of this header's API/ABI (struct layouts, signatures); unit_kernels_version() returns
+ * the value the library was compiled with, so a host can detect a stale build. */
+#define UNIT_KERNELS_VERSION 1L
+
+/* Bit pattern of float32 +infinity: a quotient that skips every connection. */
+#define UNIT_F32_INF_BITS 0x7F800000L
+
+/* MAC counters of one kernel call, summed over all rows/samples (docs/semantics.md,
+ * "MAC accounting"). dense == zero_weight + zero_activation + threshold + executed. */
+typedef struct {
+    int64_t dense;           /* connections of the dense layer */
+    int64_t zero_weight;     /* weight == 0 */
+    int64_t zero_activation; /* activation == 0 (padding included), weight != 0 */
+    int64_t threshold;       /* both nonzero, skipped by the UnIT test */
+    int64_t executed;        /* kept and multiplied */
+    int64_t compares;        /* skip tests performed (semantics.md definition) */
+    int64_t divisions;       /* quotients computed at inference time */
+} unit_counts;
+
+/* unit_kernels_version: UNIT_KERNELS_VERSION of the compiled library. */
+int32_t unit_kernels_version(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Division approximations                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/* unit_approx_f32: the quotient approx(T, c) of docs/semantics.md, as a float32.
+ *   method       UNIT_APPROX_* (an unknown method returns +inf).
+ *   threshold    T, finite, >= 0.
+ *   control      c = |C|, finite, >= 0. c == 0 gives +inf (a zero operand skips everything).
+ *   shift_start  coarse start of BITSHIFT/BINTREE (n = max(e(c), shift_start)); pass
+ *                UNIT_SHIFT_START_NONE for none. Ignored by EXACT and BITMASK.
+ * T == 0 gives 0. Results beyond float32's range saturate to +inf, results below the smallest
+ * subnormal round to 0 (round-to-nearest-even, bit-identical to unitprune.approx). */
+float unit_approx_f32(int32_t method, float threshold, float control, int32_t shift_start);
+
+/* unit_approx_f32_array: out[i] = unit_approx_f32(method, threshold[i], control[i], shift_start)
+ * for i in [0, n). n >= 0. Used by the tests to compare with the Python approximations. */
+void unit_approx_f32_array(int32_t method, const float *threshold, const float *control,
+                           int32_t shift_start, float *out, int32_t n);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Linear: y = W x + b, control term = activation x[i]                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Preprocessed (static) form of a weight matrix W of shape [out][in]; built once per weight by
+ * the host (unitprune.kernels.LinearPlan) or offline for firmware.
+ *
+ * Threshold groups: output j belongs to group j / group_size; num_groups = ceil(out / group_size)
+ * (group_size = out_features for one threshold per layer).
+ *
+ *   in_features, out_features  >= 1.
+ *   group_size                 in [1, out_features].
+ *   num_groups                 ceil(out_features / group_size).
+ *   weight_t       [in][out] float: W transposed, weight_t[i*out + j] = W[j][i].
+ *   sorted_weight  [in*out] float: for segment s = i*num_groups + g, the NONZERO weights
+ *                  W[j][i] of the outputs j of group g, sorted by |W[j][i]| descending, stored
+ *                  at [segment_start[s], segment_start[s+1]). Entries after the last segment are
+ *                  unused.
+ *   sorted_output  [in*out] int32: the output index j of each sorted_weight entry.
+ *   segment_start  [in*num_groups + 1] int32, non-decreasing, segment_start[0] = 0.
+ *   column_nonzero [in] int32: number of nonzero weights in column i (all groups).
+ *   nonzero_weights  number of nonzero weights in W.
+ */
+typedef struct {
+    int32_t in_features;
+    int32_t out_features;
+    int32_t group_size;
+    int32_t num_groups;
+    const float *weight_t;
+    const float *sorted_weight;
+    const int32_t *sorted_output;
+    const int32_t *segment_start;
+    const int32_t *column_nonzero;
+    int64_t nonzero_weights;
+} unit_linear_plan;
+
+/* unit_linear_f32: UnIT linear layer.
+ *   plan        preprocessed weights (above).
+ *   x           [rows][in] float, finite.
+ *   rows        >= 0 (number of samples; every sample is one row).
+ *   bias        [out] float, may be NULL.
+ *   thresholds  [num_groups] float, finite, >= 0.
+ *   method, shift_start  the division approximation (see unit_approx_f32).
+ *   y           [rows][out] float, written (must not alias x).
+ *   counts      written with the counters of this call.
+ * Connection W[j][i]*x[i] is kept iff |W[j][i]| > approx(T[group(j)], |x[i]|); one quotient per
+ * nonzero input and threshold group. Needs no scratch. */
+int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t rows, const float *bias,
+                        const float *thresholds, int32_t method, int32_t shift_start, float *y,
+                        unit_counts *counts);
+
+/* unit_linear_dense_f32: plain dense linear layer (the benchmark baseline), every MAC executed.
+ *   x [rows][in], weight_t [in][out] (W transposed, as in unit_linear_plan), bias [out] or NULL,
+ *   y [rows][out]. rows >= 0, in >= 1, out >= 1. */
+int32_t unit_linear_dense_f32(const float *x, int32_t rows, int32_t in_features, int32_t out_features,
+                              const float *weight_t, const float *bias, float *y);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Conv2d (Conv1d is a Conv2d with height 1), control term = weight                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Geometry of a 2-D convolution, NCHW input x[batch][in_channels][in_height][in_width] and
+ * OIHW weight[out_channels][in_channels/groups][kernel_height][kernel_width].
+ * Output y[batch][out_channels][out_height][out_width] with
+ *   out_height = (in_height + pad_top + pad_bottom - dilation_y*(kernel_height-1) - 1) / stride_y + 1
+ *   out_width  = (in_width + pad_left + pad_right - dilation_x*(kernel_width-1) - 1) / stride_x + 1
+ * Ranges: batch >= 0; channels, sizes, kernel sizes, strides, dilations, groups >= 1;
+ * paddings >= 0; groups divides in_channels and out_channels; out_height, out_width >= 1. */
+typedef struct {
+    int32_t batch;
+    int32_t in_channels;
+    int32_t in_height;
+    int32_t in_width;
+    int32_t out_channels;
+    int32_t kernel_height;
+    int32_t kernel_width;
+    int32_t stride_y;
+    int32_t stride_x;
+    int32_t dilation_y;
+    int32_t dilation_x;
+    int32_t pad_top;
+    int32_t pad_bottom;
+    int32_t pad_left;
+    int32_t pad_right;
+    int32_t groups;
+} unit_conv2d_params;
+
+/* Preprocessed (static) form of a convolution's weights and per-weight quotients
+ * tau[o][c][ky][kx] = approx(T[group(o)], |w|) (+inf where w == 0); built once per weight and
+ * threshold by the host (unitprune.kernels.ConvPlan) or offline for firmware.
+ *
+ * Notation: C = in_channels, KH/KW = kernel size, Og = out_channels / groups (outputs of one
+ * group), kx' = KW-1-kx (kernel columns stored REVERSED), and for input channel c (group
+ * g = c / (C/groups)) the "lanes" are the outputs o = g*Og + l, l in [0, Og).
+ * A "row" is (c, ky): its KW*Og lanes are contiguous, kx' major, l minor. A "tap" is (c, ky, kx).
+ * Tau values are stored as their float32 bit patterns (int32, all >= 0): for non-negative
+ * floats, a > b as floats iff bits(a) > bits(b) as integers.
+ * min/max statistics are taken over the NONZERO weights only; with none, min = UNIT_F32_INF_BITS
+ * and max = -1.
+ *
+ *   lane_weight    [C][KH][KW'][Og] float: weight[g*Og + l][c % (C/groups)][ky][KW-1-kx'].
+ *   lane_tau       [C][KH][KW'][Og] int32: bits of tau in the same layout; UNIT_F32_INF_BITS
+ *                  where the weight is 0.
+ *   tap_stats      [C][KH][KW'][3] int32: min tau bits, max tau bits, number of nonzero weights
+ *                  of the tap's Og lanes.
+ *   row_stats      [C][KH][2 + KW + 1] int32: min tau bits, max tau bits of the row, then the
+ *                  prefix counts P[k] = nonzero weights among kx' < k, k in [0, KW].
+ *   channel_stats  [C][2] int32: min tau bits, max tau bits over the channel's weights.
+ */
+typedef struct {
+    const float *lane_weight;
+    const int32_t *lane_tau;
+    const int32_t *tap_stats;
+    const int32_t *row_stats;
+    const int32_t *channel_stats;
+} unit_conv2d_plan;
+
+/* unit_conv2d_output_size: writes out_height and out_width of `params`; returns UNIT_OK or
+ * UNIT_ERR_ARGUMENT if a parameter is out of range or the output would be empty. */
+int32_t unit_conv2d_output_size(const unit_conv2d_params *params, int32_t *out_height, int32_t *out_width);
+
+/* unit_conv2d_f32_scratch_size: bytes of scratch unit_conv2d_f32 needs for `params` (the batch
+ * size does not matter), or a negative UNIT_ERR_* code. Formula, with OH/OW the output size,
+ * H/W the input size and every part rounded up to a multiple of 16 bytes:
+ *   4*OH*OW*Og (accumulator) + 8*H*W (nonzero activations and positions)
+ *   + 4*H*W (lattice counts) + 4*(H*(2*KH+1) + W*(2*KW+1)) (tap tables)
+ *   + 4*2*(KH + KW) (tap ranges) + 4*KH*KW (per-tap nonzero counts). */
+int32_t unit_conv2d_f32_scratch_size(const unit_conv2d_params *params);
+
+/* unit_conv2d_f32: UnIT convolution. Connection w*x is kept iff |x| > tau[w]; padding
+ * positions are zero activations; the bias is added to every output.
+ *   params         geometry (above).
+ *   plan           preprocessed weights and quotients (above) for the same geometry.
+ *   x              input, NCHW float, finite.
+ *   weight         OIHW float (the same weights the plan was built from; used by the dense
+ *                  sub-path of channels where nothing is skipped).
+ *   bias           [out_channels] float, may be NULL.
+ *   y              output, NCHW float, written (must not alias x).
+ *   scratch        scratch_bytes bytes, aligned to 4 bytes (16 recommended), not aliasing
+ *                  anything else; scratch_bytes >= unit_conv2d_f32_scratch_size(params).
+ *   counts         written with the counters of this call.
+ */
+int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan *plan, const float *x,
+                        const float *weight, const float *bias, float *y, void *scratch, int32_t scratch_bytes,
+                        unit_counts *counts);
+
+/* unit_conv2d_dense_f32: plain dense direct convolution (the benchmark baseline), every MAC
+ * executed, same arguments and layouts as unit_conv2d_f32 (no plan, no scratch). */
+int32_t unit_conv2d_dense_f32(const unit_conv2d_params *params, const float *x, const float *weight,
+                              const float *bias, float *y);
+
+/* unit_conv2d_quotients_f32: tau[o][c][ky][kx] = approx(T[o / group_size], |w|) for every
+ * weight (+inf where w == 0), the per-weight quotients of a UnIT convolution (computed once
+ * per threshold; offline on an MCU).
+ *   weight      [count] float (any layout whose leading index is the output channel o),
+ *               finite.
+ *   count       number of weights, >= 0; per_output = count / out_channels weights per output.
+ *   out_channels  >= 1 and divides count.
+ *   thresholds  [ceil(out_channels / group_size)] float, finite, >= 0.
+ *   group_size  in [1, out_channels].
+ *   method, shift_start  as in unit_approx_f32.
+ *   tau         [count] float, written. */
+int32_t unit_conv2d_quotients_f32(const float *weight, int32_t count, int32_t out_channels,
+                                  const float *thresholds, int32_t group_size, int32_t method,
+                                  int32_t shift_start, float *tau);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UNIT_KERNELS_H */
