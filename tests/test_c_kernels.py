@@ -111,7 +111,7 @@ def test_status_codes_name_bad_arguments_and_small_scratch():
     params.groups = 1
     size = lib.unit_conv2d_f32_scratch_size(ctypes.byref(params))
     assert size > 0 and size % 16 == 0
-    plan = kernels.CConv2dPlan()
+    plan = kernels.CConv2dPlan(row_lanes=12)  # kernel_width 3 x 4 outputs
     counts = kernels.CCounts()
     scratch = torch.empty(size, dtype=torch.uint8)
     status = lib.unit_conv2d_f32(ctypes.byref(params), ctypes.byref(plan), None, None, None, None,

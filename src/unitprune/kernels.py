@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .config import UnITConfig
@@ -41,12 +42,14 @@ __all__ = [
 ]
 
 #: ``UNIT_KERNELS_VERSION`` of the header this binding was written for.
-KERNELS_VERSION = 1
+KERNELS_VERSION = 2
 LIBRARY_STEM = "_unitkernels"
 APPROX_CODES = {"exact": 0, "bitshift": 1, "bintree": 2, "bitmask": 3}
 #: ``UNIT_SHIFT_START_NONE``: any shift start <= -148 means "none" for float32.
 SHIFT_START_NONE = -32768
 _INF_BITS = 0x7F800000
+#: Convolution lane rows are padded to a multiple of this many lanes (see unit_conv2d_plan.row_lanes).
+ROW_ALIGN = 4
 _COUNT_FIELDS = ("dense", "zero_weight", "zero_activation", "threshold", "executed", "compares", "divisions")
 
 
@@ -83,7 +86,7 @@ class CConv2dParams(ctypes.Structure):
 
 
 class CConv2dPlan(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_void_p) for name in (
+    _fields_ = [("row_lanes", ctypes.c_int32)] + [(name, ctypes.c_void_p) for name in (
         "lane_weight", "lane_tau", "tap_stats", "row_stats", "channel_stats")]
 
 
@@ -265,9 +268,10 @@ class ConvPlan:
             grouped = tensor.reshape(groups, group_out, group_in, kernel_h, kernel_w).permute(0, 2, 3, 4, 1)
             return grouped.flip(3).reshape(channels, kernel_h, kernel_w, group_out).contiguous()
 
-        lane_weight = lanes(weight)
-        nonzero = lane_weight != 0
-        tau_bits = torch.where(nonzero, _float_bits(lanes(tau)), torch.full_like(nonzero, _INF_BITS, dtype=torch.int32))
+        weight_lanes = lanes(weight)
+        nonzero = weight_lanes != 0
+        inf_bits = torch.full_like(nonzero, _INF_BITS, dtype=torch.int32)
+        tau_bits = torch.where(nonzero, _float_bits(lanes(tau)), inf_bits)
         high = torch.where(nonzero, tau_bits, torch.full_like(tau_bits, -1))
 
         def stats(dims: tuple[int, ...]) -> tuple[Tensor, Tensor]:
@@ -282,8 +286,13 @@ class ConvPlan:
         row_stats = torch.cat([row_min.unsqueeze(-1), row_max.unsqueeze(-1), prefix], dim=-1).contiguous()
         channel_min, channel_max = stats((1, 2, 3))
         channel_stats = torch.stack([channel_min, channel_max], dim=-1).contiguous()
-        arrays = (lane_weight, tau_bits.contiguous(), tap_stats, row_stats, channel_stats)
-        struct = CConv2dPlan(*(a.data_ptr() for a in arrays))
+        # Rows of KW*Og lanes, padded to a multiple of ROW_ALIGN with zero weights / +inf tau.
+        row_lanes = -(-kernel_w * group_out // ROW_ALIGN) * ROW_ALIGN
+        padding = row_lanes - kernel_w * group_out
+        lane_weight = F.pad(weight_lanes.reshape(channels, kernel_h, -1), (0, padding)).contiguous()
+        lane_tau = F.pad(tau_bits.reshape(channels, kernel_h, -1), (0, padding), value=_INF_BITS).contiguous()
+        arrays = (lane_weight, lane_tau, tap_stats, row_stats, channel_stats)
+        struct = CConv2dPlan(row_lanes, *(a.data_ptr() for a in arrays))
         return cls(key=(), arrays=(weight, tau) + arrays, struct=struct)
 
     def scratch_for(self, library: KernelLibrary, params: CConv2dParams) -> Tensor:

@@ -25,7 +25,7 @@ int32_t unit_conv2d_dense_f32(const unit_conv2d_params *params, const float *x, 
                 const float *x_channel = x + (n * p->in_channels + g * group_in + cl) * p->in_height * p->in_width;
                 const float *w = weight + ((g * group_out) * group_in + cl) * p->kernel_height * p->kernel_width;
                 unit__conv2d_dense_channel(p, out_height, out_width, x_channel, w,
-                                           group_in * p->kernel_height * p->kernel_width, group_out, y_group, 0);
+                                           group_in * p->kernel_height * p->kernel_width, group_out, y_group);
             }
             if (bias != 0) {
                 for (o = 0; o < group_out; o++) {

@@ -1,13 +1,13 @@
 /* unit_conv2d_f32.c -- UnIT 2-D convolution (see unit_kernels.h; design in docs/kernels.md).
  *
- * Per sample, threshold-independent bookkeeping first, per input channel c:
- *   1. compact the nonzero activations (value, column) row by row, track min/max |x|;
+ * Per sample and input channel c, threshold-independent bookkeeping first:
+ *   1. count the nonzero activations and their min/max |x|;
  *   2. count, with a strided prefix-sum table, the nonzero activations under every kernel tap:
  *      this gives zero_activation (and the connections with both operands nonzero) exactly.
  * Then one of three paths, chosen per channel:
  *   - every activation <= the smallest tau of the channel: everything is skipped, nothing to do;
- *   - every nonzero activation > the largest tau and few zeros: nothing is skipped by the
- *     threshold, the dense direct loop is the fastest exact computation;
+ *   - every nonzero activation > the largest tau and few zeros (cost model in unit_internal.h):
+ *     nothing is skipped by the threshold, the dense direct loop is the fastest exact computation;
  *   - otherwise activation-stationary: each nonzero activation x is broadcast over the "row" of
  *     lanes (kernel column, output channel) it feeds. A row is skipped whole when |x| <= its
  *     smallest tau, added without tests when |x| > its largest tau, and otherwise added through
@@ -61,11 +61,104 @@ typedef struct {
     int32_t *col_taps, *col_kx, *col_ox;
 } unit__conv2d_work;
 
+/* Number of nonzero activations of a channel and the min (over nonzero) / max of their |x| bits. */
+static int32_t unit__channel_stats(const float *x_channel, int32_t pixels, int32_t *min_bits, int32_t *max_bits) {
+    int32_t count = 0, low = (int32_t)UNIT__INF_BITS, high = 0, i;
+    for (i = 0; i < pixels; i++) {
+        int32_t bits = (int32_t)(unit__f32_bits(x_channel[i]) & UNIT__ABS_MASK);
+        count += bits != 0;
+        low = (bits != 0 && bits < low) ? bits : low;
+        high = bits > high ? bits : high;
+    }
+    *min_bits = low;
+    *max_bits = high;
+    return count;
+}
+
+/* Nonzero activations of a channel as (value, column) lists per input row (branch-free). Within
+ * a row, columns are visited in kernel_width interleaved passes (ix = r, r+KW, ...), so that
+ * consecutive activations of the sparse path update disjoint accumulator ranges. */
+static void unit__compact_channel(const unit_conv2d_params *p, const float *x_channel, const unit__conv2d_work *work) {
+    int32_t count = 0, iy, ix, phase;
+    for (iy = 0; iy < p->in_height; iy++) {
+        const float *x_row = x_channel + iy * p->in_width;
+        work->row_start[iy] = count;
+        for (phase = 0; phase < p->kernel_width && phase < p->in_width; phase++) {
+            for (ix = phase; ix < p->in_width; ix += p->kernel_width) {
+                float xv = x_row[ix];
+                work->values[count] = xv;
+                work->columns[count] = ix;
+                count += (unit__f32_bits(xv) & UNIT__ABS_MASK) != 0;
+            }
+        }
+    }
+    work->row_start[p->in_height] = count;
+}
+
+/* For input channel c holding `count` nonzero activations: adds to *zero_activation the
+ * connections (nonzero weight, zero or padded activation) and returns the connections with both
+ * operands nonzero. Counts per kernel tap with a strided prefix-sum table (built in `lattice`)
+ * unless the channel is all zero or all nonzero. */
+static int64_t unit__count_channel(const unit_conv2d_params *p, int32_t out_height, int32_t out_width,
+                                   const unit_conv2d_plan *plan, int32_t c, const float *x_channel, int32_t count,
+                                   int32_t *lattice, int64_t *zero_activation) {
+    const int32_t kh = p->kernel_height, kw = p->kernel_width, width = p->in_width;
+    const int32_t positions = out_height * out_width;
+    const int32_t full = count == p->in_height * width;
+    int64_t both_nonzero = 0;
+    int32_t iy, ix, ky, kx;
+    if (count > 0 && !full) {
+        for (iy = 0; iy < p->in_height; iy++) {
+            int32_t *row = lattice + iy * width;
+            for (ix = 0; ix < width; ix++) {
+                row[ix] = (unit__f32_bits(x_channel[iy * width + ix]) & UNIT__ABS_MASK) != 0;
+            }
+            for (ix = p->stride_x; ix < width; ix++) {
+                row[ix] += row[ix - p->stride_x];
+            }
+            if (iy >= p->stride_y) {
+                const int32_t *above = row - p->stride_y * width;
+                for (ix = 0; ix < width; ix++) {
+                    row[ix] += above[ix];
+                }
+            }
+        }
+    }
+    for (ky = 0; ky < kh; ky++) {
+        int32_t oy_lo, oy_hi;
+        unit__tap_range(ky, p->in_height, out_height, p->stride_y, p->dilation_y, p->pad_top, &oy_lo, &oy_hi);
+        for (kx = 0; kx < kw; kx++) {
+            int32_t ox_lo, ox_hi;
+            int64_t nonzero_w = plan->tap_stats[((c * kh + ky) * kw + kw - 1 - kx) * 3 + 2];
+            int64_t under = 0; /* nonzero activations under the tap */
+            if (nonzero_w == 0) {
+                continue;
+            }
+            unit__tap_range(kx, width, out_width, p->stride_x, p->dilation_x, p->pad_left, &ox_lo, &ox_hi);
+            if (count > 0 && oy_lo <= oy_hi && ox_lo <= ox_hi) {
+                if (full) {
+                    under = (int64_t)(oy_hi - oy_lo + 1) * (ox_hi - ox_lo + 1);
+                } else {
+                    under = unit__lattice_sum(lattice, width, p->stride_y, p->stride_x,
+                                              oy_lo * p->stride_y + ky * p->dilation_y - p->pad_top,
+                                              oy_hi * p->stride_y + ky * p->dilation_y - p->pad_top,
+                                              ox_lo * p->stride_x + kx * p->dilation_x - p->pad_left,
+                                              ox_hi * p->stride_x + kx * p->dilation_x - p->pad_left);
+                }
+            }
+            both_nonzero += nonzero_w * under;
+            *zero_activation += nonzero_w * (positions - under);
+        }
+    }
+    return both_nonzero;
+}
+
 /* Activation-stationary path of input channel c into the HWC accumulator; returns executed. */
 static int64_t unit__conv2d_channel_sparse(const unit_conv2d_params *p, int32_t out_width, int32_t group_out,
                                            int32_t c, const unit_conv2d_plan *plan, const unit__conv2d_work *work) {
     const int32_t kh = p->kernel_height, kw = p->kernel_width;
-    const int32_t row_lanes = kw * group_out;
+    const int32_t row_lanes = plan->row_lanes;
+    const int32_t padded_rows = row_lanes % 4 == 0 && row_lanes - kw * group_out < 4;
     const int32_t contiguous = p->stride_x == 1 && p->dilation_x == 1;
     int64_t executed = 0;
     int32_t iy, e, j, q;
@@ -101,7 +194,11 @@ static int64_t unit__conv2d_channel_sparse(const unit_conv2d_params *p, int32_t 
                     }
                     acc = work->accumulator + (oy_list[j] * out_width + ox_first) * group_out;
                     if (abs_bits > stats[1]) {
-                        unit__axpy(acc, plan->lane_weight + row * row_lanes + lane_lo, xv, lanes);
+                        if (padded_rows && taps_x == kw) { /* whole row incl. padding lanes (zeros) */
+                            unit__axpy_blocks4(acc, plan->lane_weight + row * row_lanes, xv, row_lanes);
+                        } else {
+                            unit__axpy(acc, plan->lane_weight + row * row_lanes + lane_lo, xv, lanes);
+                        }
                         executed += stats[2 + kw - kx_lo] - stats[2 + kw - 1 - kx_hi];
                     } else {
                         executed += unit__axpy_keep_above_tau(acc, plan->lane_weight + row * row_lanes + lane_lo,
@@ -118,18 +215,18 @@ static int64_t unit__conv2d_channel_sparse(const unit_conv2d_params *p, int32_t 
                     }
                     for (q = 0; q < taps_x; q++) {
                         const int32_t tap = row * kw + kw - 1 - kx_list[q];
+                        const int32_t lane = row * row_lanes + (kw - 1 - kx_list[q]) * group_out;
                         const int32_t *stats = plan->tap_stats + tap * 3;
                         float *acc = acc_row + ox_list[q] * group_out;
                         if (abs_bits <= stats[0]) {
                             continue;
                         }
                         if (abs_bits > stats[1]) {
-                            unit__axpy(acc, plan->lane_weight + tap * group_out, xv, group_out);
+                            unit__axpy(acc, plan->lane_weight + lane, xv, group_out);
                             executed += stats[2];
                         } else {
-                            executed += unit__axpy_keep_above_tau(acc, plan->lane_weight + tap * group_out,
-                                                                  plan->lane_tau + tap * group_out, xv, abs_bits,
-                                                                  group_out);
+                            executed += unit__axpy_keep_above_tau(acc, plan->lane_weight + lane, plan->lane_tau + lane,
+                                                                  xv, abs_bits, group_out);
                         }
                     }
                 }
@@ -144,12 +241,13 @@ int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan
                         unit_counts *counts) {
     const unit_conv2d_params *p = params;
     int32_t out_height, out_width, positions, pixels, group_in, group_out, kh, kw;
-    int32_t n, g, cl, c, iy, ix, ky, kx, o, i;
+    int32_t n, g, cl, o, i;
     int64_t nonzero_weights = 0, zero_activation = 0, executed = 0, dense, weights_total;
     unit__conv2d_scratch layout;
     unit__conv2d_work work;
     char *base = (char *)scratch;
-    if (unit__conv2d_geometry(p, &out_height, &out_width) != UNIT_OK || plan == 0 || counts == 0) {
+    if (unit__conv2d_geometry(p, &out_height, &out_width) != UNIT_OK || plan == 0 || counts == 0 ||
+        plan->row_lanes < p->kernel_width * (p->out_channels / p->groups)) {
         return UNIT_ERR_ARGUMENT;
     }
     unit__conv2d_scratch_layout(p, out_height, out_width, &layout);
@@ -190,95 +288,37 @@ int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan
                 y_group[i] = 0.0f;
             }
             for (cl = 0; cl < group_in; cl++) {
-                const float *x_channel;
-                const int32_t *channel_stats;
-                int32_t count = 0;
-                int32_t min_bits = (int32_t)UNIT__INF_BITS, max_bits = 0;
-                int64_t both_nonzero = 0;
-                c = g * group_in + cl;
-                x_channel = x + (n * p->in_channels + c) * pixels;
-                channel_stats = plan->channel_stats + 2 * c;
-
-                /* 1. Compact the nonzero activations, row by row (branch-free). */
-                for (iy = 0; iy < p->in_height; iy++) {
-                    work.row_start[iy] = count;
-                    for (ix = 0; ix < p->in_width; ix++) {
-                        float xv = x_channel[iy * p->in_width + ix];
-                        int32_t bits = (int32_t)(unit__f32_bits(xv) & UNIT__ABS_MASK);
-                        int32_t nonzero = bits != 0;
-                        work.values[count] = xv;
-                        work.columns[count] = ix;
-                        count += nonzero;
-                        work.lattice[iy * p->in_width + ix] = nonzero;
-                        min_bits = (nonzero && bits < min_bits) ? bits : min_bits;
-                        max_bits = bits > max_bits ? bits : max_bits;
-                    }
-                }
-                work.row_start[p->in_height] = count;
-
-                /* 2. Nonzero activations under each tap -> zero_activation, both-nonzero connections. */
-                if (count > 0) {
-                    for (iy = 0; iy < p->in_height; iy++) {
-                        int32_t *row = work.lattice + iy * p->in_width;
-                        for (ix = p->stride_x; ix < p->in_width; ix++) {
-                            row[ix] += row[ix - p->stride_x];
-                        }
-                        if (iy >= p->stride_y) {
-                            const int32_t *above = row - p->stride_y * p->in_width;
-                            for (ix = 0; ix < p->in_width; ix++) {
-                                row[ix] += above[ix];
-                            }
-                        }
-                    }
-                }
-                for (ky = 0; ky < kh; ky++) {
-                    int32_t oy_lo, oy_hi;
-                    unit__tap_range(ky, p->in_height, out_height, p->stride_y, p->dilation_y, p->pad_top, &oy_lo,
-                                    &oy_hi);
-                    for (kx = 0; kx < kw; kx++) {
-                        int32_t ox_lo, ox_hi;
-                        int64_t nonzero_w = plan->tap_stats[((c * kh + ky) * kw + kw - 1 - kx) * 3 + 2];
-                        int64_t under = 0;
-                        if (nonzero_w == 0) {
-                            continue;
-                        }
-                        unit__tap_range(kx, p->in_width, out_width, p->stride_x, p->dilation_x, p->pad_left,
-                                        &ox_lo, &ox_hi);
-                        if (count > 0 && oy_lo <= oy_hi && ox_lo <= ox_hi) {
-                            under = unit__lattice_sum(
-                                work.lattice, p->in_width, p->stride_y, p->stride_x,
-                                oy_lo * p->stride_y + ky * p->dilation_y - p->pad_top,
-                                oy_hi * p->stride_y + ky * p->dilation_y - p->pad_top,
-                                ox_lo * p->stride_x + kx * p->dilation_x - p->pad_left,
-                                ox_hi * p->stride_x + kx * p->dilation_x - p->pad_left);
-                        }
-                        both_nonzero += nonzero_w * under;
-                        zero_activation += nonzero_w * (positions - under);
-                    }
-                }
-
-                /* 3. Pick the path. */
+                const int32_t c = g * group_in + cl;
+                const float *x_channel = x + (n * p->in_channels + c) * pixels;
+                const int32_t *channel_stats = plan->channel_stats + 2 * c;
+                int32_t min_bits, max_bits;
+                int32_t count = unit__channel_stats(x_channel, pixels, &min_bits, &max_bits);
+                int64_t both_nonzero = unit__count_channel(p, out_height, out_width, plan, c, x_channel, count,
+                                                           work.lattice, &zero_activation);
                 if (count == 0 || max_bits <= channel_stats[0]) {
-                    continue; /* nothing kept */
+                    continue; /* every connection is skipped: nothing to compute */
                 }
                 if (min_bits > channel_stats[1] &&
-                    (int64_t)count * UNIT__DENSE_DEN >= (int64_t)pixels * UNIT__DENSE_NUM) {
-                    executed += both_nonzero; /* nothing skipped by the threshold */
+                    (int64_t)count * (plan->row_lanes + UNIT__RUN_OVERHEAD) >= (int64_t)pixels * plan->row_lanes) {
+                    /* Nothing skipped by the threshold and too few zeros for the sparse path to pay:
+                     * the dense loop multiplies the zeros too, which adds nothing to the sums. */
+                    executed += both_nonzero;
                     unit__conv2d_dense_channel(p, out_height, out_width, x_channel,
                                                weight + ((g * group_out) * group_in + cl) * kh * kw,
-                                               group_in * kh * kw, group_out, y_group, 1);
+                                               group_in * kh * kw, group_out, y_group);
                     continue;
                 }
                 if (!accumulator_used) {
-                    for (i = 0; i < positions * group_out; i++) {
+                    for (i = 0; i < positions * group_out + 4; i++) {
                         work.accumulator[i] = 0.0f;
                     }
                     accumulator_used = 1;
                 }
+                unit__compact_channel(p, x_channel, &work);
                 executed += unit__conv2d_channel_sparse(p, out_width, group_out, c, plan, &work);
             }
 
-            /* 4. y (NCHW) += accumulator (HWC) + bias. */
+            /* y (NCHW) += accumulator (HWC) + bias. */
             for (o = 0; o < group_out; o++) {
                 float *plane = y_group + o * positions;
                 float b = bias != 0 ? bias[g * group_out + o] : 0.0f;

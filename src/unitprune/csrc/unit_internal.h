@@ -15,19 +15,18 @@
 #define UNIT__ABS_MASK 0x7FFFFFFFUL
 #define UNIT__INF_BITS ((uint32_t)UNIT_F32_INF_BITS)
 
-/* Cost model of the host (SIMD) build: a scattered multiply-add costs about UNIT__SCATTER_COST
- * lanes of a vectorised masked loop; a channel whose activations are at least
- * UNIT__DENSE_NUM/UNIT__DENSE_DEN nonzero runs the dense direct loop when nothing in it is
- * skipped by the threshold. On MCUs (UNIT_SKIP_BRANCH) there is no SIMD: scatter always wins over
- * testing every lane, and skipping zeros always wins over multiplying them. */
+/* Cost model of the host (SIMD) build, measured on x86-64 with SSE2 (docs/kernels.md):
+ * - a scattered multiply-add costs about UNIT__SCATTER_COST lanes of a vectorised masked loop;
+ * - a lane run of the sparse convolution path costs about UNIT__RUN_OVERHEAD lanes of a long
+ *   dense loop on top of its own lanes (loop set-up, tables, short vectors).
+ * On MCUs (UNIT_SKIP_BRANCH) there is no SIMD: a scatter always beats testing every lane and
+ * skipping a zero always beats multiplying it. */
 #if defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH
 #define UNIT__SCATTER_COST 1
-#define UNIT__DENSE_NUM 1
-#define UNIT__DENSE_DEN 1
+#define UNIT__RUN_OVERHEAD 0
 #else
 #define UNIT__SCATTER_COST 4
-#define UNIT__DENSE_NUM 3
-#define UNIT__DENSE_DEN 4
+#define UNIT__RUN_OVERHEAD 48
 #endif
 
 static inline uint32_t unit__f32_bits(float value) {
@@ -177,6 +176,18 @@ static inline void unit__axpy(float *restrict acc, const float *restrict w, floa
     }
 }
 
+/* acc[l] += w[l] * x for l in [0, n), n a multiple of 4: fixed-size blocks vectorise without a
+ * remainder loop, which matters for the short lane runs of the convolution. */
+static inline void unit__axpy_blocks4(float *restrict acc, const float *restrict w, float x, int32_t n) {
+    int32_t l;
+    for (l = 0; l < n; l += 4) {
+        acc[l] += w[l] * x;
+        acc[l + 1] += w[l + 1] * x;
+        acc[l + 2] += w[l + 2] * x;
+        acc[l + 3] += w[l + 3] * x;
+    }
+}
+
 /* acc[l] += w[l*stride] * x for l in [0, n) (strided operand, the dense convolution's row). */
 static inline void unit__axpy_strided(float *restrict acc, const float *restrict w, int32_t stride, float x,
                                       int32_t n) {
@@ -265,8 +276,14 @@ static inline int32_t unit__conv2d_geometry(const unit_conv2d_params *p, int32_t
  * position o*stride + k*dilation - pad lies inside [0, size). lo > hi when there is none. */
 static inline void unit__tap_range(int32_t k, int32_t size, int32_t out_size, int32_t stride, int32_t dilation,
                                    int32_t pad, int32_t *lo, int32_t *hi) {
-    int32_t first = unit__ceil_div(pad - k * dilation, stride);
-    int32_t last = unit__floor_div(size - 1 + pad - k * dilation, stride);
+    int32_t first, last;
+    if (stride == 1) { /* the common case, without integer divisions */
+        first = pad - k * dilation;
+        last = size - 1 + pad - k * dilation;
+    } else {
+        first = unit__ceil_div(pad - k * dilation, stride);
+        last = unit__floor_div(size - 1 + pad - k * dilation, stride);
+    }
     *lo = first > 0 ? first : 0;
     *hi = last < out_size - 1 ? last : out_size - 1;
 }
@@ -274,10 +291,11 @@ static inline void unit__tap_range(int32_t k, int32_t size, int32_t out_size, in
 /* One (sample, input channel) of a dense convolution: for each of the group's `group_out`
  * outputs and each kernel tap, y_plane[o][oy][ox] += w * x at the tap's valid positions.
  * x_channel is [H][W], weight points at weight[o0][c_local][0][0] (OIHW, stride between outputs
- * `weight_step`), y_planes at y[n][o0][0][0]. Zero weights are skipped when skip_zero_weights. */
+ * `weight_step`), y_planes at y[n][o0][0][0]. Zero weights are multiplied like the others (testing
+ * them here costs more than it saves on a SIMD host). */
 static inline void unit__conv2d_dense_channel(const unit_conv2d_params *p, int32_t out_height, int32_t out_width,
                                               const float *x_channel, const float *weight, int32_t weight_step,
-                                              int32_t group_out, float *y_planes, int32_t skip_zero_weights) {
+                                              int32_t group_out, float *y_planes) {
     int32_t o, ky, kx, oy;
     int32_t planes = out_height * out_width;
     for (o = 0; o < group_out; o++) {
@@ -289,9 +307,6 @@ static inline void unit__conv2d_dense_channel(const unit_conv2d_params *p, int32
             for (kx = 0; kx < p->kernel_width; kx++) {
                 int32_t ox_lo, ox_hi;
                 float w = w_o[ky * p->kernel_width + kx];
-                if (skip_zero_weights && w == 0.0f) {
-                    continue;
-                }
                 unit__tap_range(kx, p->in_width, out_width, p->stride_x, p->dilation_x, p->pad_left, &ox_lo, &ox_hi);
                 if (ox_lo > ox_hi) {
                     continue;
@@ -334,7 +349,8 @@ static inline void unit__conv2d_scratch_layout(const unit_conv2d_params *p, int3
     int64_t pixels = h * w;
     int64_t offset = 0;
     s->accumulator = offset;
-    offset += unit__align16(4 * (int64_t)out_height * out_width * (p->out_channels / p->groups));
+    /* + 4 lanes: a padded lane run may add zeros just past the last output position */
+    offset += unit__align16(4 * ((int64_t)out_height * out_width * (p->out_channels / p->groups) + 4));
     s->values = offset;
     offset += unit__align16(4 * pixels);
     s->columns = offset;

@@ -52,7 +52,7 @@ extern "C" {
 
 /* Version of this header's API/ABI (struct layouts, signatures); unit_kernels_version() returns
  * the value the library was compiled with, so a host can detect a stale build. */
-#define UNIT_KERNELS_VERSION 1L
+#define UNIT_KERNELS_VERSION 2L
 
 /* Bit pattern of float32 +infinity: a quotient that skips every connection. */
 #define UNIT_F32_INF_BITS 0x7F800000L
@@ -185,15 +185,19 @@ typedef struct {
  * Notation: C = in_channels, KH/KW = kernel size, Og = out_channels / groups (outputs of one
  * group), kx' = KW-1-kx (kernel columns stored REVERSED), and for input channel c (group
  * g = c / (C/groups)) the "lanes" are the outputs o = g*Og + l, l in [0, Og).
- * A "row" is (c, ky): its KW*Og lanes are contiguous, kx' major, l minor. A "tap" is (c, ky, kx).
+ * A "row" is (c, ky): its KW*Og lanes are contiguous, kx' major, l minor, followed by padding
+ * lanes (weight 0, tau +inf) up to `row_lanes`. A "tap" is (c, ky, kx).
  * Tau values are stored as their float32 bit patterns (int32, all >= 0): for non-negative
  * floats, a > b as floats iff bits(a) > bits(b) as integers.
  * min/max statistics are taken over the NONZERO weights only; with none, min = UNIT_F32_INF_BITS
  * and max = -1.
  *
- *   lane_weight    [C][KH][KW'][Og] float: weight[g*Og + l][c % (C/groups)][ky][KW-1-kx'].
- *   lane_tau       [C][KH][KW'][Og] int32: bits of tau in the same layout; UNIT_F32_INF_BITS
- *                  where the weight is 0.
+ *   row_lanes      lanes per row, in [KW*Og, KW*Og + 3]; KW*Og rounded up to a multiple of 4
+ *                  lets whole rows run in blocks of 4 lanes (hosts), KW*Og saves memory (MCUs).
+ *   lane_weight    [C][KH][row_lanes] float: lane kx'*Og + l of row (c, ky) holds
+ *                  weight[g*Og + l][c % (C/groups)][ky][KW-1-kx'], padding lanes hold 0.
+ *   lane_tau       [C][KH][row_lanes] int32: bits of tau in the same layout; UNIT_F32_INF_BITS
+ *                  where the weight is 0 and in padding lanes.
  *   tap_stats      [C][KH][KW'][3] int32: min tau bits, max tau bits, number of nonzero weights
  *                  of the tap's Og lanes.
  *   row_stats      [C][KH][2 + KW + 1] int32: min tau bits, max tau bits of the row, then the
@@ -201,6 +205,7 @@ typedef struct {
  *   channel_stats  [C][2] int32: min tau bits, max tau bits over the channel's weights.
  */
 typedef struct {
+    int32_t row_lanes;
     const float *lane_weight;
     const int32_t *lane_tau;
     const int32_t *tap_stats;
@@ -215,9 +220,8 @@ int32_t unit_conv2d_output_size(const unit_conv2d_params *params, int32_t *out_h
 /* unit_conv2d_f32_scratch_size: bytes of scratch unit_conv2d_f32 needs for `params` (the batch
  * size does not matter), or a negative UNIT_ERR_* code. Formula, with OH/OW the output size,
  * H/W the input size and every part rounded up to a multiple of 16 bytes:
- *   4*OH*OW*Og (accumulator) + 8*H*W (nonzero activations and positions)
- *   + 4*H*W (lattice counts) + 4*(H*(2*KH+1) + W*(2*KW+1)) (tap tables)
- *   + 4*2*(KH + KW) (tap ranges) + 4*KH*KW (per-tap nonzero counts). */
+ *   4*(OH*OW*Og + 4) (accumulator) + 8*H*W (nonzero activations and their columns)
+ *   + 4*(H+1) (row starts) + 4*H*W (lattice counts) + 4*(H*(2*KH+1) + W*(2*KW+1)) (tap tables). */
 int32_t unit_conv2d_f32_scratch_size(const unit_conv2d_params *params);
 
 /* unit_conv2d_f32: UnIT convolution. Connection w*x is kept iff |x| > tau[w]; padding
