@@ -42,12 +42,14 @@ __all__ = [
 ]
 
 #: ``UNIT_KERNELS_VERSION`` of the header this binding was written for.
-KERNELS_VERSION = 2
+KERNELS_VERSION = 4
 LIBRARY_STEM = "_unitkernels"
 APPROX_CODES = {"exact": 0, "bitshift": 1, "bintree": 2, "bitmask": 3}
 #: ``UNIT_SHIFT_START_NONE``: any shift start <= -148 means "none" for float32.
 SHIFT_START_NONE = -32768
 _INF_BITS = 0x7F800000
+#: Linear plans: scatter when at most width / SCATTER_COST weights of a group are kept (SIMD hosts).
+SCATTER_COST = 4
 #: Convolution lane rows are padded to a multiple of this many lanes (see unit_conv2d_plan.row_lanes).
 ROW_ALIGN = 4
 _COUNT_FIELDS = ("dense", "zero_weight", "zero_activation", "threshold", "executed", "compares", "divisions")
@@ -71,9 +73,9 @@ class CCounts(ctypes.Structure):
 class CLinearPlan(ctypes.Structure):
     _fields_ = [
         ("in_features", ctypes.c_int32), ("out_features", ctypes.c_int32),
-        ("group_size", ctypes.c_int32), ("num_groups", ctypes.c_int32),
+        ("group_size", ctypes.c_int32), ("num_groups", ctypes.c_int32), ("scatter_cost", ctypes.c_int32),
         ("weight_t", ctypes.c_void_p), ("sorted_weight", ctypes.c_void_p), ("sorted_output", ctypes.c_void_p),
-        ("segment_start", ctypes.c_void_p), ("column_nonzero", ctypes.c_void_p),
+        ("segment_start", ctypes.c_void_p), ("segment_stats", ctypes.c_void_p), ("column_nonzero", ctypes.c_void_p),
         ("nonzero_weights", ctypes.c_int64),
     ]
 
@@ -108,7 +110,8 @@ class KernelLibrary:
             "unit_kernels_version": (i32, []),
             "unit_approx_f32": (f32, [i32, f32, f32, i32]),
             "unit_approx_f32_array": (None, [i32, ptr, ptr, i32, ptr, i32]),
-            "unit_linear_f32": (i32, [ctypes.POINTER(CLinearPlan), ptr, i32, ptr, ptr, i32, i32, ptr,
+            "unit_linear_f32_scratch_size": (i32, [ctypes.POINTER(CLinearPlan)]),
+            "unit_linear_f32": (i32, [ctypes.POINTER(CLinearPlan), ptr, i32, ptr, ptr, i32, i32, ptr, ptr, i32,
                                       ctypes.POINTER(CCounts)]),
             "unit_linear_dense_f32": (i32, [ptr, i32, i32, i32, ptr, ptr, ptr]),
             "unit_conv2d_output_size": (i32, [ctypes.POINTER(CConv2dParams), ctypes.POINTER(i32),
@@ -219,9 +222,17 @@ class LinearPlan:
     key: tuple
     arrays: tuple[Tensor, ...]  # keeps every buffer the struct points at alive
     struct: CLinearPlan
+    scratch: Tensor | None = None
+
+    def scratch_for(self, library: KernelLibrary) -> Tensor:
+        if self.scratch is None:
+            size = library.lib.unit_linear_f32_scratch_size(ctypes.byref(self.struct))
+            _check(min(size, 0), "unit_linear_f32_scratch_size")
+            self.scratch = torch.empty(max(size, 16), dtype=torch.uint8)
+        return self.scratch
 
     @classmethod
-    def build(cls, weight: Tensor, group_size: int, num_groups: int) -> "LinearPlan":
+    def build(cls, weight: Tensor, group_size: int, num_groups: int, scatter_cost: int = SCATTER_COST) -> "LinearPlan":
         weight = _f32(weight.detach(), "weight")
         out_features, in_features = weight.shape
         weight_t = weight.t().contiguous()  # [in, out]
@@ -233,17 +244,31 @@ class LinearPlan:
         by_magnitude = torch.sort(values.abs(), descending=True, stable=True).indices
         by_segment = torch.sort(segments[by_magnitude], stable=True).indices
         order = by_magnitude[by_segment]
-        sorted_weight = torch.zeros(in_features * out_features, dtype=torch.float32)
-        sorted_output = torch.zeros(in_features * out_features, dtype=torch.int32)
-        sorted_weight[:values.numel()] = values[order]
-        sorted_output[:values.numel()] = outputs[order].to(torch.int32)
-        segment_start = torch.zeros(in_features * num_groups + 1, dtype=torch.int64)
-        segment_start[1:] = torch.cumsum(torch.bincount(segments, minlength=in_features * num_groups), 0)
-        segment_start = segment_start.to(torch.int32)
+        count = values.numel()
+        sorted_weight = torch.zeros(max(1, in_features * out_features), dtype=torch.float32)
+        sorted_output = torch.zeros(max(1, in_features * out_features), dtype=torch.int32)
+        sorted_weight[:count] = values[order]
+        sorted_output[:count] = outputs[order].to(torch.int32)
+        lengths = torch.bincount(segments, minlength=in_features * num_groups)
+        starts = torch.zeros(in_features * num_groups + 1, dtype=torch.int64)
+        starts[1:] = torch.cumsum(lengths, 0)
+        # Largest, smallest and cut magnitude of each segment (bits; an empty segment never keeps).
+        magnitude_bits = _float_bits(sorted_weight.abs())
+        last = (starts[1:] - 1).clamp_min(0)
+        group = torch.arange(in_features * num_groups) % num_groups
+        width = torch.clamp(out_features - group * group_size, max=group_size)
+        cut = width // scatter_cost
+        has_cut = cut < lengths
+        stats = torch.stack([
+            torch.where(lengths > 0, magnitude_bits[starts[:-1]], torch.full_like(lengths, -1, dtype=torch.int32)),
+            torch.where(lengths > 0, magnitude_bits[last], torch.full_like(lengths, _INF_BITS, dtype=torch.int32)),
+            torch.where(has_cut, magnitude_bits[(starts[:-1] + cut).clamp(max=max(0, count - 1))],
+                        torch.full_like(lengths, -1, dtype=torch.int32)),
+        ], dim=1).to(torch.int32).contiguous()
         column_nonzero = (weight != 0).sum(dim=0).to(torch.int32)
-        arrays = (weight_t, sorted_weight, sorted_output, segment_start, column_nonzero)
-        struct = CLinearPlan(in_features, out_features, group_size, num_groups, *(a.data_ptr() for a in arrays),
-                             int(values.numel()))
+        arrays = (weight_t, sorted_weight, sorted_output, starts.to(torch.int32), stats, column_nonzero)
+        struct = CLinearPlan(in_features, out_features, group_size, num_groups, scatter_cost,
+                             *(a.data_ptr() for a in arrays), count)
         return cls(key=(), arrays=(weight,) + arrays, struct=struct)
 
 
@@ -379,10 +404,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None, thresholds: Tensor, c
     thresholds = _f32(thresholds.detach(), "thresholds")
     bias = None if bias is None else _f32(bias.detach(), "bias")
     y = torch.empty((rows.shape[0], out_features), dtype=torch.float32)
+    scratch = plan.scratch_for(library)
     counts = CCounts()
     status = library.lib.unit_linear_f32(ctypes.byref(plan.struct), rows.data_ptr(), rows.shape[0], _ptr(bias),
-                                         thresholds.data_ptr(), APPROX_CODES[config.approx], _shift_start_code(config.shift_start),
-                                         y.data_ptr(), ctypes.byref(counts))
+                                         thresholds.data_ptr(), APPROX_CODES[config.approx],
+                                         _shift_start_code(config.shift_start), y.data_ptr(), scratch.data_ptr(),
+                                         scratch.numel(), ctypes.byref(counts))
     _check(status, "unit_linear_f32")
     return y.reshape(*x.shape[:-1], out_features), counts.to_mac_counts()
 

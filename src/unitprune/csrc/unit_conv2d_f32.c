@@ -66,8 +66,9 @@ static int32_t unit__channel_stats(const float *x_channel, int32_t pixels, int32
     int32_t count = 0, low = (int32_t)UNIT__INF_BITS, high = 0, i;
     for (i = 0; i < pixels; i++) {
         int32_t bits = (int32_t)(unit__f32_bits(x_channel[i]) & UNIT__ABS_MASK);
+        int32_t candidate = bits != 0 ? bits : (int32_t)UNIT__INF_BITS;
         count += bits != 0;
-        low = (bits != 0 && bits < low) ? bits : low;
+        low = candidate < low ? candidate : low;
         high = bits > high ? bits : high;
     }
     *min_bits = low;
@@ -75,10 +76,12 @@ static int32_t unit__channel_stats(const float *x_channel, int32_t pixels, int32
     return count;
 }
 
-/* Nonzero activations of a channel as (value, column) lists per input row (branch-free). Within
- * a row, columns are visited in kernel_width interleaved passes (ix = r, r+KW, ...), so that
- * consecutive activations of the sparse path update disjoint accumulator ranges. */
-static void unit__compact_channel(const unit_conv2d_params *p, const float *x_channel, const unit__conv2d_work *work) {
+/* Activations of a channel with |x| bits > min_tau_bits (the others keep no connection; zeros
+ * included) as (value, column) lists per input row, without branches. Within a row, columns are
+ * visited in kernel_width interleaved passes (ix = r, r+KW, ...), so that consecutive
+ * activations of the sparse path update disjoint accumulator ranges. */
+static void unit__compact_channel(const unit_conv2d_params *p, const float *x_channel, int32_t min_tau_bits,
+                                  const unit__conv2d_work *work) {
     int32_t count = 0, iy, ix, phase;
     for (iy = 0; iy < p->in_height; iy++) {
         const float *x_row = x_channel + iy * p->in_width;
@@ -88,7 +91,7 @@ static void unit__compact_channel(const unit_conv2d_params *p, const float *x_ch
                 float xv = x_row[ix];
                 work->values[count] = xv;
                 work->columns[count] = ix;
-                count += (unit__f32_bits(xv) & UNIT__ABS_MASK) != 0;
+                count += (int32_t)(unit__f32_bits(xv) & UNIT__ABS_MASK) > min_tau_bits;
             }
         }
     }
@@ -110,11 +113,20 @@ static int64_t unit__count_channel(const unit_conv2d_params *p, int32_t out_heig
     if (count > 0 && !full) {
         for (iy = 0; iy < p->in_height; iy++) {
             int32_t *row = lattice + iy * width;
-            for (ix = 0; ix < width; ix++) {
-                row[ix] = (unit__f32_bits(x_channel[iy * width + ix]) & UNIT__ABS_MASK) != 0;
-            }
-            for (ix = p->stride_x; ix < width; ix++) {
-                row[ix] += row[ix - p->stride_x];
+            const float *x_row = x_channel + iy * width;
+            if (p->stride_x == 1) { /* running sum in a register */
+                int32_t running = 0;
+                for (ix = 0; ix < width; ix++) {
+                    running += (unit__f32_bits(x_row[ix]) & UNIT__ABS_MASK) != 0;
+                    row[ix] = running;
+                }
+            } else {
+                for (ix = 0; ix < width; ix++) {
+                    row[ix] = (unit__f32_bits(x_row[ix]) & UNIT__ABS_MASK) != 0;
+                }
+                for (ix = p->stride_x; ix < width; ix++) {
+                    row[ix] += row[ix - p->stride_x];
+                }
             }
             if (iy >= p->stride_y) {
                 const int32_t *above = row - p->stride_y * width;
@@ -314,7 +326,7 @@ int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan
                     }
                     accumulator_used = 1;
                 }
-                unit__compact_channel(p, x_channel, &work);
+                unit__compact_channel(p, x_channel, channel_stats[0], &work);
                 executed += unit__conv2d_channel_sparse(p, out_width, group_out, c, plan, &work);
             }
 

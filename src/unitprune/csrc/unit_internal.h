@@ -15,17 +15,13 @@
 #define UNIT__ABS_MASK 0x7FFFFFFFUL
 #define UNIT__INF_BITS ((uint32_t)UNIT_F32_INF_BITS)
 
-/* Cost model of the host (SIMD) build, measured on x86-64 with SSE2 (docs/kernels.md):
- * - a scattered multiply-add costs about UNIT__SCATTER_COST lanes of a vectorised masked loop;
- * - a lane run of the sparse convolution path costs about UNIT__RUN_OVERHEAD lanes of a long
- *   dense loop on top of its own lanes (loop set-up, tables, short vectors).
- * On MCUs (UNIT_SKIP_BRANCH) there is no SIMD: a scatter always beats testing every lane and
- * skipping a zero always beats multiplying it. */
+/* Cost model of the sparse convolution path (host SIMD build, measured on x86-64 with SSE2, see
+ * docs/kernels.md): a lane run costs about UNIT__RUN_OVERHEAD lanes of a long dense loop on top
+ * of its own lanes (loop set-up, tables, short vectors). On MCUs (UNIT_SKIP_BRANCH) there is no
+ * SIMD and skipping a zero always beats multiplying it. */
 #if defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH
-#define UNIT__SCATTER_COST 1
 #define UNIT__RUN_OVERHEAD 0
 #else
-#define UNIT__SCATTER_COST 4
 #define UNIT__RUN_OVERHEAD 48
 #endif
 
@@ -41,34 +37,25 @@ static inline float unit__bits_f32(uint32_t bits) {
     return value;
 }
 
-/* e(v) of a positive finite float given by its bits: 2**(e-1) <= v < 2**e (frexp's exponent). */
+/* e(v) of a positive finite float given by its bits: 2**(e-1) <= v < 2**e (frexp's exponent).
+ * Written without loops or branches so that loops over it vectorise: a subnormal
+ * v = m * 2**-149 has e(v) = e(m) - 149, and m < 2**23 converts to float exactly. */
 static inline int32_t unit__exponent(uint32_t bits) {
     int32_t field = (int32_t)((bits >> 23) & 0xFFUL);
-    uint32_t mantissa;
-    int32_t length = 0;
-    if (field != 0) {
-        return field - 126;
-    }
-    mantissa = bits & 0x7FFFFFUL; /* subnormal: v = mantissa * 2**-149 */
-    while (mantissa != 0) {
-        length++;
-        mantissa >>= 1;
-    }
-    return length - 149;
+    float mantissa = (float)(int32_t)(bits & 0x7FFFFFUL);
+    int32_t subnormal = (int32_t)((unit__f32_bits(mantissa) >> 23) & 0xFFUL) - 126 - 149;
+    return field != 0 ? field - 126 : subnormal;
 }
 
-/* Bits of the float32 2**p: +inf above 2**127, 0 below 2**-149, subnormal in between. */
+/* Bits of the float32 2**p: +inf above 2**127, 0 below 2**-149, subnormal in between
+ * (branch-free: both candidate encodings are computed with in-range shifts, then selected). */
 static inline uint32_t unit__pow2_bits(int32_t p) {
-    if (p > 127) {
-        return UNIT__INF_BITS;
-    }
-    if (p < -149) {
-        return 0;
-    }
-    if (p >= -126) {
-        return (uint32_t)(p + 127) << 23;
-    }
-    return (uint32_t)1 << (p + 149);
+    uint32_t normal = (uint32_t)((p + 127) & 0xFF) << 23;
+    int32_t shift = p + 149;
+    uint32_t subnormal = (uint32_t)1 << (shift < 0 ? 0 : (shift > 22 ? 22 : shift));
+    uint32_t result = p >= -126 ? normal : subnormal;
+    result = p > 127 ? UNIT__INF_BITS : result;
+    return p < -149 ? 0 : result;
 }
 
 /* Bits of v * 2**k for a finite v >= 0 given by its bits, rounded once to nearest-even
@@ -118,30 +105,52 @@ static inline uint32_t unit__scale_pow2_bits(uint32_t bits, int32_t k) {
     return quotient;
 }
 
-/* Bits of approx(T, c) (docs/semantics.md) for T >= 0 finite and control bits of c >= 0 finite. */
-static inline uint32_t unit__approx_bits(int32_t method, float threshold, uint32_t control_bits,
-                                         int32_t shift_start) {
-    uint32_t threshold_bits = unit__f32_bits(threshold) & UNIT__ABS_MASK;
+/* EXACT and BITMASK quotients from the bits of T >= 0 and c >= 0 (finite), written as selects
+ * without branches so that loops over them vectorise. c == 0 gives +inf, T == 0 gives 0. */
+static inline uint32_t unit__exact_bits(uint32_t threshold_bits, uint32_t control_bits) {
+    uint32_t result = unit__f32_bits(unit__bits_f32(threshold_bits) / unit__bits_f32(control_bits));
+    result = threshold_bits == 0 ? 0 : result;
+    return control_bits == 0 ? UNIT__INF_BITS : result;
+}
+
+static inline uint32_t unit__bitmask_bits(uint32_t threshold_bits, uint32_t control_bits) {
+    /* Fast path, both operands normal and the result normal: 2**(E(T) - E(c)) is just the
+     * difference of the exponent fields, re-biased. */
+    int32_t biased = (int32_t)(threshold_bits >> 23) - (int32_t)(control_bits >> 23) + 127;
+    uint32_t result;
+    if ((threshold_bits >> 23) != 0 && (control_bits >> 23) != 0 && biased >= 1 && biased <= 254) {
+        return (uint32_t)biased << 23;
+    }
+    result = unit__pow2_bits(unit__exponent(threshold_bits) - unit__exponent(control_bits));
+    result = threshold_bits == 0 ? 0 : result;
+    return control_bits == 0 ? UNIT__INF_BITS : result;
+}
+
+/* BITSHIFT (and BINTREE) quotient: T * 2**-max(e(c), shift_start), rounded once. */
+static inline uint32_t unit__bitshift_bits(uint32_t threshold_bits, uint32_t control_bits, int32_t shift_start) {
     int32_t n;
-    control_bits &= UNIT__ABS_MASK;
     if (control_bits == 0) {
         return UNIT__INF_BITS;
     }
-    if (threshold_bits == 0) {
-        return 0;
-    }
+    n = unit__exponent(control_bits);
+    n = n < shift_start ? shift_start : n;
+    return unit__scale_pow2_bits(threshold_bits, -n);
+}
+
+/* Bits of approx(T, c) (docs/semantics.md) for T >= 0 finite and control bits of c >= 0 finite
+ * (sign bits are ignored). An unknown method gives +inf. */
+static inline uint32_t unit__approx_bits(int32_t method, float threshold, uint32_t control_bits,
+                                         int32_t shift_start) {
+    uint32_t threshold_bits = unit__f32_bits(threshold) & UNIT__ABS_MASK;
+    control_bits &= UNIT__ABS_MASK;
     switch (method) {
     case UNIT_APPROX_EXACT:
-        return unit__f32_bits(unit__bits_f32(threshold_bits) / unit__bits_f32(control_bits));
+        return unit__exact_bits(threshold_bits, control_bits);
     case UNIT_APPROX_BITSHIFT:
     case UNIT_APPROX_BINTREE:
-        n = unit__exponent(control_bits);
-        if (n < shift_start) {
-            n = shift_start;
-        }
-        return unit__scale_pow2_bits(threshold_bits, -n);
+        return unit__bitshift_bits(threshold_bits, control_bits, shift_start);
     case UNIT_APPROX_BITMASK:
-        return unit__pow2_bits(unit__exponent(threshold_bits) - unit__exponent(control_bits));
+        return unit__bitmask_bits(threshold_bits, control_bits);
     default:
         return UNIT__INF_BITS;
     }
@@ -227,14 +236,17 @@ static inline int32_t unit__axpy_keep_above_tau(float *restrict acc, const float
     return kept;
 }
 
-/* Linear lanes: keep lane l iff |w[l]| > t (t_bits: bits of the non-negative quotient). */
-static inline void unit__axpy_keep_weight_above(float *restrict acc, const float *restrict w, float x,
-                                                int32_t t_bits, int32_t n) {
+/* Linear lanes: keep lane l iff |w[l]| > t (t_bits: bits of the non-negative quotient); returns
+ * the number of kept lanes. */
+static inline int32_t unit__axpy_keep_weight_above(float *restrict acc, const float *restrict w, float x,
+                                                   int32_t t_bits, int32_t n) {
+    int32_t kept = 0;
     int32_t l;
 #if defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH
     for (l = 0; l < n; l++) {
         if ((int32_t)(unit__f32_bits(w[l]) & UNIT__ABS_MASK) > t_bits) {
             acc[l] += w[l] * x;
+            kept++;
         }
     }
 #else
@@ -243,8 +255,10 @@ static inline void unit__axpy_keep_weight_above(float *restrict acc, const float
         int32_t keep = (int32_t)(unit__f32_bits(w[l]) & UNIT__ABS_MASK) > t_bits;
         uint32_t bits = unit__f32_bits(product) & (uint32_t)(-keep);
         acc[l] += unit__bits_f32(bits);
+        kept += keep;
     }
 #endif
+    return kept;
 }
 
 /* ---------------------------------------------------------------------------------------- */

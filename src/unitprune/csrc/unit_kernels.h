@@ -52,7 +52,7 @@ extern "C" {
 
 /* Version of this header's API/ABI (struct layouts, signatures); unit_kernels_version() returns
  * the value the library was compiled with, so a host can detect a stale build. */
-#define UNIT_KERNELS_VERSION 2L
+#define UNIT_KERNELS_VERSION 4L
 
 /* Bit pattern of float32 +infinity: a quotient that skips every connection. */
 #define UNIT_F32_INF_BITS 0x7F800000L
@@ -104,6 +104,7 @@ void unit_approx_f32_array(int32_t method, const float *threshold, const float *
  *   in_features, out_features  >= 1.
  *   group_size                 in [1, out_features].
  *   num_groups                 ceil(out_features / group_size).
+ *   scatter_cost               >= 1, see segment_stats.
  *   weight_t       [in][out] float: W transposed, weight_t[i*out + j] = W[j][i].
  *   sorted_weight  [in*out] float: for segment s = i*num_groups + g, the NONZERO weights
  *                  W[j][i] of the outputs j of group g, sorted by |W[j][i]| descending, stored
@@ -111,6 +112,13 @@ void unit_approx_f32_array(int32_t method, const float *threshold, const float *
  *                  unused.
  *   sorted_output  [in*out] int32: the output index j of each sorted_weight entry.
  *   segment_start  [in*num_groups + 1] int32, non-decreasing, segment_start[0] = 0.
+ *   segment_stats  [in*num_groups][3] int32, float bits of |w| in segment s: the largest, the
+ *                  smallest, and the one at sorted index `cut` (or -1 if cut >= the segment's
+ *                  length), where cut = width / scatter_cost and width is the number of outputs
+ *                  of the group. A quotient t keeps at most `cut` weights iff t >= the third
+ *                  value; those few are scatter-added, more are added by a masked loop over
+ *                  the group's outputs. scatter_cost = 4 suits SIMD hosts, 1 (always scatter)
+ *                  suits MCUs; any value gives the same results.
  *   column_nonzero [in] int32: number of nonzero weights in column i (all groups).
  *   nonzero_weights  number of nonzero weights in W.
  */
@@ -119,13 +127,19 @@ typedef struct {
     int32_t out_features;
     int32_t group_size;
     int32_t num_groups;
+    int32_t scatter_cost;
     const float *weight_t;
     const float *sorted_weight;
     const int32_t *sorted_output;
     const int32_t *segment_start;
+    const int32_t *segment_stats;
     const int32_t *column_nonzero;
     int64_t nonzero_weights;
 } unit_linear_plan;
+
+/* unit_linear_f32_scratch_size: bytes of scratch unit_linear_f32 needs: 4*in_features rounded
+ * up to a multiple of 16 (the list of a row's nonzero inputs), or UNIT_ERR_ARGUMENT. */
+int32_t unit_linear_f32_scratch_size(const unit_linear_plan *plan);
 
 /* unit_linear_f32: UnIT linear layer.
  *   plan        preprocessed weights (above).
@@ -135,12 +149,14 @@ typedef struct {
  *   thresholds  [num_groups] float, finite, >= 0.
  *   method, shift_start  the division approximation (see unit_approx_f32).
  *   y           [rows][out] float, written (must not alias x).
+ *   scratch     scratch_bytes bytes, aligned to 4 bytes, not aliasing anything else;
+ *               scratch_bytes >= unit_linear_f32_scratch_size(plan).
  *   counts      written with the counters of this call.
  * Connection W[j][i]*x[i] is kept iff |W[j][i]| > approx(T[group(j)], |x[i]|); one quotient per
- * nonzero input and threshold group. Needs no scratch. */
+ * nonzero input and threshold group. */
 int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t rows, const float *bias,
-                        const float *thresholds, int32_t method, int32_t shift_start, float *y,
-                        unit_counts *counts);
+                        const float *thresholds, int32_t method, int32_t shift_start, float *y, void *scratch,
+                        int32_t scratch_bytes, unit_counts *counts);
 
 /* unit_linear_dense_f32: plain dense linear layer (the benchmark baseline), every MAC executed.
  *   x [rows][in], weight_t [in][out] (W transposed, as in unit_linear_plan), bias [out] or NULL,
