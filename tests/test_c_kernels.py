@@ -10,7 +10,10 @@ import copy
 import ctypes
 import io
 import pickle
+import shutil
+import subprocess
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -365,6 +368,56 @@ def test_ties_are_skipped_like_the_reference(approx):
             x = powers_of_two(generator, shape, 0.3)
             c_out, ref_out = run_twins(c_layer, ref_layer, x)
             torch.testing.assert_close(c_out, ref_out, rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------
+# The MCU build of the same sources: UNIT_SKIP_BRANCH=1, no vectorisation, always scatter
+# ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mcu_library(tmp_path_factory) -> kernels.KernelLibrary:
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    assert compiler, "a C compiler (gcc or cc) is needed to build the UNIT_SKIP_BRANCH variant"
+    csrc = Path(kernels.__file__).parent / "csrc"
+    output = tmp_path_factory.mktemp("mcu") / "libunit_mcu.so"
+    subprocess.run([compiler, "-std=c99", "-O2", "-Wall", "-Werror", "-DUNIT_SKIP_BRANCH=1", "-fno-tree-vectorize",
+                    "-fPIC", "-shared", *sorted(str(p) for p in csrc.glob("*.c")), "-o", str(output)], check=True)
+    return kernels.KernelLibrary(output)
+
+
+@pytest.mark.parametrize("approx", APPROXES)
+def test_mcu_build_matches_reference(mcu_library, approx):
+    generator = torch.Generator().manual_seed(5)
+    for group_size in (None, 3):
+        config = UnITConfig(approx=approx, group_size=group_size)
+        weight = sparse_input(generator, (37, 50), 0.2)
+        bias = torch.randn(37, generator=generator)
+        x = sparse_input(generator, (5, 50), 0.4)
+        for scale in (0.0, 0.05, 1.0, 30.0, "ties"):
+            if scale == "ties":
+                weight, x = powers_of_two(generator, (37, 50), 0.2), powers_of_two(generator, (5, 50), 0.4)
+                thresholds = torch.full((config.num_groups(37),), 0.5)
+            else:
+                thresholds = torch.rand(config.num_groups(37), generator=generator) * scale
+            expected, expected_counts = linear_reference(x, weight, bias, thresholds, config)
+            for scatter_cost in (1, 4):
+                actual, counts = kernels.linear(x, weight, bias, thresholds, config, library=mcu_library,
+                                                scatter_cost=scatter_cost)
+                assert counts == expected_counts
+                assert_same(actual, expected, abs_scale_linear(x, weight, bias))
+        for geometry, shape, make in [
+                (ConvGeometry((3, 5), (1, 1), (1, 1), (1, 1, 2, 2), 1), (2, 4, 9, 11), sparse_input),
+                (ConvGeometry((3, 2), (2, 1), (1, 2), (0, 1, 1, 0), 2), (2, 4, 9, 11), sparse_input),
+                (ConvGeometry((3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1), (2, 4, 8, 8), powers_of_two)]:
+            weight = make(generator, (6, 4 // geometry.groups, *geometry.kernel_size), 0.2)
+            x = make(generator, shape, 0.4)
+            thresholds = torch.full((config.num_groups(6),), 0.5) if make is powers_of_two else (
+                torch.rand(config.num_groups(6), generator=generator) * 0.5)
+            tau = conv_quotients(weight, thresholds, config)
+            expected, expected_counts = conv_reference(x, weight, bias[:6], tau, geometry, config)
+            actual, counts = kernels.conv(x, weight, bias[:6], tau, geometry, config, library=mcu_library)
+            assert counts == expected_counts
+            torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)
 
 
 # ----------------------------------------------------------------------------------------

@@ -368,11 +368,12 @@ def _linear_groups(out_features: int, thresholds: Tensor, config: UnITConfig) ->
     return group_size, num_groups
 
 
-def linear_plan(weight: Tensor, thresholds: Tensor, config: UnITConfig, cache: PlanCache | None = None) -> LinearPlan:
+def linear_plan(weight: Tensor, thresholds: Tensor, config: UnITConfig, cache: PlanCache | None = None,
+                scatter_cost: int = SCATTER_COST) -> LinearPlan:
     """The (cached) :class:`LinearPlan` of ``weight`` for the threshold groups of ``config``."""
     group_size, num_groups = _linear_groups(weight.shape[0], thresholds, config)
-    key = ("linear", _version_key(weight), group_size, num_groups)
-    build = lambda: LinearPlan.build(weight, group_size, num_groups)  # noqa: E731
+    key = ("linear", _version_key(weight), group_size, num_groups, scatter_cost)
+    build = lambda: LinearPlan.build(weight, group_size, num_groups, scatter_cost)  # noqa: E731
     return build_plan(cache, key, build)
 
 
@@ -395,11 +396,12 @@ def build_plan(cache: PlanCache | None, key: tuple, build):
 # ----------------------------------------------------------------------------------------
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None, thresholds: Tensor, config: UnITConfig,
-           cache: PlanCache | None = None, library: KernelLibrary | None = None) -> tuple[Tensor, MacCounts]:
+           cache: PlanCache | None = None, library: KernelLibrary | None = None,
+           scatter_cost: int = SCATTER_COST) -> tuple[Tensor, MacCounts]:
     """UnIT linear layer in C; same arguments and result as :func:`unitprune.reference.linear_reference`."""
     library = library or load_library()
     out_features, in_features = weight.shape
-    plan = linear_plan(weight, thresholds, config, cache)
+    plan = linear_plan(weight, thresholds, config, cache, scatter_cost)
     rows = _f32(x.detach(), "input").reshape(-1, in_features)
     thresholds = _f32(thresholds.detach(), "thresholds")
     bias = None if bias is None else _f32(bias.detach(), "bias")
