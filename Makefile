@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test install bench clean
 
-$(STAMP): pyproject.toml $(wildcard setup.py)
+$(STAMP): pyproject.toml setup.py $(wildcard src/unitprune/csrc/*.c src/unitprune/csrc/*.h)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev]"
@@ -20,6 +20,11 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/unitprune demo
+
+# Kernel and division benchmarks: JSON + Markdown tables in benchmarks/results/.
+bench: $(STAMP)
+	$(PY) benchmarks/kernels.py
+	$(PY) benchmarks/division.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
