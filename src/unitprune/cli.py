@@ -141,6 +141,8 @@ def build_parser() -> _Parser:
     demo.add_argument("--retrain", action="store_true", help="train even if RUN_DIR/train/model.pt exists")
     demo.add_argument("--epochs", type=int, default=15, help="maximum training epochs")
     demo.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
+    demo.add_argument("--no-fold-input", action="store_true",
+                      help="measure on normalised inputs instead of folding the normalisation into conv1")
     _add_sweep_options(demo)
     demo.set_defaults(handler=cmd_demo)
 
@@ -356,7 +358,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     config = DemoConfig(run_dir=args.run_dir, retrain=args.retrain, epochs=args.epochs, seed=args.seed,
-                        sweep=_sweep_config(args))
+                        fold_input_normalization=not args.no_fold_input, sweep=_sweep_config(args))
     results = run_demo(config)
     _print_results(results, Path(args.run_dir))
     training = results.get("training", {})

@@ -30,10 +30,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..calibrate import calibrate
+from ..calibrate import calibrate, set_thresholds
 from ..config import validate_percentile
 from ..convert import unit_layers
 from .evaluation import Evaluation, dataset_tensors, evaluate_unit_model
@@ -62,6 +63,7 @@ class AutotuneConfig:
     grid: tuple[float, ...] = DEFAULT_AUTOTUNE_GRID
     max_evaluations: int = 200
     batch_size: int = 500
+    criterion: str = "kl"
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -71,6 +73,8 @@ class AutotuneConfig:
             raise ValueError(f"AutotuneConfig.grid must be non-empty and strictly increasing, got {grid}")
         if not self.budget >= 0:
             raise ValueError(f"AutotuneConfig.budget must be >= 0 points, got {self.budget}")
+        if self.criterion not in ("kl", "accuracy"):
+            raise ValueError(f"AutotuneConfig.criterion must be 'kl' or 'accuracy', got {self.criterion!r}")
         if self.max_evaluations < 1:
             raise ValueError(f"AutotuneConfig.max_evaluations must be >= 1, got {self.max_evaluations}")
 
@@ -110,14 +114,22 @@ class _Trials:
         self.config = config
         self.count = 0
         self.progress_bar = progress_bar
+        set_thresholds(model, 0.0)  # the unpruned model's outputs: the reference of the divergence
+        self.reference = torch.log_softmax(
+            evaluate_unit_model(model, (self.x, self.y), config.batch_size, keep_logits=True).logits, dim=1)
 
     def run(self, percentiles: dict[str, float]) -> Evaluation:
         self.count += 1
         calibrate(self.model, self.x, per_layer=percentiles)
-        evaluation = evaluate_unit_model(self.model, (self.x, self.y), self.config.batch_size)
+        evaluation = evaluate_unit_model(self.model, (self.x, self.y), self.config.batch_size, keep_logits=True)
         self.progress_bar.update(1)
         self.progress_bar.set_postfix(acc=f"{evaluation.accuracy:.4f}", skipped=f"{evaluation.total.skipped_fraction:.3f}")
         return evaluation
+
+    def divergence(self, evaluation: Evaluation) -> float:
+        """Mean KL(unpruned || pruned) of the predicted class distributions on validation."""
+        log_q = torch.log_softmax(evaluation.logits, dim=1)
+        return float((self.reference.exp() * (self.reference - log_q)).sum(dim=1).mean())
 
 
 def autotune_percentiles(model: nn.Module, val, baseline_accuracy: float, config: AutotuneConfig | None = None,
@@ -171,7 +183,10 @@ def autotune_percentiles(model: nn.Module, val, baseline_accuracy: float, config
                                 drop(evaluation), current[name])
                     continue
                 gain = evaluation.total.skipped_fraction - current_eval.total.skipped_fraction
-                loss = max(100.0 * (current_eval.accuracy - evaluation.accuracy), floor)
+                if config.criterion == "accuracy":
+                    loss = max(100.0 * (current_eval.accuracy - evaluation.accuracy), floor)
+                else:
+                    loss = max(trials.divergence(evaluation) - trials.divergence(current_eval), 1e-9)
                 if gain > 0 and (best is None or (gain / loss, gain) > (best[0], best[1])):
                     best = (gain / loss, gain, name, trial, evaluation)
             if best is None:

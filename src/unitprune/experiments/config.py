@@ -49,16 +49,16 @@ class SweepConfig:
     """
 
     methods: tuple[str, ...] = ALL_METHODS
-    unit_percentiles: tuple[float, ...] = (20.0, 40.0, 60.0, 70.0, 80.0, 85.0, 90.0, 95.0)
-    fatrelu_percentiles: tuple[float, ...] = (10.0, 30.0, 50.0, 60.0, 70.0, 80.0, 90.0)
-    ttp_sparsities: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95)
-    ttp_finetune_epochs: int = 2
-    ttp_lr: float = 5e-4
+    unit_percentiles: tuple[float, ...] = (20.0, 40.0, 50.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0)
+    fatrelu_percentiles: tuple[float, ...] = (10.0, 30.0, 50.0, 60.0, 65.0, 70.0, 75.0, 80.0, 90.0)
+    ttp_sparsities: tuple[float, ...] = (0.5, 0.7, 0.8, 0.85, 0.9, 0.95)
+    ttp_finetune_epochs: int = 5
+    ttp_lr: float = 1e-3
     combo_approx: str = "exact"
     combo_percentiles: tuple[float, ...] | None = None
     combo_base_budget: float = 0.5
     budget: float = 1.0
-    autotune_budgets: tuple[float, ...] = (1.0,)
+    autotune_budgets: tuple[float, ...] = (0.5, 1.0, 2.0)
     autotune_grid: tuple[float, ...] = DEFAULT_AUTOTUNE_GRID
     eval_batch_size: int = 500
     calibration_samples: int | None = None

@@ -19,6 +19,7 @@ from ..data import load_dataset
 from ..models import build_model
 from ..training import TrainConfig, train
 from .config import SweepConfig
+from .folding import fold_input_normalization
 from .report import write_run
 from .sweep import run_sweep
 
@@ -37,6 +38,9 @@ class DemoConfig:
         dataset / model: the built-in dataset and Table-1 model.
         epochs / lr / batch_size / patience: training settings (Adam, early stopping on validation).
         seed: seed of the data split, the weight initialisation and the data order.
+        fold_input_normalization: measure the trained model with its input normalisation folded
+            into the first convolution (exact; black pixels become zero activations, see
+            :mod:`unitprune.experiments.folding`).
         sweep: what to measure.
     """
 
@@ -49,6 +53,7 @@ class DemoConfig:
     batch_size: int = 64
     patience: int | None = 4
     seed: int = 0
+    fold_input_normalization: bool = True
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
@@ -93,8 +98,10 @@ def run_demo(config: DemoConfig | None = None) -> dict:
     t0 = time.perf_counter()
     splits = load_dataset(config.dataset, seed=config.seed)
     model, train_info = train_or_load(config, splits)
+    if config.fold_input_normalization:
+        model, splits = fold_input_normalization(model, splits)
     results = run_sweep(model, splits, config.sweep, dataset=config.dataset, model_name=config.model,
-                        run_dir=None)
+                        run_dir=None, input_normalization_folded=config.fold_input_normalization)
     results["training"] = train_info
     results["timing_s"]["demo_total"] = round(time.perf_counter() - t0, 2)
     write_run(results, Path(config.run_dir))

@@ -33,6 +33,7 @@ class Evaluation:
     correct: int
     num_samples: int
     per_layer: dict[str, MacCounts] = field(default_factory=dict)
+    logits: Tensor | None = None
 
     @property
     def accuracy(self) -> float:
@@ -61,11 +62,12 @@ def dataset_tensors(data) -> tuple[Tensor, Tensor]:
     return x, y
 
 
-def evaluate_unit_model(model: nn.Module, data, batch_size: int = 500) -> Evaluation:
+def evaluate_unit_model(model: nn.Module, data, batch_size: int = 500, *, keep_logits: bool = False) -> Evaluation:
     """Accuracy and summed MAC counters of ``model`` (with UnIT layers) on ``data``.
 
     The layers' ``mac_counts`` are reset first and hold this evaluation's counts afterwards.
     Runs in eval mode without gradients; the model's previous train/eval mode is restored.
+    With ``keep_logits`` the model outputs are returned too (``Evaluation.logits``).
     """
     layers = dict(unit_layers(model))
     if not layers:
@@ -75,14 +77,18 @@ def evaluate_unit_model(model: nn.Module, data, batch_size: int = 500) -> Evalua
     model.eval()
     reset_mac_counts(model)
     correct = 0
+    outputs = []
     try:
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
                 logits = model(x[start:start + batch_size])
                 correct += int((logits.argmax(dim=1) == y[start:start + batch_size]).sum())
+                if keep_logits:
+                    outputs.append(logits)
     finally:
         model.train(was_training)
     per_layer = {name: layer.mac_counts for name, layer in layers.items()}
     for counts in per_layer.values():
         counts.check()
-    return Evaluation(correct=correct, num_samples=len(x), per_layer=per_layer)
+    return Evaluation(correct=correct, num_samples=len(x), per_layer=per_layer,
+                      logits=torch.cat(outputs) if keep_logits else None)

@@ -26,7 +26,7 @@ __all__ = ["run_sweep"]
 
 
 def run_sweep(model: nn.Module, splits, config: SweepConfig | None = None, *, dataset: str = "", model_name: str = "",
-              run_dir: str | Path | None = None) -> dict:
+              run_dir: str | Path | None = None, input_normalization_folded: bool = False) -> dict:
     """Run the sweep of ``config.methods`` on a trained ``model`` and return ``results.json``'s content.
 
     Args:
@@ -37,6 +37,7 @@ def run_sweep(model: nn.Module, splits, config: SweepConfig | None = None, *, da
         dataset, model_name: names written in the results.
         run_dir: if given, ``results.json``, ``results.csv``, ``report.md`` and
             ``accuracy_vs_macs.png`` are written there.
+        input_normalization_folded: recorded in the results (see :mod:`.folding`).
     """
     config = config or SweepConfig()
     model.eval()
@@ -62,7 +63,7 @@ def run_sweep(model: nn.Module, splits, config: SweepConfig | None = None, *, da
         baseline=baseline, baseline_val_accuracy=context.baseline_val_accuracy, points=points,
         knobs={m: KNOBS[m] for m in points}, budget=config.budget, config=config.to_dict(), timing=timing,
         extra={"num_val_samples": len(splits.val), "num_train_samples": len(splits.train),
-               "unitprune_version": __version__})
+               "input_normalization_folded": input_normalization_folded, "unitprune_version": __version__})
     if run_dir is not None:
         write_run(results, Path(run_dir))
     return results
