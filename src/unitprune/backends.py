@@ -20,6 +20,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
 from . import kernels
@@ -27,7 +28,7 @@ from .config import UnITConfig
 from .counts import MacCounts
 from .reference import ConvGeometry, conv_reference, linear_reference
 
-__all__ = ["active_backend", "available", "library_path", "new_cache", "linear", "conv"]
+__all__ = ["active_backend", "all_finite", "available", "library_path", "new_cache", "linear", "conv"]
 
 
 def available() -> bool:
@@ -60,29 +61,20 @@ def active_backend(config: UnITConfig) -> str:
     """
     if config.backend == "torch":
         return "torch"
-    if config.backend == "c":
-        try:
-            kernels.load_library()
-        except kernels.KernelsUnavailableError as error:
-            raise RuntimeError(f"UnITConfig(backend='c'): {error}") from None
-        return "c"
-    if kernels.available():
-        return "c"
     try:
         kernels.load_library()
     except kernels.KernelsUnavailableError as error:
+        if config.backend == "c":
+            raise RuntimeError(f"UnITConfig(backend='c'): {error}") from None
         _warn_fallback(str(error))
-    return "torch"
+        return "torch"
+    return "c"
 
 
-def _on_cpu(*tensors: Tensor | None) -> bool:
-    return all(t is None or t.device.type == "cpu" for t in tensors)
-
-
-def _use_c(config: UnITConfig, *tensors: Tensor | None) -> bool:
+def _use_c(config: UnITConfig, x: Tensor, weight: Tensor) -> bool:
     if active_backend(config) != "c":
         return False
-    if _on_cpu(*tensors):
+    if x.device.type == "cpu" and weight.device.type == "cpu":  # a module's tensors share a device
         return True
     if config.backend == "c":
         raise ValueError("UnITConfig(backend='c'): the C kernels run on CPU tensors only; "
@@ -90,10 +82,17 @@ def _use_c(config: UnITConfig, *tensors: Tensor | None) -> bool:
     return False
 
 
+def all_finite(x: Tensor, config: UnITConfig) -> bool:
+    """Whether ``x`` holds no NaN/Inf (checked in C when the layer runs on the C backend)."""
+    if x.dtype == torch.float32 and x.device.type == "cpu" and active_backend(config) == "c":
+        return kernels.all_finite(x)
+    return bool(torch.isfinite(x).all())
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None, thresholds: Tensor, config: UnITConfig,
            cache: kernels.PlanCache | None = None) -> tuple[Tensor, MacCounts]:
     """UnIT linear layer; ``cache`` (from :func:`new_cache`) keeps the layer's preprocessed weights."""
-    if _use_c(config, x, weight, bias, thresholds):
+    if _use_c(config, x, weight):
         return kernels.linear(x, weight, bias, thresholds, config, cache)
     return linear_reference(x, weight, bias, thresholds, config)
 
@@ -101,6 +100,6 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None, thresholds: Tensor, c
 def conv(x: Tensor, weight: Tensor, bias: Tensor | None, tau: Tensor, geometry: ConvGeometry,
          config: UnITConfig, cache: kernels.PlanCache | None = None) -> tuple[Tensor, MacCounts]:
     """UnIT convolution on ``(N, C, H, W)``; ``cache`` keeps the layer's preprocessed weights."""
-    if _use_c(config, x, weight, bias, tau):
+    if _use_c(config, x, weight):
         return kernels.conv(x, weight, bias, tau, geometry, config, cache)
     return conv_reference(x, weight, bias, tau, geometry, config)

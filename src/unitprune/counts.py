@@ -28,13 +28,13 @@ class MacCounts:
     divisions: int = 0
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            setattr(self, field.name, int(getattr(self, field.name)))
+        for name in _FIELD_NAMES:  # a fixed tuple: dataclasses.fields() is slow on the per-layer hot path
+            setattr(self, name, int(getattr(self, name)))
 
     def __add__(self, other: "MacCounts") -> "MacCounts":
         if not isinstance(other, MacCounts):
             return NotImplemented
-        return MacCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        return MacCounts(*[getattr(self, name) + getattr(other, name) for name in _FIELD_NAMES])
 
     @property
     def skipped(self) -> int:
@@ -57,3 +57,6 @@ class MacCounts:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+_FIELD_NAMES = tuple(field.name for field in fields(MacCounts))

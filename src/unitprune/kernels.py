@@ -38,11 +38,11 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "KernelsUnavailableError", "KernelLibrary", "library_path", "load_library", "available",
     "LinearPlan", "ConvPlan", "PlanCache", "linear", "conv", "linear_dense", "conv_dense",
-    "approx", "conv_quotients", "APPROX_CODES", "SHIFT_START_NONE",
+    "approx", "conv_quotients", "all_finite", "APPROX_CODES", "SHIFT_START_NONE",
 ]
 
 #: ``UNIT_KERNELS_VERSION`` of the header this binding was written for.
-KERNELS_VERSION = 4
+KERNELS_VERSION = 5
 LIBRARY_STEM = "_unitkernels"
 APPROX_CODES = {"exact": 0, "bitshift": 1, "bintree": 2, "bitmask": 3}
 #: ``UNIT_SHIFT_START_NONE``: any shift start <= -148 means "none" for float32.
@@ -67,7 +67,8 @@ class CCounts(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int64) for name in _COUNT_FIELDS]
 
     def to_mac_counts(self) -> MacCounts:
-        return MacCounts(**{name: getattr(self, name) for name in _COUNT_FIELDS})
+        return MacCounts(self.dense, self.zero_weight, self.zero_activation, self.threshold, self.executed,
+                         self.compares, self.divisions)
 
 
 class CLinearPlan(ctypes.Structure):
@@ -108,6 +109,7 @@ class KernelLibrary:
         i32, ptr, f32 = ctypes.c_int32, ctypes.c_void_p, ctypes.c_float
         signatures = {
             "unit_kernels_version": (i32, []),
+            "unit_all_finite_f32": (i32, [ptr, i32]),
             "unit_approx_f32": (f32, [i32, f32, f32, i32]),
             "unit_approx_f32_array": (None, [i32, ptr, ptr, i32, ptr, i32]),
             "unit_linear_f32_scratch_size": (i32, [ctypes.POINTER(CLinearPlan)]),
@@ -223,6 +225,8 @@ class LinearPlan:
     arrays: tuple[Tensor, ...]  # keeps every buffer the struct points at alive
     struct: CLinearPlan
     scratch: Tensor | None = None
+    extra: tuple = ()
+    sources: tuple = ()
 
     def scratch_for(self, library: KernelLibrary) -> Tensor:
         if self.scratch is None:
@@ -279,7 +283,10 @@ class ConvPlan:
     key: tuple
     arrays: tuple[Tensor, ...]
     struct: CConv2dPlan
-    scratch: dict = field(default_factory=dict)  # scratch buffers by input (H, W)
+    extra: tuple = ()
+    sources: tuple = ()
+    scratch: dict = field(default_factory=dict)  # scratch buffer by input (H, W)
+    calls: dict = field(default_factory=dict)  # (params, output shape, scratch) by input shape
 
     @classmethod
     def build(cls, weight: Tensor, tau: Tensor, groups: int) -> "ConvPlan":
@@ -321,6 +328,7 @@ class ConvPlan:
         return cls(key=(), arrays=(weight, tau) + arrays, struct=struct)
 
     def scratch_for(self, library: KernelLibrary, params: CConv2dParams) -> Tensor:
+        """A scratch buffer of unit_conv2d_f32_scratch_size(params) bytes (kept for the input size)."""
         key = (params.in_height, params.in_width)
         buffer = self.scratch.get(key)
         if buffer is None:
@@ -330,19 +338,45 @@ class ConvPlan:
             self.scratch = {key: buffer}
         return buffer
 
+    def call_state(self, library: KernelLibrary, x_shape: tuple[int, ...], geometry: ConvGeometry):
+        """``(params, output shape, scratch)`` for an input shape, kept for the last shape seen."""
+        key = (x_shape, geometry)
+        state = self.calls.get(key)
+        if state is None:
+            params = conv_params(x_shape, tuple(self.arrays[0].shape), geometry)
+            out_h, out_w = geometry.output_size(x_shape[2], x_shape[3])
+            state = (params, (x_shape[0], self.arrays[0].shape[0], out_h, out_w), self.scratch_for(library, params))
+            self.calls = {key: state}
+        return state
+
 
 class PlanCache:
-    """The last plan of one layer. Copies and pickles of a layer start with an empty cache."""
+    """The last plan of one layer. Copies and pickles of a layer start with an empty cache.
+
+    A plan is reused while its source tensors are unchanged: the same tensor objects at the same
+    version (fast path), or tensors with the same address, version, shape and strides (views
+    made anew each call, as Conv1d layers pass). The plan holds references to its sources, so an
+    address cannot be reused by another tensor while the plan is cached.
+    """
 
     def __init__(self) -> None:
         self.plan: LinearPlan | ConvPlan | None = None
 
-    def lookup(self, key: tuple, build):
-        if self.plan is None or self.plan.key != key:
+    def lookup(self, sources: tuple[Tensor, ...], extra: tuple, build):
+        plan = self.plan
+        if plan is not None and plan.extra == extra and len(plan.sources) == len(sources):
+            for tensor, (held, version) in zip(sources, plan.sources):
+                if tensor is not held or tensor._version != version:
+                    break
+            else:
+                return plan
+        key = tuple(_version_key(tensor) for tensor in sources) + extra
+        if plan is None or plan.key != key:
             plan = build()
-            plan.key = key
+            plan.key, plan.extra = key, extra
             self.plan = plan
-        return self.plan
+        plan.sources = tuple((tensor, tensor._version) for tensor in sources)
+        return plan
 
     def __deepcopy__(self, memo) -> "PlanCache":
         return PlanCache()
@@ -355,7 +389,6 @@ class PlanCache:
 
 
 def _version_key(tensor: Tensor) -> tuple:
-    # The plan keeps a reference to the tensor, so its address cannot be reused while cached.
     return (tensor.data_ptr(), tensor._version, tuple(tensor.shape), tuple(tensor.stride()))
 
 
@@ -372,28 +405,38 @@ def linear_plan(weight: Tensor, thresholds: Tensor, config: UnITConfig, cache: P
                 scatter_cost: int = SCATTER_COST) -> LinearPlan:
     """The (cached) :class:`LinearPlan` of ``weight`` for the threshold groups of ``config``."""
     group_size, num_groups = _linear_groups(weight.shape[0], thresholds, config)
-    key = ("linear", _version_key(weight), group_size, num_groups, scatter_cost)
     build = lambda: LinearPlan.build(weight, group_size, num_groups, scatter_cost)  # noqa: E731
-    return build_plan(cache, key, build)
+    return _plan(cache, (weight,), ("linear", group_size, num_groups, scatter_cost), build)
 
 
 def conv_plan(weight: Tensor, tau: Tensor, groups: int, cache: PlanCache | None = None) -> ConvPlan:
     """The (cached) :class:`ConvPlan` of ``weight`` and its quotients ``tau``."""
-    key = ("conv", _version_key(weight), _version_key(tau), groups)
-    return build_plan(cache, key, lambda: ConvPlan.build(weight, tau, groups))
+    return _plan(cache, (weight, tau), ("conv", groups), lambda: ConvPlan.build(weight, tau, groups))
 
 
-def build_plan(cache: PlanCache | None, key: tuple, build):
-    if cache is None:
-        plan = build()
-        plan.key = key
-        return plan
-    return cache.lookup(key, build)
+def _plan(cache: PlanCache | None, sources: tuple[Tensor, ...], extra: tuple, build):
+    return (cache if cache is not None else PlanCache()).lookup(sources, extra, build)
 
 
 # ----------------------------------------------------------------------------------------
 # Layers
 # ----------------------------------------------------------------------------------------
+
+def all_finite(x: Tensor, library: KernelLibrary | None = None) -> bool:
+    """Whether a float32 CPU tensor holds no NaN/Inf (one pass in C, cheaper than two torch ops)."""
+    library = library or load_library()
+    x = _input(x, "input")
+    if x.numel() >= 2**31:
+        return bool(torch.isfinite(x).all())
+    return bool(library.lib.unit_all_finite_f32(x.data_ptr(), x.numel()))
+
+
+def _input(tensor: Tensor, what: str) -> Tensor:
+    """A float32 CPU tensor as a contiguous tensor (the hot path: no copy when it already is)."""
+    if tensor.dtype is not torch.float32 or tensor.device.type != "cpu":
+        raise TypeError(f"C kernels take float32 CPU tensors; {what} is {tensor.dtype} on {tensor.device}")
+    return tensor if tensor.is_contiguous() else tensor.contiguous()
+
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None, thresholds: Tensor, config: UnITConfig,
            cache: PlanCache | None = None, library: KernelLibrary | None = None,
@@ -402,18 +445,19 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None, thresholds: Tensor, c
     library = library or load_library()
     out_features, in_features = weight.shape
     plan = linear_plan(weight, thresholds, config, cache, scatter_cost)
-    rows = _f32(x.detach(), "input").reshape(-1, in_features)
-    thresholds = _f32(thresholds.detach(), "thresholds")
-    bias = None if bias is None else _f32(bias.detach(), "bias")
+    rows = _input(x, "input")
+    rows = rows if rows.dim() == 2 else rows.reshape(-1, in_features)
+    thresholds = _input(thresholds, "thresholds")
+    bias_ptr = None if bias is None else _input(bias, "bias").data_ptr()
     y = torch.empty((rows.shape[0], out_features), dtype=torch.float32)
     scratch = plan.scratch_for(library)
     counts = CCounts()
-    status = library.lib.unit_linear_f32(ctypes.byref(plan.struct), rows.data_ptr(), rows.shape[0], _ptr(bias),
+    status = library.lib.unit_linear_f32(ctypes.byref(plan.struct), rows.data_ptr(), rows.shape[0], bias_ptr,
                                          thresholds.data_ptr(), APPROX_CODES[config.approx],
                                          _shift_start_code(config.shift_start), y.data_ptr(), scratch.data_ptr(),
                                          scratch.numel(), ctypes.byref(counts))
     _check(status, "unit_linear_f32")
-    return y.reshape(*x.shape[:-1], out_features), counts.to_mac_counts()
+    return (y if x.dim() == 2 else y.reshape(*x.shape[:-1], out_features)), counts.to_mac_counts()
 
 
 def linear_dense(x: Tensor, plan: LinearPlan, bias: Tensor | None,
@@ -445,16 +489,13 @@ def conv(x: Tensor, weight: Tensor, bias: Tensor | None, tau: Tensor, geometry: 
     del config  # the quotients tau already carry the approximation and the threshold groups
     library = library or load_library()
     plan = conv_plan(weight, tau, geometry.groups, cache)
-    x = _f32(x.detach(), "input")
-    weight_c = plan.arrays[0]
-    bias = None if bias is None else _f32(bias.detach(), "bias")
-    params = conv_params(tuple(x.shape), tuple(weight_c.shape), geometry)
-    out_h, out_w = geometry.output_size(x.shape[2], x.shape[3])
-    y = torch.empty((x.shape[0], weight_c.shape[0], out_h, out_w), dtype=torch.float32)
-    scratch = plan.scratch_for(library, params)
+    x = _input(x, "input")
+    params, out_shape, scratch = plan.call_state(library, tuple(x.shape), geometry)
+    bias_ptr = None if bias is None else _input(bias, "bias").data_ptr()
+    y = torch.empty(out_shape, dtype=torch.float32)
     counts = CCounts()
     status = library.lib.unit_conv2d_f32(ctypes.byref(params), ctypes.byref(plan.struct), x.data_ptr(),
-                                         weight_c.data_ptr(), _ptr(bias), y.data_ptr(), scratch.data_ptr(),
+                                         plan.arrays[0].data_ptr(), bias_ptr, y.data_ptr(), scratch.data_ptr(),
                                          scratch.numel(), ctypes.byref(counts))
     _check(status, "unit_conv2d_f32")
     return y, counts.to_mac_counts()

@@ -56,16 +56,20 @@ class UnITLayerMixin:
         if x.shape[channel_dim] != channels:
             raise ValueError(f"layer {self.unit_name!r}: expected {channels} input channels/features ({layout}), "
                              f"got shape {tuple(x.shape)}")
-        if self.config.check_finite and not bool(torch.isfinite(x).all()):
+        if self.config.check_finite and not backends.all_finite(x, self.config):
             raise ValueError(f"layer {self.unit_name!r}: input contains NaN or Inf")
 
     def _checked_thresholds(self) -> Tensor:
         thresholds = self.threshold
         if thresholds.dtype != torch.float32:
             raise TypeError(f"layer {self.unit_name!r}: threshold buffer must be float32, got {thresholds.dtype}")
+        checked = getattr(self, "_thresholds_checked", None)  # (tensor, version) last found valid
+        if checked is not None and checked[0] is thresholds and checked[1] == thresholds._version:
+            return thresholds
         if not bool(torch.isfinite(thresholds).all()) or bool((thresholds < 0).any()):
             raise ValueError(f"layer {self.unit_name!r}: thresholds must be finite and >= 0, "
                              f"got {thresholds.tolist()}")
+        self._thresholds_checked = (thresholds, thresholds._version)
         return thresholds
 
     def _record(self, counts: MacCounts) -> None:

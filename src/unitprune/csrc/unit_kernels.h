@@ -52,7 +52,7 @@ extern "C" {
 
 /* Version of this header's API/ABI (struct layouts, signatures); unit_kernels_version() returns
  * the value the library was compiled with, so a host can detect a stale build. */
-#define UNIT_KERNELS_VERSION 4L
+#define UNIT_KERNELS_VERSION 5L
 
 /* Bit pattern of float32 +infinity: a quotient that skips every connection. */
 #define UNIT_F32_INF_BITS 0x7F800000L
@@ -71,6 +71,10 @@ typedef struct {
 
 /* unit_kernels_version: UNIT_KERNELS_VERSION of the compiled library. */
 int32_t unit_kernels_version(void);
+
+/* unit_all_finite_f32: 1 if the n >= 0 floats at `values` are all finite (no NaN, no +-Inf),
+ * else 0. The hosts' input check; reads every value once. */
+int32_t unit_all_finite_f32(const float *values, int32_t n);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Division approximations                                                                   */
