@@ -456,6 +456,21 @@ def test_plan_cache_follows_weights_and_thresholds(make_layer, shape):
             torch.testing.assert_close(other(x), c_out, rtol=1e-5, atol=1e-5)
 
 
+def test_inference_mode_and_no_grad():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6, 4))
+    c_model = unitprune.convert(model, UnITConfig(backend="c")).eval()
+    ref_model = unitprune.convert(model, UnITConfig(backend="torch")).eval()
+    for layer in (c_model[0], ref_model[0], c_model[3], ref_model[3]):
+        layer.threshold.fill_(0.05)
+    x = torch.randn(5, 2, 8)
+    with torch.no_grad():
+        expected = ref_model(x)
+    for _ in range(2):
+        with torch.inference_mode():
+            torch.testing.assert_close(c_model(x), expected, rtol=1e-5, atol=1e-5)
+
+
 # ----------------------------------------------------------------------------------------
 # A Table-1 model on real digits, calibrated
 # ----------------------------------------------------------------------------------------

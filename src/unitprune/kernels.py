@@ -366,7 +366,7 @@ class PlanCache:
         plan = self.plan
         if plan is not None and plan.extra == extra and len(plan.sources) == len(sources):
             for tensor, (held, version) in zip(sources, plan.sources):
-                if tensor is not held or tensor._version != version:
+                if tensor is not held or _version(tensor) != version:
                     break
             else:
                 return plan
@@ -375,7 +375,7 @@ class PlanCache:
             plan = build()
             plan.key, plan.extra = key, extra
             self.plan = plan
-        plan.sources = tuple((tensor, tensor._version) for tensor in sources)
+        plan.sources = tuple((tensor, _version(tensor)) for tensor in sources)
         return plan
 
     def __deepcopy__(self, memo) -> "PlanCache":
@@ -388,8 +388,14 @@ class PlanCache:
         return (PlanCache, ())
 
 
+def _version(tensor: Tensor) -> int:
+    """The tensor's in-place modification counter; -1 for inference tensors, which have none (they
+    can only be modified inside torch.inference_mode, and such changes are not detected)."""
+    return -1 if tensor.is_inference() else tensor._version
+
+
 def _version_key(tensor: Tensor) -> tuple:
-    return (tensor.data_ptr(), tensor._version, tuple(tensor.shape), tuple(tensor.stride()))
+    return (tensor.data_ptr(), _version(tensor), tuple(tensor.shape), tuple(tensor.stride()))
 
 
 def _linear_groups(out_features: int, thresholds: Tensor, config: UnITConfig) -> tuple[int, int]:

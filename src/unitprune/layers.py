@@ -63,13 +63,14 @@ class UnITLayerMixin:
         thresholds = self.threshold
         if thresholds.dtype != torch.float32:
             raise TypeError(f"layer {self.unit_name!r}: threshold buffer must be float32, got {thresholds.dtype}")
+        version = None if thresholds.is_inference() else thresholds._version
         checked = getattr(self, "_thresholds_checked", None)  # (tensor, version) last found valid
-        if checked is not None and checked[0] is thresholds and checked[1] == thresholds._version:
+        if version is not None and checked is not None and checked[0] is thresholds and checked[1] == version:
             return thresholds
         if not bool(torch.isfinite(thresholds).all()) or bool((thresholds < 0).any()):
             raise ValueError(f"layer {self.unit_name!r}: thresholds must be finite and >= 0, "
                              f"got {thresholds.tolist()}")
-        self._thresholds_checked = (thresholds, thresholds._version)
+        self._thresholds_checked = (thresholds, version)
         return thresholds
 
     def _record(self, counts: MacCounts) -> None:
