@@ -15,6 +15,7 @@
  *   - every public symbol starts with `unit_`, private helpers with `unit__` (unit_internal.h).
  *
  * Memory layouts are row-major (C order) and match PyTorch's contiguous tensors unless stated.
+ * Every array passed to a kernel must hold fewer than 2**31 elements (indices are int32_t).
  * Pointers marked "may be NULL" are optional; all other pointers must be valid.
  * Status codes: UNIT_OK (0) on success, a negative UNIT_ERR_* code otherwise; on error nothing
  * is written to the outputs.

@@ -87,13 +87,6 @@ static int32_t unit__linear_column(const unit_linear_plan *plan, int32_t i, floa
     return executed;
 }
 
-int32_t unit_linear_f32_scratch_size(const unit_linear_plan *plan) {
-    if (plan == 0 || plan->in_features < 1 || plan->in_features > (INT32_MAX - 15) / 4) {
-        return UNIT_ERR_ARGUMENT;
-    }
-    return (int32_t)unit__align16(4 * (int64_t)plan->in_features);
-}
-
 int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t rows, const float *bias,
                         const float *thresholds, int32_t method, int32_t shift_start, float *y, void *scratch,
                         int32_t scratch_bytes, unit_counts *counts) {
