@@ -16,6 +16,15 @@ from unitprune.baselines import (FATReLU, TTPConfig, calibrate_fatrelu, fatrelu_
 from unitprune.data import DatasetSplits
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small models: one thread is as fast, and does not stall when other processes use the cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def mlp(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))

@@ -18,13 +18,22 @@ FAST_SWEEP = ["--unit-percentiles", "20", "60", "--fatrelu-percentiles", "50", "
               "--ttp-epochs", "1", "--autotune-budgets", "1", "--no-progress"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small models: one thread is as fast, and does not stall when other processes use the cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A trained digits model saved three ways: state_dict, pickled module, and its data as .npz."""
     folder = tmp_path_factory.mktemp("cli")
     splits = load_dataset("digits", seed=0)
     model = build_model("digits", seed=0)
-    train(model, splits, TrainConfig(epochs=8, lr=5e-3, patience=None, progress=False))
+    train(model, splits, TrainConfig(epochs=8, lr=5e-3, patience=None, progress=False, num_threads=1))
     torch.save(model.state_dict(), folder / "weights.pt")
     torch.save(model, folder / "whole_model.pt")
     arrays = {f"{k}_{split}": getattr(splits, split).tensors[i].numpy()

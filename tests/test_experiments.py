@@ -22,12 +22,21 @@ CAUSES = ("zero_weight", "zero_activation", "threshold", "executed")
 COUNTERS = ("dense",) + CAUSES + ("compares", "divisions")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small models: one thread is as fast, and does not stall when other processes use the cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def digits():
     """sklearn digits and the tiny digits CNN, trained for a few seconds."""
     splits = load_dataset("digits", seed=0)
     model = build_model("digits", seed=0)
-    train(model, splits, TrainConfig(epochs=12, lr=5e-3, patience=None, progress=False))
+    train(model, splits, TrainConfig(epochs=12, lr=5e-3, patience=None, progress=False, num_threads=1))
     return splits, model
 
 

@@ -125,6 +125,8 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
                        help="calibrate on the first N validation samples (default: all)")
     group.add_argument("--eval-batch-size", type=int, metavar="N",
                        help=f"evaluation batch size (default: {d.eval_batch_size})")
+    group.add_argument("--threads", type=int, metavar="N",
+                       help=f"torch threads (default: {d.num_threads}; more threads slow down on a busy machine)")
 
 
 def build_parser() -> _Parser:
@@ -157,6 +159,7 @@ def build_parser() -> _Parser:
     train.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     train.add_argument("--batch-size", type=int, default=64, help="batch size")
     train.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
+    train.add_argument("--threads", type=int, default=1, help="torch threads")
     train.set_defaults(handler=cmd_train)
 
     calibrate = commands.add_parser("calibrate", formatter_class=_FORMATTER,
@@ -173,6 +176,7 @@ def build_parser() -> _Parser:
     calibrate.add_argument("--group-size", type=int, help="output channels per threshold group (default: one per layer)")
     calibrate.add_argument("--output", metavar="FILE.json", help="write thresholds and MAC counts as JSON")
     calibrate.add_argument("--save-state-dict", metavar="FILE.pt", help="save the converted model's state_dict")
+    calibrate.add_argument("--threads", type=int, default=1, help="torch threads")
     calibrate.set_defaults(handler=cmd_calibrate)
 
     sweep = commands.add_parser("sweep", formatter_class=_FORMATTER, help="all methods on your model and data",
@@ -284,7 +288,8 @@ def _sweep_config(args: argparse.Namespace, methods=None):
                "fatrelu_percentiles": "fatrelu_percentiles", "ttp_sparsities": "ttp_sparsities",
                "ttp_epochs": "ttp_finetune_epochs", "combo_approx": "combo_approx",
                "combo_base_budget": "combo_base_budget", "budget": "budget", "autotune_budgets": "autotune_budgets",
-               "calibration_samples": "calibration_samples", "eval_batch_size": "eval_batch_size"}
+               "calibration_samples": "calibration_samples", "eval_batch_size": "eval_batch_size",
+               "threads": "num_threads"}
     values = {field: getattr(args, option) for option, field in mapping.items() if getattr(args, option) is not None}
     if methods is not None:
         values["methods"] = methods
@@ -379,7 +384,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = build_model(model_name, seed=args.seed, num_classes=splits.num_classes)
     run_dir = Path(args.run_dir or f"runs/train-{splits.name}")
     result = train(model, splits, TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                                              patience=args.patience, seed=args.seed, progress=not args.no_progress),
+                                              patience=args.patience, seed=args.seed, num_threads=args.threads,
+                                              progress=not args.no_progress),
                    run_dir=run_dir)
     print(f"{model_name} on {splits.describe()}")
     print(f"best validation accuracy {100 * result.best_val_accuracy:.2f}% (epoch {result.best_epoch}), "
@@ -403,6 +409,13 @@ def _parse_per_layer(items: list[str] | None) -> dict[str, float]:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .experiments.sweep import torch_threads
+
+    with torch_threads(args.threads):
+        return _calibrate(args)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
     from . import UnITConfig, calibrate, convert

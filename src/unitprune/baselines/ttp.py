@@ -46,6 +46,7 @@ class TTPConfig:
         lr: Adam learning rate of the fine-tuning.
         batch_size: fine-tuning batch size.
         seed: seed of the fine-tuning data order.
+        num_threads: torch threads while fine-tuning.
         progress: show progress bars while fine-tuning.
     """
 
@@ -54,6 +55,7 @@ class TTPConfig:
     lr: float = 5e-4
     batch_size: int = 64
     seed: int = 0
+    num_threads: int = 1
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -193,7 +195,7 @@ def iterative_magnitude_pruning(model: nn.Module, splits=None, config: TTPConfig
         if config.finetune_epochs > 0:
             result = train(working, splits, TrainConfig(
                 epochs=config.finetune_epochs, lr=config.lr, batch_size=config.batch_size, patience=None,
-                seed=config.seed, progress=config.progress))
+                seed=config.seed, num_threads=config.num_threads, progress=config.progress))
             val_accuracy = result.best_val_accuracy
         elif splits is not None:
             val_accuracy = evaluate(working, splits.val)

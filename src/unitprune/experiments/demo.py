@@ -64,7 +64,8 @@ def train_or_load(config: DemoConfig, splits) -> tuple[torch.nn.Module, dict]:
     checkpoint = train_dir / "model.pt"
     model = build_model(config.model, seed=config.seed, num_classes=splits.num_classes)
     train_config = TrainConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
-                               patience=config.patience, seed=config.seed, progress=config.sweep.progress)
+                               patience=config.patience, seed=config.seed, num_threads=config.sweep.num_threads,
+                               progress=config.sweep.progress)
     if checkpoint.is_file() and not config.retrain:
         model.load_state_dict(torch.load(checkpoint, weights_only=True))
         model.eval()

@@ -98,7 +98,7 @@ def ttp_steps(context: SweepContext) -> list[TTPStep]:
         config = context.config
         context._ttp_steps = iterative_magnitude_pruning(context.model, context.splits, TTPConfig(
             schedule=config.ttp_sparsities, finetune_epochs=config.ttp_finetune_epochs, lr=config.ttp_lr,
-            seed=config.seed, progress=False))
+            seed=config.seed, num_threads=config.num_threads, progress=False))
     return context._ttp_steps
 
 
@@ -184,18 +184,18 @@ def run_autotuned(context: SweepContext) -> list[Point]:
     global_points = run_unit(context, approx) if f"unit-{approx}" in config.methods else []
     points = []
     for budget in context.bar(config.autotune_budgets, "unit-autotuned"):
+        tune = AutotuneConfig(budget=budget, grid=config.autotune_grid, batch_size=config.eval_batch_size,
+                              progress=config.progress)
+        # start from the sweep's global points: the largest percentile within start_fraction * budget
         within = [p for p in global_points
-                  if 100.0 * (context.baseline_val_accuracy - p.val_accuracy) <= budget + 1e-9]
-        start = max((p.knob for p in within), default=None)  # largest global percentile within budget
+                  if 100.0 * (context.baseline_val_accuracy - p.val_accuracy) <= tune.start_fraction * budget + 1e-9]
+        start = max((p.knob for p in within), default=None)
         unit_model = convert(context.model, UnITConfig(approx=approx))
         val = context.splits.val
         if config.calibration_samples is not None:
             x, y = dataset_tensors(val)
             val = (x[:config.calibration_samples], y[:config.calibration_samples])
-        result = autotune_percentiles(unit_model, val, context.baseline_val_accuracy,
-                                      AutotuneConfig(budget=budget, grid=config.autotune_grid,
-                                                     batch_size=config.eval_batch_size, progress=config.progress),
-                                      start=start)
+        result = autotune_percentiles(unit_model, val, context.baseline_val_accuracy, tune, start=start)
         thresholds = {name: [float(t) for t in layer.threshold] for name, layer in unit_layers(unit_model)}
         details = {"approx": approx, "percentiles": result.percentiles, "thresholds": thresholds,
                    "start_percentile": result.start_percentile, "autotune_val_accuracy": result.val_accuracy,

@@ -162,9 +162,15 @@ def render_markdown(results: dict) -> str:
         "numbers below. Drops are in accuracy points vs the unpruned model on the same split.",
         "* Accounting: every method runs through UnIT layers (threshold 0 for the non-UnIT baselines), so a "
         "skipped MAC is a zero weight, a zero activation or a UnIT threshold skip, counted the same way for all. "
-        f"Under this accounting the unpruned model already skips {_pct(free)} (zero activations after ReLU, "
-        "for a kernel that tests for zeros).",
-        "", f"![accuracy drop vs remaining MACs](accuracy_vs_macs.png)", "",
+        f"Under this accounting the unpruned model already skips {_pct(free)} (zero activations, for a kernel "
+        "that tests for zeros).",
+    ]
+    if results.get("input_normalization_folded"):
+        lines.append("* Input: the dataset's normalisation `(x - mean) / std` is folded into the first layer "
+                     "(exact: same outputs; see `unitprune.experiments.folding`), so the model reads raw-scaled "
+                     "inputs and black pixels are zero activations, as on a microcontroller.")
+    lines += [
+        "", "![accuracy drop vs remaining MACs](accuracy_vs_macs.png)", "",
         "## Summary", "",
         "`max skipped at <= 1 pt` reads the test curve (like the paper's Figure 5). `selected on validation` is "
         "the setting an engineer would deploy: the most MACs skipped with validation drop within the budget, "

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
@@ -22,7 +24,7 @@ from .results import build_results
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["run_sweep"]
+__all__ = ["run_sweep", "torch_threads"]
 
 
 def run_sweep(model: nn.Module, splits, config: SweepConfig | None = None, *, dataset: str = "", model_name: str = "",
@@ -40,6 +42,22 @@ def run_sweep(model: nn.Module, splits, config: SweepConfig | None = None, *, da
         input_normalization_folded: recorded in the results (see :mod:`.folding`).
     """
     config = config or SweepConfig()
+    with torch_threads(config.num_threads):
+        return _run_sweep(model, splits, config, dataset, model_name, run_dir, input_normalization_folded)
+
+
+@contextmanager
+def torch_threads(count: int):
+    """Use ``count`` torch threads inside the block; restore the previous number afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_sweep(model, splits, config: SweepConfig, dataset: str, model_name: str, run_dir, folded: bool) -> dict:
     model.eval()
     context = SweepContext(model=model, splits=splits, config=config)
     started = time.perf_counter()
@@ -63,7 +81,7 @@ def run_sweep(model: nn.Module, splits, config: SweepConfig | None = None, *, da
         baseline=baseline, baseline_val_accuracy=context.baseline_val_accuracy, points=points,
         knobs={m: KNOBS[m] for m in points}, budget=config.budget, config=config.to_dict(), timing=timing,
         extra={"num_val_samples": len(splits.val), "num_train_samples": len(splits.train),
-               "input_normalization_folded": input_normalization_folded, "unitprune_version": __version__})
+               "input_normalization_folded": folded, "unitprune_version": __version__})
     if run_dir is not None:
         write_run(results, Path(run_dir))
     return results
