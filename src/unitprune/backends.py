@@ -74,7 +74,7 @@ def active_backend(config: UnITConfig) -> str:
 def _use_c(config: UnITConfig, x: Tensor, weight: Tensor) -> bool:
     if active_backend(config) != "c":
         return False
-    if x.device.type == "cpu" and weight.device.type == "cpu":  # a module's tensors share a device
+    if x.is_cpu and weight.is_cpu:  # a module's tensors share a device
         return True
     if config.backend == "c":
         raise ValueError("UnITConfig(backend='c'): the C kernels run on CPU tensors only; "
@@ -84,7 +84,7 @@ def _use_c(config: UnITConfig, x: Tensor, weight: Tensor) -> bool:
 
 def all_finite(x: Tensor, config: UnITConfig) -> bool:
     """Whether ``x`` holds no NaN/Inf (checked in C when the layer runs on the C backend)."""
-    if x.dtype == torch.float32 and x.device.type == "cpu" and active_backend(config) == "c":
+    if x.dtype is torch.float32 and x.is_cpu and active_backend(config) == "c":
         return kernels.all_finite(x)
     return bool(torch.isfinite(x).all())
 

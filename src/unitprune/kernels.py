@@ -286,7 +286,7 @@ class ConvPlan:
     extra: tuple = ()
     sources: tuple = ()
     scratch: dict = field(default_factory=dict)  # scratch buffer by input (H, W)
-    calls: dict = field(default_factory=dict)  # (params, output shape, scratch) by input shape
+    last_call: tuple | None = None  # (input shape, geometry, params, output shape, scratch)
 
     @classmethod
     def build(cls, weight: Tensor, tau: Tensor, groups: int) -> "ConvPlan":
@@ -338,16 +338,16 @@ class ConvPlan:
             self.scratch = {key: buffer}
         return buffer
 
-    def call_state(self, library: KernelLibrary, x_shape: tuple[int, ...], geometry: ConvGeometry):
+    def call_state(self, library: KernelLibrary, x_shape: torch.Size, geometry: ConvGeometry):
         """``(params, output shape, scratch)`` for an input shape, kept for the last shape seen."""
-        key = (x_shape, geometry)
-        state = self.calls.get(key)
-        if state is None:
-            params = conv_params(x_shape, tuple(self.arrays[0].shape), geometry)
+        state = self.last_call
+        if state is None or state[0] != x_shape or state[1] != geometry:
+            params = conv_params(tuple(x_shape), tuple(self.arrays[0].shape), geometry)
             out_h, out_w = geometry.output_size(x_shape[2], x_shape[3])
-            state = (params, (x_shape[0], self.arrays[0].shape[0], out_h, out_w), self.scratch_for(library, params))
-            self.calls = {key: state}
-        return state
+            out_shape = (x_shape[0], self.arrays[0].shape[0], out_h, out_w)
+            state = (x_shape, geometry, params, out_shape, self.scratch_for(library, params))
+            self.last_call = state
+        return state[2:]
 
 
 class PlanCache:
@@ -439,7 +439,7 @@ def all_finite(x: Tensor, library: KernelLibrary | None = None) -> bool:
 
 def _input(tensor: Tensor, what: str) -> Tensor:
     """A float32 CPU tensor as a contiguous tensor (the hot path: no copy when it already is)."""
-    if tensor.dtype is not torch.float32 or tensor.device.type != "cpu":
+    if tensor.dtype is not torch.float32 or not tensor.is_cpu:
         raise TypeError(f"C kernels take float32 CPU tensors; {what} is {tensor.dtype} on {tensor.device}")
     return tensor if tensor.is_contiguous() else tensor.contiguous()
 
@@ -496,7 +496,7 @@ def conv(x: Tensor, weight: Tensor, bias: Tensor | None, tau: Tensor, geometry: 
     library = library or load_library()
     plan = conv_plan(weight, tau, geometry.groups, cache)
     x = _input(x, "input")
-    params, out_shape, scratch = plan.call_state(library, tuple(x.shape), geometry)
+    params, out_shape, scratch = plan.call_state(library, x.shape, geometry)
     bias_ptr = None if bias is None else _input(bias, "bias").data_ptr()
     y = torch.empty(out_shape, dtype=torch.float32)
     counts = CCounts()
