@@ -70,7 +70,7 @@ def calibrate(model: nn.Module, data, *, percentile: float | None = None,
     model.eval()
     try:
         with torch.no_grad():
-            order = _execution_order(model, layers, batches[0])
+            order = _unit_execution_order(model, layers, batches[0])
             if sequential:
                 for name in order:
                     inputs = _capture_inputs(model, {name: layers[name]}, batches)[name]
@@ -162,7 +162,8 @@ def _layer_percentiles(layers: Mapping[str, UnITLayerMixin], percentile: float |
     return chosen
 
 
-def _execution_order(model: nn.Module, layers: Mapping[str, UnITLayerMixin], batch: Tensor) -> list[str]:
+def execution_order(model: nn.Module, modules: Mapping[str, nn.Module], batch: Tensor) -> list[str]:
+    """Names of ``modules`` in the order ``model(batch)`` first calls them (uncalled ones left out)."""
     order: list[str] = []
 
     def make_hook(name: str):
@@ -171,12 +172,17 @@ def _execution_order(model: nn.Module, layers: Mapping[str, UnITLayerMixin], bat
                 order.append(name)
         return hook
 
-    handles = [layer.register_forward_pre_hook(make_hook(name)) for name, layer in layers.items()]
+    handles = [module.register_forward_pre_hook(make_hook(name)) for name, module in modules.items()]
     try:
         model(batch)
     finally:
         for handle in handles:
             handle.remove()
+    return order
+
+
+def _unit_execution_order(model: nn.Module, layers: Mapping[str, UnITLayerMixin], batch: Tensor) -> list[str]:
+    order = execution_order(model, layers, batch)
     for name in layers:
         if name not in order:
             logger.warning("calibrate: layer %r is not called by the model's forward pass; its threshold is unchanged",

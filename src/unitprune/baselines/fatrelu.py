@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..calibrate import iterate_inputs
+from ..calibrate import execution_order, iterate_inputs
 from ..config import validate_percentile
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def calibrate_fatrelu(model: nn.Module, data, percentile: float, *, max_batches:
         with torch.no_grad():
             for layer in layers.values():
                 layer.threshold.zero_()
-            for name in _execution_order(model, layers, batches[0]):
+            for name in execution_order(model, layers, batches[0]):
                 outputs = _capture_outputs(model, layers[name], batches)  # upstream already thresholded
                 thresholds[name] = positive_percentile(outputs, percentile)
                 layers[name].threshold.fill_(thresholds[name])
@@ -142,24 +142,6 @@ def calibrate_fatrelu(model: nn.Module, data, percentile: float, *, max_batches:
         model.train(was_training)
     logger.info("calibrate_fatrelu p=%g: %s", percentile, {k: f"{v:.4g}" for k, v in thresholds.items()})
     return thresholds
-
-
-def _execution_order(model: nn.Module, layers: dict[str, FATReLU], batch: Tensor) -> list[str]:
-    order: list[str] = []
-
-    def make_hook(name: str):
-        def hook(module, args):
-            if name not in order:
-                order.append(name)
-        return hook
-
-    handles = [layer.register_forward_pre_hook(make_hook(name)) for name, layer in layers.items()]
-    try:
-        model(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return order
 
 
 def _capture_outputs(model: nn.Module, layer: FATReLU, batches: list[Tensor]) -> Tensor:
