@@ -60,8 +60,10 @@ static int32_t unit__linear_column(const unit_linear_plan *plan, int32_t i, floa
         if (length == 0) {
             continue;
         }
-        t_bits = (int32_t)unit__approx_bits(method, thresholds[g], abs_bits, shift_start);
-        if (t_bits == 0) { /* T == 0: every nonzero weight is kept (a branch that always goes one way) */
+        /* T == 0 gives t == 0 for every x (no quotient to compute): every nonzero weight is kept.
+         * The branch goes the same way for a whole layer. */
+        t_bits = thresholds[g] == 0.0f ? 0 : (int32_t)unit__approx_bits(method, thresholds[g], abs_bits, shift_start);
+        if (t_bits == 0) {
             unit__axpy(y_row + first, column + first, xv, width);
             executed += length;
         } else if (width <= UNIT__NARROW) {
