@@ -96,6 +96,22 @@ def test_sweep_on_a_data_file_and_a_pickled_model_needs_trust(trained, tmp_path,
     assert code == 2 and "x_train" in err
 
 
+def test_fold_input_option(trained, tmp_path, capsys):
+    argv = ["sweep", "--model", "digits", "--weights", str(trained / "weights.pt"), "--methods", "unpruned",
+            "--no-progress", "--fold-input"]
+    code, _, err = run(argv + ["--data", "digits", "--run-dir", str(tmp_path / "folded")], capsys)
+    assert code == 0, err
+    folded = json.loads((tmp_path / "folded" / "results.json").read_text())
+    assert folded["input_normalization_folded"] is True
+    code, _, err = run(argv[:-1] + ["--data", "digits", "--run-dir", str(tmp_path / "plain")], capsys)
+    plain = json.loads((tmp_path / "plain" / "results.json").read_text())
+    assert folded["baseline_accuracy"] == plain["baseline_accuracy"]  # folding is exact
+    assert folded["summary"]["unpruned"]["max_skipped_fraction_at_1pt_drop"] > \
+        plain["summary"]["unpruned"]["max_skipped_fraction_at_1pt_drop"]  # black pixels are zeros now
+    code, _, err = run(argv + ["--data", str(trained / "data.npz")], capsys)  # a data file records no normalisation
+    assert code == 2 and "normalisation" in err
+
+
 def test_calibrate_command_writes_thresholds(trained, tmp_path, capsys):
     output = tmp_path / "thresholds.json"
     code, out, err = run(["calibrate", "--model", "digits", "--weights", str(trained / "weights.pt"), "--data",
@@ -155,6 +171,7 @@ def test_bad_config_files_are_one_line_errors(tmp_path, capsys, content, message
     (["sweep", "--model", "resnet", "--weights", "w.pt", "--data", "digits"], "unknown model"),
     (["sweep", "--data", "no_such_dataset", "--model", "digits", "--weights", "w.pt"], "neither a built-in dataset"),
     (["sweep", "--model", "digits"], "--data is required"),
+    (["sweep", "--model", "digits", "--weights", "w.pt", "--data", "."], "is a folder"),
     (["sweep", "--methods", "unit-magic"], "invalid choice"),
     (["sweep", "--budget", "abc"], "invalid float value"),
     (["sweep", "--frobnicate"], "unrecognized arguments"),

@@ -134,6 +134,9 @@ def _load_model_file(path: Path, trust: bool) -> nn.Module:
 def load_data(spec: str, root: str | Path | None = None, *, seed: int = 0) -> DatasetSplits:
     """A built-in dataset by name, or a ``.pt`` / ``.npz`` file of tensors (see module docs)."""
     path = Path(spec)
+    if path.is_dir():
+        raise InputError(f"--data {spec!r} is a folder: pass a dataset name with --data-root {spec}, or a "
+                         f"{'/'.join(_DATA_SUFFIXES)} file")
     if path.suffix.lower() in _DATA_SUFFIXES or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"data file not found: {path}")

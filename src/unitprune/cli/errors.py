@@ -1,0 +1,5 @@
+"""The one exception type of the command line."""
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
