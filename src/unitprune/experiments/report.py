@@ -140,8 +140,8 @@ def _per_layer_section(results: dict) -> list[str]:
         rows.append(["**total**", f"{total['dense']:,}", f"{total['zero_weight']:,}", f"{total['zero_activation']:,}",
                      f"{total['threshold']:,}", f"{total['executed']:,}", _pct(best["macs_skipped_fraction"]),
                      f"{total['compares']:,}", f"{total['divisions']:,}"])
-        lines += [f"### {method} ({results.get('knobs', {}).get(method, 'knob')} {_knob(best['knob'])}, "
-                  f"drop {_pts(best['accuracy_drop'])})", "",
+        knob = "" if best["knob"] is None else f"{results.get('knobs', {}).get(method, 'knob')} {_knob(best['knob'])}, "
+        lines += [f"### {method} ({knob}drop {_pts(best['accuracy_drop'])})", "",
                   _table(["layer", "dense", "zero weight", "zero act.", "threshold", "executed", "skipped", "compares",
                           "divisions"], rows), ""]
     return lines
