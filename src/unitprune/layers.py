@@ -184,10 +184,16 @@ class _UnITConvNd(UnITLayerMixin):
         batch = x.unsqueeze(0) if unbatched else x
         if self.spatial_dims == 1:
             batch = batch.unsqueeze(2)  # (N, C, 1, L)
+        geometry = self.geometry()
+        out_h, out_w = geometry.output_size(batch.shape[2], batch.shape[3])
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"layer {self.unit_name!r}: input of spatial size {tuple(x.shape[-self.spatial_dims:])} "
+                             f"is smaller than the dilated kernel {tuple(self.kernel_size)} with dilation "
+                             f"{tuple(self.dilation)} and padding {self.padding}")
         weight = self.weight if self.spatial_dims == 2 else self.weight.unsqueeze(2)
         tau = self.quotients()
         tau = tau if self.spatial_dims == 2 else tau.unsqueeze(2)
-        y, counts = backends.conv(batch, weight, self.bias, tau, self.geometry(), self.config,
+        y, counts = backends.conv(batch, weight, self.bias, tau, geometry, self.config,
                                   cache=getattr(self, "_backend_cache", None))
         if self.spatial_dims == 1:
             y = y.squeeze(2)
