@@ -59,20 +59,25 @@ typedef struct {
     int32_t *lattice;
     int32_t *row_taps, *row_ky, *row_oy;
     int32_t *col_taps, *col_kx, *col_ox;
+    int32_t *tap_under;
 } unit__conv2d_work;
 
-/* Number of nonzero activations of a channel and the min (over nonzero) / max of their |x| bits. */
-static int32_t unit__channel_stats(const float *x_channel, int32_t pixels, int32_t *min_bits, int32_t *max_bits) {
-    int32_t count = 0, low = (int32_t)UNIT__INF_BITS, high = 0, i;
+/* Number of nonzero activations of a channel, the min (over nonzero) / max of their |x| bits, and
+ * in *above the number with |x| bits > min_tau_bits (those the activation-stationary path lists). */
+static int32_t unit__channel_stats(const float *x_channel, int32_t pixels, int32_t min_tau_bits, int32_t *min_bits,
+                                   int32_t *max_bits, int32_t *above) {
+    int32_t count = 0, listed = 0, low = (int32_t)UNIT__INF_BITS, high = 0, i;
     for (i = 0; i < pixels; i++) {
         int32_t bits = (int32_t)(unit__f32_bits(x_channel[i]) & UNIT__ABS_MASK);
         int32_t candidate = bits != 0 ? bits : (int32_t)UNIT__INF_BITS;
         count += bits != 0;
+        listed += bits > min_tau_bits;
         low = candidate < low ? candidate : low;
         high = bits > high ? bits : high;
     }
     *min_bits = low;
     *max_bits = high;
+    *above = listed;
     return count;
 }
 
@@ -100,11 +105,12 @@ static void unit__compact_channel(const unit_conv2d_params *p, const float *x_ch
 
 /* For input channel c holding `count` nonzero activations: adds to *zero_activation the
  * connections (nonzero weight, zero or padded activation) and returns the connections with both
- * operands nonzero. Counts per kernel tap with a strided prefix-sum table (built in `lattice`)
- * unless the channel is all zero or all nonzero. */
+ * operands nonzero; writes the nonzero activations under each tap to tap_under[ky*KW + kx]. Counts
+ * per kernel tap with a strided prefix-sum table (built in `lattice`) unless the channel is all
+ * zero or all nonzero. */
 static int64_t unit__count_channel(const unit_conv2d_params *p, int32_t out_height, int32_t out_width,
                                    const unit_conv2d_plan *plan, int32_t c, const float *x_channel, int32_t count,
-                                   int32_t *lattice, int64_t *zero_activation) {
+                                   int32_t *lattice, int32_t *tap_under, int64_t *zero_activation) {
     const int32_t kh = p->kernel_height, kw = p->kernel_width, width = p->in_width;
     const int32_t positions = out_height * out_width;
     const int32_t full = count == p->in_height * width;
@@ -143,6 +149,7 @@ static int64_t unit__count_channel(const unit_conv2d_params *p, int32_t out_heig
             int32_t ox_lo, ox_hi;
             int64_t nonzero_w = plan->tap_stats[((c * kh + ky) * kw + kw - 1 - kx) * 3 + 2];
             int64_t under = 0; /* nonzero activations under the tap */
+            tap_under[ky * kw + kx] = 0;
             if (nonzero_w == 0) {
                 continue;
             }
@@ -158,11 +165,62 @@ static int64_t unit__count_channel(const unit_conv2d_params *p, int32_t out_heig
                                               ox_hi * p->stride_x + kx * p->dilation_x - p->pad_left);
                 }
             }
+            tap_under[ky * kw + kx] = (int32_t)under;
             both_nonzero += nonzero_w * under;
             *zero_activation += nonzero_w * (positions - under);
         }
     }
     return both_nonzero;
+}
+
+/* Weight-stationary path of input channel c (the paper's formulation, vectorised along output
+ * rows): a weight whose quotient is at least the channel's largest |x| is skipped whole, one below
+ * the smallest nonzero |x| is added without tests (zeros add nothing; its kept count is the number
+ * of nonzero activations under its tap), any other runs a masked multiply-add along each output
+ * row that also counts. Returns executed. */
+static int64_t unit__conv2d_channel_direct(const unit_conv2d_params *p, int32_t out_height, int32_t out_width,
+                                           int32_t c, int32_t group_out, const float *x_channel, const float *weight,
+                                           int32_t weight_step, const unit_conv2d_plan *plan, const int32_t *tap_under,
+                                           int32_t min_bits, int32_t max_bits, float *y_planes) {
+    const int32_t kh = p->kernel_height, kw = p->kernel_width;
+    const int32_t positions = out_height * out_width;
+    int64_t executed = 0;
+    int32_t o, ky, kx, oy;
+    for (o = 0; o < group_out; o++) {
+        float *y_plane = y_planes + o * positions;
+        for (ky = 0; ky < kh; ky++) {
+            int32_t oy_lo, oy_hi;
+            unit__tap_range(ky, p->in_height, out_height, p->stride_y, p->dilation_y, p->pad_top, &oy_lo, &oy_hi);
+            for (kx = 0; kx < kw; kx++) {
+                const int32_t tau = plan->lane_tau[(c * kh + ky) * plan->row_lanes + (kw - 1 - kx) * group_out + o];
+                const float w = weight[o * weight_step + ky * kw + kx];
+                int32_t ox_lo, ox_hi;
+                if (tau >= max_bits) {
+                    continue; /* nothing kept (zero weights have tau = +inf) */
+                }
+                unit__tap_range(kx, p->in_width, out_width, p->stride_x, p->dilation_x, p->pad_left, &ox_lo, &ox_hi);
+                if (ox_lo > ox_hi) {
+                    continue;
+                }
+                if (tau < min_bits) {
+                    executed += tap_under[ky * kw + kx];
+                }
+                for (oy = oy_lo; oy <= oy_hi; oy++) {
+                    const int32_t iy = oy * p->stride_y + ky * p->dilation_y - p->pad_top;
+                    const int32_t ix = ox_lo * p->stride_x + kx * p->dilation_x - p->pad_left;
+                    float *y_row = y_plane + oy * out_width + ox_lo;
+                    const float *x_row = x_channel + iy * p->in_width + ix;
+                    if (tau < min_bits) {
+                        unit__axpy_strided(y_row, x_row, p->stride_x, w, ox_hi - ox_lo + 1);
+                    } else {
+                        executed += unit__axpy_strided_keep_above(y_row, x_row, p->stride_x, w, tau,
+                                                                   ox_hi - ox_lo + 1);
+                    }
+                }
+            }
+        }
+    }
+    return executed;
 }
 
 /* Activation-stationary path of input channel c into the HWC accumulator; returns executed. */
@@ -277,6 +335,7 @@ int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan
     work.col_taps = (int32_t *)(void *)(base + layout.col_taps);
     work.col_kx = (int32_t *)(void *)(base + layout.col_kx);
     work.col_ox = (int32_t *)(void *)(base + layout.col_ox);
+    work.tap_under = (int32_t *)(void *)(base + layout.tap_under);
 
     kh = p->kernel_height;
     kw = p->kernel_width;
@@ -303,21 +362,31 @@ int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan
                 const int32_t c = g * group_in + cl;
                 const float *x_channel = x + (n * p->in_channels + c) * pixels;
                 const int32_t *channel_stats = plan->channel_stats + 2 * c;
-                int32_t min_bits, max_bits;
-                int32_t count = unit__channel_stats(x_channel, pixels, &min_bits, &max_bits);
+                const float *w_channel = weight + ((g * group_out) * group_in + cl) * kh * kw;
+                int32_t min_bits, max_bits, listed;
+                int32_t count = unit__channel_stats(x_channel, pixels, channel_stats[0], &min_bits, &max_bits, &listed);
                 int64_t both_nonzero = unit__count_channel(p, out_height, out_width, plan, c, x_channel, count,
-                                                           work.lattice, &zero_activation);
+                                                           work.lattice, work.tap_under, &zero_activation);
+                /* Costs of the three loops over this channel (cost model in unit_internal.h). */
+                int64_t rows = (int64_t)group_out * kh * kw * out_height;
+                int64_t dense_cost = rows * (out_width + UNIT__ROW_OVERHEAD);
+                int64_t direct_cost = rows * (out_width * UNIT__MASKED_NUM / UNIT__MASKED_DEN + UNIT__ROW_OVERHEAD);
+                int64_t sparse_cost = (int64_t)listed * kh * (plan->row_lanes + UNIT__RUN_OVERHEAD);
                 if (count == 0 || max_bits <= channel_stats[0]) {
                     continue; /* every connection is skipped: nothing to compute */
                 }
-                if (min_bits > channel_stats[1] &&
-                    (int64_t)count * (plan->row_lanes + UNIT__RUN_OVERHEAD) >= (int64_t)pixels * plan->row_lanes) {
+                if (min_bits > channel_stats[1] && dense_cost <= sparse_cost) {
                     /* Nothing skipped by the threshold and too few zeros for the sparse path to pay:
                      * the dense loop multiplies the zeros too, which adds nothing to the sums. */
                     executed += both_nonzero;
-                    unit__conv2d_dense_channel(p, out_height, out_width, x_channel,
-                                               weight + ((g * group_out) * group_in + cl) * kh * kw,
-                                               group_in * kh * kw, group_out, y_group);
+                    unit__conv2d_dense_channel(p, out_height, out_width, x_channel, w_channel, group_in * kh * kw,
+                                               group_out, y_group);
+                    continue;
+                }
+                if (direct_cost < sparse_cost) {
+                    executed += unit__conv2d_channel_direct(p, out_height, out_width, c, group_out, x_channel,
+                                                            w_channel, group_in * kh * kw, plan, work.tap_under,
+                                                            min_bits, max_bits, y_group);
                     continue;
                 }
                 if (!accumulator_used) {

@@ -15,14 +15,32 @@
 #define UNIT__ABS_MASK 0x7FFFFFFFUL
 #define UNIT__INF_BITS ((uint32_t)UNIT_F32_INF_BITS)
 
-/* Cost model of the sparse convolution path (host SIMD build, measured on x86-64 with SSE2, see
- * docs/kernels.md): a lane run costs about UNIT__RUN_OVERHEAD lanes of a long dense loop on top
- * of its own lanes (loop set-up, tables, short vectors). On MCUs (UNIT_SKIP_BRANCH) there is no
- * SIMD and skipping a zero always beats multiplying it. */
+/* Cost model of the convolution paths, in "lanes of a long vectorised multiply-add loop", fitted
+ * on x86-64 with SSE2 to the Table-1 MNIST/KWS convolutions (each path forced, see docs/kernels.md;
+ * the choice is right for all 16 measured cases):
+ * - activation-stationary: each lane run costs UNIT__RUN_OVERHEAD lanes on top of its own lanes;
+ * - dense / weight-stationary output rows cost UNIT__ROW_OVERHEAD lanes on top of their own
+ *   lanes, and a masked lane costs UNIT__MASKED_NUM / UNIT__MASKED_DEN plain lanes.
+ * On MCUs (UNIT_SKIP_BRANCH) there is no SIMD: every kept connection costs about the same
+ * whatever the loop, and skipping a zero always beats multiplying it. */
 #if defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH
 #define UNIT__RUN_OVERHEAD 0
-#else
-#define UNIT__RUN_OVERHEAD 48
+#define UNIT__ROW_OVERHEAD 0
+#define UNIT__MASKED_NUM 1
+#define UNIT__MASKED_DEN 1
+#else /* overridable with -D for tuning (benchmarks) */
+#ifndef UNIT__RUN_OVERHEAD
+#define UNIT__RUN_OVERHEAD 40
+#endif
+#ifndef UNIT__ROW_OVERHEAD
+#define UNIT__ROW_OVERHEAD 20
+#endif
+#ifndef UNIT__MASKED_NUM
+#define UNIT__MASKED_NUM 3
+#endif
+#ifndef UNIT__MASKED_DEN
+#define UNIT__MASKED_DEN 2
+#endif
 #endif
 
 static inline uint32_t unit__f32_bits(float value) {
@@ -236,6 +254,32 @@ static inline int32_t unit__axpy_keep_above_tau(float *restrict acc, const float
     return kept;
 }
 
+/* Weight-stationary lanes: acc[l] += w * x[l*stride], kept iff |x[l*stride]| > tau (tau_bits:
+ * bits of the non-negative quotient of w); returns the number of kept lanes. */
+static inline int32_t unit__axpy_strided_keep_above(float *restrict acc, const float *restrict x, int32_t stride,
+                                                    float w, int32_t tau_bits, int32_t n) {
+    int32_t kept = 0;
+    int32_t l;
+#if defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH
+    for (l = 0; l < n; l++) {
+        if ((int32_t)(unit__f32_bits(x[l * stride]) & UNIT__ABS_MASK) > tau_bits) {
+            acc[l] += w * x[l * stride];
+            kept++;
+        }
+    }
+#else
+    for (l = 0; l < n; l++) {
+        float xv = x[l * stride];
+        float product = w * xv;
+        int32_t keep = (int32_t)(unit__f32_bits(xv) & UNIT__ABS_MASK) > tau_bits;
+        uint32_t bits = unit__f32_bits(product) & (uint32_t)(-keep);
+        acc[l] += unit__bits_f32(bits);
+        kept += keep;
+    }
+#endif
+    return kept;
+}
+
 /* Linear lanes: keep lane l iff |w[l]| > t (t_bits: bits of the non-negative quotient); returns
  * the number of kept lanes. */
 static inline int32_t unit__axpy_keep_weight_above(float *restrict acc, const float *restrict w, float x,
@@ -326,6 +370,7 @@ typedef struct {
     int64_t col_taps;      /* int32 [W]: number of valid kernel columns of each input column */
     int64_t col_kx;        /* int32 [W][KW]: valid kernel columns kx, ascending */
     int64_t col_ox;        /* int32 [W][KW]: their output column ox */
+    int64_t tap_under;     /* int32 [KH][KW]: nonzero activations under each tap (one channel) */
     int64_t total;
 } unit__conv2d_scratch;
 
@@ -361,6 +406,8 @@ static inline void unit__conv2d_scratch_layout(const unit_conv2d_params *p, int3
     offset += unit__align16(4 * w * kw);
     s->col_ox = offset;
     offset += unit__align16(4 * w * kw);
+    s->tap_under = offset;
+    offset += unit__align16(4 * kh * kw);
     s->total = offset;
 }
 
