@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import io
+import itertools
 import pickle
 import shutil
 import subprocess
@@ -374,15 +375,52 @@ def test_ties_are_skipped_like_the_reference(approx):
 # The MCU build of the same sources: UNIT_SKIP_BRANCH=1, no vectorisation, always scatter
 # ----------------------------------------------------------------------------------------
 
+def build_variant(tmp_path_factory, name: str, flags: list[str]) -> kernels.KernelLibrary:
+    """The package's C sources compiled with extra flags into a separate library."""
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    assert compiler, f"a C compiler (gcc or cc) is needed to build the {name} variant of the kernels"
+    csrc = Path(kernels.__file__).parent / "csrc"
+    output = tmp_path_factory.mktemp(name) / f"libunit_{name}.so"
+    subprocess.run([compiler, "-std=c99", "-O2", "-Wall", "-Werror", *flags, "-fPIC", "-shared",
+                    *sorted(str(p) for p in csrc.glob("*.c")), "-o", str(output)], check=True)
+    return kernels.KernelLibrary(output)
+
+
 @pytest.fixture(scope="module")
 def mcu_library(tmp_path_factory) -> kernels.KernelLibrary:
-    compiler = shutil.which("gcc") or shutil.which("cc")
-    assert compiler, "a C compiler (gcc or cc) is needed to build the UNIT_SKIP_BRANCH variant"
-    csrc = Path(kernels.__file__).parent / "csrc"
-    output = tmp_path_factory.mktemp("mcu") / "libunit_mcu.so"
-    subprocess.run([compiler, "-std=c99", "-O2", "-Wall", "-Werror", "-DUNIT_SKIP_BRANCH=1", "-fno-tree-vectorize",
-                    "-fPIC", "-shared", *sorted(str(p) for p in csrc.glob("*.c")), "-o", str(output)], check=True)
-    return kernels.KernelLibrary(output)
+    return build_variant(tmp_path_factory, "mcu", ["-DUNIT_SKIP_BRANCH=1", "-fno-tree-vectorize"])
+
+
+# Cost-model overrides that force one convolution path for every channel it is allowed for.
+FORCED_PATHS = {
+    "dense": ["-DUNIT__RUN_OVERHEAD=1000000", "-DUNIT__MASKED_NUM=1000000"],
+    "activation_stationary": ["-DUNIT__ROW_OVERHEAD=1000000"],
+    "weight_stationary": ["-DUNIT__RUN_OVERHEAD=1000000", "-DUNIT__MASKED_NUM=1", "-DUNIT__MASKED_DEN=1000000"],
+}
+
+
+@pytest.mark.parametrize("path", sorted(FORCED_PATHS))
+def test_every_conv_path_matches_reference(tmp_path_factory, path):
+    library = build_variant(tmp_path_factory, path, FORCED_PATHS[path])
+    generator = torch.Generator().manual_seed(8)
+    geometries = [ConvGeometry((3, 5), (1, 1), (1, 1), (1, 1, 2, 2), 1), ConvGeometry((3, 2), (2, 1), (1, 2), (0, 1, 1, 0), 2),
+                  ConvGeometry((1, 3), (1, 2), (1, 1), (0, 0, 1, 1), 1), ConvGeometry((2, 2), (1, 1), (2, 1), (1, 0, 0, 1), 2)]
+    for approx in APPROXES:
+        config = UnITConfig(approx=approx, group_size=2)
+        for geometry, make in itertools.product(geometries, (sparse_input, powers_of_two)):
+            weight = make(generator, (6, 4 // geometry.groups, *geometry.kernel_size), 0.2)
+            bias = torch.randn(6, generator=generator)
+            for zero_fraction in (0.0, 0.5):
+                x = make(generator, (2, 4, 9, 11), zero_fraction)
+                for scale in (0.0, 0.05, 0.5):
+                    thresholds = torch.rand(config.num_groups(6), generator=generator) * scale
+                    if make is powers_of_two:
+                        thresholds = torch.full_like(thresholds, 4 * scale)  # 0, 0.2, 2: ties for bitmask
+                    tau = conv_quotients(weight, thresholds, config)
+                    expected, expected_counts = conv_reference(x, weight, bias, tau, geometry, config)
+                    actual, counts = kernels.conv(x, weight, bias, tau, geometry, config, library=library)
+                    assert counts == expected_counts, (path, approx, geometry, zero_fraction, scale)
+                    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("approx", APPROXES)

@@ -4,16 +4,18 @@
  *   1. count the nonzero activations and their min/max |x|;
  *   2. count, with a strided prefix-sum table, the nonzero activations under every kernel tap:
  *      this gives zero_activation (and the connections with both operands nonzero) exactly.
- * Then one of three paths, chosen per channel:
+ * Then one of four paths, chosen per channel by the cost model of unit_internal.h:
  *   - every activation <= the smallest tau of the channel: everything is skipped, nothing to do;
- *   - every nonzero activation > the largest tau and few zeros (cost model in unit_internal.h):
- *     nothing is skipped by the threshold, the dense direct loop is the fastest exact computation;
- *   - otherwise activation-stationary: each nonzero activation x is broadcast over the "row" of
- *     lanes (kernel column, output channel) it feeds. A row is skipped whole when |x| <= its
- *     smallest tau, added without tests when |x| > its largest tau, and otherwise added through
- *     a branch-free mask |x| > tau[lane] (integer compare of float bits) that also counts.
- *     Lanes are contiguous in the HWC accumulator when stride_x == dilation_x == 1; otherwise
- *     every kernel tap is its own run of out_channels/groups lanes. */
+ *   - every nonzero activation > the largest tau: nothing is skipped by the threshold, the dense
+ *     direct loop is exact (zeros add nothing) and, with few zeros, the fastest;
+ *   - activation-stationary: each listed activation x is broadcast over the "row" of lanes
+ *     (kernel column, output channel) it feeds. A row is skipped whole when |x| <= its smallest
+ *     tau, added without tests when |x| > its largest tau, and otherwise added through a
+ *     branch-free mask |x| > tau[lane] (integer compare of float bits) that also counts. Lanes
+ *     are contiguous in the HWC accumulator when stride_x == dilation_x == 1; otherwise every
+ *     kernel tap is its own run of out_channels/groups lanes;
+ *   - weight-stationary: per weight, skipped whole, added without tests, or a masked
+ *     multiply-add along each output row (see unit__conv2d_channel_direct). */
 #include "unit_internal.h"
 
 /* Nonzero activations on the lattice rows {a, a+sy, .., b} x columns {c, c+sx, .., d}. */

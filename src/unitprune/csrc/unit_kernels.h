@@ -242,7 +242,8 @@ int32_t unit_conv2d_output_size(const unit_conv2d_params *params, int32_t *out_h
  * size does not matter), or a negative UNIT_ERR_* code. Formula, with OH/OW the output size,
  * H/W the input size and every part rounded up to a multiple of 16 bytes:
  *   4*(OH*OW*Og + 4) (accumulator) + 8*H*W (nonzero activations and their columns)
- *   + 4*(H+1) (row starts) + 4*H*W (lattice counts) + 4*(H*(2*KH+1) + W*(2*KW+1)) (tap tables). */
+ *   + 4*(H+1) (row starts) + 4*H*W (lattice counts) + 4*(H*(2*KH+1) + W*(2*KW+1)) (tap tables)
+ *   + 4*KH*KW (nonzero activations under each tap). */
 int32_t unit_conv2d_f32_scratch_size(const unit_conv2d_params *params);
 
 /* unit_conv2d_f32: UnIT convolution. Connection w*x is kept iff |x| > tau[w]; padding
