@@ -270,3 +270,64 @@ def test_conv_quotients_are_cached_until_threshold_or_weight_changes():
     with torch.no_grad():
         layer.weight.mul_(2.0)
     torch.testing.assert_close(layer.quotients(), 0.25 / layer.weight.detach().abs())
+
+
+@pytest.mark.parametrize("backend", ["torch", "c"])
+def test_model_built_and_calibrated_inside_inference_mode(backend):
+    """Inference tensors have no version counter: changes of their thresholds and weights must
+    still reach the cached quotients and C plans (compared with a model built normally)."""
+    if backend == "c" and not unitprune.backends.available():
+        pytest.skip("C kernels not built")
+    generator = torch.Generator().manual_seed(5)
+    dense = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 4 * 4, 5)).eval()
+    x = sparse_input(generator, (6, 2, 6, 6), 0.3)
+    config = UnITConfig(backend=backend)
+    normal = unitprune.convert(dense, config)
+    with torch.inference_mode():
+        inside = unitprune.convert(dense, config)
+        assert inside[0].threshold.is_inference()
+        before = inside(x)
+        torch.testing.assert_close(before, dense(x))  # thresholds 0: the dense model
+        unitprune.calibrate(inside, x, percentile=40)  # in-place threshold updates
+        after = inside(x)
+    unitprune.calibrate(normal, x, percentile=40)
+    with torch.no_grad():
+        expected = normal(x)
+    assert not torch.allclose(after, before)
+    torch.testing.assert_close(after, expected)
+    assert inside[0].mac_counts.to_dict() != {} and inside[0].threshold.item() == normal[0].threshold.item()
+    with torch.inference_mode():  # in-place weight change of an inference tensor
+        inside[0].weight.mul_(-1.0)
+        inside[3].weight.mul_(-1.0)
+        flipped = inside(x)
+    with torch.no_grad():
+        normal[0].weight.mul_(-1.0)
+        normal[3].weight.mul_(-1.0)
+        torch.testing.assert_close(flipped, normal(x))
+
+
+def test_conv_input_checks_follow_shape_and_geometry_changes():
+    layer = unitprune.convert(nn.Conv2d(2, 3, 3)).eval()
+    layer(torch.rand(1, 2, 5, 5))  # accepted and remembered
+    with pytest.raises(ValueError, match="input channels"):
+        layer(torch.rand(1, 4, 5, 5))
+    with pytest.raises(TypeError, match="float32"):
+        layer(torch.rand(1, 2, 5, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        layer(torch.full((1, 2, 5, 5), float("nan")))
+    layer.padding = (2, 2)  # geometry changes after conversion are honoured
+    assert layer(torch.rand(1, 2, 5, 5)).shape == (1, 3, 7, 7)
+    layer.dilation = (3, 3)
+    with pytest.raises(ValueError, match="smaller than the dilated kernel"):
+        layer(torch.rand(1, 2, 2, 2))
+
+
+def test_mac_counts_snapshots_are_not_mutated_by_later_calls():
+    layer = unitprune.convert(nn.Linear(4, 3)).eval()
+    x = torch.rand(2, 4)
+    layer(x)
+    first = layer.mac_counts
+    layer(x)
+    assert first.dense == 2 * 4 * 3
+    assert layer.mac_counts.dense == 2 * first.dense

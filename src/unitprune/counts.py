@@ -31,10 +31,23 @@ class MacCounts:
         for name in _FIELD_NAMES:  # a fixed tuple: dataclasses.fields() is slow on the per-layer hot path
             setattr(self, name, int(getattr(self, name)))
 
+    @classmethod
+    def from_ints(cls, dense: int, zero_weight: int, zero_activation: int, threshold: int, executed: int,
+                  compares: int, divisions: int) -> "MacCounts":
+        """Construct from values that are already Python ints, skipping the conversion of
+        ``__init__`` (the per-layer, per-call hot path of the C backend)."""
+        counts = object.__new__(cls)
+        counts.__dict__.update(dense=dense, zero_weight=zero_weight, zero_activation=zero_activation,
+                               threshold=threshold, executed=executed, compares=compares, divisions=divisions)
+        return counts
+
     def __add__(self, other: "MacCounts") -> "MacCounts":
         if not isinstance(other, MacCounts):
             return NotImplemented
-        return MacCounts(*[getattr(self, name) + getattr(other, name) for name in _FIELD_NAMES])
+        return MacCounts.from_ints(self.dense + other.dense, self.zero_weight + other.zero_weight,
+                                   self.zero_activation + other.zero_activation, self.threshold + other.threshold,
+                                   self.executed + other.executed, self.compares + other.compares,
+                                   self.divisions + other.divisions)
 
     @property
     def skipped(self) -> int:

@@ -32,6 +32,7 @@ from torch import Tensor
 from .config import UnITConfig
 from .counts import MacCounts
 from .reference import ConvGeometry
+from .versions import TensorSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,8 @@ class CCounts(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int64) for name in _COUNT_FIELDS]
 
     def to_mac_counts(self) -> MacCounts:
-        return MacCounts(self.dense, self.zero_weight, self.zero_activation, self.threshold, self.executed,
-                         self.compares, self.divisions)
+        return MacCounts.from_ints(self.dense, self.zero_weight, self.zero_activation, self.threshold,
+                                   self.executed, self.compares, self.divisions)
 
 
 class CLinearPlan(ctypes.Structure):
@@ -328,14 +329,14 @@ class ConvPlan:
         return cls(key=(), arrays=(weight, tau) + arrays, struct=struct)
 
     def scratch_for(self, library: KernelLibrary, params: CConv2dParams) -> Tensor:
-        """A scratch buffer of unit_conv2d_f32_scratch_size(params) bytes (kept for the input size)."""
-        key = (params.in_height, params.in_width)
-        buffer = self.scratch.get(key)
-        if buffer is None:
-            size = library.lib.unit_conv2d_f32_scratch_size(ctypes.byref(params))
-            _check(min(size, 0), "unit_conv2d_f32_scratch_size")
+        """A scratch buffer of at least unit_conv2d_f32_scratch_size(params) bytes (the size depends
+        on the input size and the whole geometry; the largest buffer so far is kept)."""
+        size = library.lib.unit_conv2d_f32_scratch_size(ctypes.byref(params))
+        _check(min(size, 0), "unit_conv2d_f32_scratch_size")
+        buffer = self.scratch.get("buffer")
+        if buffer is None or buffer.numel() < size:
             buffer = torch.empty(max(size, 16), dtype=torch.uint8)
-            self.scratch = {key: buffer}
+            self.scratch = {"buffer": buffer}
         return buffer
 
     def call_state(self, library: KernelLibrary, x_shape: torch.Size, geometry: ConvGeometry):
@@ -353,29 +354,28 @@ class ConvPlan:
 class PlanCache:
     """The last plan of one layer. Copies and pickles of a layer start with an empty cache.
 
-    A plan is reused while its source tensors are unchanged: the same tensor objects at the same
-    version (fast path), or tensors with the same address, version, shape and strides (views
-    made anew each call, as Conv1d layers pass). The plan holds references to its sources, so an
-    address cannot be reused by another tensor while the plan is cached.
+    A plan is reused while its ``extra`` key is equal and its source tensors are unchanged
+    (:class:`unitprune.versions.TensorSnapshot`: same tensor or same address/shape/strides, same
+    version counter, and same contents for inference tensors). The snapshots hold the sources,
+    so an address cannot be reused by another tensor while the plan is cached.
     """
 
     def __init__(self) -> None:
         self.plan: LinearPlan | ConvPlan | None = None
+        self.extra: tuple = ()
+        self.snapshots: tuple[TensorSnapshot, ...] = ()
 
     def lookup(self, sources: tuple[Tensor, ...], extra: tuple, build):
-        plan = self.plan
-        if plan is not None and plan.extra == extra and len(plan.sources) == len(sources):
-            for tensor, (held, version) in zip(sources, plan.sources):
-                if tensor is not held or _version(tensor) != version:
+        if self.plan is not None and self.extra == extra and len(self.snapshots) == len(sources):
+            for snapshot, tensor in zip(self.snapshots, sources):
+                if not snapshot.unchanged(tensor):
                     break
             else:
-                return plan
-        key = tuple(_version_key(tensor) for tensor in sources) + extra
-        if plan is None or plan.key != key:
-            plan = build()
-            plan.key, plan.extra = key, extra
-            self.plan = plan
-        plan.sources = tuple((tensor, _version(tensor)) for tensor in sources)
+                return self.plan
+        self.plan = None  # never leave a plan paired with the wrong sources if build() raises
+        plan = build()
+        self.plan, self.extra = plan, extra
+        self.snapshots = tuple(TensorSnapshot(tensor) for tensor in sources)
         return plan
 
     def __deepcopy__(self, memo) -> "PlanCache":
@@ -386,16 +386,6 @@ class PlanCache:
 
     def __reduce__(self):
         return (PlanCache, ())
-
-
-def _version(tensor: Tensor) -> int:
-    """The tensor's in-place modification counter; -1 for inference tensors, which have none (they
-    can only be modified inside torch.inference_mode, and such changes are not detected)."""
-    return -1 if tensor.is_inference() else tensor._version
-
-
-def _version_key(tensor: Tensor) -> tuple:
-    return (tensor.data_ptr(), _version(tensor), tuple(tensor.shape), tuple(tensor.stride()))
 
 
 def _linear_groups(out_features: int, thresholds: Tensor, config: UnITConfig) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from . import backends
 from .config import UnITConfig
 from .counts import MacCounts
 from .reference import ConvGeometry, conv_quotients
+from .versions import TensorSnapshot
 
 
 class UnITLayerMixin:
@@ -56,25 +57,29 @@ class UnITLayerMixin:
         if x.shape[channel_dim] != channels:
             raise ValueError(f"layer {self.unit_name!r}: expected {channels} input channels/features ({layout}), "
                              f"got shape {tuple(x.shape)}")
+        self._check_finite(x)
+
+    def _check_finite(self, x: Tensor) -> None:
         if self.config.check_finite and not backends.all_finite(x, self.config):
             raise ValueError(f"layer {self.unit_name!r}: input contains NaN or Inf")
 
     def _checked_thresholds(self) -> Tensor:
         thresholds = self.threshold
+        checked = self.__dict__.get("_thresholds_checked")  # snapshot of the thresholds last found valid
+        if checked is not None and checked.unchanged(thresholds):
+            return thresholds
         if thresholds.dtype != torch.float32:
             raise TypeError(f"layer {self.unit_name!r}: threshold buffer must be float32, got {thresholds.dtype}")
-        version = None if thresholds.is_inference() else thresholds._version
-        checked = getattr(self, "_thresholds_checked", None)  # (tensor, version) last found valid
-        if version is not None and checked is not None and checked[0] is thresholds and checked[1] == version:
-            return thresholds
         if not bool(torch.isfinite(thresholds).all()) or bool((thresholds < 0).any()):
             raise ValueError(f"layer {self.unit_name!r}: thresholds must be finite and >= 0, "
                              f"got {thresholds.tolist()}")
-        self._thresholds_checked = (thresholds, version)
+        object.__setattr__(self, "_thresholds_checked", TensorSnapshot(thresholds))
         return thresholds
 
     def _record(self, counts: MacCounts) -> None:
-        self.mac_counts = self.mac_counts + counts
+        # object.__setattr__ skips nn.Module.__setattr__ (a plain attribute either way), which
+        # costs microseconds per call on the per-inference hot path.
+        object.__setattr__(self, "mac_counts", self.mac_counts + counts)
 
     def reset_mac_counts(self) -> None:
         self.mac_counts = MacCounts()
@@ -143,10 +148,19 @@ class _UnITConvNd(UnITLayerMixin):
             raise ValueError(f"layer {name!r}: padding_mode={self.padding_mode!r} is not supported by UnIT "
                              "(only 'zeros')")
         self._init_unit(config, self.out_channels, name)
-        self._tau_cache: tuple[tuple, Tensor] | None = None
+        self._tau_cache: tuple | None = None
 
     def geometry(self) -> ConvGeometry:
         """The convolution as a 2-D one with explicit (top, bottom, left, right) padding."""
+        options = (self.kernel_size, self.stride, self.padding, self.dilation, self.groups)
+        cached = self.__dict__.get("_geometry_cache")  # (options, geometry); options compared by identity
+        if cached is not None and all(a is b for a, b in zip(cached[0], options)):
+            return cached[1]
+        geometry = self._compute_geometry()
+        object.__setattr__(self, "_geometry_cache", (options, geometry))
+        return geometry
+
+    def _compute_geometry(self) -> ConvGeometry:
         kernel = tuple(self.kernel_size)
         dilation = tuple(self.dilation)
         if self.padding == "same":
@@ -166,30 +180,43 @@ class _UnITConvNd(UnITLayerMixin):
 
     def quotients(self) -> Tensor:
         """``tau = approx(T, |w|)`` per weight; recomputed only when weights, thresholds or config change."""
+        weight, thresholds = self.weight, self.threshold
+        cached = self._tau_cache  # (weight snapshot, thresholds snapshot, config, tau)
+        if (cached is not None and cached[2] is self.config and cached[0].unchanged(weight)
+                and cached[1].unchanged(thresholds)):
+            return cached[3]  # the thresholds were checked when tau was computed
+        self._tau_cache = None
         thresholds = self._checked_thresholds()
-        key = (self.weight.data_ptr(), self.weight._version, thresholds.data_ptr(), thresholds._version,
-               self.config)
-        if self._tau_cache is None or self._tau_cache[0] != key:
-            weight = self.weight.detach()
-            if not bool(torch.isfinite(weight).all()):
-                raise ValueError(f"layer {self.unit_name!r}: weights contain NaN or Inf")
-            self._tau_cache = (key, conv_quotients(weight, thresholds, self.config))
-        return self._tau_cache[1]
+        if not bool(torch.isfinite(weight).all()):
+            raise ValueError(f"layer {self.unit_name!r}: weights contain NaN or Inf")
+        tau = conv_quotients(weight.detach(), thresholds, self.config)
+        self._tau_cache = (TensorSnapshot(weight), TensorSnapshot(thresholds), self.config, tau)
+        return tau
 
-    def _unit_forward(self, x: Tensor) -> Tensor:
+    def _check_conv_input(self, x: Tensor, geometry: ConvGeometry) -> None:
         ranks = (self.spatial_dims + 1, self.spatial_dims + 2)
         layout = "(N, C, L)" if self.spatial_dims == 1 else "(N, C, H, W)"
         self._check_input(x, ranks, -(self.spatial_dims + 1), self.in_channels, layout)
-        unbatched = x.dim() == self.spatial_dims + 1
-        batch = x.unsqueeze(0) if unbatched else x
-        if self.spatial_dims == 1:
-            batch = batch.unsqueeze(2)  # (N, C, 1, L)
-        geometry = self.geometry()
-        out_h, out_w = geometry.output_size(batch.shape[2], batch.shape[3])
+        height, width = (1, x.shape[-1]) if self.spatial_dims == 1 else (x.shape[-2], x.shape[-1])
+        out_h, out_w = geometry.output_size(height, width)
         if out_h < 1 or out_w < 1:
             raise ValueError(f"layer {self.unit_name!r}: input of spatial size {tuple(x.shape[-self.spatial_dims:])} "
                              f"is smaller than the dilated kernel {tuple(self.kernel_size)} with dilation "
                              f"{tuple(self.dilation)} and padding {self.padding}")
+
+    def _unit_forward(self, x: Tensor) -> Tensor:
+        geometry = self.geometry()
+        accepted = self.__dict__.get("_accepted_input")  # (shape, geometry) that passed _check_conv_input
+        if (accepted is not None and isinstance(x, Tensor) and x.dtype is torch.float32
+                and accepted[0] == x.shape and accepted[1] is geometry):
+            self._check_finite(x)  # the same shape passed the other checks; the values are new every call
+        else:
+            self._check_conv_input(x, geometry)
+            object.__setattr__(self, "_accepted_input", (x.shape, geometry))
+        unbatched = x.dim() == self.spatial_dims + 1
+        batch = x.unsqueeze(0) if unbatched else x
+        if self.spatial_dims == 1:
+            batch = batch.unsqueeze(2)  # (N, C, 1, L)
         weight = self.weight if self.spatial_dims == 2 else self.weight.unsqueeze(2)
         tau = self.quotients()
         tau = tau if self.spatial_dims == 2 else tau.unsqueeze(2)
