@@ -16,13 +16,7 @@ from unitprune.baselines import (FATReLU, TTPConfig, calibrate_fatrelu, fatrelu_
 from unitprune.data import DatasetSplits
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small models: one thread is as fast, and does not stall when other processes use the cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def mlp(seed: int = 0) -> nn.Sequential:

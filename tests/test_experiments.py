@@ -22,13 +22,7 @@ CAUSES = ("zero_weight", "zero_activation", "threshold", "executed")
 COUNTERS = ("dense",) + CAUSES + ("compares", "divisions")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small models: one thread is as fast, and does not stall when other processes use the cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -76,6 +76,13 @@ class UnITLayerMixin:
         object.__setattr__(self, "_thresholds_checked", TensorSnapshot(thresholds))
         return thresholds
 
+    def _adopt_parameters(self, module: nn.Module) -> None:
+        """Take ``module``'s (effective) weight and bias and its train/eval mode (``from_dense``)."""
+        self.weight = _effective_parameter(module, "weight")
+        self.bias = _effective_parameter(module, "bias") if module.bias is not None else None
+        self.threshold = torch.zeros_like(self.threshold, device=self.weight.device)
+        self.train(module.training)
+
     def _record(self, counts: MacCounts) -> None:
         # object.__setattr__ skips nn.Module.__setattr__ (a plain attribute either way), which
         # costs microseconds per call on the per-inference hot path.
@@ -105,6 +112,9 @@ def _effective_parameter(module: nn.Module, name: str) -> nn.Parameter | None:
     return getattr(module, name)
 
 
+_LINEAR_RANKS = tuple(range(1, 9))  # the input ranks UnITLinear accepts: (*, in_features)
+
+
 class UnITLinear(UnITLayerMixin, nn.Linear):
     """``y = W x + b`` where ``W[j, i] * x[i]`` is skipped iff ``|W[j, i]| <= approx(T, |x[i]|)``."""
 
@@ -119,16 +129,13 @@ class UnITLinear(UnITLayerMixin, nn.Linear):
         _check_weight_dtype(module, name)
         layer = cls(module.in_features, module.out_features, bias=module.bias is not None, config=config,
                     device="meta", name=name)
-        layer.weight = _effective_parameter(module, "weight")
-        layer.bias = _effective_parameter(module, "bias") if module.bias is not None else None
-        layer.threshold = torch.zeros_like(layer.threshold, device=layer.weight.device)
-        layer.train(module.training)
+        layer._adopt_parameters(module)
         return layer
 
     def forward(self, x: Tensor) -> Tensor:
         if self.training:
             return F.linear(x, self.weight, self.bias)
-        self._check_input(x, tuple(range(1, 9)), -1, self.in_features, "(*, in_features)")
+        self._check_input(x, _LINEAR_RANKS, -1, self.in_features, "(*, in_features)")
         y, counts = backends.linear(x, self.weight, self.bias, self._checked_thresholds(), self.config,
                                     cache=getattr(self, "_backend_cache", None))
         self._record(counts)
@@ -243,10 +250,7 @@ class _UnITConvNd(UnITLayerMixin):
                     padding=module.padding, dilation=module.dilation, groups=module.groups,
                     bias=module.bias is not None, padding_mode=module.padding_mode, config=config,
                     device="meta", name=name)
-        layer.weight = _effective_parameter(module, "weight")
-        layer.bias = _effective_parameter(module, "bias") if module.bias is not None else None
-        layer.threshold = torch.zeros_like(layer.threshold, device=layer.weight.device)
-        layer.train(module.training)
+        layer._adopt_parameters(module)
         return layer
 
     def forward(self, x: Tensor) -> Tensor:
