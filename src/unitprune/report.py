@@ -26,10 +26,7 @@ class MacReport:
 
     @property
     def total(self) -> MacCounts:
-        total = MacCounts()
-        for counts in self.per_layer.values():
-            total = total + counts
-        return total
+        return sum(self.per_layer.values(), MacCounts())
 
     @property
     def skipped_fraction(self) -> float:

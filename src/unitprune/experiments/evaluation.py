@@ -41,10 +41,7 @@ class Evaluation:
 
     @property
     def total(self) -> MacCounts:
-        total = MacCounts()
-        for counts in self.per_layer.values():
-            total = total + counts
-        return total
+        return sum(self.per_layer.values(), MacCounts())
 
 
 def dataset_tensors(data) -> tuple[Tensor, Tensor]:
