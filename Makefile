@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench mcu-tools clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard src/unitprune/csrc/*.c src/unitprune/csrc/*.h)
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,18 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/kernels.py
 	$(PY) benchmarks/division.py
+
+# The MCU toolchain and cycle-exact simulator (Debian packages; needs root or sudo). Without them
+# the MCU tests are skipped with a message naming these packages.
+MCU_PACKAGES := gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev pkg-config
+mcu-tools:
+	@if command -v avr-gcc >/dev/null && pkg-config --exists simavr 2>/dev/null; then \
+		echo "MCU tools already installed"; \
+	else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(MCU_PACKAGES); \
+	fi
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
