@@ -77,8 +77,20 @@ class Operands:
     c_u32: np.ndarray
     t_u16: np.ndarray
     c_u16: np.ndarray
+    edge_t_f32: np.ndarray  # EDGE_CASES repeated to n, as the firmware loads them
+    edge_c_f32: np.ndarray
     optimal: approx.BinTree
     balanced: approx.BinTree
+
+
+# (T bits, c bits): zeros, subnormals, overflow to +inf, underflow to 0 / subnormal results (with
+# rounding), the largest finite values and negative controls (the sign is ignored).
+EDGE_CASES = [
+    (0x00000000, 0x3F800000), (0x3F800000, 0x00000000), (0x00000000, 0x00000000), (0x00000001, 0x3F800000),
+    (0x00400000, 0x40000000), (0x3F800000, 0x00000001), (0x3F800000, 0x007FFFFF), (0x7F000000, 0x00800000),
+    (0x00800000, 0x7F000000), (0x0C5A5A5B, 0x72345678), (0x7F7FFFFF, 0x3E800000), (0x7F7FFFFF, 0x7F7FFFFF),
+    (0x3F800000, 0xBF400000), (0x00000003, 0x40400000), (0x0000FFFF, 0x00000010), (0x42F6E979, 0x80000000),
+]
 
 
 def check_tools() -> dict[str, str]:
@@ -88,7 +100,8 @@ def check_tools() -> dict[str, str]:
         raise ToolMissing(f"{', '.join(missing)} not found; install with: apt-get install -y --no-install-recommends "
                           f"{APT_PACKAGES}")
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "simavr"], capture_output=True, text=True)
-    if flags.returncode != 0 or not Path("/usr/include/simavr/sim_avr.h").exists() and "simavr" not in flags.stdout:
+    include_dirs = [Path(flag[2:]) for flag in flags.stdout.split() if flag.startswith("-I")]
+    if flags.returncode != 0 or not any((directory / "sim_avr.h").exists() for directory in include_dirs):
         raise ToolMissing(f"libsimavr (pkg-config simavr) not found; install with: apt-get install -y "
                           f"--no-install-recommends {APT_PACKAGES}")
     # avr-libc's headers are a separate package from the compiler
@@ -126,6 +139,8 @@ def make_operands(n: int, seed: int = 2024) -> Operands:
         c_u32=_controls(rng, n),
         t_u16=rng.integers(0, 1 << 16, n, dtype=np.int64),
         c_u16=_controls(rng, n),
+        edge_t_f32=np.resize(np.array([t for t, _ in EDGE_CASES], dtype=np.uint32), n),
+        edge_c_f32=np.resize(np.array([c for _, c in EDGE_CASES], dtype=np.uint32), n),
         optimal=approx.BinTree.from_samples(calibration, lo, hi),
         balanced=approx.BinTree.balanced(lo, hi),
     )
@@ -160,6 +175,9 @@ def write_data_header(path: Path, ops: Operands) -> None:
         # but this keeps the intent explicit).
         _c_array("uint32_t", "t_f32", ops.t_f32, "UL"), _c_array("uint32_t", "c_f32", ops.c_f32, "UL"),
         _c_array("uint32_t", "t_u32", ops.t_u32, "UL"), _c_array("uint32_t", "c_u32", ops.c_u32, "UL"),
+        f"#define DIV_EDGE_N {len(EDGE_CASES)}\n",
+        _c_array("const uint32_t", "edge_t_f32", [t for t, _ in EDGE_CASES], "UL"),
+        _c_array("const uint32_t", "edge_c_f32", [c for _, c in EDGE_CASES], "UL"),
         _c_array("uint16_t", "t_u16", ops.t_u16, "U"), _c_array("uint16_t", "c_u16", ops.c_u16, "U"),
         "/* unitprune.approx.BinTree.from_samples flat arrays; pivot = 2**(split-1), 0 at leaves */\n",
         _c_array("const uint16_t", "tree_pivot", [(1 << (s - 1)) if s > 0 else 0 for s in tree.split], "U"),
@@ -176,10 +194,14 @@ def _f32_bits(tensor: torch.Tensor) -> np.ndarray:
     return tensor.contiguous().view(torch.int32).numpy().view(np.uint32).astype(np.int64)
 
 
+def _f32_tensor(bits: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(bits.astype(np.uint32).view(np.int32).copy()).view(torch.float32)
+
+
 def expected_results(ops: Operands) -> dict[str, np.ndarray]:
     """What every variant must produce, from unitprune.approx and Python integers."""
-    t = torch.from_numpy(ops.t_f32.astype(np.uint32).view(np.int32).copy()).view(torch.float32)
-    c = torch.from_numpy(ops.c_f32.astype(np.uint32).view(np.int32).copy()).view(torch.float32)
+    t, c = _f32_tensor(ops.t_f32), _f32_tensor(ops.c_f32)
+    edge_t, edge_c = _f32_tensor(ops.edge_t_f32), _f32_tensor(ops.edge_c_f32).abs()
     bitmask = _f32_bits(approx.bitmask(t, c))
     expected = {
         "f32_empty": ops.t_f32.astype(np.int64),
@@ -190,6 +212,10 @@ def expected_results(ops: Operands) -> dict[str, np.ndarray]:
         "f32_bitmask_bytes": bitmask,
         "f32_bitshift": _f32_bits(approx.bitshift(t, c)),
         "f32_bitshift_bytes": _f32_bits(approx.bitshift(t, c)),
+        "edge_f32_bitmask": _f32_bits(approx.bitmask(edge_t, edge_c)),
+        "edge_f32_bitmask_bytes": _f32_bits(approx.bitmask(edge_t, edge_c)),
+        "edge_f32_bitshift": _f32_bits(approx.bitshift(edge_t, edge_c)),
+        "edge_f32_bitshift_bytes": _f32_bits(approx.bitshift(edge_t, edge_c)),
     }
     for prefix, tt, cc in (("u32", ops.t_u32, ops.c_u32), ("u16", ops.t_u16, ops.c_u16)):
         shifted = np.asarray(approx.bitshift_int(tt, cc))
@@ -215,8 +241,13 @@ def build_harness(build: Path, simavr_flags: str) -> Path:
 def build_firmware(build: Path, mcu: str, opt: str) -> tuple[Path, list[str]]:
     elf = build / f"division_avr_{mcu}_{opt}.elf"
     flags = [f"-mmcu={mcu}", f"-{opt}", *FIRMWARE_FLAGS]
-    subprocess.run(["avr-gcc", *flags, "-I", str(CSRC), "-I", str(MCU_DIR), "-I", str(build),
-                    str(MCU_DIR / "division_avr.c"), "-o", str(elf)], check=True)
+    process = subprocess.run(["avr-gcc", *flags, "-I", str(CSRC), "-I", str(MCU_DIR), "-I", str(build),
+                              str(MCU_DIR / "division_avr.c"), "-o", str(elf)], capture_output=True, text=True)
+    if process.returncode != 0:
+        raise RuntimeError(f"avr-gcc failed for {elf.name} (a too large --n overflows the MCU's SRAM at link "
+                           f"time):\n{process.stderr.strip()}")
+    if process.stderr.strip():
+        logger.warning("avr-gcc: %s", process.stderr.strip())
     return elf, flags
 
 
@@ -281,7 +312,7 @@ def per_quotient(loop_cycles: dict[str, int], n: int) -> dict[str, float]:
     """(loop cycles - empty loop cycles of the same operand type) / n, for every non-empty variant."""
     result = {}
     for label, cycles in loop_cycles.items():
-        if label.endswith("_empty"):
+        if label.endswith("_empty") or label.startswith("edge_"):
             continue
         empty = loop_cycles[label.split("_")[0] + "_empty"]
         result[label] = (cycles - empty) / n
@@ -305,6 +336,8 @@ def render_markdown(result: dict) -> str:
              "and stores one result like every variant. Raw loop cycles per pair in parentheses.", "",
              "| variant | " + " | ".join(f"-{o}" for o in opts) + " |", "|---" * (len(opts) + 1) + "|"]
     for label in builds[opts[0]]["loop_cycles"]:
+        if label.startswith("edge_"):
+            continue
         cells = []
         for o in opts:
             raw = builds[o]["loop_cycles"][label] / n
@@ -322,6 +355,9 @@ def render_markdown(result: dict) -> str:
         lines.append(f"Target (bitmask >= 1.8x the throughput of true division), {name}: " + ", ".join(
             f"-{o}: {all_ratios[o][key]:.2f}x ({'met' if all_ratios[o][key] >= 1.8 else 'missed'})" for o in opts) + ".")
     lines += [
+        f"Edge cases (zeros, subnormals, overflow, underflow, negative controls) of the float approximations "
+        f"also checked bit-exactly on the MCU: {len(EDGE_CASES)} pairs for each of "
+        + ", ".join(f"`{label[5:]}`" for label in builds[opts[0]]["loop_cycles"] if label.startswith("edge_")) + ".",
         f"Bintree mean comparisons on the timed 32-bit controls: optimal tree "
         f"{settings['optimal_tree_expected_comparisons']:.2f}, balanced {settings['balanced_tree_expected_comparisons']:.2f}."]
     return "\n".join(lines) + "\n"

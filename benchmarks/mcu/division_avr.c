@@ -88,6 +88,15 @@ static inline uint32_t f32_with_field(uint32_t bits, uint8_t field) {
     return ((uint32_t)high << 24) | ((uint32_t)next << 16) | (bits & 0xFFFFUL);
 }
 
+/* The rare slow paths out of line: inlined, they cost the fast loop register spills at -O2. */
+NOINLINE static uint32_t f32_bitmask_slow(uint32_t t, uint32_t c) {
+    return unit__bitmask_bits(t & UNIT__ABS_MASK, c & UNIT__ABS_MASK);
+}
+
+NOINLINE static uint32_t f32_bitshift_slow(uint32_t t, uint32_t c) {
+    return unit__bitshift_bits(t & UNIT__ABS_MASK, c & UNIT__ABS_MASK, UNIT_SHIFT_START_NONE);
+}
+
 NOINLINE static void f32_bitmask_bytes(const uint32_t *t, const uint32_t *c, uint32_t *out) {
     uint16_t i;
     for (i = 0; i < DIV_N; i++) {
@@ -96,7 +105,7 @@ NOINLINE static void f32_bitmask_bytes(const uint32_t *t, const uint32_t *c, uin
         if (field_t != 0 && field_c != 0 && biased >= 1 && biased <= 254) {
             out[i] = f32_with_field(0, (uint8_t)biased); /* 2**(E(T) - E(c)): mantissa 0 */
         } else {
-            out[i] = unit__bitmask_bits(t[i] & UNIT__ABS_MASK, c[i] & UNIT__ABS_MASK);
+            out[i] = f32_bitmask_slow(t[i], c[i]);
         }
     }
 }
@@ -111,7 +120,7 @@ NOINLINE static void f32_bitshift_bytes(const uint32_t *t, const uint32_t *c, ui
         if (field_t != 0 && field_c != 0 && field >= 1 && field <= 254) {
             out[i] = f32_with_field(t[i], (uint8_t)field);
         } else {
-            out[i] = unit__bitshift_bits(t[i] & UNIT__ABS_MASK, c[i] & UNIT__ABS_MASK, UNIT_SHIFT_START_NONE);
+            out[i] = f32_bitshift_slow(t[i], c[i]);
         }
     }
 }
@@ -208,6 +217,16 @@ static void time_f32(const char *label, f32_kernel kernel) {
     mcu_emit(out32, sizeof out32);
 }
 
+/* Overwrites the float operands with the edge cases, repeated (SRAM has no room for a second
+ * set of DIV_N pairs at DIV_N = 256 on the ATmega2560). */
+static void load_edge_cases(void) {
+    uint16_t i;
+    for (i = 0; i < DIV_N; i++) {
+        t_f32[i] = edge_t_f32[i % DIV_EDGE_N];
+        c_f32[i] = edge_c_f32[i % DIV_EDGE_N];
+    }
+}
+
 static void time_u32(const char *label, u32_kernel kernel) {
     mcu_label(label);
     MCU_START();
@@ -233,6 +252,13 @@ int main(void) {
     time_f32("f32_bitmask_bytes", f32_bitmask_bytes);
     time_f32("f32_bitshift", f32_bitshift);
     time_f32("f32_bitshift_bytes", f32_bitshift_bytes);
+    /* Correctness only (not in the throughput tables): the float approximations on the edge
+     * cases (zeros, subnormals, overflow, underflow, negative controls) of division_data.h. */
+    load_edge_cases();
+    time_f32("edge_f32_bitmask", f32_bitmask);
+    time_f32("edge_f32_bitmask_bytes", f32_bitmask_bytes);
+    time_f32("edge_f32_bitshift", f32_bitshift);
+    time_f32("edge_f32_bitshift_bytes", f32_bitshift_bytes);
     time_u32("u32_empty", u32_empty);
     time_u32("u32_true_division", u32_true_division);
     time_u32("u32_bitshift_loop", u32_bitshift_loop);
