@@ -7,7 +7,8 @@
  *   mcu_done();   // never returns
  *
  * A region's cycle count covers the start OUT and all code up to the stop OUT (exact, from the
- * simulator's cycle counter). Emitted bytes belong to the region labelled last. Labels and
+ * simulator's cycle counter; an empty region measures 2 cycles: the start OUT and the LDI that
+ * loads the stop value). Emitted bytes belong to the region labelled last. Labels and
  * emitted data cost cycles, so emit outside START/STOP.
  */
 #ifndef MCU_MARKER_H
