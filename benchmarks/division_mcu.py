@@ -94,7 +94,7 @@ EDGE_CASES = [
 
 
 def check_tools() -> dict[str, str]:
-    """Paths of the tools and libsimavr's compiler flags; raises ToolMissing naming the apt packages."""
+    """libsimavr's host compiler/linker flags and the avr-gcc version; raises ToolMissing naming the apt packages."""
     missing = [tool for tool in ("avr-gcc", "gcc", "pkg-config") if shutil.which(tool) is None]
     if missing:
         raise ToolMissing(f"{', '.join(missing)} not found; install with: apt-get install -y --no-install-recommends "
