@@ -1,0 +1,60 @@
+"""The AVR division benchmark (benchmarks/division_mcu.py) on a small N: every variant's results
+equal unitprune.approx / Python integers bit for bit (checked inside measure(), which raises on a
+mismatch), and simavr's cycle counts are identical across two runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "division_mcu.py"
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("division_mcu", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["division_mcu"] = module  # dataclasses look the module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+division_mcu = _load_benchmark()
+
+
+@pytest.fixture(scope="module")
+def tools():
+    try:
+        return division_mcu.check_tools()
+    except division_mcu.ToolMissing as error:
+        pytest.skip(f"AVR toolchain or simavr missing: {error}")
+
+
+def test_avr_division_bit_exact_and_deterministic(tools, tmp_path):
+    first = division_mcu.measure(n=16, opts=("Os",), build_dir=tmp_path / "first")
+    second = division_mcu.measure(n=16, opts=("Os",), build_dir=tmp_path / "second")
+    cycles = first["builds"]["Os"]["loop_cycles"]
+    assert cycles == second["builds"]["Os"]["loop_cycles"]
+    assert set(cycles) == set(division_mcu.expected_results(division_mcu.make_operands(16)))
+    assert all(value > 0 for value in cycles.values())
+    # Every approximation does more work than the empty loop it is measured against.
+    assert all(value > 0 for value in first["builds"]["Os"]["cycles_per_quotient"].values())
+
+
+def test_mismatch_is_detected():
+    """check_results must reject a single wrong bit (a benchmark that checks nothing is not trusted)."""
+    ops = division_mcu.make_operands(4)
+    expected = division_mcu.expected_results(ops)
+    records = []
+    for label, values in expected.items():
+        width = 2 if label.startswith("u16") else 4
+        data = b"".join(int(v).to_bytes(width, "little") for v in values)
+        records.append({"label": label, "cycles": 1, "data": data.hex()})
+    division_mcu.check_results(records, expected)  # the correct stream passes
+    bad = bytearray.fromhex(records[3]["data"])
+    bad[0] ^= 1
+    records[3]["data"] = bad.hex()
+    with pytest.raises(RuntimeError, match="results differ"):
+        division_mcu.check_results(records, expected)
