@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench mcu-tools clean
+.PHONY: demo test install bench bench-mcu mcu-tools clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard src/unitprune/csrc/*.c src/unitprune/csrc/*.h)
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/kernels.py
 	$(PY) benchmarks/division.py
+
+# Cycle-exact division benchmarks on a simulated AVR (needs `make mcu-tools`).
+bench-mcu: $(STAMP)
+	$(PY) benchmarks/division_mcu.py
 
 # The MCU toolchain and cycle-exact simulator (Debian packages; needs root or sudo). Without them
 # the MCU tests are skipped with a message naming these packages.
