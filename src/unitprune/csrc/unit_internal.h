@@ -43,6 +43,27 @@
 #endif
 #endif
 
+/* UNIT__BYTE_FIELDS: read and write float exponent fields with byte-sized shifts (8-bit MCUs,
+ * where avr-gcc compiles a 32-bit shift by 23 into a 23-step loop of ~160 cycles) instead of
+ * one 32-bit shift (hosts, where that is one instruction and the byte form measured 2x slower).
+ * On by default for AVR and for the MCU build (UNIT_SKIP_BRANCH); both forms give identical bits. */
+#ifndef UNIT__BYTE_FIELDS
+#if defined(__AVR__) || (defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH)
+#define UNIT__BYTE_FIELDS 1
+#else
+#define UNIT__BYTE_FIELDS 0
+#endif
+#endif
+
+/* UNIT__RARE marks the rarely taken cases of the approximations. On MCUs (UNIT__BYTE_FIELDS) they
+ * are kept out of line: inlined into a loop they cost the fast path register spills. On hosts
+ * they stay inline so that loops over the approximations can still become vector selects. */
+#if UNIT__BYTE_FIELDS && defined(__GNUC__)
+#define UNIT__RARE static __attribute__((noinline, unused)) /* unused: no warning where not called */
+#else
+#define UNIT__RARE static inline
+#endif
+
 static inline uint32_t unit__f32_bits(float value) {
     uint32_t bits;
     memcpy(&bits, &value, sizeof bits);
@@ -131,21 +152,39 @@ static inline uint32_t unit__exact_bits(uint32_t threshold_bits, uint32_t contro
     return control_bits == 0 ? UNIT__INF_BITS : result;
 }
 
-static inline uint32_t unit__bitmask_bits(uint32_t threshold_bits, uint32_t control_bits) {
-    /* Fast path, both operands normal and the result normal: 2**(E(T) - E(c)) is just the
-     * difference of the exponent fields, re-biased. */
-    int32_t biased = (int32_t)(threshold_bits >> 23) - (int32_t)(control_bits >> 23) + 127;
-    uint32_t result;
-    if ((threshold_bits >> 23) != 0 && (control_bits >> 23) != 0 && biased >= 1 && biased <= 254) {
-        return (uint32_t)biased << 23;
-    }
-    result = unit__pow2_bits(unit__exponent(threshold_bits) - unit__exponent(control_bits));
+/* The exponent field (bits 23..30) of a float's bits (sign ignored), and the bits with that
+ * field replaced (0 <= field <= 255; the sign bit of the result is 0). See UNIT__BYTE_FIELDS. */
+static inline int16_t unit__exponent_field(uint32_t bits) {
+#if UNIT__BYTE_FIELDS
+    uint8_t high = (uint8_t)((uint8_t)(bits >> 24) & 0x7FU); /* shifts by whole bytes: moves */
+    uint8_t next = (uint8_t)(bits >> 16);
+    return (int16_t)(((uint16_t)high << 1) | (uint16_t)(next >> 7));
+#else
+    return (int16_t)((bits >> 23) & 0xFFUL);
+#endif
+}
+
+static inline uint32_t unit__with_exponent_field(uint32_t bits, int16_t field) {
+#if UNIT__BYTE_FIELDS
+    uint8_t high = (uint8_t)((uint16_t)field >> 1);
+    uint8_t next = (uint8_t)((uint8_t)((uint16_t)field << 7) | ((uint8_t)(bits >> 16) & 0x7FU));
+    return ((uint32_t)high << 24) | ((uint32_t)next << 16) | (bits & 0xFFFFUL);
+#else
+    return ((uint32_t)(uint16_t)field << 23) | (bits & 0x7FFFFFUL);
+#endif
+}
+
+/* The rare cases of the approximations (a zero or subnormal operand, a result that is not a
+ * normal float), kept out of line: inlined into a loop, they cost the fast path register spills
+ * on 8-bit MCUs. */
+UNIT__RARE uint32_t unit__bitmask_rare_bits(uint32_t threshold_bits, uint32_t control_bits) {
+    uint32_t result = unit__pow2_bits(unit__exponent(threshold_bits) - unit__exponent(control_bits));
     result = threshold_bits == 0 ? 0 : result;
     return control_bits == 0 ? UNIT__INF_BITS : result;
 }
 
-/* BITSHIFT (and BINTREE) quotient: T * 2**-max(e(c), shift_start), rounded once. */
-static inline uint32_t unit__bitshift_bits(uint32_t threshold_bits, uint32_t control_bits, int32_t shift_start) {
+UNIT__RARE uint32_t unit__bitshift_rare_bits(uint32_t threshold_bits, uint32_t control_bits,
+                                                         int32_t shift_start) {
     int32_t n;
     if (control_bits == 0) {
         return UNIT__INF_BITS;
@@ -153,6 +192,30 @@ static inline uint32_t unit__bitshift_bits(uint32_t threshold_bits, uint32_t con
     n = unit__exponent(control_bits);
     n = n < shift_start ? shift_start : n;
     return unit__scale_pow2_bits(threshold_bits, -n);
+}
+
+static inline uint32_t unit__bitmask_bits(uint32_t threshold_bits, uint32_t control_bits) {
+    /* Fast path, both operands normal and the result normal: 2**(E(T) - E(c)) is just the
+     * difference of the exponent fields, re-biased (mantissa 0). Fields fit in 16 bits. */
+    int16_t field_t = unit__exponent_field(threshold_bits), field_c = unit__exponent_field(control_bits);
+    int16_t biased = (int16_t)(field_t - field_c + 127);
+    if (field_t != 0 && field_c != 0 && biased >= 1 && biased <= 254) {
+        return unit__with_exponent_field(0, biased);
+    }
+    return unit__bitmask_rare_bits(threshold_bits, control_bits);
+}
+
+/* BITSHIFT (and BINTREE) quotient: T * 2**-max(e(c), shift_start), rounded once. */
+static inline uint32_t unit__bitshift_bits(uint32_t threshold_bits, uint32_t control_bits, int32_t shift_start) {
+    /* Fast path, both operands normal, e(c) >= shift_start and the result normal: the result
+     * keeps T's mantissa and only the exponent field changes (e(c) = field - 126 for a normal c). */
+    int16_t field_t = unit__exponent_field(threshold_bits), field_c = unit__exponent_field(control_bits);
+    int16_t n = (int16_t)(field_c - 126);
+    int16_t field = (int16_t)(field_t - n);
+    if (field_t != 0 && field_c != 0 && n >= shift_start && field >= 1 && field <= 254) {
+        return unit__with_exponent_field(threshold_bits, field);
+    }
+    return unit__bitshift_rare_bits(threshold_bits, control_bits, shift_start);
 }
 
 /* Bits of approx(T, c) (docs/semantics.md) for T >= 0 finite and control bits of c >= 0 finite
