@@ -9,8 +9,10 @@
  * timed as one region, after which the results are streamed to the harness so the driver can
  * compare them bit for bit with unitprune.approx.
  *
- * The float variants call the library's own code (unit__approx_bits from unit_internal.h, the
- * same source the host kernels compile), so what is timed is what the library computes. Integer
+ * The float variants call the library's own code (unit_internal.h, the same source the host
+ * kernels compile, through unit__approx_bits as the kernels call it), so what is timed is what
+ * the library computes. On AVR the library reads and writes exponent fields with byte-sized
+ * shifts (UNIT__BYTE_FIELDS in unit_internal.h). Integer
  * variants use unsigned operands (magnitudes), the cheapest form of libgcc's division.
  * The `empty_*` loops load both operands and store one word per pair, like every variant, and
  * are subtracted by the driver to give the cost of the quotient alone.
@@ -55,73 +57,6 @@ NOINLINE static void f32_bitmask(const uint32_t *t, const uint32_t *c, uint32_t 
     uint16_t i;
     for (i = 0; i < DIV_N; i++) {
         out[i] = unit__approx_bits(UNIT_APPROX_BITMASK, unit__bits_f32(t[i]), c[i], UNIT_SHIFT_START_NONE);
-    }
-}
-
-/* The bitmask fast path alone (as benchmarks/division_bench.c): valid when T, c and the result
- * are normal floats, as for this data; the driver checks it equals the library's bitmask. */
-NOINLINE static void f32_bitmask_normal_only(const uint32_t *t, const uint32_t *c, uint32_t *out) {
-    uint16_t i;
-    for (i = 0; i < DIV_N; i++) {
-        int16_t biased = (int16_t)(t[i] >> 23) - (int16_t)(c[i] >> 23) + 127;
-        out[i] = (uint32_t)biased << 23;
-    }
-}
-
-/* Byte-wise fast paths. avr-gcc (5.4) compiles the 32-bit `bits >> 23` / `<< 23` of the
- * library's fast path as 23-iteration shift loops (~160 cycles each, at -Os and -O2 alike), which
- * costs as much as a soft-float division. Here the exponent field is read from the two top bytes
- * (shifts by whole bytes are register moves) and the result is assembled the same way; every case
- * the fast path does not cover (zero, subnormal operands, a result that is not a normal float)
- * falls back to the library function, so these are exact for all inputs. They are candidates for
- * the fixed-point/MCU runtime, kept here because src/unitprune/csrc is not MCU-tuned yet. */
-static inline uint8_t f32_exponent_field(uint32_t bits) {
-    uint8_t high = (uint8_t)(bits >> 24) & 0x7F; /* sign ignored, as unit__approx_bits does */
-    uint8_t next = (uint8_t)(bits >> 16);
-    return (uint8_t)(high << 1) | (uint8_t)(next >> 7);
-}
-
-/* Bits of the float with the given (1..254) exponent field and the mantissa of `bits`. */
-static inline uint32_t f32_with_field(uint32_t bits, uint8_t field) {
-    uint8_t high = field >> 1;
-    uint8_t next = (uint8_t)((uint8_t)(field << 7) | ((uint8_t)(bits >> 16) & 0x7F));
-    return ((uint32_t)high << 24) | ((uint32_t)next << 16) | (bits & 0xFFFFUL);
-}
-
-/* The rare slow paths out of line: inlined, they cost the fast loop register spills at -O2. */
-NOINLINE static uint32_t f32_bitmask_slow(uint32_t t, uint32_t c) {
-    return unit__bitmask_bits(t & UNIT__ABS_MASK, c & UNIT__ABS_MASK);
-}
-
-NOINLINE static uint32_t f32_bitshift_slow(uint32_t t, uint32_t c) {
-    return unit__bitshift_bits(t & UNIT__ABS_MASK, c & UNIT__ABS_MASK, UNIT_SHIFT_START_NONE);
-}
-
-NOINLINE static void f32_bitmask_bytes(const uint32_t *t, const uint32_t *c, uint32_t *out) {
-    uint16_t i;
-    for (i = 0; i < DIV_N; i++) {
-        uint8_t field_t = f32_exponent_field(t[i]), field_c = f32_exponent_field(c[i]);
-        int16_t biased = (int16_t)field_t - (int16_t)field_c + 127;
-        if (field_t != 0 && field_c != 0 && biased >= 1 && biased <= 254) {
-            out[i] = f32_with_field(0, (uint8_t)biased); /* 2**(E(T) - E(c)): mantissa 0 */
-        } else {
-            out[i] = f32_bitmask_slow(t[i], c[i]);
-        }
-    }
-}
-
-/* bitshift: T * 2**-e(c) with e(c) = field_c - 126 for a normal c; a normal result keeps T's
- * mantissa, so only the exponent field changes. */
-NOINLINE static void f32_bitshift_bytes(const uint32_t *t, const uint32_t *c, uint32_t *out) {
-    uint16_t i;
-    for (i = 0; i < DIV_N; i++) {
-        uint8_t field_t = f32_exponent_field(t[i]), field_c = f32_exponent_field(c[i]);
-        int16_t field = (int16_t)field_t - (int16_t)field_c + 126;
-        if (field_t != 0 && field_c != 0 && field >= 1 && field <= 254) {
-            out[i] = f32_with_field(t[i], (uint8_t)field);
-        } else {
-            out[i] = f32_bitshift_slow(t[i], c[i]);
-        }
     }
 }
 
@@ -248,17 +183,12 @@ int main(void) {
     time_f32("f32_true_division", f32_true_division);
     time_f32("f32_exact", f32_exact);
     time_f32("f32_bitmask", f32_bitmask);
-    time_f32("f32_bitmask_normal_only", f32_bitmask_normal_only);
-    time_f32("f32_bitmask_bytes", f32_bitmask_bytes);
     time_f32("f32_bitshift", f32_bitshift);
-    time_f32("f32_bitshift_bytes", f32_bitshift_bytes);
     /* Correctness only (not in the throughput tables): the float approximations on the edge
      * cases (zeros, subnormals, overflow, underflow, negative controls) of division_data.h. */
     load_edge_cases();
     time_f32("edge_f32_bitmask", f32_bitmask);
-    time_f32("edge_f32_bitmask_bytes", f32_bitmask_bytes);
     time_f32("edge_f32_bitshift", f32_bitshift);
-    time_f32("edge_f32_bitshift_bytes", f32_bitshift_bytes);
     time_u32("u32_empty", u32_empty);
     time_u32("u32_true_division", u32_true_division);
     time_u32("u32_bitshift_loop", u32_bitshift_loop);

@@ -166,8 +166,9 @@ static inline int16_t unit__exponent_field(uint32_t bits) {
 
 static inline uint32_t unit__with_exponent_field(uint32_t bits, int16_t field) {
 #if UNIT__BYTE_FIELDS
-    uint8_t high = (uint8_t)((uint16_t)field >> 1);
-    uint8_t next = (uint8_t)((uint8_t)((uint16_t)field << 7) | ((uint8_t)(bits >> 16) & 0x7FU));
+    uint8_t byte = (uint8_t)field; /* 8-bit shifts below: single instructions on AVR */
+    uint8_t high = (uint8_t)(byte >> 1);
+    uint8_t next = (uint8_t)((uint8_t)(byte << 7) | ((uint8_t)(bits >> 16) & 0x7FU));
     return ((uint32_t)high << 24) | ((uint32_t)next << 16) | (bits & 0xFFFFUL);
 #else
     return ((uint32_t)(uint16_t)field << 23) | (bits & 0x7FFFFFUL);
