@@ -93,11 +93,45 @@ static int32_t unit__linear_column(const unit_linear_plan *plan, int32_t i, floa
 }
 
 #if UNIT__NARROW > 0
-/* Narrow layers: acc[l] += W[l][i] * x[i] for every listed input i and lane l with
+#if defined(__SSE2__) && !defined(UNIT_NO_INTRINSICS)
+#include <emmintrin.h>
+/* SSE2 version of the loop below (same operations, same order): the compiler's auto-vectoriser
+ * spills the lane accumulators and scalarises the counts of this loop. */
+static inline int32_t unit__linear_narrow(const unit_linear_plan *plan, const float *x_row, const int32_t *listed,
+                                          int32_t count, float *acc, const int32_t lanes) {
+    __m128 sum[UNIT__NARROW / 4];
+    __m128i kept[UNIT__NARROW / 4];
+    int32_t counts[4];
+    int32_t e, b, total = 0;
+    for (b = 0; b < lanes / 4; b++) {
+        sum[b] = _mm_setzero_ps();
+        kept[b] = _mm_setzero_si128();
+    }
+    for (e = 0; e < count; e++) {
+        const int32_t i = listed[e];
+        const __m128 xv = _mm_set1_ps(x_row[i]);
+        const __m128i abs_bits = _mm_set1_epi32((int32_t)(unit__f32_bits(x_row[i]) & UNIT__ABS_MASK));
+        const float *w = plan->lane_weight + i * lanes;
+        const int32_t *cutoff = plan->lane_cutoff + i * lanes;
+        for (b = 0; b < lanes / 4; b++) {
+            __m128i keep = _mm_cmpgt_epi32(abs_bits, _mm_loadu_si128((const __m128i *)(const void *)(cutoff + 4 * b)));
+            __m128 product = _mm_mul_ps(_mm_loadu_ps(w + 4 * b), xv);
+            sum[b] = _mm_add_ps(sum[b], _mm_and_ps(product, _mm_castsi128_ps(keep)));
+            kept[b] = _mm_sub_epi32(kept[b], keep);
+        }
+    }
+    for (b = 0; b < lanes / 4; b++) {
+        _mm_storeu_ps(acc + 4 * b, sum[b]);
+        _mm_storeu_si128((__m128i *)(void *)counts, kept[b]);
+        total += counts[0] + counts[1] + counts[2] + counts[3];
+    }
+    return total;
+}
+#else
+/* Narrow layers: acc[l] = sum of W[l][i] * x[i] over the listed inputs i and lanes l with
  * bits(|x[i]|) > cutoff[i][l], branch-free; returns the number of kept connections. `lanes` is
  * a multiple of 4 in [4, UNIT__NARROW] and a compile-time constant at every call site (the
- * function is inlined), so the lane loops are fully unrolled SSE code and sum/kept live in
- * registers for the whole row. */
+ * function is inlined), so sum/kept can live in registers for the whole row. */
 static inline int32_t unit__linear_narrow(const unit_linear_plan *plan, const float *x_row, const int32_t *listed,
                                           int32_t count, float *acc, const int32_t lanes) {
     float sum[UNIT__NARROW];
@@ -126,6 +160,7 @@ static inline int32_t unit__linear_narrow(const unit_linear_plan *plan, const fl
     }
     return total;
 }
+#endif
 #endif
 
 int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t rows, const float *bias,
