@@ -23,6 +23,8 @@
  * Build option: define UNIT_SKIP_BRANCH=1 on targets without SIMD (MCUs) so that a skipped
  * connection is skipped with a branch around the multiply; by default (hosts) the partially kept
  * lane loops are branch-free selects that compilers vectorise. Both give identical results.
+ * On SSE2 hosts unit_linear_f32 uses SSE2 intrinsics (<emmintrin.h>) for two loops; define
+ * UNIT_NO_INTRINSICS to use the equivalent plain C loops instead (identical results).
  */
 #ifndef UNIT_KERNELS_H
 #define UNIT_KERNELS_H
@@ -146,7 +148,9 @@ int32_t unit_linear_cutoffs_f32(const float *weight, int32_t count, int32_t out_
  *                  patterns), method or shift_start differ: the plan would not match them.
  *   lane_weight    [in][lanes] float: lane_weight[i*lanes + j] = W[j][i], 0 in padding lanes.
  *   lane_cutoff    [in][lanes] int32: cutoff of each lane_weight entry (UNIT_F32_INF_BITS for
- *                  zero weights and padding lanes).
+ *                  zero weights and padding lanes). Read only for narrow layers (lanes <= 16
+ *                  and a multiple of 4, without UNIT_SKIP_BRANCH); wider groups compare |w|
+ *                  with one quotient per input instead (it reads half the memory).
  *   sorted_weight  [in*out] float: for segment s, the NONZERO weights W[j][i] of the outputs j
  *                  of group g, sorted by |w| descending (stable), stored at
  *                  [segment_start[s], segment_start[s+1]). Their cutoffs are then ascending
@@ -209,9 +213,10 @@ int32_t unit_linear_f32_scratch_size(const unit_linear_plan *plan);
  *               else; scratch_bytes >= unit_linear_f32_scratch_size(plan).
  *   counts      written with the counters of this call.
  * Connection W[j][i]*x[i] is kept iff |W[j][i]| > approx(T[group(j)], |x[i]|), decided as
- * bits(|x[i]|) > cutoff. The counters are those of docs/semantics.md, which counts one quotient
- * per nonzero input and threshold group (`divisions`); the kernel itself divides nothing, the
- * quotients are folded into the plan's cutoffs. */
+ * bits(|x[i]|) > cutoff, or, where many lanes are partly kept, as bits(|W[j][i]|) > bits of
+ * approx(T, |x[i]|). The counters are those of docs/semantics.md, which counts one quotient per
+ * nonzero input and threshold group (`divisions`); the kernel computes quotients only in that
+ * wide masked case, the others are folded into the plan's cutoffs. */
 int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t rows, const float *bias,
                         const float *thresholds, int32_t method, int32_t shift_start, float *y, void *scratch,
                         int32_t scratch_bytes, unit_counts *counts);
