@@ -39,6 +39,15 @@
 #define UNIT__SSE2 0
 #endif
 
+#if UNIT__SSE2
+/* For each 4-bit mask: the positions of its set bits, packed to the front (then 0s), and as a
+ * fifth entry their number. Used to append 4 listed inputs with one vector store. */
+static const int32_t unit__packed_positions[16][5] = {
+    {0, 0, 0, 0, 0}, {0, 0, 0, 0, 1}, {1, 0, 0, 0, 1}, {0, 1, 0, 0, 2}, {2, 0, 0, 0, 1}, {0, 2, 0, 0, 2},
+    {1, 2, 0, 0, 2}, {0, 1, 2, 0, 3}, {3, 0, 0, 0, 1}, {0, 3, 0, 0, 2}, {1, 3, 0, 0, 2}, {0, 1, 3, 0, 3},
+    {2, 3, 0, 0, 2}, {0, 2, 3, 0, 3}, {1, 2, 3, 0, 3}, {0, 1, 2, 3, 4}};
+#endif
+
 /* Number of leading entries of cutoff[0..n) (ascending, n >= 1) below abs_bits. */
 static int32_t unit__count_below(const int32_t *cutoff, int32_t n, int32_t abs_bits) {
     int32_t base = 0;
@@ -211,8 +220,9 @@ int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t ro
         i = 0;
 #if UNIT__SSE2
         { /* 16 inputs at a time, compared 4 per instruction; a block with nothing to list costs
-           * one branch (predictable when most blocks are empty, or most are not); the others
-           * are appended without branches. */
+           * one branch (predictable when most blocks are empty, or most are not). Each group of
+           * 4 is appended with one vector store of i + the packed positions of its mask (it
+           * may write up to 3 entries past the list's end, which stay below i + 4 <= in). */
             const __m128i abs_mask = _mm_set1_epi32((int32_t)UNIT__ABS_MASK);
             for (; i + 16 <= in; i += 16) {
                 int32_t mask = 0, k;
@@ -223,9 +233,12 @@ int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t ro
                     mask |= _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(bits, cut))) << k;
                 }
                 if (mask != 0) {
-                    for (k = 0; k < 16; k++) {
-                        listed[count] = i + k;
-                        count += (mask >> k) & 1;
+                    for (k = 0; k < 16; k += 4) {
+                        const int32_t nibble = (mask >> k) & 15;
+                        __m128i positions = _mm_loadu_si128((const __m128i *)(const void *)unit__packed_positions[nibble]);
+                        _mm_storeu_si128((__m128i *)(void *)(listed + count),
+                                         _mm_add_epi32(positions, _mm_set1_epi32(i + k)));
+                        count += unit__packed_positions[nibble][4];
                     }
                 }
             }
