@@ -8,8 +8,9 @@
   it is rebuilt only when the weights (or, for convolutions, the quotients) change.
 * :func:`linear` / :func:`conv` run a UnIT layer and return ``(y, MacCounts)`` exactly like
   :mod:`unitprune.reference`; :func:`linear_dense` / :func:`conv_dense` are the plain dense C
-  loops (benchmark baselines); :func:`approx` and :func:`conv_quotients` expose the C division
-  approximations (used by the tests to compare with :mod:`unitprune.approx`).
+  loops (benchmark baselines); :func:`approx`, :func:`conv_quotients` and :func:`linear_cutoffs`
+  expose the C division approximations and the linear activation cutoffs (used by the tests to
+  compare with :mod:`unitprune.approx`).
 
 Inputs are float32 CPU tensors; they are made contiguous here (no copy when they already are).
 The kernels read tensor memory through raw pointers and do not track autograd: use them for

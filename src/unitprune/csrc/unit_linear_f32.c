@@ -1,23 +1,26 @@
 /* unit_linear_f32.c -- UnIT linear layer (see unit_kernels.h; design in docs/kernels.md).
  *
- * No quotient is computed at run time: the plan holds, per weight, the activation cutoff of
- * unit_kernels.h ("Activation cutoffs"), so "keep W[j][i]*x[i]" is the integer compare
- * bits(|x[i]|) > cutoff. Per row:
- *  1. one branch-free pass over x lists the inputs that keep at least one connection
- *     (bits(|x[i]|) > the column's smallest cutoff; zeros drop out too, their bits are 0) and
- *     sums the counters' per-column terms;
- *  2. the listed inputs are added to an accumulator of `lanes` floats:
+ * The plan holds, per weight, the activation cutoff of unit_kernels.h ("Activation cutoffs"),
+ * so "keep W[j][i]*x[i]" is the integer compare bits(|x[i]|) > cutoff. Per row:
+ *  1. a vectorised pass sums the counters' per-column terms (nonzero inputs, connections of
+ *     nonzero inputs);
+ *  2. a branch-free pass lists the inputs that keep at least one connection (bits(|x[i]|) >
+ *     the column's smallest cutoff; zeros drop out too, their bits are 0);
+ *  3. the listed inputs are added to an accumulator of `lanes` floats:
  *     - narrow layers (lanes <= 16, a multiple of 4; e.g. the 10/12-class output layers, any
- *       number of groups): one branch-free masked multiply-add over whole SSE vectors
- *       (lanes fixed at compile time, so the accumulator and the kept counts stay in
- *       registers); any per-input decision would cost more than its few lanes;
+ *       number of groups): one branch-free masked multiply-add per input over whole SSE
+ *       vectors against the lane cutoffs (lanes fixed at compile time, so the accumulator and
+ *       the kept counts stay in registers); any per-input decision would cost more than its
+ *       few lanes;
  *     - otherwise per threshold group (segment) with the segment's three precomputed cutoffs:
  *         bits(|x|) <= smallest   ->  nothing kept,
  *         bits(|x|) >  largest    ->  plain axpy over the group's lanes (zero weights add 0),
  *         bits(|x|) <= cut value  ->  a short binary search gives the kept prefix of the
  *                                      sorted segment, scatter-added,
- *         otherwise               ->  branch-free masked axpy that also counts;
- *  3. the accumulator plus bias is written to y.
+ *         otherwise               ->  branch-free masked axpy comparing |w| with the quotient
+ *                                      approx(T, |x|) (the only quotient computed here), which
+ *                                      also counts;
+ *  4. the accumulator plus bias is written to y.
  * Contributions to y[j] arrive in increasing i whatever the path, so results do not depend on
  * which path ran. Counters are arithmetic (docs/semantics.md) except `executed`, which comes
  * from the kept-prefix lengths and the masked loops' lane counts. */
