@@ -309,6 +309,23 @@ def test_linear_refuses_thresholds_other_than_the_plans():
                                        scratch.numel() - 1, ctypes.byref(counts)) == -2
 
 
+def test_linear_plan_follows_thresholds_changed_under_inference_mode():
+    """Inference tensors have no version counter: the kernel refuses the stale plan, it is rebuilt."""
+    torch.manual_seed(3)
+    dense = nn.Linear(20, 10)
+    c_layer, ref_layer = twins(dense, UnITConfig(approx="exact"))
+    x = torch.relu(torch.randn(4, 20))
+    with torch.inference_mode():
+        for layer in (c_layer, ref_layer):
+            layer.threshold = torch.zeros(1)  # an inference tensor
+        for value in (0.0, 0.05, 0.3):
+            for layer in (c_layer, ref_layer):
+                layer.threshold.fill_(value)
+            c_out, ref_out = run_twins(c_layer, ref_layer, x)
+            torch.testing.assert_close(c_out, ref_out, rtol=1e-5, atol=1e-5)
+            assert value == 0.0 or c_layer.mac_counts.threshold > 0
+
+
 def check_linear_layouts(library: kernels.KernelLibrary, seed: int) -> None:
     """Every lane count around the narrow path's 4/8/12/16, padded or not, every scatter cost."""
     generator = torch.Generator().manual_seed(seed)

@@ -492,12 +492,19 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None, thresholds: Tensor, c
     thresholds = _input(thresholds, "thresholds")
     bias_ptr = None if bias is None else _input(bias, "bias").data_ptr()
     y = torch.empty((rows.shape[0], out_features), dtype=torch.float32)
-    scratch = plan.scratch_for(library)
     counts = CCounts()
-    status = library.lib.unit_linear_f32(ctypes.byref(plan.struct), rows.data_ptr(), rows.shape[0], bias_ptr,
-                                         thresholds.data_ptr(), APPROX_CODES[config.approx],
-                                         _shift_start_code(config.shift_start), y.data_ptr(), scratch.data_ptr(),
-                                         scratch.numel(), ctypes.byref(counts))
+    for attempt in range(2):
+        scratch = plan.scratch_for(library)
+        status = library.lib.unit_linear_f32(ctypes.byref(plan.struct), rows.data_ptr(), rows.shape[0], bias_ptr,
+                                             thresholds.data_ptr(), APPROX_CODES[config.approx],
+                                             _shift_start_code(config.shift_start), y.data_ptr(), scratch.data_ptr(),
+                                             scratch.numel(), ctypes.byref(counts))
+        if status != -1 or attempt == 1 or cache is None:
+            break
+        # The kernel refuses thresholds other than the plan's: they changed without a version
+        # bump (inference tensors modified under torch.inference_mode). Rebuild once.
+        cache.plan = None
+        plan = linear_plan(weight, thresholds, config, cache, scatter_cost, lane_align, library)
     _check(status, "unit_linear_f32")
     return (y if x.dim() == 2 else y.reshape(*x.shape[:-1], out_features)), counts.to_mac_counts()
 
