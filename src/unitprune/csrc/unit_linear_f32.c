@@ -2,10 +2,9 @@
  *
  * The plan holds, per weight, the activation cutoff of unit_kernels.h ("Activation cutoffs"),
  * so "keep W[j][i]*x[i]" is the integer compare bits(|x[i]|) > cutoff. Per row:
- *  1. a vectorised pass sums the counters' per-column terms (nonzero inputs, connections of
- *     nonzero inputs);
- *  2. a branch-free pass lists the inputs that keep at least one connection (bits(|x[i]|) >
- *     the column's smallest cutoff; zeros drop out too, their bits are 0);
+ *  1-2. one branch-free pass lists the inputs that keep at least one connection (bits(|x[i]|) >
+ *     the column's smallest cutoff; zeros drop out too, their bits are 0) and sums the
+ *     counters' per-column terms (nonzero inputs, connections of nonzero inputs);
  *  3. the listed inputs are added to an accumulator of `lanes` floats:
  *     - narrow layers (lanes <= 16, a multiple of 4; e.g. the 10/12-class output layers, any
  *       number of groups): one branch-free masked multiply-add per input over whole SSE
@@ -213,13 +212,6 @@ int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t ro
         const float *x_row = x + r * in;
         float *y_row = y + r * out;
         int32_t count = 0, nonzero = 0, nonzero_connections = 0;
-        /* Two passes: the counter terms vectorise on their own (int32 sums: in*out < 2**31), the
-         * list (a store at a data-dependent position) does not. */
-        for (i = 0; i < in; i++) {
-            int32_t is_nonzero = (unit__f32_bits(x_row[i]) & UNIT__ABS_MASK) != 0;
-            nonzero += is_nonzero;
-            nonzero_connections += plan->column_nonzero[i] & -is_nonzero;
-        }
         i = 0;
 #if UNIT__SSE2
         { /* 16 inputs at a time, compared 4 per instruction; a block with nothing to list costs
@@ -227,12 +219,18 @@ int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t ro
            * 4 is appended with one vector store of i + the packed positions of its mask (it
            * may write up to 3 entries past the list's end, which stay below i + 4 <= in). */
             const __m128i abs_mask = _mm_set1_epi32((int32_t)UNIT__ABS_MASK);
+            __m128i zeros = _mm_setzero_si128(), connections = _mm_setzero_si128();
+            int32_t sums[4];
             for (; i + 16 <= in; i += 16) {
                 int32_t mask = 0, k;
                 for (k = 0; k < 16; k += 4) {
                     __m128i bits = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(x_row + i + k)),
                                                  abs_mask);
                     __m128i cut = _mm_loadu_si128((const __m128i *)(const void *)(plan->column_cutoff + i + k));
+                    __m128i is_zero = _mm_cmpeq_epi32(bits, _mm_setzero_si128());
+                    __m128i column = _mm_loadu_si128((const __m128i *)(const void *)(plan->column_nonzero + i + k));
+                    zeros = _mm_sub_epi32(zeros, is_zero);
+                    connections = _mm_add_epi32(connections, _mm_andnot_si128(is_zero, column));
                     mask |= _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(bits, cut))) << k;
                 }
                 if (mask != 0) {
@@ -245,11 +243,19 @@ int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t ro
                     }
                 }
             }
+            _mm_storeu_si128((__m128i *)(void *)sums, zeros);
+            nonzero = i - (sums[0] + sums[1] + sums[2] + sums[3]);
+            _mm_storeu_si128((__m128i *)(void *)sums, connections);
+            nonzero_connections = sums[0] + sums[1] + sums[2] + sums[3];
         }
 #endif
-        for (; i < in; i++) { /* branch-free list of the inputs that keep something */
+        for (; i < in; i++) { /* branch-free list of the inputs that keep something, and the counter terms */
+            int32_t abs_bits = (int32_t)(unit__f32_bits(x_row[i]) & UNIT__ABS_MASK);
+            int32_t is_nonzero = abs_bits != 0;
             listed[count] = i;
-            count += (int32_t)(unit__f32_bits(x_row[i]) & UNIT__ABS_MASK) > plan->column_cutoff[i];
+            count += abs_bits > plan->column_cutoff[i];
+            nonzero += is_nonzero;
+            nonzero_connections += plan->column_nonzero[i] & -is_nonzero;
         }
         zero_activation += plan->nonzero_weights - nonzero_connections;
         nonzero_inputs += nonzero;
