@@ -20,8 +20,9 @@
  *                                      approx(T, |x|) (the only quotient computed here), which
  *                                      also counts;
  *  4. the accumulator plus bias is written to y.
- * Contributions to y[j] arrive in increasing i whatever the path, so results do not depend on
- * which path ran. Counters are arithmetic (docs/semantics.md) except `executed`, which comes
+ * Contributions to y[j] arrive in increasing i on every wide path, so results do not depend on
+ * which of them ran; the SSE2 narrow loop sums even and odd listed inputs separately (a
+ * different, equally exact summation order; a narrow layer always takes that loop). Counters are arithmetic (docs/semantics.md) except `executed`, which comes
  * from the kept-prefix lengths and the masked loops' lane counts. */
 #include "unit_internal.h"
 
@@ -114,32 +115,44 @@ static int32_t unit__linear_column(const unit_linear_plan *plan, int32_t i, floa
 }
 
 #if UNIT__NARROW > 0 && UNIT__SSE2
-/* SSE2 version of the loop below (same operations, same order). */
+/* SSE2 version of the loop below, with two sets of accumulators (even / odd listed inputs,
+ * added at the end): one set makes every input wait for the previous input's additions (the
+ * addition latency, not the lanes, was the limit). */
+static inline void unit__narrow_input(const unit_linear_plan *plan, const float *x_row, int32_t i, __m128 *sum,
+                                      __m128i *kept, const int32_t lanes) {
+    const __m128 xv = _mm_set1_ps(x_row[i]);
+    const __m128i abs_bits = _mm_set1_epi32((int32_t)(unit__f32_bits(x_row[i]) & UNIT__ABS_MASK));
+    const float *w = plan->lane_weight + i * lanes;
+    const int32_t *cutoff = plan->lane_cutoff + i * lanes;
+    int32_t b;
+    for (b = 0; b < lanes / 4; b++) {
+        __m128i keep = _mm_cmpgt_epi32(abs_bits, _mm_loadu_si128((const __m128i *)(const void *)(cutoff + 4 * b)));
+        __m128 product = _mm_mul_ps(_mm_loadu_ps(w + 4 * b), xv);
+        sum[b] = _mm_add_ps(sum[b], _mm_and_ps(product, _mm_castsi128_ps(keep)));
+        kept[b] = _mm_sub_epi32(kept[b], keep);
+    }
+}
+
 static inline int32_t unit__linear_narrow(const unit_linear_plan *plan, const float *x_row, const int32_t *listed,
                                           int32_t count, float *acc, const int32_t lanes) {
-    __m128 sum[UNIT__NARROW / 4];
+    __m128 even[UNIT__NARROW / 4], odd[UNIT__NARROW / 4];
     __m128i kept[UNIT__NARROW / 4];
     int32_t counts[4];
     int32_t e, b, total = 0;
     for (b = 0; b < lanes / 4; b++) {
-        sum[b] = _mm_setzero_ps();
+        even[b] = _mm_setzero_ps();
+        odd[b] = _mm_setzero_ps();
         kept[b] = _mm_setzero_si128();
     }
-    for (e = 0; e < count; e++) {
-        const int32_t i = listed[e];
-        const __m128 xv = _mm_set1_ps(x_row[i]);
-        const __m128i abs_bits = _mm_set1_epi32((int32_t)(unit__f32_bits(x_row[i]) & UNIT__ABS_MASK));
-        const float *w = plan->lane_weight + i * lanes;
-        const int32_t *cutoff = plan->lane_cutoff + i * lanes;
-        for (b = 0; b < lanes / 4; b++) {
-            __m128i keep = _mm_cmpgt_epi32(abs_bits, _mm_loadu_si128((const __m128i *)(const void *)(cutoff + 4 * b)));
-            __m128 product = _mm_mul_ps(_mm_loadu_ps(w + 4 * b), xv);
-            sum[b] = _mm_add_ps(sum[b], _mm_and_ps(product, _mm_castsi128_ps(keep)));
-            kept[b] = _mm_sub_epi32(kept[b], keep);
-        }
+    for (e = 0; e + 1 < count; e += 2) {
+        unit__narrow_input(plan, x_row, listed[e], even, kept, lanes);
+        unit__narrow_input(plan, x_row, listed[e + 1], odd, kept, lanes);
+    }
+    if (e < count) {
+        unit__narrow_input(plan, x_row, listed[e], even, kept, lanes);
     }
     for (b = 0; b < lanes / 4; b++) {
-        _mm_storeu_ps(acc + 4 * b, sum[b]);
+        _mm_storeu_ps(acc + 4 * b, _mm_add_ps(even[b], odd[b]));
         _mm_storeu_si128((__m128i *)(void *)counts, kept[b]);
         total += counts[0] + counts[1] + counts[2] + counts[3];
     }
