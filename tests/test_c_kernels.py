@@ -224,6 +224,137 @@ def test_linear_paths_large_columns():
                 assert_same(c_out, ref_out, abs_scale_linear(x, dense.weight, dense.bias))
 
 
+CUTOFF_CONFIGS = [("exact", None), ("bitmask", None)] + [
+    (method, start) for method in ("bitshift", "bintree") for start in (None, -150, -3, 0, 5, 130)]
+
+
+@pytest.mark.parametrize("method, shift_start", CUTOFF_CONFIGS)
+def test_linear_cutoffs_match_the_explicit_decision(method, shift_start):
+    """bits(|x|) > cutoff(T, w) iff |w| > approx(T, |x|), against unitprune.approx, on edge values.
+
+    Checks the decision for every (T, w, x) of a grid of edge values (0, subnormals, powers of two
+    and their neighbours, FLT_MAX; ties included), and that each cutoff is the exact boundary:
+    approx(T, cutoff) >= |w| and approx(T, next float) < |w|.
+    """
+    values = edge_values()
+    weights = np.concatenate([values[::2], -values[1::2]]).astype(np.float32)  # both signs, 0 included
+    thresholds = np.asarray([0.0, 1.4e-45, 1e-30, 0.25, 1.0, 3.0, 1e10, 3e38], dtype=np.float32)
+    weight_t = torch.from_numpy(np.tile(weights, (len(thresholds), 1)).T.copy())  # [in, out]: column j uses T[j]
+    cutoff = kernels.linear_cutoffs(weight_t, torch.from_numpy(thresholds), 1, method, shift_start).numpy()
+    assert cutoff.shape == weight_t.shape
+    x = torch.from_numpy(values)
+    x_bits = f32_bits(values)
+    magnitude = torch.from_numpy(np.abs(weights))
+    with np.errstate(all="ignore"):
+        for g, threshold in enumerate(thresholds):
+            column = cutoff[:, g]
+            assert (column[weights == 0] == kernels._INF_BITS).all()
+            nonzero = weights != 0
+            assert ((column[nonzero] >= 0) & (column[nonzero] <= 0x7F7FFFFF)).all()
+            t = torch.full_like(x, float(threshold))
+            quotient = py_approx.quotient(method, t, x, shift_start)  # approx(T, |x|) for every edge x
+            expected = magnitude[:, None] > quotient[None, :]
+            expected[~torch.from_numpy(nonzero)] = False
+            actual = torch.from_numpy(x_bits[None, :] > column[:, None])
+            assert torch.equal(actual, expected), (method, shift_start, float(threshold),
+                                                   int((actual != expected).sum()))
+            # The cutoff is the boundary itself, not just consistent with the sampled x.
+            at = torch.from_numpy(column[nonzero].astype(np.int32).view(np.float32).copy())
+            above_bits = np.minimum(column[nonzero].astype(np.int64) + 1, 0x7F7FFFFF).astype(np.int32)
+            above = torch.from_numpy(above_bits.view(np.float32).copy())
+            t = torch.full_like(at, float(threshold))
+            assert (py_approx.quotient(method, t, at, shift_start) >= magnitude[nonzero]).all()
+            below_max = torch.from_numpy(column[nonzero] < 0x7F7FFFFF)
+            assert (py_approx.quotient(method, t, above, shift_start) < magnitude[nonzero])[below_max].all()
+
+
+def test_linear_cutoffs_groups_and_zero_threshold():
+    weight_t = torch.tensor([[0.5, -2.0, 0.0, 1e-40], [3.0, 0.25, -1.0, 4.0]])  # [in=2, out=4]
+    cutoff = kernels.linear_cutoffs(weight_t, torch.tensor([0.0, 1.0]), 2, "exact")
+    # Group 0 (outputs 0, 1) has T = 0: every nonzero x keeps every nonzero weight.
+    assert cutoff[:, :2].tolist() == [[0, 0], [0, 0]]
+    # Group 1 has T = 1: keep iff |w| > 1 / |x|, i.e. |x| > 1 / |w| (up to rounding), w == 0 never.
+    assert cutoff[0, 2].item() == kernels._INF_BITS
+    for (i, j) in [(0, 3), (1, 2), (1, 3)]:
+        w = abs(weight_t[i, j].item())
+        boundary = torch.tensor([cutoff[i, j].item()], dtype=torch.int32).view(torch.float32)
+        assert (torch.tensor([1.0]) / boundary).item() >= np.float32(w)
+        following = torch.tensor([cutoff[i, j].item() + 1], dtype=torch.int32).view(torch.float32)
+        assert (torch.tensor([1.0]) / following).item() < np.float32(w)
+    with pytest.raises(ValueError, match="unit_linear_cutoffs_f32"):
+        kernels.linear_cutoffs(weight_t, torch.tensor([1.0]), 5, "exact")  # group_size > out
+
+
+def test_linear_refuses_thresholds_other_than_the_plans():
+    library = kernels.load_library()
+    weight = torch.randn(6, 9)
+    config = UnITConfig(approx="bitshift", shift_start=-2)
+    plan = kernels.linear_plan(weight, torch.tensor([0.5]), config)
+    x, y, counts = torch.randn(2, 9), torch.empty(2, 6), kernels.CCounts()
+    scratch = plan.scratch_for(library)
+
+    def call(threshold: float, method: int, shift_start: int) -> int:
+        thresholds = torch.tensor([threshold])
+        return library.lib.unit_linear_f32(ctypes.byref(plan.struct), x.data_ptr(), 2, None, thresholds.data_ptr(),
+                                           method, shift_start, y.data_ptr(), scratch.data_ptr(), scratch.numel(),
+                                           ctypes.byref(counts))
+
+    code = kernels.APPROX_CODES["bitshift"]
+    assert call(0.5, code, -2) == 0
+    assert call(0.25, code, -2) == -1
+    assert call(0.5, kernels.APPROX_CODES["exact"], -2) == -1
+    assert call(0.5, code, 0) == -1
+    assert library.lib.unit_linear_f32(ctypes.byref(plan.struct), x.data_ptr(), 2, None,
+                                       torch.tensor([0.5]).data_ptr(), code, -2, y.data_ptr(), scratch.data_ptr(),
+                                       scratch.numel() - 1, ctypes.byref(counts)) == -2
+
+
+def test_linear_plan_follows_thresholds_changed_under_inference_mode():
+    """Inference tensors have no version counter: the kernel refuses the stale plan, it is rebuilt."""
+    torch.manual_seed(3)
+    dense = nn.Linear(20, 10)
+    c_layer, ref_layer = twins(dense, UnITConfig(approx="exact"))
+    x = torch.relu(torch.randn(4, 20))
+    with torch.inference_mode():
+        for layer in (c_layer, ref_layer):
+            layer.threshold = torch.zeros(1)  # an inference tensor
+        for value in (0.0, 0.05, 0.3):
+            for layer in (c_layer, ref_layer):
+                layer.threshold.fill_(value)
+            c_out, ref_out = run_twins(c_layer, ref_layer, x)
+            torch.testing.assert_close(c_out, ref_out, rtol=1e-5, atol=1e-5)
+            assert value == 0.0 or c_layer.mac_counts.threshold > 0
+
+
+def check_linear_layouts(library: kernels.KernelLibrary, seed: int) -> None:
+    """Every lane count around the narrow path's 4/8/12/16, padded or not, every scatter cost."""
+    generator = torch.Generator().manual_seed(seed)
+    for out_features in (1, 3, 4, 7, 8, 10, 12, 13, 16, 17, 40):
+        for approx, group_size in [("exact", None), ("bitmask", 3), ("bitshift", 5), ("bintree", None)]:
+            config = UnITConfig(approx=approx, group_size=group_size if group_size and group_size < out_features
+                                else None, shift_start=-1 if approx == "bitshift" else None)
+            weight = sparse_input(generator, (out_features, 23), 0.3)
+            bias = torch.randn(out_features, generator=generator)
+            for zero_fraction, scale in [(0.0, 0.0), (0.5, 0.0), (0.3, 0.05), (0.3, 0.5), (0.0, 5.0), (0.5, 1e30)]:
+                x = sparse_input(generator, (3, 23), zero_fraction)
+                thresholds = torch.rand(config.num_groups(out_features), generator=generator) * scale
+                expected, expected_counts = linear_reference(x, weight, bias, thresholds, config)
+                for lane_align, scatter_cost in [(1, 1), (1, 4), (4, 1), (4, 4), (4, 1000)]:
+                    actual, counts = kernels.linear(x, weight, bias, thresholds, config, library=library,
+                                                    scatter_cost=scatter_cost, lane_align=lane_align)
+                    assert counts == expected_counts, (out_features, approx, lane_align, scatter_cost)
+                    assert_same(actual, expected, abs_scale_linear(x, weight, bias))
+
+
+def test_linear_every_lane_layout_and_path():
+    check_linear_layouts(kernels.load_library(), 21)
+
+
+def test_linear_without_intrinsics_matches_reference(tmp_path_factory):
+    """The plain C narrow loop (targets without SSE2) gives the same results as the SSE2 one."""
+    check_linear_layouts(build_variant(tmp_path_factory, "no_intrinsics", ["-DUNIT_NO_INTRINSICS"]), 22)
+
+
 # ----------------------------------------------------------------------------------------
 # Convolutions
 # ----------------------------------------------------------------------------------------
@@ -438,9 +569,9 @@ def test_mcu_build_matches_reference(mcu_library, approx):
             else:
                 thresholds = torch.rand(config.num_groups(37), generator=generator) * scale
             expected, expected_counts = linear_reference(x, weight, bias, thresholds, config)
-            for scatter_cost in (1, 4):
+            for scatter_cost, lane_align in [(1, 1), (4, 4)]:
                 actual, counts = kernels.linear(x, weight, bias, thresholds, config, library=mcu_library,
-                                                scatter_cost=scatter_cost)
+                                                scatter_cost=scatter_cost, lane_align=lane_align)
                 assert counts == expected_counts
                 assert_same(actual, expected, abs_scale_linear(x, weight, bias))
         for geometry, shape, make in [

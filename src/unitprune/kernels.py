@@ -8,8 +8,9 @@
   it is rebuilt only when the weights (or, for convolutions, the quotients) change.
 * :func:`linear` / :func:`conv` run a UnIT layer and return ``(y, MacCounts)`` exactly like
   :mod:`unitprune.reference`; :func:`linear_dense` / :func:`conv_dense` are the plain dense C
-  loops (benchmark baselines); :func:`approx` and :func:`conv_quotients` expose the C division
-  approximations (used by the tests to compare with :mod:`unitprune.approx`).
+  loops (benchmark baselines); :func:`approx`, :func:`conv_quotients` and :func:`linear_cutoffs`
+  expose the C division approximations and the linear activation cutoffs (used by the tests to
+  compare with :mod:`unitprune.approx`).
 
 Inputs are float32 CPU tensors; they are made contiguous here (no copy when they already are).
 The kernels read tensor memory through raw pointers and do not track autograd: use them for
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "KernelsUnavailableError", "KernelLibrary", "library_path", "load_library", "available",
     "LinearPlan", "ConvPlan", "PlanCache", "linear", "conv", "linear_dense", "conv_dense",
-    "approx", "conv_quotients", "all_finite", "APPROX_CODES", "SHIFT_START_NONE",
+    "approx", "conv_quotients", "linear_cutoffs", "all_finite", "APPROX_CODES", "SHIFT_START_NONE",
 ]
 
 #: ``UNIT_KERNELS_VERSION`` of the header this binding was written for.
@@ -51,6 +52,8 @@ SHIFT_START_NONE = -32768
 _INF_BITS = 0x7F800000
 #: Linear plans: scatter when at most width / SCATTER_COST weights of a group are kept (SIMD hosts).
 SCATTER_COST = 4
+#: Linear plans: lane rows padded to a multiple of this many lanes (see unit_linear_plan.lanes).
+LANE_ALIGN = 4
 #: Convolution lane rows are padded to a multiple of this many lanes (see unit_conv2d_plan.row_lanes).
 ROW_ALIGN = 4
 _COUNT_FIELDS = ("dense", "zero_weight", "zero_activation", "threshold", "executed", "compares", "divisions")
@@ -76,8 +79,10 @@ class CLinearPlan(ctypes.Structure):
     _fields_ = [
         ("in_features", ctypes.c_int32), ("out_features", ctypes.c_int32),
         ("group_size", ctypes.c_int32), ("num_groups", ctypes.c_int32), ("scatter_cost", ctypes.c_int32),
-        ("weight_t", ctypes.c_void_p), ("sorted_weight", ctypes.c_void_p), ("sorted_output", ctypes.c_void_p),
-        ("segment_start", ctypes.c_void_p), ("segment_stats", ctypes.c_void_p), ("column_nonzero", ctypes.c_void_p),
+        ("lanes", ctypes.c_int32), ("method", ctypes.c_int32), ("shift_start", ctypes.c_int32),
+    ] + [(name, ctypes.c_void_p) for name in (
+        "thresholds", "lane_weight", "lane_cutoff", "sorted_weight", "sorted_output", "sorted_cutoff",
+        "segment_start", "segment_stats", "column_cutoff", "column_nonzero")] + [
         ("nonzero_weights", ctypes.c_int64),
     ]
 
@@ -117,6 +122,7 @@ class KernelLibrary:
             "unit_linear_f32": (i32, [ctypes.POINTER(CLinearPlan), ptr, i32, ptr, ptr, i32, i32, ptr, ptr, i32,
                                       ctypes.POINTER(CCounts)]),
             "unit_linear_dense_f32": (i32, [ptr, i32, i32, i32, ptr, ptr, ptr]),
+            "unit_linear_cutoffs_f32": (i32, [ptr, i32, i32, ptr, i32, i32, i32, ptr]),
             "unit_conv2d_output_size": (i32, [ctypes.POINTER(CConv2dParams), ctypes.POINTER(i32),
                                               ctypes.POINTER(i32)]),
             "unit_conv2d_f32_scratch_size": (i32, [ctypes.POINTER(CConv2dParams)]),
@@ -216,10 +222,14 @@ def _float_bits(values: Tensor) -> Tensor:
 
 @dataclass
 class LinearPlan:
-    """Static form of a linear weight ``W [out, in]`` for :c:type:`unit_linear_plan`.
+    """Static form of a linear weight ``W [out, in]`` and its thresholds for :c:type:`unit_linear_plan`.
 
-    Each input's column is split by threshold group and sorted by ``|w|`` descending (nonzero
-    weights only), so the kept weights of a quotient form a prefix found by one binary search.
+    Every weight gets its activation cutoff (``unit_linear_cutoffs_f32``): the connection is kept
+    iff ``bits(|x|) > cutoff``, so the kernel computes no quotient. The plan therefore depends on
+    the thresholds, the approximation and ``shift_start`` (rebuilt when they change). Each input's
+    column is also split by threshold group and sorted by ``|w|`` descending (nonzero weights
+    only), which sorts the cutoffs ascending: the kept weights of an input form a prefix.
+    ``arrays[1]`` is the plain transposed weight ``[in, out]`` (the dense baseline's operand).
     """
 
     key: tuple
@@ -237,43 +247,60 @@ class LinearPlan:
         return self.scratch
 
     @classmethod
-    def build(cls, weight: Tensor, group_size: int, num_groups: int, scatter_cost: int = SCATTER_COST) -> "LinearPlan":
+    def build(cls, weight: Tensor, thresholds: Tensor, group_size: int, num_groups: int, method: str,
+              shift_start: int | None, scatter_cost: int = SCATTER_COST, lane_align: int = LANE_ALIGN,
+              library: KernelLibrary | None = None) -> "LinearPlan":
+        library = library or load_library()
         weight = _f32(weight.detach(), "weight")
+        thresholds = _f32(thresholds.detach(), "thresholds").reshape(-1).clone()
         out_features, in_features = weight.shape
         weight_t = weight.t().contiguous()  # [in, out]
-        flat = weight_t.reshape(-1)
+        method_code, shift_code = APPROX_CODES[method], _shift_start_code(shift_start)
+        cutoff = torch.empty((in_features, out_features), dtype=torch.int32)
+        _check(library.lib.unit_linear_cutoffs_f32(weight_t.data_ptr(), weight_t.numel(), out_features,
+                                                   thresholds.data_ptr(), group_size, method_code, shift_code,
+                                                   cutoff.data_ptr()), "unit_linear_cutoffs_f32")
+        # Lane rows padded with zero weights whose cutoff (+inf) no activation exceeds.
+        lanes = -(-out_features // lane_align) * lane_align
+        lane_weight = F.pad(weight_t, (0, lanes - out_features)).contiguous()
+        lane_cutoff = F.pad(cutoff, (0, lanes - out_features), value=_INF_BITS).contiguous()
+        flat, flat_cutoff = weight_t.reshape(-1), cutoff.reshape(-1)
         output_index = torch.arange(out_features).repeat(in_features)
         segment = torch.arange(in_features).repeat_interleave(out_features) * num_groups + output_index // group_size
         nonzero = flat != 0
-        values, outputs, segments = flat[nonzero], output_index[nonzero], segment[nonzero]
+        values, outputs, segments, cutoffs = flat[nonzero], output_index[nonzero], segment[nonzero], flat_cutoff[nonzero]
         by_magnitude = torch.sort(values.abs(), descending=True, stable=True).indices
         by_segment = torch.sort(segments[by_magnitude], stable=True).indices
         order = by_magnitude[by_segment]
         count = values.numel()
-        sorted_weight = torch.zeros(max(1, in_features * out_features), dtype=torch.float32)
-        sorted_output = torch.zeros(max(1, in_features * out_features), dtype=torch.int32)
+        size = max(1, in_features * out_features)
+        sorted_weight = torch.zeros(size, dtype=torch.float32)
+        sorted_output = torch.zeros(size, dtype=torch.int32)
+        sorted_cutoff = torch.full((size,), _INF_BITS, dtype=torch.int32)
         sorted_weight[:count] = values[order]
         sorted_output[:count] = outputs[order].to(torch.int32)
+        sorted_cutoff[:count] = cutoffs[order]
         lengths = torch.bincount(segments, minlength=in_features * num_groups)
         starts = torch.zeros(in_features * num_groups + 1, dtype=torch.int64)
         starts[1:] = torch.cumsum(lengths, 0)
-        # Largest, smallest and cut magnitude of each segment (bits; an empty segment never keeps).
-        magnitude_bits = _float_bits(sorted_weight.abs())
-        last = (starts[1:] - 1).clamp_min(0)
+        # Smallest, largest and cut cutoff of each segment (cutoffs ascend along a segment).
+        last = (starts[1:] - 1).clamp(0, size - 1)
+        first = starts[:-1].clamp(max=size - 1)
         group = torch.arange(in_features * num_groups) % num_groups
         width = torch.clamp(out_features - group * group_size, max=group_size)
         cut = width // scatter_cost
-        has_cut = cut < lengths
+        inf = torch.full_like(lengths, _INF_BITS, dtype=torch.int32)
         stats = torch.stack([
-            torch.where(lengths > 0, magnitude_bits[starts[:-1]], torch.full_like(lengths, -1, dtype=torch.int32)),
-            torch.where(lengths > 0, magnitude_bits[last], torch.full_like(lengths, _INF_BITS, dtype=torch.int32)),
-            torch.where(has_cut, magnitude_bits[(starts[:-1] + cut).clamp(max=max(0, count - 1))],
-                        torch.full_like(lengths, -1, dtype=torch.int32)),
+            torch.where(lengths > 0, sorted_cutoff[first], inf),
+            torch.where(lengths > 0, sorted_cutoff[last], torch.full_like(inf, -1)),
+            torch.where(cut < lengths, sorted_cutoff[(starts[:-1] + cut).clamp(max=size - 1)], inf),
         ], dim=1).to(torch.int32).contiguous()
+        column_cutoff = cutoff.amin(dim=1).contiguous()  # zero weights have +inf cutoffs
         column_nonzero = (weight != 0).sum(dim=0).to(torch.int32)
-        arrays = (weight_t, sorted_weight, sorted_output, starts.to(torch.int32), stats, column_nonzero)
-        struct = CLinearPlan(in_features, out_features, group_size, num_groups, scatter_cost,
-                             *(a.data_ptr() for a in arrays), count)
+        arrays = (weight_t, thresholds, lane_weight, lane_cutoff, sorted_weight, sorted_output, sorted_cutoff,
+                  starts.to(torch.int32), stats, column_cutoff, column_nonzero)
+        struct = CLinearPlan(in_features, out_features, group_size, num_groups, scatter_cost, lanes, method_code,
+                             shift_code, *(a.data_ptr() for a in arrays[1:]), count)
         return cls(key=(), arrays=(weight,) + arrays, struct=struct)
 
 
@@ -398,11 +425,20 @@ def _linear_groups(out_features: int, thresholds: Tensor, config: UnITConfig) ->
 
 
 def linear_plan(weight: Tensor, thresholds: Tensor, config: UnITConfig, cache: PlanCache | None = None,
-                scatter_cost: int = SCATTER_COST) -> LinearPlan:
-    """The (cached) :class:`LinearPlan` of ``weight`` for the threshold groups of ``config``."""
+                scatter_cost: int = SCATTER_COST, lane_align: int = LANE_ALIGN,
+                library: KernelLibrary | None = None) -> LinearPlan:
+    """The (cached) :class:`LinearPlan` of ``weight`` for ``thresholds`` and ``config``'s approximation.
+
+    Like the convolution's quotients, the plan is rebuilt when the weight or the threshold tensor
+    changes (in place too: the version counter), or the approximation or ``shift_start``. The C
+    kernel refuses thresholds other than the plan's, so a stale plan cannot give wrong results.
+    """
     group_size, num_groups = _linear_groups(weight.shape[0], thresholds, config)
-    build = lambda: LinearPlan.build(weight, group_size, num_groups, scatter_cost)  # noqa: E731
-    return _plan(cache, (weight,), ("linear", group_size, num_groups, scatter_cost), build)
+    extra = ("linear", group_size, num_groups, scatter_cost, lane_align, config.approx,
+             _shift_start_code(config.shift_start))
+    build = lambda: LinearPlan.build(weight, thresholds, group_size, num_groups, config.approx,  # noqa: E731
+                                     config.shift_start, scatter_cost, lane_align, library)
+    return _plan(cache, (weight, thresholds), extra, build)
 
 
 def conv_plan(weight: Tensor, tau: Tensor, groups: int, cache: PlanCache | None = None) -> ConvPlan:
@@ -436,22 +472,29 @@ def _input(tensor: Tensor, what: str) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None, thresholds: Tensor, config: UnITConfig,
            cache: PlanCache | None = None, library: KernelLibrary | None = None,
-           scatter_cost: int = SCATTER_COST) -> tuple[Tensor, MacCounts]:
+           scatter_cost: int = SCATTER_COST, lane_align: int = LANE_ALIGN) -> tuple[Tensor, MacCounts]:
     """UnIT linear layer in C; same arguments and result as :func:`unitprune.reference.linear_reference`."""
     library = library or load_library()
     out_features, in_features = weight.shape
-    plan = linear_plan(weight, thresholds, config, cache, scatter_cost)
+    plan = linear_plan(weight, thresholds, config, cache, scatter_cost, lane_align, library)
     rows = _input(x, "input")
     rows = rows if rows.dim() == 2 else rows.reshape(-1, in_features)
     thresholds = _input(thresholds, "thresholds")
     bias_ptr = None if bias is None else _input(bias, "bias").data_ptr()
     y = torch.empty((rows.shape[0], out_features), dtype=torch.float32)
-    scratch = plan.scratch_for(library)
     counts = CCounts()
-    status = library.lib.unit_linear_f32(ctypes.byref(plan.struct), rows.data_ptr(), rows.shape[0], bias_ptr,
-                                         thresholds.data_ptr(), APPROX_CODES[config.approx],
-                                         _shift_start_code(config.shift_start), y.data_ptr(), scratch.data_ptr(),
-                                         scratch.numel(), ctypes.byref(counts))
+    for attempt in range(2):
+        scratch = plan.scratch_for(library)
+        status = library.lib.unit_linear_f32(ctypes.byref(plan.struct), rows.data_ptr(), rows.shape[0], bias_ptr,
+                                             thresholds.data_ptr(), APPROX_CODES[config.approx],
+                                             _shift_start_code(config.shift_start), y.data_ptr(), scratch.data_ptr(),
+                                             scratch.numel(), ctypes.byref(counts))
+        if status != -1 or attempt == 1 or cache is None:
+            break
+        # The kernel refuses thresholds other than the plan's: they changed without a version
+        # bump (inference tensors modified under torch.inference_mode). Rebuild once.
+        cache.plan = None
+        plan = linear_plan(weight, thresholds, config, cache, scatter_cost, lane_align, library)
     _check(status, "unit_linear_f32")
     return (y if x.dim() == 2 else y.reshape(*x.shape[:-1], out_features)), counts.to_mac_counts()
 
@@ -542,3 +585,21 @@ def conv_quotients(weight: Tensor, thresholds: Tensor, config: UnITConfig,
                                                  thresholds.data_ptr(), group_size, APPROX_CODES[config.approx],
                                                  _shift_start_code(config.shift_start), tau.data_ptr()), "unit_conv2d_quotients_f32")
     return tau
+
+
+def linear_cutoffs(weight_t: Tensor, thresholds: Tensor, group_size: int, method: str,
+                   shift_start: int | None = None, library: KernelLibrary | None = None) -> Tensor:
+    """Activation cutoffs (int32 bit patterns) of ``weight_t [..., out]`` in C (``unit_linear_cutoffs_f32``).
+
+    ``W[j, i] * x[i]`` is kept iff ``bits(|x[i]|) > cutoff`` (see unit_kernels.h); output ``j``
+    (the last index) uses ``thresholds[j // group_size]``.
+    """
+    library = library or load_library()
+    weight_t = _f32(weight_t.detach(), "weight")
+    thresholds = _f32(thresholds.detach(), "thresholds")
+    cutoff = torch.empty(weight_t.shape, dtype=torch.int32)
+    _check(library.lib.unit_linear_cutoffs_f32(weight_t.data_ptr(), weight_t.numel(), weight_t.shape[-1],
+                                               thresholds.data_ptr(), group_size, APPROX_CODES[method],
+                                               _shift_start_code(shift_start), cutoff.data_ptr()),
+           "unit_linear_cutoffs_f32")
+    return cutoff

@@ -23,6 +23,8 @@
  * Build option: define UNIT_SKIP_BRANCH=1 on targets without SIMD (MCUs) so that a skipped
  * connection is skipped with a branch around the multiply; by default (hosts) the partially kept
  * lane loops are branch-free selects that compilers vectorise. Both give identical results.
+ * On SSE2 hosts unit_linear_f32 uses SSE2 intrinsics (<emmintrin.h>) for two loops; define
+ * UNIT_NO_INTRINSICS to use the equivalent plain C loops instead (identical results).
  */
 #ifndef UNIT_KERNELS_H
 #define UNIT_KERNELS_H
@@ -100,30 +102,75 @@ void unit_approx_f32_array(int32_t method, const float *threshold, const float *
 /* Linear: y = W x + b, control term = activation x[i]                                       */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Preprocessed (static) form of a weight matrix W of shape [out][in]; built once per weight by
- * the host (unitprune.kernels.LinearPlan) or offline for firmware.
+/* Activation cutoffs. approx(T, c) is non-increasing in c for every method (IEEE division and
+ * ldexp round monotonically, e(c) and E(c) are non-decreasing), and for non-negative floats
+ * a <= b iff bits(a) <= bits(b). So for a weight w != 0 the activations whose connection with w
+ * is kept, |w| > approx(T, |x|), are exactly those with bits(|x|) > cutoff(T, w), where
+ *   cutoff(T, w) = the largest bit pattern a in [0, 0x7F7FFFFF] (0 .. FLT_MAX) such that
+ *                  approx(T, float(a)) >= |w|
+ * (a = 0 always qualifies: approx(T, 0) = +inf). cutoff = 0x7F7FFFFF: no finite x keeps w;
+ * cutoff = 0: every nonzero x keeps w (T == 0 gives 0 for every w != 0). A zero weight gets
+ * UNIT_F32_INF_BITS, above every finite |x|: never kept. The linear kernel compares bit patterns
+ * with these cutoffs and computes no quotient at run time.
+ *
+ * unit_linear_cutoffs_f32: cutoff[k] = cutoff(T[(k % out_features) / group_size], weight[k]) for
+ * k in [0, count), found by a binary search over the 2**31 non-negative bit patterns (31
+ * quotients per weight; offline on an MCU).
+ *   weight        [count] float, finite, any layout whose LAST index is the output j (e.g. the
+ *                 transposed weight [in][out] of unit_linear_plan).
+ *   count         >= 0, a multiple of out_features.
+ *   out_features  >= 1.
+ *   thresholds    [ceil(out_features / group_size)] float, finite, >= 0.
+ *   group_size    in [1, out_features].
+ *   method, shift_start  as in unit_approx_f32.
+ *   cutoff        [count] int32, written (bit patterns, all >= 0). */
+int32_t unit_linear_cutoffs_f32(const float *weight, int32_t count, int32_t out_features, const float *thresholds,
+                                int32_t group_size, int32_t method, int32_t shift_start, int32_t *cutoff);
+
+/* Preprocessed form of a weight matrix W of shape [out][in] for given thresholds and division
+ * approximation (the cutoffs above depend on them); built once per weight and threshold by the
+ * host (unitprune.kernels.LinearPlan) or offline for firmware.
  *
  * Threshold groups: output j belongs to group j / group_size; num_groups = ceil(out / group_size)
- * (group_size = out_features for one threshold per layer).
+ * (group_size = out_features for one threshold per layer). A "segment" s = i*num_groups + g is
+ * the part of input column i that feeds the outputs of group g.
  *
  *   in_features, out_features  >= 1.
  *   group_size                 in [1, out_features].
  *   num_groups                 ceil(out_features / group_size).
  *   scatter_cost               >= 1, see segment_stats.
- *   weight_t       [in][out] float: W transposed, weight_t[i*out + j] = W[j][i].
- *   sorted_weight  [in*out] float: for segment s = i*num_groups + g, the NONZERO weights
- *                  W[j][i] of the outputs j of group g, sorted by |W[j][i]| descending, stored
- *                  at [segment_start[s], segment_start[s+1]). Entries after the last segment are
+ *   lanes          row length of lane_weight/lane_cutoff, in [out_features, out_features + 3]:
+ *                  out_features rounded up to a multiple of 4 lets hosts run whole SSE vectors
+ *                  with no remainder loop; out_features saves memory (MCUs).
+ *   method, shift_start  the approximation the cutoffs were computed with.
+ *   thresholds     [num_groups] float: the thresholds the cutoffs were computed with.
+ *                  unit_linear_f32 refuses (UNIT_ERR_ARGUMENT) a call whose thresholds (bit
+ *                  patterns), method or shift_start differ: the plan would not match them.
+ *   lane_weight    [in][lanes] float: lane_weight[i*lanes + j] = W[j][i], 0 in padding lanes.
+ *   lane_cutoff    [in][lanes] int32: cutoff of each lane_weight entry (UNIT_F32_INF_BITS for
+ *                  zero weights and padding lanes). Read only for narrow layers (lanes <= 16
+ *                  and a multiple of 4, without UNIT_SKIP_BRANCH); wider groups compare |w|
+ *                  with one quotient per input instead (it reads half the memory).
+ *   sorted_weight  [in*out] float: for segment s, the NONZERO weights W[j][i] of the outputs j
+ *                  of group g, sorted by |w| descending (stable), stored at
+ *                  [segment_start[s], segment_start[s+1]). Their cutoffs are then ascending
+ *                  (one group, one threshold: a larger |w| never has a larger cutoff), so an
+ *                  input x keeps a prefix of the segment. Entries after the last segment are
  *                  unused.
  *   sorted_output  [in*out] int32: the output index j of each sorted_weight entry.
+ *   sorted_cutoff  [in*out] int32: the cutoff of each sorted_weight entry (ascending per segment).
  *   segment_start  [in*num_groups + 1] int32, non-decreasing, segment_start[0] = 0.
- *   segment_stats  [in*num_groups][3] int32, float bits of |w| in segment s: the largest, the
- *                  smallest, and the one at sorted index `cut` (or -1 if cut >= the segment's
+ *   segment_stats  [in*num_groups][3] int32 per segment: the smallest cutoff (x keeps something
+ *                  iff bits(|x|) > it; UNIT_F32_INF_BITS for an empty segment), the largest
+ *                  cutoff (x keeps every nonzero weight iff bits(|x|) > it; -1 if empty), and the
+ *                  cutoff at sorted index `cut` (UNIT_F32_INF_BITS if cut >= the segment's
  *                  length), where cut = width / scatter_cost and width is the number of outputs
- *                  of the group. A quotient t keeps at most `cut` weights iff t >= the third
- *                  value; those few are scatter-added, more are added by a masked loop over
- *                  the group's outputs. scatter_cost = 4 suits SIMD hosts, 1 (always scatter)
- *                  suits MCUs; any value gives the same results.
+ *                  of the group: x keeps at most `cut` weights iff bits(|x|) <= that value; those
+ *                  few are scatter-added, more are added by a masked loop over the group's
+ *                  lanes. scatter_cost = 4 suits SIMD hosts, 1 (always scatter) suits MCUs; any
+ *                  value gives the same results.
+ *   column_cutoff  [in] int32: the smallest cutoff of column i (UNIT_F32_INF_BITS if the column
+ *                  is all zero): x[i] keeps at least one connection iff bits(|x[i]|) > it.
  *   column_nonzero [in] int32: number of nonzero weights in column i (all groups).
  *   nonzero_weights  number of nonzero weights in W.
  */
@@ -133,38 +180,49 @@ typedef struct {
     int32_t group_size;
     int32_t num_groups;
     int32_t scatter_cost;
-    const float *weight_t;
+    int32_t lanes;
+    int32_t method;
+    int32_t shift_start;
+    const float *thresholds;
+    const float *lane_weight;
+    const int32_t *lane_cutoff;
     const float *sorted_weight;
     const int32_t *sorted_output;
+    const int32_t *sorted_cutoff;
     const int32_t *segment_start;
     const int32_t *segment_stats;
+    const int32_t *column_cutoff;
     const int32_t *column_nonzero;
     int64_t nonzero_weights;
 } unit_linear_plan;
 
-/* unit_linear_f32_scratch_size: bytes of scratch unit_linear_f32 needs: 4*in_features rounded
- * up to a multiple of 16 (the list of a row's nonzero inputs), or UNIT_ERR_ARGUMENT. */
+/* unit_linear_f32_scratch_size: bytes of scratch unit_linear_f32 needs, or UNIT_ERR_ARGUMENT:
+ * 4*in_features (the list of a row's inputs that keep something) + 4*lanes (the row's
+ * accumulator), each rounded up to a multiple of 16. */
 int32_t unit_linear_f32_scratch_size(const unit_linear_plan *plan);
 
 /* unit_linear_f32: UnIT linear layer.
- *   plan        preprocessed weights (above).
+ *   plan        preprocessed weights and cutoffs (above).
  *   x           [rows][in] float, finite.
  *   rows        >= 0 (number of samples; every sample is one row).
  *   bias        [out] float, may be NULL.
- *   thresholds  [num_groups] float, finite, >= 0.
- *   method, shift_start  the division approximation (see unit_approx_f32).
+ *   thresholds  [num_groups] float, finite, >= 0, equal to plan->thresholds.
+ *   method, shift_start  the division approximation (see unit_approx_f32), equal to the plan's.
  *   y           [rows][out] float, written (must not alias x).
- *   scratch     scratch_bytes bytes, aligned to 4 bytes, not aliasing anything else;
- *               scratch_bytes >= unit_linear_f32_scratch_size(plan).
+ *   scratch     scratch_bytes bytes, aligned to 4 bytes (16 recommended), not aliasing anything
+ *               else; scratch_bytes >= unit_linear_f32_scratch_size(plan).
  *   counts      written with the counters of this call.
- * Connection W[j][i]*x[i] is kept iff |W[j][i]| > approx(T[group(j)], |x[i]|); one quotient per
- * nonzero input and threshold group. */
+ * Connection W[j][i]*x[i] is kept iff |W[j][i]| > approx(T[group(j)], |x[i]|), decided as
+ * bits(|x[i]|) > cutoff, or, where many lanes are partly kept, as bits(|W[j][i]|) > bits of
+ * approx(T, |x[i]|). The counters are those of docs/semantics.md, which counts one quotient per
+ * nonzero input and threshold group (`divisions`); the kernel computes quotients only in that
+ * wide masked case, the others are folded into the plan's cutoffs. */
 int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t rows, const float *bias,
                         const float *thresholds, int32_t method, int32_t shift_start, float *y, void *scratch,
                         int32_t scratch_bytes, unit_counts *counts);
 
 /* unit_linear_dense_f32: plain dense linear layer (the benchmark baseline), every MAC executed.
- *   x [rows][in], weight_t [in][out] (W transposed, as in unit_linear_plan), bias [out] or NULL,
+ *   x [rows][in], weight_t [in][out] (W transposed), bias [out] or NULL,
  *   y [rows][out]. rows >= 0, in >= 1, out >= 1. */
 int32_t unit_linear_dense_f32(const float *x, int32_t rows, int32_t in_features, int32_t out_features,
                               const float *weight_t, const float *bias, float *y);
