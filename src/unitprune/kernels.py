@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: ``UNIT_KERNELS_VERSION`` of the header this binding was written for.
-KERNELS_VERSION = 5
+KERNELS_VERSION = 6
 LIBRARY_STEM = "_unitkernels"
 APPROX_CODES = {"exact": 0, "bitshift": 1, "bintree": 2, "bitmask": 3}
 #: ``UNIT_SHIFT_START_NONE``: any shift start <= -148 means "none" for float32.
@@ -232,12 +232,9 @@ class LinearPlan:
     ``arrays[1]`` is the plain transposed weight ``[in, out]`` (the dense baseline's operand).
     """
 
-    key: tuple
     arrays: tuple[Tensor, ...]  # keeps every buffer the struct points at alive
     struct: CLinearPlan
     scratch: Tensor | None = None
-    extra: tuple = ()
-    sources: tuple = ()
 
     def scratch_for(self, library: KernelLibrary) -> Tensor:
         if self.scratch is None:
@@ -301,7 +298,7 @@ class LinearPlan:
                   starts.to(torch.int32), stats, column_cutoff, column_nonzero)
         struct = CLinearPlan(in_features, out_features, group_size, num_groups, scatter_cost, lanes, method_code,
                              shift_code, *(a.data_ptr() for a in arrays[1:]), count)
-        return cls(key=(), arrays=(weight,) + arrays, struct=struct)
+        return cls(arrays=(weight,) + arrays, struct=struct)
 
 
 @dataclass
@@ -483,18 +480,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None, thresholds: Tensor, c
     bias_ptr = None if bias is None else _input(bias, "bias").data_ptr()
     y = torch.empty((rows.shape[0], out_features), dtype=torch.float32)
     counts = CCounts()
-    for attempt in range(2):
-        scratch = plan.scratch_for(library)
-        status = library.lib.unit_linear_f32(ctypes.byref(plan.struct), rows.data_ptr(), rows.shape[0], bias_ptr,
-                                             thresholds.data_ptr(), APPROX_CODES[config.approx],
-                                             _shift_start_code(config.shift_start), y.data_ptr(), scratch.data_ptr(),
-                                             scratch.numel(), ctypes.byref(counts))
-        if status != -1 or attempt == 1 or cache is None:
-            break
-        # The kernel refuses thresholds other than the plan's: they changed without a version
-        # bump (inference tensors modified under torch.inference_mode). Rebuild once.
-        cache.plan = None
-        plan = linear_plan(weight, thresholds, config, cache, scatter_cost, lane_align, library)
+    scratch = plan.scratch_for(library)
+    status = library.lib.unit_linear_f32(ctypes.byref(plan.struct), rows.data_ptr(), rows.shape[0], bias_ptr,
+                                         thresholds.data_ptr(), APPROX_CODES[config.approx],
+                                         _shift_start_code(config.shift_start), y.data_ptr(), scratch.data_ptr(),
+                                         scratch.numel(), ctypes.byref(counts))
     _check(status, "unit_linear_f32")
     return (y if x.dim() == 2 else y.reshape(*x.shape[:-1], out_features)), counts.to_mac_counts()
 

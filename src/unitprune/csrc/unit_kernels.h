@@ -55,7 +55,7 @@ extern "C" {
 
 /* Version of this header's API/ABI (struct layouts, signatures); unit_kernels_version() returns
  * the value the library was compiled with, so a host can detect a stale build. */
-#define UNIT_KERNELS_VERSION 5L
+#define UNIT_KERNELS_VERSION 6L
 
 /* Bit pattern of float32 +infinity: a quotient that skips every connection. */
 #define UNIT_F32_INF_BITS 0x7F800000L
