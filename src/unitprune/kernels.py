@@ -430,12 +430,14 @@ def linear_plan(weight: Tensor, thresholds: Tensor, config: UnITConfig, cache: P
     changes (in place too: the version counter), or the approximation or ``shift_start``. The C
     kernel refuses thresholds other than the plan's, so a stale plan cannot give wrong results.
     """
-    group_size, num_groups = _linear_groups(weight.shape[0], thresholds, config)
-    extra = ("linear", group_size, num_groups, scatter_cost, lane_align, config.approx,
-             _shift_start_code(config.shift_start))
-    build = lambda: LinearPlan.build(weight, thresholds, group_size, num_groups, config.approx,  # noqa: E731
-                                     config.shift_start, scatter_cost, lane_align, library)
-    return _plan(cache, (weight, thresholds), extra, build)
+    def build() -> LinearPlan:
+        group_size, num_groups = _linear_groups(weight.shape[0], thresholds, config)
+        return LinearPlan.build(weight, thresholds, group_size, num_groups, config.approx, config.shift_start,
+                                scatter_cost, lane_align, library)
+
+    # The config object itself is part of the key (frozen; compared by identity first, so the
+    # per-call check is cheap); the groups follow from it and the threshold tensor's shape.
+    return _plan(cache, (weight, thresholds), ("linear", config, scatter_cost, lane_align), build)
 
 
 def conv_plan(weight: Tensor, tau: Tensor, groups: int, cache: PlanCache | None = None) -> ConvPlan:
