@@ -35,7 +35,7 @@
 #define UNIT__RUN_OVERHEAD 75
 #endif
 #ifndef UNIT__ROW_OVERHEAD
-#define UNIT__ROW_OVERHEAD 20
+#define UNIT__ROW_OVERHEAD 30
 #endif
 #ifndef UNIT__MASKED_NUM
 #define UNIT__MASKED_NUM 3
