@@ -198,17 +198,11 @@ static int64_t unit__conv2d_channel_direct(const unit_conv2d_params *p, int32_t 
                                            float *y_planes) {
     const int32_t kh = p->kernel_height, kw = p->kernel_width, sx = p->stride_x;
     const int32_t positions = out_height * out_width;
-    /* Output rows are processed in tiles whose rows of all group_out planes fit in ~16 KB, so the
-     * accumulators of a block stay in L1 across the taps (a whole KWS plane does not). */
-    const int32_t tile = unit__max_i32(1, UNIT__TILE_FLOATS / unit__max_i32(1, group_out * out_width));
     int64_t executed = 0;
-    int32_t ky, kx, oy, o, m, k, tile_lo;
-    for (tile_lo = 0; tile_lo < out_height; tile_lo += tile)
+    int32_t ky, kx, oy, o, m, k;
     for (ky = 0; ky < kh; ky++) {
         int32_t oy_lo, oy_hi;
         unit__tap_range(ky, p->in_height, out_height, p->stride_y, p->dilation_y, p->pad_top, &oy_lo, &oy_hi);
-        oy_lo = unit__max_i32(oy_lo, tile_lo);
-        oy_hi = unit__min_i32(oy_hi, tile_lo + tile - 1);
         for (kx = 0; kx < kw; kx++) {
             const int32_t *tap_tau = plan->lane_tau + (c * kh + ky) * plan->row_lanes + (kw - 1 - kx) * group_out;
             int32_t ox_lo, ox_hi, lanes;

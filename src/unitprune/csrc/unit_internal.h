@@ -48,11 +48,6 @@
 #endif
 #endif
 
-/* Floats of output rows the weight-stationary convolution path keeps hot per tile (16 KB). */
-#ifndef UNIT__TILE_FLOATS
-#define UNIT__TILE_FLOATS 4096
-#endif
-
 static inline uint32_t unit__f32_bits(float value) {
     uint32_t bits;
     memcpy(&bits, &value, sizeof bits);
@@ -186,14 +181,6 @@ static inline uint32_t unit__approx_bits(int32_t method, float threshold, uint32
 
 static inline int32_t unit__method_valid(int32_t method) {
     return method >= UNIT_APPROX_EXACT && method <= UNIT_APPROX_BITMASK;
-}
-
-static inline int32_t unit__min_i32(int32_t a, int32_t b) {
-    return a < b ? a : b;
-}
-
-static inline int32_t unit__max_i32(int32_t a, int32_t b) {
-    return a > b ? a : b;
 }
 
 /* floor(a / b) and ceil(a / b) for b > 0 and any sign of a. */
