@@ -408,7 +408,7 @@ int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan
                 int64_t dense_cost = rows * (out_width + UNIT__ROW_OVERHEAD);
                 int64_t sparse_cost = (int64_t)listed * kh * (plan->row_lanes + UNIT__RUN_OVERHEAD);
                 int64_t direct_cost = (int64_t)unit__active_weights(plan, c, kh, max_bits) * out_height *
-                                      (out_width * UNIT__MASKED_NUM / UNIT__MASKED_DEN + UNIT__BLOCK_OVERHEAD);
+                                      ((int64_t)out_width * UNIT__MASKED_NUM / UNIT__MASKED_DEN + UNIT__BLOCK_OVERHEAD);
                 if (count == 0 || max_bits <= channel_stats[0]) {
                     continue; /* every connection is skipped: nothing to compute */
                 }
