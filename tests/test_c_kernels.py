@@ -525,7 +525,7 @@ def mcu_library(tmp_path_factory) -> kernels.KernelLibrary:
 # Cost-model overrides that force one convolution path for every channel it is allowed for.
 FORCED_PATHS = {
     "dense": ["-DUNIT__RUN_OVERHEAD=1000000", "-DUNIT__MASKED_NUM=1000000"],
-    "activation_stationary": ["-DUNIT__ROW_OVERHEAD=1000000"],
+    "activation_stationary": ["-DUNIT__ROW_OVERHEAD=1000000", "-DUNIT__BLOCK_OVERHEAD=1000000"],
     "weight_stationary": ["-DUNIT__RUN_OVERHEAD=1000000", "-DUNIT__MASKED_NUM=1", "-DUNIT__MASKED_DEN=1000000"],
 }
 

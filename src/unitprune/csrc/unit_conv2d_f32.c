@@ -175,48 +175,76 @@ static int64_t unit__count_channel(const unit_conv2d_params *p, int32_t out_heig
     return both_nonzero;
 }
 
+/* Number of weights of input channel c the weight-stationary path runs: nonzero, with a quotient
+ * below the channel's largest |x| (zero weights and padding lanes hold tau = +inf). */
+static int32_t unit__active_weights(const unit_conv2d_plan *plan, int32_t c, int32_t kh, int32_t max_bits) {
+    const int32_t *tau = plan->lane_tau + c * kh * plan->row_lanes;
+    int32_t active = 0, i;
+    for (i = 0; i < kh * plan->row_lanes; i++) {
+        active += tau[i] < max_bits;
+    }
+    return active;
+}
+
 /* Weight-stationary path of input channel c (the paper's formulation, vectorised along output
- * rows): a weight whose quotient is at least the channel's largest |x| is skipped whole, one below
- * the smallest nonzero |x| is added without tests (zeros add nothing; its kept count is the number
- * of nonzero activations under its tap), any other runs a masked multiply-add along each output
- * row that also counts. Returns executed. */
+ * rows). Per kernel tap, the weights of the group's output channels that can keep anything
+ * (quotient below the channel's largest |x|; zero weights have tau = +inf) are taken in blocks
+ * of up to 4: one pass along each output row loads every activation once and runs the masked
+ * multiply-add |x| > tau for every weight of the block into its own output plane, counting the
+ * kept lanes (see unit__axpy4_keep_above). Returns executed. */
 static int64_t unit__conv2d_channel_direct(const unit_conv2d_params *p, int32_t out_height, int32_t out_width,
                                            int32_t c, int32_t group_out, const float *x_channel, const float *weight,
-                                           int32_t weight_step, const unit_conv2d_plan *plan, const int32_t *tap_under,
-                                           int32_t min_bits, int32_t max_bits, float *y_planes) {
-    const int32_t kh = p->kernel_height, kw = p->kernel_width;
+                                           int32_t weight_step, const unit_conv2d_plan *plan, int32_t max_bits,
+                                           float *y_planes) {
+    const int32_t kh = p->kernel_height, kw = p->kernel_width, sx = p->stride_x;
     const int32_t positions = out_height * out_width;
     int64_t executed = 0;
-    int32_t o, ky, kx, oy;
-    for (o = 0; o < group_out; o++) {
-        float *y_plane = y_planes + o * positions;
-        for (ky = 0; ky < kh; ky++) {
-            int32_t oy_lo, oy_hi;
-            unit__tap_range(ky, p->in_height, out_height, p->stride_y, p->dilation_y, p->pad_top, &oy_lo, &oy_hi);
-            for (kx = 0; kx < kw; kx++) {
-                const int32_t tau = plan->lane_tau[(c * kh + ky) * plan->row_lanes + (kw - 1 - kx) * group_out + o];
-                const float w = weight[o * weight_step + ky * kw + kx];
-                int32_t ox_lo, ox_hi;
-                if (tau >= max_bits) {
-                    continue; /* nothing kept (zero weights have tau = +inf) */
+    int32_t ky, kx, oy, o, m, k;
+    for (ky = 0; ky < kh; ky++) {
+        int32_t oy_lo, oy_hi;
+        unit__tap_range(ky, p->in_height, out_height, p->stride_y, p->dilation_y, p->pad_top, &oy_lo, &oy_hi);
+        for (kx = 0; kx < kw; kx++) {
+            const int32_t *tap_tau = plan->lane_tau + (c * kh + ky) * plan->row_lanes + (kw - 1 - kx) * group_out;
+            int32_t ox_lo, ox_hi, lanes;
+            unit__tap_range(kx, p->in_width, out_width, sx, p->dilation_x, p->pad_left, &ox_lo, &ox_hi);
+            if (ox_lo > ox_hi || oy_lo > oy_hi) {
+                continue;
+            }
+            lanes = ox_hi - ox_lo + 1;
+            o = 0;
+            while (o < group_out) {
+                float w[4];
+                int32_t tau[4];
+                float *plane[4];
+                for (m = 0; o < group_out && m < 4; o++) {
+                    if (tap_tau[o] >= max_bits) {
+                        continue; /* nothing kept */
+                    }
+                    w[m] = weight[o * weight_step + ky * kw + kx];
+                    tau[m] = tap_tau[o];
+                    plane[m] = y_planes + o * positions + ox_lo;
+                    m++;
                 }
-                unit__tap_range(kx, p->in_width, out_width, p->stride_x, p->dilation_x, p->pad_left, &ox_lo, &ox_hi);
-                if (ox_lo > ox_hi) {
-                    continue;
-                }
-                if (tau < min_bits) {
-                    executed += tap_under[ky * kw + kx];
-                }
-                for (oy = oy_lo; oy <= oy_hi; oy++) {
+                for (oy = oy_lo; oy <= oy_hi && m > 0; oy++) {
                     const int32_t iy = oy * p->stride_y + ky * p->dilation_y - p->pad_top;
-                    const int32_t ix = ox_lo * p->stride_x + kx * p->dilation_x - p->pad_left;
-                    float *y_row = y_plane + oy * out_width + ox_lo;
-                    const float *x_row = x_channel + iy * p->in_width + ix;
-                    if (tau < min_bits) {
-                        unit__axpy_strided(y_row, x_row, p->stride_x, w, ox_hi - ox_lo + 1);
-                    } else {
-                        executed += unit__axpy_strided_keep_above(y_row, x_row, p->stride_x, w, tau,
-                                                                   ox_hi - ox_lo + 1);
+                    const float *x_row = x_channel + iy * p->in_width + ox_lo * sx + kx * p->dilation_x - p->pad_left;
+                    const int32_t row = oy * out_width;
+                    k = 0;
+                    if (m == 4) {
+                        executed += sx == 1 ? unit__axpy4_keep_above(plane[0] + row, plane[1] + row, plane[2] + row,
+                                                                      plane[3] + row, x_row, 1, w, tau, lanes)
+                                            : unit__axpy4_keep_above(plane[0] + row, plane[1] + row, plane[2] + row,
+                                                                      plane[3] + row, x_row, sx, w, tau, lanes);
+                        k = 4;
+                    } else if (m >= 2) {
+                        executed += sx == 1 ? unit__axpy2_keep_above(plane[0] + row, plane[1] + row, x_row, 1, w, tau,
+                                                                      lanes)
+                                            : unit__axpy2_keep_above(plane[0] + row, plane[1] + row, x_row, sx, w, tau,
+                                                                      lanes);
+                        k = 2;
+                    }
+                    if (k < m) { /* the third of three, or a single weight */
+                        executed += unit__axpy_strided_keep_above(plane[k] + row, x_row, sx, w[k], tau[k], lanes);
                     }
                 }
             }
@@ -272,6 +300,12 @@ static int64_t unit__conv2d_channel_sparse(const unit_conv2d_params *p, int32_t 
                             unit__axpy(acc, plan->lane_weight + row * row_lanes + lane_lo, xv, lanes);
                         }
                         executed += stats[2 + kw - kx_lo] - stats[2 + kw - 1 - kx_hi];
+                    } else if (padded_rows && taps_x == kw) {
+                        /* Whole row incl. its padding lanes (tau = +inf, never kept): a multiple of 4
+                         * lanes runs without the remainder loop (measured 3-6% faster at 80 %). */
+                        executed += unit__axpy_keep_above_tau(acc, plan->lane_weight + row * row_lanes,
+                                                              plan->lane_tau + row * row_lanes, xv, abs_bits,
+                                                              row_lanes);
                     } else {
                         executed += unit__axpy_keep_above_tau(acc, plan->lane_weight + row * row_lanes + lane_lo,
                                                               plan->lane_tau + row * row_lanes + lane_lo, xv,
@@ -372,8 +406,9 @@ int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan
                 /* Costs of the three loops over this channel (cost model in unit_internal.h). */
                 int64_t rows = (int64_t)group_out * kh * kw * out_height;
                 int64_t dense_cost = rows * (out_width + UNIT__ROW_OVERHEAD);
-                int64_t direct_cost = rows * (out_width * UNIT__MASKED_NUM / UNIT__MASKED_DEN + UNIT__ROW_OVERHEAD);
                 int64_t sparse_cost = (int64_t)listed * kh * (plan->row_lanes + UNIT__RUN_OVERHEAD);
+                int64_t direct_cost = (int64_t)unit__active_weights(plan, c, kh, max_bits) * out_height *
+                                      ((int64_t)out_width * UNIT__MASKED_NUM / UNIT__MASKED_DEN + UNIT__BLOCK_OVERHEAD);
                 if (count == 0 || max_bits <= channel_stats[0]) {
                     continue; /* every connection is skipped: nothing to compute */
                 }
@@ -387,8 +422,7 @@ int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan
                 }
                 if (direct_cost < sparse_cost) {
                     executed += unit__conv2d_channel_direct(p, out_height, out_width, c, group_out, x_channel,
-                                                            w_channel, group_in * kh * kw, plan, work.tap_under,
-                                                            min_bits, max_bits, y_group);
+                                                            w_channel, group_in * kh * kw, plan, max_bits, y_group);
                     continue;
                 }
                 if (!accumulator_used) {

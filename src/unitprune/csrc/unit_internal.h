@@ -17,10 +17,11 @@
 
 /* Cost model of the convolution paths, in "lanes of a long vectorised multiply-add loop", fitted
  * on x86-64 with SSE2 to the Table-1 MNIST/KWS convolutions (each path forced, see docs/kernels.md;
- * the choice is right for all 16 measured cases):
+ * the choice is right for all 16 measured cases, and for a range of values around these):
  * - activation-stationary: each lane run costs UNIT__RUN_OVERHEAD lanes on top of its own lanes;
- * - dense / weight-stationary output rows cost UNIT__ROW_OVERHEAD lanes on top of their own
- *   lanes, and a masked lane costs UNIT__MASKED_NUM / UNIT__MASKED_DEN plain lanes.
+ * - dense output rows cost UNIT__ROW_OVERHEAD lanes on top of their own lanes;
+ * - weight-stationary: every weight that can keep anything costs, per output row, its masked
+ *   lanes at UNIT__MASKED_NUM / UNIT__MASKED_DEN plain lanes each plus UNIT__BLOCK_OVERHEAD.
  * On MCUs (UNIT_SKIP_BRANCH) there is no SIMD: every kept connection costs about the same
  * whatever the loop, and skipping a zero always beats multiplying it. */
 #if defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH
@@ -28,18 +29,22 @@
 #define UNIT__ROW_OVERHEAD 0
 #define UNIT__MASKED_NUM 1
 #define UNIT__MASKED_DEN 1
+#define UNIT__BLOCK_OVERHEAD 0
 #else /* overridable with -D for tuning (benchmarks) */
 #ifndef UNIT__RUN_OVERHEAD
-#define UNIT__RUN_OVERHEAD 40
+#define UNIT__RUN_OVERHEAD 75
 #endif
 #ifndef UNIT__ROW_OVERHEAD
-#define UNIT__ROW_OVERHEAD 20
+#define UNIT__ROW_OVERHEAD 30
 #endif
 #ifndef UNIT__MASKED_NUM
 #define UNIT__MASKED_NUM 3
 #endif
 #ifndef UNIT__MASKED_DEN
 #define UNIT__MASKED_DEN 2
+#endif
+#ifndef UNIT__BLOCK_OVERHEAD
+#define UNIT__BLOCK_OVERHEAD 25
 #endif
 #endif
 
@@ -339,6 +344,94 @@ static inline int32_t unit__axpy_strided_keep_above(float *restrict acc, const f
         uint32_t bits = unit__f32_bits(product) & (uint32_t)(-keep);
         acc[l] += unit__bits_f32(bits);
         kept += keep;
+    }
+#endif
+    return kept;
+}
+
+/* Weight-stationary lanes of several weights that read the same activations (one kernel tap,
+ * several output channels): acc_k[l] += w[k] * x[l*stride], kept iff |x[l*stride]| > tau[k]
+ * (tau: bits of non-negative quotients), for k in [0, 4) resp. [0, 2). Returns the kept lanes of
+ * all weights. One activation load and abs serve every weight: a masked lane then costs
+ * ~1.0x (short output rows) to ~1.3x (long rows) a lane of the dense loop, instead of ~1.5-2x
+ * for one weight at a time (the loop is bound by instructions, not by the accumulator
+ * store, and the per-lane count is most of what remains). The activation is masked before the
+ * multiply (w * (x & mask) rather than (w * x) & mask: SSE2's two-operand instructions then need
+ * no register copy of x per weight, measured ~5 % faster) and the kept count sums the masks
+ * (-1 per kept lane). Callers pass stride 1 as a literal for the common case so that the
+ * inlined loop is contiguous and vectorises. */
+static inline int32_t unit__axpy4_keep_above(float *restrict acc0, float *restrict acc1, float *restrict acc2,
+                                             float *restrict acc3, const float *restrict x, int32_t stride,
+                                             const float *w, const int32_t *tau, int32_t n) {
+    const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+    const int32_t t0 = tau[0], t1 = tau[1], t2 = tau[2], t3 = tau[3];
+    int32_t kept = 0;
+    int32_t l;
+#if defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH
+    for (l = 0; l < n; l++) {
+        const float xv = x[l * stride];
+        const int32_t a = (int32_t)(unit__f32_bits(xv) & UNIT__ABS_MASK);
+        if (a > t0) {
+            acc0[l] += w0 * xv;
+            kept++;
+        }
+        if (a > t1) {
+            acc1[l] += w1 * xv;
+            kept++;
+        }
+        if (a > t2) {
+            acc2[l] += w2 * xv;
+            kept++;
+        }
+        if (a > t3) {
+            acc3[l] += w3 * xv;
+            kept++;
+        }
+    }
+#else
+    for (l = 0; l < n; l++) {
+        const float xv = x[l * stride];
+        const int32_t a = (int32_t)(unit__f32_bits(xv) & UNIT__ABS_MASK);
+        const uint32_t xb = unit__f32_bits(xv);
+        const int32_t m0 = -(a > t0), m1 = -(a > t1), m2 = -(a > t2), m3 = -(a > t3);
+        acc0[l] += w0 * unit__bits_f32(xb & (uint32_t)m0);
+        acc1[l] += w1 * unit__bits_f32(xb & (uint32_t)m1);
+        acc2[l] += w2 * unit__bits_f32(xb & (uint32_t)m2);
+        acc3[l] += w3 * unit__bits_f32(xb & (uint32_t)m3);
+        kept -= (m0 + m1) + (m2 + m3);
+    }
+#endif
+    return kept;
+}
+
+static inline int32_t unit__axpy2_keep_above(float *restrict acc0, float *restrict acc1, const float *restrict x,
+                                             int32_t stride, const float *w, const int32_t *tau, int32_t n) {
+    const float w0 = w[0], w1 = w[1];
+    const int32_t t0 = tau[0], t1 = tau[1];
+    int32_t kept = 0;
+    int32_t l;
+#if defined(UNIT_SKIP_BRANCH) && UNIT_SKIP_BRANCH
+    for (l = 0; l < n; l++) {
+        const float xv = x[l * stride];
+        const int32_t a = (int32_t)(unit__f32_bits(xv) & UNIT__ABS_MASK);
+        if (a > t0) {
+            acc0[l] += w0 * xv;
+            kept++;
+        }
+        if (a > t1) {
+            acc1[l] += w1 * xv;
+            kept++;
+        }
+    }
+#else
+    for (l = 0; l < n; l++) {
+        const float xv = x[l * stride];
+        const int32_t a = (int32_t)(unit__f32_bits(xv) & UNIT__ABS_MASK);
+        const uint32_t xb = unit__f32_bits(xv);
+        const int32_t m0 = -(a > t0), m1 = -(a > t1);
+        acc0[l] += w0 * unit__bits_f32(xb & (uint32_t)m0);
+        acc1[l] += w1 * unit__bits_f32(xb & (uint32_t)m1);
+        kept -= m0 + m1;
     }
 #endif
     return kept;
