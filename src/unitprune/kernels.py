@@ -23,7 +23,7 @@ import ctypes
 import functools
 import importlib.machinery
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -305,12 +305,9 @@ class LinearPlan:
 class ConvPlan:
     """Static form of a convolution's weights and quotients for :c:type:`unit_conv2d_plan`."""
 
-    key: tuple
     arrays: tuple[Tensor, ...]
     struct: CConv2dPlan
-    extra: tuple = ()
-    sources: tuple = ()
-    scratch: dict = field(default_factory=dict)  # scratch buffer by input (H, W)
+    scratch: Tensor | None = None  # the largest scratch buffer needed so far
     last_call: tuple | None = None  # (input shape, geometry, params, output shape, scratch)
 
     @classmethod
@@ -350,18 +347,16 @@ class ConvPlan:
         lane_tau = F.pad(tau_bits.reshape(channels, kernel_h, -1), (0, padding), value=_INF_BITS).contiguous()
         arrays = (lane_weight, lane_tau, tap_stats, row_stats, channel_stats)
         struct = CConv2dPlan(row_lanes, *(a.data_ptr() for a in arrays))
-        return cls(key=(), arrays=(weight, tau) + arrays, struct=struct)
+        return cls(arrays=(weight, tau) + arrays, struct=struct)
 
     def scratch_for(self, library: KernelLibrary, params: CConv2dParams) -> Tensor:
         """A scratch buffer of at least unit_conv2d_f32_scratch_size(params) bytes (the size depends
         on the input size and the whole geometry; the largest buffer so far is kept)."""
         size = library.lib.unit_conv2d_f32_scratch_size(ctypes.byref(params))
         _check(min(size, 0), "unit_conv2d_f32_scratch_size")
-        buffer = self.scratch.get("buffer")
-        if buffer is None or buffer.numel() < size:
-            buffer = torch.empty(max(size, 16), dtype=torch.uint8)
-            self.scratch = {"buffer": buffer}
-        return buffer
+        if self.scratch is None or self.scratch.numel() < size:
+            self.scratch = torch.empty(max(size, 16), dtype=torch.uint8)
+        return self.scratch
 
     def call_state(self, library: KernelLibrary, x_shape: torch.Size, geometry: ConvGeometry):
         """``(params, output shape, scratch)`` for an input shape, kept for the last shape seen."""
