@@ -27,26 +27,14 @@ from hypothesis import strategies as st
 import unitprune
 from unitprune import UnITConfig, approx as py_approx, backends, kernels
 from unitprune.reference import ConvGeometry, conv_quotients, conv_reference, linear_reference
+from tests.helpers import APPROXES, prune_weights, sparse_input
 
-APPROXES = ["exact", "bitshift", "bintree", "bitmask"]
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # ----------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------
-
-def sparse_input(generator: torch.Generator, shape, zero_fraction: float) -> torch.Tensor:
-    """Activations over a wide magnitude range with exact zeros (like after ReLU)."""
-    values = torch.randn(shape, generator=generator) * torch.exp(torch.randn(shape, generator=generator))
-    zeros = torch.rand(shape, generator=generator) < zero_fraction
-    return torch.where(zeros, torch.zeros_like(values), values)
-
-
-def prune(module: nn.Module, generator: torch.Generator, fraction: float) -> None:
-    with torch.no_grad():
-        module.weight[torch.rand(module.weight.shape, generator=generator) < fraction] = 0.0
-
 
 def twins(dense: nn.Module, config: UnITConfig) -> tuple[nn.Module, nn.Module]:
     """The same UnIT layer on the C backend and on the reference backend (shared parameters)."""
@@ -194,7 +182,7 @@ def test_linear_matches_reference(seed, approx, in_features, out_features, leadi
                                   zero_fraction, weight_zero_fraction, threshold_scale):
     generator = torch.Generator().manual_seed(seed)
     dense = nn.Linear(in_features, out_features, bias=bias)
-    prune(dense, generator, weight_zero_fraction)
+    prune_weights(dense, generator, weight_zero_fraction)
     config = UnITConfig(approx=approx, group_size=group_size, shift_start=shift_start)
     c_layer, ref_layer = twins(dense, config)
     thresholds = torch.rand(config.num_groups(out_features), generator=generator) * threshold_scale
@@ -210,7 +198,7 @@ def test_linear_paths_large_columns():
     """Wide columns exercise all three inner paths (full axpy, scatter, masked axpy)."""
     generator = torch.Generator().manual_seed(7)
     dense = nn.Linear(64, 300)
-    prune(dense, generator, 0.2)
+    prune_weights(dense, generator, 0.2)
     for approx in APPROXES:
         for group_size in (None, 100):
             config = UnITConfig(approx=approx, group_size=group_size)
@@ -405,7 +393,7 @@ def test_conv2d_matches_reference(seed, approx, options, channels, out_per_group
         dense(torch.zeros(shape))
     except RuntimeError:
         return  # kernel larger than the padded input
-    prune(dense, generator, weight_zero_fraction)
+    prune_weights(dense, generator, weight_zero_fraction)
     config = UnITConfig(approx=approx, group_size=group_size, shift_start=shift_start)
     _check_conv(dense, config, generator, sparse_input(generator, shape, zero_fraction), threshold_scale)
 
@@ -427,7 +415,7 @@ def test_conv1d_matches_reference(seed, approx, kernel, stride, padding, dilatio
     if (length + 2 * (padding if isinstance(padding, int) else 0) < dilation * (kernel - 1) + 1
             and padding != "same"):
         return  # kernel larger than the padded input
-    prune(dense, generator, 0.2)
+    prune_weights(dense, generator, 0.2)
     config = UnITConfig(approx=approx, group_size=group_size)
     _check_conv(dense, config, generator, sparse_input(generator, shape, zero_fraction), threshold_scale)
 
@@ -437,7 +425,7 @@ def test_conv_channel_paths(approx):
     """Channels that take the dense sub-path, the all-skipped shortcut and the sparse path in one call."""
     generator = torch.Generator().manual_seed(3)
     dense = nn.Conv2d(4, 6, (5, 3), padding=(2, 1))
-    prune(dense, generator, 0.25)
+    prune_weights(dense, generator, 0.25)
     x = torch.rand(2, 4, 12, 10, generator=generator) + 0.5  # no zeros, |x| in [0.5, 1.5)
     x[:, 1] = 1e-6  # tiny: skipped by any threshold that is not tiny
     x[:, 2] = torch.relu(torch.randn(2, 12, 10, generator=generator))  # ReLU-sparse

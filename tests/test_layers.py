@@ -12,23 +12,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import unitprune
 from unitprune import UnITConfig
+from tests.helpers import APPROXES, prune_weights, sparse_input
 from tests.oracle import conv2d_oracle, linear_oracle, same_padding
 
-APPROXES = ["exact", "bitshift", "bintree", "bitmask"]
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def sparse_input(generator: torch.Generator, shape, zero_fraction: float) -> torch.Tensor:
-    """Random activations with some exact zeros (like after ReLU) and a wide magnitude range."""
-    values = torch.randn(shape, generator=generator) * torch.exp(torch.randn(shape, generator=generator))
-    zeros = torch.rand(shape, generator=generator) < zero_fraction
-    return torch.where(zeros, torch.zeros_like(values), values)
-
-
-def prune_weights(layer: nn.Module, generator: torch.Generator, fraction: float) -> None:
-    with torch.no_grad():
-        mask = torch.rand(layer.weight.shape, generator=generator) < fraction
-        layer.weight[mask] = 0.0
 
 
 def flops_of(module: nn.Module, x: torch.Tensor) -> int:
