@@ -30,11 +30,16 @@ bench: $(STAMP)
 bench-mcu: $(STAMP)
 	$(PY) benchmarks/division_mcu.py
 
-# The MCU toolchain and cycle-exact simulator (Debian packages; needs root or sudo). Without them
-# the MCU tests are skipped with a message naming these packages.
-MCU_PACKAGES := gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev pkg-config
+# The MCU toolchains and cycle-exact simulators (AVR: avr-gcc + simavr; MSP430: clang-14 + lld-14 +
+# mspdebug) and the speech synthesizer for the offline keyword-spotting data (espeak-ng, sox).
+# Debian packages; needs root or sudo. Without them those tests are skipped with a message naming
+# the packages (CI sets UNITPRUNE_REQUIRE_MCU_TOOLS=1 and they fail instead).
+MCU_PACKAGES := gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev pkg-config \
+                clang-14 lld-14 mspdebug espeak-ng sox
 mcu-tools:
-	@if command -v avr-gcc >/dev/null && pkg-config --exists simavr 2>/dev/null; then \
+	@if command -v avr-gcc >/dev/null && pkg-config --exists simavr 2>/dev/null && \
+	    command -v clang-14 >/dev/null && command -v ld.lld-14 >/dev/null && command -v mspdebug >/dev/null && \
+	    command -v espeak-ng >/dev/null && command -v sox >/dev/null; then \
 		echo "MCU tools already installed"; \
 	else \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -1,0 +1,122 @@
+"""The quantized model: what quantization produces and the exporter and integer reference consume.
+
+All arrays are NumPy arrays of the stated dtype; the semantics of every field are in
+docs/fixed_point.md. Ops run in list order on one activation tensor, ``[C][H][W]`` per sample
+(Conv1d is a conv with ``in_height == kernel_height == 1``; flattened tensors are ``[N]``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: UnIT variants a kernel can run: the dense baseline, zero skipping, and UnIT.
+VARIANTS = ("dense", "zeroskip", "unit")
+#: How a linear layer computes its per-input quotient in the ``unit`` variant.
+LINEAR_QUOTIENTS = ("bitshift", "bintree", "table")
+
+
+@dataclass(frozen=True)
+class Requant:
+    """Per-output requantization: ``clamp(requantize(bias + acc, multiplier, shift), act_min, act_max)``."""
+
+    bias: np.ndarray  # int32 [out]
+    multiplier: np.ndarray  # int32 [out], Q31
+    shift: np.ndarray  # int8 [out], in [-31, 30]
+    act_min: int  # -128, or 0 with a fused ReLU
+    act_max: int  # 127
+
+
+@dataclass(frozen=True)
+class QConv:
+    """A Conv1d/Conv2d (geometry as ``unit_conv2d_params`` without the batch)."""
+
+    name: str
+    in_channels: int
+    in_height: int
+    in_width: int
+    out_channels: int
+    kernel_height: int
+    kernel_width: int
+    stride: tuple[int, int]  # (y, x)
+    dilation: tuple[int, int]  # (y, x)
+    padding: tuple[int, int, int, int]  # (top, bottom, left, right)
+    groups: int
+    out_height: int
+    out_width: int
+    weight: np.ndarray  # int8 [O][C/groups][KH][KW]
+    requant: Requant
+    threshold_q: np.ndarray  # int64 [O]: T_q per output channel (0: no UnIT skipping)
+    tau: np.ndarray  # uint8 [O][C/groups][KH][KW], 255 where weight == 0
+    input_scale: float
+    output_scale: float
+    weight_scale: np.ndarray  # float64 [O]
+    is_conv1d: bool = False
+
+
+@dataclass(frozen=True)
+class QLinear:
+    """A Linear layer; ``weight`` is ``[out][in]`` as in torch (the exporter writes it transposed)."""
+
+    name: str
+    in_features: int
+    out_features: int
+    weight: np.ndarray  # int8 [out][in]
+    requant: Requant
+    threshold_q: int  # T_q (0: no UnIT skipping)
+    shift_start: int  # bitshift coarse start, >= 0 (0: none)
+    quotient_table: np.ndarray  # uint8 [129]: t for |x| = 0..128
+    tree_split: np.ndarray  # int8 [nodes]  (unit_quotient_tree_s8, fixed_point.md)
+    tree_left: np.ndarray  # int8 [nodes]
+    tree_right: np.ndarray  # int8 [nodes]
+    tree_quotient: np.ndarray  # uint8 [nodes]
+    input_scale: float
+    output_scale: float
+    weight_scale: float
+
+
+@dataclass(frozen=True)
+class QMaxPool:
+    name: str
+    channels: int
+    in_height: int
+    in_width: int
+    kernel: tuple[int, int]  # (y, x)
+    stride: tuple[int, int]  # (y, x)
+    out_height: int
+    out_width: int
+
+
+@dataclass(frozen=True)
+class QReLU:
+    name: str
+    size: int  # elements per sample
+
+
+@dataclass(frozen=True)
+class QFlatten:
+    name: str
+    size: int  # elements per sample
+
+
+QOp = QConv | QLinear | QMaxPool | QReLU | QFlatten
+
+
+@dataclass
+class QuantizedModel:
+    """An int8 model: quantize the input with ``input_scale``, run ``ops``, dequantize with ``output_scale``.
+
+    ``variant`` and ``linear_quotient`` choose the kernels the integer reference (and an export)
+    runs; they change the counters, never the outputs of ``dense``/``zeroskip`` vs each other, and
+    ``unit`` differs from them only by the skipped connections.
+    """
+
+    ops: list[QOp]
+    input_shape: tuple[int, ...]  # per sample: (C, H, W) or (C, L) or (N,)
+    input_scale: float
+    output_scale: float
+    variant: str = "unit"
+    linear_quotient: str = "bitshift"
+    approx: str = "bitshift"  # the float model's approximation (bitmask maps to bitshift)
+    source: dict = field(default_factory=dict)  # provenance: model name, percentile, config
