@@ -12,6 +12,7 @@ from .config import UnITConfig
 from .convert import convert, unit_layers
 from .counts import MacCounts
 from .layers import UnITConv1d, UnITConv2d, UnITLinear
+from .mcu.quantize import quantize
 from .report import MacReport, mac_report
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __all__ = [
     "calibrate",
     "convert",
     "mac_report",
+    "quantize",
     "reset_mac_counts",
     "set_thresholds",
     "unit_layers",
