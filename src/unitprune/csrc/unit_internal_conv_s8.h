@@ -22,71 +22,112 @@ typedef struct {
     int64_t zero_weight, zero_activation, executed, compares;
 } unit__conv_tally_s8;
 
-/* dense: acc[l] += w * x[l*sx] over the tap's rows (every valid position). */
-static inline void unit__tap_dense_s8(int32_t *acc, const int8_t *x, const unit__tap_s8 *t, ptrdiff_t sx,
-                                      int32_t out_width, int8_t w) {
-    int32_t r;
-    for (r = 0; r < t->rows; r++, acc += out_width, x += t->x_row_step) {
-        int32_t *a = acc;
-        int32_t *const end = acc + t->cols;
-        const int8_t *xp = x;
-        while (a != end) {
-            *a++ += (int16_t)(*xp * w);
-            xp += sx;
+/* The loops over one output row of a tap, acc[l] for l in [0, end - acc) and x[l*sx]
+ * (UNIT__ROW_FN: separate functions on MCUs, see unit_internal_s8.h). Stride 1, the common case,
+ * has its own loop (post-increment loads). */
+/* dense: acc[l] += w * x[l*sx], no test. */
+UNIT__ROW_FN void unit__row_dense_s8(int32_t *acc, const int32_t *end, const int8_t *x, ptrdiff_t sx, int8_t w) {
+    if (sx == 1) {
+        while (acc != end) {
+            *acc++ += (int16_t)(*x++ * w);
         }
+        return;
+    }
+    while (acc != end) {
+        *acc++ += (int16_t)(*x * w);
+        x += sx;
     }
 }
 
-/* zeroskip: the same, a zero activation skips its multiply; returns the multiplies done
- * (counted build; 0 otherwise). */
-static inline int32_t unit__tap_zeroskip_s8(int32_t *acc, const int8_t *x, const unit__tap_s8 *t, ptrdiff_t sx,
-                                            int32_t out_width, int8_t w) {
-    int32_t r, executed = 0;
-    for (r = 0; r < t->rows; r++, acc += out_width, x += t->x_row_step) {
-        int32_t *a = acc;
-        int32_t *const end = acc + t->cols;
-        const int8_t *xp = x;
-        while (a != end) {
-            const int8_t xv = *xp;
-            if (xv != 0) {
-                *a += (int16_t)(xv * w);
+/* zeroskip: a zero activation skips its multiply; returns the multiplies done (counted build;
+ * 0 otherwise). */
+UNIT__ROW_FN int32_t unit__row_zeroskip_s8(int32_t *acc, const int32_t *end, const int8_t *x, ptrdiff_t sx,
+                                           int8_t w) {
+    int32_t executed = 0;
+    for (; acc != end; acc++, x += sx) {
+        const int8_t xv = *x;
+        if (xv != 0) {
+            *acc += (int16_t)(xv * w);
 #if UNIT_S8_COUNTS
-                executed++;
+            executed++;
 #endif
-            }
-            a++;
-            xp += sx;
         }
     }
     return executed;
 }
 
-/* unit: keep iff |x| > tau (tau in [0, 127]) by one 8-bit add and compare (unit__keep_s8; a zero
- * x is never kept). Returns the kept multiplies and, via zeros, the zero activations seen
- * (counted build; 0 otherwise). */
-static inline int32_t unit__tap_unit_s8(int32_t *acc, const int8_t *x, const unit__tap_s8 *t, ptrdiff_t sx,
-                                        int32_t out_width, int8_t w, uint8_t tau, int32_t *zeros) {
-    const uint8_t tau2 = (uint8_t)(tau + tau);
-    int32_t r, kept = 0, zero = 0;
-    for (r = 0; r < t->rows; r++, acc += out_width, x += t->x_row_step) {
-        int32_t *a = acc;
-        int32_t *const end = acc + t->cols;
-        const int8_t *xp = x;
-        while (a != end) {
-            const int8_t xv = *xp;
+/* unit: keep iff |x| > tau (tau in [0, 127], tau2 = 2*tau) by one 8-bit add and compare
+ * (unit__keep_s8; a zero x is never kept). Returns the kept multiplies and adds the zero
+ * activations seen to *zeros (counted build; 0 and nothing otherwise). */
+UNIT__ROW_FN int32_t unit__row_unit_s8(int32_t *acc, const int32_t *end, const int8_t *x, ptrdiff_t sx, int8_t w,
+                                       uint8_t tau, uint8_t tau2, int32_t *zeros) {
+    int32_t kept = 0;
+#if UNIT_S8_COUNTS
+    int32_t zero = 0;
+#endif
+    if (sx == 1) {
+        while (acc != end) {
+            const int8_t xv = *x++;
             if (unit__keep_s8(xv, tau, tau2)) {
-                *a += (int16_t)(xv * w);
+                *acc += (int16_t)(xv * w);
 #if UNIT_S8_COUNTS
                 kept++;
             } else if (xv == 0) {
                 zero++;
 #endif
             }
-            a++;
-            xp += sx;
+            acc++;
+        }
+    } else {
+        for (; acc != end; acc++, x += sx) {
+            const int8_t xv = *x;
+            if (unit__keep_s8(xv, tau, tau2)) {
+                *acc += (int16_t)(xv * w);
+#if UNIT_S8_COUNTS
+                kept++;
+            } else if (xv == 0) {
+                zero++;
+#endif
+            }
         }
     }
-    *zeros = zero;
+#if UNIT_S8_COUNTS
+    *zeros += zero;
+#else
+    (void)zeros;
+#endif
+    return kept;
+}
+
+/* dense over a tap's rows (every valid position). */
+static inline void unit__tap_dense_s8(int32_t *acc, const int8_t *x, const unit__tap_s8 *t, ptrdiff_t sx,
+                                      int32_t out_width, int8_t w) {
+    int32_t r;
+    for (r = 0; r < t->rows; r++, acc += out_width, x += t->x_row_step) {
+        unit__row_dense_s8(acc, acc + t->cols, x, sx, w);
+    }
+}
+
+/* zeroskip over a tap's rows; returns the multiplies done (counted build). */
+static inline int32_t unit__tap_zeroskip_s8(int32_t *acc, const int8_t *x, const unit__tap_s8 *t, ptrdiff_t sx,
+                                            int32_t out_width, int8_t w) {
+    int32_t r, executed = 0;
+    for (r = 0; r < t->rows; r++, acc += out_width, x += t->x_row_step) {
+        executed += unit__row_zeroskip_s8(acc, acc + t->cols, x, sx, w);
+    }
+    return executed;
+}
+
+/* unit over a tap's rows; returns the kept multiplies and the zero activations via zeros
+ * (counted build). */
+static inline int32_t unit__tap_unit_s8(int32_t *acc, const int8_t *x, const unit__tap_s8 *t, ptrdiff_t sx,
+                                        int32_t out_width, int8_t w, uint8_t tau, int32_t *zeros) {
+    const uint8_t tau2 = (uint8_t)(tau + tau);
+    int32_t r, kept = 0;
+    *zeros = 0;
+    for (r = 0; r < t->rows; r++, acc += out_width, x += t->x_row_step) {
+        kept += unit__row_unit_s8(acc, acc + t->cols, x, sx, w, tau, tau2, zeros);
+    }
     return kept;
 }
 

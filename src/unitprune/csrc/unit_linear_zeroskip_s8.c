@@ -21,9 +21,6 @@ int32_t unit_linear_zeroskip_s8(const int8_t *x, int32_t batch, int32_t in_featu
         unit__linear_init_s8(scratch, out_features, requant);
         for (i = 0; i < in_features; i++, column += out_features) {
             const int8_t xv = x_row[i];
-            int32_t *acc = scratch;
-            int32_t *const end = scratch + out_features;
-            const int8_t *w = column;
 #if UNIT_S8_COUNTS
             int32_t zeros = unit__column_zeros_s8(column, out_features);
             zero_weight += zeros;
@@ -34,14 +31,7 @@ int32_t unit_linear_zeroskip_s8(const int8_t *x, int32_t batch, int32_t in_featu
             if (xv == 0) {
                 continue;
             }
-            while (acc != end) {
-                const int8_t wv = UNIT_READ_S8(w);
-                if (wv != 0) {
-                    *acc += (int16_t)(xv * wv);
-                }
-                acc++;
-                w++;
-            }
+            unit__column_zeroskip_s8(scratch, column, xv, out_features);
         }
         unit__linear_store_s8(scratch, out_features, requant, y + (ptrdiff_t)n * out_features);
     }
