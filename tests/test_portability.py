@@ -8,8 +8,6 @@ installed the tools), where a missing compiler is a failure.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,18 +15,15 @@ import pytest
 
 import unitprune
 
+from tests.mcu_tools import require_program
+
 CSRC = Path(unitprune.__file__).parent / "csrc"
 AVR_FLAGS = ["-mmcu=atmega2560", "-std=c99", "-Os", "-Wall", "-Wextra", "-Wconversion", "-Wsign-conversion",
              "-Werror", "-c"]
 
 
 def avr_gcc() -> str:
-    compiler = shutil.which("avr-gcc")
-    if compiler is None:
-        if os.environ.get("UNITPRUNE_REQUIRE_MCU_TOOLS") == "1":
-            pytest.fail("avr-gcc not found but UNITPRUNE_REQUIRE_MCU_TOOLS=1 (apt-get install gcc-avr avr-libc)")
-        pytest.skip("avr-gcc not installed (apt-get install gcc-avr avr-libc binutils-avr)")
-    return compiler
+    return require_program("avr-gcc", "gcc-avr avr-libc binutils-avr")
 
 
 @pytest.mark.parametrize("defines", [[], ["-DUNIT_SKIP_BRANCH=1"]], ids=["host-variant", "mcu-variant"])
