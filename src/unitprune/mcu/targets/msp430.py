@@ -26,7 +26,9 @@ HERE = Path(__file__).resolve().parent / "msp430"
 RUNTIME_DIR = HERE / "runtime"
 LINKER_SCRIPT = HERE / "link.ld"
 CRT0 = HERE / "crt0.S"
-COMPILE_FLAGS = ["--target=msp430", "-ffreestanding", "-nostdlib", "-ffunction-sections", "-fdata-sections"]
+LIBC_INCLUDE = HERE / "include"  # string.h: the memory functions of the runtime
+COMPILE_FLAGS = ["--target=msp430", "-ffreestanding", "-nostdlib", "-ffunction-sections", "-fdata-sections",
+                 "-isystem", str(LIBC_INCLUDE)]
 C_FLAGS = ["-std=c99", "-Wall", "-Wextra"]
 RUNTIME_FLAGS = ["-O2", "-Wconversion", "-Wsign-conversion", "-Werror"]
 PORT_CONTROL, PORT_DATA, PORT_LABEL, PORT_STACK = 0x01F0, 0x01F2, 0x01F4, 0x01F6
