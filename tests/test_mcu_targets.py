@@ -204,3 +204,17 @@ def test_energy_estimates_follow_the_datasheet_figures():
     assert targets.ENERGY_MODELS["avr"].nj_per_cycle == pytest.approx(2.4)
     assert targets.energy_uj_estimate("msp430", 1_000_000) == pytest.approx(354.0)
     assert targets.energy_uj_estimate("host", 1000) is None
+
+
+def test_mspdebug_cycle_table_is_the_documented_one(tmp_path):
+    """mspdebug 0.22 counts a constant-generator operand as the addressing mode its encoding reuses
+    (docs/mcu.md): the marker MOV.B #1,&port costs 6 (silicon 4), DEC (SUB #1) 3 (silicon 1),
+    INCD (ADD #2) 2 (silicon 1); register and immediate operands as the family guide says."""
+    require_target("msp430")
+    firmware = targets.build("msp430", [FIRMWARE.parent / "msp430_cycle_table.c"], build_dir=tmp_path)
+    cycles = targets.run(firmware).cycles()
+    marker = 6  # MOV.B #1, &0x01F0 (the start marker, included in every region)
+    assert cycles["empty"] == marker
+    assert cycles["dec_loop"] == marker + 2 + 1000 * (3 + 2)
+    assert cycles["register_loop"] == marker + 2 + 2 + 143 * (1 + 2)
+    assert cycles["incd"] == marker + 2

@@ -57,7 +57,7 @@ def runtime_library(hwmult: bool) -> tuple[Path, Path]:
         partial.mkdir(parents=True)
         objects = []
         for source in [*sources, CRT0]:
-            # mpyll.S (the EABI entry) and mpyll.c (its C body) must not share an object name
+            # an assembly entry (mpyll.S) and its C part (mpyll.c) must not share an object name
             suffix = "_entry" if source.suffix == ".S" and source != CRT0 else ""
             obj = partial / f"{source.stem}{suffix}.o"
             run_tool([tools["clang-14"], *flags, "-c", str(source), "-o", str(obj)], 120, f"compiling {source.name}")
