@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* unit__mspabi_mpyll: 64-bit multiply, low 64 bits, with the C calling convention; the EABI
- * entry __mspabi_mpyll (mpyll.S) forwards to it. Operands that are int32 values widened to 64
+ * entry __mspabi_mpyll (mpyll.S) forwards to it (in software only the operands it does not handle
+ * itself). Operands that are int32 values widened to 64
  * bits (int8 requantization: (int64_t)acc * multiplier) take one 32x32 product of magnitudes;
  * others a_lo * b_lo + ((a_lo * b_hi + a_hi * b_lo) << 32). */
 #include "unit_mspabi.h"
