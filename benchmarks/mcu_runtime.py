@@ -3,18 +3,20 @@ hardware multiplier) next to AVR's libgcc, measured with the test firmware
 ``tests/mcu_firmware/arith.c`` (random operands of mixed magnitudes, checked bit-exactly against
 Python by the same code as ``tests/test_mcu_targets.py``).
 
-Usage: ``PYTHONPATH=src:. python benchmarks/mcu_runtime.py`` (writes benchmarks/results/mcu_runtime.md
+Usage: ``PYTHONPATH=src python benchmarks/mcu_runtime.py`` (writes benchmarks/results/mcu_runtime.md
 and .json). Figures are cycles per loop iteration: the operation plus the loop's loads and store.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests import test_mcu_targets as arith
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/ holds the firmware
+from tests import test_mcu_targets as arith  # noqa: E402
 from unitprune.mcu import targets
 
 RESULTS = Path(__file__).resolve().parent / "results"
