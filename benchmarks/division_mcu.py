@@ -20,7 +20,7 @@ The MCU counterpart of ``benchmarks/division.py``. It
 
 Usage: ``python benchmarks/division_mcu.py [--targets avr msp430] [--n 256] [--opt Os O2]``
 Needs: ``apt-get install gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev pkg-config``
-(AVR) and ``clang-14 lld-14 llvm-14 mspdebug`` (MSP430).
+(AVR) and ``clang-14 lld-14 mspdebug`` (MSP430).
 """
 
 from __future__ import annotations

@@ -186,7 +186,7 @@ def test_hardware_multiplier_beats_software_multiply(data_dir, tmp_path_factory)
 
 def test_missing_tools_name_the_packages(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(targets.ToolMissing, match="clang-14 lld-14 llvm-14 mspdebug"):
+    with pytest.raises(targets.ToolMissing, match="clang-14 lld-14 mspdebug"):
         targets.check_tools("msp430")
     with pytest.raises(targets.ToolMissing, match="gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev"):
         targets.check_tools("avr")
@@ -218,3 +218,15 @@ def test_mspdebug_cycle_table_is_the_documented_one(tmp_path):
     assert cycles["dec_loop"] == marker + 2 + 1000 * (3 + 2)
     assert cycles["register_loop"] == marker + 2 + 2 + 143 * (1 + 2)
     assert cycles["incd"] == marker + 2
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430"])
+def test_firmware_without_done_marker_is_an_error(target, tmp_path):
+    """A firmware that returns from main without unit_mcu_done() is reported, not read as a result."""
+    require_target(target)
+    source = tmp_path / "no_done.c"
+    source.write_text('#include "unit_mcu.h"\nint main(void) {\n    unit_mcu_label("x");\n    UNIT_MCU_START();\n'
+                      '    UNIT_MCU_STOP();\n    return 0;\n}\n')
+    firmware = targets.build(target, [source], build_dir=tmp_path / "build")
+    with pytest.raises(targets.FirmwareError, match="did not reach unit_mcu_done"):
+        targets.run(firmware, max_cycles=100_000, timeout=30)

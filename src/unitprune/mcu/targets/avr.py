@@ -17,7 +17,9 @@ from .tools import (AVR_PACKAGES, FirmwareError, ToolMissing, cache_dir, content
 MCU = "atmega2560"
 HARNESS_SOURCE = Path(__file__).resolve().parent / "avr" / "simavr_cycles.c"
 DATA_SPACE = 0x800000  # avr-gcc's ELF address of data space (SRAM) address 0
-BASE_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]
+# gnu99, not c99: constant tables live in flash through avr-gcc's named address space __flash, a
+# GNU extension (the sources themselves are C99 otherwise).
+BASE_FLAGS = ["-std=gnu99", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]
 
 
 def check_tools() -> dict[str, str]:

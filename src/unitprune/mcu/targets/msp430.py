@@ -38,42 +38,41 @@ EVENT = re.compile(r"^\s*(\d+): write\.[bw] => 0x([0-9a-fA-F]+) 0x([0-9a-fA-F]+)
 
 
 def check_tools() -> dict[str, str]:
-    tools = {name: find_tool(name, "msp430") for name in ("clang-14", "ld.lld-14", "llvm-ar-14", "mspdebug")}
+    tools = {name: find_tool(name, "msp430") for name in ("clang-14", "ld.lld-14", "mspdebug")}
     tools["compiler_version"] = tool_version([tools["clang-14"], "--version"], "msp430")
     return tools
 
 
-def runtime_library(hwmult: bool) -> tuple[Path, Path]:
-    """(crt0.o, libunitrt.a) for the variant, compiled once per source/flags into the cache."""
+def runtime_objects(hwmult: bool) -> tuple[Path, list[Path]]:
+    """(crt0.o, the helper objects) for the variant, compiled once per source/flags into the cache.
+    Every helper is linked; --gc-sections drops the unreferenced ones (each is in its own section),
+    so they cost no flash."""
     tools = check_tools()
     sources = sorted(RUNTIME_DIR.glob("*.[cS]"))
     flags = [*COMPILE_FLAGS, *C_FLAGS, *RUNTIME_FLAGS, f"-DUNIT_MSP430_HWMULT={int(hwmult)}"]
     key = content_key([*sources, *RUNTIME_DIR.glob("*.h"), CRT0], *flags, tools["compiler_version"])
     directory = cache_dir() / f"msp430-runtime-{'hwmult' if hwmult else 'soft'}-{key}"
-    archive, crt0 = directory / "libunitrt.a", directory / "crt0.o"
-    if not archive.exists():
+    names = []
+    for source in sources:
+        # an assembly entry (mpyll.S) and its C part (mpyll.c) must not share an object name
+        names.append(f"{source.stem}{'_entry' if source.suffix == '.S' else ''}.o")
+    if not (directory / "crt0.o").exists():
         partial = directory.with_name(directory.name + f".{os.getpid()}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        objects = []
-        for source in [*sources, CRT0]:
-            # an assembly entry (mpyll.S) and its C part (mpyll.c) must not share an object name
-            suffix = "_entry" if source.suffix == ".S" and source != CRT0 else ""
-            obj = partial / f"{source.stem}{suffix}.o"
-            run_tool([tools["clang-14"], *flags, "-c", str(source), "-o", str(obj)], 120, f"compiling {source.name}")
-            objects.append(obj)
-        run_tool([tools["llvm-ar-14"], "rcs", str(partial / "libunitrt.a"), *map(str, objects[:-1])], 60,
-                 "archiving the msp430 runtime")
+        for source, name in [*zip(sources, names), (CRT0, "crt0.o")]:
+            run_tool([tools["clang-14"], *flags, "-c", str(source), "-o", str(partial / name)], 120,
+                     f"compiling {source.name}")
         shutil.rmtree(directory, ignore_errors=True)
         os.replace(partial, directory)
-    return crt0, archive
+    return directory / "crt0.o", [directory / name for name in names]
 
 
 def build(sources: Sequence[Path | str], include_dirs: Sequence[Path | str] | None, defines: Mapping | Sequence | None,
           build_dir: Path, hwmult: bool, opt: str = "O2", cflags: Sequence[str] = (),
           name: str = "firmware") -> Firmware:
     tools = check_tools()
-    crt0, archive = runtime_library(hwmult)
+    crt0, runtime = runtime_objects(hwmult)
     objects_dir = build_dir / f"{name}.obj"
     objects_dir.mkdir(exist_ok=True)
     commands, objects = [], []
@@ -86,7 +85,7 @@ def build(sources: Sequence[Path | str], include_dirs: Sequence[Path | str] | No
         objects.append(str(obj))
     elf = build_dir / f"{name}.elf"
     link = [tools["ld.lld-14"], "-m", "msp430elf", "-T", str(LINKER_SCRIPT), "--gc-sections", str(crt0), *objects,
-            str(archive), "-o", str(elf)]
+            *map(str, runtime), "-o", str(elf)]
     run_tool(link, 120, f"ld.lld-14 ({elf.name}; code and constants must fit 0x4000-0xFF7F, data+bss+256 bytes of "
                         f"stack the 8 KB SRAM)")
     commands.append(link)

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 AVR_PACKAGES = "gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev pkg-config"
-MSP430_PACKAGES = "clang-14 lld-14 llvm-14 mspdebug"
+MSP430_PACKAGES = "clang-14 lld-14 mspdebug"
 HOST_PACKAGES = "gcc (or any C compiler as cc)"
 PACKAGES = {"host": HOST_PACKAGES, "avr": AVR_PACKAGES, "msp430": MSP430_PACKAGES, "msp430-hwmult": MSP430_PACKAGES}
 BUILD_MARKER = ".unitprune-build"  # a build directory this package created (and may overwrite)
