@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import unitprune
 from unitprune import UnITConfig
-from unitprune.mcu import QuantConfig, QuantizedModel, quantize
+from unitprune.mcu import QuantConfig, QuantizedModel, decision_agreement, quantize
 from unitprune.mcu.qmodel import QConv, QLinear
 from unitprune.mcu.quantize import plan_model, quantize_multiplier
 from unitprune.mcu.reference import (conv_columns, conv_keep, dequantize_output, linear_keep, quantize_input,
@@ -376,6 +376,32 @@ def test_unit_accuracy_close_to_float_unit(digits):
     with torch.no_grad():
         float_predictions = converted(test).argmax(1)
     assert float((qmodel(test).argmax(1) == float_predictions).float().mean()) >= 0.95
+
+
+def test_decision_agreement(digits):
+    model, calibration, test, _ = digits
+    converted = unitprune.convert(model, UnITConfig(approx="exact"))
+    unitprune.calibrate(converted, calibration, percentile=25)
+    exact = quantize(converted, calibration, linear_quotient="table")
+    # exact: |x_q * w_q| > floor(T / (s_in * s_w)) is the float test on the dequantized values, up
+    # to float32 rounding of those values
+    detailed = decision_agreement(converted, exact, test[:100], detailed=True)
+    for name, tally in detailed.items():
+        assert tally["fraction"] >= 0.999
+        assert tally["agreeing"] + tally["kept_by_integer_only"] + tally["kept_by_float_only"] == tally["connections"]
+    x_q = quantize_input(exact, test[:100])
+    _, counts = run_reference(exact, x_q)
+    nonzero_inputs = np.count_nonzero(captured_inputs(exact, x_q)[2]["fc"][1])
+    assert detailed["fc"]["connections"] == counts["fc"].executed + counts["fc"].threshold
+    assert nonzero_inputs > 0
+    # bitshift: the float exponent of s_w * |w_q| is not the bit length of |w_q|: some disagree
+    converted = unitprune.convert(model, UnITConfig(approx="bitshift"))
+    unitprune.calibrate(converted, calibration, percentile=25)
+    fractions = decision_agreement(converted, quantize(converted, calibration), test[:100])
+    assert set(fractions) == {"conv1", "fc"} and all(0.8 < f < 1.0 for f in fractions.values())
+    # T = 0: both keep every connection of nonzero operands
+    unitprune.calibrate(converted, calibration, percentile=0)
+    assert decision_agreement(converted, quantize(converted, calibration), test[:50]) == {"conv1": 1.0, "fc": 1.0}
 
 
 def test_percentile_activation_range(digits):

@@ -205,13 +205,19 @@ class FloatLayer:
     ``steps`` are the torch steps (conv, BN, ReLU) it replaces, run as they are on calibration data.
     """
 
+    @property
+    def integer_shift_start(self) -> int:
+        """The integer kernels' ``shift_start`` (``max(bit_length, s)`` with ``bit_length >= 1`` makes
+        ``None`` and any ``s <= 0`` the same as 0)."""
+        return max(self.shift_start or 0, 0)
+
     name: str
     kind: str  # "conv" or "linear"
     weight: np.ndarray
     bias: np.ndarray
     threshold: np.ndarray  # float64 [out] (conv) or shape (1,) (linear)
     approx: str
-    shift_start: int
+    shift_start: int | None  # the float config's (None: no coarse start)
     relu: bool
     steps: list[_Step]
     geometry: ConvGeometry | None = None
@@ -323,9 +329,7 @@ def _float_layer(step: _Step) -> FloatLayer:
     if not (np.all(np.isfinite(weight)) and np.all(np.isfinite(bias))):
         raise ValueError(f"quantize: layer {step.name!r} has NaN or Inf weights or bias")
     approx = config.approx if config is not None else "bitshift"
-    shift_start = int(config.shift_start or 0) if config is not None else 0
-    if shift_start < 0:
-        raise ValueError(f"quantize: layer {step.name!r} has shift_start={shift_start}; the integer kernels need >= 0")
+    shift_start = config.shift_start if config is not None else None
     if isinstance(module, nn.Linear):
         if threshold.size > 1:
             raise ValueError(f"quantize: linear layer {step.name!r} has {threshold.size} threshold groups; the "
@@ -513,7 +517,8 @@ def _quantize_conv(layer: FloatLayer, input_scale: float, in_shape: tuple[int, .
     per_weight = np.broadcast_to(threshold_q.reshape(-1, 1, 1, 1), weight_q.shape)
     nonzero = magnitudes > 0
     tau = np.full(weight_q.shape, 255, dtype=np.int64)
-    tau[nonzero] = np.minimum(_approx_int(approx, per_weight[nonzero], magnitudes[nonzero], layer.shift_start), 255)
+    tau[nonzero] = np.minimum(_approx_int(approx, per_weight[nonzero], magnitudes[nonzero],
+                                        layer.integer_shift_start), 255)
     geometry = layer.geometry
     channels = in_shape[0]
     height, width = (1, in_shape[1]) if layer.is_conv1d else (in_shape[1], in_shape[2])
@@ -564,10 +569,11 @@ def _quantize_linear(layer: FloatLayer, input_scale: float, in_shape: tuple[int,
     requant = _requant(layer.name, layer.bias, weight_q, input_scale, np.float64(weight_scale), output_scale,
                        layer.relu)
     threshold_q = int(_threshold_q(layer.threshold, input_scale, np.float64(weight_scale))[0])
-    split, left, right, quotient = quotient_tree(threshold_q, layer.shift_start, [])
+    shift_start = layer.integer_shift_start
+    split, left, right, quotient = quotient_tree(threshold_q, shift_start, [])
     return QLinear(name=layer.name, in_features=weight.shape[1], out_features=weight.shape[0], weight=weight_q,
-                   requant=requant, threshold_q=threshold_q, shift_start=layer.shift_start,
-                   quotient_table=_quotient_table(threshold_q, layer.shift_start, approx), tree_split=split,
+                   requant=requant, threshold_q=threshold_q, shift_start=shift_start,
+                   quotient_table=_quotient_table(threshold_q, shift_start, approx), tree_split=split,
                    tree_left=left, tree_right=right, tree_quotient=quotient, input_scale=input_scale,
                    output_scale=output_scale, weight_scale=float(weight_scale))
 
