@@ -404,6 +404,31 @@ def test_decision_agreement(digits):
     assert decision_agreement(converted, quantize(converted, calibration), test[:50]) == {"conv1": 1.0, "fc": 1.0}
 
 
+@SETTINGS
+@given(layer=conv_layers(), approx=st.sampled_from(["bitshift", "bitmask", "exact"]),
+       shift_start=st.sampled_from([None, -1, 3]), seed=st.integers(0, 2**31 - 1))
+def test_float_matched_tables_reproduce_the_float_decisions(layer, approx, shift_start, seed):
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model, shape = conv_model(**layer)
+    model = unit_model(model, approx, generator, None if approx == "bitmask" else shift_start)
+    x = sparse_data(generator, shape)
+    qmodel = quantize(model, x, QuantConfig(unit_decisions="float"), linear_quotient="table")
+    assert decision_agreement(model, qmodel, x) == {"0": 1.0, "3": 1.0}
+
+
+def test_unit_decisions_option_errors():
+    with pytest.raises(ValueError, match="unit_decisions"):
+        QuantConfig(unit_decisions="fuzzy")
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, 4))
+    with pytest.raises(ValueError, match="unit_decisions='float' needs linear_quotient='table'"):
+        quantize(model, torch.randn(4, 1, 6, 6), QuantConfig(unit_decisions="float"))
+    qmodel = quantize(model, torch.randn(4, 1, 6, 6), QuantConfig(unit_decisions="float"), linear_quotient="table")
+    qmodel.linear_quotient = "bitshift"
+    with pytest.raises(ValueError, match="unit_decisions='float'"):
+        qmodel(torch.randn(2, 1, 6, 6))
+
+
 def test_percentile_activation_range(digits):
     model, calibration, _, _ = digits
     by_max = quantize(model, calibration, variant="dense")
