@@ -13,7 +13,12 @@ the validation split. Everything runs on one thread (``nice`` it on a shared mac
 
 Writes ``benchmarks/results/quantization.json`` and ``benchmarks/results/quantization.md``.
 
-Usage: ``python benchmarks/quantization.py [--seeds 0 1 2] [--percentiles 20 50 80] [--approx bitshift exact]``
+``--configs`` lists ``approx:unit_decisions`` pairs: the float approximation and how the integer
+UnIT tables are made (``integer``: docs/fixed_point.md's ``approx_int(T_q, .)``; ``float``:
+tables reproducing the float decisions, ``QuantConfig(unit_decisions="float")``).
+
+Usage: ``python benchmarks/quantization.py [--seeds 0 1 2] [--percentiles 20 50 80]
+[--configs bitshift:integer bitshift:float exact:integer]``
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import unitprune
 from unitprune import UnITConfig
 from unitprune.data import load_dataset
 from unitprune.experiments.folding import fold_input_normalization
-from unitprune.mcu import decision_agreement, quantize
+from unitprune.mcu import QuantConfig, decision_agreement, quantize
 from unitprune.models import build_model
 from unitprune.training import TrainConfig, train
 
@@ -83,15 +88,18 @@ def run_seed(seed: int, args) -> dict:
     row["dense_delta_points"] = 100 * (row["quantized_dense_accuracy"] - row["float_dense_accuracy"])
     logger.info("seed %d: float %.4f, int8 dense %.4f", seed, row["float_dense_accuracy"],
                 row["quantized_dense_accuracy"])
-    for approx in args.approx:
+    for approx, decisions in args.configs:
         for percentile in args.percentiles:
             converted = unitprune.convert(model, UnITConfig(approx=approx))
             unitprune.calibrate(converted, x_val, percentile=percentile)
-            qmodel = quantize(converted, x_quant, linear_quotient="table" if approx == "exact" else "bitshift")
+            table = approx == "exact" or decisions == "float"
+            qmodel = quantize(converted, x_quant, QuantConfig(unit_decisions=decisions),
+                              linear_quotient="table" if table else "bitshift")
             float_report = unitprune.mac_report(converted, x_test)
             int_report = unitprune.mac_report(qmodel, x_test)
             entry = {
-                "approx": approx, "percentile": percentile,
+                "approx": approx, "unit_decisions": decisions, "linear_quotient": qmodel.linear_quotient,
+                "percentile": percentile,
                 "float_unit_accuracy": accuracy(converted, x_test, y_test),
                 "quantized_unit_accuracy": accuracy(qmodel, x_test, y_test),
                 "float_skipped_fraction": float_report.skipped_fraction,
@@ -103,8 +111,8 @@ def run_seed(seed: int, args) -> dict:
             }
             entry["unit_delta_points"] = 100 * (entry["quantized_unit_accuracy"] - entry["float_unit_accuracy"])
             row["unit"].append(entry)
-            logger.info("seed %d %s p%g: float %.4f int8 %.4f, skipped %.3f / %.3f, agreement %s", seed, approx,
-                        percentile, entry["float_unit_accuracy"], entry["quantized_unit_accuracy"],
+            logger.info("seed %d %s/%s p%g: float %.4f int8 %.4f, skipped %.3f / %.3f, agreement %s", seed, approx,
+                        decisions, percentile, entry["float_unit_accuracy"], entry["quantized_unit_accuracy"],
                         entry["float_skipped_fraction"], entry["quantized_skipped_fraction"],
                         {k: round(v["fraction"], 4) for k, v in entry["agreement"].items()})
     return row
@@ -113,13 +121,14 @@ def run_seed(seed: int, args) -> dict:
 def summary(rows: list[dict], args) -> dict:
     dense = [r["dense_delta_points"] for r in rows]
     out = {"dense_delta_points": {"mean": statistics.mean(dense), "worst": max(dense, key=abs)}, "unit": []}
-    for approx in args.approx:
+    for approx, decisions in args.configs:
         for percentile in args.percentiles:
-            entries = [e for r in rows for e in r["unit"] if e["approx"] == approx and e["percentile"] == percentile]
+            entries = [e for r in rows for e in r["unit"]
+                       if (e["approx"], e["unit_decisions"], e["percentile"]) == (approx, decisions, percentile)]
             deltas = [e["unit_delta_points"] for e in entries]
             layers = entries[0]["agreement"].keys()
             out["unit"].append({
-                "approx": approx, "percentile": percentile,
+                "approx": approx, "unit_decisions": decisions, "percentile": percentile,
                 "unit_delta_points_mean": statistics.mean(deltas), "unit_delta_points_worst": max(deltas, key=abs),
                 "float_skipped_fraction_mean": statistics.mean(e["float_skipped_fraction"] for e in entries),
                 "quantized_skipped_fraction_mean": statistics.mean(e["quantized_skipped_fraction"] for e in entries),
@@ -140,23 +149,23 @@ def markdown(meta: dict, rows: list[dict], summ: dict) -> str:
         lines.append(f"| {r['seed']} | {100 * r['float_dense_accuracy']:.2f} | "
                      f"{100 * r['quantized_dense_accuracy']:.2f} | {r['dense_delta_points']:+.2f} |")
     lines += ["", "## UnIT (same percentile, float vs int8)", "",
-              "| seed | approx | pct | float UnIT acc | int8 UnIT acc | delta | MACs skipped float | int8 | "
-              "agreement per layer |", "|---|---|---|---|---|---|---|---|---|"]
+              "| seed | approx | int8 tables | pct | float UnIT acc | int8 UnIT acc | delta | MACs skipped float | "
+              "int8 | agreement per layer |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for e in r["unit"]:
             agreement = ", ".join(f"{k} {100 * v['fraction']:.2f}%" for k, v in e["agreement"].items())
-            lines.append(f"| {r['seed']} | {e['approx']} | {e['percentile']:g} | {100 * e['float_unit_accuracy']:.2f} | "
+            lines.append(f"| {r['seed']} | {e['approx']} | {e['unit_decisions']} | {e['percentile']:g} | {100 * e['float_unit_accuracy']:.2f} | "
                          f"{100 * e['quantized_unit_accuracy']:.2f} | {e['unit_delta_points']:+.2f} | "
                          f"{100 * e['float_skipped_fraction']:.1f}% | {100 * e['quantized_skipped_fraction']:.1f}% | "
                          f"{agreement} |")
     lines += ["", "## Summary over seeds", "",
               f"Dense: mean delta {summ['dense_delta_points']['mean']:+.2f} points, largest "
               f"{summ['dense_delta_points']['worst']:+.2f}.", "",
-              "| approx | pct | mean delta | largest delta | skipped float | skipped int8 | lowest agreement |",
-              "|---|---|---|---|---|---|---|"]
+              "| approx | int8 tables | pct | mean delta | largest delta | skipped float | skipped int8 | "
+              "lowest agreement |", "|---|---|---|---|---|---|---|---|"]
     for s in summ["unit"]:
         agreement = ", ".join(f"{k} {100 * v:.2f}%" for k, v in s["agreement_min"].items())
-        lines.append(f"| {s['approx']} | {s['percentile']:g} | {s['unit_delta_points_mean']:+.2f} | "
+        lines.append(f"| {s['approx']} | {s['unit_decisions']} | {s['percentile']:g} | {s['unit_delta_points_mean']:+.2f} | "
                      f"{s['unit_delta_points_worst']:+.2f} | {100 * s['float_skipped_fraction_mean']:.1f}% | "
                      f"{100 * s['quantized_skipped_fraction_mean']:.1f}% | {agreement} |")
     return "\n".join(lines) + "\n"
@@ -166,12 +175,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--percentiles", type=float, nargs="+", default=[20.0, 50.0, 80.0])
-    parser.add_argument("--approx", nargs="+", default=["bitshift"], choices=["exact", "bitshift", "bintree",
-                                                                             "bitmask"])
+    parser.add_argument("--configs", nargs="+", default=["bitshift:integer", "bitshift:float", "exact:integer"],
+                        help="approx:unit_decisions pairs (QuantConfig.unit_decisions: integer or float)")
     parser.add_argument("--epochs", type=int, default=15, help="maximum training epochs (the demo's: 15)")
     parser.add_argument("--quant-calibration", choices=["train", "val"], default="train")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    args.configs = [tuple(item.split(":")) for item in args.configs]
+    for approx, decisions in args.configs:
+        UnITConfig(approx=approx), QuantConfig(unit_decisions=decisions)  # validate early
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
     t0 = time.perf_counter()
