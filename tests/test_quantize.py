@@ -486,6 +486,26 @@ def test_batchnorm_folded_model_quantizes_and_scales_thresholds():
     assert float((qmodel(x) - expected).abs().max()) <= 8 * qmodel.output_scale
 
 
+@pytest.mark.parametrize("dims", [1, 2])
+def test_maxpool_and_relu_match_torch_on_integers(dims):
+    torch.manual_seed(4)
+    conv, bn, pool = ((nn.Conv1d(2, 3, 3), nn.BatchNorm1d(3), nn.MaxPool1d(3, stride=2)) if dims == 1 else
+                      (nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.MaxPool2d((2, 3), stride=(2, 1))))
+    model = nn.Sequential(conv, bn, pool, nn.ReLU(), nn.Flatten(), nn.Dropout(), nn.Identity())
+    model.eval()
+    x = torch.randn((20, 2, 11) if dims == 1 else (20, 2, 9, 9))
+    qmodel = quantize(model, x)
+    assert [type(op).__name__ for op in qmodel.ops] == ["QConv", "QMaxPool", "QReLU", "QFlatten"]
+    y_q, _, inputs = captured_inputs(qmodel, quantize_input(qmodel, x))
+    pool_in = torch.from_numpy(inputs["2"][1].astype(np.float64)).reshape(20, 3, *((-1,) if dims == 1 else (7, 7)))
+    pool_fn = F.max_pool1d if dims == 1 else F.max_pool2d
+    expected = torch.relu(pool_fn(pool_in, pool.kernel_size, pool.stride)).flatten(1)
+    assert np.array_equal(y_q, expected.numpy().astype(np.int8))
+    with torch.no_grad():
+        reference = model(x)
+    assert float((qmodel(x) - reference).abs().max()) <= 2 * qmodel.output_scale
+
+
 # ----------------------------------------------------------------------------------------
 # Errors name the layer
 # ----------------------------------------------------------------------------------------

@@ -218,9 +218,9 @@ class FloatLayer:
 
     @property
     def integer_shift_start(self) -> int:
-        """The integer kernels' ``shift_start`` (``max(bit_length, s)`` with ``bit_length >= 1`` makes
-        ``None`` and any ``s <= 0`` the same as 0)."""
-        return max(self.shift_start or 0, 0)
+        """The integer kernels' ``shift_start``, in [0, 31]: ``max(bit_length, s)`` with ``bit_length >= 1``
+        makes ``None`` and any ``s <= 0`` the same as 0, and ``T_q < 2**31`` makes any ``s >= 31`` give 0."""
+        return min(max(self.shift_start or 0, 0), 31)
 
     name: str
     kind: str  # "conv" or "linear"
