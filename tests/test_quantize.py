@@ -24,7 +24,8 @@ import unitprune
 from unitprune import UnITConfig
 from unitprune.mcu import QuantConfig, QuantizedModel, decision_agreement, quantize
 from unitprune.mcu.qmodel import QConv, QLinear
-from unitprune.mcu.quantize import plan_model, quantize_multiplier
+from unitprune.mcu.graph import plan_model
+from unitprune.mcu.quantize import quantize_multiplier
 from unitprune.mcu.reference import (conv_columns, conv_keep, dequantize_output, linear_keep, quantize_input,
                                      requantize, run_reference, saturating_rounding_doubling_high_mul)
 
@@ -436,8 +437,8 @@ def test_percentile_activation_range(digits):
     clipped = quantize(model, calibration, QuantConfig(activation_range="percentile", activation_percentile=90))
     assert full.input_scale == by_max.input_scale and full.output_scale == by_max.output_scale
     assert clipped.input_scale < by_max.input_scale
-    assert np.abs(quantize_input(clipped, calibration)).max() == 128 or \
-        quantize_input(clipped, calibration).max() == 127
+    saturated = (quantize_input(clipped, calibration) == 127).mean()
+    assert saturated > (quantize_input(by_max, calibration) == 127).mean() and 0.05 < saturated < 0.2
 
 
 # ----------------------------------------------------------------------------------------
