@@ -31,7 +31,7 @@ from unitprune.mcu.reference import (conv_columns, conv_keep, dequantize_output,
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
@@ -70,7 +70,7 @@ def requantize_oracle(acc: int, multiplier: int, shift: int) -> int:
     return round_half_away_exact(Fraction(high, 2 ** max(-shift, 0)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(real=st.floats(min_value=0, max_value=2.0**29, allow_subnormal=True))
 @example(real=1 - 2.0**-40)  # rounds up to 2**31: (2**30, 1)
 @example(real=2.0**-32)  # exponent -31: kept
@@ -106,7 +106,7 @@ def requantize_cases(draw):
     return acc, multiplier, shift
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(case=requantize_cases())
 @example(case=(INT32_MIN, INT32_MAX, 0))
 @example(case=(INT32_MIN, 2**30, -31))
