@@ -507,6 +507,32 @@ def test_maxpool_and_relu_match_torch_on_integers(dims):
     assert float((qmodel(x) - reference).abs().max()) <= 2 * qmodel.output_scale
 
 
+class FunctionalNet(nn.Module):
+    """A user model written with functional calls (as a --model-file might be)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(12, 4)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv(x)))
+        return self.fc(torch.flatten(x, 1)).relu()
+
+
+def test_functional_model_equals_its_sequential_twin():
+    torch.manual_seed(5)
+    model = FunctionalNet().eval()
+    twin = nn.Sequential(model.conv, nn.ReLU(), model.pool, nn.Flatten(), model.fc, nn.ReLU()).eval()
+    x = torch.randn(16, 1, 6, 6)
+    functional, sequential = quantize(model, x), quantize(twin, x)
+    assert [type(op).__name__ for op in functional.ops] == ["QConv", "QMaxPool", "QFlatten", "QLinear"]
+    assert functional.ops[-1].requant.act_min == 0  # the trailing .relu() is fused
+    assert np.array_equal(run_reference(functional, quantize_input(functional, x))[0],
+                          run_reference(sequential, quantize_input(sequential, x))[0])
+
+
 # ----------------------------------------------------------------------------------------
 # Errors name the layer
 # ----------------------------------------------------------------------------------------
