@@ -24,13 +24,14 @@ import unitprune
 from unitprune import UnITConfig
 from unitprune.mcu import QuantConfig, QuantizedModel, decision_agreement, quantize
 from unitprune.mcu.qmodel import QConv, QLinear
-from unitprune.mcu.quantize import plan_model, quantize_multiplier
+from unitprune.mcu.graph import plan_model
+from unitprune.mcu.quantize import quantize_multiplier
 from unitprune.mcu.reference import (conv_columns, conv_keep, dequantize_output, linear_keep, quantize_input,
                                      requantize, run_reference, saturating_rounding_doubling_high_mul)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
@@ -69,7 +70,7 @@ def requantize_oracle(acc: int, multiplier: int, shift: int) -> int:
     return round_half_away_exact(Fraction(high, 2 ** max(-shift, 0)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(real=st.floats(min_value=0, max_value=2.0**29, allow_subnormal=True))
 @example(real=1 - 2.0**-40)  # rounds up to 2**31: (2**30, 1)
 @example(real=2.0**-32)  # exponent -31: kept
@@ -105,7 +106,7 @@ def requantize_cases(draw):
     return acc, multiplier, shift
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(case=requantize_cases())
 @example(case=(INT32_MIN, INT32_MAX, 0))
 @example(case=(INT32_MIN, 2**30, -31))
@@ -436,8 +437,8 @@ def test_percentile_activation_range(digits):
     clipped = quantize(model, calibration, QuantConfig(activation_range="percentile", activation_percentile=90))
     assert full.input_scale == by_max.input_scale and full.output_scale == by_max.output_scale
     assert clipped.input_scale < by_max.input_scale
-    assert np.abs(quantize_input(clipped, calibration)).max() == 128 or \
-        quantize_input(clipped, calibration).max() == 127
+    saturated = (quantize_input(clipped, calibration) == 127).mean()
+    assert saturated > (quantize_input(by_max, calibration) == 127).mean() and 0.05 < saturated < 0.2
 
 
 # ----------------------------------------------------------------------------------------
@@ -504,6 +505,32 @@ def test_maxpool_and_relu_match_torch_on_integers(dims):
     with torch.no_grad():
         reference = model(x)
     assert float((qmodel(x) - reference).abs().max()) <= 2 * qmodel.output_scale
+
+
+class FunctionalNet(nn.Module):
+    """A user model written with functional calls (as a --model-file might be)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(12, 4)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv(x)))
+        return self.fc(torch.flatten(x, 1)).relu()
+
+
+def test_functional_model_equals_its_sequential_twin():
+    torch.manual_seed(5)
+    model = FunctionalNet().eval()
+    twin = nn.Sequential(model.conv, nn.ReLU(), model.pool, nn.Flatten(), model.fc, nn.ReLU()).eval()
+    x = torch.randn(16, 1, 6, 6)
+    functional, sequential = quantize(model, x), quantize(twin, x)
+    assert [type(op).__name__ for op in functional.ops] == ["QConv", "QMaxPool", "QFlatten", "QLinear"]
+    assert functional.ops[-1].requant.act_min == 0  # the trailing .relu() is fused
+    assert np.array_equal(run_reference(functional, quantize_input(functional, x))[0],
+                          run_reference(sequential, quantize_input(sequential, x))[0])
 
 
 # ----------------------------------------------------------------------------------------
