@@ -8,13 +8,15 @@ covers a recursion of known depth."""
 from __future__ import annotations
 
 import random
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.mcu_tools import require_target
+from tests.mcu_tools import require_program, require_target
 from unitprune.mcu import targets
 
-FIRMWARE = __import__("pathlib").Path(__file__).parent / "mcu_firmware" / "arith.c"
+FIRMWARE = Path(__file__).parent / "mcu_firmware" / "arith.c"
 N = 24
 STACK_DEPTH, STACK_FRAME_BYTES = 8, 24
 EMPTY_REGION_CYCLES = {"avr": 2, "msp430": 8, "msp430-hwmult": 8}  # docs/mcu.md, unit_mcu.h
@@ -230,3 +232,18 @@ def test_firmware_without_done_marker_is_an_error(target, tmp_path):
     firmware = targets.build(target, [source], build_dir=tmp_path / "build")
     with pytest.raises(targets.FirmwareError, match="did not reach unit_mcu_done"):
         targets.run(firmware, max_cycles=100_000, timeout=30)
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430"])
+def test_section_sizes_agree_with_binutils(target, data_dir, tmp_path_factory):
+    """The ELF header reader (targets/elf.py) against binutils' avr-size -A, section by section."""
+    size_tool = require_program("avr-size", "binutils-avr")
+    firmware, _, _ = built_and_run(target, data_dir, tmp_path_factory)
+    listing = subprocess.run([size_tool, "-A", str(firmware.elf)], capture_output=True, text=True, check=True).stdout
+    binutils = {line.split()[0]: int(line.split()[1]) for line in listing.splitlines()
+                if line.startswith(".") and len(line.split()) == 3}
+    assert firmware.sections["text"] == binutils[".text"]
+    assert firmware.sections["data"] == binutils.get(".data", 0)
+    assert firmware.sections["bss"] == binutils.get(".bss", 0) + binutils.get(".noinit", 0)
+    assert firmware.sections["rodata"] == binutils.get(".rodata", 0) + binutils.get(".vectors", 0)
+    assert firmware.flash_bytes == binutils[".text"] + firmware.sections["rodata"] + firmware.sections["data"]
