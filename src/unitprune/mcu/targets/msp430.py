@@ -19,6 +19,7 @@ import re
 import select
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -64,14 +65,14 @@ def runtime_objects(hwmult: bool) -> tuple[Path, list[Path]]:
         # an assembly entry (mpyll.S) and its C part (mpyll.c) must not share an object name
         names.append(f"{source.stem}{'_entry' if source.suffix == '.S' else ''}.o")
     if not (directory / "crt0.o").exists():
-        partial = directory.with_name(directory.name + f".{os.getpid()}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        partial = Path(tempfile.mkdtemp(prefix=directory.name + ".partial-", dir=directory.parent))
         for source, name in [*zip(sources, names), (CRT0, "crt0.o")]:
             run_tool([tools["clang-14"], *flags, "-c", str(source), "-o", str(partial / name)], 120,
                      f"compiling {source.name}")
-        shutil.rmtree(directory, ignore_errors=True)
-        os.replace(partial, directory)
+        try:
+            os.replace(partial, directory)  # atomic: a cache directory that exists is complete
+        except OSError:  # another process finished the same build first
+            shutil.rmtree(partial, ignore_errors=True)
     return directory / "crt0.o", [directory / name for name in names]
 
 
