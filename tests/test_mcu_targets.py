@@ -247,3 +247,14 @@ def test_section_sizes_agree_with_binutils(target, data_dir, tmp_path_factory):
     assert firmware.sections["bss"] == binutils.get(".bss", 0) + binutils.get(".noinit", 0)
     assert firmware.sections["rodata"] == binutils.get(".rodata", 0) + binutils.get(".vectors", 0)
     assert firmware.flash_bytes == binutils[".text"] + firmware.sections["rodata"] + firmware.sections["data"]
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430"])
+def test_too_long_label_is_an_error(target, tmp_path):
+    require_target(target)
+    source = tmp_path / "long_label.c"
+    source.write_text('#include "unit_mcu.h"\nint main(void) {\n    unit_mcu_label("' + "x" * 130 + '");\n'
+                      '    unit_mcu_done();\n}\n')
+    firmware = targets.build(target, [source], build_dir=tmp_path / "build")
+    with pytest.raises(targets.FirmwareError, match="label longer than 127"):
+        targets.run(firmware, max_cycles=1_000_000, timeout=30)

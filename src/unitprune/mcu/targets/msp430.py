@@ -42,7 +42,7 @@ PROMPT = b"(mspdebug) "
 REGISTER = re.compile(r"\(\s*(PC|SP|SR|R\d+):\s*([0-9a-fA-F]+)\)")
 MCLK = re.compile(r"^MCLK:\s+(\d+)", re.MULTILINE)
 DUMP = re.compile(r"^\s*[0-9a-fA-F]+:((?: [0-9a-fA-F]{2})+)", re.MULTILINE)
-MAX_LABEL = 64
+MAX_LABEL = 128  # bytes read for a label (with its NUL); a longer one is an error
 
 
 def check_tools() -> dict[str, str]:
@@ -192,8 +192,10 @@ def run(firmware: Firmware, max_cycles: int, timeout: float) -> RunResult:
                 if cycle > max_cycles:
                     raise FirmwareError(f"{firmware.elf} ran {cycle} cycles, more than max_cycles={max_cycles}")
             elif stub == "label":
-                text = session.memory(registers["R12"], MAX_LABEL).split(b"\0")[0]
-                recorder.label(text.decode("ascii", "replace"))
+                text = session.memory(registers["R12"], MAX_LABEL)
+                if b"\0" not in text:
+                    raise FirmwareError(f"{firmware.elf}: label longer than {MAX_LABEL - 1} characters: {text[:40]!r}...")
+                recorder.label(text.split(b"\0")[0].decode("ascii", "replace"))
             elif stub == "emit" and registers["R13"]:
                 recorder.data(session.memory(registers["R12"], registers["R13"]))
             elif stub == "end":

@@ -8,6 +8,7 @@
  *   unit_mcu_done();                           // end of the run, never returns
  *
  * A region counts the cycles from its START marker (included) to its STOP marker (excluded).
+ * Labels are at most 127 characters (longer ones are reported as an error by the host).
  * Emitted bytes belong to the region labelled last. Labels and emitted data cost cycles: keep
  * them outside START/STOP. The cost of an empty region is exact and documented in docs/mcu.md:
  *
