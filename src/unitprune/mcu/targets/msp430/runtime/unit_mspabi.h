@@ -4,8 +4,9 @@
  * no libgcc or compiler-rt for msp430). Each helper is in its own file; they are compiled twice:
  * plain (software multiply: shift and add) and with -DUNIT_MSP430_HWMULT=1 (the 16x16 products
  * on the 16-bit hardware multiplier at 0x0130, which is what `simio add hwmult` simulates).
- * The software __mspabi_mpyi and __mspabi_mpyl are in assembly (mpyi.S, mpyl.S), as are the
- * division cores (udivmod16.S, udivmod32.S).
+ * In assembly: the software __mspabi_mpyi (mpyi.S), the entries of __mspabi_mpyl and
+ * __mspabi_mpyll (mpyl.S, mpyll.S: the widened-int16/int32 fast paths, C for the rest), the
+ * 32/64-bit shifts and the division cores (udivmod16.S, udivmod32.S).
  *
  * Nothing here may use C's *, / or % nor a variable shift of a 32- or 64-bit value: clang would
  * compile them into calls of these very helpers. Interrupts are never enabled in unitprune
