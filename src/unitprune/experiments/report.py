@@ -135,7 +135,8 @@ def _per_layer_section(results: dict) -> list[str]:
             continue
         rows = [[name, f"{c['dense']:,}", f"{c['zero_weight']:,}", f"{c['zero_activation']:,}", f"{c['threshold']:,}",
                  f"{c['executed']:,}", _pct(c["skipped_fraction"]), f"{c['compares']:,}", f"{c['divisions']:,}"]
-                for name, c in best["per_layer"].items()]
+                for name, c in [*best["per_layer"].items(),
+                                *((f"{n} (not UnIT, dense)", c) for n, c in best.get("other_layers", {}).items())]]
         total = best["counts"]
         rows.append(["**total**", f"{total['dense']:,}", f"{total['zero_weight']:,}", f"{total['zero_activation']:,}",
                      f"{total['threshold']:,}", f"{total['executed']:,}", _pct(best["macs_skipped_fraction"]),

@@ -10,7 +10,8 @@ Each point: ``method``, ``knob``, ``accuracy`` (test), ``accuracy_drop`` (points
 model on test), ``val_accuracy``, ``val_accuracy_drop``, ``macs_skipped_fraction``,
 ``macs_remaining_fraction`` (= executed / dense; the two add up to 1), ``skipped_fraction_by_cause``
 (zero_weight, zero_activation, threshold: fractions of dense), ``counts`` (all MAC counters
-summed over the test set), ``per_layer`` ({layer: counters + ``skipped_fraction``}),
+summed over the test set, whole model), ``per_layer`` ({UnIT layer: counters + ``skipped_fraction``}),
+``other_layers`` (the same for the MACs outside UnIT layers: dense = executed),
 ``num_samples``, ``correct`` and method ``details`` (thresholds, percentiles, sparsity...).
 
 ``summary[method]`` holds ``max_skipped_fraction_at_1pt_drop`` (read off the test curve, like the
@@ -89,6 +90,7 @@ def point_record(point: Point, baseline: Evaluation, baseline_val_accuracy: floa
         "skipped_fraction_by_cause": {cause: _fraction(getattr(total, cause), total.dense) for cause in SKIP_CAUSES},
         "counts": total.to_dict(),
         "per_layer": {name: _counts_dict(counts) for name, counts in point.test.per_layer.items()},
+        "other_layers": {name: _counts_dict(counts) for name, counts in point.test.other_layers.items()},
         "num_samples": n,
         "correct": point.test.correct,
         "details": point.details,
