@@ -31,7 +31,7 @@ from torch import Tensor
 
 from . import backends
 from .approx import BinTree
-from .config import RESULT_SETTINGS, UnITConfig
+from .config import APPROX_METHODS, UnITConfig
 from .counts import MacCounts
 from .reference import ConvGeometry, conv_quotients
 from .versions import TensorSnapshot
@@ -84,10 +84,12 @@ class UnITLayerMixin:
 
     def _check_device(self, x: Tensor) -> None:
         weight = self.weight
-        if x.device.type == "meta" or weight.device.type == "meta":
-            raise ValueError(f"layer {self.unit_name!r}: UnIT layers compute on real data; got "
-                             f"{'an input' if x.device.type == 'meta' else 'parameters'} on the meta device "
-                             "(load the weights, e.g. model.to_empty(device='cpu') + load_state_dict)")
+        if weight.device.type == "meta":
+            raise ValueError(f"layer {self.unit_name!r}: parameters are on the meta device (no values); load the "
+                             "weights first (e.g. model.to_empty(device='cpu') + load_state_dict)")
+        if x.device.type == "meta":
+            raise ValueError(f"layer {self.unit_name!r}: the input is on the meta device (no values); UnIT "
+                             "decisions depend on the values")
         if x.device != weight.device:
             raise ValueError(f"layer {self.unit_name!r}: input is on {x.device} but the layer's parameters are "
                              f"on {weight.device}")
@@ -111,29 +113,20 @@ class UnITLayerMixin:
         object.__setattr__(self, "_parameters_checked",
                            (TensorSnapshot(weight), None if bias is None else TensorSnapshot(bias)))
 
-    def get_extra_state(self) -> dict:
-        """What ``state_dict`` saves besides tensors: the result-changing settings and the BinTree
-        (plain ints and strings, so ``torch.load(weights_only=True)`` reads it)."""
-        tree = self.bintree
-        return {"format": 1, "settings": self.config.result_settings(),
-                "bintree": None if tree is None else {"lo": tree.lo, "hi": tree.hi, "split": list(tree.split),
-                                                      "left": list(tree.left), "right": list(tree.right),
-                                                      "leaf": list(tree.leaf)}}
+    def get_extra_state(self) -> Tensor:
+        """What ``state_dict`` saves besides parameters and thresholds: the settings that change
+        the layer's decisions and the BinTree, encoded as one int64 tensor (tools that walk a
+        state_dict, e.g. torch.onnx, expect tensors; see :func:`encode_extra_state`)."""
+        return encode_extra_state(self.config, self.bintree)
 
     def set_extra_state(self, state) -> None:
-        if not isinstance(state, dict) or state.get("format") != 1:
-            raise ValueError(f"layer {self.unit_name!r}: the state_dict's _extra_state is not one unitprune wrote "
-                             f"(got {type(state).__name__})")
-        saved, own = state.get("settings", {}), self.config.result_settings()
-        differing = {key: (saved.get(key), own[key]) for key in RESULT_SETTINGS
-                     if key != "percentile" and saved.get(key) != own[key]}
+        settings, tree = decode_extra_state(self.unit_name, state)
+        own = {key: getattr(self.config, key) for key in settings}
+        differing = {key: (settings[key], own[key]) for key in settings if settings[key] != own[key]}
         if differing:
             raise ValueError(f"layer {self.unit_name!r}: the state_dict was saved from a layer with different "
                              f"settings {differing} (saved, this layer); convert the model with the same UnITConfig")
-        tree = state.get("bintree")
-        self.bintree = None if tree is None else BinTree(tree["lo"], tree["hi"], tuple(tree["split"]),
-                                                         tuple(tree["left"]), tuple(tree["right"]),
-                                                         tuple(tree["leaf"]))
+        self.bintree = tree
 
     def _check_finite(self, x: Tensor) -> None:
         if self.config.check_finite and not backends.all_finite(x, self.config):
@@ -171,6 +164,41 @@ class UnITLayerMixin:
         values = self.threshold.tolist()
         shown = f"{values[0]:.4g}" if len(values) == 1 else f"[{len(values)} groups]"
         return f"approx={self.config.approx}, threshold={shown}"
+
+
+_EXTRA_STATE_FORMAT = 1
+
+
+def encode_extra_state(config: UnITConfig, tree: BinTree | None) -> Tensor:
+    """``[format, approx index, group_size (0: none), has shift_start, shift_start, has tree,
+    lo, hi, nodes, split..., left..., right..., leaf...]`` as int64 (the decision-changing settings:
+    ``percentile`` only seeds calibration and is not stored)."""
+    values = [_EXTRA_STATE_FORMAT, APPROX_METHODS.index(config.approx), config.group_size or 0,
+              int(config.shift_start is not None), config.shift_start or 0, int(tree is not None)]
+    if tree is not None:
+        values += [tree.lo, tree.hi, len(tree.split), *tree.split, *tree.left, *tree.right, *tree.leaf]
+    return torch.tensor(values, dtype=torch.int64)
+
+
+def decode_extra_state(name: str, state) -> tuple[dict, BinTree | None]:
+    """The inverse of :func:`encode_extra_state`: ``({approx, group_size, shift_start}, tree)``."""
+    if (not isinstance(state, Tensor) or state.dtype != torch.int64 or state.dim() != 1 or state.numel() < 6
+            or int(state[0]) != _EXTRA_STATE_FORMAT):
+        raise ValueError(f"layer {name!r}: the state_dict's _extra_state is not one this unitprune wrote "
+                         f"(got {type(state).__name__})")
+    values = state.tolist()
+    if not 0 <= values[1] < len(APPROX_METHODS):
+        raise ValueError(f"layer {name!r}: the state_dict's _extra_state names an unknown approximation")
+    settings = {"approx": APPROX_METHODS[values[1]], "group_size": values[2] or None,
+                "shift_start": values[4] if values[3] else None}
+    if not values[5]:
+        return settings, None
+    lo, hi, nodes = values[6:9]
+    body = values[9:]
+    if len(body) != 4 * nodes:
+        raise ValueError(f"layer {name!r}: the state_dict's _extra_state holds a truncated BinTree")
+    parts = [tuple(body[i * nodes:(i + 1) * nodes]) for i in range(4)]
+    return settings, BinTree(lo, hi, *parts)
 
 
 def untraceable_message(name: str) -> str:

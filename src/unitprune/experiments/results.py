@@ -4,7 +4,12 @@
 
     dataset, model, baseline_accuracy, baseline_val_accuracy, num_test_samples, num_val_samples,
     dense_macs_per_sample, budget_points, layers, knobs {method: knob name}, config, timing_s,
-    methods {method: [point, ...]}, summary {method: {...}}, pareto [...]
+    methods {method: [point, ...]}, summary {method: {...}}, pareto [...],
+    environment {python, platform, cpu_model, cpu_count, torch_cpu_capability, torch_threads,
+                 packages {name: version}, unitprune_c_kernels, env {numeric environment variables}}
+
+``environment`` (:mod:`.provenance`) says what produced the numbers; everything except
+``timing_s`` is identical when the same sweep runs again on the same machine and software.
 
 Each point: ``method``, ``knob``, ``accuracy`` (test), ``accuracy_drop`` (points vs the unpruned
 model on test), ``val_accuracy``, ``val_accuracy_drop``, ``macs_skipped_fraction``,
