@@ -7,6 +7,7 @@ before its fix. The randomized end-to-end test is in tests/test_end_to_end.py.
 from __future__ import annotations
 
 import io
+import json
 import logging
 
 import pytest
@@ -335,3 +336,64 @@ def test_module_layout():
     assert not hasattr(calibrate_module, "iterate_inputs") or calibrate_module.iterate_inputs is iterate_inputs
     assert sweep_config.SweepConfig and run_report.render_markdown
     assert "bintree" in unitprune.layers.UnITLayerMixin.__annotations__
+
+
+# ----------------------------------------------------------------------------------------
+# 4. the command line: messages, and nothing of the user's overwritten
+# ----------------------------------------------------------------------------------------
+
+def cli(argv, capsys):
+    from unitprune.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def digits_weights(tmp_path):
+    from unitprune.models import build_model
+
+    path = tmp_path / "weights.pt"
+    torch.save(build_model("digits", seed=0).state_dict(), path)
+    return path
+
+
+def test_cli_says_when_no_model_is_given(capsys, digits_weights):
+    code, _, err = cli(["sweep", "--data", "digits"], capsys)
+    assert code == 2 and "no model given" in err and "not both" not in err
+    code, _, err = cli(["sweep", "--data", "digits", "--model", "digits", "--weights", str(digits_weights),
+                        "--model-file", str(digits_weights)], capsys)
+    assert code == 2 and "not both" in err
+
+
+def test_cli_never_overwrites_a_run_folder_without_overwrite(tmp_path, capsys, digits_weights):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text("my earlier results")
+    argv = ["sweep", "--model", "digits", "--weights", str(digits_weights), "--data", "digits", "--run-dir",
+            str(run_dir), "--methods", "unpruned", "--no-progress"]
+    code, _, err = cli(argv, capsys)
+    assert code == 2 and "not empty" in err and "--overwrite" in err
+    assert (run_dir / "results.json").read_text() == "my earlier results"
+    code, _, err = cli(argv + ["--overwrite"], capsys)
+    assert code == 0, err
+    assert json.loads((run_dir / "results.json").read_text())["methods"]["unpruned"]
+
+
+def test_cli_demo_train_and_calibrate_refuse_to_overwrite(tmp_path, capsys, digits_weights):
+    demo_dir = tmp_path / "demo"
+    demo_dir.mkdir()
+    (demo_dir / "report.md").write_text("mine")
+    code, _, err = cli(["demo", "--run-dir", str(demo_dir)], capsys)
+    assert code == 2 and "earlier demo result" in err and "--overwrite" in err
+    (tmp_path / "train" / "notes.txt").parent.mkdir()
+    (tmp_path / "train" / "notes.txt").write_text("mine")
+    code, _, err = cli(["train", "--data", "digits", "--run-dir", str(tmp_path / "train")], capsys)
+    assert code == 2 and "--overwrite" in err
+    output = tmp_path / "thresholds.json"
+    output.write_text("mine")
+    code, _, err = cli(["calibrate", "--model", "digits", "--weights", str(digits_weights), "--data", "digits",
+                        "--output", str(output)], capsys)
+    assert code == 2 and "--overwrite" in err and output.read_text() == "mine"
+    assert (demo_dir / "report.md").read_text() == "mine" and (tmp_path / "train" / "notes.txt").read_text() == "mine"

@@ -186,8 +186,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     from .. import UnITConfig, calibrate, convert
     from ..experiments.evaluation import evaluate_unit_model
 
-    _refuse_to_overwrite(args, [Path(p) for p in (args.output, args.save_state_dict) if p], "an output file")
     model, name, splits = _load_model_and_data(args)
+    _refuse_to_overwrite(args, [Path(p) for p in (args.output, args.save_state_dict) if p], "an output file")
     unit_model = convert(model, UnITConfig(approx=args.approx, percentile=args.percentile, group_size=args.group_size))
     thresholds = calibrate(unit_model, splits.val.tensors[0], percentile=args.percentile,
                            per_layer=_parse_per_layer(args.per_layer))
@@ -223,9 +223,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments import run_sweep
 
+    model, name, splits = _load_model_and_data(args)
     run_dir = Path(args.run_dir)
     _refuse_nonempty_run_dir(args, run_dir)
-    model, name, splits = _load_model_and_data(args)
     config = _sweep_config(args, methods=_applicable_methods(args, model, splits))
     results = run_sweep(model, splits, config, dataset=splits.name, model_name=name, run_dir=run_dir,
                         input_normalization_folded=args.fold_input)
