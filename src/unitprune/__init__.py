@@ -5,11 +5,12 @@ Typical use::
     model = unitprune.convert(trained_model, unitprune.UnITConfig(approx="bitshift"))
     unitprune.calibrate(model, validation_inputs, percentile=20)
     print(unitprune.mac_report(model, test_inputs))
+    dense = unitprune.strip(model)  # the plain torch model, for torch.export / ONNX / jit
 """
 
 from .calibrate import calibrate, reset_mac_counts, set_thresholds
-from .config import UnITConfig
-from .convert import convert, unit_layers
+from .config import RuntimeConfig, UnITConfig
+from .convert import convert, strip, unit_layers
 from .counts import MacCounts
 from .layers import UnITConv1d, UnITConv2d, UnITLinear
 from .mcu.quantize import quantize
@@ -18,6 +19,7 @@ from .report import MacReport, mac_report
 __version__ = "0.1.0"
 
 __all__ = [
+    "RuntimeConfig",
     "UnITConfig",
     "UnITConv1d",
     "UnITConv2d",
@@ -30,5 +32,6 @@ __all__ = [
     "quantize",
     "reset_mac_counts",
     "set_thresholds",
+    "strip",
     "unit_layers",
 ]

@@ -45,6 +45,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} (refused without this flag)")
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model (either --model NAME --weights FILE or --model-file FILE)")
     group.add_argument("--model", metavar="NAME", help="built-in Table-1 architecture (mnist, cifar10, kws, widar, digits)")
@@ -72,7 +76,7 @@ def _add_data_options(parser: argparse.ArgumentParser, builtin_only: bool = Fals
 
 
 def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
-    from ..experiments.config import ALL_METHODS, SweepConfig
+    from ..experiments.sweep_config import ALL_METHODS, SweepConfig
 
     d = SweepConfig()
 
@@ -124,6 +128,7 @@ def build_parser() -> _Parser:
     demo.add_argument("--no-fold-input", action="store_true",
                       help="measure on normalised inputs instead of folding the normalisation into conv1")
     _add_sweep_options(demo)
+    _add_overwrite(demo, "the results of an earlier run in RUN_DIR (its cached training checkpoint is reused)")
     demo.set_defaults(handler=handlers.cmd_demo)
 
     train = commands.add_parser("train", formatter_class=_FORMATTER, help="train a Table-1 model on a built-in dataset",
@@ -138,6 +143,7 @@ def build_parser() -> _Parser:
     train.add_argument("--batch-size", type=int, default=64, help="batch size")
     train.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
     train.add_argument("--threads", type=int, default=1, help="torch threads")
+    _add_overwrite(train, "the files of a non-empty RUN_DIR")
     train.set_defaults(handler=handlers.cmd_train)
 
     calibrate = commands.add_parser("calibrate", formatter_class=_FORMATTER,
@@ -155,6 +161,7 @@ def build_parser() -> _Parser:
     calibrate.add_argument("--output", metavar="FILE.json", help="write thresholds and MAC counts as JSON")
     calibrate.add_argument("--save-state-dict", metavar="FILE.pt", help="save the converted model's state_dict")
     calibrate.add_argument("--threads", type=int, default=1, help="torch threads")
+    _add_overwrite(calibrate, "existing --output / --save-state-dict files")
     calibrate.set_defaults(handler=handlers.cmd_calibrate)
 
     sweep = commands.add_parser("sweep", formatter_class=_FORMATTER, help="all methods on your model and data",
@@ -165,6 +172,7 @@ def build_parser() -> _Parser:
     _add_data_options(sweep)
     sweep.add_argument("--run-dir", default="runs/sweep", help="output folder")
     _add_sweep_options(sweep)
+    _add_overwrite(sweep, "the files of a non-empty RUN_DIR")
     sweep.set_defaults(handler=handlers.cmd_sweep)
 
     report = commands.add_parser("report", formatter_class=_FORMATTER, help="re-render a run folder's report",

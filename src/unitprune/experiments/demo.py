@@ -18,9 +18,9 @@ import torch
 from ..data import load_dataset
 from ..models import build_model
 from ..training import TrainConfig, train
-from .config import SweepConfig
+from .sweep_config import SweepConfig
 from .folding import fold_input_normalization
-from .report import write_run
+from .run_report import write_run
 from .sweep import run_sweep
 
 logger = logging.getLogger(__name__)

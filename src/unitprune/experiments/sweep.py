@@ -17,9 +17,10 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .config import ALL_METHODS, KNOBS, SweepConfig
+from .sweep_config import ALL_METHODS, KNOBS, SweepConfig
 from .methods import METHOD_RUNNERS, SweepContext, baseline_evaluations
-from .report import write_run
+from .provenance import environment_record
+from .run_report import write_run
 from .results import build_results
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def torch_threads(count: int):
 
 def _run_sweep(model, splits, config: SweepConfig, dataset: str, model_name: str, run_dir, folded: bool) -> dict:
     model.eval()
+    environment = environment_record()  # inside torch_threads: records the sweep's thread count
     context = SweepContext(model=model, splits=splits, config=config)
     started = time.perf_counter()
     baseline, context.baseline_val_accuracy = baseline_evaluations(context)
@@ -81,7 +83,8 @@ def _run_sweep(model, splits, config: SweepConfig, dataset: str, model_name: str
         baseline=baseline, baseline_val_accuracy=context.baseline_val_accuracy, points=points,
         knobs={m: KNOBS[m] for m in points}, budget=config.budget, config=config.to_dict(), timing=timing,
         extra={"num_val_samples": len(splits.val), "num_train_samples": len(splits.train),
-               "input_normalization_folded": folded, "unitprune_version": __version__})
+               "input_normalization_folded": folded, "unitprune_version": __version__,
+               "environment": environment})
     if run_dir is not None:
         write_run(results, Path(run_dir))
     return results
