@@ -13,6 +13,7 @@ from .convert import convert, unit_layers
 from .counts import MacCounts
 from .layers import UnITConv1d, UnITConv2d, UnITLinear
 from .report import MacReport, mac_report
+from .shrink import Resources, resources
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,8 @@ __all__ = [
     "convert",
     "mac_report",
     "reset_mac_counts",
+    "resources",
+    "Resources",
     "set_thresholds",
     "unit_layers",
 ]

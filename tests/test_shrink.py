@@ -1,0 +1,135 @@
+"""Tests of unitprune.shrink: the resource model against hand counts and torch's flop counter,
+gates and physical channel removal against the unpruned function, the budget schedule, budget
+errors, and a tiny end-to-end shrink run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from unitprune.models import build_model
+from unitprune.shrink import resources, trace_resources
+
+
+class Residual(nn.Module):
+    """conv-bn-relu, then two convs whose outputs are added to it (one coupled channel group)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.a = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.b = nn.Conv2d(8, 8, 1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(8 * 5 * 5, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.stem(x)))
+        y = x + self.a(x)
+        y = torch.relu(y)
+        z = y + self.b(y)
+        return self.fc(torch.flatten(self.pool(z), 1))
+
+
+def depthwise_net() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.Conv2d(6, 6, 3, groups=6), nn.ReLU(),  # depthwise 3x3
+        nn.Conv2d(6, 10, 1), nn.ReLU(),  # pointwise
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(10 * 2 * 2, 5))
+
+
+def flop_macs(model: nn.Module, shape) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.eval()(torch.zeros(1, *shape))
+    return counter.get_total_flops() // 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Resource model
+# ---------------------------------------------------------------------------------------------
+
+def test_mnist_wide_hand_count():
+    model = build_model("mnist-wide", seed=0)
+    r = resources(model, (1, 28, 28))
+    weights = 32 * 9 + 64 * 32 * 9 + 128 * 9216 + 10 * 128
+    outputs = 32 + 64 + 128 + 10
+    assert r.weight_bytes == weights == sum(m.weight.numel() for m in model.modules() if hasattr(m, "weight"))
+    assert r.bias_bytes == 4 * outputs and r.requant_bytes == 5 * outputs and r.tau_bytes == 0
+    assert r.flash_bytes == weights + 9 * outputs
+    # conv2 runs with its input (32x26x26) and output (64x24x24) live plus one int32 24x24 plane
+    assert r.sram_bytes == 32 * 26 * 26 + 64 * 24 * 24 + 4 * 24 * 24 and r.peak_op == "conv2"
+    assert r.input_bytes == 784
+    assert r.macs == 11_992_448 == flop_macs(model, (1, 28, 28))
+    with_tau = resources(model, (1, 28, 28), unit_tables=True)
+    assert with_tau.tau_bytes == 32 * 9 + 64 * 32 * 9
+    assert with_tau.flash_bytes == r.flash_bytes + with_tau.tau_bytes
+
+
+def test_input_buffer_counts_only_while_live():
+    model = build_model("mnist", seed=0)  # conv1 (input 784 + 6x24x24 + plane 4x576) is the peak
+    r = resources(model, (1, 28, 28))
+    assert r.sram_bytes == 784 + 6 * 576 + 4 * 576 and r.peak_op == "conv1"
+    without = resources(model, (1, 28, 28), count_input=False)
+    # without the input, the peak moves to the pool after conv1 (6x24x24 -> 6x12x12)
+    assert without.sram_bytes == max(6 * 576 + 4 * 576, 6 * 576 + 6 * 144, 6 * 144 + 16 * 64 + 4 * 64)
+
+
+def test_residual_hand_count_and_coupled_group():
+    model = Residual()
+    r = resources(model, (1, 10, 10))
+    assert r.macs == flop_macs(model, (1, 10, 10)) == 100 * (8 * 9 + 8 * 8 * 9 + 8 * 8) + 4 * 200
+    assert r.weight_bytes == 8 * 9 + 8 * 8 * 9 + 8 * 8 + 4 * 200
+    # bias: stem (own + folded BN), b, fc; conv a has none
+    assert r.bias_bytes == 4 * (8 + 8 + 4)
+    # "y = x + a(x)": x (800, still read by the add), a's output (800) and a's plane (400) live;
+    # the add writes a new 800 buffer while x and a(x) are live: 2400 either way.
+    assert r.sram_bytes == 2400
+    graph = trace_resources(model, (1, 10, 10))
+    # stem, a and b outputs are one group (the adds couple them); fc's output is the network output
+    assert len(graph.prunable_groups()) == 1
+    (group,) = graph.prunable_groups()
+    assert sorted(l.name for l in graph.layers_of(group)) == ["a", "b", "stem"]
+
+
+def test_depthwise_hand_count_and_coupling():
+    model = depthwise_net()
+    r = resources(model, (3, 8, 8))
+    assert r.macs == flop_macs(model, (3, 8, 8)) == 36 * 6 * 27 + 16 * 6 * 9 + 16 * 10 * 6 + 5 * 40
+    assert r.weight_bytes == 6 * 27 + 6 * 9 + 60 + 200
+    graph = trace_resources(model, (3, 8, 8))
+    groups = graph.prunable_groups()
+    assert len(groups) == 2  # conv0 + depthwise (coupled), pointwise
+    first = [g for g in groups if any(l.name == "0" for l in graph.layers_of(g))][0]
+    halved = graph.exact({first: 3})
+    assert halved.macs == 36 * 3 * 27 + 16 * 3 * 9 + 16 * 10 * 3 + 5 * 40
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "widar", "digits", "mnist-wide"])
+def test_macs_equal_flop_counter_on_builtin_models(name):
+    model = build_model(name, seed=0)
+    assert resources(model, model.input_shape).macs == flop_macs(model, model.input_shape)
+
+
+def test_soft_counts_are_differentiable_and_match_exact_at_integers():
+    model = build_model("mnist-wide", seed=0)
+    graph = trace_resources(model, (1, 28, 28))
+    groups = graph.prunable_groups()
+    assert len(groups) == 3  # conv1, conv2, fc1 outputs
+    soft = {g: torch.tensor(float(n), requires_grad=True) for g, n in zip(groups, (5, 7, 11))}
+    values = graph.evaluate(soft)
+    exact = graph.exact(dict(zip(groups, (5, 7, 11))))
+    for key in ("flash_bytes", "sram_bytes", "macs"):
+        assert float(values[key]) == getattr(exact, key)
+    total = values["flash_bytes"] + values["sram_bytes"] + values["macs"]
+    total.backward()
+    assert all(t.grad is not None and t.grad > 0 for t in soft.values())
+
+
+def test_unsupported_op_is_named():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sigmoid(), nn.Flatten(), nn.Linear(2 * 36, 3))
+    with pytest.raises(ValueError, match=r"Sigmoid"):
+        resources(model, (1, 8, 8))
