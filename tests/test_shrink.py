@@ -123,7 +123,7 @@ def test_soft_counts_are_differentiable_and_match_exact_at_integers():
     values = graph.evaluate(soft)
     exact = graph.exact(dict(zip(groups, (5, 7, 11))))
     for key in ("flash_bytes", "sram_bytes", "macs"):
-        assert float(values[key]) == getattr(exact, key)
+        assert float(values[key].detach()) == getattr(exact, key)
     total = values["flash_bytes"] + values["sram_bytes"] + values["macs"]
     total.backward()
     assert all(t.grad is not None and t.grad > 0 for t in soft.values())
@@ -133,3 +133,118 @@ def test_unsupported_op_is_named():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sigmoid(), nn.Flatten(), nn.Linear(2 * 36, 3))
     with pytest.raises(ValueError, match=r"Sigmoid"):
         resources(model, (1, 8, 8))
+
+
+# ---------------------------------------------------------------------------------------------
+# Gates and physical removal
+# ---------------------------------------------------------------------------------------------
+
+from unitprune.shrink.gates import ChannelGates  # noqa: E402
+from unitprune.shrink.removal import remove_channels  # noqa: E402
+
+
+def bn_chain() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 8, 3), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 2 * 2, 7), nn.ReLU(), nn.Linear(7, 3))
+
+
+def _randomize_bn(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+
+
+CASES = {"chain": (bn_chain, (1, 8, 8)), "residual": (Residual, (1, 10, 10)),
+         "depthwise": (depthwise_net, (3, 8, 8))}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_open_gates_are_exact_and_closed_gates_remove_exactly(case):
+    build, shape = CASES[case]
+    torch.manual_seed(0)
+    model = build().eval()
+    _randomize_bn(model)
+    x = torch.randn(5, *shape)
+    reference = model(x)
+    graph = trace_resources(model, shape)
+    gates = ChannelGates(model, graph)
+    assert torch.equal(model(x), reference)  # all gates open: bit-identical
+    # close two channels of every group, then remove them physically
+    drop = {g: [0, graph.group_sizes[g] - 1] for g in gates.groups}
+    with torch.no_grad():
+        for g, idx in drop.items():
+            gates.theta[g][idx] = -0.5
+    gated = model(x)
+    assert not torch.allclose(gated, reference)
+    assert gates.closed() == drop
+    gates.detach()
+    assert torch.equal(model(x), reference)  # detach leaves the original function
+    remove_channels(model, graph, drop, x[:1])
+    torch.testing.assert_close(model(x), gated, rtol=1e-5, atol=1e-6)
+    # the graph's updated sizes are what a fresh trace of the smaller model counts
+    assert graph.exact() == resources(model, shape)
+    assert resources(model, shape).macs == flop_macs(model, shape)
+
+
+def test_fold_keeps_the_function_with_fractional_gates():
+    torch.manual_seed(1)
+    model = bn_chain().eval()
+    _randomize_bn(model)
+    x = torch.randn(4, 1, 8, 8)
+    graph = trace_resources(model, (1, 8, 8))
+    gates = ChannelGates(model, graph)
+    with torch.no_grad():
+        for g in gates.groups:
+            gates.theta[g].uniform_(0.1, 0.9)
+    gated = model(x)
+    gates.fold()
+    assert not gates._handles
+    torch.testing.assert_close(model(x), gated, rtol=1e-5, atol=1e-6)
+
+
+def test_removal_slices_optimizer_state():
+    torch.manual_seed(2)
+    model = bn_chain()
+    x = torch.randn(8, 1, 8, 8)
+    graph = trace_resources(model, (1, 8, 8))
+    gates = ChannelGates(model, graph)
+
+    def make(params, extra):
+        return torch.optim.Adam([{"params": params}, {"params": extra, "lr": 0.1}], lr=1e-3)
+
+    optimizer = make(list(model.parameters()), gates.parameters())
+    model(x).sum().backward()
+    optimizer.step()
+    conv2 = model[3]
+    fc1 = model[7]
+    old_conv2 = optimizer.state[conv2.weight]["exp_avg"].clone()
+    old_fc1 = optimizer.state[fc1.weight]["exp_avg_sq"].clone()
+    conv2_group = graph.find(graph.layers[1].out_group)
+    first_group = graph.find(graph.layers[0].out_group)
+    old_gate_state = optimizer.state[gates.theta[first_group]]["exp_avg"].clone()
+    gates.detach()
+    drop = {first_group: [1, 4], conv2_group: [0, 2, 7]}
+    sliced, optimizer = remove_channels(model, graph, drop, x[:1], optimizer=optimizer, make_optimizer=make,
+                                        extra_parameters=gates.theta)
+    keep_out, keep_in = [1, 3, 4, 5, 6], [0, 2, 3, 5]
+    new_conv2 = optimizer.state[conv2.weight]["exp_avg"]
+    assert torch.equal(new_conv2, old_conv2[keep_out][:, keep_in])
+    # fc1 reads conv2's channels flattened: channel c is features 4c..4c+3
+    features = [4 * c + s for c in keep_out for s in range(4)]
+    assert torch.equal(optimizer.state[fc1.weight]["exp_avg_sq"], old_fc1[:, features])
+    assert torch.equal(optimizer.state[sliced[first_group]]["exp_avg"], old_gate_state[keep_in])
+    assert conv2.weight.shape == (5, 4, 3, 3) and fc1.weight.shape == (7, 20)
+    model(x).sum().backward()
+    optimizer.step()  # the new optimizer works on the new parameters
+
+
+def test_removing_a_whole_group_is_refused():
+    model = bn_chain()
+    graph = trace_resources(model, (1, 8, 8))
+    group = graph.prunable_groups()[0]
+    with pytest.raises(ValueError, match="cannot remove all 6 channels"):
+        remove_channels(model, graph, {group: list(range(6))}, torch.zeros(1, 1, 8, 8))
