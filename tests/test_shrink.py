@@ -248,3 +248,68 @@ def test_removing_a_whole_group_is_refused():
     group = graph.prunable_groups()[0]
     with pytest.raises(ValueError, match="cannot remove all 6 channels"):
         remove_channels(model, graph, {group: list(range(6))}, torch.zeros(1, 1, 8, 8))
+
+
+# ---------------------------------------------------------------------------------------------
+# Budget, schedule, the method end to end
+# ---------------------------------------------------------------------------------------------
+
+from unitprune.shrink import BudgetError, MCUBudget, ShrinkConfig, cubic_budget, parse_count, parse_size, shrink  # noqa: E402
+from unitprune.shrink.budget import check_feasible  # noqa: E402
+
+
+def test_cubic_schedule_tightens_from_initial_to_target():
+    values = [cubic_budget(1000.0, 100.0, t, 10) for t in range(13)]
+    assert values[0] == 1000.0 and values[10] == values[12] == 100.0
+    assert all(a > b for a, b in zip(values[:11], values[1:11]))  # strictly tightening until the end
+    assert values[5] == pytest.approx(100 + 900 * 0.5 ** 3)
+    # fast first, slow near the target: the first half removes 7/8 of the gap
+    assert (1000 - values[5]) / 900 == pytest.approx(7 / 8)
+    assert cubic_budget(50.0, 100.0, 3, 10) == 100.0  # already within budget: constant
+
+
+def test_sizes_and_counts_parse():
+    assert parse_size("8KB") == 8192 and parse_size("256 KiB") == 262144 and parse_size("1000") == 1000
+    assert parse_count("500k") == 500_000 and parse_count("1.2M") == 1_200_000
+    with pytest.raises(ValueError, match="8 bytes"):
+        parse_size("8 bytes")
+
+
+def test_impossible_budget_names_resource_and_excess():
+    model = build_model("mnist-wide", seed=0)
+    graph = trace_resources(model, (1, 28, 28))
+    smallest = graph.exact({g: 1 for g in graph.prunable_groups()})
+    budget = MCUBudget(sram_bytes=smallest.sram_bytes - 100, flash_bytes=1 << 20)
+    with pytest.raises(BudgetError) as info:
+        check_feasible(graph, budget)
+    message = str(info.value)
+    assert "sram_bytes" in message and "by 100 " in message and "flash_bytes" not in message
+    # shrink refuses before any training
+    data = torch.utils.data.TensorDataset(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(BudgetError, match="sram_bytes"):
+        shrink(model, data, data, budget, ShrinkConfig(epochs=1))
+
+
+def tiny_digits_net() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 12, 3), nn.ReLU(), nn.Conv2d(12, 16, 3), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(16 * 4 * 4, 10))
+
+
+def test_shrink_tiny_model_meets_the_budget():
+    from unitprune.data import load_digits
+    splits = load_digits(seed=0)
+    torch.manual_seed(0)
+    model = tiny_digits_net()
+    before = resources(model, (1, 8, 8))
+    budget = MCUBudget(sram_bytes=before.sram_bytes // 2, flash_bytes=before.flash_bytes // 3)
+    result = shrink(model, splits.train, splits.val, budget,
+                    ShrinkConfig(epochs=4, prune_epochs=3, gate_lr=0.05, remove_every=5), input_shape=(1, 8, 8))
+    assert result.before == before
+    assert result.after == resources(result.model, (1, 8, 8))  # the returned model is what is reported
+    assert result.after.sram_bytes <= budget.sram_bytes and result.after.flash_bytes <= budget.flash_bytes
+    assert result.fits and len(result.history) == 4
+    assert [h["phase"] for h in result.history] == ["prune"] * 3 + ["finetune"]
+    assert all(type(m) in (nn.Conv2d, nn.ReLU, nn.Flatten, nn.Linear) for m in result.model)  # plain layers
+    assert not any(m._forward_hooks for m in result.model.modules())
+    assert result.val_accuracy > 0.5  # it still classifies (10 classes: chance is 0.1)
+    assert model[0].out_channels == 12  # the caller's model is untouched

@@ -13,7 +13,7 @@ from .convert import convert, unit_layers
 from .counts import MacCounts
 from .layers import UnITConv1d, UnITConv2d, UnITLinear
 from .report import MacReport, mac_report
-from .shrink import Resources, resources
+from .shrink import MCUBudget, Resources, ShrinkConfig, resources, shrink
 
 __version__ = "0.1.0"
 
@@ -30,6 +30,9 @@ __all__ = [
     "reset_mac_counts",
     "resources",
     "Resources",
+    "shrink",
+    "MCUBudget",
+    "ShrinkConfig",
     "set_thresholds",
     "unit_layers",
 ]
