@@ -313,3 +313,34 @@ def test_shrink_tiny_model_meets_the_budget():
     assert not any(m._forward_hooks for m in result.model.modules())
     assert result.val_accuracy > 0.5  # it still classifies (10 classes: chance is 0.1)
     assert model[0].out_channels == 12  # the caller's model is untouched
+
+
+def test_cli_shrink_writes_the_run_folder_and_never_overwrites(tmp_path, capsys):
+    import json
+
+    from unitprune.cli import main
+
+    run_dir = tmp_path / "run"
+    argv = ["shrink", "--model", "digits", "--data", "digits", "--sram", "300", "--flash", "1KB", "--epochs", "2",
+            "--prune-epochs", "1", "--methods", "differentiable", "tp-magnitude", "--run-dir", str(run_dir),
+            "--no-progress"]
+    assert main(argv) == 0
+    document = json.loads((run_dir / "shrink.json").read_text())
+    assert set(document) == {"budget", "base", "methods"}
+    assert document["budget"] == {"sram_bytes": 300, "flash_bytes": 1024, "macs": None}
+    fields = {"accuracy", "flash_bytes", "sram_bytes", "macs", "train_seconds"}
+    assert set(document["base"]) == fields
+    assert set(document["methods"]) == {"differentiable", "tp-magnitude"}
+    for name, m in document["methods"].items():
+        assert set(m) == fields | {"fits_budget"}, name
+        assert m["fits_budget"] and m["sram_bytes"] <= 300 and m["flash_bytes"] <= 1024
+    assert document["base"]["sram_bytes"] == 424  # digits: input 64 + 6x6x6 + one int32 6x6 plane
+    for name in ("report.md", "details.json", "training.png", "accuracy_vs_resources.png"):
+        assert (run_dir / name).is_file(), name
+    assert "| differentiable |" in (run_dir / "report.md").read_text()
+    before = (run_dir / "shrink.json").read_text()
+    assert main(argv) == 2  # an existing shrink.json is not overwritten
+    assert "exists" in capsys.readouterr().err
+    assert (run_dir / "shrink.json").read_text() == before
+    assert main(["shrink", "--model", "digits", "--data", "digits", "--run-dir", str(tmp_path / "x")]) == 2
+    assert "give a budget" in capsys.readouterr().err

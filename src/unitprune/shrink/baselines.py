@@ -92,7 +92,7 @@ def _finetune(model, train_data, val_data, epochs, lr, batch_size, generator) ->
 
 def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: TensorDataset, budget: MCUBudget,
                        *, importance: str = "magnitude", epochs: int = 8, prune_epochs: int | None = None,
-                       lr: float = 1e-3, batch_size: int = 64, seed: int = 0, max_steps: int = 400,
+                       lr: float = 1e-3, batch_size: int = 64, seed: int = 0, max_steps: int = 100,
                        input_shape: tuple[int, ...] | None = None) -> BaselineResult:
     """Torch-Pruning channel pruning of ``trained`` until it fits ``budget`` (see the module docstring)."""
     t0 = time.perf_counter()
@@ -270,14 +270,14 @@ def unit_on_top(model: nn.Module, splits, *, max_drop: float = 1.0,
     reference_val = evaluate(model, splits.val)
     chosen = None
     for p in percentiles:
-        calibrate(unit, splits.val, percentile=p)
+        calibrate(unit, splits.val.tensors[0], percentile=p)
         if 100 * (reference_val - evaluate_unit_model(unit, splits.val).accuracy) <= max_drop:
             chosen = p
     dense_test = evaluate(model, splits.test)
     if chosen is None:
         return {"percentile": None, "test_accuracy": dense_test, "skipped_fraction": 0.0,
                 "threshold_fraction": 0.0, "dense_test_accuracy": dense_test}
-    calibrate(unit, splits.val, percentile=chosen)
+    calibrate(unit, splits.val.tensors[0], percentile=chosen)
     test = evaluate_unit_model(unit, splits.test)
     total = test.total
     return {"percentile": chosen, "test_accuracy": test.accuracy, "skipped_fraction": total.skipped_fraction,
