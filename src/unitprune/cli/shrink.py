@@ -30,6 +30,8 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     p.add_argument("--flash", metavar="SIZE", help="flash budget, e.g. 256KB")
     p.add_argument("--macs", metavar="N", help="MAC budget, e.g. 500k")
     p.add_argument("--unit-tables", action="store_true", help="count UnIT's conv tau tables in flash")
+    p.add_argument("--target", choices=("avr", "msp430", "host"),
+                   help="exporter target whose RAM descriptor layout SRAM counts (default: the preset's, else avr)")
     p.add_argument("--epochs", type=int, default=8, help="epochs of the base training and of every method")
     p.add_argument("--prune-epochs", type=int, help="epochs with pruning (default: epochs - 2)")
     p.add_argument("--methods", nargs="+", choices=_METHODS, default=list(_METHODS), help="methods to run")
@@ -58,10 +60,10 @@ def _budget(args: argparse.Namespace):
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     if args.preset:
-        return PRESETS[args.preset].with_(unit_tables=args.unit_tables or None, **values)
+        return PRESETS[args.preset].with_(unit_tables=args.unit_tables or None, target=args.target, **values)
     if not values:
         raise CLIError("unitprune shrink: give a budget: --preset, or --sram/--flash/--macs")
-    return MCUBudget(name="custom", unit_tables=args.unit_tables, **values)
+    return MCUBudget(name="custom", unit_tables=args.unit_tables, target=args.target or "avr", **values)
 
 
 def cmd_shrink(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .resources import RESOURCE_NAMES, ResourceGraph
+from .resources import RESOURCE_NAMES, TARGET_LAYOUT, ResourceGraph
 
 __all__ = ["MCUBudget", "BudgetError", "PRESETS", "parse_size", "parse_count", "cubic_budget",
            "check_feasible", "over_budget"]
@@ -30,6 +30,7 @@ class MCUBudget:
         macs: dense multiply-accumulates per inference (a latency proxy).
         name: shown in reports.
         unit_tables: count UnIT's conv tau tables (one byte per conv weight) in flash.
+        target: the exporter target whose descriptor layout SRAM counts (avr, msp430, host).
     """
 
     sram_bytes: int | None = None
@@ -37,6 +38,7 @@ class MCUBudget:
     macs: int | None = None
     name: str = "custom"
     unit_tables: bool = False
+    target: str = "avr"
 
     def __post_init__(self) -> None:
         for key in RESOURCE_NAMES:
@@ -45,6 +47,8 @@ class MCUBudget:
                 raise ValueError(f"MCUBudget.{key} must be a positive integer or None, got {value!r}")
         if not self.limits():
             raise ValueError("MCUBudget: set at least one of sram_bytes, flash_bytes, macs")
+        if self.target not in TARGET_LAYOUT:
+            raise ValueError(f"MCUBudget.target must be one of {', '.join(TARGET_LAYOUT)}, got {self.target!r}")
 
     def limits(self) -> dict[str, int]:
         """The constrained resources and their limits."""
@@ -56,10 +60,16 @@ class MCUBudget:
         return MCUBudget(**values)
 
 
-#: Chip presets: 8 KB SRAM and 256 KB flash (ATmega2560) / FRAM (MSP430FR5994).
+#: The stack the exporter keeps free on an MCU (``unitprune.mcu.export.STACK_RESERVE``).
+STACK_RESERVE = 256
+
+#: Chip presets: 8 KB SRAM and 256 KB flash (ATmega2560) / FRAM (MSP430FR5994). The SRAM limit is
+#: 8 KB less the exporter's stack reserve, the test the exporter itself applies.
 PRESETS = {
-    "atmega2560": MCUBudget(sram_bytes=8 * 1024, flash_bytes=256 * 1024, name="ATmega2560"),
-    "msp430fr5994": MCUBudget(sram_bytes=8 * 1024, flash_bytes=256 * 1024, name="MSP430FR5994"),
+    "atmega2560": MCUBudget(sram_bytes=8 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024, name="ATmega2560",
+                            target="avr"),
+    "msp430fr5994": MCUBudget(sram_bytes=8 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024, name="MSP430FR5994",
+                              target="msp430"),
 }
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmM]?)(i?[bB])?\s*$")
@@ -112,11 +122,11 @@ def over_budget(values: dict, limits: dict[str, int]) -> dict[str, float]:
 
 def check_feasible(graph: ResourceGraph, budget: MCUBudget) -> None:
     """Raise :class:`BudgetError` if even one channel per prunable group exceeds the budget."""
-    smallest = graph.exact({g: 1 for g in graph.prunable_groups()}, unit_tables=budget.unit_tables)
+    smallest = graph.exact({g: 1 for g in graph.prunable_groups()}, unit_tables=budget.unit_tables, target=budget.target)
     excess = over_budget(smallest.as_dict(), budget.limits())
     if excess:
         parts = [f"{k} {getattr(smallest, k):,} at the smallest model (1 channel per prunable layer) "
                  f"> budget {budget.limits()[k]:,} by {int(v):,} ({100 * v / budget.limits()[k]:.1f}%)"
                  for k, v in excess.items()]
         raise BudgetError(f"budget {budget.name} cannot be met: " + "; ".join(parts)
-                          + f" (SRAM peak at op {smallest.peak_op})")
+                          + f" (activation arena peak at op {smallest.peak_op})")

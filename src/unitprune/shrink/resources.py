@@ -14,20 +14,24 @@ couplings Torch-Pruning's DependencyGraph finds.
 What is counted (the int8 contract of docs/fixed_point.md):
 
 * **flash** per conv/linear: int8 weights (``out * in/groups * kh * kw``), an int32 bias per output
-  (also when the layer has no bias but a folded BatchNorm follows), the requantization constants
+  (the exporter always stores one, zeros when the layer has none), the requantization constants
   (int32 multiplier + int8 shift per output: 5 bytes), and with ``unit_tables=True`` the uint8 tau
-  table of every conv (one byte per weight). Linear UnIT in ``bitshift``/``bintree`` mode needs no
-  table; the 129-byte ``table`` variant per linear layer is not counted.
-* **peak SRAM**, the memory plan assumed until the exporter (``unitprune.mcu.export``) exists:
-  ops run in the traced order; every op output that is not an alias is an int8 buffer, live from
-  the op that writes it to the last op that reads it; ReLU (in place when its input has no other
-  reader), BatchNorm (folded into the conv before it), flatten/view/dropout/identity are aliases;
-  a conv needs ``4 * out_h * out_w`` bytes of int32 accumulator scratch (one output channel's
-  plane: the UnIT conv loop is weight-stationary) and a linear ``4 * out_features`` (the
-  input-stationary loop keeps every output's accumulator) while it runs. Peak SRAM is the largest
-  sum of live buffers + that op's scratch. The network input is an int8 buffer live until its last
-  reader; it is counted (``count_input=True``, the firmware holds it in RAM) and also reported
-  alone as ``input_bytes``.
+  table of every conv (one byte per weight). Linear UnIT in ``bitshift`` mode needs no table (the
+  129-byte ``table`` / the ``bintree`` variants are not counted). This is the exporter's
+  ``flash_table_bytes`` (``unitprune.mcu.export``; code and embedded samples excluded).
+* **SRAM**, the memory plan of the exporter (``unitprune.mcu.memory.plan_memory``): ops run in the
+  traced order; every op output that is not an alias is an int8 buffer, live from the op that
+  writes it to the last op that reads it; ReLU (in place unless its input has another reader or
+  is the network input), BatchNorm (folded into the conv before it), flatten/view/dropout/
+  identity are aliases. ``arena_bytes`` = the largest sum of live buffers at any op, *without* the
+  network input and output (the caller's buffers); ``scratch_bytes`` = the one int32 buffer the
+  kernels share, the largest any layer needs (conv ``4 * out_h * out_w``, one output channel's
+  accumulators; linear ``4 * out_features``); ``descriptor_bytes`` = the constant kernel
+  descriptors in RAM (per conv ``unit_conv2d_params`` + ``unit_requant_s8``, per linear
+  ``unit_requant_s8``, sized for ``target``: 16-bit pointers and byte alignment on ``avr``).
+  ``sram_bytes`` = arena + scratch + descriptors + ``input_bytes`` + ``output_bytes``: the
+  exporter's ``peak_sram_with_io_bytes``, all the RAM the firmware's data needs, the network input
+  **counted**. The exporter also keeps 256 bytes for the stack (``STACK_RESERVE``), not included.
 * **MACs**: ``out_h * out_w * out * in/groups * kh * kw`` per conv, ``in * out`` per linear (what
   ``torch.utils.flop_counter.FlopCounterMode`` reports / 2); pooling, ReLU and adds are not MACs.
 """
@@ -65,17 +69,21 @@ class Resources:
 
     Attributes:
         flash_bytes: all constants: weight_bytes + bias_bytes + requant_bytes + tau_bytes.
-        sram_bytes: peak RAM of activations + scratch (the input included when ``count_input``).
+        sram_bytes: arena_bytes + scratch_bytes + descriptor_bytes + input_bytes + output_bytes.
         macs: dense multiply-accumulates.
-        input_bytes: the int8 network input buffer alone.
+        arena_bytes, scratch_bytes, descriptor_bytes, input_bytes, output_bytes: the parts of SRAM.
         weight_bytes, bias_bytes, requant_bytes, tau_bytes: the parts of flash.
-        peak_op: the op at which the SRAM peak occurs.
+        peak_op: the op at which the arena peak occurs.
     """
 
     flash_bytes: int
     sram_bytes: int
     macs: int
+    arena_bytes: int
+    scratch_bytes: int
+    descriptor_bytes: int
     input_bytes: int
+    output_bytes: int
     weight_bytes: int
     bias_bytes: int
     requant_bytes: int
@@ -110,6 +118,7 @@ class _Buffer:
     per_channel: int  # elements per channel of the group
     born: int
     dies: int
+    io: bool = False  # the network input or output: the caller's buffer, not in the arena
 
 
 @dataclass
@@ -155,16 +164,19 @@ class ResourceGraph:
         return counts.get(root, self.group_sizes[root])
 
     def evaluate(self, counts: Mapping[int, Any] | None = None, *, unit_tables: bool = False,
-                 count_input: bool = True) -> dict[str, Any]:
+                 target: str = "avr") -> dict[str, Any]:
         """Resource terms for the given channel counts: ints for int counts, tensors for tensors.
 
-        Returns a dict with ``flash_bytes``, ``sram_bytes``, ``macs``, ``input_bytes``,
-        ``weight_bytes``, ``bias_bytes``, ``requant_bytes``, ``tau_bytes`` and ``peak_op`` (the
-        op name of the SRAM peak, computed from the values as given).
+        Returns a dict with the fields of :class:`Resources` (``peak_op``: the op name of the
+        arena peak, computed from the values as given).
         """
         counts = counts or {}
         c = lambda g: self._count(counts, g)  # noqa: E731
+        pointer, align = TARGET_LAYOUT[target]
+        conv_descriptor = _struct_bytes([4] * 16, align) + _struct_bytes([pointer] * 3 + [4, 4], align)
+        linear_descriptor = _struct_bytes([pointer] * 3 + [4, 4], align)
         weight = bias = requant = tau = macs = 0
+        descriptors = 0
         for layer in self.layers:
             cout = c(layer.out_group)
             if layer.depthwise:
@@ -176,31 +188,34 @@ class ResourceGraph:
             w = cout * cin_per_group * layer.kernel
             weight = weight + w
             macs = macs + w * layer.out_spatial
-            if layer.has_bias:
-                bias = bias + 4 * cout
+            bias = bias + 4 * cout
             requant = requant + 5 * cout
             if unit_tables and layer.kind == "conv":
                 tau = tau + w
-        live_totals = []
+            descriptors += conv_descriptor if layer.kind == "conv" else linear_descriptor
+        live_totals, scratches = [], []
         for i, _ in enumerate(self.op_names):
             total = 0
             for buf in self.buffers:
-                if buf.born <= i <= buf.dies and (count_input or buf.born >= 0):
+                if buf.born <= i <= buf.dies and not buf.io:
                     total = total + c(buf.group) * buf.per_channel
-            group, per_channel, constant = self.op_scratch[i]
-            total = total + constant + (c(group) * per_channel if group is not None else 0)
             live_totals.append(total)
+            group, per_channel, constant = self.op_scratch[i]
+            scratches.append(constant + (c(group) * per_channel if group is not None else 0))
         if not live_totals:
             raise ValueError("the model has no ops to run")
         peak_index = max(range(len(live_totals)), key=lambda j: float(torch.as_tensor(live_totals[j]).detach()))
-        if isinstance(live_totals[0], torch.Tensor) or any(isinstance(t, torch.Tensor) for t in live_totals):
-            sram = torch.stack([torch.as_tensor(t, dtype=torch.float32) for t in live_totals]).max()
-        else:
-            sram = live_totals[peak_index]
+        arena, scratch = _maximum(live_totals), _maximum(scratches)
         input_buffer = next(b for b in self.buffers if b.born < 0)
+        output_buffer = next(b for b in self.buffers if b.io and b.born >= 0) if any(
+            b.io and b.born >= 0 for b in self.buffers) else input_buffer
+        input_bytes = c(input_buffer.group) * input_buffer.per_channel
+        output_bytes = c(output_buffer.group) * output_buffer.per_channel
         return {
-            "flash_bytes": weight + bias + requant + tau, "sram_bytes": sram, "macs": macs,
-            "input_bytes": c(input_buffer.group) * input_buffer.per_channel,
+            "flash_bytes": weight + bias + requant + tau,
+            "sram_bytes": arena + scratch + descriptors + input_bytes + output_bytes, "macs": macs,
+            "arena_bytes": arena, "scratch_bytes": scratch, "descriptor_bytes": descriptors,
+            "input_bytes": input_bytes, "output_bytes": output_bytes,
             "weight_bytes": weight, "bias_bytes": bias, "requant_bytes": requant, "tau_bytes": tau,
             "peak_op": self.op_names[peak_index],
         }
@@ -211,6 +226,27 @@ class ResourceGraph:
         return Resources(**{k: (v if k == "peak_op" else _exact_int(k, v)) for k, v in values.items()})
 
 
+#: (pointer bytes, struct alignment) of the exporter's targets (``unitprune.mcu.export.TARGETS``).
+TARGET_LAYOUT = {"avr": (2, 1), "msp430": (2, 2), "host": (8, 8)}
+
+
+def _struct_bytes(fields: list[int], align: int) -> int:
+    """sizeof a C struct of fields of the given sizes, each aligned to min(size, align)."""
+    offset, widest = 0, 1
+    for size in fields:
+        a = min(size, align)
+        widest = max(widest, a)
+        offset = (offset + a - 1) // a * a + size
+    return (offset + widest - 1) // widest * widest
+
+
+def _maximum(values: list):
+    """``max`` of ints, or a differentiable max when any value is a tensor."""
+    if any(isinstance(v, torch.Tensor) for v in values):
+        return torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in values]).max()
+    return max(values)
+
+
 def _exact_int(name: str, value) -> int:
     as_float = float(value)
     if abs(as_float - round(as_float)) > 1e-9:
@@ -219,12 +255,12 @@ def _exact_int(name: str, value) -> int:
 
 
 def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bool = False,
-              count_input: bool = True) -> Resources:
+              target: str = "avr") -> Resources:
     """Exact flash, peak SRAM and MACs of ``model`` for one input of shape ``input_shape`` (no batch).
 
     Raises ``ValueError`` naming the op when the model holds something the int8 export cannot run.
     """
-    return trace_resources(model, input_shape).exact(unit_tables=unit_tables, count_input=count_input)
+    return trace_resources(model, input_shape).exact(unit_tables=unit_tables, target=target)
 
 
 def trace_resources(model: nn.Module, input_shape: tuple[int, ...]) -> ResourceGraph:
@@ -313,6 +349,7 @@ class _Builder:
                 channels, spatial = self.per_channel(node)
                 input_group = self.new_group(channels)
                 self.new_buffer(node, input_group, spatial, born=-1)
+                self.buffers[node.name].io = True
                 continue
             if node.op == "output":
                 result = node.args[0]
@@ -320,6 +357,7 @@ class _Builder:
                     raise ValueError("the resource model supports models returning one tensor")
                 output_group = self.tensor_group[result.name][0]
                 self.read(result, op_index)  # the result stays live to the end
+                self.buffers[self.buffer_of[result.name]].io = True
                 continue
             if node.op == "get_attr":
                 raise ValueError(f"op {node.name!r}: parameters used outside a module are not supported")
@@ -350,8 +388,8 @@ class _Builder:
             self.linear(node, module, inputs[0], i)
         elif isinstance(module, _RELU_MODULES) or target in _RELU_FUNCTIONS:
             source = inputs[0]
-            if len(self.users[source.name]) == 1:
-                self.alias(node, source)  # in place
+            if len(self.users[source.name]) == 1 and self.buffers[self.buffer_of[source.name]].born >= 0:
+                self.alias(node, source)  # in place (never on the caller's read-only input)
             else:
                 group, per = self.tensor_group[source.name]
                 self.new_buffer(node, group, per, i)
