@@ -13,6 +13,8 @@ SRAM budgets (for the accuracy-vs-resource plot), and writes ``RUN_DIR``:
   baselines that start from the trained base do not include the base's training).
 * ``details.json``: the differentiable method's history, each method's details (channels, steps),
   UnIT on top, the sweep points, the machine and versions.
+* ``base.pt`` (the trained base's state_dict) and ``METHOD.pt`` (each result, the whole module:
+  its shapes differ from the base's; load with ``torch.load(..., weights_only=False)``).
 * ``report.md``, ``training.png`` (resources and accuracy over the epochs), ``accuracy_vs_resources.png``.
 """
 
@@ -130,13 +132,14 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
         }
         details: dict[str, Any] = {"config": _jsonable(asdict(config)), "machine": _machine(), "methods": {},
                                    "unit": {}, "sweep": []}
-        if config.unit:
-            details["unit"]["base"] = unit_on_top(base, splits)
+        if not config.weights:
+            torch.save(base.state_dict(), run_dir / "base.pt")
         for name in config.methods:
             logger.info("method %s at %s", name, config.budget)
             model, fields, info = _run_method(name, config, config.budget, init, base, splits)
             document["methods"][name] = fields
             details["methods"][name] = info
+            torch.save(model, run_dir / f"{name}.pt")  # the whole (smaller) module
             if config.unit:
                 details["unit"][name] = unit_on_top(model, splits)
             details["sweep"].append({"method": name, **fields, "budget_sram_bytes": config.budget.sram_bytes})
