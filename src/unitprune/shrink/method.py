@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -360,10 +360,3 @@ def _remove_closed(model, graph, gates, example, optimizer, make_optimizer, sali
     salience = {g: (v.index_select(0, kept_indices(v.numel(), closed[g])) if g in closed else v)
                 for g, v in salience.items()}
     return optimizer, salience
-
-
-def result_summary(result: ShrinkResult) -> dict[str, Any]:
-    """A JSON-friendly summary of a result (without the model)."""
-    return {"before": result.before.as_dict(), "after": result.after.as_dict(), "fits": result.fits,
-            "projected_channels": result.projected_channels, "train_seconds": result.train_seconds,
-            "val_accuracy": result.val_accuracy, "history": result.history}

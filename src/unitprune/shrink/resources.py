@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import torch
 import torch.fx
@@ -426,7 +426,7 @@ class _Builder:
         raise ValueError(f"op {node.name!r}: BatchNorm must directly follow a conv/linear (the exporter folds it)")
 
     def conv(self, node, module, source, i) -> None:
-        in_group, in_per = self.tensor_group[source.name]
+        in_group, _ = self.tensor_group[source.name]
         channels_out, spatial = self.per_channel(node)
         depthwise = module.groups > 1 and module.groups == module.in_channels == module.out_channels
         if depthwise:
