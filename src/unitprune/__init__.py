@@ -13,7 +13,8 @@ from .convert import convert, unit_layers
 from .counts import MacCounts
 from .layers import UnITConv1d, UnITConv2d, UnITLinear
 from .report import MacReport, mac_report
-from .shrink import MCUBudget, Resources, ShrinkConfig, resources, shrink
+from . import shrink  # the subpackage; callable: unitprune.shrink(model, ...) runs the method
+from .shrink import MCUBudget, Resources, ShrinkConfig, resources
 
 __version__ = "0.1.0"
 
