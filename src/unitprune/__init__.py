@@ -15,6 +15,8 @@ from .counts import MacCounts
 from .layers import UnITConv1d, UnITConv2d, UnITLinear
 from .mcu.quantize import quantize
 from .report import MacReport, mac_report
+from . import shrink  # the subpackage; callable: unitprune.shrink(model, ...) runs the method
+from .shrink import MCUBudget, Resources, ShrinkConfig, resources
 
 __version__ = "0.1.0"
 
@@ -31,6 +33,11 @@ __all__ = [
     "mac_report",
     "quantize",
     "reset_mac_counts",
+    "resources",
+    "Resources",
+    "shrink",
+    "MCUBudget",
+    "ShrinkConfig",
     "set_thresholds",
     "strip",
     "unit_layers",

@@ -181,4 +181,8 @@ def build_parser() -> _Parser:
     _add_common(report)
     report.add_argument("run_dir", metavar="RUN_DIR", help="folder holding results.json")
     report.set_defaults(handler=handlers.cmd_report)
+
+    from .shrink import add_shrink_parser
+
+    add_shrink_parser(commands, _FORMATTER, _add_common)
     return parser
