@@ -173,4 +173,8 @@ def build_parser() -> _Parser:
     _add_common(report)
     report.add_argument("run_dir", metavar="RUN_DIR", help="folder holding results.json")
     report.set_defaults(handler=handlers.cmd_report)
+
+    from .data_commands import add_data_parser
+
+    add_data_parser(commands, _FORMATTER, _add_common)
     return parser
