@@ -105,6 +105,8 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
                        help=f"evaluation batch size (default: {d.eval_batch_size})")
     group.add_argument("--threads", type=int, metavar="N",
                        help=f"torch threads (default: {d.num_threads}; more threads slow down on a busy machine)")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes for the methods (same results as 1; default: min(2, CPUs))")
 
 
 def build_parser() -> _Parser:
