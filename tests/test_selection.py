@@ -10,7 +10,7 @@ import torch.nn as nn
 from unitprune import UnITConfig, convert
 from unitprune.calibrate import layer_products, product_percentile
 from unitprune.convert import unit_layers
-from unitprune.selection import layer_percentile, percentile_of_products
+from unitprune.selection import Part, layer_percentile, percentile_of_products
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -42,8 +42,8 @@ def explicit_products(layer, x: torch.Tensor) -> np.ndarray:
 
 def build(seed: int):
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1, stride=2), nn.ReLU(), nn.Conv2d(6, 8, 3, groups=2, dilation=2),
-                          nn.ReLU(), nn.Flatten(), nn.Linear(8 * 2 * 2, 5))
+    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1, stride=2), nn.ReLU(), nn.Conv2d(6, 8, 3, groups=2, dilation=2, padding=(2, 1)),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 4, 5))
     with torch.no_grad():
         model[0].weight[0, 0, 0, 0] = 0.0  # a zero weight: its products are zeros, left out
     x = torch.relu(torch.randn(6, 3, 12, 12))
@@ -83,5 +83,5 @@ def test_rounding_at_the_boundary_and_underflow():
     products = products[products > 0]
     assert len(products) < 20  # some underflowed to 0 and are left out
     for p in (1, 10, 25, 33.3, 50, 60, 75, 90, 100):
-        got = percentile_of_products(values, valid, weights, groups, 1, p)
+        got = percentile_of_products([Part(values, valid, weights, groups, torch.ones_like(groups))], 1, p)
         assert got.item() == np.float32(np.percentile(products, p, method="inverted_cdf")), p
