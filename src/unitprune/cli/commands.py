@@ -112,6 +112,11 @@ def _print_results(results: dict, run_dir: Path) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..experiments import DemoConfig, run_demo
 
+    if args.task == "kws":
+        from .kws_commands import cmd_kws_demo
+
+        return cmd_kws_demo(args, _sweep_config(args), sweep_workers(args), _print_results)
+    args.run_dir = args.run_dir or "runs/demo"
     t0 = time.perf_counter()
     config = DemoConfig(run_dir=args.run_dir, retrain=args.retrain, epochs=args.epochs, seed=args.seed,
                         fold_input_normalization=not args.no_fold_input, sweep=_sweep_config(args),

