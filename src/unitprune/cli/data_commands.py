@@ -11,9 +11,6 @@ __all__ = ["add_data_parser", "cmd_data"]
 
 def add_data_parser(commands, formatter, add_common) -> None:
     """Register the ``data`` command on the ``commands`` sub-parsers."""
-    from ..data.synth_speech import DEFAULT_VARIANTS, DEFAULT_VOICES, SynthSpeechConfig
-
-    defaults = SynthSpeechConfig()
     data = commands.add_parser(
         "data", formatter_class=formatter, help="make offline data sets (synth-speech: keyword spotting)",
         description="synth-speech: synthesize the 12-class speech-commands stand-in with espeak-ng (deterministic "
@@ -23,16 +20,25 @@ def add_data_parser(commands, formatter, add_common) -> None:
     data.add_argument("action", choices=("synth-speech",), help="what to make")
     data.add_argument("--data-root", default="data/synth_speech", help="cache folder (created; never overwritten)")
     data.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    data.add_argument("--voices", nargs="+", metavar="VOICE",
-                      help=f"espeak-ng voices (default: {' '.join(DEFAULT_VOICES)})")
-    data.add_argument("--variants", nargs="+", metavar="VARIANT",
-                      help=f"espeak-ng variants (default: {' '.join(DEFAULT_VARIANTS)})")
-    data.add_argument("--words", nargs="+", metavar="WORD", help="keywords (default: all ten)")
-    data.add_argument("--repeats", type=int, default=defaults.repeats, help="clips per speaker and keyword")
-    data.add_argument("--unknown-per-speaker", type=int, default=defaults.unknown_per_speaker,
-                      help="_unknown_ clips per speaker")
-    data.add_argument("--workers", type=int, default=defaults.workers, help="generation processes")
+    add_synth_options(data)
     data.set_defaults(handler=cmd_data)
+
+
+def add_synth_options(parser) -> None:
+    """Options of what to synthesize (``data synth-speech``, ``demo --task kws``, ``domain-shift --task kws``)."""
+    from ..data.synth_speech import DEFAULT_VARIANTS, DEFAULT_VOICES, SynthSpeechConfig
+
+    defaults = SynthSpeechConfig()
+    group = parser.add_argument_group("synthesized speech (espeak-ng)")
+    group.add_argument("--voices", nargs="+", metavar="VOICE",
+                       help=f"espeak-ng voices (default: {' '.join(DEFAULT_VOICES)})")
+    group.add_argument("--variants", nargs="+", metavar="VARIANT",
+                       help=f"espeak-ng variants (default: {' '.join(DEFAULT_VARIANTS)})")
+    group.add_argument("--words", nargs="+", metavar="WORD", help="keywords (default: all ten)")
+    group.add_argument("--repeats", type=int, default=defaults.repeats, help="clips per speaker and keyword")
+    group.add_argument("--unknown-per-speaker", type=int, default=defaults.unknown_per_speaker,
+                       help="_unknown_ clips per speaker")
+    group.add_argument("--synth-workers", type=int, default=defaults.workers, help="generation processes")
 
 
 def synth_config_from_args(args: argparse.Namespace):
@@ -40,7 +46,7 @@ def synth_config_from_args(args: argparse.Namespace):
     from ..data.synth_speech import SynthSpeechConfig
 
     values = {"seed": args.seed, "repeats": args.repeats, "unknown_per_speaker": args.unknown_per_speaker,
-              "workers": args.workers}
+              "workers": args.synth_workers}
     for name in ("voices", "variants", "words"):
         if getattr(args, name, None):
             values[name] = tuple(getattr(args, name))

@@ -129,6 +129,9 @@ def build_parser() -> _Parser:
     demo.add_argument("--no-fold-input", action="store_true",
                       help="measure on normalised inputs instead of folding the normalisation into conv1")
     _add_sweep_options(demo)
+    from .data_commands import add_synth_options
+
+    add_synth_options(demo)
     demo.set_defaults(handler=handlers.cmd_demo)
 
     train = commands.add_parser("train", formatter_class=_FORMATTER, help="train a Table-1 model on a built-in dataset",
@@ -180,6 +183,8 @@ def build_parser() -> _Parser:
     report.set_defaults(handler=handlers.cmd_report)
 
     from .data_commands import add_data_parser
+    from .domain_commands import add_domain_parser
 
     add_data_parser(commands, _FORMATTER, _add_common)
+    add_domain_parser(commands, _FORMATTER, _add_common)
     return parser

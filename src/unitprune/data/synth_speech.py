@@ -497,14 +497,15 @@ def apply_room(waves: np.ndarray, labels: np.ndarray, room: Room, seed: int, bab
 
 @dataclass
 class SpeechContext:
-    """One acoustic context: its room, its speakers, and un-normalised features per split.
+    """One context of the domain-shift study: its room, its speakers, un-normalised features per split.
 
     ``features[split]`` is float32 ``(N, 1, 80, 124)`` log-mel, ``labels[split]`` int64,
-    ``speakers[split]`` the speaker index of each clip (``-1`` for ``_silence_``).
+    ``speakers[split]`` the speaker index of each clip (``-1`` for ``_silence_``). The WiDaR loader
+    fills the same fields (``room``: a dataclass describing the room; speakers: users).
     """
 
     name: str
-    room: Room
+    room: Any
     speaker_ids: dict[str, list[int]]
     features: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
@@ -550,7 +551,8 @@ def _build_context(cache: SynthSpeechCache, name: str, room: Room, speaker_ids: 
     return SpeechContext(name, room, roles, features, labels, speakers)
 
 
-def context_splits(train: SpeechContext, test: SpeechContext | None = None, *, name: str = "synth_speech"
+def context_splits(train: SpeechContext, test: SpeechContext | None = None, *, name: str = "synth_speech",
+                   class_names: tuple[str, ...] = CLASS_NAMES, features: str = "log-mel, see unitprune.data.audio"
                    ) -> DatasetSplits:
     """:class:`DatasetSplits` with train / val of ``train`` and the test split of ``test`` (default:
     ``train``), all standardised with the scalar mean / std of ``train``'s training features."""
@@ -561,14 +563,14 @@ def context_splits(train: SpeechContext, test: SpeechContext | None = None, *, n
     labels = {"train": train.labels["train"], "val": train.labels["val"], "test": test.labels["test"]}
     sets = {s: make_tensor_dataset((data[s] - mean) / std, labels[s]) for s in _SPLITS}
     return DatasetSplits(
-        name=name, train=sets["train"], val=sets["val"], test=sets["test"], num_classes=len(CLASS_NAMES),
-        input_shape=(1, N_MELS, NUM_FRAMES), class_names=CLASS_NAMES,
-        normalization={"features": "log-mel, see unitprune.data.audio", "mean": mean, "std": std},
+        name=name, train=sets["train"], val=sets["val"], test=sets["test"], num_classes=len(class_names),
+        input_shape=tuple(train.features["train"].shape[1:]), class_names=tuple(class_names),
+        normalization={"features": features, "mean": mean, "std": std},
         info={"train_context": train.name, "test_context": test.name, "train_room": asdict(train.room),
               "test_room": asdict(test.room), "speakers": {"train": train.speaker_ids["train"],
                                                            "val": train.speaker_ids["val"],
                                                            "test": test.speaker_ids["test"]},
-              "class_counts": {s: np.bincount(labels[s], minlength=len(CLASS_NAMES)).tolist() for s in _SPLITS}})
+              "class_counts": {s: np.bincount(labels[s], minlength=len(class_names)).tolist() for s in _SPLITS}})
 
 
 def _cache_for(root: str | Path | None, config: SynthSpeechConfig | None, seed: int, progress: bool
