@@ -47,7 +47,7 @@ import subprocess
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -566,11 +566,15 @@ def context_splits(train: SpeechContext, test: SpeechContext | None = None, *, n
         name=name, train=sets["train"], val=sets["val"], test=sets["test"], num_classes=len(class_names),
         input_shape=tuple(train.features["train"].shape[1:]), class_names=tuple(class_names),
         normalization={"features": features, "mean": mean, "std": std},
-        info={"train_context": train.name, "test_context": test.name, "train_room": asdict(train.room),
-              "test_room": asdict(test.room), "speakers": {"train": train.speaker_ids["train"],
+        info={"train_context": train.name, "test_context": test.name, "train_room": _describe_room(train.room),
+              "test_room": _describe_room(test.room), "speakers": {"train": train.speaker_ids["train"],
                                                            "val": train.speaker_ids["val"],
                                                            "test": test.speaker_ids["test"]},
               "class_counts": {s: np.bincount(labels[s], minlength=len(class_names)).tolist() for s in _SPLITS}})
+
+
+def _describe_room(room: Any) -> Any:
+    return asdict(room) if is_dataclass(room) else room
 
 
 def _cache_for(root: str | Path | None, config: SynthSpeechConfig | None, seed: int, progress: bool
