@@ -155,3 +155,17 @@ def test_room_b_reverberates():
     assert energy_after > 0.05 * np.sum(out ** 2)
     dry = ss.apply_room(impulse, np.array([2]), ss.Room("D", 0.0, ("white",), (200.0, 200.0)), 0, impulse)[0]
     assert np.sum(dry[1000 + 800:] ** 2) < 1e-6 * np.sum(dry ** 2)
+
+
+def test_cli_data_synth_speech(tmp_path, capsys):
+    require_espeak()
+    from unitprune.cli import main
+
+    args = ["data", "synth-speech", "--data-root", str(tmp_path / "c"), "--voices", "en-us", "de", "--variants", "m1",
+            "f2", "--words", "yes", "--repeats", "1", "--unknown-per-speaker", "1", "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "generated 8 clips of 4 speakers" in out and "generation time" in out
+    assert main(args) == 0 and "reused 8 clips" in capsys.readouterr().out
+    assert main(args[:-1] + ["--seed", "1", "--no-progress"]) == 2
+    assert "other settings" in capsys.readouterr().err
