@@ -35,6 +35,7 @@ from .convert import unit_layers
 from .layers import UnITLayerMixin, UnITLinear, _UnITConvNd
 from .model_pass import execution_order, iterate_inputs
 from .reference import output_groups, unfold_columns
+from .selection import layer_percentile
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +222,7 @@ def _set_from_inputs(name: str, layer: UnITLayerMixin, inputs: list[Tensor], per
             raise TypeError(f"calibrate: layer {name!r} received inputs of dtype {x.dtype}; UnIT layers are float32")
         if not bool(torch.isfinite(x).all()):
             raise ValueError(f"calibrate: layer {name!r} received NaN or Inf activations")
-    thresholds = product_percentile(lambda: layer_products(layer, inputs), layer.num_threshold_groups, percentile)
+    thresholds = layer_percentile(layer, inputs, percentile)  # exact, without forming the products
     if percentile > 0 and bool((thresholds == 0).any()):
         logger.warning("calibrate: layer %r has threshold groups without nonzero products; their threshold is 0", name)
     layer.threshold.copy_(thresholds)

@@ -55,6 +55,7 @@ MODEL_NUM_CLASSES: dict[str, int] = {"mnist": 10, "cifar10": 10, "kws": 12, "wid
 #: Which model goes with which :func:`unitprune.data.load_dataset` name.
 DATASET_MODEL: dict[str, str] = {
     "mnist": "mnist", "cifar10": "cifar10", "speech_commands": "kws", "digits": "digits",
+    "synth_speech": "kws", "widar": "widar",
 }
 
 

@@ -35,6 +35,16 @@ def _sweep_config(args: argparse.Namespace, methods=None):
     return SweepConfig(progress=not args.no_progress, **values)
 
 
+def sweep_workers(args: argparse.Namespace) -> int:
+    """``--workers``, or min(2, CPUs) when unset."""
+    import os
+
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise CLIError(f"--workers must be >= 1, got {workers}")
+    return workers if workers is not None else max(1, min(2, os.cpu_count() or 1))
+
+
 def _load_model_and_data(args: argparse.Namespace):
     from ..experiments.inputs import load_data, load_model
 
@@ -118,8 +128,13 @@ def _print_results(results: dict, run_dir: Path) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..experiments import DemoConfig, run_demo
 
+    if args.task == "kws":
+        from .kws_commands import cmd_kws_demo
+
+        return cmd_kws_demo(args, _sweep_config(args), sweep_workers(args), _print_results)
     from ..experiments.run_report import FIGURE_NAME
 
+    args.run_dir = args.run_dir or "runs/demo"
     run_dir = Path(args.run_dir)
     if run_dir.is_file():
         raise CLIError(f"unitprune demo: --run-dir {run_dir} is a file, not a folder")
@@ -127,7 +142,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                          f"an earlier demo result in {run_dir}")
     t0 = time.perf_counter()
     config = DemoConfig(run_dir=args.run_dir, retrain=args.retrain, epochs=args.epochs, seed=args.seed,
-                        fold_input_normalization=not args.no_fold_input, sweep=_sweep_config(args))
+                        fold_input_normalization=not args.no_fold_input, sweep=_sweep_config(args),
+                        workers=sweep_workers(args))
     results = run_demo(config)
     _print_results(results, Path(args.run_dir))
     training = results.get("training", {})
@@ -228,7 +244,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _refuse_nonempty_run_dir(args, run_dir)
     config = _sweep_config(args, methods=_applicable_methods(args, model, splits))
     results = run_sweep(model, splits, config, dataset=splits.name, model_name=name, run_dir=run_dir,
-                        input_normalization_folded=args.fold_input)
+                        input_normalization_folded=args.fold_input, workers=sweep_workers(args))
     _print_results(results, run_dir)
     return 0
 

