@@ -12,6 +12,8 @@ from .config import UnITConfig
 from .convert import convert, unit_layers
 from .counts import MacCounts
 from .layers import UnITConv1d, UnITConv2d, UnITLinear
+from .mcu.export import export_c
+from .mcu.host import run_exported
 from .report import MacReport, mac_report
 
 __version__ = "0.1.0"
@@ -25,8 +27,10 @@ __all__ = [
     "MacReport",
     "calibrate",
     "convert",
+    "export_c",
     "mac_report",
     "reset_mac_counts",
+    "run_exported",
     "set_thresholds",
     "unit_layers",
 ]

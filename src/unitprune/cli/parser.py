@@ -6,6 +6,7 @@ import argparse
 
 from .. import __version__
 from . import commands as handlers
+from .export import add_export_parser
 from .errors import CLIError
 
 __all__ = ["build_parser", "NOT_FILE_KEYS"]
@@ -173,4 +174,6 @@ def build_parser() -> _Parser:
     _add_common(report)
     report.add_argument("run_dir", metavar="RUN_DIR", help="folder holding results.json")
     report.set_defaults(handler=handlers.cmd_report)
+
+    add_export_parser(commands, _FORMATTER, _add_common, _add_model_options, _add_data_options)
     return parser
