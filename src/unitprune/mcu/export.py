@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["ExportError", "ExportResult", "TargetSpec", "TARGETS", "export_c", "layer_names", "scratch_sizes"]
 
 CSRC = Path(__file__).resolve().parent.parent / "csrc"
+#: The MCU targets' support files (unitprune.mcu.targets): the marker header, MSP430 crt0/linker/runtime.
+TARGET_SUPPORT = Path(__file__).resolve().parent / "targets"
+UNIT_MCU_H = TARGET_SUPPORT / "include" / "unit_mcu.h"
+MSP430_SUPPORT = TARGET_SUPPORT / "msp430"
 #: Fields of ``unit_counts``, in declaration order.
 COUNT_FIELDS = ("dense", "zero_weight", "zero_activation", "threshold", "executed", "compares", "divisions")
 
@@ -74,9 +78,11 @@ TARGETS = {
                       "far reads (pgm_read_*_far) are not implemented"),
     # clang-14 --target=msp430 uses the small memory model: 16-bit pointers, code, constants and
     # RAM in one 64 KB address space (Debian's mspdebug simulates 64 KB).
-    "msp430": TargetSpec("msp430", 2, 2, 48 * 1024, None, "msp430",
-                         "the MSP430 small memory model addresses 64 KB in all; constants are limited to 48 KB "
-                         "so that code, RAM and the vectors fit beside them"),
+    # unitprune.mcu.targets' link.ld: an MSP430FR5994-like map in the 64 KB mspdebug simulates, code,
+    # constants and the .data image in "FRAM" 0x4000-0xFF7F, 8 KB SRAM at 0x1C00.
+    "msp430": TargetSpec("msp430", 2, 2, 0xFF80 - 0x4000, 8192, "msp430",
+                         "code, constants and the .data image share the 48,992 bytes of FRAM (0x4000-0xFF7F) of "
+                         "the simulated 64 KB address space (clang-14's small memory model)"),
 }
 
 
@@ -216,33 +222,16 @@ def _check_model(qmodel: QuantizedModel, variant: str, linear_quotient: str) -> 
 # ----------------------------------------------------------------------------------------------
 
 def scratch_sizes(qmodel: QuantizedModel) -> dict[str, int]:
-    """Bytes of int32 scratch each conv/linear op needs, from the kernels' own ``*_scratch_size``
-    functions (called in the compiled library, built from the same sources the export copies)."""
-    import ctypes
-
-    from .. import kernels
-
-    try:
-        lib = kernels.load_library().lib
-        conv_size = lib.unit_conv2d_s8_scratch_size
-        linear_size = lib.unit_linear_s8_scratch_size
-    except (kernels.KernelsUnavailableError, AttributeError) as error:
-        raise ExportError(f"the export sizes its scratch buffer with the compiled int8 kernels, which are not "
-                          f"available ({error}); build them with `python setup.py build_ext --inplace`") from None
-    conv_size.restype = linear_size.restype = ctypes.c_int32
-    conv_size.argtypes = [ctypes.POINTER(kernels.CConv2dParams)]
-    linear_size.argtypes = [ctypes.c_int32]
+    """Bytes of int32 scratch each conv/linear op needs, by the formulas of ``unit_kernels_s8.h``
+    (``unit_conv2d_s8_scratch_size``: ``4 * OH * OW``, one output channel's accumulators;
+    ``unit_linear_s8_scratch_size``: ``4 * out_features``). The generated ``unit_model_check()``
+    compares the buffer with the kernels' own functions at start-up, so a mismatch cannot go unseen."""
     sizes = {}
     for op in qmodel.ops:
         if isinstance(op, QConv):
-            params = kernels.CConv2dParams(*_conv_params(op))
-            sizes[op.name] = int(conv_size(ctypes.byref(params)))
+            sizes[op.name] = 4 * op.out_height * op.out_width
         elif isinstance(op, QLinear):
-            sizes[op.name] = int(linear_size(op.out_features))
-        else:
-            continue
-        if sizes[op.name] < 0:
-            raise ExportError(f"layer {op.name}: the kernel rejects its geometry (status {sizes[op.name]})")
+            sizes[op.name] = 4 * op.out_features
     return sizes
 
 
@@ -514,7 +503,25 @@ def _kernel_files(functions: set[str], csrc: Path = CSRC) -> list[str]:
     return sorted(f"{name}.c" for name in sources) + sorted(headers)
 
 
-def _makefile(spec: TargetSpec, kernel_sources: list[str], counters: bool, source: str) -> tuple[str, list[str]]:
+def _support_files(target: str) -> dict[str, Path]:
+    """Files of unitprune.mcu.targets an MCU export copies (export name -> source path)."""
+    if target == "host":
+        return {}
+    if not UNIT_MCU_H.is_file():
+        raise ExportError(f"target {target}: the marker header {UNIT_MCU_H} is missing (unitprune.mcu.targets is not "
+                          "part of this installation)")
+    files = {"unit_mcu.h": UNIT_MCU_H}
+    if target == "msp430":
+        for path in [MSP430_SUPPORT / "crt0.S", MSP430_SUPPORT / "link.ld",
+                     *sorted((MSP430_SUPPORT / "runtime").glob("*.[chS]"))]:
+            if not path.is_file():
+                raise ExportError(f"target msp430: {path} is missing (unitprune.mcu.targets is incomplete)")
+            files[str(path.relative_to(MSP430_SUPPORT.parent))] = path
+    return files
+
+
+def _makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], counters: bool,
+              source: str) -> tuple[str, list[str]]:
     kernels = " ".join(f"kernels/{name}" for name in kernel_sources)
     host_main = "main.c" if spec.name == "host" else "main_host.c"
     host = (f"cc -std=c99 -O2 -Wall -Wextra -I. -Ikernels -DUNIT_S8_COUNTS=1 {host_main} model.c {kernels} "
@@ -526,23 +533,74 @@ def _makefile(spec: TargetSpec, kernel_sources: list[str], counters: bool, sourc
     if spec.name == "host":
         lines += ["all: model_host", ""]
     elif spec.name == "avr":
-        flags = (f"-mmcu={spec.chip} -std=c99 -Os -DUNIT_SKIP_BRANCH=1 -Wall -Wextra -I. -Ikernels "
-                 f"-DUNIT_S8_COUNTS={int(counters)}")
+        flags = (f"-mmcu={spec.chip} -std=c99 -O2 -DUNIT_SKIP_BRANCH=1 -Wall -Wextra -ffunction-sections "
+                 f"-fdata-sections -Wl,--gc-sections -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}")
         avr = f"avr-gcc {flags} main.c model.c $(KERNELS) -o model.elf"
         layers = f"avr-gcc {flags} -DUNIT_MODEL_MARKERS=1 main.c model.c $(KERNELS) -o model_layers.elf"
         commands += [avr.replace("$(KERNELS)", kernels), layers.replace("$(KERNELS)", kernels)]
         lines += ["all: model.elf model_layers.elf", "",
-                  "# one region per inference", "model.elf: main.c model.c model.h samples.h $(KERNELS)",
+                  "# one region per inference", "model.elf: main.c model.c model.h samples.h unit_mcu.h $(KERNELS)",
                   f"\t{avr}", "",
-                  "# one region per layer", "model_layers.elf: main.c model.c model.h samples.h $(KERNELS)",
-                  f"\t{layers}", ""]
+                  "# one region per layer",
+                  "model_layers.elf: main.c model.c model.h samples.h unit_mcu.h $(KERNELS)", f"\t{layers}", ""]
+    elif spec.name == "msp430":
+        lines += _msp430_rules(kernel_sources, support, counters, commands)
     else:
         raise ExportError(f"target {spec.name}: no build rules")
     lines += ["# the host runner (counters on): ./model_host INPUT.bin OUTPUT.bin",
               f"model_host: {host_main} model.c model.h $(KERNELS)",
               f"\t{host.replace(kernels, '$(KERNELS)')}", "",
-              "clean:", "\trm -f model_host model.elf model_layers.elf", "", ".PHONY: all clean", ""]
+              "clean:", "\trm -rf model_host model.elf model_layers.elf model_hwmult.elf build-msp430", "",
+              ".PHONY: all clean", ""]
     return "\n".join(lines), commands
+
+
+def _msp430_rules(kernel_sources: list[str], support: list[str], counters: bool, commands: list[str]) -> list[str]:
+    """Makefile rules of the MSP430 firmware, as unitprune.mcu.targets builds it: clang-14 objects,
+    the runtime (software multiply, or the 16-bit hardware multiplier) in an archive, ld.lld-14 with
+    the export's crt0 and linker script."""
+    base = "--target=msp430 -ffreestanding -nostdlib -ffunction-sections -fdata-sections -std=c99 -Wall -Wextra"
+    model_flags = f"{base} -O2 -DUNIT_SKIP_BRANCH=1 -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}"
+    runtime_flags = f"{base} -O2 -Wconversion -Wsign-conversion -Werror"
+    runtime = [name for name in support if name.startswith("msp430/runtime/") and name[-2:] in (".c", ".S")]
+    model_sources = ["main.c", "model.c", *[f"kernels/{name}" for name in kernel_sources]]
+    lines = ["all: model.elf model_layers.elf model_hwmult.elf", "",
+             f"MSP430_CFLAGS = {model_flags}", f"MSP430_RUNTIME_CFLAGS = {runtime_flags}", ""]
+    objects: dict[str, list[str]] = {}
+    for kind, defines in (("inference", ""), ("layers", " -DUNIT_MODEL_MARKERS=1")):
+        objects[kind] = []
+        for src in model_sources:
+            obj = f"build-msp430/{kind}/{Path(src).stem}.o"
+            command = f"clang-14 $(MSP430_CFLAGS){defines} -c {src} -o {obj}"
+            lines += [f"{obj}: {src} model.h unit_mcu.h", "\t@mkdir -p build-msp430/" + kind, f"\t{command}"]
+            objects[kind].append(obj)
+            commands.append(command.replace("$(MSP430_CFLAGS)", model_flags))
+    archives = {}
+    for mult, hw in (("soft", 0), ("hwmult", 1)):
+        objs = []
+        for src in runtime:
+            suffix = "_entry" if src.endswith(".S") else ""
+            obj = f"build-msp430/rt-{mult}/{Path(src).stem}{suffix}.o"
+            command = f"clang-14 $(MSP430_RUNTIME_CFLAGS) -DUNIT_MSP430_HWMULT={hw} -c {src} -o {obj}"
+            lines += [f"{obj}: {src}", f"\t@mkdir -p build-msp430/rt-{mult}", f"\t{command}"]
+            objs.append(obj)
+            commands.append(command.replace("$(MSP430_RUNTIME_CFLAGS)", runtime_flags))
+        archive = f"build-msp430/rt-{mult}/libunitrt.a"
+        lines += [f"{archive}: {' '.join(objs)}", f"\tllvm-ar-14 rcs {archive} {' '.join(objs)}"]
+        commands.append(f"llvm-ar-14 rcs {archive} {' '.join(objs)}")
+        archives[mult] = archive
+    lines += ["build-msp430/crt0.o: msp430/crt0.S", "\t@mkdir -p build-msp430",
+              f"\tclang-14 $(MSP430_RUNTIME_CFLAGS) -c msp430/crt0.S -o build-msp430/crt0.o", ""]
+    commands.append(f"clang-14 {runtime_flags} -c msp430/crt0.S -o build-msp430/crt0.o")
+    for elf, kind, mult in (("model.elf", "inference", "soft"), ("model_layers.elf", "layers", "soft"),
+                            ("model_hwmult.elf", "inference", "hwmult")):
+        link = (f"ld.lld-14 -m msp430elf -T msp430/link.ld --gc-sections build-msp430/crt0.o "
+                f"{' '.join(objects[kind])} {archives[mult]} -o {elf}")
+        lines += [f"# {kind} regions, {'software multiply' if mult == 'soft' else '16-bit hardware multiplier'}",
+                  f"{elf}: build-msp430/crt0.o {' '.join(objects[kind])} {archives[mult]} msp430/link.ld",
+                  f"\t{link}", ""]
+        commands.append(link)
+    return lines
 
 
 def _describe_source(qmodel: QuantizedModel, variant: str, linear_quotient: str) -> str:
@@ -640,7 +698,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     _check_target(spec, plan, flash, samples_bytes, counters and bool(layers), len(layers))
     kernel_files = _kernel_files(functions)
     kernel_sources = [name for name in kernel_files if name.endswith(".c")]
-    makefile, commands = _makefile(spec, kernel_sources, counters, source)
+    support = _support_files(target)
+    makefile, commands = _makefile(spec, kernel_sources, list(support), counters, source)
 
     files: dict[str, str] = {"model.h": _model_h(qmodel, plan, layers, source), "model.c": model_c,
                              "Makefile": makefile}
@@ -665,7 +724,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     files["README.md"] = _export_readme(manifest)
     kernel_names = [f"kernels/{name}" for name in kernel_files]
     extra = ["samples.bin"] if samples is not None and target == "host" else []
-    manifest["files"] = sorted([*files, "memory_plan.json", *kernel_names, *extra])
+    manifest["files"] = sorted([*files, "memory_plan.json", *kernel_names, *support, *extra])
+    manifest["sources"] = ["main.c", "model.c", *[f"kernels/{name}" for name in kernel_sources]]
+    manifest["host_sources"] = ["main.c" if target == "host" else "main_host.c", *manifest["sources"][1:]]
 
     _remove_previous_export(out_dir, set(manifest["files"]))
     (out_dir / "kernels").mkdir(parents=True, exist_ok=True)
@@ -673,6 +734,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         (out_dir / name).write_text(text)
     for name in kernel_files:
         shutil.copyfile(CSRC / name, out_dir / "kernels" / name)
+    for name, path in support.items():
+        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out_dir / name)
     if extra:
         (out_dir / "samples.bin").write_bytes(samples.tobytes())
     (out_dir / "memory_plan.json").write_text(json.dumps(manifest, indent=2) + "\n")

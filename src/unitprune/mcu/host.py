@@ -57,9 +57,7 @@ def build_host(out_dir, build_dir=None, extra_flags=()) -> Path:
     manifest = _manifest(out_dir)
     build_dir = Path(build_dir).resolve() if build_dir else out_dir / "build-host"
     build_dir.mkdir(parents=True, exist_ok=True)
-    main = "main.c" if manifest["target"] == "host" else "main_host.c"
-    sources = [main, "model.c"] + [name for name in manifest["files"] if name.startswith("kernels/")
-                                   and name.endswith(".c")]
+    sources = manifest["host_sources"]
     executable = build_dir / "model_host"
     command = [*shlex.split(host_compiler()), *HOST_FLAGS, *extra_flags, *sources, "-o", str(executable)]
     result = subprocess.run(command, cwd=out_dir, capture_output=True, text=True)
