@@ -50,6 +50,11 @@ class ExportError(ValueError):
     """The model cannot be exported as asked (the message names the layer or the file)."""
 
 
+#: SRAM bytes an MCU export keeps free for the stack (unitprune.mcu.targets' MSP430 linker script
+#: demands as much).
+STACK_RESERVE = 256
+
+
 @dataclass(frozen=True)
 class TargetSpec:
     """What the exporter must know of a target.
@@ -372,7 +377,7 @@ def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quot
     tables, body, flash, checks, kernels = [], [], [], [], {"unit_requantize_s8"}
     counter = 0
     if plan.copy_input_to_output:
-        body.append(f"    memcpy(output, input, {plan.input_bytes});")
+        body.append(f"    unit_model_copy(output, input, {plan.input_bytes});")
     for op, memory in zip(qmodel.ops, plan.ops):
         io = (_storage_expr(memory.source), _storage_expr(memory.target))
         if isinstance(op, (QConv, QLinear)):
@@ -399,7 +404,7 @@ def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quot
             kernels.add("unit_relu_s8")
             statements = [f"/* {op.name}: ReLU{' (copy of the read-only input, then in place)' if memory.copy_first else ', in place'} */"]
             if memory.copy_first:
-                statements.append(f"memcpy({io[1]}, {io[0]}, {op.size});")
+                statements.append(f"unit_model_copy({io[1]}, {io[0]}, {op.size});")
             statements.append(f"status = unit_relu_s8({io[1]}, {op.size});")
             body += _plain_call(op.name, statements)
         else:
@@ -414,21 +419,26 @@ def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quot
         "unit_counts unit_model_counts[UNIT_MODEL_LAYERS];\n",
         "static unit_counts unit_model_call;\n",
         "static void unit_model_add_counts(unit_counts *sum) {\n",
-        *[f"    sum->{f} += unit_model_call.{f};\n" for f in COUNT_FIELDS],
-        "    memset(&unit_model_call, 0, sizeof(unit_model_call));\n}\n",
+        *[f"    sum->{f} += unit_model_call.{f};\n    unit_model_call.{f} = 0;\n" for f in COUNT_FIELDS],
+        "}\n",
         "#define UNIT_MODEL_CALL_COUNTS (&unit_model_call)\n",
         "#define UNIT_MODEL_ADD_COUNTS(layer) unit_model_add_counts(&unit_model_counts[layer])\n#else\n",
         "#define UNIT_MODEL_CALL_COUNTS ((unit_counts *)0)\n",
         "#define UNIT_MODEL_ADD_COUNTS(layer) do { } while (0)\n#endif\n\n"] if counter else []
+    # no <string.h>: freestanding MCU builds (MSP430 -nostdlib) have no C library headers
+    copy = ("/* n int8 values from source to target (they do not overlap) */\n"
+            "static void unit_model_copy(int8_t *target, const int8_t *source, int32_t n) {\n"
+            "    int32_t i;\n    for (i = 0; i < n; i++) {\n        target[i] = source[i];\n    }\n}\n\n"
+            ) if any("unit_model_copy(" in line for line in body) else ""
     text = [codegen.file_header("model.c", "constant tables, buffers and unit_model_run", source),
-            "#include <string.h>\n\n#include \"model.h\"\n\n",
+            "#include \"model.h\"\n\n",
             "/* Per-layer regions for MCU measurements: build with -DUNIT_MODEL_MARKERS=1 (needs unit_mcu.h). */\n",
             "#if defined(UNIT_MODEL_MARKERS) && UNIT_MODEL_MARKERS\n#include \"unit_mcu.h\"\n",
             "#define UNIT_MODEL_LAYER_START(label) do { unit_mcu_label(label); UNIT_MCU_START(); } while (0)\n",
             "#define UNIT_MODEL_LAYER_STOP() UNIT_MCU_STOP()\n#else\n",
             "#define UNIT_MODEL_LAYER_START(label) do { } while (0)\n",
             "#define UNIT_MODEL_LAYER_STOP() do { } while (0)\n#endif\n\n",
-            *counts,
+            *counts, copy,
             *tables, arena,
             scratch,
             "int32_t unit_model_check(void) {\n",
@@ -782,9 +792,9 @@ def _check_target(spec: TargetSpec, plan: MemoryPlan, flash: list[LayerFlash], s
     if spec.sram_bytes is not None:
         counter_bytes = 56 * (layers + 1) if counters else 0
         need = plan.peak_sram_with_io_bytes + counter_bytes
-        if need > spec.sram_bytes:
+        if need + STACK_RESERVE > spec.sram_bytes:
             raise ExportError(f"target {spec.name} ({spec.chip}, {spec.sram_bytes} bytes of SRAM): the model needs "
-                              f"{need} bytes before the stack (arena {plan.arena_bytes}, peak at layer "
+                              f"{need} bytes plus at least {STACK_RESERVE} of stack (arena {plan.arena_bytes}, peak at layer "
                               f"{plan.peak_op}; scratch {plan.scratch_bytes}; input {plan.input_bytes}; output "
                               f"{plan.output_bytes}; descriptors {plan.descriptor_bytes}; counters {counter_bytes}). "
                               "Export for target='host' to inspect the memory plan")
