@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_timer.c -- call a unitprune kernel `repeats` times and return the elapsed seconds.
  *
  * Compiled by benchmarks/kernels.py together with src/unitprune/csrc/*.c (same flags as
@@ -17,7 +18,7 @@ static double bench_now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-double bench_linear_f32(const unit_linear_plan *plan, const float *x, int32_t x_stride, int32_t copies,
+double bench_linear_f32(const unit_linear_plan_f32 *plan, const float *x, int32_t x_stride, int32_t copies,
                         int32_t rows, const float *bias, const float *thresholds, int32_t method, int32_t shift_start,
                         float *y, void *scratch, int32_t scratch_bytes, unit_counts *counts, int32_t repeats) {
     double start = bench_now();
@@ -40,7 +41,7 @@ double bench_linear_dense_f32(const float *x, int32_t x_stride, int32_t copies, 
     return bench_now() - start;
 }
 
-double bench_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan *plan, const float *x,
+double bench_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan_f32 *plan, const float *x,
                         int32_t x_stride, int32_t copies, const float *weight, const float *bias, float *y,
                         void *scratch, int32_t scratch_bytes, unit_counts *counts, int32_t repeats) {
     double start = bench_now();

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* division_bench.c -- throughput of the UnIT quotient T / |C|: true division against the
  * approximations, float32 and integer, as the kernels compute them.
  *

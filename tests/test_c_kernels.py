@@ -84,7 +84,7 @@ def test_library_is_built_and_selected():
 
 def test_missing_library_auto_falls_back_with_warning_and_c_raises(monkeypatch):
     missing = kernels.KernelsUnavailableError("the C kernels are not built (test)")
-    monkeypatch.setattr(kernels, "_default_library", lambda: missing)
+    monkeypatch.setattr(kernels.loading, "_default_library", lambda: missing)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert backends.active_backend(UnITConfig(backend="auto")) == "torch"
@@ -498,7 +498,7 @@ def build_variant(tmp_path_factory, name: str, flags: list[str]) -> kernels.Kern
     """The package's C sources compiled with extra flags into a separate library."""
     compiler = shutil.which("gcc") or shutil.which("cc")
     assert compiler, f"a C compiler (gcc or cc) is needed to build the {name} variant of the kernels"
-    csrc = Path(kernels.__file__).parent / "csrc"
+    csrc = Path(unitprune.__file__).parent / "csrc"
     output = tmp_path_factory.mktemp(name) / f"libunit_{name}.so"
     subprocess.run([compiler, "-std=c99", "-O2", "-Wall", "-Werror", *flags, "-fPIC", "-shared",
                     *sorted(str(p) for p in csrc.glob("*.c")), "-o", str(output)], check=True)
@@ -669,3 +669,21 @@ def test_mnist_model_on_real_digits(approx, group_size):
     assert sum(layer.mac_counts.threshold for _, layer in unitprune.unit_layers(c_model)) > 0
     with torch.no_grad():
         torch.testing.assert_close(c_model(test[:1]), c_logits[:1], rtol=1e-4, atol=1e-4)  # batch 1
+
+
+def test_ctypes_mirrors_match_the_compiled_struct_layouts():
+    library = kernels.load_library()
+    assert kernels.struct_layout_mismatches(library) == []
+    for which, mirror in kernels.STRUCT_MIRRORS.items():
+        assert library.lib.unit_struct_layout(which, -1) == ctypes.sizeof(mirror) > 0
+    assert library.lib.unit_struct_layout(len(kernels.STRUCT_MIRRORS), -1) == -1  # unknown struct
+
+
+def test_struct_layout_check_detects_a_wrong_mirror(monkeypatch):
+    class Shifted(ctypes.Structure):  # unit_counts with a field missing
+        _fields_ = [(name, ctypes.c_int64) for name in ("dense", "zero_weight", "zero_activation", "threshold",
+                                                          "executed", "compares")]
+
+    monkeypatch.setitem(kernels.STRUCT_MIRRORS, 0, Shifted)
+    problems = kernels.struct_layout_mismatches(kernels.load_library())
+    assert any("sizeof" in p for p in problems) and any("more fields" in p for p in problems)

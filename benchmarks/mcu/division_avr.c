@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* division_avr.c -- cycles per UnIT quotient T / |C| on AVR: true division (avr-libc soft float,
  * libgcc integer division) against the library's approximations.
  *

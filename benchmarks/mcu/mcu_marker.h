@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mcu_marker.h -- firmware side of benchmarks/mcu/simavr_cycles.c: mark timed regions, name them
  * and stream result bytes through three general-purpose I/O registers that the simulator harness
  * watches. Each write is one OUT instruction (1 cycle); nothing else touches these registers.

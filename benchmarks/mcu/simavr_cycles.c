@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* simavr_cycles.c -- run an AVR firmware in simavr and report exact cycle counts of the regions
  * the firmware marks (protocol in mcu_marker.h), one JSON object per region on stdout:
  *

@@ -14,6 +14,7 @@ from .counts import MacCounts
 from .layers import UnITConv1d, UnITConv2d, UnITLinear
 from .mcu.export import export_c
 from .mcu.host import run_exported
+from .mcu.quantize import quantize
 from .report import MacReport, mac_report
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ __all__ = [
     "convert",
     "export_c",
     "mac_report",
+    "quantize",
     "reset_mac_counts",
     "run_exported",
     "set_thresholds",

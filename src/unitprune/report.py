@@ -58,7 +58,12 @@ def mac_report(model: nn.Module, inputs: torch.Tensor) -> MacReport:
     """Run ``model(inputs)`` once in eval mode without gradients and return its MAC counters.
 
     The model's train/eval mode and the layers' accumulated ``mac_counts`` are restored afterwards.
+    A :class:`~unitprune.mcu.qmodel.QuantizedModel` runs its integer reference (its ``variant``).
     """
+    from .mcu.qmodel import QuantizedModel
+
+    if isinstance(model, QuantizedModel):
+        return _quantized_report(model, inputs)
     layers = dict(unit_layers(model))
     if not layers:
         raise ValueError("mac_report: the model has no UnIT layers; call unitprune.convert(model) first")
@@ -91,3 +96,12 @@ def _order_hook(name: str, order: list[str]):
         if name not in order:
             order.append(name)
     return hook
+
+
+def _quantized_report(qmodel, inputs: torch.Tensor) -> MacReport:
+    from .mcu.reference import quantize_input, run_reference
+
+    if inputs.dim() == 0 or inputs.shape[0] == 0:
+        raise ValueError(f"mac_report: inputs must hold at least one sample, got shape {tuple(inputs.shape)}")
+    _, per_layer = run_reference(qmodel, quantize_input(qmodel, inputs))
+    return MacReport(per_layer=per_layer, num_samples=int(inputs.shape[0]))

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_all_finite_f32.c -- whether n floats are all finite (see unit_kernels.h). */
 #include "unit_internal.h"
 

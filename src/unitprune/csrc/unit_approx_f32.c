@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_approx_f32.c -- one UnIT quotient approx(T, c) as a float32 (see unit_kernels.h). */
 #include "unit_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_approx_f32_array.c -- approx(T[i], c[i]) elementwise (see unit_kernels.h). */
 #include "unit_internal.h"
 

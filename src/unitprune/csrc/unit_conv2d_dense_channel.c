@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_conv2d_dense_channel.c -- the dense direct loop of one input channel (internal, see
  * unit_internal.h), shared by unit_conv2d_dense_f32 and the dense sub-path of unit_conv2d_f32. */
 #include "unit_internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_conv2d_dense_f32.c -- plain dense direct convolution, the benchmark baseline (see unit_kernels.h).
  *
  * For every output channel, input channel and kernel tap, a multiply-add along the output row

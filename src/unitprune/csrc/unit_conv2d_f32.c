@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_conv2d_f32.c -- UnIT 2-D convolution (see unit_kernels.h; design in docs/kernels.md).
  *
  * Per sample and input channel c, threshold-independent bookkeeping first:
@@ -111,7 +112,7 @@ static void unit__compact_channel(const unit_conv2d_params *p, const float *x_ch
  * per kernel tap with a strided prefix-sum table (built in `lattice`) unless the channel is all
  * zero or all nonzero. */
 static int64_t unit__count_channel(const unit_conv2d_params *p, int32_t out_height, int32_t out_width,
-                                   const unit_conv2d_plan *plan, int32_t c, const float *x_channel, int32_t count,
+                                   const unit_conv2d_plan_f32 *plan, int32_t c, const float *x_channel, int32_t count,
                                    int32_t *lattice, int32_t *tap_under, int64_t *zero_activation) {
     const int32_t kh = p->kernel_height, kw = p->kernel_width, width = p->in_width;
     const int32_t positions = out_height * out_width;
@@ -177,7 +178,7 @@ static int64_t unit__count_channel(const unit_conv2d_params *p, int32_t out_heig
 
 /* Number of weights of input channel c the weight-stationary path runs: nonzero, with a quotient
  * below the channel's largest |x| (zero weights and padding lanes hold tau = +inf). */
-static int32_t unit__active_weights(const unit_conv2d_plan *plan, int32_t c, int32_t kh, int32_t max_bits) {
+static int32_t unit__active_weights(const unit_conv2d_plan_f32 *plan, int32_t c, int32_t kh, int32_t max_bits) {
     const int32_t *tau = plan->lane_tau + c * kh * plan->row_lanes;
     int32_t active = 0, i;
     for (i = 0; i < kh * plan->row_lanes; i++) {
@@ -194,7 +195,7 @@ static int32_t unit__active_weights(const unit_conv2d_plan *plan, int32_t c, int
  * kept lanes (see unit__axpy4_keep_above). Returns executed. */
 static int64_t unit__conv2d_channel_direct(const unit_conv2d_params *p, int32_t out_height, int32_t out_width,
                                            int32_t c, int32_t group_out, const float *x_channel, const float *weight,
-                                           int32_t weight_step, const unit_conv2d_plan *plan, int32_t max_bits,
+                                           int32_t weight_step, const unit_conv2d_plan_f32 *plan, int32_t max_bits,
                                            float *y_planes) {
     const int32_t kh = p->kernel_height, kw = p->kernel_width, sx = p->stride_x;
     const int32_t positions = out_height * out_width;
@@ -255,7 +256,7 @@ static int64_t unit__conv2d_channel_direct(const unit_conv2d_params *p, int32_t 
 
 /* Activation-stationary path of input channel c into the HWC accumulator; returns executed. */
 static int64_t unit__conv2d_channel_sparse(const unit_conv2d_params *p, int32_t out_width, int32_t group_out,
-                                           int32_t c, const unit_conv2d_plan *plan, const unit__conv2d_work *work) {
+                                           int32_t c, const unit_conv2d_plan_f32 *plan, const unit__conv2d_work *work) {
     const int32_t kh = p->kernel_height, kw = p->kernel_width;
     const int32_t row_lanes = plan->row_lanes;
     const int32_t padded_rows = row_lanes % 4 == 0 && row_lanes - kw * group_out < 4;
@@ -342,7 +343,7 @@ static int64_t unit__conv2d_channel_sparse(const unit_conv2d_params *p, int32_t 
     return executed;
 }
 
-int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan *plan, const float *x,
+int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan_f32 *plan, const float *x,
                         const float *weight, const float *bias, float *y, void *scratch, int32_t scratch_bytes,
                         unit_counts *counts) {
     const unit_conv2d_params *p = params;
@@ -454,12 +455,7 @@ int32_t unit_conv2d_f32(const unit_conv2d_params *params, const unit_conv2d_plan
 
     weights_total = (int64_t)p->out_channels * group_in * kh * kw;
     dense = (int64_t)p->batch * positions * weights_total;
-    counts->dense = dense;
-    counts->zero_weight = (int64_t)p->batch * positions * (weights_total - nonzero_weights);
-    counts->zero_activation = zero_activation;
-    counts->executed = executed;
-    counts->threshold = dense - counts->zero_weight - zero_activation - executed;
-    counts->compares = (int64_t)p->batch * positions * nonzero_weights;
-    counts->divisions = 0;
+    unit__counts_set(counts, dense, (int64_t)p->batch * positions * (weights_total - nonzero_weights), zero_activation,
+                     executed, (int64_t)p->batch * positions * nonzero_weights, 0);
     return UNIT_OK;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_conv2d_f32_scratch_size.c -- bytes of scratch unit_conv2d_f32 needs (see unit_kernels.h). */
 #include "unit_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_conv2d_output_size.c -- output height/width of a convolution (see unit_kernels.h). */
 #include "unit_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_conv2d_quotients_f32.c -- per-weight quotients tau = approx(T[group(o)], |w|) (see unit_kernels.h). */
 #include "unit_internal.h"
 

@@ -12,7 +12,7 @@
 #ifndef UNIT_KERNELS_S8_H
 #define UNIT_KERNELS_S8_H
 
-#include "unit_kernels.h"
+#include "unit_types.h"
 
 /* Requantization of a conv/linear output (docs/fixed_point.md, "Layers"): per output o,
  * y = clamp(unit_requantize_s8(acc, multiplier[o], shift[o]), act_min, act_max).
@@ -41,7 +41,7 @@ typedef struct {
 int32_t unit_requantize_s8(int32_t acc, int32_t multiplier, int32_t shift);
 
 /* Convolution (Conv1d: in_height = kernel_height = 1). `params` as for the float kernels
- * (unit_kernels.h). weight [O][C/groups][KH][KW] int8; tau the same layout, uint8.
+ * (unit_types.h). weight [O][C/groups][KH][KW] int8; tau the same layout, uint8.
  * scratch: unit_conv2d_s8_scratch_size(params) bytes (int32 accumulators). */
 int32_t unit_conv2d_s8_scratch_size(const unit_conv2d_params *params);
 int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, const int8_t *weight,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_kernels_version.c -- API/ABI version of the compiled library (see unit_kernels.h). */
 #include "unit_kernels.h"
 

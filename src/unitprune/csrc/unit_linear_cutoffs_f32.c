@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_linear_cutoffs_f32.c -- per-weight activation cutoffs of a UnIT linear layer (see
  * unit_kernels.h, "Activation cutoffs").
  *

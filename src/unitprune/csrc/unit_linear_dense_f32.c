@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_linear_dense_f32.c -- plain dense linear layer, the benchmark baseline (see unit_kernels.h).
  *
  * y[r] = b + sum_i x[r][i] * W[:, i], input-major over the transposed weight so the inner loop

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unit_linear_f32.c -- UnIT linear layer (see unit_kernels.h; design in docs/kernels.md).
  *
  * The plan holds, per weight, the activation cutoff of unit_kernels.h ("Activation cutoffs"),
@@ -67,7 +68,7 @@ static int32_t unit__count_below(const int32_t *cutoff, int32_t n, int32_t abs_b
 
 /* Adds the kept connections of input column i (value xv, |xv| bits abs_bits) to acc, segment by
  * segment; returns the number of kept connections. */
-static int32_t unit__linear_column(const unit_linear_plan *plan, int32_t i, float xv, int32_t abs_bits,
+static int32_t unit__linear_column(const unit_linear_plan_f32 *plan, int32_t i, float xv, int32_t abs_bits,
                                    float *acc) {
     const int32_t lanes = plan->lanes;
     const float *column = plan->lane_weight + i * lanes;
@@ -118,7 +119,7 @@ static int32_t unit__linear_column(const unit_linear_plan *plan, int32_t i, floa
 /* SSE2 version of the loop below, with two sets of accumulators (even / odd listed inputs,
  * added at the end): one set makes every input wait for the previous input's additions (the
  * addition latency, not the lanes, was the limit). */
-static inline void unit__narrow_input(const unit_linear_plan *plan, const float *x_row, int32_t i, __m128 *sum,
+static inline void unit__narrow_input(const unit_linear_plan_f32 *plan, const float *x_row, int32_t i, __m128 *sum,
                                       __m128i *kept, const int32_t lanes) {
     const __m128 xv = _mm_set1_ps(x_row[i]);
     const __m128i abs_bits = _mm_set1_epi32((int32_t)(unit__f32_bits(x_row[i]) & UNIT__ABS_MASK));
@@ -133,7 +134,7 @@ static inline void unit__narrow_input(const unit_linear_plan *plan, const float 
     }
 }
 
-static inline int32_t unit__linear_narrow(const unit_linear_plan *plan, const float *x_row, const int32_t *listed,
+static inline int32_t unit__linear_narrow(const unit_linear_plan_f32 *plan, const float *x_row, const int32_t *listed,
                                           int32_t count, float *acc, const int32_t lanes) {
     __m128 even[UNIT__NARROW / 4], odd[UNIT__NARROW / 4];
     __m128i kept[UNIT__NARROW / 4];
@@ -163,7 +164,7 @@ static inline int32_t unit__linear_narrow(const unit_linear_plan *plan, const fl
  * bits(|x[i]|) > cutoff[i][l], branch-free; returns the number of kept connections. `lanes` is
  * a multiple of 4 in [4, UNIT__NARROW] and a compile-time constant at every call site (the
  * function is inlined), so sum/kept can live in registers for the whole row. */
-static inline int32_t unit__linear_narrow(const unit_linear_plan *plan, const float *x_row, const int32_t *listed,
+static inline int32_t unit__linear_narrow(const unit_linear_plan_f32 *plan, const float *x_row, const int32_t *listed,
                                           int32_t count, float *acc, const int32_t lanes) {
     float sum[UNIT__NARROW];
     int32_t kept[UNIT__NARROW];
@@ -193,7 +194,7 @@ static inline int32_t unit__linear_narrow(const unit_linear_plan *plan, const fl
 }
 #endif
 
-int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t rows, const float *bias,
+int32_t unit_linear_f32(const unit_linear_plan_f32 *plan, const float *x, int32_t rows, const float *bias,
                         const float *thresholds, int32_t method, int32_t shift_start, float *y, void *scratch,
                         int32_t scratch_bytes, unit_counts *counts) {
     int32_t in, out, lanes, r, i, j, e, g;
@@ -305,12 +306,7 @@ int32_t unit_linear_f32(const unit_linear_plan *plan, const float *x, int32_t ro
         }
     }
     dense = (int64_t)rows * in * out;
-    counts->dense = dense;
-    counts->zero_weight = (int64_t)rows * ((int64_t)in * out - plan->nonzero_weights);
-    counts->zero_activation = zero_activation;
-    counts->executed = executed;
-    counts->threshold = dense - counts->zero_weight - zero_activation - executed;
-    counts->compares = (int64_t)rows * in + nonzero_inputs * out;
-    counts->divisions = nonzero_inputs * plan->num_groups;
+    unit__counts_set(counts, dense, (int64_t)rows * ((int64_t)in * out - plan->nonzero_weights), zero_activation,
+                     executed, (int64_t)rows * in + nonzero_inputs * out, nonzero_inputs * plan->num_groups);
     return UNIT_OK;
 }

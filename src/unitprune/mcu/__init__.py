@@ -9,3 +9,8 @@ Modules:
 
 The integer semantics are fixed in docs/fixed_point.md.
 """
+
+from .qmodel import QuantizedModel
+from .quantize import QuantConfig, quantize
+
+__all__ = ["QuantConfig", "QuantizedModel", "quantize"]
