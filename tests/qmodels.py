@@ -11,22 +11,9 @@ import math
 
 import numpy as np
 
-from unitprune.approx import BinTree, bitshift_int
+from unitprune.approx import bitshift_int
 from unitprune.mcu.qmodel import QConv, QFlatten, QLinear, QMaxPool, QReLU, QuantizedModel, Requant
-
-
-def quantize_multiplier(m: float) -> tuple[int, int]:
-    """TFLite ``QuantizeMultiplier`` (docs/fixed_point.md)."""
-    if m == 0:
-        return 0, 0
-    frac, exponent = math.frexp(m)
-    q = int(math.floor(abs(frac) * 2**31 + 0.5)) * (1 if frac >= 0 else -1)
-    if q == 2**31:
-        q //= 2
-        exponent += 1
-    if exponent < -31:
-        return 0, 0
-    return q, exponent
+from unitprune.mcu.quantize import quantize_multiplier, quotient_tree
 
 
 def random_requant(rng: np.random.Generator, out: int, fan_in: int, relu: bool) -> Requant:
@@ -66,23 +53,14 @@ def conv(rng: np.random.Generator, name: str, in_shape: tuple[int, int, int], ou
                  weight_scale=np.full(out_channels, 0.01), is_conv1d=conv1d)
 
 
-def quotient_tree(threshold_q: int, shift_start: int, tree: BinTree | None = None):
-    """Flat arrays of ``unit_quotient_tree_s8`` over bit lengths 1..8, leaves ``min(T_q >> max(n, s), 255)``."""
-    tree = tree or BinTree.balanced(1, 8)
-    leaf = np.asarray(tree.leaf, dtype=np.int64)
-    quotient = np.where(np.asarray(tree.left) < 0, np.minimum(threshold_q >> np.maximum(leaf, shift_start), 255), 0)
-    return (np.asarray(tree.split, dtype=np.int8), np.asarray(tree.left, dtype=np.int8),
-            np.asarray(tree.right, dtype=np.int8), quotient.astype(np.uint8))
-
-
 def linear(rng: np.random.Generator, name: str, in_features: int, out_features: int, relu: bool = False,
            sparsity: float = 0.2, threshold_q: int | None = None, shift_start: int = 0,
-           tree: BinTree | None = None) -> QLinear:
+           tree_magnitudes=()) -> QLinear:
     t_q = int(rng.integers(0, 6000)) if threshold_q is None else threshold_q
     magnitudes = np.arange(1, 129)
     table = np.zeros(129, dtype=np.int64)
     table[1:] = np.minimum(bitshift_int(np.full(128, t_q), magnitudes, shift_start), 255)
-    split, left, right, quotient = quotient_tree(t_q, shift_start, tree)
+    split, left, right, quotient = quotient_tree(t_q, shift_start, tree_magnitudes)
     return QLinear(name=name, in_features=in_features, out_features=out_features,
                    weight=random_weights(rng, (out_features, in_features), sparsity),
                    requant=random_requant(rng, out_features, in_features, relu), threshold_q=t_q,
@@ -112,7 +90,7 @@ def mnist_like(rng: np.random.Generator, variant: str = "unit", linear_quotient:
     pool1 = maxpool("pool1", output_shape(conv1))
     conv2 = conv(rng, "conv2", output_shape(pool1), 16, (5, 5), sparsity=0.3)
     pool2 = maxpool("pool2", output_shape(conv2))
-    fc = linear(rng, "fc", 256, 10, shift_start=2)
+    fc = linear(rng, "fc", 256, 10, shift_start=2, tree_magnitudes=rng.integers(0, 40, 500))
     return QuantizedModel(ops=[conv1, pool1, conv2, pool2, QFlatten("flatten", 256), fc], input_shape=(1, 28, 28),
                           input_scale=1 / 127, output_scale=0.1, variant=variant, linear_quotient=linear_quotient,
                           source={"model": "mnist (random weights)"})

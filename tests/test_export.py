@@ -279,5 +279,6 @@ def test_generated_code_compiles_warning_free_on_the_host(tmp_path):
         out = tmp_path / f"{variant}_{quotient}"
         export_c(qmodel, out, variant=variant, linear_quotient=quotient)
         for counts in ("0", "1"):
-            subprocess.run([CC, *STRICT, "-O2", "-I.", "-Ikernels", f"-DUNIT_S8_COUNTS={counts}", "-c", "main.c",
-                            "model.c"], cwd=out, check=True, capture_output=True)
+            built = subprocess.run([CC, *STRICT, "-O2", "-I.", "-Ikernels", f"-DUNIT_S8_COUNTS={counts}", "-c",
+                                    "main.c", "model.c"], cwd=out, capture_output=True, text=True)
+            assert built.returncode == 0 and not built.stderr, built.stderr

@@ -164,6 +164,11 @@ def _check_model(qmodel: QuantizedModel, variant: str, linear_quotient: str) -> 
     """Raise :class:`ExportError` naming the first op that the kernels cannot run as given."""
     if not qmodel.ops:
         raise ExportError("the quantized model has no ops")
+    if qmodel.approx == "exact" and variant == "unit" and linear_quotient != "table":
+        linear = next((op.name for op in qmodel.ops if isinstance(op, QLinear)), None)
+        if linear is not None:
+            raise ExportError(f"layer {linear}: approx='exact' quotients (T_q // |x_q|) need linear_quotient='table'; "
+                              "the bitshift and bintree kernels compute T_q >> n")
     size = int(np.prod(qmodel.input_shape))
     for op in qmodel.ops:
         if isinstance(op, QConv):

@@ -42,7 +42,7 @@ def host_main(layers: list[str], source: str) -> str:
 
 static int8_t input[UNIT_MODEL_INPUT_SIZE];
 static int8_t output[UNIT_MODEL_OUTPUT_SIZE];
-{f"static const char *const layer_names[UNIT_MODEL_LAYERS] = {{{names}}};" if layers else ""}
+{f"#if UNIT_S8_COUNTS{chr(10)}static const char *const layer_names[UNIT_MODEL_LAYERS] = {{{names}}};{chr(10)}#endif" if layers else ""}
 
 int main(int argc, char **argv) {{
     FILE *in;
