@@ -238,7 +238,7 @@ def chains(draw):
 
 @needs_cc
 @given(case=chains(), variant=st.sampled_from(VARIANTS), linear_quotient=st.sampled_from(LINEAR_QUOTIENTS))
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_random_layers_bit_exact(tmp_path_factory, case, variant, linear_quotient):
     qmodel, x = case
     check_bit_exact(qmodel, tmp_path_factory.mktemp("chain"), x, variant, linear_quotient)
@@ -282,3 +282,35 @@ def test_generated_code_compiles_warning_free_on_the_host(tmp_path):
             built = subprocess.run([CC, *STRICT, "-O2", "-I.", "-Ikernels", f"-DUNIT_S8_COUNTS={counts}", "-c",
                                     "main.c", "model.c"], cwd=out, capture_output=True, text=True)
             assert built.returncode == 0 and not built.stderr, built.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# the command line
+# ----------------------------------------------------------------------------------------------
+
+@needs_cc
+@pytest.mark.usefixtures("one_torch_thread")
+def test_cli_export_on_a_model_file_and_on_weights(tmp_path, capsys):
+    import torch
+
+    from unitprune.cli import main
+    from unitprune.models import build_model
+
+    model = build_model("digits", seed=0)  # untrained: the check is bit-exactness, not accuracy
+    torch.save(model, tmp_path / "user_model.pt")
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    out_dir = tmp_path / "export"
+    argv = ["export", "--model-file", str(tmp_path / "user_model.pt"), "--trust-model-file", "--data", "digits",
+            "--out-dir", str(out_dir), "--variant", "unit", "--linear-quotient", "bintree"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "bit-exact against the integer reference (outputs and every counter): yes" in printed
+    summary = json.loads((out_dir / "host_check.json").read_text())
+    assert summary["bit_exact"] and summary["test_samples"] > 100
+    assert summary["model_sram_bytes"] == json.loads((out_dir / "memory_plan.json").read_text())["memory"][
+        "peak_sram_bytes"]
+    assert main(argv) == 2  # the folder is not empty now
+    assert "not empty" in capsys.readouterr().err
+    assert main(["export", "--model", "digits", "--weights", str(tmp_path / "weights.pt"), "--data", "digits",
+                 "--out-dir", str(out_dir), "--overwrite", "--variant", "zeroskip"]) == 0
+    assert "yes" in capsys.readouterr().out.splitlines()[-2]
