@@ -7,6 +7,7 @@ The values follow docs/fixed_point.md (tau from ``bitshift_int``, quotient table
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -100,7 +101,26 @@ def relu(name: str, size: int) -> QReLU:
     return QReLU(name=name, size=size)
 
 
-def random_input(rng: np.random.Generator, n: int, shape, zero_fraction: float = 0.3) -> np.ndarray:
+def random_input(rng: np.random.Generator, n: int, shape, zero_fraction: float = 0.3, boundary=()) -> np.ndarray:
+    """Random int8 inputs with exact zeros; with ``boundary`` values (e.g. a conv's tau), half of the
+    nonzero inputs are drawn from ``+-v`` and ``+-(v + 1)``, so the skip test's edge ``|x| == tau``
+    is exercised on both sides."""
     x = rng.integers(-128, 128, (n, *shape))
+    edges = np.array([e for v in map(int, boundary) if 0 < v < 128 for e in (v, -v, v + 1, -v - 1) if -128 <= e <= 127])
+    if edges.size:
+        pick = rng.random(x.shape) < 0.5
+        x[pick] = rng.choice(edges, int(pick.sum()))
     x[rng.random(x.shape) < zero_fraction] = 0
     return x.astype(np.int8)
+
+
+def boundary_weights(rng: np.random.Generator, op: QLinear, fraction: float = 0.3) -> QLinear:
+    """``op`` with a ``fraction`` of its nonzero weights set to +-(a quotient of its table), so the
+    linear skip test's edge ``|w| == t_i`` is exercised."""
+    quotients = np.unique(op.quotient_table[1:][(op.quotient_table[1:] > 0) & (op.quotient_table[1:] < 128)])
+    if quotients.size == 0:
+        return op
+    weight = op.weight.astype(np.int64)
+    pick = (rng.random(weight.shape) < fraction) & (weight != 0)
+    weight[pick] = rng.choice(quotients, int(pick.sum())) * rng.choice([-1, 1], int(pick.sum()))
+    return dataclasses.replace(op, weight=weight.astype(np.int8))

@@ -188,7 +188,8 @@ def test_bad_models_and_targets_are_refused_naming_the_layer(tmp_path):
 def test_mnist_model_bit_exact_for_every_variant(tmp_path, variant, linear_quotient):
     rng = np.random.default_rng(3)
     qmodel = qmodels.mnist_like(rng)
-    x = qmodels.random_input(rng, 6, qmodel.input_shape, zero_fraction=0.5)
+    qmodel.ops[-1] = qmodels.boundary_weights(rng, qmodel.ops[-1])
+    x = qmodels.random_input(rng, 6, qmodel.input_shape, zero_fraction=0.5, boundary=np.unique(qmodel.ops[0].tau))
     check_bit_exact(qmodel, tmp_path / "export", x, variant, linear_quotient)
 
 
@@ -230,10 +231,13 @@ def chains(draw):
         shape = qmodels.output_shape(pool)
     flat = int(np.prod(shape))
     ops.append(QFlatten("flatten", flat))
-    ops.append(qmodels.linear(rng, "classifier", flat, draw(st.integers(1, 12)), shift_start=draw(st.integers(0, 3))))
+    classifier = qmodels.linear(rng, "classifier", flat, draw(st.integers(1, 12)), shift_start=draw(st.integers(0, 3)),
+                                threshold_q=draw(st.sampled_from([None, 0, 200, 40000])))
+    ops.append(qmodels.boundary_weights(rng, classifier))
     input_shape = (channels, width) if conv1d else (channels, height, width)
     qmodel = QuantizedModel(ops=ops, input_shape=input_shape, input_scale=1.0, output_scale=1.0)
-    return qmodel, qmodels.random_input(rng, 3, input_shape, zero_fraction=0.4)
+    x = qmodels.random_input(rng, 3, input_shape, zero_fraction=0.4, boundary=np.unique(conv.tau))
+    return qmodel, x
 
 
 @needs_cc
