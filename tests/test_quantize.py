@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import unitprune
 from unitprune import UnITConfig
-from unitprune.mcu import QuantConfig, QuantizedModel, quantize
+from unitprune.mcu import QuantConfig, QuantizedModel, decision_agreement, quantize
 from unitprune.mcu.qmodel import QConv, QLinear
 from unitprune.mcu.quantize import plan_model, quantize_multiplier
 from unitprune.mcu.reference import (conv_columns, conv_keep, dequantize_output, linear_keep, quantize_input,
@@ -378,6 +378,57 @@ def test_unit_accuracy_close_to_float_unit(digits):
     assert float((qmodel(test).argmax(1) == float_predictions).float().mean()) >= 0.95
 
 
+def test_decision_agreement(digits):
+    model, calibration, test, _ = digits
+    converted = unitprune.convert(model, UnITConfig(approx="exact"))
+    unitprune.calibrate(converted, calibration, percentile=25)
+    exact = quantize(converted, calibration, linear_quotient="table")
+    # exact: |x_q * w_q| > floor(T / (s_in * s_w)) is the float test on the dequantized values, up
+    # to float32 rounding of those values
+    detailed = decision_agreement(converted, exact, test[:100], detailed=True)
+    for name, tally in detailed.items():
+        assert tally["fraction"] >= 0.999
+        assert tally["agreeing"] + tally["kept_by_integer_only"] + tally["kept_by_float_only"] == tally["connections"]
+    x_q = quantize_input(exact, test[:100])
+    _, counts = run_reference(exact, x_q)
+    nonzero_inputs = np.count_nonzero(captured_inputs(exact, x_q)[2]["fc"][1])
+    assert detailed["fc"]["connections"] == counts["fc"].executed + counts["fc"].threshold
+    assert nonzero_inputs > 0
+    # bitshift: the float exponent of s_w * |w_q| is not the bit length of |w_q|: some disagree
+    converted = unitprune.convert(model, UnITConfig(approx="bitshift"))
+    unitprune.calibrate(converted, calibration, percentile=25)
+    fractions = decision_agreement(converted, quantize(converted, calibration), test[:100])
+    assert set(fractions) == {"conv1", "fc"} and all(0.8 < f < 1.0 for f in fractions.values())
+    # T = 0: both keep every connection of nonzero operands
+    unitprune.calibrate(converted, calibration, percentile=0)
+    assert decision_agreement(converted, quantize(converted, calibration), test[:50]) == {"conv1": 1.0, "fc": 1.0}
+
+
+@SETTINGS
+@given(layer=conv_layers(), approx=st.sampled_from(["bitshift", "bitmask", "exact"]),
+       shift_start=st.sampled_from([None, -1, 3]), seed=st.integers(0, 2**31 - 1))
+def test_float_matched_tables_reproduce_the_float_decisions(layer, approx, shift_start, seed):
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model, shape = conv_model(**layer)
+    model = unit_model(model, approx, generator, None if approx == "bitmask" else shift_start)
+    x = sparse_data(generator, shape)
+    qmodel = quantize(model, x, QuantConfig(unit_decisions="float"), linear_quotient="table")
+    assert decision_agreement(model, qmodel, x) == {"0": 1.0, "3": 1.0}
+
+
+def test_unit_decisions_option_errors():
+    with pytest.raises(ValueError, match="unit_decisions"):
+        QuantConfig(unit_decisions="fuzzy")
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, 4))
+    with pytest.raises(ValueError, match="unit_decisions='float' needs linear_quotient='table'"):
+        quantize(model, torch.randn(4, 1, 6, 6), QuantConfig(unit_decisions="float"))
+    qmodel = quantize(model, torch.randn(4, 1, 6, 6), QuantConfig(unit_decisions="float"), linear_quotient="table")
+    qmodel.linear_quotient = "bitshift"
+    with pytest.raises(ValueError, match="unit_decisions='float'"):
+        qmodel(torch.randn(2, 1, 6, 6))
+
+
 def test_percentile_activation_range(digits):
     model, calibration, _, _ = digits
     by_max = quantize(model, calibration, variant="dense")
@@ -433,6 +484,26 @@ def test_batchnorm_folded_model_quantizes_and_scales_thresholds():
     with torch.no_grad():
         expected = model(x)
     assert float((qmodel(x) - expected).abs().max()) <= 8 * qmodel.output_scale
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_maxpool_and_relu_match_torch_on_integers(dims):
+    torch.manual_seed(4)
+    conv, bn, pool = ((nn.Conv1d(2, 3, 3), nn.BatchNorm1d(3), nn.MaxPool1d(3, stride=2)) if dims == 1 else
+                      (nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.MaxPool2d((2, 3), stride=(2, 1))))
+    model = nn.Sequential(conv, bn, pool, nn.ReLU(), nn.Flatten(), nn.Dropout(), nn.Identity())
+    model.eval()
+    x = torch.randn((20, 2, 11) if dims == 1 else (20, 2, 9, 9))
+    qmodel = quantize(model, x)
+    assert [type(op).__name__ for op in qmodel.ops] == ["QConv", "QMaxPool", "QReLU", "QFlatten"]
+    y_q, _, inputs = captured_inputs(qmodel, quantize_input(qmodel, x))
+    pool_in = torch.from_numpy(inputs["2"][1].astype(np.float64)).reshape(20, 3, *((-1,) if dims == 1 else (7, 7)))
+    pool_fn = F.max_pool1d if dims == 1 else F.max_pool2d
+    expected = torch.relu(pool_fn(pool_in, pool.kernel_size, pool.stride)).flatten(1)
+    assert np.array_equal(y_q, expected.numpy().astype(np.int8))
+    with torch.no_grad():
+        reference = model(x)
+    assert float((qmodel(x) - reference).abs().max()) <= 2 * qmodel.output_scale
 
 
 # ----------------------------------------------------------------------------------------

@@ -7,7 +7,15 @@
 #define UNIT_INTERNAL_F32_BITS_H
 
 #include <stdint.h>
+
+/* The bit casts copy 4 bytes; GCC and clang inline __builtin_memcpy (no <string.h> needed, so
+ * freestanding MSP430 builds without a libc compile too), others use the library memcpy. */
+#if defined(__GNUC__)
+#define UNIT__MEMCPY __builtin_memcpy
+#else
 #include <string.h>
+#define UNIT__MEMCPY memcpy
+#endif
 
 #include "unit_internal_config.h"
 #include "unit_kernels_f32.h"
@@ -17,13 +25,13 @@
 
 static inline uint32_t unit__f32_bits(float value) {
     uint32_t bits;
-    memcpy(&bits, &value, sizeof bits);
+    UNIT__MEMCPY(&bits, &value, sizeof bits);
     return bits;
 }
 
 static inline float unit__bits_f32(uint32_t bits) {
     float value;
-    memcpy(&value, &bits, sizeof value);
+    UNIT__MEMCPY(&value, &bits, sizeof value);
     return value;
 }
 

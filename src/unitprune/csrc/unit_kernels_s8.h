@@ -1,22 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /* unit_kernels_s8.h: the int8 (fixed-point) UnIT kernels. The contract they implement, bit for bit,
  * is docs/fixed_point.md; the Python integer reference (unitprune.mcu.reference) is their oracle.
+ * Design and loops: docs/kernels.md, "The int8 kernels".
  *
  * Rules (as for the float kernels): C99, no malloc, no libm, no float, fixed-width types, one
  * public function per file, int32_t sizes. Counters are compiled in only with UNIT_S8_COUNTS
- * defined to 1 (they cost cycles on an MCU); without it the `counts` argument is ignored.
+ * defined to 1 (they cost cycles on an MCU); without it the `counts` argument is ignored (and may
+ * be NULL). With it, `counts` may be NULL too (then nothing is counted into it); when given it is
+ * overwritten with this call's counters, exactly docs/semantics.md "MAC accounting" and the table
+ * of docs/fixed_point.md ("MAC counters").
  * Constant tables (weights, bias, requantization, tau, trees, quotient tables) are read through
- * the UNIT_READ_* macros, so on AVR they may live in flash (PROGMEM). Activations are int8 in RAM,
- * channel-major [C][H][W], `batch` samples one after the other.
- * Every function returns UNIT_OK, or UNIT_ERR_ARGUMENT / UNIT_ERR_SCRATCH. */
+ * the UNIT_READ_* macros of unit_types.h, so on AVR they must live in flash (PROGMEM, first 64 KB;
+ * define UNIT_NO_FLASH to pass RAM tables instead). Activations are int8 in RAM, channel-major
+ * [C][H][W], `batch` samples one after the other.
+ * Every function returns UNIT_OK, or UNIT_ERR_ARGUMENT (an argument out of its documented range,
+ * a NULL pointer that may not be NULL) / UNIT_ERR_SCRATCH (scratch is NULL; its size cannot be
+ * checked: the caller passes at least *_scratch_size bytes). On error nothing is written.
+ *
+ * Variants (docs/fixed_point.md): `dense` executes every connection (the honest baseline, no test
+ * at all); `zeroskip` skips zero weights and zero activations; `unit` also skips the connections
+ * the integer UnIT test rejects. All three give y = requantize(bias + sum of the kept x*w). */
 #ifndef UNIT_KERNELS_S8_H
 #define UNIT_KERNELS_S8_H
 
 #include "unit_types.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Requantization of a conv/linear output (docs/fixed_point.md, "Layers"): per output o,
  * y = clamp(unit_requantize_s8(acc, multiplier[o], shift[o]), act_min, act_max).
- * Ranges: multiplier in [0, 2**31 - 1] (Q31), shift in [-31, 30], -128 <= act_min <= act_max <= 127. */
+ * Ranges: multiplier in [0, 2**31 - 1] (Q31), shift in [-31, 30], -128 <= act_min <= act_max <= 127;
+ * the kernels check these ranges (UNIT_ERR_ARGUMENT) before writing anything.
+ * The arrays are constant tables (UNIT_READ_*); the struct itself is read normally. */
 typedef struct {
     const int32_t *bias;       /* [out] int32 at scale s_in * s_w[o] (may be NULL: no bias) */
     const int32_t *multiplier; /* [out] */
@@ -28,7 +45,9 @@ typedef struct {
 /* A search tree over the bit length n in [1, 8] of |x_q|, leaves holding the quotient
  * min(T_q >> max(n, shift_start), 255). Node 0 is the root; an internal node i asks
  * |x_q| < (1 << (split[i] - 1)): yes -> left[i], no -> right[i]; a leaf has left[i] == -1 and its
- * quotient in quotient[i]. Built by unitprune.approx.BinTree (flat arrays). */
+ * quotient in quotient[i]. Built by unitprune.approx.BinTree (flat arrays, preorder).
+ * Ranges (checked, UNIT_ERR_ARGUMENT): nodes in [1, 127]; an internal node has split in [1, 9] and
+ * children i < left[i], right[i] < nodes (so every walk ends, in at most nodes - 1 steps). */
 typedef struct {
     int32_t nodes;
     const int8_t *split;
@@ -37,12 +56,37 @@ typedef struct {
     const uint8_t *quotient;
 } unit_quotient_tree_s8;
 
-/* TFLite MultiplyByQuantizedMultiplier(acc, multiplier, shift), no clamp. */
+/* 1 if this build counts MACs in the int8 kernels (compiled with UNIT_S8_COUNTS=1), else 0. */
+int32_t unit_s8_counts_compiled(void);
+
+/* TFLite MultiplyByQuantizedMultiplier(acc, multiplier, shift), no clamp: exactly
+ * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc * 2**max(shift, 0), multiplier),
+ * max(-shift, 0)) (docs/fixed_point.md). multiplier in [0, 2**31 - 1], shift in [-31, 30] (a
+ * shift below -31 is treated as -31, above 30 as 30); acc * 2**max(shift, 0) must fit int32 (the
+ * exporter checks it), else the product wraps. Uses one 32x32->64-bit multiply; no division. */
 int32_t unit_requantize_s8(int32_t acc, int32_t multiplier, int32_t shift);
 
 /* Convolution (Conv1d: in_height = kernel_height = 1). `params` as for the float kernels
- * (unit_types.h). weight [O][C/groups][KH][KW] int8; tau the same layout, uint8.
- * scratch: unit_conv2d_s8_scratch_size(params) bytes (int32 accumulators). */
+ * (unit_types.h). weight [O][C/groups][KH][KW] int8 in [-128, 127] (the quantizer uses
+ * [-127, 127]); tau the same layout, uint8 (unit: keep x*w iff |x| > tau; 255 where w == 0).
+ * x [batch][C][H][W], y [batch][O][OH][OW] int8 (must not alias x).
+ * scratch: unit_conv2d_s8_scratch_size(params) bytes (int32 accumulators of one output channel,
+ * OH*OW of them), 4-byte aligned.
+ * Loop (weight-stationary, as SONIC and the paper): per sample and output channel o, the
+ * accumulators of its OH*OW positions start at the bias; per kernel tap (ky, kx) the valid output
+ * range is computed once (no bounds test in the inner loop, padding contributes nothing); per
+ * input channel c of o's group the tap's w (and tau) is loaded once, then a tight loop over the
+ * valid positions multiplies int8*int8 as int16 and adds into the int32 accumulator. Finally each
+ * accumulator is requantized, clamped and stored.
+ *   dense:    no test at all (zero weights are multiplied too).
+ *   zeroskip: a zero w skips the whole tap; a zero x skips its multiply.
+ *   unit:     a zero w, or tau >= 128 (no |x| <= 128 exceeds it), skips the whole tap; then per
+ *             position one 8-bit add and compare, (uint8_t)(x + tau) > 2*tau, which is
+ *             |x| > tau (x == 0 is never kept, so zeros need no test of their own).
+ * Counters (UNIT_S8_COUNTS): dense: dense = executed = N*O*OH*OW*(C/groups)*KH*KW.
+ * zeroskip/unit: zero_weight = N*OH*OW*(zero weights), zero_activation = the connections of
+ * nonzero weights with x == 0 or at a padding position; unit also threshold and
+ * compares = N*OH*OW*nnz(W); divisions = 0. */
 int32_t unit_conv2d_s8_scratch_size(const unit_conv2d_params *params);
 int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, const int8_t *weight,
                              const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
@@ -52,8 +96,22 @@ int32_t unit_conv2d_unit_s8(const unit_conv2d_params *params, const int8_t *x, c
                             const uint8_t *tau, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
                             unit_counts *counts);
 
-/* Linear: x [batch][in], weight_t [in][out] (TRANSPOSED), y [batch][out].
- * scratch: unit_linear_s8_scratch_size(out_features) bytes (int32 accumulators). */
+/* Linear: x [batch][in], weight_t [in][out] (TRANSPOSED), y [batch][out] (must not alias x).
+ * batch >= 0, in_features >= 1, out_features >= 1. weight_t int8 in [-128, 127].
+ * scratch: unit_linear_s8_scratch_size(out_features) = 4*out_features bytes (int32
+ * accumulators), 4-byte aligned.
+ * Loop (input-stationary): per sample the accumulators start at the bias; per input i, x_i is
+ * loaded once and its column weight_t[i][0..out) is added: acc[j] += x_i * w (int8*int8 as
+ * int16 into int32).
+ *   dense:    every column, every weight, no test.
+ *   zeroskip: x_i == 0 skips the column; a zero w skips its multiply.
+ *   unit:     x_i == 0 skips the column; else t_i = approx(T_q, |x_i|) is computed once (bitshift
+ *             loop, tree walk or table lookup; all three give the same t_i for the same
+ *             quantized layer), t_i >= 128 skips the column (no |w| <= 128 exceeds it), else per
+ *             weight one 8-bit add and compare, (uint8_t)(w + t_i) > 2*t_i, which is |w| > t_i.
+ * Counters (UNIT_S8_COUNTS): dense: dense = executed = batch*in*out. zeroskip/unit: zero_weight =
+ * batch*(zero weights), zero_activation = the nonzero weights of the columns of zero inputs;
+ * unit also threshold, compares = batch*in + nnz(x)*out and divisions = nnz(x) (over the batch). */
 int32_t unit_linear_s8_scratch_size(int32_t out_features);
 int32_t unit_linear_dense_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
                              const int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
@@ -61,24 +119,33 @@ int32_t unit_linear_dense_s8(const int8_t *x, int32_t batch, int32_t in_features
 int32_t unit_linear_zeroskip_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
                                 const int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
                                 unit_counts *counts);
-/* t_i = min(T_q >> max(bit_length(|x_i|), shift_start), 255); threshold_q = T_q >= 0, shift_start in [0, 31]. */
+/* t_i = min(T_q >> max(bit_length(|x_i|), shift_start), 255); threshold_q = T_q >= 0, shift_start in [0, 31].
+ * Computed as the paper's loop: t = T_q >> shift_start once per call, then per input
+ * a = |x_i| >> shift_start and `while (a) { a >>= 1; t >>= 1; }` (at most 8 steps). */
 int32_t unit_linear_unit_bitshift_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
                                      const int8_t *weight_t, int32_t threshold_q, int32_t shift_start,
                                      const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
+/* t_i = the quotient of the leaf the tree walk reaches for |x_i| (one compare per level). */
 int32_t unit_linear_unit_bintree_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
                                     const int8_t *weight_t, const unit_quotient_tree_s8 *tree,
                                     const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
-/* quotient_table[129]: t for |x| = 0..128 (entry 0 unused). */
+/* quotient_table[129]: t for |x| = 0..128 (entry 0 unused). t_i = quotient_table[|x_i|]. */
 int32_t unit_linear_unit_table_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
                                   const int8_t *weight_t, const uint8_t *quotient_table,
                                   const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
 
-/* In-place ReLU on n int8 values. */
+/* In-place ReLU on n >= 0 int8 values: x = max(x, 0). */
 int32_t unit_relu_s8(int8_t *x, int32_t n);
 
 /* Max-pool, no padding, dilation 1, floor mode: x [batch][C][H][W] -> y [batch][C][OH][OW],
- * OH = (H - kernel_height) / stride_y + 1 (and the same for W). */
+ * OH = (H - kernel_height) / stride_y + 1 (and the same for W). batch >= 0; channels, sizes,
+ * kernel sizes, strides >= 1; kernel_height <= in_height, kernel_width <= in_width. y must not
+ * alias x. */
 int32_t unit_maxpool2d_s8(const int8_t *x, int32_t batch, int32_t channels, int32_t in_height, int32_t in_width,
                           int32_t kernel_height, int32_t kernel_width, int32_t stride_y, int32_t stride_x, int8_t *y);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* UNIT_KERNELS_S8_H */

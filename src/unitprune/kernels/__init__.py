@@ -19,6 +19,7 @@ from .loading import (_INF_BITS, APPROX_CODES, KERNELS_VERSION, LIBRARY_STEM, SH
                       CConv2dParams, CConv2dPlan, CConv2dPlanF32, CCounts, CLinearPlan, CLinearPlanF32,
                       CQuotientTreeS8, CRequantS8, KernelLibrary, KernelsUnavailableError, _default_library,
                       available, library_path, load_library, struct_layout_mismatches)
+from . import s8
 from .plans import (LANE_ALIGN, ROW_ALIGN, SCATTER_COST, ConvPlan, LinearPlan, PlanCache, conv_params, conv_plan,
                     linear_plan)
 
@@ -28,5 +29,5 @@ __all__ = [
     "approx", "conv_quotients", "linear_cutoffs", "all_finite", "APPROX_CODES", "SHIFT_START_NONE",
     "KERNELS_VERSION", "LIBRARY_STEM", "STRUCT_MIRRORS", "struct_layout_mismatches", "conv_params", "conv_plan",
     "linear_plan", "CCounts", "CConv2dParams", "CLinearPlanF32", "CConv2dPlanF32", "CLinearPlan", "CConv2dPlan",
-    "CRequantS8", "CQuotientTreeS8", "SCATTER_COST", "LANE_ALIGN", "ROW_ALIGN",
+    "CRequantS8", "CQuotientTreeS8", "SCATTER_COST", "LANE_ALIGN", "ROW_ALIGN", "s8",
 ]

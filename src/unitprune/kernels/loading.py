@@ -112,6 +112,8 @@ class KernelLibrary:
         except OSError as error:
             raise KernelsUnavailableError(f"cannot load the C kernels from {self.path}: {error}") from None
         i32, ptr, f32 = ctypes.c_int32, ctypes.c_void_p, ctypes.c_float
+        params, requant = ctypes.POINTER(CConv2dParams), ctypes.POINTER(CRequantS8)
+        counts = ctypes.POINTER(CCounts)
         signatures = {
             "unit_kernels_version": (i32, []),
             "unit_struct_layout": (i32, [i32, i32]),
@@ -130,6 +132,22 @@ class KernelLibrary:
                                       ptr, ptr, i32, ctypes.POINTER(CCounts)]),
             "unit_conv2d_dense_f32": (i32, [ctypes.POINTER(CConv2dParams), ptr, ptr, ptr, ptr]),
             "unit_conv2d_quotients_f32": (i32, [ptr, i32, i32, ptr, i32, i32, i32, ptr]),
+            # int8 kernels (unit_kernels_s8.h)
+            "unit_s8_counts_compiled": (i32, []),
+            "unit_requantize_s8": (i32, [i32, i32, i32]),
+            "unit_conv2d_s8_scratch_size": (i32, [params]),
+            "unit_conv2d_dense_s8": (i32, [params, ptr, ptr, requant, ptr, ptr, counts]),
+            "unit_conv2d_zeroskip_s8": (i32, [params, ptr, ptr, requant, ptr, ptr, counts]),
+            "unit_conv2d_unit_s8": (i32, [params, ptr, ptr, ptr, requant, ptr, ptr, counts]),
+            "unit_linear_s8_scratch_size": (i32, [i32]),
+            "unit_linear_dense_s8": (i32, [ptr, i32, i32, i32, ptr, requant, ptr, ptr, counts]),
+            "unit_linear_zeroskip_s8": (i32, [ptr, i32, i32, i32, ptr, requant, ptr, ptr, counts]),
+            "unit_linear_unit_bitshift_s8": (i32, [ptr, i32, i32, i32, ptr, i32, i32, requant, ptr, ptr, counts]),
+            "unit_linear_unit_bintree_s8": (i32, [ptr, i32, i32, i32, ptr, ctypes.POINTER(CQuotientTreeS8), requant,
+                                                  ptr, ptr, counts]),
+            "unit_linear_unit_table_s8": (i32, [ptr, i32, i32, i32, ptr, ptr, requant, ptr, ptr, counts]),
+            "unit_relu_s8": (i32, [ptr, i32]),
+            "unit_maxpool2d_s8": (i32, [ptr, i32, i32, i32, i32, i32, i32, i32, i32, ptr]),
         }
         for name, (restype, argtypes) in signatures.items():
             try:

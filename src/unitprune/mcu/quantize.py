@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..approx import BinTree, bit_length, bitshift_int, exact_int
+from ..approx import BinTree, bitshift_int, exact_int, quotient
 from ..calibrate import iterate_inputs
 from ..config import validate_percentile
 from ..layers import UNIT_LAYERS, UnITConv1d, UnITConv2d, UnITLinear, UnITLayerMixin
@@ -41,6 +41,7 @@ __all__ = ["QuantConfig", "quantize", "quantize_multiplier", "round_half_away", 
 
 INT32_MAX = 2**31 - 1
 ACTIVATION_RANGES = ("max", "percentile")
+UNIT_DECISIONS = ("integer", "float")
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,22 @@ class QuantConfig:
             or ``"percentile"`` (the ``activation_percentile``-th percentile of the magnitudes:
             rare outliers saturate, the rest gets a finer scale).
         activation_percentile: the percentile in (0, 100] used by ``"percentile"``.
+        unit_decisions: how the UnIT tables are computed. ``"integer"`` (docs/fixed_point.md):
+            ``tau = approx_int(T_q, |w_q|)`` and ``t_i = approx_int(T_q, |x_q|)``, the paper's
+            integer algorithm on the integer values. ``"float"``: the conv ``tau`` tables and the
+            linear quotient table reproduce the float model's own decisions on the dequantized
+            values (``|s_in x_q| > approx(T, s_w |w_q|)`` in float32, with its approximation), so
+            the integer model skips exactly what the float one would; the same uint8 tables, no
+            cost on the device for conv, the ``table`` kernel for linear layers.
     """
 
     activation_range: str = "max"
     activation_percentile: float = 99.99
+    unit_decisions: str = "integer"
 
     def __post_init__(self) -> None:
+        if self.unit_decisions not in UNIT_DECISIONS:
+            raise ValueError(f"QuantConfig.unit_decisions must be one of {UNIT_DECISIONS}, got {self.unit_decisions!r}")
         if self.activation_range not in ACTIVATION_RANGES:
             raise ValueError(f"QuantConfig.activation_range must be one of {ACTIVATION_RANGES}, "
                              f"got {self.activation_range!r}")
@@ -205,13 +216,19 @@ class FloatLayer:
     ``steps`` are the torch steps (conv, BN, ReLU) it replaces, run as they are on calibration data.
     """
 
+    @property
+    def integer_shift_start(self) -> int:
+        """The integer kernels' ``shift_start``, in [0, 31]: ``max(bit_length, s)`` with ``bit_length >= 1``
+        makes ``None`` and any ``s <= 0`` the same as 0, and ``T_q < 2**31`` makes any ``s >= 31`` give 0."""
+        return min(max(self.shift_start or 0, 0), 31)
+
     name: str
     kind: str  # "conv" or "linear"
     weight: np.ndarray
     bias: np.ndarray
     threshold: np.ndarray  # float64 [out] (conv) or shape (1,) (linear)
     approx: str
-    shift_start: int
+    shift_start: int | None  # the float config's (None: no coarse start)
     relu: bool
     steps: list[_Step]
     geometry: ConvGeometry | None = None
@@ -323,9 +340,7 @@ def _float_layer(step: _Step) -> FloatLayer:
     if not (np.all(np.isfinite(weight)) and np.all(np.isfinite(bias))):
         raise ValueError(f"quantize: layer {step.name!r} has NaN or Inf weights or bias")
     approx = config.approx if config is not None else "bitshift"
-    shift_start = int(config.shift_start or 0) if config is not None else 0
-    if shift_start < 0:
-        raise ValueError(f"quantize: layer {step.name!r} has shift_start={shift_start}; the integer kernels need >= 0")
+    shift_start = config.shift_start if config is not None else None
     if isinstance(module, nn.Linear):
         if threshold.size > 1:
             raise ValueError(f"quantize: linear layer {step.name!r} has {threshold.size} threshold groups; the "
@@ -500,8 +515,25 @@ def _approx_int(approx: str, threshold_q, magnitudes, shift_start: int):
     return bitshift_int(threshold_q, magnitudes, shift_start)
 
 
+def _float_quotients(layer: FloatLayer, threshold: np.ndarray, control: np.ndarray) -> np.ndarray:
+    """The float model's quotients ``approx(T, c)`` (float32, its approximation and shift_start)."""
+    t = torch.from_numpy(np.ascontiguousarray(threshold, dtype=np.float64).astype(np.float32))
+    c = torch.from_numpy(np.ascontiguousarray(control, dtype=np.float64).astype(np.float32))
+    return quotient(layer.approx, t, c, layer.shift_start).numpy()
+
+
+def _integer_cutoffs(float_quotients: np.ndarray, scale: float, largest: int) -> np.ndarray:
+    """For each float quotient ``q``: how many of ``m = 1..largest`` have ``float32(scale * m) <= q``.
+
+    ``float32(scale * m)`` grows with ``m``, so ``|z_q| <= cutoff`` iff the float test skips
+    ``scale * |z_q|``: the integer table that makes the float model's decision.
+    """
+    steps = (scale * np.arange(1, largest + 1, dtype=np.float64)).astype(np.float32)
+    return np.searchsorted(steps, float_quotients.astype(np.float32), side="right").astype(np.int64)
+
+
 def _quantize_conv(layer: FloatLayer, input_scale: float, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
-                   output_scale: float, approx: str) -> QConv:
+                   output_scale: float, approx: str, decisions: str) -> QConv:
     weight = layer.weight
     out = weight.shape[0]
     peak = np.abs(weight.reshape(out, -1)).max(axis=1)
@@ -513,7 +545,13 @@ def _quantize_conv(layer: FloatLayer, input_scale: float, in_shape: tuple[int, .
     per_weight = np.broadcast_to(threshold_q.reshape(-1, 1, 1, 1), weight_q.shape)
     nonzero = magnitudes > 0
     tau = np.full(weight_q.shape, 255, dtype=np.int64)
-    tau[nonzero] = np.minimum(_approx_int(approx, per_weight[nonzero], magnitudes[nonzero], layer.shift_start), 255)
+    if decisions == "float":
+        float_tau = _float_quotients(layer, np.broadcast_to(layer.threshold.reshape(-1, 1, 1, 1), weight_q.shape),
+                                     weight_scale.reshape(-1, 1, 1, 1) * magnitudes)
+        tau[nonzero] = _integer_cutoffs(float_tau[nonzero], input_scale, 128)
+    else:
+        tau[nonzero] = np.minimum(_approx_int(approx, per_weight[nonzero], magnitudes[nonzero],
+                                            layer.integer_shift_start), 255)
     geometry = layer.geometry
     channels = in_shape[0]
     height, width = (1, in_shape[1]) if layer.is_conv1d else (in_shape[1], in_shape[2])
@@ -553,7 +591,7 @@ def quotient_tree(threshold_q: int, shift_start: int, magnitudes) -> tuple[np.nd
 
 
 def _quantize_linear(layer: FloatLayer, input_scale: float, in_shape: tuple[int, ...], output_scale: float,
-                     approx: str) -> QLinear:
+                     approx: str, decisions: str) -> QLinear:
     if len(in_shape) != 1:
         raise ValueError(f"quantize: linear layer {layer.name!r} gets inputs of shape {in_shape} per sample; the "
                          "integer model needs flat inputs (add nn.Flatten before it)")
@@ -564,11 +602,19 @@ def _quantize_linear(layer: FloatLayer, input_scale: float, in_shape: tuple[int,
     requant = _requant(layer.name, layer.bias, weight_q, input_scale, np.float64(weight_scale), output_scale,
                        layer.relu)
     threshold_q = int(_threshold_q(layer.threshold, input_scale, np.float64(weight_scale))[0])
-    split, left, right, quotient = quotient_tree(threshold_q, layer.shift_start, [])
+    shift_start = layer.integer_shift_start
+    split, left, right, tree_quotient = quotient_tree(threshold_q, shift_start, [])
+    if decisions == "float":
+        table = np.full(129, 255, dtype=np.int64)
+        float_t = _float_quotients(layer, np.full(128, layer.threshold[0]), input_scale * np.arange(1, 129))
+        table[1:] = _integer_cutoffs(float_t, weight_scale, 127)
+        table = table.astype(np.uint8)
+    else:
+        table = _quotient_table(threshold_q, shift_start, approx)
     return QLinear(name=layer.name, in_features=weight.shape[1], out_features=weight.shape[0], weight=weight_q,
-                   requant=requant, threshold_q=threshold_q, shift_start=layer.shift_start,
-                   quotient_table=_quotient_table(threshold_q, layer.shift_start, approx), tree_split=split,
-                   tree_left=left, tree_right=right, tree_quotient=quotient, input_scale=input_scale,
+                   requant=requant, threshold_q=threshold_q, shift_start=shift_start,
+                   quotient_table=table, tree_split=split,
+                   tree_left=left, tree_right=right, tree_quotient=tree_quotient, input_scale=input_scale,
                    output_scale=output_scale, weight_scale=float(weight_scale))
 
 
@@ -621,7 +667,11 @@ def quantize(model: nn.Module, calibration_data, config: QuantConfig | None = No
     if float_approx == "bitmask":
         logger.info("quantize: the float model uses bitmask; the integer model uses bitshift (T_q >> n), the "
                     "integer form of a power-of-two quotient")
-    if approx == "exact" and linear_quotient != "table" and any(layer.kind == "linear" for layer in layers):
+    has_linear = any(layer.kind == "linear" for layer in layers)
+    if config.unit_decisions == "float" and linear_quotient != "table" and has_linear:
+        raise ValueError(f"quantize: unit_decisions='float' needs linear_quotient='table' (got {linear_quotient!r}): "
+                         "only a table reproduces the float model's linear decisions")
+    if approx == "exact" and linear_quotient != "table" and has_linear:
         raise ValueError(f"quantize: approx='exact' needs linear_quotient='table' (got {linear_quotient!r}): the "
                          "bitshift and bintree linear kernels compute T_q >> n, not T_q // |x_q|")
     batches = _calibration_batches(calibration_data)
@@ -632,10 +682,10 @@ def quantize(model: nn.Module, calibration_data, config: QuantConfig | None = No
     scale, shape = input_scale, input_shape
     for entry, entry_scale, entry_shape in zip(plan, scales, shapes):
         if isinstance(entry, FloatLayer) and entry.kind == "conv":
-            ops.append(_quantize_conv(entry, scale, shape, entry_shape, entry_scale, approx))
+            ops.append(_quantize_conv(entry, scale, shape, entry_shape, entry_scale, approx, config.unit_decisions))
             scale = entry_scale
         elif isinstance(entry, FloatLayer):
-            ops.append(_quantize_linear(entry, scale, shape, entry_scale, approx))
+            ops.append(_quantize_linear(entry, scale, shape, entry_scale, approx, config.unit_decisions))
             scale = entry_scale
         elif entry.kind != "noop":
             ops.append(_quantize_other(entry, shape, entry_shape))  # same scale in and out
@@ -643,6 +693,7 @@ def quantize(model: nn.Module, calibration_data, config: QuantConfig | None = No
     qmodel = QuantizedModel(ops=ops, input_shape=input_shape, input_scale=input_scale, output_scale=scale,
                             variant=variant, linear_quotient=linear_quotient, approx=approx,
                             source={"model": type(model).__name__, "float_approx": float_approx,
+                                    "unit_decisions": config.unit_decisions,
                                     "quant_config": dataclasses.asdict(config),
                                     "calibration_samples": sum(int(b.shape[0]) for b in batches)},
                             output_shape=shape)

@@ -296,6 +296,8 @@ def run_reference(qmodel: QuantizedModel, x_q, variant: str | None = None,
     if qmodel.approx == "exact" and method != "table" and variant == "unit" and \
             any(isinstance(op, QLinear) for op in qmodel.ops):
         raise ValueError("run_reference: approx='exact' linear quotients (T_q // |x_q|) need linear_quotient='table'")
+    if qmodel.source.get("unit_decisions") == "float" and method != "table" and variant == "unit":
+        raise ValueError("run_reference: a model quantized with unit_decisions='float' needs linear_quotient='table'")
     x = np.asarray(x_q)
     if x.dtype != np.int8:
         raise TypeError(f"run_reference: expected int8 inputs, got {x.dtype} (use quantize_input)")

@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * unit_internal_s8.h -- private helpers of the int8 kernels: the counters option, requantization,
+ * argument checks, the accumulator set-up and output stage, and the geometry of one convolution
+ * tap (type-independent parts are in unit_internal_geometry.h / unit_internal_counts.h).
+ * No float anywhere; everything per MAC is 8/16-bit except the int32 accumulate.
+ */
+#ifndef UNIT_INTERNAL_S8_H
+#define UNIT_INTERNAL_S8_H
+
+#include <stddef.h>
+
+#include "unit_internal_counts.h"
+#include "unit_internal_geometry.h"
+#include "unit_kernels_s8.h"
+
+/* UNIT_S8_COUNTS=1 compiles the MAC counters in (host library, tests); the MCU default 0 has no
+ * counting code at all. */
+#ifndef UNIT_S8_COUNTS
+#define UNIT_S8_COUNTS 0
+#endif
+
+/* UNIT__ROW_FN marks the innermost loops (one conv output row of a tap, one linear column). On
+ * MCUs they are separate functions, called once per row/column: with few live values everything
+ * stays in registers (inlined into the loop nests, avr-gcc spilled the data pointer and the
+ * product to the stack, ~8-16 more cycles per MAC). Hosts inline them. */
+#if defined(__GNUC__) && (defined(__AVR__) || defined(__MSP430__))
+#define UNIT__ROW_FN static __attribute__((noinline, unused)) /* unused: no warning where not called */
+#else
+#define UNIT__ROW_FN static inline
+#endif
+
+#define UNIT__INT32_MIN (-2147483647L - 1L)
+#define UNIT__INT32_MAX 2147483647L
+
+/* TFLite MultiplyByQuantizedMultiplier (docs/fixed_point.md). The doubling high multiply
+ * (a*b + nudge) / 2**31, truncated toward zero, is written with shifts: for v < 0,
+ * trunc(v / 2**31) = -((-v) >> 31); v = a*b + nudge is never INT64_MIN (|a*b| <= 2**62). */
+static inline int32_t unit__requantize_s8(int32_t acc, int32_t multiplier, int32_t shift) {
+    int32_t left, right, a, high, remainder, limit;
+    int64_t product;
+    uint32_t mask;
+    shift = shift < -31 ? -31 : (shift > 30 ? 30 : shift);
+    left = shift > 0 ? shift : 0;
+    right = shift > 0 ? 0 : -shift;
+    a = (int32_t)((uint32_t)acc << left);
+    if (a == UNIT__INT32_MIN && multiplier == UNIT__INT32_MIN) {
+        high = (int32_t)UNIT__INT32_MAX;
+    } else {
+        product = (int64_t)a * (int64_t)multiplier;
+        if (product >= 0) {
+            high = (int32_t)((product + ((int64_t)1 << 30)) >> 31);
+        } else {
+            high = (int32_t)(-((-(product + (1 - ((int64_t)1 << 30)))) >> 31));
+        }
+    }
+    mask = ((uint32_t)1 << right) - 1U;
+    remainder = (int32_t)((uint32_t)high & mask);
+    limit = (int32_t)(mask >> 1) + (high < 0 ? 1 : 0);
+    return (high >> right) + (remainder > limit ? 1 : 0);
+}
+
+/* requantize, then clamp to [act_min, act_max] (both in [-128, 127]) as int8. */
+static inline int8_t unit__requantize_clamp_s8(int32_t acc, int32_t multiplier, int32_t shift, int32_t act_min,
+                                               int32_t act_max) {
+    int32_t v = unit__requantize_s8(acc, multiplier, shift);
+    v = v < act_min ? act_min : (v > act_max ? act_max : v);
+    return (int8_t)v;
+}
+
+/* The requantization constants of `out` outputs are all in range (checked before anything is
+ * written: the kernels then never fail half-way). */
+static inline int32_t unit__requant_s8_check(const unit_requant_s8 *r, int32_t out) {
+    int32_t o;
+    if (r == 0 || r->multiplier == 0 || r->shift == 0 || r->act_min < -128 || r->act_max > 127 ||
+        r->act_min > r->act_max) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    for (o = 0; o < out; o++) {
+        int32_t shift = UNIT_READ_S8(r->shift + o);
+        if (UNIT_READ_S32(r->multiplier + o) < 0 || shift < -31 || shift > 30) {
+            return UNIT_ERR_ARGUMENT;
+        }
+    }
+    return UNIT_OK;
+}
+
+/* acc[0..n) = bias (0 without a bias). */
+static inline void unit__fill_s32(int32_t *acc, int32_t n, int32_t value) {
+    int32_t *end = acc + n;
+    while (acc != end) {
+        *acc++ = value;
+    }
+}
+
+/* |v| of an int8 as uint8 (128 for -128). */
+static inline uint8_t unit__abs_s8(int8_t v) {
+    return (uint8_t)(v < 0 ? -(int16_t)v : (int16_t)v);
+}
+
+/* Keep test of the UnIT kernels, |v| > t for v in [-128, 127] and t in [0, 127], as one 8-bit add
+ * and one unsigned compare: with s = v + t in [-128, 254], s >= 0 gives s > 2t iff v > t, and
+ * s < 0 (v < -t, kept) wraps to 256 + s >= 128 > ... >= 2t + 1 as 256 + v > t always holds. The
+ * caller passes t2 = 2t. */
+static inline int unit__keep_s8(int8_t v, uint8_t t, uint8_t t2) {
+    return (uint8_t)((uint8_t)v + t) > t2;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Convolution                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Sizes of one int8 convolution call. */
+typedef struct {
+    int32_t out_height, out_width, positions; /* positions = OH*OW */
+    int32_t group_in, group_out;              /* C/groups, O/groups */
+    int32_t plane;                            /* H*W */
+    int32_t taps;                             /* KH*KW */
+} unit__conv_s8;
+
+/* Checks the arguments shared by the three convolutions and fills g. */
+static inline int32_t unit__conv2d_s8_begin(const unit_conv2d_params *p, const int8_t *x, const int8_t *weight,
+                                            const unit_requant_s8 *requant, const int8_t *y, const int32_t *scratch,
+                                            unit__conv_s8 *g) {
+    int32_t status = unit__conv2d_geometry(p, &g->out_height, &g->out_width);
+    int64_t positions;
+    if (status != UNIT_OK) {
+        return status;
+    }
+    positions = (int64_t)g->out_height * g->out_width;
+    if (positions > 0x1FFFFFFFL || (int64_t)p->in_height * p->in_width > 0x7FFFFFFFL) {
+        return UNIT_ERR_ARGUMENT; /* the scratch size 4*OH*OW must fit an int32 */
+    }
+    if (x == 0 || weight == 0 || y == 0) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    status = unit__requant_s8_check(requant, p->out_channels);
+    if (status != UNIT_OK) {
+        return status;
+    }
+    if (scratch == 0) {
+        return UNIT_ERR_SCRATCH;
+    }
+    g->positions = (int32_t)positions;
+    g->group_in = p->in_channels / p->groups;
+    g->group_out = p->out_channels / p->groups;
+    g->plane = p->in_height * p->in_width;
+    g->taps = p->kernel_height * p->kernel_width;
+    return UNIT_OK;
+}
+
+/* One kernel tap (ky, kx): the valid outputs are rows [oy0, oy0 + rows) x columns
+ * [ox0, ox0 + cols) of the output plane; the input of the first one is x_offset in the input
+ * plane, the next output row's input x_row_step further. rows or cols is 0 when the tap only
+ * sees padding. */
+typedef struct {
+    int32_t rows, cols;
+    int32_t acc_offset; /* oy0*OW + ox0 */
+    int32_t x_offset;   /* (oy0*sy + ky*dy - pad_top)*W + ox0*sx + kx*dx - pad_left */
+    int32_t x_row_step; /* sy*W */
+} unit__tap_s8;
+
+static inline void unit__conv_tap_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t ky, int32_t kx,
+                                     unit__tap_s8 *t) {
+    int32_t oy0, oy1, ox0, ox1;
+    unit__tap_range(ky, p->in_height, g->out_height, p->stride_y, p->dilation_y, p->pad_top, &oy0, &oy1);
+    unit__tap_range(kx, p->in_width, g->out_width, p->stride_x, p->dilation_x, p->pad_left, &ox0, &ox1);
+    t->rows = oy1 >= oy0 ? oy1 - oy0 + 1 : 0;
+    t->cols = ox1 >= ox0 ? ox1 - ox0 + 1 : 0;
+    if (t->rows == 0 || t->cols == 0) {
+        t->rows = 0;
+        t->cols = 0;
+        t->acc_offset = 0;
+        t->x_offset = 0;
+    } else {
+        t->acc_offset = oy0 * g->out_width + ox0;
+        t->x_offset = (oy0 * p->stride_y + ky * p->dilation_y - p->pad_top) * p->in_width + ox0 * p->stride_x +
+                      kx * p->dilation_x - p->pad_left;
+    }
+    t->x_row_step = p->stride_y * p->in_width;
+}
+
+/* Output stage of one output channel: y[p] = clamp(requantize(acc[p])) for p in [0, n). */
+static inline void unit__store_channel_s8(const int32_t *acc, int32_t n, const unit_requant_s8 *r, int32_t o,
+                                          int8_t *y) {
+    const int32_t multiplier = UNIT_READ_S32(r->multiplier + o);
+    const int32_t shift = UNIT_READ_S8(r->shift + o);
+    const int32_t *end = acc + n;
+    while (acc != end) {
+        *y++ = unit__requantize_clamp_s8(*acc++, multiplier, shift, r->act_min, r->act_max);
+    }
+}
+
+/* Bias of output o (0 without bias). */
+static inline int32_t unit__bias_s8(const unit_requant_s8 *r, int32_t o) {
+    return r->bias != 0 ? UNIT_READ_S32(r->bias + o) : 0;
+}
+
+#if UNIT_S8_COUNTS
+/* Zero activations among a tap's valid positions (counted build only). */
+static inline int64_t unit__tap_zeros_s8(const int8_t *x_tap, const unit__tap_s8 *t, int32_t stride_x) {
+    int64_t zeros = 0;
+    int32_t r, l;
+    for (r = 0; r < t->rows; r++) {
+        const int8_t *xp = x_tap + r * t->x_row_step;
+        for (l = 0; l < t->cols; l++) {
+            zeros += xp[l * stride_x] == 0;
+        }
+    }
+    return zeros;
+}
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Linear                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Checks the arguments shared by the linear kernels. */
+static inline int32_t unit__linear_s8_begin(const int8_t *x, int32_t batch, int32_t in_features,
+                                            int32_t out_features, const int8_t *weight_t,
+                                            const unit_requant_s8 *requant, const int8_t *y,
+                                            const int32_t *scratch) {
+    int32_t status;
+    if (batch < 0 || in_features < 1 || out_features < 1 || out_features > 0x1FFFFFFFL || x == 0 || weight_t == 0 ||
+        y == 0) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    status = unit__requant_s8_check(requant, out_features);
+    if (status != UNIT_OK) {
+        return status;
+    }
+    return scratch == 0 ? UNIT_ERR_SCRATCH : UNIT_OK;
+}
+
+/* acc[j] = bias[j] (0 without bias) for the out outputs of one sample. */
+static inline void unit__linear_init_s8(int32_t *acc, int32_t out, const unit_requant_s8 *r) {
+    int32_t j;
+    if (r->bias == 0) {
+        unit__fill_s32(acc, out, 0);
+        return;
+    }
+    for (j = 0; j < out; j++) {
+        acc[j] = UNIT_READ_S32(r->bias + j);
+    }
+}
+
+/* Output stage of one sample: y[j] = clamp(requantize(acc[j], multiplier[j], shift[j])). */
+static inline void unit__linear_store_s8(const int32_t *acc, int32_t out, const unit_requant_s8 *r, int8_t *y) {
+    int32_t j;
+    for (j = 0; j < out; j++) {
+        y[j] = unit__requantize_clamp_s8(acc[j], UNIT_READ_S32(r->multiplier + j), UNIT_READ_S8(r->shift + j),
+                                         r->act_min, r->act_max);
+    }
+}
+
+/* acc[j] += x * w[j] for every j of one input's column (no test: the dense kernel). */
+UNIT__ROW_FN void unit__column_dense_s8(int32_t *acc, const int8_t *w, int8_t x, int32_t out) {
+    int32_t *end = acc + out;
+    while (acc != end) {
+        *acc++ += (int16_t)(x * UNIT_READ_S8(w));
+        w++;
+    }
+}
+
+/* zeroskip column: acc[j] += x * w[j] for the nonzero w[j]. */
+UNIT__ROW_FN void unit__column_zeroskip_s8(int32_t *acc, const int8_t *w, int8_t x, int32_t out) {
+    int32_t *end = acc + out;
+    for (; acc != end; acc++, w++) {
+        const int8_t wv = UNIT_READ_S8(w);
+        if (wv != 0) {
+            *acc += (int16_t)(x * wv);
+        }
+    }
+}
+
+/* UnIT column: acc[j] += x * w[j] iff |w[j]| > t, for t in [0, 127]; returns the kept count in the
+ * counted build (0 otherwise). */
+UNIT__ROW_FN int32_t unit__column_unit_s8(int32_t *acc, const int8_t *w, int8_t x, uint8_t t, int32_t out) {
+    const uint8_t t2 = (uint8_t)(t + t);
+    int32_t *end = acc + out;
+    int32_t kept = 0;
+    while (acc != end) {
+        const int8_t wv = UNIT_READ_S8(w);
+        if (unit__keep_s8(wv, t, t2)) {
+            *acc += (int16_t)(x * wv);
+#if UNIT_S8_COUNTS
+            kept++;
+#endif
+        }
+        acc++;
+        w++;
+    }
+    return kept;
+}
+
+#if UNIT_S8_COUNTS
+/* Zero weights of one column (counted build only). */
+static inline int32_t unit__column_zeros_s8(const int8_t *w, int32_t out) {
+    int32_t zeros = 0, j;
+    for (j = 0; j < out; j++) {
+        zeros += UNIT_READ_S8(w + j) == 0;
+    }
+    return zeros;
+}
+#endif
+
+/* How the UnIT linear kernels compute t = approx(T_q, |x|) for a nonzero input (docs/fixed_point.md). */
+#define UNIT__QUOTIENT_BITSHIFT 0
+#define UNIT__QUOTIENT_BINTREE 1
+#define UNIT__QUOTIENT_TABLE 2
+
+typedef struct {
+    int32_t method;              /* UNIT__QUOTIENT_* */
+    uint32_t threshold_shifted;  /* bitshift: T_q >> shift_start */
+    uint8_t shift_start;         /* bitshift: in [0, 31] */
+    const unit_quotient_tree_s8 *tree; /* bintree (checked) */
+    const uint8_t *table;        /* table: [129] */
+} unit__quotient_method_s8;
+
+/* t for a = |x| in [1, 128], saturated at 255. */
+static inline uint8_t unit__quotient_s8(const unit__quotient_method_s8 *q, uint8_t a) {
+    if (q->method == UNIT__QUOTIENT_BITSHIFT) {
+        /* The paper's loop: shift T while |x| shifts to 0, from the coarse start on:
+         * T >> max(bitlen(a), s) = (T >> s) >> bitlen(a >> s). */
+        uint32_t t = q->threshold_shifted;
+        uint8_t b = 0;
+        if (q->shift_start < 8) {
+            b = (uint8_t)(a >> q->shift_start);
+        }
+        while (b != 0) {
+            b >>= 1;
+            t >>= 1;
+        }
+        return t > 255U ? (uint8_t)255 : (uint8_t)t;
+    }
+    if (q->method == UNIT__QUOTIENT_BINTREE) {
+        const unit_quotient_tree_s8 *tree = q->tree;
+        int8_t node = 0;
+        int8_t left = UNIT_READ_S8(tree->left);
+        while (left >= 0) { /* |x| < 2**(split - 1): left, else right */
+            int8_t split = UNIT_READ_S8(tree->split + node);
+            node = (uint16_t)a < (uint16_t)(1U << (uint8_t)(split - 1)) ? left : UNIT_READ_S8(tree->right + node);
+            left = UNIT_READ_S8(tree->left + node);
+        }
+        return UNIT_READ_U8(tree->quotient + node);
+    }
+    return UNIT_READ_U8(q->table + a);
+}
+
+/* A tree every walk of which ends inside it (see unit_quotient_tree_s8). */
+static inline int32_t unit__tree_s8_check(const unit_quotient_tree_s8 *tree) {
+    int32_t i;
+    if (tree == 0 || tree->nodes < 1 || tree->nodes > 127 || tree->split == 0 || tree->left == 0 ||
+        tree->right == 0 || tree->quotient == 0) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    for (i = 0; i < tree->nodes; i++) {
+        int32_t left = UNIT_READ_S8(tree->left + i), right = UNIT_READ_S8(tree->right + i);
+        int32_t split = UNIT_READ_S8(tree->split + i);
+        if (left == -1) {
+            continue; /* a leaf */
+        }
+        if (left <= i || left >= tree->nodes || right <= i || right >= tree->nodes || split < 1 || split > 9) {
+            return UNIT_ERR_ARGUMENT;
+        }
+    }
+    return UNIT_OK;
+}
+
+/* The UnIT linear kernel (input-stationary, see unit_kernels_s8.h), for any quotient method;
+ * inlined into each public kernel with a constant method, so only that method's code remains. */
+static inline int32_t unit__linear_unit_s8(const int8_t *x, int32_t batch, int32_t in, int32_t out,
+                                           const int8_t *weight_t, const unit__quotient_method_s8 *q,
+                                           const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
+                                           unit_counts *counts) {
+    int32_t n, i;
+#if UNIT_S8_COUNTS
+    int64_t zero_weight = 0, zero_activation = 0, executed = 0, nonzero_inputs = 0;
+#endif
+    for (n = 0; n < batch; n++) {
+        const int8_t *x_row = x + (ptrdiff_t)n * in;
+        const int8_t *column = weight_t;
+        unit__linear_init_s8(scratch, out, requant);
+        for (i = 0; i < in; i++, column += out) {
+            const int8_t xv = x_row[i];
+            uint8_t t;
+            int32_t kept;
+            if (xv == 0) { /* one zero test per input skips its whole column */
+#if UNIT_S8_COUNTS
+                int32_t zeros = unit__column_zeros_s8(column, out);
+                zero_weight += zeros;
+                zero_activation += out - zeros;
+#endif
+                continue;
+            }
+            t = unit__quotient_s8(q, unit__abs_s8(xv));
+            kept = t < 128U ? unit__column_unit_s8(scratch, column, xv, t, out) : 0; /* t >= 128 keeps nothing */
+#if UNIT_S8_COUNTS
+            zero_weight += unit__column_zeros_s8(column, out);
+            executed += kept;
+            nonzero_inputs++;
+#else
+            (void)kept;
+#endif
+        }
+        unit__linear_store_s8(scratch, out, requant, y + (ptrdiff_t)n * out);
+    }
+#if UNIT_S8_COUNTS
+    if (counts != 0) {
+        unit__counts_set(counts, (int64_t)batch * in * out, zero_weight, zero_activation, executed,
+                         (int64_t)batch * in + nonzero_inputs * out, nonzero_inputs);
+    }
+#else
+    (void)counts;
+#endif
+    return UNIT_OK;
+}
+
+#endif /* UNIT_INTERNAL_S8_H */

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* unit_maxpool2d_s8.c -- int8 max-pool, no padding, dilation 1, floor mode (see unit_kernels_s8.h). */
+#include "unit_internal_s8.h"
+
+int32_t unit_maxpool2d_s8(const int8_t *x, int32_t batch, int32_t channels, int32_t in_height, int32_t in_width,
+                          int32_t kernel_height, int32_t kernel_width, int32_t stride_y, int32_t stride_x, int8_t *y) {
+    int32_t out_height, out_width, plane, planes, p, oy, ox, ky, kx;
+    if (batch < 0 || channels < 1 || in_height < 1 || in_width < 1 || kernel_height < 1 || kernel_width < 1 ||
+        stride_y < 1 || stride_x < 1 || kernel_height > in_height || kernel_width > in_width || x == 0 || y == 0) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    if ((int64_t)batch * channels * in_height * in_width > 0x7FFFFFFFL) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    out_height = (in_height - kernel_height) / stride_y + 1;
+    out_width = (in_width - kernel_width) / stride_x + 1;
+    plane = in_height * in_width;
+    planes = batch * channels;
+    for (p = 0; p < planes; p++) {
+        const int8_t *x_plane = x + (ptrdiff_t)p * plane;
+        for (oy = 0; oy < out_height; oy++) {
+            for (ox = 0; ox < out_width; ox++) {
+                const int8_t *window = x_plane + (ptrdiff_t)(oy * stride_y) * in_width + ox * stride_x;
+                int8_t best = window[0];
+                for (ky = 0; ky < kernel_height; ky++) {
+                    const int8_t *row = window + (ptrdiff_t)ky * in_width;
+                    for (kx = 0; kx < kernel_width; kx++) {
+                        best = row[kx] > best ? row[kx] : best;
+                    }
+                }
+                *y++ = best;
+            }
+        }
+    }
+    return UNIT_OK;
+}
