@@ -242,7 +242,7 @@ def chains(draw):
 
 @needs_cc
 @given(case=chains(), variant=st.sampled_from(VARIANTS), linear_quotient=st.sampled_from(LINEAR_QUOTIENTS))
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_random_layers_bit_exact(tmp_path_factory, case, variant, linear_quotient):
     qmodel, x = case
     check_bit_exact(qmodel, tmp_path_factory.mktemp("chain"), x, variant, linear_quotient)
@@ -318,3 +318,59 @@ def test_cli_export_on_a_model_file_and_on_weights(tmp_path, capsys):
     assert main(["export", "--model", "digits", "--weights", str(tmp_path / "weights.pt"), "--data", "digits",
                  "--out-dir", str(out_dir), "--overwrite", "--variant", "zeroskip"]) == 0
     assert "yes" in capsys.readouterr().out.splitlines()[-2]
+
+
+def tiny_model(rng: np.random.Generator) -> QuantizedModel:
+    """conv 1->4 k3 (padding 1), max-pool 2, flatten, linear 64->5: small enough for fast MCU runs."""
+    conv = qmodels.conv(rng, "conv", (1, 8, 8), 4, (3, 3), padding=(1, 1, 1, 1))
+    pool = qmodels.maxpool("pool", qmodels.output_shape(conv))
+    return QuantizedModel(ops=[conv, pool, QFlatten("flatten", 64), qmodels.linear(rng, "fc", 64, 5)],
+                          input_shape=(1, 8, 8), input_scale=1.0, output_scale=1.0)
+
+
+MCU_COMPILERS = {
+    "avr": (("avr-gcc", "gcc-avr avr-libc"), ["-mmcu=atmega2560", "-O2"]),
+    "msp430": (("clang-14", "clang-14 lld-14"), ["--target=msp430", "-O2", "-ffreestanding", "-nostdlib"]),
+}
+
+
+@pytest.mark.parametrize("target", sorted(MCU_COMPILERS))
+def test_generated_mcu_code_compiles_warning_free(tmp_path, target):
+    from tests.mcu_tools import require_program
+
+    (program, packages), flags = MCU_COMPILERS[target]
+    compiler = require_program(program, packages)
+    rng = np.random.default_rng(7)
+    qmodel = qmodels.mnist_like(rng)
+    export_c(qmodel, tmp_path, target=target, samples=qmodels.random_input(rng, 2, qmodel.input_shape))
+    for defines in ([], ["-DUNIT_MODEL_MARKERS=1"], ["-DUNIT_S8_COUNTS=1"]):
+        built = subprocess.run([compiler, *flags, *STRICT, "-DUNIT_SKIP_BRANCH=1", "-I.", "-Ikernels", *defines,
+                                "-c", "main.c", "model.c"], cwd=tmp_path, capture_output=True, text=True)
+        assert built.returncode == 0 and not built.stderr, f"{target} {defines}:\n{built.stderr}"
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430"])
+def test_exported_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
+    """The export's own Makefile builds the firmware (per inference and per layer), and it runs
+    bit-exactly in the simulator of unitprune.mcu.targets."""
+    from tests.mcu_tools import require_program, require_target
+    from unitprune.mcu import targets
+    from unitprune.mcu.targets.common import firmware_from_elf
+
+    require_target(target)
+    require_program("make", "make")
+    rng = np.random.default_rng(8)
+    qmodel = tiny_model(rng)
+    x = qmodels.random_input(rng, 3, qmodel.input_shape, boundary=np.unique(qmodel.ops[0].tau))
+    result = export_c(qmodel, tmp_path, target=target, samples=x)
+    made = subprocess.run(["make", "-s", "model.elf", "model_layers.elf"], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert made.returncode == 0, made.stderr
+    expected, _ = run_reference(qmodel, x)
+    for elf, labels in (("model.elf", ["inference"] * 3), ("model_layers.elf", ["conv", "pool", "fc"] * 3)):
+        run = targets.run(firmware_from_elf(target, tmp_path / elf, tmp_path, [], ""))
+        emitted = [region for region in run.regions if region.data]
+        assert np.array_equal(np.stack([np.frombuffer(bytes(r.data), np.int8) for r in emitted]),
+                              expected.reshape(len(x), -1))
+        assert [region.label for region in run.regions] == labels
+        assert run.stack_bytes + result.memory.peak_sram_with_io_bytes < 8192

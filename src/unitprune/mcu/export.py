@@ -572,8 +572,8 @@ def _makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], c
 
 def _msp430_rules(kernel_sources: list[str], support: list[str], counters: bool, commands: list[str]) -> list[str]:
     """Makefile rules of the MSP430 firmware, as unitprune.mcu.targets builds it: clang-14 objects,
-    the runtime (software multiply, or the 16-bit hardware multiplier) in an archive, ld.lld-14 with
-    the export's crt0 and linker script."""
+    the runtime helpers (software multiply, or the 16-bit hardware multiplier) as objects, ld.lld-14
+    with the export's crt0 and linker script."""
     base = "--target=msp430 -ffreestanding -nostdlib -ffunction-sections -fdata-sections -std=c99 -Wall -Wextra"
     model_flags = f"{base} -O2 -DUNIT_SKIP_BRANCH=1 -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}"
     runtime_flags = f"{base} -O2 -Wconversion -Wsign-conversion -Werror"
@@ -590,29 +590,27 @@ def _msp430_rules(kernel_sources: list[str], support: list[str], counters: bool,
             lines += [f"{obj}: {src} model.h unit_mcu.h", "\t@mkdir -p build-msp430/" + kind, f"\t{command}"]
             objects[kind].append(obj)
             commands.append(command.replace("$(MSP430_CFLAGS)", model_flags))
-    archives = {}
+    runtime_objects = {}
     for mult, hw in (("soft", 0), ("hwmult", 1)):
         objs = []
         for src in runtime:
-            suffix = "_entry" if src.endswith(".S") else ""
+            suffix = "_entry" if src.endswith(".S") else ""  # mpyll.S and mpyll.c must not share a name
             obj = f"build-msp430/rt-{mult}/{Path(src).stem}{suffix}.o"
             command = f"clang-14 $(MSP430_RUNTIME_CFLAGS) -DUNIT_MSP430_HWMULT={hw} -c {src} -o {obj}"
             lines += [f"{obj}: {src}", f"\t@mkdir -p build-msp430/rt-{mult}", f"\t{command}"]
             objs.append(obj)
             commands.append(command.replace("$(MSP430_RUNTIME_CFLAGS)", runtime_flags))
-        archive = f"build-msp430/rt-{mult}/libunitrt.a"
-        lines += [f"{archive}: {' '.join(objs)}", f"\tllvm-ar-14 rcs {archive} {' '.join(objs)}"]
-        commands.append(f"llvm-ar-14 rcs {archive} {' '.join(objs)}")
-        archives[mult] = archive
+        runtime_objects[mult] = " ".join(objs)
     lines += ["build-msp430/crt0.o: msp430/crt0.S", "\t@mkdir -p build-msp430",
               f"\tclang-14 $(MSP430_RUNTIME_CFLAGS) -c msp430/crt0.S -o build-msp430/crt0.o", ""]
     commands.append(f"clang-14 {runtime_flags} -c msp430/crt0.S -o build-msp430/crt0.o")
     for elf, kind, mult in (("model.elf", "inference", "soft"), ("model_layers.elf", "layers", "soft"),
                             ("model_hwmult.elf", "inference", "hwmult")):
+        # every runtime helper is linked; --gc-sections drops the unused ones (one section each)
         link = (f"ld.lld-14 -m msp430elf -T msp430/link.ld --gc-sections build-msp430/crt0.o "
-                f"{' '.join(objects[kind])} {archives[mult]} -o {elf}")
+                f"{' '.join(objects[kind])} {runtime_objects[mult]} -o {elf}")
         lines += [f"# {kind} regions, {'software multiply' if mult == 'soft' else '16-bit hardware multiplier'}",
-                  f"{elf}: build-msp430/crt0.o {' '.join(objects[kind])} {archives[mult]} msp430/link.ld",
+                  f"{elf}: build-msp430/crt0.o {' '.join(objects[kind])} {runtime_objects[mult]} msp430/link.ld",
                   f"\t{link}", ""]
         commands.append(link)
     return lines
