@@ -407,7 +407,8 @@ def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quot
                 f"{op.kernel[0]}, {op.kernel[1]}, {op.stride[0]}, {op.stride[1]}, {io[1]});"])
         elif isinstance(op, QReLU):
             kernels.add("unit_relu_s8")
-            statements = [f"/* {op.name}: ReLU{' (copy of the read-only input, then in place)' if memory.copy_first else ', in place'} */"]
+            how = " (copy of the read-only input, then in place)" if memory.copy_first else ", in place"
+            statements = [f"/* {op.name}: ReLU{how} */"]
             if memory.copy_first:
                 statements.append(f"unit_model_copy({io[1]}, {io[0]}, {op.size});")
             statements.append(f"status = unit_relu_s8({io[1]}, {op.size});")
@@ -797,7 +798,8 @@ def _check_target(spec: TargetSpec, plan: MemoryPlan, flash: list[LayerFlash], s
         need = plan.peak_sram_with_io_bytes + counter_bytes
         if need + STACK_RESERVE > spec.sram_bytes:
             raise ExportError(f"target {spec.name} ({spec.chip}, {spec.sram_bytes} bytes of SRAM): the model needs "
-                              f"{need} bytes plus at least {STACK_RESERVE} of stack (arena {plan.arena_bytes}, peak at layer "
+                              f"{need} bytes plus at least {STACK_RESERVE} of stack (arena {plan.arena_bytes}, "
+                              f"peak at layer "
                               f"{plan.peak_op}; scratch {plan.scratch_bytes}; input {plan.input_bytes}; output "
                               f"{plan.output_bytes}; descriptors {plan.descriptor_bytes}; counters {counter_bytes}). "
                               "Export for target='host' to inspect the memory plan")

@@ -23,6 +23,8 @@ __all__ = ["host_main", "mcu_main", "samples_header"]
 
 def host_main(layers: list[str], source: str) -> str:
     names = ", ".join(f'"{name}"' for name in layers)
+    names_table = (f"#if UNIT_S8_COUNTS\nstatic const char *const layer_names[UNIT_MODEL_LAYERS] = {{{names}}};\n"
+                   "#endif") if layers else ""
     counts = ""
     if layers:
         fields = ", ".join(f"(long long)c->{f}" for f in ("dense", "zero_weight", "zero_activation", "threshold",
@@ -42,7 +44,7 @@ def host_main(layers: list[str], source: str) -> str:
 
 static int8_t input[UNIT_MODEL_INPUT_SIZE];
 static int8_t output[UNIT_MODEL_OUTPUT_SIZE];
-{f"#if UNIT_S8_COUNTS{chr(10)}static const char *const layer_names[UNIT_MODEL_LAYERS] = {{{names}}};{chr(10)}#endif" if layers else ""}
+{names_table}
 
 int main(int argc, char **argv) {{
     FILE *in;
