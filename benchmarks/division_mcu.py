@@ -38,6 +38,7 @@ import torch
 
 import unitprune
 from unitprune import approx
+from unitprune.mcu.codegen import c_array
 from unitprune.mcu import targets
 from unitprune.mcu.targets import ToolMissing
 
@@ -132,11 +133,6 @@ def make_operands(n: int, seed: int = 2024) -> Operands:
     )
 
 
-def _c_array(ctype: str, name: str, values, suffix: str = "") -> str:
-    items = ", ".join(f"{int(v)}{suffix}" for v in values)
-    return f"static {ctype} {name}[] = {{{items}}};\n"
-
-
 def _tree_code(tree: approx.BinTree, ctype: str, name: str) -> str:
     """The tree as nested ifs with a constant shift at each leaf (what firmware would inline)."""
     def emit(node: int, depth: int) -> list[str]:
@@ -159,16 +155,16 @@ def write_data_header(path: Path, ops: Operands) -> None:
         f"#define DIV_N {len(ops.t_f32)}\n",
         # Operands are mutable SRAM data like a layer's activations (the firmware overwrites the
         # float ones with the edge cases at the end).
-        _c_array("uint32_t", "t_f32", ops.t_f32, "UL"), _c_array("uint32_t", "c_f32", ops.c_f32, "UL"),
-        _c_array("uint32_t", "t_u32", ops.t_u32, "UL"), _c_array("uint32_t", "c_u32", ops.c_u32, "UL"),
+        c_array("uint32_t", "t_f32", ops.t_f32, const=False), c_array("uint32_t", "c_f32", ops.c_f32, const=False),
+        c_array("uint32_t", "t_u32", ops.t_u32, const=False), c_array("uint32_t", "c_u32", ops.c_u32, const=False),
         f"#define DIV_EDGE_N {len(EDGE_CASES)}\n",
-        _c_array("const uint32_t", "edge_t_f32", [t for t, _ in EDGE_CASES], "UL"),
-        _c_array("const uint32_t", "edge_c_f32", [c for _, c in EDGE_CASES], "UL"),
-        _c_array("uint16_t", "t_u16", ops.t_u16, "U"), _c_array("uint16_t", "c_u16", ops.c_u16, "U"),
+        c_array("uint32_t", "edge_t_f32", [t for t, _ in EDGE_CASES], const=True),
+        c_array("uint32_t", "edge_c_f32", [c for _, c in EDGE_CASES], const=True),
+        c_array("uint16_t", "t_u16", ops.t_u16, const=False), c_array("uint16_t", "c_u16", ops.c_u16, const=False),
         "/* unitprune.approx.BinTree.from_samples flat arrays; pivot = 2**(split-1), 0 at leaves */\n",
-        _c_array("const uint16_t", "tree_pivot", [(1 << (s - 1)) if s > 0 else 0 for s in tree.split], "U"),
-        _c_array("const int8_t", "tree_left", tree.left), _c_array("const int8_t", "tree_right", tree.right),
-        _c_array("const uint8_t", "tree_leaf", tree.leaf),
+        c_array("uint16_t", "tree_pivot", [(1 << (s - 1)) if s > 0 else 0 for s in tree.split], const=True),
+        c_array("int8_t", "tree_left", tree.left, const=True), c_array("int8_t", "tree_right", tree.right, const=True),
+        c_array("uint8_t", "tree_leaf", tree.leaf, const=True),
     ]
     for ctype, prefix in (("uint32_t", "u32"), ("uint16_t", "u16")):
         parts.append(_tree_code(ops.optimal, ctype, f"{prefix}_bintree_shift_optimal"))

@@ -13,6 +13,8 @@ from .config import RuntimeConfig, UnITConfig
 from .convert import convert, strip, unit_layers
 from .counts import MacCounts
 from .layers import UnITConv1d, UnITConv2d, UnITLinear
+from .mcu.export import export_c
+from .mcu.host import run_exported
 from .mcu.quantize import quantize
 from .report import MacReport, mac_report
 from . import shrink  # the subpackage; callable: unitprune.shrink(model, ...) runs the method
@@ -30,6 +32,7 @@ __all__ = [
     "MacReport",
     "calibrate",
     "convert",
+    "export_c",
     "mac_report",
     "quantize",
     "reset_mac_counts",
@@ -38,6 +41,7 @@ __all__ = [
     "shrink",
     "MCUBudget",
     "ShrinkConfig",
+    "run_exported",
     "set_thresholds",
     "strip",
     "unit_layers",

@@ -6,6 +6,7 @@ import argparse
 
 from .. import __version__
 from . import commands as handlers
+from .export import add_export_parser
 from .errors import CLIError
 
 __all__ = ["build_parser", "NOT_FILE_KEYS"]
@@ -198,4 +199,5 @@ def build_parser() -> _Parser:
 
     add_data_parser(commands, _FORMATTER, _add_common)
     add_domain_parser(commands, _FORMATTER, _add_common)
+    add_export_parser(commands, _FORMATTER, _add_common, _add_model_options, _add_data_options)
     return parser
