@@ -369,6 +369,28 @@ def test_variants_and_counters_on_digits(digits):
     assert torch.equal(qmodel(test), torch.from_numpy(dequantize_output(qmodel, y_unit)))
 
 
+def test_quotient_tree_is_shaped_by_calibration(digits):
+    model, calibration, _, _ = digits
+    converted = unitprune.convert(model, UnITConfig(approx="bitshift", shift_start=3))
+    unitprune.calibrate(converted, calibration, percentile=30)
+    qmodel = quantize(converted, calibration, linear_quotient="bintree")
+    fc = qmodel.ops[-1]
+    magnitudes = np.abs(captured_inputs(qmodel, quantize_input(qmodel, calibration))[2]["fc"][1].astype(int)).ravel()
+    magnitudes = magnitudes[magnitudes > 0]
+
+    def walk(c: int) -> tuple[int, int]:  # (quotient, comparisons), reading the stored arrays
+        node = steps = 0
+        while fc.tree_left[node] >= 0:
+            node = fc.tree_left[node] if c < (1 << (int(fc.tree_split[node]) - 1)) else fc.tree_right[node]
+            steps += 1
+        return int(fc.tree_quotient[node]), steps
+
+    walks = [walk(int(c)) for c in range(1, 129)]
+    assert [q for q, _ in walks] == [min(fc.threshold_q >> max(c.bit_length(), 3), 255) for c in range(1, 129)]
+    mean_steps = np.mean([walks[c - 1][1] for c in magnitudes])
+    assert mean_steps < 3.0  # a balanced tree over 8 bit lengths takes 3 comparisons
+
+
 def test_unit_accuracy_close_to_float_unit(digits):
     model, calibration, test, labels = digits
     converted = unitprune.convert(model, UnITConfig(approx="bitshift"))
