@@ -166,10 +166,13 @@ def sparse_data(generator, shape, count=24):
     return torch.where(torch.rand(x.shape, generator=generator) < 0.3, torch.zeros_like(x), x)
 
 
-def unit_model(model, approx, generator, shift_start=None, scale=0.3):
-    converted = unitprune.convert(model, UnITConfig(approx=approx, shift_start=shift_start)).eval()
+def unit_model(model, approx, generator, shift_start=None, scale=0.3, conv_group_size=None):
+    """UnIT twin with random thresholds; the conv (layer "0") may have threshold groups."""
+    converted = unitprune.convert(model, UnITConfig(approx=approx, shift_start=shift_start,
+                                                    group_size=conv_group_size), ignored_layers=["3"])
+    converted = unitprune.convert(converted, UnITConfig(approx=approx, shift_start=shift_start)).eval()
     for _, layer in unitprune.unit_layers(converted):
-        layer.threshold.fill_(float(torch.rand(1, generator=generator)) * scale)
+        layer.threshold.copy_(torch.rand(layer.threshold.shape, generator=generator) * scale)
     return converted
 
 
@@ -205,12 +208,13 @@ def python_int_keep(approx, z, c, threshold_q, shift_start):
 
 @SETTINGS
 @given(layer=conv_layers(), approx=st.sampled_from(["exact", "bitshift"]), shift_start=st.sampled_from([None, 3]),
-       seed=st.integers(0, 2**31 - 1))
-def test_conv_and_linear_match_the_oracles(layer, approx, shift_start, seed):
+       group_size=st.sampled_from([None, 1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_conv_and_linear_match_the_oracles(layer, approx, shift_start, group_size, seed):
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model, shape = conv_model(**layer)
-    model = unit_model(model, approx, generator, shift_start)
+    model = unit_model(model, approx, generator, shift_start, conv_group_size=group_size)
+    thresholds = model[0].threshold.double().numpy()
     x = sparse_data(generator, shape)
     qmodel = quantize(model, x, linear_quotient="table" if approx == "exact" else "bitshift")
     x_q = quantize_input(qmodel, x[:6])
@@ -218,6 +222,9 @@ def test_conv_and_linear_match_the_oracles(layer, approx, shift_start, seed):
     s = shift_start or 0
 
     conv, conv_in = inputs["0"]
+    group_of_output = np.arange(conv.out_channels) // (group_size or conv.out_channels)
+    assert np.array_equal(conv.threshold_q, np.floor(thresholds[group_of_output]
+                                                     / (conv.input_scale * conv.weight_scale)))
     columns = torch_columns(conv, conv_in)  # (n, C*K, L)
     n, _, positions = columns.shape
     taps = conv.weight[0].size
