@@ -550,6 +550,28 @@ class FunctionalNet(nn.Module):
         return self.fc(torch.flatten(x, 1)).relu()
 
 
+class ReusedModules(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.fc(self.relu(self.fc(x))))
+
+
+def test_a_module_called_twice_gives_steps_with_their_own_names():
+    torch.manual_seed(6)
+    model = ReusedModules().eval()
+    x = torch.randn(32, 4)
+    qmodel = quantize(model, x)
+    assert [op.name for op in qmodel.ops] == ["fc", "fc#2"]
+    _, counts = run_reference(qmodel, quantize_input(qmodel, x))
+    assert set(counts) == {"fc", "fc#2"}
+    with torch.no_grad():
+        assert float((qmodel(x) - model(x)).abs().max()) <= 2 * qmodel.output_scale
+
+
 def test_functional_model_equals_its_sequential_twin():
     torch.manual_seed(5)
     model = FunctionalNet().eval()
