@@ -617,6 +617,7 @@ class ViewFlatten(nn.Module):
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, ceil_mode=True)), "max-pool '1'.*ceil_mode"),
     (nn.Sequential(nn.ReLU(), nn.BatchNorm2d(1), nn.Conv2d(1, 2, 3)), "BatchNorm '1'"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(0)), "Flatten '1'"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False)), "BatchNorm '1'.*running"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(4, 2)), "linear layer '1'.*flat"),
     (TwoInputs(), "step 'conv'"),
     (ViewFlatten(), "'conv' is used by 2 steps \\(size, view\\)"),
@@ -636,6 +637,13 @@ def test_error_cases_name_the_layer():
     with pytest.raises(ValueError, match="linear_quotient='table'"):
         quantize(exact, x)
     quantize(exact, x, linear_quotient="table")
+    bn = nn.BatchNorm1d(4).eval()
+    with torch.no_grad():
+        bn.running_var.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    linear_bn = unitprune.convert(nn.Sequential(nn.Flatten(), nn.Linear(36, 4), bn), UnITConfig(approx="bitshift"))
+    linear_bn[1].threshold.fill_(0.1)
+    with pytest.raises(ValueError, match="BatchNorm '2' after UnIT linear layer '1'"):
+        quantize(linear_bn, x)
     model = nn.Sequential(nn.Flatten(), nn.Linear(36, 4))
     with pytest.raises(ValueError, match="NaN"):
         quantize(model, torch.full((2, 1, 6, 6), float("nan")))
