@@ -33,31 +33,75 @@
 #define UNIT__INT32_MIN (-2147483647L - 1L)
 #define UNIT__INT32_MAX 2147483647L
 
-/* TFLite MultiplyByQuantizedMultiplier (docs/fixed_point.md). The doubling high multiply
- * (a*b + nudge) / 2**31, truncated toward zero, is written with shifts: for v < 0,
- * trunc(v / 2**31) = -((-v) >> 31); v = a*b + nudge is never INT64_MIN (|a*b| <= 2**62). */
-static inline int32_t unit__requantize_s8(int32_t acc, int32_t multiplier, int32_t shift) {
-    int32_t left, right, a, high, remainder, limit;
-    int64_t product;
+/* a * b as uint32 from 16-bit operands. A separate function on MCUs: inlined, avr-gcc 5.4 loses the
+ * zero extension and calls the 32x32-bit __mulsi3 instead of the 16x16->32-bit __umulhisi3. */
+UNIT__ROW_FN uint32_t unit__mul_u16(uint16_t a, uint16_t b) {
+    return (uint32_t)a * b;
+}
+
+/* TFLite SaturatingRoundingDoublingHighMul(a, m) for m >= 0 without 64-bit arithmetic (an 8-bit
+ * MCU's int64 multiply and shifts are library loops): with P = |a| * m < 2**62 assembled from four
+ * 16x16->32-bit products in two 32-bit words, the rounded quotient is (P + 2**30) >> 31 for
+ * a*m >= 0 and -((P + 2**30 - 1) >> 31) for a*m < 0, i.e. trunc((a*m + nudge) / 2**31). */
+static inline int32_t unit__high_mul_s8(int32_t a, int32_t m) {
+    const uint32_t magnitude = a < 0 ? 0U - (uint32_t)a : (uint32_t)a; /* |a| <= 2**31 */
+    const uint32_t um = (uint32_t)m;
+    const uint16_t a0 = (uint16_t)magnitude, a1 = (uint16_t)(magnitude >> 16);
+    const uint16_t m0 = (uint16_t)um, m1 = (uint16_t)(um >> 16);
+    const uint32_t mid1 = unit__mul_u16(a1, m0), mid2 = unit__mul_u16(a0, m1);
+    uint32_t low = unit__mul_u16(a0, m0), high = unit__mul_u16(a1, m1);
+    uint32_t add;
+    const int negative = a < 0 && m != 0;
+    add = mid1 << 16;
+    low += add;
+    high += (mid1 >> 16) + (low < add ? 1U : 0U);
+    add = mid2 << 16;
+    low += add;
+    high += (mid2 >> 16) + (low < add ? 1U : 0U);
+    add = negative ? 0x3FFFFFFFUL : 0x40000000UL; /* the nudge */
+    low += add;
+    high += low < add ? 1U : 0U;
+    add = (high << 1) | (low >> 31); /* < 2**31 */
+    return negative ? -(int32_t)add : (int32_t)add;
+}
+
+/* TFLite RoundingDivideByPOT(x, e) for e in [0, 31]: x / 2**e rounded to nearest, ties away from
+ * zero. One variable shift in the usual case: (x + 2**(e-1) - (x < 0)) >> e, exact unless the sum
+ * overflows (x within 2**(e-1) of INT32_MAX), which takes the two-shift form. */
+static inline int32_t unit__divide_by_pot_s8(int32_t x, int32_t e) {
+    int32_t half, remainder, limit;
     uint32_t mask;
+    if (e == 0) {
+        return x;
+    }
+    half = (int32_t)((uint32_t)1 << (e - 1)) - (x < 0 ? 1 : 0);
+    if (x <= (int32_t)UNIT__INT32_MAX - half) {
+        return (x + half) >> e;
+    }
+    mask = ((uint32_t)1 << e) - 1U;
+    remainder = (int32_t)((uint32_t)x & mask);
+    limit = (int32_t)(mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (remainder > limit ? 1 : 0);
+}
+
+/* TFLite MultiplyByQuantizedMultiplier (docs/fixed_point.md): a = acc * 2**max(shift, 0), then
+ * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(a, multiplier), max(-shift, 0)). A negative
+ * multiplier (outside the documented range, refused by the kernels) takes a plain int64 path. */
+static inline int32_t unit__requantize_s8(int32_t acc, int32_t multiplier, int32_t shift) {
+    int32_t a, high;
     shift = shift < -31 ? -31 : (shift > 30 ? 30 : shift);
-    left = shift > 0 ? shift : 0;
-    right = shift > 0 ? 0 : -shift;
-    a = (int32_t)((uint32_t)acc << left);
-    if (a == UNIT__INT32_MIN && multiplier == UNIT__INT32_MIN) {
+    a = shift > 0 ? (int32_t)((uint32_t)acc << shift) : acc;
+    if (multiplier >= 0) {
+        high = unit__high_mul_s8(a, multiplier);
+    } else if (a == UNIT__INT32_MIN && multiplier == UNIT__INT32_MIN) {
         high = (int32_t)UNIT__INT32_MAX;
     } else {
-        product = (int64_t)a * (int64_t)multiplier;
-        if (product >= 0) {
-            high = (int32_t)((product + ((int64_t)1 << 30)) >> 31);
-        } else {
-            high = (int32_t)(-((-(product + (1 - ((int64_t)1 << 30)))) >> 31));
-        }
+        const int64_t product = (int64_t)a * (int64_t)multiplier;
+        const int64_t nudge = product >= 0 ? ((int64_t)1 << 30) : 1 - ((int64_t)1 << 30);
+        const int64_t v = product + nudge;
+        high = (int32_t)(v >= 0 ? v >> 31 : -((-v) >> 31)); /* division by 2**31 truncating toward zero */
     }
-    mask = ((uint32_t)1 << right) - 1U;
-    remainder = (int32_t)((uint32_t)high & mask);
-    limit = (int32_t)(mask >> 1) + (high < 0 ? 1 : 0);
-    return (high >> right) + (remainder > limit ? 1 : 0);
+    return shift < 0 ? unit__divide_by_pot_s8(high, -shift) : high;
 }
 
 /* requantize, then clamp to [act_min, act_max] (both in [-128, 127]) as int8. */
