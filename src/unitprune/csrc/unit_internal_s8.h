@@ -33,36 +33,42 @@
 #define UNIT__INT32_MIN (-2147483647L - 1L)
 #define UNIT__INT32_MAX 2147483647L
 
-/* a * b as uint32 from 16-bit operands. A separate function on MCUs: inlined, avr-gcc 5.4 loses the
- * zero extension and calls the 32x32-bit __mulsi3 instead of the 16x16->32-bit __umulhisi3. */
-UNIT__ROW_FN uint32_t unit__mul_u16(uint16_t a, uint16_t b) {
-    return (uint32_t)a * b;
+/* The two 32-bit words of an int64. On little-endian targets (AVR, MSP430, x86, ARM) through a
+ * union: avr-gcc 5.4 compiles `v >> 32` into a call of the 64-bit shift routine __lshrdi3, the
+ * union into register moves. */
+static inline void unit__words_s64(int64_t v, uint32_t *low, uint32_t *high) {
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    union {
+        int64_t value;
+        uint32_t words[2];
+    } u;
+    u.value = v;
+    *low = u.words[0];
+    *high = u.words[1];
+#else
+    *low = (uint32_t)((uint64_t)v & 0xFFFFFFFFUL);
+    *high = (uint32_t)((uint64_t)v >> 32);
+#endif
 }
 
-/* TFLite SaturatingRoundingDoublingHighMul(a, m) for m >= 0 without 64-bit arithmetic (an 8-bit
- * MCU's int64 multiply and shifts are library loops): with P = |a| * m < 2**62 assembled from four
- * 16x16->32-bit products in two 32-bit words, the rounded quotient is (P + 2**30) >> 31 for
- * a*m >= 0 and -((P + 2**30 - 1) >> 31) for a*m < 0, i.e. trunc((a*m + nudge) / 2**31). */
+/* TFLite SaturatingRoundingDoublingHighMul(a, m), a*m != INT32_MIN*INT32_MIN: v = a*m + nudge
+ * (nudge 2**30, or 1 - 2**30 for a negative product), then v / 2**31 truncated toward zero. The
+ * 32x32->64-bit product is one widening multiply (libgcc's __mulsidi3 on AVR); the nudge and the
+ * division work on the product's two 32-bit words (no 64-bit add, compare or shift routines):
+ * floor(v / 2**31) = (high << 1) | (low >> 31), plus 1 for a negative v with a remainder. */
 static inline int32_t unit__high_mul_s8(int32_t a, int32_t m) {
-    const uint32_t magnitude = a < 0 ? 0U - (uint32_t)a : (uint32_t)a; /* |a| <= 2**31 */
-    const uint32_t um = (uint32_t)m;
-    const uint16_t a0 = (uint16_t)magnitude, a1 = (uint16_t)(magnitude >> 16);
-    const uint16_t m0 = (uint16_t)um, m1 = (uint16_t)(um >> 16);
-    const uint32_t mid1 = unit__mul_u16(a1, m0), mid2 = unit__mul_u16(a0, m1);
-    uint32_t low = unit__mul_u16(a0, m0), high = unit__mul_u16(a1, m1);
-    uint32_t add;
-    const int negative = a < 0 && m != 0;
-    add = mid1 << 16;
+    uint32_t low, high, add, floor_bits;
+    int negative;
+    unit__words_s64((int64_t)a * (int64_t)m, &low, &high);
+    negative = (high & 0x80000000UL) != 0;
+    add = negative ? (uint32_t)0xC0000001UL : (uint32_t)0x40000000UL; /* nudge: low word; high word -1 or 0 */
     low += add;
-    high += (mid1 >> 16) + (low < add ? 1U : 0U);
-    add = mid2 << 16;
-    low += add;
-    high += (mid2 >> 16) + (low < add ? 1U : 0U);
-    add = negative ? 0x3FFFFFFFUL : 0x40000000UL; /* the nudge */
-    low += add;
-    high += low < add ? 1U : 0U;
-    add = (high << 1) | (low >> 31); /* < 2**31 */
-    return negative ? -(int32_t)add : (int32_t)add;
+    high += (uint32_t)(low < add ? 1U : 0U) + (negative ? (uint32_t)0xFFFFFFFFUL : (uint32_t)0U);
+    floor_bits = (high << 1) | (low >> 31);
+    if ((high & 0x80000000UL) != 0 && (low & 0x7FFFFFFFUL) != 0) {
+        floor_bits += 1U; /* truncate toward zero */
+    }
+    return (int32_t)floor_bits;
 }
 
 /* TFLite RoundingDivideByPOT(x, e) for e in [0, 31]: x / 2**e rounded to nearest, ties away from
@@ -85,21 +91,15 @@ static inline int32_t unit__divide_by_pot_s8(int32_t x, int32_t e) {
 }
 
 /* TFLite MultiplyByQuantizedMultiplier (docs/fixed_point.md): a = acc * 2**max(shift, 0), then
- * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(a, multiplier), max(-shift, 0)). A negative
- * multiplier (outside the documented range, refused by the kernels) takes a plain int64 path. */
+ * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(a, multiplier), max(-shift, 0)). */
 static inline int32_t unit__requantize_s8(int32_t acc, int32_t multiplier, int32_t shift) {
     int32_t a, high;
     shift = shift < -31 ? -31 : (shift > 30 ? 30 : shift);
     a = shift > 0 ? (int32_t)((uint32_t)acc << shift) : acc;
-    if (multiplier >= 0) {
-        high = unit__high_mul_s8(a, multiplier);
-    } else if (a == UNIT__INT32_MIN && multiplier == UNIT__INT32_MIN) {
+    if (a == UNIT__INT32_MIN && multiplier == UNIT__INT32_MIN) {
         high = (int32_t)UNIT__INT32_MAX;
     } else {
-        const int64_t product = (int64_t)a * (int64_t)multiplier;
-        const int64_t nudge = product >= 0 ? ((int64_t)1 << 30) : 1 - ((int64_t)1 << 30);
-        const int64_t v = product + nudge;
-        high = (int32_t)(v >= 0 ? v >> 31 : -((-v) >> 31)); /* division by 2**31 truncating toward zero */
+        high = unit__high_mul_s8(a, multiplier);
     }
     return shift < 0 ? unit__divide_by_pot_s8(high, -shift) : high;
 }
