@@ -134,7 +134,7 @@ def host_results(layers: dict) -> dict[str, tuple[np.ndarray, dict]]:
 def write_data_header(path: Path, layers: dict) -> None:
     conv, linear = layers["conv"], layers["linear"]
     c = CONV
-    out_h = out_w = c["h"] + 2 * c["pad"] - c["k"] + 1
+    out_h, out_w = c["h"] + 2 * c["pad"] - c["k"] + 1, c["w"] + 2 * c["pad"] - c["k"] + 1
     flash = lambda ctype: f"const {ctype} UNIT_FLASH"  # noqa: E731
     tree = linear["tree"]
     parts = [
@@ -180,6 +180,25 @@ def build_firmware(build: Path, mcu: str, opt: str) -> tuple[Path, list[str]]:
     return elf, flags
 
 
+def check_record(record: dict, layers: dict, expected: dict, opt: str) -> None:
+    """Raises unless a firmware region's streamed bytes equal the host library's results."""
+    label = record["label"]
+    if label == "requantize":
+        got = np.frombuffer(bytes.fromhex(record["data"]), dtype="<i4")
+        req = layers["requantize"]
+        if not np.array_equal(got, s8.requantize(req["acc"], req["multiplier"], req["shift"])):
+            raise RuntimeError(f"requantize -{opt}: the AVR results differ from the host library")
+        return
+    if label not in expected:
+        raise RuntimeError(f"unexpected firmware region {label!r}")
+    data = np.frombuffer(bytes.fromhex(record["data"]), dtype=np.int8)
+    want = expected[label][0].reshape(-1)
+    if data.size != want.size + 1 or data[0] != 0 or not np.array_equal(data[1:], want):
+        bad = np.count_nonzero(data[1:] != want) if data.size == want.size + 1 else "all"
+        raise RuntimeError(f"{label} -{opt}: the AVR output differs from the host library "
+                           f"(status {data[0] if data.size else None}, {bad} bytes differ)")
+
+
 def measure(mcu: str, opts: tuple[str, ...], seed: int, build_dir: Path | None) -> dict:
     tools = check_tools()
     layers = make_layers(seed)
@@ -197,19 +216,11 @@ def measure(mcu: str, opts: tuple[str, ...], seed: int, build_dir: Path | None) 
             cycles = {}
             for record in records:
                 label = record["label"]
+                check_record(record, layers, expected, opt)
                 if label == "requantize":
-                    got = np.frombuffer(bytes.fromhex(record["data"]), dtype="<i4")
-                    req = layers["requantize"]
-                    if not np.array_equal(got, s8.requantize(req["acc"], req["multiplier"], req["shift"])):
-                        raise RuntimeError(f"requantize -{opt}: the AVR results differ from the host library")
-                    builds.setdefault(opt, {})["requantize_cycles"] = record["cycles"] / REQUANTIZE_N
-                    continue
-                data = np.frombuffer(bytes.fromhex(record["data"]), dtype=np.int8)
-                want = expected[label][0].reshape(-1)
-                if data[0] != 0 or not np.array_equal(data[1:], want):
-                    raise RuntimeError(f"{label} -{opt}: the AVR output differs from the host library "
-                                       f"(status {data[0]}, {np.count_nonzero(data[1:] != want)} bytes differ)")
-                cycles[label] = record["cycles"]
+                    builds[opt]["requantize_cycles"] = record["cycles"] / REQUANTIZE_N
+                else:
+                    cycles[label] = record["cycles"]
             if sorted(cycles) != sorted(expected):
                 raise RuntimeError(f"firmware regions {sorted(cycles)} differ from {sorted(expected)}")
             builds[opt].update({"flags": flags, "cycles": cycles})
@@ -244,7 +255,7 @@ def render_markdown(result: dict) -> str:
     lines += ["", "Speed-up = cycles of the dense kernel / cycles of the variant (same layer, same build). "
               "Every variant includes the output stage: one requantization per output (" + ", ".join(
                   f"-{o}: {builds[o]['requantize_cycles']:.0f} cycles each, measured over {REQUANTIZE_N} calls"
-                  for o in opts) + f"; the conv has {c['o'] * (c['h'] + 2 * c['pad'] - c['k'] + 1) ** 2} outputs, "
+                  for o in opts) + f"; the conv has {counts['conv_dense']['dense'] // (c['c'] * c['k'] ** 2)} outputs, "
               f"the linear layer {lin['outputs']})."]
     return "\n".join(lines) + "\n"
 
