@@ -20,14 +20,33 @@
 #define UNIT_S8_COUNTS 0
 #endif
 
-/* UNIT__ROW_FN marks the innermost loops (one conv output row of a tap, one linear column). On
- * MCUs they are separate functions, called once per row/column: with few live values everything
- * stays in registers (inlined into the loop nests, avr-gcc spilled the data pointer and the
- * product to the stack, ~8-16 more cycles per MAC). Hosts inline them. */
+/* How the innermost loops are compiled on MCUs (measured on AVR, benchmarks/kernels_s8_mcu.py,
+ * docs/kernels.md): as separate functions, called once per conv row or linear column, every value
+ * of the loop stays in registers but each call saves and restores ~9 registers; inlined into the
+ * loop nest, avr-gcc spills some of them. UNIT__ROW_FN (conv rows, dense and zeroskip columns):
+ * separate functions with -Os, where they measured faster (avr-gcc 5.4: dense conv 4.52 M instead
+ * of 4.91 M cycles), inlined otherwise (-O2: 2.27 M instead of 2.47 M). UNIT__COLUMN_FN (the UnIT
+ * linear column, whose caller also computes the quotient): a separate function on MCUs at every
+ * level (-O2: 94 k instead of 108 k cycles). Hosts inline everything. Both are overridable with -D. */
 #if defined(__GNUC__) && (defined(__AVR__) || defined(__MSP430__))
-#define UNIT__ROW_FN static __attribute__((noinline, unused)) /* unused: no warning where not called */
+#define UNIT__SEPARATE_FN static __attribute__((noinline, unused)) /* unused: no warning where not called */
+#ifndef UNIT__ROW_FN
+#if defined(__OPTIMIZE_SIZE__)
+#define UNIT__ROW_FN UNIT__SEPARATE_FN
 #else
 #define UNIT__ROW_FN static inline
+#endif
+#endif
+#ifndef UNIT__COLUMN_FN
+#define UNIT__COLUMN_FN UNIT__SEPARATE_FN
+#endif
+#else
+#ifndef UNIT__ROW_FN
+#define UNIT__ROW_FN static inline
+#endif
+#ifndef UNIT__COLUMN_FN
+#define UNIT__COLUMN_FN static inline
+#endif
 #endif
 
 #define UNIT__INT32_MIN (-2147483647L - 1L)
@@ -144,7 +163,7 @@ static inline uint8_t unit__abs_s8(int8_t v) {
 
 /* Keep test of the UnIT kernels, |v| > t for v in [-128, 127] and t in [0, 127], as one 8-bit add
  * and one unsigned compare: with s = v + t in [-128, 254], s >= 0 gives s > 2t iff v > t, and
- * s < 0 (v < -t, kept) wraps to 256 + s >= 128 > ... >= 2t + 1 as 256 + v > t always holds. The
+ * s < 0 (v < -t, kept) wraps to 256 + s, which exceeds 2t because 256 + v > t always holds. The
  * caller passes t2 = 2t. */
 static inline int unit__keep_s8(int8_t v, uint8_t t, uint8_t t2) {
     return (uint8_t)((uint8_t)v + t) > t2;
@@ -319,7 +338,7 @@ UNIT__ROW_FN void unit__column_zeroskip_s8(int32_t *acc, const int8_t *w, int8_t
 
 /* UnIT column: acc[j] += x * w[j] iff |w[j]| > t, for t in [0, 127]; returns the kept count in the
  * counted build (0 otherwise). */
-UNIT__ROW_FN int32_t unit__column_unit_s8(int32_t *acc, const int8_t *w, int8_t x, uint8_t t, int32_t out) {
+UNIT__COLUMN_FN int32_t unit__column_unit_s8(int32_t *acc, const int8_t *w, int8_t x, uint8_t t, int32_t out) {
     const uint8_t t2 = (uint8_t)(t + t);
     int32_t *end = acc + out;
     int32_t kept = 0;
