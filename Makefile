@@ -26,9 +26,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/kernels.py
 	$(PY) benchmarks/division.py
 
-# Cycle-exact division and int8 kernel benchmarks on a simulated AVR (needs `make mcu-tools`).
+# Cycle-exact benchmarks on simulated AVR and MSP430 (needs `make mcu-tools`).
 bench-mcu: $(STAMP)
 	$(PY) benchmarks/division_mcu.py
+	$(PY) benchmarks/mcu_runtime.py
 	$(PY) benchmarks/kernels_s8_mcu.py
 
 # The MCU toolchains and cycle-exact simulators (AVR: avr-gcc + simavr; MSP430: clang-14 + lld-14 +

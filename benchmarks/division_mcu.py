@@ -1,4 +1,5 @@
-"""Cycle-exact cost of the UnIT quotient on AVR (simavr): true division against the approximations.
+"""Cycle-exact cost of the UnIT quotient on AVR (simavr) and MSP430 (mspdebug sim): true division
+against the approximations.
 
 The MCU counterpart of ``benchmarks/division.py``. It
 
@@ -6,17 +7,20 @@ The MCU counterpart of ``benchmarks/division.py``. It
    integer controls with a calibration-like bit-length distribution) and the binary search trees
    (``unitprune.approx.BinTree``: the optimal alphabetic tree of a separate calibration sample,
    and a balanced one) as C tables and unrolled code, into ``division_data.h``;
-2. builds the harness ``benchmarks/mcu/simavr_cycles.c`` against libsimavr (host gcc) and the
-   firmware ``benchmarks/mcu/division_avr.c`` with avr-gcc at each optimisation level, including
-   the library's own ``src/unitprune/csrc/unit_internal.h`` for the float approximations;
-3. runs the firmware in simavr, which reports the exact cycles of every variant's loop and streams
-   its results back; every result is compared bit for bit with ``unitprune.approx`` (float) or
-   Python integer arithmetic -- a mismatch is an error, not a footnote;
-4. writes ``benchmarks/results/division_avr.json`` and ``.md``: cycles per quotient (loop cycles
-   minus the empty loop's, divided by N) and throughput ratios against true division.
+2. builds the firmware ``benchmarks/mcu/division.c`` with ``unitprune.mcu.targets.build`` for
+   each target and optimisation level, including the library's own
+   ``src/unitprune/csrc/unit_internal.h`` for the float approximations (AVR only: Debian has no
+   msp430 soft-float library; MSP430 runs the integer variants);
+3. runs it with ``unitprune.mcu.targets.run`` (AVR: simavr; MSP430: mspdebug sim, with the
+   project's software division helpers), which reports the exact cycles of every variant's loop
+   and streams its results back; every result is compared bit for bit with ``unitprune.approx``
+   (float) or Python integer arithmetic -- a mismatch is an error, not a footnote;
+4. writes ``benchmarks/results/division_<avr|msp430>.json`` and ``.md``: cycles per quotient (loop
+   cycles minus the empty loop's, divided by N) and throughput ratios against true division.
 
-Usage: ``python benchmarks/division_mcu.py [--n 256] [--mcu atmega2560] [--opt Os O2]``
-Needs: ``apt-get install gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev pkg-config``.
+Usage: ``python benchmarks/division_mcu.py [--targets avr msp430] [--n 256] [--opt Os O2]``
+Needs: ``apt-get install gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev pkg-config``
+(AVR) and ``clang-14 lld-14 mspdebug`` (MSP430).
 """
 
 from __future__ import annotations
@@ -24,8 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,6 +38,9 @@ import torch
 
 import unitprune
 from unitprune import approx
+from unitprune.mcu.codegen import c_array
+from unitprune.mcu import targets
+from unitprune.mcu.targets import ToolMissing
 
 logger = logging.getLogger("division_mcu")
 
@@ -43,9 +48,14 @@ HERE = Path(__file__).resolve().parent
 MCU_DIR = HERE / "mcu"
 CSRC = Path(unitprune.__file__).resolve().parent / "csrc"
 RESULTS = HERE / "results"
-APT_PACKAGES = "gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev pkg-config"
 CONTROL_BITS = (1, 15)  # integer controls are 1..15-bit magnitudes (int16 activations)
-FIRMWARE_FLAGS = ["-std=gnu99", "-Wall", "-Wextra", "-Wno-unused-function"]
+FIRMWARE = MCU_DIR / "division.c"
+FIRMWARE_FLAGS = ["-Wno-unused-function"]
+# Debian has no soft-float library for msp430 (the library's float approximations need int-to-float
+# conversions, __mspabi_fltlif): the float variants are AVR-only.
+SOFT_FLOAT = {"avr": True, "msp430": False}
+MCU_NAMES = {"avr": "atmega2560", "msp430": "MSP430 (mspdebug sim, no hardware multiplier)"}
+DEFAULT_OPTS = {"avr": ("Os", "O2"), "msp430": ("O2",)}
 
 # (label, baseline, approximation): throughput ratio = baseline cycles / approximation cycles.
 RATIOS = [
@@ -58,10 +68,6 @@ RATIOS = [
                             ("bintree (table walk)", "bintree_table"), ("bintree (unrolled, optimal)", "bintree_unrolled"),
                             ("bintree (unrolled, balanced)", "bintree_unrolled_balanced")]],
 ]
-
-
-class ToolMissing(RuntimeError):
-    """avr-gcc, libsimavr or a host compiler is not installed."""
 
 
 @dataclass
@@ -90,25 +96,9 @@ EDGE_CASES = [
 ]
 
 
-def check_tools() -> dict[str, str]:
-    """libsimavr's host compiler/linker flags and the avr-gcc version; raises ToolMissing naming the apt packages."""
-    missing = [tool for tool in ("avr-gcc", "gcc", "pkg-config") if shutil.which(tool) is None]
-    if missing:
-        raise ToolMissing(f"{', '.join(missing)} not found; install with: apt-get install -y --no-install-recommends "
-                          f"{APT_PACKAGES}")
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "simavr"], capture_output=True, text=True)
-    include_dirs = [Path(flag[2:]) for flag in flags.stdout.split() if flag.startswith("-I")]
-    if flags.returncode != 0 or not any((directory / "sim_avr.h").exists() for directory in include_dirs):
-        raise ToolMissing(f"libsimavr (pkg-config simavr) not found; install with: apt-get install -y "
-                          f"--no-install-recommends {APT_PACKAGES}")
-    # avr-libc's headers are a separate package from the compiler
-    probe = subprocess.run(["avr-gcc", "-mmcu=atmega2560", "-E", "-x", "c", "-", "-o", "/dev/null"],
-                           input="#include <avr/io.h>\n", capture_output=True, text=True)
-    if probe.returncode != 0:
-        raise ToolMissing(f"avr-libc headers not usable ({probe.stderr.strip()}); install with: apt-get install -y "
-                          f"--no-install-recommends {APT_PACKAGES}")
-    version = subprocess.run(["avr-gcc", "--version"], capture_output=True, text=True, check=True).stdout
-    return {"simavr_flags": flags.stdout.strip(), "avr_gcc_version": version.splitlines()[0]}
+def check_tools(target: str = "avr") -> dict[str, str]:
+    """The target's compiler and simulator (unitprune.mcu.targets); ToolMissing naming the apt packages."""
+    return targets.check_tools(target)
 
 
 def _random_floats(rng: np.random.Generator, n: int, lowest_field: int, fields: int) -> np.ndarray:
@@ -143,11 +133,6 @@ def make_operands(n: int, seed: int = 2024) -> Operands:
     )
 
 
-def _c_array(ctype: str, name: str, values, suffix: str = "") -> str:
-    items = ", ".join(f"{int(v)}{suffix}" for v in values)
-    return f"static {ctype} {name}[] = {{{items}}};\n"
-
-
 def _tree_code(tree: approx.BinTree, ctype: str, name: str) -> str:
     """The tree as nested ifs with a constant shift at each leaf (what firmware would inline)."""
     def emit(node: int, depth: int) -> list[str]:
@@ -170,16 +155,16 @@ def write_data_header(path: Path, ops: Operands) -> None:
         f"#define DIV_N {len(ops.t_f32)}\n",
         # Operands are mutable SRAM data like a layer's activations (the firmware overwrites the
         # float ones with the edge cases at the end).
-        _c_array("uint32_t", "t_f32", ops.t_f32, "UL"), _c_array("uint32_t", "c_f32", ops.c_f32, "UL"),
-        _c_array("uint32_t", "t_u32", ops.t_u32, "UL"), _c_array("uint32_t", "c_u32", ops.c_u32, "UL"),
+        c_array("uint32_t", "t_f32", ops.t_f32, const=False), c_array("uint32_t", "c_f32", ops.c_f32, const=False),
+        c_array("uint32_t", "t_u32", ops.t_u32, const=False), c_array("uint32_t", "c_u32", ops.c_u32, const=False),
         f"#define DIV_EDGE_N {len(EDGE_CASES)}\n",
-        _c_array("const uint32_t", "edge_t_f32", [t for t, _ in EDGE_CASES], "UL"),
-        _c_array("const uint32_t", "edge_c_f32", [c for _, c in EDGE_CASES], "UL"),
-        _c_array("uint16_t", "t_u16", ops.t_u16, "U"), _c_array("uint16_t", "c_u16", ops.c_u16, "U"),
+        c_array("uint32_t", "edge_t_f32", [t for t, _ in EDGE_CASES], const=True),
+        c_array("uint32_t", "edge_c_f32", [c for _, c in EDGE_CASES], const=True),
+        c_array("uint16_t", "t_u16", ops.t_u16, const=False), c_array("uint16_t", "c_u16", ops.c_u16, const=False),
         "/* unitprune.approx.BinTree.from_samples flat arrays; pivot = 2**(split-1), 0 at leaves */\n",
-        _c_array("const uint16_t", "tree_pivot", [(1 << (s - 1)) if s > 0 else 0 for s in tree.split], "U"),
-        _c_array("const int8_t", "tree_left", tree.left), _c_array("const int8_t", "tree_right", tree.right),
-        _c_array("const uint8_t", "tree_leaf", tree.leaf),
+        c_array("uint16_t", "tree_pivot", [(1 << (s - 1)) if s > 0 else 0 for s in tree.split], const=True),
+        c_array("int8_t", "tree_left", tree.left, const=True), c_array("int8_t", "tree_right", tree.right, const=True),
+        c_array("uint8_t", "tree_leaf", tree.leaf, const=True),
     ]
     for ctype, prefix in (("uint32_t", "u32"), ("uint16_t", "u16")):
         parts.append(_tree_code(ops.optimal, ctype, f"{prefix}_bintree_shift_optimal"))
@@ -195,12 +180,13 @@ def _f32_tensor(bits: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(bits.astype(np.uint32).view(np.int32).copy()).view(torch.float32)
 
 
-def expected_results(ops: Operands) -> dict[str, np.ndarray]:
-    """What every variant must produce, from unitprune.approx and Python integers."""
+def expected_results(ops: Operands, soft_float: bool = True) -> dict[str, np.ndarray]:
+    """What every variant must produce, from unitprune.approx and Python integers (the float
+    divisions only when the target has a soft-float library)."""
     t, c = _f32_tensor(ops.t_f32), _f32_tensor(ops.c_f32)
     edge_t, edge_c = _f32_tensor(ops.edge_t_f32), _f32_tensor(ops.edge_c_f32).abs()
     bitmask = _f32_bits(approx.bitmask(t, c))
-    expected = {
+    expected = {} if not soft_float else {
         "f32_empty": ops.t_f32.astype(np.int64),
         "f32_true_division": _f32_bits(t / c),
         "f32_exact": _f32_bits(approx.exact(t, c)),
@@ -223,33 +209,19 @@ def expected_results(ops: Operands) -> dict[str, np.ndarray]:
     return expected
 
 
-def build_harness(build: Path, simavr_flags: str) -> Path:
-    harness = build / "simavr_cycles"
-    command = ["gcc", "-O2", "-Wall", "-o", str(harness), str(MCU_DIR / "simavr_cycles.c"), *simavr_flags.split(), "-lelf"]
-    subprocess.run(command, check=True)
-    return harness
-
-
-def build_firmware(build: Path, mcu: str, opt: str) -> tuple[Path, list[str]]:
-    elf = build / f"division_avr_{mcu}_{opt}.elf"
-    flags = [f"-mmcu={mcu}", f"-{opt}", *FIRMWARE_FLAGS]
-    process = subprocess.run(["avr-gcc", *flags, "-I", str(CSRC), "-I", str(MCU_DIR), "-I", str(build),
-                              str(MCU_DIR / "division_avr.c"), "-o", str(elf)], capture_output=True, text=True)
-    if process.returncode != 0:
-        raise RuntimeError(f"avr-gcc failed for {elf.name} (a too large --n overflows the MCU's SRAM at link "
-                           f"time):\n{process.stderr.strip()}")
-    if process.stderr.strip():
-        logger.warning("avr-gcc: %s", process.stderr.strip())
-    return elf, flags
-
-
-def run_firmware(harness: Path, elf: Path, mcu: str) -> list[dict]:
-    """Runs the firmware in simavr; returns the harness's region records (raises if not done)."""
-    process = subprocess.run([str(harness), str(elf), mcu], capture_output=True, text=True, timeout=300)
-    records = [json.loads(line) for line in process.stdout.splitlines() if line.strip()]
-    if process.returncode != 0 or not records or not records[-1].get("done"):
-        raise RuntimeError(f"simavr run of {elf.name} failed (exit {process.returncode}): {process.stderr.strip()}")
-    return records[:-1]
+def build_and_run(target: str, opt: str, data_dir: Path, build_dir: Path | None) -> tuple[list[dict], list[str], dict]:
+    """Builds division.c for ``target`` at ``opt`` and runs it; the region records, the compiler
+    flags and the firmware sizes."""
+    firmware = targets.build(target, [FIRMWARE], include_dirs=[CSRC, data_dir],
+                             defines={"DIV_FLOAT": int(SOFT_FLOAT[target])}, build_dir=build_dir,
+                             opt=opt, cflags=FIRMWARE_FLAGS, name=f"division_{target}_{opt}")
+    result = targets.run(firmware, max_cycles=200_000_000)
+    records = [{"label": r.label, "cycles": -1 if r.cycles is None else r.cycles, "data": r.data.hex()}
+               for r in result.regions]
+    flags = [f for f in firmware.commands[0] if f.startswith("-") and not f.startswith(("-I", "-o", "-isystem", "-c"))]
+    sizes = {"flash_bytes": firmware.flash_bytes, "sram_static_bytes": firmware.sram_static_bytes,
+             "stack_bytes": result.stack_bytes, "compiler": firmware.compiler}
+    return records, flags, sizes
 
 
 def decode(record: dict, bytes_per_value: int) -> np.ndarray:
@@ -275,26 +247,32 @@ def check_results(records: list[dict], expected: dict[str, np.ndarray]) -> None:
             raise RuntimeError(f"{label}: results differ from unitprune.approx ({len(bad)} mismatches; {detail})")
 
 
-def measure(n: int = 256, mcu: str = "atmega2560", opts: tuple[str, ...] = ("Os", "O2"),
+def measure(n: int = 256, target: str = "avr", opts: tuple[str, ...] | None = None,
             build_dir: Path | None = None) -> dict:
     """Builds, runs and checks; returns {"settings": ..., "builds": {opt: {...}}}."""
-    tools = check_tools()
+    if target not in SOFT_FLOAT:
+        raise ValueError(f"division benchmark targets are {sorted(SOFT_FLOAT)}, not {target!r}")
+    check_tools(target)
+    opts = opts or DEFAULT_OPTS[target]
     ops = make_operands(n)
-    expected = expected_results(ops)
+    expected = expected_results(ops, SOFT_FLOAT[target])
     with tempfile.TemporaryDirectory(prefix="division_mcu_") as temporary:
-        build = Path(build_dir or temporary)
-        build.mkdir(parents=True, exist_ok=True)
-        write_data_header(build / "division_data.h", ops)
-        harness = build_harness(build, tools["simavr_flags"])
-        builds = {}
+        root = Path(build_dir or temporary)
+        data_dir = root / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        write_data_header(data_dir / "division_data.h", ops)
+        builds, compiler = {}, ""
         for opt in opts:
-            elf, flags = build_firmware(build, mcu, opt)
-            records = run_firmware(harness, elf, mcu)
+            records, flags, sizes = build_and_run(target, opt, data_dir, root / f"{target}_{opt}")
             check_results(records, expected)
+            compiler = sizes.pop("compiler")
             loop_cycles = {record["label"]: record["cycles"] for record in records}
-            builds[opt] = {"flags": flags, "loop_cycles": loop_cycles, "cycles_per_quotient": per_quotient(loop_cycles, n)}
-            logger.info("%s -%s: %d regions checked bit-exactly", mcu, opt, len(records))
-    return {"settings": {"mcu": mcu, "n": n, "compiler": tools["avr_gcc_version"], "simulator": "simavr (libsimavr)",
+            builds[opt] = {"flags": flags, "loop_cycles": loop_cycles, "cycles_per_quotient": per_quotient(loop_cycles, n),
+                           **sizes}
+            logger.info("%s -%s: %d regions checked bit-exactly", target, opt, len(records))
+    simulator = "simavr (libsimavr)" if target == "avr" else "mspdebug 0.22 sim (classic MSP430 cycle table)"
+    return {"settings": {"target": target, "mcu": MCU_NAMES[target], "n": n, "compiler": compiler,
+                         "simulator": simulator,
                          "optimal_tree_expected_comparisons": ops.optimal.expected_comparisons(ops.c_u32),
                          "balanced_tree_expected_comparisons": ops.balanced.expected_comparisons(ops.c_u32)},
             "builds": builds}
@@ -312,15 +290,17 @@ def per_quotient(loop_cycles: dict[str, int], n: int) -> dict[str, float]:
 
 
 def ratios(build: dict) -> dict[str, float]:
+    """The RATIOS whose two variants were measured (no float division on MSP430)."""
     q = build["cycles_per_quotient"]
-    return {label: q[baseline] / q[variant] for label, baseline, variant in RATIOS}
+    return {label: q[baseline] / q[variant] for label, baseline, variant in RATIOS if baseline in q and variant in q}
 
 
 def render_markdown(result: dict) -> str:
     settings, builds = result["settings"], result["builds"]
     opts = list(builds)
     n = settings["n"]
-    lines = [f"# Division on AVR, cycle-exact ({time.strftime('%Y-%m-%d %H:%M')})", "",
+    title = "AVR" if settings["target"] == "avr" else "MSP430"
+    lines = [f"# Division on {title}, cycle-exact ({time.strftime('%Y-%m-%d %H:%M')})", "",
              f"MCU {settings['mcu']} in {settings['simulator']}, {settings['compiler']}, N = {n} operand pairs per loop, "
              "every result checked bit-exactly against `unitprune.approx`. Flags: "
              + "; ".join(f"`{' '.join(builds[o]['flags'])}`" for o in opts) + ".", "",
@@ -340,15 +320,26 @@ def render_markdown(result: dict) -> str:
               "| ratio | " + " | ".join(f"-{o}" for o in opts) + " |", "|---" * (len(opts) + 1) + "|"]
     all_ratios = {o: ratios(builds[o]) for o in opts}
     for label, _, _ in RATIOS:
-        lines.append(f"| {label} | " + " | ".join(f"{all_ratios[o][label]:.2f}x" for o in opts) + " |")
+        if label in all_ratios[opts[0]]:
+            lines.append(f"| {label} | " + " | ".join(f"{all_ratios[o][label]:.2f}x" for o in opts) + " |")
     lines.append("")
+    if not SOFT_FLOAT[settings["target"]]:
+        lines.append("Integer variants only: Debian has no msp430 soft-float library, which the float division and "
+                     "the library's float approximations (int-to-float conversions) need.")
+    lines.append("Flash bytes (text+rodata+data) / static SRAM (data+bss) / stack high-water: " + "; ".join(
+        f"-{o}: {builds[o]['flash_bytes']} / {builds[o]['sram_static_bytes']} / {builds[o]['stack_bytes']}" for o in opts)
+        + ".")
     for name, key in (("library bitmask (unit__approx_bits)", "float: bitmask vs true division"),):
+        if key not in all_ratios[opts[0]]:
+            continue
         lines.append(f"Target (bitmask >= 1.8x the throughput of true division), {name}: " + ", ".join(
             f"-{o}: {all_ratios[o][key]:.2f}x ({'met' if all_ratios[o][key] >= 1.8 else 'missed'})" for o in opts) + ".")
+    edge = [label[5:] for label in builds[opts[0]]["loop_cycles"] if label.startswith("edge_")]
+    if edge:
+        lines.append(f"Edge cases (zeros, subnormals, overflow, underflow, negative controls) of the float approximations "
+                     f"also checked bit-exactly on the MCU: {len(EDGE_CASES)} pairs for each of "
+                     + ", ".join(f"`{label}`" for label in edge) + ".")
     lines += [
-        f"Edge cases (zeros, subnormals, overflow, underflow, negative controls) of the float approximations "
-        f"also checked bit-exactly on the MCU: {len(EDGE_CASES)} pairs for each of "
-        + ", ".join(f"`{label[5:]}`" for label in builds[opts[0]]["loop_cycles"] if label.startswith("edge_")) + ".",
         f"Bintree mean comparisons on the timed 32-bit controls: optimal tree "
         f"{settings['optimal_tree_expected_comparisons']:.2f}, balanced {settings['balanced_tree_expected_comparisons']:.2f}."]
     return "\n".join(lines) + "\n"
@@ -356,25 +347,28 @@ def render_markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=256, help="operand pairs per loop (SRAM: <= 256 on atmega2560)")
-    parser.add_argument("--mcu", default="atmega2560")
-    parser.add_argument("--opt", nargs="+", default=["Os", "O2"], help="avr-gcc optimisation levels")
+    parser.add_argument("--targets", nargs="+", default=["avr", "msp430"], choices=sorted(SOFT_FLOAT))
+    parser.add_argument("--n", type=int, default=256, help="operand pairs per loop (SRAM: <= 256 in 8 KB)")
+    parser.add_argument("--opt", nargs="+", default=None,
+                        help="optimisation levels (default: Os O2 on AVR, O2 on MSP430)")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    parser.add_argument("--build-dir", type=Path, default=None, help="keep the build here (default: temporary)")
+    parser.add_argument("--build-dir", type=Path, default=None, help="keep the builds here (default: temporary)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        result = measure(args.n, args.mcu, tuple(args.opt), args.build_dir)
-    except ToolMissing as error:
-        raise SystemExit(f"division_mcu: {error}")
-    for o, build in result["builds"].items():
-        build["ratios"] = ratios(build)
-    text = render_markdown(result)
-    print(text)
     args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "division_avr.json").write_text(json.dumps(result, indent=1))
-    (args.output / "division_avr.md").write_text(text)
-    print(f"wrote {args.output / 'division_avr.json'} and {args.output / 'division_avr.md'}")
+    for target in args.targets:
+        try:
+            result = measure(args.n, target, tuple(args.opt) if args.opt else None,
+                             args.build_dir / target if args.build_dir else None)
+        except ToolMissing as error:
+            raise SystemExit(f"division_mcu: {error}")
+        for build in result["builds"].values():
+            build["ratios"] = ratios(build)
+        text = render_markdown(result)
+        print(text)
+        (args.output / f"division_{target}.json").write_text(json.dumps(result, indent=1))
+        (args.output / f"division_{target}.md").write_text(text)
+        print(f"wrote {args.output / f'division_{target}.json'} and {args.output / f'division_{target}.md'}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""The AVR division benchmark (benchmarks/division_mcu.py) on a small N: every variant's results
-equal unitprune.approx / Python integers bit for bit (checked inside measure(), which raises on a
-mismatch), and simavr's cycle counts are identical across two runs."""
+"""The MCU division benchmark (benchmarks/division_mcu.py) on a small N, on AVR (simavr) and MSP430
+(mspdebug sim): every variant's results equal unitprune.approx / Python integers bit for bit
+(checked inside measure(), which raises on a mismatch), and the cycle counts are identical across
+two runs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.mcu_tools import require_target
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "division_mcu.py"
 
@@ -24,23 +27,18 @@ def _load_benchmark():
 division_mcu = _load_benchmark()
 
 
-@pytest.fixture(scope="module")
-def tools():
-    try:
-        return division_mcu.check_tools()
-    except division_mcu.ToolMissing as error:
-        pytest.skip(f"AVR toolchain or simavr missing: {error}")
-
-
-def test_avr_division_bit_exact_and_deterministic(tools, tmp_path):
-    first = division_mcu.measure(n=16, opts=("Os",), build_dir=tmp_path / "first")
-    second = division_mcu.measure(n=16, opts=("Os",), build_dir=tmp_path / "second")
-    cycles = first["builds"]["Os"]["loop_cycles"]
-    assert cycles == second["builds"]["Os"]["loop_cycles"]
-    assert set(cycles) == set(division_mcu.expected_results(division_mcu.make_operands(16)))
+@pytest.mark.parametrize("target,opt", [("avr", "Os"), ("msp430", "O2")])
+def test_division_bit_exact_and_deterministic(target, opt, tmp_path):
+    require_target(target)
+    first = division_mcu.measure(n=16, target=target, opts=(opt,), build_dir=tmp_path / "first")
+    second = division_mcu.measure(n=16, target=target, opts=(opt,), build_dir=tmp_path / "second")
+    cycles = first["builds"][opt]["loop_cycles"]
+    assert cycles == second["builds"][opt]["loop_cycles"]
+    expected = division_mcu.expected_results(division_mcu.make_operands(16), division_mcu.SOFT_FLOAT[target])
+    assert set(cycles) == set(expected)
     assert all(value > 0 for value in cycles.values())
     # Every approximation does more work than the empty loop it is measured against.
-    assert all(value > 0 for value in first["builds"]["Os"]["cycles_per_quotient"].values())
+    assert all(value > 0 for value in first["builds"][opt]["cycles_per_quotient"].values())
 
 
 def test_mismatch_is_detected():

@@ -10,14 +10,14 @@ counters. A test is skipped when its compiler is missing, unless UNITPRUNE_REQUI
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 import unitprune
+
+from tests.mcu_tools import require_program
 
 CSRC = Path(unitprune.__file__).parent / "csrc"
 AVR_FLAGS = ["-mmcu=atmega2560", "-std=c99", "-Os", "-Wall", "-Wextra", "-Wconversion", "-Wsign-conversion",
@@ -31,18 +31,10 @@ VARIANTS = {
 }
 
 
-def mcu_compiler(name: str, packages: str) -> str:
-    """Path of an MCU compiler; skip (or fail when UNITPRUNE_REQUIRE_MCU_TOOLS=1) naming the packages."""
-    compiler = shutil.which(name)
-    if compiler is None:
-        if os.environ.get("UNITPRUNE_REQUIRE_MCU_TOOLS") == "1":
-            pytest.fail(f"{name} not found but UNITPRUNE_REQUIRE_MCU_TOOLS=1 (apt-get install {packages})")
-        pytest.skip(f"{name} not installed (apt-get install {packages})")
-    return compiler
 
 
 def avr_gcc() -> str:
-    return mcu_compiler("avr-gcc", "gcc-avr avr-libc binutils-avr")
+    return require_program("avr-gcc", "gcc-avr avr-libc binutils-avr")
 
 
 def compile_every_source(tmp_path: Path, command: list[str], target: str) -> None:
@@ -64,5 +56,5 @@ def test_every_kernel_source_compiles_warning_free_for_avr(tmp_path, defines):
 
 @pytest.mark.parametrize("defines", list(VARIANTS.values()), ids=list(VARIANTS))
 def test_every_kernel_source_compiles_warning_free_for_msp430(tmp_path, defines):
-    compiler = mcu_compiler("clang-14", "clang-14 lld-14")
+    compiler = require_program("clang-14", "clang-14 lld-14")
     compile_every_source(tmp_path, [compiler, *MSP430_FLAGS, *defines], "MSP430")

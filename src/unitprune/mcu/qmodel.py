@@ -120,3 +120,14 @@ class QuantizedModel:
     linear_quotient: str = "bitshift"
     approx: str = "bitshift"  # the float model's approximation (bitmask maps to bitshift)
     source: dict = field(default_factory=dict)  # provenance: model name, percentile, config
+    output_shape: tuple[int, ...] | None = None  # per sample, as the float model outputs it (None: flat)
+
+    def __call__(self, x):
+        """Run the integer reference on a float tensor ``x`` of shape ``(N, *input_shape)``: quantize
+        the input, run ``ops`` with :attr:`variant`, return the dequantized float32 outputs (a tensor)."""
+        import torch
+
+        from .reference import dequantize_output, quantize_input, run_reference
+
+        y_q, _ = run_reference(self, quantize_input(self, x))
+        return torch.from_numpy(dequantize_output(self, y_q))

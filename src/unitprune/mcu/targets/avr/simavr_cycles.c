@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /* simavr_cycles.c -- run an AVR firmware in simavr and report exact cycle counts of the regions
- * the firmware marks (protocol in mcu_marker.h), one JSON object per region on stdout:
+ * the firmware marks (protocol in unit_mcu.h), one JSON object per region on stdout:
  *
  *   {"label": "f32_bitmask", "cycles": 12345, "data": "00ff..."}
- *   {"done": true, "total_cycles": 987654}
+ *   {"done": true, "total_cycles": 987654, "stack_bytes": 87}
  *
- * Usage: simavr_cycles FIRMWARE.elf [MCU [MAX_CYCLES]]   (MCU default atmega2560)
+ * Usage: simavr_cycles FIRMWARE.elf [MCU [MAX_CYCLES [PAINT_START]]]   (MCU default atmega2560)
+ * With PAINT_START (the data-space address of the end of .bss/.noinit, avr-libc's _end), the
+ * SRAM from there to RAMEND is painted with 0xA5 before the run, and stack_bytes is RAMEND + 1
+ * minus the lowest address that is no longer paint (a pushed 0xA5 at the very bottom would be
+ * missed: the figure can be low by the few bytes of such a run). Without it stack_bytes is null.
  * Exit status 0 only when the firmware reported done (no crash, no cycle limit, no sleep with
  * interrupts off before the done marker).
  *
- * Build: gcc -O2 simavr_cycles.c $(pkg-config --cflags --libs simavr) -lelf
+ * Built on demand by unitprune.mcu.targets (cached):
+ *     gcc -O2 simavr_cycles.c $(pkg-config --cflags --libs simavr) -lelf
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,8 +32,9 @@
 #define DATA_ADDR 0x4A  /* GPIOR1: one result byte */
 #define LABEL_ADDR 0x4B /* GPIOR2: one character of the next region's label */
 
-#define MAX_LABEL 64
-#define MAX_DATA 65536
+#define MAX_LABEL 128 /* a longer label is an error (exit status 2), not a silent truncation */
+#define MAX_DATA (1L << 22)
+#define PAINT 0xA5
 
 typedef struct {
     char label[MAX_LABEL];
@@ -95,10 +101,12 @@ static void on_label(avr_t *avr, avr_io_addr_t addr, uint8_t value, void *param)
     if (r->stopped) { /* a new label after a finished region begins the next record */
         flush(r);
     }
-    if (r->label_length < MAX_LABEL - 1) {
-        r->label[r->label_length++] = (char)value;
-        r->label[r->label_length] = '\0';
+    if (r->label_length >= MAX_LABEL - 1) {
+        fprintf(stderr, "simavr_cycles: label longer than %d characters: %s...\n", MAX_LABEL - 1, r->label);
+        exit(2);
     }
+    r->label[r->label_length++] = (char)value;
+    r->label[r->label_length] = '\0';
 }
 
 static void on_data(avr_t *avr, avr_io_addr_t addr, uint8_t value, void *param) {
@@ -120,12 +128,15 @@ static void quiet_logger(avr_t *avr, const int level, const char *format, va_lis
 int main(int argc, char **argv) {
     const char *mcu = argc > 2 ? argv[2] : "atmega2560";
     unsigned long long max_cycles = argc > 3 ? strtoull(argv[3], NULL, 10) : 2000000000ULL;
+    long paint_start = argc > 4 ? strtol(argv[4], NULL, 0) : -1;
+    long stack_bytes = -1;
+    long address;
     elf_firmware_t firmware;
     static recorder r;
     avr_t *avr;
     int state;
     if (argc < 2) {
-        fprintf(stderr, "usage: %s FIRMWARE.elf [MCU [MAX_CYCLES]]\n", argv[0]);
+        fprintf(stderr, "usage: %s FIRMWARE.elf [MCU [MAX_CYCLES [PAINT_START]]]\n", argv[0]);
         return 2;
     }
     avr_global_logger_set(quiet_logger);
@@ -145,6 +156,15 @@ int main(int argc, char **argv) {
     avr_load_firmware(avr, &firmware);
     r.data = malloc(MAX_DATA);
     r.cycles = -1;
+    if (paint_start >= 0) {
+        if (paint_start > (long)avr->ramend) {
+            fprintf(stderr, "simavr_cycles: paint start 0x%lx is above RAMEND 0x%x\n", paint_start, avr->ramend);
+            return 2;
+        }
+        for (address = paint_start; address <= (long)avr->ramend; address++) {
+            avr->data[address] = PAINT;
+        }
+    }
     avr_register_io_write(avr, MARK_ADDR, on_mark, &r);
     avr_register_io_write(avr, DATA_ADDR, on_data, &r);
     avr_register_io_write(avr, LABEL_ADDR, on_label, &r);
@@ -152,7 +172,18 @@ int main(int argc, char **argv) {
         state = avr_run(avr);
     } while (state != cpu_Done && state != cpu_Crashed && avr->cycle < max_cycles);
     flush(&r);
-    printf("{\"done\": %s, \"total_cycles\": %llu}\n", r.done ? "true" : "false", (unsigned long long)avr->cycle);
+    if (paint_start >= 0) {
+        for (address = paint_start; address <= (long)avr->ramend && avr->data[address] == PAINT; address++) {
+        }
+        stack_bytes = (long)avr->ramend + 1 - address;
+    }
+    printf("{\"done\": %s, \"total_cycles\": %llu, \"stack_bytes\": ", r.done ? "true" : "false",
+           (unsigned long long)avr->cycle);
+    if (stack_bytes >= 0) {
+        printf("%ld}\n", stack_bytes);
+    } else {
+        printf("null}\n");
+    }
     if (!r.done) {
         fprintf(stderr, "simavr_cycles: firmware did not report done (%s after %llu cycles)\n",
                 state == cpu_Crashed ? "crashed" : (state == cpu_Done ? "stopped" : "cycle limit"),

@@ -1,13 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* kernels_s8_avr.c -- AVR firmware of benchmarks/kernels_s8_mcu.py: runs every int8 kernel variant
- * of one convolution and one linear layer (constants in flash, from the generated
- * kernels_s8_data.h) between the markers of mcu_marker.h and streams each output back, so the
- * driver can check it bit for bit against the host library and report exact cycles.
- *
- *   avr-gcc -mmcu=atmega2560 -std=c99 -O2 -I src/unitprune/csrc -I benchmarks/mcu -I BUILD \
- *       benchmarks/mcu/kernels_s8_avr.c src/unitprune/csrc/unit_*_s8.c -o kernels_s8.elf */
+/* kernels_s8.c -- MCU firmware of benchmarks/kernels_s8_mcu.py (AVR and MSP430): runs every int8
+ * kernel variant of one convolution and one linear layer (constants in flash, from the generated
+ * kernels_s8_data.h) between the markers of unit_mcu.h and streams each output back, so the driver
+ * can check it bit for bit against the host library and report exact cycles. Built by
+ * unitprune.mcu.targets.build with the library's int8 sources (the csrc files with _s8 in their name). */
 #include "kernels_s8_data.h"
-#include "mcu_marker.h"
+#include "unit_mcu.h"
 #include "unit_kernels_s8.h"
 
 static int8_t conv_y[CONV_N * CONV_O * CONV_OH * CONV_OW];
@@ -17,8 +15,8 @@ static int32_t requantized[REQ_N];
 
 static void report(int32_t status, const int8_t *y, uint16_t bytes) {
     int8_t code = (int8_t)status;
-    mcu_emit(&code, 1); /* first byte: the status (0 = UNIT_OK) */
-    mcu_emit(y, bytes);
+    unit_mcu_emit(&code, 1); /* first byte: the status (0 = UNIT_OK) */
+    unit_mcu_emit(y, bytes);
 }
 
 int main(void) {
@@ -30,65 +28,65 @@ int main(void) {
                                         lin_tree_quotient};
     int32_t status;
 
-    mcu_label("conv_dense");
-    MCU_START();
+    unit_mcu_label("conv_dense");
+    UNIT_MCU_START();
     status = unit_conv2d_dense_s8(&params, conv_x, conv_w, &conv_requant, conv_y, scratch, 0);
-    MCU_STOP();
+    UNIT_MCU_STOP();
     report(status, conv_y, sizeof conv_y);
 
-    mcu_label("conv_zeroskip");
-    MCU_START();
+    unit_mcu_label("conv_zeroskip");
+    UNIT_MCU_START();
     status = unit_conv2d_zeroskip_s8(&params, conv_x, conv_w, &conv_requant, conv_y, scratch, 0);
-    MCU_STOP();
+    UNIT_MCU_STOP();
     report(status, conv_y, sizeof conv_y);
 
-    mcu_label("conv_unit");
-    MCU_START();
+    unit_mcu_label("conv_unit");
+    UNIT_MCU_START();
     status = unit_conv2d_unit_s8(&params, conv_x, conv_w, conv_tau, &conv_requant, conv_y, scratch, 0);
-    MCU_STOP();
+    UNIT_MCU_STOP();
     report(status, conv_y, sizeof conv_y);
 
-    mcu_label("linear_dense");
-    MCU_START();
+    unit_mcu_label("linear_dense");
+    UNIT_MCU_START();
     status = unit_linear_dense_s8(lin_x, 1, LIN_IN, LIN_OUT, lin_wt, &linear_requant, linear_y, scratch, 0);
-    MCU_STOP();
+    UNIT_MCU_STOP();
     report(status, linear_y, sizeof linear_y);
 
-    mcu_label("linear_zeroskip");
-    MCU_START();
+    unit_mcu_label("linear_zeroskip");
+    UNIT_MCU_START();
     status = unit_linear_zeroskip_s8(lin_x, 1, LIN_IN, LIN_OUT, lin_wt, &linear_requant, linear_y, scratch, 0);
-    MCU_STOP();
+    UNIT_MCU_STOP();
     report(status, linear_y, sizeof linear_y);
 
-    mcu_label("linear_bitshift");
-    MCU_START();
+    unit_mcu_label("linear_bitshift");
+    UNIT_MCU_START();
     status = unit_linear_unit_bitshift_s8(lin_x, 1, LIN_IN, LIN_OUT, lin_wt, LIN_TQ, LIN_SHIFT_START, &linear_requant,
                                           linear_y, scratch, 0);
-    MCU_STOP();
+    UNIT_MCU_STOP();
     report(status, linear_y, sizeof linear_y);
 
-    mcu_label("linear_bintree");
-    MCU_START();
+    unit_mcu_label("linear_bintree");
+    UNIT_MCU_START();
     status = unit_linear_unit_bintree_s8(lin_x, 1, LIN_IN, LIN_OUT, lin_wt, &tree, &linear_requant, linear_y, scratch,
                                          0);
-    MCU_STOP();
+    UNIT_MCU_STOP();
     report(status, linear_y, sizeof linear_y);
 
-    mcu_label("linear_table");
-    MCU_START();
+    unit_mcu_label("linear_table");
+    UNIT_MCU_START();
     status = unit_linear_unit_table_s8(lin_x, 1, LIN_IN, LIN_OUT, lin_wt, lin_table, &linear_requant, linear_y,
                                        scratch, 0);
-    MCU_STOP();
+    UNIT_MCU_STOP();
     report(status, linear_y, sizeof linear_y);
 
-    mcu_label("requantize");
-    MCU_START();
+    unit_mcu_label("requantize");
+    UNIT_MCU_START();
     for (status = 0; status < REQ_N; status++) {
         requantized[status] = unit_requantize_s8(req_acc[status], req_multiplier[status], req_shift[status]);
     }
-    MCU_STOP();
-    mcu_emit(requantized, sizeof requantized);
+    UNIT_MCU_STOP();
+    unit_mcu_emit(requantized, sizeof requantized);
 
-    mcu_done();
+    unit_mcu_done();
     return 0;
 }

@@ -1,0 +1,127 @@
+"""``unitprune export``: a trained float model -> int8 model -> a C project, checked on the host.
+
+Steps: load the model and data (the CLI's shared helpers), convert to UnIT and calibrate the
+thresholds on the validation split, quantize (``unitprune.mcu.quantize``, calibrated on the same
+validation inputs), export (``unitprune.export_c``), build and run the export on the host on the
+test split (``unitprune.run_exported``), compare with the integer reference bit for bit (outputs
+and every MAC counter), and print a summary. ``OUT_DIR/host_check.json`` keeps the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from .errors import CLIError
+
+__all__ = ["add_export_parser", "cmd_export"]
+
+
+def add_export_parser(commands, formatter, add_common, add_model_options, add_data_options) -> None:
+    """Register ``export`` (called by :func:`unitprune.cli.parser.build_parser` with its helpers)."""
+    from ..mcu.export import TARGETS
+    from ..mcu.qmodel import LINEAR_QUOTIENTS, VARIANTS
+
+    export = commands.add_parser(
+        "export", formatter_class=formatter, help="quantize to int8 and write a C project, checked on the host",
+        description="Convert and calibrate the model on validation data, quantize it to int8, write a self-contained "
+                    "C project (model.c, kernels, main.c, Makefile, memory_plan.json) and check the host build "
+                    "against the integer reference on the test split, bit for bit.")
+    add_common(export)
+    add_model_options(export)
+    add_data_options(export)
+    group = export.add_argument_group("export")
+    group.add_argument("--percentile", type=float, default=20.0, help="UnIT calibration percentile of every layer")
+    group.add_argument("--approx", default="bitshift", choices=("exact", "bitshift", "bintree", "bitmask"),
+                       help="division approximation of the float model (bitmask becomes bitshift in integers; "
+                            "exact needs --linear-quotient table)")
+    group.add_argument("--variant", default="unit", choices=VARIANTS,
+                       help="kernels: dense (baseline), zeroskip (zero operands), unit")
+    group.add_argument("--linear-quotient", default="bitshift", choices=LINEAR_QUOTIENTS,
+                       help="how linear layers compute their per-input quotient under --variant unit")
+    group.add_argument("--target", default="host", choices=tuple(TARGETS), help="the C project's target")
+    group.add_argument("--samples", type=int, default=20,
+                       help="test samples embedded in the firmware (MCU targets)")
+    group.add_argument("--out-dir", default="runs/export", help="folder of the C project (must be empty)")
+    group.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out-dir")
+    group.add_argument("--threads", type=int, default=1, help="torch threads")
+    export.set_defaults(handler=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..experiments.sweep import torch_threads
+
+    with torch_threads(args.threads):
+        return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .. import UnITConfig, calibrate, convert, export_c, run_exported
+    from ..counts import MacCounts
+    from ..experiments.evaluation import evaluate_unit_model
+    from ..mcu.quantize import quantize
+    from ..mcu.reference import quantize_input, run_reference
+    from .commands import _load_model_and_data
+
+    if args.samples < 1:
+        raise CLIError(f"--samples must be >= 1, got {args.samples}")
+    out_dir = Path(args.out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not args.overwrite:
+        raise CLIError(f"--out-dir {out_dir} is not empty; nothing was written (pass --overwrite to replace it)")
+    t0 = time.perf_counter()
+    model, name, splits = _load_model_and_data(args)
+    unit_model = convert(model, UnITConfig(approx=args.approx, percentile=args.percentile))
+    x_val = splits.val.tensors[0]
+    calibrate(unit_model, x_val, percentile=args.percentile)
+    qmodel = quantize(unit_model, x_val, variant=args.variant, linear_quotient=args.linear_quotient)
+    qmodel.source.setdefault("model", name)
+    qmodel.source.setdefault("percentile", args.percentile)
+    x_test, y_test = splits.test.tensors
+    x_q = quantize_input(qmodel, x_test)
+    samples = x_q[:args.samples] if args.target != "host" else None
+    result = export_c(qmodel, out_dir, target=args.target, samples=samples, overwrite=args.overwrite)
+
+    outputs, counts = run_exported(out_dir, x_q)
+    reference, reference_counts = run_reference(qmodel, x_q)
+    reference = reference.reshape(len(x_q), -1)
+    outputs_equal = bool(np.array_equal(outputs, reference))
+    counts_equal = {layer: counts[layer] == reference_counts[layer] for layer in result.layers}
+    bit_exact = outputs_equal and all(counts_equal.values())
+
+    labels = y_test.numpy()
+    int8_accuracy = float(np.mean(outputs.argmax(axis=1) == labels))
+    float_unit = evaluate_unit_model(unit_model, splits.test)
+    float_dense = evaluate_unit_model(convert(model), splits.test)
+    total = sum(counts.values(), MacCounts())
+    plan = result.memory
+    summary = {
+        "model": name, "dataset": splits.name, "target": args.target, "variant": result.variant,
+        "linear_quotient": result.linear_quotient, "approx": args.approx, "percentile": args.percentile,
+        "test_samples": len(x_q), "float_accuracy": float_dense.accuracy, "float_unit_accuracy": float_unit.accuracy,
+        "int8_accuracy": int8_accuracy, "macs": total.to_dict(), "macs_skipped_fraction": total.skipped_fraction,
+        "per_layer": {layer: c.to_dict() for layer, c in counts.items()},
+        "flash_table_bytes": result.flash_table_bytes, "model_sram_bytes": plan.peak_sram_bytes,
+        "arena_bytes": plan.arena_bytes, "scratch_bytes": plan.scratch_bytes, "input_bytes": plan.input_bytes,
+        "output_bytes": plan.output_bytes, "bit_exact": bit_exact, "outputs_bit_exact": outputs_equal,
+        "counters_bit_exact": counts_equal,
+    }
+    (out_dir / "host_check.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{name} on {splits.name}: {result.variant} kernels"
+          + (f" (linear quotient {result.linear_quotient})" if result.variant == "unit" else "")
+          + f", approx {args.approx}, percentile {args.percentile:g}, target {args.target}")
+    print(f"accuracy on {len(x_q)} test samples: float {100 * float_dense.accuracy:.2f}%, float UnIT "
+          f"{100 * float_unit.accuracy:.2f}%, int8 (exported C) {100 * int8_accuracy:.2f}%")
+    print(f"MACs: {total.dense:,} dense, {total.skipped_fraction:.1%} skipped (zero weight "
+          f"{total.zero_weight / max(total.dense, 1):.1%}, zero activation "
+          f"{total.zero_activation / max(total.dense, 1):.1%}, threshold {total.threshold / max(total.dense, 1):.1%})")
+    print(f"flash: {result.flash_table_bytes:,} bytes of constant tables; SRAM: {plan.peak_sram_bytes:,} bytes "
+          f"(arena {plan.arena_bytes:,} peak at {plan.peak_op}, scratch {plan.scratch_bytes:,}, descriptors "
+          f"{plan.descriptor_bytes:,}) + input {plan.input_bytes:,} and output {plan.output_bytes:,} (caller's)")
+    print(f"bit-exact against the integer reference (outputs and every counter): {'yes' if bit_exact else 'NO'}")
+    print(f"C project: {out_dir} (build: make -C {out_dir}); summary: {out_dir / 'host_check.json'}; "
+          f"{time.perf_counter() - t0:.0f} s")
+    return 0 if bit_exact else 1

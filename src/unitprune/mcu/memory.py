@@ -1,0 +1,172 @@
+"""The static memory plan of an exported model: where every activation tensor lives.
+
+The ops of a :class:`~unitprune.mcu.qmodel.QuantizedModel` form a chain, so a tensor is read only
+by the op after the one that wrote it (a ``Flatten`` or an in-place ``ReLU`` keeps the same
+storage). Tensors that share storage form a *buffer*; buffers form a chain too:
+
+    input (the caller's, read-only) -> B1 -> B2 -> ... -> output (the caller's)
+
+Op ``k`` reads buffer ``k`` and writes buffer ``k + 1``, so exactly two buffers are live at any
+op. The intermediate buffers live in one static arena: even-numbered buffers at its start,
+odd-numbered ones at its end, so the two buffers of an op never overlap, and the arena needs
+
+    arena_bytes = max over ops of (bytes of the op's input buffer + bytes of its output buffer),
+
+counting only arena buffers: the optimum for a chain. The network input and the output are the
+caller's memory (``unit_model_run(input, output)``) and are **not** in the arena; the report gives
+them separately. ``peak_sram_bytes`` = arena + the one int32 scratch buffer the conv/linear
+kernels share (the largest any layer needs) + the small constant descriptors the kernels read
+from RAM (``unit_conv2d_params``, ``unit_requant_s8``, ``unit_quotient_tree_s8``).
+
+A standalone ReLU on the read-only input is not in place: it copies into a new buffer first.
+A model whose ops all alias the input (only ``Flatten``/``ReLU``) copies the input to the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .qmodel import QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QuantizedModel
+
+__all__ = ["Storage", "OpMemory", "MemoryPlan", "plan_memory", "op_output_size", "INPUT", "OUTPUT", "ARENA"]
+
+INPUT, OUTPUT, ARENA = "input", "output", "arena"
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a tensor lives: the caller's input or output, or ``arena`` at ``offset``."""
+
+    kind: str  # INPUT, OUTPUT or ARENA
+    offset: int = 0  # bytes, in the arena
+    size: int = 0  # bytes (= elements, int8)
+
+
+@dataclass(frozen=True)
+class OpMemory:
+    """The memory of one op: what it reads and writes, and whether it works in place."""
+
+    name: str
+    kind: str  # conv, linear, maxpool, relu, flatten
+    source: Storage
+    target: Storage
+    in_place: bool  # relu on its input's storage, or flatten (no code)
+    copy_first: bool  # relu that copies its (read-only) input to target first
+    live_bytes: int  # arena bytes live while this op runs
+    scratch_bytes: int
+
+
+@dataclass
+class MemoryPlan:
+    """The plan (see the module docstring); byte counts for one sample."""
+
+    ops: list[OpMemory]
+    arena_bytes: int
+    scratch_bytes: int
+    descriptor_bytes: int
+    input_bytes: int
+    output_bytes: int
+    copy_input_to_output: bool  # no op writes a new buffer: output = input (then in-place ops)
+    peak_op: str | None  # the op whose live arena buffers set arena_bytes
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def peak_sram_bytes(self) -> int:
+        """Arena + scratch + descriptors: the model's own RAM, without the caller's input/output."""
+        return self.arena_bytes + self.scratch_bytes + self.descriptor_bytes
+
+    @property
+    def peak_sram_with_io_bytes(self) -> int:
+        """``peak_sram_bytes`` plus the caller's input and output buffers (as the MCU main.c holds them)."""
+        return self.peak_sram_bytes + self.input_bytes + self.output_bytes
+
+    def to_dict(self) -> dict:
+        return {
+            "arena_bytes": self.arena_bytes, "scratch_bytes": self.scratch_bytes,
+            "descriptor_bytes": self.descriptor_bytes, "peak_sram_bytes": self.peak_sram_bytes,
+            "input_bytes": self.input_bytes, "output_bytes": self.output_bytes,
+            "peak_sram_with_io_bytes": self.peak_sram_with_io_bytes,
+            "input_counted_in_peak": False, "copy_input_to_output": self.copy_input_to_output,
+            "peak_op": self.peak_op, "notes": list(self.notes),
+            "ops": [asdict(op) for op in self.ops],
+        }
+
+
+def op_output_size(op: QOp) -> int:
+    """Elements per sample that ``op`` writes (int8: also bytes)."""
+    if isinstance(op, QConv):
+        return op.out_channels * op.out_height * op.out_width
+    if isinstance(op, QLinear):
+        return op.out_features
+    if isinstance(op, QMaxPool):
+        return op.channels * op.out_height * op.out_width
+    if isinstance(op, (QReLU, QFlatten)):
+        return op.size
+    raise TypeError(f"unsupported op {type(op).__name__} ({getattr(op, 'name', '?')})")
+
+
+def _kind(op: QOp) -> str:
+    return {QConv: "conv", QLinear: "linear", QMaxPool: "maxpool", QReLU: "relu", QFlatten: "flatten"}[type(op)]
+
+
+def _input_size(shape) -> int:
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    return size
+
+
+def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = None,
+                descriptor_bytes: int = 0) -> MemoryPlan:
+    """The memory plan of ``qmodel`` (module docstring).
+
+    Args:
+        scratch_bytes: bytes of int32 scratch each conv/linear op needs (by op name; missing: 0).
+            One buffer of the largest size is shared by all.
+        descriptor_bytes: RAM of the constant descriptors (conv params, requant and tree structs).
+    """
+    scratch_bytes = scratch_bytes or {}
+    kinds = [_kind(op) for op in qmodel.ops]
+    input_bytes = _input_size(qmodel.input_shape)
+    # Buffer index of every tensor: tensor 0 is the input; an op that writes a new buffer
+    # (conv, linear, maxpool, relu on the read-only input) starts the next buffer.
+    buffer_of = [0]
+    new_buffer = []
+    for kind in kinds:
+        starts = kind in ("conv", "linear", "maxpool") or (kind == "relu" and buffer_of[-1] == 0)
+        new_buffer.append(starts)
+        buffer_of.append(buffer_of[-1] + 1 if starts else buffer_of[-1])
+    last = buffer_of[-1]
+    sizes = {}
+    for index, op in enumerate(qmodel.ops):
+        sizes.setdefault(buffer_of[index + 1], op_output_size(op))
+    sizes[0] = input_bytes
+    output_bytes = op_output_size(qmodel.ops[-1]) if qmodel.ops else input_bytes
+
+    def storage(buffer: int, arena_size: int) -> Storage:
+        if buffer == last:
+            return Storage(OUTPUT, 0, sizes[buffer])
+        if buffer == 0:
+            return Storage(INPUT, 0, sizes[buffer])
+        offset = 0 if buffer % 2 == 1 else arena_size - sizes[buffer]
+        return Storage(ARENA, offset, sizes[buffer])
+
+    def in_arena(buffer: int) -> int:
+        return sizes[buffer] if buffer not in (0, last) else 0
+
+    live = [in_arena(buffer_of[i]) + (in_arena(buffer_of[i + 1]) if new_buffer[i] else 0) for i in range(len(kinds))]
+    arena = max(live, default=0)
+    peak_op = qmodel.ops[live.index(arena)].name if arena else None
+    ops = []
+    for index, op in enumerate(qmodel.ops):
+        source, target = storage(buffer_of[index], arena), storage(buffer_of[index + 1], arena)
+        ops.append(OpMemory(name=op.name, kind=kinds[index], source=source, target=target,
+                            in_place=not new_buffer[index], copy_first=kinds[index] == "relu" and new_buffer[index],
+                            live_bytes=live[index], scratch_bytes=int(scratch_bytes.get(op.name, 0))))
+    notes = ["the network input and output are the caller's buffers, not counted in peak_sram_bytes"]
+    copy_all = last == 0 and bool(qmodel.ops)
+    if copy_all:
+        notes.append("no op writes a new buffer: the input is copied to the output first")
+    return MemoryPlan(ops=ops, arena_bytes=arena, scratch_bytes=max(scratch_bytes.values(), default=0),
+                      descriptor_bytes=descriptor_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
+                      copy_input_to_output=copy_all, peak_op=peak_op, notes=notes)

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/* __mspabi_remi: signed 16-bit remainder, with the sign of the dividend as C does (EABI: R12 % R13 -> R12). */
+#include "unit_mspabi.h"
+
+int16_t __mspabi_remi(int16_t n, int16_t d);
+
+int16_t __mspabi_remi(int16_t n, int16_t d) {
+    uint16_t remainder;
+    uint16_t quotient = unit__udivmod16(unit__abs16(n), unit__abs16(d), &remainder);
+    (void)quotient;
+    return (int16_t)((n < 0) ? (uint16_t)(0u - remainder) : remainder);
+}

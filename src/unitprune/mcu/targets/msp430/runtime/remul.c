@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/* __mspabi_remul: unsigned 32-bit remainder (EABI: R13:R12 % R15:R14 -> R13:R12). */
+#include "unit_mspabi.h"
+
+uint32_t __mspabi_remul(uint32_t n, uint32_t d);
+
+uint32_t __mspabi_remul(uint32_t n, uint32_t d) {
+    uint32_t remainder;
+    uint32_t quotient = unit__udivmod32(n, d, &remainder);
+    (void)quotient;
+    return remainder;
+}

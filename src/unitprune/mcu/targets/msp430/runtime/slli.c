@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/* __mspabi_slli: 16-bit shift left
+ * (R12 << R13 -> R12).
+ * One bit per step (clang-14 itself inlines 16-bit variable shifts; for other callers).
+ * Counts above 15 are undefined in C; a count <= 0 returns x. */
+#include "unit_mspabi.h"
+
+uint16_t __mspabi_slli(uint16_t x, int16_t n);
+
+uint16_t __mspabi_slli(uint16_t x, int16_t n) {
+    while (n > 0) {
+        x = (uint16_t)(x << 1);
+        n--;
+    }
+    return x;
+}

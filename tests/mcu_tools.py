@@ -1,0 +1,36 @@
+"""Skip-or-fail for tests that need MCU toolchains or simulators.
+
+A missing tool skips the test with a message naming the Debian packages, unless
+UNITPRUNE_REQUIRE_MCU_TOOLS=1 (CI sets it after `make mcu-tools`), where it is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from unitprune.mcu import targets
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("UNITPRUNE_REQUIRE_MCU_TOOLS") == "1":
+        pytest.fail(f"{message} (UNITPRUNE_REQUIRE_MCU_TOOLS=1)")
+    pytest.skip(message)
+
+
+def require_program(name: str, packages: str) -> str:
+    """The path of ``name``, or skip/fail naming the apt packages."""
+    path = shutil.which(name)
+    if path is None:
+        _missing(f"{name} not installed (apt-get install {packages})")
+    return path
+
+
+def require_target(target: str) -> dict[str, str]:
+    """The tools of an unitprune.mcu.targets target, or skip/fail with the ToolMissing message."""
+    try:
+        return targets.check_tools(target)
+    except targets.ToolMissing as error:
+        _missing(str(error))

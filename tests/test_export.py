@@ -1,0 +1,376 @@
+"""C export of quantized models: code generation, memory plan, host build bit-exact against the
+integer reference (outputs and every MAC counter), refusals, warning-free compiles."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import unitprune
+from unitprune.mcu import codegen
+from unitprune.mcu.export import ExportError, export_c, scratch_sizes
+from unitprune.mcu.memory import plan_memory
+from unitprune.mcu.qmodel import LINEAR_QUOTIENTS, VARIANTS, QFlatten, QuantizedModel
+from unitprune.mcu.reference import run_reference
+
+from . import qmodels
+
+CC = shutil.which("cc") or shutil.which("gcc")
+needs_cc = pytest.mark.skipif(CC is None, reason="no host C compiler (apt-get install gcc)")
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Wconversion", "-Wsign-conversion", "-Werror"]
+
+
+def check_bit_exact(qmodel: QuantizedModel, out_dir, x: np.ndarray, variant: str, linear_quotient: str) -> None:
+    """Export, build and run on the host; compare with the integer reference bit for bit."""
+    export_c(qmodel, out_dir, variant=variant, linear_quotient=linear_quotient)
+    outputs, counts = unitprune.run_exported(out_dir, x)
+    expected, expected_counts = run_reference(dataclasses.replace(qmodel, linear_quotient=linear_quotient), x,
+                                              variant=variant)
+    np.testing.assert_array_equal(outputs, expected.reshape(len(x), -1))
+    assert counts == expected_counts
+
+
+# ----------------------------------------------------------------------------------------------
+# codegen
+# ----------------------------------------------------------------------------------------------
+
+def test_identifiers_are_valid_and_unique():
+    assert codegen.c_identifier("features.0") == "features_0"
+    assert codegen.c_identifier("0conv") == "l_0conv"
+    assert codegen.c_identifier("int") == "l_int"
+    assert codegen.c_identifier("__x__") == "x"
+    assert codegen.c_identifier("...") == "l_"
+    names = codegen.IdentifierSet()
+    assert [names.add(n) for n in ("a.b", "a_b", "a-b")] == ["a_b", "a_b_2", "a_b_3"]
+
+
+def test_array_values_range_checked_with_the_array_and_index_named():
+    with pytest.raises(ValueError, match=r"array w: value 128 at index 2 is outside int8_t"):
+        codegen.c_array("int8_t", "w", [1, 2, 128])
+    with pytest.raises(ValueError, match="unsupported C type"):
+        codegen.c_array("int64_t", "w", [1])
+    with pytest.raises(ValueError, match="no empty arrays"):
+        codegen.c_array("int8_t", "w", [])
+    text = codegen.c_array("int32_t", "b", np.arange(200) * 1000, flash=True, width=60)
+    assert text.startswith("static const int32_t b[200] UNIT_FLASH = {")
+    assert max(len(line) for line in text.splitlines()[1:-1]) <= 60
+
+
+@needs_cc
+def test_arrays_compile_to_the_same_values(tmp_path):
+    """Every type's extremes survive the C compiler (the compiled program prints them back)."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for ctype, (low, high, _) in codegen.C_TYPES.items():
+        values = np.concatenate([[low, high, 0], rng.integers(low, high, 50, endpoint=True)])
+        arrays[ctype] = values
+    source = ["#include <stdint.h>", "#include <stdio.h>", "#define UNIT_FLASH"]
+    prints = []
+    for ctype, values in arrays.items():
+        name = codegen.c_identifier(ctype, "a_")
+        source.append(codegen.c_array(ctype, name, values, flash=True))
+        prints.append(f"for (i = 0; i < {len(values)}; i++) printf(\"%lld\\n\", (long long){name}[i]);")
+    source.append("int main(void) { int i; " + " ".join(prints) + " return 0; }")
+    (tmp_path / "a.c").write_text("\n".join(source))
+    subprocess.run([CC, *STRICT, "a.c", "-o", "a"], cwd=tmp_path, check=True)
+    printed = subprocess.run([str(tmp_path / "a")], capture_output=True, text=True, check=True).stdout.split()
+    assert [int(v) for v in printed] == [int(v) for values in arrays.values() for v in values]
+
+
+# ----------------------------------------------------------------------------------------------
+# memory plan
+# ----------------------------------------------------------------------------------------------
+
+def test_memory_plan_of_the_mnist_model_matches_a_hand_count():
+    qmodel = qmodels.mnist_like(np.random.default_rng(0))
+    plan = plan_memory(qmodel, scratch_sizes(qmodel))
+    # conv1 out 6x24x24 = 3456, pool1 out 6x12x12 = 864, conv2 out 16x8x8 = 1024, pool2 out 256,
+    # fc out 10 (the caller's output). Live pairs: pool1 reads 3456 and writes 864.
+    assert plan.arena_bytes == 3456 + 864
+    assert plan.peak_op == "pool1"
+    assert plan.scratch_bytes == 4 * 24 * 24  # conv1's accumulators of one output channel
+    assert (plan.input_bytes, plan.output_bytes) == (784, 10)
+    assert plan.peak_sram_bytes == 4320 + 2304
+    kinds = [(op.source.kind, op.target.kind) for op in plan.ops]
+    assert kinds == [("input", "arena"), ("arena", "arena"), ("arena", "arena"), ("arena", "arena"),
+                     ("arena", "arena"), ("arena", "output")]
+
+
+def test_memory_plan_relu_on_the_input_copies_and_flatten_only_copies_through():
+    relu = QuantizedModel(ops=[qmodels.relu("r", 12), QFlatten("f", 12)], input_shape=(12,), input_scale=1.0,
+                          output_scale=1.0)
+    plan = plan_memory(relu)
+    assert plan.ops[0].copy_first and plan.ops[0].target.kind == "output" and plan.arena_bytes == 0
+    flat = QuantizedModel(ops=[QFlatten("f", 12)], input_shape=(3, 4), input_scale=1.0, output_scale=1.0)
+    assert plan_memory(flat).copy_input_to_output
+
+
+@given(sizes=st.lists(st.integers(1, 50), min_size=1, max_size=8), seed=st.integers(0, 1000))
+@settings(max_examples=50, deadline=None)
+def test_memory_plan_never_overlaps_live_buffers(sizes, seed):
+    """Chains of linear layers (with in-place ReLUs): the two buffers of every op are disjoint and
+    the arena is the largest live pair (the optimum of a chain)."""
+    rng = np.random.default_rng(seed)
+    ops, width = [], 7
+    for index, size in enumerate(sizes):
+        ops.append(qmodels.linear(rng, f"fc{index}", width, size))
+        if index % 2:
+            ops.append(qmodels.relu(f"relu{index}", size))
+        width = size
+    plan = plan_memory(QuantizedModel(ops=ops, input_shape=(7,), input_scale=1.0, output_scale=1.0))
+    pairs = [0]
+    for op in plan.ops:
+        if op.source.kind == op.target.kind == "arena" and not op.in_place:
+            a, b = op.source, op.target
+            assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
+        assert all(0 <= s.offset and s.offset + s.size <= plan.arena_bytes for s in (op.source, op.target)
+                   if s.kind == "arena")
+        pairs.append(op.live_bytes)
+    inner = sizes[:-1]
+    assert plan.arena_bytes == max([a + b for a, b in zip(inner, inner[1:])] + inner + [0])
+    assert plan.arena_bytes == max(pairs)
+
+
+# ----------------------------------------------------------------------------------------------
+# refusals
+# ----------------------------------------------------------------------------------------------
+
+def test_a_non_empty_folder_is_never_overwritten(tmp_path):
+    qmodel = qmodels.mnist_like(np.random.default_rng(1))
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not empty; nothing was written.*overwrite=True"):
+        export_c(qmodel, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    result = export_c(qmodel, tmp_path, overwrite=True, samples=np.zeros((2, 1, 28, 28), np.int8))
+    assert (tmp_path / "samples.bin").is_file() and (tmp_path / "notes.txt").read_text() == "mine"
+    export_c(qmodel, tmp_path, overwrite=True)  # no samples now: the stale samples.bin goes
+    assert not (tmp_path / "samples.bin").exists() and (tmp_path / "notes.txt").exists()
+    assert "samples.bin" in result.files
+
+
+def test_bad_models_and_targets_are_refused_naming_the_layer(tmp_path):
+    rng = np.random.default_rng(2)
+    qmodel = qmodels.mnist_like(rng)
+    broken = dataclasses.replace(qmodel, ops=[qmodel.ops[0], qmodel.ops[2]])  # conv2 after conv1, no pool
+    with pytest.raises(ExportError, match="layer conv2: takes 864 values per sample but the previous op gives 3456"):
+        export_c(broken, tmp_path / "a")
+    with pytest.raises(ExportError, match="unknown target"):
+        export_c(qmodel, tmp_path / "b", target="arm")
+    with pytest.raises(ExportError, match="target avr needs samples"):
+        export_c(qmodel, tmp_path / "c", target="avr")
+    big = QuantizedModel(ops=[qmodels.linear(rng, "small", 16, 16), qmodels.linear(rng, "big", 16, 5000)],
+                         input_shape=(16,), input_scale=1.0, output_scale=1.0)
+    with pytest.raises(ExportError, match="layer big's constant tables end at byte .* far reads"):
+        export_c(big, tmp_path / "d", target="avr", samples=np.zeros((1, 16), np.int8))
+    wide = QuantizedModel(ops=[qmodels.conv(rng, "conv1", (1, 40, 40), 8, (3, 3), padding=(1, 1, 1, 1)),
+                               QFlatten("flatten", 8 * 40 * 40), qmodels.linear(rng, "fc", 8 * 40 * 40, 2)],
+                          input_shape=(1, 40, 40), input_scale=1.0, output_scale=1.0)
+    with pytest.raises(ExportError, match=r"8192 bytes of SRAM.*peak at layer"):
+        export_c(wide, tmp_path / "e", target="avr", samples=np.zeros((1, 1, 40, 40), np.int8))
+    assert not any((tmp_path / name).exists() for name in "abcde")
+
+
+# ----------------------------------------------------------------------------------------------
+# host build, bit-exact against the integer reference
+# ----------------------------------------------------------------------------------------------
+
+@needs_cc
+@pytest.mark.parametrize("variant,linear_quotient",
+                         [("dense", "bitshift"), ("zeroskip", "bitshift")]
+                         + [("unit", q) for q in LINEAR_QUOTIENTS])
+def test_mnist_model_bit_exact_for_every_variant(tmp_path, variant, linear_quotient):
+    rng = np.random.default_rng(3)
+    qmodel = qmodels.mnist_like(rng)
+    qmodel.ops[-1] = qmodels.boundary_weights(rng, qmodel.ops[-1])
+    x = qmodels.random_input(rng, 6, qmodel.input_shape, zero_fraction=0.5, boundary=np.unique(qmodel.ops[0].tau))
+    check_bit_exact(qmodel, tmp_path / "export", x, variant, linear_quotient)
+
+
+@st.composite
+def chains(draw):
+    """A random chain: conv (1d or 2d; stride, padding, dilation, groups), optional standalone
+    ReLU and max-pool, flatten, linear (optionally a ReLU first, on the read-only input)."""
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    conv1d = draw(st.booleans())
+    channels = draw(st.sampled_from([1, 2, 3, 4, 6]))
+    groups = draw(st.sampled_from([g for g in (1, 2, 3) if channels % g == 0]))
+    out_channels = groups * draw(st.integers(1, 3))
+    height = 1 if conv1d else draw(st.integers(1, 7))
+    width = draw(st.integers(3, 12))
+    kh = 1 if conv1d else draw(st.integers(1, 3))
+    kw = draw(st.integers(1, 3))
+    stride = (1 if conv1d else draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    dilation = (1 if conv1d else draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    pad_y = (0, 0) if conv1d else (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    padding = (*pad_y, draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    if height + sum(pad_y) < dilation[0] * (kh - 1) + 1 or width + sum(padding[2:]) < dilation[1] * (kw - 1) + 1:
+        kh, kw, dilation = 1, 1, (1, 1)  # the drawn kernel does not fit: a 1x1 one always does
+    fused = draw(st.booleans())
+    ops = []
+    in_size = channels * height * width
+    if draw(st.booleans()):
+        ops.append(qmodels.relu("relu0", in_size))
+    conv = qmodels.conv(rng, "features.0", (channels, height, width), out_channels, (kh, kw), stride, dilation,
+                        padding, groups, relu=fused, sparsity=draw(st.sampled_from([0.0, 0.3, 0.7])), conv1d=conv1d)
+    ops.append(conv)
+    shape = qmodels.output_shape(conv)
+    if not fused and draw(st.booleans()):
+        ops.append(qmodels.relu("relu1", int(np.prod(shape))))
+    if draw(st.booleans()) and shape[1] >= (1 if conv1d else 2) and shape[2] >= 2:
+        pool = qmodels.maxpool("pool", shape, kernel=(1 if conv1d else 2, 2),
+                               stride=(1 if conv1d else draw(st.integers(1, 2)), draw(st.integers(1, 2))))
+        ops.append(pool)
+        shape = qmodels.output_shape(pool)
+    flat = int(np.prod(shape))
+    ops.append(QFlatten("flatten", flat))
+    classifier = qmodels.linear(rng, "classifier", flat, draw(st.integers(1, 12)), shift_start=draw(st.integers(0, 3)),
+                                threshold_q=draw(st.sampled_from([None, 0, 200, 40000])))
+    ops.append(qmodels.boundary_weights(rng, classifier))
+    input_shape = (channels, width) if conv1d else (channels, height, width)
+    qmodel = QuantizedModel(ops=ops, input_shape=input_shape, input_scale=1.0, output_scale=1.0)
+    x = qmodels.random_input(rng, 3, input_shape, zero_fraction=0.4, boundary=np.unique(conv.tau))
+    return qmodel, x
+
+
+@needs_cc
+@given(case=chains(), variant=st.sampled_from(VARIANTS), linear_quotient=st.sampled_from(LINEAR_QUOTIENTS))
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_layers_bit_exact(tmp_path_factory, case, variant, linear_quotient):
+    qmodel, x = case
+    check_bit_exact(qmodel, tmp_path_factory.mktemp("chain"), x, variant, linear_quotient)
+
+
+@needs_cc
+def test_export_layout_and_manifest(tmp_path):
+    qmodel = qmodels.mnist_like(np.random.default_rng(4))
+    result = export_c(qmodel, tmp_path)
+    manifest = json.loads((tmp_path / "memory_plan.json").read_text())
+    assert manifest["memory"]["peak_sram_bytes"] == result.memory.peak_sram_bytes == 4320 + 2304 + \
+        result.memory.descriptor_bytes
+    assert manifest["memory"]["input_counted_in_peak"] is False
+    assert manifest["layers"] == ["conv1", "conv2", "fc"]
+    assert set(manifest["files"]) == {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
+    assert manifest["flash"]["tables_bytes"] == result.flash_table_bytes == \
+        (150 + 150 + 6 * 9) + (2400 + 2400 + 16 * 9) + (2560 + 10 * 9)
+    assert "Generated by unitprune" in (tmp_path / "model.c").read_text()
+    # the Makefile builds the same host runner that run_exported builds
+    subprocess.run(["make", "-s", "model_host"], cwd=tmp_path, check=True, capture_output=True)
+    x = qmodels.random_input(np.random.default_rng(5), 2, qmodel.input_shape)
+    (tmp_path / "x.bin").write_bytes(x.tobytes())
+    printed = subprocess.run(["./model_host", "x.bin", "y.bin"], cwd=tmp_path, capture_output=True, text=True,
+                             check=True).stdout
+    assert printed.splitlines()[0] == "samples 2"
+    expected, _ = run_reference(qmodel, x)
+    assert (tmp_path / "y.bin").read_bytes() == expected.astype(np.int8).tobytes()
+
+
+# ----------------------------------------------------------------------------------------------
+# warning-free compiles
+# ----------------------------------------------------------------------------------------------
+
+@needs_cc
+def test_generated_code_compiles_warning_free_on_the_host(tmp_path):
+    qmodel = qmodels.mnist_like(np.random.default_rng(6))
+    for variant, quotient in [("dense", "bitshift"), ("unit", "bintree"), ("unit", "table")]:
+        out = tmp_path / f"{variant}_{quotient}"
+        export_c(qmodel, out, variant=variant, linear_quotient=quotient)
+        for counts in ("0", "1"):
+            built = subprocess.run([CC, *STRICT, "-O2", "-I.", "-Ikernels", f"-DUNIT_S8_COUNTS={counts}", "-c",
+                                    "main.c", "model.c"], cwd=out, capture_output=True, text=True)
+            assert built.returncode == 0 and not built.stderr, built.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# the command line
+# ----------------------------------------------------------------------------------------------
+
+@needs_cc
+@pytest.mark.usefixtures("one_torch_thread")
+def test_cli_export_on_a_model_file_and_on_weights(tmp_path, capsys):
+    import torch
+
+    from unitprune.cli import main
+    from unitprune.models import build_model
+
+    model = build_model("digits", seed=0)  # untrained: the check is bit-exactness, not accuracy
+    torch.save(model, tmp_path / "user_model.pt")
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    out_dir = tmp_path / "export"
+    argv = ["export", "--model-file", str(tmp_path / "user_model.pt"), "--trust-model-file", "--data", "digits",
+            "--out-dir", str(out_dir), "--variant", "unit", "--linear-quotient", "bintree"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "bit-exact against the integer reference (outputs and every counter): yes" in printed
+    summary = json.loads((out_dir / "host_check.json").read_text())
+    assert summary["bit_exact"] and summary["test_samples"] > 100
+    assert summary["model_sram_bytes"] == json.loads((out_dir / "memory_plan.json").read_text())["memory"][
+        "peak_sram_bytes"]
+    assert main(argv) == 2  # the folder is not empty now
+    assert "not empty" in capsys.readouterr().err
+    assert main(["export", "--model", "digits", "--weights", str(tmp_path / "weights.pt"), "--data", "digits",
+                 "--out-dir", str(out_dir), "--overwrite", "--variant", "zeroskip"]) == 0
+    assert "yes" in capsys.readouterr().out.splitlines()[-2]
+
+
+def tiny_model(rng: np.random.Generator) -> QuantizedModel:
+    """conv 1->4 k3 (padding 1), max-pool 2, flatten, linear 64->5: small enough for fast MCU runs."""
+    conv = qmodels.conv(rng, "conv", (1, 8, 8), 4, (3, 3), padding=(1, 1, 1, 1))
+    pool = qmodels.maxpool("pool", qmodels.output_shape(conv))
+    return QuantizedModel(ops=[conv, pool, QFlatten("flatten", 64), qmodels.linear(rng, "fc", 64, 5)],
+                          input_shape=(1, 8, 8), input_scale=1.0, output_scale=1.0)
+
+
+MCU_COMPILERS = {
+    "avr": (("avr-gcc", "gcc-avr avr-libc"), ["-mmcu=atmega2560", "-O2"]),
+    "msp430": (("clang-14", "clang-14 lld-14"), ["--target=msp430", "-O2", "-ffreestanding", "-nostdlib"]),
+}
+
+
+@pytest.mark.parametrize("target", sorted(MCU_COMPILERS))
+def test_generated_mcu_code_compiles_warning_free(tmp_path, target):
+    from tests.mcu_tools import require_program
+
+    (program, packages), flags = MCU_COMPILERS[target]
+    compiler = require_program(program, packages)
+    rng = np.random.default_rng(7)
+    qmodel = qmodels.mnist_like(rng)
+    export_c(qmodel, tmp_path, target=target, samples=qmodels.random_input(rng, 2, qmodel.input_shape))
+    for defines in ([], ["-DUNIT_MODEL_MARKERS=1"], ["-DUNIT_S8_COUNTS=1"]):
+        built = subprocess.run([compiler, *flags, *STRICT, "-DUNIT_SKIP_BRANCH=1", "-I.", "-Ikernels", *defines,
+                                "-c", "main.c", "model.c"], cwd=tmp_path, capture_output=True, text=True)
+        assert built.returncode == 0 and not built.stderr, f"{target} {defines}:\n{built.stderr}"
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430"])
+def test_exported_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
+    """The export's own Makefile builds the firmware (per inference and per layer), and it runs
+    bit-exactly in the simulator of unitprune.mcu.targets."""
+    from tests.mcu_tools import require_program, require_target
+    from unitprune.mcu import targets
+    from unitprune.mcu.targets.common import firmware_from_elf
+
+    require_target(target)
+    require_program("make", "make")
+    rng = np.random.default_rng(8)
+    qmodel = tiny_model(rng)
+    x = qmodels.random_input(rng, 3, qmodel.input_shape, boundary=np.unique(qmodel.ops[0].tau))
+    result = export_c(qmodel, tmp_path, target=target, samples=x)
+    made = subprocess.run(["make", "-s", "model.elf", "model_layers.elf"], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert made.returncode == 0, made.stderr
+    expected, _ = run_reference(qmodel, x)
+    for elf, labels in (("model.elf", ["inference"] * 3), ("model_layers.elf", ["conv", "pool", "fc"] * 3)):
+        run = targets.run(firmware_from_elf(target, tmp_path / elf, tmp_path, [], ""))
+        emitted = [region for region in run.regions if region.data]
+        assert np.array_equal(np.stack([np.frombuffer(bytes(r.data), np.int8) for r in emitted]),
+                              expected.reshape(len(x), -1))
+        assert [region.label for region in run.regions] == labels
+        assert run.stack_bytes + result.memory.peak_sram_with_io_bytes < 8192
