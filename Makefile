@@ -30,6 +30,7 @@ bench: $(STAMP)
 bench-mcu: $(STAMP)
 	$(PY) benchmarks/division_mcu.py
 	$(PY) benchmarks/mcu_runtime.py
+	$(PY) benchmarks/kernels_s8_mcu.py
 
 # The MCU toolchains and cycle-exact simulators (AVR: avr-gcc + simavr; MSP430: clang-14 + lld-14 +
 # mspdebug) and the speech synthesizer for the offline keyword-spotting data (espeak-ng, sox).

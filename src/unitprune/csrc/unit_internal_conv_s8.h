@@ -23,7 +23,7 @@ typedef struct {
 } unit__conv_tally_s8;
 
 /* The loops over one output row of a tap, acc[l] for l in [0, end - acc) and x[l*sx]
- * (UNIT__ROW_FN: separate functions on MCUs, see unit_internal_s8.h). Stride 1, the common case,
+ * (UNIT__ROW_FN: separate functions on MCUs with -Os, see unit_internal_s8.h). Stride 1, the common case,
  * has its own loop (post-increment loads). */
 /* dense: acc[l] += w * x[l*sx], no test. */
 UNIT__ROW_FN void unit__row_dense_s8(int32_t *acc, const int32_t *end, const int8_t *x, ptrdiff_t sx, int8_t w) {

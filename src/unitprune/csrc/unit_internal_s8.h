@@ -20,44 +20,107 @@
 #define UNIT_S8_COUNTS 0
 #endif
 
-/* UNIT__ROW_FN marks the innermost loops (one conv output row of a tap, one linear column). On
- * MCUs they are separate functions, called once per row/column: with few live values everything
- * stays in registers (inlined into the loop nests, avr-gcc spilled the data pointer and the
- * product to the stack, ~8-16 more cycles per MAC). Hosts inline them. */
+/* How the innermost loops are compiled on MCUs (measured on AVR, benchmarks/kernels_s8_mcu.py,
+ * docs/kernels.md): as separate functions, called once per conv row or linear column, every value
+ * of the loop stays in registers but each call saves and restores ~9 registers; inlined into the
+ * loop nest, avr-gcc spills some of them. UNIT__ROW_FN (conv rows, dense and zeroskip columns):
+ * separate functions with -Os, where they measured faster (avr-gcc 5.4: dense conv 4.52 M instead
+ * of 4.91 M cycles), inlined otherwise (-O2: 2.27 M instead of 2.47 M). UNIT__COLUMN_FN (the UnIT
+ * linear column, whose caller also computes the quotient): a separate function on MCUs at every
+ * level (-O2: 94 k instead of 108 k cycles). Hosts inline everything. Both are overridable with -D. */
 #if defined(__GNUC__) && (defined(__AVR__) || defined(__MSP430__))
-#define UNIT__ROW_FN static __attribute__((noinline, unused)) /* unused: no warning where not called */
+#define UNIT__SEPARATE_FN static __attribute__((noinline, unused)) /* unused: no warning where not called */
+#ifndef UNIT__ROW_FN
+#if defined(__OPTIMIZE_SIZE__)
+#define UNIT__ROW_FN UNIT__SEPARATE_FN
 #else
 #define UNIT__ROW_FN static inline
+#endif
+#endif
+#ifndef UNIT__COLUMN_FN
+#define UNIT__COLUMN_FN UNIT__SEPARATE_FN
+#endif
+#else
+#ifndef UNIT__ROW_FN
+#define UNIT__ROW_FN static inline
+#endif
+#ifndef UNIT__COLUMN_FN
+#define UNIT__COLUMN_FN static inline
+#endif
 #endif
 
 #define UNIT__INT32_MIN (-2147483647L - 1L)
 #define UNIT__INT32_MAX 2147483647L
 
-/* TFLite MultiplyByQuantizedMultiplier (docs/fixed_point.md). The doubling high multiply
- * (a*b + nudge) / 2**31, truncated toward zero, is written with shifts: for v < 0,
- * trunc(v / 2**31) = -((-v) >> 31); v = a*b + nudge is never INT64_MIN (|a*b| <= 2**62). */
-static inline int32_t unit__requantize_s8(int32_t acc, int32_t multiplier, int32_t shift) {
-    int32_t left, right, a, high, remainder, limit;
-    int64_t product;
+/* The two 32-bit words of an int64. On little-endian targets (AVR, MSP430, x86, ARM) through a
+ * union: avr-gcc 5.4 compiles `v >> 32` into a call of the 64-bit shift routine __lshrdi3, the
+ * union into register moves. */
+static inline void unit__words_s64(int64_t v, uint32_t *low, uint32_t *high) {
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    union {
+        int64_t value;
+        uint32_t words[2];
+    } u;
+    u.value = v;
+    *low = u.words[0];
+    *high = u.words[1];
+#else
+    *low = (uint32_t)((uint64_t)v & 0xFFFFFFFFUL);
+    *high = (uint32_t)((uint64_t)v >> 32);
+#endif
+}
+
+/* TFLite SaturatingRoundingDoublingHighMul(a, m), a*m != INT32_MIN*INT32_MIN: v = a*m + nudge
+ * (nudge 2**30, or 1 - 2**30 for a negative product), then v / 2**31 truncated toward zero. The
+ * 32x32->64-bit product is one widening multiply (libgcc's __mulsidi3 on AVR); the nudge and the
+ * division work on the product's two 32-bit words (no 64-bit add, compare or shift routines):
+ * floor(v / 2**31) = (high << 1) | (low >> 31), plus 1 for a negative v with a remainder. */
+static inline int32_t unit__high_mul_s8(int32_t a, int32_t m) {
+    uint32_t low, high, add, floor_bits;
+    int negative;
+    unit__words_s64((int64_t)a * (int64_t)m, &low, &high);
+    negative = (high & 0x80000000UL) != 0;
+    add = negative ? (uint32_t)0xC0000001UL : (uint32_t)0x40000000UL; /* nudge: low word; high word -1 or 0 */
+    low += add;
+    high += (uint32_t)(low < add ? 1U : 0U) + (negative ? (uint32_t)0xFFFFFFFFUL : (uint32_t)0U);
+    floor_bits = (high << 1) | (low >> 31);
+    if ((high & 0x80000000UL) != 0 && (low & 0x7FFFFFFFUL) != 0) {
+        floor_bits += 1U; /* truncate toward zero */
+    }
+    return (int32_t)floor_bits;
+}
+
+/* TFLite RoundingDivideByPOT(x, e) for e in [0, 31]: x / 2**e rounded to nearest, ties away from
+ * zero. One variable shift in the usual case: (x + 2**(e-1) - (x < 0)) >> e, exact unless the sum
+ * overflows (x within 2**(e-1) of INT32_MAX), which takes the two-shift form. */
+static inline int32_t unit__divide_by_pot_s8(int32_t x, int32_t e) {
+    int32_t half, remainder, limit;
     uint32_t mask;
+    if (e == 0) {
+        return x;
+    }
+    half = (int32_t)((uint32_t)1 << (e - 1)) - (x < 0 ? 1 : 0);
+    if (x <= (int32_t)UNIT__INT32_MAX - half) {
+        return (x + half) >> e;
+    }
+    mask = ((uint32_t)1 << e) - 1U;
+    remainder = (int32_t)((uint32_t)x & mask);
+    limit = (int32_t)(mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (remainder > limit ? 1 : 0);
+}
+
+/* TFLite MultiplyByQuantizedMultiplier (docs/fixed_point.md): a = acc * 2**max(shift, 0), then
+ * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(a, multiplier), max(-shift, 0)). */
+static inline int32_t unit__requantize_s8(int32_t acc, int32_t multiplier, int32_t shift) {
+    int32_t a, high;
     shift = shift < -31 ? -31 : (shift > 30 ? 30 : shift);
-    left = shift > 0 ? shift : 0;
-    right = shift > 0 ? 0 : -shift;
-    a = (int32_t)((uint32_t)acc << left);
+    a = shift > 0 ? (int32_t)((uint32_t)acc << shift) : acc;
     if (a == UNIT__INT32_MIN && multiplier == UNIT__INT32_MIN) {
         high = (int32_t)UNIT__INT32_MAX;
     } else {
-        product = (int64_t)a * (int64_t)multiplier;
-        if (product >= 0) {
-            high = (int32_t)((product + ((int64_t)1 << 30)) >> 31);
-        } else {
-            high = (int32_t)(-((-(product + (1 - ((int64_t)1 << 30)))) >> 31));
-        }
+        high = unit__high_mul_s8(a, multiplier);
     }
-    mask = ((uint32_t)1 << right) - 1U;
-    remainder = (int32_t)((uint32_t)high & mask);
-    limit = (int32_t)(mask >> 1) + (high < 0 ? 1 : 0);
-    return (high >> right) + (remainder > limit ? 1 : 0);
+    return shift < 0 ? unit__divide_by_pot_s8(high, -shift) : high;
 }
 
 /* requantize, then clamp to [act_min, act_max] (both in [-128, 127]) as int8. */
@@ -100,7 +163,7 @@ static inline uint8_t unit__abs_s8(int8_t v) {
 
 /* Keep test of the UnIT kernels, |v| > t for v in [-128, 127] and t in [0, 127], as one 8-bit add
  * and one unsigned compare: with s = v + t in [-128, 254], s >= 0 gives s > 2t iff v > t, and
- * s < 0 (v < -t, kept) wraps to 256 + s >= 128 > ... >= 2t + 1 as 256 + v > t always holds. The
+ * s < 0 (v < -t, kept) wraps to 256 + s, which exceeds 2t because 256 + v > t always holds. The
  * caller passes t2 = 2t. */
 static inline int unit__keep_s8(int8_t v, uint8_t t, uint8_t t2) {
     return (uint8_t)((uint8_t)v + t) > t2;
@@ -275,7 +338,7 @@ UNIT__ROW_FN void unit__column_zeroskip_s8(int32_t *acc, const int8_t *w, int8_t
 
 /* UnIT column: acc[j] += x * w[j] iff |w[j]| > t, for t in [0, 127]; returns the kept count in the
  * counted build (0 otherwise). */
-UNIT__ROW_FN int32_t unit__column_unit_s8(int32_t *acc, const int8_t *w, int8_t x, uint8_t t, int32_t out) {
+UNIT__COLUMN_FN int32_t unit__column_unit_s8(int32_t *acc, const int8_t *w, int8_t x, uint8_t t, int32_t out) {
     const uint8_t t2 = (uint8_t)(t + t);
     int32_t *end = acc + out;
     int32_t kept = 0;

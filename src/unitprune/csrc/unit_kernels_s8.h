@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* unit_kernels_s8.h: the int8 (fixed-point) UnIT kernels. The contract they implement, bit for bit,
  * is docs/fixed_point.md; the Python integer reference (unitprune.mcu.reference) is their oracle.
- * Design and loops: docs/kernels.md, "The int8 kernels".
+ * Design and loops: docs/kernels.md, "The int8 kernels". Sources: the csrc files with `_s8` in their
+ * name (they need no other source; headers: unit_types.h, unit_kernels_s8.h, private unit_internal_*.h).
  *
  * Rules (as for the float kernels): C99, no malloc, no libm, no float, fixed-width types, one
  * public function per file, int32_t sizes. Counters are compiled in only with UNIT_S8_COUNTS
