@@ -161,6 +161,9 @@ def test_bad_models_and_targets_are_refused_naming_the_layer(tmp_path):
     broken = dataclasses.replace(qmodel, ops=[qmodel.ops[0], qmodel.ops[2]])  # conv2 after conv1, no pool
     with pytest.raises(ExportError, match="layer conv2: takes 864 values per sample but the previous op gives 3456"):
         export_c(broken, tmp_path / "a")
+    exact = dataclasses.replace(qmodel, approx="exact")
+    with pytest.raises(ExportError, match="layer fc: approx='exact' quotients .* need linear_quotient='table'"):
+        export_c(exact, tmp_path / "a", linear_quotient="bintree")
     with pytest.raises(ExportError, match="unknown target"):
         export_c(qmodel, tmp_path / "b", target="arm")
     with pytest.raises(ExportError, match="target avr needs samples"):
