@@ -86,7 +86,7 @@ TARGETS = {
     # unitprune.mcu.targets' link.ld: an MSP430FR5994-like map in the 64 KB mspdebug simulates, code,
     # constants and the .data image in "FRAM" 0x4000-0xFF7F, 8 KB SRAM at 0x1C00.
     "msp430": TargetSpec("msp430", 2, 2, 0xFF80 - 0x4000, 8192, "msp430",
-                         "code, constants and the .data image share the 48,992 bytes of FRAM (0x4000-0xFF7F) of "
+                         "code, constants and the .data image share the 49,024 bytes of FRAM (0x4000-0xFF7F) of "
                          "the simulated 64 KB address space (clang-14's small memory model)"),
 }
 
