@@ -8,16 +8,18 @@ covers a recursion of known depth."""
 from __future__ import annotations
 
 import random
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.mcu_tools import require_target
+from tests.mcu_tools import require_program, require_target
 from unitprune.mcu import targets
 
-FIRMWARE = __import__("pathlib").Path(__file__).parent / "mcu_firmware" / "arith.c"
+FIRMWARE = Path(__file__).parent / "mcu_firmware" / "arith.c"
 N = 24
 STACK_DEPTH, STACK_FRAME_BYTES = 8, 24
-EMPTY_REGION_CYCLES = {"avr": 2, "msp430": 6, "msp430-hwmult": 6}  # docs/mcu.md, unit_mcu.h
+EMPTY_REGION_CYCLES = {"avr": 2, "msp430": 8, "msp430-hwmult": 8}  # docs/mcu.md, unit_mcu.h
 
 
 def wrap(value: int, bits: int) -> int:
@@ -208,12 +210,12 @@ def test_energy_estimates_follow_the_datasheet_figures():
 
 def test_mspdebug_cycle_table_is_the_documented_one(tmp_path):
     """mspdebug 0.22 counts a constant-generator operand as the addressing mode its encoding reuses
-    (docs/mcu.md): the marker MOV.B #1,&port costs 6 (silicon 4), DEC (SUB #1) 3 (silicon 1),
-    INCD (ADD #2) 2 (silicon 1); register and immediate operands as the family guide says."""
+    (docs/mcu.md): DEC (SUB #1) 3 cycles (silicon 1), INCD (ADD #2) 2 (silicon 1); register and
+    immediate operands, CALL #imm (5) and RET (3) as the family guide says."""
     require_target("msp430")
     firmware = targets.build("msp430", [FIRMWARE.parent / "msp430_cycle_table.c"], build_dir=tmp_path)
     cycles = targets.run(firmware).cycles()
-    marker = 6  # MOV.B #1, &0x01F0 (the start marker, included in every region)
+    marker = 3 + 5  # the start stub's RET and the stop marker's CALL #imm, in every region
     assert cycles["empty"] == marker
     assert cycles["dec_loop"] == marker + 2 + 1000 * (3 + 2)
     assert cycles["register_loop"] == marker + 2 + 2 + 143 * (1 + 2)
@@ -230,3 +232,29 @@ def test_firmware_without_done_marker_is_an_error(target, tmp_path):
     firmware = targets.build(target, [source], build_dir=tmp_path / "build")
     with pytest.raises(targets.FirmwareError, match="did not reach unit_mcu_done"):
         targets.run(firmware, max_cycles=100_000, timeout=30)
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430"])
+def test_section_sizes_agree_with_binutils(target, data_dir, tmp_path_factory):
+    """The ELF header reader (targets/elf.py) against binutils' avr-size -A, section by section."""
+    size_tool = require_program("avr-size", "binutils-avr")
+    firmware, _, _ = built_and_run(target, data_dir, tmp_path_factory)
+    listing = subprocess.run([size_tool, "-A", str(firmware.elf)], capture_output=True, text=True, check=True).stdout
+    binutils = {line.split()[0]: int(line.split()[1]) for line in listing.splitlines()
+                if line.startswith(".") and len(line.split()) == 3}
+    assert firmware.sections["text"] == binutils[".text"]
+    assert firmware.sections["data"] == binutils.get(".data", 0)
+    assert firmware.sections["bss"] == binutils.get(".bss", 0) + binutils.get(".noinit", 0)
+    assert firmware.sections["rodata"] == binutils.get(".rodata", 0) + binutils.get(".vectors", 0)
+    assert firmware.flash_bytes == binutils[".text"] + firmware.sections["rodata"] + firmware.sections["data"]
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430"])
+def test_too_long_label_is_an_error(target, tmp_path):
+    require_target(target)
+    source = tmp_path / "long_label.c"
+    source.write_text('#include "unit_mcu.h"\nint main(void) {\n    unit_mcu_label("' + "x" * 130 + '");\n'
+                      '    unit_mcu_done();\n}\n')
+    firmware = targets.build(target, [source], build_dir=tmp_path / "build")
+    with pytest.raises(targets.FirmwareError, match="label longer than 127"):
+        targets.run(firmware, max_cycles=1_000_000, timeout=30)

@@ -16,6 +16,7 @@ TABLE1 = {
     "kws": [(6, 1, 5, 5), (16, 6, 5, 5), (12, 7616)],
     "widar": [(32, 22, 6, 6), (64, 32, 3, 3), (96, 64, 3, 3), (128, 1536), (6, 128)],
     "digits": [(6, 1, 3, 3), (10, 54)],
+    "mnist-wide": [(32, 1, 3, 3), (64, 32, 3, 3), (128, 9216), (10, 128)],
 }
 
 # Dense MACs per example, by hand: conv = out_ch * in_ch * kh * kw * out_h * out_w, linear = out * in.
@@ -26,10 +27,13 @@ HAND_MACS = {
     "widar": (32 * 22 * 6 * 6 * 15 * 15 + 64 * 32 * 3 * 3 * 13 * 13 + 96 * 64 * 3 * 3 * 4 * 4
               + 128 * 1536 + 6 * 128),  # 9,899,520
     "digits": 6 * 1 * 3 * 3 * 6 * 6 + 10 * 54,  # 2,484
+    "mnist-wide": 32 * 1 * 3 * 3 * 26 * 26 + 64 * 32 * 3 * 3 * 24 * 24 + 128 * 9216 + 10 * 128,  # 11,992,448
 }
 EXPECTED_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "kws": (1, 80, 124),
-                   "widar": (22, 20, 20), "digits": (1, 8, 8)}
-EXPECTED_CLASSES = {"mnist": 10, "cifar10": 10, "kws": 12, "widar": 6, "digits": 10}
+                   "widar": (22, 20, 20), "digits": (1, 8, 8),
+                   "mnist-wide": (1, 28, 28)}
+EXPECTED_CLASSES = {"mnist": 10, "cifar10": 10, "kws": 12, "widar": 6, "digits": 10,
+                    "mnist-wide": 10}
 
 
 def test_registry_names():
@@ -77,7 +81,8 @@ def test_dense_macs_match_hand_count_and_flop_counter(name):
 def test_hand_mac_values():
     # the literal figures, so a typo in HAND_MACS cannot hide behind the flop counter
     assert HAND_MACS == {"mnist": 242_560, "cifar10": 596_800, "kws": 6_028_992,
-                         "widar": 9_899_520, "digits": 2_484}
+                         "widar": 9_899_520, "digits": 2_484,
+                         "mnist-wide": 11_992_448}
 
 
 def test_seeded_init_is_reproducible_and_leaves_global_rng_alone():

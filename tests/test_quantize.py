@@ -24,13 +24,14 @@ import unitprune
 from unitprune import UnITConfig
 from unitprune.mcu import QuantConfig, QuantizedModel, decision_agreement, quantize
 from unitprune.mcu.qmodel import QConv, QLinear
-from unitprune.mcu.quantize import plan_model, quantize_multiplier
+from unitprune.mcu.graph import plan_model
+from unitprune.mcu.quantize import quantize_multiplier
 from unitprune.mcu.reference import (conv_columns, conv_keep, dequantize_output, linear_keep, quantize_input,
                                      requantize, run_reference, saturating_rounding_doubling_high_mul)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
@@ -69,7 +70,7 @@ def requantize_oracle(acc: int, multiplier: int, shift: int) -> int:
     return round_half_away_exact(Fraction(high, 2 ** max(-shift, 0)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(real=st.floats(min_value=0, max_value=2.0**29, allow_subnormal=True))
 @example(real=1 - 2.0**-40)  # rounds up to 2**31: (2**30, 1)
 @example(real=2.0**-32)  # exponent -31: kept
@@ -105,7 +106,7 @@ def requantize_cases(draw):
     return acc, multiplier, shift
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(case=requantize_cases())
 @example(case=(INT32_MIN, INT32_MAX, 0))
 @example(case=(INT32_MIN, 2**30, -31))
@@ -165,10 +166,13 @@ def sparse_data(generator, shape, count=24):
     return torch.where(torch.rand(x.shape, generator=generator) < 0.3, torch.zeros_like(x), x)
 
 
-def unit_model(model, approx, generator, shift_start=None, scale=0.3):
-    converted = unitprune.convert(model, UnITConfig(approx=approx, shift_start=shift_start)).eval()
+def unit_model(model, approx, generator, shift_start=None, scale=0.3, conv_group_size=None):
+    """UnIT twin with random thresholds; the conv (layer "0") may have threshold groups."""
+    converted = unitprune.convert(model, UnITConfig(approx=approx, shift_start=shift_start,
+                                                    group_size=conv_group_size), ignored_layers=["3"])
+    converted = unitprune.convert(converted, UnITConfig(approx=approx, shift_start=shift_start)).eval()
     for _, layer in unitprune.unit_layers(converted):
-        layer.threshold.fill_(float(torch.rand(1, generator=generator)) * scale)
+        layer.threshold.copy_(torch.rand(layer.threshold.shape, generator=generator) * scale)
     return converted
 
 
@@ -204,12 +208,13 @@ def python_int_keep(approx, z, c, threshold_q, shift_start):
 
 @SETTINGS
 @given(layer=conv_layers(), approx=st.sampled_from(["exact", "bitshift"]), shift_start=st.sampled_from([None, 3]),
-       seed=st.integers(0, 2**31 - 1))
-def test_conv_and_linear_match_the_oracles(layer, approx, shift_start, seed):
+       group_size=st.sampled_from([None, 1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_conv_and_linear_match_the_oracles(layer, approx, shift_start, group_size, seed):
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model, shape = conv_model(**layer)
-    model = unit_model(model, approx, generator, shift_start)
+    model = unit_model(model, approx, generator, shift_start, conv_group_size=group_size)
+    thresholds = model[0].threshold.double().numpy()
     x = sparse_data(generator, shape)
     qmodel = quantize(model, x, linear_quotient="table" if approx == "exact" else "bitshift")
     x_q = quantize_input(qmodel, x[:6])
@@ -217,6 +222,9 @@ def test_conv_and_linear_match_the_oracles(layer, approx, shift_start, seed):
     s = shift_start or 0
 
     conv, conv_in = inputs["0"]
+    group_of_output = np.arange(conv.out_channels) // (group_size or conv.out_channels)
+    assert np.array_equal(conv.threshold_q, np.floor(thresholds[group_of_output]
+                                                     / (conv.input_scale * conv.weight_scale)))
     columns = torch_columns(conv, conv_in)  # (n, C*K, L)
     n, _, positions = columns.shape
     taps = conv.weight[0].size
@@ -368,6 +376,28 @@ def test_variants_and_counters_on_digits(digits):
     assert torch.equal(qmodel(test), torch.from_numpy(dequantize_output(qmodel, y_unit)))
 
 
+def test_quotient_tree_is_shaped_by_calibration(digits):
+    model, calibration, _, _ = digits
+    converted = unitprune.convert(model, UnITConfig(approx="bitshift", shift_start=3))
+    unitprune.calibrate(converted, calibration, percentile=30)
+    qmodel = quantize(converted, calibration, linear_quotient="bintree")
+    fc = qmodel.ops[-1]
+    magnitudes = np.abs(captured_inputs(qmodel, quantize_input(qmodel, calibration))[2]["fc"][1].astype(int)).ravel()
+    magnitudes = magnitudes[magnitudes > 0]
+
+    def walk(c: int) -> tuple[int, int]:  # (quotient, comparisons), reading the stored arrays
+        node = steps = 0
+        while fc.tree_left[node] >= 0:
+            node = fc.tree_left[node] if c < (1 << (int(fc.tree_split[node]) - 1)) else fc.tree_right[node]
+            steps += 1
+        return int(fc.tree_quotient[node]), steps
+
+    walks = [walk(int(c)) for c in range(1, 129)]
+    assert [q for q, _ in walks] == [min(fc.threshold_q >> max(c.bit_length(), 3), 255) for c in range(1, 129)]
+    mean_steps = np.mean([walks[c - 1][1] for c in magnitudes])
+    assert mean_steps < 3.0  # a balanced tree over 8 bit lengths takes 3 comparisons
+
+
 def test_unit_accuracy_close_to_float_unit(digits):
     model, calibration, test, labels = digits
     converted = unitprune.convert(model, UnITConfig(approx="bitshift"))
@@ -436,8 +466,8 @@ def test_percentile_activation_range(digits):
     clipped = quantize(model, calibration, QuantConfig(activation_range="percentile", activation_percentile=90))
     assert full.input_scale == by_max.input_scale and full.output_scale == by_max.output_scale
     assert clipped.input_scale < by_max.input_scale
-    assert np.abs(quantize_input(clipped, calibration)).max() == 128 or \
-        quantize_input(clipped, calibration).max() == 127
+    saturated = (quantize_input(clipped, calibration) == 127).mean()
+    assert saturated > (quantize_input(by_max, calibration) == 127).mean() and 0.05 < saturated < 0.2
 
 
 # ----------------------------------------------------------------------------------------
@@ -506,6 +536,54 @@ def test_maxpool_and_relu_match_torch_on_integers(dims):
     assert float((qmodel(x) - reference).abs().max()) <= 2 * qmodel.output_scale
 
 
+class FunctionalNet(nn.Module):
+    """A user model written with functional calls (as a --model-file might be)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(12, 4)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv(x)))
+        return self.fc(torch.flatten(x, 1)).relu()
+
+
+class ReusedModules(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.fc(self.relu(self.fc(x))))
+
+
+def test_a_module_called_twice_gives_steps_with_their_own_names():
+    torch.manual_seed(6)
+    model = ReusedModules().eval()
+    x = torch.randn(32, 4)
+    qmodel = quantize(model, x)
+    assert [op.name for op in qmodel.ops] == ["fc", "fc#2"]
+    _, counts = run_reference(qmodel, quantize_input(qmodel, x))
+    assert set(counts) == {"fc", "fc#2"}
+    with torch.no_grad():
+        assert float((qmodel(x) - model(x)).abs().max()) <= 2 * qmodel.output_scale
+
+
+def test_functional_model_equals_its_sequential_twin():
+    torch.manual_seed(5)
+    model = FunctionalNet().eval()
+    twin = nn.Sequential(model.conv, nn.ReLU(), model.pool, nn.Flatten(), model.fc, nn.ReLU()).eval()
+    x = torch.randn(16, 1, 6, 6)
+    functional, sequential = quantize(model, x), quantize(twin, x)
+    assert [type(op).__name__ for op in functional.ops] == ["QConv", "QMaxPool", "QFlatten", "QLinear"]
+    assert functional.ops[-1].requant.act_min == 0  # the trailing .relu() is fused
+    assert np.array_equal(run_reference(functional, quantize_input(functional, x))[0],
+                          run_reference(sequential, quantize_input(sequential, x))[0])
+
+
 # ----------------------------------------------------------------------------------------
 # Errors name the layer
 # ----------------------------------------------------------------------------------------
@@ -539,6 +617,7 @@ class ViewFlatten(nn.Module):
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, ceil_mode=True)), "max-pool '1'.*ceil_mode"),
     (nn.Sequential(nn.ReLU(), nn.BatchNorm2d(1), nn.Conv2d(1, 2, 3)), "BatchNorm '1'"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(0)), "Flatten '1'"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False)), "BatchNorm '1'.*running"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(4, 2)), "linear layer '1'.*flat"),
     (TwoInputs(), "step 'conv'"),
     (ViewFlatten(), "'conv' is used by 2 steps \\(size, view\\)"),
@@ -558,6 +637,13 @@ def test_error_cases_name_the_layer():
     with pytest.raises(ValueError, match="linear_quotient='table'"):
         quantize(exact, x)
     quantize(exact, x, linear_quotient="table")
+    bn = nn.BatchNorm1d(4).eval()
+    with torch.no_grad():
+        bn.running_var.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    linear_bn = unitprune.convert(nn.Sequential(nn.Flatten(), nn.Linear(36, 4), bn), UnITConfig(approx="bitshift"))
+    linear_bn[1].threshold.fill_(0.1)
+    with pytest.raises(ValueError, match="BatchNorm '2' after UnIT linear layer '1'"):
+        quantize(linear_bn, x)
     model = nn.Sequential(nn.Flatten(), nn.Linear(36, 4))
     with pytest.raises(ValueError, match="NaN"):
         quantize(model, torch.full((2, 1, 6, 6), float("nan")))

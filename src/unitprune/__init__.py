@@ -5,21 +5,25 @@ Typical use::
     model = unitprune.convert(trained_model, unitprune.UnITConfig(approx="bitshift"))
     unitprune.calibrate(model, validation_inputs, percentile=20)
     print(unitprune.mac_report(model, test_inputs))
+    dense = unitprune.strip(model)  # the plain torch model, for torch.export / ONNX / jit
 """
 
 from .calibrate import calibrate, reset_mac_counts, set_thresholds
-from .config import UnITConfig
-from .convert import convert, unit_layers
+from .config import RuntimeConfig, UnITConfig
+from .convert import convert, strip, unit_layers
 from .counts import MacCounts
 from .layers import UnITConv1d, UnITConv2d, UnITLinear
 from .mcu.export import export_c
 from .mcu.host import run_exported
 from .mcu.quantize import quantize
 from .report import MacReport, mac_report
+from . import shrink  # the subpackage; callable: unitprune.shrink(model, ...) runs the method
+from .shrink import MCUBudget, Resources, ShrinkConfig, resources
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "RuntimeConfig",
     "UnITConfig",
     "UnITConv1d",
     "UnITConv2d",
@@ -32,7 +36,13 @@ __all__ = [
     "mac_report",
     "quantize",
     "reset_mac_counts",
+    "resources",
+    "Resources",
+    "shrink",
+    "MCUBudget",
+    "ShrinkConfig",
     "run_exported",
     "set_thresholds",
+    "strip",
     "unit_layers",
 ]

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
@@ -32,7 +33,9 @@ from .approx import FLOAT32_MAX_EXP, FLOAT32_MIN_EXP, BinTree
 from .config import validate_percentile
 from .convert import unit_layers
 from .layers import UnITLayerMixin, UnITLinear, _UnITConvNd
+from .model_pass import execution_order, iterate_inputs
 from .reference import output_groups, unfold_columns
+from .selection import layer_percentile
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ def set_thresholds(model: nn.Module, thresholds) -> None:
         items = [(name, thresholds) for name in layers]
     for name, value in items:
         layer = layers[name]
-        values = torch.as_tensor(value, dtype=torch.float64).flatten()
+        values = _threshold_values(name, value)
         if values.numel() == 1:
             values = values.expand(layer.num_threshold_groups)
         if values.numel() != layer.num_threshold_groups:
@@ -112,6 +115,29 @@ def set_thresholds(model: nn.Module, thresholds) -> None:
         layer.threshold.copy_(values.to(torch.float32))
 
 
+def _threshold_values(name: str, value) -> Tensor:
+    """``value`` (a number, a sequence of numbers or a real tensor) as a flat float64 tensor."""
+    if isinstance(value, Tensor):
+        if value.is_complex() or value.dtype == torch.bool or value.device.type == "meta":
+            raise TypeError(f"set_thresholds: thresholds of layer {name!r} must be a real tensor with values, "
+                            f"got {value.dtype} on {value.device}")
+        return value.detach().to("cpu", torch.float64).flatten()
+    if isinstance(value, np.ndarray) and value.dtype.kind in ("i", "u", "f"):
+        return torch.from_numpy(value.astype(np.float64)).flatten()
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items or any(isinstance(v, bool) or not isinstance(v, (int, float)) and not _is_real_scalar(v)
+                        for v in items):
+        raise TypeError(f"set_thresholds: thresholds of layer {name!r} must be a number, a list of numbers or "
+                        f"a tensor, got {type(value).__name__} {value!r}")
+    return torch.tensor([float(v) for v in items], dtype=torch.float64)
+
+
+def _is_real_scalar(value) -> bool:
+    """numpy scalars and 0-d arrays of a real dtype (not strings, not complex)."""
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return kind in ("i", "u", "f") and getattr(value, "ndim", 0) == 0
+
+
 def reset_mac_counts(model: nn.Module) -> None:
     """Zero the accumulated ``mac_counts`` of every UnIT layer in ``model``."""
     for _, layer in unit_layers(model):
@@ -121,26 +147,6 @@ def reset_mac_counts(model: nn.Module) -> None:
 # ----------------------------------------------------------------------------------------
 # Data handling
 # ----------------------------------------------------------------------------------------
-
-def iterate_inputs(data, max_batches: int | None = None, batch_size: int = 256) -> Iterator[Tensor]:
-    """Yield input tensors from a tensor (split in batches), a DataLoader or an iterable of
-    tensors / ``(x, y)`` pairs."""
-    if max_batches is not None and (not isinstance(max_batches, int) or max_batches < 1):
-        raise ValueError(f"max_batches must be a positive int or None, got {max_batches!r}")
-    if isinstance(data, Tensor):
-        source: Iterable = data.split(batch_size) if data.dim() > 0 else [data]
-    elif isinstance(data, Iterable):
-        source = data
-    else:
-        raise TypeError(f"calibration data must be a tensor, a DataLoader or an iterable, got {type(data).__name__}")
-    for index, item in enumerate(source):
-        if max_batches is not None and index >= max_batches:
-            return
-        x = item[0] if isinstance(item, (tuple, list)) and item else item
-        if not isinstance(x, Tensor):
-            raise TypeError(f"calibration batch {index} is a {type(x).__name__}, expected a tensor or (x, y) pair")
-        yield x
-
 
 def _collect_batches(data, max_batches: int | None) -> list[Tensor]:
     batches = [x for x in iterate_inputs(data, max_batches) if x.numel() > 0]
@@ -155,30 +161,13 @@ def _layer_percentiles(layers: Mapping[str, UnITLayerMixin], percentile: float |
         percentile = validate_percentile(percentile, "percentile")
     chosen = {name: percentile if percentile is not None else layer.config.percentile
               for name, layer in layers.items()}
+    if per_layer is not None and not isinstance(per_layer, Mapping):
+        raise TypeError(f"per_layer must be a mapping {{layer name: percentile}}, got {type(per_layer).__name__}")
     for name, value in (per_layer or {}).items():
         if name not in layers:
             raise ValueError(f"per_layer: no UnIT layer named {name!r}; layers are {sorted(layers)}")
         chosen[name] = validate_percentile(value, f"per_layer[{name!r}]")
     return chosen
-
-
-def execution_order(model: nn.Module, modules: Mapping[str, nn.Module], batch: Tensor) -> list[str]:
-    """Names of ``modules`` in the order ``model(batch)`` first calls them (uncalled ones left out)."""
-    order: list[str] = []
-
-    def make_hook(name: str):
-        def hook(module, args):
-            if name not in order:
-                order.append(name)
-        return hook
-
-    handles = [module.register_forward_pre_hook(make_hook(name)) for name, module in modules.items()]
-    try:
-        model(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return order
 
 
 def _unit_execution_order(model: nn.Module, layers: Mapping[str, UnITLayerMixin], batch: Tensor) -> list[str]:
@@ -233,7 +222,7 @@ def _set_from_inputs(name: str, layer: UnITLayerMixin, inputs: list[Tensor], per
             raise TypeError(f"calibrate: layer {name!r} received inputs of dtype {x.dtype}; UnIT layers are float32")
         if not bool(torch.isfinite(x).all()):
             raise ValueError(f"calibrate: layer {name!r} received NaN or Inf activations")
-    thresholds = product_percentile(lambda: layer_products(layer, inputs), layer.num_threshold_groups, percentile)
+    thresholds = layer_percentile(layer, inputs, percentile)  # exact, without forming the products
     if percentile > 0 and bool((thresholds == 0).any()):
         logger.warning("calibrate: layer %r has threshold groups without nonzero products; their threshold is 0", name)
     layer.threshold.copy_(thresholds)

@@ -8,6 +8,18 @@ Each layer is a subclass of its torch layer (same parameters, same ``state_dict`
   MAC counters of every call to ``layer.mac_counts`` (see :func:`unitprune.reset_mac_counts`).
 
 Thresholds start at 0, which makes the eval output equal to the dense layer's.
+
+The ``state_dict`` also holds each layer's ``_extra_state``: its result-changing settings
+(:meth:`UnITConfig.result_settings`) and its calibrated :class:`~unitprune.approx.BinTree` (if
+any). Loading checks that the settings match the layer's, so thresholds calibrated for one
+approximation are never silently used with another.
+
+The eval-mode computation runs the C kernels or the vectorized reference path in Python; it
+cannot be captured by ``torch.jit.script``/``trace``, ``torch.export``, ``torch.onnx.export`` or
+``torch.compile(fullgraph=True)``: those raise one :class:`RuntimeError` naming the layer and
+pointing at :func:`unitprune.strip` (which returns the plain torch model). ``torch.compile``
+without ``fullgraph`` runs the UnIT layers eagerly (Dynamo falls back at them) and gives the same
+results. In ``train()`` mode the layers are plain torch layers and can be captured.
 """
 
 from __future__ import annotations
@@ -18,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import backends
-from .config import UnITConfig
+from .approx import BinTree
+from .config import APPROX_METHODS, UnITConfig
 from .counts import MacCounts
 from .reference import ConvGeometry, conv_quotients
 from .versions import TensorSnapshot
@@ -31,11 +44,20 @@ class UnITLayerMixin:
     config: UnITConfig
     threshold: Tensor
     mac_counts: MacCounts
+    #: The comparison tree of ``approx="bintree"``, built by :func:`unitprune.calibrate` from the
+    #: control-term magnitudes the layer sees (``None`` until then). It sets the cost of finding
+    #: the exponent on an MCU, not the result (bintree decides like bitshift). Saved in the
+    #: ``state_dict`` (``_extra_state``).
+    bintree: BinTree | None = None
 
     def _init_unit(self, config: UnITConfig | None, out_channels: int, name: str) -> None:
+        if config is not None and not isinstance(config, UnITConfig):
+            raise TypeError(f"layer {name or type(self).__name__!r}: config must be a unitprune.UnITConfig, "
+                            f"got {type(config).__name__}")
         self.config = config if config is not None else UnITConfig()
         self.unit_name = name or type(self).__name__
         self.mac_counts = MacCounts()
+        self.bintree = None
         self._backend_cache = backends.new_cache()  # preprocessed weights of the C kernels
         groups = self.config.num_groups(out_channels)
         self.register_buffer("threshold", torch.zeros(groups, dtype=torch.float32, device=self.weight.device))
@@ -51,6 +73,7 @@ class UnITLayerMixin:
         if x.dtype != torch.float32:
             raise TypeError(f"layer {self.unit_name!r}: UnIT computes in float32, got input dtype {x.dtype} "
                             "(convert the input with .float())")
+        self._check_device(x)
         if x.dim() not in expected_ranks:
             raise ValueError(f"layer {self.unit_name!r}: expected input of rank {expected_ranks} ({layout}), "
                              f"got shape {tuple(x.shape)}")
@@ -58,6 +81,52 @@ class UnITLayerMixin:
             raise ValueError(f"layer {self.unit_name!r}: expected {channels} input channels/features ({layout}), "
                              f"got shape {tuple(x.shape)}")
         self._check_finite(x)
+
+    def _check_device(self, x: Tensor) -> None:
+        weight = self.weight
+        if weight.device.type == "meta":
+            raise ValueError(f"layer {self.unit_name!r}: parameters are on the meta device (no values); load the "
+                             "weights first (e.g. model.to_empty(device='cpu') + load_state_dict)")
+        if x.device.type == "meta":
+            raise ValueError(f"layer {self.unit_name!r}: the input is on the meta device (no values); UnIT "
+                             "decisions depend on the values")
+        if x.device != weight.device:
+            raise ValueError(f"layer {self.unit_name!r}: input is on {x.device} but the layer's parameters are "
+                             f"on {weight.device}")
+
+    def _check_traceable(self) -> None:
+        """Refuse tracing/compiling of the eval-mode UnIT computation (one clear message)."""
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            raise RuntimeError(untraceable_message(self.unit_name))
+
+    def __prepare_scriptable__(self):  # called by torch.jit.script on every submodule
+        raise RuntimeError(untraceable_message(self.unit_name))
+
+    def _check_parameters(self) -> None:
+        """Raise if the weight or bias holds NaN/Inf; rechecked only after they change."""
+        weight, bias = self.weight, self.bias
+        checked = self.__dict__.get("_parameters_checked")  # snapshots of the weight and bias last found finite
+        if (checked is not None and checked[0].unchanged(weight)
+                and (bias is None if checked[1] is None else bias is not None and checked[1].unchanged(bias))):
+            return
+        check_finite_parameters(self.unit_name, {"weight": weight, "bias": bias})
+        object.__setattr__(self, "_parameters_checked",
+                           (TensorSnapshot(weight), None if bias is None else TensorSnapshot(bias)))
+
+    def get_extra_state(self) -> Tensor:
+        """What ``state_dict`` saves besides parameters and thresholds: the settings that change
+        the layer's decisions and the BinTree, encoded as one int64 tensor (tools that walk a
+        state_dict, e.g. torch.onnx, expect tensors; see :func:`encode_extra_state`)."""
+        return encode_extra_state(self.config, self.bintree)
+
+    def set_extra_state(self, state) -> None:
+        settings, tree = decode_extra_state(self.unit_name, state)
+        own = {key: getattr(self.config, key) for key in settings}
+        differing = {key: (settings[key], own[key]) for key in settings if settings[key] != own[key]}
+        if differing:
+            raise ValueError(f"layer {self.unit_name!r}: the state_dict was saved from a layer with different "
+                             f"settings {differing} (saved, this layer); convert the model with the same UnITConfig")
+        self.bintree = tree
 
     def _check_finite(self, x: Tensor) -> None:
         if self.config.check_finite and not backends.all_finite(x, self.config):
@@ -95,6 +164,62 @@ class UnITLayerMixin:
         values = self.threshold.tolist()
         shown = f"{values[0]:.4g}" if len(values) == 1 else f"[{len(values)} groups]"
         return f"approx={self.config.approx}, threshold={shown}"
+
+
+_EXTRA_STATE_FORMAT = 1
+
+
+def encode_extra_state(config: UnITConfig, tree: BinTree | None) -> Tensor:
+    """``[format, approx index, group_size (0: none), has shift_start, shift_start, has tree,
+    lo, hi, nodes, split..., left..., right..., leaf...]`` as int64 (the decision-changing settings:
+    ``percentile`` only seeds calibration and is not stored)."""
+    values = [_EXTRA_STATE_FORMAT, APPROX_METHODS.index(config.approx), config.group_size or 0,
+              int(config.shift_start is not None), config.shift_start or 0, int(tree is not None)]
+    if tree is not None:
+        values += [tree.lo, tree.hi, len(tree.split), *tree.split, *tree.left, *tree.right, *tree.leaf]
+    return torch.tensor(values, dtype=torch.int64)
+
+
+def decode_extra_state(name: str, state) -> tuple[dict, BinTree | None]:
+    """The inverse of :func:`encode_extra_state`: ``({approx, group_size, shift_start}, tree)``."""
+    if (not isinstance(state, Tensor) or state.dtype != torch.int64 or state.dim() != 1 or state.numel() < 6
+            or int(state[0]) != _EXTRA_STATE_FORMAT):
+        raise ValueError(f"layer {name!r}: the state_dict's _extra_state is not one this unitprune wrote "
+                         f"(got {type(state).__name__})")
+    values = state.tolist()
+    if not 0 <= values[1] < len(APPROX_METHODS):
+        raise ValueError(f"layer {name!r}: the state_dict's _extra_state names an unknown approximation")
+    settings = {"approx": APPROX_METHODS[values[1]], "group_size": values[2] or None,
+                "shift_start": values[4] if values[3] else None}
+    if not values[5]:
+        return settings, None
+    lo, hi, nodes = values[6:9]
+    body = values[9:]
+    if len(body) != 4 * nodes:
+        raise ValueError(f"layer {name!r}: the state_dict's _extra_state holds a truncated BinTree")
+    parts = [tuple(body[i * nodes:(i + 1) * nodes]) for i in range(4)]
+    return settings, BinTree(lo, hi, *parts)
+
+
+def untraceable_message(name: str) -> str:
+    """The error of every capture path (jit, export, onnx, compile fullgraph) for layer ``name``."""
+    return (f"UnIT layer {name!r} cannot be captured by torch.jit, torch.export, torch.onnx or "
+            "torch.compile(fullgraph=True): its eval-mode computation runs outside torch's graph (C kernels "
+            "or data-dependent Python). Use unitprune.strip(model) for the plain dense torch model, or put "
+            "the model in train() mode (dense torch layers).")
+
+
+def check_finite_parameters(name: str, parameters: dict[str, Tensor | None]) -> None:
+    """Raise ValueError naming layer ``name`` and the parameter if one of ``parameters`` (``{name:
+    tensor or None}``) holds NaN/Inf or has no values (meta tensors)."""
+    for parameter_name, value in parameters.items():
+        if value is None:
+            continue
+        if value.device.type == "meta":
+            raise ValueError(f"layer {name!r}: {parameter_name} is on the meta device (no values); load the "
+                             "weights first (e.g. model.to_empty(device='cpu') + load_state_dict)")
+        if not bool(torch.isfinite(value.detach()).all()):
+            raise ValueError(f"layer {name!r}: {parameter_name} contains NaN or Inf")
 
 
 def _check_weight_dtype(module: nn.Module, name: str) -> None:
@@ -135,7 +260,9 @@ class UnITLinear(UnITLayerMixin, nn.Linear):
     def forward(self, x: Tensor) -> Tensor:
         if self.training:
             return F.linear(x, self.weight, self.bias)
+        self._check_traceable()
         self._check_input(x, _LINEAR_RANKS, -1, self.in_features, "(*, in_features)")
+        self._check_parameters()
         y, counts = backends.linear(x, self.weight, self.bias, self._checked_thresholds(), self.config,
                                     cache=getattr(self, "_backend_cache", None))
         self._record(counts)
@@ -194,8 +321,6 @@ class _UnITConvNd(UnITLayerMixin):
             return cached[3]  # the thresholds were checked when tau was computed
         self._tau_cache = None
         thresholds = self._checked_thresholds()
-        if not bool(torch.isfinite(weight).all()):
-            raise ValueError(f"layer {self.unit_name!r}: weights contain NaN or Inf")
         tau = conv_quotients(weight.detach(), thresholds, self.config)
         self._tau_cache = (TensorSnapshot(weight), TensorSnapshot(thresholds), self.config, tau)
         return tau
@@ -212,14 +337,16 @@ class _UnITConvNd(UnITLayerMixin):
                              f"{tuple(self.dilation)} and padding {self.padding}")
 
     def _unit_forward(self, x: Tensor) -> Tensor:
+        self._check_traceable()
         geometry = self.geometry()
-        accepted = self.__dict__.get("_accepted_input")  # (shape, geometry) that passed _check_conv_input
+        accepted = self.__dict__.get("_accepted_input")  # (shape, device, geometry) that passed the checks
         if (accepted is not None and isinstance(x, Tensor) and x.dtype is torch.float32
-                and accepted[0] == x.shape and accepted[1] is geometry):
+                and accepted[0] == x.shape and accepted[1] == x.device and accepted[2] is geometry):
             self._check_finite(x)  # the same shape passed the other checks; the values are new every call
         else:
             self._check_conv_input(x, geometry)
-            object.__setattr__(self, "_accepted_input", (x.shape, geometry))
+            object.__setattr__(self, "_accepted_input", (x.shape, x.device, geometry))
+        self._check_parameters()
         unbatched = x.dim() == self.spatial_dims + 1
         batch = x.unsqueeze(0) if unbatched else x
         if self.spatial_dims == 1:

@@ -20,6 +20,10 @@ max-pool 2x2 stride 2. Shapes are (C, H, W) of one example:
   yields its 1536 = 96x4x4 linear input, so it is used here.
 * ``digits``  (not in the paper; for fast tests on sklearn's 8x8 digits) 1x8x8 -C 6x1x3x3->
   6x6x6 -P-> 6x3x3 = 54 -L 54x10-> 10.
+* ``mnist-wide`` (not in the paper; the classic Keras MNIST CNN, a model too big for an 8 KB /
+  256 KB microcontroller, the starting point of :mod:`unitprune.shrink`) 1x28x28 -C 32x1x3x3->
+  32x26x26 -C 64x32x3x3-> 64x24x24 -P-> 64x12x12 = 9216 -L 9216x128-> 128 -L 128x10-> 10
+  (1,199,882 parameters).
 
 Initialisation: torch's default layer init. Pass ``seed=`` to :func:`build_model` for
 reproducible weights; this is the one place the library calls ``torch.manual_seed``, inside
@@ -43,12 +47,15 @@ MODEL_INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
     "kws": (1, 80, 124),
     "widar": (22, 20, 20),
     "digits": (1, 8, 8),
+    "mnist-wide": (1, 28, 28),
 }
 #: Default number of outputs of each model (Table 1).
-MODEL_NUM_CLASSES: dict[str, int] = {"mnist": 10, "cifar10": 10, "kws": 12, "widar": 6, "digits": 10}
+MODEL_NUM_CLASSES: dict[str, int] = {"mnist": 10, "cifar10": 10, "kws": 12, "widar": 6, "digits": 10,
+                                   "mnist-wide": 10}
 #: Which model goes with which :func:`unitprune.data.load_dataset` name.
 DATASET_MODEL: dict[str, str] = {
     "mnist": "mnist", "cifar10": "cifar10", "speech_commands": "kws", "digits": "digits",
+    "synth_speech": "kws", "widar": "widar",
 }
 
 
@@ -123,12 +130,28 @@ def digits_net(num_classes: int = 10) -> PaperCNN:
     ]))
 
 
+def mnist_wide_net(num_classes: int = 10) -> PaperCNN:
+    """Keras MNIST CNN: C 32x1x3x3, C 64x32x3x3, P 2, L 9216x128, L 128x10. Input (1, 28, 28)."""
+    return PaperCNN("mnist-wide", MODEL_INPUT_SHAPES["mnist-wide"], OrderedDict([
+        ("conv1", nn.Conv2d(1, 32, 3)),
+        ("relu1", nn.ReLU()),
+        ("conv2", nn.Conv2d(32, 64, 3)),
+        ("relu2", nn.ReLU()),
+        ("pool2", nn.MaxPool2d(2)),
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(64 * 12 * 12, 128)),
+        ("relu3", nn.ReLU()),
+        ("fc2", nn.Linear(128, num_classes)),
+    ]))
+
+
 _BUILDERS: dict[str, Callable[..., PaperCNN]] = {
     "mnist": mnist_net,
     "cifar10": cifar10_net,
     "kws": kws_net,
     "widar": widar_net,
     "digits": digits_net,
+    "mnist-wide": mnist_wide_net,
 }
 _ALIASES = {"speech_commands": "kws", "cifar-10": "cifar10"}
 #: Valid names for :func:`build_model`.

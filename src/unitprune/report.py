@@ -1,4 +1,10 @@
-"""``mac_report``: run one forward pass and collect every UnIT layer's MAC counters."""
+"""``mac_report``: run one forward pass and account for every MAC of the model.
+
+UnIT layers report their own counters; the MACs done elsewhere (layers UnIT does not convert,
+functional calls in a ``forward``) are measured with FlopCounterMode during the same pass
+(:mod:`unitprune.accounting`) and reported as dense, executed rows. ``total`` and
+``skipped_fraction`` are of the whole model.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from .convert import unit_layers
+from .accounting import count_other_macs
+from .convert import require_module, unit_layers
 from .counts import CAUSES, OVERHEADS, MacCounts
 
 
@@ -16,21 +23,30 @@ class MacReport:
     """MAC counters of one forward pass, per layer (execution order) and in total.
 
     Attributes:
-        per_layer: ``{layer name: MacCounts}``.
-        total: the sum over layers.
+        per_layer: ``{UnIT layer name: MacCounts}``.
+        other_layers: ``{module name or "other": MacCounts}``: MACs done outside UnIT layers
+            (dense = executed), see :mod:`unitprune.accounting`.
+        total: the sum over both: the whole model.
         num_samples: the batch size of the input.
     """
 
     per_layer: dict[str, MacCounts] = field(default_factory=dict)
     num_samples: int = 0
+    other_layers: dict[str, MacCounts] = field(default_factory=dict)
 
     @property
-    def total(self) -> MacCounts:
+    def unit_total(self) -> MacCounts:
+        """The sum over the UnIT layers only."""
         return sum(self.per_layer.values(), MacCounts())
 
     @property
+    def total(self) -> MacCounts:
+        """The whole model: UnIT layers plus the MACs outside them."""
+        return sum(self.other_layers.values(), self.unit_total)
+
+    @property
     def skipped_fraction(self) -> float:
-        """Fraction of the dense MACs that were not executed (any cause)."""
+        """Fraction of the whole model's dense MACs that were not executed (any cause)."""
         return self.total.skipped_fraction
 
     def to_dict(self) -> dict:
@@ -38,12 +54,16 @@ class MacReport:
             "num_samples": self.num_samples,
             "skipped_fraction": self.skipped_fraction,
             "total": self.total.to_dict(),
+            "unit_total": self.unit_total.to_dict(),
             "per_layer": {name: counts.to_dict() for name, counts in self.per_layer.items()},
+            "other_layers": {name: counts.to_dict() for name, counts in self.other_layers.items()},
         }
 
     def __str__(self) -> str:
         columns = ("dense",) + CAUSES + OVERHEADS
-        rows = [(name, counts) for name, counts in self.per_layer.items()] + [("total", self.total)]
+        rows = ([(name, counts) for name, counts in self.per_layer.items()]
+                + [(f"{name} (not UnIT)", counts) for name, counts in self.other_layers.items()]
+                + [("total", self.total)])
         name_width = max(len(name) for name, _ in rows)
         header = f"{'layer':<{name_width}}  " + "  ".join(f"{c:>15}" for c in columns) + f"  {'skipped':>8}"
         lines = [f"MAC report over {self.num_samples} samples", header, "-" * len(header)]
@@ -57,13 +77,16 @@ class MacReport:
 def mac_report(model: nn.Module, inputs: torch.Tensor) -> MacReport:
     """Run ``model(inputs)`` once in eval mode without gradients and return its MAC counters.
 
-    The model's train/eval mode and the layers' accumulated ``mac_counts`` are restored afterwards.
+    Every MAC of the pass is in the report: the UnIT layers' counters and, as dense rows, the
+    MACs done outside them (measured with FlopCounterMode). The model's train/eval mode and the
+    layers' accumulated ``mac_counts`` are restored afterwards.
     A :class:`~unitprune.mcu.qmodel.QuantizedModel` runs its integer reference (its ``variant``).
     """
     from .mcu.qmodel import QuantizedModel
 
     if isinstance(model, QuantizedModel):
         return _quantized_report(model, inputs)
+    require_module(model, "mac_report")
     layers = dict(unit_layers(model))
     if not layers:
         raise ValueError("mac_report: the model has no UnIT layers; call unitprune.convert(model) first")
@@ -79,7 +102,7 @@ def mac_report(model: nn.Module, inputs: torch.Tensor) -> MacReport:
         for layer in layers.values():
             layer.reset_mac_counts()
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), count_other_macs(model) as other_layers:
             model(inputs)
         per_layer = {name: layers[name].mac_counts for name in order}
     finally:
@@ -88,7 +111,7 @@ def mac_report(model: nn.Module, inputs: torch.Tensor) -> MacReport:
         model.train(was_training)
         for name, layer in layers.items():
             layer.mac_counts = saved[name] + layer.mac_counts
-    return MacReport(per_layer=per_layer, num_samples=int(inputs.shape[0]))
+    return MacReport(per_layer=per_layer, num_samples=int(inputs.shape[0]), other_layers=other_layers)
 
 
 def _order_hook(name: str, order: list[str]):

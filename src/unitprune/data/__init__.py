@@ -12,6 +12,8 @@ name                source                        input shape         classes
 ``digits``          sklearn ``load_digits``       (1, 8, 8)           10
 ``cifar10``         pickle batches in root        (3, 32, 32)         10
 ``speech_commands`` Speech Commands folder root   (1, 80, 124) log-mel 12
+``synth_speech``    espeak-ng, cached in root     (1, 80, 124) log-mel 12
+``widar``           Widar3.0 BVP .mat files root  (22, 20, 20)         6
 ==================  ============================  ==================  ========
 """
 
@@ -26,10 +28,13 @@ from .errors import DatasetFormatError, DatasetNotFoundError
 from .mnist import load_mnist
 from .speech_commands import load_speech_commands
 from .splits import DatasetSplits
+from .synth_speech import load_synth_speech
+from .widar import load_widar
 
 __all__ = [
     "DATASET_NAMES", "DatasetSplits", "DatasetNotFoundError", "DatasetFormatError", "load_dataset",
     "load_mnist", "load_digits", "load_cifar10", "load_speech_commands",
+    "load_synth_speech", "load_widar",
 ]
 
 _LOADERS: dict[str, Callable[..., DatasetSplits]] = {
@@ -37,9 +42,11 @@ _LOADERS: dict[str, Callable[..., DatasetSplits]] = {
     "digits": lambda root=None, **kw: load_digits(**kw),
     "cifar10": load_cifar10,
     "speech_commands": load_speech_commands,
+    "synth_speech": load_synth_speech,
+    "widar": load_widar,
 }
 _ALIASES = {"kws": "speech_commands", "cifar-10": "cifar10"}
-_NEEDS_ROOT = {"cifar10", "speech_commands"}
+_NEEDS_ROOT = {"cifar10", "speech_commands", "widar"}
 
 #: Valid names for :func:`load_dataset`.
 DATASET_NAMES = tuple(_LOADERS)

@@ -11,11 +11,11 @@ See docs/experiments.md.
 """
 
 from .autotune import AutotuneConfig, AutotuneResult, autotune_percentiles
-from .config import ALL_METHODS, KNOBS, SweepConfig
+from .sweep_config import ALL_METHODS, KNOBS, SweepConfig
 from .demo import DemoConfig, run_demo
 from .evaluation import Evaluation, evaluate_unit_model
 from .pareto import max_skipped_within_drop, pareto_frontier
-from .report import render_markdown, summary_table, write_run
+from .run_report import render_markdown, summary_table, write_run
 from .results import Point, build_results, load_results
 from .sweep import run_sweep
 

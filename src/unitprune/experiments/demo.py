@@ -18,9 +18,9 @@ import torch
 from ..data import load_dataset
 from ..models import build_model
 from ..training import TrainConfig, train
-from .config import SweepConfig
+from .sweep_config import SweepConfig
 from .folding import fold_input_normalization
-from .report import write_run
+from .run_report import write_run
 from .sweep import run_sweep
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class DemoConfig:
             into the first convolution (exact; black pixels become zero activations, see
             :mod:`unitprune.experiments.folding`).
         sweep: what to measure.
+        workers: sweep worker processes (same results as 1).
     """
 
     run_dir: str = "runs/demo"
@@ -55,6 +56,7 @@ class DemoConfig:
     seed: int = 0
     fold_input_normalization: bool = True
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    workers: int = 1
 
 
 def train_or_load(config: DemoConfig, splits) -> tuple[torch.nn.Module, dict]:
@@ -102,7 +104,8 @@ def run_demo(config: DemoConfig | None = None) -> dict:
     if config.fold_input_normalization:
         model, splits = fold_input_normalization(model, splits)
     results = run_sweep(model, splits, config.sweep, dataset=config.dataset, model_name=config.model,
-                        run_dir=None, input_normalization_folded=config.fold_input_normalization)
+                        run_dir=None, input_normalization_folded=config.fold_input_normalization,
+                        workers=config.workers)
     results["training"] = train_info
     results["timing_s"]["demo_total"] = round(time.perf_counter() - t0, 2)
     write_run(results, Path(config.run_dir))

@@ -2,7 +2,8 @@
 
 Every method of a sweep is measured here, on a model converted with :func:`unitprune.convert`
 (thresholds ``T = 0`` for the non-UnIT baselines, so their skipped MACs are only zero weights
-and zero activations): one accounting for all methods.
+and zero activations): one accounting for all methods. MACs outside UnIT layers are counted as
+dense, executed rows (``Evaluation.other_layers``), so totals are of the whole model.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ..accounting import count_other_macs
 from ..calibrate import reset_mac_counts
 from ..convert import unit_layers
 from ..counts import MacCounts
@@ -27,13 +29,16 @@ class Evaluation:
     Attributes:
         correct: correctly classified samples.
         num_samples: samples evaluated.
-        per_layer: ``{layer name: MacCounts}`` summed over all samples (registration order).
+        per_layer: ``{UnIT layer name: MacCounts}`` summed over all samples (registration order).
+        other_layers: MACs done outside UnIT layers (dense = executed), see
+            :mod:`unitprune.accounting`.
     """
 
     correct: int
     num_samples: int
     per_layer: dict[str, MacCounts] = field(default_factory=dict)
     logits: Tensor | None = None
+    other_layers: dict[str, MacCounts] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:
@@ -41,7 +46,8 @@ class Evaluation:
 
     @property
     def total(self) -> MacCounts:
-        return sum(self.per_layer.values(), MacCounts())
+        """The whole model's counters (UnIT layers and the MACs outside them)."""
+        return sum(self.other_layers.values(), sum(self.per_layer.values(), MacCounts()))
 
 
 def dataset_tensors(data) -> tuple[Tensor, Tensor]:
@@ -76,7 +82,7 @@ def evaluate_unit_model(model: nn.Module, data, batch_size: int = 500, *, keep_l
     correct = 0
     outputs = []
     try:
-        with torch.no_grad():
+        with torch.no_grad(), count_other_macs(model) as other_layers:
             for start in range(0, len(x), batch_size):
                 logits = model(x[start:start + batch_size])
                 correct += int((logits.argmax(dim=1) == y[start:start + batch_size]).sum())
@@ -88,4 +94,4 @@ def evaluate_unit_model(model: nn.Module, data, batch_size: int = 500, *, keep_l
     for counts in per_layer.values():
         counts.check()
     return Evaluation(correct=correct, num_samples=len(x), per_layer=per_layer,
-                      logits=torch.cat(outputs) if keep_logits else None)
+                      logits=torch.cat(outputs) if keep_logits else None, other_layers=other_layers)

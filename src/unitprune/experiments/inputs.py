@@ -52,8 +52,10 @@ class InputError(ValueError):
 def load_model(model_name: str | None = None, weights: str | Path | None = None, model_file: str | Path | None = None,
                *, trust_model_file: bool = False, num_classes: int | None = None) -> tuple[nn.Module, str]:
     """Return ``(model in eval mode, display name)`` from a built-in architecture + weights or a model file."""
-    if (model_name is None) == (model_file is None):
-        raise InputError("give either --model NAME --weights STATE_DICT.pt or --model-file MODEL.pt (not both)")
+    if model_name is None and model_file is None:
+        raise InputError("no model given: pass --model NAME --weights STATE_DICT.pt or --model-file MODEL.pt")
+    if model_name is not None and model_file is not None:
+        raise InputError("give either --model NAME --weights STATE_DICT.pt or --model-file MODEL.pt, not both")
     if model_file is not None:
         if weights is not None:
             raise InputError("--weights goes with --model NAME; a --model-file already holds its weights")

@@ -22,7 +22,7 @@ from ..calibrate import calibrate
 from ..config import UnITConfig
 from ..convert import convert, unit_layers
 from .autotune import AutotuneConfig, autotune_percentiles
-from .config import SweepConfig
+from .sweep_config import SweepConfig
 from .evaluation import Evaluation, dataset_tensors, evaluate_unit_model
 from .results import Point
 

@@ -4,13 +4,19 @@
 
     dataset, model, baseline_accuracy, baseline_val_accuracy, num_test_samples, num_val_samples,
     dense_macs_per_sample, budget_points, layers, knobs {method: knob name}, config, timing_s,
-    methods {method: [point, ...]}, summary {method: {...}}, pareto [...]
+    methods {method: [point, ...]}, summary {method: {...}}, pareto [...],
+    environment {python, platform, cpu_model, cpu_count, torch_cpu_capability, torch_threads,
+                 packages {name: version}, unitprune_c_kernels, env {numeric environment variables}}
+
+``environment`` (:mod:`.provenance`) says what produced the numbers; everything except
+``timing_s`` is identical when the same sweep runs again on the same machine and software.
 
 Each point: ``method``, ``knob``, ``accuracy`` (test), ``accuracy_drop`` (points vs the unpruned
 model on test), ``val_accuracy``, ``val_accuracy_drop``, ``macs_skipped_fraction``,
 ``macs_remaining_fraction`` (= executed / dense; the two add up to 1), ``skipped_fraction_by_cause``
 (zero_weight, zero_activation, threshold: fractions of dense), ``counts`` (all MAC counters
-summed over the test set), ``per_layer`` ({layer: counters + ``skipped_fraction``}),
+summed over the test set, whole model), ``per_layer`` ({UnIT layer: counters + ``skipped_fraction``}),
+``other_layers`` (the same for the MACs outside UnIT layers: dense = executed),
 ``num_samples``, ``correct`` and method ``details`` (thresholds, percentiles, sparsity...).
 
 ``summary[method]`` holds ``max_skipped_fraction_at_1pt_drop`` (read off the test curve, like the
@@ -89,6 +95,7 @@ def point_record(point: Point, baseline: Evaluation, baseline_val_accuracy: floa
         "skipped_fraction_by_cause": {cause: _fraction(getattr(total, cause), total.dense) for cause in SKIP_CAUSES},
         "counts": total.to_dict(),
         "per_layer": {name: _counts_dict(counts) for name, counts in point.test.per_layer.items()},
+        "other_layers": {name: _counts_dict(counts) for name, counts in point.test.other_layers.items()},
         "num_samples": n,
         "correct": point.test.correct,
         "details": point.details,

@@ -2,6 +2,7 @@
 
 Modules:
     qmodel      the quantized model's data structures (the contract between quantize and export)
+    graph       the model as a traced chain of layers (BatchNorm folded, ReLU fused)
     quantize    float UnIT model -> :class:`~unitprune.mcu.qmodel.QuantizedModel` (TFLite int8 scheme)
     reference   the integer reference implementation (NumPy), the oracle for the C kernels and export
     agreement   how often the integer UnIT decisions agree with the float ones (``decision_agreement``)

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from ..approx import quotient
 from .qmodel import QConv, QLinear, QuantizedModel
-from .quantize import FloatLayer, plan_model
+from .graph import FloatLayer, plan_model
 from .reference import conv_columns, conv_keep, linear_keep, quantize_input, run_reference
 
 __all__ = ["decision_agreement"]

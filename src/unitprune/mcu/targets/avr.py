@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -47,10 +49,11 @@ def harness() -> Path:
     key = content_key([HARNESS_SOURCE], tools["simavr_flags"])
     path = cache_dir() / f"simavr_cycles-{key}"
     if not path.exists():
-        partial = path.with_name(path.name + f".{os.getpid()}.partial")
+        partial = Path(tempfile.mkdtemp(prefix=path.name + ".partial-", dir=path.parent)) / "simavr_cycles"
         run_tool(["gcc", "-O2", "-Wall", "-o", str(partial), str(HARNESS_SOURCE), *tools["simavr_flags"].split(), "-lelf"],
                  120, "building the simavr harness")
-        os.replace(partial, path)
+        os.replace(partial, path)  # atomic; a concurrent build of the same source gives the same program
+        shutil.rmtree(partial.parent, ignore_errors=True)
     return path
 
 

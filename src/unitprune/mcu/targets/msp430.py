@@ -4,17 +4,23 @@ simulator under a timeout.
 
 ``msp430``: software multiply helpers (the paper's no-multiplier setting); ``msp430-hwmult``: the
 same compiled code linked with helpers that use the 16-bit hardware multiplier, simulated by
-``simio add hwmult``. Regions: mspdebug's ``tracer`` device, in verbose mode, prints every write
-to the peripheral space with its MCLK cycle; unit_mcu.h writes its markers to ports 0x01F0
-(control), 0x01F2 (data), 0x01F4 (label); crt0 writes the measured stack bytes to 0x01F6. The run
-ends at the breakpoint on ``__unit_mcu_end``.
+``simio add hwmult``. A run drives one interactive ``mspdebug -n sim`` session: breakpoints on
+crt0's marker stubs (``__unit_mcu_start``/``stop``/``label``/``emit``/``done``/``end``); at each
+stop the MCLK count of the ``tracer`` device (``simio info``), the registers (R12, R13) and the
+memory they point to (``md``) give the record; ``run`` resumes. The run ends at ``__unit_mcu_end``
+with the stack bytes in R12. (The tracer's verbose event log would also timestamp port writes, but
+it logs every hardware-multiplier access too: millions of lines for a model.)
 """
 
 from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
+import subprocess
+import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -31,10 +37,12 @@ COMPILE_FLAGS = ["--target=msp430", "-ffreestanding", "-nostdlib", "-ffunction-s
                  "-isystem", str(LIBC_INCLUDE)]
 C_FLAGS = ["-std=c99", "-Wall", "-Wextra"]
 RUNTIME_FLAGS = ["-O2", "-Wconversion", "-Wsign-conversion", "-Werror"]
-PORT_CONTROL, PORT_DATA, PORT_LABEL, PORT_STACK = 0x01F0, 0x01F2, 0x01F4, 0x01F6
-END_SYMBOL = "__unit_mcu_end"
-# "      1234: write.b => 0x01f0 0x01" (reads, and writes elsewhere, e.g. the multiplier, are ignored)
-EVENT = re.compile(r"^\s*(\d+): write\.[bw] => 0x([0-9a-fA-F]+) 0x([0-9a-fA-F]+)\s*$")
+STUBS = ("start", "stop", "label", "emit", "done", "end")  # crt0.S: __unit_mcu_<stub>
+PROMPT = b"(mspdebug) "
+REGISTER = re.compile(r"\(\s*(PC|SP|SR|R\d+):\s*([0-9a-fA-F]+)\)")
+MCLK = re.compile(r"^MCLK:\s+(\d+)", re.MULTILINE)
+DUMP = re.compile(r"^\s*[0-9a-fA-F]+:((?: [0-9a-fA-F]{2})+)", re.MULTILINE)
+MAX_LABEL = 128  # bytes read for a label (with its NUL); a longer one is an error
 
 
 def check_tools() -> dict[str, str]:
@@ -57,14 +65,14 @@ def runtime_objects(hwmult: bool) -> tuple[Path, list[Path]]:
         # an assembly entry (mpyll.S) and its C part (mpyll.c) must not share an object name
         names.append(f"{source.stem}{'_entry' if source.suffix == '.S' else ''}.o")
     if not (directory / "crt0.o").exists():
-        partial = directory.with_name(directory.name + f".{os.getpid()}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        partial = Path(tempfile.mkdtemp(prefix=directory.name + ".partial-", dir=directory.parent))
         for source, name in [*zip(sources, names), (CRT0, "crt0.o")]:
             run_tool([tools["clang-14"], *flags, "-c", str(source), "-o", str(partial / name)], 120,
                      f"compiling {source.name}")
-        shutil.rmtree(directory, ignore_errors=True)
-        os.replace(partial, directory)
+        try:
+            os.replace(partial, directory)  # atomic: a cache directory that exists is complete
+        except OSError:  # another process finished the same build first
+            shutil.rmtree(partial, ignore_errors=True)
     return directory / "crt0.o", [directory / name for name in names]
 
 
@@ -93,40 +101,107 @@ def build(sources: Sequence[Path | str], include_dirs: Sequence[Path | str] | No
                              tools["compiler_version"])
 
 
+class Session:
+    """One interactive ``mspdebug -n sim`` process: send a command, read its output up to the next
+    prompt, everything under one deadline (the run's timeout)."""
+
+    def __init__(self, mspdebug: str, deadline: float) -> None:
+        self.deadline = deadline
+        self.log: list[str] = []
+        self.process = subprocess.Popen([mspdebug, "-n", "sim"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT)
+        self._read()
+
+    def _read(self) -> str:
+        buffer = bytearray()
+        descriptor = self.process.stdout.fileno()
+        while not buffer.endswith(PROMPT):
+            remaining = self.deadline - time.monotonic()
+            ready = select.select([descriptor], [], [], max(remaining, 0))[0] if remaining > 0 else []
+            if not ready:
+                raise FirmwareError("mspdebug timed out (the firmware never reached its next marker); "
+                                    f"last output:\n{self.tail(buffer)}")
+            chunk = os.read(descriptor, 1 << 16)
+            if not chunk:
+                raise FirmwareError(f"mspdebug exited unexpectedly; last output:\n{self.tail(buffer)}")
+            buffer += chunk
+        text = buffer[:-len(PROMPT)].decode("ascii", "replace")
+        self.log.append(text)
+        return text
+
+    def tail(self, buffer: bytes | bytearray = b"") -> str:
+        text = "".join(self.log[-3:]) + bytes(buffer).decode("ascii", "replace")
+        return "\n".join(text.strip().splitlines()[-12:])
+
+    def command(self, line: str) -> str:
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def memory(self, address: int, length: int) -> bytes:
+        data = bytearray()
+        for match in DUMP.finditer(self.command(f"md {address:#x} {length}")):
+            data.extend(bytes.fromhex(match[1].replace(" ", "")))
+        if len(data) < length:
+            raise FirmwareError(f"mspdebug md {address:#x} {length} returned {len(data)} bytes")
+        return bytes(data[:length])
+
+    def cycles(self) -> int:
+        match = MCLK.search(self.command("simio info trace"))
+        if match is None:
+            raise FirmwareError(f"no MCLK count in mspdebug's tracer output:\n{self.tail()}")
+        return int(match[1])
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+
+
 def run(firmware: Firmware, max_cycles: int, timeout: float) -> RunResult:
     tools = check_tools()
-    end = firmware.symbols.get(END_SYMBOL)
-    if end is None:
-        raise FirmwareError(f"{firmware.elf} has no {END_SYMBOL}: not linked with unitprune's msp430 crt0")
-    command = [tools["mspdebug"], "-n", "sim", f"prog {firmware.elf}"]
-    if firmware.target == "msp430-hwmult":
-        command.append("simio add hwmult mult")
-    command += ["simio add tracer trace", "simio config trace verbose", f"setbreak {end:#06x}", "run"]
-    process = run_tool(command, timeout, f"mspdebug sim run of {firmware.elf.name} (limit {max_cycles} cycles)",
-                       check=False)
-    recorder, stack = Recorder(), None
-    for line in process.stdout.splitlines():
-        match = EVENT.match(line)
-        if not match:
-            continue
-        cycle, address, value = int(match[1]), int(match[2], 16), int(match[3], 16)
-        if address == PORT_CONTROL:
-            if value == 1:
-                recorder.start(cycle)
-            elif value == 2:
-                recorder.stop(cycle)
-            elif value == 3:
-                recorder.done(cycle)
-        elif address == PORT_DATA:
-            recorder.data(bytes([value & 0xFF]))
-        elif address == PORT_LABEL:
-            recorder.label(chr(value & 0xFF))
-        elif address == PORT_STACK:
-            stack = value
+    stubs = {}
+    for stub in STUBS:
+        address = firmware.symbols.get(f"__unit_mcu_{stub}")
+        if address is None:
+            raise FirmwareError(f"{firmware.elf} has no __unit_mcu_{stub}: not linked with unitprune's msp430 crt0")
+        stubs[address] = stub
+    session = Session(tools["mspdebug"], time.monotonic() + timeout)
+    try:
+        session.command(f"prog {firmware.elf}")
+        if firmware.target == "msp430-hwmult":
+            session.command("simio add hwmult mult")
+        session.command("simio add tracer trace")
+        for address in stubs:
+            session.command(f"setbreak {address:#06x}")
+        recorder, stack = Recorder(), None
+        while stack is None:
+            stop = session.command("run")
+            registers = {name: int(value, 16) for name, value in REGISTER.findall(stop)}
+            stub = stubs.get(registers.get("PC", -1))
+            if stub is None:
+                raise FirmwareError(f"mspdebug stopped outside the markers (PC {registers.get('PC', -1):#06x}): "
+                                    f"{firmware.elf} crashed?\n{session.tail()}")
+            if stub in ("start", "stop", "done"):
+                cycle = session.cycles()
+                getattr(recorder, stub)(cycle)
+                if cycle > max_cycles:
+                    raise FirmwareError(f"{firmware.elf} ran {cycle} cycles, more than max_cycles={max_cycles}")
+            elif stub == "label":
+                text = session.memory(registers["R12"], MAX_LABEL)
+                if b"\0" not in text:
+                    raise FirmwareError(f"{firmware.elf}: label longer than {MAX_LABEL - 1} characters: {text[:40]!r}...")
+                recorder.label(text.split(b"\0")[0].decode("ascii", "replace"))
+            elif stub == "emit" and registers["R13"]:
+                recorder.data(session.memory(registers["R12"], registers["R13"]))
+            elif stub == "end":
+                stack = registers["R12"]
+    finally:
+        session.close()
     if not recorder.finished or recorder.done_at is None:
-        tail = "\n".join(process.stdout.strip().splitlines()[-8:])
-        raise FirmwareError(f"mspdebug run of {firmware.elf} did not reach unit_mcu_done() (exit {process.returncode}); "
-                            f"last output:\n{tail}\n{process.stderr.strip()}")
-    if recorder.done_at > max_cycles:
-        raise FirmwareError(f"{firmware.elf} ran {recorder.done_at} cycles, more than max_cycles={max_cycles}")
-    return RunResult(firmware.target, recorder.regions, recorder.done_at, stack, process.stderr)
+        raise FirmwareError(f"mspdebug run of {firmware.elf} did not reach unit_mcu_done() (main returned)")
+    return RunResult(firmware.target, recorder.regions, recorder.done_at, stack, "".join(session.log))

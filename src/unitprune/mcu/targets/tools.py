@@ -49,7 +49,9 @@ def run_tool(command: list[str], timeout: float, what: str, cwd: Path | None = N
     except subprocess.TimeoutExpired as error:
         raise FirmwareError(f"{what}: timed out after {timeout:.0f} s: {' '.join(map(str, command))}") from error
     if check and process.returncode != 0:
-        raise FirmwareError(f"{what} failed (exit {process.returncode}): {' '.join(map(str, command))}\n"
+        shown = " ".join(map(str, command))
+        shown = shown if len(shown) <= 400 else shown[:400] + " ..."
+        raise FirmwareError(f"{what} failed (exit {process.returncode}): {shown}\n"
                             f"{(process.stderr or process.stdout).strip()}")
     return process
 

@@ -32,7 +32,7 @@
 #define DATA_ADDR 0x4A  /* GPIOR1: one result byte */
 #define LABEL_ADDR 0x4B /* GPIOR2: one character of the next region's label */
 
-#define MAX_LABEL 64
+#define MAX_LABEL 128 /* a longer label is an error (exit status 2), not a silent truncation */
 #define MAX_DATA (1L << 22)
 #define PAINT 0xA5
 
@@ -101,10 +101,12 @@ static void on_label(avr_t *avr, avr_io_addr_t addr, uint8_t value, void *param)
     if (r->stopped) { /* a new label after a finished region begins the next record */
         flush(r);
     }
-    if (r->label_length < MAX_LABEL - 1) {
-        r->label[r->label_length++] = (char)value;
-        r->label[r->label_length] = '\0';
+    if (r->label_length >= MAX_LABEL - 1) {
+        fprintf(stderr, "simavr_cycles: label longer than %d characters: %s...\n", MAX_LABEL - 1, r->label);
+        exit(2);
     }
+    r->label[r->label_length++] = (char)value;
+    r->label[r->label_length] = '\0';
 }
 
 static void on_data(avr_t *avr, avr_io_addr_t addr, uint8_t value, void *param) {

@@ -8,15 +8,17 @@
  *   unit_mcu_done();                           // end of the run, never returns
  *
  * A region counts the cycles from its START marker (included) to its STOP marker (excluded).
+ * Labels are at most 127 characters (longer ones are reported as an error by the host).
  * Emitted bytes belong to the region labelled last. Labels and emitted data cost cycles: keep
  * them outside START/STOP. The cost of an empty region is exact and documented in docs/mcu.md:
  *
  *   AVR (__AVR__), simavr: GPIOR0/1/2 writes, one OUT instruction (1 cycle) each; an empty region
  *       measures 2 cycles (the start OUT and the LDI of the stop value).
- *   MSP430 (__MSP430__), mspdebug sim: byte writes to simulator ports 0x01F0 (control), 0x01F2
- *       (data), 0x01F4 (label) that mspdebug's `tracer` device logs with their MCLK cycle; an
- *       empty region measures the one `MOV.B #1, &0x01F0` instruction (6 cycles in mspdebug's
- *       cycle table, which does not special-case the constant generator; 4 on silicon).
+ *   MSP430 (__MSP430__), mspdebug sim: calls of bare-RET stubs in crt0.S on which the host sets
+ *       breakpoints (reading MCLK, the label or the emitted bytes at each stop); an empty region
+ *       measures the stub's RET (3 cycles) and the stop marker's CALL #imm (5): 8 cycles. START
+ *       and STOP are inline `CALL` instructions that clobber no register, so they do not change
+ *       the code around them.
  *   host (anything else): lines "@unit_mcu ..." on stdout; cycles are not measured.
  */
 #ifndef UNIT_MCU_H
@@ -40,10 +42,10 @@
 
 #elif defined(__MSP430__)
 
-#define UNIT_MCU__CONTROL(value) (*(volatile uint8_t *)0x01F0u = (value))
-#define UNIT_MCU__DATA(byte) (*(volatile uint8_t *)0x01F2u = (byte))
-#define UNIT_MCU__LABEL(character) (*(volatile uint8_t *)0x01F4u = (character))
-void __unit_mcu_halt(void) __attribute__((noreturn)); /* crt0.S: stack scan, then the end loop */
+/* crt0.S: bare RETs (breakpoints of the host), and the end of the run (stack scan, end loop) */
+void __unit_mcu_label(const char *label);
+void __unit_mcu_emit(const void *data, size_t bytes);
+void __unit_mcu_done(void) __attribute__((noreturn));
 
 #else /* host */
 
@@ -52,7 +54,7 @@ void __unit_mcu_halt(void) __attribute__((noreturn)); /* crt0.S: stack scan, the
 
 #endif
 
-#if defined(__AVR__) || defined(__MSP430__)
+#if defined(__AVR__)
 
 #define UNIT_MCU_START() do { UNIT_MCU__BARRIER(); UNIT_MCU__CONTROL(1); UNIT_MCU__BARRIER(); } while (0)
 #define UNIT_MCU_STOP() do { UNIT_MCU__BARRIER(); UNIT_MCU__CONTROL(2); UNIT_MCU__BARRIER(); } while (0)
@@ -74,15 +76,30 @@ static inline void unit_mcu_done(void) __attribute__((noreturn));
 static inline void unit_mcu_done(void) {
     UNIT_MCU__BARRIER();
     UNIT_MCU__CONTROL(3);
-#if defined(__AVR__)
     cli(); /* sleep with interrupts off: the harness stops at the done marker anyway */
     sleep_enable();
     for (;;) {
         sleep_cpu();
     }
-#else
-    __unit_mcu_halt();
-#endif
+}
+
+#elif defined(__MSP430__)
+
+#define UNIT_MCU_START() __asm__ __volatile__("call #__unit_mcu_start" ::: "memory")
+#define UNIT_MCU_STOP() __asm__ __volatile__("call #__unit_mcu_stop" ::: "memory")
+
+static inline void unit_mcu_label(const char *label) {
+    __unit_mcu_label(label);
+}
+
+static inline void unit_mcu_emit(const void *data, size_t bytes) {
+    __unit_mcu_emit(data, bytes);
+}
+
+static inline void unit_mcu_done(void) __attribute__((noreturn));
+static inline void unit_mcu_done(void) {
+    UNIT_MCU__BARRIER();
+    __unit_mcu_done();
 }
 
 #else /* host: the same records as text */

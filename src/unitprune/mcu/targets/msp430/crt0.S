@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* crt0.S -- reset code of unitprune's MSP430 firmware (memory map in link.ld):
- * stop the watchdog, set SP, copy .data from FRAM, zero .bss, paint the free SRAM between the
- * end of .bss and the stack top with 0xA5A5 (for the stack high-water measurement), call main.
- * __unit_mcu_halt (called by unit_mcu_done(), or reached when main returns) finds the lowest
- * word that is no longer paint, writes the stack bytes used to the simulator port 0x01F6 and
- * loops at __unit_mcu_end, where the host's breakpoint ends the run. */
+/* crt0.S -- reset code of unitprune's MSP430 firmware (memory map in link.ld), and the marker
+ * stubs of unit_mcu.h.
+ *
+ * Reset: stop the watchdog, set SP, copy .data from FRAM, zero .bss, paint the free SRAM between
+ * the end of .bss and the stack top with 0xA5A5 (for the stack high-water measurement), call main.
+ *
+ * Markers: __unit_mcu_start, __unit_mcu_stop, __unit_mcu_label (R12: the label) and
+ * __unit_mcu_emit (R12: the bytes, R13: how many) are bare RETs at known symbols; the host
+ * (unitprune.mcu.targets.msp430) puts breakpoints on them, reads the MCLK cycle count, R12/R13
+ * and memory at each stop, and resumes. __unit_mcu_done (unit_mcu_done()) falls into
+ * __unit_mcu_halt, which finds the lowest word that is no longer paint and loops at
+ * __unit_mcu_end with the stack bytes used in R12. A main that returns reaches __unit_mcu_halt
+ * without passing __unit_mcu_done, which the host reports. */
     .section .crt0,"ax",@progbits
     .global __unit_reset
 __unit_reset:
@@ -31,8 +38,24 @@ __unit_reset:
     incd    r13
     jmp     5b
 6:  call    #main
-    /* main returned without unit_mcu_done(): the host reports the missing done marker */
+    jmp     __unit_mcu_halt         /* main returned without unit_mcu_done(): reported by the host */
 
+    .global __unit_mcu_start
+__unit_mcu_start:
+    ret
+    .global __unit_mcu_stop
+__unit_mcu_stop:
+    ret
+    .global __unit_mcu_label
+__unit_mcu_label:
+    ret
+    .global __unit_mcu_emit
+__unit_mcu_emit:
+    ret
+
+    .global __unit_mcu_done
+__unit_mcu_done:
+    nop
     .global __unit_mcu_halt
 __unit_mcu_halt:
     mov     #__stack_paint_start, r13
@@ -44,7 +67,6 @@ __unit_mcu_halt:
     jmp     7b
 8:  mov     #__stack_top, r12
     sub     r13, r12                /* bytes between the lowest touched word and the top */
-    mov     r12, &0x01f6
     .global __unit_mcu_end
 __unit_mcu_end:
     jmp     __unit_mcu_end

@@ -4,8 +4,9 @@
  * no libgcc or compiler-rt for msp430). Each helper is in its own file; they are compiled twice:
  * plain (software multiply: shift and add) and with -DUNIT_MSP430_HWMULT=1 (the 16x16 products
  * on the 16-bit hardware multiplier at 0x0130, which is what `simio add hwmult` simulates).
- * The software __mspabi_mpyi and __mspabi_mpyl are in assembly (mpyi.S, mpyl.S), as are the
- * division cores (udivmod16.S, udivmod32.S).
+ * In assembly: the software __mspabi_mpyi (mpyi.S), the entries of __mspabi_mpyl and
+ * __mspabi_mpyll (mpyl.S, mpyll.S: the widened-int16/int32 fast paths, C for the rest), the
+ * 32/64-bit shifts and the division cores (udivmod16.S, udivmod32.S).
  *
  * Nothing here may use C's *, / or % nor a variable shift of a 32- or 64-bit value: clang would
  * compile them into calls of these very helpers. Interrupts are never enabled in unitprune
@@ -22,7 +23,6 @@
 
 #if UNIT_MSP430_HWMULT
 #define UNIT__MPY (*(volatile uint16_t *)0x0130u)   /* operand 1, unsigned multiply */
-#define UNIT__MPYS (*(volatile uint16_t *)0x0132u)  /* operand 1, signed multiply */
 #define UNIT__OP2 (*(volatile uint16_t *)0x0138u)   /* operand 2: writing it starts the multiply */
 #define UNIT__RESLO (*(volatile uint16_t *)0x013Au) /* product, low word */
 #define UNIT__RESHI (*(volatile uint16_t *)0x013Cu) /* product, high word */
@@ -84,29 +84,6 @@ static inline uint16_t unit__abs16(int16_t x) {
 
 static inline uint32_t unit__abs32(int32_t x) {
     return x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
-}
-
-/* The full 32-bit product of two signed 16-bit operands (software: magnitudes, then the sign,
- * so that small negative operands such as int8 values take few shift-and-add steps). */
-static inline uint32_t unit__smul16x16(int16_t a, int16_t b) {
-#if UNIT_MSP430_HWMULT
-    UNIT__MPYS = (uint16_t)a;
-    UNIT__OP2 = (uint16_t)b;
-    return ((uint32_t)UNIT__RESHI << 16) | UNIT__RESLO;
-#else
-    uint32_t product = unit__umul16x16(unit__abs16(a), unit__abs16(b));
-    return ((a < 0) != (b < 0)) ? 0u - product : product;
-#endif
-}
-
-/* x is the sign extension of its low 16 bits (an int16 value widened to 32 bits). */
-static inline int unit__fits16(uint32_t x) {
-    return (uint16_t)(x >> 16) == (uint16_t)(0u - (uint16_t)((uint16_t)x >> 15));
-}
-
-/* x is the sign extension of its low 32 bits. */
-static inline int unit__fits32(uint64_t x) {
-    return (uint32_t)(x >> 32) == 0u - ((uint32_t)x >> 31);
 }
 
 /* The low 32 bits of a * b: a0*b0 + ((a0*b1 + a1*b0) << 16), 16-bit limbs. */

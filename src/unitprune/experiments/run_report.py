@@ -135,7 +135,8 @@ def _per_layer_section(results: dict) -> list[str]:
             continue
         rows = [[name, f"{c['dense']:,}", f"{c['zero_weight']:,}", f"{c['zero_activation']:,}", f"{c['threshold']:,}",
                  f"{c['executed']:,}", _pct(c["skipped_fraction"]), f"{c['compares']:,}", f"{c['divisions']:,}"]
-                for name, c in best["per_layer"].items()]
+                for name, c in [*best["per_layer"].items(),
+                                *((f"{n} (not UnIT, dense)", c) for n, c in best.get("other_layers", {}).items())]]
         total = best["counts"]
         rows.append(["**total**", f"{total['dense']:,}", f"{total['zero_weight']:,}", f"{total['zero_activation']:,}",
                      f"{total['threshold']:,}", f"{total['executed']:,}", _pct(best["macs_skipped_fraction"]),
@@ -145,6 +146,28 @@ def _per_layer_section(results: dict) -> list[str]:
                   _table(["layer", "dense", "zero weight", "zero act.", "threshold", "executed", "skipped", "compares",
                           "divisions"], rows), ""]
     return lines
+
+
+def _environment_section(results: dict) -> list[str]:
+    env = results.get("environment")
+    if not env:
+        return []
+    packages = ", ".join(f"{name} {version}" for name, version in env.get("packages", {}).items() if version)
+    rows = [["CPU", f"{env.get('cpu_model', '?')} ({env.get('cpu_count', '?')} logical cores), torch CPU capability "
+                    f"{env.get('torch_cpu_capability', '?')}"],
+            ["torch threads", str(env.get("torch_threads", "?"))],
+            ["packages", packages],
+            ["python / platform", f"{env.get('python', '?')} / {env.get('platform', '?')}"],
+            ["UnIT C kernels", "built" if env.get("unitprune_c_kernels") else "not built (reference path)"],
+            ["numeric environment variables", ", ".join(f"{k}={v}" for k, v in env.get("env", {}).items()) or "none"]]
+    training = results.get("training") or {}
+    if training:
+        rows.append(["training", "cached checkpoint " + str(training.get("checkpoint", "")) if training.get("cached")
+                     else f"trained in this run ({training.get('train_seconds', '?')} s)"])
+    return ["## What produced these numbers", "",
+            "Same machine and software: identical numbers on every run. Another CPU or torch version trains "
+            "slightly different weights (CPU-specific kernels round differently; see docs/experiments.md).", "",
+            _table(["", "value"], rows), ""]
 
 
 def render_markdown(results: dict) -> str:
@@ -186,6 +209,7 @@ def render_markdown(results: dict) -> str:
               _table(["method", "knob", "drop (pts)", "MACs skipped"], pareto_rows), ""]
     lines += _points_section(results)
     lines += _per_layer_section(results)
+    lines += _environment_section(results)
     timing = results.get("timing_s", {})
     if timing:
         lines += ["## Wall time (s)", "", _table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in timing.items()]), ""]

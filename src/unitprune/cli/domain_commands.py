@@ -1,0 +1,83 @@
+"""``unitprune domain-shift``: the paper's Table 2 (train in one context, test in another)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+__all__ = ["add_domain_parser", "cmd_domain_shift"]
+
+
+def add_domain_parser(commands, formatter, add_common) -> None:
+    """Register the ``domain-shift`` command."""
+    from ..experiments.domain_shift import DomainShiftConfig
+    from .data_commands import add_synth_options
+
+    d = DomainShiftConfig()
+
+    def shown(values) -> str:
+        return " ".join(f"{v:g}" for v in values)
+
+    parser = commands.add_parser(
+        "domain-shift", formatter_class=formatter, help="train in one context, test in another (Table 2)",
+        description="For each context (kws: disjoint speakers in room A / room B of the synthesized speech set; "
+                    "widar: Widar3.0 BVP users and rooms), train the Table-1 model there, choose every method's "
+                    "setting on that context's validation data, and measure macro F1 and MACs skipped on the test "
+                    "split of every context. Writes RUN_DIR/domain_shift.json, report.md and domain_shift.png.")
+    add_common(parser)
+    parser.add_argument("--task", choices=("kws", "widar"), default="kws", help="which contexts")
+    parser.add_argument("--run-dir", default=d.run_dir, help="output folder")
+    parser.add_argument("--data-root", help="kws: synthesized speech cache (default: data/synth_speech); "
+                                            "widar: folder of Widar3.0 BVP .mat files (required)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data, splits, initialisation and data order")
+    parser.add_argument("--retrain", action="store_true", help="train even if RUN_DIR/train-*/model.pt exists")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum training epochs per context")
+    parser.add_argument("--budget", type=float, default=d.budget,
+                        help="validation macro-F1 budget (points) for choosing each method's setting")
+    parser.add_argument("--unit-percentiles", nargs="+", type=float, metavar="P",
+                        help=f"UnIT percentiles (default: {shown(d.unit_percentiles)})")
+    parser.add_argument("--fatrelu-percentiles", nargs="+", type=float, metavar="P",
+                        help=f"FATReLU percentiles (default: {shown(d.fatrelu_percentiles)})")
+    parser.add_argument("--ttp-sparsities", nargs="+", type=float, metavar="S",
+                        help=f"TTP schedule (default: {shown(d.ttp_sparsities)})")
+    parser.add_argument("--ttp-epochs", type=int, default=d.ttp_finetune_epochs, help="fine-tuning epochs per TTP step")
+    parser.add_argument("--workers", type=int, help="training contexts in parallel processes (default: min(2, CPUs))")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    add_synth_options(parser)
+    parser.set_defaults(handler=cmd_domain_shift)
+
+
+def cmd_domain_shift(args: argparse.Namespace) -> int:
+    from ..experiments.domain_shift import DomainShiftConfig, run_domain_shift
+    from ..experiments.domain_tasks import KWSDomainTask, WidarDomainTask
+    from .commands import sweep_workers
+    from .data_commands import synth_config_from_args
+    from .errors import CLIError
+
+    t0 = time.perf_counter()
+    if args.task == "kws":
+        task = KWSDomainTask(data_root=args.data_root or "data/synth_speech", synth=synth_config_from_args(args),
+                             seed=args.seed, progress=not args.no_progress)
+    else:
+        if not args.data_root:
+            raise CLIError("domain-shift --task widar needs --data-root DIR (a folder of Widar3.0 BVP .mat files; "
+                           "unitprune never downloads data)")
+        task = WidarDomainTask(data_root=args.data_root, seed=args.seed)
+    values = {"run_dir": args.run_dir, "seed": args.seed, "retrain": args.retrain, "epochs": args.epochs,
+              "budget": args.budget, "ttp_finetune_epochs": args.ttp_epochs, "num_threads": args.threads,
+              "progress": not args.no_progress, "workers": sweep_workers(args)}
+    for option, name in (("unit_percentiles", "unit_percentiles"), ("fatrelu_percentiles", "fatrelu_percentiles"),
+                         ("ttp_sparsities", "ttp_sparsities")):
+        if getattr(args, option):
+            values[name] = tuple(getattr(args, option))
+    document = run_domain_shift(task, DomainShiftConfig(**values))
+    run_dir = Path(args.run_dir)
+    print(f"{'train':>5} {'test':>5} {'method':<9} {'knob':>6} {'F1 %':>7} {'acc %':>7} {'skipped %':>9}")
+    for row in document["rows"]:
+        knob = "" if row["knob"] is None else f"{row['knob']:g}"
+        print(f"{row['train_context']:>5} {row['test_context']:>5} {row['method']:<9} {knob:>6} {100 * row['f1']:>7.2f} "
+              f"{100 * row['accuracy']:>7.2f} {100 * row['macs_skipped_fraction']:>9.1f}")
+    print(f"\nreport: {run_dir / 'report.md'}\ndata:   {run_dir / 'domain_shift.json'}\n"
+          f"wall time: {time.perf_counter() - t0:.0f} s")
+    return 0

@@ -1,0 +1,32 @@
+"""``unitprune demo --task kws``: the keyword-spotting experiment on synthesized speech."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+__all__ = ["cmd_kws_demo"]
+
+
+def cmd_kws_demo(args: argparse.Namespace, sweep, workers: int, print_results) -> int:
+    """Run :func:`unitprune.experiments.kws.run_kws_demo` with the demo options."""
+    from ..experiments.kws import KWS_SWEEP, KWSDemoConfig, run_kws_demo, with_synth_seed
+    from .data_commands import synth_config_from_args
+
+    t0 = time.perf_counter()
+    if not args.ttp_epochs:  # the KWS default, unless given
+        sweep = replace(sweep, ttp_finetune_epochs=KWS_SWEEP.ttp_finetune_epochs)
+    run_dir = args.run_dir or "runs/kws"
+    config = with_synth_seed(KWSDemoConfig(run_dir=run_dir, data_root=args.data_root, retrain=args.retrain,
+                                           epochs=args.epochs, sweep=sweep, workers=workers,
+                                           synth=synth_config_from_args(args)), args.seed)
+    results = run_kws_demo(config)
+    print_results(results, Path(run_dir))
+    training = results.get("training", {})
+    trained = "cached checkpoint" if training.get("cached") else f"{training.get('train_seconds', 0):.0f} s"
+    timing = results["timing_s"]
+    print(f"wall time: {time.perf_counter() - t0:.0f} s (data: {timing['data_generation_or_check']:.0f} s, "
+          f"features: {timing['features']:.0f} s, training: {trained}, sweep: {timing['total']:.0f} s)")
+    return 0

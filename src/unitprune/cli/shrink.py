@@ -1,0 +1,96 @@
+"""``unitprune shrink``: make a model fit an MCU budget (differentiable structured pruning) and
+compare it with Torch-Pruning, DPF and TTP at the same budget and epochs (unitprune.shrink)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .errors import CLIError
+
+__all__ = ["add_shrink_parser", "cmd_shrink"]
+
+_METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "dpf", "ttp")
+
+
+def add_shrink_parser(commands, formatter_class, add_common) -> None:
+    """Register the ``shrink`` sub-command on the parser's sub-command set."""
+    p = commands.add_parser(
+        "shrink", formatter_class=formatter_class, help="prune a model until it fits an MCU budget",
+        description="Train the base model, then make a copy fit the budget (peak SRAM, flash, MACs of the "
+                    "int8 export) with differentiable, resource-aware channel pruning during training, and the "
+                    "baselines at the same budget. Writes RUN_DIR/shrink.json, details.json, report.md and plots.")
+    add_common(p)
+    p.add_argument("--model", default="mnist-wide", help="built-in architecture")
+    p.add_argument("--weights", metavar="FILE", help="trained state_dict of --model (skips base training)")
+    p.add_argument("--data", default="mnist", help="built-in dataset (mnist, digits, cifar10, speech_commands)")
+    p.add_argument("--data-root", metavar="DIR", help="data folder (cifar10, speech_commands, full MNIST)")
+    p.add_argument("--preset", choices=("atmega2560", "msp430fr5994"),
+                   help="chip budget: 8 KB SRAM, 256 KB flash/FRAM (--sram/--flash/--macs override it)")
+    p.add_argument("--sram", metavar="SIZE", help="peak SRAM budget, e.g. 8KB")
+    p.add_argument("--flash", metavar="SIZE", help="flash budget, e.g. 256KB")
+    p.add_argument("--macs", metavar="N", help="MAC budget, e.g. 500k")
+    p.add_argument("--unit-tables", action="store_true", help="count UnIT's conv tau tables in flash")
+    p.add_argument("--target", choices=("avr", "msp430", "host"),
+                   help="exporter target whose RAM descriptor layout SRAM counts (default: the preset's, else avr)")
+    p.add_argument("--epochs", type=int, default=8, help="epochs of the base training and of every method")
+    p.add_argument("--prune-epochs", type=int, help="epochs with pruning (default: epochs - 2)")
+    p.add_argument("--methods", nargs="+", choices=_METHODS, default=list(_METHODS), help="methods to run")
+    p.add_argument("--unit", action="store_true", help="run UnIT on every result (MACs skipped within 1 point)")
+    p.add_argument("--sweep-sram", nargs="+", metavar="SIZE", default=[],
+                   help="also run the structured methods at these SRAM budgets (accuracy-vs-resource plot)")
+    p.add_argument("--gate-lr", type=float, default=0.1, help="SGD learning rate of the gates")
+    p.add_argument("--penalty", type=float, default=2.0, help="weight lambda of the resource penalty")
+    p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--run-dir", default="runs/shrink", help="output folder (an existing shrink.json is not overwritten)")
+    p.set_defaults(handler=cmd_shrink)
+
+
+def _budget(args: argparse.Namespace):
+    from ..shrink import PRESETS, MCUBudget, parse_count, parse_size
+
+    values = {}
+    try:
+        if args.sram:
+            values["sram_bytes"] = parse_size(args.sram)
+        if args.flash:
+            values["flash_bytes"] = parse_size(args.flash)
+        if args.macs:
+            values["macs"] = parse_count(args.macs)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if args.preset:
+        return PRESETS[args.preset].with_(unit_tables=args.unit_tables or None, target=args.target, **values)
+    if not values:
+        raise CLIError("unitprune shrink: give a budget: --preset, or --sram/--flash/--macs")
+    return MCUBudget(name="custom", unit_tables=args.unit_tables, target=args.target or "avr", **values)
+
+
+def cmd_shrink(args: argparse.Namespace) -> int:
+    from ..shrink import parse_size
+    from ..shrink.experiment import ExperimentConfig, run_shrink_experiment
+
+    budget = _budget(args)
+    try:
+        sweep = tuple(parse_size(s) for s in args.sweep_sram)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    config = ExperimentConfig(model=args.model, data=args.data, data_root=args.data_root, weights=args.weights,
+                              budget=budget, epochs=args.epochs, prune_epochs=args.prune_epochs,
+                              methods=tuple(args.methods), unit=args.unit, sweep_sram=sweep, seed=args.seed,
+                              threads=args.threads, progress=not args.no_progress, gate_lr=args.gate_lr,
+                              penalty=args.penalty, run_dir=args.run_dir)
+    try:
+        document = run_shrink_experiment(config)
+    except FileExistsError as exc:
+        raise CLIError(str(exc)) from None
+    base = document["base"]
+    print(f"budget: {', '.join(f'{k} {v:,}' for k, v in document['budget'].items() if v is not None)}")
+    print(f"{'model':<16}{'accuracy':>9}{'flash B':>11}{'SRAM B':>9}{'MACs':>12}{'train s':>9}  fits")
+    print(f"{'base':<16}{100 * base['accuracy']:>8.2f}%{base['flash_bytes']:>11,}{base['sram_bytes']:>9,}"
+          f"{base['macs']:>12,}{base['train_seconds']:>9.1f}")
+    for name, m in document["methods"].items():
+        print(f"{name:<16}{100 * m['accuracy']:>8.2f}%{m['flash_bytes']:>11,}{m['sram_bytes']:>9,}"
+              f"{m['macs']:>12,}{m['train_seconds']:>9.1f}  {'yes' if m['fits_budget'] else 'NO'}")
+    print(f"wrote {args.run_dir}/shrink.json, report.md")
+    return 0

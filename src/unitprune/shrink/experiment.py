@@ -1,0 +1,191 @@
+"""The ``unitprune shrink`` experiment: base training, every method at the same budget, the run folder.
+
+``run_shrink_experiment(config)`` trains the base model from a seeded initialisation for
+``config.epochs`` epochs (timed), runs the differentiable method from the *same* initialisation
+for the same epochs (timed side by side in this process: the overhead ratio), the baselines at
+the same budget (Torch-Pruning magnitude and Taylor and TTP on the trained base, structured DPF
+from the initialisation), optionally UnIT on every result, optionally the same methods at more
+SRAM budgets (for the accuracy-vs-resource plot), and writes ``RUN_DIR``:
+
+* ``shrink.json``: ``budget`` {sram_bytes, flash_bytes, macs}; ``base`` {accuracy, flash_bytes,
+  sram_bytes, macs, train_seconds}; ``methods`` {name: the same fields + fits_budget}. Accuracy is
+  test accuracy in [0, 1]; ``train_seconds`` is the wall time of that method's own training (the
+  baselines that start from the trained base do not include the base's training).
+* ``details.json``: the differentiable method's history, each method's details (channels, steps),
+  UnIT on top, the sweep points, the machine and versions.
+* ``base.pt`` (the trained base's state_dict) and ``METHOD.pt`` (each result, the whole module:
+  its shapes differ from the base's; load with ``torch.load(..., weights_only=False)``).
+* ``report.md``, ``training.png`` (resources and accuracy over the epochs), ``accuracy_vs_resources.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..training import TrainConfig, evaluate, train
+from .baselines import BaselineResult, dpf_to_budget, tp_prune_to_budget, ttp_result, unit_on_top
+from .budget import MCUBudget
+from .method import ShrinkConfig, shrink
+from .resources import RESOURCE_NAMES, trace_resources
+
+__all__ = ["ExperimentConfig", "METHODS", "run_shrink_experiment"]
+
+logger = logging.getLogger(__name__)
+
+#: Method names in shrink.json.
+METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "dpf", "ttp")
+
+
+@dataclass
+class ExperimentConfig:
+    """Settings of :func:`run_shrink_experiment` (the CLI options)."""
+
+    model: str = "mnist-wide"
+    data: str = "mnist"
+    data_root: str | None = None
+    weights: str | None = None
+    budget: MCUBudget = field(default_factory=lambda: MCUBudget(sram_bytes=8192, flash_bytes=262144))
+    epochs: int = 8
+    prune_epochs: int | None = None
+    methods: tuple[str, ...] = METHODS
+    unit: bool = False
+    sweep_sram: tuple[int, ...] = ()
+    seed: int = 0
+    threads: int = 1
+    progress: bool = True
+    gate_lr: float = 0.1
+    penalty: float = 2.0
+    run_dir: str = "runs/shrink"
+
+
+def _fields(model, splits, resources, seconds) -> dict[str, Any]:
+    return {"accuracy": evaluate(model, splits.test), "flash_bytes": resources.flash_bytes,
+            "sram_bytes": resources.sram_bytes, "macs": resources.macs, "train_seconds": round(seconds, 3)}
+
+
+def _run_method(name: str, config: ExperimentConfig, budget: MCUBudget, init, base, splits) -> tuple[Any, dict]:
+    """Run one method at ``budget``; return (model, shrink.json fields, details)."""
+    prune_epochs = config.prune_epochs
+    if name == "differentiable":
+        result = shrink(init, splits.train, splits.val, budget,
+                        ShrinkConfig(epochs=config.epochs, prune_epochs=prune_epochs, gate_lr=config.gate_lr,
+                                     penalty=config.penalty, seed=config.seed, num_threads=config.threads,
+                                     progress=config.progress))
+        fields = _fields(result.model, splits, result.after, result.train_seconds)
+        fields["fits_budget"] = result.fits
+        details = {"history": result.history, "projected_channels": result.projected_channels,
+                   "channels": result.history[-1]["channels"]}
+        return result.model, fields, details
+    common = dict(epochs=config.epochs, seed=config.seed)
+    if name in ("tp-magnitude", "tp-taylor"):
+        result: BaselineResult = tp_prune_to_budget(base, splits.train, splits.val, budget,
+                                                    importance=name.split("-")[1], **common)
+    elif name == "dpf":
+        result = dpf_to_budget(init, splits.train, splits.val, budget, prune_epochs=prune_epochs, **common)
+    elif name == "ttp":
+        result = ttp_result(base, splits, budget, **common)
+    else:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
+    fields = _fields(result.model, splits, result.resources, result.train_seconds)
+    fields["fits_budget"] = result.fits
+    return result.model, fields, result.details
+
+
+def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
+    """Run everything (module docstring) and write ``config.run_dir``; returns the shrink.json document."""
+    from ..data import load_dataset
+    from ..models import build_model
+
+    run_dir = Path(config.run_dir)
+    if (run_dir / "shrink.json").exists():
+        raise FileExistsError(f"{run_dir / 'shrink.json'} exists: choose another --run-dir (nothing is overwritten)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        splits = load_dataset(config.data, config.data_root, seed=config.seed)
+        init = build_model(config.model, seed=config.seed, num_classes=splits.num_classes)
+        input_shape = tuple(splits.input_shape)
+        base = copy.deepcopy(init)
+        if config.weights:
+            base.load_state_dict(torch.load(config.weights, weights_only=True))
+            base_seconds = 0.0
+        else:
+            t0 = time.perf_counter()
+            train(base, splits, TrainConfig(epochs=config.epochs, patience=None, seed=config.seed,
+                                            num_threads=config.threads, progress=config.progress))
+            base_seconds = time.perf_counter() - t0
+        base_resources = trace_resources(base, input_shape).exact(unit_tables=config.budget.unit_tables, target=config.budget.target)
+        document = {
+            "budget": {k: getattr(config.budget, k) for k in RESOURCE_NAMES},
+            "base": _fields(base, splits, base_resources, base_seconds),
+            "methods": {},
+        }
+        details: dict[str, Any] = {"config": _jsonable(asdict(config)), "machine": _machine(), "methods": {},
+                                   "unit": {}, "sweep": []}
+        if not config.weights:
+            torch.save(base.state_dict(), run_dir / "base.pt")
+        for name in config.methods:
+            logger.info("method %s at %s", name, config.budget)
+            model, fields, info = _run_method(name, config, config.budget, init, base, splits)
+            document["methods"][name] = fields
+            details["methods"][name] = info
+            torch.save(model, run_dir / f"{name}.pt")  # the whole (smaller) module
+            if config.unit:
+                details["unit"][name] = unit_on_top(model, splits)
+            details["sweep"].append({"method": name, **fields, "budget_sram_bytes": config.budget.sram_bytes})
+            _write(run_dir, document, details)
+        for sram in config.sweep_sram:
+            budget = config.budget.with_(sram_bytes=sram)
+            for name in config.methods:
+                if name == "ttp":
+                    continue  # unstructured: the same model at every budget
+                _, fields, _ = _run_method(name, config, budget, init, base, splits)
+                details["sweep"].append({"method": name, **fields, "budget_sram_bytes": sram})
+                _write(run_dir, document, details)
+    finally:
+        torch.set_num_threads(previous_threads)
+    _write(run_dir, document, details)
+    from .report import write_report
+
+    write_report(run_dir, document, details)
+    return document
+
+
+def _write(run_dir: Path, document: dict, details: dict) -> None:
+    (run_dir / "shrink.json").write_text(json.dumps(document, indent=2))
+    (run_dir / "details.json").write_text(json.dumps(_jsonable(details), indent=2))
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _machine() -> dict[str, str]:
+    import torch_pruning
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "python": platform.python_version(), "torch": torch.__version__,
+            "torch_pruning": getattr(torch_pruning, "__version__", "?"), "threads": str(torch.get_num_threads())}

@@ -1,0 +1,126 @@
+"""``report.md`` and the two figures of a ``unitprune shrink`` run folder.
+
+* ``training.png``: the differentiable method's peak SRAM, flash and MACs (hard, with the
+  scheduled budget) and validation accuracy per epoch.
+* ``accuracy_vs_resources.png``: test accuracy against each resource, one point per method and
+  budget (the main budget and any ``--sweep-sram`` budgets), the base model and the limits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .resources import RESOURCE_NAMES  # noqa: E402
+
+__all__ = ["write_report", "render_markdown"]
+
+_LABELS = {"sram_bytes": "peak SRAM (bytes)", "flash_bytes": "flash (bytes)", "macs": "MACs"}
+_COLORS = {"differentiable": "tab:green", "tp-magnitude": "tab:blue", "tp-taylor": "tab:cyan", "dpf": "tab:orange",
+           "ttp": "tab:red"}
+
+
+def _n(value) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def render_markdown(document: dict, details: dict) -> str:
+    budget, base = document["budget"], document["base"]
+    lines = ["# unitprune shrink", "",
+             "Budget: " + ", ".join(f"{k} {_n(v)}" for k, v in budget.items()) + ". Accuracy is on the test split.",
+             "", "| method | accuracy | flash (B) | peak SRAM (B) | MACs | training (s) | fits |",
+             "|---|---|---|---|---|---|---|",
+             f"| base | {100 * base['accuracy']:.2f}% | {_n(base['flash_bytes'])} | {_n(base['sram_bytes'])} | "
+             f"{_n(base['macs'])} | {base['train_seconds']:.1f} | "
+             f"{'yes' if all(v is None or base[k] <= v for k, v in budget.items()) else 'no'} |"]
+    for name, m in document["methods"].items():
+        lines.append(f"| {name} | {100 * m['accuracy']:.2f}% | {_n(m['flash_bytes'])} | {_n(m['sram_bytes'])} | "
+                     f"{_n(m['macs'])} | {m['train_seconds']:.1f} | {'yes' if m['fits_budget'] else 'no'} |")
+    lines += ["", "Reduction against the base model (base / method):", "",
+              "| method | flash | peak SRAM | MACs |", "|---|---|---|---|"]
+    for name, m in document["methods"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{base[k] / m[k]:.1f}x" for k in ("flash_bytes", "sram_bytes", "macs"))
+                     + " |")
+    if "differentiable" in document["methods"] and base["train_seconds"] > 0:
+        ratio = document["methods"]["differentiable"]["train_seconds"] / base["train_seconds"]
+        lines += ["", f"Differentiable pruning run / base training, same epochs, same process: {ratio:.2f}x wall time."]
+    lines += ["", "Notes: `tp-*` and `ttp` start from the trained base (their time excludes its training); "
+              "`differentiable` and `dpf` train from the base's initialisation. `ttp` is unstructured: its flash "
+              "and SRAM are those of the dense int8 export, its MACs count only nonzero weights.", ""]
+    if details.get("unit"):
+        lines += ["## UnIT on each result (largest calibration percentile within 1 point of the model's own "
+                  "validation accuracy)", "", "| model | percentile | test accuracy | MACs skipped |", "|---|---|---|---|"]
+        for name, u in details["unit"].items():
+            p = "-" if u["percentile"] is None else f"{u['percentile']:g}"
+            lines.append(f"| {name} | {p} | {100 * u['test_accuracy']:.2f}% (dense {100 * u['dense_test_accuracy']:.2f}%) "
+                         f"| {100 * u['skipped_fraction']:.1f}% |")
+        lines.append("")
+    history = details.get("methods", {}).get("differentiable", {}).get("history")
+    if history:
+        lines += ["## Differentiable method per epoch", "",
+                  "| epoch | phase | val accuracy | peak SRAM | flash | MACs | channels | s |", "|---|---|---|---|---|---|---|---|"]
+        for h in history:
+            lines.append(f"| {h['epoch']} | {h['phase']} | {100 * h['val_accuracy']:.2f}% | {_n(h['sram_bytes'])} | "
+                         f"{_n(h['flash_bytes'])} | {_n(h['macs'])} | {'/'.join(str(v) for v in h['channels'].values())} "
+                         f"| {h['seconds']:.1f} |")
+        lines.append("")
+    machine = details.get("machine", {})
+    if machine:
+        lines += ["Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + ".", ""]
+    lines += ["![training](training.png)", "", "![accuracy vs resources](accuracy_vs_resources.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_training(history: list[dict], path: Path) -> None:
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4), dpi=110)
+    epochs = [h["epoch"] for h in history]
+    for ax, key in zip(axes, RESOURCE_NAMES):
+        ax.plot(epochs, [h[key] for h in history], "o-", color="tab:green", label="model")
+        if f"budget_{key}" in history[0]:
+            ax.plot(epochs, [h[f"budget_{key}"] for h in history], "--", color="gray", label="scheduled budget")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(_LABELS[key])
+        ax.legend(fontsize=7)
+    axes[3].plot(epochs, [100 * h["val_accuracy"] for h in history], "o-", color="black")
+    axes[3].set_xlabel("epoch")
+    axes[3].set_title("validation accuracy (%)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_accuracy_vs_resources(document: dict, points: list[dict], path: Path) -> None:
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), dpi=110)
+    base = document["base"]
+    for ax, key in zip(axes, RESOURCE_NAMES):
+        for name in dict.fromkeys(p["method"] for p in points):
+            mine = [p for p in points if p["method"] == name]
+            ax.scatter([p[key] for p in mine], [100 * p["accuracy"] for p in mine], label=name,
+                       color=_COLORS.get(name), s=28)
+        ax.scatter([base[key]], [100 * base["accuracy"]], marker="*", s=120, color="black", label="base")
+        limit = document["budget"].get(key)
+        if limit:
+            ax.axvline(limit, color="gray", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlabel(_LABELS[key])
+        ax.set_ylabel("test accuracy (%)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(run_dir: Path, document: dict, details: dict[str, Any]) -> None:
+    run_dir = Path(run_dir)
+    (run_dir / "report.md").write_text(render_markdown(document, details))
+    history = details.get("methods", {}).get("differentiable", {}).get("history")
+    if history:
+        plot_training(history, run_dir / "training.png")
+    if details.get("sweep"):
+        plot_accuracy_vs_resources(document, details["sweep"], run_dir / "accuracy_vs_resources.png")

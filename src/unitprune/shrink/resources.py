@@ -1,0 +1,450 @@
+"""The MCU resource model: flash, peak SRAM and MACs of a model exported in int8.
+
+``resources(model, input_shape)`` returns exact integers; :class:`ResourceGraph` gives the same
+numbers as functions of per-channel-group counts, which may be floats or torch tensors (the soft
+channel counts of :mod:`unitprune.shrink.gates`), so the resource terms of the loss are
+differentiable and the hard numbers come from the very same code.
+
+The model is traced once with ``torch.fx`` (the ops in execution order, with shapes). Each tensor
+gets a *channel group*: the channels that must be kept or removed together. A conv/linear output
+opens a new group; BatchNorm, ReLU, max-pool, flatten and dropout carry their input's group; a
+residual ``add`` and a depthwise conv merge the groups of their operands (union-find), the same
+couplings Torch-Pruning's DependencyGraph finds.
+
+What is counted (the int8 contract of docs/fixed_point.md):
+
+* **flash** per conv/linear: int8 weights (``out * in/groups * kh * kw``), an int32 bias per output
+  (the exporter always stores one, zeros when the layer has none), the requantization constants
+  (int32 multiplier + int8 shift per output: 5 bytes), and with ``unit_tables=True`` the uint8 tau
+  table of every conv (one byte per weight). Linear UnIT in ``bitshift`` mode needs no table (the
+  129-byte ``table`` / the ``bintree`` variants are not counted). This is the exporter's
+  ``flash_table_bytes`` (``unitprune.mcu.export``; code and embedded samples excluded).
+* **SRAM**, the memory plan of the exporter (``unitprune.mcu.memory.plan_memory``): ops run in the
+  traced order; every op output that is not an alias is an int8 buffer, live from the op that
+  writes it to the last op that reads it; ReLU (in place unless its input has another reader or
+  is the network input), BatchNorm (folded into the conv before it), flatten/view/dropout/
+  identity are aliases. ``arena_bytes`` = the largest sum of live buffers at any op, *without* the
+  network input and output (the caller's buffers); ``scratch_bytes`` = the one int32 buffer the
+  kernels share, the largest any layer needs (conv ``4 * out_h * out_w``, one output channel's
+  accumulators; linear ``4 * out_features``); ``descriptor_bytes`` = the constant kernel
+  descriptors in RAM (per conv ``unit_conv2d_params`` + ``unit_requant_s8``, per linear
+  ``unit_requant_s8``, sized for ``target``: 16-bit pointers and byte alignment on ``avr``).
+  ``sram_bytes`` = arena + scratch + descriptors + ``input_bytes`` + ``output_bytes``: the
+  exporter's ``peak_sram_with_io_bytes``, all the RAM the firmware's data needs, the network input
+  **counted**. The exporter also keeps 256 bytes for the stack (``STACK_RESERVE``), not included.
+* **MACs**: ``out_h * out_w * out * in/groups * kh * kw`` per conv, ``in * out`` per linear (what
+  ``torch.utils.flop_counter.FlopCounterMode`` reports / 2); pooling, ReLU and adds are not MACs.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+import torch.fx
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+__all__ = ["Resources", "ResourceGraph", "LayerInfo", "trace_resources", "resources", "RESOURCE_NAMES",
+           "CONV_TYPES"]
+
+#: Resource names, in the order budgets and reports use.
+RESOURCE_NAMES = ("sram_bytes", "flash_bytes", "macs")
+CONV_TYPES = (nn.Conv1d, nn.Conv2d)
+_ALIAS_MODULES = (nn.Flatten, nn.Dropout, nn.Identity, nn.BatchNorm1d, nn.BatchNorm2d)
+_RELU_MODULES = (nn.ReLU, nn.ReLU6)
+_POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
+                 nn.AdaptiveAvgPool2d)
+_ALIAS_FUNCTIONS = {torch.flatten, torch.reshape, "flatten", "view", "reshape", "contiguous"}
+_RELU_FUNCTIONS = {torch.relu, torch.nn.functional.relu, "relu", "relu_"}
+_ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add, "add", "add_"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Exact resource usage of an int8 export (bytes and MACs per inference of one example).
+
+    Attributes:
+        flash_bytes: all constants: weight_bytes + bias_bytes + requant_bytes + tau_bytes.
+        sram_bytes: arena_bytes + scratch_bytes + descriptor_bytes + input_bytes + output_bytes.
+        macs: dense multiply-accumulates.
+        arena_bytes, scratch_bytes, descriptor_bytes, input_bytes, output_bytes: the parts of SRAM.
+        weight_bytes, bias_bytes, requant_bytes, tau_bytes: the parts of flash.
+        peak_op: the op at which the arena peak occurs.
+    """
+
+    flash_bytes: int
+    sram_bytes: int
+    macs: int
+    arena_bytes: int
+    scratch_bytes: int
+    descriptor_bytes: int
+    input_bytes: int
+    output_bytes: int
+    weight_bytes: int
+    bias_bytes: int
+    requant_bytes: int
+    tau_bytes: int
+    peak_op: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class LayerInfo:
+    """One conv/linear layer of the traced graph (channel groups are union-find roots via the graph)."""
+
+    name: str  # module path in the model
+    kind: str  # "conv" or "linear"
+    in_group: int
+    out_group: int
+    in_per_channel: int  # linear: features per input channel (the spatial size flattened into it)
+    kernel: int  # kh * kw (1 for linear)
+    out_spatial: int  # out_h * out_w (1 for linear)
+    groups: int
+    depthwise: bool
+    has_bias: bool  # bias or a folded BatchNorm after it
+    bn_name: str | None  # the BatchNorm that directly follows it (folded by the exporter)
+
+
+@dataclass
+class _Buffer:
+    name: str
+    group: int
+    per_channel: int  # elements per channel of the group
+    born: int
+    dies: int
+    io: bool = False  # the network input or output: the caller's buffer, not in the arena
+
+
+@dataclass
+class ResourceGraph:
+    """The traced model: layers, activation buffers and channel groups.
+
+    ``counts`` maps a channel-group id to a channel count (int, float or a torch scalar tensor);
+    groups not in ``counts`` keep their traced size. ``base_counts()`` are the traced sizes.
+    """
+
+    layers: list[LayerInfo]
+    buffers: list[_Buffer]
+    op_names: list[str]
+    op_scratch: list[tuple[int | None, int, int]]  # per op: (group, bytes per channel, constant bytes)
+    group_sizes: dict[int, int]
+    parent: dict[int, int]
+    input_group: int
+    output_group: int
+    fixed_groups: set[int] = field(default_factory=set)
+
+    def find(self, group: int) -> int:
+        while self.parent[group] != group:
+            group = self.parent[group]
+        return group
+
+    def base_counts(self) -> dict[int, int]:
+        return {g: self.group_sizes[g] for g in self.groups()}
+
+    def groups(self) -> list[int]:
+        return sorted({self.find(g) for g in self.group_sizes})
+
+    def prunable_groups(self) -> list[int]:
+        """Groups whose channels may be removed: not the network input or output, not fixed."""
+        fixed = {self.find(g) for g in self.fixed_groups} | {self.find(self.input_group), self.find(self.output_group)}
+        return [g for g in self.groups() if g not in fixed]
+
+    def layers_of(self, group: int) -> list[LayerInfo]:
+        """Conv/linear layers whose output channels are ``group`` (not depthwise ones)."""
+        return [l for l in self.layers if self.find(l.out_group) == self.find(group) and not l.depthwise]
+
+    def _count(self, counts: Mapping[int, Any], group: int):
+        root = self.find(group)
+        return counts.get(root, self.group_sizes[root])
+
+    def evaluate(self, counts: Mapping[int, Any] | None = None, *, unit_tables: bool = False,
+                 target: str = "avr") -> dict[str, Any]:
+        """Resource terms for the given channel counts: ints for int counts, tensors for tensors.
+
+        Returns a dict with the fields of :class:`Resources` (``peak_op``: the op name of the
+        arena peak, computed from the values as given).
+        """
+        counts = counts or {}
+        c = lambda g: self._count(counts, g)  # noqa: E731
+        pointer, align = TARGET_LAYOUT[target]
+        conv_descriptor = _struct_bytes([4] * 16, align) + _struct_bytes([pointer] * 3 + [4, 4], align)
+        linear_descriptor = _struct_bytes([pointer] * 3 + [4, 4], align)
+        weight = bias = requant = tau = macs = 0
+        descriptors = 0
+        for layer in self.layers:
+            cout = c(layer.out_group)
+            if layer.depthwise:
+                cin_per_group = 1
+            elif layer.groups == 1:
+                cin_per_group = c(layer.in_group) * layer.in_per_channel
+            else:  # grouped: fixed channel counts
+                cin_per_group = self.group_sizes[layer.in_group] // layer.groups
+            w = cout * cin_per_group * layer.kernel
+            weight = weight + w
+            macs = macs + w * layer.out_spatial
+            bias = bias + 4 * cout
+            requant = requant + 5 * cout
+            if unit_tables and layer.kind == "conv":
+                tau = tau + w
+            descriptors += conv_descriptor if layer.kind == "conv" else linear_descriptor
+        live_totals, scratches = [], []
+        for i, _ in enumerate(self.op_names):
+            total = 0
+            for buf in self.buffers:
+                if buf.born <= i <= buf.dies and not buf.io:
+                    total = total + c(buf.group) * buf.per_channel
+            live_totals.append(total)
+            group, per_channel, constant = self.op_scratch[i]
+            scratches.append(constant + (c(group) * per_channel if group is not None else 0))
+        if not live_totals:
+            raise ValueError("the model has no ops to run")
+        peak_index = max(range(len(live_totals)), key=lambda j: float(torch.as_tensor(live_totals[j]).detach()))
+        arena, scratch = _maximum(live_totals), _maximum(scratches)
+        input_buffer = next(b for b in self.buffers if b.born < 0)
+        output_buffer = next(b for b in self.buffers if b.io and b.born >= 0) if any(
+            b.io and b.born >= 0 for b in self.buffers) else input_buffer
+        input_bytes = c(input_buffer.group) * input_buffer.per_channel
+        output_bytes = c(output_buffer.group) * output_buffer.per_channel
+        return {
+            "flash_bytes": weight + bias + requant + tau,
+            "sram_bytes": arena + scratch + descriptors + input_bytes + output_bytes, "macs": macs,
+            "arena_bytes": arena, "scratch_bytes": scratch, "descriptor_bytes": descriptors,
+            "input_bytes": input_bytes, "output_bytes": output_bytes,
+            "weight_bytes": weight, "bias_bytes": bias, "requant_bytes": requant, "tau_bytes": tau,
+            "peak_op": self.op_names[peak_index],
+        }
+
+    def exact(self, counts: Mapping[int, int] | None = None, **kwargs) -> Resources:
+        """:meth:`evaluate` with integer counts, as a :class:`Resources` of Python ints."""
+        values = self.evaluate({g: int(n) for g, n in (counts or {}).items()}, **kwargs)
+        return Resources(**{k: (v if k == "peak_op" else _exact_int(k, v)) for k, v in values.items()})
+
+
+#: (pointer bytes, struct alignment) of the exporter's targets (``unitprune.mcu.export.TARGETS``).
+TARGET_LAYOUT = {"avr": (2, 1), "msp430": (2, 2), "host": (8, 8)}
+
+
+def _struct_bytes(fields: list[int], align: int) -> int:
+    """sizeof a C struct of fields of the given sizes, each aligned to min(size, align)."""
+    offset, widest = 0, 1
+    for size in fields:
+        a = min(size, align)
+        widest = max(widest, a)
+        offset = (offset + a - 1) // a * a + size
+    return (offset + widest - 1) // widest * widest
+
+
+def _maximum(values: list):
+    """``max`` of ints, or a differentiable max when any value is a tensor."""
+    if any(isinstance(v, torch.Tensor) for v in values):
+        return torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in values]).max()
+    return max(values)
+
+
+def _exact_int(name: str, value) -> int:
+    as_float = float(value)
+    if abs(as_float - round(as_float)) > 1e-9:
+        raise ValueError(f"resource {name} is not an integer ({as_float}): channel counts must divide the groups")
+    return int(round(as_float))
+
+
+def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bool = False,
+              target: str = "avr") -> Resources:
+    """Exact flash, peak SRAM and MACs of ``model`` for one input of shape ``input_shape`` (no batch).
+
+    Raises ``ValueError`` naming the op when the model holds something the int8 export cannot run.
+    """
+    return trace_resources(model, input_shape).exact(unit_tables=unit_tables, target=target)
+
+
+def trace_resources(model: nn.Module, input_shape: tuple[int, ...]) -> ResourceGraph:
+    """Trace ``model`` (``torch.fx``) on a zero input of ``(1, *input_shape)`` into a :class:`ResourceGraph`."""
+    graph_module = torch.fx.symbolic_trace(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+    return _Builder(graph_module).build()
+
+
+class _Builder:
+    """Walks the fx graph once and records layers, buffers and channel groups."""
+
+    def __init__(self, graph_module: torch.fx.GraphModule):
+        self.gm = graph_module
+        self.modules = dict(graph_module.named_modules())
+        self.nodes = [n for n in graph_module.graph.nodes]
+        self.parent: dict[int, int] = {}
+        self.group_sizes: dict[int, int] = {}
+        self.fixed: set[int] = set()
+        self.tensor_group: dict[str, tuple[int, int]] = {}  # node -> (group, per-channel elements)
+        self.buffer_of: dict[str, str] = {}  # node -> name of the buffer holding it
+        self.layers: list[LayerInfo] = []
+        self.op_names: list[str] = []
+        self.op_scratch: list[tuple[int | None, int, int]] = []
+        self.buffers: dict[str, _Buffer] = {}
+        self.users = {n.name: list(n.users) for n in self.nodes}
+
+    def new_group(self, size: int) -> int:
+        g = len(self.parent)
+        self.parent[g] = g
+        self.group_sizes[g] = size
+        return g
+
+    def find(self, g: int) -> int:
+        while self.parent[g] != g:
+            g = self.parent[g]
+        return g
+
+    def union(self, a: int, b: int, where: str) -> int:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            if self.group_sizes[ra] != self.group_sizes[rb]:
+                raise ValueError(f"{where}: coupled channel groups of different sizes "
+                                 f"({self.group_sizes[ra]} vs {self.group_sizes[rb]})")
+            self.parent[rb] = ra
+        return ra
+
+    @staticmethod
+    def shape(node: torch.fx.Node) -> tuple[int, ...]:
+        meta = node.meta.get("tensor_meta")
+        if meta is None or not hasattr(meta, "shape"):
+            raise ValueError(f"op {node.name!r}: output is not a single tensor; the resource model "
+                             "supports chains and residual adds of tensors only")
+        return tuple(meta.shape)
+
+    def per_channel(self, node: torch.fx.Node) -> tuple[int, int]:
+        shape = self.shape(node)
+        channels = shape[1] if len(shape) > 1 else 1
+        return channels, math.prod(shape[2:]) if len(shape) > 2 else 1
+
+    def new_buffer(self, node: torch.fx.Node, group: int, per_channel: int, born: int) -> None:
+        self.tensor_group[node.name] = (group, per_channel)
+        self.buffers[node.name] = _Buffer(node.name, group, per_channel, born, born)
+        self.buffer_of[node.name] = node.name
+
+    def alias(self, node: torch.fx.Node, source: torch.fx.Node, group_override=None) -> None:
+        self.tensor_group[node.name] = group_override or self.tensor_group[source.name]
+        self.buffer_of[node.name] = self.buffer_of[source.name]
+
+    def read(self, source: torch.fx.Node, op_index: int) -> None:
+        self.buffers[self.buffer_of[source.name]].dies = max(self.buffers[self.buffer_of[source.name]].dies, op_index)
+
+    def build(self) -> ResourceGraph:
+        input_group = output_group = None
+        op_index = 0
+        for node in self.nodes:
+            if node.op == "placeholder":
+                if input_group is not None:
+                    raise ValueError("the resource model supports models with one input tensor")
+                channels, spatial = self.per_channel(node)
+                input_group = self.new_group(channels)
+                self.new_buffer(node, input_group, spatial, born=-1)
+                self.buffers[node.name].io = True
+                continue
+            if node.op == "output":
+                result = node.args[0]
+                if not isinstance(result, torch.fx.Node):
+                    raise ValueError("the resource model supports models returning one tensor")
+                output_group = self.tensor_group[result.name][0]
+                self.read(result, op_index)  # the result stays live to the end
+                self.buffers[self.buffer_of[result.name]].io = True
+                continue
+            if node.op == "get_attr":
+                raise ValueError(f"op {node.name!r}: parameters used outside a module are not supported")
+            self.op_names.append(node.name)
+            self.op_scratch.append((None, 0, 0))
+            self.visit(node, op_index)
+            op_index += 1
+        graph = ResourceGraph(
+            layers=self.layers, buffers=list(self.buffers.values()), op_names=self.op_names,
+            op_scratch=self.op_scratch, group_sizes=self.group_sizes, parent=self.parent,
+            input_group=input_group, output_group=output_group, fixed_groups=self.fixed)
+        for layer in graph.layers:  # resolve to roots for callers
+            layer.in_group, layer.out_group = graph.find(layer.in_group), graph.find(layer.out_group)
+        for buf in graph.buffers:
+            buf.group = graph.find(buf.group)
+        graph.op_scratch = [(None if g is None else graph.find(g), per, const) for g, per, const in graph.op_scratch]
+        return graph
+
+    def visit(self, node: torch.fx.Node, i: int) -> None:
+        inputs = [a for a in node.args if isinstance(a, torch.fx.Node)]
+        for source in inputs:
+            self.read(source, i)
+        module = self.modules.get(node.target) if node.op == "call_module" else None
+        target = node.target
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            self.conv(node, module, inputs[0], i)
+        elif isinstance(module, nn.Linear):
+            self.linear(node, module, inputs[0], i)
+        elif isinstance(module, _RELU_MODULES) or target in _RELU_FUNCTIONS:
+            source = inputs[0]
+            if len(self.users[source.name]) == 1 and self.buffers[self.buffer_of[source.name]].born >= 0:
+                self.alias(node, source)  # in place (never on the caller's read-only input)
+            else:
+                group, per = self.tensor_group[source.name]
+                self.new_buffer(node, group, per, i)
+        elif isinstance(module, _ALIAS_MODULES) or target in _ALIAS_FUNCTIONS or \
+                (node.op == "call_method" and target in _ALIAS_FUNCTIONS):
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                self.fold_bn(node, module, inputs[0])
+            self.alias(node, inputs[0])
+        elif isinstance(module, _POOL_MODULES) or target in {torch.nn.functional.max_pool2d,
+                                                               torch.nn.functional.avg_pool2d}:
+            group, _ = self.tensor_group[inputs[0].name]
+            _, spatial = self.per_channel(node)
+            self.new_buffer(node, group, spatial, i)
+        elif target in _ADD_FUNCTIONS and len(inputs) == 2:
+            a, b = inputs
+            group = self.union(self.tensor_group[a.name][0], self.tensor_group[b.name][0], node.name)
+            _, spatial = self.per_channel(node)
+            self.new_buffer(node, group, spatial, i)
+        else:
+            what = type(module).__name__ if module is not None else getattr(target, "__name__", str(target))
+            raise ValueError(f"op {node.name!r} ({what}) is not supported by the resource model "
+                             "(supported: Conv1d/2d, Linear, BatchNorm, ReLU, max/avg-pool, flatten, "
+                             "dropout, identity, residual add)")
+
+    def fold_bn(self, node, module, source) -> None:
+        producer = source
+        if producer.op == "call_module" and isinstance(self.modules.get(producer.target), (nn.Conv1d, nn.Conv2d, nn.Linear)) \
+                and len(self.users[producer.name]) == 1:
+            for layer in self.layers:
+                if layer.name == producer.target:
+                    layer.has_bias = True
+                    layer.bn_name = node.target
+            return
+        raise ValueError(f"op {node.name!r}: BatchNorm must directly follow a conv/linear (the exporter folds it)")
+
+    def conv(self, node, module, source, i) -> None:
+        in_group, _ = self.tensor_group[source.name]
+        channels_out, spatial = self.per_channel(node)
+        depthwise = module.groups > 1 and module.groups == module.in_channels == module.out_channels
+        if depthwise:
+            out_group = in_group
+        else:
+            out_group = self.new_group(channels_out)
+            if module.groups > 1:  # grouped (not depthwise): channel counts are kept
+                self.fixed.update({in_group, out_group})
+        kernel = math.prod(module.kernel_size)
+        self.layers.append(LayerInfo(node.target, "conv", in_group, out_group, 1, kernel, spatial,
+                                     module.groups, depthwise, module.bias is not None, None))
+        self.new_buffer(node, out_group, spatial, i)
+        self.op_scratch[i] = (None, 0, 4 * spatial)  # one output plane of int32, whatever the channels
+
+    def linear(self, node, module, source, i) -> None:
+        in_group, in_per = self.tensor_group[source.name]
+        out_group = self.new_group(module.out_features)
+        self.layers.append(LayerInfo(node.target, "linear", in_group, out_group, in_per, 1, 1, 1, False,
+                                     module.bias is not None, None))
+        self.new_buffer(node, out_group, 1, i)
+        self.op_scratch[i] = (out_group, 4, 0)  # one int32 per output

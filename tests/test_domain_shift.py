@@ -1,0 +1,90 @@
+"""Domain-shift study: macro F1 against scikit-learn, and the protocol on a tiny two-context task."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from unitprune.data import load_dataset
+from unitprune.data.synth_speech import SpeechContext, context_splits
+from unitprune.experiments.domain_shift import DOMAIN_METHODS, DomainShiftConfig, macro_f1, run_domain_shift
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_macro_f1_matches_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(5, 200)), int(rng.integers(2, 13))
+    y_true = rng.integers(0, k, n)
+    y_pred = np.where(rng.random(n) < 0.6, y_true, rng.integers(0, k + 2, n))  # some never-true classes
+    assert macro_f1(y_true, y_pred) == pytest.approx(f1_score(y_true, y_pred, average="macro"), abs=1e-12)
+
+
+def test_macro_f1_edge_cases():
+    assert macro_f1([1, 1, 2], [1, 1, 2]) == 1.0
+    assert macro_f1([0, 0], [1, 1]) == pytest.approx(f1_score([0, 0], [1, 1], average="macro", zero_division=0))
+    with pytest.raises(ValueError):
+        macro_f1([], [])
+
+
+@dataclass(frozen=True)
+class DigitsTask:
+    """Two contexts from sklearn's digits: A as is, B with the images mirrored and noisier (a 'new room')."""
+
+    name: str = "digits"
+    model: str = "digits"
+
+    def contexts(self):
+        splits = load_dataset("digits", seed=0)
+        out = {}
+        for name in ("A", "B"):
+            rng = np.random.default_rng(ord(name))
+            features, labels, speakers = {}, {}, {}
+            for split in ("train", "val", "test"):
+                x, y = (t.numpy() for t in getattr(splits, split).tensors)
+                if name == "B":
+                    x = x[..., ::-1] + rng.normal(0, 0.3, x.shape).astype(np.float32)
+                features[split], labels[split] = np.ascontiguousarray(x), y
+                speakers[split] = np.full(len(y), ord(name))
+            out[name] = SpeechContext(name, {"name": name}, {s: [ord(name)] for s in features}, features, labels,
+                                      speakers)
+        return out
+
+    def splits(self, train, test=None):
+        return context_splits(train, test, name="digits", class_names=tuple(str(i) for i in range(10)))
+
+    def describe(self, contexts):
+        return {name: "digits" + (" mirrored + noise" if name == "B" else "") for name in contexts}
+
+
+def test_domain_shift_protocol(tmp_path):
+    config = DomainShiftConfig(run_dir=str(tmp_path / "run"), unit_percentiles=(30, 90), fatrelu_percentiles=(50,),
+                               ttp_sparsities=(0.5, 0.8), ttp_finetune_epochs=1, epochs=4, lr=5e-3, patience=None,
+                               progress=False, budget=1.0)
+    document = run_domain_shift(DigitsTask(), config)
+    rows = document["rows"]
+    assert len(rows) == 2 * 2 * len(DOMAIN_METHODS)
+    keys = {"train_context", "test_context", "method", "knob", "f1", "accuracy", "macs_skipped_fraction"}
+    assert all(keys <= set(r) for r in rows)
+    on_disk = json.loads((tmp_path / "run" / "domain_shift.json").read_text())
+    assert on_disk["rows"] == rows
+    assert (tmp_path / "run" / "report.md").read_text().count("->") >= 8
+    assert (tmp_path / "run" / "domain_shift.png").stat().st_size > 1000
+    for train in ("A", "B"):
+        points = [p for p in document["points"] if p["train_context"] == train]
+        reference = next(p["val_f1"] for p in points if p["method"] == "unpruned")
+        for method in ("unit", "ttp", "fatrelu"):
+            candidates = sorted((p for p in points if p["method"] == method), key=lambda p: p["knob"])
+            within = [p["knob"] for p in candidates if 100 * (reference - p["val_f1"]) <= 1.0 + 1e-9]
+            expected = within[-1] if within else candidates[0]["knob"]
+            chosen = {r["knob"] for r in rows if r["train_context"] == train and r["method"] == method}
+            assert chosen == {expected}, (train, method)  # chosen on the training context's validation data
+        sizes = {r["test_context"]: r["num_test_samples"] for r in rows if r["train_context"] == train}
+        assert set(sizes) == {"A", "B"}
+    unpruned = {(r["train_context"], r["test_context"]): r for r in rows if r["method"] == "unpruned"}
+    assert unpruned[("A", "A")]["f1"] > unpruned[("A", "B")]["f1"]  # the shift hurts the dense model

@@ -1,0 +1,382 @@
+"""Tests of unitprune.shrink: the resource model against hand counts and torch's flop counter,
+gates and physical channel removal against the unpruned function, the budget schedule, budget
+errors, and a tiny end-to-end shrink run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from unitprune.models import build_model
+from unitprune.shrink import resources, trace_resources
+
+
+class Residual(nn.Module):
+    """conv-bn-relu, then two convs whose outputs are added to it (one coupled channel group)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.a = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.b = nn.Conv2d(8, 8, 1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(8 * 5 * 5, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.stem(x)))
+        y = x + self.a(x)
+        y = torch.relu(y)
+        z = y + self.b(y)
+        return self.fc(torch.flatten(self.pool(z), 1))
+
+
+def depthwise_net() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.Conv2d(6, 6, 3, groups=6), nn.ReLU(),  # depthwise 3x3
+        nn.Conv2d(6, 10, 1), nn.ReLU(),  # pointwise
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(10 * 2 * 2, 5))
+
+
+def flop_macs(model: nn.Module, shape) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.eval()(torch.zeros(1, *shape))
+    return counter.get_total_flops() // 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Resource model
+# ---------------------------------------------------------------------------------------------
+
+# descriptors in RAM on AVR (16-bit pointers, byte alignment): unit_conv2d_params (16 int32) +
+# unit_requant_s8 (3 pointers + 2 int32) per conv, unit_requant_s8 per linear
+CONV_DESCRIPTOR, LINEAR_DESCRIPTOR = 64 + 14, 14
+
+
+def test_mnist_wide_hand_count():
+    model = build_model("mnist-wide", seed=0)
+    r = resources(model, (1, 28, 28))
+    weights = 32 * 9 + 64 * 32 * 9 + 128 * 9216 + 10 * 128
+    outputs = 32 + 64 + 128 + 10
+    assert r.weight_bytes == weights == sum(m.weight.numel() for m in model.modules() if hasattr(m, "weight"))
+    assert r.bias_bytes == 4 * outputs and r.requant_bytes == 5 * outputs and r.tau_bytes == 0
+    assert r.flash_bytes == weights + 9 * outputs
+    # conv2 runs with its input (32x26x26) and output (64x24x24) in the arena
+    assert r.arena_bytes == 32 * 26 * 26 + 64 * 24 * 24 and r.peak_op == "conv2"
+    assert r.scratch_bytes == 4 * 26 * 26  # conv1's int32 output plane is the largest scratch
+    assert r.descriptor_bytes == 2 * CONV_DESCRIPTOR + 2 * LINEAR_DESCRIPTOR
+    assert r.input_bytes == 784 and r.output_bytes == 10
+    assert r.sram_bytes == r.arena_bytes + r.scratch_bytes + r.descriptor_bytes + 784 + 10 == 62_178
+    assert r.macs == 11_992_448 == flop_macs(model, (1, 28, 28))
+    with_tau = resources(model, (1, 28, 28), unit_tables=True)
+    assert with_tau.tau_bytes == 32 * 9 + 64 * 32 * 9
+    assert with_tau.flash_bytes == r.flash_bytes + with_tau.tau_bytes
+    host = resources(model, (1, 28, 28), target="host")  # 8-byte pointers, 8-byte alignment
+    assert host.descriptor_bytes == 2 * (64 + 32) + 2 * 32
+
+
+def test_network_input_and_output_are_not_in_the_arena():
+    model = build_model("mnist", seed=0)
+    r = resources(model, (1, 28, 28))
+    # conv1: only its output (6x24x24) is in the arena; then the pool (6x24x24 -> 6x12x12); conv2
+    # (6x12x12 -> 16x8x8); pool; fc writes the caller's output.
+    assert r.arena_bytes == max(6 * 576, 6 * 576 + 6 * 144, 6 * 144 + 16 * 64, 16 * 64 + 16 * 16, 16 * 16)
+    assert r.peak_op == "pool1" and r.scratch_bytes == 4 * 576
+    assert r.sram_bytes == r.arena_bytes + 4 * 576 + 2 * CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 784 + 10
+
+
+def test_residual_hand_count_and_coupled_group():
+    model = Residual()
+    r = resources(model, (1, 10, 10))
+    assert r.macs == flop_macs(model, (1, 10, 10)) == 100 * (8 * 9 + 8 * 8 * 9 + 8 * 8) + 4 * 200
+    assert r.weight_bytes == 8 * 9 + 8 * 8 * 9 + 8 * 8 + 4 * 200
+    assert r.bias_bytes == 4 * (8 + 8 + 8 + 4)  # every layer stores a bias (zeros for conv a)
+    # "y = x + a(x)": x (800, still read by the add), a(x) (800) and the add's output (800) are live
+    assert r.arena_bytes == 2400 and r.scratch_bytes == 400
+    graph = trace_resources(model, (1, 10, 10))
+    # stem, a and b outputs are one group (the adds couple them); fc's output is the network output
+    assert len(graph.prunable_groups()) == 1
+    (group,) = graph.prunable_groups()
+    assert sorted(l.name for l in graph.layers_of(group)) == ["a", "b", "stem"]
+
+
+def test_depthwise_hand_count_and_coupling():
+    model = depthwise_net()
+    r = resources(model, (3, 8, 8))
+    assert r.macs == flop_macs(model, (3, 8, 8)) == 36 * 6 * 27 + 16 * 6 * 9 + 16 * 10 * 6 + 5 * 40
+    assert r.weight_bytes == 6 * 27 + 6 * 9 + 60 + 200
+    graph = trace_resources(model, (3, 8, 8))
+    groups = graph.prunable_groups()
+    assert len(groups) == 2  # conv0 + depthwise (coupled), pointwise
+    first = [g for g in groups if any(l.name == "0" for l in graph.layers_of(g))][0]
+    halved = graph.exact({first: 3})
+    assert halved.macs == 36 * 3 * 27 + 16 * 3 * 9 + 16 * 10 * 3 + 5 * 40
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "widar", "digits", "mnist-wide"])
+def test_macs_equal_flop_counter_on_builtin_models(name):
+    model = build_model(name, seed=0)
+    assert resources(model, model.input_shape).macs == flop_macs(model, model.input_shape)
+
+
+def test_soft_counts_are_differentiable_and_match_exact_at_integers():
+    model = build_model("mnist-wide", seed=0)
+    graph = trace_resources(model, (1, 28, 28))
+    groups = graph.prunable_groups()
+    assert len(groups) == 3  # conv1, conv2, fc1 outputs
+    soft = {g: torch.tensor(float(n), requires_grad=True) for g, n in zip(groups, (5, 7, 11))}
+    values = graph.evaluate(soft)
+    exact = graph.exact(dict(zip(groups, (5, 7, 11))))
+    for key in ("flash_bytes", "sram_bytes", "macs"):
+        assert float(values[key].detach()) == getattr(exact, key)
+    total = values["flash_bytes"] + values["sram_bytes"] + values["macs"]
+    total.backward()
+    assert all(t.grad is not None and t.grad > 0 for t in soft.values())
+
+
+def test_unsupported_op_is_named():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sigmoid(), nn.Flatten(), nn.Linear(2 * 36, 3))
+    with pytest.raises(ValueError, match=r"Sigmoid"):
+        resources(model, (1, 8, 8))
+
+
+# ---------------------------------------------------------------------------------------------
+# Gates and physical removal
+# ---------------------------------------------------------------------------------------------
+
+from unitprune.shrink.gates import ChannelGates  # noqa: E402
+from unitprune.shrink.removal import remove_channels  # noqa: E402
+
+
+def bn_chain() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 8, 3), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 2 * 2, 7), nn.ReLU(), nn.Linear(7, 3))
+
+
+def _randomize_bn(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+
+
+CASES = {"chain": (bn_chain, (1, 8, 8)), "residual": (Residual, (1, 10, 10)),
+         "depthwise": (depthwise_net, (3, 8, 8))}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_open_gates_are_exact_and_closed_gates_remove_exactly(case):
+    build, shape = CASES[case]
+    torch.manual_seed(0)
+    model = build().eval()
+    _randomize_bn(model)
+    x = torch.randn(5, *shape)
+    reference = model(x)
+    graph = trace_resources(model, shape)
+    gates = ChannelGates(model, graph)
+    assert torch.equal(model(x), reference)  # all gates open: bit-identical
+    # close two channels of every group, then remove them physically
+    drop = {g: [0, graph.group_sizes[g] - 1] for g in gates.groups}
+    with torch.no_grad():
+        for g, idx in drop.items():
+            gates.theta[g][idx] = -0.5
+    gated = model(x)
+    assert not torch.allclose(gated, reference)
+    assert gates.closed() == drop
+    gates.detach()
+    assert torch.equal(model(x), reference)  # detach leaves the original function
+    remove_channels(model, graph, drop, x[:1])
+    torch.testing.assert_close(model(x), gated, rtol=1e-5, atol=1e-6)
+    # the graph's updated sizes are what a fresh trace of the smaller model counts
+    assert graph.exact() == resources(model, shape)
+    assert resources(model, shape).macs == flop_macs(model, shape)
+
+
+def test_fold_keeps_the_function_with_fractional_gates():
+    torch.manual_seed(1)
+    model = bn_chain().eval()
+    _randomize_bn(model)
+    x = torch.randn(4, 1, 8, 8)
+    graph = trace_resources(model, (1, 8, 8))
+    gates = ChannelGates(model, graph)
+    with torch.no_grad():
+        for g in gates.groups:
+            gates.theta[g].uniform_(0.1, 0.9)
+    gated = model(x)
+    gates.fold()
+    assert not gates._handles
+    torch.testing.assert_close(model(x), gated, rtol=1e-5, atol=1e-6)
+
+
+def test_removal_slices_optimizer_state():
+    torch.manual_seed(2)
+    model = bn_chain()
+    x = torch.randn(8, 1, 8, 8)
+    graph = trace_resources(model, (1, 8, 8))
+    gates = ChannelGates(model, graph)
+
+    def make(params, extra):
+        return torch.optim.Adam([{"params": params}, {"params": extra, "lr": 0.1}], lr=1e-3)
+
+    optimizer = make(list(model.parameters()), gates.parameters())
+    model(x).sum().backward()
+    optimizer.step()
+    conv2 = model[3]
+    fc1 = model[7]
+    old_conv2 = optimizer.state[conv2.weight]["exp_avg"].clone()
+    old_fc1 = optimizer.state[fc1.weight]["exp_avg_sq"].clone()
+    conv2_group = graph.find(graph.layers[1].out_group)
+    first_group = graph.find(graph.layers[0].out_group)
+    old_gate_state = optimizer.state[gates.theta[first_group]]["exp_avg"].clone()
+    gates.detach()
+    drop = {first_group: [1, 4], conv2_group: [0, 2, 7]}
+    sliced, optimizer = remove_channels(model, graph, drop, x[:1], optimizer=optimizer, make_optimizer=make,
+                                        extra_parameters=gates.theta)
+    keep_out, keep_in = [1, 3, 4, 5, 6], [0, 2, 3, 5]
+    new_conv2 = optimizer.state[conv2.weight]["exp_avg"]
+    assert torch.equal(new_conv2, old_conv2[keep_out][:, keep_in])
+    # fc1 reads conv2's channels flattened: channel c is features 4c..4c+3
+    features = [4 * c + s for c in keep_out for s in range(4)]
+    assert torch.equal(optimizer.state[fc1.weight]["exp_avg_sq"], old_fc1[:, features])
+    assert torch.equal(optimizer.state[sliced[first_group]]["exp_avg"], old_gate_state[keep_in])
+    assert conv2.weight.shape == (5, 4, 3, 3) and fc1.weight.shape == (7, 20)
+    model(x).sum().backward()
+    optimizer.step()  # the new optimizer works on the new parameters
+
+
+def test_removing_a_whole_group_is_refused():
+    model = bn_chain()
+    graph = trace_resources(model, (1, 8, 8))
+    group = graph.prunable_groups()[0]
+    with pytest.raises(ValueError, match="cannot remove all 6 channels"):
+        remove_channels(model, graph, {group: list(range(6))}, torch.zeros(1, 1, 8, 8))
+
+
+# ---------------------------------------------------------------------------------------------
+# Budget, schedule, the method end to end
+# ---------------------------------------------------------------------------------------------
+
+from unitprune.shrink import BudgetError, MCUBudget, ShrinkConfig, cubic_budget, parse_count, parse_size, shrink  # noqa: E402
+from unitprune.shrink.budget import check_feasible  # noqa: E402
+
+
+def test_cubic_schedule_tightens_from_initial_to_target():
+    values = [cubic_budget(1000.0, 100.0, t, 10) for t in range(13)]
+    assert values[0] == 1000.0 and values[10] == values[12] == 100.0
+    assert all(a > b for a, b in zip(values[:11], values[1:11]))  # strictly tightening until the end
+    assert values[5] == pytest.approx(100 + 900 * 0.5 ** 3)
+    # fast first, slow near the target: the first half removes 7/8 of the gap
+    assert (1000 - values[5]) / 900 == pytest.approx(7 / 8)
+    assert cubic_budget(50.0, 100.0, 3, 10) == 100.0  # already within budget: constant
+
+
+def test_sizes_and_counts_parse():
+    assert parse_size("8KB") == 8192 and parse_size("256 KiB") == 262144 and parse_size("1000") == 1000
+    assert parse_count("500k") == 500_000 and parse_count("1.2M") == 1_200_000
+    with pytest.raises(ValueError, match="8 bytes"):
+        parse_size("8 bytes")
+
+
+def test_impossible_budget_names_resource_and_excess():
+    model = build_model("mnist-wide", seed=0)
+    graph = trace_resources(model, (1, 28, 28))
+    smallest = graph.exact({g: 1 for g in graph.prunable_groups()})
+    budget = MCUBudget(sram_bytes=smallest.sram_bytes - 100, flash_bytes=1 << 20)
+    with pytest.raises(BudgetError) as info:
+        check_feasible(graph, budget)
+    message = str(info.value)
+    assert "sram_bytes" in message and "by 100 " in message and "flash_bytes" not in message
+    # shrink refuses before any training
+    data = torch.utils.data.TensorDataset(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(BudgetError, match="sram_bytes"):
+        shrink(model, data, data, budget, ShrinkConfig(epochs=1))
+
+
+def tiny_digits_net() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 12, 3), nn.ReLU(), nn.Conv2d(12, 16, 3), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(16 * 4 * 4, 10))
+
+
+def test_shrink_tiny_model_meets_the_budget():
+    from unitprune.data import load_digits
+    splits = load_digits(seed=0)
+    torch.manual_seed(0)
+    model = tiny_digits_net()
+    before = resources(model, (1, 8, 8))
+    budget = MCUBudget(sram_bytes=before.sram_bytes // 2, flash_bytes=before.flash_bytes // 3)
+    import unitprune
+
+    # unitprune.shrink is the subpackage and, called, the method
+    result = unitprune.shrink(model, splits.train, splits.val, budget,
+                              ShrinkConfig(epochs=4, prune_epochs=3, gate_lr=0.05, remove_every=5), input_shape=(1, 8, 8))
+    assert result.before == before
+    assert result.after == resources(result.model, (1, 8, 8))  # the returned model is what is reported
+    assert result.after.sram_bytes <= budget.sram_bytes and result.after.flash_bytes <= budget.flash_bytes
+    assert result.fits and len(result.history) == 4
+    assert [h["phase"] for h in result.history] == ["prune"] * 3 + ["finetune"]
+    assert all(type(m) in (nn.Conv2d, nn.ReLU, nn.Flatten, nn.Linear) for m in result.model)  # plain layers
+    assert not any(m._forward_hooks for m in result.model.modules())
+    assert result.val_accuracy > 0.5  # it still classifies (10 classes: chance is 0.1)
+    assert model[0].out_channels == 12  # the caller's model is untouched
+
+
+def test_cli_shrink_writes_the_run_folder_and_never_overwrites(tmp_path, capsys):
+    import json
+
+    from unitprune.cli import main
+
+    run_dir = tmp_path / "run"
+    argv = ["shrink", "--model", "digits", "--data", "digits", "--sram", "450", "--flash", "1KB", "--epochs", "2",
+            "--prune-epochs", "1", "--methods", "differentiable", "tp-magnitude", "--run-dir", str(run_dir),
+            "--no-progress"]
+    assert main(argv) == 0
+    document = json.loads((run_dir / "shrink.json").read_text())
+    assert set(document) == {"budget", "base", "methods"}
+    assert document["budget"] == {"sram_bytes": 450, "flash_bytes": 1024, "macs": None}
+    fields = {"accuracy", "flash_bytes", "sram_bytes", "macs", "train_seconds"}
+    assert set(document["base"]) == fields
+    assert set(document["methods"]) == {"differentiable", "tp-magnitude"}
+    for name, m in document["methods"].items():
+        assert set(m) == fields | {"fits_budget"}, name
+        assert m["fits_budget"] and m["sram_bytes"] <= 450 and m["flash_bytes"] <= 1024
+    # digits: arena 6x6x6 + 6x3x3 (the pool), one int32 6x6 plane, descriptors, input 64, output 10
+    assert document["base"]["sram_bytes"] == 216 + 54 + 144 + CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 64 + 10
+    for name in ("report.md", "details.json", "training.png", "accuracy_vs_resources.png"):
+        assert (run_dir / name).is_file(), name
+    assert "| differentiable |" in (run_dir / "report.md").read_text()
+    before = (run_dir / "shrink.json").read_text()
+    assert main(argv) == 2  # an existing shrink.json is not overwritten
+    assert "exists" in capsys.readouterr().err
+    assert (run_dir / "shrink.json").read_text() == before
+    assert main(["shrink", "--model", "digits", "--data", "digits", "--run-dir", str(tmp_path / "x")]) == 2
+    assert "give a budget" in capsys.readouterr().err
+
+
+def test_resources_equal_the_exporters_memory_plan_and_flash(tmp_path):
+    export = pytest.importorskip("unitprune.mcu.export", reason="the MCU exporter (unitprune.mcu.export) is not "
+                                 "in this tree yet; the resource model follows its documented memory plan")
+    from unitprune.mcu.quantize import quantize
+    from unitprune.mcu.reference import quantize_input
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(6 * 5 * 5, 12), nn.ReLU(), nn.Linear(12, 3)).eval()
+    _randomize_bn(model)
+    x = torch.randn(16, 1, 14, 14)
+    for variant, unit_tables in (("dense", False), ("unit", True)):
+        qmodel = quantize(model, x, variant=variant)
+        result = export.export_c(qmodel, tmp_path / variant, target="host", samples=quantize_input(qmodel, x[:2]))
+        r = resources(model, (1, 14, 14), unit_tables=unit_tables, target="host")
+        plan = result.memory
+        assert (r.arena_bytes, r.scratch_bytes, r.descriptor_bytes) == \
+            (plan.arena_bytes, plan.scratch_bytes, plan.descriptor_bytes)
+        assert (r.input_bytes, r.output_bytes) == (plan.input_bytes, plan.output_bytes)
+        assert r.sram_bytes == plan.peak_sram_with_io_bytes
+        assert r.flash_bytes == result.flash_table_bytes
