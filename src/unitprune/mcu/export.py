@@ -530,7 +530,8 @@ def _support_files(target: str) -> dict[str, Path]:
     files = {"unit_mcu.h": UNIT_MCU_H}
     if target == "msp430":
         for path in [MSP430_SUPPORT / "crt0.S", MSP430_SUPPORT / "link.ld",
-                     *sorted((MSP430_SUPPORT / "runtime").glob("*.[chS]"))]:
+                     *sorted((MSP430_SUPPORT / "runtime").glob("*.[chS]")),
+                     *sorted((MSP430_SUPPORT / "include").glob("*.h"))]:
             if not path.is_file():
                 raise ExportError(f"target msp430: {path} is missing (unitprune.mcu.targets is incomplete)")
             files[str(path.relative_to(MSP430_SUPPORT.parent))] = path
@@ -576,7 +577,9 @@ def _msp430_rules(kernel_sources: list[str], support: list[str], counters: bool,
     """Makefile rules of the MSP430 firmware, as unitprune.mcu.targets builds it: clang-14 objects,
     the runtime helpers (software multiply, or the 16-bit hardware multiplier) as objects, ld.lld-14
     with the export's crt0 and linker script."""
-    base = "--target=msp430 -ffreestanding -nostdlib -ffunction-sections -fdata-sections -std=c99 -Wall -Wextra"
+    # msp430/include: the runtime's <string.h> (memcpy & co.), as unitprune.mcu.targets compiles
+    base = ("--target=msp430 -ffreestanding -nostdlib -ffunction-sections -fdata-sections -isystem msp430/include "
+            "-std=c99 -Wall -Wextra")
     model_flags = f"{base} -O2 -DUNIT_SKIP_BRANCH=1 -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}"
     runtime_flags = f"{base} -O2 -Wconversion -Wsign-conversion -Werror"
     runtime = [name for name in support if name.startswith("msp430/runtime/") and name[-2:] in (".c", ".S")]
