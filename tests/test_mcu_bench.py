@@ -1,9 +1,12 @@
 """unitprune.mcu.bench and ``unitprune mcu-bench`` on the digits model: the exported C runs on the
 host, in simavr and in mspdebug (with and without the hardware multiplier); every output equals the
 integer reference (unitprune.mcu.reference, NumPy) bit for bit, cycle counts repeat exactly, the
-per-layer regions fit inside the per-inference total."""
+per-layer regions fit inside the per-inference total, and the CLI writes mcu.json with the issue's
+keys."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -92,3 +95,37 @@ def test_measure_target_row_matches_direct_runs(tmp_path, digits_case):
     assert list(row["cycles_per_layer"]) == _timed_ops(qmodel)
     assert row["energy_uj_estimate"] == pytest.approx(row["cycles"] * 2.4e-3)  # 2.4 nJ/cycle, ATmega2560 at 4 MHz
     assert row["flash_bytes"] == row["checks"]["flash_with_samples_bytes"] - x_q.size
+
+
+def test_cli_writes_mcu_json_with_the_issue_keys(tmp_path, capsys):
+    require_target("avr")
+    from unitprune.cli import main
+
+    weights = tmp_path / "weights.pt"
+    torch.save(build_model("digits", seed=0).state_dict(), weights)
+    run_dir = tmp_path / "run"
+    argv = ["mcu-bench", "--model", "digits", "--weights", str(weights), "--data", "digits", "--targets", "avr",
+            "--methods", "dense,unit-bitshift", "--unit-percentiles", "20,60", "--samples", "2",
+            "--layer-samples", "1", "--run-dir", str(run_dir), "--no-progress"]
+    assert main(argv) == 0
+    document = json.loads((run_dir / "mcu.json").read_text())
+    assert [(r["method"], r["target"]) for r in document["rows"]] == [("dense", "avr"), ("unit-bitshift", "avr")]
+    for row in document["rows"]:
+        assert set(row) == ISSUE_KEYS
+        assert row["bit_exact"] and row["samples_checked"] == 2
+    assert document["rows"][1]["knob"] in (20.0, 60.0)
+    assert "estimate" in document["energy"]["avr"]["source"].lower()
+    for name in ("mcu.md", "mcu_latency.png", "mcu_energy.png"):
+        assert (run_dir / name).stat().st_size > 0
+    assert "estimate" in (run_dir / "mcu.md").read_text().lower()
+    capsys.readouterr()
+    assert main(argv) == 2  # a non-empty run dir is never overwritten without --overwrite
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_cli_missing_toolchain_names_the_packages(tmp_path, monkeypatch, capsys):
+    from unitprune.cli import main
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no avr-gcc, no simavr harness compiler
+    assert main(["mcu-bench", "--targets", "avr", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "gcc-avr" in capsys.readouterr().err
