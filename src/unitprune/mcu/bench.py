@@ -301,7 +301,8 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
                    "layer_samples": layer_samples, "cycles_min": min(inference_cycles),
                    "cycles_max": max(inference_cycles), "flash_with_samples_bytes": inference_fw.flash_bytes,
                    "sram_static_bytes": inference_fw.sram_static_bytes, "stack_bytes": inference.stack_bytes,
-                   "flash_tables_bytes": result.flash_table_bytes},
+                   "flash_tables_bytes": result.flash_table_bytes,
+                   "layer_skipped_fraction": {layer: host_counts[layer].skipped_fraction for layer in result.layers}},
     }
 
 
