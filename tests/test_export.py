@@ -55,7 +55,7 @@ def test_array_values_range_checked_with_the_array_and_index_named():
     with pytest.raises(ValueError, match=r"array w: value 128 at index 2 is outside int8_t"):
         codegen.c_array("int8_t", "w", [1, 2, 128])
     with pytest.raises(ValueError, match="unsupported C type"):
-        codegen.c_array("int64_t", "w", [1])
+        codegen.c_array("uint64_t", "w", [1])
     with pytest.raises(ValueError, match="no empty arrays"):
         codegen.c_array("int8_t", "w", [])
     text = codegen.c_array("int32_t", "b", np.arange(200) * 1000, flash=True, width=60)
