@@ -27,14 +27,15 @@ needs_cc = pytest.mark.skipif(CC is None, reason="no host C compiler (apt-get in
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Wconversion", "-Wsign-conversion", "-Werror"]
 
 
-def check_bit_exact(qmodel: QuantizedModel, out_dir, x: np.ndarray, variant: str, linear_quotient: str) -> None:
-    """Export, build and run on the host; compare with the integer reference bit for bit."""
+def check_bit_exact(qmodel: QuantizedModel, out_dir, x: np.ndarray, variant: str, linear_quotient: str) -> dict:
+    """Export, build and run on the host; compare with the integer reference bit for bit; return the counts."""
     export_c(qmodel, out_dir, variant=variant, linear_quotient=linear_quotient)
     outputs, counts = unitprune.run_exported(out_dir, x)
     expected, expected_counts = run_reference(dataclasses.replace(qmodel, linear_quotient=linear_quotient), x,
                                               variant=variant)
     np.testing.assert_array_equal(outputs, expected.reshape(len(x), -1))
     assert counts == expected_counts
+    return counts
 
 
 # ----------------------------------------------------------------------------------------------
@@ -398,3 +399,38 @@ def test_mcu_counters_equal_the_reference(tmp_path):
     _, expected = run_reference(qmodel, x)
     assert {name: list(row) for name, row in zip(result.layers, counts.tolist())} == \
         {name: list(expected[name].to_dict().values()) for name in result.layers}
+
+
+@needs_cc
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("conv1d", [True, False], ids=["conv1d", "conv2d"])
+def test_user_models_through_quantize_bit_exact(tmp_path, conv1d):
+    """A torch model of the supported layers (BatchNorm folded, stride, padding, dilation, groups,
+    standalone ReLU after a max-pool), converted, calibrated and quantized by unitprune, exported."""
+    import torch
+    import torch.nn as nn
+
+    from unitprune.mcu.reference import quantize_input
+
+    torch.manual_seed(0)
+    if conv1d:
+        model = nn.Sequential(nn.Conv1d(2, 4, 3, stride=2, padding=2, dilation=2), nn.BatchNorm1d(4), nn.ReLU(),
+                              nn.Conv1d(4, 6, 3, groups=2), nn.MaxPool1d(2), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(6 * 4, 5))
+        x = torch.randn(40, 2, 20)
+    else:
+        model = nn.Sequential(nn.Conv2d(2, 4, (3, 2), stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
+                              nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, groups=4), nn.MaxPool2d(2),
+                              nn.ReLU(), nn.Flatten(), nn.Linear(4 * 2 * 4, 5))
+        x = torch.randn(40, 2, 11, 9)
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        model(x)
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+    model.eval()
+    unit_model = unitprune.convert(model, unitprune.UnITConfig(approx="bitshift"))
+    unitprune.calibrate(unit_model, x[:20], percentile=30)
+    qmodel = unitprune.quantize(unit_model, x[:20], linear_quotient="bintree")
+    x_q = quantize_input(qmodel, x[20:])
+    counts = check_bit_exact(qmodel, tmp_path / "export", x_q, "unit", "bintree")
+    assert len(counts) == 3 and all(c.threshold > 0 for c in counts.values())  # UnIT skipped in every layer
