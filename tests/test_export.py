@@ -55,7 +55,7 @@ def test_array_values_range_checked_with_the_array_and_index_named():
     with pytest.raises(ValueError, match=r"array w: value 128 at index 2 is outside int8_t"):
         codegen.c_array("int8_t", "w", [1, 2, 128])
     with pytest.raises(ValueError, match="unsupported C type"):
-        codegen.c_array("int64_t", "w", [1])
+        codegen.c_array("uint64_t", "w", [1])
     with pytest.raises(ValueError, match="no empty arrays"):
         codegen.c_array("int8_t", "w", [])
     text = codegen.c_array("int32_t", "b", np.arange(200) * 1000, flash=True, width=60)
@@ -161,6 +161,9 @@ def test_bad_models_and_targets_are_refused_naming_the_layer(tmp_path):
     broken = dataclasses.replace(qmodel, ops=[qmodel.ops[0], qmodel.ops[2]])  # conv2 after conv1, no pool
     with pytest.raises(ExportError, match="layer conv2: takes 864 values per sample but the previous op gives 3456"):
         export_c(broken, tmp_path / "a")
+    exact = dataclasses.replace(qmodel, approx="exact")
+    with pytest.raises(ExportError, match="layer fc: approx='exact' quotients .* need linear_quotient='table'"):
+        export_c(exact, tmp_path / "a", linear_quotient="bintree")
     with pytest.raises(ExportError, match="unknown target"):
         export_c(qmodel, tmp_path / "b", target="arm")
     with pytest.raises(ExportError, match="target avr needs samples"):
@@ -374,3 +377,24 @@ def test_exported_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
                               expected.reshape(len(x), -1))
         assert [region.label for region in run.regions] == labels
         assert run.stack_bytes + result.memory.peak_sram_with_io_bytes < 8192
+
+
+def test_mcu_counters_equal_the_reference(tmp_path):
+    """counters=True compiles the MAC counters into the AVR firmware; its last region carries them."""
+    from tests.mcu_tools import require_program, require_target
+    from unitprune.mcu import targets
+    from unitprune.mcu.targets.common import firmware_from_elf
+
+    require_target("avr")
+    require_program("make", "make")
+    rng = np.random.default_rng(9)
+    qmodel = tiny_model(rng)
+    x = qmodels.random_input(rng, 2, qmodel.input_shape)
+    result = export_c(qmodel, tmp_path, target="avr", samples=x, counters=True)
+    made = subprocess.run(["make", "-s", "model.elf"], cwd=tmp_path, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    run = targets.run(firmware_from_elf("avr", tmp_path / "model.elf", tmp_path, [], ""))
+    counts = np.frombuffer(bytes(run.region("counts").data), "<i8").reshape(len(result.layers), 7)
+    _, expected = run_reference(qmodel, x)
+    assert {name: list(row) for name, row in zip(result.layers, counts.tolist())} == \
+        {name: list(expected[name].to_dict().values()) for name in result.layers}

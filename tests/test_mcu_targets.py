@@ -15,6 +15,7 @@ import pytest
 
 from tests.mcu_tools import require_program, require_target
 from unitprune.mcu import targets
+from unitprune.mcu.codegen import c_array
 
 FIRMWARE = Path(__file__).parent / "mcu_firmware" / "arith.c"
 N = 24
@@ -97,22 +98,12 @@ def expected_results(ops: dict[str, list[int]]) -> dict[str, tuple[int, list[int
     }
 
 
-def c_array(ctype: str, name: str, values: list[int]) -> str:
-    """One C array definition; 64-bit values as two halves so no literal overflows."""
-    if ctype == "int64_t":
-        items = [f"(int64_t)(((uint64_t){(v >> 32) & 0xFFFFFFFF}UL << 32) | {v & 0xFFFFFFFF}UL)" for v in values]
-    elif ctype == "int32_t":
-        items = [f"(int32_t){v & 0xFFFFFFFF}UL" for v in values]
-    else:
-        items = [f"({ctype})({v})" for v in values]
-    return f"static volatile {ctype} {name}[] = {{{', '.join(items)}}};\n"
-
-
 def write_data_header(directory, ops: dict[str, list[int]]) -> None:
     types = {"8": "int8_t", "16": "int16_t", "32": "int32_t", "64": "int64_t"}
     parts = [f"#define ARITH_N {N}\n#define STACK_DEPTH {STACK_DEPTH}\n#define STACK_FRAME_BYTES {STACK_FRAME_BYTES}\n"]
     for name, values in ops.items():
-        parts.append(c_array("int16_t" if name.startswith("n") else types[name[1:]], name, values))
+        parts.append(c_array("int16_t" if name.startswith("n") else types[name[1:]], name, values, const=False,
+                             volatile=True))
     (directory / "arith_data.h").write_text("".join(parts))
 
 

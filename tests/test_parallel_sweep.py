@@ -11,9 +11,9 @@ from unitprune.training import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SMALL = dict(unit_percentiles=(20, 60), fatrelu_percentiles=(30, 70), ttp_sparsities=(0.5, 0.8), ttp_finetune_epochs=1,
+SMALL = dict(unit_percentiles=(20, 60), fatrelu_percentiles=(50,), ttp_sparsities=(0.5, 0.8), ttp_finetune_epochs=1,
              autotune_budgets=(1.0,), autotune_grid=(0, 40, 80), progress=False,
-             methods=("unpruned", "ttp", "fatrelu", "unit-exact", "ttp+unit", "fatrelu+unit", "unit-autotuned"))
+             methods=("unpruned", "ttp", "fatrelu", "unit-exact", "ttp+unit", "unit-autotuned"))
 
 
 def measurements(results: dict) -> dict:

@@ -7,6 +7,7 @@ import argparse
 from .. import __version__
 from . import commands as handlers
 from .export import add_export_parser
+from .mcu_bench import add_mcu_bench_parser
 from .errors import CLIError
 
 __all__ = ["build_parser", "NOT_FILE_KEYS"]
@@ -200,4 +201,5 @@ def build_parser() -> _Parser:
     add_data_parser(commands, _FORMATTER, _add_common)
     add_domain_parser(commands, _FORMATTER, _add_common)
     add_export_parser(commands, _FORMATTER, _add_common, _add_model_options, _add_data_options)
+    add_mcu_bench_parser(commands, _FORMATTER, _add_common, _add_model_options, _add_data_options)
     return parser

@@ -41,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
@@ -637,7 +636,3 @@ def load_synth_speech(root: str | Path | None = None, *, seed: int = 0, config: 
     splits.info.update(source=str(cache.root), espeak_ng_version=cache.manifest["espeak_ng_version"], seed=seed)
     return splits
 
-
-def cpu_workers(requested: int | None) -> int:
-    """Worker processes to use: ``requested``, or min(2, CPUs) by default."""
-    return requested if requested else max(1, min(2, os.cpu_count() or 1))

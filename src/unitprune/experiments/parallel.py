@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["run_methods", "DEPENDENCIES"]
 
-#: What each dependent method reuses: (context cache key or "ttp_steps", method that makes it).
+#: The methods whose measurements a dependent method reuses (unit-autotuned: see ``_dependencies``).
 DEPENDENCIES = {"ttp+unit": ("ttp",), "fatrelu+unit": ("fatrelu",)}
 
 _WORKER_CONTEXT: SweepContext | None = None

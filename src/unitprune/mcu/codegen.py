@@ -35,6 +35,7 @@ C_TYPES = {
     "uint16_t": (0, (1 << 16) - 1, 2),
     "int32_t": (-(1 << 31), (1 << 31) - 1, 4),
     "uint32_t": (0, (1 << 32) - 1, 4),
+    "int64_t": (-(1 << 63), (1 << 63) - 1, 8),
 }
 
 # C99 keywords and the names of the C library a generated file may include (<stdint.h>,
@@ -91,15 +92,19 @@ def c_int(value: int, ctype: str = "int32_t") -> str:
         raise ValueError(f"{value} is outside the range of {ctype} [{low}, {high}]")
     if ctype == "int32_t" and value == low:
         return "(-2147483647L - 1)"
+    if ctype == "int64_t" and value == low:
+        return "(-9223372036854775807LL - 1)"
+    if ctype == "int64_t" and not -(1 << 31) <= value < (1 << 31):
+        return f"{value}LL"
     if ctype == "uint32_t":
         return f"{value}UL"
-    if ctype == "int32_t" and not -(1 << 15) <= value < (1 << 15):
+    if ctype in ("int32_t", "int64_t") and not -(1 << 15) <= value < (1 << 15):
         return f"{value}L"
     return str(value)
 
 
 def c_array(ctype: str, name: str, values, *, flash: bool = False, static: bool = True, const: bool = True,
-            comment: str | None = None, width: int = 100) -> str:
+            comment: str | None = None, width: int = 100, volatile: bool = False) -> str:
     """The definition of a 1-D C array holding ``values`` (flattened), lines wrapped at ``width``.
 
     Args:
@@ -111,6 +116,7 @@ def c_array(ctype: str, name: str, values, *, flash: bool = False, static: bool 
         const: declare it ``const``.
         comment: a one-line comment written above the definition.
         width: maximum line length of the initializer lines.
+        volatile: declare it ``volatile`` (benchmarks and tests: the compiler may not fold its values).
 
     Raises:
         ValueError: a value outside ``ctype``'s range (naming the array and the index), an empty
@@ -140,7 +146,7 @@ def c_array(ctype: str, name: str, values, *, flash: bool = False, static: bool 
             line = "    "
         line += piece
     lines.append(line.rstrip())
-    qualifiers = ("static " if static else "") + ("const " if const else "")
+    qualifiers = ("static " if static else "") + ("const " if const else "") + ("volatile " if volatile else "")
     placement = f" {FLASH_MACRO}" if flash else ""
     head = f"/* {comment} */\n" if comment else ""
     return f"{head}{qualifiers}{ctype} {name}[{flat.size}]{placement} = {{\n" + "\n".join(lines) + "\n};\n"

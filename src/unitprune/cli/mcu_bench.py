@@ -1,0 +1,128 @@
+"""``unitprune mcu-bench``: every method's int8 model on the simulated MCUs (latency, energy estimate).
+
+By default it uses the demo's checkpoint (``runs/demo/train/model.pt``: the MNIST Table-1 model,
+input normalisation folded as the demo does) on MNIST; ``--model NAME --weights FILE`` or
+``--model-file FILE --trust-model-file`` with ``--data`` measure another model. The work is
+:func:`unitprune.mcu.bench.run_bench`; this module parses options and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .errors import CLIError
+
+__all__ = ["add_mcu_bench_parser", "cmd_mcu_bench"]
+
+DEMO_CHECKPOINT = Path("runs/demo/train/model.pt")
+
+
+def add_mcu_bench_parser(commands, formatter, add_common, add_model_options, add_data_options) -> None:
+    """Register ``mcu-bench`` (called by :func:`unitprune.cli.parser.build_parser` with its helpers)."""
+    from ..mcu.bench import METHODS, MCU_TARGETS
+
+    bench = commands.add_parser(
+        "mcu-bench", formatter_class=formatter, help="cycles and energy (estimate) per method on simulated MCUs",
+        description="Choose each method's operating point on validation (within --budget points of the quantized "
+                    "dense model), quantize, export to C, run --samples test inputs on each target's simulator "
+                    "(AVR in simavr, MSP430 in mspdebug), check every output bit for bit and write mcu.json, mcu.md "
+                    "and the latency/energy figures. Without --model/--model-file: the demo's checkpoint "
+                    f"({DEMO_CHECKPOINT}) on MNIST.")
+    add_common(bench)
+    add_model_options(bench)
+    add_data_options(bench)
+    group = bench.add_argument_group("benchmark")
+    group.add_argument("--targets", default=",".join(MCU_TARGETS),
+                       help=f"comma-separated MCU targets ({', '.join(MCU_TARGETS)})")
+    group.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated methods ({', '.join(METHODS)})")
+    group.add_argument("--samples", type=int, default=20, help="test samples run per firmware (median cycles)")
+    group.add_argument("--layer-samples", type=int, default=3,
+                       help="samples of the per-layer firmware (a second simulator pass; <= --samples)")
+    group.add_argument("--budget", type=float, default=1.0,
+                       help="points of quantized validation accuracy a method may lose against quantized dense")
+    group.add_argument("--unit-percentiles", metavar="P,P,...",
+                       help="UnIT calibration percentiles swept (default: the sweep's)")
+    group.add_argument("--ttp-sparsities", metavar="S,S,...", help="TTP schedule (default: the sweep's)")
+    group.add_argument("--ttp-finetune-epochs", type=int, help="TTP fine-tuning epochs per step (default: the sweep's)")
+    group.add_argument("--run-dir", default="runs/mcu-bench", help="output folder (must be empty)")
+    group.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --run-dir")
+    group.add_argument("--threads", type=int, default=1, help="torch threads")
+    bench.set_defaults(handler=cmd_mcu_bench)
+
+
+def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise CLIError(f"{option} must be comma-separated numbers, got {text!r}") from None
+
+
+def _bench_config(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from ..mcu.bench import DEFAULT_SWEEP, BenchConfig
+
+    changes = {"progress": False}
+    for option, key in (("unit_percentiles", "unit_percentiles"), ("ttp_sparsities", "ttp_sparsities")):
+        values = _floats(getattr(args, option), "--" + option.replace("_", "-"))
+        if values is not None:
+            changes[key] = values
+    if args.ttp_finetune_epochs is not None:
+        changes["ttp_finetune_epochs"] = args.ttp_finetune_epochs
+    try:
+        sweep = replace(DEFAULT_SWEEP, **changes)
+        return BenchConfig(targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
+                           methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+                           samples=args.samples, layer_samples=min(args.layer_samples, args.samples),
+                           budget=args.budget, sweep=sweep, progress=not args.no_progress)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _load(args: argparse.Namespace):
+    from .commands import _load_model_and_data
+
+    if args.model is None and args.model_file is None:
+        if not DEMO_CHECKPOINT.is_file():
+            raise CLIError(f"no model given and no demo checkpoint at {DEMO_CHECKPOINT}: run `unitprune demo` (or "
+                           "`make demo`) first, or pass --model NAME --weights FILE / --model-file FILE --data ...")
+        args.model, args.weights = "mnist", str(DEMO_CHECKPOINT)
+        args.data = args.data or "mnist"
+        args.fold_input = True
+    return _load_model_and_data(args)
+
+
+def cmd_mcu_bench(args: argparse.Namespace) -> int:
+    from ..mcu import targets
+    from ..mcu.bench import run_bench
+
+    run_dir = Path(args.run_dir)
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not args.overwrite:
+            raise CLIError(f"--run-dir {run_dir} is not empty; nothing was written (pass --overwrite to replace it)")
+        _clear_previous_run(run_dir)
+    config = _bench_config(args)
+    for target in config.targets:
+        try:
+            targets.check_tools(target)
+        except targets.ToolMissing as exc:
+            raise CLIError(f"mcu-bench --targets {target}: {exc}") from None
+    model, name, splits = _load(args)
+    document = run_bench(model, splits, config, run_dir=run_dir, model_name=name, threads=args.threads)
+    print((run_dir / "mcu.md").read_text())
+    print(f"wrote {run_dir / 'mcu.json'}, {run_dir / 'mcu.md'}, {run_dir / 'mcu_latency.png'}, "
+          f"{run_dir / 'mcu_energy.png'} in {document['seconds']:.0f} s")
+    return 0 if all(row["bit_exact"] for row in document["rows"]) else 1
+
+
+def _clear_previous_run(run_dir: Path) -> None:
+    """Remove what an earlier mcu-bench wrote (its files and work/); anything else is left alone."""
+    import shutil
+
+    for name in ("mcu.json", "mcu.md", "mcu_latency.png", "mcu_energy.png"):
+        (run_dir / name).unlink(missing_ok=True)
+    if (run_dir / "work").is_dir():
+        shutil.rmtree(run_dir / "work")

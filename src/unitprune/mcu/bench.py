@@ -1,0 +1,363 @@
+"""``run_bench``: every method's int8 model on simulated MCUs, cycle-exactly (the paper's Figures 6 and 7).
+
+The route, per method:
+
+1. **Operating point.** The sweep's own method functions (:data:`unitprune.experiments.methods.METHOD_RUNNERS`)
+   measure every knob value of the float model; the point kept is the most aggressive knob whose
+   *quantized* validation accuracy (the integer reference on the validation split) is within
+   ``budget`` points of the quantized dense model's, the sweep's rule (most aggressive within the
+   budget, else the mildest knob), applied to int8 accuracy.
+2. **Quantize** (:func:`unitprune.mcu.quantize`, calibrated on the validation inputs) with the
+   method's kernels: ``dense``, ``zeroskip`` (zero weights and zero activations skipped) or
+   ``unit``.
+3. **Export** (:func:`unitprune.export_c`) for each target with ``samples`` test inputs embedded,
+   build two firmwares with :func:`unitprune.mcu.targets.build` (one region per inference, and one
+   region per layer with ``-DUNIT_MODEL_MARKERS=1``), run them in the simulator and check every
+   output bit for bit against the host build of the same C (:func:`unitprune.run_exported`),
+   itself checked against the integer reference (outputs and MAC counters).
+
+One row per (method, target): the keys of :data:`ROW_KEYS`. Energy is an ESTIMATE (cycles x the
+datasheet figure of :mod:`unitprune.mcu.targets.energy`). FATReLU and FATReLU+UnIT are not
+measured: the int8 route has no thresholded-ReLU op (``quantize`` refuses ``FATReLU``), so they
+are listed in ``not_measured`` with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from ..calibrate import calibrate
+from ..config import UnITConfig
+from ..convert import convert
+from ..counts import MacCounts
+from ..experiments.evaluation import dataset_tensors
+from ..experiments.methods import METHOD_RUNNERS, SweepContext, ttp_steps
+from ..experiments.sweep import torch_threads
+from ..experiments.sweep_config import SweepConfig
+from . import targets
+from .export import export_c
+from .host import run_exported
+from .qmodel import QuantizedModel
+from .quantize import quantize
+from .reference import quantize_input, run_reference
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BenchConfig", "McuMethod", "METHODS", "NOT_MEASURED", "OperatingPoint", "ROW_KEYS", "measure_target",
+           "run_bench", "select_operating_points"]
+
+#: The keys of every row of ``mcu.json`` (issue 9), in this order.
+ROW_KEYS = ("model", "target", "method", "knob", "quantized_accuracy", "macs_skipped_fraction", "cycles",
+            "cycles_per_layer", "energy_uj_estimate", "flash_bytes", "sram_bytes", "samples_checked", "bit_exact")
+
+#: The export target of each MCU target (msp430-hwmult runs the msp430 export with the multiplier).
+EXPORT_TARGET = {"avr": "avr", "msp430": "msp430", "msp430-hwmult": "msp430"}
+MCU_TARGETS = tuple(EXPORT_TARGET)
+
+
+@dataclass(frozen=True)
+class McuMethod:
+    """A method of the MCU benchmark: which sweep method gives its points, and the int8 kernels.
+
+    ``sweep_method`` None: the unpruned model (no knob).
+    """
+
+    name: str
+    sweep_method: str | None
+    variant: str
+    linear_quotient: str = "bitshift"
+    description: str = ""
+
+
+METHODS: dict[str, McuMethod] = {m.name: m for m in (
+    McuMethod("dense", None, "dense", description="unpruned model, dense int8 kernels"),
+    McuMethod("zeroskip", None, "zeroskip", description="unpruned model, kernels skipping zero weights/activations"),
+    McuMethod("ttp", "ttp", "zeroskip", description="train-time pruned model, zero-weight skipping"),
+    McuMethod("unit-bitshift", "unit-bitshift", "unit", "bitshift", description="UnIT, bit-shift division"),
+    McuMethod("unit-bintree", "unit-bintree", "unit", "bintree", description="UnIT, binary-tree division"),
+    McuMethod("ttp+unit", "ttp+unit", "unit", "bitshift", description="UnIT (bit shift) on the TTP model"),
+)}
+
+#: Methods of issue 9 the int8 route cannot run, with the reason (recorded in mcu.json).
+NOT_MEASURED = {
+    "fatrelu": "the int8 route has no thresholded-ReLU op: unitprune.mcu.quantize refuses FATReLU modules "
+               "(zero-activation skipping needs an integer FATReLU op, kernel and reference first)",
+    "fatrelu+unit": "as fatrelu: the FATReLU base model cannot be quantized",
+}
+
+#: The sweep the operating points come from: UnIT on TTP uses the bit-shift approximation (the
+#: int8 linear kernels compute ``T_q >> n``; the sweep's default ``exact`` would need the table kernel).
+DEFAULT_SWEEP = SweepConfig(methods=("ttp", "unit-bitshift", "unit-bintree", "ttp+unit"), combo_approx="bitshift",
+                            progress=False)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Settings of :func:`run_bench`.
+
+    Attributes:
+        targets: MCU targets (``avr``, ``msp430``, ``msp430-hwmult``).
+        methods: names of :data:`METHODS`.
+        samples: test samples embedded and run per firmware (the per-inference median is over them).
+        layer_samples: samples the per-layer firmware runs (its medians; <= ``samples``): a second
+            full pass costs as much simulator time as the first.
+        budget: points of quantized validation accuracy a method may lose against quantized dense.
+        sweep: the sweep settings the methods' points come from.
+        max_cycles: per firmware run (all samples).
+        progress: show a progress bar.
+    """
+
+    targets: tuple[str, ...] = MCU_TARGETS
+    methods: tuple[str, ...] = tuple(METHODS)
+    samples: int = 20
+    layer_samples: int = 3
+    budget: float = 1.0
+    sweep: SweepConfig = DEFAULT_SWEEP
+    max_cycles: int = 2_000_000_000
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "methods", tuple(self.methods))
+        unknown = [t for t in self.targets if t not in EXPORT_TARGET]
+        if unknown or not self.targets:
+            raise ValueError(f"unknown MCU target(s) {unknown or '(none given)'}; choose from {', '.join(MCU_TARGETS)}")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            hint = {m: NOT_MEASURED[m] for m in unknown if m in NOT_MEASURED}
+            raise ValueError(f"unknown or unsupported method(s) {unknown or '(none given)'}; choose from "
+                             f"{', '.join(METHODS)}" + (f" ({hint})" if hint else ""))
+        if self.samples < 1 or not 1 <= self.layer_samples <= self.samples:
+            raise ValueError(f"samples must be >= 1 and 1 <= layer_samples <= samples, got samples={self.samples}, "
+                             f"layer_samples={self.layer_samples}")
+        if not self.budget >= 0:
+            raise ValueError(f"budget must be >= 0 points, got {self.budget!r}")
+
+
+@dataclass
+class OperatingPoint:
+    """A method's chosen int8 model."""
+
+    method: McuMethod
+    knob: float | None
+    qmodel: QuantizedModel
+    quantized_val_accuracy: float
+    quantized_accuracy: float  # test split, integer reference
+    macs_skipped_fraction: float  # test split, integer reference
+    float_val_accuracy: float | None = None
+    details: dict = field(default_factory=dict)
+
+
+def _int8_accuracy(qmodel: QuantizedModel, split) -> tuple[float, MacCounts]:
+    x, y = dataset_tensors(split)
+    outputs, counts = run_reference(qmodel, quantize_input(qmodel, x))
+    accuracy = float(np.mean(outputs.reshape(len(x), -1).argmax(axis=1) == y.numpy()))
+    return accuracy, sum(counts.values(), MacCounts())
+
+
+def _float_model(context: SweepContext, method: McuMethod, point) -> nn.Module:
+    """The float model of one sweep point, rebuilt as the method function built it."""
+    calibration = context.calibration_inputs
+    if method.sweep_method == "ttp":
+        return next(s.model for s in ttp_steps(context) if s.target_sparsity == point.knob)
+    if method.sweep_method.startswith("unit-"):
+        base, approx = context.model, point.details["approx"]
+    elif method.sweep_method == "ttp+unit":
+        base = next(s.model for s in ttp_steps(context) if s.target_sparsity == point.details["ttp_sparsity"])
+        approx = point.details["approx"]
+    else:
+        raise ValueError(f"no float model for sweep method {method.sweep_method!r}")
+    unit_model = convert(base, UnITConfig(approx=approx))
+    thresholds = calibrate(unit_model, calibration, percentile=point.knob)
+    got = {name: [float(t) for t in values] for name, values in thresholds.items()}
+    if got != point.details["thresholds"]:
+        raise RuntimeError(f"{method.name} at percentile {point.knob}: recalibration gave other thresholds than "
+                           "the sweep's point (calibration is not deterministic?)")
+    return unit_model
+
+
+def _quantized_point(context, method: McuMethod, float_model: nn.Module, knob, float_val, details) -> OperatingPoint:
+    x_val, _ = dataset_tensors(context.splits.val)
+    qmodel = quantize(float_model, x_val, variant=method.variant, linear_quotient=method.linear_quotient)
+    val_accuracy, _ = _int8_accuracy(qmodel, context.splits.val)
+    test_accuracy, counts = _int8_accuracy(qmodel, context.splits.test)
+    return OperatingPoint(method, knob, qmodel, val_accuracy, test_accuracy, counts.skipped_fraction, float_val,
+                          details)
+
+
+def select_operating_points(model: nn.Module, splits, config: BenchConfig) -> dict[str, OperatingPoint]:
+    """Each method's int8 model at its operating point (module docstring, step 1-2)."""
+    context = SweepContext(model=model.eval(), splits=splits, config=config.sweep)
+    from ..experiments.methods import baseline_evaluations
+
+    _, context.baseline_val_accuracy = baseline_evaluations(context)
+    chosen: dict[str, OperatingPoint] = {}
+    reference_val = None
+    for name in tqdm(["dense", *[m for m in config.methods if m != "dense"]], desc="operating points",
+                     disable=not config.progress, leave=False):
+        method = METHODS[name]
+        if method.sweep_method is None:
+            point = _quantized_point(context, method, model, None, context.baseline_val_accuracy, {})
+            if name == "dense":
+                reference_val = point.quantized_val_accuracy
+            if name in config.methods:
+                chosen[name] = point
+            continue
+        points = sorted(METHOD_RUNNERS[method.sweep_method](context), key=lambda p: p.knob, reverse=True)
+        tried = []
+        for candidate in points:  # the sweep's rule: the largest knob within the budget, else the smallest
+            point = _quantized_point(context, method, _float_model(context, method, candidate), candidate.knob,
+                                     candidate.val_accuracy, {k: v for k, v in candidate.details.items()
+                                                              if k != "thresholds"})
+            tried.append({"knob": candidate.knob, "quantized_val_accuracy": point.quantized_val_accuracy})
+            if 100.0 * (reference_val - point.quantized_val_accuracy) <= config.budget + 1e-9 or \
+                    candidate is points[-1]:
+                break
+        point.details["tried"] = tried
+        logger.info("%s: knob %s, int8 val %.4f (dense int8 %.4f), int8 test %.4f, skipped %.3f", name, point.knob,
+                    point.quantized_val_accuracy, reference_val, point.quantized_accuracy,
+                    point.macs_skipped_fraction)
+        chosen[name] = point
+    return chosen
+
+
+def _median(values: list[int]) -> int:
+    return int(statistics.median_low(values))
+
+
+def _build(target: str, out_dir: Path, build_dir: Path, markers: bool) -> targets.Firmware:
+    manifest = json.loads((out_dir / "memory_plan.json").read_text())
+    return targets.build(target, [out_dir / source for source in manifest["sources"]],
+                         include_dirs=[out_dir, out_dir / "kernels"],
+                         defines={"UNIT_SKIP_BRANCH": 1, "UNIT_S8_COUNTS": 0, "UNIT_MODEL_MARKERS": int(markers)},
+                         build_dir=build_dir, name="model_layers" if markers else "model")
+
+
+def _emitted(run: targets.RunResult, output_size: int) -> np.ndarray:
+    data = [np.frombuffer(bytes(region.data), dtype=np.int8) for region in run.regions if region.data]
+    if any(len(d) != output_size for d in data):
+        raise targets.FirmwareError(f"the firmware emitted outputs of sizes {sorted({len(d) for d in data})}, "
+                                    f"expected {output_size} bytes per sample")
+    return np.stack(data) if data else np.zeros((0, output_size), dtype=np.int8)
+
+
+def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_dir: Path, layer_samples: int,
+                   max_cycles: int = 2_000_000_000) -> dict:
+    """Export ``qmodel`` for ``target``, run it on the simulator and check it (module docstring, step 3).
+
+    ``x_q``: the int8 samples (all run by the per-inference firmware; the first ``layer_samples``
+    by the per-layer one). The export goes to ``work_dir/export``, the builds to
+    ``work_dir/build-*`` (``work_dir`` must not hold an earlier export). Returns the measured part
+    of a row plus ``checks`` (what was compared).
+    """
+    out_dir = Path(work_dir) / "export"
+    result = export_c(qmodel, out_dir, target=EXPORT_TARGET[target], samples=x_q)
+    host_outputs, host_counts = run_exported(out_dir, x_q)
+    reference, reference_counts = run_reference(qmodel, x_q)
+    reference = reference.reshape(len(x_q), -1)
+    host_exact = bool(np.array_equal(host_outputs, reference)) and all(
+        host_counts[layer] == reference_counts[layer] for layer in result.layers)
+
+    inference_fw = _build(target, out_dir, Path(work_dir) / f"build-{target}-inference", markers=False)
+    inference = targets.run(inference_fw, max_cycles=max_cycles)
+    layer_dir = out_dir
+    if layer_samples < len(x_q):  # the per-layer firmware embeds only the samples it runs
+        layer_dir = Path(work_dir) / "export-layers"
+        export_c(qmodel, layer_dir, target=EXPORT_TARGET[target], samples=x_q[:layer_samples])
+    layers_fw = _build(target, layer_dir, Path(work_dir) / f"build-{target}-layers", markers=True)
+    layer_run = targets.run(layers_fw, max_cycles=max_cycles)
+
+    mcu_outputs = _emitted(inference, result.output_size)
+    layer_outputs = _emitted(layer_run, result.output_size)
+    inference_cycles = [r.cycles for r in inference.regions if r.label == "inference"]
+    per_layer: dict[str, list[int]] = {}
+    for region in layer_run.regions:
+        if region.cycles is not None:
+            per_layer.setdefault(region.label, []).append(region.cycles)
+    mcu_exact = (np.array_equal(mcu_outputs, host_outputs)
+                 and np.array_equal(layer_outputs, host_outputs[:layer_samples])
+                 and len(inference_cycles) == len(x_q)
+                 and all(len(v) == layer_samples for v in per_layer.values()))
+    cycles = _median(inference_cycles)
+    samples_bytes = int(x_q.size)  # the embedded samples are in flash; the model's flash excludes them
+    return {
+        "cycles": cycles,
+        "cycles_per_layer": {label: _median(values) for label, values in per_layer.items()},
+        "energy_uj_estimate": targets.energy_uj_estimate(target, cycles),
+        "flash_bytes": inference_fw.flash_bytes - samples_bytes,
+        "sram_bytes": inference_fw.sram_static_bytes + inference.stack_bytes,
+        "samples_checked": len(x_q),
+        "bit_exact": bool(host_exact and mcu_exact),
+        "checks": {"host_vs_reference": host_exact, "mcu_vs_host": bool(mcu_exact),
+                   "layer_samples": layer_samples, "cycles_min": min(inference_cycles),
+                   "cycles_max": max(inference_cycles), "flash_with_samples_bytes": inference_fw.flash_bytes,
+                   "sram_static_bytes": inference_fw.sram_static_bytes, "stack_bytes": inference.stack_bytes,
+                   "flash_tables_bytes": result.flash_table_bytes,
+                   "layer_skipped_fraction": {layer: host_counts[layer].skipped_fraction for layer in result.layers}},
+    }
+
+
+def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, run_dir, model_name: str = "",
+              threads: int = 1) -> dict:
+    """Choose every method's operating point, run it on every target and write ``run_dir``.
+
+    ``run_dir`` must be empty or missing (the caller decides about overwriting). Returns the
+    ``mcu.json`` document: ``rows`` (one per method and target, keys :data:`ROW_KEYS`),
+    ``details`` (per row: checks, knob search, float accuracy), ``energy`` (the estimate's source per
+    target), ``not_measured`` and the settings and tool versions.
+    """
+    from ..experiments.provenance import environment_record
+    from .bench_report import write_report
+
+    config = config or BenchConfig()
+    run_dir = Path(run_dir)
+    tools = {target: targets.check_tools(target) for target in config.targets}  # ToolMissing names the packages
+    t0 = time.perf_counter()
+    with torch_threads(threads):
+        points = select_operating_points(model, splits, config)
+    x_test, _ = dataset_tensors(splits.test)
+    name = model_name or getattr(model, "name", type(model).__name__)
+    rows, details = [], []
+    jobs = [(m, t) for m in config.methods for t in config.targets]
+    with tqdm(jobs, desc="mcu-bench", disable=not config.progress) as bar:
+        for method, target in bar:
+            bar.set_postfix_str(f"{method} on {target}")
+            point = points[method]
+            x_q = quantize_input(point.qmodel, x_test[:config.samples])
+            started = time.perf_counter()
+            measured = measure_target(point.qmodel, target, x_q, run_dir / "work" / f"{method}-{target}",
+                                      config.layer_samples, config.max_cycles)
+            checks = measured.pop("checks")
+            rows.append({"model": name, "target": target, "method": method, "knob": point.knob,
+                         "quantized_accuracy": point.quantized_accuracy,
+                         "macs_skipped_fraction": point.macs_skipped_fraction, **measured})
+            details.append({"method": method, "target": target, "variant": point.method.variant,
+                            "linear_quotient": point.method.linear_quotient,
+                            "quantized_val_accuracy": point.quantized_val_accuracy,
+                            "float_val_accuracy": point.float_val_accuracy, "point": point.details,
+                            "checks": checks, "seconds": round(time.perf_counter() - started, 1)})
+            logger.info("%s on %s: %d cycles, bit-exact %s", method, target, measured["cycles"], measured["bit_exact"])
+    document = {
+        "model": name, "dataset": getattr(splits, "name", ""), "rows": rows, "details": details,
+        "energy": {t: {"nj_per_cycle": targets.ENERGY_MODELS[t].nj_per_cycle,
+                       "source": targets.ENERGY_MODELS[t].citation, "note": "ESTIMATE: cycles x datasheet figure"}
+                   for t in config.targets},
+        "not_measured": {m: NOT_MEASURED[m] for m in NOT_MEASURED},
+        "methods": {m: METHODS[m].description for m in config.methods},
+        "config": {"targets": list(config.targets), "methods": list(config.methods), "samples": config.samples,
+                   "layer_samples": config.layer_samples, "budget_points": config.budget,
+                   "sweep": config.sweep.to_dict()},
+        "tools": tools, "environment": environment_record(), "seconds": round(time.perf_counter() - t0, 1),
+    }
+    write_report(document, run_dir)
+    return document
+
