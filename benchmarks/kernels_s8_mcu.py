@@ -36,6 +36,8 @@ from unitprune.approx import BinTree
 from unitprune.kernels import s8
 from unitprune.mcu import targets
 from unitprune.mcu.codegen import c_array
+from unitprune.mcu.qmodel import Requant
+from unitprune.mcu.quantize import quantize_multiplier
 from unitprune.mcu.targets import ToolMissing
 from unitprune.reference import ConvGeometry
 
@@ -50,22 +52,6 @@ FIRMWARE = HERE / "mcu" / "kernels_s8.c"
 CSRC = Path(unitprune.__file__).resolve().parent / "csrc"
 RESULTS = HERE / "results"
 DEFAULT_OPTS = {"avr": ("O2", "Os"), "msp430": ("O2",), "msp430-hwmult": ("O2",)}
-
-
-class Requant:
-    """The attributes of unitprune.mcu.qmodel.Requant."""
-
-    def __init__(self, bias, multiplier, shift, act_min, act_max):
-        self.bias, self.multiplier, self.shift, self.act_min, self.act_max = bias, multiplier, shift, act_min, act_max
-
-
-def quantize_multiplier(m: float) -> tuple[int, int]:
-    """TFLite QuantizeMultiplier (docs/fixed_point.md)."""
-    frac, exponent = np.frexp(m)
-    q = int(np.floor(frac * 2**31 + 0.5))
-    if q == 2**31:
-        q, exponent = q // 2, exponent + 1
-    return q, int(exponent)
 
 
 def relu_like(rng, shape, zero_fraction: float) -> np.ndarray:
