@@ -84,7 +84,7 @@ class ShrinkConfig:
     penalty: float = 2.0
     resource_weights: dict[str, float] = field(default_factory=dict)
     lr: float = 1e-3
-    gate_lr: float = 0.05
+    gate_lr: float = 0.1
     salience_decay: float = 0.9
     batch_size: int = 64
     remove_every: int = 10
