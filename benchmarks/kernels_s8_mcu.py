@@ -186,7 +186,7 @@ def check_record(record: dict, layers: dict, expected: dict, opt: str) -> None:
 
 
 def measure(target_names: tuple[str, ...], seed: int, build_dir: Path | None = None,
-            opts: dict[str, tuple[str, ...]] | None = None) -> dict:
+            opts: dict[str, tuple[str, ...]] | None = None, cflags: tuple[str, ...] = ()) -> dict:
     """Builds, runs and checks every kernel on every target; raises on any mismatch."""
     opts = opts or DEFAULT_OPTS
     tools = {target: targets.check_tools(target) for target in target_names}
@@ -202,7 +202,8 @@ def measure(target_names: tuple[str, ...], seed: int, build_dir: Path | None = N
             for opt in opts[target]:
                 key = f"{target} -{opt}"
                 firmware = targets.build(target, sources, include_dirs=[CSRC, root],
-                                         build_dir=root / f"{target}-{opt}", opt=opt, name="kernels_s8")
+                                         build_dir=root / f"{target}-{opt}", opt=opt, name="kernels_s8",
+                                         cflags=cflags)
                 result = targets.run(firmware, max_cycles=400_000_000)
                 build = {"target": target, "opt": opt, "compiler": firmware.compiler,
                          "flash_bytes": firmware.flash_bytes, "cycles": {}}
@@ -257,11 +258,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--targets", nargs="+", default=["avr", "msp430", "msp430-hwmult"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--cflags", nargs="*", default=[], help="extra compiler flags (experiments)")
+    parser.add_argument("--opts", nargs="*", default=None, help="optimisation levels, e.g. O2 (default: per target)")
     parser.add_argument("--build-dir", type=Path, default=None, help="keep the build here (default: temporary)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        result = measure(tuple(args.targets), args.seed, args.build_dir)
+        opts = {t: tuple(args.opts) for t in args.targets} if args.opts else None
+        result = measure(tuple(args.targets), args.seed, args.build_dir, opts, tuple(args.cflags))
     except ToolMissing as error:
         raise SystemExit(f"kernels_s8_mcu: {error}")
     text = render_markdown(result)

@@ -29,12 +29,12 @@ typedef struct {
 UNIT__ROW_FN void unit__row_dense_s8(int32_t *acc, const int32_t *end, const int8_t *x, ptrdiff_t sx, int8_t w) {
     if (sx == 1) {
         while (acc != end) {
-            *acc++ += (int16_t)(*x++ * w);
+            unit__mac_s8(acc++, *x++, w);
         }
         return;
     }
     while (acc != end) {
-        *acc++ += (int16_t)(*x * w);
+        unit__mac_s8(acc++, *x, w);
         x += sx;
     }
 }
@@ -47,7 +47,7 @@ UNIT__ROW_FN int32_t unit__row_zeroskip_s8(int32_t *acc, const int32_t *end, con
     for (; acc != end; acc++, x += sx) {
         const int8_t xv = *x;
         if (xv != 0) {
-            *acc += (int16_t)(xv * w);
+            unit__mac_s8(acc, xv, w);
 #if UNIT_S8_COUNTS
             executed++;
 #endif
@@ -69,7 +69,7 @@ UNIT__ROW_FN int32_t unit__row_unit_s8(int32_t *acc, const int32_t *end, const i
         while (acc != end) {
             const int8_t xv = *x++;
             if (unit__keep_s8(xv, tau, tau2)) {
-                *acc += (int16_t)(xv * w);
+                unit__mac_s8(acc, xv, w);
 #if UNIT_S8_COUNTS
                 kept++;
             } else if (xv == 0) {
@@ -82,7 +82,7 @@ UNIT__ROW_FN int32_t unit__row_unit_s8(int32_t *acc, const int32_t *end, const i
         for (; acc != end; acc++, x += sx) {
             const int8_t xv = *x;
             if (unit__keep_s8(xv, tau, tau2)) {
-                *acc += (int16_t)(xv * w);
+                unit__mac_s8(acc, xv, w);
 #if UNIT_S8_COUNTS
                 kept++;
             } else if (xv == 0) {

@@ -156,6 +156,28 @@ static inline void unit__fill_s32(int32_t *acc, int32_t n, int32_t value) {
     }
 }
 
+/* The multiply-accumulate of every int8 kernel: *acc += x * w (the product is int16). On MSP430
+ * it is the runtime's __unit_mac_s8 (src/unitprune/mcu/targets/msp430/runtime/mac_s8.S: an 8x8
+ * shift-and-add multiply without the hardware multiplier, the int16 product added by add/addc),
+ * measured faster than clang-14's code for the C (benchmarks/kernels_s8_mcu.py, docs/kernels.md);
+ * -DUNIT_S8_C_MAC=1 selects the C everywhere. */
+#if defined(__MSP430__) && !defined(UNIT_S8_C_MAC)
+#define UNIT_S8_C_MAC 0
+#endif
+#ifndef UNIT_S8_C_MAC
+#define UNIT_S8_C_MAC 1
+#endif
+#if UNIT_S8_C_MAC
+static inline void unit__mac_s8(int32_t *acc, int8_t x, int8_t w) {
+    *acc += (int16_t)(x * w);
+}
+#else
+void __unit_mac_s8(int32_t *acc, int16_t x, int16_t w);
+static inline void unit__mac_s8(int32_t *acc, int8_t x, int8_t w) {
+    __unit_mac_s8(acc, x, w);
+}
+#endif
+
 /* |v| of an int8 as uint8 (128 for -128). */
 static inline uint8_t unit__abs_s8(int8_t v) {
     return (uint8_t)(v < 0 ? -(int16_t)v : (int16_t)v);
@@ -320,7 +342,7 @@ static inline void unit__linear_store_s8(const int32_t *acc, int32_t out, const 
 UNIT__ROW_FN void unit__column_dense_s8(int32_t *acc, const int8_t *w, int8_t x, int32_t out) {
     int32_t *end = acc + out;
     while (acc != end) {
-        *acc++ += (int16_t)(x * UNIT_READ_S8(w));
+        unit__mac_s8(acc++, x, UNIT_READ_S8(w));
         w++;
     }
 }
@@ -331,7 +353,7 @@ UNIT__ROW_FN void unit__column_zeroskip_s8(int32_t *acc, const int8_t *w, int8_t
     for (; acc != end; acc++, w++) {
         const int8_t wv = UNIT_READ_S8(w);
         if (wv != 0) {
-            *acc += (int16_t)(x * wv);
+            unit__mac_s8(acc, x, wv);
         }
     }
 }
@@ -345,7 +367,7 @@ UNIT__COLUMN_FN int32_t unit__column_unit_s8(int32_t *acc, const int8_t *w, int8
     while (acc != end) {
         const int8_t wv = UNIT_READ_S8(w);
         if (unit__keep_s8(wv, t, t2)) {
-            *acc += (int16_t)(x * wv);
+            unit__mac_s8(acc, x, wv);
 #if UNIT_S8_COUNTS
             kept++;
 #endif
