@@ -536,7 +536,7 @@ def test_load_dataset_unknown_name_lists_valid_names():
         load_dataset("imagenet")
     for name in ("mnist", "digits", "cifar10", "speech_commands"):
         assert name in str(info.value)
-    assert set(DATASET_NAMES) == {"mnist", "digits", "cifar10", "speech_commands"}
+    assert set(DATASET_NAMES) == {"mnist", "digits", "cifar10", "speech_commands", "synth_speech", "widar"}
 
 
 def test_load_dataset_needs_root_for_folder_datasets():
