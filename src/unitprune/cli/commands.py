@@ -240,9 +240,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments import run_sweep
 
     model, name, splits = _load_model_and_data(args)
+    config = _sweep_config(args, methods=_applicable_methods(args, model, splits))
     run_dir = Path(args.run_dir)
     _refuse_nonempty_run_dir(args, run_dir)
-    config = _sweep_config(args, methods=_applicable_methods(args, model, splits))
     results = run_sweep(model, splits, config, dataset=splits.name, model_name=name, run_dir=run_dir,
                         input_normalization_folded=args.fold_input, workers=sweep_workers(args))
     _print_results(results, run_dir)
