@@ -27,14 +27,15 @@ needs_cc = pytest.mark.skipif(CC is None, reason="no host C compiler (apt-get in
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Wconversion", "-Wsign-conversion", "-Werror"]
 
 
-def check_bit_exact(qmodel: QuantizedModel, out_dir, x: np.ndarray, variant: str, linear_quotient: str) -> None:
-    """Export, build and run on the host; compare with the integer reference bit for bit."""
+def check_bit_exact(qmodel: QuantizedModel, out_dir, x: np.ndarray, variant: str, linear_quotient: str) -> dict:
+    """Export, build and run on the host; compare with the integer reference bit for bit; return the counts."""
     export_c(qmodel, out_dir, variant=variant, linear_quotient=linear_quotient)
     outputs, counts = unitprune.run_exported(out_dir, x)
     expected, expected_counts = run_reference(dataclasses.replace(qmodel, linear_quotient=linear_quotient), x,
                                               variant=variant)
     np.testing.assert_array_equal(outputs, expected.reshape(len(x), -1))
     assert counts == expected_counts
+    return counts
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,6 +162,9 @@ def test_bad_models_and_targets_are_refused_naming_the_layer(tmp_path):
     broken = dataclasses.replace(qmodel, ops=[qmodel.ops[0], qmodel.ops[2]])  # conv2 after conv1, no pool
     with pytest.raises(ExportError, match="layer conv2: takes 864 values per sample but the previous op gives 3456"):
         export_c(broken, tmp_path / "a")
+    exact = dataclasses.replace(qmodel, approx="exact")
+    with pytest.raises(ExportError, match="layer fc: approx='exact' quotients .* need linear_quotient='table'"):
+        export_c(exact, tmp_path / "a", linear_quotient="bintree")
     with pytest.raises(ExportError, match="unknown target"):
         export_c(qmodel, tmp_path / "b", target="arm")
     with pytest.raises(ExportError, match="target avr needs samples"):
@@ -374,3 +378,59 @@ def test_exported_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
                               expected.reshape(len(x), -1))
         assert [region.label for region in run.regions] == labels
         assert run.stack_bytes + result.memory.peak_sram_with_io_bytes < 8192
+
+
+def test_mcu_counters_equal_the_reference(tmp_path):
+    """counters=True compiles the MAC counters into the AVR firmware; its last region carries them."""
+    from tests.mcu_tools import require_program, require_target
+    from unitprune.mcu import targets
+    from unitprune.mcu.targets.common import firmware_from_elf
+
+    require_target("avr")
+    require_program("make", "make")
+    rng = np.random.default_rng(9)
+    qmodel = tiny_model(rng)
+    x = qmodels.random_input(rng, 2, qmodel.input_shape)
+    result = export_c(qmodel, tmp_path, target="avr", samples=x, counters=True)
+    made = subprocess.run(["make", "-s", "model.elf"], cwd=tmp_path, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    run = targets.run(firmware_from_elf("avr", tmp_path / "model.elf", tmp_path, [], ""))
+    counts = np.frombuffer(bytes(run.region("counts").data), "<i8").reshape(len(result.layers), 7)
+    _, expected = run_reference(qmodel, x)
+    assert {name: list(row) for name, row in zip(result.layers, counts.tolist())} == \
+        {name: list(expected[name].to_dict().values()) for name in result.layers}
+
+
+@needs_cc
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("conv1d", [True, False], ids=["conv1d", "conv2d"])
+def test_user_models_through_quantize_bit_exact(tmp_path, conv1d):
+    """A torch model of the supported layers (BatchNorm folded, stride, padding, dilation, groups,
+    standalone ReLU after a max-pool), converted, calibrated and quantized by unitprune, exported."""
+    import torch
+    import torch.nn as nn
+
+    from unitprune.mcu.reference import quantize_input
+
+    torch.manual_seed(0)
+    if conv1d:
+        model = nn.Sequential(nn.Conv1d(2, 4, 3, stride=2, padding=2, dilation=2), nn.BatchNorm1d(4), nn.ReLU(),
+                              nn.Conv1d(4, 6, 3, groups=2), nn.MaxPool1d(2), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(6 * 4, 5))
+        x = torch.randn(40, 2, 20)
+    else:
+        model = nn.Sequential(nn.Conv2d(2, 4, (3, 2), stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
+                              nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, groups=4), nn.MaxPool2d(2),
+                              nn.ReLU(), nn.Flatten(), nn.Linear(4 * 2 * 4, 5))
+        x = torch.randn(40, 2, 11, 9)
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        model(x)
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+    model.eval()
+    unit_model = unitprune.convert(model, unitprune.UnITConfig(approx="bitshift"))
+    unitprune.calibrate(unit_model, x[:20], percentile=30)
+    qmodel = unitprune.quantize(unit_model, x[:20], linear_quotient="bintree")
+    x_q = quantize_input(qmodel, x[20:])
+    counts = check_bit_exact(qmodel, tmp_path / "export", x_q, "unit", "bintree")
+    assert len(counts) == 3 and all(c.threshold > 0 for c in counts.values())  # UnIT skipped in every layer

@@ -166,10 +166,13 @@ def sparse_data(generator, shape, count=24):
     return torch.where(torch.rand(x.shape, generator=generator) < 0.3, torch.zeros_like(x), x)
 
 
-def unit_model(model, approx, generator, shift_start=None, scale=0.3):
-    converted = unitprune.convert(model, UnITConfig(approx=approx, shift_start=shift_start)).eval()
+def unit_model(model, approx, generator, shift_start=None, scale=0.3, conv_group_size=None):
+    """UnIT twin with random thresholds; the conv (layer "0") may have threshold groups."""
+    converted = unitprune.convert(model, UnITConfig(approx=approx, shift_start=shift_start,
+                                                    group_size=conv_group_size), ignored_layers=["3"])
+    converted = unitprune.convert(converted, UnITConfig(approx=approx, shift_start=shift_start)).eval()
     for _, layer in unitprune.unit_layers(converted):
-        layer.threshold.fill_(float(torch.rand(1, generator=generator)) * scale)
+        layer.threshold.copy_(torch.rand(layer.threshold.shape, generator=generator) * scale)
     return converted
 
 
@@ -205,12 +208,13 @@ def python_int_keep(approx, z, c, threshold_q, shift_start):
 
 @SETTINGS
 @given(layer=conv_layers(), approx=st.sampled_from(["exact", "bitshift"]), shift_start=st.sampled_from([None, 3]),
-       seed=st.integers(0, 2**31 - 1))
-def test_conv_and_linear_match_the_oracles(layer, approx, shift_start, seed):
+       group_size=st.sampled_from([None, 1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_conv_and_linear_match_the_oracles(layer, approx, shift_start, group_size, seed):
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model, shape = conv_model(**layer)
-    model = unit_model(model, approx, generator, shift_start)
+    model = unit_model(model, approx, generator, shift_start, conv_group_size=group_size)
+    thresholds = model[0].threshold.double().numpy()
     x = sparse_data(generator, shape)
     qmodel = quantize(model, x, linear_quotient="table" if approx == "exact" else "bitshift")
     x_q = quantize_input(qmodel, x[:6])
@@ -218,6 +222,9 @@ def test_conv_and_linear_match_the_oracles(layer, approx, shift_start, seed):
     s = shift_start or 0
 
     conv, conv_in = inputs["0"]
+    group_of_output = np.arange(conv.out_channels) // (group_size or conv.out_channels)
+    assert np.array_equal(conv.threshold_q, np.floor(thresholds[group_of_output]
+                                                     / (conv.input_scale * conv.weight_scale)))
     columns = torch_columns(conv, conv_in)  # (n, C*K, L)
     n, _, positions = columns.shape
     taps = conv.weight[0].size
@@ -367,6 +374,28 @@ def test_variants_and_counters_on_digits(digits):
     report = unitprune.mac_report(qmodel, test)
     assert report.per_layer == counts and report.num_samples == len(test)
     assert torch.equal(qmodel(test), torch.from_numpy(dequantize_output(qmodel, y_unit)))
+
+
+def test_quotient_tree_is_shaped_by_calibration(digits):
+    model, calibration, _, _ = digits
+    converted = unitprune.convert(model, UnITConfig(approx="bitshift", shift_start=3))
+    unitprune.calibrate(converted, calibration, percentile=30)
+    qmodel = quantize(converted, calibration, linear_quotient="bintree")
+    fc = qmodel.ops[-1]
+    magnitudes = np.abs(captured_inputs(qmodel, quantize_input(qmodel, calibration))[2]["fc"][1].astype(int)).ravel()
+    magnitudes = magnitudes[magnitudes > 0]
+
+    def walk(c: int) -> tuple[int, int]:  # (quotient, comparisons), reading the stored arrays
+        node = steps = 0
+        while fc.tree_left[node] >= 0:
+            node = fc.tree_left[node] if c < (1 << (int(fc.tree_split[node]) - 1)) else fc.tree_right[node]
+            steps += 1
+        return int(fc.tree_quotient[node]), steps
+
+    walks = [walk(int(c)) for c in range(1, 129)]
+    assert [q for q, _ in walks] == [min(fc.threshold_q >> max(c.bit_length(), 3), 255) for c in range(1, 129)]
+    mean_steps = np.mean([walks[c - 1][1] for c in magnitudes])
+    assert mean_steps < 3.0  # a balanced tree over 8 bit lengths takes 3 comparisons
 
 
 def test_unit_accuracy_close_to_float_unit(digits):
@@ -521,6 +550,28 @@ class FunctionalNet(nn.Module):
         return self.fc(torch.flatten(x, 1)).relu()
 
 
+class ReusedModules(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.fc(self.relu(self.fc(x))))
+
+
+def test_a_module_called_twice_gives_steps_with_their_own_names():
+    torch.manual_seed(6)
+    model = ReusedModules().eval()
+    x = torch.randn(32, 4)
+    qmodel = quantize(model, x)
+    assert [op.name for op in qmodel.ops] == ["fc", "fc#2"]
+    _, counts = run_reference(qmodel, quantize_input(qmodel, x))
+    assert set(counts) == {"fc", "fc#2"}
+    with torch.no_grad():
+        assert float((qmodel(x) - model(x)).abs().max()) <= 2 * qmodel.output_scale
+
+
 def test_functional_model_equals_its_sequential_twin():
     torch.manual_seed(5)
     model = FunctionalNet().eval()
@@ -566,6 +617,7 @@ class ViewFlatten(nn.Module):
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, ceil_mode=True)), "max-pool '1'.*ceil_mode"),
     (nn.Sequential(nn.ReLU(), nn.BatchNorm2d(1), nn.Conv2d(1, 2, 3)), "BatchNorm '1'"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(0)), "Flatten '1'"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False)), "BatchNorm '1'.*running"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(4, 2)), "linear layer '1'.*flat"),
     (TwoInputs(), "step 'conv'"),
     (ViewFlatten(), "'conv' is used by 2 steps \\(size, view\\)"),
@@ -585,6 +637,13 @@ def test_error_cases_name_the_layer():
     with pytest.raises(ValueError, match="linear_quotient='table'"):
         quantize(exact, x)
     quantize(exact, x, linear_quotient="table")
+    bn = nn.BatchNorm1d(4).eval()
+    with torch.no_grad():
+        bn.running_var.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    linear_bn = unitprune.convert(nn.Sequential(nn.Flatten(), nn.Linear(36, 4), bn), UnITConfig(approx="bitshift"))
+    linear_bn[1].threshold.fill_(0.1)
+    with pytest.raises(ValueError, match="BatchNorm '2' after UnIT linear layer '1'"):
+        quantize(linear_bn, x)
     model = nn.Sequential(nn.Flatten(), nn.Linear(36, 4))
     with pytest.raises(ValueError, match="NaN"):
         quantize(model, torch.full((2, 1, 6, 6), float("nan")))

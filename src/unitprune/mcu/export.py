@@ -86,7 +86,7 @@ TARGETS = {
     # unitprune.mcu.targets' link.ld: an MSP430FR5994-like map in the 64 KB mspdebug simulates, code,
     # constants and the .data image in "FRAM" 0x4000-0xFF7F, 8 KB SRAM at 0x1C00.
     "msp430": TargetSpec("msp430", 2, 2, 0xFF80 - 0x4000, 8192, "msp430",
-                         "code, constants and the .data image share the 48,992 bytes of FRAM (0x4000-0xFF7F) of "
+                         "code, constants and the .data image share the 49,024 bytes of FRAM (0x4000-0xFF7F) of "
                          "the simulated 64 KB address space (clang-14's small memory model)"),
 }
 
@@ -311,7 +311,7 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
     flash: dict[str, int] = {}
     params = ", ".join(str(v) for v in _conv_params(op))
     kind = "1d" if op.is_conv1d else "2d"
-    tables = [f"/* {op.name}: Conv{kind} {op.in_channels}->{op.out_channels}, kernel {op.kernel_height}x"
+    tables = [f"/* {_comment(op.name)}: Conv{kind} {op.in_channels}->{op.out_channels}, kernel {op.kernel_height}x"
               f"{op.kernel_width}, stride {op.stride}, dilation {op.dilation}, padding {op.padding}, "
               f"groups {op.groups}, output {op.out_height}x{op.out_width} */\n",
               f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
@@ -332,7 +332,7 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,
                  io: tuple[str, str]) -> _LayerCode:
     flash: dict[str, int] = {}
-    tables = [f"/* {op.name}: Linear {op.in_features}->{op.out_features}, weight transposed [in][out] */\n",
+    tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, weight transposed [in][out] */\n",
               codegen.c_array("int8_t", f"{ident}_weight_t", np.ascontiguousarray(op.weight.T), flash=True)]
     flash["weight"] = op.weight.size
     tables += _requant_tables(ident, op.requant, flash)
@@ -361,19 +361,20 @@ def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, co
                       f"unit_linear_s8_scratch_size({op.out_features})")
 
 
-def _counted_call(name: str, call: str, counter: int) -> list[str]:
-    label = name.replace("\\", "_").replace('"', "_")
-    return [f'    UNIT_MODEL_LAYER_START("{label}");',
-            f"    status = {call};",
-            "    UNIT_MODEL_LAYER_STOP();",
-            "    if (status != UNIT_OK) {", "        return status;", "    }",
-            f"    UNIT_MODEL_ADD_COUNTS({counter});"]
+def _comment(text: str) -> str:
+    """``text`` made safe inside a C comment or string literal (layer names come from the user)."""
+    return text.replace("*/", "* /").replace("\\", "_").replace('"', "_").replace("\n", " ")
 
 
 def _plain_call(name: str, statements: list[str]) -> list[str]:
-    label = name.replace("\\", "_").replace('"', "_")
-    return ([f'    UNIT_MODEL_LAYER_START("{label}");'] + [f"    {s}" for s in statements]
+    """An op's statements between its region markers, returning on a kernel error."""
+    return ([f'    UNIT_MODEL_LAYER_START("{_comment(name)}");'] + [f"    {s}" for s in statements]
             + ["    UNIT_MODEL_LAYER_STOP();", "    if (status != UNIT_OK) {", "        return status;", "    }"])
+
+
+def _counted_call(name: str, call: str, counter: int) -> list[str]:
+    """A conv/linear call: as :func:`_plain_call`, then its counters added to layer ``counter``."""
+    return _plain_call(name, [f"status = {call};"]) + [f"    UNIT_MODEL_ADD_COUNTS({counter});"]
 
 
 def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, source: str,
@@ -402,19 +403,19 @@ def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quot
         elif isinstance(op, QMaxPool):
             kernels.add("unit_maxpool2d_s8")
             body += _plain_call(op.name, [
-                f"/* {op.name}: max-pool {op.kernel[0]}x{op.kernel[1]}, stride {op.stride} */",
+                f"/* {_comment(op.name)}: max-pool {op.kernel[0]}x{op.kernel[1]}, stride {op.stride} */",
                 f"status = unit_maxpool2d_s8({io[0]}, 1, {op.channels}, {op.in_height}, {op.in_width}, "
                 f"{op.kernel[0]}, {op.kernel[1]}, {op.stride[0]}, {op.stride[1]}, {io[1]});"])
         elif isinstance(op, QReLU):
             kernels.add("unit_relu_s8")
             how = " (copy of the read-only input, then in place)" if memory.copy_first else ", in place"
-            statements = [f"/* {op.name}: ReLU{how} */"]
+            statements = [f"/* {_comment(op.name)}: ReLU{how} */"]
             if memory.copy_first:
                 statements.append(f"unit_model_copy({io[1]}, {io[0]}, {op.size});")
             statements.append(f"status = unit_relu_s8({io[1]}, {op.size});")
             body += _plain_call(op.name, statements)
         else:
-            body.append(f"    /* {op.name}: flatten (no-op on [C][H][W]) */")
+            body.append(f"    /* {_comment(op.name)}: flatten (no-op on [C][H][W]) */")
     arena = (f"/* activation arena (memory plan: {plan.arena_bytes} bytes, peak at {plan.peak_op}) */\n"
              f"static int8_t unit_model_arena[{plan.arena_bytes}];\n") if plan.arena_bytes else ""
     scratch_words = max(1, (scratch_bytes + 3) // 4)
@@ -529,7 +530,8 @@ def _support_files(target: str) -> dict[str, Path]:
     files = {"unit_mcu.h": UNIT_MCU_H}
     if target == "msp430":
         for path in [MSP430_SUPPORT / "crt0.S", MSP430_SUPPORT / "link.ld",
-                     *sorted((MSP430_SUPPORT / "runtime").glob("*.[chS]"))]:
+                     *sorted((MSP430_SUPPORT / "runtime").glob("*.[chS]")),
+                     *sorted((MSP430_SUPPORT / "include").glob("*.h"))]:
             if not path.is_file():
                 raise ExportError(f"target msp430: {path} is missing (unitprune.mcu.targets is incomplete)")
             files[str(path.relative_to(MSP430_SUPPORT.parent))] = path
@@ -575,7 +577,9 @@ def _msp430_rules(kernel_sources: list[str], support: list[str], counters: bool,
     """Makefile rules of the MSP430 firmware, as unitprune.mcu.targets builds it: clang-14 objects,
     the runtime helpers (software multiply, or the 16-bit hardware multiplier) as objects, ld.lld-14
     with the export's crt0 and linker script."""
-    base = "--target=msp430 -ffreestanding -nostdlib -ffunction-sections -fdata-sections -std=c99 -Wall -Wextra"
+    # msp430/include: the runtime's <string.h> (memcpy & co.), as unitprune.mcu.targets compiles
+    base = ("--target=msp430 -ffreestanding -nostdlib -ffunction-sections -fdata-sections -isystem msp430/include "
+            "-std=c99 -Wall -Wextra")
     model_flags = f"{base} -O2 -DUNIT_SKIP_BRANCH=1 -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}"
     runtime_flags = f"{base} -O2 -Wconversion -Wsign-conversion -Werror"
     runtime = [name for name in support if name.startswith("msp430/runtime/") and name[-2:] in (".c", ".S")]

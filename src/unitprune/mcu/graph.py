@@ -45,7 +45,8 @@ class _ChainTracer(fx.Tracer):
 
 @dataclass
 class _Step:
-    """One node of the traced chain: ``kind`` in module / relu / flatten."""
+    """One node of the traced chain: ``kind`` in module / relu / flatten. ``name`` is the module's
+    qualified name (graph node name for function calls), ``name#2`` etc. for a module's later calls."""
 
     kind: str
     name: str
@@ -83,7 +84,11 @@ def _trace_chain(model: nn.Module) -> list[_Step]:
             raise ValueError(f"quantize: the output of step {previous.name!r} is used by {len(previous.users)} "
                              f"steps ({users}); the integer model runs a plain chain (no skip connections, no "
                              "x.view(x.size(0), -1): use nn.Flatten)")
-        steps.append(_step_of_node(node, modules, label))
+        step = _step_of_node(node, modules, label)
+        calls = sum(1 for other in steps if other.name.split("#")[0] == step.name)
+        if calls:  # a module called again (one nn.ReLU used twice): every step gets its own name
+            step.name = f"{step.name}#{calls + 1}"
+        steps.append(step)
         previous = node
     if not steps:
         raise ValueError(f"quantize: {type(model).__name__} has no layers")

@@ -22,7 +22,7 @@ __all__ = ["host_main", "mcu_main", "samples_header"]
 
 
 def host_main(layers: list[str], source: str) -> str:
-    names = ", ".join(f'"{name}"' for name in layers)
+    names = ", ".join(f'"{codegen.c_identifier(name)}"' for name in layers)  # one word each: parsed by index
     names_table = (f"#if UNIT_S8_COUNTS\nstatic const char *const layer_names[UNIT_MODEL_LAYERS] = {{{names}}};\n"
                    "#endif") if layers else ""
     counts = ""
