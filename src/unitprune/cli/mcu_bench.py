@@ -122,7 +122,11 @@ def _clear_previous_run(run_dir: Path) -> None:
     """Remove what an earlier mcu-bench wrote (its files and work/); anything else is left alone."""
     import shutil
 
-    for name in ("mcu.json", "mcu.md", "mcu_latency.png", "mcu_energy.png"):
-        (run_dir / name).unlink(missing_ok=True)
-    if (run_dir / "work").is_dir():
-        shutil.rmtree(run_dir / "work")
+    from ..mcu.bench import RUN_FILES
+
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()

@@ -62,6 +62,8 @@ ROW_KEYS = ("model", "target", "method", "knob", "quantized_accuracy", "macs_ski
 #: The export target of each MCU target (msp430-hwmult runs the msp430 export with the multiplier).
 EXPORT_TARGET = {"avr": "avr", "msp430": "msp430", "msp430-hwmult": "msp430"}
 MCU_TARGETS = tuple(EXPORT_TARGET)
+#: What a run writes into its folder.
+RUN_FILES = ("mcu.json", "mcu.md", "mcu_latency.png", "mcu_energy.png", "work")
 
 
 @dataclass(frozen=True)
@@ -310,7 +312,9 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
               threads: int = 1) -> dict:
     """Choose every method's operating point, run it on every target and write ``run_dir``.
 
-    ``run_dir`` must be empty or missing (the caller decides about overwriting). Returns the
+    ``run_dir`` must not hold the files of an earlier run (``mcu.json``, ``mcu.md``, the PNGs,
+    ``work/``): ``FileExistsError`` naming them, nothing written (the CLI's ``--overwrite`` removes
+    them first). Returns the
     ``mcu.json`` document: ``rows`` (one per method and target, keys :data:`ROW_KEYS`),
     ``details`` (per row: checks, knob search, float accuracy), ``energy`` (the estimate's source per
     target), ``not_measured`` and the settings and tool versions.
@@ -320,6 +324,10 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
 
     config = config or BenchConfig()
     run_dir = Path(run_dir)
+    earlier = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if earlier:
+        raise FileExistsError(f"{run_dir} holds an earlier benchmark run ({', '.join(earlier)}); nothing was written. "
+                              "Remove them or choose another folder (CLI: --overwrite)")
     tools = {target: targets.check_tools(target) for target in config.targets}  # ToolMissing names the packages
     t0 = time.perf_counter()
     with torch_threads(threads):
