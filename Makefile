@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/unitprune demo
+	$(VENV)/bin/unitprune demo --overwrite
 
 # Kernel and division benchmarks: JSON + Markdown tables in benchmarks/results/.
 bench: $(STAMP)
