@@ -251,7 +251,7 @@ def _conv_params(op: QConv) -> tuple[int, ...]:
             op.stride[0], op.stride[1], op.dilation[0], op.dilation[1], *op.padding, op.groups)
 
 
-def _struct_bytes(fields: list[int], align: int) -> int:
+def struct_bytes(fields: list[int], align: int) -> int:
     """sizeof a C struct of fields of the given sizes, each aligned to min(size, align)."""
     offset, widest = 0, 1
     for size in fields:
@@ -263,9 +263,9 @@ def _struct_bytes(fields: list[int], align: int) -> int:
 
 def _descriptor_bytes(qmodel: QuantizedModel, spec: TargetSpec, variant: str, linear_quotient: str) -> int:
     p = spec.pointer_bytes
-    conv = _struct_bytes([4] * 16, spec.struct_align)
-    requant = _struct_bytes([p, p, p, 4, 4], spec.struct_align)
-    tree = _struct_bytes([4, p, p, p, p], spec.struct_align)
+    conv = struct_bytes([4] * 16, spec.struct_align)
+    requant = struct_bytes([p, p, p, 4, 4], spec.struct_align)
+    tree = struct_bytes([4, p, p, p, p], spec.struct_align)
     total = 0
     for op in qmodel.ops:
         if isinstance(op, QConv):

@@ -48,6 +48,8 @@ import torch.fx
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from ..mcu.export import struct_bytes
+
 __all__ = ["Resources", "ResourceGraph", "LayerInfo", "trace_resources", "resources", "RESOURCE_NAMES",
            "CONV_TYPES"]
 
@@ -173,8 +175,8 @@ class ResourceGraph:
         counts = counts or {}
         c = lambda g: self._count(counts, g)  # noqa: E731
         pointer, align = TARGET_LAYOUT[target]
-        conv_descriptor = _struct_bytes([4] * 16, align) + _struct_bytes([pointer] * 3 + [4, 4], align)
-        linear_descriptor = _struct_bytes([pointer] * 3 + [4, 4], align)
+        conv_descriptor = struct_bytes([4] * 16, align) + struct_bytes([pointer] * 3 + [4, 4], align)
+        linear_descriptor = struct_bytes([pointer] * 3 + [4, 4], align)
         weight = bias = requant = tau = macs = 0
         descriptors = 0
         for layer in self.layers:
@@ -228,16 +230,6 @@ class ResourceGraph:
 
 #: (pointer bytes, struct alignment) of the exporter's targets (``unitprune.mcu.export.TARGETS``).
 TARGET_LAYOUT = {"avr": (2, 1), "msp430": (2, 2), "host": (8, 8)}
-
-
-def _struct_bytes(fields: list[int], align: int) -> int:
-    """sizeof a C struct of fields of the given sizes, each aligned to min(size, align)."""
-    offset, widest = 0, 1
-    for size in fields:
-        a = min(size, align)
-        widest = max(widest, a)
-        offset = (offset + a - 1) // a * a + size
-    return (offset + widest - 1) // widest * widest
 
 
 def _maximum(values: list):
