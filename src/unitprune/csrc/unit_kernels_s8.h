@@ -138,6 +138,10 @@ int32_t unit_linear_unit_table_s8(const int8_t *x, int32_t batch, int32_t in_fea
 /* In-place ReLU on n >= 0 int8 values: x = max(x, 0). */
 int32_t unit_relu_s8(int8_t *x, int32_t n);
 
+/* In-place thresholded ReLU (FATReLU) on n >= 0 int8 values: x = x if x > threshold_q else 0.
+ * threshold_q in [0, 127] (0: the same as unit_relu_s8; 127 zeroes everything). */
+int32_t unit_threshold_relu_s8(int8_t *x, int32_t n, int32_t threshold_q);
+
 /* Max-pool, no padding, dilation 1, floor mode: x [batch][C][H][W] -> y [batch][C][OH][OW],
  * OH = (H - kernel_height) / stride_y + 1 (and the same for W). batch >= 0; channels, sizes,
  * kernel sizes, strides >= 1; kernel_height <= in_height, kernel_width <= in_width. y must not

@@ -147,6 +147,7 @@ class KernelLibrary:
                                                   ptr, ptr, counts]),
             "unit_linear_unit_table_s8": (i32, [ptr, i32, i32, i32, ptr, ptr, requant, ptr, ptr, counts]),
             "unit_relu_s8": (i32, [ptr, i32]),
+            "unit_threshold_relu_s8": (i32, [ptr, i32, i32]),
             "unit_maxpool2d_s8": (i32, [ptr, i32, i32, i32, i32, i32, i32, i32, i32, ptr]),
         }
         for name, (restype, argtypes) in signatures.items():

@@ -22,7 +22,7 @@ from .loading import CCounts, CQuotientTreeS8, CRequantS8, KernelLibrary, _check
 from .plans import conv_params
 
 __all__ = ["CONV_VARIANTS", "LINEAR_VARIANTS", "QuotientTree", "counts_compiled", "requantize", "conv2d", "linear",
-           "relu", "maxpool2d"]
+           "relu", "threshold_relu", "maxpool2d"]
 
 CONV_VARIANTS = ("dense", "zeroskip", "unit")
 LINEAR_VARIANTS = ("dense", "zeroskip", "bitshift", "bintree", "table")
@@ -182,6 +182,14 @@ def relu(x, library: KernelLibrary | None = None) -> np.ndarray:
     library = library or load_library()
     y = _array(x, np.int8, "x").copy()
     _check(library.lib.unit_relu_s8(_ptr(y), y.size), "unit_relu_s8")
+    return y
+
+
+def threshold_relu(x, threshold_q: int, library: KernelLibrary | None = None) -> np.ndarray:
+    """``unit_threshold_relu_s8`` on a copy of ``x`` (int8, any shape): ``x if x > threshold_q else 0``."""
+    library = library or load_library()
+    y = _array(x, np.int8, "x").copy()
+    _check(library.lib.unit_threshold_relu_s8(_ptr(y), y.size, int(threshold_q)), "unit_threshold_relu_s8")
     return y
 
 

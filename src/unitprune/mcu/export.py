@@ -31,7 +31,8 @@ import numpy as np
 
 from . import codegen, mains
 from .memory import ARENA, INPUT, OUTPUT, MemoryPlan, Storage, op_output_size, plan_memory
-from .qmodel import LINEAR_QUOTIENTS, VARIANTS, QConv, QFlatten, QLinear, QMaxPool, QReLU, QuantizedModel
+from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
+                     QuantizedModel)
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +218,10 @@ def _check_model(qmodel: QuantizedModel, variant: str, linear_quotient: str) -> 
             if min(*op.kernel, *op.stride) < 1 or (out_h, out_w) != (op.out_height, op.out_width) or out_h < 1:
                 raise ExportError(f"layer {op.name}: max-pool output {op.out_height}x{op.out_width} does not match "
                                   f"its kernel {op.kernel} and stride {op.stride} on {op.in_height}x{op.in_width}")
+        elif isinstance(op, QThresholdReLU):
+            expected_in = op.size
+            if not 0 <= int(op.threshold_q) <= 127:
+                raise ExportError(f"layer {op.name}: threshold_q {op.threshold_q} outside [0, 127]")
         elif isinstance(op, (QReLU, QFlatten)):
             expected_in = op.size
         else:
@@ -406,13 +411,18 @@ def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quot
                 f"/* {_comment(op.name)}: max-pool {op.kernel[0]}x{op.kernel[1]}, stride {op.stride} */",
                 f"status = unit_maxpool2d_s8({io[0]}, 1, {op.channels}, {op.in_height}, {op.in_width}, "
                 f"{op.kernel[0]}, {op.kernel[1]}, {op.stride[0]}, {op.stride[1]}, {io[1]});"])
-        elif isinstance(op, QReLU):
-            kernels.add("unit_relu_s8")
+        elif isinstance(op, (QReLU, QThresholdReLU)):
             how = " (copy of the read-only input, then in place)" if memory.copy_first else ", in place"
-            statements = [f"/* {_comment(op.name)}: ReLU{how} */"]
+            what = "ReLU" if isinstance(op, QReLU) else f"FATReLU (q > {op.threshold_q})"
+            statements = [f"/* {_comment(op.name)}: {what}{how} */"]
             if memory.copy_first:
                 statements.append(f"unit_model_copy({io[1]}, {io[0]}, {op.size});")
-            statements.append(f"status = unit_relu_s8({io[1]}, {op.size});")
+            if isinstance(op, QReLU):
+                kernels.add("unit_relu_s8")
+                statements.append(f"status = unit_relu_s8({io[1]}, {op.size});")
+            else:
+                kernels.add("unit_threshold_relu_s8")
+                statements.append(f"status = unit_threshold_relu_s8({io[1]}, {op.size}, {op.threshold_q});")
             body += _plain_call(op.name, statements)
         else:
             body.append(f"    /* {_comment(op.name)}: flatten (no-op on [C][H][W]) */")

@@ -3,7 +3,8 @@
 :func:`plan_model` traces a model with ``torch.fx`` (the UnIT layers and the supported torch
 modules are leaves) and checks that it is a plain chain of supported steps: Conv1d/Conv2d/Linear
 (or their UnIT twins), BatchNorm1d/2d directly after one of them (folded into it in float64),
-ReLU / ``F.relu`` (fused into the conv/linear it follows), MaxPool1d/2d, Flatten /
+ReLU / ``F.relu`` (fused into the conv/linear it follows), FATReLU (fused the same way, its
+threshold kept for a threshold op), MaxPool1d/2d, Flatten /
 ``torch.flatten(x, 1)``, Dropout, Identity. Anything else raises ``ValueError`` naming the module
 or graph node. :mod:`unitprune.mcu.quantize` quantizes the plan; :mod:`unitprune.mcu.agreement`
 reads its float thresholds.
@@ -20,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..baselines.fatrelu import FATReLU
 from ..layers import UNIT_LAYERS, UnITConv1d, UnITConv2d, UnITLayerMixin, UnITLinear
 from ..reference import ConvGeometry, output_groups
 
@@ -30,7 +32,7 @@ __all__ = ["FloatLayer", "plan_model", "run_step"]
 # The model as a chain of steps (torch.fx)
 # ----------------------------------------------------------------------------------------
 
-_LEAF_TYPES = UNIT_LAYERS + (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU,
+_LEAF_TYPES = UNIT_LAYERS + (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, FATReLU,
                              nn.MaxPool1d, nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
 _RELU_FUNCTIONS = (F.relu, torch.relu, torch.relu_)
 _FLATTEN_FUNCTIONS = (torch.flatten,)
@@ -151,17 +153,19 @@ class FloatLayer:
     steps: list[_Step]
     geometry: ConvGeometry | None = None
     is_conv1d: bool = False
+    fatrelu: tuple[str, float] | None = None  # (name, theta) of a fused FATReLU
 
 
 @dataclass
 class _Other:
     """A max-pool, standalone ReLU or flatten step (or a no-op Dropout/Identity: ``kind == "noop"``)."""
 
-    kind: str  # "maxpool", "relu", "flatten", "noop"
+    kind: str  # "maxpool", "relu", "threshold_relu" (FATReLU), "flatten", "noop"
     name: str
     steps: list[_Step]
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
+    threshold: float = 0.0  # a FATReLU's theta
 
 
 def plan_model(model: nn.Module) -> list[FloatLayer | _Other]:
@@ -184,6 +188,8 @@ def plan_model(model: nn.Module) -> list[FloatLayer | _Other]:
             if index < len(steps) and _is_relu(steps[index]):
                 layer.relu = True
                 layer.steps.append(steps[index])
+                if isinstance(steps[index].module, FATReLU):
+                    layer.fatrelu = (steps[index].name, _fatrelu_threshold(steps[index]))
                 index += 1
             plan.append(layer)
             continue
@@ -196,11 +202,21 @@ def plan_model(model: nn.Module) -> list[FloatLayer | _Other]:
 
 
 def _is_relu(step: _Step) -> bool:
-    return step.kind == "relu" or isinstance(step.module, nn.ReLU)
+    """A ReLU or a FATReLU (a ReLU with a threshold)."""
+    return step.kind == "relu" or isinstance(step.module, (nn.ReLU, FATReLU))
+
+
+def _fatrelu_threshold(step: _Step) -> float:
+    theta = float(step.module.threshold)
+    if not (np.isfinite(theta) and theta >= 0):
+        raise ValueError(f"quantize: FATReLU {step.name!r} has threshold {theta}; it must be finite and >= 0")
+    return theta
 
 
 def _other_step(step: _Step) -> _Other:
     module = step.module
+    if isinstance(module, FATReLU):
+        return _Other("threshold_relu", step.name, [step], threshold=_fatrelu_threshold(step))
     if _is_relu(step):
         return _Other("relu", step.name, [step])
     if step.kind == "flatten":

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .qmodel import QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QuantizedModel
+from .qmodel import QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
 
 __all__ = ["Storage", "OpMemory", "MemoryPlan", "plan_memory", "op_output_size", "INPUT", "OUTPUT", "ARENA"]
 
@@ -100,13 +100,14 @@ def op_output_size(op: QOp) -> int:
         return op.out_features
     if isinstance(op, QMaxPool):
         return op.channels * op.out_height * op.out_width
-    if isinstance(op, (QReLU, QFlatten)):
+    if isinstance(op, (QReLU, QThresholdReLU, QFlatten)):
         return op.size
     raise TypeError(f"unsupported op {type(op).__name__} ({getattr(op, 'name', '?')})")
 
 
 def _kind(op: QOp) -> str:
-    return {QConv: "conv", QLinear: "linear", QMaxPool: "maxpool", QReLU: "relu", QFlatten: "flatten"}[type(op)]
+    return {QConv: "conv", QLinear: "linear", QMaxPool: "maxpool", QReLU: "relu", QThresholdReLU: "relu",
+            QFlatten: "flatten"}[type(op)]
 
 
 def _input_size(shape) -> int:

@@ -95,12 +95,22 @@ class QReLU:
 
 
 @dataclass(frozen=True)
+class QThresholdReLU:
+    """FATReLU in place: ``q = q if q > threshold_q else 0``. With zero point 0, ``s * q > theta``
+    iff ``q > floor(theta / s)``, so ``threshold_q = floor(theta / s)`` clamped to [0, 127]."""
+
+    name: str
+    size: int  # elements per sample
+    threshold_q: int  # in [0, 127]
+
+
+@dataclass(frozen=True)
 class QFlatten:
     name: str
     size: int  # elements per sample
 
 
-QOp = QConv | QLinear | QMaxPool | QReLU | QFlatten
+QOp = QConv | QLinear | QMaxPool | QReLU | QThresholdReLU | QFlatten
 
 
 @dataclass

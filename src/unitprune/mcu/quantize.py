@@ -5,7 +5,7 @@ bit for bit). The steps:
 
 1. :func:`unitprune.mcu.graph.plan_model` traces the model with ``torch.fx`` into a chain of
    supported steps, folds every BatchNorm into the conv/linear before it (in float64) and fuses a
-   directly following ReLU. Anything else raises ``ValueError`` naming the module or graph node.
+   directly following ReLU (a FATReLU too, followed by a threshold op: docs/fixed_point.md). Anything else raises ``ValueError`` naming the module or graph node.
 2. The float model itself (its UnIT eval path: pruned activations, as deployed) runs on the
    calibration data; the range of every quantized tensor is recorded.
 3. Weights, biases, requantization constants, integer thresholds ``T_q`` and the UnIT tables (conv
@@ -29,7 +29,8 @@ from ..model_pass import iterate_inputs
 from ..config import validate_percentile
 from ..layers import UNIT_LAYERS, UnITLayerMixin
 from .graph import FloatLayer, _Other, plan_model, run_step
-from .qmodel import LINEAR_QUOTIENTS, VARIANTS, QConv, QFlatten, QLinear, QMaxPool, QReLU, QuantizedModel, Requant
+from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
+                     QuantizedModel, Requant)
 
 logger = logging.getLogger(__name__)
 
@@ -340,10 +341,17 @@ def _quantize_linear(layer: FloatLayer, input_scale: float, in_shape: tuple[int,
                    output_scale=output_scale, weight_scale=float(weight_scale))
 
 
-def _quantize_other(entry: _Other, in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
+def threshold_relu_q(theta: float, scale: float) -> int:
+    """A FATReLU's integer threshold: ``q * scale > theta`` iff ``q > floor(theta / scale)``, in [0, 127]."""
+    return int(min(max(math.floor(theta / scale), 0), 127))
+
+
+def _quantize_other(entry: _Other, in_shape: tuple[int, ...], out_shape: tuple[int, ...], scale: float):
     size = int(np.prod(in_shape))
     if entry.kind == "relu":
         return QReLU(entry.name, size)
+    if entry.kind == "threshold_relu":
+        return QThresholdReLU(entry.name, size, threshold_relu_q(entry.threshold, scale))
     if entry.kind == "flatten":
         return QFlatten(entry.name, size)
     # max-pool: (C, L) inputs are (C, 1, L)
@@ -410,7 +418,10 @@ def quantize(model: nn.Module, calibration_data, config: QuantConfig | None = No
             ops.append(_quantize_linear(entry, scale, shape, entry_scale, approx, config.unit_decisions))
             scale = entry_scale
         elif entry.kind != "noop":
-            ops.append(_quantize_other(entry, shape, entry_shape))  # same scale in and out
+            ops.append(_quantize_other(entry, shape, entry_shape, scale))  # same scale in and out
+        if isinstance(entry, FloatLayer) and entry.fatrelu is not None and entry.fatrelu[1] > 0:
+            name, theta = entry.fatrelu  # theta 0: the fused ReLU is all of it
+            ops.append(QThresholdReLU(name, int(np.prod(entry_shape)), threshold_relu_q(theta, scale)))
         shape = entry_shape
     qmodel = QuantizedModel(ops=ops, input_shape=input_shape, input_scale=input_scale, output_scale=scale,
                             variant=variant, linear_quotient=linear_quotient, approx=approx,

@@ -18,7 +18,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..approx import bit_length
 from ..counts import MacCounts
-from .qmodel import LINEAR_QUOTIENTS, VARIANTS, QConv, QFlatten, QLinear, QMaxPool, QReLU, QuantizedModel
+from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
+                     QuantizedModel)
 
 __all__ = ["run_reference", "quantize_input", "dequantize_output", "requantize", "conv_columns", "conv_keep",
            "linear_quotients", "linear_keep"]
@@ -316,6 +317,8 @@ def run_reference(qmodel: QuantizedModel, x_q, variant: str | None = None,
             x = _maxpool(op, x)
         elif isinstance(op, QReLU):
             x = np.maximum(x, 0)
+        elif isinstance(op, QThresholdReLU):
+            x = np.where(x > op.threshold_q, x, 0).astype(np.int8)
         elif isinstance(op, QFlatten):
             x = x.reshape(x.shape[0], -1)
         else:
