@@ -43,6 +43,8 @@ def add_mcu_bench_parser(commands, formatter, add_common, add_model_options, add
                        help="points of quantized validation accuracy a method may lose against quantized dense")
     group.add_argument("--unit-percentiles", metavar="P,P,...",
                        help="UnIT calibration percentiles swept (default: the sweep's)")
+    group.add_argument("--fatrelu-percentiles", metavar="P,P,...",
+                       help="FATReLU threshold percentiles swept (default: the sweep's)")
     group.add_argument("--ttp-sparsities", metavar="S,S,...", help="TTP schedule (default: the sweep's)")
     group.add_argument("--ttp-finetune-epochs", type=int, help="TTP fine-tuning epochs per step (default: the sweep's)")
     group.add_argument("--run-dir", default="runs/mcu-bench", help="output folder (must be empty)")
@@ -66,7 +68,8 @@ def _bench_config(args: argparse.Namespace):
     from ..mcu.bench import DEFAULT_SWEEP, BenchConfig
 
     changes = {"progress": False}
-    for option, key in (("unit_percentiles", "unit_percentiles"), ("ttp_sparsities", "ttp_sparsities")):
+    for option, key in (("unit_percentiles", "unit_percentiles"), ("fatrelu_percentiles", "fatrelu_percentiles"),
+                        ("ttp_sparsities", "ttp_sparsities")):
         values = _floats(getattr(args, option), "--" + option.replace("_", "-"))
         if values is not None:
             changes[key] = values

@@ -17,9 +17,9 @@ The route, per method:
    itself checked against the integer reference (outputs and MAC counters).
 
 One row per (method, target): the keys of :data:`ROW_KEYS`. Energy is an ESTIMATE (cycles x the
-datasheet figure of :mod:`unitprune.mcu.targets.energy`). FATReLU and FATReLU+UnIT are not
-measured: the int8 route has no thresholded-ReLU op (``quantize`` refuses ``FATReLU``), so they
-are listed in ``not_measured`` with that reason.
+datasheet figure of :mod:`unitprune.mcu.targets.energy`). FATReLU models run with the zeroskip
+kernels (the thresholded activations are zeros the kernels skip), FATReLU+UnIT with the UnIT ones;
+the int8 FATReLU is the ``QThresholdReLU`` op (docs/fixed_point.md).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import numpy as np
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from ..baselines import calibrate_fatrelu, with_fatrelu
 from ..calibrate import calibrate
 from ..config import UnITConfig
 from ..convert import convert
@@ -87,19 +88,17 @@ METHODS: dict[str, McuMethod] = {m.name: m for m in (
     McuMethod("unit-bitshift", "unit-bitshift", "unit", "bitshift", description="UnIT, bit-shift division"),
     McuMethod("unit-bintree", "unit-bintree", "unit", "bintree", description="UnIT, binary-tree division"),
     McuMethod("ttp+unit", "ttp+unit", "unit", "bitshift", description="UnIT (bit shift) on the TTP model"),
+    McuMethod("fatrelu", "fatrelu", "zeroskip", description="FATReLU thresholds, zero-activation skipping"),
+    McuMethod("fatrelu+unit", "fatrelu+unit", "unit", "bitshift", description="UnIT (bit shift) on the FATReLU model"),
 )}
 
-#: Methods of issue 9 the int8 route cannot run, with the reason (recorded in mcu.json).
-NOT_MEASURED = {
-    "fatrelu": "the int8 route has no thresholded-ReLU op: unitprune.mcu.quantize refuses FATReLU modules "
-               "(zero-activation skipping needs an integer FATReLU op, kernel and reference first)",
-    "fatrelu+unit": "as fatrelu: the FATReLU base model cannot be quantized",
-}
+#: Methods of issue 9 the int8 route cannot run, with the reason (recorded in mcu.json): none now.
+NOT_MEASURED: dict[str, str] = {}
 
 #: The sweep the operating points come from: UnIT on TTP uses the bit-shift approximation (the
 #: int8 linear kernels compute ``T_q >> n``; the sweep's default ``exact`` would need the table kernel).
-DEFAULT_SWEEP = SweepConfig(methods=("ttp", "unit-bitshift", "unit-bintree", "ttp+unit"), combo_approx="bitshift",
-                            progress=False)
+DEFAULT_SWEEP = SweepConfig(methods=("ttp", "unit-bitshift", "unit-bintree", "ttp+unit", "fatrelu", "fatrelu+unit"),
+                            combo_approx="bitshift", progress=False)
 
 
 @dataclass(frozen=True)
@@ -171,10 +170,16 @@ def _float_model(context: SweepContext, method: McuMethod, point) -> nn.Module:
     calibration = context.calibration_inputs
     if method.sweep_method == "ttp":
         return next(s.model for s in ttp_steps(context) if s.target_sparsity == point.knob)
+    if method.sweep_method == "fatrelu":
+        return _fatrelu_model(context, point.knob, point.details["fatrelu_thresholds"], method)
     if method.sweep_method.startswith("unit-"):
         base, approx = context.model, point.details["approx"]
     elif method.sweep_method == "ttp+unit":
         base = next(s.model for s in ttp_steps(context) if s.target_sparsity == point.details["ttp_sparsity"])
+        approx = point.details["approx"]
+    elif method.sweep_method == "fatrelu+unit":
+        base = _fatrelu_model(context, point.details["fatrelu_percentile"], point.details["fatrelu_thresholds"],
+                              method)
         approx = point.details["approx"]
     else:
         raise ValueError(f"no float model for sweep method {method.sweep_method!r}")
@@ -185,6 +190,16 @@ def _float_model(context: SweepContext, method: McuMethod, point) -> nn.Module:
         raise RuntimeError(f"{method.name} at percentile {point.knob}: recalibration gave other thresholds than "
                            "the sweep's point (calibration is not deterministic?)")
     return unit_model
+
+
+def _fatrelu_model(context: SweepContext, percentile: float, expected: dict, method: McuMethod) -> nn.Module:
+    """The sweep's FATReLU model at ``percentile`` (plain FATReLU modules: the int8 route quantizes them)."""
+    model = with_fatrelu(context.model)
+    thresholds = calibrate_fatrelu(model, context.calibration_inputs, percentile)
+    if thresholds != expected:
+        raise RuntimeError(f"{method.name} at FATReLU percentile {percentile}: recalibration gave other thresholds "
+                           "than the sweep's point (calibration is not deterministic?)")
+    return model.eval()
 
 
 def _quantized_point(context, method: McuMethod, float_model: nn.Module, knob, float_val, details) -> OperatingPoint:

@@ -53,7 +53,7 @@ def markdown(document: dict) -> str:
                          f"{100 * r['macs_skipped_fraction']:.1f}% | {r['cycles']:,} | {_speedup(r, rows)} | "
                          f"{r['energy_uj_estimate']:.1f} | {r['flash_bytes']:,} | {r['sram_bytes']:,} | "
                          f"{r['samples_checked']} | {'yes' if r['bit_exact'] else 'NO'} |")
-        layers = list(rows[0]["cycles_per_layer"])
+        layers = list(dict.fromkeys(k for r in rows for k in r["cycles_per_layer"]))  # FATReLU adds ops
         lines += ["", "Cycles per layer (median):", "", "| method | " + " | ".join(layers) + " |",
                   "|---|" + "---|" * len(layers)]
         for r in rows:
@@ -63,7 +63,7 @@ def markdown(document: dict) -> str:
     lines += ["## Energy estimate sources", ""]
     lines += [f"* {t}: {e['nj_per_cycle']:.3f} nJ/cycle, {e['source']}" for t, e in document["energy"].items()]
     lines += ["", "## Not measured", ""]
-    lines += [f"* {m}: {reason}" for m, reason in document["not_measured"].items()]
+    lines += [f"* {m}: {reason}" for m, reason in document["not_measured"].items()] or ["* none"]
     tools = document.get("tools", {})
     lines += ["", "## Tools", "", *[f"* {t}: {json.dumps(v)}" for t, v in tools.items()], ""]
     return "\n".join(lines)
