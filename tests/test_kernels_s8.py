@@ -376,6 +376,24 @@ def test_relu_and_maxpool_s8():
         np.testing.assert_array_equal(s8.maxpool2d(x, kernel, stride), expected)
 
 
+def test_threshold_relu_s8_matches_numpy_for_every_value_and_threshold():
+    every = np.arange(-128, 128, dtype=np.int16).astype(np.int8)  # all 256 int8 values
+    for threshold_q in range(128):
+        expected = np.array([v if int(v) > threshold_q else 0 for v in every], dtype=np.int8)  # Python ints
+        np.testing.assert_array_equal(s8.threshold_relu(every, threshold_q), expected)
+    np.testing.assert_array_equal(s8.threshold_relu(every, 0), s8.relu(every))  # threshold 0 is ReLU
+    assert not s8.threshold_relu(every, 127).any()
+    lib = kernels.load_library().lib
+    y = every.copy()
+    for n, threshold_q in ((-1, 3), (256, -1), (256, 128)):
+        assert lib.unit_threshold_relu_s8(y.ctypes.data, n, threshold_q) == UNIT_ERR_ARGUMENT
+    assert lib.unit_threshold_relu_s8(None, 5, 3) == UNIT_ERR_ARGUMENT
+    assert lib.unit_threshold_relu_s8(None, 0, 3) == 0
+    np.testing.assert_array_equal(y, every)  # nothing written on refusal
+    with pytest.raises(ValueError, match="unit_threshold_relu_s8 returned -1"):
+        s8.threshold_relu(every, 200)
+
+
 # ----------------------------------------------------------------------------------------
 # Invalid arguments: UNIT_ERR_ARGUMENT / UNIT_ERR_SCRATCH, nothing written
 # ----------------------------------------------------------------------------------------

@@ -536,6 +536,94 @@ def test_maxpool_and_relu_match_torch_on_integers(dims):
     assert float((qmodel(x) - reference).abs().max()) <= 2 * qmodel.output_scale
 
 
+# ----------------------------------------------------------------------------------------
+# FATReLU: the QThresholdReLU op
+# ----------------------------------------------------------------------------------------
+
+def test_fatrelu_on_digits_matches_a_numpy_threshold_and_the_float_model(digits):
+    from unitprune.baselines.fatrelu import calibrate_fatrelu, with_fatrelu
+
+    model, calibration, test, _ = digits
+    fat = with_fatrelu(model).eval()
+    thresholds = calibrate_fatrelu(fat, calibration, percentile=60)
+    qmodel = quantize(fat, calibration, variant="dense")
+    assert [type(op).__name__ for op in qmodel.ops] == ["QConv", "QThresholdReLU", "QMaxPool", "QFlatten", "QLinear"]
+    conv, op = qmodel.ops[0], qmodel.ops[1]
+    assert op.name == "relu1" and conv.requant.act_min == 0  # fused like a ReLU, then the threshold
+    assert op.threshold_q == math.floor(thresholds["relu1"] / conv.output_scale) > 0
+    _, _, inputs = captured_inputs(qmodel, quantize_input(qmodel, test))
+    before, after = inputs["relu1"][1], inputs["pool1"][1]
+    explicit = before.copy()
+    explicit[before <= op.threshold_q] = 0
+    np.testing.assert_array_equal(after, explicit)
+    # in real units: a value survives iff s * q > theta (float64), and the threshold zeroes values ReLU keeps
+    np.testing.assert_array_equal(after > 0, before.astype(np.float64) * conv.output_scale > thresholds["relu1"])
+    assert int(((before > 0) & (after == 0)).sum()) > 0.3 * int((before > 0).sum())
+    with torch.no_grad():
+        expected = fat(test)
+    actual = qmodel(test)
+    # The ReLU model's rounding (test_dense_outputs_close_to_float: 2.6 output steps at most, 0.40 on
+    # average) plus conv outputs within a rounding step of theta, which the integer threshold keeps and
+    # the float one drops (or back): a jump of about theta * |w|. Measured: 10.2 steps at most, 0.64 on
+    # average, 98.9% same argmax.
+    error = (actual - expected).abs()
+    assert float(error.max()) <= 14 * qmodel.output_scale
+    assert float(error.mean()) <= 0.8 * qmodel.output_scale
+    assert float((actual.argmax(1) == expected.argmax(1)).float().mean()) >= 0.97
+
+
+def test_fatrelu_at_threshold_zero_is_exactly_the_relu_model(digits):
+    from unitprune.baselines.fatrelu import with_fatrelu
+
+    model, calibration, test, _ = digits
+    relu_q, fat_q = quantize(model, calibration), quantize(with_fatrelu(model), calibration)
+    assert [(type(op), op.name) for op in fat_q.ops] == [(type(op), op.name) for op in relu_q.ops]
+    assert fat_q.output_scale == relu_q.output_scale and fat_q.ops[0].output_scale == relu_q.ops[0].output_scale
+    x_q = quantize_input(relu_q, test)
+    for variant in ("dense", "unit"):
+        (y_relu, c_relu), (y_fat, c_fat) = (run_reference(q, x_q, variant=variant) for q in (relu_q, fat_q))
+        np.testing.assert_array_equal(y_fat, y_relu)
+        assert c_fat == c_relu
+
+
+def test_standalone_fatrelu_keeps_the_scale_and_thresholds_like_numpy():
+    from unitprune.baselines.fatrelu import FATReLU
+
+    torch.manual_seed(7)
+    conv = nn.Conv2d(2, 3, 3)
+    model = nn.Sequential(conv, nn.MaxPool2d(2), FATReLU(0.15), nn.Flatten(), nn.Linear(3 * 3 * 3, 4)).eval()
+    x = torch.randn(30, 2, 8, 8)
+    qmodel = quantize(model, x, variant="dense")
+    assert [type(op).__name__ for op in qmodel.ops] == ["QConv", "QMaxPool", "QThresholdReLU", "QFlatten", "QLinear"]
+    scale = qmodel.ops[0].output_scale  # max-pool and the threshold keep the conv's output scale
+    assert qmodel.ops[0].requant.act_min == -128 and qmodel.ops[4].input_scale == scale
+    op = qmodel.ops[2]
+    assert op.threshold_q == math.floor(0.15 / scale) > 0
+    _, _, inputs = captured_inputs(qmodel, quantize_input(qmodel, x))
+    before, after = inputs["2"][1], inputs["3"][1]
+    assert (before < 0).any() and ((before > 0) & (before <= op.threshold_q)).any()
+    np.testing.assert_array_equal(after, np.where(before > op.threshold_q, before, 0))
+    with torch.no_grad():
+        expected = model(x)
+    error = (qmodel(x) - expected).abs()  # measured: 4.6 steps at most (a value near theta flips), 0.80 on average
+    assert float(error.max()) <= 8 * qmodel.output_scale and float(error.mean()) <= 1.0 * qmodel.output_scale
+    # threshold 0 standalone: the same integers as nn.ReLU there
+    relu_model = nn.Sequential(conv, nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(), model[4]).eval()
+    model[2].threshold.zero_()
+    zero_q, relu_q = quantize(model, x), quantize(relu_model, x)
+    np.testing.assert_array_equal(run_reference(zero_q, quantize_input(zero_q, x))[0],
+                                  run_reference(relu_q, quantize_input(relu_q, x))[0])
+
+
+def test_fatrelu_with_a_bad_threshold_is_refused_naming_it():
+    from unitprune.baselines.fatrelu import FATReLU
+
+    model = nn.Sequential(nn.Linear(4, 4), FATReLU(0.1)).eval()
+    model[1].threshold.fill_(float("nan"))
+    with pytest.raises(ValueError, match="FATReLU '1' has threshold nan"):
+        quantize(model, torch.randn(8, 4))
+
+
 class FunctionalNet(nn.Module):
     """A user model written with functional calls (as a --model-file might be)."""
 
