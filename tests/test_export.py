@@ -434,3 +434,40 @@ def test_user_models_through_quantize_bit_exact(tmp_path, conv1d):
     x_q = quantize_input(qmodel, x[20:])
     counts = check_bit_exact(qmodel, tmp_path / "export", x_q, "unit", "bintree")
     assert len(counts) == 3 and all(c.threshold > 0 for c in counts.values())  # UnIT skipped in every layer
+
+
+@needs_cc
+@pytest.mark.usefixtures("one_torch_thread")
+def test_fatrelu_model_bit_exact_and_ships_the_threshold_kernel(tmp_path):
+    """FATReLU fused after a conv (+BatchNorm) and after a linear, and standalone after a max-pool;
+    UnIT calibrated on top: the exported C equals the integer reference for zeroskip and unit."""
+    import torch
+    import torch.nn as nn
+
+    from unitprune.baselines.fatrelu import FATReLU, calibrate_fatrelu
+    from unitprune.mcu.qmodel import QThresholdReLU
+    from unitprune.mcu.reference import quantize_input
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), FATReLU(), nn.Conv2d(4, 4, 3),
+                          nn.MaxPool2d(2), FATReLU(), nn.Flatten(), nn.Linear(4 * 3 * 3, 8), FATReLU(),
+                          nn.Linear(8, 5)).eval()
+    x = torch.randn(40, 2, 8, 8)
+    calibrate_fatrelu(model, x[:20], percentile=50)
+    unit_model = unitprune.convert(model, unitprune.UnITConfig(approx="bitshift"))
+    unitprune.calibrate(unit_model, x[:20], percentile=30)
+    qmodel = unitprune.quantize(unit_model, x[:20])
+    thresholds = [op for op in qmodel.ops if isinstance(op, QThresholdReLU)]
+    assert [op.name for op in thresholds] == ["2", "5", "8"] and all(op.threshold_q > 0 for op in thresholds)
+    x_q = quantize_input(qmodel, x[20:])
+    for variant in ("zeroskip", "unit"):
+        out_dir = tmp_path / variant
+        counts = check_bit_exact(qmodel, out_dir, x_q, variant, "bitshift")
+        assert sum(c.zero_activation for c in counts.values()) > 0
+        model_c = (out_dir / "model.c").read_text()
+        assert model_c.count("unit_threshold_relu_s8(") == 3
+        assert (out_dir / "kernels" / "unit_threshold_relu_s8.c").is_file()
+    # the thresholds change the result: without them (ReLU) the outputs differ
+    relu_only = dataclasses.replace(qmodel, ops=[op for op in qmodel.ops if op.name not in ("2", "8")])
+    relu_only.ops[relu_only.ops.index(thresholds[1])] = qmodels.relu("5", thresholds[1].size)
+    assert not np.array_equal(run_reference(relu_only, x_q)[0], run_reference(qmodel, x_q)[0])

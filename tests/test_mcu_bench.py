@@ -105,15 +105,21 @@ def test_cli_writes_mcu_json_with_the_issue_keys(tmp_path, capsys):
     torch.save(build_model("digits", seed=0).state_dict(), weights)
     run_dir = tmp_path / "run"
     argv = ["mcu-bench", "--model", "digits", "--weights", str(weights), "--data", "digits", "--targets", "avr",
-            "--methods", "dense,unit-bitshift", "--unit-percentiles", "20,60", "--samples", "2",
-            "--layer-samples", "1", "--run-dir", str(run_dir), "--no-progress"]
+            "--methods", "dense,unit-bitshift,fatrelu,fatrelu+unit", "--unit-percentiles", "20,60",
+            "--fatrelu-percentiles", "30,70", "--samples", "2", "--layer-samples", "1", "--run-dir", str(run_dir),
+            "--no-progress"]
     assert main(argv) == 0
     document = json.loads((run_dir / "mcu.json").read_text())
-    assert [(r["method"], r["target"]) for r in document["rows"]] == [("dense", "avr"), ("unit-bitshift", "avr")]
+    assert [(r["method"], r["target"]) for r in document["rows"]] == [
+        ("dense", "avr"), ("unit-bitshift", "avr"), ("fatrelu", "avr"), ("fatrelu+unit", "avr")]
     for row in document["rows"]:
         assert set(row) == ISSUE_KEYS
         assert row["bit_exact"] and row["samples_checked"] == 2
     assert document["rows"][1]["knob"] in (20.0, 60.0)
+    assert document["rows"][2]["knob"] in (30.0, 70.0) and document["rows"][3]["knob"] in (20.0, 60.0)
+    assert [d["variant"] for d in document["details"][2:]] == ["zeroskip", "unit"]
+    assert document["details"][3]["point"]["fatrelu_percentile"] in (30.0, 70.0)
+    assert document["not_measured"] == {}
     assert "estimate" in document["energy"]["avr"]["source"].lower()
     for name in ("mcu.md", "mcu_latency.png", "mcu_energy.png"):
         assert (run_dir / name).stat().st_size > 0
