@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -35,15 +33,11 @@ from unitprune.convert import unit_layers
 from unitprune.models import build_model
 from unitprune.selection import layer_percentile
 
+from results_io import cpu_model
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
 
 
 def main() -> None:
@@ -99,7 +93,7 @@ def main() -> None:
         total["speedup"] = round(total["streaming_s"] / total["sorted_s"], 1)
     document = {"benchmark": "exact calibration of the KWS model", "samples": args.samples, "inputs": source,
                 "weights": args.weights or "seeded random init (build_model('kws', seed=0))", "rows": rows,
-                "total": total, "torch_threads": 1, "cpu": cpu_name(), "torch": torch.__version__,
+                "total": total, "torch_threads": 1, "cpu": cpu_model(), "torch": torch.__version__,
                 "unitprune": unitprune.__version__, "command": "python benchmarks/calibration.py " +
                 " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                          if v not in (None, False) and k != "output")}

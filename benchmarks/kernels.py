@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import copy
 import ctypes
-import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -52,6 +50,8 @@ import unitprune
 from unitprune import UnITConfig, kernels
 from unitprune.models import build_model
 from unitprune.reference import ConvGeometry, conv_quotients, conv_reference, linear_reference
+
+from results_io import cpu_model, write_results
 
 HERE = Path(__file__).resolve().parent
 CSRC = Path(unitprune.__file__).resolve().parent / "csrc"
@@ -471,14 +471,6 @@ def markdown(meta: dict, layers: list[dict], models: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -505,13 +497,11 @@ def main(argv: list[str] | None = None) -> None:
         model_rows = [] if args.no_models else bench_models(models, config, args)
 
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "cpu": cpu_name(), "torch": torch.__version__, "approx": args.approx,
+            "cpu": cpu_model(), "torch": torch.__version__, "approx": args.approx,
             "builds": builds, "blocks": args.blocks}
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "kernels.json").write_text(json.dumps({"meta": meta, "layers": layers, "models": model_rows},
-                                                         indent=1))
-    (args.output / "kernels.md").write_text(markdown(meta, layers, model_rows))
-    print(f"wrote {args.output / 'kernels.json'} and {args.output / 'kernels.md'}")
+    written = write_results(args.output, "kernels", {"meta": meta, "layers": layers, "models": model_rows},
+                            markdown(meta, layers, model_rows))
+    print("wrote " + " and ".join(map(str, written)))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Usage: ``python benchmarks/quantization.py [--seeds 0 1 2] [--percentiles 20 50 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import statistics
@@ -43,19 +42,13 @@ from unitprune.mcu import QuantConfig, decision_agreement, quantize
 from unitprune.models import build_model
 from unitprune.training import TrainConfig, train
 
+from results_io import cpu_model, write_results
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 logger = logging.getLogger("benchmarks.quantization")
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def accuracy(predict, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -191,15 +184,13 @@ def main(argv: list[str] | None = None) -> None:
     summ = summary(rows, args)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "command": " ".join(["python", "benchmarks/quantization.py", *sys.argv[1:]]),
-            "cpu": cpu_name(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu": cpu_model(), "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "epochs": args.epochs, "quant_calibration": args.quant_calibration,
             "test_samples": int(load_dataset("mnist", seed=args.seeds[0]).sizes()["test"]),
             "wall_seconds": round(time.perf_counter() - t0, 1)}
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "quantization.json").write_text(json.dumps({"meta": meta, "summary": summ, "seeds": rows},
-                                                              indent=1))
-    (args.output / "quantization.md").write_text(markdown(meta, rows, summ))
-    print(f"wrote {args.output / 'quantization.json'} and {args.output / 'quantization.md'}")
+    written = write_results(args.output, "quantization", {"meta": meta, "summary": summ, "seeds": rows},
+                            markdown(meta, rows, summ))
+    print("wrote " + " and ".join(map(str, written)))
 
 
 if __name__ == "__main__":
