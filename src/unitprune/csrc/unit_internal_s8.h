@@ -195,9 +195,16 @@ static inline int unit__keep_s8(int8_t v, uint8_t t, uint8_t t2) {
 /* Convolution                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
+/* Output rows accumulated at a time: params->block_rows, 0 or >= out_height meaning the whole
+ * plane (params already checked by unit__conv2d_geometry). */
+static inline int32_t unit__conv_block_rows(const unit_conv2d_params *p, int32_t out_height) {
+    return p->block_rows == 0 || p->block_rows > out_height ? out_height : p->block_rows;
+}
+
 /* Sizes of one int8 convolution call. */
 typedef struct {
     int32_t out_height, out_width, positions; /* positions = OH*OW */
+    int32_t block_rows;                       /* output rows per accumulator block, in [1, OH] */
     int32_t group_in, group_out;              /* C/groups, O/groups */
     int32_t plane;                            /* H*W */
     int32_t taps;                             /* KH*KW */
@@ -231,15 +238,17 @@ static inline int32_t unit__conv2d_s8_begin(const unit_conv2d_params *p, const i
     g->group_out = p->out_channels / p->groups;
     g->plane = p->in_height * p->in_width;
     g->taps = p->kernel_height * p->kernel_width;
+    g->block_rows = unit__conv_block_rows(p, g->out_height);
     return UNIT_OK;
 }
 
-/* One kernel tap (ky, kx): the valid outputs are rows [oy0, oy0 + rows) x columns
+/* One kernel tap (ky, kx): the valid outputs are rows [row0, row0 + rows) x columns
  * [ox0, ox0 + cols) of the output plane; the input of the first one is x_offset in the input
  * plane, the next output row's input x_row_step further. rows or cols is 0 when the tap only
  * sees padding. */
 typedef struct {
     int32_t rows, cols;
+    int32_t row0;       /* oy0, the first valid output row */
     int32_t acc_offset; /* oy0*OW + ox0 */
     int32_t x_offset;   /* (oy0*sy + ky*dy - pad_top)*W + ox0*sx + kx*dx - pad_left */
     int32_t x_row_step; /* sy*W */
@@ -255,14 +264,36 @@ static inline void unit__conv_tap_s8(const unit_conv2d_params *p, const unit__co
     if (t->rows == 0 || t->cols == 0) {
         t->rows = 0;
         t->cols = 0;
+        t->row0 = 0;
         t->acc_offset = 0;
         t->x_offset = 0;
     } else {
+        t->row0 = oy0;
         t->acc_offset = oy0 * g->out_width + ox0;
         t->x_offset = (oy0 * p->stride_y + ky * p->dilation_y - p->pad_top) * p->in_width + ox0 * p->stride_x +
                       kx * p->dilation_x - p->pad_left;
     }
     t->x_row_step = p->stride_y * p->in_width;
+}
+
+/* The part of tap t (whole plane) inside the block of output rows [first, end): b->rows are the
+ * valid rows of the block (0 if none), b->acc_offset is relative to the block's first row, so the
+ * block's accumulators acc[0, (end - first)*OW) hold exactly these rows. */
+static inline void unit__tap_block_s8(const unit__tap_s8 *t, int32_t first, int32_t end, int32_t out_width,
+                                      unit__tap_s8 *b) {
+    const int32_t lo = t->row0 > first ? t->row0 : first;
+    const int32_t hi = t->row0 + t->rows < end ? t->row0 + t->rows : end;
+    *b = *t;
+    if (hi <= lo) { /* offsets 0: no pointer past the block's scratch is formed */
+        b->rows = 0;
+        b->acc_offset = 0;
+        b->x_offset = 0;
+        return;
+    }
+    b->rows = hi - lo;
+    b->row0 = lo;
+    b->acc_offset = t->acc_offset + (lo - t->row0 - first) * out_width;
+    b->x_offset = t->x_offset + (lo - t->row0) * t->x_row_step;
 }
 
 /* Output stage of one output channel: y[p] = clamp(requantize(acc[p])) for p in [0, n). */
