@@ -243,14 +243,15 @@ static inline int32_t unit__conv2d_s8_begin(const unit_conv2d_params *p, const i
 }
 
 /* One kernel tap (ky, kx): the valid outputs are rows [row0, row0 + rows) x columns
- * [ox0, ox0 + cols) of the output plane; the input of the first one is x_offset in the input
+ * [col0, col0 + cols) of the output plane; the input of the first one is x_offset in the input
  * plane, the next output row's input x_row_step further. rows or cols is 0 when the tap only
  * sees padding. */
 typedef struct {
     int32_t rows, cols;
-    int32_t row0;       /* oy0, the first valid output row */
+    int32_t row0, col0; /* oy0, ox0: the first valid output row and column */
     int32_t acc_offset; /* oy0*OW + ox0 */
-    int32_t x_offset;   /* (oy0*sy + ky*dy - pad_top)*W + ox0*sx + kx*dx - pad_left */
+    int32_t x_offset;   /* x_row0 + oy0*x_row_step */
+    int32_t x_row0;     /* (ky*dy - pad_top)*W + ox0*sx + kx*dx - pad_left: output row 0's input (may be < 0) */
     int32_t x_row_step; /* sy*W */
 } unit__tap_s8;
 
@@ -261,29 +262,36 @@ static inline void unit__conv_tap_s8(const unit_conv2d_params *p, const unit__co
     unit__tap_range(kx, p->in_width, g->out_width, p->stride_x, p->dilation_x, p->pad_left, &ox0, &ox1);
     t->rows = oy1 >= oy0 ? oy1 - oy0 + 1 : 0;
     t->cols = ox1 >= ox0 ? ox1 - ox0 + 1 : 0;
+    t->x_row_step = p->stride_y * p->in_width;
     if (t->rows == 0 || t->cols == 0) {
         t->rows = 0;
         t->cols = 0;
         t->row0 = 0;
+        t->col0 = 0;
         t->acc_offset = 0;
         t->x_offset = 0;
+        t->x_row0 = 0;
     } else {
         t->row0 = oy0;
+        t->col0 = ox0;
         t->acc_offset = oy0 * g->out_width + ox0;
-        t->x_offset = (oy0 * p->stride_y + ky * p->dilation_y - p->pad_top) * p->in_width + ox0 * p->stride_x +
-                      kx * p->dilation_x - p->pad_left;
+        t->x_row0 = (ky * p->dilation_y - p->pad_top) * p->in_width + ox0 * p->stride_x + kx * p->dilation_x -
+                    p->pad_left;
+        t->x_offset = t->x_row0 + oy0 * t->x_row_step;
     }
-    t->x_row_step = p->stride_y * p->in_width;
 }
 
-/* The part of tap t (whole plane) inside the block of output rows [first, end): b->rows are the
- * valid rows of the block (0 if none), b->acc_offset is relative to the block's first row, so the
- * block's accumulators acc[0, (end - first)*OW) hold exactly these rows. */
-static inline void unit__tap_block_s8(const unit__tap_s8 *t, int32_t first, int32_t end, int32_t out_width,
-                                      unit__tap_s8 *b) {
+/* The part of tap t (whole plane) inside the block of output rows [first, end), whose
+ * accumulators acc[0, (end - first)*OW) hold exactly these rows: b->rows valid rows (0 if none),
+ * b->acc_offset relative to the block's first row. first_acc = first*OW and first_x =
+ * first*x_row_step are the caller's (once per block), so there is no multiply here: a tap starts
+ * either at its own first row (inside the block) or at the block's first row. */
+static inline void unit__tap_block_s8(const unit__tap_s8 *t, int32_t first, int32_t end, int32_t first_acc,
+                                      int32_t first_x, unit__tap_s8 *b) {
     const int32_t lo = t->row0 > first ? t->row0 : first;
     const int32_t hi = t->row0 + t->rows < end ? t->row0 + t->rows : end;
-    *b = *t;
+    b->cols = t->cols;
+    b->x_row_step = t->x_row_step;
     if (hi <= lo) { /* offsets 0: no pointer past the block's scratch is formed */
         b->rows = 0;
         b->acc_offset = 0;
@@ -291,9 +299,13 @@ static inline void unit__tap_block_s8(const unit__tap_s8 *t, int32_t first, int3
         return;
     }
     b->rows = hi - lo;
-    b->row0 = lo;
-    b->acc_offset = t->acc_offset + (lo - t->row0 - first) * out_width;
-    b->x_offset = t->x_offset + (lo - t->row0) * t->x_row_step;
+    if (lo == t->row0) {
+        b->acc_offset = t->acc_offset - first_acc;
+        b->x_offset = t->x_offset;
+    } else { /* lo == first */
+        b->acc_offset = t->col0;
+        b->x_offset = t->x_row0 + first_x;
+    }
 }
 
 /* Output stage of one output channel: y[p] = clamp(requantize(acc[p])) for p in [0, n). */
