@@ -208,9 +208,7 @@ static inline void unit__conv2d_s8_run(const unit_conv2d_params *p, const unit__
                                        unit_counts *counts) {
     unit__conv_tally_s8 tally = {0, 0, 0, 0};
     const int32_t weights_per_output = g->group_in * g->taps;
-    const int32_t block_acc = g->block_rows * g->out_width;                /* first*OW steps */
-    const int32_t block_x = g->block_rows * p->stride_y * p->in_width;      /* first*sy*W steps */
-    int32_t n, o, first, first_acc, first_x, ky, kx;
+    int32_t n, o, first, ky, kx;
     for (n = 0; n < p->batch; n++) {
         const int8_t *x_sample = x + (ptrdiff_t)n * p->in_channels * g->plane;
         int8_t *y_sample = y + (ptrdiff_t)n * p->out_channels * g->positions;
@@ -218,19 +216,20 @@ static inline void unit__conv2d_s8_run(const unit_conv2d_params *p, const unit__
             const int8_t *x_group = x_sample + (ptrdiff_t)(o / g->group_out) * g->group_in * g->plane;
             const int32_t w_out = o * weights_per_output;
             int8_t *y_channel = y_sample + (ptrdiff_t)o * g->positions;
-            for (first = 0, first_acc = 0, first_x = 0; first < g->out_height;
-                 first += g->block_rows, first_acc += block_acc, first_x += block_x) {
+            for (first = 0; first < g->out_height; first += g->block_rows) {
                 const int32_t end = first + g->block_rows < g->out_height ? first + g->block_rows : g->out_height;
                 const int32_t positions = (end - first) * g->out_width;
                 unit__fill_s32(scratch, positions, unit__bias_s8(requant, o));
                 for (ky = 0; ky < p->kernel_height; ky++) {
+                    unit__tap_s8 r;
+                    const int32_t k_row = w_out + ky * p->kernel_width;
+                    unit__conv_tap_rows_s8(p, g, ky, first, end, &r);
                     for (kx = 0; kx < p->kernel_width; kx++) {
-                        unit__tap_s8 t, b;
-                        const int32_t k = w_out + ky * p->kernel_width + kx;
-                        unit__conv_tap_s8(p, g, ky, kx, &t);
-                        unit__tap_block_s8(&t, first, end, first_acc, first_x, &b);
-                        unit__conv2d_s8_tap(p, g, variant, x_group, weight + k, tau != 0 ? tau + k : tau, &b,
-                                            positions, scratch + b.acc_offset, &tally);
+                        unit__tap_s8 t;
+                        unit__conv_tap_s8(p, g, kx, &r, &t);
+                        unit__conv2d_s8_tap(p, g, variant, x_group, weight + k_row + kx,
+                                            tau != 0 ? tau + k_row + kx : tau, &t, positions, scratch + t.acc_offset,
+                                            &tally);
                     }
                 }
                 unit__store_channel_s8(scratch, positions, requant, o, y_channel + (ptrdiff_t)first * g->out_width);

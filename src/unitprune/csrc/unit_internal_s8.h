@@ -242,70 +242,56 @@ static inline int32_t unit__conv2d_s8_begin(const unit_conv2d_params *p, const i
     return UNIT_OK;
 }
 
-/* One kernel tap (ky, kx): the valid outputs are rows [row0, row0 + rows) x columns
- * [col0, col0 + cols) of the output plane; the input of the first one is x_offset in the input
- * plane, the next output row's input x_row_step further. rows or cols is 0 when the tap only
- * sees padding. */
+/* One kernel tap (ky, kx) inside a block of output rows: the valid outputs are `rows` rows x
+ * `cols` columns of the block; the first one's accumulator is acc_offset in the block's scratch
+ * and its input x_offset in the input plane, the next output row's input x_row_step further.
+ * rows and cols are 0 when the tap only sees padding there. */
 typedef struct {
     int32_t rows, cols;
-    int32_t row0, col0; /* oy0, ox0: the first valid output row and column */
-    int32_t acc_offset; /* oy0*OW + ox0 */
-    int32_t x_offset;   /* x_row0 + oy0*x_row_step */
-    int32_t x_row0;     /* (ky*dy - pad_top)*W + ox0*sx + kx*dx - pad_left: output row 0's input (may be < 0) */
+    int32_t acc_offset; /* (lo - first)*OW + ox0, lo the first valid row in the block */
+    int32_t x_offset;   /* (lo*sy + ky*dy - pad_top)*W + ox0*sx + kx*dx - pad_left */
     int32_t x_row_step; /* sy*W */
 } unit__tap_s8;
 
-static inline void unit__conv_tap_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t ky, int32_t kx,
-                                     unit__tap_s8 *t) {
-    int32_t oy0, oy1, ox0, ox1;
+/* The row part of the taps of kernel row ky in the block of output rows [first, end): r->rows
+ * (0: none), r->acc_offset = (lo - first)*OW, r->x_offset = (lo*sy + ky*dy - pad_top)*W; computed
+ * once per kernel row and block, so a tap (unit__conv_tap_s8) adds only its column part. */
+static inline void unit__conv_tap_rows_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t ky,
+                                          int32_t first, int32_t end, unit__tap_s8 *r) {
+    int32_t oy0, oy1, lo, hi;
     unit__tap_range(ky, p->in_height, g->out_height, p->stride_y, p->dilation_y, p->pad_top, &oy0, &oy1);
-    unit__tap_range(kx, p->in_width, g->out_width, p->stride_x, p->dilation_x, p->pad_left, &ox0, &ox1);
-    t->rows = oy1 >= oy0 ? oy1 - oy0 + 1 : 0;
-    t->cols = ox1 >= ox0 ? ox1 - ox0 + 1 : 0;
-    t->x_row_step = p->stride_y * p->in_width;
-    if (t->rows == 0 || t->cols == 0) {
-        t->rows = 0;
-        t->cols = 0;
-        t->row0 = 0;
-        t->col0 = 0;
-        t->acc_offset = 0;
-        t->x_offset = 0;
-        t->x_row0 = 0;
-    } else {
-        t->row0 = oy0;
-        t->col0 = ox0;
-        t->acc_offset = oy0 * g->out_width + ox0;
-        t->x_row0 = (ky * p->dilation_y - p->pad_top) * p->in_width + ox0 * p->stride_x + kx * p->dilation_x -
-                    p->pad_left;
-        t->x_offset = t->x_row0 + oy0 * t->x_row_step;
-    }
-}
-
-/* The part of tap t (whole plane) inside the block of output rows [first, end), whose
- * accumulators acc[0, (end - first)*OW) hold exactly these rows: b->rows valid rows (0 if none),
- * b->acc_offset relative to the block's first row. first_acc = first*OW and first_x =
- * first*x_row_step are the caller's (once per block), so there is no multiply here: a tap starts
- * either at its own first row (inside the block) or at the block's first row. */
-static inline void unit__tap_block_s8(const unit__tap_s8 *t, int32_t first, int32_t end, int32_t first_acc,
-                                      int32_t first_x, unit__tap_s8 *b) {
-    const int32_t lo = t->row0 > first ? t->row0 : first;
-    const int32_t hi = t->row0 + t->rows < end ? t->row0 + t->rows : end;
-    b->cols = t->cols;
-    b->x_row_step = t->x_row_step;
-    if (hi <= lo) { /* offsets 0: no pointer past the block's scratch is formed */
-        b->rows = 0;
-        b->acc_offset = 0;
-        b->x_offset = 0;
+    lo = oy0 > first ? oy0 : first;
+    hi = oy1 + 1 < end ? oy1 + 1 : end;
+    r->cols = 0;
+    r->x_row_step = p->stride_y * p->in_width;
+    if (hi <= lo) {
+        r->rows = 0;
+        r->acc_offset = 0;
+        r->x_offset = 0;
         return;
     }
-    b->rows = hi - lo;
-    if (lo == t->row0) {
-        b->acc_offset = t->acc_offset - first_acc;
-        b->x_offset = t->x_offset;
-    } else { /* lo == first */
-        b->acc_offset = t->col0;
-        b->x_offset = t->x_row0 + first_x;
+    r->rows = hi - lo;
+    r->acc_offset = (lo - first) * g->out_width;
+    r->x_offset = (lo * p->stride_y + ky * p->dilation_y - p->pad_top) * p->in_width;
+}
+
+/* Tap (ky, kx): the row part r of kernel row ky (unit__conv_tap_rows_s8) and the columns of kx. */
+static inline void unit__conv_tap_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t kx,
+                                     const unit__tap_s8 *r, unit__tap_s8 *t) {
+    int32_t ox0, ox1;
+    unit__tap_range(kx, p->in_width, g->out_width, p->stride_x, p->dilation_x, p->pad_left, &ox0, &ox1);
+    t->x_row_step = r->x_row_step;
+    if (r->rows == 0 || ox1 < ox0) {
+        t->rows = 0;
+        t->cols = 0;
+        t->acc_offset = 0;
+        t->x_offset = 0;
+        return;
     }
+    t->rows = r->rows;
+    t->cols = ox1 - ox0 + 1;
+    t->acc_offset = r->acc_offset + ox0;
+    t->x_offset = r->x_offset + ox0 * p->stride_x + kx * p->dilation_x - p->pad_left;
 }
 
 /* Output stage of one output channel: y[p] = clamp(requantize(acc[p])) for p in [0, n). */
