@@ -13,7 +13,7 @@ JSON (default ``benchmarks/results/conv_block_rows.json``) and prints a Markdown
         --wide /work/keep/shrink_runs_prev/shrink-s0/tp-magnitude.pt
 
 ``--weights``: the demo's MNIST Table-1 checkpoint (input normalisation folded, as the demo
-measures it). ``--wide``: whole modules written by ``unitprune shrink`` (mnist-wide shrunk); a
+measures it; ``--weights ''`` leaves it out). ``--wide``: whole modules written by ``unitprune shrink`` (mnist-wide shrunk); a
 model whose tables do not fit a target's flash is recorded as not measured there, with the
 exporter's message.
 """
@@ -88,10 +88,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     splits = load_data("mnist", None, seed=0)
     models = []
-    mnist, _ = load_model("mnist", args.weights, None, num_classes=10)
-    models.append(("mnist (Table 1)", *fold_input_normalization(mnist, splits)))
+    if args.weights:  # --weights '' leaves the MNIST Table-1 model out
+        mnist, _ = load_model("mnist", args.weights, None, num_classes=10)
+        models.append(("mnist (Table 1)", *fold_input_normalization(mnist, splits)))
     for path in args.wide:
-        models.append((f"mnist-wide shrunk ({Path(path).stem})", torch.load(path, weights_only=False).eval(), splits))
+        name = f"mnist-wide shrunk ({Path(path).parent.name}/{Path(path).stem})"
+        models.append((name, torch.load(path, weights_only=False).eval(), splits))
     blocks = [_block_value(b) for b in args.blocks.split(",")]
     rows = []
     t0 = time.perf_counter()
