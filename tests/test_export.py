@@ -371,6 +371,25 @@ def test_cli_export_on_a_model_file_and_on_weights(tmp_path, capsys):
     assert "yes" in capsys.readouterr().out.splitlines()[-2]
 
 
+def test_cli_export_conv_block_rows(tmp_path, capsys):
+    import torch
+
+    from unitprune.cli import main
+    from unitprune.models import build_model
+
+    torch.save(build_model("digits", seed=0).state_dict(), tmp_path / "weights.pt")
+    common = ["export", "--model", "digits", "--weights", str(tmp_path / "weights.pt"), "--data", "digits"]
+    assert main([*common, "--out-dir", str(tmp_path / "bad"), "--conv-block-rows", "0.5"]) == 2
+    assert "--conv-block-rows: conv_block_rows must be" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    assert main([*common, "--out-dir", str(tmp_path / "min"), "--conv-block-rows", "min"]) == 0
+    summary = json.loads((tmp_path / "min" / "host_check.json").read_text())
+    plan = json.loads((tmp_path / "min" / "memory_plan.json").read_text())
+    assert summary["bit_exact"] and summary["conv_block_rows"] == plan["conv_block_rows"] == 1
+    convs = [op for op in plan["memory"]["ops"] if op["kind"] == "conv"]
+    assert [op["scratch_bytes"] for op in convs] == [4 * 6]  # conv1's output is 6x6: one row of 6, not 4 * 36
+
+
 def tiny_model(rng: np.random.Generator) -> QuantizedModel:
     """conv 1->4 k3 (padding 1), max-pool 2, flatten, linear 64->5: small enough for fast MCU runs."""
     conv = qmodels.conv(rng, "conv", (1, 8, 8), 4, (3, 3), padding=(1, 1, 1, 1))
