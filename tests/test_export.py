@@ -104,6 +104,19 @@ def test_memory_plan_of_the_mnist_model_matches_a_hand_count():
                      ("arena", "arena"), ("arena", "output")]
 
 
+def test_memory_plan_follows_the_conv_block_rows():
+    qmodel = qmodels.mnist_like(np.random.default_rng(0))  # conv1 out 6x24x24, conv2 16x8x8, fc 10
+    for option, scratch in ((None, 4 * 24 * 24), ("plane", 4 * 24 * 24), (0, 4 * 24 * 24), ("min", 4 * 24),
+                            (1, 4 * 24), (5, 4 * 5 * 24), ("7", 4 * 7 * 24), (100, 4 * 24 * 24)):
+        sizes = scratch_sizes(qmodel, option)
+        # conv2's block is clipped to its 8 rows; fc needs 4 * 10
+        assert sizes == {"conv1": scratch, "conv2": 4 * min(scratch // 96, 8) * 8, "fc": 40}, option
+        assert plan_memory(qmodel, sizes).scratch_bytes == scratch
+    for bad in (-1, "rows", 2.5, True):
+        with pytest.raises(ValueError, match="conv_block_rows must be"):
+            scratch_sizes(qmodel, bad)
+
+
 def test_memory_plan_relu_on_the_input_copies_and_flatten_only_copies_through():
     relu = QuantizedModel(ops=[qmodels.relu("r", 12), QFlatten("f", 12)], input_shape=(12,), input_scale=1.0,
                           output_scale=1.0)
@@ -253,6 +266,40 @@ def test_random_layers_bit_exact(tmp_path_factory, case, variant, linear_quotien
 
 
 @needs_cc
+@given(case=chains(), variant=st.sampled_from(VARIANTS), block_rows=st.sampled_from(["min", 2, 3, 5]))
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_layers_bit_exact_with_row_blocks(tmp_path_factory, case, variant, block_rows):
+    """The generated C passes conv_block_rows to the kernels (scratch 4*B*OW, checked by
+    unit_model_check at start-up) and stays bit-exact with the integer reference."""
+    qmodel, x = case
+    out_dir = tmp_path_factory.mktemp("blocks")
+    result = export_c(qmodel, out_dir, variant=variant, conv_block_rows=block_rows)
+    conv = qmodel.ops[1] if qmodel.ops[0].name == "relu0" else qmodel.ops[0]
+    rows = 1 if block_rows == "min" else min(block_rows, conv.out_height)
+    assert result.memory.ops[qmodel.ops.index(conv)].scratch_bytes == 4 * rows * conv.out_width
+    assert f"{conv.groups}, {rows}}};" in (out_dir / "model.c").read_text()  # unit_conv2d_params.block_rows
+    outputs, counts = unitprune.run_exported(out_dir, x)
+    expected, expected_counts = run_reference(qmodel, x, variant=variant)
+    np.testing.assert_array_equal(outputs, expected.reshape(len(x), -1))
+    assert counts == expected_counts
+
+
+def test_conv_block_rows_in_the_manifest_and_bad_values_refused(tmp_path):
+    qmodel = qmodels.mnist_like(np.random.default_rng(4))
+    plane = export_c(qmodel, tmp_path / "plane")
+    rows = export_c(qmodel, tmp_path / "min", conv_block_rows="min")
+    assert json.loads((tmp_path / "plane" / "memory_plan.json").read_text())["conv_block_rows"] == "plane"
+    assert json.loads((tmp_path / "min" / "memory_plan.json").read_text())["conv_block_rows"] == 1
+    assert (plane.conv_block_rows, rows.conv_block_rows) == (0, 1)
+    assert plane.memory.scratch_bytes - rows.memory.scratch_bytes == 4 * 24 * 24 - 4 * 24
+    assert plane.memory.descriptor_bytes == rows.memory.descriptor_bytes  # block_rows is a params field
+    assert plane.memory.arena_bytes == rows.memory.arena_bytes
+    with pytest.raises(ExportError, match="conv_block_rows must be"):
+        export_c(qmodel, tmp_path / "bad", conv_block_rows=-2)
+    assert not (tmp_path / "bad").exists()
+
+
+@needs_cc
 def test_export_layout_and_manifest(tmp_path):
     qmodel = qmodels.mnist_like(np.random.default_rng(4))
     result = export_c(qmodel, tmp_path)
@@ -324,6 +371,25 @@ def test_cli_export_on_a_model_file_and_on_weights(tmp_path, capsys):
     assert "yes" in capsys.readouterr().out.splitlines()[-2]
 
 
+def test_cli_export_conv_block_rows(tmp_path, capsys):
+    import torch
+
+    from unitprune.cli import main
+    from unitprune.models import build_model
+
+    torch.save(build_model("digits", seed=0).state_dict(), tmp_path / "weights.pt")
+    common = ["export", "--model", "digits", "--weights", str(tmp_path / "weights.pt"), "--data", "digits"]
+    assert main([*common, "--out-dir", str(tmp_path / "bad"), "--conv-block-rows", "0.5"]) == 2
+    assert "--conv-block-rows: conv_block_rows must be" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    assert main([*common, "--out-dir", str(tmp_path / "min"), "--conv-block-rows", "min"]) == 0
+    summary = json.loads((tmp_path / "min" / "host_check.json").read_text())
+    plan = json.loads((tmp_path / "min" / "memory_plan.json").read_text())
+    assert summary["bit_exact"] and summary["conv_block_rows"] == plan["conv_block_rows"] == 1
+    convs = [op for op in plan["memory"]["ops"] if op["kind"] == "conv"]
+    assert [op["scratch_bytes"] for op in convs] == [4 * 6]  # conv1's output is 6x6: one row of 6, not 4 * 36
+
+
 def tiny_model(rng: np.random.Generator) -> QuantizedModel:
     """conv 1->4 k3 (padding 1), max-pool 2, flatten, linear 64->5: small enough for fast MCU runs."""
     conv = qmodels.conv(rng, "conv", (1, 8, 8), 4, (3, 3), padding=(1, 1, 1, 1))
@@ -378,6 +444,30 @@ def test_exported_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
                               expected.reshape(len(x), -1))
         assert [region.label for region in run.regions] == labels
         assert run.stack_bytes + result.memory.peak_sram_with_io_bytes < 8192
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430"])
+def test_exported_firmware_with_one_row_blocks_runs_bit_exact_on_the_simulator(tmp_path, target):
+    """conv_block_rows='min' (one output row of accumulators at a time): the firmware's outputs
+    equal the integer reference's, and its scratch holds one row."""
+    from tests.mcu_tools import require_program, require_target
+    from unitprune.mcu import targets
+    from unitprune.mcu.targets.common import firmware_from_elf
+
+    require_target(target)
+    require_program("make", "make")
+    rng = np.random.default_rng(12)
+    qmodel = tiny_model(rng)
+    x = qmodels.random_input(rng, 3, qmodel.input_shape, boundary=np.unique(qmodel.ops[0].tau))
+    result = export_c(qmodel, tmp_path, target=target, samples=x, conv_block_rows="min")
+    assert result.memory.scratch_bytes == 4 * 8  # one conv output row (8 wide); fc needs 4 * 5
+    made = subprocess.run(["make", "-s", "model.elf"], cwd=tmp_path, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    expected, _ = run_reference(qmodel, x)
+    run = targets.run(firmware_from_elf(target, tmp_path / "model.elf", tmp_path, [], ""))
+    emitted = [region for region in run.regions if region.data]
+    assert np.array_equal(np.stack([np.frombuffer(bytes(r.data), np.int8) for r in emitted]),
+                          expected.reshape(len(x), -1))
 
 
 def test_mcu_counters_equal_the_reference(tmp_path):

@@ -512,9 +512,11 @@ def test_build_without_counts_gives_the_same_outputs(tmp_path):
     tau = tau_table(rng, weight)
     requant = draw_requant(rng, 6, 3000, True, True)
     for variant in s8.CONV_VARIANTS:
-        y, counts = s8.conv2d(variant, x, weight, requant, geometry, tau=tau, library=library)
-        assert counts is None
-        np.testing.assert_array_equal(y, s8.conv2d(variant, x, weight, requant, geometry, tau=tau)[0])
+        for block_rows in (0, 1, 2):  # the MCU build of the row-blocked loop too
+            y, counts = s8.conv2d(variant, x, weight, requant, geometry, tau=tau, library=library,
+                                  block_rows=block_rows)
+            assert counts is None
+            np.testing.assert_array_equal(y, s8.conv2d(variant, x, weight, requant, geometry, tau=tau)[0])
     xl = sparse_int8(rng, (3, 20), 0.4)
     wl = sparse_int8(rng, (7, 20), 0.4, low=-127)
     rl = draw_requant(rng, 7, 30000, False, True)
@@ -524,3 +526,71 @@ def test_build_without_counts_gives_the_same_outputs(tmp_path):
         y, counts = s8.linear(variant, xl, wl, rl, library=library, **arguments)
         assert counts is None
         np.testing.assert_array_equal(y, s8.linear(variant, xl, wl, rl, **arguments)[0])
+
+
+# ----------------------------------------------------------------------------------------
+# Row-blocked accumulators: any block_rows gives the whole-plane result and counters
+# ----------------------------------------------------------------------------------------
+
+# (name, batch, channels, out_channels, height, width, geometry): one of each kind the loop nest
+# handles differently (tap ranges clipped by padding, strides and dilation; groups and depthwise).
+BLOCK_CASES = [
+    ("conv2d", 1, 2, 3, 7, 6, ConvGeometry((3, 3), (1, 1), (1, 1), (0, 0, 0, 0), 1)),
+    ("conv1d", 2, 3, 4, 1, 17, ConvGeometry((1, 5), (1, 1), (1, 1), (0, 0, 2, 1), 1)),
+    ("strided", 1, 2, 2, 11, 9, ConvGeometry((3, 2), (2, 3), (1, 1), (0, 0, 0, 0), 1)),
+    ("padded", 2, 2, 3, 6, 5, ConvGeometry((3, 3), (1, 1), (1, 1), (2, 1, 1, 2), 1)),
+    ("dilated", 1, 2, 2, 9, 8, ConvGeometry((3, 2), (1, 1), (2, 3), (1, 2, 0, 1), 1)),
+    ("grouped", 1, 6, 4, 8, 7, ConvGeometry((2, 3), (1, 2), (1, 1), (1, 0, 1, 1), 2)),
+    ("depthwise", 1, 4, 4, 9, 6, ConvGeometry((3, 3), (2, 1), (1, 1), (1, 1, 1, 1), 4)),
+]
+
+
+def _block_sizes(out_height: int) -> list[int]:
+    """1, 2, OH - 1 (not dividing OH when OH > 2), OH, and past OH (clipped to OH)."""
+    return sorted({1, min(2, out_height), max(out_height - 1, 1), out_height, out_height + 3})
+
+
+@pytest.mark.parametrize("case", BLOCK_CASES, ids=[c[0] for c in BLOCK_CASES])
+def test_conv2d_s8_row_blocks_match_the_oracle_for_every_block_size(case):
+    name, batch, channels, out_channels, height, width, geometry = case
+    rng = np.random.default_rng(sum(map(ord, name)))
+    x = sparse_int8(rng, (batch, channels, height, width), 0.3)
+    weight = sparse_int8(rng, (out_channels, channels // geometry.groups, *geometry.kernel_size), 0.3, low=-127)
+    tau = tau_table(rng, weight)
+    requant = draw_requant(rng, out_channels, 4000, False, True)
+    out_h, out_w = geometry.output_size(height, width)
+    lib = kernels.load_library().lib
+    assert out_h >= 3 and out_h % (out_h - 1) != 0 or name == "conv1d"  # OH - 1 does not divide OH
+    for block_rows in [0, *_block_sizes(out_h)]:
+        params = kernels.conv_params(x.shape, weight.shape, geometry, block_rows)
+        rows = out_h if block_rows in (0,) or block_rows > out_h else block_rows
+        assert lib.unit_conv2d_s8_scratch_size(ctypes.byref(params)) == 4 * rows * out_w
+        for variant in s8.CONV_VARIANTS:
+            expected, expected_counts = conv_oracle(variant, x, weight, tau, requant, geometry)
+            actual, counts = s8.conv2d(variant, x, weight, requant, geometry, tau=tau, block_rows=block_rows)
+            np.testing.assert_array_equal(actual, expected, err_msg=f"{variant} block_rows={block_rows}")
+            assert counts == expected_counts, (variant, block_rows, counts, expected_counts)
+
+
+@FAST
+@given(conv_cases(), st.integers(1, 8))
+def test_conv2d_s8_any_block_size_matches_the_oracle(case, block_rows):
+    x, weight, tau, requant = make_conv(case)
+    for variant in s8.CONV_VARIANTS:
+        expected, expected_counts = conv_oracle(variant, x, weight, tau, requant, case["geometry"])
+        actual, counts = s8.conv2d(variant, x, weight, requant, case["geometry"], tau=tau, block_rows=block_rows)
+        np.testing.assert_array_equal(actual, expected, err_msg=f"{variant} block_rows={block_rows}")
+        assert counts == expected_counts, (variant, block_rows, counts, expected_counts)
+
+
+def test_conv2d_s8_negative_block_rows_is_refused():
+    geometry = ConvGeometry((3, 3), (1, 1), (1, 1), (0, 0, 0, 0), 1)
+    x, weight = np.ones((1, 1, 5, 5), np.int8), np.ones((1, 1, 3, 3), np.int8)
+    params = kernels.conv_params(x.shape, weight.shape, geometry, -1)
+    lib = kernels.load_library().lib
+    assert lib.unit_conv2d_s8_scratch_size(ctypes.byref(params)) == UNIT_ERR_ARGUMENT
+    assert lib.unit_conv2d_output_size(ctypes.byref(params), ctypes.byref(ctypes.c_int32()),
+                                       ctypes.byref(ctypes.c_int32())) == UNIT_ERR_ARGUMENT
+    requant = Requant(None, np.full(1, 2**30, np.int32), np.zeros(1, np.int8), -128, 127)
+    with pytest.raises(ValueError, match="block_rows must be an int >= 0"):
+        s8.conv2d("dense", x, weight, requant, geometry, block_rows=-1)

@@ -52,9 +52,9 @@ def flop_macs(model: nn.Module, shape) -> int:
 # Resource model
 # ---------------------------------------------------------------------------------------------
 
-# descriptors in RAM on AVR (16-bit pointers, byte alignment): unit_conv2d_params (16 int32) +
-# unit_requant_s8 (3 pointers + 2 int32) per conv, unit_requant_s8 per linear
-CONV_DESCRIPTOR, LINEAR_DESCRIPTOR = 64 + 14, 14
+# descriptors in RAM on AVR (16-bit pointers, byte alignment): unit_conv2d_params (17 int32, the
+# last one block_rows) + unit_requant_s8 (3 pointers + 2 int32) per conv, unit_requant_s8 per linear
+CONV_DESCRIPTOR, LINEAR_DESCRIPTOR = 68 + 14, 14
 
 
 def test_mnist_wide_hand_count():
@@ -70,13 +70,22 @@ def test_mnist_wide_hand_count():
     assert r.scratch_bytes == 4 * 26 * 26  # conv1's int32 output plane is the largest scratch
     assert r.descriptor_bytes == 2 * CONV_DESCRIPTOR + 2 * LINEAR_DESCRIPTOR
     assert r.input_bytes == 784 and r.output_bytes == 10
-    assert r.sram_bytes == r.arena_bytes + r.scratch_bytes + r.descriptor_bytes + 784 + 10 == 62_178
+    assert r.sram_bytes == r.arena_bytes + r.scratch_bytes + r.descriptor_bytes + 784 + 10 == 62_186
     assert r.macs == 11_992_448 == flop_macs(model, (1, 28, 28))
     with_tau = resources(model, (1, 28, 28), unit_tables=True)
     assert with_tau.tau_bytes == 32 * 9 + 64 * 32 * 9
     assert with_tau.flash_bytes == r.flash_bytes + with_tau.tau_bytes
     host = resources(model, (1, 28, 28), target="host")  # 8-byte pointers, 8-byte alignment
-    assert host.descriptor_bytes == 2 * (64 + 32) + 2 * 32
+    assert host.descriptor_bytes == 2 * (68 + 32) + 2 * 32
+    # row-blocked conv accumulators: conv1 4 * B * 26, conv2 4 * B * 24; fc1's 4 * 128 is then the largest
+    for option, scratch in (("plane", 4 * 26 * 26), ("min", 4 * 128), (1, 4 * 128), (5, 4 * 5 * 26),
+                            (30, 4 * 26 * 26)):
+        blocked = resources(model, (1, 28, 28), conv_block_rows=option)
+        assert blocked.scratch_bytes == scratch, option
+        assert blocked.sram_bytes == r.sram_bytes - r.scratch_bytes + scratch
+        assert (blocked.arena_bytes, blocked.flash_bytes, blocked.macs) == (r.arena_bytes, r.flash_bytes, r.macs)
+    with pytest.raises(ValueError, match="conv_block_rows must be"):
+        resources(model, (1, 28, 28), conv_block_rows="rows")
 
 
 def test_network_input_and_output_are_not_in_the_arena():
@@ -370,13 +379,38 @@ def test_resources_equal_the_exporters_memory_plan_and_flash(tmp_path):
                           nn.MaxPool2d(2), nn.Flatten(), nn.Linear(6 * 5 * 5, 12), nn.ReLU(), nn.Linear(12, 3)).eval()
     _randomize_bn(model)
     x = torch.randn(16, 1, 14, 14)
-    for variant, unit_tables in (("dense", False), ("unit", True)):
+    for variant, unit_tables, block_rows in (("dense", False, None), ("unit", True, None), ("unit", True, 1),
+                                             ("dense", False, 3)):
         qmodel = quantize(model, x, variant=variant)
-        result = export.export_c(qmodel, tmp_path / variant, target="host", samples=quantize_input(qmodel, x[:2]))
-        r = resources(model, (1, 14, 14), unit_tables=unit_tables, target="host")
+        result = export.export_c(qmodel, tmp_path / f"{variant}-{block_rows}", target="host",
+                                 samples=quantize_input(qmodel, x[:2]), conv_block_rows=block_rows)
+        r = resources(model, (1, 14, 14), unit_tables=unit_tables, target="host", conv_block_rows=block_rows)
         plan = result.memory
         assert (r.arena_bytes, r.scratch_bytes, r.descriptor_bytes) == \
             (plan.arena_bytes, plan.scratch_bytes, plan.descriptor_bytes)
         assert (r.input_bytes, r.output_bytes) == (plan.input_bytes, plan.output_bytes)
         assert r.sram_bytes == plan.peak_sram_with_io_bytes
         assert r.flash_bytes == result.flash_table_bytes
+
+
+def test_budget_and_cli_count_sram_for_the_conv_block_rows():
+    from unitprune.cli import build_parser
+    from unitprune.cli.shrink import _budget
+    from unitprune.shrink import BudgetError, MCUBudget
+    from unitprune.shrink.budget import check_feasible
+
+    graph = trace_resources(build_model("mnist-wide", seed=0), (1, 28, 28))
+    ones = {g: 1 for g in graph.prunable_groups()}
+    plane, rows = graph.exact(ones), graph.exact(ones, conv_block_rows="min")
+    # one channel per layer: conv1's 4 * 26 * 26 plane is the scratch; one row leaves fc1's 4 * 1
+    assert plane.scratch_bytes == 4 * 26 * 26 and rows.scratch_bytes == 4 * 26
+    between = (plane.sram_bytes + rows.sram_bytes) // 2
+    with pytest.raises(BudgetError, match="sram_bytes"):
+        check_feasible(graph, MCUBudget(sram_bytes=between))
+    check_feasible(graph, MCUBudget(sram_bytes=between, conv_block_rows="min"))
+    with pytest.raises(ValueError, match="MCUBudget.conv_block_rows must be"):
+        MCUBudget(sram_bytes=between, conv_block_rows=-1)
+    parse = build_parser().parse_args
+    assert _budget(parse(["shrink", "--sram", "6KB", "--conv-block-rows", "min"])).conv_block_rows == 1
+    assert _budget(parse(["shrink", "--preset", "atmega2560", "--conv-block-rows", "4"])).conv_block_rows == 4
+    assert _budget(parse(["shrink", "--sram", "6KB"])).conv_block_rows is None

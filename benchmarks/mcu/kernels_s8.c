@@ -21,7 +21,7 @@ static void report(int32_t status, const int8_t *y, uint16_t bytes) {
 
 int main(void) {
     const unit_conv2d_params params = {CONV_N, CONV_C, CONV_H, CONV_W, CONV_O, CONV_K, CONV_K, 1, 1, 1, 1,
-                                       CONV_PAD, CONV_PAD, CONV_PAD, CONV_PAD, 1};
+                                       CONV_PAD, CONV_PAD, CONV_PAD, CONV_PAD, 1, 0};
     const unit_requant_s8 conv_requant = {conv_bias, conv_multiplier, conv_shift, 0, 127};
     const unit_requant_s8 linear_requant = {lin_bias, lin_multiplier, lin_shift, -128, 127};
     const unit_quotient_tree_s8 tree = {LIN_TREE_NODES, lin_tree_split, lin_tree_left, lin_tree_right,

@@ -42,6 +42,10 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
     group.add_argument("--linear-quotient", default="bitshift", choices=LINEAR_QUOTIENTS,
                        help="how linear layers compute their per-input quotient under --variant unit")
     group.add_argument("--target", default="host", choices=tuple(TARGETS), help="the C project's target")
+    group.add_argument("--conv-block-rows", default="plane", metavar="{plane,min,N}",
+                       help="output rows whose int32 accumulators a conv holds at a time: plane (the whole output "
+                            "plane), min (1 row) or N; smaller blocks need less scratch SRAM (4*N*OW bytes) and "
+                            "cost cycles, the outputs are the same")
     group.add_argument("--samples", type=int, default=20,
                        help="test samples embedded in the firmware (MCU targets)")
     group.add_argument("--out-dir", default="runs/export", help="folder of the C project (must be empty)")
@@ -67,8 +71,14 @@ def _export(args: argparse.Namespace) -> int:
     from ..mcu.reference import quantize_input, run_reference
     from .commands import _load_model_and_data
 
+    from ..mcu.memory import parse_conv_block_rows
+
     if args.samples < 1:
         raise CLIError(f"--samples must be >= 1, got {args.samples}")
+    try:
+        parse_conv_block_rows(args.conv_block_rows)
+    except ValueError as error:
+        raise CLIError(f"--conv-block-rows: {error}") from None
     out_dir = Path(args.out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not args.overwrite:
         raise CLIError(f"--out-dir {out_dir} is not empty; nothing was written (pass --overwrite to replace it)")
@@ -83,7 +93,8 @@ def _export(args: argparse.Namespace) -> int:
     x_test, y_test = splits.test.tensors
     x_q = quantize_input(qmodel, x_test)
     samples = x_q[:args.samples] if args.target != "host" else None
-    result = export_c(qmodel, out_dir, target=args.target, samples=samples, overwrite=args.overwrite)
+    result = export_c(qmodel, out_dir, target=args.target, samples=samples, overwrite=args.overwrite,
+                      conv_block_rows=args.conv_block_rows)
 
     outputs, counts = run_exported(out_dir, x_q)
     reference, reference_counts = run_reference(qmodel, x_q)
@@ -105,7 +116,8 @@ def _export(args: argparse.Namespace) -> int:
         "int8_accuracy": int8_accuracy, "macs": total.to_dict(), "macs_skipped_fraction": total.skipped_fraction,
         "per_layer": {layer: c.to_dict() for layer, c in counts.items()},
         "flash_table_bytes": result.flash_table_bytes, "model_sram_bytes": plan.peak_sram_bytes,
-        "arena_bytes": plan.arena_bytes, "scratch_bytes": plan.scratch_bytes, "input_bytes": plan.input_bytes,
+        "arena_bytes": plan.arena_bytes, "scratch_bytes": plan.scratch_bytes,
+        "conv_block_rows": result.conv_block_rows or "plane", "input_bytes": plan.input_bytes,
         "output_bytes": plan.output_bytes, "bit_exact": bit_exact, "outputs_bit_exact": outputs_equal,
         "counters_bit_exact": counts_equal,
     }

@@ -32,6 +32,9 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     p.add_argument("--unit-tables", action="store_true", help="count UnIT's conv tau tables in flash")
     p.add_argument("--target", choices=("avr", "msp430", "host"),
                    help="exporter target whose RAM descriptor layout SRAM counts (default: the preset's, else avr)")
+    p.add_argument("--conv-block-rows", metavar="{plane,min,N}",
+                   help="count SRAM for the export's conv accumulator blocks: plane (whole output planes, the "
+                        "default), min (1 row) or N rows (unitprune export --conv-block-rows)")
     p.add_argument("--epochs", type=int, default=8, help="epochs of the base training and of every method")
     p.add_argument("--prune-epochs", type=int, help="epochs with pruning (default: epochs - 2)")
     p.add_argument("--methods", nargs="+", choices=_METHODS, default=list(_METHODS), help="methods to run")
@@ -57,11 +60,14 @@ def _budget(args: argparse.Namespace):
             values["flash_bytes"] = parse_size(args.flash)
         if args.macs:
             values["macs"] = parse_count(args.macs)
+        from ..mcu.memory import parse_conv_block_rows
+
+        values["conv_block_rows"] = parse_conv_block_rows(args.conv_block_rows) or None
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     if args.preset:
         return PRESETS[args.preset].with_(unit_tables=args.unit_tables or None, target=args.target, **values)
-    if not values:
+    if not set(values) - {"conv_block_rows"}:
         raise CLIError("unitprune shrink: give a budget: --preset, or --sram/--flash/--macs")
     return MCUBudget(name="custom", unit_tables=args.unit_tables, target=args.target or "avr", **values)
 

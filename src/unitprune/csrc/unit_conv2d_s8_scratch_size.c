@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* unit_conv2d_s8_scratch_size.c -- scratch bytes of the int8 convolutions (see unit_kernels_s8.h):
- * 4*OH*OW, the int32 accumulators of one output channel. */
+ * 4*B*OW, the int32 accumulators of one block of B output rows of one output channel
+ * (B = params->block_rows, or OH when it is 0 or larger). */
 #include "unit_internal_s8.h"
 
 int32_t unit_conv2d_s8_scratch_size(const unit_conv2d_params *params) {
@@ -12,5 +13,5 @@ int32_t unit_conv2d_s8_scratch_size(const unit_conv2d_params *params) {
     if ((int64_t)out_height * out_width > 0x1FFFFFFFL) {
         return UNIT_ERR_ARGUMENT;
     }
-    return 4 * out_height * out_width;
+    return 4 * unit__conv_block_rows(params, out_height) * out_width;
 }

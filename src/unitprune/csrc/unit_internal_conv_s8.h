@@ -2,9 +2,11 @@
 /*
  * unit_internal_conv_s8.h -- the int8 convolution loop nest shared by unit_conv2d_dense_s8,
  * unit_conv2d_zeroskip_s8 and unit_conv2d_unit_s8 (private). Weight-stationary, as SONIC and the
- * paper: per sample and output channel o, int32 accumulators for its OH*OW positions (scratch);
- * per kernel tap the valid output range (no bounds tests inside); per input channel of o's group
- * the tap's weight (and tau) loaded once, then the tight loop over the valid positions.
+ * paper: per sample and output channel o, per block of block_rows output rows (the whole plane by
+ * default), int32 accumulators for the block's block_rows*OW positions (scratch); per kernel tap
+ * the valid output range clipped to the block (no bounds tests inside); per input channel of o's
+ * group the tap's weight (and tau) loaded once, then the tight loop over the valid positions.
+ * Every sum is exact int32, so any block size gives the same outputs and counters.
  * unit__conv2d_s8_run is inlined into each kernel with a constant `variant`, so each kernel
  * contains only its own inner loop.
  */
@@ -131,11 +133,13 @@ static inline int32_t unit__tap_unit_s8(int32_t *acc, const int8_t *x, const uni
     return kept;
 }
 
-/* One tap (ky, kx) of output channel o for every input channel c of its group: w_tap and
- * tau_tap point at [o][0][ky][kx] (tau_tap only read by UNIT__CONV_UNIT). */
+/* One tap (ky, kx) of output channel o, clipped to a block of `positions` output positions, for
+ * every input channel c of its group: w_tap and tau_tap point at [o][0][ky][kx] (tau_tap only read
+ * by UNIT__CONV_UNIT). */
 static inline void unit__conv2d_s8_tap(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t variant,
                                        const int8_t *x_group, const int8_t *w_tap, const uint8_t *tau_tap,
-                                       const unit__tap_s8 *t, int32_t *acc, unit__conv_tally_s8 *tally) {
+                                       const unit__tap_s8 *t, int32_t positions, int32_t *acc,
+                                       unit__conv_tally_s8 *tally) {
     const ptrdiff_t sx = (ptrdiff_t)p->stride_x;
     const int8_t *x_channel = x_group + t->x_offset;
     int32_t c, k;
@@ -143,6 +147,7 @@ static inline void unit__conv2d_s8_tap(const unit_conv2d_params *p, const unit__
     const int32_t valid = t->rows * t->cols;
 #else
     (void)tally;
+    (void)positions;
 #endif
     for (c = 0, k = 0; c < g->group_in; c++, k += g->taps, x_channel += g->plane) {
         const int8_t w = UNIT_READ_S8(w_tap + k);
@@ -154,14 +159,14 @@ static inline void unit__conv2d_s8_tap(const unit_conv2d_params *p, const unit__
         }
         if (w == 0) { /* zeroskip and unit: a zero weight skips the whole tap */
 #if UNIT_S8_COUNTS
-            tally->zero_weight += g->positions;
+            tally->zero_weight += positions;
 #endif
             continue;
         }
 #if UNIT_S8_COUNTS
-        tally->zero_activation += g->positions - valid; /* padding positions */
+        tally->zero_activation += positions - valid; /* padding positions */
         if (variant == UNIT__CONV_UNIT) {
-            tally->compares += g->positions;
+            tally->compares += positions;
         }
 #endif
         if (t->rows == 0) {
@@ -203,24 +208,32 @@ static inline void unit__conv2d_s8_run(const unit_conv2d_params *p, const unit__
                                        unit_counts *counts) {
     unit__conv_tally_s8 tally = {0, 0, 0, 0};
     const int32_t weights_per_output = g->group_in * g->taps;
-    int32_t n, o, ky, kx;
+    int32_t n, o, first, ky, kx;
     for (n = 0; n < p->batch; n++) {
         const int8_t *x_sample = x + (ptrdiff_t)n * p->in_channels * g->plane;
         int8_t *y_sample = y + (ptrdiff_t)n * p->out_channels * g->positions;
         for (o = 0; o < p->out_channels; o++) {
             const int8_t *x_group = x_sample + (ptrdiff_t)(o / g->group_out) * g->group_in * g->plane;
             const int32_t w_out = o * weights_per_output;
-            unit__fill_s32(scratch, g->positions, unit__bias_s8(requant, o));
-            for (ky = 0; ky < p->kernel_height; ky++) {
-                for (kx = 0; kx < p->kernel_width; kx++) {
-                    unit__tap_s8 t;
-                    const int32_t k = w_out + ky * p->kernel_width + kx;
-                    unit__conv_tap_s8(p, g, ky, kx, &t);
-                    unit__conv2d_s8_tap(p, g, variant, x_group, weight + k, tau != 0 ? tau + k : tau, &t,
-                                        scratch + t.acc_offset, &tally);
+            int8_t *y_channel = y_sample + (ptrdiff_t)o * g->positions;
+            for (first = 0; first < g->out_height; first += g->block_rows) {
+                const int32_t end = first + g->block_rows < g->out_height ? first + g->block_rows : g->out_height;
+                const int32_t positions = (end - first) * g->out_width;
+                unit__fill_s32(scratch, positions, unit__bias_s8(requant, o));
+                for (ky = 0; ky < p->kernel_height; ky++) {
+                    unit__tap_s8 r;
+                    const int32_t k_row = w_out + ky * p->kernel_width;
+                    unit__conv_tap_rows_s8(p, g, ky, first, end, &r);
+                    for (kx = 0; kx < p->kernel_width; kx++) {
+                        unit__tap_s8 t;
+                        unit__conv_tap_s8(p, g, kx, &r, &t);
+                        unit__conv2d_s8_tap(p, g, variant, x_group, weight + k_row + kx,
+                                            tau != 0 ? tau + k_row + kx : tau, &t, positions, scratch + t.acc_offset,
+                                            &tally);
+                    }
                 }
+                unit__store_channel_s8(scratch, positions, requant, o, y_channel + (ptrdiff_t)first * g->out_width);
             }
-            unit__store_channel_s8(scratch, g->positions, requant, o, y_sample + (ptrdiff_t)o * g->positions);
         }
     }
 #if UNIT_S8_COUNTS

@@ -29,7 +29,7 @@ static inline int32_t unit__conv2d_geometry(const unit_conv2d_params *p, int32_t
         p->out_channels < 1 || p->kernel_height < 1 || p->kernel_width < 1 || p->stride_y < 1 ||
         p->stride_x < 1 || p->dilation_y < 1 || p->dilation_x < 1 || p->pad_top < 0 || p->pad_bottom < 0 ||
         p->pad_left < 0 || p->pad_right < 0 || p->groups < 1 || p->in_channels % p->groups != 0 ||
-        p->out_channels % p->groups != 0) {
+        p->out_channels % p->groups != 0 || p->block_rows < 0) {
         return UNIT_ERR_ARGUMENT;
     }
     span_y = p->in_height + p->pad_top + p->pad_bottom - p->dilation_y * (p->kernel_height - 1) - 1;

@@ -195,9 +195,16 @@ static inline int unit__keep_s8(int8_t v, uint8_t t, uint8_t t2) {
 /* Convolution                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
+/* Output rows accumulated at a time: params->block_rows, 0 or >= out_height meaning the whole
+ * plane (params already checked by unit__conv2d_geometry). */
+static inline int32_t unit__conv_block_rows(const unit_conv2d_params *p, int32_t out_height) {
+    return p->block_rows == 0 || p->block_rows > out_height ? out_height : p->block_rows;
+}
+
 /* Sizes of one int8 convolution call. */
 typedef struct {
     int32_t out_height, out_width, positions; /* positions = OH*OW */
+    int32_t block_rows;                       /* output rows per accumulator block, in [1, OH] */
     int32_t group_in, group_out;              /* C/groups, O/groups */
     int32_t plane;                            /* H*W */
     int32_t taps;                             /* KH*KW */
@@ -231,38 +238,60 @@ static inline int32_t unit__conv2d_s8_begin(const unit_conv2d_params *p, const i
     g->group_out = p->out_channels / p->groups;
     g->plane = p->in_height * p->in_width;
     g->taps = p->kernel_height * p->kernel_width;
+    g->block_rows = unit__conv_block_rows(p, g->out_height);
     return UNIT_OK;
 }
 
-/* One kernel tap (ky, kx): the valid outputs are rows [oy0, oy0 + rows) x columns
- * [ox0, ox0 + cols) of the output plane; the input of the first one is x_offset in the input
- * plane, the next output row's input x_row_step further. rows or cols is 0 when the tap only
- * sees padding. */
+/* One kernel tap (ky, kx) inside a block of output rows: the valid outputs are `rows` rows x
+ * `cols` columns of the block; the first one's accumulator is acc_offset in the block's scratch
+ * and its input x_offset in the input plane, the next output row's input x_row_step further.
+ * rows and cols are 0 when the tap only sees padding there. */
 typedef struct {
     int32_t rows, cols;
-    int32_t acc_offset; /* oy0*OW + ox0 */
-    int32_t x_offset;   /* (oy0*sy + ky*dy - pad_top)*W + ox0*sx + kx*dx - pad_left */
+    int32_t acc_offset; /* (lo - first)*OW + ox0, lo the first valid row in the block */
+    int32_t x_offset;   /* (lo*sy + ky*dy - pad_top)*W + ox0*sx + kx*dx - pad_left */
     int32_t x_row_step; /* sy*W */
 } unit__tap_s8;
 
-static inline void unit__conv_tap_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t ky, int32_t kx,
-                                     unit__tap_s8 *t) {
-    int32_t oy0, oy1, ox0, ox1;
+/* The row part of the taps of kernel row ky in the block of output rows [first, end): r->rows
+ * (0: none), r->acc_offset = (lo - first)*OW, r->x_offset = (lo*sy + ky*dy - pad_top)*W; computed
+ * once per kernel row and block, so a tap (unit__conv_tap_s8) adds only its column part. */
+static inline void unit__conv_tap_rows_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t ky,
+                                          int32_t first, int32_t end, unit__tap_s8 *r) {
+    int32_t oy0, oy1, lo, hi;
     unit__tap_range(ky, p->in_height, g->out_height, p->stride_y, p->dilation_y, p->pad_top, &oy0, &oy1);
+    lo = oy0 > first ? oy0 : first;
+    hi = oy1 + 1 < end ? oy1 + 1 : end;
+    r->cols = 0;
+    r->x_row_step = p->stride_y * p->in_width;
+    if (hi <= lo) {
+        r->rows = 0;
+        r->acc_offset = 0;
+        r->x_offset = 0;
+        return;
+    }
+    r->rows = hi - lo;
+    r->acc_offset = (lo - first) * g->out_width;
+    r->x_offset = (lo * p->stride_y + ky * p->dilation_y - p->pad_top) * p->in_width;
+}
+
+/* Tap (ky, kx): the row part r of kernel row ky (unit__conv_tap_rows_s8) and the columns of kx. */
+static inline void unit__conv_tap_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t kx,
+                                     const unit__tap_s8 *r, unit__tap_s8 *t) {
+    int32_t ox0, ox1;
     unit__tap_range(kx, p->in_width, g->out_width, p->stride_x, p->dilation_x, p->pad_left, &ox0, &ox1);
-    t->rows = oy1 >= oy0 ? oy1 - oy0 + 1 : 0;
-    t->cols = ox1 >= ox0 ? ox1 - ox0 + 1 : 0;
-    if (t->rows == 0 || t->cols == 0) {
+    t->x_row_step = r->x_row_step;
+    if (r->rows == 0 || ox1 < ox0) {
         t->rows = 0;
         t->cols = 0;
         t->acc_offset = 0;
         t->x_offset = 0;
-    } else {
-        t->acc_offset = oy0 * g->out_width + ox0;
-        t->x_offset = (oy0 * p->stride_y + ky * p->dilation_y - p->pad_top) * p->in_width + ox0 * p->stride_x +
-                      kx * p->dilation_x - p->pad_left;
+        return;
     }
-    t->x_row_step = p->stride_y * p->in_width;
+    t->rows = r->rows;
+    t->cols = ox1 - ox0 + 1;
+    t->acc_offset = r->acc_offset + ox0;
+    t->x_offset = r->x_offset + ox0 * p->stride_x + kx * p->dilation_x - p->pad_left;
 }
 
 /* Output stage of one output channel: y[p] = clamp(requantize(acc[p])) for p in [0, n). */

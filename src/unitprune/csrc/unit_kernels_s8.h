@@ -71,14 +71,17 @@ int32_t unit_requantize_s8(int32_t acc, int32_t multiplier, int32_t shift);
  * (unit_types.h). weight [O][C/groups][KH][KW] int8 in [-128, 127] (the quantizer uses
  * [-127, 127]); tau the same layout, uint8 (unit: keep x*w iff |x| > tau; 255 where w == 0).
  * x [batch][C][H][W], y [batch][O][OH][OW] int8 (must not alias x).
- * scratch: unit_conv2d_s8_scratch_size(params) bytes (int32 accumulators of one output channel,
- * OH*OW of them), 4-byte aligned.
- * Loop (weight-stationary, as SONIC and the paper): per sample and output channel o, the
- * accumulators of its OH*OW positions start at the bias; per kernel tap (ky, kx) the valid output
- * range is computed once (no bounds test in the inner loop, padding contributes nothing); per
+ * scratch: unit_conv2d_s8_scratch_size(params) bytes = 4*B*OW, the int32 accumulators of one
+ * block of B output rows of one output channel, 4-byte aligned; B = params->block_rows (0, or
+ * anything >= OH: B = OH, the whole plane). Outputs and counters do not depend on B (the sums are
+ * exact); a smaller B needs less RAM and costs cycles (the tap ranges are recomputed per block).
+ * Loop (weight-stationary, as SONIC and the paper): per sample, output channel o and block of B
+ * output rows, the accumulators of the block's B*OW positions start at the bias; per kernel tap
+ * (ky, kx) the valid output range inside the block is computed once (no bounds test in the inner
+ * loop, padding contributes nothing); per
  * input channel c of o's group the tap's w (and tau) is loaded once, then a tight loop over the
  * valid positions multiplies int8*int8 as int16 and adds into the int32 accumulator. Finally each
- * accumulator is requantized, clamped and stored.
+ * accumulator of the block is requantized, clamped and stored.
  *   dense:    no test at all (zero weights are multiplied too).
  *   zeroskip: a zero w skips the whole tap; a zero x skips its multiply.
  *   unit:     a zero w, or tau >= 128 (no |x| <= 128 exceeds it), skips the whole tap; then per

@@ -25,7 +25,7 @@ int32_t unit_struct_layout(int32_t which, int32_t field) {
         break;
     case UNIT_STRUCT_CONV2D_PARAMS:
         size = (int32_t)sizeof(unit_conv2d_params);
-        count = 16;
+        count = 17;
         offsets[0] = UNIT__FIELD(unit_conv2d_params, batch);
         offsets[1] = UNIT__FIELD(unit_conv2d_params, in_channels);
         offsets[2] = UNIT__FIELD(unit_conv2d_params, in_height);
@@ -42,6 +42,7 @@ int32_t unit_struct_layout(int32_t which, int32_t field) {
         offsets[13] = UNIT__FIELD(unit_conv2d_params, pad_left);
         offsets[14] = UNIT__FIELD(unit_conv2d_params, pad_right);
         offsets[15] = UNIT__FIELD(unit_conv2d_params, groups);
+        offsets[16] = UNIT__FIELD(unit_conv2d_params, block_rows);
         break;
     case UNIT_STRUCT_LINEAR_PLAN_F32:
         size = (int32_t)sizeof(unit_linear_plan_f32);

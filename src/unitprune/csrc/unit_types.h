@@ -36,7 +36,7 @@ extern "C" {
 
 /* Version of the API/ABI of these headers (struct layouts, signatures); unit_kernels_version()
  * returns the value the library was compiled with, so a host can detect a stale build. */
-#define UNIT_KERNELS_VERSION 7L
+#define UNIT_KERNELS_VERSION 8L
 
 /* MAC counters of one kernel call, summed over all rows/samples (docs/semantics.md,
  * "MAC accounting"). dense == zero_weight + zero_activation + threshold + executed. */
@@ -56,7 +56,12 @@ typedef struct {
  *   out_height = (in_height + pad_top + pad_bottom - dilation_y*(kernel_height-1) - 1) / stride_y + 1
  *   out_width  = (in_width + pad_left + pad_right - dilation_x*(kernel_width-1) - 1) / stride_x + 1
  * Ranges: batch >= 0; channels, sizes, kernel sizes, strides, dilations, groups >= 1;
- * paddings >= 0; groups divides in_channels and out_channels; out_height, out_width >= 1. */
+ * paddings >= 0; groups divides in_channels and out_channels; out_height, out_width >= 1;
+ * block_rows >= 0.
+ * block_rows (int8 convolutions only; the float kernels ignore it): the output rows whose int32
+ * accumulators are held at a time (the scratch is 4*block_rows*out_width bytes, see
+ * unit_kernels_s8.h); 0, or any value >= out_height, means the whole output plane. A zero-filled
+ * initializer therefore gives the whole-plane loop. */
 typedef struct {
     int32_t batch;
     int32_t in_channels;
@@ -74,6 +79,7 @@ typedef struct {
     int32_t pad_left;
     int32_t pad_right;
     int32_t groups;
+    int32_t block_rows;
 } unit_conv2d_params;
 
 /* unit_kernels_version: UNIT_KERNELS_VERSION of the compiled library. */

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 #: ``UNIT_KERNELS_VERSION`` of the header this binding was written for.
-KERNELS_VERSION = 7
+KERNELS_VERSION = 8
 LIBRARY_STEM = "_unitkernels"
 APPROX_CODES = {"exact": 0, "bitshift": 1, "bintree": 2, "bitmask": 3}
 #: ``UNIT_SHIFT_START_NONE``: any shift start <= -148 means "none" for float32.
@@ -70,7 +70,7 @@ class CConv2dParams(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int32) for name in (
         "batch", "in_channels", "in_height", "in_width", "out_channels", "kernel_height", "kernel_width",
         "stride_y", "stride_x", "dilation_y", "dilation_x", "pad_top", "pad_bottom", "pad_left", "pad_right",
-        "groups")]
+        "groups", "block_rows")]
 
 
 class CConv2dPlanF32(ctypes.Structure):

@@ -255,10 +255,12 @@ def _plan(cache: PlanCache | None, sources: tuple[Tensor, ...], extra: tuple, bu
     return (cache if cache is not None else PlanCache()).lookup(sources, extra, build)
 
 
-def conv_params(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], geometry: ConvGeometry) -> CConv2dParams:
-    """The :c:type:`unit_conv2d_params` of an ``(N, C, H, W)`` input and OIHW weight."""
+def conv_params(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], geometry: ConvGeometry,
+                block_rows: int = 0) -> CConv2dParams:
+    """The :c:type:`unit_conv2d_params` of an ``(N, C, H, W)`` input and OIHW weight; ``block_rows``
+    (int8 kernels only): output rows accumulated at a time, 0 = the whole plane."""
     batch, channels, height, width = x_shape
     top, bottom, left, right = geometry.padding
     return CConv2dParams(batch, channels, height, width, weight_shape[0], weight_shape[2], weight_shape[3],
                          geometry.stride[0], geometry.stride[1], geometry.dilation[0], geometry.dilation[1],
-                         top, bottom, left, right, geometry.groups)
+                         top, bottom, left, right, geometry.groups, block_rows)

@@ -25,6 +25,8 @@ __all__ = ["CONV_VARIANTS", "LINEAR_VARIANTS", "QuotientTree", "counts_compiled"
            "relu", "threshold_relu", "maxpool2d"]
 
 CONV_VARIANTS = ("dense", "zeroskip", "unit")
+#: Words after a conv's scratch that the kernel must not touch (checked after every call).
+_GUARD_WORDS, _GUARD = 16, 0x5A5A5A5A
 LINEAR_VARIANTS = ("dense", "zeroskip", "bitshift", "bintree", "table")
 
 
@@ -86,11 +88,15 @@ def requantize(acc, multiplier, shift, library: KernelLibrary | None = None) -> 
 
 
 def conv2d(variant: str, x, weight, requant, geometry: ConvGeometry, tau=None,
-           library: KernelLibrary | None = None) -> tuple[np.ndarray, MacCounts | None]:
+           library: KernelLibrary | None = None, block_rows: int = 0) -> tuple[np.ndarray, MacCounts | None]:
     """An int8 convolution: ``x [N, C, H, W]`` int8, ``weight [O, C/groups, KH, KW]`` int8, ``tau``
-    uint8 like ``weight`` (``variant="unit"`` only); returns ``y [N, O, OH, OW]`` int8."""
+    uint8 like ``weight`` (``variant="unit"`` only); returns ``y [N, O, OH, OW]`` int8.
+    ``block_rows``: output rows whose accumulators the kernel holds at a time (0 = the whole plane;
+    the result does not depend on it, the scratch is ``4 * block_rows * OW`` bytes)."""
     if variant not in CONV_VARIANTS:
         raise ValueError(f"conv variant must be one of {CONV_VARIANTS}, got {variant!r}")
+    if isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 0:
+        raise ValueError(f"conv2d block_rows must be an int >= 0 (0: the whole plane), got {block_rows!r}")
     library = library or load_library()
     x = _array(x, np.int8, "x")
     weight = _array(weight, np.int8, "weight")
@@ -99,12 +105,13 @@ def conv2d(variant: str, x, weight, requant, geometry: ConvGeometry, tau=None,
                          f"{weight.shape}")
     if tuple(weight.shape[2:]) != tuple(geometry.kernel_size):
         raise ValueError(f"weight kernel {tuple(weight.shape[2:])} differs from the geometry's {geometry.kernel_size}")
-    params = conv_params(tuple(x.shape), tuple(weight.shape), geometry)
+    params = conv_params(tuple(x.shape), tuple(weight.shape), geometry, int(block_rows))
     size = library.lib.unit_conv2d_s8_scratch_size(ctypes.byref(params))
     _check(min(size, 0), "unit_conv2d_s8_scratch_size")
     out_h, out_w = geometry.output_size(x.shape[2], x.shape[3])
     y = np.empty((x.shape[0], weight.shape[0], out_h, out_w), dtype=np.int8)
-    scratch = np.empty(max(size // 4, 1), dtype=np.int32)
+    # the scratch the kernel asked for, then guard words it must leave alone (checked after the call)
+    scratch = np.full(max(size // 4, 1) + _GUARD_WORDS, _GUARD, dtype=np.int32)
     constants = _Requant(requant, weight.shape[0])
     counts = CCounts()
     lib = library.lib
@@ -121,6 +128,9 @@ def conv2d(variant: str, x, weight, requant, geometry: ConvGeometry, tau=None,
         status = function(ctypes.byref(params), _ptr(x), _ptr(weight), ctypes.byref(constants.struct), _ptr(y),
                           _ptr(scratch), ctypes.byref(counts))
     _check(status, f"unit_conv2d_{variant}_s8")
+    if np.any(scratch[max(size // 4, 1):] != _GUARD):
+        raise RuntimeError(f"unit_conv2d_{variant}_s8 wrote past the {size} bytes of scratch that "
+                           "unit_conv2d_s8_scratch_size asked for")
     return y, _counts(library, counts)
 
 

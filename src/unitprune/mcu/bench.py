@@ -268,16 +268,17 @@ def _emitted(run: targets.RunResult, output_size: int) -> np.ndarray:
 
 
 def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_dir: Path, layer_samples: int,
-                   max_cycles: int = 2_000_000_000) -> dict:
+                   max_cycles: int = 2_000_000_000, conv_block_rows=None) -> dict:
     """Export ``qmodel`` for ``target``, run it on the simulator and check it (module docstring, step 3).
 
     ``x_q``: the int8 samples (all run by the per-inference firmware; the first ``layer_samples``
     by the per-layer one). The export goes to ``work_dir/export``, the builds to
-    ``work_dir/build-*`` (``work_dir`` must not hold an earlier export). Returns the measured part
-    of a row plus ``checks`` (what was compared).
+    ``work_dir/build-*`` (``work_dir`` must not hold an earlier export). ``conv_block_rows``: the
+    export option (None: the whole plane). Returns the measured part of a row plus ``checks`` (what
+    was compared).
     """
     out_dir = Path(work_dir) / "export"
-    result = export_c(qmodel, out_dir, target=EXPORT_TARGET[target], samples=x_q)
+    result = export_c(qmodel, out_dir, target=EXPORT_TARGET[target], samples=x_q, conv_block_rows=conv_block_rows)
     host_outputs, host_counts = run_exported(out_dir, x_q)
     reference, reference_counts = run_reference(qmodel, x_q)
     reference = reference.reshape(len(x_q), -1)
@@ -289,7 +290,8 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
     layer_dir = out_dir
     if layer_samples < len(x_q):  # the per-layer firmware embeds only the samples it runs
         layer_dir = Path(work_dir) / "export-layers"
-        export_c(qmodel, layer_dir, target=EXPORT_TARGET[target], samples=x_q[:layer_samples])
+        export_c(qmodel, layer_dir, target=EXPORT_TARGET[target], samples=x_q[:layer_samples],
+                 conv_block_rows=conv_block_rows)
     layers_fw = _build(target, layer_dir, Path(work_dir) / f"build-{target}-layers", markers=True)
     layer_run = targets.run(layers_fw, max_cycles=max_cycles)
 

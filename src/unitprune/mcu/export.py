@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from . import codegen, mains
-from .memory import ARENA, INPUT, OUTPUT, MemoryPlan, Storage, op_output_size, plan_memory
+from .memory import (ARENA, INPUT, OUTPUT, MemoryPlan, Storage, conv_scratch_bytes, op_output_size,
+                     parse_conv_block_rows, plan_memory)
 from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
                      QuantizedModel)
 
@@ -120,6 +121,7 @@ class ExportResult:
     output_size: int
     samples: int  # test samples embedded (MCU targets) or written to samples.bin (host)
     build_commands: list[str] = field(default_factory=list)
+    conv_block_rows: int = 0  # the kernels' block_rows of every conv (0: the whole output plane)
 
     @property
     def flash_table_bytes(self) -> int:
@@ -236,24 +238,33 @@ def _check_model(qmodel: QuantizedModel, variant: str, linear_quotient: str) -> 
 # Scratch sizes and descriptor sizes
 # ----------------------------------------------------------------------------------------------
 
-def scratch_sizes(qmodel: QuantizedModel) -> dict[str, int]:
+def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None) -> dict[str, int]:
     """Bytes of int32 scratch each conv/linear op needs, by the formulas of ``unit_kernels_s8.h``
-    (``unit_conv2d_s8_scratch_size``: ``4 * OH * OW``, one output channel's accumulators;
-    ``unit_linear_s8_scratch_size``: ``4 * out_features``). The generated ``unit_model_check()``
-    compares the buffer with the kernels' own functions at start-up, so a mismatch cannot go unseen."""
+    (``unit_conv2d_s8_scratch_size``: ``4 * B * OW``, the accumulators of one block of ``B`` output
+    rows of one output channel, ``B = OH`` for the whole plane, see
+    :func:`~unitprune.mcu.memory.parse_conv_block_rows`; ``unit_linear_s8_scratch_size``:
+    ``4 * out_features``). The generated ``unit_model_check()`` compares the buffer with the kernels'
+    own functions at start-up, so a mismatch cannot go unseen."""
+    block_rows = parse_conv_block_rows(conv_block_rows)
     sizes = {}
     for op in qmodel.ops:
         if isinstance(op, QConv):
-            sizes[op.name] = 4 * op.out_height * op.out_width
+            sizes[op.name] = conv_scratch_bytes(op.out_height, op.out_width, block_rows)
         elif isinstance(op, QLinear):
             sizes[op.name] = 4 * op.out_features
     return sizes
 
 
-def _conv_params(op: QConv) -> tuple[int, ...]:
-    """The fields of ``unit_conv2d_params`` (batch 1), in declaration order."""
+#: int32 fields of ``unit_conv2d_params`` (unit_types.h).
+CONV_PARAMS_FIELDS = 17
+
+
+def _conv_params(op: QConv, block_rows: int = 0) -> tuple[int, ...]:
+    """The fields of ``unit_conv2d_params`` (batch 1), in declaration order; ``block_rows`` 0 = the
+    whole plane, else clipped to the layer's output height (what the kernel does with it)."""
+    rows = min(block_rows, op.out_height) if block_rows else 0
     return (1, op.in_channels, op.in_height, op.in_width, op.out_channels, op.kernel_height, op.kernel_width,
-            op.stride[0], op.stride[1], op.dilation[0], op.dilation[1], *op.padding, op.groups)
+            op.stride[0], op.stride[1], op.dilation[0], op.dilation[1], *op.padding, op.groups, rows)
 
 
 def struct_bytes(fields: list[int], align: int) -> int:
@@ -268,7 +279,7 @@ def struct_bytes(fields: list[int], align: int) -> int:
 
 def _descriptor_bytes(qmodel: QuantizedModel, spec: TargetSpec, variant: str, linear_quotient: str) -> int:
     p = spec.pointer_bytes
-    conv = struct_bytes([4] * 16, spec.struct_align)
+    conv = struct_bytes([4] * CONV_PARAMS_FIELDS, spec.struct_align)
     requant = struct_bytes([p, p, p, 4, 4], spec.struct_align)
     tree = struct_bytes([4, p, p, p, p], spec.struct_align)
     total = 0
@@ -312,13 +323,16 @@ class _LayerCode:
     scratch_check: str | None
 
 
-def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str, str]) -> _LayerCode:
+def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str, str],
+               block_rows: int = 0) -> _LayerCode:
     flash: dict[str, int] = {}
-    params = ", ".join(str(v) for v in _conv_params(op))
+    fields = _conv_params(op, block_rows)
+    params = ", ".join(str(v) for v in fields)
     kind = "1d" if op.is_conv1d else "2d"
+    block = _block_text(fields[-1] or "plane")
     tables = [f"/* {_comment(op.name)}: Conv{kind} {op.in_channels}->{op.out_channels}, kernel {op.kernel_height}x"
               f"{op.kernel_width}, stride {op.stride}, dilation {op.dilation}, padding {op.padding}, "
-              f"groups {op.groups}, output {op.out_height}x{op.out_width} */\n",
+              f"groups {op.groups}, output {op.out_height}x{op.out_width}, accumulators for {block} */\n",
               f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
               codegen.c_array("int8_t", f"{ident}_weight", op.weight, flash=True)]
     flash["weight"] = op.weight.size
@@ -383,7 +397,7 @@ def _counted_call(name: str, call: str, counter: int) -> list[str]:
 
 
 def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, source: str,
-             scratch_bytes: int) -> tuple[str, list[LayerFlash], set[str]]:
+             scratch_bytes: int, block_rows: int = 0) -> tuple[str, list[LayerFlash], set[str]]:
     names = codegen.IdentifierSet()
     tables, body, flash, checks, kernels = [], [], [], [], {"unit_requantize_s8"}
     counter = 0
@@ -394,7 +408,7 @@ def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quot
         if isinstance(op, (QConv, QLinear)):
             ident = names.add(op.name)
             if isinstance(op, QConv):
-                code = _conv_code(op, ident, variant, counter, io)
+                code = _conv_code(op, ident, variant, counter, io, block_rows)
                 kernels |= {f"unit_conv2d_{variant}_s8", "unit_conv2d_s8_scratch_size"}
             else:
                 code = _linear_code(op, ident, variant, linear_quotient, counter, io)
@@ -639,6 +653,10 @@ def _describe_source(qmodel: QuantizedModel, variant: str, linear_quotient: str)
     return ", ".join(parts).replace("*/", "* /")
 
 
+def _block_text(block_rows) -> str:
+    return "the whole output plane" if block_rows == "plane" else f"blocks of {block_rows} output rows"
+
+
 def _export_readme(result_fields: dict) -> str:
     memory = result_fields["memory"]
     lines = [f"# Exported model: {result_fields['source']}", "",
@@ -653,7 +671,8 @@ def _export_readme(result_fields: dict) -> str:
              "## Memory (bytes, one sample)", "",
              "| what | bytes |", "|---|---|",
              f"| activation arena (peak at {memory['peak_op']}) | {memory['arena_bytes']} |",
-             f"| int32 scratch | {memory['scratch_bytes']} |",
+             f"| int32 scratch (conv accumulators: {_block_text(result_fields['conv_block_rows'])}) "
+             f"| {memory['scratch_bytes']} |",
              f"| descriptors in RAM | {memory['descriptor_bytes']} |",
              f"| **model SRAM** (arena + scratch + descriptors) | **{memory['peak_sram_bytes']}** |",
              f"| network input (caller's buffer, not counted above) | {memory['input_bytes']} |",
@@ -665,7 +684,7 @@ def _export_readme(result_fields: dict) -> str:
 
 def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str | None = None,
              linear_quotient: str | None = None, samples=None, counters: bool | None = None,
-             overwrite: bool = False) -> ExportResult:
+             overwrite: bool = False, conv_block_rows=None) -> ExportResult:
     """Write ``qmodel`` as a self-contained C project into ``out_dir`` (module docstring).
 
     Args:
@@ -681,6 +700,10 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
             cost cycles; the host runner always has them).
         overwrite: replace the files of a non-empty ``out_dir`` (files this export does not write are
             left alone; those listed by an earlier export's ``memory_plan.json`` are removed).
+        conv_block_rows: output rows whose int32 accumulators a conv holds at a time: ``None`` or
+            ``"plane"`` (the whole output plane, the default), ``"min"`` (1 row) or an int >= 1.
+            Smaller blocks need less scratch SRAM (``4 * B * OW`` bytes) and cost cycles; outputs
+            and counters are the same for every block size.
 
     Raises:
         ExportError: a non-empty ``out_dir`` without ``overwrite``, an unknown target/variant, an op
@@ -704,6 +727,10 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise ExportError(f"{out_dir} is not empty; nothing was written. Pass overwrite=True (CLI: --overwrite) "
                           "to replace its contents, or choose another folder")
+    try:
+        block_rows = parse_conv_block_rows(conv_block_rows)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
     _check_model(qmodel, variant, linear_quotient)
     input_size = int(np.prod(qmodel.input_shape))
     if samples is not None:
@@ -718,10 +745,11 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         raise ExportError(f"target {target} needs samples= (int8 test inputs embedded in the firmware)")
     counters = bool(counters) if counters is not None else False
     layers = layer_names(qmodel)
-    scratch = scratch_sizes(qmodel)
+    scratch = scratch_sizes(qmodel, block_rows)
     plan = plan_memory(qmodel, scratch, _descriptor_bytes(qmodel, spec, variant, linear_quotient))
     source = _describe_source(qmodel, variant, linear_quotient)
-    model_c, flash, functions = _model_c(qmodel, plan, variant, linear_quotient, source, plan.scratch_bytes)
+    model_c, flash, functions = _model_c(qmodel, plan, variant, linear_quotient, source, plan.scratch_bytes,
+                                         block_rows)
     samples_bytes = 0 if samples is None or target == "host" else samples.size
     _check_target(spec, plan, flash, samples_bytes, counters and bool(layers), len(layers))
     kernel_files = _kernel_files(functions)
@@ -740,6 +768,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     manifest = {
         "generator": "unitprune.mcu.export", "unitprune_version": __version__, "source": source,
         "target": target, "chip": spec.chip, "variant": variant, "linear_quotient": linear_quotient,
+        "conv_block_rows": block_rows or "plane",
         "input_shape": list(qmodel.input_shape), "input_size": input_size, "output_size": plan.output_bytes,
         "input_scale": qmodel.input_scale, "output_scale": qmodel.output_scale, "layers": layers,
         "memory": plan.to_dict(),
@@ -772,7 +801,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                 target, variant, plan.peak_sram_bytes, manifest["flash"]["tables_bytes"])
     return ExportResult(out_dir=out_dir, target=target, variant=variant, linear_quotient=linear_quotient,
                         files=manifest["files"], memory=plan, flash=flash, layers=layers, input_size=input_size,
-                        output_size=plan.output_bytes, samples=manifest["samples"], build_commands=commands)
+                        output_size=plan.output_bytes, samples=manifest["samples"], build_commands=commands,
+                        conv_block_rows=block_rows)
 
 
 def _remove_previous_export(out_dir: Path, keep: set[str]) -> None:

@@ -18,6 +18,11 @@ them separately. ``peak_sram_bytes`` = arena + the one int32 scratch buffer the 
 kernels share (the largest any layer needs) + the small constant descriptors the kernels read
 from RAM (``unit_conv2d_params``, ``unit_requant_s8``, ``unit_quotient_tree_s8``).
 
+A conv's scratch holds the int32 accumulators of one block of ``B`` output rows of one output
+channel, ``4 * B * OW`` bytes (:func:`conv_scratch_bytes`); ``B`` is the export's
+``conv_block_rows`` (:func:`parse_conv_block_rows`: the whole plane, ``B = OH``, by default). The
+exporter and the resource model (``unitprune.shrink.resources``) both use these two functions.
+
 A standalone ReLU on the read-only input is not in place: it copies into a new buffer first.
 A model whose ops all alias the input (only ``Flatten``/``ReLU``) copies the input to the output.
 """
@@ -28,9 +33,39 @@ from dataclasses import asdict, dataclass, field
 
 from .qmodel import QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
 
-__all__ = ["Storage", "OpMemory", "MemoryPlan", "plan_memory", "op_output_size", "INPUT", "OUTPUT", "ARENA"]
+__all__ = ["Storage", "OpMemory", "MemoryPlan", "plan_memory", "op_output_size", "INPUT", "OUTPUT", "ARENA",
+           "parse_conv_block_rows", "conv_scratch_bytes", "PLANE"]
 
 INPUT, OUTPUT, ARENA = "input", "output", "arena"
+#: ``conv_block_rows`` meaning the whole output plane (the kernels' ``block_rows = 0``).
+PLANE = "plane"
+
+
+def parse_conv_block_rows(value) -> int:
+    """The kernels' ``block_rows`` for a ``conv_block_rows`` option: ``None``, ``"plane"`` or 0 -> 0
+    (the whole output plane), ``"min"`` -> 1 (one row), an int (or its text) >= 1 -> itself (a
+    block larger than a layer's output height is that height).
+
+    Raises:
+        ValueError: anything else, naming the value and the accepted ones.
+    """
+    if value is None or value == PLANE:
+        return 0
+    if value == "min":
+        return 1
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"conv_block_rows must be None or 'plane' (the whole output plane), 'min' (1 row) or an "
+                         f"int >= 1, got {value!r}")
+    return value
+
+
+def conv_scratch_bytes(out_height: int, out_width: int, block_rows: int = 0) -> int:
+    """Bytes of int32 scratch of an int8 conv (``unit_conv2d_s8_scratch_size``): ``4 * B * OW`` with
+    ``B = OH`` for ``block_rows == 0`` (the whole plane), else ``min(block_rows, OH)``."""
+    rows = out_height if block_rows == 0 else min(block_rows, out_height)
+    return 4 * rows * out_width
 
 
 @dataclass(frozen=True)

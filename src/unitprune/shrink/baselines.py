@@ -113,7 +113,8 @@ def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: 
     prune_epochs = prune_epochs if prune_epochs is not None else max(1, epochs // 2)
     batches = _endless(train_data, batch_size, generator)
     used, steps = 0, 0
-    r = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target)
+    r = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
+                                                  conv_block_rows=budget.conv_block_rows)
     # spread the pruning steps over the pruning epochs; a step every `every` batches
     every = max(1, (prune_epochs * n) // max_steps)
     while not _fits(r, budget) and steps < max_steps:
@@ -128,10 +129,12 @@ def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: 
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         _train_steps(model, optimizer, batches, loss_fn, every)
         used += every
-        r = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target)
+        r = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
+                                                      conv_block_rows=budget.conv_block_rows)
     remaining = max(0, epochs - round(used / n))
     val = _finetune(model, train_data, val_data, remaining, lr, batch_size, generator)
-    r = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target)
+    r = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
+                                                  conv_block_rows=budget.conv_block_rows)
     return BaselineResult(f"tp-{importance}", model, r, _fits(r, budget), time.perf_counter() - t0, val,
                           {"pruning_steps": steps, "finetune_epochs": remaining})
 
@@ -142,7 +145,8 @@ def uniform_keep_ratio(graph: ResourceGraph, budget: MCUBudget) -> float:
         return {g: max(1, int(r * graph.group_sizes[g])) for g in graph.prunable_groups()}
 
     def ok(r):
-        return _fits(graph.exact(counts(r), unit_tables=budget.unit_tables, target=budget.target), budget)
+        return _fits(graph.exact(counts(r), unit_tables=budget.unit_tables, target=budget.target,
+                                 conv_block_rows=budget.conv_block_rows), budget)
 
     if ok(1.0):
         return 1.0
@@ -228,7 +232,8 @@ def dpf_to_budget(init: nn.Module, train_data: TensorDataset, val_data: TensorDa
     drop = {g: torch.nonzero(masks[g] == 0).flatten().tolist() for g in groups}
     remove_channels(model, graph, drop, torch.zeros(1, *input_shape))
     val = _finetune(model, train_data, val_data, epochs - prune_epochs, lr, batch_size, generator)
-    r = graph.exact(unit_tables=budget.unit_tables, target=budget.target)
+    r = graph.exact(unit_tables=budget.unit_tables, target=budget.target,
+                    conv_block_rows=budget.conv_block_rows)
     return BaselineResult("dpf", model, r, _fits(r, budget), time.perf_counter() - t0, val,
                           {"keep_ratio": keep_ratio, "channels": {str(g): graph.group_sizes[g] for g in groups}})
 
@@ -245,7 +250,8 @@ def ttp_result(trained: nn.Module, splits, budget: MCUBudget, *, epochs: int = 8
     steps = iterative_magnitude_pruning(trained, splits, TTPConfig(schedule=schedule, finetune_epochs=per_step,
                                                                   seed=seed))
     model = steps[-1].model
-    dense = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target)
+    dense = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
+                                                      conv_block_rows=budget.conv_block_rows)
     graph = trace_resources(model, input_shape)
     modules = dict(model.named_modules())
     nonzero_macs = sum(int((modules[l.name].weight != 0).sum()) * l.out_spatial for l in graph.layers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..mcu.memory import parse_conv_block_rows
 from .resources import RESOURCE_NAMES, TARGET_LAYOUT, ResourceGraph
 
 __all__ = ["MCUBudget", "BudgetError", "PRESETS", "parse_size", "parse_count", "cubic_budget",
@@ -31,6 +32,8 @@ class MCUBudget:
         name: shown in reports.
         unit_tables: count UnIT's conv tau tables (one byte per conv weight) in flash.
         target: the exporter target whose descriptor layout SRAM counts (avr, msp430, host).
+        conv_block_rows: the exporter's ``conv_block_rows`` the SRAM is counted for (None or
+            "plane": whole output planes of conv accumulators, the default; "min": 1 row; an int).
     """
 
     sram_bytes: int | None = None
@@ -39,6 +42,7 @@ class MCUBudget:
     name: str = "custom"
     unit_tables: bool = False
     target: str = "avr"
+    conv_block_rows: int | str | None = None
 
     def __post_init__(self) -> None:
         for key in RESOURCE_NAMES:
@@ -49,6 +53,10 @@ class MCUBudget:
             raise ValueError("MCUBudget: set at least one of sram_bytes, flash_bytes, macs")
         if self.target not in TARGET_LAYOUT:
             raise ValueError(f"MCUBudget.target must be one of {', '.join(TARGET_LAYOUT)}, got {self.target!r}")
+        try:
+            parse_conv_block_rows(self.conv_block_rows)
+        except ValueError as error:
+            raise ValueError(f"MCUBudget.{error}") from None
 
     def limits(self) -> dict[str, int]:
         """The constrained resources and their limits."""
@@ -122,7 +130,8 @@ def over_budget(values: dict, limits: dict[str, int]) -> dict[str, float]:
 
 def check_feasible(graph: ResourceGraph, budget: MCUBudget) -> None:
     """Raise :class:`BudgetError` if even one channel per prunable group exceeds the budget."""
-    smallest = graph.exact({g: 1 for g in graph.prunable_groups()}, unit_tables=budget.unit_tables, target=budget.target)
+    smallest = graph.exact({g: 1 for g in graph.prunable_groups()}, unit_tables=budget.unit_tables, target=budget.target,
+                            conv_block_rows=budget.conv_block_rows)
     excess = over_budget(smallest.as_dict(), budget.limits())
     if excess:
         parts = [f"{k} {getattr(smallest, k):,} at the smallest model (1 channel per prunable layer) "

@@ -124,7 +124,8 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
             train(base, splits, TrainConfig(epochs=config.epochs, patience=None, seed=config.seed,
                                             num_threads=config.threads, progress=config.progress))
             base_seconds = time.perf_counter() - t0
-        base_resources = trace_resources(base, input_shape).exact(unit_tables=config.budget.unit_tables, target=config.budget.target)
+        base_resources = trace_resources(base, input_shape).exact(unit_tables=config.budget.unit_tables, target=config.budget.target,
+                                                                  conv_block_rows=config.budget.conv_block_rows)
         document = {
             "budget": {k: getattr(config.budget, k) for k in RESOURCE_NAMES},
             "base": _fields(base, splits, base_resources, base_seconds),

@@ -171,7 +171,8 @@ def project_to_budget(graph: ResourceGraph, gates: ChannelGates, budget: MCUBudg
     chosen: dict[int, list[int]] = {g: [] for g in gates.groups}
 
     def excess(c) -> float:
-        values = graph.exact(c, unit_tables=budget.unit_tables, target=budget.target).as_dict()
+        values = graph.exact(c, unit_tables=budget.unit_tables, target=budget.target,
+                             conv_block_rows=budget.conv_block_rows).as_dict()
         return sum(max(0.0, float(values[k]) / v - 1.0) for k, v in limits.items())
 
     current = excess(counts)
@@ -223,7 +224,8 @@ def shrink(
     input_shape = tuple(input_shape or getattr(model, "input_shape", None) or train_data.tensors[0].shape[1:])
     work = copy.deepcopy(model)
     graph = trace_resources(work, input_shape)
-    before = graph.exact(unit_tables=budget.unit_tables, target=budget.target)
+    before = graph.exact(unit_tables=budget.unit_tables, target=budget.target,
+                         conv_block_rows=budget.conv_block_rows)
     check_feasible(graph, budget)
     limits = budget.limits()
     example = torch.zeros(1, *input_shape)
@@ -269,7 +271,8 @@ def shrink(
                             salience[g] = config.salience_decay * salience[g] + (1 - config.salience_decay) * taylor
                             alpha[g] = _rank_weights(salience[g])
                     budgets = {k: cubic_budget(initial[k], limits[k], step, tighten_steps) for k in limits}
-                    values = graph.evaluate(_ste_counts(gates, alpha), unit_tables=budget.unit_tables, target=budget.target)
+                    values = graph.evaluate(_ste_counts(gates, alpha), unit_tables=budget.unit_tables, target=budget.target,
+                                                                       conv_block_rows=budget.conv_block_rows)
                     penalty = config.penalty * _penalty(values, budgets, config.resource_weights)
                     if penalty.requires_grad:
                         penalty.backward()
@@ -294,7 +297,8 @@ def shrink(
                 gates.fold()
                 optimizer = torch.optim.Adam(work.parameters(), lr=config.lr)
             val = evaluate(work, val_data)
-            now = graph.exact(unit_tables=budget.unit_tables, target=budget.target)
+            now = graph.exact(unit_tables=budget.unit_tables, target=budget.target,
+                              conv_block_rows=budget.conv_block_rows)
             record = {"epoch": epoch, "phase": "prune" if pruning else "finetune",
                       "train_loss": loss_sum / len(train_data), "val_accuracy": val,
                       **{k: getattr(now, k) for k in RESOURCE_NAMES},
@@ -313,7 +317,8 @@ def shrink(
     if best_state is not None:
         work.load_state_dict(best_state)
     work.eval()
-    after = graph.exact(unit_tables=budget.unit_tables, target=budget.target)
+    after = graph.exact(unit_tables=budget.unit_tables, target=budget.target,
+                        conv_block_rows=budget.conv_block_rows)
     excess = over_budget(after.as_dict(), limits)
     if excess:  # the projection guarantees this cannot happen; never return an over-budget model
         raise BudgetError(f"shrink ended over budget: {excess}")

@@ -25,8 +25,10 @@ What is counted (the int8 contract of docs/fixed_point.md):
   is the network input), BatchNorm (folded into the conv before it), flatten/view/dropout/
   identity are aliases. ``arena_bytes`` = the largest sum of live buffers at any op, *without* the
   network input and output (the caller's buffers); ``scratch_bytes`` = the one int32 buffer the
-  kernels share, the largest any layer needs (conv ``4 * out_h * out_w``, one output channel's
-  accumulators; linear ``4 * out_features``); ``descriptor_bytes`` = the constant kernel
+  kernels share, the largest any layer needs (conv ``4 * B * out_w``, the accumulators of one block
+  of ``B`` output rows of one output channel, ``B = out_h`` by default and ``conv_block_rows``
+  otherwise, the exporter's rule ``unitprune.mcu.memory.conv_scratch_bytes``; linear
+  ``4 * out_features``); ``descriptor_bytes`` = the constant kernel
   descriptors in RAM (per conv ``unit_conv2d_params`` + ``unit_requant_s8``, per linear
   ``unit_requant_s8``, sized for ``target``: 16-bit pointers and byte alignment on ``avr``).
   ``sram_bytes`` = arena + scratch + descriptors + ``input_bytes`` + ``output_bytes``: the
@@ -48,7 +50,8 @@ import torch.fx
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from ..mcu.export import struct_bytes
+from ..mcu.export import CONV_PARAMS_FIELDS, struct_bytes
+from ..mcu.memory import conv_scratch_bytes, parse_conv_block_rows
 
 __all__ = ["Resources", "ResourceGraph", "LayerInfo", "trace_resources", "resources", "RESOURCE_NAMES",
            "CONV_TYPES"]
@@ -140,6 +143,7 @@ class ResourceGraph:
     input_group: int
     output_group: int
     fixed_groups: set[int] = field(default_factory=set)
+    conv_planes: dict[int, tuple[int, int]] = field(default_factory=dict)  # conv op index -> (out_h, out_w)
 
     def find(self, group: int) -> int:
         while self.parent[group] != group:
@@ -166,16 +170,19 @@ class ResourceGraph:
         return counts.get(root, self.group_sizes[root])
 
     def evaluate(self, counts: Mapping[int, Any] | None = None, *, unit_tables: bool = False,
-                 target: str = "avr") -> dict[str, Any]:
+                 target: str = "avr", conv_block_rows=None) -> dict[str, Any]:
         """Resource terms for the given channel counts: ints for int counts, tensors for tensors.
 
+        ``conv_block_rows``: the exporter's option (None/"plane": whole output planes, "min": 1
+        row, an int): the conv scratch is ``4 * B * out_w``.
         Returns a dict with the fields of :class:`Resources` (``peak_op``: the op name of the
         arena peak, computed from the values as given).
         """
         counts = counts or {}
         c = lambda g: self._count(counts, g)  # noqa: E731
+        block_rows = parse_conv_block_rows(conv_block_rows)
         pointer, align = TARGET_LAYOUT[target]
-        conv_descriptor = struct_bytes([4] * 16, align) + struct_bytes([pointer] * 3 + [4, 4], align)
+        conv_descriptor = struct_bytes([4] * CONV_PARAMS_FIELDS, align) + struct_bytes([pointer] * 3 + [4, 4], align)
         linear_descriptor = struct_bytes([pointer] * 3 + [4, 4], align)
         weight = bias = requant = tau = macs = 0
         descriptors = 0
@@ -203,6 +210,8 @@ class ResourceGraph:
                     total = total + c(buf.group) * buf.per_channel
             live_totals.append(total)
             group, per_channel, constant = self.op_scratch[i]
+            if i in self.conv_planes:  # one block of output rows of one channel, whatever the channels
+                constant = conv_scratch_bytes(*self.conv_planes[i], block_rows)
             scratches.append(constant + (c(group) * per_channel if group is not None else 0))
         if not live_totals:
             raise ValueError("the model has no ops to run")
@@ -247,12 +256,14 @@ def _exact_int(name: str, value) -> int:
 
 
 def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bool = False,
-              target: str = "avr") -> Resources:
-    """Exact flash, peak SRAM and MACs of ``model`` for one input of shape ``input_shape`` (no batch).
+              target: str = "avr", conv_block_rows=None) -> Resources:
+    """Exact flash, peak SRAM and MACs of ``model`` for one input of shape ``input_shape`` (no batch),
+    exported with ``conv_block_rows`` (``unitprune.export_c``'s option; None: whole output planes).
 
     Raises ``ValueError`` naming the op when the model holds something the int8 export cannot run.
     """
-    return trace_resources(model, input_shape).exact(unit_tables=unit_tables, target=target)
+    return trace_resources(model, input_shape).exact(unit_tables=unit_tables, target=target,
+                                                     conv_block_rows=conv_block_rows)
 
 
 def trace_resources(model: nn.Module, input_shape: tuple[int, ...]) -> ResourceGraph:
@@ -283,6 +294,7 @@ class _Builder:
         self.layers: list[LayerInfo] = []
         self.op_names: list[str] = []
         self.op_scratch: list[tuple[int | None, int, int]] = []
+        self.conv_planes: dict[int, tuple[int, int]] = {}
         self.buffers: dict[str, _Buffer] = {}
         self.users = {n.name: list(n.users) for n in self.nodes}
 
@@ -360,7 +372,8 @@ class _Builder:
         graph = ResourceGraph(
             layers=self.layers, buffers=list(self.buffers.values()), op_names=self.op_names,
             op_scratch=self.op_scratch, group_sizes=self.group_sizes, parent=self.parent,
-            input_group=input_group, output_group=output_group, fixed_groups=self.fixed)
+            input_group=input_group, output_group=output_group, fixed_groups=self.fixed,
+            conv_planes=self.conv_planes)
         for layer in graph.layers:  # resolve to roots for callers
             layer.in_group, layer.out_group = graph.find(layer.in_group), graph.find(layer.out_group)
         for buf in graph.buffers:
@@ -432,6 +445,8 @@ class _Builder:
                                      module.groups, depthwise, module.bias is not None, None))
         self.new_buffer(node, out_group, spatial, i)
         self.op_scratch[i] = (None, 0, 4 * spatial)  # one output plane of int32, whatever the channels
+        shape = self.shape(node)  # (1, C, OH, OW), or (1, C, L) for Conv1d (one row of L)
+        self.conv_planes[i] = (shape[2], shape[3]) if len(shape) == 4 else (1, shape[2])
 
     def linear(self, node, module, source, i) -> None:
         in_group, in_per = self.tensor_group[source.name]
