@@ -27,6 +27,8 @@ def main() -> None:
                         choices=METHODS)
     parser.add_argument("--preset", default="atmega2560", choices=sorted(PRESETS))
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--no-unit", dest="unit", action="store_false",
+                        help="skip UnIT on each result (its skipped share and the UnIT firmware need it)")
     parser.add_argument("--run-root", default="runs/bench-shrink")
     parser.add_argument("--out", default="benchmarks/results/shrink.json")
     args = parser.parse_args()
@@ -40,7 +42,8 @@ def main() -> None:
             runs[seed] = json.loads(existing.read_text())
             continue
         runs[seed] = run_shrink_experiment(ExperimentConfig(budget=PRESETS[args.preset], epochs=args.epochs,
-                                                            methods=tuple(args.methods), seed=seed, progress=False,
+                                                            methods=tuple(args.methods), unit=args.unit, seed=seed,
+                                                            progress=False,
                                                             run_dir=str(run_dir)))
     summary = {}
     for name in args.methods:
