@@ -16,8 +16,9 @@ route of :mod:`unitprune.mcu` (nothing here re-implements it):
 
 The result (``measured`` in shrink.json, one per method) is, per target, either the
 measurements of every variant or ``{"exported": false, "why": ...}`` with the exporter's own
-message (e.g. AVR constant tables beyond the 64 KB its flash reads reach; a model that does not
-fit the simulated MSP430's 49,024 bytes of FRAM). A failure of one target never hides the others.
+message (e.g. AVR constant tables beyond the 64 KB its flash reads reach, or one table above the
+32,767 bytes avr-gcc allows an array; a model that does not fit the simulated MSP430's 49,024
+bytes of FRAM). A failure of one target never hides the others.
 
 Per variant: ``cycles`` (median per inference), ``latency_ms`` at the target's clocks
 (:data:`CLOCKS_HZ`), ``flash_bytes`` (the firmware ELF's text + rodata + data, without the embedded
@@ -44,7 +45,6 @@ from ..experiments.evaluation import dataset_tensors
 from ..mcu import targets
 from ..mcu.bench import _int8_accuracy, measure_target
 from ..mcu.bench import EXPORT_TARGET
-from ..mcu.export import TARGETS as EXPORTER_TARGETS
 from ..mcu.export import ExportError, export_c
 from ..mcu.quantize import quantize
 from ..mcu.reference import quantize_input, run_reference
@@ -60,8 +60,8 @@ MEASURE_TARGETS = ("avr", "msp430", "msp430-hwmult")
 CLOCKS_HZ = {"avr": (16_000_000,), "msp430": (8_000_000, 16_000_000), "msp430-hwmult": (8_000_000, 16_000_000)}
 #: The calibration inputs of UnIT's thresholds: the first 100 validation inputs (as unit_on_top).
 UNIT_CALIBRATION_SAMPLES = 100
-#: The largest C object (array) avr-gcc and clang accept with 16-bit pointers: PTRDIFF_MAX.
-MAX_OBJECT_BYTES = 32_767
+#: The largest C object (array) avr-gcc accepts: PTRDIFF_MAX with its 16-bit ptrdiff_t.
+MAX_AVR_OBJECT_BYTES = 32_767
 
 
 @dataclass(frozen=True)
@@ -135,19 +135,19 @@ def _check_exportable(qmodel, target: str, x_q: np.ndarray, check_dir: Path) -> 
 def _oversized_table(qmodel, target: str) -> str | None:
     """Why a table of ``qmodel`` cannot be compiled for ``target``, or None.
 
-    With 16-bit pointers (AVR, MSP430) the C compilers refuse any object above ``PTRDIFF_MAX``
-    = 32,767 bytes ("size of array is too large"), and the exporter writes each layer's weights
-    (and tau table) as one array; the exporter's own check counts only the total.
+    avr-gcc refuses any object above ``PTRDIFF_MAX`` = 32,767 bytes ("size of array is too
+    large"; 16-bit ``ptrdiff_t``), and the exporter writes each layer's weights (and tau table) as
+    one array, while its own check counts only where the tables end. (clang-14 for the MSP430
+    accepts such arrays; there the exporter's 49,024-byte FRAM check is the limit.)
     """
-    if EXPORTER_TARGETS[EXPORT_TARGET[target]].pointer_bytes != 2:
+    if EXPORT_TARGET[target] != "avr":
         return None
     for op in qmodel.ops:
         weight = getattr(op, "weight", None)
-        if weight is not None and weight.size > MAX_OBJECT_BYTES:
+        if weight is not None and weight.size > MAX_AVR_OBJECT_BYTES:
             return (f"target {target}: layer {op.name}'s weight table is {weight.size:,} bytes, above the "
-                    f"{MAX_OBJECT_BYTES:,} bytes one C object may have with 16-bit pointers (PTRDIFF_MAX; the "
-                    "compiler stops with 'size of array is too large'); the exporter writes each layer's weights "
-                    "as one array")
+                    f"{MAX_AVR_OBJECT_BYTES:,} bytes avr-gcc allows one C object (PTRDIFF_MAX; it stops with 'size "
+                    "of array is too large'); the exporter writes each layer's weights as one array")
     return None
 
 
