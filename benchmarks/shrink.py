@@ -10,8 +10,8 @@ Torch-Pruning method of the same seed (points), the pruning-run / base-training 
 UnIT's skipped share of the remaining MACs, and per MCU target the measured cycles per inference
 with the dense and the UnIT kernels (or how many seeds could not be exported, and why).
 
-A seed whose folder already holds a shrink.json is not run again (resume); if it lacks the
-measurements, they are added (:func:`unitprune.shrink.experiment.add_measurements`).
+A seed whose folder already holds a finished run (shrink.json and report.md) is not run again
+(resume); if it lacks the measurements, they are added (:func:`unitprune.shrink.experiment.add_measurements`).
 
     python benchmarks/shrink.py --seeds 0 1 2 --measure avr msp430
     # the exporter's limits as the flash budget, the bases of the run above:
@@ -151,6 +151,9 @@ def main() -> None:
     for seed in args.seeds:
         run_dir = Path(args.run_root) / f"seed-{seed}"
         existing = run_dir / "shrink.json"
+        if existing.exists() and not (run_dir / "report.md").exists():  # report.md is written last
+            raise SystemExit(f"{run_dir} holds an unfinished run (shrink.json but no report.md): remove the folder "
+                             "or let the run finish")
         if existing.exists():  # resume: never rerun a finished run; add what it lacks
             runs[seed] = json.loads(existing.read_text())
             if args.measure and any("measured" not in m for m in [runs[seed]["base"], *runs[seed]["methods"].values()]):
