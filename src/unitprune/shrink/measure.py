@@ -9,7 +9,7 @@ route of :mod:`unitprune.mcu` (nothing here re-implements it):
    (UnIT at the calibration percentile the shrink run chose, ``details.json`` ``unit``; the
    thresholds calibrated as :func:`unitprune.shrink.baselines.unit_on_top` does, exact division,
    hence the linear layers' ``table`` quotient); its int8 test accuracy and skipped MACs come from
-   the NumPy integer reference on the whole test split;
+   the NumPy integer reference on the whole test split (None for a variant no target can take);
 2. per target, exports it with a few test samples embedded, builds the firmware and runs it in
    the simulator (simavr for the ATmega2560, mspdebug's simulator for the MSP430), and checks the
    outputs bit for bit: :func:`unitprune.mcu.bench.measure_target`.
@@ -209,28 +209,36 @@ def measure_model(model: nn.Module, splits, work_dir, *, unit_percentile: float 
         if not alive:  # the dense model fits no target: the other variants' tables are as large or larger
             break
         qmodel = quantize(float_model, x_val, variant=variant, linear_quotient=quotient)
-        accuracy, counts = _int8_accuracy(qmodel, splits.test)
-        result["variants"][name] = {"kernels": variant, "linear_quotient": quotient if variant == "unit" else None,
-                                    "int8_test_accuracy": accuracy, "macs_skipped_fraction": counts.skipped_fraction}
         x_q = quantize_input(qmodel, x_test[:config.samples])
+        failures: dict[str, str] = {}
         for target in alive:
-            entry = entries[target]
             try:
                 _check_exportable(qmodel, target, x_q, work_dir / f"{target}-{name}" / "check")
-                entry[name] = _measure_on(qmodel, target, x_q, y, work_dir / f"{target}-{name}", config)
             except ExportError as error:  # the exporter's limits: recorded, the other targets still run
-                why = f"{name} kernels: {error}"
-            except targets.FirmwareError as error:
-                why = f"{name} kernels: the firmware build or simulation failed: {error}"
-            else:
-                logger.info("%s on %s: %d cycles, bit-exact %s", name, target, entry[name]["cycles"],
-                            entry[name]["bit_exact"])
-                continue
-            logger.info("not measured on %s: %s", target, why)
+                failures[target] = f"{name} kernels: {error}"
+        record = {"kernels": variant, "linear_quotient": quotient if variant == "unit" else None}
+        if len(failures) == len(alive):  # runs nowhere: its int8 accuracy (slow on a big model) is not needed
+            record.update(int8_test_accuracy=None, macs_skipped_fraction=None)
+        else:
+            accuracy, counts = _int8_accuracy(qmodel, splits.test)
+            record.update(int8_test_accuracy=accuracy, macs_skipped_fraction=counts.skipped_fraction)
+        result["variants"][name] = record
+        for target in alive:
+            if target not in failures:
+                try:
+                    entries[target][name] = _measure_on(qmodel, target, x_q, y, work_dir / f"{target}-{name}", config)
+                    logger.info("%s on %s: %d cycles, bit-exact %s", name, target, entries[target][name]["cycles"],
+                                entries[target][name]["bit_exact"])
+                    continue
+                except ExportError as error:
+                    failures[target] = f"{name} kernels: {error}"
+                except targets.FirmwareError as error:
+                    failures[target] = f"{name} kernels: the firmware build or simulation failed: {error}"
+            logger.info("not measured on %s: %s", target, failures[target])
             if name == "dense":
-                entries[target] = {"exported": False, "why": why}
+                entries[target] = {"exported": False, "why": failures[target]}
             else:
-                entry[name] = {"exported": False, "why": why}
+                entries[target][name] = {"exported": False, "why": failures[target]}
     for target, entry in entries.items():
         if "cycles" in entry.get("unit", {}):
             entry["unit_speedup"] = entry["dense"]["cycles"] / entry["unit"]["cycles"]
