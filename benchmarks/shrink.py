@@ -115,10 +115,14 @@ def markdown(summary: dict[str, dict]) -> str:
               "bit-exact | not exported: why |", "|---|---|---|---|---|---|---|---|---|"]
     for name, s in summary.items():
         for target, row in s.get("measured", {}).items():
-            why = "; ".join(f"seed {seed}: {text}" for seed, text in row["not_exported"].items())
+            seeds = list(row["not_exported"])
+            why = f"seeds {', '.join(seeds)}; seed {seeds[0]}: {row['not_exported'][seeds[0]]}" if seeds else ""
             cycles = row["cycles"]
+            unit = _fmt(cycles.get("unit"), digits=0)
+            if cycles.get("unit") and cycles["unit"]["n"] < row["exported_seeds"]:
+                unit += f" [{cycles['unit']['n']} seeds: UnIT found no percentile within 1 point in the others]"
             lines.append(f"| {name} | {target} | {row['exported_seeds']} | {_fmt(cycles.get('dense'), digits=0)} | "
-                         f"{_fmt(cycles.get('zeroskip'), digits=0)} | {_fmt(cycles.get('unit'), digits=0)} | "
+                         f"{_fmt(cycles.get('zeroskip'), digits=0)} | {unit} | "
                          f"{_fmt(row.get('unit_speedup'), digits=2, suffix='x')} | "
                          f"{'yes' if row.get('bit_exact') else ('-' if not row['exported_seeds'] else 'NO')} | "
                          f"{why} |")
