@@ -474,3 +474,27 @@ def test_model_beyond_the_exporters_limits_is_recorded_as_not_exported(tmp_path)
     assert set(avr) == set(msp430) == {"exported", "why"}
     assert set(measured["variants"]) == {"dense"}  # nothing else quantized once no target takes the model
     assert not any(p.name.startswith("build") for p in tmp_path.rglob("*"))  # refused before any build
+
+
+def test_cli_shrink_measure_adds_measured_and_keeps_the_keys(tmp_path, capsys):
+    import json
+
+    from tests.mcu_tools import require_target
+    from unitprune.cli import main
+
+    require_target("avr")
+    run_dir = tmp_path / "run"
+    assert main(["shrink", "--model", "digits", "--data", "digits", "--sram", "450", "--flash", "1KB", "--epochs", "2",
+                 "--prune-epochs", "1", "--methods", "differentiable", "--measure", "avr", "--measure-samples", "1",
+                 "--run-dir", str(run_dir), "--no-progress"]) == 0
+    document = json.loads((run_dir / "shrink.json").read_text())
+    fields = {"accuracy", "flash_bytes", "sram_bytes", "macs", "train_seconds"}
+    assert set(document["base"]) == fields | {"measured"}
+    m = document["methods"]["differentiable"]
+    assert set(m) == fields | {"fits_budget", "measured"}  # the existing keys unchanged, one added
+    avr = m["measured"]["targets"]["avr"]
+    assert avr["exported"] and avr["dense"]["bit_exact"] and avr["dense"]["flash_tables_bytes"] == m["flash_bytes"]
+    assert avr["dense"]["plan_sram_bytes"] == m["sram_bytes"] and avr["dense"]["samples"] == 1
+    assert set(m["measured"]["targets"]) == {"avr"}
+    assert "## Measured on simulated MCUs" in (run_dir / "report.md").read_text()
+    assert "differentiable on avr: cycles dense" in capsys.readouterr().out
