@@ -43,8 +43,7 @@ from torch import nn
 
 from ..experiments.evaluation import dataset_tensors
 from ..mcu import targets
-from ..mcu.bench import _int8_accuracy, measure_target
-from ..mcu.bench import EXPORT_TARGET
+from ..mcu.bench import EXPORT_TARGET, _int8_accuracy, measure_target
 from ..mcu.export import ExportError, export_c
 from ..mcu.quantize import quantize
 from ..mcu.reference import quantize_input, run_reference
