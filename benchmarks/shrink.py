@@ -1,11 +1,22 @@
-"""Benchmark of ``unitprune shrink`` over seeds: accuracy, resources and the wall-time ratio.
+"""Benchmark of ``unitprune shrink`` over seeds: accuracy, resources, wall-time ratio, MCU measurements.
 
 For each seed, runs :func:`unitprune.shrink.experiment.run_shrink_experiment` (base training and
-each method, side by side in one process) into ``RUN_ROOT/seed-N`` and writes
-``benchmarks/results/shrink.json`` (every seed's shrink.json, plus per method the median and range
-of test accuracy and of the pruning-run / base-training wall-time ratio) and ``shrink.md``.
+each method side by side in one process, UnIT on every result, and with ``--measure`` every
+result exported and run on the simulated MCUs) into ``RUN_ROOT/seed-N``, and writes ``--out``
+(default ``benchmarks/results/shrink.json``: every seed's shrink.json and the spread over seeds)
+and the same as a table next to it (``shrink.md``). Per method, mean / min / max over seeds of:
+test accuracy, SRAM and MAC reduction against the base (base / method), the lead over the better
+Torch-Pruning method of the same seed (points), the pruning-run / base-training wall-time ratio,
+UnIT's skipped share of the remaining MACs, and per MCU target the measured cycles per inference
+with the dense and the UnIT kernels (or how many seeds could not be exported, and why).
 
-    python benchmarks/shrink.py --seeds 0 1 2 --methods differentiable tp-magnitude tp-taylor
+A seed whose folder already holds a finished run (shrink.json and report.md) is not run again
+(resume); if it lacks the measurements, they are added (:func:`unitprune.shrink.experiment.add_measurements`).
+
+    python benchmarks/shrink.py --seeds 0 1 2 --measure avr msp430
+    # the exporter's limits as the flash budget, the bases of the run above:
+    python benchmarks/shrink.py --seeds 0 1 2 --flash 32KB --base-root runs/bench-shrink \\
+        --run-root runs/bench-shrink-32k --out benchmarks/results/shrink_32k.json
 """
 
 from __future__ import annotations
@@ -16,8 +27,106 @@ import logging
 import statistics
 from pathlib import Path
 
-from unitprune.shrink import PRESETS
-from unitprune.shrink.experiment import METHODS, ExperimentConfig, run_shrink_experiment
+from unitprune.shrink import PRESETS, parse_size
+from unitprune.shrink.experiment import METHODS, ExperimentConfig, add_measurements, run_shrink_experiment
+
+TP_METHODS = ("tp-magnitude", "tp-taylor")
+
+
+def spread(values: list[float]) -> dict[str, float] | None:
+    """Mean, min and max of ``values`` (None when empty)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def summarize(runs: dict[int, dict], details: dict[int, dict], methods: list[str]) -> dict[str, dict]:
+    """The spread over seeds of every figure of the module docstring, per method (and the base)."""
+    summary: dict[str, dict] = {}
+    for name in methods:
+        per_seed = {s: runs[s]["methods"][name] for s in runs}
+        base = {s: runs[s]["base"] for s in runs}
+        entry = {
+            "accuracy": spread([m["accuracy"] for m in per_seed.values()]),
+            "sram_reduction": spread([base[s]["sram_bytes"] / m["sram_bytes"] for s, m in per_seed.items()]),
+            "mac_reduction": spread([base[s]["macs"] / m["macs"] for s, m in per_seed.items()]),
+            "time_ratio": spread([m["train_seconds"] / base[s]["train_seconds"] if base[s]["train_seconds"] else None
+                                  for s, m in per_seed.items()]),
+            "fits_all": all(m["fits_budget"] for m in per_seed.values()),
+            "unit_skipped": spread([details[s].get("unit", {}).get(name, {}).get("skipped_fraction") for s in runs]),
+        }
+        tp = [t for t in TP_METHODS if t in runs[next(iter(runs))]["methods"]]
+        if tp and name not in TP_METHODS:
+            entry["lead_over_best_tp_points"] = spread(
+                [100 * (m["accuracy"] - max(runs[s]["methods"][t]["accuracy"] for t in tp)) for s, m in per_seed.items()])
+        entry["measured"] = _measured_spread(per_seed)
+        summary[name] = entry
+    summary["base"] = {"accuracy": spread([runs[s]["base"]["accuracy"] for s in runs]),
+                       "measured": _measured_spread({s: runs[s]["base"] for s in runs})}
+    return summary
+
+
+def _measured_spread(per_seed: dict[int, dict]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for s, m in per_seed.items():
+        for target, entry in m.get("measured", {}).get("targets", {}).items():
+            row = out.setdefault(target, {"exported_seeds": 0, "not_exported": {}, "cycles": {}})
+            if not entry["exported"]:
+                row["not_exported"][str(s)] = entry["why"]
+                continue
+            row["exported_seeds"] += 1
+            for kernels in ("dense", "zeroskip", "unit"):
+                if "cycles" in entry.get(kernels, {}):
+                    row["cycles"].setdefault(kernels, []).append(entry[kernels]["cycles"])
+            row.setdefault("bit_exact", True)
+            row["bit_exact"] = row["bit_exact"] and all(entry[k]["bit_exact"] for k in ("dense", "zeroskip", "unit")
+                                                        if "cycles" in entry.get(k, {}))
+            if "unit_speedup" in entry:
+                row.setdefault("unit_speedup", []).append(entry["unit_speedup"])
+    for row in out.values():
+        row["cycles"] = {k: spread(v) for k, v in row["cycles"].items()}
+        if "unit_speedup" in row:
+            row["unit_speedup"] = spread(row["unit_speedup"])
+    return out
+
+
+def _fmt(s: dict | None, scale: float = 1.0, digits: int = 1, suffix: str = "") -> str:
+    if s is None:
+        return "-"
+    return (f"{scale * s['mean']:,.{digits}f}{suffix} ({scale * s['min']:,.{digits}f}-"
+            f"{scale * s['max']:,.{digits}f})")
+
+
+def markdown(summary: dict[str, dict]) -> str:
+    lines = ["Mean (min-max) over seeds.", "",
+             "| model | test accuracy % | SRAM reduction | MAC reduction | lead over best TP (points) | "
+             "time / base training | UnIT skipped % | fits |", "|---|---|---|---|---|---|---|---|"]
+    for name, s in summary.items():
+        if name == "base":
+            lines.append(f"| base | {_fmt(s['accuracy'], 100, 2)} | 1x | 1x | | 1x | | |")
+            continue
+        lines.append(f"| {name} | {_fmt(s['accuracy'], 100, 2)} | {_fmt(s['sram_reduction'], suffix='x')} | "
+                     f"{_fmt(s['mac_reduction'], suffix='x')} | {_fmt(s.get('lead_over_best_tp_points'))} | "
+                     f"{_fmt(s['time_ratio'], digits=2, suffix='x')} | {_fmt(s['unit_skipped'], 100)} | "
+                     f"{'all seeds' if s['fits_all'] else 'NOT all'} |")
+    lines += ["", "Measured cycles per inference on the simulated MCUs (dense / UnIT kernels, UnIT speed-up):", "",
+              "| model | target | exported (seeds) | dense cycles | zeroskip cycles | UnIT cycles | dense / UnIT | "
+              "bit-exact | not exported: why |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, s in summary.items():
+        for target, row in s.get("measured", {}).items():
+            seeds = list(row["not_exported"])
+            why = f"seeds {', '.join(seeds)}; seed {seeds[0]}: {row['not_exported'][seeds[0]]}" if seeds else ""
+            cycles = row["cycles"]
+            unit = _fmt(cycles.get("unit"), digits=0)
+            if cycles.get("unit") and cycles["unit"]["n"] < row["exported_seeds"]:
+                unit += f" [{cycles['unit']['n']} seeds: UnIT found no percentile within 1 point in the others]"
+            lines.append(f"| {name} | {target} | {row['exported_seeds']} | {_fmt(cycles.get('dense'), digits=0)} | "
+                         f"{_fmt(cycles.get('zeroskip'), digits=0)} | {unit} | "
+                         f"{_fmt(row.get('unit_speedup'), digits=2, suffix='x')} | "
+                         f"{'yes' if row.get('bit_exact') else ('-' if not row['exported_seeds'] else 'NO')} | "
+                         f"{why} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -26,44 +135,49 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["differentiable", "tp-magnitude", "tp-taylor"],
                         choices=METHODS)
     parser.add_argument("--preset", default="atmega2560", choices=sorted(PRESETS))
+    parser.add_argument("--flash", metavar="SIZE", help="flash budget instead of the preset's (e.g. 32KB)")
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--no-unit", dest="unit", action="store_false",
+                        help="skip UnIT on each result (its skipped share and the UnIT firmware need it)")
+    parser.add_argument("--measure", nargs="*", default=["avr", "msp430"], metavar="TARGET",
+                        help="simulated MCUs to measure every result on (none: --measure with no target)")
+    parser.add_argument("--base-root", metavar="DIR",
+                        help="reuse DIR/seed-N/base.pt as each seed's trained base (no base training: no time ratio)")
     parser.add_argument("--run-root", default="runs/bench-shrink")
     parser.add_argument("--out", default="benchmarks/results/shrink.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    runs = {}
+    budget = PRESETS[args.preset]
+    if args.flash:
+        budget = budget.with_(flash_bytes=parse_size(args.flash))
+    runs, details = {}, {}
     for seed in args.seeds:
         run_dir = Path(args.run_root) / f"seed-{seed}"
         existing = run_dir / "shrink.json"
-        if existing.exists():  # resume: never overwrite a finished run
+        if existing.exists() and not (run_dir / "report.md").exists():  # report.md is written last
+            raise SystemExit(f"{run_dir} holds an unfinished run (shrink.json but no report.md): remove the folder "
+                             "or let the run finish")
+        if existing.exists():  # resume: never rerun a finished run; add what it lacks
             runs[seed] = json.loads(existing.read_text())
-            continue
-        runs[seed] = run_shrink_experiment(ExperimentConfig(budget=PRESETS[args.preset], epochs=args.epochs,
-                                                            methods=tuple(args.methods), seed=seed, progress=False,
-                                                            run_dir=str(run_dir)))
-    summary = {}
-    for name in args.methods:
-        accuracy = [runs[s]["methods"][name]["accuracy"] for s in runs]
-        ratio = [runs[s]["methods"][name]["train_seconds"] / runs[s]["base"]["train_seconds"] for s in runs]
-        summary[name] = {"accuracy_median": statistics.median(accuracy), "accuracy_min": min(accuracy),
-                         "accuracy_max": max(accuracy), "time_ratio_median": statistics.median(ratio),
-                         "fits_all": all(runs[s]["methods"][name]["fits_budget"] for s in runs)}
-    base = [runs[s]["base"]["accuracy"] for s in runs]
-    summary["base"] = {"accuracy_median": statistics.median(base), "accuracy_min": min(base),
-                       "accuracy_max": max(base)}
+            if args.measure and any("measured" not in m for m in [runs[seed]["base"], *runs[seed]["methods"].values()]):
+                runs[seed] = add_measurements(run_dir, tuple(args.measure))
+        else:
+            weights = str(Path(args.base_root) / f"seed-{seed}" / "base.pt") if args.base_root else None
+            runs[seed] = run_shrink_experiment(ExperimentConfig(
+                budget=budget, epochs=args.epochs, methods=tuple(args.methods), unit=args.unit, seed=seed,
+                weights=weights, progress=False, run_dir=str(run_dir), measure=tuple(args.measure)))
+        details[seed] = json.loads((run_dir / "details.json").read_text())
+    methods = [m for m in args.methods if all(m in runs[s]["methods"] for s in runs)]
+    summary = summarize(runs, details, methods)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"preset": args.preset, "epochs": args.epochs, "seeds": args.seeds,
-                               "summary": summary, "runs": {str(k): v for k, v in runs.items()}}, indent=2))
-    lines = ["| model | test accuracy median (min-max) | time / base training (median) | fits |", "|---|---|---|---|"]
-    for name, s in summary.items():
-        ratio = f"{s['time_ratio_median']:.2f}x" if "time_ratio_median" in s else "1.00x"
-        fits = "" if name == "base" else ("all seeds" if s["fits_all"] else "NOT all")
-        lines.append(f"| {name} | {100 * s['accuracy_median']:.2f}% ({100 * s['accuracy_min']:.2f}-"
-                     f"{100 * s['accuracy_max']:.2f}) | {ratio} | {fits} |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    out.write_text(json.dumps({"preset": args.preset, "budget": runs[args.seeds[0]]["budget"], "epochs": args.epochs,
+                               "seeds": args.seeds, "summary": summary,
+                               "runs": {str(k): v for k, v in runs.items()}}, indent=2))
+    text = markdown(summary)
+    out.with_suffix(".md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

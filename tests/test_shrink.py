@@ -414,3 +414,121 @@ def test_budget_and_cli_count_sram_for_the_conv_block_rows():
     assert _budget(parse(["shrink", "--sram", "6KB", "--conv-block-rows", "min"])).conv_block_rows == 1
     assert _budget(parse(["shrink", "--preset", "atmega2560", "--conv-block-rows", "4"])).conv_block_rows == 4
     assert _budget(parse(["shrink", "--sram", "6KB"])).conv_block_rows is None
+
+
+# ---------------------------------------------------------------------------------------------
+# --measure: the shrunk model exported, built and run on the simulated MCUs (unitprune.shrink.measure)
+# ---------------------------------------------------------------------------------------------
+
+def _elf_objects(elf) -> list[tuple[str, str, int]]:
+    """(section, name, size) of every data object of ``elf``, from ``avr-objdump -t`` (the compiler's own sizes)."""
+    import subprocess
+
+    from tests.mcu_tools import require_program
+
+    objdump = require_program("avr-objdump", "binutils-avr")
+    table = subprocess.run([objdump, "-t", str(elf)], capture_output=True, text=True, check=True).stdout
+    objects = []
+    for line in table.splitlines():
+        words = line.split()
+        if len(words) >= 5 and words[-3] in (".text", ".data", ".bss") and words[-4] == "O":
+            objects.append((words[-3], words[-1], int(words[-2], 16)))
+    return objects
+
+
+def test_measured_firmware_equals_the_resource_model(tmp_path):
+    """The shrunk model's resource figures are what the exported firmware holds and the harness measures."""
+    from tests.mcu_tools import require_target
+    from unitprune.data import load_digits
+    from unitprune.mcu.export import STACK_RESERVE
+    from unitprune.shrink.measure import MeasureConfig, measure_model
+
+    for target in ("avr", "msp430"):
+        require_target(target)
+    splits = load_digits(seed=0)
+    torch.manual_seed(0)
+    model = tiny_digits_net()
+    before = resources(model, (1, 8, 8))
+    budget = MCUBudget(sram_bytes=before.sram_bytes // 2, flash_bytes=before.flash_bytes // 3)
+    shrunk = shrink(model, splits.train, splits.val, budget,
+                    ShrinkConfig(epochs=2, prune_epochs=1, gate_lr=0.05, remove_every=5), input_shape=(1, 8, 8)).model
+    measured = measure_model(shrunk, splits, tmp_path, unit_percentile=50,
+                             config=MeasureConfig(targets=("avr", "msp430"), samples=2, zeroskip=False))
+    for target in ("avr", "msp430"):
+        entry = measured["targets"][target]
+        assert entry["exported"] and entry["why"] is None, target
+        dense, unit = entry["dense"], entry["unit"]
+        assert dense["bit_exact"] and unit["bit_exact"], target  # firmware = host build = NumPy reference
+        assert all(dense["checks"].values()) and all(unit["checks"].values())
+        r = resources(shrunk, (1, 8, 8), target=target)
+        r_unit = resources(shrunk, (1, 8, 8), target=target, unit_tables=True)
+        assert dense["plan_sram_bytes"] == r.sram_bytes == r_unit.sram_bytes
+        assert dense["flash_tables_bytes"] == r.flash_bytes
+        # UnIT kernels: + the conv tau tables (counted with unit_tables) + the linear layer's 129-byte
+        # quotient table (approx exact -> linear_quotient 'table', not in the resource model)
+        assert unit["flash_tables_bytes"] == r_unit.flash_bytes + 129
+        for v in (dense, unit):  # the harness: static data+bss plus the stack high-water mark
+            assert v["sram_peak_bytes"] == v["sram_static_bytes"] + v["stack_bytes"]
+            assert 0 < v["stack_bytes"] <= STACK_RESERVE  # the exporter's stack reserve holds
+            assert v["sram_peak_bytes"] <= 8192 and v["samples"] == 2
+        if target == "msp430":  # const descriptors live in FRAM there: RAM is the rest, exactly
+            assert dense["sram_static_bytes"] == r.sram_bytes - r.descriptor_bytes
+    # AVR: the ELF's own objects. RAM: arena, scratch, input, output, descriptors = sram_bytes; flash:
+    # every constant table but the embedded samples = flash_bytes
+    elf = tmp_path / "avr-dense" / "n2" / "build-avr-inference" / "model.elf"
+    objects = _elf_objects(elf)
+    r = resources(shrunk, (1, 8, 8), target="avr")
+    assert sum(size for section, _, size in objects if section in (".data", ".bss")) == r.sram_bytes
+    assert sum(size for section, name, size in objects
+               if section == ".text" and name != "unit_model_samples") == r.flash_bytes
+    # the rest of .data is the runner's label strings ("inference", "error"), independent of the model
+    assert 0 <= measured["targets"]["avr"]["dense"]["sram_static_bytes"] - r.sram_bytes <= 32
+    assert measured["variants"]["unit"]["macs_skipped_fraction"] > 0
+
+
+def test_model_beyond_the_exporters_limits_is_recorded_as_not_exported(tmp_path):
+    from tests.mcu_tools import require_target
+    from unitprune.data import load_digits
+    from unitprune.shrink.measure import MeasureConfig, measure_model
+
+    for target in ("avr", "msp430"):
+        require_target(target)
+    splits = load_digits(seed=0)
+    torch.manual_seed(0)
+    # layer 1: 64 x 700 = 44,800 int8 weights; all tables 58,190 bytes: below the 65,024 bytes the AVR
+    # kernels read (the exporter accepts it) but one array above the 32,767 bytes avr-gcc allows;
+    # above the simulated MSP430's 49,024 bytes of FRAM (the exporter refuses it)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 700), nn.ReLU(), nn.Linear(700, 10)).eval()
+    measured = measure_model(model, splits, tmp_path, unit_percentile=None,
+                             config=MeasureConfig(targets=("avr", "msp430"), samples=1))
+    avr, msp430 = measured["targets"]["avr"], measured["targets"]["msp430"]
+    assert not avr["exported"] and "layer 1's weight table is 44,800 bytes" in avr["why"] and "32,767" in avr["why"]
+    assert "65024" not in avr["why"]  # the exporter's own check passed; the compiler would have failed
+    assert not msp430["exported"] and "49024" in msp430["why"].replace(",", "")
+    assert set(avr) == set(msp430) == {"exported", "why"}
+    assert set(measured["variants"]) == {"dense"}  # nothing else quantized once no target takes the model
+    assert not any(p.name.startswith("build") for p in tmp_path.rglob("*"))  # refused before any build
+
+
+def test_cli_shrink_measure_adds_measured_and_keeps_the_keys(tmp_path, capsys):
+    import json
+
+    from tests.mcu_tools import require_target
+    from unitprune.cli import main
+
+    require_target("avr")
+    run_dir = tmp_path / "run"
+    assert main(["shrink", "--model", "digits", "--data", "digits", "--sram", "450", "--flash", "1KB", "--epochs", "2",
+                 "--prune-epochs", "1", "--methods", "differentiable", "--measure", "avr", "--measure-samples", "1",
+                 "--run-dir", str(run_dir), "--no-progress"]) == 0
+    document = json.loads((run_dir / "shrink.json").read_text())
+    fields = {"accuracy", "flash_bytes", "sram_bytes", "macs", "train_seconds"}
+    assert set(document["base"]) == fields | {"measured"}
+    m = document["methods"]["differentiable"]
+    assert set(m) == fields | {"fits_budget", "measured"}  # the existing keys unchanged, one added
+    avr = m["measured"]["targets"]["avr"]
+    assert avr["exported"] and avr["dense"]["bit_exact"] and avr["dense"]["flash_tables_bytes"] == m["flash_bytes"]
+    assert avr["dense"]["plan_sram_bytes"] == m["sram_bytes"] and avr["dense"]["samples"] == 1
+    assert set(m["measured"]["targets"]) == {"avr"}
+    assert "## Measured on simulated MCUs" in (run_dir / "report.md").read_text()
+    assert "differentiable on avr: cycles dense" in capsys.readouterr().out

@@ -39,6 +39,12 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     p.add_argument("--prune-epochs", type=int, help="epochs with pruning (default: epochs - 2)")
     p.add_argument("--methods", nargs="+", choices=_METHODS, default=list(_METHODS), help="methods to run")
     p.add_argument("--unit", action="store_true", help="run UnIT on every result (MACs skipped within 1 point)")
+    p.add_argument("--measure", nargs="+", metavar="TARGET", default=[], choices=("avr", "msp430", "msp430-hwmult"),
+                   help="also quantize, export and run every result (and the base, if it fits the exporter) on "
+                        "these simulated MCUs (simavr, mspdebug): firmware flash/SRAM, cycles dense/zeroskip/UnIT, "
+                        "bit-exactness; implies --unit")
+    p.add_argument("--measure-samples", type=int, default=5, metavar="N",
+                   help="test samples embedded in and run by each firmware (default 5)")
     p.add_argument("--sweep-sram", nargs="+", metavar="SIZE", default=[],
                    help="also run the structured methods at these SRAM budgets (accuracy-vs-resource plot)")
     p.add_argument("--gate-lr", type=float, default=0.1, help="SGD learning rate of the gates")
@@ -73,6 +79,7 @@ def _budget(args: argparse.Namespace):
 
 
 def cmd_shrink(args: argparse.Namespace) -> int:
+    from ..mcu.targets import ToolMissing
     from ..shrink import parse_size
     from ..shrink.experiment import ExperimentConfig, run_shrink_experiment
 
@@ -85,11 +92,16 @@ def cmd_shrink(args: argparse.Namespace) -> int:
                               budget=budget, epochs=args.epochs, prune_epochs=args.prune_epochs,
                               methods=tuple(args.methods), unit=args.unit, sweep_sram=sweep, seed=args.seed,
                               threads=args.threads, progress=not args.no_progress, gate_lr=args.gate_lr,
-                              penalty=args.penalty, run_dir=args.run_dir)
+                              penalty=args.penalty, run_dir=args.run_dir, measure=tuple(args.measure),
+                              measure_samples=args.measure_samples)
     try:
         document = run_shrink_experiment(config)
-    except FileExistsError as exc:
+    except (FileExistsError, ToolMissing) as exc:
         raise CLIError(str(exc)) from None
+    except ValueError as exc:
+        if args.measure and "samples" in str(exc):  # MeasureConfig's message
+            raise CLIError(f"unitprune shrink: --measure-samples: {exc}") from None
+        raise
     base = document["base"]
     print(f"budget: {', '.join(f'{k} {v:,}' for k, v in document['budget'].items() if v is not None)}")
     print(f"{'model':<16}{'accuracy':>9}{'flash B':>11}{'SRAM B':>9}{'MACs':>12}{'train s':>9}  fits")
@@ -98,5 +110,16 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     for name, m in document["methods"].items():
         print(f"{name:<16}{100 * m['accuracy']:>8.2f}%{m['flash_bytes']:>11,}{m['sram_bytes']:>9,}"
               f"{m['macs']:>12,}{m['train_seconds']:>9.1f}  {'yes' if m['fits_budget'] else 'NO'}")
+    for name, m in {"base": base, **document["methods"]}.items():
+        for target, entry in m.get("measured", {}).get("targets", {}).items():
+            if not entry["exported"]:
+                print(f"{name} on {target}: not exported: {entry['why']}")
+                continue
+            cycles = ", ".join(f"{k} {entry[k]['cycles']:,}" for k in ("dense", "zeroskip", "unit")
+                               if "cycles" in entry.get(k, {}))
+            dense = entry["dense"]
+            exact = all(entry[k].get("bit_exact", False) for k in ("dense", "zeroskip", "unit") if k in entry)
+            print(f"{name} on {target}: cycles {cycles}; flash {dense['flash_bytes']:,} B, SRAM peak "
+                  f"{dense['sram_peak_bytes']:,} B; bit-exact {'yes' if exact else 'NO'}")
     print(f"wrote {args.run_dir}/shrink.json, report.md")
     return 0

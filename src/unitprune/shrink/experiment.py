@@ -16,6 +16,14 @@ SRAM budgets (for the accuracy-vs-resource plot), and writes ``RUN_DIR``:
 * ``base.pt`` (the trained base's state_dict) and ``METHOD.pt`` (each result, the whole module:
   its shapes differ from the base's; load with ``torch.load(..., weights_only=False)``).
 * ``report.md``, ``training.png`` (resources and accuracy over the epochs), ``accuracy_vs_resources.png``.
+
+With ``measure`` (CLI ``--measure avr msp430``) every result, and the base, is also quantized,
+exported, built and run on the simulated MCUs (:mod:`unitprune.shrink.measure`): its shrink.json
+entry gets a ``measured`` object (per target the firmware's flash and SRAM, cycles and latency
+with the dense, zero-skipping and UnIT kernels, bit-exactness; or ``exported: false`` and why),
+the exports and builds go to ``RUN_DIR/mcu/NAME``. ``measure`` implies ``unit`` (the UnIT firmware
+runs at the percentile UnIT-on-top chose). :func:`add_measurements` does the same for the models
+of a finished run folder.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from .budget import MCUBudget
 from .method import ShrinkConfig, shrink
 from .resources import RESOURCE_NAMES, trace_resources
 
-__all__ = ["ExperimentConfig", "METHODS", "run_shrink_experiment"]
+__all__ = ["ExperimentConfig", "METHODS", "add_measurements", "run_shrink_experiment"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +73,8 @@ class ExperimentConfig:
     gate_lr: float = 0.1
     penalty: float = 2.0
     run_dir: str = "runs/shrink"
+    measure: tuple[str, ...] = ()
+    measure_samples: int = 5
 
 
 def _fields(model, splits, resources, seconds) -> dict[str, Any]:
@@ -108,6 +118,7 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
     run_dir = Path(config.run_dir)
     if (run_dir / "shrink.json").exists():
         raise FileExistsError(f"{run_dir / 'shrink.json'} exists: choose another --run-dir (nothing is overwritten)")
+    measure_config = _measure_config(config.measure, config.measure_samples)  # bad targets/tools fail first
     run_dir.mkdir(parents=True, exist_ok=True)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
@@ -135,15 +146,21 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
                                    "unit": {}, "sweep": []}
         if not config.weights:
             torch.save(base.state_dict(), run_dir / "base.pt")
+        if measure_config:
+            document["base"]["measured"] = _measure(base, splits, run_dir, "base", None, measure_config)
         for name in config.methods:
             logger.info("method %s at %s", name, config.budget)
             model, fields, info = _run_method(name, config, config.budget, init, base, splits)
             document["methods"][name] = fields
             details["methods"][name] = info
             torch.save(model, run_dir / f"{name}.pt")  # the whole (smaller) module
-            if config.unit:
+            if config.unit or measure_config:
                 details["unit"][name] = unit_on_top(model, splits)
-            details["sweep"].append({"method": name, **fields, "budget_sram_bytes": config.budget.sram_bytes})
+            if measure_config:
+                fields["measured"] = _measure(model, splits, run_dir, name, details["unit"][name]["percentile"],
+                                              measure_config)
+            details["sweep"].append({"method": name, **{k: v for k, v in fields.items() if k != "measured"},
+                                     "budget_sram_bytes": config.budget.sram_bytes})
             _write(run_dir, document, details)
         for sram in config.sweep_sram:
             budget = config.budget.with_(sram_bytes=sram)
@@ -156,6 +173,71 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
     finally:
         torch.set_num_threads(previous_threads)
     _write(run_dir, document, details)
+    from .report import write_report
+
+    write_report(run_dir, document, details)
+    return document
+
+
+def _measure_config(measure_targets, samples: int):
+    """The :class:`~.measure.MeasureConfig` of ``--measure`` (None without targets); checks the tools."""
+    if not measure_targets:
+        return None
+    from ..mcu import targets
+    from .measure import MeasureConfig
+
+    config = MeasureConfig(targets=tuple(measure_targets), samples=samples)
+    for target in config.targets:
+        targets.check_tools(target)  # ToolMissing names the Debian packages, before any training
+    return config
+
+
+def _measure(model, splits, run_dir: Path, name: str, percentile, measure_config) -> dict[str, Any]:
+    from .measure import measure_model
+
+    logger.info("measuring %s on %s", name, ", ".join(measure_config.targets))
+    return measure_model(model, splits, run_dir / "mcu" / name, unit_percentile=percentile, config=measure_config)
+
+
+def add_measurements(run_dir, measure_targets=("avr", "msp430"), samples: int = 5) -> dict[str, Any]:
+    """Add ``measured`` to the base and every method of a finished run folder (module docstring).
+
+    Loads ``base.pt`` and ``METHOD.pt``, the data split of the run's seed and the UnIT percentiles
+    of ``details.json`` (a run without ``--unit`` gets them computed now, as ``--unit`` would);
+    entries that already hold ``measured`` are kept. Rewrites shrink.json (the existing keys
+    unchanged), details.json and report.md; returns the document.
+    """
+    from ..data import load_dataset
+    from ..models import build_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "shrink.json").is_file():
+        raise FileNotFoundError(f"{run_dir} holds no shrink.json (not a finished unitprune shrink run)")
+    measure_config = _measure_config(measure_targets, samples)
+    document = json.loads((run_dir / "shrink.json").read_text())
+    details = json.loads((run_dir / "details.json").read_text())
+    settings = details["config"]
+    splits = load_dataset(settings["data"], settings["data_root"], seed=settings["seed"])
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(int(settings.get("threads", 1)))
+    try:
+        if "measured" not in document["base"]:
+            base = build_model(settings["model"], seed=settings["seed"], num_classes=splits.num_classes)
+            weights = settings["weights"] or run_dir / "base.pt"
+            base.load_state_dict(torch.load(weights, weights_only=True))
+            document["base"]["measured"] = _measure(base.eval(), splits, run_dir, "base", None, measure_config)
+            _write(run_dir, document, details)
+        for name, fields in document["methods"].items():
+            if "measured" in fields:
+                continue
+            model = torch.load(run_dir / f"{name}.pt", weights_only=False).eval()
+            if name not in details["unit"]:
+                details["unit"][name] = unit_on_top(model, splits)
+            fields["measured"] = _measure(model, splits, run_dir, name, details["unit"][name]["percentile"],
+                                          measure_config)
+            _write(run_dir, document, details)
+    finally:
+        torch.set_num_threads(previous_threads)
     from .report import write_report
 
     write_report(run_dir, document, details)

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .resources import RESOURCE_NAMES  # noqa: E402
 
-__all__ = ["write_report", "render_markdown"]
+__all__ = ["write_report", "render_markdown", "measured_markdown"]
 
 _LABELS = {"sram_bytes": "peak SRAM (bytes)", "flash_bytes": "flash (bytes)", "macs": "MACs"}
 _COLORS = {"differentiable": "tab:green", "tp-magnitude": "tab:blue", "tp-taylor": "tab:cyan", "dpf": "tab:orange",
@@ -60,6 +60,7 @@ def render_markdown(document: dict, details: dict) -> str:
             lines.append(f"| {name} | {p} | {100 * u['test_accuracy']:.2f}% (dense {100 * u['dense_test_accuracy']:.2f}%) "
                          f"| {100 * u['skipped_fraction']:.1f}% |")
         lines.append("")
+    lines += measured_markdown(document)
     history = details.get("methods", {}).get("differentiable", {}).get("history")
     if history:
         lines += ["## Differentiable method per epoch", "",
@@ -74,6 +75,42 @@ def render_markdown(document: dict, details: dict) -> str:
         lines += ["Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + ".", ""]
     lines += ["![training](training.png)", "", "![accuracy vs resources](accuracy_vs_resources.png)", ""]
     return "\n".join(lines)
+
+
+def measured_markdown(document: dict) -> list[str]:
+    """The ``measured`` objects (``--measure``) as a table: one row per model, target and kernels."""
+    models = {"base": document["base"], **document["methods"]}
+    measured = {name: m["measured"] for name, m in models.items() if "measured" in m}
+    if not measured:
+        return []
+    lines = ["## Measured on simulated MCUs (int8 export, `--measure`)", "",
+             "Firmware built from the export and run in simavr (ATmega2560) / mspdebug's simulator (MSP430) on the "
+             "first test samples; cycles are the median per inference; latency at the clock shown; flash = ELF "
+             "text+data without the embedded samples (model tables alone in brackets); SRAM = ELF data+bss, peak = "
+             "with the measured stack; int8 accuracy on the whole test split (integer reference) and on the "
+             "samples the firmware ran; bit-exact = firmware = host build = NumPy integer reference.", "",
+             "| model | target | kernels | cycles | vs dense | latency (ms) | flash B (tables) | SRAM B static / peak "
+             "| int8 test acc. | MACs skipped | samples acc. | bit-exact |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, m in measured.items():
+        for target, entry in m["targets"].items():
+            if not entry["exported"]:
+                lines.append(f"| {name} | {target} | not exported: {entry['why']} |||||||||")
+                continue
+            for kernels, v in ((k, entry[k]) for k in ("dense", "zeroskip", "unit") if k in entry):
+                if "cycles" not in v:
+                    lines.append(f"| {name} | {target} | {kernels} | not exported: {v['why']} ||||||||")
+                    continue
+                variant = m["variants"][kernels]
+                knob = f" (p{m['unit_percentile']:g})" if kernels == "unit" else ""
+                latency = " / ".join(f"{ms:,.1f} @{clock}" for clock, ms in v["latency_ms"].items())
+                lines.append(
+                    f"| {name} | {target} | {kernels}{knob} | {v['cycles']:,} | "
+                    f"{entry['dense']['cycles'] / v['cycles']:.2f}x | {latency} | {v['flash_bytes']:,} "
+                    f"({v['flash_tables_bytes']:,}) | {v['sram_static_bytes']:,} / {v['sram_peak_bytes']:,} | "
+                    f"{100 * variant['int8_test_accuracy']:.2f}% | {100 * variant['macs_skipped_fraction']:.1f}% | "
+                    f"{100 * v['sample_accuracy']:.0f}% of {v['samples']} | {'yes' if v['bit_exact'] else 'NO'} |")
+    return lines + [""]
 
 
 def plot_training(history: list[dict], path: Path) -> None:
