@@ -186,12 +186,19 @@ def test_bad_models_and_targets_are_refused_naming_the_layer(tmp_path):
                          input_shape=(16,), input_scale=1.0, output_scale=1.0)
     with pytest.raises(ExportError, match="layer big's constant tables end at byte .* far reads"):
         export_c(big, tmp_path / "d", target="avr", samples=np.zeros((1, 16), np.int8))
+    # 3,300 x 10 = 33,000 weights: the tables end below the 65,024 bytes the AVR kernels read, but one
+    # array above the 32,767 bytes avr-gcc accepts ("size of array is too large"); the MSP430 takes it
+    one_array = QuantizedModel(ops=[qmodels.linear(rng, "fc_big", 3300, 10)], input_shape=(3300,), input_scale=1.0,
+                               output_scale=1.0)
+    with pytest.raises(ExportError, match="layer fc_big's weight table is 33,000 bytes, above the 32,767 bytes"):
+        export_c(one_array, tmp_path / "f", target="avr", samples=np.zeros((1, 3300), np.int8))
+    export_c(one_array, tmp_path / "g", target="msp430", samples=np.zeros((1, 3300), np.int8))
     wide = QuantizedModel(ops=[qmodels.conv(rng, "conv1", (1, 40, 40), 8, (3, 3), padding=(1, 1, 1, 1)),
                                QFlatten("flatten", 8 * 40 * 40), qmodels.linear(rng, "fc", 8 * 40 * 40, 2)],
                           input_shape=(1, 40, 40), input_scale=1.0, output_scale=1.0)
     with pytest.raises(ExportError, match=r"8192 bytes of SRAM.*peak at layer"):
         export_c(wide, tmp_path / "e", target="avr", samples=np.zeros((1, 1, 40, 40), np.int8))
-    assert not any((tmp_path / name).exists() for name in "abcde")
+    assert not any((tmp_path / name).exists() for name in "abcdef")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -63,7 +63,8 @@ class TargetSpec:
 
     ``pointer_bytes``/``struct_align`` size the RAM descriptors; ``flash_read_limit`` is how many
     bytes of constant tables the kernels' flash reads can address (None: no limit);
-    ``sram_bytes`` the RAM of the default chip (None: no check).
+    ``sram_bytes`` the RAM of the default chip (None: no check); ``max_object_bytes`` the largest
+    single C array the target's compiler accepts (None: no limit).
     """
 
     name: str
@@ -73,6 +74,7 @@ class TargetSpec:
     sram_bytes: int | None
     chip: str
     why_limit: str = ""
+    max_object_bytes: int | None = None
 
 
 TARGETS = {
@@ -82,7 +84,10 @@ TARGETS = {
     # for the vectors and avr-libc's own progmem data.
     "avr": TargetSpec("avr", 2, 1, 65536 - 512, 8192, "atmega2560",
                       "AVR flash reads (pgm_read_*, 16-bit pointers) reach only the first 64 KB of flash; "
-                      "far reads (pgm_read_*_far) are not implemented"),
+                      "far reads (pgm_read_*_far) are not implemented",
+                      # avr-gcc's ptrdiff_t is 16 bits: it refuses any object above PTRDIFF_MAX
+                      # ("size of array is too large"), and each table is one array.
+                      max_object_bytes=32_767),
     # clang-14 --target=msp430 uses the small memory model: 16-bit pointers, code, constants and
     # RAM in one 64 KB address space (Debian's mspdebug simulates 64 KB).
     # unitprune.mcu.targets' link.ld: an MSP430FR5994-like map in the 64 KB mspdebug simulates, code,
@@ -837,6 +842,14 @@ def _check_target(spec: TargetSpec, plan: MemoryPlan, flash: list[LayerFlash], s
                 raise ExportError(f"target {spec.name}: layer {layer.name}'s constant tables end at byte {end} of "
                                   f"flash, beyond the {spec.flash_read_limit} bytes the kernels can read "
                                   f"({spec.why_limit}); a smaller model or fewer embedded samples are needed")
+    if spec.max_object_bytes is not None:
+        for layer in flash:
+            for table, size in layer.tables.items():
+                if size > spec.max_object_bytes:
+                    raise ExportError(f"target {spec.name}: layer {layer.name}'s {table} table is {size:,} bytes, "
+                                      f"above the {spec.max_object_bytes:,} bytes the compiler allows one C array "
+                                      "(avr-gcc's 16-bit ptrdiff_t; it stops with 'size of array is too large'); "
+                                      "a layer with fewer weights is needed")
     if spec.sram_bytes is not None:
         counter_bytes = 56 * (layers + 1) if counters else 0
         need = plan.peak_sram_with_io_bytes + counter_bytes

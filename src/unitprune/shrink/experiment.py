@@ -118,7 +118,8 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
     run_dir = Path(config.run_dir)
     if (run_dir / "shrink.json").exists():
         raise FileExistsError(f"{run_dir / 'shrink.json'} exists: choose another --run-dir (nothing is overwritten)")
-    measure_config = _measure_config(config.measure, config.measure_samples)  # bad targets/tools fail first
+    measure_config = _measure_config(config.measure, config.measure_samples,  # bad targets/tools fail first
+                                     config.budget.conv_block_rows)
     run_dir.mkdir(parents=True, exist_ok=True)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
@@ -179,14 +180,15 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
     return document
 
 
-def _measure_config(measure_targets, samples: int):
-    """The :class:`~.measure.MeasureConfig` of ``--measure`` (None without targets); checks the tools."""
+def _measure_config(measure_targets, samples: int, conv_block_rows=None):
+    """The :class:`~.measure.MeasureConfig` of ``--measure`` (None without targets); checks the tools.
+    ``conv_block_rows``: the budget's conv accumulator rule, so the firmware is the model counted."""
     if not measure_targets:
         return None
     from ..mcu import targets
     from .measure import MeasureConfig
 
-    config = MeasureConfig(targets=tuple(measure_targets), samples=samples)
+    config = MeasureConfig(targets=tuple(measure_targets), samples=samples, conv_block_rows=conv_block_rows)
     for target in config.targets:
         targets.check_tools(target)  # ToolMissing names the Debian packages, before any training
     return config
@@ -213,10 +215,10 @@ def add_measurements(run_dir, measure_targets=("avr", "msp430"), samples: int = 
     run_dir = Path(run_dir)
     if not (run_dir / "shrink.json").is_file():
         raise FileNotFoundError(f"{run_dir} holds no shrink.json (not a finished unitprune shrink run)")
-    measure_config = _measure_config(measure_targets, samples)
     document = json.loads((run_dir / "shrink.json").read_text())
     details = json.loads((run_dir / "details.json").read_text())
     settings = details["config"]
+    measure_config = _measure_config(measure_targets, samples, settings["budget"].get("conv_block_rows"))
     splits = load_dataset(settings["data"], settings["data_root"], seed=settings["seed"])
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(int(settings.get("threads", 1)))

@@ -59,8 +59,6 @@ MEASURE_TARGETS = ("avr", "msp430", "msp430-hwmult")
 CLOCKS_HZ = {"avr": (16_000_000,), "msp430": (8_000_000, 16_000_000), "msp430-hwmult": (8_000_000, 16_000_000)}
 #: The calibration inputs of UnIT's thresholds: the first 100 validation inputs (as unit_on_top).
 UNIT_CALIBRATION_SAMPLES = 100
-#: The largest C object (array) avr-gcc accepts: PTRDIFF_MAX with its 16-bit ptrdiff_t.
-MAX_AVR_OBJECT_BYTES = 32_767
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,9 @@ class MeasureConfig:
         layer_samples: samples the per-layer firmware runs (cycles per layer).
         zeroskip: also measure the zero-skipping kernels.
         max_cycles: per firmware run.
+        conv_block_rows: the exporter's conv accumulator rule (:func:`unitprune.export_c`; None: the
+            whole plane); a shrink run passes its budget's, so the firmware uses the rule the
+            resource model counted.
     """
 
     targets: tuple[str, ...] = ("avr", "msp430")
@@ -82,6 +83,7 @@ class MeasureConfig:
     layer_samples: int = 1
     zeroskip: bool = True
     max_cycles: int = 2_000_000_000
+    conv_block_rows: int | str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
@@ -116,38 +118,10 @@ def _variants(model: nn.Module, splits, unit_percentile: float | None, zeroskip:
     return chosen
 
 
-def _check_exportable(qmodel, target: str, x_q: np.ndarray, check_dir: Path) -> None:
-    """ExportError naming every reason ``qmodel`` cannot be built for ``target``: the exporter's
-    own checks (a dry export with one sample) and :func:`_oversized_table`."""
-    reasons = []
-    try:
-        export_c(qmodel, check_dir, target=EXPORT_TARGET[target], samples=x_q[:1])
-    except ExportError as error:
-        reasons.append(str(error))
-    oversized = _oversized_table(qmodel, target)
-    if oversized:
-        reasons.append(oversized)
-    if reasons:
-        raise ExportError("; and ".join(reasons))
-
-
-def _oversized_table(qmodel, target: str) -> str | None:
-    """Why a table of ``qmodel`` cannot be compiled for ``target``, or None.
-
-    avr-gcc refuses any object above ``PTRDIFF_MAX`` = 32,767 bytes ("size of array is too
-    large"; 16-bit ``ptrdiff_t``), and the exporter writes each layer's weights (and tau table) as
-    one array, while its own check counts only where the tables end. (clang-14 for the MSP430
-    accepts such arrays; there the exporter's 49,024-byte FRAM check is the limit.)
-    """
-    if EXPORT_TARGET[target] != "avr":
-        return None
-    for op in qmodel.ops:
-        weight = getattr(op, "weight", None)
-        if weight is not None and weight.size > MAX_AVR_OBJECT_BYTES:
-            return (f"target {target}: layer {op.name}'s weight table is {weight.size:,} bytes, above the "
-                    f"{MAX_AVR_OBJECT_BYTES:,} bytes avr-gcc allows one C object (PTRDIFF_MAX; it stops with 'size "
-                    "of array is too large'); the exporter writes each layer's weights as one array")
-    return None
+def _check_exportable(qmodel, target: str, x_q: np.ndarray, check_dir: Path, conv_block_rows) -> None:
+    """The exporter's own ExportError when ``qmodel`` cannot be built for ``target`` (a dry export
+    with one sample: flash reach, SRAM, avr-gcc's 32,767-byte limit on one array)."""
+    export_c(qmodel, check_dir, target=EXPORT_TARGET[target], samples=x_q[:1], conv_block_rows=conv_block_rows)
 
 
 def _latency_ms(target: str, cycles: int) -> dict[str, float]:
@@ -162,7 +136,7 @@ def _measure_on(qmodel, target: str, x_q: np.ndarray, y: np.ndarray, work_dir: P
         attempt = work_dir / f"n{samples}"
         try:
             measured = measure_target(qmodel, target, x_q[:samples], attempt, min(config.layer_samples, samples),
-                                      config.max_cycles)
+                                      config.max_cycles, conv_block_rows=config.conv_block_rows)
             break
         except ExportError as error:  # raised before anything is written or built
             if samples == 1 or "samples" not in str(error):  # not the embedded samples' flash
@@ -212,7 +186,7 @@ def measure_model(model: nn.Module, splits, work_dir, *, unit_percentile: float 
         failures: dict[str, str] = {}
         for target in alive:
             try:
-                _check_exportable(qmodel, target, x_q, work_dir / f"{target}-{name}" / "check")
+                _check_exportable(qmodel, target, x_q, work_dir / f"{target}-{name}" / "check", config.conv_block_rows)
             except ExportError as error:  # the exporter's limits: recorded, the other targets still run
                 failures[target] = f"{name} kernels: {error}"
         record = {"kernels": variant, "linear_quotient": quotient if variant == "unit" else None}
