@@ -67,7 +67,7 @@ class KWSDemoConfig:
     synth: SynthSpeechConfig = field(default_factory=SynthSpeechConfig)
     room: str = "A"
     retrain: bool = False
-    epochs: int = 12
+    epochs: int = 16
     lr: float = 2e-3
     batch_size: int = 64
     patience: int | None = 4
