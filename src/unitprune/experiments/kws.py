@@ -31,11 +31,11 @@ __all__ = ["KWSDemoConfig", "run_kws_demo", "KWS_SWEEP", "KWS_AUGMENT"]
 #: docs/experiments.md for the measured phase times). The UnIT grid starts low (10-40) so the
 #: points within half a point of the unpruned accuracy exist.
 KWS_SWEEP = SweepConfig(
-    unit_percentiles=(10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0),
-    fatrelu_percentiles=(10.0, 20.0, 30.0, 40.0, 50.0, 60.0),
-    ttp_sparsities=(0.3, 0.5, 0.7, 0.8),
+    unit_percentiles=(10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0),
+    fatrelu_percentiles=(10.0, 20.0, 30.0, 40.0, 50.0),
+    ttp_sparsities=(0.5, 0.7, 0.8, 0.9),
     ttp_finetune_epochs=1,
-    combo_percentiles=(10.0, 20.0, 30.0, 40.0, 50.0),
+    combo_percentiles=(10.0, 20.0, 30.0, 40.0),
     autotune_budgets=(0.5, 1.0),
     autotune_grid=(0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0),
 )
