@@ -87,6 +87,9 @@ def test_ds_cnn_structure():
     assert sum(p.numel() for p in model.parameters()) == 22_016 + 9 * 2 * 64 + 12  # + BN affine + fc bias
     # fully convolutional: the full 80x124 log-mel map runs too (conv1 -> 40x62)
     assert model(torch.zeros(2, 1, 80, 124)).shape == (2, 12)
+    assert build_model("ds-cnn", input_shape=(1, 80, 124)).input_shape == (1, 80, 124)
+    with pytest.raises(ValueError, match="one log-mel channel"):
+        build_model("ds-cnn", input_shape=(3, 40, 62))
 
 
 @pytest.mark.parametrize("name", sorted(TABLE1))

@@ -155,11 +155,16 @@ def mnist_wide_net(num_classes: int = 10) -> PaperCNN:
     ]))
 
 
-def ds_cnn_net(num_classes: int = 12, width: int = 64, blocks: int = 4) -> PaperCNN:
+def ds_cnn_net(num_classes: int = 12, width: int = 64, blocks: int = 4,
+               input_shape: tuple[int, int, int] = MODEL_INPUT_SHAPES["ds-cnn"]) -> PaperCNN:
     """DS-CNN-S (Hello Edge, MLPerf Tiny KWS): C 64x10x4/2 + BN + ReLU, 4 x [DW 3x3, PW 64] + BN + ReLU, GAP, L 64x12.
 
     ``width`` (64) and ``blocks`` (4) exist for small tests; the registered model is the default.
+    ``input_shape`` is only recorded (the network is fully convolutional), e.g. ``(1, 80, 124)``
+    for the full log-mel map or ``(1, 20, 62)`` for ``feature_pool=(4, 2)``.
     """
+    if len(input_shape) != 3 or input_shape[0] != 1:
+        raise ValueError(f"ds-cnn takes one log-mel channel (1, bands, frames), got input_shape={input_shape}")
     layers: OrderedDict = OrderedDict([
         ("conv1", nn.Conv2d(1, width, (10, 4), stride=2, padding=(4, 1), bias=False)),
         ("bn1", nn.BatchNorm2d(width)),
@@ -175,7 +180,7 @@ def ds_cnn_net(num_classes: int = 12, width: int = 64, blocks: int = 4) -> Paper
     layers["pool"] = nn.AdaptiveAvgPool2d(1)
     layers["flatten"] = nn.Flatten()
     layers["fc"] = nn.Linear(width, num_classes)
-    return PaperCNN("ds-cnn", MODEL_INPUT_SHAPES["ds-cnn"], layers)
+    return PaperCNN("ds-cnn", input_shape, layers)
 
 
 _BUILDERS: dict[str, Callable[..., PaperCNN]] = {
