@@ -166,9 +166,10 @@ def project_to_budget(graph: ResourceGraph, gates: ChannelGates, budget: MCUBudg
 
     Each step closes one channel of the group whose removal lowers the excess most. Peak SRAM is
     a maximum over ops, so when several ops tie at the peak (a chain of equal widths, e.g. DS-CNN's
-    depthwise/pointwise blocks) no single removal lowers it; the tie is then broken by the total
-    relative usage ``sum_k R_k / B_k`` (every buffer summed instead of the peak, plus flash and
-    MACs), which every removal lowers, so the greedy keeps going until the peak falls.
+    depthwise/pointwise blocks) no single removal lowers it; the tie is then broken in favour of
+    the group with the most open channels (so tied groups shrink in turn, none collapses to one
+    channel), then by the total relative usage ``sum_k R_k / B_k`` (every buffer summed instead of
+    the peak, plus flash and MACs), so the greedy keeps going until the peak falls.
 
     Returns ``{group: [channel indices]}``; the gates of those channels are set to 0.
     """
@@ -192,10 +193,10 @@ def project_to_budget(graph: ResourceGraph, gates: ChannelGates, budget: MCUBudg
             if counts[g] <= 1:
                 continue
             excess, total = usage({**counts, g: counts[g] - 1})
-            gain = (current - excess, current_total - total)
+            gain = (current - excess, counts[g], current_total - total)
             if best is None or gain > best[0]:
                 best = (gain, g)
-        if best is None or best[0] <= (0.0, 0.0):
+        if best is None or (best[0][0] <= 0.0 and best[0][2] <= 0.0):
             raise BudgetError("the budget cannot be met by removing more channels "
                               f"(relative excess {current:.3f} at counts {counts})")
         g = best[1]
