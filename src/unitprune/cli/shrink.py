@@ -22,7 +22,7 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     add_common(p)
     p.add_argument("--model", default="mnist-wide", help="built-in architecture")
     p.add_argument("--weights", metavar="FILE", help="trained state_dict of --model (skips base training)")
-    p.add_argument("--data", default="mnist", help="built-in dataset (mnist, digits, cifar10, speech_commands)")
+    p.add_argument("--data", default="mnist", help="built-in dataset (mnist, digits, cifar10, speech_commands, synth_speech)")
     p.add_argument("--data-root", metavar="DIR",
                    help="data folder (cifar10, speech_commands, full MNIST, the synth_speech cache)")
     p.add_argument("--feature-pool", metavar="BxF",
