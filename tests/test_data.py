@@ -334,6 +334,19 @@ def test_log_mel_shape():
         audio.log_mel_spectrogram(np.zeros(8000))
 
 
+def test_pool_features_block_mean_and_errors():
+    x = np.arange(2 * 1 * 4 * 6, dtype=np.float32).reshape(2, 1, 4, 6)
+    pooled = audio.pool_features(x, (2, 3))
+    assert pooled.shape == (2, 1, 2, 2) and pooled.dtype == np.float32
+    for n, i, j in np.ndindex(2, 2, 2):  # explicit loop oracle
+        assert pooled[n, 0, i, j] == x[n, 0, 2 * i:2 * i + 2, 3 * j:3 * j + 3].mean()
+    assert audio.pool_features(x, None) is x and audio.pool_features(x, (1, 1)) is x
+    with pytest.raises(ValueError, match="does not divide the 4x6"):
+        audio.pool_features(x, (3, 2))
+    with pytest.raises(ValueError, match="positive integers"):
+        audio.pool_features(x, (0, 2))
+
+
 def test_log_mel_matches_definition_frame_by_frame():
     """Frame j covers samples [128 j, 128 j + 256) (no centering), periodic Hann, |rfft|^2, mel, log."""
     rng = np.random.default_rng(1)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from unitprune.models import build_model
+from unitprune.models import build_model, ds_cnn_net
 from unitprune.shrink import resources, trace_resources
 
 
@@ -126,7 +126,39 @@ def test_depthwise_hand_count_and_coupling():
     assert halved.macs == 36 * 3 * 27 + 16 * 3 * 9 + 16 * 10 * 3 + 5 * 40
 
 
-@pytest.mark.parametrize("name", ["mnist", "cifar10", "widar", "digits", "mnist-wide"])
+def test_ds_cnn_hand_count_groups_and_global_average_pool():
+    model = build_model("ds-cnn", seed=0)
+    r = resources(model, (1, 40, 62))
+    plane = 20 * 31  # conv1 (10x4, stride 2, padding (4, 1)) output, kept by every block
+    weights = 64 * 40 + 4 * (64 * 9 + 64 * 64) + 12 * 64
+    outputs = 9 * 64 + 12  # conv1, 4 depthwise, 4 pointwise (biases folded from BatchNorm), fc
+    assert r.weight_bytes == weights == 22_016
+    assert r.bias_bytes == 4 * outputs and r.requant_bytes == 5 * outputs
+    assert r.macs == plane * 64 * 40 + 4 * plane * (64 * 9 + 64 * 64) + 64 * 12 == 13_174_528
+    assert r.macs == flop_macs(model, (1, 40, 62))
+    # dw1 reads conv1's output and writes its own: both 64 planes live (ReLUs in place, BN folded)
+    assert r.arena_bytes == 2 * 64 * plane and r.peak_op == "dw1"
+    assert r.scratch_bytes == 4 * plane and r.input_bytes == 40 * 62 and r.output_bytes == 12
+    assert r.descriptor_bytes == 9 * CONV_DESCRIPTOR + LINEAR_DESCRIPTOR
+    assert r.sram_bytes == 2 * 64 * plane + 4 * plane + 716 + 2480 + 12 == 85_048
+    # Cortex-M (4-byte pointers, 4-byte alignment): unit_conv2d_params 64 + unit_requant_s8 20
+    assert resources(model, (1, 40, 62), target="cortex-m").descriptor_bytes == 9 * (64 + 20) + 20
+    graph = trace_resources(model, (1, 40, 62))
+    groups = graph.prunable_groups()
+    # each depthwise conv continues its producer's group: conv1+dw1, pw1+dw2, pw2+dw3, pw3+dw4, pw4
+    assert sorted(sorted(l.name for l in graph.layers if graph.find(l.out_group) == g) for g in groups) == \
+        [["conv1", "dw1"], ["dw2", "pw1"], ["dw3", "pw2"], ["dw4", "pw3"], ["pw4"]]
+    # the global average pool is a buffer of one value per channel, live with pw4's output
+    (last,) = [g for g in groups if [l.name for l in graph.layers_of(g)] == ["pw4"]]
+    smaller = graph.exact({last: 10})
+    assert smaller.macs == r.macs - 54 * plane * 64 - 54 * 12
+    assert graph.evaluate({last: 10})["arena_bytes"] == 2 * 64 * plane  # the peak stays at dw1
+    pool_op = graph.op_names.index("pool")
+    pool_live = [b for b in graph.buffers if b.born <= pool_op <= b.dies and not b.io]
+    assert sorted(b.per_channel for b in pool_live) == [1, plane]
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "widar", "digits", "mnist-wide", "ds-cnn"])
 def test_macs_equal_flop_counter_on_builtin_models(name):
     model = build_model(name, seed=0)
     assert resources(model, model.input_shape).macs == flop_macs(model, model.input_shape)
@@ -177,7 +209,8 @@ def _randomize_bn(model):
 
 
 CASES = {"chain": (bn_chain, (1, 8, 8)), "residual": (Residual, (1, 10, 10)),
-         "depthwise": (depthwise_net, (3, 8, 8))}
+         "depthwise": (depthwise_net, (3, 8, 8)),
+         "ds-cnn": (lambda: ds_cnn_net(num_classes=5, width=8, blocks=2), (1, 12, 16))}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -276,6 +309,28 @@ from unitprune.shrink import BudgetError, MCUBudget, ShrinkConfig, cubic_budget,
 from unitprune.shrink.budget import check_feasible  # noqa: E402
 
 
+def test_projection_gets_past_a_tied_sram_peak():
+    """DS-CNN's equal-width blocks tie at the arena peak (dw1, pw1, dw2, pw2 all hold 2 x 8 planes):
+    no single channel removal lowers it, the greedy projection must still reach the budget."""
+    from unitprune.shrink.method import project_to_budget
+
+    model = ds_cnn_net(num_classes=5, width=8, blocks=2)
+    shape = (1, 12, 16)
+    graph = trace_resources(model, shape)
+    gates = ChannelGates(model, graph)
+    full = graph.exact()
+    one_less = [graph.exact({**gates.hard_counts(), g: 7}).sram_bytes for g in gates.groups]
+    assert min(one_less) == full.sram_bytes  # the tie: removing any single channel saves no SRAM
+    budget = MCUBudget(sram_bytes=full.sram_bytes - 4 * 48)  # 4 planes of 6x8 less
+    drop = project_to_budget(graph, gates, budget)
+    counts = {g: graph.group_sizes[g] - len(drop.get(g, [])) for g in gates.groups}
+    assert graph.exact(counts).sram_bytes <= budget.sram_bytes
+    assert gates.hard_counts() == counts  # the chosen gates are closed
+    # the tied groups shrink in turn: no group is cut to a sliver while another stays wide
+    assert max(counts.values()) - min(counts.values()) <= 1, counts
+    gates.detach()
+
+
 def test_cubic_schedule_tightens_from_initial_to_target():
     values = [cubic_budget(1000.0, 100.0, t, 10) for t in range(13)]
     assert values[0] == 1000.0 and values[10] == values[12] == 100.0
@@ -306,6 +361,22 @@ def test_impossible_budget_names_resource_and_excess():
     data = torch.utils.data.TensorDataset(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))
     with pytest.raises(BudgetError, match="sram_bytes"):
         shrink(model, data, data, budget, ShrinkConfig(epochs=1))
+
+
+def test_samd21_preset_and_cli_data_options_are_checked(tmp_path, capsys):
+    from unitprune.cli import main
+    from unitprune.shrink import PRESETS
+
+    samd21 = PRESETS["samd21"]
+    assert (samd21.sram_bytes, samd21.flash_bytes, samd21.target) == (32 * 1024 - 256, 256 * 1024, "cortex-m")
+    base = ["shrink", "--model", "ds-cnn", "--data", "digits", "--preset", "samd21", "--epochs", "1"]
+    assert main(base + ["--feature-pool", "2", "--run-dir", str(tmp_path / "a")]) == 2
+    assert "--feature-pool: expected BxF" in capsys.readouterr().err
+    # ds-cnn is registered for 40x62 inputs: other data is refused before any training, naming both shapes
+    assert main(base + ["--run-dir", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "expects inputs (1, 40, 62)" in err and "(1, 8, 8)" in err
+    assert not (tmp_path / "b" / "shrink.json").exists()
 
 
 def tiny_digits_net() -> nn.Sequential:

@@ -127,6 +127,21 @@ def test_splits_are_speaker_disjoint_and_features_are_the_log_mel_recipe(tiny):
     assert int((labels == 0).sum()) == int(np.ceil((labels >= 2).sum() / 3))
 
 
+def test_feature_pool_averages_the_same_features_and_renormalises(tiny):
+    config = ss.SynthSpeechConfig(seed=3, **TINY)
+    full = ss._build_context(tiny, "A", ss.ROOMS["A"], list(range(9)), 3, 0.1, 0.15, 1 / 3, False)
+    pooled = load_dataset("synth_speech", tiny.root, seed=3, config=config, feature_pool=(2, 2))
+    assert pooled.input_shape == (1, 40, 62) and pooled.test.tensors[0].shape[1:] == (1, 40, 62)
+    # the oracle: an explicit mean of each 2x2 block of the full log-mel map, split untouched
+    f = full.features["train"].astype(np.float64)
+    blocks = (f[..., 0::2, 0::2] + f[..., 1::2, 0::2] + f[..., 0::2, 1::2] + f[..., 1::2, 1::2]) / 4
+    norm = pooled.normalization
+    assert norm["mean"] == pytest.approx(blocks.mean(), rel=1e-6) and norm["std"] == pytest.approx(blocks.std(), rel=1e-6)
+    assert np.allclose(pooled.train.tensors[0].numpy(), (blocks - norm["mean"]) / norm["std"], atol=1e-5)
+    assert np.array_equal(pooled.train.tensors[1].numpy(), full.labels["train"])
+    assert "2x2" in norm["features"] and pooled.info["feature_pool"] == [2, 2]
+
+
 def test_domain_contexts_disjoint_speakers_and_rooms(tiny):
     contexts = ss.load_synth_speech_contexts(tiny.root, seed=3, config=ss.SynthSpeechConfig(seed=3, **TINY))
     a, b = contexts["A"], contexts["B"]

@@ -24,6 +24,15 @@ max-pool 2x2 stride 2. Shapes are (C, H, W) of one example:
   256 KB microcontroller, the starting point of :mod:`unitprune.shrink`) 1x28x28 -C 32x1x3x3->
   32x26x26 -C 64x32x3x3-> 64x24x24 -P-> 64x12x12 = 9216 -L 9216x128-> 128 -L 128x10-> 10
   (1,199,882 parameters).
+* ``ds-cnn`` (not in the paper; the Hello Edge / MLPerf Tiny DS-CNN-S keyword-spotting shape, a
+  KWS base too big for an 8-32 KB microcontroller, the KWS starting point of
+  :mod:`unitprune.shrink`): ``conv1`` 64x1x10x4, stride 2, padding (4, 1) + BatchNorm + ReLU, then
+  4 blocks of [depthwise 3x3 (padding 1) + BN + ReLU, pointwise 64x64x1x1 + BN + ReLU], global
+  average pool (``nn.AdaptiveAvgPool2d(1)``), flatten, linear 64x12 (no bias on the convs: the
+  BatchNorms hold the bias). Registered input: the 2x2-pooled log-mel map ``(1, 40, 62)``
+  (``load_dataset("synth_speech", feature_pool=(2, 2))``, see :func:`unitprune.data.audio.pool_features`)
+  -C-> 64x20x31 -> 4 x (64x20x31) -GAP-> 64 -L-> 12 (23,180 parameters, 13,174,528 MACs). Being fully
+  convolutional it runs on any input size; on the full ``(1, 80, 124)`` map: 64x40x62, 52,695,808 MACs.
 
 Initialisation: torch's default layer init. Pass ``seed=`` to :func:`build_model` for
 reproducible weights; this is the one place the library calls ``torch.manual_seed``, inside
@@ -48,10 +57,11 @@ MODEL_INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
     "widar": (22, 20, 20),
     "digits": (1, 8, 8),
     "mnist-wide": (1, 28, 28),
+    "ds-cnn": (1, 40, 62),
 }
 #: Default number of outputs of each model (Table 1).
 MODEL_NUM_CLASSES: dict[str, int] = {"mnist": 10, "cifar10": 10, "kws": 12, "widar": 6, "digits": 10,
-                                   "mnist-wide": 10}
+                                   "mnist-wide": 10, "ds-cnn": 12}
 #: Which model goes with which :func:`unitprune.data.load_dataset` name.
 DATASET_MODEL: dict[str, str] = {
     "mnist": "mnist", "cifar10": "cifar10", "speech_commands": "kws", "digits": "digits",
@@ -145,6 +155,34 @@ def mnist_wide_net(num_classes: int = 10) -> PaperCNN:
     ]))
 
 
+def ds_cnn_net(num_classes: int = 12, width: int = 64, blocks: int = 4,
+               input_shape: tuple[int, int, int] = MODEL_INPUT_SHAPES["ds-cnn"]) -> PaperCNN:
+    """DS-CNN-S (Hello Edge, MLPerf Tiny KWS): C 64x10x4/2 + BN + ReLU, 4 x [DW 3x3, PW 64] + BN + ReLU, GAP, L 64x12.
+
+    ``width`` (64) and ``blocks`` (4) exist for small tests; the registered model is the default.
+    ``input_shape`` is only recorded (the network is fully convolutional), e.g. ``(1, 80, 124)``
+    for the full log-mel map or ``(1, 20, 62)`` for ``feature_pool=(4, 2)``.
+    """
+    if len(input_shape) != 3 or input_shape[0] != 1:
+        raise ValueError(f"ds-cnn takes one log-mel channel (1, bands, frames), got input_shape={input_shape}")
+    layers: OrderedDict = OrderedDict([
+        ("conv1", nn.Conv2d(1, width, (10, 4), stride=2, padding=(4, 1), bias=False)),
+        ("bn1", nn.BatchNorm2d(width)),
+        ("relu1", nn.ReLU()),
+    ])
+    for k in range(1, blocks + 1):
+        layers[f"dw{k}"] = nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False)
+        layers[f"dw{k}_bn"] = nn.BatchNorm2d(width)
+        layers[f"dw{k}_relu"] = nn.ReLU()
+        layers[f"pw{k}"] = nn.Conv2d(width, width, 1, bias=False)
+        layers[f"pw{k}_bn"] = nn.BatchNorm2d(width)
+        layers[f"pw{k}_relu"] = nn.ReLU()
+    layers["pool"] = nn.AdaptiveAvgPool2d(1)
+    layers["flatten"] = nn.Flatten()
+    layers["fc"] = nn.Linear(width, num_classes)
+    return PaperCNN("ds-cnn", input_shape, layers)
+
+
 _BUILDERS: dict[str, Callable[..., PaperCNN]] = {
     "mnist": mnist_net,
     "cifar10": cifar10_net,
@@ -152,6 +190,7 @@ _BUILDERS: dict[str, Callable[..., PaperCNN]] = {
     "widar": widar_net,
     "digits": digits_net,
     "mnist-wide": mnist_wide_net,
+    "ds-cnn": ds_cnn_net,
 }
 _ALIASES = {"speech_commands": "kws", "cifar-10": "cifar10"}
 #: Valid names for :func:`build_model`.

@@ -22,15 +22,20 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     add_common(p)
     p.add_argument("--model", default="mnist-wide", help="built-in architecture")
     p.add_argument("--weights", metavar="FILE", help="trained state_dict of --model (skips base training)")
-    p.add_argument("--data", default="mnist", help="built-in dataset (mnist, digits, cifar10, speech_commands)")
-    p.add_argument("--data-root", metavar="DIR", help="data folder (cifar10, speech_commands, full MNIST)")
-    p.add_argument("--preset", choices=("atmega2560", "msp430fr5994"),
-                   help="chip budget: 8 KB SRAM, 256 KB flash/FRAM (--sram/--flash/--macs override it)")
+    p.add_argument("--data", default="mnist", help="built-in dataset (mnist, digits, cifar10, speech_commands, synth_speech)")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="data folder (cifar10, speech_commands, full MNIST, the synth_speech cache)")
+    p.add_argument("--feature-pool", metavar="BxF",
+                   help="speech sets: average the 80x124 log-mel map over BxF blocks (bands x frames), "
+                        "e.g. 2x2 for 40x62 inputs (unitprune.data.audio.pool_features)")
+    p.add_argument("--preset", choices=("atmega2560", "msp430fr5994", "samd21"),
+                   help="chip budget: 8 KB SRAM, 256 KB flash/FRAM (atmega2560, msp430fr5994); 32 KB SRAM, "
+                        "256 KB flash (samd21, Cortex-M0+). --sram/--flash/--macs override it")
     p.add_argument("--sram", metavar="SIZE", help="peak SRAM budget, e.g. 8KB")
     p.add_argument("--flash", metavar="SIZE", help="flash budget, e.g. 256KB")
     p.add_argument("--macs", metavar="N", help="MAC budget, e.g. 500k")
     p.add_argument("--unit-tables", action="store_true", help="count UnIT's conv tau tables in flash")
-    p.add_argument("--target", choices=("avr", "msp430", "host"),
+    p.add_argument("--target", choices=("avr", "msp430", "host", "cortex-m"),
                    help="exporter target whose RAM descriptor layout SRAM counts (default: the preset's, else avr)")
     p.add_argument("--conv-block-rows", metavar="{plane,min,N}",
                    help="count SRAM for the export's conv accumulator blocks: plane (whole output planes, the "
@@ -78,6 +83,15 @@ def _budget(args: argparse.Namespace):
     return MCUBudget(name="custom", unit_tables=args.unit_tables, target=args.target or "avr", **values)
 
 
+def _feature_pool(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+        raise CLIError(f"--feature-pool: expected BxF with positive integers (e.g. 2x2), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def cmd_shrink(args: argparse.Namespace) -> int:
     from ..mcu.targets import ToolMissing
     from ..shrink import parse_size
@@ -88,7 +102,8 @@ def cmd_shrink(args: argparse.Namespace) -> int:
         sweep = tuple(parse_size(s) for s in args.sweep_sram)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    config = ExperimentConfig(model=args.model, data=args.data, data_root=args.data_root, weights=args.weights,
+    config = ExperimentConfig(model=args.model, data=args.data, data_root=args.data_root,
+                              feature_pool=_feature_pool(args.feature_pool), weights=args.weights,
                               budget=budget, epochs=args.epochs, prune_epochs=args.prune_epochs,
                               methods=tuple(args.methods), unit=args.unit, sweep_sram=sweep, seed=args.seed,
                               threads=args.threads, progress=not args.no_progress, gate_lr=args.gate_lr,

@@ -16,6 +16,13 @@ Feature recipe (fixed, so firmware can reproduce it):
 * ``log(mel_power + LOG_EPS)`` with ``LOG_EPS = 1e-6``.
 
 Output per clip: ``(80, 124)`` = (mel bands, frames).
+
+Smaller feature maps for small microcontrollers (:func:`pool_features`, the loaders'
+``feature_pool=(bands, frames)`` option): the same log-mel features averaged over
+non-overlapping blocks of ``bands`` adjacent mel bands x ``frames`` adjacent frames (the mean of
+the log values, float32, computed in float64), e.g. ``(2, 2)``: ``(80, 124) -> (40, 62)``, 2,480
+int8 input bytes instead of 9,920. Deterministic and cheap for firmware (a block mean of the
+full features); the dataset's normalisation is computed on the pooled features.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from .errors import DatasetFormatError
 __all__ = [
     "SAMPLE_RATE", "NUM_SAMPLES", "N_FFT", "HOP", "N_MELS", "F_MIN", "F_MAX", "LOG_EPS",
     "hz_to_mel", "mel_to_hz", "mel_filterbank", "mel_center_frequencies", "log_mel_spectrogram",
-    "read_wav", "fix_length",
+    "read_wav", "fix_length", "pool_features",
 ]
 
 logger = logging.getLogger(__name__)
@@ -124,6 +131,28 @@ def log_mel_spectrogram(waveforms: np.ndarray) -> np.ndarray:
     mel = power @ _FILTERBANK.T  # (N, 124, 80)
     out = np.log(mel + LOG_EPS).transpose(0, 2, 1).astype(np.float32)
     return out[0] if single else out
+
+
+def pool_features(features: np.ndarray, pool: tuple[int, int] | None) -> np.ndarray:
+    """Average ``features`` ``(..., bands, frames)`` over non-overlapping ``pool = (b, f)`` blocks.
+
+    ``None`` or ``(1, 1)`` returns the input unchanged. The block mean is taken in float64 and
+    returned as float32, shape ``(..., bands // b, frames // f)``.
+
+    Raises:
+        ValueError: ``pool`` is not two positive integers, or does not divide the feature map.
+    """
+    if pool is None or tuple(pool) == (1, 1):
+        return features
+    if len(pool) != 2 or any(int(p) != p or p < 1 for p in pool):
+        raise ValueError(f"feature_pool must be two positive integers (mel bands, frames), got {pool!r}")
+    b, f = int(pool[0]), int(pool[1])
+    bands, frames = features.shape[-2:]
+    if bands % b or frames % f:
+        raise ValueError(f"feature_pool {b}x{f} does not divide the {bands}x{frames} log-mel map "
+                         f"(bands must be a multiple of {b}, frames of {f})")
+    x = np.asarray(features, dtype=np.float64).reshape(*features.shape[:-2], bands // b, b, frames // f, f)
+    return x.mean(axis=(-3, -1)).astype(np.float32)
 
 
 def fix_length(x: np.ndarray, n: int = NUM_SAMPLES) -> np.ndarray:

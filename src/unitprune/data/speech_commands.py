@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .audio import N_MELS, NUM_FRAMES, NUM_SAMPLES, fix_length, log_mel_spectrogram, read_wav
+from .audio import N_MELS, NUM_FRAMES, NUM_SAMPLES, fix_length, log_mel_spectrogram, pool_features, read_wav
 from .errors import DatasetNotFoundError
 from .splits import DatasetSplits, make_tensor_dataset
 
@@ -215,6 +215,7 @@ def load_speech_commands(
     silence_fraction: float = 0.1,
     max_per_class: int | None = None,
     chunk_size: int = 256,
+    feature_pool: tuple[int, int] | None = None,
     progress: bool = False,
 ) -> DatasetSplits:
     """Load Google Speech Commands as 12-class log-mel :class:`DatasetSplits` ``(N, 1, 80, 124)``.
@@ -228,6 +229,8 @@ def load_speech_commands(
         silence_fraction: silence clips added per split, relative to the known-word clips.
         max_per_class: keep at most this many clips per word class per split (seeded), or all.
         chunk_size: clips per feature-extraction batch (memory vs speed).
+        feature_pool: ``(bands, frames)``: average the log-mel map over blocks of that size
+            (:func:`unitprune.data.audio.pool_features`), e.g. ``(2, 2)`` for ``(1, 40, 62)``.
         progress: show a tqdm bar while reading files.
     """
     root = Path(root)
@@ -251,7 +254,8 @@ def load_speech_commands(
     for split_id, split in enumerate(_SPLITS):
         rng = np.random.default_rng([seed, split_id])
         clips = _select(assignment[split], rng, unknown_fraction, silence_fraction, max_per_class)
-        features[split] = _features(root, clips, noises, rng, chunk_size, f"speech_commands {split}", progress)
+        features[split] = pool_features(
+            _features(root, clips, noises, rng, chunk_size, f"speech_commands {split}", progress), feature_pool)
         labels[split] = np.array([c.label for c in clips], dtype=np.int64)
         counts[split] = np.bincount(labels[split], minlength=len(CLASS_NAMES)).tolist()
 
@@ -266,9 +270,11 @@ def load_speech_commands(
         val=datasets["val"],
         test=datasets["test"],
         num_classes=len(CLASS_NAMES),
-        input_shape=(1, N_MELS, NUM_FRAMES),
+        input_shape=tuple(features["train"].shape[1:]),
         class_names=CLASS_NAMES,
-        normalization={"features": "log-mel, see unitprune.data.audio", "mean": mean, "std": std},
+        normalization={"features": "log-mel, see unitprune.data.audio" + (
+            f"; averaged over {feature_pool[0]}x{feature_pool[1]} blocks (bands x frames)" if feature_pool else ""),
+            "mean": mean, "std": std},
         info={"source": str(root), "split_rule": rule, "class_counts": counts, "seed": seed,
               "background_noise_files": len(noises)},
     )

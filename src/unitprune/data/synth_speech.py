@@ -56,7 +56,7 @@ import numpy as np
 import scipy.signal
 from tqdm.auto import tqdm
 
-from .audio import N_MELS, NUM_FRAMES, NUM_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, read_wav
+from .audio import N_MELS, NUM_FRAMES, NUM_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, pool_features, read_wav
 from .errors import DatasetFormatError, DatasetNotFoundError
 from .speech_commands import CLASS_NAMES, KNOWN_WORDS, SILENCE, UNKNOWN
 from .splits import DatasetSplits, make_tensor_dataset
@@ -614,7 +614,8 @@ def _default_silence(cache: SynthSpeechCache) -> float:
 
 def load_synth_speech(root: str | Path | None = None, *, seed: int = 0, config: SynthSpeechConfig | None = None,
                       room: str = "A", val_fraction: float = 0.1, test_fraction: float = 0.15,
-                      silence_fraction: float | None = None, progress: bool = False) -> DatasetSplits:
+                      silence_fraction: float | None = None, feature_pool: tuple[int, int] | None = None,
+                      progress: bool = False) -> DatasetSplits:
     """The synthesized speech set in one room as 12-class log-mel :class:`DatasetSplits`.
 
     Args:
@@ -624,6 +625,9 @@ def load_synth_speech(root: str | Path | None = None, *, seed: int = 0, config: 
         room: one of :data:`ROOMS`.
         val_fraction / test_fraction: speaker fractions held out.
         silence_fraction: ``_silence_`` clips per known-word clip (default: one keyword's share).
+        feature_pool: ``(bands, frames)``: average the log-mel map over blocks of that size
+            (:func:`unitprune.data.audio.pool_features`), e.g. ``(2, 2)`` for ``(1, 40, 62)``
+            inputs; ``None``: the full ``(1, 80, 124)``.
     """
     if room not in ROOMS:
         raise ValueError(f"unknown room {room!r}; rooms: {', '.join(ROOMS)}")
@@ -632,7 +636,12 @@ def load_synth_speech(root: str | Path | None = None, *, seed: int = 0, config: 
     ids = list(range(cache.manifest["counts"]["speakers"]))
     context = _build_context(cache, room, ROOMS[room], ids, seed, val_fraction, test_fraction, silence_fraction,
                              progress)
-    splits = context_splits(context)
-    splits.info.update(source=str(cache.root), espeak_ng_version=cache.manifest["espeak_ng_version"], seed=seed)
+    features = "log-mel, see unitprune.data.audio"
+    if feature_pool is not None and tuple(feature_pool) != (1, 1):
+        context.features = {s: pool_features(f, feature_pool) for s, f in context.features.items()}
+        features += f"; averaged over {feature_pool[0]}x{feature_pool[1]} blocks (bands x frames)"
+    splits = context_splits(context, features=features)
+    splits.info.update(source=str(cache.root), espeak_ng_version=cache.manifest["espeak_ng_version"], seed=seed,
+                       feature_pool=list(feature_pool) if feature_pool is not None else None)
     return splits
 

@@ -71,13 +71,17 @@ class MCUBudget:
 #: The stack the exporter keeps free on an MCU (``unitprune.mcu.export.STACK_RESERVE``).
 STACK_RESERVE = 256
 
-#: Chip presets: 8 KB SRAM and 256 KB flash (ATmega2560) / FRAM (MSP430FR5994). The SRAM limit is
-#: 8 KB less the exporter's stack reserve, the test the exporter itself applies.
+#: Chip presets: 8 KB SRAM and 256 KB flash (ATmega2560) / FRAM (MSP430FR5994); 32 KB SRAM and
+#: 256 KB flash (Microchip SAMD21J18A, Cortex-M0+ without SIMD or DSP instructions, the largest
+#: SAMD21: the KWS setting of docs/shrink.md). The SRAM limit is the chip's SRAM less the
+#: exporter's stack reserve, the test the exporter itself applies.
 PRESETS = {
     "atmega2560": MCUBudget(sram_bytes=8 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024, name="ATmega2560",
                             target="avr"),
     "msp430fr5994": MCUBudget(sram_bytes=8 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024, name="MSP430FR5994",
                               target="msp430"),
+    "samd21": MCUBudget(sram_bytes=32 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024, name="SAMD21",
+                        target="cortex-m"),
 }
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmM]?)(i?[bB])?\s*$")

@@ -60,6 +60,7 @@ class ExperimentConfig:
     model: str = "mnist-wide"
     data: str = "mnist"
     data_root: str | None = None
+    feature_pool: tuple[int, int] | None = None  # speech sets: log-mel block average (unitprune.data.audio)
     weights: str | None = None
     budget: MCUBudget = field(default_factory=lambda: MCUBudget(sram_bytes=8192, flash_bytes=262144))
     epochs: int = 8
@@ -124,9 +125,13 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        splits = load_dataset(config.data, config.data_root, seed=config.seed)
+        data_options = {"feature_pool": config.feature_pool} if config.feature_pool else {}
+        splits = load_dataset(config.data, config.data_root, seed=config.seed, **data_options)
         init = build_model(config.model, seed=config.seed, num_classes=splits.num_classes)
         input_shape = tuple(splits.input_shape)
+        if tuple(getattr(init, "input_shape", input_shape)) != input_shape:
+            raise ValueError(f"model {config.model!r} expects inputs {tuple(init.input_shape)}, dataset {config.data!r} "
+                             f"gives {input_shape} (for ds-cnn on 80x124 log-mel: --feature-pool 2x2)")
         base = copy.deepcopy(init)
         if config.weights:
             base.load_state_dict(torch.load(config.weights, weights_only=True))

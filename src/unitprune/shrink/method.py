@@ -164,28 +164,40 @@ def _penalty(values: dict, budgets: dict[str, float], weights: dict[str, float])
 def project_to_budget(graph: ResourceGraph, gates: ChannelGates, budget: MCUBudget) -> dict[int, list[int]]:
     """Channels to close so the hard counts fit ``budget``: lowest gates first, greedy on excess.
 
+    Each step closes one channel of the group whose removal lowers the excess most. Peak SRAM is
+    a maximum over ops, so when several ops tie at the peak (a chain of equal widths, e.g. DS-CNN's
+    depthwise/pointwise blocks) no single removal lowers it; the tie is then broken in favour of
+    the group with the most open channels (so tied groups shrink in turn, none collapses to one
+    channel), then by the total relative usage ``sum_k R_k / B_k`` (every buffer summed instead of
+    the peak, plus flash and MACs), so the greedy keeps going until the peak falls.
+
     Returns ``{group: [channel indices]}``; the gates of those channels are set to 0.
     """
     limits = budget.limits()
     counts = gates.hard_counts()
     chosen: dict[int, list[int]] = {g: [] for g in gates.groups}
 
-    def excess(c) -> float:
+    def usage(c) -> tuple[float, float]:
         values = graph.exact(c, unit_tables=budget.unit_tables, target=budget.target,
                              conv_block_rows=budget.conv_block_rows).as_dict()
-        return sum(max(0.0, float(values[k]) / v - 1.0) for k, v in limits.items())
+        excess = sum(max(0.0, float(values[k]) / v - 1.0) for k, v in limits.items())
+        total = sum(float(values[k]) / v for k, v in limits.items() if k != "sram_bytes")
+        if "sram_bytes" in limits:  # all activation buffers, not only those live at the peak
+            buffers = sum(c.get(b.group, graph.group_sizes[b.group]) * b.per_channel for b in graph.buffers)
+            total += buffers / limits["sram_bytes"]
+        return excess, total
 
-    current = excess(counts)
+    current, current_total = usage(counts)
     while current > 0:
         best = None
         for g in gates.groups:
             if counts[g] <= 1:
                 continue
-            trial = {**counts, g: counts[g] - 1}
-            gain = current - excess(trial)
+            excess, total = usage({**counts, g: counts[g] - 1})
+            gain = (current - excess, counts[g], current_total - total)
             if best is None or gain > best[0]:
                 best = (gain, g)
-        if best is None or best[0] <= 0:
+        if best is None or (best[0][0] <= 0.0 and best[0][2] <= 0.0):
             raise BudgetError("the budget cannot be met by removing more channels "
                               f"(relative excess {current:.3f} at counts {counts})")
         g = best[1]
@@ -195,7 +207,7 @@ def project_to_budget(graph: ResourceGraph, gates: ChannelGates, budget: MCUBudg
         index = int(torch.argmin(theta))
         chosen[g].append(index)
         counts[g] -= 1
-        current = excess(counts)
+        current, current_total = usage(counts)
     with torch.no_grad():
         for g, idx in chosen.items():
             if idx:

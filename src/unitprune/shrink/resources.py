@@ -238,7 +238,9 @@ class ResourceGraph:
 
 
 #: (pointer bytes, struct alignment) of the exporter's targets (``unitprune.mcu.export.TARGETS``).
-TARGET_LAYOUT = {"avr": (2, 1), "msp430": (2, 2), "host": (8, 8)}
+#: ``cortex-m``: the 32-bit Arm EABI layout (4-byte pointers, int32 aligned to 4) of parts such as
+#: the SAMD21 (Cortex-M0+); the exporter has no Cortex-M target yet, the layout is the ABI's.
+TARGET_LAYOUT = {"avr": (2, 1), "msp430": (2, 2), "host": (8, 8), "cortex-m": (4, 4)}
 
 
 def _maximum(values: list):
