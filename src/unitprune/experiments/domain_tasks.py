@@ -17,17 +17,30 @@ __all__ = ["KWSDomainTask", "WidarDomainTask"]
 
 @dataclass(frozen=True)
 class KWSDomainTask:
-    """Keyword spotting on the synthesized speech set: context A (room A) and B (room B), disjoint speakers."""
+    """Keyword spotting on the synthesized speech set: context A (room A) and B (room B), disjoint speakers.
+
+    ``val_fraction`` / ``test_fraction``: share of a context's speakers held out for validation (of
+    the speakers left after the test split) and test; see
+    :func:`unitprune.data.synth_speech.load_synth_speech_contexts`.
+    """
 
     data_root: str = "data/synth_speech"
     synth: SynthSpeechConfig = field(default_factory=SynthSpeechConfig)
     seed: int = 0
     progress: bool = False
+    val_fraction: float = 0.1
+    test_fraction: float = 0.15
     name: str = "synth_speech"
     model: str = "kws"
 
+    def __post_init__(self) -> None:
+        for label, value in (("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction)):
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"KWSDomainTask.{label} must be in (0, 1), got {value}")
+
     def contexts(self):
-        return load_synth_speech_contexts(self.data_root, seed=self.seed, config=self.synth, progress=self.progress)
+        return load_synth_speech_contexts(self.data_root, seed=self.seed, config=self.synth, progress=self.progress,
+                                          val_fraction=self.val_fraction, test_fraction=self.test_fraction)
 
     def splits(self, train, test=None):
         return context_splits(train, test, name=self.name)
