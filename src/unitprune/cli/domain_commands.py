@@ -12,7 +12,7 @@ __all__ = ["add_domain_parser", "cmd_domain_shift"]
 def add_domain_parser(commands, formatter, add_common) -> None:
     """Register the ``domain-shift`` command."""
     from ..experiments.domain_shift import DomainShiftConfig
-    from ..experiments.domain_tasks import KWSDomainTask
+    from ..experiments.domain_tasks import DOMAIN_DATA_ROOT, DOMAIN_VARIANTS, KWSDomainTask
     from .data_commands import add_synth_options
 
     d = DomainShiftConfig()
@@ -29,7 +29,8 @@ def add_domain_parser(commands, formatter, add_common) -> None:
     add_common(parser)
     parser.add_argument("--task", choices=("kws", "widar"), default="kws", help="which contexts")
     parser.add_argument("--run-dir", default=d.run_dir, help="output folder")
-    parser.add_argument("--data-root", help="kws: synthesized speech cache (default: data/synth_speech); "
+    parser.add_argument("--data-root", help=f"kws: synthesized speech cache (default: {DOMAIN_DATA_ROOT}; "
+                                            "generated there when absent); "
                                             "widar: folder of Widar3.0 BVP .mat files (required)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, splits, initialisation and data order")
     parser.add_argument("--retrain", action="store_true", help="train even if RUN_DIR/train-*/model.pt exists")
@@ -54,19 +55,23 @@ def add_domain_parser(commands, formatter, add_common) -> None:
     parser.add_argument("--workers", type=int, help="training contexts in parallel processes (default: min(2, CPUs))")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     add_synth_options(parser)
-    parser.set_defaults(handler=cmd_domain_shift)
+    # kws: the study's own speaker set (384 speakers, see unitprune.experiments.domain_tasks)
+    parser.set_defaults(handler=cmd_domain_shift, variants=list(DOMAIN_VARIANTS))
+    for action in parser._actions:
+        if action.dest == "variants":
+            action.help = f"espeak-ng variants (default here: {' '.join(DOMAIN_VARIANTS)})"
 
 
 def cmd_domain_shift(args: argparse.Namespace) -> int:
     from ..experiments.domain_shift import DomainShiftConfig, run_domain_shift
-    from ..experiments.domain_tasks import KWSDomainTask, WidarDomainTask
+    from ..experiments.domain_tasks import DOMAIN_DATA_ROOT, KWSDomainTask, WidarDomainTask
     from .commands import sweep_workers
     from .data_commands import synth_config_from_args
     from .errors import CLIError
 
     t0 = time.perf_counter()
     if args.task == "kws":
-        task = KWSDomainTask(data_root=args.data_root or "data/synth_speech", synth=synth_config_from_args(args),
+        task = KWSDomainTask(data_root=args.data_root or DOMAIN_DATA_ROOT, synth=synth_config_from_args(args),
                              seed=args.seed, progress=not args.no_progress, val_fraction=args.val_fraction)
     else:
         if not args.data_root:

@@ -94,10 +94,10 @@ class DomainShiftConfig:
     """
 
     run_dir: str = "runs/domain_shift"
-    unit_percentiles: tuple[float, ...] = (40.0, 50.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0, 90.0)
-    fatrelu_percentiles: tuple[float, ...] = (30.0, 50.0, 60.0, 70.0, 80.0, 90.0)
+    unit_percentiles: tuple[float, ...] = (30.0, 40.0, 45.0, 50.0, 55.0, 60.0, 65.0, 70.0)
+    fatrelu_percentiles: tuple[float, ...] = (30.0, 50.0, 70.0)
     ttp_sparsities: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
-    autotune_budgets: tuple[float, ...] = (0.5, 1.0)
+    autotune_budgets: tuple[float, ...] = (1.0,)
     ttp_finetune_epochs: int = 2
     ttp_lr: float = 1e-3
     budget: float = 1.0
