@@ -169,3 +169,32 @@ def test_cli_data_synth_speech(tmp_path, capsys):
     assert main(args) == 0 and "reused 8 clips" in capsys.readouterr().out
     assert main(args[:-1] + ["--seed", "1", "--no-progress"]) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_cli_kws_demo_uses_the_kws_defaults(tiny, tmp_path):
+    """`unitprune demo --task kws` on the tiny set: KWS sweep defaults for unset options, the given
+    ones override them, the KWS augmentation is recorded with the checkpoint, every phase is timed."""
+    import json
+    from dataclasses import asdict
+
+    from unitprune.cli import main
+    from unitprune.experiments.kws import KWS_AUGMENT, KWS_SWEEP
+
+    data_root = tmp_path / "data"
+    shutil.copytree(tiny.root, data_root)
+    run_dir = tmp_path / "run"
+    args = ["demo", "--task", "kws", "--data-root", str(data_root), "--run-dir", str(run_dir), "--seed", "3",
+            "--epochs", "1", "--methods", "unpruned", "unit-exact", "--unit-percentiles", "30", "--workers", "1",
+            "--voices", *TINY["voices"], "--variants", *TINY["variants"], "--words", *TINY["words"],
+            "--repeats", "1", "--unknown-per-speaker", "1", "--no-progress"]
+    assert main(args) == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["config"]["unit_percentiles"] == [30.0]  # given
+    assert results["config"]["fatrelu_percentiles"] == list(KWS_SWEEP.fatrelu_percentiles)  # KWS default
+    assert results["config"]["autotune_grid"] == list(KWS_SWEEP.autotune_grid)
+    assert results["config"]["ttp_finetune_epochs"] == KWS_SWEEP.ttp_finetune_epochs
+    assert [p["knob"] for p in results["methods"]["unit-exact"]] == [30.0]
+    timing = results["timing_s"]
+    assert {"data_generation_or_check", "features", "training", "unpruned", "unit-exact", "demo_total"} <= set(timing)
+    metadata = json.loads((run_dir / "train" / "metadata.json").read_text())
+    assert metadata["config"]["augment"] == asdict(KWS_AUGMENT) and metadata["config"]["epochs"] == 1

@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from unitprune.data import load_dataset
 from unitprune.models import build_model
-from unitprune.training import TrainConfig, evaluate, predict, train
+from unitprune.training import (Augment, AugmentDraw, TrainConfig, apply_augment, augment_batch, draw_augment,
+                                evaluate, predict, train)
 
 FAST = dict(batch_size=64, lr=1e-2, progress=False, num_threads=1)
 
@@ -140,3 +141,69 @@ def test_train_config_validation():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="patience"):
         TrainConfig(patience=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Augmentation (TrainConfig.augment)
+# ---------------------------------------------------------------------------------------------
+
+def _explicit_augment(x, draw, fill):
+    """Oracle: shift and mask one cell at a time with Python loops."""
+    out = torch.full_like(x, fill)
+    frames, bands = x.shape[-1], x.shape[-2]
+    for b in range(x.shape[0]):
+        s = int(draw.shift[b])
+        for t in range(frames):
+            if 0 <= t - s < frames:
+                out[b, ..., t] = x[b, ..., t - s]
+        for start, width in zip(draw.time_start[b].tolist(), draw.time_width[b].tolist()):
+            out[b, ..., start:start + width] = fill
+        for start, width in zip(draw.freq_start[b].tolist(), draw.freq_width[b].tolist()):
+            out[b, ..., start:start + width, :] = fill
+    return out
+
+
+def test_apply_augment_matches_explicit_shift_and_masks():
+    x = torch.arange(3 * 2 * 5 * 7, dtype=torch.float32).reshape(3, 2, 5, 7) + 1.0
+    draw = AugmentDraw(shift=torch.tensor([2, -3, 0]),
+                       time_start=torch.tensor([[0], [4], [6]]), time_width=torch.tensor([[1], [2], [0]]),
+                       freq_start=torch.tensor([[1, 4], [0, 0], [2, 2]]),
+                       freq_width=torch.tensor([[2, 1], [0, 0], [3, 1]]))
+    out = apply_augment(x, draw, fill=-9.0)
+    assert torch.equal(out, _explicit_augment(x, draw, -9.0))
+    # hand-checked cells: example 0 shifted 2 frames later, frame 0 masked, bands 1-2 and 4 masked
+    assert out[0, 0, 0].tolist() == [-9.0, -9.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert (out[0, :, 1:3] == -9.0).all() and (out[0, :, 4] == -9.0).all()
+    # example 1 shifted 3 frames earlier: the last 3 frames vacated, frames 4-5 masked anyway
+    assert torch.equal(out[1, :, :, :4], x[1, :, :, 3:7]) and (out[1, :, :, 4:] == -9.0).all()
+    assert torch.equal(out[2, :, :2], x[2, :, :2])  # no shift, zero-width time mask, bands 2-4 masked
+    assert (out[2, :, 2:] == -9.0).all()
+    assert torch.equal(x, torch.arange(210, dtype=torch.float32).reshape(3, 2, 5, 7) + 1.0)  # input untouched
+
+
+def test_augment_batch_is_seeded_and_within_its_ranges():
+    aug = Augment(time_shift=4, time_masks=2, time_mask_width=5, freq_masks=1, freq_mask_width=3)
+    x = torch.randn(64, 1, 12, 20, generator=torch.Generator().manual_seed(0))
+    a = augment_batch(x, aug, torch.Generator().manual_seed(1))
+    b = augment_batch(x, aug, torch.Generator().manual_seed(1))
+    c = augment_batch(x, aug, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    draw = draw_augment(tuple(x.shape), aug, torch.Generator().manual_seed(1))
+    assert torch.equal(a, _explicit_augment(x, draw, 0.0))  # augment_batch = these draws applied
+    assert draw.shift.abs().max() <= 4 and len(set(draw.shift.tolist())) > 4
+    assert draw.time_width.max() <= 5 and (draw.time_start + draw.time_width <= 20).all()
+    assert draw.freq_width.max() <= 3 and (draw.freq_start + draw.freq_width <= 12).all()
+    assert torch.equal(augment_batch(x, Augment(), torch.Generator().manual_seed(1)), x)  # all off: identity
+    with pytest.raises(ValueError, match="time_shift"):
+        Augment(time_shift=-1)
+
+
+def test_training_with_augment_is_deterministic_and_differs_from_plain(digits):
+    aug = Augment(time_shift=1, time_masks=1, time_mask_width=2)
+    cfg = TrainConfig(epochs=2, patience=None, seed=3, augment=aug, **FAST)
+    models = [build_model("digits", seed=0) for _ in range(3)]
+    train(models[0], digits, cfg)
+    train(models[1], digits, cfg)
+    train(models[2], digits, replace(cfg, augment=None))
+    assert states_equal(models[0], models[1])
+    assert not states_equal(models[0], models[2])

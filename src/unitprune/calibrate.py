@@ -12,10 +12,16 @@ layer never sees at deployment. Calibrating on the deployed distribution makes t
 what it says: about ``p``% of the nonzero products the layer actually sees are skipped.
 ``sequential=False`` measures every layer on the dense model in a single pass instead.
 
-The percentile is exact but never holds all products in memory: the products are streamed in
-chunks twice through a radix selection on their float32 bit patterns (positive floats order
-like their bit patterns): the first pass finds the high 16 bits of the wanted order statistic,
-the second its low 16 bits.
+The percentile is exact and the products are never formed: each layer's thresholds come from
+:func:`unitprune.selection.layer_percentile`. Every weight multiplies one multiset of activations
+(a linear layer's input feature over the samples; for a stride-1 convolution, one input channel
+inside the tap's window, counted by inclusion-exclusion from whole channels, rows, columns and
+corner cells; one im2col row otherwise). Those multisets are sorted once; a binary search over
+the float32 bit patterns of the candidate threshold (positive floats order like their bits) then
+counts the products ``<= T`` with one ``searchsorted`` per weight and an exact float32 check at
+the boundary, per threshold group. :func:`layer_products` and :func:`product_percentile` below
+(all products streamed twice through a 16 + 16-bit radix selection) are the slow reference the
+tests and ``benchmarks/calibration.py`` compare against; calibration does not use them.
 """
 
 from __future__ import annotations

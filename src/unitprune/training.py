@@ -11,6 +11,13 @@ same initial weights, data and config, two runs on the same machine give identic
 ``torch.set_num_threads(config.num_threads)`` is applied for the duration of ``train`` and the
 previous value restored afterwards.
 
+Augmentation (``TrainConfig.augment``, off by default): an :class:`Augment` perturbs every
+training batch of spectrogram-like inputs ``(B, C, F, T)`` (log-mel: ``F`` mel bands, ``T``
+frames) with a random time shift and SpecAugment-style time / frequency masks
+(:func:`augment_batch`). Its draws come from a second local generator seeded with
+``config.seed + AUGMENT_SEED_OFFSET``, so the example order is the same with and without it and
+training stays deterministic. Validation and test data are never augmented.
+
 With ``run_dir`` the run writes ``model.pt`` (final = best ``state_dict``), ``checkpoint_best.pt``
 (``{"state_dict", "optimizer", "epoch", "val_accuracy"}``, rewritten at each improvement) and
 ``metadata.json`` (model, dataset, config, accuracies, history, versions, timestamps).
@@ -35,9 +42,108 @@ from tqdm.auto import tqdm
 
 from .data.splits import DatasetSplits
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "predict"]
+__all__ = ["TrainConfig", "TrainResult", "Augment", "AugmentDraw", "augment_batch", "draw_augment", "apply_augment",
+           "train", "evaluate", "predict"]
 
 logger = logging.getLogger(__name__)
+
+#: The augmentation generator is seeded with ``TrainConfig.seed`` plus this offset.
+AUGMENT_SEED_OFFSET = 7919
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-time augmentation of ``(B, C, F, T)`` inputs (see :func:`augment_batch`).
+
+    Attributes:
+        time_shift: each example is shifted along the last axis by a whole number of frames drawn
+            uniformly from ``[-time_shift, time_shift]`` (positive: later); vacated frames get ``fill``.
+        time_masks / time_mask_width: number of time masks per example and their maximum width:
+            each mask sets ``w`` consecutive frames (``w`` uniform in ``[0, time_mask_width]``, start
+            uniform among the ``T - w + 1`` positions) of every band to ``fill``.
+        freq_masks / freq_mask_width: the same along the band axis (``F``, second to last).
+        fill: value of vacated and masked cells (0: the mean of standardised features).
+    """
+
+    time_shift: int = 0
+    time_masks: int = 0
+    time_mask_width: int = 0
+    freq_masks: int = 0
+    freq_mask_width: int = 0
+    fill: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("time_shift", "time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"Augment.{name} must be an integer >= 0, got {value!r}")
+
+
+@dataclass
+class AugmentDraw:
+    """The random choices of one :func:`augment_batch` call (int64 tensors).
+
+    ``shift``: ``(B,)`` frames; ``time_start`` / ``time_width``: ``(B, time_masks)``;
+    ``freq_start`` / ``freq_width``: ``(B, freq_masks)``.
+    """
+
+    shift: torch.Tensor
+    time_start: torch.Tensor
+    time_width: torch.Tensor
+    freq_start: torch.Tensor
+    freq_width: torch.Tensor
+
+
+def _draw_masks(batch: int, count: int, max_width: int, length: int, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    width = torch.randint(0, min(max_width, length) + 1, (batch, count), generator=generator)
+    start = (torch.rand((batch, count), generator=generator) * (length - width + 1)).floor().long()
+    return start, width
+
+
+def draw_augment(shape: tuple[int, ...], augment: Augment, generator: torch.Generator) -> AugmentDraw:
+    """Draw the shifts and masks for a batch of ``shape`` ``(B, ..., F, T)``, in a fixed order."""
+    batch, bands, frames = shape[0], shape[-2], shape[-1]
+    shift = torch.randint(-augment.time_shift, augment.time_shift + 1, (batch,), generator=generator)
+    time_start, time_width = _draw_masks(batch, augment.time_masks, augment.time_mask_width, frames, generator)
+    freq_start, freq_width = _draw_masks(batch, augment.freq_masks, augment.freq_mask_width, bands, generator)
+    return AugmentDraw(shift, time_start, time_width, freq_start, freq_width)
+
+
+def _band(start: torch.Tensor, width: torch.Tensor, length: int) -> torch.Tensor:
+    """``(B, length)`` bool: position inside any of the ``(B, k)`` intervals ``[start, start + width)``."""
+    pos = torch.arange(length)
+    inside = (pos >= start[..., None]) & (pos < (start + width)[..., None])  # (B, k, length)
+    return inside.any(dim=1)
+
+
+def apply_augment(x: torch.Tensor, draw: AugmentDraw, fill: float = 0.0) -> torch.Tensor:
+    """``x`` ``(B, ..., F, T)`` shifted by ``draw.shift`` frames, then masked; a new tensor.
+
+    ``out[b, ..., f, t] = x[b, ..., f, t - shift[b]]`` where ``0 <= t - shift[b] < T``, else ``fill``;
+    then every masked frame / band of example ``b`` is set to ``fill``.
+    """
+    frames, bands = x.shape[-1], x.shape[-2]
+    lead = (x.shape[0],) + (1,) * (x.dim() - 2)  # broadcast over the middle axes
+    source = torch.arange(frames) - draw.shift[:, None]  # (B, T)
+    valid = (source >= 0) & (source < frames)
+    index = source.clamp(0, frames - 1).reshape(lead[:-1] + (1, frames)).expand_as(x)
+    out = torch.gather(x, -1, index)
+    masked_t = ~valid
+    if draw.time_start.shape[1]:
+        masked_t |= _band(draw.time_start, draw.time_width, frames)
+    out = out.masked_fill(masked_t.reshape(lead[:-1] + (1, frames)), fill)
+    if draw.freq_start.shape[1]:
+        masked_f = _band(draw.freq_start, draw.freq_width, bands)
+        out = out.masked_fill(masked_f.reshape(lead[:-1] + (bands, 1)), fill)
+    return out
+
+
+def augment_batch(x: torch.Tensor, augment: Augment, generator: torch.Generator) -> torch.Tensor:
+    """Randomly shifted and masked copy of ``x`` ``(B, ..., F, T)`` (draws from ``generator``)."""
+    if x.dim() < 3:
+        raise ValueError(f"augmentation needs inputs (B, ..., F, T) with bands and frames, got shape {tuple(x.shape)}")
+    return apply_augment(x, draw_augment(tuple(x.shape), augment, generator), augment.fill)
 
 
 @dataclass
@@ -56,6 +162,7 @@ class TrainConfig:
         num_threads: torch intra-op threads used while training.
         progress: show tqdm progress bars.
         eval_batch_size: batch size for validation / test evaluation.
+        augment: training-batch augmentation (:class:`Augment`; ``None``: off).
     """
 
     epochs: int = 30
@@ -68,6 +175,7 @@ class TrainConfig:
     num_threads: int = 2
     progress: bool = True
     eval_batch_size: int = 256
+    augment: Augment | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -91,7 +199,8 @@ class TrainResult:
         stopped_early: whether patience ran out before ``config.epochs``.
         test_accuracy: accuracy of the final model on the test split (``None`` if it is empty).
         history: one dict per epoch: ``epoch``, ``train_loss``, ``train_accuracy``,
-            ``val_accuracy``, ``seconds``.
+            ``val_accuracy``, ``seconds`` (train loss / accuracy are on the augmented batches when
+            ``config.augment`` is set).
         wall_time_s: total training time in seconds.
     """
 
@@ -203,6 +312,7 @@ def train(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
     generator = torch.Generator().manual_seed(config.seed)
+    augment_generator = torch.Generator().manual_seed(config.seed + AUGMENT_SEED_OFFSET)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -221,6 +331,8 @@ def train(
             batches = tqdm(_batches(splits.train, config.batch_size, generator), total=n_batches,
                            desc=f"epoch {epoch}", leave=False, disable=not config.progress)
             for x, y in batches:
+                if config.augment is not None:
+                    x = augment_batch(x, config.augment, augment_generator)
                 optimizer.zero_grad(set_to_none=True)
                 logits = model(x)
                 loss = loss_fn(logits, y)

@@ -18,7 +18,10 @@ logger = logging.getLogger("unitprune.cli")
 __all__ = ["cmd_demo", "cmd_train", "cmd_calibrate", "cmd_sweep", "cmd_report"]
 
 
-def _sweep_config(args: argparse.Namespace, methods=None):
+def _sweep_config(args: argparse.Namespace, methods=None, base=None):
+    """The sweep given by the options; unset options keep ``base``'s values (default: ``SweepConfig()``)."""
+    from dataclasses import replace
+
     from ..experiments import SweepConfig
 
     mapping = {"methods": "methods", "unit_percentiles": "unit_percentiles",
@@ -32,7 +35,7 @@ def _sweep_config(args: argparse.Namespace, methods=None):
         values["methods"] = methods
     if "seed" in args:
         values["seed"] = args.seed
-    return SweepConfig(progress=not args.no_progress, **values)
+    return replace(base or SweepConfig(), progress=not args.no_progress, **values)
 
 
 def sweep_workers(args: argparse.Namespace) -> int:
@@ -131,7 +134,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.task == "kws":
         from .kws_commands import cmd_kws_demo
 
-        return cmd_kws_demo(args, _sweep_config(args), sweep_workers(args), _print_results)
+        from ..experiments.kws import KWS_SWEEP
+
+        return cmd_kws_demo(args, _sweep_config(args, base=KWS_SWEEP), sweep_workers(args), _print_results)
     from ..experiments.run_report import FIGURE_NAME
 
     args.run_dir = args.run_dir or "runs/demo"
@@ -141,7 +146,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _refuse_to_overwrite(args, [run_dir / name for name in ("results.json", "results.csv", "report.md", FIGURE_NAME)],
                          f"an earlier demo result in {run_dir}")
     t0 = time.perf_counter()
-    config = DemoConfig(run_dir=args.run_dir, retrain=args.retrain, epochs=args.epochs, seed=args.seed,
+    config = DemoConfig(run_dir=args.run_dir, retrain=args.retrain, epochs=args.epochs or DemoConfig.epochs,
+                        seed=args.seed,
                         fold_input_normalization=not args.no_fold_input, sweep=_sweep_config(args),
                         workers=sweep_workers(args))
     results = run_demo(config)

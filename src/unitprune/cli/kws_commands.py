@@ -11,17 +11,18 @@ __all__ = ["cmd_kws_demo"]
 
 
 def cmd_kws_demo(args: argparse.Namespace, sweep, workers: int, print_results) -> int:
-    """Run :func:`unitprune.experiments.kws.run_kws_demo` with the demo options."""
-    from ..experiments.kws import KWS_SWEEP, KWSDemoConfig, run_kws_demo, with_synth_seed
+    """Run :func:`unitprune.experiments.kws.run_kws_demo` with the demo options (``sweep``: the
+    sweep options over :data:`unitprune.experiments.kws.KWS_SWEEP`)."""
+    from ..experiments.kws import KWSDemoConfig, run_kws_demo, with_synth_seed
     from .data_commands import synth_config_from_args
 
     t0 = time.perf_counter()
-    if not args.ttp_epochs:  # the KWS default, unless given
-        sweep = replace(sweep, ttp_finetune_epochs=KWS_SWEEP.ttp_finetune_epochs)
     run_dir = args.run_dir or "runs/kws"
-    config = with_synth_seed(KWSDemoConfig(run_dir=run_dir, data_root=args.data_root, retrain=args.retrain,
-                                           epochs=args.epochs, sweep=sweep, workers=workers,
-                                           synth=synth_config_from_args(args)), args.seed)
+    config = KWSDemoConfig(run_dir=run_dir, data_root=args.data_root, retrain=args.retrain, sweep=sweep,
+                           workers=workers, synth=synth_config_from_args(args))
+    if args.epochs:
+        config = replace(config, epochs=args.epochs)
+    config = with_synth_seed(config, args.seed)
     results = run_kws_demo(config)
     print_results(results, Path(run_dir))
     training = results.get("training", {})

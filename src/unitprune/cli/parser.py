@@ -126,11 +126,13 @@ def build_parser() -> _Parser:
                                            "(seeded; cached in RUN_DIR/train), run every method and write RUN_DIR/report.md.")
     _add_common(demo)
     demo.add_argument("--task", choices=("mnist", "kws"), default="mnist",
-                      help="mnist: bundled digits; kws: keyword spotting on the synthesized speech set (espeak-ng)")
+                      help="mnist: bundled digits; kws: keyword spotting on the synthesized speech set (espeak-ng; "
+                           "unset sweep options take unitprune.experiments.kws.KWS_SWEEP's values)")
     demo.add_argument("--data-root", default="data/synth_speech", help="--task kws: synthesized speech cache")
     demo.add_argument("--run-dir", help="output folder (default: runs/demo, runs/kws for --task kws)")
     demo.add_argument("--retrain", action="store_true", help="train even if RUN_DIR/train/model.pt exists")
-    demo.add_argument("--epochs", type=int, default=15, help="maximum training epochs")
+    demo.add_argument("--epochs", type=int, help="maximum training epochs (default: 15; --task kws: see "
+                                                  "unitprune.experiments.kws.KWSDemoConfig)")
     demo.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
     demo.add_argument("--no-fold-input", action="store_true",
                       help="measure on normalised inputs instead of folding the normalisation into conv1")

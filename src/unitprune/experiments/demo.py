@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..data import load_dataset
 from ..models import build_model
-from ..training import TrainConfig, train
+from ..training import Augment, TrainConfig, train
 from .sweep_config import SweepConfig
 from .folding import fold_input_normalization
 from .run_report import write_run
@@ -43,6 +43,7 @@ class DemoConfig:
             :mod:`unitprune.experiments.folding`).
         sweep: what to measure.
         workers: sweep worker processes (same results as 1).
+        weight_decay / augment: training regularisation (see :class:`unitprune.training.TrainConfig`).
     """
 
     run_dir: str = "runs/demo"
@@ -57,6 +58,8 @@ class DemoConfig:
     fold_input_normalization: bool = True
     sweep: SweepConfig = field(default_factory=SweepConfig)
     workers: int = 1
+    weight_decay: float = 0.0
+    augment: Augment | None = None
 
 
 def train_or_load(config: DemoConfig, splits) -> tuple[torch.nn.Module, dict]:
@@ -67,7 +70,8 @@ def train_or_load(config: DemoConfig, splits) -> tuple[torch.nn.Module, dict]:
     model = build_model(config.model, seed=config.seed, num_classes=splits.num_classes)
     train_config = TrainConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
                                patience=config.patience, seed=config.seed, num_threads=config.sweep.num_threads,
-                               progress=config.sweep.progress)
+                               progress=config.sweep.progress, weight_decay=config.weight_decay,
+                               augment=config.augment)
     if checkpoint.is_file() and not config.retrain:
         model.load_state_dict(torch.load(checkpoint, weights_only=True))
         model.eval()
@@ -88,8 +92,10 @@ def _warn_if_stale(metadata_path: Path, wanted: TrainConfig) -> None:
         saved = json.loads(metadata_path.read_text())["config"]
     except (OSError, KeyError, ValueError):
         return
-    keys = ("epochs", "lr", "batch_size", "patience", "seed")
-    differing = {k: (saved.get(k), getattr(wanted, k)) for k in keys if saved.get(k) != getattr(wanted, k)}
+    keys = ("epochs", "lr", "batch_size", "patience", "seed", "weight_decay", "augment")
+    requested = {k: getattr(wanted, k) for k in keys}
+    requested["augment"] = asdict(wanted.augment) if wanted.augment is not None else None
+    differing = {k: (saved.get(k), requested[k]) for k in keys if saved.get(k) != requested[k]}
     if differing:
         logger.warning("the cached checkpoint was trained with different settings %s (cached, requested); "
                        "pass --retrain to train with the requested ones", differing)
