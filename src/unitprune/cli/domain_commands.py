@@ -49,6 +49,8 @@ def add_domain_parser(commands, formatter, add_common) -> None:
     parser.add_argument("--val-fraction", type=float, default=KWSDomainTask.val_fraction,
                         help="kws: share of a context's non-test speakers held out for validation (the data the "
                              "thresholds are calibrated and the settings chosen on)")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="kws: train without the KWS demo's time-shift / SpecAugment augmentation")
     parser.add_argument("--no-test-diagnosis", action="store_true",
                         help="do not measure every knob on the test splits (the diagnosis table; never used for "
                              "the choice)")
@@ -65,6 +67,7 @@ def add_domain_parser(commands, formatter, add_common) -> None:
 def cmd_domain_shift(args: argparse.Namespace) -> int:
     from ..experiments.domain_shift import DomainShiftConfig, run_domain_shift
     from ..experiments.domain_tasks import DOMAIN_DATA_ROOT, KWSDomainTask, WidarDomainTask
+    from ..experiments.kws import KWS_AUGMENT
     from .commands import sweep_workers
     from .data_commands import synth_config_from_args
     from .errors import CLIError
@@ -81,7 +84,8 @@ def cmd_domain_shift(args: argparse.Namespace) -> int:
     values = {"run_dir": args.run_dir, "seed": args.seed, "retrain": args.retrain, "epochs": args.epochs,
               "budget": args.budget, "ttp_finetune_epochs": args.ttp_epochs, "num_threads": args.threads,
               "progress": not args.no_progress, "workers": sweep_workers(args),
-              "test_every_point": not args.no_test_diagnosis}
+              "test_every_point": not args.no_test_diagnosis,
+              "augment": KWS_AUGMENT if args.task == "kws" and not args.no_augment else None}
     for option, name in (("unit_percentiles", "unit_percentiles"), ("fatrelu_percentiles", "fatrelu_percentiles"),
                          ("ttp_sparsities", "ttp_sparsities"), ("autotune_budgets", "autotune_budgets")):
         if getattr(args, option):

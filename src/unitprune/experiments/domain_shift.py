@@ -42,6 +42,7 @@ from ..baselines import TTPConfig, calibrate_fatrelu, iterative_magnitude_prunin
 from ..calibrate import calibrate
 from ..config import UnITConfig
 from ..convert import convert
+from ..training import Augment
 from .autotune import AutotuneConfig, autotune_percentiles
 from .evaluation import evaluate_unit_model
 from .sweep import torch_threads
@@ -86,6 +87,8 @@ class DomainShiftConfig:
         ttp_finetune_epochs / ttp_lr: TTP fine-tuning.
         budget: validation macro-F1 budget in points for choosing each method's setting.
         epochs / lr / batch_size / patience / seed: training of the model of each context.
+        augment: training-time augmentation (:class:`unitprune.training.Augment`; ``None``: off;
+            the ``domain-shift --task kws`` command uses :data:`unitprune.experiments.kws.KWS_AUGMENT`).
         retrain: train even when a checkpoint exists.
         eval_batch_size / num_threads / progress: as in :class:`unitprune.experiments.SweepConfig`.
         workers: training contexts run in parallel worker processes (same results).
@@ -101,11 +104,12 @@ class DomainShiftConfig:
     ttp_finetune_epochs: int = 2
     ttp_lr: float = 1e-3
     budget: float = 1.0
-    epochs: int = 12
+    epochs: int = 15
     lr: float = 2e-3
     batch_size: int = 64
     patience: int | None = 4
     seed: int = 0
+    augment: Augment | None = None
     retrain: bool = False
     eval_batch_size: int = 500
     num_threads: int = 1
@@ -227,7 +231,7 @@ def _run_context(config: DomainShiftConfig, task, name: str, contexts: dict) -> 
     demo = DemoConfig(run_dir=str(Path(config.run_dir) / f"train-{name}"), retrain=config.retrain,
                       dataset=task.name, model=task.model, epochs=config.epochs, lr=config.lr,
                       batch_size=config.batch_size, patience=config.patience, seed=config.seed,
-                      fold_input_normalization=False,
+                      fold_input_normalization=False, augment=config.augment,
                       sweep=SweepConfig(num_threads=config.num_threads, progress=config.progress))
     tests = {test_name: own.test if test_name == name else task.splits(contexts[name], contexts[test_name]).test
              for test_name in contexts}
