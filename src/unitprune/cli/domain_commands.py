@@ -46,6 +46,8 @@ def add_domain_parser(commands, formatter, add_common) -> None:
     parser.add_argument("--ttp-epochs", type=int, default=d.ttp_finetune_epochs, help="fine-tuning epochs per TTP step")
     parser.add_argument("--autotune-budgets", nargs="+", type=float, metavar="PTS",
                         help=f"validation accuracy budgets of unit-autotuned (default: {shown(d.autotune_budgets)})")
+    parser.add_argument("--autotune-grid", nargs="+", type=float, metavar="P",
+                        help=f"percentiles a layer may take in unit-autotuned (default: {shown(d.autotune_grid)})")
     parser.add_argument("--val-fraction", type=float, default=KWSDomainTask.val_fraction,
                         help="kws: share of a context's non-test speakers held out for validation (the data the "
                              "thresholds are calibrated and the settings chosen on)")
@@ -87,7 +89,8 @@ def cmd_domain_shift(args: argparse.Namespace) -> int:
               "test_every_point": not args.no_test_diagnosis,
               "augment": KWS_AUGMENT if args.task == "kws" and not args.no_augment else None}
     for option, name in (("unit_percentiles", "unit_percentiles"), ("fatrelu_percentiles", "fatrelu_percentiles"),
-                         ("ttp_sparsities", "ttp_sparsities"), ("autotune_budgets", "autotune_budgets")):
+                         ("ttp_sparsities", "ttp_sparsities"), ("autotune_budgets", "autotune_budgets"),
+                         ("autotune_grid", "autotune_grid")):
         if getattr(args, option):
             values[name] = tuple(getattr(args, option))
     document = run_domain_shift(task, DomainShiftConfig(**values))

@@ -43,7 +43,7 @@ from ..calibrate import calibrate
 from ..config import UnITConfig
 from ..convert import convert
 from ..training import Augment
-from .autotune import AutotuneConfig, autotune_percentiles
+from .autotune import DEFAULT_AUTOTUNE_GRID, AutotuneConfig, autotune_percentiles
 from .evaluation import evaluate_unit_model
 from .sweep import torch_threads
 
@@ -83,7 +83,7 @@ class DomainShiftConfig:
         run_dir: output folder.
         unit_percentiles / fatrelu_percentiles / ttp_sparsities: knob values.
         autotune_budgets: validation accuracy budgets (points) of the per-layer percentile search
-            (``unit-autotuned``; its knob).
+            (``unit-autotuned``; its knob); autotune_grid: the percentiles a layer may take there.
         ttp_finetune_epochs / ttp_lr: TTP fine-tuning.
         budget: validation macro-F1 budget in points for choosing each method's setting.
         epochs / lr / batch_size / patience / seed: training of the model of each context.
@@ -101,6 +101,7 @@ class DomainShiftConfig:
     fatrelu_percentiles: tuple[float, ...] = (30.0, 50.0, 70.0)
     ttp_sparsities: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
     autotune_budgets: tuple[float, ...] = (1.0,)
+    autotune_grid: tuple[float, ...] = DEFAULT_AUTOTUNE_GRID
     ttp_finetune_epochs: int = 2
     ttp_lr: float = 1e-3
     budget: float = 1.0
@@ -176,7 +177,8 @@ def _autotuned_points(config, splits, base: nn.Module, reference_accuracy: float
     for budget in config.autotune_budgets:
         unit_model = convert(base, UnITConfig())
         result = autotune_percentiles(unit_model, splits.val, reference_accuracy,
-                                      AutotuneConfig(budget=budget, batch_size=config.eval_batch_size))
+                                      AutotuneConfig(budget=budget, grid=config.autotune_grid,
+                                                     batch_size=config.eval_batch_size))
         points.append(_measure(config, splits, "unit-autotuned", budget, unit_model,
                                {"percentiles": result.percentiles, "autotune_evaluations": result.evaluations},
                                tests=tests))
