@@ -9,7 +9,9 @@ context ``S``:
    split; cached in ``<run_dir>/train-S/model.pt``);
 2. every method is measured at every knob value, thresholds calibrated (UnIT, FATReLU) and
    fine-tuning done (TTP) on ``S``'s data only: unpruned, TTP (weight sparsity), FATReLU and UnIT
-   (calibration percentile), and UnIT on the TTP model chosen below;
+   (calibration percentile), UnIT with autotuned per-layer percentiles
+   (:func:`unitprune.experiments.autotune_percentiles`, knob: its validation accuracy budget in
+   points), and UnIT on the TTP model chosen below;
 3. each method's setting is chosen on ``S``'s **validation** data: the most aggressive knob whose
    validation macro F1 is within ``budget`` points of the unpruned model's (TTP + UnIT: UnIT's
    percentile on the chosen TTP model, same rule);
@@ -19,8 +21,9 @@ context ``S``:
 
 Outputs (``run_dir``): ``domain_shift.json`` (``rows``: one per training context, test context and
 method with ``train_context``, ``test_context``, ``method``, ``knob``, ``f1``, ``accuracy``,
-``macs_skipped_fraction``; ``points``: every measured knob on validation), ``report.md`` with the
-Table-2 style table and ``domain_shift.png``.
+``macs_skipped_fraction``; ``points``: every measured knob on validation and, with
+``test_every_point``, also on every test split: a diagnosis of the choice, never used for it),
+``report.md`` with the Table-2 style table and ``domain_shift.png``.
 """
 
 from __future__ import annotations
@@ -39,15 +42,18 @@ from ..baselines import TTPConfig, calibrate_fatrelu, iterative_magnitude_prunin
 from ..calibrate import calibrate
 from ..config import UnITConfig
 from ..convert import convert
+from ..training import Augment
+from .autotune import DEFAULT_AUTOTUNE_GRID, AutotuneConfig, autotune_percentiles
 from .evaluation import evaluate_unit_model
 from .sweep import torch_threads
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DomainShiftConfig", "run_domain_shift", "macro_f1", "DOMAIN_METHODS", "render_domain_report"]
+__all__ = ["DomainShiftConfig", "run_domain_shift", "macro_f1", "DOMAIN_METHODS", "render_domain_report",
+           "render_diagnosis"]
 
 #: Methods of the table, in column order.
-DOMAIN_METHODS = ("unpruned", "ttp", "fatrelu", "unit", "ttp+unit")
+DOMAIN_METHODS = ("unpruned", "ttp", "fatrelu", "unit", "unit-autotuned", "ttp+unit")
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -76,31 +82,41 @@ class DomainShiftConfig:
     Attributes:
         run_dir: output folder.
         unit_percentiles / fatrelu_percentiles / ttp_sparsities: knob values.
+        autotune_budgets: validation accuracy budgets (points) of the per-layer percentile search
+            (``unit-autotuned``; its knob); autotune_grid: the percentiles a layer may take there.
         ttp_finetune_epochs / ttp_lr: TTP fine-tuning.
         budget: validation macro-F1 budget in points for choosing each method's setting.
         epochs / lr / batch_size / patience / seed: training of the model of each context.
+        augment: training-time augmentation (:class:`unitprune.training.Augment`; ``None``: off;
+            the ``domain-shift --task kws`` command uses :data:`unitprune.experiments.kws.KWS_AUGMENT`).
         retrain: train even when a checkpoint exists.
         eval_batch_size / num_threads / progress: as in :class:`unitprune.experiments.SweepConfig`.
         workers: training contexts run in parallel worker processes (same results).
+        test_every_point: also measure every knob on every context's test split and store it in
+            ``points`` (to show how validation and test curves differ; the choice never reads it).
     """
 
     run_dir: str = "runs/domain_shift"
-    unit_percentiles: tuple[float, ...] = (40.0, 50.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0, 90.0)
-    fatrelu_percentiles: tuple[float, ...] = (30.0, 50.0, 60.0, 70.0, 80.0, 90.0)
+    unit_percentiles: tuple[float, ...] = (30.0, 40.0, 45.0, 50.0, 55.0, 60.0, 65.0, 70.0)
+    fatrelu_percentiles: tuple[float, ...] = (30.0, 50.0, 70.0)
     ttp_sparsities: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
+    autotune_budgets: tuple[float, ...] = (1.0,)
+    autotune_grid: tuple[float, ...] = DEFAULT_AUTOTUNE_GRID
     ttp_finetune_epochs: int = 2
     ttp_lr: float = 1e-3
     budget: float = 1.0
-    epochs: int = 12
+    epochs: int = 15
     lr: float = 2e-3
     batch_size: int = 64
     patience: int | None = 4
     seed: int = 0
+    augment: Augment | None = None
     retrain: bool = False
     eval_batch_size: int = 500
     num_threads: int = 1
     progress: bool = True
     workers: int = 1
+    test_every_point: bool = True
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -133,26 +149,49 @@ def _choose(points: list[_Measured], reference_f1: float, budget: float) -> _Mea
     return within[-1] if within else ordered[0]
 
 
-def _measure(config: DomainShiftConfig, splits, method: str, knob, unit_model: nn.Module, details=None) -> _Measured:
+def _measure(config: DomainShiftConfig, splits, method: str, knob, unit_model: nn.Module, details=None,
+             tests: dict | None = None) -> _Measured:
+    """Validation scores of one method at one knob (and, for diagnosis only, scores on ``tests``)."""
     val = _scores(unit_model, splits.val, config.eval_batch_size)
     logger.info("%s knob=%s: val F1 %.4f accuracy %.4f skipped %.4f", method, knob, val["f1"], val["accuracy"],
                 val["macs_skipped_fraction"])
-    return _Measured(method, knob, val["f1"], val["accuracy"], unit_model, dict(details or {},
-                     val_macs_skipped_fraction=val["macs_skipped_fraction"]))
+    details = dict(details or {}, val_macs_skipped_fraction=val["macs_skipped_fraction"])
+    if config.test_every_point and tests:
+        details["test"] = {name: _scores(unit_model, data, config.eval_batch_size) for name, data in tests.items()}
+    return _Measured(method, knob, val["f1"], val["accuracy"], unit_model, details)
 
 
-def _unit_points(config, splits, base: nn.Module, method: str) -> list[_Measured]:
+def _unit_points(config, splits, base: nn.Module, method: str, tests: dict | None) -> list[_Measured]:
     points = []
     for percentile in config.unit_percentiles:
         unit_model = convert(base, UnITConfig())
         calibrate(unit_model, splits.val.tensors[0], percentile=percentile)
-        points.append(_measure(config, splits, method, percentile, unit_model))
+        points.append(_measure(config, splits, method, percentile, unit_model, tests=tests))
     return points
 
 
-def _context_methods(config: DomainShiftConfig, model: nn.Module, splits) -> tuple[dict, list[dict]]:
-    """Chosen setting of every method on ``splits`` (one training context) and all validation points."""
-    unpruned = _measure(config, splits, "unpruned", None, convert(model, UnITConfig()))
+def _autotuned_points(config, splits, base: nn.Module, reference_accuracy: float, tests: dict | None
+                      ) -> list[_Measured]:
+    """UnIT with per-layer percentiles searched on validation, one point per accuracy budget."""
+    points = []
+    for budget in config.autotune_budgets:
+        unit_model = convert(base, UnITConfig())
+        result = autotune_percentiles(unit_model, splits.val, reference_accuracy,
+                                      AutotuneConfig(budget=budget, grid=config.autotune_grid,
+                                                     batch_size=config.eval_batch_size))
+        points.append(_measure(config, splits, "unit-autotuned", budget, unit_model,
+                               {"percentiles": result.percentiles, "autotune_evaluations": result.evaluations},
+                               tests=tests))
+    return points
+
+
+def _context_methods(config: DomainShiftConfig, model: nn.Module, splits, tests: dict | None = None
+                     ) -> tuple[dict, list[dict]]:
+    """Chosen setting of every method on ``splits`` (one training context) and all validation points.
+
+    ``tests`` (``{context: test TensorDataset}``) is only measured, for the diagnosis in ``points``.
+    """
+    unpruned = _measure(config, splits, "unpruned", None, convert(model, UnITConfig()), tests=tests)
     reference = unpruned.val_f1
     chosen = {"unpruned": unpruned}
     all_points = [unpruned]
@@ -160,22 +199,25 @@ def _context_methods(config: DomainShiftConfig, model: nn.Module, splits) -> tup
         schedule=config.ttp_sparsities, finetune_epochs=config.ttp_finetune_epochs, lr=config.ttp_lr,
         seed=config.seed, num_threads=config.num_threads, progress=False))
     ttp = [_measure(config, splits, "ttp", s.target_sparsity, convert(s.model, UnITConfig()),
-                    {"weight_sparsity": s.sparsity}) for s in steps]
+                    {"weight_sparsity": s.sparsity}, tests) for s in steps]
     chosen["ttp"] = _choose(ttp, reference, config.budget)
     fatrelu = []
     for percentile in config.fatrelu_percentiles:
         relu_model = with_fatrelu(model)
         calibrate_fatrelu(relu_model, splits.val.tensors[0], percentile)
-        fatrelu.append(_measure(config, splits, "fatrelu", percentile, convert(relu_model, UnITConfig())))
+        fatrelu.append(_measure(config, splits, "fatrelu", percentile, convert(relu_model, UnITConfig()),
+                                tests=tests))
     chosen["fatrelu"] = _choose(fatrelu, reference, config.budget)
-    unit = _unit_points(config, splits, model, "unit")
+    unit = _unit_points(config, splits, model, "unit", tests)
     chosen["unit"] = _choose(unit, reference, config.budget)
+    autotuned = _autotuned_points(config, splits, model, unpruned.val_accuracy, tests)
+    chosen["unit-autotuned"] = _choose(autotuned, reference, config.budget)
     ttp_model = next(s.model for s in steps if s.target_sparsity == chosen["ttp"].knob)
-    combo = _unit_points(config, splits, ttp_model, "ttp+unit")
+    combo = _unit_points(config, splits, ttp_model, "ttp+unit", tests)
     for point in combo:
         point.details["ttp_sparsity"] = chosen["ttp"].knob
     chosen["ttp+unit"] = _choose(combo, reference, config.budget)
-    all_points += ttp + fatrelu + unit + combo
+    all_points += ttp + fatrelu + unit + autotuned + combo
     records = [{"method": p.method, "knob": p.knob, "val_f1": p.val_f1, "val_accuracy": p.val_accuracy,
                 **p.details} for p in all_points]
     return chosen, records
@@ -191,19 +233,20 @@ def _run_context(config: DomainShiftConfig, task, name: str, contexts: dict) -> 
     demo = DemoConfig(run_dir=str(Path(config.run_dir) / f"train-{name}"), retrain=config.retrain,
                       dataset=task.name, model=task.model, epochs=config.epochs, lr=config.lr,
                       batch_size=config.batch_size, patience=config.patience, seed=config.seed,
-                      fold_input_normalization=False,
+                      fold_input_normalization=False, augment=config.augment,
                       sweep=SweepConfig(num_threads=config.num_threads, progress=config.progress))
+    tests = {test_name: own.test if test_name == name else task.splits(contexts[name], contexts[test_name]).test
+             for test_name in contexts}
     with torch_threads(config.num_threads):
         model, train_info = train_or_load(demo, own)
-        chosen, points = _context_methods(config, model, own)
+        chosen, points = _context_methods(config, model, own, tests)
         rows = []
-        for test_name in contexts:
-            test_splits = own if test_name == name else task.splits(contexts[name], contexts[test_name])
+        for test_name, test_data in tests.items():
             for method in DOMAIN_METHODS:
                 point = chosen[method]
-                scores = _scores(point.model, test_splits.test, config.eval_batch_size)
+                scores = _scores(point.model, test_data, config.eval_batch_size)
                 rows.append({"train_context": name, "test_context": test_name, "method": method, "knob": point.knob,
-                             **scores, "val_f1": point.val_f1, "num_test_samples": len(test_splits.test)})
+                             **scores, "val_f1": point.val_f1, "num_test_samples": len(test_data)})
     for record in points:
         record["train_context"] = name
     return rows, points, train_info
@@ -280,8 +323,40 @@ def render_domain_report(document: dict) -> str:
         base = cell["unpruned"]["f1"]
         values = [f"{100 * (cell[m]['f1'] - base):+.2f} ({cell[m]['knob']:g})" for m in methods[1:]]
         lines.append(f"| {train} -> {test} | " + " | ".join(values) + " |")
+    lines += render_diagnosis(document)
     lines += ["", f"Wall time: {document['timing_s']['total']:.0f} s.", ""]
     return "\n".join(lines)
+
+
+def render_diagnosis(document: dict) -> list[str]:
+    """Markdown lines: every knob's F1 change on validation (what the choice saw) and on each test split.
+
+    Empty when the points were not measured on test (``test_every_point=False``). Changes are in
+    points against the unpruned model on the same split; ``*`` marks the chosen knob.
+    """
+    points = document["points"]
+    if not points or "test" not in points[0]:
+        return []
+    chosen = {(r["train_context"], r["method"]): r["knob"] for r in document["rows"]}
+    lines = ["", "## Diagnosis: validation curve (used for the choice) and test curves (never used)", "",
+             "F1 change vs unpruned (points) / MACs skipped (%) at every knob; * = chosen on validation.", ""]
+    for train in dict.fromkeys(p["train_context"] for p in points):
+        own = [p for p in points if p["train_context"] == train]
+        base = next(p for p in own if p["method"] == "unpruned")
+        tests = list(base["test"])
+        header = ["method", "knob", f"val {train}"] + [f"test {t}" for t in tests]
+        lines += [f"Trained on {train}:", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for p in own:
+            if p["method"] == "unpruned":
+                continue
+            mark = "*" if chosen.get((train, p["method"])) == p["knob"] else ""
+            cells = [p["method"], f"{p['knob']:g}{mark}",
+                     f"{100 * (p['val_f1'] - base['val_f1']):+.2f} / {100 * p['val_macs_skipped_fraction']:.1f}"]
+            cells += [f"{100 * (p['test'][t]['f1'] - base['test'][t]['f1']):+.2f} / "
+                      f"{100 * p['test'][t]['macs_skipped_fraction']:.1f}" for t in tests]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def plot_domain_shift(document: dict, path: Path) -> None:
