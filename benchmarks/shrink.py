@@ -17,6 +17,9 @@ A seed whose folder already holds a finished run (shrink.json and report.md) is 
     # the exporter's limits as the flash budget, the bases of the run above:
     python benchmarks/shrink.py --seeds 0 1 2 --flash 32KB --base-root runs/bench-shrink \\
         --run-root runs/bench-shrink-32k --out benchmarks/results/shrink_32k.json
+    # SRAM counted (and firmware exported) with conv accumulators of 4 output rows per block:
+    python benchmarks/shrink.py --seeds 0 1 2 --conv-block-rows 4 --base-root runs/bench-shrink \\
+        --run-root runs/bench-shrink-rows4 --out benchmarks/results/shrink_rows4.json
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import logging
 import statistics
 from pathlib import Path
 
+from unitprune.mcu.memory import parse_conv_block_rows
 from unitprune.shrink import PRESETS, parse_size
 from unitprune.shrink.experiment import METHODS, ExperimentConfig, add_measurements, run_shrink_experiment
 
@@ -136,6 +140,10 @@ def main() -> None:
                         choices=METHODS)
     parser.add_argument("--preset", default="atmega2560", choices=sorted(PRESETS))
     parser.add_argument("--flash", metavar="SIZE", help="flash budget instead of the preset's (e.g. 32KB)")
+    parser.add_argument("--conv-block-rows", metavar="{plane,min,N}",
+                        help="count SRAM (budget, base and every method) and export for conv accumulator blocks of "
+                             "N output rows: plane (whole output planes, the default), min (1 row) or N "
+                             "(unitprune shrink --conv-block-rows)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--no-unit", dest="unit", action="store_false",
                         help="skip UnIT on each result (its skipped share and the UnIT firmware need it)")
@@ -151,6 +159,10 @@ def main() -> None:
     budget = PRESETS[args.preset]
     if args.flash:
         budget = budget.with_(flash_bytes=parse_size(args.flash))
+    try:
+        budget = budget.with_(conv_block_rows=parse_conv_block_rows(args.conv_block_rows) or None)
+    except ValueError as exc:
+        parser.error(f"--conv-block-rows: {exc}")
     runs, details = {}, {}
     for seed in args.seeds:
         run_dir = Path(args.run_root) / f"seed-{seed}"
@@ -160,6 +172,10 @@ def main() -> None:
                              "or let the run finish")
         if existing.exists():  # resume: never rerun a finished run; add what it lacks
             runs[seed] = json.loads(existing.read_text())
+            recorded = json.loads((run_dir / "details.json").read_text())["config"]["budget"].get("conv_block_rows")
+            if recorded != budget.conv_block_rows:
+                raise SystemExit(f"{run_dir} was run with conv_block_rows={recorded!r}, not "
+                                 f"{budget.conv_block_rows!r}: choose another --run-root")
             if args.measure and any("measured" not in m for m in [runs[seed]["base"], *runs[seed]["methods"].values()]):
                 runs[seed] = add_measurements(run_dir, tuple(args.measure))
         else:
@@ -172,7 +188,8 @@ def main() -> None:
     summary = summarize(runs, details, methods)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"preset": args.preset, "budget": runs[args.seeds[0]]["budget"], "epochs": args.epochs,
+    out.write_text(json.dumps({"preset": args.preset, "budget": runs[args.seeds[0]]["budget"],
+                               "conv_block_rows": budget.conv_block_rows or "plane", "epochs": args.epochs,
                                "seeds": args.seeds, "summary": summary,
                                "runs": {str(k): v for k, v in runs.items()}}, indent=2))
     text = markdown(summary)
