@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench bench-mcu mcu-tools clean
+.PHONY: demo demo-kws test install bench bench-mcu mcu-tools clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard src/unitprune/csrc/*.c src/unitprune/csrc/*.h)
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/unitprune demo --overwrite
+
+# Keyword spotting on synthesized speech (needs espeak-ng: `make mcu-tools`); ~7 min on 2 quiet cores.
+demo-kws: $(STAMP)
+	$(VENV)/bin/unitprune demo --task kws --overwrite
 
 # Kernel and division benchmarks: JSON + Markdown tables in benchmarks/results/.
 bench: $(STAMP)
