@@ -653,3 +653,28 @@ def test_avgpool_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
     emitted = [region for region in run.regions if region.data]
     assert np.array_equal(np.stack([np.frombuffer(bytes(r.data), np.int8) for r in emitted]),
                           expected.reshape(len(x), -1))
+
+
+@needs_cc
+@pytest.mark.usefixtures("one_torch_thread")
+def test_the_ds_cnn_model_exports_bit_exact_with_the_resource_models_memory_plan(tmp_path):
+    """build_model("ds-cnn") (random weights, input 1x40x62): quantized, exported for the host, bit-exact;
+    its memory plan and flash tables are unitprune.resources' numbers (docs/shrink.md, "KWS base")."""
+    import torch
+
+    from unitprune.mcu.reference import quantize_input
+    from unitprune.models import build_model
+    from unitprune.shrink.resources import resources
+
+    torch.manual_seed(0)
+    model = build_model("ds-cnn", seed=0).eval()
+    x = torch.randn(8, 1, 40, 62)
+    qmodel = unitprune.quantize(model, x[:6], variant="dense")
+    check_bit_exact(qmodel, tmp_path / "run", quantize_input(qmodel, x[6:]), "dense", "bitshift")
+    result = export_c(qmodel, tmp_path / "plan", target="host")
+    r = resources(model, (1, 40, 62), target="host")
+    plan = result.memory
+    assert (plan.arena_bytes, plan.scratch_bytes, plan.peak_op) == (79360, 2480, "dw1")  # 2 x 64 x 20 x 31
+    assert (r.arena_bytes, r.scratch_bytes, r.descriptor_bytes, r.sram_bytes, r.flash_bytes) == \
+        (plan.arena_bytes, plan.scratch_bytes, plan.descriptor_bytes, plan.peak_sram_with_io_bytes,
+         result.flash_table_bytes)
