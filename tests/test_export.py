@@ -568,3 +568,113 @@ def test_fatrelu_model_bit_exact_and_ships_the_threshold_kernel(tmp_path):
     relu_only = dataclasses.replace(qmodel, ops=[op for op in qmodel.ops if op.name not in ("2", "8")])
     relu_only.ops[relu_only.ops.index(thresholds[1])] = qmodels.relu("5", thresholds[1].size)
     assert not np.array_equal(run_reference(relu_only, x_q)[0], run_reference(qmodel, x_q)[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# average pool (DS-CNN's global pool)
+# ----------------------------------------------------------------------------------------------
+
+def _ds_cnn_like(seed: int):
+    """conv + BN + ReLU, depthwise 3x3 + BN + ReLU, pointwise + BN + ReLU, global average pool, linear."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(1, 6, (4, 3), stride=2, padding=1, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
+                          nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
+                          nn.Conv2d(6, 8, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    with torch.no_grad():
+        for bn in (model[1], model[4], model[7]):
+            bn.running_mean.uniform_(-0.3, 0.3)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@needs_cc
+@pytest.mark.usefixtures("one_torch_thread")
+def test_ds_cnn_like_model_bit_exact_and_its_resources_equal_the_memory_plan(tmp_path):
+    """Depthwise/pointwise blocks and a global average pool, quantized, exported for the host: bit-exact
+    with the integer reference; unitprune.resources gives the exporter's memory plan and flash tables."""
+    import torch
+
+    from unitprune.mcu.qmodel import QAvgPool
+    from unitprune.mcu.reference import quantize_input
+    from unitprune.shrink.resources import resources
+
+    model = _ds_cnn_like(2)
+    x = torch.randn(24, 1, 12, 10)
+    for variant in ("dense", "unit"):
+        qmodel = unitprune.quantize(model, x[:16], variant=variant)
+        pools = [op for op in qmodel.ops if isinstance(op, QAvgPool)]
+        assert [(op.kernel, op.out_height, op.out_width) for op in pools] == [((6, 5), 1, 1)]
+        x_q = quantize_input(qmodel, x[16:])
+        check_bit_exact(qmodel, tmp_path / variant, x_q, variant, "bitshift")
+        assert (tmp_path / variant / "kernels" / "unit_avgpool2d_s8.c").is_file()
+        result = export_c(qmodel, tmp_path / f"{variant}-plan", target="host")
+        r = resources(model, (1, 12, 10), unit_tables=variant == "unit", target="host")
+        plan = result.memory
+        assert [op.kind for op in plan.ops].count("avgpool") == 1
+        assert (r.arena_bytes, r.scratch_bytes, r.descriptor_bytes, r.input_bytes, r.output_bytes) == \
+            (plan.arena_bytes, plan.scratch_bytes, plan.descriptor_bytes, plan.input_bytes, plan.output_bytes)
+        assert r.sram_bytes == plan.peak_sram_with_io_bytes and r.flash_bytes == result.flash_table_bytes
+
+
+def tiny_avgpool_model(rng: np.random.Generator) -> QuantizedModel:
+    """conv 1->4 k3 (padding 1, no ReLU: signed sums), average pool 3x3 stride 2, flatten, linear 36->5."""
+    from unitprune.mcu.qmodel import QAvgPool
+
+    conv = qmodels.conv(rng, "conv", (1, 8, 8), 4, (3, 3), padding=(1, 1, 1, 1), relu=False)
+    pool = QAvgPool("pool", 4, 8, 8, (3, 3), (2, 2), 3, 3)
+    return QuantizedModel(ops=[conv, pool, QFlatten("flatten", 36), qmodels.linear(rng, "fc", 36, 5)],
+                          input_shape=(1, 8, 8), input_scale=1.0, output_scale=1.0)
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430"])
+def test_avgpool_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
+    from tests.mcu_tools import require_program, require_target
+    from unitprune.mcu import targets
+    from unitprune.mcu.targets.common import firmware_from_elf
+
+    require_target(target)
+    require_program("make", "make")
+    rng = np.random.default_rng(9)
+    qmodel = tiny_avgpool_model(rng)
+    x = qmodels.random_input(rng, 3, qmodel.input_shape)
+    pooled = []
+    expected, _ = run_reference(qmodel, x, capture=lambda op, v: pooled.append(v) if op.name == "fc" else None)
+    assert (pooled[0] < 0).any() and (pooled[0] > 0).any()  # the pool averages signed values
+    export_c(qmodel, tmp_path, target=target, samples=x)
+    made = subprocess.run(["make", "-s", "model.elf"], cwd=tmp_path, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    run = targets.run(firmware_from_elf(target, tmp_path / "model.elf", tmp_path, [], ""))
+    emitted = [region for region in run.regions if region.data]
+    assert np.array_equal(np.stack([np.frombuffer(bytes(r.data), np.int8) for r in emitted]),
+                          expected.reshape(len(x), -1))
+
+
+@needs_cc
+@pytest.mark.usefixtures("one_torch_thread")
+def test_the_ds_cnn_model_exports_bit_exact_with_the_resource_models_memory_plan(tmp_path):
+    """build_model("ds-cnn") (random weights, input 1x40x62): quantized, exported for the host, bit-exact;
+    its memory plan and flash tables are unitprune.resources' numbers (docs/shrink.md, "KWS base")."""
+    import torch
+
+    from unitprune.mcu.reference import quantize_input
+    from unitprune.models import build_model
+    from unitprune.shrink.resources import resources
+
+    torch.manual_seed(0)
+    model = build_model("ds-cnn", seed=0).eval()
+    x = torch.randn(8, 1, 40, 62)
+    qmodel = unitprune.quantize(model, x[:6], variant="dense")
+    check_bit_exact(qmodel, tmp_path / "run", quantize_input(qmodel, x[6:]), "dense", "bitshift")
+    result = export_c(qmodel, tmp_path / "plan", target="host")
+    r = resources(model, (1, 40, 62), target="host")
+    plan = result.memory
+    assert (plan.arena_bytes, plan.scratch_bytes, plan.peak_op) == (79360, 2480, "dw1")  # 2 x 64 x 20 x 31
+    assert (r.arena_bytes, r.scratch_bytes, r.descriptor_bytes, r.sram_bytes, r.flash_bytes) == \
+        (plan.arena_bytes, plan.scratch_bytes, plan.descriptor_bytes, plan.peak_sram_with_io_bytes,
+         result.flash_table_bytes)

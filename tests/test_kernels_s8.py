@@ -376,6 +376,46 @@ def test_relu_and_maxpool_s8():
         np.testing.assert_array_equal(s8.maxpool2d(x, kernel, stride), expected)
 
 
+def _avgpool_oracle(x: np.ndarray, kernel, stride) -> np.ndarray:
+    """TFLite's reference average pool with explicit loops and C's truncating division."""
+    n_, c_, h, w = x.shape
+    out_h, out_w = (h - kernel[0]) // stride[0] + 1, (w - kernel[1]) // stride[1] + 1
+    count = kernel[0] * kernel[1]
+    y = np.empty((n_, c_, out_h, out_w), np.int8)
+    for b in range(n_):
+        for c in range(c_):
+            for oy in range(out_h):
+                for ox in range(out_w):
+                    acc = 0
+                    for ky in range(kernel[0]):
+                        for kx in range(kernel[1]):
+                            acc += int(x[b, c, oy * stride[0] + ky, ox * stride[1] + kx])
+                    shifted = acc + count // 2 if acc > 0 else acc - count // 2
+                    mean = abs(shifted) // count * (1 if shifted >= 0 else -1)  # C division: toward zero
+                    y[b, c, oy, ox] = min(max(mean, -128), 127)
+    return y
+
+
+def test_avgpool_s8_matches_an_integer_oracle():
+    rng = np.random.default_rng(6)
+    x = rng.integers(-128, 128, (2, 3, 6, 7)).astype(np.int8)
+    for kernel, stride in (((1, 1), (1, 1)), ((2, 2), (2, 2)), ((2, 3), (1, 2)), ((3, 3), (3, 3)), ((1, 4), (1, 1)),
+                           ((5, 2), (1, 1)), ((6, 7), (1, 1))):  # window sizes 1..42, the last a global pool
+        np.testing.assert_array_equal(s8.avgpool2d(x, kernel, stride), _avgpool_oracle(x, kernel, stride))
+    # ties round away from zero: sums 3, -3, 1, -1 over 2 values -> 2, -2, 1, -1; sums 5, -5 over 4 -> 1, -1
+    pairs = np.array([[1, 2], [-1, -2], [0, 1], [0, -1], [-128, -128], [127, 127]], np.int8).reshape(6, 1, 1, 2)
+    assert s8.avgpool2d(pairs, (1, 2), (1, 1)).ravel().tolist() == [2, -2, 1, -1, -128, 127]
+    quads = np.array([[2, 1, 1, 1], [-2, -1, -1, -1], [1, 0, 0, 0], [2, 0, 0, 0]], np.int8).reshape(4, 1, 2, 2)
+    assert s8.avgpool2d(quads, (2, 2), (1, 1)).ravel().tolist() == [1, -1, 0, 1]  # 5/4, -5/4, 1/4, 2/4
+    assert (_avgpool_oracle(quads, (2, 2), (1, 1)).ravel() == [1, -1, 0, 1]).all()
+    lib = kernels.load_library().lib
+    yp = np.full(4, 77, np.int8)
+    assert lib.unit_avgpool2d_s8(x.ctypes.data, 1, 2, 5, 5, 6, 1, 1, 1, yp.ctypes.data) == UNIT_ERR_ARGUMENT
+    assert lib.unit_avgpool2d_s8(x.ctypes.data, 1, 2, 5, 5, 2, 2, 0, 1, yp.ctypes.data) == UNIT_ERR_ARGUMENT
+    assert lib.unit_avgpool2d_s8(x.ctypes.data, 1, 2, 5, 5, 2, 2, 1, 1, None) == UNIT_ERR_ARGUMENT
+    assert (yp == 77).all()
+
+
 def test_threshold_relu_s8_matches_numpy_for_every_value_and_threshold():
     every = np.arange(-128, 128, dtype=np.int16).astype(np.int8)  # all 256 int8 values
     for threshold_q in range(128):

@@ -536,6 +536,50 @@ def test_maxpool_and_relu_match_torch_on_integers(dims):
     assert float((qmodel(x) - reference).abs().max()) <= 2 * qmodel.output_scale
 
 
+def _avgpool_oracle(x: np.ndarray, kernel, stride) -> np.ndarray:
+    """The int8 average pool by explicit loops: round half away from zero of the window mean, as
+    TFLite's (acc +- n/2) / n with C's truncating division."""
+    n_, c_, h, w = x.shape
+    out_h, out_w = (h - kernel[0]) // stride[0] + 1, (w - kernel[1]) // stride[1] + 1
+    count = kernel[0] * kernel[1]
+    y = np.empty((n_, c_, out_h, out_w), np.int64)
+    for index in np.ndindex(n_, c_, out_h, out_w):
+        b, c, oy, ox = index
+        acc = int(x[b, c, oy * stride[0]:oy * stride[0] + kernel[0], ox * stride[1]:ox * stride[1] + kernel[1]].sum())
+        magnitude = (abs(acc) + count // 2) // count
+        y[index] = min(max(magnitude if acc > 0 else -magnitude, -128), 127)
+    return y
+
+
+@pytest.mark.parametrize("pool, dims, window", [
+    (nn.AvgPool1d(3, stride=2), 1, ((1, 3), (1, 2))),
+    (nn.AdaptiveAvgPool1d(1), 1, ((1, 9), (1, 9))),
+    (nn.AvgPool2d((2, 3), stride=(2, 1)), 2, ((2, 3), (2, 1))),
+    (nn.AdaptiveAvgPool2d(1), 2, ((7, 7), (7, 7))),
+    (nn.AdaptiveAvgPool2d((None, 7)), 2, ((1, 1), (1, 1))),
+], ids=["avg1d", "adaptive1d-global", "avg2d", "adaptive2d-global", "adaptive2d-none"])
+def test_avgpool_matches_an_integer_oracle_and_torch(pool, dims, window):
+    torch.manual_seed(5)
+    conv, bn = ((nn.Conv1d(2, 3, 3), nn.BatchNorm1d(3)) if dims == 1 else (nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3)))
+    model = nn.Sequential(conv, bn, pool, nn.Flatten()).eval()  # no ReLU: negative sums and ties too
+    x = torch.randn((20, 2, 11) if dims == 1 else (20, 2, 9, 9))
+    qmodel = quantize(model, x)
+    assert [type(op).__name__ for op in qmodel.ops] == ["QConv", "QAvgPool", "QFlatten"]
+    assert (qmodel.ops[1].kernel, qmodel.ops[1].stride) == window
+    y_q, _, inputs = captured_inputs(qmodel, quantize_input(qmodel, x))
+    pool_in = inputs["2"][1].reshape(20, 3, *((1, 9) if dims == 1 else (7, 7)))
+    assert (pool_in < 0).any() and (pool_in > 0).any()
+    assert np.array_equal(y_q, _avgpool_oracle(pool_in, *window).reshape(20, -1))
+    # the integer pool is the float pool of the integer inputs rounded: within half a step
+    float_pool = pool(torch.from_numpy(pool_in.astype(np.float64)).reshape(20, 3, -1) if dims == 1 else
+                      torch.from_numpy(pool_in.astype(np.float64))).flatten(1).numpy()
+    assert np.abs(y_q - float_pool).max() <= 0.5
+    assert qmodel.output_scale == qmodel.ops[0].output_scale  # same scale in and out
+    with torch.no_grad():
+        reference = model(x)
+    assert float((qmodel(x) - reference).abs().max()) <= 2 * qmodel.output_scale  # conv rounding + pool rounding
+
+
 # ----------------------------------------------------------------------------------------
 # FATReLU: the QThresholdReLU op
 # ----------------------------------------------------------------------------------------
@@ -698,7 +742,11 @@ class ViewFlatten(nn.Module):
 
 @pytest.mark.parametrize("model, match", [
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sigmoid()), "'1' \\(Sigmoid\\)"),
-    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2)), "'1' \\(AvgPool2d\\)"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveMaxPool2d(1)), "'1' \\(AdaptiveMaxPool2d\\)"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2, padding=1)), "average pool '1'.*padding"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2, ceil_mode=True)), "average pool '1'.*ceil_mode"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2, divisor_override=3)), "average pool '1'.*divisor_override"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(3)), "adaptive average pool '1' maps 4x4"),
     (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect")), "'0'.*padding_mode='reflect'"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, padding=1)), "max-pool '1'.*padding"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, dilation=2)), "max-pool '1'.*dilation"),

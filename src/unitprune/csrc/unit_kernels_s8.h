@@ -152,6 +152,14 @@ int32_t unit_threshold_relu_s8(int8_t *x, int32_t n, int32_t threshold_q);
 int32_t unit_maxpool2d_s8(const int8_t *x, int32_t batch, int32_t channels, int32_t in_height, int32_t in_width,
                           int32_t kernel_height, int32_t kernel_width, int32_t stride_y, int32_t stride_x, int8_t *y);
 
+/* Average pool, no padding, floor mode, same scale in and out (zero point 0): x [batch][C][H][W] ->
+ * y [batch][C][OH][OW] with OH, OW as for unit_maxpool2d_s8. Per window of n = kernel_height *
+ * kernel_width values, acc = their int32 sum and y = clamp(acc > 0 ? (acc + n/2) / n : (acc - n/2) / n,
+ * -128, 127) with C's truncating division (TFLite's reference rounding, docs/fixed_point.md).
+ * Same argument rules as unit_maxpool2d_s8, and n < 2**24. y must not alias x. */
+int32_t unit_avgpool2d_s8(const int8_t *x, int32_t batch, int32_t channels, int32_t in_height, int32_t in_width,
+                          int32_t kernel_height, int32_t kernel_width, int32_t stride_y, int32_t stride_x, int8_t *y);
+
 #ifdef __cplusplus
 }
 #endif

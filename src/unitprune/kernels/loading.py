@@ -149,6 +149,7 @@ class KernelLibrary:
             "unit_relu_s8": (i32, [ptr, i32]),
             "unit_threshold_relu_s8": (i32, [ptr, i32, i32]),
             "unit_maxpool2d_s8": (i32, [ptr, i32, i32, i32, i32, i32, i32, i32, i32, ptr]),
+            "unit_avgpool2d_s8": (i32, [ptr, i32, i32, i32, i32, i32, i32, i32, i32, ptr]),
         }
         for name, (restype, argtypes) in signatures.items():
             try:

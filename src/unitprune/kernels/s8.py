@@ -22,7 +22,7 @@ from .loading import CCounts, CQuotientTreeS8, CRequantS8, KernelLibrary, _check
 from .plans import conv_params
 
 __all__ = ["CONV_VARIANTS", "LINEAR_VARIANTS", "QuotientTree", "counts_compiled", "requantize", "conv2d", "linear",
-           "relu", "threshold_relu", "maxpool2d"]
+           "relu", "threshold_relu", "maxpool2d", "avgpool2d"]
 
 CONV_VARIANTS = ("dense", "zeroskip", "unit")
 #: Words after a conv's scratch that the kernel must not touch (checked after every call).
@@ -205,14 +205,26 @@ def threshold_relu(x, threshold_q: int, library: KernelLibrary | None = None) ->
 
 def maxpool2d(x, kernel: tuple[int, int], stride: tuple[int, int], library: KernelLibrary | None = None) -> np.ndarray:
     """``unit_maxpool2d_s8``: ``x [N, C, H, W]`` int8 -> ``[N, C, OH, OW]`` (no padding, floor mode)."""
+    return _pool2d("maxpool2d", x, kernel, stride, library)
+
+
+def avgpool2d(x, kernel: tuple[int, int], stride: tuple[int, int], library: KernelLibrary | None = None) -> np.ndarray:
+    """``unit_avgpool2d_s8``: ``x [N, C, H, W]`` int8 -> ``[N, C, OH, OW]`` (no padding, floor mode, TFLite's
+    rounding of the window mean, same scale in and out)."""
+    return _pool2d("avgpool2d", x, kernel, stride, library)
+
+
+def _pool2d(which: str, x, kernel: tuple[int, int], stride: tuple[int, int],
+            library: KernelLibrary | None) -> np.ndarray:
     library = library or load_library()
     x = _array(x, np.int8, "x")
     if x.ndim != 4:
-        raise ValueError(f"maxpool2d takes x [N, C, H, W], got {x.shape}")
+        raise ValueError(f"{which} takes x [N, C, H, W], got {x.shape}")
     batch, channels, height, width = x.shape
     out_h = (height - kernel[0]) // stride[0] + 1 if height >= kernel[0] and stride[0] >= 1 else 0
     out_w = (width - kernel[1]) // stride[1] + 1 if width >= kernel[1] and stride[1] >= 1 else 0
     y = np.empty((batch, channels, max(out_h, 0), max(out_w, 0)), dtype=np.int8)
-    _check(library.lib.unit_maxpool2d_s8(_ptr(x), batch, channels, height, width, kernel[0], kernel[1], stride[0],
-                                         stride[1], _ptr(y)), "unit_maxpool2d_s8")
+    function = getattr(library.lib, f"unit_{which}_s8")
+    _check(function(_ptr(x), batch, channels, height, width, kernel[0], kernel[1], stride[0], stride[1], _ptr(y)),
+           f"unit_{which}_s8")
     return y

@@ -32,7 +32,7 @@ import numpy as np
 from . import codegen, mains
 from .memory import (ARENA, INPUT, OUTPUT, MemoryPlan, Storage, conv_scratch_bytes, op_output_size,
                      parse_conv_block_rows, plan_memory)
-from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
+from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
                      QuantizedModel)
 
 logger = logging.getLogger(__name__)
@@ -218,12 +218,13 @@ def _check_model(qmodel: QuantizedModel, variant: str, linear_quotient: str) -> 
                     for what, dtype in (("tree_split", np.int8), ("tree_left", np.int8), ("tree_right", np.int8),
                                         ("tree_quotient", np.uint8)):
                         _check_array(op.name, what, getattr(op, what), dtype, (nodes,))
-        elif isinstance(op, QMaxPool):
+        elif isinstance(op, (QMaxPool, QAvgPool)):
             expected_in = op.channels * op.in_height * op.in_width
             out_h = (op.in_height - op.kernel[0]) // op.stride[0] + 1
             out_w = (op.in_width - op.kernel[1]) // op.stride[1] + 1
+            what = "max-pool" if isinstance(op, QMaxPool) else "average pool"
             if min(*op.kernel, *op.stride) < 1 or (out_h, out_w) != (op.out_height, op.out_width) or out_h < 1:
-                raise ExportError(f"layer {op.name}: max-pool output {op.out_height}x{op.out_width} does not match "
+                raise ExportError(f"layer {op.name}: {what} output {op.out_height}x{op.out_width} does not match "
                                   f"its kernel {op.kernel} and stride {op.stride} on {op.in_height}x{op.in_width}")
         elif isinstance(op, QThresholdReLU):
             expected_in = op.size
@@ -424,11 +425,12 @@ def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quot
             body += code.call
             flash.append(code.flash)
             checks.append(code.scratch_check)
-        elif isinstance(op, QMaxPool):
-            kernels.add("unit_maxpool2d_s8")
+        elif isinstance(op, (QMaxPool, QAvgPool)):
+            pool, what = ("maxpool2d", "max-pool") if isinstance(op, QMaxPool) else ("avgpool2d", "average pool")
+            kernels.add(f"unit_{pool}_s8")
             body += _plain_call(op.name, [
-                f"/* {_comment(op.name)}: max-pool {op.kernel[0]}x{op.kernel[1]}, stride {op.stride} */",
-                f"status = unit_maxpool2d_s8({io[0]}, 1, {op.channels}, {op.in_height}, {op.in_width}, "
+                f"/* {_comment(op.name)}: {what} {op.kernel[0]}x{op.kernel[1]}, stride {op.stride} */",
+                f"status = unit_{pool}_s8({io[0]}, 1, {op.channels}, {op.in_height}, {op.in_width}, "
                 f"{op.kernel[0]}, {op.kernel[1]}, {op.stride[0]}, {op.stride[1]}, {io[1]});"])
         elif isinstance(op, (QReLU, QThresholdReLU)):
             how = " (copy of the read-only input, then in place)" if memory.copy_first else ", in place"

@@ -4,7 +4,8 @@
 modules are leaves) and checks that it is a plain chain of supported steps: Conv1d/Conv2d/Linear
 (or their UnIT twins), BatchNorm1d/2d directly after one of them (folded into it in float64),
 ReLU / ``F.relu`` (fused into the conv/linear it follows), FATReLU (fused the same way, its
-threshold kept for a threshold op), MaxPool1d/2d, Flatten /
+threshold kept for a threshold op), MaxPool1d/2d, AvgPool1d/2d (no padding, floor mode) and
+AdaptiveAvgPool1d/2d (global, or an output size that divides the input), Flatten /
 ``torch.flatten(x, 1)``, Dropout, Identity. Anything else raises ``ValueError`` naming the module
 or graph node. :mod:`unitprune.mcu.quantize` quantizes the plan; :mod:`unitprune.mcu.agreement`
 reads its float thresholds.
@@ -33,7 +34,8 @@ __all__ = ["FloatLayer", "plan_model", "run_step"]
 # ----------------------------------------------------------------------------------------
 
 _LEAF_TYPES = UNIT_LAYERS + (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, FATReLU,
-                             nn.MaxPool1d, nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
+                             nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
+                             nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout, nn.Identity)
 _RELU_FUNCTIONS = (F.relu, torch.relu, torch.relu_)
 _FLATTEN_FUNCTIONS = (torch.flatten,)
 
@@ -62,7 +64,7 @@ def _trace_chain(model: nn.Module) -> list[_Step]:
     except Exception as exc:  # fx raises many kinds (TraceError, TypeError, NotImplementedError...)
         raise ValueError(f"quantize: cannot trace {type(model).__name__} with torch.fx ({type(exc).__name__}: "
                          f"{exc}); the integer model supports a chain of Conv1d/Conv2d/Linear/BatchNorm/ReLU/"
-                         "MaxPool/Flatten/Dropout/Identity modules") from exc
+                         "MaxPool/AvgPool/AdaptiveAvgPool/Flatten/Dropout/Identity modules") from exc
     modules = dict(model.named_modules())
     steps: list[_Step] = []
     previous: fx.Node | None = None
@@ -103,7 +105,8 @@ def _step_of_node(node: fx.Node, modules: dict[str, nn.Module], label: str) -> _
         if not isinstance(module, _LEAF_TYPES):
             raise ValueError(f"quantize: module {node.target!r} ({type(module).__name__}) is not supported by the "
                              "integer model (supported: Conv1d, Conv2d, Linear, BatchNorm1d/2d after a conv/linear, "
-                             "ReLU, MaxPool1d/2d, Flatten, Dropout, Identity)")
+                             "ReLU, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, Flatten, Dropout, "
+                             "Identity)")
         return _Step("module", node.target, module)
     if node.op == "call_function" and node.target in _RELU_FUNCTIONS:
         return _Step("relu", node.name)
@@ -160,12 +163,15 @@ class FloatLayer:
 class _Other:
     """A max-pool, standalone ReLU or flatten step (or a no-op Dropout/Identity: ``kind == "noop"``)."""
 
-    kind: str  # "maxpool", "relu", "threshold_relu" (FATReLU), "flatten", "noop"
+    kind: str  # "maxpool", "avgpool", "relu", "threshold_relu" (FATReLU), "flatten", "noop"
     name: str
     steps: list[_Step]
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
     threshold: float = 0.0  # a FATReLU's theta
+    #: an adaptive average pool's output size (y, x), None per dim: the input's; kernel and stride
+    #: come from the input shape (:func:`adaptive_pool_window`)
+    adaptive: tuple[int | None, int | None] | None = None
 
 
 def plan_model(model: nn.Module) -> list[FloatLayer | _Other]:
@@ -230,6 +236,13 @@ def _other_step(step: _Step) -> _Other:
         return _Other("noop", step.name, [step])
     if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)):
         return _maxpool_step(step)
+    if isinstance(module, (nn.AvgPool1d, nn.AvgPool2d)):
+        return _avgpool_step(step)
+    if isinstance(module, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+        one_d = isinstance(module, nn.AdaptiveAvgPool1d)
+        size = module.output_size
+        size = tuple(size) if isinstance(size, (tuple, list)) else ((size,) if one_d else (size, size))
+        return _Other("avgpool", step.name, [step], adaptive=(1,) + size if one_d else size)
     raise ValueError(f"quantize: module {step.name!r} ({type(module).__name__}) is not supported")  # unreachable
 
 
@@ -253,6 +266,36 @@ def _maxpool_step(step: _Step) -> _Other:
     kernel = _pair(module.kernel_size, one_d)
     stride = _pair(module.stride if module.stride is not None else module.kernel_size, one_d)
     return _Other("maxpool", step.name, [step], kernel=kernel, stride=stride)
+
+
+def _avgpool_step(step: _Step) -> _Other:
+    module = step.module
+    one_d = isinstance(module, nn.AvgPool1d)
+    padding = _pair(module.padding, one_d)[1:] if one_d else _pair(module.padding, False)
+    divisor = getattr(module, "divisor_override", None)
+    if any(p != 0 for p in padding) or module.ceil_mode or divisor is not None:
+        raise ValueError(f"quantize: average pool {step.name!r} has padding={module.padding}, ceil_mode="
+                         f"{module.ceil_mode}, divisor_override={divisor}; the integer average pool supports only "
+                         "padding 0, ceil_mode=False, no divisor_override")
+    kernel = _pair(module.kernel_size, one_d)
+    stride = _pair(module.stride if module.stride is not None else module.kernel_size, one_d)
+    return _Other("avgpool", step.name, [step], kernel=kernel, stride=stride)
+
+
+def adaptive_pool_window(entry: _Other, height: int, width: int) -> tuple[int, int]:
+    """The kernel (= stride) of an adaptive average pool on a ``height x width`` input: the integer
+    pool runs it only when every output size divides its input size (1: a global pool).
+
+    Raises ``ValueError`` naming the module otherwise."""
+    window = []
+    for size, extent in zip(entry.adaptive, (height, width)):
+        size = extent if size is None else int(size)
+        if size < 1 or extent % size:
+            raise ValueError(f"quantize: adaptive average pool {entry.name!r} maps {height}x{width} to output size "
+                             f"{entry.adaptive}; the integer average pool needs output sizes that divide the input "
+                             "(1: a global pool), so every window has the same size")
+        window.append(extent // size)
+    return window[0], window[1]
 
 
 def _float_layer(step: _Step) -> FloatLayer:

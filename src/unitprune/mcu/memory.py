@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .qmodel import QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
+from .qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
 
 __all__ = ["Storage", "OpMemory", "MemoryPlan", "plan_memory", "op_output_size", "INPUT", "OUTPUT", "ARENA",
            "parse_conv_block_rows", "conv_scratch_bytes", "PLANE"]
@@ -82,7 +82,7 @@ class OpMemory:
     """The memory of one op: what it reads and writes, and whether it works in place."""
 
     name: str
-    kind: str  # conv, linear, maxpool, relu, flatten
+    kind: str  # conv, linear, maxpool, avgpool, relu, flatten
     source: Storage
     target: Storage
     in_place: bool  # relu on its input's storage, or flatten (no code)
@@ -133,7 +133,7 @@ def op_output_size(op: QOp) -> int:
         return op.out_channels * op.out_height * op.out_width
     if isinstance(op, QLinear):
         return op.out_features
-    if isinstance(op, QMaxPool):
+    if isinstance(op, (QMaxPool, QAvgPool)):
         return op.channels * op.out_height * op.out_width
     if isinstance(op, (QReLU, QThresholdReLU, QFlatten)):
         return op.size
@@ -141,7 +141,7 @@ def op_output_size(op: QOp) -> int:
 
 
 def _kind(op: QOp) -> str:
-    return {QConv: "conv", QLinear: "linear", QMaxPool: "maxpool", QReLU: "relu", QThresholdReLU: "relu",
+    return {QConv: "conv", QLinear: "linear", QMaxPool: "maxpool", QAvgPool: "avgpool", QReLU: "relu", QThresholdReLU: "relu",
             QFlatten: "flatten"}[type(op)]
 
 
@@ -165,11 +165,11 @@ def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = N
     kinds = [_kind(op) for op in qmodel.ops]
     input_bytes = _input_size(qmodel.input_shape)
     # Buffer index of every tensor: tensor 0 is the input; an op that writes a new buffer
-    # (conv, linear, maxpool, relu on the read-only input) starts the next buffer.
+    # (conv, linear, maxpool, avgpool, relu on the read-only input) starts the next buffer.
     buffer_of = [0]
     new_buffer = []
     for kind in kinds:
-        starts = kind in ("conv", "linear", "maxpool") or (kind == "relu" and buffer_of[-1] == 0)
+        starts = kind in ("conv", "linear", "maxpool", "avgpool") or (kind == "relu" and buffer_of[-1] == 0)
         new_buffer.append(starts)
         buffer_of.append(buffer_of[-1] + 1 if starts else buffer_of[-1])
     last = buffer_of[-1]

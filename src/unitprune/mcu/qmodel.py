@@ -89,6 +89,22 @@ class QMaxPool:
 
 
 @dataclass(frozen=True)
+class QAvgPool:
+    """Average pool, no padding, floor mode, same scale in and out (docs/fixed_point.md): per window of
+    ``n = kernel[0] * kernel[1]`` values, ``acc`` their sum and ``y = clamp(round_half_away(acc / n))``
+    as TFLite computes it, ``(acc + n/2) / n`` or ``(acc - n/2) / n`` with C's truncating division."""
+
+    name: str
+    channels: int
+    in_height: int
+    in_width: int
+    kernel: tuple[int, int]  # (y, x)
+    stride: tuple[int, int]  # (y, x)
+    out_height: int
+    out_width: int
+
+
+@dataclass(frozen=True)
 class QReLU:
     name: str
     size: int  # elements per sample
@@ -110,7 +126,7 @@ class QFlatten:
     size: int  # elements per sample
 
 
-QOp = QConv | QLinear | QMaxPool | QReLU | QThresholdReLU | QFlatten
+QOp = QConv | QLinear | QMaxPool | QAvgPool | QReLU | QThresholdReLU | QFlatten
 
 
 @dataclass

@@ -28,8 +28,8 @@ from ..approx import BinTree, bitshift_int, exact_int, quotient
 from ..model_pass import iterate_inputs
 from ..config import validate_percentile
 from ..layers import UNIT_LAYERS, UnITLayerMixin
-from .graph import FloatLayer, _Other, plan_model, run_step
-from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
+from .graph import FloatLayer, _Other, adaptive_pool_window, plan_model, run_step
+from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
                      QuantizedModel, Requant)
 
 logger = logging.getLogger(__name__)
@@ -354,9 +354,13 @@ def _quantize_other(entry: _Other, in_shape: tuple[int, ...], out_shape: tuple[i
         return QThresholdReLU(entry.name, size, threshold_relu_q(entry.threshold, scale))
     if entry.kind == "flatten":
         return QFlatten(entry.name, size)
-    # max-pool: (C, L) inputs are (C, 1, L)
+    # max-pool, average pool: (C, L) inputs are (C, 1, L)
     channels, height, width = (in_shape[0], 1, in_shape[1]) if len(in_shape) == 2 else in_shape
     out_height, out_width = (1, out_shape[1]) if len(out_shape) == 2 else out_shape[1:]
+    if entry.kind == "avgpool":
+        window = adaptive_pool_window(entry, height, width) if entry.adaptive else None
+        kernel, stride = (window, window) if window else (entry.kernel, entry.stride)
+        return QAvgPool(entry.name, channels, height, width, kernel, stride, out_height, out_width)
     return QMaxPool(entry.name, channels, height, width, entry.kernel, entry.stride, out_height, out_width)
 
 

@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..approx import bit_length
 from ..counts import MacCounts
-from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
+from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
                      QuantizedModel)
 
 __all__ = ["run_reference", "quantize_input", "dequantize_output", "requantize", "conv_columns", "conv_keep",
@@ -242,14 +242,28 @@ def _linear(op: QLinear, x: np.ndarray, variant: str, method: str) -> tuple[np.n
 
 
 # ----------------------------------------------------------------------------------------
-# Max-pool, ReLU, flatten
+# Max-pool, average pool, ReLU, flatten
 # ----------------------------------------------------------------------------------------
 
-def _maxpool(op: QMaxPool, x: np.ndarray) -> np.ndarray:
+def _pool_windows(op: QMaxPool | QAvgPool, x: np.ndarray) -> np.ndarray:
+    """The pooling windows of ``x``: ``(n, C, OH, OW, KH, KW)``."""
     n = x.shape[0]
     x4 = x.reshape(n, op.channels, op.in_height, op.in_width)
     windows = sliding_window_view(x4, op.kernel, axis=(2, 3))[:, :, ::op.stride[0], ::op.stride[1]]
-    return windows[:, :, :op.out_height, :op.out_width].max(axis=(4, 5))
+    return windows[:, :, :op.out_height, :op.out_width]
+
+
+def _maxpool(op: QMaxPool, x: np.ndarray) -> np.ndarray:
+    return _pool_windows(op, x).max(axis=(4, 5))
+
+
+def _avgpool(op: QAvgPool, x: np.ndarray) -> np.ndarray:
+    """TFLite's reference: ``(acc + n/2) / n`` for ``acc > 0``, else ``(acc - n/2) / n``, truncating."""
+    acc = _pool_windows(op, x).astype(np.int64).sum(axis=(4, 5))
+    count = op.kernel[0] * op.kernel[1]
+    shifted = np.where(acc > 0, acc + count // 2, acc - count // 2)
+    mean = np.sign(shifted) * (np.abs(shifted) // count)  # C division truncates toward zero
+    return np.clip(mean, -128, 127).astype(np.int8)
 
 
 # ----------------------------------------------------------------------------------------
@@ -315,6 +329,8 @@ def run_reference(qmodel: QuantizedModel, x_q, variant: str | None = None,
             x, counts[op.name] = _linear(op, x, variant, method)
         elif isinstance(op, QMaxPool):
             x = _maxpool(op, x)
+        elif isinstance(op, QAvgPool):
+            x = _avgpool(op, x)
         elif isinstance(op, QReLU):
             x = np.maximum(x, 0)
         elif isinstance(op, QThresholdReLU):
