@@ -149,6 +149,19 @@ static inline int32_t unit__requant_s8_check(const unit_requant_s8 *r, int32_t o
 }
 
 /* acc[0..n) = bias (0 without a bias). */
+/* The argument checks shared by the int8 pools (unit_maxpool2d_s8, unit_avgpool2d_s8): sizes >= 1
+ * (batch >= 0), the window inside the input (no padding), buffers given, the input's element
+ * count below 2**31. Returns 1 when the arguments are valid. */
+static inline int unit__pool2d_s8_args_ok(const int8_t *x, int32_t batch, int32_t channels, int32_t in_height,
+                                          int32_t in_width, int32_t kernel_height, int32_t kernel_width,
+                                          int32_t stride_y, int32_t stride_x, const int8_t *y) {
+    if (batch < 0 || channels < 1 || in_height < 1 || in_width < 1 || kernel_height < 1 || kernel_width < 1 ||
+        stride_y < 1 || stride_x < 1 || kernel_height > in_height || kernel_width > in_width || x == 0 || y == 0) {
+        return 0;
+    }
+    return (int64_t)batch * channels * in_height * in_width <= 0x7FFFFFFFL;
+}
+
 static inline void unit__fill_s32(int32_t *acc, int32_t n, int32_t value) {
     int32_t *end = acc + n;
     while (acc != end) {

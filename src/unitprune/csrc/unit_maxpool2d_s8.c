@@ -5,11 +5,8 @@
 int32_t unit_maxpool2d_s8(const int8_t *x, int32_t batch, int32_t channels, int32_t in_height, int32_t in_width,
                           int32_t kernel_height, int32_t kernel_width, int32_t stride_y, int32_t stride_x, int8_t *y) {
     int32_t out_height, out_width, plane, planes, p, oy, ox, ky, kx;
-    if (batch < 0 || channels < 1 || in_height < 1 || in_width < 1 || kernel_height < 1 || kernel_width < 1 ||
-        stride_y < 1 || stride_x < 1 || kernel_height > in_height || kernel_width > in_width || x == 0 || y == 0) {
-        return UNIT_ERR_ARGUMENT;
-    }
-    if ((int64_t)batch * channels * in_height * in_width > 0x7FFFFFFFL) {
+    if (!unit__pool2d_s8_args_ok(x, batch, channels, in_height, in_width, kernel_height, kernel_width, stride_y,
+                                 stride_x, y)) {
         return UNIT_ERR_ARGUMENT;
     }
     out_height = (in_height - kernel_height) / stride_y + 1;
