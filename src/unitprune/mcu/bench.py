@@ -158,7 +158,7 @@ class OperatingPoint:
     details: dict = field(default_factory=dict)
 
 
-def _int8_accuracy(qmodel: QuantizedModel, split) -> tuple[float, MacCounts]:
+def int8_accuracy(qmodel: QuantizedModel, split) -> tuple[float, MacCounts]:
     x, y = dataset_tensors(split)
     outputs, counts = run_reference(qmodel, quantize_input(qmodel, x))
     accuracy = float(np.mean(outputs.reshape(len(x), -1).argmax(axis=1) == y.numpy()))
@@ -205,8 +205,8 @@ def _fatrelu_model(context: SweepContext, percentile: float, expected: dict, met
 def _quantized_point(context, method: McuMethod, float_model: nn.Module, knob, float_val, details) -> OperatingPoint:
     x_val, _ = dataset_tensors(context.splits.val)
     qmodel = quantize(float_model, x_val, variant=method.variant, linear_quotient=method.linear_quotient)
-    val_accuracy, _ = _int8_accuracy(qmodel, context.splits.val)
-    test_accuracy, counts = _int8_accuracy(qmodel, context.splits.test)
+    val_accuracy, _ = int8_accuracy(qmodel, context.splits.val)
+    test_accuracy, counts = int8_accuracy(qmodel, context.splits.test)
     return OperatingPoint(method, knob, qmodel, val_accuracy, test_accuracy, counts.skipped_fraction, float_val,
                           details)
 

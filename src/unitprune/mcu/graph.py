@@ -263,9 +263,7 @@ def _maxpool_step(step: _Step) -> _Other:
         raise ValueError(f"quantize: max-pool {step.name!r} has padding={module.padding}, dilation={module.dilation}, "
                          f"ceil_mode={module.ceil_mode}, return_indices={module.return_indices}; the integer "
                          "max-pool supports only padding 0, dilation 1, ceil_mode=False")
-    kernel = _pair(module.kernel_size, one_d)
-    stride = _pair(module.stride if module.stride is not None else module.kernel_size, one_d)
-    return _Other("maxpool", step.name, [step], kernel=kernel, stride=stride)
+    return _Other("maxpool", step.name, [step], **_pool_window(module, one_d))
 
 
 def _avgpool_step(step: _Step) -> _Other:
@@ -277,9 +275,13 @@ def _avgpool_step(step: _Step) -> _Other:
         raise ValueError(f"quantize: average pool {step.name!r} has padding={module.padding}, ceil_mode="
                          f"{module.ceil_mode}, divisor_override={divisor}; the integer average pool supports only "
                          "padding 0, ceil_mode=False, no divisor_override")
-    kernel = _pair(module.kernel_size, one_d)
-    stride = _pair(module.stride if module.stride is not None else module.kernel_size, one_d)
-    return _Other("avgpool", step.name, [step], kernel=kernel, stride=stride)
+    return _Other("avgpool", step.name, [step], **_pool_window(module, one_d))
+
+
+def _pool_window(module: nn.Module, one_d: bool) -> dict[str, tuple[int, int]]:
+    """``kernel`` and ``stride`` (y, x) of a max or average pool (stride None: the kernel)."""
+    return {"kernel": _pair(module.kernel_size, one_d),
+            "stride": _pair(module.stride if module.stride is not None else module.kernel_size, one_d)}
 
 
 def adaptive_pool_window(entry: _Other, height: int, width: int) -> tuple[int, int]:

@@ -77,7 +77,9 @@ class QLinear:
 
 
 @dataclass(frozen=True)
-class QMaxPool:
+class _QPool2d:
+    """The geometry every int8 pool shares: no padding, floor mode, same scale in and out."""
+
     name: str
     channels: int
     in_height: int
@@ -89,19 +91,15 @@ class QMaxPool:
 
 
 @dataclass(frozen=True)
-class QAvgPool:
-    """Average pool, no padding, floor mode, same scale in and out (docs/fixed_point.md): per window of
-    ``n = kernel[0] * kernel[1]`` values, ``acc`` their sum and ``y = clamp(round_half_away(acc / n))``
-    as TFLite computes it, ``(acc + n/2) / n`` or ``(acc - n/2) / n`` with C's truncating division."""
+class QMaxPool(_QPool2d):
+    """Max-pool: the largest int8 value of each window."""
 
-    name: str
-    channels: int
-    in_height: int
-    in_width: int
-    kernel: tuple[int, int]  # (y, x)
-    stride: tuple[int, int]  # (y, x)
-    out_height: int
-    out_width: int
+
+@dataclass(frozen=True)
+class QAvgPool(_QPool2d):
+    """Average pool (docs/fixed_point.md): per window of ``n = kernel[0] * kernel[1]`` values,
+    ``acc`` their sum and ``y = clamp(round_half_away(acc / n))`` as TFLite computes it,
+    ``(acc + n/2) / n`` or ``(acc - n/2) / n`` with C's truncating division."""
 
 
 @dataclass(frozen=True)

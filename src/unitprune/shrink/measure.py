@@ -43,7 +43,7 @@ from torch import nn
 
 from ..experiments.evaluation import dataset_tensors
 from ..mcu import targets
-from ..mcu.bench import EXPORT_TARGET, _int8_accuracy, measure_target
+from ..mcu.bench import EXPORT_TARGET, int8_accuracy, measure_target
 from ..mcu.export import ExportError, export_c
 from ..mcu.quantize import quantize
 from ..mcu.reference import quantize_input, run_reference
@@ -193,7 +193,7 @@ def measure_model(model: nn.Module, splits, work_dir, *, unit_percentile: float 
         if len(failures) == len(alive):  # runs nowhere: its int8 accuracy (slow on a big model) is not needed
             record.update(int8_test_accuracy=None, macs_skipped_fraction=None)
         else:
-            accuracy, counts = _int8_accuracy(qmodel, splits.test)
+            accuracy, counts = int8_accuracy(qmodel, splits.test)
             record.update(int8_test_accuracy=accuracy, macs_skipped_fraction=counts.skipped_fraction)
         result["variants"][name] = record
         for target in alive:
