@@ -213,8 +213,9 @@ CASES = {"chain": (bn_chain, (1, 8, 8)), "residual": (Residual, (1, 10, 10)),
          "ds-cnn": (lambda: ds_cnn_net(num_classes=5, width=8, blocks=2), (1, 12, 16))}
 
 
+@pytest.mark.parametrize("forward", ["soft", "hard"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_open_gates_are_exact_and_closed_gates_remove_exactly(case):
+def test_open_gates_are_exact_and_closed_gates_remove_exactly(case, forward):
     build, shape = CASES[case]
     torch.manual_seed(0)
     model = build().eval()
@@ -222,7 +223,7 @@ def test_open_gates_are_exact_and_closed_gates_remove_exactly(case):
     x = torch.randn(5, *shape)
     reference = model(x)
     graph = trace_resources(model, shape)
-    gates = ChannelGates(model, graph)
+    gates = ChannelGates(model, graph, forward=forward)
     assert torch.equal(model(x), reference)  # all gates open: bit-identical
     # close two channels of every group, then remove them physically
     drop = {g: [0, graph.group_sizes[g] - 1] for g in gates.groups}
@@ -255,6 +256,52 @@ def test_fold_keeps_the_function_with_fractional_gates():
     gates.fold()
     assert not gates._handles
     torch.testing.assert_close(model(x), gated, rtol=1e-5, atol=1e-6)
+
+
+def test_hard_gates_pass_fractional_gates_as_open_and_fold_to_the_same_function():
+    torch.manual_seed(1)
+    model = bn_chain().eval()
+    _randomize_bn(model)
+    x = torch.randn(4, 1, 8, 8)
+    reference = model(x)
+    graph = trace_resources(model, (1, 8, 8))
+    gates = ChannelGates(model, graph, forward="hard")
+    with torch.no_grad():
+        for g in gates.groups:
+            gates.theta[g].uniform_(0.1, 0.9)
+    assert torch.equal(model(x), reference)  # an open gate (theta > 0) passes its channel unscaled
+    # the straight-through mask still passes the task gradient to theta (the method's salience)
+    loss = model(x).sum()
+    loss.backward()
+    first = gates.groups[0]
+    assert gates.theta[first].grad is not None and gates.theta[first].grad.abs().sum() > 0
+    gates.fold()
+    assert torch.equal(model(x), reference)  # folding multiplies by the mask (1), not by theta
+
+
+def test_pressure_weights_rank_and_least_salient():
+    from unitprune.shrink.method import _rank_weights
+    salience = torch.tensor([0.3, 0.1, 0.5, 0.2])
+    # rank 0 = least salient: 2 (n - rank) / (n + 1)
+    assert torch.allclose(_rank_weights(salience), torch.tensor([2 * 2, 2 * 4, 2 * 1, 2 * 3]) / 5.0)
+    assert torch.equal(_rank_weights(salience, pressure="least"), torch.tensor([0.0, 4.0, 0.0, 0.0]))
+    open_ = torch.tensor([True, False, True, True])  # the least salient one is already closed
+    assert torch.equal(_rank_weights(salience, open_, "least"), torch.tensor([0.0, 0.0, 0.0, 4.0]))
+    assert torch.equal(_rank_weights(salience, torch.zeros(4, dtype=torch.bool), "least"), torch.zeros(4))
+
+
+def test_hard_gates_move_only_under_resource_pressure():
+    """At a budget the model already meets, no channel may close, however large the gate step."""
+    from unitprune.data import load_digits
+    splits = load_digits(seed=0)
+    torch.manual_seed(0)
+    model = tiny_digits_net()
+    before = resources(model, (1, 8, 8))
+    budget = MCUBudget(sram_bytes=before.sram_bytes, flash_bytes=before.flash_bytes)
+    result = shrink(model, splits.train, splits.val, budget,
+                    ShrinkConfig(epochs=2, prune_epochs=2, gate_lr=50.0, remove_every=5, gate_forward="hard",
+                                 pressure="least"), input_shape=(1, 8, 8))
+    assert result.after == before
 
 
 def test_removal_slices_optimizer_state():

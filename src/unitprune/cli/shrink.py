@@ -52,7 +52,14 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
                    help="test samples embedded in and run by each firmware (default 5)")
     p.add_argument("--sweep-sram", nargs="+", metavar="SIZE", default=[],
                    help="also run the structured methods at these SRAM budgets (accuracy-vs-resource plot)")
-    p.add_argument("--gate-lr", type=float, default=0.1, help="SGD learning rate of the gates")
+    p.add_argument("--start", choices=("base", "init"), default="base",
+                   help="what differentiable and dpf prune: the trained base (default) or the base's "
+                        "initialisation (pruning while the model first trains)")
+    p.add_argument("--gates", choices=("auto", "hard", "soft"), default="auto",
+                   help="gate forward: soft gate values, hard 0/1 masks with a straight-through gradient, or "
+                        "auto (default): hard for channel groups whose consumers are all followed by a BatchNorm")
+    p.add_argument("--gate-lr", type=float, default=0.1, help="SGD learning rate of the soft gates")
+    p.add_argument("--mask-lr", type=float, default=1.0, help="SGD learning rate of the hard gates (masks)")
     p.add_argument("--penalty", type=float, default=2.0, help="weight lambda of the resource penalty")
     p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -106,7 +113,8 @@ def cmd_shrink(args: argparse.Namespace) -> int:
                               feature_pool=_feature_pool(args.feature_pool), weights=args.weights,
                               budget=budget, epochs=args.epochs, prune_epochs=args.prune_epochs,
                               methods=tuple(args.methods), unit=args.unit, sweep_sram=sweep, seed=args.seed,
-                              threads=args.threads, progress=not args.no_progress, gate_lr=args.gate_lr,
+                              threads=args.threads, progress=not args.no_progress, start=args.start,
+                              gate_forward=args.gates, gate_lr=args.gate_lr, mask_lr=args.mask_lr,
                               penalty=args.penalty, run_dir=args.run_dir, measure=tuple(args.measure),
                               measure_samples=args.measure_samples)
     try:

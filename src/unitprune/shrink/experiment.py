@@ -71,7 +71,10 @@ class ExperimentConfig:
     seed: int = 0
     threads: int = 1
     progress: bool = True
+    start: str = "base"  # where differentiable and dpf start: "base" (the trained base) or "init"
+    gate_forward: str = "auto"
     gate_lr: float = 0.1
+    mask_lr: float = 1.0
     penalty: float = 2.0
     run_dir: str = "runs/shrink"
     measure: tuple[str, ...] = ()
@@ -86,11 +89,12 @@ def _fields(model, splits, resources, seconds) -> dict[str, Any]:
 def _run_method(name: str, config: ExperimentConfig, budget: MCUBudget, init, base, splits) -> tuple[Any, dict]:
     """Run one method at ``budget``; return (model, shrink.json fields, details)."""
     prune_epochs = config.prune_epochs
+    start = base if config.start == "base" else init  # the methods that prune while training
     if name == "differentiable":
-        result = shrink(init, splits.train, splits.val, budget,
+        result = shrink(start, splits.train, splits.val, budget,
                         ShrinkConfig(epochs=config.epochs, prune_epochs=prune_epochs, gate_lr=config.gate_lr,
-                                     penalty=config.penalty, seed=config.seed, num_threads=config.threads,
-                                     progress=config.progress))
+                                     gate_forward=config.gate_forward, mask_lr=config.mask_lr, penalty=config.penalty, seed=config.seed,
+                                     num_threads=config.threads, progress=config.progress))
         fields = _fields(result.model, splits, result.after, result.train_seconds)
         fields["fits_budget"] = result.fits
         details = {"history": result.history, "projected_channels": result.projected_channels,
@@ -101,7 +105,7 @@ def _run_method(name: str, config: ExperimentConfig, budget: MCUBudget, init, ba
         result: BaselineResult = tp_prune_to_budget(base, splits.train, splits.val, budget,
                                                     importance=name.split("-")[1], **common)
     elif name == "dpf":
-        result = dpf_to_budget(init, splits.train, splits.val, budget, prune_epochs=prune_epochs, **common)
+        result = dpf_to_budget(start, splits.train, splits.val, budget, prune_epochs=prune_epochs, **common)
     elif name == "ttp":
         result = ttp_result(base, splits, budget, **common)
     else:
@@ -116,6 +120,8 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
     from ..data import load_dataset
     from ..models import build_model
 
+    if config.start not in ("base", "init"):
+        raise ValueError(f"ExperimentConfig.start must be 'base' or 'init', got {config.start!r}")
     run_dir = Path(config.run_dir)
     if (run_dir / "shrink.json").exists():
         raise FileExistsError(f"{run_dir / 'shrink.json'} exists: choose another --run-dir (nothing is overwritten)")

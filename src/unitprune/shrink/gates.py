@@ -19,6 +19,22 @@ Channel salience: the task loss's gradient with respect to a gate, ``dL/dg_c = s
 over the channel's activations, is the first-order Taylor salience of the channel; the resource
 penalty's gradient is the same for every channel of a group. A gate closes where the resource
 pressure outweighs its salience, so the least salient channels close first.
+
+Two forwards (``forward=``), chosen per group by default (``"auto"``):
+
+* ``"soft"``: the hook multiplies by the gate value ``g``, so a channel fades out as its gate
+  falls and the weights adapt while it does.
+* ``"hard"``: the hook multiplies by the straight-through mask ``m = 1[theta > 0]`` (forward value
+  exactly 0 or 1, gradient that of ``g``): the model computes exactly the pruned network at every
+  step, and ``dL/dtheta_c = dL/dm_c`` is the first-order Taylor estimate of removing channel c.
+* ``"auto"``: ``"hard"`` when some group's every consumer (conv/linear reading the group, a
+  depthwise conv continuing it aside) is followed by a BatchNorm, ``"soft"`` otherwise. There a
+  gate's scale does not reach the loss: the next BatchNorm normalises it away in training, so
+  the task loss cannot resist a soft gate that shrinks all channels of a group together, and the
+  eval-mode statistics lag the moving scale (on DS-CNN the soft gates drove the model to chance
+  accuracy, docs/shrink.md). The hard forward has neither problem. The choice is one for the
+  whole model: with soft gates on the last DS-CNN group and hard ones before it, the fast hard
+  groups took all the pressure and one of them fell to a single channel (docs/shrink.md).
 """
 
 from __future__ import annotations
@@ -28,16 +44,30 @@ from torch import nn
 
 from .resources import ResourceGraph
 
-__all__ = ["ChannelGates"]
+__all__ = ["ChannelGates", "normalized_downstream"]
+
+
+def normalized_downstream(graph: ResourceGraph, group: int) -> bool:
+    """Whether every conv/linear reading ``group`` (a depthwise conv continuing it aside) has a BatchNorm after it."""
+    root = graph.find(group)
+    consumers = [l for l in graph.layers if graph.find(l.in_group) == root and graph.find(l.out_group) != root]
+    return bool(consumers) and all(l.bn_name is not None for l in consumers)
 
 
 class ChannelGates:
     """Gate parameters for the prunable channel groups of ``model`` (traced as ``graph``)."""
 
-    def __init__(self, model: nn.Module, graph: ResourceGraph, groups: list[int] | None = None):
+    def __init__(self, model: nn.Module, graph: ResourceGraph, groups: list[int] | None = None,
+                 forward: str = "auto"):
+        if forward not in ("soft", "hard", "auto"):
+            raise ValueError(f"ChannelGates forward must be 'soft', 'hard' or 'auto', got {forward!r}")
         self.model = model
         self.graph = graph
         self.groups = list(graph.prunable_groups() if groups is None else groups)
+        if forward == "auto":
+            forward = "hard" if any(normalized_downstream(graph, g) for g in self.groups) else "soft"
+        #: per group: "soft" or "hard" (module docstring; one mode for the whole model today)
+        self.forward = {g: forward for g in self.groups}
         self.theta: dict[int, nn.Parameter] = {
             g: nn.Parameter(torch.ones(graph.group_sizes[g])) for g in self.groups}
         self._handles: list = []
@@ -65,7 +95,7 @@ class ChannelGates:
 
     def _hook(self, group: int):
         def multiply(module, inputs, output):
-            gate = self.value(group)
+            gate = self.value(group) if self.forward[group] == "soft" else self.mask(group)
             return output * gate.view(1, -1, *([1] * (output.dim() - 2)))
         return multiply
 
@@ -75,6 +105,12 @@ class ChannelGates:
 
     def value(self, group: int) -> torch.Tensor:
         return self.theta[group].clamp(0.0, 1.0)
+
+    def mask(self, group: int) -> torch.Tensor:
+        """Straight-through mask: 1 for an open channel, 0 for a closed one; gradient of ``value``."""
+        value = self.value(group)
+        hard = (self.theta[group] > 0).to(value.dtype)
+        return hard + (value - value.detach())  # exactly 0 or 1 in the forward value
 
     def soft_counts(self) -> dict[int, torch.Tensor]:
         return {g: self.value(g).sum() for g in self.groups}
@@ -99,7 +135,7 @@ class ChannelGates:
         (g gamma) xhat + g beta``: the model computes the same function without hooks.
         """
         for group in self.groups:
-            gate = self.value(group).detach()
+            gate = (self.value(group) if self.forward[group] == "soft" else self.mask(group)).detach()
             for module in self.gated_modules(group):
                 shape = (-1,) + (1,) * (module.weight.dim() - 1)
                 module.weight.mul_(gate.view(shape))

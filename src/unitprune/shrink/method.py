@@ -11,9 +11,17 @@ over the constrained resources ``k`` of the budget. ``R_k`` is the resource mode
 ``sum(alpha_c * gate_c)``; so the penalty stays on until the real model fits the scheduled
 budget, and its gradient reaches every gate.
 
+Gate forward (:mod:`.gates`, ``config.gate_forward``): by default (``"auto"``) soft gate values
+where the gate's scale reaches the loss, and hard 0/1 masks with a straight-through gradient on a
+group whose consumers are all followed by a BatchNorm. A soft gate takes SGD steps of the task and
+penalty gradients (``config.gate_lr``). A hard gate moves by the penalty alone (``config.mask_lr``):
+its task gradient ``dCE/dm_c`` is a noisy first-order estimate with no scale to settle, and SGD
+on it is a random walk that closes channels at random (it did on DS-CNN: channels kept closing
+with the budget met, docs/shrink.md); it is used as the salience only.
+
 Channel salience feedback: each step first back-propagates the task loss; the gate gradients it
-leaves are the first-order Taylor saliences ``|g_c * dCE/dg_c|``, kept as a running average per
-channel. Within a group, channels are ranked by salience and ``alpha_c = 2 (n - rank_c) / (n + 1)``
+leaves are the first-order Taylor saliences ``|g_c * dCE/dg_c|`` (``|dCE/dm_c|`` for a hard gate),
+kept as a running average per channel. Within a group, channels are ranked by salience and ``alpha_c = 2 (n - rank_c) / (n + 1)``
 (about 2 for the least salient channel, about 0 for the most salient; mean 1), so the resource
 pressure falls mostly on the least salient channels and they close one after another instead of
 all together. The gates take plain SGD steps (``config.gate_lr``): with Adam's per-parameter
@@ -69,8 +77,12 @@ class ShrinkConfig:
         penalty: lambda, the weight of the resource penalty.
         resource_weights: w_k per resource name (default 1 each).
         lr: Adam learning rate of the weights.
-        gate_lr: SGD learning rate of the gate parameters.
+        gate_lr: SGD learning rate of the soft gates.
         salience_decay: running-average factor of the channel saliences.
+        gate_forward: ``"auto"`` (per group, :mod:`.gates`), ``"soft"`` or ``"hard"`` everywhere.
+        mask_lr: SGD learning rate of the hard gates (only the penalty moves them).
+        pressure: how a group's resource pressure is shared by its channels: ``"rank"`` (linear
+            in the salience rank) or ``"least"`` (all on the least salient open channel).
         batch_size: examples per step.
         remove_every: steps between physical removals of closed channels.
         seed: seed of the data order.
@@ -86,6 +98,9 @@ class ShrinkConfig:
     lr: float = 1e-3
     gate_lr: float = 0.1
     salience_decay: float = 0.9
+    gate_forward: str = "auto"
+    mask_lr: float = 1.0
+    pressure: str = "rank"
     batch_size: int = 64
     remove_every: int = 10
     seed: int = 0
@@ -99,6 +114,10 @@ class ShrinkConfig:
             raise ValueError(f"ShrinkConfig.prune_epochs must be in [1, epochs], got {self.prune_epochs}")
         if not (0.0 < self.tighten_fraction <= 1.0):
             raise ValueError(f"ShrinkConfig.tighten_fraction must be in (0, 1], got {self.tighten_fraction}")
+        if self.gate_forward not in ("soft", "hard", "auto"):
+            raise ValueError(f"ShrinkConfig.gate_forward must be 'soft', 'hard' or 'auto', got {self.gate_forward!r}")
+        if self.pressure not in ("rank", "least"):
+            raise ValueError(f"ShrinkConfig.pressure must be 'rank' or 'least', got {self.pressure!r}")
         unknown = set(self.resource_weights) - set(RESOURCE_NAMES)
         if unknown:
             raise ValueError(f"ShrinkConfig.resource_weights: unknown resources {sorted(unknown)}")
@@ -146,9 +165,22 @@ def _ste_counts(gates: ChannelGates, alpha: dict[int, torch.Tensor]) -> dict[int
     return out
 
 
-def _rank_weights(salience: torch.Tensor) -> torch.Tensor:
-    """``2 (n - rank) / (n + 1)`` with rank 0 for the least salient channel."""
+def _rank_weights(salience: torch.Tensor, open_: torch.Tensor | None = None, pressure: str = "rank") -> torch.Tensor:
+    """Share of a group's resource pressure per channel (mean 1 over the group's channels).
+
+    ``"rank"``: ``2 (n - rank) / (n + 1)`` with rank 0 for the least salient channel. ``"least"``:
+    all of it (``n``) on the least salient *open* channel; closed channels (``open_`` False)
+    get nothing under ``"least"``.
+    """
     n = salience.numel()
+    if open_ is None:
+        open_ = torch.ones(n, dtype=torch.bool)
+    if pressure == "least":
+        key = torch.where(open_, salience, torch.full_like(salience, float("inf")))
+        alpha = torch.zeros(n)
+        if bool(open_.any()):
+            alpha[int(torch.argmin(key))] = float(n)
+        return alpha
     ranks = torch.empty(n)
     ranks[torch.argsort(salience)] = torch.arange(n, dtype=torch.float32)
     return 2.0 * (n - ranks) / (n + 1)
@@ -245,11 +277,14 @@ def shrink(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
     generator = torch.Generator().manual_seed(config.seed)
-    gates = ChannelGates(work, graph)
+    gates = ChannelGates(work, graph, forward=config.gate_forward)
 
-    def make_optimizer(params, gate_params):
+    def make_optimizer(params, gate_params):  # gate_params: in the order of gates.groups
+        gate_params = list(gate_params)
+        lrs = [config.gate_lr if gates.forward[g] == "soft" else config.mask_lr for g in gates.groups]
         return _WeightsAndGates(torch.optim.Adam(params, lr=config.lr),
-                                torch.optim.SGD(gate_params, lr=config.gate_lr), gate_params)
+                                torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(gate_params, lrs)]),
+                                gate_params)
 
     optimizer = make_optimizer(list(work.parameters()), gates.parameters())
     salience = {g: torch.zeros(graph.group_sizes[g]) for g in gates.groups}
@@ -278,10 +313,14 @@ def shrink(
                     with torch.no_grad():
                         for g in gates.groups:
                             theta = gates.theta[g]
-                            taylor = (gates.value(g) * theta.grad).abs() if theta.grad is not None \
+                            hard = gates.forward[g] == "hard"
+                            scale = (theta > 0).float() if hard else gates.value(g)
+                            taylor = (scale * theta.grad).abs() if theta.grad is not None \
                                 else torch.zeros_like(theta)
                             salience[g] = config.salience_decay * salience[g] + (1 - config.salience_decay) * taylor
-                            alpha[g] = _rank_weights(salience[g])
+                            alpha[g] = _rank_weights(salience[g], theta > 0, config.pressure)
+                            if hard and theta.grad is not None:
+                                theta.grad.zero_()  # the task gradient is the salience only
                     budgets = {k: cubic_budget(initial[k], limits[k], step, tighten_steps) for k in limits}
                     values = graph.evaluate(_ste_counts(gates, alpha), unit_tables=budget.unit_tables, target=budget.target,
                                                                        conv_block_rows=budget.conv_block_rows)
