@@ -140,11 +140,14 @@ def main() -> None:
                         choices=METHODS)
     parser.add_argument("--preset", default="atmega2560", choices=sorted(PRESETS))
     parser.add_argument("--flash", metavar="SIZE", help="flash budget instead of the preset's (e.g. 32KB)")
+    parser.add_argument("--sram", metavar="SIZE", help="peak SRAM budget instead of the preset's (e.g. 6KB)")
     parser.add_argument("--conv-block-rows", metavar="{plane,min,N}",
                         help="count SRAM (budget, base and every method) and export for conv accumulator blocks of "
                              "N output rows: plane (whole output planes, the default), min (1 row) or N "
                              "(unitprune shrink --conv-block-rows)")
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--start", choices=("base", "init"), default="base",
+                        help="what differentiable and dpf prune (unitprune shrink --start)")
     parser.add_argument("--no-unit", dest="unit", action="store_false",
                         help="skip UnIT on each result (its skipped share and the UnIT firmware need it)")
     parser.add_argument("--measure", nargs="*", default=["avr", "msp430"], metavar="TARGET",
@@ -159,6 +162,8 @@ def main() -> None:
     budget = PRESETS[args.preset]
     if args.flash:
         budget = budget.with_(flash_bytes=parse_size(args.flash))
+    if args.sram:
+        budget = budget.with_(sram_bytes=parse_size(args.sram))
     try:
         budget = budget.with_(conv_block_rows=parse_conv_block_rows(args.conv_block_rows) or None)
     except ValueError as exc:
@@ -172,7 +177,15 @@ def main() -> None:
                              "or let the run finish")
         if existing.exists():  # resume: never rerun a finished run; add what it lacks
             runs[seed] = json.loads(existing.read_text())
-            recorded = json.loads((run_dir / "details.json").read_text())["config"]["budget"].get("conv_block_rows")
+            wanted = {k: getattr(budget, k) for k in runs[seed]["budget"]}
+            if runs[seed]["budget"] != wanted:
+                raise SystemExit(f"{run_dir} was run at the budget {runs[seed]['budget']}, not {wanted}: "
+                                 "choose another --run-root")
+            recorded_config = json.loads((run_dir / "details.json").read_text())["config"]
+            if recorded_config.get("start", "init") != args.start:  # runs before --start began from the init
+                raise SystemExit(f"{run_dir} was run with --start {recorded_config.get('start', 'init')}, not "
+                                 f"{args.start}: choose another --run-root")
+            recorded = recorded_config["budget"].get("conv_block_rows")
             if recorded != budget.conv_block_rows:
                 raise SystemExit(f"{run_dir} was run with conv_block_rows={recorded!r}, not "
                                  f"{budget.conv_block_rows!r}: choose another --run-root")
@@ -182,7 +195,8 @@ def main() -> None:
             weights = str(Path(args.base_root) / f"seed-{seed}" / "base.pt") if args.base_root else None
             runs[seed] = run_shrink_experiment(ExperimentConfig(
                 budget=budget, epochs=args.epochs, methods=tuple(args.methods), unit=args.unit, seed=seed,
-                weights=weights, progress=False, run_dir=str(run_dir), measure=tuple(args.measure)))
+                weights=weights, start=args.start, progress=False, run_dir=str(run_dir),
+                measure=tuple(args.measure)))
         details[seed] = json.loads((run_dir / "details.json").read_text())
     methods = [m for m in args.methods if all(m in runs[s]["methods"] for s in runs)]
     summary = summarize(runs, details, methods)

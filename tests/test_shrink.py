@@ -279,6 +279,21 @@ def test_hard_gates_pass_fractional_gates_as_open_and_fold_to_the_same_function(
     assert torch.equal(model(x), reference)  # folding multiplies by the mask (1), not by theta
 
 
+def test_auto_gates_are_hard_exactly_when_a_batchnorm_normalises_a_group():
+    from unitprune.shrink.gates import normalized_downstream
+    ds = ds_cnn_net(num_classes=5, width=8, blocks=2)
+    graph = trace_resources(ds, (1, 12, 16))
+    groups = graph.prunable_groups()  # conv1+dw1, pw1+dw2, pw2: the last feeds the pool and the linear
+    assert [normalized_downstream(graph, g) for g in groups] == [True, True, False]
+    assert set(ChannelGates(ds, graph).forward.values()) == {"hard"}
+    wide = build_model("mnist-wide", seed=0)
+    graph = trace_resources(wide, (1, 28, 28))
+    assert not any(normalized_downstream(graph, g) for g in graph.prunable_groups())
+    assert set(ChannelGates(wide, graph).forward.values()) == {"soft"}
+    chain = bn_chain()  # BN after conv1 only: conv1's consumer conv2 has none
+    assert set(ChannelGates(chain, trace_resources(chain, (1, 8, 8))).forward.values()) == {"soft"}
+
+
 def test_pressure_weights_rank_and_least_salient():
     from unitprune.shrink.method import _rank_weights
     salience = torch.tensor([0.3, 0.1, 0.5, 0.2])

@@ -1,11 +1,13 @@
 """The ``unitprune shrink`` experiment: base training, every method at the same budget, the run folder.
 
 ``run_shrink_experiment(config)`` trains the base model from a seeded initialisation for
-``config.epochs`` epochs (timed), runs the differentiable method from the *same* initialisation
-for the same epochs (timed side by side in this process: the overhead ratio), the baselines at
-the same budget (Torch-Pruning magnitude and Taylor and TTP on the trained base, structured DPF
-from the initialisation), optionally UnIT on every result, optionally the same methods at more
-SRAM budgets (for the accuracy-vs-resource plot), and writes ``RUN_DIR``:
+``config.epochs`` epochs (timed), runs the differentiable method for the same epochs (timed side
+by side in this process: the overhead ratio), the baselines at the same budget (Torch-Pruning
+magnitude and Taylor and TTP on the trained base, structured DPF), optionally UnIT on every
+result, optionally the same methods at more SRAM budgets (for the accuracy-vs-resource plot), and
+writes ``RUN_DIR``. The two methods that prune while training (differentiable, dpf) start from
+the trained base (``config.start == "base"``, the default: every method then gets the base's
+training plus ``epochs`` more) or from the base's initialisation (``"init"``).
 
 * ``shrink.json``: ``budget`` {sram_bytes, flash_bytes, macs}; ``base`` {accuracy, flash_bytes,
   sram_bytes, macs, train_seconds}; ``methods`` {name: the same fields + fits_budget}. Accuracy is

@@ -49,8 +49,10 @@ def render_markdown(document: dict, details: dict) -> str:
     if "differentiable" in document["methods"] and base["train_seconds"] > 0:
         ratio = document["methods"]["differentiable"]["train_seconds"] / base["train_seconds"]
         lines += ["", f"Differentiable pruning run / base training, same epochs, same process: {ratio:.2f}x wall time."]
+    start = details.get("config", {}).get("start", "init")  # runs before --start began from the initialisation
+    where = "the trained base" if start == "base" else "the base's initialisation"
     lines += ["", "Notes: `tp-*` and `ttp` start from the trained base (their time excludes its training); "
-              "`differentiable` and `dpf` train from the base's initialisation. `ttp` is unstructured: its flash "
+              f"`differentiable` and `dpf` start from {where}. `ttp` is unstructured: its flash "
               "and SRAM are those of the dense int8 export, its MACs count only nonzero weights.", ""]
     if details.get("unit"):
         lines += ["## UnIT on each result (largest calibration percentile within 1 point of the model's own "
