@@ -115,6 +115,11 @@ int32_t unit_struct_layout(int32_t which, int32_t field);
  *     the tables in RAM instead (plain reads, e.g. for a RAM-only test on the same chip);
  *   - everywhere else (MSP430 with FRAM/flash mapped into the data space, hosts): UNIT_FLASH is
  *     empty and the reads are plain `const` loads.
+ * UNIT_FLASH_ASM is 1 where a table may instead be defined as assembler data in the progmem
+ * section (AVR: avr-gcc refuses any C object above 32,767 bytes, its 16-bit ptrdiff_t, while LPM
+ * reads reach 64 KB): such a table is declared `extern const T name[] UNIT_FLASH;` and read
+ * exactly as a C one (the kernels' offsets are int32_t; the 16-bit pointer sum wraps correctly
+ * for any table that ends below 64 KB). unitprune.mcu.codegen.flash_array writes both forms.
  * The structs that point at the tables (unit_requant_s8, unit_quotient_tree_s8) are read
  * normally: they live in RAM (a few bytes); only the arrays they point at may be in flash.
  * Activations and scratch are always in RAM. */
@@ -125,8 +130,10 @@ int32_t unit_struct_layout(int32_t which, int32_t field);
 #define UNIT_READ_U8(p) ((uint8_t)pgm_read_byte(p))
 #define UNIT_READ_S16(p) ((int16_t)pgm_read_word(p))
 #define UNIT_READ_S32(p) ((int32_t)pgm_read_dword(p))
+#define UNIT_FLASH_ASM 1
 #else
 #define UNIT_FLASH
+#define UNIT_FLASH_ASM 0
 #define UNIT_READ_S8(p) (*(const int8_t *)(p))
 #define UNIT_READ_U8(p) (*(const uint8_t *)(p))
 #define UNIT_READ_S16(p) (*(const int16_t *)(p))

@@ -64,7 +64,8 @@ class TargetSpec:
     ``pointer_bytes``/``struct_align`` size the RAM descriptors; ``flash_read_limit`` is how many
     bytes of constant tables the kernels' flash reads can address (None: no limit);
     ``sram_bytes`` the RAM of the default chip (None: no check); ``max_object_bytes`` the largest
-    single C array the target's compiler accepts (None: no limit).
+    single C array the target's compiler accepts (None: no limit): a larger table is written as
+    assembler data (:func:`unitprune.mcu.codegen.flash_array`), which the kernels read alike.
     """
 
     name: str
@@ -85,8 +86,8 @@ TARGETS = {
     "avr": TargetSpec("avr", 2, 1, 65536 - 512, 8192, "atmega2560",
                       "AVR flash reads (pgm_read_*, 16-bit pointers) reach only the first 64 KB of flash; "
                       "far reads (pgm_read_*_far) are not implemented",
-                      # avr-gcc's ptrdiff_t is 16 bits: it refuses any object above PTRDIFF_MAX
-                      # ("size of array is too large"), and each table is one array.
+                      # avr-gcc's ptrdiff_t is 16 bits: it refuses any C object above PTRDIFF_MAX
+                      # ("size of array is too large"); a larger table is emitted as assembler data.
                       max_object_bytes=32_767),
     # clang-14 --target=msp430 uses the small memory model: 16-bit pointers, code, constants and
     # RAM in one 64 KB address space (Debian's mspdebug simulates 64 KB).
@@ -310,10 +311,10 @@ def _storage_expr(storage: Storage) -> str:
     return f"unit_model_arena + {storage.offset}" if storage.offset else "unit_model_arena"
 
 
-def _requant_tables(ident: str, requant, flash: dict[str, int]) -> list[str]:
-    parts = [codegen.c_array("int32_t", f"{ident}_bias", requant.bias, flash=True),
-             codegen.c_array("int32_t", f"{ident}_multiplier", requant.multiplier, flash=True),
-             codegen.c_array("int8_t", f"{ident}_shift", requant.shift, flash=True),
+def _requant_tables(ident: str, requant, flash: dict[str, int], asm_above: int | None) -> list[str]:
+    parts = [codegen.flash_array("int32_t", f"{ident}_bias", requant.bias, asm_above=asm_above),
+             codegen.flash_array("int32_t", f"{ident}_multiplier", requant.multiplier, asm_above=asm_above),
+             codegen.flash_array("int8_t", f"{ident}_shift", requant.shift, asm_above=asm_above),
              f"static const unit_requant_s8 {ident}_requant = {{{ident}_bias, {ident}_multiplier, {ident}_shift, "
              f"{requant.act_min}, {requant.act_max}}};\n"]
     n = len(requant.bias)
@@ -330,7 +331,7 @@ class _LayerCode:
 
 
 def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str, str],
-               block_rows: int = 0) -> _LayerCode:
+               block_rows: int = 0, asm_above: int | None = None) -> _LayerCode:
     flash: dict[str, int] = {}
     fields = _conv_params(op, block_rows)
     params = ", ".join(str(v) for v in fields)
@@ -340,12 +341,12 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
               f"{op.kernel_width}, stride {op.stride}, dilation {op.dilation}, padding {op.padding}, "
               f"groups {op.groups}, output {op.out_height}x{op.out_width}, accumulators for {block} */\n",
               f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
-              codegen.c_array("int8_t", f"{ident}_weight", op.weight, flash=True)]
+              codegen.flash_array("int8_t", f"{ident}_weight", op.weight, asm_above=asm_above)]
     flash["weight"] = op.weight.size
     if variant == "unit":
-        tables.append(codegen.c_array("uint8_t", f"{ident}_tau", op.tau, flash=True))
+        tables.append(codegen.flash_array("uint8_t", f"{ident}_tau", op.tau, asm_above=asm_above))
         flash["tau"] = op.tau.size
-    tables += _requant_tables(ident, op.requant, flash)
+    tables += _requant_tables(ident, op.requant, flash, asm_above)
     src, dst = io
     tau = f"{ident}_tau, " if variant == "unit" else ""
     call = (f"unit_conv2d_{variant}_s8(&{ident}_params, {src}, {ident}_weight, {tau}&{ident}_requant, {dst}, "
@@ -355,12 +356,13 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
 
 
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,
-                 io: tuple[str, str]) -> _LayerCode:
+                 io: tuple[str, str], asm_above: int | None = None) -> _LayerCode:
     flash: dict[str, int] = {}
     tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, weight transposed [in][out] */\n",
-              codegen.c_array("int8_t", f"{ident}_weight_t", np.ascontiguousarray(op.weight.T), flash=True)]
+              codegen.flash_array("int8_t", f"{ident}_weight_t", np.ascontiguousarray(op.weight.T),
+                                  asm_above=asm_above)]
     flash["weight"] = op.weight.size
-    tables += _requant_tables(ident, op.requant, flash)
+    tables += _requant_tables(ident, op.requant, flash, asm_above)
     src, dst = io
     head = f"{src}, 1, {op.in_features}, {op.out_features}, {ident}_weight_t"
     tail = f"&{ident}_requant, {dst}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS"
@@ -370,14 +372,15 @@ def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, co
         call = (f"unit_linear_unit_bitshift_s8({head}, {codegen.c_int(op.threshold_q)}, {int(op.shift_start)}, "
                 f"{tail})")
     elif linear_quotient == "table":
-        tables.append(codegen.c_array("uint8_t", f"{ident}_quotients", op.quotient_table, flash=True,
+        tables.append(codegen.flash_array("uint8_t", f"{ident}_quotients", op.quotient_table, asm_above=asm_above,
                                       comment=f"t for |x| = 0..128 (T_q = {int(op.threshold_q)})"))
         flash["quotient_table"] = 129
         call = f"unit_linear_unit_table_s8({head}, {ident}_quotients, {tail})"
     else:
         nodes = len(op.tree_split)
         for what, ctype in (("split", "int8_t"), ("left", "int8_t"), ("right", "int8_t"), ("quotient", "uint8_t")):
-            tables.append(codegen.c_array(ctype, f"{ident}_tree_{what}", getattr(op, f"tree_{what}"), flash=True))
+            tables.append(codegen.flash_array(ctype, f"{ident}_tree_{what}", getattr(op, f"tree_{what}"),
+                                              asm_above=asm_above))
         tables.append(f"static const unit_quotient_tree_s8 {ident}_tree = {{{nodes}, {ident}_tree_split, "
                       f"{ident}_tree_left, {ident}_tree_right, {ident}_tree_quotient}};\n")
         flash["quotient_tree"] = 4 * nodes
@@ -403,7 +406,10 @@ def _counted_call(name: str, call: str, counter: int) -> list[str]:
 
 
 def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, source: str,
-             scratch_bytes: int, block_rows: int = 0) -> tuple[str, list[LayerFlash], set[str]]:
+             scratch_bytes: int, block_rows: int = 0,
+             asm_above: int | None = None) -> tuple[str, list[LayerFlash], set[str]]:
+    """model.c, the flash tables per layer and the kernels called; tables above ``asm_above`` bytes
+    are assembler data on AVR (:func:`unitprune.mcu.codegen.flash_array`)."""
     names = codegen.IdentifierSet()
     tables, body, flash, checks, kernels = [], [], [], [], {"unit_requantize_s8"}
     counter = 0
@@ -414,10 +420,10 @@ def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quot
         if isinstance(op, (QConv, QLinear)):
             ident = names.add(op.name)
             if isinstance(op, QConv):
-                code = _conv_code(op, ident, variant, counter, io, block_rows)
+                code = _conv_code(op, ident, variant, counter, io, block_rows, asm_above)
                 kernels |= {f"unit_conv2d_{variant}_s8", "unit_conv2d_s8_scratch_size"}
             else:
-                code = _linear_code(op, ident, variant, linear_quotient, counter, io)
+                code = _linear_code(op, ident, variant, linear_quotient, counter, io, asm_above)
                 quotient = f"_{linear_quotient}" if variant == "unit" else ""
                 kernels |= {f"unit_linear_{variant}{quotient}_s8", "unit_linear_s8_scratch_size"}
             counter += 1
@@ -756,7 +762,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     plan = plan_memory(qmodel, scratch, _descriptor_bytes(qmodel, spec, variant, linear_quotient))
     source = _describe_source(qmodel, variant, linear_quotient)
     model_c, flash, functions = _model_c(qmodel, plan, variant, linear_quotient, source, plan.scratch_bytes,
-                                         block_rows)
+                                         block_rows, spec.max_object_bytes)
     samples_bytes = 0 if samples is None or target == "host" else samples.size
     _check_target(spec, plan, flash, samples_bytes, counters and bool(layers), len(layers))
     kernel_files = _kernel_files(functions)
@@ -844,14 +850,6 @@ def _check_target(spec: TargetSpec, plan: MemoryPlan, flash: list[LayerFlash], s
                 raise ExportError(f"target {spec.name}: layer {layer.name}'s constant tables end at byte {end} of "
                                   f"flash, beyond the {spec.flash_read_limit} bytes the kernels can read "
                                   f"({spec.why_limit}); a smaller model or fewer embedded samples are needed")
-    if spec.max_object_bytes is not None:
-        for layer in flash:
-            for table, size in layer.tables.items():
-                if size > spec.max_object_bytes:
-                    raise ExportError(f"target {spec.name}: layer {layer.name}'s {table} table is {size:,} bytes, "
-                                      f"above the {spec.max_object_bytes:,} bytes the compiler allows one C array "
-                                      "(avr-gcc's 16-bit ptrdiff_t; it stops with 'size of array is too large'); "
-                                      "a layer with fewer weights is needed")
     if spec.sram_bytes is not None:
         counter_bytes = 56 * (layers + 1) if counters else 0
         need = plan.peak_sram_with_io_bytes + counter_bytes

@@ -16,9 +16,8 @@ route of :mod:`unitprune.mcu` (nothing here re-implements it):
 
 The result (``measured`` in shrink.json, one per method) is, per target, either the
 measurements of every variant or ``{"exported": false, "why": ...}`` with the exporter's own
-message (e.g. AVR constant tables beyond the 64 KB its flash reads reach, or one table above the
-32,767 bytes avr-gcc allows an array; a model that does not fit the simulated MSP430's 49,024
-bytes of FRAM). A failure of one target never hides the others.
+message (e.g. AVR constant tables beyond the 64 KB its flash reads reach; a model that does not
+fit the simulated MSP430's 49,024 bytes of FRAM). A failure of one target never hides the others.
 
 Per variant: ``cycles`` (median per inference), ``latency_ms`` at the target's clocks
 (:data:`CLOCKS_HZ`), ``flash_bytes`` (the firmware ELF's text + rodata + data, without the embedded
@@ -120,7 +119,7 @@ def _variants(model: nn.Module, splits, unit_percentile: float | None, zeroskip:
 
 def _check_exportable(qmodel, target: str, x_q: np.ndarray, check_dir: Path, conv_block_rows) -> None:
     """The exporter's own ExportError when ``qmodel`` cannot be built for ``target`` (a dry export
-    with one sample: flash reach, SRAM, avr-gcc's 32,767-byte limit on one array)."""
+    with one sample: flash reach, SRAM)."""
     export_c(qmodel, check_dir, target=EXPORT_TARGET[target], samples=x_q[:1], conv_block_rows=conv_block_rows)
 
 
