@@ -569,6 +569,31 @@ def test_measured_firmware_equals_the_resource_model(tmp_path, case):
     assert measured["variants"]["unit"]["macs_skipped_fraction"] > 0
 
 
+def test_model_beyond_the_msp430_fram_with_its_code_is_recorded_with_the_excess(tmp_path):
+    """64 x 560 weights: 46,570 bytes of tables pass the exporter's check against the 49,024 bytes of
+    simulated FRAM, but with the code they do not fit: the link fails and the reason says by how much."""
+    import re
+
+    from tests.mcu_tools import require_target
+    from unitprune.data import load_digits
+    from unitprune.shrink.measure import MeasureConfig, measure_model
+
+    require_target("msp430")
+    splits = load_digits(seed=0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 560), nn.ReLU(), nn.Linear(560, 10)).eval()
+    measured = measure_model(model, splits, tmp_path, unit_percentile=None,
+                             config=MeasureConfig(targets=("msp430",), samples=1, zeroskip=False))
+    msp430 = measured["targets"]["msp430"]
+    assert set(msp430) == {"exported", "why"} and not msp430["exported"]
+    found = re.search(r"need ([\d,]+) bytes, ([\d,]+) bytes more than the 49,024 bytes of FRAM", msp430["why"])
+    assert found, msp430["why"]
+    need, excess = (int(group.replace(",", "")) for group in found.groups())
+    assert need == 49_024 + excess and excess > 0
+    assert need > 46_570 + 64  # the tables and the embedded sample, plus the code
+    assert "ld.lld" not in msp430["why"] and "overflowed" not in msp430["why"]  # not the raw linker message
+
+
 def test_model_beyond_the_exporters_limits_is_recorded_as_not_exported(tmp_path):
     from tests.mcu_tools import require_target
     from unitprune.data import load_digits

@@ -17,7 +17,9 @@ route of :mod:`unitprune.mcu` (nothing here re-implements it):
 The result (``measured`` in shrink.json, one per method) is, per target, either the
 measurements of every variant or ``{"exported": false, "why": ...}`` with the exporter's own
 message (e.g. AVR constant tables beyond the 64 KB its flash reads reach; a model that does not
-fit the simulated MSP430's 49,024 bytes of FRAM). A failure of one target never hides the others.
+fit the simulated MSP430's 49,024 bytes of FRAM), or the build's
+:class:`~unitprune.mcu.targets.FirmwareTooLarge` (code + tables beyond that FRAM, found at link
+time, with the excess in bytes). A failure of one target never hides the others.
 
 Per variant: ``cycles`` (median per inference), ``latency_ms`` at the target's clocks
 (:data:`CLOCKS_HZ`), ``flash_bytes`` (the firmware ELF's text + rodata + data, without the embedded
@@ -202,7 +204,7 @@ def measure_model(model: nn.Module, splits, work_dir, *, unit_percentile: float 
                     logger.info("%s on %s: %d cycles, bit-exact %s", name, target, entries[target][name]["cycles"],
                                 entries[target][name]["bit_exact"])
                     continue
-                except ExportError as error:
+                except (ExportError, targets.FirmwareTooLarge) as error:  # the model does not fit the chip
                     failures[target] = f"{name} kernels: {error}"
                 except targets.FirmwareError as error:
                     failures[target] = f"{name} kernels: the firmware build or simulation failed: {error}"
