@@ -507,11 +507,14 @@ def _elf_objects(elf) -> list[tuple[str, str, int]]:
     return objects
 
 
-@pytest.mark.parametrize("case", ["shrunk", "wide-table"])
+@pytest.mark.parametrize("case", ["shrunk", "wide-table", "far-tables"])
 def test_measured_firmware_equals_the_resource_model(tmp_path, case):
     """The shrunk model's resource figures are what the exported firmware holds and the harness measures.
     ``wide-table``: a model with one 38,400-byte table, above the 32,767 bytes avr-gcc allows a C
-    object (the exporter writes it as assembler data), on the AVR."""
+    object (the exporter writes it as assembler data), on the AVR. ``far-tables``: 81,110 bytes of
+    tables, beyond the AVR's 64 KB of near flash reads: far tables, counted by the ``avr-far`` layout."""
+    import json
+
     from tests.mcu_tools import require_target
     from unitprune.data import load_digits
     from unitprune.mcu.export import STACK_RESERVE
@@ -530,8 +533,10 @@ def test_measured_firmware_equals_the_resource_model(tmp_path, case):
                                                                               remove_every=5),
                         input_shape=(1, 8, 8)).model
     else:
-        shrunk = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 150), nn.ReLU(),
-                               nn.Linear(150, 10)).eval()
+        hidden = 150 if case == "wide-table" else 300
+        shrunk = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, hidden),
+                               nn.ReLU(), nn.Linear(hidden, 10)).eval()
+    layout = {"avr": "avr-far" if case == "far-tables" else "avr", "msp430": "msp430"}
     measured = measure_model(shrunk, splits, tmp_path, unit_percentile=50,
                              config=MeasureConfig(targets=chips, samples=2, zeroskip=False))
     linears = sum(isinstance(m, nn.Linear) for m in shrunk.modules())
@@ -541,8 +546,8 @@ def test_measured_firmware_equals_the_resource_model(tmp_path, case):
         dense, unit = entry["dense"], entry["unit"]
         assert dense["bit_exact"] and unit["bit_exact"], target  # firmware = host build = NumPy reference
         assert all(dense["checks"].values()) and all(unit["checks"].values())
-        r = resources(shrunk, (1, 8, 8), target=target)
-        r_unit = resources(shrunk, (1, 8, 8), target=target, unit_tables=True)
+        r = resources(shrunk, (1, 8, 8), target=layout[target])
+        r_unit = resources(shrunk, (1, 8, 8), target=layout[target], unit_tables=True)
         assert dense["plan_sram_bytes"] == r.sram_bytes == r_unit.sram_bytes
         assert dense["flash_tables_bytes"] == r.flash_bytes
         # UnIT kernels: + the conv tau tables (counted with unit_tables) + each linear layer's 129-byte
@@ -558,9 +563,11 @@ def test_measured_firmware_equals_the_resource_model(tmp_path, case):
     # every constant table but the embedded samples = flash_bytes
     elf = tmp_path / "avr-dense" / "n2" / "build-avr-inference" / "model.elf"
     objects = _elf_objects(elf)
-    r = resources(shrunk, (1, 8, 8), target="avr")
-    if case == "wide-table":  # the assembler table is one object of its full size, in flash
-        assert (".text", "l_3_weight_t", 38_400) in objects
+    r = resources(shrunk, (1, 8, 8), target=layout["avr"])
+    if case != "shrunk":  # the assembler table is one object of its full size, in flash
+        assert (".text", "l_3_weight_t", 256 * hidden) in objects
+    plan = json.loads((elf.parents[1] / "export" / "memory_plan.json").read_text())
+    assert plan["far_tables"] == (case == "far-tables") == (r.flash_bytes > 65_024)
     assert sum(size for section, _, size in objects if section in (".data", ".bss")) == r.sram_bytes
     assert sum(size for section, name, size in objects
                if section == ".text" and name != "unit_model_samples") == r.flash_bytes
@@ -603,13 +610,13 @@ def test_model_beyond_the_exporters_limits_is_recorded_as_not_exported(tmp_path)
         require_target(target)
     splits = load_digits(seed=0)
     torch.manual_seed(0)
-    # layer 1: 64 x 1,100 = 70,400 int8 weights: beyond the 65,024 bytes the AVR kernels' 16-bit flash
-    # reads reach, and above the simulated MSP430's 49,024 bytes of FRAM (the exporter refuses both)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 1100), nn.ReLU(), nn.Linear(1100, 10)).eval()
+    # layer 1: 64 x 4,200 = 268,800 int8 weights: beyond the ATmega2560's 256 KB of flash (even with far
+    # tables), and above the simulated MSP430's 49,024 bytes of FRAM (the exporter refuses both)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 4200), nn.ReLU(), nn.Linear(4200, 10)).eval()
     measured = measure_model(model, splits, tmp_path, unit_percentile=None,
                              config=MeasureConfig(targets=("avr", "msp430"), samples=1))
     avr, msp430 = measured["targets"]["avr"], measured["targets"]["msp430"]
-    assert not avr["exported"] and "layer 1's constant tables end at byte" in avr["why"] and "65024" in avr["why"]
+    assert not avr["exported"] and "layer 1's constant tables end at byte" in avr["why"] and "262144" in avr["why"]
     assert not msp430["exported"] and "49024" in msp430["why"].replace(",", "")
     assert set(avr) == set(msp430) == {"exported", "why"}
     assert set(measured["variants"]) == {"dense"}  # nothing else quantized once no target takes the model

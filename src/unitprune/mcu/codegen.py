@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["C_TYPES", "c_identifier", "IdentifierSet", "c_int", "c_array", "flash_array", "c_define",
-           "file_header", "FLASH_MACRO"]
+           "file_header", "FLASH_MACRO", "TABLE_MACRO"]
 
 #: The macro that places a constant in flash (defined per target in the kernels' headers).
 FLASH_MACRO = "UNIT_FLASH"
+#: The address-space qualifier of a far table (``__memx`` on AVR with UNIT_FAR_TABLES, else empty).
+TABLE_MACRO = "UNIT_TABLE"
 
 #: C integer type -> (minimum, maximum, bytes per element).
 C_TYPES = {
@@ -105,7 +107,7 @@ def c_int(value: int, ctype: str = "int32_t") -> str:
 
 
 def c_array(ctype: str, name: str, values, *, flash: bool = False, static: bool = True, const: bool = True,
-            comment: str | None = None, width: int = 100, volatile: bool = False) -> str:
+            comment: str | None = None, width: int = 100, volatile: bool = False, far: bool = False) -> str:
     """The definition of a 1-D C array holding ``values`` (flattened), lines wrapped at ``width``.
 
     Args:
@@ -118,6 +120,8 @@ def c_array(ctype: str, name: str, values, *, flash: bool = False, static: bool 
         comment: a one-line comment written above the definition.
         width: maximum line length of the initializer lines.
         volatile: declare it ``volatile`` (benchmarks and tests: the compiler may not fold its values).
+        far: qualify the element type with the kernels' ``UNIT_TABLE`` (a far table on AVR, read
+            through 24-bit pointers; empty elsewhere; needs ``flash``).
 
     Raises:
         ValueError: a value outside ``ctype``'s range (naming the array and the index), an empty
@@ -125,9 +129,12 @@ def c_array(ctype: str, name: str, values, *, flash: bool = False, static: bool 
     """
     if flash and not const:
         raise ValueError(f"array {name}: a flash array must be const")
+    if far and not flash:
+        raise ValueError(f"array {name}: a far table must be in flash")
     flat = _checked_values(ctype, name, values)
     lines = _wrapped([c_int(int(v), ctype) for v in flat.tolist()], "    ", ", ", width)
     qualifiers = ("static " if static else "") + ("const " if const else "") + ("volatile " if volatile else "")
+    qualifiers += f"{TABLE_MACRO} " if far else ""
     placement = f" {FLASH_MACRO}" if flash else ""
     head = f"/* {comment} */\n" if comment else ""
     return f"{head}{qualifiers}{ctype} {name}[{flat.size}]{placement} = {{\n" + "\n".join(lines) + "\n};\n"
@@ -166,7 +173,7 @@ def _wrapped(items: list[str], indent: str, separator: str, width: int) -> list[
 
 
 def flash_array(ctype: str, name: str, values, *, asm_above: int | None = None, comment: str | None = None,
-                width: int = 100) -> str:
+                width: int = 100, far: bool = False) -> str:
     """A constant table in flash: :func:`c_array` with ``flash=True``, unless the table is larger
     than ``asm_above`` bytes (the largest C object the target's compiler accepts: avr-gcc's 16-bit
     ``ptrdiff_t`` stops at 32,767 bytes).
@@ -177,11 +184,13 @@ def flash_array(ctype: str, name: str, values, *, asm_above: int | None = None, 
     symbol of type object and its size, declared in C as ``extern const T NAME[] UNIT_FLASH;``; the
     values are the little-endian bytes of each element, so every C type works. Elsewhere (the host
     runner built from an AVR export) it is the ordinary C array. The kernels read both alike.
+    ``far``: a far table (:func:`c_array`'s ``far``; the assembler form is declared ``UNIT_TABLE``
+    too, its bytes stay where they are: the symbol's 24-bit address reaches them).
     """
     flat = _checked_values(ctype, name, values)
     size = flat.size * C_TYPES[ctype][2]
     if asm_above is None or size <= asm_above:
-        return c_array(ctype, name, flat, flash=True, comment=comment, width=width)
+        return c_array(ctype, name, flat, flash=True, comment=comment, width=width, far=far)
     data = flat.astype(f"<{np.dtype(ctype.replace('_t', '')).str[1:]}").tobytes()
     lines = _wrapped([str(byte) for byte in data], '    "\\t.byte ', ",", width - 4)
     body = [line.rstrip(",") + '\\n"' for line in lines]
@@ -189,7 +198,7 @@ def flash_array(ctype: str, name: str, values, *, asm_above: int | None = None, 
     return (f"{head}#if UNIT_FLASH_ASM\n"
             f"/* {size} bytes, above the {asm_above} bytes the compiler allows one C object: assembler data in\n"
             f" * flash (unitprune.mcu.codegen.flash_array), read like any UNIT_FLASH table */\n"
-            f"extern const {ctype} {name}[] {FLASH_MACRO};\n"
+            f"extern const {TABLE_MACRO + ' ' if far else ''}{ctype} {name}[] {FLASH_MACRO};\n"
             f"__asm__(\n"
             f'    "\\t.section .progmem.data.{name},\\"a\\",@progbits\\n"\n'
             f'    "\\t.type {name}, @object\\n"\n'
@@ -198,7 +207,7 @@ def flash_array(ctype: str, name: str, values, *, asm_above: int | None = None, 
             f'    "\\t.size {name}, {size}\\n"\n'
             f'    "\\t.previous\\n");\n'
             f"#else\n"
-            + c_array(ctype, name, flat, flash=True, width=width)
+            + c_array(ctype, name, flat, flash=True, width=width, far=far)
             + "#endif\n")
 
 
