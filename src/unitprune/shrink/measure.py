@@ -16,8 +16,9 @@ route of :mod:`unitprune.mcu` (nothing here re-implements it):
 
 The result (``measured`` in shrink.json, one per method) is, per target, either the
 measurements of every variant or ``{"exported": false, "why": ...}`` with the exporter's own
-message (e.g. AVR constant tables beyond the 64 KB its flash reads reach; a model that does not
-fit the simulated MSP430's 49,024 bytes of FRAM), or the build's
+message (e.g. AVR constant tables beyond the ATmega2560's 256 KB of flash, which tables above
+64 KB reach through far pointers; a model that does not fit the simulated MSP430's 49,024 bytes
+of FRAM), or the build's
 :class:`~unitprune.mcu.targets.FirmwareTooLarge` (code + tables beyond that FRAM, found at link
 time, with the excess in bytes). A failure of one target never hides the others.
 
