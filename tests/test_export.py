@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 
@@ -62,6 +63,23 @@ def test_array_values_range_checked_with_the_array_and_index_named():
     text = codegen.c_array("int32_t", "b", np.arange(200) * 1000, flash=True, width=60)
     assert text.startswith("static const int32_t b[200] UNIT_FLASH = {")
     assert max(len(line) for line in text.splitlines()[1:-1]) <= 60
+
+
+def test_flash_array_above_the_object_limit_is_assembler_data_of_the_same_bytes():
+    """A table above ``asm_above`` bytes: the AVR branch's .byte data are the values' little-endian
+    bytes (any type), the other branch the plain C array; at or below the limit it is c_array."""
+    rng = np.random.default_rng(3)
+    small = rng.integers(-100, 100, 10)
+    assert codegen.flash_array("int8_t", "s", small, asm_above=10) == codegen.c_array("int8_t", "s", small, flash=True)
+    values = rng.integers(-(1 << 31), (1 << 31) - 1, 40, endpoint=True)
+    text = codegen.flash_array("int32_t", "big", values, asm_above=100)  # 160 bytes > 100
+    asm, c_branch = text.split("#else\n")
+    data = [int(v) for line in re.findall(r'"\\t\.byte ([0-9,]+)\\n"', asm) for v in line.split(",")]
+    assert bytes(data) == values.astype("<i4").tobytes()
+    assert "extern const int32_t big[] UNIT_FLASH;" in asm and ".size big, 160" in asm
+    assert c_branch == codegen.c_array("int32_t", "big", values, flash=True) + "#endif\n"
+    far = codegen.flash_array("int32_t", "big", values, asm_above=100, far=True)
+    assert "extern const UNIT_TABLE int32_t big[]" in far and "static const UNIT_TABLE int32_t big[40]" in far
 
 
 @needs_cc

@@ -118,11 +118,11 @@ int32_t unit_conv2d_unit_s8(const unit_conv2d_params *params, const int8_t *x, c
  * unit also threshold, compares = batch*in + nnz(x)*out and divisions = nnz(x) (over the batch). */
 int32_t unit_linear_s8_scratch_size(int32_t out_features);
 int32_t unit_linear_dense_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
-                             const UNIT_TABLE int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
-                             unit_counts *counts);
+                             const UNIT_TABLE int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y,
+                             int32_t *scratch, unit_counts *counts);
 int32_t unit_linear_zeroskip_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
-                                const UNIT_TABLE int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
-                                unit_counts *counts);
+                                const UNIT_TABLE int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y,
+                                int32_t *scratch, unit_counts *counts);
 /* t_i = min(T_q >> max(bit_length(|x_i|), shift_start), 255); threshold_q = T_q >= 0, shift_start in [0, 31].
  * Computed as the paper's loop: t = T_q >> shift_start once per call, then per input
  * a = |x_i| >> shift_start and `while (a) { a >>= 1; t >>= 1; }` (at most 8 steps). */

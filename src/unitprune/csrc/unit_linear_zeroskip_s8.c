@@ -5,8 +5,8 @@
 #include "unit_internal_s8.h"
 
 int32_t unit_linear_zeroskip_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
-                                const UNIT_TABLE int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
-                                unit_counts *counts) {
+                                const UNIT_TABLE int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y,
+                                int32_t *scratch, unit_counts *counts) {
     int32_t n, i;
 #if UNIT_S8_COUNTS
     int64_t zero_weight = 0, zero_activation = 0;

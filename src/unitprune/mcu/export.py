@@ -150,7 +150,9 @@ FAR_DEFINES = {"UNIT_FAR_TABLES": 1}
 
 def needs_far_tables(spec: TargetSpec, table_bytes: int) -> bool:
     """True when ``table_bytes`` of constant tables do not fit the target's near flash reads and it
-    has far ones (AVR: above 65,024 bytes). The resource model's ``avr-far`` layout is this case."""
+    has far ones (AVR: above 65,024 bytes). The resource model's ``avr-far`` layout is this case.
+    The tables alone decide (not the embedded samples), so a model's firmware layout does not
+    depend on how many samples a measurement embeds."""
     return (spec.far_pointer_bytes is not None and spec.flash_read_limit is not None
             and table_bytes > spec.flash_read_limit)
 
@@ -332,17 +334,6 @@ def _storage_expr(storage: Storage) -> str:
     return f"unit_model_arena + {storage.offset}" if storage.offset else "unit_model_arena"
 
 
-def _requant_tables(ident: str, requant, flash: dict[str, int], style: _TableStyle) -> list[str]:
-    parts = [style.array("int32_t", f"{ident}_bias", requant.bias),
-             style.array("int32_t", f"{ident}_multiplier", requant.multiplier),
-             style.array("int8_t", f"{ident}_shift", requant.shift),
-             f"static const unit_requant_s8 {ident}_requant = {{{ident}_bias, {ident}_multiplier, {ident}_shift, "
-             f"{requant.act_min}, {requant.act_max}}};\n"]
-    n = len(requant.bias)
-    flash.update(bias=4 * n, multiplier=4 * n, shift=n)
-    return parts
-
-
 @dataclass(frozen=True)
 class _TableStyle:
     """How model.c writes its constant tables: tables above ``asm_above`` bytes as assembler data
@@ -354,6 +345,17 @@ class _TableStyle:
 
     def array(self, ctype: str, name: str, values, comment: str | None = None) -> str:
         return codegen.flash_array(ctype, name, values, asm_above=self.asm_above, far=self.far, comment=comment)
+
+
+def _requant_tables(ident: str, requant, flash: dict[str, int], style: _TableStyle) -> list[str]:
+    parts = [style.array("int32_t", f"{ident}_bias", requant.bias),
+             style.array("int32_t", f"{ident}_multiplier", requant.multiplier),
+             style.array("int8_t", f"{ident}_shift", requant.shift),
+             f"static const unit_requant_s8 {ident}_requant = {{{ident}_bias, {ident}_multiplier, {ident}_shift, "
+             f"{requant.act_min}, {requant.act_max}}};\n"]
+    n = len(requant.bias)
+    flash.update(bias=4 * n, multiplier=4 * n, shift=n)
+    return parts
 
 
 @dataclass
@@ -799,14 +801,17 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     layers = layer_names(qmodel)
     scratch = scratch_sizes(qmodel, block_rows)
     source = _describe_source(qmodel, variant, linear_quotient)
-    far = False
-    while True:  # near tables first; far ones (AVR) only when the tables do not fit the near reads
+
+    def generate(far: bool):  # the memory plan (descriptor sizes) and model.c, with near or far tables
         plan = plan_memory(qmodel, scratch, _descriptor_bytes(qmodel, spec, variant, linear_quotient, far))
-        model_c, flash, functions = _model_c(qmodel, plan, variant, linear_quotient, source, plan.scratch_bytes,
-                                             block_rows, _TableStyle(spec.max_object_bytes, far))
-        if far or not needs_far_tables(spec, sum(layer.total for layer in flash)):
-            break
+        return (plan, *_model_c(qmodel, plan, variant, linear_quotient, source, plan.scratch_bytes, block_rows,
+                                _TableStyle(spec.max_object_bytes, far)))
+
+    far = False
+    plan, model_c, flash, functions = generate(far)
+    if needs_far_tables(spec, sum(layer.total for layer in flash)):  # AVR, tables beyond 64 KB
         far = True
+        plan, model_c, flash, functions = generate(far)
     samples_bytes = 0 if samples is None or target == "host" else samples.size
     _check_target(spec, plan, flash, samples_bytes, counters and bool(layers), len(layers), far)
     kernel_files = _kernel_files(functions)

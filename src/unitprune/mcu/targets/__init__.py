@@ -33,4 +33,5 @@ from .records import Firmware, Region, RunResult
 from .tools import FirmwareError, FirmwareTooLarge, ToolMissing
 
 __all__ = ["DEFAULT_MAX_CYCLES", "ENERGY_MODELS", "INCLUDE_DIR", "TARGETS", "EnergyModel", "Firmware",
-           "FirmwareError", "FirmwareTooLarge", "Region", "RunResult", "ToolMissing", "build", "check_tools", "energy_uj_estimate", "run"]
+           "FirmwareError", "FirmwareTooLarge", "Region", "RunResult", "ToolMissing", "build", "check_tools",
+           "energy_uj_estimate", "run"]

@@ -68,7 +68,8 @@ def build(sources: Sequence[Path | str], include_dirs: Sequence[Path | str] | No
     command = [tools["compiler"], f"-mmcu={MCU}", f"-{opt}", *BASE_FLAGS, *cflags, *include_flags(include_dirs),
                *define_flags(defines), *map(str, source_paths(sources)), "-o", str(elf)]
     try:
-        run_tool(command, 300, f"avr-gcc ({elf.name}; a too large program overflows the {MCU}'s 8 KB SRAM at link time)")
+        run_tool(command, 300, f"avr-gcc ({elf.name}; a too large program overflows the {MCU}'s 8 KB SRAM at link "
+                               "time)")
     except FirmwareError as error:  # a region overflow becomes FirmwareTooLarge, without the raw linker lines
         overflows = [(int(excess), region) for region, excess in OVERFLOW.findall(str(error))]
         if not overflows:
