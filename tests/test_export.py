@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 
@@ -62,6 +63,23 @@ def test_array_values_range_checked_with_the_array_and_index_named():
     text = codegen.c_array("int32_t", "b", np.arange(200) * 1000, flash=True, width=60)
     assert text.startswith("static const int32_t b[200] UNIT_FLASH = {")
     assert max(len(line) for line in text.splitlines()[1:-1]) <= 60
+
+
+def test_flash_array_above_the_object_limit_is_assembler_data_of_the_same_bytes():
+    """A table above ``asm_above`` bytes: the AVR branch's .byte data are the values' little-endian
+    bytes (any type), the other branch the plain C array; at or below the limit it is c_array."""
+    rng = np.random.default_rng(3)
+    small = rng.integers(-100, 100, 10)
+    assert codegen.flash_array("int8_t", "s", small, asm_above=10) == codegen.c_array("int8_t", "s", small, flash=True)
+    values = rng.integers(-(1 << 31), (1 << 31) - 1, 40, endpoint=True)
+    text = codegen.flash_array("int32_t", "big", values, asm_above=100)  # 160 bytes > 100
+    asm, c_branch = text.split("#else\n")
+    data = [int(v) for line in re.findall(r'"\\t\.byte ([0-9,]+)\\n"', asm) for v in line.split(",")]
+    assert bytes(data) == values.astype("<i4").tobytes()
+    assert "extern const int32_t big[] UNIT_FLASH;" in asm and ".size big, 160" in asm
+    assert c_branch == codegen.c_array("int32_t", "big", values, flash=True) + "#endif\n"
+    far = codegen.flash_array("int32_t", "big", values, asm_above=100, far=True)
+    assert "extern const UNIT_TABLE int32_t big[]" in far and "static const UNIT_TABLE int32_t big[40]" in far
 
 
 @needs_cc
@@ -182,23 +200,27 @@ def test_bad_models_and_targets_are_refused_naming_the_layer(tmp_path):
         export_c(qmodel, tmp_path / "b", target="arm")
     with pytest.raises(ExportError, match="target avr needs samples"):
         export_c(qmodel, tmp_path / "c", target="avr")
-    big = QuantizedModel(ops=[qmodels.linear(rng, "small", 16, 16), qmodels.linear(rng, "big", 16, 5000)],
+    # 16 x 17,000 weights: beyond the 64 KB of near flash reads (far tables) and the chip's 256 KB
+    big = QuantizedModel(ops=[qmodels.linear(rng, "small", 16, 16), qmodels.linear(rng, "big", 16, 17_000)],
                          input_shape=(16,), input_scale=1.0, output_scale=1.0)
-    with pytest.raises(ExportError, match="layer big's constant tables end at byte .* far reads"):
+    with pytest.raises(ExportError, match="layer big's constant tables end at byte .* beyond the 262144 bytes.*"
+                                          "atmega2560's flash, read through far table pointers"):
         export_c(big, tmp_path / "d", target="avr", samples=np.zeros((1, 16), np.int8))
-    # 3,300 x 10 = 33,000 weights: the tables end below the 65,024 bytes the AVR kernels read, but one
-    # array above the 32,767 bytes avr-gcc accepts ("size of array is too large"); the MSP430 takes it
+    # 3,300 x 10 = 33,000 weights: one table above the 32,767 bytes avr-gcc accepts in a C array
+    # ("size of array is too large"): on AVR it is assembler data (AVR builds), a C array elsewhere
     one_array = QuantizedModel(ops=[qmodels.linear(rng, "fc_big", 3300, 10)], input_shape=(3300,), input_scale=1.0,
                                output_scale=1.0)
-    with pytest.raises(ExportError, match="layer fc_big's weight table is 33,000 bytes, above the 32,767 bytes"):
-        export_c(one_array, tmp_path / "f", target="avr", samples=np.zeros((1, 3300), np.int8))
+    export_c(one_array, tmp_path / "f", target="avr", samples=np.zeros((1, 3300), np.int8))
+    avr_c = (tmp_path / "f" / "model.c").read_text()
+    assert avr_c.count(".section .progmem.data.fc_big_weight_t") == 1 and "fc_big_weight_t[33000]" in avr_c
     export_c(one_array, tmp_path / "g", target="msp430", samples=np.zeros((1, 3300), np.int8))
+    assert "__asm__" not in (tmp_path / "g" / "model.c").read_text()  # only AVR needs it
     wide = QuantizedModel(ops=[qmodels.conv(rng, "conv1", (1, 40, 40), 8, (3, 3), padding=(1, 1, 1, 1)),
                                QFlatten("flatten", 8 * 40 * 40), qmodels.linear(rng, "fc", 8 * 40 * 40, 2)],
                           input_shape=(1, 40, 40), input_scale=1.0, output_scale=1.0)
     with pytest.raises(ExportError, match=r"8192 bytes of SRAM.*peak at layer"):
         export_c(wide, tmp_path / "e", target="avr", samples=np.zeros((1, 1, 40, 40), np.int8))
-    assert not any((tmp_path / name).exists() for name in "abcdef")
+    assert not any((tmp_path / name).exists() for name in "abcde")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -411,19 +433,29 @@ MCU_COMPILERS = {
 }
 
 
-@pytest.mark.parametrize("target", sorted(MCU_COMPILERS))
-def test_generated_mcu_code_compiles_warning_free(tmp_path, target):
+@pytest.mark.parametrize("target,model", [("avr", "mnist"), ("msp430", "mnist"), ("avr", "wide-table"),
+                                          ("avr", "far-tables")])
+def test_generated_mcu_code_compiles_warning_free(tmp_path, target, model):
+    """wide-table: a table above avr-gcc's object limit, written as assembler data; far-tables: the
+    tables beyond 64 KB (GNU C's __memx; no far pointer converted to a near one)."""
     from tests.mcu_tools import require_program
 
     (program, packages), flags = MCU_COMPILERS[target]
     compiler = require_program(program, packages)
     rng = np.random.default_rng(7)
-    qmodel = qmodels.mnist_like(rng)
-    export_c(qmodel, tmp_path, target=target, samples=qmodels.random_input(rng, 2, qmodel.input_shape))
+    make = {"mnist": qmodels.mnist_like, "wide-table": wide_table_model, "far-tables": far_table_model}[model]
+    qmodel = make(rng)
+    result = export_c(qmodel, tmp_path, target=target, samples=qmodels.random_input(rng, 2, qmodel.input_shape))
+    assert result.far_tables == (model == "far-tables")
+    far = ["-std=gnu99", "-DUNIT_FAR_TABLES=1", "-Waddr-space-convert"] if result.far_tables else []
     for defines in ([], ["-DUNIT_MODEL_MARKERS=1"], ["-DUNIT_S8_COUNTS=1"]):
-        built = subprocess.run([compiler, *flags, *STRICT, "-DUNIT_SKIP_BRANCH=1", "-I.", "-Ikernels", *defines,
+        built = subprocess.run([compiler, *flags, *STRICT, *far, "-DUNIT_SKIP_BRANCH=1", "-I.", "-Ikernels", *defines,
                                 "-c", "main.c", "model.c"], cwd=tmp_path, capture_output=True, text=True)
         assert built.returncode == 0 and not built.stderr, f"{target} {defines}:\n{built.stderr}"
+    if far:  # built without the far tables, the kernels would read the wrong memory: it does not compile
+        near = subprocess.run([compiler, *flags, *STRICT, "-I.", "-Ikernels", "-c", "model.c"], cwd=tmp_path,
+                              capture_output=True, text=True)
+        assert near.returncode != 0 and "needs far tables" in near.stderr
 
 
 @pytest.mark.parametrize("target", ["avr", "msp430"])
@@ -477,25 +509,81 @@ def test_exported_firmware_with_one_row_blocks_runs_bit_exact_on_the_simulator(t
                           expected.reshape(len(x), -1))
 
 
-def test_mcu_counters_equal_the_reference(tmp_path):
-    """counters=True compiles the MAC counters into the AVR firmware; its last region carries them."""
+def wide_table_model(rng: np.random.Generator) -> QuantizedModel:
+    """conv 1->4 k3 (padding 1), flatten, linear 256->150 (ReLU), linear 150->5: the 38,400-byte weight
+    table of ``wide`` is above the 32,767 bytes avr-gcc allows one C object, and the kernel's offsets
+    into it pass 32,767 (AVR: assembler data, read through 16-bit LPM pointers)."""
+    conv = qmodels.conv(rng, "conv", (1, 8, 8), 4, (3, 3), padding=(1, 1, 1, 1))
+    return QuantizedModel(ops=[conv, QFlatten("flatten", 256), qmodels.linear(rng, "wide", 256, 150, relu=True),
+                               qmodels.linear(rng, "fc", 150, 5)], input_shape=(1, 8, 8), input_scale=1.0,
+                          output_scale=1.0)
+
+
+def far_table_model(rng: np.random.Generator) -> QuantizedModel:
+    """conv 1->4 k3 (padding 1), flatten, linear 256->300 (ReLU), linear 300->5: 81,117 bytes of tables,
+    beyond the 64 KB the AVR's 16-bit flash reads reach (far tables). The 76,800-byte weight table
+    of ``wide`` (assembler data) crosses the 64 KB boundary, and the other tables lie above it."""
+    conv = qmodels.conv(rng, "conv", (1, 8, 8), 4, (3, 3), padding=(1, 1, 1, 1))
+    return QuantizedModel(ops=[conv, QFlatten("flatten", 256), qmodels.linear(rng, "wide", 256, 300, relu=True),
+                               qmodels.linear(rng, "fc", 300, 5, tree_magnitudes=rng.integers(0, 40, 500))],
+                          input_shape=(1, 8, 8), input_scale=1.0, output_scale=1.0)
+
+
+def run_counted_avr_firmware(tmp_path, qmodel: QuantizedModel, x: np.ndarray, **options):
+    """Export for AVR with the counters compiled in, build with the export's Makefile, run in simavr:
+    (ExportResult, the emitted outputs [n, out], the counters {layer: [7 values]})."""
     from tests.mcu_tools import require_program, require_target
     from unitprune.mcu import targets
     from unitprune.mcu.targets.common import firmware_from_elf
 
     require_target("avr")
     require_program("make", "make")
-    rng = np.random.default_rng(9)
-    qmodel = tiny_model(rng)
-    x = qmodels.random_input(rng, 2, qmodel.input_shape)
-    result = export_c(qmodel, tmp_path, target="avr", samples=x, counters=True)
+    result = export_c(qmodel, tmp_path, target="avr", samples=x, counters=True, **options)
     made = subprocess.run(["make", "-s", "model.elf"], cwd=tmp_path, capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     run = targets.run(firmware_from_elf("avr", tmp_path / "model.elf", tmp_path, [], ""))
     counts = np.frombuffer(bytes(run.region("counts").data), "<i8").reshape(len(result.layers), 7)
-    _, expected = run_reference(qmodel, x)
-    assert {name: list(row) for name, row in zip(result.layers, counts.tolist())} == \
-        {name: list(expected[name].to_dict().values()) for name in result.layers}
+    emitted = [region.data for region in run.regions if region.label == "inference"]
+    return (result, np.stack([np.frombuffer(bytes(data), np.int8) for data in emitted]),
+            {name: list(row) for name, row in zip(result.layers, counts.tolist())})
+
+
+@pytest.mark.parametrize("make_model", [tiny_model, wide_table_model, far_table_model],
+                         ids=["tiny", "wide-table", "far-tables"])
+def test_mcu_counters_equal_the_reference(tmp_path, make_model):
+    """counters=True compiles the MAC counters into the AVR firmware; its last region carries them,
+    and the outputs before it are the reference's. Only the model beyond 64 KB gets far tables."""
+    rng = np.random.default_rng(9)
+    qmodel = make_model(rng)
+    x = qmodels.random_input(rng, 2, qmodel.input_shape)
+    result, emitted, counts = run_counted_avr_firmware(tmp_path, qmodel, x)
+    outputs, expected = run_reference(qmodel, x)
+    assert np.array_equal(emitted, outputs.reshape(len(x), -1))
+    assert counts == {name: list(expected[name].to_dict().values()) for name in result.layers}
+    far = make_model is far_table_model
+    assert result.far_tables == far and (result.flash_table_bytes > 65_024) == far
+    makefile, model_c = (tmp_path / "Makefile").read_text(), (tmp_path / "model.c").read_text()
+    assert ("-DUNIT_FAR_TABLES=1" in makefile) == far and ("atmega2560 -std=c99" in makefile) != far
+    assert ("UNIT_TABLE" in model_c) == far and ("#error" in model_c) == far
+
+
+@pytest.mark.parametrize("variant,linear_quotient", [("dense", "bitshift"), ("zeroskip", "bitshift"),
+                                                     ("unit", "bintree"), ("unit", "table")])
+def test_far_tables_bit_exact_for_every_kernel(tmp_path, variant, linear_quotient):
+    """Beyond 64 KB of tables every kernel reads them through far pointers, bit-exact (outputs and
+    counters), and the RAM descriptors hold 3-byte table pointers: the memory plan counts them so."""
+    from unitprune.mcu.export import CONV_PARAMS_FIELDS
+
+    rng = np.random.default_rng(10)
+    qmodel = dataclasses.replace(far_table_model(rng), variant=variant, linear_quotient=linear_quotient)
+    x = qmodels.random_input(rng, 2, qmodel.input_shape, boundary=np.unique(qmodel.ops[0].tau))
+    result, emitted, counts = run_counted_avr_firmware(tmp_path, qmodel, x)
+    outputs, expected = run_reference(qmodel, x)
+    assert np.array_equal(emitted, outputs.reshape(len(x), -1))
+    assert counts == {name: list(expected[name].to_dict().values()) for name in result.layers}
+    requant, tree = 3 * 3 + 4 + 4, 4 + 4 * 3  # byte-aligned structs, 3-byte __memx pointers
+    trees = 2 * tree if linear_quotient == "bintree" and variant == "unit" else 0
+    assert result.far_tables and result.memory.descriptor_bytes == 4 * CONV_PARAMS_FIELDS + 3 * requant + trees
 
 
 @needs_cc

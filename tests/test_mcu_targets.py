@@ -225,6 +225,25 @@ def test_firmware_without_done_marker_is_an_error(target, tmp_path):
         targets.run(firmware, max_cycles=100_000, timeout=30)
 
 
+@pytest.mark.parametrize("target,region,size", [("avr", "text", 256 * 1024), ("msp430", "FRAM", 49_024)])
+def test_firmware_beyond_the_flash_is_too_large_with_the_excess(target, region, size, tmp_path):
+    """A constant table as large as the flash region: the link fails with FirmwareTooLarge, whose excess
+    is at least the table's overshoot (the code comes on top) and whose message is not ld's."""
+    require_target(target)
+    table = size + 100
+    source = tmp_path / "huge.c"
+    # avr: a far table in progmem, anywhere in the 256 KB; msp430: constants in FRAM
+    space, section = ("__memx ", ".progmemx.data.huge") if target == "avr" else ("", ".rodata.huge")
+    source.write_text(f'#include <stdint.h>\n#include "unit_mcu.h"\nextern const {space}int8_t huge[];\n'
+                      f'__asm__(".section {section},\\"a\\",@progbits\\nhuge:\\n.fill {table}, 1, 7\\n.previous\\n");\n'
+                      'volatile int16_t index = 3;\nint main(void) {\n    volatile int8_t v = huge[index];\n'
+                      '    (void)v;\n    unit_mcu_done();\n    return 0;\n}\n')
+    with pytest.raises(targets.FirmwareTooLarge) as raised:
+        targets.build(target, [source], build_dir=tmp_path / "build")
+    assert raised.value.region == region and 100 < raised.value.overflow_bytes < 100 + 4096
+    assert f"{raised.value.overflow_bytes:,} bytes" in str(raised.value) and "overflowed" not in str(raised.value)
+
+
 @pytest.mark.parametrize("target", ["avr", "msp430"])
 def test_section_sizes_agree_with_binutils(target, data_dir, tmp_path_factory):
     """The ELF header reader (targets/elf.py) against binutils' avr-size -A, section by section."""

@@ -55,6 +55,14 @@ def test_every_kernel_source_compiles_warning_free_for_avr(tmp_path, defines):
 
 
 @pytest.mark.parametrize("defines", list(VARIANTS.values()), ids=list(VARIANTS))
+def test_every_kernel_source_compiles_warning_free_for_avr_with_far_tables(tmp_path, defines):
+    """Far tables (unit_types.h: __memx table pointers, GNU C): no table pointer is converted to a
+    16-bit one anywhere (-Waddr-space-convert), which would read the wrong memory silently."""
+    far = ["-std=gnu99", "-DUNIT_FAR_TABLES=1", "-Waddr-space-convert"]  # -std=gnu99 overrides AVR_FLAGS' c99
+    compile_every_source(tmp_path, [avr_gcc(), *AVR_FLAGS, *far, *defines], "AVR (far tables)")
+
+
+@pytest.mark.parametrize("defines", list(VARIANTS.values()), ids=list(VARIANTS))
 def test_every_kernel_source_compiles_warning_free_for_msp430(tmp_path, defines):
     compiler = require_program("clang-14", "clang-14 lld-14")
     compile_every_source(tmp_path, [compiler, *MSP430_FLAGS, *defines], "MSP430")

@@ -569,37 +569,52 @@ def _elf_objects(elf) -> list[tuple[str, str, int]]:
     return objects
 
 
-def test_measured_firmware_equals_the_resource_model(tmp_path):
-    """The shrunk model's resource figures are what the exported firmware holds and the harness measures."""
+@pytest.mark.parametrize("case", ["shrunk", "wide-table", "far-tables"])
+def test_measured_firmware_equals_the_resource_model(tmp_path, case):
+    """The shrunk model's resource figures are what the exported firmware holds and the harness measures.
+    ``wide-table``: a model with one 38,400-byte table, above the 32,767 bytes avr-gcc allows a C
+    object (the exporter writes it as assembler data), on the AVR. ``far-tables``: 81,110 bytes of
+    tables, beyond the AVR's 64 KB of near flash reads: far tables, counted by the ``avr-far`` layout."""
+    import json
+
     from tests.mcu_tools import require_target
     from unitprune.data import load_digits
     from unitprune.mcu.export import STACK_RESERVE
     from unitprune.shrink.measure import MeasureConfig, measure_model
 
-    for target in ("avr", "msp430"):
+    chips = ("avr", "msp430") if case == "shrunk" else ("avr",)
+    for target in chips:
         require_target(target)
     splits = load_digits(seed=0)
     torch.manual_seed(0)
-    model = tiny_digits_net()
-    before = resources(model, (1, 8, 8))
-    budget = MCUBudget(sram_bytes=before.sram_bytes // 2, flash_bytes=before.flash_bytes // 3)
-    shrunk = shrink(model, splits.train, splits.val, budget,
-                    ShrinkConfig(epochs=2, prune_epochs=1, gate_lr=0.05, remove_every=5), input_shape=(1, 8, 8)).model
+    if case == "shrunk":
+        model = tiny_digits_net()
+        before = resources(model, (1, 8, 8))
+        budget = MCUBudget(sram_bytes=before.sram_bytes // 2, flash_bytes=before.flash_bytes // 3)
+        shrunk = shrink(model, splits.train, splits.val, budget, ShrinkConfig(epochs=2, prune_epochs=1, gate_lr=0.05,
+                                                                              remove_every=5),
+                        input_shape=(1, 8, 8)).model
+    else:
+        hidden = 150 if case == "wide-table" else 300
+        shrunk = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, hidden),
+                               nn.ReLU(), nn.Linear(hidden, 10)).eval()
+    layout = {"avr": "avr-far" if case == "far-tables" else "avr", "msp430": "msp430"}
     measured = measure_model(shrunk, splits, tmp_path, unit_percentile=50,
-                             config=MeasureConfig(targets=("avr", "msp430"), samples=2, zeroskip=False))
-    for target in ("avr", "msp430"):
+                             config=MeasureConfig(targets=chips, samples=2, zeroskip=False))
+    linears = sum(isinstance(m, nn.Linear) for m in shrunk.modules())
+    for target in chips:
         entry = measured["targets"][target]
         assert entry["exported"] and entry["why"] is None, target
         dense, unit = entry["dense"], entry["unit"]
         assert dense["bit_exact"] and unit["bit_exact"], target  # firmware = host build = NumPy reference
         assert all(dense["checks"].values()) and all(unit["checks"].values())
-        r = resources(shrunk, (1, 8, 8), target=target)
-        r_unit = resources(shrunk, (1, 8, 8), target=target, unit_tables=True)
+        r = resources(shrunk, (1, 8, 8), target=layout[target])
+        r_unit = resources(shrunk, (1, 8, 8), target=layout[target], unit_tables=True)
         assert dense["plan_sram_bytes"] == r.sram_bytes == r_unit.sram_bytes
         assert dense["flash_tables_bytes"] == r.flash_bytes
-        # UnIT kernels: + the conv tau tables (counted with unit_tables) + the linear layer's 129-byte
+        # UnIT kernels: + the conv tau tables (counted with unit_tables) + each linear layer's 129-byte
         # quotient table (approx exact -> linear_quotient 'table', not in the resource model)
-        assert unit["flash_tables_bytes"] == r_unit.flash_bytes + 129
+        assert unit["flash_tables_bytes"] == r_unit.flash_bytes + 129 * linears
         for v in (dense, unit):  # the harness: static data+bss plus the stack high-water mark
             assert v["sram_peak_bytes"] == v["sram_static_bytes"] + v["stack_bytes"]
             assert 0 < v["stack_bytes"] <= STACK_RESERVE  # the exporter's stack reserve holds
@@ -610,13 +625,42 @@ def test_measured_firmware_equals_the_resource_model(tmp_path):
     # every constant table but the embedded samples = flash_bytes
     elf = tmp_path / "avr-dense" / "n2" / "build-avr-inference" / "model.elf"
     objects = _elf_objects(elf)
-    r = resources(shrunk, (1, 8, 8), target="avr")
+    r = resources(shrunk, (1, 8, 8), target=layout["avr"])
+    if case != "shrunk":  # the assembler table is one object of its full size, in flash
+        assert (".text", "l_3_weight_t", 256 * hidden) in objects
+    plan = json.loads((elf.parents[1] / "export" / "memory_plan.json").read_text())
+    assert plan["far_tables"] == (case == "far-tables") == (r.flash_bytes > 65_024)
     assert sum(size for section, _, size in objects if section in (".data", ".bss")) == r.sram_bytes
     assert sum(size for section, name, size in objects
                if section == ".text" and name != "unit_model_samples") == r.flash_bytes
     # the rest of .data is the runner's label strings ("inference", "error"), independent of the model
     assert 0 <= measured["targets"]["avr"]["dense"]["sram_static_bytes"] - r.sram_bytes <= 32
     assert measured["variants"]["unit"]["macs_skipped_fraction"] > 0
+
+
+def test_model_beyond_the_msp430_fram_with_its_code_is_recorded_with_the_excess(tmp_path):
+    """64 x 560 weights: 46,570 bytes of tables pass the exporter's check against the 49,024 bytes of
+    simulated FRAM, but with the code they do not fit: the link fails and the reason says by how much."""
+    import re
+
+    from tests.mcu_tools import require_target
+    from unitprune.data import load_digits
+    from unitprune.shrink.measure import MeasureConfig, measure_model
+
+    require_target("msp430")
+    splits = load_digits(seed=0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 560), nn.ReLU(), nn.Linear(560, 10)).eval()
+    measured = measure_model(model, splits, tmp_path, unit_percentile=None,
+                             config=MeasureConfig(targets=("msp430",), samples=1, zeroskip=False))
+    msp430 = measured["targets"]["msp430"]
+    assert set(msp430) == {"exported", "why"} and not msp430["exported"]
+    found = re.search(r"need ([\d,]+) bytes, ([\d,]+) bytes more than the 49,024 bytes of FRAM", msp430["why"])
+    assert found, msp430["why"]
+    need, excess = (int(group.replace(",", "")) for group in found.groups())
+    assert need == 49_024 + excess and excess > 0
+    assert need > 46_570 + 64  # the tables and the embedded sample, plus the code
+    assert "ld.lld" not in msp430["why"] and "overflowed" not in msp430["why"]  # not the raw linker message
 
 
 def test_model_beyond_the_exporters_limits_is_recorded_as_not_exported(tmp_path):
@@ -628,15 +672,13 @@ def test_model_beyond_the_exporters_limits_is_recorded_as_not_exported(tmp_path)
         require_target(target)
     splits = load_digits(seed=0)
     torch.manual_seed(0)
-    # layer 1: 64 x 700 = 44,800 int8 weights; all tables 58,190 bytes: below the 65,024 bytes the AVR
-    # kernels read (the exporter accepts it) but one array above the 32,767 bytes avr-gcc allows;
-    # above the simulated MSP430's 49,024 bytes of FRAM (the exporter refuses it)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 700), nn.ReLU(), nn.Linear(700, 10)).eval()
+    # layer 1: 64 x 4,200 = 268,800 int8 weights: beyond the ATmega2560's 256 KB of flash (even with far
+    # tables), and above the simulated MSP430's 49,024 bytes of FRAM (the exporter refuses both)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 4200), nn.ReLU(), nn.Linear(4200, 10)).eval()
     measured = measure_model(model, splits, tmp_path, unit_percentile=None,
                              config=MeasureConfig(targets=("avr", "msp430"), samples=1))
     avr, msp430 = measured["targets"]["avr"], measured["targets"]["msp430"]
-    assert not avr["exported"] and "layer 1's weight table is 44,800 bytes" in avr["why"] and "32,767" in avr["why"]
-    assert "65024" not in avr["why"]  # within the flash reach; the array limit is what refuses it
+    assert not avr["exported"] and "layer 1's constant tables end at byte" in avr["why"] and "262144" in avr["why"]
     assert not msp430["exported"] and "49024" in msp430["why"].replace(",", "")
     assert set(avr) == set(msp430) == {"exported", "why"}
     assert set(measured["variants"]) == {"dense"}  # nothing else quantized once no target takes the model

@@ -3,8 +3,8 @@
  * unit_kernels_s8.h; loop nest in unit_internal_conv_s8.h). */
 #include "unit_internal_conv_s8.h"
 
-int32_t unit_conv2d_unit_s8(const unit_conv2d_params *params, const int8_t *x, const int8_t *weight,
-                            const uint8_t *tau, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
+int32_t unit_conv2d_unit_s8(const unit_conv2d_params *params, const int8_t *x, const UNIT_TABLE int8_t *weight,
+                            const UNIT_TABLE uint8_t *tau, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
                             unit_counts *counts) {
     unit__conv_s8 g;
     int32_t status;

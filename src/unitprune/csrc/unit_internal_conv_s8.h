@@ -137,7 +137,8 @@ static inline int32_t unit__tap_unit_s8(int32_t *acc, const int8_t *x, const uni
  * every input channel c of its group: w_tap and tau_tap point at [o][0][ky][kx] (tau_tap only read
  * by UNIT__CONV_UNIT). */
 static inline void unit__conv2d_s8_tap(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t variant,
-                                       const int8_t *x_group, const int8_t *w_tap, const uint8_t *tau_tap,
+                                       const int8_t *x_group, const UNIT_TABLE int8_t *w_tap,
+                                       const UNIT_TABLE uint8_t *tau_tap,
                                        const unit__tap_s8 *t, int32_t positions, int32_t *acc,
                                        unit__conv_tally_s8 *tally) {
     const ptrdiff_t sx = (ptrdiff_t)p->stride_x;
@@ -203,7 +204,8 @@ static inline void unit__conv2d_s8_tap(const unit_conv2d_params *p, const unit__
 
 /* The whole convolution (arguments checked by the caller, unit__conv2d_s8_begin). */
 static inline void unit__conv2d_s8_run(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t variant,
-                                       const int8_t *x, const int8_t *weight, const uint8_t *tau,
+                                       const int8_t *x, const UNIT_TABLE int8_t *weight,
+                                       const UNIT_TABLE uint8_t *tau,
                                        const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
                                        unit_counts *counts) {
     unit__conv_tally_s8 tally = {0, 0, 0, 0};

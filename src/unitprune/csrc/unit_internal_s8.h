@@ -224,7 +224,8 @@ typedef struct {
 } unit__conv_s8;
 
 /* Checks the arguments shared by the three convolutions and fills g. */
-static inline int32_t unit__conv2d_s8_begin(const unit_conv2d_params *p, const int8_t *x, const int8_t *weight,
+static inline int32_t unit__conv2d_s8_begin(const unit_conv2d_params *p, const int8_t *x,
+                                            const UNIT_TABLE int8_t *weight,
                                             const unit_requant_s8 *requant, const int8_t *y, const int32_t *scratch,
                                             unit__conv_s8 *g) {
     int32_t status = unit__conv2d_geometry(p, &g->out_height, &g->out_width);
@@ -344,7 +345,7 @@ static inline int64_t unit__tap_zeros_s8(const int8_t *x_tap, const unit__tap_s8
 
 /* Checks the arguments shared by the linear kernels. */
 static inline int32_t unit__linear_s8_begin(const int8_t *x, int32_t batch, int32_t in_features,
-                                            int32_t out_features, const int8_t *weight_t,
+                                            int32_t out_features, const UNIT_TABLE int8_t *weight_t,
                                             const unit_requant_s8 *requant, const int8_t *y,
                                             const int32_t *scratch) {
     int32_t status;
@@ -381,7 +382,7 @@ static inline void unit__linear_store_s8(const int32_t *acc, int32_t out, const 
 }
 
 /* acc[j] += x * w[j] for every j of one input's column (no test: the dense kernel). */
-UNIT__ROW_FN void unit__column_dense_s8(int32_t *acc, const int8_t *w, int8_t x, int32_t out) {
+UNIT__ROW_FN void unit__column_dense_s8(int32_t *acc, const UNIT_TABLE int8_t *w, int8_t x, int32_t out) {
     int32_t *end = acc + out;
     while (acc != end) {
         unit__mac_s8(acc++, x, UNIT_READ_S8(w));
@@ -390,7 +391,7 @@ UNIT__ROW_FN void unit__column_dense_s8(int32_t *acc, const int8_t *w, int8_t x,
 }
 
 /* zeroskip column: acc[j] += x * w[j] for the nonzero w[j]. */
-UNIT__ROW_FN void unit__column_zeroskip_s8(int32_t *acc, const int8_t *w, int8_t x, int32_t out) {
+UNIT__ROW_FN void unit__column_zeroskip_s8(int32_t *acc, const UNIT_TABLE int8_t *w, int8_t x, int32_t out) {
     int32_t *end = acc + out;
     for (; acc != end; acc++, w++) {
         const int8_t wv = UNIT_READ_S8(w);
@@ -402,7 +403,8 @@ UNIT__ROW_FN void unit__column_zeroskip_s8(int32_t *acc, const int8_t *w, int8_t
 
 /* UnIT column: acc[j] += x * w[j] iff |w[j]| > t, for t in [0, 127]; returns the kept count in the
  * counted build (0 otherwise). */
-UNIT__COLUMN_FN int32_t unit__column_unit_s8(int32_t *acc, const int8_t *w, int8_t x, uint8_t t, int32_t out) {
+UNIT__COLUMN_FN int32_t unit__column_unit_s8(int32_t *acc, const UNIT_TABLE int8_t *w, int8_t x, uint8_t t,
+                                             int32_t out) {
     const uint8_t t2 = (uint8_t)(t + t);
     int32_t *end = acc + out;
     int32_t kept = 0;
@@ -422,7 +424,7 @@ UNIT__COLUMN_FN int32_t unit__column_unit_s8(int32_t *acc, const int8_t *w, int8
 
 #if UNIT_S8_COUNTS
 /* Zero weights of one column (counted build only). */
-static inline int32_t unit__column_zeros_s8(const int8_t *w, int32_t out) {
+static inline int32_t unit__column_zeros_s8(const UNIT_TABLE int8_t *w, int32_t out) {
     int32_t zeros = 0, j;
     for (j = 0; j < out; j++) {
         zeros += UNIT_READ_S8(w + j) == 0;
@@ -441,7 +443,7 @@ typedef struct {
     uint32_t threshold_shifted;  /* bitshift: T_q >> shift_start */
     uint8_t shift_start;         /* bitshift: in [0, 31] */
     const unit_quotient_tree_s8 *tree; /* bintree (checked) */
-    const uint8_t *table;        /* table: [129] */
+    const UNIT_TABLE uint8_t *table; /* table: [129] */
 } unit__quotient_method_s8;
 
 /* t for a = |x| in [1, 128], saturated at 255. */
@@ -497,7 +499,7 @@ static inline int32_t unit__tree_s8_check(const unit_quotient_tree_s8 *tree) {
 /* The UnIT linear kernel (input-stationary, see unit_kernels_s8.h), for any quotient method;
  * inlined into each public kernel with a constant method, so only that method's code remains. */
 static inline int32_t unit__linear_unit_s8(const int8_t *x, int32_t batch, int32_t in, int32_t out,
-                                           const int8_t *weight_t, const unit__quotient_method_s8 *q,
+                                           const UNIT_TABLE int8_t *weight_t, const unit__quotient_method_s8 *q,
                                            const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
                                            unit_counts *counts) {
     int32_t n, i;
@@ -506,7 +508,7 @@ static inline int32_t unit__linear_unit_s8(const int8_t *x, int32_t batch, int32
 #endif
     for (n = 0; n < batch; n++) {
         const int8_t *x_row = x + (ptrdiff_t)n * in;
-        const int8_t *column = weight_t;
+        const UNIT_TABLE int8_t *column = weight_t;
         unit__linear_init_s8(scratch, out, requant);
         for (i = 0; i < in; i++, column += out) {
             const int8_t xv = x_row[i];

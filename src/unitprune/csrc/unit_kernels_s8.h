@@ -36,9 +36,9 @@ extern "C" {
  * the kernels check these ranges (UNIT_ERR_ARGUMENT) before writing anything.
  * The arrays are constant tables (UNIT_READ_*); the struct itself is read normally. */
 typedef struct {
-    const int32_t *bias;       /* [out] int32 at scale s_in * s_w[o] (may be NULL: no bias) */
-    const int32_t *multiplier; /* [out] */
-    const int8_t *shift;       /* [out] */
+    const UNIT_TABLE int32_t *bias;       /* [out] int32 at scale s_in * s_w[o] (may be NULL: no bias) */
+    const UNIT_TABLE int32_t *multiplier; /* [out] */
+    const UNIT_TABLE int8_t *shift;       /* [out] */
     int32_t act_min;           /* -128, or 0 with a fused ReLU */
     int32_t act_max;           /* 127 */
 } unit_requant_s8;
@@ -51,10 +51,10 @@ typedef struct {
  * children i < left[i], right[i] < nodes (so every walk ends, in at most nodes - 1 steps). */
 typedef struct {
     int32_t nodes;
-    const int8_t *split;
-    const int8_t *left;
-    const int8_t *right;
-    const uint8_t *quotient;
+    const UNIT_TABLE int8_t *split;
+    const UNIT_TABLE int8_t *left;
+    const UNIT_TABLE int8_t *right;
+    const UNIT_TABLE uint8_t *quotient;
 } unit_quotient_tree_s8;
 
 /* 1 if this build counts MACs in the int8 kernels (compiled with UNIT_S8_COUNTS=1), else 0. */
@@ -92,12 +92,12 @@ int32_t unit_requantize_s8(int32_t acc, int32_t multiplier, int32_t shift);
  * nonzero weights with x == 0 or at a padding position; unit also threshold and
  * compares = N*OH*OW*nnz(W); divisions = 0. */
 int32_t unit_conv2d_s8_scratch_size(const unit_conv2d_params *params);
-int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, const int8_t *weight,
+int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, const UNIT_TABLE int8_t *weight,
                              const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
-int32_t unit_conv2d_zeroskip_s8(const unit_conv2d_params *params, const int8_t *x, const int8_t *weight,
+int32_t unit_conv2d_zeroskip_s8(const unit_conv2d_params *params, const int8_t *x, const UNIT_TABLE int8_t *weight,
                                 const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
-int32_t unit_conv2d_unit_s8(const unit_conv2d_params *params, const int8_t *x, const int8_t *weight,
-                            const uint8_t *tau, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
+int32_t unit_conv2d_unit_s8(const unit_conv2d_params *params, const int8_t *x, const UNIT_TABLE int8_t *weight,
+                            const UNIT_TABLE uint8_t *tau, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
                             unit_counts *counts);
 
 /* Linear: x [batch][in], weight_t [in][out] (TRANSPOSED), y [batch][out] (must not alias x).
@@ -118,24 +118,24 @@ int32_t unit_conv2d_unit_s8(const unit_conv2d_params *params, const int8_t *x, c
  * unit also threshold, compares = batch*in + nnz(x)*out and divisions = nnz(x) (over the batch). */
 int32_t unit_linear_s8_scratch_size(int32_t out_features);
 int32_t unit_linear_dense_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
-                             const int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
-                             unit_counts *counts);
+                             const UNIT_TABLE int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y,
+                             int32_t *scratch, unit_counts *counts);
 int32_t unit_linear_zeroskip_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
-                                const int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
-                                unit_counts *counts);
+                                const UNIT_TABLE int8_t *weight_t, const unit_requant_s8 *requant, int8_t *y,
+                                int32_t *scratch, unit_counts *counts);
 /* t_i = min(T_q >> max(bit_length(|x_i|), shift_start), 255); threshold_q = T_q >= 0, shift_start in [0, 31].
  * Computed as the paper's loop: t = T_q >> shift_start once per call, then per input
  * a = |x_i| >> shift_start and `while (a) { a >>= 1; t >>= 1; }` (at most 8 steps). */
 int32_t unit_linear_unit_bitshift_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
-                                     const int8_t *weight_t, int32_t threshold_q, int32_t shift_start,
+                                     const UNIT_TABLE int8_t *weight_t, int32_t threshold_q, int32_t shift_start,
                                      const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
 /* t_i = the quotient of the leaf the tree walk reaches for |x_i| (one compare per level). */
 int32_t unit_linear_unit_bintree_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
-                                    const int8_t *weight_t, const unit_quotient_tree_s8 *tree,
+                                    const UNIT_TABLE int8_t *weight_t, const unit_quotient_tree_s8 *tree,
                                     const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
 /* quotient_table[129]: t for |x| = 0..128 (entry 0 unused). t_i = quotient_table[|x_i|]. */
 int32_t unit_linear_unit_table_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
-                                  const int8_t *weight_t, const uint8_t *quotient_table,
+                                  const UNIT_TABLE int8_t *weight_t, const UNIT_TABLE uint8_t *quotient_table,
                                   const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
 
 /* In-place ReLU on n >= 0 int8 values: x = max(x, 0). */

@@ -4,7 +4,7 @@
 #include "unit_internal_s8.h"
 
 int32_t unit_linear_unit_bintree_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
-                                    const int8_t *weight_t, const unit_quotient_tree_s8 *tree,
+                                    const UNIT_TABLE int8_t *weight_t, const unit_quotient_tree_s8 *tree,
                                     const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts) {
     unit__quotient_method_s8 q;
     int32_t status = unit__tree_s8_check(tree);

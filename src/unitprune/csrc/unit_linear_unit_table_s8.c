@@ -5,7 +5,7 @@
 #include "unit_internal_s8.h"
 
 int32_t unit_linear_unit_table_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
-                                  const int8_t *weight_t, const uint8_t *quotient_table,
+                                  const UNIT_TABLE int8_t *weight_t, const UNIT_TABLE uint8_t *quotient_table,
                                   const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts) {
     unit__quotient_method_s8 q;
     int32_t status;

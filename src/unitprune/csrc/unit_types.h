@@ -115,18 +115,46 @@ int32_t unit_struct_layout(int32_t which, int32_t field);
  *     the tables in RAM instead (plain reads, e.g. for a RAM-only test on the same chip);
  *   - everywhere else (MSP430 with FRAM/flash mapped into the data space, hosts): UNIT_FLASH is
  *     empty and the reads are plain `const` loads.
+ * UNIT_FLASH_ASM is 1 where a table may instead be defined as assembler data in the progmem
+ * section (AVR: avr-gcc refuses any C object above 32,767 bytes, its 16-bit ptrdiff_t, while LPM
+ * reads reach 64 KB): such a table is declared `extern const T name[] UNIT_FLASH;` and read
+ * exactly as a C one (the kernels' offsets are int32_t; the 16-bit pointer sum wraps correctly
+ * for any table that ends below 64 KB). unitprune.mcu.codegen.flash_array writes both forms.
+ * Far tables (AVR, build every file with -std=gnu99 -DUNIT_FAR_TABLES=1): tables beyond the first
+ * 64 KB of flash (the ATmega2560 has 256 KB). Every pointer to a table, in the kernels' signatures
+ * and in unit_requant_s8 / unit_quotient_tree_s8, is qualified with UNIT_TABLE, which is then
+ * avr-gcc's named address space __memx (24-bit pointers; reads through ELPM, a GNU C extension,
+ * hence gnu99); the tables are declared `static const UNIT_TABLE T name[] UNIT_FLASH` (UNIT_FLASH
+ * is then empty: __memx objects go to .progmemx.data, which the linker script places with the
+ * other progmem data) and read by UNIT_READ_* as plain dereferences. A generic (RAM or PROGMEM)
+ * pointer converted to UNIT_TABLE addresses RAM, so in such a build every table, the embedded
+ * samples included, must be declared UNIT_TABLE. Everywhere else UNIT_TABLE is empty, so the
+ * near build is the same code as before. unitprune.export_c chooses far tables only when the
+ * tables do not fit the first 64 KB.
  * The structs that point at the tables (unit_requant_s8, unit_quotient_tree_s8) are read
  * normally: they live in RAM (a few bytes); only the arrays they point at may be in flash.
  * Activations and scratch are always in RAM. */
-#if defined(__AVR__) && !defined(UNIT_NO_FLASH)
+#if defined(__AVR__) && !defined(UNIT_NO_FLASH) && defined(UNIT_FAR_TABLES) && UNIT_FAR_TABLES
+#define UNIT_TABLE __memx
+#define UNIT_FLASH
+#define UNIT_READ_S8(p) ((int8_t)*(p))
+#define UNIT_READ_U8(p) ((uint8_t)*(p))
+#define UNIT_READ_S16(p) ((int16_t)*(p))
+#define UNIT_READ_S32(p) ((int32_t)*(p))
+#define UNIT_FLASH_ASM 1
+#elif defined(__AVR__) && !defined(UNIT_NO_FLASH)
 #include <avr/pgmspace.h>
+#define UNIT_TABLE
 #define UNIT_FLASH PROGMEM
 #define UNIT_READ_S8(p) ((int8_t)pgm_read_byte(p))
 #define UNIT_READ_U8(p) ((uint8_t)pgm_read_byte(p))
 #define UNIT_READ_S16(p) ((int16_t)pgm_read_word(p))
 #define UNIT_READ_S32(p) ((int32_t)pgm_read_dword(p))
+#define UNIT_FLASH_ASM 1
 #else
+#define UNIT_TABLE
 #define UNIT_FLASH
+#define UNIT_FLASH_ASM 0
 #define UNIT_READ_S8(p) (*(const int8_t *)(p))
 #define UNIT_READ_U8(p) (*(const uint8_t *)(p))
 #define UNIT_READ_S16(p) (*(const int16_t *)(p))

@@ -255,7 +255,8 @@ def _build(target: str, out_dir: Path, build_dir: Path, markers: bool) -> target
     manifest = json.loads((out_dir / "memory_plan.json").read_text())
     return targets.build(target, [out_dir / source for source in manifest["sources"]],
                          include_dirs=[out_dir, out_dir / "kernels"],
-                         defines={"UNIT_SKIP_BRANCH": 1, "UNIT_S8_COUNTS": 0, "UNIT_MODEL_MARKERS": int(markers)},
+                         defines={"UNIT_SKIP_BRANCH": 1, "UNIT_S8_COUNTS": 0, "UNIT_MODEL_MARKERS": int(markers),
+                                  **manifest.get("defines", {})},  # e.g. the far tables of a large AVR model
                          build_dir=build_dir, name="model_layers" if markers else "model")
 
 

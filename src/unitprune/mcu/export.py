@@ -37,7 +37,8 @@ from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QAvgPool, QConv, QFlatten, QLin
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ExportError", "ExportResult", "TargetSpec", "TARGETS", "export_c", "layer_names", "scratch_sizes"]
+__all__ = ["ExportError", "ExportResult", "FAR_DEFINES", "TargetSpec", "TARGETS", "export_c", "layer_names",
+           "needs_far_tables", "scratch_sizes"]
 
 CSRC = Path(__file__).resolve().parent.parent / "csrc"
 #: The MCU targets' support files (unitprune.mcu.targets): the marker header, MSP430 crt0/linker/runtime.
@@ -64,7 +65,11 @@ class TargetSpec:
     ``pointer_bytes``/``struct_align`` size the RAM descriptors; ``flash_read_limit`` is how many
     bytes of constant tables the kernels' flash reads can address (None: no limit);
     ``sram_bytes`` the RAM of the default chip (None: no check); ``max_object_bytes`` the largest
-    single C array the target's compiler accepts (None: no limit).
+    single C array the target's compiler accepts (None: no limit): a larger table is written as
+    assembler data (:func:`unitprune.mcu.codegen.flash_array`), which the kernels read alike.
+    ``far_pointer_bytes`` (None: no far tables): the size of a table pointer when the tables do not
+    fit ``flash_read_limit`` and the export uses far tables (unit_types.h, UNIT_FAR_TABLES), which
+    then may fill ``far_flash_bytes`` with the embedded samples.
     """
 
     name: str
@@ -75,6 +80,8 @@ class TargetSpec:
     chip: str
     why_limit: str = ""
     max_object_bytes: int | None = None
+    far_pointer_bytes: int | None = None
+    far_flash_bytes: int | None = None
 
 
 TARGETS = {
@@ -84,10 +91,12 @@ TARGETS = {
     # for the vectors and avr-libc's own progmem data.
     "avr": TargetSpec("avr", 2, 1, 65536 - 512, 8192, "atmega2560",
                       "AVR flash reads (pgm_read_*, 16-bit pointers) reach only the first 64 KB of flash; "
-                      "far reads (pgm_read_*_far) are not implemented",
-                      # avr-gcc's ptrdiff_t is 16 bits: it refuses any object above PTRDIFF_MAX
-                      # ("size of array is too large"), and each table is one array.
-                      max_object_bytes=32_767),
+                      "larger models get far tables (__memx, 24-bit pointers)",
+                      # avr-gcc's ptrdiff_t is 16 bits: it refuses any C object above PTRDIFF_MAX
+                      # ("size of array is too large"); a larger table is emitted as assembler data.
+                      max_object_bytes=32_767,
+                      # beyond 64 KB: __memx pointers (3 bytes, ELPM) over the chip's 256 KB of flash
+                      far_pointer_bytes=3, far_flash_bytes=256 * 1024),
     # clang-14 --target=msp430 uses the small memory model: 16-bit pointers, code, constants and
     # RAM in one 64 KB address space (Debian's mspdebug simulates 64 KB).
     # unitprune.mcu.targets' link.ld: an MSP430FR5994-like map in the 64 KB mspdebug simulates, code,
@@ -127,11 +136,25 @@ class ExportResult:
     samples: int  # test samples embedded (MCU targets) or written to samples.bin (host)
     build_commands: list[str] = field(default_factory=list)
     conv_block_rows: int = 0  # the kernels' block_rows of every conv (0: the whole output plane)
+    far_tables: bool = False  # AVR: the tables beyond 64 KB, read through __memx pointers (UNIT_FAR_TABLES)
 
     @property
     def flash_table_bytes(self) -> int:
         """Bytes of the model's constant tables (without code and embedded samples)."""
         return sum(layer.total for layer in self.flash)
+
+
+#: Compiler defines of every file of a far-tables export (unit_types.h), given to the build.
+FAR_DEFINES = {"UNIT_FAR_TABLES": 1}
+
+
+def needs_far_tables(spec: TargetSpec, table_bytes: int) -> bool:
+    """True when ``table_bytes`` of constant tables do not fit the target's near flash reads and it
+    has far ones (AVR: above 65,024 bytes). The resource model's ``avr-far`` layout is this case.
+    The tables alone decide (not the embedded samples), so a model's firmware layout does not
+    depend on how many samples a measurement embeds."""
+    return (spec.far_pointer_bytes is not None and spec.flash_read_limit is not None
+            and table_bytes > spec.flash_read_limit)
 
 
 def layer_names(qmodel: QuantizedModel) -> list[str]:
@@ -283,8 +306,9 @@ def struct_bytes(fields: list[int], align: int) -> int:
     return (offset + widest - 1) // widest * widest
 
 
-def _descriptor_bytes(qmodel: QuantizedModel, spec: TargetSpec, variant: str, linear_quotient: str) -> int:
-    p = spec.pointer_bytes
+def _descriptor_bytes(qmodel: QuantizedModel, spec: TargetSpec, variant: str, linear_quotient: str,
+                      far: bool = False) -> int:
+    p = spec.far_pointer_bytes if far else spec.pointer_bytes
     conv = struct_bytes([4] * CONV_PARAMS_FIELDS, spec.struct_align)
     requant = struct_bytes([p, p, p, 4, 4], spec.struct_align)
     tree = struct_bytes([4, p, p, p, p], spec.struct_align)
@@ -310,10 +334,23 @@ def _storage_expr(storage: Storage) -> str:
     return f"unit_model_arena + {storage.offset}" if storage.offset else "unit_model_arena"
 
 
-def _requant_tables(ident: str, requant, flash: dict[str, int]) -> list[str]:
-    parts = [codegen.c_array("int32_t", f"{ident}_bias", requant.bias, flash=True),
-             codegen.c_array("int32_t", f"{ident}_multiplier", requant.multiplier, flash=True),
-             codegen.c_array("int8_t", f"{ident}_shift", requant.shift, flash=True),
+@dataclass(frozen=True)
+class _TableStyle:
+    """How model.c writes its constant tables: tables above ``asm_above`` bytes as assembler data
+    (AVR), ``far`` tables through UNIT_TABLE pointers (AVR beyond 64 KB);
+    :func:`unitprune.mcu.codegen.flash_array`."""
+
+    asm_above: int | None = None
+    far: bool = False
+
+    def array(self, ctype: str, name: str, values, comment: str | None = None) -> str:
+        return codegen.flash_array(ctype, name, values, asm_above=self.asm_above, far=self.far, comment=comment)
+
+
+def _requant_tables(ident: str, requant, flash: dict[str, int], style: _TableStyle) -> list[str]:
+    parts = [style.array("int32_t", f"{ident}_bias", requant.bias),
+             style.array("int32_t", f"{ident}_multiplier", requant.multiplier),
+             style.array("int8_t", f"{ident}_shift", requant.shift),
              f"static const unit_requant_s8 {ident}_requant = {{{ident}_bias, {ident}_multiplier, {ident}_shift, "
              f"{requant.act_min}, {requant.act_max}}};\n"]
     n = len(requant.bias)
@@ -330,7 +367,7 @@ class _LayerCode:
 
 
 def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str, str],
-               block_rows: int = 0) -> _LayerCode:
+               block_rows: int, style: _TableStyle) -> _LayerCode:
     flash: dict[str, int] = {}
     fields = _conv_params(op, block_rows)
     params = ", ".join(str(v) for v in fields)
@@ -340,12 +377,12 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
               f"{op.kernel_width}, stride {op.stride}, dilation {op.dilation}, padding {op.padding}, "
               f"groups {op.groups}, output {op.out_height}x{op.out_width}, accumulators for {block} */\n",
               f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
-              codegen.c_array("int8_t", f"{ident}_weight", op.weight, flash=True)]
+              style.array("int8_t", f"{ident}_weight", op.weight)]
     flash["weight"] = op.weight.size
     if variant == "unit":
-        tables.append(codegen.c_array("uint8_t", f"{ident}_tau", op.tau, flash=True))
+        tables.append(style.array("uint8_t", f"{ident}_tau", op.tau))
         flash["tau"] = op.tau.size
-    tables += _requant_tables(ident, op.requant, flash)
+    tables += _requant_tables(ident, op.requant, flash, style)
     src, dst = io
     tau = f"{ident}_tau, " if variant == "unit" else ""
     call = (f"unit_conv2d_{variant}_s8(&{ident}_params, {src}, {ident}_weight, {tau}&{ident}_requant, {dst}, "
@@ -355,12 +392,12 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
 
 
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,
-                 io: tuple[str, str]) -> _LayerCode:
+                 io: tuple[str, str], style: _TableStyle) -> _LayerCode:
     flash: dict[str, int] = {}
     tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, weight transposed [in][out] */\n",
-              codegen.c_array("int8_t", f"{ident}_weight_t", np.ascontiguousarray(op.weight.T), flash=True)]
+              style.array("int8_t", f"{ident}_weight_t", np.ascontiguousarray(op.weight.T))]
     flash["weight"] = op.weight.size
-    tables += _requant_tables(ident, op.requant, flash)
+    tables += _requant_tables(ident, op.requant, flash, style)
     src, dst = io
     head = f"{src}, 1, {op.in_features}, {op.out_features}, {ident}_weight_t"
     tail = f"&{ident}_requant, {dst}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS"
@@ -370,14 +407,14 @@ def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, co
         call = (f"unit_linear_unit_bitshift_s8({head}, {codegen.c_int(op.threshold_q)}, {int(op.shift_start)}, "
                 f"{tail})")
     elif linear_quotient == "table":
-        tables.append(codegen.c_array("uint8_t", f"{ident}_quotients", op.quotient_table, flash=True,
+        tables.append(style.array("uint8_t", f"{ident}_quotients", op.quotient_table,
                                       comment=f"t for |x| = 0..128 (T_q = {int(op.threshold_q)})"))
         flash["quotient_table"] = 129
         call = f"unit_linear_unit_table_s8({head}, {ident}_quotients, {tail})"
     else:
         nodes = len(op.tree_split)
         for what, ctype in (("split", "int8_t"), ("left", "int8_t"), ("right", "int8_t"), ("quotient", "uint8_t")):
-            tables.append(codegen.c_array(ctype, f"{ident}_tree_{what}", getattr(op, f"tree_{what}"), flash=True))
+            tables.append(style.array(ctype, f"{ident}_tree_{what}", getattr(op, f"tree_{what}")))
         tables.append(f"static const unit_quotient_tree_s8 {ident}_tree = {{{nodes}, {ident}_tree_split, "
                       f"{ident}_tree_left, {ident}_tree_right, {ident}_tree_quotient}};\n")
         flash["quotient_tree"] = 4 * nodes
@@ -403,7 +440,8 @@ def _counted_call(name: str, call: str, counter: int) -> list[str]:
 
 
 def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, source: str,
-             scratch_bytes: int, block_rows: int = 0) -> tuple[str, list[LayerFlash], set[str]]:
+             scratch_bytes: int, block_rows: int, style: _TableStyle) -> tuple[str, list[LayerFlash], set[str]]:
+    """model.c, the flash tables per layer and the kernels called (the tables written as ``style``)."""
     names = codegen.IdentifierSet()
     tables, body, flash, checks, kernels = [], [], [], [], {"unit_requantize_s8"}
     counter = 0
@@ -414,10 +452,10 @@ def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quot
         if isinstance(op, (QConv, QLinear)):
             ident = names.add(op.name)
             if isinstance(op, QConv):
-                code = _conv_code(op, ident, variant, counter, io, block_rows)
+                code = _conv_code(op, ident, variant, counter, io, block_rows, style)
                 kernels |= {f"unit_conv2d_{variant}_s8", "unit_conv2d_s8_scratch_size"}
             else:
-                code = _linear_code(op, ident, variant, linear_quotient, counter, io)
+                code = _linear_code(op, ident, variant, linear_quotient, counter, io, style)
                 quotient = f"_{linear_quotient}" if variant == "unit" else ""
                 kernels |= {f"unit_linear_{variant}{quotient}_s8", "unit_linear_s8_scratch_size"}
             counter += 1
@@ -468,8 +506,13 @@ def _model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quot
             "static void unit_model_copy(int8_t *target, const int8_t *source, int32_t n) {\n"
             "    int32_t i;\n    for (i = 0; i < n; i++) {\n        target[i] = source[i];\n    }\n}\n\n"
             ) if any("unit_model_copy(" in line for line in body) else ""
+    far_guard = ("/* The tables reach beyond the first 64 KB of flash: every file must be built with far table\n"
+                 " * pointers (unit_types.h), as the Makefile does. */\n"
+                 "#if defined(__AVR__) && !(defined(UNIT_FAR_TABLES) && UNIT_FAR_TABLES)\n"
+                 "#error \"this model needs far tables: build every file with -std=gnu99 -DUNIT_FAR_TABLES=1\"\n"
+                 "#endif\n\n") if style.far else ""
     text = [codegen.file_header("model.c", "constant tables, buffers and unit_model_run", source),
-            "#include \"model.h\"\n\n",
+            "#include \"model.h\"\n\n", far_guard,
             "/* Per-layer regions for MCU measurements: build with -DUNIT_MODEL_MARKERS=1 (needs unit_mcu.h). */\n",
             "#if defined(UNIT_MODEL_MARKERS) && UNIT_MODEL_MARKERS\n#include \"unit_mcu.h\"\n",
             "#define UNIT_MODEL_LAYER_START(label) do { unit_mcu_label(label); UNIT_MCU_START(); } while (0)\n",
@@ -570,7 +613,7 @@ def _support_files(target: str) -> dict[str, Path]:
 
 
 def _makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], counters: bool,
-              source: str) -> tuple[str, list[str]]:
+              source: str, far: bool = False) -> tuple[str, list[str]]:
     kernels = " ".join(f"kernels/{name}" for name in kernel_sources)
     host_main = "main.c" if spec.name == "host" else "main_host.c"
     host = (f"cc -std=c99 -O2 -Wall -Wextra -I. -Ikernels -DUNIT_S8_COUNTS=1 {host_main} model.c {kernels} "
@@ -582,7 +625,11 @@ def _makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], c
     if spec.name == "host":
         lines += ["all: model_host", ""]
     elif spec.name == "avr":
-        flags = (f"-mmcu={spec.chip} -std=c99 -O2 -DUNIT_SKIP_BRANCH=1 -Wall -Wextra -ffunction-sections "
+        # far tables: avr-gcc's __memx address space is GNU C; -Waddr-space-convert flags a far pointer
+        # converted to a 16-bit one
+        language = ("-std=gnu99 " + " ".join(f"-D{k}={v}" for k, v in FAR_DEFINES.items()) + " -Waddr-space-convert"
+                    if far else "-std=c99")
+        flags = (f"-mmcu={spec.chip} {language} -O2 -DUNIT_SKIP_BRANCH=1 -Wall -Wextra -ffunction-sections "
                  f"-fdata-sections -Wl,--gc-sections -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}")
         avr = f"avr-gcc {flags} main.c model.c $(KERNELS) -o model.elf"
         layers = f"avr-gcc {flags} -DUNIT_MODEL_MARKERS=1 main.c model.c $(KERNELS) -o model_layers.elf"
@@ -753,29 +800,38 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     counters = bool(counters) if counters is not None else False
     layers = layer_names(qmodel)
     scratch = scratch_sizes(qmodel, block_rows)
-    plan = plan_memory(qmodel, scratch, _descriptor_bytes(qmodel, spec, variant, linear_quotient))
     source = _describe_source(qmodel, variant, linear_quotient)
-    model_c, flash, functions = _model_c(qmodel, plan, variant, linear_quotient, source, plan.scratch_bytes,
-                                         block_rows)
+
+    def generate(far: bool):  # the memory plan (descriptor sizes) and model.c, with near or far tables
+        plan = plan_memory(qmodel, scratch, _descriptor_bytes(qmodel, spec, variant, linear_quotient, far))
+        return (plan, *_model_c(qmodel, plan, variant, linear_quotient, source, plan.scratch_bytes, block_rows,
+                                _TableStyle(spec.max_object_bytes, far)))
+
+    far = False
+    plan, model_c, flash, functions = generate(far)
+    if needs_far_tables(spec, sum(layer.total for layer in flash)):  # AVR, tables beyond 64 KB
+        far = True
+        plan, model_c, flash, functions = generate(far)
     samples_bytes = 0 if samples is None or target == "host" else samples.size
-    _check_target(spec, plan, flash, samples_bytes, counters and bool(layers), len(layers))
+    _check_target(spec, plan, flash, samples_bytes, counters and bool(layers), len(layers), far)
     kernel_files = _kernel_files(functions)
     kernel_sources = [name for name in kernel_files if name.endswith(".c")]
     support = _support_files(target)
-    makefile, commands = _makefile(spec, kernel_sources, list(support), counters, source)
+    makefile, commands = _makefile(spec, kernel_sources, list(support), counters, source, far)
 
     files: dict[str, str] = {"model.h": _model_h(qmodel, plan, layers, source), "model.c": model_c,
                              "Makefile": makefile}
     if target == "host":
         files["main.c"] = mains.host_main(layers, source)
     else:
-        files["main.c"] = mains.mcu_main(bool(layers), source)
+        files["main.c"] = mains.mcu_main(bool(layers), source, far)
         files["main_host.c"] = mains.host_main(layers, source)
-        files["samples.h"] = mains.samples_header(samples, source)
+        files["samples.h"] = mains.samples_header(samples, source, far)
     manifest = {
         "generator": "unitprune.mcu.export", "unitprune_version": __version__, "source": source,
         "target": target, "chip": spec.chip, "variant": variant, "linear_quotient": linear_quotient,
-        "conv_block_rows": block_rows or "plane",
+        "conv_block_rows": block_rows or "plane", "far_tables": far,
+        "defines": dict(FAR_DEFINES) if far else {},
         "input_shape": list(qmodel.input_shape), "input_size": input_size, "output_size": plan.output_bytes,
         "input_scale": qmodel.input_scale, "output_scale": qmodel.output_scale, "layers": layers,
         "memory": plan.to_dict(),
@@ -809,7 +865,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     return ExportResult(out_dir=out_dir, target=target, variant=variant, linear_quotient=linear_quotient,
                         files=manifest["files"], memory=plan, flash=flash, layers=layers, input_size=input_size,
                         output_size=plan.output_bytes, samples=manifest["samples"], build_commands=commands,
-                        conv_block_rows=block_rows)
+                        conv_block_rows=block_rows, far_tables=far)
 
 
 def _remove_previous_export(out_dir: Path, keep: set[str]) -> None:
@@ -830,28 +886,22 @@ def _remove_previous_export(out_dir: Path, keep: set[str]) -> None:
 
 
 def _check_target(spec: TargetSpec, plan: MemoryPlan, flash: list[LayerFlash], samples_bytes: int,
-                  counters: bool, layers: int) -> None:
-    """Flash reads and SRAM of the target (ExportError naming the layer)."""
-    if spec.flash_read_limit is not None:
+                  counters: bool, layers: int, far: bool = False) -> None:
+    """Flash reads and SRAM of the target (ExportError naming the layer). With far tables the
+    samples and tables may fill the chip's flash (the code must fit too: the linker checks that)."""
+    limit = spec.far_flash_bytes if far else spec.flash_read_limit
+    why = (f"the {spec.chip}'s flash, read through far table pointers" if far else spec.why_limit)
+    if limit is not None:
         end = samples_bytes  # main.c (with the samples) is linked first
-        if end > spec.flash_read_limit:
+        if end > limit:
             raise ExportError(f"target {spec.name}: the {samples_bytes} bytes of embedded samples exceed the "
-                              f"{spec.flash_read_limit} bytes of constants the kernels can read ({spec.why_limit}); "
-                              "embed fewer samples")
+                              f"{limit} bytes of constants the kernels can read ({why}); embed fewer samples")
         for layer in flash:
             end += layer.total
-            if end > spec.flash_read_limit:
+            if end > limit:
                 raise ExportError(f"target {spec.name}: layer {layer.name}'s constant tables end at byte {end} of "
-                                  f"flash, beyond the {spec.flash_read_limit} bytes the kernels can read "
-                                  f"({spec.why_limit}); a smaller model or fewer embedded samples are needed")
-    if spec.max_object_bytes is not None:
-        for layer in flash:
-            for table, size in layer.tables.items():
-                if size > spec.max_object_bytes:
-                    raise ExportError(f"target {spec.name}: layer {layer.name}'s {table} table is {size:,} bytes, "
-                                      f"above the {spec.max_object_bytes:,} bytes the compiler allows one C array "
-                                      "(avr-gcc's 16-bit ptrdiff_t; it stops with 'size of array is too large'); "
-                                      "a layer with fewer weights is needed")
+                                  f"flash, beyond the {limit} bytes the kernels can read "
+                                  f"({why}); a smaller model or fewer embedded samples are needed")
     if spec.sram_bytes is not None:
         counter_bytes = 56 * (layers + 1) if counters else 0
         need = plan.peak_sram_with_io_bytes + counter_bytes

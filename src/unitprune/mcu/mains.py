@@ -108,17 +108,19 @@ int main(int argc, char **argv) {{
 """
 
 
-def samples_header(samples: np.ndarray, source: str) -> str:
-    """``samples.h``: the embedded test samples, int8 ``[samples][UNIT_MODEL_INPUT_SIZE]`` in flash."""
+def samples_header(samples: np.ndarray, source: str, far: bool = False) -> str:
+    """``samples.h``: the embedded test samples, int8 ``[samples][UNIT_MODEL_INPUT_SIZE]`` in flash
+    (``far``: a far table, as the model's in a far-tables export; unit_types.h)."""
     return "".join([
         codegen.file_header("samples.h", f"{len(samples)} int8 test samples in flash", source),
         "#ifndef UNIT_MODEL_SAMPLES_H\n#define UNIT_MODEL_SAMPLES_H\n\n#include \"model.h\"\n\n",
         codegen.c_define("UNIT_MODEL_SAMPLES", len(samples)),
-        codegen.c_array("int8_t", "unit_model_samples", samples, flash=True),
+        codegen.c_array("int8_t", "unit_model_samples", samples, flash=True, far=far),
         "\n#endif /* UNIT_MODEL_SAMPLES_H */\n"])
 
 
-def mcu_main(has_layers: bool, source: str) -> str:
+def mcu_main(has_layers: bool, source: str, far: bool = False) -> str:
+    """``main.c`` of an MCU export (``far``: the samples are a far table, read through UNIT_TABLE)."""
     counts = """#if UNIT_S8_COUNTS
     unit_mcu_label("counts");
     UNIT_MCU_START();
@@ -156,7 +158,7 @@ int main(void) {{
         report_error(status);
     }}
     for (sample = 0; sample < UNIT_MODEL_SAMPLES; sample++) {{
-        const int8_t *source = unit_model_samples + sample * UNIT_MODEL_INPUT_SIZE;
+        const {"UNIT_TABLE " if far else ""}int8_t *source = unit_model_samples + sample * UNIT_MODEL_INPUT_SIZE;
         for (i = 0; i < UNIT_MODEL_INPUT_SIZE; i++) {{
             input[i] = UNIT_READ_S8(source + i);
         }}

@@ -16,9 +16,11 @@ route of :mod:`unitprune.mcu` (nothing here re-implements it):
 
 The result (``measured`` in shrink.json, one per method) is, per target, either the
 measurements of every variant or ``{"exported": false, "why": ...}`` with the exporter's own
-message (e.g. AVR constant tables beyond the 64 KB its flash reads reach, or one table above the
-32,767 bytes avr-gcc allows an array; a model that does not fit the simulated MSP430's 49,024
-bytes of FRAM). A failure of one target never hides the others.
+message (e.g. AVR constant tables beyond the ATmega2560's 256 KB of flash, which tables above
+64 KB reach through far pointers; a model that does not fit the simulated MSP430's 49,024 bytes
+of FRAM), or the build's
+:class:`~unitprune.mcu.targets.FirmwareTooLarge` (code + tables beyond that FRAM, found at link
+time, with the excess in bytes). A failure of one target never hides the others.
 
 Per variant: ``cycles`` (median per inference), ``latency_ms`` at the target's clocks
 (:data:`CLOCKS_HZ`), ``flash_bytes`` (the firmware ELF's text + rodata + data, without the embedded
@@ -120,7 +122,7 @@ def _variants(model: nn.Module, splits, unit_percentile: float | None, zeroskip:
 
 def _check_exportable(qmodel, target: str, x_q: np.ndarray, check_dir: Path, conv_block_rows) -> None:
     """The exporter's own ExportError when ``qmodel`` cannot be built for ``target`` (a dry export
-    with one sample: flash reach, SRAM, avr-gcc's 32,767-byte limit on one array)."""
+    with one sample: flash reach, SRAM)."""
     export_c(qmodel, check_dir, target=EXPORT_TARGET[target], samples=x_q[:1], conv_block_rows=conv_block_rows)
 
 
@@ -203,7 +205,7 @@ def measure_model(model: nn.Module, splits, work_dir, *, unit_percentile: float 
                     logger.info("%s on %s: %d cycles, bit-exact %s", name, target, entries[target][name]["cycles"],
                                 entries[target][name]["bit_exact"])
                     continue
-                except ExportError as error:
+                except (ExportError, targets.FirmwareTooLarge) as error:  # the model does not fit the chip
                     failures[target] = f"{name} kernels: {error}"
                 except targets.FirmwareError as error:
                     failures[target] = f"{name} kernels: the firmware build or simulation failed: {error}"

@@ -30,7 +30,8 @@ What is counted (the int8 contract of docs/fixed_point.md):
   otherwise, the exporter's rule ``unitprune.mcu.memory.conv_scratch_bytes``; linear
   ``4 * out_features``); ``descriptor_bytes`` = the constant kernel
   descriptors in RAM (per conv ``unit_conv2d_params`` + ``unit_requant_s8``, per linear
-  ``unit_requant_s8``, sized for ``target``: 16-bit pointers and byte alignment on ``avr``).
+  ``unit_requant_s8``, sized for ``target``: 16-bit pointers and byte alignment on ``avr``, 24-bit
+  table pointers on ``avr-far``, the layout of an AVR export whose tables exceed 64 KB).
   ``sram_bytes`` = arena + scratch + descriptors + ``input_bytes`` + ``output_bytes``: the
   exporter's ``peak_sram_with_io_bytes``, all the RAM the firmware's data needs, the network input
   **counted**. The exporter also keeps 256 bytes for the stack (``STACK_RESERVE``), not included.
@@ -240,7 +241,9 @@ class ResourceGraph:
 #: (pointer bytes, struct alignment) of the exporter's targets (``unitprune.mcu.export.TARGETS``).
 #: ``cortex-m``: the 32-bit Arm EABI layout (4-byte pointers, int32 aligned to 4) of parts such as
 #: the SAMD21 (Cortex-M0+); the exporter has no Cortex-M target yet, the layout is the ABI's.
-TARGET_LAYOUT = {"avr": (2, 1), "msp430": (2, 2), "host": (8, 8), "cortex-m": (4, 4)}
+#: ``avr-far``: an AVR export whose tables do not fit the first 64 KB of flash (above 65,024 bytes,
+#: ``unitprune.mcu.export.needs_far_tables``): its table pointers are avr-gcc's 3-byte ``__memx``.
+TARGET_LAYOUT = {"avr": (2, 1), "avr-far": (3, 1), "msp430": (2, 2), "host": (8, 8), "cortex-m": (4, 4)}
 
 
 def _maximum(values: list):

@@ -30,7 +30,8 @@ from .api import DEFAULT_MAX_CYCLES, TARGETS, build, check_tools, run
 from .common import INCLUDE_DIR
 from .energy import ENERGY_MODELS, EnergyModel, energy_uj_estimate
 from .records import Firmware, Region, RunResult
-from .tools import FirmwareError, ToolMissing
+from .tools import FirmwareError, FirmwareTooLarge, ToolMissing
 
 __all__ = ["DEFAULT_MAX_CYCLES", "ENERGY_MODELS", "INCLUDE_DIR", "TARGETS", "EnergyModel", "Firmware",
-           "FirmwareError", "Region", "RunResult", "ToolMissing", "build", "check_tools", "energy_uj_estimate", "run"]
+           "FirmwareError", "FirmwareTooLarge", "Region", "RunResult", "ToolMissing", "build", "check_tools",
+           "energy_uj_estimate", "run"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -13,14 +14,17 @@ from pathlib import Path
 
 from .common import define_flags, firmware_from_elf, include_flags, source_paths
 from .records import Firmware, Region, RunResult
-from .tools import (AVR_PACKAGES, FirmwareError, ToolMissing, cache_dir, content_key, find_tool, run_tool,
-                    tool_version)
+from .tools import (AVR_PACKAGES, FirmwareError, FirmwareTooLarge, ToolMissing, cache_dir, content_key, find_tool,
+                    run_tool, tool_version)
 
 MCU = "atmega2560"
 HARNESS_SOURCE = Path(__file__).resolve().parent / "avr" / "simavr_cycles.c"
 DATA_SPACE = 0x800000  # avr-gcc's ELF address of data space (SRAM) address 0
 # gnu99, not c99: constant tables live in flash through avr-gcc's named address space __flash, a
 # GNU extension (the sources themselves are C99 otherwise).
+#: GNU ld's message when a memory region of the ATmega2560 (text: 256 KB of flash, data: 8 KB of SRAM) is exceeded.
+OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
+REGIONS = {"text": "flash (256 KB: code, constant tables and the .data image)", "data": "SRAM (8 KB: .data and .bss)"}
 BASE_FLAGS = ["-std=gnu99", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]
 
 
@@ -63,7 +67,17 @@ def build(sources: Sequence[Path | str], include_dirs: Sequence[Path | str] | No
     elf = build_dir / f"{name}.elf"
     command = [tools["compiler"], f"-mmcu={MCU}", f"-{opt}", *BASE_FLAGS, *cflags, *include_flags(include_dirs),
                *define_flags(defines), *map(str, source_paths(sources)), "-o", str(elf)]
-    run_tool(command, 300, f"avr-gcc ({elf.name}; a too large program overflows the {MCU}'s 8 KB SRAM at link time)")
+    try:
+        run_tool(command, 300, f"avr-gcc ({elf.name}; a too large program overflows the {MCU}'s 8 KB SRAM at link "
+                               "time)")
+    except FirmwareError as error:  # a region overflow becomes FirmwareTooLarge, without the raw linker lines
+        overflows = [(int(excess), region) for region, excess in OVERFLOW.findall(str(error))]
+        if not overflows:
+            raise
+        excess, region = max(overflows)
+        raise FirmwareTooLarge(f"{elf.name} does not fit the {MCU}: its {REGIONS.get(region, region)} is "
+                               f"{excess:,} bytes too small for it (GNU ld, region {region}); a smaller model is "
+                               "needed", region, excess) from None
     return firmware_from_elf("avr", elf, build_dir, [command], tools["compiler_version"])
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .common import define_flags, firmware_from_elf, include_flags, source_paths
 from .records import Firmware, Recorder, RunResult
-from .tools import FirmwareError, cache_dir, content_key, find_tool, run_tool, tool_version
+from .tools import FirmwareError, FirmwareTooLarge, cache_dir, content_key, find_tool, run_tool, tool_version
 
 HERE = Path(__file__).resolve().parent / "msp430"
 RUNTIME_DIR = HERE / "runtime"
@@ -43,6 +43,10 @@ REGISTER = re.compile(r"\(\s*(PC|SP|SR|R\d+):\s*([0-9a-fA-F]+)\)")
 MCLK = re.compile(r"^MCLK:\s+(\d+)", re.MULTILINE)
 DUMP = re.compile(r"^\s*[0-9a-fA-F]+:((?: [0-9a-fA-F]{2})+)", re.MULTILINE)
 MAX_LABEL = 128  # bytes read for a label (with its NUL); a longer one is an error
+#: The memory regions of link.ld: name -> (bytes, what must fit in them).
+REGIONS = {"FRAM": (0xFF80 - 0x4000, "code, constant tables and the .data image (0x4000-0xFF7F)"),
+           "SRAM": (0x2000, ".data and .bss (0x1C00-0x3BFF)")}
+OVERFLOW = re.compile(r"section '[^']*' will not fit in region '(\w+)': overflowed by (\d+) bytes")
 
 
 def check_tools() -> dict[str, str]:
@@ -94,11 +98,34 @@ def build(sources: Sequence[Path | str], include_dirs: Sequence[Path | str] | No
     elf = build_dir / f"{name}.elf"
     link = [tools["ld.lld-14"], "-m", "msp430elf", "-T", str(LINKER_SCRIPT), "--gc-sections", str(crt0), *objects,
             *map(str, runtime), "-o", str(elf)]
-    run_tool(link, 120, f"ld.lld-14 ({elf.name}; code and constants must fit 0x4000-0xFF7F, data+bss+256 bytes of "
-                        f"stack the 8 KB SRAM)")
+    try:
+        run_tool(link, 120, f"ld.lld-14 ({elf.name}; code and constants must fit 0x4000-0xFF7F, data+bss+256 bytes of "
+                            f"stack the 8 KB SRAM)")
+    except FirmwareError as error:  # a region overflow becomes FirmwareTooLarge, without the raw linker lines
+        too_large = _too_large(elf.name, str(error))
+        if too_large is None:
+            raise
+        raise too_large from None
     commands.append(link)
     return firmware_from_elf("msp430-hwmult" if hwmult else "msp430", elf, build_dir, commands,
                              tools["compiler_version"])
+
+
+def _too_large(name: str, linker_message: str) -> FirmwareTooLarge | None:
+    """The link failure as FirmwareTooLarge when ld.lld reports a region overflow (it reports each
+    section that ends beyond the region; the largest overflow is the whole excess), else None."""
+    overflows: dict[str, int] = {}
+    for region, excess in OVERFLOW.findall(linker_message):
+        overflows[region] = max(overflows.get(region, 0), int(excess))
+    if not overflows:
+        return None
+    region, excess = max(overflows.items(), key=lambda item: item[1])
+    size, what = REGIONS.get(region, (None, region))
+    room = f"the {size:,} bytes of {region}" if size else f"region {region}"
+    need = f" need {size + excess:,} bytes," if size else ""
+    return FirmwareTooLarge(f"{name} does not fit the simulated MSP430: {what}{need} {excess:,} bytes more than "
+                            f"{room} of unitprune.mcu.targets' link.ld (the simulator models a 64 KB address space; "
+                            "clang-14's small memory model); a smaller model is needed", region, excess)
 
 
 class Session:

@@ -28,6 +28,16 @@ class FirmwareError(RuntimeError):
     """A firmware failed to build or to run to its done marker."""
 
 
+class FirmwareTooLarge(FirmwareError):
+    """A firmware does not fit the target's memory: the linker found a region too small (the
+    message names the region and by how many bytes; ``region`` and ``overflow_bytes`` hold them)."""
+
+    def __init__(self, message: str, region: str, overflow_bytes: int) -> None:
+        super().__init__(message)
+        self.region = region
+        self.overflow_bytes = overflow_bytes
+
+
 def install_hint(target: str) -> str:
     return f"apt-get install -y --no-install-recommends {PACKAGES[target]}"
 
