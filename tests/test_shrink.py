@@ -294,6 +294,26 @@ def test_auto_gates_are_hard_exactly_when_a_batchnorm_normalises_a_group():
     assert set(ChannelGates(chain, trace_resources(chain, (1, 8, 8))).forward.values()) == {"soft"}
 
 
+def test_a_step_closes_only_as_many_gates_as_the_scheduled_budget_needs():
+    from unitprune.shrink.method import _OPEN_FLOOR, _stop_at_budget
+    torch.manual_seed(0)
+    model = tiny_digits_net()  # conv 12 -> conv 16 -> linear: SRAM peaks at the first conv's output
+    graph = trace_resources(model, (1, 8, 8))
+    gates = ChannelGates(model, graph, forward="soft")
+    first = gates.groups[0]
+    full = graph.exact()
+    one_less = graph.exact({first: 11})
+    budgets = {"sram_bytes": float(one_less.sram_bytes)}  # one channel of the first group is enough
+    assert full.sram_bytes > one_less.sram_bytes
+    was_open = {g: torch.ones(graph.group_sizes[g], dtype=torch.bool) for g in gates.groups}
+    with torch.no_grad():
+        gates.theta[first][[2, 5, 7]] = torch.tensor([-0.1, -0.3, -0.2])  # this step pushed three below 0
+        _stop_at_budget(graph, gates, was_open, budgets, MCUBudget(sram_bytes=one_less.sram_bytes))
+    assert gates.closed() == {first: [5]}  # the most pushed one stays closed
+    reopened = gates.theta[first].detach()[[2, 7]]
+    assert torch.equal(reopened, torch.full((2,), _OPEN_FLOOR))
+
+
 def test_pressure_weights_rank_and_least_salient():
     from unitprune.shrink.method import _rank_weights
     salience = torch.tensor([0.3, 0.1, 0.5, 0.2])
@@ -305,7 +325,8 @@ def test_pressure_weights_rank_and_least_salient():
     assert torch.equal(_rank_weights(salience, torch.zeros(4, dtype=torch.bool), "least"), torch.zeros(4))
 
 
-def test_hard_gates_move_only_under_resource_pressure():
+@pytest.mark.parametrize("forward", ["hard", "soft"])
+def test_gates_close_only_under_resource_pressure(forward):
     """At a budget the model already meets, no channel may close, however large the gate step."""
     from unitprune.data import load_digits
     splits = load_digits(seed=0)
@@ -314,8 +335,8 @@ def test_hard_gates_move_only_under_resource_pressure():
     before = resources(model, (1, 8, 8))
     budget = MCUBudget(sram_bytes=before.sram_bytes, flash_bytes=before.flash_bytes)
     result = shrink(model, splits.train, splits.val, budget,
-                    ShrinkConfig(epochs=2, prune_epochs=2, gate_lr=50.0, remove_every=5, gate_forward="hard",
-                                 pressure="least"), input_shape=(1, 8, 8))
+                    ShrinkConfig(epochs=2, prune_epochs=2, gate_lr=50.0, mask_lr=50.0, remove_every=5,
+                                 gate_forward=forward, close_only_under_pressure=True), input_shape=(1, 8, 8))
     assert result.after == before
 
 
