@@ -619,7 +619,9 @@ def test_measured_firmware_equals_the_resource_model(tmp_path, case):
         hidden = 150 if case == "wide-table" else 300
         shrunk = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, hidden),
                                nn.ReLU(), nn.Linear(hidden, 10)).eval()
-    layout = {"avr": "avr-far" if case == "far-tables" else "avr", "msp430": "msp430"}
+    layout = {"avr": "avr", "msp430": "msp430"}  # "avr" counts the far layout by itself past 64 KB of tables
+    if case == "far-tables":
+        assert resources(shrunk, (1, 8, 8), target="avr") == resources(shrunk, (1, 8, 8), target="avr-far")
     measured = measure_model(shrunk, splits, tmp_path, unit_percentile=50,
                              config=MeasureConfig(targets=chips, samples=2, zeroskip=False))
     linears = sum(isinstance(m, nn.Linear) for m in shrunk.modules())

@@ -31,7 +31,11 @@ What is counted (the int8 contract of docs/fixed_point.md):
   ``4 * out_features``); ``descriptor_bytes`` = the constant kernel
   descriptors in RAM (per conv ``unit_conv2d_params`` + ``unit_requant_s8``, per linear
   ``unit_requant_s8``, sized for ``target``: 16-bit pointers and byte alignment on ``avr``, 24-bit
-  table pointers on ``avr-far``, the layout of an AVR export whose tables exceed 64 KB).
+  table pointers on ``avr-far``, the layout of an AVR export whose tables exceed 64 KB, which
+  ``avr`` switches to by itself when ``flash_bytes`` is above the exporter's 65,024-byte near
+  limit and within the chip's 262,144 bytes (a larger model cannot be exported at all); the UnIT
+  firmware's linear quotient tables, which the resource model does not count, can put a
+  model just under the limit over it in the exporter's count).
   ``sram_bytes`` = arena + scratch + descriptors + ``input_bytes`` + ``output_bytes``: the
   exporter's ``peak_sram_with_io_bytes``, all the RAM the firmware's data needs, the network input
   **counted**. The exporter also keeps 256 bytes for the stack (``STACK_RESERVE``), not included.
@@ -51,7 +55,7 @@ import torch.fx
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from ..mcu.export import CONV_PARAMS_FIELDS, struct_bytes
+from ..mcu.export import CONV_PARAMS_FIELDS, TARGETS, struct_bytes
 from ..mcu.memory import conv_scratch_bytes, parse_conv_block_rows
 
 __all__ = ["Resources", "ResourceGraph", "LayerInfo", "trace_resources", "resources", "RESOURCE_NAMES",
@@ -182,11 +186,8 @@ class ResourceGraph:
         counts = counts or {}
         c = lambda g: self._count(counts, g)  # noqa: E731
         block_rows = parse_conv_block_rows(conv_block_rows)
-        pointer, align = TARGET_LAYOUT[target]
-        conv_descriptor = struct_bytes([4] * CONV_PARAMS_FIELDS, align) + struct_bytes([pointer] * 3 + [4, 4], align)
-        linear_descriptor = struct_bytes([pointer] * 3 + [4, 4], align)
         weight = bias = requant = tau = macs = 0
-        descriptors = 0
+        convs = linears = 0
         for layer in self.layers:
             cout = c(layer.out_group)
             if layer.depthwise:
@@ -202,7 +203,15 @@ class ResourceGraph:
             requant = requant + 5 * cout
             if unit_tables and layer.kind == "conv":
                 tau = tau + w
-            descriptors += conv_descriptor if layer.kind == "conv" else linear_descriptor
+            convs, linears = (convs + 1, linears) if layer.kind == "conv" else (convs, linears + 1)
+        flash = weight + bias + requant + tau
+        avr = TARGETS["avr"]
+        if target == "avr" and avr.flash_read_limit < float(flash) <= avr.far_flash_bytes:
+            target = "avr-far"  # the exporter gives such a model far table pointers (export.needs_far_tables)
+        pointer, align = TARGET_LAYOUT[target]
+        conv_descriptor = struct_bytes([4] * CONV_PARAMS_FIELDS, align) + struct_bytes([pointer] * 3 + [4, 4], align)
+        linear_descriptor = struct_bytes([pointer] * 3 + [4, 4], align)
+        descriptors = convs * conv_descriptor + linears * linear_descriptor
         live_totals, scratches = [], []
         for i, _ in enumerate(self.op_names):
             total = 0
@@ -224,7 +233,7 @@ class ResourceGraph:
         input_bytes = c(input_buffer.group) * input_buffer.per_channel
         output_bytes = c(output_buffer.group) * output_buffer.per_channel
         return {
-            "flash_bytes": weight + bias + requant + tau,
+            "flash_bytes": flash,
             "sram_bytes": arena + scratch + descriptors + input_bytes + output_bytes, "macs": macs,
             "arena_bytes": arena, "scratch_bytes": scratch, "descriptor_bytes": descriptors,
             "input_bytes": input_bytes, "output_bytes": output_bytes,
