@@ -11,20 +11,21 @@ over the constrained resources ``k`` of the budget. ``R_k`` is the resource mode
 ``sum(alpha_c * gate_c)``; so the penalty stays on until the real model fits the scheduled
 budget, and its gradient reaches every gate.
 
-Gate forward (:mod:`.gates`, ``config.gate_forward``): by default (``"auto"``) soft gate values
-where the gate's scale reaches the loss, and hard 0/1 masks with a straight-through gradient on a
-group whose consumers are all followed by a BatchNorm. A soft gate takes SGD steps of the task and
+Gate forward (:mod:`.gates`, ``config.gate_forward``): by default (``"auto"``) hard 0/1 masks
+with a straight-through gradient on a model where some group's consumers are all followed by a
+BatchNorm (the gate's scale does not reach the loss there), soft gate values otherwise. A soft gate takes SGD steps of the task and
 penalty gradients (``config.gate_lr``). A hard gate moves by the penalty alone (``config.mask_lr``):
 its task gradient ``dCE/dm_c`` is a noisy first-order estimate with no scale to settle, and SGD
 on it is a random walk that closes channels at random (it did on DS-CNN: channels kept closing
 with the budget met, docs/shrink.md); it is used as the salience only.
 
 Channel salience feedback: each step first back-propagates the task loss; the gate gradients it
-leaves are the first-order Taylor saliences ``|g_c * dCE/dg_c|`` (``|dCE/dm_c|`` for a hard gate),
-kept as a running average per channel. Within a group, channels are ranked by salience and ``alpha_c = 2 (n - rank_c) / (n + 1)``
-(about 2 for the least salient channel, about 0 for the most salient; mean 1), so the resource
-pressure falls mostly on the least salient channels and they close one after another instead of
-all together. The gates take plain SGD steps (``config.gate_lr``): with Adam's per-parameter
+leaves are the first-order Taylor saliences ``|g_c * dCE/dg_c|`` (``|dCE/dm_c|`` for a hard
+gate), kept as a running average per channel. Within a group, channels are ranked by salience and
+``alpha_c = 2 (n - rank_c) / (n + 1)`` (about 2 for the least salient channel, about 0 for the
+most salient; mean 1), so the resource pressure falls mostly on the least salient channels and
+they close one after another instead of all together (``config.pressure = "least"``: all of it on
+the least salient open channel). The gates take plain SGD steps (``config.gate_lr``): with Adam's per-parameter
 normalisation every gate of a group would move at the same speed and close at the same step.
 ``B_k(t)`` tightens from the model's initial usage to the target on the cubic schedule
 (:func:`.budget.cubic_budget`) over the first ``config.tighten_fraction`` of the pruning steps.
@@ -79,7 +80,7 @@ class ShrinkConfig:
         lr: Adam learning rate of the weights.
         gate_lr: SGD learning rate of the soft gates.
         salience_decay: running-average factor of the channel saliences.
-        gate_forward: ``"auto"`` (per group, :mod:`.gates`), ``"soft"`` or ``"hard"`` everywhere.
+        gate_forward: ``"auto"`` (one mode per model, :mod:`.gates`), ``"soft"`` or ``"hard"``.
         mask_lr: SGD learning rate of the hard gates (only the penalty moves them).
         pressure: how a group's resource pressure is shared by its channels: ``"rank"`` (linear
             in the salience rank) or ``"least"`` (all on the least salient open channel).

@@ -206,7 +206,8 @@ class ResourceGraph:
             convs, linears = (convs + 1, linears) if layer.kind == "conv" else (convs, linears + 1)
         flash = weight + bias + requant + tau
         avr = TARGETS["avr"]
-        if target == "avr" and avr.flash_read_limit < float(flash) <= avr.far_flash_bytes:
+        flash_value = float(flash.detach()) if isinstance(flash, torch.Tensor) else float(flash)
+        if target == "avr" and avr.flash_read_limit < flash_value <= avr.far_flash_bytes:
             target = "avr-far"  # the exporter gives such a model far table pointers (export.needs_far_tables)
         pointer, align = TARGET_LAYOUT[target]
         conv_descriptor = struct_bytes([4] * CONV_PARAMS_FIELDS, align) + struct_bytes([pointer] * 3 + [4, 4], align)
