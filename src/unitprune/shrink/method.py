@@ -388,7 +388,8 @@ def shrink(
                             penalty.backward()
                         pressed = set(gates.groups)
                     loss = loss.detach() + penalty.detach()
-                    was_open = {g: gates.theta[g].detach() > 0 for g in gates.groups}
+                    if config.close_only_under_pressure:  # the gates open before this step
+                        was_open = {g: gates.theta[g].detach() > 0 for g in gates.groups}
                 optimizer.step()
                 loss_sum += float(loss.detach()) * len(y)
                 step += 1
