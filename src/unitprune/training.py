@@ -213,7 +213,7 @@ class TrainResult:
     wall_time_s: float = 0.0
 
 
-def _batches(
+def batches(
     data: Dataset | DataLoader, batch_size: int, generator: torch.Generator | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(inputs, labels)`` batches; shuffled iff ``generator`` is given.
@@ -247,7 +247,7 @@ def predict(model: nn.Module, data: Dataset | DataLoader, batch_size: int = 256)
     was_training = model.training
     model.eval()
     try:
-        preds = [model(x).argmax(dim=1) for x, _ in _batches(data, batch_size)]
+        preds = [model(x).argmax(dim=1) for x, _ in batches(data, batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.int64)
@@ -264,7 +264,7 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, batch_size: int = 256
     correct = total = 0
     try:
         with torch.no_grad():
-            for x, y in _batches(data, batch_size):
+            for x, y in batches(data, batch_size):
                 correct += int((model(x).argmax(dim=1) == y).sum())
                 total += len(y)
     finally:
@@ -328,9 +328,9 @@ def train(
             model.train()
             loss_sum, correct = 0.0, 0
             n_batches = -(-n_train // config.batch_size)
-            batches = tqdm(_batches(splits.train, config.batch_size, generator), total=n_batches,
-                           desc=f"epoch {epoch}", leave=False, disable=not config.progress)
-            for x, y in batches:
+            epoch_batches = tqdm(batches(splits.train, config.batch_size, generator), total=n_batches,
+                                 desc=f"epoch {epoch}", leave=False, disable=not config.progress)
+            for x, y in epoch_batches:
                 if config.augment is not None:
                     x = augment_batch(x, config.augment, augment_generator)
                 optimizer.zero_grad(set_to_none=True)

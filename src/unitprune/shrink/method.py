@@ -55,7 +55,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from ..training import _batches, evaluate
+from ..training import batches, evaluate
 from .budget import BudgetError, MCUBudget, check_feasible, cubic_budget, over_budget
 from .gates import ChannelGates
 from .removal import kept_indices, remove_channels
@@ -360,7 +360,7 @@ def shrink(
             pruning = epoch <= config.pruning_epochs
             work.train()
             loss_sum = 0.0
-            for x, y in _batches(train_data, config.batch_size, generator):
+            for x, y in batches(train_data, config.batch_size, generator):
                 loss = loss_fn(work(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

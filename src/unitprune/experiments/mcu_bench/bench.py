@@ -35,21 +35,21 @@ import numpy as np
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..baselines import calibrate_fatrelu, with_fatrelu
-from ..calibrate import calibrate
-from ..config import UnITConfig
-from ..convert import convert
-from ..counts import MacCounts
-from ..experiments.evaluation import dataset_tensors
-from ..experiments.methods import METHOD_RUNNERS, SweepContext, ttp_steps
-from ..experiments.sweep import torch_threads
-from ..experiments.sweep_config import SweepConfig
-from . import targets
-from .export import export_c
-from .host import run_exported
-from .qmodel import QuantizedModel
-from .quantize import quantize
-from .reference import quantize_input, run_reference
+from ...baselines import calibrate_fatrelu, with_fatrelu
+from ...calibrate import calibrate
+from ...config import UnITConfig
+from ...convert import convert
+from ...counts import MacCounts
+from ..evaluation import dataset_tensors
+from ..methods import METHOD_RUNNERS, SweepContext, ttp_steps
+from ..sweep import torch_threads
+from ..sweep_config import SweepConfig
+from ...mcu import targets
+from ...mcu.export import export_c
+from ...mcu.host_runner import run_exported
+from ...mcu.qmodel import QuantizedModel
+from ...mcu.quantize import quantize
+from ...mcu.reference import quantize_input, run_reference
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def _quantized_point(context, method: McuMethod, float_model: nn.Module, knob, f
 def select_operating_points(model: nn.Module, splits, config: BenchConfig) -> dict[str, OperatingPoint]:
     """Each method's int8 model at its operating point (module docstring, step 1-2)."""
     context = SweepContext(model=model.eval(), splits=splits, config=config.sweep)
-    from ..experiments.methods import baseline_evaluations
+    from ..methods import baseline_evaluations
 
     _, context.baseline_val_accuracy = baseline_evaluations(context)
     chosen: dict[str, OperatingPoint] = {}
@@ -337,7 +337,7 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
     ``details`` (per row: checks, knob search, float accuracy), ``energy`` (the estimate's source per
     target), ``not_measured`` and the settings and tool versions.
     """
-    from ..experiments.provenance import environment_record
+    from ..provenance import environment_record
     from .bench_report import write_report
 
     config = config or BenchConfig()
