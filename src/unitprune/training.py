@@ -283,6 +283,28 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _train_epoch(model: nn.Module, splits: DatasetSplits, config: TrainConfig, epoch: int,
+                 optimizer: torch.optim.Optimizer, loss_fn: nn.Module, generator: torch.Generator,
+                 augment_generator: torch.Generator) -> tuple[float, int]:
+    """One epoch over ``splits.train`` (shuffled by ``generator``, augmented if configured);
+    returns the summed loss and the number of correct predictions."""
+    loss_sum, correct = 0.0, 0
+    n_batches = -(-len(splits.train) // config.batch_size)
+    epoch_batches = tqdm(batches(splits.train, config.batch_size, generator), total=n_batches,
+                         desc=f"epoch {epoch}", leave=False, disable=not config.progress)
+    for x, y in epoch_batches:
+        if config.augment is not None:
+            x = augment_batch(x, config.augment, augment_generator)
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(y)
+        correct += int((logits.argmax(dim=1) == y).sum())
+    return loss_sum, correct
+
+
 def train(
     model: nn.Module,
     splits: DatasetSplits,
@@ -326,20 +348,8 @@ def train(
         for epoch in epochs:
             epoch_t0 = time.perf_counter()
             model.train()
-            loss_sum, correct = 0.0, 0
-            n_batches = -(-n_train // config.batch_size)
-            epoch_batches = tqdm(batches(splits.train, config.batch_size, generator), total=n_batches,
-                                 desc=f"epoch {epoch}", leave=False, disable=not config.progress)
-            for x, y in epoch_batches:
-                if config.augment is not None:
-                    x = augment_batch(x, config.augment, augment_generator)
-                optimizer.zero_grad(set_to_none=True)
-                logits = model(x)
-                loss = loss_fn(logits, y)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.item() * len(y)
-                correct += int((logits.argmax(dim=1) == y).sum())
+            loss_sum, correct = _train_epoch(model, splits, config, epoch, optimizer, loss_fn, generator,
+                                             augment_generator)
             val_acc = evaluate(model, splits.val, config.eval_batch_size)
             record = {
                 "epoch": epoch,
