@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["BenchConfig", "McuMethod", "METHODS", "NOT_MEASURED", "OperatingPoint", "ROW_KEYS", "measure_target",
            "run_bench", "select_operating_points"]
 
-#: The keys of every row of ``mcu.json`` (issue 9), in this order.
+#: The keys of every row of ``mcu.json``, in this order.
 ROW_KEYS = ("model", "target", "method", "knob", "quantized_accuracy", "macs_skipped_fraction", "cycles",
             "cycles_per_layer", "energy_uj_estimate", "flash_bytes", "sram_bytes", "samples_checked", "bit_exact")
 
@@ -92,7 +92,7 @@ METHODS: dict[str, McuMethod] = {m.name: m for m in (
     McuMethod("fatrelu+unit", "fatrelu+unit", "unit", "bitshift", description="UnIT (bit shift) on the FATReLU model"),
 )}
 
-#: Methods of issue 9 the int8 route cannot run, with the reason (recorded in mcu.json): none now.
+#: Methods the int8 route cannot run, with the reason (recorded in mcu.json): none now.
 NOT_MEASURED: dict[str, str] = {}
 
 #: The sweep the operating points come from: UnIT on TTP uses the bit-shift approximation (the
