@@ -24,13 +24,14 @@ UNIT_MCU_H = TARGET_SUPPORT / "include" / "unit_mcu.h"
 MSP430_SUPPORT = TARGET_SUPPORT / "msp430"
 
 
-def template_files(target: str) -> dict[str, Path]:
-    """The fixed C files of ``c_templates/`` an export of ``target`` copies (export name -> source)."""
+def template_files(target: str, streamed: bool = False) -> dict[str, Path]:
+    """The fixed C files of ``c_templates/`` an export of ``target`` copies (export name -> source);
+    ``streamed``: the MCU runner reads the samples from flash row by row (a fused export)."""
     files = {"unit_model_internal.h": TEMPLATES / "unit_model_internal.h"}
     if target == "host":
         files["main.c"] = TEMPLATES / "main_host.c"
     else:
-        files["main.c"] = TEMPLATES / "main_mcu.c"
+        files["main.c"] = TEMPLATES / ("main_mcu_stream.c" if streamed else "main_mcu.c")
         files["main_host.c"] = TEMPLATES / "main_host.c"
     for name, path in files.items():
         if not path.is_file():

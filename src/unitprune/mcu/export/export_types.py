@@ -45,6 +45,7 @@ class ExportResult:
     build_commands: list[str] = field(default_factory=list)
     conv_block_rows: int = 0  # the kernels' block_rows of every conv (0: the whole output plane)
     far_tables: bool = False  # AVR: the tables beyond 64 KB, read through __memx pointers (UNIT_FAR_TABLES)
+    execution: str = "layers"  # "layers" or "fused" (row-streamed, unitprune.mcu.export.fused_plan)
 
     @property
     def flash_table_bytes(self) -> int:

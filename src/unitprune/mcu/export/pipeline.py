@@ -13,7 +13,9 @@ import logging
 from ..qmodel import QuantizedModel
 from .build_files import CSRC, kernel_files, makefile, support_files, template_files
 from .checks import check_fits_target, check_model, check_request
-from .export_types import ExportResult, layer_names
+from .export_types import ExportError, ExportResult, layer_names
+from .fused_c import fused_model_c, fused_model_h_api
+from .fused_plan import EXECUTIONS, FusedUnsupported, fused_chain, plan_fused_memory
 from .manifest import export_readme, manifest, write_export
 from .memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
 from .model_c import describe_source, model_c, model_h, samples_h
@@ -25,7 +27,7 @@ __all__ = ["export_c"]
 
 def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str | None = None,
              linear_quotient: str | None = None, samples=None, counters: bool | None = None,
-             overwrite: bool = False, conv_block_rows=None) -> ExportResult:
+             overwrite: bool = False, conv_block_rows=None, execution: str = "layers") -> ExportResult:
     """Write ``qmodel`` as a self-contained C project into ``out_dir`` (:mod:`unitprune.mcu.export`).
 
     Args:
@@ -46,6 +48,11 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
             ``"plane"`` (the whole output plane, the default), ``"min"`` (1 row) or an int >= 1.
             Smaller blocks need less scratch SRAM (``4 * B * OW`` bytes) and cost cycles; outputs
             and counters are the same for every block size.
+        execution: ``"layers"`` (layer by layer, the default), ``"fused"`` (row-streamed: each
+            output row computed as soon as its input rows exist, windows of the rows still needed,
+            a final Linear accumulated per row, the input read row by row; :mod:`.fused_plan`) or
+            ``"auto"`` (fused only when layer by layer does not fit the target's SRAM). Outputs and
+            counters are the same for every execution.
 
     Raises:
         ExportError: a non-empty ``out_dir`` without ``overwrite``, an unknown target/variant, an op
@@ -61,29 +68,60 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     scratch = scratch_sizes(qmodel, request.block_rows)
     source = describe_source(qmodel, variant, linear_quotient)
 
+    if execution not in EXECUTIONS:
+        raise ExportError(f"unknown execution {execution!r} (one of {', '.join(EXECUTIONS)})")
+    chain = None
+    if execution != "layers":
+        try:
+            chain = fused_chain(qmodel)
+        except FusedUnsupported as error:
+            if execution == "fused":
+                raise ExportError(f"execution='fused': {error}") from None
+    samples = request.samples
+    samples_bytes = 0 if samples is None or target == "host" else samples.size
+
     # 2. memory plan and 3. model C, with near tables, or far ones when the near ones do not fit
-    def generate(far: bool):
+    def generate(far: bool, fused: bool):
         layout = spec.far_layout if far else spec.layout
-        plan = plan_memory(qmodel, scratch, model_descriptor_bytes(qmodel, layout, variant, linear_quotient))
+        descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient)
+        if fused:
+            plan = plan_fused_memory(qmodel, chain, descriptors)
+            return plan, fused_model_c(qmodel, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
+                                       far)
+        plan = plan_memory(qmodel, scratch, descriptors)
         return plan, model_c(qmodel, plan, variant, linear_quotient, source, request.block_rows,
                              spec.max_object_bytes, far)
 
-    far = False
-    plan, code = generate(far)
-    if spec.needs_far_tables(sum(layer.total for layer in code.flash)):  # AVR, tables beyond 64 KB
-        far = True
-        plan, code = generate(far)
-    samples = request.samples
-    samples_bytes = 0 if samples is None or target == "host" else samples.size
-    check_fits_target(spec, plan, code.flash, samples_bytes, request.counters and bool(layers), len(layers), far)
+    def generate_fitting(fused: bool):
+        far = False
+        plan, code = generate(far, fused)
+        if spec.needs_far_tables(sum(layer.total for layer in code.flash)):  # AVR, tables beyond 64 KB
+            far = True
+            plan, code = generate(far, fused)
+        check_fits_target(spec, plan, code.flash, samples_bytes, request.counters and bool(layers), len(layers), far)
+        return plan, code, far
+
+    fused = execution == "fused"
+    if execution == "auto":
+        try:
+            plan, code, far = generate_fitting(False)
+        except ExportError:
+            if chain is None:
+                raise
+            fused = True
+    if execution != "auto" or fused:
+        plan, code, far = generate_fitting(fused)
 
     # 4. build files
     kernels = kernel_files(code.kernels)
     kernel_sources = [name for name in kernels if name.endswith(".c")]
     support = support_files(target)
-    templates = template_files(target)
+    templates = template_files(target, streamed=fused)
     make_text, commands = makefile(spec, kernel_sources, list(support), request.counters, source, far)
-    texts = {"model.h": model_h(qmodel, plan, layers, source), "model.c": code.text, "Makefile": make_text}
+    header = model_h(qmodel, plan, layers, source)
+    if fused:  # the streamed-input API, before the header's closing guard
+        header = header.replace("#endif /* UNIT_MODEL_H */", fused_model_h_api() + "#endif /* UNIT_MODEL_H */")
+    texts = {"model.h": header, "model.c": code.text, "Makefile": make_text}
     if target != "host":
         texts["samples.h"] = samples_h(samples, source, far)
     copies = {**templates, **{f"kernels/{name}": CSRC / name for name in kernels}, **support}
@@ -96,6 +134,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                     counters=request.counters, commands=commands,
                     files=[*texts, "README.md", "memory_plan.json", *copies, *binaries],
                     kernel_sources=kernel_sources, host_main="main.c" if target == "host" else "main_host.c")
+    data["execution"] = "fused" if fused else "layers"
     texts["README.md"] = export_readme(data)
     write_export(request.out_dir, texts, copies, binaries, data)
     logger.info("exported %s to %s (%s, variant %s): model SRAM %d bytes, flash tables %d bytes", source,
@@ -103,4 +142,5 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     return ExportResult(out_dir=request.out_dir, target=target, variant=variant, linear_quotient=linear_quotient,
                         files=data["files"], memory=plan, flash=code.flash, layers=layers,
                         input_size=plan.input_bytes, output_size=plan.output_bytes, samples=data["samples"],
-                        build_commands=commands, conv_block_rows=request.block_rows, far_tables=far)
+                        build_commands=commands, conv_block_rows=request.block_rows, far_tables=far,
+                        execution="fused" if fused else "layers")

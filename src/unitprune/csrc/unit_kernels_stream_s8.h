@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* unit_kernels_stream_s8.h -- the int8 kernels of a row-streamed (fused) model: a linear layer
+ * whose input arrives in slices (the rows of the tensor before it) and is accumulated slice by
+ * slice into int32 sums, then requantized once.
+ *
+ *   unit_linear_start_s8(out, requant, acc);                 acc[j] = bias[j]
+ *   unit_linear_accumulate_<variant>_s8(x, n, out, w, ..., acc, counts)   per slice
+ *   unit_linear_finish_s8(acc, out, requant, y);             y[j] = clamp(requantize(acc[j]))
+ *
+ * The accumulate kernels do exactly what the whole-layer kernel (unit_linear_<variant>_s8) does
+ * for the inputs x[0..n) whose transposed weight columns are weight_t[0..n*out): the same skips,
+ * so the slices' sums and counters (set for the slice, not added) add up to the whole layer's.
+ * acc is caller memory of out int32 values; it is not the shared conv scratch. */
+#ifndef UNIT_KERNELS_STREAM_S8_H
+#define UNIT_KERNELS_STREAM_S8_H
+
+#include "unit_kernels_s8.h"
+
+int32_t unit_linear_start_s8(int32_t out_features, const unit_requant_s8 *requant, int32_t *acc);
+int32_t unit_linear_finish_s8(const int32_t *acc, int32_t out_features, const unit_requant_s8 *requant, int8_t *y);
+int32_t unit_linear_accumulate_dense_s8(const int8_t *x, int32_t n, int32_t out_features,
+                                        const UNIT_TABLE int8_t *weight_t, int32_t *acc, unit_counts *counts);
+int32_t unit_linear_accumulate_zeroskip_s8(const int8_t *x, int32_t n, int32_t out_features,
+                                           const UNIT_TABLE int8_t *weight_t, int32_t *acc, unit_counts *counts);
+int32_t unit_linear_accumulate_unit_bitshift_s8(const int8_t *x, int32_t n, int32_t out_features,
+                                                const UNIT_TABLE int8_t *weight_t, int32_t threshold_q,
+                                                int32_t shift_start, int32_t *acc, unit_counts *counts);
+int32_t unit_linear_accumulate_unit_bintree_s8(const int8_t *x, int32_t n, int32_t out_features,
+                                               const UNIT_TABLE int8_t *weight_t, const unit_quotient_tree_s8 *tree,
+                                               int32_t *acc, unit_counts *counts);
+int32_t unit_linear_accumulate_unit_table_s8(const int8_t *x, int32_t n, int32_t out_features,
+                                             const UNIT_TABLE int8_t *weight_t, const UNIT_TABLE uint8_t *quotients,
+                                             int32_t *acc, unit_counts *counts);
+
+#endif /* UNIT_KERNELS_STREAM_S8_H */

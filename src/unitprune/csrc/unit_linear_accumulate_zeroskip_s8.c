@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* unit_linear_accumulate_zeroskip_s8.c -- acc += the products of a slice of a linear layer's
+ * inputs, skipping zero activations and zero weights as unit_linear_zeroskip_s8 (see
+ * unit_kernels_stream_s8.h). */
+#include "unit_internal_linear_stream_s8.h"
+
+int32_t unit_linear_accumulate_zeroskip_s8(const int8_t *x, int32_t n, int32_t out_features,
+                                           const UNIT_TABLE int8_t *weight_t, int32_t *acc, unit_counts *counts) {
+    const UNIT_TABLE int8_t *column = weight_t;
+    int32_t i;
+#if UNIT_S8_COUNTS
+    int64_t zero_weight = 0, zero_activation = 0;
+#endif
+    if (!unit__accumulate_s8_args_ok(x, n, out_features, weight_t, acc)) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    for (i = 0; i < n; i++, column += out_features) {
+        const int8_t xv = x[i];
+#if UNIT_S8_COUNTS
+        int32_t zeros = unit__column_zeros_s8(column, out_features);
+        zero_weight += zeros;
+        if (xv == 0) {
+            zero_activation += out_features - zeros;
+        }
+#endif
+        if (xv == 0) {
+            continue;
+        }
+        unit__column_zeroskip_s8(acc, column, xv, out_features);
+    }
+#if UNIT_S8_COUNTS
+    if (counts != 0) {
+        int64_t dense = (int64_t)n * out_features;
+        unit__counts_set(counts, dense, zero_weight, zero_activation, dense - zero_weight - zero_activation, 0, 0);
+    }
+#else
+    (void)counts;
+#endif
+    return UNIT_OK;
+}

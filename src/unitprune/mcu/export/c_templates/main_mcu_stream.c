@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/* main_mcu_stream.c: the MCU runner of a fused (row-streamed) export, copied by unitprune's
+ * exporter (unitprune/mcu/export/c_templates) as main.c. As main_mcu.c, except that the samples
+ * are not copied to RAM: unit_model_run_rows reads each row from flash through a reader.
+ *
+ * Loops over the test samples embedded in flash (samples.h) and runs one
+ * inference between the measurement markers of unit_mcu.h (region "inference"; with
+ * -DUNIT_MODEL_MARKERS=1 the regions are per layer instead, labelled with the layer names, from
+ * model.c), then emits the outputs with unit_mcu_emit for the bit-exact check. With counters
+ * compiled in (-DUNIT_S8_COUNTS=1), a last region "counts" carries unit_model_counts. A far-tables
+ * export (AVR beyond 64 KB) declares the samples UNIT_TABLE, which is empty everywhere else. */
+#include <stdint.h>
+
+#include "model.h"
+#include "samples.h"
+#include "unit_mcu.h"
+
+#ifndef UNIT_MODEL_MARKERS
+#define UNIT_MODEL_MARKERS 0
+#endif
+
+static int8_t output[UNIT_MODEL_OUTPUT_SIZE];
+
+/* unit_model_reader: n values of a sample in flash from element offset on; context points at the
+ * sample's first element index (an int32_t: a far table's address does not fit a RAM pointer) */
+static void read_flash(const void *context, int32_t offset, int8_t *target, int32_t n) {
+    const UNIT_TABLE int8_t *source = unit_model_samples + *(const int32_t *)context + offset;
+    int32_t i;
+    for (i = 0; i < n; i++) {
+        target[i] = UNIT_READ_S8(source + i);
+    }
+}
+
+static void report_error(int32_t status) {
+    unit_mcu_label("error");
+    UNIT_MCU_START();
+    UNIT_MCU_STOP();
+    unit_mcu_emit(&status, (uint16_t)sizeof(status));
+    unit_mcu_done();
+}
+
+int main(void) {
+    int32_t sample;
+    int32_t status = unit_model_check();
+    if (status != UNIT_OK) {
+        report_error(status);
+    }
+    for (sample = 0; sample < UNIT_MODEL_SAMPLES; sample++) {
+        const int32_t first = sample * UNIT_MODEL_INPUT_SIZE;
+#if !UNIT_MODEL_MARKERS
+        unit_mcu_label("inference");
+        UNIT_MCU_START();
+#endif
+        status = unit_model_run_rows(read_flash, &first, output);
+#if !UNIT_MODEL_MARKERS
+        UNIT_MCU_STOP();
+#endif
+        if (status != UNIT_OK) {
+            report_error(status);
+        }
+        unit_mcu_emit(output, (uint16_t)UNIT_MODEL_OUTPUT_SIZE);
+    }
+#if UNIT_S8_COUNTS && UNIT_MODEL_LAYERS > 0
+    unit_mcu_label("counts");
+    UNIT_MCU_START();
+    UNIT_MCU_STOP();
+    unit_mcu_emit(unit_model_counts, (uint16_t)sizeof(unit_model_counts));
+#endif
+    unit_mcu_done();
+    return 0;
+}

@@ -1,0 +1,282 @@
+"""model.c of the fused, row-streamed plan (:mod:`.fused_plan`): one ``unit_model_push_<k>``
+function per stage (append a row to the stage's window; when the window holds an output row's
+input rows, compute that row with the whole-layer kernel and pass it on), the sink (a Linear
+accumulated per row, or the output), ``unit_model_run_rows`` (the input read row by row through a
+reader) and ``unit_model_run`` (the same on an input in memory).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import codegen
+from ..qmodel import QConv, QLinear, QReLU, QThresholdReLU, QuantizedModel
+from ..targets.specs import CONV_PARAMS_FIELDS
+from .export_types import LayerFlash
+from .fused_plan import FusedChain, FusedMemoryPlan, Stage
+from .model_c import ModelC, _comment, _requant_tables, _TableStyle
+
+__all__ = ["fused_model_c", "fused_model_h_api", "permuted_linear_weight"]
+
+
+def permuted_linear_weight(op: QLinear, shape: tuple[int, int, int]) -> np.ndarray:
+    """The Linear's transposed weight in the order its inputs arrive row by row: ``[H][C][W][out]``
+    (the flattened input is ``[C][H][W]``)."""
+    c, h, w = shape
+    weight_t = op.weight.T.reshape(c, h, w, op.out_features)
+    return np.ascontiguousarray(weight_t.transpose(1, 0, 2, 3))
+
+
+def _window_params(stage: Stage, op: QConv) -> tuple[int, ...]:
+    """``unit_conv2d_params`` of one output row on the stage's window: ``in_height = K``, no
+    vertical padding (padding rows are zero rows of the window), output 1 row."""
+    fields = (1, op.in_channels, stage.window_rows, op.in_width, op.out_channels, op.kernel_height, op.kernel_width,
+              1, op.stride[1], op.dilation[0], op.dilation[1], 0, 0, op.padding[2], op.padding[3], op.groups, 0)
+    assert len(fields) == CONV_PARAMS_FIELDS, "unit_conv2d_params changed: update targets/specs.py"
+    return fields
+
+
+def _elementwise(qmodel: QuantizedModel, ops: tuple[int, ...], target: str, size: int, kernels: set[str]) -> list[str]:
+    lines = []
+    for index in ops:
+        op = qmodel.ops[index]
+        if isinstance(op, QReLU):
+            kernels.add("unit_relu_s8")
+            lines.append(f"    /* {_comment(op.name)}: ReLU */\n    (void)unit_relu_s8({target}, {size});\n")
+        else:
+            assert isinstance(op, QThresholdReLU)
+            kernels.add("unit_threshold_relu_s8")
+            lines.append(f"    /* {_comment(op.name)}: FATReLU (q > {op.threshold_q}) */\n"
+                         f"    (void)unit_threshold_relu_s8({target}, {size}, {op.threshold_q});\n")
+    return lines
+
+
+def _status(call: str) -> str:
+    return f"    status = {call};\n    if (status != UNIT_OK) {{\n        return status;\n    }}\n"
+
+
+def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPlan, variant: str,
+                  linear_quotient: str, source: str, asm_above: int | None, far: bool) -> ModelC:
+    """model.c of the fused plan, its flash tables per layer and the kernels it calls."""
+    style = _TableStyle(asm_above, far)
+    names = codegen.IdentifierSet()
+    kernels: set[str] = {"unit_requantize_s8"}
+    tables: list[str] = []
+    flash: list[LayerFlash] = []
+    checks: list[str] = []
+    layers = [op.name for op in qmodel.ops if isinstance(op, (QConv, QLinear))]
+    functions: list[str] = []
+    row = f"(unit_model_arena + {next(b['offset'] for b in plan.buffers if b['name'] == 'row')})"
+    sink_c, sink_h, sink_w = chain.sink_shape
+
+    # the sink: what receives the rows of the last stage (or of the input)
+    if chain.linear is not None:
+        op = qmodel.ops[chain.linear]
+        ident = names.add(op.name)
+        counter = layers.index(op.name)
+        tables_flash: dict[str, int] = {}
+        tables.append(f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, weight transposed and "
+                      f"in arrival order [row {sink_h}][C {sink_c}][W {sink_w}][out] */\n")
+        tables.append(style.array("int8_t", f"{ident}_weight_p", permuted_linear_weight(op, chain.sink_shape)))
+        tables_flash["weight"] = op.weight.size
+        tables += _requant_tables(ident, op.requant, tables_flash, style)
+        head = f"{row}, {sink_c * sink_w}, {op.out_features}, {ident}_weight_p + (int32_t)r * {sink_c * sink_w * op.out_features}"
+        tail = "unit_model_sums, UNIT_MODEL_CALL_COUNTS"
+        if variant != "unit":
+            call = f"unit_linear_accumulate_{variant}_s8({head}, {tail})"
+            kernels.add(f"unit_linear_accumulate_{variant}_s8")
+        elif linear_quotient == "bitshift":
+            call = (f"unit_linear_accumulate_unit_bitshift_s8({head}, {codegen.c_int(op.threshold_q)}, "
+                    f"{int(op.shift_start)}, {tail})")
+            kernels.add("unit_linear_accumulate_unit_bitshift_s8")
+        elif linear_quotient == "table":
+            tables.append(style.array("uint8_t", f"{ident}_quotients", op.quotient_table,
+                                      comment=f"t for |x| = 0..128 (T_q = {int(op.threshold_q)})"))
+            tables_flash["quotient_table"] = 129
+            call = f"unit_linear_accumulate_unit_table_s8({head}, {ident}_quotients, {tail})"
+            kernels.add("unit_linear_accumulate_unit_table_s8")
+        else:
+            nodes = len(op.tree_split)
+            for what, ctype in (("split", "int8_t"), ("left", "int8_t"), ("right", "int8_t"), ("quotient", "uint8_t")):
+                tables.append(style.array(ctype, f"{ident}_tree_{what}", getattr(op, f"tree_{what}")))
+            tables.append(f"static const unit_quotient_tree_s8 {ident}_tree = {{{nodes}, {ident}_tree_split, "
+                          f"{ident}_tree_left, {ident}_tree_right, {ident}_tree_quotient}};\n")
+            tables_flash["quotient_tree"] = 4 * nodes
+            call = f"unit_linear_accumulate_unit_bintree_s8({head}, &{ident}_tree, {tail})"
+            kernels.add("unit_linear_accumulate_unit_bintree_s8")
+        tables.append("\n")
+        flash_linear = LayerFlash(op.name, tables_flash)
+        kernels |= {"unit_linear_start_s8", "unit_linear_finish_s8"}
+        functions.append(
+            f"/* {_comment(op.name)}: row r of its input ([C][W] in the row buffer) added to the int32 sums */\n"
+            "static int32_t unit_model_sink(int32_t r, int8_t *output) {\n    int32_t status;\n    (void)output;\n"
+            f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
+            f"    status = {call};\n    UNIT_MODEL_LAYER_STOP();\n"
+            f"    UNIT_MODEL_ADD_COUNTS({counter});\n    return status;\n}}\n\n")
+        start = [_status(f"unit_linear_start_s8({op.out_features}, &{ident}_requant, unit_model_sums)")]
+        finish = [f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n',
+                  f"    status = unit_linear_finish_s8(unit_model_sums, {op.out_features}, &{ident}_requant, output);\n",
+                  "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n",
+                  *_elementwise(qmodel, chain.output_after, "output", op.out_features, kernels)]
+    else:
+        flash_linear = None
+        functions.append(
+            "/* row r of the output ([C][W] in the row buffer) stored into the output [C][H][W] */\n"
+            "static int32_t unit_model_sink(int32_t r, int8_t *output) {\n    int32_t c, i;\n"
+            f"    for (c = 0; c < {sink_c}; c++) {{\n"
+            f"        for (i = 0; i < {sink_w}; i++) {{\n"
+            f"            output[(int32_t)c * {sink_h * sink_w} + r * {sink_w} + i] = "
+            f"{row}[c * {sink_w} + i];\n        }}\n    }}\n    return UNIT_OK;\n}}\n\n")
+        start, finish = [], []
+
+    # the stages, last first (each calls the next)
+    stage_code: list[str] = []
+    offsets = {buffer["name"]: buffer["offset"] for buffer in plan.buffers}
+    for k in reversed(range(len(chain.stages))):
+        stage = chain.stages[k]
+        op = qmodel.ops[stage.op]
+        window = f"(unit_model_arena + {offsets[f'window of {stage.name}']})"
+        nxt = f"unit_model_push_{k + 1}({row}, {stage.out_width}, output)" if k + 1 < len(chain.stages) else \
+            "unit_model_sink(r, output)"
+        if stage.kind == "conv":
+            ident = names.add(op.name)
+            counter = layers.index(op.name)
+            lf: dict[str, int] = {}
+            params = ", ".join(str(v) for v in _window_params(stage, op))
+            tables += [f"/* {_comment(op.name)}: Conv{'1d' if op.is_conv1d else '2d'} {op.in_channels}->"
+                       f"{op.out_channels}, kernel {op.kernel_height}x{op.kernel_width}, stride {op.stride}, "
+                       f"dilation {op.dilation}, padding {op.padding}, groups {op.groups}; one output row on its "
+                       f"window of {stage.window_rows} rows */\n",
+                       f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
+                       style.array("int8_t", f"{ident}_weight", op.weight)]
+            lf["weight"] = op.weight.size
+            if variant == "unit":
+                tables.append(style.array("uint8_t", f"{ident}_tau", op.tau))
+                lf["tau"] = op.tau.size
+            tables += _requant_tables(ident, op.requant, lf, style)
+            tables.append("\n")
+            flash.append(LayerFlash(op.name, lf))
+            tau = f"{ident}_tau, " if variant == "unit" else ""
+            compute = (f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
+                       f"    status = unit_conv2d_{variant}_s8(&{ident}_params, {window}, {ident}_weight, {tau}"
+                       f"&{ident}_requant, {row}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS);\n"
+                       "    UNIT_MODEL_LAYER_STOP();\n"
+                       "    if (status != UNIT_OK) {\n        return status;\n    }\n"
+                       f"    UNIT_MODEL_ADD_COUNTS({counter});\n")
+            kernels |= {f"unit_conv2d_{variant}_s8", "unit_conv2d_s8_scratch_size"}
+            checks.append(f"unit_conv2d_s8_scratch_size(&{ident}_params)")
+            what = "conv"
+        else:
+            pool = "maxpool2d" if stage.kind == "maxpool" else "avgpool2d"
+            kernels.add(f"unit_{pool}_s8")
+            compute = (f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
+                       f"    status = unit_{pool}_s8({window}, 1, {op.channels}, {stage.window_rows}, {op.in_width}, "
+                       f"{op.kernel[0]}, {op.kernel[1]}, 1, {op.stride[1]}, {row});\n"
+                       "    UNIT_MODEL_LAYER_STOP();\n"
+                       "    if (status != UNIT_OK) {\n        return status;\n    }\n")
+            what = stage.kind
+        size, width, rows = stage.in_width, stage.in_width, stage.window_rows
+        shift = (f"        unit_model_move(slot, slot + {width}, {(rows - 1) * width});\n" if rows > 1 else "")
+        pad_bottom = (f"    if (r == {stage.out_height - 1}) {{ /* the next stage's bottom padding rows */\n"
+                      f"        int32_t p;\n        for (p = 0; p < {chain.stages[k + 1].pad_bottom}; p++) {{\n"
+                      + _indent(_status(f"unit_model_push_{k + 1}(0, 0, output)"), 8) + "        }\n    }\n"
+                      if k + 1 < len(chain.stages) and chain.stages[k + 1].pad_bottom else "")
+        stage_code.append(
+            f"/* stage {k}, {_comment(op.name)} ({what}): window of {rows} rows of {stage.channels} x {width} */\n"
+            f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
+            f"    int8_t *window = {window};\n    int32_t c, r, status;\n"
+            f"    for (c = 0; c < {stage.channels}; c++) {{\n"
+            f"        int8_t *slot = window + c * {rows * width};\n{shift}"
+            f"        unit_model_fill(slot + {(rows - 1) * width}, source == 0 ? source : source + c * stride, {size});\n"
+            "    }\n"
+            f"    if (unit_model_rows[{2 * k}]++ != unit_model_rows[{2 * k + 1}]) {{\n        return UNIT_OK;\n    }}\n"
+            f"    /* the window holds the input rows of output row r */\n"
+            f"    r = (unit_model_rows[{2 * k + 1}] - {rows - 1}) / {stage.stride_y};\n"
+            f"    if (r >= {stage.out_height}) {{\n        return UNIT_OK;\n    }}\n"
+            f"    unit_model_rows[{2 * k + 1}] += {stage.stride_y};\n"
+            + compute
+            + "".join(_elementwise(qmodel, stage.after, row, stage.row_bytes, kernels))
+            + _status(nxt) + pad_bottom + "    return UNIT_OK;\n}\n\n")
+    if flash_linear is not None:
+        flash.append(flash_linear)
+    # flash in op order (conv/linear)
+    order = {name: i for i, name in enumerate(layers)}
+    flash.sort(key=lambda layer: order[layer.name])
+
+    c0, h0, w0 = chain.input_shape
+    first = f"unit_model_push_0({row}, {w0}, output)" if chain.stages else "unit_model_sink(h, output)"
+    init_rows = "".join(f"    unit_model_rows[{2 * k}] = 0;\n    unit_model_rows[{2 * k + 1}] = "
+                        f"{chain.stages[k].window_rows - 1};\n" for k in range(len(chain.stages)))
+    top = "".join(f"    for (h = 0; h < {stage.pad_top}; h++) {{ /* {_comment(stage.name)}: top padding rows */\n"
+                  + _indent(_status(f"unit_model_push_{k}(0, 0, output)"), 4) + "    }\n"
+                  for k, stage in reversed(list(enumerate(chain.stages))) if stage.pad_top)
+    bottom = ("".join(f"    for (h = 0; h < {chain.stages[0].pad_bottom}; h++) {{ /* bottom padding rows */\n"
+                      + _indent(_status("unit_model_push_0(0, 0, output)"), 4) + "    }\n")
+              if chain.stages and chain.stages[0].pad_bottom else "")
+    run = ("int32_t unit_model_run_rows(unit_model_reader read, const void *context, int8_t *output) {\n"
+           "    int32_t h, c, status;\n"
+           "    if (read == 0 || output == 0) {\n        return UNIT_ERR_ARGUMENT;\n    }\n"
+           + init_rows + "".join(start) + top
+           + f"    for (h = 0; h < {h0}; h++) {{\n"
+           + f"        for (c = 0; c < {c0}; c++) {{\n"
+           + f"            read(context, c * {h0 * w0} + h * {w0}, {row} + c * {w0}, {w0});\n        }}\n"
+           + _indent("".join(_elementwise(qmodel, chain.input_after, row, c0 * w0, kernels)), 4)
+           + _indent(_status(first), 4) + "    }\n" + bottom + "".join(finish)
+           + "    return UNIT_OK;\n}\n\n")
+    memory_run = ("/* the reader of an input in memory */\n"
+                  "static void unit_model_read_memory(const void *context, int32_t offset, int8_t *target, int32_t n) {\n"
+                  "    const int8_t *input = (const int8_t *)context;\n    int32_t i;\n"
+                  "    for (i = 0; i < n; i++) {\n        target[i] = input[offset + i];\n    }\n}\n\n"
+                  "int32_t unit_model_run(const int8_t *input, int8_t *output) {\n"
+                  "    if (input == 0) {\n        return UNIT_ERR_ARGUMENT;\n    }\n"
+                  "    return unit_model_run_rows(unit_model_read_memory, input, output);\n}\n")
+    scratch_words = max(1, (plan.conv_scratch_bytes + 3) // 4)
+    sums = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
+    arena = "\n".join(f" *   {b['offset']:6d}: {_comment(b['name'])}, {b['bytes']} bytes ({b['rows']} rows)"
+                      for b in plan.buffers)
+    helpers = ("/* n values from source to target, or zeros for a padding row (source 0) */\n"
+               "static void unit_model_fill(int8_t *target, const int8_t *source, int32_t n) {\n"
+               "    int32_t i;\n    for (i = 0; i < n; i++) {\n"
+               "        target[i] = source == 0 ? (int8_t)0 : source[i];\n    }\n}\n\n"
+               "/* n values from source to target = source - n .. (the window moving up one row) */\n"
+               "static void unit_model_move(int8_t *target, const int8_t *source, int32_t n) {\n"
+               "    int32_t i;\n    for (i = 0; i < n; i++) {\n        target[i] = source[i];\n    }\n}\n\n")
+    uses_move = any(stage.window_rows > 1 for stage in chain.stages)
+    text = [codegen.file_header("model.c", "constant tables, row buffers and the fused, row-streamed "
+                                "unit_model_run", source),
+            "#include \"model.h\"\n\n",
+            "/* the fixed part of model.c: markers, counters (c_templates/unit_model_internal.h) */\n",
+            codegen.c_define("UNIT_MODEL_FAR_TABLES", int(far)),
+            codegen.c_define("UNIT_MODEL_NEEDS_COPY", 0),
+            "#include \"unit_model_internal.h\"\n#include \"unit_kernels_stream_s8.h\"\n\n",
+            *tables,
+            f"/* fused plan: the windows and the row buffer ({plan.arena_bytes - plan.state_bytes} bytes)\n{arena} */\n",
+            f"static int8_t unit_model_arena[{plan.arena_bytes - plan.state_bytes}];\n",
+            f"/* per stage: rows received, and the received row after which the next output row is due */\n"
+            f"static int32_t unit_model_rows[{max(1, 2 * len(chain.stages))}];\n" if chain.stages else "",
+            (f"/* int32 scratch of the convs: one output row, {plan.conv_scratch_bytes} bytes */\n"
+             f"static int32_t unit_model_scratch[{scratch_words}];\n") if checks else "",
+            f"/* the Linear's int32 sums */\nstatic int32_t unit_model_sums[{sums}];\n" if sums else "",
+            "\n",
+            (helpers if uses_move else helpers.split("/* n values from source to target =")[0]) if chain.stages else "",
+            "".join(functions), "".join(stage_code),
+            "int32_t unit_model_check(void) {\n",
+            *[f"    if ({check} > (int32_t)sizeof(unit_model_scratch)) {{\n        return UNIT_ERR_SCRATCH;\n    }}\n"
+              for check in checks],
+            "    return UNIT_OK;\n}\n\n", run, memory_run]
+    return ModelC("".join(text), flash, kernels, layers)
+
+
+def _indent(text: str, spaces: int) -> str:
+    pad = " " * spaces
+    return "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True))
+
+
+def fused_model_h_api() -> str:
+    """The streamed-input API that model.h of a fused export adds."""
+    return ("/* unit_model_reader: copies n int8 values of the input, from element offset on ([C][H][W]\n"
+            " * order), into target. unit_model_run_rows reads the input row by row through it (rows of\n"
+            " * every channel in turn), so the input need not be in SRAM: e.g. from flash, or from a\n"
+            " * sensor's frames. Returns UNIT_OK or the first kernel's error code. */\n"
+            "typedef void (*unit_model_reader)(const void *context, int32_t offset, int8_t *target, int32_t n);\n"
+            "int32_t unit_model_run_rows(unit_model_reader read, const void *context, int8_t *output);\n\n")

@@ -1,0 +1,210 @@
+"""The fused, row-streamed execution plan of an exported model (``export_c(..., execution="fused")``).
+
+Layer by layer (:mod:`.memory_plan`), every activation tensor exists whole at some point. Fused,
+a chain of spatial ops computes each output row as soon as the input rows it needs exist:
+
+    input rows -> [window of conv1] -> conv1 row -> [window of pool1] -> pool1 row -> ... -> sink
+
+* every spatial op (a *stage*: conv, max-pool, average pool) owns a **window** of the ``K`` input
+  rows one output row reads, ``[C][K][W]`` (``K = dilation_y * (kernel_height - 1) + 1`` for a
+  conv, ``kernel_height`` for a pool). A row arriving shifts the window up by one row and fills the
+  last; when the window holds rows ``r * stride_y - pad_top .. + K - 1`` the stage computes output
+  row ``r`` with the ordinary whole-layer kernel on the window (``in_height = K``, no vertical
+  padding: padding rows are pushed as zero rows, which the kernels count exactly as padding);
+* ReLU / FATReLU act on each row as it passes (in the one shared row buffer);
+* the sink takes the last stage's rows: a final ``Linear`` accumulates its int32 sums row by row
+  (``unit_linear_accumulate_*_s8`` on a weight table permuted to ``[row][C][W][out]``, then one
+  requantization), or the rows are stored into the caller's output;
+* a ReLU / FATReLU after the Linear acts on the output.
+
+The network input is read row by row (``unit_model_run_rows`` with a reader: from flash on the MCU
+targets), so it never sits in SRAM whole. SRAM of the plan (static, one sample):
+
+    windows (sum over stages of C * K * W) + the row buffer (the largest row: C * W of the input
+    or of a stage's output) + the conv scratch (4 * OW of the widest conv: one output row)
+    + the Linear's sums (4 * out) + the row counters (4 per stage) + the descriptors.
+
+Every step computes with the layer-by-layer kernels on exact int32 sums, so the outputs and the
+MAC counters (by cause) are those of the layer-by-layer plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
+from .memory_plan import MemoryPlan, conv_scratch_bytes
+
+__all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "plan_fused_memory",
+           "EXECUTIONS"]
+
+#: The export's ``execution`` option: layer by layer, fused (row-streamed), or fused only when
+#: layer by layer does not fit the target's SRAM.
+EXECUTIONS = ("layers", "fused", "auto")
+
+
+class FusedUnsupported(ValueError):
+    """The model is not a chain the fused plan runs (the message names the op)."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One spatial op of the chain and the rows it keeps."""
+
+    op: int  # index in qmodel.ops
+    name: str
+    kind: str  # conv, maxpool, avgpool
+    channels: int  # input channels
+    in_height: int
+    in_width: int
+    window_rows: int  # K
+    stride_y: int
+    pad_top: int
+    pad_bottom: int
+    out_channels: int
+    out_height: int
+    out_width: int
+    after: tuple[int, ...] = ()  # elementwise ops (indices) applied to each output row
+
+    @property
+    def window_bytes(self) -> int:
+        return self.channels * self.window_rows * self.in_width
+
+    @property
+    def row_bytes(self) -> int:
+        return self.out_channels * self.out_width
+
+
+@dataclass(frozen=True)
+class FusedChain:
+    """The model as a row-streamed chain: input rows, stages, the sink (a Linear or the output)."""
+
+    input_shape: tuple[int, int, int]  # (C, H, W) of the rows read from the input
+    input_after: tuple[int, ...]  # elementwise ops applied to each input row
+    stages: tuple[Stage, ...]
+    linear: int | None  # index of the final Linear, or None: the last rows are the output
+    output_after: tuple[int, ...]  # elementwise ops after the Linear, on the output
+
+    @property
+    def sink_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the rows the sink receives."""
+        if self.stages:
+            last = self.stages[-1]
+            return (last.out_channels, last.out_height, last.out_width)
+        return self.input_shape
+
+
+def _shape3(shape) -> tuple[int, int, int]:
+    shape = tuple(int(v) for v in shape)
+    if len(shape) == 3:
+        return shape
+    if len(shape) == 2:
+        return (shape[0], 1, shape[1])
+    if len(shape) == 1:
+        return (1, 1, shape[0])
+    raise FusedUnsupported(f"input shape {shape}: the fused plan streams [C][H][W], [C][L] or [N] inputs")
+
+
+def fused_chain(qmodel: QuantizedModel) -> FusedChain:
+    """The chain of ``qmodel`` (ops checked by :func:`.checks.check_model` first): spatial ops
+    (conv, max/avg pool, ReLU, FATReLU), then optionally a flatten and one Linear, then optionally
+    ReLU/FATReLU.
+
+    Raises:
+        FusedUnsupported: naming the first op the fused plan cannot stream.
+    """
+    stages: list[Stage] = []
+    input_after: list[int] = []
+    output_after: list[int] = []
+    linear = None
+    flat = False
+    for index, op in enumerate(qmodel.ops):
+        if isinstance(op, (QReLU, QThresholdReLU)):
+            if linear is not None:
+                output_after.append(index)
+            elif stages:
+                stages[-1] = Stage(**{**asdict(stages[-1]), "after": (*stages[-1].after, index)})
+            else:
+                input_after.append(index)
+        elif isinstance(op, QFlatten):
+            if linear is not None:
+                continue
+            flat = True
+        elif isinstance(op, QLinear):
+            if linear is not None:
+                raise FusedUnsupported(f"layer {op.name}: the fused plan streams one final Linear; a second "
+                                       "Linear (an MLP head) needs execution='layers'")
+            linear = index
+        elif isinstance(op, (QConv, QMaxPool, QAvgPool)):
+            if flat or linear is not None:
+                raise FusedUnsupported(f"layer {op.name}: a spatial op after a flatten or a Linear cannot be "
+                                       "row-streamed (execution='layers')")
+            stages.append(_stage(index, op))
+        else:
+            raise FusedUnsupported(f"op {getattr(op, 'name', '?')}: {type(op).__name__} has no fused form")
+    return FusedChain(_shape3(qmodel.input_shape), tuple(input_after), tuple(stages), linear, tuple(output_after))
+
+
+def _stage(index: int, op: QOp) -> Stage:
+    if isinstance(op, QConv):
+        rows = op.dilation[0] * (op.kernel_height - 1) + 1
+        return Stage(index, op.name, "conv", op.in_channels, op.in_height, op.in_width, rows, op.stride[0],
+                     op.padding[0], op.padding[1], op.out_channels, op.out_height, op.out_width)
+    kind = "maxpool" if isinstance(op, QMaxPool) else "avgpool"
+    return Stage(index, op.name, kind, op.channels, op.in_height, op.in_width, op.kernel[0], op.stride[0], 0, 0,
+                 op.channels, op.out_height, op.out_width)
+
+
+@dataclass
+class FusedMemoryPlan(MemoryPlan):
+    """The fused plan's memory (a :class:`MemoryPlan`: ``arena_bytes`` = windows + row buffer +
+    row counters; ``scratch_bytes`` = the conv row scratch + the Linear's sums). ``buffers``: name,
+    offset and bytes of every arena buffer. The input is streamed: it is not in SRAM on the MCU."""
+
+    buffers: list[dict] = field(default_factory=list)
+    conv_scratch_bytes: int = 0
+    linear_sum_bytes: int = 0
+    state_bytes: int = 0
+    row_bytes: int = 0
+
+    @property
+    def peak_sram_with_io_bytes(self) -> int:
+        """``peak_sram_bytes`` plus the caller's output (the input is read row by row, not held)."""
+        return self.peak_sram_bytes + self.output_bytes
+
+    def to_dict(self) -> dict:
+        data = super().to_dict()
+        data.update(execution="fused", input_streamed=True, peak_sram_with_io_bytes=self.peak_sram_with_io_bytes,
+                    buffers=list(self.buffers), conv_scratch_bytes=self.conv_scratch_bytes,
+                    linear_sum_bytes=self.linear_sum_bytes, state_bytes=self.state_bytes, row_bytes=self.row_bytes)
+        return data
+
+
+def plan_fused_memory(qmodel: QuantizedModel, chain: FusedChain, descriptor_bytes: int) -> FusedMemoryPlan:
+    """The static buffers of the fused plan (see the module docstring), in arena order: the windows
+    of the stages, then the row buffer."""
+    buffers, offset = [], 0
+    for stage in chain.stages:
+        buffers.append({"name": f"window of {stage.name}", "offset": offset, "bytes": stage.window_bytes,
+                        "rows": stage.window_rows})
+        offset += stage.window_bytes
+    c, _, w = chain.input_shape
+    row = max([c * w] + [stage.row_bytes for stage in chain.stages])
+    buffers.append({"name": "row", "offset": offset, "bytes": row, "rows": 1})
+    state = 4 * 2 * len(chain.stages)  # rows received and rows computed, per stage
+    arena = offset + row
+    convs = [stage for stage in chain.stages if stage.kind == "conv"]
+    conv_scratch = max([conv_scratch_bytes(1, stage.out_width) for stage in convs], default=0)
+    linear_sums = 4 * qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
+    input_bytes = chain.input_shape[0] * chain.input_shape[1] * chain.input_shape[2]
+    last = qmodel.ops[chain.linear] if chain.linear is not None else None
+    output_bytes = last.out_features if last is not None else \
+        chain.sink_shape[0] * chain.sink_shape[1] * chain.sink_shape[2]
+    peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else None
+    notes = [f"fused: windows of {', '.join(f'{s.window_rows} rows ({s.name})' for s in chain.stages) or 'none'}; "
+             f"row buffer {row} bytes; the input is read row by row"]
+    return FusedMemoryPlan(ops=[], arena_bytes=arena + state, scratch_bytes=conv_scratch + linear_sums,
+                           descriptor_bytes=descriptor_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
+                           copy_input_to_output=False, peak_op=peak, notes=notes, buffers=buffers,
+                           conv_scratch_bytes=conv_scratch, linear_sum_bytes=linear_sums, state_bytes=state,
+                           row_bytes=row)
