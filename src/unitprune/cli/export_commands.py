@@ -46,6 +46,11 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
                        help="output rows whose int32 accumulators a conv holds at a time: plane (the whole output "
                             "plane), min (1 row) or N; smaller blocks need less scratch SRAM (4*N*OW bytes) and "
                             "cost cycles, the outputs are the same")
+    group.add_argument("--execution", default="layers", choices=("layers", "fused", "auto"),
+                       help="layers: layer by layer (whole activation tensors); fused: row-streamed (each output "
+                            "row as soon as its input rows exist, windows of the rows still needed, the final "
+                            "Linear accumulated per row, the input read row by row); auto: fused only when layer "
+                            "by layer does not fit the target's SRAM. The outputs are the same")
     group.add_argument("--samples", type=int, default=20,
                        help="test samples embedded in the firmware (MCU targets)")
     group.add_argument("--out-dir", default="runs/export", help="folder of the C project (must be empty)")
@@ -98,7 +103,7 @@ def _export(args: argparse.Namespace) -> int:
     x_q = quantize_input(qmodel, x_test)
     samples = x_q[:args.samples] if args.target != "host" else None
     result = export_c(qmodel, out_dir, target=args.target, samples=samples, overwrite=args.overwrite,
-                      conv_block_rows=args.conv_block_rows)
+                      conv_block_rows=args.conv_block_rows, execution=args.execution)
 
     outputs, counts = run_exported(out_dir, x_q)
     reference, reference_counts = run_reference(qmodel, x_q)
@@ -121,7 +126,8 @@ def _export(args: argparse.Namespace) -> int:
         "per_layer": {layer: c.to_dict() for layer, c in counts.items()},
         "flash_table_bytes": result.flash_table_bytes, "model_sram_bytes": plan.peak_sram_bytes,
         "arena_bytes": plan.arena_bytes, "scratch_bytes": plan.scratch_bytes,
-        "conv_block_rows": result.conv_block_rows or "plane", "input_bytes": plan.input_bytes,
+        "conv_block_rows": result.conv_block_rows or "plane", "execution": result.execution,
+        "input_bytes": plan.input_bytes,
         "output_bytes": plan.output_bytes, "bit_exact": bit_exact, "outputs_bit_exact": outputs_equal,
         "counters_bit_exact": counts_equal,
     }
