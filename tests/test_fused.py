@@ -257,3 +257,34 @@ def test_fused_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
         ram = {k: v for k, v in ram.items() if k not in ("unit_model_counts", "unit_model_call")}
         assert sum(ram.values()) == result.memory.peak_sram_bytes, ram
     assert firmware.sram_static_bytes + run.stack_bytes < 8192
+
+
+@needs_cc
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("which", ["mnist", "ds-cnn-like"])
+def test_resources_fused_equal_the_fused_memory_plan_and_run_bit_exact(tmp_path, which):
+    """unitprune.resources(..., execution="fused") gives the fused export's peak SRAM (with the
+    output, without the streamed input), term by term, for a conv/pool chain and for depthwise/
+    pointwise blocks with BatchNorm and a global average pool; both run bit-exact fused."""
+    import torch
+
+    from tests.test_export import _ds_cnn_like
+    from unitprune.mcu.reference import quantize_input
+    from unitprune.models import build_model
+    from unitprune.shrink.resources import resources
+
+    if which == "mnist":
+        model, shape = build_model("mnist", seed=0).eval(), (1, 28, 28)
+    else:
+        model, shape = _ds_cnn_like(2), (1, 12, 10)
+    x = torch.randn(20, *shape)
+    qmodel = unitprune.quantize(model, x[:16], variant="unit")
+    x_q = quantize_input(qmodel, x[16:])
+    result = check_fused_bit_exact(qmodel, tmp_path / "fused", x_q, "unit", "bitshift")
+    plan = result.memory
+    r = resources(model, shape, unit_tables=True, target="host", execution="fused")
+    assert (r.arena_bytes, r.scratch_bytes, r.descriptor_bytes, r.input_bytes, r.output_bytes) == \
+        (plan.arena_bytes, plan.scratch_bytes, plan.descriptor_bytes, 0, plan.output_bytes)
+    assert r.sram_bytes == plan.peak_sram_with_io_bytes and r.flash_bytes == result.flash_table_bytes
+    layers = resources(model, shape, unit_tables=True, target="host")
+    assert r.macs == layers.macs and r.sram_bytes < layers.sram_bytes

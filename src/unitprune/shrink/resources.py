@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import torch
@@ -57,6 +57,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from ..mcu.export.memory_plan import conv_scratch_bytes, parse_conv_block_rows
 from ..mcu.targets.specs import EXPORT_TARGETS, LAYOUTS, descriptor_bytes
+from .fused_resources import fused_sram_terms
 
 __all__ = ["Resources", "ResourceGraph", "LayerInfo", "trace_resources", "resources", "RESOURCE_NAMES",
            "CONV_TYPES"]
@@ -260,14 +261,24 @@ def _exact_int(name: str, value) -> int:
 
 
 def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bool = False,
-              target: str = "avr", conv_block_rows=None) -> Resources:
+              target: str = "avr", conv_block_rows=None, execution: str = "layers") -> Resources:
     """Exact flash, peak SRAM and MACs of ``model`` for one input of shape ``input_shape`` (no batch),
-    exported with ``conv_block_rows`` (``unitprune.export_c``'s option; None: whole output planes).
+    exported with ``conv_block_rows`` (``unitprune.export_c``'s option; None: whole output planes)
+    and ``execution`` (``"layers"`` or ``"fused"``, ``unitprune.export_c``'s option: the fused,
+    row-streamed plan's SRAM terms come from :mod:`unitprune.shrink.fused_resources`, its
+    ``input_bytes`` is 0, the input being read row by row; ``conv_block_rows`` does not apply).
 
     Raises ``ValueError`` naming the op when the model holds something the int8 export cannot run.
     """
-    return trace_resources(model, input_shape).exact(unit_tables=unit_tables, target=target,
-                                                     conv_block_rows=conv_block_rows)
+    layers = trace_resources(model, input_shape).exact(unit_tables=unit_tables, target=target,
+                                                       conv_block_rows=conv_block_rows)
+    if execution == "layers":
+        return layers
+    if execution != "fused":
+        raise ValueError(f"execution must be 'layers' or 'fused', got {execution!r}")
+    terms = fused_sram_terms(model, input_shape)
+    sram = terms["arena_bytes"] + terms["scratch_bytes"] + layers.descriptor_bytes + terms["output_bytes"]
+    return replace(layers, sram_bytes=sram, input_bytes=0, **terms)
 
 
 def trace_resources(model: nn.Module, input_shape: tuple[int, ...]) -> ResourceGraph:

@@ -35,8 +35,8 @@ from dataclasses import asdict, dataclass, field
 from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
 from .memory_plan import MemoryPlan, conv_scratch_bytes
 
-__all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "plan_fused_memory",
-           "EXECUTIONS"]
+__all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "fused_buffers",
+           "plan_fused_memory", "EXECUTIONS"]
 
 #: The export's ``execution`` option: layer by layer, fused (row-streamed), or fused only when
 #: layer by layer does not fit the target's SRAM.
@@ -180,9 +180,11 @@ class FusedMemoryPlan(MemoryPlan):
         return data
 
 
-def plan_fused_memory(qmodel: QuantizedModel, chain: FusedChain, descriptor_bytes: int) -> FusedMemoryPlan:
-    """The static buffers of the fused plan (see the module docstring), in arena order: the windows
-    of the stages, then the row buffer."""
+def fused_buffers(chain: FusedChain, linear_out: int) -> dict:
+    """The static buffers of the fused plan (see the module docstring), for ``chain`` and a final
+    Linear of ``linear_out`` outputs (0: none): ``buffers`` (the arena in order: the windows of the
+    stages, then the row buffer), ``row``, ``state``, ``conv_scratch``, ``linear_sums`` bytes. The
+    exporter and the resource model (``unitprune.shrink.fused_resources``) both use it."""
     buffers, offset = [], 0
     for stage in chain.stages:
         buffers.append({"name": f"window of {stage.name}", "offset": offset, "bytes": stage.window_bytes,
@@ -191,20 +193,25 @@ def plan_fused_memory(qmodel: QuantizedModel, chain: FusedChain, descriptor_byte
     c, _, w = chain.input_shape
     row = max([c * w] + [stage.row_bytes for stage in chain.stages])
     buffers.append({"name": "row", "offset": offset, "bytes": row, "rows": 1})
-    state = 4 * 2 * len(chain.stages)  # rows received and rows computed, per stage
-    arena = offset + row
     convs = [stage for stage in chain.stages if stage.kind == "conv"]
-    conv_scratch = max([conv_scratch_bytes(1, stage.out_width) for stage in convs], default=0)
-    linear_sums = 4 * qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
+    return {"buffers": buffers, "windows": offset, "row": row,
+            "state": 4 * 2 * len(chain.stages),  # rows received and the next row due, per stage
+            "conv_scratch": max([conv_scratch_bytes(1, stage.out_width) for stage in convs], default=0),
+            "linear_sums": 4 * linear_out}
+
+
+def plan_fused_memory(qmodel: QuantizedModel, chain: FusedChain, descriptor_bytes: int) -> FusedMemoryPlan:
+    """The memory plan of the fused export of ``qmodel`` (:func:`fused_buffers`)."""
+    linear_out = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
+    parts = fused_buffers(chain, linear_out)
     input_bytes = chain.input_shape[0] * chain.input_shape[1] * chain.input_shape[2]
-    last = qmodel.ops[chain.linear] if chain.linear is not None else None
-    output_bytes = last.out_features if last is not None else \
-        chain.sink_shape[0] * chain.sink_shape[1] * chain.sink_shape[2]
+    output_bytes = linear_out or chain.sink_shape[0] * chain.sink_shape[1] * chain.sink_shape[2]
     peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else None
     notes = [f"fused: windows of {', '.join(f'{s.window_rows} rows ({s.name})' for s in chain.stages) or 'none'}; "
-             f"row buffer {row} bytes; the input is read row by row"]
-    return FusedMemoryPlan(ops=[], arena_bytes=arena + state, scratch_bytes=conv_scratch + linear_sums,
+             f"row buffer {parts['row']} bytes; the input is read row by row"]
+    return FusedMemoryPlan(ops=[], arena_bytes=parts["windows"] + parts["row"] + parts["state"],
+                           scratch_bytes=parts["conv_scratch"] + parts["linear_sums"],
                            descriptor_bytes=descriptor_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
-                           copy_input_to_output=False, peak_op=peak, notes=notes, buffers=buffers,
-                           conv_scratch_bytes=conv_scratch, linear_sum_bytes=linear_sums, state_bytes=state,
-                           row_bytes=row)
+                           copy_input_to_output=False, peak_op=peak, notes=notes, buffers=parts["buffers"],
+                           conv_scratch_bytes=parts["conv_scratch"], linear_sum_bytes=parts["linear_sums"],
+                           state_bytes=parts["state"], row_bytes=parts["row"])

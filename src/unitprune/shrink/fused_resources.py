@@ -1,0 +1,114 @@
+"""Peak SRAM of a model exported with the fused, row-streamed plan
+(``unitprune.export_c(..., execution="fused")``; :mod:`unitprune.mcu.export.fused_plan`).
+
+``resources(model, input_shape, execution="fused")`` comes here for its SRAM terms (flash and MACs
+do not depend on the execution). The model is traced with ``torch.fx`` and shapes; its spatial
+modules become the plan's stages and :func:`~unitprune.mcu.export.fused_plan.fused_buffers`, the
+exporter's own rule, sizes the windows, the row buffer, the counters, the conv row scratch and the
+final Linear's sums. The input is read row by row, so it is not in SRAM (``input_bytes`` 0).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.fx
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from ..activations import FATReLU
+from ..mcu.export.fused_plan import FusedChain, Stage, fused_buffers
+
+__all__ = ["fused_chain_of_model", "fused_sram_terms"]
+
+_ELEMENTWISE = (nn.ReLU, nn.ReLU6, FATReLU, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Identity)
+_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+_FUNCTIONS = {"relu", "relu_", "flatten"}
+
+
+def _shape3(shape) -> tuple[int, int, int]:
+    shape = tuple(int(v) for v in shape)
+    return shape if len(shape) == 3 else (shape[0], 1, shape[1]) if len(shape) == 2 else (1, 1, shape[0])
+
+
+def _pair(value) -> int:
+    """The vertical (first) entry of a kernel/stride/padding/dilation argument."""
+    return int(value[0]) if isinstance(value, (tuple, list)) else int(value)
+
+
+def fused_chain_of_model(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[FusedChain, int]:
+    """The fused chain of ``model`` (traced on a zero input) and the final Linear's outputs (0: none).
+
+    Raises ``ValueError`` naming the module the fused plan cannot stream (a second Linear, a
+    spatial op after the Linear or the flatten, an unsupported module or function).
+    """
+    graph_module = torch.fx.symbolic_trace(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+    modules = dict(graph_module.named_modules())
+    stages: list[Stage] = []
+    linear_out, flat = 0, False
+    for node in graph_module.graph.nodes:
+        if node.op in ("placeholder", "output"):
+            continue
+        if node.op == "call_module":
+            module = modules[node.target]
+            if isinstance(module, _ELEMENTWISE):
+                continue
+            if isinstance(module, nn.Flatten):
+                flat = True
+                continue
+            if isinstance(module, nn.Linear):
+                if linear_out:
+                    raise ValueError(f"fused: {node.target}: a second Linear cannot be streamed (execution='layers')")
+                linear_out = module.out_features
+                continue
+            if linear_out or flat:
+                raise ValueError(f"fused: {node.target} after a flatten or a Linear cannot be streamed")
+            in_shape = _shape3(node.args[0].meta["tensor_meta"].shape[1:])
+            out_shape = _shape3(node.meta["tensor_meta"].shape[1:])
+            if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+                one_d = isinstance(module, nn.Conv1d)
+                rows = 1 if one_d else _pair(module.dilation) * (_pair(module.kernel_size) - 1) + 1
+                pad = 0 if one_d else _pair(module.padding)
+                stride = 1 if one_d else _pair(module.stride)
+                stages.append(Stage(len(stages), node.target, "conv", in_shape[0], in_shape[1], in_shape[2], rows,
+                                    stride, pad, pad, *out_shape))
+            elif isinstance(module, _POOLS):
+                one_d = isinstance(module, (nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d))
+                if one_d:
+                    rows = 1
+                elif isinstance(module, nn.AdaptiveAvgPool2d):
+                    rows = in_shape[1] // out_shape[1]
+                else:
+                    rows = _pair(module.kernel_size)
+                kind = "maxpool" if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)) else "avgpool"
+                stages.append(Stage(len(stages), node.target, kind, in_shape[0], in_shape[1], in_shape[2], rows,
+                                    1, 0, 0, *out_shape))
+            else:
+                raise ValueError(f"fused: module {node.target} ({type(module).__name__}) has no fused form")
+        elif node.op == "call_function" and getattr(node.target, "__name__", "") in _FUNCTIONS:
+            flat = flat or node.target.__name__ == "flatten"
+        elif node.op == "call_method" and node.target in ("relu", "relu_", "flatten", "view", "reshape"):
+            flat = flat or node.target != "relu" and node.target != "relu_"
+        else:
+            raise ValueError(f"fused: graph node {node.name} ({node.op} {node.target}) has no fused form")
+    chain = FusedChain(_shape3(input_shape), (), tuple(stages), 0 if linear_out else None, ())
+    return chain, linear_out
+
+
+def fused_sram_terms(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
+    """The fused plan's SRAM terms of ``model`` without the descriptors: ``arena_bytes`` (windows +
+    row buffer + counters), ``scratch_bytes`` (conv row scratch + the Linear's sums),
+    ``output_bytes``, ``peak_op`` (the stage with the largest window)."""
+    chain, linear_out = fused_chain_of_model(model, input_shape)
+    parts = fused_buffers(chain, linear_out)
+    sink = chain.sink_shape
+    peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else "input"
+    return {"arena_bytes": parts["windows"] + parts["row"] + parts["state"],
+            "scratch_bytes": parts["conv_scratch"] + parts["linear_sums"],
+            "output_bytes": linear_out or sink[0] * sink[1] * sink[2], "peak_op": peak}
