@@ -288,3 +288,21 @@ def test_resources_fused_equal_the_fused_memory_plan_and_run_bit_exact(tmp_path,
     assert r.sram_bytes == plan.peak_sram_with_io_bytes and r.flash_bytes == result.flash_table_bytes
     layers = resources(model, shape, unit_tables=True, target="host")
     assert r.macs == layers.macs and r.sram_bytes < layers.sram_bytes
+
+
+def test_fused_far_tables_bit_exact_on_avr(tmp_path):
+    """A fused export whose Linear table (76,800 bytes) lies beyond the AVR's 64 KB: the per-row
+    weight offsets (up to 67,200) and the sample offsets pass 32,767, which avr-gcc would add to a
+    far pointer in 16 bits (unit_table_offset_s8); outputs and counters equal the reference's."""
+    from tests.test_export import run_counted_avr_firmware
+
+    rng = np.random.default_rng(10)
+    conv = qmodels.conv(rng, "conv", (1, 8, 8), 4, (3, 3), padding=(1, 1, 1, 1))
+    qmodel = QuantizedModel(ops=[conv, QFlatten("flatten", 256), qmodels.linear(rng, "wide", 256, 300)],
+                            input_shape=(1, 8, 8), input_scale=1.0, output_scale=1.0)
+    x = qmodels.random_input(rng, 2, qmodel.input_shape, boundary=np.unique(conv.tau))
+    result, emitted, counts = run_counted_avr_firmware(tmp_path, qmodel, x, execution="fused")
+    outputs, expected = run_reference(qmodel, x)
+    assert result.far_tables and result.execution == "fused"
+    assert np.array_equal(emitted, outputs.reshape(len(x), -1))
+    assert counts == {name: list(expected[name].to_dict().values()) for name in result.layers}

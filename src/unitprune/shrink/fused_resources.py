@@ -110,5 +110,5 @@ def fused_sram_terms(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
     sink = chain.sink_shape
     peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else "input"
     return {"arena_bytes": parts["windows"] + parts["row"] + parts["state"],
-            "scratch_bytes": parts["conv_scratch"] + parts["linear_sums"],
+            "scratch_bytes": parts["conv_scratch"] + parts["linear_sums"] + parts["pool_sums"],
             "output_bytes": linear_out or sink[0] * sink[1] * sink[2], "peak_op": peak}

@@ -60,7 +60,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
     """model.c of the fused plan, its flash tables per layer and the kernels it calls."""
     style = _TableStyle(asm_above, far)
     names = codegen.IdentifierSet()
-    kernels: set[str] = {"unit_requantize_s8"}
+    kernels: set[str] = {"unit_requantize_s8", "unit_table_offset_s8"}  # the runner's reader uses the latter
     tables: list[str] = []
     flash: list[LayerFlash] = []
     checks: list[str] = []
@@ -80,7 +80,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
         tables.append(style.array("int8_t", f"{ident}_weight_p", permuted_linear_weight(op, chain.sink_shape)))
         tables_flash["weight"] = op.weight.size
         tables += _requant_tables(ident, op.requant, tables_flash, style)
-        head = f"{row}, {sink_c * sink_w}, {op.out_features}, {ident}_weight_p + (int32_t)r * {sink_c * sink_w * op.out_features}"
+        head = f"{row}, {sink_c * sink_w}, {op.out_features}, unit_table_offset_s8({ident}_weight_p, r * {sink_c * sink_w * op.out_features})"
         tail = "unit_model_sums, UNIT_MODEL_CALL_COUNTS"
         if variant != "unit":
             call = f"unit_linear_accumulate_{variant}_s8({head}, {tail})"
@@ -131,13 +131,19 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
 
     # the stages, last first (each calls the next)
     stage_code: list[str] = []
+    sum_arrays: list[str] = []
     offsets = {buffer["name"]: buffer["offset"] for buffer in plan.buffers}
     for k in reversed(range(len(chain.stages))):
         stage = chain.stages[k]
         op = qmodel.ops[stage.op]
-        window = f"(unit_model_arena + {offsets[f'window of {stage.name}']})"
         nxt = f"unit_model_push_{k + 1}({row}, {stage.out_width}, output)" if k + 1 < len(chain.stages) else \
             "unit_model_sink(r, output)"
+        if stage.accumulates:
+            stage_code.append(_accumulating_stage(qmodel, k, stage, row, nxt, kernels))
+            sum_arrays.append(f"/* {_comment(stage.name)}: int32 window sums */\n"
+                              f"static int32_t unit_model_pool_sums_{k}[{stage.channels * stage.out_width}];\n")
+            continue
+        window = f"(unit_model_arena + {offsets[f'window of {stage.name}']})"
         if stage.kind == "conv":
             ident = names.add(op.name)
             counter = layers.index(op.name)
@@ -241,7 +247,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
                "/* n values from source to target = source - n .. (the window moving up one row) */\n"
                "static void unit_model_move(int8_t *target, const int8_t *source, int32_t n) {\n"
                "    int32_t i;\n    for (i = 0; i < n; i++) {\n        target[i] = source[i];\n    }\n}\n\n")
-    uses_move = any(stage.window_rows > 1 for stage in chain.stages)
+    uses_move = any(stage.window_rows > 1 and not stage.accumulates for stage in chain.stages)
     text = [codegen.file_header("model.c", "constant tables, row buffers and the fused, row-streamed "
                                 "unit_model_run", source),
             "#include \"model.h\"\n\n",
@@ -249,7 +255,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             codegen.c_define("UNIT_MODEL_FAR_TABLES", int(far)),
             codegen.c_define("UNIT_MODEL_NEEDS_COPY", 0),
             "#include \"unit_model_internal.h\"\n",
-            "#include \"unit_kernels_stream_s8.h\"\n\n" if chain.linear is not None else "\n",
+            "#include \"unit_kernels_stream_s8.h\"\n\n",
             *tables,
             f"/* fused plan: the windows and the row buffer ({plan.arena_bytes - plan.state_bytes} bytes)\n{arena} */\n",
             f"static int8_t unit_model_arena[{plan.arena_bytes - plan.state_bytes}];\n",
@@ -258,6 +264,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             (f"/* int32 scratch of the convs: one output row, {plan.conv_scratch_bytes} bytes */\n"
              f"static int32_t unit_model_scratch[{scratch_words}];\n") if checks else "",
             f"/* the Linear's int32 sums */\nstatic int32_t unit_model_sums[{sums}];\n" if sums else "",
+            *sum_arrays,
             "\n",
             (helpers if uses_move else helpers.split("/* n values from source to target =")[0]) if chain.stages else "",
             "".join(functions), "".join(stage_code),
@@ -266,6 +273,28 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
               for check in checks],
             "    return UNIT_OK;\n}\n\n", run, memory_run]
     return ModelC("".join(text), flash, kernels, layers)
+
+
+def _accumulating_stage(qmodel: QuantizedModel, k: int, stage: Stage, row: str, nxt: str, kernels: set[str]) -> str:
+    """The push function of an average pool over the whole input height: each row's window sums
+    added to int32 sums; after the last row the means (output row 0) are passed on."""
+    op = qmodel.ops[stage.op]
+    kernels |= {"unit_avgpool2d_accumulate_s8", "unit_avgpool2d_finish_s8"}
+    sums, n = f"unit_model_pool_sums_{k}", stage.channels * stage.out_width
+    return (f"/* stage {k}, {_comment(op.name)} (average pool {op.kernel[0]}x{op.kernel[1]} over the whole height): "
+            f"int32 window sums, no window */\n"
+            f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
+            "    int32_t i, r = 0, status;\n    (void)stride;\n    (void)r;\n"
+            f"    if (unit_model_rows[{2 * k}] == 0) {{\n        for (i = 0; i < {n}; i++) {{\n"
+            f"            {sums}[i] = 0;\n        }}\n    }}\n"
+            f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
+            f"    status = unit_avgpool2d_accumulate_s8(source, {stage.channels}, {stage.in_width}, {op.kernel[1]}, "
+            f"{op.stride[1]}, {sums});\n"
+            "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n"
+            f"    if (++unit_model_rows[{2 * k}] != {stage.in_height}) {{\n        return UNIT_OK;\n    }}\n"
+            + _status(f"unit_avgpool2d_finish_s8({sums}, {n}, {op.kernel[0] * op.kernel[1]}, {row})")
+            + "".join(_elementwise(qmodel, stage.after, row, stage.row_bytes, kernels))
+            + _status(nxt) + "    return UNIT_OK;\n}\n\n")
 
 
 def _indent(text: str, spaces: int) -> str:

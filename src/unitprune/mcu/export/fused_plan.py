@@ -22,7 +22,10 @@ targets), so it never sits in SRAM whole. SRAM of the plan (static, one sample):
 
     windows (sum over stages of C * K * W) + the row buffer (the largest row: C * W of the input
     or of a stage's output) + the conv scratch (4 * OW of the widest conv: one output row)
-    + the Linear's sums (4 * out) + the row counters (4 per stage) + the descriptors.
+    + the Linear's sums (4 * out) + the row counters (8 per stage) + the descriptors.
+
+An average pool over the whole input height (DS-CNN's global pool) keeps no window: its int32
+window sums (4 * C * OW) grow row by row and are divided once, after the last row.
 
 Every step computes with the layer-by-layer kernels on exact int32 sums, so the outputs and the
 MAC counters (by cause) are those of the layer-by-layer plan.
@@ -67,8 +70,18 @@ class Stage:
     after: tuple[int, ...] = ()  # elementwise ops (indices) applied to each output row
 
     @property
+    def accumulates(self) -> bool:
+        """An average pool over the whole input height (a global pool): no window, its int32 window
+        sums grow row by row (``unit_avgpool2d_accumulate_s8``)."""
+        return self.kind == "avgpool" and self.window_rows == self.in_height
+
+    @property
     def window_bytes(self) -> int:
-        return self.channels * self.window_rows * self.in_width
+        return 0 if self.accumulates else self.channels * self.window_rows * self.in_width
+
+    @property
+    def sum_bytes(self) -> int:
+        return 4 * self.channels * self.out_width if self.accumulates else 0
 
     @property
     def row_bytes(self) -> int:
@@ -166,6 +179,7 @@ class FusedMemoryPlan(MemoryPlan):
     linear_sum_bytes: int = 0
     state_bytes: int = 0
     row_bytes: int = 0
+    pool_sum_bytes: int = 0
 
     @property
     def peak_sram_with_io_bytes(self) -> int:
@@ -176,7 +190,7 @@ class FusedMemoryPlan(MemoryPlan):
         data = super().to_dict()
         data.update(execution="fused", input_streamed=True, peak_sram_with_io_bytes=self.peak_sram_with_io_bytes,
                     buffers=list(self.buffers), conv_scratch_bytes=self.conv_scratch_bytes,
-                    linear_sum_bytes=self.linear_sum_bytes, state_bytes=self.state_bytes, row_bytes=self.row_bytes)
+                    linear_sum_bytes=self.linear_sum_bytes, pool_sum_bytes=self.pool_sum_bytes, state_bytes=self.state_bytes, row_bytes=self.row_bytes)
         return data
 
 
@@ -187,6 +201,8 @@ def fused_buffers(chain: FusedChain, linear_out: int) -> dict:
     exporter and the resource model (``unitprune.shrink.fused_resources``) both use it."""
     buffers, offset = [], 0
     for stage in chain.stages:
+        if stage.accumulates:
+            continue
         buffers.append({"name": f"window of {stage.name}", "offset": offset, "bytes": stage.window_bytes,
                         "rows": stage.window_rows})
         offset += stage.window_bytes
@@ -195,6 +211,7 @@ def fused_buffers(chain: FusedChain, linear_out: int) -> dict:
     buffers.append({"name": "row", "offset": offset, "bytes": row, "rows": 1})
     convs = [stage for stage in chain.stages if stage.kind == "conv"]
     return {"buffers": buffers, "windows": offset, "row": row,
+            "pool_sums": sum(stage.sum_bytes for stage in chain.stages),
             "state": 4 * 2 * len(chain.stages),  # rows received and the next row due, per stage
             "conv_scratch": max([conv_scratch_bytes(1, stage.out_width) for stage in convs], default=0),
             "linear_sums": 4 * linear_out}
@@ -210,8 +227,8 @@ def plan_fused_memory(qmodel: QuantizedModel, chain: FusedChain, descriptor_byte
     notes = [f"fused: windows of {', '.join(f'{s.window_rows} rows ({s.name})' for s in chain.stages) or 'none'}; "
              f"row buffer {parts['row']} bytes; the input is read row by row"]
     return FusedMemoryPlan(ops=[], arena_bytes=parts["windows"] + parts["row"] + parts["state"],
-                           scratch_bytes=parts["conv_scratch"] + parts["linear_sums"],
+                           scratch_bytes=parts["conv_scratch"] + parts["linear_sums"] + parts["pool_sums"],
                            descriptor_bytes=descriptor_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
                            copy_input_to_output=False, peak_op=peak, notes=notes, buffers=parts["buffers"],
                            conv_scratch_bytes=parts["conv_scratch"], linear_sum_bytes=parts["linear_sums"],
-                           state_bytes=parts["state"], row_bytes=parts["row"])
+                           state_bytes=parts["state"], row_bytes=parts["row"], pool_sum_bytes=parts["pool_sums"])

@@ -13,6 +13,7 @@
 
 #include "model.h"
 #include "samples.h"
+#include "unit_kernels_stream_s8.h"
 #include "unit_mcu.h"
 
 #ifndef UNIT_MODEL_MARKERS
@@ -22,9 +23,10 @@
 static int8_t output[UNIT_MODEL_OUTPUT_SIZE];
 
 /* unit_model_reader: n values of a sample in flash from element offset on; context points at the
- * sample's first element index (an int32_t: a far table's address does not fit a RAM pointer) */
+ * sample's first element index (an int32_t: a far table's address does not fit a RAM pointer);
+ * the offset is added by unit_table_offset_s8 (an AVR far table beyond 32 KB) */
 static void read_flash(const void *context, int32_t offset, int8_t *target, int32_t n) {
-    const UNIT_TABLE int8_t *source = unit_model_samples + *(const int32_t *)context + offset;
+    const UNIT_TABLE int8_t *source = unit_table_offset_s8(unit_model_samples, *(const int32_t *)context + offset);
     int32_t i;
     for (i = 0; i < n; i++) {
         target[i] = UNIT_READ_S8(source + i);

@@ -1,0 +1,235 @@
+"""The fused, row-streamed export against layer by layer: peak SRAM, cycles and bit-exactness.
+
+For each model (random weights under ``build_model(name, seed=s)``, UnIT-calibrated and quantized
+on synthetic Gaussian inputs: no checkpoint is needed, and the figures are about memory and cycles,
+not accuracy) and seed:
+
+* ``kws`` (Table 1, input 1x80x124): the fused export for the ATmega2560 (far tables: the 91 KB
+  Linear), its peak SRAM (memory plan; firmware static SRAM + measured stack), one inference per
+  sample in simavr, outputs compared with the integer reference; layer by layer is refused by the
+  exporter (its message is recorded);
+* ``mnist`` (Table 1): both executions on AVR (simavr) and MSP430 (mspdebug, software multiply),
+  cycles per inference (median over the samples), bit-exact against the reference;
+* ``ds-cnn``: peak SRAM of both plans (host exports: the memory plans) and the fused host build
+  bit-exact against the reference (outputs and counters).
+
+Writes ``benchmarks/results/fused.json`` and ``docs/results/fused.md``:
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python benchmarks/fused.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import unitprune
+from unitprune.mcu import targets
+from unitprune.mcu.export import ExportError, export_c
+from unitprune.mcu.reference import quantize_input, run_reference
+from unitprune.mcu.targets.common import firmware_from_elf
+from unitprune.models import MODEL_INPUT_SHAPES, build_model
+
+from results_io import cpu_model, write_results
+
+SHAPES = {name: MODEL_INPUT_SHAPES[name] for name in ("kws", "mnist", "ds-cnn")}
+AVR_SRAM_TARGET = 7936
+
+
+def _quantized(name: str, seed: int, variant: str, calibration: int = 16):
+    model = build_model(name, seed=seed).eval()
+    generator = torch.Generator().manual_seed(1000 + seed)
+    x = torch.randn(calibration + 4, *SHAPES[name], generator=generator)
+    unit_model = unitprune.convert(model, unitprune.UnITConfig(approx="bitshift", percentile=20.0))
+    unitprune.calibrate(unit_model, x[:calibration], percentile=20.0)
+    qmodel = unitprune.quantize(unit_model, x[:calibration], variant=variant)
+    return qmodel, quantize_input(qmodel, x[calibration:])
+
+
+def _firmware_run(qmodel, target: str, x_q: np.ndarray, out_dir: Path, execution: str) -> dict:
+    result = export_c(qmodel, out_dir, target=target, samples=x_q, execution=execution)
+    made = subprocess.run(["make", "-s", "model.elf"], cwd=out_dir, capture_output=True, text=True)
+    if made.returncode != 0:
+        raise RuntimeError(made.stderr)
+    firmware = firmware_from_elf(target, out_dir / "model.elf", out_dir, [], "")
+    run = targets.run(firmware, max_cycles=2_000_000_000)
+    inferences = [region for region in run.regions if region.label == "inference"]
+    emitted = np.stack([np.frombuffer(bytes(region.data), np.int8) for region in inferences])
+    expected, _ = run_reference(qmodel, x_q)
+    return {"execution": result.execution, "cycles": [region.cycles for region in inferences],
+            "cycles_median": statistics.median(region.cycles for region in inferences),
+            "model_sram_bytes": result.memory.peak_sram_bytes,
+            "plan_sram_with_io_bytes": result.memory.peak_sram_with_io_bytes,
+            "firmware_static_sram_bytes": firmware.sram_static_bytes, "stack_bytes": run.stack_bytes,
+            "firmware_sram_bytes": firmware.sram_static_bytes + run.stack_bytes,
+            "far_tables": result.far_tables, "flash_bytes": firmware.flash_bytes,
+            "bit_exact": bool(np.array_equal(emitted, expected.reshape(len(x_q), -1))), "samples": len(x_q)}
+
+
+def _host_plans(qmodel, x_q: np.ndarray, out_dir: Path) -> dict:
+    layers = export_c(qmodel, out_dir / "layers").memory
+    fused = export_c(qmodel, out_dir / "fused", execution="fused").memory
+    outputs, counts = unitprune.run_exported(out_dir / "fused", x_q)
+    expected, expected_counts = run_reference(qmodel, x_q)
+    return {"layers_model_sram_bytes": layers.peak_sram_bytes, "layers_sram_with_io_bytes": layers.peak_sram_with_io_bytes,
+            "fused_model_sram_bytes": fused.peak_sram_bytes, "fused_sram_with_io_bytes": fused.peak_sram_with_io_bytes,
+            "fused_buffers": fused.buffers,
+            "host_bit_exact": bool(np.array_equal(outputs, expected.reshape(len(x_q), -1)) and counts == expected_counts)}
+
+
+def _kws(seed: int, work: Path, args) -> list[dict]:
+    """KWS, fused, on the ATmega2560 (layer by layer is refused: its message is recorded)."""
+    qmodel, x_q = _quantized("kws", seed, "unit")
+    row = {"model": "kws", "seed": seed, "variant": "unit", "target": "avr"}
+    try:
+        export_c(qmodel, work / "layers", target="avr", samples=x_q[:1])
+    except ExportError as error:
+        row["layers_refused"] = str(error)
+    row.update(_firmware_run(qmodel, "avr", x_q[:args.kws_samples], work / "fused", "fused"))
+    row.update(_host_plans(qmodel, x_q[:2], work / "host"))
+    return [row]
+
+
+def _mnist(seed: int, work: Path, args) -> list[dict]:
+    """MNIST, both executions, AVR and MSP430, dense and unit."""
+    rows = []
+    for variant in ("dense", "unit"):
+        qmodel, x_q = _quantized("mnist", seed, variant)
+        for target in ("avr", "msp430"):
+            row = {"model": "mnist", "seed": seed, "variant": variant, "target": target}
+            for execution in ("layers", "fused"):
+                row[execution] = _firmware_run(qmodel, target, x_q[:args.mnist_samples],
+                                               work / f"{variant}-{target}-{execution}", execution)
+            row["cycle_ratio"] = row["fused"]["cycles_median"] / row["layers"]["cycles_median"]
+            rows.append(row)
+    return rows
+
+
+def _ds_cnn(seed: int, work: Path, args) -> list[dict]:
+    """DS-CNN: the two memory plans, and the fused host build bit-exact."""
+    qmodel, x_q = _quantized("ds-cnn", seed, "unit")
+    row = {"model": "ds-cnn", "seed": seed, "variant": "unit", "target": "host"}
+    row.update(_host_plans(qmodel, x_q[:2], work))
+    return [row]
+
+
+MEASURES = {"kws": _kws, "mnist": _mnist, "ds-cnn": _ds_cnn}
+
+
+def _brief(row: dict) -> dict:
+    """A row without its long lists, for the progress lines."""
+    return {k: ({kk: vv for kk, vv in v.items() if kk != "cycles"} if isinstance(v, dict) else v)
+            for k, v in row.items() if k != "fused_buffers"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--kws-samples", type=int, default=1)
+    parser.add_argument("--mnist-samples", type=int, default=3)
+    parser.add_argument("--models", default="kws,mnist,ds-cnn")
+    parser.add_argument("--output-dir", default="benchmarks/results")
+    parser.add_argument("--docs", default="docs/results/fused.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+    models = args.models.split(",")
+    with tempfile.TemporaryDirectory(prefix="unitprune-fused-") as work:
+        for seed in seeds:
+            for name in models:
+                for row in MEASURES[name](seed, Path(work) / f"{name}-{seed}", args):
+                    rows.append(row)
+                    print(json.dumps(_brief(row)), flush=True)
+    document = {"benchmark": "fused", "seeds": seeds, "rows": rows, "seconds": time.perf_counter() - t0,
+                "machine": {"cpu": cpu_model(), "python": platform.python_version(), "torch": torch.__version__,
+                            "unitprune": unitprune.__version__,
+                            "avr-gcc": _version(["avr-gcc", "--version"]),
+                            "clang-14": _version(["clang-14", "--version"]),
+                            "simavr": _version(["dpkg-query", "-W", "-f=${Version}", "simavr"]),
+                            "mspdebug": _version(["dpkg-query", "-W", "-f=${Version}", "mspdebug"])},
+                "command": "PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python benchmarks/fused.py"}
+    write_results(Path(args.output_dir), "fused", document)
+    Path(args.docs).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.docs).write_text(markdown(document))
+    print(markdown(document))
+
+
+def _version(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "missing"
+    text = (done.stdout or done.stderr).strip().splitlines()
+    return text[0] if text else "?"
+
+
+def _spread(values) -> str:
+    values = list(values)
+    if min(values) == max(values):
+        return f"{values[0]:,}" if isinstance(values[0], int) else f"{values[0]:.3f}"
+    if isinstance(values[0], int):
+        return f"{statistics.median(values):,.0f} ({min(values):,}-{max(values):,})"
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def markdown(document: dict) -> str:
+    rows = document["rows"]
+    machine = document["machine"]
+    lines = ["# Fused (row-streamed) execution against layer by layer", "",
+             f"Regenerate: `{document['command']}` (seeds {', '.join(map(str, document['seeds']))}; "
+             "random weights `build_model(name, seed=s)`, UnIT-calibrated and quantized on synthetic Gaussian "
+             "inputs: no checkpoint; the figures are memory and cycles, not accuracy). Machine: "
+             f"{machine['cpu']}; Python {machine['python']}, torch {machine['torch']}, unitprune "
+             f"{machine['unitprune']}; {machine['avr-gcc']}; simavr {machine['simavr']}; {machine['clang-14']}; "
+             f"mspdebug {machine['mspdebug']}. Spreads: median (min-max) over the seeds.", "",
+             "## Peak SRAM", "",
+             "| model | layer by layer: model SRAM (B) | fused: model SRAM (B) | fused + I/O (B) | "
+             "fused firmware on AVR: static + stack (B) | bit-exact |",
+             "|---|---|---|---|---|---|"]
+    for name in ("kws", "ds-cnn"):
+        sel = [r for r in rows if r["model"] == name]
+        if not sel:
+            continue
+        firmware = _spread([r["firmware_sram_bytes"] for r in sel]) if "firmware_sram_bytes" in sel[0] else \
+            "not run (host plans)"
+        exact = all(r.get("bit_exact", True) and r["host_bit_exact"] for r in sel)
+        lines.append(f"| {name} | {_spread([r['layers_model_sram_bytes'] for r in sel])} | "
+                     f"{_spread([r['fused_model_sram_bytes'] for r in sel])} | "
+                     f"{_spread([r['fused_sram_with_io_bytes'] for r in sel])} | {firmware} | "
+                     f"{'yes' if exact else 'NO'} |")
+    kws = [r for r in rows if r["model"] == "kws"]
+    if kws:
+        lines += ["", f"KWS fused on the ATmega2560 (far tables: {kws[0]['far_tables']}): cycles per inference "
+                  f"{_spread([r['cycles_median'] for r in kws])}; AVR SRAM target {AVR_SRAM_TARGET:,} B. "
+                  f"Layer by layer the exporter refuses it: \"{kws[0].get('layers_refused', '')[:240]}...\""]
+    lines += ["", "## Cycles, MNIST (Table 1), both plans fit", "",
+              "| variant | target | layer by layer (cycles) | fused (cycles) | fused / layers | model SRAM layers -> "
+              "fused (B) | bit-exact |", "|---|---|---|---|---|---|---|"]
+    for variant in ("dense", "unit"):
+        for target in ("avr", "msp430"):
+            sel = [r for r in rows if r["model"] == "mnist" and r["variant"] == variant and r["target"] == target]
+            if not sel:
+                continue
+            exact = all(r["layers"]["bit_exact"] and r["fused"]["bit_exact"] for r in sel)
+            lines.append(f"| {variant} | {target} | {_spread([int(r['layers']['cycles_median']) for r in sel])} | "
+                         f"{_spread([int(r['fused']['cycles_median']) for r in sel])} | "
+                         f"{_spread([r['cycle_ratio'] for r in sel])} | "
+                         f"{sel[0]['layers']['model_sram_bytes']:,} -> {sel[0]['fused']['model_sram_bytes']:,} | "
+                         f"{'yes' if exact else 'NO'} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
