@@ -194,19 +194,22 @@ def markdown(document: dict) -> str:
              f"{machine['unitprune']}; {machine['avr-gcc']}; simavr {machine['simavr']}; {machine['clang-14']}; "
              f"mspdebug {machine['mspdebug']}. Spreads: median (min-max) over the seeds.", "",
              "## Peak SRAM", "",
+             "Memory plans of host exports (descriptors sized for 64-bit pointers), and for KWS the fused "
+             "ATmega2560 export and its firmware (simavr).", "",
              "| model | layer by layer: model SRAM (B) | fused: model SRAM (B) | fused + I/O (B) | "
-             "fused firmware on AVR: static + stack (B) | bit-exact |",
-             "|---|---|---|---|---|---|"]
+             "fused on AVR: plan + I/O (B) | fused firmware on AVR: static + stack (B) | bit-exact |",
+             "|---|---|---|---|---|---|---|"]
     for name in ("kws", "ds-cnn"):
         sel = [r for r in rows if r["model"] == name]
         if not sel:
             continue
-        firmware = _spread([r["firmware_sram_bytes"] for r in sel]) if "firmware_sram_bytes" in sel[0] else \
-            "not run (host plans)"
+        ran = "firmware_sram_bytes" in sel[0]
+        firmware = _spread([r["firmware_sram_bytes"] for r in sel]) if ran else "not run"
+        avr_plan = _spread([r["plan_sram_with_io_bytes"] for r in sel]) if ran else "-"
         exact = all(r.get("bit_exact", True) and r["host_bit_exact"] for r in sel)
         lines.append(f"| {name} | {_spread([r['layers_model_sram_bytes'] for r in sel])} | "
                      f"{_spread([r['fused_model_sram_bytes'] for r in sel])} | "
-                     f"{_spread([r['fused_sram_with_io_bytes'] for r in sel])} | {firmware} | "
+                     f"{_spread([r['fused_sram_with_io_bytes'] for r in sel])} | {avr_plan} | {firmware} | "
                      f"{'yes' if exact else 'NO'} |")
     kws = [r for r in rows if r["model"] == "kws"]
     if kws:
