@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import tempfile
@@ -39,7 +38,8 @@ from unitprune.mcu.reference import quantize_input, run_reference
 from unitprune.mcu.targets.common import firmware_from_elf
 from unitprune.models import MODEL_INPUT_SHAPES, build_model
 
-from results_io import cpu_model, write_results
+from conv_block_rows import _machine
+from results_io import write_results
 
 SHAPES = {name: MODEL_INPUT_SHAPES[name] for name in ("kws", "mnist", "ds-cnn")}
 AVR_SRAM_TARGET = 7936
@@ -152,26 +152,12 @@ def main(argv: list[str] | None = None) -> None:
                     rows.append(row)
                     print(json.dumps(_brief(row)), flush=True)
     document = {"benchmark": "fused", "seeds": seeds, "rows": rows, "seconds": time.perf_counter() - t0,
-                "machine": {"cpu": cpu_model(), "python": platform.python_version(), "torch": torch.__version__,
-                            "unitprune": unitprune.__version__,
-                            "avr-gcc": _version(["avr-gcc", "--version"]),
-                            "clang-14": _version(["clang-14", "--version"]),
-                            "simavr": _version(["dpkg-query", "-W", "-f=${Version}", "simavr"]),
-                            "mspdebug": _version(["dpkg-query", "-W", "-f=${Version}", "mspdebug"])},
+                "machine": _machine(),
                 "command": "PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python benchmarks/fused.py"}
     write_results(Path(args.output_dir), "fused", document)
     Path(args.docs).parent.mkdir(parents=True, exist_ok=True)
     Path(args.docs).write_text(markdown(document))
     print(markdown(document))
-
-
-def _version(command: list[str]) -> str:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return "missing"
-    text = (done.stdout or done.stderr).strip().splitlines()
-    return text[0] if text else "?"
 
 
 def _spread(values) -> str:

@@ -18,7 +18,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from ..activations import FATReLU
 from ..mcu.export.fused_plan import FusedChain, Stage, fused_buffers
 
-__all__ = ["fused_chain_of_model", "fused_sram_terms"]
+__all__ = ["fused_chain_of_model", "fused_sram_terms", "shape_traced"]
 
 _ELEMENTWISE = (nn.ReLU, nn.ReLU6, FATReLU, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Identity)
 _POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
@@ -35,12 +35,9 @@ def _pair(value) -> int:
     return int(value[0]) if isinstance(value, (tuple, list)) else int(value)
 
 
-def fused_chain_of_model(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[FusedChain, int]:
-    """The fused chain of ``model`` (traced on a zero input) and the final Linear's outputs (0: none).
-
-    Raises ``ValueError`` naming the module the fused plan cannot stream (a second Linear, a
-    spatial op after the Linear or the flatten, an unsupported module or function).
-    """
+def shape_traced(model: nn.Module, input_shape: tuple[int, ...]) -> torch.fx.GraphModule:
+    """``model`` traced with ``torch.fx``, every node's shape recorded on a zero input of
+    ``(1, *input_shape)`` (in eval mode; the model's mode is restored)."""
     graph_module = torch.fx.symbolic_trace(model)
     was_training = model.training
     model.eval()
@@ -49,6 +46,16 @@ def fused_chain_of_model(model: nn.Module, input_shape: tuple[int, ...]) -> tupl
             ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape))
     finally:
         model.train(was_training)
+    return graph_module
+
+
+def fused_chain_of_model(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[FusedChain, int]:
+    """The fused chain of ``model`` (traced on a zero input) and the final Linear's outputs (0: none).
+
+    Raises ``ValueError`` naming the module the fused plan cannot stream (a second Linear, a
+    spatial op after the Linear or the flatten, an unsupported module or function).
+    """
+    graph_module = shape_traced(model, input_shape)
     modules = dict(graph_module.named_modules())
     stages: list[Stage] = []
     linear_out, flat = 0, False

@@ -53,11 +53,10 @@ from typing import Any, Mapping
 import torch
 import torch.fx
 from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp
 
 from ..mcu.export.memory_plan import conv_scratch_bytes, parse_conv_block_rows
 from ..mcu.targets.specs import EXPORT_TARGETS, LAYOUTS, descriptor_bytes
-from .fused_resources import fused_sram_terms
+from .fused_resources import fused_sram_terms, shape_traced
 
 __all__ = ["Resources", "ResourceGraph", "LayerInfo", "trace_resources", "resources", "RESOURCE_NAMES",
            "CONV_TYPES"]
@@ -283,15 +282,7 @@ def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bo
 
 def trace_resources(model: nn.Module, input_shape: tuple[int, ...]) -> ResourceGraph:
     """Trace ``model`` (``torch.fx``) on a zero input of ``(1, *input_shape)`` into a :class:`ResourceGraph`."""
-    graph_module = torch.fx.symbolic_trace(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape))
-    finally:
-        model.train(was_training)
-    return _Builder(graph_module).build()
+    return _Builder(shape_traced(model, input_shape)).build()
 
 
 class _Builder:
