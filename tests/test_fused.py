@@ -306,3 +306,29 @@ def test_fused_far_tables_bit_exact_on_avr(tmp_path):
     assert result.far_tables and result.execution == "fused"
     assert np.array_equal(emitted, outputs.reshape(len(x), -1))
     assert counts == {name: list(expected[name].to_dict().values()) for name in result.layers}
+
+
+@pytest.mark.parametrize("target", ["host", "avr", "msp430"])
+def test_fused_code_compiles_warning_free(tmp_path, target):
+    """model.c and main.c of a fused export (convs, pools, a global average pool, every kind of
+    sink) compile with -Wconversion -Wsign-conversion -Werror for the host and both MCUs."""
+    from tests.mcu_tools import require_program
+    from tests.test_export import MCU_COMPILERS, STRICT, tiny_avgpool_model
+
+    if target == "host":
+        compiler, flags = CC or "cc", ["-O2"]
+    else:
+        (compiler, package), flags = MCU_COMPILERS[target]
+        require_program(compiler, package)
+    extra = ["-isystem", "msp430/include"] if target == "msp430" else []
+    rng = np.random.default_rng(6)
+    for k, (qmodel, variant, quotient) in enumerate([(qmodels.mnist_like(rng), "unit", "bintree"),
+                                                     (tiny_avgpool_model(rng), "zeroskip", "bitshift")]):
+        out = tmp_path / str(k)
+        x = qmodels.random_input(rng, 1, qmodel.input_shape)
+        export_c(qmodel, out, target=target, variant=variant, linear_quotient=quotient, execution="fused",
+                 samples=None if target == "host" else x)
+        for source in ("model.c", "main.c"):
+            done = subprocess.run([compiler, *flags, *STRICT, *extra, "-I.", "-Ikernels", "-DUNIT_S8_COUNTS=1", "-c",
+                                   source, "-o", "/dev/null"], cwd=out, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
