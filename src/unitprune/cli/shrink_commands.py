@@ -57,7 +57,8 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
                         "initialisation (pruning while the model first trains)")
     p.add_argument("--gates", choices=("auto", "hard", "soft"), default="auto",
                    help="gate forward: soft gate values, hard 0/1 masks with a straight-through gradient, or "
-                        "auto (default): hard for channel groups whose consumers are all followed by a BatchNorm")
+                        "auto (default): one mode for the whole model, hard when some channel group's consumers are all "
+                        "followed by a BatchNorm, soft otherwise")
     p.add_argument("--gate-lr", type=float, default=0.1, help="SGD learning rate of the soft gates")
     p.add_argument("--mask-lr", type=float, default=1.0, help="SGD learning rate of the hard gates (masks)")
     p.add_argument("--penalty", type=float, default=2.0, help="weight lambda of the resource penalty")

@@ -28,7 +28,7 @@ __all__ = ["KWSDemoConfig", "run_kws_demo", "KWS_SWEEP", "KWS_AUGMENT"]
 #: Sweep settings of the KWS demo, sized so that the whole demo (data generation included) fits in
 #: 15 minutes on 2 cores: every method, every approximation and the autotuner, on coarser grids
 #: than the defaults (each evaluation of the KWS model costs ~25x the MNIST model's; see
-#: docs/experiments.md for the measured phase times). The UnIT grid starts low (10-40) so the
+#: docs/results/experiments.md for the measured phase times). The UnIT grid starts low (10-40) so the
 #: points within half a point of the unpruned accuracy exist.
 KWS_SWEEP = SweepConfig(
     unit_percentiles=(10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0),
