@@ -18,7 +18,7 @@ SMALL = dict(unit_percentiles=(20, 60), fatrelu_percentiles=(50,), ttp_sparsitie
 
 def measurements(results: dict) -> dict:
     """Everything measured (timings and the worker count left out)."""
-    return {key: value for key, value in results.items() if key not in ("timing_s", "workers")}
+    return {key: value for key, value in results.items() if key not in ("timing_s", "workers", "executor")}
 
 
 def test_parallel_sweep_equals_serial():
