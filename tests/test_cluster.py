@@ -163,3 +163,37 @@ def test_node_without_the_toolchain_names_node_and_packages(local_ray, tmp_path)
     assert socket.gethostname() in message and "gcc-avr" in message and "make mcu-tools" in message
     with open_runner(ExecutorConfig(kind="ray", progress=False), 2) as runner:  # same node, tools not needed
         assert runner.run([Task("a", _double, (21,))]) == {"a": 42}
+
+
+def _bench_document(run_dir: Path) -> dict:
+    """mcu.json without the wall times."""
+    document = json.loads((run_dir / "mcu.json").read_text())
+    document.pop("seconds")
+    for detail in document["details"]:
+        detail.pop("seconds")
+    return document
+
+
+def test_ray_mcu_bench_writes_the_serial_mcu_json(local_ray, tmp_path):
+    from tests.mcu_tools import require_target
+    from unitprune.cli import main
+
+    require_target("avr")
+    import torch
+
+    weights = tmp_path / "weights.pt"
+    torch.save(build_model("digits", seed=0).state_dict(), weights)
+    common = ["mcu-bench", "--model", "digits", "--weights", str(weights), "--data", "digits", "--targets", "avr",
+              "--methods", "dense,unit-bitshift", "--unit-percentiles", "20,60", "--samples", "4",
+              "--layer-samples", "1", "--batch-samples", "2", "--no-progress"]
+    assert main([*common, "--workers", "1", "--run-dir", str(tmp_path / "serial")]) == 0
+    assert main([*common, "--executor", "ray", "--run-dir", str(tmp_path / "ray")]) == 0
+    serial, on_ray = _bench_document(tmp_path / "serial"), _bench_document(tmp_path / "ray")
+    assert on_ray == serial
+    assert [(r["method"], r["samples_checked"], r["bit_exact"]) for r in on_ray["rows"]] == [
+        ("dense", 4, True), ("unit-bitshift", 4, True)]
+    for name in ("dense-avr-b0", "dense-avr-b1", "unit-bitshift-avr-b0", "unit-bitshift-avr-b1"):
+        # the firmware built on the Ray worker came back into the run folder, as a local run writes it
+        assert (tmp_path / "ray" / "work" / name / "build-avr-inference" / "model.elf").is_file()
+    assert (tmp_path / "ray" / "work" / "dense-avr-b0" / "build-avr-layers").is_dir()
+    assert not (tmp_path / "ray" / "work" / "dense-avr-b1" / "build-avr-layers").exists()

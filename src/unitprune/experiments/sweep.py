@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -54,7 +55,8 @@ def run_sweep(model: nn.Module, splits, config: SweepConfig | None = None, *, da
         raise ValueError(f"workers must be >= 1, got {workers}")
     config = config or SweepConfig()
     if executor is None:
-        executor = ExecutorConfig(workers=workers, threads=config.num_threads, progress=config.progress)
+        executor = ExecutorConfig(workers=workers, progress=config.progress)
+    executor = replace(executor, threads=config.num_threads)
     with torch_threads(config.num_threads):
         return _run_sweep(model, splits, config, dataset, model_name, run_dir, input_normalization_folded, executor,
                           run_dir if store_dir is None else store_dir)
