@@ -248,12 +248,12 @@ def _calibrate(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments import run_sweep
 
+    executor = executor_config(args)
     model, name, splits = _load_model_and_data(args)
     config = _sweep_config(args, methods=_applicable_methods(args, model, splits))
     run_dir = Path(args.run_dir)
     if not args.resume:
         _refuse_nonempty_run_dir(args, run_dir)
-    executor = executor_config(args)
     results = run_sweep(model, splits, config, dataset=splits.name, model_name=name, run_dir=run_dir,
                         input_normalization_folded=args.fold_input, workers=executor.workers, executor=executor)
     _print_results(results, run_dir)

@@ -10,12 +10,15 @@ from .errors import CLIError
 __all__ = ["add_executor_options", "executor_config"]
 
 
-def add_executor_options(parser: argparse.ArgumentParser, workers: bool = True) -> None:
-    """Add the executor options to ``parser`` (``workers=False``: the command already has --workers)."""
+def add_executor_options(parser: argparse.ArgumentParser, workers: bool = True, default_workers: int | None = None
+                         ) -> None:
+    """Add the executor options to ``parser`` (``workers=False``: the command already has --workers;
+    ``default_workers`` None: min(2, CPUs))."""
     group = parser.add_argument_group("where the tasks run (docs/cluster.md)")
     if workers:
-        group.add_argument("--workers", type=int, metavar="N",
-                           help="local worker processes (same results as 1; default: min(2, CPUs))")
+        shown = "min(2, CPUs)" if default_workers is None else str(default_workers)
+        group.add_argument("--workers", type=int, metavar="N", default=default_workers,
+                           help=f"local worker processes (same results as 1; default: {shown})")
     group.add_argument("--executor", choices=("local", "ray"), default="local",
                        help="local: --workers processes on this machine; ray: Ray tasks (pip install "
                             "'unitprune[cluster]'), on the cluster of --ray-address or a local Ray instance")

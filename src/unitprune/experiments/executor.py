@@ -413,7 +413,7 @@ class TaskRunner:
     def _run_ray(self, todo: list[Task], results: dict) -> None:
         import ray
 
-        remote = ray.remote(max_retries=self.config.retries, num_cpus=1)(_ray_worker_task)
+        remote = ray.remote(max_retries=self.config.retries, num_cpus=self.config.threads)(_ray_worker_task)
         refs = {}
         for task in todo:
             seed = None
