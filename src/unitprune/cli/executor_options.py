@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .errors import CLIError
+from .user_errors import CLIError
 
 __all__ = ["add_executor_options", "executor_config"]
 

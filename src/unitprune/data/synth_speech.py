@@ -57,7 +57,7 @@ import scipy.signal
 from tqdm.auto import tqdm
 
 from .audio import N_MELS, NUM_FRAMES, NUM_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, pool_features, read_wav
-from ..manifest import check_manifest
+from ..settings_manifest import check_manifest
 from .errors import DatasetFormatError, DatasetNotFoundError
 from .speech_commands import CLASS_NAMES, KNOWN_WORDS, SILENCE, UNKNOWN
 from .splits import DatasetSplits, make_tensor_dataset

@@ -22,7 +22,7 @@ module-level function, the same one whichever executor runs it, with ``threads``
 So every executor computes the same results; only wall times differ.
 
 Results are persisted one file per task in ``RUN_DIR/tasks`` (atomic writes) as they land, next
-to a ``manifest.json`` of the run's settings (:func:`unitprune.manifest.check_manifest`). With
+to a ``manifest.json`` of the run's settings (:func:`unitprune.settings_manifest.check_manifest`). With
 ``resume`` a run continues from the finished tasks, and a folder made with other settings is
 refused; without it, earlier task results in that folder are discarded.
 """
@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from ..manifest import check_manifest, write_atomic
+from ..settings_manifest import check_manifest, write_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .. import __version__
+from .._version import __version__
 from .sweep_config import ALL_METHODS, KNOBS, SweepConfig
 from .executor import ExecutorConfig
 from .methods import SweepContext, baseline_evaluations

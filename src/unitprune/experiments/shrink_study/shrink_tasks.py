@@ -3,8 +3,8 @@
 The base training is one task; then every method at the budget is one task (with UnIT on top and
 the MCU measurements of its result, whose exports and builds go to ``mcu/NAME``), the base's
 measurement another, and every method at every extra SRAM budget of ``sweep_sram`` one more. The
-tasks call the experiment's own functions (:func:`unitprune.shrink.experiment._run_method`,
-:func:`unitprune.shrink.baselines.unit_on_top`, :func:`unitprune.shrink.measure.measure_model`)
+tasks call the experiment's own functions (:func:`unitprune.experiments.shrink_study.shrink_experiment._run_method`,
+:func:`unitprune.experiments.shrink_study.structured_baselines.unit_on_top`, :func:`unitprune.experiments.shrink_study.shrink_measure.measure_model`)
 on the same inputs as the serial run: each gets the trained base as a state_dict and rebuilds it.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .executor import ExecutorConfig, Task, open_runner
+from ..executor import ExecutorConfig, Task, open_runner
 
 __all__ = ["run_shrink_tasks"]
 
@@ -28,7 +28,7 @@ def _base(shared: dict, base_state):
 
 
 def _train_base_task(shared: dict) -> dict:
-    from ..training import TrainConfig, train
+    from ...training import TrainConfig, train
 
     config = shared["config"]
     base = copy.deepcopy(shared["init"])
@@ -39,7 +39,7 @@ def _train_base_task(shared: dict) -> dict:
 
 
 def _measure_base_task(shared: dict, base_state, measure_config, *, workspace: Path) -> dict:
-    from ..shrink.measure import measure_model
+    from .shrink_measure import measure_model
 
     return measure_model(_base(shared, base_state).eval(), shared["splits"], workspace, unit_percentile=None,
                          config=measure_config)
@@ -47,8 +47,8 @@ def _measure_base_task(shared: dict, base_state, measure_config, *, workspace: P
 
 def _method_task(shared: dict, name: str, budget, base_state, unit: bool, measure_config, *,
                  workspace: Path | None = None) -> dict:
-    from ..shrink.baselines import unit_on_top
-    from ..shrink.experiment import _run_method
+    from .structured_baselines import unit_on_top
+    from .shrink_experiment import _run_method
 
     config, splits = replace(shared["config"], progress=False), shared["splits"]  # one bar: the runner's
     model, fields, info = _run_method(name, config, budget, shared["init"], _base(shared, base_state), splits)
@@ -56,7 +56,7 @@ def _method_task(shared: dict, name: str, budget, base_state, unit: bool, measur
     if unit or measure_config:
         result["unit"] = unit_on_top(model, splits)
     if measure_config:
-        from ..shrink.measure import measure_model
+        from .shrink_measure import measure_model
 
         fields["measured"] = measure_model(model, splits, workspace, unit_percentile=result["unit"]["percentile"],
                                            config=measure_config)

@@ -1,10 +1,10 @@
 """The tasks of ``mcu-bench``, run by :mod:`.executor` (here or on Ray).
 
-1. One task per MCU method chooses its operating point (:func:`unitprune.mcu.bench.select_operating_points`
+1. One task per MCU method chooses its operating point (:func:`unitprune.experiments.mcu_bench.bench.select_operating_points`
    with that method and the ``dense`` reference; the same function on the same inputs as a run of
    all methods in one process, so the same point).
 2. One task per method, target and batch of at most ``batch_samples`` test samples exports, builds
-   and runs the firmware in the simulator (:func:`unitprune.mcu.bench.measure_target`); its files
+   and runs the firmware in the simulator (:func:`unitprune.experiments.mcu_bench.bench.measure_target`); its files
    go to ``work/METHOD-TARGET`` (one batch) or ``work/METHOD-TARGET-bN``. The per-layer firmware
    runs in the first batch only. A row merges its batches: the median over every sample's cycles,
    the samples checked added up, bit-exact if every batch is; flash and SRAM are the first batch's
@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .executor import ExecutorConfig, Task, fingerprint, open_runner
+from ..executor import ExecutorConfig, Task, fingerprint, open_runner
 
 __all__ = ["bench_settings", "run_bench_tasks", "DEFAULT_BATCH_SAMPLES"]
 
@@ -27,7 +27,7 @@ DEFAULT_BATCH_SAMPLES = 25
 
 
 def _select_task(shared: dict, method: str):
-    from ..mcu.bench import select_operating_points
+    from .bench import select_operating_points
 
     config = replace(shared["config"], methods=("dense", method) if method != "dense" else ("dense",), progress=False)
     return select_operating_points(shared["model"], shared["splits"], config)[method]
@@ -35,8 +35,8 @@ def _select_task(shared: dict, method: str):
 
 def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, layer_samples: int, max_cycles: int, *,
                   workspace: Path) -> dict:
-    from ..mcu.bench import measure_target
-    from ..mcu.reference import quantize_input
+    from .bench import measure_target
+    from ...mcu.reference import quantize_input
 
     x_q = quantize_input(qmodel, shared["x_test"][start:stop])
     started = time.perf_counter()
@@ -51,7 +51,7 @@ def _batches(samples: int, batch: int) -> list[tuple[int, int]]:
 
 def _merge(target: str, parts: list[dict]) -> dict:
     """One row's measurements from its batches (module docstring)."""
-    from ..mcu import targets
+    from ...mcu import targets
 
     first = parts[0]
     cycles = [c for part in parts for c in part["checks"]["inference_cycles"]]
@@ -82,7 +82,7 @@ def run_bench_tasks(model, splits, config, run_dir: Path, executor: ExecutorConf
                     batch_samples: int = DEFAULT_BATCH_SAMPLES) -> tuple[dict, list[tuple[str, str, dict]]]:
     """Operating points and measured rows through ``executor``: ``(points by method, [(method, target,
     measured)] in the order of config.methods x config.targets)``."""
-    from ..experiments.evaluation import dataset_tensors
+    from ..evaluation import dataset_tensors
 
     if batch_samples < config.layer_samples:
         raise ValueError(f"batch_samples ({batch_samples}) must be >= layer_samples ({config.layer_samples})")
