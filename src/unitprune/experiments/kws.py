@@ -19,6 +19,7 @@ from ..training import Augment
 from .sweep_config import SweepConfig
 from .demo import DemoConfig, train_or_load
 from .run_report import write_run
+from .executor import ExecutorConfig
 from .sweep import run_sweep
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ class KWSDemoConfig:
         retrain / epochs / lr / batch_size / patience / seed / weight_decay: training, as in
             :class:`DemoConfig`.
         augment: training-time augmentation (default :data:`KWS_AUGMENT`; ``None``: off).
-        sweep: what to measure; workers: sweep worker processes.
+        sweep: what to measure; workers: sweep worker processes; executor: where the sweep's tasks
+            run and whether to resume (default: ``workers`` local processes; results in ``run_dir/tasks``).
     """
 
     run_dir: str = "runs/kws"
@@ -75,6 +77,7 @@ class KWSDemoConfig:
     augment: Augment | None = KWS_AUGMENT
     sweep: SweepConfig = KWS_SWEEP
     workers: int = 2
+    executor: ExecutorConfig | None = None
 
 
 def run_kws_demo(config: KWSDemoConfig | None = None) -> dict:
@@ -94,7 +97,7 @@ def run_kws_demo(config: KWSDemoConfig | None = None) -> dict:
                       weight_decay=config.weight_decay, augment=config.augment)
     model, train_info = train_or_load(demo, splits)
     results = run_sweep(model, splits, config.sweep, dataset="synth_speech", model_name="kws", run_dir=None,
-                        workers=config.workers)
+                        workers=config.workers, executor=config.executor, store_dir=config.run_dir)
     results["training"] = train_info
     results["data"] = {"root": str(cache.root), "counts": cache.manifest["counts"], "room": config.room,
                        "espeak_ng_version": cache.manifest["espeak_ng_version"], "splits": splits.sizes(),
