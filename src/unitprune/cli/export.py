@@ -36,11 +36,12 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
     group.add_argument("--percentile", type=float, default=20.0, help="UnIT calibration percentile of every layer")
     group.add_argument("--approx", default="bitshift", choices=("exact", "bitshift", "bintree", "bitmask"),
                        help="division approximation of the float model (bitmask becomes bitshift in integers; "
-                            "exact needs --linear-quotient table)")
+                            "exact needs --linear-quotient table, the default for it)")
     group.add_argument("--variant", default="unit", choices=VARIANTS,
                        help="kernels: dense (baseline), zeroskip (zero operands), unit")
-    group.add_argument("--linear-quotient", default="bitshift", choices=LINEAR_QUOTIENTS,
-                       help="how linear layers compute their per-input quotient under --variant unit")
+    group.add_argument("--linear-quotient", choices=LINEAR_QUOTIENTS,
+                       help="how linear layers compute their per-input quotient under --variant unit (default: "
+                            "table for --approx exact, else bitshift)")
     group.add_argument("--target", default="host", choices=tuple(TARGETS), help="the C project's target")
     group.add_argument("--conv-block-rows", default="plane", metavar="{plane,min,N}",
                        help="output rows whose int32 accumulators a conv holds at a time: plane (the whole output "

@@ -63,7 +63,8 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     p.add_argument("--penalty", type=float, default=2.0, help="weight lambda of the resource penalty")
     p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
-    p.add_argument("--run-dir", default="runs/shrink", help="output folder (an existing shrink.json is not overwritten)")
+    p.add_argument("--run-dir", default="runs/shrink", help="output folder (must be empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --run-dir")
     p.set_defaults(handler=cmd_shrink)
 
 
@@ -100,7 +101,9 @@ def _feature_pool(text: str | None) -> tuple[int, int] | None:
 
 
 def cmd_shrink(args: argparse.Namespace) -> int:
-    from ..mcu.targets import ToolMissing
+    from ..extras import require
+
+    require("torch_pruning", "shrink", "unitprune shrink")  # before anything else (MissingExtraError: exit 2)
     from ..shrink import parse_size
     from ..shrink.experiment import ExperimentConfig, run_shrink_experiment
 
@@ -115,12 +118,10 @@ def cmd_shrink(args: argparse.Namespace) -> int:
                               methods=tuple(args.methods), unit=args.unit, sweep_sram=sweep, seed=args.seed,
                               threads=args.threads, progress=not args.no_progress, start=args.start,
                               gate_forward=args.gates, gate_lr=args.gate_lr, mask_lr=args.mask_lr,
-                              penalty=args.penalty, run_dir=args.run_dir, measure=tuple(args.measure),
-                              measure_samples=args.measure_samples)
+                              penalty=args.penalty, run_dir=args.run_dir, overwrite=args.overwrite,
+                              measure=tuple(args.measure), measure_samples=args.measure_samples)
     try:
         document = run_shrink_experiment(config)
-    except (FileExistsError, ToolMissing) as exc:
-        raise CLIError(str(exc)) from None
     except ValueError as exc:
         if args.measure and "samples" in str(exc):  # MeasureConfig's message
             raise CLIError(f"unitprune shrink: --measure-samples: {exc}") from None

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..run_folder import OutputPathError, member_path, remove_members, staged_folder
 from . import codegen, mains
 from .memory import (ARENA, INPUT, OUTPUT, MemoryPlan, Storage, conv_scratch_bytes, op_output_size,
                      parse_conv_block_rows, plan_memory)
@@ -848,18 +849,25 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     manifest["sources"] = ["main.c", "model.c", *[f"kernels/{name}" for name in kernel_sources]]
     manifest["host_sources"] = ["main.c" if target == "host" else "main_host.c", *manifest["sources"][1:]]
 
-    _remove_previous_export(out_dir, set(manifest["files"]))
-    (out_dir / "kernels").mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (out_dir / name).write_text(text)
-    for name in kernel_files:
-        shutil.copyfile(CSRC / name, out_dir / "kernels" / name)
-    for name, path in support.items():
-        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, out_dir / name)
-    if extra:
-        (out_dir / "samples.bin").write_bytes(samples.tobytes())
-    (out_dir / "memory_plan.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    # Written into a temporary sibling folder and moved into place (unitprune.run_folder): a failure
+    # leaves out_dir as it was. An earlier export's files that this one does not write are removed,
+    # only inside out_dir (its manifest is checked before anything is written).
+    previous = _previous_export_files(out_dir)
+    stale = [name for name in previous if name not in set(manifest["files"])]
+    with staged_folder(out_dir, overwrite=overwrite, option="export folder",
+                       before_commit=lambda target: remove_members(target, stale, listed_in=str(
+                           out_dir / "memory_plan.json"))) as stage:
+        (stage / "kernels").mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (stage / name).write_text(text)
+        for name in kernel_files:
+            shutil.copyfile(CSRC / name, stage / "kernels" / name)
+        for name, path in support.items():
+            (stage / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, stage / name)
+        if extra:
+            (stage / "samples.bin").write_bytes(samples.tobytes())
+        (stage / "memory_plan.json").write_text(json.dumps(manifest, indent=2) + "\n")
     logger.info("exported %s to %s (%s, variant %s): model SRAM %d bytes, flash tables %d bytes", source, out_dir,
                 target, variant, plan.peak_sram_bytes, manifest["flash"]["tables_bytes"])
     return ExportResult(out_dir=out_dir, target=target, variant=variant, linear_quotient=linear_quotient,
@@ -868,21 +876,27 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                         conv_block_rows=block_rows, far_tables=far)
 
 
-def _remove_previous_export(out_dir: Path, keep: set[str]) -> None:
-    """Remove the files an earlier export listed in its manifest and this one does not write."""
+def _previous_export_files(out_dir: Path) -> list[str]:
+    """The files an earlier export listed in ``out_dir/memory_plan.json`` (none without one); every
+    name must be a relative path inside ``out_dir`` (ExportError otherwise, before anything is written)."""
     manifest = out_dir / "memory_plan.json"
     if not manifest.is_file():
-        return
+        return []
     try:
         previous = json.loads(manifest.read_text())
     except ValueError:
-        return
-    if previous.get("generator") != "unitprune.mcu.export":
-        return
-    for name in previous.get("files", []):
-        path = out_dir / name
-        if name not in keep and path.is_file() and ".." not in Path(name).parts:
-            path.unlink()
+        return []
+    if not isinstance(previous, dict) or previous.get("generator") != "unitprune.mcu.export":
+        return []
+    names = previous.get("files", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ExportError(f"{manifest}: 'files' must be a list of relative paths; nothing was written")
+    try:
+        for name in names:
+            member_path(out_dir, name, listed_in=str(manifest))
+    except OutputPathError as error:
+        raise ExportError(str(error)) from None
+    return names
 
 
 def _check_target(spec: TargetSpec, plan: MemoryPlan, flash: list[LayerFlash], samples_bytes: int,

@@ -41,6 +41,8 @@ from typing import Any
 
 import torch
 
+from ..experiments.inputs import load_weights
+from ..run_folder import check_output_folder, create_output_folder
 from ..training import TrainConfig, evaluate, train
 from .baselines import BaselineResult, dpf_to_budget, tp_prune_to_budget, ttp_result, unit_on_top
 from .budget import MCUBudget
@@ -79,6 +81,7 @@ class ExperimentConfig:
     mask_lr: float = 1.0
     penalty: float = 2.0
     run_dir: str = "runs/shrink"
+    overwrite: bool = False  # replace the files of a non-empty run_dir (unitprune.run_folder's rule)
     measure: tuple[str, ...] = ()
     measure_samples: int = 5
 
@@ -122,14 +125,17 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
     from ..data import load_dataset
     from ..models import build_model
 
+    # Everything that can be refused is checked before any training or any write (no empty run folder,
+    # no base.pt left behind by a run that was going to fail).
     if config.start not in ("base", "init"):
         raise ValueError(f"ExperimentConfig.start must be 'base' or 'init', got {config.start!r}")
-    run_dir = Path(config.run_dir)
-    if (run_dir / "shrink.json").exists():
-        raise FileExistsError(f"{run_dir / 'shrink.json'} exists: choose another --run-dir (nothing is overwritten)")
+    unknown = [name for name in config.methods if name not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; valid: {', '.join(METHODS)}")
+    ShrinkConfig(epochs=config.epochs, prune_epochs=config.prune_epochs, gate_forward=config.gate_forward)
+    run_dir = check_output_folder(config.run_dir, overwrite=config.overwrite, option="--run-dir")
     measure_config = _measure_config(config.measure, config.measure_samples,  # bad targets/tools fail first
                                      config.budget.conv_block_rows)
-    run_dir.mkdir(parents=True, exist_ok=True)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -142,7 +148,9 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
                              f"gives {input_shape} (for ds-cnn on 80x124 log-mel: --feature-pool 2x2)")
         base = copy.deepcopy(init)
         if config.weights:
-            base.load_state_dict(torch.load(config.weights, weights_only=True))
+            load_weights(base, config.weights, config.model)
+        create_output_folder(run_dir)
+        if config.weights:
             base_seconds = 0.0
         else:
             t0 = time.perf_counter()
