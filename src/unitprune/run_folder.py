@@ -5,7 +5,8 @@ commands call):
 
 * An output folder (``--run-dir``, ``--out-dir``) may be missing or empty. A non-empty one is
   refused unless the caller passes ``overwrite`` (CLI ``--overwrite``); names listed in
-  ``reusable`` (a command's own cache, e.g. the demo's ``train/``) do not count as content.
+  ``reusable`` (glob patterns of a command's own cache, e.g. the demo's ``train``) do not count
+  as content.
 * An output file (``--output``, ``--save-state-dict``) may be missing; an existing one is
   replaced only with ``overwrite``.
 * Everything is checked *before* any work or any write (:func:`check_output_folder`,
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from fnmatch import fnmatch
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -61,8 +63,8 @@ def check_output_folder(path, *, overwrite: bool, option: str = "output folder",
         raise OutputPathError(f"{option} {path} is a file, not a folder")
     _writable_ancestor(path, option)
     if path.is_dir():
-        keep = set(reusable)
-        content = sorted(p.name for p in path.iterdir() if p.name not in keep)
+        keep = tuple(reusable)
+        content = sorted(p.name for p in path.iterdir() if not any(fnmatch(p.name, pattern) for pattern in keep))
         if content and not overwrite:
             shown = ", ".join(content[:3]) + (", ..." if len(content) > 3 else "")
             raise OutputPathError(f"{option} {path} is not empty ({shown}); nothing was written (pass --overwrite "

@@ -73,6 +73,7 @@ def _export(args: argparse.Namespace) -> int:
     from .commands import _load_model_and_data
 
     from ..mcu.memory import parse_conv_block_rows
+    from ..run_folder import atomic_write_text, check_output_folder
 
     if args.samples < 1:
         raise CLIError(f"--samples must be >= 1, got {args.samples}")
@@ -80,9 +81,7 @@ def _export(args: argparse.Namespace) -> int:
         parse_conv_block_rows(args.conv_block_rows)
     except ValueError as error:
         raise CLIError(f"--conv-block-rows: {error}") from None
-    out_dir = Path(args.out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not args.overwrite:
-        raise CLIError(f"--out-dir {out_dir} is not empty; nothing was written (pass --overwrite to replace it)")
+    out_dir = check_output_folder(args.out_dir, overwrite=args.overwrite, option="--out-dir")
     t0 = time.perf_counter()
     model, name, splits = _load_model_and_data(args)
     unit_model = convert(model, UnITConfig(approx=args.approx, percentile=args.percentile))
@@ -122,7 +121,7 @@ def _export(args: argparse.Namespace) -> int:
         "output_bytes": plan.output_bytes, "bit_exact": bit_exact, "outputs_bit_exact": outputs_equal,
         "counters_bit_exact": counts_equal,
     }
-    (out_dir / "host_check.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out_dir / "host_check.json", json.dumps(summary, indent=2) + "\n")
     print(f"{name} on {splits.name}: {result.variant} kernels"
           + (f" (linear quotient {result.linear_quotient})" if result.variant == "unit" else "")
           + f", approx {args.approx}, percentile {args.percentile:g}, target {args.target}")

@@ -102,11 +102,9 @@ def cmd_mcu_bench(args: argparse.Namespace) -> int:
     from ..mcu import targets
     from ..mcu.bench import run_bench
 
-    run_dir = Path(args.run_dir)
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if not args.overwrite:
-            raise CLIError(f"--run-dir {run_dir} is not empty; nothing was written (pass --overwrite to replace it)")
-        _clear_previous_run(run_dir)
+    from .commands import guard_run_dir
+
+    run_dir = guard_run_dir(args, args.run_dir)
     config = _bench_config(args)
     for target in config.targets:
         try:
@@ -114,6 +112,8 @@ def cmd_mcu_bench(args: argparse.Namespace) -> int:
         except targets.ToolMissing as exc:
             raise CLIError(f"mcu-bench --targets {target}: {exc}") from None
     model, name, splits = _load(args)
+    if run_dir.is_dir():
+        _clear_previous_run(run_dir)
     document = run_bench(model, splits, config, run_dir=run_dir, model_name=name, threads=args.threads)
     print((run_dir / "mcu.md").read_text())
     print(f"wrote {run_dir / 'mcu.json'}, {run_dir / 'mcu.md'}, {run_dir / 'mcu_latency.png'}, "
