@@ -159,6 +159,10 @@ def _collect_batches(data, max_batches: int | None) -> list[Tensor]:
     batches = [x for x in iterate_inputs(data, max_batches) if x.numel() > 0]
     if not batches:
         raise ValueError("calibrate: the calibration data is empty")
+    for index, batch in enumerate(batches[1:], start=1):
+        if batch.shape[1:] != batches[0].shape[1:]:
+            raise ValueError(f"calibrate: batch {index} has samples of shape {tuple(batch.shape[1:])}, batch 0 of "
+                             f"{tuple(batches[0].shape[1:])}; calibration batches must share one sample shape")
     return batches
 
 
