@@ -23,9 +23,7 @@ import torch.nn as nn
 
 import unitprune
 from unitprune.cli import main
-from unitprune.mac_formulas import UncountedOperatorError
 from unitprune.mcu.export import ExportError, export_c
-from unitprune.run_folder import OutputPathError, member_path, staged_folder
 
 from . import qmodels
 
@@ -193,6 +191,8 @@ def test_matrix_vector_products_and_int_mm_are_counted():
 
 
 def test_an_op_without_a_formula_is_refused_naming_the_layer():
+    from unitprune.mac_formulas import UncountedOperatorError
+
     class Spectral(nn.Module):
         def forward(self, x):
             return torch.fft.rfft(x).abs()
@@ -268,6 +268,8 @@ def test_export_overwrite_never_removes_a_file_outside_its_folder(tmp_path, how)
 
 
 def test_member_path_refuses_escapes(tmp_path):
+    from unitprune.run_folder import OutputPathError, member_path
+
     (tmp_path / "a").mkdir()
     assert member_path(tmp_path, "a/b.c") == tmp_path / "a" / "b.c"
     for name in ("/etc/passwd", "../x", "a/../../x", ""):
@@ -308,6 +310,8 @@ def test_a_failed_export_leaves_nothing_and_a_retry_works(tmp_path, monkeypatch)
 
 
 def test_staged_folder_moves_files_in_and_leaves_others(tmp_path):
+    from unitprune.run_folder import OutputPathError, staged_folder
+
     target = tmp_path / "t"
     target.mkdir()
     (target / "mine.txt").write_text("mine")
@@ -487,8 +491,9 @@ def test_export_doc_sram_figures_are_the_exporters():
                                                                           False))
     avr = plan_memory(qmodel, scratch_sizes(qmodel), _descriptor_bytes(qmodel, TARGETS["avr"], "unit", "bitshift",
                                                                          False))
-    assert f"descriptors {host.descriptor_bytes} (host pointers; {avr.descriptor_bytes} on AVR/MSP430)" in text
+    assert f"descriptors {host.descriptor_bytes} (host pointers; {avr.descriptor_bytes} on AVR/MSP430" in text
     assert f"| unit | bitshift |" in text and f"{host.peak_sram_bytes:,} B | yes |" in text
+    assert f"model SRAM of the default export is\n{avr.peak_sram_bytes:,} B" in text
 
 
 # ---------------------------------------------------------------------------------------------
