@@ -5,14 +5,14 @@ resolves another torch), then this repository (a copy of its sources, so the bui
 in the checkout) without extras. Then: ``import unitprune``, ``unitprune --help``, convert /
 calibrate / mac_report on a small model, ``unitprune calibrate`` end to end, and ``unitprune
 shrink`` saying which extra it needs. Runs in ``make test`` (marker ``install``; deselect with
-``-m "not install"``); takes ~1-3 minutes, most of it installing the wheels.
+``-m "not install"``). Slow: 6-11 minutes measured on the shared, busy 2-core machine (pip: torch
+68 s, unitprune and its dependencies 161 s; the rest is the four Python processes starting).
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 import venv
 from pathlib import Path
@@ -67,7 +67,8 @@ def test_pip_install_without_extras_imports_and_runs(tmp_path):
     t1 = time.perf_counter()
     step = _run(pip + [source], tmp_path)
     assert step.returncode == 0, step.stderr[-2000:]
-    print(f"pip install torch: {t1 - t0:.0f} s, unitprune and its dependencies: {time.perf_counter() - t1:.0f} s")
+    t2 = time.perf_counter()
+    print(f"\npip install torch: {t1 - t0:.0f} s, unitprune and its dependencies: {t2 - t1:.0f} s")
     listed = _run([python, "-m", "pip", "list", "--format=freeze"], tmp_path).stdout.lower()
     assert "torch-pruning" not in listed and "torch==2.13.0" in listed
 
@@ -89,4 +90,4 @@ def test_pip_install_without_extras_imports_and_runs(tmp_path):
     assert step.stderr.strip() == ("unitprune: error: unitprune shrink needs the Python package 'torch_pruning', "
                                    "which is not installed: pip install 'unitprune[shrink]'")
     assert not (work / "shrink-run").exists()
-    assert sys.version_info >= (3, 11)
+    print(f"import, API smoke test and three CLI runs: {time.perf_counter() - t2:.0f} s")
