@@ -2,7 +2,7 @@
 
 :func:`run_guarded` runs a command's handler and maps what it raises:
 
-* user errors (:data:`USER_ERRORS`: :class:`CLIError`, ``ValueError`` and its subclasses (bad
+* user errors (:func:`user_errors`: :class:`CLIError`, ``ValueError`` and its subclasses (bad
   input files, options, budgets, output paths, exports), ``OSError`` (missing files, unwritable
   folders, a full disk), a missing pip extra, missing MCU tools or C compiler) -> ``unitprune:
   error: MESSAGE`` (the first line of the message), exit status 2;
@@ -18,7 +18,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-__all__ = ["CLIError", "USER_ERRORS", "error_line", "run_guarded"]
+__all__ = ["CLIError", "user_errors", "error_line", "run_guarded"]
 
 logger = logging.getLogger("unitprune.cli")
 
@@ -27,16 +27,13 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types reported as user errors (exit status 2)."""
     from ..extras import MissingExtraError
     from ..kernels.loading import KernelsUnavailableError
     from ..mcu.targets.tools import ToolMissing
 
     return (CLIError, ValueError, OSError, MissingExtraError, ToolMissing, KernelsUnavailableError)
-
-
-#: Exception types reported as user errors (exit status 2); filled on first use.
-USER_ERRORS: tuple[type[BaseException], ...] = ()
 
 
 def error_line(exc: BaseException) -> str:
@@ -49,15 +46,12 @@ def error_line(exc: BaseException) -> str:
 
 def run_guarded(handler: Callable[[], int]) -> int:
     """Run ``handler()`` and return its exit status, mapping exceptions as the module says."""
-    global USER_ERRORS
-    if not USER_ERRORS:
-        USER_ERRORS = _user_errors()
     try:
         return handler()
     except KeyboardInterrupt:
         print("unitprune: interrupted", file=sys.stderr)
         return 130
-    except USER_ERRORS as exc:
+    except user_errors() as exc:
         logger.debug("error details", exc_info=True)
         print(f"unitprune: error: {error_line(exc)}", file=sys.stderr)
         return 2
