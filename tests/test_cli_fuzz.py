@@ -180,16 +180,17 @@ def _inside(path: str, roots: list[str]) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 def _stub_engines(monkeypatch) -> None:
-    import unitprune
     import unitprune.cli.commands as commands
     import unitprune.cli.kws_commands as kws_commands
     import unitprune.data.synth_speech as synth_speech
     import unitprune.experiments as experiments
     import unitprune.experiments.domain_shift as domain_shift
-    import unitprune.mcu.bench as bench
+    import unitprune.experiments.mcu_bench.bench as bench
+    import unitprune.experiments.shrink_study.shrink_experiment as shrink_experiment
+    import unitprune.experiments.shrink_study.shrink_report as shrink_report
+    import unitprune.mcu.export as export
+    import unitprune.mcu.host_runner as host_runner
     import unitprune.mcu.reference as reference
-    import unitprune.shrink.experiment as shrink_experiment
-    import unitprune.shrink.report as shrink_report
     import unitprune.training as training
 
     def mark(folder, name="stub.txt"):
@@ -232,7 +233,7 @@ def _stub_engines(monkeypatch) -> None:
         return {"seconds": 0.0, "rows": []}
 
     exported = {}
-    real_export_c = unitprune.export_c
+    real_export_c = export.export_c
 
     def export_c(qmodel, out_dir, **kwargs):  # the real export; remembers the model for run_exported
         exported["qmodel"] = qmodel
@@ -255,8 +256,8 @@ def _stub_engines(monkeypatch) -> None:
     monkeypatch.setattr(synth_speech, "generate_synth_speech", synth)
     monkeypatch.setattr(domain_shift, "run_domain_shift", run_domain)
     monkeypatch.setattr(bench, "run_bench", run_bench)
-    monkeypatch.setattr(unitprune, "export_c", export_c)
-    monkeypatch.setattr(unitprune, "run_exported", run_exported)
+    monkeypatch.setattr(export, "export_c", export_c)
+    monkeypatch.setattr(host_runner, "run_exported", run_exported)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -280,7 +280,7 @@ def test_member_path_refuses_escapes(tmp_path):
 def test_a_failed_export_leaves_nothing_and_a_retry_works(tmp_path, monkeypatch):
     import shutil
 
-    import unitprune.mcu.export as export_module
+    import unitprune.mcu.export.manifest as export_module
 
     qmodel = qmodels.mnist_like(np.random.default_rng(1))
     out = tmp_path / "export"
@@ -483,14 +483,14 @@ def test_docs_do_not_repeat_the_stale_claims():
 
 def test_export_doc_sram_figures_are_the_exporters():
     """docs/export.md's memory figures of the MNIST model, recomputed from the exporter's plan."""
-    from unitprune.mcu.export import TARGETS, _descriptor_bytes, plan_memory, scratch_sizes
+    from unitprune.mcu.export.memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
+    from unitprune.mcu.targets.specs import LAYOUTS
 
     text = (ROOT / "docs" / "export.md").read_text()
     qmodel = qmodels.mnist_like(np.random.default_rng(0))
-    host = plan_memory(qmodel, scratch_sizes(qmodel), _descriptor_bytes(qmodel, TARGETS["host"], "unit", "bitshift",
-                                                                          False))
-    avr = plan_memory(qmodel, scratch_sizes(qmodel), _descriptor_bytes(qmodel, TARGETS["avr"], "unit", "bitshift",
-                                                                         False))
+    host, avr = (plan_memory(qmodel, scratch_sizes(qmodel), model_descriptor_bytes(qmodel, LAYOUTS[name], "unit",
+                                                                                   "bitshift"))
+                 for name in ("host", "avr"))
     assert f"descriptors {host.descriptor_bytes} (host pointers; {avr.descriptor_bytes} on AVR/MSP430" in text
     assert f"| unit | bitshift |" in text and f"{host.peak_sram_bytes:,} B | yes |" in text
     assert f"model SRAM of the default export is\n{avr.peak_sram_bytes:,} B" in text
@@ -524,7 +524,7 @@ def test_accuracy_vs_macs_marks_points_above_the_plot(tmp_path, monkeypatch):
 def test_accuracy_vs_resources_has_titles_labelled_budgets_and_few_ticks(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from unitprune.shrink import report
+    from unitprune.experiments.shrink_study import shrink_report as report
 
     captured = {}
     real_close = plt.close

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from .layers import UnITLayerMixin, UnITLinear, _UnITConvNd
-from .reference import output_groups, unfold_columns
+from .geometry import output_groups, unfold_columns
 
 __all__ = ["layer_percentile", "layer_percentile_and_fraction", "fraction_at_or_below", "layer_parts", "percentile_of_products", "Part"]
 

@@ -24,8 +24,8 @@ import logging
 import sys
 
 from .config_file import parse_args
-from .checks import check_option_values
-from .errors import CLIError, run_guarded
+from .option_checks import check_option_values
+from .user_errors import CLIError, run_guarded
 from .parser import build_parser
 
 logger = logging.getLogger("unitprune.cli")
@@ -34,7 +34,7 @@ __all__ = ["main", "build_parser", "CLIError"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 2 user error, 1 a bug; see :mod:`.errors`)."""
+    """Run the CLI; return the exit status (0 ok, 2 user error, 1 a bug; see :mod:`.user_errors`)."""
     try:
         args = parse_args(argv)
     except CLIError as exc:

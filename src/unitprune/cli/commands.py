@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from .errors import CLIError
+from .user_errors import CLIError
 
 logger = logging.getLogger("unitprune.cli")
 
@@ -200,8 +200,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import UnITConfig, calibrate, convert
-    from ..calibrate import CalibrationTieWarning
+    from ..calibrate import CalibrationTieWarning, calibrate
+    from ..config import UnITConfig
+    from ..convert import convert
     from ..experiments.evaluation import evaluate_unit_model
     from ..run_folder import atomic_save, atomic_write_text
 

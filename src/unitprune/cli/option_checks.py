@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from .errors import CLIError
+from .user_errors import CLIError
 
 __all__ = ["MINIMUMS", "check_option_values"]
 

@@ -2,7 +2,7 @@
 
 :func:`run_guarded` runs a command's handler and maps what it raises:
 
-* user errors (:func:`user_errors`: :class:`CLIError`, ``ValueError`` and its subclasses (bad
+* user errors (:func:`user_error_types`: :class:`CLIError`, ``ValueError`` and its subclasses (bad
   input files, options, budgets, output paths, exports), ``OSError`` (missing files, unwritable
   folders, a full disk), a missing pip extra, missing MCU tools or C compiler) -> ``unitprune:
   error: MESSAGE`` (the first line of the message), exit status 2;
@@ -18,7 +18,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-__all__ = ["CLIError", "user_errors", "error_line", "run_guarded"]
+__all__ = ["CLIError", "user_error_types", "error_line", "run_guarded"]
 
 logger = logging.getLogger("unitprune.cli")
 
@@ -27,7 +27,7 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
+def user_error_types() -> tuple[type[BaseException], ...]:
     """The exception types reported as user errors (exit status 2)."""
     from ..extras import MissingExtraError
     from ..kernels.loading import KernelsUnavailableError
@@ -51,7 +51,7 @@ def run_guarded(handler: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("unitprune: interrupted", file=sys.stderr)
         return 130
-    except user_errors() as exc:
+    except user_error_types() as exc:
         logger.debug("error details", exc_info=True)
         print(f"unitprune: error: {error_line(exc)}", file=sys.stderr)
         return 2
