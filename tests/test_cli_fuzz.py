@@ -133,8 +133,11 @@ OUTPUTS = {
     "export": {"--out-dir": "runs/export"}, "mcu-bench": {"--run-dir": "runs/mcu-bench"},
 }
 
+# random text stays a relative path inside the temporary folder (no "/x", "~", "..": a stub or a
+# command must never write outside it)
+_relative_text = st.text(max_size=6).filter(lambda t: not t.startswith(("/", "~")) and ".." not in t)
 value = st.one_of(st.sampled_from(FILES), st.sampled_from(WORDS), st.sampled_from(NUMBERS),
-                  st.integers(-3, 300).map(str), st.text(max_size=6))
+                  st.integers(-3, 300).map(str), _relative_text)
 toml_text = st.one_of(
     st.just(""), st.text(max_size=30),
     st.builds(lambda k, v: f"{k} = {v}\n", st.sampled_from(["threads", "percentile", "approx", "epochs", "run_dir",
@@ -179,7 +182,21 @@ def _inside(path: str, roots: list[str]) -> bool:
 # Stubs for the heavy engines (each writes a file into its output folder)
 # ---------------------------------------------------------------------------------------------
 
+def _import_everything() -> None:
+    """Import every unitprune module before stubbing: a module first imported while a stub is in
+    place would keep the stub (``from ..training import train``) after the test."""
+    import importlib
+    import pkgutil
+
+    import unitprune
+
+    for info in pkgutil.walk_packages(unitprune.__path__, "unitprune."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+
+
 def _stub_engines(monkeypatch) -> None:
+    _import_everything()
     import unitprune.cli.commands as commands
     import unitprune.cli.kws_commands as kws_commands
     import unitprune.data.synth_speech as synth_speech
