@@ -13,6 +13,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from .user_errors import CLIError
+from .executor_options import executor_config
 
 logger = logging.getLogger("unitprune.cli")
 
@@ -105,7 +106,8 @@ def guard_run_dir(args: argparse.Namespace, run_dir, reusable=()) -> Path:
     """The run-folder rule of :mod:`unitprune.run_folder` for ``--run-dir`` (checked, nothing written)."""
     from ..run_folder import check_output_folder
 
-    return check_output_folder(run_dir, overwrite=args.overwrite, option="--run-dir", reusable=reusable)
+    resume = getattr(args, "resume", False)  # --resume continues the run in a non-empty folder
+    return check_output_folder(run_dir, overwrite=args.overwrite or resume, option="--run-dir", reusable=reusable)
 
 
 def guard_output_files(args: argparse.Namespace, options: dict[str, str | None]) -> None:
@@ -138,14 +140,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from ..experiments.kws import KWS_SWEEP
 
         guard_run_dir(args, args.run_dir or "runs/kws", reusable=("train",))
-        return cmd_kws_demo(args, _sweep_config(args, base=KWS_SWEEP), sweep_workers(args), _print_results)
+        return cmd_kws_demo(args, _sweep_config(args, base=KWS_SWEEP), executor_config(args), _print_results)
     args.run_dir = args.run_dir or "runs/demo"
     guard_run_dir(args, args.run_dir, reusable=("train",))  # train/: the cached checkpoint, reused
     t0 = time.perf_counter()
     config = DemoConfig(run_dir=args.run_dir, retrain=args.retrain, epochs=args.epochs or DemoConfig.epochs,
                         seed=args.seed,
                         fold_input_normalization=not args.no_fold_input, sweep=_sweep_config(args),
-                        workers=sweep_workers(args))
+                        workers=sweep_workers(args), executor=executor_config(args))
     results = run_demo(config)
     _print_results(results, Path(args.run_dir))
     training = results.get("training", {})
@@ -249,10 +251,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments import run_sweep
 
     run_dir = guard_run_dir(args, args.run_dir)
+    executor = executor_config(args)
     model, name, splits = _load_model_and_data(args)
     config = _sweep_config(args, methods=_applicable_methods(args, model, splits))
     results = run_sweep(model, splits, config, dataset=splits.name, model_name=name, run_dir=run_dir,
-                        input_normalization_folded=args.fold_input, workers=sweep_workers(args))
+                        input_normalization_folded=args.fold_input, workers=executor.workers, executor=executor)
     _print_results(results, run_dir)
     return 0
 

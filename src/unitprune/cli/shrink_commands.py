@@ -57,14 +57,18 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
                         "initialisation (pruning while the model first trains)")
     p.add_argument("--gates", choices=("auto", "hard", "soft"), default="auto",
                    help="gate forward: soft gate values, hard 0/1 masks with a straight-through gradient, or "
-                        "auto (default): hard for channel groups whose consumers are all followed by a BatchNorm")
+                        "auto (default): one mode for the whole model, hard when some channel group's consumers are all "
+                        "followed by a BatchNorm, soft otherwise")
     p.add_argument("--gate-lr", type=float, default=0.1, help="SGD learning rate of the soft gates")
     p.add_argument("--mask-lr", type=float, default=1.0, help="SGD learning rate of the hard gates (masks)")
     p.add_argument("--penalty", type=float, default=2.0, help="weight lambda of the resource penalty")
     p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
-    p.add_argument("--run-dir", default="runs/shrink", help="output folder (must be empty)")
+    p.add_argument("--run-dir", default="runs/shrink", help="output folder (must be empty, except with --resume)")
     p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --run-dir")
+    from .executor_options import add_executor_options
+
+    add_executor_options(p, default_workers=1)  # one: train_seconds are timed side by side, not contended
     p.set_defaults(handler=cmd_shrink)
 
 
@@ -106,6 +110,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     require("torch_pruning", "shrink", "unitprune shrink")  # before anything else (MissingExtraError: exit 2)
     from ..shrink import parse_size
     from ..experiments.shrink_study.shrink_experiment import ExperimentConfig, run_shrink_experiment
+    from .executor_options import executor_config
 
     budget = _budget(args)
     try:
@@ -121,7 +126,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
                               penalty=args.penalty, run_dir=args.run_dir, overwrite=args.overwrite,
                               measure=tuple(args.measure), measure_samples=args.measure_samples)
     try:
-        document = run_shrink_experiment(config)
+        document = run_shrink_experiment(config, executor_config(args, threads=args.threads))
     except ValueError as exc:
         if args.measure and "samples" in str(exc):  # MeasureConfig's message
             raise CLIError(f"unitprune shrink: --measure-samples: {exc}") from None
