@@ -191,8 +191,12 @@ def _import_everything() -> None:
     import unitprune
 
     for info in pkgutil.walk_packages(unitprune.__path__, "unitprune."):
-        if not info.name.endswith("__main__"):
+        if info.name.endswith("__main__"):
+            continue
+        try:
             importlib.import_module(info.name)
+        except ImportError:  # the C kernels' shared library (ctypes, not a module), optional extras
+            continue
 
 
 def _stub_engines(monkeypatch) -> None:
@@ -203,7 +207,7 @@ def _stub_engines(monkeypatch) -> None:
     import unitprune.experiments as experiments
     import unitprune.experiments.domain_shift as domain_shift
     import unitprune.experiments.mcu_bench.bench as bench
-    import unitprune.experiments.shrink_study.shrink_experiment as shrink_experiment
+    import unitprune.experiments.shrink_study.shrink_tasks as shrink_tasks
     import unitprune.experiments.shrink_study.shrink_report as shrink_report
     import unitprune.mcu.export as export
     import unitprune.mcu.host_runner as host_runner
@@ -214,7 +218,7 @@ def _stub_engines(monkeypatch) -> None:
         Path(folder).mkdir(parents=True, exist_ok=True)
         (Path(folder) / name).write_text("written by a stub")
 
-    def run_demo(config):
+    def run_demo(config, *args, **kwargs):
         mark(config.run_dir)
         return {"training": {"cached": True}}
 
@@ -232,16 +236,19 @@ def _stub_engines(monkeypatch) -> None:
             mark(run_dir, "results.json")
         return {}
 
-    def run_method(name, config, budget, init, base, splits):
-        return base, {"accuracy": 0.5, "flash_bytes": 1, "sram_bytes": 1, "macs": 1, "train_seconds": 0.0,
-                      "fits_budget": True}, {}
+    def run_shrink_tasks(config, splits, init, base_state, measure_config, run_dir, executor, settings):
+        fields = {"accuracy": 0.5, "flash_bytes": 1, "sram_bytes": 1, "macs": 1, "train_seconds": 0.0,
+                  "fits_budget": True}
+        return {"base": {"state": base_state or init.state_dict(), "seconds": 0.0}, "base_measured": {},
+                "methods": {name: {"fields": dict(fields), "info": {}, "model": init} for name in config.methods},
+                "sweep": []}
 
     def synth(root, config, progress=True):
         mark(root, "manifest.json")
         return types.SimpleNamespace(manifest={"counts": {"clips": 0, "speakers": 0, "per_class": {}},
                                                "espeak_ng_version": "stub", "generation_seconds": 0, "workers": 1})
 
-    def run_domain(task, config):
+    def run_domain(task, config, *args, **kwargs):
         mark(config.run_dir, "domain_shift.json")
         return {"rows": []}
 
@@ -265,10 +272,7 @@ def _stub_engines(monkeypatch) -> None:
     monkeypatch.setattr(commands, "_print_results", lambda results, run_dir: print("results"))
     monkeypatch.setattr(kws_commands, "cmd_kws_demo", kws_demo)
     monkeypatch.setattr(training, "train", train)
-    monkeypatch.setattr(shrink_experiment, "train", lambda *a, **k: None)
-    monkeypatch.setattr(shrink_experiment, "_run_method", run_method)
-    monkeypatch.setattr(shrink_experiment, "unit_on_top", lambda model, splits: {"percentile": 20.0})
-    monkeypatch.setattr(shrink_experiment, "_measure", lambda *a, **k: {})
+    monkeypatch.setattr(shrink_tasks, "run_shrink_tasks", run_shrink_tasks)
     monkeypatch.setattr(shrink_report, "write_report", lambda run_dir, document, details: mark(run_dir, "report.md"))
     monkeypatch.setattr(synth_speech, "generate_synth_speech", synth)
     monkeypatch.setattr(domain_shift, "run_domain_shift", run_domain)

@@ -143,7 +143,6 @@ def run_shrink_experiment(config: ExperimentConfig, executor=None) -> dict[str, 
     run_dir = check_output_folder(config.run_dir, overwrite=config.overwrite or executor.resume, option="--run-dir")
     measure_config = _measure_config(config.measure, config.measure_samples,  # bad targets/tools fail first
                                      config.budget.conv_block_rows)
-    run_dir.mkdir(parents=True, exist_ok=True)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -156,6 +155,7 @@ def run_shrink_experiment(config: ExperimentConfig, executor=None) -> dict[str, 
                              f"gives {input_shape} (for ds-cnn on 80x124 log-mel: --feature-pool 2x2)")
         base_state = (load_weights(copy.deepcopy(init), config.weights, config.model).state_dict()
                       if config.weights else None)
+        run_dir.mkdir(parents=True, exist_ok=True)  # every check passed
         settings = {"command": "shrink",
                     "config": _jsonable({k: v for k, v in asdict(config).items() if k not in ("progress", "run_dir", "overwrite")})}
         done = run_shrink_tasks(config, splits, init, base_state, measure_config, run_dir, executor, settings)
