@@ -250,8 +250,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments import run_sweep
 
+    executor = executor_config(args)  # option errors first
     run_dir = guard_run_dir(args, args.run_dir)
-    executor = executor_config(args)
     model, name, splits = _load_model_and_data(args)
     config = _sweep_config(args, methods=_applicable_methods(args, model, splits))
     results = run_sweep(model, splits, config, dataset=splits.name, model_name=name, run_dir=run_dir,
