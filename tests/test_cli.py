@@ -108,7 +108,7 @@ def test_sweep_on_a_data_file_and_a_pickled_model_needs_trust(trained, tmp_path,
     assert "ttp" not in results["methods"]  # the data file has no training split: TTP is skipped
     assert "unit-bitshift" in results["methods"]
     # asking for TTP explicitly without training data is an error
-    code, _, err = run(argv + ["--trust-model-file", "--methods", "ttp"], capsys)
+    code, _, err = run(argv + ["--trust-model-file", "--methods", "ttp", "--overwrite"], capsys)
     assert code == 2 and "x_train" in err
 
 

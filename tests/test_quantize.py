@@ -452,7 +452,8 @@ def test_unit_decisions_option_errors():
         QuantConfig(unit_decisions="fuzzy")
     model = nn.Sequential(nn.Flatten(), nn.Linear(36, 4))
     with pytest.raises(ValueError, match="unit_decisions='float' needs linear_quotient='table'"):
-        quantize(model, torch.randn(4, 1, 6, 6), QuantConfig(unit_decisions="float"))
+        quantize(model, torch.randn(4, 1, 6, 6), QuantConfig(unit_decisions="float"), linear_quotient="bitshift")
+    assert quantize(model, torch.randn(4, 1, 6, 6), QuantConfig(unit_decisions="float")).linear_quotient == "table"
     qmodel = quantize(model, torch.randn(4, 1, 6, 6), QuantConfig(unit_decisions="float"), linear_quotient="table")
     qmodel.linear_quotient = "bitshift"
     with pytest.raises(ValueError, match="unit_decisions='float'"):
@@ -771,8 +772,8 @@ def test_error_cases_name_the_layer():
         quantize(grouped, x)
     exact = unitprune.convert(nn.Sequential(nn.Flatten(), nn.Linear(36, 4)), UnITConfig(approx="exact"))
     with pytest.raises(ValueError, match="linear_quotient='table'"):
-        quantize(exact, x)
-    quantize(exact, x, linear_quotient="table")
+        quantize(exact, x, linear_quotient="bitshift")
+    assert quantize(exact, x).linear_quotient == "table"  # the default: the quotient approx='exact' supports
     bn = nn.BatchNorm1d(4).eval()
     with torch.no_grad():
         bn.running_var.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))

@@ -386,7 +386,7 @@ def test_cli_demo_train_and_calibrate_refuse_to_overwrite(tmp_path, capsys, digi
     demo_dir.mkdir()
     (demo_dir / "report.md").write_text("mine")
     code, _, err = cli(["demo", "--run-dir", str(demo_dir)], capsys)
-    assert code == 2 and "earlier demo result" in err and "--overwrite" in err
+    assert code == 2 and "is not empty (report.md)" in err and "--overwrite" in err
     (tmp_path / "train" / "notes.txt").parent.mkdir()
     (tmp_path / "train" / "notes.txt").write_text("mine")
     code, _, err = cli(["train", "--data", "digits", "--run-dir", str(tmp_path / "train")], capsys)

@@ -515,8 +515,8 @@ def test_cli_shrink_writes_the_run_folder_and_never_overwrites(tmp_path, capsys)
         assert (run_dir / name).is_file(), name
     assert "| differentiable |" in (run_dir / "report.md").read_text()
     before = (run_dir / "shrink.json").read_text()
-    assert main(argv) == 2  # an existing shrink.json is not overwritten
-    assert "exists" in capsys.readouterr().err
+    assert main(argv) == 2  # a non-empty run folder is not overwritten
+    assert "not empty" in capsys.readouterr().err
     assert (run_dir / "shrink.json").read_text() == before
     assert main(["shrink", "--model", "digits", "--data", "digits", "--run-dir", str(tmp_path / "x")]) == 2
     assert "give a budget" in capsys.readouterr().err

@@ -19,7 +19,16 @@ from .mcu.host_runner import run_exported
 from .mcu.quantize import quantize
 from .report import MacReport, mac_report
 from . import shrink  # the subpackage: unitprune.shrink.shrink(model, ...) runs the method
-from .shrink import MCUBudget, Resources, ShrinkConfig, resources
+from .shrink import MCUBudget, Resources, resources
+
+
+def __getattr__(name: str):
+    if name == "ShrinkConfig":  # imported on first use (see unitprune.shrink)
+        from .shrink.method import ShrinkConfig
+
+        return ShrinkConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 
 __all__ = [

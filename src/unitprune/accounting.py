@@ -12,6 +12,10 @@ module, those of the top-level ``forward`` to the row ``"other"``. The MACs insi
 are left out (they are in the layers' own counts; on the reference backend the layer's masked
 matrix products would otherwise be counted twice). Rows count dense = executed (nothing is
 skipped outside UnIT layers).
+
+FlopCounterMode runs with :func:`unitprune.mac_formulas.counting_mapping`: formulas for the
+operators its registry returns 0 for while they multiply (LSTM, Bilinear, attention fast paths,
+matrix-vector products, ...), and a refusal naming the layer for those without a formula.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .counts import MacCounts
 from .layers import UNIT_LAYERS
+from .mac_formulas import UncountedOperatorError, counting_mapping
 
 __all__ = ["OTHER_ROW", "count_other_macs", "dense_macs"]
 
@@ -36,7 +41,7 @@ def count_other_macs(model: nn.Module) -> Iterator[dict[str, MacCounts]]:
     """Inside the block, forward passes of ``model`` add the MACs done outside UnIT layers to the
     yielded dict ``{module name or "other": MacCounts}`` (rows appear in order of first use)."""
     rows: dict[str, MacCounts] = {}
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=counting_mapping())
     stack: list[list] = []  # per active call: [module name, flops at entry, flops of its child calls]
 
     def pre_hook(name: str):
@@ -65,6 +70,11 @@ def count_other_macs(model: nn.Module) -> Iterator[dict[str, MacCounts]]:
     try:
         with counter:
             yield rows
+    except UncountedOperatorError as exc:
+        where = next((name for name, _, _ in reversed(stack) if name), None)
+        module = dict(model.named_modules()).get(where) if where else None
+        layer = f"layer {where!r} ({type(module).__name__})" if where else "the model's own forward"
+        raise UncountedOperatorError(f"cannot count the MACs of {layer}: {exc}") from None
     finally:
         for handle in handles:
             handle.remove()
@@ -72,7 +82,7 @@ def count_other_macs(model: nn.Module) -> Iterator[dict[str, MacCounts]]:
 
 def dense_macs(model: nn.Module, *args, **kwargs) -> int:
     """MACs of one call ``model(*args, **kwargs)`` as FlopCounterMode counts them (flops / 2)."""
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False, custom_mapping=counting_mapping()) as counter:
         model(*args, **kwargs)
     return counter.get_total_flops() // 2
 

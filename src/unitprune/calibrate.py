@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 
 import numpy as np
@@ -41,7 +42,7 @@ from .convert import unit_layers
 from .layers import UnITLayerMixin, UnITLinear, _UnITConvNd
 from .model_pass import execution_order, iterate_inputs
 from .geometry import output_groups, unfold_columns
-from .selection import layer_percentile
+from .selection import layer_percentile_and_fraction
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +159,10 @@ def _collect_batches(data, max_batches: int | None) -> list[Tensor]:
     batches = [x for x in iterate_inputs(data, max_batches) if x.numel() > 0]
     if not batches:
         raise ValueError("calibrate: the calibration data is empty")
+    for index, batch in enumerate(batches[1:], start=1):
+        if batch.shape[1:] != batches[0].shape[1:]:
+            raise ValueError(f"calibrate: batch {index} has samples of shape {tuple(batch.shape[1:])}, batch 0 of "
+                             f"{tuple(batches[0].shape[1:])}; calibration batches must share one sample shape")
     return batches
 
 
@@ -228,13 +233,36 @@ def _set_from_inputs(name: str, layer: UnITLayerMixin, inputs: list[Tensor], per
             raise TypeError(f"calibrate: layer {name!r} received inputs of dtype {x.dtype}; UnIT layers are float32")
         if not bool(torch.isfinite(x).all()):
             raise ValueError(f"calibrate: layer {name!r} received NaN or Inf activations")
-    thresholds = layer_percentile(layer, inputs, percentile)  # exact, without forming the products
+    thresholds, achieved = layer_percentile_and_fraction(layer, inputs, percentile)  # exact, no products formed
     if percentile > 0 and bool((thresholds == 0).any()):
         logger.warning("calibrate: layer %r has threshold groups without nonzero products; their threshold is 0", name)
+    _warn_if_off_target(name, percentile, achieved[thresholds > 0])
     layer.threshold.copy_(thresholds)
     if layer.config.approx == "bintree":
         layer.bintree = BinTree.from_samples(_control_magnitudes(layer, inputs), FLOAT32_MIN_EXP, FLOAT32_MAX_EXP)
     logger.info("calibrate: %s p=%g -> T=%s", name, percentile, [f"{t:.4g}" for t in thresholds.tolist()])
+
+
+class CalibrationTieWarning(UserWarning):
+    """The threshold skips a share of the calibration products far from the asked percentile
+    (tied products: every product equal to the threshold is skipped)."""
+
+
+#: Points the achieved share of skipped calibration products may differ from the percentile.
+TIE_TOLERANCE_POINTS = 5.0
+
+
+def _warn_if_off_target(name: str, percentile: float, achieved: Tensor) -> None:
+    if achieved.numel() == 0:
+        return
+    worst = int((achieved * 100 - percentile).abs().argmax())
+    points = float(achieved[worst]) * 100
+    if abs(points - percentile) > TIE_TOLERANCE_POINTS:
+        group = f" (threshold group {worst})" if achieved.numel() > 1 else ""
+        message = (f"calibrate: layer {name!r}{group}: percentile {percentile:g} skips {points:.1f}% of the "
+                   f"layer's nonzero calibration products, not {percentile:g}% (tied products: every product "
+                   "equal to the threshold is skipped)")
+        warnings.warn(message, CalibrationTieWarning, stacklevel=4)
 
 
 def _control_magnitudes(layer: UnITLayerMixin, inputs: list[Tensor]):

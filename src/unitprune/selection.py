@@ -41,7 +41,7 @@ from torch import Tensor
 from .layers import UnITLayerMixin, UnITLinear, _UnITConvNd
 from .geometry import output_groups, unfold_columns
 
-__all__ = ["layer_percentile", "layer_parts", "percentile_of_products", "Part"]
+__all__ = ["layer_percentile", "layer_percentile_and_fraction", "fraction_at_or_below", "layer_parts", "percentile_of_products", "Part"]
 
 _POSITIVE_INF_BITS = 0x7F800000
 
@@ -231,9 +231,31 @@ def percentile_of_products(parts: list[Part], num_groups: int, percentile: float
     return torch.where(totals > 0, result, torch.zeros_like(result))
 
 
+def fraction_at_or_below(parts: list[Part], num_groups: int, thresholds: Tensor) -> Tensor:
+    """Per threshold group: the fraction of the nonzero products the parts describe that are
+    ``<= thresholds[group]`` (float64; 0 for a group without nonzero products)."""
+    thresholds = thresholds.to(torch.float32)
+    underflow = [_prefix_lengths(p, torch.zeros_like(p.weights)) for p in parts]
+    zeros = torch.zeros(num_groups, dtype=torch.int64)
+    totals = sum((_group_sums(p, p.valid.unsqueeze(1) - u, num_groups) for p, u in zip(parts, underflow)), zeros)
+    below = sum((_group_sums(p, _prefix_lengths(p, thresholds[p.groups]) - u, num_groups)
+                 for p, u in zip(parts, underflow)), zeros)
+    return below.to(torch.float64) / totals.clamp(min=1).to(torch.float64)
+
+
 def layer_percentile(layer: UnITLayerMixin, inputs: list[Tensor], percentile: float) -> Tensor:
     """Thresholds ``(num_threshold_groups,)`` of ``layer``: the exact percentile of its nonzero products."""
+    return layer_percentile_and_fraction(layer, inputs, percentile)[0]
+
+
+def layer_percentile_and_fraction(layer: UnITLayerMixin, inputs: list[Tensor], percentile: float
+                                  ) -> tuple[Tensor, Tensor]:
+    """``(thresholds, achieved)``: :func:`layer_percentile` and, per group, the fraction of the nonzero
+    products at or below the threshold (what ``|x*w| <= T`` skips on the calibration inputs). With
+    tied products it can be far above ``percentile / 100`` (every product equal to ``T`` is skipped)."""
     num_groups = layer.num_threshold_groups
     if percentile == 0:
-        return torch.zeros(num_groups, dtype=torch.float32)
-    return percentile_of_products(layer_parts(layer, inputs), num_groups, percentile)
+        return torch.zeros(num_groups, dtype=torch.float32), torch.zeros(num_groups, dtype=torch.float64)
+    parts = layer_parts(layer, inputs)
+    thresholds = percentile_of_products(parts, num_groups, percentile)
+    return thresholds, fraction_at_or_below(parts, num_groups, thresholds)

@@ -24,7 +24,8 @@ import logging
 import sys
 
 from .config_file import parse_args
-from .user_errors import CLIError
+from .option_checks import check_option_values
+from .user_errors import CLIError, run_guarded
 from .parser import build_parser
 
 logger = logging.getLogger("unitprune.cli")
@@ -33,10 +34,7 @@ __all__ = ["main", "build_parser", "CLIError"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 2 user error)."""
-    from ..data import DatasetFormatError, DatasetNotFoundError
-    from ..experiments.inputs import InputError
-
+    """Run the CLI; return the exit status (0 ok, 2 user error, 1 a bug; see :mod:`.user_errors`)."""
     try:
         args = parse_args(argv)
     except CLIError as exc:
@@ -46,13 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=max(logging.DEBUG, logging.WARNING - 10 * args.verbose),
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.handler(args)
-    except (CLIError, InputError, DatasetNotFoundError, DatasetFormatError, FileNotFoundError, ValueError) as exc:
-        logger.debug("error details", exc_info=True)
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"unitprune: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("unitprune: interrupted", file=sys.stderr)
-        return 130
+    return run_guarded(lambda: _run(args))
+
+
+def _run(args) -> int:
+    check_option_values(args)
+    return args.handler(args)

@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import torch.nn as nn
@@ -101,20 +102,21 @@ def _applicable_methods(args: argparse.Namespace, model: nn.Module, splits) -> l
     return [m for m in ALL_METHODS if m not in reasons]
 
 
-def _refuse_to_overwrite(args: argparse.Namespace, paths: list[Path], what: str) -> None:
-    """Raise CLIError if any of ``paths`` exists and ``--overwrite`` was not given (nothing of the
-    user's is replaced silently)."""
-    existing = [str(path) for path in paths if path.exists()]
-    if existing and not args.overwrite:
-        raise CLIError(f"unitprune {args.command}: {what} already exists ({', '.join(existing[:3])}"
-                       f"{', ...' if len(existing) > 3 else ''}); pass --overwrite to replace it, or choose another path")
+def guard_run_dir(args: argparse.Namespace, run_dir, reusable=()) -> Path:
+    """The run-folder rule of :mod:`unitprune.run_folder` for ``--run-dir`` (checked, nothing written)."""
+    from ..run_folder import check_output_folder
+
+    resume = getattr(args, "resume", False)  # --resume continues the run in a non-empty folder
+    return check_output_folder(run_dir, overwrite=args.overwrite or resume, option="--run-dir", reusable=reusable)
 
 
-def _refuse_nonempty_run_dir(args: argparse.Namespace, run_dir: Path) -> None:
-    if run_dir.is_file():
-        raise CLIError(f"unitprune {args.command}: --run-dir {run_dir} is a file, not a folder")
-    contents = sorted(run_dir.iterdir()) if run_dir.is_dir() else []
-    _refuse_to_overwrite(args, contents, f"the run folder {run_dir} is not empty: its content")
+def guard_output_files(args: argparse.Namespace, options: dict[str, str | None]) -> None:
+    """The output-file rule of :mod:`unitprune.run_folder` for ``{option: path}`` (checked, nothing written)."""
+    from ..run_folder import check_output_file
+
+    for option, path in options.items():
+        if path:
+            check_output_file(path, overwrite=args.overwrite, option=option)
 
 
 def _print_results(results: dict, run_dir: Path) -> None:
@@ -137,17 +139,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         from ..experiments.kws import KWS_SWEEP
 
+        guard_run_dir(args, args.run_dir or "runs/kws", reusable=("train",))
         return cmd_kws_demo(args, _sweep_config(args, base=KWS_SWEEP), executor_config(args), _print_results)
-    from ..experiments.run_report import FIGURE_NAME
-
     args.run_dir = args.run_dir or "runs/demo"
-    run_dir = Path(args.run_dir)
-    if run_dir.is_file():
-        raise CLIError(f"unitprune demo: --run-dir {run_dir} is a file, not a folder")
-    if not args.resume:
-        _refuse_to_overwrite(args, [run_dir / name for name in ("results.json", "results.csv", "report.md",
-                                                                 FIGURE_NAME, "tasks")],
-                             f"an earlier demo result in {run_dir}")
+    guard_run_dir(args, args.run_dir, reusable=("train",))  # train/: the cached checkpoint, reused
     t0 = time.perf_counter()
     config = DemoConfig(run_dir=args.run_dir, retrain=args.retrain, epochs=args.epochs or DemoConfig.epochs,
                         seed=args.seed,
@@ -171,8 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     splits = load_dataset(args.data, args.data_root, seed=args.seed)
     model_name = args.model or DATASET_MODEL.get(splits.name, splits.name)
     model = build_model(model_name, seed=args.seed, num_classes=splits.num_classes)
-    run_dir = Path(args.run_dir or f"runs/train-{splits.name}")
-    _refuse_nonempty_run_dir(args, run_dir)
+    run_dir = guard_run_dir(args, args.run_dir or f"runs/train-{splits.name}")
     result = train(model, splits, TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                                               patience=args.patience, seed=args.seed, num_threads=args.threads,
                                               progress=not args.no_progress),
@@ -208,16 +202,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
-    from ..calibrate import calibrate
+    from ..calibrate import CalibrationTieWarning, calibrate
     from ..config import UnITConfig
     from ..convert import convert
     from ..experiments.evaluation import evaluate_unit_model
+    from ..run_folder import atomic_save, atomic_write_text
 
+    guard_output_files(args, {"--output": args.output, "--save-state-dict": args.save_state_dict})
     model, name, splits = _load_model_and_data(args)
-    _refuse_to_overwrite(args, [Path(p) for p in (args.output, args.save_state_dict) if p], "an output file")
     unit_model = convert(model, UnITConfig(approx=args.approx, percentile=args.percentile, group_size=args.group_size))
-    thresholds = calibrate(unit_model, splits.val.tensors[0], percentile=args.percentile,
-                           per_layer=_parse_per_layer(args.per_layer))
+    with warnings.catch_warnings(record=True) as caught:  # shown in the summary below
+        warnings.simplefilter("always", CalibrationTieWarning)
+        thresholds = calibrate(unit_model, splits.val.tensors[0], percentile=args.percentile,
+                               per_layer=_parse_per_layer(args.per_layer))
+    ties = [str(w.message) for w in caught if issubclass(w.category, CalibrationTieWarning)]
     baseline = evaluate_unit_model(convert(model), splits.test)
     test = evaluate_unit_model(unit_model, splits.test)
     print(f"{name} on {splits.name}: approx={args.approx}, percentile={args.percentile:g}, calibrated on "
@@ -232,6 +230,8 @@ def _calibrate(args: argparse.Namespace) -> int:
               f"{counts.zero_activation / d:>7.1%} {counts.threshold / d:>7.1%}")
     print(f"test accuracy {100 * test.accuracy:.2f}% (unpruned {100 * baseline.accuracy:.2f}%, drop "
           f"{100 * (baseline.accuracy - test.accuracy):+.2f} points)")
+    for message in ties:
+        print(f"warning: {message.removeprefix('calibrate: ')}")
     if args.output:
         document = {"model": name, "dataset": splits.name, "approx": args.approx, "percentile": args.percentile,
                     "per_layer_percentiles": _parse_per_layer(args.per_layer),
@@ -239,10 +239,10 @@ def _calibrate(args: argparse.Namespace) -> int:
                     "test_accuracy": test.accuracy, "unpruned_test_accuracy": baseline.accuracy,
                     "macs": {"total": test.total.to_dict(),
                              "per_layer": {k: v.to_dict() for k, v in test.per_layer.items()}}}
-        Path(args.output).write_text(json.dumps(document, indent=2) + "\n")
+        atomic_write_text(args.output, json.dumps(document, indent=2) + "\n")
         print(f"wrote {args.output}")
     if args.save_state_dict:
-        torch.save(unit_model.state_dict(), args.save_state_dict)
+        atomic_save(args.save_state_dict, lambda path: torch.save(unit_model.state_dict(), path))
         print(f"wrote {args.save_state_dict} (state_dict with thresholds)")
     return 0
 
@@ -250,12 +250,10 @@ def _calibrate(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments import run_sweep
 
-    executor = executor_config(args)
+    executor = executor_config(args)  # option errors first
+    run_dir = guard_run_dir(args, args.run_dir)
     model, name, splits = _load_model_and_data(args)
     config = _sweep_config(args, methods=_applicable_methods(args, model, splits))
-    run_dir = Path(args.run_dir)
-    if not args.resume:
-        _refuse_nonempty_run_dir(args, run_dir)
     results = run_sweep(model, splits, config, dataset=splits.name, model_name=name, run_dir=run_dir,
                         input_normalization_folded=args.fold_input, workers=executor.workers, executor=executor)
     _print_results(results, run_dir)

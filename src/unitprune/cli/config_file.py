@@ -8,6 +8,7 @@ option: its type, whether it takes a list, its choices; anything else is a :clas
 from __future__ import annotations
 
 import argparse
+import re
 import tomllib
 from pathlib import Path
 
@@ -80,8 +81,29 @@ def _convert_one(action: argparse.Action, value, where: str):
     return value
 
 
+_NEGATIVE_NUMBER = re.compile(r"^-[0-9]+$|^-[0-9]*\.[0-9]+$")  # argparse reads these as values itself
+
+
+def _attach_dash_values(argv: list[str]) -> list[str]:
+    """``--sram -1KB`` -> ``--sram=-1KB``: a value that starts with ``-`` and a digit (argparse
+    would take it for an option and say "expected one argument"); the option's own check then
+    names what is wrong with the value."""
+    out: list[str] = []
+    for i, token in enumerate(argv):
+        previous = argv[i - 1] if i else ""
+        if (out and out[-1] == previous and previous.startswith("--") and "=" not in previous
+                and re.match(r"^-\.?[0-9]", token) and not _NEGATIVE_NUMBER.match(token)):
+            out[-1] = f"{previous}={token}"
+            continue
+        out.append(token)
+    return out
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse ``argv``; with ``--config`` the file's values become defaults that flags override."""
+    import sys
+
+    argv = _attach_dash_values(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "config", None):

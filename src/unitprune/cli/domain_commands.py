@@ -29,7 +29,9 @@ def add_domain_parser(commands, formatter, add_common) -> None:
                     "split of every context. Writes RUN_DIR/domain_shift.json, report.md and domain_shift.png.")
     add_common(parser)
     parser.add_argument("--task", choices=("kws", "widar"), default="kws", help="which contexts")
-    parser.add_argument("--run-dir", default=d.run_dir, help="output folder")
+    parser.add_argument("--run-dir", default=d.run_dir, help="output folder (must be empty, except for the "
+                                                            "cached train-*/ checkpoints, which are reused)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --run-dir")
     parser.add_argument("--data-root", help=f"kws: synthesized speech cache (default: {DOMAIN_DATA_ROOT}; "
                                             "generated there when absent); "
                                             "widar: folder of Widar3.0 BVP .mat files (required)")
@@ -77,6 +79,9 @@ def cmd_domain_shift(args: argparse.Namespace) -> int:
     from .user_errors import CLIError
     from .executor_options import executor_config
 
+    from .commands import guard_run_dir
+
+    guard_run_dir(args, args.run_dir, reusable=("train-*",))
     t0 = time.perf_counter()
     if args.task == "kws":
         task = KWSDomainTask(data_root=args.data_root or DOMAIN_DATA_ROOT, synth=synth_config_from_args(args),

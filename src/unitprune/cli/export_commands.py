@@ -36,11 +36,12 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
     group.add_argument("--percentile", type=float, default=20.0, help="UnIT calibration percentile of every layer")
     group.add_argument("--approx", default="bitshift", choices=("exact", "bitshift", "bintree", "bitmask"),
                        help="division approximation of the float model (bitmask becomes bitshift in integers; "
-                            "exact needs --linear-quotient table)")
+                            "exact needs --linear-quotient table, the default for it)")
     group.add_argument("--variant", default="unit", choices=VARIANTS,
                        help="kernels: dense (baseline), zeroskip (zero operands), unit")
-    group.add_argument("--linear-quotient", default="bitshift", choices=LINEAR_QUOTIENTS,
-                       help="how linear layers compute their per-input quotient under --variant unit")
+    group.add_argument("--linear-quotient", choices=LINEAR_QUOTIENTS,
+                       help="how linear layers compute their per-input quotient under --variant unit (default: "
+                            "table for --approx exact, else bitshift)")
     group.add_argument("--target", default="host", choices=tuple(TARGETS), help="the C project's target")
     group.add_argument("--conv-block-rows", default="plane", metavar="{plane,min,N}",
                        help="output rows whose int32 accumulators a conv holds at a time: plane (the whole output "
@@ -81,6 +82,7 @@ def _export(args: argparse.Namespace) -> int:
     from .commands import _load_model_and_data
 
     from ..mcu.export.memory_plan import parse_conv_block_rows
+    from ..run_folder import atomic_write_text, check_output_folder
 
     if args.samples < 1:
         raise CLIError(f"--samples must be >= 1, got {args.samples}")
@@ -88,9 +90,7 @@ def _export(args: argparse.Namespace) -> int:
         parse_conv_block_rows(args.conv_block_rows)
     except ValueError as error:
         raise CLIError(f"--conv-block-rows: {error}") from None
-    out_dir = Path(args.out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not args.overwrite:
-        raise CLIError(f"--out-dir {out_dir} is not empty; nothing was written (pass --overwrite to replace it)")
+    out_dir = check_output_folder(args.out_dir, overwrite=args.overwrite, option="--out-dir")
     t0 = time.perf_counter()
     model, name, splits = _load_model_and_data(args)
     unit_model = convert(model, UnITConfig(approx=args.approx, percentile=args.percentile))
@@ -131,7 +131,7 @@ def _export(args: argparse.Namespace) -> int:
         "output_bytes": plan.output_bytes, "bit_exact": bit_exact, "outputs_bit_exact": outputs_equal,
         "counters_bit_exact": counts_equal,
     }
-    (out_dir / "host_check.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out_dir / "host_check.json", json.dumps(summary, indent=2) + "\n")
     print(f"{name} on {splits.name}: {result.variant} kernels"
           + (f" (linear quotient {result.linear_quotient})" if result.variant == "unit" else "")
           + f", approx {args.approx}, percentile {args.percentile:g}, target {args.target}")

@@ -107,14 +107,12 @@ def cmd_mcu_bench(args: argparse.Namespace) -> int:
     from ..mcu import targets
     from ..experiments.mcu_bench.bench import run_bench
 
-    run_dir = Path(args.run_dir)
+    from .commands import guard_run_dir
+
+    run_dir = guard_run_dir(args, args.run_dir)
     executor = executor_config(args, threads=args.threads)
     if args.batch_samples is not None and args.batch_samples < 1:
         raise CLIError(f"--batch-samples must be >= 1, got {args.batch_samples}")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not args.resume:
-        if not args.overwrite:
-            raise CLIError(f"--run-dir {run_dir} is not empty; nothing was written (pass --overwrite to replace it)")
-        _clear_previous_run(run_dir)
     config = _bench_config(args)
     for target in config.targets:
         try:
@@ -122,6 +120,8 @@ def cmd_mcu_bench(args: argparse.Namespace) -> int:
         except targets.ToolMissing as exc:
             raise CLIError(f"mcu-bench --targets {target}: {exc}") from None
     model, name, splits = _load(args)
+    if run_dir.is_dir() and not args.resume:
+        _clear_previous_run(run_dir)
     try:
         document = run_bench(model, splits, config, run_dir=run_dir, model_name=name, threads=args.threads,
                              executor=executor, batch_samples=args.batch_samples)

@@ -64,8 +64,8 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     p.add_argument("--penalty", type=float, default=2.0, help="weight lambda of the resource penalty")
     p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
-    p.add_argument("--run-dir", default="runs/shrink",
-                   help="output folder (an existing shrink.json is not overwritten, except by --resume)")
+    p.add_argument("--run-dir", default="runs/shrink", help="output folder (must be empty, except with --resume)")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --run-dir")
     from .executor_options import add_executor_options
 
     add_executor_options(p, default_workers=1)  # one: train_seconds are timed side by side, not contended
@@ -105,7 +105,9 @@ def _feature_pool(text: str | None) -> tuple[int, int] | None:
 
 
 def cmd_shrink(args: argparse.Namespace) -> int:
-    from ..mcu.targets import ToolMissing
+    from ..extras import require
+
+    require("torch_pruning", "shrink", "unitprune shrink")  # before anything else (MissingExtraError: exit 2)
     from ..shrink import parse_size
     from ..experiments.shrink_study.shrink_experiment import ExperimentConfig, run_shrink_experiment
     from .executor_options import executor_config
@@ -121,12 +123,10 @@ def cmd_shrink(args: argparse.Namespace) -> int:
                               methods=tuple(args.methods), unit=args.unit, sweep_sram=sweep, seed=args.seed,
                               threads=args.threads, progress=not args.no_progress, start=args.start,
                               gate_forward=args.gates, gate_lr=args.gate_lr, mask_lr=args.mask_lr,
-                              penalty=args.penalty, run_dir=args.run_dir, measure=tuple(args.measure),
-                              measure_samples=args.measure_samples)
+                              penalty=args.penalty, run_dir=args.run_dir, overwrite=args.overwrite,
+                              measure=tuple(args.measure), measure_samples=args.measure_samples)
     try:
         document = run_shrink_experiment(config, executor_config(args, threads=args.threads))
-    except (FileExistsError, ToolMissing) as exc:
-        raise CLIError(str(exc)) from None
     except ValueError as exc:
         if args.measure and "samples" in str(exc):  # MeasureConfig's message
             raise CLIError(f"unitprune shrink: --measure-samples: {exc}") from None

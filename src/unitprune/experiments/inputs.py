@@ -24,8 +24,11 @@ labels shaped ``(N,)``.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import sys
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +41,7 @@ from ..models import MODEL_NAMES, build_model
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_model", "load_data", "DATA_FILE_KEYS", "InputError"]
+__all__ = ["load_model", "load_weights", "load_data", "DATA_FILE_KEYS", "InputError"]
 
 #: Required keys of a data file (x_train / y_train are optional).
 DATA_FILE_KEYS = ("x_val", "y_val", "x_test", "y_test")
@@ -67,17 +70,32 @@ def load_model(model_name: str | None = None, weights: str | Path | None = None,
                          "prune; train one with `unitprune train`)")
     kwargs = {"num_classes": num_classes} if num_classes is not None else {}
     model = build_model(model_name, **kwargs)
-    state = _torch_load_safe(Path(weights))
+    load_weights(model, weights, model_name)
+    return model.eval(), model_name
+
+
+def load_weights(model: nn.Module, weights: str | Path, model_name: str) -> nn.Module:
+    """Load the state_dict file ``weights`` into ``model`` (read with ``weights_only=True``);
+    :class:`InputError` for a file that is not a state_dict of this architecture."""
+    try:
+        state = _torch_load_safe(Path(weights))
+    except _PickledObject:
+        raise InputError(f"--weights {weights} is not a state_dict file: it holds pickled Python objects (a whole "
+                         "nn.Module?) or is not a torch file. Pass a file saved with torch.save(model.state_dict()), "
+                         "or a whole module with --model-file FILE --trust-model-file") from None
     if not isinstance(state, dict):
         raise InputError(f"{weights} does not hold a state_dict (got {type(state).__name__})")
     if "state_dict" in state and isinstance(state["state_dict"], dict):  # a training checkpoint
         state = state["state_dict"]
+    if not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
+        raise InputError(f"{weights} does not hold a state_dict (a dict of parameter names to tensors)")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise InputError(f"{weights} does not fit the {model_name!r} model: {first}") from None
-    return model.eval(), model_name
+        detail = "; ".join(line.strip() for line in str(exc).strip().splitlines()[1:2])
+        raise InputError(f"{weights} does not fit the {model_name!r} model: {first} {detail}".strip()) from None
+    return model
 
 
 def _torch_load_safe(path: Path):
@@ -100,6 +118,21 @@ class _PickledObject(Exception):
         self.path = path
 
 
+@contextmanager
+def _current_folder_importable():
+    """Make modules of the current folder importable while unpickling (``python -m unitprune`` has
+    it on ``sys.path``; the ``unitprune`` console script does not)."""
+    folder = os.getcwd()
+    added = folder not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+
+
 def _is_torchscript(path: Path) -> bool:
     if not zipfile.is_zipfile(path):
         return False
@@ -118,10 +151,11 @@ def _load_model_file(path: Path, trust: bool) -> nn.Module:
                 "model.state_dict() and pass --model NAME --weights FILE.") from None
         logger.warning("loading %s with torch.load(weights_only=False) because --trust-model-file was given", path)
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
+            with _current_folder_importable():
+                obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:  # noqa: BLE001
             raise InputError(f"cannot unpickle {path}: {type(exc).__name__}: {exc} (is the model's class "
-                             "importable from here?)") from None
+                             "importable from the current folder?)") from None
     if isinstance(obj, dict):
         raise InputError(f"{path} holds a state_dict, not a model: pass --model NAME --weights {path}")
     if not isinstance(obj, nn.Module):
@@ -201,4 +235,7 @@ def _split(path: Path, arrays: dict, name: str) -> TensorDataset:
         raise InputError(f"{path}: x_{name} is empty")
     if len(y) and int(y.min()) < 0:
         raise InputError(f"{path}: y_{name} has negative labels")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).reshape(len(x), -1).any(dim=1).nonzero()[0, 0])
+        raise InputError(f"{path}: x_{name} contains NaN or Inf (first in sample {bad})")
     return TensorDataset(x.float().contiguous(), y.long())

@@ -26,8 +26,18 @@ _STYLE = {  # method: (color, marker)
 
 
 def plot_accuracy_vs_macs(results: dict, path: Path) -> None:
-    """Write the figure for a ``results.json`` document to ``path`` (PNG)."""
+    """Write the figure for a ``results.json`` document to ``path`` (PNG).
+
+    The y range shows the interesting region (a few budgets above zero, as the paper's Figure 5);
+    points above it are drawn on the top edge as hollow up-triangles in their method's colour, and
+    a note names how many there are and the largest drop, so nothing leaves the plot silently.
+    """
+    drops = [r["accuracy_drop"] for records in results["methods"].values() for r in records] or [0.0]
+    budget = results.get("budget_points")
+    top = min(max(drops) + 0.5, max(6.0 * (budget or 1.0), 3.0))
+    bottom = min(drops) - 0.5
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    off_scale = []
     for method, records in results["methods"].items():
         if not records:
             continue
@@ -36,9 +46,13 @@ def plot_accuracy_vs_macs(results: dict, path: Path) -> None:
         xs = [100.0 * r["macs_remaining_fraction"] for r in ordered]
         ys = [r["accuracy_drop"] for r in ordered]
         single = len(records) == 1
-        ax.plot(xs, ys, color=color, marker=marker, linestyle="none" if single else "-",
-                markersize=13 if marker == "*" else 6, linewidth=1.3, label=method, zorder=3 if single else 2)
-    budget = results.get("budget_points")
+        line, = ax.plot(xs, ys, color=color, marker=marker, linestyle="none" if single else "-",
+                        markersize=13 if marker == "*" else 6, linewidth=1.3, label=method, zorder=3 if single else 2)
+        above = [(x, y) for x, y in zip(xs, ys) if y > top]
+        if above:
+            ax.plot([x for x, _ in above], [top] * len(above), linestyle="none", marker="^", markersize=9,
+                    markerfacecolor="none", markeredgecolor=line.get_color(), clip_on=False, zorder=4)
+            off_scale += [y for _, y in above]
     if budget is not None:
         ax.axhline(budget, color="gray", linestyle="--", linewidth=0.9, label=f"{budget:g}-point budget")
     ax.axhline(0.0, color="black", linewidth=0.6)
@@ -47,9 +61,10 @@ def plot_accuracy_vs_macs(results: dict, path: Path) -> None:
     ax.set_title(f"{results['model']} on {results['dataset']}: accuracy drop vs remaining MACs")
     ax.invert_xaxis()  # more pruning to the right
     ax.grid(True, alpha=0.3)
-    drops = [r["accuracy_drop"] for records in results["methods"].values() for r in records] or [0.0]
-    # the interesting region: a few budgets above zero (steeper curves leave the plot, as in the paper)
-    ax.set_ylim(bottom=min(drops) - 0.5, top=min(max(drops) + 0.5, max(6.0 * (budget or 1.0), 3.0)))
+    ax.set_ylim(bottom=bottom, top=top)
+    if off_scale:
+        ax.plot([], [], linestyle="none", marker="^", markerfacecolor="none", markeredgecolor="gray",
+                label=f"above the plot ({len(off_scale)} points, up to +{max(off_scale):.1f})")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)

@@ -369,7 +369,7 @@ def _quantize_other(entry: _Other, in_shape: tuple[int, ...], out_shape: tuple[i
 # ----------------------------------------------------------------------------------------
 
 def quantize(model: nn.Module, calibration_data, config: QuantConfig | None = None, *, variant: str = "unit",
-             linear_quotient: str = "bitshift") -> QuantizedModel:
+             linear_quotient: str | None = None) -> QuantizedModel:
     """Quantize a float model (a converted, calibrated UnIT model, or a plain torch model) to int8.
 
     Args:
@@ -381,6 +381,8 @@ def quantize(model: nn.Module, calibration_data, config: QuantConfig | None = No
         config: the :class:`QuantConfig` (default ``QuantConfig()``).
         variant: the kernels the integer reference (and an export) runs: dense, zeroskip, unit.
         linear_quotient: how linear layers compute their per-input quotient: bitshift, bintree, table.
+            Default: one the model's approximation supports (``table`` for ``approx="exact"`` or
+            ``unit_decisions="float"`` with a linear layer, else ``bitshift``).
 
     The float approximation maps to an integer one: ``exact`` -> ``exact_int`` (only the
     ``table`` linear kernel computes it), ``bitshift``/``bintree``/``bitmask`` -> ``bitshift_int``.
@@ -388,7 +390,7 @@ def quantize(model: nn.Module, calibration_data, config: QuantConfig | None = No
     config = config if config is not None else QuantConfig()
     if variant not in VARIANTS:
         raise ValueError(f"quantize: variant must be one of {VARIANTS}, got {variant!r}")
-    if linear_quotient not in LINEAR_QUOTIENTS:
+    if linear_quotient is not None and linear_quotient not in LINEAR_QUOTIENTS:
         raise ValueError(f"quantize: linear_quotient must be one of {LINEAR_QUOTIENTS}, got {linear_quotient!r}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"quantize expects an nn.Module, got {type(model).__name__}")
@@ -402,6 +404,9 @@ def quantize(model: nn.Module, calibration_data, config: QuantConfig | None = No
         logger.info("quantize: the float model uses bitmask; the integer model uses bitshift (T_q >> n), the "
                     "integer form of a power-of-two quotient")
     has_linear = any(layer.kind == "linear" for layer in layers)
+    if linear_quotient is None:  # the one the approximation supports (the explicit checks below then pass)
+        linear_quotient = "table" if has_linear and (approx == "exact" or config.unit_decisions == "float") \
+            else "bitshift"
     if config.unit_decisions == "float" and linear_quotient != "table" and has_linear:
         raise ValueError(f"quantize: unit_decisions='float' needs linear_quotient='table' (got {linear_quotient!r}): "
                          "only a table reproduces the float model's linear decisions")

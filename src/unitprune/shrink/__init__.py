@@ -21,9 +21,20 @@ The experiment harness around the method (baselines, MCU measurements, reports) 
 """
 
 from .budget import PRESETS, BudgetError, MCUBudget, cubic_budget, parse_count, parse_size
-from .method import ShrinkConfig, ShrinkResult, shrink
 from .resources import RESOURCE_NAMES, ResourceGraph, Resources, resources, trace_resources
+
+#: Names of :mod:`.method`, imported on first use: the method pulls in the training loop and
+#: Torch-Pruning (the ``shrink`` extra), which ``import unitprune`` must not need.
+_LAZY = {"ShrinkConfig", "ShrinkResult", "shrink"}
 
 __all__ = ["PRESETS", "BudgetError", "MCUBudget", "cubic_budget", "parse_count", "parse_size", "ShrinkConfig",
            "ShrinkResult", "shrink", "RESOURCE_NAMES", "ResourceGraph", "Resources", "resources",
            "trace_resources"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import method
+
+        return getattr(method, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -55,6 +55,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
+from ..extras import require
 from ..training import batches, evaluate
 from .budget import BudgetError, MCUBudget, check_feasible, cubic_budget, over_budget
 from .gates import ChannelGates
@@ -395,6 +396,7 @@ def shrink(
     Raises:
         BudgetError: the budget cannot be met even at one channel per prunable layer.
     """
+    require("torch_pruning", "shrink", "unitprune.shrink")  # channel removal; fail before any training
     config = config or ShrinkConfig()
     t0 = time.perf_counter()
     input_shape = tuple(input_shape or getattr(model, "input_shape", None) or train_data.tensors[0].shape[1:])

@@ -22,8 +22,9 @@ import logging
 from typing import Callable
 
 import torch
-import torch_pruning as tp
 from torch import nn
+
+from ..extras import require
 
 from .resources import ResourceGraph
 
@@ -145,6 +146,7 @@ def _prune_groups(model: nn.Module, graph: ResourceGraph, drop: dict[int, list[i
                   example_input: torch.Tensor) -> None:
     """Remove the channels with Torch-Pruning's dependency graph (every coupled layer follows)."""
     modules = dict(model.named_modules())
+    tp = require("torch_pruning", "shrink", "removing channels (unitprune.shrink)")
     dependency = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
     for group, idx in drop.items():
         root_layer = graph.layers_of(group)[0]

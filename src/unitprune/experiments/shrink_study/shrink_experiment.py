@@ -40,7 +40,9 @@ from typing import Any
 
 import torch
 
+from ...run_folder import check_output_folder
 from ...training import evaluate
+from ..inputs import load_weights
 from .structured_baselines import BaselineResult, dpf_to_budget, tp_prune_to_budget, ttp_result, unit_on_top
 from ...shrink.budget import MCUBudget
 from ...shrink.method import ShrinkConfig, shrink
@@ -78,6 +80,7 @@ class ExperimentConfig:
     mask_lr: float = 1.0
     penalty: float = 2.0
     run_dir: str = "runs/shrink"
+    overwrite: bool = False  # replace the files of a non-empty run_dir (unitprune.run_folder's rule)
     measure: tuple[str, ...] = ()
     measure_samples: int = 5
 
@@ -128,15 +131,18 @@ def run_shrink_experiment(config: ExperimentConfig, executor=None) -> dict[str, 
     from .shrink_tasks import run_shrink_tasks
     from ...models import build_model
 
+    # Everything that can be refused is checked before any training or any write (no empty run folder,
+    # no base.pt left behind by a run that was going to fail); --resume continues a non-empty folder.
     if config.start not in ("base", "init"):
         raise ValueError(f"ExperimentConfig.start must be 'base' or 'init', got {config.start!r}")
+    unknown = [name for name in config.methods if name not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; valid: {', '.join(METHODS)}")
+    ShrinkConfig(epochs=config.epochs, prune_epochs=config.prune_epochs, gate_forward=config.gate_forward)
     executor = replace(executor or ExecutorConfig(progress=config.progress), threads=config.threads)
-    run_dir = Path(config.run_dir)
-    if (run_dir / "shrink.json").exists() and not executor.resume:
-        raise FileExistsError(f"{run_dir / 'shrink.json'} exists: choose another --run-dir (nothing is overwritten)")
+    run_dir = check_output_folder(config.run_dir, overwrite=config.overwrite or executor.resume, option="--run-dir")
     measure_config = _measure_config(config.measure, config.measure_samples,  # bad targets/tools fail first
                                      config.budget.conv_block_rows)
-    run_dir.mkdir(parents=True, exist_ok=True)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -147,9 +153,11 @@ def run_shrink_experiment(config: ExperimentConfig, executor=None) -> dict[str, 
         if tuple(getattr(init, "input_shape", input_shape)) != input_shape:
             raise ValueError(f"model {config.model!r} expects inputs {tuple(init.input_shape)}, dataset {config.data!r} "
                              f"gives {input_shape} (for ds-cnn on 80x124 log-mel: --feature-pool 2x2)")
-        base_state = torch.load(config.weights, weights_only=True) if config.weights else None
+        base_state = (load_weights(copy.deepcopy(init), config.weights, config.model).state_dict()
+                      if config.weights else None)
+        run_dir.mkdir(parents=True, exist_ok=True)  # every check passed
         settings = {"command": "shrink",
-                    "config": _jsonable({k: v for k, v in asdict(config).items() if k not in ("progress", "run_dir")})}
+                    "config": _jsonable({k: v for k, v in asdict(config).items() if k not in ("progress", "run_dir", "overwrite")})}
         done = run_shrink_tasks(config, splits, init, base_state, measure_config, run_dir, executor, settings)
         base = copy.deepcopy(init)
         base.load_state_dict(done["base"]["state"])

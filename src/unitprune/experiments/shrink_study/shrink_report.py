@@ -134,8 +134,20 @@ def plot_training(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _short(value: float, _position=None) -> str:
+    """Tick label: 8K, 256K, 1.5M (K = 1000 for MACs and bytes alike: a label, not a unit)."""
+    for size, suffix in ((1e6, "M"), (1e3, "K")):
+        if abs(value) >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
+
+
 def plot_accuracy_vs_resources(document: dict, points: list[dict], path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), dpi=110)
+    """Test accuracy against each resource (log x), one point per method and budget; the budget of
+    each resource is a labelled dashed line; a few plain tick labels per axis (no overlaps)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4), dpi=110)
     base = document["base"]
     for ax, key in zip(axes, RESOURCE_NAMES):
         for name in dict.fromkeys(p["method"] for p in points):
@@ -145,11 +157,20 @@ def plot_accuracy_vs_resources(document: dict, points: list[dict], path: Path) -
         ax.scatter([base[key]], [100 * base["accuracy"]], marker="*", s=120, color="black", label="base")
         limit = document["budget"].get(key)
         if limit:
-            ax.axvline(limit, color="gray", linestyle="--", linewidth=1)
+            ax.axvline(limit, color="gray", linestyle="--", linewidth=1, label="budget")
+            shown = f"{limit / 1024:g} KB" if key.endswith("_bytes") and limit >= 1024 else _short(limit)
+            ax.annotate(f"budget {shown}", xy=(limit, 0.0), xycoords=("data", "axes fraction"),
+                        xytext=(3, 4), textcoords="offset points", fontsize=8, color="dimgray")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=6))
+        ax.xaxis.set_major_formatter(FuncFormatter(_short))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(_LABELS[key])
         ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"accuracy vs {_LABELS[key].split(' (')[0]}")
+        ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
+    fig.suptitle("Test accuracy against each resource: methods at every SRAM budget, the base model, the budgets")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -11,11 +11,12 @@ import shutil
 from pathlib import Path
 
 from ..._version import __version__
-from .export_types import FAR_DEFINES, LayerFlash
+from ...run_folder import OutputPathError, member_path, remove_members, staged_folder
+from .export_types import FAR_DEFINES, ExportError, LayerFlash
 from .memory_plan import MemoryPlan
 from .model_c import block_text
 
-__all__ = ["GENERATOR", "export_readme", "manifest", "remove_previous_export", "write_export"]
+__all__ = ["GENERATOR", "export_readme", "manifest", "previous_export_files", "write_export"]
 
 #: The ``generator`` field of every manifest (an export folder is recognised by it).
 GENERATOR = "unitprune.mcu.export"
@@ -50,18 +51,26 @@ def write_export(out_dir: Path, texts: dict[str, str], copies: dict[str, Path], 
                  manifest_data: dict) -> None:
     """Write the export into ``out_dir``: generated ``texts``, ``copies`` of fixed files (export
     name -> source), ``binaries``, then ``memory_plan.json`` last (a folder with it is complete).
-    Files an earlier export listed and this one does not write are removed first."""
-    remove_previous_export(out_dir, set(manifest_data["files"]))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in texts.items():
-        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        (out_dir / name).write_text(text)
-    for name, path in copies.items():
-        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, out_dir / name)
-    for name, data in binaries.items():
-        (out_dir / name).write_bytes(data)
-    (out_dir / "memory_plan.json").write_text(json.dumps(manifest_data, indent=2) + "\n")
+
+    Everything is written into a temporary sibling folder and moved into place
+    (:func:`unitprune.run_folder.staged_folder`): a failure (a full disk) leaves ``out_dir`` as it
+    was, and a retry works. Files an earlier export listed and this one does not write are removed,
+    only inside ``out_dir`` (its manifest is checked before anything is written). Whether a
+    non-empty ``out_dir`` may be written at all was decided before (:mod:`.checks`).
+    """
+    stale = [name for name in previous_export_files(out_dir) if name not in set(manifest_data["files"])]
+    listed_in = str(out_dir / "memory_plan.json")
+    with staged_folder(out_dir, overwrite=True, option="export folder",
+                       before_commit=lambda target: remove_members(target, stale, listed_in=listed_in)) as stage:
+        for name, text in texts.items():
+            (stage / name).parent.mkdir(parents=True, exist_ok=True)
+            (stage / name).write_text(text)
+        for name, path in copies.items():
+            (stage / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, stage / name)
+        for name, data in binaries.items():
+            (stage / name).write_bytes(data)
+        (stage / "memory_plan.json").write_text(json.dumps(manifest_data, indent=2) + "\n")
 
 
 def export_readme(result_fields: dict) -> str:
@@ -90,18 +99,24 @@ def export_readme(result_fields: dict) -> str:
     return "\n".join(lines)
 
 
-def remove_previous_export(out_dir: Path, keep: set[str]) -> None:
-    """Remove the files an earlier export listed in its manifest and this one does not write."""
-    manifest = out_dir / "memory_plan.json"
-    if not manifest.is_file():
-        return
+def previous_export_files(out_dir: Path) -> list[str]:
+    """The files an earlier export listed in ``out_dir/memory_plan.json`` (none without one); every
+    name must be a relative path inside ``out_dir`` (ExportError otherwise, before anything is written)."""
+    manifest_path = out_dir / "memory_plan.json"
+    if not manifest_path.is_file():
+        return []
     try:
-        previous = json.loads(manifest.read_text())
+        previous = json.loads(manifest_path.read_text())
     except ValueError:
-        return
-    if previous.get("generator") != GENERATOR:
-        return
-    for name in previous.get("files", []):
-        path = out_dir / name
-        if name not in keep and path.is_file() and ".." not in Path(name).parts:
-            path.unlink()
+        return []
+    if not isinstance(previous, dict) or previous.get("generator") != GENERATOR:
+        return []
+    names = previous.get("files", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ExportError(f"{manifest_path}: 'files' must be a list of relative paths; nothing was written")
+    try:
+        for name in names:
+            member_path(out_dir, name, listed_in=str(manifest_path))
+    except OutputPathError as error:
+        raise ExportError(str(error)) from None
+    return names
