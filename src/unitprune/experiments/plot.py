@@ -25,6 +25,22 @@ _STYLE = {  # method: (color, marker)
 }
 
 
+def _mark_selected(ax, results: dict) -> None:
+    """Ring each method's point selected on validation (its test outcome), labelled once."""
+    confidence = results.get("confidence")
+    label = "selected on validation" + ("" if confidence is None else f" (confidence {confidence:g})")
+    ax.plot([], [], linestyle="none", marker="o", markersize=11, markerfacecolor="none", markeredgecolor="black",
+            markeredgewidth=1.8, label=label)
+    for method, info in results.get("summary", {}).items():
+        chosen = info.get("selected_on_validation")
+        if chosen is None:
+            continue
+        color, _ = _STYLE.get(method, (None, "o"))
+        ax.plot([100.0 * (1.0 - chosen["macs_skipped_fraction"])], [chosen["accuracy_drop"]], linestyle="none",
+                marker="o", markersize=15, markerfacecolor="none", markeredgecolor=color or "black",
+                markeredgewidth=1.8, zorder=4)
+
+
 def plot_accuracy_vs_macs(results: dict, path: Path) -> None:
     """Write the figure for a ``results.json`` document to ``path`` (PNG)."""
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
@@ -38,6 +54,7 @@ def plot_accuracy_vs_macs(results: dict, path: Path) -> None:
         single = len(records) == 1
         ax.plot(xs, ys, color=color, marker=marker, linestyle="none" if single else "-",
                 markersize=13 if marker == "*" else 6, linewidth=1.3, label=method, zorder=3 if single else 2)
+    _mark_selected(ax, results)
     budget = results.get("budget_points")
     if budget is not None:
         ax.axhline(budget, color="gray", linestyle="--", linewidth=0.9, label=f"{budget:g}-point budget")
