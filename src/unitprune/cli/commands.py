@@ -132,6 +132,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..experiments import DemoConfig, run_demo
 
     if args.task == "kws":
+        if args.val_fraction is not None:
+            raise CLIError("unitprune demo: --val-fraction applies to --task mnist (the KWS speaker split is fixed)")
         from .kws_commands import cmd_kws_demo
 
         from ..experiments.kws import KWS_SWEEP
