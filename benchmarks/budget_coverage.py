@@ -16,7 +16,10 @@ Writes ``--json`` (every selection) and ``--markdown`` (the table, with machine,
         --work-dir runs/budget_coverage --json docs/results/budget_coverage.json \\
         --markdown docs/results/budget_coverage.md
 
-``--tally-only`` reads the run folders without running anything.
+``--tally-only`` reads the run folders without running anything. ``--mcu`` also chooses
+``mcu-bench``'s int8 operating points (:func:`unitprune.mcu.bench.select_operating_points`, no
+simulator: the choice and the int8 test accuracy come from the integer reference) from each seed's
+checkpoint, and counts the int8 test overshoots.
 """
 
 from __future__ import annotations
@@ -54,6 +57,37 @@ def run_demo(folder: Path, seed: int, confidence: float, val_fraction: float | N
         command += ["--val-fraction", f"{val_fraction:g}"]
     logger.info("running %s", " ".join(command))
     subprocess.run(command, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+
+def mcu_selections(checkpoint: Path, seed: int, confidence: float, budget: float) -> list[dict]:
+    """``mcu-bench``'s chosen int8 points for the demo checkpoint (input normalisation folded, as the
+    command does by default) and their int8 test drop against quantized dense."""
+    import torch
+
+    from unitprune.data import load_dataset
+    from unitprune.experiments.folding import fold_input_normalization
+    from unitprune.mcu.bench import BenchConfig, select_operating_points
+    from unitprune.models import build_model
+
+    torch.set_num_threads(1)
+    splits = load_dataset("mnist", seed=seed)
+    model = build_model("mnist", seed=seed, num_classes=splits.num_classes)
+    model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    model, splits = fold_input_normalization(model.eval(), splits)
+    config = BenchConfig(budget=budget, confidence=confidence, progress=False,
+                         methods=("dense", "ttp", "unit-bitshift", "unit-bintree", "ttp+unit", "fatrelu",
+                                  "fatrelu+unit"))
+    points = select_operating_points(model, splits, config)
+    rows = []
+    for name, point in points.items():
+        selection = point.details.get("selection")
+        if selection is None:
+            continue
+        rows.append({"method": name, "knob": point.knob, "val_drop": selection["val_drop"],
+                     "val_drop_bound": selection["val_drop_bound"], "test_drop": selection["test_drop"],
+                     "selected_skipped": point.macs_skipped_fraction, "fallback": selection["fallback"],
+                     "over_budget": selection["test_drop"] > budget + 1e-9})
+    return rows
 
 
 def tally(results: dict, budget: float) -> list[dict]:
@@ -114,6 +148,18 @@ def markdown(document: dict) -> str:
         lines.append(f"| {r['confidence']} | {r['seed']} | {r['method']} | {knob} | {pts(r['val_drop'])} | "
                      f"{pts(r['val_drop_bound'])} | {pts(r['test_drop'])}{' **over**' if r['over_budget'] else ''} | "
                      f"{100 * r['selected_skipped']:.1f}% | {best} | {pts(r['gap_points'])} |")
+    for confidence, block in document.get("mcu_bench", {}).items():
+        if confidence == next(iter(document["mcu_bench"])):
+            lines += ["", "## mcu-bench operating points (int8, integer reference, vs quantized dense)", "",
+                      "| confidence | seed | method | knob | val drop | val bound | test drop | skipped |",
+                      "|---|---|---|---|---|---|---|---|"]
+        for r in block["selections"]:
+            lines.append(f"| {confidence} | {r['seed']} | {r['method']} | {r['knob']:g} | {r['val_drop']:+.2f} | "
+                         f"{r['val_drop_bound']:+.2f} | {r['test_drop']:+.2f}{' **over**' if r['over_budget'] else ''}"
+                         f" | {100 * r['selected_skipped']:.1f}% |")
+    for confidence, block in document.get("mcu_bench", {}).items():
+        lines.append(f"\nmcu-bench, confidence {confidence}: {block['over_budget']} of {block['count']} int8 "
+                     "selections over the budget on test.")
     lines += ["", "## What produced these numbers", "",
               f"* Command: `{document['command']}`",
               f"* CPU: {env.get('cpu_model', '?')} ({env.get('cpu_count', '?')} logical cores); "
@@ -132,6 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tally-only", action="store_true", help="read the run folders; run nothing")
     parser.add_argument("--json", help="write the tally here")
     parser.add_argument("--markdown", help="write the table here")
+    parser.add_argument("--mcu", action="store_true", help="also tally mcu-bench's int8 operating points")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = Path(args.work_dir)
@@ -150,8 +197,19 @@ def main(argv=None) -> int:
                 selections.append({"confidence": f"{confidence:g}", "seed": seed, **row})
         summary[f"{confidence:g}"] = summarize(rows)
         print(f"confidence {confidence:g}: {json.dumps(summary[f'{confidence:g}'])}")
+    mcu = {}
+    if args.mcu:
+        for confidence in args.confidences:
+            rows = []
+            for seed in args.seeds:
+                checkpoint = run_dir(work, seed, args.confidences[0], args.val_fraction) / "train" / "model.pt"
+                rows += [{"seed": seed, **r} for r in mcu_selections(checkpoint, seed, confidence, args.budget)]
+            mcu[f"{confidence:g}"] = {"selections": rows, "over_budget": sum(r["over_budget"] for r in rows),
+                                      "count": len(rows)}
+            print(f"mcu-bench, confidence {confidence:g}: {mcu[f'{confidence:g}']['over_budget']} of {len(rows)} "
+                  "int8 selections over budget on test")
     document = {"budget": args.budget, "seeds": args.seeds, "val_fraction": args.val_fraction,
-                "summary": summary, "selections": selections, "environment": environment,
+                "summary": summary, "selections": selections, "mcu_bench": mcu, "environment": environment,
                 "command": "python benchmarks/budget_coverage.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -245,6 +245,7 @@ def summary_table(results: dict) -> str:
         lines.append(
             f"{method:<15} {_pct(info['max_skipped_fraction_at_1pt_drop']):>19} {_knob(info['knob_at_1pt_drop']):>6} "
             f"{_pts(info['accuracy_drop_at_1pt_point']):>6}   {_knob(chosen.get('knob')):>18} "
-            f"{_pts(chosen.get('val_drop_bound')):>9} {_pts(chosen.get('accuracy_drop')):>6} "
+            f"{_pts(None if method == 'unpruned' else chosen.get('val_drop_bound')):>9} "
+            f"{_pts(chosen.get('accuracy_drop')):>6} "
             f"{_pct(chosen.get('macs_skipped_fraction')):>8}")
     return "\n".join(lines)
