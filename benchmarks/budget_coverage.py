@@ -90,6 +90,20 @@ def mcu_selections(checkpoint: Path, seed: int, confidence: float, budget: float
     return rows
 
 
+#: Methods whose measured points do not depend on the rule (the combinations' bases and the
+#: autotuner's search do): the rule can be re-applied to their stored paired counts at any confidence.
+RULE_FREE = ("ttp", "fatrelu", "unit-exact", "unit-bitshift", "unit-bintree", "unit-bitmask")
+
+
+def reapplied(results: dict, budget: float, confidence: float) -> list[dict]:
+    """The summary's choice re-made from ``val_paired`` at another confidence, for :data:`RULE_FREE`."""
+    from unitprune.experiments.results import summarize as summarize_results
+
+    methods = {m: results["methods"][m] for m in ("unpruned", *RULE_FREE) if m in results["methods"]}
+    summary, _ = summarize_results(methods, budget, confidence)
+    return tally({"methods": methods, "summary": summary}, budget)
+
+
 def tally(results: dict, budget: float) -> list[dict]:
     unpruned = results["methods"]["unpruned"][0]["macs_skipped_fraction"]
     rows = []
@@ -135,6 +149,14 @@ def markdown(document: dict) -> str:
              "| confidence | selections | over budget | none admitted | mean gap (pts) | worst test drop (pts) |",
              "|---|---|---|---|---|---|"]
     for confidence, s in document["summary"].items():
+        lines.append(f"| {confidence} | {s['selections']} | {s['over_budget']} | {s['none_admitted']} | "
+                     f"{s['mean_gap_points']:.2f} | {s['max_test_drop']:+.2f} |")
+    lines += ["", f"## Confidence trade-off ({', '.join(RULE_FREE)}: {len(RULE_FREE)} methods x seeds)", "",
+              "The rule re-applied to the stored paired validation counts of the methods whose points do not "
+              "depend on it (the combinations' bases and the autotuner's search do).", "",
+              "| confidence | selections | over budget | none admitted | mean gap (pts) | worst test drop (pts) |",
+              "|---|---|---|---|---|---|"]
+    for confidence, s in document["trade_off"].items():
         lines.append(f"| {confidence} | {s['selections']} | {s['over_budget']} | {s['none_admitted']} | "
                      f"{s['mean_gap_points']:.2f} | {s['max_test_drop']:+.2f} |")
     lines += ["", "## Every selection", "",
@@ -197,6 +219,15 @@ def main(argv=None) -> int:
                 selections.append({"confidence": f"{confidence:g}", "seed": seed, **row})
         summary[f"{confidence:g}"] = summarize(rows)
         print(f"confidence {confidence:g}: {json.dumps(summary[f'{confidence:g}'])}")
+    # the rule re-applied to the last confidence's run folders, on the methods it cannot influence
+    trade_off = {}
+    for confidence in (0.0, 0.5, 0.8, 0.9, 0.95, 0.99):
+        rows = []
+        for seed in args.seeds:
+            results = json.loads((run_dir(work, seed, args.confidences[-1], args.val_fraction) / "results.json")
+                                 .read_text())
+            rows += reapplied(results, args.budget, confidence)
+        trade_off[f"{confidence:g}"] = summarize(rows)
     mcu = {}
     if args.mcu:
         for confidence in args.confidences:
@@ -209,7 +240,8 @@ def main(argv=None) -> int:
             print(f"mcu-bench, confidence {confidence:g}: {mcu[f'{confidence:g}']['over_budget']} of {len(rows)} "
                   "int8 selections over budget on test")
     document = {"budget": args.budget, "seeds": args.seeds, "val_fraction": args.val_fraction,
-                "summary": summary, "selections": selections, "mcu_bench": mcu, "environment": environment,
+                "summary": summary, "selections": selections, "trade_off": trade_off, "mcu_bench": mcu,
+                "environment": environment,
                 "command": "python benchmarks/budget_coverage.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
