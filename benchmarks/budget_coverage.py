@@ -104,6 +104,17 @@ def reapplied(results: dict, budget: float, confidence: float) -> list[dict]:
     return tally({"methods": methods, "summary": summary}, budget)
 
 
+def cached_mcu_selections(work: Path, seed: int, confidence: float, args) -> list[dict]:
+    """:func:`mcu_selections`, kept in ``<work>/seed-N/mcu-confidence-C.json`` (computed once)."""
+    cache = run_dir(work, seed, confidence, args.val_fraction).parent / f"mcu-confidence-{confidence:g}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    checkpoint = run_dir(work, seed, args.confidences[0], args.val_fraction) / "train" / "model.pt"
+    rows = mcu_selections(checkpoint, seed, confidence, args.budget)
+    cache.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
 def tally(results: dict, budget: float) -> list[dict]:
     unpruned = results["methods"]["unpruned"][0]["macs_skipped_fraction"]
     rows = []
@@ -201,9 +212,18 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write the tally here")
     parser.add_argument("--markdown", help="write the table here")
     parser.add_argument("--mcu", action="store_true", help="also tally mcu-bench's int8 operating points")
+    parser.add_argument("--mcu-only", action="store_true",
+                        help="only compute (and cache) mcu-bench's int8 operating points; no demo, no tally")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = Path(args.work_dir)
+    if args.mcu_only:
+        for seed in args.seeds:
+            for confidence in args.confidences:
+                rows = cached_mcu_selections(work, seed, confidence, args)
+                print(f"mcu-bench seed {seed} confidence {confidence:g}: "
+                      f"{sum(r['over_budget'] for r in rows)} of {len(rows)} over budget on test")
+        return 0
     selections, summary, environment = [], {}, {}
     for confidence in args.confidences:
         rows = []
@@ -233,8 +253,7 @@ def main(argv=None) -> int:
         for confidence in args.confidences:
             rows = []
             for seed in args.seeds:
-                checkpoint = run_dir(work, seed, args.confidences[0], args.val_fraction) / "train" / "model.pt"
-                rows += [{"seed": seed, **r} for r in mcu_selections(checkpoint, seed, confidence, args.budget)]
+                rows += [{"seed": seed, **r} for r in cached_mcu_selections(work, seed, confidence, args)]
             mcu[f"{confidence:g}"] = {"selections": rows, "over_budget": sum(r["over_budget"] for r in rows),
                                       "count": len(rows)}
             print(f"mcu-bench, confidence {confidence:g}: {mcu[f'{confidence:g}']['over_budget']} of {len(rows)} "

@@ -98,7 +98,7 @@ def paired_outcome(reference_correct, candidate_correct) -> PairedOutcome:
     return PairedOutcome(int(reference.size), int(np.sum(reference & ~candidate)), int(np.sum(~reference & candidate)))
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8)  # (n+1)^2 floats each: 11.5 MB at n = 1,200
 def _z_table(n: int, budget: float) -> tuple[np.ndarray, bool]:
     """``Z[m, k]`` for ``m`` disagreements of which ``k`` are losses (``+inf`` where ``k > m``), ``budget``
     a fraction; and whether every row increases with ``k`` (then ``Z <= z`` is a prefix of each row)."""
