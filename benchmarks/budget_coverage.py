@@ -17,7 +17,7 @@ Writes ``--json`` (every selection) and ``--markdown`` (the table, with machine,
         --markdown docs/results/budget_coverage.md
 
 ``--tally-only`` reads the run folders without running anything. ``--mcu`` also chooses
-``mcu-bench``'s int8 operating points (:func:`unitprune.mcu.bench.select_operating_points`, no
+``mcu-bench``'s int8 operating points (:func:`unitprune.experiments.mcu_bench.bench.select_operating_points`, no
 simulator: the choice and the int8 test accuracy come from the integer reference) from each seed's
 checkpoint, and counts the int8 test overshoots.
 """
@@ -66,7 +66,7 @@ def mcu_selections(checkpoint: Path, seed: int, confidence: float, budget: float
 
     from unitprune.data import load_dataset
     from unitprune.experiments.folding import fold_input_normalization
-    from unitprune.mcu.bench import BenchConfig, select_operating_points
+    from unitprune.experiments.mcu_bench.bench import BenchConfig, select_operating_points
     from unitprune.models import build_model
 
     torch.set_num_threads(1)

@@ -1,4 +1,4 @@
-"""The budget rule (unitprune.budget): exact p-values, the level of the test, coverage on simulated
+"""The budget rule (unitprune.accuracy_budget): exact p-values, the level of the test, coverage on simulated
 classifier pairs, and the legacy rule at confidence 0."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from unitprune.budget import (PairedOutcome, assess, drop_upper_bound, p_value, paired_outcome,
+from unitprune.accuracy_budget import (PairedOutcome, assess, drop_upper_bound, p_value, paired_outcome,
                               select_operating_point, validate_confidence)
 from unitprune.experiments.pareto import max_skipped_within_drop
 

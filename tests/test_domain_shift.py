@@ -164,7 +164,7 @@ def test_cli_kws_tiny_set(tmp_path, capsys):
 
 def test_choice_needs_the_f1_budget_and_the_paired_accuracy_bound():
     """confidence > 0: a knob needs its validation F1 within the budget and its paired accuracy drop
-    admitted by unitprune.budget; the scan stops at the first knob failing either."""
+    admitted by unitprune.accuracy_budget; the scan stops at the first knob failing either."""
     from unitprune.experiments.domain_shift import _choose, _Measured
 
     n = 400

@@ -11,8 +11,7 @@ Algorithm (greedy sensitivity search over a percentile grid):
    largest grid value whose validation drop is within ``start_fraction`` (default half) of the
    budget, scanning the grid upwards and stopping at the first value over it. Starting below
    the budget leaves room for step 2 to spend the rest where MACs are cheapest: a uniform start
-   at the full budget spends it on every layer alike (measured on the MNIST model: from the
-   half-budget start the search ends at more skipped MACs, and more of them as the budget grows).
+   at the full budget spends it on every layer alike.
 2. Step: for every layer not yet frozen, try raising its percentile to the next grid value
    (all layers recalibrated with :func:`unitprune.calibrate`, sequentially, on validation data)
    and measure validation accuracy and skipped MACs. A trial over budget *freezes* that layer:
@@ -40,7 +39,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..budget import DEFAULT_CONFIDENCE, assess, paired_outcome, validate_confidence
+from ..accuracy_budget import DEFAULT_CONFIDENCE, assess, paired_outcome, validate_confidence
 from ..calibrate import calibrate, set_thresholds
 from ..config import validate_percentile
 from ..convert import unit_layers
@@ -68,7 +67,7 @@ class AutotuneConfig:
         criterion: how a trial's damage is measured when ranking trials: ``"kl"`` or ``"accuracy"``
             (the budget is always on accuracy).
         confidence: a trial is within the budget when the exact upper ``confidence`` bound of its
-            paired validation drop against the unpruned model is (:mod:`unitprune.budget`; 0: the
+            paired validation drop against the unpruned model is (:mod:`unitprune.accuracy_budget`; 0: the
             observed drop). Every trial is one test on the same data: the search as a whole has no
             stated confidence, the sweep's choice among its results is the rule's.
         progress: show a progress bar.
@@ -140,7 +139,7 @@ class _Trials:
         self.reference_correct = unpruned.sample_correct.numpy()
 
     def within(self, evaluation: Evaluation, budget: float) -> bool:
-        """The budget rule (:mod:`unitprune.budget`) for one trial against the unpruned model."""
+        """The budget rule (:mod:`unitprune.accuracy_budget`) for one trial against the unpruned model."""
         outcome = paired_outcome(self.reference_correct, evaluation.sample_correct.numpy())
         return assess(outcome, budget, self.config.confidence).admissible
 

@@ -40,7 +40,7 @@ class DemoConfig:
         seed: seed of the data split, the weight initialisation and the data order.
         val_fraction: share of the non-test data held out for validation (``None``: the loader's
             default, 0.1 for MNIST). More validation samples tighten the budget rule's bound
-            (:mod:`unitprune.budget`); fewer train the model. A checkpoint trained on another split
+            (:mod:`unitprune.accuracy_budget`); fewer train the model. A checkpoint trained on another split
             is refused (its training data would overlap this validation split).
         fold_input_normalization: measure the trained model with its input normalisation folded
             into the first convolution (exact; black pixels become zero activations, see

@@ -14,7 +14,7 @@ context ``S``:
    points), and UnIT on the TTP model chosen below;
 3. each method's setting is chosen on ``S``'s **validation** data: the most aggressive knob whose
    validation macro F1 is within ``budget`` points of the unpruned model's and, with ``confidence``
-   > 0, whose paired validation *accuracy* drop passes the budget rule of :mod:`unitprune.budget`
+   > 0, whose paired validation *accuracy* drop passes the budget rule of :mod:`unitprune.accuracy_budget`
    (exact upper ``confidence`` bound within ``budget``; macro F1 has no exact paired bound, so its
    point value is kept as a second condition); the scan stops at the first knob that fails (TTP +
    UnIT: UnIT's percentile on the chosen TTP model, same rule);
@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 
 from ..baselines import TTPConfig, calibrate_fatrelu, iterative_magnitude_pruning, with_fatrelu
-from ..budget import DEFAULT_CONFIDENCE, paired_outcome, select_operating_point, validate_confidence
+from ..accuracy_budget import DEFAULT_CONFIDENCE, paired_outcome, select_operating_point, validate_confidence
 from ..calibrate import calibrate
 from ..config import UnITConfig
 from ..convert import convert
@@ -91,7 +91,7 @@ class DomainShiftConfig:
         ttp_finetune_epochs / ttp_lr: TTP fine-tuning.
         budget: validation macro-F1 budget in points for choosing each method's setting.
         confidence: with > 0 the paired validation accuracy drop must also pass the budget rule at
-            this confidence (:mod:`unitprune.budget`); 0: the F1 point value alone (legacy rule).
+            this confidence (:mod:`unitprune.accuracy_budget`); 0: the F1 point value alone (legacy rule).
         epochs / lr / batch_size / patience / seed: training of the model of each context.
         augment: training-time augmentation (:class:`unitprune.training.Augment`; ``None``: off;
             the ``domain-shift --task kws`` command uses :data:`unitprune.experiments.kws.KWS_AUGMENT`).

@@ -33,7 +33,7 @@ class Evaluation:
         other_layers: MACs done outside UnIT layers (dense = executed), see
             :mod:`unitprune.accounting`.
         sample_correct: bool ``(num_samples,)``: which samples were classified correctly (paired
-            comparisons of two models on the same samples, :mod:`unitprune.budget`).
+            comparisons of two models on the same samples, :mod:`unitprune.accuracy_budget`).
     """
 
     correct: int

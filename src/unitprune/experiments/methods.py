@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..baselines import (TTPConfig, TTPStep, calibrate_fatrelu, iterative_magnitude_pruning, weight_sparsity,
                          with_fatrelu)
-from ..budget import paired_outcome, select_operating_point
+from ..accuracy_budget import paired_outcome, select_operating_point
 from ..calibrate import calibrate
 from ..config import UnITConfig
 from ..convert import convert, unit_layers
@@ -61,7 +61,7 @@ class SweepContext:
         return self._baseline_val_correct
 
     def within_budget(self, points: list[Point], budget: float) -> Point:
-        """The budget rule (:mod:`unitprune.budget`, ``config.confidence``) over ``points`` by knob;
+        """The budget rule (:mod:`unitprune.accuracy_budget`, ``config.confidence``) over ``points`` by knob;
         the mildest knob when none is admitted."""
         ordered = sorted(points, key=lambda p: p.knob)
         outcomes = [paired_outcome(self.baseline_val_correct.numpy(), p.val_correct.numpy()) for p in ordered]

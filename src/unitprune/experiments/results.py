@@ -18,13 +18,13 @@ model on test), ``val_accuracy``, ``val_accuracy_drop``, ``macs_skipped_fraction
 summed over the test set, whole model), ``per_layer`` ({UnIT layer: counters + ``skipped_fraction``}),
 ``other_layers`` (the same for the MACs outside UnIT layers: dense = executed),
 ``num_samples``, ``correct``, ``val_paired`` (``n``, ``losses``, ``gains``: validation samples the unpruned
-model gets right and the point wrong, and the reverse; what the budget rule reads, :mod:`unitprune.budget`)
+model gets right and the point wrong, and the reverse; what the budget rule reads, :mod:`unitprune.accuracy_budget`)
 and method ``details`` (thresholds, percentiles, sparsity...).
 
 ``summary[method]`` holds ``max_skipped_fraction_at_1pt_drop`` (read off the test curve, like the
 paper's Figure 5; ``None`` if no point is within 1 point), the knob and drop of that point, the
 same at ``budget_points``, and ``selected_on_validation``: the point an engineer would deploy,
-chosen on validation only by the budget rule at ``confidence`` (:mod:`unitprune.budget`: most skipped
+chosen on validation only by the budget rule at ``confidence`` (:mod:`unitprune.accuracy_budget`: most skipped
 MACs among the knobs admitted, scanning from the mildest), with the validation drop, its upper
 confidence bound and its test numbers (``fallback``: no knob admitted, the mildest is shown).
 """
@@ -38,8 +38,8 @@ from pathlib import Path
 
 from torch import Tensor
 
-from ..budget import PairedOutcome, paired_outcome, select_operating_point
-from ..counts import CAUSES, MacCounts
+from ..accuracy_budget import PairedOutcome, paired_outcome, select_operating_point
+from ..counts import CAUSES, COUNT_FIELDS, MacCounts
 from .evaluation import Evaluation
 from .pareto import max_skipped_within_drop, pareto_frontier
 
@@ -50,8 +50,7 @@ SCHEMA_VERSION = 1
 SKIP_CAUSES = tuple(cause for cause in CAUSES if cause != "executed")
 CSV_COLUMNS = ("method", "knob", "accuracy", "accuracy_drop", "val_accuracy", "val_accuracy_drop",
                "macs_skipped_fraction", "macs_remaining_fraction", "skipped_zero_weight",
-               "skipped_zero_activation", "skipped_threshold", "dense", "zero_weight", "zero_activation",
-               "threshold", "executed", "compares", "divisions", "on_pareto_frontier")
+               "skipped_zero_activation", "skipped_threshold", *COUNT_FIELDS, "on_pareto_frontier")
 
 
 @dataclass
@@ -239,8 +238,7 @@ def write_csv(results: dict, path: Path) -> None:
                     "skipped_zero_weight": causes["zero_weight"],
                     "skipped_zero_activation": causes["zero_activation"],
                     "skipped_threshold": causes["threshold"],
-                    **{key: r["counts"][key] for key in ("dense", "zero_weight", "zero_activation", "threshold",
-                                                         "executed", "compares", "divisions")},
+                    **{key: r["counts"][key] for key in COUNT_FIELDS},
                     "on_pareto_frontier": (name, _knob_key(r["knob"])) in frontier,
                 })
 

@@ -96,7 +96,7 @@ def _rule_text(results: dict) -> str:
     return (f"knobs scanned from the mildest while the exact upper {confidence:g}-confidence bound of the paired "
             f"validation drop (`val bound`) is within {budget:g} point(s); of those, the most MACs skipped. "
             f"With probability >= {confidence:g} its drop on unseen data of the same distribution is within the "
-            "budget (unitprune.budget, docs/experiments.md)")
+            "budget (unitprune.accuracy_budget, docs/experiments.md)")
 
 
 def _autotune_section(results: dict) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ..budget import DEFAULT_CONFIDENCE, validate_confidence
+from ..accuracy_budget import DEFAULT_CONFIDENCE, validate_confidence
 from ..config import APPROX_METHODS, validate_percentile
 from .autotune import DEFAULT_AUTOTUNE_GRID
 
@@ -41,7 +41,7 @@ class SweepConfig:
             aggressive one whose *validation* drop is <= this many points.
         budget: accuracy budget in points: summaries report the most MACs skipped within it and
             the settings selected on validation use it.
-        confidence: confidence of every choice on validation (:mod:`unitprune.budget`): a knob is
+        confidence: confidence of every choice on validation (:mod:`unitprune.accuracy_budget`): a knob is
             admissible when the exact upper ``confidence`` bound of its paired validation drop is
             within the budget; 0: the observed drop is compared (no confidence).
         autotune_budgets: validation budgets (points) for which per-layer percentiles are searched.
@@ -51,8 +51,7 @@ class SweepConfig:
         seed: seed of the fine-tuning data order.
         num_threads: torch threads during the sweep (restored afterwards). One is as fast for
             these small models and, unlike two, does not collapse when other processes keep the
-            cores busy (measured here: a training epoch took 17 s with 2 threads on a busy
-            2-core machine, 0.17 s with 1).
+            cores busy.
         progress: show progress bars.
     """
 

@@ -37,7 +37,7 @@ def _confidence_clause(confidence: float) -> str:
     if not confidence:
         return " (observed drop, no confidence)"
     return (f" at confidence {confidence:g} (exact upper bound of the paired int8 validation drop, "
-            "unitprune.budget)")
+            "unitprune.accuracy_budget)")
 
 
 def _selection_section(document: dict) -> list[str]:

@@ -25,9 +25,9 @@ test in Barnard's sense, for matched pairs):
 Conditioning on the disagreements alone (``losses ~ Binomial(losses + gains, q)``, a
 Clopper-Pearson bound on ``q``) is exact for the *share* of losses among disagreements, but the
 drop is ``d * (2q - 1)`` and ``d`` is estimated from the same data: plugging in ``d = (losses +
-gains) / n`` admits a model that truly loses 1 point on 400 samples with probability up to 0.63
-at ``c = 0.9`` (when it disagrees rarely and always loses); the nuisance has to be maximised over,
-as here.
+gains) / n`` does not keep the level when the candidate disagrees rarely and always loses (few
+disagreements cap the plug-in bound at ``(losses + gains) / n``; docs/experiments.md); the nuisance
+has to be maximised over, as here.
 
 **Selection** (:func:`select_operating_point`) over candidates ordered from the mildest to the most
 aggressive: with ``c > 0`` the scan walks that order and stops at the first candidate that is not

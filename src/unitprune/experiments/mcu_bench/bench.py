@@ -4,7 +4,7 @@ The route, per method:
 
 1. **Operating point.** The sweep's own method functions (:data:`unitprune.experiments.methods.METHOD_RUNNERS`)
    measure every knob value of the float model; every knob is quantized and the point kept is
-   chosen by the budget rule (:mod:`unitprune.budget`, ``confidence``) on the *quantized* paired
+   chosen by the budget rule (:mod:`unitprune.accuracy_budget`, ``confidence``) on the *quantized* paired
    validation outcomes (the integer reference on the validation split) against the quantized dense
    model: the most aggressive knob admitted, scanning from the mildest, else the mildest knob.
 2. **Quantize** (:func:`unitprune.mcu.quantize`, calibrated on the validation inputs) with the
@@ -35,29 +35,29 @@ import numpy as np
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..baselines import calibrate_fatrelu, with_fatrelu
-from ..budget import DEFAULT_CONFIDENCE, paired_outcome, select_operating_point, validate_confidence
-from ..calibrate import calibrate
-from ..config import UnITConfig
-from ..convert import convert
-from ..counts import MacCounts
-from ..experiments.evaluation import dataset_tensors
-from ..experiments.methods import METHOD_RUNNERS, SweepContext, ttp_steps
-from ..experiments.sweep import torch_threads
-from ..experiments.sweep_config import SweepConfig
-from . import targets
-from .export import export_c
-from .host import run_exported
-from .qmodel import QuantizedModel
-from .quantize import quantize
-from .reference import quantize_input, run_reference
+from ...baselines import calibrate_fatrelu, with_fatrelu
+from ...accuracy_budget import DEFAULT_CONFIDENCE, paired_outcome, select_operating_point, validate_confidence
+from ...calibrate import calibrate
+from ...config import UnITConfig
+from ...convert import convert
+from ...counts import MacCounts
+from ..evaluation import dataset_tensors
+from ..methods import METHOD_RUNNERS, SweepContext, ttp_steps
+from ..sweep import torch_threads
+from ..sweep_config import SweepConfig
+from ...mcu import targets
+from ...mcu.export import export_c
+from ...mcu.host_runner import run_exported
+from ...mcu.qmodel import QuantizedModel
+from ...mcu.quantize import quantize
+from ...mcu.reference import quantize_input, run_reference
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BenchConfig", "McuMethod", "METHODS", "NOT_MEASURED", "OperatingPoint", "ROW_KEYS", "measure_target",
            "run_bench", "select_operating_points"]
 
-#: The keys of every row of ``mcu.json`` (issue 9), in this order.
+#: The keys of every row of ``mcu.json``, in this order.
 ROW_KEYS = ("model", "target", "method", "knob", "quantized_accuracy", "macs_skipped_fraction", "cycles",
             "cycles_per_layer", "energy_uj_estimate", "flash_bytes", "sram_bytes", "samples_checked", "bit_exact")
 
@@ -93,7 +93,7 @@ METHODS: dict[str, McuMethod] = {m.name: m for m in (
     McuMethod("fatrelu+unit", "fatrelu+unit", "unit", "bitshift", description="UnIT (bit shift) on the FATReLU model"),
 )}
 
-#: Methods of issue 9 the int8 route cannot run, with the reason (recorded in mcu.json): none now.
+#: Methods the int8 route cannot run, with the reason (recorded in mcu.json): none now.
 NOT_MEASURED: dict[str, str] = {}
 
 #: The sweep the operating points come from: UnIT on TTP uses the bit-shift approximation (the
@@ -113,7 +113,7 @@ class BenchConfig:
         layer_samples: samples the per-layer firmware runs (its medians; <= ``samples``): a second
             full pass costs as much simulator time as the first.
         budget: points of quantized validation accuracy a method may lose against quantized dense.
-        confidence: of the budget rule (:mod:`unitprune.budget`; 0: the observed drop).
+        confidence: of the budget rule (:mod:`unitprune.accuracy_budget`; 0: the observed drop).
         sweep: the sweep settings the methods' points come from.
         max_cycles: per firmware run (all samples).
         progress: show a progress bar.
@@ -233,7 +233,7 @@ def _measure_test(context, point: OperatingPoint) -> None:
 def select_operating_points(model: nn.Module, splits, config: BenchConfig) -> dict[str, OperatingPoint]:
     """Each method's int8 model at its operating point (module docstring, step 1-2)."""
     context = SweepContext(model=model.eval(), splits=splits, config=config.sweep)
-    from ..experiments.methods import baseline_evaluations
+    from ..methods import baseline_evaluations
 
     _, context.baseline_val_accuracy = baseline_evaluations(context)
     chosen: dict[str, OperatingPoint] = {}
@@ -361,7 +361,7 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
     ``details`` (per row: checks, knob search, float accuracy), ``energy`` (the estimate's source per
     target), ``not_measured`` and the settings and tool versions.
     """
-    from ..experiments.provenance import environment_record
+    from ..provenance import environment_record
     from .bench_report import write_report
 
     config = config or BenchConfig()
