@@ -1,4 +1,4 @@
-"""Operating points within an accuracy budget, with a stated confidence (docs/experiments.md, "Budget rule").
+"""Operating points within an accuracy budget, with a stated confidence (docs/experiments.md, "The budget rule").
 
 Every harness that picks "the most aggressive setting within ``budget`` points of the unpruned
 model" (the sweep, the autotuner, domain shift, ``mcu-bench``) picks it here, from the
