@@ -65,7 +65,7 @@ class DigitsTask:
 def test_domain_shift_protocol(tmp_path):
     config = DomainShiftConfig(run_dir=str(tmp_path / "run"), unit_percentiles=(30, 90), fatrelu_percentiles=(50,),
                                ttp_sparsities=(0.5, 0.8), ttp_finetune_epochs=1, epochs=4, lr=5e-3, patience=None,
-                               progress=False, budget=1.0, autotune_budgets=(0.5, 3.0))
+                               progress=False, budget=1.0, autotune_budgets=(0.5, 3.0), confidence=0.0)
     document = run_domain_shift(DigitsTask(), config)
     rows = document["rows"]
     assert len(rows) == 2 * 2 * len(DOMAIN_METHODS)
@@ -84,6 +84,8 @@ def test_domain_shift_protocol(tmp_path):
             expected = within[-1] if within else candidates[0]["knob"]
             chosen = {r["knob"] for r in rows if r["train_context"] == train and r["method"] == method}
             assert chosen == {expected}, (train, method)  # chosen on the training context's validation data
+            selection = next(r["selection"] for r in rows if r["train_context"] == train and r["method"] == method)
+            assert selection["confidence"] == 0.0 and selection["fallback"] == (not within)
         sizes = {r["test_context"]: r["num_test_samples"] for r in rows if r["train_context"] == train}
         assert set(sizes) == {"A", "B"}
         # the diagnosis measured every knob on both test splits; at the chosen knob it is the table's row
@@ -158,3 +160,30 @@ def test_cli_kws_tiny_set(tmp_path, capsys):
         assert "speakers train/val/test 3/2/1" in document["contexts"][name]
     assert "| A -> B |" in (run_dir / "report.md").read_text()
     assert f"report: {run_dir / 'report.md'}" in capsys.readouterr().out
+
+
+def test_choice_needs_the_f1_budget_and_the_paired_accuracy_bound():
+    """confidence > 0: a knob needs its validation F1 within the budget and its paired accuracy drop
+    admitted by unitprune.accuracy_budget; the scan stops at the first knob failing either."""
+    from unitprune.experiments.domain_shift import _choose, _Measured
+
+    n = 400
+    reference_correct = np.ones(n, dtype=bool)
+
+    def point(knob, losses, f1):
+        correct = reference_correct.copy()
+        correct[:losses] = False
+        return _Measured("unit", knob, f1, float(correct.mean()), None, {}, correct)
+
+    reference = _Measured("unpruned", None, 0.95, 1.0, None, {}, reference_correct)
+    config = DomainShiftConfig(budget=1.0, confidence=0.9)
+    # 30: fine; 40: F1 fine but 3 losses of 400 (bound 1.6 points) fail; 50: fine again, not reached
+    points = [point(30, 0, 0.95), point(40, 3, 0.95), point(50, 0, 0.95)]
+    chosen = _choose(points, reference, config)
+    assert chosen.knob == 30 and chosen.details["selection"]["val_accuracy_drop_bound"] <= 1.0
+    # accuracy fine but F1 2 points down: not admitted, nothing milder: the mildest, flagged
+    chosen = _choose([point(30, 0, 0.93), point(40, 0, 0.95)], reference, config)
+    assert chosen.knob == 30 and chosen.details["selection"]["fallback"]
+    # the legacy rule (confidence 0) takes 50 after the failure at 40 (F1 only)
+    legacy = DomainShiftConfig(budget=1.0, confidence=0.0)
+    assert _choose([point(30, 0, 0.95), point(40, 3, 0.93), point(50, 3, 0.95)], reference, legacy).knob == 50

@@ -265,3 +265,21 @@ def test_evaluate_unit_model_sums_counters_over_batches(digits):
     report = unitprune.mac_report(unit_model, splits.test.tensors[0])
     assert report.total == whole.total
     assert math.isclose(whole.accuracy, whole.correct / len(splits.test))
+
+
+def test_points_carry_paired_validation_counts_and_the_selection_its_bound(sweep_run):
+    results, _ = sweep_run
+    n = results["num_val_samples"]
+    assert results["confidence"] == 0.9
+    for method, points in results["methods"].items():
+        for p in points:
+            paired = p["val_paired"]
+            assert paired["n"] == n
+            # the paired counts give the same drop as the two accuracies (independent computations)
+            assert 100 * (paired["losses"] - paired["gains"]) / n == pytest.approx(p["val_accuracy_drop"], abs=1e-9)
+        chosen = results["summary"][method]["selected_on_validation"]
+        if chosen is not None:
+            assert chosen["confidence"] == 0.9
+            assert chosen["val_drop_bound"] <= results["budget_points"]
+            assert chosen["val_drop_bound"] >= min(chosen["val_accuracy_drop"], 0.0)
+            assert chosen["knob"] in chosen["knobs_admitted"]

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "unitprune"
 #: its own layer and the layers below, never from a layer above.
 LAYERS = {
     # core: the UnIT semantics, its layers and their C-kernel bindings
-    "_version": 0, "accounting": 0, "activations": 0, "approx": 0, "backends": 0, "calibrate": 0, "config": 0,
+    "_version": 0, "accounting": 0, "accuracy_budget": 0, "activations": 0, "approx": 0, "backends": 0, "calibrate": 0, "config": 0,
     "convert": 0, "counts": 0, "geometry": 0, "kernels": 0, "layers": 0, "model_pass": 0, "report": 0,
     "selection": 0, "settings_manifest": 0, "torch_reference": 0, "versions": 0, "mac_formulas": 0,
     # core utilities: optional extras, output folders and files

@@ -29,7 +29,7 @@ def _sweep_config(args: argparse.Namespace, methods=None, base=None):
     mapping = {"methods": "methods", "unit_percentiles": "unit_percentiles",
                "fatrelu_percentiles": "fatrelu_percentiles", "ttp_sparsities": "ttp_sparsities",
                "ttp_epochs": "ttp_finetune_epochs", "combo_approx": "combo_approx",
-               "combo_base_budget": "combo_base_budget", "budget": "budget", "autotune_budgets": "autotune_budgets",
+               "combo_base_budget": "combo_base_budget", "budget": "budget", "autotune_budgets": "autotune_budgets", "confidence": "confidence",
                "calibration_samples": "calibration_samples", "eval_batch_size": "eval_batch_size",
                "threads": "num_threads"}
     values = {field: getattr(args, option) for option, field in mapping.items() if getattr(args, option) is not None}
@@ -135,6 +135,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..experiments import DemoConfig, run_demo
 
     if args.task == "kws":
+        if args.val_fraction is not None:
+            raise CLIError("unitprune demo: --val-fraction applies to --task mnist (the KWS speaker split is fixed)")
         from .kws_commands import cmd_kws_demo
 
         from ..experiments.kws import KWS_SWEEP
@@ -145,10 +147,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     guard_run_dir(args, args.run_dir, reusable=("train",))  # train/: the cached checkpoint, reused
     t0 = time.perf_counter()
     config = DemoConfig(run_dir=args.run_dir, retrain=args.retrain, epochs=args.epochs or DemoConfig.epochs,
-                        seed=args.seed,
+                        seed=args.seed, val_fraction=args.val_fraction,
                         fold_input_normalization=not args.no_fold_input, sweep=_sweep_config(args),
                         workers=sweep_workers(args), executor=executor_config(args))
-    results = run_demo(config)
+    try:
+        results = run_demo(config)
+    except ValueError as exc:  # a bad --val-fraction, or a checkpoint trained on another split
+        raise CLIError(f"unitprune demo: {exc}") from None
     _print_results(results, Path(args.run_dir))
     training = results.get("training", {})
     trained = "cached checkpoint" if training.get("cached") else f"{training.get('train_seconds', 0):.0f} s"

@@ -40,6 +40,9 @@ def add_domain_parser(commands, formatter, add_common) -> None:
     parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum training epochs per context")
     parser.add_argument("--budget", type=float, default=d.budget,
                         help="validation macro-F1 budget (points) for choosing each method's setting")
+    parser.add_argument("--confidence", type=float, default=d.confidence,
+                        help="the paired validation accuracy drop must also be within --budget at this confidence "
+                             "(exact upper bound, docs/experiments.md); 0: the F1 point value alone")
     parser.add_argument("--unit-percentiles", nargs="+", type=float, metavar="P",
                         help=f"UnIT percentiles (default: {shown(d.unit_percentiles)})")
     parser.add_argument("--fatrelu-percentiles", nargs="+", type=float, metavar="P",
@@ -92,7 +95,7 @@ def cmd_domain_shift(args: argparse.Namespace) -> int:
                            "unitprune never downloads data)")
         task = WidarDomainTask(data_root=args.data_root, seed=args.seed)
     values = {"run_dir": args.run_dir, "seed": args.seed, "retrain": args.retrain, "epochs": args.epochs,
-              "budget": args.budget, "ttp_finetune_epochs": args.ttp_epochs, "num_threads": args.threads,
+              "budget": args.budget, "confidence": args.confidence, "ttp_finetune_epochs": args.ttp_epochs, "num_threads": args.threads,
               "progress": not args.no_progress, "workers": sweep_workers(args),
               "test_every_point": not args.no_test_diagnosis,
               "augment": KWS_AUGMENT if args.task == "kws" and not args.no_augment else None}
@@ -101,7 +104,11 @@ def cmd_domain_shift(args: argparse.Namespace) -> int:
                          ("autotune_grid", "autotune_grid")):
         if getattr(args, option):
             values[name] = tuple(getattr(args, option))
-    document = run_domain_shift(task, DomainShiftConfig(**values), executor_config(args, threads=args.threads))
+    try:
+        config = DomainShiftConfig(**values)
+    except ValueError as exc:
+        raise CLIError(f"unitprune domain-shift: {exc}") from None
+    document = run_domain_shift(task, config, executor_config(args, threads=args.threads))
     run_dir = Path(args.run_dir)
     print(f"{'train':>5} {'test':>5} {'method':<14} {'knob':>6} {'F1 %':>7} {'acc %':>7} {'skipped %':>9}")
     for row in document["rows"]:

@@ -42,6 +42,9 @@ def add_mcu_bench_parser(commands, formatter, add_common, add_model_options, add
                        help="samples of the per-layer firmware (a second simulator pass; <= --samples)")
     group.add_argument("--budget", type=float, default=1.0,
                        help="points of quantized validation accuracy a method may lose against quantized dense")
+    group.add_argument("--confidence", type=float, default=0.9,
+                       help="a knob is admissible when the exact upper bound of its paired int8 validation drop at "
+                            "this confidence is within --budget; 0: the observed drop (docs/experiments.md)")
     group.add_argument("--unit-percentiles", metavar="P,P,...",
                        help="UnIT calibration percentiles swept (default: the sweep's)")
     group.add_argument("--fatrelu-percentiles", metavar="P,P,...",
@@ -85,7 +88,8 @@ def _bench_config(args: argparse.Namespace):
         return BenchConfig(targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
                            methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
                            samples=args.samples, layer_samples=min(args.layer_samples, args.samples),
-                           budget=args.budget, sweep=sweep, progress=not args.no_progress)
+                           budget=args.budget, confidence=args.confidence, sweep=sweep,
+                           progress=not args.no_progress)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 

@@ -106,6 +106,10 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
                        help=f"accuracy budget in points for summaries (default: {d.budget:g})")
     group.add_argument("--autotune-budgets", nargs="+", type=float, metavar="PTS",
                        help=f"validation budgets of the per-layer search (default: {shown(d.autotune_budgets)})")
+    group.add_argument("--confidence", type=float, metavar="C",
+                       help="confidence of every choice on validation: a knob is admissible when the exact upper "
+                            "C-confidence bound of its paired validation drop is within the budget; 0: the observed "
+                            f"drop, no confidence (default: {d.confidence:g}; docs/experiments.md)")
     group.add_argument("--calibration-samples", type=int, metavar="N",
                        help="calibrate on the first N validation samples (default: all)")
     group.add_argument("--eval-batch-size", type=int, metavar="N",
@@ -137,6 +141,10 @@ def build_parser() -> _Parser:
     demo.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
     demo.add_argument("--no-fold-input", action="store_true",
                       help="measure on normalised inputs instead of folding the normalisation into conv1")
+    demo.add_argument("--val-fraction", type=float, metavar="F",
+                      help="--task mnist: share of the 4,000 non-test digits held out for validation (default: 0.1, "
+                           "400 digits). More validation tightens the budget's bound, fewer digits train the model; "
+                           "a RUN_DIR checkpoint trained on another split is refused")
     _add_sweep_options(demo)
     add_executor_options(demo, workers=False)
     _add_overwrite(demo, "the results of an earlier run in RUN_DIR (its cached training checkpoint is reused)")

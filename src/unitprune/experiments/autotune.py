@@ -39,6 +39,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from ..accuracy_budget import DEFAULT_CONFIDENCE, assess, paired_outcome, validate_confidence
 from ..calibrate import calibrate, set_thresholds
 from ..config import validate_percentile
 from ..convert import unit_layers
@@ -65,6 +66,10 @@ class AutotuneConfig:
         batch_size: evaluation batch size.
         criterion: how a trial's damage is measured when ranking trials: ``"kl"`` or ``"accuracy"``
             (the budget is always on accuracy).
+        confidence: a trial is within the budget when the exact upper ``confidence`` bound of its
+            paired validation drop against the unpruned model is (:mod:`unitprune.accuracy_budget`; 0: the
+            observed drop). Every trial is one test on the same data: the search as a whole has no
+            stated confidence, the sweep's choice among its results is the rule's.
         progress: show a progress bar.
     """
 
@@ -74,6 +79,7 @@ class AutotuneConfig:
     max_evaluations: int = 200
     batch_size: int = 500
     criterion: str = "kl"
+    confidence: float = DEFAULT_CONFIDENCE
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -87,6 +93,7 @@ class AutotuneConfig:
             raise ValueError(f"AutotuneConfig.start_fraction must be in [0, 1], got {self.start_fraction}")
         if self.criterion not in ("kl", "accuracy"):
             raise ValueError(f"AutotuneConfig.criterion must be 'kl' or 'accuracy', got {self.criterion!r}")
+        object.__setattr__(self, "confidence", validate_confidence(self.confidence, "AutotuneConfig.confidence"))
         if self.max_evaluations < 1:
             raise ValueError(f"AutotuneConfig.max_evaluations must be >= 1, got {self.max_evaluations}")
 
@@ -126,9 +133,15 @@ class _Trials:
         self.config = config
         self.count = 0
         self.progress_bar = progress_bar
-        set_thresholds(model, 0.0)  # the unpruned model's outputs: the reference of the divergence
-        self.reference = torch.log_softmax(
-            evaluate_unit_model(model, (self.x, self.y), config.batch_size, keep_logits=True).logits, dim=1)
+        set_thresholds(model, 0.0)  # the unpruned model's outputs: the reference of the divergence and the budget
+        unpruned = evaluate_unit_model(model, (self.x, self.y), config.batch_size, keep_logits=True)
+        self.reference = torch.log_softmax(unpruned.logits, dim=1)
+        self.reference_correct = unpruned.sample_correct.numpy()
+
+    def within(self, evaluation: Evaluation, budget: float) -> bool:
+        """The budget rule (:mod:`unitprune.accuracy_budget`) for one trial against the unpruned model."""
+        outcome = paired_outcome(self.reference_correct, evaluation.sample_correct.numpy())
+        return assess(outcome, budget, self.config.confidence).admissible
 
     def run(self, percentiles: dict[str, float]) -> Evaluation:
         self.count += 1
@@ -189,7 +202,7 @@ def autotune_percentiles(model: nn.Module, val, baseline_accuracy: float, config
                     continue
                 trial = dict(current, **{name: higher[0]})
                 evaluation = trials.run(trial)
-                if drop(evaluation) > config.budget + 1e-9:
+                if not trials.within(evaluation, config.budget):
                     frozen.add(name)
                     logger.info("autotune: %s -> %g is over budget (drop %.2f); frozen at %g", name, higher[0],
                                 drop(evaluation), current[name])
@@ -221,7 +234,7 @@ def _global_start(trials: _Trials, names: list[str], config: AutotuneConfig, dro
     chosen = None
     for percentile in config.grid:
         evaluation = trials.run({name: percentile for name in names})
-        if drop(evaluation) > config.start_fraction * config.budget + 1e-9:
+        if not trials.within(evaluation, config.start_fraction * config.budget):
             break
         chosen = (percentile, evaluation)
     if chosen is None:  # even the lowest grid value is over budget: start there anyway

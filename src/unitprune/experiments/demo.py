@@ -39,6 +39,10 @@ class DemoConfig:
         dataset / model: the built-in dataset and Table-1 model.
         epochs / lr / batch_size / patience: training settings (Adam, early stopping on validation).
         seed: seed of the data split, the weight initialisation and the data order.
+        val_fraction: share of the non-test data held out for validation (``None``: the loader's
+            default, 0.1 for MNIST). More validation samples tighten the budget rule's bound
+            (:mod:`unitprune.accuracy_budget`); fewer train the model. A checkpoint trained on another split
+            is refused (its training data would overlap this validation split).
         fold_input_normalization: measure the trained model with its input normalisation folded
             into the first convolution (exact; black pixels become zero activations, see
             :mod:`unitprune.experiments.folding`).
@@ -58,6 +62,7 @@ class DemoConfig:
     batch_size: int = 64
     patience: int | None = 4
     seed: int = 0
+    val_fraction: float | None = None
     fold_input_normalization: bool = True
     sweep: SweepConfig = field(default_factory=SweepConfig)
     workers: int = 1
@@ -76,7 +81,10 @@ def train_or_load(config: DemoConfig, splits) -> tuple[torch.nn.Module, dict]:
                                patience=config.patience, seed=config.seed, num_threads=config.sweep.num_threads,
                                progress=config.sweep.progress, weight_decay=config.weight_decay,
                                augment=config.augment)
+    split_path = train_dir / "split.json"
+    split = {"dataset": config.dataset, "seed": config.seed, "val_fraction": config.val_fraction}
     if checkpoint.is_file() and not config.retrain:
+        _check_split(split_path, split)
         model.load_state_dict(torch.load(checkpoint, weights_only=True))
         model.eval()
         _warn_if_stale(train_dir / "metadata.json", train_config)
@@ -85,10 +93,24 @@ def train_or_load(config: DemoConfig, splits) -> tuple[torch.nn.Module, dict]:
     t0 = time.perf_counter()
     result = train(model, splits, train_config, run_dir=train_dir)
     seconds = time.perf_counter() - t0
+    split_path.write_text(json.dumps(split) + "\n")
     logger.info("trained in %.1f s: best val accuracy %.4f at epoch %d", seconds, result.best_val_accuracy,
                 result.best_epoch)
     return model, {"checkpoint": str(checkpoint), "cached": False, "train_seconds": round(seconds, 2),
                    "best_val_accuracy": result.best_val_accuracy, "epochs_run": result.epochs_run}
+
+
+def _check_split(path: Path, wanted: dict) -> None:
+    """Refuse a checkpoint trained on another train/validation split (no record: the default split)."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = {"dataset": wanted["dataset"], "seed": wanted["seed"], "val_fraction": None}
+    differing = {k: (saved.get(k), wanted[k]) for k in ("dataset", "val_fraction") if saved.get(k) != wanted[k]}
+    if differing:
+        raise ValueError(f"the checkpoint in {path.parent} was trained on another split {differing} (cached, "
+                         "requested): its training data may hold this run's validation samples. Pass --retrain or "
+                         "use another --run-dir")
 
 
 def _warn_if_stale(metadata_path: Path, wanted: TrainConfig) -> None:
@@ -109,7 +131,10 @@ def run_demo(config: DemoConfig | None = None) -> dict:
     """Train (or load) the model, run the sweep, write the report; return the results document."""
     config = config or DemoConfig()
     t0 = time.perf_counter()
-    splits = load_dataset(config.dataset, seed=config.seed)
+    if config.val_fraction is not None and not 0.0 < config.val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {config.val_fraction!r}")
+    options = {} if config.val_fraction is None else {"val_fraction": config.val_fraction}
+    splits = load_dataset(config.dataset, seed=config.seed, **options)
     model, train_info = train_or_load(config, splits)
     if config.fold_input_normalization:
         model, splits = fold_input_normalization(model, splits)

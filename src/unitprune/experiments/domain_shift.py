@@ -13,8 +13,11 @@ context ``S``:
    (:func:`unitprune.experiments.autotune_percentiles`, knob: its validation accuracy budget in
    points), and UnIT on the TTP model chosen below;
 3. each method's setting is chosen on ``S``'s **validation** data: the most aggressive knob whose
-   validation macro F1 is within ``budget`` points of the unpruned model's (TTP + UnIT: UnIT's
-   percentile on the chosen TTP model, same rule);
+   validation macro F1 is within ``budget`` points of the unpruned model's and, with ``confidence``
+   > 0, whose paired validation *accuracy* drop passes the budget rule of :mod:`unitprune.accuracy_budget`
+   (exact upper ``confidence`` bound within ``budget``; macro F1 has no exact paired bound, so its
+   point value is kept as a second condition); the scan stops at the first knob that fails (TTP +
+   UnIT: UnIT's percentile on the chosen TTP model, same rule);
 4. the chosen settings are measured on the test split of every context (``S`` itself: held-out
    speakers of the same room; the others: new speakers in a new room), inputs standardised with
    ``S``'s training statistics.
@@ -39,6 +42,7 @@ import torch
 import torch.nn as nn
 
 from ..baselines import TTPConfig, calibrate_fatrelu, iterative_magnitude_pruning, with_fatrelu
+from ..accuracy_budget import DEFAULT_CONFIDENCE, paired_outcome, select_operating_point, validate_confidence
 from ..calibrate import calibrate
 from ..config import UnITConfig
 from ..convert import convert
@@ -87,6 +91,8 @@ class DomainShiftConfig:
             (``unit-autotuned``; its knob); autotune_grid: the percentiles a layer may take there.
         ttp_finetune_epochs / ttp_lr: TTP fine-tuning.
         budget: validation macro-F1 budget in points for choosing each method's setting.
+        confidence: with > 0 the paired validation accuracy drop must also pass the budget rule at
+            this confidence (:mod:`unitprune.accuracy_budget`); 0: the F1 point value alone (legacy rule).
         epochs / lr / batch_size / patience / seed: training of the model of each context.
         augment: training-time augmentation (:class:`unitprune.training.Augment`; ``None``: off;
             the ``domain-shift --task kws`` command uses :data:`unitprune.experiments.kws.KWS_AUGMENT`).
@@ -106,6 +112,7 @@ class DomainShiftConfig:
     ttp_finetune_epochs: int = 2
     ttp_lr: float = 1e-3
     budget: float = 1.0
+    confidence: float = DEFAULT_CONFIDENCE
     epochs: int = 15
     lr: float = 2e-3
     batch_size: int = 64
@@ -118,6 +125,9 @@ class DomainShiftConfig:
     progress: bool = True
     workers: int = 1
     test_every_point: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "confidence", validate_confidence(self.confidence, "DomainShiftConfig.confidence"))
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -133,6 +143,7 @@ class _Measured:
     val_accuracy: float
     model: nn.Module = field(repr=False)
     details: dict = field(default_factory=dict)
+    val_correct: np.ndarray | None = field(default=None, repr=False)
 
 
 def _scores(unit_model: nn.Module, data, batch_size: int) -> dict:
@@ -140,14 +151,23 @@ def _scores(unit_model: nn.Module, data, batch_size: int) -> dict:
     y_pred = evaluation.logits.argmax(dim=1).numpy()
     y_true = data.tensors[1].numpy()
     return {"f1": macro_f1(y_true, y_pred), "accuracy": evaluation.accuracy,
-            "macs_skipped_fraction": evaluation.total.skipped_fraction}
+            "macs_skipped_fraction": evaluation.total.skipped_fraction,
+            "correct": evaluation.sample_correct.numpy()}
 
 
-def _choose(points: list[_Measured], reference_f1: float, budget: float) -> _Measured:
-    """The most aggressive knob within ``budget`` validation F1 points (else the mildest knob)."""
+def _choose(points: list[_Measured], reference: _Measured, config: DomainShiftConfig) -> _Measured:
+    """The budget rule (module docs, step 3) over ``points`` by knob (else the mildest knob)."""
     ordered = sorted(points, key=lambda p: p.knob)
-    within = [p for p in ordered if 100.0 * (reference_f1 - p.val_f1) <= budget + 1e-9]
-    return within[-1] if within else ordered[0]
+    outcomes = [paired_outcome(reference.val_correct, p.val_correct) for p in ordered]
+    selection = select_operating_point(
+        outcomes, config.budget, config.confidence,
+        also_within=lambda i: 100.0 * (reference.val_f1 - ordered[i].val_f1) <= config.budget + 1e-9)
+    chosen = ordered[selection.index]
+    assessment = selection.assessments[selection.index]
+    chosen.details["selection"] = {"val_accuracy_drop": assessment.drop_points,
+                                   "val_accuracy_drop_bound": assessment.bound_points,
+                                   "confidence": config.confidence, "fallback": selection.fallback}
+    return chosen
 
 
 def _measure(config: DomainShiftConfig, splits, method: str, knob, unit_model: nn.Module, details=None,
@@ -158,8 +178,13 @@ def _measure(config: DomainShiftConfig, splits, method: str, knob, unit_model: n
                 val["macs_skipped_fraction"])
     details = dict(details or {}, val_macs_skipped_fraction=val["macs_skipped_fraction"])
     if config.test_every_point and tests:
-        details["test"] = {name: _scores(unit_model, data, config.eval_batch_size) for name, data in tests.items()}
-    return _Measured(method, knob, val["f1"], val["accuracy"], unit_model, details)
+        details["test"] = {name: _without_correct(_scores(unit_model, data, config.eval_batch_size))
+                           for name, data in tests.items()}
+    return _Measured(method, knob, val["f1"], val["accuracy"], unit_model, details, val["correct"])
+
+
+def _without_correct(scores: dict) -> dict:
+    return {k: v for k, v in scores.items() if k != "correct"}
 
 
 def _unit_points(config, splits, base: nn.Module, method: str, tests: dict | None) -> list[_Measured]:
@@ -179,7 +204,8 @@ def _autotuned_points(config, splits, base: nn.Module, reference_accuracy: float
         unit_model = convert(base, UnITConfig())
         result = autotune_percentiles(unit_model, splits.val, reference_accuracy,
                                       AutotuneConfig(budget=budget, grid=config.autotune_grid,
-                                                     batch_size=config.eval_batch_size))
+                                                     batch_size=config.eval_batch_size,
+                                                     confidence=config.confidence))
         points.append(_measure(config, splits, "unit-autotuned", budget, unit_model,
                                {"percentiles": result.percentiles, "autotune_evaluations": result.evaluations},
                                tests=tests))
@@ -193,7 +219,7 @@ def _context_methods(config: DomainShiftConfig, model: nn.Module, splits, tests:
     ``tests`` (``{context: test TensorDataset}``) is only measured, for the diagnosis in ``points``.
     """
     unpruned = _measure(config, splits, "unpruned", None, convert(model, UnITConfig()), tests=tests)
-    reference = unpruned.val_f1
+    reference = unpruned
     chosen = {"unpruned": unpruned}
     all_points = [unpruned]
     steps = iterative_magnitude_pruning(model, splits, TTPConfig(
@@ -201,23 +227,23 @@ def _context_methods(config: DomainShiftConfig, model: nn.Module, splits, tests:
         seed=config.seed, num_threads=config.num_threads, progress=False))
     ttp = [_measure(config, splits, "ttp", s.target_sparsity, convert(s.model, UnITConfig()),
                     {"weight_sparsity": s.sparsity}, tests) for s in steps]
-    chosen["ttp"] = _choose(ttp, reference, config.budget)
+    chosen["ttp"] = _choose(ttp, reference, config)
     fatrelu = []
     for percentile in config.fatrelu_percentiles:
         relu_model = with_fatrelu(model)
         calibrate_fatrelu(relu_model, splits.val.tensors[0], percentile)
         fatrelu.append(_measure(config, splits, "fatrelu", percentile, convert(relu_model, UnITConfig()),
                                 tests=tests))
-    chosen["fatrelu"] = _choose(fatrelu, reference, config.budget)
+    chosen["fatrelu"] = _choose(fatrelu, reference, config)
     unit = _unit_points(config, splits, model, "unit", tests)
-    chosen["unit"] = _choose(unit, reference, config.budget)
+    chosen["unit"] = _choose(unit, reference, config)
     autotuned = _autotuned_points(config, splits, model, unpruned.val_accuracy, tests)
-    chosen["unit-autotuned"] = _choose(autotuned, reference, config.budget)
+    chosen["unit-autotuned"] = _choose(autotuned, reference, config)
     ttp_model = next(s.model for s in steps if s.target_sparsity == chosen["ttp"].knob)
     combo = _unit_points(config, splits, ttp_model, "ttp+unit", tests)
     for point in combo:
         point.details["ttp_sparsity"] = chosen["ttp"].knob
-    chosen["ttp+unit"] = _choose(combo, reference, config.budget)
+    chosen["ttp+unit"] = _choose(combo, reference, config)
     all_points += ttp + fatrelu + unit + autotuned + combo
     records = [{"method": p.method, "knob": p.knob, "val_f1": p.val_f1, "val_accuracy": p.val_accuracy,
                 **p.details} for p in all_points]
@@ -248,9 +274,10 @@ def _run_context(config: DomainShiftConfig, task, name: str, contexts: dict, tra
         for test_name, test_data in tests.items():
             for method in DOMAIN_METHODS:
                 point = chosen[method]
-                scores = _scores(point.model, test_data, config.eval_batch_size)
+                scores = _without_correct(_scores(point.model, test_data, config.eval_batch_size))
                 rows.append({"train_context": name, "test_context": test_name, "method": method, "knob": point.knob,
-                             **scores, "val_f1": point.val_f1, "num_test_samples": len(test_data)})
+                             **scores, "val_f1": point.val_f1, "num_test_samples": len(test_data),
+                             "selection": point.details.get("selection")})
     for record in points:
         record["train_context"] = name
     return rows, points, train_info
@@ -290,8 +317,12 @@ def run_domain_shift(task, config: DomainShiftConfig | None = None, executor: Ex
     points = [p for n in names for p in results[n][1]]
     document = {
         "task": task.name, "model": task.model, "contexts": task.describe(contexts), "budget_f1_points": config.budget,
+        "confidence": config.confidence,
         "selection": "each method's knob: the most aggressive within budget validation macro-F1 points of the "
-                     "unpruned model, on the training context's validation split",
+                     "unpruned model, on the training context's validation split" + (
+                         "" if config.confidence == 0 else
+                         f", whose paired validation accuracy drop is within the budget at confidence "
+                         f"{config.confidence:g} (exact upper bound; the scan stops at the first knob that fails)"),
         "rows": rows, "points": points, "training": {n: results[n][2] for n in names},
         "config": config.to_dict(), "timing_s": {"total": round(time.perf_counter() - started, 2)},
     }
@@ -332,9 +363,30 @@ def render_domain_report(document: dict) -> str:
         base = cell["unpruned"]["f1"]
         values = [f"{100 * (cell[m]['f1'] - base):+.2f} ({cell[m]['knob']:g})" for m in methods[1:]]
         lines.append(f"| {train} -> {test} | " + " | ".join(values) + " |")
+    lines += _selection_lines(document)
     lines += render_diagnosis(document)
     lines += ["", f"Wall time: {document['timing_s']['total']:.0f} s.", ""]
     return "\n".join(lines)
+
+
+def _selection_lines(document: dict) -> list[str]:
+    """Per training context and method: the chosen knob's validation accuracy drop, its bound, the
+    confidence, and the accuracy drop on the same context's test split beside it."""
+    rows = [r for r in document["rows"] if r["train_context"] == r["test_context"] and r.get("selection")]
+    if not rows:
+        return []
+    base = {r["train_context"]: r["accuracy"] for r in document["rows"]
+            if r["train_context"] == r["test_context"] and r["method"] == "unpruned"}
+    lines = ["", "## Chosen settings: validation accuracy drop, its bound and the test drop (points)", "",
+             "| train | method | knob | val drop | val bound | confidence | test drop (same context) | note |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        s = r["selection"]
+        lines.append(f"| {r['train_context']} | {r['method']} | {r['knob']:g} | {s['val_accuracy_drop']:+.2f} | "
+                     f"{s['val_accuracy_drop_bound']:+.2f} | {s['confidence']:g} | "
+                     f"{100 * (base[r['train_context']] - r['accuracy']):+.2f} | "
+                     f"{'none admitted: mildest knob' if s['fallback'] else ''} |")
+    return lines
 
 
 def render_diagnosis(document: dict) -> list[str]:

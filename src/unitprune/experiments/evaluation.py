@@ -32,6 +32,8 @@ class Evaluation:
         per_layer: ``{UnIT layer name: MacCounts}`` summed over all samples (registration order).
         other_layers: MACs done outside UnIT layers (dense = executed), see
             :mod:`unitprune.accounting`.
+        sample_correct: bool ``(num_samples,)``: which samples were classified correctly (paired
+            comparisons of two models on the same samples, :mod:`unitprune.accuracy_budget`).
     """
 
     correct: int
@@ -39,6 +41,7 @@ class Evaluation:
     per_layer: dict[str, MacCounts] = field(default_factory=dict)
     logits: Tensor | None = None
     other_layers: dict[str, MacCounts] = field(default_factory=dict)
+    sample_correct: Tensor | None = None
 
     @property
     def accuracy(self) -> float:
@@ -79,13 +82,13 @@ def evaluate_unit_model(model: nn.Module, data, batch_size: int = 500, *, keep_l
     was_training = model.training
     model.eval()
     reset_mac_counts(model)
-    correct = 0
+    hits = []
     outputs = []
     try:
         with torch.no_grad(), count_other_macs(model) as other_layers:
             for start in range(0, len(x), batch_size):
                 logits = model(x[start:start + batch_size])
-                correct += int((logits.argmax(dim=1) == y[start:start + batch_size]).sum())
+                hits.append(logits.argmax(dim=1) == y[start:start + batch_size])
                 if keep_logits:
                     outputs.append(logits)
     finally:
@@ -93,5 +96,7 @@ def evaluate_unit_model(model: nn.Module, data, batch_size: int = 500, *, keep_l
     per_layer = {name: layer.mac_counts for name, layer in layers.items()}
     for counts in per_layer.values():
         counts.check()
-    return Evaluation(correct=correct, num_samples=len(x), per_layer=per_layer,
-                      logits=torch.cat(outputs) if keep_logits else None, other_layers=other_layers)
+    sample_correct = torch.cat(hits)
+    return Evaluation(correct=int(sample_correct.sum()), num_samples=len(x), per_layer=per_layer,
+                      logits=torch.cat(outputs) if keep_logits else None, other_layers=other_layers,
+                      sample_correct=sample_correct)

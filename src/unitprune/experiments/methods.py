@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ..baselines import (TTPConfig, TTPStep, calibrate_fatrelu, iterative_magnitude_pruning, weight_sparsity,
                          with_fatrelu)
+from ..accuracy_budget import paired_outcome, select_operating_point
 from ..calibrate import calibrate
 from ..config import UnITConfig
 from ..convert import convert, unit_layers
@@ -48,6 +49,23 @@ class SweepContext:
     baseline_val_accuracy: float = 0.0
     _ttp_steps: list[TTPStep] | None = None
     _cache: dict[str, list[Point]] = field(default_factory=dict)
+    _baseline_val_correct: Tensor | None = None
+
+    @property
+    def baseline_val_correct(self) -> Tensor:
+        """Per validation sample: the unpruned model classifies it correctly (computed once)."""
+        if self._baseline_val_correct is None:
+            evaluation = evaluate_unit_model(convert(self.model, UnITConfig()), self.splits.val,
+                                             self.config.eval_batch_size)
+            self._baseline_val_correct = evaluation.sample_correct
+        return self._baseline_val_correct
+
+    def within_budget(self, points: list[Point], budget: float) -> Point:
+        """The budget rule (:mod:`unitprune.accuracy_budget`, ``config.confidence``) over ``points`` by knob;
+        the mildest knob when none is admitted."""
+        ordered = sorted(points, key=lambda p: p.knob)
+        outcomes = [paired_outcome(self.baseline_val_correct.numpy(), p.val_correct.numpy()) for p in ordered]
+        return ordered[select_operating_point(outcomes, budget, self.config.confidence).index]
 
     @property
     def calibration_inputs(self) -> Tensor:
@@ -66,7 +84,8 @@ def measure(context: SweepContext, unit_model: nn.Module, method: str, knob, det
     test = evaluate_unit_model(unit_model, context.splits.test, batch)
     logger.info("%s knob=%s: val %.4f, test %.4f, skipped %.4f", method, knob, val.accuracy, test.accuracy,
                 test.total.skipped_fraction)
-    return Point(method=method, knob=knob, test=test, val_accuracy=val.accuracy, details=details or {})
+    return Point(method=method, knob=knob, test=test, val_accuracy=val.accuracy, details=details or {},
+                 val_correct=val.sample_correct)
 
 
 def _thresholds(thresholds: dict[str, Tensor]) -> dict[str, list[float]]:
@@ -79,6 +98,7 @@ def baseline_evaluations(context: SweepContext) -> tuple[Evaluation, float]:
     batch = context.config.eval_batch_size
     val = evaluate_unit_model(unit_model, context.splits.val, batch)
     test = evaluate_unit_model(unit_model, context.splits.test, batch)
+    context._baseline_val_correct = val.sample_correct
     return test, val.accuracy
 
 
@@ -151,16 +171,9 @@ def run_unit(context: SweepContext, approx: str) -> list[Point]:
     return context._cache[method]
 
 
-def _most_aggressive_within(points: list[Point], baseline_val_accuracy: float, budget: float) -> Point:
-    """The point with the largest knob whose validation drop is <= budget (else the smallest knob)."""
-    ordered = sorted(points, key=lambda p: p.knob)
-    within = [p for p in ordered if 100.0 * (baseline_val_accuracy - p.val_accuracy) <= budget + 1e-9]
-    return within[-1] if within else ordered[0]
-
-
 def run_ttp_unit(context: SweepContext) -> list[Point]:
     steps = ttp_steps(context)
-    chosen = _most_aggressive_within(run_ttp(context), context.baseline_val_accuracy, context.config.combo_base_budget)
+    chosen = context.within_budget(run_ttp(context), context.config.combo_base_budget)
     step = next(s for s in steps if s.target_sparsity == chosen.knob)
     logger.info("ttp+unit: UnIT on the %.0f%% sparse TTP model", 100 * step.target_sparsity)
     return _unit_sweep(context, step.model, context.config.combo_approx, "ttp+unit",
@@ -169,8 +182,7 @@ def run_ttp_unit(context: SweepContext) -> list[Point]:
 
 
 def run_fatrelu_unit(context: SweepContext) -> list[Point]:
-    chosen = _most_aggressive_within(run_fatrelu(context), context.baseline_val_accuracy,
-                                     context.config.combo_base_budget)
+    chosen = context.within_budget(run_fatrelu(context), context.config.combo_base_budget)
     model, thresholds = _fatrelu_model(context, chosen.knob)
     logger.info("fatrelu+unit: UnIT on FATReLU at percentile %g", chosen.knob)
     return _unit_sweep(context, model, context.config.combo_approx, "fatrelu+unit",
@@ -185,11 +197,15 @@ def run_autotuned(context: SweepContext) -> list[Point]:
     points = []
     for budget in context.bar(config.autotune_budgets, "unit-autotuned"):
         tune = AutotuneConfig(budget=budget, grid=config.autotune_grid, batch_size=config.eval_batch_size,
-                              progress=config.progress)
-        # start from the sweep's global points: the largest percentile within start_fraction * budget
-        within = [p for p in global_points
-                  if 100.0 * (context.baseline_val_accuracy - p.val_accuracy) <= tune.start_fraction * budget + 1e-9]
-        start = max((p.knob for p in within), default=None)
+                              confidence=config.confidence, progress=config.progress)
+        # start from the sweep's global points: the budget rule at start_fraction * budget (None: none admitted)
+        start = None
+        if global_points:
+            ordered = sorted(global_points, key=lambda p: p.knob)
+            outcomes = [paired_outcome(context.baseline_val_correct.numpy(), p.val_correct.numpy()) for p in ordered]
+            selection = select_operating_point(outcomes, tune.start_fraction * budget, config.confidence,
+                                               fallback_to_mildest=False)
+            start = None if selection.index is None else ordered[selection.index].knob
         unit_model = convert(context.model, UnITConfig(approx=approx))
         val = context.splits.val
         if config.calibration_samples is not None:

@@ -25,6 +25,22 @@ _STYLE = {  # method: (color, marker)
 }
 
 
+def _mark_selected(ax, results: dict) -> None:
+    """Ring each method's point selected on validation (its test outcome), labelled once."""
+    confidence = results.get("confidence")
+    label = "selected on validation" + ("" if confidence is None else f" (confidence {confidence:g})")
+    ax.plot([], [], linestyle="none", marker="o", markersize=11, markerfacecolor="none", markeredgecolor="black",
+            markeredgewidth=1.8, label=label)
+    for method, info in results.get("summary", {}).items():
+        chosen = info.get("selected_on_validation")
+        if chosen is None:
+            continue
+        color, _ = _STYLE.get(method, (None, "o"))
+        ax.plot([100.0 * (1.0 - chosen["macs_skipped_fraction"])], [chosen["accuracy_drop"]], linestyle="none",
+                marker="o", markersize=15, markerfacecolor="none", markeredgecolor=color or "black",
+                markeredgewidth=1.8, zorder=4)
+
+
 def plot_accuracy_vs_macs(results: dict, path: Path) -> None:
     """Write the figure for a ``results.json`` document to ``path`` (PNG).
 
@@ -53,6 +69,7 @@ def plot_accuracy_vs_macs(results: dict, path: Path) -> None:
             ax.plot([x for x, _ in above], [top] * len(above), linestyle="none", marker="^", markersize=9,
                     markerfacecolor="none", markeredgecolor=line.get_color(), clip_on=False, zorder=4)
             off_scale += [y for _, y in above]
+    _mark_selected(ax, results)
     if budget is not None:
         ax.axhline(budget, color="gray", linestyle="--", linewidth=0.9, label=f"{budget:g}-point budget")
     ax.axhline(0.0, color="black", linewidth=0.6)

@@ -17,12 +17,16 @@ model on test), ``val_accuracy``, ``val_accuracy_drop``, ``macs_skipped_fraction
 (zero_weight, zero_activation, threshold: fractions of dense), ``counts`` (all MAC counters
 summed over the test set, whole model), ``per_layer`` ({UnIT layer: counters + ``skipped_fraction``}),
 ``other_layers`` (the same for the MACs outside UnIT layers: dense = executed),
-``num_samples``, ``correct`` and method ``details`` (thresholds, percentiles, sparsity...).
+``num_samples``, ``correct``, ``val_paired`` (``n``, ``losses``, ``gains``: validation samples the unpruned
+model gets right and the point wrong, and the reverse; what the budget rule reads, :mod:`unitprune.accuracy_budget`)
+and method ``details`` (thresholds, percentiles, sparsity...).
 
 ``summary[method]`` holds ``max_skipped_fraction_at_1pt_drop`` (read off the test curve, like the
 paper's Figure 5; ``None`` if no point is within 1 point), the knob and drop of that point, the
 same at ``budget_points``, and ``selected_on_validation``: the point an engineer would deploy,
-chosen on validation only (most skipped MACs with validation drop <= budget), with its test numbers.
+chosen on validation only by the budget rule at ``confidence`` (:mod:`unitprune.accuracy_budget`: most skipped
+MACs among the knobs admitted, scanning from the mildest), with the validation drop, its upper
+confidence bound and its test numbers (``fallback``: no knob admitted, the mildest is shown).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torch import Tensor
+
+from ..accuracy_budget import PairedOutcome, paired_outcome, select_operating_point
 from ..counts import CAUSES, COUNT_FIELDS, MacCounts
 from .evaluation import Evaluation
 from .pareto import max_skipped_within_drop, pareto_frontier
@@ -56,6 +63,7 @@ class Point:
         test: accuracy and MAC counters on the test split.
         val_accuracy: accuracy on the validation split (used only to choose settings).
         details: method-specific facts (thresholds, per-layer percentiles, sparsity...).
+        val_correct: bool per validation sample (paired with the unpruned model's by the budget rule).
     """
 
     method: str
@@ -63,6 +71,7 @@ class Point:
     test: Evaluation
     val_accuracy: float
     details: dict = field(default_factory=dict)
+    val_correct: Tensor | None = field(default=None, repr=False)
 
 
 def _fraction(part: int, whole: int) -> float:
@@ -75,7 +84,8 @@ def _counts_dict(counts: MacCounts) -> dict:
     return values
 
 
-def point_record(point: Point, baseline: Evaluation, baseline_val_accuracy: float) -> dict:
+def point_record(point: Point, baseline: Evaluation, baseline_val_accuracy: float,
+                 baseline_val_correct: Tensor | None = None) -> dict:
     """The JSON record of ``point`` (drops in accuracy points vs ``baseline``)."""
     total = point.test.total
     n = point.test.num_samples
@@ -97,11 +107,45 @@ def point_record(point: Point, baseline: Evaluation, baseline_val_accuracy: floa
         "other_layers": {name: _counts_dict(counts) for name, counts in point.test.other_layers.items()},
         "num_samples": n,
         "correct": point.test.correct,
+        "val_paired": _val_paired(point, baseline_val_correct),
         "details": point.details,
     }
 
 
-def summarize(methods: dict[str, list[dict]], budget: float) -> tuple[dict, list[dict]]:
+def _val_paired(point: Point, baseline_val_correct: Tensor | None) -> dict | None:
+    if baseline_val_correct is None or point.val_correct is None:
+        return None
+    outcome = paired_outcome(baseline_val_correct.numpy(), point.val_correct.numpy())
+    return {"n": outcome.n, "losses": outcome.losses, "gains": outcome.gains}
+
+
+def _selected_on_validation(records: list[dict], skipped: list[float], budget: float, confidence: float
+                            ) -> dict | None:
+    """The budget rule over one method's points (scan from the mildest knob; score: skipped MACs)."""
+    order = sorted(range(len(records)), key=lambda i: (records[i]["knob"] is not None, records[i]["knob"] or 0))
+    missing = [records[i]["knob"] for i in order if records[i].get("val_paired") is None]
+    if missing:
+        raise ValueError(f"points {missing} of {records[0]['method']} have no paired validation counts (val_paired); "
+                         "the budget rule needs them")
+    outcomes = [PairedOutcome(**records[i]["val_paired"]) for i in order]
+    selection = select_operating_point(outcomes, budget, confidence, score=[skipped[i] for i in order],
+                                       fallback_to_mildest=False)
+    if selection.index is None:
+        return None
+    chosen = order[selection.index]
+    assessment = selection.assessments[selection.index]
+    return {
+        "knob": records[chosen]["knob"],
+        "val_accuracy_drop": records[chosen]["val_accuracy_drop"],
+        "val_drop_bound": assessment.bound_points,
+        "confidence": confidence,
+        "accuracy_drop": records[chosen]["accuracy_drop"],
+        "macs_skipped_fraction": skipped[chosen],
+        "knobs_admitted": [records[order[i]]["knob"] for i in selection.admitted],
+    }
+
+
+def summarize(methods: dict[str, list[dict]], budget: float, confidence: float) -> tuple[dict, list[dict]]:
     """``(summary, pareto)`` computed from the point records of every method."""
     summary = {}
     for name, records in methods.items():
@@ -109,19 +153,13 @@ def summarize(methods: dict[str, list[dict]], budget: float) -> tuple[dict, list
         skipped = [r["macs_skipped_fraction"] for r in records]
         at_1pt = max_skipped_within_drop(drops, skipped, 1.0)
         at_budget = max_skipped_within_drop(drops, skipped, budget)
-        on_val = max_skipped_within_drop([r["val_accuracy_drop"] for r in records], skipped, budget)
         summary[name] = {
             "max_skipped_fraction_at_1pt_drop": None if at_1pt is None else skipped[at_1pt],
             "knob_at_1pt_drop": None if at_1pt is None else records[at_1pt]["knob"],
             "accuracy_drop_at_1pt_point": None if at_1pt is None else drops[at_1pt],
             "max_skipped_fraction_within_budget": None if at_budget is None else skipped[at_budget],
             "knob_within_budget": None if at_budget is None else records[at_budget]["knob"],
-            "selected_on_validation": None if on_val is None else {
-                "knob": records[on_val]["knob"],
-                "val_accuracy_drop": records[on_val]["val_accuracy_drop"],
-                "accuracy_drop": drops[on_val],
-                "macs_skipped_fraction": skipped[on_val],
-            },
+            "selected_on_validation": _selected_on_validation(records, skipped, budget, confidence),
         }
     flat = [(name, r) for name, records in methods.items() for r in records]
     frontier = pareto_frontier([(r["accuracy"], r["macs_skipped_fraction"]) for _, r in flat])
@@ -132,12 +170,13 @@ def summarize(methods: dict[str, list[dict]], budget: float) -> tuple[dict, list
 
 
 def build_results(*, dataset: str, model: str, baseline: Evaluation, baseline_val_accuracy: float,
-                  points: dict[str, list[Point]], knobs: dict[str, str], budget: float,
-                  config: dict | None = None, timing: dict | None = None, extra: dict | None = None) -> dict:
+                  points: dict[str, list[Point]], knobs: dict[str, str], budget: float, confidence: float,
+                  baseline_val_correct: Tensor | None = None, config: dict | None = None,
+                  timing: dict | None = None, extra: dict | None = None) -> dict:
     """Assemble the ``results.json`` document."""
-    methods = {name: [point_record(p, baseline, baseline_val_accuracy) for p in method_points]
+    methods = {name: [point_record(p, baseline, baseline_val_accuracy, baseline_val_correct) for p in method_points]
                for name, method_points in points.items()}
-    summary, pareto = summarize(methods, budget)
+    summary, pareto = summarize(methods, budget, confidence)
     dense = baseline.total.dense
     return {
         "schema_version": SCHEMA_VERSION,
@@ -148,6 +187,7 @@ def build_results(*, dataset: str, model: str, baseline: Evaluation, baseline_va
         "num_test_samples": baseline.num_samples,
         "dense_macs_per_sample": dense // baseline.num_samples,
         "budget_points": budget,
+        "confidence": confidence,
         "layers": list(baseline.per_layer),
         "knobs": dict(knobs),
         "config": config or {},

@@ -74,10 +74,29 @@ def _summary_rows(results: dict) -> list[list[str]]:
             _pct(info["max_skipped_fraction_at_1pt_drop"]), _knob(info["knob_at_1pt_drop"]),
             _pts(info["accuracy_drop_at_1pt_point"]),
             "-" if chosen is None else _knob(chosen["knob"]),
+            "-" if chosen is None else _pts(chosen["val_accuracy_drop"]),
+            "-" if chosen is None or "val_drop_bound" not in chosen or method == "unpruned"
+            else _pts(chosen["val_drop_bound"]),
             "-" if chosen is None else _pts(chosen["accuracy_drop"]),
             "-" if chosen is None else _pct(chosen["macs_skipped_fraction"]),
         ])
     return rows
+
+
+def _rule_text(results: dict) -> str:
+    """How ``selected on validation`` was chosen, with the confidence (results.json ``confidence``)."""
+    budget = results.get("budget_points", 1.0)
+    confidence = results.get("confidence")
+    if confidence is None:
+        return (f"the most MACs skipped with observed validation drop within {budget:g} point(s) (results written "
+                "before the rule stated a confidence)")
+    if confidence == 0:
+        return (f"the most MACs skipped with observed validation drop within {budget:g} point(s); confidence 0: "
+                "no statement about unseen data")
+    return (f"knobs scanned from the mildest while the exact upper {confidence:g}-confidence bound of the paired "
+            f"validation drop (`val bound`) is within {budget:g} point(s); of those, the most MACs skipped. "
+            f"With probability >= {confidence:g} its drop on unseen data of the same distribution is within the "
+            "budget (unitprune.accuracy_budget, docs/experiments.md)")
 
 
 def _autotune_section(results: dict) -> list[str]:
@@ -196,10 +215,9 @@ def render_markdown(results: dict) -> str:
         "", "![accuracy drop vs remaining MACs](accuracy_vs_macs.png)", "",
         "## Summary", "",
         "`max skipped at <= 1 pt` reads the test curve (like the paper's Figure 5). `selected on validation` is "
-        "the setting an engineer would deploy: the most MACs skipped with validation drop within the budget, "
-        "with its test outcome.", "",
+        f"the setting an engineer would deploy: {_rule_text(results)}. Its test outcome is beside it.", "",
         _table(["method", "knob", "max skipped at <= 1 pt", "at knob", "drop (pts)", "selected on val: knob",
-                "test drop", "test skipped"], _summary_rows(results)),
+                "val drop", "val bound", "test drop", "test skipped"], _summary_rows(results)),
         "",
     ]
     lines += _autotune_section(results)
@@ -218,7 +236,8 @@ def render_markdown(results: dict) -> str:
 
 def summary_table(results: dict) -> str:
     """A plain-text table for the console: one line per method."""
-    header = f"{'method':<15} {'max skipped @<=1pt':>19} {'knob':>6} {'drop':>6}   {'val-selected: knob':>18} {'drop':>6} {'skipped':>8}"
+    header = (f"{'method':<15} {'max skipped @<=1pt':>19} {'knob':>6} {'drop':>6}   {'val-selected: knob':>18} "
+              f"{'val bound':>9} {'drop':>6} {'skipped':>8}")
     lines = [f"{results['model']} on {results['dataset']}: unpruned test accuracy "
              f"{100 * results['baseline_accuracy']:.2f}%", header, "-" * len(header)]
     for method, info in results["summary"].items():
@@ -226,5 +245,7 @@ def summary_table(results: dict) -> str:
         lines.append(
             f"{method:<15} {_pct(info['max_skipped_fraction_at_1pt_drop']):>19} {_knob(info['knob_at_1pt_drop']):>6} "
             f"{_pts(info['accuracy_drop_at_1pt_point']):>6}   {_knob(chosen.get('knob')):>18} "
-            f"{_pts(chosen.get('accuracy_drop')):>6} {_pct(chosen.get('macs_skipped_fraction')):>8}")
+            f"{_pts(None if method == 'unpruned' else chosen.get('val_drop_bound')):>9} "
+            f"{_pts(chosen.get('accuracy_drop')):>6} "
+            f"{_pct(chosen.get('macs_skipped_fraction')):>8}")
     return "\n".join(lines)

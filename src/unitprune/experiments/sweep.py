@@ -93,7 +93,8 @@ def _run_sweep(model, splits, config: SweepConfig, dataset: str, model_name: str
     results = build_results(
         dataset=dataset, model=model_name,
         baseline=baseline, baseline_val_accuracy=context.baseline_val_accuracy, points=points,
-        knobs={m: KNOBS[m] for m in points}, budget=config.budget, config=config.to_dict(), timing=timing,
+        knobs={m: KNOBS[m] for m in points}, budget=config.budget, confidence=config.confidence,
+        baseline_val_correct=context.baseline_val_correct, config=config.to_dict(), timing=timing,
         extra={"num_val_samples": len(splits.val), "num_train_samples": len(splits.train),
                "input_normalization_folded": folded, "unitprune_version": __version__,
                "environment": environment, "workers": executor.workers,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from ..accuracy_budget import DEFAULT_CONFIDENCE, validate_confidence
 from ..config import APPROX_METHODS, validate_percentile
 from .autotune import DEFAULT_AUTOTUNE_GRID
 
@@ -40,6 +41,9 @@ class SweepConfig:
             aggressive one whose *validation* drop is <= this many points.
         budget: accuracy budget in points: summaries report the most MACs skipped within it and
             the settings selected on validation use it.
+        confidence: confidence of every choice on validation (:mod:`unitprune.accuracy_budget`): a knob is
+            admissible when the exact upper ``confidence`` bound of its paired validation drop is
+            within the budget; 0: the observed drop is compared (no confidence).
         autotune_budgets: validation budgets (points) for which per-layer percentiles are searched.
         autotune_grid: percentiles a layer may take in the search.
         eval_batch_size: batch size of every evaluation.
@@ -61,6 +65,7 @@ class SweepConfig:
     combo_percentiles: tuple[float, ...] | None = None
     combo_base_budget: float = 0.5
     budget: float = 1.0
+    confidence: float = DEFAULT_CONFIDENCE
     autotune_budgets: tuple[float, ...] = (0.5, 1.0, 2.0)
     autotune_grid: tuple[float, ...] = DEFAULT_AUTOTUNE_GRID
     eval_batch_size: int = 500
@@ -94,6 +99,7 @@ class SweepConfig:
         for name in ("budget", "combo_base_budget"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f"{name} must be >= 0 points, got {getattr(self, name)!r}")
+        object.__setattr__(self, "confidence", validate_confidence(self.confidence, "SweepConfig.confidence"))
         if any(not float(b) >= 0 for b in self.autotune_budgets):
             raise ValueError(f"autotune_budgets must be >= 0 points, got {list(self.autotune_budgets)}")
         if self.ttp_finetune_epochs < 0:

@@ -3,10 +3,10 @@
 The route, per method:
 
 1. **Operating point.** The sweep's own method functions (:data:`unitprune.experiments.methods.METHOD_RUNNERS`)
-   measure every knob value of the float model; the point kept is the most aggressive knob whose
-   *quantized* validation accuracy (the integer reference on the validation split) is within
-   ``budget`` points of the quantized dense model's, the sweep's rule (most aggressive within the
-   budget, else the mildest knob), applied to int8 accuracy.
+   measure every knob value of the float model; every knob is quantized and the point kept is
+   chosen by the budget rule (:mod:`unitprune.accuracy_budget`, ``confidence``) on the *quantized* paired
+   validation outcomes (the integer reference on the validation split) against the quantized dense
+   model: the most aggressive knob admitted, scanning from the mildest, else the mildest knob.
 2. **Quantize** (:func:`unitprune.mcu.quantize`, calibrated on the validation inputs) with the
    method's kernels: ``dense``, ``zeroskip`` (zero weights and zero activations skipped) or
    ``unit``.
@@ -36,6 +36,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ...baselines import calibrate_fatrelu, with_fatrelu
+from ...accuracy_budget import DEFAULT_CONFIDENCE, paired_outcome, select_operating_point, validate_confidence
 from ...calibrate import calibrate
 from ...config import UnITConfig
 from ...convert import convert
@@ -111,6 +112,7 @@ class BenchConfig:
         layer_samples: samples the per-layer firmware runs (its medians; <= ``samples``): a second
             full pass costs as much simulator time as the first.
         budget: points of quantized validation accuracy a method may lose against quantized dense.
+        confidence: of the budget rule (:mod:`unitprune.accuracy_budget`; 0: the observed drop).
         sweep: the sweep settings the methods' points come from.
         max_cycles: per firmware run (all samples).
         progress: show a progress bar.
@@ -121,6 +123,7 @@ class BenchConfig:
     samples: int = 20
     layer_samples: int = 3
     budget: float = 1.0
+    confidence: float = DEFAULT_CONFIDENCE
     sweep: SweepConfig = DEFAULT_SWEEP
     max_cycles: int = 2_000_000_000
     progress: bool = True
@@ -141,6 +144,7 @@ class BenchConfig:
                              f"layer_samples={self.layer_samples}")
         if not self.budget >= 0:
             raise ValueError(f"budget must be >= 0 points, got {self.budget!r}")
+        object.__setattr__(self, "confidence", validate_confidence(self.confidence, "BenchConfig.confidence"))
 
 
 @dataclass
@@ -155,13 +159,19 @@ class OperatingPoint:
     macs_skipped_fraction: float  # test split, integer reference
     float_val_accuracy: float | None = None
     details: dict = field(default_factory=dict)
+    val_correct: np.ndarray | None = field(default=None, repr=False)
+
+
+def int8_correct(qmodel: QuantizedModel, split) -> tuple[np.ndarray, MacCounts]:
+    """Per sample of ``split``: the integer reference classifies it correctly; and the MAC counters."""
+    x, y = dataset_tensors(split)
+    outputs, counts = run_reference(qmodel, quantize_input(qmodel, x))
+    return outputs.reshape(len(x), -1).argmax(axis=1) == y.numpy(), sum(counts.values(), MacCounts())
 
 
 def int8_accuracy(qmodel: QuantizedModel, split) -> tuple[float, MacCounts]:
-    x, y = dataset_tensors(split)
-    outputs, counts = run_reference(qmodel, quantize_input(qmodel, x))
-    accuracy = float(np.mean(outputs.reshape(len(x), -1).argmax(axis=1) == y.numpy()))
-    return accuracy, sum(counts.values(), MacCounts())
+    correct, counts = int8_correct(qmodel, split)
+    return float(np.mean(correct)), counts
 
 
 def _float_model(context: SweepContext, method: McuMethod, point) -> nn.Module:
@@ -201,13 +211,22 @@ def _fatrelu_model(context: SweepContext, percentile: float, expected: dict, met
     return model.eval()
 
 
-def _quantized_point(context, method: McuMethod, float_model: nn.Module, knob, float_val, details) -> OperatingPoint:
+def _quantized_point(context, method: McuMethod, float_model: nn.Module, knob, float_val, details,
+                     test: bool = True) -> OperatingPoint:
+    """The int8 model of one point, measured on validation (and on test unless ``test`` is False)."""
     x_val, _ = dataset_tensors(context.splits.val)
     qmodel = quantize(float_model, x_val, variant=method.variant, linear_quotient=method.linear_quotient)
-    val_accuracy, _ = int8_accuracy(qmodel, context.splits.val)
-    test_accuracy, counts = int8_accuracy(qmodel, context.splits.test)
-    return OperatingPoint(method, knob, qmodel, val_accuracy, test_accuracy, counts.skipped_fraction, float_val,
-                          details)
+    val_correct, _ = int8_correct(qmodel, context.splits.val)
+    point = OperatingPoint(method, knob, qmodel, float(np.mean(val_correct)), float("nan"), float("nan"),
+                           float_val, details, val_correct)
+    if test:
+        _measure_test(context, point)
+    return point
+
+
+def _measure_test(context, point: OperatingPoint) -> None:
+    point.quantized_accuracy, counts = int8_accuracy(point.qmodel, context.splits.test)
+    point.macs_skipped_fraction = counts.skipped_fraction
 
 
 def select_operating_points(model: nn.Module, splits, config: BenchConfig) -> dict[str, OperatingPoint]:
@@ -217,30 +236,35 @@ def select_operating_points(model: nn.Module, splits, config: BenchConfig) -> di
 
     _, context.baseline_val_accuracy = baseline_evaluations(context)
     chosen: dict[str, OperatingPoint] = {}
-    reference_val = None
+    reference = None
     for name in tqdm(["dense", *[m for m in config.methods if m != "dense"]], desc="operating points",
                      disable=not config.progress, leave=False):
         method = METHODS[name]
         if method.sweep_method is None:
             point = _quantized_point(context, method, model, None, context.baseline_val_accuracy, {})
             if name == "dense":
-                reference_val = point.quantized_val_accuracy
+                reference = point
             if name in config.methods:
                 chosen[name] = point
             continue
-        points = sorted(METHOD_RUNNERS[method.sweep_method](context), key=lambda p: p.knob, reverse=True)
-        tried = []
-        for candidate in points:  # the sweep's rule: the largest knob within the budget, else the smallest
-            point = _quantized_point(context, method, _float_model(context, method, candidate), candidate.knob,
-                                     candidate.val_accuracy, {k: v for k, v in candidate.details.items()
-                                                              if k != "thresholds"})
-            tried.append({"knob": candidate.knob, "quantized_val_accuracy": point.quantized_val_accuracy})
-            if 100.0 * (reference_val - point.quantized_val_accuracy) <= config.budget + 1e-9 or \
-                    candidate is points[-1]:
-                break
-        point.details["tried"] = tried
-        logger.info("%s: knob %s, int8 val %.4f (dense int8 %.4f), int8 test %.4f, skipped %.3f", name, point.knob,
-                    point.quantized_val_accuracy, reference_val, point.quantized_accuracy,
+        candidates = [_quantized_point(context, method, _float_model(context, method, p), p.knob, p.val_accuracy,
+                                       {k: v for k, v in p.details.items() if k != "thresholds"}, test=False)
+                      for p in sorted(METHOD_RUNNERS[method.sweep_method](context), key=lambda p: p.knob)]
+        selection = select_operating_point([paired_outcome(reference.val_correct, c.val_correct) for c in candidates],
+                                           config.budget, config.confidence)
+        point = candidates[selection.index]
+        _measure_test(context, point)
+        point.details["tried"] = [{"knob": c.knob, "quantized_val_accuracy": c.quantized_val_accuracy,
+                                   **({} if a is None else {"val_drop": a.drop_points, "val_drop_bound": a.bound_points,
+                                                            "admissible": a.admissible})}
+                                  for c, a in zip(candidates, selection.assessments)]
+        assessment = selection.assessments[selection.index]
+        point.details["selection"] = {"val_drop": assessment.drop_points, "val_drop_bound": assessment.bound_points,
+                                      "confidence": config.confidence, "fallback": selection.fallback,
+                                      "test_drop": 100.0 * (reference.quantized_accuracy - point.quantized_accuracy)}
+        logger.info("%s: knob %s, int8 val %.4f (dense int8 %.4f, bound %.2f pts at %g), int8 test %.4f, "
+                    "skipped %.3f", name, point.knob, point.quantized_val_accuracy, reference.quantized_val_accuracy,
+                    assessment.bound_points, config.confidence, point.quantized_accuracy,
                     point.macs_skipped_fraction)
         chosen[name] = point
     return chosen
@@ -383,6 +407,7 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
         "methods": {m: METHODS[m].description for m in config.methods},
         "config": {"targets": list(config.targets), "methods": list(config.methods), "samples": config.samples,
                    "layer_samples": config.layer_samples, "budget_points": config.budget,
+                   "confidence": config.confidence,
                    "batch_samples": batch_samples or DEFAULT_BATCH_SAMPLES, "sweep": config.sweep.to_dict()},
         "tools": tools, "environment": environment_record(), "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -33,6 +33,32 @@ def _speedup(row: dict, rows: list[dict]) -> str:
     return f"{dense['cycles'] / row['cycles']:.2f}x" if dense and row["cycles"] else ""
 
 
+def _confidence_clause(confidence: float) -> str:
+    if not confidence:
+        return " (observed drop, no confidence)"
+    return (f" at confidence {confidence:g} (exact upper bound of the paired int8 validation drop, "
+            "unitprune.accuracy_budget)")
+
+
+def _selection_section(document: dict) -> list[str]:
+    """Per method: the chosen knob's int8 validation drop, its bound, and the int8 test drop beside it."""
+    seen, rows = set(), []
+    for d in document["details"]:
+        selection = (d.get("point") or {}).get("selection")
+        if selection is None or d["method"] in seen:
+            continue
+        seen.add(d["method"])
+        knob = next(r["knob"] for r in document["rows"] if r["method"] == d["method"])
+        rows.append(f"| {d['method']} | {knob:g} | {selection['val_drop']:+.2f} | {selection['val_drop_bound']:+.2f} | "
+                    f"{selection['confidence']:g} | {selection['test_drop']:+.2f} |"
+                    + (" none admitted: mildest knob |" if selection["fallback"] else " |"))
+    if not rows:
+        return []
+    return ["## Operating points (int8, points vs dense int8)", "",
+            "| method | knob | val drop | val drop bound | confidence | test drop | note |",
+            "|---|---|---|---|---|---|---|", *rows, ""]
+
+
 def markdown(document: dict) -> str:
     """``mcu.md``: the rows per target, per-layer cycles, the energy source, what was not measured."""
     lines = [f"# MCU benchmark: {document['model']} ({document.get('dataset', '')})", "",
@@ -40,7 +66,8 @@ def markdown(document: dict) -> str:
              f"{document['config']['layer_samples']}), exact simulator counts. Every output was checked bit for "
              "bit against the host build of the same C, itself checked against the integer reference. Operating "
              f"points: most aggressive knob within {document['config']['budget_points']:g} point(s) of the "
-             "quantized dense model's validation accuracy. **Energy is an estimate** (cycles x datasheet figure, "
+             "quantized dense model's validation accuracy"
+             f"{_confidence_clause(document['config'].get('confidence', 0.0))}. **Energy is an estimate** (cycles x datasheet figure, "
              "sources below). Flash excludes the embedded test samples; SRAM = static data+bss + measured stack.",
              ""]
     for target, rows in _by_target(document).items():
@@ -60,6 +87,7 @@ def markdown(document: dict) -> str:
             lines.append(f"| {r['method']} | " + " | ".join(f"{r['cycles_per_layer'].get(k, 0):,}" for k in layers)
                          + " |")
         lines.append("")
+    lines += _selection_section(document)
     lines += ["## Energy estimate sources", ""]
     lines += [f"* {t}: {e['nj_per_cycle']:.3f} nJ/cycle, {e['source']}" for t, e in document["energy"].items()]
     lines += ["", "## Not measured", ""]
