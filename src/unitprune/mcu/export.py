@@ -567,8 +567,8 @@ _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
 def _kernel_files(functions: set[str], csrc: Path = CSRC) -> list[str]:
     """The csrc files (names) the given public functions need: their .c files (one per public
-    function, named after it), the .c files of the public functions those call, and every header
-    they include, transitively."""
+    function, named after it), the .c files of the public functions those call, their assembly
+    variants (``<name>_<target>.S``), and every header they include, transitively."""
     sources, headers = set(), set()
     pending = sorted(functions)
     while pending:
@@ -591,7 +591,9 @@ def _kernel_files(functions: set[str], csrc: Path = CSRC) -> list[str]:
             continue
         headers.add(header)
         pending_headers += _INCLUDE.findall((csrc / header).read_text())
-    return sorted(f"{name}.c" for name in sources) + sorted(headers)
+    # a kernel's assembly variants (csrc/<name>_<target>.S, each empty on other targets)
+    variants = sorted(path.name for name in sources for path in csrc.glob(f"{name}_*.S"))
+    return sorted(f"{name}.c" for name in sources) + variants + sorted(headers)
 
 
 def _support_files(target: str) -> dict[str, Path]:
@@ -815,7 +817,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     samples_bytes = 0 if samples is None or target == "host" else samples.size
     _check_target(spec, plan, flash, samples_bytes, counters and bool(layers), len(layers), far)
     kernel_files = _kernel_files(functions)
-    kernel_sources = [name for name in kernel_files if name.endswith(".c")]
+    kernel_sources = [name for name in kernel_files if name.endswith((".c", ".S"))]
     support = _support_files(target)
     makefile, commands = _makefile(spec, kernel_sources, list(support), counters, source, far)
 
