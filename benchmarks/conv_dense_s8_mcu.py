@@ -116,10 +116,20 @@ def accumulators(op: QConv, x: np.ndarray) -> np.ndarray:
     return acc + op.requant.bias.astype(np.int64)[:, None]
 
 
+def interior(op: QConv) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Output rows and columns whose receptive field lies wholly inside the input: ((oy0, oy1), (ox0, ox1))."""
+    def span(size, kernel, stride, dilation, pad_before, out):
+        first = -(-pad_before // stride)
+        last = (size - 1 + pad_before - (kernel - 1) * dilation) // stride + 1
+        return first, min(max(last, first), out)
+    return (span(op.in_height, op.kernel_height, op.stride[0], op.dilation[0], op.padding[0], op.out_height),
+            span(op.in_width, op.kernel_width, op.stride[1], op.dilation[1], op.padding[2], op.out_width))
+
+
 def firmware_source(ops: list[tuple[QConv, np.ndarray]]) -> str:
     """main(): per layer a region running unit_conv2d_dense_s8 (output emitted with its status), then
     a region requantizing the layer's accumulators (``<name>:requantize``)."""
-    parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_internal_s8.h"\n']
+    parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_internal_dot_s8.h"\n']
     body = []
     scratch = max(4 * op.out_width for op, _ in ops)  # block_rows = 1: the kernel needs one output row
     outputs = max(op.out_channels * op.out_height * op.out_width for op, _ in ops)
@@ -135,6 +145,7 @@ def firmware_source(ops: list[tuple[QConv, np.ndarray]]) -> str:
                   c_array("int8_t", f"{p}_shift", op.requant.shift, flash=True),
                   c_array("int32_t", f"{p}_acc", acc, flash=True)]
         top, bottom, left, right = op.padding
+        rows, inner = interior(op)
         body.append(f"""
     {{
         const unit_conv2d_params params = {{1, {op.in_channels}, {op.in_height}, {op.in_width}, {op.out_channels},
@@ -153,6 +164,28 @@ def firmware_source(ops: list[tuple[QConv, np.ndarray]]) -> str:
         code = (int8_t)status;
         unit_mcu_emit(&code, 1);
         unit_mcu_emit(y, {acc.size});
+#if UNIT__DOT_ASM
+        {{  /* the accumulation alone: the assembly runs over the outputs whose field is whole */
+            const int16_t group_in = {op.in_channels // op.groups}, plane = {op.in_height * op.in_width};
+            unit__dot_run_s8 r = {{0, group_in, {op.kernel_height}, {op.kernel_width},
+                (int16_t)({op.dilation[0] * op.in_width} - {op.kernel_width}),
+                (int16_t)(plane - {op.kernel_height * op.dilation[0] * op.in_width}),
+                (int16_t)({op.stride[1]} - group_in * plane), 0, 0, 0}};
+            int16_t o, oy;
+            r.count = {inner[1] - inner[0]};
+            r.mode = unit__dot_mode_s8(&r);
+            unit_mcu_label("{op.name}:accumulate");
+            UNIT_MCU_START();
+            for (o = 0; o < {op.out_channels}; o++) {{
+                for (oy = {rows[0]}; oy < {rows[1]}; oy++) {{
+                    UNIT__DOT_RUN(scratch, x + (o / {op.out_channels // op.groups}) * group_in * plane +
+                                  (oy * {op.stride[0]} - {top}) * {op.in_width} + {inner[0] * op.stride[1] - left},
+                                  {p}_w + o * {op.weight[0].size}, &r);
+                }}
+            }}
+            UNIT_MCU_STOP();
+        }}
+#endif
         unit_mcu_label("{op.name}:requantize");
         UNIT_MCU_START();
         for (i = 0; i < {acc.size}; i++) {{
@@ -197,7 +230,12 @@ def measure(layers=MNIST, target_names=TARGETS, seed: int = 0, build_dir: Path |
                 macs = int(op.out_channels * op.out_height * op.out_width * op.weight[0].size)
                 outputs = op.out_channels * op.out_height * op.out_width
                 cycles, requant = regions[op.name].cycles, regions[f"{op.name}:requantize"].cycles
+                (oy0, oy1), (ox0, ox1) = interior(op)
+                accumulate = regions.get(f"{op.name}:accumulate")
+                inner_macs = op.out_channels * (oy1 - oy0) * (ox1 - ox0) * op.weight[0].size
                 build["layers"][op.name] = {
+                    "floor_style_accumulation_cycles_per_mac":
+                        accumulate.cycles / inner_macs if accumulate is not None and inner_macs else None,
                     "macs": macs, "outputs": outputs, "cycles": cycles, "requantize_cycles": requant,
                     "cycles_per_mac": cycles / macs, "accumulation_cycles_per_mac": (cycles - requant) / macs,
                     "requantize_cycles_per_output": requant / outputs}

@@ -128,6 +128,11 @@ static inline int32_t unit__requantize_s8(int32_t acc, int32_t multiplier, int32
 #if defined(__AVR__) && !(defined(UNIT_PORTABLE_KERNELS) && UNIT_PORTABLE_KERNELS)
 int32_t unit__requantize_s8_avr(int32_t acc, int32_t multiplier, int8_t shift);
 #define UNIT__REQUANTIZE_OUTPUT(acc, multiplier, shift) unit__requantize_s8_avr(acc, multiplier, (int8_t)(shift))
+#elif defined(__MSP430__) && !(defined(UNIT_PORTABLE_KERNELS) && UNIT_PORTABLE_KERNELS)
+/* MSP430: the runtime's __unit_requantize_s8 (mcu/targets/msp430/runtime/unit_requantize_s8_msp430.S:
+ * the hardware multiplier's partial products, or shift and add without it) */
+int32_t __unit_requantize_s8(int32_t acc, int32_t multiplier, int16_t shift);
+#define UNIT__REQUANTIZE_OUTPUT(acc, multiplier, shift) __unit_requantize_s8(acc, multiplier, (int16_t)(shift))
 #else
 #define UNIT__REQUANTIZE_OUTPUT(acc, multiplier, shift) unit__requantize_s8(acc, multiplier, shift)
 #endif
@@ -136,7 +141,11 @@ int32_t unit__requantize_s8_avr(int32_t acc, int32_t multiplier, int8_t shift);
  * stage: multiplier and shift in their checked ranges). */
 static inline int8_t unit__requantize_clamp_s8(int32_t acc, int32_t multiplier, int32_t shift, int32_t act_min,
                                                int32_t act_max) {
-    int32_t v = UNIT__REQUANTIZE_OUTPUT(acc, multiplier, shift);
+    int32_t v;
+    if (acc <= 0 && act_min >= 0) {
+        return (int8_t)act_min; /* a multiplier >= 0 keeps the sign: the result is <= 0, clamped (ReLU) */
+    }
+    v = UNIT__REQUANTIZE_OUTPUT(acc, multiplier, shift);
     v = v < act_min ? act_min : (v > act_max ? act_max : v);
     return (int8_t)v;
 }

@@ -180,4 +180,123 @@ unit__requantize_s8_avr:
     ret
     .size   unit__requantize_s8_avr, .-unit__requantize_s8_avr
 
+/* The output stage of an AVR run of the dense convolution (unit_conv2d_dense_s8.c):
+ *
+ *   void unit__requantize_run_s8_avr(int8_t *y, const int32_t *stored, uint8_t count,
+ *                                    const unit__store_s8 *s)
+ *   (r25:r24 = y, r23:r22 = stored, r20 = count >= 1, r19:r18 = s)
+ *
+ * y[i] = clamp(requantize(s->base - stored[i], s->multiplier, s->shift), s->act_min, s->act_max):
+ * unit__dot_value_s8 and unit__requantize_clamp_s8 of unit_internal_s8.h for the values the AVR run
+ * stored, in one loop (no C loop around a call per output). An accumulator <= 0 with act_min >= 0
+ * (ReLU) gives act_min without the multiply. s: base (int32), multiplier (int32), shift, act_min,
+ * act_max (int8), at offsets 0, 4, 8, 9, 10. Registers kept across the outputs: r2..r5 base,
+ * r6..r9 multiplier, r10 shift, r11 act_min, r12 act_max, r13 count, r14:r15 y, Y stored. */
+    .section .text.unit__requantize_run_s8_avr,"ax",@progbits
+    .global unit__requantize_run_s8_avr
+    .type   unit__requantize_run_s8_avr, @function
+unit__requantize_run_s8_avr:
+    push    r2
+    push    r3
+    push    r4
+    push    r5
+    push    r6
+    push    r7
+    push    r8
+    push    r9
+    push    r10
+    push    r11
+    push    r12
+    push    r13
+    push    r14
+    push    r15
+    push    r16
+    push    r28
+    push    r29
+    movw    r14, r24                /* y */
+    movw    r28, r22                /* Y = stored */
+    mov     r13, r20
+    movw    r30, r18                /* Z = s */
+    ld      r2, Z
+    ldd     r3, Z+1
+    ldd     r4, Z+2
+    ldd     r5, Z+3
+    ldd     r6, Z+4
+    ldd     r7, Z+5
+    ldd     r8, Z+6
+    ldd     r9, Z+7
+    ldd     r10, Z+8
+    ldd     r11, Z+9
+    ldd     r12, Z+10
+1:  movw    r22, r2                 /* acc = base - stored */
+    movw    r24, r4
+    ld      r18, Y+
+    ld      r19, Y+
+    ld      r20, Y+
+    ld      r21, Y+
+    sub     r22, r18
+    sbc     r23, r19
+    sbc     r24, r20
+    sbc     r25, r21
+    sbrc    r11, 7                  /* act_min < 0: no shortcut */
+    rjmp    2f
+    brmi    3f                      /* acc < 0 (the N flag of the subtraction): y = act_min */
+    cp      r22, r1
+    cpc     r23, r1
+    cpc     r24, r1
+    cpc     r25, r1
+    breq    3f                      /* acc == 0 */
+2:  movw    r18, r6
+    movw    r20, r8
+    mov     r16, r10
+    rcall   unit__requantize_s8_avr
+    mov     r16, r11                /* clamp to [act_min, act_max] */
+    lsl     r16
+    sbc     r16, r16                /* sign extension of act_min */
+    cp      r22, r11
+    cpc     r23, r16
+    cpc     r24, r16
+    cpc     r25, r16
+    brlt    3f
+    mov     r16, r12                /* act_max against the result */
+    lsl     r16
+    sbc     r16, r16
+    cp      r12, r22
+    cpc     r16, r23
+    cpc     r16, r24
+    cpc     r16, r25
+    brlt    4f
+    mov     r18, r22
+    rjmp    5f
+3:  mov     r18, r11
+    rjmp    5f
+4:  mov     r18, r12
+5:  movw    r30, r14
+    st      Z+, r18
+    movw    r14, r30
+    dec     r13
+    brne    1b
+    pop     r29
+    pop     r28
+    pop     r16
+    pop     r15
+    pop     r14
+    pop     r13
+    pop     r12
+    pop     r11
+    pop     r10
+    pop     r9
+    pop     r8
+    pop     r7
+    pop     r6
+    pop     r5
+    pop     r4
+    pop     r3
+    pop     r2
+    ret
+    .size   unit__requantize_run_s8_avr, .-unit__requantize_run_s8_avr
+
 #endif /* __AVR__ */
+#if defined(__ELF__) && !defined(__AVR__) && !defined(__MSP430__)
+    .section .note.GNU-stack,"",@progbits /* an empty object on ELF hosts: no executable stack */
+#endif
