@@ -43,11 +43,13 @@ def test_dense_conv_on_the_mcu_equals_the_integer_reference(target, tmp_path):
 
 def test_the_bound_layers_sit_on_each_side_of_the_24_bit_limit():
     """The AVR run accumulates in 24 bits for fields of at most 341 MACs (biased products at most
-    49152, so the sum stays below 2**24) and in 32 bits above: the two edge layers straddle it."""
+    49152, so the sum stays below 2**24) and in 32 bits above. The edge layers multiply -128 by -127
+    everywhere (biased product 49024): the 341-MAC field sums just below 2**24 (the narrow path at its
+    bound), the 350-MAC field above it, so a 24-bit accumulator there would give a wrong output."""
     narrow, wide = (layer for layer in bench.EDGES if layer.name.startswith("bound_"))
-    field = [layer.channels * layer.kernel[0] * layer.kernel[1] for layer in (narrow, wide)]
-    assert field[0] <= 341 < field[1]
-    assert field[0] * 49152 < 2**24 <= 342 * 49152
+    field = [layer.channels // layer.groups * layer.kernel[0] * layer.kernel[1] for layer in (narrow, wide)]
+    assert field == [341, 350]
+    assert 341 * 49024 < 2**24 < 350 * 49024
 
 
 def test_a_wrong_output_is_detected(monkeypatch, tmp_path):

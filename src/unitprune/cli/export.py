@@ -46,6 +46,9 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
                        help="output rows whose int32 accumulators a conv holds at a time: plane (the whole output "
                             "plane), min (1 row) or N; smaller blocks need less scratch SRAM (4*N*OW bytes) and "
                             "cost cycles, the outputs are the same")
+    group.add_argument("--kernels", default="auto", choices=("auto", "portable"),
+                       help="auto: the int8 kernels' per-target assembly (AVR, MSP430) where a layer allows it; "
+                            "portable: the C99 kernels everywhere (docs/kernels.md)")
     group.add_argument("--samples", type=int, default=20,
                        help="test samples embedded in the firmware (MCU targets)")
     group.add_argument("--out-dir", default="runs/export", help="folder of the C project (must be empty)")
@@ -94,7 +97,7 @@ def _export(args: argparse.Namespace) -> int:
     x_q = quantize_input(qmodel, x_test)
     samples = x_q[:args.samples] if args.target != "host" else None
     result = export_c(qmodel, out_dir, target=args.target, samples=samples, overwrite=args.overwrite,
-                      conv_block_rows=args.conv_block_rows)
+                      conv_block_rows=args.conv_block_rows, kernels=args.kernels)
 
     outputs, counts = run_exported(out_dir, x_q)
     reference, reference_counts = run_reference(qmodel, x_q)

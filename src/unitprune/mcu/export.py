@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import codegen, mains
+from . import codegen, kernel_choice, mains
 from .memory import (ARENA, INPUT, OUTPUT, MemoryPlan, Storage, conv_scratch_bytes, op_output_size,
                      parse_conv_block_rows, plan_memory)
 from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
@@ -615,7 +615,8 @@ def _support_files(target: str) -> dict[str, Path]:
 
 
 def _makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], counters: bool,
-              source: str, far: bool = False) -> tuple[str, list[str]]:
+              source: str, far: bool = False, defines: dict | None = None) -> tuple[str, list[str]]:
+    extra = "".join(f" -D{name}={value}" for name, value in (defines or {}).items())  # e.g. portable kernels
     kernels = " ".join(f"kernels/{name}" for name in kernel_sources)
     host_main = "main.c" if spec.name == "host" else "main_host.c"
     host = (f"cc -std=c99 -O2 -Wall -Wextra -I. -Ikernels -DUNIT_S8_COUNTS=1 {host_main} model.c {kernels} "
@@ -632,7 +633,7 @@ def _makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], c
         language = ("-std=gnu99 " + " ".join(f"-D{k}={v}" for k, v in FAR_DEFINES.items()) + " -Waddr-space-convert"
                     if far else "-std=c99")
         flags = (f"-mmcu={spec.chip} {language} -O2 -DUNIT_SKIP_BRANCH=1 -Wall -Wextra -ffunction-sections "
-                 f"-fdata-sections -Wl,--gc-sections -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}")
+                 f"-fdata-sections -Wl,--gc-sections -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}{extra}")
         avr = f"avr-gcc {flags} main.c model.c $(KERNELS) -o model.elf"
         layers = f"avr-gcc {flags} -DUNIT_MODEL_MARKERS=1 main.c model.c $(KERNELS) -o model_layers.elf"
         commands += [avr.replace("$(KERNELS)", kernels), layers.replace("$(KERNELS)", kernels)]
@@ -642,7 +643,7 @@ def _makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], c
                   "# one region per layer",
                   "model_layers.elf: main.c model.c model.h samples.h unit_mcu.h $(KERNELS)", f"\t{layers}", ""]
     elif spec.name == "msp430":
-        lines += _msp430_rules(kernel_sources, support, counters, commands)
+        lines += _msp430_rules(kernel_sources, support, counters, commands, extra)
     else:
         raise ExportError(f"target {spec.name}: no build rules")
     lines += ["# the host runner (counters on): ./model_host INPUT.bin OUTPUT.bin",
@@ -653,14 +654,15 @@ def _makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], c
     return "\n".join(lines), commands
 
 
-def _msp430_rules(kernel_sources: list[str], support: list[str], counters: bool, commands: list[str]) -> list[str]:
+def _msp430_rules(kernel_sources: list[str], support: list[str], counters: bool, commands: list[str],
+                  extra: str = "") -> list[str]:
     """Makefile rules of the MSP430 firmware, as unitprune.mcu.targets builds it: clang-14 objects,
     the runtime helpers (software multiply, or the 16-bit hardware multiplier) as objects, ld.lld-14
     with the export's crt0 and linker script."""
     # msp430/include: the runtime's <string.h> (memcpy & co.), as unitprune.mcu.targets compiles
     base = ("--target=msp430 -ffreestanding -nostdlib -ffunction-sections -fdata-sections -isystem msp430/include "
             "-std=c99 -Wall -Wextra")
-    model_flags = f"{base} -O2 -DUNIT_SKIP_BRANCH=1 -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}"
+    model_flags = f"{base} -O2 -DUNIT_SKIP_BRANCH=1 -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}{extra}"
     runtime_flags = f"{base} -O2 -Wconversion -Wsign-conversion -Werror"
     runtime = [name for name in support if name.startswith("msp430/runtime/") and name[-2:] in (".c", ".S")]
     model_sources = ["main.c", "model.c", *[f"kernels/{name}" for name in kernel_sources]]
@@ -740,7 +742,7 @@ def _export_readme(result_fields: dict) -> str:
 
 def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str | None = None,
              linear_quotient: str | None = None, samples=None, counters: bool | None = None,
-             overwrite: bool = False, conv_block_rows=None) -> ExportResult:
+             overwrite: bool = False, conv_block_rows=None, kernels: str = "auto") -> ExportResult:
     """Write ``qmodel`` as a self-contained C project into ``out_dir`` (module docstring).
 
     Args:
@@ -748,6 +750,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         out_dir: the folder to write; must be empty or missing unless ``overwrite``.
         target: ``"host"``, ``"avr"`` (ATmega2560, avr-gcc, simavr) or ``"msp430"``.
         variant: kernels to call, one of ``dense``, ``zeroskip``, ``unit`` (default: ``qmodel.variant``).
+        kernels: ``auto`` (the kernels' per-target assembly where a layer allows it) or ``portable``
+            (the C99 kernels everywhere, ``UNIT_PORTABLE_KERNELS=1``); see
+            :mod:`unitprune.mcu.kernel_choice`. The manifest records each layer's path.
         linear_quotient: ``bitshift``, ``bintree`` or ``table`` for linear layers under ``unit``
             (default: ``qmodel.linear_quotient``).
         samples: int8 test inputs ``[n, *input_shape]`` (or ``[n, input_size]``): embedded in flash
@@ -777,6 +782,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         raise ExportError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
     if linear_quotient not in LINEAR_QUOTIENTS:
         raise ExportError(f"unknown linear quotient {linear_quotient!r} (one of {', '.join(LINEAR_QUOTIENTS)})")
+    if kernels not in kernel_choice.KERNEL_SETS:
+        raise ExportError(f"unknown kernel set {kernels!r} (one of {', '.join(kernel_choice.KERNEL_SETS)})")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir} exists and is not a folder")
@@ -819,7 +826,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     kernel_files = _kernel_files(functions)
     kernel_sources = [name for name in kernel_files if name.endswith((".c", ".S"))]
     support = _support_files(target)
-    makefile, commands = _makefile(spec, kernel_sources, list(support), counters, source, far)
+    kernel_defines = kernel_choice.build_defines(kernels)
+    makefile, commands = _makefile(spec, kernel_sources, list(support), counters, source, far, kernel_defines)
 
     files: dict[str, str] = {"model.h": _model_h(qmodel, plan, layers, source), "model.c": model_c,
                              "Makefile": makefile}
@@ -833,7 +841,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         "generator": "unitprune.mcu.export", "unitprune_version": __version__, "source": source,
         "target": target, "chip": spec.chip, "variant": variant, "linear_quotient": linear_quotient,
         "conv_block_rows": block_rows or "plane", "far_tables": far,
-        "defines": dict(FAR_DEFINES) if far else {},
+        "defines": {**(dict(FAR_DEFINES) if far else {}), **kernel_defines},
+        "kernels": {"set": kernels, "layers": {name: choice.to_dict() for name, choice in kernel_choice.choose(
+            qmodel.ops, target, variant, kernels, far).items()}},
         "input_shape": list(qmodel.input_shape), "input_size": input_size, "output_size": plan.output_bytes,
         "input_scale": qmodel.input_scale, "output_scale": qmodel.output_scale, "layers": layers,
         "memory": plan.to_dict(),
