@@ -12,7 +12,7 @@ clamp path of the kernel, in a loop), so that the accumulation cycles per MAC ar
 ``(conv - requantization) / MACs``.
 
 Usage: ``PYTHONPATH=src python benchmarks/conv_dense_s8_mcu.py [--targets avr msp430 msp430-hwmult]``
-Writes ``benchmarks/results/conv_dense_s8_mcu.json``.
+Writes ``docs/results/kernels_floor/conv_dense_s8_mcu.json``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from unitprune.mcu.quantize import quantize_multiplier
 
 logger = logging.getLogger("conv_dense_s8_mcu")
 CSRC = Path(unitprune.__file__).resolve().parent / "csrc"
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "kernels_floor"
 TARGETS = ("avr", "msp430", "msp430-hwmult")
 
 
