@@ -52,6 +52,9 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
                             "row as soon as its input rows exist, windows of the rows still needed, the final "
                             "Linear accumulated per row, the input read row by row); auto: fused only when layer "
                             "by layer does not fit the target's SRAM. The outputs are the same")
+    group.add_argument("--kernels", default="auto", choices=("auto", "portable"),
+                       help="auto: the int8 kernels' per-target assembly (AVR, MSP430) where a layer allows it; "
+                            "portable: the C99 kernels everywhere (docs/kernels.md)")
     group.add_argument("--samples", type=int, default=20,
                        help="test samples embedded in the firmware (MCU targets)")
     group.add_argument("--out-dir", default="runs/export", help="folder of the C project (must be empty)")
@@ -103,7 +106,7 @@ def _export(args: argparse.Namespace) -> int:
     x_q = quantize_input(qmodel, x_test)
     samples = x_q[:args.samples] if args.target != "host" else None
     result = export_c(qmodel, out_dir, target=args.target, samples=samples, overwrite=args.overwrite,
-                      conv_block_rows=args.conv_block_rows, execution=args.execution)
+                      conv_block_rows=args.conv_block_rows, execution=args.execution, kernels=args.kernels)
 
     outputs, counts = run_exported(out_dir, x_q)
     reference, reference_counts = run_reference(qmodel, x_q)

@@ -1,15 +1,205 @@
 /* SPDX-License-Identifier: MIT */
-/* unit_conv2d_dense_s8.c -- int8 convolution, dense variant (see unit_kernels_s8.h; loop nest in
- * unit_internal_conv_s8.h). */
-#include "unit_internal_conv_s8.h"
+/* unit_conv2d_dense_s8.c -- int8 convolution, dense variant (see unit_kernels_s8.h), output-stationary:
+ * per output channel and output row, the row's outputs are computed in runs (unit_internal_dot_s8.h),
+ * each output's accumulator in registers over its whole receptive field, then requantized. The
+ * outputs whose field the left/right padding clips are runs of one output with the clipped field;
+ * the top/bottom padding clips the kernel rows of a whole output row. On AVR and MSP430 the runs are
+ * assembly routines (UNIT_PORTABLE_KERNELS=1 keeps the C loop everywhere). The set-up of rows and
+ * runs avoids multiplications and divisions (library calls on AVR and MSP430): what a row of the
+ * plane's interior needs is computed once per call, pointers advance by additions. */
+#include "unit_internal_dot_s8.h"
+
+/* The kernel indices [*k0, *k1) along one axis whose input first + k*dilation lies in [0, size). */
+static void unit__field_range_s8(int32_t first, int32_t kernel, int32_t size, int32_t dilation, int32_t *k0,
+                                 int32_t *k1) {
+    int32_t lo, hi;
+    if (dilation == 1) { /* the common case, without a division */
+        lo = first >= 0 ? 0 : -first;
+        hi = size - first;
+    } else {
+        lo = first >= 0 ? 0 : unit__ceil_div(-first, dilation);
+        hi = size - 1 - first < 0 ? 0 : (size - 1 - first) / dilation + 1;
+    }
+    *k0 = lo;
+    *k1 = hi < kernel ? hi : kernel;
+}
+
+/* What the runs of one output row share. */
+typedef struct {
+    unit__dot_run_s8 run;       /* channels, rows, x_channel_skip, x_next, w_channel_skip set per row */
+    const int8_t *x;            /* input of the row's first kernel row at column -pad_left (may point before x) */
+    const UNIT_TABLE int8_t *w; /* weights of the output channel from the row's first kernel row */
+    int32_t rows;               /* kernel rows inside the input (0: none) */
+    int32_t field_rows;         /* channels * rows */
+    int32_t field_macs;         /* channels * rows * kernel_width */
+    int32_t kernel_rows_span;   /* dilation_y * W */
+    int32_t bias, multiplier, shift;
+    int8_t act_min, act_max;
+} unit__dense_row_s8;
+
+/* The output stage of a run: y[i] = clamp(requantize(base -/+ stored[i])) (unit__dot_value_s8 for
+ * an assembly run, base + stored[i] for the C run); on AVR one assembly loop. Inlined, as the run
+ * below: as separate functions each saved and restored most registers once per run. */
+#if UNIT__DOT_ASM && defined(__AVR__)
+/* unit_requantize_s8_avr.S: the same loop for an AVR run's values */
+typedef struct {
+    int32_t base, multiplier;
+    int8_t shift, act_min, act_max;
+} unit__store_s8;
+void unit__requantize_run_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__store_s8 *s);
+#endif
+
+static inline void unit__dense_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base,
+                                                   int assembly, const unit__dense_row_s8 *row) {
+    const int32_t multiplier = row->multiplier, shift = row->shift;
+    const int8_t act_min = row->act_min, act_max = row->act_max;
+    int8_t *end = y + count;
+#if UNIT__DOT_ASM && defined(__AVR__)
+    if (assembly) { /* count <= 255 */
+        const unit__store_s8 s = {base, multiplier, (int8_t)shift, act_min, act_max};
+        unit__requantize_run_s8_avr(y, stored, (uint8_t)count, &s);
+        return;
+    }
+#endif
+    while (y != end) {
+        const int32_t acc = assembly ? unit__dot_value_s8(base, *stored++) : base + *stored++;
+        *y++ = unit__requantize_clamp_s8(acc, multiplier, shift, act_min, act_max);
+    }
+}
+
+/* Outputs [ox, ox + count) of one output row (input offset ox_offset = ox * stride_x), their fields
+ * clipped to kernel columns [kx0, kx1). */
+static inline void unit__dense_run_s8(const unit_conv2d_params *p, unit__dense_row_s8 *row,
+                                                 int32_t ox_offset, int32_t count, int32_t kx0, int32_t kx1,
+                                                 int8_t *y, int32_t *scratch, int fast) {
+    const int32_t len = kx1 - kx0;
+    int32_t n = 0;
+    if (row->rows > 0 && len > 0) {
+        const int32_t column = p->dilation_x == 1 ? kx0 : kx0 * p->dilation_x;
+        const int8_t *x = row->x + ox_offset + column;
+        unit__dot_run_s8 *r = &row->run;
+        r->count = (unit__dot_field)count;
+        r->len = (unit__dot_field)len;
+        r->x_row_skip = (unit__dot_field)(row->kernel_rows_span - (p->dilation_x == 1 ? len : len * p->dilation_x));
+        r->w_row_skip = (unit__dot_field)(p->kernel_width - len);
+#if UNIT__DOT_ASM
+        if (fast) {
+            r->mode = unit__dot_mode_s8(r);
+            UNIT__DOT_RUN(scratch, x, row->w + kx0, r);
+            n = len == p->kernel_width ? row->field_macs : row->field_rows * len;
+        } else
+#endif
+        {
+            (void)fast;
+            r->mode = 0;
+            unit__dot_run_s8_c(scratch, x, row->w + kx0, r, (ptrdiff_t)p->dilation_x);
+        }
+    } else {
+        unit__fill_s32(scratch, count, 0); /* the field lies in the padding: the bias alone */
+    }
+    unit__dense_store_s8(y, scratch, count, unit__dot_base_s8(row->bias, n), n != 0, row);
+}
 
 int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, const UNIT_TABLE int8_t *weight,
                              const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts) {
+    const unit_conv2d_params *p = params;
     unit__conv_s8 g;
+    unit__dense_row_s8 row;
+    int32_t n, o, oy, ox, inner_first, inner_end, weights_per_output, row_step, group_plane;
+    int32_t full_channel_skip, full_field_rows, full_field_macs, full_last_row;
+    int fast;
     int32_t status = unit__conv2d_s8_begin(params, x, weight, requant, y, scratch, &g);
     if (status != UNIT_OK) {
         return status;
     }
-    unit__conv2d_s8_run(params, &g, UNIT__CONV_DENSE, x, weight, 0, requant, y, scratch, counts);
+    weights_per_output = g.group_in * g.taps;
+    row.kernel_rows_span = p->dilation_y * p->in_width; /* input distance of two kernel rows */
+    row_step = p->stride_y * p->in_width;               /* input distance of two output rows */
+    group_plane = g.group_in * g.plane;
+    full_channel_skip = g.plane - p->kernel_height * row.kernel_rows_span;
+    full_field_rows = g.group_in * p->kernel_height;
+    full_field_macs = full_field_rows * p->kernel_width;
+    full_last_row = (p->kernel_height - 1) * p->dilation_y; /* input row of the last kernel row, from the first */
+    row.run.channels = (unit__dot_field)g.group_in;
+    row.run.x_next = (unit__dot_field)(p->stride_x - group_plane);
+    row.act_min = (int8_t)requant->act_min;
+    row.act_max = (int8_t)requant->act_max;
+    /* the assembly runs take 8-bit counts and weight skips, contiguous kernel columns */
+    fast = p->dilation_x == 1 && g.group_in <= 255 && p->kernel_height <= 255 && p->kernel_width <= 255 &&
+           (p->kernel_height - 1) * p->kernel_width <= 255;
+    /* output columns whose whole kernel row lies inside the input: [inner_first, inner_end) */
+    if (p->stride_x == 1) {
+        inner_first = p->pad_left;
+        inner_end = p->in_width + p->pad_left - (p->kernel_width - 1) * p->dilation_x;
+    } else {
+        inner_first = unit__ceil_div(p->pad_left, p->stride_x);
+        inner_end =
+            unit__floor_div(p->in_width - 1 + p->pad_left - (p->kernel_width - 1) * p->dilation_x, p->stride_x) + 1;
+    }
+    if (inner_end > g.out_width) {
+        inner_end = g.out_width;
+    }
+    if (inner_end < inner_first) {
+        inner_end = inner_first;
+    }
+    for (n = 0; n < p->batch; n++) {
+        const int8_t *x_group = x + (ptrdiff_t)n * p->in_channels * g.plane;
+        const UNIT_TABLE int8_t *w_out = weight;
+        int8_t *y_row = y + (ptrdiff_t)n * p->out_channels * g.positions;
+        int32_t in_group = 0;
+        for (o = 0; o < p->out_channels; o++, w_out += weights_per_output) {
+            int32_t first_y = -p->pad_top; /* input row of kernel row 0 */
+            const int8_t *x_full = x_group - (ptrdiff_t)p->pad_top * p->in_width - p->pad_left;
+            row.bias = unit__bias_s8(requant, o);
+            row.multiplier = UNIT_READ_S32(requant->multiplier + o);
+            row.shift = UNIT_READ_S8(requant->shift + o);
+            for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, x_full += row_step, y_row += g.out_width) {
+                if (first_y >= 0 && first_y + full_last_row < p->in_height) { /* every kernel row inside */
+                    row.rows = p->kernel_height;
+                    row.x = x_full;
+                    row.w = w_out;
+                    row.run.x_channel_skip = (unit__dot_field)full_channel_skip;
+                    row.run.w_channel_skip = 0;
+                    row.field_rows = full_field_rows;
+                    row.field_macs = full_field_macs;
+                } else {
+                    int32_t ky0, ky1;
+                    unit__field_range_s8(first_y, p->kernel_height, p->in_height, p->dilation_y, &ky0, &ky1);
+                    row.rows = ky1 > ky0 ? ky1 - ky0 : 0;
+                    row.w = w_out + ky0 * p->kernel_width;
+                    row.x = x_full + (ptrdiff_t)ky0 * row.kernel_rows_span;
+                    row.run.x_channel_skip = (unit__dot_field)(g.plane - row.rows * row.kernel_rows_span);
+                    row.run.w_channel_skip = (unit__dot_field)((p->kernel_height - row.rows) * p->kernel_width);
+                    row.field_rows = g.group_in * row.rows;
+                    row.field_macs = row.field_rows * p->kernel_width;
+                }
+                row.run.rows = (unit__dot_field)row.rows;
+                for (ox = 0; ox < g.out_width;) {
+                    const int32_t ox_offset = p->stride_x == 1 ? ox : ox * p->stride_x;
+                    int32_t count = 1, kx0 = 0, kx1 = p->kernel_width;
+                    if (ox >= inner_first && ox < inner_end) {
+                        count = inner_end - ox < 255 ? inner_end - ox : 255;
+                    } else {
+                        unit__field_range_s8(ox_offset - p->pad_left, p->kernel_width, p->in_width, p->dilation_x,
+                                             &kx0, &kx1);
+                    }
+                    unit__dense_run_s8(p, &row, ox_offset, count, kx0, kx1, y_row + ox, scratch, fast);
+                    ox += count;
+                }
+            }
+            if (++in_group == g.group_out) { /* the next output channel reads the next group's channels */
+                in_group = 0;
+                x_group += group_plane;
+            }
+        }
+    }
+#if UNIT_S8_COUNTS
+    if (counts != 0) {
+        int64_t dense = (int64_t)p->batch * p->out_channels * g.positions * weights_per_output;
+        unit__counts_set(counts, dense, 0, 0, dense, 0, 0);
+    }
+#else
+    (void)counts;
+#endif
     return UNIT_OK;
 }

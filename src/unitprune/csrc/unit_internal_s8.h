@@ -52,81 +52,100 @@
 #define UNIT__INT32_MIN (-2147483647L - 1L)
 #define UNIT__INT32_MAX 2147483647L
 
-/* The two 32-bit words of an int64. On little-endian targets (AVR, MSP430, x86, ARM) through a
- * union: avr-gcc 5.4 compiles `v >> 32` into a call of the 64-bit shift routine __lshrdi3, the
- * union into register moves. */
-static inline void unit__words_s64(int64_t v, uint32_t *low, uint32_t *high) {
-#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    union {
-        int64_t value;
-        uint32_t words[2];
-    } u;
-    u.value = v;
-    *low = u.words[0];
-    *high = u.words[1];
-#else
-    *low = (uint32_t)((uint64_t)v & 0xFFFFFFFFUL);
-    *high = (uint32_t)((uint64_t)v >> 32);
-#endif
-}
-
-/* TFLite SaturatingRoundingDoublingHighMul(a, m), a*m != INT32_MIN*INT32_MIN: v = a*m + nudge
- * (nudge 2**30, or 1 - 2**30 for a negative product), then v / 2**31 truncated toward zero. The
- * 32x32->64-bit product is one widening multiply (libgcc's __mulsidi3 on AVR); the nudge and the
- * division work on the product's two 32-bit words (no 64-bit add, compare or shift routines):
- * floor(v / 2**31) = (high << 1) | (low >> 31), plus 1 for a negative v with a remainder. */
-static inline int32_t unit__high_mul_s8(int32_t a, int32_t m) {
-    uint32_t low, high, add, floor_bits;
-    int negative;
-    unit__words_s64((int64_t)a * (int64_t)m, &low, &high);
-    negative = (high & 0x80000000UL) != 0;
-    add = negative ? (uint32_t)0xC0000001UL : (uint32_t)0x40000000UL; /* nudge: low word; high word -1 or 0 */
-    low += add;
-    high += (uint32_t)(low < add ? 1U : 0U) + (negative ? (uint32_t)0xFFFFFFFFUL : (uint32_t)0U);
-    floor_bits = (high << 1) | (low >> 31);
-    if ((high & 0x80000000UL) != 0 && (low & 0x7FFFFFFFUL) != 0) {
-        floor_bits += 1U; /* truncate toward zero */
+/* v >> k for k in [0, 31]: whole bytes first (register moves on 8/16-bit MCUs), then at most 7
+ * single-bit steps, instead of a loop of k steps. */
+static inline uint32_t unit__shift_right_u32(uint32_t v, int32_t k) {
+    if (k >= 16) {
+        v >>= 16;
+        k -= 16;
     }
-    return (int32_t)floor_bits;
-}
-
-/* TFLite RoundingDivideByPOT(x, e) for e in [0, 31]: x / 2**e rounded to nearest, ties away from
- * zero. One variable shift in the usual case: (x + 2**(e-1) - (x < 0)) >> e, exact unless the sum
- * overflows (x within 2**(e-1) of INT32_MAX), which takes the two-shift form. */
-static inline int32_t unit__divide_by_pot_s8(int32_t x, int32_t e) {
-    int32_t half, remainder, limit;
-    uint32_t mask;
-    if (e == 0) {
-        return x;
+    if (k >= 8) {
+        v >>= 8;
+        k -= 8;
     }
-    half = (int32_t)((uint32_t)1 << (e - 1)) - (x < 0 ? 1 : 0);
-    if (x <= (int32_t)UNIT__INT32_MAX - half) {
-        return (x + half) >> e;
-    }
-    mask = ((uint32_t)1 << e) - 1U;
-    remainder = (int32_t)((uint32_t)x & mask);
-    limit = (int32_t)(mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> e) + (remainder > limit ? 1 : 0);
+    return v >> k;
 }
 
 /* TFLite MultiplyByQuantizedMultiplier (docs/fixed_point.md): a = acc * 2**max(shift, 0), then
- * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(a, multiplier), max(-shift, 0)). */
+ * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(a, multiplier), max(-shift, 0)).
+ * Computed on magnitudes, without a 64-bit type: with s = (a * multiplier < 0) and
+ * P = |a| * |multiplier| (at most 2**62),
+ *   |SRDHM| = h = floor((P + 2**30 - s) / 2**31)        (the nudge, truncation toward zero)
+ *   |RDBPOT(., e)| = floor((h + 2**(e-1)) / 2**e)        (ties away from zero, e >= 1)
+ * and the sign restored at the end; h = 2**31 only for INT32_MIN * INT32_MIN, which saturates.
+ * P comes from four 16x16->32-bit partial products (the two with the high half of |a| are skipped
+ * when |a| < 2**16): avr-gcc calls __umulhisi3, the MSP430 runtime its 16-bit multiply helper
+ * (hardware multiplier or software), no libgcc 64-bit routine. */
 static inline int32_t unit__requantize_s8(int32_t acc, int32_t multiplier, int32_t shift) {
-    int32_t a, high;
+    uint32_t m = (uint32_t)multiplier, a, low, high, mid, part, h;
+    uint16_t al, ah, ml, mh;
+    int negative;
     shift = shift < -31 ? -31 : (shift > 30 ? 30 : shift);
-    a = shift > 0 ? (int32_t)((uint32_t)acc << shift) : acc;
-    if (a == UNIT__INT32_MIN && multiplier == UNIT__INT32_MIN) {
-        high = (int32_t)UNIT__INT32_MAX;
-    } else {
-        high = unit__high_mul_s8(a, multiplier);
+    a = shift > 0 ? (uint32_t)acc << shift : (uint32_t)acc;
+    negative = (int)((a ^ m) >> 31);
+    if ((a & 0x80000000UL) != 0) {
+        a = 0U - a; /* |a|, 2**31 for INT32_MIN */
     }
-    return shift < 0 ? unit__divide_by_pot_s8(high, -shift) : high;
+    if ((m & 0x80000000UL) != 0) {
+        m = 0U - m;
+    }
+    ml = (uint16_t)(m & 0xFFFFU);
+    mh = (uint16_t)(m >> 16);
+    al = (uint16_t)(a & 0xFFFFU);
+    ah = (uint16_t)(a >> 16);
+    low = (uint32_t)al * ml;
+    mid = (uint32_t)al * mh;
+    high = 0;
+    if (ah != 0) {
+        part = (uint32_t)ah * ml;
+        mid += part;
+        if (mid < part) {
+            high = 0x10000UL; /* the carry of the middle sum */
+        }
+        high += (uint32_t)ah * mh;
+    }
+    part = mid << 16;
+    low += part;
+    high += (mid >> 16) + (low < part ? 1U : 0U);
+    part = 0x40000000UL - (uint32_t)negative; /* the nudge */
+    low += part;
+    high += low < part ? 1U : 0U;
+    h = (high << 1) | (low >> 31);
+    if (h == 0x80000000UL && !negative) {
+        return (int32_t)UNIT__INT32_MAX; /* INT32_MIN * INT32_MIN */
+    }
+    if (shift < 0) {
+        h = unit__shift_right_u32(h, -shift - 1);
+        h = (h >> 1) + (h & 1U); /* floor((h + 2**(e-1)) / 2**e) without overflow */
+    }
+    return negative ? (int32_t)(0U - h) : (int32_t)h;
 }
 
-/* requantize, then clamp to [act_min, act_max] (both in [-128, 127]) as int8. */
+/* The kernels' output stage on AVR: unit_requantize_s8_avr.S (the same result for a multiplier in
+ * [0, 2**31 - 1] and a shift in [-31, 30], which the kernels check; results of 2**15 or more in
+ * magnitude come back as +-2**15, which the clamp maps to the same int8). UNIT_PORTABLE_KERNELS=1
+ * keeps the C. */
+#if defined(__AVR__) && !(defined(UNIT_PORTABLE_KERNELS) && UNIT_PORTABLE_KERNELS)
+int32_t unit__requantize_s8_avr(int32_t acc, int32_t multiplier, int8_t shift);
+#define UNIT__REQUANTIZE_OUTPUT(acc, multiplier, shift) unit__requantize_s8_avr(acc, multiplier, (int8_t)(shift))
+#elif defined(__MSP430__) && !(defined(UNIT_PORTABLE_KERNELS) && UNIT_PORTABLE_KERNELS)
+/* MSP430: the runtime's __unit_requantize_s8 (mcu/targets/msp430/runtime/unit_requantize_s8_msp430.S:
+ * the hardware multiplier's partial products, or shift and add without it) */
+int32_t __unit_requantize_s8(int32_t acc, int32_t multiplier, int16_t shift);
+#define UNIT__REQUANTIZE_OUTPUT(acc, multiplier, shift) __unit_requantize_s8(acc, multiplier, (int16_t)(shift))
+#else
+#define UNIT__REQUANTIZE_OUTPUT(acc, multiplier, shift) unit__requantize_s8(acc, multiplier, shift)
+#endif
+
+/* requantize, then clamp to [act_min, act_max] (both in [-128, 127]) as int8 (the kernels' output
+ * stage: multiplier and shift in their checked ranges). */
 static inline int8_t unit__requantize_clamp_s8(int32_t acc, int32_t multiplier, int32_t shift, int32_t act_min,
                                                int32_t act_max) {
-    int32_t v = unit__requantize_s8(acc, multiplier, shift);
+    int32_t v;
+    if (acc <= 0 && act_min >= 0) {
+        return (int8_t)act_min; /* a multiplier >= 0 keeps the sign: the result is <= 0, clamped (ReLU) */
+    }
+    v = UNIT__REQUANTIZE_OUTPUT(acc, multiplier, shift);
     v = v < act_min ? act_min : (v > act_max ? act_max : v);
     return (int8_t)v;
 }

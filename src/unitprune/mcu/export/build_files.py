@@ -47,8 +47,8 @@ _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
 def kernel_files(functions: set[str], csrc: Path = CSRC) -> list[str]:
     """The csrc files (names) the given public functions need: their .c files (one per public
-    function, named after it), the .c files of the public functions those call, and every header
-    they include, transitively."""
+    function, named after it), the .c files of the public functions those call, their assembly
+    variants (``<name>_<target>.S``), and every header they include, transitively."""
     sources, headers = set(), set()
     pending = sorted(functions)
     while pending:
@@ -71,7 +71,9 @@ def kernel_files(functions: set[str], csrc: Path = CSRC) -> list[str]:
             continue
         headers.add(header)
         pending_headers += _INCLUDE.findall((csrc / header).read_text())
-    return sorted(f"{name}.c" for name in sources) + sorted(headers)
+    # a kernel's assembly variants (csrc/<name>_<target>.S, each empty on other targets)
+    variants = sorted(path.name for name in sources for path in csrc.glob(f"{name}_*.S"))
+    return sorted(f"{name}.c" for name in sources) + variants + sorted(headers)
 
 
 def support_files(target: str) -> dict[str, Path]:
@@ -93,7 +95,8 @@ def support_files(target: str) -> dict[str, Path]:
 
 
 def makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], counters: bool,
-              source: str, far: bool = False) -> tuple[str, list[str]]:
+              source: str, far: bool = False, defines: dict | None = None) -> tuple[str, list[str]]:
+    extra = "".join(f" -D{name}={value}" for name, value in (defines or {}).items())  # e.g. portable kernels
     kernels = " ".join(f"kernels/{name}" for name in kernel_sources)
     host_main = "main.c" if spec.name == "host" else "main_host.c"
     host = f"cc {' '.join(HOST_CFLAGS)} -I. -Ikernels -DUNIT_S8_COUNTS=1 {host_main} model.c {kernels} -o model_host"
@@ -109,7 +112,7 @@ def makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], co
         language = ("-std=gnu99 " + " ".join(f"-D{k}={v}" for k, v in FAR_DEFINES.items()) + " -Waddr-space-convert"
                     if far else "-std=c99")
         flags = (f"-mmcu={spec.chip} {language} -O2 -DUNIT_SKIP_BRANCH=1 -Wall -Wextra -ffunction-sections "
-                 f"-fdata-sections -Wl,--gc-sections -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}")
+                 f"-fdata-sections -Wl,--gc-sections -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}{extra}")
         avr = f"avr-gcc {flags} main.c model.c $(KERNELS) -o model.elf"
         layers = f"avr-gcc {flags} -DUNIT_MODEL_MARKERS=1 main.c model.c $(KERNELS) -o model_layers.elf"
         commands += [avr.replace("$(KERNELS)", kernels), layers.replace("$(KERNELS)", kernels)]
@@ -119,7 +122,7 @@ def makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], co
                   "# one region per layer",
                   "model_layers.elf: main.c model.c model.h unit_model_internal.h samples.h unit_mcu.h $(KERNELS)", f"\t{layers}", ""]
     elif spec.name == "msp430":
-        lines += _msp430_rules(kernel_sources, support, counters, commands)
+        lines += _msp430_rules(kernel_sources, support, counters, commands, extra)
     else:
         raise ExportError(f"target {spec.name}: no build rules")
     lines += ["# the host runner (counters on): ./model_host INPUT.bin OUTPUT.bin",
@@ -130,13 +133,14 @@ def makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], co
     return "\n".join(lines), commands
 
 
-def _msp430_rules(kernel_sources: list[str], support: list[str], counters: bool, commands: list[str]) -> list[str]:
+def _msp430_rules(kernel_sources: list[str], support: list[str], counters: bool, commands: list[str],
+                  extra: str = "") -> list[str]:
     """Makefile rules of the MSP430 firmware, as unitprune.mcu.targets builds it: clang-14 objects,
     the runtime helpers (software multiply, or the 16-bit hardware multiplier) as objects, ld.lld-14
     with the export's crt0 and linker script."""
     # msp430/include: the runtime's <string.h> (memcpy & co.), as unitprune.mcu.targets compiles
     base = f"{' '.join(MSP430_COMPILE_FLAGS)} -isystem msp430/include {' '.join(MSP430_C_FLAGS)}"
-    model_flags = f"{base} -O2 -DUNIT_SKIP_BRANCH=1 -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}"
+    model_flags = f"{base} -O2 -DUNIT_SKIP_BRANCH=1 -I. -Ikernels -DUNIT_S8_COUNTS={int(counters)}{extra}"
     runtime_flags = f"{base} {' '.join(MSP430_RUNTIME_FLAGS)}"
     runtime = [name for name in support if name.startswith("msp430/runtime/") and name[-2:] in (".c", ".S")]
     model_sources = ["main.c", "model.c", *[f"kernels/{name}" for name in kernel_sources]]

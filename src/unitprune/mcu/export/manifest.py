@@ -25,14 +25,16 @@ GENERATOR = "unitprune.mcu.export"
 def manifest(*, source: str, target: str, chip: str, variant: str, linear_quotient: str, block_rows: int,
              far: bool, qmodel, plan: MemoryPlan, layers: list[str], flash: list[LayerFlash], samples_bytes: int,
              samples: int, counters: bool, commands: list[str], files: list[str], kernel_sources: list[str],
-             host_main: str) -> dict:
+             host_main: str, kernel_defines: dict | None = None, kernel_paths: dict | None = None) -> dict:
     """The content of ``memory_plan.json``."""
     sources = ["main.c", "model.c", *[f"kernels/{name}" for name in kernel_sources]]
     return {
         "generator": GENERATOR, "unitprune_version": __version__, "source": source,
         "target": target, "chip": chip, "variant": variant, "linear_quotient": linear_quotient,
         "conv_block_rows": block_rows or "plane", "far_tables": far,
-        "defines": dict(FAR_DEFINES) if far else {},
+        "defines": {**(dict(FAR_DEFINES) if far else {}), **(kernel_defines or {})},
+        "kernels": {"set": "portable" if kernel_defines else "auto",
+                    "layers": {name: choice.to_dict() for name, choice in (kernel_paths or {}).items()}},
         "input_shape": list(qmodel.input_shape), "input_size": plan.input_bytes, "output_size": plan.output_bytes,
         "input_scale": qmodel.input_scale, "output_scale": qmodel.output_scale, "layers": layers,
         "memory": plan.to_dict(),

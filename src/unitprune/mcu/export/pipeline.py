@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from .. import kernel_choice
 from ..qmodel import QuantizedModel
 from .build_files import CSRC, kernel_files, makefile, support_files, template_files
 from .checks import check_fits_target, check_model, check_request
@@ -27,7 +28,8 @@ __all__ = ["export_c"]
 
 def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str | None = None,
              linear_quotient: str | None = None, samples=None, counters: bool | None = None,
-             overwrite: bool = False, conv_block_rows=None, execution: str = "layers") -> ExportResult:
+             overwrite: bool = False, conv_block_rows=None, execution: str = "layers",
+             kernels: str = "auto") -> ExportResult:
     """Write ``qmodel`` as a self-contained C project into ``out_dir`` (:mod:`unitprune.mcu.export`).
 
     Args:
@@ -53,6 +55,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
             a final Linear accumulated per row, the input read row by row; :mod:`.fused_plan`) or
             ``"auto"`` (fused only when layer by layer does not fit the target's SRAM). Outputs and
             counters are the same for every execution.
+        kernels: ``auto`` (the kernels' per-target assembly where a layer allows it) or ``portable``
+            (the C99 kernels everywhere, ``UNIT_PORTABLE_KERNELS=1``); see
+            :mod:`unitprune.mcu.kernel_choice`. The manifest records each layer's path.
 
     Raises:
         ExportError: a non-empty ``out_dir`` without ``overwrite``, an unknown target/variant, an op
@@ -64,6 +69,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                             conv_block_rows)
     spec, variant, linear_quotient = request.spec, request.variant, request.linear_quotient
     check_model(qmodel, variant, linear_quotient)
+    if kernels not in kernel_choice.KERNEL_SETS:
+        raise ExportError(f"unknown kernel set {kernels!r} (one of {', '.join(kernel_choice.KERNEL_SETS)})")
     layers = layer_names(qmodel)
     scratch = scratch_sizes(qmodel, request.block_rows)
     source = describe_source(qmodel, variant, linear_quotient)
@@ -113,18 +120,19 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         plan, code, far = generate_fitting(fused)
 
     # 4. build files
-    kernels = kernel_files(code.kernels)
-    kernel_sources = [name for name in kernels if name.endswith(".c")]
+    files_needed = kernel_files(code.kernels)
+    kernel_sources = [name for name in files_needed if name.endswith((".c", ".S"))]
+    kernel_defines = kernel_choice.build_defines(kernels)
     support = support_files(target)
     templates = template_files(target, streamed=fused)
-    make_text, commands = makefile(spec, kernel_sources, list(support), request.counters, source, far)
+    make_text, commands = makefile(spec, kernel_sources, list(support), request.counters, source, far, kernel_defines)
     header = model_h(qmodel, plan, layers, source)
     if fused:  # the streamed-input API, before the header's closing guard
         header = header.replace("#endif /* UNIT_MODEL_H */", fused_model_h_api() + "#endif /* UNIT_MODEL_H */")
     texts = {"model.h": header, "model.c": code.text, "Makefile": make_text}
     if target != "host":
         texts["samples.h"] = samples_h(samples, source, far)
-    copies = {**templates, **{f"kernels/{name}": CSRC / name for name in kernels}, **support}
+    copies = {**templates, **{f"kernels/{name}": CSRC / name for name in files_needed}, **support}
     binaries = {"samples.bin": samples.tobytes()} if samples is not None and target == "host" else {}
 
     # 5. manifest, README and the files on disk
@@ -133,7 +141,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                     flash=code.flash, samples_bytes=samples_bytes, samples=0 if samples is None else len(samples),
                     counters=request.counters, commands=commands,
                     files=[*texts, "README.md", "memory_plan.json", *copies, *binaries],
-                    kernel_sources=kernel_sources, host_main="main.c" if target == "host" else "main_host.c")
+                    kernel_sources=kernel_sources, host_main="main.c" if target == "host" else "main_host.c",
+                    kernel_defines=kernel_defines,
+                    kernel_paths=kernel_choice.choose(qmodel.ops, target, variant, kernels, far))
     data["execution"] = "fused" if fused else "layers"
     texts["README.md"] = export_readme(data)
     write_export(request.out_dir, texts, copies, binaries, data)

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/* unit_conv2d_dense_s8_msp430_hwmult.S -- the MSP430 run of the output-stationary dense int8
+ * convolution with the 16-bit hardware multiplier (the msp430-hwmult target; the MPY block at
+ * 0x130, which the FR5994's MPY32 also provides; csrc/unit_internal_dot_s8.h):
+ *
+ *   void __unit_dot_run_s8(int32_t *out, const int8_t *x, const int8_t *w, const unit__dot_run_s8 *run)
+ *   (EABI: r12 = out, r13 = x, r14 = w, r15 = run)
+ *
+ * out[i] = the dot product of output i's receptive field, accumulated by the multiplier itself:
+ * per MAC the sign-extended activation is written to MACS and the sign-extended weight to OP2,
+ * which adds the signed product to RESHI:RESLO (14 cycles). RESLO/RESHI are cleared before each
+ * output and read after it. Rows of 3 or 5 columns are unrolled (run->mode). Registers: r4/r5
+ * operands, r6 channel counter, r7 row counter, r8 column counter, r9 outputs left, r10 weight
+ * start. */
+#if UNIT_MSP430_HWMULT
+
+#define MACS 0x0136
+#define OP2 0x0138
+#define RESLO 0x013A
+#define RESHI 0x013C
+
+#define OFF_COUNT 0
+#define OFF_CHANNELS 2
+#define OFF_ROWS 4
+#define OFF_LEN 6
+#define OFF_XROW 8
+#define OFF_XCHAN 10
+#define OFF_XNEXT 12
+#define OFF_WROW 14
+#define OFF_WCHAN 16
+#define OFF_MODE 18
+
+.macro MAC
+    mov.b   @r13+, r4
+    sxt     r4
+    mov     r4, &MACS
+    mov.b   @r14+, r5
+    sxt     r5
+    mov     r5, &OP2
+.endm
+
+.macro RUN row
+1:  mov     #0, &RESLO
+    mov     #0, &RESHI
+    mov     r10, r14
+    mov     OFF_CHANNELS(r15), r6
+2:  mov     OFF_ROWS(r15), r7
+3:
+  .if \row == 0
+    mov     OFF_LEN(r15), r8
+4:  MAC
+    dec     r8
+    jnz     4b
+    add     OFF_WROW(r15), r14
+  .else
+    .rept \row
+    MAC
+    .endr
+  .endif
+    add     OFF_XROW(r15), r13
+    dec     r7
+    jnz     3b
+    add     OFF_XCHAN(r15), r13
+  .if \row == 0
+    add     OFF_WCHAN(r15), r14
+  .endif
+    dec     r6
+    jnz     2b
+    mov     &RESLO, 0(r12)
+    mov     &RESHI, 2(r12)
+    add     #4, r12
+    add     OFF_XNEXT(r15), r13
+    dec     r9
+    jnz     1b
+    jmp     .Ldone
+.endm
+
+    .section .text.__unit_dot_run_s8,"ax",@progbits
+    .global __unit_dot_run_s8
+    .type   __unit_dot_run_s8, @function
+__unit_dot_run_s8:
+    push    r4
+    push    r5
+    push    r6
+    push    r7
+    push    r8
+    push    r9
+    push    r10
+    mov     r14, r10
+    mov     @r15, r9
+    mov     OFF_MODE(r15), r11
+    bic     #1, r11
+    cmp     #2, r11
+    jeq     .Lrow3
+    cmp     #4, r11
+    jeq     .Lrow5
+.Lgeneral:
+    RUN     0
+.Lrow3:
+    RUN     3
+.Lrow5:
+    RUN     5
+.Ldone:
+    pop     r10
+    pop     r9
+    pop     r8
+    pop     r7
+    pop     r6
+    pop     r5
+    pop     r4
+    ret
+    .size   __unit_dot_run_s8, .-__unit_dot_run_s8
+
+#endif /* UNIT_MSP430_HWMULT */

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/* unit_requantize_s8_msp430.S -- TFLite MultiplyByQuantizedMultiplier for the int8 kernels' output
+ * stage on MSP430 (unit__requantize_clamp_s8 in csrc/unit_internal_s8.h; the kernels check that
+ * the multiplier is in [0, 2**31 - 1] and the shift in [-31, 30]):
+ *
+ *   int32_t __unit_requantize_s8(int32_t acc, int32_t multiplier, int16_t shift)
+ *   (EABI: r13:r12 = acc, r15:r14 = multiplier, shift on the stack)
+ *
+ * The magnitude form of unit__requantize_s8: a = acc << max(shift, 0), A = |a|, P = A * m (64-bit),
+ * h = floor((P + 2**30 - s) / 2**31) (s = a < 0; the -s matters only when P mod 2**31 == 2**30),
+ * y = floor((h + 2**(e-1)) / 2**e) for e = -shift > 0, the sign of a restored. For e > 0 a result of
+ * 2**15 or more in magnitude is returned as +-2**15 (the kernels clamp to int8).
+ * msp430-hwmult: P from the 16-bit multiplier's four partial products (MPY, then MAC into
+ * RESHI:RESLO with the carry in SUMEXT). msp430: P by shift and add over the bits of A (the loop
+ * ends when the remaining bits of A are zero, so small accumulators are cheap).
+ * Registers: r6..r9 P (then h in r9:r8), r10 sign, r5 the tie correction, r11 shift. */
+
+#define MPY 0x0130
+#define MAC 0x0134
+#define OP2 0x0138
+#define RESLO 0x013A
+#define RESHI 0x013C
+#define SUMEXT 0x013E
+
+    .section .text.__unit_requantize_s8,"ax",@progbits
+    .global __unit_requantize_s8
+    .type   __unit_requantize_s8, @function
+__unit_requantize_s8:
+    push    r10
+    push    r9
+    push    r8
+    push    r7
+    push    r6
+    push    r5
+    push    r4
+    mov     16(r1), r11             /* shift (return address and 7 saved registers above it) */
+    tst     r11
+    jl      2f
+    jz      2f
+    mov     r11, r10
+1:  rla     r12                     /* a = acc << shift */
+    rlc     r13
+    dec     r10
+    jnz     1b
+2:  clr     r10
+    tst     r13
+    jge     3f
+    inv     r12                     /* A = |a| */
+    inv     r13
+    inc     r12
+    adc     r13
+    mov     #1, r10
+3:
+#if UNIT_MSP430_HWMULT
+    mov     r12, &MPY               /* Al * Ml */
+    mov     r14, &OP2
+    mov     &RESLO, r6
+    mov     &RESHI, &RESLO
+    mov     #0, &RESHI
+    mov     r12, &MAC               /* + Al * Mh (no carry: < 2**31 + 2**16) */
+    mov     r15, &OP2
+    mov     r13, &MAC               /* + Ah * Ml (carry in SUMEXT) */
+    mov     r14, &OP2
+    mov     &RESLO, r7
+    mov     &SUMEXT, r8
+    mov     &RESHI, &RESLO
+    mov     r8, &RESHI
+    mov     r13, &MAC               /* + Ah * Mh */
+    mov     r15, &OP2
+    mov     &RESLO, r8
+    mov     &RESHI, r9
+#else
+    clr     r6
+    clr     r7
+    clr     r8
+    clr     r9
+    clr     r4
+    clr     r5
+4:  clrc                            /* P += m << i for every set bit i of A */
+    rrc     r13
+    rrc     r12
+    jnc     5f
+    add     r14, r6
+    addc    r15, r7
+    addc    r4, r8
+    addc    r5, r9
+5:  rla     r14
+    rlc     r15
+    rlc     r4
+    rlc     r5
+    tst     r12
+    jnz     4b
+    tst     r13
+    jnz     4b
+#endif
+    clr     r5                      /* the tie of the negative nudge: h one less */
+    tst     r10
+    jz      6f
+    tst     r6
+    jnz     6f
+    mov     r7, r6
+    and     #0x7FFF, r6
+    cmp     #0x4000, r6
+    jne     6f
+    mov     #1, r5
+6:  add     #0x4000, r7             /* h = (P + 2**30) >> 31 */
+    adc     r8
+    adc     r9
+    rla     r7
+    rlc     r8
+    rlc     r9
+    sub     r5, r8
+    sbc     r9
+    tst     r11
+    jge     .Lsign                  /* e = 0: y = h */
+    inv     r11                     /* k = e - 1 */
+    cmp     #16, r11
+    jlo     7f
+    mov     r9, r8
+    clr     r9
+    sub     #16, r11
+7:  cmp     #8, r11
+    jlo     8f
+    swpb    r8                      /* >> 8 */
+    swpb    r9
+    mov.b   r8, r8
+    mov     r9, r6
+    and     #0xFF00, r6
+    bis     r6, r8
+    mov.b   r9, r9
+    sub     #8, r11
+8:  tst     r11
+    jz      10f
+9:  clrc
+    rrc     r9
+    rrc     r8
+    dec     r11
+    jnz     9b
+10: tst     r9
+    jz      11f
+    mov     #0x8000, r8             /* t >= 2**16: |y| >= 2**15, the clamp saturates */
+    clr     r9
+    jmp     .Lsign
+11: clrc                            /* y = (t >> 1) + (t & 1) */
+    rrc     r8
+    adc     r8
+.Lsign:
+    mov     r8, r12
+    mov     r9, r13
+    tst     r10
+    jz      12f
+    inv     r12
+    inv     r13
+    inc     r12
+    adc     r13
+12: pop     r4
+    pop     r5
+    pop     r6
+    pop     r7
+    pop     r8
+    pop     r9
+    pop     r10
+    ret
+    .size   __unit_requantize_s8, .-__unit_requantize_s8

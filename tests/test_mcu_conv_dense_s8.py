@@ -1,0 +1,82 @@
+"""The output-stationary dense int8 convolution (unit_conv2d_dense_s8: portable C run on the host,
+assembly runs on AVR, MSP430 and MSP430 + hardware multiplier) bit-exact against the NumPy
+integer reference (unitprune.mcu.reference) in the simulators, on fixed geometries with edge
+values (benchmarks/conv_dense_s8_mcu.py: -128/127 inputs, -127/127 weights, padding on every side
+with groups, stride and dilation, dilation along x (the portable loop), Conv1d shape, pointwise,
+all-zero weights, and fields of 325 MACs of +-127 weights on -128/127 inputs, at the AVR 24-bit
+accumulator's bound, and 350 MACs, which take the 32-bit path). The host portable path is tested
+on hypothesis-drawn geometries in tests/test_kernels_s8.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.mcu_tools import require_target
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "conv_dense_s8_mcu.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("conv_dense_s8_mcu", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["conv_dense_s8_mcu"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load()
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])
+def test_dense_conv_on_the_mcu_equals_the_integer_reference(target, tmp_path):
+    require_target(target)
+    result = bench.measure(bench.EDGES, (target,), seed=1, build_dir=tmp_path)  # raises on any mismatch
+    layers = result["builds"][target]["layers"]
+    assert set(layers) == {layer.name for layer in bench.EDGES}
+    assert all(layer["cycles"] > 0 for layer in layers.values())
+
+
+def test_the_bound_layers_sit_on_each_side_of_the_24_bit_limit():
+    """The AVR run accumulates in 24 bits for fields of at most 341 MACs (biased products at most
+    49152, so the sum stays below 2**24) and in 32 bits above. The edge layers multiply -128 by -127
+    everywhere (biased product 49024): the 341-MAC field sums just below 2**24 (the narrow path at its
+    bound), the 350-MAC field above it, so a 24-bit accumulator there would give a wrong output."""
+    narrow, wide = (layer for layer in bench.EDGES if layer.name.startswith("bound_"))
+    field = [layer.channels // layer.groups * layer.kernel[0] * layer.kernel[1] for layer in (narrow, wide)]
+    assert field == [341, 350]
+    assert 341 * 49024 < 2**24 < 350 * 49024
+
+
+def test_a_wrong_output_is_detected(monkeypatch, tmp_path):
+    require_target("avr")
+    real = bench.reference._conv
+
+    def off_by_one(op, x, variant):
+        y, counts = real(op, x, variant)
+        y = y.copy()
+        y.reshape(-1)[0] = np.int8(y.reshape(-1)[0] ^ 1)
+        return y, counts
+
+    monkeypatch.setattr(bench.reference, "_conv", off_by_one)
+    with pytest.raises(RuntimeError, match="differs from the integer reference"):
+        bench.measure(bench.EDGES[:1], ("avr",), seed=1, build_dir=tmp_path)
+
+
+@pytest.mark.parametrize("layer", [bench.Layer("pointwise_wide", 64, 20, 31, 3, (1, 1)),   # 64*620 > 2**15
+                                   bench.Layer("many_channels", 300, 3, 4, 2, (2, 3), padding=(1, 0, 1, 1)),
+                                   bench.Layer("long_row", 2, 3, 300, 2, (1, 7), stride=(1, 1))])
+def test_host_runs_take_int32_skips_and_any_field_size(layer):
+    """On the host (the C run, int32 descriptor fields) a channel stride beyond int16, more than 255
+    channels and rows longer than 255 outputs (split into runs) are exact."""
+    from unitprune.kernels import s8
+    from unitprune.torch_reference import ConvGeometry
+
+    op, x = bench.make_op(layer, np.random.default_rng(3))
+    geometry = ConvGeometry(layer.kernel, layer.stride, layer.dilation, layer.padding, layer.groups)
+    y, _ = s8.conv2d("dense", x, op.weight, op.requant, geometry)
+    np.testing.assert_array_equal(y.reshape(-1), bench.reference._conv(op, x, "dense")[0].reshape(-1))
