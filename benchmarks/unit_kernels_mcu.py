@@ -1,0 +1,249 @@
+"""Cycle-exact cost of the UnIT convolution kernels on AVR, MSP430 and MSP430 + hardware multiplier
+against the dense kernel, over the kept fraction, checked bit for bit against the NumPy integer
+reference (``unitprune.mcu.reference``).
+
+Per layer (default: the MNIST demo's conv2 shape, 6x12x12 -> 16x8x8 5x5, ReLU-like inputs with
+half zeros) and per threshold scale T (tau = min(T // |w|, 255), UnIT's per-weight threshold), one
+firmware region runs each kernel: ``dense`` (``unit_conv2d_dense_s8``, the output-stationary dense
+kernel), ``unit`` (``unit_conv2d_unit_s8``, the per-position test) and ``skipfree``
+(``unit_conv2d_unit_skipfree_s8``). Every region's output is checked against the reference; the
+kept fraction (executed / dense MACs) comes from the reference's counters. The report gives per
+target and kernel the cycles at each kept fraction and the largest measured kept fraction at which
+the UnIT kernel is faster than dense (``breakeven_kept_fraction``).
+
+Usage: ``PYTHONPATH=src python benchmarks/unit_kernels_mcu.py [--targets avr msp430 msp430-hwmult]``
+Writes ``benchmarks/results/unit_kernels_mcu.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import unitprune
+from unitprune.mcu import reference, targets
+from unitprune.mcu.codegen import c_array
+from unitprune.mcu.qmodel import QConv, Requant
+from unitprune.mcu.quantize import quantize_multiplier
+
+logger = logging.getLogger("unit_kernels_mcu")
+CSRC = Path(unitprune.__file__).resolve().parent / "csrc"
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = ("avr", "msp430", "msp430-hwmult")
+KERNELS = ("dense", "unit", "skipfree")
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One convolution (as benchmarks/conv_dense_s8_mcu.py) and the threshold scales T to run it at
+    (tau = min(T // |w|, 255) per weight, 255 for a zero weight); ``x_zeros`` the fraction of zero
+    inputs, ``relu`` non-negative inputs."""
+
+    name: str
+    channels: int
+    height: int
+    width: int
+    out_channels: int
+    kernel: tuple[int, int]
+    scales: tuple[int, ...]
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    groups: int = 1
+    x_zeros: float = 0.5
+    relu: bool = True
+
+
+CONV2 = (Layer("conv2", 6, 12, 12, 16, (5, 5), scales=(0, 400, 1000, 2000, 3000, 4500, 7000)),)
+#: Small geometries with edge values for the bit-exactness tests in the simulators.
+EDGES = (Layer("pad_groups", 4, 7, 9, 4, (3, 3), scales=(0, 300, 3000, 9000), padding=(1, 2, 2, 1), groups=2,
+               relu=False, x_zeros=0.2),
+         Layer("stride_dilation", 3, 9, 11, 2, (3, 5), scales=(500,), stride=(2, 2), dilation=(2, 1),
+               padding=(1, 0, 3, 1), relu=False),
+         Layer("conv1d_like", 3, 1, 30, 4, (1, 5), scales=(800,), stride=(1, 2), padding=(0, 0, 2, 2)),
+         Layer("pointwise", 20, 4, 4, 3, (1, 1), scales=(1500,), relu=False, x_zeros=0.0))
+
+
+def out_size(layer: Layer) -> tuple[int, int]:
+    (kh, kw), (sy, sx), (dy, dx) = layer.kernel, layer.stride, layer.dilation
+    top, bottom, left, right = layer.padding
+    return ((layer.height + top + bottom - dy * (kh - 1) - 1) // sy + 1,
+            (layer.width + left + right - dx * (kw - 1) - 1) // sx + 1)
+
+
+def tau_of(weight: np.ndarray, scale: int) -> np.ndarray:
+    """UnIT's per-weight threshold min(T // |w|, 255) (255 where w == 0; 0 everywhere for T = 0)."""
+    magnitude = np.abs(weight.astype(np.int64))
+    tau = np.where(magnitude > 0, scale // np.maximum(magnitude, 1), 255)
+    return np.minimum(tau, 255).astype(np.uint8)
+
+
+def make_layer(layer: Layer, rng: np.random.Generator) -> tuple[QConv, np.ndarray]:
+    """The layer as a QConv (tau for its first scale) and its int8 input (1, C, H, W) with edge values."""
+    group_in = layer.channels // layer.groups
+    shape = (layer.out_channels, group_in, *layer.kernel)
+    weight = rng.integers(-127, 128, size=shape).astype(np.int8)
+    weight.reshape(-1)[:4] = (-127, 127, 0, 127)
+    low = 0 if layer.relu else -128
+    x = rng.integers(low, 128, size=(1, layer.channels, layer.height, layer.width))
+    x[rng.random(x.shape) < layer.x_zeros] = 0
+    x.reshape(-1)[:2] = (127, 0 if layer.relu else -128)
+    x = x.astype(np.int8)
+    oh, ow = out_size(layer)
+    bound = 128 * np.abs(weight.astype(np.int64)).reshape(layer.out_channels, -1).sum(axis=1).max() // 4 + 1000
+    multiplier, shift = quantize_multiplier(100.0 / bound)
+    requant = Requant(rng.integers(-1000, 1000, size=layer.out_channels).astype(np.int32),
+                      np.full(layer.out_channels, multiplier, np.int32),
+                      np.full(layer.out_channels, shift, np.int8), -128, 127)
+    op = QConv(layer.name, layer.channels, layer.height, layer.width, layer.out_channels, *layer.kernel,
+               layer.stride, layer.dilation, layer.padding, layer.groups, oh, ow, weight, requant,
+               np.zeros(layer.out_channels, np.int64), tau_of(weight, layer.scales[0]), 1.0, 1.0,
+               np.ones(layer.out_channels))
+    return op, x
+
+
+def skipfree_scratch_bytes(op: QConv) -> int:
+    """unit_conv2d_unit_skipfree_s8_scratch_size (its layout, unit_internal_skipfree_s8.h)."""
+    inputs = op.in_channels * op.in_height * op.in_width
+    total = (4 * op.out_height * op.out_width + 256 * op.in_channels + 2 * op.kernel_height * op.in_height
+             + 2 * op.kernel_width * op.in_width + 3 * inputs)
+    return (total + 3) // 4 * 4
+
+
+def firmware_source(cases: list[tuple[QConv, np.ndarray, list[int]]]) -> str:
+    """main(): per layer and scale one region per kernel (label ``<layer>:<T>:<kernel>``), each
+    emitting its status and output."""
+    parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_kernels_s8.h"\n']
+    scratch = max(max(skipfree_scratch_bytes(op), 4 * op.out_height * op.out_width) for op, _, _ in cases)
+    outputs = max(op.out_channels * op.out_height * op.out_width for op, _, _ in cases)
+    inputs = max(x.size for _, x, _ in cases)
+    parts.append(f"static int32_t scratch[{scratch // 4}];\nstatic int8_t y[{outputs}];\n"
+                 f"static int8_t x[{inputs}];\n")
+    body = []
+    for index, (op, x, scales) in enumerate(cases):
+        p = f"l{index}"
+        parts += [c_array("int8_t", f"{p}_x", x, flash=True), c_array("int8_t", f"{p}_w", op.weight, flash=True),
+                  c_array("int32_t", f"{p}_bias", op.requant.bias, flash=True),
+                  c_array("int32_t", f"{p}_mult", op.requant.multiplier, flash=True),
+                  c_array("int8_t", f"{p}_shift", op.requant.shift, flash=True)]
+        top, bottom, left, right = op.padding
+        outputs = op.out_channels * op.out_height * op.out_width
+        body.append(f"""
+    {{
+        const unit_conv2d_params params = {{1, {op.in_channels}, {op.in_height}, {op.in_width}, {op.out_channels},
+            {op.kernel_height}, {op.kernel_width}, {op.stride[0]}, {op.stride[1]}, {op.dilation[0]}, {op.dilation[1]},
+            {top}, {bottom}, {left}, {right}, {op.groups}, 0}};
+        const unit_requant_s8 requant = {{{p}_bias, {p}_mult, {p}_shift, -128, 127}};
+        int32_t i;
+        for (i = 0; i < {x.size}; i++) {{
+            x[i] = UNIT_READ_S8({p}_x + i);
+        }}""")
+        for scale in scales:
+            tau_name = f"{p}_tau{scale}"
+            parts.append(c_array("uint8_t", tau_name, tau_of(op.weight, scale), flash=True))
+            calls = {"dense": f"unit_conv2d_dense_s8(&params, x, {p}_w, &requant, y, scratch, 0)",
+                     "unit": f"unit_conv2d_unit_s8(&params, x, {p}_w, {tau_name}, &requant, y, scratch, 0)",
+                     "skipfree": f"unit_conv2d_unit_skipfree_s8(&params, x, {p}_w, {tau_name}, &requant, y, "
+                                 "scratch, 0)"}
+            for kernel in KERNELS:
+                if kernel == "dense" and scale != scales[0]:
+                    continue  # dense does not depend on tau
+                body.append(f"""
+        {{
+            int8_t code;
+            unit_mcu_label("{op.name}:{scale}:{kernel}");
+            UNIT_MCU_START();
+            code = (int8_t){calls[kernel]};
+            UNIT_MCU_STOP();
+            unit_mcu_emit(&code, 1);
+            unit_mcu_emit(y, {outputs});
+        }}""")
+        body.append("\n    }")
+    parts.append("int main(void) {" + "".join(body) + "\n    unit_mcu_done();\n    return 0;\n}\n")
+    return "\n".join(parts)
+
+
+def breakeven(points: list[dict], kernel: str) -> float | None:
+    """The largest measured kept fraction at which ``kernel`` took fewer cycles than dense (None if never)."""
+    faster = [point["kept_fraction"] for point in points if point[kernel] < point["dense"]]
+    return max(faster) if faster else None
+
+
+def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path | None = None,
+            opt: str = "O2") -> dict:
+    """Builds, runs and checks every layer, scale and kernel on every target; raises RuntimeError
+    on any output that differs from the integer reference."""
+    rng = np.random.default_rng(seed)
+    cases, expected, kept = [], {}, {}
+    for layer in layers:
+        op, x = make_layer(layer, rng)
+        cases.append((op, x, list(layer.scales)))
+        for scale in layer.scales:
+            scaled = dataclasses.replace(op, tau=tau_of(op.weight, scale))
+            y, counts = reference._conv(scaled, x, "unit")
+            expected[(op.name, scale, "unit")] = expected[(op.name, scale, "skipfree")] = y.reshape(-1)
+            kept[(op.name, scale)] = counts.executed / counts.dense
+        expected[(op.name, layer.scales[0], "dense")] = reference._conv(op, x, "dense")[0].reshape(-1)
+    results = {"machine": platform.machine(), "python": platform.python_version(), "seed": seed, "opt": opt,
+               "layers": [dataclasses.asdict(layer) for layer in layers], "builds": {}}
+    with tempfile.TemporaryDirectory(prefix="unit_kernels_mcu_") as temporary:
+        root = Path(build_dir or temporary)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "unit_kernels_fw.c").write_text(firmware_source(cases))
+        sources = [root / "unit_kernels_fw.c", *sorted(CSRC.glob("*_s8*.c")), *sorted(CSRC.glob("*_s8*.S"))]
+        for target in target_names:
+            firmware = targets.build(target, sources, include_dirs=[CSRC], build_dir=root / target, opt=opt,
+                                     name="unit_kernels")
+            run = targets.run(firmware, max_cycles=400_000_000)
+            regions = {region.label: region for region in run.regions}
+            build = {"compiler": firmware.compiler, "flash_bytes": firmware.flash_bytes, "layers": {}}
+            for op, _, scales in cases:
+                dense_cycles = None
+                points = []
+                for scale in scales:
+                    point = {"scale": scale, "kept_fraction": kept[(op.name, scale)]}
+                    for kernel in KERNELS:
+                        if kernel == "dense" and scale != scales[0]:
+                            point["dense"] = dense_cycles
+                            continue
+                        data = np.frombuffer(regions[f"{op.name}:{scale}:{kernel}"].data, np.int8)
+                        want = expected[(op.name, scale, kernel)]
+                        if data[0] != 0 or not np.array_equal(data[1:], want):
+                            bad = int(np.count_nonzero(data[1:] != want)) if data.size == want.size + 1 else -1
+                            raise RuntimeError(f"{target}: {op.name} T={scale} {kernel} differs from the integer "
+                                               f"reference (status {data[0]}, {bad} outputs differ)")
+                        point[kernel] = regions[f"{op.name}:{scale}:{kernel}"].cycles
+                        if kernel == "dense":
+                            dense_cycles = point[kernel]
+                    points.append(point)
+                    logger.info("%s %s T=%d kept %.3f: dense %d, unit %d, skipfree %d", target, op.name, scale,
+                                point["kept_fraction"], point["dense"], point["unit"], point["skipfree"])
+                build["layers"][op.name] = {
+                    "points": points, "breakeven_kept_fraction": {k: breakeven(points, k) for k in ("unit", "skipfree")}}
+            results["builds"][target] = build
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=RESULTS / "unit_kernels_mcu.json")
+    parser.add_argument("--build-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    result = measure(target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
