@@ -30,7 +30,8 @@ import numpy as np
 import unitprune
 from unitprune.mcu import reference, targets
 from unitprune.mcu.codegen import c_array
-from unitprune.mcu.qmodel import QConv, Requant
+from unitprune.kernels.unit_fast_s8 import sorted_columns
+from unitprune.mcu.qmodel import QConv, QLinear, Requant
 from unitprune.mcu.quantize import quantize_multiplier
 
 logger = logging.getLogger("unit_kernels_mcu")
@@ -61,14 +62,92 @@ class Layer:
     relu: bool = True
 
 
-CONV2 = (Layer("conv2", 6, 12, 12, 16, (5, 5), scales=(0, 400, 1000, 2000, 3000, 4500, 7000)),)
+CONV2 = (Layer("conv2", 6, 12, 12, 16, (5, 5), scales=(0, 400, 1000, 2000, 3000, 4500, 7000, 10000, 20000)),)
 #: Small geometries with edge values for the bit-exactness tests in the simulators.
 EDGES = (Layer("pad_groups", 4, 7, 9, 4, (3, 3), scales=(0, 300, 3000, 9000), padding=(1, 2, 2, 1), groups=2,
                relu=False, x_zeros=0.2),
          Layer("stride_dilation", 3, 9, 11, 2, (3, 5), scales=(500,), stride=(2, 2), dilation=(2, 1),
                padding=(1, 0, 3, 1), relu=False),
          Layer("conv1d_like", 3, 1, 30, 4, (1, 5), scales=(800,), stride=(1, 2), padding=(0, 0, 2, 2)),
-         Layer("pointwise", 20, 4, 4, 3, (1, 1), scales=(1500,), relu=False, x_zeros=0.0))
+         Layer("pointwise", 8, 4, 4, 3, (1, 1), scales=(1500,), relu=False, x_zeros=0.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearLayer:
+    """One linear layer and the thresholds T_q to run its UnIT kernels at (bitshift quotients,
+    shift_start 0); inputs ReLU-like with ``x_zeros`` zeros."""
+
+    name: str
+    in_features: int
+    out_features: int
+    thresholds: tuple[int, ...]
+    x_zeros: float = 0.5
+
+
+LINEAR_KERNELS = ("dense", "bitshift", "sorted")
+FC = (LinearLayer("fc", 256, 32, thresholds=(0, 1000, 4000, 16000)),)
+LINEAR_EDGES = (LinearLayer("fc_edges", 40, 9, thresholds=(0, 700, 5000, 2**20)),)
+
+
+def make_linear(layer: LinearLayer, rng: np.random.Generator) -> tuple[QLinear, np.ndarray]:
+    """The layer as a QLinear (T_q its first threshold) and an int8 input (1, in) with edge values."""
+    weight = rng.integers(-127, 128, size=(layer.out_features, layer.in_features)).astype(np.int8)
+    weight[rng.random(weight.shape) < 0.1] = 0
+    weight.reshape(-1)[:3] = (-128, 127, 0)
+    x = rng.integers(0, 128, size=(1, layer.in_features))
+    x[rng.random(x.shape) < layer.x_zeros] = 0
+    x.reshape(-1)[:2] = (127, 1)
+    bound = 128 * 128 * layer.in_features // 4
+    multiplier, shift = quantize_multiplier(100.0 / bound)
+    requant = Requant(rng.integers(-1000, 1000, size=layer.out_features).astype(np.int32),
+                      np.full(layer.out_features, multiplier, np.int32),
+                      np.full(layer.out_features, shift, np.int8), -128, 127)
+    empty = np.zeros(0, np.int8)
+    op = QLinear(layer.name, layer.in_features, layer.out_features, weight, requant, layer.thresholds[0], 0,
+                 np.zeros(129, np.uint8), empty, empty, empty, np.zeros(0, np.uint8), 1.0, 1.0, 1.0)
+    return op, x.astype(np.int8)
+
+
+def linear_source(index: int, op: QLinear, x: np.ndarray, thresholds) -> tuple[list[str], str]:
+    """Tables and the main() block of one linear layer: per threshold a region per kernel."""
+    p = f"f{index}"
+    weight_sorted, order = sorted_columns(op.weight)
+    parts = [c_array("int8_t", f"{p}_x", x, flash=True),
+             c_array("int8_t", f"{p}_wt", np.ascontiguousarray(op.weight.T), flash=True),
+             c_array("int8_t", f"{p}_ws", weight_sorted, flash=True),
+             c_array("uint16_t", f"{p}_index", order, flash=True),
+             c_array("int32_t", f"{p}_bias", op.requant.bias, flash=True),
+             c_array("int32_t", f"{p}_mult", op.requant.multiplier, flash=True),
+             c_array("int8_t", f"{p}_shift", op.requant.shift, flash=True)]
+    body = [f"""
+    {{
+        const unit_requant_s8 requant = {{{p}_bias, {p}_mult, {p}_shift, -128, 127}};
+        int32_t i;
+        for (i = 0; i < {x.size}; i++) {{
+            x[i] = UNIT_READ_S8({p}_x + i);
+        }}"""]
+    common = f"x, 1, {op.in_features}, {op.out_features}"
+    for threshold in thresholds:
+        calls = {"dense": f"unit_linear_dense_s8({common}, {p}_wt, &requant, y, scratch, 0)",
+                 "bitshift": f"unit_linear_unit_bitshift_s8({common}, {p}_wt, {threshold}L, 0, &requant, y, "
+                             "scratch, 0)",
+                 "sorted": f"unit_linear_unit_sorted_bitshift_s8({common}, {p}_ws, {p}_index, {threshold}L, 0, "
+                           "&requant, y, scratch, 0)"}
+        for kernel in LINEAR_KERNELS:
+            if kernel == "dense" and threshold != thresholds[0]:
+                continue
+            body.append(f"""
+        {{
+            int8_t code;
+            unit_mcu_label("{op.name}:{threshold}:{kernel}");
+            UNIT_MCU_START();
+            code = (int8_t){calls[kernel]};
+            UNIT_MCU_STOP();
+            unit_mcu_emit(&code, 1);
+            unit_mcu_emit(y, {op.out_features});
+        }}""")
+    body.append("\n    }")
+    return parts, "".join(body)
 
 
 def out_size(layer: Layer) -> tuple[int, int]:
@@ -117,13 +196,16 @@ def skipfree_scratch_bytes(op: QConv) -> int:
     return (total + 3) // 4 * 4
 
 
-def firmware_source(cases: list[tuple[QConv, np.ndarray, list[int]]]) -> str:
-    """main(): per layer and scale one region per kernel (label ``<layer>:<T>:<kernel>``), each
-    emitting its status and output."""
+def firmware_source(cases: list[tuple[QConv, np.ndarray, list[int]]],
+                    linear_cases: list[tuple[QLinear, np.ndarray, list[int]]] = ()) -> str:
+    """main(): per layer and scale (threshold) one region per kernel (label ``<layer>:<T>:<kernel>``),
+    each emitting its status and output."""
     parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_kernels_s8.h"\n']
-    scratch = max(max(skipfree_scratch_bytes(op), 4 * op.out_height * op.out_width) for op, _, _ in cases)
-    outputs = max(op.out_channels * op.out_height * op.out_width for op, _, _ in cases)
-    inputs = max(x.size for _, x, _ in cases)
+    scratch = max([max(skipfree_scratch_bytes(op), 4 * op.out_height * op.out_width) for op, _, _ in cases]
+                  + [4 * op.out_features for op, _, _ in linear_cases])
+    outputs = max([op.out_channels * op.out_height * op.out_width for op, _, _ in cases]
+                  + [op.out_features for op, _, _ in linear_cases])
+    inputs = max([x.size for _, x, _ in cases] + [x.size for _, x, _ in linear_cases])
     parts.append(f"static int32_t scratch[{scratch // 4}];\nstatic int8_t y[{outputs}];\n"
                  f"static int8_t x[{inputs}];\n")
     body = []
@@ -166,6 +248,10 @@ def firmware_source(cases: list[tuple[QConv, np.ndarray, list[int]]]) -> str:
             unit_mcu_emit(y, {outputs});
         }}""")
         body.append("\n    }")
+    for index, (op, x, thresholds) in enumerate(linear_cases):
+        tables, block = linear_source(index, op, x, thresholds)
+        parts += tables
+        body.append(block)
     parts.append("int main(void) {" + "".join(body) + "\n    unit_mcu_done();\n    return 0;\n}\n")
     return "\n".join(parts)
 
@@ -176,8 +262,32 @@ def breakeven(points: list[dict], kernel: str) -> float | None:
     return max(faster) if faster else None
 
 
+def check_points(target: str, regions: dict, name: str, scales, kernels, expected: dict, kept: dict) -> list[dict]:
+    """Per scale the cycles of every kernel's region, each output checked (RuntimeError on a mismatch);
+    the first kernel (dense) runs at the first scale only."""
+    points = []
+    for scale in scales:
+        point = {"scale": scale, "kept_fraction": kept[(name, scale)]}
+        for kernel in kernels:
+            if kernel == kernels[0] and scale != scales[0]:
+                point[kernel] = points[0][kernel]
+                continue
+            region = regions[f"{name}:{scale}:{kernel}"]
+            data = np.frombuffer(region.data, np.int8)
+            want = expected[(name, scale, kernel)]
+            if data[0] != 0 or not np.array_equal(data[1:], want):
+                bad = int(np.count_nonzero(data[1:] != want)) if data.size == want.size + 1 else -1
+                raise RuntimeError(f"{target}: {name} T={scale} {kernel} differs from the integer reference "
+                                   f"(status {data[0]}, {bad} outputs differ)")
+            point[kernel] = region.cycles
+        points.append(point)
+        logger.info("%s %s T=%d kept %.3f: %s", target, name, scale, point["kept_fraction"],
+                    ", ".join(f"{kernel} {point[kernel]}" for kernel in kernels))
+    return points
+
+
 def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path | None = None,
-            opt: str = "O2") -> dict:
+            opt: str = "O2", linear_layers=FC) -> dict:
     """Builds, runs and checks every layer, scale and kernel on every target; raises RuntimeError
     on any output that differs from the integer reference."""
     rng = np.random.default_rng(seed)
@@ -191,12 +301,23 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
             expected[(op.name, scale, "unit")] = expected[(op.name, scale, "skipfree")] = y.reshape(-1)
             kept[(op.name, scale)] = counts.executed / counts.dense
         expected[(op.name, layer.scales[0], "dense")] = reference._conv(op, x, "dense")[0].reshape(-1)
+    linear_cases = []
+    for layer in linear_layers:
+        op, x = make_linear(layer, rng)
+        linear_cases.append((op, x, list(layer.thresholds)))
+        for threshold in layer.thresholds:
+            thresholded = dataclasses.replace(op, threshold_q=threshold)
+            y, counts = reference._linear(thresholded, x, "unit", "bitshift")
+            expected[(op.name, threshold, "bitshift")] = expected[(op.name, threshold, "sorted")] = y.reshape(-1)
+            kept[(op.name, threshold)] = counts.executed / counts.dense
+        expected[(op.name, layer.thresholds[0], "dense")] = reference._linear(op, x, "dense", "bitshift")[0].reshape(-1)
     results = {"machine": platform.machine(), "python": platform.python_version(), "seed": seed, "opt": opt,
-               "layers": [dataclasses.asdict(layer) for layer in layers], "builds": {}}
+               "layers": [dataclasses.asdict(layer) for layer in layers],
+               "linear_layers": [dataclasses.asdict(layer) for layer in linear_layers], "builds": {}}
     with tempfile.TemporaryDirectory(prefix="unit_kernels_mcu_") as temporary:
         root = Path(build_dir or temporary)
         root.mkdir(parents=True, exist_ok=True)
-        (root / "unit_kernels_fw.c").write_text(firmware_source(cases))
+        (root / "unit_kernels_fw.c").write_text(firmware_source(cases, linear_cases))
         sources = [root / "unit_kernels_fw.c", *sorted(CSRC.glob("*_s8*.c")), *sorted(CSRC.glob("*_s8*.S"))]
         for target in target_names:
             firmware = targets.build(target, sources, include_dirs=[CSRC], build_dir=root / target, opt=opt,
@@ -205,28 +326,14 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
             regions = {region.label: region for region in run.regions}
             build = {"compiler": firmware.compiler, "flash_bytes": firmware.flash_bytes, "layers": {}}
             for op, _, scales in cases:
-                dense_cycles = None
-                points = []
-                for scale in scales:
-                    point = {"scale": scale, "kept_fraction": kept[(op.name, scale)]}
-                    for kernel in KERNELS:
-                        if kernel == "dense" and scale != scales[0]:
-                            point["dense"] = dense_cycles
-                            continue
-                        data = np.frombuffer(regions[f"{op.name}:{scale}:{kernel}"].data, np.int8)
-                        want = expected[(op.name, scale, kernel)]
-                        if data[0] != 0 or not np.array_equal(data[1:], want):
-                            bad = int(np.count_nonzero(data[1:] != want)) if data.size == want.size + 1 else -1
-                            raise RuntimeError(f"{target}: {op.name} T={scale} {kernel} differs from the integer "
-                                               f"reference (status {data[0]}, {bad} outputs differ)")
-                        point[kernel] = regions[f"{op.name}:{scale}:{kernel}"].cycles
-                        if kernel == "dense":
-                            dense_cycles = point[kernel]
-                    points.append(point)
-                    logger.info("%s %s T=%d kept %.3f: dense %d, unit %d, skipfree %d", target, op.name, scale,
-                                point["kept_fraction"], point["dense"], point["unit"], point["skipfree"])
+                points = check_points(target, regions, op.name, scales, KERNELS, expected, kept)
                 build["layers"][op.name] = {
                     "points": points, "breakeven_kept_fraction": {k: breakeven(points, k) for k in ("unit", "skipfree")}}
+            for op, _, thresholds in linear_cases:
+                points = check_points(target, regions, op.name, thresholds, LINEAR_KERNELS, expected, kept)
+                build["layers"][op.name] = {
+                    "points": points,
+                    "breakeven_kept_fraction": {k: breakeven(points, k) for k in ("bitshift", "sorted")}}
             results["builds"][target] = build
     return results
 

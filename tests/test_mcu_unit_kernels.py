@@ -33,9 +33,10 @@ bench = _load()
 @pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])
 def test_unit_conv_kernels_on_the_mcu_equal_the_integer_reference(target, tmp_path):
     require_target(target)
-    result = bench.measure(bench.EDGES, (target,), seed=1, build_dir=tmp_path)  # raises on any mismatch
+    result = bench.measure(bench.EDGES, (target,), seed=1, build_dir=tmp_path,
+                           linear_layers=bench.LINEAR_EDGES)  # raises on any mismatch
     layers = result["builds"][target]["layers"]
-    assert set(layers) == {layer.name for layer in bench.EDGES}
+    assert set(layers) == {layer.name for layer in (*bench.EDGES, *bench.LINEAR_EDGES)}
     kept = [point["kept_fraction"] for layer in layers.values() for point in layer["points"]]
     assert min(kept) < 0.3 and max(kept) > 0.5  # thresholds that skip most and few connections
 
@@ -52,4 +53,4 @@ def test_a_wrong_output_is_detected(monkeypatch, tmp_path):
 
     monkeypatch.setattr(bench.reference, "_conv", off_by_one)
     with pytest.raises(RuntimeError, match="differs from the integer reference"):
-        bench.measure(bench.EDGES[:1], ("avr",), seed=1, build_dir=tmp_path)
+        bench.measure(bench.EDGES[:1], ("avr",), seed=1, build_dir=tmp_path, linear_layers=())

@@ -53,19 +53,19 @@ static inline void unit__skipfree_layout_s8(const unit_conv2d_params *p, int32_t
 }
 
 /* map[k][i] for the taps k of one axis: the output index o (times `scale`) that input i reaches
- * through tap k, (i + pad - k*dilation) / stride when that divides and lies in [0, out), else
- * UNIT__SKIPFREE_OUT. */
+ * through tap k, when i = o*stride - pad + k*dilation for an o in [0, out), else UNIT__SKIPFREE_OUT
+ * (filled by stepping over o: no division). */
 static inline void unit__skipfree_map_s8(int16_t *map, int32_t taps, int32_t size, int32_t out, int32_t stride,
                                          int32_t dilation, int32_t pad, int32_t scale) {
-    int32_t k, i;
-    for (k = 0; k < taps; k++) {
+    int32_t k, i, o;
+    for (k = 0; k < taps; k++, map += size) {
         for (i = 0; i < size; i++) {
-            const int32_t shifted = i + pad - k * dilation;
-            int16_t value = UNIT__SKIPFREE_OUT;
-            if (shifted >= 0 && shifted % stride == 0 && shifted / stride < out) {
-                value = (int16_t)(shifted / stride * scale);
+            map[i] = UNIT__SKIPFREE_OUT;
+        }
+        for (o = 0, i = k * dilation - pad; o < out; o++, i += stride) {
+            if (i >= 0 && i < size) {
+                map[i] = (int16_t)(o * scale);
             }
-            *map++ = value;
         }
     }
 }
@@ -134,6 +134,100 @@ UNIT__SKIPFREE_TAP_FN int16_t unit__skipfree_tap_s8(int32_t *acc, uint16_t posit
         }
     }
     return kept;
+}
+
+/* The AVR tap loop (unit_conv2d_unit_skipfree_s8_avr.S) for layers of stride 1 whose byte
+ * arithmetic cannot wrap into the window (unit__skipfree_avr_fits); the C loop otherwise, with
+ * UNIT_PORTABLE_KERNELS=1, and in the counted build. */
+#if defined(__AVR__) && !(defined(UNIT_PORTABLE_KERNELS) && UNIT_PORTABLE_KERNELS) && !UNIT_S8_COUNTS
+#define UNIT__SKIPFREE_AVR 1
+void unit__skipfree_tap_s8_avr(int32_t *acc, const uint8_t *entry, uint16_t n, int8_t w, uint8_t row_off,
+                               uint8_t col_off, uint8_t out_h, uint8_t out_w);
+#else
+#define UNIT__SKIPFREE_AVR 0
+#endif
+
+/* Stride 1 on both axes, and for every tap the shifted row iy + pad_top - ky*dy lies in
+ * (out_h - 256, 256) (so its low byte is below out_h exactly when it is in [0, out_h)), the same
+ * for columns. */
+static inline int unit__skipfree_avr_fits(const unit_conv2d_params *p, int32_t out_height, int32_t out_width) {
+    return p->stride_y == 1 && p->stride_x == 1 && out_height <= 255 && out_width <= 255 &&
+           p->in_height - 1 + p->pad_top <= 255 && p->in_width - 1 + p->pad_left <= 255 &&
+           (p->kernel_height - 1) * p->dilation_y + out_height <= 256 &&
+           (p->kernel_width - 1) * p->dilation_x + out_width <= 256;
+}
+
+/* What every tap of a call shares (the 8-bit fields are used by the AVR loop only, where
+ * unit__skipfree_avr_fits holds). */
+typedef struct {
+    int32_t *acc;
+    const int16_t *row_map, *col_map;
+    int16_t in_height, in_width, kernel_height, kernel_width;
+    uint16_t positions;
+    uint8_t dilation_y, dilation_x, pad_top, pad_left, out_height, out_width, fast;
+} unit__skipfree_call_s8;
+
+/* Tallies of the counted build. */
+typedef struct {
+    int64_t zero_weight, zero_activation, executed, visits;
+} unit__skipfree_tally_s8;
+
+/* Every tap of one (output channel, input channel) pair: w and t at [o][c][0][0], first_c and list
+ * the channel's bucket starts and entries. A separate function on MCUs (few live values). */
+UNIT__SKIPFREE_TAP_FN void unit__skipfree_channel_s8(const unit__skipfree_call_s8 *s, const UNIT_TABLE int8_t *w,
+                                                     const UNIT_TABLE uint8_t *t, const uint16_t *first_c,
+                                                     const uint8_t *list, unit__skipfree_tally_s8 *tally) {
+    const int16_t *rows = s->row_map;
+    uint8_t row_off = (uint8_t)(0U - s->pad_top);
+    int16_t ky, kx;
+    for (ky = 0; ky < s->kernel_height; ky++, rows += s->in_height, row_off = (uint8_t)(row_off + s->dilation_y)) {
+        const int16_t *cols = s->col_map;
+        uint8_t col_off = (uint8_t)(0U - s->pad_left);
+        for (kx = 0; kx < s->kernel_width;
+             kx++, w++, t++, cols += s->in_width, col_off = (uint8_t)(col_off + s->dilation_x)) {
+            const int8_t wv = UNIT_READ_S8(w);
+            const uint8_t tv = UNIT_READ_U8(t);
+            uint16_t n;
+            if (wv == 0) {
+#if UNIT_S8_COUNTS
+                tally->zero_weight += s->positions;
+#endif
+                continue;
+            }
+#if UNIT_S8_COUNTS
+            { /* the tap's nonzero in-window activations (counted build only) */
+                int32_t e, nonzero = 0;
+                for (e = 0; e < first_c[0]; e++) {
+                    nonzero += (uint16_t)(rows[list[3 * e]] + cols[list[3 * e + 1]]) < s->positions;
+                }
+                tally->zero_activation += s->positions - nonzero;
+            }
+#endif
+            if (tv >= 128U) {
+                continue; /* no |x| <= 128 exceeds tau */
+            }
+            n = first_c[tv];
+            if (n == 0) {
+                continue;
+            }
+#if UNIT__SKIPFREE_AVR
+            if (s->fast) {
+                unit__skipfree_tap_s8_avr(s->acc, list, n, wv, row_off, col_off, s->out_height, s->out_width);
+                continue;
+            }
+#else
+            (void)row_off;
+            (void)col_off;
+#endif
+#if UNIT_S8_COUNTS
+            tally->executed += unit__skipfree_tap_s8(s->acc, s->positions, rows, cols, list, n, wv);
+            tally->visits += n;
+#else
+            (void)unit__skipfree_tap_s8(s->acc, s->positions, rows, cols, list, n, wv);
+            (void)tally;
+#endif
+        }
+    }
 }
 
 #endif /* UNIT_INTERNAL_SKIPFREE_S8_H */
