@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import platform
 import tempfile
 from pathlib import Path
 
@@ -200,13 +201,22 @@ def firmware_source(ops: list[tuple[QConv, np.ndarray]]) -> str:
     return "\n".join(parts)
 
 
+def machine() -> dict[str, str]:
+    """CPU and Python of the machine that ran the simulators (cycle counts do not depend on it)."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else \
+        platform.machine()
+    return {"cpu": cpu, "python": platform.python_version(), "unitprune": unitprune.__version__}
+
+
 def measure(layers=MNIST, target_names=TARGETS, seed: int = 0, build_dir: Path | None = None,
             opt: str = "O2", defines: dict | None = None) -> dict:
     """Builds, runs and checks every layer on every target; raises RuntimeError on any mismatch."""
     rng = np.random.default_rng(seed)
     ops = [make_op(layer, rng) for layer in layers]
     expected = {op.name: reference._conv(op, x, "dense")[0].reshape(-1) for op, x in ops}
-    results = {"layers": [dataclasses.asdict(layer) for layer in layers], "seed": seed, "builds": {}}
+    results = {"layers": [dataclasses.asdict(layer) for layer in layers], "seed": seed, "machine": machine(),
+               "builds": {}}
     with tempfile.TemporaryDirectory(prefix="conv_dense_s8_mcu_") as temporary:
         root = Path(build_dir or temporary)
         root.mkdir(parents=True, exist_ok=True)
@@ -217,7 +227,8 @@ def measure(layers=MNIST, target_names=TARGETS, seed: int = 0, build_dir: Path |
                                      name="conv_dense", defines=defines)
             run = targets.run(firmware, max_cycles=200_000_000)
             regions = {region.label: region for region in run.regions}
-            build = {"compiler": firmware.compiler, "flash_bytes": firmware.flash_bytes, "layers": {}}
+            build = {"compiler": firmware.compiler, "tools": targets.check_tools(target),
+                     "flash_bytes": firmware.flash_bytes, "layers": {}}
             for op, _ in ops:
                 data = np.frombuffer(regions[op.name].data, np.int8)
                 if data[0] != 0 or not np.array_equal(data[1:], expected[op.name]):

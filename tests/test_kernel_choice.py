@@ -14,7 +14,7 @@ from torch import nn
 
 import unitprune
 from unitprune.mcu import kernel_choice, targets
-from unitprune.mcu.bench import _build, _emitted
+from unitprune.experiments.mcu_bench.bench import _build, _emitted
 from unitprune.mcu.export import ExportError, export_c
 from unitprune.mcu.qmodel import QConv, Requant
 from unitprune.mcu.reference import quantize_input, run_reference
@@ -66,7 +66,7 @@ def _tiny_qmodel():
 def test_an_unknown_kernel_set_is_refused(tmp_path):
     qmodel, _ = _tiny_qmodel()
     with pytest.raises(ExportError, match="unknown kernel set 'fast'"):
-        export_c(qmodel, tmp_path / "e", target="avr", kernels="fast")
+        export_c(qmodel, tmp_path / "e", target="host", kernels="fast")
     assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
 
 

@@ -74,7 +74,7 @@ def test_host_runs_take_int32_skips_and_any_field_size(layer):
     """On the host (the C run, int32 descriptor fields) a channel stride beyond int16, more than 255
     channels and rows longer than 255 outputs (split into runs) are exact."""
     from unitprune.kernels import s8
-    from unitprune.reference import ConvGeometry
+    from unitprune.torch_reference import ConvGeometry
 
     op, x = bench.make_op(layer, np.random.default_rng(3))
     geometry = ConvGeometry(layer.kernel, layer.stride, layer.dilation, layer.padding, layer.groups)

@@ -9,12 +9,6 @@
  * plane's interior needs is computed once per call, pointers advance by additions. */
 #include "unit_internal_dot_s8.h"
 
-#if defined(__GNUC__) && (defined(__AVR__) || defined(__MSP430__))
-#define UNIT__SEPARATE_OR_INLINE UNIT__SEPARATE_FN
-#else
-#define UNIT__SEPARATE_OR_INLINE static inline
-#endif
-
 /* The kernel indices [*k0, *k1) along one axis whose input first + k*dilation lies in [0, size). */
 static void unit__field_range_s8(int32_t first, int32_t kernel, int32_t size, int32_t dilation, int32_t *k0,
                                  int32_t *k1) {
@@ -44,8 +38,8 @@ typedef struct {
 } unit__dense_row_s8;
 
 /* The output stage of a run: y[i] = clamp(requantize(base -/+ stored[i])) (unit__dot_value_s8 for
- * an assembly run, base + stored[i] for the C run). A separate small function on MCUs: inlined into
- * the loop nest, avr-gcc kept its values on the stack. */
+ * an assembly run, base + stored[i] for the C run); on AVR one assembly loop. (Inlined: as separate
+ * functions the two saved and restored ~16 registers each per run, ~230 cycles per output row.) */
 #if UNIT__DOT_ASM && defined(__AVR__)
 /* unit_requantize_s8_avr.S: the same loop for an AVR run's values */
 typedef struct {
@@ -55,7 +49,7 @@ typedef struct {
 void unit__requantize_run_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__store_s8 *s);
 #endif
 
-UNIT__SEPARATE_OR_INLINE void unit__dense_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base,
+static inline void unit__dense_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base,
                                                    int assembly, const unit__dense_row_s8 *row) {
     const int32_t multiplier = row->multiplier, shift = row->shift;
     const int8_t act_min = row->act_min, act_max = row->act_max;
@@ -75,7 +69,7 @@ UNIT__SEPARATE_OR_INLINE void unit__dense_store_s8(int8_t *y, const int32_t *sto
 
 /* Outputs [ox, ox + count) of one output row (input offset ox_offset = ox * stride_x), their fields
  * clipped to kernel columns [kx0, kx1). */
-UNIT__SEPARATE_OR_INLINE void unit__dense_run_s8(const unit_conv2d_params *p, unit__dense_row_s8 *row,
+static inline void unit__dense_run_s8(const unit_conv2d_params *p, unit__dense_row_s8 *row,
                                                  int32_t ox_offset, int32_t count, int32_t kx0, int32_t kx1,
                                                  int8_t *y, int32_t *scratch, int fast) {
     const int32_t len = kx1 - kx0;
