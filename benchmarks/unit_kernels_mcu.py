@@ -11,8 +11,13 @@ kept fraction (executed / dense MACs) comes from the reference's counters. The r
 target and kernel the cycles at each kept fraction and the largest measured kept fraction at which
 the UnIT kernel is faster than dense (``breakeven_kept_fraction``).
 
-Usage: ``PYTHONPATH=src python benchmarks/unit_kernels_mcu.py [--targets avr msp430 msp430-hwmult]``
-Writes ``benchmarks/results/unit_kernels_mcu.json``.
+The early-exit linear kernel (``unit_linear_unit_sorted_bitshift_s8``) is measured the same way
+against ``unit_linear_dense_s8`` and the unsorted ``unit_linear_unit_bitshift_s8``, over T_q.
+``--fit`` adds the edge layers and prints ``unitprune.mcu.unit_cost.COEFFICIENTS`` fitted to every
+conv point.
+
+Usage: ``PYTHONPATH=src python benchmarks/unit_kernels_mcu.py [--targets avr msp430 msp430-hwmult]
+[--fit] [--markdown docs/results/unit_kernels_mcu.md]``. Writes ``benchmarks/results/unit_kernels_mcu.json``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import unitprune
-from unitprune.mcu import reference, targets
+from unitprune.mcu import reference, targets, unit_cost
 from unitprune.mcu.codegen import c_array
 from unitprune.kernels.unit_fast_s8 import sorted_columns
 from unitprune.mcu.qmodel import QConv, QLinear, Requant
@@ -291,7 +296,7 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
     """Builds, runs and checks every layer, scale and kernel on every target; raises RuntimeError
     on any output that differs from the integer reference."""
     rng = np.random.default_rng(seed)
-    cases, expected, kept = [], {}, {}
+    cases, expected, kept, work = [], {}, {}, {}
     for layer in layers:
         op, x = make_layer(layer, rng)
         cases.append((op, x, list(layer.scales)))
@@ -300,6 +305,7 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
             y, counts = reference._conv(scaled, x, "unit")
             expected[(op.name, scale, "unit")] = expected[(op.name, scale, "skipfree")] = y.reshape(-1)
             kept[(op.name, scale)] = counts.executed / counts.dense
+            work[(op.name, scale)] = unit_cost.conv_work(scaled, x).to_dict()
         expected[(op.name, layer.scales[0], "dense")] = reference._conv(op, x, "dense")[0].reshape(-1)
     linear_cases = []
     for layer in linear_layers:
@@ -317,16 +323,24 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
     with tempfile.TemporaryDirectory(prefix="unit_kernels_mcu_") as temporary:
         root = Path(build_dir or temporary)
         root.mkdir(parents=True, exist_ok=True)
-        (root / "unit_kernels_fw.c").write_text(firmware_source(cases, linear_cases))
-        sources = [root / "unit_kernels_fw.c", *sorted(CSRC.glob("*_s8*.c")), *sorted(CSRC.glob("*_s8*.S"))]
+        # one firmware per conv layer and one for the linear layers (the MSP430 model has 48 KB of FRAM)
+        groups = [([case], []) for case in cases] + ([([], linear_cases)] if linear_cases else [])
+        for index, (conv_group, linear_group) in enumerate(groups):
+            (root / f"unit_kernels_fw{index}.c").write_text(firmware_source(conv_group, linear_group))
         for target in target_names:
-            firmware = targets.build(target, sources, include_dirs=[CSRC], build_dir=root / target, opt=opt,
-                                     name="unit_kernels")
-            run = targets.run(firmware, max_cycles=400_000_000)
-            regions = {region.label: region for region in run.regions}
-            build = {"compiler": firmware.compiler, "flash_bytes": firmware.flash_bytes, "layers": {}}
+            regions, flash = {}, []
+            for index in range(len(groups)):
+                sources = [root / f"unit_kernels_fw{index}.c", *sorted(CSRC.glob("*_s8*.c")),
+                           *sorted(CSRC.glob("*_s8*.S"))]
+                firmware = targets.build(target, sources, include_dirs=[CSRC], build_dir=root / target / str(index),
+                                         opt=opt, name="unit_kernels")
+                regions.update({region.label: region for region in targets.run(firmware, max_cycles=400_000_000).regions})
+                flash.append(firmware.flash_bytes)
+            build = {"compiler": firmware.compiler, "flash_bytes": flash, "layers": {}}
             for op, _, scales in cases:
                 points = check_points(target, regions, op.name, scales, KERNELS, expected, kept)
+                for point in points:
+                    point["work"] = work[(op.name, point["scale"])]
                 build["layers"][op.name] = {
                     "points": points, "breakeven_kept_fraction": {k: breakeven(points, k) for k in ("unit", "skipfree")}}
             for op, _, thresholds in linear_cases:
@@ -338,15 +352,63 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
     return results
 
 
+def samples(result: dict, target: str, kernel: str) -> list[tuple[unit_cost.ConvWork, float]]:
+    """(work, measured cycles) of every conv point of ``target`` in a ``measure`` result."""
+    return [(unit_cost.ConvWork(**point["work"]), float(point[kernel]))
+            for layer in result["builds"][target]["layers"].values() for point in layer["points"] if "work" in point]
+
+
+def fit_coefficients(result: dict) -> dict:
+    """unit_cost coefficients per target and kernel, fitted to a ``measure`` result."""
+    return {target: {kernel: unit_cost.fit(samples(result, target, kernel), kernel) for kernel in KERNELS}
+            for target in result["builds"]}
+
+
+def markdown(result: dict) -> str:
+    """The result as tables: per target and layer, cycles per kernel over the kept fraction, and the
+    speed-up of each UnIT kernel over dense."""
+    lines = ["# UnIT kernels on the MCUs: cycles over the kept fraction", "",
+             "Generated by `PYTHONPATH=src python benchmarks/unit_kernels_mcu.py --fit --markdown "
+             "docs/results/unit_kernels_mcu.md` (exact simulator cycles, one input per layer, seed "
+             f"{result['seed']}, -{result['opt']}; machine {result['machine']}, Python {result['python']}). "
+             "Every region bit-exact against `unitprune.mcu.reference`. `kept` = executed / dense MACs.", ""]
+    for target, build in result["builds"].items():
+        lines += [f"## {target} ({build['compiler']})", ""]
+        for name, layer in build["layers"].items():
+            kernels = [k for k in layer["points"][0] if k not in ("scale", "kept_fraction", "work")]
+            unit_kernels = kernels[1:]
+            lines += [f"### {name}", "", "| T | kept | " + " | ".join(f"{k} cycles" for k in kernels) + " | "
+                      + " | ".join(f"{k} / dense" for k in unit_kernels) + " |",
+                      "|" + "---|" * (2 + len(kernels) + len(unit_kernels))]
+            for point in layer["points"]:
+                lines.append(f"| {point['scale']} | {point['kept_fraction']:.3f} | "
+                             + " | ".join(f"{point[k]:,}" for k in kernels) + " | "
+                             + " | ".join(f"{point[kernels[0]] / point[k]:.2f}x" for k in unit_kernels) + " |")
+            lines += ["", "Largest measured kept fraction at which the kernel beats dense: "
+                      + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} never"
+                                  for k, v in layer["breakeven_kept_fraction"].items()), ""]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--targets", nargs="+", default=list(TARGETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=RESULTS / "unit_kernels_mcu.json")
     parser.add_argument("--build-dir", type=Path, default=None)
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    parser.add_argument("--fit", action="store_true",
+                        help="also measure the edge layers and print unit_cost.COEFFICIENTS fitted to every conv point")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = measure(target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir)
+    layers = CONV2 + EDGES if args.fit else CONV2
+    result = measure(layers, target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir,
+                     linear_layers=FC + LINEAR_EDGES if args.fit else FC)
+    if args.fit:
+        result["coefficients"] = fit_coefficients(result)
+        print("COEFFICIENTS = " + json.dumps(result["coefficients"], indent=4))
+    if args.markdown is not None:
+        args.markdown.write_text(markdown(result))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.output}")

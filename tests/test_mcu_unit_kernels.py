@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.mcu_tools import require_target
+from unitprune.mcu import unit_cost
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "unit_kernels_mcu.py"
 
@@ -28,6 +29,10 @@ def _load():
 
 
 bench = _load()
+#: Largest relative error of a cost-model prediction accepted against the simulators' cycles, per
+#: kernel (measured worst on these inputs: skip-free 7 %, dense 24 %, per-position UnIT 35 %: its
+#: per-tap row loops depend on the geometry more than its counts say).
+TOLERANCE = {"skipfree": 0.10, "dense": 0.30, "unit": 0.40}
 
 
 @pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])
@@ -39,6 +44,15 @@ def test_unit_conv_kernels_on_the_mcu_equal_the_integer_reference(target, tmp_pa
     assert set(layers) == {layer.name for layer in (*bench.EDGES, *bench.LINEAR_EDGES)}
     kept = [point["kept_fraction"] for layer in layers.values() for point in layer["points"]]
     assert min(kept) < 0.3 and max(kept) > 0.5  # thresholds that skip most and few connections
+    # the cost model (fitted on seed-0 inputs, and conv2) against these measured cycles (seed 1)
+    for work, measured in ((unit_cost.ConvWork(**point["work"]), point) for layer in layers.values()
+                           for point in layer["points"] if "work" in point):
+        chosen, predicted = unit_cost.choose(work, target)
+        for kernel in bench.KERNELS:
+            error = predicted[kernel] / measured[kernel] - 1
+            assert abs(error) <= TOLERANCE[kernel], (target, kernel, measured, predicted)
+        best = min(measured[kernel] for kernel in bench.KERNELS)
+        assert measured[chosen] <= 1.1 * best, (target, chosen, measured)
 
 
 def test_a_wrong_output_is_detected(monkeypatch, tmp_path):

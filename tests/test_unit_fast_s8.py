@@ -13,7 +13,7 @@ from hypothesis import given
 
 from unitprune.approx import BinTree
 from unitprune.kernels import s8, unit_fast_s8
-from unitprune.reference import ConvGeometry
+from unitprune.geometry import ConvGeometry
 from tests.test_kernels_s8 import (FAST, Requant, bitshift_quotient, conv_cases, conv_oracle, draw_requant,
                                    linear_cases, linear_oracle, make_conv, quotient_table, sparse_int8, tree_arrays)
 
@@ -121,3 +121,24 @@ def test_sorted_linear_equals_the_oracle_with_its_walk(case):
         actual, counts = unit_fast_s8.linear_sorted(method, x, weight_sorted, index, requant, **extra)
         np.testing.assert_array_equal(actual, expected, err_msg=method)
         assert counts == expected_counts, (method, counts, expected_counts)
+
+
+def test_the_cost_model_counts_what_the_skipfree_kernel_does():
+    """unit_cost.conv_work's visits and kept multiplies (NumPy, from the layer and its inputs) equal
+    the skip-free kernel's own counters (compares = entries visited, executed)."""
+    from unitprune.mcu import unit_cost
+    from unitprune.mcu.qmodel import QConv
+
+    rng = np.random.default_rng(11)
+    geometry = ConvGeometry((3, 3), (1, 2), (2, 1), (1, 0, 2, 1), 2)
+    x = sparse_int8(rng, (2, 4, 9, 10), 0.4)
+    weight = sparse_int8(rng, (6, 2, 3, 3), 0.3, low=-127)
+    tau = rng.integers(0, 140, size=weight.shape).astype(np.uint8)
+    requant = draw_requant(rng, 6, 20000, True, True)
+    _, counts = unit_fast_s8.conv2d_skipfree(x, weight, tau, requant, geometry)
+    oh, ow = geometry.output_size(9, 10)
+    op = QConv("layer", 4, 9, 10, 6, 3, 3, (1, 2), (2, 1), (1, 0, 2, 1), 2, oh, ow, weight, requant,
+               np.zeros(6, np.int64), tau, 1.0, 1.0, np.ones(6))
+    work = unit_cost.conv_work(op, x)
+    assert work.visits * 2 == counts.compares and work.kept * 2 == counts.executed
+    assert work.compares * 2 == 2 * oh * ow * np.count_nonzero(weight)

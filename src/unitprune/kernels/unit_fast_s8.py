@@ -16,7 +16,7 @@ import ctypes
 import numpy as np
 
 from ..counts import MacCounts
-from ..reference import ConvGeometry
+from ..geometry import ConvGeometry
 from .loading import CConv2dParams, CCounts, CQuotientTreeS8, CRequantS8, KernelLibrary, _check, load_library
 from .plans import conv_params
 from .s8 import _GUARD, _GUARD_WORDS, QuotientTree, _array, _counts, _ptr, _Requant
