@@ -109,7 +109,7 @@ static inline uint16_t unit__skipfree_sort_s8(const int8_t *x, int32_t height, i
 /* The tap loop is a separate function on MCUs (its values stay in registers; inlined into the
  * loop nest, avr-gcc spills them), inlined on hosts. */
 #if defined(__GNUC__) && (defined(__AVR__) || defined(__MSP430__))
-#define UNIT__SKIPFREE_TAP_FN static __attribute__((noinline))
+#define UNIT__SKIPFREE_TAP_FN static __attribute__((noinline, unused))
 #else
 #define UNIT__SKIPFREE_TAP_FN static inline
 #endif
