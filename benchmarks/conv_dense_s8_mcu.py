@@ -12,7 +12,7 @@ clamp path of the kernel, in a loop), so that the accumulation cycles per MAC ar
 ``(conv - requantization) / MACs``.
 
 Usage: ``PYTHONPATH=src python benchmarks/conv_dense_s8_mcu.py [--targets avr msp430 msp430-hwmult]``
-Writes ``benchmarks/results/conv_dense_s8_mcu.json``.
+Writes ``docs/results/kernels_floor/conv_dense_s8_mcu.json``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from unitprune.mcu.quantize import quantize_multiplier
 
 logger = logging.getLogger("conv_dense_s8_mcu")
 CSRC = Path(unitprune.__file__).resolve().parent / "csrc"
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "kernels_floor"
 TARGETS = ("avr", "msp430", "msp430-hwmult")
 
 
@@ -118,6 +118,20 @@ def accumulators(op: QConv, x: np.ndarray) -> np.ndarray:
     return acc + op.requant.bias.astype(np.int64)[:, None]
 
 
+def sparse_regions(op: QConv, prefix: str, sparse: dict) -> str:
+    """C of the zero-skipping kernel's regions on the pruned copies of ``op``'s weights."""
+    text = []
+    for label in sparse.get(op.name, {}):
+        text.append(f"""unit_mcu_label("{op.name}:zeroskip_{label}");
+        UNIT_MCU_START();
+        status = unit_conv2d_zeroskip_s8(&params, x, {prefix}_w_{label}, &requant, y, scratch, 0);
+        UNIT_MCU_STOP();
+        code = (int8_t)status;
+        unit_mcu_emit(&code, 1);
+        unit_mcu_emit(y, {op.out_channels * op.out_height * op.out_width});""")
+    return "\n        ".join(text)
+
+
 def interior(op: QConv) -> tuple[tuple[int, int], tuple[int, int]]:
     """Output rows and columns whose receptive field lies wholly inside the input: ((oy0, oy1), (ox0, ox1))."""
     def span(size, kernel, stride, dilation, pad_before, out):
@@ -128,7 +142,14 @@ def interior(op: QConv) -> tuple[tuple[int, int], tuple[int, int]]:
             span(op.in_width, op.kernel_width, op.stride[1], op.dilation[1], op.padding[2], op.out_width))
 
 
-def firmware_source(ops: list[tuple[QConv, np.ndarray]]) -> str:
+def pruned(op: QConv, sparsity: float, seed: int) -> QConv:
+    """``op`` with a random ``sparsity`` fraction of its weights zeroed (as TTP's pruned layers)."""
+    rng = np.random.default_rng(seed)
+    weight = np.where(rng.random(op.weight.shape) < sparsity, 0, op.weight).astype(np.int8)
+    return dataclasses.replace(op, weight=weight)
+
+
+def firmware_source(ops: list[tuple[QConv, np.ndarray]], sparse: dict | None = None) -> str:
     """main(): per layer a region running unit_conv2d_dense_s8 (output emitted with its status), then
     a region requantizing the layer's accumulators (``<name>:requantize``)."""
     parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_internal_dot_s8.h"\n']
@@ -140,6 +161,8 @@ def firmware_source(ops: list[tuple[QConv, np.ndarray]]) -> str:
     for index, (op, x) in enumerate(ops):
         p = f"l{index}"
         acc = accumulators(op, x).reshape(-1)
+        for label, sparse_op in (sparse or {}).get(op.name, {}).items():
+            parts.append(c_array("int8_t", f"{p}_w_{label}", sparse_op.weight, flash=True))
         parts += [c_array("int8_t", f"{p}_x", x, flash=True),
                   c_array("int8_t", f"{p}_w", op.weight, flash=True),
                   c_array("int32_t", f"{p}_bias", op.requant.bias, flash=True),
@@ -188,6 +211,7 @@ def firmware_source(ops: list[tuple[QConv, np.ndarray]]) -> str:
             UNIT_MCU_STOP();
         }}
 #endif
+        {sparse_regions(op, p, sparse or {{}})}
         unit_mcu_label("{op.name}:requantize");
         UNIT_MCU_START();
         for (i = 0; i < {acc.size}; i++) {{
@@ -210,25 +234,37 @@ def machine() -> dict[str, str]:
 
 
 def measure(layers=MNIST, target_names=TARGETS, seed: int = 0, build_dir: Path | None = None,
-            opt: str = "O2", defines: dict | None = None) -> dict:
-    """Builds, runs and checks every layer on every target; raises RuntimeError on any mismatch."""
+            opt: str = "O2", defines: dict | None = None, sparsities: tuple[float, ...] = ()) -> dict:
+    """Builds, runs and checks every layer on every target; raises RuntimeError on any mismatch.
+    ``sparsities``: also run the zero-skipping kernel on copies of each layer with that fraction of
+    the weights zeroed (labelled by percent)."""
     rng = np.random.default_rng(seed)
     ops = [make_op(layer, rng) for layer in layers]
     expected = {op.name: reference._conv(op, x, "dense")[0].reshape(-1) for op, x in ops}
+    sparse = {op.name: {f"{round(100 * f)}": pruned(op, f, seed + i) for i, f in enumerate(sparsities)}
+              for op, _ in ops}
+    for op, x in ops:
+        for label, sparse_op in sparse[op.name].items():
+            expected[f"{op.name}:zeroskip_{label}"] = reference._conv(sparse_op, x, "zeroskip")[0].reshape(-1)
     results = {"layers": [dataclasses.asdict(layer) for layer in layers], "seed": seed, "machine": machine(),
                "builds": {}}
     with tempfile.TemporaryDirectory(prefix="conv_dense_s8_mcu_") as temporary:
         root = Path(build_dir or temporary)
         root.mkdir(parents=True, exist_ok=True)
-        (root / "conv_dense_fw.c").write_text(firmware_source(ops))
-        sources = [root / "conv_dense_fw.c", *sorted(CSRC.glob("*_s8*.c")), *sorted(CSRC.glob("*_s8*.S"))]
+        kernels = [*sorted(CSRC.glob("*_s8*.c")), *sorted(CSRC.glob("*_s8*.S"))]
+        # one firmware per group of layers: with the pruned copies, one firmware per layer (flash)
+        groups = [[item] for item in ops] if sparsities else [ops]
+        for index, group in enumerate(groups):
+            (root / f"fw{index}.c").write_text(firmware_source(group, sparse))
         for target in target_names:
-            firmware = targets.build(target, sources, include_dirs=[CSRC], build_dir=root / target, opt=opt,
-                                     name="conv_dense", defines=defines)
-            run = targets.run(firmware, max_cycles=200_000_000)
-            regions = {region.label: region for region in run.regions}
-            build = {"compiler": firmware.compiler, "tools": targets.check_tools(target),
-                     "flash_bytes": firmware.flash_bytes, "layers": {}}
+            regions = {}
+            for index in range(len(groups)):
+                firmware = targets.build(target, [root / f"fw{index}.c", *kernels], include_dirs=[CSRC],
+                                         build_dir=root / f"{target}-{index}", opt=opt, name="conv_dense",
+                                         defines=defines)
+                run = targets.run(firmware, max_cycles=200_000_000)
+                regions.update({region.label: region for region in run.regions})
+            build = {"compiler": firmware.compiler, "tools": targets.check_tools(target), "layers": {}}
             for op, _ in ops:
                 data = np.frombuffer(regions[op.name].data, np.int8)
                 if data[0] != 0 or not np.array_equal(data[1:], expected[op.name]):
@@ -242,9 +278,20 @@ def measure(layers=MNIST, target_names=TARGETS, seed: int = 0, build_dir: Path |
                 macs = int(op.out_channels * op.out_height * op.out_width * op.weight[0].size)
                 outputs = op.out_channels * op.out_height * op.out_width
                 cycles, requant = regions[op.name].cycles, regions[f"{op.name}:requantize"].cycles
+                cycles_dense = cycles
                 (oy0, oy1), (ox0, ox1) = interior(op)
                 accumulate = regions.get(f"{op.name}:accumulate")
                 inner_macs = op.out_channels * (oy1 - oy0) * (ox1 - ox0) * op.weight[0].size
+                for label, sparse_op in sparse[op.name].items():
+                    key = f"{op.name}:zeroskip_{label}"
+                    data = np.frombuffer(regions[key].data, np.int8)
+                    if data[0] != 0 or not np.array_equal(data[1:], expected[key]):
+                        raise RuntimeError(f"{target}: {key} differs from the integer reference")
+                    nonzero = int(np.count_nonzero(sparse_op.weight))
+                    build.setdefault("zeroskip", {})[key] = {
+                        "weight_sparsity": 1 - nonzero / sparse_op.weight.size, "cycles": regions[key].cycles,
+                        "cycles_per_dense_mac": regions[key].cycles / macs,
+                        "speedup_over_new_dense": cycles_dense / regions[key].cycles}
                 build["layers"][op.name] = {
                     "floor_style_accumulation_cycles_per_mac":
                         accumulate.cycles / inner_macs if accumulate is not None and inner_macs else None,
@@ -263,9 +310,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=RESULTS / "conv_dense_s8_mcu.json")
     parser.add_argument("--build-dir", type=Path, default=None)
+    parser.add_argument("--sparsities", type=float, nargs="*", default=[0.5, 0.85],
+                        help="weight sparsities of the zero-skipping runs (TTP-like pruned copies)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = measure(target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir)
+    result = measure(target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir,
+                     sparsities=tuple(args.sparsities))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.output}")

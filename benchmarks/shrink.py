@@ -14,6 +14,8 @@ A seed whose folder already holds a finished run (shrink.json and report.md) is 
 (resume); if it lacks the measurements, they are added (:func:`unitprune.experiments.shrink_study.shrink_experiment.add_measurements`).
 
     python benchmarks/shrink.py --seeds 0 1 2 --measure avr msp430
+    # each seed's tasks on a Ray cluster; --resume continues seeds whose run was interrupted:
+    python benchmarks/shrink.py --seeds 0 1 2 --executor ray --ray-address auto --resume
     # the exporter's limits as the flash budget, the bases of the run above:
     python benchmarks/shrink.py --seeds 0 1 2 --flash 32KB --base-root runs/bench-shrink \\
         --run-root runs/bench-shrink-32k --out benchmarks/results/shrink_32k.json
@@ -31,6 +33,7 @@ import statistics
 from pathlib import Path
 
 from unitprune.mcu.export.memory_plan import parse_conv_block_rows
+from unitprune.cli.executor_options import add_executor_options, executor_config
 from unitprune.shrink import PRESETS, parse_size
 from unitprune.experiments.shrink_study.shrink_experiment import METHODS, ExperimentConfig, add_measurements, run_shrink_experiment
 
@@ -156,6 +159,8 @@ def main() -> None:
                         help="reuse DIR/seed-N/base.pt as each seed's trained base (no base training: no time ratio)")
     parser.add_argument("--run-root", default="runs/bench-shrink")
     parser.add_argument("--out", default="benchmarks/results/shrink.json")
+    add_executor_options(parser, default_workers=1)  # each seed's tasks; --resume: continue unfinished seeds
+    parser.set_defaults(no_progress=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -168,14 +173,23 @@ def main() -> None:
         budget = budget.with_(conv_block_rows=parse_conv_block_rows(args.conv_block_rows) or None)
     except ValueError as exc:
         parser.error(f"--conv-block-rows: {exc}")
+    try:
+        executor = executor_config(args)
+    except CLIError as exc:
+        parser.error(str(exc))
+    if executor.kind == "ray":  # one Ray session for every seed (the executor uses one already started)
+        import ray
+
+        ray.init(address=executor.ray_address, **({} if executor.ray_address else {"num_cpus": executor.workers}))
     runs, details = {}, {}
     for seed in args.seeds:
         run_dir = Path(args.run_root) / f"seed-{seed}"
         existing = run_dir / "shrink.json"
-        if existing.exists() and not (run_dir / "report.md").exists():  # report.md is written last
-            raise SystemExit(f"{run_dir} holds an unfinished run (shrink.json but no report.md): remove the folder "
-                             "or let the run finish")
-        if existing.exists():  # resume: never rerun a finished run; add what it lacks
+        unfinished = existing.exists() and not (run_dir / "report.md").exists()  # report.md is written last
+        if unfinished and not args.resume:
+            raise SystemExit(f"{run_dir} holds an unfinished run (shrink.json but no report.md): pass --resume to "
+                             "continue it, or remove the folder")
+        if existing.exists() and not unfinished:  # never rerun a finished run; add what it lacks
             runs[seed] = json.loads(existing.read_text())
             wanted = {k: getattr(budget, k) for k in runs[seed]["budget"]}
             if runs[seed]["budget"] != wanted:
@@ -196,7 +210,7 @@ def main() -> None:
             runs[seed] = run_shrink_experiment(ExperimentConfig(
                 budget=budget, epochs=args.epochs, methods=tuple(args.methods), unit=args.unit, seed=seed,
                 weights=weights, start=args.start, progress=False, run_dir=str(run_dir),
-                measure=tuple(args.measure)))
+                measure=tuple(args.measure)), executor)
         details[seed] = json.loads((run_dir / "details.json").read_text())
     methods = [m for m in args.methods if all(m in runs[s]["methods"] for s in runs)]
     summary = summarize(runs, details, methods)

@@ -74,6 +74,28 @@ def test_sweep_end_to_end_and_report(trained, tmp_path, capsys):
     assert (run_dir / "report.md").is_file() and "unit-autotuned" in out
 
 
+def test_sweep_resume_skips_finished_tasks_and_refuses_other_settings(trained, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["sweep", "--model", "digits", "--weights", str(trained / "weights.pt"), "--data", "digits",
+            "--run-dir", str(run_dir), "--methods", "unpruned", "unit-exact", "--workers", "1", *FAST_SWEEP]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (run_dir / "tasks").iterdir()) == [
+        "manifest.json", "unit-exact=20.pkl", "unit-exact=60.pkl", "unpruned.pkl"]
+    first = json.loads((run_dir / "results.json").read_text())
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "--overwrite" in err  # a finished run folder is still never overwritten silently
+    (run_dir / "tasks" / "unit-exact=60.pkl").unlink()  # as if the run had died before that task landed
+    code, _, err = run([*argv, "--resume"], capsys)
+    assert code == 0, err
+    again = json.loads((run_dir / "results.json").read_text())
+    assert again["methods"] == first["methods"] and again["executor"]["resume"] is True
+    code, _, err = run([*argv[:-len(FAST_SWEEP)], *FAST_SWEEP[:1], "30", "60", *FAST_SWEEP[3:], "--resume"], capsys)
+    assert code == 2 and "other settings" in err and "unit_percentiles" in err
+    code, _, err = run([*argv, "--ray-address", "auto"], capsys)
+    assert code == 2 and "--executor ray" in err
+
+
 def test_sweep_on_a_data_file_and_a_pickled_model_needs_trust(trained, tmp_path, capsys):
     argv = ["sweep", "--model-file", str(trained / "whole_model.pt"), "--data", str(trained / "data.npz"),
             "--run-dir", str(tmp_path / "run"), *FAST_SWEEP]

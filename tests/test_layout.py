@@ -22,7 +22,7 @@ LAYERS = {
     # core: the UnIT semantics, its layers and their C-kernel bindings
     "_version": 0, "accounting": 0, "activations": 0, "approx": 0, "backends": 0, "calibrate": 0, "config": 0,
     "convert": 0, "counts": 0, "geometry": 0, "kernels": 0, "layers": 0, "model_pass": 0, "report": 0,
-    "selection": 0, "torch_reference": 0, "versions": 0,
+    "selection": 0, "settings_manifest": 0, "torch_reference": 0, "versions": 0,
     # algorithms and their inputs
     "baselines": 1, "data": 1, "mcu": 1, "models": 1, "shrink": 1, "training": 1,
     # experiment harnesses

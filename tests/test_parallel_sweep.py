@@ -18,7 +18,7 @@ SMALL = dict(unit_percentiles=(20, 60), fatrelu_percentiles=(50,), ttp_sparsitie
 
 def measurements(results: dict) -> dict:
     """Everything measured (timings and the worker count left out)."""
-    return {key: value for key, value in results.items() if key not in ("timing_s", "workers")}
+    return {key: value for key, value in results.items() if key not in ("timing_s", "workers", "executor")}
 
 
 def test_parallel_sweep_equals_serial():
@@ -39,3 +39,27 @@ def test_workers_must_be_positive():
     splits = load_dataset("digits", seed=0)
     with pytest.raises(ValueError, match="workers"):
         run_sweep(build_model("digits", seed=0), splits, SweepConfig(**SMALL), workers=0)
+
+
+def _square_or_die_once(marker_dir, value):
+    """value squared; the first call for value 3 kills its worker process (os._exit)."""
+    import os
+    from pathlib import Path
+
+    marker = Path(marker_dir) / "died"
+    if value == 3 and not marker.exists():
+        marker.write_text(str(os.getpid()))
+        os._exit(3)
+    return value * value
+
+
+def test_local_pool_runs_the_tasks_of_a_dead_worker_again(tmp_path):
+    import os
+
+    from unitprune.experiments.executor import ExecutorConfig, Task, open_runner
+
+    tasks = [Task(f"t{v}", _square_or_die_once, (v,)) for v in range(5)]
+    with open_runner(ExecutorConfig(workers=2, progress=False), str(tmp_path), run_dir=tmp_path / "run") as runner:
+        assert runner.run(tasks) == {f"t{v}": v * v for v in range(5)}
+    assert int((tmp_path / "died").read_text()) != os.getpid()  # a worker died, the run still finished
+    assert sorted(p.name for p in (tmp_path / "run" / "tasks").glob("*.pkl")) == [f"t{v}.pkl" for v in range(5)]

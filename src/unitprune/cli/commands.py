@@ -12,6 +12,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from .user_errors import CLIError
+from .executor_options import executor_config
 
 logger = logging.getLogger("unitprune.cli")
 
@@ -136,20 +137,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         from ..experiments.kws import KWS_SWEEP
 
-        return cmd_kws_demo(args, _sweep_config(args, base=KWS_SWEEP), sweep_workers(args), _print_results)
+        return cmd_kws_demo(args, _sweep_config(args, base=KWS_SWEEP), executor_config(args), _print_results)
     from ..experiments.run_report import FIGURE_NAME
 
     args.run_dir = args.run_dir or "runs/demo"
     run_dir = Path(args.run_dir)
     if run_dir.is_file():
         raise CLIError(f"unitprune demo: --run-dir {run_dir} is a file, not a folder")
-    _refuse_to_overwrite(args, [run_dir / name for name in ("results.json", "results.csv", "report.md", FIGURE_NAME)],
-                         f"an earlier demo result in {run_dir}")
+    if not args.resume:
+        _refuse_to_overwrite(args, [run_dir / name for name in ("results.json", "results.csv", "report.md",
+                                                                 FIGURE_NAME, "tasks")],
+                             f"an earlier demo result in {run_dir}")
     t0 = time.perf_counter()
     config = DemoConfig(run_dir=args.run_dir, retrain=args.retrain, epochs=args.epochs or DemoConfig.epochs,
                         seed=args.seed,
                         fold_input_normalization=not args.no_fold_input, sweep=_sweep_config(args),
-                        workers=sweep_workers(args))
+                        workers=sweep_workers(args), executor=executor_config(args))
     results = run_demo(config)
     _print_results(results, Path(args.run_dir))
     training = results.get("training", {})
@@ -247,12 +250,14 @@ def _calibrate(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments import run_sweep
 
+    executor = executor_config(args)
     model, name, splits = _load_model_and_data(args)
     config = _sweep_config(args, methods=_applicable_methods(args, model, splits))
     run_dir = Path(args.run_dir)
-    _refuse_nonempty_run_dir(args, run_dir)
+    if not args.resume:
+        _refuse_nonempty_run_dir(args, run_dir)
     results = run_sweep(model, splits, config, dataset=splits.name, model_name=name, run_dir=run_dir,
-                        input_normalization_folded=args.fold_input, workers=sweep_workers(args))
+                        input_normalization_folded=args.fold_input, workers=executor.workers, executor=executor)
     _print_results(results, run_dir)
     return 0
 

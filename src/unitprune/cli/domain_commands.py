@@ -14,6 +14,7 @@ def add_domain_parser(commands, formatter, add_common) -> None:
     from ..experiments.domain_shift import DomainShiftConfig
     from ..experiments.domain_tasks import DOMAIN_DATA_ROOT, DOMAIN_VARIANTS, KWSDomainTask
     from .data_commands import add_synth_options
+    from .executor_options import add_executor_options
 
     d = DomainShiftConfig()
 
@@ -59,6 +60,7 @@ def add_domain_parser(commands, formatter, add_common) -> None:
     parser.add_argument("--workers", type=int, help="training contexts in parallel processes (default: min(2, CPUs))")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     add_synth_options(parser)
+    add_executor_options(parser, workers=False)
     # kws: the study's own speaker set (384 speakers, see unitprune.experiments.domain_tasks)
     parser.set_defaults(handler=cmd_domain_shift, variants=list(DOMAIN_VARIANTS))
     for action in parser._actions:
@@ -73,6 +75,7 @@ def cmd_domain_shift(args: argparse.Namespace) -> int:
     from .commands import sweep_workers
     from .data_commands import synth_config_from_args
     from .user_errors import CLIError
+    from .executor_options import executor_config
 
     t0 = time.perf_counter()
     if args.task == "kws":
@@ -93,7 +96,7 @@ def cmd_domain_shift(args: argparse.Namespace) -> int:
                          ("autotune_grid", "autotune_grid")):
         if getattr(args, option):
             values[name] = tuple(getattr(args, option))
-    document = run_domain_shift(task, DomainShiftConfig(**values))
+    document = run_domain_shift(task, DomainShiftConfig(**values), executor_config(args, threads=args.threads))
     run_dir = Path(args.run_dir)
     print(f"{'train':>5} {'test':>5} {'method':<14} {'knob':>6} {'F1 %':>7} {'acc %':>7} {'skipped %':>9}")
     for row in document["rows"]:

@@ -10,16 +10,16 @@ from pathlib import Path
 __all__ = ["cmd_kws_demo"]
 
 
-def cmd_kws_demo(args: argparse.Namespace, sweep, workers: int, print_results) -> int:
+def cmd_kws_demo(args: argparse.Namespace, sweep, executor, print_results) -> int:
     """Run :func:`unitprune.experiments.kws.run_kws_demo` with the demo options (``sweep``: the
-    sweep options over :data:`unitprune.experiments.kws.KWS_SWEEP`)."""
+    sweep options over :data:`unitprune.experiments.kws.KWS_SWEEP`; ``executor``: where its tasks run)."""
     from ..experiments.kws import KWSDemoConfig, run_kws_demo, with_synth_seed
     from .data_commands import synth_config_from_args
 
     t0 = time.perf_counter()
     run_dir = args.run_dir or "runs/kws"
     config = KWSDemoConfig(run_dir=run_dir, data_root=args.data_root, retrain=args.retrain, sweep=sweep,
-                           workers=workers, synth=synth_config_from_args(args))
+                           workers=executor.workers, executor=executor, synth=synth_config_from_args(args))
     if args.epochs:
         config = replace(config, epochs=args.epochs)
     config = with_synth_seed(config, args.seed)

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from .user_errors import CLIError
+from .executor_options import add_executor_options, executor_config
 
 __all__ = ["add_mcu_bench_parser", "cmd_mcu_bench"]
 
@@ -50,6 +51,10 @@ def add_mcu_bench_parser(commands, formatter, add_common, add_model_options, add
     group.add_argument("--run-dir", default="runs/mcu-bench", help="output folder (must be empty)")
     group.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --run-dir")
     group.add_argument("--threads", type=int, default=1, help="torch threads")
+    group.add_argument("--batch-samples", type=int, metavar="N",
+                       help="test samples per simulator task (default: 25; the tasks of one method and target "
+                            "run in parallel)")
+    add_executor_options(bench)
     bench.set_defaults(handler=cmd_mcu_bench)
 
 
@@ -103,7 +108,10 @@ def cmd_mcu_bench(args: argparse.Namespace) -> int:
     from ..experiments.mcu_bench.bench import run_bench
 
     run_dir = Path(args.run_dir)
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    executor = executor_config(args, threads=args.threads)
+    if args.batch_samples is not None and args.batch_samples < 1:
+        raise CLIError(f"--batch-samples must be >= 1, got {args.batch_samples}")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not args.resume:
         if not args.overwrite:
             raise CLIError(f"--run-dir {run_dir} is not empty; nothing was written (pass --overwrite to replace it)")
         _clear_previous_run(run_dir)
@@ -114,7 +122,11 @@ def cmd_mcu_bench(args: argparse.Namespace) -> int:
         except targets.ToolMissing as exc:
             raise CLIError(f"mcu-bench --targets {target}: {exc}") from None
     model, name, splits = _load(args)
-    document = run_bench(model, splits, config, run_dir=run_dir, model_name=name, threads=args.threads)
+    try:
+        document = run_bench(model, splits, config, run_dir=run_dir, model_name=name, threads=args.threads,
+                             executor=executor, batch_samples=args.batch_samples)
+    except targets.ToolMissing as exc:  # on a cluster node (NodeSetupError names it)
+        raise CLIError(str(exc)) from None
     print((run_dir / "mcu.md").read_text())
     print(f"wrote {run_dir / 'mcu.json'}, {run_dir / 'mcu.md'}, {run_dir / 'mcu_latency.png'}, "
           f"{run_dir / 'mcu_energy.png'} in {document['seconds']:.0f} s")

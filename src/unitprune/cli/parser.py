@@ -9,6 +9,7 @@ from . import commands as handlers
 from .export_commands import add_export_parser
 from .mcu_bench_commands import add_mcu_bench_parser
 from .user_errors import CLIError
+from .executor_options import add_executor_options
 
 __all__ = ["build_parser", "NOT_FILE_KEYS"]
 
@@ -137,6 +138,7 @@ def build_parser() -> _Parser:
     demo.add_argument("--no-fold-input", action="store_true",
                       help="measure on normalised inputs instead of folding the normalisation into conv1")
     _add_sweep_options(demo)
+    add_executor_options(demo, workers=False)
     _add_overwrite(demo, "the results of an earlier run in RUN_DIR (its cached training checkpoint is reused)")
     from .data_commands import add_synth_options
 
@@ -184,6 +186,7 @@ def build_parser() -> _Parser:
     _add_data_options(sweep)
     sweep.add_argument("--run-dir", default="runs/sweep", help="output folder")
     _add_sweep_options(sweep)
+    add_executor_options(sweep, workers=False)
     _add_overwrite(sweep, "the files of a non-empty RUN_DIR")
     sweep.set_defaults(handler=handlers.cmd_sweep)
 

@@ -57,13 +57,18 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
                         "initialisation (pruning while the model first trains)")
     p.add_argument("--gates", choices=("auto", "hard", "soft"), default="auto",
                    help="gate forward: soft gate values, hard 0/1 masks with a straight-through gradient, or "
-                        "auto (default): hard for channel groups whose consumers are all followed by a BatchNorm")
+                        "auto (default): one mode for the whole model, hard when some channel group's consumers are all "
+                        "followed by a BatchNorm, soft otherwise")
     p.add_argument("--gate-lr", type=float, default=0.1, help="SGD learning rate of the soft gates")
     p.add_argument("--mask-lr", type=float, default=1.0, help="SGD learning rate of the hard gates (masks)")
     p.add_argument("--penalty", type=float, default=2.0, help="weight lambda of the resource penalty")
     p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
-    p.add_argument("--run-dir", default="runs/shrink", help="output folder (an existing shrink.json is not overwritten)")
+    p.add_argument("--run-dir", default="runs/shrink",
+                   help="output folder (an existing shrink.json is not overwritten, except by --resume)")
+    from .executor_options import add_executor_options
+
+    add_executor_options(p, default_workers=1)  # one: train_seconds are timed side by side, not contended
     p.set_defaults(handler=cmd_shrink)
 
 
@@ -103,6 +108,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     from ..mcu.targets import ToolMissing
     from ..shrink import parse_size
     from ..experiments.shrink_study.shrink_experiment import ExperimentConfig, run_shrink_experiment
+    from .executor_options import executor_config
 
     budget = _budget(args)
     try:
@@ -118,7 +124,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
                               penalty=args.penalty, run_dir=args.run_dir, measure=tuple(args.measure),
                               measure_samples=args.measure_samples)
     try:
-        document = run_shrink_experiment(config)
+        document = run_shrink_experiment(config, executor_config(args, threads=args.threads))
     except (FileExistsError, ToolMissing) as exc:
         raise CLIError(str(exc)) from None
     except ValueError as exc:

@@ -38,8 +38,8 @@ typedef struct {
 } unit__dense_row_s8;
 
 /* The output stage of a run: y[i] = clamp(requantize(base -/+ stored[i])) (unit__dot_value_s8 for
- * an assembly run, base + stored[i] for the C run); on AVR one assembly loop. (Inlined: as separate
- * functions the two saved and restored ~16 registers each per run, ~230 cycles per output row.) */
+ * an assembly run, base + stored[i] for the C run); on AVR one assembly loop. Inlined, as the run
+ * below: as separate functions each saved and restored most registers once per run. */
 #if UNIT__DOT_ASM && defined(__AVR__)
 /* unit_requantize_s8_avr.S: the same loop for an AVR run's values */
 typedef struct {

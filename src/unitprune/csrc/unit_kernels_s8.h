@@ -64,7 +64,8 @@ int32_t unit_s8_counts_compiled(void);
  * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc * 2**max(shift, 0), multiplier),
  * max(-shift, 0)) (docs/fixed_point.md). multiplier in [0, 2**31 - 1], shift in [-31, 30] (a
  * shift below -31 is treated as -31, above 30 as 30); acc * 2**max(shift, 0) must fit int32 (the
- * exporter checks it), else the product wraps. Uses one 32x32->64-bit multiply; no division. */
+ * exporter checks it), else the product wraps. Computed on magnitudes from four 16x16->32-bit
+ * partial products (no 64-bit type, no division; unit_internal_s8.h). */
 int32_t unit_requantize_s8(int32_t acc, int32_t multiplier, int32_t shift);
 
 /* Convolution (Conv1d: in_height = kernel_height = 1). `params` as for the float kernels
@@ -75,14 +76,18 @@ int32_t unit_requantize_s8(int32_t acc, int32_t multiplier, int32_t shift);
  * block of B output rows of one output channel, 4-byte aligned; B = params->block_rows (0, or
  * anything >= OH: B = OH, the whole plane). Outputs and counters do not depend on B (the sums are
  * exact); a smaller B needs less RAM and costs cycles (the tap ranges are recomputed per block).
- * Loop (weight-stationary, as SONIC and the paper): per sample, output channel o and block of B
+ * dense is output-stationary: per output channel and output row, each output's whole receptive
+ * field is summed with the accumulator in registers (unit_internal_dot_s8.h; assembly runs on AVR
+ * and MSP430 unless UNIT_PORTABLE_KERNELS=1), the row's sums kept in the first OW words of scratch,
+ * then requantized; it needs only those OW words of the scratch the other variants size.
+ * Loop of zeroskip and unit (weight-stationary, as SONIC and the paper): per sample, output channel o and block of B
  * output rows, the accumulators of the block's B*OW positions start at the bias; per kernel tap
  * (ky, kx) the valid output range inside the block is computed once (no bounds test in the inner
  * loop, padding contributes nothing); per
  * input channel c of o's group the tap's w (and tau) is loaded once, then a tight loop over the
  * valid positions multiplies int8*int8 as int16 and adds into the int32 accumulator. Finally each
  * accumulator of the block is requantized, clamped and stored.
- *   dense:    no test at all (zero weights are multiplied too).
+ *   dense:    no test at all (zero weights are multiplied too); output-stationary, above.
  *   zeroskip: a zero w skips the whole tap; a zero x skips its multiply.
  *   unit:     a zero w, or tau >= 128 (no |x| <= 128 exceeds it), skips the whole tap; then per
  *             position one 8-bit add and compare, (uint8_t)(x + tau) > 2*tau, which is

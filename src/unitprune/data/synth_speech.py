@@ -57,6 +57,7 @@ import scipy.signal
 from tqdm.auto import tqdm
 
 from .audio import N_MELS, NUM_FRAMES, NUM_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, pool_features, read_wav
+from ..settings_manifest import check_manifest
 from .errors import DatasetFormatError, DatasetNotFoundError
 from .speech_commands import CLASS_NAMES, KNOWN_WORDS, SILENCE, UNKNOWN
 from .splits import DatasetSplits, make_tensor_dataset
@@ -304,21 +305,9 @@ class SynthSpeechCache:
 
 
 def _check_manifest(root: Path, wanted: dict[str, Any]) -> dict[str, Any]:
-    try:
-        manifest = json.loads((root / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
-        raise DatasetFormatError(f"cannot read {root / MANIFEST}: {exc}") from exc
-    if manifest.get("format") != FORMAT_VERSION:
-        raise DatasetFormatError(f"{root / MANIFEST} has format {manifest.get('format')!r}, this unitprune writes "
-                                 f"{FORMAT_VERSION}: generate into another --data-root")
-    saved = manifest.get("settings", {})
-    differing = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-    if differing:
-        shown = ", ".join(f"{k}: cached {saved.get(k)!r} vs requested {wanted.get(k)!r}" for k in differing[:3])
-        raise DatasetFormatError(
-            f"the synthesized speech cache {root} was made with other settings ({shown}); it is not reused. "
-            f"Use another --data-root (or delete {root} yourself to regenerate).")
-    return manifest
+    return check_manifest(root / MANIFEST, wanted, FORMAT_VERSION, DatasetFormatError,
+                          f"the synthesized speech cache {root}",
+                          f"Use another --data-root (or delete {root} yourself to regenerate).")
 
 
 def generate_synth_speech(root: str | Path, config: SynthSpeechConfig | None = None, *,

@@ -19,6 +19,7 @@ from ..data import load_dataset
 from ..models import build_model
 from ..training import Augment, TrainConfig, train
 from .sweep_config import SweepConfig
+from .executor import ExecutorConfig
 from .folding import fold_input_normalization
 from .run_report import write_run
 from .sweep import run_sweep
@@ -43,6 +44,8 @@ class DemoConfig:
             :mod:`unitprune.experiments.folding`).
         sweep: what to measure.
         workers: sweep worker processes (same results as 1).
+        executor: where the sweep's tasks run and whether to resume (default: ``workers`` local
+            processes); the task results are kept in ``run_dir/tasks``.
         weight_decay / augment: training regularisation (see :class:`unitprune.training.TrainConfig`).
     """
 
@@ -58,6 +61,7 @@ class DemoConfig:
     fold_input_normalization: bool = True
     sweep: SweepConfig = field(default_factory=SweepConfig)
     workers: int = 1
+    executor: ExecutorConfig | None = None
     weight_decay: float = 0.0
     augment: Augment | None = None
 
@@ -111,7 +115,7 @@ def run_demo(config: DemoConfig | None = None) -> dict:
         model, splits = fold_input_normalization(model, splits)
     results = run_sweep(model, splits, config.sweep, dataset=config.dataset, model_name=config.model,
                         run_dir=None, input_normalization_folded=config.fold_input_normalization,
-                        workers=config.workers)
+                        workers=config.workers, executor=config.executor, store_dir=config.run_dir)
     results["training"] = train_info
     results["timing_s"]["demo_total"] = round(time.perf_counter() - t0, 2)
     write_run(results, Path(config.run_dir))

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ from ..convert import convert
 from ..training import Augment
 from .autotune import DEFAULT_AUTOTUNE_GRID, AutotuneConfig, autotune_percentiles
 from .evaluation import evaluate_unit_model
+from .executor import ExecutorConfig, Task, open_runner
 from .sweep import torch_threads
 
 logger = logging.getLogger(__name__)
@@ -223,14 +224,17 @@ def _context_methods(config: DomainShiftConfig, model: nn.Module, splits, tests:
     return chosen, records
 
 
-def _run_context(config: DomainShiftConfig, task, name: str, contexts: dict) -> tuple[list[dict], list[dict], dict]:
-    """Train on context ``name``, choose every method's setting there, test on every context."""
+def _run_context(config: DomainShiftConfig, task, name: str, contexts: dict, train_dir: Path | None = None
+                 ) -> tuple[list[dict], list[dict], dict]:
+    """Train on context ``name`` (checkpoint in ``train_dir``, default ``run_dir/train-NAME``), choose
+    every method's setting there, test on every context."""
     from .demo import DemoConfig, train_or_load
 
     own = task.splits(contexts[name])
     from .sweep_config import SweepConfig
 
-    demo = DemoConfig(run_dir=str(Path(config.run_dir) / f"train-{name}"), retrain=config.retrain,
+    train_dir = Path(config.run_dir) / f"train-{name}" if train_dir is None else train_dir
+    demo = DemoConfig(run_dir=str(train_dir), retrain=config.retrain,
                       dataset=task.name, model=task.model, epochs=config.epochs, lr=config.lr,
                       batch_size=config.batch_size, patience=config.patience, seed=config.seed,
                       fold_input_normalization=False, augment=config.augment,
@@ -252,31 +256,36 @@ def _run_context(config: DomainShiftConfig, task, name: str, contexts: dict) -> 
     return rows, points, train_info
 
 
-def _run_context_in_worker(config, task, name, contexts):
-    torch.set_num_threads(config.num_threads)
-    return _run_context(config, task, name, contexts)
+def _context_task(shared: dict, name: str, *, workspace: Path):
+    """One training context as an executor task; its checkpoint folder is ``train-NAME``."""
+    config = replace(shared["config"], progress=False)  # one bar: the runner's
+    rows, points, train_info = _run_context(config, shared["task"], name, shared["contexts"], train_dir=workspace)
+    train_info["checkpoint"] = str(Path(config.run_dir) / f"train-{name}" / "model.pt")  # where it lands
+    return rows, points, train_info
 
 
-def run_domain_shift(task, config: DomainShiftConfig | None = None) -> dict:
+def run_domain_shift(task, config: DomainShiftConfig | None = None, executor: ExecutorConfig | None = None) -> dict:
     """Run the study for ``task`` (an object with ``name``, ``model``, ``contexts()`` and
-    ``splits(train, test=None)``, see :mod:`unitprune.experiments.domain_tasks`); write the outputs."""
+    ``splits(train, test=None)``, see :mod:`unitprune.experiments.domain_tasks`); write the outputs.
+
+    One task per training context (:mod:`.executor`; ``executor`` default: ``config.workers``
+    local processes); each result is kept in ``run_dir/tasks`` for ``executor.resume``."""
     config = config or DomainShiftConfig()
     started = time.perf_counter()
     contexts = task.contexts()
     names = list(contexts)
     if len(names) < 2:
         raise ValueError(f"domain shift needs at least two contexts, the task has {names}")
-    results = {}
-    if config.workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=min(config.workers, len(names)),
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {n: pool.submit(_run_context_in_worker, config, task, n, contexts) for n in names}
-            results = {n: futures[n].result() for n in names}
-    else:
-        results = {n: _run_context(config, task, n, contexts) for n in names}
+    executor = replace(executor or ExecutorConfig(workers=config.workers, progress=config.progress),
+                       threads=config.num_threads)
+    settings = {"command": "domain-shift", "task": task.name, "contexts": task.describe(contexts),
+                "config": {k: v for k, v in config.to_dict().items() if k not in ("progress", "workers", "run_dir")}}
+    settings = json.loads(json.dumps(settings, default=str))  # as the manifest stores it
+    shared = {"config": config, "task": task, "contexts": contexts}
+    with open_runner(executor, shared, run_dir=config.run_dir, settings=settings, desc="domain-shift") as runner:
+        done = runner.run([Task(f"context-{n}", _context_task, (n,), workspace=f"train-{n}", keep_workspace=True)
+                           for n in names])
+    results = {n: done[f"context-{n}"] for n in names}
     rows = [row for n in names for row in results[n][0]]
     points = [p for n in names for p in results[n][1]]
     document = {

@@ -19,6 +19,7 @@ from ..training import Augment
 from .sweep_config import SweepConfig
 from .demo import DemoConfig, train_or_load
 from .run_report import write_run
+from .executor import ExecutorConfig
 from .sweep import run_sweep
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ __all__ = ["KWSDemoConfig", "run_kws_demo", "KWS_SWEEP", "KWS_AUGMENT"]
 #: Sweep settings of the KWS demo, sized so that the whole demo (data generation included) fits in
 #: 15 minutes on 2 cores: every method, every approximation and the autotuner, on coarser grids
 #: than the defaults (each evaluation of the KWS model costs ~25x the MNIST model's; see
-#: docs/experiments.md for the measured phase times). The UnIT grid starts low (10-40) so the
+#: docs/results/experiments.md for the measured phase times). The UnIT grid starts low (10-40) so the
 #: points within half a point of the unpruned accuracy exist.
 KWS_SWEEP = SweepConfig(
     unit_percentiles=(10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0),
@@ -58,7 +59,8 @@ class KWSDemoConfig:
         retrain / epochs / lr / batch_size / patience / seed / weight_decay: training, as in
             :class:`DemoConfig`.
         augment: training-time augmentation (default :data:`KWS_AUGMENT`; ``None``: off).
-        sweep: what to measure; workers: sweep worker processes.
+        sweep: what to measure; workers: sweep worker processes; executor: where the sweep's tasks
+            run and whether to resume (default: ``workers`` local processes; results in ``run_dir/tasks``).
     """
 
     run_dir: str = "runs/kws"
@@ -75,6 +77,7 @@ class KWSDemoConfig:
     augment: Augment | None = KWS_AUGMENT
     sweep: SweepConfig = KWS_SWEEP
     workers: int = 2
+    executor: ExecutorConfig | None = None
 
 
 def run_kws_demo(config: KWSDemoConfig | None = None) -> dict:
@@ -94,7 +97,7 @@ def run_kws_demo(config: KWSDemoConfig | None = None) -> dict:
                       weight_decay=config.weight_decay, augment=config.augment)
     model, train_info = train_or_load(demo, splits)
     results = run_sweep(model, splits, config.sweep, dataset="synth_speech", model_name="kws", run_dir=None,
-                        workers=config.workers)
+                        workers=config.workers, executor=config.executor, store_dir=config.run_dir)
     results["training"] = train_info
     results["data"] = {"root": str(cache.root), "counts": cache.manifest["counts"], "room": config.room,
                        "espeak_ng_version": cache.manifest["espeak_ng_version"], "splits": splits.sizes(),

@@ -166,7 +166,7 @@ def _environment_section(results: dict) -> list[str]:
                      else f"trained in this run ({training.get('train_seconds', '?')} s)"])
     return ["## What produced these numbers", "",
             "Same machine and software: identical numbers on every run. Another CPU or torch version trains "
-            "slightly different weights (CPU-specific kernels round differently; see docs/experiments.md).", "",
+            "slightly different weights (CPU-specific kernels round differently; see docs/results/experiments.md).", "",
             _table(["", "value"], rows), ""]
 
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from .._version import __version__
 from .sweep_config import ALL_METHODS, KNOBS, SweepConfig
-from .methods import METHOD_RUNNERS, SweepContext, baseline_evaluations
-from .parallel import run_methods
+from .executor import ExecutorConfig
+from .methods import SweepContext, baseline_evaluations
+from .sweep_tasks import run_sweep_tasks, sweep_settings
 from .provenance import environment_record
 from .run_report import write_run
 from .results import build_results
@@ -30,7 +31,8 @@ __all__ = ["run_sweep", "torch_threads"]
 
 
 def run_sweep(model: nn.Module, splits, config: SweepConfig | None = None, *, dataset: str = "", model_name: str = "",
-              run_dir: str | Path | None = None, input_normalization_folded: bool = False, workers: int = 1) -> dict:
+              run_dir: str | Path | None = None, input_normalization_folded: bool = False, workers: int = 1,
+              executor: ExecutorConfig | None = None, store_dir: str | Path | None = None) -> dict:
     """Run the sweep of ``config.methods`` on a trained ``model`` and return ``results.json``'s content.
 
     Args:
@@ -42,14 +44,22 @@ def run_sweep(model: nn.Module, splits, config: SweepConfig | None = None, *, da
         run_dir: if given, ``results.json``, ``results.csv``, ``report.md`` and
             ``accuracy_vs_macs.png`` are written there.
         input_normalization_folded: recorded in the results (see :mod:`.folding`).
-        workers: run the methods in this many worker processes (:mod:`.parallel`; same points as
-            the serial run, 1 = serial in this process).
+        workers: run the tasks (one per method and knob value, :mod:`.sweep_tasks`) in this many
+            local worker processes (same points as the serial run, 1 = serial in this process).
+        executor: where the tasks run (:class:`~.executor.ExecutorConfig`: local processes or Ray,
+            resume); default: ``workers`` local processes.
+        store_dir: the folder whose ``tasks/`` keeps every task's result as it lands (for
+            ``executor.resume``); default ``run_dir``.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     config = config or SweepConfig()
+    if executor is None:
+        executor = ExecutorConfig(workers=workers, progress=config.progress)
+    executor = replace(executor, threads=config.num_threads)
     with torch_threads(config.num_threads):
-        return _run_sweep(model, splits, config, dataset, model_name, run_dir, input_normalization_folded, workers)
+        return _run_sweep(model, splits, config, dataset, model_name, run_dir, input_normalization_folded, executor,
+                          run_dir if store_dir is None else store_dir)
 
 
 @contextmanager
@@ -64,7 +74,7 @@ def torch_threads(count: int):
 
 
 def _run_sweep(model, splits, config: SweepConfig, dataset: str, model_name: str, run_dir, folded: bool,
-               workers: int = 1) -> dict:
+               executor: ExecutorConfig, store_dir) -> dict:
     model.eval()
     environment = environment_record()  # inside torch_threads: records the sweep's thread count
     context = SweepContext(model=model, splits=splits, config=config)
@@ -74,31 +84,21 @@ def _run_sweep(model, splits, config: SweepConfig, dataset: str, model_name: str
                 context.baseline_val_accuracy, baseline.total.dense // baseline.num_samples)
 
     methods = ["unpruned"] + [m for m in ALL_METHODS if m in config.methods and m != "unpruned"]
-    points, timing = {}, {}
-    if workers > 1:
-        points, timing = run_methods(context, methods, workers)
-    else:
-        _run_serial(context, methods, points, timing)
+    dataset = dataset or getattr(splits, "name", "")
+    model_name = model_name or getattr(model, "name", type(model).__name__)
+    settings = sweep_settings(context, methods, dataset=dataset, model=model_name, input_normalization_folded=folded)
+    points, timing = run_sweep_tasks(context, methods, executor, store_dir, settings)
     timing["total"] = round(time.perf_counter() - started, 2)
 
     results = build_results(
-        dataset=dataset or getattr(splits, "name", ""), model=model_name or getattr(model, "name", type(model).__name__),
+        dataset=dataset, model=model_name,
         baseline=baseline, baseline_val_accuracy=context.baseline_val_accuracy, points=points,
         knobs={m: KNOBS[m] for m in points}, budget=config.budget, config=config.to_dict(), timing=timing,
         extra={"num_val_samples": len(splits.val), "num_train_samples": len(splits.train),
                "input_normalization_folded": folded, "unitprune_version": __version__,
-               "environment": environment, "workers": workers})
+               "environment": environment, "workers": executor.workers,
+               "executor": executor.describe()})
     if run_dir is not None:
         write_run(results, Path(run_dir))
     return results
 
-
-def _run_serial(context: SweepContext, methods: list[str], points: dict, timing: dict) -> None:
-    config = context.config
-    with tqdm(methods, desc="sweep", disable=not config.progress) as bar:
-        for method in bar:
-            bar.set_postfix_str(method)
-            t0 = time.perf_counter()
-            points[method] = METHOD_RUNNERS[method](context)
-            timing[method] = round(time.perf_counter() - t0, 2)
-            logger.info("%s: %d points in %.1f s", method, len(points[method]), timing[method])

@@ -20,14 +20,14 @@ over the channel's activations, is the first-order Taylor salience of the channe
 penalty's gradient is the same for every channel of a group. A gate closes where the resource
 pressure outweighs its salience, so the least salient channels close first.
 
-Two forwards (``forward=``), chosen per group by default (``"auto"``):
+Two forwards (``forward=``); by default (``"auto"``) one of them for the whole model:
 
 * ``"soft"``: the hook multiplies by the gate value ``g``, so a channel fades out as its gate
   falls and the weights adapt while it does.
 * ``"hard"``: the hook multiplies by the straight-through mask ``m = 1[theta > 0]`` (forward value
   exactly 0 or 1, gradient that of ``g``): the model computes exactly the pruned network at every
   step, and ``dL/dtheta_c = dL/dm_c`` is the first-order Taylor estimate of removing channel c.
-* ``"auto"``: ``"hard"`` when some group's every consumer (conv/linear reading the group, a
+* ``"auto"``: ``"hard"`` for every group when some group's every consumer (conv/linear reading the group, a
   depthwise conv continuing it aside) is followed by a BatchNorm, ``"soft"`` otherwise. There a
   gate's scale does not reach the loss: the next BatchNorm normalises it away in training, so
   the task loss cannot resist a soft gate that shrinks all channels of a group together, and the

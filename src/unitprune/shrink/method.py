@@ -16,8 +16,8 @@ with a straight-through gradient on a model where some group's consumers are all
 BatchNorm (the gate's scale does not reach the loss there), soft gate values otherwise. A soft gate takes SGD steps of the task and
 penalty gradients (``config.gate_lr``). A hard gate moves by the penalty alone (``config.mask_lr``):
 its task gradient ``dCE/dm_c`` is a noisy first-order estimate with no scale to settle, and SGD
-on it is a random walk that closes channels at random (it did on DS-CNN: channels kept closing
-with the budget met, docs/shrink.md); it is used as the salience only.
+on it is a random walk that closes channels at random (channels keep closing with the budget
+met); it is used as the salience only.
 
 Channel salience feedback: each step first back-propagates the task loss; the gate gradients it
 leaves are the first-order Taylor saliences ``|g_c * dCE/dg_c|`` (``|dCE/dm_c|`` for a hard

@@ -42,7 +42,6 @@ from ...convert import convert
 from ...counts import MacCounts
 from ..evaluation import dataset_tensors
 from ..methods import METHOD_RUNNERS, SweepContext, ttp_steps
-from ..sweep import torch_threads
 from ..sweep_config import SweepConfig
 from ...mcu import targets
 from ...mcu.export import export_c
@@ -64,7 +63,7 @@ ROW_KEYS = ("model", "target", "method", "knob", "quantized_accuracy", "macs_ski
 EXPORT_TARGET = {"avr": "avr", "msp430": "msp430", "msp430-hwmult": "msp430"}
 MCU_TARGETS = tuple(EXPORT_TARGET)
 #: What a run writes into its folder.
-RUN_FILES = ("mcu.json", "mcu.md", "mcu_latency.png", "mcu_energy.png", "work")
+RUN_FILES = ("mcu.json", "mcu.md", "mcu_latency.png", "mcu_energy.png", "work", "tasks")
 
 
 @dataclass(frozen=True)
@@ -288,21 +287,23 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
 
     inference_fw = _build(target, out_dir, Path(work_dir) / f"build-{target}-inference", markers=False)
     inference = targets.run(inference_fw, max_cycles=max_cycles)
-    layer_dir = out_dir
-    if layer_samples < len(x_q):  # the per-layer firmware embeds only the samples it runs
-        layer_dir = Path(work_dir) / "export-layers"
-        export_c(qmodel, layer_dir, target=EXPORT_TARGET[target], samples=x_q[:layer_samples],
-                 conv_block_rows=conv_block_rows)
-    layers_fw = _build(target, layer_dir, Path(work_dir) / f"build-{target}-layers", markers=True)
-    layer_run = targets.run(layers_fw, max_cycles=max_cycles)
+    per_layer: dict[str, list[int]] = {}
+    layer_outputs = host_outputs[:0]
+    if layer_samples:  # 0: no per-layer firmware (a later batch of samples, see experiments.mcu_bench.bench_tasks)
+        layer_dir = out_dir
+        if layer_samples < len(x_q):  # the per-layer firmware embeds only the samples it runs
+            layer_dir = Path(work_dir) / "export-layers"
+            export_c(qmodel, layer_dir, target=EXPORT_TARGET[target], samples=x_q[:layer_samples],
+                     conv_block_rows=conv_block_rows)
+        layers_fw = _build(target, layer_dir, Path(work_dir) / f"build-{target}-layers", markers=True)
+        layer_run = targets.run(layers_fw, max_cycles=max_cycles)
+        layer_outputs = _emitted(layer_run, result.output_size)
+        for region in layer_run.regions:
+            if region.cycles is not None:
+                per_layer.setdefault(region.label, []).append(region.cycles)
 
     mcu_outputs = _emitted(inference, result.output_size)
-    layer_outputs = _emitted(layer_run, result.output_size)
     inference_cycles = [r.cycles for r in inference.regions if r.label == "inference"]
-    per_layer: dict[str, list[int]] = {}
-    for region in layer_run.regions:
-        if region.cycles is not None:
-            per_layer.setdefault(region.label, []).append(region.cycles)
     mcu_exact = (np.array_equal(mcu_outputs, host_outputs)
                  and np.array_equal(layer_outputs, host_outputs[:layer_samples])
                  and len(inference_cycles) == len(x_q)
@@ -319,7 +320,8 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
         "bit_exact": bool(host_exact and mcu_exact),
         "checks": {"host_vs_reference": host_exact, "mcu_vs_host": bool(mcu_exact),
                    "layer_samples": layer_samples, "cycles_min": min(inference_cycles),
-                   "cycles_max": max(inference_cycles), "flash_with_samples_bytes": inference_fw.flash_bytes,
+                   "cycles_max": max(inference_cycles), "inference_cycles": inference_cycles,
+                   "flash_with_samples_bytes": inference_fw.flash_bytes,
                    "sram_static_bytes": inference_fw.sram_static_bytes, "stack_bytes": inference.stack_bytes,
                    "flash_tables_bytes": result.flash_table_bytes,
                    "layer_skipped_fraction": {layer: host_counts[layer].skipped_fraction for layer in result.layers}},
@@ -327,51 +329,51 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
 
 
 def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, run_dir, model_name: str = "",
-              threads: int = 1) -> dict:
+              threads: int = 1, executor=None, batch_samples: int | None = None) -> dict:
     """Choose every method's operating point, run it on every target and write ``run_dir``.
 
     ``run_dir`` must not hold the files of an earlier run (``mcu.json``, ``mcu.md``, the PNGs,
-    ``work/``): ``FileExistsError`` naming them, nothing written (the CLI's ``--overwrite`` removes
-    them first). Returns the
+    ``work/``, ``tasks/``): ``FileExistsError`` naming them, nothing written (the CLI's
+    ``--overwrite`` removes them first), unless ``executor.resume`` continues that run. The work
+    runs as tasks (:mod:`unitprune.experiments.mcu_bench.bench_tasks`: one per method, and one per method,
+    target and batch of ``batch_samples`` samples) through ``executor``
+    (:class:`unitprune.experiments.executor.ExecutorConfig`, default: in this process). Returns the
     ``mcu.json`` document: ``rows`` (one per method and target, keys :data:`ROW_KEYS`),
     ``details`` (per row: checks, knob search, float accuracy), ``energy`` (the estimate's source per
     target), ``not_measured`` and the settings and tool versions.
     """
+    from ..executor import ExecutorConfig
     from ..provenance import environment_record
+    from .bench_tasks import DEFAULT_BATCH_SAMPLES, run_bench_tasks
     from .bench_report import write_report
 
     config = config or BenchConfig()
+    executor = executor or ExecutorConfig(progress=config.progress)
     run_dir = Path(run_dir)
     earlier = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if earlier:
+    if earlier and not executor.resume:
         raise FileExistsError(f"{run_dir} holds an earlier benchmark run ({', '.join(earlier)}); nothing was written. "
                               "Remove them or choose another folder (CLI: --overwrite)")
     tools = {target: targets.check_tools(target) for target in config.targets}  # ToolMissing names the packages
     t0 = time.perf_counter()
-    with torch_threads(threads):
-        points = select_operating_points(model, splits, config)
-    x_test, _ = dataset_tensors(splits.test)
+    model.eval()
+    points, measured_rows = run_bench_tasks(model, splits, config, run_dir, executor, threads,
+                                            batch_samples or DEFAULT_BATCH_SAMPLES)
     name = model_name or getattr(model, "name", type(model).__name__)
     rows, details = [], []
-    jobs = [(m, t) for m in config.methods for t in config.targets]
-    with tqdm(jobs, desc="mcu-bench", disable=not config.progress) as bar:
-        for method, target in bar:
-            bar.set_postfix_str(f"{method} on {target}")
-            point = points[method]
-            x_q = quantize_input(point.qmodel, x_test[:config.samples])
-            started = time.perf_counter()
-            measured = measure_target(point.qmodel, target, x_q, run_dir / "work" / f"{method}-{target}",
-                                      config.layer_samples, config.max_cycles)
-            checks = measured.pop("checks")
-            rows.append({"model": name, "target": target, "method": method, "knob": point.knob,
-                         "quantized_accuracy": point.quantized_accuracy,
-                         "macs_skipped_fraction": point.macs_skipped_fraction, **measured})
-            details.append({"method": method, "target": target, "variant": point.method.variant,
-                            "linear_quotient": point.method.linear_quotient,
-                            "quantized_val_accuracy": point.quantized_val_accuracy,
-                            "float_val_accuracy": point.float_val_accuracy, "point": point.details,
-                            "checks": checks, "seconds": round(time.perf_counter() - started, 1)})
-            logger.info("%s on %s: %d cycles, bit-exact %s", method, target, measured["cycles"], measured["bit_exact"])
+    for method, target, measured in measured_rows:
+        point = points[method]
+        checks = measured.pop("checks")
+        seconds = measured.pop("seconds")
+        rows.append({"model": name, "target": target, "method": method, "knob": point.knob,
+                     "quantized_accuracy": point.quantized_accuracy,
+                     "macs_skipped_fraction": point.macs_skipped_fraction, **measured})
+        details.append({"method": method, "target": target, "variant": point.method.variant,
+                        "linear_quotient": point.method.linear_quotient,
+                        "quantized_val_accuracy": point.quantized_val_accuracy,
+                        "float_val_accuracy": point.float_val_accuracy, "point": point.details,
+                        "checks": checks, "seconds": round(seconds, 1)})
+        logger.info("%s on %s: %d cycles, bit-exact %s", method, target, measured["cycles"], measured["bit_exact"])
     document = {
         "model": name, "dataset": getattr(splits, "name", ""), "rows": rows, "details": details,
         "energy": {t: {"nj_per_cycle": targets.ENERGY_MODELS[t].nj_per_cycle,
@@ -381,7 +383,7 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
         "methods": {m: METHODS[m].description for m in config.methods},
         "config": {"targets": list(config.targets), "methods": list(config.methods), "samples": config.samples,
                    "layer_samples": config.layer_samples, "budget_points": config.budget,
-                   "sweep": config.sweep.to_dict()},
+                   "batch_samples": batch_samples or DEFAULT_BATCH_SAMPLES, "sweep": config.sweep.to_dict()},
         "tools": tools, "environment": environment_record(), "seconds": round(time.perf_counter() - t0, 1),
     }
     write_report(document, run_dir)

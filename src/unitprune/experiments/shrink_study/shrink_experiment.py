@@ -34,14 +34,13 @@ import copy
 import json
 import logging
 import platform
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ...training import TrainConfig, evaluate, train
+from ...training import evaluate
 from .structured_baselines import BaselineResult, dpf_to_budget, tp_prune_to_budget, ttp_result, unit_on_top
 from ...shrink.budget import MCUBudget
 from ...shrink.method import ShrinkConfig, shrink
@@ -117,15 +116,23 @@ def _run_method(name: str, config: ExperimentConfig, budget: MCUBudget, init, ba
     return result.model, fields, result.details
 
 
-def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
-    """Run everything (module docstring) and write ``config.run_dir``; returns the shrink.json document."""
+def run_shrink_experiment(config: ExperimentConfig, executor=None) -> dict[str, Any]:
+    """Run everything (module docstring) and write ``config.run_dir``; returns the shrink.json document.
+
+    The work runs as tasks (:mod:`unitprune.experiments.shrink_study.shrink_tasks`: the base training, each
+    method, each measurement, each extra budget) through ``executor``
+    (:class:`unitprune.experiments.executor.ExecutorConfig`; default: in this process); with
+    ``executor.resume`` an interrupted run in ``run_dir`` continues from its finished tasks."""
     from ...data import load_dataset
+    from ..executor import ExecutorConfig
+    from .shrink_tasks import run_shrink_tasks
     from ...models import build_model
 
     if config.start not in ("base", "init"):
         raise ValueError(f"ExperimentConfig.start must be 'base' or 'init', got {config.start!r}")
+    executor = replace(executor or ExecutorConfig(progress=config.progress), threads=config.threads)
     run_dir = Path(config.run_dir)
-    if (run_dir / "shrink.json").exists():
+    if (run_dir / "shrink.json").exists() and not executor.resume:
         raise FileExistsError(f"{run_dir / 'shrink.json'} exists: choose another --run-dir (nothing is overwritten)")
     measure_config = _measure_config(config.measure, config.measure_samples,  # bad targets/tools fail first
                                      config.budget.conv_block_rows)
@@ -140,20 +147,17 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
         if tuple(getattr(init, "input_shape", input_shape)) != input_shape:
             raise ValueError(f"model {config.model!r} expects inputs {tuple(init.input_shape)}, dataset {config.data!r} "
                              f"gives {input_shape} (for ds-cnn on 80x124 log-mel: --feature-pool 2x2)")
+        base_state = torch.load(config.weights, weights_only=True) if config.weights else None
+        settings = {"command": "shrink",
+                    "config": _jsonable({k: v for k, v in asdict(config).items() if k not in ("progress", "run_dir")})}
+        done = run_shrink_tasks(config, splits, init, base_state, measure_config, run_dir, executor, settings)
         base = copy.deepcopy(init)
-        if config.weights:
-            base.load_state_dict(torch.load(config.weights, weights_only=True))
-            base_seconds = 0.0
-        else:
-            t0 = time.perf_counter()
-            train(base, splits, TrainConfig(epochs=config.epochs, patience=None, seed=config.seed,
-                                            num_threads=config.threads, progress=config.progress))
-            base_seconds = time.perf_counter() - t0
+        base.load_state_dict(done["base"]["state"])
         base_resources = trace_resources(base, input_shape).exact(unit_tables=config.budget.unit_tables, target=config.budget.target,
                                                                   conv_block_rows=config.budget.conv_block_rows)
         document = {
             "budget": {k: getattr(config.budget, k) for k in RESOURCE_NAMES},
-            "base": _fields(base, splits, base_resources, base_seconds),
+            "base": _fields(base, splits, base_resources, done["base"]["seconds"]),
             "methods": {},
         }
         details: dict[str, Any] = {"config": _jsonable(asdict(config)), "machine": _machine(), "methods": {},
@@ -161,29 +165,19 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
         if not config.weights:
             torch.save(base.state_dict(), run_dir / "base.pt")
         if measure_config:
-            document["base"]["measured"] = _measure(base, splits, run_dir, "base", None, measure_config)
+            document["base"]["measured"] = done["base_measured"]
         for name in config.methods:
-            logger.info("method %s at %s", name, config.budget)
-            model, fields, info = _run_method(name, config, config.budget, init, base, splits)
+            result = done["methods"][name]
+            fields = result["fields"]
             document["methods"][name] = fields
-            details["methods"][name] = info
-            torch.save(model, run_dir / f"{name}.pt")  # the whole (smaller) module
-            if config.unit or measure_config:
-                details["unit"][name] = unit_on_top(model, splits)
-            if measure_config:
-                fields["measured"] = _measure(model, splits, run_dir, name, details["unit"][name]["percentile"],
-                                              measure_config)
+            details["methods"][name] = result["info"]
+            torch.save(result["model"], run_dir / f"{name}.pt")  # the whole (smaller) module
+            if "unit" in result:
+                details["unit"][name] = result["unit"]
             details["sweep"].append({"method": name, **{k: v for k, v in fields.items() if k != "measured"},
                                      "budget_sram_bytes": config.budget.sram_bytes})
-            _write(run_dir, document, details)
-        for sram in config.sweep_sram:
-            budget = config.budget.with_(sram_bytes=sram)
-            for name in config.methods:
-                if name == "ttp":
-                    continue  # unstructured: the same model at every budget
-                _, fields, _ = _run_method(name, config, budget, init, base, splits)
-                details["sweep"].append({"method": name, **fields, "budget_sram_bytes": sram})
-                _write(run_dir, document, details)
+        for sram, name, fields in done["sweep"]:
+            details["sweep"].append({"method": name, **fields, "budget_sram_bytes": sram})
     finally:
         torch.set_num_threads(previous_threads)
     _write(run_dir, document, details)

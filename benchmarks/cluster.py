@@ -1,0 +1,169 @@
+"""Ray against the local executor: ``mcu-bench`` speed-up with identical ``mcu.json``, and Ray's overhead.
+
+1. ``unitprune mcu-bench`` on the digits model (trained here, seeded) with ``--samples N``, run with
+   ``--workers 1`` and with ``--executor ray`` on a local 2-CPU Ray instance, alternately
+   (``--repeats`` pairs, side by side in this one run: the machine may be shared). Reports each
+   wall time, the median speed-up and whether ``mcu.json`` is identical (wall times left out).
+2. Ray's overhead on the small sweep of tests/test_cluster.py: ``ray.init`` of a local 2-CPU
+   instance, ``ray.put`` of the sweep's shared objects (and their pickled size), the round trip of
+   an empty task, and the sweep's wall time in this process (``--workers 1``) and on Ray.
+
+The load average of the machine before and after each timed run is recorded: other processes
+take CPU from both sides. Writes JSON (default ``benchmarks/results/cluster.json``).
+
+Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cluster.py --samples 100 --targets avr msp430
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pickle
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def _trained_digits(weights: Path):
+    from unitprune.data import load_dataset
+    from unitprune.models import build_model
+    from unitprune.training import TrainConfig, train
+
+    splits = load_dataset("digits", seed=0)
+    model = build_model("digits", seed=0)
+    train(model, splits, TrainConfig(epochs=4, lr=5e-3, patience=None, progress=False, num_threads=1))
+    torch.save(model.state_dict(), weights)
+    return model.eval(), splits
+
+
+def _without_wall_times(value):
+    """``value`` with every ``seconds`` key left out, at any depth."""
+    if isinstance(value, dict):
+        return {k: _without_wall_times(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_without_wall_times(v) for v in value]
+    return value
+
+
+def _bench_document(run_dir: Path) -> dict:
+    return _without_wall_times(json.loads((run_dir / "mcu.json").read_text()))
+
+
+def mcu_bench(root: Path, weights: Path, args) -> dict:
+    from unitprune.cli import main
+
+    common = ["mcu-bench", "--model", "digits", "--weights", str(weights), "--data", "digits",
+              "--targets", ",".join(args.targets), "--methods", ",".join(args.methods),
+              "--samples", str(args.samples), "--no-progress"]
+    runs = []
+    for repeat in range(args.repeats):
+        pair = {}
+        for name, extra in (("workers1", ["--workers", "1"]), ("ray", ["--executor", "ray", "--workers", "2"])):
+            run_dir = root / f"{name}-{repeat}"
+            before = _load()
+            started = time.perf_counter()
+            status = main([*common, *extra, "--run-dir", str(run_dir)])
+            pair[name] = {"seconds": round(time.perf_counter() - started, 2), "exit_status": status,
+                          "load_before": before, "load_after": _load(), "run_dir": str(run_dir)}
+        pair["identical_mcu_json"] = _bench_document(root / f"workers1-{repeat}") == _bench_document(root / f"ray-{repeat}")
+        pair["speedup"] = round(pair["workers1"]["seconds"] / pair["ray"]["seconds"], 3)
+        runs.append(pair)
+        logging.info("repeat %d: %s", repeat, pair)
+    rows = json.loads((root / "workers1-0" / "mcu.json").read_text())["rows"]
+    return {"command": " ".join(common), "runs": runs,
+            "speedup_median": statistics.median(p["speedup"] for p in runs),
+            "all_identical": all(p["identical_mcu_json"] for p in runs),
+            "rows": len(rows), "all_bit_exact": all(r["bit_exact"] for r in rows)}
+
+
+def _noop(shared, value):
+    return value
+
+
+def ray_overhead(model, splits) -> dict:
+    import ray
+
+    from unitprune.experiments import SweepConfig, run_sweep
+    from unitprune.experiments.executor import ExecutorConfig, Task, open_runner
+    from unitprune.experiments.methods import SweepContext
+
+    small = dict(unit_percentiles=(20, 60), fatrelu_percentiles=(50,), ttp_sparsities=(0.5, 0.8),
+                 ttp_finetune_epochs=1, autotune_budgets=(1.0,), autotune_grid=(0, 40, 80), progress=False,
+                 methods=("unpruned", "ttp", "fatrelu", "unit-exact", "ttp+unit", "unit-autotuned"))
+    config = SweepConfig(**small)
+    shared = SweepContext(model=model, splits=splits, config=config)
+    result: dict = {"shared_pickled_bytes": len(pickle.dumps(shared)), "load_before": _load()}
+    started = time.perf_counter()
+    serial = run_sweep(model, splits, config, dataset="digits", model_name="digits")
+    result["sweep_workers1_seconds"] = round(time.perf_counter() - started, 2)
+
+    started = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    result["ray_init_seconds"] = round(time.perf_counter() - started, 2)
+    try:
+        started = time.perf_counter()
+        ray.get(ray.put(shared))
+        result["ray_put_shared_seconds"] = round(time.perf_counter() - started, 3)
+        with open_runner(ExecutorConfig(kind="ray", progress=False), None) as runner:
+            started = time.perf_counter()
+            runner.run([Task("first", _noop, (0,))])
+            result["first_empty_task_seconds"] = round(time.perf_counter() - started, 3)
+            started = time.perf_counter()
+            runner.run([Task(f"t{i}", _noop, (i,)) for i in range(20)])
+            result["empty_task_round_trip_seconds"] = round((time.perf_counter() - started) / 20, 4)
+        started = time.perf_counter()
+        on_ray = run_sweep(model, splits, config, dataset="digits", model_name="digits",
+                           executor=ExecutorConfig(kind="ray", progress=False))
+        result["sweep_ray_seconds"] = round(time.perf_counter() - started, 2)
+        drop = ("timing_s", "workers", "executor")
+        result["sweep_identical"] = ({k: v for k, v in serial.items() if k not in drop}
+                                     == {k: v for k, v in on_ray.items() if k not in drop})
+        result["sweep_task_compute_seconds"] = {k: v for k, v in on_ray["timing_s"].items() if k != "total"}
+    finally:
+        ray.shutdown()
+    result["load_after"] = _load()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--targets", nargs="+", default=["avr", "msp430"])
+    parser.add_argument("--methods", nargs="+", default=["dense", "zeroskip", "unit-bitshift", "fatrelu+unit"])
+    parser.add_argument("--repeats", type=int, default=1, help="pairs of runs (workers 1, ray)")
+    parser.add_argument("--out", default="benchmarks/results/cluster.json")
+    parser.add_argument("--keep", metavar="DIR", help="keep the run folders here (default: a temporary folder)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(1)
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="unitprune-cluster-"))
+    root.mkdir(parents=True, exist_ok=True)
+    from unitprune.experiments.provenance import environment_record
+
+    model, splits = _trained_digits(root / "digits.pt")
+    document = {"machine": environment_record(), "cpu_count": os.cpu_count(),
+                "note": "wall times on a machine shared with other processes; load averages recorded",
+                "mcu_bench": mcu_bench(root, root / "digits.pt", args),
+                "ray_overhead_small_sweep": ray_overhead(model, splits)}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps({k: document[k] for k in ("mcu_bench", "ray_overhead_small_sweep")}, indent=2))
+    if not args.keep:
+        shutil.rmtree(root)
+
+
+if __name__ == "__main__":
+    main()
