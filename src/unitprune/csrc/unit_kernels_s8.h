@@ -105,6 +105,22 @@ int32_t unit_conv2d_unit_s8(const unit_conv2d_params *params, const int8_t *x, c
                             const UNIT_TABLE uint8_t *tau, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
                             unit_counts *counts);
 
+/* Skip-free UnIT convolution: the same outputs and cause counters as unit_conv2d_unit_s8, without
+ * a test per skipped connection. Per sample every input channel's nonzero activations are
+ * counting-sorted by |x| (largest first) once; a tap's weight w with threshold tau visits only the
+ * first #{|x| > tau} entries of its channel, each mapped to the tap's output position through a
+ * row and a column table, with one unsigned compare rejecting the positions outside the output
+ * (padding, stride, dilation). Loop and scratch layout: unit_internal_skipfree_s8.h.
+ * scratch: unit_conv2d_unit_skipfree_s8_scratch_size(params) bytes (4-byte aligned; params->block_rows
+ * is ignored); limits H, W <= 256, OH*OW <= 16384, C*H*W <= 65535 (UNIT_ERR_ARGUMENT otherwise, also
+ * from the size function). Counters (UNIT_S8_COUNTS): dense, zero_weight, zero_activation,
+ * threshold, executed as unit_conv2d_unit_s8; compares = the list entries visited (kept, and
+ * rejected by the window test); divisions = 0. */
+int32_t unit_conv2d_unit_skipfree_s8_scratch_size(const unit_conv2d_params *params);
+int32_t unit_conv2d_unit_skipfree_s8(const unit_conv2d_params *params, const int8_t *x,
+                                     const UNIT_TABLE int8_t *weight, const UNIT_TABLE uint8_t *tau,
+                                     const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
+
 /* Linear: x [batch][in], weight_t [in][out] (TRANSPOSED), y [batch][out] (must not alias x).
  * batch >= 0, in_features >= 1, out_features >= 1. weight_t int8 in [-128, 127].
  * scratch: unit_linear_s8_scratch_size(out_features) = 4*out_features bytes (int32
@@ -142,6 +158,31 @@ int32_t unit_linear_unit_bintree_s8(const int8_t *x, int32_t batch, int32_t in_f
 int32_t unit_linear_unit_table_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
                                   const UNIT_TABLE int8_t *weight_t, const UNIT_TABLE uint8_t *quotient_table,
                                   const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
+
+/* UnIT linear with an early exit: the outputs and cause counters of unit_linear_unit_*_s8 from
+ * columns sorted at export: weight_sorted [in][out + 1] int8, each input's column sorted by |w|,
+ * largest first, ending with a zero (the sentinel); index [in][out] uint16, the output of each
+ * sorted weight (out <= 65535). Per nonzero x_i the walk stops at the first |w| <= t_i, so the
+ * rejected weights after it are never read. unit_linear_sorted_s8_check validates the tables (the
+ * kernels do not repeat that pass). scratch as unit_linear_s8_scratch_size. Counters
+ * (UNIT_S8_COUNTS): dense, zero_weight, zero_activation, threshold, executed, divisions as the
+ * unsorted kernels; compares = batch*in + per nonzero input with t_i < 128, kept + 1. */
+int32_t unit_linear_sorted_s8_check(const UNIT_TABLE int8_t *weight_sorted, const UNIT_TABLE uint16_t *index,
+                                    int32_t in_features, int32_t out_features);
+int32_t unit_linear_unit_sorted_bitshift_s8(const int8_t *x, int32_t batch, int32_t in_features,
+                                            int32_t out_features, const UNIT_TABLE int8_t *weight_sorted,
+                                            const UNIT_TABLE uint16_t *index, int32_t threshold_q,
+                                            int32_t shift_start, const unit_requant_s8 *requant, int8_t *y,
+                                            int32_t *scratch, unit_counts *counts);
+int32_t unit_linear_unit_sorted_bintree_s8(const int8_t *x, int32_t batch, int32_t in_features,
+                                           int32_t out_features, const UNIT_TABLE int8_t *weight_sorted,
+                                           const UNIT_TABLE uint16_t *index, const unit_quotient_tree_s8 *tree,
+                                           const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
+                                           unit_counts *counts);
+int32_t unit_linear_unit_sorted_table_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
+                                         const UNIT_TABLE int8_t *weight_sorted, const UNIT_TABLE uint16_t *index,
+                                         const UNIT_TABLE uint8_t *quotient_table, const unit_requant_s8 *requant,
+                                         int8_t *y, int32_t *scratch, unit_counts *counts);
 
 /* In-place ReLU on n >= 0 int8 values: x = max(x, 0). */
 int32_t unit_relu_s8(int8_t *x, int32_t n);

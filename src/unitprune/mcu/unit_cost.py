@@ -1,0 +1,201 @@
+"""Which UnIT convolution kernel a layer should run on an MCU: a cycle model of the dense, the
+per-position UnIT (``unit_conv2d_unit_s8``) and the skip-free UnIT (``unit_conv2d_unit_skipfree_s8``)
+convolutions, per target, from counts of what each kernel does on calibration inputs.
+
+The counts (:class:`ConvWork`, per sample) come from the layer and its inputs alone: MACs,
+outputs, output rows, weights; for the per-position kernel its compares (positions x nonzero
+weights) and kept multiplies; for the skip-free kernel the inputs it sorts, its nonzero-weight
+taps that visit a list, the entries visited and the kept ones among them. A kernel's predicted
+cycles are a linear function of its counts, with per-target coefficients (:data:`COEFFICIENTS`)
+fitted by non-negative least squares to cycles measured in the simulators
+(``benchmarks/unit_kernels_mcu.py --fit``, which prints this table). tests/test_mcu_unit_kernels.py
+checks the predictions against measured cycles on other inputs and geometries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .qmodel import QConv
+
+#: Kernels the model ranks.
+CONV_KERNELS = ("dense", "unit", "skipfree")
+#: The counts each kernel's cycles are modelled on ("one": a constant per call).
+FEATURES = {
+    "dense": ("one", "macs", "outputs", "output_rows"),
+    "unit": ("one", "weights", "tested", "kept", "outputs", "tap_rows"),
+    "skipfree": ("one", "weights", "inputs", "channels", "list_taps", "visits", "kept", "outputs"),
+}
+
+
+@dataclass(frozen=True)
+class ConvWork:
+    """What the kernels do on one sample (means over the calibration samples)."""
+
+    one: float
+    macs: float
+    outputs: float
+    output_rows: float  # O * OH
+    weights: float  # O * C/groups * KH * KW
+    tap_rows: float  # per nonzero weight with tau < 128, the output rows its tap reaches (row loops)
+    tested: float  # per nonzero weight with tau < 128, the output positions its tap reaches (tests)
+    compares: float  # positions x nonzero weights (the per-position kernel's counter)
+    kept: float  # multiplies kept (|x| > tau, w != 0)
+    inputs: float  # C * H * W (sorted per sample)
+    channels: float  # C (the per-channel bucket tables)
+    list_taps: float  # nonzero weights with tau < 128 whose list has an entry above tau
+    visits: float  # list entries visited (kept + rejected by the window)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def conv_work(op: QConv, x: np.ndarray) -> ConvWork:
+    """The counts of ``op`` (with its ``tau``) on ``x`` (N, C, H, W) int8, per sample."""
+    from . import reference
+
+    n = x.shape[0]
+    x4 = x.reshape(n, op.in_channels, op.in_height, op.in_width)
+    weight, tau = op.weight, op.tau.astype(np.int64)
+    group_in, taps = weight.shape[1], op.kernel_height * op.kernel_width
+    group_out = op.out_channels // op.groups
+    positions = op.out_height * op.out_width
+    _, counts = reference._conv(op, x4, "unit")
+    # greater[n, c, t] = #{|x| > t} in channel c, t in [0, 127]
+    magnitudes = np.abs(x4.astype(np.int64)).reshape(n, op.in_channels, -1)
+    histogram = np.stack([np.stack([np.bincount(m, minlength=129) for m in sample]) for sample in magnitudes])
+    greater = histogram[:, :, ::-1].cumsum(axis=2)[:, :, ::-1][:, :, 1:]  # [n, C, 128]: #{|x| >= t+1}
+    live = (weight != 0) & (tau < 128)
+    channel = (np.arange(op.out_channels)[:, None] // group_out) * group_in + np.arange(group_in)[None, :]
+    channel = np.broadcast_to(channel[:, :, None, None], weight.shape)
+    reach = greater[:, channel[live], np.minimum(tau[live], 127)]  # [n, live taps]
+    rows = _reach(op.out_height, op.in_height, op.kernel_height, op.stride[0], op.dilation[0], op.padding[0])
+    cols = _reach(op.out_width, op.in_width, op.kernel_width, op.stride[1], op.dilation[1], op.padding[2])
+    live_per_tap = live.sum(axis=(0, 1))  # [KH, KW]
+    tap_rows = float((live_per_tap * rows[:, None] * (cols[None, :] > 0)).sum())
+    tested = float((live_per_tap * rows[:, None] * cols[None, :]).sum())
+    return ConvWork(
+        one=1.0, macs=float(counts.dense) / n, outputs=float(op.out_channels * positions),
+        output_rows=float(op.out_channels * op.out_height), weights=float(weight.size), tap_rows=tap_rows,
+        tested=tested,
+        compares=float(positions * np.count_nonzero(weight)), kept=float(counts.executed) / n,
+        inputs=float(op.in_channels * op.in_height * op.in_width), channels=float(op.in_channels),
+        list_taps=float((reach > 0).sum()) / n, visits=float(reach.sum()) / n)
+
+
+def _reach(out: int, size: int, kernel: int, stride: int, dilation: int, pad: int) -> np.ndarray:
+    """Per kernel index k of one axis, the outputs whose input o*stride + k*dilation - pad is inside."""
+    o = np.arange(out)
+    return np.array([np.count_nonzero((o * stride + k * dilation - pad >= 0) & (o * stride + k * dilation - pad < size))
+                     for k in range(kernel)], dtype=np.int64)
+
+
+#: Cycles per count, per target and kernel: fitted by ``python benchmarks/unit_kernels_mcu.py --fit`` (seed 0,
+#: -O2, avr-gcc 5.4 / clang-14 for MSP430; the conv2 shape at 9 thresholds and 4 edge geometries).
+COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
+    "avr": {
+        "dense": {
+            "one": 7082.1,
+            "macs": 10.08,
+            "outputs": 637.0,
+            "output_rows": 864.9
+        },
+        "unit": {
+            "one": 27490.87,
+            "weights": 288.46,
+            "tested": 28.01,
+            "kept": 34.57,
+            "outputs": 280.18,
+            "tap_rows": 0.0
+        },
+        "skipfree": {
+            "one": 35588.5,
+            "weights": 54.56,
+            "inputs": 310.43,
+            "channels": 0.0,
+            "list_taps": 99.98,
+            "visits": 17.66,
+            "kept": 29.83,
+            "outputs": 116.13
+        }
+    },
+    "msp430": {
+        "dense": {
+            "one": 12656.05,
+            "macs": 19.59,
+            "outputs": 719.85,
+            "output_rows": 1457.86
+        },
+        "unit": {
+            "one": 37548.92,
+            "weights": 253.81,
+            "tested": 33.51,
+            "kept": 84.04,
+            "outputs": 421.02,
+            "tap_rows": 0.0
+        },
+        "skipfree": {
+            "one": 18616.0,
+            "weights": 17.97,
+            "inputs": 134.5,
+            "channels": 13275.4,
+            "list_taps": 405.31,
+            "visits": 24.88,
+            "kept": 93.93,
+            "outputs": 536.4
+        }
+    },
+    "msp430-hwmult": {
+        "dense": {
+            "one": 12163.43,
+            "macs": 14.67,
+            "outputs": 534.51,
+            "output_rows": 1213.5
+        },
+        "unit": {
+            "one": 31258.17,
+            "weights": 275.89,
+            "tested": 30.22,
+            "kept": 39.95,
+            "outputs": 258.88,
+            "tap_rows": 0.0
+        },
+        "skipfree": {
+            "one": 37345.3,
+            "weights": 63.0,
+            "inputs": 80.43,
+            "channels": 10898.59,
+            "list_taps": 135.38,
+            "visits": 28.65,
+            "kept": 44.11,
+            "outputs": 345.04
+        }
+    }
+}
+
+
+def predict(work: ConvWork, target: str, kernel: str, coefficients=None) -> float:
+    """Predicted cycles of ``kernel`` on ``target`` for one sample of ``work``."""
+    table = (coefficients or COEFFICIENTS)[target][kernel]
+    values = work.to_dict()
+    return float(sum(table[name] * values[name] for name in FEATURES[kernel]))
+
+
+def choose(work: ConvWork, target: str, kernels=CONV_KERNELS, coefficients=None) -> tuple[str, dict[str, float]]:
+    """The kernel with the fewest predicted cycles, and every prediction."""
+    predictions = {kernel: predict(work, target, kernel, coefficients) for kernel in kernels}
+    return min(predictions, key=predictions.get), predictions
+
+
+def fit(samples: list[tuple[ConvWork, float]], kernel: str) -> dict[str, float]:
+    """Non-negative least-squares coefficients of ``kernel`` from (work, measured cycles) pairs,
+    each equation weighted by 1 / cycles (relative error)."""
+    from scipy.optimize import nnls
+
+    names = FEATURES[kernel]
+    matrix = np.array([[work.to_dict()[name] for name in names] for work, _ in samples], dtype=float)
+    cycles = np.array([c for _, c in samples], dtype=float)
+    solution, _ = nnls(matrix / cycles[:, None], np.ones_like(cycles))
+    return {name: float(value) for name, value in zip(names, solution)}
