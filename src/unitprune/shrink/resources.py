@@ -38,7 +38,7 @@ What is counted (the int8 contract of docs/fixed_point.md):
   model just under the limit over it in the exporter's count).
   ``sram_bytes`` = arena + scratch + descriptors + ``input_bytes`` + ``output_bytes``: the
   exporter's ``peak_sram_with_io_bytes``, all the RAM the firmware's data needs, the network input
-  **counted**. The exporter also keeps 256 bytes for the stack (``STACK_RESERVE``), not included.
+  **counted**. The exporter also keeps ``STACK_RESERVE`` bytes for the stack, not included.
 * **MACs**: ``out_h * out_w * out * in/groups * kh * kw`` per conv, ``in * out`` per linear (what
   ``torch.utils.flop_counter.FlopCounterMode`` reports / 2); pooling, ReLU and adds are not MACs.
 """
