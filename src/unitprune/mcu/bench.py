@@ -61,7 +61,8 @@ ROW_KEYS = ("model", "target", "method", "knob", "quantized_accuracy", "macs_ski
             "cycles_per_layer", "energy_uj_estimate", "flash_bytes", "sram_bytes", "samples_checked", "bit_exact")
 
 #: The export target of each MCU target (msp430-hwmult runs the msp430 export with the multiplier).
-EXPORT_TARGET = {"avr": "avr", "msp430": "msp430", "msp430-hwmult": "msp430"}
+EXPORT_TARGET = {"avr": "avr", "msp430": "msp430", "msp430-hwmult": "msp430",
+                 **{target: target for target in targets.CORE_TARGETS}}
 MCU_TARGETS = tuple(EXPORT_TARGET)
 #: What a run writes into its folder.
 RUN_FILES = ("mcu.json", "mcu.md", "mcu_latency.png", "mcu_energy.png", "work")

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from . import codegen, mains
+from .export_cores import (CORE_EXPORT_TARGETS, core_makefile_rules, core_memory_ld, core_support_files,
+                           export_spec_fields)
 from .memory import (ARENA, INPUT, OUTPUT, MemoryPlan, Storage, conv_scratch_bytes, op_output_size,
                      parse_conv_block_rows, plan_memory)
 from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
@@ -82,6 +84,7 @@ class TargetSpec:
     max_object_bytes: int | None = None
     far_pointer_bytes: int | None = None
     far_flash_bytes: int | None = None
+    stack_reserve: int = STACK_RESERVE
 
 
 TARGETS = {
@@ -104,6 +107,8 @@ TARGETS = {
     "msp430": TargetSpec("msp430", 2, 2, 0xFF80 - 0x4000, 8192, "msp430",
                          "code, constants and the .data image share the 49,024 bytes of FRAM (0x4000-0xFF7F) of "
                          "the simulated 64 KB address space (clang-14's small memory model)"),
+    # Cortex-M0+ and RV32 (unitprune.mcu.targets.cores): 32-bit pointers, constants anywhere in flash
+    **{name: TargetSpec(**export_spec_fields(name)) for name in CORE_EXPORT_TARGETS},
 }
 
 
@@ -602,6 +607,8 @@ def _support_files(target: str) -> dict[str, Path]:
         raise ExportError(f"target {target}: the marker header {UNIT_MCU_H} is missing (unitprune.mcu.targets is not "
                           "part of this installation)")
     files = {"unit_mcu.h": UNIT_MCU_H}
+    if target in CORE_EXPORT_TARGETS:
+        files.update(core_support_files(target))
     if target == "msp430":
         for path in [MSP430_SUPPORT / "crt0.S", MSP430_SUPPORT / "link.ld",
                      *sorted((MSP430_SUPPORT / "runtime").glob("*.[chS]")),
@@ -641,6 +648,8 @@ def _makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], c
                   "model_layers.elf: main.c model.c model.h samples.h unit_mcu.h $(KERNELS)", f"\t{layers}", ""]
     elif spec.name == "msp430":
         lines += _msp430_rules(kernel_sources, support, counters, commands)
+    elif spec.name in CORE_EXPORT_TARGETS:
+        lines += core_makefile_rules(spec.name, kernels, counters, commands)
     else:
         raise ExportError(f"target {spec.name}: no build rules")
     lines += ["# the host runner (counters on): ./model_host INPUT.bin OUTPUT.bin",
@@ -827,6 +836,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         files["main.c"] = mains.mcu_main(bool(layers), source, far)
         files["main_host.c"] = mains.host_main(layers, source)
         files["samples.h"] = mains.samples_header(samples, source, far)
+    if target in CORE_EXPORT_TARGETS:
+        name, text = core_memory_ld(target)
+        files[name] = text
     manifest = {
         "generator": "unitprune.mcu.export", "unitprune_version": __version__, "source": source,
         "target": target, "chip": spec.chip, "variant": variant, "linear_quotient": linear_quotient,
@@ -851,6 +863,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     _remove_previous_export(out_dir, set(manifest["files"]))
     (out_dir / "kernels").mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
+        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (out_dir / name).write_text(text)
     for name in kernel_files:
         shutil.copyfile(CSRC / name, out_dir / "kernels" / name)
@@ -905,9 +918,9 @@ def _check_target(spec: TargetSpec, plan: MemoryPlan, flash: list[LayerFlash], s
     if spec.sram_bytes is not None:
         counter_bytes = 56 * (layers + 1) if counters else 0
         need = plan.peak_sram_with_io_bytes + counter_bytes
-        if need + STACK_RESERVE > spec.sram_bytes:
+        if need + spec.stack_reserve > spec.sram_bytes:
             raise ExportError(f"target {spec.name} ({spec.chip}, {spec.sram_bytes} bytes of SRAM): the model needs "
-                              f"{need} bytes plus at least {STACK_RESERVE} of stack (arena {plan.arena_bytes}, "
+                              f"{need} bytes plus at least {spec.stack_reserve} of stack (arena {plan.arena_bytes}, "
                               f"peak at layer "
                               f"{plan.peak_op}; scratch {plan.scratch_bytes}; input {plan.input_bytes}; output "
                               f"{plan.output_bytes}; descriptors {plan.descriptor_bytes}; counters {counter_bytes}). "

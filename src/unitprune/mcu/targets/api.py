@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import avr, host, msp430
+from . import avr, emulated, host, msp430
+from .cores import CORE_TARGETS
 from .records import Firmware, RunResult
 from .tools import prepare_build_dir
 
-TARGETS = ("host", "avr", "msp430", "msp430-hwmult")
+TARGETS = ("host", "avr", "msp430", "msp430-hwmult", *CORE_TARGETS)
 DEFAULT_MAX_CYCLES = 500_000_000
 SIMULATED_CYCLES_PER_SECOND = 2_000_000  # conservative: both simulators run 10-20 M cycles/s here
 
@@ -24,6 +25,8 @@ def check_tools(target: str) -> dict[str, str]:
     _check_target(target)
     if target == "host":
         return {"compiler": host.compiler()}
+    if target in CORE_TARGETS:
+        return emulated.check_tools(target)
     return avr.check_tools() if target == "avr" else msp430.check_tools()
 
 
@@ -42,6 +45,8 @@ def build(target: str, sources: Sequence[Path | str], include_dirs: Sequence[Pat
     directory = prepare_build_dir(None if build_dir is None else Path(build_dir), f"unitprune-{target}-")
     if target == "host":
         return host.build(sources, include_dirs, defines, directory, opt, cflags, name)
+    if target in CORE_TARGETS:
+        return emulated.build(target, sources, include_dirs, defines, directory, opt, cflags, name)
     if target == "avr":
         return avr.build(sources, include_dirs, defines, directory, opt, cflags, name)
     return msp430.build(sources, include_dirs, defines, directory, target == "msp430-hwmult", opt, cflags, name)
@@ -55,6 +60,8 @@ def run(firmware: Firmware, max_cycles: int = DEFAULT_MAX_CYCLES, timeout: float
     seconds = timeout if timeout is not None else 30.0 + max_cycles / SIMULATED_CYCLES_PER_SECOND
     if firmware.target == "host":
         return host.run(firmware, max_cycles, seconds)
+    if firmware.target in CORE_TARGETS:
+        return emulated.run(firmware, max_cycles, seconds)
     if firmware.target == "avr":
         return avr.run(firmware, max_cycles, seconds)
     return msp430.run(firmware, max_cycles, seconds)
