@@ -90,6 +90,7 @@ __unit_mcu_end:
     bl      __unit_mcu_exit         /* unit_mcu_io.c: semihosting SYS_EXIT under QEMU; the emulator stops here */
     .thumb_func
     .global __unit_mcu_fault
-__unit_mcu_fault:
-    b       __unit_mcu_fault
+__unit_mcu_fault:                   /* HardFault/NMI: the emulator stops here; QEMU exits */
+    movs    r0, #0
+    bl      __unit_mcu_exit
     .pool

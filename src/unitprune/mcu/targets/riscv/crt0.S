@@ -3,7 +3,7 @@
  * the memory.ld the build writes from unitprune.mcu.targets.specs), and the marker stubs of
  * unit_mcu.h. Uses x0-x15 only (valid RV32E).
  *
- * Reset: set sp and gp, copy .data from flash, zero .bss, paint the free SRAM between the end of
+ * Reset: set sp and gp, point mtvec at __unit_mcu_fault, copy .data from flash, zero .bss, paint the free SRAM between the end of
  * .bss and the stack top with 0xA5A5A5A5 (stack high-water measurement), call main.
  *
  * Markers: __unit_mcu_start and __unit_mcu_stop are bare RETs at known symbols: the emulator
@@ -20,6 +20,11 @@ __unit_reset:
     la      gp, __global_pointer$
     .option pop
     la      sp, __stack_top
+    .option push
+    .option arch, +zicsr
+    la      t0, __unit_mcu_fault    /* traps (an instruction the core lacks): end the run */
+    csrw    mtvec, t0
+    .option pop
     la      a0, __data_load         /* .data: flash image -> SRAM */
     la      a1, __data_start
     la      a2, __data_end
@@ -68,6 +73,8 @@ __unit_mcu_halt:
     .global __unit_mcu_end
 __unit_mcu_end:
     call    __unit_mcu_exit         /* unit_mcu_io.c: semihosting SYS_EXIT under QEMU; the emulator stops here */
+    .balign 4
     .global __unit_mcu_fault
-__unit_mcu_fault:
-    j       __unit_mcu_fault
+__unit_mcu_fault:                   /* mtvec: the emulator stops here; QEMU exits */
+    li      a0, 0
+    call    __unit_mcu_exit
