@@ -195,3 +195,28 @@ def test_firmware_beyond_the_flash_is_too_large(tmp_path):
     with pytest.raises(targets.FirmwareTooLarge) as raised:
         targets.build("rv32ec", [source], build_dir=tmp_path / "build")
     assert raised.value.region == "FLASH" and 44 * 1024 < raised.value.overflow_bytes < 48 * 1024
+
+
+@pytest.mark.parametrize("target", ["m0plus", "rv32ec"])
+def test_resources_predict_the_export_plan(target, digits_dense, tmp_path):
+    """unitprune.resources(target=...) against the exporter's own plan for the same target (4-byte
+    pointers and alignment): SRAM parts and flash tables equal."""
+    from unitprune import resources
+    from unitprune.models import build_model
+
+    qmodel, x_q, _ = digits_dense
+    model = build_model("digits", seed=0).eval()
+    predicted = resources(model, tuple(qmodel.input_shape), target=target)
+    result = export_c(qmodel, tmp_path / "export", target=target, samples=x_q)
+    plan = result.memory
+    assert predicted.descriptor_bytes == plan.descriptor_bytes
+    assert predicted.sram_bytes == plan.peak_sram_with_io_bytes
+    assert predicted.flash_bytes == sum(layer.total for layer in result.flash)
+
+
+def test_presets_of_the_new_chips():
+    from unitprune.shrink.budget import PRESETS
+
+    assert (PRESETS["ch32v003"].sram_bytes, PRESETS["ch32v003"].flash_bytes, PRESETS["ch32v003"].target) == (
+        2048 - 256, 16 * 1024, "rv32ec")
+    assert (PRESETS["rp2040"].sram_bytes, PRESETS["rp2040"].target) == (264 * 1024 - 256, "m0plus")

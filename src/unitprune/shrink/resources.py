@@ -250,10 +250,12 @@ class ResourceGraph:
 
 #: (pointer bytes, struct alignment) of the exporter's targets (``unitprune.mcu.export.TARGETS``).
 #: ``cortex-m``: the 32-bit Arm EABI layout (4-byte pointers, int32 aligned to 4) of parts such as
-#: the SAMD21 (Cortex-M0+); the exporter has no Cortex-M target yet, the layout is the ABI's.
+#: the SAMD21 (Cortex-M0+), the layout of the exporter's m0plus targets; the RV32 targets (ilp32e,
+#: ilp32) lay out the descriptors alike.
 #: ``avr-far``: an AVR export whose tables do not fit the first 64 KB of flash (above 65,024 bytes,
 #: ``unitprune.mcu.export.needs_far_tables``): its table pointers are avr-gcc's 3-byte ``__memx``.
-TARGET_LAYOUT = {"avr": (2, 1), "avr-far": (3, 1), "msp430": (2, 2), "host": (8, 8), "cortex-m": (4, 4)}
+TARGET_LAYOUT = {"avr": (2, 1), "avr-far": (3, 1), "msp430": (2, 2), "host": (8, 8), "cortex-m": (4, 4),
+                 **{name: (4, 4) for name in ("m0plus", "m0plus-smallmul", "rv32ec", "rv32imc")}}
 
 
 def _maximum(values: list):

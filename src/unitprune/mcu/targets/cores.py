@@ -49,7 +49,7 @@ class CoreTarget:
     cpu_flags: tuple[str, ...]
     flash: Memory
     sram: Memory
-    stack_reserve: int  # SRAM bytes the linker keeps free for the stack (and the exporter's plan)
+    stack_reserve: int  # SRAM bytes the linker keeps free for the stack (the exporter's STACK_RESERVE)
     packages: str
     qemu_command: tuple[str, ...]  # the strict CPU of the instruction-set check (before -kernel ELF)
     mul_cycles: int | None = None  # Arm: MULS cycles (1 or 32, the TRM's two implementation options)
@@ -88,19 +88,19 @@ _RV_MODEL = ("MODEL, not a datasheet figure: 1 cycle per instruction, +1 per loa
 
 CORE_TARGETS: dict[str, CoreTarget] = {t.name: t for t in (
     CoreTarget("m0plus", "arm", "SAMD21G18 (Cortex-M0+, 256 KB flash, 32 KB SRAM)", "arm-none-eabi-gcc",
-               ("-mcpu=cortex-m0plus", "-mthumb"), _ARM_FLASH, _ARM_SRAM, 1024, ARM_PACKAGES,
+               ("-mcpu=cortex-m0plus", "-mthumb"), _ARM_FLASH, _ARM_SRAM, 256, ARM_PACKAGES,
                (*_ARM_QEMU, "-cpu", "cortex-m0"), mul_cycles=1, cycle_source=_TRM.format(mul=1, s="")),
     CoreTarget("m0plus-smallmul", "arm", "Cortex-M0+ with the small (32-cycle) multiplier, SAMD21-sized map",
-               "arm-none-eabi-gcc", ("-mcpu=cortex-m0plus.small-multiply", "-mthumb"), _ARM_FLASH, _ARM_SRAM, 1024,
+               "arm-none-eabi-gcc", ("-mcpu=cortex-m0plus.small-multiply", "-mthumb"), _ARM_FLASH, _ARM_SRAM, 256,
                ARM_PACKAGES, (*_ARM_QEMU, "-cpu", "cortex-m0"), mul_cycles=32,
                cycle_source=_TRM.format(mul=32, s="s")),
     CoreTarget("rv32ec", "riscv", "RV32EC core (CH32V003's QingKe V2A ISA) on a 256 KB flash / 32 KB SRAM map",
-               "riscv64-unknown-elf-gcc", ("-march=rv32ec", "-mabi=ilp32e"), _RV_FLASH, _RV_SRAM, 512,
+               "riscv64-unknown-elf-gcc", ("-march=rv32ec", "-mabi=ilp32e"), _RV_FLASH, _RV_SRAM, 256,
                RISCV_PACKAGES, (*_RV_QEMU, "-cpu", "rv32,e=true,i=false,m=false,a=false,f=false,d=false,c=true,h=false"),
                cycle_source=_RV_MODEL),
     CoreTarget("rv32imc", "riscv", "RV32IMC core (ESP32-C3 class: 4 MB flash, 400 KB SRAM)",
                "riscv64-unknown-elf-gcc", ("-march=rv32imc", "-mabi=ilp32"), Memory("FLASH", 0x2000_0000, 4 << 20),
-               Memory("SRAM", 0x8000_0000, 400 * 1024), 1024, RISCV_PACKAGES,
+               Memory("SRAM", 0x8000_0000, 400 * 1024), 256, RISCV_PACKAGES,
                (*_RV_QEMU, "-cpu", "rv32,m=true,a=false,f=false,d=false,c=true,h=false"), cycle_source=_RV_MODEL),
 )}
 
