@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from . import codegen, mains
-from .export_cores import (CORE_EXPORT_TARGETS, core_makefile_rules, core_memory_ld, core_support_files,
-                           export_spec_fields)
+from .export_cores import (CORE_EXPORT_TARGETS, core_kernels, core_makefile_rules, core_memory_ld,
+                           core_support_files, export_spec_fields)
 from .memory import (ARENA, INPUT, OUTPUT, MemoryPlan, Storage, conv_scratch_bytes, op_output_size,
                      parse_conv_block_rows, plan_memory)
 from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
@@ -821,6 +821,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     if needs_far_tables(spec, sum(layer.total for layer in flash)):  # AVR, tables beyond 64 KB
         far = True
         plan, model_c, flash, functions = generate(far)
+    model_c, functions = core_kernels(target, model_c, functions)  # e.g. the Cortex-M0+ dense conv
     samples_bytes = 0 if samples is None or target == "host" else samples.size
     _check_target(spec, plan, flash, samples_bytes, counters and bool(layers), len(layers), far)
     kernel_files = _kernel_files(functions)

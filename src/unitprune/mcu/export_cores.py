@@ -6,14 +6,32 @@ map) and the Makefile rules, which are the commands :func:`unitprune.mcu.targets
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .targets.cores import CORE_TARGETS
 from .targets.emulated import BASE_FLAGS, IO_SOURCE
 
-__all__ = ["CORE_EXPORT_TARGETS", "core_makefile_rules", "core_support_files", "export_spec_fields"]
+__all__ = ["CORE_EXPORT_TARGETS", "KERNEL_VARIANTS", "core_kernels", "core_makefile_rules", "core_support_files",
+           "export_spec_fields"]
 
 CORE_EXPORT_TARGETS = tuple(CORE_TARGETS)
+#: Kernels a target calls instead of the portable ones (same arguments and results; measured:
+#: docs/mcu.md, benchmarks/cores_mcu.py).
+KERNEL_VARIANTS = {
+    "m0plus": {"unit_conv2d_dense_s8": "unit_conv2d_dense_s8_m0plus"},
+    "m0plus-smallmul": {"unit_conv2d_dense_s8": "unit_conv2d_dense_s8_m0plus"},
+}
+_CALL = re.compile(r"\b(unit_[a-z0-9_]+)\s*\(")
+
+
+def core_kernels(target: str, model_c: str, functions: set[str]) -> tuple[str, set[str]]:
+    """model.c and its kernel functions with ``target``'s kernel variants (KERNEL_VARIANTS) called."""
+    variants = KERNEL_VARIANTS.get(target, {})
+    if not variants:
+        return model_c, functions
+    model_c = _CALL.sub(lambda match: variants.get(match[1], match[1]) + "(", model_c)
+    return model_c, {variants.get(name, name) for name in functions}
 
 
 def export_spec_fields(target: str) -> dict:
