@@ -220,3 +220,62 @@ def test_presets_of_the_new_chips():
     assert (PRESETS["ch32v003"].sram_bytes, PRESETS["ch32v003"].flash_bytes, PRESETS["ch32v003"].target) == (
         2048 - 256, 16 * 1024, "rv32ec")
     assert (PRESETS["rp2040"].sram_bytes, PRESETS["rp2040"].target) == (264 * 1024 - 256, "m0plus")
+
+
+#: (C, H, W, O, KH, KW, stride, groups, act_min): no padding (the fast path) with strides, groups,
+#: an odd channel count, kernel widths 1..8, a 9-wide kernel (the portable fallback), no fused ReLU.
+CONV_CASES = [(1, 12, 12, 3, 5, 5, 1, 1, 0), (4, 9, 10, 6, 3, 3, 2, 2, 0), (3, 7, 11, 5, 2, 8, 1, 1, -128),
+              (2, 6, 6, 4, 1, 1, 1, 1, 0), (2, 5, 12, 2, 3, 9, 1, 1, 0), (6, 8, 8, 16, 5, 5, 1, 1, 0)]
+
+
+def _conv_cases_header(rng) -> str:
+    from unitprune.mcu.codegen import c_array
+
+    parts, params, requants, xs, ws, sizes = [], [], [], [], [], []
+    max_y = max_scratch = 0
+    for i, (c, h, w, o, kh, kw, stride, groups, act_min) in enumerate(CONV_CASES):
+        oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+        x = rng.integers(-128, 128, size=c * h * w)
+        weight = rng.integers(-127, 128, size=o * (c // groups) * kh * kw)
+        bias = rng.integers(-3000, 3000, size=o)
+        multiplier = rng.integers(1 << 29, (1 << 31) - 1, size=o)
+        shift = rng.integers(-12, -6, size=o)
+        parts += [c_array("int8_t", f"x{i}", x), c_array("int8_t", f"w{i}", weight), c_array("int32_t", f"b{i}", bias),
+                  c_array("int32_t", f"m{i}", multiplier), c_array("int8_t", f"s{i}", shift)]
+        params.append(f"{{1, {c}, {h}, {w}, {o}, {kh}, {kw}, {stride}, {stride}, 1, 1, 0, 0, 0, 0, {groups}, 0}}")
+        requants.append(f"{{b{i}, m{i}, s{i}, {act_min}, 127}}")
+        xs.append(f"x{i}")
+        ws.append(f"w{i}")
+        sizes.append(str(o * oh * ow))
+        max_y, max_scratch = max(max_y, o * oh * ow), max(max_scratch, oh * ow)
+    return ("#include <stdint.h>\n#include \"unit_kernels_s8.h\"\n"
+            f"#define CONV_CASES {len(CONV_CASES)}\n#define CONV_MAX_Y {max_y}\n#define CONV_MAX_SCRATCH {max_scratch}\n"
+            + "".join(parts)
+            + f"static const unit_conv2d_params conv_params[] = {{{', '.join(params)}}};\n"
+            + f"static const unit_requant_s8 conv_requant[] = {{{', '.join(requants)}}};\n"
+            + f"static const int8_t *const conv_x[] = {{{', '.join(xs)}}};\n"
+            + f"static const int8_t *const conv_w[] = {{{', '.join(ws)}}};\n"
+            + f"static const int32_t conv_y_size[] = {{{', '.join(sizes)}}};\n")
+
+
+@pytest.mark.parametrize("target", ["m0plus", "host"])
+def test_m0plus_convolution_equals_the_portable_one(target, tmp_path):
+    """unit_conv2d_dense_s8_m0plus (Thumb-1 on m0plus, its C form on the host) gives the outputs of
+    unit_conv2d_dense_s8 bit for bit on every case, and on the Cortex-M0+ in fewer cycles on the
+    fast-path cases."""
+    from unitprune.mcu.export import CSRC
+
+    require_target(target)
+    (tmp_path / "conv_cases.h").write_text(_conv_cases_header(np.random.default_rng(3)))
+    sources = [FIRMWARE / "conv_m0plus.c", *[CSRC / f"{name}.c" for name in (
+        "unit_conv2d_dense_s8", "unit_conv2d_dense_s8_m0plus")]]
+    firmware = targets.build(target, sources, include_dirs=[tmp_path, CSRC], defines={"UNIT_S8_COUNTS": 0},
+                             build_dir=tmp_path / "build")
+    result = targets.run(firmware, max_cycles=50_000_000)
+    for i, case in enumerate(CONV_CASES):
+        reference, ours = result.region(f"ref{chr(97 + i)}"), result.region(f"m0{chr(97 + i)}")
+        assert len(reference.data) > 1 and ours.data == reference.data, f"case {i} {case}"
+        if target == "m0plus" and case[5] <= 8:
+            assert ours.cycles < reference.cycles, f"case {i} {case}: {ours.cycles} vs {reference.cycles}"
+    if target == "m0plus":
+        assert targets.check_isa(firmware, result)["agree"]

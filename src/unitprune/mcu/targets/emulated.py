@@ -143,6 +143,20 @@ class _Counter:
         self.fallthrough = -1
 
 
+def _read_string(uc, address: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes from ``address``, stopping at the first NUL or the end of mapped memory
+    (a label on the stack may end a few bytes below the top of SRAM)."""
+    import unicorn
+
+    text = b""
+    while len(text) < limit and b"\0" not in text:
+        try:
+            text += bytes(uc.mem_read(address + len(text), 1))
+        except unicorn.UcError:
+            break
+    return text
+
+
 def run(firmware: Firmware, max_cycles: int, timeout: float) -> RunResult:
     """Runs ``firmware`` (built for a core target) in unicorn; see the module docstring."""
     spec = CORE_TARGETS[firmware.target]
@@ -208,7 +222,7 @@ def run(firmware: Firmware, max_cycles: int, timeout: float) -> RunResult:
             return
         first, second = uc.reg_read(regs["a0"]), uc.reg_read(regs["a1"])
         if stub == "label":
-            text = bytes(uc.mem_read(first, MAX_LABEL))
+            text = _read_string(uc, first, MAX_LABEL)
             if b"\0" not in text:
                 state["error"] = f"{firmware.elf}: label longer than {MAX_LABEL - 1} characters: {text[:40]!r}..."
                 uc.emu_stop()
