@@ -260,7 +260,7 @@ def _conv_cases_header(rng) -> str:
 
 @pytest.mark.parametrize("target", ["m0plus", "host"])
 def test_m0plus_convolution_equals_the_portable_one(target, tmp_path):
-    """unit_conv2d_dense_s8_m0plus (Thumb-1 on m0plus, its C form on the host) gives the outputs of
+    """unit_conv2d_dense_s8_mcu32 (Thumb-1 on m0plus, its C form on the host) gives the outputs of
     unit_conv2d_dense_s8 bit for bit on every case, and on the Cortex-M0+ in fewer cycles on the
     fast-path cases."""
     from unitprune.mcu.export import CSRC
@@ -268,7 +268,7 @@ def test_m0plus_convolution_equals_the_portable_one(target, tmp_path):
     require_target(target)
     (tmp_path / "conv_cases.h").write_text(_conv_cases_header(np.random.default_rng(3)))
     sources = [FIRMWARE / "conv_m0plus.c", *[CSRC / f"{name}.c" for name in (
-        "unit_conv2d_dense_s8", "unit_conv2d_dense_s8_m0plus")]]
+        "unit_conv2d_dense_s8", "unit_conv2d_dense_s8_mcu32")]]
     firmware = targets.build(target, sources, include_dirs=[tmp_path, CSRC], defines={"UNIT_S8_COUNTS": 0},
                              build_dir=tmp_path / "build")
     result = targets.run(firmware, max_cycles=50_000_000)

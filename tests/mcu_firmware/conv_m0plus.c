@@ -1,6 +1,6 @@
 /* The Cortex-M0+ dense convolution against the portable one (tests/test_mcu_cores.py): for each
  * case of conv_cases.h (written by the test) both kernels run on the same data; each output goes
- * back in its own region ("ref<i>": unit_conv2d_dense_s8, "m0<i>": unit_conv2d_dense_s8_m0plus,
+ * back in its own region ("ref<i>": unit_conv2d_dense_s8, "m0<i>": unit_conv2d_dense_s8_mcu32,
  * both timed). */
 #include "conv_cases.h"
 #include "unit_kernels_s8.h"
@@ -15,7 +15,7 @@ static void run(int32_t index, const unit_conv2d_params *p, const int8_t *x, con
     int32_t status;
     unit_mcu_label(label);
     UNIT_MCU_START();
-    status = m0 ? unit_conv2d_dense_s8_m0plus(p, x, w, r, y, scratch, 0) : unit_conv2d_dense_s8(p, x, w, r, y, scratch, 0);
+    status = m0 ? unit_conv2d_dense_s8_mcu32(p, x, w, r, y, scratch, 0) : unit_conv2d_dense_s8(p, x, w, r, y, scratch, 0);
     UNIT_MCU_STOP();
     if (status != UNIT_OK) {
         y[0] = 0x55;

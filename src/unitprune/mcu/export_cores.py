@@ -18,10 +18,7 @@ __all__ = ["CORE_EXPORT_TARGETS", "KERNEL_VARIANTS", "core_kernels", "core_makef
 CORE_EXPORT_TARGETS = tuple(CORE_TARGETS)
 #: Kernels a target calls instead of the portable ones (same arguments and results; measured:
 #: docs/mcu.md, benchmarks/cores_mcu.py).
-KERNEL_VARIANTS = {
-    "m0plus": {"unit_conv2d_dense_s8": "unit_conv2d_dense_s8_m0plus"},
-    "m0plus-smallmul": {"unit_conv2d_dense_s8": "unit_conv2d_dense_s8_m0plus"},
-}
+KERNEL_VARIANTS = {target: {"unit_conv2d_dense_s8": "unit_conv2d_dense_s8_mcu32"} for target in CORE_TARGETS}
 _CALL = re.compile(r"\b(unit_[a-z0-9_]+)\s*\(")
 
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* unit_conv2d_dense_s8_m0plus.c -- int8 convolution, dense, output-stationary: the variant of
+/* unit_conv2d_dense_s8_mcu32.c -- int8 convolution, dense, output-stationary: the variant of
  * unit_conv2d_dense_s8 (same arguments, same outputs and counters: every sum is exact int32) for
- * cores with a single-cycle 32-bit multiply and no SIMD (Cortex-M0/M0+, and RV32IM). Two output
+ * 32-bit cores without SIMD (Cortex-M0/M0+, RV32E/RV32IM). Two output
  * channels per pass share every activation load; their sums stay in registers over the whole
  * window (no accumulator loads and stores per MAC, as the weight-stationary loop needs); each
  * output row's sums go to the scratch and are requantized with the same rounding steps as
@@ -281,7 +281,7 @@ static void unit__store_row_m0(const int32_t *acc, int32_t n, const unit_requant
     }
 }
 
-int32_t unit_conv2d_dense_s8_m0plus(const unit_conv2d_params *params, const int8_t *x,
+int32_t unit_conv2d_dense_s8_mcu32(const unit_conv2d_params *params, const int8_t *x,
                                     const UNIT_TABLE int8_t *weight, const unit_requant_s8 *requant, int8_t *y,
                                     int32_t *scratch, unit_counts *counts) {
     const unit_conv2d_params *p = params;
