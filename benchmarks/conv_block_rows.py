@@ -2,7 +2,7 @@
 
 For each model, variant (dense, unit) and block size (``plane``, a middle value, ``1``), the model
 is exported (``unitprune.export_c(..., conv_block_rows=B)``), built and run in simavr (AVR) and
-mspdebug (MSP430, software multiply) by :func:`unitprune.mcu.bench.measure_target`: the host build
+mspdebug (MSP430, software multiply) by :func:`unitprune.experiments.mcu_bench.bench.measure_target`: the host build
 is checked against the integer reference (outputs and every MAC counter), the firmware's outputs
 against the host build. Reported: median cycles per inference and per layer, the memory plan's
 scratch and model SRAM, the firmware's static SRAM + measured stack, and ``bit_exact``. Writes
@@ -35,7 +35,7 @@ import torch
 import unitprune
 from unitprune.experiments.folding import fold_input_normalization
 from unitprune.experiments.inputs import load_data, load_model
-from unitprune.mcu.bench import measure_target
+from unitprune.experiments.mcu_bench.bench import measure_target
 from unitprune.mcu.export import ExportError
 from unitprune.mcu.reference import quantize_input
 from unitprune.mcu.targets import FirmwareError

@@ -7,7 +7,7 @@ four variants are timed side by side in one run (interleaved blocks, medians of 
 * ``t_unit_c``      unitprune's UnIT C kernel (``unit_linear_f32`` / ``unit_conv2d_f32``),
 * ``t_dense_c``     unitprune's plain dense C loop (``unit_*_dense_f32``), the baseline,
 * ``t_torch``       torch dense (``F.linear`` / ``F.conv2d``, eager, one thread),
-* ``t_reference``   the PyTorch reference path of UnIT (``unitprune.reference``).
+* ``t_reference``   the PyTorch reference path of UnIT (``unitprune.torch_reference``).
 
 The C variants are timed inside C (benchmarks/bench_timer.c, compiled here with the kernel
 sources and the same flags as setup.py), so small layers are not dominated by the ~1-2 us of a
@@ -49,7 +49,7 @@ import torch.nn.functional as F
 import unitprune
 from unitprune import UnITConfig, kernels
 from unitprune.models import build_model
-from unitprune.reference import ConvGeometry, conv_quotients, conv_reference, linear_reference
+from unitprune.torch_reference import ConvGeometry, conv_quotients, conv_reference, linear_reference
 
 from results_io import cpu_model, write_results
 

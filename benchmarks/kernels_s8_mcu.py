@@ -39,7 +39,7 @@ from unitprune.mcu.codegen import c_array
 from unitprune.mcu.qmodel import Requant
 from unitprune.mcu.quantize import quantize_multiplier
 from unitprune.mcu.targets import ToolMissing
-from unitprune.reference import ConvGeometry
+from unitprune.torch_reference import ConvGeometry
 
 logger = logging.getLogger("kernels_s8_mcu")
 

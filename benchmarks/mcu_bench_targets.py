@@ -32,9 +32,9 @@ sys.path.insert(0, str(HERE.parent))  # tests.qmodels builds the synthetic layer
 
 from tests import qmodels  # noqa: E402
 from unitprune.mcu import targets  # noqa: E402
-from unitprune.mcu.bench import _build  # noqa: E402
+from unitprune.experiments.mcu_bench.bench import _build  # noqa: E402
 from unitprune.mcu.export import export_c  # noqa: E402
-from unitprune.mcu.host import run_exported  # noqa: E402
+from unitprune.mcu.host_runner import run_exported  # noqa: E402
 from unitprune.mcu.qmodel import QuantizedModel  # noqa: E402
 from unitprune.mcu.reference import run_reference  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Benchmark of ``unitprune shrink`` over seeds: accuracy, resources, wall-time ratio, MCU measurements.
 
-For each seed, runs :func:`unitprune.shrink.experiment.run_shrink_experiment` (base training and
+For each seed, runs :func:`unitprune.experiments.shrink_study.shrink_experiment.run_shrink_experiment` (base training and
 each method side by side in one process, UnIT on every result, and with ``--measure`` every
 result exported and run on the simulated MCUs) into ``RUN_ROOT/seed-N``, and writes ``--out``
 (default ``benchmarks/results/shrink.json``: every seed's shrink.json and the spread over seeds)
@@ -11,7 +11,7 @@ UnIT's skipped share of the remaining MACs, and per MCU target the measured cycl
 with the dense and the UnIT kernels (or how many seeds could not be exported, and why).
 
 A seed whose folder already holds a finished run (shrink.json and report.md) is not run again
-(resume); if it lacks the measurements, they are added (:func:`unitprune.shrink.experiment.add_measurements`).
+(resume); if it lacks the measurements, they are added (:func:`unitprune.experiments.shrink_study.shrink_experiment.add_measurements`).
 
     python benchmarks/shrink.py --seeds 0 1 2 --measure avr msp430
     # the exporter's limits as the flash budget, the bases of the run above:
@@ -30,9 +30,9 @@ import logging
 import statistics
 from pathlib import Path
 
-from unitprune.mcu.memory import parse_conv_block_rows
+from unitprune.mcu.export.memory_plan import parse_conv_block_rows
 from unitprune.shrink import PRESETS, parse_size
-from unitprune.shrink.experiment import METHODS, ExperimentConfig, add_measurements, run_shrink_experiment
+from unitprune.experiments.shrink_study.shrink_experiment import METHODS, ExperimentConfig, add_measurements, run_shrink_experiment
 
 TP_METHODS = ("tp-magnitude", "tp-taylor")
 

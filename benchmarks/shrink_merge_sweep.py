@@ -9,7 +9,7 @@ plots are rewritten. Used when the sweep is run as a separate command (e.g. from
 import json
 import sys
 from pathlib import Path
-from unitprune.shrink.report import write_report
+from unitprune.experiments.shrink_study.shrink_report import write_report
 main, extra = Path(sys.argv[1]), Path(sys.argv[2])
 document = json.loads((main / "shrink.json").read_text())
 details = json.loads((main / "details.json").read_text())

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import unitprune
 from unitprune import UnITConfig, approx as py_approx, backends, kernels
-from unitprune.reference import ConvGeometry, conv_quotients, conv_reference, linear_reference
+from unitprune.torch_reference import ConvGeometry, conv_quotients, conv_reference, linear_reference
 from tests.helpers import APPROXES, prune_weights, sparse_input
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

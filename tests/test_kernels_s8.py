@@ -23,7 +23,7 @@ import unitprune
 from unitprune import MacCounts, kernels
 from unitprune.approx import BinTree
 from unitprune.kernels import s8
-from unitprune.reference import ConvGeometry
+from unitprune.torch_reference import ConvGeometry
 
 INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
 UNIT_ERR_ARGUMENT, UNIT_ERR_SCRATCH = -1, -2

@@ -1,4 +1,4 @@
-"""unitprune.mcu.bench and ``unitprune mcu-bench`` on the digits model: the exported C runs on the
+"""unitprune.experiments.mcu_bench.bench and ``unitprune mcu-bench`` on the digits model: the exported C runs on the
 host, in simavr and in mspdebug (with and without the hardware multiplier); every output equals the
 integer reference (unitprune.mcu.reference, NumPy) bit for bit, cycle counts repeat exactly, the
 per-layer regions fit inside the per-inference total, and the CLI writes mcu.json with the issue's
@@ -16,9 +16,9 @@ from tests.mcu_tools import require_target
 from unitprune import UnITConfig, calibrate, convert
 from unitprune.data import load_dataset
 from unitprune.mcu import targets
-from unitprune.mcu.bench import _build, measure_target
+from unitprune.experiments.mcu_bench.bench import _build, measure_target
 from unitprune.mcu.export import export_c
-from unitprune.mcu.host import run_exported
+from unitprune.mcu.host_runner import run_exported
 from unitprune.mcu.qmodel import QFlatten
 from unitprune.mcu.quantize import quantize
 from unitprune.mcu.reference import quantize_input, run_reference

@@ -21,7 +21,7 @@ import pytest
 from tests.mcu_tools import require_target
 from unitprune.data import load_dataset
 from unitprune.mcu import targets
-from unitprune.mcu.bench import _build
+from unitprune.experiments.mcu_bench.bench import _build
 from unitprune.mcu.export import export_c
 from unitprune.mcu.quantize import quantize
 from unitprune.mcu.reference import quantize_input, run_reference
@@ -263,7 +263,7 @@ def test_mcu32_convolution_equals_the_portable_one(target, tmp_path):
     """unit_conv2d_dense_s8_mcu32 (Thumb-1 on m0plus, the quarter-square C form on rv32ec, the plain
     C form on the host) gives the outputs of unit_conv2d_dense_s8 bit for bit on every case, and on
     the Cortex-M0+ and RV32EC in fewer cycles on the fast-path cases."""
-    from unitprune.mcu.export import CSRC
+    from unitprune.mcu.export.build_files import CSRC
 
     require_target(target)
     (tmp_path / "conv_cases.h").write_text(_conv_cases_header(np.random.default_rng(3)))

@@ -477,7 +477,7 @@ def test_shrink_tiny_model_meets_the_budget():
     import unitprune
 
     # unitprune.shrink is the subpackage and, called, the method
-    result = unitprune.shrink(model, splits.train, splits.val, budget,
+    result = unitprune.shrink.shrink(model, splits.train, splits.val, budget,
                               ShrinkConfig(epochs=4, prune_epochs=3, gate_lr=0.05, remove_every=5), input_shape=(1, 8, 8))
     assert result.before == before
     assert result.after == resources(result.model, (1, 8, 8))  # the returned model is what is reported
@@ -549,7 +549,7 @@ def test_resources_equal_the_exporters_memory_plan_and_flash(tmp_path):
 
 def test_budget_and_cli_count_sram_for_the_conv_block_rows():
     from unitprune.cli import build_parser
-    from unitprune.cli.shrink import _budget
+    from unitprune.cli.shrink_commands import _budget
     from unitprune.shrink import BudgetError, MCUBudget
     from unitprune.shrink.budget import check_feasible
 
@@ -571,7 +571,7 @@ def test_budget_and_cli_count_sram_for_the_conv_block_rows():
 
 
 # ---------------------------------------------------------------------------------------------
-# --measure: the shrunk model exported, built and run on the simulated MCUs (unitprune.shrink.measure)
+# --measure: the shrunk model exported, built and run on the simulated MCUs (unitprune.experiments.shrink_study.shrink_measure)
 # ---------------------------------------------------------------------------------------------
 
 def _elf_objects(elf) -> list[tuple[str, str, int]]:
@@ -600,8 +600,8 @@ def test_measured_firmware_equals_the_resource_model(tmp_path, case):
 
     from tests.mcu_tools import require_target
     from unitprune.data import load_digits
-    from unitprune.mcu.export import STACK_RESERVE
-    from unitprune.shrink.measure import MeasureConfig, measure_model
+    from unitprune.mcu.targets.specs import STACK_RESERVE
+    from unitprune.experiments.shrink_study.shrink_measure import MeasureConfig, measure_model
 
     chips = ("avr", "msp430") if case == "shrunk" else ("avr",)
     for target in chips:
@@ -668,7 +668,7 @@ def test_model_beyond_the_msp430_fram_with_its_code_is_recorded_with_the_excess(
 
     from tests.mcu_tools import require_target
     from unitprune.data import load_digits
-    from unitprune.shrink.measure import MeasureConfig, measure_model
+    from unitprune.experiments.shrink_study.shrink_measure import MeasureConfig, measure_model
 
     require_target("msp430")
     splits = load_digits(seed=0)
@@ -689,7 +689,7 @@ def test_model_beyond_the_msp430_fram_with_its_code_is_recorded_with_the_excess(
 def test_model_beyond_the_exporters_limits_is_recorded_as_not_exported(tmp_path):
     from tests.mcu_tools import require_target
     from unitprune.data import load_digits
-    from unitprune.shrink.measure import MeasureConfig, measure_model
+    from unitprune.experiments.shrink_study.shrink_measure import MeasureConfig, measure_model
 
     for target in ("avr", "msp430"):
         require_target(target)

@@ -8,19 +8,19 @@ Typical use::
     dense = unitprune.strip(model)  # the plain torch model, for torch.export / ONNX / jit
 """
 
+from ._version import __version__
 from .calibrate import calibrate, reset_mac_counts, set_thresholds
 from .config import RuntimeConfig, UnITConfig
 from .convert import convert, strip, unit_layers
 from .counts import MacCounts
 from .layers import UnITConv1d, UnITConv2d, UnITLinear
 from .mcu.export import export_c
-from .mcu.host import run_exported
+from .mcu.host_runner import run_exported
 from .mcu.quantize import quantize
 from .report import MacReport, mac_report
-from . import shrink  # the subpackage; callable: unitprune.shrink(model, ...) runs the method
+from . import shrink  # the subpackage: unitprune.shrink.shrink(model, ...) runs the method
 from .shrink import MCUBudget, Resources, ShrinkConfig, resources
 
-__version__ = "0.1.0"
 
 __all__ = [
     "RuntimeConfig",

@@ -3,7 +3,7 @@
 Every backend takes the same arguments and returns ``(output, MacCounts)`` with the semantics of
 docs/semantics.md:
 
-* ``"torch"``: the vectorized reference path (:mod:`unitprune.reference`), the oracle;
+* ``"torch"``: the vectorized reference path (:mod:`unitprune.torch_reference`), the oracle;
 * ``"c"``: the compiled C kernels (:mod:`unitprune.kernels`); an error if they are not built;
 * ``"auto"`` (the default): the C kernels when the library is built and loads, else the
   reference path. The fallback is announced with one ``RuntimeWarning`` per process (the
@@ -26,7 +26,8 @@ from torch import Tensor
 from . import kernels
 from .config import UnITConfig
 from .counts import MacCounts
-from .reference import ConvGeometry, conv_reference, linear_reference
+from .geometry import ConvGeometry
+from .torch_reference import conv_reference, linear_reference
 
 __all__ = ["active_backend", "all_finite", "available", "library_path", "new_cache", "linear", "conv"]
 

@@ -40,7 +40,7 @@ from .config import validate_percentile
 from .convert import unit_layers
 from .layers import UnITLayerMixin, UnITLinear, _UnITConvNd
 from .model_pass import execution_order, iterate_inputs
-from .reference import output_groups, unfold_columns
+from .geometry import output_groups, unfold_columns
 from .selection import layer_percentile
 
 logger = logging.getLogger(__name__)

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, fields
 
 CAUSES = ("zero_weight", "zero_activation", "threshold", "executed")
 OVERHEADS = ("compares", "divisions")
+#: Every counter, in the order of the C struct ``unit_counts`` (unit_types.h) and of :class:`MacCounts`.
+COUNT_FIELDS = ("dense", *CAUSES, *OVERHEADS)
 
 
 @dataclass

@@ -33,7 +33,8 @@ from . import backends
 from .approx import BinTree
 from .config import APPROX_METHODS, UnITConfig
 from .counts import MacCounts
-from .reference import ConvGeometry, conv_quotients
+from .geometry import ConvGeometry
+from .torch_reference import conv_quotients
 from .versions import TensorSnapshot
 
 

@@ -80,12 +80,11 @@ def mac_report(model: nn.Module, inputs: torch.Tensor) -> MacReport:
     Every MAC of the pass is in the report: the UnIT layers' counters and, as dense rows, the
     MACs done outside them (measured with FlopCounterMode). The model's train/eval mode and the
     layers' accumulated ``mac_counts`` are restored afterwards.
-    A :class:`~unitprune.mcu.qmodel.QuantizedModel` runs its integer reference (its ``variant``).
+    A model that is not an ``nn.Module`` but has its own ``mac_report(inputs)`` (a
+    :class:`~unitprune.mcu.qmodel.QuantizedModel`: its integer reference) reports itself.
     """
-    from .mcu.qmodel import QuantizedModel
-
-    if isinstance(model, QuantizedModel):
-        return _quantized_report(model, inputs)
+    if not isinstance(model, nn.Module) and callable(getattr(model, "mac_report", None)):
+        return model.mac_report(inputs)
     require_module(model, "mac_report")
     layers = dict(unit_layers(model))
     if not layers:
@@ -119,12 +118,3 @@ def _order_hook(name: str, order: list[str]):
         if name not in order:
             order.append(name)
     return hook
-
-
-def _quantized_report(qmodel, inputs: torch.Tensor) -> MacReport:
-    from .mcu.reference import quantize_input, run_reference
-
-    if inputs.dim() == 0 or inputs.shape[0] == 0:
-        raise ValueError(f"mac_report: inputs must hold at least one sample, got shape {tuple(inputs.shape)}")
-    _, per_layer = run_reference(qmodel, quantize_input(qmodel, inputs))
-    return MacReport(per_layer=per_layer, num_samples=int(inputs.shape[0]))

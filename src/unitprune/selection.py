@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from .layers import UnITLayerMixin, UnITLinear, _UnITConvNd
-from .reference import output_groups, unfold_columns
+from .geometry import output_groups, unfold_columns
 
 __all__ = ["layer_percentile", "layer_parts", "percentile_of_products", "Part"]
 

@@ -213,7 +213,7 @@ class TrainResult:
     wall_time_s: float = 0.0
 
 
-def _batches(
+def batches(
     data: Dataset | DataLoader, batch_size: int, generator: torch.Generator | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(inputs, labels)`` batches; shuffled iff ``generator`` is given.
@@ -247,7 +247,7 @@ def predict(model: nn.Module, data: Dataset | DataLoader, batch_size: int = 256)
     was_training = model.training
     model.eval()
     try:
-        preds = [model(x).argmax(dim=1) for x, _ in _batches(data, batch_size)]
+        preds = [model(x).argmax(dim=1) for x, _ in batches(data, batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.int64)
@@ -264,7 +264,7 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, batch_size: int = 256
     correct = total = 0
     try:
         with torch.no_grad():
-            for x, y in _batches(data, batch_size):
+            for x, y in batches(data, batch_size):
                 correct += int((model(x).argmax(dim=1) == y).sum())
                 total += len(y)
     finally:
@@ -281,6 +281,28 @@ def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _train_epoch(model: nn.Module, splits: DatasetSplits, config: TrainConfig, epoch: int,
+                 optimizer: torch.optim.Optimizer, loss_fn: nn.Module, generator: torch.Generator,
+                 augment_generator: torch.Generator) -> tuple[float, int]:
+    """One epoch over ``splits.train`` (shuffled by ``generator``, augmented if configured);
+    returns the summed loss and the number of correct predictions."""
+    loss_sum, correct = 0.0, 0
+    n_batches = -(-len(splits.train) // config.batch_size)
+    epoch_batches = tqdm(batches(splits.train, config.batch_size, generator), total=n_batches,
+                         desc=f"epoch {epoch}", leave=False, disable=not config.progress)
+    for x, y in epoch_batches:
+        if config.augment is not None:
+            x = augment_batch(x, config.augment, augment_generator)
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(y)
+        correct += int((logits.argmax(dim=1) == y).sum())
+    return loss_sum, correct
 
 
 def train(
@@ -326,20 +348,8 @@ def train(
         for epoch in epochs:
             epoch_t0 = time.perf_counter()
             model.train()
-            loss_sum, correct = 0.0, 0
-            n_batches = -(-n_train // config.batch_size)
-            batches = tqdm(_batches(splits.train, config.batch_size, generator), total=n_batches,
-                           desc=f"epoch {epoch}", leave=False, disable=not config.progress)
-            for x, y in batches:
-                if config.augment is not None:
-                    x = augment_batch(x, config.augment, augment_generator)
-                optimizer.zero_grad(set_to_none=True)
-                logits = model(x)
-                loss = loss_fn(logits, y)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.item() * len(y)
-                correct += int((logits.argmax(dim=1) == y).sum())
+            loss_sum, correct = _train_epoch(model, splits, config, epoch, optimizer, loss_fn, generator,
+                                             augment_generator)
             val_acc = evaluate(model, splits.val, config.eval_batch_size)
             record = {
                 "epoch": epoch,

@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ..activations import FATReLU
 from ..model_pass import execution_order, iterate_inputs
 from ..config import validate_percentile
 
@@ -34,20 +35,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["FATReLU", "with_fatrelu", "fatrelu_layers", "calibrate_fatrelu", "set_fatrelu_thresholds",
            "positive_percentile"]
-
-
-class FATReLU(nn.Module):
-    """``f(x) = x`` if ``x > threshold`` else ``0``. ``threshold`` is a float32 buffer (>= 0)."""
-
-    def __init__(self, threshold: float = 0.0) -> None:
-        super().__init__()
-        self.register_buffer("threshold", torch.tensor(float(threshold), dtype=torch.float32))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.where(x > self.threshold.to(x.dtype), x, torch.zeros((), dtype=x.dtype, device=x.device))
-
-    def extra_repr(self) -> str:
-        return f"threshold={float(self.threshold):.4g}"
 
 
 def with_fatrelu(model: nn.Module) -> nn.Module:

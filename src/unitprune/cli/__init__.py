@@ -24,7 +24,7 @@ import logging
 import sys
 
 from .config_file import parse_args
-from .errors import CLIError
+from .user_errors import CLIError
 from .parser import build_parser
 
 logger = logging.getLogger("unitprune.cli")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from .errors import CLIError
+from .user_errors import CLIError
 
 logger = logging.getLogger("unitprune.cli")
 
@@ -205,7 +205,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import UnITConfig, calibrate, convert
+    from ..calibrate import calibrate
+    from ..config import UnITConfig
+    from ..convert import convert
     from ..experiments.evaluation import evaluate_unit_model
 
     model, name, splits = _load_model_and_data(args)

@@ -11,7 +11,7 @@ import argparse
 import tomllib
 from pathlib import Path
 
-from .errors import CLIError
+from .user_errors import CLIError
 from .parser import NOT_FILE_KEYS, build_parser
 
 __all__ = ["parse_args"]

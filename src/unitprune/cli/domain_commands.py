@@ -72,7 +72,7 @@ def cmd_domain_shift(args: argparse.Namespace) -> int:
     from ..experiments.kws import KWS_AUGMENT
     from .commands import sweep_workers
     from .data_commands import synth_config_from_args
-    from .errors import CLIError
+    from .user_errors import CLIError
 
     t0 = time.perf_counter()
     if args.task == "kws":

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from .. import __version__
+from .._version import __version__
 from . import commands as handlers
-from .export import add_export_parser
-from .mcu_bench import add_mcu_bench_parser
-from .errors import CLIError
+from .export_commands import add_export_parser
+from .mcu_bench_commands import add_mcu_bench_parser
+from .user_errors import CLIError
 
 __all__ = ["build_parser", "NOT_FILE_KEYS"]
 
@@ -194,7 +194,7 @@ def build_parser() -> _Parser:
     report.add_argument("run_dir", metavar="RUN_DIR", help="folder holding results.json")
     report.set_defaults(handler=handlers.cmd_report)
 
-    from .shrink import add_shrink_parser
+    from .shrink_commands import add_shrink_parser
 
     add_shrink_parser(commands, _FORMATTER, _add_common)
     from .data_commands import add_data_parser

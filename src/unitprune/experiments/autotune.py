@@ -11,8 +11,7 @@ Algorithm (greedy sensitivity search over a percentile grid):
    largest grid value whose validation drop is within ``start_fraction`` (default half) of the
    budget, scanning the grid upwards and stopping at the first value over it. Starting below
    the budget leaves room for step 2 to spend the rest where MACs are cheapest: a uniform start
-   at the full budget spends it on every layer alike (measured on the MNIST model: from the
-   half-budget start the search ends at more skipped MACs, and more of them as the budget grows).
+   at the full budget spends it on every layer alike.
 2. Step: for every layer not yet frozen, try raising its percentile to the next grid value
    (all layers recalibrated with :func:`unitprune.calibrate`, sequentially, on validation data)
    and measure validation accuracy and skipped MACs. A trial over budget *freezes* that layer:

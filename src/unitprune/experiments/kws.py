@@ -40,9 +40,8 @@ KWS_SWEEP = SweepConfig(
     autotune_grid=(0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0),
 )
 
-#: Training-time augmentation of the KWS demo (measured: without it the model over-fits the
-#: synthesized speakers, 100% training accuracy and 89.8% test; see docs/experiments.md): a random
-#: shift of up to 10 frames (80 ms) and SpecAugment-style masks, 2 of up to 10 frames and 2 of up
+#: Training-time augmentation of the KWS demo (without it the model over-fits the synthesized
+#: speakers; docs/results/experiments.md): a random shift of up to 10 frames (80 ms) and SpecAugment-style masks, 2 of up to 10 frames and 2 of up
 #: to 8 mel bands, filled with 0 (the mean of the standardised features).
 KWS_AUGMENT = Augment(time_shift=10, time_masks=2, time_mask_width=10, freq_masks=2, freq_mask_width=8)
 

@@ -46,7 +46,8 @@ def _version(package: str) -> str | None:
 
 def environment_record() -> dict:
     """Versions, thread count (``torch.get_num_threads()`` where this is called), CPU and kernels."""
-    from .. import __version__, backends
+    from .. import backends
+    from .._version import __version__
 
     versions = {package: _version(package) for package in _PACKAGES}
     versions["unitprune"] = __version__

@@ -32,7 +32,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..counts import CAUSES, MacCounts
+from ..counts import CAUSES, COUNT_FIELDS, MacCounts
 from .evaluation import Evaluation
 from .pareto import max_skipped_within_drop, pareto_frontier
 
@@ -43,8 +43,7 @@ SCHEMA_VERSION = 1
 SKIP_CAUSES = tuple(cause for cause in CAUSES if cause != "executed")
 CSV_COLUMNS = ("method", "knob", "accuracy", "accuracy_drop", "val_accuracy", "val_accuracy_drop",
                "macs_skipped_fraction", "macs_remaining_fraction", "skipped_zero_weight",
-               "skipped_zero_activation", "skipped_threshold", "dense", "zero_weight", "zero_activation",
-               "threshold", "executed", "compares", "divisions", "on_pareto_frontier")
+               "skipped_zero_activation", "skipped_threshold", *COUNT_FIELDS, "on_pareto_frontier")
 
 
 @dataclass
@@ -199,8 +198,7 @@ def write_csv(results: dict, path: Path) -> None:
                     "skipped_zero_weight": causes["zero_weight"],
                     "skipped_zero_activation": causes["zero_activation"],
                     "skipped_threshold": causes["threshold"],
-                    **{key: r["counts"][key] for key in ("dense", "zero_weight", "zero_activation", "threshold",
-                                                         "executed", "compares", "divisions")},
+                    **{key: r["counts"][key] for key in COUNT_FIELDS},
                     "on_pareto_frontier": (name, _knob_key(r["knob"])) in frontier,
                 })
 

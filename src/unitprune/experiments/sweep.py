@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .._version import __version__
 from .sweep_config import ALL_METHODS, KNOBS, SweepConfig
 from .methods import METHOD_RUNNERS, SweepContext, baseline_evaluations
 from .parallel import run_methods

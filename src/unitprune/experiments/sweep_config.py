@@ -47,8 +47,7 @@ class SweepConfig:
         seed: seed of the fine-tuning data order.
         num_threads: torch threads during the sweep (restored afterwards). One is as fast for
             these small models and, unlike two, does not collapse when other processes keep the
-            cores busy (measured here: a training epoch took 17 s with 2 threads on a busy
-            2-core machine, 0.17 s with 1).
+            cores busy.
         progress: show progress bars.
     """
 

@@ -1,5 +1,5 @@
 """Calls of the float32 C kernels: :func:`linear` / :func:`conv` run a UnIT layer and return
-``(y, MacCounts)`` exactly like :mod:`unitprune.reference`; :func:`linear_dense` / :func:`conv_dense`
+``(y, MacCounts)`` exactly like :mod:`unitprune.torch_reference`; :func:`linear_dense` / :func:`conv_dense`
 are the plain dense C loops (benchmark baselines); :func:`approx`, :func:`conv_quotients` and
 :func:`linear_cutoffs` expose the C division approximations and the linear activation cutoffs.
 
@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..config import UnITConfig
 from ..counts import MacCounts
-from ..reference import ConvGeometry
+from ..geometry import ConvGeometry
 from .loading import APPROX_CODES, CCounts, KernelLibrary, _check, _f32, _ptr, _shift_start_code, load_library
 from .plans import LANE_ALIGN, SCATTER_COST, PlanCache, LinearPlan, conv_params, conv_plan, linear_plan
 
@@ -45,7 +45,7 @@ def _input(tensor: Tensor, what: str) -> Tensor:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None, thresholds: Tensor, config: UnITConfig,
            cache: PlanCache | None = None, library: KernelLibrary | None = None,
            scatter_cost: int = SCATTER_COST, lane_align: int = LANE_ALIGN) -> tuple[Tensor, MacCounts]:
-    """UnIT linear layer in C; same arguments and result as :func:`unitprune.reference.linear_reference`."""
+    """UnIT linear layer in C; same arguments and result as :func:`unitprune.torch_reference.linear_reference`."""
     library = library or load_library()
     out_features, in_features = weight.shape
     plan = linear_plan(weight, thresholds, config, cache, scatter_cost, lane_align, library)
@@ -79,7 +79,7 @@ def linear_dense(x: Tensor, plan: LinearPlan, bias: Tensor | None,
 
 def conv(x: Tensor, weight: Tensor, bias: Tensor | None, tau: Tensor, geometry: ConvGeometry, config: UnITConfig,
          cache: PlanCache | None = None, library: KernelLibrary | None = None) -> tuple[Tensor, MacCounts]:
-    """UnIT convolution in C; same arguments and result as :func:`unitprune.reference.conv_reference`."""
+    """UnIT convolution in C; same arguments and result as :func:`unitprune.torch_reference.conv_reference`."""
     del config  # the quotients tau already carry the approximation and the threshold groups
     library = library or load_library()
     plan = conv_plan(weight, tau, geometry.groups, cache)

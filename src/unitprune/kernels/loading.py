@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..counts import MacCounts
+from ..counts import COUNT_FIELDS, MacCounts
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ APPROX_CODES = {"exact": 0, "bitshift": 1, "bintree": 2, "bitmask": 3}
 #: ``UNIT_SHIFT_START_NONE``: any shift start <= -148 means "none" for float32.
 SHIFT_START_NONE = -32768
 _INF_BITS = 0x7F800000
-_COUNT_FIELDS = ("dense", "zero_weight", "zero_activation", "threshold", "executed", "compares", "divisions")
 
 
 
@@ -47,7 +46,7 @@ class KernelsUnavailableError(RuntimeError):
 # ----------------------------------------------------------------------------------------
 
 class CCounts(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_int64) for name in _COUNT_FIELDS]
+    _fields_ = [(name, ctypes.c_int64) for name in COUNT_FIELDS]
 
     def to_mac_counts(self) -> MacCounts:
         return MacCounts.from_ints(self.dense, self.zero_weight, self.zero_activation, self.threshold,

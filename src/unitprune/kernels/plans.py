@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import UnITConfig
-from ..reference import ConvGeometry
+from ..geometry import ConvGeometry
 from ..versions import TensorSnapshot
 from .loading import (APPROX_CODES, _INF_BITS, CConv2dParams, CConv2dPlanF32, CLinearPlanF32, KernelLibrary, _check,
                       _f32, _float_bits, _shift_start_code, load_library)

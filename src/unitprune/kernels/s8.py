@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..counts import MacCounts
-from ..reference import ConvGeometry
+from ..geometry import ConvGeometry
 from .loading import CCounts, CQuotientTreeS8, CRequantS8, KernelLibrary, _check, load_library
 from .plans import conv_params
 

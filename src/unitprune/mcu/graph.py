@@ -22,9 +22,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..baselines.fatrelu import FATReLU
+from ..activations import FATReLU
 from ..layers import UNIT_LAYERS, UnITConv1d, UnITConv2d, UnITLayerMixin, UnITLinear
-from ..reference import ConvGeometry, output_groups
+from ..geometry import ConvGeometry, output_groups
 
 __all__ = ["FloatLayer", "plan_model", "run_step"]
 

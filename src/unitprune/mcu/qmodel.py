@@ -155,3 +155,15 @@ class QuantizedModel:
 
         y_q, _ = run_reference(self, quantize_input(self, x))
         return torch.from_numpy(dequantize_output(self, y_q))
+
+    def mac_report(self, inputs):
+        """The MAC counters of the integer reference on float ``inputs`` ``(N, *input_shape)``, per
+        layer, as a :class:`unitprune.MacReport` (what :func:`unitprune.mac_report` returns for this
+        model)."""
+        from ..report import MacReport
+        from .reference import quantize_input, run_reference
+
+        if inputs.dim() == 0 or inputs.shape[0] == 0:
+            raise ValueError(f"mac_report: inputs must hold at least one sample, got shape {tuple(inputs.shape)}")
+        _, per_layer = run_reference(self, quantize_input(self, inputs))
+        return MacReport(per_layer=per_layer, num_samples=int(inputs.shape[0]))

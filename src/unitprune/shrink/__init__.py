@@ -12,17 +12,13 @@ holds:
 
 Typical use::
 
-    result = unitprune.shrink(model, splits.train, splits.val, budget=PRESETS["atmega2560"])
+    from unitprune.shrink import PRESETS, shrink
+    result = shrink(model, splits.train, splits.val, budget=PRESETS["atmega2560"])
     result.model, result.before, result.after
 
-``unitprune.shrink`` is this subpackage *and* callable: calling it calls :func:`.method.shrink`
-(the API the project's issue names), while ``from unitprune.shrink import ...`` and
-``import unitprune.shrink.budget`` keep working (a function of the same name in ``unitprune``
-would hide the subpackage).
+The experiment harness around the method (baselines, MCU measurements, reports) lives in
+:mod:`unitprune.experiments.shrink_study`.
 """
-
-import sys
-import types
 
 from .budget import PRESETS, BudgetError, MCUBudget, cubic_budget, parse_count, parse_size
 from .method import ShrinkConfig, ShrinkResult, shrink
@@ -31,13 +27,3 @@ from .resources import RESOURCE_NAMES, ResourceGraph, Resources, resources, trac
 __all__ = ["PRESETS", "BudgetError", "MCUBudget", "cubic_budget", "parse_count", "parse_size", "ShrinkConfig",
            "ShrinkResult", "shrink", "RESOURCE_NAMES", "ResourceGraph", "Resources", "resources",
            "trace_resources"]
-
-
-class _CallableModule(types.ModuleType):
-    """This module's class: ``unitprune.shrink(...)`` is :func:`unitprune.shrink.method.shrink`."""
-
-    def __call__(self, *args, **kwargs):
-        return shrink(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..mcu.memory import parse_conv_block_rows
-from .resources import RESOURCE_NAMES, TARGET_LAYOUT, ResourceGraph
+from ..mcu.export.memory_plan import parse_conv_block_rows
+from ..mcu.targets.specs import LAYOUTS, STACK_RESERVE
+from .resources import RESOURCE_NAMES, ResourceGraph
 
 __all__ = ["MCUBudget", "BudgetError", "PRESETS", "parse_size", "parse_count", "cubic_budget",
            "check_feasible", "over_budget"]
@@ -51,8 +52,8 @@ class MCUBudget:
                 raise ValueError(f"MCUBudget.{key} must be a positive integer or None, got {value!r}")
         if not self.limits():
             raise ValueError("MCUBudget: set at least one of sram_bytes, flash_bytes, macs")
-        if self.target not in TARGET_LAYOUT:
-            raise ValueError(f"MCUBudget.target must be one of {', '.join(TARGET_LAYOUT)}, got {self.target!r}")
+        if self.target not in LAYOUTS:
+            raise ValueError(f"MCUBudget.target must be one of {', '.join(LAYOUTS)}, got {self.target!r}")
         try:
             parse_conv_block_rows(self.conv_block_rows)
         except ValueError as error:
@@ -67,9 +68,6 @@ class MCUBudget:
         values.update({k: v for k, v in changes.items() if v is not None})
         return MCUBudget(**values)
 
-
-#: The stack the exporter keeps free on an MCU (``unitprune.mcu.export.STACK_RESERVE``).
-STACK_RESERVE = 256
 
 #: Chip presets: 8 KB SRAM and 256 KB flash (ATmega2560) / FRAM (MSP430FR5994); 32 KB SRAM and
 #: 256 KB flash (Microchip SAMD21J18A, Cortex-M0+ without SIMD or DSP instructions, the largest

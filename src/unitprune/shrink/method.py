@@ -55,7 +55,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from ..training import _batches, evaluate
+from ..training import batches, evaluate
 from .budget import BudgetError, MCUBudget, check_feasible, cubic_budget, over_budget
 from .gates import ChannelGates
 from .removal import kept_indices, remove_channels
@@ -303,6 +303,82 @@ def project_to_budget(graph: ResourceGraph, gates: ChannelGates, budget: MCUBudg
     return {g: idx for g, idx in chosen.items() if idx}
 
 
+def _update_salience(gates: ChannelGates, salience: dict[int, torch.Tensor], config: ShrinkConfig
+                     ) -> dict[int, torch.Tensor]:
+    """One step of the salience ranking (after the task loss's backward): the decayed Taylor
+    salience ``|scale * dL/dtheta|`` of every channel, and from it the weights ``alpha`` by which
+    the resource pressure is shared out among the open channels. A hard gate's task gradient is
+    the salience only: it is cleared, so that only the resource pressure moves the gate."""
+    alpha = {}
+    with torch.no_grad():
+        for g in gates.groups:
+            theta = gates.theta[g]
+            hard = gates.forward[g] == "hard"
+            scale = (theta > 0).float() if hard else gates.value(g)
+            taylor = (scale * theta.grad).abs() if theta.grad is not None else torch.zeros_like(theta)
+            salience[g] = config.salience_decay * salience[g] + (1 - config.salience_decay) * taylor
+            alpha[g] = _rank_weights(salience[g], theta > 0, config.pressure)
+            if hard and theta.grad is not None:
+                theta.grad.zero_()
+    return alpha
+
+
+def _apply_resource_pressure(graph: ResourceGraph, gates: ChannelGates, alpha: dict[int, torch.Tensor],
+                             budgets: dict[str, float], budget: MCUBudget, config: ShrinkConfig
+                             ) -> tuple[torch.Tensor, set[int]]:
+    """The resource penalty at this step's budgets, its gradient added to the gates; returns the
+    penalty and the groups it pressed (all of them unless ``close_only_under_pressure``)."""
+    values = graph.evaluate(_ste_counts(gates, alpha), unit_tables=budget.unit_tables, target=budget.target,
+                            conv_block_rows=budget.conv_block_rows)
+    penalty = config.penalty * _penalty(values, budgets, config.resource_weights)
+    if config.close_only_under_pressure:
+        return penalty, _add_penalty_gradient(penalty, gates)
+    if penalty.requires_grad:
+        penalty.backward()
+    return penalty, set(gates.groups)
+
+
+def _hold_unpressed_gates(graph: ResourceGraph, gates: ChannelGates, pressed: set[int],
+                          was_open: dict[int, torch.Tensor], budgets: dict[str, float], budget: MCUBudget,
+                          config: ShrinkConfig) -> None:
+    """After the optimizer step: gates stay <= 1, an open gate of a group the pressure did not
+    press stays open (only the resource pressure closes a gate), and with
+    ``close_only_under_pressure`` a step closes no more gates than the scheduled budget needs."""
+    with torch.no_grad():
+        for g in gates.groups:
+            theta = gates.theta[g]
+            theta.clamp_(max=1.0)
+            if g not in pressed:
+                theta[was_open[g] & (theta < _OPEN_FLOOR)] = _OPEN_FLOOR
+        if config.close_only_under_pressure:
+            _stop_at_budget(graph, gates, was_open, budgets, budget)
+
+
+def _end_pruning(work, graph, gates, example, optimizer, make_optimizer, salience, budget):
+    """The last pruning epoch's end: the closed channels removed, the projection onto the budget
+    (removing the least salient channels still over it), the gates folded into the weights.
+    Returns the optimizer, the salience and how many channels the projection removed."""
+    optimizer, salience = _remove_closed(work, graph, gates, example, optimizer, make_optimizer, salience)
+    drop = project_to_budget(graph, gates, budget)
+    projected = sum(len(v) for v in drop.values())
+    if projected:
+        logger.info("projection removed %d more channels to meet the budget", projected)
+    optimizer, salience = _remove_closed(work, graph, gates, example, optimizer, make_optimizer, salience)
+    gates.fold()
+    return optimizer, salience, projected
+
+
+def _epoch_record(graph: ResourceGraph, budget: MCUBudget, epoch: int, pruning: bool, train_loss: float,
+                  val: float, budgets: dict[str, float], seconds: float) -> dict[str, Any]:
+    """One row of :attr:`ShrinkResult.history`: the epoch's loss, accuracy, exact resources, budgets
+    and channel counts."""
+    now = graph.exact(unit_tables=budget.unit_tables, target=budget.target, conv_block_rows=budget.conv_block_rows)
+    return {"epoch": epoch, "phase": "prune" if pruning else "finetune", "train_loss": train_loss,
+            "val_accuracy": val, **{k: getattr(now, k) for k in RESOURCE_NAMES},
+            **{f"budget_{k}": value for k, value in budgets.items()},
+            "channels": {str(g): graph.group_sizes[g] for g in graph.prunable_groups()}, "seconds": seconds}
+
+
 def shrink(
     model: nn.Module,
     train_data: TensorDataset,
@@ -360,73 +436,37 @@ def shrink(
             pruning = epoch <= config.pruning_epochs
             work.train()
             loss_sum = 0.0
-            for x, y in _batches(train_data, config.batch_size, generator):
+            for x, y in batches(train_data, config.batch_size, generator):
                 loss = loss_fn(work(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if pruning:
-                    alpha = {}
-                    with torch.no_grad():
-                        for g in gates.groups:
-                            theta = gates.theta[g]
-                            hard = gates.forward[g] == "hard"
-                            scale = (theta > 0).float() if hard else gates.value(g)
-                            taylor = (scale * theta.grad).abs() if theta.grad is not None \
-                                else torch.zeros_like(theta)
-                            salience[g] = config.salience_decay * salience[g] + (1 - config.salience_decay) * taylor
-                            alpha[g] = _rank_weights(salience[g], theta > 0, config.pressure)
-                            if hard and theta.grad is not None:
-                                theta.grad.zero_()  # the task gradient is the salience only
+                    alpha = _update_salience(gates, salience, config)
                     budgets = {k: cubic_budget(initial[k], limits[k], step, tighten_steps) for k in limits}
-                    values = graph.evaluate(_ste_counts(gates, alpha), unit_tables=budget.unit_tables, target=budget.target,
-                                                                       conv_block_rows=budget.conv_block_rows)
-                    penalty = config.penalty * _penalty(values, budgets, config.resource_weights)
-                    if config.close_only_under_pressure:
-                        pressed = _add_penalty_gradient(penalty, gates)
-                    else:
-                        if penalty.requires_grad:
-                            penalty.backward()
-                        pressed = set(gates.groups)
+                    penalty, pressed = _apply_resource_pressure(graph, gates, alpha, budgets, budget, config)
                     loss = loss.detach() + penalty.detach()
-                    if config.close_only_under_pressure:  # the gates open before this step
-                        was_open = {g: gates.theta[g].detach() > 0 for g in gates.groups}
+                    was_open = ({g: gates.theta[g].detach() > 0 for g in gates.groups}  # before this step
+                                if config.close_only_under_pressure else {})
                 optimizer.step()
                 loss_sum += float(loss.detach()) * len(y)
                 step += 1
                 if pruning:
-                    with torch.no_grad():
-                        for g in gates.groups:
-                            theta = gates.theta[g]
-                            theta.clamp_(max=1.0)
-                            if g not in pressed:  # only the resource pressure closes a gate
-                                theta[was_open[g] & (theta < _OPEN_FLOOR)] = _OPEN_FLOOR
-                        if config.close_only_under_pressure:
-                            _stop_at_budget(graph, gates, was_open, budgets, budget)
+                    _hold_unpressed_gates(graph, gates, pressed, was_open, budgets, budget, config)
                     if step % config.remove_every == 0:
                         optimizer, salience = _remove_closed(work, graph, gates, example, optimizer,
                                                              make_optimizer, salience)
             if pruning and epoch == config.pruning_epochs:
-                optimizer, salience = _remove_closed(work, graph, gates, example, optimizer, make_optimizer, salience)
-                drop = project_to_budget(graph, gates, budget)
-                projected = sum(len(v) for v in drop.values())
-                if projected:
-                    logger.info("projection removed %d more channels to meet the budget", projected)
-                optimizer, salience = _remove_closed(work, graph, gates, example, optimizer, make_optimizer, salience)
-                gates.fold()
+                optimizer, salience, projected = _end_pruning(work, graph, gates, example, optimizer, make_optimizer,
+                                                              salience, budget)
                 optimizer = torch.optim.Adam(work.parameters(), lr=config.lr)
             val = evaluate(work, val_data)
-            now = graph.exact(unit_tables=budget.unit_tables, target=budget.target,
-                              conv_block_rows=budget.conv_block_rows)
-            record = {"epoch": epoch, "phase": "prune" if pruning else "finetune",
-                      "train_loss": loss_sum / len(train_data), "val_accuracy": val,
-                      **{k: getattr(now, k) for k in RESOURCE_NAMES},
-                      **{f"budget_{k}": cubic_budget(initial[k], limits[k], step, tighten_steps) for k in limits},
-                      "channels": {str(g): graph.group_sizes[g] for g in graph.prunable_groups()},
-                      "seconds": time.perf_counter() - epoch_t0}
+            record = _epoch_record(graph, budget, epoch, pruning, loss_sum / len(train_data), val,
+                                   {k: cubic_budget(initial[k], limits[k], step, tighten_steps) for k in limits},
+                                   time.perf_counter() - epoch_t0)
             history.append(record)
-            bar.set_postfix(sram=now.sram_bytes, flash=now.flash_bytes, macs=now.macs, val=f"{val:.3f}")
+            bar.set_postfix(sram=record["sram_bytes"], flash=record["flash_bytes"], macs=record["macs"], val=f"{val:.3f}")
             logger.info("shrink epoch %d (%s): val %.4f, sram %d, flash %d, macs %d", epoch, record["phase"],
-                        val, now.sram_bytes, now.flash_bytes, now.macs)
+                        val, record["sram_bytes"], record["flash_bytes"], record["macs"])
             if not pruning and val > best_val:
                 best_val, best_state = val, copy.deepcopy(work.state_dict())
     finally:

@@ -82,6 +82,40 @@ def remove_channels(
 
     Raises ``ValueError`` when a group would lose every channel or is not prunable.
     """
+    drop = _checked_drop(graph, drop)
+    extra_parameters = dict(extra_parameters or {})
+    if not drop:
+        return extra_parameters, optimizer
+    dims = parameter_channel_dims(model, graph)
+    old_state = _optimizer_state(model, extra_parameters, optimizer)
+    _prune_groups(model, graph, drop, example_input)
+    sizes_before = dict(graph.group_sizes)
+    for group in drop:
+        graph.group_sizes[group] -= len(drop[group])
+    _check_shapes(model, graph)
+    sliced_extra = {group: (nn.Parameter(param.detach().index_select(0, kept_indices(sizes_before[group], drop[group])))
+                            if group in drop else param)
+                    for group, param in extra_parameters.items()}
+    new_optimizer = None
+    if optimizer is not None and make_optimizer is not None:
+        named_after = dict(model.named_parameters())
+        new_optimizer = make_optimizer(list(named_after.values()), list(sliced_extra.values()))
+        for name, state in old_state.items():
+            new_dims = [(0, name[1], 1)] if isinstance(name, tuple) else dims.get(name, [])
+            state = {k: (_slice(v, new_dims, sizes_before, drop) if torch.is_tensor(v) and v.dim() > 0 else v)
+                     for k, v in state.items()}
+            param = sliced_extra[name[1]] if isinstance(name, tuple) else named_after[name]
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape != param.shape:
+                    raise RuntimeError(f"optimizer state {key} of {name}: {tuple(value.shape)} != {tuple(param.shape)}")
+            new_optimizer.state[param] = state
+    logger.debug("removed %s channels", {g: len(i) for g, i in drop.items()})
+    return sliced_extra, new_optimizer
+
+
+def _checked_drop(graph: ResourceGraph, drop: dict[int, list[int]]) -> dict[int, list[int]]:
+    """``drop`` by root group, indices sorted and unique; ValueError for a group that is not
+    prunable, would lose every channel, or an index out of range."""
     drop = {graph.find(g): sorted(set(idx)) for g, idx in drop.items() if idx}
     prunable = set(graph.prunable_groups())
     for group, idx in drop.items():
@@ -92,65 +126,33 @@ def remove_channels(
                              f"(layers {[l.name for l in graph.layers_of(group)]})")
         if min(idx) < 0 or max(idx) >= graph.group_sizes[group]:
             raise ValueError(f"channel index out of range for group {group} of {graph.group_sizes[group]}")
-    extra_parameters = dict(extra_parameters or {})
-    if not drop:
-        return extra_parameters, optimizer
+    return drop
 
-    dims = parameter_channel_dims(model, graph)
-    named_before = dict(model.named_parameters())
-    old_state = {}
-    if optimizer is not None:
-        for name, param in named_before.items():
-            if param in optimizer.state:
-                old_state[name] = optimizer.state[param]
-        for group, param in extra_parameters.items():
-            if param in optimizer.state:
-                old_state[("extra", group)] = optimizer.state[param]
 
+def _optimizer_state(model: nn.Module, extra_parameters: dict[int, nn.Parameter],
+                     optimizer: torch.optim.Optimizer | None) -> dict:
+    """The optimizer's state by parameter name (``("extra", group)`` for the extra parameters),
+    taken before the parameters are replaced."""
+    if optimizer is None:
+        return {}
+    state = {name: optimizer.state[param] for name, param in model.named_parameters() if param in optimizer.state}
+    state.update({("extra", group): optimizer.state[param] for group, param in extra_parameters.items()
+                  if param in optimizer.state})
+    return state
+
+
+def _prune_groups(model: nn.Module, graph: ResourceGraph, drop: dict[int, list[int]],
+                  example_input: torch.Tensor) -> None:
+    """Remove the channels with Torch-Pruning's dependency graph (every coupled layer follows)."""
     modules = dict(model.named_modules())
     dependency = tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
     for group, idx in drop.items():
         root_layer = graph.layers_of(group)[0]
-        root = modules[root_layer.name]
         fn = tp.prune_conv_out_channels if root_layer.kind == "conv" else tp.prune_linear_out_channels
-        pruning_group = dependency.get_pruning_group(root, fn, idxs=idx)
+        pruning_group = dependency.get_pruning_group(modules[root_layer.name], fn, idxs=idx)
         if not dependency.check_pruning_group(pruning_group):
             raise ValueError(f"Torch-Pruning refuses to prune group {group} (layer {root_layer.name})")
         pruning_group.prune()
-
-    sizes_before = dict(graph.group_sizes)
-    named_after = dict(model.named_parameters())
-    new_state = {}
-    for name, state in old_state.items():
-        if isinstance(name, tuple):
-            _, group = name
-            new_dims = [(0, group, 1)]
-        else:
-            new_dims = dims.get(name, [])
-        new_state[name] = {k: (_slice(v, new_dims, sizes_before, drop) if torch.is_tensor(v) and v.dim() > 0 else v)
-                           for k, v in state.items()}
-    for group in drop:
-        graph.group_sizes[group] -= len(drop[group])
-    _check_shapes(model, graph)
-
-    sliced_extra = {}
-    for group, param in extra_parameters.items():
-        if group in drop:
-            sliced_extra[group] = nn.Parameter(param.detach().index_select(
-                0, kept_indices(sizes_before[group], drop[group])))
-        else:
-            sliced_extra[group] = param
-    new_optimizer = None
-    if optimizer is not None and make_optimizer is not None:
-        new_optimizer = make_optimizer(list(named_after.values()), list(sliced_extra.values()))
-        for name, state in new_state.items():
-            param = sliced_extra[name[1]] if isinstance(name, tuple) else named_after[name]
-            for key, value in state.items():
-                if torch.is_tensor(value) and value.dim() > 0 and value.shape != param.shape:
-                    raise RuntimeError(f"optimizer state {key} of {name}: {tuple(value.shape)} != {tuple(param.shape)}")
-            new_optimizer.state[param] = state
-    logger.debug("removed %s channels", {g: len(i) for g, i in drop.items()})
-    return sliced_extra, new_optimizer
 
 
 def _check_shapes(model: nn.Module, graph: ResourceGraph) -> None:

@@ -19,7 +19,7 @@ What is counted (the int8 contract of docs/fixed_point.md):
   table of every conv (one byte per weight). Linear UnIT in ``bitshift`` mode needs no table (the
   129-byte ``table`` / the ``bintree`` variants are not counted). This is the exporter's
   ``flash_table_bytes`` (``unitprune.mcu.export``; code and embedded samples excluded).
-* **SRAM**, the memory plan of the exporter (``unitprune.mcu.memory.plan_memory``): ops run in the
+* **SRAM**, the memory plan of the exporter (``unitprune.mcu.export.memory_plan.plan_memory``): ops run in the
   traced order; every op output that is not an alias is an int8 buffer, live from the op that
   writes it to the last op that reads it; ReLU (in place unless its input has another reader or
   is the network input), BatchNorm (folded into the conv before it), flatten/view/dropout/
@@ -27,7 +27,7 @@ What is counted (the int8 contract of docs/fixed_point.md):
   network input and output (the caller's buffers); ``scratch_bytes`` = the one int32 buffer the
   kernels share, the largest any layer needs (conv ``4 * B * out_w``, the accumulators of one block
   of ``B`` output rows of one output channel, ``B = out_h`` by default and ``conv_block_rows``
-  otherwise, the exporter's rule ``unitprune.mcu.memory.conv_scratch_bytes``; linear
+  otherwise, the exporter's rule ``unitprune.mcu.export.memory_plan.conv_scratch_bytes``; linear
   ``4 * out_features``); ``descriptor_bytes`` = the constant kernel
   descriptors in RAM (per conv ``unit_conv2d_params`` + ``unit_requant_s8``, per linear
   ``unit_requant_s8``, sized for ``target``: 16-bit pointers and byte alignment on ``avr``, 24-bit
@@ -55,8 +55,8 @@ import torch.fx
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from ..mcu.export import CONV_PARAMS_FIELDS, TARGETS, struct_bytes
-from ..mcu.memory import conv_scratch_bytes, parse_conv_block_rows
+from ..mcu.export.memory_plan import conv_scratch_bytes, parse_conv_block_rows
+from ..mcu.targets.specs import EXPORT_TARGETS, LAYOUTS, descriptor_bytes
 
 __all__ = ["Resources", "ResourceGraph", "LayerInfo", "trace_resources", "resources", "RESOURCE_NAMES",
            "CONV_TYPES"]
@@ -205,14 +205,11 @@ class ResourceGraph:
                 tau = tau + w
             convs, linears = (convs + 1, linears) if layer.kind == "conv" else (convs, linears + 1)
         flash = weight + bias + requant + tau
-        avr = TARGETS["avr"]
+        avr = EXPORT_TARGETS["avr"]
         flash_value = float(flash.detach()) if isinstance(flash, torch.Tensor) else float(flash)
-        if target == "avr" and avr.flash_read_limit < flash_value <= avr.far_flash_bytes:
-            target = "avr-far"  # the exporter gives such a model far table pointers (export.needs_far_tables)
-        pointer, align = TARGET_LAYOUT[target]
-        conv_descriptor = struct_bytes([4] * CONV_PARAMS_FIELDS, align) + struct_bytes([pointer] * 3 + [4, 4], align)
-        linear_descriptor = struct_bytes([pointer] * 3 + [4, 4], align)
-        descriptors = convs * conv_descriptor + linears * linear_descriptor
+        if target == "avr" and avr.needs_far_tables(flash_value) and flash_value <= avr.far_flash_bytes:
+            target = "avr-far"  # the exporter gives such a model far table pointers (TargetSpec.needs_far_tables)
+        descriptors = descriptor_bytes(convs, linears, 0, LAYOUTS[target])
         live_totals, scratches = [], []
         for i, _ in enumerate(self.op_names):
             total = 0
@@ -246,16 +243,6 @@ class ResourceGraph:
         """:meth:`evaluate` with integer counts, as a :class:`Resources` of Python ints."""
         values = self.evaluate({g: int(n) for g, n in (counts or {}).items()}, **kwargs)
         return Resources(**{k: (v if k == "peak_op" else _exact_int(k, v)) for k, v in values.items()})
-
-
-#: (pointer bytes, struct alignment) of the exporter's targets (``unitprune.mcu.export.TARGETS``).
-#: ``cortex-m``: the 32-bit Arm EABI layout (4-byte pointers, int32 aligned to 4) of parts such as
-#: the SAMD21 (Cortex-M0+), the layout of the exporter's m0plus targets; the RV32 targets (ilp32e,
-#: ilp32) lay out the descriptors alike.
-#: ``avr-far``: an AVR export whose tables do not fit the first 64 KB of flash (above 65,024 bytes,
-#: ``unitprune.mcu.export.needs_far_tables``): its table pointers are avr-gcc's 3-byte ``__memx``.
-TARGET_LAYOUT = {"avr": (2, 1), "avr-far": (3, 1), "msp430": (2, 2), "host": (8, 8), "cortex-m": (4, 4),
-                 **{name: (4, 4) for name in ("m0plus", "m0plus-smallmul", "rv32ec", "rv32imc")}}
 
 
 def _maximum(values: list):

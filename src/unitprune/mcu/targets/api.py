@@ -6,23 +6,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import avr, emulated, host, msp430
-from .cores import CORE_TARGETS
 from .records import Firmware, RunResult
+from .specs import CORE_TARGETS, RUN_TARGETS, check_run_target
 from .tools import prepare_build_dir
 
-TARGETS = ("host", "avr", "msp430", "msp430-hwmult", *CORE_TARGETS)
+TARGETS = RUN_TARGETS
 DEFAULT_MAX_CYCLES = 500_000_000
 SIMULATED_CYCLES_PER_SECOND = 2_000_000  # conservative: both simulators run 10-20 M cycles/s here
 
 
-def _check_target(target: str) -> None:
-    if target not in TARGETS:
-        raise ValueError(f"unknown MCU target {target!r}; choose one of {', '.join(TARGETS)}")
-
-
 def check_tools(target: str) -> dict[str, str]:
     """The target's tools (paths, versions); ToolMissing naming the Debian packages if one is absent."""
-    _check_target(target)
+    check_run_target(target)
     if target == "host":
         return {"compiler": host.compiler()}
     if target in CORE_TARGETS:
@@ -41,7 +36,7 @@ def build(target: str, sources: Sequence[Path | str], include_dirs: Sequence[Pat
     directory; an existing directory must be empty or made by this function (never overwritten
     otherwise). Raises ToolMissing (naming the packages) or FirmwareError (with the compiler's
     message)."""
-    _check_target(target)
+    check_run_target(target)
     directory = prepare_build_dir(None if build_dir is None else Path(build_dir), f"unitprune-{target}-")
     if target == "host":
         return host.build(sources, include_dirs, defines, directory, opt, cflags, name)
@@ -56,7 +51,7 @@ def run(firmware: Firmware, max_cycles: int = DEFAULT_MAX_CYCLES, timeout: float
     """Runs a built firmware to its unit_mcu_done() and returns its regions, total cycles and stack
     high-water mark. FirmwareError if it crashes, never reports done, or exceeds ``max_cycles``;
     ``timeout`` (seconds, default from max_cycles) bounds the simulator's wall-clock time."""
-    _check_target(firmware.target)
+    check_run_target(firmware.target)
     seconds = timeout if timeout is not None else 30.0 + max_cycles / SIMULATED_CYCLES_PER_SECOND
     if firmware.target == "host":
         return host.run(firmware, max_cycles, seconds)

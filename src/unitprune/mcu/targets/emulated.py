@@ -1,4 +1,4 @@
-"""The Cortex-M0+ and RV32 targets (:mod:`unitprune.mcu.targets.cores`): build with the target's
+"""The Cortex-M0+ and RV32 targets (:data:`unitprune.mcu.targets.specs.CORE_TARGETS`): build with the target's
 gcc + picolibc (headers, libc, libgcc) and the project's crt0/io/link.ld, run in the unicorn
 emulator counting every executed instruction per basic block, with cycles from the Cortex-M0+
 TRM table (Arm) or the documented model (RISC-V).
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import cortexm_timing, riscv_timing
 from .common import INCLUDE_DIR, define_flags, firmware_from_elf, include_flags, source_paths
-from .cores import CORE_TARGETS, UNICORN_HINT, CoreTarget
+from .specs import CORE_TARGETS, UNICORN_HINT, CoreTarget
 from .records import Firmware, Recorder, RunResult
 from .tools import FirmwareError, FirmwareTooLarge, ToolMissing, find_tool, run_tool, tool_version
 

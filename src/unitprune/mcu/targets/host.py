@@ -9,9 +9,10 @@ from pathlib import Path
 
 from .common import define_flags, firmware_from_elf, include_flags, source_paths
 from .records import Firmware, Recorder, RunResult
+from .specs import HOST_CFLAGS
 from .tools import FirmwareError, ToolMissing, run_tool, tool_version
 
-BASE_FLAGS = ["-std=c99", "-Wall", "-Wextra"]
+BASE_FLAGS = [flag for flag in HOST_CFLAGS if not flag.startswith("-O")]  # the level is build()'s opt
 PREFIX = "@unit_mcu "
 
 

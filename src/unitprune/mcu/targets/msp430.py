@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .common import define_flags, firmware_from_elf, include_flags, source_paths
 from .records import Firmware, Recorder, RunResult
+from .specs import MSP430_C_FLAGS, MSP430_COMPILE_FLAGS, MSP430_REGIONS, MSP430_RUNTIME_FLAGS
 from .tools import FirmwareError, FirmwareTooLarge, cache_dir, content_key, find_tool, run_tool, tool_version
 
 HERE = Path(__file__).resolve().parent / "msp430"
@@ -33,10 +34,9 @@ RUNTIME_DIR = HERE / "runtime"
 LINKER_SCRIPT = HERE / "link.ld"
 CRT0 = HERE / "crt0.S"
 LIBC_INCLUDE = HERE / "include"  # string.h: the memory functions of the runtime
-COMPILE_FLAGS = ["--target=msp430", "-ffreestanding", "-nostdlib", "-ffunction-sections", "-fdata-sections",
-                 "-isystem", str(LIBC_INCLUDE)]
-C_FLAGS = ["-std=c99", "-Wall", "-Wextra"]
-RUNTIME_FLAGS = ["-O2", "-Wconversion", "-Wsign-conversion", "-Werror"]
+COMPILE_FLAGS = [*MSP430_COMPILE_FLAGS, "-isystem", str(LIBC_INCLUDE)]
+C_FLAGS = list(MSP430_C_FLAGS)
+RUNTIME_FLAGS = list(MSP430_RUNTIME_FLAGS)
 STUBS = ("start", "stop", "label", "emit", "done", "end")  # crt0.S: __unit_mcu_<stub>
 PROMPT = b"(mspdebug) "
 REGISTER = re.compile(r"\(\s*(PC|SP|SR|R\d+):\s*([0-9a-fA-F]+)\)")
@@ -44,8 +44,7 @@ MCLK = re.compile(r"^MCLK:\s+(\d+)", re.MULTILINE)
 DUMP = re.compile(r"^\s*[0-9a-fA-F]+:((?: [0-9a-fA-F]{2})+)", re.MULTILINE)
 MAX_LABEL = 128  # bytes read for a label (with its NUL); a longer one is an error
 #: The memory regions of link.ld: name -> (bytes, what must fit in them).
-REGIONS = {"FRAM": (0xFF80 - 0x4000, "code, constant tables and the .data image (0x4000-0xFF7F)"),
-           "SRAM": (0x2000, ".data and .bss (0x1C00-0x3BFF)")}
+REGIONS = MSP430_REGIONS
 OVERFLOW = re.compile(r"section '[^']*' will not fit in region '(\w+)': overflowed by (\d+) bytes")
 
 

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .cores import CORE_TARGETS
+from .specs import CORE_TARGETS
 from .records import Firmware, Recorder, RunResult
 from .tools import FirmwareError, find_tool
 

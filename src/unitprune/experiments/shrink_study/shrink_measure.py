@@ -7,12 +7,12 @@ route of :mod:`unitprune.mcu` (nothing here re-implements it):
    ``unitprune mcu-bench`` does) for each kernel variant: ``dense`` (the plain model),
    ``zeroskip`` (the plain model, kernels that skip zero weights and activations) and ``unit``
    (UnIT at the calibration percentile the shrink run chose, ``details.json`` ``unit``; the
-   thresholds calibrated as :func:`unitprune.shrink.baselines.unit_on_top` does, exact division,
+   thresholds calibrated as :func:`unitprune.experiments.shrink_study.structured_baselines.unit_on_top` does, exact division,
    hence the linear layers' ``table`` quotient); its int8 test accuracy and skipped MACs come from
    the NumPy integer reference on the whole test split (None for a variant no target can take);
 2. per target, exports it with a few test samples embedded, builds the firmware and runs it in
    the simulator (simavr for the ATmega2560, mspdebug's simulator for the MSP430), and checks the
-   outputs bit for bit: :func:`unitprune.mcu.bench.measure_target`.
+   outputs bit for bit: :func:`unitprune.experiments.mcu_bench.bench.measure_target`.
 
 The result (``measured`` in shrink.json, one per method) is, per target, either the
 measurements of every variant or ``{"exported": false, "why": ...}`` with the exporter's own
@@ -43,12 +43,12 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ..experiments.evaluation import dataset_tensors
-from ..mcu import targets
-from ..mcu.bench import EXPORT_TARGET, int8_accuracy, measure_target
-from ..mcu.export import ExportError, export_c
-from ..mcu.quantize import quantize
-from ..mcu.reference import quantize_input, run_reference
+from ..evaluation import dataset_tensors
+from ...mcu import targets
+from ..mcu_bench.bench import EXPORT_TARGET, int8_accuracy, measure_target
+from ...mcu.export import ExportError, export_c
+from ...mcu.quantize import quantize
+from ...mcu.reference import quantize_input, run_reference
 
 __all__ = ["CLOCKS_HZ", "MEASURE_TARGETS", "MeasureConfig", "measure_model", "unit_model"]
 
@@ -100,9 +100,9 @@ class MeasureConfig:
 
 def unit_model(model: nn.Module, splits, percentile: float) -> nn.Module:
     """``model`` converted to UnIT (exact division) with thresholds calibrated at ``percentile``."""
-    from ..calibrate import calibrate
-    from ..config import UnITConfig
-    from ..convert import convert
+    from ...calibrate import calibrate
+    from ...config import UnITConfig
+    from ...convert import convert
 
     unit = convert(copy.deepcopy(model), UnITConfig())
     calibrate(unit, splits.val.tensors[0][:UNIT_CALIBRATION_SAMPLES], percentile=percentile)

@@ -20,7 +20,7 @@ training plus ``epochs`` more) or from the base's initialisation (``"init"``).
 * ``report.md``, ``training.png`` (resources and accuracy over the epochs), ``accuracy_vs_resources.png``.
 
 With ``measure`` (CLI ``--measure avr msp430``) every result, and the base, is also quantized,
-exported, built and run on the simulated MCUs (:mod:`unitprune.shrink.measure`): its shrink.json
+exported, built and run on the simulated MCUs (:mod:`unitprune.experiments.shrink_study.shrink_measure`): its shrink.json
 entry gets a ``measured`` object (per target the firmware's flash and SRAM, cycles and latency
 with the dense, zero-skipping and UnIT kernels, bit-exactness; or ``exported: false`` and why),
 the exports and builds go to ``RUN_DIR/mcu/NAME``. ``measure`` implies ``unit`` (the UnIT firmware
@@ -41,11 +41,11 @@ from typing import Any
 
 import torch
 
-from ..training import TrainConfig, evaluate, train
-from .baselines import BaselineResult, dpf_to_budget, tp_prune_to_budget, ttp_result, unit_on_top
-from .budget import MCUBudget
-from .method import ShrinkConfig, shrink
-from .resources import RESOURCE_NAMES, trace_resources
+from ...training import TrainConfig, evaluate, train
+from .structured_baselines import BaselineResult, dpf_to_budget, tp_prune_to_budget, ttp_result, unit_on_top
+from ...shrink.budget import MCUBudget
+from ...shrink.method import ShrinkConfig, shrink
+from ...shrink.resources import RESOURCE_NAMES, trace_resources
 
 __all__ = ["ExperimentConfig", "METHODS", "add_measurements", "run_shrink_experiment"]
 
@@ -119,8 +119,8 @@ def _run_method(name: str, config: ExperimentConfig, budget: MCUBudget, init, ba
 
 def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
     """Run everything (module docstring) and write ``config.run_dir``; returns the shrink.json document."""
-    from ..data import load_dataset
-    from ..models import build_model
+    from ...data import load_dataset
+    from ...models import build_model
 
     if config.start not in ("base", "init"):
         raise ValueError(f"ExperimentConfig.start must be 'base' or 'init', got {config.start!r}")
@@ -187,7 +187,7 @@ def run_shrink_experiment(config: ExperimentConfig) -> dict[str, Any]:
     finally:
         torch.set_num_threads(previous_threads)
     _write(run_dir, document, details)
-    from .report import write_report
+    from .shrink_report import write_report
 
     write_report(run_dir, document, details)
     return document
@@ -198,8 +198,8 @@ def _measure_config(measure_targets, samples: int, conv_block_rows=None):
     ``conv_block_rows``: the budget's conv accumulator rule, so the firmware is the model counted."""
     if not measure_targets:
         return None
-    from ..mcu import targets
-    from .measure import MeasureConfig
+    from ...mcu import targets
+    from .shrink_measure import MeasureConfig
 
     config = MeasureConfig(targets=tuple(measure_targets), samples=samples, conv_block_rows=conv_block_rows)
     for target in config.targets:
@@ -208,7 +208,7 @@ def _measure_config(measure_targets, samples: int, conv_block_rows=None):
 
 
 def _measure(model, splits, run_dir: Path, name: str, percentile, measure_config) -> dict[str, Any]:
-    from .measure import measure_model
+    from .shrink_measure import measure_model
 
     logger.info("measuring %s on %s", name, ", ".join(measure_config.targets))
     return measure_model(model, splits, run_dir / "mcu" / name, unit_percentile=percentile, config=measure_config)
@@ -222,8 +222,8 @@ def add_measurements(run_dir, measure_targets=("avr", "msp430"), samples: int = 
     entries that already hold ``measured`` are kept. Rewrites shrink.json (the existing keys
     unchanged), details.json and report.md; returns the document.
     """
-    from ..data import load_dataset
-    from ..models import build_model
+    from ...data import load_dataset
+    from ...models import build_model
 
     run_dir = Path(run_dir)
     if not (run_dir / "shrink.json").is_file():
@@ -253,7 +253,7 @@ def add_measurements(run_dir, measure_targets=("avr", "msp430"), samples: int = 
             _write(run_dir, document, details)
     finally:
         torch.set_num_threads(previous_threads)
-    from .report import write_report
+    from .shrink_report import write_report
 
     write_report(run_dir, document, details)
     return document

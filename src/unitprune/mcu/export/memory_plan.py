@@ -31,10 +31,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
+from ..targets.specs import Layout, descriptor_bytes
+from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
 
 __all__ = ["Storage", "OpMemory", "MemoryPlan", "plan_memory", "op_output_size", "INPUT", "OUTPUT", "ARENA",
-           "parse_conv_block_rows", "conv_scratch_bytes", "PLANE"]
+           "parse_conv_block_rows", "conv_scratch_bytes", "PLANE", "scratch_sizes", "model_descriptor_bytes"]
 
 INPUT, OUTPUT, ARENA = "input", "output", "arena"
 #: ``conv_block_rows`` meaning the whole output plane (the kernels' ``block_rows = 0``).
@@ -206,3 +207,29 @@ def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = N
     return MemoryPlan(ops=ops, arena_bytes=arena, scratch_bytes=max(scratch_bytes.values(), default=0),
                       descriptor_bytes=descriptor_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
                       copy_input_to_output=copy_all, peak_op=peak_op, notes=notes)
+
+
+def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None) -> dict[str, int]:
+    """Bytes of int32 scratch each conv/linear op needs, by the formulas of ``unit_kernels_s8.h``
+    (``unit_conv2d_s8_scratch_size``: ``4 * B * OW``, the accumulators of one block of ``B`` output
+    rows of one output channel, ``B = OH`` for the whole plane, see
+    :func:`~unitprune.mcu.export.memory_plan.parse_conv_block_rows`; ``unit_linear_s8_scratch_size``:
+    ``4 * out_features``). The generated ``unit_model_check()`` compares the buffer with the kernels'
+    own functions at start-up, so a mismatch cannot go unseen."""
+    block_rows = parse_conv_block_rows(conv_block_rows)
+    sizes = {}
+    for op in qmodel.ops:
+        if isinstance(op, QConv):
+            sizes[op.name] = conv_scratch_bytes(op.out_height, op.out_width, block_rows)
+        elif isinstance(op, QLinear):
+            sizes[op.name] = 4 * op.out_features
+    return sizes
+
+
+def model_descriptor_bytes(qmodel: QuantizedModel, layout: Layout, variant: str, linear_quotient: str) -> int:
+    """RAM bytes of the model's kernel descriptors under ``layout``
+    (:func:`unitprune.mcu.targets.specs.descriptor_bytes`, the formula the resource model uses too)."""
+    convs = sum(isinstance(op, QConv) for op in qmodel.ops)
+    linears = sum(isinstance(op, QLinear) for op in qmodel.ops)
+    trees = linears if variant == "unit" and linear_quotient == "bintree" else 0
+    return descriptor_bytes(convs, linears, trees, layout)

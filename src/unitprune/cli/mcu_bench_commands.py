@@ -3,7 +3,7 @@
 By default it uses the demo's checkpoint (``runs/demo/train/model.pt``: the MNIST Table-1 model,
 input normalisation folded as the demo does) on MNIST; ``--model NAME --weights FILE`` or
 ``--model-file FILE --trust-model-file`` with ``--data`` measure another model. The work is
-:func:`unitprune.mcu.bench.run_bench`; this module parses options and prints the table.
+:func:`unitprune.experiments.mcu_bench.bench.run_bench`; this module parses options and prints the table.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .errors import CLIError
+from .user_errors import CLIError
 
 __all__ = ["add_mcu_bench_parser", "cmd_mcu_bench"]
 
@@ -20,7 +20,7 @@ DEMO_CHECKPOINT = Path("runs/demo/train/model.pt")
 
 def add_mcu_bench_parser(commands, formatter, add_common, add_model_options, add_data_options) -> None:
     """Register ``mcu-bench`` (called by :func:`unitprune.cli.parser.build_parser` with its helpers)."""
-    from ..mcu.bench import DEFAULT_TARGETS, METHODS, MCU_TARGETS
+    from ..experiments.mcu_bench.bench import DEFAULT_TARGETS, METHODS, MCU_TARGETS
 
     bench = commands.add_parser(
         "mcu-bench", formatter_class=formatter, help="cycles and energy (estimate) per method on simulated MCUs",
@@ -65,7 +65,7 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
 def _bench_config(args: argparse.Namespace):
     from dataclasses import replace
 
-    from ..mcu.bench import DEFAULT_SWEEP, BenchConfig
+    from ..experiments.mcu_bench.bench import DEFAULT_SWEEP, BenchConfig
 
     changes = {"progress": False}
     for option, key in (("unit_percentiles", "unit_percentiles"), ("fatrelu_percentiles", "fatrelu_percentiles"),
@@ -100,7 +100,7 @@ def _load(args: argparse.Namespace):
 
 def cmd_mcu_bench(args: argparse.Namespace) -> int:
     from ..mcu import targets
-    from ..mcu.bench import run_bench
+    from ..experiments.mcu_bench.bench import run_bench
 
     run_dir = Path(args.run_dir)
     if run_dir.is_dir() and any(run_dir.iterdir()):
@@ -125,7 +125,7 @@ def _clear_previous_run(run_dir: Path) -> None:
     """Remove what an earlier mcu-bench wrote (its files and work/); anything else is left alone."""
     import shutil
 
-    from ..mcu.bench import RUN_FILES
+    from ..experiments.mcu_bench.bench import RUN_FILES
 
     for name in RUN_FILES:
         path = run_dir / name

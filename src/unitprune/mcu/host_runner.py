@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..counts import MacCounts
+from .targets.specs import HOST_CFLAGS
 from .export import ExportError
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["run_exported", "host_compiler", "HOST_FLAGS"]
 
 #: Flags of the host build (the exported Makefile's model_host rule uses the same).
-HOST_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-I.", "-Ikernels", "-DUNIT_S8_COUNTS=1"]
+HOST_FLAGS = [*HOST_CFLAGS, "-I.", "-Ikernels", "-DUNIT_S8_COUNTS=1"]
 
 
 def host_compiler() -> str:

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .resources import RESOURCE_NAMES  # noqa: E402
+from ...shrink.resources import RESOURCE_NAMES  # noqa: E402
 
 __all__ = ["write_report", "render_markdown", "measured_markdown"]
 

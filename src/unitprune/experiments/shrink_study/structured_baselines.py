@@ -31,10 +31,10 @@ import torch_pruning as tp
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ..training import _batches, evaluate
-from .budget import MCUBudget, cubic_budget, over_budget
-from .removal import remove_channels
-from .resources import ResourceGraph, Resources, trace_resources
+from ...training import batches, evaluate
+from ...shrink.budget import MCUBudget, cubic_budget, over_budget
+from ...shrink.removal import remove_channels
+from ...shrink.resources import ResourceGraph, Resources, trace_resources
 
 __all__ = ["BaselineResult", "tp_prune_to_budget", "dpf_to_budget", "ttp_result", "uniform_keep_ratio",
            "unit_on_top"]
@@ -59,10 +59,10 @@ def _fits(r: Resources, budget: MCUBudget) -> bool:
     return not over_budget(r.as_dict(), budget.limits())
 
 
-def _train_steps(model, optimizer, batches, loss_fn, count: int) -> None:
+def _train_steps(model, optimizer, stream, loss_fn, count: int) -> None:
     model.train()
     for _ in range(count):
-        x, y = next(batches)
+        x, y = next(stream)
         optimizer.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
         optimizer.step()
@@ -70,7 +70,7 @@ def _train_steps(model, optimizer, batches, loss_fn, count: int) -> None:
 
 def _endless(data, batch_size, generator):
     while True:
-        yield from _batches(data, batch_size, generator)
+        yield from batches(data, batch_size, generator)
 
 
 def _finetune(model, train_data, val_data, epochs, lr, batch_size, generator) -> float:
@@ -79,9 +79,9 @@ def _finetune(model, train_data, val_data, epochs, lr, batch_size, generator) ->
     loss_fn = nn.CrossEntropyLoss()
     best, best_state = evaluate(model, val_data), copy.deepcopy(model.state_dict())
     n = -(-len(train_data) // batch_size)
-    batches = _endless(train_data, batch_size, generator)
+    stream = _endless(train_data, batch_size, generator)
     for _ in range(epochs):
-        _train_steps(model, optimizer, batches, loss_fn, n)
+        _train_steps(model, optimizer, stream, loss_fn, n)
         val = evaluate(model, val_data)
         if val > best:
             best, best_state = val, copy.deepcopy(model.state_dict())
@@ -111,7 +111,7 @@ def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     n = -(-len(train_data) // batch_size)
     prune_epochs = prune_epochs if prune_epochs is not None else max(1, epochs // 2)
-    batches = _endless(train_data, batch_size, generator)
+    stream = _endless(train_data, batch_size, generator)
     used, steps = 0, 0
     r = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
                                                   conv_block_rows=budget.conv_block_rows)
@@ -120,14 +120,14 @@ def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: 
     while not _fits(r, budget) and steps < max_steps:
         if importance == "taylor":
             model.train()
-            x, y = next(batches)
+            x, y = next(stream)
             model.zero_grad(set_to_none=True)
             loss_fn(model(x), y).backward()
             used += 1
         pruner.step()
         steps += 1
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        _train_steps(model, optimizer, batches, loss_fn, every)
+        _train_steps(model, optimizer, stream, loss_fn, every)
         used += every
         r = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
                                                       conv_block_rows=budget.conv_block_rows)
@@ -202,7 +202,7 @@ def dpf_to_budget(init: nn.Module, train_data: TensorDataset, val_data: TensorDa
     step = 0
     for _ in range(prune_epochs):
         model.train()
-        for x, y in _batches(train_data, batch_size, generator):
+        for x, y in batches(train_data, batch_size, generator):
             if step % update_every == 0 or step == total - 1:
                 for g in groups:
                     size = graph.group_sizes[g]
@@ -242,7 +242,7 @@ def ttp_result(trained: nn.Module, splits, budget: MCUBudget, *, epochs: int = 8
                schedule: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9), seed: int = 0,
                input_shape: tuple[int, ...] | None = None) -> BaselineResult:
     """Unstructured TTP of ``trained`` (``epochs`` fine-tuning epochs spread over the schedule)."""
-    from ..baselines.ttp import TTPConfig, iterative_magnitude_pruning
+    from ...baselines.ttp import TTPConfig, iterative_magnitude_pruning
 
     t0 = time.perf_counter()
     input_shape = tuple(input_shape or getattr(trained, "input_shape", None) or splits.input_shape)
@@ -271,10 +271,10 @@ def unit_on_top(model: nn.Module, splits, *, max_drop: float = 1.0,
     Thresholds are calibrated on the first ``calibration_samples`` validation inputs; the choice
     is made on the whole validation split, the figures reported on test.
     """
-    from ..calibrate import calibrate
-    from ..config import UnITConfig
-    from ..convert import convert
-    from ..experiments.evaluation import evaluate_unit_model
+    from ...calibrate import calibrate
+    from ...config import UnITConfig
+    from ...convert import convert
+    from ..evaluation import evaluate_unit_model
 
     unit = convert(copy.deepcopy(model), UnITConfig())
     reference_val = evaluate(model, splits.val)

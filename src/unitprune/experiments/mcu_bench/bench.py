@@ -35,28 +35,28 @@ import numpy as np
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..baselines import calibrate_fatrelu, with_fatrelu
-from ..calibrate import calibrate
-from ..config import UnITConfig
-from ..convert import convert
-from ..counts import MacCounts
-from ..experiments.evaluation import dataset_tensors
-from ..experiments.methods import METHOD_RUNNERS, SweepContext, ttp_steps
-from ..experiments.sweep import torch_threads
-from ..experiments.sweep_config import SweepConfig
-from . import targets
-from .export import export_c
-from .host import run_exported
-from .qmodel import QuantizedModel
-from .quantize import quantize
-from .reference import quantize_input, run_reference
+from ...baselines import calibrate_fatrelu, with_fatrelu
+from ...calibrate import calibrate
+from ...config import UnITConfig
+from ...convert import convert
+from ...counts import MacCounts
+from ..evaluation import dataset_tensors
+from ..methods import METHOD_RUNNERS, SweepContext, ttp_steps
+from ..sweep import torch_threads
+from ..sweep_config import SweepConfig
+from ...mcu import targets
+from ...mcu.export import export_c
+from ...mcu.host_runner import run_exported
+from ...mcu.qmodel import QuantizedModel
+from ...mcu.quantize import quantize
+from ...mcu.reference import quantize_input, run_reference
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BenchConfig", "McuMethod", "METHODS", "NOT_MEASURED", "OperatingPoint", "ROW_KEYS", "measure_target",
            "run_bench", "select_operating_points"]
 
-#: The keys of every row of ``mcu.json`` (issue 9), in this order.
+#: The keys of every row of ``mcu.json``, in this order.
 ROW_KEYS = ("model", "target", "method", "knob", "quantized_accuracy", "macs_skipped_fraction", "cycles",
             "cycles_per_layer", "energy_uj_estimate", "flash_bytes", "sram_bytes", "samples_checked", "bit_exact")
 
@@ -95,7 +95,7 @@ METHODS: dict[str, McuMethod] = {m.name: m for m in (
     McuMethod("fatrelu+unit", "fatrelu+unit", "unit", "bitshift", description="UnIT (bit shift) on the FATReLU model"),
 )}
 
-#: Methods of issue 9 the int8 route cannot run, with the reason (recorded in mcu.json): none now.
+#: Methods the int8 route cannot run, with the reason (recorded in mcu.json): none now.
 NOT_MEASURED: dict[str, str] = {}
 
 #: The sweep the operating points come from: UnIT on TTP uses the bit-shift approximation (the
@@ -218,7 +218,7 @@ def _quantized_point(context, method: McuMethod, float_model: nn.Module, knob, f
 def select_operating_points(model: nn.Module, splits, config: BenchConfig) -> dict[str, OperatingPoint]:
     """Each method's int8 model at its operating point (module docstring, step 1-2)."""
     context = SweepContext(model=model.eval(), splits=splits, config=config.sweep)
-    from ..experiments.methods import baseline_evaluations
+    from ..methods import baseline_evaluations
 
     _, context.baseline_val_accuracy = baseline_evaluations(context)
     chosen: dict[str, OperatingPoint] = {}
@@ -341,7 +341,7 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
     ``details`` (per row: checks, knob search, float accuracy), ``energy`` (the estimate's source per
     target), ``not_measured`` and the settings and tool versions.
     """
-    from ..experiments.provenance import environment_record
+    from ..provenance import environment_record
     from .bench_report import write_report
 
     config = config or BenchConfig()

@@ -1,5 +1,6 @@
 """What :func:`unitprune.mcu.export.export_c` needs for the Cortex-M0+ and RV32 targets
-(:mod:`unitprune.mcu.targets.cores`): the exporter's target facts, the support files an export
+(:data:`unitprune.mcu.targets.specs.CORE_TARGETS`; their export facts are in ``EXPORT_TARGETS``
+there): the kernel variants they call, the support files an export
 copies (crt0.S and link.ld of the architecture, the io stubs unit_mcu_io.c, and the memory.ld written from the target's
 map) and the Makefile rules, which are the commands :func:`unitprune.mcu.targets.build` runs.
 """
@@ -9,11 +10,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .targets.cores import CORE_TARGETS
-from .targets.emulated import BASE_FLAGS, IO_SOURCE
+from ..targets.emulated import BASE_FLAGS, IO_SOURCE
+from ..targets.specs import CORE_TARGETS
 
-__all__ = ["CORE_EXPORT_TARGETS", "KERNEL_VARIANTS", "core_kernels", "core_makefile_rules", "core_support_files",
-           "export_spec_fields"]
+__all__ = ["CORE_EXPORT_TARGETS", "KERNEL_VARIANTS", "core_kernels", "core_makefile_rules", "core_memory_ld",
+           "core_support_files"]
 
 CORE_EXPORT_TARGETS = tuple(CORE_TARGETS)
 #: Kernels a target calls instead of the portable ones (same arguments and results; measured:
@@ -29,17 +30,6 @@ def core_kernels(target: str, model_c: str, functions: set[str]) -> tuple[str, s
         return model_c, functions
     model_c = _CALL.sub(lambda match: variants.get(match[1], match[1]) + "(", model_c)
     return model_c, {variants.get(name, name) for name in functions}
-
-
-def export_spec_fields(target: str) -> dict:
-    """Keyword arguments of the exporter's TargetSpec: 32-bit pointers, 4-byte struct alignment,
-    constants anywhere in the flash, the map's SRAM."""
-    spec = CORE_TARGETS[target]
-    return {"name": target, "pointer_bytes": 4, "struct_align": 4, "flash_read_limit": spec.flash.length,
-            "sram_bytes": spec.sram.length, "chip": spec.chip,
-            "why_limit": f"code, constants and the .data image share the {spec.flash.length // 1024} KB of flash "
-                         f"of the {target} map ({spec.chip})",
-            "stack_reserve": spec.stack_reserve}
 
 
 def core_support_files(target: str) -> dict[str, Path]:
@@ -72,7 +62,7 @@ def core_makefile_rules(target: str, kernels: str, counters: bool, commands: lis
                                ("model_layers.elf", " -DUNIT_MODEL_MARKERS=1", "one region per layer")):
         command = f"{spec.compiler} $(CORE_CFLAGS){defines} {sources} {link} -o {elf}"
         lines += [f"# {what} ({spec.chip}; run: unitprune.mcu.targets.run)",
-                  f"{elf}: main.c model.c model.h samples.h unit_mcu.h unit_mcu_io.c {folder}/crt0.S "
+                  f"{elf}: main.c model.c model.h unit_model_internal.h samples.h unit_mcu.h unit_mcu_io.c {folder}/crt0.S "
                   f"{folder}/link.ld {folder}/memory.ld $(KERNELS)", f"\t{command}", ""]
         commands.append(command.replace("$(CORE_CFLAGS)", flags).replace("$(KERNELS)", kernels))
     return lines

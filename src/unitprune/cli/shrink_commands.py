@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .errors import CLIError
+from .user_errors import CLIError
 
 __all__ = ["add_shrink_parser", "cmd_shrink"]
 
@@ -80,7 +80,7 @@ def _budget(args: argparse.Namespace):
             values["flash_bytes"] = parse_size(args.flash)
         if args.macs:
             values["macs"] = parse_count(args.macs)
-        from ..mcu.memory import parse_conv_block_rows
+        from ..mcu.export.memory_plan import parse_conv_block_rows
 
         values["conv_block_rows"] = parse_conv_block_rows(args.conv_block_rows) or None
     except ValueError as exc:
@@ -104,7 +104,7 @@ def _feature_pool(text: str | None) -> tuple[int, int] | None:
 def cmd_shrink(args: argparse.Namespace) -> int:
     from ..mcu.targets import ToolMissing
     from ..shrink import parse_size
-    from ..shrink.experiment import ExperimentConfig, run_shrink_experiment
+    from ..experiments.shrink_study.shrink_experiment import ExperimentConfig, run_shrink_experiment
 
     budget = _budget(args)
     try:

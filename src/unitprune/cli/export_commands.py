@@ -14,14 +14,14 @@ import json
 import time
 from pathlib import Path
 
-from .errors import CLIError
+from .user_errors import CLIError
 
 __all__ = ["add_export_parser", "cmd_export"]
 
 
 def add_export_parser(commands, formatter, add_common, add_model_options, add_data_options) -> None:
     """Register ``export`` (called by :func:`unitprune.cli.parser.build_parser` with its helpers)."""
-    from ..mcu.export import TARGETS
+    from ..mcu.targets.specs import EXPORT_TARGETS as TARGETS
     from ..mcu.qmodel import LINEAR_QUOTIENTS, VARIANTS
 
     export = commands.add_parser(
@@ -64,14 +64,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .. import UnITConfig, calibrate, convert, export_c, run_exported
+    from ..calibrate import calibrate
+    from ..config import UnITConfig
+    from ..convert import convert
+    from ..mcu.export import export_c
+    from ..mcu.host_runner import run_exported
     from ..counts import MacCounts
     from ..experiments.evaluation import evaluate_unit_model
     from ..mcu.quantize import quantize
     from ..mcu.reference import quantize_input, run_reference
     from .commands import _load_model_and_data
 
-    from ..mcu.memory import parse_conv_block_rows
+    from ..mcu.export.memory_plan import parse_conv_block_rows
 
     if args.samples < 1:
         raise CLIError(f"--samples must be >= 1, got {args.samples}")

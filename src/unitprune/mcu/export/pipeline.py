@@ -1,0 +1,112 @@
+"""The export pipeline, top to bottom: :func:`export_c`.
+
+    checks (checks.py) -> memory plan (memory_plan.py) -> model C (model_c.py)
+        -> build files (build_files.py) -> manifest and files on disk (manifest.py)
+
+Each step is a small module; this one only calls them in order.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..qmodel import QuantizedModel
+from .build_files import CSRC, kernel_files, makefile, support_files, template_files
+from .checks import check_fits_target, check_model, check_request
+from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
+from .export_types import ExportResult, layer_names
+from .manifest import export_readme, manifest, write_export
+from .memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
+from .model_c import describe_source, model_c, model_h, samples_h
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["export_c"]
+
+
+def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str | None = None,
+             linear_quotient: str | None = None, samples=None, counters: bool | None = None,
+             overwrite: bool = False, conv_block_rows=None) -> ExportResult:
+    """Write ``qmodel`` as a self-contained C project into ``out_dir`` (:mod:`unitprune.mcu.export`).
+
+    Args:
+        qmodel: the quantized model.
+        out_dir: the folder to write; must be empty or missing unless ``overwrite``.
+        target: ``"host"``, ``"avr"`` (ATmega2560, avr-gcc, simavr), ``"msp430"``, or a Cortex-M0+ /
+            RV32 target (``m0plus``, ``m0plus-smallmul``, ``rv32ec``, ``rv32imc``)
+            (:data:`unitprune.mcu.targets.specs.EXPORT_TARGETS`).
+        variant: kernels to call, one of ``dense``, ``zeroskip``, ``unit`` (default: ``qmodel.variant``).
+        linear_quotient: ``bitshift``, ``bintree`` or ``table`` for linear layers under ``unit``
+            (default: ``qmodel.linear_quotient``).
+        samples: int8 test inputs ``[n, *input_shape]`` (or ``[n, input_size]``): embedded in flash
+            for MCU targets (required there), written to ``samples.bin`` for the host.
+        counters: compile the MAC counters into the MCU firmware (default: off on MCUs, where they
+            cost cycles; the host runner always has them).
+        overwrite: replace the files of a non-empty ``out_dir`` (files this export does not write are
+            left alone; those listed by an earlier export's ``memory_plan.json`` are removed).
+        conv_block_rows: output rows whose int32 accumulators a conv holds at a time: ``None`` or
+            ``"plane"`` (the whole output plane, the default), ``"min"`` (1 row) or an int >= 1.
+            Smaller blocks need less scratch SRAM (``4 * B * OW`` bytes) and cost cycles; outputs
+            and counters are the same for every block size.
+
+    Raises:
+        ExportError: a non-empty ``out_dir`` without ``overwrite``, an unknown target/variant, an op
+            the kernels cannot run (naming the layer), constants beyond the target's flash reads or
+            buffers beyond its SRAM (naming the layer).
+    """
+    # 1. checks: arguments and ops
+    request = check_request(qmodel, out_dir, target, variant, linear_quotient, samples, counters, overwrite,
+                            conv_block_rows)
+    spec, variant, linear_quotient = request.spec, request.variant, request.linear_quotient
+    check_model(qmodel, variant, linear_quotient)
+    layers = layer_names(qmodel)
+    scratch = scratch_sizes(qmodel, request.block_rows)
+    source = describe_source(qmodel, variant, linear_quotient)
+
+    # 2. memory plan and 3. model C, with near tables, or far ones when the near ones do not fit
+    def generate(far: bool):
+        layout = spec.far_layout if far else spec.layout
+        plan = plan_memory(qmodel, scratch, model_descriptor_bytes(qmodel, layout, variant, linear_quotient))
+        return plan, model_c(qmodel, plan, variant, linear_quotient, source, request.block_rows,
+                             spec.max_object_bytes, far)
+
+    far = False
+    plan, code = generate(far)
+    if spec.needs_far_tables(sum(layer.total for layer in code.flash)):  # AVR, tables beyond 64 KB
+        far = True
+        plan, code = generate(far)
+    samples = request.samples
+    samples_bytes = 0 if samples is None or target == "host" else samples.size
+    check_fits_target(spec, plan, code.flash, samples_bytes, request.counters and bool(layers), len(layers), far)
+
+    # 4. build files (the Cortex-M0+/RV32 targets call their kernel variants, e.g. the mcu32 convolution)
+    model_text, functions = core_kernels(target, code.text, set(code.kernels))
+    kernels = kernel_files(functions)
+    kernel_sources = [name for name in kernels if name.endswith(".c")]
+    support = support_files(target)
+    templates = template_files(target)
+    make_text, commands = makefile(spec, kernel_sources, list(support), request.counters, source, far)
+    texts = {"model.h": model_h(qmodel, plan, layers, source), "model.c": model_text, "Makefile": make_text}
+    if target != "host":
+        texts["samples.h"] = samples_h(samples, source, far)
+    if target in CORE_EXPORT_TARGETS:
+        name, text = core_memory_ld(target)
+        texts[name] = text
+    copies = {**templates, **{f"kernels/{name}": CSRC / name for name in kernels}, **support}
+    binaries = {"samples.bin": samples.tobytes()} if samples is not None and target == "host" else {}
+
+    # 5. manifest, README and the files on disk
+    data = manifest(source=source, target=target, chip=spec.chip, variant=variant, linear_quotient=linear_quotient,
+                    block_rows=request.block_rows, far=far, qmodel=qmodel, plan=plan, layers=layers,
+                    flash=code.flash, samples_bytes=samples_bytes, samples=0 if samples is None else len(samples),
+                    counters=request.counters, commands=commands,
+                    files=[*texts, "README.md", "memory_plan.json", *copies, *binaries],
+                    kernel_sources=kernel_sources, host_main="main.c" if target == "host" else "main_host.c")
+    texts["README.md"] = export_readme(data)
+    write_export(request.out_dir, texts, copies, binaries, data)
+    logger.info("exported %s to %s (%s, variant %s): model SRAM %d bytes, flash tables %d bytes", source,
+                request.out_dir, target, variant, plan.peak_sram_bytes, data["flash"]["tables_bytes"])
+    return ExportResult(out_dir=request.out_dir, target=target, variant=variant, linear_quotient=linear_quotient,
+                        files=data["files"], memory=plan, flash=code.flash, layers=layers,
+                        input_size=plan.input_bytes, output_size=plan.output_bytes, samples=data["samples"],
+                        build_commands=commands, conv_block_rows=request.block_rows, far_tables=far)
