@@ -15,6 +15,8 @@
  */
 #include "unit_internal_conv_s8.h"
 
+#if !(defined(__AVR__) || defined(__MSP430__))
+
 /* One output row of a channel pair: for each of `count` positions (x advancing by x_step) the
  * window's `channels` input channels of `kh` rows of `kw` bytes (x advances by row_step per row,
  * by channel_step after a channel's kh rows); the weights are contiguous ([C/groups][KH][KW]), the
@@ -325,9 +327,15 @@ static void unit__store_row_m0(const int32_t *acc, int32_t n, const unit_requant
     }
 }
 
+#endif /* not AVR/MSP430 */
+
 int32_t unit_conv2d_dense_s8_mcu32(const unit_conv2d_params *params, const int8_t *x,
                                     const UNIT_TABLE int8_t *weight, const unit_requant_s8 *requant, int8_t *y,
                                     int32_t *scratch, unit_counts *counts) {
+#if defined(__AVR__) || defined(__MSP430__)
+    /* 8/16-bit parts (far tables on AVR): the portable kernel */
+    return unit_conv2d_dense_s8(params, x, weight, requant, y, scratch, counts);
+#else
     const unit_conv2d_params *p = params;
     unit__conv_s8 g;
     unit__dot2_geometry d;
@@ -380,4 +388,5 @@ int32_t unit_conv2d_dense_s8_mcu32(const unit_conv2d_params *params, const int8_
     (void)counts;
 #endif
     return UNIT_OK;
+#endif
 }
