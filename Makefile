@@ -37,15 +37,21 @@ bench-mcu: $(STAMP)
 	$(PY) benchmarks/kernels_s8_mcu.py
 
 # The MCU toolchains and cycle-exact simulators (AVR: avr-gcc + simavr; MSP430: clang-14 + lld-14 +
-# mspdebug) and the speech synthesizer for the offline keyword-spotting data (espeak-ng, sox).
+# mspdebug; Cortex-M0+: arm-none-eabi-gcc + picolibc, RV32: riscv64-unknown-elf-gcc + picolibc, both run
+# in unicorn (PyPI, the dev extra) and checked on QEMU's strict CPUs: qemu-system-arm, qemu-system-misc) and the speech synthesizer for the offline keyword-spotting data (espeak-ng, sox).
 # Debian packages; needs root or sudo. Without them those tests are skipped with a message naming
 # the packages (CI sets UNITPRUNE_REQUIRE_MCU_TOOLS=1 and they fail instead).
 MCU_PACKAGES := gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev pkg-config \
-                clang-14 lld-14 mspdebug espeak-ng sox
+                clang-14 lld-14 mspdebug espeak-ng sox \
+                gcc-arm-none-eabi picolibc-arm-none-eabi gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
+                qemu-system-arm qemu-system-misc
 mcu-tools:
 	@if command -v avr-gcc >/dev/null && pkg-config --exists simavr 2>/dev/null && \
 	    command -v clang-14 >/dev/null && command -v ld.lld-14 >/dev/null && command -v mspdebug >/dev/null && \
-	    command -v espeak-ng >/dev/null && command -v sox >/dev/null; then \
+	    command -v espeak-ng >/dev/null && command -v sox >/dev/null && \
+	    command -v arm-none-eabi-gcc >/dev/null && [ -f /usr/lib/picolibc/arm-none-eabi/picolibc.specs ] && \
+	    command -v riscv64-unknown-elf-gcc >/dev/null && [ -f /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs ] && \
+	    command -v qemu-system-arm >/dev/null && command -v qemu-system-riscv32 >/dev/null; then \
 		echo "MCU tools already installed"; \
 	else \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -21,7 +21,7 @@ DEMO_CHECKPOINT = Path("runs/demo/train/model.pt")
 
 def add_mcu_bench_parser(commands, formatter, add_common, add_model_options, add_data_options) -> None:
     """Register ``mcu-bench`` (called by :func:`unitprune.cli.parser.build_parser` with its helpers)."""
-    from ..experiments.mcu_bench.bench import METHODS, MCU_TARGETS
+    from ..experiments.mcu_bench.bench import DEFAULT_TARGETS, METHODS, MCU_TARGETS
 
     bench = commands.add_parser(
         "mcu-bench", formatter_class=formatter, help="cycles and energy (estimate) per method on simulated MCUs",
@@ -34,7 +34,7 @@ def add_mcu_bench_parser(commands, formatter, add_common, add_model_options, add
     add_model_options(bench)
     add_data_options(bench)
     group = bench.add_argument_group("benchmark")
-    group.add_argument("--targets", default=",".join(MCU_TARGETS),
+    group.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
                        help=f"comma-separated MCU targets ({', '.join(MCU_TARGETS)})")
     group.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated methods ({', '.join(METHODS)})")
     group.add_argument("--samples", type=int, default=20, help="test samples run per firmware (median cycles)")

@@ -28,14 +28,16 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     p.add_argument("--feature-pool", metavar="BxF",
                    help="speech sets: average the 80x124 log-mel map over BxF blocks (bands x frames), "
                         "e.g. 2x2 for 40x62 inputs (unitprune.data.audio.pool_features)")
-    p.add_argument("--preset", choices=("atmega2560", "msp430fr5994", "samd21"),
+    p.add_argument("--preset", choices=("atmega2560", "msp430fr5994", "samd21", "rp2040", "ch32v003"),
                    help="chip budget: 8 KB SRAM, 256 KB flash/FRAM (atmega2560, msp430fr5994); 32 KB SRAM, "
-                        "256 KB flash (samd21, Cortex-M0+). --sram/--flash/--macs override it")
+                        "256 KB flash (samd21, Cortex-M0+); 264 KB SRAM, 2 MB flash (rp2040, Cortex-M0+); 2 KB "
+                        "SRAM, 16 KB flash (ch32v003, RV32EC). --sram/--flash/--macs override it")
     p.add_argument("--sram", metavar="SIZE", help="peak SRAM budget, e.g. 8KB")
     p.add_argument("--flash", metavar="SIZE", help="flash budget, e.g. 256KB")
     p.add_argument("--macs", metavar="N", help="MAC budget, e.g. 500k")
     p.add_argument("--unit-tables", action="store_true", help="count UnIT's conv tau tables in flash")
-    p.add_argument("--target", choices=("avr", "msp430", "host", "cortex-m"),
+    p.add_argument("--target", choices=("avr", "msp430", "host", "cortex-m", "m0plus", "m0plus-smallmul", "rv32ec",
+                                        "rv32imc"),
                    help="exporter target whose RAM descriptor layout SRAM counts (default: the preset's, else avr)")
     p.add_argument("--conv-block-rows", metavar="{plane,min,N}",
                    help="count SRAM for the export's conv accumulator blocks: plane (whole output planes, the "

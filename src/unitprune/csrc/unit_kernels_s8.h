@@ -101,6 +101,12 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
                              const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
 int32_t unit_conv2d_zeroskip_s8(const unit_conv2d_params *params, const int8_t *x, const UNIT_TABLE int8_t *weight,
                                 const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
+/* The dense convolution, output-stationary (two output channels per pass; Thumb-1 inner loop on
+ * ARMv6-M, C elsewhere): same arguments, outputs and counters as unit_conv2d_dense_s8; the
+ * exporter's Cortex-M0+ and RV32 targets call it (unit_conv2d_dense_s8_mcu32.c). */
+int32_t unit_conv2d_dense_s8_mcu32(const unit_conv2d_params *params, const int8_t *x,
+                                    const UNIT_TABLE int8_t *weight, const unit_requant_s8 *requant, int8_t *y,
+                                    int32_t *scratch, unit_counts *counts);
 int32_t unit_conv2d_unit_s8(const unit_conv2d_params *params, const int8_t *x, const UNIT_TABLE int8_t *weight,
                             const UNIT_TABLE uint8_t *tau, const unit_requant_s8 *requant, int8_t *y, int32_t *scratch,
                             unit_counts *counts);

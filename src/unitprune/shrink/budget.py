@@ -71,7 +71,8 @@ class MCUBudget:
 
 #: Chip presets: 8 KB SRAM and 256 KB flash (ATmega2560) / FRAM (MSP430FR5994); 32 KB SRAM and
 #: 256 KB flash (Microchip SAMD21J18A, Cortex-M0+ without SIMD or DSP instructions, the largest
-#: SAMD21: the KWS setting of docs/shrink.md). The SRAM limit is the chip's SRAM less the
+#: SAMD21: the KWS setting of docs/shrink.md); 264 KB SRAM / 2 MB flash (RP2040, Cortex-M0+);
+#: 2 KB SRAM / 16 KB flash (CH32V003, RV32EC). The SRAM limit is the chip's SRAM less the
 #: exporter's stack reserve, the test the exporter itself applies.
 PRESETS = {
     "atmega2560": MCUBudget(sram_bytes=8 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024, name="ATmega2560",
@@ -80,6 +81,12 @@ PRESETS = {
                               target="msp430"),
     "samd21": MCUBudget(sram_bytes=32 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024, name="SAMD21",
                         target="cortex-m"),
+    # RP2040 (Raspberry Pi Pico): two Cortex-M0+, 264 KB SRAM, the Pico's 2 MB QSPI flash
+    "rp2040": MCUBudget(sram_bytes=264 * 1024 - STACK_RESERVE, flash_bytes=2 * 1024 * 1024, name="RP2040",
+                        target="m0plus"),
+    # WCH CH32V003: RV32EC (no multiply instruction), 2 KB SRAM, 16 KB flash
+    "ch32v003": MCUBudget(sram_bytes=2 * 1024 - STACK_RESERVE, flash_bytes=16 * 1024, name="CH32V003",
+                          target="rv32ec"),
 }
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmM]?)(i?[bB])?\s*$")

@@ -61,8 +61,11 @@ ROW_KEYS = ("model", "target", "method", "knob", "quantized_accuracy", "macs_ski
             "cycles_per_layer", "energy_uj_estimate", "flash_bytes", "sram_bytes", "samples_checked", "bit_exact")
 
 #: The export target of each MCU target (msp430-hwmult runs the msp430 export with the multiplier).
-EXPORT_TARGET = {"avr": "avr", "msp430": "msp430", "msp430-hwmult": "msp430"}
+EXPORT_TARGET = {"avr": "avr", "msp430": "msp430", "msp430-hwmult": "msp430",
+                 **{target: target for target in targets.CORE_TARGETS}}
 MCU_TARGETS = tuple(EXPORT_TARGET)
+#: What mcu-bench runs unless told otherwise (the Cortex-M0+ / RV32 targets: --targets).
+DEFAULT_TARGETS = ("avr", "msp430", "msp430-hwmult")
 #: What a run writes into its folder.
 RUN_FILES = ("mcu.json", "mcu.md", "mcu_latency.png", "mcu_energy.png", "work", "tasks")
 
@@ -106,7 +109,8 @@ class BenchConfig:
     """Settings of :func:`run_bench`.
 
     Attributes:
-        targets: MCU targets (``avr``, ``msp430``, ``msp430-hwmult``).
+        targets: MCU targets (``avr``, ``msp430``, ``msp430-hwmult``; also ``m0plus``,
+            ``m0plus-smallmul``, ``rv32ec``, ``rv32imc``).
         methods: names of :data:`METHODS`.
         samples: test samples embedded and run per firmware (the per-inference median is over them).
         layer_samples: samples the per-layer firmware runs (its medians; <= ``samples``): a second
@@ -118,7 +122,7 @@ class BenchConfig:
         progress: show a progress bar.
     """
 
-    targets: tuple[str, ...] = MCU_TARGETS
+    targets: tuple[str, ...] = DEFAULT_TARGETS
     methods: tuple[str, ...] = tuple(METHODS)
     samples: int = 20
     layer_samples: int = 3

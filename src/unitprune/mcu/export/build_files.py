@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from ..targets.specs import HOST_CFLAGS, MSP430_C_FLAGS, MSP430_COMPILE_FLAGS, MSP430_RUNTIME_FLAGS, TargetSpec
+from .core_targets import CORE_EXPORT_TARGETS, core_makefile_rules, core_support_files
 from .export_types import FAR_DEFINES, ExportError
 
 __all__ = ["CSRC", "TEMPLATES", "kernel_files", "makefile", "support_files", "template_files"]
@@ -84,6 +85,8 @@ def support_files(target: str) -> dict[str, Path]:
         raise ExportError(f"target {target}: the marker header {UNIT_MCU_H} is missing (unitprune.mcu.targets is not "
                           "part of this installation)")
     files = {"unit_mcu.h": UNIT_MCU_H}
+    if target in CORE_EXPORT_TARGETS:
+        files.update(core_support_files(target))
     if target == "msp430":
         for path in [MSP430_SUPPORT / "crt0.S", MSP430_SUPPORT / "link.ld",
                      *sorted((MSP430_SUPPORT / "runtime").glob("*.[chS]")),
@@ -123,6 +126,8 @@ def makefile(spec: TargetSpec, kernel_sources: list[str], support: list[str], co
                   "model_layers.elf: main.c model.c model.h unit_model_internal.h samples.h unit_mcu.h $(KERNELS)", f"\t{layers}", ""]
     elif spec.name == "msp430":
         lines += _msp430_rules(kernel_sources, support, counters, commands, extra)
+    elif spec.name in CORE_EXPORT_TARGETS:
+        lines += core_makefile_rules(spec.name, kernels, counters, commands)
     else:
         raise ExportError(f"target {spec.name}: no build rules")
     lines += ["# the host runner (counters on): ./model_host INPUT.bin OUTPUT.bin",

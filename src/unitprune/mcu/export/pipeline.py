@@ -14,6 +14,7 @@ from .. import kernel_choice
 from ..qmodel import QuantizedModel
 from .build_files import CSRC, kernel_files, makefile, support_files, template_files
 from .checks import check_fits_target, check_model, check_request
+from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
 from .export_types import ExportError, ExportResult, layer_names
 from .fused_c import fused_model_c, fused_model_h_api
 from .fused_plan import EXECUTIONS, FusedUnsupported, fused_chain, plan_fused_memory
@@ -35,7 +36,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     Args:
         qmodel: the quantized model.
         out_dir: the folder to write; must be empty or missing unless ``overwrite``.
-        target: ``"host"``, ``"avr"`` (ATmega2560, avr-gcc, simavr) or ``"msp430"``
+        target: ``"host"``, ``"avr"`` (ATmega2560, avr-gcc, simavr), ``"msp430"``, or a Cortex-M0+ /
+            RV32 target (``m0plus``, ``m0plus-smallmul``, ``rv32ec``, ``rv32imc``)
             (:data:`unitprune.mcu.targets.specs.EXPORT_TARGETS`).
         variant: kernels to call, one of ``dense``, ``zeroskip``, ``unit`` (default: ``qmodel.variant``).
         linear_quotient: ``bitshift``, ``bintree`` or ``table`` for linear layers under ``unit``
@@ -119,8 +121,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     if execution != "auto" or fused:
         plan, code, far = generate_fitting(fused)
 
-    # 4. build files
-    files_needed = kernel_files(code.kernels)
+    # 4. build files (the Cortex-M0+/RV32 targets call their kernel variants, e.g. the mcu32 convolution)
+    model_text, functions = core_kernels(target, code.text, set(code.kernels))
+    files_needed = kernel_files(functions)
     kernel_sources = [name for name in files_needed if name.endswith((".c", ".S"))]
     kernel_defines = kernel_choice.build_defines(kernels)
     support = support_files(target)
@@ -129,9 +132,12 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     header = model_h(qmodel, plan, layers, source)
     if fused:  # the streamed-input API, before the header's closing guard
         header = header.replace("#endif /* UNIT_MODEL_H */", fused_model_h_api() + "#endif /* UNIT_MODEL_H */")
-    texts = {"model.h": header, "model.c": code.text, "Makefile": make_text}
+    texts = {"model.h": header, "model.c": model_text, "Makefile": make_text}
     if target != "host":
         texts["samples.h"] = samples_h(samples, source, far)
+    if target in CORE_EXPORT_TARGETS:
+        name, text = core_memory_ld(target)
+        texts[name] = text
     copies = {**templates, **{f"kernels/{name}": CSRC / name for name in files_needed}, **support}
     binaries = {"samples.bin": samples.tobytes()} if samples is not None and target == "host" else {}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import avr, host, msp430
+from . import avr, emulated, host, msp430
 from .records import Firmware, RunResult
-from .specs import RUN_TARGETS, check_run_target
+from .specs import CORE_TARGETS, RUN_TARGETS, check_run_target
 from .tools import prepare_build_dir
 
 TARGETS = RUN_TARGETS
@@ -20,6 +20,8 @@ def check_tools(target: str) -> dict[str, str]:
     check_run_target(target)
     if target == "host":
         return {"compiler": host.compiler()}
+    if target in CORE_TARGETS:
+        return emulated.check_tools(target)
     return avr.check_tools() if target == "avr" else msp430.check_tools()
 
 
@@ -38,6 +40,8 @@ def build(target: str, sources: Sequence[Path | str], include_dirs: Sequence[Pat
     directory = prepare_build_dir(None if build_dir is None else Path(build_dir), f"unitprune-{target}-")
     if target == "host":
         return host.build(sources, include_dirs, defines, directory, opt, cflags, name)
+    if target in CORE_TARGETS:
+        return emulated.build(target, sources, include_dirs, defines, directory, opt, cflags, name)
     if target == "avr":
         return avr.build(sources, include_dirs, defines, directory, opt, cflags, name)
     return msp430.build(sources, include_dirs, defines, directory, target == "msp430-hwmult", opt, cflags, name)
@@ -51,6 +55,8 @@ def run(firmware: Firmware, max_cycles: int = DEFAULT_MAX_CYCLES, timeout: float
     seconds = timeout if timeout is not None else 30.0 + max_cycles / SIMULATED_CYCLES_PER_SECOND
     if firmware.target == "host":
         return host.run(firmware, max_cycles, seconds)
+    if firmware.target in CORE_TARGETS:
+        return emulated.run(firmware, max_cycles, seconds)
     if firmware.target == "avr":
         return avr.run(firmware, max_cycles, seconds)
     return msp430.run(firmware, max_cycles, seconds)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .energy import energy_uj_estimate
@@ -30,24 +30,32 @@ class Firmware:
 class Region:
     """One labelled record: cycles from UNIT_MCU_START (included) to UNIT_MCU_STOP (excluded),
     None if the record has no start/stop pair or the target does not count cycles (host);
-    ``data``: the bytes unit_mcu_emit() sent after the label."""
+    ``data``: the bytes unit_mcu_emit() sent after the label; ``instructions``: instructions
+    executed in the region (the emulated Cortex-M0+ / RV32 targets; None elsewhere)."""
 
     label: str
     cycles: int | None
     data: bytes
+    instructions: int | None = None
+
+    def with_instructions(self, instructions: int | None) -> Region:
+        return replace(self, instructions=instructions)
 
 
 @dataclass(frozen=True)
 class RunResult:
     """The records of one run. ``total_cycles``: from reset to the done marker (None on the
     host); ``stack_bytes``: the stack high-water mark measured from the painted SRAM (None on the
-    host)."""
+    host). ``instructions``: instructions from reset to the done marker and ``cycle_source``: where
+    the cycles come from (the emulated Cortex-M0+ / RV32 targets; RV32 cycles are a MODEL)."""
 
     target: str
     regions: list[Region]
     total_cycles: int | None
     stack_bytes: int | None
     output: str = field(default="", repr=False)  # the simulator's / program's other output
+    instructions: int | None = None
+    cycle_source: str = ""
 
     def region(self, label: str) -> Region:
         """The first region with this label; KeyError naming the labels that exist."""

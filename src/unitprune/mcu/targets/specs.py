@@ -13,15 +13,37 @@ budgets of :mod:`unitprune.shrink`.
 * :data:`STACK_RESERVE`, :data:`COUNT_FIELDS`, :data:`CONV_PARAMS_FIELDS`: facts of the firmware
   ABI (``unit_types.h``) that Python must agree with.
 * The compiler flags of the host build and of the MSP430 build, and the MSP430 memory map.
+* :data:`CORE_TARGETS`: the Cortex-M0+ and RV32 targets, one :class:`CoreTarget` each (compiler
+  and flags, memory map, stack reserve, multiplier, cycle source, strict QEMU CPU, packages):
+
+  The facts of the Cortex-M0+ and RV32 targets, one record per target: compiler and flags,
+  memory map, stack reserve, multiplier timing, cycle source, the QEMU CPU that checks the
+  instruction set, and the Debian packages.
+
+  ``m0plus``           Cortex-M0+ with the single-cycle multiplier (SAMD21G18: 256 KB flash, 32 KB SRAM;
+                       also RP2040, STM32G0/C0)
+  ``m0plus-smallmul``  the same core with the 32-cycle iterative multiplier option (gcc
+                       ``-mcpu=cortex-m0plus.small-multiply``, which avoids MULS for constants)
+  ``rv32ec``           RV32EC, no multiply instruction (WCH CH32V003's QingKe V2A: libgcc's
+                       ``__mulsi3``), on the same 256 KB / 32 KB map (the CH32V003 itself has 16 KB
+                       / 2 KB: :data:`CH32V003`, checked by the shrink preset)
+  ``rv32imc``          RV32IMC (ESP32-C3 class), 4 MB flash / 400 KB SRAM map
+
+  Arm cycles are the Cortex-M0+ TRM timing (ARM DDI 0484C, Table 3.1, zero wait states:
+  :mod:`unitprune.mcu.targets.cortexm_timing`); RISC-V figures are exact instruction counts, and
+  their "cycles" are a documented MODEL (:mod:`unitprune.mcu.targets.riscv_timing`): no
+  per-instruction timing is published for the QingKe V2A or the ESP32-C3.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ...counts import COUNT_FIELDS as _COUNT_FIELDS
 
-__all__ = ["COUNT_FIELDS", "CONV_PARAMS_FIELDS", "EXPORT_TARGETS", "HOST_CFLAGS", "LAYOUTS", "Layout",
+__all__ = ["ARM_PACKAGES", "CH32V003", "CORE_TARGETS", "COUNT_FIELDS", "CONV_PARAMS_FIELDS", "CoreTarget",
+           "EXPORT_TARGETS", "Memory", "RISCV_PACKAGES", "UNICORN_HINT", "HOST_CFLAGS", "LAYOUTS", "Layout",
            "MSP430_COMPILE_FLAGS", "MSP430_C_FLAGS", "MSP430_FRAM_BYTES", "MSP430_REGIONS", "MSP430_RUNTIME_FLAGS",
            "RUN_TARGETS", "STACK_RESERVE", "TargetSpec", "check_export_target", "check_run_target",
            "descriptor_bytes", "struct_bytes"]
@@ -54,8 +76,95 @@ MSP430_REGIONS = {"FRAM": (0xFF80 - 0x4000, "code, constant tables and the .data
                   "SRAM": (0x2000, ".data and .bss (0x1C00-0x3BFF)")}
 MSP430_FRAM_BYTES = MSP430_REGIONS["FRAM"][0]
 
+HERE = Path(__file__).resolve().parent
+
+UNICORN_HINT = "pip install unicorn (the `dev` extra of unitprune installs it)"
+#: Debian packages of the Cortex-M0+ and RV32 targets (the compilers, picolibc, the strict QEMU CPUs).
+ARM_PACKAGES = "gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm"
+RISCV_PACKAGES = "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc"
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One memory region of a target's map (origin and length in bytes)."""
+
+    name: str
+    origin: int
+    length: int
+
+
+@dataclass(frozen=True)
+class CoreTarget:
+    """Everything unitprune knows of one Cortex-M0+ or RV32 target."""
+
+    name: str
+    arch: str  # "arm" or "riscv"
+    chip: str  # what the memory map and the energy figure stand for
+    compiler: str
+    cpu_flags: tuple[str, ...]
+    flash: Memory
+    sram: Memory
+    stack_reserve: int  # SRAM bytes the linker keeps free for the stack (the exporter's STACK_RESERVE)
+    packages: str
+    qemu_command: tuple[str, ...]  # the strict CPU of the instruction-set check (before -kernel ELF)
+    mul_cycles: int | None = None  # Arm: MULS cycles (1 or 32, the TRM's two implementation options)
+    cycle_source: str = ""
+
+    @property
+    def support_dir(self) -> Path:
+        """crt0.S and link.ld of the architecture (the io stubs: include/unit_mcu_io.c, shared)."""
+        return HERE / ("cortexm" if self.arch == "arm" else "riscv")
+
+    def memory_ld(self) -> str:
+        """The memory.ld that link.ld includes."""
+        return (f"/* memory.ld -- written by unitprune.mcu.targets for target {self.name} ({self.chip}) */\n"
+                "MEMORY\n{\n"
+                f"    FLASH (rx) : ORIGIN = {self.flash.origin:#010x}, LENGTH = {self.flash.length:#x}\n"
+                f"    SRAM (rwx) : ORIGIN = {self.sram.origin:#010x}, LENGTH = {self.sram.length:#x}\n"
+                "}\n"
+                f"__stack_reserve = {self.stack_reserve};\n")
+
+
+_ARM_FLASH = Memory("FLASH", 0x0000_0000, 256 * 1024)
+_ARM_SRAM = Memory("SRAM", 0x2000_0000, 32 * 1024)
+# qemu-system-arm's micro:bit is a Cortex-M0 (ARMv6-M, the M0+'s instruction set) with 256 KB of
+# flash at 0 and SRAM at 0x20000000; its nRF51 SoC's SRAM is set to the 32 KB of the map.
+_ARM_QEMU = ("qemu-system-arm", "-M", "microbit", "-global", "nrf51-soc.sram-size=32768", "-nographic",
+             "-monitor", "none", "-serial", "none")
+_TRM = ("Cortex-M0+ TRM (ARM DDI 0484C) Table 3.1, zero wait states; MULS {mul} cycle{s}")
+# qemu-system-riscv32's virt machine: its 32 MB pflash at 0x20000000 holds the flash image, RAM at
+# 0x80000000 the SRAM; the CPU is the generic rv32 with exactly the target's extensions.
+_RV_FLASH = Memory("FLASH", 0x2000_0000, 256 * 1024)
+_RV_SRAM = Memory("SRAM", 0x8000_0000, 32 * 1024)
+_RV_QEMU = ("qemu-system-riscv32", "-M", "virt", "-bios", "none", "-nographic", "-monitor", "none", "-serial",
+            "none")
+_RV_MODEL = ("MODEL, not a datasheet figure: 1 cycle per instruction, +1 per load, +1 per taken branch or jump "
+             "(a two-stage in-order pipeline; unitprune.mcu.targets.riscv_timing); the instruction count is exact")
+
+CORE_TARGETS: dict[str, CoreTarget] = {t.name: t for t in (
+    CoreTarget("m0plus", "arm", "SAMD21G18 (Cortex-M0+, 256 KB flash, 32 KB SRAM)", "arm-none-eabi-gcc",
+               ("-mcpu=cortex-m0plus", "-mthumb"), _ARM_FLASH, _ARM_SRAM, STACK_RESERVE, ARM_PACKAGES,
+               (*_ARM_QEMU, "-cpu", "cortex-m0"), mul_cycles=1, cycle_source=_TRM.format(mul=1, s="")),
+    CoreTarget("m0plus-smallmul", "arm", "Cortex-M0+ with the small (32-cycle) multiplier, SAMD21-sized map",
+               "arm-none-eabi-gcc", ("-mcpu=cortex-m0plus.small-multiply", "-mthumb"), _ARM_FLASH, _ARM_SRAM, STACK_RESERVE,
+               ARM_PACKAGES, (*_ARM_QEMU, "-cpu", "cortex-m0"), mul_cycles=32,
+               cycle_source=_TRM.format(mul=32, s="s")),
+    CoreTarget("rv32ec", "riscv", "RV32EC core (CH32V003's QingKe V2A ISA) on a 256 KB flash / 32 KB SRAM map",
+               "riscv64-unknown-elf-gcc", ("-march=rv32ec", "-mabi=ilp32e"), _RV_FLASH, _RV_SRAM, STACK_RESERVE,
+               RISCV_PACKAGES, (*_RV_QEMU, "-cpu", "rv32,e=true,i=false,m=false,a=false,f=false,d=false,c=true,h=false"),
+               cycle_source=_RV_MODEL),
+    CoreTarget("rv32imc", "riscv", "RV32IMC core (ESP32-C3 class: 4 MB flash, 400 KB SRAM)",
+               "riscv64-unknown-elf-gcc", ("-march=rv32imc", "-mabi=ilp32"), Memory("FLASH", 0x2000_0000, 4 << 20),
+               Memory("SRAM", 0x8000_0000, 400 * 1024), STACK_RESERVE, RISCV_PACKAGES,
+               (*_RV_QEMU, "-cpu", "rv32,m=true,a=false,f=false,d=false,c=true,h=false"), cycle_source=_RV_MODEL),
+)}
+
+#: WCH CH32V003 (RV32EC, QingKe V2A): 16 KB flash, 2 KB SRAM (datasheet V1.x, section 1). The shrink
+#: preset's budget; a firmware for it is an ``rv32ec`` build checked against these sizes.
+CH32V003 = {"flash_bytes": 16 * 1024, "sram_bytes": 2 * 1024}
+
 #: What :func:`unitprune.mcu.targets.build` and ``run`` accept.
-RUN_TARGETS = ("host", "avr", "msp430", "msp430-hwmult")
+RUN_TARGETS = ("host", "avr", "msp430", "msp430-hwmult", *CORE_TARGETS)
 
 
 @dataclass(frozen=True)
@@ -71,7 +180,9 @@ class Layout:
 #: ``cortex-m``: the 32-bit Arm EABI (4-byte pointers, int32 aligned to 4) of parts such as the
 #: SAMD21 (Cortex-M0+).
 LAYOUTS = {"host": Layout(8, 8), "avr": Layout(2, 1), "avr-far": Layout(3, 1), "msp430": Layout(2, 2),
-           "cortex-m": Layout(4, 4)}
+           "cortex-m": Layout(4, 4),
+           # the Cortex-M0+ (AAPCS) and RV32 (ilp32e, ilp32) targets: 4-byte pointers, int32 aligned to 4
+           **{name: Layout(4, 4) for name in CORE_TARGETS}}
 
 
 def struct_bytes(fields: list[int], align: int) -> int:
@@ -153,6 +264,11 @@ EXPORT_TARGETS = {
     "msp430": TargetSpec("msp430", LAYOUTS["msp430"], MSP430_FRAM_BYTES, 8192, "msp430",
                          f"code, constants and the .data image share the {MSP430_FRAM_BYTES:,} bytes of FRAM "
                          "(0x4000-0xFF7F) of the simulated 64 KB address space (clang-14's small memory model)"),
+    # Cortex-M0+ and RV32: 32-bit pointers, constants anywhere in the map's flash
+    **{name: TargetSpec(name, Layout(4, 4), core.flash.length, core.sram.length, core.chip,
+                        f"code, constants and the .data image share the {core.flash.length // 1024} KB of flash of "
+                        f"the {name} map ({core.chip})")
+       for name, core in CORE_TARGETS.items()},
 }
 
 

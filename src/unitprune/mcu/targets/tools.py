@@ -13,10 +13,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .specs import ARM_PACKAGES, RISCV_PACKAGES
+
 AVR_PACKAGES = "gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev pkg-config"
 MSP430_PACKAGES = "clang-14 lld-14 mspdebug"
 HOST_PACKAGES = "gcc (or any C compiler as cc)"
-PACKAGES = {"host": HOST_PACKAGES, "avr": AVR_PACKAGES, "msp430": MSP430_PACKAGES, "msp430-hwmult": MSP430_PACKAGES}
+PACKAGES = {"host": HOST_PACKAGES, "avr": AVR_PACKAGES, "msp430": MSP430_PACKAGES, "msp430-hwmult": MSP430_PACKAGES,
+            "m0plus": ARM_PACKAGES, "m0plus-smallmul": ARM_PACKAGES, "rv32ec": RISCV_PACKAGES,
+            "rv32imc": RISCV_PACKAGES}
 BUILD_MARKER = ".unitprune-build"  # a build directory this package created (and may overwrite)
 
 

@@ -19,6 +19,11 @@
  *       measures the stub's RET (3 cycles) and the stop marker's CALL #imm (5): 8 cycles. START
  *       and STOP are inline `CALL` instructions that clobber no register, so they do not change
  *       the code around them.
+ *   Cortex-M0/M0+ and RV32 (bare-metal __arm__ / __riscv), unitprune's unicorn emulator: calls of
+ *       bare-return stubs in crt0.S whose addresses the emulator hooks; an empty region measures
+ *       the start stub's return and the stop marker's call: on Cortex-M0+ BX LR (2) + BL (3) =
+ *       5 cycles, 2 instructions; on RV32 RET + JAL: 2 instructions. The label/emit stubs print
+ *       through semihosting under QEMU (the instruction-set check).
  *   host (anything else): lines "@unit_mcu ..." on stdout; cycles are not measured.
  */
 #ifndef UNIT_MCU_H
@@ -43,6 +48,14 @@
 #elif defined(__MSP430__)
 
 /* crt0.S: bare RETs (breakpoints of the host), and the end of the run (stack scan, end loop) */
+void __unit_mcu_label(const char *label);
+void __unit_mcu_emit(const void *data, size_t bytes);
+void __unit_mcu_done(void) __attribute__((noreturn));
+
+#elif (defined(__arm__) || defined(__riscv)) && !defined(__linux__)
+
+#define UNIT_MCU__STUBS 1
+/* crt0.S / unit_mcu_io.c: bare returns (hooked by the emulator), semihosting under QEMU, the end of the run */
 void __unit_mcu_label(const char *label);
 void __unit_mcu_emit(const void *data, size_t bytes);
 void __unit_mcu_done(void) __attribute__((noreturn));
@@ -87,6 +100,30 @@ static inline void unit_mcu_done(void) {
 
 #define UNIT_MCU_START() __asm__ __volatile__("call #__unit_mcu_start" ::: "memory")
 #define UNIT_MCU_STOP() __asm__ __volatile__("call #__unit_mcu_stop" ::: "memory")
+
+static inline void unit_mcu_label(const char *label) {
+    __unit_mcu_label(label);
+}
+
+static inline void unit_mcu_emit(const void *data, size_t bytes) {
+    __unit_mcu_emit(data, bytes);
+}
+
+static inline void unit_mcu_done(void) __attribute__((noreturn));
+static inline void unit_mcu_done(void) {
+    UNIT_MCU__BARRIER();
+    __unit_mcu_done();
+}
+
+#elif defined(UNIT_MCU__STUBS)
+
+#if defined(__arm__)
+#define UNIT_MCU_START() __asm__ __volatile__("bl __unit_mcu_start" ::: "lr", "memory")
+#define UNIT_MCU_STOP() __asm__ __volatile__("bl __unit_mcu_stop" ::: "lr", "memory")
+#else
+#define UNIT_MCU_START() __asm__ __volatile__("jal ra, __unit_mcu_start" ::: "ra", "memory")
+#define UNIT_MCU_STOP() __asm__ __volatile__("jal ra, __unit_mcu_stop" ::: "ra", "memory")
+#endif
 
 static inline void unit_mcu_label(const char *label) {
     __unit_mcu_label(label);
