@@ -215,11 +215,12 @@ def test_resources_predict_the_export_plan(target, digits_dense, tmp_path):
 
 
 def test_presets_of_the_new_chips():
+    from unitprune.mcu.targets.specs import STACK_RESERVE
     from unitprune.shrink.budget import PRESETS
 
     assert (PRESETS["ch32v003"].sram_bytes, PRESETS["ch32v003"].flash_bytes, PRESETS["ch32v003"].target) == (
-        2048 - 256, 16 * 1024, "rv32ec")
-    assert (PRESETS["rp2040"].sram_bytes, PRESETS["rp2040"].target) == (264 * 1024 - 256, "m0plus")
+        2048 - STACK_RESERVE, 16 * 1024, "rv32ec")
+    assert (PRESETS["rp2040"].sram_bytes, PRESETS["rp2040"].target) == (264 * 1024 - STACK_RESERVE, "m0plus")
 
 
 #: (C, H, W, O, KH, KW, stride, groups, act_min): no padding (the fast path) with strides, groups,

@@ -451,7 +451,10 @@ def test_samd21_preset_and_cli_data_options_are_checked(tmp_path, capsys):
     from unitprune.shrink import PRESETS
 
     samd21 = PRESETS["samd21"]
-    assert (samd21.sram_bytes, samd21.flash_bytes, samd21.target) == (32 * 1024 - 256, 256 * 1024, "cortex-m")
+    from unitprune.mcu.targets.specs import STACK_RESERVE
+
+    assert (samd21.sram_bytes, samd21.flash_bytes, samd21.target) == (32 * 1024 - STACK_RESERVE, 256 * 1024,
+                                                                       "cortex-m")
     base = ["shrink", "--model", "ds-cnn", "--data", "digits", "--preset", "samd21", "--epochs", "1"]
     assert main(base + ["--feature-pool", "2", "--run-dir", str(tmp_path / "a")]) == 2
     assert "--feature-pool: expected BxF" in capsys.readouterr().err
