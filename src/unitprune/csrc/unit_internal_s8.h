@@ -52,6 +52,26 @@
 #define UNIT__INT32_MIN (-2147483647L - 1L)
 #define UNIT__INT32_MAX 2147483647L
 
+/* TFLite RoundingDivideByPOT(x, e) for e in [0, 31]: x / 2**e rounded to nearest, ties away from
+ * zero. One variable shift in the usual case: (x + 2**(e-1) - (x < 0)) >> e, exact unless the sum
+ * overflows (x within 2**(e-1) of INT32_MAX), which takes the two-shift form. (Used by the 32-bit
+ * cores' requantization, unit_conv2d_dense_s8_mcu32.c.) */
+static inline int32_t unit__divide_by_pot_s8(int32_t x, int32_t e) {
+    int32_t half, remainder, limit;
+    uint32_t mask;
+    if (e == 0) {
+        return x;
+    }
+    half = (int32_t)((uint32_t)1 << (e - 1)) - (x < 0 ? 1 : 0);
+    if (x <= (int32_t)UNIT__INT32_MAX - half) {
+        return (x + half) >> e;
+    }
+    mask = ((uint32_t)1 << e) - 1U;
+    remainder = (int32_t)((uint32_t)x & mask);
+    limit = (int32_t)(mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (remainder > limit ? 1 : 0);
+}
+
 /* v >> k for k in [0, 31]: whole bytes first (register moves on 8/16-bit MCUs), then at most 7
  * single-bit steps, instead of a loop of k steps. */
 static inline uint32_t unit__shift_right_u32(uint32_t v, int32_t k) {
