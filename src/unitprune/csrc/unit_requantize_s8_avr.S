@@ -297,6 +297,6 @@ unit__requantize_run_s8_avr:
     .size   unit__requantize_run_s8_avr, .-unit__requantize_run_s8_avr
 
 #endif /* __AVR__ */
-#if defined(__ELF__) && !defined(__AVR__) && !defined(__MSP430__)
+#if defined(__ELF__) && !defined(__AVR__) && !defined(__MSP430__) && !defined(__arm__)
     .section .note.GNU-stack,"",@progbits /* an empty object on ELF hosts: no executable stack */
 #endif
