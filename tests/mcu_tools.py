@@ -6,8 +6,11 @@ UNITPRUNE_REQUIRE_MCU_TOOLS=1 (CI sets it after `make mcu-tools`), where it is a
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +37,14 @@ def require_target(target: str) -> dict[str, str]:
         return targets.check_tools(target)
     except targets.ToolMissing as error:
         _missing(str(error))
+
+
+def load_benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` as a module (registered under ``name``: dataclasses look
+    their module up by name), so a test can run the benchmark's own builders."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -9,27 +9,17 @@ on hypothesis-drawn geometries in tests/test_kernels_s8.py."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.mcu_tools import require_target
-
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "conv_dense_s8_mcu.py"
+from tests.mcu_tools import load_benchmark, require_target
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("conv_dense_s8_mcu", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["conv_dense_s8_mcu"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
-bench = _load()
+
+bench = load_benchmark("conv_dense_s8_mcu")
 
 
 @pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])

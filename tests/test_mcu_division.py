@@ -5,26 +5,16 @@ two runs."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.mcu_tools import require_target
-
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "division_mcu.py"
+from tests.mcu_tools import load_benchmark, require_target
 
 
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("division_mcu", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["division_mcu"] = module  # dataclasses look the module up by name
-    spec.loader.exec_module(module)
-    return module
 
 
-division_mcu = _load_benchmark()
+
+division_mcu = load_benchmark("division_mcu")
 
 
 @pytest.mark.parametrize("target,opt", [("avr", "Os"), ("msp430", "O2")])

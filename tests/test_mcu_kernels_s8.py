@@ -6,27 +6,17 @@ loops."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.mcu_tools import require_target
-
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "kernels_s8_mcu.py"
+from tests.mcu_tools import load_benchmark, require_target
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("kernels_s8_mcu", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["kernels_s8_mcu"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
-kernels_s8_mcu = _load()
+
+kernels_s8_mcu = load_benchmark("kernels_s8_mcu")
 
 
 @pytest.mark.parametrize("target", ["avr", "msp430"])

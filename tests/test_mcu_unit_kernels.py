@@ -7,28 +7,18 @@ hypothesis-drawn geometries in tests/test_unit_fast_s8.py."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.mcu_tools import require_target
+from tests.mcu_tools import load_benchmark, require_target
 from unitprune.mcu import unit_cost
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "unit_kernels_mcu.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("unit_kernels_mcu", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["unit_kernels_mcu"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
-bench = _load()
+bench = load_benchmark("unit_kernels_mcu")
 #: Largest relative error of a cost-model prediction accepted against the simulators' cycles, per
 #: kernel (measured worst on these inputs: skip-free 7 %, dense 24 %, per-position UnIT 35 %: its
 #: per-tap row loops depend on the geometry more than its counts say).
