@@ -280,3 +280,41 @@ def test_mcu32_convolution_equals_the_portable_one(target, tmp_path):
             assert ours.cycles < reference.cycles, f"case {i} {case}: {ours.cycles} vs {reference.cycles}"
     if target != "host":
         assert targets.check_isa(firmware, result)["agree"]
+
+
+def test_ch32v003_preset_model_runs_bit_exact_within_the_chip(tmp_path):
+    """A small MNIST model shrunk under the ch32v003 preset (conv accumulators one row at a time) is
+    exported for rv32ec and runs bit-exact there; the ELF's static SRAM plus the measured stack fit
+    the chip's 2 KB and its flash (code, tables and the embedded sample) its 16 KB; the kernels'
+    descriptors are in flash, as the resource model now counts them on this target."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    import unitprune
+    from unitprune.mcu.targets.specs import CH32V003
+    from unitprune.shrink import ShrinkConfig
+    from unitprune.shrink.budget import PRESETS
+
+    require_target("rv32ec")
+    splits = load_dataset("mnist", seed=0)
+    train = TensorDataset(*(t[:400] for t in splits.train.tensors))
+    budget = PRESETS["ch32v003"].with_(conv_block_rows="min")
+    torch.manual_seed(0)
+    result = unitprune.shrink.shrink(build_model("mnist", seed=0), train, splits.val, budget,
+                                     ShrinkConfig(epochs=1, prune_epochs=1, remove_every=5))
+    assert result.fits and result.after.sram_bytes <= budget.sram_bytes and result.after.descriptor_bytes == 0
+    model = result.model.eval()
+    qmodel = quantize(model, splits.val.tensors[0][:100], variant="dense")
+    x_q = quantize_input(qmodel, splits.test.tensors[0][:1])
+    expected, _ = run_reference(qmodel, x_q)
+    work = tmp_path
+    export = export_c(qmodel, work / "export", target="rv32ec", samples=x_q, conv_block_rows="min")
+    assert export.memory.descriptor_bytes == 0 and export.memory.peak_sram_with_io_bytes == result.after.sram_bytes
+    firmware = _build("rv32ec", work / "export", work / "build", markers=False)
+    run = targets.run(firmware)
+    outputs = np.stack([np.frombuffer(r.data, dtype=np.int8) for r in run.regions if r.data])
+    assert np.array_equal(outputs, expected.reshape(1, -1))
+    assert firmware.sram_static_bytes + run.stack_bytes <= CH32V003["sram_bytes"]
+    assert firmware.flash_bytes <= CH32V003["flash_bytes"]
+    flash = targets.CORE_TARGETS["rv32ec"].flash
+    assert flash.origin <= firmware.symbols["conv1_params"] < flash.origin + flash.length
