@@ -204,11 +204,10 @@ def struct_bytes(fields: list[int], align: int) -> int:
 def descriptor_bytes(convs, linears, trees, layout: Layout):
     """RAM bytes of the kernels' descriptors (unit_types.h): per conv a ``unit_conv2d_params`` and a
     ``unit_requant_s8``, per linear a ``unit_requant_s8``, per bintree linear a
-    ``unit_quotient_tree_s8``; 0 when the layout keeps const structs in flash. The counts may be
-    tensors (the resource model's relaxed counts)."""
-    if layout.const_in_flash:
-        return 0 * (convs + linears + trees)
+    ``unit_quotient_tree_s8``. The counts may be tensors (the resource model's relaxed counts)."""
     p, align = layout.pointer_bytes, layout.struct_align
+    if layout.const_in_flash:  # the exported descriptors are static const: in flash there (Layout)
+        return 0 * (convs + linears + trees)
     conv = struct_bytes([4] * CONV_PARAMS_FIELDS, align)
     requant = struct_bytes([p, p, p, 4, 4], align)
     tree = struct_bytes([4, p, p, p, p], align)
