@@ -12,7 +12,7 @@ project's emulator), outputs against the NumPy integer reference, and from a sec
 with a hook at ``__mulsi3``: its calls by caller, the instructions spent inside it, and the calls
 beyond the executed MACs.
 
-Writes benchmarks/results/mulsi3_rv32ec.json and .md (``--out``).
+Writes docs/results/mulsi3_rv32ec/mulsi3_rv32ec.json and .md (``--out``).
 Usage: ``PYTHONPATH=src python benchmarks/mulsi3_rv32ec.py [--samples 2] [--percentile 70]``
 Needs ``make mcu-tools`` (riscv64-unknown-elf-gcc, picolibc) and unicorn.
 """
@@ -23,7 +23,6 @@ import argparse
 import bisect
 import copy
 import json
-import platform
 import tempfile
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from results_io import cpu_model, write_results
+from results_io import core_target_provenance, write_results
 from unitprune.calibrate import calibrate
 from unitprune.config import UnITConfig
 from unitprune.convert import convert
@@ -158,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--percentile", type=float, default=70.0)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "results" / "mulsi3_rv32ec")
     args = parser.parse_args()
     t0 = time.perf_counter()
     rows = []
@@ -166,10 +165,7 @@ def main() -> None:
         for name, (qmodel, x_q) in variants(args.samples, args.percentile).items():
             rows.append(measure(name, qmodel, x_q, Path(tmp) / name))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "calls_by_caller_per_inference"}))
-    tools = targets.check_tools(TARGET)
-    document = {"rows": rows, "samples": args.samples, "percentile": args.percentile,
-                "machine": f"{cpu_model()}, Python {platform.python_version()}",
-                "tools": f"{tools['compiler_version']}, {tools['emulator']}", "seconds": round(time.perf_counter() - t0, 1)}
+    document = {"rows": rows, "samples": args.samples, "percentile": args.percentile, **core_target_provenance(TARGET, t0)}
     for path in write_results(args.out, "mulsi3_rv32ec", document, markdown(document)):
         print(f"wrote {path}")
 

@@ -43,16 +43,24 @@ RISCV_LISTING_INSTRUCTIONS = 17 + 3
 RISCV_LISTING_MODEL = 17 + 4 + 1 + 1 + 1 + 3 * 2
 
 
-def _listing(target: str, tmp_path) -> targets.RunResult:
-    require_target(target)
-    asm = FIRMWARE / ("listing_arm.S" if target.startswith("m0plus") else "listing_riscv.S")
-    firmware = targets.build(target, [FIRMWARE / "listing_main.c", asm], build_dir=tmp_path / target)
-    return firmware, targets.run(firmware, max_cycles=10_000_000)
+_LISTINGS: dict = {}
+
+
+def _listing(target: str, tmp_path_factory) -> tuple[targets.Firmware, targets.RunResult]:
+    """The listing firmware of ``target`` and its run, built once per module (the timing and the
+    strict-QEMU tests share it)."""
+    if target not in _LISTINGS:
+        require_target(target)
+        asm = FIRMWARE / ("listing_arm.S" if target.startswith("m0plus") else "listing_riscv.S")
+        firmware = targets.build(target, [FIRMWARE / "listing_main.c", asm],
+                                 build_dir=tmp_path_factory.mktemp(f"listing-{target}"))
+        _LISTINGS[target] = (firmware, targets.run(firmware, max_cycles=10_000_000))
+    return _LISTINGS[target]
 
 
 @pytest.mark.parametrize("target", CORES)
-def test_timing_table_matches_the_hand_counted_listing(target, tmp_path):
-    _, result = _listing(target, tmp_path)
+def test_timing_table_matches_the_hand_counted_listing(target, tmp_path_factory):
+    _, result = _listing(target, tmp_path_factory)
     empty, listing = result.region("empty"), result.region("listing")
     if target.startswith("m0plus"):
         assert (empty.cycles, empty.instructions) == (5, 2)  # BX LR 2 + BL 3 (unit_mcu.h)
@@ -143,8 +151,8 @@ def test_strict_qemu_cpu_agrees_on_outputs_and_instruction_counts(target, digits
 
 
 @pytest.mark.parametrize("target", ["m0plus", "rv32imc"])
-def test_strict_qemu_agrees_on_the_listing(target, tmp_path):
-    firmware, result = _listing(target, tmp_path)
+def test_strict_qemu_agrees_on_the_listing(target, tmp_path_factory):
+    firmware, result = _listing(target, tmp_path_factory)
     assert targets.check_isa(firmware, result)["instructions"] == result.instructions
 
 
@@ -170,8 +178,8 @@ def test_instruction_the_core_lacks_is_caught_by_the_strict_cpu(tmp_path):
                       '    unit_mcu_label("p");\n    unit_mcu_emit((const void *)&p, 4);\n    unit_mcu_done();\n}\n')
     imc = targets.build("rv32imc", [source], build_dir=tmp_path / "imc")
     imc_result = targets.run(imc)
-    assert imc_result.region("p").data == (700).to_bytes(4, "little")
-    targets.check_isa(imc, imc_result)  # fine on its own CPU
+    assert imc_result.region("p").data == (700).to_bytes(4, "little")  # (rv32imc's own strict CPU runs
+    # MUL: test_strict_qemu_agrees_on_the_listing[rv32imc])
     as_ec = targets.Firmware("rv32ec", imc.elf, imc.build_dir, imc.sections, imc.flash_bytes, imc.sram_static_bytes,
                              imc.symbols)
     with pytest.raises(targets.FirmwareError):
@@ -212,6 +220,17 @@ def test_resources_predict_the_export_plan(target, digits_dense, tmp_path):
     assert predicted.descriptor_bytes == plan.descriptor_bytes
     assert predicted.sram_bytes == plan.peak_sram_with_io_bytes
     assert predicted.flash_bytes == sum(layer.total for layer in result.flash)
+
+
+def test_energy_figures_of_the_new_chips_are_the_cited_table_values():
+    """The datasheet values docs/mcu.md cites (SAMD21 DS40001882 37.7; CH32V003DS0 Table 3-6-1;
+    ESP32-C3 datasheet Table 5-8), at the clocks and voltages of those tables."""
+    cited = {"m0plus": (3.37e-3, 48e6, "37.7"), "m0plus-smallmul": (3.37e-3, 48e6, "37.7"),
+             "rv32ec": (4.0e-3, 48e6, "Table 3-6-1"), "rv32imc": (23e-3, 160e6, "Table 5-8")}
+    for target, (current, clock, table) in cited.items():
+        model = targets.ENERGY_MODELS[target]
+        assert (model.current_a, model.clock_hz, model.voltage_v) == (current, clock, 3.3) and table in model.citation
+        assert targets.energy_uj_estimate(target, 48_000_000) == pytest.approx(current * 3.3 * 48e6 / clock * 1e6)
 
 
 def test_presets_of_the_new_chips():
