@@ -244,8 +244,10 @@ def test_presets_of_the_new_chips():
 
 #: (C, H, W, O, KH, KW, stride, groups, act_min): no padding (the fast path) with strides, groups,
 #: an odd channel count, kernel widths 1..8, a 9-wide kernel (the portable fallback), no fused ReLU.
+#: Small: the strict-QEMU check single-steps every instruction (the portable kernel on rv32ec calls
+#: __mulsi3 per MAC, about 100 instructions).
 CONV_CASES = [(1, 12, 12, 3, 5, 5, 1, 1, 0), (4, 9, 10, 6, 3, 3, 2, 2, 0), (3, 7, 11, 5, 2, 8, 1, 1, -128),
-              (2, 6, 6, 4, 1, 1, 1, 1, 0), (2, 5, 12, 2, 3, 9, 1, 1, 0), (6, 8, 8, 16, 5, 5, 1, 1, 0)]
+              (2, 6, 6, 4, 1, 1, 1, 1, 0), (2, 5, 12, 2, 3, 9, 1, 1, 0), (6, 7, 7, 4, 5, 5, 1, 1, 0)]
 
 
 def _conv_cases_header(rng) -> str:
@@ -316,7 +318,7 @@ def test_ch32v003_preset_model_runs_bit_exact_within_the_chip(tmp_path):
 
     require_target("rv32ec")
     splits = load_dataset("mnist", seed=0)
-    train = TensorDataset(*(t[:400] for t in splits.train.tensors))
+    train = TensorDataset(*(t[:256] for t in splits.train.tensors))
     budget = PRESETS["ch32v003"].with_(conv_block_rows="min")
     torch.manual_seed(0)
     result = unitprune.shrink.shrink(build_model("mnist", seed=0), train, splits.val, budget,

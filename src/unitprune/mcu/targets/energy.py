@@ -52,7 +52,7 @@ _SAMD21 = EnergyModel(
 _CH32V003 = EnergyModel(
     mcu="CH32V003", clock_hz=48e6, current_a=4.0e-3, voltage_v=3.3,
     citation="WCH CH32V003 datasheet (CH32V003DS0 V1.8), section 3.3.4, Table 3-6-1 run-mode supply current, "
-             "48 MHz (HSI + PLL), 3.3 V, peripherals off: typical 4.0 mA (6.4 mA with all peripherals on), as "
+             "48 MHz from the HSI, 3.3 V, peripherals off: typical 4.0 mA (6.4 mA with all peripherals on), as "
              "extracted in kristofferkoch/oparroy datasheets/CH32V003/notes/facts.md (the PDF was not read "
              "here): about 0.28 nJ/cycle (estimate; the RV32 cycles are themselves a model)")
 _ESP32C3 = EnergyModel(
