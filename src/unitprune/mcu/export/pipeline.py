@@ -122,7 +122,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         plan, code, far = generate_fitting(fused)
 
     # 4. build files (the Cortex-M0+/RV32 targets call their kernel variants, e.g. the mcu32 convolution)
-    model_text, functions = core_kernels(target, code.text, set(code.kernels))
+    # main.c of a far-tables export finds its samples through unit_table_offset_s8
+    runner = {"unit_table_offset_s8"} if far and target != "host" else set()
+    model_text, functions = core_kernels(target, code.text, set(code.kernels) | runner)
     files_needed = kernel_files(functions)
     kernel_sources = [name for name in files_needed if name.endswith((".c", ".S"))]
     kernel_defines = kernel_choice.build_defines(kernels)
@@ -134,7 +136,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         header = header.replace("#endif /* UNIT_MODEL_H */", fused_model_h_api() + "#endif /* UNIT_MODEL_H */")
     texts = {"model.h": header, "model.c": model_text, "Makefile": make_text}
     if target != "host":
-        texts["samples.h"] = samples_h(samples, source, far)
+        texts["samples.h"] = samples_h(samples, source, far, spec.max_object_bytes)
     if target in CORE_EXPORT_TARGETS:
         name, text = core_memory_ld(target)
         texts[name] = text
