@@ -14,8 +14,10 @@
 
 #include "model.h"
 #include "samples.h"
-#include "unit_kernels_stream_s8.h"
 #include "unit_mcu.h"
+#if defined(UNIT_FAR_TABLES) && UNIT_FAR_TABLES
+#include "unit_kernels_stream_s8.h"
+#endif
 
 #ifndef UNIT_MODEL_MARKERS
 #define UNIT_MODEL_MARKERS 0
