@@ -27,9 +27,11 @@ CC = shutil.which("cc") or shutil.which("gcc")
 needs_cc = pytest.mark.skipif(CC is None, reason="no host C compiler (apt-get install gcc)")
 
 
-def check_fused_bit_exact(qmodel: QuantizedModel, out_dir, x: np.ndarray, variant: str, linear_quotient: str):
+def check_fused_bit_exact(qmodel: QuantizedModel, out_dir, x: np.ndarray, variant: str, linear_quotient: str,
+                          fused_rows: int = 1):
     """Export fused, build and run on the host; outputs and counters equal the layer-by-layer reference's."""
-    result = export_c(qmodel, out_dir, variant=variant, linear_quotient=linear_quotient, execution="fused")
+    result = export_c(qmodel, out_dir, variant=variant, linear_quotient=linear_quotient, execution="fused",
+                      fused_rows=fused_rows)
     assert result.execution == "fused"
     outputs, counts = unitprune.run_exported(out_dir, x)
     expected, expected_counts = run_reference(dataclasses.replace(qmodel, linear_quotient=linear_quotient), x,
@@ -114,6 +116,24 @@ def fused_chains(draw):
 def test_random_chains_fused_bit_exact(tmp_path_factory, case, variant, linear_quotient):
     qmodel, x = case
     check_fused_bit_exact(qmodel, tmp_path_factory.mktemp("fused"), x, variant, linear_quotient)
+
+
+@needs_cc
+@given(case=fused_chains(), variant=st.sampled_from(VARIANTS), fused_rows=st.sampled_from([2, 3, 5]))
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_chains_fused_rows_bit_exact(tmp_path_factory, case, variant, fused_rows):
+    """Several output rows per step (windows of K + (B - 1) * stride rows, a last shorter step when
+    B does not divide the output height): the same outputs and counters."""
+    qmodel, x = case
+    result = check_fused_bit_exact(qmodel, tmp_path_factory.mktemp("fused"), x, variant, "bitshift", fused_rows)
+    convs = [op for op in qmodel.ops if hasattr(op, "kernel_height")]
+    for op in convs:
+        rows = min(fused_rows, op.out_height)
+        span = op.dilation[0] * (op.kernel_height - 1) + 1 + (rows - 1) * op.stride[0]
+        window = next(b for b in result.memory.buffers if b["name"] == f"window of {op.name}")
+        assert (window["rows"], window["bytes"]) == (span, op.in_channels * span * op.in_width)
+        block = [b["bytes"] for b in result.memory.buffers if b["name"] == f"rows of {op.name}"]
+        assert block == ([op.out_channels * rows * op.out_width] if rows > 1 else [])
 
 
 @needs_cc

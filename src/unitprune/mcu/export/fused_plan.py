@@ -33,12 +33,12 @@ MAC counters (by cause) are those of the layer-by-layer plan.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
 from .memory_plan import MemoryPlan, conv_scratch_bytes
 
-__all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "fused_buffers",
+__all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "fused_buffers", "with_fused_rows",
            "plan_fused_memory", "EXECUTIONS"]
 
 #: The export's ``execution`` option: layer by layer, fused (row-streamed), or fused only when
@@ -68,6 +68,7 @@ class Stage:
     out_height: int
     out_width: int
     after: tuple[int, ...] = ()  # elementwise ops (indices) applied to each output row
+    block_rows: int = 1  # B: output rows computed per step (a conv; 1 for pools)
 
     @property
     def accumulates(self) -> bool:
@@ -76,8 +77,19 @@ class Stage:
         return self.kind == "avgpool" and self.window_rows == self.in_height
 
     @property
+    def span_rows(self) -> int:
+        """Rows of the window: the ``K + (B - 1) * stride_y`` input rows of ``B`` output rows."""
+        return self.window_rows + (self.block_rows - 1) * self.stride_y
+
+    @property
     def window_bytes(self) -> int:
-        return 0 if self.accumulates else self.channels * self.window_rows * self.in_width
+        return 0 if self.accumulates else self.channels * self.span_rows * self.in_width
+
+    @property
+    def block_bytes(self) -> int:
+        """The stage's own output buffer of ``B > 1`` rows ``[C][B][OW]`` (0: one row, in the shared
+        row buffer)."""
+        return self.out_channels * self.block_rows * self.out_width if self.block_rows > 1 else 0
 
     @property
     def sum_bytes(self) -> int:
@@ -105,6 +117,17 @@ class FusedChain:
             last = self.stages[-1]
             return (last.out_channels, last.out_height, last.out_width)
         return self.input_shape
+
+
+def with_fused_rows(chain: FusedChain, rows: int) -> FusedChain:
+    """``chain`` with every conv stage computing ``min(rows, out_height)`` output rows per step
+    (the export's ``fused_rows``): a window of ``K + (B - 1) * stride_y`` rows and an output block
+    of ``B`` rows, so the kernels' per-call work is shared by ``B`` rows (fewer cycles, more SRAM)."""
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"fused_rows must be an int >= 1 (output rows per step of a fused conv), got {rows!r}")
+    stages = tuple(replace(stage, block_rows=min(rows, stage.out_height)) if stage.kind == "conv" else stage
+                   for stage in chain.stages)
+    return replace(chain, stages=stages)
 
 
 def _shape3(shape) -> tuple[int, int, int]:
@@ -204,8 +227,13 @@ def fused_buffers(chain: FusedChain, linear_out: int) -> dict:
         if stage.accumulates:
             continue
         buffers.append({"name": f"window of {stage.name}", "offset": offset, "bytes": stage.window_bytes,
-                        "rows": stage.window_rows})
+                        "rows": stage.span_rows})
         offset += stage.window_bytes
+    for stage in chain.stages:
+        if stage.block_bytes:
+            buffers.append({"name": f"rows of {stage.name}", "offset": offset, "bytes": stage.block_bytes,
+                            "rows": stage.block_rows})
+            offset += stage.block_bytes
     c, _, w = chain.input_shape
     row = max([c * w] + [stage.row_bytes for stage in chain.stages])
     buffers.append({"name": "row", "offset": offset, "bytes": row, "rows": 1})
@@ -213,7 +241,7 @@ def fused_buffers(chain: FusedChain, linear_out: int) -> dict:
     return {"buffers": buffers, "windows": offset, "row": row,
             "pool_sums": sum(stage.sum_bytes for stage in chain.stages),
             "state": 4 * 2 * len(chain.stages),  # rows received and the next row due, per stage
-            "conv_scratch": max([conv_scratch_bytes(1, stage.out_width) for stage in convs], default=0),
+            "conv_scratch": max([conv_scratch_bytes(stage.block_rows, stage.out_width) for stage in convs], default=0),
             "linear_sums": 4 * linear_out}
 
 
@@ -224,7 +252,7 @@ def plan_fused_memory(qmodel: QuantizedModel, chain: FusedChain, descriptor_byte
     input_bytes = chain.input_shape[0] * chain.input_shape[1] * chain.input_shape[2]
     output_bytes = linear_out or chain.sink_shape[0] * chain.sink_shape[1] * chain.sink_shape[2]
     peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else None
-    notes = [f"fused: windows of {', '.join(f'{s.window_rows} rows ({s.name})' for s in chain.stages) or 'none'}; "
+    notes = [f"fused: windows of {', '.join(f'{s.span_rows} rows ({s.name})' for s in chain.stages) or 'none'}; "
              f"row buffer {parts['row']} bytes; the input is read row by row"]
     return FusedMemoryPlan(ops=[], arena_bytes=parts["windows"] + parts["row"] + parts["state"],
                            scratch_bytes=parts["conv_scratch"] + parts["linear_sums"] + parts["pool_sums"],

@@ -17,7 +17,7 @@ from .checks import check_fits_target, check_model, check_request
 from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
 from .export_types import ExportError, ExportResult, layer_names
 from .fused_c import fused_model_c, fused_model_h_api
-from .fused_plan import EXECUTIONS, FusedUnsupported, fused_chain, plan_fused_memory
+from .fused_plan import EXECUTIONS, FusedUnsupported, fused_chain, plan_fused_memory, with_fused_rows
 from .manifest import export_readme, manifest, write_export
 from .memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
 from .model_c import describe_source, model_c, model_h, samples_h
@@ -30,7 +30,7 @@ __all__ = ["export_c"]
 def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str | None = None,
              linear_quotient: str | None = None, samples=None, counters: bool | None = None,
              overwrite: bool = False, conv_block_rows=None, execution: str = "layers",
-             kernels: str = "auto") -> ExportResult:
+             kernels: str = "auto", fused_rows: int = 1) -> ExportResult:
     """Write ``qmodel`` as a self-contained C project into ``out_dir`` (:mod:`unitprune.mcu.export`).
 
     Args:
@@ -57,6 +57,10 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
             a final Linear accumulated per row, the input read row by row; :mod:`.fused_plan`) or
             ``"auto"`` (fused only when layer by layer does not fit the target's SRAM). Outputs and
             counters are the same for every execution.
+        fused_rows: under the fused plan, the output rows each conv computes per step (clipped to
+            its output height): 1 (the default) keeps the least SRAM; ``B`` rows need a window of
+            ``K + (B - 1) * stride`` input rows and a ``B``-row output block, and share the kernel's
+            per-call work among ``B`` rows (fewer cycles). Outputs and counters do not change.
         kernels: ``auto`` (the kernels' per-target assembly where a layer allows it) or ``portable``
             (the C99 kernels everywhere, ``UNIT_PORTABLE_KERNELS=1``); see
             :mod:`unitprune.mcu.kernel_choice`. The manifest records each layer's path.
@@ -82,10 +86,12 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     chain = None
     if execution != "layers":
         try:
-            chain = fused_chain(qmodel)
+            chain = with_fused_rows(fused_chain(qmodel), fused_rows)
         except FusedUnsupported as error:
             if execution == "fused":
                 raise ExportError(f"execution='fused': {error}") from None
+        except ValueError as error:  # fused_rows
+            raise ExportError(str(error)) from None
     samples = request.samples
     samples_bytes = 0 if samples is None or target == "host" else samples.size
 
