@@ -130,8 +130,12 @@ def test_random_chains_fused_rows_bit_exact(tmp_path_factory, case, variant, fus
     for op in convs:
         rows = min(fused_rows, op.out_height)
         span = op.dilation[0] * (op.kernel_height - 1) + 1 + (rows - 1) * op.stride[0]
-        window = next(b for b in result.memory.buffers if b["name"] == f"window of {op.name}")
-        assert (window["rows"], window["bytes"]) == (span, op.in_channels * span * op.in_width)
+        window = [(b["rows"], b["bytes"]) for b in result.memory.buffers if b["name"] == f"window of {op.name}"]
+        if not window:  # a one-row conv reading its input row in place
+            assert span == 1 and op.padding[:2] == (0, 0) and op.stride[0] == 1
+            assert any(b["name"] == "second row" for b in result.memory.buffers)
+            continue
+        assert window == [(span, op.in_channels * span * op.in_width)]
         block = [b["bytes"] for b in result.memory.buffers if b["name"] == f"rows of {op.name}"]
         assert block == ([op.out_channels * rows * op.out_width] if rows > 1 else [])
 

@@ -13,7 +13,7 @@ from .. import codegen
 from ..qmodel import QConv, QLinear, QReLU, QThresholdReLU, QuantizedModel
 from ..targets.specs import CONV_PARAMS_FIELDS
 from .export_types import LayerFlash
-from .fused_plan import FusedChain, FusedMemoryPlan, Stage
+from .fused_plan import FusedChain, FusedMemoryPlan, Stage, direct_stages
 from .model_c import ModelC, _comment, _requant_tables, _TableStyle
 
 __all__ = ["fused_model_c", "fused_model_h_api", "permuted_linear_weight"]
@@ -69,6 +69,10 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
     functions: list[str] = []
     row = f"(unit_model_arena + {next(b['offset'] for b in plan.buffers if b['name'] == 'row')})"
     sink_c, sink_h, sink_w = chain.sink_shape
+    offsets = {buffer["name"]: buffer["offset"] for buffer in plan.buffers}
+    direct = direct_stages(chain)
+    outs = _output_buffers(chain, direct, offsets)
+    sink_row = outs[-1] if chain.stages and chain.stages[-1].block_rows == 1 else row
 
     # the sink: what receives the rows of the last stage (or of the input)
     if chain.linear is not None:
@@ -81,7 +85,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
         tables.append(style.array("int8_t", f"{ident}_weight_p", permuted_linear_weight(op, chain.sink_shape)))
         tables_flash["weight"] = op.weight.size
         tables += _requant_tables(ident, op.requant, tables_flash, style)
-        head = f"{row}, {sink_c * sink_w}, {op.out_features}, unit_table_offset_s8({ident}_weight_p, r * {sink_c * sink_w * op.out_features})"
+        head = f"{sink_row}, {sink_c * sink_w}, {op.out_features}, unit_table_offset_s8({ident}_weight_p, r * {sink_c * sink_w * op.out_features})"
         tail = "unit_model_sums, UNIT_MODEL_CALL_COUNTS"
         if variant != "unit":
             call = f"unit_linear_accumulate_{variant}_s8({head}, {tail})"
@@ -127,13 +131,12 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             f"    for (c = 0; c < {sink_c}; c++) {{\n"
             f"        for (i = 0; i < {sink_w}; i++) {{\n"
             f"            output[(int32_t)c * {sink_h * sink_w} + r * {sink_w} + i] = "
-            f"{row}[c * {sink_w} + i];\n        }}\n    }}\n    return UNIT_OK;\n}}\n\n")
+            f"{sink_row}[c * {sink_w} + i];\n        }}\n    }}\n    return UNIT_OK;\n}}\n\n")
         start, finish = [], []
 
     # the stages, last first (each calls the next)
     stage_code: list[str] = []
     sum_arrays: list[str] = []
-    offsets = {buffer["name"]: buffer["offset"] for buffer in plan.buffers}
     for k in reversed(range(len(chain.stages))):
         stage = chain.stages[k]
         op = qmodel.ops[stage.op]
@@ -144,8 +147,8 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             sum_arrays.append(f"/* {_comment(stage.name)}: int32 window sums */\n"
                               f"static int32_t unit_model_pool_sums_{k}[{stage.channels * stage.out_width}];\n")
             continue
-        window = f"(unit_model_arena + {offsets[f'window of {stage.name}']})"
-        target = f"(unit_model_arena + {offsets[f'rows of {stage.name}']})" if stage.block_bytes else row
+        window = "source" if k in direct else f"(unit_model_arena + {offsets[f'window of {stage.name}']})"
+        target = outs[k]
         tail = stage.out_height % stage.block_rows
         if stage.kind == "conv":
             ident = names.add(op.name)
@@ -188,7 +191,10 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
                         f"{op.kernel[0]}, {op.kernel[1]}, 1, {op.stride[1]}, {target});\n"
                         "    UNIT_MODEL_LAYER_STOP();\n"
                         "    if (status != UNIT_OK) {\n        return status;\n    }\n")
-        stage_code.append(_window_stage(qmodel, chain, k, window, target, row, compute, kernels))
+        if k in direct:
+            stage_code.append(_direct_stage(qmodel, chain, k, target, compute, kernels))
+        else:
+            stage_code.append(_window_stage(qmodel, chain, k, window, target, row, compute, kernels))
     if flash_linear is not None:
         flash.append(flash_linear)
     # flash in op order (conv/linear)
@@ -251,13 +257,51 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             f"/* the Linear's int32 sums */\nstatic int32_t unit_model_sums[{sums}];\n" if sums else "",
             *sum_arrays,
             "\n",
-            helpers if any(not stage.accumulates for stage in chain.stages) else "",
+            helpers if any(not stage.accumulates and k not in direct for k, stage in enumerate(chain.stages)) else "",
             "".join(functions), "".join(stage_code),
             "int32_t unit_model_check(void) {\n",
             *[f"    if ({check} > (int32_t)sizeof(unit_model_scratch)) {{\n        return UNIT_ERR_SCRATCH;\n    }}\n"
               for check in checks],
             "    return UNIT_OK;\n}\n\n", run, memory_run]
     return ModelC("".join(text), flash, kernels, layers)
+
+
+def _output_buffers(chain: FusedChain, direct: frozenset[int], offsets: dict[str, int]) -> list[str]:
+    """Where each stage writes its output rows: its own block (``B > 1``), the row buffer, or for a
+    stage that reads its input in place (``direct``) the row buffer its input is not in."""
+    buffers = {name: f"(unit_model_arena + {offsets[name]})" for name in ("row", "second row") if name in offsets}
+    outs, current = [], buffers["row"]
+    for k, stage in enumerate(chain.stages):
+        if stage.block_bytes:
+            current = f"(unit_model_arena + {offsets[f'rows of {stage.name}']})"
+        elif k in direct:
+            current = buffers["second row"] if current == buffers["row"] else buffers["row"]
+        else:
+            current = buffers["row"]
+        outs.append(current)
+    return outs
+
+
+def _direct_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, target: str, compute,
+                  kernels: set[str]) -> str:
+    """The push function of a stage without a window (:func:`.fused_plan.direct_stages`): output row
+    ``r`` computed from input row ``r`` where it is, into ``target``, and passed on."""
+    stage = chain.stages[k]
+    op = qmodel.ops[stage.op]
+    last = k + 1 == len(chain.stages)
+    nxt = _status("unit_model_sink(r, output)") if last else \
+        _status(f"unit_model_push_{k + 1}({target}, {stage.out_width}, output)")
+    pad_bottom = (f"    if (r == {stage.out_height - 1}) {{ /* the next stage's bottom padding rows */\n"
+                  f"        for (i = 0; i < {chain.stages[k + 1].pad_bottom}; i++) {{\n"
+                  + _indent(_status(f"unit_model_push_{k + 1}(0, 0, output)"), 8) + "        }\n    }\n"
+                  if not last and chain.stages[k + 1].pad_bottom else "")
+    return (f"/* stage {k}, {_comment(op.name)} (conv, one-row kernel): reads its input row where it is */\n"
+            f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
+            f"    int32_t {'i, ' if pad_bottom else ''}r, status;\n    (void)stride; /* the row's channels are {stage.in_width} apart */\n"
+            f"    r = unit_model_rows[{2 * k}]++;\n"
+            + compute("params")
+            + "".join(_elementwise(qmodel, stage.after, target, stage.row_bytes, kernels))
+            + nxt + pad_bottom + "    return UNIT_OK;\n}\n\n")
 
 
 def _window_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, window: str, target: str, row: str, compute,

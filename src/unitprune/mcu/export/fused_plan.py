@@ -39,6 +39,7 @@ from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, Q
 from .memory_plan import MemoryPlan, conv_scratch_bytes
 
 __all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "fused_buffers", "with_fused_rows",
+           "direct_stages",
            "plan_fused_memory", "EXECUTIONS"]
 
 #: The export's ``execution`` option: layer by layer, fused (row-streamed), or fused only when
@@ -117,6 +118,15 @@ class FusedChain:
             last = self.stages[-1]
             return (last.out_channels, last.out_height, last.out_width)
         return self.input_shape
+
+
+def direct_stages(chain: FusedChain) -> frozenset[int]:
+    """The stages that keep no window: a conv with a one-row kernel, one output row per step, vertical
+    stride 1 and no vertical padding, whose input is one row (the input's, or a one-row stage's): it
+    reads the row where it arrives and writes its output row into the other row buffer."""
+    return frozenset(k for k, stage in enumerate(chain.stages)
+                     if stage.kind == "conv" and stage.span_rows == 1 and stage.stride_y == 1
+                     and stage.pad_top == stage.pad_bottom == 0 and (k == 0 or chain.stages[k - 1].block_rows == 1))
 
 
 def with_fused_rows(chain: FusedChain, rows: int) -> FusedChain:
@@ -223,8 +233,9 @@ def fused_buffers(chain: FusedChain, linear_out: int) -> dict:
     stages, then the row buffer), ``row``, ``state``, ``conv_scratch``, ``linear_sums`` bytes. The
     exporter and the resource model (``unitprune.shrink.fused_resources``) both use it."""
     buffers, offset = [], 0
-    for stage in chain.stages:
-        if stage.accumulates:
+    direct = direct_stages(chain)
+    for k, stage in enumerate(chain.stages):
+        if stage.accumulates or k in direct:
             continue
         buffers.append({"name": f"window of {stage.name}", "offset": offset, "bytes": stage.window_bytes,
                         "rows": stage.span_rows})
@@ -237,8 +248,10 @@ def fused_buffers(chain: FusedChain, linear_out: int) -> dict:
     c, _, w = chain.input_shape
     row = max([c * w] + [stage.row_bytes for stage in chain.stages])
     buffers.append({"name": "row", "offset": offset, "bytes": row, "rows": 1})
+    if direct:  # a 1x1 conv reads its input row where it is and writes the other row buffer
+        buffers.append({"name": "second row", "offset": offset + row, "bytes": row, "rows": 1})
     convs = [stage for stage in chain.stages if stage.kind == "conv"]
-    return {"buffers": buffers, "windows": offset, "row": row,
+    return {"buffers": buffers, "windows": offset, "row": row * (2 if direct else 1),
             "pool_sums": sum(stage.sum_bytes for stage in chain.stages),
             "state": 4 * 2 * len(chain.stages),  # rows received and the next row due, per stage
             "conv_scratch": max([conv_scratch_bytes(stage.block_rows, stage.out_width) for stage in convs], default=0),
