@@ -28,10 +28,10 @@ needs_cc = pytest.mark.skipif(CC is None, reason="no host C compiler (apt-get in
 
 
 def check_fused_bit_exact(qmodel: QuantizedModel, out_dir, x: np.ndarray, variant: str, linear_quotient: str,
-                          fused_rows: int = 1):
+                          fused_rows: int = 1, fused_axis: str = "auto"):
     """Export fused, build and run on the host; outputs and counters equal the layer-by-layer reference's."""
     result = export_c(qmodel, out_dir, variant=variant, linear_quotient=linear_quotient, execution="fused",
-                      fused_rows=fused_rows)
+                      fused_rows=fused_rows, fused_axis=fused_axis)
     assert result.execution == "fused"
     outputs, counts = unitprune.run_exported(out_dir, x)
     expected, expected_counts = run_reference(dataclasses.replace(qmodel, linear_quotient=linear_quotient), x,
@@ -119,13 +119,26 @@ def test_random_chains_fused_bit_exact(tmp_path_factory, case, variant, linear_q
 
 
 @needs_cc
+@given(case=fused_chains(), variant=st.sampled_from(VARIANTS), fused_rows=st.sampled_from([1, 2, 4]))
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_chains_streamed_along_the_width_bit_exact(tmp_path_factory, case, variant, fused_rows):
+    """The chain streamed column by column (the transposed model, the input read and an output
+    stored by columns): the same outputs and counters."""
+    qmodel, x = case
+    result = check_fused_bit_exact(qmodel, tmp_path_factory.mktemp("fused"), x, variant, "bitshift", fused_rows,
+                                   fused_axis="width")
+    assert result.fused_axis == "width" and result.memory.to_dict()["stream_axis"] == "width"
+
+
+@needs_cc
 @given(case=fused_chains(), variant=st.sampled_from(VARIANTS), fused_rows=st.sampled_from([2, 3, 5]))
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_random_chains_fused_rows_bit_exact(tmp_path_factory, case, variant, fused_rows):
     """Several output rows per step (windows of K + (B - 1) * stride rows, a last shorter step when
     B does not divide the output height): the same outputs and counters."""
     qmodel, x = case
-    result = check_fused_bit_exact(qmodel, tmp_path_factory.mktemp("fused"), x, variant, "bitshift", fused_rows)
+    result = check_fused_bit_exact(qmodel, tmp_path_factory.mktemp("fused"), x, variant, "bitshift", fused_rows,
+                                   fused_axis="height")
     convs = [op for op in qmodel.ops if hasattr(op, "kernel_height")]
     for op in convs:
         rows = min(fused_rows, op.out_height)

@@ -57,8 +57,11 @@ def _status(call: str) -> str:
 
 
 def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPlan, variant: str,
-                  linear_quotient: str, source: str, asm_above: int | None, far: bool) -> ModelC:
-    """model.c of the fused plan, its flash tables per layer and the kernels it calls."""
+                  linear_quotient: str, source: str, asm_above: int | None, far: bool,
+                  columns: bool = False) -> ModelC:
+    """model.c of the fused plan, its flash tables per layer and the kernels it calls. ``columns``:
+    ``qmodel`` is the transposed model of a width-streamed export (:mod:`.fused_axis`): the input
+    is read, and an output stored, column by column of the model as given."""
     style = _TableStyle(asm_above, far)
     names = codegen.IdentifierSet()
     kernels: set[str] = {"unit_requantize_s8", "unit_table_offset_s8"}  # the runner's reader uses the latter
@@ -130,7 +133,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             "static int32_t unit_model_sink(int32_t r, int8_t *output) {\n    int32_t c, i;\n"
             f"    for (c = 0; c < {sink_c}; c++) {{\n"
             f"        for (i = 0; i < {sink_w}; i++) {{\n"
-            f"            output[(int32_t)c * {sink_h * sink_w} + r * {sink_w} + i] = "
+            f"            output[(int32_t)c * {sink_h * sink_w} + {'i * ' + str(sink_h) + ' + r' if columns else 'r * ' + str(sink_w) + ' + i'}] = "
             f"{sink_row}[c * {sink_w} + i];\n        }}\n    }}\n    return UNIT_OK;\n}}\n\n")
         start, finish = [], []
 
@@ -143,7 +146,8 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
         if stage.accumulates:
             nxt = f"unit_model_push_{k + 1}({row}, {stage.out_width}, output)" if k + 1 < len(chain.stages) else \
                 "unit_model_sink(r, output)"
-            stage_code.append(_accumulating_stage(qmodel, k, stage, row, nxt, kernels))
+            strided = k > 0 and chain.stages[k - 1].block_rows > 1  # rows of a block: channels nb * OW apart
+            stage_code.append(_accumulating_stage(qmodel, k, stage, row, nxt, kernels, strided))
             sum_arrays.append(f"/* {_comment(stage.name)}: int32 window sums */\n"
                               f"static int32_t unit_model_pool_sums_{k}[{stage.channels * stage.out_width}];\n")
             continue
@@ -212,12 +216,15 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
                       + _indent(_status("unit_model_push_0(0, 0, output)"), 4) + "    }\n")
               if chain.stages and chain.stages[0].pad_bottom else "")
     run = ("int32_t unit_model_run_rows(unit_model_reader read, const void *context, int8_t *output) {\n"
-           "    int32_t h, c, status;\n"
+           f"    int32_t h, c, {'i, ' if columns else ''}status;\n"
            "    if (read == 0 || output == 0) {\n        return UNIT_ERR_ARGUMENT;\n    }\n"
            + init_rows + "".join(start) + top
            + f"    for (h = 0; h < {h0}; h++) {{\n"
            + f"        for (c = 0; c < {c0}; c++) {{\n"
-           + f"            read(context, c * {h0 * w0} + h * {w0}, {row} + c * {w0}, {w0});\n        }}\n"
+           + (f"            for (i = 0; i < {w0}; i++) {{ /* column h of the input */\n"
+              f"                read(context, c * {h0 * w0} + i * {h0} + h, {row} + c * {w0} + i, 1);\n"
+              "            }\n" if columns else
+              f"            read(context, c * {h0 * w0} + h * {w0}, {row} + c * {w0}, {w0});\n") + "        }\n"
            + _indent("".join(_elementwise(qmodel, chain.input_after, row, c0 * w0, kernels)), 4)
            + _indent(_status(first), 4) + "    }\n" + bottom + "".join(finish)
            + "    return UNIT_OK;\n}\n\n")
@@ -299,6 +306,7 @@ def _direct_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, target: str
             f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
             f"    int32_t {'i, ' if pad_bottom else ''}r, status;\n    (void)stride; /* the row's channels are {stage.in_width} apart */\n"
             f"    r = unit_model_rows[{2 * k}]++;\n"
+            + ("" if last or pad_bottom else "    (void)r;\n")
             + compute("params")
             + "".join(_elementwise(qmodel, stage.after, target, stage.row_bytes, kernels))
             + nxt + pad_bottom + "    return UNIT_OK;\n}\n\n")
@@ -366,7 +374,8 @@ def _window_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, window: str
             + pad_bottom + "    return UNIT_OK;\n}\n\n")
 
 
-def _accumulating_stage(qmodel: QuantizedModel, k: int, stage: Stage, row: str, nxt: str, kernels: set[str]) -> str:
+def _accumulating_stage(qmodel: QuantizedModel, k: int, stage: Stage, row: str, nxt: str, kernels: set[str],
+                        strided: bool = False) -> str:
     """The push function of an average pool over the whole input height: each row's window sums
     added to int32 sums; after the last row the means (output row 0) are passed on."""
     op = qmodel.ops[stage.op]
@@ -375,13 +384,17 @@ def _accumulating_stage(qmodel: QuantizedModel, k: int, stage: Stage, row: str, 
     return (f"/* stage {k}, {_comment(op.name)} (average pool {op.kernel[0]}x{op.kernel[1]} over the whole height): "
             f"int32 window sums, no window */\n"
             f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
-            "    int32_t i, r = 0, status;\n    (void)stride;\n    (void)r;\n"
+            "    int32_t i, r = 0, status;\n" + ("" if strided else "    (void)stride;\n") + "    (void)r;\n"
             f"    if (unit_model_rows[{2 * k}] == 0) {{\n        for (i = 0; i < {n}; i++) {{\n"
             f"            {sums}[i] = 0;\n        }}\n    }}\n"
             f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
-            f"    status = unit_avgpool2d_accumulate_s8(source, {stage.channels}, {stage.in_width}, {op.kernel[1]}, "
-            f"{op.stride[1]}, {sums});\n"
-            "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n"
+            + (f"    for (i = 0; i < {stage.channels}; i++) {{ /* the row's channels are stride apart */\n"
+               f"        status = unit_avgpool2d_accumulate_s8(source + i * stride, 1, {stage.in_width}, {op.kernel[1]}, "
+               f"{op.stride[1]}, {sums} + i * {stage.out_width});\n"
+               "        if (status != UNIT_OK) {\n            break;\n        }\n    }\n" if strided else
+               f"    status = unit_avgpool2d_accumulate_s8(source, {stage.channels}, {stage.in_width}, {op.kernel[1]}, "
+               f"{op.stride[1]}, {sums});\n")
+            + "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n"
             f"    if (++unit_model_rows[{2 * k}] != {stage.in_height}) {{\n        return UNIT_OK;\n    }}\n"
             + _status(f"unit_avgpool2d_finish_s8({sums}, {n}, {op.kernel[0] * op.kernel[1]}, {row})")
             + "".join(_elementwise(qmodel, stage.after, row, stage.row_bytes, kernels))

@@ -213,6 +213,7 @@ class FusedMemoryPlan(MemoryPlan):
     state_bytes: int = 0
     row_bytes: int = 0
     pool_sum_bytes: int = 0
+    axis: str = "height"  # the axis the rows are taken along (width: columns, fused_axis.py)
 
     @property
     def peak_sram_with_io_bytes(self) -> int:
@@ -223,7 +224,8 @@ class FusedMemoryPlan(MemoryPlan):
         data = super().to_dict()
         data.update(execution="fused", input_streamed=True, peak_sram_with_io_bytes=self.peak_sram_with_io_bytes,
                     buffers=list(self.buffers), conv_scratch_bytes=self.conv_scratch_bytes,
-                    linear_sum_bytes=self.linear_sum_bytes, pool_sum_bytes=self.pool_sum_bytes, state_bytes=self.state_bytes, row_bytes=self.row_bytes)
+                    linear_sum_bytes=self.linear_sum_bytes, pool_sum_bytes=self.pool_sum_bytes, state_bytes=self.state_bytes, row_bytes=self.row_bytes,
+                    stream_axis=self.axis)
         return data
 
 
@@ -258,18 +260,21 @@ def fused_buffers(chain: FusedChain, linear_out: int) -> dict:
             "linear_sums": 4 * linear_out}
 
 
-def plan_fused_memory(qmodel: QuantizedModel, chain: FusedChain, descriptor_bytes: int) -> FusedMemoryPlan:
-    """The memory plan of the fused export of ``qmodel`` (:func:`fused_buffers`)."""
+def plan_fused_memory(qmodel: QuantizedModel, chain: FusedChain, descriptor_bytes: int,
+                      axis: str = "height") -> FusedMemoryPlan:
+    """The memory plan of the fused export of ``qmodel`` (:func:`fused_buffers`), streamed along
+    ``axis`` (``qmodel`` is then the transposed model: :mod:`.fused_axis`)."""
     linear_out = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
     parts = fused_buffers(chain, linear_out)
     input_bytes = chain.input_shape[0] * chain.input_shape[1] * chain.input_shape[2]
     output_bytes = linear_out or chain.sink_shape[0] * chain.sink_shape[1] * chain.sink_shape[2]
     peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else None
     notes = [f"fused: windows of {', '.join(f'{s.span_rows} rows ({s.name})' for s in chain.stages) or 'none'}; "
-             f"row buffer {parts['row']} bytes; the input is read row by row"]
+             f"row buffer {parts['row']} bytes; the input is read {'column' if axis == 'width' else 'row'} by {'column' if axis == 'width' else 'row'}"]
     return FusedMemoryPlan(ops=[], arena_bytes=parts["windows"] + parts["row"] + parts["state"],
                            scratch_bytes=parts["conv_scratch"] + parts["linear_sums"] + parts["pool_sums"],
                            descriptor_bytes=descriptor_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
                            copy_input_to_output=False, peak_op=peak, notes=notes, buffers=parts["buffers"],
                            conv_scratch_bytes=parts["conv_scratch"], linear_sum_bytes=parts["linear_sums"],
-                           state_bytes=parts["state"], row_bytes=parts["row"], pool_sum_bytes=parts["pool_sums"])
+                           state_bytes=parts["state"], row_bytes=parts["row"], pool_sum_bytes=parts["pool_sums"],
+                           axis=axis)

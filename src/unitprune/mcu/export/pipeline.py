@@ -16,6 +16,7 @@ from .build_files import CSRC, kernel_files, makefile, support_files, template_f
 from .checks import check_fits_target, check_model, check_request
 from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
 from .export_types import ExportError, ExportResult, layer_names
+from .fused_axis import AXES, choose_axis, transposed_model
 from .fused_c import fused_model_c, fused_model_h_api
 from .fused_plan import EXECUTIONS, FusedUnsupported, fused_chain, plan_fused_memory, with_fused_rows
 from .manifest import export_readme, manifest, write_export
@@ -30,7 +31,7 @@ __all__ = ["export_c"]
 def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str | None = None,
              linear_quotient: str | None = None, samples=None, counters: bool | None = None,
              overwrite: bool = False, conv_block_rows=None, execution: str = "layers",
-             kernels: str = "auto", fused_rows: int = 1) -> ExportResult:
+             kernels: str = "auto", fused_rows: int = 1, fused_axis: str = "auto") -> ExportResult:
     """Write ``qmodel`` as a self-contained C project into ``out_dir`` (:mod:`unitprune.mcu.export`).
 
     Args:
@@ -61,6 +62,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
             its output height): 1 (the default) keeps the least SRAM; ``B`` rows need a window of
             ``K + (B - 1) * stride`` input rows and a ``B``-row output block, and share the kernel's
             per-call work among ``B`` rows (fewer cycles). Outputs and counters do not change.
+        fused_axis: the axis the fused plan streams along: ``"height"`` (rows), ``"width"``
+            (columns: the time axis of a bands x frames spectrogram, the length of a Conv1d's
+            input; :mod:`.fused_axis`) or ``"auto"`` (the one needing less SRAM, the height on a tie).
         kernels: ``auto`` (the kernels' per-target assembly where a layer allows it) or ``portable``
             (the C99 kernels everywhere, ``UNIT_PORTABLE_KERNELS=1``); see
             :mod:`unitprune.mcu.kernel_choice`. The manifest records each layer's path.
@@ -83,14 +87,16 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
 
     if execution not in EXECUTIONS:
         raise ExportError(f"unknown execution {execution!r} (one of {', '.join(EXECUTIONS)})")
-    chain = None
+    if fused_axis not in AXES:
+        raise ExportError(f"unknown fused_axis {fused_axis!r} (one of {', '.join(AXES)})")
+    chain, fused_q, axis = None, qmodel, "height"
     if execution != "layers":
         try:
-            chain = with_fused_rows(fused_chain(qmodel), fused_rows)
+            fused_q, chain, axis = _fused_form(qmodel, fused_rows, fused_axis)
         except FusedUnsupported as error:
             if execution == "fused":
                 raise ExportError(f"execution='fused': {error}") from None
-        except ValueError as error:  # fused_rows
+        except ValueError as error:  # fused_rows, or fused_axis="width" of a one-dimensional input
             raise ExportError(str(error)) from None
     samples = request.samples
     samples_bytes = 0 if samples is None or target == "host" else samples.size
@@ -100,9 +106,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         layout = spec.far_layout if far else spec.layout
         descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient)
         if fused:
-            plan = plan_fused_memory(qmodel, chain, descriptors)
-            return plan, fused_model_c(qmodel, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
-                                       far)
+            plan = plan_fused_memory(fused_q, chain, descriptors, axis)
+            return plan, fused_model_c(fused_q, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
+                                       far, columns=axis == "width")
         plan = plan_memory(qmodel, scratch, descriptors)
         return plan, model_c(qmodel, plan, variant, linear_quotient, source, request.block_rows,
                              spec.max_object_bytes, far)
@@ -159,6 +165,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                     kernel_defines=kernel_defines,
                     kernel_paths=kernel_choice.choose(qmodel.ops, target, variant, kernels, far))
     data["execution"] = "fused" if fused else "layers"
+    if fused:
+        data["fused_axis"], data["fused_rows"] = axis, fused_rows
     texts["README.md"] = export_readme(data)
     write_export(request.out_dir, texts, copies, binaries, data)
     logger.info("exported %s to %s (%s, variant %s): model SRAM %d bytes, flash tables %d bytes", source,
@@ -167,4 +175,23 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                         files=data["files"], memory=plan, flash=code.flash, layers=layers,
                         input_size=plan.input_bytes, output_size=plan.output_bytes, samples=data["samples"],
                         build_commands=commands, conv_block_rows=request.block_rows, far_tables=far,
-                        execution="fused" if fused else "layers")
+                        execution="fused" if fused else "layers", fused_axis=axis if fused else None)
+
+
+def _fused_form(qmodel: QuantizedModel, fused_rows: int, fused_axis: str):
+    """(the model the fused code is generated from, its chain, the axis): ``qmodel`` streamed along
+    the height, or its transpose along the width (:mod:`.fused_axis`)."""
+    forms = {}
+    if fused_axis in ("auto", "height"):
+        forms["height"] = (qmodel, with_fused_rows(fused_chain(qmodel), fused_rows))
+    if fused_axis in ("auto", "width"):
+        if len(qmodel.input_shape) < 2:
+            if fused_axis == "width":
+                raise ValueError(f"fused_axis='width': the input {tuple(qmodel.input_shape)} has no width to stream")
+        else:
+            transposed = transposed_model(qmodel)
+            forms["width"] = (transposed, with_fused_rows(fused_chain(transposed), fused_rows))
+    chain = next(iter(forms.values()))[1]
+    linear_out = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
+    axis = choose_axis({name: form[1] for name, form in forms.items()}, linear_out)
+    return (*forms[axis], axis)
