@@ -260,12 +260,14 @@ def _exact_int(name: str, value) -> int:
 
 
 def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bool = False,
-              target: str = "avr", conv_block_rows=None, execution: str = "layers") -> Resources:
+              target: str = "avr", conv_block_rows=None, execution: str = "layers", fused_rows: int = 1,
+              fused_axis: str = "auto") -> Resources:
     """Exact flash, peak SRAM and MACs of ``model`` for one input of shape ``input_shape`` (no batch),
     exported with ``conv_block_rows`` (``unitprune.export_c``'s option; None: whole output planes)
     and ``execution`` (``"layers"`` or ``"fused"``, ``unitprune.export_c``'s option: the fused,
     row-streamed plan's SRAM terms come from :mod:`unitprune.shrink.fused_resources`, its
-    ``input_bytes`` is 0, the input being read row by row; ``conv_block_rows`` does not apply).
+    ``input_bytes`` is 0, the input being read row by row; ``conv_block_rows`` does not apply;
+    ``fused_rows`` and ``fused_axis`` are the export's options of that plan).
 
     Raises ``ValueError`` naming the op when the model holds something the int8 export cannot run.
     """
@@ -275,7 +277,7 @@ def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bo
         return layers
     if execution != "fused":
         raise ValueError(f"execution must be 'layers' or 'fused', got {execution!r}")
-    terms = fused_sram_terms(model, input_shape)
+    terms = fused_sram_terms(model, input_shape, fused_rows, fused_axis)
     sram = terms["arena_bytes"] + terms["scratch_bytes"] + layers.descriptor_bytes + terms["output_bytes"]
     return replace(layers, sram_bytes=sram, input_bytes=0, **terms)
 
