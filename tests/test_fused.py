@@ -257,10 +257,12 @@ def _model_ram_symbols(elf, names: list[str]) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("target", ["avr", "msp430"])
-def test_fused_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
-    """A fused export (conv with padding, ReLU, pool, conv, Linear) built by its own Makefile runs
-    bit-exactly in the simulator, the samples read row by row from flash; on AVR the model's RAM
-    symbols add up to the plan's peak SRAM, and the counters equal the reference's."""
+@pytest.mark.parametrize("options", [{}, {"fused_rows": 2, "fused_axis": "width"}], ids=["rows", "columns-by-2"])
+def test_fused_firmware_runs_bit_exact_on_the_simulator(tmp_path, target, options):
+    """A fused export (conv with padding, ReLU, pool, conv, a pointwise conv read in place, Linear)
+    built by its own Makefile runs bit-exactly in the simulator, the samples read row by row (or
+    column by column, two output columns per conv step) from flash; on AVR the model's RAM symbols
+    add up to the plan's peak SRAM, and the counters equal the reference's."""
     from tests.mcu_tools import require_program, require_target
     from unitprune.mcu import targets
     from unitprune.mcu.targets.common import firmware_from_elf
@@ -271,13 +273,16 @@ def test_fused_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
     conv1 = qmodels.conv(rng, "conv1", (1, 10, 8), 4, (3, 3), padding=(1, 1, 1, 1))
     pool = qmodels.maxpool("pool", qmodels.output_shape(conv1))
     conv2 = qmodels.conv(rng, "conv2", qmodels.output_shape(pool), 6, (3, 3), stride=(2, 1), padding=(2, 1, 0, 0))
-    flat = int(np.prod(qmodels.output_shape(conv2)))
-    qmodel = QuantizedModel(ops=[conv1, pool, conv2, QFlatten("flatten", flat), qmodels.linear(rng, "fc", flat, 5)],
+    conv3 = qmodels.conv(rng, "conv3", qmodels.output_shape(conv2), 4, (1, 1))
+    flat = int(np.prod(qmodels.output_shape(conv3)))
+    qmodel = QuantizedModel(ops=[conv1, pool, conv2, conv3, QFlatten("flatten", flat),
+                                 qmodels.linear(rng, "fc", flat, 5)],
                             input_shape=(1, 10, 8), input_scale=1.0, output_scale=1.0)
     x = qmodels.random_input(rng, 3, qmodel.input_shape, boundary=np.unique(conv1.tau))
     expected, expected_counts = run_reference(qmodel, x)
     counters = target == "avr"
-    result = export_c(qmodel, tmp_path, target=target, samples=x, execution="fused", counters=counters)
+    result = export_c(qmodel, tmp_path, target=target, samples=x, execution="fused", counters=counters, **options)
+    assert result.fused_axis == options.get("fused_axis", result.fused_axis)
     made = subprocess.run(["make", "-s", "model.elf"], cwd=tmp_path, capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     firmware = firmware_from_elf(target, tmp_path / "model.elf", tmp_path, [], "")
@@ -362,12 +367,15 @@ def test_fused_code_compiles_warning_free(tmp_path, target):
         require_program(compiler, package)
     extra = ["-isystem", "msp430/include"] if target == "msp430" else []
     rng = np.random.default_rng(6)
-    for k, (qmodel, variant, quotient) in enumerate([(qmodels.mnist_like(rng), "unit", "bintree"),
-                                                     (tiny_avgpool_model(rng), "zeroskip", "bitshift")]):
+    blocks = {"fused_rows": 3, "fused_axis": "width"}
+    for k, (qmodel, variant, quotient, options) in enumerate([(qmodels.mnist_like(rng), "unit", "bintree", {}),
+                                                              (tiny_avgpool_model(rng), "zeroskip", "bitshift", {}),
+                                                              (qmodels.mnist_like(rng), "dense", "bitshift", blocks),
+                                                              (tiny_avgpool_model(rng), "unit", "table", blocks)]):
         out = tmp_path / str(k)
         x = qmodels.random_input(rng, 1, qmodel.input_shape)
         export_c(qmodel, out, target=target, variant=variant, linear_quotient=quotient, execution="fused",
-                 samples=None if target == "host" else x)
+                 samples=None if target == "host" else x, **options)
         for source in ("model.c", "main.c"):
             done = subprocess.run([compiler, *flags, *STRICT, *extra, "-I.", "-Ikernels", "-DUNIT_S8_COUNTS=1", "-c",
                                    source, "-o", "/dev/null"], cwd=out, capture_output=True, text=True)
