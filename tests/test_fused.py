@@ -237,10 +237,12 @@ def test_cli_export_execution(tmp_path):
 
     torch.save(build_model("digits", seed=0).state_dict(), tmp_path / "weights.pt")
     assert main(["export", "--model", "digits", "--weights", str(tmp_path / "weights.pt"), "--data", "digits",
-                 "--out-dir", str(tmp_path / "out"), "--execution", "fused"]) == 0
+                 "--out-dir", str(tmp_path / "out"), "--execution", "fused", "--fused-rows", "2",
+                 "--fused-axis", "width"]) == 0
     summary = json.loads((tmp_path / "out" / "host_check.json").read_text())
     plan = json.loads((tmp_path / "out" / "memory_plan.json").read_text())
     assert summary["bit_exact"] and summary["execution"] == plan["execution"] == "fused"
+    assert summary["fused_axis"] == plan["fused_axis"] == "width" and plan["fused_rows"] == 2
     assert summary["model_sram_bytes"] == plan["memory"]["peak_sram_bytes"]
 
 
