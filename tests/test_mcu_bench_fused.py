@@ -35,3 +35,14 @@ def test_measure_target_runs_a_model_too_big_for_avr_fused(tmp_path):
     assert sum(row["cycles_per_layer"].values()) <= row["checks"]["cycles_max"]
     assert row["cycles_per_layer"]["conv"] > row["cycles_per_layer"]["pool"] > 0
     assert row["sram_bytes"] < 8192
+
+
+def test_cli_task_kws_without_its_checkpoint_names_the_demo(tmp_path, monkeypatch, capsys):
+    """``mcu-bench --task kws`` measures the KWS demo's checkpoint; without it, a clear error."""
+    from unitprune.cli import main
+
+    require_target("avr")
+    monkeypatch.chdir(tmp_path)
+    assert main(["mcu-bench", "--task", "kws", "--targets", "avr", "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "runs/kws/train/model.pt" in err and "make demo-kws" in err
