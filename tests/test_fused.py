@@ -259,7 +259,8 @@ def _model_ram_symbols(elf, names: list[str]) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("target", ["avr", "msp430"])
-@pytest.mark.parametrize("options", [{}, {"fused_rows": 2, "fused_axis": "width"}], ids=["rows", "columns-by-2"])
+@pytest.mark.parametrize("options", [{}, {"fused_rows": 2, "fused_axis": "width", "variant": "dense"}],
+                         ids=["rows-unit", "columns-by-2-dense"])
 def test_fused_firmware_runs_bit_exact_on_the_simulator(tmp_path, target, options):
     """A fused export (conv with padding, ReLU, pool, conv, a pointwise conv read in place, Linear)
     built by its own Makefile runs bit-exactly in the simulator, the samples read row by row (or
@@ -281,7 +282,7 @@ def test_fused_firmware_runs_bit_exact_on_the_simulator(tmp_path, target, option
                                  qmodels.linear(rng, "fc", flat, 5)],
                             input_shape=(1, 10, 8), input_scale=1.0, output_scale=1.0)
     x = qmodels.random_input(rng, 3, qmodel.input_shape, boundary=np.unique(conv1.tau))
-    expected, expected_counts = run_reference(qmodel, x)
+    expected, expected_counts = run_reference(qmodel, x, variant=options.get("variant", "unit"))
     counters = target == "avr"
     result = export_c(qmodel, tmp_path, target=target, samples=x, execution="fused", counters=counters, **options)
     assert result.fused_axis == options.get("fused_axis", result.fused_axis)
