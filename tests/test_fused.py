@@ -227,6 +227,16 @@ def test_fused_refusals_name_the_op(tmp_path):
     assert export_c(mlp, tmp_path / "b", execution="auto").execution == "layers"
     with pytest.raises(ExportError, match="execution"):
         export_c(mlp, tmp_path / "c", execution="depth-first")
+    chain = QuantizedModel(ops=[conv], input_shape=(1, 6, 6), input_scale=1.0, output_scale=1.0)
+    with pytest.raises(ExportError, match="fused_rows"):
+        export_c(chain, tmp_path / "d", execution="fused", fused_rows=0)
+    with pytest.raises(ExportError, match="fused_axis"):
+        export_c(chain, tmp_path / "e", execution="auto", fused_axis="diagonal")
+    with pytest.raises(ExportError, match="execution='fused' or 'auto'"):
+        export_c(chain, tmp_path / "f", fused_rows=4)
+    one_d = QuantizedModel(ops=[qmodels.linear(rng, "fc", 6, 2)], input_shape=(6,), input_scale=1.0, output_scale=1.0)
+    with pytest.raises(ExportError, match="no width"):
+        export_c(one_d, tmp_path / "g", execution="fused", fused_axis="width")
 
 
 def test_cli_export_execution(tmp_path):

@@ -89,6 +89,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         raise ExportError(f"unknown execution {execution!r} (one of {', '.join(EXECUTIONS)})")
     if fused_axis not in AXES:
         raise ExportError(f"unknown fused_axis {fused_axis!r} (one of {', '.join(AXES)})")
+    if execution == "layers" and (fused_rows != 1 or fused_axis != "auto"):
+        raise ExportError(f"fused_rows={fused_rows!r}, fused_axis={fused_axis!r}: options of the fused plan; "
+                          "give execution='fused' or 'auto'")
     chain, fused_q, axis = None, qmodel, "height"
     if execution != "layers":
         try:
