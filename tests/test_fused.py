@@ -393,3 +393,36 @@ def test_fused_code_compiles_warning_free(tmp_path, target):
             done = subprocess.run([compiler, *flags, *STRICT, *extra, "-I.", "-Ikernels", "-DUNIT_S8_COUNTS=1", "-c",
                                    source, "-o", "/dev/null"], cwd=out, capture_output=True, text=True)
             assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_fused_rows_auto_takes_the_most_rows_that_fit_and_resources_agree(tmp_path):
+    """fused_rows="auto" on the ATmega2560: the first of 24, 16, 8, 4, 2, 1 rows per step (MNIST's
+    conv1 has 24 output rows) whose explicit export fits its SRAM; on the host 1. The resource
+    model's fused SRAM for "auto" is that export's."""
+    import torch
+
+    from unitprune.mcu.reference import quantize_input
+    from unitprune.models import build_model
+    from unitprune.shrink.resources import resources
+
+    model = build_model("mnist", seed=0).eval()
+    x = torch.randn(18, 1, 28, 28)
+    qmodel = unitprune.quantize(model, x[:16], variant="unit")
+    x_q = quantize_input(qmodel, x[16:])
+    fitting = None
+    for rows in (24, 16, 8, 4, 2, 1):
+        try:
+            export_c(qmodel, tmp_path / f"rows{rows}", target="avr", samples=x_q, execution="fused", fused_rows=rows)
+        except ExportError as error:
+            assert "SRAM" in str(error)
+            continue
+        fitting = rows
+        break
+    assert fitting is not None and fitting > 1
+    result = export_c(qmodel, tmp_path / "auto", target="avr", samples=x_q, execution="fused", fused_rows="auto")
+    assert result.fused_rows == fitting
+    assert json.loads((tmp_path / "auto" / "memory_plan.json").read_text())["fused_rows"] == fitting
+    r = resources(model, (1, 28, 28), unit_tables=True, target="avr", execution="fused", fused_rows="auto")
+    assert r.sram_bytes == result.memory.peak_sram_with_io_bytes
+    assert export_c(qmodel, tmp_path / "host", execution="fused", fused_rows="auto").fused_rows == 1

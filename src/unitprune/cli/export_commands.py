@@ -19,6 +19,15 @@ from .user_errors import CLIError
 __all__ = ["add_export_parser", "cmd_export"]
 
 
+def _fused_rows(text: str):
+    """``--fused-rows``: ``auto`` or an int >= 1."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected auto or an integer >= 1, got {text!r}")
+    return int(text)
+
+
 def add_export_parser(commands, formatter, add_common, add_model_options, add_data_options) -> None:
     """Register ``export`` (called by :func:`unitprune.cli.parser.build_parser` with its helpers)."""
     from ..mcu.targets.specs import EXPORT_TARGETS as TARGETS
@@ -52,9 +61,10 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
                             "row as soon as its input rows exist, windows of the rows still needed, the final "
                             "Linear accumulated per row, the input read row by row); auto: fused only when layer "
                             "by layer does not fit the target's SRAM. The outputs are the same")
-    group.add_argument("--fused-rows", type=int, default=1, metavar="B",
+    group.add_argument("--fused-rows", type=_fused_rows, default=1, metavar="{B,auto}",
                        help="fused: output rows each conv computes per step (default 1, the least SRAM); B rows "
-                            "need a window of K+(B-1)*stride input rows and a B-row block, and cost fewer cycles")
+                            "need a window of K+(B-1)*stride input rows and a B-row block, and cost fewer cycles; "
+                            "auto: the most rows whose plan fits the target's SRAM")
     group.add_argument("--fused-axis", default="auto", choices=("auto", "height", "width"),
                        help="fused: stream along the height (rows) or the width (columns: the time axis of a "
                             "bands x frames spectrogram); auto: the one needing less SRAM")

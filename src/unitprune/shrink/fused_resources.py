@@ -126,7 +126,8 @@ def fused_sram_terms(model: nn.Module, input_shape: tuple[int, ...], fused_rows:
     """The fused plan's SRAM terms of ``model`` without the descriptors, for the export's
     ``fused_rows`` and ``fused_axis`` (chosen as the exporter does: ``choose_axis``):
     ``arena_bytes`` (windows, row blocks, row buffers, counters), ``scratch_bytes`` (conv scratch,
-    the Linear's and a global pool's sums), ``output_bytes``, ``peak_op`` (the largest window)."""
+    the Linear's and a global pool's sums), ``output_bytes``, ``peak_op`` (the largest window) and
+    ``chain`` (the plan's :class:`FusedChain`)."""
     if fused_axis not in AXES:
         raise ValueError(f"fused_axis must be one of {', '.join(AXES)}, got {fused_axis!r}")
     axes = ["height", "width"] if fused_axis == "auto" else [fused_axis]
@@ -141,6 +142,6 @@ def fused_sram_terms(model: nn.Module, input_shape: tuple[int, ...], fused_rows:
     parts = fused_buffers(chain, linear_out)
     sink = chain.sink_shape
     peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else "input"
-    return {"arena_bytes": parts["windows"] + parts["row"] + parts["state"],
+    return {"chain": chain, "arena_bytes": parts["windows"] + parts["row"] + parts["state"],
             "scratch_bytes": parts["conv_scratch"] + parts["linear_sums"] + parts["pool_sums"],
             "output_bytes": linear_out or sink[0] * sink[1] * sink[2], "peak_op": peak}

@@ -39,7 +39,7 @@ from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, Q
 from .memory_plan import MemoryPlan, conv_scratch_bytes
 
 __all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "fused_buffers", "with_fused_rows",
-           "direct_stages",
+           "direct_stages", "fused_rows_choices",
            "plan_fused_memory", "EXECUTIONS"]
 
 #: The export's ``execution`` option: layer by layer, fused (row-streamed), or fused only when
@@ -127,6 +127,17 @@ def direct_stages(chain: FusedChain) -> frozenset[int]:
     return frozenset(k for k, stage in enumerate(chain.stages)
                      if stage.kind == "conv" and stage.span_rows == 1 and stage.stride_y == 1
                      and stage.pad_top == stage.pad_bottom == 0 and (k == 0 or chain.stages[k - 1].block_rows == 1))
+
+
+def fused_rows_choices(chain: FusedChain, sram_bytes: int | None) -> list[int]:
+    """The ``fused_rows`` that ``fused_rows="auto"`` tries, most first: powers of two and the
+    tallest conv output, down to 1 (the export takes the first whose plan fits the target's SRAM:
+    more rows per step, fewer cycles); only 1 without an SRAM limit (the host)."""
+    tallest = max([stage.out_height for stage in chain.stages if stage.kind == "conv"], default=1)
+    if sram_bytes is None or tallest == 1:
+        return [1]
+    powers = {1 << k for k in range(tallest.bit_length()) if 1 << k <= tallest}
+    return sorted(powers | {tallest}, reverse=True)
 
 
 def with_fused_rows(chain: FusedChain, rows: int) -> FusedChain:

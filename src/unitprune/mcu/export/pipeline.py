@@ -18,7 +18,8 @@ from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
 from .export_types import ExportError, ExportResult, layer_names
 from .fused_axis import AXES, choose_axis, transposed_model
 from .fused_c import fused_model_c, fused_model_h_api
-from .fused_plan import EXECUTIONS, FusedUnsupported, fused_chain, plan_fused_memory, with_fused_rows
+from .fused_plan import (EXECUTIONS, FusedUnsupported, fused_chain, fused_rows_choices, plan_fused_memory,
+                         with_fused_rows)
 from .manifest import export_readme, manifest, write_export
 from .memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
 from .model_c import describe_source, model_c, model_h, samples_h
@@ -61,7 +62,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         fused_rows: under the fused plan, the output rows each conv computes per step (clipped to
             its output height): 1 (the default) keeps the least SRAM; ``B`` rows need a window of
             ``K + (B - 1) * stride`` input rows and a ``B``-row output block, and share the kernel's
-            per-call work among ``B`` rows (fewer cycles). Outputs and counters do not change.
+            per-call work among ``B`` rows (fewer cycles); ``"auto"``: the most rows per step whose
+            plan fits the target's SRAM (:func:`.fused_plan.fused_rows_choices`; 1 on the host).
+            Outputs and counters do not change.
         fused_axis: the axis the fused plan streams along: ``"height"`` (rows), ``"width"``
             (columns: the time axis of a bands x frames spectrogram, the length of a Conv1d's
             input; :mod:`.fused_axis`) or ``"auto"`` (the one needing less SRAM, the height on a tie).
@@ -92,10 +95,12 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     if execution == "layers" and (fused_rows != 1 or fused_axis != "auto"):
         raise ExportError(f"fused_rows={fused_rows!r}, fused_axis={fused_axis!r}: options of the fused plan; "
                           "give execution='fused' or 'auto'")
-    chain, fused_q, axis = None, qmodel, "height"
+    chain, fused_q, axis, rows_tried = None, qmodel, "height", [fused_rows]
     if execution != "layers":
         try:
-            fused_q, chain, axis = _fused_form(qmodel, fused_rows, fused_axis)
+            fused_q, chain, axis = _fused_form(qmodel, 1 if fused_rows == "auto" else fused_rows, fused_axis)
+            if fused_rows == "auto":  # the most rows per step that fit the target's SRAM
+                rows_tried = fused_rows_choices(chain, spec.sram_bytes)
         except FusedUnsupported as error:
             if execution == "fused":
                 raise ExportError(f"execution='fused': {error}") from None
@@ -134,7 +139,16 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                 raise
             fused = True
     if execution != "auto" or fused:
-        plan, code, far = generate_fitting(fused)
+        for rows in rows_tried if fused else [1]:
+            if fused and rows_tried != [fused_rows]:  # fused_rows="auto": try the next candidate
+                fused_q, chain, axis = _fused_form(qmodel, rows, fused_axis)
+            try:
+                plan, code, far = generate_fitting(fused)
+                break
+            except ExportError:
+                if rows == rows_tried[-1] or not fused:
+                    raise
+        fused_rows = rows
 
     # 4. build files (the Cortex-M0+/RV32 targets call their kernel variants, e.g. the mcu32 convolution)
     # main.c of a far-tables export finds its samples through unit_table_offset_s8
@@ -178,7 +192,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                         files=data["files"], memory=plan, flash=code.flash, layers=layers,
                         input_size=plan.input_bytes, output_size=plan.output_bytes, samples=data["samples"],
                         build_commands=commands, conv_block_rows=request.block_rows, far_tables=far,
-                        execution="fused" if fused else "layers", fused_axis=axis if fused else None)
+                        execution="fused" if fused else "layers", fused_axis=axis if fused else None,
+                        fused_rows=fused_rows if fused else None)
 
 
 def _fused_form(qmodel: QuantizedModel, fused_rows: int, fused_axis: str):
