@@ -5,24 +5,32 @@ a chain of spatial ops computes each output row as soon as the input rows it nee
 
     input rows -> [window of conv1] -> conv1 row -> [window of pool1] -> pool1 row -> ... -> sink
 
-* every spatial op (a *stage*: conv, max-pool, average pool) owns a **window** of the ``K`` input
-  rows one output row reads, ``[C][K][W]`` (``K = dilation_y * (kernel_height - 1) + 1`` for a
-  conv, ``kernel_height`` for a pool). A row arriving shifts the window up by one row and fills the
-  last; when the window holds rows ``r * stride_y - pad_top .. + K - 1`` the stage computes output
-  row ``r`` with the ordinary whole-layer kernel on the window (``in_height = K``, no vertical
-  padding: padding rows are pushed as zero rows, which the kernels count exactly as padding);
-* ReLU / FATReLU act on each row as it passes (in the one shared row buffer);
+* every spatial op (a *stage*: conv, max-pool, average pool) owns a **window** ``[C][S][W]`` of the
+  input rows its next step reads: ``S = K + (B - 1) * stride_y`` for ``B`` output rows per step
+  (``fused_rows``, convs only; ``K = dilation_y * (kernel_height - 1) + 1`` for a conv,
+  ``kernel_height`` for a pool). Input row ``n`` (padding rows included, pushed as zero rows, which
+  the kernels count exactly as padding) goes to place ``n - r * stride_y``, ``r`` the step's first
+  output row; when the step's rows are there the stage computes them with the ordinary
+  whole-layer kernel on the window (``in_height = S``, no vertical padding; a shorter last step
+  with its own parameters), the window moves up ``B * stride_y`` rows and the rows are passed on;
+* a stage writes its output into the shared row buffer (``B = 1``) or its own ``[C][B][OW]``
+  block; a conv with a one-row kernel, vertical stride 1, no vertical padding and one-row input
+  keeps no window (:func:`direct_stages`): it reads its input row in place and writes the other of
+  two row buffers;
+* ReLU / FATReLU act on each step's rows;
 * the sink takes the last stage's rows: a final ``Linear`` accumulates its int32 sums row by row
   (``unit_linear_accumulate_*_s8`` on a weight table permuted to ``[row][C][W][out]``, then one
   requantization), or the rows are stored into the caller's output;
 * a ReLU / FATReLU after the Linear acts on the output.
 
-The network input is read row by row (``unit_model_run_rows`` with a reader: from flash on the MCU
-targets), so it never sits in SRAM whole. SRAM of the plan (static, one sample):
+Streaming along the width is this plan on the transposed model (:mod:`.fused_axis`). The network
+input is read row by row (``unit_model_run_rows`` with a reader: from flash on the MCU targets),
+so it never sits in SRAM whole. SRAM of the plan (static, one sample):
 
-    windows (sum over stages of C * K * W) + the row buffer (the largest row: C * W of the input
-    or of a stage's output) + the conv scratch (4 * OW of the widest conv: one output row)
-    + the Linear's sums (4 * out) + the row counters (8 per stage) + the descriptors.
+    windows (sum over windowed stages of C * S * W) + the B-row blocks + the row buffer (the
+    largest row: C * W of the input or of a stage's output; two with a windowless stage) + the
+    conv scratch (4 * B * OW of the widest conv step) + the Linear's sums (4 * out) + the global
+    pools' sums + the row counters (8 per stage) + the descriptors.
 
 An average pool over the whole input height (DS-CNN's global pool) keeps no window: its int32
 window sums (4 * C * OW) grow row by row and are divided once, after the last row.
