@@ -13,8 +13,9 @@
  * Implementations, all storing out[i] as unit__dot_value_s8 (unit_internal_dot_s8.h) reads it back
  * with base = unit__dot_base_s8(bias, nnz):
  *   portable C99 (unit__sparse_run_s8_c), the host build and the reference;
- *   AVR (csrc/unit_conv2d_sparse_s8_avr.S): four outputs per pass over the records (stride 1 or 2),
- *     else one; out[i] = -(sum of (x*w + 32768)) modulo 2**32, 24-bit accumulators, exact for
+ *   AVR (csrc/unit_conv2d_sparse_s8_avr.S): a run of up to 255 outputs 1 or 2 inputs apart in one
+ *     call, four outputs per pass over the records, then one by one (other strides: one output
+ *     per call); out[i] = -(sum of (x*w + 32768)) modulo 2**32, 24-bit accumulators, exact for
  *     nnz <= 341 (UNIT__SPARSE_AVR_MAX; longer channels take the C run);
  *   MSP430 with and without the hardware multiplier
  *     (mcu/targets/msp430/runtime/unit_conv2d_sparse_s8_msp430[_hwmult].S): one output per pass,
@@ -29,10 +30,9 @@
 #define UNIT__SPARSE_AVR_MAX 341
 
 #if UNIT__DOT_ASM && defined(__AVR__)
-/* out[0..3] for four outputs `stride` (1 or 2) apart, out[0] for one (nnz >= 1). */
-void unit__sparse_run4_s8_avr(int32_t *out, const int8_t *x, const int16_t *records, uint16_t nnz);
-void unit__sparse_run4s2_s8_avr(int32_t *out, const int8_t *x, const int16_t *records, uint16_t nnz);
-void unit__sparse_run1_s8_avr(int32_t *out, const int8_t *x, const int16_t *records, uint16_t nnz);
+/* out[0..count) for outputs 1 (2) input(s) apart; nnz >= 1, count >= 1. */
+void unit__sparse_run_s8_avr(int32_t *out, const int8_t *x, const int16_t *records, uint16_t nnz, uint8_t count);
+void unit__sparse_run_s2_s8_avr(int32_t *out, const int8_t *x, const int16_t *records, uint16_t nnz, uint8_t count);
 #elif UNIT__DOT_ASM
 /* The MSP430 run descriptor: int16 fields at offsets 0, 2, 4. */
 typedef struct {
@@ -65,16 +65,21 @@ static inline int unit__sparse_run_s8(int32_t *out, const int8_t *x, const UNIT_
     if (nnz <= UNIT__SPARSE_AVR_MAX) {
         const uint16_t n = (uint16_t)nnz;
         if (stride == 1 || stride == 2) {
-            for (; count >= 4; count -= 4, out += 4, x += 4 * stride) {
+            while (count > 0) {
+                const uint8_t part = (uint8_t)(count < 255 ? count : 255);
                 if (stride == 1) {
-                    unit__sparse_run4_s8_avr(out, x, records, n);
+                    unit__sparse_run_s8_avr(out, x, records, n, part);
                 } else {
-                    unit__sparse_run4s2_s8_avr(out, x, records, n);
+                    unit__sparse_run_s2_s8_avr(out, x, records, n, part);
                 }
+                count -= part;
+                out += part;
+                x += part * stride;
             }
-        }
-        for (; count > 0; count--, out++, x += stride) {
-            unit__sparse_run1_s8_avr(out, x, records, n);
+        } else {
+            for (; count > 0; count--, out++, x += stride) {
+                unit__sparse_run_s8_avr(out, x, records, n, 1);
+            }
         }
         return 1;
     }
