@@ -85,7 +85,7 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
     const unit_conv2d_params *p = params;
     unit__conv_s8 g;
     unit__sparse_out_s8 q;
-    int32_t n, o, oy, ox, nnz_total = 0, inner_first, inner_end, group_plane;
+    int32_t n, o, oy, ox, nnz_total = 0, inner_first, inner_end, inner_origin, group_plane, row_step, last_row;
     int64_t zero_activation = 0;
     /* weights: a non-null stand-in for the shared argument check (the records are checked below) */
     int32_t status = unit__conv2d_s8_begin(params, x, (const UNIT_TABLE int8_t *)sparse, requant, y, scratch, &g);
@@ -104,6 +104,9 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
     inner_end = unit__floor_div(p->in_width - 1 + p->pad_left - (p->kernel_width - 1) * p->dilation_x, p->stride_x) + 1;
     inner_end = inner_end > g.out_width ? g.out_width : inner_end;
     inner_end = inner_end < inner_first ? inner_first : inner_end;
+    inner_origin = inner_first * p->stride_x - p->pad_left; /* the first whole field's column */
+    row_step = p->stride_y * p->in_width;
+    last_row = (p->kernel_height - 1) * p->dilation_y;
     for (n = 0; n < p->batch; n++) {
         const int8_t *x_group = x + (ptrdiff_t)n * p->in_channels * g.plane;
         const UNIT_TABLE int16_t *records = sparse->records;
@@ -116,13 +119,12 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
             q.bias = unit__bias_s8(requant, o);
             q.multiplier = UNIT_READ_S32(requant->multiplier + o);
             q.shift = UNIT_READ_S8(requant->shift + o);
-            for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, y_row += g.out_width) {
-                const int rows_inside = first_y >= 0 && first_y + (p->kernel_height - 1) * p->dilation_y < p->in_height;
-                const int32_t row_origin = first_y * p->in_width - p->pad_left; /* output 0's field origin */
+            int32_t row_y = -p->pad_top * p->in_width; /* input index of the row's first kernel row, column 0 */
+            for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, row_y += row_step, y_row += g.out_width) {
+                const int rows_inside = first_y >= 0 && first_y + last_row < p->in_height;
                 for (ox = 0; ox < g.out_width;) {
-                    const int32_t origin = row_origin + ox * p->stride_x;
-                    if (rows_inside && ox >= inner_first && ox < inner_end) { /* a run of whole fields */
-                        const int32_t count = inner_end - ox;
+                    if (rows_inside && ox == inner_first && inner_end > inner_first) { /* a run of whole fields */
+                        const int32_t origin = row_y + inner_origin, count = inner_end - inner_first;
                         int assembly = 0;
                         if (nnz > 0) {
                             assembly = unit__sparse_run_s8(scratch, x_group + origin, records, nnz, count,
@@ -146,7 +148,7 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
                                               &q);
                         ox += count;
                     } else { /* a field clipped by the padding: only the taps inside the input */
-                        const int32_t first_x = ox * p->stride_x - p->pad_left;
+                        const int32_t first_x = ox * p->stride_x - p->pad_left, origin = row_y + first_x;
                         int32_t k, acc = 0;
                         for (k = 0; k < nnz; k++) {
                             const int32_t iy = first_y + UNIT_READ_U8(taps + 2 * k) * p->dilation_y;

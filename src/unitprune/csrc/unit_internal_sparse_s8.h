@@ -39,8 +39,8 @@ typedef struct {
     int16_t nnz;    /* records, >= 1 */
     int16_t count;  /* outputs, >= 1 */
     int16_t stride; /* input distance of two outputs */
-} unit__sparse_run_s8;
-void __unit_sparse_run_s8(int32_t *out, const int8_t *x, const int16_t *records, const unit__sparse_run_s8 *run);
+} unit__sparse_msp430_run_s8;
+void __unit_sparse_run_s8(int32_t *out, const int8_t *x, const int16_t *records, const unit__sparse_msp430_run_s8 *run);
 #endif
 
 /* Portable run: out[i] = sum over the records of w * x[i*stride + offset] (exact int32). */
@@ -85,7 +85,7 @@ static inline int unit__sparse_run_s8(int32_t *out, const int8_t *x, const UNIT_
     }
 #elif UNIT__DOT_ASM
     if (stride <= 0x7FFF) {
-        unit__sparse_run_s8 run;
+        unit__sparse_msp430_run_s8 run;
         run.nnz = (int16_t)nnz;
         run.count = (int16_t)count;
         run.stride = (int16_t)stride;
