@@ -296,10 +296,13 @@ def linear_op(name: str, inputs: int, outputs: int, rng) -> tuple[QLinear, np.nd
     return op, x
 
 
-def prune(op, sparsity: float, seed: int):
-    """``op`` with a random ``sparsity`` fraction of its weights zeroed (TTP-like)."""
+def prune(op, sparsity: float, seed: int, zero_channel: bool = False):
+    """``op`` with a random ``sparsity`` fraction of its weights zeroed (TTP-like); ``zero_channel``:
+    every weight of output channel 0 too (its outputs are the bias alone)."""
     rng = np.random.default_rng(seed)
     weight = np.where(rng.random(op.weight.shape) < sparsity, 0, op.weight).astype(np.int8)
+    if zero_channel:
+        weight[0] = 0
     return dataclasses.replace(op, weight=weight)
 
 
@@ -420,10 +423,12 @@ def _nonzero_macs(op, p) -> tuple[int, int]:
 
 
 def measure_layers(layers, target_names=("avr", "msp430", "msp430-hwmult"), sparsities=SPARSITIES, seed: int = 0,
-                   build_dir: Path | None = None, linear_layers=LINEAR_LAYERS, opt: str = "O2") -> dict:
+                   build_dir: Path | None = None, linear_layers=LINEAR_LAYERS, opt: str = "O2",
+                   zero_channel: bool = False) -> dict:
     """Per layer, sparsity and target: cycles of the dense, zero-skipping and static-sparse kernels
     on the same pruned weights, every output checked against the integer reference (RuntimeError
-    on a mismatch). ``sparsities`` may hold 0 (every weight kept) and 1 (none)."""
+    on a mismatch). ``sparsities`` may hold 0 (every weight kept) and 1 (none); ``zero_channel``:
+    output channel 0 of every pruned copy has no nonzero weight."""
     dense_bench = _sibling("conv_dense_s8_mcu")
     rng = np.random.default_rng(seed)
     items = [dense_bench.make_op(layer, rng) for layer in layers]
@@ -437,7 +442,8 @@ def measure_layers(layers, target_names=("avr", "msp430", "msp430-hwmult"), spar
         kernels = [*sorted(CSRC.glob("*_s8*.c")), *sorted(CSRC.glob("*_s8*.S"))]
         plans = []
         for index, (op, x) in enumerate(items):
-            pruned_ops = {label: prune(op, s, seed + 7 * index + j) for j, (label, s) in enumerate(labels.items())}
+            pruned_ops = {label: prune(op, s, seed + 7 * index + j, zero_channel)
+                          for j, (label, s) in enumerate(labels.items())}
             expected = {}
             for label, p in pruned_ops.items():
                 y = (reference._conv(p, x, "zeroskip") if isinstance(op, QConv)

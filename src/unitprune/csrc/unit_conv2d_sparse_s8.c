@@ -52,14 +52,14 @@ static int32_t unit__sparse_check_s8(const unit_conv2d_params *p, const unit__co
     const int32_t span = (g->group_in - 1) * g->plane + (p->kernel_height - 1) * p->dilation_y * p->in_width +
                          (p->kernel_width - 1) * p->dilation_x + 1;
     const int32_t padded = p->pad_top | p->pad_bottom | p->pad_left | p->pad_right;
-    if (s == 0 || s->nonzeros == 0 || (padded && s->taps == 0)) {
+    if (s == 0 || s->nonzeros == 0) {
         return UNIT_ERR_ARGUMENT;
     }
     for (o = 0; o < p->out_channels; o++) {
         nnz += (int32_t)(uint16_t)UNIT_READ_S16((const UNIT_TABLE int16_t *)s->nonzeros + o);
     }
-    if (nnz > 0 && s->records == 0) {
-        return UNIT_ERR_ARGUMENT;
+    if (nnz > 0 && (s->records == 0 || (padded && s->taps == 0))) {
+        return UNIT_ERR_ARGUMENT; /* records, and their taps with padding, unless no weight is stored */
     }
 #if !defined(__AVR__) && !defined(__MSP430__)
     /* hosts check every record (MCU builds trust the exporter's tables: a pass per call costs cycles) */
@@ -144,8 +144,8 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
                             }
                         }
 #endif
-                        unit__sparse_store_s8(y_row + ox, scratch, count, unit__dot_base_s8(q.bias, nnz), assembly,
-                                              &q);
+                        unit__sparse_store_s8(y_row + ox, scratch, count,
+                                              assembly ? unit__dot_base_s8(q.bias, nnz) : q.bias, assembly, &q);
                         ox += count;
                     } else { /* a field clipped by the padding: only the taps inside the input */
                         const int32_t first_x = ox * p->stride_x - p->pad_left, origin = row_y + first_x;
