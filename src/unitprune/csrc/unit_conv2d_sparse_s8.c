@@ -45,6 +45,21 @@ static void unit__sparse_store_s8(int8_t *y, const int32_t *stored, int32_t coun
     }
 }
 
+/* The kernel indices [*lo, *hi) along one axis whose input first + k*dilation lies in [0, size)
+ * (a clipped field: a few steps, no division). */
+static void unit__sparse_inside_s8(int32_t first, int32_t kernel, int32_t size, int32_t dilation, uint8_t *lo,
+                                   uint8_t *hi) {
+    int32_t k = 0, at = first;
+    for (; k < kernel && at < 0; k++) {
+        at += dilation;
+    }
+    *lo = (uint8_t)k;
+    for (; k < kernel && at < size; k++) {
+        at += dilation;
+    }
+    *hi = (uint8_t)k;
+}
+
 /* The records are in range: offsets inside the receptive field's span, taps inside the kernel. */
 static int32_t unit__sparse_check_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, const unit_sparse_s8 *s,
                                      int32_t *total) {
@@ -122,6 +137,10 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
             int32_t row_y = -p->pad_top * p->in_width; /* input index of the row's first kernel row, column 0 */
             for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, row_y += row_step, y_row += g.out_width) {
                 const int rows_inside = first_y >= 0 && first_y + last_row < p->in_height;
+                uint8_t ky0 = 0, ky1 = 0;
+                if (taps != 0) { /* the kernel rows inside the input, for the clipped fields */
+                    unit__sparse_inside_s8(first_y, p->kernel_height, p->in_height, p->dilation_y, &ky0, &ky1);
+                }
                 for (ox = 0; ox < g.out_width;) {
                     if (rows_inside && ox == inner_first && inner_end > inner_first) { /* a run of whole fields */
                         const int32_t origin = row_y + inner_origin, count = inner_end - inner_first;
@@ -150,10 +169,11 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
                     } else { /* a field clipped by the padding: only the taps inside the input */
                         const int32_t first_x = ox * p->stride_x - p->pad_left, origin = row_y + first_x;
                         int32_t k, acc = 0;
+                        uint8_t kx0, kx1;
+                        unit__sparse_inside_s8(first_x, p->kernel_width, p->in_width, p->dilation_x, &kx0, &kx1);
                         for (k = 0; k < nnz; k++) {
-                            const int32_t iy = first_y + UNIT_READ_U8(taps + 2 * k) * p->dilation_y;
-                            const int32_t ix = first_x + UNIT_READ_U8(taps + 2 * k + 1) * p->dilation_x;
-                            if (iy >= 0 && iy < p->in_height && ix >= 0 && ix < p->in_width) {
+                            const uint8_t ky = UNIT_READ_U8(taps + 2 * k), kx = UNIT_READ_U8(taps + 2 * k + 1);
+                            if (ky >= ky0 && ky < ky1 && kx >= kx0 && kx < kx1) {
                                 const int8_t xv = x_group[origin + (int32_t)(uint16_t)UNIT_READ_S16(records + 2 * k)];
                                 acc += (int16_t)(xv * UNIT_READ_S16(records + 2 * k + 1));
                                 zero_activation += xv == 0;
