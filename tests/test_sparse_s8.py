@@ -37,8 +37,8 @@ def conv_layers(draw):
     op = qmodels.conv(rng, "drawn", (groups * group_in, height, width), groups * group_out, (kh, kw), stride,
                       dilation, pads, groups, relu=draw(st.booleans()), sparsity=1.0 - density, conv1d=conv1d)
     x = qmodels.random_input(rng, draw(st.integers(1, 2)), (op.in_channels, height, width),
-                             zero_fraction=draw(st.sampled_from([0.0, 0.3])))
-    return op, x
+                             zero_fraction=draw(st.sampled_from([0.0, 0.3, 0.95])))
+    return op, x, draw(st.sampled_from([0, 1]))
 
 
 def geometry(op) -> ConvGeometry:
@@ -48,9 +48,9 @@ def geometry(op) -> ConvGeometry:
 @FAST
 @given(conv_layers())
 def test_sparse_conv_equals_the_integer_reference(layer):
-    op, x = layer
+    op, x, block_rows = layer  # block_rows 1: no room for the zero-field map beside the sums
     expected, expected_counts = reference._conv(op, x, "zeroskip")
-    y, counts = sparse_s8.conv2d_sparse(x, op.weight, op.requant, geometry(op))
+    y, counts = sparse_s8.conv2d_sparse(x, op.weight, op.requant, geometry(op), block_rows=block_rows)
     np.testing.assert_array_equal(y, expected)
     assert counts == expected_counts
     counts.check()
@@ -67,6 +67,21 @@ def test_sparse_linear_equals_the_integer_reference(in_features, out_features, d
     y, counts = sparse_s8.linear_sparse(x, op.weight, op.requant)
     np.testing.assert_array_equal(y, expected)
     assert counts == expected_counts
+
+
+def test_outputs_whose_field_is_all_zero_are_the_bias_alone():
+    """An input zero but for one pixel: the outputs whose field misses it take the zero-field path
+    (the bias requantized once per channel), the others a run; both equal the reference."""
+    rng = np.random.default_rng(8)
+    op = qmodels.conv(rng, "zeros", (2, 9, 11), 3, (3, 3), padding=(1, 0, 0, 1), relu=False, sparsity=0.5)
+    assert 2 * 3 * 3 <= 64  # the field is small enough for the zero-field map (UNIT_SPARSE_ZERO_FIELDS)
+    x = np.zeros((1, 2, 9, 11), np.int8)
+    x[0, 1, 4, 5] = -128
+    expected, expected_counts = reference._conv(op, x, "zeroskip")
+    y, counts = sparse_s8.conv2d_sparse(x, op.weight, op.requant, geometry(op))
+    np.testing.assert_array_equal(y, expected)
+    assert counts == expected_counts
+    assert len(np.unique(y[0, 0])) > 1
 
 
 def test_edge_values_and_an_all_zero_output_channel():

@@ -99,16 +99,17 @@ class _Sparse:
 
 
 def conv2d_sparse(x, weight, requant, geometry: ConvGeometry, library: KernelLibrary | None = None,
-                  tables: SparseTables | None = None) -> tuple[np.ndarray, MacCounts | None]:
+                  tables: SparseTables | None = None, block_rows: int = 0) -> tuple[np.ndarray, MacCounts | None]:
     """``unit_conv2d_sparse_s8`` on ``x [N, C, H, W]`` int8 with ``weight [O, C/groups, KH, KW]``
-    int8 (``tables``: the layer's tables, default built from ``weight``); returns ``(y, counts)``."""
+    int8 (``tables``: the layer's tables, default built from ``weight``; ``block_rows``: the
+    params field, which sizes the scratch: with 1 it holds no zero-field map); returns ``(y, counts)``."""
     library = library or load_library()
     x = _array(x, np.int8, "x")
     weight = _array(weight, np.int8, "weight")
     if x.ndim != 4 or weight.ndim != 4:
         raise ValueError(f"conv2d_sparse takes x [N, C, H, W] and weight [O, C/groups, KH, KW], got {x.shape}, "
                          f"{weight.shape}")
-    params = conv_params(tuple(x.shape), tuple(weight.shape), geometry, 0)
+    params = conv_params(tuple(x.shape), tuple(weight.shape), geometry, int(block_rows))
     padded = any(int(p) for p in (params.pad_top, params.pad_bottom, params.pad_left, params.pad_right))
     tables = tables or conv_sparse_tables(weight, x.shape[2], x.shape[3], geometry.dilation, padded)
     size = library.lib.unit_conv2d_s8_scratch_size(ctypes.byref(params))
