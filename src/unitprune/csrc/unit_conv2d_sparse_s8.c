@@ -7,14 +7,6 @@
  * weight is not stored, so it costs nothing; a zero activation is multiplied (its product is 0). */
 #include "unit_internal_sparse_s8.h"
 
-/* The zero-field skip (FATReLU's and the input's zero activations) for fields of at most this many
- * activations (C/groups * KH * KW); 0, the default, compiles it out. Measured on the MNIST demo's
- * conv1 (25 activations per field, 25-33 % of the fields all zero) on AVR: 8 % faster with
- * unpruned weights, 10 % slower with 85 % of the weights zero (splitting a row's run into
- * segments costs more than the few records a zero field saves); docs/kernels.md. */
-#ifndef UNIT_SPARSE_ZERO_FIELDS
-#define UNIT_SPARSE_ZERO_FIELDS 0
-#endif
 
 #if UNIT__DOT_ASM && defined(__AVR__)
 /* unit_requantize_s8_avr.S: the requantizing output stage of an AVR run's values */
@@ -69,47 +61,6 @@ static void unit__sparse_inside_s8(int32_t first, int32_t kernel, int32_t size, 
     *hi = (uint8_t)k;
 }
 
-#if UNIT_SPARSE_ZERO_FIELDS
-/* Zero fields (the zero-activation skip): map[oy*OW + ox] = 0 if every activation of output
- * (oy, ox)'s whole field in the group's channels is 0, else 1, for the rows and columns whose field
- * lies inside the input (the runs); cols: W bytes, the OR of a row's field rows per input column.
- * Built once per group and call, shared by the group's output channels: per output row C/groups
- * x KH input rows ORed column by column, then KW columns per output. */
-static void unit__sparse_zero_map_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, const int8_t *x_group,
-                                     int32_t inner_first, int32_t inner_end, uint8_t *map, uint8_t *cols) {
-    const int32_t row_span = p->dilation_y * p->in_width, last_row = (p->kernel_height - 1) * p->dilation_y;
-    int32_t oy, first_y = -p->pad_top;
-    const int8_t *x_row = x_group - (ptrdiff_t)p->pad_top * p->in_width; /* input row first_y */
-    for (oy = 0; oy < g->out_height; oy++, first_y += p->stride_y, x_row += p->stride_y * p->in_width,
-         map += g->out_width) {
-        uint8_t *const cols_end = cols + p->in_width;
-        const int8_t *channel = x_row;
-        uint8_t *col;
-        int32_t c, ky, ox;
-        for (col = cols; col != cols_end;) {
-            *col++ = 0;
-        }
-        for (c = 0; c < g->group_in; c++, channel += g->plane) {
-            const int8_t *row = channel;
-            for (ky = 0; ky < p->kernel_height; ky++, row += row_span) {
-                const int8_t *at = row;
-                for (col = cols; col != cols_end;) {
-                    *col++ |= (uint8_t)*at++;
-                }
-            }
-        }
-        col = cols + (inner_first * p->stride_x - p->pad_left);
-        for (ox = inner_first; ox < inner_end; ox++, col += p->stride_x) {
-            const uint8_t *at = col, *const end = col + p->kernel_width * p->dilation_x;
-            uint8_t any = 0;
-            for (; at != end; at += p->dilation_x) {
-                any |= *at;
-            }
-            map[ox] = any != 0;
-        }
-    }
-}
-#endif
 
 /* The records are in range: offsets inside the receptive field's span, taps inside the kernel. */
 static int32_t unit__sparse_check_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, const unit_sparse_s8 *s,
@@ -152,7 +103,6 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
     unit__conv_s8 g;
     unit__sparse_out_s8 q;
     int32_t n, o, oy, ox, nnz_total = 0, inner_first, inner_end, inner_origin, group_plane, row_step, last_row;
-    uint8_t *map = 0, *cols = 0; /* the zero-field map, where the scratch holds it beside the sums */
     int64_t zero_activation = 0;
     /* weights: a non-null stand-in for the shared argument check (the records are checked below) */
     int32_t status = unit__conv2d_s8_begin(params, x, (const UNIT_TABLE int8_t *)sparse, requant, y, scratch, &g);
@@ -174,13 +124,6 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
     inner_origin = inner_first * p->stride_x - p->pad_left; /* the first whole field's column */
     row_step = p->stride_y * p->in_width;
     last_row = (p->kernel_height - 1) * p->dilation_y;
-#if UNIT_SPARSE_ZERO_FIELDS
-    if (g.group_in * g.taps <= UNIT_SPARSE_ZERO_FIELDS &&
-        (int64_t)4 * g.block_rows * g.out_width >= (int64_t)4 * g.out_width + (int64_t)g.positions + p->in_width) {
-        map = (uint8_t *)(scratch + g.out_width);
-        cols = map + g.positions;
-    }
-#endif
     for (n = 0; n < p->batch; n++) {
         const int8_t *x_group = x + (ptrdiff_t)n * p->in_channels * g.plane;
         const UNIT_TABLE int16_t *records = sparse->records;
@@ -193,72 +136,38 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
             q.bias = unit__bias_s8(requant, o);
             q.multiplier = UNIT_READ_S32(requant->multiplier + o);
             q.shift = UNIT_READ_S8(requant->shift + o);
-            const uint8_t *map_row = map;
-            int8_t zero_out = 0;
-#if UNIT_SPARSE_ZERO_FIELDS
-            if (map != 0) {
-                if (in_group == 0) {
-                    unit__sparse_zero_map_s8(p, &g, x_group, inner_first, inner_end, map, cols);
-                }
-                zero_out = unit__requantize_clamp_s8(q.bias, q.multiplier, q.shift, q.act_min, q.act_max);
-            }
-#else
-            (void)cols;
-            (void)zero_out;
-#endif
             int32_t row_y = -p->pad_top * p->in_width; /* input index of the row's first kernel row, column 0 */
-            for (oy = 0; oy < g.out_height;
-                 oy++, first_y += p->stride_y, row_y += row_step, y_row += g.out_width, map_row += g.out_width) {
+            for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, row_y += row_step, y_row += g.out_width) {
                 const int rows_inside = first_y >= 0 && first_y + last_row < p->in_height;
                 uint8_t ky0 = 0, ky1 = 0;
                 if (taps != 0) { /* the kernel rows inside the input, for the clipped fields */
                     unit__sparse_inside_s8(first_y, p->kernel_height, p->in_height, p->dilation_y, &ky0, &ky1);
                 }
                 for (ox = 0; ox < g.out_width;) {
-                    if (rows_inside && ox == inner_first && inner_end > inner_first) { /* runs of whole fields */
-                        int32_t origin = row_y + inner_origin;
-                        while (ox < inner_end) {
-                            int32_t count = inner_end - ox, assembly = 0;
-#if UNIT_SPARSE_ZERO_FIELDS
-                            if (map != 0) { /* outputs whose field is all zero are the bias alone */
-                                int32_t i = ox;
-                                for (; ox < inner_end && !map_row[ox]; ox++, origin += p->stride_x) {
-                                    y_row[ox] = zero_out;
-                                }
-#if UNIT_S8_COUNTS
-                                zero_activation += (int64_t)(ox - i) * nnz;
-#endif
-                                for (i = ox; i < inner_end && map_row[i]; i++) {
-                                }
-                                count = i - ox;
-                                if (count == 0) {
-                                    continue;
-                                }
-                            }
-#endif
-                            if (nnz > 0) {
-                                assembly = unit__sparse_run_s8(scratch, x_group + origin, records, nnz, count,
-                                                               (ptrdiff_t)p->stride_x);
-                            } else {
-                                unit__fill_s32(scratch, count, 0);
-                            }
-#if UNIT_S8_COUNTS
-                            {
-                                int32_t i, k;
-                                for (i = 0; i < count; i++) {
-                                    for (k = 0; k < nnz; k++) {
-                                        const int32_t at = origin + i * p->stride_x +
-                                                           (int32_t)(uint16_t)UNIT_READ_S16(records + 2 * k);
-                                        zero_activation += x_group[at] == 0;
-                                    }
-                                }
-                            }
-#endif
-                            unit__sparse_store_s8(y_row + ox, scratch, count,
-                                                  assembly ? unit__dot_base_s8(q.bias, nnz) : q.bias, assembly, &q);
-                            ox += count;
-                            origin += count * p->stride_x;
+                    if (rows_inside && ox == inner_first && inner_end > inner_first) { /* a run of whole fields */
+                        const int32_t origin = row_y + inner_origin, count = inner_end - ox;
+                        int assembly = 0;
+                        if (nnz > 0) {
+                            assembly = unit__sparse_run_s8(scratch, x_group + origin, records, nnz, count,
+                                                           (ptrdiff_t)p->stride_x);
+                        } else {
+                            unit__fill_s32(scratch, count, 0);
                         }
+#if UNIT_S8_COUNTS
+                        {
+                            int32_t i, k;
+                            for (i = 0; i < count; i++) {
+                                for (k = 0; k < nnz; k++) {
+                                    const int32_t at = origin + i * p->stride_x +
+                                                       (int32_t)(uint16_t)UNIT_READ_S16(records + 2 * k);
+                                    zero_activation += x_group[at] == 0;
+                                }
+                            }
+                        }
+#endif
+                        unit__sparse_store_s8(y_row + ox, scratch, count,
+                                              assembly ? unit__dot_base_s8(q.bias, nnz) : q.bias, assembly, &q);
+                        ox += count;
                     } else { /* a field clipped by the padding: only the taps inside the input */
                         const int32_t first_x = ox * p->stride_x - p->pad_left, origin = row_y + first_x;
                         int32_t k, acc = 0;

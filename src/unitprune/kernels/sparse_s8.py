@@ -102,7 +102,7 @@ def conv2d_sparse(x, weight, requant, geometry: ConvGeometry, library: KernelLib
                   tables: SparseTables | None = None, block_rows: int = 0) -> tuple[np.ndarray, MacCounts | None]:
     """``unit_conv2d_sparse_s8`` on ``x [N, C, H, W]`` int8 with ``weight [O, C/groups, KH, KW]``
     int8 (``tables``: the layer's tables, default built from ``weight``; ``block_rows``: the
-    params field, which sizes the scratch: with 1 it holds no zero-field map); returns ``(y, counts)``."""
+    params field, which sizes the scratch, ``4 * block_rows * OW`` bytes); returns ``(y, counts)``."""
     library = library or load_library()
     x = _array(x, np.int8, "x")
     weight = _array(weight, np.int8, "weight")
