@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.mcu_tools import load_benchmark, require_target
+from tests.mcu_tools import corrupt_one_conv_output, load_benchmark, require_target
 
 bench = load_benchmark("kernels_s8_mcu")
 dense_bench = load_benchmark("conv_dense_s8_mcu")
@@ -47,14 +47,6 @@ def test_the_bound_layers_sit_on_each_side_of_the_avr_sparse_limit():
 
 def test_a_wrong_sparse_output_is_detected(monkeypatch, tmp_path):
     require_target("avr")
-    real = bench.reference._conv
-
-    def off_by_one(op, x, variant):
-        y, counts = real(op, x, variant)
-        y = y.copy()
-        y.reshape(-1)[0] = np.int8(y.reshape(-1)[0] ^ 1)
-        return y, counts
-
-    monkeypatch.setattr(bench.reference, "_conv", off_by_one)
+    corrupt_one_conv_output(monkeypatch, bench.reference)
     with pytest.raises(RuntimeError, match="differs from the integer reference"):
         bench.measure_layers(EDGES[:1], ("avr",), sparsities=(0.5,), build_dir=tmp_path, linear_layers=())

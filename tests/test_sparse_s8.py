@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import qmodels
+from tests.test_kernels_s8 import conv_cases
 from unitprune.kernels import sparse_s8
 from unitprune.mcu import reference
 from unitprune.torch_reference import ConvGeometry
@@ -21,23 +22,16 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 @st.composite
 def conv_layers(draw):
-    conv1d = draw(st.booleans())
-    groups = draw(st.sampled_from([1, 1, 2, 3]))
-    group_in, group_out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    kh = 1 if conv1d else draw(st.integers(1, 4))
-    kw = draw(st.integers(1, 5))
-    stride = (1 if conv1d else draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    dilation = (1 if conv1d else draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    pads = (0, 0) if conv1d else (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    pads += (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    height = 1 if conv1d else draw(st.integers(max(1, dilation[0] * (kh - 1) + 1 - pads[0] - pads[1]), 7))
-    width = draw(st.integers(max(1, dilation[1] * (kw - 1) + 1 - pads[2] - pads[3]), 11))
-    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
-    density = draw(st.sampled_from([0.0, 0.15, 0.5, 1.0]))
-    op = qmodels.conv(rng, "drawn", (groups * group_in, height, width), groups * group_out, (kh, kw), stride,
-                      dilation, pads, groups, relu=draw(st.booleans()), sparsity=1.0 - density, conv1d=conv1d)
-    x = qmodels.random_input(rng, draw(st.integers(1, 2)), (op.in_channels, height, width),
-                             zero_fraction=draw(st.sampled_from([0.0, 0.3, 0.95])))
+    """tests/test_kernels_s8.py's geometries as a QConv (weight density 1, 0.6 or 0.2; inputs with
+    0, 30 % or 70 % zeros, or 95 %: mostly zero fields) and a block_rows (1: one row of scratch)."""
+    case = draw(conv_cases())
+    g = case["geometry"]
+    rng = np.random.default_rng(case["seed"])
+    op = qmodels.conv(rng, "drawn", (case["channels"], case["height"], case["width"]), case["out_channels"],
+                      g.kernel_size, g.stride, g.dilation, g.padding, g.groups, relu=case["relu"],
+                      sparsity=case["w_zeros"], conv1d=case["height"] == 1 and g.kernel_size[0] == 1)
+    zeros = draw(st.sampled_from([case["x_zeros"], 0.95]))
+    x = qmodels.random_input(rng, case["batch"], (op.in_channels, case["height"], case["width"]), zeros)
     return op, x, draw(st.sampled_from([0, 1]))
 
 
