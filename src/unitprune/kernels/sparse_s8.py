@@ -46,7 +46,8 @@ class SparseTables:
     @property
     def flash_bytes(self) -> int:
         """Bytes of the three tables: 2 per output channel, 4 per record, 2 per tap pair."""
-        return 2 * self.nonzeros.size + RECORD_BYTES * self.stored + (0 if self.taps is None else TAP_BYTES * self.stored)
+        taps = 0 if self.taps is None else TAP_BYTES * self.stored
+        return 2 * self.nonzeros.size + RECORD_BYTES * self.stored + taps
 
 
 def _tables(weight2d: np.ndarray, offsets: np.ndarray, taps: np.ndarray | None, what: str) -> SparseTables:

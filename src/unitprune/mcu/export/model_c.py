@@ -142,7 +142,8 @@ def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, co
         tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, nonzero weights */\n",
                   *_sparse_tables(ident, sparse, flash, style)]
     else:
-        tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, weight transposed [in][out] */\n",
+        tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, "
+                  "weight transposed [in][out] */\n",
                   style.array("int8_t", f"{ident}_weight_t", np.ascontiguousarray(op.weight.T))]
         flash["weight"] = op.weight.size
     tables += _requant_tables(ident, op.requant, flash, style)
