@@ -202,7 +202,10 @@ int32_t unit_linear_unit_sorted_table_s8(const int8_t *x, int32_t batch, int32_t
  *                 ascending offsets within a channel (the exporter's order; any order is exact);
  *   taps[2*N]     uint8 pairs {ky, kx} of the records, for Conv layers with padding (the outputs
  *                 whose field the padding clips test them); 0 (NULL) without padding and for Linear.
- * offset < (C/groups)*H*W <= 65535. Counters (UNIT_S8_COUNTS) as the zeroskip kernels: zero_weight
+ * records and taps may be 0 (NULL) when N = 0. offset <= (C/groups - 1)*H*W + (KH - 1)*dilation_y*W
+ * + (KW - 1)*dilation_x, the field's span, <= 65535 (with padding, a record outside the input is
+ * never read). On AVR a channel of more than 341 records takes the C run (the assembly run's
+ * 24-bit accumulator holds 341 biased products). Counters (UNIT_S8_COUNTS) as the zeroskip kernels: zero_weight
  * for the weights not stored, zero_activation for the products of a stored weight with x == 0 or a
  * padding position (the kernel multiplies such an x: the product is 0), executed the rest.
  * Hosts check every record's range (UNIT_ERR_ARGUMENT); MCU builds trust the exporter's tables. */
