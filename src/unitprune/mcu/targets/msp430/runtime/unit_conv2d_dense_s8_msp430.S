@@ -116,16 +116,15 @@ __unit_dot_run_s8:
     ret
     .size   __unit_dot_run_s8, .-__unit_dot_run_s8
 
-/* q(n) = floor(n*n / 4) for n in [-255, 255]; __unit_qsq_mid is q(0), indexed by 2n (global: the
- * static-sparse run, unit_conv2d_sparse_s8_msp430.S, reads it too). */
+/* q(n) = floor(n*n / 4) for n in [-255, 255]; __unit_qsq_mid is q(0), indexed by 2n. */
     .section .rodata.__unit_qsq,"a",@progbits
-    .global __unit_qsq_mid
     .p2align 1
     .set    n, -255
     .rept   255
     .word   (n * n) / 4
     .set    n, n + 1
     .endr
+    .global __unit_qsq_mid
 __unit_qsq_mid:
     .rept   256
     .word   (n * n) / 4
