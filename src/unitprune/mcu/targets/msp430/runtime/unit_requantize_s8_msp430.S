@@ -22,6 +22,123 @@
 #define RESHI 0x013C
 #define SUMEXT 0x013E
 
+#if UNIT_MSP430_HWMULT
+/* msp430-hwmult: one callee-saved register (r10, the sign); the product's words go to r11 (P0,
+ * read only for the tie; the shift is then read again), r13 (P1), r15 (P2), r12 (P3) as soon as
+ * their partial products are in. |a| < 2**16 takes two partial products instead of four. The
+ * rounding shift right by k = e - 1 is a multiplication by 2**(16 - k) (table below): its high words. */
+    .section .rodata.__unit_requantize_s8_scale,"a",@progbits
+    .balign 2
+.Lscale:                            /* 2**(16 - k) for k = 1..15 (k = 0 unused) */
+    .word   0, 32768, 16384, 8192, 4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2
+
+    .section .text.__unit_requantize_s8,"ax",@progbits
+    .global __unit_requantize_s8
+    .type   __unit_requantize_s8, @function
+__unit_requantize_s8:
+    push    r10
+    mov     4(r1), r11              /* shift (return address and r10 above it) */
+    tst     r11
+    jl      2f
+    jz      2f
+1:  rla     r12                     /* a = acc << shift */
+    rlc     r13
+    dec     r11
+    jnz     1b
+2:  clr     r10
+    tst     r13
+    jge     3f
+    inv     r12                     /* A = |a| */
+    inv     r13
+    inc     r12
+    adc     r13
+    mov     #1, r10
+3:  mov     r12, &MPY               /* Al * Ml */
+    mov     r14, &OP2
+    mov     &RESLO, r11             /* P0 */
+    mov     &RESHI, &RESLO
+    mov     #0, &RESHI
+    tst     r13
+    jnz     4f
+    mov     r12, &MAC               /* |a| < 2**16: + Al * Mh; P < 2**47 */
+    mov     r15, &OP2
+    mov     &RESLO, r13             /* P1 */
+    mov     &RESHI, r15             /* P2 */
+    clr     r12                     /* P3 */
+    jmp     5f
+4:  mov     r12, &MAC               /* + Al * Mh (no carry: < 2**31 + 2**16) */
+    mov     r15, &OP2
+    mov     r13, &MAC               /* + Ah * Ml (carry in SUMEXT) */
+    mov     r14, &OP2
+    mov     &RESLO, r12             /* P1 */
+    mov     &SUMEXT, r14
+    mov     &RESHI, &RESLO
+    mov     r14, &RESHI
+    mov     r13, &MAC               /* + Ah * Mh */
+    mov     r15, &OP2
+    mov     r12, r13                /* P1 */
+    mov     &RESLO, r15             /* P2 */
+    mov     &RESHI, r12             /* P3 */
+5:  tst     r10                     /* the tie of the negative nudge, P mod 2**31 == 2**30: */
+    jz      6f
+    tst     r11
+    jnz     6f
+    mov     r13, r11
+    and     #0x7FFF, r11
+    cmp     #0x4000, r11
+    jne     6f
+    add     #0x3FFF, r13            /* h = (P + 2**30 - 1) >> 31 (P0 = 0 borrows from P1) */
+    jmp     7f
+6:  add     #0x4000, r13            /* h = (P + 2**30) >> 31 */
+7:  adc     r15
+    adc     r12
+    rla     r13
+    rlc     r15
+    rlc     r12                     /* h in r12:r15 */
+    mov     4(r1), r11              /* shift */
+    tst     r11
+    jge     .Lhw_whole              /* e = 0: y = h */
+    inv     r11                     /* k = e - 1 */
+    cmp     #16, r11
+    jlo     8f
+    mov     r12, r15                /* k >= 16: h >> 16 */
+    clr     r12
+    sub     #16, r11
+8:  tst     r11
+    jz      9f
+    rla     r11                     /* t = h >> k: the high words of h * 2**(16 - k) */
+    mov     .Lscale(r11), &MPY
+    mov     r15, &OP2
+    mov     &RESHI, r15
+    mov     r12, &OP2
+    add     &RESLO, r15
+    mov     &RESHI, r12
+9:  tst     r12
+    jz      10f
+    mov     #0x8000, r12            /* t >= 2**16: |y| >= 2**15, the clamp saturates */
+    clr     r13
+    jmp     .Lhw_sign
+10: clrc                            /* y = (t >> 1) + (t & 1) */
+    rrc     r15
+    adc     r15
+    mov     r15, r12
+    clr     r13
+    jmp     .Lhw_sign
+.Lhw_whole:
+    mov     r12, r13                /* y = h */
+    mov     r15, r12
+.Lhw_sign:
+    tst     r10
+    jz      11f
+    inv     r12
+    inv     r13
+    inc     r12
+    adc     r13
+11: pop     r10
+    ret
+    .size   __unit_requantize_s8, .-__unit_requantize_s8
+
+#else /* software multiply */
     .section .text.__unit_requantize_s8,"ax",@progbits
     .global __unit_requantize_s8
     .type   __unit_requantize_s8, @function
@@ -51,25 +168,6 @@ __unit_requantize_s8:
     adc     r13
     mov     #1, r10
 3:
-#if UNIT_MSP430_HWMULT
-    mov     r12, &MPY               /* Al * Ml */
-    mov     r14, &OP2
-    mov     &RESLO, r6
-    mov     &RESHI, &RESLO
-    mov     #0, &RESHI
-    mov     r12, &MAC               /* + Al * Mh (no carry: < 2**31 + 2**16) */
-    mov     r15, &OP2
-    mov     r13, &MAC               /* + Ah * Ml (carry in SUMEXT) */
-    mov     r14, &OP2
-    mov     &RESLO, r7
-    mov     &SUMEXT, r8
-    mov     &RESHI, &RESLO
-    mov     r8, &RESHI
-    mov     r13, &MAC               /* + Ah * Mh */
-    mov     r15, &OP2
-    mov     &RESLO, r8
-    mov     &RESHI, r9
-#else
     clr     r6
     clr     r7
     clr     r8
@@ -92,7 +190,6 @@ __unit_requantize_s8:
     jnz     4b
     tst     r13
     jnz     4b
-#endif
     clr     r5                      /* the tie of the negative nudge: h one less */
     tst     r10
     jz      6f
@@ -162,3 +259,4 @@ __unit_requantize_s8:
     pop     r10
     ret
     .size   __unit_requantize_s8, .-__unit_requantize_s8
+#endif /* UNIT_MSP430_HWMULT */
