@@ -9,9 +9,11 @@
  * out[i] = the dot product of output i's receptive field, accumulated by the multiplier itself:
  * per MAC the sign-extended activation is written to MACS and the sign-extended weight to OP2,
  * which adds the signed product to RESHI:RESLO (14 cycles). RESLO/RESHI are cleared before each
- * output and read after it. Rows of 3 or 5 columns are unrolled (run->mode). Registers: r4/r5
- * operands, r6 channel counter, r7 row counter, r8 column counter, r9 outputs left, r10 weight
- * start. */
+ * output and read after it. Rows of 3 or 5 columns are unrolled (run->mode); a whole 3x3 or 5x5
+ * field per channel (every kernel row inside the input) is unrolled with the row and channel skips
+ * in registers (r8, r11): 14 cycles per MAC and 1 per kernel row. Registers: r4/r5 operands, r6
+ * channel counter, r7 row counter, r8 column counter (x row skip in the square loop), r9 outputs
+ * left, r10 weight start, r11 x channel skip (square loop). */
 #if UNIT_MSP430_HWMULT
 
 #define MACS 0x0136
@@ -75,6 +77,37 @@
     jmp     .Ldone
 .endm
 
+/* A whole n x n field per channel: rows == len == n, no weight skips. */
+.macro SQUARE n
+    mov     OFF_XROW(r15), r8
+    mov     OFF_XCHAN(r15), r11
+    add     r8, r11                 /* the last row's skip and the channel skip in one */
+1:  mov     #0, &RESLO
+    mov     #0, &RESHI
+    mov     r10, r14
+    mov     OFF_CHANNELS(r15), r6
+2:
+  .rept \n - 1
+    .rept \n
+    MAC
+    .endr
+    add     r8, r13
+  .endr
+  .rept \n
+    MAC
+  .endr
+    add     r11, r13
+    dec     r6
+    jnz     2b
+    mov     &RESLO, 0(r12)
+    mov     &RESHI, 2(r12)
+    add     #4, r12
+    add     OFF_XNEXT(r15), r13
+    dec     r9
+    jnz     1b
+    jmp     .Ldone
+.endm
+
     .section .text.__unit_dot_run_s8,"ax",@progbits
     .global __unit_dot_run_s8
     .type   __unit_dot_run_s8, @function
@@ -97,9 +130,17 @@ __unit_dot_run_s8:
 .Lgeneral:
     RUN     0
 .Lrow3:
+    cmp     #3, OFF_ROWS(r15)
+    jeq     .Lsquare3
     RUN     3
 .Lrow5:
+    cmp     #5, OFF_ROWS(r15)
+    jeq     .Lsquare5
     RUN     5
+.Lsquare3:
+    SQUARE  3
+.Lsquare5:
+    SQUARE  5
 .Ldone:
     pop     r10
     pop     r9
