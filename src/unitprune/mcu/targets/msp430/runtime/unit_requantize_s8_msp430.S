@@ -260,3 +260,86 @@ __unit_requantize_s8:
     ret
     .size   __unit_requantize_s8, .-__unit_requantize_s8
 #endif /* UNIT_MSP430_HWMULT */
+
+/* The output stage of an MSP430 run of the dense convolution (csrc/unit_conv2d_dense_s8.c):
+ *
+ *   void __unit_requantize_run_s8(int8_t *y, const int32_t *stored, int16_t count, const unit__store_s8 *s)
+ *   (EABI: r12 = y, r13 = stored, r14 = count >= 1, r15 = s)
+ *
+ * y[i] = clamp(requantize(s->base + stored[i], s->multiplier, s->shift), s->act_min, s->act_max):
+ * unit__dot_value_s8 and unit__requantize_clamp_s8 of csrc/unit_internal_s8.h in one loop, without
+ * a C loop around a call per output. An accumulator <= 0 with act_min >= 0 (ReLU) gives act_min
+ * without the multiply. s: base (int32), multiplier (int32), shift, act_min, act_max (int8) at
+ * offsets 0, 4, 8, 9, 10. The shift is pushed once as __unit_requantize_s8's stack argument.
+ * Registers kept across the calls: r4 y, r5 stored, r6 count, r7 s, r8 act_min, r9 act_max. */
+    .section .text.__unit_requantize_run_s8,"ax",@progbits
+    .global __unit_requantize_run_s8
+    .type   __unit_requantize_run_s8, @function
+__unit_requantize_run_s8:
+    push    r4
+    push    r5
+    push    r6
+    push    r7
+    push    r8
+    push    r9
+    mov     r12, r4
+    mov     r13, r5
+    mov     r14, r6
+    mov     r15, r7
+    mov.b   9(r7), r8
+    sxt     r8
+    mov.b   10(r7), r9
+    sxt     r9
+    mov.b   8(r7), r12
+    sxt     r12
+    push    r12                     /* the shift: __unit_requantize_s8's stack argument */
+1:  mov     0(r7), r12              /* acc = base + stored */
+    mov     2(r7), r13
+    add     @r5+, r12
+    addc    @r5+, r13
+    tst     r8
+    jl      2f                      /* act_min < 0: no shortcut */
+    tst     r13
+    jl      .Lrun_min               /* acc < 0 */
+    jnz     2f
+    tst     r12
+    jz      .Lrun_min               /* acc == 0 */
+2:  mov     4(r7), r14
+    mov     6(r7), r15
+    call    #__unit_requantize_s8
+    tst     r13                     /* the 32-bit result as a saturated 16-bit value */
+    jz      3f
+    cmp     #-1, r13
+    jne     .Lrun_big
+    tst     r12
+    jl      4f
+    jmp     .Lrun_min               /* below -32768 */
+3:  tst     r12
+    jl      .Lrun_max               /* 32768 or more */
+4:  cmp     r8, r12
+    jl      .Lrun_min               /* below act_min */
+    cmp     r12, r9
+    jl      .Lrun_max               /* above act_max */
+    jmp     .Lrun_store
+.Lrun_big:
+    tst     r13
+    jl      .Lrun_min
+.Lrun_max:
+    mov     r9, r12
+    jmp     .Lrun_store
+.Lrun_min:
+    mov     r8, r12
+.Lrun_store:
+    mov.b   r12, 0(r4)
+    inc     r4
+    dec     r6
+    jnz     1b
+    add     #2, r1                  /* the pushed shift */
+    pop     r9
+    pop     r8
+    pop     r7
+    pop     r6
+    pop     r5
+    pop     r4
+    ret
+    .size   __unit_requantize_run_s8, .-__unit_requantize_run_s8
