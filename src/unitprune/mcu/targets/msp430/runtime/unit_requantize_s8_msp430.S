@@ -22,6 +22,30 @@
 #define RESHI 0x013C
 #define SUMEXT 0x013E
 
+/* a = acc << shift for shift > 0 (r11; \counter counts the bits, r11 itself or a copy), then
+ * A = |a| in r13:r12 and the sign in r10 (1: negative). */
+.macro SHIFT_ABS counter
+    tst     r11
+    jl      2f
+    jz      2f
+  .ifnc \counter, r11
+    mov     r11, \counter
+  .endif
+1:  rla     r12                     /* a = acc << shift */
+    rlc     r13
+    dec     \counter
+    jnz     1b
+2:  clr     r10
+    tst     r13
+    jge     3f
+    inv     r12                     /* A = |a| */
+    inv     r13
+    inc     r12
+    adc     r13
+    mov     #1, r10
+3:
+.endm
+
 #if UNIT_MSP430_HWMULT
 /* msp430-hwmult: one callee-saved register (r10, the sign); the product's words go to r11 (P0,
  * read only for the tie; the shift is then read again), r13 (P1), r15 (P2), r12 (P3) as soon as
@@ -38,22 +62,8 @@
 __unit_requantize_s8:
     push    r10
     mov     4(r1), r11              /* shift (return address and r10 above it) */
-    tst     r11
-    jl      2f
-    jz      2f
-1:  rla     r12                     /* a = acc << shift */
-    rlc     r13
-    dec     r11
-    jnz     1b
-2:  clr     r10
-    tst     r13
-    jge     3f
-    inv     r12                     /* A = |a| */
-    inv     r13
-    inc     r12
-    adc     r13
-    mov     #1, r10
-3:  mov     r12, &MPY               /* Al * Ml */
+    SHIFT_ABS r11
+    mov     r12, &MPY               /* Al * Ml */
     mov     r14, &OP2
     mov     &RESLO, r11             /* P0 */
     mov     &RESHI, &RESLO
@@ -151,23 +161,7 @@ __unit_requantize_s8:
     push    r5
     push    r4
     mov     16(r1), r11             /* shift (return address and 7 saved registers above it) */
-    tst     r11
-    jl      2f
-    jz      2f
-    mov     r11, r10
-1:  rla     r12                     /* a = acc << shift */
-    rlc     r13
-    dec     r10
-    jnz     1b
-2:  clr     r10
-    tst     r13
-    jge     3f
-    inv     r12                     /* A = |a| */
-    inv     r13
-    inc     r12
-    adc     r13
-    mov     #1, r10
-3:
+    SHIFT_ABS r10
     clr     r6
     clr     r7
     clr     r8
