@@ -23,7 +23,7 @@ int32_t unit_maxpool2d_s8(const int8_t *x, int32_t batch, int32_t channels, int3
     out_width = (ptrdiff_t)((in_width - kernel_width) / stride_x + 1);
     width = (ptrdiff_t)in_width;
     plane = (ptrdiff_t)in_height * width;
-    planes = (ptrdiff_t)batch * channels;
+    planes = (ptrdiff_t)batch * (ptrdiff_t)channels;
     row_step = (ptrdiff_t)stride_y * width;
     sx = (ptrdiff_t)stride_x;
     kh = (ptrdiff_t)kernel_height;
