@@ -47,13 +47,11 @@ int32_t unit_linear_dense_s8(const int8_t *x, int32_t batch, int32_t in_features
     for (n = 0; n < batch; n++) {
         const int8_t *x_row = x + (ptrdiff_t)n * in_features;
         int8_t *y_row = y + (ptrdiff_t)n * out_features;
+        /* every accumulator first (scratch), then the outputs: y may overlap x (in-place plans) */
         for (j = 0; j < out_features; j++) {
-            const int32_t acc =
-                unit__linear_dot_s8(x_row, weight_t + j, in_features, out_features, unit__bias_s8(requant, j));
-            y_row[j] = unit__requantize_clamp_s8(acc, UNIT_READ_S32(requant->multiplier + j),
-                                                 UNIT_READ_S8(requant->shift + j), requant->act_min,
-                                                 requant->act_max);
+            scratch[j] = unit__linear_dot_s8(x_row, weight_t + j, in_features, out_features, unit__bias_s8(requant, j));
         }
+        unit__linear_store_s8(scratch, out_features, requant, y_row);
     }
 #if UNIT_S8_COUNTS
     if (counts != 0) {
