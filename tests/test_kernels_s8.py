@@ -366,7 +366,8 @@ def test_relu_and_maxpool_s8():
     rng = np.random.default_rng(5)
     x = sparse_int8(rng, (2, 3, 7, 8), 0.2)
     np.testing.assert_array_equal(s8.relu(x), np.maximum(x, 0))
-    for kernel, stride in (((2, 2), (2, 2)), ((3, 2), (1, 3)), ((1, 3), (1, 1)), ((7, 8), (1, 1))):
+    for kernel, stride in (((2, 2), (2, 2)), ((2, 2), (1, 3)), ((2, 2), (3, 1)), ((3, 2), (1, 3)), ((1, 3), (1, 1)),
+                           ((7, 8), (1, 1))):
         out_h, out_w = (7 - kernel[0]) // stride[0] + 1, (8 - kernel[1]) // stride[1] + 1
         expected = np.empty((2, 3, out_h, out_w), np.int8)
         for oy in range(out_h):

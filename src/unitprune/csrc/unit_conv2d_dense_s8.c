@@ -38,15 +38,22 @@ typedef struct {
 } unit__dense_row_s8;
 
 /* The output stage of a run: y[i] = clamp(requantize(base -/+ stored[i])) (unit__dot_value_s8 for
- * an assembly run, base + stored[i] for the C run); on AVR one assembly loop. Inlined, as the run
+ * an assembly run, base + stored[i] for the C run); on AVR and MSP430 one assembly loop. Inlined, as the run
  * below: as separate functions each saved and restored most registers once per run. */
-#if UNIT__DOT_ASM && defined(__AVR__)
-/* unit_requantize_s8_avr.S: the same loop for an AVR run's values */
+#if UNIT__DOT_ASM
+/* the same loop for an assembly run's values: unit_requantize_s8_avr.S on AVR, the runtime's
+ * unit_requantize_s8_msp430.S on MSP430 */
 typedef struct {
     int32_t base, multiplier;
     int8_t shift, act_min, act_max;
 } unit__store_s8;
+#if defined(__AVR__)
 void unit__requantize_run_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__store_s8 *s);
+#define UNIT__REQUANTIZE_RUN(y, stored, count, s) unit__requantize_run_s8_avr(y, stored, (uint8_t)(count), s)
+#else
+void __unit_requantize_run_s8(int8_t *y, const int32_t *stored, int16_t count, const unit__store_s8 *s);
+#define UNIT__REQUANTIZE_RUN(y, stored, count, s) __unit_requantize_run_s8(y, stored, (int16_t)(count), s)
+#endif
 #endif
 
 static inline void unit__dense_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base,
@@ -54,10 +61,10 @@ static inline void unit__dense_store_s8(int8_t *y, const int32_t *stored, int32_
     const int32_t multiplier = row->multiplier, shift = row->shift;
     const int8_t act_min = row->act_min, act_max = row->act_max;
     int8_t *end = y + count;
-#if UNIT__DOT_ASM && defined(__AVR__)
+#if UNIT__DOT_ASM
     if (assembly) { /* count <= 255 */
         const unit__store_s8 s = {base, multiplier, (int8_t)shift, act_min, act_max};
-        unit__requantize_run_s8_avr(y, stored, (uint8_t)count, &s);
+        UNIT__REQUANTIZE_RUN(y, stored, count, &s);
         return;
     }
 #endif

@@ -1,30 +1,50 @@
 /* SPDX-License-Identifier: MIT */
-/* unit_maxpool2d_s8.c -- int8 max-pool, no padding, dilation 1, floor mode (see unit_kernels_s8.h). */
+/* unit_maxpool2d_s8.c -- int8 max-pool, no padding, dilation 1, floor mode (see unit_kernels_s8.h).
+ * The loops count in ptrdiff_t (16-bit on AVR and MSP430, where int32_t counters cost a word pair per
+ * test; every count is bounded by the input's element count, which lies in memory) and pointers
+ * advance by additions: no multiplication per output (a library call on AVR and MSP430). A 2x2
+ * window, the common case, is unrolled. */
+#include <stddef.h>
+
 #include "unit_internal_s8.h"
+
+static inline int8_t unit__max_s8(int8_t a, int8_t b) {
+    return a > b ? a : b;
+}
 
 int32_t unit_maxpool2d_s8(const int8_t *x, int32_t batch, int32_t channels, int32_t in_height, int32_t in_width,
                           int32_t kernel_height, int32_t kernel_width, int32_t stride_y, int32_t stride_x, int8_t *y) {
-    int32_t out_height, out_width, plane, planes, row_step, p, oy, ox, ky, kx;
+    ptrdiff_t out_height, out_width, width, plane, planes, row_step, sx, kh, kw, p, oy, ox, ky, kx;
     if (!unit__pool2d_s8_args_ok(x, batch, channels, in_height, in_width, kernel_height, kernel_width, stride_y,
                                  stride_x, y)) {
         return UNIT_ERR_ARGUMENT;
     }
-    out_height = (in_height - kernel_height) / stride_y + 1;
-    out_width = (in_width - kernel_width) / stride_x + 1;
-    plane = in_height * in_width;
-    planes = batch * channels;
-    row_step = stride_y * in_width;
-    /* pointers advance by additions: no multiplication per output (a library call on AVR and MSP430) */
+    out_height = (ptrdiff_t)((in_height - kernel_height) / stride_y + 1);
+    out_width = (ptrdiff_t)((in_width - kernel_width) / stride_x + 1);
+    width = (ptrdiff_t)in_width;
+    plane = (ptrdiff_t)in_height * width;
+    planes = (ptrdiff_t)batch * (ptrdiff_t)channels;
+    row_step = (ptrdiff_t)stride_y * width;
+    sx = (ptrdiff_t)stride_x;
+    kh = (ptrdiff_t)kernel_height;
+    kw = (ptrdiff_t)kernel_width;
     for (p = 0; p < planes; p++) {
-        const int8_t *x_row = x + (ptrdiff_t)p * plane;
+        const int8_t *x_row = x + p * plane;
         for (oy = 0; oy < out_height; oy++, x_row += row_step) {
             const int8_t *window = x_row;
-            for (ox = 0; ox < out_width; ox++, window += stride_x) {
+            if (kh == 2 && kw == 2) {
+                for (ox = out_width; ox != 0; ox--, window += sx) {
+                    *y++ = unit__max_s8(unit__max_s8(window[0], window[1]),
+                                        unit__max_s8(window[width], window[width + 1]));
+                }
+                continue;
+            }
+            for (ox = out_width; ox != 0; ox--, window += sx) {
                 const int8_t *row = window;
                 int8_t best = window[0];
-                for (ky = 0; ky < kernel_height; ky++, row += in_width) {
-                    for (kx = 0; kx < kernel_width; kx++) {
-                        best = row[kx] > best ? row[kx] : best;
+                for (ky = kh; ky != 0; ky--, row += width) {
+                    for (kx = 0; kx < kw; kx++) {
+                        best = unit__max_s8(row[kx], best);
                     }
                 }
                 *y++ = best;

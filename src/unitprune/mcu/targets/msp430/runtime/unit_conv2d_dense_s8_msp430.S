@@ -10,9 +10,11 @@
  * x*w = q(x + w) - q(x - w) with q(n) = floor(n*n / 4) from a 511-entry word table (1022 bytes of
  * flash, linked only with this routine). Per MAC: two byte loads with sign extension, doubled into
  * word offsets, the sum and difference, two indexed table reads added/subtracted into the 32-bit
- * accumulator r7:r6 (19 cycles). Rows of 3 or 5 columns are unrolled (run->mode, as on AVR).
- * Registers: r4/r5/r11 operands, r6:r7 accumulator, r8 row counter, r9 channel counter, r10 weight
- * start, 0(sp) outputs left, 2(sp) columns left (general rows). */
+ * accumulator r7:r6 (19 cycles). Rows of 3 or 5 columns are unrolled (run->mode, as on AVR); a
+ * whole 3x3 or 5x5 field per channel (every kernel row inside the input) is unrolled with the x row
+ * skip in r8 (1 cycle per kernel row). Registers: r4/r5/r11 operands, r6:r7 accumulator, r8 row
+ * counter (x row skip in the square loop), r9 channel counter, r10 weight start, 0(sp) outputs
+ * left, 2(sp) columns left (general rows; the x channel skip in the square loop). */
 #if !UNIT_MSP430_HWMULT
 
 #define OFF_COUNT 0
@@ -75,7 +77,38 @@
     add     OFF_XNEXT(r15), r13
     dec     0(r1)
     jnz     1b
-    jmp     .Ldone
+    br      #.Ldone
+.endm
+
+/* A whole n x n field per channel: rows == len == n, no weight skips. */
+.macro SQUARE n
+    mov     OFF_XROW(r15), r8
+    mov     OFF_XCHAN(r15), 2(r1)
+    add     r8, 2(r1)               /* the last row's skip and the channel skip in one */
+1:  clr     r6
+    clr     r7
+    mov     r10, r14
+    mov     OFF_CHANNELS(r15), r9
+2:
+  .rept \n - 1
+    .rept \n
+    MAC
+    .endr
+    add     r8, r13
+  .endr
+  .rept \n
+    MAC
+  .endr
+    add     2(r1), r13
+    dec     r9
+    jnz     2b
+    mov     r6, 0(r12)
+    mov     r7, 2(r12)
+    add     #4, r12
+    add     OFF_XNEXT(r15), r13
+    dec     0(r1)
+    jnz     1b
+    br      #.Ldone
 .endm
 
     .section .text.__unit_dot_run_s8,"ax",@progbits
@@ -101,9 +134,17 @@ __unit_dot_run_s8:
 .Lgeneral:
     RUN     0
 .Lrow3:
+    cmp     #3, OFF_ROWS(r15)
+    jeq     .Lsquare3
     RUN     3
 .Lrow5:
+    cmp     #5, OFF_ROWS(r15)
+    jeq     .Lsquare5
     RUN     5
+.Lsquare3:
+    SQUARE  3
+.Lsquare5:
+    SQUARE  5
 .Ldone:
     add     #4, r1
     pop     r10

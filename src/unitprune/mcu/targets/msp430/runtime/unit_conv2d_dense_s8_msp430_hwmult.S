@@ -9,9 +9,12 @@
  * out[i] = the dot product of output i's receptive field, accumulated by the multiplier itself:
  * per MAC the sign-extended activation is written to MACS and the sign-extended weight to OP2,
  * which adds the signed product to RESHI:RESLO (14 cycles). RESLO/RESHI are cleared before each
- * output and read after it. Rows of 3 or 5 columns are unrolled (run->mode). Registers: r4/r5
- * operands, r6 channel counter, r7 row counter, r8 column counter, r9 outputs left, r10 weight
- * start. */
+ * output and read after it. Rows of 3 or 5 columns are unrolled (run->mode); a whole 3x3 or 5x5
+ * field per channel (every kernel row inside the input) is unrolled with the row and channel skips
+ * in registers (r8, r11): 14 cycles per MAC and 1 per kernel row; its first MAC writes MPYS (no
+ * clearing of RESHI:RESLO). Registers: r4 operand, r5 channels (square loop), r6 channel counter,
+ * r7 row counter (x next in the square loop), r8 column counter (x row skip in the square loop),
+ * r9 outputs left, r10 weight start, r11 x channel skip (square loop). */
 #if UNIT_MSP430_HWMULT
 
 #define MACS 0x0136
@@ -30,13 +33,15 @@
 #define OFF_WCHAN 16
 #define OFF_MODE 18
 
-.macro MAC
+#define MPYS 0x0132
+
+.macro MAC op=MACS
     mov.b   @r13+, r4
     sxt     r4
-    mov     r4, &MACS
-    mov.b   @r14+, r5
-    sxt     r5
-    mov     r5, &OP2
+    mov     r4, &\op
+    mov.b   @r14+, r4
+    sxt     r4
+    mov     r4, &OP2
 .endm
 
 .macro RUN row
@@ -72,7 +77,47 @@
     add     OFF_XNEXT(r15), r13
     dec     r9
     jnz     1b
-    jmp     .Ldone
+    br      #.Ldone
+.endm
+
+/* One channel's n x n field; the first MAC writes \first (MPYS: the product replaces RESHI:RESLO). */
+.macro FIELD n, first
+    MAC     \first
+  .rept \n - 1
+    MAC
+  .endr
+  .rept \n - 1
+    add     r8, r13
+    .rept \n
+    MAC
+    .endr
+  .endr
+    add     r11, r13
+.endm
+
+/* A whole n x n field per channel: rows == len == n, no weight skips. The first channel's first
+ * MAC writes MPYS, so RESHI:RESLO need no clearing; channels (r5) and x_next (r7) in registers. */
+.macro SQUARE n
+    mov     OFF_XROW(r15), r8
+    mov     OFF_XCHAN(r15), r11
+    add     r8, r11                 /* the last row's skip and the channel skip in one */
+    mov     OFF_CHANNELS(r15), r5
+    mov     OFF_XNEXT(r15), r7
+1:  mov     r10, r14
+    mov     r5, r6
+    FIELD   \n, MPYS
+    dec     r6
+    jz      3f
+2:  FIELD   \n, MACS
+    dec     r6
+    jnz     2b
+3:  mov     &RESLO, 0(r12)
+    mov     &RESHI, 2(r12)
+    add     #4, r12
+    add     r7, r13
+    dec     r9
+    jnz     1b
+    br      #.Ldone
 .endm
 
     .section .text.__unit_dot_run_s8,"ax",@progbits
@@ -97,9 +142,17 @@ __unit_dot_run_s8:
 .Lgeneral:
     RUN     0
 .Lrow3:
+    cmp     #3, OFF_ROWS(r15)
+    jeq     .Lsquare3
     RUN     3
 .Lrow5:
+    cmp     #5, OFF_ROWS(r15)
+    jeq     .Lsquare5
     RUN     5
+.Lsquare3:
+    SQUARE  3
+.Lsquare5:
+    SQUARE  5
 .Ldone:
     pop     r10
     pop     r9

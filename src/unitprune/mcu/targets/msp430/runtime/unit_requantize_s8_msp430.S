@@ -22,6 +22,133 @@
 #define RESHI 0x013C
 #define SUMEXT 0x013E
 
+/* a = acc << shift for shift > 0 (r11; \counter counts the bits, r11 itself or a copy), then
+ * A = |a| in r13:r12 and the sign in r10 (1: negative). */
+.macro SHIFT_ABS counter
+    tst     r11
+    jl      2f
+    jz      2f
+  .ifnc \counter, r11
+    mov     r11, \counter
+  .endif
+1:  rla     r12                     /* a = acc << shift */
+    rlc     r13
+    dec     \counter
+    jnz     1b
+2:  clr     r10
+    tst     r13
+    jge     3f
+    inv     r12                     /* A = |a| */
+    inv     r13
+    inc     r12
+    adc     r13
+    mov     #1, r10
+3:
+.endm
+
+#if UNIT_MSP430_HWMULT
+/* msp430-hwmult: one callee-saved register (r10, the sign); the product's words go to r11 (P0,
+ * read only for the tie; the shift is then read again), r13 (P1), r15 (P2), r12 (P3) as soon as
+ * their partial products are in. |a| < 2**16 takes two partial products instead of four. The
+ * rounding shift right by k = e - 1 is a multiplication by 2**(16 - k) (table below): its high words. */
+    .section .rodata.__unit_requantize_s8_scale,"a",@progbits
+    .balign 2
+.Lscale:                            /* 2**(16 - k) for k = 1..15 (k = 0 unused) */
+    .word   0, 32768, 16384, 8192, 4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2
+
+    .section .text.__unit_requantize_s8,"ax",@progbits
+    .global __unit_requantize_s8
+    .type   __unit_requantize_s8, @function
+__unit_requantize_s8:
+    push    r10
+    mov     4(r1), r11              /* shift (return address and r10 above it) */
+    SHIFT_ABS r11
+    mov     r12, &MPY               /* Al * Ml */
+    mov     r14, &OP2
+    mov     &RESLO, r11             /* P0 */
+    mov     &RESHI, &RESLO
+    mov     #0, &RESHI
+    tst     r13
+    jnz     4f
+    mov     r12, &MAC               /* |a| < 2**16: + Al * Mh; P < 2**47 */
+    mov     r15, &OP2
+    mov     &RESLO, r13             /* P1 */
+    mov     &RESHI, r15             /* P2 */
+    clr     r12                     /* P3 */
+    jmp     5f
+4:  mov     r12, &MAC               /* + Al * Mh (no carry: < 2**31 + 2**16) */
+    mov     r15, &OP2
+    mov     r13, &MAC               /* + Ah * Ml (carry in SUMEXT) */
+    mov     r14, &OP2
+    mov     &RESLO, r12             /* P1 */
+    mov     &SUMEXT, r14
+    mov     &RESHI, &RESLO
+    mov     r14, &RESHI
+    mov     r13, &MAC               /* + Ah * Mh */
+    mov     r15, &OP2
+    mov     r12, r13                /* P1 */
+    mov     &RESLO, r15             /* P2 */
+    mov     &RESHI, r12             /* P3 */
+5:  tst     r10                     /* the tie of the negative nudge, P mod 2**31 == 2**30: */
+    jz      6f
+    tst     r11
+    jnz     6f
+    mov     r13, r11
+    and     #0x7FFF, r11
+    cmp     #0x4000, r11
+    jne     6f
+    add     #0x3FFF, r13            /* h = (P + 2**30 - 1) >> 31 (P0 = 0 borrows from P1) */
+    jmp     7f
+6:  add     #0x4000, r13            /* h = (P + 2**30) >> 31 */
+7:  adc     r15
+    adc     r12
+    rla     r13
+    rlc     r15
+    rlc     r12                     /* h in r12:r15 */
+    mov     4(r1), r11              /* shift */
+    tst     r11
+    jge     .Lhw_whole              /* e = 0: y = h */
+    inv     r11                     /* k = e - 1 */
+    cmp     #16, r11
+    jlo     8f
+    mov     r12, r15                /* k >= 16: h >> 16 */
+    clr     r12
+    sub     #16, r11
+8:  tst     r11
+    jz      9f
+    rla     r11                     /* t = h >> k: the high words of h * 2**(16 - k) */
+    mov     .Lscale(r11), &MPY
+    mov     r15, &OP2
+    mov     &RESHI, r15
+    mov     r12, &OP2
+    add     &RESLO, r15
+    mov     &RESHI, r12
+9:  tst     r12
+    jz      10f
+    mov     #0x8000, r12            /* t >= 2**16: |y| >= 2**15, the clamp saturates */
+    clr     r13
+    jmp     .Lhw_sign
+10: clrc                            /* y = (t >> 1) + (t & 1) */
+    rrc     r15
+    adc     r15
+    mov     r15, r12
+    clr     r13
+    jmp     .Lhw_sign
+.Lhw_whole:
+    mov     r12, r13                /* y = h */
+    mov     r15, r12
+.Lhw_sign:
+    tst     r10
+    jz      11f
+    inv     r12
+    inv     r13
+    inc     r12
+    adc     r13
+11: pop     r10
+    ret
+    .size   __unit_requantize_s8, .-__unit_requantize_s8
+
+#else /* software multiply */
     .section .text.__unit_requantize_s8,"ax",@progbits
     .global __unit_requantize_s8
     .type   __unit_requantize_s8, @function
@@ -34,42 +161,7 @@ __unit_requantize_s8:
     push    r5
     push    r4
     mov     16(r1), r11             /* shift (return address and 7 saved registers above it) */
-    tst     r11
-    jl      2f
-    jz      2f
-    mov     r11, r10
-1:  rla     r12                     /* a = acc << shift */
-    rlc     r13
-    dec     r10
-    jnz     1b
-2:  clr     r10
-    tst     r13
-    jge     3f
-    inv     r12                     /* A = |a| */
-    inv     r13
-    inc     r12
-    adc     r13
-    mov     #1, r10
-3:
-#if UNIT_MSP430_HWMULT
-    mov     r12, &MPY               /* Al * Ml */
-    mov     r14, &OP2
-    mov     &RESLO, r6
-    mov     &RESHI, &RESLO
-    mov     #0, &RESHI
-    mov     r12, &MAC               /* + Al * Mh (no carry: < 2**31 + 2**16) */
-    mov     r15, &OP2
-    mov     r13, &MAC               /* + Ah * Ml (carry in SUMEXT) */
-    mov     r14, &OP2
-    mov     &RESLO, r7
-    mov     &SUMEXT, r8
-    mov     &RESHI, &RESLO
-    mov     r8, &RESHI
-    mov     r13, &MAC               /* + Ah * Mh */
-    mov     r15, &OP2
-    mov     &RESLO, r8
-    mov     &RESHI, r9
-#else
+    SHIFT_ABS r10
     clr     r6
     clr     r7
     clr     r8
@@ -92,7 +184,6 @@ __unit_requantize_s8:
     jnz     4b
     tst     r13
     jnz     4b
-#endif
     clr     r5                      /* the tie of the negative nudge: h one less */
     tst     r10
     jz      6f
@@ -162,3 +253,87 @@ __unit_requantize_s8:
     pop     r10
     ret
     .size   __unit_requantize_s8, .-__unit_requantize_s8
+#endif /* UNIT_MSP430_HWMULT */
+
+/* The output stage of an MSP430 run of the dense convolution (csrc/unit_conv2d_dense_s8.c):
+ *
+ *   void __unit_requantize_run_s8(int8_t *y, const int32_t *stored, int16_t count, const unit__store_s8 *s)
+ *   (EABI: r12 = y, r13 = stored, r14 = count >= 1, r15 = s)
+ *
+ * y[i] = clamp(requantize(s->base + stored[i], s->multiplier, s->shift), s->act_min, s->act_max):
+ * unit__dot_value_s8 and unit__requantize_clamp_s8 of csrc/unit_internal_s8.h in one loop, without
+ * a C loop around a call per output. An accumulator <= 0 with act_min >= 0 (ReLU) gives act_min
+ * without the multiply. s: base (int32), multiplier (int32), shift, act_min, act_max (int8) at
+ * offsets 0, 4, 8, 9, 10. The shift is pushed once as __unit_requantize_s8's stack argument.
+ * Registers kept across the calls: r4 y, r5 stored, r6 count, r7 s, r8 act_min, r9 act_max. */
+    .section .text.__unit_requantize_run_s8,"ax",@progbits
+    .global __unit_requantize_run_s8
+    .type   __unit_requantize_run_s8, @function
+__unit_requantize_run_s8:
+    push    r4
+    push    r5
+    push    r6
+    push    r7
+    push    r8
+    push    r9
+    mov     r12, r4
+    mov     r13, r5
+    mov     r14, r6
+    mov     r15, r7
+    mov.b   9(r7), r8
+    sxt     r8
+    mov.b   10(r7), r9
+    sxt     r9
+    mov.b   8(r7), r12
+    sxt     r12
+    push    r12                     /* the shift: __unit_requantize_s8's stack argument */
+1:  mov     0(r7), r12              /* acc = base + stored */
+    mov     2(r7), r13
+    add     @r5+, r12
+    addc    @r5+, r13
+    tst     r8
+    jl      2f                      /* act_min < 0: no shortcut */
+    tst     r13
+    jl      .Lrun_min               /* acc < 0 */
+    jnz     2f
+    tst     r12
+    jz      .Lrun_min               /* acc == 0 */
+2:  mov     4(r7), r14
+    mov     6(r7), r15
+    call    #__unit_requantize_s8
+    tst     r13                     /* the 32-bit result as a saturated 16-bit value */
+    jz      3f
+    cmp     #-1, r13
+    jne     .Lrun_big
+    tst     r12
+    jl      4f
+    jmp     .Lrun_min               /* below -32768 */
+3:  tst     r12
+    jl      .Lrun_max               /* 32768 or more */
+4:  cmp     r8, r12
+    jl      .Lrun_min               /* below act_min */
+    cmp     r12, r9
+    jl      .Lrun_max               /* above act_max */
+    jmp     .Lrun_store
+.Lrun_big:
+    tst     r13
+    jl      .Lrun_min
+.Lrun_max:
+    mov     r9, r12
+    jmp     .Lrun_store
+.Lrun_min:
+    mov     r8, r12
+.Lrun_store:
+    mov.b   r12, 0(r4)
+    inc     r4
+    dec     r6
+    jnz     1b
+    add     #2, r1                  /* the pushed shift */
+    pop     r9
+    pop     r8
+    pop     r7
+    pop     r6
+    pop     r5
+    pop     r4
+    ret
+    .size   __unit_requantize_run_s8, .-__unit_requantize_run_s8
