@@ -57,13 +57,9 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     p.add_argument("--start", choices=("base", "init"), default="base",
                    help="what differentiable and dpf prune: the trained base (default) or the base's "
                         "initialisation (pruning while the model first trains)")
-    p.add_argument("--gates", choices=("auto", "hard", "soft"), default="auto",
-                   help="gate forward: soft gate values, hard 0/1 masks with a straight-through gradient, or "
-                        "auto (default): one mode for the whole model, hard when some channel group's consumers are all "
-                        "followed by a BatchNorm, soft otherwise")
-    p.add_argument("--gate-lr", type=float, default=0.1, help="SGD learning rate of the soft gates")
-    p.add_argument("--mask-lr", type=float, default=1.0, help="SGD learning rate of the hard gates (masks)")
-    p.add_argument("--penalty", type=float, default=2.0, help="weight lambda of the resource penalty")
+    p.add_argument("--regrow", type=float, default=0.05, metavar="CHANNELS",
+                   help="channels every group's count grows by per step before the projection onto the budget: "
+                        "how fast the allocation can move channels between groups (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--run-dir", default="runs/shrink", help="output folder (must be empty, except with --resume)")
@@ -124,8 +120,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
                               budget=budget, epochs=args.epochs, prune_epochs=args.prune_epochs,
                               methods=tuple(args.methods), unit=args.unit, sweep_sram=sweep, seed=args.seed,
                               threads=args.threads, progress=not args.no_progress, start=args.start,
-                              gate_forward=args.gates, gate_lr=args.gate_lr, mask_lr=args.mask_lr,
-                              penalty=args.penalty, run_dir=args.run_dir, overwrite=args.overwrite,
+                              regrow=args.regrow, run_dir=args.run_dir, overwrite=args.overwrite,
                               measure=tuple(args.measure), measure_samples=args.measure_samples)
     try:
         document = run_shrink_experiment(config, executor_config(args, threads=args.threads))

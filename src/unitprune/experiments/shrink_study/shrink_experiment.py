@@ -75,10 +75,7 @@ class ExperimentConfig:
     threads: int = 1
     progress: bool = True
     start: str = "base"  # where differentiable and dpf start: "base" (the trained base) or "init"
-    gate_forward: str = "auto"
-    gate_lr: float = 0.1
-    mask_lr: float = 1.0
-    penalty: float = 2.0
+    regrow: float = 0.05
     run_dir: str = "runs/shrink"
     overwrite: bool = False  # replace the files of a non-empty run_dir (unitprune.run_folder's rule)
     measure: tuple[str, ...] = ()
@@ -96,13 +93,11 @@ def _run_method(name: str, config: ExperimentConfig, budget: MCUBudget, init, ba
     start = base if config.start == "base" else init  # the methods that prune while training
     if name == "differentiable":
         result = shrink(start, splits.train, splits.val, budget,
-                        ShrinkConfig(epochs=config.epochs, prune_epochs=prune_epochs, gate_lr=config.gate_lr,
-                                     gate_forward=config.gate_forward, mask_lr=config.mask_lr, penalty=config.penalty, seed=config.seed,
-                                     num_threads=config.threads, progress=config.progress))
+                        ShrinkConfig(epochs=config.epochs, prune_epochs=prune_epochs, regrow=config.regrow,
+                                     seed=config.seed, num_threads=config.threads, progress=config.progress))
         fields = _fields(result.model, splits, result.after, result.train_seconds)
         fields["fits_budget"] = result.fits
-        details = {"history": result.history, "projected_channels": result.projected_channels,
-                   "channels": result.history[-1]["channels"]}
+        details = {"history": result.history, "channels": result.channels}
         return result.model, fields, details
     common = dict(epochs=config.epochs, seed=config.seed)
     if name in ("tp-magnitude", "tp-taylor"):
@@ -138,7 +133,7 @@ def run_shrink_experiment(config: ExperimentConfig, executor=None) -> dict[str, 
     unknown = [name for name in config.methods if name not in METHODS]
     if unknown:
         raise ValueError(f"unknown method {unknown[0]!r}; valid: {', '.join(METHODS)}")
-    ShrinkConfig(epochs=config.epochs, prune_epochs=config.prune_epochs, gate_forward=config.gate_forward)
+    ShrinkConfig(epochs=config.epochs, prune_epochs=config.prune_epochs, regrow=config.regrow)
     executor = replace(executor or ExecutorConfig(progress=config.progress), threads=config.threads)
     run_dir = check_output_folder(config.run_dir, overwrite=config.overwrite or executor.resume, option="--run-dir")
     measure_config = _measure_config(config.measure, config.measure_samples,  # bad targets/tools fail first
