@@ -9,7 +9,8 @@ from .user_errors import CLIError
 
 __all__ = ["add_shrink_parser", "cmd_shrink"]
 
-_METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "dpf", "ttp")
+_METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "tp-bn-scale", "dpf", "uniform", "ttp")
+_DEFAULT_METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "dpf", "ttp")
 
 
 def add_shrink_parser(commands, formatter_class, add_common) -> None:
@@ -44,7 +45,9 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
                         "default), min (1 row) or N rows (unitprune export --conv-block-rows)")
     p.add_argument("--epochs", type=int, default=8, help="epochs of the base training and of every method")
     p.add_argument("--prune-epochs", type=int, help="epochs with pruning (default: epochs - 2)")
-    p.add_argument("--methods", nargs="+", choices=_METHODS, default=list(_METHODS), help="methods to run")
+    p.add_argument("--methods", nargs="+", choices=_METHODS, default=list(_DEFAULT_METHODS),
+                   help="methods to run (default: %(default)s; tp-bn-scale needs BatchNorm; uniform trains the "
+                        "uniform-width model from scratch for twice --epochs)")
     p.add_argument("--unit", action="store_true", help="run UnIT on every result (MACs skipped within 1 point)")
     p.add_argument("--measure", nargs="+", metavar="TARGET", default=[], choices=("avr", "msp430", "msp430-hwmult"),
                    help="also quantize, export and run every result (and the base, if it fits the exporter) on "

@@ -43,7 +43,8 @@ import torch
 from ...run_folder import check_output_folder
 from ...training import evaluate
 from ..inputs import load_weights
-from .structured_baselines import BaselineResult, dpf_to_budget, tp_prune_to_budget, ttp_result, unit_on_top
+from .structured_baselines import (BaselineResult, dpf_to_budget, tp_prune_to_budget, ttp_result,
+                                   uniform_from_scratch, unit_on_top)
 from ...shrink.budget import MCUBudget
 from ...shrink.method import ShrinkConfig, shrink
 from ...shrink.resources import RESOURCE_NAMES, trace_resources
@@ -53,7 +54,7 @@ __all__ = ["ExperimentConfig", "METHODS", "add_measurements", "run_shrink_experi
 logger = logging.getLogger(__name__)
 
 #: Method names in shrink.json.
-METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "dpf", "ttp")
+METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "tp-bn-scale", "dpf", "uniform", "ttp")
 
 
 @dataclass
@@ -100,9 +101,11 @@ def _run_method(name: str, config: ExperimentConfig, budget: MCUBudget, init, ba
         details = {"history": result.history, "channels": result.channels}
         return result.model, fields, details
     common = dict(epochs=config.epochs, seed=config.seed)
-    if name in ("tp-magnitude", "tp-taylor"):
+    if name.startswith("tp-"):
         result: BaselineResult = tp_prune_to_budget(base, splits.train, splits.val, budget,
-                                                    importance=name.split("-")[1], **common)
+                                                    importance=name[3:], prune_epochs=prune_epochs, **common)
+    elif name == "uniform":  # from scratch, for the base's training plus the pruning run's epochs
+        result = uniform_from_scratch(init, splits, budget, epochs=2 * config.epochs, seed=config.seed)
     elif name == "dpf":
         result = dpf_to_budget(start, splits.train, splits.val, budget, prune_epochs=prune_epochs, **common)
     elif name == "ttp":
