@@ -159,6 +159,8 @@ def markdown(summary: dict[str, dict]) -> str:
                      f"{_fmt(s['time_ratio'], digits=2, suffix='x')} | {_fmt(s['unit_skipped'], 100)} | "
                      f"{'all seeds' if s['fits_all'] else 'NOT all'} |")
     lines += ["", "Per seed: test accuracy (channels per group):", ""] + _per_seed_table(summary)
+    if not any(s.get("measured") for s in summary.values()):
+        return "\n".join(lines) + "\n"
     lines += ["", "Measured cycles per inference on the simulated MCUs (dense / UnIT kernels, UnIT speed-up):", "",
               "| model | target | exported (seeds) | dense cycles | zeroskip cycles | UnIT cycles | dense / UnIT | "
               "bit-exact | not exported: why |", "|---|---|---|---|---|---|---|---|---|"]
