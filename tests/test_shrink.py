@@ -302,9 +302,8 @@ def test_ranked_mask_opens_the_most_salient_channels_and_one_partly():
     assert ranked_mask(2.25, salience).tolist() == [1.0, 0.0, 1.0, 0.25]  # ranks 1, 3, 0, 2
     assert ranked_mask(4.0, salience).tolist() == [1.0] * 4
     assert ranked_mask(1.0, salience).tolist() == [0.0, 0.0, 1.0, 0.0]
-    mean = 1.1 / 4  # relative to the group's mean salience
-    assert marginal_value(2.25, salience) == pytest.approx(0.2 / mean)  # the partly open channel
-    assert marginal_value(2.0, salience) == pytest.approx(0.3 / mean)
+    assert marginal_value(2.25, salience) == pytest.approx(0.2)  # the partly open channel
+    assert marginal_value(2.0, salience) == pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("regrow", [0.0, 0.5])

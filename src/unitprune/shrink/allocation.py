@@ -10,8 +10,7 @@ The counts follow the scheduled budget through the resource model evaluated on t
 counts (:func:`project_counts`): whenever ``R(k)`` exceeds the budget, the counts move along
 ``-dR/dk_g / v_g`` (the resource terms' gradient over each group's marginal value ``v_g``, the
 salience of its least salient open channel, :func:`marginal_value`) until ``R(k)`` is back at the
-budget (saliences are compared across groups relative to their group's mean,
-:func:`relative_salience`). So the multiplier of the resource term in ``CE + lambda * R`` is the one that keeps the
+budget. So the multiplier of the resource term in ``CE + lambda * R`` is the one that keeps the
 model exactly at the scheduled budget at every step; groups whose marginal channel is cheap (low
 salience) and costly (high resource gradient) shrink first, and the counts cannot lag behind or
 overshoot the schedule.
@@ -32,7 +31,7 @@ import torch
 from .budget import MCUBudget, over_budget
 from .resources import ResourceGraph
 
-__all__ = ["ranked_mask", "marginal_value", "relative_salience", "project_counts", "fit_counts", "salience_ranks"]
+__all__ = ["ranked_mask", "marginal_value", "project_counts", "fit_counts", "salience_ranks"]
 
 #: relative tolerance of the continuous projection (float rounding of the resource terms)
 _TOLERANCE = 1e-6
@@ -51,18 +50,9 @@ def ranked_mask(count: float, salience: torch.Tensor) -> torch.Tensor:
     return (count - salience_ranks(salience).to(torch.float32)).clamp(0.0, 1.0)
 
 
-def relative_salience(salience: torch.Tensor) -> torch.Tensor:
-    """Salience over the group's mean salience: Taylor saliences of different layers differ in
-    scale (a channel next to the classifier gets larger gradients), so groups are compared by how
-    their channels rank within the group (Molchanov et al.'s layer-wise normalisation)."""
-    mean = float(salience.mean()) if salience.numel() else 0.0
-    return salience / mean if mean > 0 else torch.ones_like(salience)
-
-
 def marginal_value(count: float, salience: torch.Tensor) -> float:
-    """Relative salience (:func:`relative_salience`) of the least salient channel the mask of
-    ``count`` keeps (partly) open."""
-    ordered = torch.sort(relative_salience(salience), descending=True).values
+    """Salience of the least salient channel the mask of ``count`` keeps (partly) open."""
+    ordered = torch.sort(salience, descending=True).values
     index = min(max(0, math.ceil(count - 1e-9) - 1), salience.numel() - 1)
     return float(ordered[index])
 
@@ -121,13 +111,13 @@ def fit_counts(graph: ResourceGraph, counts: Mapping[int, float], salience: Mapp
     Start at ``ceil(k_g)``; while over the budget, remove a channel from the group whose integer
     count exceeds its continuous one the most (ties: the lower marginal salience), which ends at or
     above ``floor(k)`` (fits whenever ``k`` fits: every term grows with the counts). Then, while some
-    group can take one more channel and still fit, add the channel with the highest relative
-    salience (:func:`relative_salience`) per unit of added relative usage ``sum_k R_k / B_k`` (a channel that costs nothing first).
+    group can take one more channel and still fit, add the channel with the highest salience per
+    unit of added relative usage ``sum_k R_k / B_k`` (a channel that costs nothing first).
     Widths are ``salience[g].numel()``.
     """
     limits = budget.limits()
     widths = {g: int(s.numel()) for g, s in salience.items()}
-    ordered = {g: torch.sort(relative_salience(s), descending=True).values for g, s in salience.items()}
+    ordered = {g: torch.sort(s, descending=True).values for g, s in salience.items()}
     ints = {g: min(widths[g], max(1, math.ceil(float(k) - 1e-9))) for g, k in counts.items()}
 
     def usage(c) -> tuple[dict, float]:

@@ -14,18 +14,16 @@ Every step:
 
 1. **Masks from counts and the salience ranking**: within each group the channels are ranked by
    salience; the ``floor(k_g)`` most salient are open, the next one is open by ``frac(k_g)``, the
-   rest are masked (:func:`.allocation.ranked_mask`, applied by :mod:`.gates`). The ranking is
-   renewed every ``remove_every`` steps (in between, only the counts move the masks: channels at
-   the margin do not swap at every step on noise).
+   rest are masked (:func:`.allocation.ranked_mask`, applied by :mod:`.gates` after the BatchNorm,
+   before the nonlinearity).
 2. **Training**: the task loss on the masked model; Adam on the weights.
 3. **Salience**: the task gradient of every channel's mask, ``|dCE/dm_c|``, is the first-order
    Taylor estimate of removing (open channel) or adding back (masked channel) the channel; a
    running average (``salience_decay``) is each channel's salience. A masked channel whose
-   salience rises above an open one's takes its place at the next ranking: closed channels reopen.
+   salience rises above an open one's takes its place at the next step: closed channels reopen.
 4. **Counts**: every count grows by ``regrow`` channels (up to the channels still in the model),
    then the counts are projected back onto the scheduled budget along the resource gradient
-   divided by each group's marginal salience relative to the group's mean
-   (:func:`.allocation.project_counts`). Growth that
+   divided by each group's marginal salience (:func:`.allocation.project_counts`). Growth that
    is the same for every group and shrinking in proportion to cost over value balance where every
    group's marginal channel buys the same salience per byte: a group whose channels cost much
    and whose marginal channel matters little ends small, wherever the resource model's gradient
@@ -262,7 +260,6 @@ def shrink(
 
     optimizer = make_optimizer(list(work.parameters()), [])
     salience = {g: torch.zeros(graph.group_sizes[g]) for g in gates.groups}
-    ranking = {g: v.clone() for g, v in salience.items()}  # the salience the masks rank by, renewed every remove_every steps
     counts = {g: float(graph.group_sizes[g]) for g in gates.groups}
     loss_fn = nn.CrossEntropyLoss()
     n_batches = -(-len(train_data) // config.batch_size)
@@ -283,7 +280,7 @@ def shrink(
                 if pruning:
                     for g in gates.groups:
                         was_masked = gates.theta[g].detach() <= 0
-                        gates.set(g, ranked_mask(counts[g], ranking[g]))
+                        gates.set(g, ranked_mask(counts[g], salience[g]))
                         reopened += int((was_masked & (gates.theta[g].detach() > 0)).sum())
                 loss = loss_fn(work(x), y)
                 optimizer.zero_grad(set_to_none=True)
@@ -295,13 +292,12 @@ def shrink(
                     budgets = {k: cubic_budget(initial[k], limits[k], step, tighten_steps) for k in limits}
                     widths = {g: float(graph.group_sizes[g]) for g in gates.groups}
                     grown = {g: min(widths[g], counts[g] + config.regrow) for g in gates.groups}
-                    values = {g: marginal_value(grown[g], ranking[g]) for g in gates.groups}
+                    values = {g: marginal_value(grown[g], salience[g]) for g in gates.groups}
                     counts = project_counts(graph, grown, values, budgets, budget)
                     step += 1
                     if step % config.remove_every == 0:
                         optimizer, salience = _remove_beyond_reserve(work, graph, gates, example, optimizer,
                                                                      make_optimizer, salience, counts, config.reserve)
-                        ranking = {g: v.clone() for g, v in salience.items()}
             if pruning and epoch == config.pruning_epochs:
                 ints = _end_pruning(work, graph, gates, example, salience, counts, budget)
                 counts = {g: float(n) for g, n in ints.items()}
