@@ -294,12 +294,13 @@ def model_h(qmodel: QuantizedModel, plan: MemoryPlan, layers: list[str], source:
         f"#endif /* {guard} */\n"])
 
 
-def samples_h(samples: np.ndarray, source: str, far: bool = False) -> str:
+def samples_h(samples: np.ndarray, source: str, far: bool = False, asm_above: int | None = None) -> str:
     """``samples.h``: the embedded test samples, int8 ``[samples][UNIT_MODEL_INPUT_SIZE]`` in flash
-    (``far``: a far table, as the model's in a far-tables export; unit_types.h)."""
+    (``far``: a far table, as the model's in a far-tables export; unit_types.h; above ``asm_above``
+    bytes, the largest C object of the target, assembler data: :func:`codegen.flash_array`)."""
     return "".join([
         codegen.file_header("samples.h", f"{len(samples)} int8 test samples in flash", source),
         "#ifndef UNIT_MODEL_SAMPLES_H\n#define UNIT_MODEL_SAMPLES_H\n\n#include \"model.h\"\n\n",
         codegen.c_define("UNIT_MODEL_SAMPLES", len(samples)),
-        codegen.c_array("int8_t", "unit_model_samples", samples, flash=True, far=far),
+        codegen.flash_array("int8_t", "unit_model_samples", samples, asm_above=asm_above, far=far),
         "\n#endif /* UNIT_MODEL_SAMPLES_H */\n"])
