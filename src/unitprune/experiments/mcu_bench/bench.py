@@ -8,8 +8,9 @@ The route, per method:
    validation outcomes (the integer reference on the validation split) against the quantized dense
    model: the most aggressive knob admitted, scanning from the mildest, else the mildest knob.
 2. **Quantize** (:func:`unitprune.mcu.quantize`, calibrated on the validation inputs) with the
-   method's kernels: ``dense``, ``zeroskip`` (zero weights and zero activations skipped) or
-   ``unit``.
+   method's kernels: ``dense``, ``zeroskip`` (the static-sparse kernels: only the nonzero
+   weights stored, zero activations multiplied and counted as skipped; docs/kernels.md "Static
+   sparsity") or ``unit``.
 3. **Export** (:func:`unitprune.export_c`) for each target with ``samples`` test inputs embedded,
    build two firmwares with :func:`unitprune.mcu.targets.build` (one region per inference, and one
    region per layer with ``-DUNIT_MODEL_MARKERS=1``), run them in the simulator and check every
@@ -18,7 +19,7 @@ The route, per method:
 
 One row per (method, target): the keys of :data:`ROW_KEYS`. Energy is an ESTIMATE (cycles x the
 datasheet figure of :mod:`unitprune.mcu.targets.energy`). FATReLU models run with the zeroskip
-kernels (the thresholded activations are zeros the kernels skip), FATReLU+UnIT with the UnIT ones;
+kernels (the thresholded activations are zeros the counters count as skipped), FATReLU+UnIT with the UnIT ones;
 the int8 FATReLU is the ``QThresholdReLU`` op (docs/fixed_point.md).
 """
 
@@ -86,12 +87,14 @@ class McuMethod:
 
 METHODS: dict[str, McuMethod] = {m.name: m for m in (
     McuMethod("dense", None, "dense", description="unpruned model, dense int8 kernels"),
-    McuMethod("zeroskip", None, "zeroskip", description="unpruned model, kernels skipping zero weights/activations"),
-    McuMethod("ttp", "ttp", "zeroskip", description="train-time pruned model, zero-weight skipping"),
+    McuMethod("zeroskip", None, "zeroskip",
+              description="unpruned model, static-sparse kernels (nonzero weights only)"),
+    McuMethod("ttp", "ttp", "zeroskip",
+              description="train-time pruned model, static-sparse kernels (nonzero weights only)"),
     McuMethod("unit-bitshift", "unit-bitshift", "unit", "bitshift", description="UnIT, bit-shift division"),
     McuMethod("unit-bintree", "unit-bintree", "unit", "bintree", description="UnIT, binary-tree division"),
     McuMethod("ttp+unit", "ttp+unit", "unit", "bitshift", description="UnIT (bit shift) on the TTP model"),
-    McuMethod("fatrelu", "fatrelu", "zeroskip", description="FATReLU thresholds, zero-activation skipping"),
+    McuMethod("fatrelu", "fatrelu", "zeroskip", description="FATReLU thresholds, static-sparse kernels"),
     McuMethod("fatrelu+unit", "fatrelu+unit", "unit", "bitshift", description="UnIT (bit shift) on the FATReLU model"),
 )}
 

@@ -70,6 +70,24 @@ def _requant_tables(ident: str, requant, flash: dict[str, int], style: _TableSty
     return parts
 
 
+def _sparse_tables(ident: str, tables, flash: dict[str, int], style: _TableStyle) -> list[str]:
+    """The ``unit_sparse_s8`` of a static-sparse layer (unit_kernels_s8.h) and its tables."""
+    parts = [style.array("uint16_t", f"{ident}_nonzeros", tables.nonzeros)]
+    flash["nonzeros"] = 2 * tables.nonzeros.size
+    records = taps = "0"
+    if tables.stored:
+        parts.append(style.array("int16_t", f"{ident}_records", tables.records,
+                                 comment=f"{tables.stored} nonzero weights: {{input offset, weight}}"))
+        flash["records"] = 4 * tables.stored
+        records = f"{ident}_records"
+        if tables.taps is not None:
+            parts.append(style.array("uint8_t", f"{ident}_taps", tables.taps, comment="{ky, kx} of each record"))
+            flash["taps"] = 2 * tables.stored
+            taps = f"{ident}_taps"
+    parts.append(f"static const unit_sparse_s8 {ident}_sparse = {{{ident}_nonzeros, {records}, {taps}}};\n")
+    return parts
+
+
 @dataclass
 class _LayerCode:
     tables: list[str]
@@ -89,7 +107,7 @@ def conv_params(op: QConv, block_rows: int = 0) -> tuple[int, ...]:
 
 
 def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str, str],
-               block_rows: int, style: _TableStyle) -> _LayerCode:
+               block_rows: int, style: _TableStyle, sparse=None) -> _LayerCode:
     flash: dict[str, int] = {}
     fields = conv_params(op, block_rows)
     params = ", ".join(str(v) for v in fields)
@@ -98,32 +116,43 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
     tables = [f"/* {_comment(op.name)}: Conv{kind} {op.in_channels}->{op.out_channels}, kernel {op.kernel_height}x"
               f"{op.kernel_width}, stride {op.stride}, dilation {op.dilation}, padding {op.padding}, "
               f"groups {op.groups}, output {op.out_height}x{op.out_width}, accumulators for {block} */\n",
-              f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
-              style.array("int8_t", f"{ident}_weight", op.weight)]
-    flash["weight"] = op.weight.size
+              f"static const unit_conv2d_params {ident}_params = {{{params}}};\n"]
+    if sparse is not None:  # static sparsity: the nonzero weights only (kernel_choice.sparse_layers)
+        tables += _sparse_tables(ident, sparse, flash, style)
+    else:
+        tables.append(style.array("int8_t", f"{ident}_weight", op.weight))
+        flash["weight"] = op.weight.size
     if variant == "unit":
         tables.append(style.array("uint8_t", f"{ident}_tau", op.tau))
         flash["tau"] = op.tau.size
     tables += _requant_tables(ident, op.requant, flash, style)
     src, dst = io
     tau = f"{ident}_tau, " if variant == "unit" else ""
-    call = (f"unit_conv2d_{variant}_s8(&{ident}_params, {src}, {ident}_weight, {tau}&{ident}_requant, {dst}, "
+    kernel, weight = ("sparse", f"&{ident}_sparse") if sparse is not None else (variant, f"{ident}_weight")
+    call = (f"unit_conv2d_{kernel}_s8(&{ident}_params, {src}, {weight}, {tau}&{ident}_requant, {dst}, "
             f"unit_model_scratch, UNIT_MODEL_CALL_COUNTS)")
     return _LayerCode(tables, _counted_call(op.name, call, counter), LayerFlash(op.name, flash),
                       f"unit_conv2d_s8_scratch_size(&{ident}_params)")
 
 
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,
-                 io: tuple[str, str], style: _TableStyle) -> _LayerCode:
+                 io: tuple[str, str], style: _TableStyle, sparse=None) -> _LayerCode:
     flash: dict[str, int] = {}
-    tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, weight transposed [in][out] */\n",
-              style.array("int8_t", f"{ident}_weight_t", np.ascontiguousarray(op.weight.T))]
-    flash["weight"] = op.weight.size
+    if sparse is not None:  # static sparsity: the nonzero weights only (kernel_choice.sparse_layers)
+        tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, nonzero weights */\n",
+                  *_sparse_tables(ident, sparse, flash, style)]
+    else:
+        tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, "
+                  "weight transposed [in][out] */\n",
+                  style.array("int8_t", f"{ident}_weight_t", np.ascontiguousarray(op.weight.T))]
+        flash["weight"] = op.weight.size
     tables += _requant_tables(ident, op.requant, flash, style)
     src, dst = io
     head = f"{src}, 1, {op.in_features}, {op.out_features}, {ident}_weight_t"
     tail = f"&{ident}_requant, {dst}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS"
-    if variant != "unit":
+    if sparse is not None:
+        call = f"unit_linear_sparse_s8({src}, 1, {op.in_features}, {op.out_features}, &{ident}_sparse, {tail})"
+    elif variant != "unit":
         call = f"unit_linear_{variant}_s8({head}, {tail})"
     elif linear_quotient == "bitshift":
         call = (f"unit_linear_unit_bitshift_s8({head}, {codegen.c_int(op.threshold_q)}, {int(op.shift_start)}, "
@@ -184,7 +213,7 @@ class _Sections:
 
 
 def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, block_rows: int,
-                 style: _TableStyle) -> _Sections:
+                 style: _TableStyle, sparse: dict) -> _Sections:
     """The tables and the statements of ``unit_model_run``, op by op."""
     names = codegen.IdentifierSet()
     out = _Sections()
@@ -196,13 +225,18 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
         io = (_storage_expr(memory.source), _storage_expr(memory.target))
         if isinstance(op, (QConv, QLinear)):
             ident = names.add(op.name)
+            tables = sparse.get(op.name)
             if isinstance(op, QConv):
-                code = _conv_code(op, ident, variant, counter, io, block_rows, style)
-                out.kernels |= {f"unit_conv2d_{variant}_s8", "unit_conv2d_s8_scratch_size"}
+                code = _conv_code(op, ident, variant, counter, io, block_rows, style, tables)
+                kernel = "sparse" if tables is not None else variant
+                out.kernels |= {f"unit_conv2d_{kernel}_s8", "unit_conv2d_s8_scratch_size"}
             else:
-                code = _linear_code(op, ident, variant, linear_quotient, counter, io, style)
+                code = _linear_code(op, ident, variant, linear_quotient, counter, io, style, tables)
                 quotient = f"_{linear_quotient}" if variant == "unit" else ""
-                out.kernels |= {f"unit_linear_{variant}{quotient}_s8", "unit_linear_s8_scratch_size"}
+                # the sparse linear kernel's AVR runs are in unit_conv2d_sparse_s8_avr.S, linked with the conv kernel
+                kernel = {"unit_linear_sparse_s8", "unit_conv2d_sparse_s8"} if tables is not None else {
+                    f"unit_linear_{variant}{quotient}_s8"}
+                out.kernels |= kernel | {"unit_linear_s8_scratch_size"}
             counter += 1
             out.tables += code.tables + ["\n"]
             out.body += code.call
@@ -236,11 +270,13 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
 
 
 def model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, source: str,
-            block_rows: int, asm_above: int | None, far: bool) -> ModelC:
+            block_rows: int, asm_above: int | None, far: bool, sparse: dict | None = None) -> ModelC:
     """model.c, its flash tables per layer and the kernels it calls. Tables above ``asm_above``
     bytes are assembler data (AVR), ``far`` tables are read through UNIT_TABLE pointers (AVR
-    beyond 64 KB); :func:`unitprune.mcu.codegen.flash_array`."""
-    sections = _op_sections(qmodel, plan, variant, linear_quotient, block_rows, _TableStyle(asm_above, far))
+    beyond 64 KB); :func:`unitprune.mcu.codegen.flash_array`. ``sparse``: the static-sparse layers'
+    tables by name (:func:`unitprune.mcu.kernel_choice.sparse_layers`)."""
+    sections = _op_sections(qmodel, plan, variant, linear_quotient, block_rows, _TableStyle(asm_above, far),
+                            sparse or {})
     arena = (f"/* activation arena (memory plan: {plan.arena_bytes} bytes, peak at {plan.peak_op}) */\n"
              f"static int8_t unit_model_arena[{plan.arena_bytes}];\n") if plan.arena_bytes else ""
     scratch_bytes = plan.scratch_bytes

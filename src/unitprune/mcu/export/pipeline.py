@@ -109,17 +109,21 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     samples = request.samples
     samples_bytes = 0 if samples is None or target == "host" else samples.size
 
+    # static-sparse layers (variant zeroskip, layer by layer): kernel_choice.sparse_layers
+    requant_bytes = sum(9 * op.requant.bias.size for op in qmodel.ops if hasattr(op, "requant"))
+    sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit, samples_bytes + requant_bytes)
+
     # 2. memory plan and 3. model C, with near tables, or far ones when the near ones do not fit
     def generate(far: bool, fused: bool):
         layout = spec.far_layout if far else spec.layout
-        descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient)
+        descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, 0 if fused else len(sparse))
         if fused:
             plan = plan_fused_memory(fused_q, chain, descriptors, axis)
             return plan, fused_model_c(fused_q, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
                                        far, columns=axis == "width")
         plan = plan_memory(qmodel, scratch, descriptors)
         return plan, model_c(qmodel, plan, variant, linear_quotient, source, request.block_rows,
-                             spec.max_object_bytes, far)
+                             spec.max_object_bytes, far, sparse)
 
     def generate_fitting(fused: bool):
         far = False
@@ -180,7 +184,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                     files=[*texts, "README.md", "memory_plan.json", *copies, *binaries],
                     kernel_sources=kernel_sources, host_main="main.c" if target == "host" else "main_host.c",
                     kernel_defines=kernel_defines,
-                    kernel_paths=kernel_choice.choose(qmodel.ops, target, variant, kernels, far))
+                    kernel_paths=kernel_choice.choose(qmodel.ops, target, variant, kernels, far,
+                                                      {} if fused else sparse))
     data["execution"] = "fused" if fused else "layers"
     if fused:
         data["fused_axis"], data["fused_rows"] = axis, fused_rows
