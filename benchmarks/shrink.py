@@ -34,10 +34,11 @@ from pathlib import Path
 
 from unitprune.mcu.export.memory_plan import parse_conv_block_rows
 from unitprune.cli.executor_options import add_executor_options, executor_config
+from unitprune.cli.user_errors import CLIError
 from unitprune.shrink import PRESETS, parse_size
 from unitprune.experiments.shrink_study.shrink_experiment import METHODS, ExperimentConfig, add_measurements, run_shrink_experiment
 
-TP_METHODS = ("tp-magnitude", "tp-taylor")
+TP_METHODS = ("tp-magnitude", "tp-taylor", "tp-bn-scale")
 
 
 def spread(values: list[float]) -> dict[str, float] | None:
@@ -63,14 +64,28 @@ def summarize(runs: dict[int, dict], details: dict[int, dict], methods: list[str
             "fits_all": all(m["fits_budget"] for m in per_seed.values()),
             "unit_skipped": spread([details[s].get("unit", {}).get(name, {}).get("skipped_fraction") for s in runs]),
         }
-        tp = [t for t in TP_METHODS if t in runs[next(iter(runs))]["methods"]]
+        tp = [t for t in TP_METHODS if all(t in runs[s]["methods"] for s in runs)]
         if tp and name not in TP_METHODS:
             entry["lead_over_best_tp_points"] = spread(
                 [100 * (m["accuracy"] - max(runs[s]["methods"][t]["accuracy"] for t in tp)) for s, m in per_seed.items()])
+        for other in ("dpf", "uniform"):
+            if name != other and all(other in runs[s]["methods"] for s in runs):
+                entry[f"lead_over_{other}_points"] = spread(
+                    [100 * (m["accuracy"] - runs[s]["methods"][other]["accuracy"]) for s, m in per_seed.items()])
+        if name != "dpf" and all("dpf" in runs[s]["methods"] for s in runs):
+            entry["time_over_dpf"] = spread([m["train_seconds"] / runs[s]["methods"]["dpf"]["train_seconds"]
+                                             for s, m in per_seed.items()])
+        entry["per_seed"] = {str(s): {"accuracy": m["accuracy"], "sram_bytes": m["sram_bytes"], "macs": m["macs"],
+                                      "train_seconds": m["train_seconds"],
+                                      "channels": details[s].get("methods", {}).get(name, {}).get("channels")}
+                             for s, m in per_seed.items()}
         entry["measured"] = _measured_spread(per_seed)
         summary[name] = entry
     summary["base"] = {"accuracy": spread([runs[s]["base"]["accuracy"] for s in runs]),
-                       "measured": _measured_spread({s: runs[s]["base"] for s in runs})}
+                       "measured": _measured_spread({s: runs[s]["base"] for s in runs}),
+                       "per_seed": {str(s): {"accuracy": runs[s]["base"]["accuracy"],
+                                             "sram_bytes": runs[s]["base"]["sram_bytes"], "macs": runs[s]["base"]["macs"],
+                                             "train_seconds": runs[s]["base"]["train_seconds"]} for s in runs}}
     return summary
 
 
@@ -105,18 +120,47 @@ def _fmt(s: dict | None, scale: float = 1.0, digits: int = 1, suffix: str = "") 
             f"{scale * s['max']:,.{digits}f})")
 
 
+def _per_seed_table(summary: dict[str, dict]) -> list[str]:
+    """Test accuracy per seed and method (the channels per group under it), training seconds."""
+    names = ["base"] + [n for n in summary if n != "base"]
+    seeds = list(summary["base"]["per_seed"])
+    lines = ["| seed | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for seed in seeds:
+        cells = []
+        for name in names:
+            row = summary[name]["per_seed"][seed]
+            channels = row.get("channels")
+            text = f"{100 * row['accuracy']:.2f}%"
+            if channels:
+                text += " (" + "/".join(str(v) for v in channels.values()) + ")"
+            cells.append(text)
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    lines += ["", "Wall time of each run in seconds (shared machine: compare within a seed):", "",
+              "| seed | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for seed in seeds:
+        lines.append(f"| {seed} | " + " | ".join(f"{summary[n]['per_seed'][seed]['train_seconds']:.0f}" for n in names)
+                     + " |")
+    return lines
+
+
 def markdown(summary: dict[str, dict]) -> str:
     lines = ["Mean (min-max) over seeds.", "",
              "| model | test accuracy % | SRAM reduction | MAC reduction | lead over best TP (points) | "
-             "time / base training | UnIT skipped % | fits |", "|---|---|---|---|---|---|---|---|"]
+             "lead over dpf | lead over uniform | time / dpf | time / base training | UnIT skipped % | fits |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, s in summary.items():
         if name == "base":
-            lines.append(f"| base | {_fmt(s['accuracy'], 100, 2)} | 1x | 1x | | 1x | | |")
+            lines.append(f"| base | {_fmt(s['accuracy'], 100, 2)} | 1x | 1x | | | | | 1x | | |")
             continue
         lines.append(f"| {name} | {_fmt(s['accuracy'], 100, 2)} | {_fmt(s['sram_reduction'], suffix='x')} | "
                      f"{_fmt(s['mac_reduction'], suffix='x')} | {_fmt(s.get('lead_over_best_tp_points'))} | "
+                     f"{_fmt(s.get('lead_over_dpf_points'))} | {_fmt(s.get('lead_over_uniform_points'))} | "
+                     f"{_fmt(s.get('time_over_dpf'), digits=2, suffix='x')} | "
                      f"{_fmt(s['time_ratio'], digits=2, suffix='x')} | {_fmt(s['unit_skipped'], 100)} | "
                      f"{'all seeds' if s['fits_all'] else 'NOT all'} |")
+    lines += ["", "Per seed: test accuracy (channels per group):", ""] + _per_seed_table(summary)
+    if not any(s.get("measured") for s in summary.values()):
+        return "\n".join(lines) + "\n"
     lines += ["", "Measured cycles per inference on the simulated MCUs (dense / UnIT kernels, UnIT speed-up):", "",
               "| model | target | exported (seeds) | dense cycles | zeroskip cycles | UnIT cycles | dense / UnIT | "
               "bit-exact | not exported: why |", "|---|---|---|---|---|---|---|---|---|"]
@@ -139,7 +183,12 @@ def markdown(summary: dict[str, dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=["differentiable", "tp-magnitude", "tp-taylor"],
+    parser.add_argument("--model", default="mnist-wide", help="unitprune shrink --model")
+    parser.add_argument("--data", default="mnist", help="unitprune shrink --data")
+    parser.add_argument("--data-root", metavar="PATTERN",
+                        help="data folder, {seed} replaced by the seed (synth_speech: one synthesized set per seed)")
+    parser.add_argument("--feature-pool", metavar="BxF", help="unitprune shrink --feature-pool (ds-cnn: 2x2)")
+    parser.add_argument("--methods", nargs="+", default=["differentiable", "tp-magnitude", "tp-taylor", "dpf", "uniform"],
                         choices=METHODS)
     parser.add_argument("--preset", default="atmega2560", choices=sorted(PRESETS))
     parser.add_argument("--flash", metavar="SIZE", help="flash budget instead of the preset's (e.g. 32KB)")
@@ -207,7 +256,10 @@ def main() -> None:
                 runs[seed] = add_measurements(run_dir, tuple(args.measure))
         else:
             weights = str(Path(args.base_root) / f"seed-{seed}" / "base.pt") if args.base_root else None
+            pool = tuple(int(v) for v in args.feature_pool.lower().split("x")) if args.feature_pool else None
             runs[seed] = run_shrink_experiment(ExperimentConfig(
+                model=args.model, data=args.data, feature_pool=pool,
+                data_root=args.data_root.format(seed=seed) if args.data_root else None,
                 budget=budget, epochs=args.epochs, methods=tuple(args.methods), unit=args.unit, seed=seed,
                 weights=weights, start=args.start, progress=False, run_dir=str(run_dir),
                 measure=tuple(args.measure)), executor)
@@ -216,11 +268,13 @@ def main() -> None:
     summary = summarize(runs, details, methods)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"preset": args.preset, "budget": runs[args.seeds[0]]["budget"],
+    machine = details[args.seeds[0]].get("machine", {})
+    out.write_text(json.dumps({"model": args.model, "data": args.data, "preset": args.preset,
+                               "budget": runs[args.seeds[0]]["budget"], "machine": machine,
                                "conv_block_rows": budget.conv_block_rows or "plane", "epochs": args.epochs,
                                "seeds": args.seeds, "summary": summary,
                                "runs": {str(k): v for k, v in runs.items()}}, indent=2))
-    text = markdown(summary)
+    text = markdown(summary) + "\nMachine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + "\n"
     out.with_suffix(".md").write_text(text)
     print(text)
 

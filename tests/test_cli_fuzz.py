@@ -93,7 +93,7 @@ VALUE_FLAGS = {
     "report": [],
     "shrink": ["--model", "--weights", "--data", "--preset", "--sram", "--flash", "--macs", "--target",
                "--conv-block-rows", "--epochs", "--prune-epochs", "--methods", "--measure", "--measure-samples",
-               "--sweep-sram", "--start", "--gates", "--gate-lr", "--penalty", "--seed", "--threads", "--run-dir",
+               "--sweep-sram", "--start", "--regrow", "--seed", "--threads", "--run-dir",
                "--feature-pool"],
     "data": ["--data-root", "--seed", "--repeats", "--synth-workers", "--voices"],
     "domain-shift": ["--task", "--run-dir", "--data-root", "--epochs", "--budget", "--val-fraction", "--workers",

@@ -213,9 +213,8 @@ CASES = {"chain": (bn_chain, (1, 8, 8)), "residual": (Residual, (1, 10, 10)),
          "ds-cnn": (lambda: ds_cnn_net(num_classes=5, width=8, blocks=2), (1, 12, 16))}
 
 
-@pytest.mark.parametrize("forward", ["soft", "hard"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_open_gates_are_exact_and_closed_gates_remove_exactly(case, forward):
+def test_open_gates_are_exact_and_closed_gates_remove_exactly(case):
     build, shape = CASES[case]
     torch.manual_seed(0)
     model = build().eval()
@@ -223,13 +222,13 @@ def test_open_gates_are_exact_and_closed_gates_remove_exactly(case, forward):
     x = torch.randn(5, *shape)
     reference = model(x)
     graph = trace_resources(model, shape)
-    gates = ChannelGates(model, graph, forward=forward)
+    gates = ChannelGates(model, graph)
     assert torch.equal(model(x), reference)  # all gates open: bit-identical
     # close two channels of every group, then remove them physically
     drop = {g: [0, graph.group_sizes[g] - 1] for g in gates.groups}
     with torch.no_grad():
         for g, idx in drop.items():
-            gates.theta[g][idx] = -0.5
+            gates.theta[g][idx] = 0.0
     gated = model(x)
     assert not torch.allclose(gated, reference)
     assert gates.closed() == drop
@@ -258,76 +257,58 @@ def test_fold_keeps_the_function_with_fractional_gates():
     torch.testing.assert_close(model(x), gated, rtol=1e-5, atol=1e-6)
 
 
-def test_hard_gates_pass_fractional_gates_as_open_and_fold_to_the_same_function():
-    torch.manual_seed(1)
-    model = bn_chain().eval()
-    _randomize_bn(model)
-    x = torch.randn(4, 1, 8, 8)
-    reference = model(x)
+def test_a_masked_channel_gets_the_taylor_salience_and_reopens_when_it_ranks_above_an_open_one():
+    """The mask gradient of a masked channel (mask 0) is the first-order gain of adding it back
+    (checked against a finite difference of the loss); once its running salience passes an open
+    channel's, the ranked mask of the same count opens it and masks the other."""
+    from unitprune.shrink.allocation import ranked_mask
+    from unitprune.shrink.method import _update_salience
+
+    torch.manual_seed(3)
+    model = bn_chain().train()
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 3, (16,))
     graph = trace_resources(model, (1, 8, 8))
-    gates = ChannelGates(model, graph, forward="hard")
-    with torch.no_grad():
-        for g in gates.groups:
-            gates.theta[g].uniform_(0.1, 0.9)
-    assert torch.equal(model(x), reference)  # an open gate (theta > 0) passes its channel unscaled
-    # the straight-through mask still passes the task gradient to theta (the method's salience)
-    loss = model(x).sum()
+    gates = ChannelGates(model, graph)
+    group = gates.groups[0]  # conv1 + BN, 6 channels
+    salience = {g: torch.zeros(graph.group_sizes[g]) for g in gates.groups}
+    salience[group] = torch.tensor([0.6, 0.5, 0.4, 0.3, 1e-4, 0.0])  # channel 5 ranks last
+    gates.set(group, ranked_mask(4.0, salience[group]))
+    assert gates.theta[group].tolist() == [1, 1, 1, 1, 0, 0]
+    loss_fn = nn.CrossEntropyLoss()
+    loss = loss_fn(model(x), y)
     loss.backward()
-    first = gates.groups[0]
-    assert gates.theta[first].grad is not None and gates.theta[first].grad.abs().sum() > 0
-    gates.fold()
-    assert torch.equal(model(x), reference)  # folding multiplies by the mask (1), not by theta
-
-
-def test_auto_gates_are_hard_exactly_when_a_batchnorm_normalises_a_group():
-    from unitprune.shrink.gates import normalized_downstream
-    ds = ds_cnn_net(num_classes=5, width=8, blocks=2)
-    graph = trace_resources(ds, (1, 12, 16))
-    groups = graph.prunable_groups()  # conv1+dw1, pw1+dw2, pw2: the last feeds the pool and the linear
-    assert [normalized_downstream(graph, g) for g in groups] == [True, True, False]
-    assert set(ChannelGates(ds, graph).forward.values()) == {"hard"}
-    wide = build_model("mnist-wide", seed=0)
-    graph = trace_resources(wide, (1, 28, 28))
-    assert not any(normalized_downstream(graph, g) for g in graph.prunable_groups())
-    assert set(ChannelGates(wide, graph).forward.values()) == {"soft"}
-    chain = bn_chain()  # BN after conv1 only: conv1's consumer conv2 has none
-    assert set(ChannelGates(chain, trace_resources(chain, (1, 8, 8))).forward.values()) == {"soft"}
-
-
-def test_a_step_closes_only_as_many_gates_as_the_scheduled_budget_needs():
-    from unitprune.shrink.method import _OPEN_FLOOR, _stop_at_budget
-    torch.manual_seed(0)
-    model = tiny_digits_net()  # conv 12 -> conv 16 -> linear: SRAM peaks at the first conv's output
-    graph = trace_resources(model, (1, 8, 8))
-    gates = ChannelGates(model, graph, forward="soft")
-    first = gates.groups[0]
-    full = graph.exact()
-    one_less = graph.exact({first: 11})
-    budgets = {"sram_bytes": float(one_less.sram_bytes)}  # one channel of the first group is enough
-    assert full.sram_bytes > one_less.sram_bytes
-    was_open = {g: torch.ones(graph.group_sizes[g], dtype=torch.bool) for g in gates.groups}
+    gradient = float(gates.theta[group].grad[5])
+    with torch.no_grad():  # oracle: the loss change when channel 5's mask moves from 0 to eps
+        eps = 1e-3
+        gates.theta[group][5] = eps
+        plus = float(loss_fn(model(x), y))
+        gates.theta[group][5] = 0.0
+    assert gradient != 0.0
+    assert gradient == pytest.approx((plus - float(loss.detach())) / eps, rel=0.05, abs=1e-6)
+    salience[group][5] = 0.0
     with torch.no_grad():
-        gates.theta[first][[2, 5, 7]] = torch.tensor([-0.1, -0.3, -0.2])  # this step pushed three below 0
-        _stop_at_budget(graph, gates, was_open, budgets, MCUBudget(sram_bytes=one_less.sram_bytes))
-    assert gates.closed() == {first: [5]}  # the most pushed one stays closed
-    reopened = gates.theta[first].detach()[[2, 7]]
-    assert torch.equal(reopened, torch.full((2,), _OPEN_FLOOR))
+        gates.theta[group].grad.fill_(0.0)
+        gates.theta[group].grad[5] = 10.0  # channel 5 now matters most
+    _update_salience(gates, salience, decay=0.9)
+    assert gates.theta[group].grad is None and salience[group][5] == pytest.approx(1.0)
+    reopened = ranked_mask(4.0, salience[group])
+    assert reopened.tolist() == [1, 1, 1, 0, 0, 1]  # 5 reopened, 3 (now the least salient open) masked
+    gates.detach()
 
 
-def test_pressure_weights_rank_and_least_salient():
-    from unitprune.shrink.method import _rank_weights
+def test_ranked_mask_opens_the_most_salient_channels_and_one_partly():
+    from unitprune.shrink.allocation import marginal_value, ranked_mask
     salience = torch.tensor([0.3, 0.1, 0.5, 0.2])
-    # rank 0 = least salient: 2 (n - rank) / (n + 1)
-    assert torch.allclose(_rank_weights(salience), torch.tensor([2 * 2, 2 * 4, 2 * 1, 2 * 3]) / 5.0)
-    assert torch.equal(_rank_weights(salience, pressure="least"), torch.tensor([0.0, 4.0, 0.0, 0.0]))
-    open_ = torch.tensor([True, False, True, True])  # the least salient one is already closed
-    assert torch.equal(_rank_weights(salience, open_, "least"), torch.tensor([0.0, 0.0, 0.0, 4.0]))
-    assert torch.equal(_rank_weights(salience, torch.zeros(4, dtype=torch.bool), "least"), torch.zeros(4))
+    assert ranked_mask(2.25, salience).tolist() == [1.0, 0.0, 1.0, 0.25]  # ranks 1, 3, 0, 2
+    assert ranked_mask(4.0, salience).tolist() == [1.0] * 4
+    assert ranked_mask(1.0, salience).tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert marginal_value(2.25, salience) == pytest.approx(0.2)  # the partly open channel
+    assert marginal_value(2.0, salience) == pytest.approx(0.3)
 
 
-@pytest.mark.parametrize("forward", ["hard", "soft"])
-def test_gates_close_only_under_resource_pressure(forward):
-    """At a budget the model already meets, no channel may close, however large the gate step."""
+@pytest.mark.parametrize("regrow", [0.0, 0.5])
+def test_nothing_is_removed_at_a_budget_the_model_already_meets(regrow):
+    """At a budget the model already meets, no channel may go, whatever the regrowth speed."""
     from unitprune.data import load_digits
     splits = load_digits(seed=0)
     torch.manual_seed(0)
@@ -335,8 +316,7 @@ def test_gates_close_only_under_resource_pressure(forward):
     before = resources(model, (1, 8, 8))
     budget = MCUBudget(sram_bytes=before.sram_bytes, flash_bytes=before.flash_bytes)
     result = shrink(model, splits.train, splits.val, budget,
-                    ShrinkConfig(epochs=2, prune_epochs=2, gate_lr=50.0, mask_lr=50.0, remove_every=5,
-                                 gate_forward=forward, close_only_under_pressure=True), input_shape=(1, 8, 8))
+                    ShrinkConfig(epochs=2, prune_epochs=2, regrow=regrow, remove_every=5), input_shape=(1, 8, 8))
     assert result.after == before
 
 
@@ -394,24 +374,48 @@ from unitprune.shrink.budget import check_feasible  # noqa: E402
 
 def test_projection_gets_past_a_tied_sram_peak():
     """DS-CNN's equal-width blocks tie at the arena peak (dw1, pw1, dw2, pw2 all hold 2 x 8 planes):
-    no single channel removal lowers it, the greedy projection must still reach the budget."""
-    from unitprune.shrink.method import project_to_budget
+    no single channel removal lowers it; the continuous projection and the integer fit must still
+    reach the budget, with the tied groups shrunk together, not one of them cut to a sliver."""
+    from unitprune.shrink.allocation import fit_counts, project_counts
 
     model = ds_cnn_net(num_classes=5, width=8, blocks=2)
     shape = (1, 12, 16)
     graph = trace_resources(model, shape)
-    gates = ChannelGates(model, graph)
+    groups = graph.prunable_groups()
     full = graph.exact()
-    one_less = [graph.exact({**gates.hard_counts(), g: 7}).sram_bytes for g in gates.groups]
+    one_less = [graph.exact({g: 7}).sram_bytes for g in groups]
     assert min(one_less) == full.sram_bytes  # the tie: removing any single channel saves no SRAM
     budget = MCUBudget(sram_bytes=full.sram_bytes - 4 * 48)  # 4 planes of 6x8 less
-    drop = project_to_budget(graph, gates, budget)
-    counts = {g: graph.group_sizes[g] - len(drop.get(g, [])) for g in gates.groups}
-    assert graph.exact(counts).sram_bytes <= budget.sram_bytes
-    assert gates.hard_counts() == counts  # the chosen gates are closed
-    # the tied groups shrink in turn: no group is cut to a sliver while another stays wide
-    assert max(counts.values()) - min(counts.values()) <= 1, counts
-    gates.detach()
+    widths = {g: 8.0 for g in groups}
+    counts = project_counts(graph, widths, {g: 1.0 for g in groups}, budget.limits(), budget)
+    assert float(graph.evaluate({g: torch.tensor(k) for g, k in counts.items()})["sram_bytes"]) \
+        <= budget.sram_bytes * (1 + 1e-5)
+    ints = fit_counts(graph, counts, {g: torch.linspace(1.0, 0.1, 8) for g in groups}, budget)
+    assert graph.exact(ints).sram_bytes <= budget.sram_bytes
+    assert max(ints.values()) - min(ints.values()) <= 2, ints
+
+
+def test_fit_counts_meets_the_budget_exactly_and_prefers_salient_cheap_channels():
+    """mnist-wide at an 8 KB-class budget: the integer counts fit (checked on the physically pruned
+    model, traced afresh), and no group can take one more channel without going over."""
+    from unitprune.shrink.allocation import fit_counts
+
+    model = build_model("mnist-wide", seed=0)
+    shape = (1, 28, 28)
+    graph = trace_resources(model, shape)
+    groups = graph.prunable_groups()  # conv1, conv2, fc1
+    budget = MCUBudget(sram_bytes=7808, flash_bytes=256 * 1024)
+    salience = {g: torch.linspace(1.0, 0.01, graph.group_sizes[g]) for g in groups}
+    ints = fit_counts(graph, {groups[0]: 3.4, groups[1]: 3.6, groups[2]: 100.2}, salience, budget)
+    for g in groups:
+        if ints[g] < graph.group_sizes[g]:
+            bigger = graph.exact({**ints, g: ints[g] + 1})
+            assert bigger.sram_bytes > budget.sram_bytes or bigger.flash_bytes > budget.flash_bytes, (g, ints)
+    drop = {g: list(range(ints[g], graph.group_sizes[g])) for g in groups if ints[g] < graph.group_sizes[g]}
+    remove_channels(model, graph, drop, torch.zeros(1, *shape))
+    pruned = resources(model, shape)
+    assert pruned.sram_bytes <= budget.sram_bytes and pruned.flash_bytes <= budget.flash_bytes
+    assert [model.conv1.out_channels, model.conv2.out_channels] == [ints[groups[0]], ints[groups[1]]]
 
 
 def test_cubic_schedule_tightens_from_initial_to_target():
@@ -481,7 +485,7 @@ def test_shrink_tiny_model_meets_the_budget():
 
     # unitprune.shrink is the subpackage and, called, the method
     result = unitprune.shrink.shrink(model, splits.train, splits.val, budget,
-                              ShrinkConfig(epochs=4, prune_epochs=3, gate_lr=0.05, remove_every=5), input_shape=(1, 8, 8))
+                              ShrinkConfig(epochs=4, prune_epochs=3, remove_every=5), input_shape=(1, 8, 8))
     assert result.before == before
     assert result.after == resources(result.model, (1, 8, 8))  # the returned model is what is reported
     assert result.after.sram_bytes <= budget.sram_bytes and result.after.flash_bytes <= budget.flash_bytes
@@ -615,7 +619,7 @@ def test_measured_firmware_equals_the_resource_model(tmp_path, case):
         model = tiny_digits_net()
         before = resources(model, (1, 8, 8))
         budget = MCUBudget(sram_bytes=before.sram_bytes // 2, flash_bytes=before.flash_bytes // 3)
-        shrunk = shrink(model, splits.train, splits.val, budget, ShrinkConfig(epochs=2, prune_epochs=1, gate_lr=0.05,
+        shrunk = shrink(model, splits.train, splits.val, budget, ShrinkConfig(epochs=2, prune_epochs=1,
                                                                               remove_every=5),
                         input_shape=(1, 8, 8)).model
     else:

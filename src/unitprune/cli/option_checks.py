@@ -22,7 +22,7 @@ MINIMUMS = {
 }
 
 #: Float options that must be > 0 (a learning rate, a penalty weight).
-POSITIVE = {"lr", "gate_lr", "mask_lr", "penalty"}
+POSITIVE = {"lr"}
 
 
 def _option(dest: str) -> str:

@@ -10,7 +10,8 @@ from .user_errors import CLIError
 
 __all__ = ["add_shrink_parser", "cmd_shrink"]
 
-_METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "dpf", "ttp")
+_METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "tp-bn-scale", "dpf", "uniform", "ttp")
+_DEFAULT_METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "dpf", "ttp")
 
 
 def add_shrink_parser(commands, formatter_class, add_common) -> None:
@@ -45,7 +46,9 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
                         "default), min (1 row) or N rows (unitprune export --conv-block-rows)")
     p.add_argument("--epochs", type=int, default=8, help="epochs of the base training and of every method")
     p.add_argument("--prune-epochs", type=int, help="epochs with pruning (default: epochs - 2)")
-    p.add_argument("--methods", nargs="+", choices=_METHODS, default=list(_METHODS), help="methods to run")
+    p.add_argument("--methods", nargs="+", choices=_METHODS, default=list(_DEFAULT_METHODS),
+                   help="methods to run (default: %(default)s; tp-bn-scale needs BatchNorm; uniform trains the "
+                        "uniform-width model from scratch for twice --epochs)")
     p.add_argument("--unit", action="store_true", help="run UnIT on every result (MACs skipped within 1 point)")
     p.add_argument("--measure", nargs="+", metavar="TARGET", default=[], choices=("avr", "msp430", "msp430-hwmult", *CORE_TARGETS),
                    help="also quantize, export and run every result (and the base, if it fits the exporter) on "
@@ -58,13 +61,9 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     p.add_argument("--start", choices=("base", "init"), default="base",
                    help="what differentiable and dpf prune: the trained base (default) or the base's "
                         "initialisation (pruning while the model first trains)")
-    p.add_argument("--gates", choices=("auto", "hard", "soft"), default="auto",
-                   help="gate forward: soft gate values, hard 0/1 masks with a straight-through gradient, or "
-                        "auto (default): one mode for the whole model, hard when some channel group's consumers are all "
-                        "followed by a BatchNorm, soft otherwise")
-    p.add_argument("--gate-lr", type=float, default=0.1, help="SGD learning rate of the soft gates")
-    p.add_argument("--mask-lr", type=float, default=1.0, help="SGD learning rate of the hard gates (masks)")
-    p.add_argument("--penalty", type=float, default=2.0, help="weight lambda of the resource penalty")
+    p.add_argument("--regrow", type=float, default=0.05, metavar="CHANNELS",
+                   help="channels every group's count grows by per step before the projection onto the budget: "
+                        "how fast the allocation can move channels between groups (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and data order")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--run-dir", default="runs/shrink", help="output folder (must be empty, except with --resume)")
@@ -125,8 +124,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
                               budget=budget, epochs=args.epochs, prune_epochs=args.prune_epochs,
                               methods=tuple(args.methods), unit=args.unit, sweep_sram=sweep, seed=args.seed,
                               threads=args.threads, progress=not args.no_progress, start=args.start,
-                              gate_forward=args.gates, gate_lr=args.gate_lr, mask_lr=args.mask_lr,
-                              penalty=args.penalty, run_dir=args.run_dir, overwrite=args.overwrite,
+                              regrow=args.regrow, run_dir=args.run_dir, overwrite=args.overwrite,
                               measure=tuple(args.measure), measure_samples=args.measure_samples)
     try:
         document = run_shrink_experiment(config, executor_config(args, threads=args.threads))

@@ -1,40 +1,29 @@
-"""Per-channel gates: the relaxed channel counts the differentiable resource model is evaluated on.
+"""Per-channel masks: where the channel counts of the differentiable method act on the model.
 
-Every prunable channel group (:meth:`ResourceGraph.prunable_groups`) gets one parameter vector
-``theta`` (one entry per channel, initialised to 1). The gate value is ``g = clamp(theta, 0, 1)``;
-it multiplies the group's channels at the output of every layer producing the group (a depthwise
-conv continuing the group included, so its bias cannot revive a closed channel): after the
-BatchNorm that directly follows a conv/linear when there is one, else on the conv/linear output,
-always before the nonlinearity. A forward hook does the multiplication, so the user's modules stay
-standard ``nn`` layers (``detach()`` removes the hooks; ``fold()`` bakes the gate values into the
-weights first).
+Every prunable channel group (:meth:`ResourceGraph.prunable_groups`) gets one vector ``theta``
+(one entry per channel, initialised to 1): the channel's mask value in ``[0, 1]``, which the
+method sets from the group's channel count and the channels' salience ranking
+(:func:`unitprune.shrink.allocation.ranked_mask`). A forward hook multiplies the group's channels
+by it, so the user's modules stay standard ``nn`` layers (``detach()`` removes the hooks;
+``fold()`` bakes the mask values into the weights first, into the BatchNorm that follows a
+conv/linear when there is one, else into the layer).
 
-* ``g == 1`` everywhere: the model computes exactly what it computed without gates.
-* ``g == 0`` for a channel: the channel's output is exactly 0 before the nonlinearity (ReLU(0) = 0,
-  max-pool of zeros = 0), so removing it (:mod:`.removal`) changes nothing. Once ``theta <= 0`` the
-  clamp passes no gradient: a closed gate stays closed until it is removed.
-* Soft channel count of a group: ``sum(g)``; hard count: the number of channels with ``theta > 0``.
+Where: at the output of every layer producing the group, after its BatchNorm, and **after the
+ReLU** that follows when that ReLU is a module used once (``ReLU(m a) = m ReLU(a)`` for ``m >= 0``:
+the same function, but a masked channel's activation reaches the mask's gradient, which a ReLU at
+0 would cut), else before the nonlinearity. A layer whose output goes only into a depthwise conv
+continuing the group (DS-CNN's conv1 -> dw1) is not masked itself: the depthwise conv's mask
+removes the channel, and the first-order gradient of a masked channel then sees the channel's
+real activation (masking both would leave only the depthwise bias in it).
 
-Channel salience: the task loss's gradient with respect to a gate, ``dL/dg_c = sum(a_c * dL/da_c)``
-over the channel's activations, is the first-order Taylor salience of the channel; the resource
-penalty's gradient is the same for every channel of a group. A gate closes where the resource
-pressure outweighs its salience, so the least salient channels close first.
-
-Two forwards (``forward=``); by default (``"auto"``) one of them for the whole model:
-
-* ``"soft"``: the hook multiplies by the gate value ``g``, so a channel fades out as its gate
-  falls and the weights adapt while it does.
-* ``"hard"``: the hook multiplies by the straight-through mask ``m = 1[theta > 0]`` (forward value
-  exactly 0 or 1, gradient that of ``g``): the model computes exactly the pruned network at every
-  step, and ``dL/dtheta_c = dL/dm_c`` is the first-order Taylor estimate of removing channel c.
-* ``"auto"``: ``"hard"`` for every group when some group's every consumer (conv/linear reading the group, a
-  depthwise conv continuing it aside) is followed by a BatchNorm, ``"soft"`` otherwise. There a
-  gate's scale does not reach the loss: the next BatchNorm normalises it away in training, so
-  the task loss cannot resist a soft gate that shrinks all channels of a group together, and the
-  eval-mode statistics lag the moving scale (on DS-CNN the soft gates drove the model to chance
-  accuracy, docs/shrink.md). The hard forward has neither problem. The choice is one for the
-  whole model: with soft gates on the last DS-CNN group and hard ones before it, the fast hard
-  groups took all the pressure and one of them fell to a single channel (docs/shrink.md).
+* ``theta == 1`` everywhere: the model computes exactly what it computed without masks.
+* ``theta == 0`` for a channel: the channel's output is exactly 0 before the nonlinearity
+  (ReLU(0) = 0, max-pool of zeros = 0), so removing it (:mod:`.removal`) changes nothing.
+* The task loss's gradient ``dL/dtheta_c = sum(a_c * dL/dy_c)`` over the channel's activations
+  ``a_c`` (before the mask) is the first-order Taylor estimate of the loss change when channel c
+  is removed (an open channel) or added back (a masked one): the channel's salience. It exists
+  for masked channels too, which is what lets a masked channel reopen.
+* Hard count of a group: the channels with ``theta > 0``.
 """
 
 from __future__ import annotations
@@ -44,82 +33,102 @@ from torch import nn
 
 from .resources import ResourceGraph
 
-__all__ = ["ChannelGates", "normalized_downstream"]
+__all__ = ["ChannelGates"]
 
-
-def normalized_downstream(graph: ResourceGraph, group: int) -> bool:
-    """Whether every conv/linear reading ``group`` (a depthwise conv continuing it aside) has a BatchNorm after it."""
-    root = graph.find(group)
-    consumers = [l for l in graph.layers if graph.find(l.in_group) == root and graph.find(l.out_group) != root]
-    return bool(consumers) and all(l.bn_name is not None for l in consumers)
+#: modules a channel passes through unchanged in number (followed to find a layer's consumers)
+_PASS_THROUGH = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Dropout, nn.Identity)
 
 
 class ChannelGates:
-    """Gate parameters for the prunable channel groups of ``model`` (traced as ``graph``)."""
+    """Mask vectors for the prunable channel groups of ``model`` (traced as ``graph``)."""
 
-    def __init__(self, model: nn.Module, graph: ResourceGraph, groups: list[int] | None = None,
-                 forward: str = "auto"):
-        if forward not in ("soft", "hard", "auto"):
-            raise ValueError(f"ChannelGates forward must be 'soft', 'hard' or 'auto', got {forward!r}")
+    def __init__(self, model: nn.Module, graph: ResourceGraph, groups: list[int] | None = None):
         self.model = model
         self.graph = graph
         self.groups = list(graph.prunable_groups() if groups is None else groups)
-        if forward == "auto":
-            forward = "hard" if any(normalized_downstream(graph, g) for g in self.groups) else "soft"
-        #: per group: "soft" or "hard" (module docstring; one mode for the whole model today)
-        self.forward = {g: forward for g in self.groups}
         self.theta: dict[int, nn.Parameter] = {
             g: nn.Parameter(torch.ones(graph.group_sizes[g])) for g in self.groups}
         self._handles: list = []
         self.attach()
 
     # -- hooks --------------------------------------------------------------------------------
-    def gated_modules(self, group: int) -> list[nn.Module]:
-        """The modules whose output the gate of ``group`` multiplies (BN if it follows, else the layer)."""
+    def _placements(self) -> dict[int, list[tuple[str, str]]]:
+        """Per group: ``(hooked module, folded module)`` names (module docstring, "Where")."""
+        traced = torch.fx.symbolic_trace(self.model)
         modules = dict(self.model.named_modules())
-        layers = [l for l in self.graph.layers if self.graph.find(l.out_group) == group]  # depthwise too
-        return [modules[layer.bn_name or layer.name] for layer in layers]
+        nodes = {n.target: n for n in traced.graph.nodes if n.op == "call_module"}
+        uses = {}
+        for n in traced.graph.nodes:
+            if n.op == "call_module":
+                uses[n.target] = uses.get(n.target, 0) + 1
+        depthwise = {l.name: self.graph.find(l.out_group) for l in self.graph.layers
+                     if l.depthwise and self.graph.find(l.in_group) == self.graph.find(l.out_group)}
+
+        def terminal_users(node):
+            out, todo = [], list(node.users)
+            while todo:
+                user = todo.pop()
+                if user.op == "call_module" and isinstance(modules[user.target], _PASS_THROUGH):
+                    todo.extend(user.users)
+                else:
+                    out.append(user)
+            return out
+
+        placements = {}
+        for group in self.groups:
+            chosen = []
+            for layer in [l for l in self.graph.layers if self.graph.find(l.out_group) == group]:
+                folded = layer.bn_name or layer.name
+                ends = terminal_users(nodes[folded])
+                if ends and all(u.op == "call_module" and depthwise.get(u.target) == group for u in ends):
+                    continue  # a depthwise conv of the group continues it: its mask covers this layer too
+                users = list(nodes[folded].users)
+                hooked = folded
+                if (len(users) == 1 and users[0].op == "call_module"
+                        and isinstance(modules[users[0].target], nn.ReLU) and uses[users[0].target] == 1):
+                    hooked = users[0].target  # after the ReLU: ReLU(m a) = m ReLU(a), and masked channels keep a gradient
+                chosen.append((hooked, folded))
+            placements[group] = chosen
+        return placements
+
+    def gated_modules(self, group: int) -> list[nn.Module]:
+        """The modules whose output the mask of ``group`` multiplies."""
+        modules = dict(self.model.named_modules())
+        return [modules[hooked] for hooked, _ in self._placements()[group]]
 
     def attach(self) -> None:
         if self._handles:
             return
-        for group in self.groups:
-            for module in self.gated_modules(group):
-                self._handles.append(module.register_forward_hook(self._hook(group)))
+        modules = dict(self.model.named_modules())
+        for group, places in self._placements().items():
+            for hooked, _ in places:
+                self._handles.append(modules[hooked].register_forward_hook(self._hook(group)))
 
     def detach(self) -> None:
-        """Remove the hooks (the gates then have no effect on the model)."""
+        """Remove the hooks (the masks then have no effect on the model)."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
 
     def _hook(self, group: int):
         def multiply(module, inputs, output):
-            gate = self.value(group) if self.forward[group] == "soft" else self.mask(group)
-            return output * gate.view(1, -1, *([1] * (output.dim() - 2)))
+            return output * self.theta[group].view(1, -1, *([1] * (output.dim() - 2)))
         return multiply
 
     # -- values -------------------------------------------------------------------------------
     def parameters(self) -> list[nn.Parameter]:
         return [self.theta[g] for g in self.groups]
 
-    def value(self, group: int) -> torch.Tensor:
-        return self.theta[group].clamp(0.0, 1.0)
-
-    def mask(self, group: int) -> torch.Tensor:
-        """Straight-through mask: 1 for an open channel, 0 for a closed one; gradient of ``value``."""
-        value = self.value(group)
-        hard = (self.theta[group] > 0).to(value.dtype)
-        return hard + (value - value.detach())  # exactly 0 or 1 in the forward value
-
-    def soft_counts(self) -> dict[int, torch.Tensor]:
-        return {g: self.value(g).sum() for g in self.groups}
+    @torch.no_grad()
+    def set(self, group: int, values: torch.Tensor) -> None:
+        """Set the mask values of ``group`` (clamped to [0, 1])."""
+        self.theta[group].copy_(values.clamp(0.0, 1.0))
 
     def hard_counts(self) -> dict[int, int]:
         return {g: int((self.theta[g] > 0).sum()) for g in self.groups}
 
     def closed(self) -> dict[int, list[int]]:
-        """Indices of closed gates (``theta <= 0``) per group, only groups with some closed."""
+        """Indices of masked channels (``theta <= 0``) per group, only groups with some masked."""
         out = {}
         for g in self.groups:
             idx = torch.nonzero(self.theta[g].detach() <= 0).flatten().tolist()
@@ -129,16 +138,18 @@ class ChannelGates:
 
     @torch.no_grad()
     def fold(self) -> None:
-        """Multiply the gate values into the gated modules' weights and biases, then detach.
+        """Multiply the mask values into the gated modules' weights and biases, then detach.
 
-        ``g * (w x + b) = (g w) x + g b``, and for a BatchNorm ``g * (gamma xhat + beta) =
-        (g gamma) xhat + g beta``: the model computes the same function without hooks.
+        ``m * (w x + b) = (m w) x + m b``, and for a BatchNorm ``m * (gamma xhat + beta) =
+        (m gamma) xhat + m beta``: the model computes the same function without hooks.
         """
-        for group in self.groups:
-            gate = (self.value(group) if self.forward[group] == "soft" else self.mask(group)).detach()
-            for module in self.gated_modules(group):
-                shape = (-1,) + (1,) * (module.weight.dim() - 1)
-                module.weight.mul_(gate.view(shape))
-                if module.bias is not None:
-                    module.bias.mul_(gate)
+        modules = dict(self.model.named_modules())
         self.detach()
+        for group, places in self._placements().items():
+            mask = self.theta[group].detach()
+            for _, folded in places:
+                module = modules[folded]
+                shape = (-1,) + (1,) * (module.weight.dim() - 1)
+                module.weight.mul_(mask.view(shape))
+                if module.bias is not None:
+                    module.bias.mul_(mask)

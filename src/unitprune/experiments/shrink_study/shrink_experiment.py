@@ -43,7 +43,8 @@ import torch
 from ...run_folder import check_output_folder
 from ...training import evaluate
 from ..inputs import load_weights
-from .structured_baselines import BaselineResult, dpf_to_budget, tp_prune_to_budget, ttp_result, unit_on_top
+from .structured_baselines import (BaselineResult, dpf_to_budget, tp_prune_to_budget, ttp_result,
+                                   uniform_from_scratch, unit_on_top)
 from ...shrink.budget import MCUBudget
 from ...shrink.method import ShrinkConfig, shrink
 from ...shrink.resources import RESOURCE_NAMES, trace_resources
@@ -53,7 +54,7 @@ __all__ = ["ExperimentConfig", "METHODS", "add_measurements", "run_shrink_experi
 logger = logging.getLogger(__name__)
 
 #: Method names in shrink.json.
-METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "dpf", "ttp")
+METHODS = ("differentiable", "tp-magnitude", "tp-taylor", "tp-bn-scale", "dpf", "uniform", "ttp")
 
 
 @dataclass
@@ -75,10 +76,7 @@ class ExperimentConfig:
     threads: int = 1
     progress: bool = True
     start: str = "base"  # where differentiable and dpf start: "base" (the trained base) or "init"
-    gate_forward: str = "auto"
-    gate_lr: float = 0.1
-    mask_lr: float = 1.0
-    penalty: float = 2.0
+    regrow: float = 0.05
     run_dir: str = "runs/shrink"
     overwrite: bool = False  # replace the files of a non-empty run_dir (unitprune.run_folder's rule)
     measure: tuple[str, ...] = ()
@@ -96,18 +94,18 @@ def _run_method(name: str, config: ExperimentConfig, budget: MCUBudget, init, ba
     start = base if config.start == "base" else init  # the methods that prune while training
     if name == "differentiable":
         result = shrink(start, splits.train, splits.val, budget,
-                        ShrinkConfig(epochs=config.epochs, prune_epochs=prune_epochs, gate_lr=config.gate_lr,
-                                     gate_forward=config.gate_forward, mask_lr=config.mask_lr, penalty=config.penalty, seed=config.seed,
-                                     num_threads=config.threads, progress=config.progress))
+                        ShrinkConfig(epochs=config.epochs, prune_epochs=prune_epochs, regrow=config.regrow,
+                                     seed=config.seed, num_threads=config.threads, progress=config.progress))
         fields = _fields(result.model, splits, result.after, result.train_seconds)
         fields["fits_budget"] = result.fits
-        details = {"history": result.history, "projected_channels": result.projected_channels,
-                   "channels": result.history[-1]["channels"]}
+        details = {"history": result.history, "channels": result.channels}
         return result.model, fields, details
     common = dict(epochs=config.epochs, seed=config.seed)
-    if name in ("tp-magnitude", "tp-taylor"):
+    if name.startswith("tp-"):
         result: BaselineResult = tp_prune_to_budget(base, splits.train, splits.val, budget,
-                                                    importance=name.split("-")[1], **common)
+                                                    importance=name[3:], prune_epochs=prune_epochs, **common)
+    elif name == "uniform":  # from scratch, for the base's training plus the pruning run's epochs
+        result = uniform_from_scratch(init, splits, budget, epochs=2 * config.epochs, seed=config.seed)
     elif name == "dpf":
         result = dpf_to_budget(start, splits.train, splits.val, budget, prune_epochs=prune_epochs, **common)
     elif name == "ttp":
@@ -138,7 +136,7 @@ def run_shrink_experiment(config: ExperimentConfig, executor=None) -> dict[str, 
     unknown = [name for name in config.methods if name not in METHODS]
     if unknown:
         raise ValueError(f"unknown method {unknown[0]!r}; valid: {', '.join(METHODS)}")
-    ShrinkConfig(epochs=config.epochs, prune_epochs=config.prune_epochs, gate_forward=config.gate_forward)
+    ShrinkConfig(epochs=config.epochs, prune_epochs=config.prune_epochs, regrow=config.regrow)
     executor = replace(executor or ExecutorConfig(progress=config.progress), threads=config.threads)
     run_dir = check_output_folder(config.run_dir, overwrite=config.overwrite or executor.resume, option="--run-dir")
     measure_config = _measure_config(config.measure, config.measure_samples,  # bad targets/tools fail first

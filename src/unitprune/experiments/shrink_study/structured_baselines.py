@@ -36,8 +36,8 @@ from ...shrink.budget import MCUBudget, cubic_budget, over_budget
 from ...shrink.removal import remove_channels
 from ...shrink.resources import ResourceGraph, Resources, trace_resources
 
-__all__ = ["BaselineResult", "tp_prune_to_budget", "dpf_to_budget", "ttp_result", "uniform_keep_ratio",
-           "unit_on_top"]
+__all__ = ["BaselineResult", "tp_prune_to_budget", "dpf_to_budget", "ttp_result", "uniform_from_scratch",
+           "uniform_keep_ratio", "unit_on_top"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,34 +90,68 @@ def _finetune(model, train_data, val_data, epochs, lr, batch_size, generator) ->
     return best
 
 
+def _tp_importance(name: str, model: nn.Module):
+    """Torch-Pruning's importance criterion ``name`` (``magnitude``, ``taylor``, ``bn-scale``)."""
+    if name == "magnitude":
+        return tp.importance.GroupMagnitudeImportance(p=2)
+    if name == "taylor":
+        return tp.importance.GroupTaylorImportance()
+    if name == "bn-scale":
+        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            raise ValueError("importance 'bn-scale' ranks channels by BatchNorm scales: the model has no BatchNorm")
+        return tp.importance.BNScaleImportance()
+    raise ValueError(f"importance must be one of magnitude, taylor, bn-scale, got {name!r}")
+
+
 def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: TensorDataset, budget: MCUBudget,
                        *, importance: str = "magnitude", epochs: int = 8, prune_epochs: int | None = None,
-                       lr: float = 1e-3, batch_size: int = 64, seed: int = 0, max_steps: int = 100,
-                       input_shape: tuple[int, ...] | None = None) -> BaselineResult:
-    """Torch-Pruning channel pruning of ``trained`` until it fits ``budget`` (see the module docstring)."""
+                       lr: float = 1e-3, batch_size: int = 64, seed: int = 0, steps: int = 20,
+                       global_pruning: bool = False, input_shape: tuple[int, ...] | None = None) -> BaselineResult:
+    """Torch-Pruning's iterative pruning with fine-tuning of ``trained`` down to ``budget``.
+
+    ``torch_pruning.pruner.MetaPruner`` with the importance criterion ``importance``, the output
+    layer ignored, its default local (per-layer) pruning ratios, ``steps`` iterative steps on its
+    linear schedule up to the pruning ratio ``1 - r``, ``r`` the uniform keep ratio that fits the
+    budget by the resource model (:func:`uniform_keep_ratio`; Torch-Pruning itself knows only
+    channel ratios). The steps are spread evenly over ``prune_epochs`` (default ``epochs - 2``,
+    as the differentiable method) with Adam training between them; then fine-tuning up to
+    ``epochs`` epochs in all (best validation epoch kept). If the model does not fit after the
+    schedule (rounding), further steps of the same size follow.
+
+    ``global_pruning=True`` ranks all layers' channels together instead; with a BatchNorm network
+    and magnitude importance that ranking compares norms of weights whose scale the next
+    BatchNorm removes, and it can empty most of a layer (docs/results/shrink.md).
+    """
     t0 = time.perf_counter()
     input_shape = tuple(input_shape or getattr(trained, "input_shape", None) or train_data.tensors[0].shape[1:])
     model = copy.deepcopy(trained)
     example = torch.zeros(1, *input_shape)
     last = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))][-1]
-    scores = {"magnitude": tp.importance.GroupMagnitudeImportance(p=2),
-              "taylor": tp.importance.GroupTaylorImportance()}
-    if importance not in scores:
-        raise ValueError(f"importance must be one of {sorted(scores)}, got {importance!r}")
-    pruner = tp.pruner.MetaPruner(model, example, importance=scores[importance], global_pruning=True,
-                                  pruning_ratio=0.99, iterative_steps=max_steps, ignored_layers=[last])
+    score = _tp_importance(importance, model)
+    graph = trace_resources(model, input_shape)
+    keep = uniform_keep_ratio(graph, budget)
+    pruner = tp.pruner.MetaPruner(model, example, importance=score, global_pruning=global_pruning,
+                                  pruning_ratio=1.0 - keep, iterative_steps=steps, ignored_layers=[last])
     generator = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     n = -(-len(train_data) // batch_size)
-    prune_epochs = prune_epochs if prune_epochs is not None else max(1, epochs // 2)
+    prune_epochs = prune_epochs if prune_epochs is not None else max(1, epochs - 2)
     stream = _endless(train_data, batch_size, generator)
-    used, steps = 0, 0
-    r = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
-                                                  conv_block_rows=budget.conv_block_rows)
-    # spread the pruning steps over the pruning epochs; a step every `every` batches
-    every = max(1, (prune_epochs * n) // max_steps)
-    while not _fits(r, budget) and steps < max_steps:
+    every = max(1, (prune_epochs * n) // steps)
+
+    def measure():
+        return trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
+                                                         conv_block_rows=budget.conv_block_rows)
+
+    used, done = 0, 0
+    r = measure()
+    extra = 0
+    while not _fits(r, budget) and extra <= 10 * steps:
+        if done >= steps:  # the schedule's rounding left the model over: steps of the same size beyond it
+            extra += 1
+            pruner = tp.pruner.MetaPruner(model, example, importance=score, global_pruning=global_pruning,
+                                          pruning_ratio=min(0.99, (1.0 - keep) / steps), iterative_steps=1,
+                                          ignored_layers=[last])
         if importance == "taylor":
             model.train()
             x, y = next(stream)
@@ -125,18 +159,53 @@ def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: 
             loss_fn(model(x), y).backward()
             used += 1
         pruner.step()
-        steps += 1
+        done += 1
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        _train_steps(model, optimizer, stream, loss_fn, every)
-        used += every
-        r = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
-                                                      conv_block_rows=budget.conv_block_rows)
+        if done < steps:
+            _train_steps(model, optimizer, stream, loss_fn, every)
+            used += every
+        r = measure()
     remaining = max(0, epochs - round(used / n))
     val = _finetune(model, train_data, val_data, remaining, lr, batch_size, generator)
-    r = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
-                                                  conv_block_rows=budget.conv_block_rows)
+    r = measure()
+    graph = trace_resources(model, input_shape)
     return BaselineResult(f"tp-{importance}", model, r, _fits(r, budget), time.perf_counter() - t0, val,
-                          {"pruning_steps": steps, "finetune_epochs": remaining})
+                          {"pruning_steps": done, "finetune_epochs": remaining, "keep_ratio": keep,
+                           "global_pruning": global_pruning,
+                           "channels": {str(g): graph.group_sizes[g] for g in graph.prunable_groups()}})
+
+
+def uniform_from_scratch(init: nn.Module, splits, budget: MCUBudget, *, epochs: int = 16, lr: float = 1e-3,
+                         batch_size: int = 64, seed: int = 0,
+                         input_shape: tuple[int, ...] | None = None) -> BaselineResult:
+    """The base architecture at the uniform width that fits ``budget``, trained from scratch.
+
+    Every prunable group keeps the same fraction of its channels (:func:`uniform_keep_ratio`); the
+    layers are re-initialised (PyTorch's default initialisation at the new fan-in) with the seed,
+    then trained for ``epochs`` epochs (``unitprune.training.train``, best validation epoch kept):
+    the simplest thing a user would try, with the training budget of base training + pruning run.
+    """
+    from ...training import TrainConfig, train
+
+    t0 = time.perf_counter()
+    input_shape = tuple(input_shape or getattr(init, "input_shape", None) or splits.input_shape)
+    model = copy.deepcopy(init)
+    graph = trace_resources(model, input_shape)
+    keep = uniform_keep_ratio(graph, budget)
+    drop = {g: list(range(max(1, int(keep * graph.group_sizes[g])), graph.group_sizes[g]))
+            for g in graph.prunable_groups()}
+    remove_channels(model, graph, {g: d for g, d in drop.items() if d}, torch.zeros(1, *input_shape))
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)):
+            module.reset_parameters()
+    train(model, splits, TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, patience=None, seed=seed,
+                                     num_threads=torch.get_num_threads(), progress=False))
+    model.eval()
+    r = graph.exact(unit_tables=budget.unit_tables, target=budget.target, conv_block_rows=budget.conv_block_rows)
+    return BaselineResult("uniform", model, r, _fits(r, budget), time.perf_counter() - t0, evaluate(model, splits.val),
+                          {"keep_ratio": keep, "epochs": epochs,
+                           "channels": {str(g): graph.group_sizes[g] for g in graph.prunable_groups()}})
 
 
 def uniform_keep_ratio(graph: ResourceGraph, budget: MCUBudget) -> float:
