@@ -55,6 +55,14 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
     group.add_argument("--kernels", default="auto", choices=("auto", "portable"),
                        help="auto: the int8 kernels' per-target assembly (AVR, MSP430) where a layer allows it; "
                             "portable: the C99 kernels everywhere (docs/kernels.md)")
+    group.add_argument("--unit-kernels", default="auto", choices=("auto", "unit", "skipfree", "dense"),
+                       help="conv kernels under --variant unit: auto (per layer the skip-free kernel, the "
+                            "per-position test or dense, whichever the cycle model of unitprune.mcu.unit_cost "
+                            "predicts fastest on the target at the layer's kept fraction on validation data; "
+                            "dense turns the layer's UnIT off; on the host: unit), or one for every layer")
+    group.add_argument("--unit-cost-target", choices=("avr", "msp430", "msp430-hwmult"),
+                       help="the cycle model --unit-kernels auto ranks by (default: the --target; msp430-hwmult "
+                            "for an MSP430 with the hardware multiplier)")
     group.add_argument("--samples", type=int, default=20,
                        help="test samples embedded in the firmware (MCU targets)")
     group.add_argument("--out-dir", default="runs/export", help="folder of the C project (must be empty)")
@@ -68,6 +76,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     with torch_threads(args.threads):
         return _export(args)
+
+
+def _plan_unit_kernels(qmodel, args: argparse.Namespace, x_val):
+    """The conv kernels of a ``unit`` export (``--unit-kernels``; :mod:`unitprune.mcu.unit_plan`)."""
+    from ..mcu.reference import quantize_input
+    from ..mcu.unit_plan import COST_TARGETS, plan_unit_kernels
+
+    cost_target = args.unit_cost_target or (args.target if args.target in COST_TARGETS else None)
+    plan = args.unit_kernels
+    if plan == "auto" and cost_target is None:
+        plan = "unit"  # no cycle model for this target: the per-position kernel
+    try:
+        return plan_unit_kernels(qmodel, quantize_input(qmodel, x_val), cost_target, plan=plan)
+    except ValueError as error:
+        raise CLIError(f"--unit-kernels: {error}") from None
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -102,6 +125,7 @@ def _export(args: argparse.Namespace) -> int:
     qmodel = quantize(unit_model, x_val, variant=args.variant, linear_quotient=args.linear_quotient)
     qmodel.source.setdefault("model", name)
     qmodel.source.setdefault("percentile", args.percentile)
+    qmodel = _plan_unit_kernels(qmodel, args, x_val)
     x_test, y_test = splits.test.tensors
     x_q = quantize_input(qmodel, x_test)
     samples = x_q[:args.samples] if args.target != "host" else None
@@ -132,7 +156,7 @@ def _export(args: argparse.Namespace) -> int:
         "conv_block_rows": result.conv_block_rows or "plane", "execution": result.execution,
         "input_bytes": plan.input_bytes,
         "output_bytes": plan.output_bytes, "bit_exact": bit_exact, "outputs_bit_exact": outputs_equal,
-        "counters_bit_exact": counts_equal,
+        "counters_bit_exact": counts_equal, "unit_kernel_plan": qmodel.source.get("unit_kernel_plan"),
     }
     atomic_write_text(out_dir / "host_check.json", json.dumps(summary, indent=2) + "\n")
     print(f"{name} on {splits.name}: {result.variant} kernels"
@@ -146,6 +170,11 @@ def _export(args: argparse.Namespace) -> int:
     print(f"flash: {result.flash_table_bytes:,} bytes of constant tables; SRAM: {plan.peak_sram_bytes:,} bytes "
           f"(arena {plan.arena_bytes:,} peak at {plan.peak_op}, scratch {plan.scratch_bytes:,}, descriptors "
           f"{plan.descriptor_bytes:,}) + input {plan.input_bytes:,} and output {plan.output_bytes:,} (caller's)")
+    if qmodel.source.get("unit_kernel_plan"):
+        record = qmodel.source["unit_kernel_plan"]
+        print(f"UnIT conv kernels ({record['plan']}" + (f", cycle model {record['target']}" if record["target"] else "")
+              + "): " + ", ".join(f"{layer} {choice['kernel']} (kept {choice['kept_fraction']:.0%})"
+                                  for layer, choice in record["layers"].items()))
     print(f"bit-exact against the integer reference (outputs and every counter): {'yes' if bit_exact else 'NO'}")
     print(f"C project: {out_dir} (build: make -C {out_dir}); summary: {out_dir / 'host_check.json'}; "
           f"{time.perf_counter() - t0:.0f} s")

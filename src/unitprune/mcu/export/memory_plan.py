@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..targets.specs import Layout, descriptor_bytes
+from ..unit_plan import skipfree_scratch_bytes
 from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
 
 __all__ = ["Storage", "OpMemory", "MemoryPlan", "plan_memory", "op_output_size", "INPUT", "OUTPUT", "ARENA",
@@ -219,7 +220,9 @@ def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None) -> dict[str, int
     block_rows = parse_conv_block_rows(conv_block_rows)
     sizes = {}
     for op in qmodel.ops:
-        if isinstance(op, QConv):
+        if isinstance(op, QConv) and op.unit_kernel == "skipfree" and qmodel.variant == "unit":
+            sizes[op.name] = skipfree_scratch_bytes(op)  # the lists and the whole plane's accumulators
+        elif isinstance(op, QConv):
             sizes[op.name] = conv_scratch_bytes(op.out_height, op.out_width, block_rows)
         elif isinstance(op, QLinear):
             sizes[op.name] = 4 * op.out_features

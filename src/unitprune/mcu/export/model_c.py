@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import codegen
+from ..kernel_choice import conv_variant
 from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU, QuantizedModel
 from ..targets.specs import CONV_PARAMS_FIELDS
 from .export_types import LayerFlash
@@ -101,16 +102,18 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
               f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
               style.array("int8_t", f"{ident}_weight", op.weight)]
     flash["weight"] = op.weight.size
-    if variant == "unit":
+    conv = conv_variant(op, variant)
+    if conv.startswith("unit"):
         tables.append(style.array("uint8_t", f"{ident}_tau", op.tau))
         flash["tau"] = op.tau.size
     tables += _requant_tables(ident, op.requant, flash, style)
     src, dst = io
-    tau = f"{ident}_tau, " if variant == "unit" else ""
-    call = (f"unit_conv2d_{variant}_s8(&{ident}_params, {src}, {ident}_weight, {tau}&{ident}_requant, {dst}, "
+    tau = f"{ident}_tau, " if conv.startswith("unit") else ""
+    call = (f"unit_conv2d_{conv}_s8(&{ident}_params, {src}, {ident}_weight, {tau}&{ident}_requant, {dst}, "
             f"unit_model_scratch, UNIT_MODEL_CALL_COUNTS)")
+    size = "unit_conv2d_unit_skipfree_s8_scratch_size" if conv == "unit_skipfree" else "unit_conv2d_s8_scratch_size"
     return _LayerCode(tables, _counted_call(op.name, call, counter), LayerFlash(op.name, flash),
-                      f"unit_conv2d_s8_scratch_size(&{ident}_params)")
+                      f"{size}(&{ident}_params)")
 
 
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,
@@ -198,7 +201,9 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
             ident = names.add(op.name)
             if isinstance(op, QConv):
                 code = _conv_code(op, ident, variant, counter, io, block_rows, style)
-                out.kernels |= {f"unit_conv2d_{variant}_s8", "unit_conv2d_s8_scratch_size"}
+                conv = conv_variant(op, variant)
+                out.kernels |= {f"unit_conv2d_{conv}_s8", "unit_conv2d_unit_skipfree_s8_scratch_size"
+                                if conv == "unit_skipfree" else "unit_conv2d_s8_scratch_size"}
             else:
                 code = _linear_code(op, ident, variant, linear_quotient, counter, io, style)
                 quotient = f"_{linear_quotient}" if variant == "unit" else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from .. import kernel_choice
-from ..qmodel import QuantizedModel
+from ..qmodel import QConv, QuantizedModel
 from .build_files import CSRC, kernel_files, makefile, support_files, template_files
 from .checks import check_fits_target, check_model, check_request
 from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
@@ -86,6 +86,12 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         except FusedUnsupported as error:
             if execution == "fused":
                 raise ExportError(f"execution='fused': {error}") from None
+    planned = [op.name for op in qmodel.ops if isinstance(op, QConv) and op.unit_kernel != "unit"]
+    if chain is not None and planned and variant == "unit":  # the fused rows call the per-position kernel only
+        if execution == "fused":
+            raise ExportError(f"execution='fused' runs the per-position UnIT convolution; layer(s) {', '.join(planned)} "
+                              "are planned for another kernel (plan them with unit_plan.plan_unit_kernels(plan='unit'))")
+        chain = None
     samples = request.samples
     samples_bytes = 0 if samples is None or target == "host" else samples.size
 
@@ -151,6 +157,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                     kernel_defines=kernel_defines,
                     kernel_paths=kernel_choice.choose(qmodel.ops, target, variant, kernels, far))
     data["execution"] = "fused" if fused else "layers"
+    if variant == "unit" and "unit_kernel_plan" in qmodel.source:  # unitprune.mcu.unit_plan: the predictions
+        data["unit_kernel_plan"] = qmodel.source["unit_kernel_plan"]
     texts["README.md"] = export_readme(data)
     write_export(request.out_dir, texts, copies, binaries, data)
     logger.info("exported %s to %s (%s, variant %s): model SRAM %d bytes, flash tables %d bytes", source,
