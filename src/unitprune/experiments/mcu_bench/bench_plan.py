@@ -29,8 +29,3 @@ def planned_for_target(qmodel: QuantizedModel, target: str, splits, allow_dense:
         overrides = {"quantized_accuracy": accuracy, "macs_skipped_fraction": counts.skipped_fraction}
     return planned, overrides, planned.source.get("unit_kernel_plan", {})
 
-
-def kernels_of(qmodel: QuantizedModel) -> dict[str, str]:
-    """The conv kernel of every conv layer (``unit``, ``skipfree`` or ``dense``; the variant's otherwise)."""
-    return {op.name: (op.unit_kernel if qmodel.variant == "unit" else qmodel.variant)
-            for op in qmodel.ops if isinstance(op, QConv)}
