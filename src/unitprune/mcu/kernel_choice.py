@@ -99,8 +99,9 @@ def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bo
         if isinstance(op, QConv):
             conv = conv_variant(op, variant)
             kernel = f"unit_conv2d_{conv}_s8"
-            if conv == "unit_skipfree":  # its AVR tap loop where unit_internal_skipfree_s8.h allows it
-                run = "assembly" if kernels == "auto" and target == "avr" and skipfree_avr_fits(op) else "portable"
+            if conv == "unit_skipfree":  # its tap loop in assembly: AVR where it fits, MSP430 always
+                fits = target == "msp430" or (target == "avr" and skipfree_avr_fits(op))
+                run = "assembly" if kernels == "auto" and fits else "portable"
                 bits = None
             elif conv == "dense":
                 run = "assembly" if assembly and assembly_run_fits(op) else "portable"

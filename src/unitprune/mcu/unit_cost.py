@@ -129,14 +129,14 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
             "tap_rows": 0.0
         },
         "skipfree": {
-            "one": 18616.0,
-            "weights": 17.97,
-            "inputs": 134.5,
-            "channels": 13275.4,
-            "list_taps": 405.31,
-            "visits": 24.88,
-            "kept": 93.93,
-            "outputs": 536.4
+            "one": 30032.68,
+            "weights": 35.19,
+            "inputs": 122.5,
+            "channels": 12261.54,
+            "list_taps": 198.88,
+            "visits": 18.11,
+            "kept": 28.04,
+            "outputs": 504.12
         }
     },
     "msp430-hwmult": {
@@ -155,14 +155,14 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
             "tap_rows": 0.0
         },
         "skipfree": {
-            "one": 37345.3,
-            "weights": 63.0,
-            "inputs": 80.43,
-            "channels": 10898.59,
-            "list_taps": 135.38,
-            "visits": 28.65,
-            "kept": 44.11,
-            "outputs": 345.04
+            "one": 37444.6,
+            "weights": 63.56,
+            "inputs": 79.56,
+            "channels": 10935.53,
+            "list_taps": 92.1,
+            "visits": 20.66,
+            "kept": 22.11,
+            "outputs": 345.27
         }
     }
 }
