@@ -16,11 +16,11 @@ import json
 import shutil
 from pathlib import Path
 
+from unitprune.experiments.mcu_bench.fastest import fastest_table
+
 HERE = Path(__file__).resolve().parent
 KERNELS_JSON = HERE.parent / "docs" / "results" / "unit_kernels" / "unit_kernels_mcu.json"
 OUTPUT = HERE.parent / "docs" / "results" / "mcu_bench" / "mcu_bench.md"
-SHORT = {"unit_conv2d_unit_skipfree_s8": "skip-free", "unit_conv2d_unit_s8": "per-position",
-         "unit_conv2d_dense_s8": "dense", "unit_conv2d_zeroskip_s8": "zero-skip"}
 PLAN_NAMES = {"skipfree": "skip-free", "unit": "per-position", "dense": "dense"}
 
 
@@ -64,24 +64,7 @@ def tables(document: dict, kernels: dict | None) -> str:
     lines += ["", "Speed-ups against dense on the same target. Accuracy / skipped per target differ only where "
               "a layer was planned dense on that target (its UnIT off).", ""]
 
-    fastest = document.get("fastest") or {}
-    if fastest:
-        budget = document["config"]["budget_points"]
-        lines += [f"**Fastest within {budget:g} point(s)** (int8 validation, the budget rule at confidence "
-                  f"{document['config']['confidence']:g}; fewest measured cycles):", "",
-                  "| target | method | knob | M cycles | int8 test acc. | energy uJ (est.) | kernels |",
-                  "|---|---|---|---|---|---|---|"]
-        for target, c in fastest.items():
-            if c.get("method") is None:
-                lines.append(f"| {target} | {c.get('why')} | | | | | |")
-                continue
-            knob = "" if c["knob"] is None else f"{c['knob']:g}"
-            kernel_text = ", ".join(f"{layer} {SHORT.get(k, k.removeprefix('unit_').removesuffix('_s8'))}"
-                                    for layer, k in c["kernels"].items())
-            lines.append(f"| {target} | {c['method']} | {knob} | {c['cycles'] / 1e6:.2f} | "
-                         f"{100 * c['quantized_accuracy']:.1f}% | {c['energy_uj_estimate']:,.0f} | {kernel_text} |")
-        lines.append("")
-
+    lines += fastest_table(document)
     lines += ["**UnIT against TTP, measured** (cycles per inference, same budget):", ""]
     for t in targets:
         ttp = rows.get(("ttp", t))

@@ -84,7 +84,8 @@ def test_the_plan_is_recorded_and_bad_plans_are_refused(tmp_path):
     assert sram_fits(planned, "avr")
     # conv1's lists (28x28 input) and the arena exceed the ATmega2560's 8 KB: the plan gives them up there
     forced = plan_unit_kernels(qmodel, x, "avr", plan="skipfree")
-    assert [op.unit_kernel for op in forced.ops if isinstance(op, QConv)] != ["skipfree", "skipfree"]
+    kernels = [op.unit_kernel for op in forced.ops if isinstance(op, QConv)]
+    assert kernels[0] != "skipfree" and kernels[1] == "skipfree"  # conv1's lists are the ones that do not fit
     assert not sram_fits(with_unit_kernels(qmodel, {"conv1": "skipfree", "conv2": "skipfree"}), "avr")
     assert sram_fits(forced, "avr") and sram_fits(plan_unit_kernels(qmodel, x, "msp430", plan="skipfree"), "msp430")
     assert all(op.unit_kernel == "unit" for op in qmodel.ops if isinstance(op, QConv))  # the input is not changed

@@ -96,6 +96,17 @@ def with_unit_kernels(qmodel: QuantizedModel, kernels: dict[str, str]) -> Quanti
     return planned
 
 
+def _fallback(layer: LayerPlan, export_target: str) -> LayerPlan:
+    """``layer`` on its fastest predicted kernel other than skip-free."""
+    kernel = min((k for k in layer.predicted_cycles if k != "skipfree"), key=layer.predicted_cycles.get)
+    return replace(layer, kernel=kernel, reason=f"the skip-free lists do not fit the {export_target} SRAM")
+
+
+def _fallen_back(qmodel: QuantizedModel, layers: dict[str, LayerPlan], name: str) -> QuantizedModel:
+    return with_unit_kernels(qmodel, {n: (_fallback(layer, "") if n == name else layer).kernel
+                                      for n, layer in layers.items()})
+
+
 def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | None, plan: str = "auto",
                       allow_dense: bool = True, samples: int = PLAN_SAMPLES) -> QuantizedModel:
     """``qmodel`` with a kernel per conv layer (module docstring), chosen on the int8 calibration
@@ -132,16 +143,18 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
     planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
     export_target = {"msp430-hwmult": "msp430"}.get(target, target)
     while export_target is not None and not sram_fits(planned, export_target):
-        # the skip-free lists do not fit beside the activations: give up the list that saves the least
+        # the skip-free lists do not fit beside the activations: give up the lists of one layer, the one
+        # costing the fewest predicted cycles among those whose loss alone makes it fit, else the largest
         losses = {name: min(c for k, c in layer.predicted_cycles.items() if k != "skipfree")
                   - layer.predicted_cycles["skipfree"] for name, layer in layers.items()
                   if layer.kernel == "skipfree" and layer.predicted_cycles}
         if not losses:
             break
-        name = min(losses, key=losses.get)
-        layer = layers[name]
-        fallback = min((k for k in layer.predicted_cycles if k != "skipfree"), key=layer.predicted_cycles.get)
-        layers[name] = replace(layer, kernel=fallback, reason=f"the skip-free lists do not fit the {export_target} SRAM")
+        ops = {op.name: op for op in qmodel.ops if op.name in losses}
+        fitting = [name for name in losses if sram_fits(_fallen_back(qmodel, layers, name), export_target)]
+        name = (min(fitting, key=losses.get) if fitting
+                else max(losses, key=lambda n: (skipfree_scratch_bytes(ops[n]), -losses[n])))
+        layers[name] = _fallback(layers[name], export_target)
         planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
     planned.source["unit_kernel_plan"] = {"target": target, "plan": plan, "calibration_samples": len(x_q),
                                           "layers": {name: layer.to_dict() for name, layer in layers.items()}}

@@ -28,7 +28,8 @@ from ...mcu.unit_plan import with_unit_kernels
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FastestChoice", "NoPointWithinBudget", "configuration_kernels", "fastest_plan", "fastest_rows"]
+__all__ = ["FastestChoice", "NoPointWithinBudget", "configuration_kernels", "fastest_markdown", "fastest_plan",
+           "fastest_rows", "fastest_table"]
 
 
 class NoPointWithinBudget(ValueError):
@@ -221,6 +222,12 @@ def fastest_markdown(document: dict) -> list[str]:
                   "inputs; measured = median layer cycles of the row; dense = the dense row's same layer.", "",
                   "| target | method | layer | kernel | kept (val) | measured | dense | speed-up | predicted |",
                   "|---|---|---|---|---|---|---|---|---|", *kernel_rows, ""]
+    return lines + fastest_table(document)
+
+
+def fastest_table(document: dict) -> list[str]:
+    """The fastest configuration within the budget per target, as a Markdown section."""
+    lines = []
     fastest = document.get("fastest")
     if fastest:
         budget = document["config"]["budget_points"]
