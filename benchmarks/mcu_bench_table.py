@@ -5,8 +5,8 @@ and the TTP model's layer (from ``benchmarks/unit_kernels_mcu.py``'s conv2 measu
 
 Usage: ``PYTHONPATH=src python benchmarks/mcu_bench_table.py RUN_DIR [--kernels
 docs/results/unit_kernels/unit_kernels_mcu.json] [--output docs/results/mcu_bench/mcu_bench.md]``
-(RUN_DIR from ``unitprune mcu-bench -v --run-dir RUN_DIR``; also copies its mcu.json beside the
-Markdown).
+(RUN_DIR from ``unitprune mcu-bench -v --run-dir RUN_DIR``; also copies its mcu.json and the
+latency / energy figures beside the Markdown).
 """
 
 from __future__ import annotations
@@ -119,7 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(head) + tables(document, kernels))
     shutil.copyfile(args.run_dir / "mcu.json", args.output.with_suffix(".json"))
-    print(f"wrote {args.output} and {args.output.with_suffix('.json')}")
+    for figure in ("mcu_latency.png", "mcu_energy.png"):  # the Figure 6 / 7 panels of the run
+        if (args.run_dir / figure).is_file():
+            shutil.copyfile(args.run_dir / figure, args.output.parent / figure)
+    print(f"wrote {args.output}, {args.output.with_suffix('.json')} and the run's figures beside them")
 
 
 if __name__ == "__main__":
