@@ -1,9 +1,14 @@
 """Ray against the local executor: ``mcu-bench`` speed-up with identical ``mcu.json``, and Ray's overhead.
 
-1. ``unitprune mcu-bench`` on the digits model (trained here, seeded) with ``--samples N``, run with
-   ``--workers 1`` and with ``--executor ray`` on a local 2-CPU Ray instance, alternately
-   (``--repeats`` pairs, side by side in this one run: the machine may be shared). Reports each
-   wall time, the median speed-up and whether ``mcu.json`` is identical (wall times left out).
+1. ``unitprune mcu-bench`` with ``--samples N``, run with ``--workers 1`` and with ``--executor ray``
+   on a 2-CPU Ray instance, alternately (``--repeats`` pairs, side by side in this one run: the
+   machine may be shared). Reports each wall time, the median speed-up and whether ``mcu.json`` is
+   identical (wall times left out). ``--workload digits`` (default) trains the small digits model
+   here (seeded); ``--workload demo`` measures the demo's MNIST checkpoint (``make demo`` first).
+   ``--cluster in-run`` (default): each Ray run starts its own local instance (``ray.init`` inside
+   the timed run); ``--cluster started``: one instance is started first with ``ray start --head
+   --num-cpus 2`` (timed separately, as a cluster is started once and then used) and each Ray run
+   connects to it with ``--ray-address``.
 2. Ray's overhead on the small sweep of tests/test_cluster.py: ``ray.init`` of a local 2-CPU
    instance, ``ray.put`` of the sweep's shared objects (and their pickled size), the round trip of
    an empty task, and the sweep's wall time in this process (``--workers 1``) and on Ray.
@@ -25,6 +30,7 @@ import os
 import pickle
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,16 +67,67 @@ def _bench_document(run_dir: Path) -> dict:
     return _without_wall_times(json.loads((run_dir / "mcu.json").read_text()))
 
 
-def mcu_bench(root: Path, weights: Path, args) -> dict:
+DEMO_CHECKPOINT = Path("runs/demo/train/model.pt")
+
+
+def _start_cluster(root: Path):
+    """``ray start --head --num-cpus 2 --block`` on a free port, as its own process (stopped by
+    terminating it: ``ray stop`` would stop every Ray instance of this user), with token
+    authentication as docs/cluster.md says (``RAY_AUTH_MODE=token`` and a fresh ``RAY_AUTH_TOKEN``,
+    set in this process's environment too, for the runs that connect). Returns (the process, its
+    address, seconds until ``ray status`` answered)."""
+    import secrets
+    import socket
+    import subprocess
+
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    address = f"127.0.0.1:{port}"
+    started = time.perf_counter()
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--num-cpus", "2", "--port", str(port),
+                             "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
+                             "--temp-dir", str(root / "ray-tmp"), "--disable-usage-stats"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    while subprocess.run([ray_cli, "status", "--address", address], capture_output=True).returncode != 0:
+        if head.poll() is not None or time.perf_counter() - started > 120:
+            _stop_cluster(head)
+            raise RuntimeError(f"`ray start --head` on port {port} did not come up")
+        time.sleep(0.5)
+    return head, address, round(time.perf_counter() - started, 2)
+
+
+def _stop_cluster(head) -> None:
+    """Stop the head started by :func:`_start_cluster` and every process it started (its session)."""
+    import signal
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(head.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            head.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        time.sleep(2)  # its children leave after it
+
+
+def mcu_bench(root: Path, weights: Path | None, args, ray_address: str | None) -> dict:
     from unitprune.cli import main
 
-    common = ["mcu-bench", "--model", "digits", "--weights", str(weights), "--data", "digits",
-              "--targets", ",".join(args.targets), "--methods", ",".join(args.methods),
+    model = ["--model", "digits", "--weights", str(weights), "--data", "digits"] if weights else []
+    common = ["mcu-bench", *model, "--targets", ",".join(args.targets), "--methods", ",".join(args.methods),
               "--samples", str(args.samples), "--no-progress"]
+    on_ray = ["--executor", "ray", "--workers", "2"] + (["--ray-address", ray_address] if ray_address else [])
     runs = []
     for repeat in range(args.repeats):
         pair = {}
-        for name, extra in (("workers1", ["--workers", "1"]), ("ray", ["--executor", "ray", "--workers", "2"])):
+        for name, extra in (("workers1", ["--workers", "1"]), ("ray", on_ray)):
             run_dir = root / f"{name}-{repeat}"
             before = _load()
             started = time.perf_counter()
@@ -145,7 +202,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="pairs of runs (workers 1, ray)")
     parser.add_argument("--out", default="benchmarks/results/cluster.json")
     parser.add_argument("--keep", metavar="DIR", help="keep the run folders here (default: a temporary folder)")
+    parser.add_argument("--workload", choices=("digits", "demo"), default="digits",
+                        help=f"digits: trained here; demo: the demo's MNIST checkpoint ({DEMO_CHECKPOINT})")
+    parser.add_argument("--cluster", choices=("in-run", "started"), default="in-run",
+                        help="in-run: each Ray run starts a local instance; started: `ray start --head` once first")
+    parser.add_argument("--skip-overhead", action="store_true", help="leave out the small-sweep overhead part")
     args = parser.parse_args()
+    if args.workload == "demo" and not DEMO_CHECKPOINT.is_file():
+        parser.error(f"--workload demo needs the demo's checkpoint {DEMO_CHECKPOINT}: run `make demo` first")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="unitprune-cluster-"))
@@ -153,14 +217,24 @@ def main() -> None:
     from unitprune.experiments.provenance import environment_record
 
     model, splits = _trained_digits(root / "digits.pt")
-    document = {"machine": environment_record(), "cpu_count": os.cpu_count(),
-                "note": "wall times on a machine shared with other processes; load averages recorded",
-                "mcu_bench": mcu_bench(root, root / "digits.pt", args),
-                "ray_overhead_small_sweep": ray_overhead(model, splits)}
+    document = {"machine": environment_record(), "cpu_count": os.cpu_count(), "workload": args.workload,
+                "cluster": args.cluster,
+                "note": "wall times on a machine shared with other processes; load averages recorded"}
+    head, ray_address = None, None
+    if args.cluster == "started":
+        head, ray_address, document["ray_start_seconds"] = _start_cluster(root)
+    try:
+        document["mcu_bench"] = mcu_bench(root, root / "digits.pt" if args.workload == "digits" else None, args,
+                                          ray_address)
+    finally:
+        if head is not None:
+            _stop_cluster(head)
+    if not args.skip_overhead:
+        document["ray_overhead_small_sweep"] = ray_overhead(model, splits)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2) + "\n")
-    print(json.dumps({k: document[k] for k in ("mcu_bench", "ray_overhead_small_sweep")}, indent=2))
+    print(json.dumps({k: v for k, v in document.items() if k != "machine"}, indent=2))
     if not args.keep:
         shutil.rmtree(root)
 
