@@ -191,14 +191,14 @@ def _export(args: argparse.Namespace) -> int:
 
     labels = y_test.numpy()
     int8_accuracy = float(np.mean(outputs.argmax(axis=1) == labels))
-    float_unit = evaluate_unit_model(unit_model if unit_model is not None else convert(model), splits.test)
+    float_unit = evaluate_unit_model(unit_model, splits.test) if unit_model is not None else None
     float_dense = evaluate_unit_model(convert(model), splits.test)
     total = sum(counts.values(), MacCounts())
     plan = result.memory
     summary = {
         "model": name, "dataset": splits.name, "target": args.target, "variant": result.variant,
         "linear_quotient": result.linear_quotient, "approx": args.approx, "percentile": args.percentile,
-        "test_samples": len(x_q), "float_accuracy": float_dense.accuracy, "float_unit_accuracy": float_unit.accuracy,
+        "test_samples": len(x_q), "float_accuracy": float_dense.accuracy, "float_unit_accuracy": float_unit and float_unit.accuracy,
         "int8_accuracy": int8_accuracy, "macs": total.to_dict(), "macs_skipped_fraction": total.skipped_fraction,
         "per_layer": {layer: c.to_dict() for layer, c in counts.items()},
         "flash_table_bytes": result.flash_table_bytes, "model_sram_bytes": plan.peak_sram_bytes,
@@ -210,9 +210,11 @@ def _export(args: argparse.Namespace) -> int:
         "fastest": None if fastest is None else fastest.to_dict(),
     }
     atomic_write_text(out_dir / "host_check.json", json.dumps(summary, indent=2) + "\n")
+    setting = (f"plan fastest within {args.budget:g} points" if fastest is not None
+               else f"approx {args.approx}, percentile {args.percentile:g}")
     print(f"{name} on {splits.name}: {result.variant} kernels"
           + (f" (linear quotient {result.linear_quotient})" if result.variant == "unit" else "")
-          + f", approx {args.approx}, percentile {args.percentile:g}, target {args.target}")
+          + f", {setting}, target {args.target}")
     if fastest is not None:
         print(f"fastest within {args.budget:g} points on {fastest.target}: {fastest.method}"
               + ("" if fastest.knob is None else f" at knob {fastest.knob:g}")
@@ -223,8 +225,9 @@ def _export(args: argparse.Namespace) -> int:
             cycles = f"{candidate['cycles']:,} cycles" if "cycles" in candidate else "not measured"
             print(f"  {candidate['method']}: {'admitted' if candidate['admitted'] else 'refused'} "
                   f"({candidate['why']}), {cycles}")
-    print(f"accuracy on {len(x_q)} test samples: float {100 * float_dense.accuracy:.2f}%, float UnIT "
-          f"{100 * float_unit.accuracy:.2f}%, int8 (exported C) {100 * int8_accuracy:.2f}%")
+    float_unit_text = "" if float_unit is None else f"float UnIT {100 * float_unit.accuracy:.2f}%, "
+    print(f"accuracy on {len(x_q)} test samples: float {100 * float_dense.accuracy:.2f}%, {float_unit_text}"
+          f"int8 (exported C) {100 * int8_accuracy:.2f}%")
     print(f"MACs: {total.dense:,} dense, {total.skipped_fraction:.1%} skipped (zero weight "
           f"{total.zero_weight / max(total.dense, 1):.1%}, zero activation "
           f"{total.zero_activation / max(total.dense, 1):.1%}, threshold {total.threshold / max(total.dense, 1):.1%})")
