@@ -255,7 +255,7 @@ def model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quoti
     sections = _op_sections(qmodel, plan, variant, linear_quotient, block_rows, _TableStyle(asm_above, far))
     arena = (f"/* activation arena (memory plan: {plan.arena_bytes} bytes, peak at {plan.peak_op}) */\n"
              f"static int32_t unit_model_arena_words[{(plan.arena_bytes + 3) // 4}]; /* 4-byte aligned */\n"
-             "#define unit_model_arena ((int8_t *)unit_model_arena_words)\n") if plan.arena_bytes else ""
+             "static int8_t *const unit_model_arena = (int8_t *)unit_model_arena_words;\n") if plan.arena_bytes else ""
     scratch_bytes = plan.scratch_bytes
     scratch_words = max(1, (scratch_bytes + 3) // 4)
     scratch = (f"/* int32 scratch shared by the layers: the largest any layer needs, {scratch_bytes} bytes */\n"
