@@ -8,10 +8,12 @@ not accuracy) and seed:
   Linear), its peak SRAM (memory plan; firmware static SRAM + measured stack), one inference per
   sample in simavr, outputs compared with the integer reference; layer by layer is refused by the
   exporter (its message is recorded);
-* ``mnist`` (Table 1): both executions on AVR (simavr) and MSP430 (mspdebug, software multiply),
-  cycles per inference (median over the samples), bit-exact against the reference;
-* ``ds-cnn``: peak SRAM of both plans (host exports: the memory plans) and the fused host build
-  bit-exact against the reference (outputs and counters).
+* ``mnist`` (Table 1): layer by layer and fused with ``fused_rows`` 1, 4 and 8 (output rows per
+  conv step) on AVR (simavr) and MSP430 (mspdebug, software multiply), cycles per inference (median
+  over the samples), bit-exact against the reference;
+* ``ds-cnn``: peak SRAM of layer by layer, fused by rows, and fused along the axis ``auto`` picks
+  (host exports: the memory plans), and the fused host build bit-exact against the reference
+  (outputs and counters).
 
 Writes ``benchmarks/results/fused.json`` and ``docs/results/fused.md``:
 
@@ -43,6 +45,8 @@ from results_io import write_results
 
 SHAPES = {name: MODEL_INPUT_SHAPES[name] for name in ("kws", "mnist", "ds-cnn")}
 AVR_SRAM_TARGET = 7936
+#: fused_rows of the MNIST cycle comparison (output rows per conv step)
+FUSED_ROWS = (1, 4, 8)
 
 
 def _quantized(name: str, seed: int, variant: str, calibration: int = 16):
@@ -55,8 +59,8 @@ def _quantized(name: str, seed: int, variant: str, calibration: int = 16):
     return qmodel, quantize_input(qmodel, x[calibration:])
 
 
-def _firmware_run(qmodel, target: str, x_q: np.ndarray, out_dir: Path, execution: str) -> dict:
-    result = export_c(qmodel, out_dir, target=target, samples=x_q, execution=execution)
+def _firmware_run(qmodel, target: str, x_q: np.ndarray, out_dir: Path, execution: str, fused_rows: int = 1) -> dict:
+    result = export_c(qmodel, out_dir, target=target, samples=x_q, execution=execution, fused_rows=fused_rows)
     made = subprocess.run(["make", "-s", "model.elf"], cwd=out_dir, capture_output=True, text=True)
     if made.returncode != 0:
         raise RuntimeError(made.stderr)
@@ -65,7 +69,8 @@ def _firmware_run(qmodel, target: str, x_q: np.ndarray, out_dir: Path, execution
     inferences = [region for region in run.regions if region.label == "inference"]
     emitted = np.stack([np.frombuffer(bytes(region.data), np.int8) for region in inferences])
     expected, _ = run_reference(qmodel, x_q)
-    return {"execution": result.execution, "cycles": [region.cycles for region in inferences],
+    return {"execution": result.execution, "fused_rows": fused_rows, "fused_axis": result.fused_axis,
+            "cycles": [region.cycles for region in inferences],
             "cycles_median": statistics.median(region.cycles for region in inferences),
             "model_sram_bytes": result.memory.peak_sram_bytes,
             "plan_sram_with_io_bytes": result.memory.peak_sram_with_io_bytes,
@@ -77,12 +82,15 @@ def _firmware_run(qmodel, target: str, x_q: np.ndarray, out_dir: Path, execution
 
 def _host_plans(qmodel, x_q: np.ndarray, out_dir: Path) -> dict:
     layers = export_c(qmodel, out_dir / "layers").memory
+    rows_only = export_c(qmodel, out_dir / "fused-height", execution="fused", fused_axis="height").memory
     fused = export_c(qmodel, out_dir / "fused", execution="fused").memory
     outputs, counts = unitprune.run_exported(out_dir / "fused", x_q)
     expected, expected_counts = run_reference(qmodel, x_q)
     return {"layers_model_sram_bytes": layers.peak_sram_bytes, "layers_sram_with_io_bytes": layers.peak_sram_with_io_bytes,
             "fused_model_sram_bytes": fused.peak_sram_bytes, "fused_sram_with_io_bytes": fused.peak_sram_with_io_bytes,
-            "fused_buffers": fused.buffers,
+            "fused_buffers": fused.buffers, "fused_axis": fused.axis,
+            "fused_height_model_sram_bytes": rows_only.peak_sram_bytes,
+            "fused_height_sram_with_io_bytes": rows_only.peak_sram_with_io_bytes,
             "host_bit_exact": bool(np.array_equal(outputs, expected.reshape(len(x_q), -1)) and counts == expected_counts)}
 
 
@@ -106,10 +114,15 @@ def _mnist(seed: int, work: Path, args) -> list[dict]:
         qmodel, x_q = _quantized("mnist", seed, variant)
         for target in ("avr", "msp430"):
             row = {"model": "mnist", "seed": seed, "variant": variant, "target": target}
-            for execution in ("layers", "fused"):
-                row[execution] = _firmware_run(qmodel, target, x_q[:args.mnist_samples],
-                                               work / f"{variant}-{target}-{execution}", execution)
-            row["cycle_ratio"] = row["fused"]["cycles_median"] / row["layers"]["cycles_median"]
+            row["layers"] = _firmware_run(qmodel, target, x_q[:args.mnist_samples], work / f"{variant}-{target}-layers",
+                                          "layers")
+            row["fused"] = {}
+            for rows_per_step in FUSED_ROWS:
+                row["fused"][str(rows_per_step)] = _firmware_run(
+                    qmodel, target, x_q[:args.mnist_samples], work / f"{variant}-{target}-fused-{rows_per_step}",
+                    "fused", rows_per_step)
+            row["cycle_ratio"] = {b: run["cycles_median"] / row["layers"]["cycles_median"]
+                                  for b, run in row["fused"].items()}
             rows.append(row)
     return rows
 
@@ -127,8 +140,7 @@ MEASURES = {"kws": _kws, "mnist": _mnist, "ds-cnn": _ds_cnn}
 
 def _brief(row: dict) -> dict:
     """A row without its long lists, for the progress lines."""
-    return {k: ({kk: vv for kk, vv in v.items() if kk != "cycles"} if isinstance(v, dict) else v)
-            for k, v in row.items() if k != "fused_buffers"}
+    return {k: v for k, v in row.items() if k not in ("fused_buffers", "fused", "layers")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -186,9 +198,10 @@ def markdown(document: dict) -> str:
              "## Peak SRAM", "",
              "Memory plans of host exports (descriptors sized for 64-bit pointers), and for KWS the fused "
              "ATmega2560 export and its firmware (simavr).", "",
-             "| model | layer by layer: model SRAM (B) | fused: model SRAM (B) | fused + I/O (B) | "
-             "fused on AVR: plan + I/O (B) | fused firmware on AVR: static + stack (B) | bit-exact |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | layer by layer: model SRAM (B) | fused by rows (height): model SRAM (B) | fused, axis "
+             "auto: model SRAM (B) | axis | fused + I/O (B) | fused on AVR: plan + I/O (B) | fused firmware on "
+             "AVR: static + stack (B) | bit-exact |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in ("kws", "ds-cnn"):
         sel = [r for r in rows if r["model"] == name]
         if not sel:
@@ -198,28 +211,36 @@ def markdown(document: dict) -> str:
         avr_plan = _spread([r["plan_sram_with_io_bytes"] for r in sel]) if ran else "-"
         exact = all(r.get("bit_exact", True) and r["host_bit_exact"] for r in sel)
         lines.append(f"| {name} | {_spread([r['layers_model_sram_bytes'] for r in sel])} | "
-                     f"{_spread([r['fused_model_sram_bytes'] for r in sel])} | "
+                     f"{_spread([r['fused_height_model_sram_bytes'] for r in sel])} | "
+                     f"{_spread([r['fused_model_sram_bytes'] for r in sel])} | {sel[0]['fused_axis']} | "
                      f"{_spread([r['fused_sram_with_io_bytes'] for r in sel])} | {avr_plan} | {firmware} | "
                      f"{'yes' if exact else 'NO'} |")
     kws = [r for r in rows if r["model"] == "kws"]
     if kws:
-        lines += ["", f"KWS fused on the ATmega2560 (far tables: {kws[0]['far_tables']}): cycles per inference "
+        lines += ["", f"KWS fused on the ATmega2560 (far tables: {kws[0]['far_tables']}, streamed along the "
+                  f"{kws[0]['fused_axis']}): cycles per inference "
                   f"{_spread([r['cycles_median'] for r in kws])}; AVR SRAM target {AVR_SRAM_TARGET:,} B. "
                   f"Layer by layer the exporter refuses it: \"{kws[0].get('layers_refused', '')[:240]}...\""]
+    if not any(r["model"] == "mnist" for r in rows):
+        return "\n".join(lines + ["", "## Targets", ""] + _targets(rows) + [""])
     lines += ["", "## Cycles, MNIST (Table 1), both plans fit", "",
-              "| variant | target | layer by layer (cycles) | fused (cycles) | fused / layers | model SRAM layers -> "
-              "fused (B) | bit-exact |", "|---|---|---|---|---|---|---|"]
+              "`fused_rows` B: output rows each conv computes per step (windows of K + (B - 1) * stride rows, "
+              "a B-row output block). Cycles per inference, median over the samples; spreads over the seeds.", "",
+              "| variant | target | layer by layer (cycles) | "
+              + " | ".join(f"fused B={b} (cycles) | B={b} / layers" for b in FUSED_ROWS)
+              + " | model SRAM (B): layers, " + ", ".join(f"B={b}" for b in FUSED_ROWS) + " | bit-exact |",
+              "|---|---|---|" + "---|---|" * len(FUSED_ROWS) + "---|---|"]
     for variant in ("dense", "unit"):
         for target in ("avr", "msp430"):
             sel = [r for r in rows if r["model"] == "mnist" and r["variant"] == variant and r["target"] == target]
             if not sel:
                 continue
-            exact = all(r["layers"]["bit_exact"] and r["fused"]["bit_exact"] for r in sel)
+            exact = all(r["layers"]["bit_exact"] and all(f["bit_exact"] for f in r["fused"].values()) for r in sel)
+            cells = " | ".join(f"{_spread([int(r['fused'][str(b)]['cycles_median']) for r in sel])} | "
+                               f"{_spread([r['cycle_ratio'][str(b)] for r in sel])}" for b in FUSED_ROWS)
+            sram = ", ".join(f"{sel[0]['fused'][str(b)]['model_sram_bytes']:,}" for b in FUSED_ROWS)
             lines.append(f"| {variant} | {target} | {_spread([int(r['layers']['cycles_median']) for r in sel])} | "
-                         f"{_spread([int(r['fused']['cycles_median']) for r in sel])} | "
-                         f"{_spread([r['cycle_ratio'] for r in sel])} | "
-                         f"{sel[0]['layers']['model_sram_bytes']:,} -> {sel[0]['fused']['model_sram_bytes']:,} | "
-                         f"{'yes' if exact else 'NO'} |")
+                         f"{cells} | {sel[0]['layers']['model_sram_bytes']:,}, {sram} | {'yes' if exact else 'NO'} |")
     lines += ["", "## Targets", ""] + _targets(rows) + [""]
     return "\n".join(lines)
 
@@ -237,31 +258,30 @@ def _targets(rows: list[dict]) -> list[str]:
                      "checkpoint (none on a fresh machine).")
     mnist = [r for r in rows if r["model"] == "mnist"]
     if mnist:
-        ratios = [r["cycle_ratio"] for r in mnist]
-        lines.append(f"* MNIST fused cycles <= 1.05x layer by layer: **{'met' if max(ratios) <= 1.05 else 'missed'}** "
-                     f"({min(ratios):.3f}x-{max(ratios):.3f}x over variants, targets and seeds). What limits it: "
-                     "each output row is one call of the whole-layer conv kernel on a window, so the kernel's "
-                     "per-row work (argument checks, and per output channel and tap the clipping of the valid "
-                     "range, the weight/tau loads) is done once per row instead of once per plane: the cost "
-                     "docs/export.md measures for `conv_block_rows=1` (1.60x/1.74x AVR, 1.29x/1.38x MSP430 on "
-                     "the demo's trained MNIST model, dense/unit). The window shifts and row copies are a small part. Several output rows per "
-                     "step (windows of K + (B - 1) * stride rows) would trade SRAM back for cycles; not "
-                     "implemented.")
+        worst = {b: max(r["cycle_ratio"][str(b)] for r in mnist) for b in FUSED_ROWS}
+        met = [b for b in FUSED_ROWS if worst[b] <= 1.05]
+        sram = {b: max(r["fused"][str(b)]["model_sram_bytes"] for r in mnist) for b in FUSED_ROWS}
+        layers_sram = max(r["layers"]["model_sram_bytes"] for r in mnist)
+        lines.append(f"* MNIST fused cycles <= 1.05x layer by layer: **{'met' if met else 'missed'}**"
+                     + (f" with fused_rows={met[0]} ({worst[met[0]]:.3f}x at most over variants, targets and seeds; "
+                        f"model SRAM {sram[met[0]]:,} B against {layers_sram:,} B layer by layer)" if met else "")
+                     + "; the worst ratio per B: " + ", ".join(f"B={b}: {worst[b]:.3f}x ({sram[b]:,} B)"
+                                                                for b in FUSED_ROWS)
+                     + ". What costs the cycles at B=1: each output row is one call of the whole-layer conv "
+                     "kernel on a window, so the kernel's per-call work (argument checks; per output channel "
+                     "and tap the valid range, the weight and tau loads: the UnIT kernel's is the larger) is done "
+                     "once per row instead of once per plane; B rows per step share it.")
     ds = [r for r in rows if r["model"] == "ds-cnn"]
     if ds:
         r = ds[0]
         ratio = r["fused_sram_with_io_bytes"] / r["layers_sram_with_io_bytes"]
-        windows = [b for b in r["fused_buffers"] if b["name"].startswith("window")]
-        dw = sum(b["bytes"] for b in windows if b["name"].startswith("window of dw"))
-        pw = sum(b["bytes"] for b in windows if b["name"].startswith("window of pw"))
+        rows_ratio = r["fused_height_sram_with_io_bytes"] / r["layers_sram_with_io_bytes"]
         lines.append(f"* DS-CNN fused SRAM <= 1/4 of layer by layer: **{'met' if ratio <= 0.25 else 'missed'}** "
                      f"({r['fused_sram_with_io_bytes']:,} / {r['layers_sram_with_io_bytes']:,} B = {ratio:.3f}, "
-                     "host plans). What limits it: the windows of the four depthwise 3x3 convs, 3 rows of "
-                     f"64 x 31 each, {dw:,} B together, already exceed a quarter; the four pointwise windows "
-                     f"(1 row each, {pw:,} B) could be dropped by reading the incoming row directly (not "
-                     "implemented). Streaming along the time axis (width 31 here, height 20) or in column "
-                     "tiles would shrink the depthwise windows; not implemented. The global average pool "
-                     "keeps only its int32 sums (no window).")
+                     f"host plans, streamed along the {r['fused_axis']}; by rows {rows_ratio:.3f}). The depthwise "
+                     "windows hold 3 columns of 64 x 20 (along the time axis) instead of 3 rows of 64 x 31, the "
+                     "pointwise convs read their input row in place (two row buffers, no window), and the global "
+                     "average pool keeps only its int32 sums.")
     return lines
 
 

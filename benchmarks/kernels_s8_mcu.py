@@ -21,8 +21,12 @@ Needs: ``apt-get install gcc-avr avr-libc binutils-avr simavr libsimavr-dev libe
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import json
 import logging
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,10 +37,11 @@ import torch.nn.functional as F
 
 import unitprune
 from unitprune.approx import BinTree
-from unitprune.kernels import s8
+from unitprune.kernels import s8, sparse_s8
+from unitprune.mcu import reference
 from unitprune.mcu import targets
 from unitprune.mcu.codegen import c_array
-from unitprune.mcu.qmodel import Requant
+from unitprune.mcu.qmodel import QConv, QLinear, Requant
 from unitprune.mcu.quantize import quantize_multiplier
 from unitprune.mcu.targets import ToolMissing
 from unitprune.torch_reference import ConvGeometry
@@ -253,6 +258,284 @@ def render_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------------------
+# Per layer: dense, zero-skipping and static-sparse kernels at TTP-like weight sparsities
+# ----------------------------------------------------------------------------------------
+
+#: Weight sparsities of the TTP-like pruned copies of each layer.
+SPARSITIES = (0.5, 0.85)
+#: Cycles per MAC of the floor loops: hand-written output-stationary loops on the MNIST conv2 shape,
+#: measured bit-exact in the same simulators (issue 19; /work/shared/DESIGN.md "The floor").
+FLOOR_CYCLES_PER_MAC = {"avr": 11.5, "msp430": 17.5, "msp430-hwmult": 12.5}
+#: The MNIST demo's linear layer (fc 256 -> 10) and a wider one.
+LINEAR_LAYERS = (("fc", 256, 10), ("fc_wide", 128, 32))
+LAYER_RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "kernels_floor"
+
+
+def _sibling(name: str):
+    """benchmarks/<name>.py as a module (this script runs as a script or is loaded by the tests)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def linear_op(name: str, inputs: int, outputs: int, rng) -> tuple[QLinear, np.ndarray]:
+    """A QLinear with random int8 weights (edge values included) and its int8 input (1, inputs)."""
+    weight = rng.integers(-127, 128, size=(outputs, inputs)).astype(np.int8)
+    weight.reshape(-1)[:3] = (-127, 127, 0)
+    x = rng.integers(-128, 128, size=(1, inputs)).astype(np.int8)
+    x.reshape(-1)[:2] = (-128, 127)
+    multiplier, shift = quantize_multiplier(100.0 / (128 * 127 * inputs))
+    requant = Requant(rng.integers(-1000, 1000, size=outputs).astype(np.int32), np.full(outputs, multiplier, np.int32),
+                      np.full(outputs, shift, np.int8), -128, 127)
+    table = np.zeros(129, np.uint8)
+    op = QLinear(name, inputs, outputs, weight, requant, 0, 0, table, np.zeros(1, np.int8), np.full(1, -1, np.int8),
+                 np.full(1, -1, np.int8), np.zeros(1, np.uint8), 1.0, 1.0, 1.0)
+    return op, x
+
+
+def prune(op, sparsity: float, seed: int, zero_channel: bool = False):
+    """``op`` with a random ``sparsity`` fraction of its weights zeroed (TTP-like); ``zero_channel``:
+    every weight of output channel 0 too (its outputs are the bias alone)."""
+    rng = np.random.default_rng(seed)
+    weight = np.where(rng.random(op.weight.shape) < sparsity, 0, op.weight).astype(np.int8)
+    if zero_channel:
+        weight[0] = 0
+    return dataclasses.replace(op, weight=weight)
+
+
+def _region(label: str, call: str, size: int) -> str:
+    return f"""unit_mcu_label("{label}");
+        UNIT_MCU_START();
+        status = {call};
+        UNIT_MCU_STOP();
+        code = (int8_t)status;
+        unit_mcu_emit(&code, 1);
+        unit_mcu_emit(y, {size});"""
+
+
+def _sparse_tables_c(prefix: str, tables) -> str:
+    parts = [c_array("uint16_t", f"{prefix}_nnz", tables.nonzeros, flash=True)]
+    records, taps = "0", "0"
+    if tables.stored:
+        parts.append(c_array("int16_t", f"{prefix}_rec", tables.records, flash=True))
+        records = f"{prefix}_rec"
+    if tables.taps is not None and tables.stored:
+        parts.append(c_array("uint8_t", f"{prefix}_taps", tables.taps, flash=True))
+        taps = f"{prefix}_taps"
+    parts.append(f"static const unit_sparse_s8 {prefix}_sparse = {{{prefix}_nnz, {records}, {taps}}};\n")
+    return "".join(parts)
+
+
+def _accumulate_region(label: str, op: QConv, prefix: str, interior) -> str:
+    """The sparse runs alone over the outputs whose field is whole (assembly builds only)."""
+    (oy0, oy1), (ox0, ox1) = interior
+    if oy1 <= oy0 or ox1 <= ox0:
+        return ""
+    group_in, plane = op.in_channels // op.groups, op.in_height * op.in_width
+    return f"""
+#if UNIT__DOT_ASM
+        {{
+            const UNIT_TABLE int16_t *rec = {prefix}_sparse.records;
+            int16_t o, oy;
+            unit_mcu_label("{label}");
+            UNIT_MCU_START();
+            for (o = 0; o < {op.out_channels}; o++) {{
+                const int16_t nnz = (int16_t)UNIT_READ_S16((const int16_t *){prefix}_nnz + o);
+                if (nnz > 0) {{
+                    for (oy = {oy0}; oy < {oy1}; oy++) {{
+                        unit__sparse_run_s8(scratch, x + (o / {op.out_channels // op.groups}) * {group_in * plane} +
+                                            (oy * {op.stride[0]} - {op.padding[0]}) * {op.in_width} +
+                                            {ox0 * op.stride[1] - op.padding[2]}, rec, nnz, {ox1 - ox0}, {op.stride[1]});
+                    }}
+                }}
+                rec += 2 * nnz;
+            }}
+            UNIT_MCU_STOP();
+        }}
+#endif"""
+
+
+def layer_firmware(op, x: np.ndarray, pruned_ops: dict) -> str:
+    """main(): for each pruned copy of ``op`` (by label) the dense, zero-skipping and static-sparse
+    kernels' regions (``<layer>:<kernel>_<label>``), each emitting its status and output, and for a
+    conv the sparse runs alone (``<layer>:sparse_accumulate_<label>``)."""
+    conv = isinstance(op, QConv)
+    outputs = op.out_channels * op.out_height * op.out_width if conv else op.out_features
+    scratch_words = op.out_height * op.out_width if conv else op.out_features
+    parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_internal_sparse_s8.h"\n',
+             f"static int32_t scratch[{scratch_words}];\nstatic int8_t y[{outputs}];\nstatic int8_t x[{x.size}];\n",
+             c_array("int8_t", "x_flash", x, flash=True)]
+    body = [f"""
+    int32_t status, i;
+    int8_t code;
+    for (i = 0; i < {x.size}; i++) {{
+        x[i] = UNIT_READ_S8(x_flash + i);
+    }}"""]
+    if conv:
+        top, bottom, left, right = op.padding
+        body.append(f"""
+    const unit_conv2d_params params = {{1, {op.in_channels}, {op.in_height}, {op.in_width}, {op.out_channels},
+        {op.kernel_height}, {op.kernel_width}, {op.stride[0]}, {op.stride[1]}, {op.dilation[0]}, {op.dilation[1]},
+        {top}, {bottom}, {left}, {right}, {op.groups}, 0}};""")
+    parts += [c_array("int32_t", "bias", op.requant.bias, flash=True),
+              c_array("int32_t", "mult", op.requant.multiplier, flash=True),
+              c_array("int8_t", "shift", op.requant.shift, flash=True)]
+    body.append(f"    const unit_requant_s8 requant = {{bias, mult, shift, {op.requant.act_min}, "
+                f"{op.requant.act_max}}};")
+    interior = _sibling("conv_dense_s8_mcu").interior(op) if conv else None
+    for label, p in pruned_ops.items():
+        prefix = f"p{label}"
+        if conv:
+            padded = any(op.padding)
+            tables = sparse_s8.conv_sparse_tables(p.weight, op.in_height, op.in_width, op.dilation, padded, op.name)
+            parts.append(c_array("int8_t", f"{prefix}_w", p.weight, flash=True))
+            head = "&params, x"
+            calls = {"dense": f"unit_conv2d_dense_s8({head}, {prefix}_w, &requant, y, scratch, 0)",
+                     "zeroskip": f"unit_conv2d_zeroskip_s8({head}, {prefix}_w, &requant, y, scratch, 0)",
+                     "sparse": f"unit_conv2d_sparse_s8({head}, &{prefix}_sparse, &requant, y, scratch, 0)"}
+        else:
+            tables = sparse_s8.linear_sparse_tables(p.weight, op.name)
+            parts.append(c_array("int8_t", f"{prefix}_wt", np.ascontiguousarray(p.weight.T), flash=True))
+            head = f"x, 1, {op.in_features}, {op.out_features}"
+            calls = {"dense": f"unit_linear_dense_s8({head}, {prefix}_wt, &requant, y, scratch, 0)",
+                     "zeroskip": f"unit_linear_zeroskip_s8({head}, {prefix}_wt, &requant, y, scratch, 0)",
+                     "sparse": f"unit_linear_sparse_s8({head}, &{prefix}_sparse, &requant, y, scratch, 0)"}
+        parts.append(_sparse_tables_c(prefix, tables))
+        for kernel, call in calls.items():
+            body.append("        " + _region(f"{op.name}:{kernel}_{label}", call, outputs))
+        if conv:
+            body.append(_accumulate_region(f"{op.name}:sparse_accumulate_{label}", op, prefix, interior))
+    parts.append("int main(void) {" + "\n".join(body) + "\n    unit_mcu_done();\n    return 0;\n}\n")
+    return "\n".join(parts)
+
+
+def _nonzero_macs(op, p) -> tuple[int, int]:
+    """(MACs of the stored weights over every output, the same over the interior outputs only)."""
+    if isinstance(op, QLinear):
+        n = int(np.count_nonzero(p.weight))
+        return n, n
+    (oy0, oy1), (ox0, ox1) = _sibling("conv_dense_s8_mcu").interior(op)
+    n = int(np.count_nonzero(p.weight))
+    return n * op.out_height * op.out_width, n * max(oy1 - oy0, 0) * max(ox1 - ox0, 0)
+
+
+def _simulator_versions() -> dict[str, str]:
+    """The Debian package versions of the simulators (dpkg-query; "unknown" without dpkg)."""
+    versions = {}
+    for package in ("simavr", "mspdebug", "gcc-avr", "clang-14"):
+        try:
+            done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True,
+                                  timeout=30)
+            versions[package] = done.stdout.strip() or "unknown"
+        except (OSError, subprocess.TimeoutExpired):
+            versions[package] = "unknown"
+    return versions
+
+
+def measure_layers(layers, target_names=("avr", "msp430", "msp430-hwmult"), sparsities=SPARSITIES, seed: int = 0,
+                   build_dir: Path | None = None, linear_layers=LINEAR_LAYERS, opt: str = "O2",
+                   zero_channel: bool = False) -> dict:
+    """Per layer, sparsity and target: cycles of the dense, zero-skipping and static-sparse kernels
+    on the same pruned weights, every output checked against the integer reference (RuntimeError
+    on a mismatch). ``sparsities`` may hold 0 (every weight kept) and 1 (none); ``zero_channel``:
+    output channel 0 of every pruned copy has no nonzero weight."""
+    dense_bench = _sibling("conv_dense_s8_mcu")
+    rng = np.random.default_rng(seed)
+    items = [dense_bench.make_op(layer, rng) for layer in layers]
+    items += [linear_op(name, inputs, outputs, rng) for name, inputs, outputs in linear_layers]
+    labels = {f"{round(100 * s)}": s for s in sparsities}
+    result = {"seed": seed, "sparsities": list(sparsities), "floor_cycles_per_mac": FLOOR_CYCLES_PER_MAC,
+              "machine": {**dense_bench.machine(), **_simulator_versions()}, "layers": {}, "builds": {}}
+    with tempfile.TemporaryDirectory(prefix="kernels_s8_layers_") as temporary:
+        root = Path(build_dir or temporary)
+        root.mkdir(parents=True, exist_ok=True)
+        kernels = [*sorted(CSRC.glob("*_s8*.c")), *sorted(CSRC.glob("*_s8*.S"))]
+        plans = []
+        for index, (op, x) in enumerate(items):
+            pruned_ops = {label: prune(op, s, seed + 7 * index + j, zero_channel)
+                          for j, (label, s) in enumerate(labels.items())}
+            expected = {}
+            for label, p in pruned_ops.items():
+                y = (reference._conv(p, x, "zeroskip") if isinstance(op, QConv)
+                     else reference._linear(p, x, "zeroskip", "bitshift"))[0].reshape(-1)
+                for kernel in ("dense", "zeroskip", "sparse"):
+                    expected[f"{op.name}:{kernel}_{label}"] = y
+            (root / f"layer{index}.c").write_text(layer_firmware(op, x, pruned_ops))
+            plans.append((index, op, pruned_ops, expected))
+            macs = op.weight.size * (op.out_height * op.out_width if isinstance(op, QConv) else 1)
+            result["layers"][op.name] = {"kind": type(op).__name__, "macs": int(macs), "sparsity": {
+                label: {"weight_sparsity": 1 - np.count_nonzero(p.weight) / p.weight.size,
+                        "nonzero_macs": _nonzero_macs(op, p)[0]} for label, p in pruned_ops.items()}}
+        for target in target_names:
+            build = {"tools": targets.check_tools(target), "layers": {}}
+            for index, op, pruned_ops, expected in plans:
+                firmware = targets.build(target, [root / f"layer{index}.c", *kernels], include_dirs=[CSRC],
+                                         build_dir=root / f"{target}-{index}", opt=opt, name=f"layer{index}")
+                build["compiler"] = firmware.compiler
+                regions = {region.label: region for region in targets.run(firmware, max_cycles=400_000_000).regions}
+                for key, want in expected.items():
+                    data = np.frombuffer(regions[key].data, np.int8)
+                    if data.size != want.size + 1 or data[0] != 0 or not np.array_equal(data[1:], want):
+                        raise RuntimeError(f"{target}: {key} differs from the integer reference "
+                                           f"(status {data[0] if data.size else None})")
+                macs = result["layers"][op.name]["macs"]
+                rows = {}
+                for label, p in pruned_ops.items():
+                    nonzero, interior_nonzero = _nonzero_macs(op, p)
+                    cycles = {kernel: regions[f"{op.name}:{kernel}_{label}"].cycles
+                              for kernel in ("dense", "zeroskip", "sparse")}
+                    accumulate = regions.get(f"{op.name}:sparse_accumulate_{label}")
+                    rows[label] = {
+                        "cycles": cycles,
+                        "cycles_per_mac": {k: c / macs for k, c in cycles.items()},
+                        "sparse_cycles_per_nonzero_mac": cycles["sparse"] / nonzero if nonzero else None,
+                        "sparse_accumulation_cycles_per_nonzero_mac":
+                            accumulate.cycles / interior_nonzero if accumulate is not None and interior_nonzero
+                            else None,
+                        "speedup_sparse_over_dense": cycles["dense"] / cycles["sparse"],
+                        "speedup_zeroskip_over_dense": cycles["dense"] / cycles["zeroskip"]}
+                    logger.info("%s %s %s%%: dense %d, zeroskip %d, sparse %d cycles (%.2fx)", target, op.name,
+                                label, cycles["dense"], cycles["zeroskip"], cycles["sparse"],
+                                rows[label]["speedup_sparse_over_dense"])
+                build["layers"][op.name] = rows
+            result["builds"][target] = build
+    return result
+
+
+def render_layers_markdown(result: dict, command: str) -> str:
+    """The docs/results table of :func:`measure_layers`."""
+    m = result["machine"]
+    lines = ["# int8 kernels per layer: dense, zero-skipping and static-sparse (TTP-like pruned weights)", "",
+             f"Regenerated by `{command}`. Machine: {m['cpu']}, Python {m['python']}, unitprune {m['unitprune']}; "
+             f"Debian packages: simavr {m.get('simavr')}, mspdebug {m.get('mspdebug')}, gcc-avr {m.get('gcc-avr')}, "
+             f"clang-14 {m.get('clang-14')}; builds at -O2 (" + "; ".join(
+                 f"{t}: {b.get('compiler', '')}" for t, b in result["builds"].items()) +
+             "). Cycle counts are exact (simulators).",
+             "", "Every output of every kernel checked against the integer reference (`unitprune.mcu.reference`). "
+             "Cycles per dense MAC of the whole kernel call (output stage included); *sparse / nz MAC*: the "
+             "static-sparse kernel's cycles per stored-weight MAC (whole call), *runs / nz MAC*: its accumulation "
+             "runs alone over the outputs with whole fields; *floor*: the hand-written dense loop's cycles per MAC "
+             f"on the conv2 shape (issue 19). Weight sparsity {', '.join(f'{round(100 * s)} %' for s in result['sparsities'])}, "
+             f"seed {result['seed']}.", "",
+             "| target | layer | MACs | sparsity | dense c/MAC | zeroskip c/MAC | sparse c/MAC | sparse / nz MAC "
+             "| runs / nz MAC | floor c/MAC | sparse vs dense |", "|---" * 11 + "|"]
+    for target, build in result["builds"].items():
+        for name, rows in build["layers"].items():
+            for label, row in rows.items():
+                per = row["cycles_per_mac"]
+                runs = row["sparse_accumulation_cycles_per_nonzero_mac"]
+                nz = row["sparse_cycles_per_nonzero_mac"]
+                lines.append(f"| {target} | {name} | {result['layers'][name]['macs']:,} | {label} % | {per['dense']:.2f} "
+                             f"| {per['zeroskip']:.2f} | {per['sparse']:.2f} | {'-' if nz is None else f'{nz:.2f}'} "
+                             f"| {'-' if runs is None else f'{runs:.2f}'} | {FLOOR_CYCLES_PER_MAC.get(target, '-')} "
+                             f"| {row['speedup_sparse_over_dense']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--targets", nargs="+", default=["avr", "msp430", "msp430-hwmult"])
@@ -261,8 +544,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cflags", nargs="*", default=[], help="extra compiler flags (experiments)")
     parser.add_argument("--opts", nargs="*", default=None, help="optimisation levels, e.g. O2 (default: per target)")
     parser.add_argument("--build-dir", type=Path, default=None, help="keep the build here (default: temporary)")
+    parser.add_argument("--layers", action="store_true",
+                        help="per layer (MNIST conv1, conv2, a depthwise 3x3, fc): dense, zeroskip and static-sparse "
+                             "kernels at --sparsities; writes docs/results/kernels_floor/kernels_s8_layers.{json,md}")
+    parser.add_argument("--sparsities", type=float, nargs="*", default=list(SPARSITIES))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.layers:
+        result = measure_layers(_sibling("conv_dense_s8_mcu").MNIST, tuple(args.targets), tuple(args.sparsities),
+                                args.seed, args.build_dir)
+        command = "PYTHONPATH=src python benchmarks/kernels_s8_mcu.py --layers"
+        LAYER_RESULTS.mkdir(parents=True, exist_ok=True)
+        (LAYER_RESULTS / "kernels_s8_layers.json").write_text(json.dumps(result, indent=1))
+        (LAYER_RESULTS / "kernels_s8_layers.md").write_text(render_layers_markdown(result, command))
+        print(render_layers_markdown(result, command))
+        return
     try:
         opts = {t: tuple(args.opts) for t in args.targets} if args.opts else None
         result = measure(tuple(args.targets), args.seed, args.build_dir, opts, tuple(args.cflags))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from unitprune.experiments.provenance import cpu_model
 
-__all__ = ["cpu_model", "write_results"]
+__all__ = ["core_target_provenance", "cpu_model", "write_results"]
 
 
 def write_results(output_dir: Path, stem: str, document: dict, markdown: str | None = None) -> list[Path]:
@@ -26,3 +26,16 @@ def write_results(output_dir: Path, stem: str, document: dict, markdown: str | N
         written.append(output_dir / f"{stem}.md")
         written[1].write_text(markdown)
     return written
+
+
+def core_target_provenance(target: str, started: float) -> dict:
+    """``machine``, ``tools`` (the Cortex-M0+ / RV32 ``target``'s compiler and emulator) and
+    ``seconds`` since ``started`` (a ``time.perf_counter()`` value) for a benchmark document."""
+    import platform
+    import time
+
+    from unitprune.mcu import targets
+
+    tools = targets.check_tools(target)
+    return {"machine": f"{cpu_model()}, Python {platform.python_version()}",
+            "tools": f"{tools['compiler_version']}, {tools['emulator']}", "seconds": round(time.perf_counter() - started, 1)}

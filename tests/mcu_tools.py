@@ -48,3 +48,17 @@ def load_benchmark(name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def corrupt_one_conv_output(monkeypatch, reference) -> None:
+    """Make ``reference._conv`` (a benchmark's integer reference) return one output with its low bit
+    flipped, so a test can check that the benchmark's bit-exactness check catches it."""
+    real = reference._conv
+
+    def off_by_one(op, x, variant):
+        y, counts = real(op, x, variant)
+        y = y.copy()
+        y.reshape(-1)[0] = y.reshape(-1)[0] ^ 1
+        return y, counts
+
+    monkeypatch.setattr(reference, "_conv", off_by_one)

@@ -27,9 +27,11 @@ CC = shutil.which("cc") or shutil.which("gcc")
 needs_cc = pytest.mark.skipif(CC is None, reason="no host C compiler (apt-get install gcc)")
 
 
-def check_fused_bit_exact(qmodel: QuantizedModel, out_dir, x: np.ndarray, variant: str, linear_quotient: str):
+def check_fused_bit_exact(qmodel: QuantizedModel, out_dir, x: np.ndarray, variant: str, linear_quotient: str,
+                          fused_rows: int = 1, fused_axis: str = "auto"):
     """Export fused, build and run on the host; outputs and counters equal the layer-by-layer reference's."""
-    result = export_c(qmodel, out_dir, variant=variant, linear_quotient=linear_quotient, execution="fused")
+    result = export_c(qmodel, out_dir, variant=variant, linear_quotient=linear_quotient, execution="fused",
+                      fused_rows=fused_rows, fused_axis=fused_axis)
     assert result.execution == "fused"
     outputs, counts = unitprune.run_exported(out_dir, x)
     expected, expected_counts = run_reference(dataclasses.replace(qmodel, linear_quotient=linear_quotient), x,
@@ -117,6 +119,41 @@ def test_random_chains_fused_bit_exact(tmp_path_factory, case, variant, linear_q
 
 
 @needs_cc
+@given(case=fused_chains(), variant=st.sampled_from(VARIANTS), fused_rows=st.sampled_from([1, 2, 4]))
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_chains_streamed_along_the_width_bit_exact(tmp_path_factory, case, variant, fused_rows):
+    """The chain streamed column by column (the transposed model, the input read and an output
+    stored by columns): the same outputs and counters."""
+    qmodel, x = case
+    result = check_fused_bit_exact(qmodel, tmp_path_factory.mktemp("fused"), x, variant, "bitshift", fused_rows,
+                                   fused_axis="width")
+    assert result.fused_axis == "width" and result.memory.to_dict()["stream_axis"] == "width"
+
+
+@needs_cc
+@given(case=fused_chains(), variant=st.sampled_from(VARIANTS), fused_rows=st.sampled_from([2, 3, 5]))
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_chains_fused_rows_bit_exact(tmp_path_factory, case, variant, fused_rows):
+    """Several output rows per step (windows of K + (B - 1) * stride rows, a last shorter step when
+    B does not divide the output height): the same outputs and counters."""
+    qmodel, x = case
+    result = check_fused_bit_exact(qmodel, tmp_path_factory.mktemp("fused"), x, variant, "bitshift", fused_rows,
+                                   fused_axis="height")
+    convs = [op for op in qmodel.ops if hasattr(op, "kernel_height")]
+    for op in convs:
+        rows = min(fused_rows, op.out_height)
+        span = op.dilation[0] * (op.kernel_height - 1) + 1 + (rows - 1) * op.stride[0]
+        window = [(b["rows"], b["bytes"]) for b in result.memory.buffers if b["name"] == f"window of {op.name}"]
+        if not window:  # a one-row conv reading its input row in place
+            assert span == 1 and op.padding[:2] == (0, 0) and op.stride[0] == 1
+            assert any(b["name"] == "second row" for b in result.memory.buffers)
+            continue
+        assert window == [(span, op.in_channels * span * op.in_width)]
+        block = [b["bytes"] for b in result.memory.buffers if b["name"] == f"rows of {op.name}"]
+        assert block == ([op.out_channels * rows * op.out_width] if rows > 1 else [])
+
+
+@needs_cc
 @pytest.mark.parametrize("variant,linear_quotient", [("dense", "bitshift"), ("zeroskip", "bitshift"),
                                                      ("unit", "bitshift"), ("unit", "bintree"), ("unit", "table")])
 def test_mnist_model_fused_bit_exact_for_every_variant(tmp_path, variant, linear_quotient):
@@ -190,6 +227,16 @@ def test_fused_refusals_name_the_op(tmp_path):
     assert export_c(mlp, tmp_path / "b", execution="auto").execution == "layers"
     with pytest.raises(ExportError, match="execution"):
         export_c(mlp, tmp_path / "c", execution="depth-first")
+    chain = QuantizedModel(ops=[conv], input_shape=(1, 6, 6), input_scale=1.0, output_scale=1.0)
+    with pytest.raises(ExportError, match="fused_rows"):
+        export_c(chain, tmp_path / "d", execution="fused", fused_rows=0)
+    with pytest.raises(ExportError, match="fused_axis"):
+        export_c(chain, tmp_path / "e", execution="auto", fused_axis="diagonal")
+    with pytest.raises(ExportError, match="execution='fused' or 'auto'"):
+        export_c(chain, tmp_path / "f", fused_rows=4)
+    one_d = QuantizedModel(ops=[qmodels.linear(rng, "fc", 6, 2)], input_shape=(6,), input_scale=1.0, output_scale=1.0)
+    with pytest.raises(ExportError, match="no width"):
+        export_c(one_d, tmp_path / "g", execution="fused", fused_axis="width")
 
 
 def test_cli_export_execution(tmp_path):
@@ -200,10 +247,12 @@ def test_cli_export_execution(tmp_path):
 
     torch.save(build_model("digits", seed=0).state_dict(), tmp_path / "weights.pt")
     assert main(["export", "--model", "digits", "--weights", str(tmp_path / "weights.pt"), "--data", "digits",
-                 "--out-dir", str(tmp_path / "out"), "--execution", "fused"]) == 0
+                 "--out-dir", str(tmp_path / "out"), "--execution", "fused", "--fused-rows", "2",
+                 "--fused-axis", "width"]) == 0
     summary = json.loads((tmp_path / "out" / "host_check.json").read_text())
     plan = json.loads((tmp_path / "out" / "memory_plan.json").read_text())
     assert summary["bit_exact"] and summary["execution"] == plan["execution"] == "fused"
+    assert summary["fused_axis"] == plan["fused_axis"] == "width" and plan["fused_rows"] == 2
     assert summary["model_sram_bytes"] == plan["memory"]["peak_sram_bytes"]
 
 
@@ -220,10 +269,13 @@ def _model_ram_symbols(elf, names: list[str]) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("target", ["avr", "msp430"])
-def test_fused_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
-    """A fused export (conv with padding, ReLU, pool, conv, Linear) built by its own Makefile runs
-    bit-exactly in the simulator, the samples read row by row from flash; on AVR the model's RAM
-    symbols add up to the plan's peak SRAM, and the counters equal the reference's."""
+@pytest.mark.parametrize("options", [{}, {"fused_rows": 2, "fused_axis": "width", "variant": "dense"}],
+                         ids=["rows-unit", "columns-by-2-dense"])
+def test_fused_firmware_runs_bit_exact_on_the_simulator(tmp_path, target, options):
+    """A fused export (conv with padding, ReLU, pool, conv, a pointwise conv read in place, Linear)
+    built by its own Makefile runs bit-exactly in the simulator, the samples read row by row (or
+    column by column, two output columns per conv step) from flash; on AVR the model's RAM symbols
+    add up to the plan's peak SRAM, and the counters equal the reference's."""
     from tests.mcu_tools import require_program, require_target
     from unitprune.mcu import targets
     from unitprune.mcu.targets.common import firmware_from_elf
@@ -234,13 +286,16 @@ def test_fused_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
     conv1 = qmodels.conv(rng, "conv1", (1, 10, 8), 4, (3, 3), padding=(1, 1, 1, 1))
     pool = qmodels.maxpool("pool", qmodels.output_shape(conv1))
     conv2 = qmodels.conv(rng, "conv2", qmodels.output_shape(pool), 6, (3, 3), stride=(2, 1), padding=(2, 1, 0, 0))
-    flat = int(np.prod(qmodels.output_shape(conv2)))
-    qmodel = QuantizedModel(ops=[conv1, pool, conv2, QFlatten("flatten", flat), qmodels.linear(rng, "fc", flat, 5)],
+    conv3 = qmodels.conv(rng, "conv3", qmodels.output_shape(conv2), 4, (1, 1))
+    flat = int(np.prod(qmodels.output_shape(conv3)))
+    qmodel = QuantizedModel(ops=[conv1, pool, conv2, conv3, QFlatten("flatten", flat),
+                                 qmodels.linear(rng, "fc", flat, 5)],
                             input_shape=(1, 10, 8), input_scale=1.0, output_scale=1.0)
     x = qmodels.random_input(rng, 3, qmodel.input_shape, boundary=np.unique(conv1.tau))
-    expected, expected_counts = run_reference(qmodel, x)
+    expected, expected_counts = run_reference(qmodel, x, variant=options.get("variant", "unit"))
     counters = target == "avr"
-    result = export_c(qmodel, tmp_path, target=target, samples=x, execution="fused", counters=counters)
+    result = export_c(qmodel, tmp_path, target=target, samples=x, execution="fused", counters=counters, **options)
+    assert result.fused_axis == options.get("fused_axis", result.fused_axis)
     made = subprocess.run(["make", "-s", "model.elf"], cwd=tmp_path, capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     firmware = firmware_from_elf(target, tmp_path / "model.elf", tmp_path, [], "")
@@ -262,10 +317,12 @@ def test_fused_firmware_runs_bit_exact_on_the_simulator(tmp_path, target):
 @needs_cc
 @pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("which", ["mnist", "ds-cnn-like"])
-def test_resources_fused_equal_the_fused_memory_plan_and_run_bit_exact(tmp_path, which):
+@pytest.mark.parametrize("fused_rows,fused_axis", [(1, "auto"), (3, "width")])
+def test_resources_fused_equal_the_fused_memory_plan_and_run_bit_exact(tmp_path, which, fused_rows, fused_axis):
     """unitprune.resources(..., execution="fused") gives the fused export's peak SRAM (with the
     output, without the streamed input), term by term, for a conv/pool chain and for depthwise/
-    pointwise blocks with BatchNorm and a global average pool; both run bit-exact fused."""
+    pointwise blocks with BatchNorm and a global average pool, with the export's fused_rows and
+    fused_axis; both run bit-exact fused."""
     import torch
 
     from tests.test_export import _ds_cnn_like
@@ -280,14 +337,15 @@ def test_resources_fused_equal_the_fused_memory_plan_and_run_bit_exact(tmp_path,
     x = torch.randn(20, *shape)
     qmodel = unitprune.quantize(model, x[:16], variant="unit")
     x_q = quantize_input(qmodel, x[16:])
-    result = check_fused_bit_exact(qmodel, tmp_path / "fused", x_q, "unit", "bitshift")
+    result = check_fused_bit_exact(qmodel, tmp_path / "fused", x_q, "unit", "bitshift", fused_rows, fused_axis)
     plan = result.memory
-    r = resources(model, shape, unit_tables=True, target="host", execution="fused")
+    r = resources(model, shape, unit_tables=True, target="host", execution="fused", fused_rows=fused_rows,
+                  fused_axis=fused_axis)
     assert (r.arena_bytes, r.scratch_bytes, r.descriptor_bytes, r.input_bytes, r.output_bytes) == \
         (plan.arena_bytes, plan.scratch_bytes, plan.descriptor_bytes, 0, plan.output_bytes)
     assert r.sram_bytes == plan.peak_sram_with_io_bytes and r.flash_bytes == result.flash_table_bytes
     layers = resources(model, shape, unit_tables=True, target="host")
-    assert r.macs == layers.macs and r.sram_bytes < layers.sram_bytes
+    assert r.macs == layers.macs and (r.sram_bytes < layers.sram_bytes or fused_rows > 1)
 
 
 def test_fused_far_tables_bit_exact_on_avr(tmp_path):
@@ -322,13 +380,49 @@ def test_fused_code_compiles_warning_free(tmp_path, target):
         require_program(compiler, package)
     extra = ["-isystem", "msp430/include"] if target == "msp430" else []
     rng = np.random.default_rng(6)
-    for k, (qmodel, variant, quotient) in enumerate([(qmodels.mnist_like(rng), "unit", "bintree"),
-                                                     (tiny_avgpool_model(rng), "zeroskip", "bitshift")]):
+    blocks = {"fused_rows": 3, "fused_axis": "width"}
+    for k, (qmodel, variant, quotient, options) in enumerate([(qmodels.mnist_like(rng), "unit", "bintree", {}),
+                                                              (tiny_avgpool_model(rng), "zeroskip", "bitshift", {}),
+                                                              (qmodels.mnist_like(rng), "dense", "bitshift", blocks),
+                                                              (tiny_avgpool_model(rng), "unit", "table", blocks)]):
         out = tmp_path / str(k)
         x = qmodels.random_input(rng, 1, qmodel.input_shape)
         export_c(qmodel, out, target=target, variant=variant, linear_quotient=quotient, execution="fused",
-                 samples=None if target == "host" else x)
+                 samples=None if target == "host" else x, **options)
         for source in ("model.c", "main.c"):
             done = subprocess.run([compiler, *flags, *STRICT, *extra, "-I.", "-Ikernels", "-DUNIT_S8_COUNTS=1", "-c",
                                    source, "-o", "/dev/null"], cwd=out, capture_output=True, text=True)
             assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_fused_rows_auto_takes_the_most_rows_that_fit_and_resources_agree(tmp_path):
+    """fused_rows="auto" on the ATmega2560: the first of 24, 16, 8, 4, 2, 1 rows per step (MNIST's
+    conv1 has 24 output rows) whose explicit export fits its SRAM; on the host 1. The resource
+    model's fused SRAM for "auto" is that export's."""
+    import torch
+
+    from unitprune.mcu.reference import quantize_input
+    from unitprune.models import build_model
+    from unitprune.shrink.resources import resources
+
+    model = build_model("mnist", seed=0).eval()
+    x = torch.randn(18, 1, 28, 28)
+    qmodel = unitprune.quantize(model, x[:16], variant="unit")
+    x_q = quantize_input(qmodel, x[16:])
+    fitting = None
+    for rows in (24, 16, 8, 4, 2, 1):
+        try:
+            export_c(qmodel, tmp_path / f"rows{rows}", target="avr", samples=x_q, execution="fused", fused_rows=rows)
+        except ExportError as error:
+            assert "SRAM" in str(error)
+            continue
+        fitting = rows
+        break
+    assert fitting is not None and fitting > 1
+    result = export_c(qmodel, tmp_path / "auto", target="avr", samples=x_q, execution="fused", fused_rows="auto")
+    assert result.fused_rows == fitting
+    assert json.loads((tmp_path / "auto" / "memory_plan.json").read_text())["fused_rows"] == fitting
+    r = resources(model, (1, 28, 28), unit_tables=True, target="avr", execution="fused", fused_rows="auto")
+    assert r.sram_bytes == result.memory.peak_sram_with_io_bytes
+    assert export_c(qmodel, tmp_path / "host", execution="fused", fused_rows="auto").fused_rows == 1

@@ -43,16 +43,24 @@ RISCV_LISTING_INSTRUCTIONS = 17 + 3
 RISCV_LISTING_MODEL = 17 + 4 + 1 + 1 + 1 + 3 * 2
 
 
-def _listing(target: str, tmp_path) -> targets.RunResult:
-    require_target(target)
-    asm = FIRMWARE / ("listing_arm.S" if target.startswith("m0plus") else "listing_riscv.S")
-    firmware = targets.build(target, [FIRMWARE / "listing_main.c", asm], build_dir=tmp_path / target)
-    return firmware, targets.run(firmware, max_cycles=10_000_000)
+_LISTINGS: dict = {}
+
+
+def _listing(target: str, tmp_path_factory) -> tuple[targets.Firmware, targets.RunResult]:
+    """The listing firmware of ``target`` and its run, built once per module (the timing and the
+    strict-QEMU tests share it)."""
+    if target not in _LISTINGS:
+        require_target(target)
+        asm = FIRMWARE / ("listing_arm.S" if target.startswith("m0plus") else "listing_riscv.S")
+        firmware = targets.build(target, [FIRMWARE / "listing_main.c", asm],
+                                 build_dir=tmp_path_factory.mktemp(f"listing-{target}"))
+        _LISTINGS[target] = (firmware, targets.run(firmware, max_cycles=10_000_000))
+    return _LISTINGS[target]
 
 
 @pytest.mark.parametrize("target", CORES)
-def test_timing_table_matches_the_hand_counted_listing(target, tmp_path):
-    _, result = _listing(target, tmp_path)
+def test_timing_table_matches_the_hand_counted_listing(target, tmp_path_factory):
+    _, result = _listing(target, tmp_path_factory)
     empty, listing = result.region("empty"), result.region("listing")
     if target.startswith("m0plus"):
         assert (empty.cycles, empty.instructions) == (5, 2)  # BX LR 2 + BL 3 (unit_mcu.h)
@@ -143,8 +151,8 @@ def test_strict_qemu_cpu_agrees_on_outputs_and_instruction_counts(target, digits
 
 
 @pytest.mark.parametrize("target", ["m0plus", "rv32imc"])
-def test_strict_qemu_agrees_on_the_listing(target, tmp_path):
-    firmware, result = _listing(target, tmp_path)
+def test_strict_qemu_agrees_on_the_listing(target, tmp_path_factory):
+    firmware, result = _listing(target, tmp_path_factory)
     assert targets.check_isa(firmware, result)["instructions"] == result.instructions
 
 
@@ -170,8 +178,8 @@ def test_instruction_the_core_lacks_is_caught_by_the_strict_cpu(tmp_path):
                       '    unit_mcu_label("p");\n    unit_mcu_emit((const void *)&p, 4);\n    unit_mcu_done();\n}\n')
     imc = targets.build("rv32imc", [source], build_dir=tmp_path / "imc")
     imc_result = targets.run(imc)
-    assert imc_result.region("p").data == (700).to_bytes(4, "little")
-    targets.check_isa(imc, imc_result)  # fine on its own CPU
+    assert imc_result.region("p").data == (700).to_bytes(4, "little")  # (rv32imc's own strict CPU runs
+    # MUL: test_strict_qemu_agrees_on_the_listing[rv32imc])
     as_ec = targets.Firmware("rv32ec", imc.elf, imc.build_dir, imc.sections, imc.flash_bytes, imc.sram_static_bytes,
                              imc.symbols)
     with pytest.raises(targets.FirmwareError):
@@ -214,6 +222,17 @@ def test_resources_predict_the_export_plan(target, digits_dense, tmp_path):
     assert predicted.flash_bytes == sum(layer.total for layer in result.flash)
 
 
+def test_energy_figures_of_the_new_chips_are_the_cited_table_values():
+    """The datasheet values docs/mcu.md cites (SAMD21 DS40001882 37.7; CH32V003DS0 Table 3-6-1;
+    ESP32-C3 datasheet Table 5-8), at the clocks and voltages of those tables."""
+    cited = {"m0plus": (3.37e-3, 48e6, "37.7"), "m0plus-smallmul": (3.37e-3, 48e6, "37.7"),
+             "rv32ec": (4.0e-3, 48e6, "Table 3-6-1"), "rv32imc": (23e-3, 160e6, "Table 5-8")}
+    for target, (current, clock, table) in cited.items():
+        model = targets.ENERGY_MODELS[target]
+        assert (model.current_a, model.clock_hz, model.voltage_v) == (current, clock, 3.3) and table in model.citation
+        assert targets.energy_uj_estimate(target, 48_000_000) == pytest.approx(current * 3.3 * 48e6 / clock * 1e6)
+
+
 def test_presets_of_the_new_chips():
     from unitprune.mcu.targets.specs import STACK_RESERVE
     from unitprune.shrink.budget import PRESETS
@@ -225,8 +244,10 @@ def test_presets_of_the_new_chips():
 
 #: (C, H, W, O, KH, KW, stride, groups, act_min): no padding (the fast path) with strides, groups,
 #: an odd channel count, kernel widths 1..8, a 9-wide kernel (the portable fallback), no fused ReLU.
+#: Small: the strict-QEMU check single-steps every instruction (the portable kernel on rv32ec calls
+#: __mulsi3 per MAC, about 100 instructions).
 CONV_CASES = [(1, 12, 12, 3, 5, 5, 1, 1, 0), (4, 9, 10, 6, 3, 3, 2, 2, 0), (3, 7, 11, 5, 2, 8, 1, 1, -128),
-              (2, 6, 6, 4, 1, 1, 1, 1, 0), (2, 5, 12, 2, 3, 9, 1, 1, 0), (6, 8, 8, 16, 5, 5, 1, 1, 0)]
+              (2, 6, 6, 4, 1, 1, 1, 1, 0), (2, 5, 12, 2, 3, 9, 1, 1, 0), (6, 7, 7, 4, 5, 5, 1, 1, 0)]
 
 
 def _conv_cases_header(rng) -> str:
@@ -280,3 +301,41 @@ def test_mcu32_convolution_equals_the_portable_one(target, tmp_path):
             assert ours.cycles < reference.cycles, f"case {i} {case}: {ours.cycles} vs {reference.cycles}"
     if target != "host":
         assert targets.check_isa(firmware, result)["agree"]
+
+
+def test_ch32v003_preset_model_runs_bit_exact_within_the_chip(tmp_path):
+    """A small MNIST model shrunk under the ch32v003 preset (conv accumulators one row at a time) is
+    exported for rv32ec and runs bit-exact there; the ELF's static SRAM plus the measured stack fit
+    the chip's 2 KB and its flash (code, tables and the embedded sample) its 16 KB; the kernels'
+    descriptors are in flash, as the resource model now counts them on this target."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    import unitprune
+    from unitprune.mcu.targets.specs import CH32V003
+    from unitprune.shrink import ShrinkConfig
+    from unitprune.shrink.budget import PRESETS
+
+    require_target("rv32ec")
+    splits = load_dataset("mnist", seed=0)
+    train = TensorDataset(*(t[:256] for t in splits.train.tensors))
+    budget = PRESETS["ch32v003"].with_(conv_block_rows="min")
+    torch.manual_seed(0)
+    result = unitprune.shrink.shrink(build_model("mnist", seed=0), train, splits.val, budget,
+                                     ShrinkConfig(epochs=1, prune_epochs=1, remove_every=5))
+    assert result.fits and result.after.sram_bytes <= budget.sram_bytes and result.after.descriptor_bytes == 0
+    model = result.model.eval()
+    qmodel = quantize(model, splits.val.tensors[0][:100], variant="dense")
+    x_q = quantize_input(qmodel, splits.test.tensors[0][:1])
+    expected, _ = run_reference(qmodel, x_q)
+    work = tmp_path
+    export = export_c(qmodel, work / "export", target="rv32ec", samples=x_q, conv_block_rows="min")
+    assert export.memory.descriptor_bytes == 0 and export.memory.peak_sram_with_io_bytes == result.after.sram_bytes
+    firmware = _build("rv32ec", work / "export", work / "build", markers=False)
+    run = targets.run(firmware)
+    outputs = np.stack([np.frombuffer(r.data, dtype=np.int8) for r in run.regions if r.data])
+    assert np.array_equal(outputs, expected.reshape(1, -1))
+    assert firmware.sram_static_bytes + run.stack_bytes <= CH32V003["sram_bytes"]
+    assert firmware.flash_bytes <= CH32V003["flash_bytes"]
+    flash = targets.CORE_TARGETS["rv32ec"].flash
+    assert flash.origin <= firmware.symbols["conv1_params"] < flash.origin + flash.length

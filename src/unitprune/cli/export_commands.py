@@ -19,6 +19,15 @@ from .user_errors import CLIError
 __all__ = ["add_export_parser", "cmd_export"]
 
 
+def _fused_rows(text: str):
+    """``--fused-rows``: ``auto`` or an int >= 1."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected auto or an integer >= 1, got {text!r}")
+    return int(text)
+
+
 def add_export_parser(commands, formatter, add_common, add_model_options, add_data_options) -> None:
     """Register ``export`` (called by :func:`unitprune.cli.parser.build_parser` with its helpers)."""
     from ..mcu.targets.specs import EXPORT_TARGETS as TARGETS
@@ -52,6 +61,13 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
                             "row as soon as its input rows exist, windows of the rows still needed, the final "
                             "Linear accumulated per row, the input read row by row); auto: fused only when layer "
                             "by layer does not fit the target's SRAM. The outputs are the same")
+    group.add_argument("--fused-rows", type=_fused_rows, default=1, metavar="{B,auto}",
+                       help="fused: output rows each conv computes per step (default 1, the least SRAM); B rows "
+                            "need a window of K+(B-1)*stride input rows and a B-row block, and cost fewer cycles; "
+                            "auto: the most rows whose plan fits the target's SRAM")
+    group.add_argument("--fused-axis", default="auto", choices=("auto", "height", "width"),
+                       help="fused: stream along the height (rows) or the width (columns: the time axis of a "
+                            "bands x frames spectrogram); auto: the one needing less SRAM")
     group.add_argument("--kernels", default="auto", choices=("auto", "portable"),
                        help="auto: the int8 kernels' per-target assembly (AVR, MSP430) where a layer allows it; "
                             "portable: the C99 kernels everywhere (docs/kernels.md)")
@@ -180,7 +196,8 @@ def _export(args: argparse.Namespace) -> int:
     x_q = quantize_input(qmodel, x_test)
     samples = x_q[:args.samples] if args.target != "host" else None
     result = export_c(qmodel, out_dir, target=args.target, samples=samples, overwrite=args.overwrite,
-                      conv_block_rows=args.conv_block_rows, execution=args.execution, kernels=args.kernels)
+                      conv_block_rows=args.conv_block_rows, execution=args.execution, kernels=args.kernels,
+                      fused_rows=args.fused_rows, fused_axis=args.fused_axis)
 
     outputs, counts = run_exported(out_dir, x_q)
     reference, reference_counts = run_reference(qmodel, x_q)
@@ -204,6 +221,7 @@ def _export(args: argparse.Namespace) -> int:
         "flash_table_bytes": result.flash_table_bytes, "model_sram_bytes": plan.peak_sram_bytes,
         "arena_bytes": plan.arena_bytes, "scratch_bytes": plan.scratch_bytes,
         "conv_block_rows": result.conv_block_rows or "plane", "execution": result.execution,
+        "fused_axis": result.fused_axis,
         "input_bytes": plan.input_bytes,
         "output_bytes": plan.output_bytes, "bit_exact": bit_exact, "outputs_bit_exact": outputs_equal,
         "counters_bit_exact": counts_equal, "unit_kernel_plan": qmodel.source.get("unit_kernel_plan"),

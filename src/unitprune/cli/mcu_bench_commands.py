@@ -1,7 +1,9 @@
 """``unitprune mcu-bench``: every method's int8 model on the simulated MCUs (latency, energy estimate).
 
 By default it uses the demo's checkpoint (``runs/demo/train/model.pt``: the MNIST Table-1 model,
-input normalisation folded as the demo does) on MNIST; ``--model NAME --weights FILE`` or
+input normalisation folded as the demo does) on MNIST, or with ``--task kws`` the KWS demo's
+(``runs/kws/train/model.pt``, ``make demo-kws``: the Table-1 KWS model) on its synthesized speech,
+exported fused where it does not fit a chip's SRAM layer by layer; ``--model NAME --weights FILE`` or
 ``--model-file FILE --trust-model-file`` with ``--data`` measure another model. The work is
 :func:`unitprune.experiments.mcu_bench.bench.run_bench`; this module parses options and prints the table.
 """
@@ -17,6 +19,10 @@ from .executor_options import add_executor_options, executor_config
 __all__ = ["add_mcu_bench_parser", "cmd_mcu_bench"]
 
 DEMO_CHECKPOINT = Path("runs/demo/train/model.pt")
+#: The checkpoint, model and data of each ``--task`` without ``--model``: the demos' (``make demo``,
+#: ``make demo-kws``).
+TASKS = {"mnist": (DEMO_CHECKPOINT, "mnist", "mnist", "unitprune demo` (or `make demo`)"),
+         "kws": (Path("runs/kws/train/model.pt"), "kws", "synth_speech", "unitprune demo --task kws` (or `make demo-kws`)")}
 
 
 def add_mcu_bench_parser(commands, formatter, add_common, add_model_options, add_data_options) -> None:
@@ -34,6 +40,10 @@ def add_mcu_bench_parser(commands, formatter, add_common, add_model_options, add
     add_model_options(bench)
     add_data_options(bench)
     group = bench.add_argument_group("benchmark")
+    group.add_argument("--task", choices=tuple(TASKS), default="mnist",
+                       help="without --model/--model-file: the demo checkpoint measured, mnist (runs/demo) or kws "
+                            "(runs/kws: the Table-1 KWS model on synthesized speech, exported fused where it does "
+                            "not fit a chip's SRAM layer by layer)")
     group.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
                        help=f"comma-separated MCU targets ({', '.join(MCU_TARGETS)})")
     group.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated methods ({', '.join(METHODS)})")
@@ -98,12 +108,13 @@ def _load(args: argparse.Namespace):
     from .commands import _load_model_and_data
 
     if args.model is None and args.model_file is None:
-        if not DEMO_CHECKPOINT.is_file():
-            raise CLIError(f"no model given and no demo checkpoint at {DEMO_CHECKPOINT}: run `unitprune demo` (or "
-                           "`make demo`) first, or pass --model NAME --weights FILE / --model-file FILE --data ...")
-        args.model, args.weights = "mnist", str(DEMO_CHECKPOINT)
-        args.data = args.data or "mnist"
-        args.fold_input = True
+        checkpoint, model, data, how = TASKS[args.task]
+        if not checkpoint.is_file():
+            raise CLIError(f"no model given and no {args.task} demo checkpoint at {checkpoint}: run `{how} first, "
+                           "or pass --model NAME --weights FILE / --model-file FILE --data ...")
+        args.model, args.weights = model, str(checkpoint)
+        args.data = args.data or data
+        args.fold_input = True  # as the demos measure it
     return _load_model_and_data(args)
 
 

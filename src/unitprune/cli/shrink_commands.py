@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..mcu.targets.specs import CORE_TARGETS
 from .user_errors import CLIError
 
 __all__ = ["add_shrink_parser", "cmd_shrink"]
@@ -46,9 +47,9 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     p.add_argument("--prune-epochs", type=int, help="epochs with pruning (default: epochs - 2)")
     p.add_argument("--methods", nargs="+", choices=_METHODS, default=list(_METHODS), help="methods to run")
     p.add_argument("--unit", action="store_true", help="run UnIT on every result (MACs skipped within 1 point)")
-    p.add_argument("--measure", nargs="+", metavar="TARGET", default=[], choices=("avr", "msp430", "msp430-hwmult"),
+    p.add_argument("--measure", nargs="+", metavar="TARGET", default=[], choices=("avr", "msp430", "msp430-hwmult", *CORE_TARGETS),
                    help="also quantize, export and run every result (and the base, if it fits the exporter) on "
-                        "these simulated MCUs (simavr, mspdebug): firmware flash/SRAM, cycles dense/zeroskip/UnIT, "
+                        "these simulated MCUs (simavr, mspdebug, unicorn): firmware flash/SRAM, cycles dense/zeroskip/UnIT, "
                         "bit-exactness; implies --unit")
     p.add_argument("--measure-samples", type=int, default=5, metavar="N",
                    help="test samples embedded in and run by each firmware (default 5)")

@@ -221,14 +221,15 @@ static inline void unit__conv2d_s8_run(const unit_conv2d_params *p, const unit__
             for (first = 0; first < g->out_height; first += g->block_rows) {
                 const int32_t end = first + g->block_rows < g->out_height ? first + g->block_rows : g->out_height;
                 const int32_t positions = (end - first) * g->out_width;
+                int32_t kyd = 0, k_row = w_out; /* ky*dy and the kernel row's weights, by additions */
                 unit__fill_s32(scratch, positions, unit__bias_s8(requant, o));
-                for (ky = 0; ky < p->kernel_height; ky++) {
+                for (ky = 0; ky < p->kernel_height; ky++, kyd += p->dilation_y, k_row += p->kernel_width) {
                     unit__tap_s8 r;
-                    const int32_t k_row = w_out + ky * p->kernel_width;
-                    unit__conv_tap_rows_s8(p, g, ky, first, end, &r);
-                    for (kx = 0; kx < p->kernel_width; kx++) {
+                    int32_t kxd = 0;
+                    unit__conv_tap_rows_s8(p, g, kyd, first, end, &r);
+                    for (kx = 0; kx < p->kernel_width; kx++, kxd += p->dilation_x) {
                         unit__tap_s8 t;
-                        unit__conv_tap_s8(p, g, kx, &r, &t);
+                        unit__conv_tap_s8(p, g, kxd, &r, &t);
                         unit__conv2d_s8_tap(p, g, variant, x_group, weight + k_row + kx,
                                             tau != 0 ? tau + k_row + kx : tau, &t, positions, scratch + t.acc_offset,
                                             &tally);

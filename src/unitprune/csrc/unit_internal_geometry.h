@@ -42,20 +42,27 @@ static inline int32_t unit__conv2d_geometry(const unit_conv2d_params *p, int32_t
     return UNIT_OK;
 }
 
-/* Valid output range [lo, hi] along one axis for kernel index k: the outputs whose input
- * position o*stride + k*dilation - pad lies inside [0, size). lo > hi when there is none. */
-static inline void unit__tap_range(int32_t k, int32_t size, int32_t out_size, int32_t stride, int32_t dilation,
-                                   int32_t pad, int32_t *lo, int32_t *hi) {
+/* Valid output range [lo, hi] along one axis for the kernel offset kd = k*dilation: the outputs
+ * whose input position o*stride + kd - pad lies inside [0, size). lo > hi when there is none. The
+ * int8 loop nest passes kd kept up to date by additions (no multiply per tap on cores without one). */
+static inline void unit__tap_range_kd(int32_t kd, int32_t size, int32_t out_size, int32_t stride, int32_t pad,
+                                      int32_t *lo, int32_t *hi) {
     int32_t first, last;
     if (stride == 1) { /* the common case, without integer divisions */
-        first = pad - k * dilation;
-        last = size - 1 + pad - k * dilation;
+        first = pad - kd;
+        last = size - 1 + pad - kd;
     } else {
-        first = unit__ceil_div(pad - k * dilation, stride);
-        last = unit__floor_div(size - 1 + pad - k * dilation, stride);
+        first = unit__ceil_div(pad - kd, stride);
+        last = unit__floor_div(size - 1 + pad - kd, stride);
     }
     *lo = first > 0 ? first : 0;
     *hi = last < out_size - 1 ? last : out_size - 1;
+}
+
+/* The same for kernel index k. */
+static inline void unit__tap_range(int32_t k, int32_t size, int32_t out_size, int32_t stride, int32_t dilation,
+                                   int32_t pad, int32_t *lo, int32_t *hi) {
+    unit__tap_range_kd(k * dilation, size, out_size, stride, pad, lo, hi);
 }
 
 static inline int64_t unit__align16(int64_t bytes) {

@@ -307,12 +307,13 @@ typedef struct {
 } unit__tap_s8;
 
 /* The row part of the taps of kernel row ky in the block of output rows [first, end): r->rows
- * (0: none), r->acc_offset = (lo - first)*OW, r->x_offset = (lo*sy + ky*dy - pad_top)*W; computed
- * once per kernel row and block, so a tap (unit__conv_tap_s8) adds only its column part. */
-static inline void unit__conv_tap_rows_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t ky,
+ * (0: none), r->acc_offset = (lo - first)*OW, r->x_offset = (lo*sy + kyd - pad_top)*W with kyd =
+ * ky*dy (kept up to date by the caller's additions); computed once per kernel row and block, so a
+ * tap (unit__conv_tap_s8) adds only its column part. */
+static inline void unit__conv_tap_rows_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t kyd,
                                           int32_t first, int32_t end, unit__tap_s8 *r) {
     int32_t oy0, oy1, lo, hi;
-    unit__tap_range(ky, p->in_height, g->out_height, p->stride_y, p->dilation_y, p->pad_top, &oy0, &oy1);
+    unit__tap_range_kd(kyd, p->in_height, g->out_height, p->stride_y, p->pad_top, &oy0, &oy1);
     lo = oy0 > first ? oy0 : first;
     hi = oy1 + 1 < end ? oy1 + 1 : end;
     r->cols = 0;
@@ -325,14 +326,15 @@ static inline void unit__conv_tap_rows_s8(const unit_conv2d_params *p, const uni
     }
     r->rows = hi - lo;
     r->acc_offset = (lo - first) * g->out_width;
-    r->x_offset = (lo * p->stride_y + ky * p->dilation_y - p->pad_top) * p->in_width;
+    r->x_offset = (lo * p->stride_y + kyd - p->pad_top) * p->in_width;
 }
 
-/* Tap (ky, kx): the row part r of kernel row ky (unit__conv_tap_rows_s8) and the columns of kx. */
-static inline void unit__conv_tap_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t kx,
+/* Tap (ky, kx): the row part r of kernel row ky (unit__conv_tap_rows_s8) and the columns of kx
+ * (kxd = kx*dx, kept up to date by the caller). */
+static inline void unit__conv_tap_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t kxd,
                                      const unit__tap_s8 *r, unit__tap_s8 *t) {
     int32_t ox0, ox1;
-    unit__tap_range(kx, p->in_width, g->out_width, p->stride_x, p->dilation_x, p->pad_left, &ox0, &ox1);
+    unit__tap_range_kd(kxd, p->in_width, g->out_width, p->stride_x, p->pad_left, &ox0, &ox1);
     t->x_row_step = r->x_row_step;
     if (r->rows == 0 || ox1 < ox0) {
         t->rows = 0;
@@ -344,7 +346,11 @@ static inline void unit__conv_tap_s8(const unit_conv2d_params *p, const unit__co
     t->rows = r->rows;
     t->cols = ox1 - ox0 + 1;
     t->acc_offset = r->acc_offset + ox0;
-    t->x_offset = r->x_offset + ox0 * p->stride_x + kx * p->dilation_x - p->pad_left;
+    if (p->stride_x == 1) { /* ox0 + kxd - pad_left, written so that gcc does not make it ox0*stride_x */
+        t->x_offset = r->x_offset + (kxd > p->pad_left ? kxd - p->pad_left : 0);
+    } else {
+        t->x_offset = r->x_offset + ox0 * p->stride_x + kxd - p->pad_left;
+    }
 }
 
 /* Output stage of one output channel: y[p] = clamp(requantize(acc[p])) for p in [0, n). */

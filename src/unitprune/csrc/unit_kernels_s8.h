@@ -190,6 +190,41 @@ int32_t unit_linear_unit_sorted_table_s8(const int8_t *x, int32_t batch, int32_t
                                          const UNIT_TABLE uint8_t *quotient_table, const unit_requant_s8 *requant,
                                          int8_t *y, int32_t *scratch, unit_counts *counts);
 
+/* Static-sparse int8 kernels (TTP, train-time pruned weights): only the nonzero weights are
+ * stored, as records in flash, so a zero weight costs nothing; output-stationary, each output's
+ * accumulator in registers over its channel's records (unit_internal_sparse_s8.h: assembly runs on
+ * AVR and MSP430 unless UNIT_PORTABLE_KERNELS=1). The layout (SONIC's nonzero values with offsets):
+ *   nonzeros[O]   uint16: the nonzero weights of each output channel (0 allowed: the bias alone);
+ *   records[2*N]  int16 pairs {offset, weight}, output channel by output channel, N = sum of
+ *                 nonzeros; offset (read as uint16) = c*H*W + ky*dilation_y*W + kx*dilation_x, the
+ *                 input element from the output's field origin (c within the channel's group;
+ *                 Linear: the input index); weight in [-128, 127] (the quantizer: [-127, 127]);
+ *                 ascending offsets within a channel (the exporter's order; any order is exact);
+ *   taps[2*N]     uint8 pairs {ky, kx} of the records, for Conv layers with padding (the outputs
+ *                 whose field the padding clips test them); 0 (NULL) without padding and for Linear.
+ * records and taps may be 0 (NULL) when N = 0. offset <= (C/groups - 1)*H*W + (KH - 1)*dilation_y*W
+ * + (KW - 1)*dilation_x, the field's span, <= 65535 (with padding, a record outside the input is
+ * never read). On AVR a channel of more than 341 records takes the C run (the assembly run's
+ * 24-bit accumulator holds 341 biased products). Counters (UNIT_S8_COUNTS) as the zeroskip kernels: zero_weight
+ * for the weights not stored, zero_activation for the products of a stored weight with x == 0 or a
+ * padding position (the kernel multiplies such an x: the product is 0), executed the rest.
+ * Hosts check every record's range (UNIT_ERR_ARGUMENT); MCU builds trust the exporter's tables. */
+typedef struct {
+    const UNIT_TABLE uint16_t *nonzeros;
+    const UNIT_TABLE int16_t *records;
+    const UNIT_TABLE uint8_t *taps;
+} unit_sparse_s8;
+
+/* Convolution over the nonzero weights: params, x, requant, y, scratch (4*OW bytes of
+ * unit_conv2d_s8_scratch_size suffice) as unit_conv2d_dense_s8. */
+int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x, const unit_sparse_s8 *sparse,
+                              const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
+/* Linear over the nonzero weights: arguments as unit_linear_dense_s8 (scratch is checked non-null,
+ * not used), in_features <= 65535. */
+int32_t unit_linear_sparse_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,
+                              const unit_sparse_s8 *sparse, const unit_requant_s8 *requant, int8_t *y,
+                              int32_t *scratch, unit_counts *counts);
+
 /* In-place ReLU on n >= 0 int8 values: x = max(x, 0). */
 int32_t unit_relu_s8(int8_t *x, int32_t n);
 

@@ -82,6 +82,12 @@ class CRequantS8(ctypes.Structure):
                 ("act_min", ctypes.c_int32), ("act_max", ctypes.c_int32)]
 
 
+class CSparseS8(ctypes.Structure):
+    """``unit_sparse_s8``: the nonzero counts, records and taps of a static-sparse layer."""
+
+    _fields_ = [("nonzeros", ctypes.c_void_p), ("records", ctypes.c_void_p), ("taps", ctypes.c_void_p)]
+
+
 class CQuotientTreeS8(ctypes.Structure):
     _fields_ = [("nodes", ctypes.c_int32), ("split", ctypes.c_void_p), ("left", ctypes.c_void_p),
                 ("right", ctypes.c_void_p), ("quotient", ctypes.c_void_p)]
@@ -138,7 +144,9 @@ class KernelLibrary:
             "unit_conv2d_dense_s8": (i32, [params, ptr, ptr, requant, ptr, ptr, counts]),
             "unit_conv2d_zeroskip_s8": (i32, [params, ptr, ptr, requant, ptr, ptr, counts]),
             "unit_conv2d_unit_s8": (i32, [params, ptr, ptr, ptr, requant, ptr, ptr, counts]),
+            "unit_conv2d_sparse_s8": (i32, [params, ptr, ctypes.POINTER(CSparseS8), requant, ptr, ptr, counts]),
             "unit_linear_s8_scratch_size": (i32, [i32]),
+            "unit_linear_sparse_s8": (i32, [ptr, i32, i32, i32, ctypes.POINTER(CSparseS8), requant, ptr, ptr, counts]),
             "unit_linear_dense_s8": (i32, [ptr, i32, i32, i32, ptr, requant, ptr, ptr, counts]),
             "unit_linear_zeroskip_s8": (i32, [ptr, i32, i32, i32, ptr, requant, ptr, ptr, counts]),
             "unit_linear_unit_bitshift_s8": (i32, [ptr, i32, i32, i32, ptr, i32, i32, requant, ptr, ptr, counts]),

@@ -16,12 +16,23 @@ geometry, and mirrored here so that the manifest records it:
   by padding are smaller and take the same or the narrower path. MSP430 accumulates in 32 bits (the
   hardware multiplier's RESHI:RESLO, or a register pair);
 * the output stage (requantization): assembly on AVR and MSP430 with ``auto``.
+
+Static sparsity (``variant="zeroskip"``, the TTP and zero-skipping exports): every conv/linear layer
+whose nonzero weights fit the ``unit_sparse_s8`` tables (uint16 offsets and per-channel counts,
+:mod:`unitprune.kernels.sparse_s8`) calls ``unit_conv2d_sparse_s8`` / ``unit_linear_sparse_s8``
+(only the nonzero weights stored, a zero weight costs nothing) instead of the weight-stationary
+zero-skipping loop, unless the tables do not fit the target's flash reads: then the layers whose
+tables grow most over their int8 weights (dense layers: 4 bytes per weight instead of 1) keep the
+zero-skipping kernel, one by one, until the constants fit (:func:`sparse_layers`). The sparse run
+is assembly on AVR and MSP430 with ``auto`` (AVR: channels of at most 341 nonzero weights, the
+24-bit accumulator's bound; longer ones take the C run).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..kernels.sparse_s8 import SparseTables, conv_sparse_tables, linear_sparse_tables
 from .qmodel import QConv, QLinear
 
 #: ``--kernels`` values.
@@ -89,14 +100,67 @@ def avr_accumulator_bits(field_macs: int) -> int:
     return 24 if field_macs * BIASED_MAX < 2**24 else 32
 
 
-def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bool = False) -> dict[str, LayerKernels]:
-    """The path of every conv/linear op of an export (by layer name)."""
+#: The largest channel the AVR sparse run accumulates in 24 bits (biased products <= 49152).
+AVR_SPARSE_NONZEROS = AVR_NARROW_MACS
+
+
+def sparse_tables(op) -> SparseTables | None:
+    """The ``unit_sparse_s8`` tables of a conv/linear op, or None when they cannot hold it."""
+    try:
+        if isinstance(op, QConv):
+            return conv_sparse_tables(op.weight, op.in_height, op.in_width, op.dilation, any(op.padding), op.name)
+        return linear_sparse_tables(op.weight, op.name)
+    except ValueError:
+        return None
+
+
+def sparse_layers(ops, variant: str, flash_limit: int | None = None, other_bytes: int = 0) -> dict[str, SparseTables]:
+    """The layers that take the static-sparse kernels, with their tables (module docstring): none
+    unless ``variant == "zeroskip"``. ``flash_limit``: the bytes of constants the kernels can read
+    (None: no limit); ``other_bytes``: the constants besides the weights (requantization tables,
+    embedded samples)."""
+    if variant != "zeroskip":
+        return {}
+    chosen = {}
+    weight_bytes = {}
+    for op in ops:
+        if isinstance(op, (QConv, QLinear)):
+            weight_bytes[op.name] = op.weight.size
+            tables = sparse_tables(op)
+            if tables is not None:
+                chosen[op.name] = tables
+    if flash_limit is None:
+        return chosen
+
+    def total() -> int:
+        return other_bytes + sum(chosen[name].flash_bytes if name in chosen else size
+                                 for name, size in weight_bytes.items())
+
+    while total() > flash_limit and chosen:
+        worst = max(chosen, key=lambda name: chosen[name].flash_bytes - weight_bytes[name])
+        if chosen[worst].flash_bytes <= weight_bytes[worst]:
+            break  # every remaining table is smaller than the weights it replaces
+        del chosen[worst]
+    return chosen
+
+
+def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bool = False,
+           sparse: dict[str, SparseTables] | None = None) -> dict[str, LayerKernels]:
+    """The path of every conv/linear op of an export (by layer name); ``sparse``: the layers of
+    :func:`sparse_layers`."""
     check_kernel_set(kernels)
+    sparse = sparse or {}
     assembly = kernels == "auto" and target in ("avr", "msp430") and not (target == "avr" and far_tables)
     stage = "assembly" if kernels == "auto" and target in ("avr", "msp430") else "portable"
     chosen = {}
     for op in ops:
-        if isinstance(op, QConv):
+        if op.name in sparse:
+            kind = "conv2d" if isinstance(op, QConv) else "linear"
+            longest = int(sparse[op.name].nonzeros.max(initial=0))
+            run = "assembly" if assembly and (target != "avr" or longest <= AVR_SPARSE_NONZEROS) else "portable"
+            bits = (24 if run == "assembly" else None) if target == "avr" else None
+            chosen[op.name] = LayerKernels(op.name, f"unit_{kind}_sparse_s8", run, bits, stage)
+        elif isinstance(op, QConv):
             conv = conv_variant(op, variant)
             kernel = f"unit_conv2d_{conv}_s8"
             if conv == "unit_skipfree":  # its tap loop in assembly: AVR where it fits, MSP430 always

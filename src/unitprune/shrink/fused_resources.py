@@ -16,7 +16,8 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..activations import FATReLU
-from ..mcu.export.fused_plan import FusedChain, Stage, fused_buffers
+from ..mcu.export.fused_axis import AXES, choose_axis
+from ..mcu.export.fused_plan import FusedChain, Stage, fused_buffers, with_fused_rows
 
 __all__ = ["fused_chain_of_model", "fused_sram_terms", "shape_traced"]
 
@@ -30,9 +31,14 @@ def _shape3(shape) -> tuple[int, int, int]:
     return shape if len(shape) == 3 else (shape[0], 1, shape[1]) if len(shape) == 2 else (1, 1, shape[0])
 
 
-def _pair(value) -> int:
-    """The vertical (first) entry of a kernel/stride/padding/dilation argument."""
-    return int(value[0]) if isinstance(value, (tuple, list)) else int(value)
+def _pair(value, axis: int = 0) -> int:
+    """The vertical (``axis`` 0) or horizontal (1) entry of a kernel/stride/padding/dilation argument."""
+    return int(value[axis]) if isinstance(value, (tuple, list)) else int(value)
+
+
+def _along(shape: tuple[int, int, int], axis: str) -> tuple[int, int, int]:
+    """``(C, H, W)``, or ``(C, W, H)`` streamed along the width (the transposed model's shape)."""
+    return shape if axis == "height" else (shape[0], shape[2], shape[1])
 
 
 def shape_traced(model: nn.Module, input_shape: tuple[int, ...]) -> torch.fx.GraphModule:
@@ -49,8 +55,11 @@ def shape_traced(model: nn.Module, input_shape: tuple[int, ...]) -> torch.fx.Gra
     return graph_module
 
 
-def fused_chain_of_model(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[FusedChain, int]:
-    """The fused chain of ``model`` (traced on a zero input) and the final Linear's outputs (0: none).
+def fused_chain_of_model(model: nn.Module, input_shape: tuple[int, ...],
+                         axis: str = "height") -> tuple[FusedChain, int]:
+    """The fused chain of ``model`` (traced on a zero input) streamed along ``axis`` (the width: the
+    chain of the transposed model, :mod:`unitprune.mcu.export.fused_axis`) and the final Linear's
+    outputs (0: none).
 
     Raises ``ValueError`` naming the module the fused plan cannot stream (a second Linear, a
     spatial op after the Linear or the flatten, an unsupported module or function).
@@ -76,23 +85,27 @@ def fused_chain_of_model(model: nn.Module, input_shape: tuple[int, ...]) -> tupl
                 continue
             if linear_out or flat:
                 raise ValueError(f"fused: {node.target} after a flatten or a Linear cannot be streamed")
-            in_shape = _shape3(node.args[0].meta["tensor_meta"].shape[1:])
-            out_shape = _shape3(node.meta["tensor_meta"].shape[1:])
+            in_shape = _along(_shape3(node.args[0].meta["tensor_meta"].shape[1:]), axis)
+            out_shape = _along(_shape3(node.meta["tensor_meta"].shape[1:]), axis)
+            # the entry of a 2-d argument along the streamed axis; a 1-d op's only entry is its width's
+            a = 1 if axis == "width" else 0
             if isinstance(module, (nn.Conv1d, nn.Conv2d)):
                 one_d = isinstance(module, nn.Conv1d)
-                rows = 1 if one_d else _pair(module.dilation) * (_pair(module.kernel_size) - 1) + 1
-                pad = 0 if one_d else _pair(module.padding)
-                stride = 1 if one_d else _pair(module.stride)
+                flat = one_d and axis == "height"  # a Conv1d streamed along its height (1): one row
+                a = 0 if one_d else a
+                rows = 1 if flat else _pair(module.dilation, a) * (_pair(module.kernel_size, a) - 1) + 1
+                pad = 0 if flat else _pair(module.padding, a)
+                stride = 1 if flat else _pair(module.stride, a)
                 stages.append(Stage(len(stages), node.target, "conv", in_shape[0], in_shape[1], in_shape[2], rows,
                                     stride, pad, pad, *out_shape))
             elif isinstance(module, _POOLS):
                 one_d = isinstance(module, (nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d))
-                if one_d:
+                if one_d and axis == "height":
                     rows = 1
-                elif isinstance(module, nn.AdaptiveAvgPool2d):
+                elif isinstance(module, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
                     rows = in_shape[1] // out_shape[1]
                 else:
-                    rows = _pair(module.kernel_size)
+                    rows = _pair(module.kernel_size, 0 if one_d else a)
                 kind = "maxpool" if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)) else "avgpool"
                 stages.append(Stage(len(stages), node.target, kind, in_shape[0], in_shape[1], in_shape[2], rows,
                                     1, 0, 0, *out_shape))
@@ -104,18 +117,31 @@ def fused_chain_of_model(model: nn.Module, input_shape: tuple[int, ...]) -> tupl
             flat = flat or node.target != "relu" and node.target != "relu_"
         else:
             raise ValueError(f"fused: graph node {node.name} ({node.op} {node.target}) has no fused form")
-    chain = FusedChain(_shape3(input_shape), (), tuple(stages), 0 if linear_out else None, ())
+    chain = FusedChain(_along(_shape3(input_shape), axis), (), tuple(stages), 0 if linear_out else None, ())
     return chain, linear_out
 
 
-def fused_sram_terms(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
-    """The fused plan's SRAM terms of ``model`` without the descriptors: ``arena_bytes`` (windows +
-    row buffer + counters), ``scratch_bytes`` (conv row scratch + the Linear's sums),
-    ``output_bytes``, ``peak_op`` (the stage with the largest window)."""
-    chain, linear_out = fused_chain_of_model(model, input_shape)
+def fused_sram_terms(model: nn.Module, input_shape: tuple[int, ...], fused_rows: int = 1,
+                     fused_axis: str = "auto") -> dict:
+    """The fused plan's SRAM terms of ``model`` without the descriptors, for the export's
+    ``fused_rows`` and ``fused_axis`` (chosen as the exporter does: ``choose_axis``):
+    ``arena_bytes`` (windows, row blocks, row buffers, counters), ``scratch_bytes`` (conv scratch,
+    the Linear's and a global pool's sums), ``output_bytes``, ``peak_op`` (the largest window) and
+    ``chain`` (the plan's :class:`FusedChain`)."""
+    if fused_axis not in AXES:
+        raise ValueError(f"fused_axis must be one of {', '.join(AXES)}, got {fused_axis!r}")
+    axes = ["height", "width"] if fused_axis == "auto" else [fused_axis]
+    if len(input_shape) < 2:
+        if fused_axis == "width":
+            raise ValueError(f"fused_axis='width': the input {tuple(input_shape)} has no width to stream")
+        axes = ["height"]
+    traced = {axis: fused_chain_of_model(model, input_shape, axis) for axis in axes}
+    chains = {axis: with_fused_rows(chain, fused_rows) for axis, (chain, _) in traced.items()}
+    linear_out = traced[axes[0]][1]
+    chain = chains[choose_axis(chains, linear_out)]
     parts = fused_buffers(chain, linear_out)
     sink = chain.sink_shape
     peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else "input"
-    return {"arena_bytes": parts["windows"] + parts["row"] + parts["state"],
+    return {"chain": chain, "arena_bytes": parts["windows"] + parts["row"] + parts["state"],
             "scratch_bytes": parts["conv_scratch"] + parts["linear_sums"] + parts["pool_sums"],
             "output_bytes": linear_out or sink[0] * sink[1] * sink[2], "peak_op": peak}

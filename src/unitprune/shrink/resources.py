@@ -55,7 +55,8 @@ import torch.fx
 from torch import nn
 
 from ..mcu.export.memory_plan import conv_scratch_bytes, parse_conv_block_rows
-from ..mcu.targets.specs import EXPORT_TARGETS, LAYOUTS, descriptor_bytes
+from ..mcu.export.fused_plan import fused_rows_choices
+from ..mcu.targets.specs import EXPORT_TARGETS, LAYOUTS, STACK_RESERVE, descriptor_bytes
 from .fused_resources import fused_sram_terms, shape_traced
 
 __all__ = ["Resources", "ResourceGraph", "LayerInfo", "trace_resources", "resources", "RESOURCE_NAMES",
@@ -260,12 +261,15 @@ def _exact_int(name: str, value) -> int:
 
 
 def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bool = False,
-              target: str = "avr", conv_block_rows=None, execution: str = "layers") -> Resources:
+              target: str = "avr", conv_block_rows=None, execution: str = "layers", fused_rows: int = 1,
+              fused_axis: str = "auto") -> Resources:
     """Exact flash, peak SRAM and MACs of ``model`` for one input of shape ``input_shape`` (no batch),
     exported with ``conv_block_rows`` (``unitprune.export_c``'s option; None: whole output planes)
     and ``execution`` (``"layers"`` or ``"fused"``, ``unitprune.export_c``'s option: the fused,
     row-streamed plan's SRAM terms come from :mod:`unitprune.shrink.fused_resources`, its
-    ``input_bytes`` is 0, the input being read row by row; ``conv_block_rows`` does not apply).
+    ``input_bytes`` is 0, the input being read row by row; ``conv_block_rows`` does not apply;
+    ``fused_rows`` and ``fused_axis`` are the export's options of that plan; ``fused_rows="auto"``
+    takes the export's choice for ``target``: the most rows per step that fit its SRAM).
 
     Raises ``ValueError`` naming the op when the model holds something the int8 export cannot run.
     """
@@ -275,8 +279,17 @@ def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bo
         return layers
     if execution != "fused":
         raise ValueError(f"execution must be 'layers' or 'fused', got {execution!r}")
-    terms = fused_sram_terms(model, input_shape)
-    sram = terms["arena_bytes"] + terms["scratch_bytes"] + layers.descriptor_bytes + terms["output_bytes"]
+    spec = EXPORT_TARGETS.get(target)
+    limit = spec.sram_bytes if spec is not None else None
+    choices = [fused_rows]
+    if fused_rows == "auto":  # the export's choice: the most rows per step that fit the target's SRAM
+        choices = fused_rows_choices(fused_sram_terms(model, input_shape, 1, fused_axis)["chain"], limit)
+    for rows in choices:
+        terms = fused_sram_terms(model, input_shape, rows, fused_axis)
+        terms.pop("chain")
+        sram = terms["arena_bytes"] + terms["scratch_bytes"] + layers.descriptor_bytes + terms["output_bytes"]
+        if limit is None or sram + STACK_RESERVE <= limit:
+            break
     return replace(layers, sram_bytes=sram, input_bytes=0, **terms)
 
 

@@ -8,8 +8,9 @@ The route, per method:
    validation outcomes (the integer reference on the validation split) against the quantized dense
    model: the most aggressive knob admitted, scanning from the mildest, else the mildest knob.
 2. **Quantize** (:func:`unitprune.mcu.quantize`, calibrated on the validation inputs) with the
-   method's kernels: ``dense``, ``zeroskip`` (zero weights and zero activations skipped) or
-   ``unit``.
+   method's kernels: ``dense``, ``zeroskip`` (the static-sparse kernels: only the nonzero
+   weights stored, zero activations multiplied and counted as skipped; docs/kernels.md "Static
+   sparsity") or ``unit``.
 3. **Export** (:func:`unitprune.export_c`) for each target with ``samples`` test inputs embedded,
    build two firmwares with :func:`unitprune.mcu.targets.build` (one region per inference, and one
    region per layer with ``-DUNIT_MODEL_MARKERS=1``), run them in the simulator and check every
@@ -18,7 +19,7 @@ The route, per method:
 
 One row per (method, target): the keys of :data:`ROW_KEYS`. Energy is an ESTIMATE (cycles x the
 datasheet figure of :mod:`unitprune.mcu.targets.energy`). FATReLU models run with the zeroskip
-kernels (the thresholded activations are zeros the kernels skip), FATReLU+UnIT with the UnIT ones;
+kernels (the thresholded activations are zeros the counters count as skipped), FATReLU+UnIT with the UnIT ones;
 the int8 FATReLU is the ``QThresholdReLU`` op (docs/fixed_point.md).
 """
 
@@ -86,12 +87,14 @@ class McuMethod:
 
 METHODS: dict[str, McuMethod] = {m.name: m for m in (
     McuMethod("dense", None, "dense", description="unpruned model, dense int8 kernels"),
-    McuMethod("zeroskip", None, "zeroskip", description="unpruned model, kernels skipping zero weights/activations"),
-    McuMethod("ttp", "ttp", "zeroskip", description="train-time pruned model, zero-weight skipping"),
+    McuMethod("zeroskip", None, "zeroskip",
+              description="unpruned model, static-sparse kernels (nonzero weights only)"),
+    McuMethod("ttp", "ttp", "zeroskip",
+              description="train-time pruned model, static-sparse kernels (nonzero weights only)"),
     McuMethod("unit-bitshift", "unit-bitshift", "unit", "bitshift", description="UnIT, bit-shift division"),
     McuMethod("unit-bintree", "unit-bintree", "unit", "bintree", description="UnIT, binary-tree division"),
     McuMethod("ttp+unit", "ttp+unit", "unit", "bitshift", description="UnIT (bit shift) on the TTP model"),
-    McuMethod("fatrelu", "fatrelu", "zeroskip", description="FATReLU thresholds, zero-activation skipping"),
+    McuMethod("fatrelu", "fatrelu", "zeroskip", description="FATReLU thresholds, static-sparse kernels"),
     McuMethod("fatrelu+unit", "fatrelu+unit", "unit", "bitshift", description="UnIT (bit shift) on the FATReLU model"),
 )}
 
@@ -306,7 +309,10 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
     was compared).
     """
     out_dir = Path(work_dir) / "export"
-    result = export_c(qmodel, out_dir, target=EXPORT_TARGET[target], samples=x_q, conv_block_rows=conv_block_rows)
+    # fused (row-streamed) when layer by layer does not fit the chip's SRAM (the KWS model on AVR),
+    # with the most output rows per conv step that fit
+    result = export_c(qmodel, out_dir, target=EXPORT_TARGET[target], samples=x_q, conv_block_rows=conv_block_rows,
+                      execution="auto", fused_rows="auto")
     host_outputs, host_counts = run_exported(out_dir, x_q)
     reference, reference_counts = run_reference(qmodel, x_q)
     reference = reference.reshape(len(x_q), -1)
@@ -322,13 +328,20 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
         if layer_samples < len(x_q):  # the per-layer firmware embeds only the samples it runs
             layer_dir = Path(work_dir) / "export-layers"
             export_c(qmodel, layer_dir, target=EXPORT_TARGET[target], samples=x_q[:layer_samples],
-                     conv_block_rows=conv_block_rows)
+                     conv_block_rows=conv_block_rows, execution=result.execution,
+                     fused_rows=result.fused_rows or 1)
         layers_fw = _build(target, layer_dir, Path(work_dir) / f"build-{target}-layers", markers=True)
         layer_run = targets.run(layers_fw, max_cycles=max_cycles)
         layer_outputs = _emitted(layer_run, result.output_size)
+        # a sample's regions end with its emitted outputs; fused, a layer has one region per step
+        sample: dict[str, int] = {}
         for region in layer_run.regions:
             if region.cycles is not None:
-                per_layer.setdefault(region.label, []).append(region.cycles)
+                sample[region.label] = sample.get(region.label, 0) + region.cycles
+            if region.data:
+                for label, cycles in sample.items():
+                    per_layer.setdefault(label, []).append(cycles)
+                sample = {}
 
     mcu_outputs = _emitted(inference, result.output_size)
     inference_cycles = [r.cycles for r in inference.regions if r.label == "inference"]
@@ -346,7 +359,8 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
         "sram_bytes": inference_fw.sram_static_bytes + inference.stack_bytes,
         "samples_checked": len(x_q),
         "bit_exact": bool(host_exact and mcu_exact),
-        "checks": {"host_vs_reference": host_exact, "mcu_vs_host": bool(mcu_exact),
+        "checks": {"host_vs_reference": host_exact, "mcu_vs_host": bool(mcu_exact), "execution": result.execution,
+                   "fused_rows": result.fused_rows, "fused_axis": result.fused_axis,
                    "layer_samples": layer_samples, "cycles_min": min(inference_cycles),
                    "cycles_max": max(inference_cycles), "inference_cycles": inference_cycles,
                    "flash_with_samples_bytes": inference_fw.flash_bytes,

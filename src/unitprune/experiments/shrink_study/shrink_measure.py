@@ -11,7 +11,8 @@ route of :mod:`unitprune.mcu` (nothing here re-implements it):
    hence the linear layers' ``table`` quotient); its int8 test accuracy and skipped MACs come from
    the NumPy integer reference on the whole test split (None for a variant no target can take);
 2. per target, exports it with a few test samples embedded, builds the firmware and runs it in
-   the simulator (simavr for the ATmega2560, mspdebug's simulator for the MSP430), and checks the
+   the simulator (simavr for the ATmega2560, mspdebug's simulator for the MSP430, unicorn for the
+   Cortex-M0+ / RV32 targets), and checks the
    outputs bit for bit: :func:`unitprune.experiments.mcu_bench.bench.measure_target`.
 
 The result (``measured`` in shrink.json, one per method) is, per target, either the
@@ -55,10 +56,13 @@ __all__ = ["CLOCKS_HZ", "MEASURE_TARGETS", "MeasureConfig", "measure_model", "un
 logger = logging.getLogger(__name__)
 
 #: The targets ``--measure`` accepts (``unitprune.mcu.targets`` names).
-MEASURE_TARGETS = ("avr", "msp430", "msp430-hwmult")
+MEASURE_TARGETS = ("avr", "msp430", "msp430-hwmult", *targets.CORE_TARGETS)
 #: Clocks the latency is given at: the ATmega2560 at 16 MHz (Arduino Mega), the MSP430FR5994 at
-#: 8 MHz (no FRAM wait states) and 16 MHz (its maximum; the simulator models no wait states).
-CLOCKS_HZ = {"avr": (16_000_000,), "msp430": (8_000_000, 16_000_000), "msp430-hwmult": (8_000_000, 16_000_000)}
+#: 8 MHz (no FRAM wait states) and 16 MHz (its maximum; the simulator models no wait states); the
+#: Cortex-M0+ / RV32 targets at the clock of their energy model's operating point (SAMD21 and
+#: CH32V003 48 MHz, ESP32-C3 160 MHz; RV32 cycles are a model, see ``targets.riscv_timing``).
+CLOCKS_HZ = {"avr": (16_000_000,), "msp430": (8_000_000, 16_000_000), "msp430-hwmult": (8_000_000, 16_000_000),
+             **{t: (int(targets.ENERGY_MODELS[t].clock_hz),) for t in targets.CORE_TARGETS}}
 #: The calibration inputs of UnIT's thresholds: the first 100 validation inputs (as unit_on_top).
 UNIT_CALIBRATION_SAMPLES = 100
 

@@ -46,6 +46,8 @@ class ExportResult:
     conv_block_rows: int = 0  # the kernels' block_rows of every conv (0: the whole output plane)
     far_tables: bool = False  # AVR: the tables beyond 64 KB, read through __memx pointers (UNIT_FAR_TABLES)
     execution: str = "layers"  # "layers" or "fused" (row-streamed, unitprune.mcu.export.fused_plan)
+    fused_axis: str | None = None  # fused: "height" (rows) or "width" (columns, unitprune.mcu.export.fused_axis)
+    fused_rows: int | None = None  # fused: output rows per conv step (the one chosen for fused_rows="auto")
 
     @property
     def flash_table_bytes(self) -> int:

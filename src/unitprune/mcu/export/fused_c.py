@@ -13,7 +13,7 @@ from .. import codegen
 from ..qmodel import QConv, QLinear, QReLU, QThresholdReLU, QuantizedModel
 from ..targets.specs import CONV_PARAMS_FIELDS
 from .export_types import LayerFlash
-from .fused_plan import FusedChain, FusedMemoryPlan, Stage
+from .fused_plan import FusedChain, FusedMemoryPlan, Stage, direct_stages
 from .model_c import ModelC, _comment, _requant_tables, _TableStyle
 
 __all__ = ["fused_model_c", "fused_model_h_api", "permuted_linear_weight"]
@@ -27,11 +27,12 @@ def permuted_linear_weight(op: QLinear, shape: tuple[int, int, int]) -> np.ndarr
     return np.ascontiguousarray(weight_t.transpose(1, 0, 2, 3))
 
 
-def _window_params(stage: Stage, op: QConv) -> tuple[int, ...]:
-    """``unit_conv2d_params`` of one output row on the stage's window: ``in_height = K``, no
-    vertical padding (padding rows are zero rows of the window), output 1 row."""
-    fields = (1, op.in_channels, stage.window_rows, op.in_width, op.out_channels, op.kernel_height, op.kernel_width,
-              1, op.stride[1], op.dilation[0], op.dilation[1], 0, 0, op.padding[2], op.padding[3], op.groups, 0)
+def _window_params(stage: Stage, op: QConv, rows_out: int = 1) -> tuple[int, ...]:
+    """``unit_conv2d_params`` of ``rows_out`` output rows on the stage's window: ``in_height =
+    K + (rows_out - 1) * stride_y``, no vertical padding (padding rows are zero rows of the window)."""
+    fields = (1, op.in_channels, stage.window_rows + (rows_out - 1) * stage.stride_y, op.in_width, op.out_channels,
+              op.kernel_height, op.kernel_width, stage.stride_y, op.stride[1], op.dilation[0], op.dilation[1], 0, 0,
+              op.padding[2], op.padding[3], op.groups, 0)
     assert len(fields) == CONV_PARAMS_FIELDS, "unit_conv2d_params changed: update targets/specs.py"
     return fields
 
@@ -56,8 +57,11 @@ def _status(call: str) -> str:
 
 
 def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPlan, variant: str,
-                  linear_quotient: str, source: str, asm_above: int | None, far: bool) -> ModelC:
-    """model.c of the fused plan, its flash tables per layer and the kernels it calls."""
+                  linear_quotient: str, source: str, asm_above: int | None, far: bool,
+                  columns: bool = False) -> ModelC:
+    """model.c of the fused plan, its flash tables per layer and the kernels it calls. ``columns``:
+    ``qmodel`` is the transposed model of a width-streamed export (:mod:`.fused_axis`): the input
+    is read, and an output stored, column by column of the model as given."""
     style = _TableStyle(asm_above, far)
     names = codegen.IdentifierSet()
     kernels: set[str] = {"unit_requantize_s8", "unit_table_offset_s8"}  # the runner's reader uses the latter
@@ -68,6 +72,10 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
     functions: list[str] = []
     row = f"(unit_model_arena + {next(b['offset'] for b in plan.buffers if b['name'] == 'row')})"
     sink_c, sink_h, sink_w = chain.sink_shape
+    offsets = {buffer["name"]: buffer["offset"] for buffer in plan.buffers}
+    direct = direct_stages(chain)
+    outs = _output_buffers(chain, direct, offsets)
+    sink_row = outs[-1] if chain.stages and chain.stages[-1].block_rows == 1 else row
 
     # the sink: what receives the rows of the last stage (or of the input)
     if chain.linear is not None:
@@ -80,7 +88,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
         tables.append(style.array("int8_t", f"{ident}_weight_p", permuted_linear_weight(op, chain.sink_shape)))
         tables_flash["weight"] = op.weight.size
         tables += _requant_tables(ident, op.requant, tables_flash, style)
-        head = f"{row}, {sink_c * sink_w}, {op.out_features}, unit_table_offset_s8({ident}_weight_p, r * {sink_c * sink_w * op.out_features})"
+        head = f"{sink_row}, {sink_c * sink_w}, {op.out_features}, unit_table_offset_s8({ident}_weight_p, r * {sink_c * sink_w * op.out_features})"
         tail = "unit_model_sums, UNIT_MODEL_CALL_COUNTS"
         if variant != "unit":
             call = f"unit_linear_accumulate_{variant}_s8({head}, {tail})"
@@ -125,36 +133,41 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             "static int32_t unit_model_sink(int32_t r, int8_t *output) {\n    int32_t c, i;\n"
             f"    for (c = 0; c < {sink_c}; c++) {{\n"
             f"        for (i = 0; i < {sink_w}; i++) {{\n"
-            f"            output[(int32_t)c * {sink_h * sink_w} + r * {sink_w} + i] = "
-            f"{row}[c * {sink_w} + i];\n        }}\n    }}\n    return UNIT_OK;\n}}\n\n")
+            f"            output[(int32_t)c * {sink_h * sink_w} + {'i * ' + str(sink_h) + ' + r' if columns else 'r * ' + str(sink_w) + ' + i'}] = "
+            f"{sink_row}[c * {sink_w} + i];\n        }}\n    }}\n    return UNIT_OK;\n}}\n\n")
         start, finish = [], []
 
     # the stages, last first (each calls the next)
     stage_code: list[str] = []
     sum_arrays: list[str] = []
-    offsets = {buffer["name"]: buffer["offset"] for buffer in plan.buffers}
     for k in reversed(range(len(chain.stages))):
         stage = chain.stages[k]
         op = qmodel.ops[stage.op]
-        nxt = f"unit_model_push_{k + 1}({row}, {stage.out_width}, output)" if k + 1 < len(chain.stages) else \
-            "unit_model_sink(r, output)"
         if stage.accumulates:
-            stage_code.append(_accumulating_stage(qmodel, k, stage, row, nxt, kernels))
+            nxt = f"unit_model_push_{k + 1}({row}, {stage.out_width}, output)" if k + 1 < len(chain.stages) else \
+                "unit_model_sink(r, output)"
+            strided = k > 0 and chain.stages[k - 1].block_rows > 1  # rows of a block: channels nb * OW apart
+            stage_code.append(_accumulating_stage(qmodel, k, stage, row, nxt, kernels, strided))
             sum_arrays.append(f"/* {_comment(stage.name)}: int32 window sums */\n"
                               f"static int32_t unit_model_pool_sums_{k}[{stage.channels * stage.out_width}];\n")
             continue
-        window = f"(unit_model_arena + {offsets[f'window of {stage.name}']})"
+        window = "source" if k in direct else f"(unit_model_arena + {offsets[f'window of {stage.name}']})"
+        target = outs[k]
+        tail = stage.out_height % stage.block_rows
         if stage.kind == "conv":
             ident = names.add(op.name)
             counter = layers.index(op.name)
             lf: dict[str, int] = {}
-            params = ", ".join(str(v) for v in _window_params(stage, op))
-            tables += [f"/* {_comment(op.name)}: Conv{'1d' if op.is_conv1d else '2d'} {op.in_channels}->"
-                       f"{op.out_channels}, kernel {op.kernel_height}x{op.kernel_width}, stride {op.stride}, "
-                       f"dilation {op.dilation}, padding {op.padding}, groups {op.groups}; one output row on its "
-                       f"window of {stage.window_rows} rows */\n",
-                       f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
-                       style.array("int8_t", f"{ident}_weight", op.weight)]
+            steps = [(stage.block_rows, "params")] + ([(tail, "tail_params")] if tail else [])
+            tables.append(f"/* {_comment(op.name)}: Conv{'1d' if op.is_conv1d else '2d'} {op.in_channels}->"
+                          f"{op.out_channels}, kernel {op.kernel_height}x{op.kernel_width}, stride {op.stride}, "
+                          f"dilation {op.dilation}, padding {op.padding}, groups {op.groups}; "
+                          f"{stage.block_rows} output row(s) per step on a window of {stage.span_rows} rows */\n")
+            for rows_out, what in steps:
+                params = ", ".join(str(v) for v in _window_params(stage, op, rows_out))
+                tables.append(f"static const unit_conv2d_params {ident}_{what} = {{{params}}};\n")
+                checks.append(f"unit_conv2d_s8_scratch_size(&{ident}_{what})")
+            tables.append(style.array("int8_t", f"{ident}_weight", op.weight))
             lf["weight"] = op.weight.size
             if variant == "unit":
                 tables.append(style.array("uint8_t", f"{ident}_tau", op.tau))
@@ -163,46 +176,29 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             tables.append("\n")
             flash.append(LayerFlash(op.name, lf))
             tau = f"{ident}_tau, " if variant == "unit" else ""
-            compute = (f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
-                       f"    status = unit_conv2d_{variant}_s8(&{ident}_params, {window}, {ident}_weight, {tau}"
-                       f"&{ident}_requant, {row}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS);\n"
-                       "    UNIT_MODEL_LAYER_STOP();\n"
-                       "    if (status != UNIT_OK) {\n        return status;\n    }\n"
-                       f"    UNIT_MODEL_ADD_COUNTS({counter});\n")
+
+            def compute(what: str, ident=ident, tau=tau, counter=counter, op=op) -> str:
+                return (f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
+                        f"    status = unit_conv2d_{variant}_s8(&{ident}_{what}, {window}, {ident}_weight, {tau}"
+                        f"&{ident}_requant, {target}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS);\n"
+                        "    UNIT_MODEL_LAYER_STOP();\n"
+                        "    if (status != UNIT_OK) {\n        return status;\n    }\n"
+                        f"    UNIT_MODEL_ADD_COUNTS({counter});\n")
             kernels |= {f"unit_conv2d_{variant}_s8", "unit_conv2d_s8_scratch_size"}
-            checks.append(f"unit_conv2d_s8_scratch_size(&{ident}_params)")
-            what = "conv"
         else:
             pool = "maxpool2d" if stage.kind == "maxpool" else "avgpool2d"
             kernels.add(f"unit_{pool}_s8")
-            compute = (f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
-                       f"    status = unit_{pool}_s8({window}, 1, {op.channels}, {stage.window_rows}, {op.in_width}, "
-                       f"{op.kernel[0]}, {op.kernel[1]}, 1, {op.stride[1]}, {row});\n"
-                       "    UNIT_MODEL_LAYER_STOP();\n"
-                       "    if (status != UNIT_OK) {\n        return status;\n    }\n")
-            what = stage.kind
-        size, width, rows = stage.in_width, stage.in_width, stage.window_rows
-        shift = (f"        unit_model_move(slot, slot + {width}, {(rows - 1) * width});\n" if rows > 1 else "")
-        pad_bottom = (f"    if (r == {stage.out_height - 1}) {{ /* the next stage's bottom padding rows */\n"
-                      f"        int32_t p;\n        for (p = 0; p < {chain.stages[k + 1].pad_bottom}; p++) {{\n"
-                      + _indent(_status(f"unit_model_push_{k + 1}(0, 0, output)"), 8) + "        }\n    }\n"
-                      if k + 1 < len(chain.stages) and chain.stages[k + 1].pad_bottom else "")
-        stage_code.append(
-            f"/* stage {k}, {_comment(op.name)} ({what}): window of {rows} rows of {stage.channels} x {width} */\n"
-            f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
-            f"    int8_t *window = {window};\n    int32_t c, r, status;\n"
-            f"    for (c = 0; c < {stage.channels}; c++) {{\n"
-            f"        int8_t *slot = window + c * {rows * width};\n{shift}"
-            f"        unit_model_fill(slot + {(rows - 1) * width}, source == 0 ? source : source + c * stride, {size});\n"
-            "    }\n"
-            f"    if (unit_model_rows[{2 * k}]++ != unit_model_rows[{2 * k + 1}]) {{\n        return UNIT_OK;\n    }}\n"
-            f"    /* the window holds the input rows of output row r */\n"
-            f"    r = (unit_model_rows[{2 * k + 1}] - {rows - 1}) / {stage.stride_y};\n"
-            f"    if (r >= {stage.out_height}) {{\n        return UNIT_OK;\n    }}\n"
-            f"    unit_model_rows[{2 * k + 1}] += {stage.stride_y};\n"
-            + compute
-            + "".join(_elementwise(qmodel, stage.after, row, stage.row_bytes, kernels))
-            + _status(nxt) + pad_bottom + "    return UNIT_OK;\n}\n\n")
+
+            def compute(what: str, pool=pool, op=op) -> str:
+                return (f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
+                        f"    status = unit_{pool}_s8({window}, 1, {op.channels}, {stage.window_rows}, {op.in_width}, "
+                        f"{op.kernel[0]}, {op.kernel[1]}, 1, {op.stride[1]}, {target});\n"
+                        "    UNIT_MODEL_LAYER_STOP();\n"
+                        "    if (status != UNIT_OK) {\n        return status;\n    }\n")
+        if k in direct:
+            stage_code.append(_direct_stage(qmodel, chain, k, target, compute, kernels))
+        else:
+            stage_code.append(_window_stage(qmodel, chain, k, window, target, row, compute, kernels))
     if flash_linear is not None:
         flash.append(flash_linear)
     # flash in op order (conv/linear)
@@ -211,8 +207,8 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
 
     c0, h0, w0 = chain.input_shape
     first = f"unit_model_push_0({row}, {w0}, output)" if chain.stages else "unit_model_sink(h, output)"
-    init_rows = "".join(f"    unit_model_rows[{2 * k}] = 0;\n    unit_model_rows[{2 * k + 1}] = "
-                        f"{chain.stages[k].window_rows - 1};\n" for k in range(len(chain.stages)))
+    init_rows = "".join(f"    unit_model_rows[{2 * k}] = 0;\n    unit_model_rows[{2 * k + 1}] = 0;\n"
+                        for k in range(len(chain.stages)))
     top = "".join(f"    for (h = 0; h < {stage.pad_top}; h++) {{ /* {_comment(stage.name)}: top padding rows */\n"
                   + _indent(_status(f"unit_model_push_{k}(0, 0, output)"), 4) + "    }\n"
                   for k, stage in reversed(list(enumerate(chain.stages))) if stage.pad_top)
@@ -220,12 +216,15 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
                       + _indent(_status("unit_model_push_0(0, 0, output)"), 4) + "    }\n")
               if chain.stages and chain.stages[0].pad_bottom else "")
     run = ("int32_t unit_model_run_rows(unit_model_reader read, const void *context, int8_t *output) {\n"
-           "    int32_t h, c, status;\n"
+           f"    int32_t h, c, {'i, ' if columns else ''}status;\n"
            "    if (read == 0 || output == 0) {\n        return UNIT_ERR_ARGUMENT;\n    }\n"
            + init_rows + "".join(start) + top
            + f"    for (h = 0; h < {h0}; h++) {{\n"
            + f"        for (c = 0; c < {c0}; c++) {{\n"
-           + f"            read(context, c * {h0 * w0} + h * {w0}, {row} + c * {w0}, {w0});\n        }}\n"
+           + (f"            for (i = 0; i < {w0}; i++) {{ /* column h of the input */\n"
+              f"                read(context, c * {h0 * w0} + i * {h0} + h, {row} + c * {w0} + i, 1);\n"
+              "            }\n" if columns else
+              f"            read(context, c * {h0 * w0} + h * {w0}, {row} + c * {w0}, {w0});\n") + "        }\n"
            + _indent("".join(_elementwise(qmodel, chain.input_after, row, c0 * w0, kernels)), 4)
            + _indent(_status(first), 4) + "    }\n" + bottom + "".join(finish)
            + "    return UNIT_OK;\n}\n\n")
@@ -240,14 +239,13 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
     sums = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
     arena = "\n".join(f" *   {b['offset']:6d}: {_comment(b['name'])}, {b['bytes']} bytes ({b['rows']} rows)"
                       for b in plan.buffers)
-    helpers = ("/* n values from source to target, or zeros for a padding row (source 0) */\n"
+    helpers = ("/* n values from source to target (target <= source where they overlap: the window moving up),\n"
+               " * or zeros for a padding row (source 0) */\n"
                "static void unit_model_fill(int8_t *target, const int8_t *source, int32_t n) {\n"
-               "    int32_t i;\n    for (i = 0; i < n; i++) {\n"
-               "        target[i] = source == 0 ? (int8_t)0 : source[i];\n    }\n}\n\n"
-               "/* n values from source to target = source - n .. (the window moving up one row) */\n"
-               "static void unit_model_move(int8_t *target, const int8_t *source, int32_t n) {\n"
-               "    int32_t i;\n    for (i = 0; i < n; i++) {\n        target[i] = source[i];\n    }\n}\n\n")
-    uses_move = any(stage.window_rows > 1 and not stage.accumulates for stage in chain.stages)
+               "    const int8_t *end = target + n;\n"
+               "    if (source == 0) {\n        while (target != end) {\n            *target++ = 0;\n        }\n"
+               "    } else {\n        while (target != end) {\n            *target++ = *source++;\n        }\n"
+               "    }\n}\n\n")
     text = [codegen.file_header("model.c", "constant tables, row buffers and the fused, row-streamed "
                                 "unit_model_run", source),
             "#include \"model.h\"\n\n",
@@ -266,7 +264,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             f"/* the Linear's int32 sums */\nstatic int32_t unit_model_sums[{sums}];\n" if sums else "",
             *sum_arrays,
             "\n",
-            (helpers if uses_move else helpers.split("/* n values from source to target =")[0]) if chain.stages else "",
+            helpers if any(not stage.accumulates and k not in direct for k, stage in enumerate(chain.stages)) else "",
             "".join(functions), "".join(stage_code),
             "int32_t unit_model_check(void) {\n",
             *[f"    if ({check} > (int32_t)sizeof(unit_model_scratch)) {{\n        return UNIT_ERR_SCRATCH;\n    }}\n"
@@ -275,7 +273,109 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
     return ModelC("".join(text), flash, kernels, layers)
 
 
-def _accumulating_stage(qmodel: QuantizedModel, k: int, stage: Stage, row: str, nxt: str, kernels: set[str]) -> str:
+def _output_buffers(chain: FusedChain, direct: frozenset[int], offsets: dict[str, int]) -> list[str]:
+    """Where each stage writes its output rows: its own block (``B > 1``), the row buffer, or for a
+    stage that reads its input in place (``direct``) the row buffer its input is not in."""
+    buffers = {name: f"(unit_model_arena + {offsets[name]})" for name in ("row", "second row") if name in offsets}
+    outs, current = [], buffers["row"]
+    for k, stage in enumerate(chain.stages):
+        if stage.block_bytes:
+            current = f"(unit_model_arena + {offsets[f'rows of {stage.name}']})"
+        elif k in direct:
+            current = buffers["second row"] if current == buffers["row"] else buffers["row"]
+        else:
+            current = buffers["row"]
+        outs.append(current)
+    return outs
+
+
+def _direct_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, target: str, compute,
+                  kernels: set[str]) -> str:
+    """The push function of a stage without a window (:func:`.fused_plan.direct_stages`): output row
+    ``r`` computed from input row ``r`` where it is, into ``target``, and passed on."""
+    stage = chain.stages[k]
+    op = qmodel.ops[stage.op]
+    last = k + 1 == len(chain.stages)
+    nxt = _status("unit_model_sink(r, output)") if last else \
+        _status(f"unit_model_push_{k + 1}({target}, {stage.out_width}, output)")
+    pad_bottom = (f"    if (r == {stage.out_height - 1}) {{ /* the next stage's bottom padding rows */\n"
+                  f"        for (i = 0; i < {chain.stages[k + 1].pad_bottom}; i++) {{\n"
+                  + _indent(_status(f"unit_model_push_{k + 1}(0, 0, output)"), 8) + "        }\n    }\n"
+                  if not last and chain.stages[k + 1].pad_bottom else "")
+    return (f"/* stage {k}, {_comment(op.name)} (conv, one-row kernel): reads its input row where it is */\n"
+            f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
+            f"    int32_t {'i, ' if pad_bottom else ''}r, status;\n    (void)stride; /* the row's channels are {stage.in_width} apart */\n"
+            f"    r = unit_model_rows[{2 * k}]++;\n"
+            + ("" if last or pad_bottom else "    (void)r;\n")
+            + compute("params")
+            + "".join(_elementwise(qmodel, stage.after, target, stage.row_bytes, kernels))
+            + nxt + pad_bottom + "    return UNIT_OK;\n}\n\n")
+
+
+def _window_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, window: str, target: str, row: str, compute,
+                  kernels: set[str]) -> str:
+    """The push function of a stage with a window (module docstring of :mod:`.fused_plan`): row ``n``
+    of the (padded) input goes to place ``p = n - r * stride_y`` of the window, ``r`` the first
+    output row of the step being filled (rows before it, not needed, are dropped); when the window
+    holds the input rows of the step's ``nb`` output rows they are computed into ``target``
+    (``compute(params)``), the window moves up ``B * stride_y`` rows, and the rows are passed on."""
+    stage = chain.stages[k]
+    op = qmodel.ops[stage.op]
+    b, s, kh, span, width, oh = (stage.block_rows, stage.stride_y, stage.window_rows, stage.span_rows,
+                                 stage.in_width, stage.out_height)
+    oc, ow = stage.out_channels, stage.out_width
+    tail = oh % b
+    last = k + 1 == len(chain.stages)
+    move = (f"    for (c = 0; c < {stage.channels}; c++) {{ /* the window moves up {b * s} rows */\n"
+            f"        unit_model_fill(window + c * {span * width}, window + c * {span * width} + {b * s * width}, "
+            f"{(span - b * s) * width});\n    }}\n" if b * s < span else "")
+    need = (b - 1) * s + kh
+    step = f"    nb = r + {b} <= {oh} ? {b} : {tail};\n" if tail else f"    nb = {b};\n"
+    full = compute("params")
+    if tail:
+        tail_need = (tail - 1) * s + kh
+        body = (f"    if (nb == {b}) {{\n" + _indent(full + move, 4) + "    } else {\n"
+                f"        /* the last, shorter step: the window's channels closed up ({tail_need} rows each) */\n"
+                f"        for (c = 1; c < {stage.channels}; c++) {{\n"
+                f"            unit_model_fill(window + c * {tail_need * width}, window + c * {span * width}, "
+                f"{tail_need * width});\n        }}\n" + _indent(compute("tail_params"), 4) + "    }\n")
+        due = f"(nb - 1) * {s} + {kh - 1}"
+    else:
+        body = full + move
+        due = str(need - 1)
+    # the rows passed on: from the shared row buffer (B = 1) or the stage's own block [C][nb][OW]
+    if last:
+        pass_on = (f"        for (c = 0; c < {oc}; c++) {{\n"
+                   f"            unit_model_fill({row} + c * {ow}, {target} + (c * nb + i) * {ow}, {ow});\n"
+                   "        }\n" if b > 1 else "") + _indent(_status("unit_model_sink(r + i, output)"), 4)
+    else:
+        pass_on = _indent(_status(f"unit_model_push_{k + 1}({target} + i * {ow}, nb * {ow}, output)"), 4)
+    pad_bottom = (f"    if (r + nb == {oh}) {{ /* the next stage's bottom padding rows */\n"
+                  f"        for (i = 0; i < {chain.stages[k + 1].pad_bottom}; i++) {{\n"
+                  + _indent(_status(f"unit_model_push_{k + 1}(0, 0, output)"), 8) + "        }\n    }\n"
+                  if not last and chain.stages[k + 1].pad_bottom else "")
+    what = "conv" if stage.kind == "conv" else stage.kind
+    return (f"/* stage {k}, {_comment(op.name)} ({what}): window of {span} rows of {stage.channels} x {width}, "
+            f"{b} output row(s) per step */\n"
+            f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
+            f"    int8_t *window = {window};\n    int32_t c, i, r, p, nb, status;\n"
+            f"    r = unit_model_rows[{2 * k + 1}]; /* the first output row of the step being filled */\n"
+            f"    p = unit_model_rows[{2 * k}]++ - r * {s}; /* this row's place in the window */\n"
+            f"    if (r >= {oh} || p < 0) {{\n        return UNIT_OK;\n    }}\n"
+            f"    for (c = 0; c < {stage.channels}; c++) {{\n"
+            f"        unit_model_fill(window + c * {span * width} + p * {width}, "
+            f"source == 0 ? source : source + c * stride, {width});\n    }}\n"
+            + step
+            + f"    if (p != {due}) {{\n        return UNIT_OK;\n    }}\n"
+            + f"    unit_model_rows[{2 * k + 1}] = r + {b};\n"
+            + body
+            + "".join(_elementwise(qmodel, stage.after, target, f"nb * {oc * ow}", kernels))
+            + "    for (i = 0; i < nb; i++) {\n" + pass_on + "    }\n"
+            + pad_bottom + "    return UNIT_OK;\n}\n\n")
+
+
+def _accumulating_stage(qmodel: QuantizedModel, k: int, stage: Stage, row: str, nxt: str, kernels: set[str],
+                        strided: bool = False) -> str:
     """The push function of an average pool over the whole input height: each row's window sums
     added to int32 sums; after the last row the means (output row 0) are passed on."""
     op = qmodel.ops[stage.op]
@@ -284,13 +384,17 @@ def _accumulating_stage(qmodel: QuantizedModel, k: int, stage: Stage, row: str, 
     return (f"/* stage {k}, {_comment(op.name)} (average pool {op.kernel[0]}x{op.kernel[1]} over the whole height): "
             f"int32 window sums, no window */\n"
             f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
-            "    int32_t i, r = 0, status;\n    (void)stride;\n    (void)r;\n"
+            "    int32_t i, r = 0, status;\n" + ("" if strided else "    (void)stride;\n") + "    (void)r;\n"
             f"    if (unit_model_rows[{2 * k}] == 0) {{\n        for (i = 0; i < {n}; i++) {{\n"
             f"            {sums}[i] = 0;\n        }}\n    }}\n"
             f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
-            f"    status = unit_avgpool2d_accumulate_s8(source, {stage.channels}, {stage.in_width}, {op.kernel[1]}, "
-            f"{op.stride[1]}, {sums});\n"
-            "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n"
+            + (f"    for (i = 0; i < {stage.channels}; i++) {{ /* the row's channels are stride apart */\n"
+               f"        status = unit_avgpool2d_accumulate_s8(source + i * stride, 1, {stage.in_width}, {op.kernel[1]}, "
+               f"{op.stride[1]}, {sums} + i * {stage.out_width});\n"
+               "        if (status != UNIT_OK) {\n            break;\n        }\n    }\n" if strided else
+               f"    status = unit_avgpool2d_accumulate_s8(source, {stage.channels}, {stage.in_width}, {op.kernel[1]}, "
+               f"{op.stride[1]}, {sums});\n")
+            + "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n"
             f"    if (++unit_model_rows[{2 * k}] != {stage.in_height}) {{\n        return UNIT_OK;\n    }}\n"
             + _status(f"unit_avgpool2d_finish_s8({sums}, {n}, {op.kernel[0] * op.kernel[1]}, {row})")
             + "".join(_elementwise(qmodel, stage.after, row, stage.row_bytes, kernels))

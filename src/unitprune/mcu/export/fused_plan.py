@@ -5,24 +5,32 @@ a chain of spatial ops computes each output row as soon as the input rows it nee
 
     input rows -> [window of conv1] -> conv1 row -> [window of pool1] -> pool1 row -> ... -> sink
 
-* every spatial op (a *stage*: conv, max-pool, average pool) owns a **window** of the ``K`` input
-  rows one output row reads, ``[C][K][W]`` (``K = dilation_y * (kernel_height - 1) + 1`` for a
-  conv, ``kernel_height`` for a pool). A row arriving shifts the window up by one row and fills the
-  last; when the window holds rows ``r * stride_y - pad_top .. + K - 1`` the stage computes output
-  row ``r`` with the ordinary whole-layer kernel on the window (``in_height = K``, no vertical
-  padding: padding rows are pushed as zero rows, which the kernels count exactly as padding);
-* ReLU / FATReLU act on each row as it passes (in the one shared row buffer);
+* every spatial op (a *stage*: conv, max-pool, average pool) owns a **window** ``[C][S][W]`` of the
+  input rows its next step reads: ``S = K + (B - 1) * stride_y`` for ``B`` output rows per step
+  (``fused_rows``, convs only; ``K = dilation_y * (kernel_height - 1) + 1`` for a conv,
+  ``kernel_height`` for a pool). Input row ``n`` (padding rows included, pushed as zero rows, which
+  the kernels count exactly as padding) goes to place ``n - r * stride_y``, ``r`` the step's first
+  output row; when the step's rows are there the stage computes them with the ordinary
+  whole-layer kernel on the window (``in_height = S``, no vertical padding; a shorter last step
+  with its own parameters), the window moves up ``B * stride_y`` rows and the rows are passed on;
+* a stage writes its output into the shared row buffer (``B = 1``) or its own ``[C][B][OW]``
+  block; a conv with a one-row kernel, vertical stride 1, no vertical padding and one-row input
+  keeps no window (:func:`direct_stages`): it reads its input row in place and writes the other of
+  two row buffers;
+* ReLU / FATReLU act on each step's rows;
 * the sink takes the last stage's rows: a final ``Linear`` accumulates its int32 sums row by row
   (``unit_linear_accumulate_*_s8`` on a weight table permuted to ``[row][C][W][out]``, then one
   requantization), or the rows are stored into the caller's output;
 * a ReLU / FATReLU after the Linear acts on the output.
 
-The network input is read row by row (``unit_model_run_rows`` with a reader: from flash on the MCU
-targets), so it never sits in SRAM whole. SRAM of the plan (static, one sample):
+Streaming along the width is this plan on the transposed model (:mod:`.fused_axis`). The network
+input is read row by row (``unit_model_run_rows`` with a reader: from flash on the MCU targets),
+so it never sits in SRAM whole. SRAM of the plan (static, one sample):
 
-    windows (sum over stages of C * K * W) + the row buffer (the largest row: C * W of the input
-    or of a stage's output) + the conv scratch (4 * OW of the widest conv: one output row)
-    + the Linear's sums (4 * out) + the row counters (8 per stage) + the descriptors.
+    windows (sum over windowed stages of C * S * W) + the B-row blocks + the row buffer (the
+    largest row: C * W of the input or of a stage's output; two with a windowless stage) + the
+    conv scratch (4 * B * OW of the widest conv step) + the Linear's sums (4 * out) + the global
+    pools' sums + the row counters (8 per stage) + the descriptors.
 
 An average pool over the whole input height (DS-CNN's global pool) keeps no window: its int32
 window sums (4 * C * OW) grow row by row and are divided once, after the last row.
@@ -33,12 +41,13 @@ MAC counters (by cause) are those of the layer-by-layer plan.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
 from .memory_plan import MemoryPlan, conv_scratch_bytes
 
-__all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "fused_buffers",
+__all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "fused_buffers", "with_fused_rows",
+           "direct_stages", "fused_rows_choices",
            "plan_fused_memory", "EXECUTIONS"]
 
 #: The export's ``execution`` option: layer by layer, fused (row-streamed), or fused only when
@@ -68,6 +77,7 @@ class Stage:
     out_height: int
     out_width: int
     after: tuple[int, ...] = ()  # elementwise ops (indices) applied to each output row
+    block_rows: int = 1  # B: output rows computed per step (a conv; 1 for pools)
 
     @property
     def accumulates(self) -> bool:
@@ -76,8 +86,19 @@ class Stage:
         return self.kind == "avgpool" and self.window_rows == self.in_height
 
     @property
+    def span_rows(self) -> int:
+        """Rows of the window: the ``K + (B - 1) * stride_y`` input rows of ``B`` output rows."""
+        return self.window_rows + (self.block_rows - 1) * self.stride_y
+
+    @property
     def window_bytes(self) -> int:
-        return 0 if self.accumulates else self.channels * self.window_rows * self.in_width
+        return 0 if self.accumulates else self.channels * self.span_rows * self.in_width
+
+    @property
+    def block_bytes(self) -> int:
+        """The stage's own output buffer of ``B > 1`` rows ``[C][B][OW]`` (0: one row, in the shared
+        row buffer)."""
+        return self.out_channels * self.block_rows * self.out_width if self.block_rows > 1 else 0
 
     @property
     def sum_bytes(self) -> int:
@@ -105,6 +126,37 @@ class FusedChain:
             last = self.stages[-1]
             return (last.out_channels, last.out_height, last.out_width)
         return self.input_shape
+
+
+def direct_stages(chain: FusedChain) -> frozenset[int]:
+    """The stages that keep no window: a conv with a one-row kernel, one output row per step, vertical
+    stride 1 and no vertical padding, whose input is one row (the input's, or a one-row stage's): it
+    reads the row where it arrives and writes its output row into the other row buffer."""
+    return frozenset(k for k, stage in enumerate(chain.stages)
+                     if stage.kind == "conv" and stage.span_rows == 1 and stage.stride_y == 1
+                     and stage.pad_top == stage.pad_bottom == 0 and (k == 0 or chain.stages[k - 1].block_rows == 1))
+
+
+def fused_rows_choices(chain: FusedChain, sram_bytes: int | None) -> list[int]:
+    """The ``fused_rows`` that ``fused_rows="auto"`` tries, most first: powers of two and the
+    tallest conv output, down to 1 (the export takes the first whose plan fits the target's SRAM:
+    more rows per step, fewer cycles); only 1 without an SRAM limit (the host)."""
+    tallest = max([stage.out_height for stage in chain.stages if stage.kind == "conv"], default=1)
+    if sram_bytes is None or tallest == 1:
+        return [1]
+    powers = {1 << k for k in range(tallest.bit_length()) if 1 << k <= tallest}
+    return sorted(powers | {tallest}, reverse=True)
+
+
+def with_fused_rows(chain: FusedChain, rows: int) -> FusedChain:
+    """``chain`` with every conv stage computing ``min(rows, out_height)`` output rows per step
+    (the export's ``fused_rows``): a window of ``K + (B - 1) * stride_y`` rows and an output block
+    of ``B`` rows, so the kernels' per-call work is shared by ``B`` rows (fewer cycles, more SRAM)."""
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"fused_rows must be an int >= 1 (output rows per step of a fused conv), got {rows!r}")
+    stages = tuple(replace(stage, block_rows=min(rows, stage.out_height)) if stage.kind == "conv" else stage
+                   for stage in chain.stages)
+    return replace(chain, stages=stages)
 
 
 def _shape3(shape) -> tuple[int, int, int]:
@@ -180,6 +232,7 @@ class FusedMemoryPlan(MemoryPlan):
     state_bytes: int = 0
     row_bytes: int = 0
     pool_sum_bytes: int = 0
+    axis: str = "height"  # the axis the rows are taken along (width: columns, fused_axis.py)
 
     @property
     def peak_sram_with_io_bytes(self) -> int:
@@ -190,7 +243,8 @@ class FusedMemoryPlan(MemoryPlan):
         data = super().to_dict()
         data.update(execution="fused", input_streamed=True, peak_sram_with_io_bytes=self.peak_sram_with_io_bytes,
                     buffers=list(self.buffers), conv_scratch_bytes=self.conv_scratch_bytes,
-                    linear_sum_bytes=self.linear_sum_bytes, pool_sum_bytes=self.pool_sum_bytes, state_bytes=self.state_bytes, row_bytes=self.row_bytes)
+                    linear_sum_bytes=self.linear_sum_bytes, pool_sum_bytes=self.pool_sum_bytes, state_bytes=self.state_bytes, row_bytes=self.row_bytes,
+                    stream_axis=self.axis)
         return data
 
 
@@ -200,35 +254,46 @@ def fused_buffers(chain: FusedChain, linear_out: int) -> dict:
     stages, then the row buffer), ``row``, ``state``, ``conv_scratch``, ``linear_sums`` bytes. The
     exporter and the resource model (``unitprune.shrink.fused_resources``) both use it."""
     buffers, offset = [], 0
-    for stage in chain.stages:
-        if stage.accumulates:
+    direct = direct_stages(chain)
+    for k, stage in enumerate(chain.stages):
+        if stage.accumulates or k in direct:
             continue
         buffers.append({"name": f"window of {stage.name}", "offset": offset, "bytes": stage.window_bytes,
-                        "rows": stage.window_rows})
+                        "rows": stage.span_rows})
         offset += stage.window_bytes
+    for stage in chain.stages:
+        if stage.block_bytes:
+            buffers.append({"name": f"rows of {stage.name}", "offset": offset, "bytes": stage.block_bytes,
+                            "rows": stage.block_rows})
+            offset += stage.block_bytes
     c, _, w = chain.input_shape
     row = max([c * w] + [stage.row_bytes for stage in chain.stages])
     buffers.append({"name": "row", "offset": offset, "bytes": row, "rows": 1})
+    if direct:  # a 1x1 conv reads its input row where it is and writes the other row buffer
+        buffers.append({"name": "second row", "offset": offset + row, "bytes": row, "rows": 1})
     convs = [stage for stage in chain.stages if stage.kind == "conv"]
-    return {"buffers": buffers, "windows": offset, "row": row,
+    return {"buffers": buffers, "windows": offset, "row": row * (2 if direct else 1),
             "pool_sums": sum(stage.sum_bytes for stage in chain.stages),
             "state": 4 * 2 * len(chain.stages),  # rows received and the next row due, per stage
-            "conv_scratch": max([conv_scratch_bytes(1, stage.out_width) for stage in convs], default=0),
+            "conv_scratch": max([conv_scratch_bytes(stage.block_rows, stage.out_width) for stage in convs], default=0),
             "linear_sums": 4 * linear_out}
 
 
-def plan_fused_memory(qmodel: QuantizedModel, chain: FusedChain, descriptor_bytes: int) -> FusedMemoryPlan:
-    """The memory plan of the fused export of ``qmodel`` (:func:`fused_buffers`)."""
+def plan_fused_memory(qmodel: QuantizedModel, chain: FusedChain, descriptor_bytes: int,
+                      axis: str = "height") -> FusedMemoryPlan:
+    """The memory plan of the fused export of ``qmodel`` (:func:`fused_buffers`), streamed along
+    ``axis`` (``qmodel`` is then the transposed model: :mod:`.fused_axis`)."""
     linear_out = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
     parts = fused_buffers(chain, linear_out)
     input_bytes = chain.input_shape[0] * chain.input_shape[1] * chain.input_shape[2]
     output_bytes = linear_out or chain.sink_shape[0] * chain.sink_shape[1] * chain.sink_shape[2]
     peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else None
-    notes = [f"fused: windows of {', '.join(f'{s.window_rows} rows ({s.name})' for s in chain.stages) or 'none'}; "
-             f"row buffer {parts['row']} bytes; the input is read row by row"]
+    notes = [f"fused: windows of {', '.join(f'{s.span_rows} rows ({s.name})' for s in chain.stages) or 'none'}; "
+             f"row buffer {parts['row']} bytes; the input is read {'column' if axis == 'width' else 'row'} by {'column' if axis == 'width' else 'row'}"]
     return FusedMemoryPlan(ops=[], arena_bytes=parts["windows"] + parts["row"] + parts["state"],
                            scratch_bytes=parts["conv_scratch"] + parts["linear_sums"] + parts["pool_sums"],
                            descriptor_bytes=descriptor_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
                            copy_input_to_output=False, peak_op=peak, notes=notes, buffers=parts["buffers"],
                            conv_scratch_bytes=parts["conv_scratch"], linear_sum_bytes=parts["linear_sums"],
-                           state_bytes=parts["state"], row_bytes=parts["row"], pool_sum_bytes=parts["pool_sums"])
+                           state_bytes=parts["state"], row_bytes=parts["row"], pool_sum_bytes=parts["pool_sums"],
+                           axis=axis)

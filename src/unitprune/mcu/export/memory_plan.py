@@ -259,10 +259,12 @@ def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None) -> dict[str, int
     return sizes
 
 
-def model_descriptor_bytes(qmodel: QuantizedModel, layout: Layout, variant: str, linear_quotient: str) -> int:
+def model_descriptor_bytes(qmodel: QuantizedModel, layout: Layout, variant: str, linear_quotient: str,
+                           sparse_layers: int = 0) -> int:
     """RAM bytes of the model's kernel descriptors under ``layout``
-    (:func:`unitprune.mcu.targets.specs.descriptor_bytes`, the formula the resource model uses too)."""
+    (:func:`unitprune.mcu.targets.specs.descriptor_bytes`, the formula the resource model uses too);
+    ``sparse_layers``: layers calling the static-sparse kernels (a ``unit_sparse_s8`` each)."""
     convs = sum(isinstance(op, QConv) for op in qmodel.ops)
     linears = sum(isinstance(op, QLinear) for op in qmodel.ops)
     trees = linears if variant == "unit" and linear_quotient == "bintree" else 0
-    return descriptor_bytes(convs, linears, trees, layout)
+    return descriptor_bytes(convs, linears, trees, layout, sparse_layers)

@@ -71,6 +71,24 @@ def _requant_tables(ident: str, requant, flash: dict[str, int], style: _TableSty
     return parts
 
 
+def _sparse_tables(ident: str, tables, flash: dict[str, int], style: _TableStyle) -> list[str]:
+    """The ``unit_sparse_s8`` of a static-sparse layer (unit_kernels_s8.h) and its tables."""
+    parts = [style.array("uint16_t", f"{ident}_nonzeros", tables.nonzeros)]
+    flash["nonzeros"] = 2 * tables.nonzeros.size
+    records = taps = "0"
+    if tables.stored:
+        parts.append(style.array("int16_t", f"{ident}_records", tables.records,
+                                 comment=f"{tables.stored} nonzero weights: {{input offset, weight}}"))
+        flash["records"] = 4 * tables.stored
+        records = f"{ident}_records"
+        if tables.taps is not None:
+            parts.append(style.array("uint8_t", f"{ident}_taps", tables.taps, comment="{ky, kx} of each record"))
+            flash["taps"] = 2 * tables.stored
+            taps = f"{ident}_taps"
+    parts.append(f"static const unit_sparse_s8 {ident}_sparse = {{{ident}_nonzeros, {records}, {taps}}};\n")
+    return parts
+
+
 @dataclass
 class _LayerCode:
     tables: list[str]
@@ -92,7 +110,7 @@ def conv_params(op: QConv, block_rows: int = 0) -> tuple[int, ...]:
 
 def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str, str],
                block_rows: int, style: _TableStyle, scratch_offset: int | None = None,
-               scratch_bytes: int = 0) -> _LayerCode:
+               scratch_bytes: int = 0, sparse=None) -> _LayerCode:
     flash: dict[str, int] = {}
     fields = conv_params(op, block_rows)
     params = ", ".join(str(v) for v in fields)
@@ -101,9 +119,12 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
     tables = [f"/* {_comment(op.name)}: Conv{kind} {op.in_channels}->{op.out_channels}, kernel {op.kernel_height}x"
               f"{op.kernel_width}, stride {op.stride}, dilation {op.dilation}, padding {op.padding}, "
               f"groups {op.groups}, output {op.out_height}x{op.out_width}, accumulators for {block} */\n",
-              f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
-              style.array("int8_t", f"{ident}_weight", op.weight)]
-    flash["weight"] = op.weight.size
+              f"static const unit_conv2d_params {ident}_params = {{{params}}};\n"]
+    if sparse is not None:  # static sparsity: the nonzero weights only (kernel_choice.sparse_layers)
+        tables += _sparse_tables(ident, sparse, flash, style)
+    else:
+        tables.append(style.array("int8_t", f"{ident}_weight", op.weight))
+        flash["weight"] = op.weight.size
     conv = conv_variant(op, variant)
     if conv.startswith("unit"):
         tables.append(style.array("uint8_t", f"{ident}_tau", op.tau))
@@ -114,7 +135,8 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
     scratch = "unit_model_scratch"
     if scratch_offset is not None:  # this op's part of the arena (memory_plan: between its buffers)
         scratch = f"(int32_t *)(void *)(unit_model_arena + {scratch_offset})"
-    call = (f"unit_conv2d_{conv}_s8(&{ident}_params, {src}, {ident}_weight, {tau}&{ident}_requant, {dst}, "
+    kernel, weight = ("sparse", f"&{ident}_sparse") if sparse is not None else (conv, f"{ident}_weight")
+    call = (f"unit_conv2d_{kernel}_s8(&{ident}_params, {src}, {weight}, {tau}&{ident}_requant, {dst}, "
             f"{scratch}, UNIT_MODEL_CALL_COUNTS)")
     size = "unit_conv2d_unit_skipfree_s8_scratch_size" if conv == "unit_skipfree" else "unit_conv2d_s8_scratch_size"
     return _LayerCode(tables, _counted_call(op.name, call, counter), LayerFlash(op.name, flash),
@@ -122,16 +144,23 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
 
 
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,
-                 io: tuple[str, str], style: _TableStyle) -> _LayerCode:
+                 io: tuple[str, str], style: _TableStyle, sparse=None) -> _LayerCode:
     flash: dict[str, int] = {}
-    tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, weight transposed [in][out] */\n",
-              style.array("int8_t", f"{ident}_weight_t", np.ascontiguousarray(op.weight.T))]
-    flash["weight"] = op.weight.size
+    if sparse is not None:  # static sparsity: the nonzero weights only (kernel_choice.sparse_layers)
+        tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, nonzero weights */\n",
+                  *_sparse_tables(ident, sparse, flash, style)]
+    else:
+        tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, "
+                  "weight transposed [in][out] */\n",
+                  style.array("int8_t", f"{ident}_weight_t", np.ascontiguousarray(op.weight.T))]
+        flash["weight"] = op.weight.size
     tables += _requant_tables(ident, op.requant, flash, style)
     src, dst = io
     head = f"{src}, 1, {op.in_features}, {op.out_features}, {ident}_weight_t"
     tail = f"&{ident}_requant, {dst}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS"
-    if variant != "unit":
+    if sparse is not None:
+        call = f"unit_linear_sparse_s8({src}, 1, {op.in_features}, {op.out_features}, &{ident}_sparse, {tail})"
+    elif variant != "unit":
         call = f"unit_linear_{variant}_s8({head}, {tail})"
     elif linear_quotient == "bitshift":
         call = (f"unit_linear_unit_bitshift_s8({head}, {codegen.c_int(op.threshold_q)}, {int(op.shift_start)}, "
@@ -192,7 +221,7 @@ class _Sections:
 
 
 def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, block_rows: int,
-                 style: _TableStyle) -> _Sections:
+                 style: _TableStyle, sparse: dict) -> _Sections:
     """The tables and the statements of ``unit_model_run``, op by op."""
     names = codegen.IdentifierSet()
     out = _Sections()
@@ -204,16 +233,20 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
         io = (_storage_expr(memory.source), _storage_expr(memory.target))
         if isinstance(op, (QConv, QLinear)):
             ident = names.add(op.name)
+            tables = sparse.get(op.name)
             if isinstance(op, QConv):
                 code = _conv_code(op, ident, variant, counter, io, block_rows, style, memory.scratch_offset,
-                                  memory.scratch_bytes)
-                conv = conv_variant(op, variant)
-                out.kernels |= {f"unit_conv2d_{conv}_s8", "unit_conv2d_unit_skipfree_s8_scratch_size"
-                                if conv == "unit_skipfree" else "unit_conv2d_s8_scratch_size"}
+                                  memory.scratch_bytes, tables)
+                kernel = "sparse" if tables is not None else conv_variant(op, variant)
+                out.kernels |= {f"unit_conv2d_{kernel}_s8", "unit_conv2d_unit_skipfree_s8_scratch_size"
+                                if kernel == "unit_skipfree" else "unit_conv2d_s8_scratch_size"}
             else:
-                code = _linear_code(op, ident, variant, linear_quotient, counter, io, style)
+                code = _linear_code(op, ident, variant, linear_quotient, counter, io, style, tables)
                 quotient = f"_{linear_quotient}" if variant == "unit" else ""
-                out.kernels |= {f"unit_linear_{variant}{quotient}_s8", "unit_linear_s8_scratch_size"}
+                # the sparse linear kernel's AVR runs are in unit_conv2d_sparse_s8_avr.S, linked with the conv kernel
+                kernel = {"unit_linear_sparse_s8", "unit_conv2d_sparse_s8"} if tables is not None else {
+                    f"unit_linear_{variant}{quotient}_s8"}
+                out.kernels |= kernel | {"unit_linear_s8_scratch_size"}
             counter += 1
             out.tables += code.tables + ["\n"]
             out.body += code.call
@@ -248,11 +281,13 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
 
 
 def model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, source: str,
-            block_rows: int, asm_above: int | None, far: bool) -> ModelC:
+            block_rows: int, asm_above: int | None, far: bool, sparse: dict | None = None) -> ModelC:
     """model.c, its flash tables per layer and the kernels it calls. Tables above ``asm_above``
     bytes are assembler data (AVR), ``far`` tables are read through UNIT_TABLE pointers (AVR
-    beyond 64 KB); :func:`unitprune.mcu.codegen.flash_array`."""
-    sections = _op_sections(qmodel, plan, variant, linear_quotient, block_rows, _TableStyle(asm_above, far))
+    beyond 64 KB); :func:`unitprune.mcu.codegen.flash_array`. ``sparse``: the static-sparse layers'
+    tables by name (:func:`unitprune.mcu.kernel_choice.sparse_layers`)."""
+    sections = _op_sections(qmodel, plan, variant, linear_quotient, block_rows, _TableStyle(asm_above, far),
+                            sparse or {})
     arena = (f"/* activation arena (memory plan: {plan.arena_bytes} bytes, peak at {plan.peak_op}) */\n"
              f"static int32_t unit_model_arena_words[{(plan.arena_bytes + 3) // 4}]; /* 4-byte aligned */\n"
              "static int8_t *const unit_model_arena = (int8_t *)unit_model_arena_words;\n") if plan.arena_bytes else ""
@@ -307,12 +342,13 @@ def model_h(qmodel: QuantizedModel, plan: MemoryPlan, layers: list[str], source:
         f"#endif /* {guard} */\n"])
 
 
-def samples_h(samples: np.ndarray, source: str, far: bool = False) -> str:
+def samples_h(samples: np.ndarray, source: str, far: bool = False, asm_above: int | None = None) -> str:
     """``samples.h``: the embedded test samples, int8 ``[samples][UNIT_MODEL_INPUT_SIZE]`` in flash
-    (``far``: a far table, as the model's in a far-tables export; unit_types.h)."""
+    (``far``: a far table, as the model's in a far-tables export; unit_types.h; above ``asm_above``
+    bytes, the largest C object of the target, assembler data: :func:`codegen.flash_array`)."""
     return "".join([
         codegen.file_header("samples.h", f"{len(samples)} int8 test samples in flash", source),
         "#ifndef UNIT_MODEL_SAMPLES_H\n#define UNIT_MODEL_SAMPLES_H\n\n#include \"model.h\"\n\n",
         codegen.c_define("UNIT_MODEL_SAMPLES", len(samples)),
-        codegen.c_array("int8_t", "unit_model_samples", samples, flash=True, far=far),
+        codegen.flash_array("int8_t", "unit_model_samples", samples, asm_above=asm_above, far=far),
         "\n#endif /* UNIT_MODEL_SAMPLES_H */\n"])

@@ -16,8 +16,10 @@ from .build_files import CSRC, kernel_files, makefile, support_files, template_f
 from .checks import check_fits_target, check_model, check_request
 from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
 from .export_types import ExportError, ExportResult, layer_names
+from .fused_axis import AXES, choose_axis, transposed_model
 from .fused_c import fused_model_c, fused_model_h_api
-from .fused_plan import EXECUTIONS, FusedUnsupported, fused_chain, plan_fused_memory
+from .fused_plan import (EXECUTIONS, FusedUnsupported, fused_chain, fused_rows_choices, plan_fused_memory,
+                         with_fused_rows)
 from .manifest import export_readme, manifest, write_export
 from .memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
 from .model_c import describe_source, model_c, model_h, samples_h
@@ -30,7 +32,7 @@ __all__ = ["export_c"]
 def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str | None = None,
              linear_quotient: str | None = None, samples=None, counters: bool | None = None,
              overwrite: bool = False, conv_block_rows=None, execution: str = "layers",
-             kernels: str = "auto") -> ExportResult:
+             kernels: str = "auto", fused_rows: int = 1, fused_axis: str = "auto") -> ExportResult:
     """Write ``qmodel`` as a self-contained C project into ``out_dir`` (:mod:`unitprune.mcu.export`).
 
     Args:
@@ -57,6 +59,15 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
             a final Linear accumulated per row, the input read row by row; :mod:`.fused_plan`) or
             ``"auto"`` (fused only when layer by layer does not fit the target's SRAM). Outputs and
             counters are the same for every execution.
+        fused_rows: under the fused plan, the output rows each conv computes per step (clipped to
+            its output height): 1 (the default) keeps the least SRAM; ``B`` rows need a window of
+            ``K + (B - 1) * stride`` input rows and a ``B``-row output block, and share the kernel's
+            per-call work among ``B`` rows (fewer cycles); ``"auto"``: the most rows per step whose
+            plan fits the target's SRAM (:func:`.fused_plan.fused_rows_choices`; 1 on the host).
+            Outputs and counters do not change.
+        fused_axis: the axis the fused plan streams along: ``"height"`` (rows), ``"width"``
+            (columns: the time axis of a bands x frames spectrogram, the length of a Conv1d's
+            input; :mod:`.fused_axis`) or ``"auto"`` (the one needing less SRAM, the height on a tie).
         kernels: ``auto`` (the kernels' per-target assembly where a layer allows it) or ``portable``
             (the C99 kernels everywhere, ``UNIT_PORTABLE_KERNELS=1``); see
             :mod:`unitprune.mcu.kernel_choice`. The manifest records each layer's path.
@@ -79,13 +90,22 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
 
     if execution not in EXECUTIONS:
         raise ExportError(f"unknown execution {execution!r} (one of {', '.join(EXECUTIONS)})")
-    chain = None
+    if fused_axis not in AXES:
+        raise ExportError(f"unknown fused_axis {fused_axis!r} (one of {', '.join(AXES)})")
+    if execution == "layers" and (fused_rows != 1 or fused_axis != "auto"):
+        raise ExportError(f"fused_rows={fused_rows!r}, fused_axis={fused_axis!r}: options of the fused plan; "
+                          "give execution='fused' or 'auto'")
+    chain, fused_q, axis, rows_tried = None, qmodel, "height", [fused_rows]
     if execution != "layers":
         try:
-            chain = fused_chain(qmodel)
+            fused_q, chain, axis = _fused_form(qmodel, 1 if fused_rows == "auto" else fused_rows, fused_axis)
+            if fused_rows == "auto":  # the most rows per step that fit the target's SRAM
+                rows_tried = fused_rows_choices(chain, spec.sram_bytes)
         except FusedUnsupported as error:
             if execution == "fused":
                 raise ExportError(f"execution='fused': {error}") from None
+        except ValueError as error:  # fused_rows, or fused_axis="width" of a one-dimensional input
+            raise ExportError(str(error)) from None
     planned = [op.name for op in qmodel.ops if isinstance(op, QConv) and op.unit_kernel != "unit"]
     if chain is not None and planned and variant == "unit":  # the fused rows call the per-position kernel only
         if execution == "fused":
@@ -95,17 +115,21 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     samples = request.samples
     samples_bytes = 0 if samples is None or target == "host" else samples.size
 
+    # static-sparse layers (variant zeroskip, layer by layer): kernel_choice.sparse_layers
+    requant_bytes = sum(9 * op.requant.bias.size for op in qmodel.ops if hasattr(op, "requant"))
+    sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit, samples_bytes + requant_bytes)
+
     # 2. memory plan and 3. model C, with near tables, or far ones when the near ones do not fit
     def generate(far: bool, fused: bool):
         layout = spec.far_layout if far else spec.layout
-        descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient)
+        descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, 0 if fused else len(sparse))
         if fused:
-            plan = plan_fused_memory(qmodel, chain, descriptors)
-            return plan, fused_model_c(qmodel, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
-                                       far)
+            plan = plan_fused_memory(fused_q, chain, descriptors, axis)
+            return plan, fused_model_c(fused_q, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
+                                       far, columns=axis == "width")
         plan = plan_memory(qmodel, scratch, descriptors)
         return plan, model_c(qmodel, plan, variant, linear_quotient, source, request.block_rows,
-                             spec.max_object_bytes, far)
+                             spec.max_object_bytes, far, sparse)
 
     def generate_fitting(fused: bool):
         far = False
@@ -125,10 +149,21 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                 raise
             fused = True
     if execution != "auto" or fused:
-        plan, code, far = generate_fitting(fused)
+        for rows in rows_tried if fused else [1]:
+            if fused and rows_tried != [fused_rows]:  # fused_rows="auto": try the next candidate
+                fused_q, chain, axis = _fused_form(qmodel, rows, fused_axis)
+            try:
+                plan, code, far = generate_fitting(fused)
+                break
+            except ExportError:
+                if rows == rows_tried[-1] or not fused:
+                    raise
+        fused_rows = rows
 
     # 4. build files (the Cortex-M0+/RV32 targets call their kernel variants, e.g. the mcu32 convolution)
-    model_text, functions = core_kernels(target, code.text, set(code.kernels))
+    # main.c of a far-tables export finds its samples through unit_table_offset_s8
+    runner = {"unit_table_offset_s8"} if far and target != "host" else set()
+    model_text, functions = core_kernels(target, code.text, set(code.kernels) | runner)
     files_needed = kernel_files(functions)
     kernel_sources = [name for name in files_needed if name.endswith((".c", ".S"))]
     kernel_defines = kernel_choice.build_defines(kernels)
@@ -140,7 +175,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         header = header.replace("#endif /* UNIT_MODEL_H */", fused_model_h_api() + "#endif /* UNIT_MODEL_H */")
     texts = {"model.h": header, "model.c": model_text, "Makefile": make_text}
     if target != "host":
-        texts["samples.h"] = samples_h(samples, source, far)
+        texts["samples.h"] = samples_h(samples, source, far, spec.max_object_bytes)
     if target in CORE_EXPORT_TARGETS:
         name, text = core_memory_ld(target)
         texts[name] = text
@@ -155,8 +190,11 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                     files=[*texts, "README.md", "memory_plan.json", *copies, *binaries],
                     kernel_sources=kernel_sources, host_main="main.c" if target == "host" else "main_host.c",
                     kernel_defines=kernel_defines,
-                    kernel_paths=kernel_choice.choose(qmodel.ops, target, variant, kernels, far))
+                    kernel_paths=kernel_choice.choose(qmodel.ops, target, variant, kernels, far,
+                                                      {} if fused else sparse))
     data["execution"] = "fused" if fused else "layers"
+    if fused:
+        data["fused_axis"], data["fused_rows"] = axis, fused_rows
     if variant == "unit" and "unit_kernel_plan" in qmodel.source:  # unitprune.mcu.unit_plan: the predictions
         data["unit_kernel_plan"] = qmodel.source["unit_kernel_plan"]
     texts["README.md"] = export_readme(data)
@@ -167,4 +205,24 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                         files=data["files"], memory=plan, flash=code.flash, layers=layers,
                         input_size=plan.input_bytes, output_size=plan.output_bytes, samples=data["samples"],
                         build_commands=commands, conv_block_rows=request.block_rows, far_tables=far,
-                        execution="fused" if fused else "layers")
+                        execution="fused" if fused else "layers", fused_axis=axis if fused else None,
+                        fused_rows=fused_rows if fused else None)
+
+
+def _fused_form(qmodel: QuantizedModel, fused_rows: int, fused_axis: str):
+    """(the model the fused code is generated from, its chain, the axis): ``qmodel`` streamed along
+    the height, or its transpose along the width (:mod:`.fused_axis`)."""
+    forms = {}
+    if fused_axis in ("auto", "height"):
+        forms["height"] = (qmodel, with_fused_rows(fused_chain(qmodel), fused_rows))
+    if fused_axis in ("auto", "width"):
+        if len(qmodel.input_shape) < 2:
+            if fused_axis == "width":
+                raise ValueError(f"fused_axis='width': the input {tuple(qmodel.input_shape)} has no width to stream")
+        else:
+            transposed = transposed_model(qmodel)
+            forms["width"] = (transposed, with_fused_rows(fused_chain(transposed), fused_rows))
+    chain = next(iter(forms.values()))[1]
+    linear_out = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
+    axis = choose_axis({name: form[1] for name, form in forms.items()}, linear_out)
+    return (*forms[axis], axis)

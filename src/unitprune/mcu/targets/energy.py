@@ -39,24 +39,28 @@ _ATMEGA2560 = EnergyModel(
     citation="Microchip ATmega640/1280/1281/2560/2561 datasheet, DC characteristics, active supply "
              "current at 4 MHz, VCC = 3 V, typical 3.2 mA: about 2.4 nJ/cycle (estimate)")
 
-# The Cortex-M0+ and RV32 figures below are typical active currents as the vendors' datasheets give them
-# in their current-consumption tables; they were not re-read from the PDFs when entered (no network):
-# check them against the cited table before relying on them.
+# The Cortex-M0+ and RV32 figures below were checked against the datasheet tables named in each
+# citation (through stored copies of the documents; see docs/mcu.md, "Energy"). The CH32V003 figure
+# comes from a third-party extraction of WCH's datasheet table, the PDF itself was not read here.
 _SAMD21 = EnergyModel(
-    mcu="SAMD21G18", clock_hz=48e6, current_a=3.5e-3, voltage_v=3.3,
-    citation="Microchip SAM D21/DA1 family datasheet (DS40001882), electrical characteristics, current "
-             "consumption, ACTIVE mode, CPU running from flash at 48 MHz, VDD 3.3 V, typical about 3.5 mA: "
-             "about 0.24 nJ/cycle (estimate; figure not re-verified against the PDF)")
+    mcu="SAMD21G18", clock_hz=48e6, current_a=3.37e-3, voltage_v=3.3,
+    citation="Microchip SAM D21/DA1 family datasheet (DS40001882), section 37.7 Power Consumption (electrical "
+             "characteristics at 85 C), current consumption table, ACTIVE, CPU running a While(1) algorithm, "
+             "DFLL48M at 48 MHz, VDDIN 3.3 V, 1 flash wait state, 25 C: typical 3.37 mA (min 3.11, max 3.64): "
+             "about 0.23 nJ/cycle (estimate; a compute loop draws more: the same document's 125 C section, "
+             "40.7, gives 4.6 mA typical for a Fibonacci algorithm at 25 C)")
 _CH32V003 = EnergyModel(
-    mcu="CH32V003", clock_hz=48e6, current_a=4.3e-3, voltage_v=3.3,
-    citation="WCH CH32V003 datasheet, electrical characteristics, run-mode supply current at 48 MHz (HSI + PLL), "
-             "peripherals off, typical about 4.3 mA at 3.3 V: about 0.30 nJ/cycle (estimate; the RV32 cycles are "
-             "themselves a model; figure not re-verified against the PDF)")
+    mcu="CH32V003", clock_hz=48e6, current_a=4.0e-3, voltage_v=3.3,
+    citation="WCH CH32V003 datasheet (CH32V003DS0 V1.8), section 3.3.4, Table 3-6-1 run-mode supply current, "
+             "48 MHz from the HSI, 3.3 V, peripherals off: typical 4.0 mA (6.4 mA with all peripherals on), as "
+             "extracted in kristofferkoch/oparroy datasheets/CH32V003/notes/facts.md (the PDF was not read "
+             "here): about 0.28 nJ/cycle (estimate; the RV32 cycles are themselves a model)")
 _ESP32C3 = EnergyModel(
     mcu="ESP32-C3", clock_hz=160e6, current_a=23e-3, voltage_v=3.3,
-    citation="Espressif ESP32-C3 datasheet, current consumption in active mode with the RF off, CPU at 160 MHz, "
-             "typical about 23 mA at 3.3 V: about 0.47 nJ/cycle (estimate; the RV32 cycles are a model; figure "
-             "not re-verified against the PDF)")
+    citation="Espressif ESP32-C3 Series Datasheet v2.4, section 5.6.2, Table 5-8 Current Consumption in "
+             "Modem-sleep Mode (Wi-Fi clock-gated), CPU at 160 MHz, CPU running, all peripheral clocks "
+             "disabled: typical 23 mA (28 mA with all enabled; flash access may add up to 10 mA, note 3), "
+             "3.3 V supply: about 0.47 nJ/cycle (estimate; the RV32 cycles are a model)")
 
 ENERGY_MODELS: dict[str, EnergyModel] = {"avr": _ATMEGA2560, "msp430": _MSP430FR5994, "msp430-hwmult": _MSP430FR5994,
                                          "m0plus": _SAMD21, "m0plus-smallmul": _SAMD21, "rv32ec": _CH32V003,

@@ -169,10 +169,14 @@ RUN_TARGETS = ("host", "avr", "msp430", "msp430-hwmult", *CORE_TARGETS)
 
 @dataclass(frozen=True)
 class Layout:
-    """The C ABI facts that size a struct: pointer bytes and the largest alignment of a field."""
+    """The C ABI facts that size a struct: pointer bytes and the largest alignment of a field, and
+    whether the compiler places ``static const`` structs in flash (``const_in_flash``: the 32-bit
+    gcc targets put them in ``.rodata``, which their linker scripts map to flash; avr-gcc copies
+    them to RAM unless they are PROGMEM)."""
 
     pointer_bytes: int
     struct_align: int
+    const_in_flash: bool = False
 
 
 #: ABI layouts by name. ``avr-far``: an AVR export whose tables do not fit the first 64 KB of flash
@@ -181,8 +185,10 @@ class Layout:
 #: SAMD21 (Cortex-M0+).
 LAYOUTS = {"host": Layout(8, 8), "avr": Layout(2, 1), "avr-far": Layout(3, 1), "msp430": Layout(2, 2),
            "cortex-m": Layout(4, 4),
-           # the Cortex-M0+ (AAPCS) and RV32 (ilp32e, ilp32) targets: 4-byte pointers, int32 aligned to 4
-           **{name: Layout(4, 4) for name in CORE_TARGETS}}
+           # the Cortex-M0+ (AAPCS) and RV32 (ilp32e, ilp32) targets: 4-byte pointers, int32 aligned to 4;
+           # the exported descriptors (static const) are in .rodata, in flash (seen in the ELFs' symbol
+           # tables: conv1_params at 0x2000xxxx, flash, on rv32ec), so they take no SRAM
+           **{name: Layout(4, 4, const_in_flash=True) for name in CORE_TARGETS}}
 
 
 def struct_bytes(fields: list[int], align: int) -> int:
@@ -195,15 +201,18 @@ def struct_bytes(fields: list[int], align: int) -> int:
     return (offset + widest - 1) // widest * widest
 
 
-def descriptor_bytes(convs, linears, trees, layout: Layout):
+def descriptor_bytes(convs, linears, trees, layout: Layout, sparse=0):
     """RAM bytes of the kernels' descriptors (unit_types.h): per conv a ``unit_conv2d_params`` and a
     ``unit_requant_s8``, per linear a ``unit_requant_s8``, per bintree linear a
-    ``unit_quotient_tree_s8``. The counts may be tensors (the resource model's relaxed counts)."""
+    ``unit_quotient_tree_s8``, per static-sparse layer a ``unit_sparse_s8`` (unit_kernels_s8.h).
+    The counts may be tensors (the resource model's relaxed counts)."""
     p, align = layout.pointer_bytes, layout.struct_align
+    if layout.const_in_flash:  # the exported descriptors are static const: in flash there (Layout)
+        return 0 * (convs + linears + trees)
     conv = struct_bytes([4] * CONV_PARAMS_FIELDS, align)
     requant = struct_bytes([p, p, p, 4, 4], align)
     tree = struct_bytes([4, p, p, p, p], align)
-    return convs * (conv + requant) + linears * requant + trees * tree
+    return convs * (conv + requant) + linears * requant + trees * tree + sparse * struct_bytes([p, p, p], align)
 
 
 @dataclass(frozen=True)
@@ -265,7 +274,7 @@ EXPORT_TARGETS = {
                          f"code, constants and the .data image share the {MSP430_FRAM_BYTES:,} bytes of FRAM "
                          "(0x4000-0xFF7F) of the simulated 64 KB address space (clang-14's small memory model)"),
     # Cortex-M0+ and RV32: 32-bit pointers, constants anywhere in the map's flash
-    **{name: TargetSpec(name, Layout(4, 4), core.flash.length, core.sram.length, core.chip,
+    **{name: TargetSpec(name, LAYOUTS[name], core.flash.length, core.sram.length, core.chip,
                         f"code, constants and the .data image share the {core.flash.length // 1024} KB of flash of "
                         f"the {name} map ({core.chip})")
        for name, core in CORE_TARGETS.items()},

@@ -7,12 +7,17 @@
  * -DUNIT_MODEL_MARKERS=1 the regions are per layer instead, labelled with the layer names, from
  * model.c), then emits the outputs with unit_mcu_emit for the bit-exact check. With counters
  * compiled in (-DUNIT_S8_COUNTS=1), a last region "counts" carries unit_model_counts. A far-tables
- * export (AVR beyond 64 KB) declares the samples UNIT_TABLE, which is empty everywhere else. */
+ * export (AVR beyond 64 KB) declares the samples UNIT_TABLE, which is empty everywhere else; there
+ * a sample beyond the first 32 KB is found through unit_table_offset_s8 (avr-gcc adds an integer
+ * to a far pointer in 16 bits). */
 #include <stdint.h>
 
 #include "model.h"
 #include "samples.h"
 #include "unit_mcu.h"
+#if defined(UNIT_FAR_TABLES) && UNIT_FAR_TABLES
+#include "unit_kernels_stream_s8.h"
+#endif
 
 #ifndef UNIT_MODEL_MARKERS
 #define UNIT_MODEL_MARKERS 0
@@ -37,7 +42,11 @@ int main(void) {
         report_error(status);
     }
     for (sample = 0; sample < UNIT_MODEL_SAMPLES; sample++) {
+#if defined(UNIT_FAR_TABLES) && UNIT_FAR_TABLES
+        const UNIT_TABLE int8_t *source = unit_table_offset_s8(unit_model_samples, sample * UNIT_MODEL_INPUT_SIZE);
+#else
         const UNIT_TABLE int8_t *source = unit_model_samples + sample * UNIT_MODEL_INPUT_SIZE;
+#endif
         for (i = 0; i < UNIT_MODEL_INPUT_SIZE; i++) {
             input[i] = UNIT_READ_S8(source + i);
         }

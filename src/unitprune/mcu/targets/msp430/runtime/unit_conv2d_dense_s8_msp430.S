@@ -126,6 +126,7 @@ __unit_dot_run_s8:
     .word   (n * n) / 4
     .set    n, n + 1
     .endr
+    .global __unit_qsq_mid
 __unit_qsq_mid:
     .rept   256
     .word   (n * n) / 4

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/* unit_conv2d_sparse_s8.c -- int8 convolution over the nonzero weights only (static sparsity, see
+ * unit_kernels_s8.h, unit_sparse_s8), output-stationary: per output channel and output row, the
+ * outputs whose receptive field lies inside the input are runs (unit_internal_sparse_s8.h: the
+ * channel's records walked with the accumulator in registers, assembly on AVR and MSP430); the
+ * outputs whose field the padding clips take the masked C loop over the records' taps. A zero
+ * weight is not stored, so it costs nothing; a zero activation is multiplied (its product is 0). */
+#include "unit_internal_sparse_s8.h"
+
+
+#if UNIT__DOT_ASM && defined(__AVR__)
+/* unit_requantize_s8_avr.S: the requantizing output stage of an AVR run's values */
+typedef struct {
+    int32_t base, multiplier;
+    int8_t shift, act_min, act_max;
+} unit__sparse_store_avr_s8;
+void unit__requantize_run_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__sparse_store_avr_s8 *s);
+#endif
+
+/* The requantization of one output channel. */
+typedef struct {
+    int32_t bias, multiplier, shift;
+    int8_t act_min, act_max;
+} unit__sparse_out_s8;
+
+/* y[i] = clamp(requantize(value i)), value = unit__dot_value_s8(base, stored[i]) for an assembly run,
+ * base + stored[i] for the C run. */
+static void unit__sparse_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base, int assembly,
+                                  const unit__sparse_out_s8 *q) {
+#if UNIT__DOT_ASM && defined(__AVR__)
+    if (assembly) {
+        const unit__sparse_store_avr_s8 s = {base, q->multiplier, (int8_t)q->shift, q->act_min, q->act_max};
+        while (count > 0) {
+            const uint8_t part = (uint8_t)(count < 255 ? count : 255);
+            unit__requantize_run_s8_avr(y, stored, part, &s);
+            y += part;
+            stored += part;
+            count -= part;
+        }
+        return;
+    }
+#endif
+    for (; count > 0; count--) {
+        const int32_t acc = assembly ? unit__dot_value_s8(base, *stored++) : base + *stored++;
+        *y++ = unit__requantize_clamp_s8(acc, q->multiplier, q->shift, q->act_min, q->act_max);
+    }
+}
+
+/* The kernel indices [*lo, *hi) along one axis whose input first + k*dilation lies in [0, size)
+ * (a clipped field: a few steps, no division). */
+static void unit__sparse_inside_s8(int32_t first, int32_t kernel, int32_t size, int32_t dilation, uint8_t *lo,
+                                   uint8_t *hi) {
+    int32_t k = 0, at = first;
+    for (; k < kernel && at < 0; k++) {
+        at += dilation;
+    }
+    *lo = (uint8_t)k;
+    for (; k < kernel && at < size; k++) {
+        at += dilation;
+    }
+    *hi = (uint8_t)k;
+}
+
+
+/* The records are in range: offsets inside the receptive field's span, taps inside the kernel. */
+static int32_t unit__sparse_check_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, const unit_sparse_s8 *s,
+                                     int32_t *total) {
+    int32_t o, k, nnz = 0;
+    const int32_t span = (g->group_in - 1) * g->plane + (p->kernel_height - 1) * p->dilation_y * p->in_width +
+                         (p->kernel_width - 1) * p->dilation_x + 1;
+    const int32_t padded = p->pad_top | p->pad_bottom | p->pad_left | p->pad_right;
+    if (s == 0 || s->nonzeros == 0) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    for (o = 0; o < p->out_channels; o++) {
+        nnz += (int32_t)(uint16_t)UNIT_READ_S16((const UNIT_TABLE int16_t *)s->nonzeros + o);
+    }
+    if (nnz > 0 && (s->records == 0 || (padded && s->taps == 0))) {
+        return UNIT_ERR_ARGUMENT; /* records, and their taps with padding, unless no weight is stored */
+    }
+#if !defined(__AVR__) && !defined(__MSP430__)
+    /* hosts check every record (MCU builds trust the exporter's tables: a pass per call costs cycles) */
+    for (k = 0; k < nnz; k++) {
+        if ((int32_t)(uint16_t)UNIT_READ_S16(s->records + 2 * k) >= span) {
+            return UNIT_ERR_ARGUMENT;
+        }
+        if (s->taps != 0 && (UNIT_READ_U8(s->taps + 2 * k) >= p->kernel_height ||
+                             UNIT_READ_U8(s->taps + 2 * k + 1) >= p->kernel_width)) {
+            return UNIT_ERR_ARGUMENT;
+        }
+    }
+#else
+    (void)k;
+    (void)span;
+#endif
+    *total = nnz;
+    return UNIT_OK;
+}
+
+int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x, const unit_sparse_s8 *sparse,
+                              const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts) {
+    const unit_conv2d_params *p = params;
+    unit__conv_s8 g;
+    unit__sparse_out_s8 q;
+    int32_t n, o, oy, ox, nnz_total = 0, inner_first, inner_end, inner_origin, group_plane, row_step, last_row;
+    int64_t zero_activation = 0;
+    /* weights: a non-null stand-in for the shared argument check (the records are checked below) */
+    int32_t status = unit__conv2d_s8_begin(params, x, (const UNIT_TABLE int8_t *)sparse, requant, y, scratch, &g);
+    if (status != UNIT_OK) {
+        return status;
+    }
+    status = unit__sparse_check_s8(p, &g, sparse, &nnz_total);
+    if (status != UNIT_OK) {
+        return status;
+    }
+    group_plane = g.group_in * g.plane;
+    q.act_min = (int8_t)requant->act_min;
+    q.act_max = (int8_t)requant->act_max;
+    /* output columns whose whole kernel row lies inside the input: [inner_first, inner_end) */
+    inner_first = unit__ceil_div(p->pad_left, p->stride_x);
+    inner_end = unit__floor_div(p->in_width - 1 + p->pad_left - (p->kernel_width - 1) * p->dilation_x, p->stride_x) + 1;
+    inner_end = inner_end > g.out_width ? g.out_width : inner_end;
+    inner_end = inner_end < inner_first ? inner_first : inner_end;
+    inner_origin = inner_first * p->stride_x - p->pad_left; /* the first whole field's column */
+    row_step = p->stride_y * p->in_width;
+    last_row = (p->kernel_height - 1) * p->dilation_y;
+    for (n = 0; n < p->batch; n++) {
+        const int8_t *x_group = x + (ptrdiff_t)n * p->in_channels * g.plane;
+        const UNIT_TABLE int16_t *records = sparse->records;
+        const UNIT_TABLE uint8_t *taps = sparse->taps;
+        int8_t *y_row = y + (ptrdiff_t)n * p->out_channels * g.positions;
+        int32_t in_group = 0;
+        for (o = 0; o < p->out_channels; o++) {
+            const int32_t nnz = (int32_t)(uint16_t)UNIT_READ_S16((const UNIT_TABLE int16_t *)sparse->nonzeros + o);
+            int32_t first_y = -p->pad_top;
+            q.bias = unit__bias_s8(requant, o);
+            q.multiplier = UNIT_READ_S32(requant->multiplier + o);
+            q.shift = UNIT_READ_S8(requant->shift + o);
+            int32_t row_y = -p->pad_top * p->in_width; /* input index of the row's first kernel row, column 0 */
+            for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, row_y += row_step, y_row += g.out_width) {
+                const int rows_inside = first_y >= 0 && first_y + last_row < p->in_height;
+                uint8_t ky0 = 0, ky1 = 0;
+                if (taps != 0) { /* the kernel rows inside the input, for the clipped fields */
+                    unit__sparse_inside_s8(first_y, p->kernel_height, p->in_height, p->dilation_y, &ky0, &ky1);
+                }
+                for (ox = 0; ox < g.out_width;) {
+                    if (rows_inside && ox == inner_first && inner_end > inner_first) { /* a run of whole fields */
+                        const int32_t origin = row_y + inner_origin, count = inner_end - ox;
+                        int assembly = 0;
+                        if (nnz > 0) {
+                            assembly = unit__sparse_run_s8(scratch, x_group + origin, records, nnz, count,
+                                                           (ptrdiff_t)p->stride_x);
+                        } else {
+                            unit__fill_s32(scratch, count, 0);
+                        }
+#if UNIT_S8_COUNTS
+                        {
+                            int32_t i, k;
+                            for (i = 0; i < count; i++) {
+                                for (k = 0; k < nnz; k++) {
+                                    const int32_t at = origin + i * p->stride_x +
+                                                       (int32_t)(uint16_t)UNIT_READ_S16(records + 2 * k);
+                                    zero_activation += x_group[at] == 0;
+                                }
+                            }
+                        }
+#endif
+                        unit__sparse_store_s8(y_row + ox, scratch, count,
+                                              assembly ? unit__dot_base_s8(q.bias, nnz) : q.bias, assembly, &q);
+                        ox += count;
+                    } else { /* a field clipped by the padding: only the taps inside the input */
+                        const int32_t first_x = ox * p->stride_x - p->pad_left, origin = row_y + first_x;
+                        int32_t k, acc = 0;
+                        uint8_t kx0, kx1;
+                        unit__sparse_inside_s8(first_x, p->kernel_width, p->in_width, p->dilation_x, &kx0, &kx1);
+                        for (k = 0; k < nnz; k++) {
+                            const uint8_t ky = UNIT_READ_U8(taps + 2 * k), kx = UNIT_READ_U8(taps + 2 * k + 1);
+                            if (ky >= ky0 && ky < ky1 && kx >= kx0 && kx < kx1) {
+                                const int8_t xv = x_group[origin + (int32_t)(uint16_t)UNIT_READ_S16(records + 2 * k)];
+                                acc += (int16_t)(xv * UNIT_READ_S16(records + 2 * k + 1));
+                                zero_activation += xv == 0;
+                            } else {
+                                zero_activation++; /* a padding zero */
+                            }
+                        }
+                        unit__sparse_store_s8(y_row + ox, &acc, 1, q.bias, 0, &q);
+                        ox++;
+                    }
+                }
+            }
+            records += 2 * nnz;
+            if (taps != 0) {
+                taps += 2 * nnz;
+            }
+            if (++in_group == g.group_out) { /* the next output channel reads the next group's channels */
+                in_group = 0;
+                x_group += group_plane;
+            }
+        }
+    }
+#if UNIT_S8_COUNTS
+    if (counts != 0) {
+        const int64_t dense = (int64_t)p->batch * p->out_channels * g.positions * g.group_in * g.taps;
+        const int64_t zero_weight = (int64_t)p->batch * g.positions * ((int64_t)p->out_channels * g.group_in * g.taps -
+                                                                         nnz_total);
+        unit__counts_set(counts, dense, zero_weight, zero_activation, dense - zero_weight - zero_activation, 0, 0);
+    }
+#else
+    (void)counts;
+    (void)zero_activation;
+#endif
+    return UNIT_OK;
+}
