@@ -71,6 +71,25 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
     group.add_argument("--kernels", default="auto", choices=("auto", "portable"),
                        help="auto: the int8 kernels' per-target assembly (AVR, MSP430) where a layer allows it; "
                             "portable: the C99 kernels everywhere (docs/kernels.md)")
+    group.add_argument("--unit-kernels", default="auto", choices=("auto", "unit", "skipfree", "dense"),
+                       help="conv kernels under --variant unit: auto (per layer the skip-free kernel, the "
+                            "per-position test or dense, whichever the cycle model of unitprune.mcu.unit_cost "
+                            "predicts fastest on the target at the layer's kept fraction on validation data; "
+                            "dense turns the layer's UnIT off; on the host: unit), or one for every layer")
+    group.add_argument("--unit-cost-target", choices=("avr", "msp430", "msp430-hwmult"),
+                       help="the cycle model --unit-kernels auto ranks by (default: the --target; msp430-hwmult "
+                            "for an MSP430 with the hardware multiplier)")
+    group.add_argument("--plan", default="fixed", choices=("fixed", "fastest"),
+                       help="fixed: the model at --percentile with --variant; fastest: the configuration (method, "
+                            "knob, kernel per layer) with the fewest cycles on --target (measured in its simulator) "
+                            "whose int8 validation accuracy is within --budget points of the quantized dense "
+                            "model (every mcu-bench method's operating point; --percentile/--variant/--approx "
+                            "are then not used)")
+    group.add_argument("--budget", type=float, default=1.0, help="--plan fastest: points of int8 validation accuracy")
+    group.add_argument("--plan-methods", metavar="M,M,...",
+                       help="--plan fastest: the candidate methods (default: every mcu-bench method)")
+    group.add_argument("--plan-samples", type=int, default=3,
+                       help="--plan fastest: test samples each candidate firmware runs in the simulator")
     group.add_argument("--samples", type=int, default=20,
                        help="test samples embedded in the firmware (MCU targets)")
     group.add_argument("--out-dir", default="runs/export", help="folder of the C project (must be empty)")
@@ -84,6 +103,51 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     with torch_threads(args.threads):
         return _export(args)
+
+
+def _fastest(args: argparse.Namespace, model, splits):
+    """``--plan fastest``: :func:`unitprune.experiments.mcu_bench.fastest.fastest_plan` on the target."""
+    import tempfile
+
+    from ..experiments.mcu_bench.bench import MCU_TARGETS
+    from ..experiments.mcu_bench.fastest import NoPointWithinBudget, fastest_plan
+    from ..mcu import targets
+
+    measure = args.unit_cost_target or args.target
+    if measure not in MCU_TARGETS:
+        raise CLIError(f"--plan fastest measures the firmware on an MCU target; --target {args.target} is not one "
+                       f"(choose from {', '.join(t for t in MCU_TARGETS if t != 'msp430-hwmult')}; "
+                       "--unit-cost-target msp430-hwmult for an MSP430 with the multiplier)")
+    if not args.budget >= 0 or args.plan_samples < 1:
+        raise CLIError(f"--budget must be >= 0 and --plan-samples >= 1, got {args.budget}, {args.plan_samples}")
+    if args.unit_cost_target and {"msp430-hwmult": "msp430"}.get(measure, measure) != args.target:
+        raise CLIError(f"--unit-cost-target {measure} does not run the --target {args.target} export")
+    with tempfile.TemporaryDirectory(prefix="unitprune-fastest-") as work:
+        try:
+            methods = tuple(m.strip() for m in args.plan_methods.split(",") if m.strip()) if args.plan_methods else None
+            return fastest_plan(model, splits, measure, work, budget=args.budget, samples=args.plan_samples,
+                                methods=methods)
+        except NoPointWithinBudget as error:
+            raise CLIError(str(error)) from None
+        except targets.ToolMissing as error:
+            raise CLIError(f"--plan fastest --target {measure}: {error}") from None
+        except ValueError as error:
+            raise CLIError(f"--plan fastest: {error}") from None
+
+
+def _plan_unit_kernels(qmodel, args: argparse.Namespace, x_val):
+    """The conv kernels of a ``unit`` export (``--unit-kernels``; :mod:`unitprune.mcu.unit_plan`)."""
+    from ..mcu.reference import quantize_input
+    from ..mcu.unit_plan import COST_TARGETS, plan_unit_kernels
+
+    cost_target = args.unit_cost_target or (args.target if args.target in COST_TARGETS else None)
+    plan = args.unit_kernels
+    if plan == "auto" and cost_target is None:
+        plan = "unit"  # no cycle model for this target: the per-position kernel
+    try:
+        return plan_unit_kernels(qmodel, quantize_input(qmodel, x_val), cost_target, plan=plan)
+    except ValueError as error:
+        raise CLIError(f"--unit-kernels: {error}") from None
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -112,12 +176,22 @@ def _export(args: argparse.Namespace) -> int:
     out_dir = check_output_folder(args.out_dir, overwrite=args.overwrite, option="--out-dir")
     t0 = time.perf_counter()
     model, name, splits = _load_model_and_data(args)
-    unit_model = convert(model, UnITConfig(approx=args.approx, percentile=args.percentile))
     x_val = splits.val.tensors[0]
-    calibrate(unit_model, x_val, percentile=args.percentile)
-    qmodel = quantize(unit_model, x_val, variant=args.variant, linear_quotient=args.linear_quotient)
-    qmodel.source.setdefault("model", name)
-    qmodel.source.setdefault("percentile", args.percentile)
+    if len(x_val) == 0:
+        raise CLIError("the validation split is empty: the thresholds and the int8 scales are calibrated on it")
+    fastest = None
+    if args.plan == "fastest":
+        fastest = _fastest(args, model, splits)
+        qmodel, unit_model = fastest.qmodel, None
+        qmodel.source.update(model=name, plan=f"fastest within {args.budget:g} points on {fastest.target}: "
+                                              f"{fastest.method} at knob {fastest.knob}")
+    else:
+        unit_model = convert(model, UnITConfig(approx=args.approx, percentile=args.percentile))
+        calibrate(unit_model, x_val, percentile=args.percentile)
+        qmodel = quantize(unit_model, x_val, variant=args.variant, linear_quotient=args.linear_quotient)
+        qmodel.source.setdefault("model", name)
+        qmodel.source.setdefault("percentile", args.percentile)
+        qmodel = _plan_unit_kernels(qmodel, args, x_val)
     x_test, y_test = splits.test.tensors
     x_q = quantize_input(qmodel, x_test)
     samples = x_q[:args.samples] if args.target != "host" else None
@@ -134,14 +208,14 @@ def _export(args: argparse.Namespace) -> int:
 
     labels = y_test.numpy()
     int8_accuracy = float(np.mean(outputs.argmax(axis=1) == labels))
-    float_unit = evaluate_unit_model(unit_model, splits.test)
+    float_unit = evaluate_unit_model(unit_model, splits.test) if unit_model is not None else None
     float_dense = evaluate_unit_model(convert(model), splits.test)
     total = sum(counts.values(), MacCounts())
     plan = result.memory
     summary = {
         "model": name, "dataset": splits.name, "target": args.target, "variant": result.variant,
         "linear_quotient": result.linear_quotient, "approx": args.approx, "percentile": args.percentile,
-        "test_samples": len(x_q), "float_accuracy": float_dense.accuracy, "float_unit_accuracy": float_unit.accuracy,
+        "test_samples": len(x_q), "float_accuracy": float_dense.accuracy, "float_unit_accuracy": float_unit and float_unit.accuracy,
         "int8_accuracy": int8_accuracy, "macs": total.to_dict(), "macs_skipped_fraction": total.skipped_fraction,
         "per_layer": {layer: c.to_dict() for layer, c in counts.items()},
         "flash_table_bytes": result.flash_table_bytes, "model_sram_bytes": plan.peak_sram_bytes,
@@ -150,20 +224,39 @@ def _export(args: argparse.Namespace) -> int:
         "fused_axis": result.fused_axis,
         "input_bytes": plan.input_bytes,
         "output_bytes": plan.output_bytes, "bit_exact": bit_exact, "outputs_bit_exact": outputs_equal,
-        "counters_bit_exact": counts_equal,
+        "counters_bit_exact": counts_equal, "unit_kernel_plan": qmodel.source.get("unit_kernel_plan"),
+        "fastest": None if fastest is None else fastest.to_dict(),
     }
     atomic_write_text(out_dir / "host_check.json", json.dumps(summary, indent=2) + "\n")
+    setting = (f"plan fastest within {args.budget:g} points" if fastest is not None
+               else f"approx {args.approx}, percentile {args.percentile:g}")
     print(f"{name} on {splits.name}: {result.variant} kernels"
           + (f" (linear quotient {result.linear_quotient})" if result.variant == "unit" else "")
-          + f", approx {args.approx}, percentile {args.percentile:g}, target {args.target}")
-    print(f"accuracy on {len(x_q)} test samples: float {100 * float_dense.accuracy:.2f}%, float UnIT "
-          f"{100 * float_unit.accuracy:.2f}%, int8 (exported C) {100 * int8_accuracy:.2f}%")
+          + f", {setting}, target {args.target}")
+    if fastest is not None:
+        print(f"fastest within {args.budget:g} points on {fastest.target}: {fastest.method}"
+              + ("" if fastest.knob is None else f" at knob {fastest.knob:g}")
+              + f", {fastest.cycles:,} cycles per inference (median of {args.plan_samples} in the simulator), int8 "
+              f"validation {100 * fastest.quantized_val_accuracy:.2f}%; kernels: "
+              + ", ".join(f"{layer} {kernel}" for layer, kernel in fastest.kernels.items()))
+        for candidate in fastest.candidates:
+            cycles = f"{candidate['cycles']:,} cycles" if "cycles" in candidate else "not measured"
+            print(f"  {candidate['method']}: {'admitted' if candidate['admitted'] else 'refused'} "
+                  f"({candidate['why']}), {cycles}")
+    float_unit_text = "" if float_unit is None else f"float UnIT {100 * float_unit.accuracy:.2f}%, "
+    print(f"accuracy on {len(x_q)} test samples: float {100 * float_dense.accuracy:.2f}%, {float_unit_text}"
+          f"int8 (exported C) {100 * int8_accuracy:.2f}%")
     print(f"MACs: {total.dense:,} dense, {total.skipped_fraction:.1%} skipped (zero weight "
           f"{total.zero_weight / max(total.dense, 1):.1%}, zero activation "
           f"{total.zero_activation / max(total.dense, 1):.1%}, threshold {total.threshold / max(total.dense, 1):.1%})")
     print(f"flash: {result.flash_table_bytes:,} bytes of constant tables; SRAM: {plan.peak_sram_bytes:,} bytes "
           f"(arena {plan.arena_bytes:,} peak at {plan.peak_op}, scratch {plan.scratch_bytes:,}, descriptors "
           f"{plan.descriptor_bytes:,}) + input {plan.input_bytes:,} and output {plan.output_bytes:,} (caller's)")
+    if qmodel.source.get("unit_kernel_plan"):
+        record = qmodel.source["unit_kernel_plan"]
+        print(f"UnIT conv kernels ({record['plan']}" + (f", cycle model {record['target']}" if record["target"] else "")
+              + "): " + ", ".join(f"{layer} {choice['kernel']} (kept {choice['kept_fraction']:.0%})"
+                                  for layer, choice in record["layers"].items()))
     print(f"bit-exact against the integer reference (outputs and every counter): {'yes' if bit_exact else 'NO'}")
     print(f"C project: {out_dir} (build: make -C {out_dir}); summary: {out_dir / 'host_check.json'}; "
           f"{time.perf_counter() - t0:.0f} s")

@@ -91,3 +91,6 @@ unit__skipfree_tap_s8_avr:
     .size unit__skipfree_tap_s8_avr, .-unit__skipfree_tap_s8_avr
 
 #endif
+#if defined(__ELF__) && !defined(__AVR__) && !defined(__MSP430__) && !defined(__arm__)
+    .section .note.GNU-stack,"",@progbits /* an empty object on ELF hosts: no executable stack */
+#endif

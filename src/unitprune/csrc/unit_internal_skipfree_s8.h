@@ -147,6 +147,21 @@ void unit__skipfree_tap_s8_avr(int32_t *acc, const uint8_t *entry, uint16_t n, i
 #define UNIT__SKIPFREE_AVR 0
 #endif
 
+/* The MSP430 tap loop (mcu/targets/msp430/runtime/unit_conv2d_unit_skipfree_s8_msp430.S, linked
+ * with the MSP430 runtime): unit__skipfree_tap_s8 in assembly for every geometry; the C loop with
+ * UNIT_PORTABLE_KERNELS=1 and in the counted build. */
+#if defined(__MSP430__) && !(defined(UNIT_PORTABLE_KERNELS) && UNIT_PORTABLE_KERNELS) && !UNIT_S8_COUNTS
+#define UNIT__SKIPFREE_MSP430 1
+typedef struct {
+    int32_t *acc;
+    const int16_t *row_map, *col_map;
+    uint16_t positions;
+} unit__skipfree_tap_args_s8;
+void __unit_skipfree_tap_s8(const unit__skipfree_tap_args_s8 *a, const uint8_t *entry, uint16_t n, int16_t w);
+#else
+#define UNIT__SKIPFREE_MSP430 0
+#endif
+
 /* Stride 1 on both axes, and for every tap the shifted row iy + pad_top - ky*dy lies in
  * (out_h - 256, 256) (so its low byte is below out_h exactly when it is in [0, out_h)), the same
  * for columns. */
@@ -180,6 +195,11 @@ UNIT__SKIPFREE_TAP_FN void unit__skipfree_channel_s8(const unit__skipfree_call_s
     const int16_t *rows = s->row_map;
     uint8_t row_off = (uint8_t)(0U - s->pad_top);
     int16_t ky, kx;
+#if UNIT__SKIPFREE_MSP430
+    unit__skipfree_tap_args_s8 args;
+    args.acc = s->acc;
+    args.positions = s->positions;
+#endif
     for (ky = 0; ky < s->kernel_height; ky++, rows += s->in_height, row_off = (uint8_t)(row_off + s->dilation_y)) {
         const int16_t *cols = s->col_map;
         uint8_t col_off = (uint8_t)(0U - s->pad_left);
@@ -218,6 +238,12 @@ UNIT__SKIPFREE_TAP_FN void unit__skipfree_channel_s8(const unit__skipfree_call_s
 #else
             (void)row_off;
             (void)col_off;
+#endif
+#if UNIT__SKIPFREE_MSP430
+            args.row_map = rows;
+            args.col_map = cols;
+            __unit_skipfree_tap_s8(&args, list, n, wv);
+            continue;
 #endif
 #if UNIT_S8_COUNTS
             tally->executed += unit__skipfree_tap_s8(s->acc, s->positions, rows, cols, list, n, wv);

@@ -78,6 +78,22 @@ def assembly_run_fits(op: QConv) -> bool:
             and (op.kernel_height - 1) * op.kernel_width <= 255)
 
 
+def conv_variant(op: QConv, variant: str) -> str:
+    """The ``unit_conv2d_<...>_s8`` a conv op of a ``variant`` export calls: the variant's kernel, or
+    under ``unit`` the op's planned one (:attr:`unitprune.mcu.qmodel.QConv.unit_kernel`)."""
+    if variant != "unit" or op.unit_kernel == "unit":
+        return variant
+    return "dense" if op.unit_kernel == "dense" else "unit_skipfree"
+
+
+def skipfree_avr_fits(op: QConv) -> bool:
+    """The condition of ``unit__skipfree_avr_fits`` (unit_internal_skipfree_s8.h) for the AVR tap loop."""
+    return (op.stride == (1, 1) and op.out_height <= 255 and op.out_width <= 255
+            and op.in_height - 1 + op.padding[0] <= 255 and op.in_width - 1 + op.padding[2] <= 255
+            and (op.kernel_height - 1) * op.dilation[0] + op.out_height <= 256
+            and (op.kernel_width - 1) * op.dilation[1] + op.out_width <= 256)
+
+
 def avr_accumulator_bits(field_macs: int) -> int:
     """24 if ``field_macs`` biased products always sum below ``2**24`` (the proof in the module
     docstring), else 32."""
@@ -145,8 +161,13 @@ def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bo
             bits = (24 if run == "assembly" else None) if target == "avr" else None
             chosen[op.name] = LayerKernels(op.name, f"unit_{kind}_sparse_s8", run, bits, stage)
         elif isinstance(op, QConv):
-            kernel = f"unit_conv2d_{variant}_s8"
-            if variant == "dense":
+            conv = conv_variant(op, variant)
+            kernel = f"unit_conv2d_{conv}_s8"
+            if conv == "unit_skipfree":  # its tap loop in assembly: AVR where it fits, MSP430 always
+                fits = target == "msp430" or (target == "avr" and skipfree_avr_fits(op))
+                run = "assembly" if kernels == "auto" and fits else "portable"
+                bits = None
+            elif conv == "dense":
                 run = "assembly" if assembly and assembly_run_fits(op) else "portable"
                 field = op.in_channels // op.groups * op.kernel_height * op.kernel_width
                 bits = avr_accumulator_bits(field) if run == "assembly" and target == "avr" else None

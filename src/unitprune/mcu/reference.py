@@ -128,7 +128,26 @@ def conv_keep(op: QConv, columns: np.ndarray, group: int, variant: str) -> np.nd
     raise ValueError(f"conv_keep: variant {variant!r} has no keep mask (dense multiplies everything)")
 
 
+def skipfree_reach(op: QConv, x4: np.ndarray) -> np.ndarray:
+    """Per sample and nonzero-weight tap with ``tau < 128`` (``[n, taps]``, taps in weight order), the
+    list entries ``unit_conv2d_unit_skipfree_s8`` visits on ``x4`` ``(n, C, H, W)``: the activations
+    of the tap's input channel with ``|x| > tau`` (the whole plane: the window test rejects those
+    outside the output)."""
+    n = x4.shape[0]
+    magnitudes = np.abs(x4.astype(np.int64)).reshape(n, op.in_channels, -1)
+    histogram = np.stack([np.stack([np.bincount(m, minlength=129) for m in sample]) for sample in magnitudes])
+    greater = histogram[:, :, ::-1].cumsum(axis=2)[:, :, ::-1][:, :, 1:]  # [n, C, 128]: #{|x| > t}
+    weight, tau = op.weight, op.tau.astype(np.int64)
+    group_in, group_out = weight.shape[1], op.out_channels // op.groups
+    live = (weight != 0) & (tau < 128)
+    channel = (np.arange(op.out_channels)[:, None] // group_out) * group_in + np.arange(group_in)[None, :]
+    channel = np.broadcast_to(channel[:, :, None, None], weight.shape)
+    return greater[:, channel[live], np.minimum(tau[live], 127)]
+
+
 def _conv(op: QConv, x: np.ndarray, variant: str) -> tuple[np.ndarray, MacCounts]:
+    if variant == "unit" and op.unit_kernel == "dense":
+        variant = "dense"
     n = x.shape[0]
     x4 = x.reshape(n, op.in_channels, op.in_height, op.in_width)
     per_group = op.out_channels // op.groups
@@ -157,6 +176,8 @@ def _conv(op: QConv, x: np.ndarray, variant: str) -> tuple[np.ndarray, MacCounts
     nonzero_weights = int(np.count_nonzero(op.weight))
     zero_weight = n * positions * (op.weight.size - nonzero_weights)
     compares = n * positions * nonzero_weights if variant == "unit" else 0
+    if variant == "unit" and op.unit_kernel == "skipfree":
+        compares = int(skipfree_reach(op, x4).sum())
     return y, _counts(variant, dense, zero_weight, zero_activation, executed, compares, divisions=0)
 
 

@@ -14,7 +14,7 @@ checks the predictions against measured cycles on other inputs and geometries.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -59,18 +59,10 @@ def conv_work(op: QConv, x: np.ndarray) -> ConvWork:
     n = x.shape[0]
     x4 = x.reshape(n, op.in_channels, op.in_height, op.in_width)
     weight, tau = op.weight, op.tau.astype(np.int64)
-    group_in, taps = weight.shape[1], op.kernel_height * op.kernel_width
-    group_out = op.out_channels // op.groups
     positions = op.out_height * op.out_width
-    _, counts = reference._conv(op, x4, "unit")
-    # greater[n, c, t] = #{|x| > t} in channel c, t in [0, 127]
-    magnitudes = np.abs(x4.astype(np.int64)).reshape(n, op.in_channels, -1)
-    histogram = np.stack([np.stack([np.bincount(m, minlength=129) for m in sample]) for sample in magnitudes])
-    greater = histogram[:, :, ::-1].cumsum(axis=2)[:, :, ::-1][:, :, 1:]  # [n, C, 128]: #{|x| >= t+1}
+    _, counts = reference._conv(replace(op, unit_kernel="unit"), x4, "unit")
     live = (weight != 0) & (tau < 128)
-    channel = (np.arange(op.out_channels)[:, None] // group_out) * group_in + np.arange(group_in)[None, :]
-    channel = np.broadcast_to(channel[:, :, None, None], weight.shape)
-    reach = greater[:, channel[live], np.minimum(tau[live], 127)]  # [n, live taps]
+    reach = reference.skipfree_reach(op, x4)  # [n, live taps]
     rows = _reach(op.out_height, op.in_height, op.kernel_height, op.stride[0], op.dilation[0], op.padding[0])
     cols = _reach(op.out_width, op.in_width, op.kernel_width, op.stride[1], op.dilation[1], op.padding[2])
     live_per_tap = live.sum(axis=(0, 1))  # [KH, KW]
@@ -137,14 +129,14 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
             "tap_rows": 0.0
         },
         "skipfree": {
-            "one": 18616.0,
-            "weights": 17.97,
-            "inputs": 134.5,
-            "channels": 13275.4,
-            "list_taps": 405.31,
-            "visits": 24.88,
-            "kept": 93.93,
-            "outputs": 536.4
+            "one": 30032.68,
+            "weights": 35.19,
+            "inputs": 122.5,
+            "channels": 12261.54,
+            "list_taps": 198.88,
+            "visits": 18.11,
+            "kept": 28.04,
+            "outputs": 504.12
         }
     },
     "msp430-hwmult": {
@@ -163,14 +155,14 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
             "tap_rows": 0.0
         },
         "skipfree": {
-            "one": 37345.3,
-            "weights": 63.0,
-            "inputs": 80.43,
-            "channels": 10898.59,
-            "list_taps": 135.38,
-            "visits": 28.65,
-            "kept": 44.11,
-            "outputs": 345.04
+            "one": 37444.6,
+            "weights": 63.56,
+            "inputs": 79.56,
+            "channels": 10935.53,
+            "list_taps": 92.1,
+            "visits": 20.66,
+            "kept": 22.11,
+            "outputs": 345.27
         }
     }
 }

@@ -429,6 +429,10 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
                    "batch_samples": batch_samples or DEFAULT_BATCH_SAMPLES, "sweep": config.sweep.to_dict()},
         "tools": tools, "environment": environment_record(), "seconds": round(time.perf_counter() - t0, 1),
     }
+    if "dense" in points:  # the fastest configuration within the budget, per target (fastest.py)
+        from .fastest import fastest_rows
+
+        document["fastest"] = fastest_rows(document, points, splits, config.budget, config.confidence)
     write_report(document, run_dir)
     return document
 

@@ -15,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .fastest import fastest_markdown  # noqa: E402
+
 __all__ = ["markdown", "plot", "write_report"]
 
 _COLORS = {"dense": "black", "zeroskip": "tab:gray", "ttp": "tab:red", "unit-bitshift": "tab:cyan",
@@ -88,6 +90,7 @@ def markdown(document: dict) -> str:
                          + " |")
         lines.append("")
     lines += _selection_section(document)
+    lines += fastest_markdown(document)
     lines += ["## Energy estimate sources", ""]
     lines += [f"* {t}: {e['nj_per_cycle']:.3f} nJ/cycle, {e['source']}" for t, e in document["energy"].items()]
     lines += ["", "## Not measured", ""]

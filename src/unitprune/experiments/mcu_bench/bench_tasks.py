@@ -38,9 +38,15 @@ def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, laye
     from .bench import measure_target
     from ...mcu.reference import quantize_input
 
-    x_q = quantize_input(qmodel, shared["x_test"][start:stop])
+    from .bench_plan import planned_for_target
+
     started = time.perf_counter()
+    qmodel, overrides, plan = planned_for_target(qmodel, target, shared["splits"])
+    x_q = quantize_input(qmodel, shared["x_test"][start:stop])
     measured = measure_target(qmodel, target, x_q, workspace, layer_samples, max_cycles)
+    measured.update(overrides)
+    if plan:
+        measured["checks"]["unit_kernel_plan"] = plan
     measured["seconds"] = time.perf_counter() - started
     return measured
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..targets.specs import Layout, descriptor_bytes
+from ..unit_plan import skipfree_scratch_bytes
 from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
 
 __all__ = ["Storage", "OpMemory", "MemoryPlan", "plan_memory", "op_output_size", "INPUT", "OUTPUT", "ARENA",
@@ -90,6 +91,9 @@ class OpMemory:
     copy_first: bool  # relu that copies its (read-only) input to target first
     live_bytes: int  # arena bytes live while this op runs
     scratch_bytes: int
+    #: None: the op's scratch is the shared ``unit_model_scratch``; else its byte offset in the arena
+    #: (4-byte aligned), between the op's live buffers (the skip-free UnIT convolution's lists)
+    scratch_offset: int | None = None
 
 
 @dataclass
@@ -153,6 +157,14 @@ def _input_size(shape) -> int:
     return size
 
 
+def _scratch_in_arena(qmodel: QuantizedModel, op: QOp) -> bool:
+    """The op's scratch is its own part of the arena, between its live buffers: every conv's in a model
+    with a skip-free UnIT convolution (whose lists of the whole input would otherwise size the shared
+    scratch beside the largest activations)."""
+    return isinstance(op, QConv) and qmodel.variant == "unit" and any(
+        isinstance(o, QConv) and o.unit_kernel == "skipfree" for o in qmodel.ops)
+
+
 def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = None,
                 descriptor_bytes: int = 0) -> MemoryPlan:
     """The memory plan of ``qmodel`` (module docstring).
@@ -192,19 +204,38 @@ def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = N
         return sizes[buffer] if buffer not in (0, last) else 0
 
     live = [in_arena(buffer_of[i]) + (in_arena(buffer_of[i + 1]) if new_buffer[i] else 0) for i in range(len(kinds))]
-    arena = max(live, default=0)
+    # ops whose scratch lives in the arena, between the buffer at offset 0 (odd) and the one at the end
+    in_arena_scratch = {index: op for index, op in enumerate(qmodel.ops) if _scratch_in_arena(qmodel, op)}
+
+    def gap(index: int) -> tuple[int, int]:
+        """(bytes of the op's live buffer at offset 0, bytes of the one at the end)."""
+        buffers = {buffer_of[index], buffer_of[index + 1]}
+        low = sum(in_arena(b) for b in buffers if b % 2 == 1)
+        return low, sum(in_arena(b) for b in buffers if b % 2 == 0)
+
+    needs = list(live)
+    for index, op in in_arena_scratch.items():
+        low, high = gap(index)
+        needs[index] = (low + 3) // 4 * 4 + int(scratch_bytes.get(op.name, 0)) + high
+    arena = max(needs, default=0)
+    live = needs
     peak_op = qmodel.ops[live.index(arena)].name if arena else None
     ops = []
     for index, op in enumerate(qmodel.ops):
         source, target = storage(buffer_of[index], arena), storage(buffer_of[index + 1], arena)
         ops.append(OpMemory(name=op.name, kind=kinds[index], source=source, target=target,
                             in_place=not new_buffer[index], copy_first=kinds[index] == "relu" and new_buffer[index],
-                            live_bytes=live[index], scratch_bytes=int(scratch_bytes.get(op.name, 0))))
+                            live_bytes=live[index], scratch_bytes=int(scratch_bytes.get(op.name, 0)),
+                            scratch_offset=(gap(index)[0] + 3) // 4 * 4 if index in in_arena_scratch else None))
     notes = ["the network input and output are the caller's buffers, not counted in peak_sram_bytes"]
     copy_all = last == 0 and bool(qmodel.ops)
     if copy_all:
         notes.append("no op writes a new buffer: the input is copied to the output first")
-    return MemoryPlan(ops=ops, arena_bytes=arena, scratch_bytes=max(scratch_bytes.values(), default=0),
+    shared = [int(scratch_bytes.get(op.name, 0)) for index, op in enumerate(qmodel.ops) if index not in in_arena_scratch]
+    if in_arena_scratch:
+        notes.append("with a skip-free UnIT convolution every conv's scratch lives in the arena between its buffers: "
+                     + ", ".join(op.name for op in in_arena_scratch.values()))
+    return MemoryPlan(ops=ops, arena_bytes=arena, scratch_bytes=max(shared, default=0),
                       descriptor_bytes=descriptor_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
                       copy_input_to_output=copy_all, peak_op=peak_op, notes=notes)
 
@@ -219,7 +250,9 @@ def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None) -> dict[str, int
     block_rows = parse_conv_block_rows(conv_block_rows)
     sizes = {}
     for op in qmodel.ops:
-        if isinstance(op, QConv):
+        if isinstance(op, QConv) and op.unit_kernel == "skipfree" and qmodel.variant == "unit":
+            sizes[op.name] = skipfree_scratch_bytes(op)  # the lists and the whole plane's accumulators
+        elif isinstance(op, QConv):
             sizes[op.name] = conv_scratch_bytes(op.out_height, op.out_width, block_rows)
         elif isinstance(op, QLinear):
             sizes[op.name] = 4 * op.out_features

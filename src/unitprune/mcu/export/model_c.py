@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import codegen
+from ..kernel_choice import conv_variant
 from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU, QuantizedModel
 from ..targets.specs import CONV_PARAMS_FIELDS
 from .export_types import LayerFlash
@@ -94,6 +95,7 @@ class _LayerCode:
     call: list[str]
     flash: LayerFlash | None
     scratch_check: str | None
+    scratch_limit: str | None = None  # bytes the op may use (None: sizeof(unit_model_scratch))
 
 
 def conv_params(op: QConv, block_rows: int = 0) -> tuple[int, ...]:
@@ -107,7 +109,8 @@ def conv_params(op: QConv, block_rows: int = 0) -> tuple[int, ...]:
 
 
 def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str, str],
-               block_rows: int, style: _TableStyle, sparse=None) -> _LayerCode:
+               block_rows: int, style: _TableStyle, scratch_offset: int | None = None,
+               scratch_bytes: int = 0, sparse=None) -> _LayerCode:
     flash: dict[str, int] = {}
     fields = conv_params(op, block_rows)
     params = ", ".join(str(v) for v in fields)
@@ -122,17 +125,22 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
     else:
         tables.append(style.array("int8_t", f"{ident}_weight", op.weight))
         flash["weight"] = op.weight.size
-    if variant == "unit":
+    conv = conv_variant(op, variant)
+    if conv.startswith("unit"):
         tables.append(style.array("uint8_t", f"{ident}_tau", op.tau))
         flash["tau"] = op.tau.size
     tables += _requant_tables(ident, op.requant, flash, style)
     src, dst = io
-    tau = f"{ident}_tau, " if variant == "unit" else ""
-    kernel, weight = ("sparse", f"&{ident}_sparse") if sparse is not None else (variant, f"{ident}_weight")
+    tau = f"{ident}_tau, " if conv.startswith("unit") else ""
+    scratch = "unit_model_scratch"
+    if scratch_offset is not None:  # this op's part of the arena (memory_plan: between its buffers)
+        scratch = f"(int32_t *)(void *)(unit_model_arena + {scratch_offset})"
+    kernel, weight = ("sparse", f"&{ident}_sparse") if sparse is not None else (conv, f"{ident}_weight")
     call = (f"unit_conv2d_{kernel}_s8(&{ident}_params, {src}, {weight}, {tau}&{ident}_requant, {dst}, "
-            f"unit_model_scratch, UNIT_MODEL_CALL_COUNTS)")
+            f"{scratch}, UNIT_MODEL_CALL_COUNTS)")
+    size = "unit_conv2d_unit_skipfree_s8_scratch_size" if conv == "unit_skipfree" else "unit_conv2d_s8_scratch_size"
     return _LayerCode(tables, _counted_call(op.name, call, counter), LayerFlash(op.name, flash),
-                      f"unit_conv2d_s8_scratch_size(&{ident}_params)")
+                      f"{size}(&{ident}_params)", None if scratch_offset is None else str(scratch_bytes))
 
 
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,
@@ -207,7 +215,7 @@ class _Sections:
     tables: list[str] = field(default_factory=list)
     body: list[str] = field(default_factory=list)
     flash: list[LayerFlash] = field(default_factory=list)
-    scratch_checks: list[str] = field(default_factory=list)
+    scratch_checks: list[tuple[str, str]] = field(default_factory=list)  # (size expression, limit)
     kernels: set[str] = field(default_factory=lambda: {"unit_requantize_s8"})
     needs_copy: bool = False
 
@@ -227,9 +235,11 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
             ident = names.add(op.name)
             tables = sparse.get(op.name)
             if isinstance(op, QConv):
-                code = _conv_code(op, ident, variant, counter, io, block_rows, style, tables)
-                kernel = "sparse" if tables is not None else variant
-                out.kernels |= {f"unit_conv2d_{kernel}_s8", "unit_conv2d_s8_scratch_size"}
+                code = _conv_code(op, ident, variant, counter, io, block_rows, style, memory.scratch_offset,
+                                  memory.scratch_bytes, tables)
+                kernel = "sparse" if tables is not None else conv_variant(op, variant)
+                out.kernels |= {f"unit_conv2d_{kernel}_s8", "unit_conv2d_unit_skipfree_s8_scratch_size"
+                                if kernel == "unit_skipfree" else "unit_conv2d_s8_scratch_size"}
             else:
                 code = _linear_code(op, ident, variant, linear_quotient, counter, io, style, tables)
                 quotient = f"_{linear_quotient}" if variant == "unit" else ""
@@ -241,7 +251,8 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
             out.tables += code.tables + ["\n"]
             out.body += code.call
             out.flash.append(code.flash)
-            out.scratch_checks.append(code.scratch_check)
+            limit = code.scratch_limit or "(int32_t)sizeof(unit_model_scratch)"
+            out.scratch_checks.append((code.scratch_check, limit))
         elif isinstance(op, (QMaxPool, QAvgPool)):
             pool, what = ("maxpool2d", "max-pool") if isinstance(op, QMaxPool) else ("avgpool2d", "average pool")
             out.kernels.add(f"unit_{pool}_s8")
@@ -278,7 +289,8 @@ def model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quoti
     sections = _op_sections(qmodel, plan, variant, linear_quotient, block_rows, _TableStyle(asm_above, far),
                             sparse or {})
     arena = (f"/* activation arena (memory plan: {plan.arena_bytes} bytes, peak at {plan.peak_op}) */\n"
-             f"static int8_t unit_model_arena[{plan.arena_bytes}];\n") if plan.arena_bytes else ""
+             f"static int32_t unit_model_arena_words[{(plan.arena_bytes + 3) // 4}]; /* 4-byte aligned */\n"
+             "static int8_t *const unit_model_arena = (int8_t *)unit_model_arena_words;\n") if plan.arena_bytes else ""
     scratch_bytes = plan.scratch_bytes
     scratch_words = max(1, (scratch_bytes + 3) // 4)
     scratch = (f"/* int32 scratch shared by the layers: the largest any layer needs, {scratch_bytes} bytes */\n"
@@ -292,8 +304,8 @@ def model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quoti
             *sections.tables, arena,
             scratch,
             "int32_t unit_model_check(void) {\n",
-            *[f"    if ({check} > (int32_t)sizeof(unit_model_scratch)) {{\n        return UNIT_ERR_SCRATCH;\n    }}\n"
-              for check in sections.scratch_checks],
+            *[f"    if ({check} > {limit}) {{\n        return UNIT_ERR_SCRATCH;\n    }}\n"
+              for check, limit in sections.scratch_checks],
             "    return UNIT_OK;\n}\n\n",
             "int32_t unit_model_run(const int8_t *input, int8_t *output) {\n",
             "    int32_t status = UNIT_OK;\n",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from .. import kernel_choice
-from ..qmodel import QuantizedModel
+from ..qmodel import QConv, QuantizedModel
 from .build_files import CSRC, kernel_files, makefile, support_files, template_files
 from .checks import check_fits_target, check_model, check_request
 from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
@@ -106,6 +106,12 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                 raise ExportError(f"execution='fused': {error}") from None
         except ValueError as error:  # fused_rows, or fused_axis="width" of a one-dimensional input
             raise ExportError(str(error)) from None
+    planned = [op.name for op in qmodel.ops if isinstance(op, QConv) and op.unit_kernel != "unit"]
+    if chain is not None and planned and variant == "unit":  # the fused rows call the per-position kernel only
+        if execution == "fused":
+            raise ExportError(f"execution='fused' runs the per-position UnIT convolution; layer(s) {', '.join(planned)} "
+                              "are planned for another kernel (plan them with unit_plan.plan_unit_kernels(plan='unit'))")
+        chain = None
     samples = request.samples
     samples_bytes = 0 if samples is None or target == "host" else samples.size
 
@@ -189,6 +195,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     data["execution"] = "fused" if fused else "layers"
     if fused:
         data["fused_axis"], data["fused_rows"] = axis, fused_rows
+    if variant == "unit" and "unit_kernel_plan" in qmodel.source:  # unitprune.mcu.unit_plan: the predictions
+        data["unit_kernel_plan"] = qmodel.source["unit_kernel_plan"]
     texts["README.md"] = export_readme(data)
     write_export(request.out_dir, texts, copies, binaries, data)
     logger.info("exported %s to %s (%s, variant %s): model SRAM %d bytes, flash tables %d bytes", source,

@@ -157,8 +157,10 @@ __unit_dot_run_s8:
     ret
     .size   __unit_dot_run_s8, .-__unit_dot_run_s8
 
-/* q(n) = floor(n*n / 4) for n in [-255, 255]; __unit_qsq_mid is q(0), indexed by 2n. */
+/* q(n) = floor(n*n / 4) for n in [-255, 255]; __unit_qsq_mid is q(0), indexed by 2n (global: the
+ * skip-free UnIT tap loop, unit_conv2d_unit_skipfree_s8_msp430.S, uses it too). */
     .section .rodata.__unit_qsq,"a",@progbits
+    .global __unit_qsq_mid
     .p2align 1
     .set    n, -255
     .rept   255

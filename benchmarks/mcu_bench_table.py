@@ -1,0 +1,129 @@
+"""The Figure 6/7 tables of docs/mcu.md ("Whole models") from a ``unitprune mcu-bench`` run, with the
+UnIT conv kernel each row ran per layer, the fastest configuration within the budget per target,
+UnIT against TTP as measured, and the kept fractions at which each UnIT conv kernel beats dense
+and the TTP model's layer (from ``benchmarks/unit_kernels_mcu.py``'s conv2 measurements).
+
+Usage: ``PYTHONPATH=src python benchmarks/mcu_bench_table.py RUN_DIR [--kernels
+docs/results/unit_kernels/unit_kernels_mcu.json] [--output docs/results/mcu_bench/mcu_bench.md]``
+(RUN_DIR from ``unitprune mcu-bench -v --run-dir RUN_DIR``; also copies its mcu.json and the
+latency / energy figures beside the Markdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from unitprune.experiments.mcu_bench.fastest import fastest_table
+
+HERE = Path(__file__).resolve().parent
+KERNELS_JSON = HERE.parent / "docs" / "results" / "unit_kernels" / "unit_kernels_mcu.json"
+OUTPUT = HERE.parent / "docs" / "results" / "mcu_bench" / "mcu_bench.md"
+PLAN_NAMES = {"skipfree": "skip-free", "unit": "per-position", "dense": "dense"}
+
+
+def _kernels(document: dict, method: str, target: str) -> str:
+    detail = next(d for d in document["details"] if d["method"] == method and d["target"] == target)
+    plan = detail["checks"].get("unit_kernel_plan")
+    if not plan:
+        return ""
+    return ", ".join(f"{layer} {PLAN_NAMES[c['kernel']]}" for layer, c in plan["layers"].items())
+
+
+def _breakeven(points: list[dict], kernel: str, cycles: float) -> str:
+    """The largest measured kept fraction at which ``kernel`` takes fewer cycles than ``cycles``."""
+    kept = [p["kept_fraction"] for p in points if p[kernel] < cycles]
+    return f"{100 * max(kept):.1f} %" if kept else "never (none measured)"
+
+
+def tables(document: dict, kernels: dict | None) -> str:
+    targets = document["config"]["targets"]
+    rows = {(r["method"], r["target"]): r for r in document["rows"]}
+    methods = list(dict.fromkeys(r["method"] for r in document["rows"]))
+    dense = {t: rows.get(("dense", t)) for t in targets}
+    lines = ["| method | knob | int8 test acc. | MACs skipped | "
+             + " | ".join(f"{t} M cycles" for t in targets) + " | "
+             + " | ".join(f"{t} uJ (est.)" for t in targets) + " | UnIT conv kernels (" + ", ".join(targets) + ") |",
+             "|---|---|---|---|" + "---|" * (2 * len(targets) + 1)]
+    for method in methods:
+        first = rows[(method, targets[0])]
+        knob = "" if first["knob"] is None else f"{first['knob']:g}"
+        accuracies = sorted({f"{100 * rows[(method, t)]['quantized_accuracy']:.1f}%" for t in targets})
+        skipped = sorted({f"{100 * rows[(method, t)]['macs_skipped_fraction']:.1f}%" for t in targets})
+        cycles = []
+        for t in targets:
+            r = rows[(method, t)]
+            ratio = f" ({dense[t]['cycles'] / r['cycles']:.2f}x)" if dense[t] else ""
+            cycles.append(f"{r['cycles'] / 1e6:.2f}{ratio}" + ("" if r["bit_exact"] else " NOT bit-exact"))
+        energy = [f"{rows[(method, t)]['energy_uj_estimate']:,.0f}" for t in targets]
+        plans = sorted({_kernels(document, method, t) for t in targets} - {""})
+        lines.append(f"| {method} | {knob} | {' / '.join(accuracies)} | {' / '.join(skipped)} | "
+                     + " | ".join(cycles) + " | " + " | ".join(energy) + f" | {' / '.join(plans)} |")
+    lines += ["", "Speed-ups against dense on the same target. Accuracy / skipped per target differ only where "
+              "a layer was planned dense on that target (its UnIT off).", ""]
+
+    lines += fastest_table(document)
+    lines += ["**UnIT against TTP, measured** (cycles per inference, same budget):", ""]
+    for t in targets:
+        ttp = rows.get(("ttp", t))
+        parts = []
+        for method in ("unit-bitshift", "ttp+unit", "fatrelu+unit"):
+            r = rows.get((method, t))
+            if ttp and r:
+                ratio = ttp["cycles"] / r["cycles"]
+                parts.append(f"{method} {'faster' if ratio > 1 else 'slower'} than ttp ({ratio:.2f}x: "
+                             f"{r['cycles'] / 1e6:.2f} M against {ttp['cycles'] / 1e6:.2f} M)")
+        if parts:
+            lines.append(f"* {t}: " + "; ".join(parts) + ".")
+    lines.append("")
+
+    if kernels:
+        lines += ["**Where each UnIT conv kernel starts to pay** (conv2 shape 6x12x12 -> 16x8x8, 5x5; "
+                  "`benchmarks/unit_kernels_mcu.py`, exact cycles): the largest measured kept fraction "
+                  "(executed / dense MACs) at which the kernel takes fewer cycles than the dense kernel on the "
+                  "same layer, and than the TTP model's conv2 in this run (its zero-skipping kernel).", "",
+                  "| target | kernel | beats dense at kept <= | beats TTP's conv2 at kept <= |", "|---|---|---|---|"]
+        for t in targets:
+            build = kernels["builds"].get(t)
+            if not build:
+                continue
+            points = build["layers"]["conv2"]["points"]
+            ttp = rows.get(("ttp", t))
+            ttp_conv2 = ttp["cycles_per_layer"].get("conv2") if ttp else None
+            for kernel, name in (("skipfree", "skip-free"), ("unit", "per-position")):
+                beats_dense = _breakeven(points, kernel, points[0]["dense"])
+                beats_ttp = _breakeven(points, kernel, ttp_conv2) if ttp_conv2 else ""
+                lines.append(f"| {t} | {name} | {beats_dense} | {beats_ttp} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--kernels", type=Path, default=KERNELS_JSON)
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    document = json.loads((args.run_dir / "mcu.json").read_text())
+    kernels = json.loads(args.kernels.read_text()) if args.kernels.is_file() else None
+    environment = document.get("environment", {})
+    head = [f"# Whole models on the MCUs: {document['model']} ({document.get('dataset', '')})", "",
+            f"Generated by `PYTHONPATH=src python benchmarks/mcu_bench_table.py {args.run_dir}` from a "
+            f"`unitprune mcu-bench -v --run-dir {args.run_dir}` run ({document['config']['samples']} test samples "
+            f"per firmware, median cycles, exact simulator counts; every row bit-exact: "
+            f"{all(r['bit_exact'] for r in document['rows'])}; {document['seconds']:.0f} s). Environment: "
+            f"{json.dumps(environment)}. Tools: {json.dumps(document.get('tools', {}))}. Energy is an ESTIMATE "
+            "(cycles x datasheet figure).", ""]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("\n".join(head) + tables(document, kernels))
+    shutil.copyfile(args.run_dir / "mcu.json", args.output.with_suffix(".json"))
+    for figure in ("mcu_latency.png", "mcu_energy.png"):  # the Figure 6 / 7 panels of the run
+        if (args.run_dir / figure).is_file():
+            shutil.copyfile(args.run_dir / figure, args.output.parent / figure)
+    print(f"wrote {args.output}, {args.output.with_suffix('.json')} and the run's figures beside them")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The UnIT kernel plan of one ``mcu-bench`` row: per conv layer of a ``unit`` model, the kernel the
+cost model predicts fastest on the row's target (:func:`unitprune.mcu.unit_plan.plan_unit_kernels`,
+on the validation inputs). A layer planned ``dense`` runs without its UnIT skipping, so the row's
+test accuracy and skipped fraction are then re-measured on the planned model."""
+
+from __future__ import annotations
+
+from ...mcu.qmodel import QConv, QuantizedModel
+from ...mcu.reference import quantize_input
+from ...mcu.unit_plan import COST_TARGETS, plan_unit_kernels
+
+__all__ = ["planned_for_target"]
+
+
+def planned_for_target(qmodel: QuantizedModel, target: str, splits, allow_dense: bool = True
+                       ) -> tuple[QuantizedModel, dict, dict]:
+    """``(planned model, row overrides, plan record)``; targets without a cost model (the Cortex-M0+ /
+    RV32 ones) and non-``unit`` models run unchanged."""
+    from ..evaluation import dataset_tensors
+    from .bench import int8_accuracy
+
+    if qmodel.variant != "unit" or target not in COST_TARGETS:
+        return qmodel, {}, {}
+    x_val, _ = dataset_tensors(splits.val)
+    planned = plan_unit_kernels(qmodel, quantize_input(qmodel, x_val), target, allow_dense=allow_dense)
+    overrides = {}
+    if any(isinstance(op, QConv) and op.unit_kernel == "dense" for op in planned.ops):
+        accuracy, counts = int8_accuracy(planned, splits.test)
+        overrides = {"quantized_accuracy": accuracy, "macs_skipped_fraction": counts.skipped_fraction}
+    return planned, overrides, planned.source.get("unit_kernel_plan", {})
+

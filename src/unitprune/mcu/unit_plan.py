@@ -1,0 +1,161 @@
+"""Per conv layer of a ``unit`` model, which convolution kernel an MCU export runs: the skip-free
+UnIT kernel (``unit_conv2d_unit_skipfree_s8``), the per-position test (``unit_conv2d_unit_s8``) or
+dense (``unit_conv2d_dense_s8``, the layer's UnIT off), whichever :mod:`unitprune.mcu.unit_cost`
+predicts the fewest cycles for on the target, from what each kernel does on calibration inputs
+(the calibrated kept fraction of the layer, its list visits, its window rejections). Where the
+skip-free lists (per-sample scratch) would not fit the target's SRAM beside the activations, the
+layers whose lists save the fewest predicted cycles take their next-best kernel.
+
+``skipfree`` and ``unit`` give the same outputs and cause counters (``compares`` counts what each
+visits); ``dense`` multiplies every connection of the layer, so it changes the model: it is a
+candidate only when ``allow_dense`` (then re-measure the accuracy of the planned model, as
+:mod:`unitprune.mcu.fastest_plan` does). The plan is written into the ops
+(:attr:`unitprune.mcu.qmodel.QConv.unit_kernel`) and recorded, with every prediction, in
+``qmodel.source["unit_kernel_plan"]`` (the export's manifest copies it).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import unit_cost
+from .qmodel import QConv, QuantizedModel, UNIT_CONV_KERNELS
+from .reference import run_reference
+
+__all__ = ["COST_TARGETS", "PLANS", "LayerPlan", "plan_unit_kernels", "skipfree_scratch_bytes", "sram_fits",
+           "with_unit_kernels"]
+
+#: Targets the cost model has coefficients for (msp430-hwmult: the msp430 export run with the multiplier).
+COST_TARGETS = tuple(unit_cost.COEFFICIENTS)
+#: ``plan`` values: ``auto`` (the cost model), or one kernel for every conv layer.
+PLANS = ("auto", *UNIT_CONV_KERNELS)
+#: Calibration samples the counts are taken on (the predictions are means per sample).
+PLAN_SAMPLES = 64
+#: Limits of unit_conv2d_unit_skipfree_s8 (unit_internal_skipfree_s8.h).
+_MAX_SIDE, _MAX_POSITIONS, _MAX_INPUTS = 256, 0x4000, 0xFFFF
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One conv layer's kernel, the kept fraction it was chosen at and every predicted cycle count."""
+
+    layer: str
+    kernel: str
+    kept_fraction: float
+    predicted_cycles: dict[str, float]
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"kernel": self.kernel, "kept_fraction": round(self.kept_fraction, 4),
+                "predicted_cycles": {k: round(v) for k, v in self.predicted_cycles.items()}, "reason": self.reason}
+
+
+def skipfree_scratch_bytes(op: QConv) -> int | None:
+    """Bytes of scratch of ``unit_conv2d_unit_skipfree_s8`` (``..._scratch_size``), None beyond its limits."""
+    inputs = op.in_channels * op.in_height * op.in_width
+    if (op.out_height * op.out_width > _MAX_POSITIONS or op.in_height > _MAX_SIDE or op.in_width > _MAX_SIDE
+            or inputs > _MAX_INPUTS):
+        return None
+    total = (4 * op.out_height * op.out_width + 256 * op.in_channels + 2 * op.kernel_height * op.in_height
+             + 2 * op.kernel_width * op.in_width + 3 * inputs)
+    return (total + 3) // 4 * 4
+
+
+def sram_fits(qmodel: QuantizedModel, export_target: str) -> bool:
+    """The layer-by-layer export of ``qmodel`` (whole-plane accumulators, no counters) fits the
+    target's SRAM with the stack reserve (the export's own check, :mod:`unitprune.mcu.export.checks`)."""
+    from .export.memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
+    from .targets.specs import EXPORT_TARGETS, STACK_RESERVE
+
+    spec = EXPORT_TARGETS[export_target]
+    if spec.sram_bytes is None:
+        return True
+    descriptors = model_descriptor_bytes(qmodel, spec.layout, qmodel.variant, qmodel.linear_quotient)
+    plan = plan_memory(qmodel, scratch_sizes(qmodel), descriptors)
+    return plan.peak_sram_with_io_bytes + STACK_RESERVE <= spec.sram_bytes
+
+
+def with_unit_kernels(qmodel: QuantizedModel, kernels: dict[str, str]) -> QuantizedModel:
+    """A copy of ``qmodel`` whose conv ops run ``kernels[name]`` (others unchanged)."""
+    unknown = sorted(set(kernels) - {op.name for op in qmodel.ops if isinstance(op, QConv)})
+    if unknown:
+        raise ValueError(f"with_unit_kernels: no conv layer named {', '.join(unknown)}")
+    bad = {name: kernel for name, kernel in kernels.items() if kernel not in UNIT_CONV_KERNELS}
+    if bad:
+        raise ValueError(f"with_unit_kernels: unknown kernel(s) {bad}; choose from {', '.join(UNIT_CONV_KERNELS)}")
+    for op in qmodel.ops:
+        if kernels.get(op.name) == "skipfree" and skipfree_scratch_bytes(op) is None:
+            raise ValueError(f"layer {op.name!r}: beyond the skip-free kernel's limits (H, W <= 256, OH*OW <= "
+                             "16384, C*H*W <= 65535)")
+    planned = copy.copy(qmodel)
+    planned.ops = [replace(op, unit_kernel=kernels[op.name]) if op.name in kernels else op for op in qmodel.ops]
+    planned.source = dict(qmodel.source)
+    return planned
+
+
+def _fallback(layer: LayerPlan, export_target: str) -> LayerPlan:
+    """``layer`` on its fastest predicted kernel other than skip-free."""
+    kernel = min((k for k in layer.predicted_cycles if k != "skipfree"), key=layer.predicted_cycles.get)
+    return replace(layer, kernel=kernel, reason=f"the skip-free lists do not fit the {export_target} SRAM")
+
+
+def _fallen_back(qmodel: QuantizedModel, layers: dict[str, LayerPlan], name: str) -> QuantizedModel:
+    return with_unit_kernels(qmodel, {n: (_fallback(layer, "") if n == name else layer).kernel
+                                      for n, layer in layers.items()})
+
+
+def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | None, plan: str = "auto",
+                      allow_dense: bool = True, samples: int = PLAN_SAMPLES) -> QuantizedModel:
+    """``qmodel`` with a kernel per conv layer (module docstring), chosen on the int8 calibration
+    inputs ``x_q`` (the first ``samples``) for ``target`` (:data:`COST_TARGETS`; None: no predictions,
+    only with a named ``plan``). ``plan`` a kernel name forces it on every conv layer (``skipfree`` falls back to ``unit`` where a layer exceeds its
+    limits). A model whose variant is not ``unit`` is returned unchanged."""
+    if plan not in PLANS:
+        raise ValueError(f"unknown UnIT kernel plan {plan!r}; choose from {', '.join(PLANS)}")
+    if target not in COST_TARGETS and (plan == "auto" or target is not None):
+        raise ValueError(f"no UnIT cost model for target {target!r}; one of {', '.join(COST_TARGETS)}"
+                         + ("" if plan != "auto" else " (or name one kernel for every layer, target None)"))
+    if qmodel.variant != "unit" or not any(isinstance(op, QConv) for op in qmodel.ops):
+        return qmodel
+    x_q = np.asarray(x_q)[:samples]
+    if len(x_q) == 0:
+        raise ValueError("plan_unit_kernels: no calibration inputs")
+    inputs: dict[str, np.ndarray] = {}
+    run_reference(qmodel, x_q, capture=lambda op, x: inputs.__setitem__(op.name, x) if isinstance(op, QConv) else None)
+    layers: dict[str, LayerPlan] = {}
+    for op in qmodel.ops:
+        if not isinstance(op, QConv):
+            continue
+        work = unit_cost.conv_work(op, inputs[op.name])
+        candidates = ["unit"] + (["skipfree"] if skipfree_scratch_bytes(op) is not None else [])
+        candidates += ["dense"] if allow_dense else []
+        best, predicted = unit_cost.choose(work, target, kernels=tuple(candidates)) if target else ("unit", {})
+        kept = work.kept / work.macs if work.macs else 0.0
+        if plan == "auto":
+            kernel, reason = best, "fewest predicted cycles"
+        else:
+            kernel = plan if plan in candidates or plan == "dense" else "unit"
+            reason = f"plan {plan}" + ("" if kernel == plan else " (beyond the skip-free limits)")
+        layers[op.name] = LayerPlan(op.name, kernel, kept, predicted, reason)
+    planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
+    export_target = {"msp430-hwmult": "msp430"}.get(target, target)
+    while export_target is not None and not sram_fits(planned, export_target):
+        # the skip-free lists do not fit beside the activations: give up the lists of one layer, the one
+        # costing the fewest predicted cycles among those whose loss alone makes it fit, else the largest
+        losses = {name: min(c for k, c in layer.predicted_cycles.items() if k != "skipfree")
+                  - layer.predicted_cycles["skipfree"] for name, layer in layers.items()
+                  if layer.kernel == "skipfree" and layer.predicted_cycles}
+        if not losses:
+            break
+        ops = {op.name: op for op in qmodel.ops if op.name in losses}
+        fitting = [name for name in losses if sram_fits(_fallen_back(qmodel, layers, name), export_target)]
+        name = (min(fitting, key=losses.get) if fitting
+                else max(losses, key=lambda n: (skipfree_scratch_bytes(ops[n]), -losses[n])))
+        layers[name] = _fallback(layers[name], export_target)
+        planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
+    planned.source["unit_kernel_plan"] = {"target": target, "plan": plan, "calibration_samples": len(x_q),
+                                          "layers": {name: layer.to_dict() for name, layer in layers.items()}}
+    return planned

@@ -1,0 +1,155 @@
+"""The per-layer UnIT conv kernel of an export (unitprune.mcu.unit_plan): skip-free, per-position
+or dense, chosen by the cycle model of unitprune.mcu.unit_cost. Host builds of planned models are
+bit-exact against the integer reference (outputs, cause counters, and the skip-free kernel's
+``compares`` against a hand count of its visits); on AVR, MSP430 and MSP430 + hardware multiplier
+the model's predicted cycles of every conv layer are within a stated tolerance of the cycles the
+simulators measure in the exported firmware, and the plan's choice is (near) the fastest measured."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import unitprune
+from unitprune.geometry import ConvGeometry
+from unitprune.mcu.export import ExportError, export_c
+from unitprune.mcu.qmodel import QConv, QFlatten, QuantizedModel
+from unitprune.mcu.reference import run_reference
+from unitprune.mcu.unit_plan import plan_unit_kernels, sram_fits, with_unit_kernels
+
+from . import qmodels
+from .test_export import needs_cc, run_counted_avr_firmware, tiny_model
+from .test_unit_fast_s8 import skipfree_visits
+
+#: Largest relative error of a predicted layer's cycles against the simulator's, per kernel (the
+#: tolerance of tests/test_mcu_unit_kernels.py; here the whole exported layer, requantization and
+#: call included).
+TOLERANCE = {"skipfree": 0.10, "dense": 0.30, "unit": 0.40}
+
+
+def _model_and_inputs(seed: int, samples: int):
+    rng = np.random.default_rng(seed)
+    qmodel = qmodels.mnist_like(rng)
+    x = qmodels.random_input(rng, samples, qmodel.input_shape, zero_fraction=0.5,
+                             boundary=np.unique(qmodel.ops[0].tau))
+    return qmodel, x
+
+
+def _geometry(op: QConv) -> ConvGeometry:
+    return ConvGeometry((op.kernel_height, op.kernel_width), op.stride, op.dilation, op.padding, op.groups)
+
+
+@needs_cc
+@pytest.mark.parametrize("kernels", [("skipfree", "skipfree"), ("dense", "skipfree"), ("skipfree", "unit")])
+def test_planned_models_export_bit_exact_with_the_skipfree_visits(tmp_path, kernels):
+    qmodel, x = _model_and_inputs(3, 4)
+    planned = with_unit_kernels(qmodel, {"conv1": kernels[0], "conv2": kernels[1]})
+    export_c(planned, tmp_path / "export")
+    outputs, counts = unitprune.run_exported(tmp_path / "export", x)
+    expected, expected_counts = run_reference(planned, x)
+    np.testing.assert_array_equal(outputs, expected.reshape(len(x), -1))
+    assert counts == expected_counts
+    inputs = {}
+    run_reference(planned, x, capture=lambda op, v: inputs.setdefault(op.name, v))
+    for name, kernel in zip(("conv1", "conv2"), kernels):
+        unit_counts = run_reference(with_unit_kernels(planned, {name: "unit"}), x)[1]
+        op = next(o for o in planned.ops if o.name == name)
+        if kernel == "skipfree":  # the hand count of the lists' visits (independent of the reference)
+            x4 = inputs[name].reshape(len(x), op.in_channels, op.in_height, op.in_width)
+            assert counts[name].compares == skipfree_visits(x4, op.weight, op.tau, _geometry(op)) > 0
+        if kernel == "dense":  # every MAC executed, nothing tested
+            assert counts[name].executed == counts[name].dense > unit_counts[name].executed
+            assert counts[name].compares == counts[name].threshold == 0
+        else:  # the same causes as the per-position kernel
+            assert (counts[name].threshold, counts[name].executed) == (unit_counts[name].threshold,
+                                                                      unit_counts[name].executed)
+    manifest = json.loads((tmp_path / "export" / "memory_plan.json").read_text())
+    chosen = {name: manifest["kernels"]["layers"][name]["kernel"] for name in ("conv1", "conv2")}
+    names = {"skipfree": "unit_conv2d_unit_skipfree_s8", "dense": "unit_conv2d_dense_s8", "unit": "unit_conv2d_unit_s8"}
+    assert chosen == {"conv1": names[kernels[0]], "conv2": names[kernels[1]]}
+
+
+def test_the_plan_is_recorded_and_bad_plans_are_refused(tmp_path):
+    qmodel, x = _model_and_inputs(4, 3)
+    planned = plan_unit_kernels(qmodel, x, "avr")
+    record = planned.source["unit_kernel_plan"]
+    for op in planned.ops:
+        if isinstance(op, QConv):
+            layer = record["layers"][op.name]
+            fastest = min(layer["predicted_cycles"], key=layer["predicted_cycles"].get)
+            assert layer["kernel"] == op.unit_kernel
+            assert op.unit_kernel == fastest or ("SRAM" in layer["reason"] and fastest == "skipfree")
+    assert sram_fits(planned, "avr")
+    # conv1's lists (28x28 input) and the arena exceed the ATmega2560's 8 KB: the plan gives them up there
+    forced = plan_unit_kernels(qmodel, x, "avr", plan="skipfree")
+    kernels = [op.unit_kernel for op in forced.ops if isinstance(op, QConv)]
+    assert kernels[0] != "skipfree" and kernels[1] == "skipfree"  # conv1's lists are the ones that do not fit
+    assert not sram_fits(with_unit_kernels(qmodel, {"conv1": "skipfree", "conv2": "skipfree"}), "avr")
+    assert sram_fits(forced, "avr") and sram_fits(plan_unit_kernels(qmodel, x, "msp430", plan="skipfree"), "msp430")
+    assert all(op.unit_kernel == "unit" for op in qmodel.ops if isinstance(op, QConv))  # the input is not changed
+    no_dense = plan_unit_kernels(qmodel, x, "avr", allow_dense=False)
+    assert all(op.unit_kernel != "dense" for op in no_dense.ops if isinstance(op, QConv))
+    export_c(planned, tmp_path / "e", target="avr", samples=x)
+    assert json.loads((tmp_path / "e" / "memory_plan.json").read_text())["unit_kernel_plan"] == record
+    with pytest.raises(ValueError, match="no UnIT cost model for target 'm0plus'"):
+        plan_unit_kernels(qmodel, x, "m0plus")
+    with pytest.raises(ValueError, match="unknown UnIT kernel plan 'fast'"):
+        plan_unit_kernels(qmodel, x, "avr", plan="fast")
+    with pytest.raises(ValueError, match="no conv layer named fc"):
+        with_unit_kernels(qmodel, {"fc": "skipfree"})
+    with pytest.raises(ExportError, match="execution='fused' runs the per-position UnIT convolution; layer"):
+        export_c(with_unit_kernels(qmodel, {"conv1": "skipfree"}), tmp_path / "f", execution="fused")
+
+
+def two_conv_model(rng: np.random.Generator) -> QuantizedModel:
+    """MNIST's conv2 (6->16 k5 on 12x12), max-pool 2, conv 16->8 k3 padding 1 on 4x4, flatten, linear
+    128->10: every kernel's scratch fits an 8 KB MCU beside the activations."""
+    conv2 = qmodels.conv(rng, "conv2", (6, 12, 12), 16, (5, 5), sparsity=0.3)
+    pool = qmodels.maxpool("pool", qmodels.output_shape(conv2))
+    conv3 = qmodels.conv(rng, "conv3", qmodels.output_shape(pool), 8, (3, 3), padding=(1, 1, 1, 1))
+    return QuantizedModel(ops=[conv2, pool, conv3, QFlatten("flatten", 128), qmodels.linear(rng, "fc", 128, 10)],
+                          input_shape=(6, 12, 12), input_scale=1.0, output_scale=1.0)
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])
+def test_predicted_layer_cycles_match_the_simulators(tmp_path, target):
+    from tests.mcu_tools import require_target
+    from unitprune.experiments.mcu_bench.bench import measure_target
+
+    require_target(target)
+    rng = np.random.default_rng(5)
+    qmodel = two_conv_model(rng)
+    x = qmodels.random_input(rng, 1, qmodel.input_shape, zero_fraction=0.4)
+    auto = plan_unit_kernels(qmodel, x, target)
+    predicted = {name: layer["predicted_cycles"] for name, layer in auto.source["unit_kernel_plan"]["layers"].items()}
+    measured = {}
+    for kernel in ("unit", "skipfree", "dense"):
+        planned = with_unit_kernels(qmodel, {"conv2": kernel, "conv3": kernel})
+        row = measure_target(planned, target, x, tmp_path / kernel, layer_samples=len(x))
+        assert row["bit_exact"], row["checks"]
+        for name in predicted:
+            measured.setdefault(name, {})[kernel] = row["cycles_per_layer"][name]
+    for name in predicted:
+        for kernel, cycles in measured[name].items():
+            error = predicted[name][kernel] / cycles - 1
+            assert abs(error) <= TOLERANCE[kernel], (target, name, kernel, predicted[name], measured[name])
+            print(f"{target} {name} {kernel}: measured {cycles}, predicted {predicted[name][kernel]:.0f} "
+                  f"({100 * error:+.1f} %)")
+        chosen = next(op.unit_kernel for op in auto.ops if op.name == name)
+        assert measured[name][chosen] <= 1.1 * min(measured[name].values()), (target, name, chosen, measured[name])
+
+
+def test_avr_counters_of_the_skipfree_kernel_equal_the_reference(tmp_path):
+    """UNIT_S8_COUNTS compiled into the AVR firmware: the skip-free kernel's counters by cause (and
+    its visits) equal the integer reference's."""
+    rng = np.random.default_rng(9)
+    qmodel = with_unit_kernels(tiny_model(rng), {"conv": "skipfree"})
+    x = qmodels.random_input(rng, 2, qmodel.input_shape, boundary=np.unique(qmodel.ops[0].tau))
+    result, emitted, counts = run_counted_avr_firmware(tmp_path, qmodel, x)
+    outputs, expected = run_reference(qmodel, x)
+    np.testing.assert_array_equal(emitted, outputs.reshape(len(x), -1))
+    assert counts == {name: list(expected[name].to_dict().values()) for name in result.layers}
+    assert expected["conv"].compares == skipfree_visits(x, qmodel.ops[0].weight, qmodel.ops[0].tau,
+                                                        _geometry(qmodel.ops[0]))
