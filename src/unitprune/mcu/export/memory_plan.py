@@ -220,6 +220,8 @@ def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = N
     arena = max(needs, default=0)
     live = needs
     peak_op = qmodel.ops[live.index(arena)].name if arena else None
+    if in_arena_scratch:  # the arena then holds int32 scratch: model_c declares it as int32 words
+        arena = (arena + 3) // 4 * 4
     ops = []
     for index, op in enumerate(qmodel.ops):
         source, target = storage(buffer_of[index], arena), storage(buffer_of[index + 1], arena)

@@ -288,9 +288,16 @@ def model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quoti
     tables by name (:func:`unitprune.mcu.kernel_choice.sparse_layers`)."""
     sections = _op_sections(qmodel, plan, variant, linear_quotient, block_rows, _TableStyle(asm_above, far),
                             sparse or {})
-    arena = (f"/* activation arena (memory plan: {plan.arena_bytes} bytes, peak at {plan.peak_op}) */\n"
-             f"static int32_t unit_model_arena_words[{(plan.arena_bytes + 3) // 4}]; /* 4-byte aligned */\n"
-             "static int8_t *const unit_model_arena = (int8_t *)unit_model_arena_words;\n") if plan.arena_bytes else ""
+    arena = ""
+    if plan.arena_bytes and any(op.scratch_offset is not None for op in plan.ops):
+        # int32 scratch lives in the arena (memory_plan): the arena is 4-byte aligned, its size a multiple of 4
+        arena = (f"/* activation arena with the convs' scratch (memory plan: {plan.arena_bytes} bytes, peak at "
+                 f"{plan.peak_op}) */\n"
+                 f"static int32_t unit_model_arena_words[{plan.arena_bytes // 4}]; /* 4-byte aligned */\n"
+                 "static int8_t *const unit_model_arena = (int8_t *)unit_model_arena_words;\n")
+    elif plan.arena_bytes:
+        arena = (f"/* activation arena (memory plan: {plan.arena_bytes} bytes, peak at {plan.peak_op}) */\n"
+                 f"static int8_t unit_model_arena[{plan.arena_bytes}];\n")
     scratch_bytes = plan.scratch_bytes
     scratch_words = max(1, (scratch_bytes + 3) // 4)
     scratch = (f"/* int32 scratch shared by the layers: the largest any layer needs, {scratch_bytes} bytes */\n"
