@@ -108,3 +108,28 @@ def test_a_field_beyond_the_uint16_offsets_keeps_the_weight_stationary_kernel():
     assert kernel_choice.sparse_layers([far], "zeroskip") == {}
     chosen = kernel_choice.choose([far], "avr", "zeroskip", sparse={})
     assert chosen["far"].kernel == "unit_conv2d_zeroskip_s8"
+
+
+def test_msp430_sparse_tables_leave_room_for_the_code_that_shares_the_fram(tmp_path):
+    """An unpruned 100x100 linear layer in a zeroskip export for the MSP430: its sparse tables
+    (40,200 B) plus the samples fit the 49,024 B of FRAM alone, but not with the firmware's code
+    (which shares the FRAM: the link failed and mcu-bench's zeroskip rows on MSP430 died). With the
+    code reserve of the msp430 spec the layer keeps its int8 weights; the firmware links, runs and
+    is bit-exact."""
+    from tests.mcu_tools import require_target
+    from unitprune.experiments.mcu_bench.bench import measure_target
+    from unitprune.mcu.targets.specs import EXPORT_TARGETS, MSP430_FRAM_BYTES
+
+    require_target("msp430")
+    rng = np.random.default_rng(5)
+    fc = qmodels.linear(rng, "fc", 100, 100, sparsity=0.0)
+    fc = dataclasses.replace(fc, weight=np.where(fc.weight == 0, 1, fc.weight).astype(fc.weight.dtype))
+    qmodel = QuantizedModel(ops=[fc], input_shape=(100,), input_scale=1.0, output_scale=1.0, variant="zeroskip")
+    x = qmodels.random_input(rng, 2, qmodel.input_shape)
+    tables = kernel_choice.sparse_tables(fc)
+    assert tables.flash_bytes + x.size <= MSP430_FRAM_BYTES  # without the reserve the layer would go sparse
+    assert tables.flash_bytes + x.size + EXPORT_TARGETS["msp430"].code_reserve_bytes > MSP430_FRAM_BYTES
+    measured = measure_target(qmodel, "msp430", x, tmp_path, 0, 10**8)
+    assert measured["bit_exact"]
+    plan = json.loads((tmp_path / "export" / "memory_plan.json").read_text())
+    assert plan["kernels"]["layers"]["fc"]["kernel"] != "unit_linear_sparse_s8"

@@ -63,3 +63,38 @@ def test_local_pool_runs_the_tasks_of_a_dead_worker_again(tmp_path):
         assert runner.run(tasks) == {f"t{v}": v * v for v in range(5)}
     assert int((tmp_path / "died").read_text()) != os.getpid()  # a worker died, the run still finished
     assert sorted(p.name for p in (tmp_path / "run" / "tasks").glob("*.pkl")) == [f"t{v}.pkl" for v in range(5)]
+
+
+class _NeedsTwoArguments(Exception):
+    """An exception whose pickle does not load (its __init__ wants two arguments, pickle passes one)."""
+
+    def __init__(self, message, extra):
+        super().__init__(message)
+        self.extra = extra
+
+
+def _raise_firmware_too_large(shared, value):
+    from unitprune.mcu.targets import FirmwareTooLarge
+
+    raise FirmwareTooLarge(f"model.elf does not fit ({value})", "FRAM", 754)
+
+
+def _raise_unpicklable(shared, value):
+    raise _NeedsTwoArguments(f"bad input {value}", 1)
+
+
+def test_a_task_error_in_a_worker_reaches_the_caller_as_itself_not_as_a_dead_worker(tmp_path):
+    """A task's exception in a worker process comes back with its message (FirmwareTooLarge whole,
+    region and bytes too); one whose pickle cannot load comes back as a RuntimeError naming it,
+    instead of breaking the pool (which read as 'a worker process died' and ran every task again)."""
+    from unitprune.experiments.executor import ExecutorConfig, Task, open_runner
+    from unitprune.mcu.targets import FirmwareTooLarge
+
+    config = ExecutorConfig(workers=2, progress=False)
+    with open_runner(config, str(tmp_path)) as runner:
+        with pytest.raises(FirmwareTooLarge, match=r"does not fit \(7\)") as error:
+            runner.run([Task("a", _raise_firmware_too_large, (7,)), Task("b", _square_or_die_once, (2,))])
+    assert (error.value.region, error.value.overflow_bytes) == ("FRAM", 754)
+    with open_runner(config, str(tmp_path)) as runner:
+        with pytest.raises(RuntimeError, match=r"_NeedsTwoArguments: bad input 5"):
+            runner.run([Task("a", _raise_unpicklable, (5,)), Task("b", _square_or_die_once, (2,))])

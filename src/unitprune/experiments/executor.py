@@ -287,7 +287,21 @@ def _init_local_worker(shared) -> None:
 
 
 def _local_worker_task(fn, args, threads, tools, workspace):
-    return _run_task(_WORKER_SHARED["local"], fn, args, threads, tools, workspace)
+    try:
+        return _run_task(_WORKER_SHARED["local"], fn, args, threads, tools, workspace)
+    except Exception as error:  # noqa: BLE001
+        raise _picklable(error) from None
+
+
+def _picklable(error: Exception) -> Exception:
+    """``error``, or a RuntimeError naming its type and message when it cannot cross back to the
+    parent process (an exception whose pickle does not load there would break the whole pool and
+    read as a dead worker)."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:  # noqa: BLE001
+        return RuntimeError(f"{type(error).__module__}.{type(error).__name__}: {error}")
 
 
 def _ray_worker_task(shared_box, fn, args, threads, tools, seed_files: bytes | None, wants_workspace: bool):

@@ -21,7 +21,8 @@ Static sparsity (``variant="zeroskip"``, the TTP and zero-skipping exports): eve
 whose nonzero weights fit the ``unit_sparse_s8`` tables (uint16 offsets and per-channel counts,
 :mod:`unitprune.kernels.sparse_s8`) calls ``unit_conv2d_sparse_s8`` / ``unit_linear_sparse_s8``
 (only the nonzero weights stored, a zero weight costs nothing) instead of the weight-stationary
-zero-skipping loop, unless the tables do not fit the target's flash reads: then the layers whose
+zero-skipping loop, unless the tables do not fit the target's flash reads (less the code's reserve
+where code shares them: ``TargetSpec.code_reserve_bytes``, MSP430): then the layers whose
 tables grow most over their int8 weights (dense layers: 4 bytes per weight instead of 1) keep the
 zero-skipping kernel, one by one, until the constants fit (:func:`sparse_layers`). The sparse run
 is assembly on AVR and MSP430 with ``auto`` (AVR: channels of at most 341 nonzero weights, the

@@ -117,7 +117,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
 
     # static-sparse layers (variant zeroskip, layer by layer): kernel_choice.sparse_layers
     requant_bytes = sum(9 * op.requant.bias.size for op in qmodel.ops if hasattr(op, "requant"))
-    sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit, samples_bytes + requant_bytes)
+    sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit,
+                                         samples_bytes + requant_bytes + spec.code_reserve_bytes)
 
     # 2. memory plan and 3. model C, with near tables, or far ones when the near ones do not fit
     def generate(far: bool, fused: bool):

@@ -41,6 +41,9 @@ class FirmwareTooLarge(FirmwareError):
         self.region = region
         self.overflow_bytes = overflow_bytes
 
+    def __reduce__(self):  # pickled whole (a worker process's error reaches the parent intact)
+        return type(self), (str(self), self.region, self.overflow_bytes)
+
 
 def install_hint(target: str) -> str:
     return f"apt-get install -y --no-install-recommends {PACKAGES[target]}"
