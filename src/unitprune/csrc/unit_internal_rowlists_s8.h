@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * unit_internal_rowlists_s8.h -- the UnIT convolution over the static-sparse layout
+ * (unit_conv2d_unit_sparse_s8; the table layout is documented with unit_unit_sparse_s8 in
+ * unit_kernels_s8.h): private helpers.
+ *
+ * Only the stored (nonzero) weights are visited, and each only over the activations it keeps,
+ * with no test per skipped connection. The layer's distinct thresholds tau < 128 are its K
+ * *levels* u[0] < ... < u[K-1] (the bit-shift quotient T_q >> bit_length(|w|) takes at most 8
+ * values per output channel); the level of an activation is L(x) = #{j : |x| > u[j]}, so a weight
+ * whose tau is u[j] keeps x exactly when L(x) > j. Per sample, every input row of every channel is
+ * counting-sorted by level (largest first, level 0 dropped: zeros and |x| <= u[0]) once, into
+ * entries (column, value) and per (channel, row, j) the count of entries with level > j. A weight
+ * at (c, ky, kx) then visits, for each output row oy of the block whose input row iy = oy*sy -
+ * pad_top + ky*dy is inside the input, the first above[c][iy][j] entries of row iy: a row outside
+ * the tap's window is never visited (no row rejections); the column goes through
+ * col_map[kx][ix] (the output column, or UNIT__ROWLISTS_OUT where the tap does not reach one from
+ * that column, for padding, stride and dilation) with one unsigned compare against OW.
+ *
+ * Scratch layout (bytes, unit_conv2d_unit_sparse_s8_scratch_size):
+ *   int32 acc[B*OW] | int16 col_map[KW][W] | uint8 level_of[130] | uint8 above[C][H][K] |
+ *   entries[C][H][W][2] (ix, value; row (c, iy) at (c*H + iy)*W)
+ * B = params->block_rows (0: OH). Limits (UNIT_ERR_ARGUMENT otherwise): W <= 255, OW <= 0x3FFF,
+ * C/groups <= 256.
+ */
+#ifndef UNIT_INTERNAL_ROWLISTS_S8_H
+#define UNIT_INTERNAL_ROWLISTS_S8_H
+
+#include "unit_internal_s8.h"
+
+/* The col_map value of a column the tap does not reach: >= OW for every allowed OW. */
+#define UNIT__ROWLISTS_OUT 0x7FFF
+#define UNIT__ROWLISTS_MAX_WIDTH 255L
+#define UNIT__ROWLISTS_MAX_OUT_WIDTH 0x3FFFL
+/* The level of a record whose tau >= 128 (it keeps nothing). */
+#define UNIT__ROWLISTS_DEAD 255U
+/* Bytes per record: c (within the group), ky, kx, weight (int8 bits), level. */
+#define UNIT__ROWLISTS_RECORD 5
+
+/* Byte offsets of the scratch parts. */
+typedef struct {
+    int32_t col_map, level_of, above, entries, total;
+} unit__rowlists_parts_s8;
+
+/* The layout of a checked geometry with K levels; total = -1 beyond the kernel's limits. */
+static inline void unit__rowlists_layout_s8(const unit_conv2d_params *p, int32_t out_height, int32_t out_width,
+                                            int32_t levels, unit__rowlists_parts_s8 *l) {
+    const int32_t block = p->block_rows == 0 || p->block_rows > out_height ? out_height : p->block_rows;
+    if (p->in_width > UNIT__ROWLISTS_MAX_WIDTH || out_width > UNIT__ROWLISTS_MAX_OUT_WIDTH || levels < 0 ||
+        levels > 128 || p->groups <= 0 || p->in_channels / p->groups > 256 ||
+        (int64_t)p->in_channels * p->in_height * p->in_width > 0x3FFFFFFFL) {
+        l->total = -1;
+        return;
+    }
+    l->col_map = 4 * block * out_width;
+    l->level_of = l->col_map + 2 * p->kernel_width * p->in_width;
+    l->above = l->level_of + 130;
+    l->entries = l->above + p->in_channels * p->in_height * levels;
+    l->total = l->entries + 2 * p->in_channels * p->in_height * p->in_width;
+}
+
+/* level_of[m] = #{j : m > u[j]} for m in [0, 128]. */
+static inline void unit__rowlists_levels_s8(uint8_t *level_of, const UNIT_TABLE uint8_t *u, int32_t levels) {
+    int32_t m, j = 0;
+    for (m = 0; m <= 128; m++) {
+        while (j < levels && m > (int32_t)UNIT_READ_U8(u + j)) {
+            j++;
+        }
+        level_of[m] = (uint8_t)j;
+    }
+}
+
+/* The counting sort of one input row of `width` values: entries (ix, value) by level, largest
+ * first (level 0 dropped); above[j] = #{level > j} for j in [0, K). `start` is K + 1 bytes of the
+ * caller's stack. */
+static inline void unit__rowlists_sort_s8(const int8_t *x, int32_t width, const uint8_t *level_of, int32_t levels,
+                                          uint8_t *above, uint8_t *start, uint8_t *entries) {
+    int32_t ix, j;
+    uint8_t total = 0;
+    for (j = 0; j <= levels; j++) {
+        start[j] = 0;
+    }
+    for (ix = 0; ix < width; ix++) {
+        start[level_of[unit__abs_s8(x[ix])]]++;
+    }
+    /* start[L] becomes #{level > L} (the first entry of level L), above[j] the same for j < K */
+    for (j = levels; j >= 1; j--) {
+        const uint8_t count = start[j];
+        start[j] = total;
+        total = (uint8_t)(total + count);
+        above[j - 1] = total;
+    }
+    for (ix = 0; ix < width; ix++) {
+        const int8_t v = x[ix];
+        const uint8_t level = level_of[unit__abs_s8(v)];
+        if (level != 0) {
+            uint8_t *entry = entries + 2 * start[level]++;
+            entry[0] = (uint8_t)ix;
+            entry[1] = (uint8_t)v;
+        }
+    }
+}
+
+/* The inner loop: acc_row[col_map[ix]] += value * w over n >= 1 entries, rejecting by one
+ * unsigned compare the columns outside the output. Returns the kept count in the counted build. */
+static inline int32_t unit__rowlists_row_s8(int32_t *acc_row, const int16_t *cols, uint16_t out_width,
+                                            const uint8_t *entry, uint8_t n, int8_t w) {
+    int32_t kept = 0;
+    const uint8_t *end = entry + 2 * n;
+    while (entry != end) {
+        const uint16_t ox = (uint16_t)cols[entry[0]];
+        const int8_t v = (int8_t)entry[1];
+        entry += 2;
+        if (ox < out_width) {
+            unit__mac_s8(acc_row + ox, v, w);
+#if UNIT_S8_COUNTS
+            kept++;
+#endif
+        }
+    }
+    return kept;
+}
+
+#endif /* UNIT_INTERNAL_ROWLISTS_S8_H */
