@@ -35,6 +35,13 @@ int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_
     int16_t *col_map;
     uint8_t *level_of, *above, *entries;
     uint8_t start[129];
+    ptrdiff_t above_step, list_step;
+#if UNIT__ROWLISTS_AVR
+    int fast;
+#endif
+#if UNIT__ROWLISTS_MSP430
+    unit__rowlists_args_s8 args;
+#endif
 #if UNIT_S8_COUNTS
     int64_t zero_activation = 0, executed = 0, visits = 0;
 #endif
@@ -93,14 +100,23 @@ int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_
         }
     }
     unit__rowlists_levels_s8(level_of, sparse->levels, levels);
+    above_step = (ptrdiff_t)p->stride_y * levels;
+    list_step = (ptrdiff_t)2 * p->stride_y * p->in_width;
+#if UNIT__ROWLISTS_AVR
+    fast = unit__rowlists_avr_fits(p, g.out_width);
+#endif
+#if UNIT__ROWLISTS_MSP430
+    args.out_width = (uint16_t)g.out_width;
+#endif
     for (n = 0; n < p->batch; n++) {
         const int8_t *x_sample = x + (ptrdiff_t)n * p->in_channels * g.plane;
         int8_t *y_sample = y + (ptrdiff_t)n * p->out_channels * g.positions;
         const UNIT_TABLE uint8_t *records = sparse->records;
         int32_t row;
         for (row = 0; row < p->in_channels * p->in_height; row++) {
-            unit__rowlists_sort_s8(x_sample + (ptrdiff_t)row * p->in_width, p->in_width, level_of, levels,
-                                   above + row * levels, start, entries + 2 * row * p->in_width);
+            unit__rowlists_sort_s8(x_sample + (ptrdiff_t)row * p->in_width, (int16_t)p->in_width, level_of,
+                                   (int16_t)levels, above + (ptrdiff_t)row * levels, start,
+                                   entries + (ptrdiff_t)2 * row * p->in_width);
         }
         for (o = 0; o < p->out_channels; o++) {
             const int32_t count = (int32_t)(uint16_t)UNIT_READ_S16((const UNIT_TABLE int16_t *)sparse->counts + o);
@@ -109,15 +125,16 @@ int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_
             for (first = 0; first < g.out_height; first += g.block_rows) {
                 const int32_t end = first + g.block_rows < g.out_height ? first + g.block_rows : g.out_height;
                 const UNIT_TABLE uint8_t *r = records;
-                unit__fill_s32(scratch, (end - first) * g.out_width, bias);
+                unit__fill_s32(scratch, (end - first) * g.out_width, 0);
                 for (k = 0; k < count; k++, r += UNIT__ROWLISTS_RECORD) {
                     const int32_t ky = UNIT_READ_U8(r + 1), kx = UNIT_READ_U8(r + 2);
                     const int8_t w = (int8_t)UNIT_READ_U8(r + 3);
                     const uint8_t level = UNIT_READ_U8(r + 4);
                     const int32_t plane_row = (c0 + UNIT_READ_U8(r)) * p->in_height;
                     const int16_t *cols = col_map + kx * p->in_width;
-                    int32_t oy, iy = first * p->stride_y - p->pad_top + ky * p->dilation_y;
-                    int32_t *acc_row = scratch;
+                    int32_t lo, hi, rows;
+                    const uint8_t *visits_at, *list;
+                    int32_t *acc_row;
 #if UNIT_S8_COUNTS
                     {
                         const int64_t nonzero = unit__rowlists_nonzero_s8(
@@ -128,27 +145,50 @@ int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_
                     if (level == UNIT__ROWLISTS_DEAD) {
                         continue; /* tau >= 128: no |x| <= 128 exceeds it */
                     }
-                    for (oy = first; oy < end; oy++, iy += p->stride_y, acc_row += g.out_width) {
-                        uint8_t visit;
-                        if (iy < 0 || iy >= p->in_height) {
-                            continue;
-                        }
-                        visit = above[(plane_row + iy) * levels + level];
+                    /* the output rows of the block whose input row is inside the input: [lo, hi) */
+                    unit__tap_range_kd(ky * p->dilation_y, p->in_height, g.out_height, p->stride_y, p->pad_top, &lo,
+                                       &hi);
+                    lo = lo > first ? lo : first;
+                    hi = hi + 1 < end ? hi + 1 : end;
+                    if (hi <= lo) {
+                        continue;
+                    }
+                    {
+                        const ptrdiff_t row = (ptrdiff_t)plane_row + (lo * p->stride_y - p->pad_top + ky * p->dilation_y);
+                        visits_at = above + row * levels + level;
+                        list = entries + 2 * row * p->in_width;
+                    }
+                    acc_row = scratch + (lo - first) * g.out_width;
+                    for (rows = hi - lo; rows > 0; rows--, visits_at += above_step, list += list_step,
+                         acc_row += g.out_width) {
+                        const uint8_t visit = *visits_at;
                         if (visit == 0) {
                             continue;
                         }
+#if UNIT__ROWLISTS_AVR
+                        if (fast) {
+                            unit__rowlists_row_s8_avr(acc_row, list, visit, w,
+                                                      (uint8_t)(kx * p->dilation_x - p->pad_left),
+                                                      (uint8_t)g.out_width);
+                            continue;
+                        }
+#endif
+#if UNIT__ROWLISTS_MSP430
+                        args.acc_row = acc_row;
+                        args.cols = cols;
+                        __unit_rowlists_row_s8(&args, list, visit, w);
+                        continue;
+#endif
 #if UNIT_S8_COUNTS
-                        executed += unit__rowlists_row_s8(acc_row, cols, (uint16_t)g.out_width,
-                                                          entries + 2 * (plane_row + iy) * p->in_width, visit, w);
+                        executed += unit__rowlists_row_s8(acc_row, cols, (uint16_t)g.out_width, list, visit, w);
                         visits += visit;
 #else
-                        (void)unit__rowlists_row_s8(acc_row, cols, (uint16_t)g.out_width,
-                                                    entries + 2 * (plane_row + iy) * p->in_width, visit, w);
+                        (void)unit__rowlists_row_s8(acc_row, cols, (uint16_t)g.out_width, list, visit, w);
 #endif
                     }
                 }
-                unit__store_channel_s8(scratch, (end - first) * g.out_width, requant, o,
-                                       y_sample + (ptrdiff_t)o * g.positions + first * g.out_width);
+                unit__rowlists_store_s8(y_sample + (ptrdiff_t)o * g.positions + first * g.out_width, scratch,
+                                        (end - first) * g.out_width, bias, requant, o);
             }
             records += UNIT__ROWLISTS_RECORD * count;
         }

@@ -26,7 +26,7 @@
 #ifndef UNIT_INTERNAL_ROWLISTS_S8_H
 #define UNIT_INTERNAL_ROWLISTS_S8_H
 
-#include "unit_internal_s8.h"
+#include "unit_internal_dot_s8.h"
 
 /* The col_map value of a column the tap does not reach: >= OW for every allowed OW. */
 #define UNIT__ROWLISTS_OUT 0x7FFF
@@ -73,9 +73,9 @@ static inline void unit__rowlists_levels_s8(uint8_t *level_of, const UNIT_TABLE 
 /* The counting sort of one input row of `width` values: entries (ix, value) by level, largest
  * first (level 0 dropped); above[j] = #{level > j} for j in [0, K). `start` is K + 1 bytes of the
  * caller's stack. */
-static inline void unit__rowlists_sort_s8(const int8_t *x, int32_t width, const uint8_t *level_of, int32_t levels,
+static inline void unit__rowlists_sort_s8(const int8_t *x, int16_t width, const uint8_t *level_of, int16_t levels,
                                           uint8_t *above, uint8_t *start, uint8_t *entries) {
-    int32_t ix, j;
+    int16_t ix, j;
     uint8_t total = 0;
     for (j = 0; j <= levels; j++) {
         start[j] = 0;
@@ -90,6 +90,9 @@ static inline void unit__rowlists_sort_s8(const int8_t *x, int32_t width, const 
         total = (uint8_t)(total + count);
         above[j - 1] = total;
     }
+    if (total == 0) {
+        return; /* no entry in this row */
+    }
     for (ix = 0; ix < width; ix++) {
         const int8_t v = x[ix];
         const uint8_t level = level_of[unit__abs_s8(v)];
@@ -101,7 +104,15 @@ static inline void unit__rowlists_sort_s8(const int8_t *x, int32_t width, const 
     }
 }
 
-/* The inner loop: acc_row[col_map[ix]] += value * w over n >= 1 entries, rejecting by one
+/* The accumulators hold -sum on AVR with the assembly output stage (unit__dot_value_s8: base -
+ * stored), +sum elsewhere; they start at 0, the bias is the output stage's base. */
+#if UNIT__DOT_ASM && defined(__AVR__)
+#define UNIT__ROWLISTS_NEGATED 1
+#else
+#define UNIT__ROWLISTS_NEGATED 0
+#endif
+
+/* The inner loop in C: acc_row[col_map[ix]] (+/-)= value * w over n >= 1 entries, rejecting by one
  * unsigned compare the columns outside the output. Returns the kept count in the counted build. */
 static inline int32_t unit__rowlists_row_s8(int32_t *acc_row, const int16_t *cols, uint16_t out_width,
                                             const uint8_t *entry, uint8_t n, int8_t w) {
@@ -112,13 +123,85 @@ static inline int32_t unit__rowlists_row_s8(int32_t *acc_row, const int16_t *col
         const int8_t v = (int8_t)entry[1];
         entry += 2;
         if (ox < out_width) {
+#if UNIT__ROWLISTS_NEGATED
+            acc_row[ox] -= (int16_t)(v * w);
+#else
             unit__mac_s8(acc_row + ox, v, w);
+#endif
 #if UNIT_S8_COUNTS
             kept++;
 #endif
         }
     }
     return kept;
+}
+
+/* The assembly inner loops (not in the counted build, nor with UNIT_PORTABLE_KERNELS=1):
+ * AVR (csrc/unit_conv2d_unit_sparse_s8_avr.S), for layers of stride_x 1 whose column byte
+ * arithmetic cannot wrap into the output (unit__rowlists_avr_fits): ox = (uint8)(ix - col_off),
+ * kept when ox < out_w, acc_row[ox] -= value * w;
+ * MSP430 with and without the multiplier (mcu/targets/msp430/runtime/unit_conv2d_unit_sparse_s8_msp430.S),
+ * every geometry: ox = cols[ix], kept when ox < out_w (unsigned), acc_row[ox] += value * w. */
+#if UNIT__DOT_ASM && defined(__AVR__) && !UNIT_S8_COUNTS
+#define UNIT__ROWLISTS_AVR 1
+void unit__rowlists_row_s8_avr(int32_t *acc_row, const uint8_t *entry, uint8_t n, int8_t w, uint8_t col_off,
+                               uint8_t out_w);
+#else
+#define UNIT__ROWLISTS_AVR 0
+#endif
+#if UNIT__DOT_ASM && defined(__MSP430__) && !UNIT_S8_COUNTS
+#define UNIT__ROWLISTS_MSP430 1
+typedef struct {
+    int32_t *acc_row;
+    const int16_t *cols;
+    uint16_t out_width;
+} unit__rowlists_args_s8;
+void __unit_rowlists_row_s8(const unit__rowlists_args_s8 *a, const uint8_t *entry, uint16_t n, int16_t w);
+#else
+#define UNIT__ROWLISTS_MSP430 0
+#endif
+
+/* Stride 1 along x, OW <= 255, and for every tap the shifted column ix + pad_left - kx*dx lies in
+ * (OW - 256, 256), so its low byte is below OW exactly when it is in [0, OW). */
+static inline int unit__rowlists_avr_fits(const unit_conv2d_params *p, int32_t out_width) {
+    return p->stride_x == 1 && out_width <= 255 && p->in_width - 1 + p->pad_left <= 255 &&
+           (p->kernel_width - 1) * p->dilation_x + out_width <= 256;
+}
+
+/* The output stage of `count` accumulators: y[i] = clamp(requantize(bias -/+ acc[i])). */
+#if UNIT__DOT_ASM
+typedef struct {
+    int32_t base, multiplier;
+    int8_t shift, act_min, act_max;
+} unit__rowlists_out_s8;
+#if defined(__AVR__)
+void unit__requantize_run_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__rowlists_out_s8 *s);
+#else
+void __unit_requantize_run_s8(int8_t *y, const int32_t *stored, int16_t count, const unit__rowlists_out_s8 *s);
+#endif
+#endif
+static inline void unit__rowlists_store_s8(int8_t *y, const int32_t *acc, int32_t count, int32_t bias,
+                                           const unit_requant_s8 *r, int32_t o) {
+    const int32_t multiplier = UNIT_READ_S32(r->multiplier + o);
+    const int32_t shift = UNIT_READ_S8(r->shift + o);
+#if UNIT__DOT_ASM
+    const unit__rowlists_out_s8 s = {bias, multiplier, (int8_t)shift, (int8_t)r->act_min, (int8_t)r->act_max};
+    while (count > 0) {
+        const int32_t part = count < 255 ? count : 255;
+#if defined(__AVR__)
+        unit__requantize_run_s8_avr(y, acc, (uint8_t)part, &s);
+#else
+        __unit_requantize_run_s8(y, acc, (int16_t)part, &s);
+#endif
+        y += part;
+        acc += part;
+        count -= part;
+    }
+#else
+    for (; count > 0; count--) {
+        *y++ = unit__requantize_clamp_s8(bias + *acc++, multiplier, shift, r->act_min, r->act_max);
+    }
+#endif
 }
 
 #endif /* UNIT_INTERNAL_ROWLISTS_S8_H */

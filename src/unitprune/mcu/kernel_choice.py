@@ -84,7 +84,7 @@ def conv_variant(op: QConv, variant: str) -> str:
     under ``unit`` the op's planned one (:attr:`unitprune.mcu.qmodel.QConv.unit_kernel`)."""
     if variant != "unit" or op.unit_kernel == "unit":
         return variant
-    return "dense" if op.unit_kernel == "dense" else "unit_skipfree"
+    return {"dense": "dense", "sparse": "unit_sparse"}.get(op.unit_kernel, "unit_skipfree")
 
 
 def skipfree_avr_fits(op: QConv) -> bool:
@@ -172,7 +172,7 @@ def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bo
                 run = "assembly" if assembly and assembly_run_fits(op) else "portable"
                 field = op.in_channels // op.groups * op.kernel_height * op.kernel_width
                 bits = avr_accumulator_bits(field) if run == "assembly" and target == "avr" else None
-            else:  # the weight-stationary zeroskip / unit loops (C)
+            else:  # the weight-stationary zeroskip / unit loops, the UnIT sparse row lists (C)
                 run, bits = "portable", None
             chosen[op.name] = LayerKernels(op.name, kernel, run, bits, stage)
         elif isinstance(op, QLinear):

@@ -145,6 +145,32 @@ def skipfree_reach(op: QConv, x4: np.ndarray) -> np.ndarray:
     return greater[:, channel[live], np.minimum(tau[live], 127)]
 
 
+def rowlists_reach(op: QConv, x4: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample and nonzero weight with ``tau < 128`` (``[n, weights]``, in weight order), what
+    ``unit_conv2d_unit_sparse_s8`` does on ``x4`` ``(n, C, H, W)``: the row-list entries it visits
+    (per output row whose input row, for the weight's kernel row, lies inside the input, the
+    activations of that whole row with ``|x| > tau``) and the rows it visits with at least one entry."""
+    n = x4.shape[0]
+    magnitudes = np.abs(x4.astype(np.int64))  # (n, C, H, W)
+    greater = np.stack([(magnitudes > t).sum(axis=3) for t in range(128)], axis=3)  # (n, C, H, 128)
+    weight, tau = op.weight, op.tau.astype(np.int64)
+    group_in, group_out = weight.shape[1], op.out_channels // op.groups
+    live = (weight != 0) & (tau < 128)
+    o, c, ky, _ = np.nonzero(live)
+    channel = (o // group_out) * group_in + c
+    t = tau[live]
+    sy, dy, top = op.stride[0], op.dilation[0], op.padding[0]
+    visits = np.zeros((n, t.size), dtype=np.int64)
+    rows = np.zeros((n, t.size), dtype=np.int64)
+    for oy in range(op.out_height):
+        iy = oy * sy - top + ky * dy
+        inside = (iy >= 0) & (iy < op.in_height)
+        entries = greater[:, channel[inside], iy[inside], t[inside]]
+        visits[:, inside] += entries
+        rows[:, inside] += entries > 0
+    return visits, rows
+
+
 def _conv(op: QConv, x: np.ndarray, variant: str) -> tuple[np.ndarray, MacCounts]:
     if variant == "unit" and op.unit_kernel == "dense":
         variant = "dense"
@@ -178,6 +204,8 @@ def _conv(op: QConv, x: np.ndarray, variant: str) -> tuple[np.ndarray, MacCounts
     compares = n * positions * nonzero_weights if variant == "unit" else 0
     if variant == "unit" and op.unit_kernel == "skipfree":
         compares = int(skipfree_reach(op, x4).sum())
+    if variant == "unit" and op.unit_kernel == "sparse":
+        compares = int(rowlists_reach(op, x4)[0].sum())
     return y, _counts(variant, dense, zero_weight, zero_activation, executed, compares, divisions=0)
 
 

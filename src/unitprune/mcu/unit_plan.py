@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import unit_cost
+from ..kernels.unit_sparse_s8 import unit_sparse_scratch_bytes, unit_sparse_tables
 from .qmodel import QConv, QuantizedModel, UNIT_CONV_KERNELS
 from .reference import run_reference
 
@@ -64,6 +65,33 @@ def skipfree_scratch_bytes(op: QConv) -> int | None:
     return (total + 3) // 4 * 4
 
 
+#: Bytes of int32 accumulators the UnIT sparse kernel holds at most (whole output rows, at least one).
+UNIT_SPARSE_ACC_BYTES = 512
+
+
+def unit_sparse_block_rows(op: QConv) -> int:
+    """Output rows of accumulators ``unit_conv2d_unit_sparse_s8`` holds for ``op`` (its
+    ``params->block_rows``): as many as fit :data:`UNIT_SPARSE_ACC_BYTES`, at least one, at most OH."""
+    return max(1, min(op.out_height, UNIT_SPARSE_ACC_BYTES // (4 * op.out_width)))
+
+
+def unit_sparse_tables_of(op: QConv):
+    """The ``unit_unit_sparse_s8`` tables of ``op`` (its weight and tau), None beyond the layout."""
+    try:
+        return unit_sparse_tables(op.weight, op.tau, op.name)
+    except ValueError:
+        return None
+
+
+def unit_sparse_scratch(op: QConv) -> int | None:
+    """Bytes of scratch of ``unit_conv2d_unit_sparse_s8`` for ``op``, None beyond its limits."""
+    tables = unit_sparse_tables_of(op)
+    if tables is None:
+        return None
+    return unit_sparse_scratch_bytes(op.in_channels, op.in_height, op.in_width, op.kernel_width, op.out_width,
+                                     unit_sparse_block_rows(op), int(tables.levels.size))
+
+
 def sram_fits(qmodel: QuantizedModel, export_target: str) -> bool:
     """The layer-by-layer export of ``qmodel`` (whole-plane accumulators, no counters) fits the
     target's SRAM with the stack reserve (the export's own check, :mod:`unitprune.mcu.export.checks`)."""
@@ -90,6 +118,9 @@ def with_unit_kernels(qmodel: QuantizedModel, kernels: dict[str, str]) -> Quanti
         if kernels.get(op.name) == "skipfree" and skipfree_scratch_bytes(op) is None:
             raise ValueError(f"layer {op.name!r}: beyond the skip-free kernel's limits (H, W <= 256, OH*OW <= "
                              "16384, C*H*W <= 65535)")
+        if kernels.get(op.name) == "sparse" and unit_sparse_scratch(op) is None:
+            raise ValueError(f"layer {op.name!r}: beyond the UnIT sparse kernel's limits (W <= 255, OW <= 16383, "
+                             "C/groups <= 256, kernel sides <= 255)")
     planned = copy.copy(qmodel)
     planned.ops = [replace(op, unit_kernel=kernels[op.name]) if op.name in kernels else op for op in qmodel.ops]
     planned.source = dict(qmodel.source)

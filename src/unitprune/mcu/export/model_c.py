@@ -126,6 +126,8 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
         tables.append(style.array("int8_t", f"{ident}_weight", op.weight))
         flash["weight"] = op.weight.size
     conv = conv_variant(op, variant)
+    if conv == "unit_sparse":  # UnIT over the stored weights (unit_unit_sparse_s8): no dense weight or tau
+        return _unit_sparse_conv_code(op, ident, counter, io, style, scratch_offset, scratch_bytes, tables[:1])
     if conv.startswith("unit"):
         tables.append(style.array("uint8_t", f"{ident}_tau", op.tau))
         flash["tau"] = op.tau.size
@@ -141,6 +143,45 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
     size = "unit_conv2d_unit_skipfree_s8_scratch_size" if conv == "unit_skipfree" else "unit_conv2d_s8_scratch_size"
     return _LayerCode(tables, _counted_call(op.name, call, counter), LayerFlash(op.name, flash),
                       f"{size}(&{ident}_params)", None if scratch_offset is None else str(scratch_bytes))
+
+
+def _unit_sparse_conv_code(op: QConv, ident: str, counter: int, io: tuple[str, str], style: _TableStyle,
+                           scratch_offset: int | None, scratch_bytes: int, head: list[str]) -> _LayerCode:
+    """A conv planned on ``unit_conv2d_unit_sparse_s8``: its params (block rows of the kernel's
+    accumulators, :func:`unitprune.mcu.unit_plan.unit_sparse_block_rows`), its ``unit_unit_sparse_s8``
+    tables and its call."""
+    from ..unit_plan import unit_sparse_block_rows, unit_sparse_tables_of
+
+    sparse = unit_sparse_tables_of(op)
+    if sparse is None:
+        raise ValueError(f"layer {op.name!r}: beyond the UnIT sparse kernel's tables")
+    flash: dict[str, int] = {}
+    params = ", ".join(str(v) for v in conv_params(op, unit_sparse_block_rows(op)))
+    tables = head + [f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
+                     style.array("uint16_t", f"{ident}_counts", sparse.counts)]
+    flash["counts"] = 2 * sparse.counts.size
+    records = levels = "0"
+    if sparse.stored:
+        tables.append(style.array("uint8_t", f"{ident}_records", sparse.records,
+                                  comment=f"{sparse.stored} nonzero weights: {{c, ky, kx, weight, level}}"))
+        flash["records"] = sparse.records.size
+        records = f"{ident}_records"
+    if sparse.levels.size:
+        tables.append(style.array("uint8_t", f"{ident}_levels", sparse.levels, comment="the distinct tau < 128"))
+        flash["levels"] = sparse.levels.size
+        levels = f"{ident}_levels"
+    tables.append(f"static const unit_unit_sparse_s8 {ident}_usparse = {{{ident}_counts, {records}, {levels}, "
+                  f"{sparse.levels.size}}};\n")
+    tables += _requant_tables(ident, op.requant, flash, style)
+    src, dst = io
+    scratch = "unit_model_scratch"
+    if scratch_offset is not None:
+        scratch = f"(int32_t *)(void *)(unit_model_arena + {scratch_offset})"
+    call = (f"unit_conv2d_unit_sparse_s8(&{ident}_params, {src}, &{ident}_usparse, &{ident}_requant, {dst}, "
+            f"{scratch}, UNIT_MODEL_CALL_COUNTS)")
+    return _LayerCode(tables, _counted_call(op.name, call, counter), LayerFlash(op.name, flash),
+                      f"unit_conv2d_unit_sparse_s8_scratch_size(&{ident}_params, {sparse.levels.size})",
+                      None if scratch_offset is None else str(scratch_bytes))
 
 
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,
@@ -238,8 +279,10 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
                 code = _conv_code(op, ident, variant, counter, io, block_rows, style, memory.scratch_offset,
                                   memory.scratch_bytes, tables)
                 kernel = "sparse" if tables is not None else conv_variant(op, variant)
-                out.kernels |= {f"unit_conv2d_{kernel}_s8", "unit_conv2d_unit_skipfree_s8_scratch_size"
-                                if kernel == "unit_skipfree" else "unit_conv2d_s8_scratch_size"}
+                size = {"unit_skipfree": "unit_conv2d_unit_skipfree_s8_scratch_size",
+                        "unit_sparse": "unit_conv2d_unit_sparse_s8_scratch_size"}.get(kernel,
+                                                                                      "unit_conv2d_s8_scratch_size")
+                out.kernels |= {f"unit_conv2d_{kernel}_s8", size}
             else:
                 code = _linear_code(op, ident, variant, linear_quotient, counter, io, style, tables)
                 quotient = f"_{linear_quotient}" if variant == "unit" else ""
