@@ -36,11 +36,10 @@ int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_
     uint8_t *level_of, *above, *entries;
     uint8_t start[129];
     ptrdiff_t above_step, list_step;
-#if UNIT__ROWLISTS_AVR
+    ptrdiff_t in_width, out_width, stride_y, dilation_y, pad_top;
+#if UNIT__ROWLISTS_AVR || UNIT__ROWLISTS_MSP430
     int fast;
-#endif
-#if UNIT__ROWLISTS_MSP430
-    unit__rowlists_args_s8 args;
+    unit__rowlists_tap_s8 tap;
 #endif
 #if UNIT_S8_COUNTS
     int64_t zero_activation = 0, executed = 0, visits = 0;
@@ -102,11 +101,22 @@ int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_
     unit__rowlists_levels_s8(level_of, sparse->levels, levels);
     above_step = (ptrdiff_t)p->stride_y * levels;
     list_step = (ptrdiff_t)2 * p->stride_y * p->in_width;
+    /* pointer-sized copies: 16-bit arithmetic on AVR and MSP430 (the scratch is below 64 KB there) */
+    in_width = p->in_width;
+    out_width = g.out_width;
+    stride_y = p->stride_y;
+    dilation_y = p->dilation_y;
+    pad_top = p->pad_top;
+#if UNIT__ROWLISTS_AVR || UNIT__ROWLISTS_MSP430
 #if UNIT__ROWLISTS_AVR
-    fast = unit__rowlists_avr_fits(p, g.out_width);
+    fast = unit__rowlists_avr_fits(p, g.out_width) && g.block_rows <= 255;
+#else
+    fast = g.block_rows <= 255;
 #endif
-#if UNIT__ROWLISTS_MSP430
-    args.out_width = (uint16_t)g.out_width;
+    tap.list_step = (int16_t)list_step;
+    tap.visits_step = (int16_t)above_step;
+    tap.acc_step = (int16_t)(4 * g.out_width);
+    tap.out_w = (uint8_t)g.out_width;
 #endif
     for (n = 0; n < p->batch; n++) {
         const int8_t *x_sample = x + (ptrdiff_t)n * p->in_channels * g.plane;
@@ -127,10 +137,10 @@ int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_
                 const UNIT_TABLE uint8_t *r = records;
                 unit__fill_s32(scratch, (end - first) * g.out_width, 0);
                 for (k = 0; k < count; k++, r += UNIT__ROWLISTS_RECORD) {
-                    const int32_t ky = UNIT_READ_U8(r + 1), kx = UNIT_READ_U8(r + 2);
+                    const ptrdiff_t ky = UNIT_READ_U8(r + 1), kx = UNIT_READ_U8(r + 2);
                     const int8_t w = (int8_t)UNIT_READ_U8(r + 3);
                     const uint8_t level = UNIT_READ_U8(r + 4);
-                    const int32_t plane_row = (c0 + UNIT_READ_U8(r)) * p->in_height;
+                    const ptrdiff_t plane_row = (ptrdiff_t)(c0 + UNIT_READ_U8(r)) * p->in_height;
                     const int16_t *cols = col_map + kx * p->in_width;
                     int32_t lo, hi, rows;
                     const uint8_t *visits_at, *list;
@@ -138,7 +148,7 @@ int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_
 #if UNIT_S8_COUNTS
                     {
                         const int64_t nonzero = unit__rowlists_nonzero_s8(
-                            p, g.out_width, x_sample + (ptrdiff_t)plane_row * p->in_width, ky, kx, first, end);
+                            p, g.out_width, x_sample + plane_row * p->in_width, (int32_t)ky, (int32_t)kx, first, end);
                         zero_activation += (int64_t)(end - first) * g.out_width - nonzero;
                     }
 #endif
@@ -146,39 +156,42 @@ int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_
                         continue; /* tau >= 128: no |x| <= 128 exceeds it */
                     }
                     /* the output rows of the block whose input row is inside the input: [lo, hi) */
-                    unit__tap_range_kd(ky * p->dilation_y, p->in_height, g.out_height, p->stride_y, p->pad_top, &lo,
-                                       &hi);
+                    unit__tap_range_kd((int32_t)(ky * dilation_y), p->in_height, g.out_height, p->stride_y,
+                                       p->pad_top, &lo, &hi);
                     lo = lo > first ? lo : first;
                     hi = hi + 1 < end ? hi + 1 : end;
                     if (hi <= lo) {
                         continue;
                     }
                     {
-                        const ptrdiff_t row = (ptrdiff_t)plane_row + (lo * p->stride_y - p->pad_top + ky * p->dilation_y);
+                        const ptrdiff_t row = plane_row + ((ptrdiff_t)lo * stride_y - pad_top + ky * dilation_y);
                         visits_at = above + row * levels + level;
-                        list = entries + 2 * row * p->in_width;
+                        list = entries + 2 * row * in_width;
                     }
-                    acc_row = scratch + (lo - first) * g.out_width;
+                    acc_row = scratch + (ptrdiff_t)(lo - first) * out_width;
+#if UNIT__ROWLISTS_AVR || UNIT__ROWLISTS_MSP430
+                    if (fast) {
+                        tap.acc_row = acc_row;
+                        tap.list = list;
+                        tap.visits = visits_at;
+                        tap.rows = (uint8_t)(hi - lo);
+                        tap.w = w;
+                        tap.col_off = (uint8_t)(kx * p->dilation_x - p->pad_left);
+                        tap.cols = cols;
+#if UNIT__ROWLISTS_AVR
+                        unit__rowlists_tap_s8_avr(&tap);
+#else
+                        __unit_rowlists_tap_s8(&tap);
+#endif
+                        continue;
+                    }
+#endif
                     for (rows = hi - lo; rows > 0; rows--, visits_at += above_step, list += list_step,
-                         acc_row += g.out_width) {
+                         acc_row += out_width) {
                         const uint8_t visit = *visits_at;
                         if (visit == 0) {
                             continue;
                         }
-#if UNIT__ROWLISTS_AVR
-                        if (fast) {
-                            unit__rowlists_row_s8_avr(acc_row, list, visit, w,
-                                                      (uint8_t)(kx * p->dilation_x - p->pad_left),
-                                                      (uint8_t)g.out_width);
-                            continue;
-                        }
-#endif
-#if UNIT__ROWLISTS_MSP430
-                        args.acc_row = acc_row;
-                        args.cols = cols;
-                        __unit_rowlists_row_s8(&args, list, visit, w);
-                        continue;
-#endif
 #if UNIT_S8_COUNTS
                         executed += unit__rowlists_row_s8(acc_row, cols, (uint16_t)g.out_width, list, visit, w);
                         visits += visit;

@@ -136,27 +136,37 @@ static inline int32_t unit__rowlists_row_s8(int32_t *acc_row, const int16_t *col
     return kept;
 }
 
-/* The assembly inner loops (not in the counted build, nor with UNIT_PORTABLE_KERNELS=1):
- * AVR (csrc/unit_conv2d_unit_sparse_s8_avr.S), for layers of stride_x 1 whose column byte
- * arithmetic cannot wrap into the output (unit__rowlists_avr_fits): ox = (uint8)(ix - col_off),
- * kept when ox < out_w, acc_row[ox] -= value * w;
- * MSP430 with and without the multiplier (mcu/targets/msp430/runtime/unit_conv2d_unit_sparse_s8_msp430.S),
- * every geometry: ox = cols[ix], kept when ox < out_w (unsigned), acc_row[ox] += value * w. */
+/* One weight over the rows of one block (the assembly loops' argument; 16-bit pointers on AVR and
+ * MSP430, fields at offsets 0, 2, 4, 6, 8, 10, 12, 13, 14, 15, 16): per row, n = *visits entries of
+ * `list` (none when 0), then list += list_step, visits += visits_step, acc_row += acc_step bytes. */
+typedef struct {
+    int32_t *acc_row;
+    const uint8_t *list;
+    const uint8_t *visits;
+    int16_t list_step, visits_step, acc_step;
+    uint8_t rows;    /* >= 1 */
+    int8_t w;        /* nonzero */
+    uint8_t col_off; /* AVR: (uint8)(kx*dx - pad_left) */
+    uint8_t out_w;   /* AVR: OW <= 255 */
+    const int16_t *cols; /* MSP430: col_map[kx] */
+} unit__rowlists_tap_s8;
+
+/* The assembly loops over one weight's rows (not in the counted build, nor with
+ * UNIT_PORTABLE_KERNELS=1): AVR (csrc/unit_conv2d_unit_sparse_s8_avr.S) for layers of stride_x 1
+ * whose column byte arithmetic cannot wrap into the output (unit__rowlists_avr_fits): per entry
+ * ox = (uint8)(ix - col_off), kept when ox < out_w, acc_row[ox] -= value * w; MSP430 with and
+ * without the multiplier (mcu/targets/msp430/runtime/unit_conv2d_unit_sparse_s8_msp430.S), every
+ * geometry: ox = cols[ix], kept when ox < OW (unsigned), acc_row[ox] += value * w. Blocks of at
+ * most 255 rows. */
 #if UNIT__DOT_ASM && defined(__AVR__) && !UNIT_S8_COUNTS
 #define UNIT__ROWLISTS_AVR 1
-void unit__rowlists_row_s8_avr(int32_t *acc_row, const uint8_t *entry, uint8_t n, int8_t w, uint8_t col_off,
-                               uint8_t out_w);
+void unit__rowlists_tap_s8_avr(const unit__rowlists_tap_s8 *t);
 #else
 #define UNIT__ROWLISTS_AVR 0
 #endif
 #if UNIT__DOT_ASM && defined(__MSP430__) && !UNIT_S8_COUNTS
 #define UNIT__ROWLISTS_MSP430 1
-typedef struct {
-    int32_t *acc_row;
-    const int16_t *cols;
-    uint16_t out_width;
-} unit__rowlists_args_s8;
-void __unit_rowlists_row_s8(const unit__rowlists_args_s8 *a, const uint8_t *entry, uint16_t n, int16_t w);
+void __unit_rowlists_tap_s8(const unit__rowlists_tap_s8 *t);
 #else
 #define UNIT__ROWLISTS_MSP430 0
 #endif
