@@ -22,6 +22,7 @@ from unitprune.mcu.unit_plan import plan_unit_kernels, sram_fits, with_unit_kern
 from . import qmodels
 from .test_export import needs_cc, run_counted_avr_firmware, tiny_model
 from .test_unit_fast_s8 import skipfree_visits
+from .test_unit_sparse_s8 import row_visits
 
 #: Largest relative error of a predicted layer's cycles against the simulator's, per kernel (the
 #: tolerance of tests/test_mcu_unit_kernels.py; here the whole exported layer, requantization and
@@ -42,7 +43,8 @@ def _geometry(op: QConv) -> ConvGeometry:
 
 
 @needs_cc
-@pytest.mark.parametrize("kernels", [("skipfree", "skipfree"), ("dense", "skipfree"), ("skipfree", "unit")])
+@pytest.mark.parametrize("kernels", [("skipfree", "skipfree"), ("dense", "skipfree"), ("skipfree", "unit"),
+                                     ("sparse", "sparse"), ("unit", "sparse")])
 def test_planned_models_export_bit_exact_with_the_skipfree_visits(tmp_path, kernels):
     qmodel, x = _model_and_inputs(3, 4)
     planned = with_unit_kernels(qmodel, {"conv1": kernels[0], "conv2": kernels[1]})
@@ -59,6 +61,9 @@ def test_planned_models_export_bit_exact_with_the_skipfree_visits(tmp_path, kern
         if kernel == "skipfree":  # the hand count of the lists' visits (independent of the reference)
             x4 = inputs[name].reshape(len(x), op.in_channels, op.in_height, op.in_width)
             assert counts[name].compares == skipfree_visits(x4, op.weight, op.tau, _geometry(op)) > 0
+        if kernel == "sparse":  # the hand count of the row lists' visits
+            x4 = inputs[name].reshape(len(x), op.in_channels, op.in_height, op.in_width)
+            assert counts[name].compares == row_visits(x4, op.weight, op.tau, _geometry(op)) > 0
         if kernel == "dense":  # every MAC executed, nothing tested
             assert counts[name].executed == counts[name].dense > unit_counts[name].executed
             assert counts[name].compares == counts[name].threshold == 0
@@ -67,7 +72,8 @@ def test_planned_models_export_bit_exact_with_the_skipfree_visits(tmp_path, kern
                                                                       unit_counts[name].executed)
     manifest = json.loads((tmp_path / "export" / "memory_plan.json").read_text())
     chosen = {name: manifest["kernels"]["layers"][name]["kernel"] for name in ("conv1", "conv2")}
-    names = {"skipfree": "unit_conv2d_unit_skipfree_s8", "dense": "unit_conv2d_dense_s8", "unit": "unit_conv2d_unit_s8"}
+    names = {"skipfree": "unit_conv2d_unit_skipfree_s8", "dense": "unit_conv2d_dense_s8", "unit": "unit_conv2d_unit_s8",
+             "sparse": "unit_conv2d_unit_sparse_s8"}
     assert chosen == {"conv1": names[kernels[0]], "conv2": names[kernels[1]]}
 
 
@@ -80,7 +86,7 @@ def test_the_plan_is_recorded_and_bad_plans_are_refused(tmp_path):
             layer = record["layers"][op.name]
             fastest = min(layer["predicted_cycles"], key=layer["predicted_cycles"].get)
             assert layer["kernel"] == op.unit_kernel
-            assert op.unit_kernel == fastest or ("SRAM" in layer["reason"] and fastest == "skipfree")
+            assert op.unit_kernel == fastest or ("SRAM" in layer["reason"] and fastest in ("skipfree", "sparse"))
     assert sram_fits(planned, "avr")
     # conv1's lists (28x28 input) and the arena exceed the ATmega2560's 8 KB: the plan gives them up there
     forced = plan_unit_kernels(qmodel, x, "avr", plan="skipfree")
@@ -125,7 +131,7 @@ def test_predicted_layer_cycles_match_the_simulators(tmp_path, target):
     auto = plan_unit_kernels(qmodel, x, target)
     predicted = {name: layer["predicted_cycles"] for name, layer in auto.source["unit_kernel_plan"]["layers"].items()}
     measured = {}
-    for kernel in ("unit", "skipfree", "dense"):
+    for kernel in ("unit", "skipfree", "sparse", "dense"):
         planned = with_unit_kernels(qmodel, {"conv2": kernel, "conv3": kernel})
         row = measure_target(planned, target, x, tmp_path / kernel, layer_samples=len(x))
         assert row["bit_exact"], row["checks"]
@@ -141,15 +147,16 @@ def test_predicted_layer_cycles_match_the_simulators(tmp_path, target):
         assert measured[name][chosen] <= 1.1 * min(measured[name].values()), (target, name, chosen, measured[name])
 
 
-def test_avr_counters_of_the_skipfree_kernel_equal_the_reference(tmp_path):
-    """UNIT_S8_COUNTS compiled into the AVR firmware: the skip-free kernel's counters by cause (and
-    its visits) equal the integer reference's."""
+@pytest.mark.parametrize("kernel", ["skipfree", "sparse"])
+def test_avr_counters_of_the_list_kernels_equal_the_reference(tmp_path, kernel):
+    """UNIT_S8_COUNTS compiled into the AVR firmware: the skip-free and sparse kernels' counters by
+    cause (and their visits) equal the integer reference's."""
     rng = np.random.default_rng(9)
-    qmodel = with_unit_kernels(tiny_model(rng), {"conv": "skipfree"})
+    qmodel = with_unit_kernels(tiny_model(rng), {"conv": kernel})
     x = qmodels.random_input(rng, 2, qmodel.input_shape, boundary=np.unique(qmodel.ops[0].tau))
     result, emitted, counts = run_counted_avr_firmware(tmp_path, qmodel, x)
     outputs, expected = run_reference(qmodel, x)
     np.testing.assert_array_equal(emitted, outputs.reshape(len(x), -1))
     assert counts == {name: list(expected[name].to_dict().values()) for name in result.layers}
-    assert expected["conv"].compares == skipfree_visits(x, qmodel.ops[0].weight, qmodel.ops[0].tau,
-                                                        _geometry(qmodel.ops[0]))
+    visits = skipfree_visits if kernel == "skipfree" else row_visits
+    assert expected["conv"].compares == visits(x, qmodel.ops[0].weight, qmodel.ops[0].tau, _geometry(qmodel.ops[0]))

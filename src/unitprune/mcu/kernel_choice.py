@@ -145,10 +145,18 @@ def sparse_layers(ops, variant: str, flash_limit: int | None = None, other_bytes
     return chosen
 
 
+def rowlists_avr_fits(op: QConv) -> bool:
+    """The condition of ``unit__rowlists_avr_fits`` (unit_internal_rowlists_s8.h) for the AVR loop of
+    the sparse UnIT convolution."""
+    return (op.stride[1] == 1 and op.out_width <= 255 and op.in_width - 1 + op.padding[2] <= 255
+            and (op.kernel_width - 1) * op.dilation[1] + op.out_width <= 256)
+
+
 def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bool = False,
-           sparse: dict[str, SparseTables] | None = None) -> dict[str, LayerKernels]:
+           sparse: dict[str, SparseTables] | None = None, linear_quotient: str | None = None
+           ) -> dict[str, LayerKernels]:
     """The path of every conv/linear op of an export (by layer name); ``sparse``: the layers of
-    :func:`sparse_layers`."""
+    :func:`sparse_layers`; ``linear_quotient``: the UnIT linear kernels' quotient (their name)."""
     check_kernel_set(kernels)
     sparse = sparse or {}
     assembly = kernels == "auto" and target in ("avr", "msp430") and not (target == "avr" and far_tables)
@@ -168,6 +176,10 @@ def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bo
                 fits = target == "msp430" or (target == "avr" and skipfree_avr_fits(op))
                 run = "assembly" if kernels == "auto" and fits else "portable"
                 bits = None
+            elif conv == "unit_sparse":  # its row loop in assembly: AVR where it fits, MSP430 always
+                fits = target == "msp430" or (target == "avr" and rowlists_avr_fits(op))
+                run = "assembly" if kernels == "auto" and fits and not far_tables else "portable"
+                bits = None
             elif conv == "dense":
                 run = "assembly" if assembly and assembly_run_fits(op) else "portable"
                 field = op.in_channels // op.groups * op.kernel_height * op.kernel_width
@@ -176,5 +188,6 @@ def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bo
                 run, bits = "portable", None
             chosen[op.name] = LayerKernels(op.name, kernel, run, bits, stage)
         elif isinstance(op, QLinear):
-            chosen[op.name] = LayerKernels(op.name, f"unit_linear_{variant}_s8", "portable", None, stage)
+            quotient = f"_{linear_quotient}" if variant == "unit" and linear_quotient else ""
+            chosen[op.name] = LayerKernels(op.name, f"unit_linear_{variant}{quotient}_s8", "portable", None, stage)
     return chosen

@@ -1,11 +1,14 @@
 """Which UnIT convolution kernel a layer should run on an MCU: a cycle model of the dense, the
-per-position UnIT (``unit_conv2d_unit_s8``) and the skip-free UnIT (``unit_conv2d_unit_skipfree_s8``)
-convolutions, per target, from counts of what each kernel does on calibration inputs.
+per-position UnIT (``unit_conv2d_unit_s8``), the skip-free UnIT (``unit_conv2d_unit_skipfree_s8``)
+and the sparse UnIT (``unit_conv2d_unit_sparse_s8``: stored weights, per-row lists) convolutions,
+per target, from counts of what each kernel does on calibration inputs.
 
 The counts (:class:`ConvWork`, per sample) come from the layer and its inputs alone: MACs,
 outputs, output rows, weights; for the per-position kernel its compares (positions x nonzero
 weights) and kept multiplies; for the skip-free kernel the inputs it sorts, its nonzero-weight
-taps that visit a list, the entries visited and the kept ones among them. A kernel's predicted
+taps that visit a list, the entries visited and the kept ones among them; for the sparse kernel
+its sorted rows, its stored weights per block of accumulator rows, the input rows in their
+windows, the rows it visits and the entries it visits. A kernel's predicted
 cycles are a linear function of its counts, with per-target coefficients (:data:`COEFFICIENTS`)
 fitted by non-negative least squares to cycles measured in the simulators
 (``benchmarks/unit_kernels_mcu.py --fit``, which prints this table). tests/test_mcu_unit_kernels.py
@@ -21,12 +24,14 @@ import numpy as np
 from .qmodel import QConv
 
 #: Kernels the model ranks.
-CONV_KERNELS = ("dense", "unit", "skipfree")
+CONV_KERNELS = ("dense", "unit", "skipfree", "sparse")
 #: The counts each kernel's cycles are modelled on ("one": a constant per call).
 FEATURES = {
     "dense": ("one", "macs", "outputs", "output_rows"),
     "unit": ("one", "weights", "tested", "kept", "outputs", "tap_rows"),
     "skipfree": ("one", "weights", "inputs", "channels", "list_taps", "visits", "kept", "outputs"),
+    "sparse": ("one", "inputs", "sort_rows", "record_blocks", "record_rows", "row_visits", "row_entries", "kept",
+               "outputs"),
 }
 
 
@@ -47,6 +52,12 @@ class ConvWork:
     channels: float  # C (the per-channel bucket tables)
     list_taps: float  # nonzero weights with tau < 128 whose list has an entry above tau
     visits: float  # list entries visited (kept + rejected by the window)
+    # the sparse kernel (unit_conv2d_unit_sparse_s8); 0 in results measured before it existed
+    sort_rows: float = 0.0  # C * H (rows counting-sorted per sample)
+    record_blocks: float = 0.0  # stored weights x blocks of accumulator rows
+    record_rows: float = 0.0  # per stored weight with tau < 128, the output rows whose input row is inside
+    row_visits: float = 0.0  # of those, the rows with at least one entry above tau
+    row_entries: float = 0.0  # row-list entries visited (kept + rejected by the column test)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,7 +79,16 @@ def conv_work(op: QConv, x: np.ndarray) -> ConvWork:
     live_per_tap = live.sum(axis=(0, 1))  # [KH, KW]
     tap_rows = float((live_per_tap * rows[:, None] * (cols[None, :] > 0)).sum())
     tested = float((live_per_tap * rows[:, None] * cols[None, :]).sum())
+    from .unit_plan import unit_sparse_block_rows
+
+    row_entries, row_visits = reference.rowlists_reach(op, x4)
+    blocks = -(-op.out_height // unit_sparse_block_rows(op))
+    ky_live = np.nonzero(live)[2]
+    window_rows = _reach(op.out_height, op.in_height, op.kernel_height, op.stride[0], op.dilation[0], op.padding[0])
     return ConvWork(
+        sort_rows=float(op.in_channels * op.in_height), record_blocks=float(np.count_nonzero(weight) * blocks),
+        record_rows=float(window_rows[ky_live].sum()), row_visits=float(row_visits.sum()) / n,
+        row_entries=float(row_entries.sum()) / n,
         one=1.0, macs=float(counts.dense) / n, outputs=float(op.out_channels * positions),
         output_rows=float(op.out_channels * op.out_height), weights=float(weight.size), tap_rows=tap_rows,
         tested=tested,

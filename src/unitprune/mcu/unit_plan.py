@@ -1,13 +1,15 @@
 """Per conv layer of a ``unit`` model, which convolution kernel an MCU export runs: the skip-free
-UnIT kernel (``unit_conv2d_unit_skipfree_s8``), the per-position test (``unit_conv2d_unit_s8``) or
-dense (``unit_conv2d_dense_s8``, the layer's UnIT off), whichever :mod:`unitprune.mcu.unit_cost`
-predicts the fewest cycles for on the target, from what each kernel does on calibration inputs
-(the calibrated kept fraction of the layer, its list visits, its window rejections). Where the
-skip-free lists (per-sample scratch) would not fit the target's SRAM beside the activations, the
-layers whose lists save the fewest predicted cycles take their next-best kernel.
+UnIT kernel (``unit_conv2d_unit_skipfree_s8``), the sparse UnIT kernel (``unit_conv2d_unit_sparse_s8``:
+only the stored nonzero weights, per-row lists; TTP+UnIT), the per-position test
+(``unit_conv2d_unit_s8``) or dense (``unit_conv2d_dense_s8``, the layer's UnIT off), whichever
+:mod:`unitprune.mcu.unit_cost` predicts the fewest cycles for on the target, from what each kernel
+does on calibration inputs (the calibrated kept fraction of the layer, its list visits, its window
+rejections). Where the lists (per-sample scratch) would not fit the target's SRAM beside the
+activations, the layers whose lists save the fewest predicted cycles take their next-best kernel
+without lists.
 
-``skipfree`` and ``unit`` give the same outputs and cause counters (``compares`` counts what each
-visits); ``dense`` multiplies every connection of the layer, so it changes the model: it is a
+``skipfree``, ``sparse`` and ``unit`` give the same outputs and cause counters (``compares`` counts
+what each visits); ``dense`` multiplies every connection of the layer, so it changes the model: it is a
 candidate only when ``allow_dense`` (then re-measure the accuracy of the planned model, as
 :mod:`unitprune.mcu.fastest_plan` does). The plan is written into the ops
 (:attr:`unitprune.mcu.qmodel.QConv.unit_kernel`) and recorded, with every prediction, in
@@ -127,10 +129,18 @@ def with_unit_kernels(qmodel: QuantizedModel, kernels: dict[str, str]) -> Quanti
     return planned
 
 
+#: Kernels whose per-sample lists take SRAM beside the activations (the SRAM fallback gives them up).
+LIST_KERNELS = ("skipfree", "sparse")
+
+
 def _fallback(layer: LayerPlan, export_target: str) -> LayerPlan:
-    """``layer`` on its fastest predicted kernel other than skip-free."""
-    kernel = min((k for k in layer.predicted_cycles if k != "skipfree"), key=layer.predicted_cycles.get)
-    return replace(layer, kernel=kernel, reason=f"the skip-free lists do not fit the {export_target} SRAM")
+    """``layer`` on its fastest predicted kernel without lists."""
+    kernel = min((k for k in layer.predicted_cycles if k not in LIST_KERNELS), key=layer.predicted_cycles.get)
+    return replace(layer, kernel=kernel, reason=f"the {layer.kernel} lists do not fit the {export_target} SRAM")
+
+
+def _list_bytes(op: QConv, kernel: str) -> int:
+    return (skipfree_scratch_bytes(op) if kernel == "skipfree" else unit_sparse_scratch(op)) or 0
 
 
 def _fallen_back(qmodel: QuantizedModel, layers: dict[str, LayerPlan], name: str) -> QuantizedModel:
@@ -162,6 +172,7 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
             continue
         work = unit_cost.conv_work(op, inputs[op.name])
         candidates = ["unit"] + (["skipfree"] if skipfree_scratch_bytes(op) is not None else [])
+        candidates += ["sparse"] if unit_sparse_scratch(op) is not None else []
         candidates += ["dense"] if allow_dense else []
         best, predicted = unit_cost.choose(work, target, kernels=tuple(candidates)) if target else ("unit", {})
         kept = work.kept / work.macs if work.macs else 0.0
@@ -169,22 +180,22 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
             kernel, reason = best, "fewest predicted cycles"
         else:
             kernel = plan if plan in candidates or plan == "dense" else "unit"
-            reason = f"plan {plan}" + ("" if kernel == plan else " (beyond the skip-free limits)")
+            reason = f"plan {plan}" + ("" if kernel == plan else f" (beyond the {plan} kernel's limits)")
         layers[op.name] = LayerPlan(op.name, kernel, kept, predicted, reason)
     planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
     export_target = {"msp430-hwmult": "msp430"}.get(target, target)
     while export_target is not None and not sram_fits(planned, export_target):
-        # the skip-free lists do not fit beside the activations: give up the lists of one layer, the one
-        # costing the fewest predicted cycles among those whose loss alone makes it fit, else the largest
-        losses = {name: min(c for k, c in layer.predicted_cycles.items() if k != "skipfree")
-                  - layer.predicted_cycles["skipfree"] for name, layer in layers.items()
-                  if layer.kernel == "skipfree" and layer.predicted_cycles}
+        # the lists do not fit beside the activations: give up the lists of one layer, the one costing
+        # the fewest predicted cycles among those whose loss alone makes it fit, else the largest
+        losses = {name: min(c for k, c in layer.predicted_cycles.items() if k not in LIST_KERNELS)
+                  - layer.predicted_cycles[layer.kernel] for name, layer in layers.items()
+                  if layer.kernel in LIST_KERNELS and layer.predicted_cycles}
         if not losses:
             break
         ops = {op.name: op for op in qmodel.ops if op.name in losses}
         fitting = [name for name in losses if sram_fits(_fallen_back(qmodel, layers, name), export_target)]
         name = (min(fitting, key=losses.get) if fitting
-                else max(losses, key=lambda n: (skipfree_scratch_bytes(ops[n]), -losses[n])))
+                else max(losses, key=lambda n: (_list_bytes(ops[n], layers[n].kernel), -losses[n])))
         layers[name] = _fallback(layers[name], export_target)
         planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
     planned.source["unit_kernel_plan"] = {"target": target, "plan": plan, "calibration_samples": len(x_q),
