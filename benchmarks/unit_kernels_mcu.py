@@ -105,8 +105,8 @@ class LinearLayer:
 
 
 LINEAR_KERNELS = ("dense", "bitshift", "sorted")
-#: Thresholds of one conv layer per firmware (their tables share the MSP430's 48 KB of FRAM).
-SCALES_PER_FIRMWARE = 3
+#: Thresholds of one conv layer per firmware (their tables share the MSP430's 48 KB of FRAM with every kernel).
+SCALES_PER_FIRMWARE = 2
 FC = (LinearLayer("fc", 256, 32, thresholds=(0, 1000, 4000, 16000)),)
 LINEAR_EDGES = (LinearLayer("fc_edges", 40, 9, thresholds=(0, 700, 5000, 2**20)),)
 
@@ -355,6 +355,7 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
         for threshold in layer.thresholds:
             thresholded = dataclasses.replace(op, threshold_q=threshold)
             y, counts = reference._linear(thresholded, x, "unit", "bitshift")
+            work[(op.name, threshold)] = unit_cost.linear_work(thresholded, x, "bitshift").to_dict()
             expected[(op.name, threshold, "bitshift")] = expected[(op.name, threshold, "sorted")] = y.reshape(-1)
             kept[(op.name, threshold)] = counts.executed / counts.dense
         expected[(op.name, layer.thresholds[0], "dense")] = reference._linear(op, x, "dense", "bitshift")[0].reshape(-1)
@@ -389,6 +390,8 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
                     "points": points, "breakeven_kept_fraction": {k: breakeven(points, k) for k in layer.kernels[1:]}}
             for op, _, thresholds in linear_cases:
                 points = check_points(target, regions, op.name, thresholds, LINEAR_KERNELS, expected, kept)
+                for point in points:
+                    point["linear_work"] = work[(op.name, point["scale"])]
                 build["layers"][op.name] = {
                     "points": points,
                     "breakeven_kept_fraction": {k: breakeven(points, k) for k in ("bitshift", "sorted")}}
@@ -401,6 +404,20 @@ def samples(result: dict, target: str, kernel: str) -> list[tuple[unit_cost.Conv
     return [(unit_cost.ConvWork(**point["work"]), float(point[kernel]))
             for layer in result["builds"][target]["layers"].values() for point in layer["points"]
             if "work" in point and kernel in point]
+
+
+def linear_samples(result: dict, target: str, kernel: str) -> list[tuple[unit_cost.LinearWork, float]]:
+    """(work, measured cycles) of every linear point of ``target`` (``kernel`` as unit_cost names it)."""
+    column = {"unit": "bitshift", "sorted": "sorted"}[kernel]
+    return [(unit_cost.LinearWork(**point["linear_work"]), float(point[column]))
+            for layer in result["builds"][target]["layers"].values() for point in layer["points"]
+            if "linear_work" in point]
+
+
+def fit_linear_coefficients(result: dict) -> dict:
+    """unit_cost.LINEAR_COEFFICIENTS per target, fitted to a ``measure`` result."""
+    return {target: {kernel: unit_cost.fit_linear(linear_samples(result, target, kernel), kernel)
+                     for kernel in unit_cost.LINEAR_KERNELS} for target in result["builds"]}
 
 
 def fit_coefficients(result: dict) -> dict:
@@ -452,6 +469,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.fit:
         result["coefficients"] = fit_coefficients(result)
         print("COEFFICIENTS = " + json.dumps(result["coefficients"], indent=4))
+        result["linear_coefficients"] = fit_linear_coefficients(result)
+        print("LINEAR_COEFFICIENTS = " + json.dumps(result["linear_coefficients"], indent=4))
     if args.markdown is not None:
         args.markdown.write_text(markdown(result))
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -103,10 +103,40 @@ def test_the_plan_is_recorded_and_bad_plans_are_refused(tmp_path):
         plan_unit_kernels(qmodel, x, "m0plus")
     with pytest.raises(ValueError, match="unknown UnIT kernel plan 'fast'"):
         plan_unit_kernels(qmodel, x, "avr", plan="fast")
-    with pytest.raises(ValueError, match="no conv layer named fc"):
+    with pytest.raises(ValueError, match="no conv or linear layer named pool"):
+        with_unit_kernels(qmodel, {"pool": "skipfree"})
+    with pytest.raises(ValueError, match="unknown kernel"):
         with_unit_kernels(qmodel, {"fc": "skipfree"})
     with pytest.raises(ExportError, match="execution='fused' runs the per-position UnIT convolution; layer"):
         export_c(with_unit_kernels(qmodel, {"conv1": "skipfree"}), tmp_path / "f", execution="fused")
+
+
+@needs_cc
+def test_sorted_linear_exports_bit_exact_with_its_walk(tmp_path):
+    """fc on the early-exit kernel (columns sorted by |w| at export): the outputs and cause counters
+    of the unsorted kernel, compares = a hand count of its walk (per input one zero test; per nonzero
+    input with t < 128 its weights with |w| > t and the stop)."""
+    qmodel, x = _model_and_inputs(6, 4)
+    planned = with_unit_kernels(qmodel, {"fc": "sorted"})
+    export_c(planned, tmp_path / "export")
+    outputs, counts = unitprune.run_exported(tmp_path / "export", x)
+    expected, expected_counts = run_reference(planned, x)
+    np.testing.assert_array_equal(outputs, expected.reshape(len(x), -1))
+    assert counts == expected_counts
+    unsorted = run_reference(qmodel, x)[1]["fc"]
+    assert (counts["fc"].threshold, counts["fc"].executed) == (unsorted.threshold, unsorted.executed)
+    inputs = {}
+    run_reference(planned, x, capture=lambda op, v: inputs.setdefault(op.name, v))
+    fc = next(op for op in planned.ops if op.name == "fc")
+    walk = inputs["fc"].size
+    for value, column in zip(inputs["fc"].reshape(-1), np.tile(np.arange(fc.in_features), len(x))):
+        if value != 0:
+            t = min(int(fc.threshold_q) >> max(abs(int(value)).bit_length(), int(fc.shift_start)), 255)
+            if t < 128:
+                walk += int(np.count_nonzero(np.abs(fc.weight[:, column].astype(np.int64)) > t)) + 1
+    assert counts["fc"].compares == walk < unsorted.compares
+    manifest = json.loads((tmp_path / "export" / "memory_plan.json").read_text())
+    assert manifest["kernels"]["layers"]["fc"]["kernel"] == f"unit_linear_unit_sorted_{qmodel.linear_quotient}_s8"
 
 
 def two_conv_model(rng: np.random.Generator) -> QuantizedModel:

@@ -189,5 +189,6 @@ def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bo
             chosen[op.name] = LayerKernels(op.name, kernel, run, bits, stage)
         elif isinstance(op, QLinear):
             quotient = f"_{linear_quotient}" if variant == "unit" and linear_quotient else ""
+            quotient = f"_sorted{quotient}" if variant == "unit" and op.unit_kernel == "sorted" else quotient
             chosen[op.name] = LayerKernels(op.name, f"unit_linear_{variant}{quotient}_s8", "portable", None, stage)
     return chosen

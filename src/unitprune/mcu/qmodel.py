@@ -15,6 +15,8 @@ import numpy as np
 VARIANTS = ("dense", "zeroskip", "unit")
 #: Convolution kernels of the ``unit`` variant (:attr:`QConv.unit_kernel`).
 UNIT_CONV_KERNELS = ("unit", "skipfree", "dense", "sparse")
+#: Linear kernels of the ``unit`` variant (:attr:`QLinear.unit_kernel`).
+UNIT_LINEAR_KERNELS = ("unit", "sorted")
 #: How a linear layer computes its per-input quotient in the ``unit`` variant.
 LINEAR_QUOTIENTS = ("bitshift", "bintree", "table")
 
@@ -83,6 +85,10 @@ class QLinear:
     input_scale: float
     output_scale: float
     weight_scale: float
+    #: The linear kernel under the ``unit`` variant (``unitprune.mcu.unit_plan``): ``"unit"`` (every
+    #: weight of a nonzero input's column tested, the default) or ``"sorted"`` (the early exit over the
+    #: column sorted by |w| at export; same outputs and cause counters, ``compares`` = the walk).
+    unit_kernel: str = "unit"
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,18 @@ def linear_keep(op: QLinear, x: np.ndarray, variant: str, method: str) -> np.nda
     raise ValueError(f"linear_keep: variant {variant!r} has no keep mask (dense multiplies everything)")
 
 
+def sorted_walk(op: QLinear, x: np.ndarray, method: str) -> int:
+    """The weights ``unit_linear_unit_sorted_*_s8`` walks on ``x`` ``(n, in)``: per nonzero input with
+    ``t_i < 128``, the weights of its column with ``|w| > t_i`` and the stop."""
+    x = np.asarray(x, dtype=np.int64)
+    quotients = linear_quotients(op, np.abs(x), method)  # (n, in)
+    live = (x != 0) & (quotients < 128)
+    magnitudes = np.abs(op.weight.astype(np.int64))  # (out, in)
+    above = np.stack([(magnitudes > t).sum(axis=0) for t in range(128)])  # (128, in): #{|w| > t} per column
+    columns = np.broadcast_to(np.arange(op.in_features), x.shape)
+    return int((above[np.minimum(quotients, 127)[live], columns[live]] + 1).sum())
+
+
 def _linear(op: QLinear, x: np.ndarray, variant: str, method: str) -> tuple[np.ndarray, MacCounts]:
     n = x.shape[0]
     x = x.reshape(n, op.in_features).astype(np.int64)
@@ -287,6 +299,8 @@ def _linear(op: QLinear, x: np.ndarray, variant: str, method: str) -> tuple[np.n
     zero_activation = int(((x == 0).sum(axis=0) * nonzero_per_input).sum())
     nonzero_inputs = int(np.count_nonzero(x))
     compares = n * op.in_features + nonzero_inputs * op.out_features
+    if variant == "unit" and op.unit_kernel == "sorted":
+        compares = n * op.in_features + sorted_walk(op, x, method)
     return y, _counts(variant, dense, zero_weight, zero_activation, executed, compares, divisions=nonzero_inputs)
 
 

@@ -188,6 +188,69 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
+#: Linear kernels the model ranks under the ``unit`` variant: the unsorted one (``unit_linear_unit_*_s8``,
+#: every weight of a live input's column tested) and the early exit (``unit_linear_unit_sorted_*_s8``).
+LINEAR_KERNELS = ("unit", "sorted")
+LINEAR_FEATURES = {
+    "unit": ("one", "inputs", "nonzero_inputs", "tested", "kept", "outputs"),
+    "sorted": ("one", "inputs", "nonzero_inputs", "live_inputs", "kept", "outputs"),
+}
+
+
+@dataclass(frozen=True)
+class LinearWork:
+    """What the UnIT linear kernels do on one sample (means over the calibration samples)."""
+
+    one: float
+    inputs: float  # in (one zero test each)
+    nonzero_inputs: float  # quotients computed
+    live_inputs: float  # nonzero inputs with t_i < 128 (columns walked)
+    tested: float  # live inputs x out (the unsorted kernel's compares)
+    kept: float
+    outputs: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def linear_work(op, x: np.ndarray, method: str) -> LinearWork:
+    """The counts of the UnIT linear ``op`` (QLinear) on ``x`` (N, in) int8 with the ``method`` quotient."""
+    from . import reference
+
+    n = x.shape[0]
+    x2 = np.asarray(x, dtype=np.int64).reshape(n, op.in_features)
+    quotients = reference.linear_quotients(op, np.abs(x2), method)
+    live = (x2 != 0) & (quotients < 128)
+    kept = int(reference.linear_keep(op, x2, "unit", method).sum())
+    return LinearWork(one=1.0, inputs=float(op.in_features), nonzero_inputs=float(np.count_nonzero(x2)) / n,
+                      live_inputs=float(live.sum()) / n, tested=float(live.sum() * op.out_features) / n,
+                      kept=kept / n, outputs=float(op.out_features))
+
+
+def predict_linear(work: LinearWork, target: str, kernel: str, coefficients=None) -> float:
+    """Predicted cycles of the UnIT linear ``kernel`` on ``target`` for one sample of ``work``."""
+    table = (coefficients or LINEAR_COEFFICIENTS)[target][kernel]
+    values = work.to_dict()
+    return float(sum(table[name] * values[name] for name in LINEAR_FEATURES[kernel]))
+
+
+def choose_linear(work: LinearWork, target: str, coefficients=None) -> tuple[str, dict[str, float]]:
+    """The UnIT linear kernel with the fewest predicted cycles, and every prediction."""
+    predictions = {kernel: predict_linear(work, target, kernel, coefficients) for kernel in LINEAR_KERNELS}
+    return min(predictions, key=predictions.get), predictions
+
+
+def fit_linear(samples: list[tuple[LinearWork, float]], kernel: str) -> dict[str, float]:
+    """Non-negative least-squares coefficients of a linear ``kernel`` (as :func:`fit`)."""
+    from scipy.optimize import nnls
+
+    names = LINEAR_FEATURES[kernel]
+    matrix = np.array([[work.to_dict()[name] for name in names] for work, _ in samples], dtype=float)
+    cycles = np.array([c for _, c in samples], dtype=float)
+    solution, _ = nnls(matrix / cycles[:, None], np.ones_like(cycles))
+    return {name: float(value) for name, value in zip(names, solution)}
+
+
 def predict(work: ConvWork, target: str, kernel: str, coefficients=None) -> float:
     """Predicted cycles of ``kernel`` on ``target`` for one sample of ``work``."""
     table = (coefficients or COEFFICIENTS)[target][kernel]

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import unit_cost
 from ..kernels.unit_sparse_s8 import unit_sparse_scratch_bytes, unit_sparse_tables
-from .qmodel import QConv, QuantizedModel, UNIT_CONV_KERNELS
+from .qmodel import QConv, QLinear, QuantizedModel, UNIT_CONV_KERNELS, UNIT_LINEAR_KERNELS
 from .reference import run_reference
 
 __all__ = ["COST_TARGETS", "PLANS", "LayerPlan", "plan_unit_kernels", "skipfree_scratch_bytes", "sram_fits",
@@ -109,13 +109,17 @@ def sram_fits(qmodel: QuantizedModel, export_target: str) -> bool:
 
 
 def with_unit_kernels(qmodel: QuantizedModel, kernels: dict[str, str]) -> QuantizedModel:
-    """A copy of ``qmodel`` whose conv ops run ``kernels[name]`` (others unchanged)."""
-    unknown = sorted(set(kernels) - {op.name for op in qmodel.ops if isinstance(op, QConv)})
+    """A copy of ``qmodel`` whose conv ops run ``kernels[name]`` (:data:`UNIT_CONV_KERNELS`) and whose
+    linear ops run ``kernels[name]`` (:data:`UNIT_LINEAR_KERNELS`); others unchanged."""
+    allowed = {op.name: UNIT_CONV_KERNELS if isinstance(op, QConv) else UNIT_LINEAR_KERNELS
+               for op in qmodel.ops if isinstance(op, (QConv, QLinear))}
+    unknown = sorted(set(kernels) - set(allowed))
     if unknown:
-        raise ValueError(f"with_unit_kernels: no conv layer named {', '.join(unknown)}")
-    bad = {name: kernel for name, kernel in kernels.items() if kernel not in UNIT_CONV_KERNELS}
+        raise ValueError(f"with_unit_kernels: no conv or linear layer named {', '.join(unknown)}")
+    bad = {name: kernel for name, kernel in kernels.items() if kernel not in allowed[name]}
     if bad:
-        raise ValueError(f"with_unit_kernels: unknown kernel(s) {bad}; choose from {', '.join(UNIT_CONV_KERNELS)}")
+        raise ValueError(f"with_unit_kernels: unknown kernel(s) {bad}; choose from {', '.join(UNIT_CONV_KERNELS)} "
+                         f"(conv) or {', '.join(UNIT_LINEAR_KERNELS)} (linear)")
     for op in qmodel.ops:
         if kernels.get(op.name) == "skipfree" and skipfree_scratch_bytes(op) is None:
             raise ValueError(f"layer {op.name!r}: beyond the skip-free kernel's limits (H, W <= 256, OH*OW <= "
@@ -165,7 +169,8 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
     if len(x_q) == 0:
         raise ValueError("plan_unit_kernels: no calibration inputs")
     inputs: dict[str, np.ndarray] = {}
-    run_reference(qmodel, x_q, capture=lambda op, x: inputs.__setitem__(op.name, x) if isinstance(op, QConv) else None)
+    run_reference(qmodel, x_q, capture=lambda op, x: inputs.__setitem__(op.name, x)
+                  if isinstance(op, (QConv, QLinear)) else None)
     layers: dict[str, LayerPlan] = {}
     for op in qmodel.ops:
         if not isinstance(op, QConv):
@@ -182,6 +187,12 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
             kernel = plan if plan in candidates or plan == "dense" else "unit"
             reason = f"plan {plan}" + ("" if kernel == plan else f" (beyond the {plan} kernel's limits)")
         layers[op.name] = LayerPlan(op.name, kernel, kept, predicted, reason)
+    for op in qmodel.ops:  # the early-exit linear where the model predicts it faster (same outputs)
+        if isinstance(op, QLinear) and plan == "auto":
+            work = unit_cost.linear_work(op, inputs[op.name], qmodel.linear_quotient)
+            kernel, predicted = unit_cost.choose_linear(work, target)
+            layers[op.name] = LayerPlan(op.name, kernel, work.kept / max(1.0, work.inputs * work.outputs), predicted,
+                                        "fewest predicted cycles")
     planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
     export_target = {"msp430-hwmult": "msp430"}.get(target, target)
     while export_target is not None and not sram_fits(planned, export_target):

@@ -74,6 +74,7 @@ def configuration_kernels(qmodel: QuantizedModel) -> dict[str, str]:
             kernels[op.name] = f"unit_conv2d_{conv_variant(op, qmodel.variant)}_s8"
         elif isinstance(op, QLinear):
             quotient = f"_{qmodel.linear_quotient}" if qmodel.variant == "unit" else ""
+            quotient = f"_sorted{quotient}" if qmodel.variant == "unit" and op.unit_kernel == "sorted" else quotient
             kernels[op.name] = f"unit_linear_{qmodel.variant}{quotient}_s8"
     return kernels
 
@@ -223,7 +224,7 @@ def fastest_markdown(document: dict) -> list[str]:
                                f"{100 * choice['kept_fraction']:.1f}% | {measured or 0:,} | {versus or 0:,} | {ratio} | "
                                f"{predicted} |")
     if kernel_rows:
-        lines += ["## UnIT conv kernels per layer (cycle-model plan, measured)", "",
+        lines += ["## UnIT kernels per layer (cycle-model plan, measured)", "",
                   "Kernel chosen per layer by unitprune.mcu.unit_cost at the layer's kept fraction on validation "
                   "inputs; measured = median layer cycles of the row; dense = the dense row's same layer.", "",
                   "| target | method | layer | kernel | kept (val) | measured | dense | speed-up | predicted |",
