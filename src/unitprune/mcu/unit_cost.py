@@ -107,82 +107,115 @@ def _reach(out: int, size: int, kernel: int, stride: int, dilation: int, pad: in
 #: Cycles per count, per target and kernel: fitted by ``python benchmarks/unit_kernels_mcu.py --fit`` (seed 0,
 #: -O2, avr-gcc 5.4 / clang-14 for MSP430; the conv2 shape at 9 thresholds and 4 edge geometries).
 COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
-    "avr": {
-        "dense": {
-            "one": 7082.1,
-            "macs": 10.08,
-            "outputs": 637.0,
-            "output_rows": 864.9
-        },
-        "unit": {
-            "one": 27490.87,
-            "weights": 288.46,
-            "tested": 28.01,
-            "kept": 34.57,
-            "outputs": 280.18,
-            "tap_rows": 0.0
-        },
-        "skipfree": {
-            "one": 35588.5,
-            "weights": 54.56,
-            "inputs": 310.43,
-            "channels": 0.0,
-            "list_taps": 99.98,
-            "visits": 17.66,
-            "kept": 29.83,
-            "outputs": 116.13
-        }
-    },
     "msp430": {
         "dense": {
-            "one": 12656.05,
-            "macs": 19.59,
-            "outputs": 719.85,
-            "output_rows": 1457.86
+            "one": 18841.6,
+            "macs": 18.33,
+            "outputs": 411.12,
+            "output_rows": 2809.49
         },
         "unit": {
-            "one": 37548.92,
-            "weights": 253.81,
-            "tested": 33.51,
-            "kept": 84.04,
-            "outputs": 421.02,
-            "tap_rows": 0.0
+            "one": 32982.98,
+            "weights": 228.04,
+            "tested": 19.74,
+            "kept": 88.17,
+            "outputs": 467.56,
+            "tap_rows": 96.7
         },
         "skipfree": {
-            "one": 30032.68,
-            "weights": 35.19,
-            "inputs": 122.5,
-            "channels": 12261.54,
-            "list_taps": 198.88,
-            "visits": 18.11,
-            "kept": 28.04,
-            "outputs": 504.12
+            "one": 30100.32,
+            "weights": 33.59,
+            "inputs": 229.62,
+            "channels": 10653.87,
+            "list_taps": 185.58,
+            "visits": 9.97,
+            "kept": 47.35,
+            "outputs": 443.58
+        },
+        "sparse": {
+            "one": 15508.31,
+            "inputs": 761.22,
+            "sort_rows": 0.0,
+            "record_blocks": 540.02,
+            "record_rows": 0.0,
+            "row_visits": 17.89,
+            "row_entries": 36.69,
+            "kept": 0.0,
+            "outputs": 188.55
         }
     },
     "msp430-hwmult": {
         "dense": {
-            "one": 12163.43,
-            "macs": 14.67,
-            "outputs": 534.51,
-            "output_rows": 1213.5
+            "one": 16256.86,
+            "macs": 13.32,
+            "outputs": 203.69,
+            "output_rows": 2350.61
         },
         "unit": {
-            "one": 31258.17,
-            "weights": 275.89,
-            "tested": 30.22,
-            "kept": 39.95,
-            "outputs": 258.88,
-            "tap_rows": 0.0
+            "one": 27013.77,
+            "weights": 254.87,
+            "tested": 26.17,
+            "kept": 40.79,
+            "outputs": 241.26,
+            "tap_rows": 25.67
         },
         "skipfree": {
-            "one": 37444.6,
-            "weights": 63.56,
-            "inputs": 79.56,
-            "channels": 10935.53,
-            "list_taps": 92.1,
-            "visits": 20.66,
-            "kept": 22.11,
-            "outputs": 345.27
+            "one": 33878.2,
+            "weights": 51.57,
+            "inputs": 104.77,
+            "channels": 10731.28,
+            "list_taps": 98.77,
+            "visits": 20.07,
+            "kept": 23.2,
+            "outputs": 293.22
+        },
+        "sparse": {
+            "one": 21078.69,
+            "inputs": 490.66,
+            "sort_rows": 0.0,
+            "record_blocks": 551.8,
+            "record_rows": 0.0,
+            "row_visits": 44.98,
+            "row_entries": 26.97,
+            "kept": 0.0,
+            "outputs": 50.28
+        }
+    },
+    "avr": {
+        "dense": {
+            "one": 15916.84,
+            "macs": 11.2,
+            "outputs": 247.08,
+            "output_rows": 2357.86
+        },
+        "unit": {
+            "one": 27247.15,
+            "weights": 229.71,
+            "tested": 24.61,
+            "kept": 36.68,
+            "outputs": 286.32,
+            "tap_rows": 16.02
+        },
+        "skipfree": {
+            "one": 36823.48,
+            "weights": 32.82,
+            "inputs": 266.72,
+            "channels": 0.0,
+            "list_taps": 92.84,
+            "visits": 20.9,
+            "kept": 22.61,
+            "outputs": 201.23
+        },
+        "sparse": {
+            "one": 11597.58,
+            "inputs": 454.28,
+            "sort_rows": 0.0,
+            "record_blocks": 572.38,
+            "record_rows": 0.0,
+            "row_visits": 0.0,
+            "row_entries": 29.63,
+            "kept": 0.0,
+            "outputs": 91.81
         }
     }
 }
@@ -225,6 +258,66 @@ def linear_work(op, x: np.ndarray, method: str) -> LinearWork:
     return LinearWork(one=1.0, inputs=float(op.in_features), nonzero_inputs=float(np.count_nonzero(x2)) / n,
                       live_inputs=float(live.sum()) / n, tested=float(live.sum() * op.out_features) / n,
                       kept=kept / n, outputs=float(op.out_features))
+
+
+#: Cycles per count of the UnIT linear kernels, per target: fitted by ``python benchmarks/unit_kernels_mcu.py
+#: --fit`` (the 256 -> 32 and 40 -> 9 layers at 4 thresholds each, bit-shift quotients).
+LINEAR_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
+    "avr": {
+        "unit": {
+            "one": 6188.76,
+            "inputs": 0.0,
+            "nonzero_inputs": 0.0,
+            "tested": 27.92,
+            "kept": 25.27,
+            "outputs": 126.68
+        },
+        "sorted": {
+            "one": 0.0,
+            "inputs": 0.0,
+            "nonzero_inputs": 154.61,
+            "live_inputs": 77.44,
+            "kept": 54.97,
+            "outputs": 380.83
+        }
+    },
+    "msp430": {
+        "unit": {
+            "one": 7015.8,
+            "inputs": 0.0,
+            "nonzero_inputs": 0.0,
+            "tested": 36.6,
+            "kept": 73.21,
+            "outputs": 745.35
+        },
+        "sorted": {
+            "one": 0.0,
+            "inputs": 0.0,
+            "nonzero_inputs": 377.01,
+            "live_inputs": 91.76,
+            "kept": 92.68,
+            "outputs": 432.87
+        }
+    },
+    "msp430-hwmult": {
+        "unit": {
+            "one": 2600.08,
+            "inputs": 0.0,
+            "nonzero_inputs": 0.0,
+            "tested": 29.49,
+            "kept": 30.06,
+            "outputs": 1103.02
+        },
+        "sorted": {
+            "one": 0.0,
+            "inputs": 0.0,
+            "nonzero_inputs": 334.22,
+            "live_inputs": 70.43,
+            "kept": 44.6,
+            "outputs": 415.46
+        }
+    }
+}
 
 
 def predict_linear(work: LinearWork, target: str, kernel: str, coefficients=None) -> float:
