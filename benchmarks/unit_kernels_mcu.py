@@ -13,7 +13,7 @@ the UnIT kernel is faster than dense (``breakeven_kept_fraction``).
 
 The early-exit linear kernel (``unit_linear_unit_sorted_bitshift_s8``) is measured the same way
 against ``unit_linear_dense_s8`` and the unsorted ``unit_linear_unit_bitshift_s8``, over T_q.
-``--fit`` adds the edge layers and prints ``unitprune.mcu.unit_cost.COEFFICIENTS`` fitted to every
+``--fit`` adds the deep (conv3_like) and edge layers and prints ``unitprune.mcu.unit_cost.COEFFICIENTS`` fitted to every
 conv point.
 
 Usage: ``PYTHONPATH=src python benchmarks/unit_kernels_mcu.py [--targets avr msp430 msp430-hwmult]
@@ -90,6 +90,10 @@ PRUNED = (Layer("conv2_pruned", 6, 12, 12, 16, (5, 5), scales=(0, 1000, 3000, 80
                 bitshift=True, sparse=True),
           Layer("conv1_like", 1, 20, 20, 4, (5, 5), scales=(0, 1000, 3000, 6000, 12000), x_zeros=0.8,
                 w_zeros=0.1, bitshift=True, sparse=True))
+#: A deep layer on a small plane (MNIST-like conv3: 16 channels of 4x4, padding 1): the per-channel
+#: costs (the skip-free kernel's bucket tables); measured with ``--fit`` only.
+DEEP = (Layer("conv3_like", 16, 4, 4, 8, (3, 3), scales=(0, 2000, 8000), padding=(1, 1, 1, 1), w_zeros=0.3,
+              bitshift=True, sparse=True),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -437,7 +441,7 @@ def markdown(result: dict) -> str:
     for target, build in result["builds"].items():
         lines += [f"## {target} ({build['compiler']})", ""]
         for name, layer in build["layers"].items():
-            kernels = [k for k in layer["points"][0] if k not in ("scale", "kept_fraction", "work")]
+            kernels = [k for k in layer["points"][0] if k not in ("scale", "kept_fraction", "work", "linear_work")]
             unit_kernels = kernels[1:]
             lines += [f"### {name}", "", "| T | kept | " + " | ".join(f"{k} cycles" for k in kernels) + " | "
                       + " | ".join(f"{k} speed-up over dense" for k in unit_kernels) + " |",
@@ -463,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="also measure the edge layers and print unit_cost.COEFFICIENTS fitted to every conv point")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    layers = CONV2 + PRUNED + EDGES if args.fit else CONV2 + PRUNED
+    layers = CONV2 + PRUNED + DEEP + EDGES if args.fit else CONV2 + PRUNED
     result = measure(layers, target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir,
                      linear_layers=FC + LINEAR_EDGES if args.fit else FC)
     if args.fit:
@@ -471,11 +475,11 @@ def main(argv: list[str] | None = None) -> None:
         print("COEFFICIENTS = " + json.dumps(result["coefficients"], indent=4))
         result["linear_coefficients"] = fit_linear_coefficients(result)
         print("LINEAR_COEFFICIENTS = " + json.dumps(result["linear_coefficients"], indent=4))
-    if args.markdown is not None:
-        args.markdown.write_text(markdown(result))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.output}")
+    if args.markdown is not None:
+        args.markdown.write_text(markdown(result))
 
 
 if __name__ == "__main__":

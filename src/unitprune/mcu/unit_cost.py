@@ -27,11 +27,11 @@ from .qmodel import QConv
 CONV_KERNELS = ("dense", "unit", "skipfree", "sparse")
 #: The counts each kernel's cycles are modelled on ("one": a constant per call).
 FEATURES = {
-    "dense": ("one", "macs", "outputs", "output_rows"),
+    "dense": ("one", "macs", "outputs", "output_rows", "dense_runs"),
     "unit": ("one", "weights", "tested", "kept", "outputs", "tap_rows"),
     "skipfree": ("one", "weights", "inputs", "channels", "list_taps", "visits", "kept", "outputs"),
     "sparse": ("one", "inputs", "sort_rows", "record_blocks", "record_rows", "row_visits", "row_entries", "kept",
-               "outputs"),
+               "outputs", "strided_records", "strided_entries"),
 }
 
 
@@ -58,6 +58,11 @@ class ConvWork:
     record_rows: float = 0.0  # per stored weight with tau < 128, the output rows whose input row is inside
     row_visits: float = 0.0  # of those, the rows with at least one entry above tau
     row_entries: float = 0.0  # row-list entries visited (kept + rejected by the column test)
+    strided_records: float = 0.0  # record_blocks of a layer with stride_y > 1 (two divisions per record's row range)
+    strided_entries: float = 0.0  # row_entries of a layer with stride_x > 1 (the C loop on AVR)
+    # the dense kernel's runs (unit_conv2d_dense_s8: per output row, one per column whose field the
+    # left/right padding clips, the interior in runs of at most 255); 0 in results measured before it
+    dense_runs: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,15 +91,29 @@ def conv_work(op: QConv, x: np.ndarray) -> ConvWork:
     ky_live = np.nonzero(live)[2]
     window_rows = _reach(op.out_height, op.in_height, op.kernel_height, op.stride[0], op.dilation[0], op.padding[0])
     return ConvWork(
+        dense_runs=float(op.out_channels * op.out_height * _dense_runs_per_row(op)),
         sort_rows=float(op.in_channels * op.in_height), record_blocks=float(np.count_nonzero(weight) * blocks),
         record_rows=float(window_rows[ky_live].sum()), row_visits=float(row_visits.sum()) / n,
         row_entries=float(row_entries.sum()) / n,
+        strided_records=float(np.count_nonzero(weight) * blocks) if op.stride[0] != 1 else 0.0,
+        strided_entries=float(row_entries.sum()) / n if op.stride[1] != 1 else 0.0,
         one=1.0, macs=float(counts.dense) / n, outputs=float(op.out_channels * positions),
         output_rows=float(op.out_channels * op.out_height), weights=float(weight.size), tap_rows=tap_rows,
         tested=tested,
         compares=float(positions * np.count_nonzero(weight)), kept=float(counts.executed) / n,
         inputs=float(op.in_channels * op.in_height * op.in_width), channels=float(op.in_channels),
         list_taps=float((reach > 0).sum()) / n, visits=float(reach.sum()) / n)
+
+
+def _dense_runs_per_row(op: QConv) -> int:
+    """Runs of one output row of unit_conv2d_dense_s8: the columns whose whole kernel row lies inside
+    the input ([inner_first, inner_end)) in runs of at most 255, every other column a run of one."""
+    span = (op.kernel_width - 1) * op.dilation[1]
+    first = -(-op.padding[2] // op.stride[1])
+    end = (op.in_width - 1 + op.padding[2] - span) // op.stride[1] + 1
+    end = min(end, op.out_width)
+    inner = max(0, end - first)
+    return op.out_width - inner + -(-inner // 255)
 
 
 def _reach(out: int, size: int, kernel: int, stride: int, dilation: int, pad: int) -> np.ndarray:
@@ -105,117 +124,127 @@ def _reach(out: int, size: int, kernel: int, stride: int, dilation: int, pad: in
 
 
 #: Cycles per count, per target and kernel: fitted by ``python benchmarks/unit_kernels_mcu.py --fit`` (seed 0,
-#: -O2, avr-gcc 5.4 / clang-14 for MSP430; the conv2 shape at 9 thresholds and 4 edge geometries).
+#: -O2, avr-gcc 5.4 / clang-14 for MSP430; the conv2 shape at 9 thresholds, the pruned conv2_pruned and conv1_like,
+#: the deep conv3_like and 4 edge geometries).
 COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
-    "msp430": {
+    "avr": {
         "dense": {
-            "one": 18841.6,
-            "macs": 18.33,
-            "outputs": 411.12,
-            "output_rows": 2809.49
+            "one": 12316.09,
+            "macs": 11.99,
+            "outputs": 204.0,
+            "output_rows": 619.86,
+            "dense_runs": 1128.1
         },
         "unit": {
-            "one": 32982.98,
-            "weights": 228.04,
-            "tested": 19.74,
-            "kept": 88.17,
-            "outputs": 467.56,
-            "tap_rows": 96.7
+            "one": 27380.52,
+            "weights": 227.66,
+            "tested": 24.87,
+            "kept": 36.66,
+            "outputs": 287.56,
+            "tap_rows": 13.63
         },
         "skipfree": {
-            "one": 30100.32,
-            "weights": 33.59,
-            "inputs": 229.62,
-            "channels": 10653.87,
-            "list_taps": 185.58,
-            "visits": 9.97,
-            "kept": 47.35,
-            "outputs": 443.58
+            "one": 37259.27,
+            "weights": 41.41,
+            "inputs": 237.23,
+            "channels": 27.63,
+            "list_taps": 203.73,
+            "visits": 16.43,
+            "kept": 27.9,
+            "outputs": 203.89
         },
         "sparse": {
-            "one": 15508.31,
-            "inputs": 761.22,
+            "one": 44222.26,
+            "inputs": 66.15,
             "sort_rows": 0.0,
-            "record_blocks": 540.02,
+            "record_blocks": 626.57,
             "record_rows": 0.0,
-            "row_visits": 17.89,
-            "row_entries": 36.69,
-            "kept": 0.0,
-            "outputs": 188.55
+            "row_visits": 66.32,
+            "row_entries": 0.0,
+            "kept": 37.25,
+            "outputs": 163.97,
+            "strided_records": 1502.17,
+            "strided_entries": 11.02
+        }
+    },
+    "msp430": {
+        "dense": {
+            "one": 15330.75,
+            "macs": 19.36,
+            "outputs": 325.41,
+            "output_rows": 1288.35,
+            "dense_runs": 1134.5
+        },
+        "unit": {
+            "one": 35372.65,
+            "weights": 234.77,
+            "tested": 24.24,
+            "kept": 89.0,
+            "outputs": 444.01,
+            "tap_rows": 54.96
+        },
+        "skipfree": {
+            "one": 32483.07,
+            "weights": 43.54,
+            "inputs": 177.74,
+            "channels": 11500.93,
+            "list_taps": 140.71,
+            "visits": 13.13,
+            "kept": 41.73,
+            "outputs": 466.61
+        },
+        "sparse": {
+            "one": 56785.03,
+            "inputs": 218.72,
+            "sort_rows": 66.75,
+            "record_blocks": 848.01,
+            "record_rows": 0.0,
+            "row_visits": 81.52,
+            "row_entries": 0.0,
+            "kept": 47.88,
+            "outputs": 270.65,
+            "strided_records": 1773.55,
+            "strided_entries": 0.0
         }
     },
     "msp430-hwmult": {
         "dense": {
-            "one": 16256.86,
-            "macs": 13.32,
-            "outputs": 203.69,
-            "output_rows": 2350.61
+            "one": 14196.25,
+            "macs": 14.2,
+            "outputs": 147.77,
+            "output_rows": 1110.08,
+            "dense_runs": 831.53
         },
         "unit": {
-            "one": 27013.77,
-            "weights": 254.87,
-            "tested": 26.17,
-            "kept": 40.79,
-            "outputs": 241.26,
-            "tap_rows": 25.67
+            "one": 26695.62,
+            "weights": 251.42,
+            "tested": 25.27,
+            "kept": 39.87,
+            "outputs": 247.38,
+            "tap_rows": 35.81
         },
         "skipfree": {
-            "one": 33878.2,
-            "weights": 51.57,
-            "inputs": 104.77,
-            "channels": 10731.28,
-            "list_taps": 98.77,
-            "visits": 20.07,
-            "kept": 23.2,
-            "outputs": 293.22
+            "one": 32122.09,
+            "weights": 52.79,
+            "inputs": 92.98,
+            "channels": 11288.34,
+            "list_taps": 111.55,
+            "visits": 20.16,
+            "kept": 22.45,
+            "outputs": 299.11
         },
         "sparse": {
-            "one": 21078.69,
-            "inputs": 490.66,
+            "one": 55608.17,
+            "inputs": 80.15,
             "sort_rows": 0.0,
-            "record_blocks": 551.8,
+            "record_blocks": 593.75,
             "record_rows": 0.0,
-            "row_visits": 44.98,
-            "row_entries": 26.97,
-            "kept": 0.0,
-            "outputs": 50.28
-        }
-    },
-    "avr": {
-        "dense": {
-            "one": 15916.84,
-            "macs": 11.2,
-            "outputs": 247.08,
-            "output_rows": 2357.86
-        },
-        "unit": {
-            "one": 27247.15,
-            "weights": 229.71,
-            "tested": 24.61,
-            "kept": 36.68,
-            "outputs": 286.32,
-            "tap_rows": 16.02
-        },
-        "skipfree": {
-            "one": 36823.48,
-            "weights": 32.82,
-            "inputs": 266.72,
-            "channels": 0.0,
-            "list_taps": 92.84,
-            "visits": 20.9,
-            "kept": 22.61,
-            "outputs": 201.23
-        },
-        "sparse": {
-            "one": 11597.58,
-            "inputs": 454.28,
-            "sort_rows": 0.0,
-            "record_blocks": 572.38,
-            "record_rows": 0.0,
-            "row_visits": 0.0,
-            "row_entries": 29.63,
-            "kept": 0.0,
-            "outputs": 91.81
+            "row_visits": 99.41,
+            "row_entries": 0.0,
+            "kept": 36.67,
+            "outputs": 138.33,
+            "strided_records": 1920.67,
+            "strided_entries": 5.25
         }
     }
 }
@@ -265,56 +294,56 @@ def linear_work(op, x: np.ndarray, method: str) -> LinearWork:
 LINEAR_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "avr": {
         "unit": {
-            "one": 6188.76,
+            "one": 3984.2,
             "inputs": 0.0,
             "nonzero_inputs": 0.0,
-            "tested": 27.92,
-            "kept": 25.27,
-            "outputs": 126.68
+            "tested": 26.75,
+            "kept": 25.51,
+            "outputs": 352.78
         },
         "sorted": {
             "one": 0.0,
-            "inputs": 0.0,
-            "nonzero_inputs": 154.61,
-            "live_inputs": 77.44,
-            "kept": 54.97,
-            "outputs": 380.83
+            "inputs": 65.69,
+            "nonzero_inputs": 0.0,
+            "live_inputs": 72.36,
+            "kept": 55.08,
+            "outputs": 527.68
         }
     },
     "msp430": {
         "unit": {
-            "one": 7015.8,
+            "one": 8160.34,
             "inputs": 0.0,
             "nonzero_inputs": 0.0,
-            "tested": 36.6,
-            "kept": 73.21,
-            "outputs": 745.35
+            "tested": 41.3,
+            "kept": 68.69,
+            "outputs": 537.37
         },
         "sorted": {
             "one": 0.0,
-            "inputs": 0.0,
-            "nonzero_inputs": 377.01,
-            "live_inputs": 91.76,
-            "kept": 92.68,
-            "outputs": 432.87
+            "inputs": 145.63,
+            "nonzero_inputs": 0.0,
+            "live_inputs": 112.09,
+            "kept": 92.13,
+            "outputs": 826.89
         }
     },
     "msp430-hwmult": {
         "unit": {
-            "one": 2600.08,
-            "inputs": 0.0,
+            "one": 0.0,
+            "inputs": 6.84,
             "nonzero_inputs": 0.0,
-            "tested": 29.49,
-            "kept": 30.06,
-            "outputs": 1103.02
+            "tested": 27.57,
+            "kept": 30.88,
+            "outputs": 1283.56
         },
         "sorted": {
             "one": 0.0,
-            "inputs": 0.0,
-            "nonzero_inputs": 334.22,
-            "live_inputs": 70.43,
-            "kept": 44.6,
-            "outputs": 415.46
+            "inputs": 143.09,
+            "nonzero_inputs": 0.0,
+            "live_inputs": 62.28,
+            "kept": 44.82,
+            "outputs": 696.2
         }
     }
 }

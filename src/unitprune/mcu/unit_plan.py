@@ -5,8 +5,8 @@ only the stored nonzero weights, per-row lists; TTP+UnIT), the per-position test
 :mod:`unitprune.mcu.unit_cost` predicts the fewest cycles for on the target, from what each kernel
 does on calibration inputs (the calibrated kept fraction of the layer, its list visits, its window
 rejections). Where the lists (per-sample scratch) would not fit the target's SRAM beside the
-activations, the layers whose lists save the fewest predicted cycles take their next-best kernel
-without lists.
+activations, the layers whose lists save the fewest predicted cycles take their next-best kernel:
+the other list kernel where its lists fit, else one without lists.
 
 ``skipfree``, ``sparse`` and ``unit`` give the same outputs and cause counters (``compares`` counts
 what each visits); ``dense`` multiplies every connection of the layer, so it changes the model: it is a
@@ -50,6 +50,7 @@ class LayerPlan:
     kept_fraction: float
     predicted_cycles: dict[str, float]
     reason: str
+    given_up: tuple[str, ...] = ()  # list kernels whose lists did not fit the SRAM
 
     def to_dict(self) -> dict:
         return {"kernel": self.kernel, "kept_fraction": round(self.kept_fraction, 4),
@@ -138,9 +139,12 @@ LIST_KERNELS = ("skipfree", "sparse")
 
 
 def _fallback(layer: LayerPlan, export_target: str) -> LayerPlan:
-    """``layer`` on its fastest predicted kernel without lists."""
-    kernel = min((k for k in layer.predicted_cycles if k not in LIST_KERNELS), key=layer.predicted_cycles.get)
-    return replace(layer, kernel=kernel, reason=f"the {layer.kernel} lists do not fit the {export_target} SRAM")
+    """``layer`` on its fastest predicted kernel other than the list kernels it gave up (its own
+    included): the other list kernel, whose lists may be smaller, or one without lists."""
+    given_up = (*layer.given_up, layer.kernel)
+    kernel = min((k for k in layer.predicted_cycles if k not in given_up), key=layer.predicted_cycles.get)
+    return replace(layer, kernel=kernel, given_up=given_up,
+                   reason=f"the {' and '.join(given_up)} lists do not fit the {export_target} SRAM")
 
 
 def _list_bytes(op: QConv, kernel: str) -> int:
@@ -153,11 +157,12 @@ def _fallen_back(qmodel: QuantizedModel, layers: dict[str, LayerPlan], name: str
 
 
 def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | None, plan: str = "auto",
-                      allow_dense: bool = True, samples: int = PLAN_SAMPLES) -> QuantizedModel:
+                      allow_dense: bool = True, samples: int = PLAN_SAMPLES, early_exit: bool = True) -> QuantizedModel:
     """``qmodel`` with a kernel per conv layer (module docstring), chosen on the int8 calibration
     inputs ``x_q`` (the first ``samples``) for ``target`` (:data:`COST_TARGETS`; None: no predictions,
     only with a named ``plan``). ``plan`` a kernel name forces it on every conv layer (``skipfree`` falls back to ``unit`` where a layer exceeds its
-    limits). A model whose variant is not ``unit`` is returned unchanged."""
+    limits). ``early_exit`` False keeps every linear layer on the unsorted UnIT kernel (no sorted
+    columns in flash). A model whose variant is not ``unit`` is returned unchanged."""
     if plan not in PLANS:
         raise ValueError(f"unknown UnIT kernel plan {plan!r}; choose from {', '.join(PLANS)}")
     if target not in COST_TARGETS and (plan == "auto" or target is not None):
@@ -188,7 +193,7 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
             reason = f"plan {plan}" + ("" if kernel == plan else f" (beyond the {plan} kernel's limits)")
         layers[op.name] = LayerPlan(op.name, kernel, kept, predicted, reason)
     for op in qmodel.ops:  # the early-exit linear where the model predicts it faster (same outputs)
-        if isinstance(op, QLinear) and plan == "auto":
+        if isinstance(op, QLinear) and plan == "auto" and early_exit:
             work = unit_cost.linear_work(op, inputs[op.name], qmodel.linear_quotient)
             kernel, predicted = unit_cost.choose_linear(work, target)
             layers[op.name] = LayerPlan(op.name, kernel, work.kept / max(1.0, work.inputs * work.outputs), predicted,
@@ -198,9 +203,8 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
     while export_target is not None and not sram_fits(planned, export_target):
         # the lists do not fit beside the activations: give up the lists of one layer, the one costing
         # the fewest predicted cycles among those whose loss alone makes it fit, else the largest
-        losses = {name: min(c for k, c in layer.predicted_cycles.items() if k not in LIST_KERNELS)
-                  - layer.predicted_cycles[layer.kernel] for name, layer in layers.items()
-                  if layer.kernel in LIST_KERNELS and layer.predicted_cycles}
+        losses = {name: layer.predicted_cycles[_fallback(layer, "").kernel] - layer.predicted_cycles[layer.kernel]
+                  for name, layer in layers.items() if layer.kernel in LIST_KERNELS and layer.predicted_cycles}
         if not losses:
             break
         ops = {op.name: op for op in qmodel.ops if op.name in losses}

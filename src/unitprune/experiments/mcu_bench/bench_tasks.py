@@ -36,14 +36,24 @@ def _select_task(shared: dict, method: str):
 def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, layer_samples: int, max_cycles: int, *,
                   workspace: Path) -> dict:
     from .bench import measure_target
+    from ...mcu.qmodel import QLinear
     from ...mcu.reference import quantize_input
+    from ...mcu.targets import FirmwareTooLarge
 
     from .bench_plan import planned_for_target
 
     started = time.perf_counter()
-    qmodel, overrides, plan = planned_for_target(qmodel, target, shared["splits"])
-    x_q = quantize_input(qmodel, shared["x_test"][start:stop])
-    measured = measure_target(qmodel, target, x_q, workspace, layer_samples, max_cycles)
+    planned, overrides, plan = planned_for_target(qmodel, target, shared["splits"])
+    x_q = quantize_input(planned, shared["x_test"][start:stop])
+    try:
+        measured = measure_target(planned, target, x_q, workspace, layer_samples, max_cycles)
+    except FirmwareTooLarge:
+        if not any(isinstance(op, QLinear) and op.unit_kernel == "sorted" for op in planned.ops):
+            raise
+        # the early exit's sorted columns did not fit the flash beside the embedded samples
+        planned, overrides, plan = planned_for_target(qmodel, target, shared["splits"], early_exit=False)
+        plan["early_exit"] = "off: the firmware with the sorted columns did not fit the target's flash"
+        measured = measure_target(planned, target, x_q, workspace / "early-exit-off", layer_samples, max_cycles)
     measured.update(overrides)
     if plan:
         measured["checks"]["unit_kernel_plan"] = plan
