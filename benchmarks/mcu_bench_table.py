@@ -34,7 +34,15 @@ def _kernels(document: dict, method: str, target: str) -> str:
     plan = detail["checks"].get("unit_kernel_plan")
     if not plan:
         return ""
-    return ", ".join(f"{layer} {PLAN_NAMES[c['kernel']]}" for layer, c in plan["layers"].items())
+    return ", ".join(f"{layer} {_plan_name(c)}" for layer, c in plan["layers"].items())
+
+
+def _plan_name(layer: dict) -> str:
+    """A layer's planned kernel by name; a linear layer (its candidates ``unit`` and ``sorted``)
+    on ``unit`` runs the unsorted UnIT linear kernel."""
+    if layer["kernel"] == "unit" and "sorted" in layer["predicted_cycles"]:
+        return "unsorted"
+    return PLAN_NAMES[layer["kernel"]]
 
 
 def _breakeven(points: list[dict], kernel: str, cycles: float) -> str:
