@@ -231,7 +231,7 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
 int32_t unit_conv2d_sparse_zeroact_s8(const unit_conv2d_params *params, const int8_t *x, const unit_sparse_s8 *sparse,
                                       const UNIT_TABLE uint16_t *row_starts, const unit_requant_s8 *requant,
                                       int8_t *y, int32_t *scratch, unit_counts *counts);
-/* Bytes of scratch unit_conv2d_sparse_zeroact_s8 needs: 6*OW + 4*C*H + O, rounded up to 4
+/* Bytes of scratch unit_conv2d_sparse_zeroact_s8 needs: 15*OW + 1 + 4*C*H + 4*G + O, rounded up to 4
  * (or a negative status for a bad geometry). */
 int32_t unit_conv2d_sparse_zeroact_s8_scratch_size(const unit_conv2d_params *params);
 /* Linear over the nonzero weights: arguments as unit_linear_dense_s8 (scratch is checked non-null,

@@ -46,9 +46,11 @@ def row_starts_bytes(out_channels: int, group_in: int, kernel_height: int) -> in
     return 2 * (out_channels * group_in * kernel_height + 1)
 
 
-def zeroact_scratch_bytes(in_channels: int, in_height: int, out_channels: int, out_width: int) -> int:
-    """``unit_conv2d_sparse_zeroact_s8_scratch_size``: ``6*OW + 4*C*H + O`` rounded up to 4."""
-    return (6 * out_width + 4 * in_channels * in_height + out_channels + 3) // 4 * 4
+def zeroact_scratch_bytes(in_channels: int, in_height: int, out_channels: int, out_width: int,
+                          kernel_rows: int) -> int:
+    """``unit_conv2d_sparse_zeroact_s8_scratch_size``: ``15*OW + 1 + 4*C*H + 4*G + O`` rounded up to 4
+    (``kernel_rows`` G = C/groups * KH)."""
+    return (15 * out_width + 1 + 4 * in_channels * in_height + 4 * kernel_rows + out_channels + 3) // 4 * 4
 
 
 def conv2d_sparse_zeroact(x, weight, requant, geometry: ConvGeometry, library: KernelLibrary | None = None,
