@@ -253,8 +253,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=6)
     parser.add_argument("--fit", action="store_true", help="print the cost model's coefficients")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--refit", type=Path, help="fit again on a measured JSON (its counts recomputed)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.refit:
+        result = json.loads(args.refit.read_text())
+        for name, op, x in cases(result["samples"], result["seed"]):
+            result["cases"][name]["work"] = [zeroact_work(op, x[i:i + 1]) for i in range(len(x))]
+        print(json.dumps(fit(result), indent=4))
+        return
     start = time.perf_counter()
     result = measure(tuple(args.targets.split(",")), args.samples)
     result["seconds"] = time.perf_counter() - start
