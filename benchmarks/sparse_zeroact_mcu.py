@@ -34,6 +34,7 @@ from unitprune.kernels import sparse_s8
 from unitprune.kernels.sparse_zeroact_s8 import conv_row_starts, zeroact_scratch_bytes
 from unitprune.mcu import reference, targets
 from unitprune.mcu.codegen import c_array
+from unitprune.mcu.export.build_files import kernel_files
 from unitprune.mcu.zeroact_plan import FEATURES, zeroact_work
 
 logger = logging.getLogger("sparse_zeroact_mcu")
@@ -114,9 +115,10 @@ def cases(samples: int, seed: int = 0, edges_only: bool = False) -> list[tuple[s
     return found
 
 
-def firmware(op, x: np.ndarray) -> str:
+def firmware(op, x: np.ndarray, counted: bool = False) -> str:
     """main(): per sample, the sparse and the zero-activation kernels' regions (``sparse_<i>``,
-    ``zeroact_<i>``), each emitting its status and output."""
+    ``zeroact_<i>``), each emitting its status and output, and with ``counted`` (a build with
+    UNIT_S8_COUNTS=1) the kernel's seven counters (int64, unit_counts order)."""
     padded = any(op.padding)
     tables = sparse_s8.conv_sparse_tables(op.weight, op.in_height, op.in_width, op.dilation, padded, op.name)
     starts = conv_row_starts(op.weight, op.name)
@@ -144,12 +146,14 @@ def firmware(op, x: np.ndarray) -> str:
     body = [f"""
     int32_t status, i, n;
     int8_t code;
+    unit_counts counts;
     const unit_conv2d_params params = {{1, {op.in_channels}, {op.in_height}, {op.in_width}, {op.out_channels},
         {op.kernel_height}, {op.kernel_width}, {op.stride[0]}, {op.stride[1]}, {op.dilation[0]}, {op.dilation[1]},
         {top}, {bottom}, {left}, {right}, {op.groups}, 0}};
     const unit_requant_s8 requant = {{bias, mult, shift, {op.requant.act_min}, {op.requant.act_max}}};"""]
-    calls = {"sparse": "unit_conv2d_sparse_s8(&params, x, &sparse, &requant, y, scratch, 0)",
-             "zeroact": "unit_conv2d_sparse_zeroact_s8(&params, x, &sparse, starts, &requant, y, scratch, 0)"}
+    tally = "&counts" if counted else "0"
+    calls = {"sparse": f"unit_conv2d_sparse_s8(&params, x, &sparse, &requant, y, scratch, {tally})",
+             "zeroact": f"unit_conv2d_sparse_zeroact_s8(&params, x, &sparse, starts, &requant, y, scratch, {tally})"}
     for n in range(len(x)):
         body.append(f"""
     for (i = 0; i < {x[0].size}; i++) {{
@@ -163,22 +167,29 @@ def firmware(op, x: np.ndarray) -> str:
     code = (int8_t)status;
     unit_mcu_emit(&code, 1);
     unit_mcu_emit(y, {outputs});""")
-    parts.append("int main(void) {" + "\n".join(body) + "\n    (void)n;\n    unit_mcu_done();\n    return 0;\n}\n")
+            if counted:
+                body.append("    unit_mcu_emit(&counts, sizeof counts);")
+    parts.append("int main(void) {" + "\n".join(body) + "\n    (void)n;\n    (void)counts;\n    unit_mcu_done();"
+                 "\n    return 0;\n}\n")
     return "\n".join(parts)
 
 
 def measure(target_names=TARGETS, samples: int = 6, seed: int = 0, build_dir: Path | None = None,
-            edges_only: bool = False) -> dict:
-    """Per target, case and sample: both kernels' cycles and the cost model's counts."""
+            edges_only: bool = False, counted: bool = False) -> dict:
+    """Per target, case and sample: both kernels' cycles and the cost model's counts. ``counted``:
+    builds with UNIT_S8_COUNTS=1 whose counters are checked against the reference's too (their
+    cycles include the counting)."""
     found = cases(samples, seed, edges_only)
     result = {"seed": seed, "samples": samples, "weight_sparsity": SPARSITY, "machine": _dense_bench().machine(),
               "cases": {}, "builds": {}}
-    kernels = [*sorted(CSRC.glob("*_s8*.c")), *sorted(CSRC.glob("*_s8*.S"))]
+    # the two kernels' sources with their assembly variants and the helpers they call (as an export links them)
+    functions = {"unit_conv2d_sparse_s8", "unit_conv2d_sparse_zeroact_s8", "unit_requantize_s8"}
+    kernels = [CSRC / name for name in kernel_files(functions) if name.endswith((".c", ".S"))]
     with tempfile.TemporaryDirectory(prefix="sparse_zeroact_") as temporary:
         root = Path(build_dir or temporary)
         root.mkdir(parents=True, exist_ok=True)
         for name, op, x in found:
-            (root / f"{name}.c").write_text(firmware(op, x))
+            (root / f"{name}.c").write_text(firmware(op, x, counted))
             work = [zeroact_work(op, x[i:i + 1]) for i in range(len(x))]
             result["cases"][name] = {"geometry": {"in": [op.in_channels, op.in_height, op.in_width],
                                                   "out": [op.out_channels, op.out_height, op.out_width],
@@ -190,18 +201,26 @@ def measure(target_names=TARGETS, samples: int = 6, seed: int = 0, build_dir: Pa
             build = {"tools": targets.check_tools(target), "cases": {}}
             for name, op, x in found:
                 fw = targets.build(target, [root / f"{name}.c", *kernels], include_dirs=[CSRC],
+                                   defines={"UNIT_S8_COUNTS": 1} if counted else None,
                                    build_dir=root / f"{target}-{name}", opt="O2", name=name)
                 build["compiler"] = fw.compiler
                 regions = {r.label: r for r in targets.run(fw, max_cycles=2_000_000_000).regions}
                 rows = []
                 for n in range(len(x)):
-                    want = reference._conv(op, x[n:n + 1], "zeroskip")[0].reshape(-1)
+                    want, want_counts = reference._conv(op, x[n:n + 1], "zeroskip")
+                    want = want.reshape(-1)
                     cycles = {}
                     for kernel in ("sparse", "zeroact"):
-                        data = np.frombuffer(regions[f"{kernel}_{n}"].data, np.int8)
-                        if data.size != want.size + 1 or data[0] != 0 or not np.array_equal(data[1:], want):
+                        emitted = bytes(regions[f"{kernel}_{n}"].data)
+                        data = np.frombuffer(emitted[:want.size + 1], np.int8)
+                        if (len(emitted) != want.size + 1 + 56 * counted or data[0] != 0
+                                or not np.array_equal(data[1:], want)):
                             raise RuntimeError(f"{target}: {name} {kernel} sample {n} differs from the integer "
                                                f"reference (status {data[0] if data.size else None})")
+                        got = np.frombuffer(emitted[want.size + 1:], "<i8").tolist()
+                        if counted and got != list(want_counts.to_dict().values()):
+                            raise RuntimeError(f"{target}: {name} {kernel} sample {n}: counters {got} differ from "
+                                               f"the integer reference's {want_counts.to_dict()}")
                         cycles[kernel] = regions[f"{kernel}_{n}"].cycles
                     rows.append(cycles)
                 mean = {k: float(np.mean([r[k] for r in rows])) for k in ("sparse", "zeroact")}

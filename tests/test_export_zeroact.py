@@ -1,0 +1,56 @@
+"""A zeroskip export whose plan (unitprune.mcu.zeroact_plan) has convolutions skip zero activations:
+those layers call unit_conv2d_sparse_zeroact_s8, memory_plan.json records the choice with its
+predictions and the row table, the flash tables and the RAM (the kernel's scratch counted exactly)
+equal the AVR ELF's symbols, and the firmware is bit-exact with the reference's outputs and counters
+(counted build). Without a plan, the layers keep unit_conv2d_sparse_s8."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from tests import qmodels
+from tests.test_export_sparse import check_avr_export, ttp_like
+from tests.test_sparse_zeroact_s8 import blob_input
+from unitprune.kernels.sparse_zeroact_s8 import row_starts_bytes
+from unitprune.mcu import zeroact_plan
+from unitprune.mcu.export import export_c
+from unitprune.mcu.reference import run_reference
+
+
+def test_a_planned_zeroact_export_counts_its_tables_and_scratch_and_is_bit_exact(tmp_path):
+    from tests.mcu_tools import require_program, require_target
+
+    require_target("avr")
+    require_program("make", "make")
+    rng = np.random.default_rng(11)
+    qmodel = zeroact_plan.plan_zero_activation(ttp_like(rng), blob_input(rng, qmodels.random_input(rng, 4, (1, 12, 10))),
+                                               None, plan="zeroact")
+    x = blob_input(rng, qmodels.random_input(rng, 2, qmodel.input_shape))
+    expected, expected_counts = run_reference(qmodel, x)
+    result = export_c(qmodel, tmp_path, target="avr", samples=x, counters=True)
+    plan = json.loads((tmp_path / "memory_plan.json").read_text())
+    chosen = plan["kernels"]["layers"]
+    assert {name: chosen[name]["kernel"] for name in chosen} == {
+        "conv1": "unit_conv2d_sparse_zeroact_s8", "conv2": "unit_conv2d_sparse_zeroact_s8",
+        "fc": "unit_linear_sparse_s8"}
+    assert plan["zeroact_plan"]["layers"]["conv1"]["kernel"] == "zeroact"
+    for op in (o for o in qmodel.ops if o.name in ("conv1", "conv2")):
+        group_in = op.in_channels // op.groups
+        assert plan["flash"]["per_layer"][op.name]["row_starts"] == row_starts_bytes(op.out_channels, group_in,
+                                                                                     op.kernel_height)
+        # 15*OW + 1 + 4*C*H + 4*G + O, rounded up to 4 (unit_conv2d_sparse_zeroact_s8_scratch_size)
+        want = (15 * op.out_width + 1 + 4 * op.in_channels * op.in_height + 4 * group_in * op.kernel_height
+                + op.out_channels + 3) // 4 * 4
+        assert next(m for m in plan["memory"]["ops"] if m["name"] == op.name)["scratch_bytes"] == want
+    check_avr_export(tmp_path, plan, result, expected.reshape(len(x), -1), expected_counts)
+
+
+def test_without_a_plan_the_convolutions_keep_the_sparse_kernel(tmp_path):
+    rng = np.random.default_rng(3)
+    qmodel = ttp_like(rng)
+    export_c(qmodel, tmp_path, target="host")
+    plan = json.loads((tmp_path / "memory_plan.json").read_text())
+    assert plan["kernels"]["layers"]["conv1"]["kernel"] == "unit_conv2d_sparse_s8"
+    assert "zeroact_plan" not in plan
