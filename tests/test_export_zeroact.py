@@ -7,6 +7,7 @@ equal the AVR ELF's symbols, and the firmware is bit-exact with the reference's 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 
@@ -54,3 +55,44 @@ def test_without_a_plan_the_convolutions_keep_the_sparse_kernel(tmp_path):
     plan = json.loads((tmp_path / "memory_plan.json").read_text())
     assert plan["kernels"]["layers"]["conv1"]["kernel"] == "unit_conv2d_sparse_s8"
     assert "zeroact_plan" not in plan
+
+
+def test_msp430_exports_keep_room_for_the_zeroact_code(tmp_path):
+    """An MNIST-shaped zeroskip model with every weight nonzero, conv1 planned on the zero-activation
+    kernel and conv2 not (both conv kernels linked), 10 samples, for the MSP430: the export keeps
+    TargetSpec.zeroact_code_bytes of the FRAM for that kernel's code, so the layer whose tables grow
+    most keeps its int8 weights and the firmware links (without it the link was 2,616 bytes over the
+    FRAM). The reserve covers the kernel's code as clang-14 compiles it (llvm-size-14)."""
+    import dataclasses
+
+    from tests.mcu_tools import require_target
+    from unitprune.experiments.mcu_bench.bench import _build
+    from unitprune.mcu.targets import msp430
+    from unitprune.mcu.targets.specs import EXPORT_TARGETS
+
+    require_target("msp430")
+    rng = np.random.default_rng(0)
+    qmodel = qmodels.mnist_like(rng, variant="zeroskip")
+    ops = [dataclasses.replace(op, weight=np.where(op.weight == 0, 1, op.weight).astype(np.int8))
+           if hasattr(op, "weight") else op for op in qmodel.ops]
+    qmodel = dataclasses.replace(qmodel, ops=ops)
+    x = qmodels.random_input(rng, 10, qmodel.input_shape)
+    planned = zeroact_plan.plan_zero_activation(qmodel, x[:2], "msp430", plan="zeroact")
+    planned.source["zeroact_plan"]["layers"]["conv2"]["kernel"] = "sparse"
+    assert zeroact_plan.plans_zeroact(planned) and not zeroact_plan.plans_zeroact(qmodel)
+    export_c(planned, tmp_path / "export", target="msp430", samples=x)
+    chosen = json.loads((tmp_path / "export" / "memory_plan.json").read_text())["kernels"]["layers"]
+    assert {name: layer["kernel"] for name, layer in chosen.items()} == {
+        "conv1": "unit_conv2d_sparse_zeroact_s8", "conv2": "unit_conv2d_sparse_s8", "fc": "unit_linear_zeroskip_s8"}
+    firmware = _build("msp430", tmp_path / "export", tmp_path / "build", markers=False)  # FirmwareTooLarge before
+    assert firmware.flash_bytes <= 49_024
+
+    code = 0
+    for name in ("unit_conv2d_sparse_zeroact_s8.c", "unit_conv2d_sparse_zeroact_s8_scratch_size.c"):
+        source = tmp_path / "export" / "kernels" / name
+        obj = tmp_path / f"{name}.o"
+        subprocess.run(["clang-14", *msp430.COMPILE_FLAGS, "-O2", *msp430.C_FLAGS, "-DUNIT_MSP430_HWMULT=1",
+                        f"-I{source.parent}", "-c", str(source), "-o", str(obj)], check=True)
+        sizes = subprocess.run(["llvm-size-14", "-A", str(obj)], capture_output=True, text=True, check=True).stdout
+        code += sum(int(line.split()[1]) for line in sizes.splitlines() if line.startswith((".text", ".rodata")))
+    assert 0 < code <= EXPORT_TARGETS["msp430"].zeroact_code_bytes, code

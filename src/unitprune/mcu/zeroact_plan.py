@@ -5,9 +5,10 @@ today's ``unit_conv2d_sparse_s8`` (every stored weight at every output), whichev
 predicts fewer cycles for on the target, from what each kernel does on calibration inputs.
 
 The counts (:func:`zeroact_work`, means per sample) mirror the kernels' loops: for both the stored
-weights they multiply (``pairs``), the outputs they requantize and their runs; for the zero-activation
-kernel also the input it scans for row spans, the kernel rows and key columns of its per-row keys,
-and the outputs it gives the constant. Cycles are linear in the counts with per-target
+weights they multiply (``pairs``), the outputs they requantize and their runs, and among those the
+requantizations that multiply (``multiplied``: with a ReLU, ``act_min >= 0``, an accumulator <= 0
+is clamped without the multiply); for the zero-activation kernel also the input it scans for row
+spans, the kernel rows and key columns of its per-row keys, and the outputs it gives the constant. Cycles are linear in the counts with per-target
 coefficients (:data:`COEFFICIENTS`) fitted by non-negative least squares to cycles measured in the
 simulators (``benchmarks/sparse_zeroact_mcu.py --fit`` prints the table;
 tests/test_mcu_sparse_zeroact_s8.py checks predictions against measured cycles). The skip pays where
@@ -27,10 +28,10 @@ import numpy as np
 
 from ..kernels.sparse_zeroact_s8 import MAX_KERNEL_ROWS, conv_row_starts
 from .qmodel import QConv, QuantizedModel
-from .reference import run_reference
+from .reference import conv_columns, run_reference
 
-__all__ = ["COEFFICIENTS", "FEATURES", "PLANS", "ZEROACT_TARGETS", "plan_zero_activation", "predict",
-           "zeroact_layers", "zeroact_work", "zeroact_fits"]
+__all__ = ["COEFFICIENTS", "FEATURES", "PLANS", "ZEROACT_TARGETS", "plan_zero_activation", "plans_zeroact",
+           "predict", "zeroact_layers", "zeroact_work", "zeroact_fits"]
 
 #: ``plan`` values: ``auto`` (the cost model), ``zeroact`` (every layer that fits), ``sparse`` (none).
 PLANS = ("auto", "zeroact", "sparse")
@@ -38,28 +39,33 @@ PLANS = ("auto", "zeroact", "sparse")
 PLAN_SAMPLES = 32
 #: The counts each kernel's cycles are modelled on ("one": a constant per call).
 FEATURES = {
-    "sparse": ("one", "pairs", "clipped_pairs", "outputs", "runs"),
-    "zeroact": ("one", "inputs", "key_rows", "key_columns", "outputs", "runs", "pairs", "clipped_pairs", "requantized"),
+    "sparse": ("one", "pairs", "clipped_pairs", "outputs", "runs", "multiplied"),
+    "zeroact": ("one", "inputs", "key_rows", "key_columns", "outputs", "runs", "pairs", "clipped_pairs", "requantized",
+                "multiplied"),
 }
 #: Cycles per count, per target and kernel: benchmarks/sparse_zeroact_mcu.py --fit (NNLS on the
 #: simulators' exact cycles of the layers there).
 COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "avr": {
-        "sparse": {"one": 2768.401, "pairs": 12.551, "clipped_pairs": 242.765, "outputs": 214.824,
-            "runs": 1230.572},
-        "zeroact": {"one": 22096.758, "inputs": 9.79, "key_rows": 626.742, "key_columns": 4.042, "outputs": 49.216,
-            "runs": 244.797, "pairs": 12.853, "clipped_pairs": 278.989, "requantized": 209.988},
+        "sparse": {"one": 8664.484, "pairs": 12.803, "clipped_pairs": 196.442, "outputs": 21.722,
+            "runs": 1046.047, "multiplied": 211.294},
+        "zeroact": {"one": 20440.901, "inputs": 0.0, "key_rows": 534.859, "key_columns": 0.0,
+            "outputs": 45.853, "runs": 259.368, "pairs": 13.601, "clipped_pairs": 360.777, "requantized": 0.0,
+            "multiplied": 249.72},
     },
     "msp430": {
-        "sparse": {"one": 10289.402, "pairs": 25.202, "clipped_pairs": 221.923, "outputs": 490.251,
-            "runs": 754.937},
-        "zeroact": {"one": 21305.42, "inputs": 0.0, "key_rows": 296.917, "key_columns": 0.0, "outputs": 25.413,
-            "runs": 262.379, "pairs": 25.349, "clipped_pairs": 522.482, "requantized": 549.352},
+        "sparse": {"one": 9245.397, "pairs": 25.231, "clipped_pairs": 184.117, "outputs": 56.05,
+            "runs": 494.434, "multiplied": 497.623},
+        "zeroact": {"one": 21410.057, "inputs": 0.0, "key_rows": 225.798, "key_columns": 0.0,
+            "outputs": 28.026, "runs": 270.472, "pairs": 25.008, "clipped_pairs": 551.695,
+            "requantized": 95.254, "multiplied": 460.782},
     },
     "msp430-hwmult": {
-        "sparse": {"one": 7206.499, "pairs": 17.517, "clipped_pairs": 230.384, "outputs": 315.195, "runs": 577.471},
-        "zeroact": {"one": 21183.835, "inputs": 0.0, "key_rows": 267.411, "key_columns": 0.0, "outputs": 35.194,
-            "runs": 211.455, "pairs": 17.691, "clipped_pairs": 439.917, "requantized": 338.549},
+        "sparse": {"one": 10416.262, "pairs": 17.63, "clipped_pairs": 191.464, "outputs": 108.675,
+            "runs": 512.619, "multiplied": 227.717},
+        "zeroact": {"one": 22932.231, "inputs": 0.0, "key_rows": 258.698, "key_columns": 0.0,
+            "outputs": 31.838, "runs": 199.805, "pairs": 17.513, "clipped_pairs": 449.703,
+            "requantized": 133.152, "multiplied": 195.252},
     },
 }
 #: Targets with coefficients (msp430-hwmult: the msp430 export with the hardware multiplier).
@@ -96,7 +102,8 @@ def zeroact_work(op: QConv, x: np.ndarray) -> dict[str, dict[str, float]]:
     inner_end = min(max((w - 1 + left - field) // sx + 1, inner_first), ow)
     inner = (ox >= inner_first) & (ox < inner_end)  # [OW]
     run_region = rows_inside[:, None] & inner[None, :]  # [OH, OW]
-    key_columns = pairs = clipped_pairs = requantized = runs = 0.0
+    multiplies = _multiplies(op, x4)  # [n, O, OH, OW]
+    key_columns = pairs = clipped_pairs = requantized = multiplied = runs = 0.0
     for group in range(op.groups):
         first = np.full((n, oh, ow), -1, np.int64)
         end = np.zeros((n, oh, ow), np.int64)
@@ -124,18 +131,36 @@ def zeroact_work(op: QConv, x: np.ndarray) -> dict[str, dict[str, float]]:
             count = np.where(dead, 0, table[end] - table[np.maximum(first, 0)])
             pairs += (count * run_region).sum()
             clipped_pairs += (count * ~run_region).sum()
-            requantized += (~dead & ((count > 0) | ~run_region)).sum()
+            requantizes = ~dead & ((count > 0) | ~run_region)
+            requantized += requantizes.sum()
+            multiplied += (requantizes & multiplies[:, o]).sum()
             runs += (segment_start & (count > 0)).sum()
     outputs = op.out_channels * oh * ow
     sparse_runs = int(np.count_nonzero(op.weight.reshape(op.out_channels, -1).any(axis=1))) * int(rows_inside.sum())
     whole = int(run_region.sum())
     return {
         "sparse": {"one": 1.0, "pairs": float(stored * whole), "clipped_pairs": float(stored * (oh * ow - whole)),
-                   "outputs": float(outputs), "runs": float(sparse_runs)},
+                   "outputs": float(outputs), "runs": float(sparse_runs), "multiplied": float(multiplies.sum() / n)},
         "zeroact": {"one": 1.0, "inputs": float(c_all * h * w), "key_rows": float(oh * op.groups * kernel_rows),
                     "key_columns": key_columns / n, "outputs": float(outputs), "runs": runs / n,
-                    "pairs": pairs / n, "clipped_pairs": clipped_pairs / n, "requantized": requantized / n},
+                    "pairs": pairs / n, "clipped_pairs": clipped_pairs / n, "requantized": requantized / n,
+                    "multiplied": multiplied / n},
     }
+
+
+def _multiplies(op: QConv, x4: np.ndarray) -> np.ndarray:
+    """Which outputs' requantization multiplies (bool [n, O, OH, OW]): every one without a ReLU
+    (``act_min < 0``), else those whose accumulator (bias included) is > 0 (the integer reference's
+    accumulators)."""
+    n = x4.shape[0]
+    if op.requant.act_min < 0:
+        return np.ones((n, op.out_channels, op.out_height, op.out_width), bool)
+    columns = conv_columns(op, x4)  # [n, groups, taps, positions]
+    group_out = op.out_channels // op.groups
+    weight = op.weight.reshape(op.groups, group_out, -1).astype(np.int64)
+    acc = np.einsum("gok,ngkp->ngop", weight, columns).reshape(n, op.out_channels, -1)
+    acc += op.requant.bias.astype(np.int64)[None, :, None]
+    return (acc > 0).reshape(n, op.out_channels, op.out_height, op.out_width)
 
 
 def predict(work: dict[str, dict[str, float]], target: str) -> dict[str, float]:
@@ -200,6 +225,13 @@ def plan_zero_activation(qmodel: QuantizedModel, x_q: np.ndarray, target: str | 
     planned.source["zeroact_plan"] = {"target": target, "plan": plan, "calibration_samples": len(x_q),
                                       "layers": {name: layer.to_dict() for name, layer in layers.items()}}
     return planned
+
+
+def plans_zeroact(qmodel: QuantizedModel) -> bool:
+    """Whether ``qmodel``'s plan puts any layer on the zero-activation kernel (the export then keeps
+    room for its code: ``TargetSpec.zeroact_code_bytes``)."""
+    planned = qmodel.source.get("zeroact_plan", {}).get("layers", {})
+    return any(layer.get("kernel") == "zeroact" for layer in planned.values())
 
 
 def zeroact_layers(qmodel: QuantizedModel, sparse: dict) -> dict[str, np.ndarray]:

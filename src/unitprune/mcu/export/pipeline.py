@@ -13,7 +13,7 @@ import logging
 from .. import kernel_choice
 from ...kernels.sparse_zeroact_s8 import zeroact_scratch_bytes
 from ..qmodel import QConv, QuantizedModel
-from ..zeroact_plan import zeroact_layers
+from ..zeroact_plan import plans_zeroact, zeroact_layers
 from .build_files import CSRC, kernel_files, makefile, support_files, template_files
 from .checks import check_fits_target, check_model, check_request
 from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
@@ -119,8 +119,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
 
     # static-sparse layers (variant zeroskip, layer by layer): kernel_choice.sparse_layers
     requant_bytes = sum(9 * op.requant.bias.size for op in qmodel.ops if hasattr(op, "requant"))
+    code_bytes = spec.code_reserve_bytes + (spec.zeroact_code_bytes if plans_zeroact(qmodel) else 0)
     sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit,
-                                         samples_bytes + requant_bytes + spec.code_reserve_bytes)
+                                         samples_bytes + requant_bytes + code_bytes)
     # of those, the convs planned to skip zero activations too (zeroact_plan), with their scratch
     zeroact = zeroact_layers(qmodel, sparse)
     scratch.update({op.name: zeroact_scratch_bytes(op.in_channels, op.in_height, op.out_channels, op.out_width,
