@@ -188,6 +188,11 @@ def render_markdown(result: dict, command: str) -> str:
                 if plan == "auto":
                     layers = [n for n, k in p["plan"].items() if k == "zeroact"]
                     cell += f" [{', '.join(layers) or 'none'}]"
+                # other layers whose kernel the plan changed (the MSP430's code room: kernel_choice)
+                moved = [f"{n} on {k}" for n, k in p["kernels"].items()
+                         if n not in p["plan"] and k != plans["sparse"]["kernels"].get(n)]
+                if moved:
+                    cell += f" ({', '.join(moved)})"
                 cells.append(cell)
             knob = "" if entry["knob"] is None else entry["knob"]
             lines.append(f"| {method} | {knob} | {target} | " + " | ".join(cells) + " |")
@@ -203,6 +208,12 @@ def render_markdown(result: dict, command: str) -> str:
     if errors:
         lines += ["", f"Largest prediction error: {max(errors):.1%} of the measured layer cycles."]
     return "\n".join(lines) + "\n"
+
+
+def write(result: dict, out: Path, command: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "zeroact_model_mcu.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    (out / "zeroact_model_mcu.md").write_text(render_markdown(result, command))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -231,11 +242,10 @@ def main(argv: list[str] | None = None) -> None:
     result["environment"] = {k: v for k, v in environment_record().items() if k in ("python", "cpu_model", "packages")}
     result["tools"] = {t: targets.check_tools(t) for t in target_names}
     result["layers"] = layer_rows(result)
-    args.out.mkdir(parents=True, exist_ok=True)
     command = "PYTHONPATH=src python benchmarks/zeroact_model_mcu.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
-    (args.out / "zeroact_model_mcu.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
-    (args.out / "zeroact_model_mcu.md").write_text(render_markdown(result, command.strip()))
+    result["command"] = command.strip()
+    write(result, args.out, result["command"])
     print((args.out / "zeroact_model_mcu.md").read_text())
 
 

@@ -12,6 +12,7 @@ import subprocess
 import numpy as np
 
 from tests import qmodels
+from tests.test_export import needs_cc
 from tests.test_export_sparse import check_avr_export, ttp_like
 from tests.test_sparse_zeroact_s8 import blob_input
 from unitprune.kernels.sparse_zeroact_s8 import row_starts_bytes
@@ -96,3 +97,27 @@ def test_msp430_exports_keep_room_for_the_zeroact_code(tmp_path):
         sizes = subprocess.run(["llvm-size-14", "-A", str(obj)], capture_output=True, text=True, check=True).stdout
         code += sum(int(line.split()[1]) for line in sizes.splitlines() if line.startswith((".text", ".rodata")))
     assert 0 < code <= EXPORT_TARGETS["msp430"].zeroact_code_bytes, code
+
+
+@needs_cc
+def test_cli_export_plans_the_zeroact_kernels(tmp_path):
+    """`unitprune export --variant zeroskip`: --zeroact-kernels zeroact puts every static-sparse conv on
+    the zero-activation kernel (memory_plan.json's kernels and zeroact_plan), the host build bit-exact;
+    auto on the host (no cycle model) keeps the sparse kernel."""
+    import torch
+
+    from unitprune.cli import main
+    from unitprune.models import build_model
+
+    torch.save(build_model("digits", seed=0).state_dict(), tmp_path / "weights.pt")
+    common = ["export", "--model", "digits", "--weights", str(tmp_path / "weights.pt"), "--data", "digits",
+              "--variant", "zeroskip"]
+    assert main([*common, "--out-dir", str(tmp_path / "zeroact"), "--zeroact-kernels", "zeroact"]) == 0
+    plan = json.loads((tmp_path / "zeroact" / "memory_plan.json").read_text())
+    convs = [name for name, layer in plan["zeroact_plan"]["layers"].items()]
+    assert convs and all(plan["kernels"]["layers"][name]["kernel"] == "unit_conv2d_sparse_zeroact_s8" for name in convs)
+    assert json.loads((tmp_path / "zeroact" / "host_check.json").read_text())["bit_exact"]
+    assert main([*common, "--out-dir", str(tmp_path / "auto")]) == 0
+    plan = json.loads((tmp_path / "auto" / "memory_plan.json").read_text())
+    assert {layer["kernel"] for layer in plan["zeroact_plan"]["layers"].values()} == {"sparse"}
+    assert "unit_conv2d_sparse_zeroact_s8" not in {layer["kernel"] for layer in plan["kernels"]["layers"].values()}
