@@ -17,6 +17,11 @@ samples, ...) and runs them through :func:`open_runner`:
   the folder comes back with the result and is unpacked into the same place of the run folder
   as a local run writes it.
 
+:meth:`TaskRunner.run` takes the tasks that can start and, optionally, ``then(task, result)``,
+which returns the tasks a result enables: they are submitted as soon as it lands, so a run whose
+tasks depend on others has no barrier between its stages (``mcu-bench``: a method's simulator
+tasks start when its own operating point is chosen).
+
 The task function is ``fn(shared, *args)`` (plus ``workspace=PATH`` when the task has one): a
 module-level function, the same one whichever executor runs it, with ``threads`` torch threads.
 So every executor computes the same results; only wall times differ.
