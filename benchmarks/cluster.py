@@ -14,7 +14,8 @@
    an empty task, and the sweep's wall time in this process (``--workers 1``) and on Ray.
 
 The load average of the machine before and after each timed run is recorded: other processes
-take CPU from both sides. Writes JSON (default ``benchmarks/results/cluster.json``).
+take CPU from both sides. ``--max-load L`` waits (up to ``--max-wait`` s) before each timed run
+until the 1-minute load average is below ``L``. Writes JSON (default ``benchmarks/results/cluster.json``).
 
 Usage::
 
@@ -40,6 +41,14 @@ import torch
 
 def _load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
+
+
+def _quiet(max_load: float | None, max_wait: float) -> float:
+    """Wait until the 1-minute load average is below ``max_load`` (at most ``max_wait`` s); the seconds waited."""
+    started = time.perf_counter()
+    while max_load is not None and os.getloadavg()[0] >= max_load and time.perf_counter() - started < max_wait:
+        time.sleep(5)
+    return round(time.perf_counter() - started, 1)
 
 
 def _trained_digits(weights: Path):
@@ -129,11 +138,16 @@ def mcu_bench(root: Path, weights: Path | None, args, ray_address: str | None) -
         pair = {}
         for name, extra in (("workers1", ["--workers", "1"]), ("ray", on_ray)):
             run_dir = root / f"{name}-{repeat}"
+            waited = _quiet(args.max_load, args.max_wait)
             before = _load()
             started = time.perf_counter()
             status = main([*common, *extra, "--run-dir", str(run_dir)])
-            pair[name] = {"seconds": round(time.perf_counter() - started, 2), "exit_status": status,
-                          "load_before": before, "load_after": _load(), "run_dir": str(run_dir)}
+            seconds = round(time.perf_counter() - started, 2)
+            details = json.loads((run_dir / "mcu.json").read_text())["details"] if status in (0, 1) else []
+            pair[name] = {"seconds": seconds, "exit_status": status,
+                          "simulator_task_seconds": round(sum(d["seconds"] for d in details), 1),
+                          "load_before": before, "load_after": _load(), "waited_for_load_seconds": waited,
+                          "run_dir": str(run_dir)}
         pair["identical_mcu_json"] = _bench_document(root / f"workers1-{repeat}") == _bench_document(root / f"ray-{repeat}")
         pair["speedup"] = round(pair["workers1"]["seconds"] / pair["ray"]["seconds"], 3)
         runs.append(pair)
@@ -207,6 +221,9 @@ def main() -> None:
     parser.add_argument("--cluster", choices=("in-run", "started"), default="in-run",
                         help="in-run: each Ray run starts a local instance; started: `ray start --head` once first")
     parser.add_argument("--skip-overhead", action="store_true", help="leave out the small-sweep overhead part")
+    parser.add_argument("--max-load", type=float, help="before each timed run, wait until the 1-minute load average "
+                                                       "is below this (the machine is shared)")
+    parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait for --max-load at most")
     args = parser.parse_args()
     if args.workload == "demo" and not DEMO_CHECKPOINT.is_file():
         parser.error(f"--workload demo needs the demo's checkpoint {DEMO_CHECKPOINT}: run `make demo` first")
