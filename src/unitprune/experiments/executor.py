@@ -59,8 +59,8 @@ from ..settings_manifest import check_manifest, write_atomic
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ExecutorConfig", "Task", "TaskRunner", "open_runner", "NodeSetupError", "RunFolderError",
-           "EXECUTORS", "TASKS_DIR", "fingerprint"]
+__all__ = ["ExecutorConfig", "Task", "TaskRunner", "open_runner", "executor_session", "NodeSetupError",
+           "RunFolderError", "EXECUTORS", "TASKS_DIR", "fingerprint"]
 
 #: The executors :class:`ExecutorConfig` knows.
 EXECUTORS = ("local", "ray")
@@ -523,6 +523,37 @@ def open_runner(config: ExecutorConfig | None, shared: Any, *, run_dir: str | Pa
         yield runner
     finally:
         runner.close()
+
+
+@contextmanager
+def executor_session(config: ExecutorConfig | None, warm: tuple[str, ...] = ()) -> Iterator[None]:
+    """For a whole command (Ray; nothing for the local executor): connect to Ray (or start the local
+    instance) now and start one task per CPU of the cluster that imports the modules ``warm``, not
+    awaited, so that the worker processes boot (Python, Ray, torch, the task modules) while this
+    process loads the model and the data. The runners opened inside use this connection and its
+    workers; it is closed at the end if this call opened it."""
+    if config is None or config.kind != "ray":
+        yield
+        return
+    import ray
+
+    started = _start_ray(config)
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", config.workers))
+        remote = ray.remote(num_cpus=config.threads, max_retries=0)(_warm_worker)
+        for _ in range(max(1, cpus // config.threads)):
+            remote.remote(tuple(warm))  # its result is not needed: the reference is dropped
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _warm_worker(modules: tuple[str, ...]) -> None:
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
 
 
 def _start_ray(config: ExecutorConfig) -> bool:
