@@ -1,6 +1,8 @@
 """Ray against the local executor: ``mcu-bench`` speed-up with identical ``mcu.json``, and Ray's overhead.
 
-1. ``unitprune mcu-bench`` with ``--samples N``, run with ``--workers 1`` and with ``--executor ray``
+1. ``unitprune mcu-bench`` with ``--samples N``, run in this process (its imports done first, and
+   the command's start in a fresh process timed apart: ``command_start_seconds``, added to both
+   sides in ``speedup_with_command_start``) with ``--workers 1`` and with ``--executor ray``
    on a 2-CPU Ray instance, alternately (``--repeats`` pairs, side by side in this one run: the
    machine may be shared). Reports each wall time, the median speed-up and whether ``mcu.json`` is
    identical (wall times left out). ``--workload digits`` (default) trains the small digits model
@@ -126,8 +128,35 @@ def _stop_cluster(head) -> None:
         time.sleep(2)  # its children leave after it
 
 
+#: What ``unitprune mcu-bench`` imports (as the command starts): imported here before the timed runs,
+#: so that the first run does not pay for it, and timed in a fresh process as the command's start.
+COMMAND_IMPORTS = ("unitprune.cli", "unitprune.cli.mcu_bench_commands", "unitprune.cli.commands",
+                   "unitprune.experiments.mcu_bench.bench", "unitprune.experiments.mcu_bench.bench_tasks",
+                   "unitprune.experiments.mcu_bench.bench_report", "unitprune.experiments.mcu_bench.fastest",
+                   "unitprune.experiments.executor", "unitprune.data")
+
+
+def _command_start_seconds(extra: tuple[str, ...] = ()) -> float:
+    """Wall time of a fresh Python process importing :data:`COMMAND_IMPORTS` and ``extra`` (median
+    of 3): what every run of the command pays before its work (``--executor ray`` imports ray too)."""
+    import importlib
+    import subprocess
+
+    for name in COMMAND_IMPORTS + extra:
+        importlib.import_module(name)
+    code = "; ".join(f"import {name}" for name in COMMAND_IMPORTS + extra)
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times), 2)
+
+
 def mcu_bench(root: Path, weights: Path | None, args, ray_address: str | None) -> dict:
     from unitprune.cli import main
+
+    start = {"workers1": _command_start_seconds(), "ray": _command_start_seconds(("ray",))}
 
     model = ["--model", "digits", "--weights", str(weights), "--data", "digits"] if weights else []
     common = ["mcu-bench", *model, "--targets", ",".join(args.targets), "--methods", ",".join(args.methods),
@@ -150,11 +179,15 @@ def mcu_bench(root: Path, weights: Path | None, args, ray_address: str | None) -
                           "run_dir": str(run_dir)}
         pair["identical_mcu_json"] = _bench_document(root / f"workers1-{repeat}") == _bench_document(root / f"ray-{repeat}")
         pair["speedup"] = round(pair["workers1"]["seconds"] / pair["ray"]["seconds"], 3)
+        pair["speedup_with_command_start"] = round((pair["workers1"]["seconds"] + start["workers1"])
+                                                   / (pair["ray"]["seconds"] + start["ray"]), 3)
         runs.append(pair)
         logging.info("repeat %d: %s", repeat, pair)
     rows = json.loads((root / "workers1-0" / "mcu.json").read_text())["rows"]
     return {"command": " ".join(common), "runs": runs,
             "speedup_median": statistics.median(p["speedup"] for p in runs),
+            "command_start_seconds": start,
+            "speedup_with_command_start_median": statistics.median(p["speedup_with_command_start"] for p in runs),
             "all_identical": all(p["identical_mcu_json"] for p in runs),
             "rows": len(rows), "all_bit_exact": all(r["bit_exact"] for r in rows)}
 
