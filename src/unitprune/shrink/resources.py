@@ -216,6 +216,28 @@ class ResourceGraph:
         if target == "avr" and avr.needs_far_tables(flash_value) and flash_value <= avr.far_flash_bytes:
             target = "avr-far"  # the exporter gives such a model far table pointers (TargetSpec.needs_far_tables)
         descriptors = descriptor_bytes(convs, linears, 0, LAYOUTS[target])
+        if execution == "fused":
+            if not isinstance(self.fused, FusedCounts):
+                raise ValueError(f"execution='fused': {self.fused or 'the model was not traced by trace_resources'}")
+            fused = self.fused.terms(c)
+            arena, scratch, output_bytes, peak_op = (fused["arena_bytes"], fused["scratch_bytes"],
+                                                     fused["output_bytes"], fused["peak_op"])
+            input_bytes = 0
+        elif execution == "layers":
+            arena, scratch, input_bytes, output_bytes, peak_op = self._layer_sram(c, block_rows)
+        else:
+            raise ValueError(f"execution must be 'layers' or 'fused', got {execution!r}")
+        return {
+            "flash_bytes": flash,
+            "sram_bytes": arena + scratch + descriptors + input_bytes + output_bytes, "macs": macs,
+            "arena_bytes": arena, "scratch_bytes": scratch, "descriptor_bytes": descriptors,
+            "input_bytes": input_bytes, "output_bytes": output_bytes,
+            "weight_bytes": weight, "bias_bytes": bias, "requant_bytes": requant, "tau_bytes": tau,
+            "peak_op": peak_op,
+        }
+
+    def _layer_sram(self, c, block_rows) -> tuple:
+        """The layer-by-layer plan's arena, scratch, input and output bytes and the op of the arena peak."""
         live_totals, scratches = [], []
         for i, _ in enumerate(self.op_names):
             total = 0
@@ -237,23 +259,7 @@ class ResourceGraph:
         input_bytes = c(input_buffer.group) * input_buffer.per_channel
         output_bytes = c(output_buffer.group) * output_buffer.per_channel
         peak_op = self.op_names[peak_index]
-        if execution == "fused":
-            if not isinstance(self.fused, FusedCounts):
-                raise ValueError(f"execution='fused': {self.fused or 'the model was not traced by trace_resources'}")
-            fused = self.fused.terms(c)
-            arena, scratch, output_bytes, peak_op = (fused["arena_bytes"], fused["scratch_bytes"],
-                                                     fused["output_bytes"], fused["peak_op"])
-            input_bytes = 0
-        elif execution != "layers":
-            raise ValueError(f"execution must be 'layers' or 'fused', got {execution!r}")
-        return {
-            "flash_bytes": flash,
-            "sram_bytes": arena + scratch + descriptors + input_bytes + output_bytes, "macs": macs,
-            "arena_bytes": arena, "scratch_bytes": scratch, "descriptor_bytes": descriptors,
-            "input_bytes": input_bytes, "output_bytes": output_bytes,
-            "weight_bytes": weight, "bias_bytes": bias, "requant_bytes": requant, "tau_bytes": tau,
-            "peak_op": peak_op,
-        }
+        return arena, scratch, input_bytes, output_bytes, peak_op
 
     def exact(self, counts: Mapping[int, int] | None = None, **kwargs) -> Resources:
         """:meth:`evaluate` with integer counts, as a :class:`Resources` of Python ints."""
