@@ -508,7 +508,7 @@ def test_cli_shrink_writes_the_run_folder_and_never_overwrites(tmp_path, capsys)
             "--no-progress"]
     assert main(argv) == 0
     document = json.loads((run_dir / "shrink.json").read_text())
-    assert set(document) == {"budget", "base", "methods"}
+    assert set(document) == {"budget", "execution", "base", "methods"} and document["execution"] == "layers"
     assert document["budget"] == {"sram_bytes": 450, "flash_bytes": 1024, "macs": None}
     fields = {"accuracy", "flash_bytes", "sram_bytes", "macs", "train_seconds"}
     assert set(document["base"]) == fields

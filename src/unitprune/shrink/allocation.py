@@ -62,8 +62,7 @@ def _relative(values: Mapping[str, object], limits: Mapping[str, float]) -> dict
 
 
 def _evaluate(graph: ResourceGraph, counts, budget: MCUBudget) -> dict:
-    return graph.evaluate(counts, unit_tables=budget.unit_tables, target=budget.target,
-                          conv_block_rows=budget.conv_block_rows)
+    return graph.evaluate(counts, **budget.resource_options())
 
 
 def project_counts(graph: ResourceGraph, counts: Mapping[int, float], values: Mapping[int, float],
@@ -121,8 +120,7 @@ def fit_counts(graph: ResourceGraph, counts: Mapping[int, float], salience: Mapp
     ints = {g: min(widths[g], max(1, math.ceil(float(k) - 1e-9))) for g, k in counts.items()}
 
     def usage(c) -> tuple[dict, float]:
-        values = graph.exact(c, unit_tables=budget.unit_tables, target=budget.target,
-                             conv_block_rows=budget.conv_block_rows).as_dict()
+        values = graph.exact(c, **budget.resource_options()).as_dict()
         return values, sum(float(values[k]) / v for k, v in limits.items())
 
     values, _ = usage(ints)

@@ -193,8 +193,7 @@ def _epoch_record(graph: ResourceGraph, budget: MCUBudget, epoch: int, pruning: 
                   val: float, budgets: dict[str, float], open_counts: dict[int, int], counts: dict[int, float],
                   reopened: int, seconds: float) -> dict[str, Any]:
     """One row of :attr:`ShrinkResult.history` (the exact resources are those of the open channels)."""
-    now = graph.exact(open_counts, unit_tables=budget.unit_tables, target=budget.target,
-                      conv_block_rows=budget.conv_block_rows)
+    now = graph.exact(open_counts, **budget.resource_options())
     return {"epoch": epoch, "phase": "prune" if pruning else "finetune", "train_loss": train_loss,
             "val_accuracy": val, **{k: getattr(now, k) for k in RESOURCE_NAMES},
             **{f"budget_{k}": value for k, value in budgets.items()},
@@ -244,8 +243,7 @@ def shrink(
     input_shape = tuple(input_shape or getattr(model, "input_shape", None) or train_data.tensors[0].shape[1:])
     work = copy.deepcopy(model)
     graph = trace_resources(work, input_shape)
-    before = graph.exact(unit_tables=budget.unit_tables, target=budget.target,
-                         conv_block_rows=budget.conv_block_rows)
+    before = graph.exact(**budget.resource_options())
     check_feasible(graph, budget)
     limits = budget.limits()
     example = torch.zeros(1, *input_shape)
@@ -319,8 +317,7 @@ def shrink(
     if best_state is not None:
         work.load_state_dict(best_state)
     work.eval()
-    after = graph.exact(unit_tables=budget.unit_tables, target=budget.target,
-                        conv_block_rows=budget.conv_block_rows)
+    after = graph.exact(**budget.resource_options())
     excess = over_budget(after.as_dict(), limits)
     if excess:  # fit_counts guarantees this cannot happen; never return an over-budget model
         raise BudgetError(f"shrink ended over budget: {excess}")

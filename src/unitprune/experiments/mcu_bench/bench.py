@@ -335,20 +335,22 @@ def _emitted(run: targets.RunResult, output_size: int) -> np.ndarray:
 
 
 def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_dir: Path, layer_samples: int,
-                   max_cycles: int = 2_000_000_000, conv_block_rows=None) -> dict:
+                   max_cycles: int = 2_000_000_000, conv_block_rows=None, execution: str = "auto",
+                   fused_rows="auto") -> dict:
     """Export ``qmodel`` for ``target``, run it on the simulator and check it (module docstring, step 3).
 
     ``x_q``: the int8 samples (all run by the per-inference firmware; the first ``layer_samples``
     by the per-layer one). The export goes to ``work_dir/export``, the builds to
     ``work_dir/build-*`` (``work_dir`` must not hold an earlier export). ``conv_block_rows``: the
-    export option (None: the whole plane). Returns the measured part of a row plus ``checks`` (what
-    was compared).
+    export option (None: the whole plane). ``execution`` and ``fused_rows``: the export's options
+    (default: fused only when layer by layer does not fit the chip, with the most rows per conv step
+    that fit). Returns the measured part of a row plus ``checks`` (what was compared).
     """
     out_dir = Path(work_dir) / "export"
-    # fused (row-streamed) when layer by layer does not fit the chip's SRAM (the KWS model on AVR),
-    # with the most output rows per conv step that fit
+    # by default fused (row-streamed) when layer by layer does not fit the chip's SRAM (the KWS model
+    # on AVR), with the most output rows per conv step that fit
     result = export_c(qmodel, out_dir, target=EXPORT_TARGET[target], samples=x_q, conv_block_rows=conv_block_rows,
-                      execution="auto", fused_rows="auto")
+                      execution=execution, fused_rows=fused_rows)
     host_outputs, host_counts = run_exported(out_dir, x_q)
     reference, reference_counts = run_reference(qmodel, x_q)
     reference = reference.reshape(len(x_q), -1)
