@@ -418,6 +418,34 @@ def test_fit_counts_meets_the_budget_exactly_and_prefers_salient_cheap_channels(
     assert [model.conv1.out_channels, model.conv2.out_channels] == [ints[groups[0]], ints[groups[1]]]
 
 
+def test_fit_counts_keeps_the_most_salience_that_fits_brute_force():
+    """On a tiny DS-CNN (3 groups of 6 channels, peak-SRAM budgets between the smallest and the full
+    model, random saliences) the integer fit keeps as much salience as the best of all 216 count
+    vectors that fit (the oracle: exhaustive search with the exact resource model)."""
+    import itertools
+
+    from unitprune.shrink.allocation import fit_counts
+
+    model = ds_cnn_net(num_classes=5, width=6, blocks=2)
+    graph = trace_resources(model, (1, 12, 16))
+    groups = graph.prunable_groups()
+    sram = {c: graph.exact(dict(zip(groups, c))).sram_bytes for c in itertools.product(range(1, 7), repeat=3)}
+    low, full = sram[(1, 1, 1)], sram[(6, 6, 6)]
+    for seed in range(40):
+        generator = torch.Generator().manual_seed(seed)
+        salience = {g: torch.rand(6, generator=generator) ** 3 * (1 + 4 * torch.rand(1, generator=generator))
+                    for g in groups}
+        budget = MCUBudget(sram_bytes=int(low + (full - low) * (0.05 + 0.9 * torch.rand(1, generator=generator).item())))
+
+        def kept(counts):
+            return sum(float(torch.sort(salience[g], descending=True).values[:n].sum()) for g, n in counts.items())
+
+        best = max(kept(dict(zip(groups, c))) for c, used in sram.items() if used <= budget.sram_bytes)
+        ints = fit_counts(graph, {g: 6.0 for g in groups}, salience, budget)
+        assert graph.exact(ints).sram_bytes <= budget.sram_bytes
+        assert kept(ints) == pytest.approx(best, rel=1e-9), (seed, ints)
+
+
 def test_cubic_schedule_tightens_from_initial_to_target():
     values = [cubic_budget(1000.0, 100.0, t, 10) for t in range(13)]
     assert values[0] == 1000.0 and values[10] == values[12] == 100.0

@@ -85,6 +85,7 @@ class ShrinkConfig:
             (the speed at which the allocation can move channels between groups).
         reserve: masked channels kept in the model beyond the open ones (per group: at least
             this many, or 10% of the open ones), the channels that can still reopen.
+        feedback: masked channels keep learning from the dense gradient (:class:`.gates.ChannelGates`).
         batch_size: examples per step.
         remove_every: steps between physical removals of the channels beyond the reserve.
         seed: seed of the data order.
@@ -99,6 +100,7 @@ class ShrinkConfig:
     salience_decay: float = 0.9
     regrow: float = 0.05
     reserve: int = 2
+    feedback: bool = False
     batch_size: int = 64
     remove_every: int = 10
     seed: int = 0
@@ -253,7 +255,7 @@ def shrink(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
     generator = torch.Generator().manual_seed(config.seed)
-    gates = ChannelGates(work, graph)
+    gates = ChannelGates(work, graph, feedback=config.feedback)
 
     def make_optimizer(params, extra):  # the masks are set by the method, not by the optimizer
         return torch.optim.Adam(params, lr=config.lr)
