@@ -104,8 +104,8 @@ class ShrinkConfig:
     salience_decay: float = 0.9
     regrow: float = 0.05
     reserve: int = 2
-    feedback: bool = False
-    keep_bonus: float = 0.0
+    feedback: bool = True
+    keep_bonus: float = 1.0
     relative_value: bool = False
     batch_size: int = 64
     remove_every: int = 10
