@@ -16,11 +16,14 @@ Every step:
    salience; the ``floor(k_g)`` most salient are open, the next one is open by ``frac(k_g)``, the
    rest are masked (:func:`.allocation.ranked_mask`, applied by :mod:`.gates` after the BatchNorm,
    before the nonlinearity).
-2. **Training**: the task loss on the masked model; Adam on the weights.
+2. **Training**: the task loss on the masked model; Adam on the weights. With ``feedback`` (the
+   default) the gradient reaches every channel's output as if its mask were 1 (DPF's feedback),
+   so masked channels keep learning and a reopened channel is not stale.
 3. **Salience**: the task gradient of every channel's mask, ``|dCE/dm_c|``, is the first-order
    Taylor estimate of removing (open channel) or adding back (masked channel) the channel; a
    running average (``salience_decay``) is each channel's salience. A masked channel whose
-   salience rises above an open one's takes its place at the next step: closed channels reopen.
+   salience rises above an open one's times ``1 + keep_bonus`` takes its place at the next step:
+   closed channels reopen, but not on the noise of one batch.
 4. **Counts**: every count grows by ``regrow`` channels (up to the channels still in the model),
    then the counts are projected back onto the scheduled budget along the resource gradient
    divided by each group's marginal salience (:func:`.allocation.project_counts`). Growth that
