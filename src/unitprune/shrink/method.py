@@ -107,7 +107,7 @@ class ShrinkConfig:
     salience_decay: float = 0.9
     regrow: float = 0.05
     reserve: int = 2
-    feedback: bool = True
+    feedback: bool = False
     keep_bonus: float = 1.0
     relative_value: bool = False
     batch_size: int = 64
