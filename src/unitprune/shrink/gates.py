@@ -26,7 +26,9 @@ real activation (masking both would leave only the depthwise bias in it).
 * ``feedback=True`` (DPF's feedback, Lin et al. 2020, on channel outputs): the forward pass is the
   masked one, but the gradient reaches the channel's output as if its mask were 1, so a masked
   channel's weights keep learning from the dense gradient and a channel that reopens is not
-  stale; the mask's own gradient (the salience) is the same.
+  stale; the mask's own gradient (the salience) is the same. Unlike DPF's feedback on masked
+  weights, the masked channel's gradient also reaches the layers before it (their inputs get
+  the gradient of channels that are absent from the forward pass). Off by default.
 * Hard count of a group: the channels with ``theta > 0``.
 """
 
