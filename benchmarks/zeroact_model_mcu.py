@@ -15,12 +15,10 @@ measured layer cycles, the cycle model's predictions on the same test inputs
 (:func:`unitprune.mcu.zeroact_plan.predict` of :func:`~unitprune.mcu.zeroact_plan.zeroact_work`, per
 sample, the median as the measured per-layer figure is) and their error.
 
-    PYTHONPATH=src python benchmarks/zeroact_model_mcu.py [--samples 5] [--points runs/mcu-bench/tasks]
+    PYTHONPATH=src python benchmarks/zeroact_model_mcu.py [--samples 5] [--methods zeroskip,ttp,fatrelu]
 
-needs the demo checkpoint (``make demo``). ``--points``: reuse the operating points an mcu-bench task
-folder chose (its ``select-METHOD.pkl``, checked to be of the same model, data and settings);
-otherwise they are chosen here (TTP fine-tunes, several minutes). Writes
-docs/results/zeroact_model/zeroact_model_mcu.{json,md}.
+needs the demo checkpoint (``make demo``); the operating points are chosen as mcu-bench chooses them
+(TTP fine-tunes: several minutes). Writes docs/results/zeroact_model/zeroact_model_mcu.{json,md}.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import pickle
 import statistics
 import sys
 import tempfile
@@ -62,26 +59,12 @@ def load_demo(checkpoint: Path, seed: int = 0):
     return fold_input_normalization(model.eval(), splits)
 
 
-def operating_points(model, splits, methods, points_dir: Path | None) -> dict:
-    """mcu-bench's operating point of each method: from ``points_dir`` (an mcu-bench task folder of
-    the same model, data and settings) or chosen here."""
-    from unitprune.experiments.executor import fingerprint
+def operating_points(model, splits, methods) -> dict:
+    """mcu-bench's operating point of each method (its budget rule on the int8 validation accuracy)."""
     from unitprune.experiments.mcu_bench.bench import BenchConfig, select_operating_points
 
     config = BenchConfig(methods=("dense", *methods), progress=False)
-    if points_dir is None:
-        return {m: p for m, p in select_operating_points(model, splits, config).items() if m in methods}
-    settings = json.loads((points_dir / "manifest.json").read_text())["settings"]
-    expected = {"model_sha256": fingerprint(model), "data_sha256": fingerprint(splits.train, splits.val, splits.test)}
-    sweep = {k: v for k, v in config.sweep.to_dict().items() if k != "progress"}
-    found = {"model_sha256": settings["model_sha256"], "data_sha256": settings["data_sha256"]}
-    if found != expected or settings["config"]["sweep"] != sweep or settings["config"]["budget"] != config.budget:
-        raise ValueError(f"{points_dir} was made with another model, data or sweep settings; drop --points")
-    points = {}
-    for method in methods:
-        with open(points_dir / f"select-{method}.pkl", "rb") as handle:
-            points[method] = pickle.load(handle)  # a task folder this user's mcu-bench wrote (trusted)
-    return points
+    return {m: p for m, p in select_operating_points(model, splits, config).items() if m in methods}
 
 
 def layer_inputs(qmodel, x_q: np.ndarray) -> dict[str, np.ndarray]:
@@ -227,7 +210,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT)
-    parser.add_argument("--points", type=Path, help="an mcu-bench task folder whose operating points to reuse")
     parser.add_argument("--work", type=Path, help="keep the exports and builds here (a new folder)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -236,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     target_names = tuple(args.targets.split(","))
     start = time.perf_counter()
     model, splits = load_demo(args.checkpoint)
-    points = operating_points(model, splits, tuple(args.methods.split(",")), args.points)
+    points = operating_points(model, splits, tuple(args.methods.split(",")))
     result = measure(points, splits, target_names, args.samples, args.work)
     result["seconds"] = time.perf_counter() - start
     result["environment"] = {k: v for k, v in environment_record().items() if k in ("python", "cpu_model", "packages")}
