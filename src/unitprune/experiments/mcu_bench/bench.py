@@ -47,6 +47,7 @@ from ..methods import METHOD_RUNNERS, SweepContext, ttp_steps
 from ..sweep_config import SweepConfig
 from ...mcu import targets
 from ...mcu.export import export_c
+from ...mcu.fast_reference import run_fast
 from ...mcu.host_runner import run_exported
 from ...mcu.qmodel import QuantizedModel
 from ...mcu.quantize import quantize
@@ -170,9 +171,10 @@ class OperatingPoint:
 
 
 def int8_correct(qmodel: QuantizedModel, split) -> tuple[np.ndarray, MacCounts]:
-    """Per sample of ``split``: the integer reference classifies it correctly; and the MAC counters."""
+    """Per sample of ``split``: the integer reference classifies it correctly; and the MAC counters
+    (computed by :func:`unitprune.mcu.fast_reference.run_fast`, the reference's results bit for bit)."""
     x, y = dataset_tensors(split)
-    outputs, counts = run_reference(qmodel, quantize_input(qmodel, x))
+    outputs, counts = run_fast(qmodel, quantize_input(qmodel, x))
     return outputs.reshape(len(x), -1).argmax(axis=1) == y.numpy(), sum(counts.values(), MacCounts())
 
 
