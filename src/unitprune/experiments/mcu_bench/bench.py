@@ -395,7 +395,8 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
     (:class:`unitprune.experiments.executor.ExecutorConfig`, default: in this process). Returns the
     ``mcu.json`` document: ``rows`` (one per method and target, keys :data:`ROW_KEYS`),
     ``details`` (per row: checks, knob search, float accuracy), ``energy`` (the estimate's source per
-    target), ``not_measured`` and the settings and tool versions.
+    target), ``not_measured``, ``not_fitted`` (method, target, knob and why of each row whose export or
+    firmware does not fit the target: no row) and the settings and tool versions.
     """
     from ..executor import ExecutorConfig
     from ..provenance import environment_record
@@ -415,9 +416,13 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
     points, measured_rows = run_bench_tasks(model, splits, config, run_dir, executor, threads,
                                             batch_samples or DEFAULT_BATCH_SAMPLES)
     name = model_name or getattr(model, "name", type(model).__name__)
-    rows, details = [], []
+    rows, details, not_fitted = [], [], []
     for method, target, measured in measured_rows:
         point = points[method]
+        if "does_not_fit" in measured:  # listed in mcu.md with the reason (e.g. the KWS tables on the MSP430)
+            not_fitted.append({"method": method, "target": target, "knob": point.knob, "why": measured["does_not_fit"]})
+            logger.info("%s on %s does not fit: %s", method, target, measured["does_not_fit"])
+            continue
         checks = measured.pop("checks")
         seconds = measured.pop("seconds")
         rows.append({"model": name, "target": target, "method": method, "knob": point.knob,
@@ -434,7 +439,7 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
         "energy": {t: {"nj_per_cycle": targets.ENERGY_MODELS[t].nj_per_cycle,
                        "source": targets.ENERGY_MODELS[t].citation, "note": "ESTIMATE: cycles x datasheet figure"}
                    for t in config.targets},
-        "not_measured": {m: NOT_MEASURED[m] for m in NOT_MEASURED},
+        "not_measured": {m: NOT_MEASURED[m] for m in NOT_MEASURED}, "not_fitted": not_fitted,
         "methods": {m: METHODS[m].description for m in config.methods},
         "config": {"targets": list(config.targets), "methods": list(config.methods), "samples": config.samples,
                    "layer_samples": config.layer_samples, "budget_points": config.budget,
