@@ -37,9 +37,9 @@ import numpy as np
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ...baselines import calibrate_fatrelu, with_fatrelu
+from ...baselines import set_fatrelu_thresholds, with_fatrelu
 from ...accuracy_budget import DEFAULT_CONFIDENCE, paired_outcome, select_operating_point, validate_confidence
-from ...calibrate import calibrate
+from ...calibrate import set_thresholds
 from ...config import UnITConfig
 from ...convert import convert
 from ...counts import MacCounts
@@ -186,39 +186,32 @@ def int8_accuracy(qmodel: QuantizedModel, split) -> tuple[float, MacCounts]:
 
 
 def _float_model(context: SweepContext, method: McuMethod, point) -> nn.Module:
-    """The float model of one sweep point, rebuilt as the method function built it."""
-    calibration = context.calibration_inputs
+    """The float model of one sweep point, rebuilt as the method function built it, with the point's
+    recorded thresholds (UnIT and FATReLU: set, not recalibrated; the sweep calibrated them on these
+    same inputs)."""
     if method.sweep_method == "ttp":
         return next(s.model for s in ttp_steps(context) if s.target_sparsity == point.knob)
     if method.sweep_method == "fatrelu":
-        return _fatrelu_model(context, point.knob, point.details["fatrelu_thresholds"], method)
+        return _fatrelu_model(context, point.details["fatrelu_thresholds"])
     if method.sweep_method.startswith("unit-"):
         base, approx = context.model, point.details["approx"]
     elif method.sweep_method == "ttp+unit":
         base = next(s.model for s in ttp_steps(context) if s.target_sparsity == point.details["ttp_sparsity"])
         approx = point.details["approx"]
     elif method.sweep_method == "fatrelu+unit":
-        base = _fatrelu_model(context, point.details["fatrelu_percentile"], point.details["fatrelu_thresholds"],
-                              method)
+        base = _fatrelu_model(context, point.details["fatrelu_thresholds"])
         approx = point.details["approx"]
     else:
         raise ValueError(f"no float model for sweep method {method.sweep_method!r}")
     unit_model = convert(base, UnITConfig(approx=approx))
-    thresholds = calibrate(unit_model, calibration, percentile=point.knob)
-    got = {name: [float(t) for t in values] for name, values in thresholds.items()}
-    if got != point.details["thresholds"]:
-        raise RuntimeError(f"{method.name} at percentile {point.knob}: recalibration gave other thresholds than "
-                           "the sweep's point (calibration is not deterministic?)")
+    set_thresholds(unit_model, point.details["thresholds"])
     return unit_model
 
 
-def _fatrelu_model(context: SweepContext, percentile: float, expected: dict, method: McuMethod) -> nn.Module:
-    """The sweep's FATReLU model at ``percentile`` (plain FATReLU modules: the int8 route quantizes them)."""
+def _fatrelu_model(context: SweepContext, thresholds: dict) -> nn.Module:
+    """The sweep's FATReLU model with its thresholds (plain FATReLU modules: the int8 route quantizes them)."""
     model = with_fatrelu(context.model)
-    thresholds = calibrate_fatrelu(model, context.calibration_inputs, percentile)
-    if thresholds != expected:
-        raise RuntimeError(f"{method.name} at FATReLU percentile {percentile}: recalibration gave other thresholds "
-                           "than the sweep's point (calibration is not deterministic?)")
+    set_fatrelu_thresholds(model, thresholds)
     return model.eval()
 
 
