@@ -42,4 +42,5 @@ def test_a_row_that_does_not_fit_one_target_is_shown_and_listed(tmp_path):
                 "--bench-options", "--task kws --samples 10"])
     text = output.read_text()
     assert "`unitprune mcu-bench -v --task kws --samples 10 --run-dir" in text
+    assert f"mcu_bench_table.py {run_dir} --output {output} --bench-options '--task kws --samples 10'`" in text
     assert "does not fit" in text and json.loads(output.with_suffix(".json").read_text())["not_fitted"]
