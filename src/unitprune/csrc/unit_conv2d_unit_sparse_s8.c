@@ -99,14 +99,14 @@ int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_
         }
     }
     unit__rowlists_levels_s8(level_of, sparse->levels, levels);
-    above_step = (ptrdiff_t)p->stride_y * levels;
-    list_step = (ptrdiff_t)2 * p->stride_y * p->in_width;
+    above_step = (ptrdiff_t)(p->stride_y * levels);
+    list_step = (ptrdiff_t)(2 * p->stride_y * p->in_width);
     /* pointer-sized copies: 16-bit arithmetic on AVR and MSP430 (the scratch is below 64 KB there) */
-    in_width = p->in_width;
-    out_width = g.out_width;
-    stride_y = p->stride_y;
-    dilation_y = p->dilation_y;
-    pad_top = p->pad_top;
+    in_width = (ptrdiff_t)p->in_width;
+    out_width = (ptrdiff_t)g.out_width;
+    stride_y = (ptrdiff_t)p->stride_y;
+    dilation_y = (ptrdiff_t)p->dilation_y;
+    pad_top = (ptrdiff_t)p->pad_top;
 #if UNIT__ROWLISTS_AVR || UNIT__ROWLISTS_MSP430
 #if UNIT__ROWLISTS_AVR
     fast = unit__rowlists_avr_fits(p, g.out_width) && g.block_rows <= 255;
@@ -140,7 +140,7 @@ int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_
                     const ptrdiff_t ky = UNIT_READ_U8(r + 1), kx = UNIT_READ_U8(r + 2);
                     const int8_t w = (int8_t)UNIT_READ_U8(r + 3);
                     const uint8_t level = UNIT_READ_U8(r + 4);
-                    const ptrdiff_t plane_row = (ptrdiff_t)(c0 + UNIT_READ_U8(r)) * p->in_height;
+                    const ptrdiff_t plane_row = (ptrdiff_t)((c0 + UNIT_READ_U8(r)) * p->in_height);
                     const int16_t *cols = col_map + kx * p->in_width;
                     int32_t lo, hi, rows;
                     const uint8_t *visits_at, *list;
