@@ -8,6 +8,7 @@
  * runs avoids multiplications and divisions (library calls on AVR and MSP430): what a row of the
  * plane's interior needs is computed once per call, pointers advance by additions. */
 #include "unit_internal_dot_s8.h"
+#include "unit_internal_requant_s8.h"
 
 /* The kernel indices [*k0, *k1) along one axis whose input first + k*dilation lies in [0, size). */
 static void unit__field_range_s8(int32_t first, int32_t kernel, int32_t size, int32_t dilation, int32_t *k0,
@@ -35,36 +36,36 @@ typedef struct {
     int32_t kernel_rows_span;   /* dilation_y * W */
     int32_t bias, multiplier, shift;
     int8_t act_min, act_max;
+#if UNIT__DOT_ASM
+    unit__requant_run_s8 store; /* the output channel's output stage (its base set per run) */
+#endif
 } unit__dense_row_s8;
 
 /* The output stage of a run: y[i] = clamp(requantize(base -/+ stored[i])) (unit__dot_value_s8 for
  * an assembly run, base + stored[i] for the C run); on AVR and MSP430 one assembly loop. Inlined, as the run
  * below: as separate functions each saved and restored most registers once per run. */
 #if UNIT__DOT_ASM
-/* the same loop for an assembly run's values: unit_requantize_s8_avr.S on AVR, the runtime's
+/* the same loop for an assembly run's values, with the output channel's constants computed once
+ * (unit_internal_requant_s8.h): unit_requantize_s8_avr.S on AVR, the runtime's
  * unit_requantize_s8_msp430.S on MSP430 */
-typedef struct {
-    int32_t base, multiplier;
-    int8_t shift, act_min, act_max;
-} unit__store_s8;
 #if defined(__AVR__)
-void unit__requantize_run_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__store_s8 *s);
-#define UNIT__REQUANTIZE_RUN(y, stored, count, s) unit__requantize_run_s8_avr(y, stored, (uint8_t)(count), s)
+void unit__requantize_run_fast_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__requant_run_s8 *s);
+#define UNIT__REQUANTIZE_RUN(y, stored, count, s) unit__requantize_run_fast_s8_avr(y, stored, (uint8_t)(count), s)
 #else
-void __unit_requantize_run_s8(int8_t *y, const int32_t *stored, int16_t count, const unit__store_s8 *s);
-#define UNIT__REQUANTIZE_RUN(y, stored, count, s) __unit_requantize_run_s8(y, stored, (int16_t)(count), s)
+void __unit_requantize_run_fast_s8(int8_t *y, const int32_t *stored, int16_t count, const unit__requant_run_s8 *s);
+#define UNIT__REQUANTIZE_RUN(y, stored, count, s) __unit_requantize_run_fast_s8(y, stored, (int16_t)(count), s)
 #endif
 #endif
 
 static inline void unit__dense_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base,
-                                                   int assembly, const unit__dense_row_s8 *row) {
+                                                   int assembly, unit__dense_row_s8 *row) {
     const int32_t multiplier = row->multiplier, shift = row->shift;
     const int8_t act_min = row->act_min, act_max = row->act_max;
     int8_t *end = y + count;
 #if UNIT__DOT_ASM
     if (assembly) { /* count <= 255 */
-        const unit__store_s8 s = {base, multiplier, (int8_t)shift, act_min, act_max};
-        UNIT__REQUANTIZE_RUN(y, stored, count, &s);
+        row->store.base = base;
+        UNIT__REQUANTIZE_RUN(y, stored, count, &row->store);
         return;
     }
 #endif
@@ -160,6 +161,9 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
             row.bias = unit__bias_s8(requant, o);
             row.multiplier = UNIT_READ_S32(requant->multiplier + o);
             row.shift = UNIT_READ_S8(requant->shift + o);
+#if UNIT__DOT_ASM
+            unit__requant_run_init_s8(&row.store, row.multiplier, row.shift, row.act_min, row.act_max);
+#endif
             for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, x_full += row_step, y_row += g.out_width) {
                 if (first_y >= 0 && first_y + full_last_row < p->in_height) { /* every kernel row inside */
                     row.rows = p->kernel_height;
