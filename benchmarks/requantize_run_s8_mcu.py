@@ -17,7 +17,9 @@ Three measurements per target:
   random ones of every bit length.
 * ``per_output``: the cycles one output adds to a run, for a subset of the cases: a run of two
   copies of the accumulator minus a run of one (exact: the loop's path depends only on the value);
-  the maximum over the fast-form cases is the worst case per output.
+  the maximum over the fast-form cases is the worst case per output. MSP430 without a multiplier
+  has no fast form (``fast_form`` false): its channels take the general shift-and-add routine, and
+  ``fast_*`` then names the same channel constants on that routine.
 * ``mnist``: the accumulators of the demo MNIST model (``runs/demo/train/model.pt``, int8 as
   ``unitprune.quantize`` makes it, the first ``--mnist-samples`` test digits) requantized in the
   kernels' runs (conv1: rows of 24 outputs, conv2: rows of 8, fc: runs of one), the whole calls
@@ -279,7 +281,8 @@ def measure_cases(target: str, rows: list[dict], root: Path, timed_every: int = 
     fast = [c["cycles"] for c in per_output if c["fast"]]
     general = [c["cycles"] for c in per_output if not c["fast"]]
     worst = max((c for c in per_output if c["fast"]), key=lambda c: c["cycles"])
-    return {"compiler": firmware.compiler, "outputs_checked": int(acc.size), "timed": len(per_output),
+    return {"compiler": firmware.compiler, "fast_form": target != "msp430", "outputs_checked": int(acc.size),
+            "timed": len(per_output),
             "fast_worst": max(fast), "fast_worst_case": worst, "fast_mean_edge_cases": float(np.mean(fast)),
             "general_worst": max(general), "general_mean_edge_cases": float(np.mean(general)),
             "per_output": per_output}
