@@ -7,9 +7,9 @@ For each layer of a list (default: the MNIST demo's conv1 1x28x28 -> 6x24x24 5x5
 and weights (edge values included) are written as a firmware (``kernels/`` of the library:
 every ``*_s8*.c`` and the AVR ``.S``; the MSP430 routines come with the target's runtime), built
 by ``unitprune.mcu.targets`` and run in simavr / mspdebug. Each layer's region is checked against
-the reference; a second region requantizes the same accumulators alone (``unit_requantize_s8``
-clamp path of the kernel, in a loop), so that the accumulation cycles per MAC are
-``(conv - requantization) / MACs``.
+the reference; a second measurement requantizes the same accumulators alone (the kernels' output
+stage: per output channel ``unit__requant_run_init_s8`` and a run per output row, timed per channel),
+so that the accumulation cycles per MAC are ``(conv - requantization) / MACs``.
 
 Usage: ``PYTHONPATH=src python benchmarks/conv_dense_s8_mcu.py [--targets avr msp430 msp430-hwmult]``
 Writes ``docs/results/kernels_floor/conv_dense_s8_mcu.json``.
@@ -149,15 +149,31 @@ def pruned(op: QConv, sparsity: float, seed: int) -> QConv:
     return dataclasses.replace(op, weight=weight)
 
 
+#: The kernels' output stage (unit_conv2d_dense_s8.c's declaration of the per-target run routine).
+REQUANTIZE_RUN = """#if UNIT__DOT_ASM && defined(__AVR__)
+void unit__requantize_run_fast_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__requant_run_s8 *s);
+#define UNIT__REQUANTIZE_RUN(y, stored, count, s) unit__requantize_run_fast_s8_avr(y, stored, (uint8_t)(count), s)
+#elif UNIT__DOT_ASM
+void __unit_requantize_run_fast_s8(int8_t *y, const int32_t *stored, int16_t count, const unit__requant_run_s8 *s);
+#define UNIT__REQUANTIZE_RUN(y, stored, count, s) __unit_requantize_run_fast_s8(y, stored, (int16_t)(count), s)
+#endif
+"""
+
+
 def firmware_source(ops: list[tuple[QConv, np.ndarray]], sparse: dict | None = None) -> str:
     """main(): per layer a region running unit_conv2d_dense_s8 (output emitted with its status), then
-    a region requantizing the layer's accumulators (``<name>:requantize``)."""
-    parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_internal_dot_s8.h"\n']
+    the layer's accumulators requantized by the kernels' output stage (on the MCUs one region per
+    output channel, ``<name>:requantize``: the channel's constants, then a run per output row;
+    on hosts the C clamp path)."""
+    parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_internal_dot_s8.h"\n'
+             '#include "unit_internal_requant_s8.h"\n', REQUANTIZE_RUN]
     body = []
     scratch = max(4 * op.out_width for op, _ in ops)  # block_rows = 1: the kernel needs one output row
     outputs = max(op.out_channels * op.out_height * op.out_width for op, _ in ops)
     inputs = max(x.size for _, x in ops)
     parts.append(f"static int32_t scratch[{scratch // 4}];\nstatic int8_t y[{outputs}];\nstatic int8_t x[{inputs}];\n")
+    plane = max(op.out_height * op.out_width for op, _ in ops)
+    parts.append(f"#if UNIT__DOT_ASM\nstatic int32_t channel_acc[{plane}];\nstatic unit__requant_run_s8 store;\n#endif\n")
     for index, (op, x) in enumerate(ops):
         p = f"l{index}"
         acc = accumulators(op, x).reshape(-1)
@@ -212,6 +228,25 @@ def firmware_source(ops: list[tuple[QConv, np.ndarray]], sparse: dict | None = N
         }}
 #endif
         {sparse_regions(op, p, sparse or {{}})}
+#if UNIT__DOT_ASM
+        {{  /* the kernels' output stage: per output channel its constants once, then a run per output row */
+            int16_t o, oy, k;
+            for (o = 0; o < {op.out_channels}; o++) {{
+                for (k = 0; k < {op.out_height * op.out_width}; k++) {{
+                    channel_acc[k] = unit__dot_value_s8(0, UNIT_READ_S32({p}_acc + o * {op.out_height * op.out_width} + k));
+                }}
+                unit_mcu_label("{op.name}:requantize");  /* a record per channel, summed by the host */
+                UNIT_MCU_START();
+                unit__requant_run_init_s8(&store, UNIT_READ_S32({p}_mult + o), UNIT_READ_S8({p}_shift + o), -128, 127);
+                for (oy = 0; oy < {op.out_height}; oy++) {{
+                    UNIT__REQUANTIZE_RUN(y + o * {op.out_height * op.out_width} + oy * {op.out_width},
+                                         channel_acc + oy * {op.out_width}, {op.out_width}, &store);
+                }}
+                UNIT_MCU_STOP();
+            }}
+            unit_mcu_emit(y, {acc.size});
+        }}
+#else
         unit_mcu_label("{op.name}:requantize");
         UNIT_MCU_START();
         for (i = 0; i < {acc.size}; i++) {{
@@ -220,6 +255,7 @@ def firmware_source(ops: list[tuple[QConv, np.ndarray]], sparse: dict | None = N
         }}
         UNIT_MCU_STOP();
         unit_mcu_emit(y, {acc.size});
+#endif
     }}""")
     parts.append("int main(void) {" + "".join(body) + "\n    unit_mcu_done();\n    return 0;\n}\n")
     return "\n".join(parts)
@@ -257,13 +293,16 @@ def measure(layers=MNIST, target_names=TARGETS, seed: int = 0, build_dir: Path |
         for index, group in enumerate(groups):
             (root / f"fw{index}.c").write_text(firmware_source(group, sparse))
         for target in target_names:
-            regions = {}
+            regions, requantize_cycles = {}, {}
             for index in range(len(groups)):
                 firmware = targets.build(target, [root / f"fw{index}.c", *kernels], include_dirs=[CSRC],
                                          build_dir=root / f"{target}-{index}", opt=opt, name="conv_dense",
                                          defines=defines)
                 run = targets.run(firmware, max_cycles=200_000_000)
                 regions.update({region.label: region for region in run.regions})
+                for region in run.regions:  # the output stage: one region per output channel on the MCUs
+                    if region.label.endswith(":requantize"):
+                        requantize_cycles[region.label] = requantize_cycles.get(region.label, 0) + region.cycles
             build = {"compiler": firmware.compiler, "tools": targets.check_tools(target), "layers": {}}
             for op, _ in ops:
                 data = np.frombuffer(regions[op.name].data, np.int8)
@@ -277,7 +316,7 @@ def measure(layers=MNIST, target_names=TARGETS, seed: int = 0, build_dir: Path |
                                        "integer reference")
                 macs = int(op.out_channels * op.out_height * op.out_width * op.weight[0].size)
                 outputs = op.out_channels * op.out_height * op.out_width
-                cycles, requant = regions[op.name].cycles, regions[f"{op.name}:requantize"].cycles
+                cycles, requant = regions[op.name].cycles, requantize_cycles[f"{op.name}:requantize"]
                 cycles_dense = cycles
                 (oy0, oy1), (ox0, ox1) = interior(op)
                 accumulate = regions.get(f"{op.name}:accumulate")

@@ -108,3 +108,21 @@ def test_a_wrong_output_is_detected(monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "expected", off_by_one)
     with pytest.raises(RuntimeError, match="outputs differ"):
         bench.measure_cases("avr", rows, tmp_path, timed_every=1000)
+
+
+conv_bench = load_benchmark("conv_dense_s8_mcu")
+#: One input channel per output over a whole 3x3 field: the AVR run keeps the 9 weights in registers
+#: (UNIT__DOT_DW3); edge inputs -128/127 and weights -127/127, padding on every side, stride 2.
+DEPTHWISE = (conv_bench.Layer("dw3_pad", 5, 7, 9, 5, (3, 3), padding=(1, 1, 1, 1), groups=5),
+             conv_bench.Layer("dw3_stride", 3, 9, 11, 6, (3, 3), stride=(2, 2), padding=(0, 1, 1, 0), groups=3),
+             conv_bench.Layer("one_channel_3x3", 1, 6, 8, 2, (3, 3)),
+             conv_bench.Layer("dw3_max", 2, 5, 5, 2, (3, 3), groups=2, weights="max"))
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])
+def test_depthwise_3x3_and_its_output_stage_equal_the_reference(target, tmp_path):
+    require_target(target)
+    result = conv_bench.measure(DEPTHWISE, (target,), seed=3, build_dir=tmp_path)  # raises on any mismatch
+    layers = result["builds"][target]["layers"]
+    assert set(layers) == {layer.name for layer in DEPTHWISE}
+    assert all(layer["requantize_cycles"] > 0 for layer in layers.values())
