@@ -1,7 +1,8 @@
 """The markdown tables of docs/mcu.md ("Dense int8 at the instruction floor") and docs/kernels.md
 ("Dense int8 kernels at the floor") from the benchmark JSON in docs/results/kernels_floor/:
 ``mnist_dense_kernels_old.json`` / ``_new.json`` (benchmarks/conv_block_rows.py),
-``conv_dense_s8_mcu.json``, ``linear_dense_s8_mcu.json`` and ``requantize_s8_mcu.json``.
+``conv_dense_s8_mcu.json``, ``linear_dense_s8_mcu.json``, ``requantize_s8_mcu.json`` and
+``requantize_run_s8_mcu.json`` (benchmarks/requantize_run_s8_mcu.py).
 
 Usage: ``python benchmarks/floor_tables.py [--results docs/results/kernels_floor]`` (prints them).
 """
@@ -81,13 +82,40 @@ def linear_and_requant(results: Path) -> str:
     return "\n".join(lines)
 
 
+def requantize_run(results: Path) -> str:
+    """The kernels' output stage per output (benchmarks/requantize_run_s8_mcu.py): the worst case and
+    the mean over the edge cases of the fast form, the general routine's worst case, the demo
+    model's mean per layer and over all its outputs."""
+    data = _load(results, "requantize_run_s8_mcu.json")
+    runs = data["targets"]
+    lines = ["| cycles per output | " + " | ".join(NAMES.values()) + " |", "|---|---|---|---|"]
+
+    def row(label, value):
+        lines.append(f"| {label} | " + " | ".join(value(runs[t]) for t in NAMES) + " |")
+
+    row("fast form, worst case (edge cases; MSP430: none, the general routine)",
+        lambda r: f"**{r['fast_worst']}**" if r["fast_form"] else f"{r['fast_worst']} (general)")
+    row("fast form, mean over the edge cases",
+        lambda r: f"{r['fast_mean_edge_cases']:.1f}" if r["fast_form"] else f"{r['fast_mean_edge_cases']:.1f} (general)")
+    row("general routine (other multipliers/shifts), worst case", lambda r: f"{r['general_worst']}")
+    for name in runs["avr"]["mnist"]["layers"]:
+        layer = runs["avr"]["mnist"]["layers"][name]
+        row(f"MNIST demo {name}: mean ({layer['outputs']:,} outputs, runs of {layer['run']}, "
+            f"{100 * layer['relu_shortcut']:.0f} % <= 0)",
+            lambda r, name=name: f"{r['mnist']['layers'][name]['cycles_per_output']:.1f}")
+    row(f"MNIST demo, mean over all {runs['avr']['mnist']['outputs']:,} outputs (each run's call included)",
+        lambda r: f"{r['mnist']['mean_cycles_per_output']:.1f}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     for title, table in (("whole model (docs/mcu.md)", whole_model), ("conv layers (docs/kernels.md)", conv_layers),
                          ("zero-skipping vs dense (docs/kernels.md)", zeroskip),
-                         ("linear and requantization (docs/kernels.md)", linear_and_requant)):
+                         ("linear and requantization (docs/kernels.md)", linear_and_requant),
+                         ("the kernels' output stage (docs/kernels.md)", requantize_run)):
         print(f"<!-- {title} -->\n{table(args.results)}\n")
 
 

@@ -139,6 +139,8 @@ __unit_dot_run_s8:
     jeq     .Lrow3
     cmp     #4, r11
     jeq     .Lrow5
+    cmp     #6, r11                 /* UNIT__DOT_DW3: one channel's whole 3x3 field */
+    jeq     .Lsquare3
 .Lgeneral:
     RUN     0
 .Lrow3:
