@@ -74,8 +74,8 @@ def linear_and_requant(results: Path) -> str:
     lines = ["| | " + " | ".join(NAMES.values()) + " |", "|---|---|---|---|",
              "| fc 256 -> 10, cycles per MAC (with its 10 requantizations) | " +
              " | ".join(f"{linear['builds'][t]['layers']['fc']['cycles_per_mac']:.1f}" for t in NAMES) + " |"]
-    for label, key in (("requantization routine alone, cycles per case", "raw"),
-                       ("requantize + clamp (C call per output), cycles per case", "clamp"),
+    for label, key in (("general requantization routine alone (linear and static-sparse kernels), cycles per case", "raw"),
+                       ("general requantize + clamp (C call per output), cycles per case", "clamp"),
                        ("the same under ReLU (act_min 0), cycles per case", "relu")):
         lines.append(f"| {label} ({requant['cases']:,} edge/random cases) | " +
                      " | ".join(f"{requant['builds'][t]['cycles_per_case'][key]:.0f}" for t in NAMES) + " |")
