@@ -10,7 +10,8 @@ Three measurements per target:
   Channel constants: multipliers 2**30, 2**31 - 1 and random ones in [2**30, 2**31) with shifts
   -8, -9, -10, -12, -15 (the fast form of ``unit_internal_requant_s8.h``) and, for the general
   routine, shifts -7, -16, -17, -31, 0, 3 and multipliers 0, 1, 2**29; act_min -128 and 0 (ReLU),
-  act_max 127 (and 5 with act_min -7). Accumulators: 0, +-1, the saturation thresholds of the
+  act_max 127 (and [-7, 5], [-128, -5]: clamps the quantizer does not emit, which take the longest
+  clamp paths). Accumulators: 0, +-1, the saturation thresholds of the
   channel +-1 (the smallest |acc| whose result reaches 128 and 129 in magnitude, for each sign),
   +-(2**16 - 1), +-2**16, +-(2**24 - 1), +-2**24, INT32_MIN, INT32_MAX, the ties of the negative
   nudge (acc < 0 with ``|acc| * m * 2**(17-e) + 2**47 + 2**(47-e)`` a multiple of 2**48) +-1, and
@@ -124,6 +125,7 @@ def channels(seed: int = 0) -> list[dict]:
             for act_min, act_max in ((-128, 127), (0, 127)):
                 rows.append({"multiplier": int(m), "shift": s, "act_min": act_min, "act_max": act_max})
     rows.append({"multiplier": int(multipliers[2]), "shift": -9, "act_min": -7, "act_max": 5})
+    rows.append({"multiplier": 2**30, "shift": -9, "act_min": -128, "act_max": -5})  # results above act_max < 0
     for m, s in ((multipliers[2], -7), (multipliers[2], -16), (multipliers[3], -17), (multipliers[3], -31), (multipliers[2], 0),
                  (multipliers[3], 3), (0, -9), (1, -9), (2**29, -9)):
         for act_min in (-128, 0):

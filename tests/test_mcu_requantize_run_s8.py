@@ -64,8 +64,9 @@ def test_the_cases_hold_the_edges():
 # (each the maximum over the timed cases of the class)
 CYCLES = {
     "avr": {"relu": 27, "saturated": 28, "negative_saturated": 38, "positive_worst": 121, "negative_worst": 142},
+    # hwmult's 148: a negative result clamped to a negative act_max (145 with the quantizer's act_max 127)
     "msp430-hwmult": {"relu": 30, "saturated": 32, "negative_saturated": 43, "positive_worst": 115,
-                      "negative_worst": 145},
+                      "negative_worst": 148},
 }
 
 
@@ -85,7 +86,7 @@ def test_the_output_stage_on_the_mcu_equals_the_reference(target, tmp_path):
     require_target(target)
     rows = [r for r in bench.channels(0)
             if (r["multiplier"] == 2**30 and r["shift"] in (-8, -9)) or r["multiplier"] == 2**31 - 1
-            or not bench.is_fast(r["multiplier"], r["shift"]) or r["act_min"] == -7]
+            or not bench.is_fast(r["multiplier"], r["shift"]) or r["act_min"] == -7 or r["act_max"] < 0]
     result = bench.measure_cases(target, rows, tmp_path)  # raises naming the first output that differs
     assert result["outputs_checked"] >= 600
     if target in CYCLES:  # the requantization target: <= 150 cycles per output in the worst case

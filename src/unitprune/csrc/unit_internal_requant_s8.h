@@ -27,6 +27,8 @@
 #ifndef UNIT_INTERNAL_REQUANT_S8_H
 #define UNIT_INTERNAL_REQUANT_S8_H
 
+#include <stddef.h>
+
 #include "unit_internal_s8.h"
 
 /* One output channel's output stage: y[i] = clamp(requantize(value i)), value i = base - stored[i]
@@ -54,6 +56,17 @@ typedef struct {
     uint16_t twice[2];
     uint16_t kneg;
 } unit__requant_run_s8;
+
+/* The offsets the assembly reads (a negative array size stops the build if the layout moves). */
+typedef char unit__requant_run_s8_layout[(offsetof(unit__requant_run_s8, fast) == 11 &&
+                                          offsetof(unit__requant_run_s8, mm) == 12 &&
+                                          offsetof(unit__requant_run_s8, k) == 18 &&
+                                          offsetof(unit__requant_run_s8, high) == 24 &&
+                                          offsetof(unit__requant_run_s8, jump) == 26 &&
+                                          offsetof(unit__requant_run_s8, twice) == 28 &&
+                                          offsetof(unit__requant_run_s8, kneg) == 32)
+                                             ? 1
+                                             : -1];
 
 /* Fills s (base 0) for one output channel; multiplier and shift in the kernels' checked ranges. */
 static inline void unit__requant_run_init_s8(unit__requant_run_s8 *s, int32_t multiplier, int32_t shift,
