@@ -43,7 +43,10 @@ TARGETS = ("avr", "msp430", "msp430-hwmult")
 class Layer:
     """One convolution: input (C, H, W), output channels, kernel, stride, dilation, padding, groups;
     ``weights``: "random" (int8 [-127, 127] with edge values), "max" (every weight -127, every
-    input -128: the accumulator at its bound), "zero" (every weight 0)."""
+    input -128: the accumulator at its bound), "zero" (every weight 0); ``inputs``: "random" (int8
+    with -128 and 127), "nonneg" (in [0, 127] with 0 and 127, as after a ReLU or the demo's
+    normalised pixels: MSP430+hwmult's unsigned-load loops), "last_negative" (the same with the
+    last input -1: the input check must see it and take the signed loops)."""
 
     name: str
     channels: int
@@ -56,10 +59,15 @@ class Layer:
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     groups: int = 1
     weights: str = "random"
+    inputs: str = "random"
 
 
 MNIST = (Layer("conv1", 1, 28, 28, 6, (5, 5)), Layer("conv2", 6, 12, 12, 16, (5, 5)),
          Layer("depthwise3x3", 8, 12, 12, 8, (3, 3), padding=(1, 1, 1, 1), groups=8))
+#: conv1 and conv2 with the demo model's inputs: normalised pixels and pooled ReLU outputs, all in
+#: [0, 127] (MSP430+hwmult's unsigned-load loops); measured by main() after MNIST.
+MNIST_NONNEG = (Layer("conv1_nonneg", 1, 28, 28, 6, (5, 5), inputs="nonneg"),
+                Layer("conv2_nonneg", 6, 12, 12, 16, (5, 5), inputs="nonneg"))
 #: Geometries with edge values for the bit-exactness tests (small: a few thousand MACs each).
 EDGES = (Layer("pad_groups", 4, 7, 9, 4, (3, 3), padding=(1, 2, 2, 1), groups=2),
          Layer("stride_dilation", 3, 9, 11, 2, (3, 5), stride=(2, 2), dilation=(2, 1), padding=(1, 0, 3, 1)),
@@ -70,7 +78,10 @@ EDGES = (Layer("pad_groups", 4, 7, 9, 4, (3, 3), padding=(1, 2, 2, 1), groups=2)
          Layer("bound_narrow", 11, 2, 33, 2, (1, 31), weights="max"),
          Layer("bound_wide", 14, 5, 5, 2, (5, 5), weights="max"),
          Layer("zero_weights", 3, 6, 6, 2, (3, 3), weights="zero"),
-         Layer("pointwise", 20, 4, 4, 3, (1, 1)))
+         Layer("pointwise", 20, 4, 4, 3, (1, 1)),
+         Layer("nonneg_5x5", 3, 8, 9, 2, (5, 5), padding=(1, 0, 0, 1), inputs="nonneg"),
+         Layer("nonneg_3x3", 2, 6, 7, 3, (3, 3), inputs="nonneg"),
+         Layer("last_negative", 1, 7, 7, 2, (3, 3), inputs="last_negative"))  # 49 inputs: the odd last byte
 
 
 def out_size(layer: Layer) -> tuple[int, int]:
@@ -93,9 +104,14 @@ def make_op(layer: Layer, rng: np.random.Generator) -> tuple[QConv, np.ndarray]:
         weight.reshape(-1)[:4] = (-127, 127, 0, 127)
     if layer.weights == "max":
         x = np.full((1, layer.channels, layer.height, layer.width), -128, np.int8)
-    else:
+    elif layer.inputs == "random":
         x = rng.integers(-128, 128, size=(1, layer.channels, layer.height, layer.width)).astype(np.int8)
         x.reshape(-1)[:2] = (-128, 127)
+    else:
+        x = rng.integers(0, 128, size=(1, layer.channels, layer.height, layer.width)).astype(np.int8)
+        x.reshape(-1)[:2] = (127, 0)
+        if layer.inputs == "last_negative":
+            x.reshape(-1)[-1] = -1
     oh, ow = out_size(layer)
     bound = 128 * np.abs(weight.astype(np.int64)).reshape(layer.out_channels, -1).sum(axis=1).max() + 1000
     multiplier, shift = quantize_multiplier(100.0 / bound)
@@ -215,6 +231,11 @@ def firmware_source(ops: list[tuple[QConv, np.ndarray]], sparse: dict | None = N
             int16_t o, oy;
             r.count = {inner[1] - inner[0]};
             r.mode = unit__dot_mode_s8(&r);
+#if defined(__MSP430__)
+            if (__unit_dot_nonneg_s8(x, {x.size})) {{  /* as unit_conv2d_dense_s8, once per call */
+                r.mode |= UNIT__DOT_NONNEG;
+            }}
+#endif
             unit_mcu_label("{op.name}:accumulate");
             UNIT_MCU_START();
             for (o = 0; o < {op.out_channels}; o++) {{
@@ -353,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="weight sparsities of the zero-skipping runs (TTP-like pruned copies)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = measure(target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir,
+    result = measure(MNIST + MNIST_NONNEG, target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir,
                      sparsities=tuple(args.sparsities))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1))

@@ -189,6 +189,11 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
         inner.w_row_skip = 0;
         inner.w_channel_skip = 0;
         inner.mode = unit__dot_mode_s8(&inner);
+#if defined(__MSP430__)
+        if (__unit_dot_nonneg_s8(x, (uint16_t)(p->batch * p->in_channels * g.plane))) { /* the input fits 64 KB */
+            inner.mode |= UNIT__DOT_NONNEG;
+        }
+#endif
         inner_x = p->stride_x == 1 ? inner_first : inner_first * p->stride_x;
         /* the output rows whose kernel rows all lie inside: [full_first, full_end) */
         full_first = unit__ceil_div(p->pad_top, p->stride_y);

@@ -31,6 +31,11 @@
 #define UNIT__DOT_ROW3 2    /* len == 3, no weight skips, rows unrolled */
 #define UNIT__DOT_ROW5 4    /* len == 5, no weight skips, rows unrolled */
 #define UNIT__DOT_DW3 6     /* one channel, 3 rows of 3, no weight skips (24-bit on AVR): weights in registers */
+/* Bit 3 (MSP430 only): every activation of the call lies in [0, 127] (__unit_dot_nonneg_s8 checked
+ * the input once per call); the whole 3x3 and 5x5 fields (ROW3/ROW5 with 3/5 rows) then skip the
+ * activation's sign extension: 13 cycles per MAC instead of 14 with the hardware multiplier, 18
+ * instead of 19 without. */
+#define UNIT__DOT_NONNEG 8
 
 #if defined(__AVR__) && !defined(UNIT_NO_FLASH) && !(defined(UNIT_FAR_TABLES) && UNIT_FAR_TABLES) && \
     !(defined(UNIT_PORTABLE_KERNELS) && UNIT_PORTABLE_KERNELS)
@@ -74,6 +79,7 @@ typedef struct {
 void unit__dot_run_s8_avr(int32_t *out, const int8_t *x, const int8_t *w, const unit__dot_run_s8 *run);
 #elif UNIT__DOT_ASM
 void __unit_dot_run_s8(int32_t *out, const int8_t *x, const int8_t *w, const unit__dot_run_s8 *run);
+int16_t __unit_dot_nonneg_s8(const int8_t *x, uint16_t n);
 #endif
 
 /* The accumulator bias + dot of an output from what a run stored for it: base + stored (C runs,

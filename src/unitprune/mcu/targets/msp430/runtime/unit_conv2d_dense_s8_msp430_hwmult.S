@@ -33,11 +33,15 @@
 #define OFF_WCHAN 16
 #define OFF_MODE 18
 
+#include "unit_dot_s8_msp430.h"
+
 #define MPYS 0x0132
 
-.macro MAC op=MACS
+.macro MAC op=MACS, sx=1
     mov.b   @r13+, r4
+  .if \sx
     sxt     r4
+  .endif
     mov     r4, &\op
     mov.b   @r14+, r4
     sxt     r4
@@ -80,16 +84,17 @@
     br      #.Ldone
 .endm
 
-/* One channel's n x n field; the first MAC writes \first (MPYS: the product replaces RESHI:RESLO). */
-.macro FIELD n, first
-    MAC     \first
+/* One channel's n x n field; the first MAC writes \first (MPYS: the product replaces RESHI:RESLO);
+ * sx = 0: the activations are in [0, 127] and MOV.B's zero extension is their sign extension. */
+.macro FIELD n, first, sx
+    MAC     \first, \sx
   .rept \n - 1
-    MAC
+    MAC     MACS, \sx
   .endr
   .rept \n - 1
     add     r8, r13
     .rept \n
-    MAC
+    MAC     MACS, \sx
     .endr
   .endr
     add     r11, r13
@@ -97,7 +102,7 @@
 
 /* A whole n x n field per channel: rows == len == n, no weight skips. The first channel's first
  * MAC writes MPYS, so RESHI:RESLO need no clearing; channels (r5) and x_next (r7) in registers. */
-.macro SQUARE n
+.macro SQUARE n, sx=1
     mov     OFF_XROW(r15), r8
     mov     OFF_XCHAN(r15), r11
     add     r8, r11                 /* the last row's skip and the channel skip in one */
@@ -105,10 +110,10 @@
     mov     OFF_XNEXT(r15), r7
 1:  mov     r10, r14
     mov     r5, r6
-    FIELD   \n, MPYS
+    FIELD   \n, MPYS, \sx
     dec     r6
     jz      3f
-2:  FIELD   \n, MACS
+2:  FIELD   \n, MACS, \sx
     dec     r6
     jnz     2b
 3:  mov     &RESLO, 0(r12)
@@ -134,7 +139,9 @@ __unit_dot_run_s8:
     mov     r14, r10
     mov     @r15, r9
     mov     OFF_MODE(r15), r11
-    bic     #1, r11
+    NONNEG_DISPATCH .Lnsquare3, .Lnsquare5, .Lsigned, 1
+.Lsigned:                           /* the other loop shapes sign-extend */
+    bic     #9, r11
     cmp     #2, r11
     jeq     .Lrow3
     cmp     #4, r11
@@ -155,6 +162,12 @@ __unit_dot_run_s8:
     SQUARE  3
 .Lsquare5:
     SQUARE  5
+/* Activations in [0, 127]: the whole 3x3 and 5x5 fields without their sign extension (13 cycles
+ * per MAC). */
+.Lnsquare3:
+    SQUARE  3, 0
+.Lnsquare5:
+    SQUARE  5, 0
 .Ldone:
     pop     r10
     pop     r9
