@@ -165,24 +165,13 @@ def pruned(op: QConv, sparsity: float, seed: int) -> QConv:
     return dataclasses.replace(op, weight=weight)
 
 
-#: The kernels' output stage (unit_conv2d_dense_s8.c's declaration of the per-target run routine).
-REQUANTIZE_RUN = """#if UNIT__DOT_ASM && defined(__AVR__)
-void unit__requantize_run_fast_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__requant_run_s8 *s);
-#define UNIT__REQUANTIZE_RUN(y, stored, count, s) unit__requantize_run_fast_s8_avr(y, stored, (uint8_t)(count), s)
-#elif UNIT__DOT_ASM
-void __unit_requantize_run_fast_s8(int8_t *y, const int32_t *stored, int16_t count, const unit__requant_run_s8 *s);
-#define UNIT__REQUANTIZE_RUN(y, stored, count, s) __unit_requantize_run_fast_s8(y, stored, (int16_t)(count), s)
-#endif
-"""
-
-
 def firmware_source(ops: list[tuple[QConv, np.ndarray]], sparse: dict | None = None) -> str:
     """main(): per layer a region running unit_conv2d_dense_s8 (output emitted with its status), then
     the layer's accumulators requantized by the kernels' output stage (on the MCUs one region per
     output channel, ``<name>:requantize``: the channel's constants, then a run per output row;
     on hosts the C clamp path)."""
     parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_internal_dot_s8.h"\n'
-             '#include "unit_internal_requant_s8.h"\n', REQUANTIZE_RUN]
+             '#include "unit_internal_requant_s8.h"\n']
     body = []
     scratch = max(4 * op.out_width for op, _ in ops)  # block_rows = 1: the kernel needs one output row
     outputs = max(op.out_channels * op.out_height * op.out_width for op, _ in ops)

@@ -42,21 +42,9 @@ typedef struct {
 } unit__dense_row_s8;
 
 /* The output stage of a run: y[i] = clamp(requantize(base -/+ stored[i])) (unit__dot_value_s8 for
- * an assembly run, base + stored[i] for the C run); on AVR and MSP430 one assembly loop. Inlined, as the run
- * below: as separate functions each saved and restored most registers once per run. */
-#if UNIT__DOT_ASM
-/* the same loop for an assembly run's values, with the output channel's constants computed once
- * (unit_internal_requant_s8.h): unit_requantize_s8_avr.S on AVR, the runtime's
- * unit_requantize_s8_msp430.S on MSP430 */
-#if defined(__AVR__)
-void unit__requantize_run_fast_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__requant_run_s8 *s);
-#define UNIT__REQUANTIZE_RUN(y, stored, count, s) unit__requantize_run_fast_s8_avr(y, stored, (uint8_t)(count), s)
-#else
-void __unit_requantize_run_fast_s8(int8_t *y, const int32_t *stored, int16_t count, const unit__requant_run_s8 *s);
-#define UNIT__REQUANTIZE_RUN(y, stored, count, s) __unit_requantize_run_fast_s8(y, stored, (int16_t)(count), s)
-#endif
-#endif
-
+ * an assembly run, base + stored[i] for the C run); on AVR and MSP430 one assembly loop
+ * (UNIT__REQUANTIZE_RUN, unit_internal_requant_s8.h). Inlined, as the run below: as separate
+ * functions each saved and restored most registers once per run. */
 static inline void unit__dense_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base,
                                                    int assembly, unit__dense_row_s8 *row) {
     const int32_t multiplier = row->multiplier, shift = row->shift;

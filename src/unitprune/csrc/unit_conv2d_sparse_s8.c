@@ -5,34 +5,29 @@
  * channel's records walked with the accumulator in registers, assembly on AVR and MSP430); the
  * outputs whose field the padding clips take the masked C loop over the records' taps. A zero
  * weight is not stored, so it costs nothing; a zero activation is multiplied (its product is 0). */
+#include "unit_internal_requant_s8.h"
 #include "unit_internal_sparse_s8.h"
-
-
-#if UNIT__DOT_ASM && defined(__AVR__)
-/* unit_requantize_s8_avr.S: the requantizing output stage of an AVR run's values */
-typedef struct {
-    int32_t base, multiplier;
-    int8_t shift, act_min, act_max;
-} unit__sparse_store_avr_s8;
-void unit__requantize_run_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__sparse_store_avr_s8 *s);
-#endif
 
 /* The requantization of one output channel. */
 typedef struct {
     int32_t bias, multiplier, shift;
     int8_t act_min, act_max;
+#if UNIT__DOT_ASM
+    unit__requant_run_s8 run; /* the dense kernels' output stage, its constants set once per channel */
+#endif
 } unit__sparse_out_s8;
 
-/* y[i] = clamp(requantize(value i)), value = unit__dot_value_s8(base, stored[i]) for an assembly run,
- * base + stored[i] for the C run. */
+/* y[i] = clamp(requantize(value i)), value = unit__dot_value_s8(base, stored[i]) for an assembly run
+ * (on AVR and MSP430 the dense kernels' assembly output stage, UNIT__REQUANTIZE_RUN), base +
+ * stored[i] for the C run. */
 static void unit__sparse_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base, int assembly,
-                                  const unit__sparse_out_s8 *q) {
-#if UNIT__DOT_ASM && defined(__AVR__)
+                                  unit__sparse_out_s8 *q) {
+#if UNIT__DOT_ASM
     if (assembly) {
-        const unit__sparse_store_avr_s8 s = {base, q->multiplier, (int8_t)q->shift, q->act_min, q->act_max};
+        q->run.base = base;
         while (count > 0) {
-            const uint8_t part = (uint8_t)(count < 255 ? count : 255);
-            unit__requantize_run_s8_avr(y, stored, part, &s);
+            const int32_t part = count < 255 ? count : 255;
+            UNIT__REQUANTIZE_RUN(y, stored, part, &q->run);
             y += part;
             stored += part;
             count -= part;
@@ -136,6 +131,9 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
             q.bias = unit__bias_s8(requant, o);
             q.multiplier = UNIT_READ_S32(requant->multiplier + o);
             q.shift = UNIT_READ_S8(requant->shift + o);
+#if UNIT__DOT_ASM
+            unit__requant_run_init_s8(&q.run, q.multiplier, q.shift, q.act_min, q.act_max);
+#endif
             int32_t row_y = -p->pad_top * p->in_width; /* input index of the row's first kernel row, column 0 */
             for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, row_y += row_step, y_row += g.out_width) {
                 const int rows_inside = first_y >= 0 && first_y + last_row < p->in_height;

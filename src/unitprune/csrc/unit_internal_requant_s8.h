@@ -29,7 +29,7 @@
 
 #include <stddef.h>
 
-#include "unit_internal_s8.h"
+#include "unit_internal_dot_s8.h"
 
 /* One output channel's output stage: y[i] = clamp(requantize(value i)), value i = base - stored[i]
  * on AVR, base + stored[i] on MSP430 (unit__dot_value_s8). The first 11 bytes are the layout of the
@@ -99,5 +99,16 @@ static inline void unit__requant_run_init_s8(unit__requant_run_s8 *s, int32_t mu
         s->fast = 1;
     }
 }
+
+#if UNIT__DOT_ASM
+/* y[i] = clamp(requantize(unit__dot_value_s8(s->base, stored[i]))) for i < count (1..255). */
+#if defined(__AVR__)
+void unit__requantize_run_fast_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__requant_run_s8 *s);
+#define UNIT__REQUANTIZE_RUN(y, stored, count, s) unit__requantize_run_fast_s8_avr(y, stored, (uint8_t)(count), s)
+#else
+void __unit_requantize_run_fast_s8(int8_t *y, const int32_t *stored, int16_t count, const unit__requant_run_s8 *s);
+#define UNIT__REQUANTIZE_RUN(y, stored, count, s) __unit_requantize_run_fast_s8(y, stored, (int16_t)(count), s)
+#endif
+#endif
 
 #endif /* UNIT_INTERNAL_REQUANT_S8_H */
