@@ -45,7 +45,8 @@ def conv_layers(results: Path) -> str:
     data = _load(results, "conv_dense_s8_mcu.json")
     titles = {"conv1": "conv1 1x28x28 -> 6x24x24, 5x5", "conv2": "conv2 6x12x12 -> 16x8x8, 5x5",
               "depthwise3x3": "depthwise 3x3, 8x12x12, padding 1",
-              "conv1_nonneg": "conv1, inputs in [0, 127] (the demo's)", "conv2_nonneg": "conv2, inputs in [0, 127] (the demo's)"}
+              "conv1_nonneg": "conv1, inputs in [0, 127] (the demo's)", "conv2_nonneg": "conv2, inputs in [0, 127] (the demo's)",
+              "depthwise3x3_nonneg": "depthwise 3x3, inputs in [0, 127]"}
     lines = ["| layer | MACs | " + " | ".join(f"{label} kernel / accumulation / requant."
                                                for label in NAMES.values()) + " |", "|---|---|---|---|---|"]
     for name, title in titles.items():

@@ -117,7 +117,9 @@ conv_bench = load_benchmark("conv_dense_s8_mcu")
 DEPTHWISE = (conv_bench.Layer("dw3_pad", 5, 7, 9, 5, (3, 3), padding=(1, 1, 1, 1), groups=5),
              conv_bench.Layer("dw3_stride", 3, 9, 11, 6, (3, 3), stride=(2, 2), padding=(0, 1, 1, 0), groups=3),
              conv_bench.Layer("one_channel_3x3", 1, 6, 8, 2, (3, 3)),
-             conv_bench.Layer("dw3_max", 2, 5, 5, 2, (3, 3), groups=2, weights="max"))
+             conv_bench.Layer("dw3_max", 2, 5, 5, 2, (3, 3), groups=2, weights="max"),
+             # inputs in [0, 127]: MSP430+hwmult's DW3 loop without the activations' SXT
+             conv_bench.Layer("dw3_nonneg", 4, 6, 7, 4, (3, 3), padding=(1, 1, 1, 1), groups=4, inputs="nonneg"))
 
 
 @pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])

@@ -5,18 +5,18 @@
 #define UNIT_DOT_S8_MSP430_H
 
 /* With r11 = run->mode and r15 = the run: when UNIT__DOT_NONNEG (8) is set, a whole 3x3 or 5x5
- * field (ROW3 / ROW5 with 3 / 5 rows; with dw3 = 1 also UNIT__DOT_DW3) branches to square3 /
- * square5, the loops without the activations' sign extension; every other run continues at
+ * field (ROW3 / ROW5 with 3 / 5 rows) branches to square3 / square5 (UNIT__DOT_DW3 to dw3 when
+ * given), the loops without the activations' sign extension; every other run continues at
  * signed. Uses r4 (saved by the caller's prologue). */
-.macro NONNEG_DISPATCH square3, square5, signed, dw3=0
+.macro NONNEG_DISPATCH square3, square5, signed, dw3
     bit     #8, r11
     jz      \signed
     mov     r11, r4
     bic     #9, r4
-  .if \dw3
+  .ifnb \dw3
     cmp     #6, r4
     jne     1f
-    br      #\square3
+    br      #\dw3
 1:
   .endif
     cmp     #2, r4
