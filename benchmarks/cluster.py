@@ -1,6 +1,8 @@
 """Ray against the local executor: ``mcu-bench`` speed-up with identical ``mcu.json``, and Ray's overhead.
 
-1. ``unitprune mcu-bench`` with ``--samples N``, run with ``--workers 1`` and with ``--executor ray``
+1. ``unitprune mcu-bench`` with ``--samples N``, run in this process (its imports done first, and
+   the command's start in a fresh process timed apart: ``command_start_seconds``, added to both
+   sides in ``speedup_with_command_start``) with ``--workers 1`` and with ``--executor ray``
    on a 2-CPU Ray instance, alternately (``--repeats`` pairs, side by side in this one run: the
    machine may be shared). Reports each wall time, the median speed-up and whether ``mcu.json`` is
    identical (wall times left out). ``--workload digits`` (default) trains the small digits model
@@ -14,7 +16,8 @@
    an empty task, and the sweep's wall time in this process (``--workers 1``) and on Ray.
 
 The load average of the machine before and after each timed run is recorded: other processes
-take CPU from both sides. Writes JSON (default ``benchmarks/results/cluster.json``).
+take CPU from both sides. ``--max-load L`` waits (up to ``--max-wait`` s) before each timed run
+until the 1-minute load average is below ``L``. Writes JSON (default ``benchmarks/results/cluster.json``).
 
 Usage::
 
@@ -40,6 +43,14 @@ import torch
 
 def _load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
+
+
+def _quiet(max_load: float | None, max_wait: float) -> float:
+    """Wait until the 1-minute load average is below ``max_load`` (at most ``max_wait`` s); the seconds waited."""
+    started = time.perf_counter()
+    while max_load is not None and os.getloadavg()[0] >= max_load and time.perf_counter() - started < max_wait:
+        time.sleep(5)
+    return round(time.perf_counter() - started, 1)
 
 
 def _trained_digits(weights: Path):
@@ -117,8 +128,35 @@ def _stop_cluster(head) -> None:
         time.sleep(2)  # its children leave after it
 
 
+#: What ``unitprune mcu-bench`` imports (as the command starts): imported here before the timed runs,
+#: so that the first run does not pay for it, and timed in a fresh process as the command's start.
+COMMAND_IMPORTS = ("unitprune.cli", "unitprune.cli.mcu_bench_commands", "unitprune.cli.commands",
+                   "unitprune.experiments.mcu_bench.bench", "unitprune.experiments.mcu_bench.bench_tasks",
+                   "unitprune.experiments.mcu_bench.bench_report", "unitprune.experiments.mcu_bench.fastest",
+                   "unitprune.experiments.executor", "unitprune.data")
+
+
+def _command_start_seconds(extra: tuple[str, ...] = ()) -> float:
+    """Wall time of a fresh Python process importing :data:`COMMAND_IMPORTS` and ``extra`` (median
+    of 3): what every run of the command pays before its work (``--executor ray`` imports ray too)."""
+    import importlib
+    import subprocess
+
+    for name in COMMAND_IMPORTS + extra:
+        importlib.import_module(name)
+    code = "; ".join(f"import {name}" for name in COMMAND_IMPORTS + extra)
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times), 2)
+
+
 def mcu_bench(root: Path, weights: Path | None, args, ray_address: str | None) -> dict:
     from unitprune.cli import main
+
+    start = {"workers1": _command_start_seconds(), "ray": _command_start_seconds(("ray",))}
 
     model = ["--model", "digits", "--weights", str(weights), "--data", "digits"] if weights else []
     common = ["mcu-bench", *model, "--targets", ",".join(args.targets), "--methods", ",".join(args.methods),
@@ -129,18 +167,27 @@ def mcu_bench(root: Path, weights: Path | None, args, ray_address: str | None) -
         pair = {}
         for name, extra in (("workers1", ["--workers", "1"]), ("ray", on_ray)):
             run_dir = root / f"{name}-{repeat}"
+            waited = _quiet(args.max_load, args.max_wait)
             before = _load()
             started = time.perf_counter()
             status = main([*common, *extra, "--run-dir", str(run_dir)])
-            pair[name] = {"seconds": round(time.perf_counter() - started, 2), "exit_status": status,
-                          "load_before": before, "load_after": _load(), "run_dir": str(run_dir)}
+            seconds = round(time.perf_counter() - started, 2)
+            details = json.loads((run_dir / "mcu.json").read_text())["details"] if status in (0, 1) else []
+            pair[name] = {"seconds": seconds, "exit_status": status,
+                          "simulator_task_seconds": round(sum(d["seconds"] for d in details), 1),
+                          "load_before": before, "load_after": _load(), "waited_for_load_seconds": waited,
+                          "run_dir": str(run_dir)}
         pair["identical_mcu_json"] = _bench_document(root / f"workers1-{repeat}") == _bench_document(root / f"ray-{repeat}")
         pair["speedup"] = round(pair["workers1"]["seconds"] / pair["ray"]["seconds"], 3)
+        pair["speedup_with_command_start"] = round((pair["workers1"]["seconds"] + start["workers1"])
+                                                   / (pair["ray"]["seconds"] + start["ray"]), 3)
         runs.append(pair)
         logging.info("repeat %d: %s", repeat, pair)
     rows = json.loads((root / "workers1-0" / "mcu.json").read_text())["rows"]
     return {"command": " ".join(common), "runs": runs,
             "speedup_median": statistics.median(p["speedup"] for p in runs),
+            "command_start_seconds": start,
+            "speedup_with_command_start_median": statistics.median(p["speedup_with_command_start"] for p in runs),
             "all_identical": all(p["identical_mcu_json"] for p in runs),
             "rows": len(rows), "all_bit_exact": all(r["bit_exact"] for r in rows)}
 
@@ -207,6 +254,9 @@ def main() -> None:
     parser.add_argument("--cluster", choices=("in-run", "started"), default="in-run",
                         help="in-run: each Ray run starts a local instance; started: `ray start --head` once first")
     parser.add_argument("--skip-overhead", action="store_true", help="leave out the small-sweep overhead part")
+    parser.add_argument("--max-load", type=float, help="before each timed run, wait until the 1-minute load average "
+                                                       "is below this (the machine is shared)")
+    parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait for --max-load at most")
     args = parser.parse_args()
     if args.workload == "demo" and not DEMO_CHECKPOINT.is_file():
         parser.error(f"--workload demo needs the demo's checkpoint {DEMO_CHECKPOINT}: run `make demo` first")

@@ -19,6 +19,9 @@ A seed whose folder already holds a finished run (shrink.json and report.md) is 
     # the exporter's limits as the flash budget, the bases of the run above:
     python benchmarks/shrink.py --seeds 0 1 2 --flash 32KB --base-root runs/bench-shrink \\
         --run-root runs/bench-shrink-32k --out benchmarks/results/shrink_32k.json
+    # SRAM counted (and firmware exported) for the fused, row-streamed plan (a chain with one final Linear):
+    python benchmarks/shrink.py --seeds 0 1 2 --execution fused --run-root runs/bench-shrink-fused \
+        --out benchmarks/results/shrink_fused.json
     # SRAM counted (and firmware exported) with conv accumulators of 4 output rows per block:
     python benchmarks/shrink.py --seeds 0 1 2 --conv-block-rows 4 --base-root runs/bench-shrink \\
         --run-root runs/bench-shrink-rows4 --out benchmarks/results/shrink_rows4.json
@@ -197,6 +200,9 @@ def main() -> None:
                         help="count SRAM (budget, base and every method) and export for conv accumulator blocks of "
                              "N output rows: plane (whole output planes, the default), min (1 row) or N "
                              "(unitprune shrink --conv-block-rows)")
+    parser.add_argument("--execution", choices=("layers", "fused"), default="layers",
+                        help="count SRAM (budget, base and every method) and export for this plan "
+                             "(unitprune shrink --execution)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--start", choices=("base", "init"), default="base",
                         help="what differentiable and dpf prune (unitprune shrink --start)")
@@ -222,6 +228,7 @@ def main() -> None:
         budget = budget.with_(conv_block_rows=parse_conv_block_rows(args.conv_block_rows) or None)
     except ValueError as exc:
         parser.error(f"--conv-block-rows: {exc}")
+    budget = budget.with_(execution=args.execution)
     try:
         executor = executor_config(args)
     except CLIError as exc:
@@ -252,6 +259,9 @@ def main() -> None:
             if recorded != budget.conv_block_rows:
                 raise SystemExit(f"{run_dir} was run with conv_block_rows={recorded!r}, not "
                                  f"{budget.conv_block_rows!r}: choose another --run-root")
+            if recorded_config["budget"].get("execution", "layers") != budget.execution:
+                raise SystemExit(f"{run_dir} was run with execution={recorded_config['budget'].get('execution', 'layers')!r}, "
+                                 f"not {budget.execution!r}: choose another --run-root")
             if args.measure and any("measured" not in m for m in [runs[seed]["base"], *runs[seed]["methods"].values()]):
                 runs[seed] = add_measurements(run_dir, tuple(args.measure))
         else:
@@ -271,7 +281,8 @@ def main() -> None:
     machine = details[args.seeds[0]].get("machine", {})
     out.write_text(json.dumps({"model": args.model, "data": args.data, "preset": args.preset,
                                "budget": runs[args.seeds[0]]["budget"], "machine": machine,
-                               "conv_block_rows": budget.conv_block_rows or "plane", "epochs": args.epochs,
+                               "conv_block_rows": budget.conv_block_rows or "plane", "execution": budget.execution,
+                               "epochs": args.epochs,
                                "seeds": args.seeds, "summary": summary,
                                "runs": {str(k): v for k, v in runs.items()}}, indent=2))
     text = markdown(summary) + "\nMachine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + "\n"

@@ -1,10 +1,11 @@
 """The executor (unitprune.experiments.executor) on a local Ray instance: a sweep and an mcu-bench
 write the same files as ``--workers 1``; a task whose worker process dies is run again and the run
-still writes the same files; a run interrupted half-way resumes to the same files (and refuses a
-folder made with other settings); a node without a toolchain is an error naming the node and the
-Debian packages.
+still writes the same files; a run interrupted half-way resumes to the same files, running only
+what was not finished (and refuses a folder made with other settings or cut into other tasks); a
+node without a toolchain is an error naming the node and the Debian packages.
 
-One Ray instance (2 CPUs) serves the module; it starts in a few seconds."""
+One Ray instance (2 CPUs) serves the module, and its two worker processes serve every test (the
+toolchain test changes PATH inside a worker instead of starting one with another environment)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from unitprune.data import load_dataset
 from unitprune.experiments import SweepConfig, run_sweep, sweep_tasks
 from unitprune.experiments.executor import ExecutorConfig, NodeSetupError, RunFolderError, Task, open_runner
+from unitprune.experiments.mcu_bench import bench_tasks
 from unitprune.models import build_model
 from unitprune.training import TrainConfig, train
 
@@ -45,7 +47,7 @@ def local_ray():
 def digits():
     splits = load_dataset("digits", seed=0)
     model = build_model("digits", seed=0)
-    train(model, splits, TrainConfig(epochs=4, lr=5e-3, patience=None, progress=False, num_threads=1))
+    train(model, splits, TrainConfig(epochs=2, lr=5e-3, patience=None, progress=False, num_threads=1))
     return model.eval(), splits
 
 
@@ -91,26 +93,20 @@ def _fails_once(marker_dir: str, shared, method, knob_field, knob, *args):
 _ORIGINAL_TASK = sweep_tasks._method_task
 
 
-def test_ray_sweep_writes_the_serial_files(local_ray, digits, serial_run, tmp_path):
+def test_ray_sweep_with_a_killed_worker_writes_the_serial_files(local_ray, digits, serial_run, tmp_path, monkeypatch):
+    """On Ray, the first attempt of one task kills its worker process: Ray runs it again, and the
+    run folder holds the same results.json as --workers 1, one task file per method and knob."""
     model, splits = digits
+    monkeypatch.setattr(sweep_tasks, "_method_task", functools.partial(_dies_once, str(tmp_path)))
     run_dir = tmp_path / "ray"
     results = run_sweep(model, splits, SweepConfig(**SMALL), dataset="digits", model_name="digits", run_dir=run_dir,
                         executor=ExecutorConfig(kind="ray", progress=False))
+    killed = int((tmp_path / "died-fatrelu").read_text())
+    assert killed != os.getpid()  # a Ray worker process died, not this one
     assert results["executor"]["kind"] == "ray"
     assert _measured(run_dir) == serial_run
     assert _task_files(run_dir) == SMALL_TASKS
     assert {p.name for p in run_dir.iterdir()} >= {"results.json", "results.csv", "report.md", "tasks"}
-
-
-def test_ray_task_whose_worker_dies_is_retried(local_ray, digits, serial_run, tmp_path, monkeypatch):
-    model, splits = digits
-    monkeypatch.setattr(sweep_tasks, "_method_task", functools.partial(_dies_once, str(tmp_path)))
-    run_dir = tmp_path / "run"
-    run_sweep(model, splits, SweepConfig(**SMALL), dataset="digits", model_name="digits", run_dir=run_dir,
-              executor=ExecutorConfig(kind="ray", progress=False))
-    killed = int((tmp_path / "died-fatrelu").read_text())
-    assert killed != os.getpid()  # a Ray worker process died, not this one
-    assert _measured(run_dir) == serial_run
 
 
 def test_interrupted_run_resumes_to_the_same_files(local_ray, digits, serial_run, tmp_path, monkeypatch):
@@ -143,17 +139,24 @@ def _double(shared, value):
     return shared * value
 
 
-def test_node_without_the_toolchain_names_node_and_packages(local_ray, tmp_path):
-    """A Ray worker whose PATH has no avr-gcc (only bash, which Ray starts workers with): the task
-    fails before running, naming the node and the packages."""
-    import shutil
-
+def _with_path(path: str, *args):
+    """``_ray_worker_task(*args)`` in a Ray worker whose PATH is ``path`` while it runs."""
     from unitprune.experiments.executor import _ray_worker_task
 
-    (tmp_path / "bash").symlink_to(shutil.which("bash"))
-    remote = ray.remote(max_retries=0)(_ray_worker_task).options(
-        runtime_env={"env_vars": {"PATH": str(tmp_path)}})
-    ref = remote.remote([ray.put(2)], _double, (21,), 1, ("avr",), None, False)
+    previous = os.environ["PATH"]
+    os.environ["PATH"] = path
+    try:
+        return _ray_worker_task(*args)
+    finally:
+        os.environ["PATH"] = previous
+
+
+def test_node_without_the_toolchain_names_node_and_packages(local_ray, tmp_path):
+    """A Ray worker whose PATH has no avr-gcc: the task fails before running, naming the node and
+    the packages; with the tools on PATH the same task runs."""
+    remote = ray.remote(max_retries=0)(_with_path)
+    shared = [ray.put(2)]
+    ref = remote.remote(str(tmp_path), shared, _double, (21,), 1, ("avr",), None, False)
     with pytest.raises(NodeSetupError) as error:
         try:
             ray.get(ref, timeout=120)
@@ -161,7 +164,8 @@ def test_node_without_the_toolchain_names_node_and_packages(local_ray, tmp_path)
             raise exc.cause from None
     message = str(error.value)
     assert socket.gethostname() in message and "gcc-avr" in message and "make mcu-tools" in message
-    with open_runner(ExecutorConfig(kind="ray", progress=False), 2) as runner:  # same node, tools not needed
+    assert ray.get(remote.remote(os.environ["PATH"], shared, _double, (21,), 1, ("avr",), None, False)) == (42, None)
+    with open_runner(ExecutorConfig(kind="ray", progress=False), 2) as runner:  # no tools needed
         assert runner.run([Task("a", _double, (21,))]) == {"a": 42}
 
 
@@ -174,7 +178,27 @@ def _bench_document(run_dir: Path) -> dict:
     return document
 
 
-def test_ray_mcu_bench_writes_the_serial_mcu_json(local_ray, tmp_path):
+_ORIGINAL_MEASURE = bench_tasks._measure_task
+
+
+def _measure_interrupted_second(marker_dir: str, *args, **kwargs):
+    """mcu-bench's measure task; the second call raises (an interrupted run)."""
+    calls = Path(marker_dir) / "measure-calls"
+    calls.write_text(calls.read_text() + "x" if calls.exists() else "x")
+    if calls.read_text() == "xx":
+        raise KeyboardInterrupt("interrupted")
+    return _ORIGINAL_MEASURE(*args, **kwargs)
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("an operating-point task finished before the interruption ran again")
+
+
+def test_ray_mcu_bench_resumes_an_interrupted_run_to_the_serial_mcu_json(local_ray, tmp_path, monkeypatch):
+    """mcu-bench with --workers 1; the same run interrupted at its second simulator task, then
+    resumed on Ray: the operating points are not computed again, the firmware built on the Ray
+    workers comes back into the run folder, and mcu.json is the serial run's. A folder cut into
+    other tasks is not resumed."""
     from tests.mcu_tools import require_target
     from unitprune.cli import main
 
@@ -187,13 +211,35 @@ def test_ray_mcu_bench_writes_the_serial_mcu_json(local_ray, tmp_path):
               "--methods", "dense,unit-bitshift", "--unit-percentiles", "20,60", "--samples", "4",
               "--layer-samples", "1", "--batch-samples", "2", "--no-progress"]
     assert main([*common, "--workers", "1", "--run-dir", str(tmp_path / "serial")]) == 0
-    assert main([*common, "--executor", "ray", "--run-dir", str(tmp_path / "ray")]) == 0
-    serial, on_ray = _bench_document(tmp_path / "serial"), _bench_document(tmp_path / "ray")
+
+    run_dir = tmp_path / "ray"
+    with monkeypatch.context() as patch:
+        patch.setattr(bench_tasks, "_measure_task", functools.partial(_measure_interrupted_second, str(tmp_path)))
+        assert main([*common, "--workers", "1", "--run-dir", str(run_dir)]) == 130
+    done = _task_files(run_dir)
+    assert done == {"point-dense", "point-unit-bitshift=20", "point-unit-bitshift=60", "measure-dense-avr-b0"}
+
+    manifest = run_dir / "tasks" / "manifest.json"
+    saved = manifest.read_text()
+    other = json.loads(saved)
+    other["settings"]["task_grain"] = "operating point per method"  # as a folder of another cut
+    manifest.write_text(json.dumps(other))
+    assert main([*common, "--executor", "ray", "--resume", "--run-dir", str(run_dir)]) == 2
+    assert _task_files(run_dir) == done  # the refused resume touched nothing
+    manifest.write_text(saved)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bench_tasks, "_fixed_point_task", _must_not_run)
+        patch.setattr(bench_tasks, "_knob_task", _must_not_run)
+        assert main([*common, "--executor", "ray", "--resume", "--run-dir", str(run_dir)]) == 0
+    serial, on_ray = _bench_document(tmp_path / "serial"), _bench_document(run_dir)
     assert on_ray == serial
     assert [(r["method"], r["samples_checked"], r["bit_exact"]) for r in on_ray["rows"]] == [
         ("dense", 4, True), ("unit-bitshift", 4, True)]
+    assert _task_files(run_dir) == done | {"test-unit-bitshift", "measure-dense-avr-b1", "measure-unit-bitshift-avr-b0",
+                                           "measure-unit-bitshift-avr-b1"}
     for name in ("dense-avr-b0", "dense-avr-b1", "unit-bitshift-avr-b0", "unit-bitshift-avr-b1"):
-        # the firmware built on the Ray worker came back into the run folder, as a local run writes it
-        assert (tmp_path / "ray" / "work" / name / "build-avr-inference" / "model.elf").is_file()
-    assert (tmp_path / "ray" / "work" / "dense-avr-b0" / "build-avr-layers").is_dir()
-    assert not (tmp_path / "ray" / "work" / "dense-avr-b1" / "build-avr-layers").exists()
+        # the firmware built on a Ray worker came back into the run folder, as a local run writes it
+        assert (run_dir / "work" / name / "build-avr-inference" / "model.elf").is_file()
+    assert (run_dir / "work" / "unit-bitshift-avr-b0" / "build-avr-layers").is_dir()
+    assert not (run_dir / "work" / "unit-bitshift-avr-b1" / "build-avr-layers").exists()

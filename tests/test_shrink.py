@@ -296,6 +296,57 @@ def test_a_masked_channel_gets_the_taylor_salience_and_reopens_when_it_ranks_abo
     gates.detach()
 
 
+def test_feedback_masks_pass_the_dense_gradient_to_a_masked_channels_weights():
+    """With ``feedback=True`` a masked channel's output is still 0 in the forward pass, but its conv
+    weights get the gradient of the loss at the masked output as if the channel were open (the
+    oracle: the network split after the ReLU, the rest run from the masked activation as a leaf,
+    its gradient pushed back through conv1/BN/ReLU by hand); without feedback they get none. The
+    mask's own gradient (the salience) is the same with and without."""
+    torch.manual_seed(5)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 3, (16,))
+    loss_fn = nn.CrossEntropyLoss()
+    model = bn_chain().train()
+    graph = trace_resources(model, (1, 8, 8))
+    results = {}
+    for feedback in (False, True):
+        gates = ChannelGates(model, graph, feedback=feedback)
+        group = gates.groups[0]  # conv1 + BN (+ ReLU), 6 channels
+        gates.set(group, torch.tensor([1.0, 0.0, 1.0, 0.5, 1.0, 0.0]))
+        model.zero_grad()
+        out = model(x)
+        loss_fn(out, y).backward()
+        results[feedback] = (out.detach(), model[0].weight.grad.clone(), gates.theta[group].grad.clone())
+        gates.detach()
+    torch.testing.assert_close(results[True][0], results[False][0], rtol=0, atol=0)
+    torch.testing.assert_close(results[True][2], results[False][2])
+    assert results[False][1][[1, 5]].abs().max() == 0  # no feedback: masked channels learn nothing
+    mask = torch.tensor([1.0, 0.0, 1.0, 0.5, 1.0, 0.0]).view(1, -1, 1, 1)
+    model.zero_grad()
+    activation = model[2](model[1](model[0](x)))  # conv1 -> BN -> ReLU (the batch statistics, as in training)
+    masked = (activation * mask).detach().requires_grad_()
+    loss_fn(model[3:](masked), y).backward()
+    oracle = torch.autograd.grad(activation, model[0].weight, grad_outputs=masked.grad)[0]
+    assert oracle[[1, 5]].abs().max() > 0
+    torch.testing.assert_close(results[True][1], oracle, rtol=1e-4, atol=1e-6)
+
+
+def test_keep_bonus_lets_a_masked_channel_reopen_only_when_it_is_that_much_more_salient():
+    from unitprune.shrink.allocation import ranked_mask
+    from unitprune.shrink.method import _ranking
+
+    model = bn_chain()
+    gates = ChannelGates(model, trace_resources(model, (1, 8, 8)))
+    group = gates.groups[0]
+    gates.set(group, torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0]))
+    salience = {g: torch.zeros(graph_size) for g, graph_size in ((h, gates.theta[h].numel()) for h in gates.groups)}
+    salience[group] = torch.tensor([0.5, 0.4, 0.7, 0.1, 0.0, 0.0])  # masked channel 2 is 1.4x open channel 1
+    assert ranked_mask(2.0, _ranking(gates, salience, 0.0)[group]).tolist() == [1, 0, 1, 0, 0, 0]
+    assert ranked_mask(2.0, _ranking(gates, salience, 1.0)[group]).tolist() == [1, 1, 0, 0, 0, 0]
+    salience[group][2] = 0.81  # now more than twice channel 1's salience
+    assert ranked_mask(2.0, _ranking(gates, salience, 1.0)[group]).tolist() == [1, 0, 1, 0, 0, 0]
+    gates.detach()
+
+
 def test_ranked_mask_opens_the_most_salient_channels_and_one_partly():
     from unitprune.shrink.allocation import marginal_value, ranked_mask
     salience = torch.tensor([0.3, 0.1, 0.5, 0.2])
@@ -418,6 +469,34 @@ def test_fit_counts_meets_the_budget_exactly_and_prefers_salient_cheap_channels(
     assert [model.conv1.out_channels, model.conv2.out_channels] == [ints[groups[0]], ints[groups[1]]]
 
 
+def test_fit_counts_keeps_the_most_salience_that_fits_brute_force():
+    """On a tiny DS-CNN (3 groups of 6 channels, peak-SRAM budgets between the smallest and the full
+    model, random saliences) the integer fit keeps as much salience as the best of all 216 count
+    vectors that fit (the oracle: exhaustive search with the exact resource model)."""
+    import itertools
+
+    from unitprune.shrink.allocation import fit_counts
+
+    model = ds_cnn_net(num_classes=5, width=6, blocks=2)
+    graph = trace_resources(model, (1, 12, 16))
+    groups = graph.prunable_groups()
+    sram = {c: graph.exact(dict(zip(groups, c))).sram_bytes for c in itertools.product(range(1, 7), repeat=3)}
+    low, full = sram[(1, 1, 1)], sram[(6, 6, 6)]
+    for seed in range(40):
+        generator = torch.Generator().manual_seed(seed)
+        salience = {g: torch.rand(6, generator=generator) ** 3 * (1 + 4 * torch.rand(1, generator=generator))
+                    for g in groups}
+        budget = MCUBudget(sram_bytes=int(low + (full - low) * (0.05 + 0.9 * torch.rand(1, generator=generator).item())))
+
+        def kept(counts):
+            return sum(float(torch.sort(salience[g], descending=True).values[:n].sum()) for g, n in counts.items())
+
+        best = max(kept(dict(zip(groups, c))) for c, used in sram.items() if used <= budget.sram_bytes)
+        ints = fit_counts(graph, {g: 6.0 for g in groups}, salience, budget)
+        assert graph.exact(ints).sram_bytes <= budget.sram_bytes
+        assert kept(ints) == pytest.approx(best, rel=1e-9), (seed, ints)
+
+
 def test_cubic_schedule_tightens_from_initial_to_target():
     values = [cubic_budget(1000.0, 100.0, t, 10) for t in range(13)]
     assert values[0] == 1000.0 and values[10] == values[12] == 100.0
@@ -508,7 +587,7 @@ def test_cli_shrink_writes_the_run_folder_and_never_overwrites(tmp_path, capsys)
             "--no-progress"]
     assert main(argv) == 0
     document = json.loads((run_dir / "shrink.json").read_text())
-    assert set(document) == {"budget", "base", "methods"}
+    assert set(document) == {"budget", "execution", "base", "methods"} and document["execution"] == "layers"
     assert document["budget"] == {"sram_bytes": 450, "flash_bytes": 1024, "macs": None}
     fields = {"accuracy", "flash_bytes", "sram_bytes", "macs", "train_seconds"}
     assert set(document["base"]) == fields

@@ -134,14 +134,20 @@ def cmd_mcu_bench(args: argparse.Namespace) -> int:
             targets.check_tools(target)
         except targets.ToolMissing as exc:
             raise CLIError(f"mcu-bench --targets {target}: {exc}") from None
-    model, name, splits = _load(args)
-    if run_dir.is_dir() and not args.resume:
-        _clear_previous_run(run_dir)
-    try:
-        document = run_bench(model, splits, config, run_dir=run_dir, model_name=name, threads=args.threads,
-                             executor=executor, batch_samples=args.batch_samples)
-    except targets.ToolMissing as exc:  # on a cluster node (NodeSetupError names it)
-        raise CLIError(str(exc)) from None
+    from ..experiments.executor import executor_session
+
+    # Ray: its workers boot while the model and the data load here
+    warm = ("unitprune.experiments.mcu_bench.bench", "unitprune.experiments.mcu_bench.bench_plan",
+            "unitprune.data.splits")
+    with executor_session(executor, warm=warm):
+        model, name, splits = _load(args)
+        if run_dir.is_dir() and not args.resume:
+            _clear_previous_run(run_dir)
+        try:
+            document = run_bench(model, splits, config, run_dir=run_dir, model_name=name, threads=args.threads,
+                                 executor=executor, batch_samples=args.batch_samples)
+        except targets.ToolMissing as exc:  # on a cluster node (NodeSetupError names it)
+            raise CLIError(str(exc)) from None
     print((run_dir / "mcu.md").read_text())
     print(f"wrote {run_dir / 'mcu.json'}, {run_dir / 'mcu.md'}, {run_dir / 'mcu_latency.png'}, "
           f"{run_dir / 'mcu_energy.png'} in {document['seconds']:.0f} s")

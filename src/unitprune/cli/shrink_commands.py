@@ -44,6 +44,10 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
     p.add_argument("--conv-block-rows", metavar="{plane,min,N}",
                    help="count SRAM for the export's conv accumulator blocks: plane (whole output planes, the "
                         "default), min (1 row) or N rows (unitprune export --conv-block-rows)")
+    p.add_argument("--execution", choices=("layers", "fused"), default="layers",
+                   help="count SRAM for the export's plan: layers (layer by layer, the default) or fused "
+                        "(row-streamed, one output row per conv step, the input read row by row: unitprune "
+                        "export --execution fused --fused-rows 1); --measure then runs that plan")
     p.add_argument("--epochs", type=int, default=8, help="epochs of the base training and of every method")
     p.add_argument("--prune-epochs", type=int, help="epochs with pruning (default: epochs - 2)")
     p.add_argument("--methods", nargs="+", choices=_METHODS, default=list(_DEFAULT_METHODS),
@@ -88,11 +92,12 @@ def _budget(args: argparse.Namespace):
         from ..mcu.export.memory_plan import parse_conv_block_rows
 
         values["conv_block_rows"] = parse_conv_block_rows(args.conv_block_rows) or None
+        values["execution"] = args.execution
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     if args.preset:
         return PRESETS[args.preset].with_(unit_tables=args.unit_tables or None, target=args.target, **values)
-    if not set(values) - {"conv_block_rows"}:
+    if not set(values) - {"conv_block_rows", "execution"}:
         raise CLIError("unitprune shrink: give a budget: --preset, or --sram/--flash/--macs")
     return MCUBudget(name="custom", unit_tables=args.unit_tables, target=args.target or "avr", **values)
 

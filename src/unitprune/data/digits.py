@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from sklearn.datasets import load_digits as _sk_load_digits
 
 from .splits import DatasetSplits, make_tensor_dataset, stratified_split
 
@@ -33,6 +32,8 @@ def load_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: floa
         val_fraction: fraction of the training pool used for validation.
         test_fraction: fraction of all 1,797 digits held out as the test set.
     """
+    from sklearn.datasets import load_digits as _sk_load_digits  # here: importing unitprune.data skips sklearn
+
     bunch = _sk_load_digits()
     pixels = bunch.data.astype(np.float32).reshape(-1, 1, 8, 8)
     labels = bunch.target.astype(np.int64)

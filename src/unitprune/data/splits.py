@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
 __all__ = ["DatasetSplits", "make_tensor_dataset", "stratified_split"]
@@ -86,6 +85,8 @@ def stratified_split(
     Falls back to a plain seeded (unstratified) split, with a warning, when some class has
     too few members to be stratified.
     """
+    from sklearn.model_selection import train_test_split  # here: a process that only unpickles splits skips sklearn
+
     labels = np.asarray(labels)
     index = np.arange(len(labels))
     try:

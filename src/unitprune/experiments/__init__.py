@@ -8,16 +8,24 @@
 * :func:`run_demo` is ``unitprune demo``: train the MNIST Table-1 model (cached), sweep, report.
 
 See docs/experiments.md.
+
+The names are imported on first use: a worker process that runs one task function (a sweep
+knob, a simulator batch) imports only that function's modules, not the demo's and the plots'.
 """
 
-from .autotune import AutotuneConfig, AutotuneResult, autotune_percentiles
-from .sweep_config import ALL_METHODS, KNOBS, SweepConfig
-from .demo import DemoConfig, run_demo
-from .evaluation import Evaluation, evaluate_unit_model
-from .pareto import max_skipped_within_drop, pareto_frontier
-from .run_report import render_markdown, summary_table, write_run
-from .results import Point, build_results, load_results
-from .sweep import run_sweep
+from importlib import import_module
+
+#: Where each public name lives (imported on first use).
+_EXPORTS = {
+    "AutotuneConfig": ".autotune", "AutotuneResult": ".autotune", "autotune_percentiles": ".autotune",
+    "ALL_METHODS": ".sweep_config", "KNOBS": ".sweep_config", "SweepConfig": ".sweep_config",
+    "DemoConfig": ".demo", "run_demo": ".demo",
+    "Evaluation": ".evaluation", "evaluate_unit_model": ".evaluation",
+    "max_skipped_within_drop": ".pareto", "pareto_frontier": ".pareto",
+    "render_markdown": ".run_report", "summary_table": ".run_report", "write_run": ".run_report",
+    "Point": ".results", "build_results": ".results", "load_results": ".results",
+    "run_sweep": ".sweep",
+}
 
 __all__ = [
     "ALL_METHODS", "KNOBS", "SweepConfig", "run_sweep",
@@ -27,3 +35,15 @@ __all__ = [
     "pareto_frontier", "max_skipped_within_drop",
     "Point", "build_results", "load_results", "render_markdown", "summary_table", "write_run",
 ]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

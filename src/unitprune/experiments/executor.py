@@ -17,6 +17,11 @@ samples, ...) and runs them through :func:`open_runner`:
   the folder comes back with the result and is unpacked into the same place of the run folder
   as a local run writes it.
 
+:meth:`TaskRunner.run` takes the tasks that can start and, optionally, ``then(task, result)``,
+which returns the tasks a result enables: they are submitted as soon as it lands, so a run whose
+tasks depend on others has no barrier between its stages (``mcu-bench``: a method's simulator
+tasks start when its own operating point is chosen).
+
 The task function is ``fn(shared, *args)`` (plus ``workspace=PATH`` when the task has one): a
 module-level function, the same one whichever executor runs it, with ``threads`` torch threads.
 So every executor computes the same results; only wall times differ.
@@ -41,6 +46,7 @@ import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +59,8 @@ from ..settings_manifest import check_manifest, write_atomic
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ExecutorConfig", "Task", "TaskRunner", "open_runner", "NodeSetupError", "RunFolderError",
-           "EXECUTORS", "TASKS_DIR", "fingerprint"]
+__all__ = ["ExecutorConfig", "Task", "TaskRunner", "open_runner", "executor_session", "NodeSetupError",
+           "RunFolderError", "EXECUTORS", "TASKS_DIR", "fingerprint"]
 
 #: The executors :class:`ExecutorConfig` knows.
 EXECUTORS = ("local", "ray")
@@ -342,45 +348,69 @@ class TaskRunner:
     _pool: Any = None
     _ray_shared: Any = None
     _ray_started: bool = False
+    _keys: set[str] = field(default_factory=set)  # every task key of this run so far
 
-    def run(self, tasks: list[Task]) -> dict[str, Any]:
-        """Run ``tasks`` (those not finished in the task folder); return ``{key: result}`` in task order."""
-        keys = [task.key for task in tasks]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"task keys repeat: {sorted(k for k in set(keys) if keys.count(k) > 1)}")
-        self.bar.total = (self.bar.total or 0) + len(tasks)
-        self.bar.refresh()
+    def run(self, tasks: list[Task], then: Callable[[Task, Any], list[Task]] | None = None) -> dict[str, Any]:
+        """Run ``tasks`` (those not finished in the task folder); return ``{key: result}`` in the order
+        the tasks were given.
+
+        ``then(task, result)``, called in this process as each task's result is in (landed, or
+        loaded from the task folder), returns further tasks (possibly none): they are submitted at
+        once, while the others still run, and run in this same call (their results are returned
+        too). So a task that depends on others is started as soon as those are in, with no barrier
+        between stages of a run."""
         results: dict[str, Any] = {}
-        todo = []
-        for task in tasks:
-            found, value = self.store.load(task.key) if self.store else (False, None)
-            if found:
-                results[task.key] = value
-                self.bar.update(1)
-            else:
-                todo.append(task)
-        if len(todo) < len(tasks):
-            logger.info("resume: %d of %d tasks already done", len(tasks) - len(todo), len(tasks))
-        for task in todo:
+        order: list[str] = []
+        todo: deque[Task] = deque()
+        self._admit(tasks, then, results, order, todo)
+        if self.config.kind == "ray":
+            self._run_ray(todo, then, results, order)
+        elif self.config.workers > 1 and len(todo) + (then is not None) > 1:
+            self._run_pool(todo, then, results, order)
+        else:
+            while todo:
+                task = todo.popleft()
+                value = _run_task(self.shared, task.fn, task.args, self.config.threads, task.tools,
+                                  self._local_workspace(task))
+                self._landed(task, value, then, results, order, todo)
+        return {key: results[key] for key in order}
+
+    def _admit(self, tasks: list[Task], then, results: dict, order: list[str], todo: deque) -> None:
+        """Queue ``tasks`` in ``todo``; those finished in the task folder are loaded instead (and
+        their ``then`` followed)."""
+        pending = deque(tasks)
+        loaded = 0
+        while pending:
+            task = pending.popleft()
+            if task.key in self._keys:
+                raise ValueError(f"task key {task.key!r} repeats")
             if task.workspace is not None and self.run_dir is None:
                 raise ValueError(f"task {task.key} writes files (workspace) but the run has no folder")
-        if self.config.kind == "ray":
-            self._run_ray(todo, results)
-        elif self.config.workers > 1 and len(todo) > 1:
-            self._run_pool(todo, results)
-        else:
-            for task in todo:
-                self._landed(task, _run_task(self.shared, task.fn, task.args, self.config.threads, task.tools,
-                                             self._local_workspace(task)), results)
-        return {key: results[key] for key in keys}
+            self._keys.add(task.key)
+            order.append(task.key)
+            self.bar.total = (self.bar.total or 0) + 1
+            found, value = self.store.load(task.key) if self.store else (False, None)
+            if not found:
+                todo.append(task)
+                continue
+            results[task.key] = value
+            loaded += 1
+            self.bar.update(1)
+            if then is not None:
+                pending.extend(then(task, value))
+        self.bar.refresh()
+        if loaded:
+            logger.info("resume: %d tasks already done", loaded)
 
-    def _landed(self, task: Task, value, results: dict) -> None:
+    def _landed(self, task: Task, value, then, results: dict, order: list[str], todo: deque) -> None:
         if self.store is not None:
             self.store.save(task.key, value)
         results[task.key] = value
         self.ran.append(task.key)
         self.bar.set_postfix_str(task.key, refresh=False)
         self.bar.update(1)
+        if then is not None:
+            self._admit(then(task, value), then, results, order, todo)
 
     def _local_workspace(self, task: Task) -> Path | None:
         if task.workspace is None:
@@ -391,57 +421,59 @@ class TaskRunner:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _run_pool(self, todo: list[Task], results: dict) -> None:
+    def _run_pool(self, todo: deque, then, results: dict, order: list[str]) -> None:
         attempts = 0
-        pending = list(todo)
-        while pending:
+        running: dict[Any, Task] = {}
+        while todo or running:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(max_workers=self.config.workers,
                                                  mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_init_local_worker, initargs=(self.shared,))
-            futures = {self._pool.submit(_local_worker_task, t.fn, t.args, self.config.threads, t.tools,
-                                         self._local_workspace(t)): t for t in pending}
             try:
-                remaining = set(futures)
-                while remaining:
-                    done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        self._landed(futures[future], future.result(), results)
+                while todo:
+                    task = todo.popleft()
+                    running[self._pool.submit(_local_worker_task, task.fn, task.args, self.config.threads,
+                                              task.tools, self._local_workspace(task))] = task
+                done, _ = wait(set(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    value = future.result()
+                    task = running.pop(future)
+                    self._landed(task, value, then, results, order, todo)
             except BrokenProcessPool:
                 attempts += 1
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
-                pending = [t for t in pending if t.key not in results]
+                unfinished = [t for t in running.values() if t.key not in results]
+                running = {}
+                todo.extendleft(reversed(unfinished))
                 if attempts > self.config.retries:
                     raise RuntimeError(f"a worker process died {attempts} times; unfinished tasks: "
-                                       f"{', '.join(t.key for t in pending)}") from None
+                                       f"{', '.join(t.key for t in todo)}") from None
                 logger.warning("a worker process died; running %d unfinished tasks again (attempt %d of %d)",
-                               len(pending), attempts + 1, self.config.retries + 1)
-                continue
+                               len(unfinished), attempts + 1, self.config.retries + 1)
             except BaseException:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
                 raise
-            pending = []
 
-    def _run_ray(self, todo: list[Task], results: dict) -> None:
+    def _run_ray(self, todo: deque, then, results: dict, order: list[str]) -> None:
         import ray
 
         remote = ray.remote(max_retries=self.config.retries, num_cpus=self.config.threads)(_ray_worker_task)
-        refs = {}
-        for task in todo:
-            seed = None
-            if task.workspace is not None and task.keep_workspace and (self.run_dir / task.workspace).is_dir():
-                seed = _pack(self.run_dir / task.workspace)
-            ref = remote.remote([self._ray_shared], task.fn, task.args, self.config.threads, task.tools, seed,
-                                task.workspace is not None)
-            refs[ref] = task
-        remaining = list(refs)
+        running: dict[Any, Task] = {}
         try:
-            while remaining:
-                done, remaining = ray.wait(remaining, num_returns=1)
+            while todo or running:
+                while todo:
+                    task = todo.popleft()
+                    seed = None
+                    if task.workspace is not None and task.keep_workspace and (self.run_dir / task.workspace).is_dir():
+                        seed = _pack(self.run_dir / task.workspace)
+                    ref = remote.remote([self._ray_shared], task.fn, task.args, self.config.threads, task.tools, seed,
+                                        task.workspace is not None)
+                    running[ref] = task
+                done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
-                    task = refs[ref]
+                    task = running.pop(ref)
                     try:
                         value, files = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:
@@ -452,9 +484,9 @@ class TaskRunner:
                         if folder.exists():
                             shutil.rmtree(folder)
                         _unpack(files, folder)
-                    self._landed(task, value, results)
+                    self._landed(task, value, then, results, order, todo)
         except BaseException:
-            for ref in remaining:
+            for ref in running:
                 ray.cancel(ref, force=False)
             raise
 
@@ -491,6 +523,37 @@ def open_runner(config: ExecutorConfig | None, shared: Any, *, run_dir: str | Pa
         yield runner
     finally:
         runner.close()
+
+
+@contextmanager
+def executor_session(config: ExecutorConfig | None, warm: tuple[str, ...] = ()) -> Iterator[None]:
+    """For a whole command (Ray; nothing for the local executor): connect to Ray (or start the local
+    instance) now and start one task per CPU of the cluster that imports the modules ``warm``, not
+    awaited, so that the worker processes boot (Python, Ray, torch, the task modules) while this
+    process loads the model and the data. The runners opened inside use this connection and its
+    workers; it is closed at the end if this call opened it."""
+    if config is None or config.kind != "ray":
+        yield
+        return
+    import ray
+
+    started = _start_ray(config)
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", config.workers))
+        remote = ray.remote(num_cpus=config.threads, max_retries=0)(_warm_worker)
+        for _ in range(max(1, cpus // config.threads)):
+            remote.remote(tuple(warm))  # its result is not needed: the reference is dropped
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _warm_worker(modules: tuple[str, ...]) -> None:
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
 
 
 def _start_ray(config: ExecutorConfig) -> bool:

@@ -24,7 +24,7 @@ from .sweep_config import UNIT_METHODS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["run_sweep_tasks", "sweep_settings", "DEPENDENCIES"]
+__all__ = ["run_sweep_tasks", "sweep_settings", "knob_context", "knob_values", "DEPENDENCIES"]
 
 #: The methods whose measurements a dependent method reuses (unit-autotuned: see ``_dependencies``).
 DEPENDENCIES = {"ttp+unit": ("ttp",), "fatrelu+unit": ("fatrelu",)}
@@ -37,7 +37,7 @@ def _dependencies(method: str, config) -> tuple[str, ...]:
     return DEPENDENCIES.get(method, ())
 
 
-def _knobs(method: str, config) -> tuple[str | None, tuple]:
+def knob_values(method: str, config) -> tuple[str | None, tuple]:
     """The SweepConfig field of ``method``'s knob values and the values (None: one task)."""
     if method in ("fatrelu",):
         return "fatrelu_percentiles", config.fatrelu_percentiles
@@ -50,14 +50,21 @@ def _knobs(method: str, config) -> tuple[str | None, tuple]:
     return None, ()
 
 
-def _method_task(shared: SweepContext, method: str, knob_field: str | None, knob, cache: dict, ttp_steps):
-    """One method at one knob value (all of it without a knob field): (points, TTP steps, seconds)."""
+def knob_context(shared: SweepContext, knob_field: str | None, knob, cache: dict, ttp_steps) -> SweepContext:
+    """The context of one task: ``shared``'s with ``knob`` the only value of ``knob_field`` (none: all
+    of them), the points (``cache``) and TTP models (``ttp_steps``) it builds on, no progress bars."""
     config = replace(shared.config, progress=False)
     if knob_field is not None:
         config = replace(config, **{knob_field: (knob,)})
     context = SweepContext(model=shared.model, splits=shared.splits, config=config,
                            baseline_val_accuracy=shared.baseline_val_accuracy)
     context._cache, context._ttp_steps = dict(cache), ttp_steps
+    return context
+
+
+def _method_task(shared: SweepContext, method: str, knob_field: str | None, knob, cache: dict, ttp_steps):
+    """One method at one knob value (all of it without a knob field): (points, TTP steps, seconds)."""
+    context = knob_context(shared, knob_field, knob, cache, ttp_steps)
     started = time.perf_counter()
     points = METHOD_RUNNERS[method](context)
     return points, (context._ttp_steps if method == "ttp" else None), time.perf_counter() - started
@@ -66,7 +73,7 @@ def _method_task(shared: SweepContext, method: str, knob_field: str | None, knob
 def _tasks(methods: list[str], config, cache: dict, ttp_steps) -> list[Task]:
     tasks = []
     for method in methods:
-        field_name, values = _knobs(method, config)
+        field_name, values = knob_values(method, config)
         own_cache = {d: cache[d] for d in _dependencies(method, config) if d in cache}
         steps = ttp_steps if method == "ttp+unit" else None
         if field_name is None:

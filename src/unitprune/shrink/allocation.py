@@ -16,9 +16,10 @@ salience) and costly (high resource gradient) shrink first, and the counts canno
 overshoot the schedule.
 
 :func:`fit_counts` turns the continuous counts into integer ones that meet the budget exactly by
-the resource model: it removes channels while the model is over the budget, then adds back, one
-channel at a time, the channel with the most salience per unit of resource that still fits, until
-no group can take one more channel.
+the resource model and keep the most salience: it removes channels while the model is over the
+budget, adds back, one channel at a time, the channel with the most salience per unit of resource
+that still fits, until no group can take one more channel, then exchanges channels between groups
+while that keeps more salience.
 """
 
 from __future__ import annotations
@@ -62,8 +63,7 @@ def _relative(values: Mapping[str, object], limits: Mapping[str, float]) -> dict
 
 
 def _evaluate(graph: ResourceGraph, counts, budget: MCUBudget) -> dict:
-    return graph.evaluate(counts, unit_tables=budget.unit_tables, target=budget.target,
-                          conv_block_rows=budget.conv_block_rows)
+    return graph.evaluate(counts, **budget.resource_options())
 
 
 def project_counts(graph: ResourceGraph, counts: Mapping[int, float], values: Mapping[int, float],
@@ -106,24 +106,54 @@ def project_counts(graph: ResourceGraph, counts: Mapping[int, float], values: Ma
 
 def fit_counts(graph: ResourceGraph, counts: Mapping[int, float], salience: Mapping[int, torch.Tensor],
                budget: MCUBudget) -> dict[int, int]:
-    """Integer counts from continuous ``counts`` that fit ``budget`` and cannot take one more channel.
+    """Integer counts from continuous ``counts`` that fit ``budget`` and keep the most salience.
 
-    Start at ``ceil(k_g)``; while over the budget, remove a channel from the group whose integer
-    count exceeds its continuous one the most (ties: the lower marginal salience), which ends at or
-    above ``floor(k)`` (fits whenever ``k`` fits: every term grows with the counts). Then, while some
-    group can take one more channel and still fit, add the channel with the highest salience per
-    unit of added relative usage ``sum_k R_k / B_k`` (a channel that costs nothing first).
-    Widths are ``salience[g].numel()``.
+    The objective is the kept salience (the saliences of the channels that stay, summed), the
+    constraint the budget by the exact resource model. Start at ``ceil(k_g)``; while over the
+    budget, remove a channel from the group whose integer count exceeds its continuous one the
+    most (ties: the lower marginal salience), which ends at or above ``floor(k)`` (fits whenever
+    ``k`` fits: every term grows with the counts). Then fill: while some group can take one more
+    channel and still fit, add the channel with the highest salience per unit of added relative
+    usage ``sum_k R_k / B_k`` (a channel that costs nothing first). Then exchange: take one or two
+    channels out of a group and fill again; keep the result when it keeps more salience, until
+    no such exchange does (a local optimum of the integer problem; a budget that is a maximum over
+    ops, such as peak SRAM, makes the fill alone stop early where a channel of one group at the
+    peak is worth less than one of another group at the same peak). Widths are ``salience[g].numel()``.
     """
     limits = budget.limits()
     widths = {g: int(s.numel()) for g, s in salience.items()}
     ordered = {g: torch.sort(s, descending=True).values for g, s in salience.items()}
+    cumulative = {g: torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(o.double(), 0)])
+                  for g, o in ordered.items()}
     ints = {g: min(widths[g], max(1, math.ceil(float(k) - 1e-9))) for g, k in counts.items()}
 
     def usage(c) -> tuple[dict, float]:
-        values = graph.exact(c, unit_tables=budget.unit_tables, target=budget.target,
-                             conv_block_rows=budget.conv_block_rows).as_dict()
+        values = graph.exact(c, **budget.resource_options()).as_dict()
         return values, sum(float(values[k]) / v for k, v in limits.items())
+
+    def kept(c) -> float:
+        return sum(float(cumulative[g][n]) for g, n in c.items())
+
+    def fill(c: dict[int, int]) -> dict[int, int]:
+        c = dict(c)
+        _, total = usage(c)
+        while True:
+            best = None
+            for g in c:
+                if c[g] >= widths[g]:
+                    continue
+                trial = {**c, g: c[g] + 1}
+                trial_values, trial_total = usage(trial)
+                if over_budget(trial_values, limits):
+                    continue
+                cost = trial_total - total
+                score = (cost <= 0, float(ordered[g][c[g]]) / max(cost, 1e-12))
+                if best is None or score > best[0]:
+                    best = (score, g, trial_total)
+            if best is None:
+                return c
+            c[best[1]] += 1
+            total = best[2]
 
     values, _ = usage(ints)
     while over_budget(values, limits):
@@ -133,21 +163,22 @@ def fit_counts(graph: ResourceGraph, counts: Mapping[int, float], salience: Mapp
         g = max(candidates, key=lambda h: (ints[h] - float(counts[h]), -float(ordered[h][ints[h] - 1])))
         ints[g] -= 1
         values, _ = usage(ints)
-    values, total = usage(ints)
-    while True:
-        best = None
-        for g in ints:
-            if ints[g] >= widths[g]:
-                continue
-            trial = {**ints, g: ints[g] + 1}
-            trial_values, trial_total = usage(trial)
-            if over_budget(trial_values, limits):
-                continue
-            cost = trial_total - total
-            score = (cost <= 0, float(ordered[g][ints[g]]) / max(cost, 1e-12))
-            if best is None or score > best[0]:
-                best = (score, g, trial_total)
-        if best is None:
-            return ints
-        ints[best[1]] += 1
-        total = best[2]
+    if over_budget(values, limits):
+        return ints  # one channel per group does not fit (check_feasible refuses such a budget first)
+    ints = fill(ints)
+    value = kept(ints)
+    improved = True
+    while improved:
+        improved = False
+        for g in sorted(ints, key=lambda h: float(ordered[h][ints[h] - 1])):
+            for out in (1, 2):
+                if ints[g] - out < 1:
+                    continue
+                trial = fill({**ints, g: ints[g] - out})
+                trial_value = kept(trial)
+                if trial_value > value * (1 + 1e-9) + 1e-12:
+                    ints, value, improved = trial, trial_value, True
+                    break
+            if improved:
+                break
+    return ints

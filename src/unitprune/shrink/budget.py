@@ -14,7 +14,10 @@ from ..mcu.export.memory_plan import parse_conv_block_rows
 from ..mcu.targets.specs import LAYOUTS, STACK_RESERVE
 from .resources import RESOURCE_NAMES, ResourceGraph
 
-__all__ = ["MCUBudget", "BudgetError", "PRESETS", "parse_size", "parse_count", "cubic_budget",
+#: The executions a budget counts SRAM for (the export's ``execution``; ``auto`` is the export's choice).
+EXECUTIONS = ("layers", "fused")
+
+__all__ = ["EXECUTIONS", "MCUBudget", "BudgetError", "PRESETS", "parse_size", "parse_count", "cubic_budget",
            "check_feasible", "over_budget"]
 
 
@@ -35,6 +38,10 @@ class MCUBudget:
         target: the exporter target whose descriptor layout SRAM counts (avr, msp430, host).
         conv_block_rows: the exporter's ``conv_block_rows`` the SRAM is counted for (None or
             "plane": whole output planes of conv accumulators, the default; "min": 1 row; an int).
+        execution: the exporter's ``execution`` the SRAM is counted for: ``"layers"`` (layer by
+            layer, the default) or ``"fused"`` (row-streamed, one output row per conv step, the
+            input read row by row: ``unitprune.resources(..., execution="fused")``; the model must
+            be a chain the fused plan streams).
     """
 
     sram_bytes: int | None = None
@@ -44,6 +51,7 @@ class MCUBudget:
     unit_tables: bool = False
     target: str = "avr"
     conv_block_rows: int | str | None = None
+    execution: str = "layers"
 
     def __post_init__(self) -> None:
         for key in RESOURCE_NAMES:
@@ -54,6 +62,8 @@ class MCUBudget:
             raise ValueError("MCUBudget: set at least one of sram_bytes, flash_bytes, macs")
         if self.target not in LAYOUTS:
             raise ValueError(f"MCUBudget.target must be one of {', '.join(LAYOUTS)}, got {self.target!r}")
+        if self.execution not in EXECUTIONS:
+            raise ValueError(f"MCUBudget.execution must be one of {', '.join(EXECUTIONS)}, got {self.execution!r}")
         try:
             parse_conv_block_rows(self.conv_block_rows)
         except ValueError as error:
@@ -62,6 +72,11 @@ class MCUBudget:
     def limits(self) -> dict[str, int]:
         """The constrained resources and their limits."""
         return {k: getattr(self, k) for k in RESOURCE_NAMES if getattr(self, k) is not None}
+
+    def resource_options(self) -> dict:
+        """The options of :meth:`ResourceGraph.evaluate` / ``exact`` this budget counts resources with."""
+        return {"unit_tables": self.unit_tables, "target": self.target, "conv_block_rows": self.conv_block_rows,
+                "execution": self.execution}
 
     def with_(self, **changes) -> "MCUBudget":
         values = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -139,8 +154,7 @@ def over_budget(values: dict, limits: dict[str, int]) -> dict[str, float]:
 
 def check_feasible(graph: ResourceGraph, budget: MCUBudget) -> None:
     """Raise :class:`BudgetError` if even one channel per prunable group exceeds the budget."""
-    smallest = graph.exact({g: 1 for g in graph.prunable_groups()}, unit_tables=budget.unit_tables, target=budget.target,
-                            conv_block_rows=budget.conv_block_rows)
+    smallest = graph.exact({g: 1 for g in graph.prunable_groups()}, **budget.resource_options())
     excess = over_budget(smallest.as_dict(), budget.limits())
     if excess:
         parts = [f"{k} {getattr(smallest, k):,} at the smallest model (1 channel per prunable layer) "

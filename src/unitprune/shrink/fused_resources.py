@@ -19,7 +19,7 @@ from ..activations import FATReLU
 from ..mcu.export.fused_axis import AXES, choose_axis
 from ..mcu.export.fused_plan import FusedChain, Stage, fused_buffers, with_fused_rows
 
-__all__ = ["fused_chain_of_model", "fused_sram_terms", "shape_traced"]
+__all__ = ["fused_chain_of_model", "fused_chain_of_traced", "fused_sram_terms", "shape_traced"]
 
 _ELEMENTWISE = (nn.ReLU, nn.ReLU6, FATReLU, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Identity)
 _POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
@@ -64,7 +64,12 @@ def fused_chain_of_model(model: nn.Module, input_shape: tuple[int, ...],
     Raises ``ValueError`` naming the module the fused plan cannot stream (a second Linear, a
     spatial op after the Linear or the flatten, an unsupported module or function).
     """
-    graph_module = shape_traced(model, input_shape)
+    return fused_chain_of_traced(shape_traced(model, input_shape), input_shape, axis)
+
+
+def fused_chain_of_traced(graph_module: torch.fx.GraphModule, input_shape: tuple[int, ...],
+                          axis: str = "height") -> tuple[FusedChain, int]:
+    """:func:`fused_chain_of_model` of a model already traced by :func:`shape_traced`."""
     modules = dict(graph_module.named_modules())
     stages: list[Stage] = []
     linear_out, flat = 0, False

@@ -23,6 +23,12 @@ real activation (masking both would leave only the depthwise bias in it).
   ``a_c`` (before the mask) is the first-order Taylor estimate of the loss change when channel c
   is removed (an open channel) or added back (a masked one): the channel's salience. It exists
   for masked channels too, which is what lets a masked channel reopen.
+* ``feedback=True`` (DPF's feedback, Lin et al. 2020, on channel outputs): the forward pass is the
+  masked one, but the gradient reaches the channel's output as if its mask were 1, so a masked
+  channel's weights keep learning from the dense gradient and a channel that reopens is not
+  stale; the mask's own gradient (the salience) is the same. Unlike DPF's feedback on masked
+  weights, the masked channel's gradient also reaches the layers before it (their inputs get
+  the gradient of channels that are absent from the forward pass). Off by default.
 * Hard count of a group: the channels with ``theta > 0``.
 """
 
@@ -42,9 +48,11 @@ _PASS_THROUGH = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Dropout, 
 class ChannelGates:
     """Mask vectors for the prunable channel groups of ``model`` (traced as ``graph``)."""
 
-    def __init__(self, model: nn.Module, graph: ResourceGraph, groups: list[int] | None = None):
+    def __init__(self, model: nn.Module, graph: ResourceGraph, groups: list[int] | None = None,
+                 feedback: bool = False):
         self.model = model
         self.graph = graph
+        self.feedback = feedback
         self.groups = list(graph.prunable_groups() if groups is None else groups)
         self.theta: dict[int, nn.Parameter] = {
             g: nn.Parameter(torch.ones(graph.group_sizes[g])) for g in self.groups}
@@ -112,7 +120,12 @@ class ChannelGates:
 
     def _hook(self, group: int):
         def multiply(module, inputs, output):
-            return output * self.theta[group].view(1, -1, *([1] * (output.dim() - 2)))
+            mask = self.theta[group].view(1, -1, *([1] * (output.dim() - 2)))
+            if not self.feedback:
+                return output * mask
+            # forward: output * mask; backward: the output's gradient passes as if the mask were 1
+            # (the masked channel's weights learn from the dense gradient), the mask's is unchanged
+            return output * mask + (output - output.detach()) * (1.0 - mask.detach())
         return multiply
 
     # -- values -------------------------------------------------------------------------------

@@ -16,11 +16,14 @@ Every step:
    salience; the ``floor(k_g)`` most salient are open, the next one is open by ``frac(k_g)``, the
    rest are masked (:func:`.allocation.ranked_mask`, applied by :mod:`.gates` after the BatchNorm,
    before the nonlinearity).
-2. **Training**: the task loss on the masked model; Adam on the weights.
+2. **Training**: the task loss on the masked model; Adam on the weights. With ``feedback`` (the
+   default) the gradient reaches every channel's output as if its mask were 1 (DPF's feedback),
+   so masked channels keep learning and a reopened channel is not stale.
 3. **Salience**: the task gradient of every channel's mask, ``|dCE/dm_c|``, is the first-order
    Taylor estimate of removing (open channel) or adding back (masked channel) the channel; a
    running average (``salience_decay``) is each channel's salience. A masked channel whose
-   salience rises above an open one's takes its place at the next step: closed channels reopen.
+   salience rises above an open one's times ``1 + keep_bonus`` takes its place at the next step:
+   closed channels reopen, but not on the noise of one batch.
 4. **Counts**: every count grows by ``regrow`` channels (up to the channels still in the model),
    then the counts are projected back onto the scheduled budget along the resource gradient
    divided by each group's marginal salience (:func:`.allocation.project_counts`). Growth that
@@ -85,6 +88,11 @@ class ShrinkConfig:
             (the speed at which the allocation can move channels between groups).
         reserve: masked channels kept in the model beyond the open ones (per group: at least
             this many, or 10% of the open ones), the channels that can still reopen.
+        feedback: masked channels keep learning from the dense gradient (:class:`.gates.ChannelGates`).
+        keep_bonus: hysteresis of the ranking: an open channel ranks with its salience times
+            ``1 + keep_bonus``, so a masked channel reopens only when it is that much more salient.
+        relative_value: compare groups by their marginal channel's salience over the mean salience
+            of the group's open channels (scale-free across layers) instead of the raw salience.
         batch_size: examples per step.
         remove_every: steps between physical removals of the channels beyond the reserve.
         seed: seed of the data order.
@@ -99,6 +107,9 @@ class ShrinkConfig:
     salience_decay: float = 0.9
     regrow: float = 0.05
     reserve: int = 2
+    feedback: bool = False
+    keep_bonus: float = 1.0
+    relative_value: bool = False
     batch_size: int = 64
     remove_every: int = 10
     seed: int = 0
@@ -116,6 +127,8 @@ class ShrinkConfig:
             raise ValueError(f"ShrinkConfig.salience_decay must be in [0, 1), got {self.salience_decay}")
         if self.regrow < 0:
             raise ValueError(f"ShrinkConfig.regrow must be >= 0, got {self.regrow}")
+        if self.keep_bonus < 0:
+            raise ValueError(f"ShrinkConfig.keep_bonus must be >= 0, got {self.keep_bonus}")
         if self.reserve < 0:
             raise ValueError(f"ShrinkConfig.reserve must be >= 0, got {self.reserve}")
 
@@ -163,17 +176,35 @@ def _update_salience(gates: ChannelGates, salience: dict[int, torch.Tensor], dec
                 theta.grad = None
 
 
+def _ranking(gates: ChannelGates, salience: dict[int, torch.Tensor], bonus: float) -> dict[int, torch.Tensor]:
+    """The saliences the masks rank by: an open channel's times ``1 + bonus`` (hysteresis)."""
+    if bonus == 0:
+        return salience
+    return {g: v * (1.0 + bonus * (gates.theta[g].detach() > 0).to(v.dtype)) for g, v in salience.items()}
+
+
+def _relative(ranking: dict[int, torch.Tensor], counts: dict[int, float]) -> dict[int, torch.Tensor]:
+    """Each group's saliences over the mean salience of its ``ceil(count)`` top-ranked channels."""
+    out = {}
+    for g, v in ranking.items():
+        top = torch.sort(v, descending=True).values[:max(1, math.ceil(counts[g] - 1e-9))]
+        mean = float(top.mean())
+        out[g] = v / mean if mean > 0 else torch.ones_like(v)
+    return out
+
+
 def _open_counts(counts: dict[int, float]) -> dict[int, int]:
     return {g: max(1, math.ceil(k - 1e-9)) for g, k in counts.items()}
 
 
-def _remove_beyond_reserve(model, graph, gates, example, optimizer, make_optimizer, salience, counts, reserve):
+def _remove_beyond_reserve(model, graph, gates, example, optimizer, make_optimizer, salience, ranking, counts,
+                           reserve):
     """Remove the channels ranked ``reserve`` (at least 10% of the open ones) places beyond the open
     ones; returns the new optimizer and the sliced saliences."""
     drop = {}
     for g, open_ in _open_counts(counts).items():
         keep = open_ + max(reserve, math.ceil(0.1 * open_))
-        ranks = salience_ranks(salience[g])
+        ranks = salience_ranks(ranking[g])
         idx = torch.nonzero(ranks >= keep).flatten().tolist()
         if idx:
             drop[g] = idx
@@ -193,8 +224,7 @@ def _epoch_record(graph: ResourceGraph, budget: MCUBudget, epoch: int, pruning: 
                   val: float, budgets: dict[str, float], open_counts: dict[int, int], counts: dict[int, float],
                   reopened: int, seconds: float) -> dict[str, Any]:
     """One row of :attr:`ShrinkResult.history` (the exact resources are those of the open channels)."""
-    now = graph.exact(open_counts, unit_tables=budget.unit_tables, target=budget.target,
-                      conv_block_rows=budget.conv_block_rows)
+    now = graph.exact(open_counts, **budget.resource_options())
     return {"epoch": epoch, "phase": "prune" if pruning else "finetune", "train_loss": train_loss,
             "val_accuracy": val, **{k: getattr(now, k) for k in RESOURCE_NAMES},
             **{f"budget_{k}": value for k, value in budgets.items()},
@@ -203,13 +233,14 @@ def _epoch_record(graph: ResourceGraph, budget: MCUBudget, epoch: int, pruning: 
             "reopened": reopened, "seconds": seconds}
 
 
-def _end_pruning(work, graph, gates, example, salience, counts, budget) -> dict[int, int]:
-    """Integer counts that meet the budget exactly, their most salient channels open, the rest
-    removed, the masks folded into the weights. Returns the counts."""
-    ints = fit_counts(graph, counts, salience, budget)
+def _end_pruning(work, graph, gates, example, ranking, values, counts, budget) -> dict[int, int]:
+    """Integer counts that meet the budget exactly and keep the most of ``values`` (the saliences
+    groups are compared by), their top-``ranking`` channels open, the rest removed, the masks
+    folded into the weights. Returns the counts."""
+    ints = fit_counts(graph, counts, values, budget)
     drop = {}
     for g, n in ints.items():
-        ranks = salience_ranks(salience[g])
+        ranks = salience_ranks(ranking[g])
         gates.set(g, (ranks < n).to(torch.float32))
         idx = torch.nonzero(ranks >= n).flatten().tolist()
         if idx:
@@ -244,8 +275,7 @@ def shrink(
     input_shape = tuple(input_shape or getattr(model, "input_shape", None) or train_data.tensors[0].shape[1:])
     work = copy.deepcopy(model)
     graph = trace_resources(work, input_shape)
-    before = graph.exact(unit_tables=budget.unit_tables, target=budget.target,
-                         conv_block_rows=budget.conv_block_rows)
+    before = graph.exact(**budget.resource_options())
     check_feasible(graph, budget)
     limits = budget.limits()
     example = torch.zeros(1, *input_shape)
@@ -253,7 +283,7 @@ def shrink(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
     generator = torch.Generator().manual_seed(config.seed)
-    gates = ChannelGates(work, graph)
+    gates = ChannelGates(work, graph, feedback=config.feedback)
 
     def make_optimizer(params, extra):  # the masks are set by the method, not by the optimizer
         return torch.optim.Adam(params, lr=config.lr)
@@ -278,9 +308,10 @@ def shrink(
             loss_sum, reopened = 0.0, 0
             for x, y in batches(train_data, config.batch_size, generator):
                 if pruning:
+                    ranking = _ranking(gates, salience, config.keep_bonus)
                     for g in gates.groups:
                         was_masked = gates.theta[g].detach() <= 0
-                        gates.set(g, ranked_mask(counts[g], salience[g]))
+                        gates.set(g, ranked_mask(counts[g], ranking[g]))
                         reopened += int((was_masked & (gates.theta[g].detach() > 0)).sum())
                 loss = loss_fn(work(x), y)
                 optimizer.zero_grad(set_to_none=True)
@@ -292,14 +323,19 @@ def shrink(
                     budgets = {k: cubic_budget(initial[k], limits[k], step, tighten_steps) for k in limits}
                     widths = {g: float(graph.group_sizes[g]) for g in gates.groups}
                     grown = {g: min(widths[g], counts[g] + config.regrow) for g in gates.groups}
-                    values = {g: marginal_value(grown[g], salience[g]) for g in gates.groups}
+                    ranking = _ranking(gates, salience, config.keep_bonus)
+                    compared = _relative(ranking, grown) if config.relative_value else ranking
+                    values = {g: marginal_value(grown[g], compared[g]) for g in gates.groups}
                     counts = project_counts(graph, grown, values, budgets, budget)
                     step += 1
                     if step % config.remove_every == 0:
                         optimizer, salience = _remove_beyond_reserve(work, graph, gates, example, optimizer,
-                                                                     make_optimizer, salience, counts, config.reserve)
+                                                                     make_optimizer, salience, ranking, counts,
+                                                                     config.reserve)
             if pruning and epoch == config.pruning_epochs:
-                ints = _end_pruning(work, graph, gates, example, salience, counts, budget)
+                ranking = _ranking(gates, salience, config.keep_bonus)
+                compared = _relative(ranking, counts) if config.relative_value else ranking
+                ints = _end_pruning(work, graph, gates, example, ranking, compared, counts, budget)
                 counts = {g: float(n) for g, n in ints.items()}
                 optimizer = torch.optim.Adam(work.parameters(), lr=config.lr)
             val = evaluate(work, val_data)
@@ -319,8 +355,7 @@ def shrink(
     if best_state is not None:
         work.load_state_dict(best_state)
     work.eval()
-    after = graph.exact(unit_tables=budget.unit_tables, target=budget.target,
-                        conv_block_rows=budget.conv_block_rows)
+    after = graph.exact(**budget.resource_options())
     excess = over_budget(after.as_dict(), limits)
     if excess:  # fit_counts guarantees this cannot happen; never return an over-budget model
         raise BudgetError(f"shrink ended over budget: {excess}")

@@ -57,6 +57,7 @@ from torch import nn
 from ..mcu.export.memory_plan import conv_scratch_bytes, parse_conv_block_rows
 from ..mcu.export.fused_plan import fused_rows_choices
 from ..mcu.targets.specs import EXPORT_TARGETS, LAYOUTS, STACK_RESERVE, descriptor_bytes
+from .fused_counts import FusedCounts, fused_counts_of
 from .fused_resources import fused_sram_terms, shape_traced
 
 __all__ = ["Resources", "ResourceGraph", "LayerInfo", "trace_resources", "resources", "RESOURCE_NAMES",
@@ -150,6 +151,7 @@ class ResourceGraph:
     output_group: int
     fixed_groups: set[int] = field(default_factory=set)
     conv_planes: dict[int, tuple[int, int]] = field(default_factory=dict)  # conv op index -> (out_h, out_w)
+    fused: Any = None  # the fused plan's terms (fused_counts.FusedCounts), or why the plan cannot stream the model
 
     def find(self, group: int) -> int:
         while self.parent[group] != group:
@@ -176,11 +178,14 @@ class ResourceGraph:
         return counts.get(root, self.group_sizes[root])
 
     def evaluate(self, counts: Mapping[int, Any] | None = None, *, unit_tables: bool = False,
-                 target: str = "avr", conv_block_rows=None) -> dict[str, Any]:
+                 target: str = "avr", conv_block_rows=None, execution: str = "layers") -> dict[str, Any]:
         """Resource terms for the given channel counts: ints for int counts, tensors for tensors.
 
         ``conv_block_rows``: the exporter's option (None/"plane": whole output planes, "min": 1
-        row, an int): the conv scratch is ``4 * B * out_w``.
+        row, an int): the conv scratch is ``4 * B * out_w``. ``execution="fused"``: the SRAM terms
+        of the fused, row-streamed plan with one output row per conv step (:mod:`.fused_counts`;
+        ``input_bytes`` 0, the input read row by row; ``conv_block_rows`` does not apply), equal
+        to ``resources(..., execution="fused")`` of the model with these counts.
         Returns a dict with the fields of :class:`Resources` (``peak_op``: the op name of the
         arena peak, computed from the values as given).
         """
@@ -211,6 +216,28 @@ class ResourceGraph:
         if target == "avr" and avr.needs_far_tables(flash_value) and flash_value <= avr.far_flash_bytes:
             target = "avr-far"  # the exporter gives such a model far table pointers (TargetSpec.needs_far_tables)
         descriptors = descriptor_bytes(convs, linears, 0, LAYOUTS[target])
+        if execution == "fused":
+            if not isinstance(self.fused, FusedCounts):
+                raise ValueError(f"execution='fused': {self.fused or 'the model was not traced by trace_resources'}")
+            fused = self.fused.terms(c)
+            arena, scratch, output_bytes, peak_op = (fused["arena_bytes"], fused["scratch_bytes"],
+                                                     fused["output_bytes"], fused["peak_op"])
+            input_bytes = 0
+        elif execution == "layers":
+            arena, scratch, input_bytes, output_bytes, peak_op = self._layer_sram(c, block_rows)
+        else:
+            raise ValueError(f"execution must be 'layers' or 'fused', got {execution!r}")
+        return {
+            "flash_bytes": flash,
+            "sram_bytes": arena + scratch + descriptors + input_bytes + output_bytes, "macs": macs,
+            "arena_bytes": arena, "scratch_bytes": scratch, "descriptor_bytes": descriptors,
+            "input_bytes": input_bytes, "output_bytes": output_bytes,
+            "weight_bytes": weight, "bias_bytes": bias, "requant_bytes": requant, "tau_bytes": tau,
+            "peak_op": peak_op,
+        }
+
+    def _layer_sram(self, c, block_rows) -> tuple:
+        """The layer-by-layer plan's arena, scratch, input and output bytes and the op of the arena peak."""
         live_totals, scratches = [], []
         for i, _ in enumerate(self.op_names):
             total = 0
@@ -231,14 +258,8 @@ class ResourceGraph:
             b.io and b.born >= 0 for b in self.buffers) else input_buffer
         input_bytes = c(input_buffer.group) * input_buffer.per_channel
         output_bytes = c(output_buffer.group) * output_buffer.per_channel
-        return {
-            "flash_bytes": flash,
-            "sram_bytes": arena + scratch + descriptors + input_bytes + output_bytes, "macs": macs,
-            "arena_bytes": arena, "scratch_bytes": scratch, "descriptor_bytes": descriptors,
-            "input_bytes": input_bytes, "output_bytes": output_bytes,
-            "weight_bytes": weight, "bias_bytes": bias, "requant_bytes": requant, "tau_bytes": tau,
-            "peak_op": self.op_names[peak_index],
-        }
+        peak_op = self.op_names[peak_index]
+        return arena, scratch, input_bytes, output_bytes, peak_op
 
     def exact(self, counts: Mapping[int, int] | None = None, **kwargs) -> Resources:
         """:meth:`evaluate` with integer counts, as a :class:`Resources` of Python ints."""
@@ -295,7 +316,14 @@ def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bo
 
 def trace_resources(model: nn.Module, input_shape: tuple[int, ...]) -> ResourceGraph:
     """Trace ``model`` (``torch.fx``) on a zero input of ``(1, *input_shape)`` into a :class:`ResourceGraph`."""
-    return _Builder(shape_traced(model, input_shape)).build()
+    traced = shape_traced(model, input_shape)
+    graph = _Builder(traced).build()
+    try:
+        graph.fused = fused_counts_of(traced, input_shape, {l.name: l.out_group for l in graph.layers if l.kind == "conv"},
+                                      graph.input_group, graph.find)
+    except ValueError as error:  # the fused plan cannot stream it: said when execution="fused" is asked for
+        graph.fused = str(error)
+    return graph
 
 
 class _Builder:

@@ -5,8 +5,9 @@ The route, per method:
 1. **Operating point.** The sweep's own method functions (:data:`unitprune.experiments.methods.METHOD_RUNNERS`)
    measure every knob value of the float model; every knob is quantized and the point kept is
    chosen by the budget rule (:mod:`unitprune.accuracy_budget`, ``confidence``) on the *quantized* paired
-   validation outcomes (the integer reference on the validation split) against the quantized dense
-   model: the most aggressive knob admitted, scanning from the mildest, else the mildest knob.
+   validation outcomes (the integer reference on the validation split, computed by
+   :func:`unitprune.mcu.fast_reference.run_fast`) against the quantized dense model: the most
+   aggressive knob admitted, scanning from the mildest, else the mildest knob.
 2. **Quantize** (:func:`unitprune.mcu.quantize`, calibrated on the validation inputs) with the
    method's kernels: ``dense``, ``zeroskip`` (the static-sparse kernels: only the nonzero
    weights stored, zero activations multiplied and counted as skipped; docs/kernels.md "Static
@@ -36,17 +37,18 @@ import numpy as np
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ...baselines import calibrate_fatrelu, with_fatrelu
+from ...baselines import set_fatrelu_thresholds, with_fatrelu
 from ...accuracy_budget import DEFAULT_CONFIDENCE, paired_outcome, select_operating_point, validate_confidence
-from ...calibrate import calibrate
+from ...calibrate import set_thresholds
 from ...config import UnITConfig
 from ...convert import convert
 from ...counts import MacCounts
-from ..evaluation import dataset_tensors
+from ..evaluation import dataset_tensors, evaluate_unit_model
 from ..methods import METHOD_RUNNERS, SweepContext, ttp_steps
 from ..sweep_config import SweepConfig
 from ...mcu import targets
 from ...mcu.export import export_c
+from ...mcu.fast_reference import run_fast
 from ...mcu.host_runner import run_exported
 from ...mcu.qmodel import QuantizedModel
 from ...mcu.quantize import quantize
@@ -55,7 +57,8 @@ from ...mcu.reference import quantize_input, run_reference
 logger = logging.getLogger(__name__)
 
 __all__ = ["BenchConfig", "McuMethod", "METHODS", "NOT_MEASURED", "OperatingPoint", "ROW_KEYS", "measure_target",
-           "run_bench", "select_operating_points"]
+           "run_bench", "select_operating_points", "choose_candidate", "dense_float_val_accuracy",
+           "fixed_point", "int8_test", "quantized_candidate", "record_test"]
 
 #: The keys of every row of ``mcu.json``, in this order.
 ROW_KEYS = ("model", "target", "method", "knob", "quantized_accuracy", "macs_skipped_fraction", "cycles",
@@ -170,9 +173,10 @@ class OperatingPoint:
 
 
 def int8_correct(qmodel: QuantizedModel, split) -> tuple[np.ndarray, MacCounts]:
-    """Per sample of ``split``: the integer reference classifies it correctly; and the MAC counters."""
+    """Per sample of ``split``: the integer reference classifies it correctly; and the MAC counters
+    (computed by :func:`unitprune.mcu.fast_reference.run_fast`, the reference's results bit for bit)."""
     x, y = dataset_tensors(split)
-    outputs, counts = run_reference(qmodel, quantize_input(qmodel, x))
+    outputs, counts = run_fast(qmodel, quantize_input(qmodel, x))
     return outputs.reshape(len(x), -1).argmax(axis=1) == y.numpy(), sum(counts.values(), MacCounts())
 
 
@@ -182,39 +186,32 @@ def int8_accuracy(qmodel: QuantizedModel, split) -> tuple[float, MacCounts]:
 
 
 def _float_model(context: SweepContext, method: McuMethod, point) -> nn.Module:
-    """The float model of one sweep point, rebuilt as the method function built it."""
-    calibration = context.calibration_inputs
+    """The float model of one sweep point, rebuilt as the method function built it, with the point's
+    recorded thresholds (UnIT and FATReLU: set, not recalibrated; the sweep calibrated them on these
+    same inputs)."""
     if method.sweep_method == "ttp":
         return next(s.model for s in ttp_steps(context) if s.target_sparsity == point.knob)
     if method.sweep_method == "fatrelu":
-        return _fatrelu_model(context, point.knob, point.details["fatrelu_thresholds"], method)
+        return _fatrelu_model(context, point.details["fatrelu_thresholds"])
     if method.sweep_method.startswith("unit-"):
         base, approx = context.model, point.details["approx"]
     elif method.sweep_method == "ttp+unit":
         base = next(s.model for s in ttp_steps(context) if s.target_sparsity == point.details["ttp_sparsity"])
         approx = point.details["approx"]
     elif method.sweep_method == "fatrelu+unit":
-        base = _fatrelu_model(context, point.details["fatrelu_percentile"], point.details["fatrelu_thresholds"],
-                              method)
+        base = _fatrelu_model(context, point.details["fatrelu_thresholds"])
         approx = point.details["approx"]
     else:
         raise ValueError(f"no float model for sweep method {method.sweep_method!r}")
     unit_model = convert(base, UnITConfig(approx=approx))
-    thresholds = calibrate(unit_model, calibration, percentile=point.knob)
-    got = {name: [float(t) for t in values] for name, values in thresholds.items()}
-    if got != point.details["thresholds"]:
-        raise RuntimeError(f"{method.name} at percentile {point.knob}: recalibration gave other thresholds than "
-                           "the sweep's point (calibration is not deterministic?)")
+    set_thresholds(unit_model, point.details["thresholds"])
     return unit_model
 
 
-def _fatrelu_model(context: SweepContext, percentile: float, expected: dict, method: McuMethod) -> nn.Module:
-    """The sweep's FATReLU model at ``percentile`` (plain FATReLU modules: the int8 route quantizes them)."""
+def _fatrelu_model(context: SweepContext, thresholds: dict) -> nn.Module:
+    """The sweep's FATReLU model with its thresholds (plain FATReLU modules: the int8 route quantizes them)."""
     model = with_fatrelu(context.model)
-    thresholds = calibrate_fatrelu(model, context.calibration_inputs, percentile)
-    if thresholds != expected:
-        raise RuntimeError(f"{method.name} at FATReLU percentile {percentile}: recalibration gave other thresholds "
-                           "than the sweep's point (calibration is not deterministic?)")
+    set_fatrelu_thresholds(model, thresholds)
     return model.eval()
 
 
@@ -232,47 +229,82 @@ def _quantized_point(context, method: McuMethod, float_model: nn.Module, knob, f
 
 
 def _measure_test(context, point: OperatingPoint) -> None:
-    point.quantized_accuracy, counts = int8_accuracy(point.qmodel, context.splits.test)
-    point.macs_skipped_fraction = counts.skipped_fraction
+    point.quantized_accuracy, point.macs_skipped_fraction = int8_test(point.qmodel, context.splits)
+
+
+def int8_test(qmodel: QuantizedModel, splits) -> tuple[float, float]:
+    """``(accuracy, skipped fraction of the MACs)`` of the integer reference on the test split."""
+    accuracy, counts = int8_accuracy(qmodel, splits.test)
+    return accuracy, counts.skipped_fraction
+
+
+def dense_float_val_accuracy(context: SweepContext) -> float:
+    """The float unpruned model's validation accuracy (UnIT layers at ``T = 0``, as the sweep measures it)."""
+    return evaluate_unit_model(convert(context.model, UnITConfig()), context.splits.val,
+                               context.config.eval_batch_size).accuracy
+
+
+def fixed_point(context: SweepContext, name: str, float_val_accuracy: float) -> OperatingPoint:
+    """A method without a knob (``dense``, ``zeroskip``): the model itself quantized, on validation and test."""
+    return _quantized_point(context, METHODS[name], context.model, None, float_val_accuracy, {})
+
+
+def quantized_candidate(context: SweepContext, method: McuMethod, float_point) -> OperatingPoint:
+    """One knob value of a swept method: the sweep point's float model rebuilt, quantized and measured
+    on validation (its test split only if it is chosen: :func:`choose_candidate`, :func:`record_test`)."""
+    return _quantized_point(context, method, _float_model(context, method, float_point), float_point.knob,
+                            float_point.val_accuracy,
+                            {k: v for k, v in float_point.details.items() if k != "thresholds"}, test=False)
+
+
+def choose_candidate(reference: OperatingPoint, candidates: list[OperatingPoint], config: BenchConfig
+                     ) -> OperatingPoint:
+    """The budget rule over one method's candidates, scanned by knob, against the quantized dense
+    ``reference``: the chosen candidate, with every knob tried and the selection in its details."""
+    candidates = sorted(candidates, key=lambda c: c.knob)
+    selection = select_operating_point([paired_outcome(reference.val_correct, c.val_correct) for c in candidates],
+                                       config.budget, config.confidence)
+    point = candidates[selection.index]
+    point.details["tried"] = [{"knob": c.knob, "quantized_val_accuracy": c.quantized_val_accuracy,
+                               **({} if a is None else {"val_drop": a.drop_points, "val_drop_bound": a.bound_points,
+                                                        "admissible": a.admissible})}
+                              for c, a in zip(candidates, selection.assessments)]
+    assessment = selection.assessments[selection.index]
+    point.details["selection"] = {"val_drop": assessment.drop_points, "val_drop_bound": assessment.bound_points,
+                                  "confidence": config.confidence, "fallback": selection.fallback}
+    return point
+
+
+def record_test(point: OperatingPoint, reference: OperatingPoint, measured: tuple[float, float]) -> None:
+    """Set a chosen candidate's test accuracy and skipped fraction (:func:`int8_test`) and its test drop."""
+    point.quantized_accuracy, point.macs_skipped_fraction = measured
+    point.details["selection"]["test_drop"] = 100.0 * (reference.quantized_accuracy - point.quantized_accuracy)
+    logger.info("%s: knob %s, int8 val %.4f (dense int8 %.4f, bound %.2f pts at %g), int8 test %.4f, "
+                "skipped %.3f", point.method.name, point.knob, point.quantized_val_accuracy,
+                reference.quantized_val_accuracy, point.details["selection"]["val_drop_bound"],
+                point.details["selection"]["confidence"], point.quantized_accuracy, point.macs_skipped_fraction)
 
 
 def select_operating_points(model: nn.Module, splits, config: BenchConfig) -> dict[str, OperatingPoint]:
-    """Each method's int8 model at its operating point (module docstring, step 1-2)."""
+    """Each method's int8 model at its operating point (module docstring, step 1-2), in this process
+    (``run_bench`` runs the same steps as tasks: :mod:`.bench_tasks`)."""
     context = SweepContext(model=model.eval(), splits=splits, config=config.sweep)
-    from ..methods import baseline_evaluations
-
-    _, context.baseline_val_accuracy = baseline_evaluations(context)
+    float_val_accuracy = dense_float_val_accuracy(context)
     chosen: dict[str, OperatingPoint] = {}
     reference = None
     for name in tqdm(["dense", *[m for m in config.methods if m != "dense"]], desc="operating points",
                      disable=not config.progress, leave=False):
         method = METHODS[name]
         if method.sweep_method is None:
-            point = _quantized_point(context, method, model, None, context.baseline_val_accuracy, {})
+            point = fixed_point(context, name, float_val_accuracy)
             if name == "dense":
                 reference = point
             if name in config.methods:
                 chosen[name] = point
             continue
-        candidates = [_quantized_point(context, method, _float_model(context, method, p), p.knob, p.val_accuracy,
-                                       {k: v for k, v in p.details.items() if k != "thresholds"}, test=False)
-                      for p in sorted(METHOD_RUNNERS[method.sweep_method](context), key=lambda p: p.knob)]
-        selection = select_operating_point([paired_outcome(reference.val_correct, c.val_correct) for c in candidates],
-                                           config.budget, config.confidence)
-        point = candidates[selection.index]
-        _measure_test(context, point)
-        point.details["tried"] = [{"knob": c.knob, "quantized_val_accuracy": c.quantized_val_accuracy,
-                                   **({} if a is None else {"val_drop": a.drop_points, "val_drop_bound": a.bound_points,
-                                                            "admissible": a.admissible})}
-                                  for c, a in zip(candidates, selection.assessments)]
-        assessment = selection.assessments[selection.index]
-        point.details["selection"] = {"val_drop": assessment.drop_points, "val_drop_bound": assessment.bound_points,
-                                      "confidence": config.confidence, "fallback": selection.fallback,
-                                      "test_drop": 100.0 * (reference.quantized_accuracy - point.quantized_accuracy)}
-        logger.info("%s: knob %s, int8 val %.4f (dense int8 %.4f, bound %.2f pts at %g), int8 test %.4f, "
-                    "skipped %.3f", name, point.knob, point.quantized_val_accuracy, reference.quantized_val_accuracy,
-                    assessment.bound_points, config.confidence, point.quantized_accuracy,
-                    point.macs_skipped_fraction)
+        candidates = [quantized_candidate(context, method, p) for p in METHOD_RUNNERS[method.sweep_method](context)]
+        point = choose_candidate(reference, candidates, config)
+        record_test(point, reference, int8_test(point.qmodel, splits))
         chosen[name] = point
     return chosen
 
@@ -299,20 +331,22 @@ def _emitted(run: targets.RunResult, output_size: int) -> np.ndarray:
 
 
 def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_dir: Path, layer_samples: int,
-                   max_cycles: int = 2_000_000_000, conv_block_rows=None) -> dict:
+                   max_cycles: int = 2_000_000_000, conv_block_rows=None, execution: str = "auto",
+                   fused_rows="auto") -> dict:
     """Export ``qmodel`` for ``target``, run it on the simulator and check it (module docstring, step 3).
 
     ``x_q``: the int8 samples (all run by the per-inference firmware; the first ``layer_samples``
     by the per-layer one). The export goes to ``work_dir/export``, the builds to
     ``work_dir/build-*`` (``work_dir`` must not hold an earlier export). ``conv_block_rows``: the
-    export option (None: the whole plane). Returns the measured part of a row plus ``checks`` (what
-    was compared).
+    export option (None: the whole plane). ``execution`` and ``fused_rows``: the export's options
+    (default: fused only when layer by layer does not fit the chip, with the most rows per conv step
+    that fit). Returns the measured part of a row plus ``checks`` (what was compared).
     """
     out_dir = Path(work_dir) / "export"
-    # fused (row-streamed) when layer by layer does not fit the chip's SRAM (the KWS model on AVR),
-    # with the most output rows per conv step that fit
+    # by default fused (row-streamed) when layer by layer does not fit the chip's SRAM (the KWS model
+    # on AVR), with the most output rows per conv step that fit
     result = export_c(qmodel, out_dir, target=EXPORT_TARGET[target], samples=x_q, conv_block_rows=conv_block_rows,
-                      execution="auto", fused_rows="auto")
+                      execution=execution, fused_rows=fused_rows)
     host_outputs, host_counts = run_exported(out_dir, x_q)
     reference, reference_counts = run_reference(qmodel, x_q)
     reference = reference.reshape(len(x_q), -1)
@@ -382,7 +416,8 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
     (:class:`unitprune.experiments.executor.ExecutorConfig`, default: in this process). Returns the
     ``mcu.json`` document: ``rows`` (one per method and target, keys :data:`ROW_KEYS`),
     ``details`` (per row: checks, knob search, float accuracy), ``energy`` (the estimate's source per
-    target), ``not_measured`` and the settings and tool versions.
+    target), ``not_measured``, ``not_fitted`` (method, target, knob and why of each row whose export or
+    firmware does not fit the target: no row) and the settings and tool versions.
     """
     from ..executor import ExecutorConfig
     from ..provenance import environment_record
@@ -402,9 +437,13 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
     points, measured_rows = run_bench_tasks(model, splits, config, run_dir, executor, threads,
                                             batch_samples or DEFAULT_BATCH_SAMPLES)
     name = model_name or getattr(model, "name", type(model).__name__)
-    rows, details = [], []
+    rows, details, not_fitted = [], [], []
     for method, target, measured in measured_rows:
         point = points[method]
+        if "does_not_fit" in measured:  # listed in mcu.md with the reason (e.g. the KWS tables on the MSP430)
+            not_fitted.append({"method": method, "target": target, "knob": point.knob, "why": measured["does_not_fit"]})
+            logger.info("%s on %s does not fit: %s", method, target, measured["does_not_fit"])
+            continue
         checks = measured.pop("checks")
         seconds = measured.pop("seconds")
         rows.append({"model": name, "target": target, "method": method, "knob": point.knob,
@@ -421,7 +460,7 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
         "energy": {t: {"nj_per_cycle": targets.ENERGY_MODELS[t].nj_per_cycle,
                        "source": targets.ENERGY_MODELS[t].citation, "note": "ESTIMATE: cycles x datasheet figure"}
                    for t in config.targets},
-        "not_measured": {m: NOT_MEASURED[m] for m in NOT_MEASURED},
+        "not_measured": {m: NOT_MEASURED[m] for m in NOT_MEASURED}, "not_fitted": not_fitted,
         "methods": {m: METHODS[m].description for m in config.methods},
         "config": {"targets": list(config.targets), "methods": list(config.methods), "samples": config.samples,
                    "layer_samples": config.layer_samples, "budget_points": config.budget,

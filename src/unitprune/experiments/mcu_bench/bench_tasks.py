@@ -1,49 +1,121 @@
-"""The tasks of ``mcu-bench``, run by :mod:`.executor` (here or on Ray).
+"""The tasks of ``mcu-bench``, run by :mod:`..executor` (here or on Ray) as one graph without barriers.
 
-1. One task per MCU method chooses its operating point (:func:`unitprune.experiments.mcu_bench.bench.select_operating_points`
-   with that method and the ``dense`` reference; the same function on the same inputs as a run of
-   all methods in one process, so the same point).
-2. One task per method, target and batch of at most ``batch_samples`` test samples exports, builds
-   and runs the firmware in the simulator (:func:`unitprune.experiments.mcu_bench.bench.measure_target`); its files
-   go to ``work/METHOD-TARGET`` (one batch) or ``work/METHOD-TARGET-bN``. The per-layer firmware
-   runs in the first batch only. A row merges its batches: the median over every sample's cycles,
-   the samples checked added up, bit-exact if every batch is; flash and SRAM are the first batch's
-   firmware (flash without its embedded samples).
+1. **Operating points**, one task per method and knob value (the steps of
+   :func:`unitprune.experiments.mcu_bench.bench.select_operating_points`, cut at the sweep's grain):
+
+   * ``point-dense`` (always: the budget's reference) and ``point-zeroskip``: the model quantized,
+     on validation and test.
+   * ``point-METHOD=KNOB`` for a swept method: the sweep's float point at that knob
+     (:data:`unitprune.experiments.methods.METHOD_RUNNERS` on a one-knob context, as the sweep's
+     tasks do), its float model quantized and measured on validation.
+   * what a method builds on: ``ttp-schedule`` (TTP's pruning and fine-tuning schedule, sequential,
+     one task) before ``point-ttp=S`` and ``point-ttp+unit=P``; every FATReLU knob's float point
+     before ``point-fatrelu+unit=P`` (``point-fatrelu=P`` when fatrelu is measured too, else
+     ``float-fatrelu=P``).
+
+   As soon as ``point-dense`` and every knob of a method are in, this process chooses the method's
+   point (:func:`unitprune.experiments.mcu_bench.bench.choose_candidate`) and submits its tasks:
+   ``test-METHOD`` (the chosen int8 model on the test split) and the measure tasks below. Other
+   methods' point tasks keep running meanwhile; no stage waits for every method.
+2. **Measure**, one task per method, target and batch of at most ``batch_samples`` test samples:
+   export, build and run the firmware in the simulator
+   (:func:`unitprune.experiments.mcu_bench.bench.measure_target`); its files go to
+   ``work/METHOD-TARGET`` (one batch) or ``work/METHOD-TARGET-bN``. The per-layer firmware runs in
+   the first batch only. A row merges its batches: the median over every sample's cycles, the
+   samples checked added up, bit-exact if every batch is; flash and SRAM are the first batch's
+   firmware (flash without its embedded samples). A row whose export or firmware does not fit the
+   target (``ExportError``, ``FirmwareTooLarge``) is ``{"does_not_fit": why}``.
+
+Every task computes what ``select_operating_points`` computes for it, on the same inputs, and the
+choice and merges happen in this process, so the files are the same with any executor and worker
+count. The task folder's manifest records this grain (:data:`TASK_GRAIN`): a folder cut otherwise
+is not resumed.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..executor import ExecutorConfig, Task, fingerprint, open_runner
 
-__all__ = ["bench_settings", "run_bench_tasks", "DEFAULT_BATCH_SAMPLES"]
+__all__ = ["bench_settings", "run_bench_tasks", "DEFAULT_BATCH_SAMPLES", "TASK_GRAIN"]
 
 #: Test samples per simulator task: large enough that a batch's build costs little next to its runs.
 DEFAULT_BATCH_SAMPLES = 25
+#: How the run is cut into tasks (recorded in the task folder's manifest; module docstring).
+TASK_GRAIN = "operating point per method and knob value, measure per method, target and batch"
 
 
-def _select_task(shared: dict, method: str):
-    from .bench import select_operating_points
+def _context(shared: dict):
+    from ..methods import SweepContext
 
-    config = replace(shared["config"], methods=("dense", method) if method != "dense" else ("dense",), progress=False)
-    return select_operating_points(shared["model"], shared["splits"], config)[method]
+    return SweepContext(model=shared["model"], splits=shared["splits"], config=shared["config"].sweep)
+
+
+def _fixed_point_task(shared: dict, method: str):
+    from .bench import dense_float_val_accuracy, fixed_point
+
+    context = _context(shared)
+    return fixed_point(context, method, dense_float_val_accuracy(context))
+
+
+def _ttp_schedule_task(shared: dict):
+    """TTP's schedule: its float points and the pruned models of its steps."""
+    from ..sweep_tasks import knob_context
+    from ..methods import METHOD_RUNNERS
+
+    context = knob_context(_context(shared), None, None, {}, None)
+    return METHOD_RUNNERS["ttp"](context), context._ttp_steps
+
+
+def _knob_task(shared: dict, method: str, knob_field: str | None, knob, cache: dict, ttp_steps, quantize: bool):
+    """``method`` (an mcu-bench method) at one knob value: ``(float point, int8 candidate or None)``."""
+    from ..methods import METHOD_RUNNERS
+    from ..sweep_tasks import knob_context
+    from .bench import METHODS, quantized_candidate
+
+    mcu_method = METHODS[method]
+    context = knob_context(_context(shared), knob_field, knob, cache, ttp_steps)
+    float_point = next(p for p in METHOD_RUNNERS[mcu_method.sweep_method](context) if p.knob == knob)
+    return float_point, quantized_candidate(context, mcu_method, float_point) if quantize else None
+
+
+def _test_task(shared: dict, qmodel):
+    from .bench import int8_test
+
+    return int8_test(qmodel, shared["splits"])
 
 
 def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, layer_samples: int, max_cycles: int, *,
                   workspace: Path) -> dict:
     from .bench import measure_target
+    from ...mcu.export import ExportError
     from ...mcu.reference import quantize_input
+    from ...mcu.targets import FirmwareTooLarge
 
     from .bench_plan import planned_for_target
 
     started = time.perf_counter()
+    unplanned = qmodel
     qmodel, overrides, plan = planned_for_target(qmodel, target, shared["splits"])
     x_q = quantize_input(qmodel, shared["x_test"][start:stop])
-    measured = measure_target(qmodel, target, x_q, workspace, layer_samples, max_cycles)
+    try:
+        try:
+            measured = measure_target(qmodel, target, x_q, workspace, layer_samples, max_cycles)
+        except ExportError as error:
+            if not plan:
+                raise
+            # a kernel plan runs layer by layer only (the fused rows call the per-position UnIT kernel);
+            # where layer by layer does not fit the chip (KWS on AVR), the per-position kernels run fused
+            measured = measure_target(unplanned, target, x_q, Path(workspace) / "per-position", layer_samples,
+                                      max_cycles)
+            overrides, plan = {}, {}
+            measured["checks"]["unit_kernel_plan_refused"] = str(error)
+    except (ExportError, FirmwareTooLarge) as error:  # a row the run reports as not fitting (e.g. KWS on MSP430)
+        return {"does_not_fit": str(error), "seconds": time.perf_counter() - started}
     measured.update(overrides)
     if plan:
         measured["checks"]["unit_kernel_plan"] = plan
@@ -60,6 +132,9 @@ def _merge(target: str, parts: list[dict]) -> dict:
     from ...mcu import targets
 
     first = parts[0]
+    unfit = [part for part in parts if "does_not_fit" in part]
+    if unfit:
+        return unfit[0]
     cycles = [c for part in parts for c in part["checks"]["inference_cycles"]]
     checks = {k: v for k, v in first["checks"].items() if k != "inference_cycles"}
     if len(parts) == 1:
@@ -80,8 +155,115 @@ def bench_settings(model, splits, config, batch_samples: int) -> dict:
     settings = {"targets": list(config.targets), "methods": list(config.methods), "samples": config.samples,
                 "layer_samples": config.layer_samples, "budget": config.budget, "max_cycles": config.max_cycles,
                 "sweep": {k: v for k, v in config.sweep.to_dict().items() if k != "progress"}}
-    return {"command": "mcu-bench", "config": settings, "batch_samples": batch_samples,
+    return {"command": "mcu-bench", "config": settings, "batch_samples": batch_samples, "task_grain": TASK_GRAIN,
             "model_sha256": fingerprint(model), "data_sha256": fingerprint(splits.train, splits.val, splits.test)}
+
+
+@dataclass
+class _Graph:
+    """This process's side of the task graph: which task a result enables (module docstring)."""
+
+    config: object
+    batches: list[tuple[int, int]]
+    reference: object = None  # the dense operating point
+    points: dict = field(default_factory=dict)  # method -> chosen OperatingPoint
+    candidates: dict = field(default_factory=dict)  # method -> {knob: OperatingPoint}
+    fatrelu_floats: dict = field(default_factory=dict)  # knob -> the float FATReLU point
+    kinds: dict = field(default_factory=dict)  # task key -> (kind, method)
+
+    def _task(self, kind: str, method: str, key: str, fn, args, **options) -> Task:
+        self.kinds[key] = (kind, method)
+        return Task(key, fn, args, **options)
+
+    def _knob_tasks(self, method: str, cache: dict, steps, knobs=None, quantize: bool = True) -> list[Task]:
+        from ..sweep_tasks import knob_values
+        from .bench import METHODS
+
+        knob_field, values = knob_values(METHODS[method].sweep_method, self.config.sweep)
+        prefix = "point" if quantize else "float"
+        return [self._task(prefix, method, f"{prefix}-{method}={value:g}", _knob_task,
+                           (method, knob_field, value, cache, steps, quantize)) for value in knobs or values]
+
+    def _knob_count(self, method: str) -> int:
+        from ..sweep_tasks import knob_values
+        from .bench import METHODS
+
+        sweep = self.config.sweep
+        return len(sweep.ttp_sparsities) if method == "ttp" else len(knob_values(METHODS[method].sweep_method, sweep)[1])
+
+    def first(self) -> list[Task]:
+        from .bench import METHODS
+
+        methods = self.config.methods
+        tasks = [self._task("fixed", "dense", "point-dense", _fixed_point_task, ("dense",))]
+        tasks += [self._task("fixed", m, f"point-{m}", _fixed_point_task, (m,))
+                  for m in methods if m != "dense" and METHODS[m].sweep_method is None]
+        if "ttp" in methods or "ttp+unit" in methods:
+            tasks.append(self._task("ttp-schedule", "ttp", "ttp-schedule", _ttp_schedule_task, ()))
+        if "fatrelu+unit" in methods and "fatrelu" not in methods:
+            tasks += self._knob_tasks("fatrelu", {}, None, quantize=False)
+        tasks += [t for m in methods if METHODS[m].sweep_method not in (None, "ttp", "ttp+unit", "fatrelu+unit")
+                  for t in self._knob_tasks(m, {}, None)]
+        return tasks
+
+    def then(self, task: Task, value) -> list[Task]:
+        from .bench import record_test
+
+        kind, method = self.kinds[task.key]
+        methods = self.config.methods
+        if kind == "fixed":
+            if method == "dense":
+                self.reference = value
+            if method not in methods:
+                return [t for m in methods for t in self._select(m)]
+            self.points[method] = value
+            return self._measure_tasks(method) + [t for m in methods for t in self._select(m)]
+        if kind == "ttp-schedule":
+            float_points, steps = value
+            cache = {"ttp": float_points}
+            return [t for m in ("ttp", "ttp+unit") if m in methods
+                    for t in self._knob_tasks(m, cache, steps, [p.knob for p in float_points] if m == "ttp" else None)]
+        if kind in ("point", "float"):
+            float_point, candidate = value
+            tasks = []
+            if method == "fatrelu" and "fatrelu+unit" in methods:
+                self.fatrelu_floats[float_point.knob] = float_point
+                if len(self.fatrelu_floats) == self._knob_count("fatrelu"):
+                    cache = {"fatrelu": [self.fatrelu_floats[k] for k in self.config.sweep.fatrelu_percentiles]}
+                    tasks += self._knob_tasks("fatrelu+unit", cache, None)
+            if candidate is not None:
+                self.candidates.setdefault(method, {})[candidate.knob] = candidate
+                tasks += self._select(method)
+            return tasks
+        if kind == "test":
+            record_test(self.points[method], self.reference, value)
+        return []
+
+    def _select(self, method: str) -> list[Task]:
+        """The method's point once the reference and all its knobs are in; then its test and measure tasks."""
+        from .bench import choose_candidate
+
+        candidates = self.candidates.get(method, {})
+        if (self.reference is None or method in self.points or not candidates
+                or len(candidates) < self._knob_count(method)):
+            return []
+        point = self.points[method] = choose_candidate(self.reference, list(candidates.values()), self.config)
+        return [self._task("test", method, f"test-{method}", _test_task, (point.qmodel,)), *self._measure_tasks(method)]
+
+    def _measure_tasks(self, method: str) -> list[Task]:
+        tasks = []
+        for target in self.config.targets:
+            for index, (start, stop) in enumerate(self.batches):
+                name = _row_name(method, target, index, len(self.batches))
+                layer_samples = self.config.layer_samples if index == 0 else 0
+                tasks.append(self._task("measure", method, f"measure-{name}", _measure_task,
+                                        (self.points[method].qmodel, target, start, stop, layer_samples,
+                                         self.config.max_cycles), workspace=f"work/{name}", tools=(target,)))
+        return tasks
+
+
+def _row_name(method: str, target: str, index: int, batches: int) -> str:
+    return f"{method}-{target}" + (f"-b{index}" if batches > 1 else "")
 
 
 def run_bench_tasks(model, splits, config, run_dir: Path, executor: ExecutorConfig, threads: int = 1,
@@ -97,21 +279,15 @@ def run_bench_tasks(model, splits, config, run_dir: Path, executor: ExecutorConf
     settings = bench_settings(model, splits, config, batch_samples)
     shared = {"model": model, "splits": splits, "config": config, "x_test": x_test[:config.samples]}
     batches = _batches(config.samples, batch_samples)
+    graph = _Graph(config, batches)
     with open_runner(executor, shared, run_dir=run_dir, settings=settings, desc="mcu-bench") as runner:
-        points = runner.run([Task(f"select-{m}", _select_task, (m,)) for m in config.methods])
-        points = {key.removeprefix("select-"): value for key, value in points.items()}
-        tasks = []
-        for method in config.methods:
-            for target in config.targets:
-                for index, (start, stop) in enumerate(batches):
-                    name = f"{method}-{target}" + (f"-b{index}" if len(batches) > 1 else "")
-                    layer_samples = config.layer_samples if index == 0 else 0
-                    tasks.append(Task(f"measure-{name}", _measure_task,
-                                      (points[method].qmodel, target, start, stop, layer_samples, config.max_cycles),
-                                      workspace=f"work/{name}", tools=(target,)))
-        measured = runner.run(tasks)
+        results = runner.run(graph.first(), graph.then)
+    missing = [m for m in config.methods if m not in graph.points]
+    if missing:  # every task ran, so a method without a point is a bug of the graph
+        raise RuntimeError(f"mcu-bench: no operating point for {missing} after every task ran")
     rows = []
-    for number, (method, target) in enumerate((m, t) for m in config.methods for t in config.targets):
-        keys = [task.key for task in tasks[number * len(batches):(number + 1) * len(batches)]]
-        rows.append((method, target, _merge(target, [measured[key] for key in keys])))
-    return points, rows
+    for method in config.methods:
+        for target in config.targets:
+            keys = [f"measure-{_row_name(method, target, i, len(batches))}" for i in range(len(batches))]
+            rows.append((method, target, _merge(target, [results[key] for key in keys])))
+    return {m: graph.points[m] for m in config.methods}, rows

@@ -9,7 +9,8 @@ writes ``RUN_DIR``. The two methods that prune while training (differentiable, d
 the trained base (``config.start == "base"``, the default: every method then gets the base's
 training plus ``epochs`` more) or from the base's initialisation (``"init"``).
 
-* ``shrink.json``: ``budget`` {sram_bytes, flash_bytes, macs}; ``base`` {accuracy, flash_bytes,
+* ``shrink.json``: ``budget`` {sram_bytes, flash_bytes, macs}; ``execution`` (the plan SRAM is
+  counted for: ``layers`` or ``fused``, the budget's); ``base`` {accuracy, flash_bytes,
   sram_bytes, macs, train_seconds}; ``methods`` {name: the same fields + fits_budget}. Accuracy is
   test accuracy in [0, 1]; ``train_seconds`` is the wall time of that method's own training (the
   baselines that start from the trained base do not include the base's training).
@@ -140,7 +141,7 @@ def run_shrink_experiment(config: ExperimentConfig, executor=None) -> dict[str, 
     executor = replace(executor or ExecutorConfig(progress=config.progress), threads=config.threads)
     run_dir = check_output_folder(config.run_dir, overwrite=config.overwrite or executor.resume, option="--run-dir")
     measure_config = _measure_config(config.measure, config.measure_samples,  # bad targets/tools fail first
-                                     config.budget.conv_block_rows)
+                                     config.budget.conv_block_rows, config.budget.execution)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -151,6 +152,7 @@ def run_shrink_experiment(config: ExperimentConfig, executor=None) -> dict[str, 
         if tuple(getattr(init, "input_shape", input_shape)) != input_shape:
             raise ValueError(f"model {config.model!r} expects inputs {tuple(init.input_shape)}, dataset {config.data!r} "
                              f"gives {input_shape} (for ds-cnn on 80x124 log-mel: --feature-pool 2x2)")
+        trace_resources(init, input_shape).exact(**config.budget.resource_options())  # e.g. a model fused cannot stream
         base_state = (load_weights(copy.deepcopy(init), config.weights, config.model).state_dict()
                       if config.weights else None)
         run_dir.mkdir(parents=True, exist_ok=True)  # every check passed
@@ -159,10 +161,10 @@ def run_shrink_experiment(config: ExperimentConfig, executor=None) -> dict[str, 
         done = run_shrink_tasks(config, splits, init, base_state, measure_config, run_dir, executor, settings)
         base = copy.deepcopy(init)
         base.load_state_dict(done["base"]["state"])
-        base_resources = trace_resources(base, input_shape).exact(unit_tables=config.budget.unit_tables, target=config.budget.target,
-                                                                  conv_block_rows=config.budget.conv_block_rows)
+        base_resources = trace_resources(base, input_shape).exact(**config.budget.resource_options())
         document = {
             "budget": {k: getattr(config.budget, k) for k in RESOURCE_NAMES},
+            "execution": config.budget.execution,
             "base": _fields(base, splits, base_resources, done["base"]["seconds"]),
             "methods": {},
         }
@@ -193,15 +195,17 @@ def run_shrink_experiment(config: ExperimentConfig, executor=None) -> dict[str, 
     return document
 
 
-def _measure_config(measure_targets, samples: int, conv_block_rows=None):
+def _measure_config(measure_targets, samples: int, conv_block_rows=None, execution: str = "layers"):
     """The :class:`~.measure.MeasureConfig` of ``--measure`` (None without targets); checks the tools.
-    ``conv_block_rows``: the budget's conv accumulator rule, so the firmware is the model counted."""
+    ``conv_block_rows`` and ``execution``: the budget's conv accumulator rule and plan, so the
+    firmware is the model counted (``layers``: fused only when layer by layer does not fit the chip)."""
     if not measure_targets:
         return None
     from ...mcu import targets
     from .shrink_measure import MeasureConfig
 
-    config = MeasureConfig(targets=tuple(measure_targets), samples=samples, conv_block_rows=conv_block_rows)
+    config = MeasureConfig(targets=tuple(measure_targets), samples=samples, conv_block_rows=conv_block_rows,
+                           execution="fused" if execution == "fused" else "auto")
     for target in config.targets:
         targets.check_tools(target)  # ToolMissing names the Debian packages, before any training
     return config
@@ -231,7 +235,8 @@ def add_measurements(run_dir, measure_targets=("avr", "msp430"), samples: int = 
     document = json.loads((run_dir / "shrink.json").read_text())
     details = json.loads((run_dir / "details.json").read_text())
     settings = details["config"]
-    measure_config = _measure_config(measure_targets, samples, settings["budget"].get("conv_block_rows"))
+    measure_config = _measure_config(measure_targets, samples, settings["budget"].get("conv_block_rows"),
+                                     settings["budget"].get("execution", "layers"))
     splits = load_dataset(settings["data"], settings["data_root"], seed=settings["seed"])
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(int(settings.get("threads", 1)))

@@ -82,6 +82,9 @@ class MeasureConfig:
         conv_block_rows: the exporter's conv accumulator rule (:func:`unitprune.export_c`; None: the
             whole plane); a shrink run passes its budget's, so the firmware uses the rule the
             resource model counted.
+        execution: the export's plan: ``"auto"`` (layer by layer, fused when that does not fit the
+            chip, the default), or a shrink run's budget's ``"layers"`` / ``"fused"`` (fused with one
+            output row per conv step, the plan the resource model counts).
     """
 
     targets: tuple[str, ...] = ("avr", "msp430")
@@ -90,9 +93,12 @@ class MeasureConfig:
     zeroskip: bool = True
     max_cycles: int = 2_000_000_000
     conv_block_rows: int | str | None = None
+    execution: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
+        if self.execution not in ("auto", "layers", "fused"):
+            raise ValueError(f"execution must be auto, layers or fused, got {self.execution!r}")
         unknown = [t for t in self.targets if t not in MEASURE_TARGETS]
         if unknown or not self.targets:
             raise ValueError(f"unknown MCU target(s) {unknown or '(none given)'}; choose from "
@@ -100,6 +106,12 @@ class MeasureConfig:
         if self.samples < 1 or not 1 <= self.layer_samples <= self.samples:
             raise ValueError(f"samples must be >= 1 and 1 <= layer_samples <= samples, got samples={self.samples}, "
                              f"layer_samples={self.layer_samples}")
+
+    def export_options(self) -> dict:
+        """The ``export_c`` options of the plan measured: fused with one output row per conv step
+        (the plan the resource model counts), else the most rows that fit the chip."""
+        return {"conv_block_rows": self.conv_block_rows, "execution": self.execution,
+                "fused_rows": 1 if self.execution == "fused" else "auto"}
 
 
 def unit_model(model: nn.Module, splits, percentile: float) -> nn.Module:
@@ -124,10 +136,10 @@ def _variants(model: nn.Module, splits, unit_percentile: float | None, zeroskip:
     return chosen
 
 
-def _check_exportable(qmodel, target: str, x_q: np.ndarray, check_dir: Path, conv_block_rows) -> None:
+def _check_exportable(qmodel, target: str, x_q: np.ndarray, check_dir: Path, config: MeasureConfig) -> None:
     """The exporter's own ExportError when ``qmodel`` cannot be built for ``target`` (a dry export
     with one sample: flash reach, SRAM)."""
-    export_c(qmodel, check_dir, target=EXPORT_TARGET[target], samples=x_q[:1], conv_block_rows=conv_block_rows)
+    export_c(qmodel, check_dir, target=EXPORT_TARGET[target], samples=x_q[:1], **config.export_options())
 
 
 def _latency_ms(target: str, cycles: int) -> dict[str, float]:
@@ -142,7 +154,7 @@ def _measure_on(qmodel, target: str, x_q: np.ndarray, y: np.ndarray, work_dir: P
         attempt = work_dir / f"n{samples}"
         try:
             measured = measure_target(qmodel, target, x_q[:samples], attempt, min(config.layer_samples, samples),
-                                      config.max_cycles, conv_block_rows=config.conv_block_rows)
+                                      config.max_cycles, **config.export_options())
             break
         except ExportError as error:  # raised before anything is written or built
             if samples == 1 or "samples" not in str(error):  # not the embedded samples' flash
@@ -192,7 +204,7 @@ def measure_model(model: nn.Module, splits, work_dir, *, unit_percentile: float 
         failures: dict[str, str] = {}
         for target in alive:
             try:
-                _check_exportable(qmodel, target, x_q, work_dir / f"{target}-{name}" / "check", config.conv_block_rows)
+                _check_exportable(qmodel, target, x_q, work_dir / f"{target}-{name}" / "check", config)
             except ExportError as error:  # the exporter's limits: recorded, the other targets still run
                 failures[target] = f"{name} kernels: {error}"
         record = {"kernels": variant, "linear_quotient": quotient if variant == "unit" else None}

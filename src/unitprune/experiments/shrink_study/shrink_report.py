@@ -32,7 +32,8 @@ def _n(value) -> str:
 def render_markdown(document: dict, details: dict) -> str:
     budget, base = document["budget"], document["base"]
     lines = ["# unitprune shrink", "",
-             "Budget: " + ", ".join(f"{k} {_n(v)}" for k, v in budget.items()) + ". Accuracy is on the test split.",
+             "Budget: " + ", ".join(f"{k} {_n(v)}" for k, v in budget.items())
+             + f" (SRAM of the {document.get('execution', 'layers')} plan). Accuracy is on the test split.",
              "", "| method | accuracy | flash (B) | peak SRAM (B) | MACs | training (s) | fits |",
              "|---|---|---|---|---|---|---|",
              f"| base | {100 * base['accuracy']:.2f}% | {_n(base['flash_bytes'])} | {_n(base['sram_bytes'])} | "

@@ -140,8 +140,7 @@ def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: 
     every = max(1, (prune_epochs * n) // steps)
 
     def measure():
-        return trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
-                                                         conv_block_rows=budget.conv_block_rows)
+        return trace_resources(model, input_shape).exact(**budget.resource_options())
 
     used, done = 0, 0
     r = measure()
@@ -202,7 +201,7 @@ def uniform_from_scratch(init: nn.Module, splits, budget: MCUBudget, *, epochs: 
     train(model, splits, TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, patience=None, seed=seed,
                                      num_threads=torch.get_num_threads(), progress=False))
     model.eval()
-    r = graph.exact(unit_tables=budget.unit_tables, target=budget.target, conv_block_rows=budget.conv_block_rows)
+    r = graph.exact(**budget.resource_options())
     return BaselineResult("uniform", model, r, _fits(r, budget), time.perf_counter() - t0, evaluate(model, splits.val),
                           {"keep_ratio": keep, "epochs": epochs,
                            "channels": {str(g): graph.group_sizes[g] for g in graph.prunable_groups()}})
@@ -214,8 +213,7 @@ def uniform_keep_ratio(graph: ResourceGraph, budget: MCUBudget) -> float:
         return {g: max(1, int(r * graph.group_sizes[g])) for g in graph.prunable_groups()}
 
     def ok(r):
-        return _fits(graph.exact(counts(r), unit_tables=budget.unit_tables, target=budget.target,
-                                 conv_block_rows=budget.conv_block_rows), budget)
+        return _fits(graph.exact(counts(r), **budget.resource_options()), budget)
 
     if ok(1.0):
         return 1.0
@@ -301,8 +299,7 @@ def dpf_to_budget(init: nn.Module, train_data: TensorDataset, val_data: TensorDa
     drop = {g: torch.nonzero(masks[g] == 0).flatten().tolist() for g in groups}
     remove_channels(model, graph, drop, torch.zeros(1, *input_shape))
     val = _finetune(model, train_data, val_data, epochs - prune_epochs, lr, batch_size, generator)
-    r = graph.exact(unit_tables=budget.unit_tables, target=budget.target,
-                    conv_block_rows=budget.conv_block_rows)
+    r = graph.exact(**budget.resource_options())
     return BaselineResult("dpf", model, r, _fits(r, budget), time.perf_counter() - t0, val,
                           {"keep_ratio": keep_ratio, "channels": {str(g): graph.group_sizes[g] for g in groups}})
 
@@ -319,8 +316,7 @@ def ttp_result(trained: nn.Module, splits, budget: MCUBudget, *, epochs: int = 8
     steps = iterative_magnitude_pruning(trained, splits, TTPConfig(schedule=schedule, finetune_epochs=per_step,
                                                                   seed=seed))
     model = steps[-1].model
-    dense = trace_resources(model, input_shape).exact(unit_tables=budget.unit_tables, target=budget.target,
-                                                      conv_block_rows=budget.conv_block_rows)
+    dense = trace_resources(model, input_shape).exact(**budget.resource_options())
     graph = trace_resources(model, input_shape)
     modules = dict(model.named_modules())
     nonzero_macs = sum(int((modules[l.name].weight != 0).sum()) * l.out_spatial for l in graph.layers)
