@@ -211,9 +211,9 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
             unit__requant_run_init_s8(&row.store, row.multiplier, row.shift, row.act_min, row.act_max);
             if (inner_direct && full_end > full_first) {
                 row.store.base = unit__dot_base_s8(row.bias, full_field_macs);
-                unit__dense_interior_s8(x_full + full_first * row_step + inner_x, row_step, w_out, &inner, &row.store,
-                                        y_row + full_first * g.out_width + inner_first, g.out_width,
-                                        (unit__dot_field)(full_end - full_first), scratch);
+                unit__dense_interior_s8(x_full + (ptrdiff_t)(full_first * row_step + inner_x), (ptrdiff_t)row_step, w_out,
+                                        &inner, &row.store, y_row + (ptrdiff_t)(full_first * g.out_width + inner_first),
+                                        (ptrdiff_t)g.out_width, (unit__dot_field)(full_end - full_first), scratch);
             }
 #endif
             for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, x_full += row_step, y_row += g.out_width) {
