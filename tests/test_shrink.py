@@ -816,3 +816,56 @@ def test_cli_shrink_measure_adds_measured_and_keeps_the_keys(tmp_path, capsys):
     assert set(m["measured"]["targets"]) == {"avr"}
     assert "## Measured on simulated MCUs" in (run_dir / "report.md").read_text()
     assert "differentiable on avr: cycles dense" in capsys.readouterr().out
+
+
+def test_fisher_salience_is_half_the_mean_squared_per_example_mask_gradient():
+    """``per_example=True`` gates: the examples' shares of the mask gradient sum to ``theta.grad``
+    (train mode, BatchNorm coupling the examples), and in eval mode (no coupling) the Fisher
+    salience equals ``0.5 * mean_n (dCE_n/dm)^2`` with each example's loss differentiated alone
+    (the oracle: one backward pass per example, on gates without the per-example record)."""
+    torch.manual_seed(3)
+    x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 3, (6,))
+    loss_fn = nn.CrossEntropyLoss()
+    model = bn_chain()
+    _randomize_bn(model)
+    graph = trace_resources(model, (1, 8, 8))
+    values = torch.tensor([1.0, 0.0, 1.0, 0.5, 1.0, 0.3])
+    model.train()
+    gates = ChannelGates(model, graph, per_example=True)
+    group = gates.groups[0]
+    gates.set(group, values)
+    loss_fn(model(x), y).backward()
+    shares = gates._per_example[group]
+    assert shares.shape == (6, 6)
+    torch.testing.assert_close(shares.sum(0), gates.theta[group].grad)
+    gates.take_fisher()
+    assert gates._per_example == {}
+    gates.detach()
+
+    model.eval()
+    gates = ChannelGates(model, graph, per_example=True)
+    gates.set(group, values)
+    loss_fn(model(x), y).backward()
+    fisher = gates.take_fisher()[group]
+    gates.detach()
+    oracle = ChannelGates(model, graph)
+    oracle.set(group, values)
+    per_example = []
+    for n in range(6):
+        oracle.theta[group].grad = None
+        loss_fn(model(x[n:n + 1]), y[n:n + 1]).backward()
+        per_example.append(oracle.theta[group].grad.clone())
+    oracle.detach()
+    expected = 0.5 * torch.stack(per_example).pow(2).mean(0)
+    assert expected[[1, 5]].abs().max() > 0  # masked channels get a salience too
+    torch.testing.assert_close(fisher, expected)
+
+
+def test_channel_norms_are_the_l2_norms_of_the_producing_layers_rows():
+    from unitprune.shrink.gates import channel_norms
+    torch.manual_seed(4)
+    model = ds_cnn_net(num_classes=4, width=8, blocks=2, input_shape=(1, 20, 16))
+    graph = trace_resources(model, (1, 20, 16))
+    group = graph.find(graph.layers[0].out_group)  # conv1 (+ dw1, which does not count)
+    expected = model.conv1.weight.detach().reshape(8, -1).norm(dim=1)
+    torch.testing.assert_close(channel_norms(model, graph, group), expected)
