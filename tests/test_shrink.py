@@ -869,3 +869,34 @@ def test_channel_norms_are_the_l2_norms_of_the_producing_layers_rows():
     group = graph.find(graph.layers[0].out_group)  # conv1 (+ dw1, which does not count)
     expected = model.conv1.weight.detach().reshape(8, -1).norm(dim=1)
     torch.testing.assert_close(channel_norms(model, graph, group), expected)
+
+
+@pytest.mark.parametrize("fraction, kept", [(0.1, 6), (0.5, 6), (1.0, 8), (2.0, 12)])
+def test_removal_keeps_the_reserve_fraction_of_top_ranked_channels_beyond_the_open_ones(fraction, kept):
+    """With 4 open channels of 20, the removal keeps ``4 + max(2, ceil(fraction * 4))`` channels,
+    the top-ranked ones (the oracle: ``torch.topk`` of the ranking and the conv's original rows)."""
+    from unitprune.shrink.method import _remove_beyond_reserve
+
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(1, 20, 3), nn.ReLU(), nn.Conv2d(20, 8, 3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(8 * 4 * 4, 3))
+    graph = trace_resources(model, (1, 8, 8))
+    gates = ChannelGates(model, graph)
+    first = graph.find(graph.layers[0].out_group)
+    ranking = {g: torch.rand(graph.group_sizes[g]) for g in gates.groups}
+    counts = {g: float(graph.group_sizes[g]) for g in gates.groups}
+    counts[first] = 4.0
+    weight = model[0].weight.detach().clone()
+
+    def make(params, extra):
+        return torch.optim.Adam(params, lr=1e-3)
+
+    salience = {g: v.clone() for g, v in ranking.items()}
+    _, salience = _remove_beyond_reserve(model, graph, gates, torch.zeros(1, 1, 8, 8), make(list(model.parameters()), []),
+                                         make, salience, ranking, counts, 2, fraction)
+    expected = sorted(torch.topk(ranking[first], kept).indices.tolist())
+    assert model[0].out_channels == kept and model[2].in_channels == kept
+    torch.testing.assert_close(model[0].weight, weight[expected])
+    torch.testing.assert_close(salience[first], ranking[first][expected])
+    assert model[2].out_channels == 8  # the group at its full count keeps everything
+    gates.detach()
