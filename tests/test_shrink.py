@@ -289,7 +289,7 @@ def test_a_masked_channel_gets_the_taylor_salience_and_reopens_when_it_ranks_abo
     with torch.no_grad():
         gates.theta[group].grad.fill_(0.0)
         gates.theta[group].grad[5] = 10.0  # channel 5 now matters most
-    _update_salience(gates, salience, decay=0.9)
+    _update_salience(gates, salience, decay=0.9, kind="taylor")
     assert gates.theta[group].grad is None and salience[group][5] == pytest.approx(1.0)
     reopened = ranked_mask(4.0, salience[group])
     assert reopened.tolist() == [1, 1, 1, 0, 0, 1]  # 5 reopened, 3 (now the least salient open) masked

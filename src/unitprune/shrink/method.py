@@ -16,13 +16,16 @@ Every step:
    salience; the ``floor(k_g)`` most salient are open, the next one is open by ``frac(k_g)``, the
    rest are masked (:func:`.allocation.ranked_mask`, applied by :mod:`.gates` after the BatchNorm,
    before the nonlinearity).
-2. **Training**: the task loss on the masked model; Adam on the weights. With ``feedback`` (the
-   default) the gradient reaches every channel's output as if its mask were 1 (DPF's feedback),
+2. **Training**: the task loss on the masked model; Adam on the weights. With ``feedback`` (off
+   by default) the gradient reaches every channel's output as if its mask were 1 (DPF's feedback),
    so masked channels keep learning and a reopened channel is not stale.
-3. **Salience**: the task gradient of every channel's mask, ``|dCE/dm_c|``, is the first-order
-   Taylor estimate of removing (open channel) or adding back (masked channel) the channel; a
-   running average (``salience_decay``) is each channel's salience. A masked channel whose
-   salience rises above an open one's times ``1 + keep_bonus`` takes its place at the next step:
+3. **Salience**: each example's gradient of its loss with respect to every channel's mask,
+   ``dCE_n/dm_c``, gives the Fisher salience ``0.5 * mean_n (dCE_n/dm_c)^2`` (``salience="fisher"``,
+   the default: the second-order estimate of the loss change from removing an open channel or
+   adding back a masked one; ``"taylor"``: the batch's ``|dCE/dm_c|``, whose mean vanishes at a
+   trained channel's optimum); a running average (``salience_decay``) is each channel's
+   salience. A masked channel whose salience rises above an open one's times ``1 + keep_bonus``
+   takes its place at the next step:
    closed channels reopen, but not on the noise of one batch.
 4. **Counts**: every count grows by ``regrow`` channels (up to the channels still in the model),
    then the counts are projected back onto the scheduled budget along the resource gradient
@@ -91,12 +94,13 @@ class ShrinkConfig:
         feedback: masked channels keep learning from the dense gradient (:class:`.gates.ChannelGates`).
         keep_bonus: hysteresis of the ranking: an open channel ranks with its salience times
             ``1 + keep_bonus``, so a masked channel reopens only when it is that much more salient.
-        salience: the channel salience: ``"taylor"`` (``|dCE/dm_c|`` of each batch) or ``"fisher"``
-            (``0.5 * mean_n (dCE_n/dm_c)^2`` over the batch's examples, :meth:`.gates.ChannelGates.take_fisher`:
-            the expected loss increase, which does not vanish at a trained channel's optimum as the
-            batch gradient's mean does); either is averaged over steps with ``salience_decay``.
+        salience: the channel salience: ``"fisher"`` (``0.5 * mean_n (dCE_n/dm_c)^2`` over the
+            batch's examples, :meth:`.gates.ChannelGates.take_fisher`: the expected loss increase,
+            which does not vanish at a trained channel's optimum as the batch gradient's mean does)
+            or ``"taylor"`` (``|dCE/dm_c|`` of each batch); either is averaged over steps with
+            ``salience_decay``.
         rank_by: what ranks the channels within a group for the masks, the removal and the final
-            pick: ``"salience"`` (the running ``|dCE/dm_c|``) or ``"norm"`` (the L2 norm of the
+            pick: ``"salience"`` (the running salience) or ``"norm"`` (the L2 norm of the
             channel's weights, DPF's criterion, :func:`.gates.channel_norms`). The groups are
             compared by the salience either way.
         reserve_fraction: the reserve is at least this fraction of the open channels.
@@ -118,7 +122,7 @@ class ShrinkConfig:
     reserve: int = 2
     feedback: bool = False
     keep_bonus: float = 1.0
-    salience: str = "taylor"
+    salience: str = "fisher"
     rank_by: str = "salience"
     reserve_fraction: float = 0.1
     relative_value: bool = False
