@@ -454,15 +454,17 @@ def _common_approx(model: nn.Module, layers: list[FloatLayer]) -> str:
 
 
 def _shape_quotient_trees(qmodel: QuantizedModel, batches: list[Tensor]) -> None:
-    """Rebuild every linear layer's quotient tree from the |x_q| its integer input takes on calibration data."""
-    from .reference import quantize_input, run_reference
+    """Rebuild every linear layer's quotient tree from the |x_q| its integer input takes on calibration data
+    (the dense integer reference's inputs, computed by :func:`unitprune.mcu.fast_reference.run_fast`)."""
+    from .fast_reference import run_fast
+    from .reference import quantize_input
 
     linear = [index for index, op in enumerate(qmodel.ops) if isinstance(op, QLinear)]
     if not linear:
         return
     captured: dict[str, list[np.ndarray]] = {qmodel.ops[i].name: [] for i in linear}
     for batch in batches:
-        run_reference(qmodel, quantize_input(qmodel, batch), variant="dense",
+        run_fast(qmodel, quantize_input(qmodel, batch), variant="dense",
                       capture=lambda op, x: captured[op.name].append(x) if isinstance(op, QLinear) else None)
     for index in linear:
         op = qmodel.ops[index]

@@ -21,8 +21,8 @@ from ..counts import MacCounts
 from .qmodel import (LINEAR_QUOTIENTS, VARIANTS, QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
                      QuantizedModel)
 
-__all__ = ["run_reference", "quantize_input", "dequantize_output", "requantize", "conv_columns", "conv_keep",
-           "linear_quotients", "linear_keep"]
+__all__ = ["run_reference", "run_chain", "quantize_input", "dequantize_output", "requantize", "conv_columns", "conv_keep",
+           "linear_quotients", "linear_keep", "linear_counts"]
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -253,13 +253,19 @@ def _linear(op: QLinear, x: np.ndarray, variant: str, method: str) -> tuple[np.n
             acc[start:start + rows_per_chunk] = np.einsum("ji,nji,ni->nj", weight, keep, rows)
             executed += int(keep.sum())
     y = _requantize_outputs(acc, op, channel_axis=1)
+    return y, linear_counts(op, x, variant, executed)
+
+
+def linear_counts(op: QLinear, x: np.ndarray, variant: str, executed: int) -> MacCounts:
+    """A linear layer's counters on inputs ``x`` ``(n, in)`` given its ``executed`` MACs (unit variant)."""
+    n = x.shape[0]
     dense = n * op.out_features * op.in_features
     nonzero_per_input = (op.weight != 0).sum(axis=0)
     zero_weight = n * int(op.weight.size - np.count_nonzero(op.weight))
     zero_activation = int(((x == 0).sum(axis=0) * nonzero_per_input).sum())
     nonzero_inputs = int(np.count_nonzero(x))
     compares = n * op.in_features + nonzero_inputs * op.out_features
-    return y, _counts(variant, dense, zero_weight, zero_activation, executed, compares, divisions=nonzero_inputs)
+    return _counts(variant, dense, zero_weight, zero_activation, executed, compares, divisions=nonzero_inputs)
 
 
 # ----------------------------------------------------------------------------------------
@@ -323,31 +329,38 @@ def run_reference(qmodel: QuantizedModel, x_q, variant: str | None = None,
         ``(y_q, counts)``: the int8 outputs, shape ``(N, *output_shape)``, and the MAC counters of
         every conv/linear op by name.
     """
+    return run_chain(qmodel, x_q, variant, capture, _conv, _linear, "run_reference")
+
+
+def run_chain(qmodel: QuantizedModel, x_q, variant: str | None, capture, conv: Callable, linear: Callable,
+              who: str) -> tuple[np.ndarray, dict[str, MacCounts]]:
+    """:func:`run_reference`'s checks and op loop with the conv and linear ops computed by
+    ``conv(op, x, variant)`` and ``linear(op, x, variant, method)`` (``who`` names the caller in errors)."""
     variant = qmodel.variant if variant is None else variant
     if variant not in VARIANTS:
-        raise ValueError(f"run_reference: variant must be one of {VARIANTS}, got {variant!r}")
+        raise ValueError(f"{who}: variant must be one of {VARIANTS}, got {variant!r}")
     method = qmodel.linear_quotient
     if method not in LINEAR_QUOTIENTS:
-        raise ValueError(f"run_reference: linear_quotient must be one of {LINEAR_QUOTIENTS}, got {method!r}")
+        raise ValueError(f"{who}: linear_quotient must be one of {LINEAR_QUOTIENTS}, got {method!r}")
     if qmodel.approx == "exact" and method != "table" and variant == "unit" and \
             any(isinstance(op, QLinear) for op in qmodel.ops):
-        raise ValueError("run_reference: approx='exact' linear quotients (T_q // |x_q|) need linear_quotient='table'")
+        raise ValueError(f"{who}: approx='exact' linear quotients (T_q // |x_q|) need linear_quotient='table'")
     if qmodel.source.get("unit_decisions") == "float" and method != "table" and variant == "unit":
-        raise ValueError("run_reference: a model quantized with unit_decisions='float' needs linear_quotient='table'")
+        raise ValueError(f"{who}: a model quantized with unit_decisions='float' needs linear_quotient='table'")
     x = np.asarray(x_q)
     if x.dtype != np.int8:
-        raise TypeError(f"run_reference: expected int8 inputs, got {x.dtype} (use quantize_input)")
+        raise TypeError(f"{who}: expected int8 inputs, got {x.dtype} (use quantize_input)")
     if x.shape[1:] != tuple(qmodel.input_shape):
-        raise ValueError(f"run_reference: expected inputs of shape (N, {', '.join(map(str, qmodel.input_shape))}), "
+        raise ValueError(f"{who}: expected inputs of shape (N, {', '.join(map(str, qmodel.input_shape))}), "
                          f"got {x.shape}")
     counts: dict[str, MacCounts] = {}
     for op in qmodel.ops:
         if capture is not None:
             capture(op, x)
         if isinstance(op, QConv):
-            x, counts[op.name] = _conv(op, x, variant)
+            x, counts[op.name] = conv(op, x, variant)
         elif isinstance(op, QLinear):
-            x, counts[op.name] = _linear(op, x, variant, method)
+            x, counts[op.name] = linear(op, x, variant, method)
         elif isinstance(op, QMaxPool):
             x = _maxpool(op, x)
         elif isinstance(op, QAvgPool):
@@ -359,6 +372,6 @@ def run_reference(qmodel: QuantizedModel, x_q, variant: str | None = None,
         elif isinstance(op, QFlatten):
             x = x.reshape(x.shape[0], -1)
         else:
-            raise TypeError(f"run_reference: unknown op {type(op).__name__}")
+            raise TypeError(f"{who}: unknown op {type(op).__name__}")
     shape = qmodel.output_shape if qmodel.output_shape is not None else (-1,)
     return x.reshape(x.shape[0], *shape).astype(np.int8), counts

@@ -5,8 +5,9 @@ The route, per method:
 1. **Operating point.** The sweep's own method functions (:data:`unitprune.experiments.methods.METHOD_RUNNERS`)
    measure every knob value of the float model; every knob is quantized and the point kept is
    chosen by the budget rule (:mod:`unitprune.accuracy_budget`, ``confidence``) on the *quantized* paired
-   validation outcomes (the integer reference on the validation split) against the quantized dense
-   model: the most aggressive knob admitted, scanning from the mildest, else the mildest knob.
+   validation outcomes (the integer reference on the validation split, computed by
+   :func:`unitprune.mcu.fast_reference.run_fast`) against the quantized dense model: the most
+   aggressive knob admitted, scanning from the mildest, else the mildest knob.
 2. **Quantize** (:func:`unitprune.mcu.quantize`, calibrated on the validation inputs) with the
    method's kernels: ``dense``, ``zeroskip`` (the static-sparse kernels: only the nonzero
    weights stored, zero activations multiplied and counted as skipped; docs/kernels.md "Static
@@ -36,9 +37,9 @@ import numpy as np
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ...baselines import calibrate_fatrelu, with_fatrelu
+from ...baselines import set_fatrelu_thresholds, with_fatrelu
 from ...accuracy_budget import DEFAULT_CONFIDENCE, paired_outcome, select_operating_point, validate_confidence
-from ...calibrate import calibrate
+from ...calibrate import set_thresholds
 from ...config import UnITConfig
 from ...convert import convert
 from ...counts import MacCounts
@@ -47,6 +48,7 @@ from ..methods import METHOD_RUNNERS, SweepContext, ttp_steps
 from ..sweep_config import SweepConfig
 from ...mcu import targets
 from ...mcu.export import export_c
+from ...mcu.fast_reference import run_fast
 from ...mcu.host_runner import run_exported
 from ...mcu.qmodel import QuantizedModel
 from ...mcu.quantize import quantize
@@ -171,9 +173,10 @@ class OperatingPoint:
 
 
 def int8_correct(qmodel: QuantizedModel, split) -> tuple[np.ndarray, MacCounts]:
-    """Per sample of ``split``: the integer reference classifies it correctly; and the MAC counters."""
+    """Per sample of ``split``: the integer reference classifies it correctly; and the MAC counters
+    (computed by :func:`unitprune.mcu.fast_reference.run_fast`, the reference's results bit for bit)."""
     x, y = dataset_tensors(split)
-    outputs, counts = run_reference(qmodel, quantize_input(qmodel, x))
+    outputs, counts = run_fast(qmodel, quantize_input(qmodel, x))
     return outputs.reshape(len(x), -1).argmax(axis=1) == y.numpy(), sum(counts.values(), MacCounts())
 
 
@@ -183,39 +186,32 @@ def int8_accuracy(qmodel: QuantizedModel, split) -> tuple[float, MacCounts]:
 
 
 def _float_model(context: SweepContext, method: McuMethod, point) -> nn.Module:
-    """The float model of one sweep point, rebuilt as the method function built it."""
-    calibration = context.calibration_inputs
+    """The float model of one sweep point, rebuilt as the method function built it, with the point's
+    recorded thresholds (UnIT and FATReLU: set, not recalibrated; the sweep calibrated them on these
+    same inputs)."""
     if method.sweep_method == "ttp":
         return next(s.model for s in ttp_steps(context) if s.target_sparsity == point.knob)
     if method.sweep_method == "fatrelu":
-        return _fatrelu_model(context, point.knob, point.details["fatrelu_thresholds"], method)
+        return _fatrelu_model(context, point.details["fatrelu_thresholds"])
     if method.sweep_method.startswith("unit-"):
         base, approx = context.model, point.details["approx"]
     elif method.sweep_method == "ttp+unit":
         base = next(s.model for s in ttp_steps(context) if s.target_sparsity == point.details["ttp_sparsity"])
         approx = point.details["approx"]
     elif method.sweep_method == "fatrelu+unit":
-        base = _fatrelu_model(context, point.details["fatrelu_percentile"], point.details["fatrelu_thresholds"],
-                              method)
+        base = _fatrelu_model(context, point.details["fatrelu_thresholds"])
         approx = point.details["approx"]
     else:
         raise ValueError(f"no float model for sweep method {method.sweep_method!r}")
     unit_model = convert(base, UnITConfig(approx=approx))
-    thresholds = calibrate(unit_model, calibration, percentile=point.knob)
-    got = {name: [float(t) for t in values] for name, values in thresholds.items()}
-    if got != point.details["thresholds"]:
-        raise RuntimeError(f"{method.name} at percentile {point.knob}: recalibration gave other thresholds than "
-                           "the sweep's point (calibration is not deterministic?)")
+    set_thresholds(unit_model, point.details["thresholds"])
     return unit_model
 
 
-def _fatrelu_model(context: SweepContext, percentile: float, expected: dict, method: McuMethod) -> nn.Module:
-    """The sweep's FATReLU model at ``percentile`` (plain FATReLU modules: the int8 route quantizes them)."""
+def _fatrelu_model(context: SweepContext, thresholds: dict) -> nn.Module:
+    """The sweep's FATReLU model with its thresholds (plain FATReLU modules: the int8 route quantizes them)."""
     model = with_fatrelu(context.model)
-    thresholds = calibrate_fatrelu(model, context.calibration_inputs, percentile)
-    if thresholds != expected:
-        raise RuntimeError(f"{method.name} at FATReLU percentile {percentile}: recalibration gave other thresholds "
-                           "than the sweep's point (calibration is not deterministic?)")
+    set_fatrelu_thresholds(model, thresholds)
     return model.eval()
 
 
@@ -420,7 +416,8 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
     (:class:`unitprune.experiments.executor.ExecutorConfig`, default: in this process). Returns the
     ``mcu.json`` document: ``rows`` (one per method and target, keys :data:`ROW_KEYS`),
     ``details`` (per row: checks, knob search, float accuracy), ``energy`` (the estimate's source per
-    target), ``not_measured`` and the settings and tool versions.
+    target), ``not_measured``, ``not_fitted`` (method, target, knob and why of each row whose export or
+    firmware does not fit the target: no row) and the settings and tool versions.
     """
     from ..executor import ExecutorConfig
     from ..provenance import environment_record
@@ -440,9 +437,13 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
     points, measured_rows = run_bench_tasks(model, splits, config, run_dir, executor, threads,
                                             batch_samples or DEFAULT_BATCH_SAMPLES)
     name = model_name or getattr(model, "name", type(model).__name__)
-    rows, details = [], []
+    rows, details, not_fitted = [], [], []
     for method, target, measured in measured_rows:
         point = points[method]
+        if "does_not_fit" in measured:  # listed in mcu.md with the reason (e.g. the KWS tables on the MSP430)
+            not_fitted.append({"method": method, "target": target, "knob": point.knob, "why": measured["does_not_fit"]})
+            logger.info("%s on %s does not fit: %s", method, target, measured["does_not_fit"])
+            continue
         checks = measured.pop("checks")
         seconds = measured.pop("seconds")
         rows.append({"model": name, "target": target, "method": method, "knob": point.knob,
@@ -459,7 +460,7 @@ def run_bench(model: nn.Module, splits, config: BenchConfig | None = None, *, ru
         "energy": {t: {"nj_per_cycle": targets.ENERGY_MODELS[t].nj_per_cycle,
                        "source": targets.ENERGY_MODELS[t].citation, "note": "ESTIMATE: cycles x datasheet figure"}
                    for t in config.targets},
-        "not_measured": {m: NOT_MEASURED[m] for m in NOT_MEASURED},
+        "not_measured": {m: NOT_MEASURED[m] for m in NOT_MEASURED}, "not_fitted": not_fitted,
         "methods": {m: METHODS[m].description for m in config.methods},
         "config": {"targets": list(config.targets), "methods": list(config.methods), "samples": config.samples,
                    "layer_samples": config.layer_samples, "budget_points": config.budget,

@@ -95,6 +95,9 @@ def markdown(document: dict) -> str:
     lines += [f"* {t}: {e['nj_per_cycle']:.3f} nJ/cycle, {e['source']}" for t, e in document["energy"].items()]
     lines += ["", "## Not measured", ""]
     lines += [f"* {m}: {reason}" for m, reason in document["not_measured"].items()] or ["* none"]
+    if document.get("not_fitted"):
+        lines += ["", "## Does not fit the target", ""]
+        lines += [f"* {r['method']} on {r['target']}: {r['why']}" for r in document["not_fitted"]]
     tools = document.get("tools", {})
     lines += ["", "## Tools", "", *[f"* {t}: {json.dumps(v)}" for t, v in tools.items()], ""]
     return "\n".join(lines)

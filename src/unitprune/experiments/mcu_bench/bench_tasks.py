@@ -23,7 +23,8 @@
    ``work/METHOD-TARGET`` (one batch) or ``work/METHOD-TARGET-bN``. The per-layer firmware runs in
    the first batch only. A row merges its batches: the median over every sample's cycles, the
    samples checked added up, bit-exact if every batch is; flash and SRAM are the first batch's
-   firmware (flash without its embedded samples).
+   firmware (flash without its embedded samples). A row whose export or firmware does not fit the
+   target (``ExportError``, ``FirmwareTooLarge``) is ``{"does_not_fit": why}``.
 
 Every task computes what ``select_operating_points`` computes for it, on the same inputs, and the
 choice and merges happen in this process, so the files are the same with any executor and worker
@@ -91,14 +92,30 @@ def _test_task(shared: dict, qmodel):
 def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, layer_samples: int, max_cycles: int, *,
                   workspace: Path) -> dict:
     from .bench import measure_target
+    from ...mcu.export import ExportError
     from ...mcu.reference import quantize_input
+    from ...mcu.targets import FirmwareTooLarge
 
     from .bench_plan import planned_for_target
 
     started = time.perf_counter()
+    unplanned = qmodel
     qmodel, overrides, plan = planned_for_target(qmodel, target, shared["splits"])
     x_q = quantize_input(qmodel, shared["x_test"][start:stop])
-    measured = measure_target(qmodel, target, x_q, workspace, layer_samples, max_cycles)
+    try:
+        try:
+            measured = measure_target(qmodel, target, x_q, workspace, layer_samples, max_cycles)
+        except ExportError as error:
+            if not plan:
+                raise
+            # a kernel plan runs layer by layer only (the fused rows call the per-position UnIT kernel);
+            # where layer by layer does not fit the chip (KWS on AVR), the per-position kernels run fused
+            measured = measure_target(unplanned, target, x_q, Path(workspace) / "per-position", layer_samples,
+                                      max_cycles)
+            overrides, plan = {}, {}
+            measured["checks"]["unit_kernel_plan_refused"] = str(error)
+    except (ExportError, FirmwareTooLarge) as error:  # a row the run reports as not fitting (e.g. KWS on MSP430)
+        return {"does_not_fit": str(error), "seconds": time.perf_counter() - started}
     measured.update(overrides)
     if plan:
         measured["checks"]["unit_kernel_plan"] = plan
@@ -115,6 +132,9 @@ def _merge(target: str, parts: list[dict]) -> dict:
     from ...mcu import targets
 
     first = parts[0]
+    unfit = [part for part in parts if "does_not_fit" in part]
+    if unfit:
+        return unfit[0]
     cycles = [c for part in parts for c in part["checks"]["inference_cycles"]]
     checks = {k: v for k, v in first["checks"].items() if k != "inference_cycles"}
     if len(parts) == 1:
