@@ -900,3 +900,26 @@ def test_removal_keeps_the_reserve_fraction_of_top_ranked_channels_beyond_the_op
     torch.testing.assert_close(salience[first], ranking[first][expected])
     assert model[2].out_channels == 8  # the group at its full count keeps everything
     gates.detach()
+
+
+def test_rank_by_norm_ranks_the_masks_by_the_channels_weight_norms():
+    """``rank_by="norm"``: the masks' ranking is each channel's weight L2 norm (hand-computed from
+    conv1's rows), times ``1 + keep_bonus`` for an open channel; ``"salience"`` ranks by the salience."""
+    from unitprune.shrink.allocation import ranked_mask
+    from unitprune.shrink.method import _order
+
+    torch.manual_seed(7)
+    model = bn_chain()
+    gates = ChannelGates(model, trace_resources(model, (1, 8, 8)))
+    group = gates.groups[0]
+    gates.set(group, torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0]))
+    salience = {g: torch.rand(gates.theta[g].numel()) for g in gates.groups}
+    norms = model[0].weight.detach().reshape(6, -1).norm(dim=1)
+    order = _order(gates, salience, ShrinkConfig(rank_by="norm", keep_bonus=0.5))
+    torch.testing.assert_close(order[group], norms * torch.tensor([1.5, 1.5, 1, 1, 1, 1]))
+    expected = torch.zeros(6)
+    expected[torch.topk(norms, 3).indices] = 1.0
+    assert ranked_mask(3.0, _order(gates, salience, ShrinkConfig(rank_by="norm", keep_bonus=0.0))[group]).tolist() \
+        == expected.tolist()
+    torch.testing.assert_close(_order(gates, salience, ShrinkConfig(keep_bonus=0.0))[group], salience[group])
+    gates.detach()
