@@ -129,11 +129,11 @@ def _reach(out: int, size: int, kernel: int, stride: int, dilation: int, pad: in
 COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "avr": {
         "dense": {
-            "one": 12316.09,
-            "macs": 11.99,
-            "outputs": 204.0,
-            "output_rows": 619.86,
-            "dense_runs": 1128.1
+            "one": 16411.17,
+            "macs": 11.91,
+            "outputs": 82.05,
+            "output_rows": 149.06,
+            "dense_runs": 1184.27
         },
         "unit": {
             "one": 27380.52,
@@ -154,26 +154,26 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
             "outputs": 203.89
         },
         "sparse": {
-            "one": 44222.26,
-            "inputs": 66.15,
+            "one": 44410.45,
+            "inputs": 64.74,
             "sort_rows": 0.0,
-            "record_blocks": 626.57,
+            "record_blocks": 630.99,
             "record_rows": 0.0,
-            "row_visits": 66.32,
+            "row_visits": 66.7,
             "row_entries": 0.0,
-            "kept": 37.25,
-            "outputs": 163.97,
-            "strided_records": 1502.17,
-            "strided_entries": 11.02
+            "kept": 37.29,
+            "outputs": 163.94,
+            "strided_records": 1505.34,
+            "strided_entries": 11.01
         }
     },
     "msp430": {
         "dense": {
-            "one": 15330.75,
-            "macs": 19.36,
-            "outputs": 325.41,
-            "output_rows": 1288.35,
-            "dense_runs": 1134.5
+            "one": 19945.42,
+            "macs": 18.5,
+            "outputs": 313.21,
+            "output_rows": 282.92,
+            "dense_runs": 1407.19
         },
         "unit": {
             "one": 35372.65,
@@ -194,26 +194,26 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
             "outputs": 466.61
         },
         "sparse": {
-            "one": 56785.03,
-            "inputs": 218.72,
-            "sort_rows": 66.75,
-            "record_blocks": 848.01,
+            "one": 56912.49,
+            "inputs": 218.63,
+            "sort_rows": 66.98,
+            "record_blocks": 848.0,
             "record_rows": 0.0,
-            "row_visits": 81.52,
+            "row_visits": 81.53,
             "row_entries": 0.0,
             "kept": 47.88,
-            "outputs": 270.65,
-            "strided_records": 1773.55,
+            "outputs": 270.67,
+            "strided_records": 1774.28,
             "strided_entries": 0.0
         }
     },
     "msp430-hwmult": {
         "dense": {
-            "one": 14196.25,
-            "macs": 14.2,
-            "outputs": 147.77,
-            "output_rows": 1110.08,
-            "dense_runs": 831.53
+            "one": 18700.76,
+            "macs": 13.16,
+            "outputs": 75.27,
+            "output_rows": 510.17,
+            "dense_runs": 1017.46
         },
         "unit": {
             "one": 26695.62,
@@ -234,8 +234,8 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
             "outputs": 299.11
         },
         "sparse": {
-            "one": 55608.17,
-            "inputs": 80.15,
+            "one": 55656.13,
+            "inputs": 80.14,
             "sort_rows": 0.0,
             "record_blocks": 593.75,
             "record_rows": 0.0,
@@ -243,7 +243,7 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
             "row_entries": 0.0,
             "kept": 36.67,
             "outputs": 138.33,
-            "strided_records": 1920.67,
+            "strided_records": 1920.69,
             "strided_entries": 5.25
         }
     }
