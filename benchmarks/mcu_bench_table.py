@@ -22,7 +22,12 @@ from unitprune.experiments.mcu_bench.fastest import fastest_table
 HERE = Path(__file__).resolve().parent
 KERNELS_JSON = HERE.parent / "docs" / "results" / "unit_kernels" / "unit_kernels_mcu.json"
 OUTPUT = HERE.parent / "docs" / "results" / "mcu_bench" / "mcu_bench.md"
-PLAN_NAMES = {"skipfree": "skip-free", "unit": "per-position", "dense": "dense"}
+PLAN_NAMES = {"skipfree": "skip-free", "sparse": "sparse", "unit": "per-position", "dense": "dense",
+              "sorted": "early-exit"}
+#: The benchmark layers of the table: (layer, what it is, the kernels to show).
+PAY_LAYERS = (("conv2", "conv2 shape 6x12x12 -> 16x8x8, 5x5, tau = T // |w|", ("skipfree", "unit")),
+              ("conv2_pruned", "the same with 77 % zero weights, tau = T >> bit_length(|w|)",
+               ("sparse", "skipfree", "unit")))
 
 
 def _kernels(document: dict, method: str, target: str) -> str:
@@ -30,7 +35,15 @@ def _kernels(document: dict, method: str, target: str) -> str:
     plan = detail["checks"].get("unit_kernel_plan")
     if not plan:
         return ""
-    return ", ".join(f"{layer} {PLAN_NAMES[c['kernel']]}" for layer, c in plan["layers"].items())
+    return ", ".join(f"{layer} {_plan_name(c)}" for layer, c in plan["layers"].items())
+
+
+def _plan_name(layer: dict) -> str:
+    """A layer's planned kernel by name; a linear layer (its candidates ``unit`` and ``sorted``)
+    on ``unit`` runs the unsorted UnIT linear kernel."""
+    if layer["kernel"] == "unit" and "sorted" in layer["predicted_cycles"]:
+        return "unsorted"
+    return PLAN_NAMES[layer["kernel"]]
 
 
 def _breakeven(points: list[dict], kernel: str, cycles: float) -> str:
@@ -87,25 +100,35 @@ def tables(document: dict, kernels: dict | None) -> str:
                              f"{r['cycles'] / 1e6:.2f} M against {ttp['cycles'] / 1e6:.2f} M)")
         if parts:
             lines.append(f"* {t}: " + "; ".join(parts) + ".")
+        combined = rows.get(("ttp+unit", t))
+        if ttp and combined:
+            layers = [f"{layer} {combined['cycles_per_layer'][layer] / 1e6:.2f} M against "
+                      f"{ttp['cycles_per_layer'][layer] / 1e6:.2f} M" for layer in ttp["cycles_per_layer"]
+                      if layer in combined["cycles_per_layer"] and ttp["cycles_per_layer"][layer] > 0]
+            lines.append(f"  ttp+unit per layer ({_kernels(document, 'ttp+unit', t)}): " + "; ".join(layers) + ".")
     lines.append("")
 
     if kernels:
-        lines += ["**Where each UnIT conv kernel starts to pay** (conv2 shape 6x12x12 -> 16x8x8, 5x5; "
-                  "`benchmarks/unit_kernels_mcu.py`, exact cycles): the largest measured kept fraction "
-                  "(executed / dense MACs) at which the kernel takes fewer cycles than the dense kernel on the "
-                  "same layer, and than the TTP model's conv2 in this run (its zero-skipping kernel).", "",
-                  "| target | kernel | beats dense at kept <= | beats TTP's conv2 at kept <= |", "|---|---|---|---|"]
+        lines += ["**Where each UnIT conv kernel starts to pay** (`benchmarks/unit_kernels_mcu.py`, exact "
+                  "cycles, the MNIST conv2 shape): the largest measured kept fraction (executed / dense MACs) at "
+                  "which the kernel takes fewer cycles than the dense kernel on the same layer, and than the TTP "
+                  "model's conv2 in this run (its static-sparse kernel).", "",
+                  "| target | layer | kernel | beats dense at kept <= | beats TTP's conv2 at kept <= |",
+                  "|---|---|---|---|---|"]
         for t in targets:
             build = kernels["builds"].get(t)
             if not build:
                 continue
-            points = build["layers"]["conv2"]["points"]
             ttp = rows.get(("ttp", t))
             ttp_conv2 = ttp["cycles_per_layer"].get("conv2") if ttp else None
-            for kernel, name in (("skipfree", "skip-free"), ("unit", "per-position")):
-                beats_dense = _breakeven(points, kernel, points[0]["dense"])
-                beats_ttp = _breakeven(points, kernel, ttp_conv2) if ttp_conv2 else ""
-                lines.append(f"| {t} | {name} | {beats_dense} | {beats_ttp} |")
+            for layer, what, shown in PAY_LAYERS:
+                if layer not in build["layers"]:
+                    continue
+                points = build["layers"][layer]["points"]
+                for kernel in shown:
+                    beats_dense = _breakeven(points, kernel, points[0]["dense"])
+                    beats_ttp = _breakeven(points, kernel, ttp_conv2) if ttp_conv2 else ""
+                    lines.append(f"| {t} | {layer} ({what}) | {PLAN_NAMES[kernel]} | {beats_dense} | {beats_ttp} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ the UnIT kernel is faster than dense (``breakeven_kept_fraction``).
 
 The early-exit linear kernel (``unit_linear_unit_sorted_bitshift_s8``) is measured the same way
 against ``unit_linear_dense_s8`` and the unsorted ``unit_linear_unit_bitshift_s8``, over T_q.
-``--fit`` adds the edge layers and prints ``unitprune.mcu.unit_cost.COEFFICIENTS`` fitted to every
+``--fit`` adds the deep (conv3_like) and edge layers and prints ``unitprune.mcu.unit_cost.COEFFICIENTS`` fitted to every
 conv point.
 
 Usage: ``PYTHONPATH=src python benchmarks/unit_kernels_mcu.py [--targets avr msp430 msp430-hwmult]
@@ -36,6 +36,8 @@ import unitprune
 from unitprune.mcu import reference, targets, unit_cost
 from unitprune.mcu.codegen import c_array
 from unitprune.kernels.unit_fast_s8 import sorted_columns
+from unitprune.kernels.unit_sparse_s8 import unit_sparse_tables
+from unitprune.mcu.unit_plan import unit_sparse_block_rows, unit_sparse_scratch
 from unitprune.mcu.qmodel import QConv, QLinear, Requant
 from unitprune.mcu.quantize import quantize_multiplier
 
@@ -43,7 +45,7 @@ logger = logging.getLogger("unit_kernels_mcu")
 CSRC = Path(unitprune.__file__).resolve().parent / "csrc"
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "unit_kernels"
 TARGETS = ("avr", "msp430", "msp430-hwmult")
-KERNELS = ("dense", "unit", "skipfree")
+KERNELS = ("dense", "unit", "skipfree", "sparse")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,16 +67,33 @@ class Layer:
     groups: int = 1
     x_zeros: float = 0.5
     relu: bool = True
+    w_zeros: float = 0.0  # the fraction of weights set to zero (train-time pruned)
+    bitshift: bool = False  # tau = T >> bit_length(|w|) (the bit-shift quotient) instead of T // |w|
+    sparse: bool = False  # also measure unit_conv2d_unit_sparse_s8 (its lists need C*H*levels bytes)
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        return KERNELS if self.sparse else KERNELS[:3]
 
 
 CONV2 = (Layer("conv2", 6, 12, 12, 16, (5, 5), scales=(0, 400, 1000, 2000, 3000, 4500, 7000, 10000, 20000)),)
 #: Small geometries with edge values for the bit-exactness tests in the simulators.
 EDGES = (Layer("pad_groups", 4, 7, 9, 4, (3, 3), scales=(0, 300, 3000, 9000), padding=(1, 2, 2, 1), groups=2,
-               relu=False, x_zeros=0.2),
+               relu=False, x_zeros=0.2, w_zeros=0.3, sparse=True),
          Layer("stride_dilation", 3, 9, 11, 2, (3, 5), scales=(500,), stride=(2, 2), dilation=(2, 1),
-               padding=(1, 0, 3, 1), relu=False),
-         Layer("conv1d_like", 3, 1, 30, 4, (1, 5), scales=(800,), stride=(1, 2), padding=(0, 0, 2, 2)),
-         Layer("pointwise", 8, 4, 4, 3, (1, 1), scales=(1500,), relu=False, x_zeros=0.0))
+               padding=(1, 0, 3, 1), relu=False, sparse=True),
+         Layer("conv1d_like", 3, 1, 30, 4, (1, 5), scales=(800,), stride=(1, 2), padding=(0, 0, 2, 2), sparse=True),
+         Layer("pointwise", 8, 4, 4, 3, (1, 1), scales=(1500,), relu=False, x_zeros=0.0, sparse=True))
+#: Train-time pruned layers (TTP+UnIT): the conv2 shape with 77 % zero weights, a conv1-like layer on
+#: MNIST-like inputs (80 % zeros); measured with ``--fit`` for the sparse kernel's coefficients.
+PRUNED = (Layer("conv2_pruned", 6, 12, 12, 16, (5, 5), scales=(0, 1000, 3000, 8000), w_zeros=0.77,
+                bitshift=True, sparse=True),
+          Layer("conv1_like", 1, 20, 20, 4, (5, 5), scales=(0, 1000, 3000, 6000, 12000), x_zeros=0.8,
+                w_zeros=0.1, bitshift=True, sparse=True))
+#: A deep layer on a small plane (MNIST-like conv3: 16 channels of 4x4, padding 1): the per-channel
+#: costs (the skip-free kernel's bucket tables); measured with ``--fit`` only.
+DEEP = (Layer("conv3_like", 16, 4, 4, 8, (3, 3), scales=(0, 2000, 8000), padding=(1, 1, 1, 1), w_zeros=0.3,
+              bitshift=True, sparse=True),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +109,8 @@ class LinearLayer:
 
 
 LINEAR_KERNELS = ("dense", "bitshift", "sorted")
+#: Thresholds of one conv layer per firmware (their tables share the MSP430's 48 KB of FRAM with every kernel).
+SCALES_PER_FIRMWARE = 2
 FC = (LinearLayer("fc", 256, 32, thresholds=(0, 1000, 4000, 16000)),)
 LINEAR_EDGES = (LinearLayer("fc_edges", 40, 9, thresholds=(0, 700, 5000, 2**20)),)
 
@@ -162,9 +183,14 @@ def out_size(layer: Layer) -> tuple[int, int]:
             (layer.width + left + right - dx * (kw - 1) - 1) // sx + 1)
 
 
-def tau_of(weight: np.ndarray, scale: int) -> np.ndarray:
-    """UnIT's per-weight threshold min(T // |w|, 255) (255 where w == 0; 0 everywhere for T = 0)."""
+def tau_of(weight: np.ndarray, scale: int, bitshift: bool = False) -> np.ndarray:
+    """UnIT's per-weight threshold min(T // |w|, 255), or min(T >> bit_length(|w|), 255) with
+    ``bitshift`` (255 where w == 0; 0 everywhere for T = 0)."""
     magnitude = np.abs(weight.astype(np.int64))
+    if bitshift:
+        bits = np.floor(np.log2(np.maximum(magnitude, 1))).astype(np.int64) + 1
+        tau = np.where(magnitude > 0, scale >> bits, 255)
+        return np.minimum(tau, 255).astype(np.uint8)
     tau = np.where(magnitude > 0, scale // np.maximum(magnitude, 1), 255)
     return np.minimum(tau, 255).astype(np.uint8)
 
@@ -174,6 +200,7 @@ def make_layer(layer: Layer, rng: np.random.Generator) -> tuple[QConv, np.ndarra
     group_in = layer.channels // layer.groups
     shape = (layer.out_channels, group_in, *layer.kernel)
     weight = rng.integers(-127, 128, size=shape).astype(np.int8)
+    weight[rng.random(shape) < layer.w_zeros] = 0
     weight.reshape(-1)[:4] = (-127, 127, 0, 127)
     low = 0 if layer.relu else -128
     x = rng.integers(low, 128, size=(1, layer.channels, layer.height, layer.width))
@@ -188,7 +215,7 @@ def make_layer(layer: Layer, rng: np.random.Generator) -> tuple[QConv, np.ndarra
                       np.full(layer.out_channels, shift, np.int8), -128, 127)
     op = QConv(layer.name, layer.channels, layer.height, layer.width, layer.out_channels, *layer.kernel,
                layer.stride, layer.dilation, layer.padding, layer.groups, oh, ow, weight, requant,
-               np.zeros(layer.out_channels, np.int64), tau_of(weight, layer.scales[0]), 1.0, 1.0,
+               np.zeros(layer.out_channels, np.int64), tau_of(weight, layer.scales[0], layer.bitshift), 1.0, 1.0,
                np.ones(layer.out_channels))
     return op, x
 
@@ -201,20 +228,22 @@ def skipfree_scratch_bytes(op: QConv) -> int:
     return (total + 3) // 4 * 4
 
 
-def firmware_source(cases: list[tuple[QConv, np.ndarray, list[int]]],
+def firmware_source(cases: list[tuple[QConv, np.ndarray, Layer]],
                     linear_cases: list[tuple[QLinear, np.ndarray, list[int]]] = ()) -> str:
     """main(): per layer and scale (threshold) one region per kernel (label ``<layer>:<T>:<kernel>``),
     each emitting its status and output."""
     parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_kernels_s8.h"\n']
-    scratch = max([max(skipfree_scratch_bytes(op), 4 * op.out_height * op.out_width) for op, _, _ in cases]
-                  + [4 * op.out_features for op, _, _ in linear_cases])
+    scratch = max([max(skipfree_scratch_bytes(op), 4 * op.out_height * op.out_width,
+                       *(unit_sparse_scratch(dataclasses.replace(op, tau=tau_of(op.weight, s, layer.bitshift)))
+                         for s in layer.scales if layer.sparse))
+                   for op, _, layer in cases] + [4 * op.out_features for op, _, _ in linear_cases])
     outputs = max([op.out_channels * op.out_height * op.out_width for op, _, _ in cases]
                   + [op.out_features for op, _, _ in linear_cases])
     inputs = max([x.size for _, x, _ in cases] + [x.size for _, x, _ in linear_cases])
     parts.append(f"static int32_t scratch[{scratch // 4}];\nstatic int8_t y[{outputs}];\n"
                  f"static int8_t x[{inputs}];\n")
     body = []
-    for index, (op, x, scales) in enumerate(cases):
+    for index, (op, x, layer) in enumerate(cases):
         p = f"l{index}"
         parts += [c_array("int8_t", f"{p}_x", x, flash=True), c_array("int8_t", f"{p}_w", op.weight, flash=True),
                   c_array("int32_t", f"{p}_bias", op.requant.bias, flash=True),
@@ -227,20 +256,34 @@ def firmware_source(cases: list[tuple[QConv, np.ndarray, list[int]]],
         const unit_conv2d_params params = {{1, {op.in_channels}, {op.in_height}, {op.in_width}, {op.out_channels},
             {op.kernel_height}, {op.kernel_width}, {op.stride[0]}, {op.stride[1]}, {op.dilation[0]}, {op.dilation[1]},
             {top}, {bottom}, {left}, {right}, {op.groups}, 0}};
+        const unit_conv2d_params blocks = {{1, {op.in_channels}, {op.in_height}, {op.in_width}, {op.out_channels},
+            {op.kernel_height}, {op.kernel_width}, {op.stride[0]}, {op.stride[1]}, {op.dilation[0]}, {op.dilation[1]},
+            {top}, {bottom}, {left}, {right}, {op.groups}, {unit_sparse_block_rows(op)}}};
         const unit_requant_s8 requant = {{{p}_bias, {p}_mult, {p}_shift, -128, 127}};
         int32_t i;
         for (i = 0; i < {x.size}; i++) {{
             x[i] = UNIT_READ_S8({p}_x + i);
         }}""")
-        for scale in scales:
+        for scale in layer.scales:
+            tau = tau_of(op.weight, scale, layer.bitshift)
             tau_name = f"{p}_tau{scale}"
-            parts.append(c_array("uint8_t", tau_name, tau_of(op.weight, scale), flash=True))
+            parts.append(c_array("uint8_t", tau_name, tau, flash=True))
+            tables = unit_sparse_tables(op.weight, tau)
+            sparse = f"{p}_sparse{scale}"
+            parts += [] if not layer.sparse else [c_array("uint16_t", f"{sparse}_counts", tables.counts, flash=True),
+                      c_array("uint8_t", f"{sparse}_records", tables.records.reshape(-1) if tables.stored
+                              else np.zeros(1, np.uint8), flash=True),
+                      c_array("uint8_t", f"{sparse}_levels", tables.levels if tables.levels.size
+                              else np.zeros(1, np.uint8), flash=True),
+                      f"static const unit_unit_sparse_s8 {sparse} = {{{sparse}_counts, {sparse}_records, "
+                      f"{sparse}_levels, {tables.levels.size}}};\n"]
             calls = {"dense": f"unit_conv2d_dense_s8(&params, x, {p}_w, &requant, y, scratch, 0)",
                      "unit": f"unit_conv2d_unit_s8(&params, x, {p}_w, {tau_name}, &requant, y, scratch, 0)",
                      "skipfree": f"unit_conv2d_unit_skipfree_s8(&params, x, {p}_w, {tau_name}, &requant, y, "
-                                 "scratch, 0)"}
-            for kernel in KERNELS:
-                if kernel == "dense" and scale != scales[0]:
+                                 "scratch, 0)",
+                     "sparse": f"unit_conv2d_unit_sparse_s8(&blocks, x, &{sparse}, &requant, y, scratch, 0)"}
+            for kernel in layer.kernels:
+                if kernel == "dense" and scale != layer.scales[0]:
                     continue  # dense does not depend on tau
                 body.append(f"""
         {{
@@ -299,14 +342,16 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
     cases, expected, kept, work = [], {}, {}, {}
     for layer in layers:
         op, x = make_layer(layer, rng)
-        cases.append((op, x, list(layer.scales)))
+        cases.append((op, x, layer))
         for scale in layer.scales:
-            scaled = dataclasses.replace(op, tau=tau_of(op.weight, scale))
+            scaled = dataclasses.replace(op, tau=tau_of(op.weight, scale, layer.bitshift))
             y, counts = reference._conv(scaled, x, "unit")
-            expected[(op.name, scale, "unit")] = expected[(op.name, scale, "skipfree")] = y.reshape(-1)
+            for kernel in KERNELS[1:]:
+                expected[(op.name, scale, kernel)] = y.reshape(-1)
             kept[(op.name, scale)] = counts.executed / counts.dense
             work[(op.name, scale)] = unit_cost.conv_work(scaled, x).to_dict()
-        expected[(op.name, layer.scales[0], "dense")] = reference._conv(op, x, "dense")[0].reshape(-1)
+        dense = reference._conv(op, x, "dense")[0].reshape(-1)
+        expected.update({(op.name, scale, "dense"): dense for scale in layer.scales})
     linear_cases = []
     for layer in linear_layers:
         op, x = make_linear(layer, rng)
@@ -314,6 +359,7 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
         for threshold in layer.thresholds:
             thresholded = dataclasses.replace(op, threshold_q=threshold)
             y, counts = reference._linear(thresholded, x, "unit", "bitshift")
+            work[(op.name, threshold)] = unit_cost.linear_work(thresholded, x, "bitshift").to_dict()
             expected[(op.name, threshold, "bitshift")] = expected[(op.name, threshold, "sorted")] = y.reshape(-1)
             kept[(op.name, threshold)] = counts.executed / counts.dense
         expected[(op.name, layer.thresholds[0], "dense")] = reference._linear(op, x, "dense", "bitshift")[0].reshape(-1)
@@ -323,8 +369,11 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
     with tempfile.TemporaryDirectory(prefix="unit_kernels_mcu_") as temporary:
         root = Path(build_dir or temporary)
         root.mkdir(parents=True, exist_ok=True)
-        # one firmware per conv layer and one for the linear layers (the MSP430 model has 48 KB of FRAM)
-        groups = [([case], []) for case in cases] + ([([], linear_cases)] if linear_cases else [])
+        # one firmware per conv layer and at most SCALES_PER_FIRMWARE scales, one for the linear layers (the
+        # MSP430 model has 48 KB of FRAM)
+        groups = [([(op, x, dataclasses.replace(layer, scales=layer.scales[i:i + SCALES_PER_FIRMWARE]))], [])
+                  for op, x, layer in cases for i in range(0, len(layer.scales), SCALES_PER_FIRMWARE)]
+        groups += [([], linear_cases)] if linear_cases else []
         for index, (conv_group, linear_group) in enumerate(groups):
             (root / f"unit_kernels_fw{index}.c").write_text(firmware_source(conv_group, linear_group))
         for target in target_names:
@@ -337,14 +386,16 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
                 regions.update({region.label: region for region in targets.run(firmware, max_cycles=400_000_000).regions})
                 flash.append(firmware.flash_bytes)
             build = {"compiler": firmware.compiler, "flash_bytes": flash, "layers": {}}
-            for op, _, scales in cases:
-                points = check_points(target, regions, op.name, scales, KERNELS, expected, kept)
+            for op, _, layer in cases:
+                points = check_points(target, regions, op.name, layer.scales, layer.kernels, expected, kept)
                 for point in points:
                     point["work"] = work[(op.name, point["scale"])]
                 build["layers"][op.name] = {
-                    "points": points, "breakeven_kept_fraction": {k: breakeven(points, k) for k in ("unit", "skipfree")}}
+                    "points": points, "breakeven_kept_fraction": {k: breakeven(points, k) for k in layer.kernels[1:]}}
             for op, _, thresholds in linear_cases:
                 points = check_points(target, regions, op.name, thresholds, LINEAR_KERNELS, expected, kept)
+                for point in points:
+                    point["linear_work"] = work[(op.name, point["scale"])]
                 build["layers"][op.name] = {
                     "points": points,
                     "breakeven_kept_fraction": {k: breakeven(points, k) for k in ("bitshift", "sorted")}}
@@ -355,7 +406,22 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
 def samples(result: dict, target: str, kernel: str) -> list[tuple[unit_cost.ConvWork, float]]:
     """(work, measured cycles) of every conv point of ``target`` in a ``measure`` result."""
     return [(unit_cost.ConvWork(**point["work"]), float(point[kernel]))
-            for layer in result["builds"][target]["layers"].values() for point in layer["points"] if "work" in point]
+            for layer in result["builds"][target]["layers"].values() for point in layer["points"]
+            if "work" in point and kernel in point]
+
+
+def linear_samples(result: dict, target: str, kernel: str) -> list[tuple[unit_cost.LinearWork, float]]:
+    """(work, measured cycles) of every linear point of ``target`` (``kernel`` as unit_cost names it)."""
+    column = {"unit": "bitshift", "sorted": "sorted"}[kernel]
+    return [(unit_cost.LinearWork(**point["linear_work"]), float(point[column]))
+            for layer in result["builds"][target]["layers"].values() for point in layer["points"]
+            if "linear_work" in point]
+
+
+def fit_linear_coefficients(result: dict) -> dict:
+    """unit_cost.LINEAR_COEFFICIENTS per target, fitted to a ``measure`` result."""
+    return {target: {kernel: unit_cost.fit_linear(linear_samples(result, target, kernel), kernel)
+                     for kernel in unit_cost.LINEAR_KERNELS} for target in result["builds"]}
 
 
 def fit_coefficients(result: dict) -> dict:
@@ -375,7 +441,7 @@ def markdown(result: dict) -> str:
     for target, build in result["builds"].items():
         lines += [f"## {target} ({build['compiler']})", ""]
         for name, layer in build["layers"].items():
-            kernels = [k for k in layer["points"][0] if k not in ("scale", "kept_fraction", "work")]
+            kernels = [k for k in layer["points"][0] if k not in ("scale", "kept_fraction", "work", "linear_work")]
             unit_kernels = kernels[1:]
             lines += [f"### {name}", "", "| T | kept | " + " | ".join(f"{k} cycles" for k in kernels) + " | "
                       + " | ".join(f"{k} speed-up over dense" for k in unit_kernels) + " |",
@@ -401,17 +467,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="also measure the edge layers and print unit_cost.COEFFICIENTS fitted to every conv point")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    layers = CONV2 + EDGES if args.fit else CONV2
+    layers = CONV2 + PRUNED + DEEP + EDGES if args.fit else CONV2 + PRUNED
     result = measure(layers, target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir,
                      linear_layers=FC + LINEAR_EDGES if args.fit else FC)
     if args.fit:
         result["coefficients"] = fit_coefficients(result)
         print("COEFFICIENTS = " + json.dumps(result["coefficients"], indent=4))
-    if args.markdown is not None:
-        args.markdown.write_text(markdown(result))
+        result["linear_coefficients"] = fit_linear_coefficients(result)
+        print("LINEAR_COEFFICIENTS = " + json.dumps(result["linear_coefficients"], indent=4))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.output}")
+    if args.markdown is not None:
+        args.markdown.write_text(markdown(result))
 
 
 if __name__ == "__main__":

@@ -35,11 +35,15 @@ def test_mnist_shaped_model_every_variant(variant, linear_quotient):
     _assert_same(dataclasses.replace(qmodel, ops=[*qmodel.ops[:-1], fc]), x_q)
 
 
-@pytest.mark.parametrize("unit_kernel", ["unit", "skipfree", "dense"])
+@pytest.mark.parametrize("unit_kernel", ["unit", "skipfree", "sparse", "dense"])
 def test_unit_conv_kernels(unit_kernel):
+    """Every conv kernel of the plan (their compares differ: the list kernels count what they visit),
+    with the early-exit linear kernel (compares = its walk) beside the list kernels."""
     rng = np.random.default_rng(5)
     qmodel = qmodels.mnist_like(rng)
+    linear = "sorted" if unit_kernel in ("skipfree", "sparse") else "unit"
     ops = [dataclasses.replace(op, unit_kernel=unit_kernel) if i in (0, 2) else op for i, op in enumerate(qmodel.ops)]
+    ops[-1] = dataclasses.replace(ops[-1], unit_kernel=linear)
     qmodel = dataclasses.replace(qmodel, ops=ops)
     x_q = qmodels.random_input(rng, 4, qmodel.input_shape, boundary=np.unique(ops[0].tau)[:20])
     _assert_same(qmodel, x_q)

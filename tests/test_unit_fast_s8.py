@@ -142,3 +142,30 @@ def test_the_cost_model_counts_what_the_skipfree_kernel_does():
     work = unit_cost.conv_work(op, x)
     assert work.visits * 2 == counts.compares and work.kept * 2 == counts.executed
     assert work.compares * 2 == 2 * oh * ow * np.count_nonzero(weight)
+
+
+@pytest.mark.parametrize("width,kernel,stride,dilation,left,right", [
+    (9, 3, 1, 1, 2, 1), (11, 5, 2, 1, 3, 1), (30, 5, 2, 1, 2, 2), (4, 1, 1, 1, 0, 0), (600, 3, 1, 1, 1, 1),
+    (5, 5, 1, 2, 4, 4)])
+def test_the_dense_cost_counts_the_dense_kernels_runs(width, kernel, stride, dilation, left, right):
+    """unit_cost's dense_runs: per output row, one run per column whose kernel row the padding clips,
+    the columns whose whole kernel row lies inside the input in runs of at most 255 (a column-by-column
+    count of unit_conv2d_dense_s8's loop)."""
+    from unitprune.mcu import unit_cost
+    from unitprune.mcu.qmodel import QConv
+
+    span = (kernel - 1) * dilation
+    out_width = (width + left + right - span - 1) // stride + 1
+    runs, inner = 0, 0
+    for ox in range(out_width):
+        first = ox * stride - left
+        if first >= 0 and first + span < width:
+            inner += 1
+            if inner == 1 or inner % 255 == 1:
+                runs += 1
+        else:
+            runs += 1
+    weight = np.ones((2, 1, 1, kernel), np.int8)
+    op = QConv("layer", 1, 1, width, 2, 1, kernel, (1, stride), (1, dilation), (0, 0, left, right), 1, 1,
+               out_width, weight, None, np.zeros(2, np.int64), np.zeros(weight.shape, np.uint8), 1.0, 1.0, np.ones(2))
+    assert unit_cost._dense_runs_per_row(op) == runs

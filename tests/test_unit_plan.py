@@ -8,6 +8,7 @@ simulators measure in the exported firmware, and the plan's choice is (near) the
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,16 +18,17 @@ from unitprune.geometry import ConvGeometry
 from unitprune.mcu.export import ExportError, export_c
 from unitprune.mcu.qmodel import QConv, QFlatten, QuantizedModel
 from unitprune.mcu.reference import run_reference
-from unitprune.mcu.unit_plan import plan_unit_kernels, sram_fits, with_unit_kernels
+from unitprune.mcu.unit_plan import LIST_KERNELS, plan_unit_kernels, sram_fits, with_unit_kernels
 
 from . import qmodels
 from .test_export import needs_cc, run_counted_avr_firmware, tiny_model
 from .test_unit_fast_s8 import skipfree_visits
+from .test_unit_sparse_s8 import row_visits
 
 #: Largest relative error of a predicted layer's cycles against the simulator's, per kernel (the
 #: tolerance of tests/test_mcu_unit_kernels.py; here the whole exported layer, requantization and
 #: call included).
-TOLERANCE = {"skipfree": 0.10, "dense": 0.30, "unit": 0.40}
+TOLERANCE = {"skipfree": 0.10, "dense": 0.10, "unit": 0.40, "sparse": 0.15}
 
 
 def _model_and_inputs(seed: int, samples: int):
@@ -42,7 +44,8 @@ def _geometry(op: QConv) -> ConvGeometry:
 
 
 @needs_cc
-@pytest.mark.parametrize("kernels", [("skipfree", "skipfree"), ("dense", "skipfree"), ("skipfree", "unit")])
+@pytest.mark.parametrize("kernels", [("skipfree", "skipfree"), ("dense", "skipfree"), ("skipfree", "unit"),
+                                     ("sparse", "sparse"), ("unit", "sparse")])
 def test_planned_models_export_bit_exact_with_the_skipfree_visits(tmp_path, kernels):
     qmodel, x = _model_and_inputs(3, 4)
     planned = with_unit_kernels(qmodel, {"conv1": kernels[0], "conv2": kernels[1]})
@@ -59,6 +62,9 @@ def test_planned_models_export_bit_exact_with_the_skipfree_visits(tmp_path, kern
         if kernel == "skipfree":  # the hand count of the lists' visits (independent of the reference)
             x4 = inputs[name].reshape(len(x), op.in_channels, op.in_height, op.in_width)
             assert counts[name].compares == skipfree_visits(x4, op.weight, op.tau, _geometry(op)) > 0
+        if kernel == "sparse":  # the hand count of the row lists' visits
+            x4 = inputs[name].reshape(len(x), op.in_channels, op.in_height, op.in_width)
+            assert counts[name].compares == row_visits(x4, op.weight, op.tau, _geometry(op)) > 0
         if kernel == "dense":  # every MAC executed, nothing tested
             assert counts[name].executed == counts[name].dense > unit_counts[name].executed
             assert counts[name].compares == counts[name].threshold == 0
@@ -67,7 +73,8 @@ def test_planned_models_export_bit_exact_with_the_skipfree_visits(tmp_path, kern
                                                                       unit_counts[name].executed)
     manifest = json.loads((tmp_path / "export" / "memory_plan.json").read_text())
     chosen = {name: manifest["kernels"]["layers"][name]["kernel"] for name in ("conv1", "conv2")}
-    names = {"skipfree": "unit_conv2d_unit_skipfree_s8", "dense": "unit_conv2d_dense_s8", "unit": "unit_conv2d_unit_s8"}
+    names = {"skipfree": "unit_conv2d_unit_skipfree_s8", "dense": "unit_conv2d_dense_s8", "unit": "unit_conv2d_unit_s8",
+             "sparse": "unit_conv2d_unit_sparse_s8"}
     assert chosen == {"conv1": names[kernels[0]], "conv2": names[kernels[1]]}
 
 
@@ -80,7 +87,7 @@ def test_the_plan_is_recorded_and_bad_plans_are_refused(tmp_path):
             layer = record["layers"][op.name]
             fastest = min(layer["predicted_cycles"], key=layer["predicted_cycles"].get)
             assert layer["kernel"] == op.unit_kernel
-            assert op.unit_kernel == fastest or ("SRAM" in layer["reason"] and fastest == "skipfree")
+            assert op.unit_kernel == fastest or ("SRAM" in layer["reason"] and fastest in ("skipfree", "sparse"))
     assert sram_fits(planned, "avr")
     # conv1's lists (28x28 input) and the arena exceed the ATmega2560's 8 KB: the plan gives them up there
     forced = plan_unit_kernels(qmodel, x, "avr", plan="skipfree")
@@ -97,10 +104,40 @@ def test_the_plan_is_recorded_and_bad_plans_are_refused(tmp_path):
         plan_unit_kernels(qmodel, x, "m0plus")
     with pytest.raises(ValueError, match="unknown UnIT kernel plan 'fast'"):
         plan_unit_kernels(qmodel, x, "avr", plan="fast")
-    with pytest.raises(ValueError, match="no conv layer named fc"):
+    with pytest.raises(ValueError, match="no conv or linear layer named pool"):
+        with_unit_kernels(qmodel, {"pool": "skipfree"})
+    with pytest.raises(ValueError, match="unknown kernel"):
         with_unit_kernels(qmodel, {"fc": "skipfree"})
     with pytest.raises(ExportError, match="execution='fused' runs the per-position UnIT convolution; layer"):
         export_c(with_unit_kernels(qmodel, {"conv1": "skipfree"}), tmp_path / "f", execution="fused")
+
+
+@needs_cc
+def test_sorted_linear_exports_bit_exact_with_its_walk(tmp_path):
+    """fc on the early-exit kernel (columns sorted by |w| at export): the outputs and cause counters
+    of the unsorted kernel, compares = a hand count of its walk (per input one zero test; per nonzero
+    input with t < 128 its weights with |w| > t and the stop)."""
+    qmodel, x = _model_and_inputs(6, 4)
+    planned = with_unit_kernels(qmodel, {"fc": "sorted"})
+    export_c(planned, tmp_path / "export")
+    outputs, counts = unitprune.run_exported(tmp_path / "export", x)
+    expected, expected_counts = run_reference(planned, x)
+    np.testing.assert_array_equal(outputs, expected.reshape(len(x), -1))
+    assert counts == expected_counts
+    unsorted = run_reference(qmodel, x)[1]["fc"]
+    assert (counts["fc"].threshold, counts["fc"].executed) == (unsorted.threshold, unsorted.executed)
+    inputs = {}
+    run_reference(planned, x, capture=lambda op, v: inputs.setdefault(op.name, v))
+    fc = next(op for op in planned.ops if op.name == "fc")
+    walk = inputs["fc"].size
+    for value, column in zip(inputs["fc"].reshape(-1), np.tile(np.arange(fc.in_features), len(x))):
+        if value != 0:
+            t = min(int(fc.threshold_q) >> max(abs(int(value)).bit_length(), int(fc.shift_start)), 255)
+            if t < 128:
+                walk += int(np.count_nonzero(np.abs(fc.weight[:, column].astype(np.int64)) > t)) + 1
+    assert counts["fc"].compares == walk < unsorted.compares
+    manifest = json.loads((tmp_path / "export" / "memory_plan.json").read_text())
+    assert manifest["kernels"]["layers"]["fc"]["kernel"] == f"unit_linear_unit_sorted_{qmodel.linear_quotient}_s8"
 
 
 def two_conv_model(rng: np.random.Generator) -> QuantizedModel:
@@ -123,10 +160,17 @@ def test_predicted_layer_cycles_match_the_simulators(tmp_path, target):
     qmodel = two_conv_model(rng)
     x = qmodels.random_input(rng, 1, qmodel.input_shape, zero_fraction=0.4)
     auto = plan_unit_kernels(qmodel, x, target)
-    predicted = {name: layer["predicted_cycles"] for name, layer in auto.source["unit_kernel_plan"]["layers"].items()}
+    convs = {op.name for op in qmodel.ops if isinstance(op, QConv)}
+    predicted = {name: layer["predicted_cycles"] for name, layer in auto.source["unit_kernel_plan"]["layers"].items()
+                 if name in convs}
+    assert set(predicted) == {"conv2", "conv3"}
     measured = {}
-    for kernel in ("unit", "skipfree", "dense"):
+    export_target = {"msp430-hwmult": "msp430"}.get(target, target)
+    for kernel in ("unit", "skipfree", "sparse", "dense"):
         planned = with_unit_kernels(qmodel, {"conv2": kernel, "conv3": kernel})
+        if not sram_fits(planned, export_target):  # the sparse lists of conv2's 61 tau levels on the 8 KB AVR
+            assert kernel in LIST_KERNELS and sram_fits(auto, export_target), (target, kernel)
+            continue
         row = measure_target(planned, target, x, tmp_path / kernel, layer_samples=len(x))
         assert row["bit_exact"], row["checks"]
         for name in predicted:
@@ -141,15 +185,44 @@ def test_predicted_layer_cycles_match_the_simulators(tmp_path, target):
         assert measured[name][chosen] <= 1.1 * min(measured[name].values()), (target, name, chosen, measured[name])
 
 
-def test_avr_counters_of_the_skipfree_kernel_equal_the_reference(tmp_path):
-    """UNIT_S8_COUNTS compiled into the AVR firmware: the skip-free kernel's counters by cause (and
-    its visits) equal the integer reference's."""
+@pytest.mark.parametrize("kernel", ["skipfree", "sparse"])
+def test_avr_counters_of_the_list_kernels_equal_the_reference(tmp_path, kernel):
+    """UNIT_S8_COUNTS compiled into the AVR firmware: the skip-free and sparse kernels' counters by
+    cause (and their visits) equal the integer reference's."""
     rng = np.random.default_rng(9)
-    qmodel = with_unit_kernels(tiny_model(rng), {"conv": "skipfree"})
+    qmodel = with_unit_kernels(tiny_model(rng), {"conv": kernel})
     x = qmodels.random_input(rng, 2, qmodel.input_shape, boundary=np.unique(qmodel.ops[0].tau))
     result, emitted, counts = run_counted_avr_firmware(tmp_path, qmodel, x)
     outputs, expected = run_reference(qmodel, x)
     np.testing.assert_array_equal(emitted, outputs.reshape(len(x), -1))
     assert counts == {name: list(expected[name].to_dict().values()) for name in result.layers}
-    assert expected["conv"].compares == skipfree_visits(x, qmodel.ops[0].weight, qmodel.ops[0].tau,
-                                                        _geometry(qmodel.ops[0]))
+    visits = skipfree_visits if kernel == "skipfree" else row_visits
+    assert expected["conv"].compares == visits(x, qmodel.ops[0].weight, qmodel.ops[0].tau, _geometry(qmodel.ops[0]))
+
+
+def test_a_layer_whose_skipfree_lists_do_not_fit_falls_back_to_the_sparse_lists(monkeypatch):
+    """MNIST's conv1 (1x28x28 -> 6x24x24) on the 8 KB ATmega2560: the skip-free lists (5,472 bytes)
+    do not fit beside the activations, the sparse kernel's (few tau levels) do; with the skip-free
+    kernel predicted fastest and the sparse one next, the plan takes the sparse kernel, not a kernel
+    without lists; a model on which neither list kernel fits falls back to the fastest without lists."""
+    from unitprune.mcu import unit_cost
+
+    rng = np.random.default_rng(3)
+    conv1 = qmodels.conv(rng, "conv1", (1, 28, 28), 6, (5, 5), sparsity=0.1)
+    conv1 = replace(conv1, tau=np.where(conv1.weight != 0, rng.choice([4, 9, 20], conv1.weight.shape), 255
+                                        ).astype(np.uint8))
+    qmodel = QuantizedModel(ops=[conv1, QFlatten("flatten", 6 * 24 * 24), qmodels.linear(rng, "fc", 6 * 24 * 24, 10)],
+                            input_shape=(1, 28, 28), input_scale=1.0, output_scale=1.0)
+    order = {"skipfree": 1.0, "sparse": 2.0, "dense": 3.0, "unit": 4.0}
+    monkeypatch.setattr(unit_cost, "predict", lambda work, target, kernel, coefficients=None: order[kernel])
+    x = qmodels.random_input(rng, 2, qmodel.input_shape, zero_fraction=0.5)
+    assert not sram_fits(with_unit_kernels(qmodel, {"conv1": "skipfree"}), "avr")
+    assert sram_fits(with_unit_kernels(qmodel, {"conv1": "sparse"}), "avr")
+    planned = plan_unit_kernels(qmodel, x, "avr")
+    layer = planned.source["unit_kernel_plan"]["layers"]["conv1"]
+    assert (layer["kernel"], layer["reason"]) == ("sparse", "the skipfree lists do not fit the avr SRAM")
+    many_levels = replace(qmodel, ops=[replace(conv1, tau=rng.integers(0, 120, conv1.weight.shape).astype(np.uint8)),
+                                       *qmodel.ops[1:]])
+    assert not sram_fits(with_unit_kernels(many_levels, {"conv1": "sparse"}), "avr")
+    layer = plan_unit_kernels(many_levels, x, "avr").source["unit_kernel_plan"]["layers"]["conv1"]
+    assert (layer["kernel"], layer["reason"]) == ("dense", "the skipfree and sparse lists do not fit the avr SRAM")

@@ -71,9 +71,9 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
     group.add_argument("--kernels", default="auto", choices=("auto", "portable"),
                        help="auto: the int8 kernels' per-target assembly (AVR, MSP430) where a layer allows it; "
                             "portable: the C99 kernels everywhere (docs/kernels.md)")
-    group.add_argument("--unit-kernels", default="auto", choices=("auto", "unit", "skipfree", "dense"),
-                       help="conv kernels under --variant unit: auto (per layer the skip-free kernel, the "
-                            "per-position test or dense, whichever the cycle model of unitprune.mcu.unit_cost "
+    group.add_argument("--unit-kernels", default="auto", choices=("auto", "unit", "skipfree", "sparse", "dense"),
+                       help="conv kernels under --variant unit: auto (per layer the skip-free kernel, the sparse "
+                            "kernel over the nonzero weights, the per-position test or dense, whichever the cycle model of unitprune.mcu.unit_cost "
                             "predicts fastest on the target at the layer's kept fraction on validation data; "
                             "dense turns the layer's UnIT off; on the host: unit), or one for every layer")
     group.add_argument("--unit-cost-target", choices=("avr", "msp430", "msp430-hwmult"),

@@ -240,6 +240,35 @@ int32_t unit_linear_sparse_s8(const int8_t *x, int32_t batch, int32_t in_feature
                               const unit_sparse_s8 *sparse, const unit_requant_s8 *requant, int8_t *y,
                               int32_t *scratch, unit_counts *counts);
 
+/* UnIT convolution over the static-sparse layout (TTP+UnIT, FATReLU+UnIT): the outputs and cause
+ * counters of unit_conv2d_unit_s8 for the same weights and tau, visiting only the stored (nonzero)
+ * weights, each only over the activations it keeps (|x| > tau), with no test per skipped
+ * connection: per sample every input row is counting-sorted once by its activations' level (the
+ * layer's distinct thresholds); a weight visits, per output row, the head of one row's list
+ * (unit_internal_rowlists_s8.h). The tables (built at export, unitprune.kernels.unit_sparse_s8):
+ *   counts[O]     uint16: the stored weights of each output channel (0 allowed: the bias alone);
+ *   records[5*N]  uint8 {c (within the group), ky, kx, weight (int8 bits, nonzero), level},
+ *                 output channel by output channel; level j in [0, K) means tau = levels[j],
+ *                 255 means tau >= 128 (the weight keeps nothing; it is stored for the counters);
+ *   levels[K]     uint8, strictly ascending, < 128 (K = level_count in [0, 128]).
+ * scratch: unit_conv2d_unit_sparse_s8_scratch_size(params, K) bytes, 4-byte aligned; the
+ * accumulators hold params->block_rows output rows (0: the whole plane; outputs and counters do
+ * not depend on it). Limits: W <= 255, OW <= 16383, C/groups <= 256 (UNIT_ERR_ARGUMENT otherwise,
+ * also from the size function). Counters (UNIT_S8_COUNTS): dense, zero_weight, zero_activation,
+ * threshold, executed as unit_conv2d_unit_s8; compares = the list entries visited (kept, and
+ * rejected by the column test); divisions = 0. Hosts check the tables (UNIT_ERR_ARGUMENT); MCU
+ * builds trust the exporter's. */
+typedef struct {
+    const UNIT_TABLE uint16_t *counts;
+    const UNIT_TABLE uint8_t *records;
+    const UNIT_TABLE uint8_t *levels;
+    int32_t level_count;
+} unit_unit_sparse_s8;
+int32_t unit_conv2d_unit_sparse_s8_scratch_size(const unit_conv2d_params *params, int32_t levels);
+int32_t unit_conv2d_unit_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
+                                   const unit_unit_sparse_s8 *sparse, const unit_requant_s8 *requant, int8_t *y,
+                                   int32_t *scratch, unit_counts *counts);
+
 /* In-place ReLU on n >= 0 int8 values: x = max(x, 0). */
 int32_t unit_relu_s8(int8_t *x, int32_t n);
 

@@ -36,7 +36,8 @@ import torch.nn.functional as F
 
 from ..counts import MacCounts
 from .qmodel import QConv, QLinear, QuantizedModel
-from .reference import INT32_MAX, INT32_MIN, _counts, linear_counts, linear_quotients, run_chain, skipfree_reach
+from .reference import (INT32_MAX, INT32_MIN, _counts, linear_counts, linear_quotients, rowlists_reach, run_chain,
+                        skipfree_reach)
 
 __all__ = ["run_fast", "requantize_fast"]
 
@@ -131,6 +132,8 @@ def _conv_counts(op: QConv, x4: np.ndarray, variant: str) -> MacCounts:
         compares = n * positions * nonzero_weights
         if op.unit_kernel == "skipfree":
             compares = int(skipfree_reach(op, x4).sum())
+        if op.unit_kernel == "sparse":
+            compares = int(rowlists_reach(op, x4)[0].sum())
     return _counts(variant, dense, zero_weight, zero_activation, executed, compares, divisions=0)
 
 
@@ -221,7 +224,7 @@ def _linear(op: QLinear, x: np.ndarray, variant: str, method: str) -> tuple[np.n
         acc = (xf @ torch.from_numpy(weight.T.astype(np.float64)).to(dtype)).to(torch.float64).numpy() \
             .round().astype(np.int64)
     y = _requantize_outputs(acc, op)
-    return y, linear_counts(op, x, variant, executed)
+    return y, linear_counts(op, x, variant, executed, method)
 
 
 # ----------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def conv_variant(op: QConv, variant: str) -> str:
     under ``unit`` the op's planned one (:attr:`unitprune.mcu.qmodel.QConv.unit_kernel`)."""
     if variant != "unit" or op.unit_kernel == "unit":
         return variant
-    return "dense" if op.unit_kernel == "dense" else "unit_skipfree"
+    return {"dense": "dense", "sparse": "unit_sparse"}.get(op.unit_kernel, "unit_skipfree")
 
 
 def skipfree_avr_fits(op: QConv) -> bool:
@@ -145,10 +145,19 @@ def sparse_layers(ops, variant: str, flash_limit: int | None = None, other_bytes
     return chosen
 
 
+def rowlists_avr_fits(op: QConv) -> bool:
+    """The condition of ``unit__rowlists_avr_fits`` (unit_internal_rowlists_s8.h) for the AVR loop of
+    the sparse UnIT convolution."""
+    return (op.stride[1] == 1 and op.out_width <= 255 and op.in_width - 1 + op.padding[2] <= 255
+            and (op.kernel_width - 1) * op.dilation[1] + op.out_width <= 256)
+
+
 def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bool = False,
-           sparse: dict[str, SparseTables] | None = None, zeroact=()) -> dict[str, LayerKernels]:
+           sparse: dict[str, SparseTables] | None = None, linear_quotient: str | None = None, zeroact=()
+           ) -> dict[str, LayerKernels]:
     """The path of every conv/linear op of an export (by layer name); ``sparse``: the layers of
-    :func:`sparse_layers`; ``zeroact``: those of them that also skip zero activations
+    :func:`sparse_layers`; ``linear_quotient``: the UnIT linear kernels' quotient (their name);
+    ``zeroact``: those of the sparse layers that also skip zero activations
     (:func:`unitprune.mcu.zeroact_plan.zeroact_layers`: ``unit_conv2d_sparse_zeroact_s8``, the same runs)."""
     check_kernel_set(kernels)
     sparse = sparse or {}
@@ -170,13 +179,19 @@ def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bo
                 fits = target == "msp430" or (target == "avr" and skipfree_avr_fits(op))
                 run = "assembly" if kernels == "auto" and fits else "portable"
                 bits = None
+            elif conv == "unit_sparse":  # its row loop in assembly: AVR where it fits, MSP430 always
+                fits = target == "msp430" or (target == "avr" and rowlists_avr_fits(op))
+                run = "assembly" if kernels == "auto" and fits and not far_tables else "portable"
+                bits = None
             elif conv == "dense":
                 run = "assembly" if assembly and assembly_run_fits(op) else "portable"
                 field = op.in_channels // op.groups * op.kernel_height * op.kernel_width
                 bits = avr_accumulator_bits(field) if run == "assembly" and target == "avr" else None
-            else:  # the weight-stationary zeroskip / unit loops (C)
+            else:  # the weight-stationary zeroskip / unit loops, the UnIT sparse row lists (C)
                 run, bits = "portable", None
             chosen[op.name] = LayerKernels(op.name, kernel, run, bits, stage)
         elif isinstance(op, QLinear):
-            chosen[op.name] = LayerKernels(op.name, f"unit_linear_{variant}_s8", "portable", None, stage)
+            quotient = f"_{linear_quotient}" if variant == "unit" and linear_quotient else ""
+            quotient = f"_sorted{quotient}" if variant == "unit" and op.unit_kernel == "sorted" else quotient
+            chosen[op.name] = LayerKernels(op.name, f"unit_linear_{variant}{quotient}_s8", "portable", None, stage)
     return chosen

@@ -14,7 +14,9 @@ import numpy as np
 #: UnIT variants a kernel can run: the dense baseline, zero skipping, and UnIT.
 VARIANTS = ("dense", "zeroskip", "unit")
 #: Convolution kernels of the ``unit`` variant (:attr:`QConv.unit_kernel`).
-UNIT_CONV_KERNELS = ("unit", "skipfree", "dense")
+UNIT_CONV_KERNELS = ("unit", "skipfree", "dense", "sparse")
+#: Linear kernels of the ``unit`` variant (:attr:`QLinear.unit_kernel`).
+UNIT_LINEAR_KERNELS = ("unit", "sorted")
 #: How a linear layer computes its per-input quotient in the ``unit`` variant.
 LINEAR_QUOTIENTS = ("bitshift", "bintree", "table")
 
@@ -57,7 +59,9 @@ class QConv:
     is_conv1d: bool = False
     #: The convolution kernel under the ``unit`` variant (``unitprune.mcu.unit_plan``): ``"unit"``
     #: (the per-position test, the default), ``"skipfree"`` (same outputs and cause counters,
-    #: ``compares`` = the list entries it visits) or ``"dense"`` (this layer's UnIT off: every MAC).
+    #: ``compares`` = the list entries it visits), ``"sparse"`` (the same over the stored nonzero
+    #: weights only, ``unit_conv2d_unit_sparse_s8``; ``compares`` = its row-list entries visited) or
+    #: ``"dense"`` (this layer's UnIT off: every MAC).
     #: Ignored by the ``dense`` and ``zeroskip`` variants.
     unit_kernel: str = "unit"
 
@@ -81,6 +85,10 @@ class QLinear:
     input_scale: float
     output_scale: float
     weight_scale: float
+    #: The linear kernel under the ``unit`` variant (``unitprune.mcu.unit_plan``): ``"unit"`` (every
+    #: weight of a nonzero input's column tested, the default) or ``"sorted"`` (the early exit over the
+    #: column sorted by |w| at export; same outputs and cause counters, ``compares`` = the walk).
+    unit_kernel: str = "unit"
 
 
 @dataclass(frozen=True)

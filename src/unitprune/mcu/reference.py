@@ -145,6 +145,32 @@ def skipfree_reach(op: QConv, x4: np.ndarray) -> np.ndarray:
     return greater[:, channel[live], np.minimum(tau[live], 127)]
 
 
+def rowlists_reach(op: QConv, x4: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample and nonzero weight with ``tau < 128`` (``[n, weights]``, in weight order), what
+    ``unit_conv2d_unit_sparse_s8`` does on ``x4`` ``(n, C, H, W)``: the row-list entries it visits
+    (per output row whose input row, for the weight's kernel row, lies inside the input, the
+    activations of that whole row with ``|x| > tau``) and the rows it visits with at least one entry."""
+    n = x4.shape[0]
+    magnitudes = np.abs(x4.astype(np.int64))  # (n, C, H, W)
+    greater = np.stack([(magnitudes > t).sum(axis=3) for t in range(128)], axis=3)  # (n, C, H, 128)
+    weight, tau = op.weight, op.tau.astype(np.int64)
+    group_in, group_out = weight.shape[1], op.out_channels // op.groups
+    live = (weight != 0) & (tau < 128)
+    o, c, ky, _ = np.nonzero(live)
+    channel = (o // group_out) * group_in + c
+    t = tau[live]
+    sy, dy, top = op.stride[0], op.dilation[0], op.padding[0]
+    visits = np.zeros((n, t.size), dtype=np.int64)
+    rows = np.zeros((n, t.size), dtype=np.int64)
+    for oy in range(op.out_height):
+        iy = oy * sy - top + ky * dy
+        inside = (iy >= 0) & (iy < op.in_height)
+        entries = greater[:, channel[inside], iy[inside], t[inside]]
+        visits[:, inside] += entries
+        rows[:, inside] += entries > 0
+    return visits, rows
+
+
 def _conv(op: QConv, x: np.ndarray, variant: str) -> tuple[np.ndarray, MacCounts]:
     if variant == "unit" and op.unit_kernel == "dense":
         variant = "dense"
@@ -178,6 +204,8 @@ def _conv(op: QConv, x: np.ndarray, variant: str) -> tuple[np.ndarray, MacCounts
     compares = n * positions * nonzero_weights if variant == "unit" else 0
     if variant == "unit" and op.unit_kernel == "skipfree":
         compares = int(skipfree_reach(op, x4).sum())
+    if variant == "unit" and op.unit_kernel == "sparse":
+        compares = int(rowlists_reach(op, x4)[0].sum())
     return y, _counts(variant, dense, zero_weight, zero_activation, executed, compares, divisions=0)
 
 
@@ -237,6 +265,18 @@ def linear_keep(op: QLinear, x: np.ndarray, variant: str, method: str) -> np.nda
     raise ValueError(f"linear_keep: variant {variant!r} has no keep mask (dense multiplies everything)")
 
 
+def sorted_walk(op: QLinear, x: np.ndarray, method: str) -> int:
+    """The weights ``unit_linear_unit_sorted_*_s8`` walks on ``x`` ``(n, in)``: per nonzero input with
+    ``t_i < 128``, the weights of its column with ``|w| > t_i`` and the stop."""
+    x = np.asarray(x, dtype=np.int64)
+    quotients = linear_quotients(op, np.abs(x), method)  # (n, in)
+    live = (x != 0) & (quotients < 128)
+    magnitudes = np.abs(op.weight.astype(np.int64))  # (out, in)
+    above = np.stack([(magnitudes > t).sum(axis=0) for t in range(128)])  # (128, in): #{|w| > t} per column
+    columns = np.broadcast_to(np.arange(op.in_features), x.shape)
+    return int((above[np.minimum(quotients, 127)[live], columns[live]] + 1).sum())
+
+
 def _linear(op: QLinear, x: np.ndarray, variant: str, method: str) -> tuple[np.ndarray, MacCounts]:
     n = x.shape[0]
     x = x.reshape(n, op.in_features).astype(np.int64)
@@ -253,11 +293,12 @@ def _linear(op: QLinear, x: np.ndarray, variant: str, method: str) -> tuple[np.n
             acc[start:start + rows_per_chunk] = np.einsum("ji,nji,ni->nj", weight, keep, rows)
             executed += int(keep.sum())
     y = _requantize_outputs(acc, op, channel_axis=1)
-    return y, linear_counts(op, x, variant, executed)
+    return y, linear_counts(op, x, variant, executed, method)
 
 
-def linear_counts(op: QLinear, x: np.ndarray, variant: str, executed: int) -> MacCounts:
-    """A linear layer's counters on inputs ``x`` ``(n, in)`` given its ``executed`` MACs (unit variant)."""
+def linear_counts(op: QLinear, x: np.ndarray, variant: str, executed: int, method: str) -> MacCounts:
+    """A linear layer's counters on inputs ``x`` ``(n, in)`` given its ``executed`` MACs (unit variant;
+    ``method`` the quotient, for the early-exit kernel's walk)."""
     n = x.shape[0]
     dense = n * op.out_features * op.in_features
     nonzero_per_input = (op.weight != 0).sum(axis=0)
@@ -265,6 +306,8 @@ def linear_counts(op: QLinear, x: np.ndarray, variant: str, executed: int) -> Ma
     zero_activation = int(((x == 0).sum(axis=0) * nonzero_per_input).sum())
     nonzero_inputs = int(np.count_nonzero(x))
     compares = n * op.in_features + nonzero_inputs * op.out_features
+    if variant == "unit" and op.unit_kernel == "sorted":
+        compares = n * op.in_features + sorted_walk(op, x, method)
     return _counts(variant, dense, zero_weight, zero_activation, executed, compares, divisions=nonzero_inputs)
 
 

@@ -1,13 +1,15 @@
 """Per conv layer of a ``unit`` model, which convolution kernel an MCU export runs: the skip-free
-UnIT kernel (``unit_conv2d_unit_skipfree_s8``), the per-position test (``unit_conv2d_unit_s8``) or
-dense (``unit_conv2d_dense_s8``, the layer's UnIT off), whichever :mod:`unitprune.mcu.unit_cost`
-predicts the fewest cycles for on the target, from what each kernel does on calibration inputs
-(the calibrated kept fraction of the layer, its list visits, its window rejections). Where the
-skip-free lists (per-sample scratch) would not fit the target's SRAM beside the activations, the
-layers whose lists save the fewest predicted cycles take their next-best kernel.
+UnIT kernel (``unit_conv2d_unit_skipfree_s8``), the sparse UnIT kernel (``unit_conv2d_unit_sparse_s8``:
+only the stored nonzero weights, per-row lists; TTP+UnIT), the per-position test
+(``unit_conv2d_unit_s8``) or dense (``unit_conv2d_dense_s8``, the layer's UnIT off), whichever
+:mod:`unitprune.mcu.unit_cost` predicts the fewest cycles for on the target, from what each kernel
+does on calibration inputs (the calibrated kept fraction of the layer, its list visits, its window
+rejections). Where the lists (per-sample scratch) would not fit the target's SRAM beside the
+activations, the layers whose lists save the fewest predicted cycles take their next-best kernel:
+the other list kernel where its lists fit, else one without lists.
 
-``skipfree`` and ``unit`` give the same outputs and cause counters (``compares`` counts what each
-visits); ``dense`` multiplies every connection of the layer, so it changes the model: it is a
+``skipfree``, ``sparse`` and ``unit`` give the same outputs and cause counters (``compares`` counts
+what each visits); ``dense`` multiplies every connection of the layer, so it changes the model: it is a
 candidate only when ``allow_dense`` (then re-measure the accuracy of the planned model, as
 :mod:`unitprune.mcu.fastest_plan` does). The plan is written into the ops
 (:attr:`unitprune.mcu.qmodel.QConv.unit_kernel`) and recorded, with every prediction, in
@@ -22,7 +24,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import unit_cost
-from .qmodel import QConv, QuantizedModel, UNIT_CONV_KERNELS
+from ..kernels.unit_sparse_s8 import unit_sparse_scratch_bytes, unit_sparse_tables
+from .qmodel import QConv, QLinear, QuantizedModel, UNIT_CONV_KERNELS, UNIT_LINEAR_KERNELS
 from .reference import run_reference
 
 __all__ = ["COST_TARGETS", "PLANS", "LayerPlan", "plan_unit_kernels", "skipfree_scratch_bytes", "sram_fits",
@@ -47,6 +50,7 @@ class LayerPlan:
     kept_fraction: float
     predicted_cycles: dict[str, float]
     reason: str
+    given_up: tuple[str, ...] = ()  # list kernels whose lists did not fit the SRAM
 
     def to_dict(self) -> dict:
         return {"kernel": self.kernel, "kept_fraction": round(self.kept_fraction, 4),
@@ -64,6 +68,33 @@ def skipfree_scratch_bytes(op: QConv) -> int | None:
     return (total + 3) // 4 * 4
 
 
+#: Bytes of int32 accumulators the UnIT sparse kernel holds at most (whole output rows, at least one).
+UNIT_SPARSE_ACC_BYTES = 512
+
+
+def unit_sparse_block_rows(op: QConv) -> int:
+    """Output rows of accumulators ``unit_conv2d_unit_sparse_s8`` holds for ``op`` (its
+    ``params->block_rows``): as many as fit :data:`UNIT_SPARSE_ACC_BYTES`, at least one, at most OH."""
+    return max(1, min(op.out_height, UNIT_SPARSE_ACC_BYTES // (4 * op.out_width)))
+
+
+def unit_sparse_tables_of(op: QConv):
+    """The ``unit_unit_sparse_s8`` tables of ``op`` (its weight and tau), None beyond the layout."""
+    try:
+        return unit_sparse_tables(op.weight, op.tau, op.name)
+    except ValueError:
+        return None
+
+
+def unit_sparse_scratch(op: QConv) -> int | None:
+    """Bytes of scratch of ``unit_conv2d_unit_sparse_s8`` for ``op``, None beyond its limits."""
+    tables = unit_sparse_tables_of(op)
+    if tables is None:
+        return None
+    return unit_sparse_scratch_bytes(op.in_channels, op.in_height, op.in_width, op.kernel_width, op.out_width,
+                                     unit_sparse_block_rows(op), int(tables.levels.size))
+
+
 def sram_fits(qmodel: QuantizedModel, export_target: str) -> bool:
     """The layer-by-layer export of ``qmodel`` (whole-plane accumulators, no counters) fits the
     target's SRAM with the stack reserve (the export's own check, :mod:`unitprune.mcu.export.checks`)."""
@@ -79,27 +110,45 @@ def sram_fits(qmodel: QuantizedModel, export_target: str) -> bool:
 
 
 def with_unit_kernels(qmodel: QuantizedModel, kernels: dict[str, str]) -> QuantizedModel:
-    """A copy of ``qmodel`` whose conv ops run ``kernels[name]`` (others unchanged)."""
-    unknown = sorted(set(kernels) - {op.name for op in qmodel.ops if isinstance(op, QConv)})
+    """A copy of ``qmodel`` whose conv ops run ``kernels[name]`` (:data:`UNIT_CONV_KERNELS`) and whose
+    linear ops run ``kernels[name]`` (:data:`UNIT_LINEAR_KERNELS`); others unchanged."""
+    allowed = {op.name: UNIT_CONV_KERNELS if isinstance(op, QConv) else UNIT_LINEAR_KERNELS
+               for op in qmodel.ops if isinstance(op, (QConv, QLinear))}
+    unknown = sorted(set(kernels) - set(allowed))
     if unknown:
-        raise ValueError(f"with_unit_kernels: no conv layer named {', '.join(unknown)}")
-    bad = {name: kernel for name, kernel in kernels.items() if kernel not in UNIT_CONV_KERNELS}
+        raise ValueError(f"with_unit_kernels: no conv or linear layer named {', '.join(unknown)}")
+    bad = {name: kernel for name, kernel in kernels.items() if kernel not in allowed[name]}
     if bad:
-        raise ValueError(f"with_unit_kernels: unknown kernel(s) {bad}; choose from {', '.join(UNIT_CONV_KERNELS)}")
+        raise ValueError(f"with_unit_kernels: unknown kernel(s) {bad}; choose from {', '.join(UNIT_CONV_KERNELS)} "
+                         f"(conv) or {', '.join(UNIT_LINEAR_KERNELS)} (linear)")
     for op in qmodel.ops:
         if kernels.get(op.name) == "skipfree" and skipfree_scratch_bytes(op) is None:
             raise ValueError(f"layer {op.name!r}: beyond the skip-free kernel's limits (H, W <= 256, OH*OW <= "
                              "16384, C*H*W <= 65535)")
+        if kernels.get(op.name) == "sparse" and unit_sparse_scratch(op) is None:
+            raise ValueError(f"layer {op.name!r}: beyond the UnIT sparse kernel's limits (W <= 255, OW <= 16383, "
+                             "C/groups <= 256, kernel sides <= 255)")
     planned = copy.copy(qmodel)
     planned.ops = [replace(op, unit_kernel=kernels[op.name]) if op.name in kernels else op for op in qmodel.ops]
     planned.source = dict(qmodel.source)
     return planned
 
 
+#: Kernels whose per-sample lists take SRAM beside the activations (the SRAM fallback gives them up).
+LIST_KERNELS = ("skipfree", "sparse")
+
+
 def _fallback(layer: LayerPlan, export_target: str) -> LayerPlan:
-    """``layer`` on its fastest predicted kernel other than skip-free."""
-    kernel = min((k for k in layer.predicted_cycles if k != "skipfree"), key=layer.predicted_cycles.get)
-    return replace(layer, kernel=kernel, reason=f"the skip-free lists do not fit the {export_target} SRAM")
+    """``layer`` on its fastest predicted kernel other than the list kernels it gave up (its own
+    included): the other list kernel, whose lists may be smaller, or one without lists."""
+    given_up = (*layer.given_up, layer.kernel)
+    kernel = min((k for k in layer.predicted_cycles if k not in given_up), key=layer.predicted_cycles.get)
+    return replace(layer, kernel=kernel, given_up=given_up,
+                   reason=f"the {' and '.join(given_up)} lists do not fit the {export_target} SRAM")
+
+
+def _list_bytes(op: QConv, kernel: str) -> int:
+    return (skipfree_scratch_bytes(op) if kernel == "skipfree" else unit_sparse_scratch(op)) or 0
 
 
 def _fallen_back(qmodel: QuantizedModel, layers: dict[str, LayerPlan], name: str) -> QuantizedModel:
@@ -108,11 +157,12 @@ def _fallen_back(qmodel: QuantizedModel, layers: dict[str, LayerPlan], name: str
 
 
 def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | None, plan: str = "auto",
-                      allow_dense: bool = True, samples: int = PLAN_SAMPLES) -> QuantizedModel:
+                      allow_dense: bool = True, samples: int = PLAN_SAMPLES, early_exit: bool = True) -> QuantizedModel:
     """``qmodel`` with a kernel per conv layer (module docstring), chosen on the int8 calibration
     inputs ``x_q`` (the first ``samples``) for ``target`` (:data:`COST_TARGETS`; None: no predictions,
     only with a named ``plan``). ``plan`` a kernel name forces it on every conv layer (``skipfree`` falls back to ``unit`` where a layer exceeds its
-    limits). A model whose variant is not ``unit`` is returned unchanged."""
+    limits). ``early_exit`` False keeps every linear layer on the unsorted UnIT kernel (no sorted
+    columns in flash). A model whose variant is not ``unit`` is returned unchanged."""
     if plan not in PLANS:
         raise ValueError(f"unknown UnIT kernel plan {plan!r}; choose from {', '.join(PLANS)}")
     if target not in COST_TARGETS and (plan == "auto" or target is not None):
@@ -124,13 +174,15 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
     if len(x_q) == 0:
         raise ValueError("plan_unit_kernels: no calibration inputs")
     inputs: dict[str, np.ndarray] = {}
-    run_reference(qmodel, x_q, capture=lambda op, x: inputs.__setitem__(op.name, x) if isinstance(op, QConv) else None)
+    run_reference(qmodel, x_q, capture=lambda op, x: inputs.__setitem__(op.name, x)
+                  if isinstance(op, (QConv, QLinear)) else None)
     layers: dict[str, LayerPlan] = {}
     for op in qmodel.ops:
         if not isinstance(op, QConv):
             continue
         work = unit_cost.conv_work(op, inputs[op.name])
         candidates = ["unit"] + (["skipfree"] if skipfree_scratch_bytes(op) is not None else [])
+        candidates += ["sparse"] if unit_sparse_scratch(op) is not None else []
         candidates += ["dense"] if allow_dense else []
         best, predicted = unit_cost.choose(work, target, kernels=tuple(candidates)) if target else ("unit", {})
         kept = work.kept / work.macs if work.macs else 0.0
@@ -138,22 +190,27 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
             kernel, reason = best, "fewest predicted cycles"
         else:
             kernel = plan if plan in candidates or plan == "dense" else "unit"
-            reason = f"plan {plan}" + ("" if kernel == plan else " (beyond the skip-free limits)")
+            reason = f"plan {plan}" + ("" if kernel == plan else f" (beyond the {plan} kernel's limits)")
         layers[op.name] = LayerPlan(op.name, kernel, kept, predicted, reason)
+    for op in qmodel.ops:  # the early-exit linear where the model predicts it faster (same outputs)
+        if isinstance(op, QLinear) and plan == "auto" and early_exit:
+            work = unit_cost.linear_work(op, inputs[op.name], qmodel.linear_quotient)
+            kernel, predicted = unit_cost.choose_linear(work, target)
+            layers[op.name] = LayerPlan(op.name, kernel, work.kept / max(1.0, work.inputs * work.outputs), predicted,
+                                        "fewest predicted cycles")
     planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
     export_target = {"msp430-hwmult": "msp430"}.get(target, target)
     while export_target is not None and not sram_fits(planned, export_target):
-        # the skip-free lists do not fit beside the activations: give up the lists of one layer, the one
-        # costing the fewest predicted cycles among those whose loss alone makes it fit, else the largest
-        losses = {name: min(c for k, c in layer.predicted_cycles.items() if k != "skipfree")
-                  - layer.predicted_cycles["skipfree"] for name, layer in layers.items()
-                  if layer.kernel == "skipfree" and layer.predicted_cycles}
+        # the lists do not fit beside the activations: give up the lists of one layer, the one costing
+        # the fewest predicted cycles among those whose loss alone makes it fit, else the largest
+        losses = {name: layer.predicted_cycles[_fallback(layer, "").kernel] - layer.predicted_cycles[layer.kernel]
+                  for name, layer in layers.items() if layer.kernel in LIST_KERNELS and layer.predicted_cycles}
         if not losses:
             break
         ops = {op.name: op for op in qmodel.ops if op.name in losses}
         fitting = [name for name in losses if sram_fits(_fallen_back(qmodel, layers, name), export_target)]
         name = (min(fitting, key=losses.get) if fitting
-                else max(losses, key=lambda n: (skipfree_scratch_bytes(ops[n]), -losses[n])))
+                else max(losses, key=lambda n: (_list_bytes(ops[n], layers[n].kernel), -losses[n])))
         layers[name] = _fallback(layers[name], export_target)
         planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
     planned.source["unit_kernel_plan"] = {"target": target, "plan": plan, "calibration_samples": len(x_q),

@@ -330,6 +330,12 @@ def _emitted(run: targets.RunResult, output_size: int) -> np.ndarray:
     return np.stack(data) if data else np.zeros((0, output_size), dtype=np.int8)
 
 
+def _exported_kernels(out_dir: Path) -> dict[str, str]:
+    """The kernel function each conv/linear layer of an export calls (its manifest)."""
+    manifest = json.loads((Path(out_dir) / "memory_plan.json").read_text())
+    return {name: layer["kernel"] for name, layer in manifest["kernels"]["layers"].items()}
+
+
 def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_dir: Path, layer_samples: int,
                    max_cycles: int = 2_000_000_000, conv_block_rows=None, execution: str = "auto",
                    fused_rows="auto") -> dict:
@@ -400,7 +406,8 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
                    "flash_with_samples_bytes": inference_fw.flash_bytes,
                    "sram_static_bytes": inference_fw.sram_static_bytes, "stack_bytes": inference.stack_bytes,
                    "flash_tables_bytes": result.flash_table_bytes,
-                   "layer_skipped_fraction": {layer: host_counts[layer].skipped_fraction for layer in result.layers}},
+                   "layer_skipped_fraction": {layer: host_counts[layer].skipped_fraction for layer in result.layers},
+                   "kernels": _exported_kernels(out_dir)},
     }
 
 

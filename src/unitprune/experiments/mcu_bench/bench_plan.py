@@ -16,10 +16,11 @@ from ...mcu.zeroact_plan import ZEROACT_TARGETS, plan_zero_activation
 __all__ = ["planned_for_target"]
 
 
-def planned_for_target(qmodel: QuantizedModel, target: str, splits, allow_dense: bool = True
-                       ) -> tuple[QuantizedModel, dict, dict]:
+def planned_for_target(qmodel: QuantizedModel, target: str, splits, allow_dense: bool = True,
+                       early_exit: bool = True) -> tuple[QuantizedModel, dict, dict]:
     """``(planned model, row overrides, plan record)``; targets without a cost model (the Cortex-M0+ /
-    RV32 ones) and non-``unit`` models run unchanged."""
+    RV32 ones) and non-``unit`` models run unchanged. ``early_exit`` False: no linear layer on the
+    early-exit kernel (:func:`plan_unit_kernels`)."""
     from ..evaluation import dataset_tensors
     from .bench import int8_accuracy
 
@@ -29,7 +30,8 @@ def planned_for_target(qmodel: QuantizedModel, target: str, splits, allow_dense:
     if qmodel.variant != "unit" or target not in COST_TARGETS:
         return qmodel, {}, {}
     x_val, _ = dataset_tensors(splits.val)
-    planned = plan_unit_kernels(qmodel, quantize_input(qmodel, x_val), target, allow_dense=allow_dense)
+    planned = plan_unit_kernels(qmodel, quantize_input(qmodel, x_val), target, allow_dense=allow_dense,
+                                early_exit=early_exit)
     overrides = {}
     if any(isinstance(op, QConv) and op.unit_kernel == "dense" for op in planned.ops):
         accuracy, counts = int8_accuracy(planned, splits.test)

@@ -93,6 +93,7 @@ def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, laye
                   workspace: Path) -> dict:
     from .bench import measure_target
     from ...mcu.export import ExportError
+    from ...mcu.qmodel import QLinear
     from ...mcu.reference import quantize_input
     from ...mcu.targets import FirmwareTooLarge
 
@@ -105,6 +106,14 @@ def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, laye
     try:
         try:
             measured = measure_target(qmodel, target, x_q, workspace, layer_samples, max_cycles)
+        except FirmwareTooLarge:
+            if not any(isinstance(op, QLinear) and op.unit_kernel == "sorted" for op in qmodel.ops):
+                raise
+            # the early exit's sorted columns did not fit the flash beside the embedded samples
+            qmodel, overrides, plan = planned_for_target(unplanned, target, shared["splits"], early_exit=False)
+            plan["early_exit"] = "off: the firmware with the sorted columns did not fit the target's flash"
+            measured = measure_target(qmodel, target, x_q, Path(workspace) / "early-exit-off", layer_samples,
+                                      max_cycles)
         except ExportError as error:
             if not plan:
                 raise

@@ -1,7 +1,7 @@
 """The fastest firmware within an accuracy budget, per MCU target.
 
 A *configuration* is a method at one knob with a kernel per layer (for UnIT models, the conv
-kernel :mod:`unitprune.mcu.unit_plan` picks on the target: skip-free, per-position test or dense).
+kernel :mod:`unitprune.mcu.unit_plan` picks on the target: skip-free, sparse, per-position test or dense).
 Its int8 validation accuracy is within the budget when the budget rule
 (:mod:`unitprune.accuracy_budget`) admits its paired validation outcomes against the quantized dense
 model; ``dense`` itself always is. The fastest is the admitted configuration with the fewest
@@ -59,15 +59,22 @@ class FastestChoice:
 
 
 def configuration_kernels(qmodel: QuantizedModel) -> dict[str, str]:
-    """The kernel function of every conv/linear layer of ``qmodel``'s export (by layer name)."""
-    from ...mcu.kernel_choice import conv_variant
+    """The kernel function of every conv/linear layer of ``qmodel``'s export (by layer name): the
+    static-sparse kernels for the layers of a ``zeroskip`` model whose tables they hold (as the
+    exporter chooses them when the tables fit the target's flash; a measured row names the kernels
+    of its export's manifest instead)."""
+    from ...mcu.kernel_choice import conv_variant, sparse_layers
 
+    sparse = sparse_layers(qmodel.ops, qmodel.variant)
     kernels = {}
     for op in qmodel.ops:
-        if isinstance(op, QConv):
+        if op.name in sparse:
+            kernels[op.name] = f"unit_{'conv2d' if isinstance(op, QConv) else 'linear'}_sparse_s8"
+        elif isinstance(op, QConv):
             kernels[op.name] = f"unit_conv2d_{conv_variant(op, qmodel.variant)}_s8"
         elif isinstance(op, QLinear):
             quotient = f"_{qmodel.linear_quotient}" if qmodel.variant == "unit" else ""
+            quotient = f"_sorted{quotient}" if qmodel.variant == "unit" and op.unit_kernel == "sorted" else quotient
             kernels[op.name] = f"unit_linear_{qmodel.variant}{quotient}_s8"
     return kernels
 
@@ -121,7 +128,7 @@ def fastest_rows(document: dict, points: dict, splits, budget: float, confidence
                                "admitted": admitted and row["bit_exact"], "why": why,
                                "quantized_val_accuracy": val_accuracy, "quantized_accuracy": row["quantized_accuracy"],
                                "energy_uj_estimate": row["energy_uj_estimate"],
-                               "kernels": configuration_kernels(planned)})
+                               "kernels": detail["checks"].get("kernels") or configuration_kernels(planned)})
         admitted = [c for c in candidates if c["admitted"]]
         if not admitted:
             chosen[target] = {"target": target, "method": None, "candidates": candidates,
@@ -217,7 +224,7 @@ def fastest_markdown(document: dict) -> list[str]:
                                f"{100 * choice['kept_fraction']:.1f}% | {measured or 0:,} | {versus or 0:,} | {ratio} | "
                                f"{predicted} |")
     if kernel_rows:
-        lines += ["## UnIT conv kernels per layer (cycle-model plan, measured)", "",
+        lines += ["## UnIT kernels per layer (cycle-model plan, measured)", "",
                   "Kernel chosen per layer by unitprune.mcu.unit_cost at the layer's kept fraction on validation "
                   "inputs; measured = median layer cycles of the row; dense = the dense row's same layer.", "",
                   "| target | method | layer | kernel | kept (val) | measured | dense | speed-up | predicted |",

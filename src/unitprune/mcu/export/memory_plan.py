@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..targets.specs import Layout, descriptor_bytes
-from ..unit_plan import skipfree_scratch_bytes
+from ..unit_plan import skipfree_scratch_bytes, unit_sparse_scratch
 from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
 
 __all__ = ["Storage", "OpMemory", "MemoryPlan", "plan_memory", "op_output_size", "INPUT", "OUTPUT", "ARENA",
@@ -159,10 +159,10 @@ def _input_size(shape) -> int:
 
 def _scratch_in_arena(qmodel: QuantizedModel, op: QOp) -> bool:
     """The op's scratch is its own part of the arena, between its live buffers: every conv's in a model
-    with a skip-free UnIT convolution (whose lists of the whole input would otherwise size the shared
-    scratch beside the largest activations)."""
+    with a skip-free or sparse UnIT convolution (whose lists of the whole input would otherwise size the
+    shared scratch beside the largest activations)."""
     return isinstance(op, QConv) and qmodel.variant == "unit" and any(
-        isinstance(o, QConv) and o.unit_kernel == "skipfree" for o in qmodel.ops)
+        isinstance(o, QConv) and o.unit_kernel in ("skipfree", "sparse") for o in qmodel.ops)
 
 
 def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = None,
@@ -235,7 +235,7 @@ def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = N
         notes.append("no op writes a new buffer: the input is copied to the output first")
     shared = [int(scratch_bytes.get(op.name, 0)) for index, op in enumerate(qmodel.ops) if index not in in_arena_scratch]
     if in_arena_scratch:
-        notes.append("with a skip-free UnIT convolution every conv's scratch lives in the arena between its buffers: "
+        notes.append("with a skip-free or sparse UnIT convolution every conv's scratch lives in the arena between its buffers: "
                      + ", ".join(op.name for op in in_arena_scratch.values()))
     return MemoryPlan(ops=ops, arena_bytes=arena, scratch_bytes=max(shared, default=0),
                       descriptor_bytes=descriptor_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
@@ -254,6 +254,8 @@ def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None) -> dict[str, int
     for op in qmodel.ops:
         if isinstance(op, QConv) and op.unit_kernel == "skipfree" and qmodel.variant == "unit":
             sizes[op.name] = skipfree_scratch_bytes(op)  # the lists and the whole plane's accumulators
+        elif isinstance(op, QConv) and op.unit_kernel == "sparse" and qmodel.variant == "unit":
+            sizes[op.name] = unit_sparse_scratch(op)  # the row lists and its blocks' accumulators
         elif isinstance(op, QConv):
             sizes[op.name] = conv_scratch_bytes(op.out_height, op.out_width, block_rows)
         elif isinstance(op, QLinear):
@@ -269,4 +271,6 @@ def model_descriptor_bytes(qmodel: QuantizedModel, layout: Layout, variant: str,
     convs = sum(isinstance(op, QConv) for op in qmodel.ops)
     linears = sum(isinstance(op, QLinear) for op in qmodel.ops)
     trees = linears if variant == "unit" and linear_quotient == "bintree" else 0
-    return descriptor_bytes(convs, linears, trees, layout, sparse_layers)
+    unit_sparse = sum(isinstance(op, QConv) and op.unit_kernel == "sparse" for op in qmodel.ops) if variant == "unit" \
+        else 0
+    return descriptor_bytes(convs, linears, trees, layout, sparse_layers, unit_sparse)

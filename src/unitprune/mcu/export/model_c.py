@@ -130,6 +130,8 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
         tables.append(style.array("int8_t", f"{ident}_weight", op.weight))
         flash["weight"] = op.weight.size
     conv = conv_variant(op, variant)
+    if conv == "unit_sparse":  # UnIT over the stored weights (unit_unit_sparse_s8): no dense weight or tau
+        return _unit_sparse_conv_code(op, ident, counter, io, style, scratch_offset, scratch_bytes, tables[:1])
     if conv.startswith("unit"):
         tables.append(style.array("uint8_t", f"{ident}_tau", op.tau))
         flash["tau"] = op.tau.size
@@ -153,33 +155,84 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
                       f"{size}(&{ident}_params)", None if scratch_offset is None else str(scratch_bytes))
 
 
+def _unit_sparse_conv_code(op: QConv, ident: str, counter: int, io: tuple[str, str], style: _TableStyle,
+                           scratch_offset: int | None, scratch_bytes: int, head: list[str]) -> _LayerCode:
+    """A conv planned on ``unit_conv2d_unit_sparse_s8``: its params (block rows of the kernel's
+    accumulators, :func:`unitprune.mcu.unit_plan.unit_sparse_block_rows`), its ``unit_unit_sparse_s8``
+    tables and its call."""
+    from ..unit_plan import unit_sparse_block_rows, unit_sparse_tables_of
+
+    sparse = unit_sparse_tables_of(op)
+    if sparse is None:
+        raise ValueError(f"layer {op.name!r}: beyond the UnIT sparse kernel's tables")
+    flash: dict[str, int] = {}
+    params = ", ".join(str(v) for v in conv_params(op, unit_sparse_block_rows(op)))
+    tables = head + [f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
+                     style.array("uint16_t", f"{ident}_counts", sparse.counts)]
+    flash["counts"] = 2 * sparse.counts.size
+    records = levels = "0"
+    if sparse.stored:
+        tables.append(style.array("uint8_t", f"{ident}_records", sparse.records,
+                                  comment=f"{sparse.stored} nonzero weights: {{c, ky, kx, weight, level}}"))
+        flash["records"] = sparse.records.size
+        records = f"{ident}_records"
+    if sparse.levels.size:
+        tables.append(style.array("uint8_t", f"{ident}_levels", sparse.levels, comment="the distinct tau < 128"))
+        flash["levels"] = sparse.levels.size
+        levels = f"{ident}_levels"
+    tables.append(f"static const unit_unit_sparse_s8 {ident}_usparse = {{{ident}_counts, {records}, {levels}, "
+                  f"{sparse.levels.size}}};\n")
+    tables += _requant_tables(ident, op.requant, flash, style)
+    src, dst = io
+    scratch = "unit_model_scratch"
+    if scratch_offset is not None:
+        scratch = f"(int32_t *)(void *)(unit_model_arena + {scratch_offset})"
+    call = (f"unit_conv2d_unit_sparse_s8(&{ident}_params, {src}, &{ident}_usparse, &{ident}_requant, {dst}, "
+            f"{scratch}, UNIT_MODEL_CALL_COUNTS)")
+    return _LayerCode(tables, _counted_call(op.name, call, counter), LayerFlash(op.name, flash),
+                      f"unit_conv2d_unit_sparse_s8_scratch_size(&{ident}_params, {sparse.levels.size})",
+                      None if scratch_offset is None else str(scratch_bytes))
+
+
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,
                  io: tuple[str, str], style: _TableStyle, sparse=None) -> _LayerCode:
     flash: dict[str, int] = {}
+    src, dst = io
+    head = f"{src}, 1, {op.in_features}, {op.out_features}, {ident}_weight_t"
+    tail = f"&{ident}_requant, {dst}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS"
     if sparse is not None:  # static sparsity: the nonzero weights only (kernel_choice.sparse_layers)
         tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, nonzero weights */\n",
                   *_sparse_tables(ident, sparse, flash, style)]
+    elif variant == "unit" and op.unit_kernel == "sorted":
+        # the early exit: each input's column sorted by |w| (unit_fast_s8.sorted_columns), with its outputs
+        from ...kernels.unit_fast_s8 import sorted_columns
+
+        weight_sorted, index = sorted_columns(op.weight)
+        tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, each input's column "
+                  "sorted by |w| (zero sentinel) with its output indices */\n",
+                  style.array("int8_t", f"{ident}_weight_sorted", weight_sorted),
+                  style.array("uint16_t", f"{ident}_index", index)]
+        flash.update(weight_sorted=weight_sorted.size, index=2 * index.size)
+        head = f"{src}, 1, {op.in_features}, {op.out_features}, {ident}_weight_sorted, {ident}_index"
+        linear_quotient = f"sorted_{linear_quotient}"
     else:
         tables = [f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, "
                   "weight transposed [in][out] */\n",
                   style.array("int8_t", f"{ident}_weight_t", np.ascontiguousarray(op.weight.T))]
         flash["weight"] = op.weight.size
     tables += _requant_tables(ident, op.requant, flash, style)
-    src, dst = io
-    head = f"{src}, 1, {op.in_features}, {op.out_features}, {ident}_weight_t"
-    tail = f"&{ident}_requant, {dst}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS"
     if sparse is not None:
         call = f"unit_linear_sparse_s8({src}, 1, {op.in_features}, {op.out_features}, &{ident}_sparse, {tail})"
     elif variant != "unit":
         call = f"unit_linear_{variant}_s8({head}, {tail})"
-    elif linear_quotient == "bitshift":
-        call = (f"unit_linear_unit_bitshift_s8({head}, {codegen.c_int(op.threshold_q)}, {int(op.shift_start)}, "
+    elif linear_quotient.endswith("bitshift"):
+        call = (f"unit_linear_unit_{linear_quotient}_s8({head}, {codegen.c_int(op.threshold_q)}, {int(op.shift_start)}, "
                 f"{tail})")
-    elif linear_quotient == "table":
+    elif linear_quotient.endswith("table"):
         tables.append(style.array("uint8_t", f"{ident}_quotients", op.quotient_table,
                                       comment=f"t for |x| = 0..128 (T_q = {int(op.threshold_q)})"))
         flash["quotient_table"] = 129
-        call = f"unit_linear_unit_table_s8({head}, {ident}_quotients, {tail})"
+        call = f"unit_linear_unit_{linear_quotient}_s8({head}, {ident}_quotients, {tail})"
     else:
         nodes = len(op.tree_split)
         for what, ctype in (("split", "int8_t"), ("left", "int8_t"), ("right", "int8_t"), ("quotient", "uint8_t")):
@@ -187,7 +240,7 @@ def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, co
         tables.append(f"static const unit_quotient_tree_s8 {ident}_tree = {{{nodes}, {ident}_tree_split, "
                       f"{ident}_tree_left, {ident}_tree_right, {ident}_tree_quotient}};\n")
         flash["quotient_tree"] = 4 * nodes
-        call = f"unit_linear_unit_bintree_s8({head}, &{ident}_tree, {tail})"
+        call = f"unit_linear_unit_{linear_quotient}_s8({head}, &{ident}_tree, {tail})"
     return _LayerCode(tables, _counted_call(op.name, call, counter), LayerFlash(op.name, flash),
                       f"unit_linear_s8_scratch_size({op.out_features})")
 
@@ -248,13 +301,16 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
                 code = _conv_code(op, ident, variant, counter, io, block_rows, style, memory.scratch_offset,
                                   memory.scratch_bytes, tables, zeroact.get(op.name))
                 kernel = "sparse" if tables is not None else conv_variant(op, variant)
-                out.kernels |= {f"unit_conv2d_{kernel}_s8", "unit_conv2d_unit_skipfree_s8_scratch_size"
-                                if kernel == "unit_skipfree" else "unit_conv2d_s8_scratch_size"}
+                size = {"unit_skipfree": "unit_conv2d_unit_skipfree_s8_scratch_size",
+                        "unit_sparse": "unit_conv2d_unit_sparse_s8_scratch_size"}.get(kernel,
+                                                                                      "unit_conv2d_s8_scratch_size")
+                out.kernels |= {f"unit_conv2d_{kernel}_s8", size}
                 if op.name in zeroact:  # its runs are in unit_conv2d_sparse_s8's assembly (linked with it)
                     out.kernels |= {"unit_conv2d_sparse_zeroact_s8", "unit_conv2d_sparse_zeroact_s8_scratch_size"}
             else:
                 code = _linear_code(op, ident, variant, linear_quotient, counter, io, style, tables)
                 quotient = f"_{linear_quotient}" if variant == "unit" else ""
+                quotient = f"_sorted{quotient}" if variant == "unit" and op.unit_kernel == "sorted" else quotient
                 # the sparse linear kernel's AVR runs are in unit_conv2d_sparse_s8_avr.S, linked with the conv kernel
                 kernel = {"unit_linear_sparse_s8", "unit_conv2d_sparse_s8"} if tables is not None else {
                     f"unit_linear_{variant}{quotient}_s8"}

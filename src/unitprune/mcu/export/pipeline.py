@@ -200,7 +200,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                     kernel_sources=kernel_sources, host_main="main.c" if target == "host" else "main_host.c",
                     kernel_defines=kernel_defines,
                     kernel_paths=kernel_choice.choose(qmodel.ops, target, variant, kernels, far,
-                                                      {} if fused else sparse, () if fused else zeroact))
+                                                      {} if fused else sparse, linear_quotient,
+                                                      () if fused else zeroact))
     data["execution"] = "fused" if fused else "layers"
     if fused:
         data["fused_axis"], data["fused_rows"] = axis, fused_rows

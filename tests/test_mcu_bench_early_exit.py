@@ -1,0 +1,62 @@
+"""mcu-bench's measure task: a UnIT row whose firmware with the early-exit linear kernel's sorted
+columns does not fit the target's flash is measured again with the unsorted UnIT linear kernel (the
+plan records why); a firmware that does not fit without it either is a row reported as not fitting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from unitprune.experiments.mcu_bench import bench, bench_plan
+from unitprune.experiments.mcu_bench.bench_tasks import _measure_task
+from unitprune.mcu.qmodel import QLinear
+from unitprune.mcu.targets import FirmwareTooLarge
+from unitprune.mcu.unit_plan import with_unit_kernels
+
+from . import qmodels
+
+
+def _fakes(monkeypatch, calls: list, fits_sorted: bool, fits_unsorted: bool = True):
+    def plan(qmodel, target, splits, allow_dense=True, early_exit=True):
+        planned = with_unit_kernels(qmodel, {"fc": "sorted" if early_exit else "unit"})
+        return planned, {}, {"layers": {"fc": {"kernel": planned.ops[-1].unit_kernel}}}
+
+    def measure(qmodel, target, x_q, work_dir, layer_samples, max_cycles=None):
+        kernel = next(op.unit_kernel for op in qmodel.ops if isinstance(op, QLinear))
+        calls.append((kernel, Path(work_dir), len(x_q)))
+        if not (fits_sorted if kernel == "sorted" else fits_unsorted):
+            raise FirmwareTooLarge(f"model.elf with fc {kernel} does not fit", "FRAM", 3646)
+        return {"checks": {}, "cycles": 1000 if kernel == "sorted" else 1100}
+
+    monkeypatch.setattr(bench_plan, "planned_for_target", plan)
+    monkeypatch.setattr(bench, "measure_target", measure)
+
+
+def _run(tmp_path):
+    rng = np.random.default_rng(0)
+    qmodel = qmodels.mnist_like(rng)
+    shared = {"splits": None, "x_test": rng.random((4, *qmodel.input_shape))}
+    return _measure_task(shared, qmodel, "msp430", 0, 3, 1, 10**8, workspace=tmp_path / "row")
+
+
+def test_the_early_exit_is_dropped_when_its_firmware_does_not_fit(monkeypatch, tmp_path):
+    calls = []
+    _fakes(monkeypatch, calls, fits_sorted=False)
+    measured = _run(tmp_path)
+    assert [(kernel, path.relative_to(tmp_path).as_posix(), n) for kernel, path, n in calls] == [
+        ("sorted", "row", 3), ("unit", "row/early-exit-off", 3)]
+    plan = measured["checks"]["unit_kernel_plan"]
+    assert plan["layers"]["fc"]["kernel"] == "unit" and plan["early_exit"].startswith("off: ")
+    assert measured["cycles"] == 1100
+
+
+def test_a_fitting_early_exit_is_kept_and_other_overflows_are_reported(monkeypatch, tmp_path):
+    calls = []
+    _fakes(monkeypatch, calls, fits_sorted=True)
+    measured = _run(tmp_path)
+    assert [kernel for kernel, _, _ in calls] == ["sorted"] and "early_exit" not in measured["checks"]["unit_kernel_plan"]
+    calls.clear()
+    _fakes(monkeypatch, calls, fits_sorted=False, fits_unsorted=False)
+    measured = _run(tmp_path / "again")  # the row is reported as not fitting, as any other
+    assert "fc unit does not fit" in measured["does_not_fit"]
