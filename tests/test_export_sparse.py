@@ -40,8 +40,6 @@ def _symbols(elf, prefixes: tuple[str, ...]) -> dict[str, tuple[str, int]]:
 
 def test_a_zeroskip_export_takes_the_sparse_kernels_and_counts_their_tables(tmp_path):
     from tests.mcu_tools import require_program, require_target
-    from unitprune.mcu import targets
-    from unitprune.mcu.targets.common import firmware_from_elf
 
     require_target("avr")
     require_program("make", "make")
@@ -62,22 +60,33 @@ def test_a_zeroskip_export_takes_the_sparse_kernels_and_counts_their_tables(tmp_
         if op.name == "conv1":
             want["taps"] = 2 * nnz
         assert plan["flash"]["per_layer"][op.name] == want, op.name
-    made = subprocess.run(["make", "-s", "model.elf"], cwd=tmp_path, capture_output=True, text=True)
+    ram = check_avr_export(tmp_path, plan, result, expected.reshape(len(x), -1), expected_counts)
+    assert {"conv1_sparse", "conv2_sparse", "fc_sparse"} <= set(ram)
+
+
+def check_avr_export(out_dir, plan: dict, result, expected: np.ndarray, expected_counts: dict) -> dict[str, int]:
+    """Build the counted AVR export in ``out_dir`` (conv1, conv2, fc layers); assert its flash tables and
+    RAM equal the ELF's symbols and that simavr's outputs (``expected`` (N, outputs)) and counters equal
+    the reference's. Returns the RAM symbols' sizes."""
+    from unitprune.mcu import targets
+    from unitprune.mcu.targets.common import firmware_from_elf
+
+    made = subprocess.run(["make", "-s", "model.elf"], cwd=out_dir, capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
-    symbols = _symbols(tmp_path / "model.elf", ("conv1_", "conv2_", "fc_", "unit_model_"))
+    symbols = _symbols(out_dir / "model.elf", ("conv1_", "conv2_", "fc_", "unit_model_"))
     for layer, tables in plan["flash"]["per_layer"].items():
         for table, size in tables.items():
             assert symbols[f"{layer}_{table}"][1] == size, (layer, table)
     ram = {name: size for name, (kind, size) in symbols.items() if kind in "bBdD"
            and name not in ("unit_model_counts", "unit_model_call")}
     assert sum(ram.values()) == result.memory.peak_sram_bytes, ram
-    assert {"conv1_sparse", "conv2_sparse", "fc_sparse"} <= set(ram)
-    run = targets.run(firmware_from_elf("avr", tmp_path / "model.elf", tmp_path, [], ""))
+    run = targets.run(firmware_from_elf("avr", out_dir / "model.elf", out_dir, [], ""))
     emitted = [region.data for region in run.regions if region.label == "inference"]
-    assert np.array_equal(np.stack([np.frombuffer(bytes(d), np.int8) for d in emitted]), expected.reshape(len(x), -1))
+    assert np.array_equal(np.stack([np.frombuffer(bytes(d), np.int8) for d in emitted]), expected)
     counts = np.frombuffer(bytes(run.region("counts").data), "<i8").reshape(len(result.layers), 7)
     for name, row in zip(result.layers, counts.tolist()):
         assert row == list(expected_counts[name].to_dict().values()), name
+    return ram
 
 
 def test_only_zeroskip_exports_take_the_sparse_kernels_and_the_flash_limit_drops_the_largest_growth():

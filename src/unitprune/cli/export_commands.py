@@ -79,6 +79,11 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
     group.add_argument("--unit-cost-target", choices=("avr", "msp430", "msp430-hwmult"),
                        help="the cycle model --unit-kernels auto ranks by (default: the --target; msp430-hwmult "
                             "for an MSP430 with the hardware multiplier)")
+    group.add_argument("--zeroact-kernels", default="auto", choices=("auto", "zeroact", "sparse"),
+                       help="static-sparse convs under --variant zeroskip: auto (per layer "
+                            "unit_conv2d_sparse_zeroact_s8, which also skips kernel rows that read zeros only, where "
+                            "the cycle model of unitprune.mcu.zeroact_plan predicts it faster on the target "
+                            "(--unit-cost-target) on validation data; on the host: sparse), or one for every layer")
     group.add_argument("--plan", default="fixed", choices=("fixed", "fastest"),
                        help="fixed: the model at --percentile with --variant; fastest: the configuration (method, "
                             "knob, kernel per layer) with the fewest cycles on --target (measured in its simulator) "
@@ -150,6 +155,22 @@ def _plan_unit_kernels(qmodel, args: argparse.Namespace, x_val):
         raise CLIError(f"--unit-kernels: {error}") from None
 
 
+def _plan_zeroact(qmodel, args: argparse.Namespace, x_val):
+    """The static-sparse conv kernels of a ``zeroskip`` export (``--zeroact-kernels``;
+    :mod:`unitprune.mcu.zeroact_plan`)."""
+    from ..mcu.reference import quantize_input
+    from ..mcu.zeroact_plan import ZEROACT_TARGETS, plan_zero_activation
+
+    cost_target = args.unit_cost_target or (args.target if args.target in ZEROACT_TARGETS else None)
+    plan = args.zeroact_kernels
+    if plan == "auto" and cost_target is None:
+        plan = "sparse"  # no cycle model for this target
+    try:
+        return plan_zero_activation(qmodel, quantize_input(qmodel, x_val), cost_target, plan=plan)
+    except ValueError as error:
+        raise CLIError(f"--zeroact-kernels: {error}") from None
+
+
 def _export(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -191,7 +212,7 @@ def _export(args: argparse.Namespace) -> int:
         qmodel = quantize(unit_model, x_val, variant=args.variant, linear_quotient=args.linear_quotient)
         qmodel.source.setdefault("model", name)
         qmodel.source.setdefault("percentile", args.percentile)
-        qmodel = _plan_unit_kernels(qmodel, args, x_val)
+        qmodel = _plan_zeroact(_plan_unit_kernels(qmodel, args, x_val), args, x_val)
     x_test, y_test = splits.test.tensors
     x_q = quantize_input(qmodel, x_test)
     samples = x_q[:args.samples] if args.target != "host" else None

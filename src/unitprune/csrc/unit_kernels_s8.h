@@ -219,6 +219,21 @@ typedef struct {
  * unit_conv2d_s8_scratch_size suffice) as unit_conv2d_dense_s8. */
 int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x, const unit_sparse_s8 *sparse,
                               const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
+/* Convolution over the nonzero weights that also skips the kernel rows of a field whose input rows
+ * are zero within the field's columns (zero activations: an MNIST digit's background, zero maps after
+ * ReLU), and gives an output whose whole field is zero its requantized bias without a MAC. sparse as
+ * unit_conv2d_sparse_s8; row_starts[O*G + 1] (G = C/groups * KH <= 254) uint16: the index of the
+ * first record of output channel o's kernel row j = c*KH + ky (c within the group) at o*G + j, the
+ * records stored at O*G (records are in (c, ky, kx) order within a channel, the exporter's order).
+ * W, H, OW <= 32767. scratch: unit_conv2d_sparse_zeroact_s8_scratch_size bytes (4-byte aligned).
+ * Outputs and counters equal unit_conv2d_sparse_s8's (a skipped product is counted zero_activation,
+ * as that kernel counts the zero products it multiplies). Hosts check row_starts; MCUs trust it. */
+int32_t unit_conv2d_sparse_zeroact_s8(const unit_conv2d_params *params, const int8_t *x, const unit_sparse_s8 *sparse,
+                                      const UNIT_TABLE uint16_t *row_starts, const unit_requant_s8 *requant,
+                                      int8_t *y, int32_t *scratch, unit_counts *counts);
+/* Bytes of scratch unit_conv2d_sparse_zeroact_s8 needs: 15*OW + 1 + 4*C*H + 4*G + O, rounded up to 4
+ * (or a negative status for a bad geometry). */
+int32_t unit_conv2d_sparse_zeroact_s8_scratch_size(const unit_conv2d_params *params);
 /* Linear over the nonzero weights: arguments as unit_linear_dense_s8 (scratch is checked non-null,
  * not used), in_features <= 65535. */
 int32_t unit_linear_sparse_s8(const int8_t *x, int32_t batch, int32_t in_features, int32_t out_features,

@@ -146,9 +146,10 @@ def sparse_layers(ops, variant: str, flash_limit: int | None = None, other_bytes
 
 
 def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bool = False,
-           sparse: dict[str, SparseTables] | None = None) -> dict[str, LayerKernels]:
+           sparse: dict[str, SparseTables] | None = None, zeroact=()) -> dict[str, LayerKernels]:
     """The path of every conv/linear op of an export (by layer name); ``sparse``: the layers of
-    :func:`sparse_layers`."""
+    :func:`sparse_layers`; ``zeroact``: those of them that also skip zero activations
+    (:func:`unitprune.mcu.zeroact_plan.zeroact_layers`: ``unit_conv2d_sparse_zeroact_s8``, the same runs)."""
     check_kernel_set(kernels)
     sparse = sparse or {}
     assembly = kernels == "auto" and target in ("avr", "msp430") and not (target == "avr" and far_tables)
@@ -156,11 +157,12 @@ def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bo
     chosen = {}
     for op in ops:
         if op.name in sparse:
-            kind = "conv2d" if isinstance(op, QConv) else "linear"
+            kind = ("conv2d_sparse_zeroact" if op.name in zeroact else "conv2d_sparse") if isinstance(op, QConv) \
+                else "linear_sparse"
             longest = int(sparse[op.name].nonzeros.max(initial=0))
             run = "assembly" if assembly and (target != "avr" or longest <= AVR_SPARSE_NONZEROS) else "portable"
             bits = (24 if run == "assembly" else None) if target == "avr" else None
-            chosen[op.name] = LayerKernels(op.name, f"unit_{kind}_sparse_s8", run, bits, stage)
+            chosen[op.name] = LayerKernels(op.name, f"unit_{kind}_s8", run, bits, stage)
         elif isinstance(op, QConv):
             conv = conv_variant(op, variant)
             kernel = f"unit_conv2d_{conv}_s8"

@@ -1,13 +1,17 @@
 """The UnIT kernel plan of one ``mcu-bench`` row: per conv layer of a ``unit`` model, the kernel the
 cost model predicts fastest on the row's target (:func:`unitprune.mcu.unit_plan.plan_unit_kernels`,
 on the validation inputs). A layer planned ``dense`` runs without its UnIT skipping, so the row's
-test accuracy and skipped fraction are then re-measured on the planned model."""
+test accuracy and skipped fraction are then re-measured on the planned model. A ``zeroskip`` model
+(TTP, zero skipping, FATReLU) gets its zero-activation plan instead
+(:func:`unitprune.mcu.zeroact_plan.plan_zero_activation`: which static-sparse convolutions also skip
+zero activations; outputs and counters unchanged)."""
 
 from __future__ import annotations
 
 from ...mcu.qmodel import QConv, QuantizedModel
 from ...mcu.reference import quantize_input
 from ...mcu.unit_plan import COST_TARGETS, plan_unit_kernels
+from ...mcu.zeroact_plan import ZEROACT_TARGETS, plan_zero_activation
 
 __all__ = ["planned_for_target"]
 
@@ -19,6 +23,9 @@ def planned_for_target(qmodel: QuantizedModel, target: str, splits, allow_dense:
     from ..evaluation import dataset_tensors
     from .bench import int8_accuracy
 
+    if qmodel.variant == "zeroskip" and target in ZEROACT_TARGETS:
+        x_val, _ = dataset_tensors(splits.val)
+        return plan_zero_activation(qmodel, quantize_input(qmodel, x_val), target), {}, {}
     if qmodel.variant != "unit" or target not in COST_TARGETS:
         return qmodel, {}, {}
     x_val, _ = dataset_tensors(splits.val)

@@ -110,7 +110,7 @@ def conv_params(op: QConv, block_rows: int = 0) -> tuple[int, ...]:
 
 def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str, str],
                block_rows: int, style: _TableStyle, scratch_offset: int | None = None,
-               scratch_bytes: int = 0, sparse=None) -> _LayerCode:
+               scratch_bytes: int = 0, sparse=None, row_starts=None) -> _LayerCode:
     flash: dict[str, int] = {}
     fields = conv_params(op, block_rows)
     params = ", ".join(str(v) for v in fields)
@@ -122,6 +122,10 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
               f"static const unit_conv2d_params {ident}_params = {{{params}}};\n"]
     if sparse is not None:  # static sparsity: the nonzero weights only (kernel_choice.sparse_layers)
         tables += _sparse_tables(ident, sparse, flash, style)
+        if row_starts is not None:  # and zero-activation skipping (zeroact_plan.zeroact_layers)
+            tables.append(style.array("uint16_t", f"{ident}_row_starts", row_starts,
+                                      comment="the first record of each output channel's kernel rows"))
+            flash["row_starts"] = 2 * row_starts.size
     else:
         tables.append(style.array("int8_t", f"{ident}_weight", op.weight))
         flash["weight"] = op.weight.size
@@ -132,13 +136,19 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
     tables += _requant_tables(ident, op.requant, flash, style)
     src, dst = io
     tau = f"{ident}_tau, " if conv.startswith("unit") else ""
+    if row_starts is not None:
+        tau = f"{ident}_row_starts, "
     scratch = "unit_model_scratch"
     if scratch_offset is not None:  # this op's part of the arena (memory_plan: between its buffers)
         scratch = f"(int32_t *)(void *)(unit_model_arena + {scratch_offset})"
     kernel, weight = ("sparse", f"&{ident}_sparse") if sparse is not None else (conv, f"{ident}_weight")
+    if row_starts is not None:
+        kernel = "sparse_zeroact"
     call = (f"unit_conv2d_{kernel}_s8(&{ident}_params, {src}, {weight}, {tau}&{ident}_requant, {dst}, "
             f"{scratch}, UNIT_MODEL_CALL_COUNTS)")
     size = "unit_conv2d_unit_skipfree_s8_scratch_size" if conv == "unit_skipfree" else "unit_conv2d_s8_scratch_size"
+    if row_starts is not None:
+        size = "unit_conv2d_sparse_zeroact_s8_scratch_size"
     return _LayerCode(tables, _counted_call(op.name, call, counter), LayerFlash(op.name, flash),
                       f"{size}(&{ident}_params)", None if scratch_offset is None else str(scratch_bytes))
 
@@ -221,7 +231,7 @@ class _Sections:
 
 
 def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, block_rows: int,
-                 style: _TableStyle, sparse: dict) -> _Sections:
+                 style: _TableStyle, sparse: dict, zeroact: dict) -> _Sections:
     """The tables and the statements of ``unit_model_run``, op by op."""
     names = codegen.IdentifierSet()
     out = _Sections()
@@ -236,10 +246,12 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
             tables = sparse.get(op.name)
             if isinstance(op, QConv):
                 code = _conv_code(op, ident, variant, counter, io, block_rows, style, memory.scratch_offset,
-                                  memory.scratch_bytes, tables)
+                                  memory.scratch_bytes, tables, zeroact.get(op.name))
                 kernel = "sparse" if tables is not None else conv_variant(op, variant)
                 out.kernels |= {f"unit_conv2d_{kernel}_s8", "unit_conv2d_unit_skipfree_s8_scratch_size"
                                 if kernel == "unit_skipfree" else "unit_conv2d_s8_scratch_size"}
+                if op.name in zeroact:  # its runs are in unit_conv2d_sparse_s8's assembly (linked with it)
+                    out.kernels |= {"unit_conv2d_sparse_zeroact_s8", "unit_conv2d_sparse_zeroact_s8_scratch_size"}
             else:
                 code = _linear_code(op, ident, variant, linear_quotient, counter, io, style, tables)
                 quotient = f"_{linear_quotient}" if variant == "unit" else ""
@@ -281,13 +293,15 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
 
 
 def model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, source: str,
-            block_rows: int, asm_above: int | None, far: bool, sparse: dict | None = None) -> ModelC:
+            block_rows: int, asm_above: int | None, far: bool, sparse: dict | None = None,
+            zeroact: dict | None = None) -> ModelC:
     """model.c, its flash tables per layer and the kernels it calls. Tables above ``asm_above``
     bytes are assembler data (AVR), ``far`` tables are read through UNIT_TABLE pointers (AVR
     beyond 64 KB); :func:`unitprune.mcu.codegen.flash_array`. ``sparse``: the static-sparse layers'
-    tables by name (:func:`unitprune.mcu.kernel_choice.sparse_layers`)."""
+    tables by name (:func:`unitprune.mcu.kernel_choice.sparse_layers`); ``zeroact``: the row starts of those
+    that skip zero activations too (:func:`unitprune.mcu.zeroact_plan.zeroact_layers`)."""
     sections = _op_sections(qmodel, plan, variant, linear_quotient, block_rows, _TableStyle(asm_above, far),
-                            sparse or {})
+                            sparse or {}, zeroact or {})
     arena = ""
     if plan.arena_bytes and any(op.scratch_offset is not None for op in plan.ops):
         # int32 scratch lives in the arena (memory_plan): the arena is 4-byte aligned, its size a multiple of 4

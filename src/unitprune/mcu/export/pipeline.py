@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 
 from .. import kernel_choice
+from ...kernels.sparse_zeroact_s8 import zeroact_scratch_bytes
 from ..qmodel import QConv, QuantizedModel
+from ..zeroact_plan import plans_zeroact, zeroact_layers
 from .build_files import CSRC, kernel_files, makefile, support_files, template_files
 from .checks import check_fits_target, check_model, check_request
 from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
@@ -117,8 +119,14 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
 
     # static-sparse layers (variant zeroskip, layer by layer): kernel_choice.sparse_layers
     requant_bytes = sum(9 * op.requant.bias.size for op in qmodel.ops if hasattr(op, "requant"))
+    code_bytes = spec.code_reserve_bytes + (spec.zeroact_code_bytes if plans_zeroact(qmodel) else 0)
     sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit,
-                                         samples_bytes + requant_bytes + spec.code_reserve_bytes)
+                                         samples_bytes + requant_bytes + code_bytes)
+    # of those, the convs planned to skip zero activations too (zeroact_plan), with their scratch
+    zeroact = zeroact_layers(qmodel, sparse)
+    scratch.update({op.name: zeroact_scratch_bytes(op.in_channels, op.in_height, op.out_channels, op.out_width,
+                                                   op.in_channels // op.groups * op.kernel_height)
+                    for op in qmodel.ops if op.name in zeroact})
 
     # 2. memory plan and 3. model C, with near tables, or far ones when the near ones do not fit
     def generate(far: bool, fused: bool):
@@ -130,7 +138,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                                        far, columns=axis == "width")
         plan = plan_memory(qmodel, scratch, descriptors)
         return plan, model_c(qmodel, plan, variant, linear_quotient, source, request.block_rows,
-                             spec.max_object_bytes, far, sparse)
+                             spec.max_object_bytes, far, sparse, zeroact)
 
     def generate_fitting(fused: bool):
         far = False
@@ -192,10 +200,12 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                     kernel_sources=kernel_sources, host_main="main.c" if target == "host" else "main_host.c",
                     kernel_defines=kernel_defines,
                     kernel_paths=kernel_choice.choose(qmodel.ops, target, variant, kernels, far,
-                                                      {} if fused else sparse))
+                                                      {} if fused else sparse, () if fused else zeroact))
     data["execution"] = "fused" if fused else "layers"
     if fused:
         data["fused_axis"], data["fused_rows"] = axis, fused_rows
+    if "zeroact_plan" in qmodel.source and not fused:  # unitprune.mcu.zeroact_plan: the choice per layer
+        data["zeroact_plan"] = qmodel.source["zeroact_plan"]
     if variant == "unit" and "unit_kernel_plan" in qmodel.source:  # unitprune.mcu.unit_plan: the predictions
         data["unit_kernel_plan"] = qmodel.source["unit_kernel_plan"]
     texts["README.md"] = export_readme(data)

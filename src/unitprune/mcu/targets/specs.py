@@ -241,6 +241,9 @@ class TargetSpec:
     #: bytes of ``flash_read_limit`` kept for the firmware's code when the export sizes its tables
     #: (the static-sparse choice, kernel_choice.sparse_layers), where code shares that region
     code_reserve_bytes: int = 0
+    #: more of it kept when a layer is planned on unit_conv2d_sparse_zeroact_s8 (its code and its
+    #: scratch-size function; zeroact_plan)
+    zeroact_code_bytes: int = 0
 
     @property
     def pointer_bytes(self) -> int:
@@ -278,7 +281,10 @@ EXPORT_TARGETS = {
                          "(0x4000-0xFF7F) of the simulated 64 KB address space (clang-14's small memory model)",
                          # the MNIST zero-skipping firmware: 12,392 B of .text plus ~1.6 KB of constants
                          # outside the model's tables (llvm-size-14 -A, llvm-nm-14 -S), with room to spare
-                         code_reserve_bytes=16 * 1024),
+                         code_reserve_bytes=16 * 1024,
+                         # unit_conv2d_sparse_zeroact_s8.c and _scratch_size.c: 9,446 B of .text at -O2
+                         # (llvm-size-14 -A; tests/test_mcu_sparse_zeroact_s8.py compiles and checks it)
+                         zeroact_code_bytes=10 * 1024),
     # Cortex-M0+ and RV32: 32-bit pointers, constants anywhere in the map's flash
     **{name: TargetSpec(name, LAYOUTS[name], core.flash.length, core.sram.length, core.chip,
                         f"code, constants and the .data image share the {core.flash.length // 1024} KB of flash of "

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * unit_internal_sparse_conv_s8.h -- private pieces shared by the static-sparse int8 convolutions
+ * (unit_conv2d_sparse_s8.c, unit_conv2d_sparse_zeroact_s8.c): the requantizing store of a run's
+ * values, the kernel indices of a field clipped by the padding, and the tables' range check.
+ */
+#ifndef UNIT_INTERNAL_SPARSE_CONV_S8_H
+#define UNIT_INTERNAL_SPARSE_CONV_S8_H
+
+#include "unit_internal_sparse_s8.h"
+
+#if UNIT__DOT_ASM && defined(__AVR__)
+/* unit_requantize_s8_avr.S: the requantizing output stage of an AVR run's values */
+typedef struct {
+    int32_t base, multiplier;
+    int8_t shift, act_min, act_max;
+} unit__sparse_store_avr_s8;
+void unit__requantize_run_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__sparse_store_avr_s8 *s);
+#endif
+
+/* The requantization of one output channel. */
+typedef struct {
+    int32_t bias, multiplier, shift;
+    int8_t act_min, act_max;
+} unit__sparse_out_s8;
+
+/* y[i] = clamp(requantize(value i)), value = unit__dot_value_s8(base, stored[i]) for an assembly run,
+ * base + stored[i] for the C run. */
+static void unit__sparse_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base, int assembly,
+                                  const unit__sparse_out_s8 *q) {
+#if UNIT__DOT_ASM && defined(__AVR__)
+    if (assembly) {
+        const unit__sparse_store_avr_s8 s = {base, q->multiplier, (int8_t)q->shift, q->act_min, q->act_max};
+        while (count > 0) {
+            const uint8_t part = (uint8_t)(count < 255 ? count : 255);
+            unit__requantize_run_s8_avr(y, stored, part, &s);
+            y += part;
+            stored += part;
+            count -= part;
+        }
+        return;
+    }
+#endif
+    for (; count > 0; count--) {
+        const int32_t acc = assembly ? unit__dot_value_s8(base, *stored++) : base + *stored++;
+        *y++ = unit__requantize_clamp_s8(acc, q->multiplier, q->shift, q->act_min, q->act_max);
+    }
+}
+
+/* The kernel indices [*lo, *hi) along one axis whose input first + k*dilation lies in [0, size)
+ * (a clipped field: a few steps, no division). */
+static void unit__sparse_inside_s8(int32_t first, int32_t kernel, int32_t size, int32_t dilation, uint8_t *lo,
+                                   uint8_t *hi) {
+    int32_t k = 0, at = first;
+    for (; k < kernel && at < 0; k++) {
+        at += dilation;
+    }
+    *lo = (uint8_t)k;
+    for (; k < kernel && at < size; k++) {
+        at += dilation;
+    }
+    *hi = (uint8_t)k;
+}
+
+
+/* The records are in range: offsets inside the receptive field's span, taps inside the kernel. */
+static int32_t unit__sparse_check_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, const unit_sparse_s8 *s,
+                                     int32_t *total) {
+    int32_t o, k, nnz = 0;
+    const int32_t span = (g->group_in - 1) * g->plane + (p->kernel_height - 1) * p->dilation_y * p->in_width +
+                         (p->kernel_width - 1) * p->dilation_x + 1;
+    const int32_t padded = p->pad_top | p->pad_bottom | p->pad_left | p->pad_right;
+    if (s == 0 || s->nonzeros == 0) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    for (o = 0; o < p->out_channels; o++) {
+        nnz += (int32_t)(uint16_t)UNIT_READ_S16((const UNIT_TABLE int16_t *)s->nonzeros + o);
+    }
+    if (nnz > 0 && (s->records == 0 || (padded && s->taps == 0))) {
+        return UNIT_ERR_ARGUMENT; /* records, and their taps with padding, unless no weight is stored */
+    }
+#if !defined(__AVR__) && !defined(__MSP430__)
+    /* hosts check every record (MCU builds trust the exporter's tables: a pass per call costs cycles) */
+    for (k = 0; k < nnz; k++) {
+        if ((int32_t)(uint16_t)UNIT_READ_S16(s->records + 2 * k) >= span) {
+            return UNIT_ERR_ARGUMENT;
+        }
+        if (s->taps != 0 && (UNIT_READ_U8(s->taps + 2 * k) >= p->kernel_height ||
+                             UNIT_READ_U8(s->taps + 2 * k + 1) >= p->kernel_width)) {
+            return UNIT_ERR_ARGUMENT;
+        }
+    }
+#else
+    (void)k;
+    (void)span;
+#endif
+    *total = nnz;
+    return UNIT_OK;
+}
+
+#endif /* UNIT_INTERNAL_SPARSE_CONV_S8_H */
