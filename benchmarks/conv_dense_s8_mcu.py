@@ -7,9 +7,9 @@ For each layer of a list (default: the MNIST demo's conv1 1x28x28 -> 6x24x24 5x5
 and weights (edge values included) are written as a firmware (``kernels/`` of the library:
 every ``*_s8*.c`` and the AVR ``.S``; the MSP430 routines come with the target's runtime), built
 by ``unitprune.mcu.targets`` and run in simavr / mspdebug. Each layer's region is checked against
-the reference; a second region requantizes the same accumulators alone (``unit_requantize_s8``
-clamp path of the kernel, in a loop), so that the accumulation cycles per MAC are
-``(conv - requantization) / MACs``.
+the reference; a second measurement requantizes the same accumulators alone (the kernels' output
+stage: per output channel ``unit__requant_run_init_s8`` and a run per output row, timed per channel),
+so that the accumulation cycles per MAC are ``(conv - requantization) / MACs``.
 
 Usage: ``PYTHONPATH=src python benchmarks/conv_dense_s8_mcu.py [--targets avr msp430 msp430-hwmult]``
 Writes ``docs/results/kernels_floor/conv_dense_s8_mcu.json``.
@@ -43,7 +43,10 @@ TARGETS = ("avr", "msp430", "msp430-hwmult")
 class Layer:
     """One convolution: input (C, H, W), output channels, kernel, stride, dilation, padding, groups;
     ``weights``: "random" (int8 [-127, 127] with edge values), "max" (every weight -127, every
-    input -128: the accumulator at its bound), "zero" (every weight 0)."""
+    input -128: the accumulator at its bound), "zero" (every weight 0); ``inputs``: "random" (int8
+    with -128 and 127), "nonneg" (in [0, 127] with 0 and 127, as after a ReLU or the demo's
+    normalised pixels: MSP430+hwmult's unsigned-load loops), "last_negative" (the same with the
+    last input -1: the input check must see it and take the signed loops)."""
 
     name: str
     channels: int
@@ -56,10 +59,17 @@ class Layer:
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     groups: int = 1
     weights: str = "random"
+    inputs: str = "random"
 
 
 MNIST = (Layer("conv1", 1, 28, 28, 6, (5, 5)), Layer("conv2", 6, 12, 12, 16, (5, 5)),
          Layer("depthwise3x3", 8, 12, 12, 8, (3, 3), padding=(1, 1, 1, 1), groups=8))
+#: conv1 and conv2 with the demo model's inputs (normalised pixels and pooled ReLU outputs, all in
+#: [0, 127]: the MSP430 unsigned-load loops) and the depthwise layer after a ReLU; measured by
+#: main() after MNIST, in a firmware of their own.
+MNIST_NONNEG = (Layer("conv1_nonneg", 1, 28, 28, 6, (5, 5), inputs="nonneg"),
+                Layer("conv2_nonneg", 6, 12, 12, 16, (5, 5), inputs="nonneg"),
+                Layer("depthwise3x3_nonneg", 8, 12, 12, 8, (3, 3), padding=(1, 1, 1, 1), groups=8, inputs="nonneg"))
 #: Geometries with edge values for the bit-exactness tests (small: a few thousand MACs each).
 EDGES = (Layer("pad_groups", 4, 7, 9, 4, (3, 3), padding=(1, 2, 2, 1), groups=2),
          Layer("stride_dilation", 3, 9, 11, 2, (3, 5), stride=(2, 2), dilation=(2, 1), padding=(1, 0, 3, 1)),
@@ -70,7 +80,10 @@ EDGES = (Layer("pad_groups", 4, 7, 9, 4, (3, 3), padding=(1, 2, 2, 1), groups=2)
          Layer("bound_narrow", 11, 2, 33, 2, (1, 31), weights="max"),
          Layer("bound_wide", 14, 5, 5, 2, (5, 5), weights="max"),
          Layer("zero_weights", 3, 6, 6, 2, (3, 3), weights="zero"),
-         Layer("pointwise", 20, 4, 4, 3, (1, 1)))
+         Layer("pointwise", 20, 4, 4, 3, (1, 1)),
+         Layer("nonneg_5x5", 3, 8, 9, 2, (5, 5), padding=(1, 0, 0, 1), inputs="nonneg"),
+         Layer("nonneg_3x3", 2, 6, 7, 3, (3, 3), inputs="nonneg"),
+         Layer("last_negative", 1, 7, 7, 2, (3, 3), inputs="last_negative"))  # 49 inputs: the odd last byte
 
 
 def out_size(layer: Layer) -> tuple[int, int]:
@@ -93,9 +106,14 @@ def make_op(layer: Layer, rng: np.random.Generator) -> tuple[QConv, np.ndarray]:
         weight.reshape(-1)[:4] = (-127, 127, 0, 127)
     if layer.weights == "max":
         x = np.full((1, layer.channels, layer.height, layer.width), -128, np.int8)
-    else:
+    elif layer.inputs == "random":
         x = rng.integers(-128, 128, size=(1, layer.channels, layer.height, layer.width)).astype(np.int8)
         x.reshape(-1)[:2] = (-128, 127)
+    else:
+        x = rng.integers(0, 128, size=(1, layer.channels, layer.height, layer.width)).astype(np.int8)
+        x.reshape(-1)[:2] = (127, 0)
+        if layer.inputs == "last_negative":
+            x.reshape(-1)[-1] = -1
     oh, ow = out_size(layer)
     bound = 128 * np.abs(weight.astype(np.int64)).reshape(layer.out_channels, -1).sum(axis=1).max() + 1000
     multiplier, shift = quantize_multiplier(100.0 / bound)
@@ -151,13 +169,18 @@ def pruned(op: QConv, sparsity: float, seed: int) -> QConv:
 
 def firmware_source(ops: list[tuple[QConv, np.ndarray]], sparse: dict | None = None) -> str:
     """main(): per layer a region running unit_conv2d_dense_s8 (output emitted with its status), then
-    a region requantizing the layer's accumulators (``<name>:requantize``)."""
-    parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_internal_dot_s8.h"\n']
+    the layer's accumulators requantized by the kernels' output stage (on the MCUs one region per
+    output channel, ``<name>:requantize``: the channel's constants, then a run per output row;
+    on hosts the C clamp path)."""
+    parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_internal_dot_s8.h"\n'
+             '#include "unit_internal_requant_s8.h"\n']
     body = []
     scratch = max(4 * op.out_width for op, _ in ops)  # block_rows = 1: the kernel needs one output row
     outputs = max(op.out_channels * op.out_height * op.out_width for op, _ in ops)
     inputs = max(x.size for _, x in ops)
     parts.append(f"static int32_t scratch[{scratch // 4}];\nstatic int8_t y[{outputs}];\nstatic int8_t x[{inputs}];\n")
+    plane = max(op.out_height * op.out_width for op, _ in ops)
+    parts.append(f"#if UNIT__DOT_ASM\nstatic int32_t channel_acc[{plane}];\nstatic unit__requant_run_s8 store;\n#endif\n")
     for index, (op, x) in enumerate(ops):
         p = f"l{index}"
         acc = accumulators(op, x).reshape(-1)
@@ -199,6 +222,11 @@ def firmware_source(ops: list[tuple[QConv, np.ndarray]], sparse: dict | None = N
             int16_t o, oy;
             r.count = {inner[1] - inner[0]};
             r.mode = unit__dot_mode_s8(&r);
+#if defined(__MSP430__)
+            if (__unit_dot_nonneg_s8(x, {x.size})) {{  /* as unit_conv2d_dense_s8, once per call */
+                r.mode |= UNIT__DOT_NONNEG;
+            }}
+#endif
             unit_mcu_label("{op.name}:accumulate");
             UNIT_MCU_START();
             for (o = 0; o < {op.out_channels}; o++) {{
@@ -212,6 +240,25 @@ def firmware_source(ops: list[tuple[QConv, np.ndarray]], sparse: dict | None = N
         }}
 #endif
         {sparse_regions(op, p, sparse or {{}})}
+#if UNIT__DOT_ASM
+        {{  /* the kernels' output stage: per output channel its constants once, then a run per output row */
+            int16_t o, oy, k;
+            for (o = 0; o < {op.out_channels}; o++) {{
+                for (k = 0; k < {op.out_height * op.out_width}; k++) {{
+                    channel_acc[k] = unit__dot_value_s8(0, UNIT_READ_S32({p}_acc + o * {op.out_height * op.out_width} + k));
+                }}
+                unit_mcu_label("{op.name}:requantize");  /* a record per channel, summed by the host */
+                UNIT_MCU_START();
+                unit__requant_run_init_s8(&store, UNIT_READ_S32({p}_mult + o), UNIT_READ_S8({p}_shift + o), -128, 127);
+                for (oy = 0; oy < {op.out_height}; oy++) {{
+                    UNIT__REQUANTIZE_RUN(y + o * {op.out_height * op.out_width} + oy * {op.out_width},
+                                         channel_acc + oy * {op.out_width}, {op.out_width}, &store);
+                }}
+                UNIT_MCU_STOP();
+            }}
+            unit_mcu_emit(y, {acc.size});
+        }}
+#else
         unit_mcu_label("{op.name}:requantize");
         UNIT_MCU_START();
         for (i = 0; i < {acc.size}; i++) {{
@@ -220,6 +267,7 @@ def firmware_source(ops: list[tuple[QConv, np.ndarray]], sparse: dict | None = N
         }}
         UNIT_MCU_STOP();
         unit_mcu_emit(y, {acc.size});
+#endif
     }}""")
     parts.append("int main(void) {" + "".join(body) + "\n    unit_mcu_done();\n    return 0;\n}\n")
     return "\n".join(parts)
@@ -257,13 +305,16 @@ def measure(layers=MNIST, target_names=TARGETS, seed: int = 0, build_dir: Path |
         for index, group in enumerate(groups):
             (root / f"fw{index}.c").write_text(firmware_source(group, sparse))
         for target in target_names:
-            regions = {}
+            regions, requantize_cycles = {}, {}
             for index in range(len(groups)):
                 firmware = targets.build(target, [root / f"fw{index}.c", *kernels], include_dirs=[CSRC],
                                          build_dir=root / f"{target}-{index}", opt=opt, name="conv_dense",
                                          defines=defines)
                 run = targets.run(firmware, max_cycles=200_000_000)
                 regions.update({region.label: region for region in run.regions})
+                for region in run.regions:  # the output stage: one region per output channel on the MCUs
+                    if region.label.endswith(":requantize"):
+                        requantize_cycles[region.label] = requantize_cycles.get(region.label, 0) + region.cycles
             build = {"compiler": firmware.compiler, "tools": targets.check_tools(target), "layers": {}}
             for op, _ in ops:
                 data = np.frombuffer(regions[op.name].data, np.int8)
@@ -277,7 +328,7 @@ def measure(layers=MNIST, target_names=TARGETS, seed: int = 0, build_dir: Path |
                                        "integer reference")
                 macs = int(op.out_channels * op.out_height * op.out_width * op.weight[0].size)
                 outputs = op.out_channels * op.out_height * op.out_width
-                cycles, requant = regions[op.name].cycles, regions[f"{op.name}:requantize"].cycles
+                cycles, requant = regions[op.name].cycles, requantize_cycles[f"{op.name}:requantize"]
                 cycles_dense = cycles
                 (oy0, oy1), (ox0, ox1) = interior(op)
                 accumulate = regions.get(f"{op.name}:accumulate")
@@ -314,8 +365,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="weight sparsities of the zero-skipping runs (TTP-like pruned copies)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = measure(target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir,
+    result = measure(MNIST, target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir,
                      sparsities=tuple(args.sparsities))
+    # a firmware of its own (one firmware of all the layers would not fit the MSP430's 48 KB), no zero-skipping runs
+    nonneg = measure(MNIST_NONNEG, target_names=tuple(args.targets), seed=args.seed, build_dir=args.build_dir)
+    result["layers"] += nonneg["layers"]
+    for target, build in nonneg["builds"].items():
+        result["builds"][target]["layers"].update(build["layers"])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.output}")

@@ -1,7 +1,8 @@
 """The markdown tables of docs/mcu.md ("Dense int8 at the instruction floor") and docs/kernels.md
 ("Dense int8 kernels at the floor") from the benchmark JSON in docs/results/kernels_floor/:
 ``mnist_dense_kernels_old.json`` / ``_new.json`` (benchmarks/conv_block_rows.py),
-``conv_dense_s8_mcu.json``, ``linear_dense_s8_mcu.json`` and ``requantize_s8_mcu.json``.
+``conv_dense_s8_mcu.json``, ``linear_dense_s8_mcu.json``, ``requantize_s8_mcu.json`` and
+``requantize_run_s8_mcu.json`` (benchmarks/requantize_run_s8_mcu.py).
 
 Usage: ``python benchmarks/floor_tables.py [--results docs/results/kernels_floor]`` (prints them).
 """
@@ -43,7 +44,9 @@ def conv_layers(results: Path) -> str:
     """Per layer and target: kernel / accumulation cycles per MAC, requantization cycles per output."""
     data = _load(results, "conv_dense_s8_mcu.json")
     titles = {"conv1": "conv1 1x28x28 -> 6x24x24, 5x5", "conv2": "conv2 6x12x12 -> 16x8x8, 5x5",
-              "depthwise3x3": "depthwise 3x3, 8x12x12, padding 1"}
+              "depthwise3x3": "depthwise 3x3, 8x12x12, padding 1",
+              "conv1_nonneg": "conv1, inputs in [0, 127] (the demo's)", "conv2_nonneg": "conv2, inputs in [0, 127] (the demo's)",
+              "depthwise3x3_nonneg": "depthwise 3x3, inputs in [0, 127]"}
     lines = ["| layer | MACs | " + " | ".join(f"{label} kernel / accumulation / requant."
                                                for label in NAMES.values()) + " |", "|---|---|---|---|---|"]
     for name, title in titles.items():
@@ -73,11 +76,37 @@ def linear_and_requant(results: Path) -> str:
     lines = ["| | " + " | ".join(NAMES.values()) + " |", "|---|---|---|---|",
              "| fc 256 -> 10, cycles per MAC (with its 10 requantizations) | " +
              " | ".join(f"{linear['builds'][t]['layers']['fc']['cycles_per_mac']:.1f}" for t in NAMES) + " |"]
-    for label, key in (("requantization routine alone, cycles per case", "raw"),
-                       ("requantize + clamp (C call per output), cycles per case", "clamp"),
+    for label, key in (("general requantization routine alone (linear and static-sparse kernels), cycles per case", "raw"),
+                       ("general requantize + clamp (C call per output), cycles per case", "clamp"),
                        ("the same under ReLU (act_min 0), cycles per case", "relu")):
         lines.append(f"| {label} ({requant['cases']:,} edge/random cases) | " +
                      " | ".join(f"{requant['builds'][t]['cycles_per_case'][key]:.0f}" for t in NAMES) + " |")
+    return "\n".join(lines)
+
+
+def requantize_run(results: Path) -> str:
+    """The kernels' output stage per output (benchmarks/requantize_run_s8_mcu.py): the worst case and
+    the mean over the edge cases of the fast form, the general routine's worst case, the demo
+    model's mean per layer and over all its outputs."""
+    data = _load(results, "requantize_run_s8_mcu.json")
+    runs = data["targets"]
+    lines = ["| cycles per output | " + " | ".join(NAMES.values()) + " |", "|---|---|---|---|"]
+
+    def row(label, value):
+        lines.append(f"| {label} | " + " | ".join(value(runs[t]) for t in NAMES) + " |")
+
+    row("fast form, worst case (edge cases; MSP430: none, the general routine)",
+        lambda r: f"**{r['fast_worst']}**" if r["fast_form"] else f"{r['fast_worst']} (general)")
+    row("fast form, mean over the edge cases",
+        lambda r: f"{r['fast_mean_edge_cases']:.1f}" if r["fast_form"] else f"{r['fast_mean_edge_cases']:.1f} (general)")
+    row("general routine (other multipliers/shifts), worst case", lambda r: f"{r['general_worst']}")
+    for name in runs["avr"]["mnist"]["layers"]:
+        layer = runs["avr"]["mnist"]["layers"][name]
+        row(f"MNIST demo {name}: mean ({layer['outputs']:,} outputs, runs of {layer['run']}, "
+            f"{100 * layer['relu_shortcut']:.0f} % <= 0)",
+            lambda r, name=name: f"{r['mnist']['layers'][name]['cycles_per_output']:.1f}")
+    row(f"MNIST demo, mean over all {runs['avr']['mnist']['outputs']:,} outputs (each run's call included)",
+        lambda r: f"{r['mnist']['mean_cycles_per_output']:.1f}")
     return "\n".join(lines)
 
 
@@ -87,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for title, table in (("whole model (docs/mcu.md)", whole_model), ("conv layers (docs/kernels.md)", conv_layers),
                          ("zero-skipping vs dense (docs/kernels.md)", zeroskip),
-                         ("linear and requantization (docs/kernels.md)", linear_and_requant)):
+                         ("linear and requantization (docs/kernels.md)", linear_and_requant),
+                         ("the kernels' output stage (docs/kernels.md)", requantize_run)):
         print(f"<!-- {title} -->\n{table(args.results)}\n")
 
 

@@ -6,6 +6,8 @@ trained by ``unitprune.training.train`` for ``--epochs`` epochs without early st
 method for ``--epochs`` epochs), one method per process so that a shared machine can run methods
 and seeds side by side. The base is trained once per ``--base-root``/seed-N and reused
 (``base.pt``, its training time in ``base.json``, the loaded data splits in ``splits.pt``). Appends one JSON line per run to ``--out``.
+``--shrink-config '{"reserve_fraction": 0.5}'`` runs the differentiable method with those
+:class:`unitprune.shrink.ShrinkConfig` fields changed (the line's ``method`` is ``--label``).
 
     python benchmarks/shrink_method.py --model ds-cnn --data synth_speech --data-root runs/speech-{seed} \\
         --feature-pool 2x2 --preset samd21 --seed 0 --method differentiable --base-root runs/dscnn-bases
@@ -23,9 +25,10 @@ from pathlib import Path
 import torch
 
 from unitprune.data import load_dataset
-from unitprune.experiments.shrink_study.shrink_experiment import METHODS, ExperimentConfig, _machine, _run_method
+from unitprune.experiments.shrink_study.shrink_experiment import (METHODS, ExperimentConfig, _fields, _machine,
+                                                                  _run_method)
 from unitprune.models import build_model
-from unitprune.shrink import PRESETS, resources
+from unitprune.shrink import PRESETS, ShrinkConfig, resources, shrink
 from unitprune.training import TrainConfig, evaluate, train
 
 
@@ -41,6 +44,8 @@ def main() -> None:
     parser.add_argument("--method", required=True, choices=METHODS)
     parser.add_argument("--base-root", required=True, metavar="DIR", help="DIR/seed-N/base.pt (trained here if absent)")
     parser.add_argument("--out", default="benchmarks/results/shrink_method.jsonl")
+    parser.add_argument("--shrink-config", metavar="JSON", help="ShrinkConfig fields of the differentiable method")
+    parser.add_argument("--label", help="the line's method name (default: --method)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
@@ -68,10 +73,21 @@ def main() -> None:
     budget = PRESETS[args.preset]
     config = ExperimentConfig(model=args.model, data=args.data, budget=budget, epochs=args.epochs, seed=args.seed,
                               progress=False)
-    model, fields, info = _run_method(args.method, config, budget, init, base, splits)
+    if args.shrink_config:
+        if args.method != "differentiable":
+            parser.error("--shrink-config applies to --method differentiable only")
+        overrides = json.loads(args.shrink_config)
+        result = shrink(base, splits.train, splits.val, budget,
+                        ShrinkConfig(epochs=config.epochs, prune_epochs=config.prune_epochs, regrow=config.regrow,
+                                     seed=config.seed, num_threads=1, **overrides))  # _run_method's call
+        model, info = result.model, {"history": result.history, "channels": result.channels}
+        fields = {**_fields(model, splits, result.after, result.train_seconds), "fits_budget": result.fits,
+                  "shrink_config": overrides}
+    else:
+        model, fields, info = _run_method(args.method, config, budget, init, base, splits)
     shape = tuple(splits.input_shape)
     row = {"model": args.model, "preset": args.preset, "budget_sram_bytes": budget.sram_bytes, "seed": args.seed,
-           "method": args.method, "base_accuracy": evaluate(base, splits.test),
+           "method": args.label or args.method, "base_accuracy": evaluate(base, splits.test),
            "base_sram_bytes": resources(base, shape, target=budget.target).sram_bytes, **fields,
            "channels": info.get("channels"), "machine": _machine(),
            "history": [{k: h[k] for k in ("epoch", "val_accuracy", "channels", "reopened")}

@@ -9,6 +9,7 @@ on hypothesis-drawn geometries in tests/test_kernels_s8.py."""
 
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -70,3 +71,24 @@ def test_host_runs_take_int32_skips_and_any_field_size(layer):
     geometry = ConvGeometry(layer.kernel, layer.stride, layer.dilation, layer.padding, layer.groups)
     y, _ = s8.conv2d("dense", x, op.weight, op.requant, geometry)
     np.testing.assert_array_equal(y.reshape(-1), bench.reference._conv(op, x, "dense")[0].reshape(-1))
+
+
+@pytest.mark.parametrize("signed, interior_macs, runs", [
+    (bench.Layer("signed", 3, 7, 9, 2, (5, 5)), 2 * 3 * 5 * (3 * 5 * 5), 2 * 3),  # 189 inputs, 3 x 5 interior
+    (bench.Layer("signed", 3, 7, 9, 3, (3, 3), groups=3), 3 * 5 * 7 * 9, 3 * 5),  # depthwise (DW3), 5 x 7
+])
+def test_nonnegative_inputs_take_the_unsigned_loads_on_msp430_hwmult(signed, interior_macs, runs, tmp_path):
+    """MSP430+hwmult: when the whole input lies in [0, 127] (checked once per call by
+    __unit_dot_nonneg_s8), the interior's 5x5 and depthwise 3x3 fields load the activations without SXT: one cycle
+    per interior MAC fewer than the same geometry with signed inputs, up to the two paths'
+    dispatch (within 10 cycles per run; the kernel's cycles without the output stage do not depend
+    on the data). One negative input (the last, an odd byte) keeps the signed loops
+    (exactly the signed cycles); every output bit-exact."""
+    require_target("msp430-hwmult")
+    layers = (signed, dataclasses.replace(signed, name="nonneg", inputs="nonneg"),
+              dataclasses.replace(signed, name="last_negative", inputs="last_negative"))
+    result = bench.measure(layers, ("msp430-hwmult",), seed=2, build_dir=tmp_path)  # raises on any mismatch
+    kernel = {name: layer["cycles"] - layer["requantize_cycles"]
+              for name, layer in result["builds"]["msp430-hwmult"]["layers"].items()}
+    assert abs(kernel["signed"] - kernel["nonneg"] - interior_macs) <= 10 * runs
+    assert kernel["last_negative"] == kernel["signed"]

@@ -289,7 +289,7 @@ def test_a_masked_channel_gets_the_taylor_salience_and_reopens_when_it_ranks_abo
     with torch.no_grad():
         gates.theta[group].grad.fill_(0.0)
         gates.theta[group].grad[5] = 10.0  # channel 5 now matters most
-    _update_salience(gates, salience, decay=0.9)
+    _update_salience(gates, salience, decay=0.9, kind="taylor")
     assert gates.theta[group].grad is None and salience[group][5] == pytest.approx(1.0)
     reopened = ranked_mask(4.0, salience[group])
     assert reopened.tolist() == [1, 1, 1, 0, 0, 1]  # 5 reopened, 3 (now the least salient open) masked
@@ -816,3 +816,110 @@ def test_cli_shrink_measure_adds_measured_and_keeps_the_keys(tmp_path, capsys):
     assert set(m["measured"]["targets"]) == {"avr"}
     assert "## Measured on simulated MCUs" in (run_dir / "report.md").read_text()
     assert "differentiable on avr: cycles dense" in capsys.readouterr().out
+
+
+def test_fisher_salience_is_half_the_mean_squared_per_example_mask_gradient():
+    """``per_example=True`` gates: the examples' shares of the mask gradient sum to ``theta.grad``
+    (train mode, BatchNorm coupling the examples), and in eval mode (no coupling) the Fisher
+    salience equals ``0.5 * mean_n (dCE_n/dm)^2`` with each example's loss differentiated alone
+    (the oracle: one backward pass per example, on gates without the per-example record)."""
+    torch.manual_seed(3)
+    x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 3, (6,))
+    loss_fn = nn.CrossEntropyLoss()
+    model = bn_chain()
+    _randomize_bn(model)
+    graph = trace_resources(model, (1, 8, 8))
+    values = torch.tensor([1.0, 0.0, 1.0, 0.5, 1.0, 0.3])
+    model.train()
+    gates = ChannelGates(model, graph, per_example=True)
+    group = gates.groups[0]
+    gates.set(group, values)
+    loss_fn(model(x), y).backward()
+    shares = gates._per_example[group]
+    assert shares.shape == (6, 6)
+    torch.testing.assert_close(shares.sum(0), gates.theta[group].grad)
+    gates.take_fisher()
+    assert gates._per_example == {}
+    gates.detach()
+
+    model.eval()
+    gates = ChannelGates(model, graph, per_example=True)
+    gates.set(group, values)
+    loss_fn(model(x), y).backward()
+    fisher = gates.take_fisher()[group]
+    gates.detach()
+    oracle = ChannelGates(model, graph)
+    oracle.set(group, values)
+    per_example = []
+    for n in range(6):
+        oracle.theta[group].grad = None
+        loss_fn(model(x[n:n + 1]), y[n:n + 1]).backward()
+        per_example.append(oracle.theta[group].grad.clone())
+    oracle.detach()
+    expected = 0.5 * torch.stack(per_example).pow(2).mean(0)
+    assert expected[[1, 5]].abs().max() > 0  # masked channels get a salience too
+    torch.testing.assert_close(fisher, expected)
+
+
+def test_channel_norms_are_the_l2_norms_of_the_producing_layers_rows():
+    from unitprune.shrink.gates import channel_norms
+    torch.manual_seed(4)
+    model = ds_cnn_net(num_classes=4, width=8, blocks=2, input_shape=(1, 20, 16))
+    graph = trace_resources(model, (1, 20, 16))
+    group = graph.find(graph.layers[0].out_group)  # conv1 (+ dw1, which does not count)
+    expected = model.conv1.weight.detach().reshape(8, -1).norm(dim=1)
+    torch.testing.assert_close(channel_norms(model, graph, group), expected)
+
+
+@pytest.mark.parametrize("fraction, kept", [(0.1, 6), (0.5, 6), (1.0, 8), (2.0, 12)])
+def test_removal_keeps_the_reserve_fraction_of_top_ranked_channels_beyond_the_open_ones(fraction, kept):
+    """With 4 open channels of 20, the removal keeps ``4 + max(2, ceil(fraction * 4))`` channels,
+    the top-ranked ones (the oracle: ``torch.topk`` of the ranking and the conv's original rows)."""
+    from unitprune.shrink.method import _remove_beyond_reserve
+
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(1, 20, 3), nn.ReLU(), nn.Conv2d(20, 8, 3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(8 * 4 * 4, 3))
+    graph = trace_resources(model, (1, 8, 8))
+    gates = ChannelGates(model, graph)
+    first = graph.find(graph.layers[0].out_group)
+    ranking = {g: torch.rand(graph.group_sizes[g]) for g in gates.groups}
+    counts = {g: float(graph.group_sizes[g]) for g in gates.groups}
+    counts[first] = 4.0
+    weight = model[0].weight.detach().clone()
+
+    def make(params, extra):
+        return torch.optim.Adam(params, lr=1e-3)
+
+    salience = {g: v.clone() for g, v in ranking.items()}
+    _, salience = _remove_beyond_reserve(model, graph, gates, torch.zeros(1, 1, 8, 8), make(list(model.parameters()), []),
+                                         make, salience, ranking, counts, 2, fraction)
+    expected = sorted(torch.topk(ranking[first], kept).indices.tolist())
+    assert model[0].out_channels == kept and model[2].in_channels == kept
+    torch.testing.assert_close(model[0].weight, weight[expected])
+    torch.testing.assert_close(salience[first], ranking[first][expected])
+    assert model[2].out_channels == 8  # the group at its full count keeps everything
+    gates.detach()
+
+
+def test_rank_by_norm_ranks_the_masks_by_the_channels_weight_norms():
+    """``rank_by="norm"``: the masks' ranking is each channel's weight L2 norm (hand-computed from
+    conv1's rows), times ``1 + keep_bonus`` for an open channel; ``"salience"`` ranks by the salience."""
+    from unitprune.shrink.allocation import ranked_mask
+    from unitprune.shrink.method import _order
+
+    torch.manual_seed(7)
+    model = bn_chain()
+    gates = ChannelGates(model, trace_resources(model, (1, 8, 8)))
+    group = gates.groups[0]
+    gates.set(group, torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0]))
+    salience = {g: torch.rand(gates.theta[g].numel()) for g in gates.groups}
+    norms = model[0].weight.detach().reshape(6, -1).norm(dim=1)
+    order = _order(gates, salience, ShrinkConfig(rank_by="norm", keep_bonus=0.5))
+    torch.testing.assert_close(order[group], norms * torch.tensor([1.5, 1.5, 1, 1, 1, 1]))
+    expected = torch.zeros(6)
+    expected[torch.topk(norms, 3).indices] = 1.0
+    assert ranked_mask(3.0, _order(gates, salience, ShrinkConfig(rank_by="norm", keep_bonus=0.0))[group]).tolist() \
+        == expected.tolist()
+    torch.testing.assert_close(_order(gates, salience, ShrinkConfig(keep_bonus=0.0))[group], salience[group])
+    gates.detach()

@@ -8,6 +8,7 @@
  * runs avoids multiplications and divisions (library calls on AVR and MSP430): what a row of the
  * plane's interior needs is computed once per call, pointers advance by additions. */
 #include "unit_internal_dot_s8.h"
+#include "unit_internal_requant_s8.h"
 
 /* The kernel indices [*k0, *k1) along one axis whose input first + k*dilation lies in [0, size). */
 static void unit__field_range_s8(int32_t first, int32_t kernel, int32_t size, int32_t dilation, int32_t *k0,
@@ -35,36 +36,24 @@ typedef struct {
     int32_t kernel_rows_span;   /* dilation_y * W */
     int32_t bias, multiplier, shift;
     int8_t act_min, act_max;
+#if UNIT__DOT_ASM
+    unit__requant_run_s8 store; /* the output channel's output stage (its base set per run) */
+#endif
 } unit__dense_row_s8;
 
 /* The output stage of a run: y[i] = clamp(requantize(base -/+ stored[i])) (unit__dot_value_s8 for
- * an assembly run, base + stored[i] for the C run); on AVR and MSP430 one assembly loop. Inlined, as the run
- * below: as separate functions each saved and restored most registers once per run. */
-#if UNIT__DOT_ASM
-/* the same loop for an assembly run's values: unit_requantize_s8_avr.S on AVR, the runtime's
- * unit_requantize_s8_msp430.S on MSP430 */
-typedef struct {
-    int32_t base, multiplier;
-    int8_t shift, act_min, act_max;
-} unit__store_s8;
-#if defined(__AVR__)
-void unit__requantize_run_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__store_s8 *s);
-#define UNIT__REQUANTIZE_RUN(y, stored, count, s) unit__requantize_run_s8_avr(y, stored, (uint8_t)(count), s)
-#else
-void __unit_requantize_run_s8(int8_t *y, const int32_t *stored, int16_t count, const unit__store_s8 *s);
-#define UNIT__REQUANTIZE_RUN(y, stored, count, s) __unit_requantize_run_s8(y, stored, (int16_t)(count), s)
-#endif
-#endif
-
+ * an assembly run, base + stored[i] for the C run); on AVR and MSP430 one assembly loop
+ * (UNIT__REQUANTIZE_RUN, unit_internal_requant_s8.h). Inlined, as the run below: as separate
+ * functions each saved and restored most registers once per run. */
 static inline void unit__dense_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base,
-                                                   int assembly, const unit__dense_row_s8 *row) {
+                                                   int assembly, unit__dense_row_s8 *row) {
     const int32_t multiplier = row->multiplier, shift = row->shift;
     const int8_t act_min = row->act_min, act_max = row->act_max;
     int8_t *end = y + count;
 #if UNIT__DOT_ASM
     if (assembly) { /* count <= 255 */
-        const unit__store_s8 s = {base, multiplier, (int8_t)shift, act_min, act_max};
-        UNIT__REQUANTIZE_RUN(y, stored, count, &s);
+        row->store.base = base;
+        UNIT__REQUANTIZE_RUN(y, stored, count, &row->store);
         return;
     }
 #endif
@@ -107,6 +96,24 @@ static inline void unit__dense_run_s8(const unit_conv2d_params *p, unit__dense_r
     unit__dense_store_s8(y, scratch, count, unit__dot_base_s8(row->bias, n), n != 0, row);
 }
 
+#if UNIT__DOT_ASM
+/* The interiors of `rows` consecutive output rows (input `x_step` apart, outputs `y_step` apart)
+ * whose kernel rows all lie inside the input: per row one assembly run with the descriptor `run`
+ * and its output stage. A loop of its own, with the descriptor computed once per call: the
+ * per-run set-up of unit__dense_run_s8 (32-bit arithmetic) costs hundreds of cycles per row on
+ * AVR and MSP430. */
+static void unit__dense_interior_s8(const int8_t *x, ptrdiff_t x_step, const UNIT_TABLE int8_t *w,
+                                    const unit__dot_run_s8 *run, unit__requant_run_s8 *store, int8_t *y,
+                                    ptrdiff_t y_step, unit__dot_field rows, int32_t *scratch) {
+    while (rows-- > 0) {
+        UNIT__DOT_RUN(scratch, x, w, run);
+        UNIT__REQUANTIZE_RUN(y, scratch, run->count, store);
+        x += x_step;
+        y += y_step;
+    }
+}
+#endif
+
 int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, const UNIT_TABLE int8_t *weight,
                              const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts) {
     const unit_conv2d_params *p = params;
@@ -115,6 +122,11 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
     int32_t n, o, oy, ox, inner_first, inner_end, weights_per_output, row_step, group_plane;
     int32_t full_channel_skip, full_field_rows, full_field_macs, full_last_row;
     int fast;
+#if UNIT__DOT_ASM
+    unit__dot_run_s8 inner; /* the interior run of an output row whose kernel rows are all inside */
+    int32_t inner_x = 0, full_first = 0, full_end = 0;
+    int inner_direct, whole_rows = 0;
+#endif
     int32_t status = unit__conv2d_s8_begin(params, x, weight, requant, y, scratch, &g);
     if (status != UNIT_OK) {
         return status;
@@ -149,6 +161,41 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
     if (inner_end < inner_first) {
         inner_end = inner_first;
     }
+#if UNIT__DOT_ASM
+    /* A row whose kernel rows are all inside runs its interior [inner_first, inner_end) with this
+     * descriptor, computed once per call (what unit__dense_run_s8 computes per run; on AVR and
+     * MSP430 the 32-bit set-up of a run costs hundreds of cycles). */
+    inner_direct = fast && inner_end > inner_first && inner_end - inner_first <= 255 && full_field_macs > 0;
+    if (inner_direct) {
+        inner.count = (unit__dot_field)(inner_end - inner_first);
+        inner.channels = row.run.channels;
+        inner.rows = (unit__dot_field)p->kernel_height;
+        inner.len = (unit__dot_field)p->kernel_width;
+        inner.x_row_skip = (unit__dot_field)(row.kernel_rows_span - p->kernel_width);
+        inner.x_channel_skip = (unit__dot_field)full_channel_skip;
+        inner.x_next = row.run.x_next;
+        inner.w_row_skip = 0;
+        inner.w_channel_skip = 0;
+        inner.mode = unit__dot_mode_s8(&inner);
+#if defined(__MSP430__)
+        if (__unit_dot_nonneg_s8(x, (uint16_t)(p->batch * p->in_channels * g.plane))) { /* the input fits 64 KB */
+            inner.mode |= UNIT__DOT_NONNEG;
+        }
+#endif
+        inner_x = p->stride_x == 1 ? inner_first : inner_first * p->stride_x;
+        /* the output rows whose kernel rows all lie inside: [full_first, full_end) */
+        full_first = unit__ceil_div(p->pad_top, p->stride_y);
+        full_end = unit__floor_div(p->in_height - 1 + p->pad_top - full_last_row, p->stride_y) + 1;
+        if (full_end > g.out_height) {
+            full_end = g.out_height;
+        }
+        if (full_end < full_first) {
+            full_end = full_first;
+        }
+        inner_direct = full_end - full_first <= 32767;
+        whole_rows = inner_first == 0 && inner_end == g.out_width; /* no clipped columns */
+    }
+#endif
     for (n = 0; n < p->batch; n++) {
         const int8_t *x_group = x + (ptrdiff_t)n * p->in_channels * g.plane;
         const UNIT_TABLE int8_t *w_out = weight;
@@ -160,8 +207,23 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
             row.bias = unit__bias_s8(requant, o);
             row.multiplier = UNIT_READ_S32(requant->multiplier + o);
             row.shift = UNIT_READ_S8(requant->shift + o);
+#if UNIT__DOT_ASM
+            unit__requant_run_init_s8(&row.store, row.multiplier, row.shift, row.act_min, row.act_max);
+            if (inner_direct && full_end > full_first) {
+                row.store.base = unit__dot_base_s8(row.bias, full_field_macs);
+                unit__dense_interior_s8(x_full + (ptrdiff_t)(full_first * row_step + inner_x), (ptrdiff_t)row_step, w_out,
+                                        &inner, &row.store, y_row + (ptrdiff_t)(full_first * g.out_width + inner_first),
+                                        (ptrdiff_t)g.out_width, (unit__dot_field)(full_end - full_first), scratch);
+            }
+#endif
             for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, x_full += row_step, y_row += g.out_width) {
-                if (first_y >= 0 && first_y + full_last_row < p->in_height) { /* every kernel row inside */
+                const int full = first_y >= 0 && first_y + full_last_row < p->in_height; /* every kernel row inside */
+#if UNIT__DOT_ASM
+                if (full && inner_direct && whole_rows) {
+                    continue; /* done by unit__dense_interior_s8 */
+                }
+#endif
+                if (full) {
                     row.rows = p->kernel_height;
                     row.x = x_full;
                     row.w = w_out;
@@ -182,6 +244,12 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
                 }
                 row.run.rows = (unit__dot_field)row.rows;
                 for (ox = 0; ox < g.out_width;) {
+#if UNIT__DOT_ASM
+                    if (full && inner_direct && ox == inner_first) {
+                        ox = inner_end; /* done by unit__dense_interior_s8 */
+                        continue;
+                    }
+#endif
                     const int32_t ox_offset = p->stride_x == 1 ? ox : ox * p->stride_x;
                     int32_t count = 1, kx0 = 0, kx1 = p->kernel_width;
                     if (ox >= inner_first && ox < inner_end) {

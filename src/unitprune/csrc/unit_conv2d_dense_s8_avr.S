@@ -9,7 +9,10 @@
  * as an unsigned 16-bit value, so no sign extension), SUB/SBC/SBCI/SBCI from the accumulator held
  * in r22..r25 for the whole field: 12 cycles, 11 with the 24-bit accumulator (mode bit 0 clear:
  * exact for fields of at most 341 MACs, each biased product being at most 49152; the top byte is
- * then 0xFF because the negated sum is in (-2**24, 0)). Rows of 3 or 5 columns are unrolled.
+ * then 0xFF because the negated sum is in (-2**24, 0)). Rows of 3 or 5 columns are unrolled. A
+ * whole 3x3 field of one input channel (mode UNIT__DOT_DW3: depthwise 3x3 layers) keeps its 9
+ * weights in registers for the whole run (8 cycles per MAC: no LPM) and moves from one field to the
+ * next with a single addition.
  * Built only for AVR (an empty object elsewhere). */
 #if defined(__AVR__)
 
@@ -153,7 +156,11 @@ unit__dot_run_s8_avr:
     brne    .Lm5
     rjmp    .Lrow5_24
 .Lm5:
+    cpi     r16, 5
+    brne    .Lm6
     rjmp    .Lrow5_32
+.Lm6:
+    rjmp    .Ldw3
 
 .Lgeneral24:
     RUN     0, 0
@@ -167,6 +174,61 @@ unit__dot_run_s8_avr:
     RUN     0, 5
 .Lrow5_32:
     RUN     1, 5
+
+/* mode 6 (UNIT__DOT_DW3): weights w0..w8 in r17..r25, the 24-bit accumulator in r13..r15
+ * (subtracted with the zero register r3), r8:r9 the skip from the end of a field's third row to the
+ * next field (x_row_skip + x_channel_skip + x_next) */
+.macro DWMAC w
+    ld      r16, X+
+    muls    r16, \w
+    eor     r1, r2
+    sub     r13, r0
+    sbc     r14, r1
+    sbc     r15, r3
+.endm
+
+.Ldw3:
+    add     r8, r6
+    adc     r9, r7
+    add     r8, r4
+    adc     r9, r5
+    clr     r3
+    movw    r30, r10
+    lpm     r17, Z+
+    lpm     r18, Z+
+    lpm     r19, Z+
+    lpm     r20, Z+
+    lpm     r21, Z+
+    lpm     r22, Z+
+    lpm     r23, Z+
+    lpm     r24, Z+
+    lpm     r25, Z+
+1:  clr     r13
+    clr     r14
+    clr     r15
+    DWMAC   r17
+    DWMAC   r18
+    DWMAC   r19
+    add     r26, r6
+    adc     r27, r7
+    DWMAC   r20
+    DWMAC   r21
+    DWMAC   r22
+    add     r26, r6
+    adc     r27, r7
+    DWMAC   r23
+    DWMAC   r24
+    DWMAC   r25
+    add     r26, r8
+    adc     r27, r9
+    st      Y+, r13
+    st      Y+, r14
+    st      Y+, r15
+    ldi     r16, 0xFF
+    st      Y+, r16
+    dec     r12
+    breq    .Ldone
+    rjmp    1b
 
 .Ldone:
     clr     r1

@@ -296,6 +296,230 @@ unit__requantize_run_s8_avr:
     ret
     .size   unit__requantize_run_s8_avr, .-unit__requantize_run_s8_avr
 
+
+/* The fast output stage (unit_internal_requant_s8.h): the constants of one output channel computed
+ * once by unit__requant_run_init_s8, the multiply inline:
+ *
+ *   void unit__requantize_run_fast_s8_avr(int8_t *y, const int32_t *stored, uint8_t count,
+ *                                         const unit__requant_run_s8 *s)
+ *   (r25:r24 = y, r23:r22 = stored, r20 = count >= 1, r19:r18 = s)
+ *
+ * s->fast == 0: unit__requantize_run_s8_avr (the general routine per output; the first 11 bytes of
+ * s are its struct). Else, per output: acc = base - stored; acc < 0 with act_min >= 0 gives act_min
+ * (ReLU); A = |acc| >= 2**(e+8) saturates (A >= 2**24, or a bit of s->high in A's third byte); else X = A*mm + K by product scanning (A: 2 or 3 bytes, mm:
+ * 5 bytes, the 16-bit column sums in a rotating 3-byte window whose retiring register takes the
+ * next byte of K), |y| = X >> 48 (bytes 6 and 7), one less for acc < 0 when the low 48 bits of X
+ * are zero (their OR in r16), then the sign and the clamp. Registers kept across the outputs:
+ * r2..r5 base, r6..r10 mm, r11 act_min, r12 act_max, r13 count, r14 s->high, r17 zero, X y, Y stored,
+ * Z &s->k. */
+.macro FAST_PRODUCT tie, full
+    mul     r22, r6                 /* column 0: a0*m0; the window (r18, r19, r20) = bytes 0..2 */
+    movw    r18, r0
+    clr     r20
+  .if \tie
+    mov     r16, r18
+  .endif
+    ldd     r18, Z+3                /* byte 0 retires; byte 3 starts as K's */
+    PROD    r22, r7, r19, r20, r18  /* column 1 */
+    PROD    r23, r6, r19, r20, r18
+  .if \tie
+    or      r16, r19
+  .endif
+    ldd     r19, Z+4
+    PROD    r22, r8, r20, r18, r19  /* column 2 */
+    PROD    r23, r7, r20, r18, r19
+  .if \full
+    PROD    r24, r6, r20, r18, r19
+  .endif
+  .if \tie
+    or      r16, r20
+  .endif
+    ldd     r20, Z+5
+    PROD    r22, r9, r18, r19, r20  /* column 3 */
+    PROD    r23, r8, r18, r19, r20
+  .if \full
+    PROD    r24, r7, r18, r19, r20
+  .endif
+  .if \tie
+    or      r16, r18
+  .endif
+    clr     r18
+    PROD    r22, r10, r19, r20, r18 /* column 4 */
+    PROD    r23, r9, r19, r20, r18
+  .if \full
+    PROD    r24, r8, r19, r20, r18
+  .endif
+  .if \tie
+    or      r16, r19
+  .endif
+    clr     r19
+    PROD    r23, r10, r20, r18, r19 /* column 5 */
+  .if \full
+    PROD    r24, r9, r20, r18, r19
+  .endif
+  .if \tie
+    or      r16, r20
+  .endif
+  .if \full
+    mul     r24, r10                /* column 6; |y| = r19:r18 */
+    add     r18, r0
+    adc     r19, r1
+  .endif
+.endm
+
+    .section .text.unit__requantize_run_fast_s8_avr,"ax",@progbits
+    .global unit__requantize_run_fast_s8_avr
+    .type   unit__requantize_run_fast_s8_avr, @function
+unit__requantize_run_fast_s8_avr:
+    movw    r30, r18
+    ldd     r21, Z+11
+    tst     r21
+    brne    1f
+    jmp     unit__requantize_run_s8_avr
+1:  push    r2
+    push    r3
+    push    r4
+    push    r5
+    push    r6
+    push    r7
+    push    r8
+    push    r9
+    push    r10
+    push    r11
+    push    r12
+    push    r13
+    push    r14
+    push    r16
+    push    r17
+    push    r28
+    push    r29
+    movw    r26, r24                /* X = y */
+    movw    r28, r22                /* Y = stored */
+    mov     r13, r20
+    clr     r17
+    ld      r2, Z
+    ldd     r3, Z+1
+    ldd     r4, Z+2
+    ldd     r5, Z+3
+    ldd     r11, Z+9
+    ldd     r12, Z+10
+    ldd     r6, Z+12
+    ldd     r7, Z+13
+    ldd     r8, Z+14
+    ldd     r9, Z+15
+    ldd     r10, Z+16
+    ldd     r14, Z+24
+    adiw    r30, 18                 /* Z = &s->k */
+    rjmp    .Lf_loop
+.Lf_head_max:                       /* within a branch's reach of the loop head */
+    mov     r18, r12
+    rjmp    .Lf_store
+.Lf_head_min:
+    mov     r18, r11
+    rjmp    .Lf_store
+.Lf_loop:
+    movw    r22, r2                 /* acc = base - stored */
+    movw    r24, r4
+    ld      r18, Y+
+    ld      r19, Y+
+    ld      r20, Y+
+    ld      r21, Y+
+    sub     r22, r18
+    sbc     r23, r19
+    sbc     r24, r20
+    sbc     r25, r21
+    brpl    1f
+    sbrs    r11, 7
+    rjmp    .Lf_head_min            /* acc < 0, act_min >= 0: the ReLU shortcut */
+    rjmp    .Lf_negative
+1:  tst     r25
+    brne    .Lf_head_max            /* A >= 2**24 */
+    mov     r21, r24
+    and     r21, r14
+    brne    .Lf_head_max            /* A >= 2**(e+8) */
+    tst     r24
+    brne    2f
+    FAST_PRODUCT 0, 0               /* A < 2**16 */
+    rjmp    3f
+2:  FAST_PRODUCT 0, 1
+3:  tst     r19                     /* y = |y| >= 0 against [act_min, act_max] */
+    brne    .Lf_max
+    sbrc    r18, 7
+    rjmp    .Lf_max
+    cp      r12, r18
+    brlt    .Lf_max
+    cp      r18, r11
+    brlt    .Lf_min
+.Lf_store:
+    st      X+, r18
+    dec     r13
+    breq    7f
+    rjmp    .Lf_loop
+7:  clr     r1
+    pop     r29
+    pop     r28
+    pop     r17
+    pop     r16
+    pop     r14
+    pop     r13
+    pop     r12
+    pop     r11
+    pop     r10
+    pop     r9
+    pop     r8
+    pop     r7
+    pop     r6
+    pop     r5
+    pop     r4
+    pop     r3
+    pop     r2
+    ret
+.Lf_min:
+    mov     r18, r11
+    rjmp    .Lf_store
+.Lf_max:
+    mov     r18, r12
+    rjmp    .Lf_store
+.Lf_negative:
+    com     r25                     /* A = |acc| */
+    com     r24
+    com     r23
+    neg     r22
+    sbci    r23, 0xFF
+    sbci    r24, 0xFF
+    sbci    r25, 0xFF
+    tst     r25
+    brne    .Lf_min                 /* A >= 2**24 (INT32_MIN too) */
+    mov     r21, r24
+    and     r21, r14
+    brne    .Lf_min                 /* A >= 2**(e+8) */
+    tst     r24
+    brne    4f
+    FAST_PRODUCT 1, 0
+    rjmp    5f
+4:  FAST_PRODUCT 1, 1
+5:  tst     r16                     /* the tie of the negative nudge: |y| one less */
+    brne    6f
+    subi    r18, 1
+    sbc     r19, r17
+6:  tst     r19                     /* y = -|y| against [act_min, act_max] */
+    brne    .Lf_neg_min
+    cpi     r18, 129
+    brsh    .Lf_neg_min
+    neg     r18
+    cp      r18, r11
+    brlt    .Lf_neg_min
+    cp      r12, r18
+    brlt    .Lf_neg_max
+    rjmp    .Lf_store
+.Lf_neg_min:
+    mov     r18, r11
+    rjmp    .Lf_store
+.Lf_neg_max:
+    mov     r18, r12
+    rjmp    .Lf_store
+    .size   unit__requantize_run_fast_s8_avr, .-unit__requantize_run_fast_s8_avr
+
 #endif /* __AVR__ */
 #if defined(__ELF__) && !defined(__AVR__) && !defined(__MSP430__) && !defined(__arm__)
     .section .note.GNU-stack,"",@progbits /* an empty object on ELF hosts: no executable stack */

@@ -29,6 +29,12 @@ real activation (masking both would leave only the depthwise bias in it).
   stale; the mask's own gradient (the salience) is the same. Unlike DPF's feedback on masked
   weights, the masked channel's gradient also reaches the layers before it (their inputs get
   the gradient of channels that are absent from the forward pass). Off by default.
+* ``per_example=True``: every backward pass also records each example's share of the mask
+  gradient, ``g_nc = sum over positions of a_c * dL/dy_c`` for example ``n`` (``sum_n g_nc`` is
+  ``theta.grad``); :meth:`ChannelGates.take_fisher` turns them into the Fisher salience
+  ``0.5 * mean_n (N g_nc)^2`` (Theis et al. 2018: the loss increase of removing channel c to
+  second order, with ``N g_nc`` the gradient of example n's own loss when the batch loss is the
+  mean over the ``N`` examples and no layer couples the examples).
 * Hard count of a group: the channels with ``theta > 0``.
 """
 
@@ -39,20 +45,33 @@ from torch import nn
 
 from .resources import ResourceGraph
 
-__all__ = ["ChannelGates"]
+__all__ = ["ChannelGates", "channel_norms"]
 
 #: modules a channel passes through unchanged in number (followed to find a layer's consumers)
 _PASS_THROUGH = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Dropout, nn.Identity)
+
+
+def channel_norms(model: nn.Module, graph: ResourceGraph, group: int) -> torch.Tensor:
+    """L2 norm of every channel's weights over the (non-depthwise) layers producing ``group``
+    (DPF's structured importance): ``sqrt(sum_layers sum_j w[c, j]^2)``."""
+    modules = dict(model.named_modules())
+    total = torch.zeros(graph.group_sizes[graph.find(group)])
+    for layer in graph.layers_of(group):
+        w = modules[layer.name].weight.detach()
+        total += w.reshape(w.shape[0], -1).pow(2).sum(dim=1)
+    return total.sqrt()
 
 
 class ChannelGates:
     """Mask vectors for the prunable channel groups of ``model`` (traced as ``graph``)."""
 
     def __init__(self, model: nn.Module, graph: ResourceGraph, groups: list[int] | None = None,
-                 feedback: bool = False):
+                 feedback: bool = False, per_example: bool = False):
         self.model = model
         self.graph = graph
         self.feedback = feedback
+        self.per_example = per_example
+        self._per_example: dict[int, torch.Tensor] = {}
         self.groups = list(graph.prunable_groups() if groups is None else groups)
         self.theta: dict[int, nn.Parameter] = {
             g: nn.Parameter(torch.ones(graph.group_sizes[g])) for g in self.groups}
@@ -122,11 +141,35 @@ class ChannelGates:
         def multiply(module, inputs, output):
             mask = self.theta[group].view(1, -1, *([1] * (output.dim() - 2)))
             if not self.feedback:
-                return output * mask
-            # forward: output * mask; backward: the output's gradient passes as if the mask were 1
-            # (the masked channel's weights learn from the dense gradient), the mask's is unchanged
-            return output * mask + (output - output.detach()) * (1.0 - mask.detach())
+                out = output * mask
+            else:
+                # forward: output * mask; backward: the output's gradient passes as if the mask were 1
+                # (the masked channel's weights learn from the dense gradient), the mask's is unchanged
+                out = output * mask + (output - output.detach()) * (1.0 - mask.detach())
+            if self.per_example and out.requires_grad:
+                activation = output.detach()
+
+                def record(grad):
+                    share = activation * grad
+                    share = share.sum(dim=tuple(range(2, share.dim()))) if share.dim() > 2 else share
+                    previous = self._per_example.get(group)
+                    self._per_example[group] = share if previous is None else previous + share
+                out.register_hook(record)
+            return out
         return multiply
+
+    def take_fisher(self) -> dict[int, torch.Tensor]:
+        """Per group, the Fisher salience ``0.5 * mean_n (N g_nc)^2`` of the backward passes since
+        the last call (module docstring; zeros for a group that got no gradient), then forget them."""
+        out = {}
+        for g in self.groups:
+            share = self._per_example.get(g)
+            if share is None:
+                out[g] = torch.zeros_like(self.theta[g].detach())
+            else:
+                out[g] = 0.5 * (share * share.shape[0]).pow(2).mean(dim=0)
+        self._per_example = {}
+        return out
 
     # -- values -------------------------------------------------------------------------------
     def parameters(self) -> list[nn.Parameter]:

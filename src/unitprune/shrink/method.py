@@ -16,13 +16,16 @@ Every step:
    salience; the ``floor(k_g)`` most salient are open, the next one is open by ``frac(k_g)``, the
    rest are masked (:func:`.allocation.ranked_mask`, applied by :mod:`.gates` after the BatchNorm,
    before the nonlinearity).
-2. **Training**: the task loss on the masked model; Adam on the weights. With ``feedback`` (the
-   default) the gradient reaches every channel's output as if its mask were 1 (DPF's feedback),
+2. **Training**: the task loss on the masked model; Adam on the weights. With ``feedback`` (off
+   by default) the gradient reaches every channel's output as if its mask were 1 (DPF's feedback),
    so masked channels keep learning and a reopened channel is not stale.
-3. **Salience**: the task gradient of every channel's mask, ``|dCE/dm_c|``, is the first-order
-   Taylor estimate of removing (open channel) or adding back (masked channel) the channel; a
-   running average (``salience_decay``) is each channel's salience. A masked channel whose
-   salience rises above an open one's times ``1 + keep_bonus`` takes its place at the next step:
+3. **Salience**: each example's gradient of its loss with respect to every channel's mask,
+   ``dCE_n/dm_c``, gives the Fisher salience ``0.5 * mean_n (dCE_n/dm_c)^2`` (``salience="fisher"``,
+   the default: the second-order estimate of the loss change from removing an open channel or
+   adding back a masked one; ``"taylor"``: the batch's ``|dCE/dm_c|``, whose mean vanishes at a
+   trained channel's optimum); a running average (``salience_decay``) is each channel's
+   salience. A masked channel whose salience rises above an open one's times ``1 + keep_bonus``
+   takes its place at the next step:
    closed channels reopen, but not on the noise of one batch.
 4. **Counts**: every count grows by ``regrow`` channels (up to the channels still in the model),
    then the counts are projected back onto the scheduled budget along the resource gradient
@@ -64,7 +67,7 @@ from ..extras import require
 from ..training import batches, evaluate
 from .allocation import fit_counts, marginal_value, project_counts, ranked_mask, salience_ranks
 from .budget import BudgetError, MCUBudget, check_feasible, cubic_budget, over_budget
-from .gates import ChannelGates
+from .gates import ChannelGates, channel_norms
 from .removal import kept_indices, remove_channels
 from .resources import RESOURCE_NAMES, ResourceGraph, Resources, trace_resources
 
@@ -91,6 +94,16 @@ class ShrinkConfig:
         feedback: masked channels keep learning from the dense gradient (:class:`.gates.ChannelGates`).
         keep_bonus: hysteresis of the ranking: an open channel ranks with its salience times
             ``1 + keep_bonus``, so a masked channel reopens only when it is that much more salient.
+        salience: the channel salience: ``"fisher"`` (``0.5 * mean_n (dCE_n/dm_c)^2`` over the
+            batch's examples, :meth:`.gates.ChannelGates.take_fisher`: the expected loss increase,
+            which does not vanish at a trained channel's optimum as the batch gradient's mean does)
+            or ``"taylor"`` (``|dCE/dm_c|`` of each batch); either is averaged over steps with
+            ``salience_decay``.
+        rank_by: what ranks the channels within a group for the masks, the removal and the final
+            pick: ``"salience"`` (the running salience) or ``"norm"`` (the L2 norm of the
+            channel's weights, DPF's criterion, :func:`.gates.channel_norms`). The groups are
+            compared by the salience either way.
+        reserve_fraction: the reserve is at least this fraction of the open channels.
         relative_value: compare groups by their marginal channel's salience over the mean salience
             of the group's open channels (scale-free across layers) instead of the raw salience.
         batch_size: examples per step.
@@ -109,6 +122,9 @@ class ShrinkConfig:
     reserve: int = 2
     feedback: bool = False
     keep_bonus: float = 1.0
+    salience: str = "fisher"
+    rank_by: str = "salience"
+    reserve_fraction: float = 0.1
     relative_value: bool = False
     batch_size: int = 64
     remove_every: int = 10
@@ -129,6 +145,12 @@ class ShrinkConfig:
             raise ValueError(f"ShrinkConfig.regrow must be >= 0, got {self.regrow}")
         if self.keep_bonus < 0:
             raise ValueError(f"ShrinkConfig.keep_bonus must be >= 0, got {self.keep_bonus}")
+        if self.salience not in ("taylor", "fisher"):
+            raise ValueError(f"ShrinkConfig.salience must be 'taylor' or 'fisher', got {self.salience!r}")
+        if self.rank_by not in ("salience", "norm"):
+            raise ValueError(f"ShrinkConfig.rank_by must be 'salience' or 'norm', got {self.rank_by!r}")
+        if self.reserve_fraction < 0:
+            raise ValueError(f"ShrinkConfig.reserve_fraction must be >= 0, got {self.reserve_fraction}")
         if self.reserve < 0:
             raise ValueError(f"ShrinkConfig.reserve must be >= 0, got {self.reserve}")
 
@@ -166,21 +188,33 @@ class ShrinkResult:
     val_accuracy: float
 
 
-def _update_salience(gates: ChannelGates, salience: dict[int, torch.Tensor], decay: float) -> None:
-    """Running average of ``|dCE/dm_c|`` (the mask gradients the task loss left), then clear them."""
+def _update_salience(gates: ChannelGates, salience: dict[int, torch.Tensor], decay: float, kind: str) -> None:
+    """Running average of ``|dCE/dm_c|`` (``kind="taylor"``, the mask gradients the task loss left)
+    or of the Fisher salience (``"fisher"``), then clear the mask gradients."""
+    fisher = gates.take_fisher() if kind == "fisher" else None
     with torch.no_grad():
         for g in gates.groups:
             theta = gates.theta[g]
             if theta.grad is not None:
-                salience[g].mul_(decay).add_((1 - decay) * theta.grad.abs())
+                value = fisher[g] if fisher is not None else theta.grad.abs()
+                salience[g].mul_(decay).add_((1 - decay) * value)
                 theta.grad = None
 
 
 def _ranking(gates: ChannelGates, salience: dict[int, torch.Tensor], bonus: float) -> dict[int, torch.Tensor]:
-    """The saliences the masks rank by: an open channel's times ``1 + bonus`` (hysteresis)."""
+    """``salience`` with an open channel's times ``1 + bonus`` (hysteresis)."""
     if bonus == 0:
         return salience
     return {g: v * (1.0 + bonus * (gates.theta[g].detach() > 0).to(v.dtype)) for g, v in salience.items()}
+
+
+def _order(gates: ChannelGates, salience: dict[int, torch.Tensor], config: ShrinkConfig) -> dict[int, torch.Tensor]:
+    """The values the channels of each group are ranked by (``config.rank_by``), with the hysteresis."""
+    if config.rank_by == "norm":
+        values = {g: channel_norms(gates.model, gates.graph, g) for g in gates.groups}
+    else:
+        values = salience
+    return _ranking(gates, values, config.keep_bonus)
 
 
 def _relative(ranking: dict[int, torch.Tensor], counts: dict[int, float]) -> dict[int, torch.Tensor]:
@@ -198,12 +232,12 @@ def _open_counts(counts: dict[int, float]) -> dict[int, int]:
 
 
 def _remove_beyond_reserve(model, graph, gates, example, optimizer, make_optimizer, salience, ranking, counts,
-                           reserve):
-    """Remove the channels ranked ``reserve`` (at least 10% of the open ones) places beyond the open
-    ones; returns the new optimizer and the sliced saliences."""
+                           reserve, reserve_fraction):
+    """Remove the channels ranked ``reserve`` (at least ``reserve_fraction`` of the open ones) places
+    beyond the open ones; returns the new optimizer and the sliced saliences."""
     drop = {}
     for g, open_ in _open_counts(counts).items():
-        keep = open_ + max(reserve, math.ceil(0.1 * open_))
+        keep = open_ + max(reserve, math.ceil(reserve_fraction * open_))
         ranks = salience_ranks(ranking[g])
         idx = torch.nonzero(ranks >= keep).flatten().tolist()
         if idx:
@@ -283,7 +317,7 @@ def shrink(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
     generator = torch.Generator().manual_seed(config.seed)
-    gates = ChannelGates(work, graph, feedback=config.feedback)
+    gates = ChannelGates(work, graph, feedback=config.feedback, per_example=config.salience == "fisher")
 
     def make_optimizer(params, extra):  # the masks are set by the method, not by the optimizer
         return torch.optim.Adam(params, lr=config.lr)
@@ -308,7 +342,7 @@ def shrink(
             loss_sum, reopened = 0.0, 0
             for x, y in batches(train_data, config.batch_size, generator):
                 if pruning:
-                    ranking = _ranking(gates, salience, config.keep_bonus)
+                    ranking = _order(gates, salience, config)
                     for g in gates.groups:
                         was_masked = gates.theta[g].detach() <= 0
                         gates.set(g, ranked_mask(counts[g], ranking[g]))
@@ -319,23 +353,25 @@ def shrink(
                 optimizer.step()
                 loss_sum += float(loss.detach()) * len(y)
                 if pruning:
-                    _update_salience(gates, salience, config.salience_decay)
+                    _update_salience(gates, salience, config.salience_decay, config.salience)
                     budgets = {k: cubic_budget(initial[k], limits[k], step, tighten_steps) for k in limits}
                     widths = {g: float(graph.group_sizes[g]) for g in gates.groups}
                     grown = {g: min(widths[g], counts[g] + config.regrow) for g in gates.groups}
-                    ranking = _ranking(gates, salience, config.keep_bonus)
-                    compared = _relative(ranking, grown) if config.relative_value else ranking
+                    ranked = _ranking(gates, salience, config.keep_bonus)
+                    compared = _relative(ranked, grown) if config.relative_value else ranked
                     values = {g: marginal_value(grown[g], compared[g]) for g in gates.groups}
                     counts = project_counts(graph, grown, values, budgets, budget)
                     step += 1
                     if step % config.remove_every == 0:
                         optimizer, salience = _remove_beyond_reserve(work, graph, gates, example, optimizer,
-                                                                     make_optimizer, salience, ranking, counts,
-                                                                     config.reserve)
+                                                                     make_optimizer, salience,
+                                                                     _order(gates, salience, config), counts,
+                                                                     config.reserve, config.reserve_fraction)
             if pruning and epoch == config.pruning_epochs:
-                ranking = _ranking(gates, salience, config.keep_bonus)
-                compared = _relative(ranking, counts) if config.relative_value else ranking
-                ints = _end_pruning(work, graph, gates, example, ranking, compared, counts, budget)
+                ranked = _ranking(gates, salience, config.keep_bonus)
+                compared = _relative(ranked, counts) if config.relative_value else ranked
+                ints = _end_pruning(work, graph, gates, example, _order(gates, salience, config), compared, counts,
+                                    budget)
                 counts = {g: float(n) for g, n in ints.items()}
                 optimizer = torch.optim.Adam(work.parameters(), lr=config.lr)
             val = evaluate(work, val_data)

@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from ...training import batches, evaluate
+from ...shrink.gates import channel_norms
 from ...shrink.budget import MCUBudget, cubic_budget, over_budget
 from ...shrink.removal import remove_channels
 from ...shrink.resources import ResourceGraph, Resources, trace_resources
@@ -224,15 +225,6 @@ def uniform_keep_ratio(graph: ResourceGraph, budget: MCUBudget) -> float:
     return low
 
 
-def _group_norms(model: nn.Module, graph: ResourceGraph, group: int) -> torch.Tensor:
-    modules = dict(model.named_modules())
-    total = torch.zeros(graph.group_sizes[group])
-    for layer in graph.layers_of(group):
-        w = modules[layer.name].weight.detach()
-        total += w.reshape(w.shape[0], -1).pow(2).sum(dim=1)
-    return total.sqrt()
-
-
 def _masked_tensors(model, graph, group):
     """Parameters whose dim 0 is the group's channels: layer weight/bias and the BN after it."""
     modules = dict(model.named_modules())
@@ -277,7 +269,7 @@ def dpf_to_budget(init: nn.Module, train_data: TensorDataset, val_data: TensorDa
                     if step == total - 1:
                         keep = final_keep[g]
                     mask = torch.zeros(size)
-                    mask[torch.topk(_group_norms(model, graph, g), keep).indices] = 1.0
+                    mask[torch.topk(channel_norms(model, graph, g), keep).indices] = 1.0
                     masks[g] = mask
             dense = {}
             with torch.no_grad():  # forward/backward on the masked weights ...

@@ -28,9 +28,15 @@
 #define OFF_WCHAN 16
 #define OFF_MODE 18
 
-.macro MAC
+#include "unit_dot_s8_msp430.h"
+
+/* sx = 0: the activations are in [0, 127] (UNIT__DOT_NONNEG) and MOV.B's zero extension is their
+ * sign extension (18 cycles). */
+.macro MAC sx=1
     mov.b   @r13+, r4
+  .if \sx
     sxt     r4
+  .endif
     add     r4, r4
     mov.b   @r14+, r5
     sxt     r5
@@ -81,7 +87,7 @@
 .endm
 
 /* A whole n x n field per channel: rows == len == n, no weight skips. */
-.macro SQUARE n
+.macro SQUARE n, sx=1
     mov     OFF_XROW(r15), r8
     mov     OFF_XCHAN(r15), 2(r1)
     add     r8, 2(r1)               /* the last row's skip and the channel skip in one */
@@ -92,12 +98,12 @@
 2:
   .rept \n - 1
     .rept \n
-    MAC
+    MAC     \sx
     .endr
     add     r8, r13
   .endr
   .rept \n
-    MAC
+    MAC     \sx
   .endr
     add     2(r1), r13
     dec     r9
@@ -126,11 +132,16 @@ __unit_dot_run_s8:
     mov     r14, r10
     mov     @r15, 0(r1)
     mov     OFF_MODE(r15), r11
-    bic     #1, r11                 /* the 32-bit accumulator is the only one here */
+    NONNEG_DISPATCH .Lnsquare3, .Lnsquare5, .Lsigned
+.Lsigned:                           /* the other loop shapes (and UNIT__DOT_DW3) sign-extend */
+    bic     #9, r11                 /* the 32-bit accumulator is the only one here */
     cmp     #2, r11
     jeq     .Lrow3
     cmp     #4, r11
     jeq     .Lrow5
+    cmp     #6, r11
+    jne     .Lgeneral
+    br      #.Ldw3                  /* beyond a jump's reach */
 .Lgeneral:
     RUN     0
 .Lrow3:
@@ -145,6 +156,80 @@ __unit_dot_run_s8:
     SQUARE  3
 .Lsquare5:
     SQUARE  5
+.Lnsquare3:
+    SQUARE  3, 0
+.Lnsquare5:
+    SQUARE  5, 0
+/* UNIT__DOT_DW3: one channel's whole 3x3 field. The first 4 weights stay in registers, doubled
+ * (r5, r9, r10, r15: 15 cycles per MAC), the other 5 are read through r14 (reset by 5 after each
+ * output); 2(r1) holds the skip from the end of the third row to the next field. */
+.macro RMAC w
+    mov.b   @r13+, r4
+    sxt     r4
+    add     r4, r4
+    mov     r4, r11
+    add     \w, r11
+    sub     \w, r4
+    add     __unit_qsq_mid(r11), r6
+    addc    #0, r7
+    sub     __unit_qsq_mid(r4), r6
+    subc    #0, r7
+.endm
+
+.macro MMAC
+    mov.b   @r14+, r11
+    sxt     r11
+    add     r11, r11
+    mov.b   @r13+, r4
+    sxt     r4
+    add     r4, r4
+    add     r4, r11                 /* 2x + 2w */
+    rla     r4
+    sub     r11, r4                 /* 2x - 2w */
+    add     __unit_qsq_mid(r11), r6
+    addc    #0, r7
+    sub     __unit_qsq_mid(r4), r6
+    subc    #0, r7
+.endm
+
+.Ldw3:
+    mov     OFF_XROW(r15), r8
+    mov     r8, 2(r1)
+    add     OFF_XCHAN(r15), 2(r1)
+    add     OFF_XNEXT(r15), 2(r1)
+    mov.b   @r14+, r5
+    sxt     r5
+    add     r5, r5
+    mov.b   @r14+, r9
+    sxt     r9
+    add     r9, r9
+    mov.b   @r14+, r10
+    sxt     r10
+    add     r10, r10
+    mov.b   @r14+, r15
+    sxt     r15
+    add     r15, r15
+1:  clr     r6
+    clr     r7
+    RMAC    r5
+    RMAC    r9
+    RMAC    r10
+    add     r8, r13
+    RMAC    r15
+    MMAC
+    MMAC
+    add     r8, r13
+    MMAC
+    MMAC
+    MMAC
+    add     2(r1), r13
+    sub     #5, r14
+    mov     r6, 0(r12)
+    mov     r7, 2(r12)
+    add     #4, r12
+    dec     0(r1)
+    jnz     1b
+
 .Ldone:
     add     #4, r1
     pop     r10

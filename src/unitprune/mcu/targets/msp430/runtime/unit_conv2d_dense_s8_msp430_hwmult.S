@@ -12,7 +12,9 @@
  * output and read after it. Rows of 3 or 5 columns are unrolled (run->mode); a whole 3x3 or 5x5
  * field per channel (every kernel row inside the input) is unrolled with the row and channel skips
  * in registers (r8, r11): 14 cycles per MAC and 1 per kernel row; its first MAC writes MPYS (no
- * clearing of RESHI:RESLO). Registers: r4 operand, r5 channels (square loop), r6 channel counter,
+ * clearing of RESHI:RESLO). A depthwise 3x3 field (UNIT__DOT_DW3) keeps 5 of its 9 weights in
+ * registers (11 cycles per MAC for those). With UNIT__DOT_NONNEG (activations in [0, 127]) the
+ * whole fields skip the activation's SXT (one cycle per MAC less). Registers: r4 operand, r5 channels (square loop), r6 channel counter,
  * r7 row counter (x next in the square loop), r8 column counter (x row skip in the square loop),
  * r9 outputs left, r10 weight start, r11 x channel skip (square loop). */
 #if UNIT_MSP430_HWMULT
@@ -33,11 +35,15 @@
 #define OFF_WCHAN 16
 #define OFF_MODE 18
 
+#include "unit_dot_s8_msp430.h"
+
 #define MPYS 0x0132
 
-.macro MAC op=MACS
+.macro MAC op=MACS, sx=1
     mov.b   @r13+, r4
+  .if \sx
     sxt     r4
+  .endif
     mov     r4, &\op
     mov.b   @r14+, r4
     sxt     r4
@@ -80,16 +86,64 @@
     br      #.Ldone
 .endm
 
-/* One channel's n x n field; the first MAC writes \first (MPYS: the product replaces RESHI:RESLO). */
-.macro FIELD n, first
-    MAC     \first
+/* A MAC with the sign-extended weight in register \w. */
+.macro RMAC w, op=MACS, sx=1
+    mov.b   @r13+, r4
+  .if \sx
+    sxt     r4
+  .endif
+    mov     r4, &\op
+    mov     \w, &OP2
+.endm
+
+.macro WEIGHT reg
+    mov.b   @r14+, \reg
+    sxt     \reg
+.endm
+
+.macro DW3 sx
+    mov     OFF_XROW(r15), r8
+    mov     OFF_XCHAN(r15), r4
+    add     r8, r4
+    add     OFF_XNEXT(r15), r4
+    mov     r4, r15
+    WEIGHT  r5
+    WEIGHT  r6
+    WEIGHT  r7
+    WEIGHT  r10
+    WEIGHT  r11
+1:  RMAC    r5, MPYS, \sx
+    RMAC    r6, MACS, \sx
+    RMAC    r7, MACS, \sx
+    add     r8, r13
+    RMAC    r10, MACS, \sx
+    RMAC    r11, MACS, \sx
+    MAC     MACS, \sx
+    add     r8, r13
+    MAC     MACS, \sx
+    MAC     MACS, \sx
+    MAC     MACS, \sx
+    add     r15, r13
+    sub     #4, r14
+    mov     &RESLO, 0(r12)
+    mov     &RESHI, 2(r12)
+    add     #4, r12
+    dec     r9
+    jnz     1b
+    br      #.Ldone
+.endm
+
+/* One channel's n x n field; the first MAC writes \first (MPYS: the product replaces RESHI:RESLO);
+ * sx = 0: the activations are in [0, 127] and MOV.B's zero extension is their sign extension. */
+.macro FIELD n, first, sx
+    MAC     \first, \sx
   .rept \n - 1
-    MAC
+    MAC     MACS, \sx
   .endr
   .rept \n - 1
     add     r8, r13
     .rept \n
-    MAC
+    MAC     MACS, \sx
     .endr
   .endr
     add     r11, r13
@@ -97,7 +151,7 @@
 
 /* A whole n x n field per channel: rows == len == n, no weight skips. The first channel's first
  * MAC writes MPYS, so RESHI:RESLO need no clearing; channels (r5) and x_next (r7) in registers. */
-.macro SQUARE n
+.macro SQUARE n, sx=1
     mov     OFF_XROW(r15), r8
     mov     OFF_XCHAN(r15), r11
     add     r8, r11                 /* the last row's skip and the channel skip in one */
@@ -105,10 +159,10 @@
     mov     OFF_XNEXT(r15), r7
 1:  mov     r10, r14
     mov     r5, r6
-    FIELD   \n, MPYS
+    FIELD   \n, MPYS, \sx
     dec     r6
     jz      3f
-2:  FIELD   \n, MACS
+2:  FIELD   \n, MACS, \sx
     dec     r6
     jnz     2b
 3:  mov     &RESLO, 0(r12)
@@ -134,11 +188,16 @@ __unit_dot_run_s8:
     mov     r14, r10
     mov     @r15, r9
     mov     OFF_MODE(r15), r11
-    bic     #1, r11
+    NONNEG_DISPATCH .Lnsquare3, .Lnsquare5, .Lsigned, .Lndw3
+.Lsigned:                           /* the other loop shapes sign-extend */
+    bic     #9, r11
     cmp     #2, r11
     jeq     .Lrow3
     cmp     #4, r11
     jeq     .Lrow5
+    cmp     #6, r11                 /* UNIT__DOT_DW3: one channel's whole 3x3 field */
+    jne     .Lgeneral
+    br      #.Ldw3                  /* beyond a jump's reach */
 .Lgeneral:
     RUN     0
 .Lrow3:
@@ -153,6 +212,20 @@ __unit_dot_run_s8:
     SQUARE  3
 .Lsquare5:
     SQUARE  5
+/* Activations in [0, 127]: the whole 3x3 and 5x5 fields without their sign extension (13 cycles
+ * per MAC). */
+.Lnsquare3:
+    SQUARE  3, 0
+.Lnsquare5:
+    SQUARE  5, 0
+/* UNIT__DOT_DW3: one channel's whole 3x3 field with 5 of its weights in registers, sign-extended
+ * once per run (r5, r6, r7, r10, r11: a MAC of 11 cycles, 10 without the activation's SXT), the
+ * other 4 read through r14 (reset by 4 after each output); r8 the x row skip, r15 the skip from
+ * the end of the third row to the next field. */
+.Ldw3:
+    DW3     1
+.Lndw3:
+    DW3     0
 .Ldone:
     pop     r10
     pop     r9

@@ -337,3 +337,161 @@ __unit_requantize_run_s8:
     pop     r4
     ret
     .size   __unit_requantize_run_s8, .-__unit_requantize_run_s8
+
+/* The fast output stage (csrc/unit_internal_requant_s8.h: one output channel's constants computed
+ * once by unit__requant_run_init_s8):
+ *
+ *   void __unit_requantize_run_fast_s8(int8_t *y, const int32_t *stored, int16_t count,
+ *                                      const unit__requant_run_s8 *s)
+ *   (EABI: r12 = y, r13 = stored, r14 = count >= 1, r15 = s)
+ *
+ * s->fast == 0: __unit_requantize_run_s8 (the general routine per output; the first 11 bytes of s
+ * are its struct). */
+#if UNIT_MSP430_HWMULT
+/* msp430-hwmult, per output: acc = base + stored; acc < 0 with act_min >= 0 gives act_min (ReLU);
+ * A = |acc| with (A >> 16) & s->high != 0 (A >= 2**(e+8)) saturates; else X = A*mm + K with
+ * A*mm = (A << (t - 1)) * (2*m), t = 17 - e: A is shifted by a jump (s->jump) into a byte swap
+ * (e = 8) or 7 unrolled 32-bit shifts by one (e - 9 of them skipped), A' = A << (t - 1) < 2**24
+ * (two words a0, a1), 2*m (two words m0, m1) in r10, r11. On the multiplier: word 0 = a0*m0
+ * (MPY), the window RESHI:RESLO moved to words 1..2 with K's word 2 in RESHI (K's words 0 and 1
+ * are 0), a0*m1 and a1*m0 accumulated (MAC; each carry, SUMEXT, into word 3), the window moved to
+ * words 2..3, a1*m1 accumulated: |y| = word 3 (X < 2**57). For acc < 0 the sum is X - 1 (RES
+ * preset to 2**32 - 1 before a0*m0 is accumulated, word 2 = K's minus 1 plus its carry).
+ * Then the sign and the clamp (|y| <= 256, compared as a 16-bit signed value).
+ * Registers: r4 y, r5 stored, r6 count, r7 s, r8 act_min, r9 act_max, r10 m0, r11 m1, r12:r13 A,
+ * r14 the carries into word 3, r15 scratch and |y|. */
+.macro HW_PRODUCT negative
+    add     26(r7), r0              /* A <<= t - 1 */
+    swpb    r12                     /* e = 8 (A < 2**16): a byte swap */
+    mov.b   r12, r13
+    and     #0xFF00, r12
+    jmp     1f
+    .rept 7
+    rla     r12
+    rlc     r13
+    .endr
+1:
+  .if \negative
+    mov     #-1, &RESLO             /* X - 1: words 0..1 preset to 2**32 - 1 */
+    mov     #-1, &RESHI
+    mov     r12, &MAC               /* + a0*m0 */
+    mov     r10, &OP2
+    mov     &SUMEXT, r14
+    add     32(r7), r14             /* word 2 = K's - 1 + the carry */
+    mov     &RESHI, &RESLO          /* the window = words 1..2 */
+    mov     r14, &RESHI
+  .else
+    mov     r12, &MPY               /* word 0: a0*m0 */
+    mov     r10, &OP2
+    mov     &RESHI, &RESLO          /* the window = words 1..2, word 2 = K's */
+    mov     22(r7), &RESHI
+  .endif
+    mov     r12, &MAC               /* + a0*m1 */
+    mov     r11, &OP2
+    mov     &SUMEXT, r14
+    mov     r13, &MAC               /* + a1*m0 */
+    mov     r10, &OP2
+    add     &SUMEXT, r14
+    mov     &RESHI, &RESLO          /* the window = words 2..3 */
+    mov     r14, &RESHI
+    mov     r13, &MAC               /* + a1*m1 */
+    mov     r11, &OP2
+    mov     &RESHI, r15
+.endm
+
+    .section .text.__unit_requantize_run_fast_s8,"ax",@progbits
+    .global __unit_requantize_run_fast_s8
+    .type   __unit_requantize_run_fast_s8, @function
+__unit_requantize_run_fast_s8:
+    tst.b   11(r15)
+    jnz     1f
+    br      #__unit_requantize_run_s8
+1:  push    r4
+    push    r5
+    push    r6
+    push    r7
+    push    r8
+    push    r9
+    push    r10
+    mov     r12, r4
+    mov     r13, r5
+    mov     r14, r6
+    mov     r15, r7
+    mov.b   9(r7), r8
+    sxt     r8
+    mov.b   10(r7), r9
+    sxt     r9
+    mov     28(r7), r10
+    mov     30(r7), r11
+    jmp     .Lh_loop
+.Lh_head_min:
+    mov     r8, r15
+    jmp     .Lh_store
+.Lh_head_max:
+    mov     r9, r15
+    jmp     .Lh_store
+.Lh_loop:
+    mov     0(r7), r12              /* acc = base + stored */
+    mov     2(r7), r13
+    add     @r5+, r12
+    addc    @r5+, r13
+    jn      .Lh_negative
+    bit     24(r7), r13
+    jnz     .Lh_head_max            /* A >= 2**(e+8) */
+    HW_PRODUCT 0
+    cmp     r15, r9                 /* y = |y| against [act_min, act_max] */
+    jl      .Lh_head_max
+    cmp     r8, r15
+    jl      .Lh_head_min
+.Lh_store:
+    mov.b   r15, 0(r4)
+    inc     r4
+    dec     r6
+    jnz     .Lh_loop
+.Lh_done:
+    pop     r10
+    pop     r9
+    pop     r8
+    pop     r7
+    pop     r6
+    pop     r5
+    pop     r4
+    ret
+.Lh_negative:
+    tst     r8
+    jge     .Lh_head_min            /* act_min >= 0: the ReLU shortcut */
+    inv     r12                     /* A = |acc| */
+    inv     r13
+    inc     r12
+    adc     r13
+    bit     24(r7), r13
+    jnz     .Lh_neg_min             /* A >= 2**(e+8) (INT32_MIN too) */
+    HW_PRODUCT 1
+    inv     r15                     /* y = -|y| against [act_min, act_max] */
+    inc     r15
+    cmp     r8, r15
+    jl      .Lh_neg_min
+    cmp     r15, r9
+    jl      .Lh_neg_max
+.Lh_neg_store:
+    mov.b   r15, 0(r4)
+    inc     r4
+    dec     r6
+    jnz     .Lh_loop
+    jmp     .Lh_done
+.Lh_neg_min:
+    mov     r8, r15
+    jmp     .Lh_neg_store
+.Lh_neg_max:
+    mov     r9, r15
+    jmp     .Lh_neg_store
+    .size   __unit_requantize_run_fast_s8, .-__unit_requantize_run_fast_s8
+
+#else /* software multiply: the general routine */
+    .section .text.__unit_requantize_run_fast_s8,"ax",@progbits
+    .global __unit_requantize_run_fast_s8
+    .type   __unit_requantize_run_fast_s8, @function
+__unit_requantize_run_fast_s8:
+    br      #__unit_requantize_run_s8
+    .size   __unit_requantize_run_fast_s8, .-__unit_requantize_run_fast_s8
+#endif /* UNIT_MSP430_HWMULT */
