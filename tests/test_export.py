@@ -206,6 +206,17 @@ def test_bad_models_and_targets_are_refused_naming_the_layer(tmp_path):
     with pytest.raises(ExportError, match="layer big's constant tables end at byte .* beyond the 262144 bytes.*"
                                           "atmega2560's flash, read through far table pointers"):
         export_c(big, tmp_path / "d", target="avr", samples=np.zeros((1, 16), np.int8))
+    # the simulated MSP430 reads 49,024 bytes of constants: the reason names what does not fit
+    small = QuantizedModel(ops=[qmodels.linear(rng, "small", 16, 16)], input_shape=(16,), input_scale=1.0,
+                           output_scale=1.0)
+    with pytest.raises(ExportError, match="the 49600 bytes of embedded samples and the model's .* bytes of constant "
+                                          "tables exceed the 49024 bytes.*embed fewer samples"):
+        export_c(small, tmp_path / "g", target="msp430", samples=np.zeros((3100, 16), np.int8))
+    wide = QuantizedModel(ops=[qmodels.linear(rng, "wide", 16, 4000)], input_shape=(16,), input_scale=1.0,
+                          output_scale=1.0)  # 64,000 weights
+    with pytest.raises(ExportError, match="layer wide's constant tables end at byte .* without any embedded sample, "
+                                          "beyond the 49024 bytes"):
+        export_c(wide, tmp_path / "h", target="msp430", samples=np.zeros((1, 16), np.int8))
     # 3,300 x 10 = 33,000 weights: one table above the 32,767 bytes avr-gcc accepts in a C array
     # ("size of array is too large"): on AVR it is assembler data (AVR builds), a C array elsewhere
     one_array = QuantizedModel(ops=[qmodels.linear(rng, "fc_big", 3300, 10)], input_shape=(3300,), input_scale=1.0,

@@ -97,6 +97,19 @@ def test_measure_target_row_matches_direct_runs(tmp_path, digits_case):
     assert row["flash_bytes"] == row["checks"]["flash_with_samples_bytes"] - x_q.size
 
 
+def test_max_cycles_is_per_sample(tmp_path, digits_case):
+    """A firmware of 3 samples may run 3 x max_cycles (ten KWS samples on AVR exceed 2 G cycles in all)."""
+    require_target("avr")
+    qmodel, x_q, _ = digits_case
+    export_c(qmodel, tmp_path / "export", target="avr", samples=x_q)
+    run = targets.run(_build("avr", tmp_path / "export", tmp_path / "inference", markers=False))
+    one = max(r.cycles for r in run.regions)  # one inference, the most expensive sample
+    row = measure_target(qmodel, "avr", x_q, tmp_path / "fits", layer_samples=0, max_cycles=one * 3 // 2)
+    assert row["bit_exact"] is True and row["samples_checked"] == SAMPLES  # 4.5 x one inference in all
+    with pytest.raises(targets.FirmwareError, match="limit"):
+        measure_target(qmodel, "avr", x_q, tmp_path / "short", layer_samples=0, max_cycles=one // 2)
+
+
 def test_cli_writes_mcu_json_with_the_issue_keys(tmp_path, capsys):
     require_target("avr")
     from unitprune.cli import main

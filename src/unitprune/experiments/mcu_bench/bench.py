@@ -124,7 +124,7 @@ class BenchConfig:
         budget: points of quantized validation accuracy a method may lose against quantized dense.
         confidence: of the budget rule (:mod:`unitprune.accuracy_budget`; 0: the observed drop).
         sweep: the sweep settings the methods' points come from.
-        max_cycles: per firmware run (all samples).
+        max_cycles: cycle limit per sample (a firmware running ``n`` samples stops at ``n x max_cycles``).
         progress: show a progress bar.
     """
 
@@ -342,7 +342,8 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
     """Export ``qmodel`` for ``target``, run it on the simulator and check it (module docstring, step 3).
 
     ``x_q``: the int8 samples (all run by the per-inference firmware; the first ``layer_samples``
-    by the per-layer one). The export goes to ``work_dir/export``, the builds to
+    by the per-layer one). ``max_cycles``: per sample (a firmware of ``n`` samples may run ``n`` times
+    that: ten KWS samples take about 3.1 G cycles on AVR). The export goes to ``work_dir/export``, the builds to
     ``work_dir/build-*`` (``work_dir`` must not hold an earlier export). ``conv_block_rows``: the
     export option (None: the whole plane). ``execution`` and ``fused_rows``: the export's options
     (default: fused only when layer by layer does not fit the chip, with the most rows per conv step
@@ -360,7 +361,7 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
         host_counts[layer] == reference_counts[layer] for layer in result.layers)
 
     inference_fw = _build(target, out_dir, Path(work_dir) / f"build-{target}-inference", markers=False)
-    inference = targets.run(inference_fw, max_cycles=max_cycles)
+    inference = targets.run(inference_fw, max_cycles=max_cycles * len(x_q))
     per_layer: dict[str, list[int]] = {}
     layer_outputs = host_outputs[:0]
     if layer_samples:  # 0: no per-layer firmware (a later batch of samples, see experiments.mcu_bench.bench_tasks)
@@ -371,7 +372,7 @@ def measure_target(qmodel: QuantizedModel, target: str, x_q: np.ndarray, work_di
                      conv_block_rows=conv_block_rows, execution=result.execution,
                      fused_rows=result.fused_rows or 1)
         layers_fw = _build(target, layer_dir, Path(work_dir) / f"build-{target}-layers", markers=True)
-        layer_run = targets.run(layers_fw, max_cycles=max_cycles)
+        layer_run = targets.run(layers_fw, max_cycles=max_cycles * min(layer_samples, len(x_q)))
         layer_outputs = _emitted(layer_run, result.output_size)
         # a sample's regions end with its emitted outputs; fused, a layer has one region per step
         sample: dict[str, int] = {}

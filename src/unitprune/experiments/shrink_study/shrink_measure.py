@@ -78,7 +78,7 @@ class MeasureConfig:
             when they do not fit, fewer are embedded (at least 1; the count is recorded).
         layer_samples: samples the per-layer firmware runs (cycles per layer).
         zeroskip: also measure the zero-skipping kernels.
-        max_cycles: per firmware run.
+        max_cycles: cycle limit per sample (measure_target: a firmware of n samples may run n x max_cycles).
         conv_block_rows: the exporter's conv accumulator rule (:func:`unitprune.export_c`; None: the
             whole plane); a shrink run passes its budget's, so the firmware uses the rule the
             resource model counted.

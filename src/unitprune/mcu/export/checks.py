@@ -178,16 +178,17 @@ def check_fits_target(spec: TargetSpec, plan: MemoryPlan, flash: list[LayerFlash
     limit = spec.far_flash_bytes if far else spec.flash_read_limit
     why = (f"the {spec.chip}'s flash, read through far table pointers" if far else spec.why_limit)
     if limit is not None:
-        end = samples_bytes  # main.c (with the samples) is linked first
-        if end > limit:
-            raise ExportError(f"target {spec.name}: the {samples_bytes} bytes of embedded samples exceed the "
-                              f"{limit} bytes of constants the kernels can read ({why}); embed fewer samples")
+        end = 0  # the model's tables alone first: when they do not fit, no number of samples helps
         for layer in flash:
             end += layer.total
             if end > limit:
                 raise ExportError(f"target {spec.name}: layer {layer.name}'s constant tables end at byte {end} of "
-                                  f"flash, beyond the {limit} bytes the kernels can read "
-                                  f"({why}); a smaller model or fewer embedded samples are needed")
+                                  f"flash without any embedded sample, beyond the {limit} bytes the kernels can "
+                                  f"read ({why}); a smaller model is needed")
+        if samples_bytes + end > limit:  # main.c (with the samples) is linked first
+            raise ExportError(f"target {spec.name}: the {samples_bytes} bytes of embedded samples and the model's "
+                              f"{end} bytes of constant tables exceed the {limit} bytes of constants the kernels "
+                              f"can read ({why}); embed fewer samples (the tables alone fit)")
     if spec.sram_bytes is not None:
         counter_bytes = 56 * (layers + 1) if counters else 0
         need = plan.peak_sram_with_io_bytes + counter_bytes
