@@ -154,6 +154,23 @@ def test_random_chains_fused_rows_bit_exact(tmp_path_factory, case, variant, fus
 
 
 @needs_cc
+@pytest.mark.parametrize("fused_rows", [1, 2])
+@pytest.mark.parametrize("pad_y", [(0, 1), (1, 2)])
+def test_conv_padded_below_after_a_global_pool_gets_its_padding_rows(tmp_path, pad_y, fused_rows):
+    """A global average pool (over the whole height: int32 sums, one output row) before a conv with
+    bottom padding: the pool passes its row on and then the conv's zero padding rows, so every
+    output row of the conv is computed (outputs and counters equal the reference's)."""
+    rng = np.random.default_rng(11)
+    conv0 = qmodels.conv(rng, "conv0", (2, 3, 5), 3, (2, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1, relu=True)
+    pool = QAvgPool("pool0", 3, conv0.out_height, 5, (conv0.out_height, 1), (1, 1), 1, 5)
+    conv1 = qmodels.conv(rng, "conv1", (3, 1, 5), 2, (1, 3), (1, 1), (1, 1), (*pad_y, 1, 1), 1, relu=False)
+    assert conv1.out_height == 1 + sum(pad_y)
+    qmodel = QuantizedModel(ops=[conv0, pool, conv1], input_shape=(2, 3, 5), input_scale=1.0, output_scale=1.0)
+    x = qmodels.random_input(rng, 3, (2, 3, 5))
+    check_fused_bit_exact(qmodel, tmp_path, x, "dense", "bitshift", fused_rows, fused_axis="height")
+
+
+@needs_cc
 @pytest.mark.parametrize("variant,linear_quotient", [("dense", "bitshift"), ("zeroskip", "bitshift"),
                                                      ("unit", "bitshift"), ("unit", "bintree"), ("unit", "table")])
 def test_mnist_model_fused_bit_exact_for_every_variant(tmp_path, variant, linear_quotient):

@@ -147,7 +147,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             nxt = f"unit_model_push_{k + 1}({row}, {stage.out_width}, output)" if k + 1 < len(chain.stages) else \
                 "unit_model_sink(r, output)"
             strided = k > 0 and chain.stages[k - 1].block_rows > 1  # rows of a block: channels nb * OW apart
-            stage_code.append(_accumulating_stage(qmodel, k, stage, row, nxt, kernels, strided))
+            stage_code.append(_accumulating_stage(qmodel, chain, k, row, nxt, kernels, strided))
             sum_arrays.append(f"/* {_comment(stage.name)}: int32 window sums */\n"
                               f"static int32_t unit_model_pool_sums_{k}[{stage.channels * stage.out_width}];\n")
             continue
@@ -289,6 +289,19 @@ def _output_buffers(chain: FusedChain, direct: frozenset[int], offsets: dict[str
     return outs
 
 
+def _next_bottom_padding(chain: FusedChain, k: int, condition: str | None) -> str:
+    """After stage ``k`` passed on its last output row (when ``condition`` holds; ``None``: the code
+    runs only then), the zero rows of the next stage's bottom padding; empty for the last stage or
+    a next stage without it."""
+    if k + 1 == len(chain.stages) or not chain.stages[k + 1].pad_bottom:
+        return ""
+    push = (f"for (i = 0; i < {chain.stages[k + 1].pad_bottom}; i++) {{ /* the next stage's bottom padding rows */\n"
+            + _indent(_status(f"unit_model_push_{k + 1}(0, 0, output)"), 4) + "}\n")
+    if condition is None:
+        return _indent(push, 4)
+    return f"    if ({condition}) {{\n" + _indent(push, 8) + "    }\n"
+
+
 def _direct_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, target: str, compute,
                   kernels: set[str]) -> str:
     """The push function of a stage without a window (:func:`.fused_plan.direct_stages`): output row
@@ -298,10 +311,7 @@ def _direct_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, target: str
     last = k + 1 == len(chain.stages)
     nxt = _status("unit_model_sink(r, output)") if last else \
         _status(f"unit_model_push_{k + 1}({target}, {stage.out_width}, output)")
-    pad_bottom = (f"    if (r == {stage.out_height - 1}) {{ /* the next stage's bottom padding rows */\n"
-                  f"        for (i = 0; i < {chain.stages[k + 1].pad_bottom}; i++) {{\n"
-                  + _indent(_status(f"unit_model_push_{k + 1}(0, 0, output)"), 8) + "        }\n    }\n"
-                  if not last and chain.stages[k + 1].pad_bottom else "")
+    pad_bottom = _next_bottom_padding(chain, k, f"r == {stage.out_height - 1}")
     return (f"/* stage {k}, {_comment(op.name)} (conv, one-row kernel): reads its input row where it is */\n"
             f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
             f"    int32_t {'i, ' if pad_bottom else ''}r, status;\n    (void)stride; /* the row's channels are {stage.in_width} apart */\n"
@@ -350,10 +360,7 @@ def _window_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, window: str
                    "        }\n" if b > 1 else "") + _indent(_status("unit_model_sink(r + i, output)"), 4)
     else:
         pass_on = _indent(_status(f"unit_model_push_{k + 1}({target} + i * {ow}, nb * {ow}, output)"), 4)
-    pad_bottom = (f"    if (r + nb == {oh}) {{ /* the next stage's bottom padding rows */\n"
-                  f"        for (i = 0; i < {chain.stages[k + 1].pad_bottom}; i++) {{\n"
-                  + _indent(_status(f"unit_model_push_{k + 1}(0, 0, output)"), 8) + "        }\n    }\n"
-                  if not last and chain.stages[k + 1].pad_bottom else "")
+    pad_bottom = _next_bottom_padding(chain, k, f"r + nb == {oh}")
     what = "conv" if stage.kind == "conv" else stage.kind
     return (f"/* stage {k}, {_comment(op.name)} ({what}): window of {span} rows of {stage.channels} x {width}, "
             f"{b} output row(s) per step */\n"
@@ -374,10 +381,12 @@ def _window_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, window: str
             + pad_bottom + "    return UNIT_OK;\n}\n\n")
 
 
-def _accumulating_stage(qmodel: QuantizedModel, k: int, stage: Stage, row: str, nxt: str, kernels: set[str],
+def _accumulating_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, row: str, nxt: str, kernels: set[str],
                         strided: bool = False) -> str:
     """The push function of an average pool over the whole input height: each row's window sums
-    added to int32 sums; after the last row the means (output row 0) are passed on."""
+    added to int32 sums; after the last row the means (output row 0) are passed on, then the next
+    stage's bottom padding rows."""
+    stage = chain.stages[k]
     op = qmodel.ops[stage.op]
     kernels |= {"unit_avgpool2d_accumulate_s8", "unit_avgpool2d_finish_s8"}
     sums, n = f"unit_model_pool_sums_{k}", stage.channels * stage.out_width
@@ -398,7 +407,7 @@ def _accumulating_stage(qmodel: QuantizedModel, k: int, stage: Stage, row: str, 
             f"    if (++unit_model_rows[{2 * k}] != {stage.in_height}) {{\n        return UNIT_OK;\n    }}\n"
             + _status(f"unit_avgpool2d_finish_s8({sums}, {n}, {op.kernel[0] * op.kernel[1]}, {row})")
             + "".join(_elementwise(qmodel, stage.after, row, stage.row_bytes, kernels))
-            + _status(nxt) + "    return UNIT_OK;\n}\n\n")
+            + _status(nxt) + _next_bottom_padding(chain, k, None) + "    return UNIT_OK;\n}\n\n")
 
 
 def _indent(text: str, spaces: int) -> str:
