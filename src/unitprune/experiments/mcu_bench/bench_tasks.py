@@ -105,7 +105,7 @@ def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, laye
     x_q = quantize_input(qmodel, shared["x_test"][start:stop])
     try:
         try:
-            measured = measure_target(qmodel, target, x_q, workspace, layer_samples, max_cycles)
+            measured = _measure_in_parts(qmodel, target, x_q, Path(workspace), layer_samples, max_cycles)
         except FirmwareTooLarge:
             if not any(isinstance(op, QLinear) and op.unit_kernel == "sorted" for op in qmodel.ops):
                 raise
@@ -132,6 +132,30 @@ def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, laye
     return measured
 
 
+def _measure_in_parts(qmodel, target: str, x_q, work_dir: Path, layer_samples: int, max_cycles: int) -> dict:
+    """``measure_target`` on the samples ``x_q``; when the firmware does not fit the target with
+    them embedded (``FirmwareTooLarge``) but could without some, the samples are measured in two
+    halves, each its own firmware (``work_dir/part0``, ``part1``; the per-layer one with the first),
+    and joined as batches are (:func:`_merge`, the samples' cycles kept for the row's merge). A
+    firmware that does not fit with one sample raises."""
+    from .bench import measure_target
+    from ...mcu.targets import FirmwareTooLarge
+
+    try:
+        return measure_target(qmodel, target, x_q, work_dir, layer_samples, max_cycles)
+    except FirmwareTooLarge:
+        if len(x_q) < 2:
+            raise
+    half = (len(x_q) + 1) // 2
+    parts = [_measure_in_parts(qmodel, target, x_q[:half], work_dir / "part0", min(layer_samples, half), max_cycles),
+             _measure_in_parts(qmodel, target, x_q[half:], work_dir / "part1", 0, max_cycles)]
+    joined = _merge(target, parts)
+    checks = {k: v for k, v in joined["checks"].items() if k != "batches"}
+    checks["inference_cycles"] = [c for part in parts for c in part["checks"]["inference_cycles"]]
+    checks["sample_parts"] = sum(part["checks"].get("sample_parts", 1) for part in parts)
+    return dict(joined, checks=checks)
+
+
 def _batches(samples: int, batch: int) -> list[tuple[int, int]]:
     return [(start, min(start + batch, samples)) for start in range(0, samples, batch)]
 
@@ -153,7 +177,7 @@ def _merge(target: str, parts: list[dict]) -> dict:
                   mcu_vs_host=all(p["checks"]["mcu_vs_host"] for p in parts))
     merged = dict(first, cycles=int(statistics.median_low(cycles)), checks=checks,
                   samples_checked=sum(p["samples_checked"] for p in parts),
-                  bit_exact=all(p["bit_exact"] for p in parts), seconds=sum(p["seconds"] for p in parts),
+                  bit_exact=all(p["bit_exact"] for p in parts), seconds=sum(p.get("seconds", 0.0) for p in parts),
                   sram_bytes=max(p["sram_bytes"] for p in parts))
     merged["energy_uj_estimate"] = targets.energy_uj_estimate(target, merged["cycles"])
     return merged
