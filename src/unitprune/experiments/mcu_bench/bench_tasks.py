@@ -23,7 +23,10 @@
    ``work/METHOD-TARGET`` (one batch) or ``work/METHOD-TARGET-bN``. The per-layer firmware runs in
    the first batch only. A row merges its batches: the median over every sample's cycles, the
    samples checked added up, bit-exact if every batch is; flash and SRAM are the first batch's
-   firmware (flash without its embedded samples). A row whose export or firmware does not fit the
+   firmware (flash without its embedded samples). A firmware too large with its batch's samples
+   embedded is measured on halves of them, each its own firmware (``_measure_in_parts``); a UnIT
+   plan whose early-exit linear kernel does not fit even with one sample is measured with the
+   unsorted UnIT linear kernel (the plan says so). A row whose export or firmware does not fit the
    target (``ExportError``, ``FirmwareTooLarge``) is ``{"does_not_fit": why}``.
 
 Every task computes what ``select_operating_points`` computes for it, on the same inputs, and the
@@ -91,7 +94,6 @@ def _test_task(shared: dict, qmodel):
 
 def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, layer_samples: int, max_cycles: int, *,
                   workspace: Path) -> dict:
-    from .bench import measure_target
     from ...mcu.export import ExportError
     from ...mcu.qmodel import QLinear
     from ...mcu.reference import quantize_input
@@ -109,18 +111,18 @@ def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, laye
         except FirmwareTooLarge:
             if not any(isinstance(op, QLinear) and op.unit_kernel == "sorted" for op in qmodel.ops):
                 raise
-            # the early exit's sorted columns did not fit the flash beside the embedded samples
+            # the early exit's sorted columns did not fit the flash even beside one embedded sample
             qmodel, overrides, plan = planned_for_target(unplanned, target, shared["splits"], early_exit=False)
-            plan["early_exit"] = "off: the firmware with the sorted columns did not fit the target's flash"
-            measured = measure_target(qmodel, target, x_q, Path(workspace) / "early-exit-off", layer_samples,
-                                      max_cycles)
+            plan["early_exit"] = "off: the firmware with the sorted columns did not fit the target's flash, even with one sample"
+            measured = _measure_in_parts(qmodel, target, x_q, Path(workspace) / "early-exit-off", layer_samples,
+                                         max_cycles)
         except ExportError as error:
             if not plan:
                 raise
             # a kernel plan runs layer by layer only (the fused rows call the per-position UnIT kernel);
             # where layer by layer does not fit the chip (KWS on AVR), the per-position kernels run fused
-            measured = measure_target(unplanned, target, x_q, Path(workspace) / "per-position", layer_samples,
-                                      max_cycles)
+            measured = _measure_in_parts(unplanned, target, x_q, Path(workspace) / "per-position", layer_samples,
+                                         max_cycles)
             overrides, plan = {}, {}
             measured["checks"]["unit_kernel_plan_refused"] = str(error)
     except (ExportError, FirmwareTooLarge) as error:  # a row the run reports as not fitting (e.g. KWS on MSP430)
