@@ -70,3 +70,51 @@ def test_iterative_pruning_with_the_macs_allocation():
         TTPConfig(allocation="lamp")
     with pytest.raises(ValueError, match="example_input"):
         iterative_magnitude_pruning(tiny(), None, TTPConfig(schedule=(0.5,), finetune_epochs=0, allocation="macs"))
+
+
+def test_the_sweep_and_mcu_bench_take_the_allocation():
+    from unitprune.cli.mcu_bench_commands import _bench_config
+    from unitprune.cli.parser import build_parser
+    from unitprune.experiments import SweepConfig
+    from unitprune.experiments.methods import SweepContext, ttp_steps
+    from torch.utils.data import TensorDataset
+
+    from unitprune.data import DatasetSplits
+
+    assert SweepConfig().ttp_allocation == "global"
+    with pytest.raises(ValueError, match="ttp_allocation"):
+        SweepConfig(ttp_allocation="lamp")
+    args = build_parser().parse_args(["mcu-bench", "--ttp-allocation", "macs"])
+    assert _bench_config(args).sweep.ttp_allocation == "macs"
+    assert build_parser().parse_args(["sweep", "--ttp-allocation", "macs"]).ttp_allocation == "macs"
+    # the sweep's TTP step prunes by MACs: on the tiny model, 50 % of the MACs is 9 of the 24 weights
+    # (the hand ranking above); the global allocation would prune 12
+    inputs = TensorDataset(torch.rand(6, 1, 3, 3), torch.arange(6) % 2)
+    splits = DatasetSplits(name="tiny", train=inputs, val=inputs, test=inputs, num_classes=2, input_shape=(1, 3, 3),
+                           class_names=("a", "b"))
+    for allocation, pruned in (("macs", 9), ("global", 12)):
+        context = SweepContext(model=tiny(), splits=splits, config=SweepConfig(
+            ttp_sparsities=(0.5,), ttp_finetune_epochs=0, ttp_allocation=allocation, progress=False))
+        step, = ttp_steps(context)
+        assert step.sparsity == pruned / 24
+
+
+def test_the_bound_fit_recovers_hand_made_layer_costs():
+    """benchmarks/ttp_allocation_mcu.py's bound: layer cycles made as fixed + per-MAC x kept MACs by
+    hand (conv1 1000 + 8/MAC, conv2 500 + 12/MAC, fc 40 + 20/MAC, pools 300) are fitted back; with
+    no MAC left the model costs 1840 cycles, so a 9,200-cycle dense model is 5x at most, and 3x
+    leaves (9200/3 - 1840) / 10 = 122.7 kept conv MACs (10: the mean of the conv slopes)."""
+    from tests.mcu_tools import load_benchmark
+
+    bench = load_benchmark("ttp_allocation_mcu")
+    points = []
+    for conv1, conv2, fc in ((100, 50, 5), (40, 80, 9), (10, 20, 2)):
+        layers = {"conv1": 1000 + 8 * conv1, "pool1": 200, "conv2": 500 + 12 * conv2, "pool2": 100, "fc": 40 + 20 * fc}
+        points.append({"kept_macs": {"conv1": conv1, "conv2": conv2, "fc": fc},
+                       "targets": {"avr": {"cycles_per_layer": layers}}})
+    bound = bench.fit(points, {"cycles": 9200}, "avr")
+    assert bound["layers"]["conv1"] == {"fixed_cycles": pytest.approx(1000), "cycles_per_kept_mac": pytest.approx(8)}
+    assert bound["layers"]["fc"]["cycles_per_kept_mac"] == pytest.approx(20)
+    assert bound["fixed_cycles"] == pytest.approx(1840)
+    assert bound["ceiling_speedup"] == pytest.approx(5)
+    assert bound["kept_macs_for_3x"] == pytest.approx((9200 / 3 - 1840) / 10)
