@@ -25,8 +25,9 @@ typedef struct {
 } unit__sparse_out_s8;
 
 /* y[i] = clamp(requantize(value i)), value = unit__dot_value_s8(base, stored[i]) for an assembly run,
- * base + stored[i] for the C run. */
-static void unit__sparse_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base, int assembly,
+ * base + stored[i] for the C run (the zero-activation kernel's output stage, and the host build's of
+ * unit_conv2d_sparse_s8.c; unused there on AVR and MSP430, hence the attribute). */
+static __attribute__((unused)) void unit__sparse_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base, int assembly,
                                   const unit__sparse_out_s8 *q) {
 #if UNIT__DOT_ASM && defined(__AVR__)
     if (assembly) {
