@@ -7,7 +7,9 @@ predicts fewer cycles for on the target, from what each kernel does on calibrati
 The counts (:func:`zeroact_work`, means per sample) mirror the kernels' loops: for both the stored
 weights they multiply (``pairs``), the outputs they requantize and their runs, and among those the
 requantizations that multiply (``multiplied``: with a ReLU, ``act_min >= 0``, an accumulator <= 0
-is clamped without the multiply); for the zero-activation kernel also the input it scans for row
+is clamped without the multiply; for the static-sparse kernel, whose output stage is the dense
+kernels' fast form where the channel's multiplier and shift allow it, also those of the other
+channels, ``multiplied_general``); for the zero-activation kernel also the input it scans for row
 spans, the kernel rows and key columns of its per-row keys, and the outputs it gives the constant. Cycles are linear in the counts with per-target
 coefficients (:data:`COEFFICIENTS`) fitted by non-negative least squares to cycles measured in the
 simulators (``benchmarks/sparse_zeroact_mcu.py --fit`` prints the table;
@@ -39,7 +41,7 @@ PLANS = ("auto", "zeroact", "sparse")
 PLAN_SAMPLES = 32
 #: The counts each kernel's cycles are modelled on ("one": a constant per call).
 FEATURES = {
-    "sparse": ("one", "pairs", "clipped_pairs", "outputs", "runs", "multiplied"),
+    "sparse": ("one", "pairs", "clipped_pairs", "outputs", "runs", "multiplied", "multiplied_general"),
     "zeroact": ("one", "inputs", "key_rows", "key_columns", "outputs", "runs", "pairs", "clipped_pairs", "requantized",
                 "multiplied"),
 }
@@ -47,22 +49,22 @@ FEATURES = {
 #: simulators' exact cycles of the layers there).
 COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "avr": {
-        "sparse": {"one": 8664.484, "pairs": 12.803, "clipped_pairs": 196.442, "outputs": 21.722,
-            "runs": 1046.047, "multiplied": 211.294},
+        "sparse": {"one": 13678.309, "pairs": 12.914, "clipped_pairs": 229.533, "outputs": 13.445,
+            "runs": 643.886, "multiplied": 111.832, "multiplied_general": 111.582},
         "zeroact": {"one": 20440.901, "inputs": 0.0, "key_rows": 534.859, "key_columns": 0.0,
             "outputs": 45.853, "runs": 259.368, "pairs": 13.601, "clipped_pairs": 360.777, "requantized": 0.0,
             "multiplied": 249.72},
     },
     "msp430": {
-        "sparse": {"one": 9245.397, "pairs": 25.231, "clipped_pairs": 184.117, "outputs": 56.05,
-            "runs": 494.434, "multiplied": 497.623},
+        "sparse": {"one": 14029.283, "pairs": 25.084, "clipped_pairs": 231.467, "outputs": 0.0,
+            "runs": 479.235, "multiplied": 425.147, "multiplied_general": 8.037},
         "zeroact": {"one": 21410.057, "inputs": 0.0, "key_rows": 225.798, "key_columns": 0.0,
             "outputs": 28.026, "runs": 270.472, "pairs": 25.008, "clipped_pairs": 551.695,
             "requantized": 95.254, "multiplied": 460.782},
     },
     "msp430-hwmult": {
-        "sparse": {"one": 10416.262, "pairs": 17.63, "clipped_pairs": 191.464, "outputs": 108.675,
-            "runs": 512.619, "multiplied": 227.717},
+        "sparse": {"one": 15323.862, "pairs": 17.798, "clipped_pairs": 241.456, "outputs": 40.052,
+            "runs": 395.591, "multiplied": 116.126, "multiplied_general": 61.593},
         "zeroact": {"one": 22932.231, "inputs": 0.0, "key_rows": 258.698, "key_columns": 0.0,
             "outputs": 31.838, "runs": 199.805, "pairs": 17.513, "clipped_pairs": 449.703,
             "requantized": 133.152, "multiplied": 195.252},
@@ -140,12 +142,22 @@ def zeroact_work(op: QConv, x: np.ndarray) -> dict[str, dict[str, float]]:
     whole = int(run_region.sum())
     return {
         "sparse": {"one": 1.0, "pairs": float(stored * whole), "clipped_pairs": float(stored * (oh * ow - whole)),
-                   "outputs": float(outputs), "runs": float(sparse_runs), "multiplied": float(multiplies.sum() / n)},
+                   "outputs": float(outputs), "runs": float(sparse_runs), "multiplied": float(multiplies.sum() / n),
+                   "multiplied_general": float(multiplies[:, ~_fast_output_stage(op)].sum() / n)},
         "zeroact": {"one": 1.0, "inputs": float(c_all * h * w), "key_rows": float(oh * op.groups * kernel_rows),
                     "key_columns": key_columns / n, "outputs": float(outputs), "runs": runs / n,
                     "pairs": pairs / n, "clipped_pairs": clipped_pairs / n, "requantized": requantized / n,
                     "multiplied": multiplied / n},
     }
+
+
+def _fast_output_stage(op: QConv) -> np.ndarray:
+    """Per output channel (bool [O]): whether the assembly output stage takes the fast form
+    (csrc/unit_internal_requant_s8.h: shift in [-15, -8], multiplier >= 2**30); the other channels'
+    outputs take the general requantization, which the static-sparse kernel pays per multiplied
+    output (``multiplied_general``)."""
+    shift = np.asarray(op.requant.shift, np.int64)
+    return (shift >= -15) & (shift <= -8) & (np.asarray(op.requant.multiplier, np.int64) >= 2**30)
 
 
 def _multiplies(op: QConv, x4: np.ndarray) -> np.ndarray:
