@@ -11,7 +11,6 @@
  * interiors of the output rows whose kernel rows all lie inside the input are one loop per channel
  * (unit__sparse_interior_s8) with the run's arguments computed once per call: the per-row set-up
  * in C (32-bit arithmetic) costs hundreds of cycles per row on these targets. */
-#include "unit_internal_requant_s8.h"
 #include "unit_internal_sparse_conv_s8.h"
 
 #if UNIT_S8_COUNTS
@@ -30,32 +29,6 @@ static int64_t unit__sparse_run_zeros_s8(const int8_t *x, int32_t origin, int32_
 #endif
 
 #if UNIT__DOT_ASM
-/* y[i] = clamp(requantize(value i)) by the channel's output stage `store`: value i =
- * unit__dot_value_s8(base, stored[i]) for an assembly run (base = unit__dot_base_s8(bias, nnz)), or
- * bias + stored[i] for plain sums (the C run, a clipped field: base = bias; on AVR the sums are
- * negated in place, the assembly output stage reading base - stored). */
-static void unit__sparse_conv_store_s8(int8_t *y, int32_t *stored, int32_t count, int32_t base, int assembly,
-                                       unit__requant_run_s8 *store) {
-#if UNIT__DOT_BIAS != 0
-    if (!assembly) {
-        int32_t i;
-        for (i = 0; i < count; i++) {
-            stored[i] = (int32_t)(0U - (uint32_t)stored[i]);
-        }
-    }
-#else
-    (void)assembly;
-#endif
-    store->base = base;
-    while (count > 0) {
-        const int32_t part = count < 255 ? count : 255;
-        UNIT__REQUANTIZE_RUN(y, stored, part, store);
-        y += part;
-        stored += part;
-        count -= part;
-    }
-}
-
 /* The run of an interior: `count` (1..255) outputs `stride` inputs apart over `nnz` records. */
 typedef struct {
     const UNIT_TABLE int16_t *records;
@@ -93,7 +66,6 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
     int32_t n, o, oy, ox, nnz_total = 0, inner_first, inner_end, inner_origin, group_plane, row_step, last_row;
     int64_t zero_activation = 0;
 #if UNIT__DOT_ASM
-    unit__requant_run_s8 store; /* the output channel's output stage (its base set per run) */
     unit__sparse_interior_run_s8 interior;
     int32_t full_first = 0, full_end = 0;
     int interior_runs = 0, whole_rows = 0;
@@ -153,7 +125,8 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
             q.shift = UNIT_READ_S8(requant->shift + o);
             int32_t row_y = -p->pad_top * p->in_width; /* input index of the row's first kernel row, column 0 */
 #if UNIT__DOT_ASM
-            unit__requant_run_init_s8(&store, q.multiplier, q.shift, q.act_min, q.act_max);
+            unit__requant_run_init_s8(&q.run, q.multiplier, q.shift, q.act_min, q.act_max);
+            q.ready = 1;
 #if defined(__AVR__)
             interior_done = interior_runs && nnz > 0 && nnz <= UNIT__SPARSE_AVR_MAX;
             interior.nnz = (uint16_t)nnz;
@@ -163,9 +136,9 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
 #endif
             if (interior_done) {
                 interior.records = records;
-                store.base = unit__dot_base_s8(q.bias, nnz);
+                q.run.base = unit__dot_base_s8(q.bias, nnz);
                 unit__sparse_interior_s8(x_group + (row_y + full_first * row_step + inner_origin), (ptrdiff_t)row_step,
-                                         &interior, &store, y_row + (full_first * g.out_width + inner_first),
+                                         &interior, &q.run, y_row + (full_first * g.out_width + inner_first),
                                          (ptrdiff_t)g.out_width, (int16_t)(full_end - full_first), scratch);
             }
 #endif
@@ -194,14 +167,8 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
                             } else {
                                 unit__fill_s32(scratch, count, 0);
                             }
-#if UNIT__DOT_ASM
-                            unit__sparse_conv_store_s8(y_row + ox, scratch, count,
-                                                       assembly ? unit__dot_base_s8(q.bias, nnz) : q.bias, assembly,
-                                                       &store);
-#else
                             unit__sparse_store_s8(y_row + ox, scratch, count,
                                                   assembly ? unit__dot_base_s8(q.bias, nnz) : q.bias, assembly, &q);
-#endif
                         }
                         ox += count;
                     } else { /* a field clipped by the padding: only the taps inside the input */
@@ -219,11 +186,7 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
                                 zero_activation++; /* a padding zero */
                             }
                         }
-#if UNIT__DOT_ASM
-                        unit__sparse_conv_store_s8(y_row + ox, &acc, 1, q.bias, 0, &store);
-#else
                         unit__sparse_store_s8(y_row + ox, &acc, 1, q.bias, 0, &q);
-#endif
                         ox++;
                     }
                 }
