@@ -211,7 +211,7 @@ def descriptor_bytes(convs, linears, trees, layout: Layout, sparse=0, unit_spars
     if layout.const_in_flash:  # the exported descriptors are static const: in flash there (Layout)
         return 0 * (convs + linears + trees)
     conv = struct_bytes([4] * CONV_PARAMS_FIELDS, align)
-    requant = struct_bytes([p, p, p, 4, 4], align)
+    requant = struct_bytes([p, p, p, 4, 4, p], align)
     tree = struct_bytes([4, p, p, p, p], align)
     return (convs * (conv + requant) + linears * requant + trees * tree + sparse * struct_bytes([p, p, p], align)
             + unit_sparse * struct_bytes([p, p, p, 4], align))
