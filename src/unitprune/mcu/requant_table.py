@@ -21,6 +21,8 @@ per channel first while the target's flash allows (:func:`table_layers`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from . import reference
@@ -101,3 +103,21 @@ def table_layers(ops, target: str, variant: str, kernels: str, budget_bytes: int
             chosen[op.name] = table
             left = None if left is None else left - size
     return chosen
+
+
+def with_tables(qmodel, target: str, variant: str, kernels: str, flash_limit: int | None, other_bytes: int,
+                exclude=()):
+    """``qmodel`` with the threshold tables of :func:`table_layers` in its ops' ``Requant``
+    (``thresholds``), sized to what ``flash_limit`` leaves after the layers' weights, tau and sparse
+    tables and ``other_bytes`` (requantization constants, embedded samples, the code's reserve)."""
+    if target not in TABLE_TARGETS or kernels != "auto":
+        return qmodel
+    weights = sum(op.weight.size + (op.tau.size if getattr(op, "tau", None) is not None else 0)
+                  for op in qmodel.ops if hasattr(op, "requant"))
+    budget = None if flash_limit is None else max(flash_limit - other_bytes - weights, 0)
+    chosen = table_layers(qmodel.ops, target, variant, kernels, budget, exclude)
+    if not chosen:
+        return qmodel
+    ops = [replace(op, requant=replace(op.requant, thresholds=chosen[op.name])) if op.name in chosen else op
+           for op in qmodel.ops]
+    return replace(qmodel, ops=ops)
