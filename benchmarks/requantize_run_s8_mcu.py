@@ -21,6 +21,10 @@ Three measurements per target:
   the maximum over the fast-form cases is the worst case per output. MSP430 without a multiplier
   has no fast form (``fast_form`` false): its channels take the general shift-and-add routine, and
   ``fast_*`` then names the same channel constants on that routine.
+* ``table`` (MSP430 and MSP430+hwmult): the same cases with every channel's threshold table
+  (``unitprune.mcu.requant_table``; the channels beyond one, multipliers 0 and 1 and shift -31, keep
+  the multiplying routine), 24 channels per firmware (the tables of all exceed the FRAM), and the
+  MNIST layers with the tables the exporter gives the convolutions (not the linear layer).
 * ``mnist``: the accumulators of the demo MNIST model (``runs/demo/train/model.pt``, int8 as
   ``unitprune.quantize`` makes it, the first ``--mnist-samples`` test digits) requantized in the
   kernels' runs (conv1: rows of 24 outputs, conv2: rows of 8, fc: runs of one), the whole calls
@@ -302,7 +306,7 @@ def measure_cases(target: str, rows: list[dict], root: Path, timed_every: int = 
                    "act_min": groups[g]["act_min"], "act_max": groups[g]["act_max"],
                    "acc": int(acc[groups[g]["first"] + i]), "cycles": two - one, "run_of_one": one,
                    "fast": is_fast(groups[g]["multiplier"], groups[g]["shift"]),
-                   "table": tables and groups[g]["table"] >= 0}
+                   **({"table": groups[g]["table"] >= 0} if tables else {})}
                   for (g, i), one, two in zip(timed, ones, twos, strict=True)]
     if tables:
         return {"compiler": firmware.compiler, "outputs_checked": int(acc.size),

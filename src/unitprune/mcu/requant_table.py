@@ -26,6 +26,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import reference
+from .kernel_choice import assembly_run_fits, conv_variant
 from .qmodel import QConv
 
 #: Entries per output channel (q = 1..128).
@@ -88,8 +89,6 @@ def table_layers(ops, target: str, variant: str, kernels: str, budget_bytes: int
     channel first, as long as their tables fit ``budget_bytes`` (None: no limit)."""
     if target not in TABLE_TARGETS or kernels != "auto":
         return {}
-    from .kernel_choice import assembly_run_fits, conv_variant
-
     convs = [op for op in ops if isinstance(op, QConv) and op.name not in exclude
              and conv_variant(op, variant) == "dense" and assembly_run_fits(op)]
     convs.sort(key=lambda op: -op.out_height * op.out_width)
@@ -108,12 +107,18 @@ def table_layers(ops, target: str, variant: str, kernels: str, budget_bytes: int
 def with_tables(qmodel, target: str, variant: str, kernels: str, flash_limit: int | None, other_bytes: int,
                 exclude=()):
     """``qmodel`` with the threshold tables of :func:`table_layers` in its ops' ``Requant``
-    (``thresholds``), sized to what ``flash_limit`` leaves after the layers' weights, tau and sparse
-    tables and ``other_bytes`` (requantization constants, embedded samples, the code's reserve)."""
+    (``thresholds``), sized to what ``flash_limit`` leaves after the layers' weights (tau, the
+    sorted linear layers' index, the quotient tables counted over) and ``other_bytes``
+    (requantization constants, embedded samples, the code's reserve)."""
     if target not in TABLE_TARGETS or kernels != "auto":
         return qmodel
-    weights = sum(op.weight.size + (op.tau.size if getattr(op, "tau", None) is not None else 0)
-                  for op in qmodel.ops if hasattr(op, "requant"))
+    weights = 0
+    for op in qmodel.ops:
+        if isinstance(op, QConv):  # int8 weights, and the UnIT convolutions' tau
+            weights += op.weight.size * (2 if conv_variant(op, variant).startswith("unit") else 1)
+        elif hasattr(op, "requant"):  # a linear layer; under unit its quotient table or tree (<= 516 B),
+            sorted_ = variant == "unit" and getattr(op, "unit_kernel", "unit") == "sorted"
+            weights += op.weight.size * (3 if sorted_ else 1) + (516 if variant == "unit" else 0)  # sorted: + uint16 index
     budget = None if flash_limit is None else max(flash_limit - other_bytes - weights, 0)
     chosen = table_layers(qmodel.ops, target, variant, kernels, budget, exclude)
     if not chosen:
