@@ -14,9 +14,10 @@ channel's 128 entries: no multiply (the software-multiply build's general routin
 A table holds only channels whose ``T-(128) <= 2**30`` (the search then saturates every
 ``A >= 2**30`` and its keys stay below ``2**31``): a multiplier in ``[2**30, 2**31)`` with a
 shift ``-e >= -22`` (``T(128) <= 2**(e + 8)``) qualifies; tiny multipliers whose outputs never
-reach 128 do not, and their layer keeps the multiplying output stage. The tables cost ``512`` bytes of flash per output channel
-(``uint32`` entries), so the exporter gives them to the dense convolutions with the most outputs
-per channel first while the target's flash allows (:func:`table_layers`).
+reach 128 do not, and their layer keeps the multiplying output stage. The tables cost ``512``
+bytes of flash per output channel (``uint32`` entries), so the exporter gives them to the dense
+convolutions with the most outputs per channel first while the target's flash allows
+(:func:`table_layers`).
 """
 
 from __future__ import annotations
