@@ -115,3 +115,33 @@ def test_an_msp430_export_takes_the_tables_and_stays_bit_exact(target, tmp_path)
     assert "thresholds" not in per_layer["fc"]
     model_c = (tmp_path / "export" / "model.c").read_text()
     assert "conv2_thresholds" in model_c
+
+
+def test_the_export_budget_leaves_room_for_samples_and_code(tmp_path):
+    """with_tables sizes the tables to the FRAM left after the weights, the requantization constants,
+    the embedded samples and the code reserve: more samples, fewer tables (conv1 keeps its own the
+    longest: the most outputs per channel); memory_plan.json follows."""
+    from unitprune.mcu.export import export_c
+    from unitprune.mcu.targets.specs import EXPORT_TARGETS
+
+    qmodel = _dense_model(np.random.default_rng(2))
+    spec = EXPORT_TARGETS["msp430"]
+    weights = sum(op.weight.size for op in qmodel.ops if hasattr(op, "requant"))
+    room = spec.flash_read_limit - spec.code_reserve_bytes - spec.table_code_bytes - weights
+    both, conv1 = 7 * 512, 3 * 512
+
+    def tables(other):
+        chosen = requant_table.with_tables(qmodel, "msp430", "dense", "auto", spec.flash_read_limit,
+                                           other + spec.code_reserve_bytes + spec.table_code_bytes)
+        return [op.name for op in chosen.ops if getattr(op, "requant", None) is not None
+                and op.requant.thresholds is not None]
+
+    assert tables(room - both) == ["conv1", "conv2"]
+    assert tables(room - both + 1) == ["conv1"]
+    assert tables(room - conv1 + 1) == []
+    # an export whose samples fill the FRAM but for conv1's tables
+    samples = (room - conv1 - 9 * 12) // 90  # 90 bytes per sample; 9 bytes of requantization per output
+    x = qmodels.random_input(np.random.default_rng(0), samples, qmodel.input_shape)
+    export_c(qmodel, tmp_path, target="msp430", samples=x)
+    per_layer = json.loads((tmp_path / "memory_plan.json").read_text())["flash"]["per_layer"]
+    assert per_layer["conv1"]["thresholds"] == conv1 and "thresholds" not in per_layer["conv2"]
