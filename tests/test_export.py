@@ -592,7 +592,7 @@ def test_far_tables_bit_exact_for_every_kernel(tmp_path, variant, linear_quotien
     outputs, expected = run_reference(qmodel, x)
     assert np.array_equal(emitted, outputs.reshape(len(x), -1))
     assert counts == {name: list(expected[name].to_dict().values()) for name in result.layers}
-    requant, tree = 4 * 3 + 4 + 4, 4 + 4 * 3  # byte-aligned structs, 3-byte __memx pointers (4 in requant)
+    requant, tree = 3 * 3 + 4 + 4, 4 + 4 * 3  # byte-aligned structs, 3-byte __memx pointers
     trees = 2 * tree if linear_quotient == "bintree" and variant == "unit" else 0
     assert result.far_tables and result.memory.descriptor_bytes == 4 * CONV_PARAMS_FIELDS + 3 * requant + trees
 

@@ -117,31 +117,39 @@ def test_an_msp430_export_takes_the_tables_and_stays_bit_exact(target, tmp_path)
     assert "conv2_thresholds" in model_c
 
 
-def test_the_export_budget_leaves_room_for_samples_and_code(tmp_path):
-    """with_tables sizes the tables to the FRAM left after the weights, the requantization constants,
-    the embedded samples and the code reserve: more samples, fewer tables (conv1 keeps its own the
-    longest: the most outputs per channel); memory_plan.json follows."""
+def test_the_export_budget_leaves_room_for_the_code_not_for_samples(tmp_path):
+    """with_tables sizes the tables to the FRAM left after the weights, the requantization constants
+    and the code reserve (room_bytes; the embedded samples do not count): conv1 (most outputs per
+    channel) first; planned_layers is the rule the resource model shares; memory_plan.json follows."""
     from unitprune.mcu.export import export_c
     from unitprune.mcu.targets.specs import EXPORT_TARGETS
 
     qmodel = _dense_model(np.random.default_rng(2))
     spec = EXPORT_TARGETS["msp430"]
-    weights = sum(op.weight.size for op in qmodel.ops if hasattr(op, "requant"))
-    room = spec.flash_read_limit - spec.code_reserve_bytes - spec.table_code_bytes - weights
-    both, conv1 = 7 * 512, 3 * 512
-
-    def tables(other):
-        chosen = requant_table.with_tables(qmodel, "msp430", "dense", "auto", spec.flash_read_limit,
-                                           other + spec.code_reserve_bytes + spec.table_code_bytes)
-        return [op.name for op in chosen.ops if getattr(op, "requant", None) is not None
-                and op.requant.thresholds is not None]
-
-    assert tables(room - both) == ["conv1", "conv2"]
-    assert tables(room - both + 1) == ["conv1"]
-    assert tables(room - conv1 + 1) == []
-    # an export whose samples fill the FRAM but for conv1's tables
-    samples = (room - conv1 - 9 * 12) // 90  # 90 bytes per sample; 9 bytes of requantization per output
-    x = qmodels.random_input(np.random.default_rng(0), samples, qmodel.input_shape)
+    constants = sum(op.weight.size + 9 * op.requant.bias.size for op in qmodel.ops if hasattr(op, "requant"))
+    assert requant_table.room_bytes("msp430", constants) == (
+        spec.flash_read_limit - spec.code_reserve_bytes - spec.table_code_bytes - constants)
+    assert requant_table.room_bytes("msp430", 10**6) == 0 and requant_table.room_bytes("host", 5) is None
+    convs = [(90, 3), (20, 4)]  # (outputs per channel, channels) of conv1, conv2
+    assert requant_table.planned_layers(convs, 7 * 512) == [0, 1]
+    assert requant_table.planned_layers(convs, 7 * 512 - 1) == [0]
+    assert requant_table.planned_layers([(90, 5), (20, 4)], 4 * 512) == [1]  # the first's do not fit, the next's do
+    assert requant_table.planned_layers(convs[::-1], 3 * 512) == [1]
+    assert requant_table.planned_layers(convs, None) == [0, 1]
+    x = qmodels.random_input(np.random.default_rng(0), 200, qmodel.input_shape)  # 18,000 B of samples
     export_c(qmodel, tmp_path, target="msp430", samples=x)
     per_layer = json.loads((tmp_path / "memory_plan.json").read_text())["flash"]["per_layer"]
-    assert per_layer["conv1"]["thresholds"] == conv1 and "thresholds" not in per_layer["conv2"]
+    assert per_layer["conv1"]["thresholds"] == 3 * 512 and per_layer["conv2"]["thresholds"] == 4 * 512
+
+
+def test_the_resource_model_counts_the_tables_the_exporter_gives():
+    from torch import nn
+
+    from unitprune.shrink.resources import resources
+
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 4, 3, stride=2), nn.Flatten(),
+                          nn.Linear(4 * 4 * 4, 5)).eval()
+    avr, msp = resources(model, (1, 10, 10), target="avr"), resources(model, (1, 10, 10), target="msp430")
+    assert msp.requant_bytes - avr.requant_bytes == 7 * 512 == msp.flash_bytes - avr.flash_bytes
+    unit = resources(model, (1, 10, 10), target="msp430", unit_tables=True)  # the UnIT kernels read none
+    assert unit.requant_bytes == avr.requant_bytes

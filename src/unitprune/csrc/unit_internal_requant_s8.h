@@ -58,7 +58,7 @@ typedef struct {
     uint16_t jump;
     uint16_t twice[2];
     uint16_t kneg;
-    const UNIT_TABLE uint32_t *thresholds;
+    const uint32_t *thresholds;
 } unit__requant_run_s8;
 
 /* The offsets the assembly reads (a negative array size stops the build if the layout moves). */

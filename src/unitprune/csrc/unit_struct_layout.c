@@ -79,13 +79,12 @@ int32_t unit_struct_layout(int32_t which, int32_t field) {
         break;
     case UNIT_STRUCT_REQUANT_S8:
         size = (int32_t)sizeof(unit_requant_s8);
-        count = 6;
+        count = 5;
         offsets[0] = UNIT__FIELD(unit_requant_s8, bias);
         offsets[1] = UNIT__FIELD(unit_requant_s8, multiplier);
         offsets[2] = UNIT__FIELD(unit_requant_s8, shift);
         offsets[3] = UNIT__FIELD(unit_requant_s8, act_min);
         offsets[4] = UNIT__FIELD(unit_requant_s8, act_max);
-        offsets[5] = UNIT__FIELD(unit_requant_s8, thresholds);
         break;
     case UNIT_STRUCT_QUOTIENT_TREE_S8:
         size = (int32_t)sizeof(unit_quotient_tree_s8);

@@ -79,7 +79,7 @@ class CConv2dPlanF32(ctypes.Structure):
 
 class CRequantS8(ctypes.Structure):
     _fields_ = [("bias", ctypes.c_void_p), ("multiplier", ctypes.c_void_p), ("shift", ctypes.c_void_p),
-                ("act_min", ctypes.c_int32), ("act_max", ctypes.c_int32), ("thresholds", ctypes.c_void_p)]
+                ("act_min", ctypes.c_int32), ("act_max", ctypes.c_int32)]
 
 
 class CSparseS8(ctypes.Structure):

@@ -92,25 +92,46 @@ def table_layers(ops, target: str, variant: str, kernels: str, budget_bytes: int
         return {}
     convs = [op for op in ops if isinstance(op, QConv) and op.name not in exclude
              and conv_variant(op, variant) == "dense" and assembly_run_fits(op)]
-    convs.sort(key=lambda op: -op.out_height * op.out_width)
-    chosen, left = {}, budget_bytes
-    for op in convs:
-        size = CHANNEL_BYTES * op.out_channels
+    tables = {op.name: layer_table(op.requant) for op in convs}
+    convs = [op for op in convs if tables[op.name] is not None]
+    picked = planned_layers([(op.out_height * op.out_width, op.out_channels) for op in convs], budget_bytes)
+    return {convs[i].name: tables[convs[i].name] for i in picked}
+
+
+def planned_layers(convs: list[tuple[int, float]], budget_bytes: float | None) -> list[int]:
+    """Which of the convolutions ``(outputs per channel, output channels)`` get tables: the most
+    outputs per channel first (in order on a tie), each while its ``512 * channels`` bytes fit what is
+    left of ``budget_bytes`` (None: all). The exporter (:func:`table_layers`) and the resource model
+    (``unitprune.shrink.resources``, :func:`room_bytes`) both choose by it."""
+    order = sorted(range(len(convs)), key=lambda i: -convs[i][0])
+    picked, left = [], budget_bytes
+    for i in order:
+        size = CHANNEL_BYTES * convs[i][1]
         if left is not None and size > left:
             continue
-        table = layer_table(op.requant)
-        if table is not None:
-            chosen[op.name] = table
-            left = None if left is None else left - size
-    return chosen
+        picked.append(i)
+        left = None if left is None else left - size
+    return sorted(picked)
 
 
-def with_tables(qmodel, target: str, variant: str, kernels: str, flash_limit: int | None, other_bytes: int,
-                exclude=()):
+def room_bytes(target: str, constants_bytes: float) -> float | None:
+    """The flash the tables of ``target`` may take beside ``constants_bytes`` of the model's other
+    constant tables (weights, tau, requantization constants): the target's flash reads less the
+    code's reserve (``TargetSpec.code_reserve_bytes + table_code_bytes``), never below 0; None when
+    the target has no limit. The embedded samples do not count (as for AVR's far tables: a model's
+    firmware layout does not depend on how many samples are embedded)."""
+    from .targets.specs import EXPORT_TARGETS
+
+    spec = EXPORT_TARGETS[target]
+    if spec.flash_read_limit is None:
+        return None
+    return max(spec.flash_read_limit - spec.code_reserve_bytes - spec.table_code_bytes - constants_bytes, 0)
+
+
+def with_tables(qmodel, target: str, variant: str, kernels: str, exclude=()):
     """``qmodel`` with the threshold tables of :func:`table_layers` in its ops' ``Requant``
-    (``thresholds``), sized to what ``flash_limit`` leaves after the layers' weights (tau, the
-    sorted linear layers' index, the quotient tables counted over) and ``other_bytes``
-    (requantization constants, embedded samples, the code's reserve)."""
+    (``thresholds``), within :func:`room_bytes` of the layers' weights and requantization constants
+    (tau, the sorted linear layers' index and the quotient tables counted over)."""
     if target not in TABLE_TARGETS or kernels != "auto":
         return qmodel
     weights = 0
@@ -120,8 +141,8 @@ def with_tables(qmodel, target: str, variant: str, kernels: str, flash_limit: in
         elif hasattr(op, "requant"):  # a linear layer; under unit its quotient table or tree (<= 516 B),
             sorted_ = variant == "unit" and getattr(op, "unit_kernel", "unit") == "sorted"
             weights += op.weight.size * (3 if sorted_ else 1) + (516 if variant == "unit" else 0)  # sorted: + uint16 index
-    budget = None if flash_limit is None else max(flash_limit - other_bytes - weights, 0)
-    chosen = table_layers(qmodel.ops, target, variant, kernels, budget, exclude)
+    requant = sum(9 * op.requant.bias.size for op in qmodel.ops if hasattr(op, "requant"))  # bias, multiplier, shift
+    chosen = table_layers(qmodel.ops, target, variant, kernels, room_bytes(target, weights + requant), exclude)
     if not chosen:
         return qmodel
     ops = [replace(op, requant=replace(op.requant, thresholds=chosen[op.name])) if op.name in chosen else op

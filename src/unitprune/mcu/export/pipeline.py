@@ -124,8 +124,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit,
                                          samples_bytes + requant_bytes + code_bytes)
     # the dense convolutions' output stage by threshold tables where the flash allows (MSP430)
-    qmodel = with_tables(qmodel, target, variant, kernels, spec.flash_read_limit,
-                         samples_bytes + requant_bytes + code_bytes + spec.table_code_bytes, sparse)
+    qmodel = with_tables(qmodel, target, variant, kernels, sparse)
     # of those, the convs planned to skip zero activations too (zeroact_plan), with their scratch
     zeroact = zeroact_layers(qmodel, sparse)
     scratch.update({op.name: zeroact_scratch_bytes(op.in_channels, op.in_height, op.out_channels, op.out_width,
