@@ -77,6 +77,20 @@ def test_the_table_output_stage_on_msp430_equals_the_reference_within_150_cycles
     assert _classes(result["per_output"]) == CYCLES
 
 
+def test_the_longest_path_over_every_clamp_stays_within_150_cycles(tmp_path):
+    """The longest search (|y| = 127 from a negative accumulator, all 7 steps comparing equal high
+    words and advancing) with the result above act_max = -128 (a constant output: the clamp's extra
+    jump) is the routine's longest path: 147 cycles; with the quantizer's clamps 144."""
+    require_target("msp430")
+    accs = [-32639, -32638, -32640, 32639, 0, -1]
+    rows = [{"multiplier": 2**31 - 1, "shift": -8, "act_min": lo, "act_max": hi, "acc": accs}
+            for lo, hi in ((-128, -128), (-128, 127), (5, 9), (127, 127))]
+    result = bench.measure_table_cases("msp430", rows, tmp_path)  # bit-exact, or raises
+    cycles = {(c["act_max"], c["acc"]): c["cycles"] for c in result["per_output"] if c["act_min"] == -128}
+    assert cycles[(-128, -32639)] == 147 == max(c["cycles"] for c in result["per_output"])
+    assert cycles[(127, -32639)] == 144
+
+
 def _dense_model(rng: np.random.Generator) -> QuantizedModel:
     """conv (padding, ReLU), conv (stride 2, no ReLU: negative outputs), flatten, linear."""
     conv1 = qmodels.conv(rng, "conv1", (1, 10, 9), 3, (3, 3), padding=(1, 1, 1, 1))
