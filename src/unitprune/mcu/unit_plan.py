@@ -96,8 +96,11 @@ def unit_sparse_scratch(op: QConv) -> int | None:
 
 
 def sram_fits(qmodel: QuantizedModel, export_target: str) -> bool:
-    """The layer-by-layer export of ``qmodel`` (whole-plane accumulators, no counters) fits the
-    target's SRAM with the stack reserve (the export's own check, :mod:`unitprune.mcu.export.checks`)."""
+    """The export of ``qmodel`` (no counters) fits the target's SRAM with the stack reserve (the
+    export's own check, :mod:`unitprune.mcu.export.checks`): layer by layer (whole-plane
+    accumulators), or, as ``execution="auto"`` exports a model whose layers do not fit, fused with one
+    output row per step along the axis needing less SRAM (the kernels' lists sized for the windows:
+    :mod:`unitprune.mcu.export.fused_kernels`)."""
     from .export.memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
     from .targets.specs import EXPORT_TARGETS, STACK_RESERVE
 
@@ -106,7 +109,32 @@ def sram_fits(qmodel: QuantizedModel, export_target: str) -> bool:
         return True
     descriptors = model_descriptor_bytes(qmodel, spec.layout, qmodel.variant, qmodel.linear_quotient)
     plan = plan_memory(qmodel, scratch_sizes(qmodel), descriptors)
-    return plan.peak_sram_with_io_bytes + STACK_RESERVE <= spec.sram_bytes
+    if plan.peak_sram_with_io_bytes + STACK_RESERVE <= spec.sram_bytes:
+        return True
+    return _fused_sram_bytes(qmodel, spec.layout) + STACK_RESERVE <= spec.sram_bytes
+
+
+def _fused_sram_bytes(qmodel: QuantizedModel, layout) -> float:
+    """The fused plan's SRAM with the output (one row per step; the smaller of the two axes), or
+    infinity where the model has no fused form."""
+    from .export.export_types import ExportError
+    from .export.fused_axis import transposed_model
+    from .export.fused_kernels import fused_kernels
+    from .export.fused_plan import FusedUnsupported, fused_chain, plan_fused_memory, tail_steps
+    from .export.memory_plan import model_descriptor_bytes
+
+    forms = [qmodel] + ([transposed_model(qmodel)] if len(qmodel.input_shape) >= 2 else [])
+    sizes = [float("inf")]
+    for form in forms:
+        try:
+            chain = fused_chain(form)
+            convs = fused_kernels(form, chain, qmodel.variant)
+        except (FusedUnsupported, ExportError):
+            continue
+        descriptors = model_descriptor_bytes(qmodel, layout, qmodel.variant, qmodel.linear_quotient,
+                                             convs.sparse_structs, tail_steps(chain))
+        sizes.append(plan_fused_memory(form, chain, descriptors, conv_scratch=convs.scratch).peak_sram_with_io_bytes)
+    return min(sizes)
 
 
 def with_unit_kernels(qmodel: QuantizedModel, kernels: dict[str, str]) -> QuantizedModel:

@@ -96,9 +96,9 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
         else:
             tables.append(f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, weight transposed "
                           f"and in arrival order [row {sink_h}][C {sink_c}][W {sink_w}][out] */\n")
-            tables.append(style.array("int8_t", f"{ident}_weight_p", permuted_linear_weight(op, chain.sink_shape)))
+            tables.append(style.array("int8_t", f"{ident}_weight", permuted_linear_weight(op, chain.sink_shape)))
             tables_flash["weight"] = op.weight.size
-            head = (f"{sink_row}, {sink_c * sink_w}, {op.out_features}, unit_table_offset_s8({ident}_weight_p, "
+            head = (f"{sink_row}, {sink_c * sink_w}, {op.out_features}, unit_table_offset_s8({ident}_weight, "
                     f"r * {sink_c * sink_w * op.out_features})")
         tables += _requant_tables(ident, op.requant, tables_flash, style)
         if variant != "unit":

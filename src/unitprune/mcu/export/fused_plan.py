@@ -47,7 +47,7 @@ from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, Q
 from .memory_plan import MemoryPlan, conv_scratch_bytes
 
 __all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "fused_buffers", "with_fused_rows",
-           "direct_stages", "fused_rows_choices",
+           "direct_stages", "fused_rows_choices", "tail_steps",
            "plan_fused_memory", "EXECUTIONS"]
 
 #: The export's ``execution`` option: layer by layer, fused (row-streamed), or fused only when
@@ -135,6 +135,12 @@ def direct_stages(chain: FusedChain) -> frozenset[int]:
     return frozenset(k for k, stage in enumerate(chain.stages)
                      if stage.kind == "conv" and stage.span_rows == 1 and stage.stride_y == 1
                      and stage.pad_top == stage.pad_bottom == 0 and (k == 0 or chain.stages[k - 1].block_rows == 1))
+
+
+def tail_steps(chain: FusedChain) -> int:
+    """The conv stages with a shorter last step (``B`` does not divide the output height): each has
+    a second ``unit_conv2d_params`` in RAM (the descriptors of the plan)."""
+    return sum(stage.kind == "conv" and stage.out_height % stage.block_rows != 0 for stage in chain.stages)
 
 
 def fused_rows_choices(chain: FusedChain, sram_bytes: int | None) -> list[int]:

@@ -22,7 +22,7 @@ from .fused_axis import AXES, choose_axis, transposed_model
 from .fused_c import fused_model_c, fused_model_h_api
 from .fused_kernels import FusedKernels, fused_kernels, window_op
 from .fused_plan import (EXECUTIONS, FusedUnsupported, fused_chain, fused_rows_choices, plan_fused_memory,
-                         with_fused_rows)
+                         tail_steps, with_fused_rows)
 from .manifest import export_readme, manifest, write_export
 from .memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
 from .model_c import describe_source, model_c, model_h, samples_h
@@ -132,7 +132,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                                       samples_bytes + requant_bytes + code_bytes)
             except ValueError as error:
                 raise ExportError(f"execution='fused': {error}") from None
-            descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, convs.sparse_structs)
+            descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, convs.sparse_structs,
+                                                 tail_steps(chain))
             plan = plan_fused_memory(fused_q, chain, descriptors, axis, convs.scratch)
             generated[fused] = convs
             return plan, fused_model_c(fused_q, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
