@@ -237,3 +237,23 @@ def test_fused_kernels_on_msp430_are_bit_exact(tmp_path):
         expected, _ = run_reference(model, inputs)
         assert np.array_equal(np.stack([np.frombuffer(bytes(d), np.int8) for d in emitted]),
                               expected.reshape(len(inputs), -1)), name
+
+
+def test_a_plan_too_big_layer_by_layer_keeps_its_lists_when_they_fit_fused(tmp_path):
+    """conv 1->8 (3x3, padding 1) on 1x40x40: 12,800 bytes of output do not fit the ATmega2560 layer
+    by layer with or without lists, so execution="auto" exports it fused; the UnIT sparse lists on
+    its 3-row windows fit there, so unit_plan.sram_fits keeps them and the export runs them fused
+    (the MNIST model, which fits layer by layer without lists, still gives its conv1 lists up:
+    tests/test_unit_plan.py)."""
+    from unitprune.mcu.unit_plan import sram_fits
+
+    rng = np.random.default_rng(26)
+    conv = qmodels.conv(rng, "conv", (1, 40, 40), 8, (3, 3), padding=(1, 1, 1, 1), sparsity=0.5)
+    pool = qmodels.maxpool("pool", qmodels.output_shape(conv), kernel=(4, 4))
+    big = QuantizedModel(ops=[conv, pool, QFlatten("flatten", 800), qmodels.linear(rng, "fc", 800, 4)],
+                         input_shape=(1, 40, 40), input_scale=1.0, output_scale=1.0, variant="unit")
+    planned = with_unit_kernels(big, {"conv": "sparse"})
+    assert sram_fits(planned, "avr")
+    x = qmodels.random_input(rng, 1, big.input_shape, boundary=np.unique(conv.tau))
+    result = export_c(planned, tmp_path, target="avr", samples=x, execution="auto")
+    assert result.execution == "fused" and _kernels(tmp_path)["conv"] == KERNEL["unit_sparse"]

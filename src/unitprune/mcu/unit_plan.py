@@ -98,43 +98,49 @@ def unit_sparse_scratch(op: QConv) -> int | None:
 def sram_fits(qmodel: QuantizedModel, export_target: str) -> bool:
     """The export of ``qmodel`` (no counters) fits the target's SRAM with the stack reserve (the
     export's own check, :mod:`unitprune.mcu.export.checks`): layer by layer (whole-plane
-    accumulators), or, as ``execution="auto"`` exports a model whose layers do not fit, fused with one
-    output row per step along the axis needing less SRAM (the kernels' lists sized for the windows:
+    accumulators); or, for a model that does not fit layer by layer even without its list kernels'
+    lists (so ``execution="auto"`` exports it fused whatever its kernels: KWS on the ATmega2560),
+    fused with one output row per step (the lists sized for the windows:
     :mod:`unitprune.mcu.export.fused_kernels`)."""
-    from .export.memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
     from .targets.specs import EXPORT_TARGETS, STACK_RESERVE
 
     spec = EXPORT_TARGETS[export_target]
     if spec.sram_bytes is None:
         return True
-    descriptors = model_descriptor_bytes(qmodel, spec.layout, qmodel.variant, qmodel.linear_quotient)
-    plan = plan_memory(qmodel, scratch_sizes(qmodel), descriptors)
-    if plan.peak_sram_with_io_bytes + STACK_RESERVE <= spec.sram_bytes:
+    if _layers_sram_bytes(qmodel, spec.layout) + STACK_RESERVE <= spec.sram_bytes:
         return True
+    listless = with_unit_kernels(qmodel, {op.name: "unit" for op in qmodel.ops
+                                          if isinstance(op, QConv) and op.unit_kernel in LIST_KERNELS})
+    if _layers_sram_bytes(listless, spec.layout) + STACK_RESERVE <= spec.sram_bytes:
+        return False  # layer by layer fits without the lists: they are given up there
     return _fused_sram_bytes(qmodel, spec.layout) + STACK_RESERVE <= spec.sram_bytes
 
 
-def _fused_sram_bytes(qmodel: QuantizedModel, layout) -> float:
-    """The fused plan's SRAM with the output (one row per step; the smaller of the two axes), or
-    infinity where the model has no fused form."""
-    from .export.export_types import ExportError
-    from .export.fused_axis import transposed_model
-    from .export.fused_kernels import fused_kernels
-    from .export.fused_plan import FusedUnsupported, fused_chain, plan_fused_memory, tail_steps
-    from .export.memory_plan import model_descriptor_bytes
+def _layers_sram_bytes(qmodel: QuantizedModel, layout) -> int:
+    """The layer-by-layer plan's SRAM with the input and output (whole-plane accumulators)."""
+    from .export.memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
 
-    forms = [qmodel] + ([transposed_model(qmodel)] if len(qmodel.input_shape) >= 2 else [])
-    sizes = [float("inf")]
-    for form in forms:
-        try:
-            chain = fused_chain(form)
-            convs = fused_kernels(form, chain, qmodel.variant)
-        except (FusedUnsupported, ExportError):
-            continue
-        descriptors = model_descriptor_bytes(qmodel, layout, qmodel.variant, qmodel.linear_quotient,
-                                             convs.sparse_structs, tail_steps(chain))
-        sizes.append(plan_fused_memory(form, chain, descriptors, conv_scratch=convs.scratch).peak_sram_with_io_bytes)
-    return min(sizes)
+    descriptors = model_descriptor_bytes(qmodel, layout, qmodel.variant, qmodel.linear_quotient)
+    return plan_memory(qmodel, scratch_sizes(qmodel), descriptors).peak_sram_with_io_bytes
+
+
+def _fused_sram_bytes(qmodel: QuantizedModel, layout) -> float:
+    """The fused plan's SRAM with the output (one row per step, along the axis the export chooses),
+    or infinity where the model has no fused form."""
+    from .export.export_types import ExportError
+    from .export.fused_kernels import fused_kernels
+    from .export.fused_plan import FusedUnsupported, plan_fused_memory, tail_steps
+    from .export.memory_plan import model_descriptor_bytes
+    from .export.pipeline import fused_form
+
+    try:
+        form, chain, _ = fused_form(qmodel, 1, "auto")
+        convs = fused_kernels(form, chain, qmodel.variant)
+    except (FusedUnsupported, ExportError):
+        return float("inf")
+    descriptors = model_descriptor_bytes(qmodel, layout, qmodel.variant, qmodel.linear_quotient, convs.sparse_structs,
+                                         tail_steps(chain))
+    return plan_fused_memory(form, chain, descriptors, conv_scratch=convs.scratch).peak_sram_with_io_bytes
 
 
 def with_unit_kernels(qmodel: QuantizedModel, kernels: dict[str, str]) -> QuantizedModel:

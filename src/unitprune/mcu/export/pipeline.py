@@ -101,7 +101,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     chain, fused_q, axis, rows_tried = None, qmodel, "height", [fused_rows]
     if execution != "layers":
         try:
-            fused_q, chain, axis = _fused_form(qmodel, 1 if fused_rows == "auto" else fused_rows, fused_axis)
+            fused_q, chain, axis = fused_form(qmodel, 1 if fused_rows == "auto" else fused_rows, fused_axis)
             if fused_rows == "auto":  # the most rows per step that fit the target's SRAM
                 rows_tried = fused_rows_choices(chain, spec.sram_bytes)
         except FusedUnsupported as error:
@@ -165,7 +165,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     if execution != "auto" or fused:
         for rows in rows_tried if fused else [1]:
             if fused and rows_tried != [fused_rows]:  # fused_rows="auto": try the next candidate
-                fused_q, chain, axis = _fused_form(qmodel, rows, fused_axis)
+                fused_q, chain, axis = fused_form(qmodel, rows, fused_axis)
             try:
                 plan, code, far = generate_fitting(fused)
                 break
@@ -226,9 +226,10 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                         fused_rows=fused_rows if fused else None)
 
 
-def _fused_form(qmodel: QuantizedModel, fused_rows: int, fused_axis: str):
+def fused_form(qmodel: QuantizedModel, fused_rows: int, fused_axis: str):
     """(the model the fused code is generated from, its chain, the axis): ``qmodel`` streamed along
-    the height, or its transpose along the width (:mod:`.fused_axis`)."""
+    the height, or its transpose along the width (:mod:`.fused_axis`; ``unit_plan.sram_fits`` asks
+    it too). Raises :class:`.fused_plan.FusedUnsupported` for a model the plan cannot stream."""
     forms = {}
     if fused_axis in ("auto", "height"):
         forms["height"] = (qmodel, with_fused_rows(fused_chain(qmodel), fused_rows))
