@@ -182,6 +182,15 @@ ZEROACT_OPTIONS = {"fused_rows": 4, "fused_axis": "height"}
 UNIT_KERNELS = {"conv1": "skipfree", "conv2": "sparse", "fc": "sorted"}
 
 
+def mcu_cases(rng: np.random.Generator):
+    """(the zero-activation TTP model, its inputs, the UnIT plan, its inputs): two samples each."""
+    ttp = sparse_chain(rng)
+    x = blob_input(rng, qmodels.random_input(rng, 2, ttp.input_shape, zero_fraction=0.3))
+    qmodel = unit_chain(rng, UNIT_KERNELS)
+    xu = qmodels.random_input(rng, 2, qmodel.input_shape, zero_fraction=0.4, boundary=np.unique(qmodel.ops[0].tau))
+    return zeroact_plan.plan_zero_activation(ttp, x, None, plan="zeroact"), x, qmodel, xu
+
+
 def test_fused_kernels_on_avr_count_their_tables_and_ram_and_are_bit_exact(tmp_path):
     """On the ATmega2560 with the counters compiled in: the zero-activation TTP model (4 rows per step,
     conv2's last step with its own records) and the UnIT plan (skip-free, UnIT sparse, early exit; 2
@@ -191,19 +200,13 @@ def test_fused_kernels_on_avr_count_their_tables_and_ram_and_are_bit_exact(tmp_p
 
     require_target("avr")
     require_program("make", "make")
-    rng = np.random.default_rng(24)
-    ttp = sparse_chain(rng)
-    x = blob_input(rng, qmodels.random_input(rng, 2, ttp.input_shape, zero_fraction=0.3))
-    ttp = zeroact_plan.plan_zero_activation(ttp, x, None, plan="zeroact")
+    ttp, x, qmodel, xu = mcu_cases(np.random.default_rng(24))
     result = export_c(ttp, tmp_path / "ttp", target="avr", samples=x, counters=True, execution="fused",
                       **ZEROACT_OPTIONS)
     plan = json.loads((tmp_path / "ttp" / "memory_plan.json").read_text())
     assert "records_tail" in plan["flash"]["per_layer"]["conv2"]
     expected, expected_counts = run_reference(ttp, x)
     check_avr_export(tmp_path / "ttp", plan, result, expected.reshape(len(x), -1), expected_counts)
-
-    qmodel = unit_chain(rng, UNIT_KERNELS)
-    xu = qmodels.random_input(rng, 2, qmodel.input_shape, zero_fraction=0.4, boundary=np.unique(qmodel.ops[0].tau))
     result = export_c(qmodel, tmp_path / "unit", target="avr", samples=xu, counters=True, execution="fused",
                       fused_rows=2)
     plan = json.loads((tmp_path / "unit" / "memory_plan.json").read_text())
@@ -221,12 +224,7 @@ def test_fused_kernels_on_msp430_are_bit_exact(tmp_path):
 
     require_target("msp430")
     require_program("make", "make")
-    rng = np.random.default_rng(25)
-    ttp = sparse_chain(rng)
-    x = blob_input(rng, qmodels.random_input(rng, 2, ttp.input_shape, zero_fraction=0.3))
-    ttp = zeroact_plan.plan_zero_activation(ttp, x, None, plan="zeroact")
-    qmodel = unit_chain(rng, UNIT_KERNELS)
-    xu = qmodels.random_input(rng, 2, qmodel.input_shape, zero_fraction=0.4, boundary=np.unique(qmodel.ops[0].tau))
+    ttp, x, qmodel, xu = mcu_cases(np.random.default_rng(25))
     for name, model, inputs, options in (("ttp", ttp, x, ZEROACT_OPTIONS), ("unit", qmodel, xu, {"fused_rows": 2})):
         out = tmp_path / name
         export_c(model, out, target="msp430", samples=inputs, execution="fused", **options)
