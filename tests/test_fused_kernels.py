@@ -255,3 +255,27 @@ def test_a_plan_too_big_layer_by_layer_keeps_its_lists_when_they_fit_fused(tmp_p
     x = qmodels.random_input(rng, 1, big.input_shape, boundary=np.unique(conv.tau))
     result = export_c(planned, tmp_path, target="avr", samples=x, execution="auto")
     assert result.execution == "fused" and _kernels(tmp_path)["conv"] == KERNEL["unit_sparse"]
+
+
+def test_the_auto_plan_of_a_model_exported_fused_keeps_the_per_position_kernel():
+    """plan_unit_kernels(plan="auto") for a model beyond the ATmega2560's SRAM layer by layer (so
+    exported fused): its cost model predicts whole-layer calls, so the convs keep the per-position
+    kernel (the reason recorded); the MNIST model, which fits layer by layer, takes the predicted
+    fastest kernels."""
+    from unitprune.mcu.unit_plan import FUSED_REASON, exports_fused, plan_unit_kernels
+
+    rng = np.random.default_rng(27)
+    conv = qmodels.conv(rng, "conv", (1, 40, 40), 8, (3, 3), padding=(1, 1, 1, 1), sparsity=0.5)
+    pool = qmodels.maxpool("pool", qmodels.output_shape(conv), kernel=(4, 4))
+    big = QuantizedModel(ops=[conv, pool, QFlatten("flatten", 800), qmodels.linear(rng, "fc", 800, 4)],
+                         input_shape=(1, 40, 40), input_scale=1.0, output_scale=1.0, variant="unit")
+    x = qmodels.random_input(rng, 4, big.input_shape, zero_fraction=0.5, boundary=np.unique(conv.tau))
+    mnist = qmodels.mnist_like(rng)
+    assert exports_fused(big, "avr") and not exports_fused(mnist, "avr")
+    on_avr = plan_unit_kernels(big, x, "avr")
+    layer = on_avr.source["unit_kernel_plan"]["layers"]["conv"]
+    assert on_avr.ops[0].unit_kernel == "unit" and layer["reason"] == FUSED_REASON
+    assert min(layer["predicted_cycles"], key=layer["predicted_cycles"].get) != "unit"  # the prediction said otherwise
+    xm = qmodels.random_input(rng, 4, mnist.input_shape, zero_fraction=0.5, boundary=np.unique(mnist.ops[0].tau))
+    layers = plan_unit_kernels(mnist, xm, "avr").source["unit_kernel_plan"]["layers"]
+    assert FUSED_REASON not in {layer["reason"] for layer in layers.values()}
