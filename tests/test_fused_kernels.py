@@ -279,3 +279,27 @@ def test_the_auto_plan_of_a_model_exported_fused_keeps_the_per_position_kernel()
     xm = qmodels.random_input(rng, 4, mnist.input_shape, zero_fraction=0.5, boundary=np.unique(mnist.ops[0].tau))
     layers = plan_unit_kernels(mnist, xm, "avr").source["unit_kernel_plan"]["layers"]
     assert FUSED_REASON not in {layer["reason"] for layer in layers.values()}
+
+
+@pytest.mark.parametrize("target", ["host", "avr", "msp430"])
+def test_fused_kernel_code_compiles_warning_free(tmp_path, target):
+    """model.c of the fused exports above (static-sparse tables with a last step's own records, zero
+    activation row starts, skip-free and UnIT sparse steps, the early-exit sink's tables) compiles
+    with -Wconversion -Wsign-conversion -Werror for the host and both MCUs."""
+    from tests.mcu_tools import require_program
+    from tests.test_export import CC, MCU_COMPILERS, STRICT
+
+    if target == "host":
+        compiler, flags = CC or "cc", ["-O2"]
+    else:
+        (compiler, package), flags = MCU_COMPILERS[target]
+        require_program(compiler, package)
+    extra = ["-isystem", "msp430/include"] if target == "msp430" else []
+    ttp, x, qmodel, xu = mcu_cases(np.random.default_rng(28))
+    for name, model, inputs, options in (("ttp", ttp, x, ZEROACT_OPTIONS), ("unit", qmodel, xu, {"fused_rows": 2})):
+        out = tmp_path / name
+        export_c(model, out, target=target, samples=None if target == "host" else inputs, execution="fused",
+                 **options)
+        done = subprocess.run([compiler, *flags, *STRICT, *extra, "-I.", "-Ikernels", "-DUNIT_S8_COUNTS=1", "-c",
+                               "model.c", "-o", "/dev/null"], cwd=out, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr

@@ -177,12 +177,13 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
                           f"{stage.block_rows} output row(s) per step on a window of {stage.span_rows} rows; "
                           f"unit_conv2d_{conv}_s8 */\n")
             weights, levels = _conv_tables(op, ident, conv, conv_kernels, tables, lf, style)
+            size = _SCRATCH_SIZE.get(conv, "unit_conv2d_s8_scratch_size")
             for rows_out, what in steps:
                 block = unit_sparse_block_rows(window_op(op, stage, rows_out)) if conv == "unit_sparse" else 0
                 params = ", ".join(str(v) for v in _window_params(stage, op, rows_out, block))
                 tables.append(f"static const unit_conv2d_params {ident}_{what} = {{{params}}};\n")
-                checks.append(_SCRATCH_SIZE.get(conv, "unit_conv2d_s8_scratch_size({params})").format(
-                    params=f"&{ident}_{what}", levels=levels))
+                levels_arg = f", {levels}" if conv == "unit_sparse" else ""  # the UnIT sparse kernel's tau levels
+                checks.append(f"{size}(&{ident}_{what}{levels_arg})")
             tables += _requant_tables(ident, op.requant, lf, style)
             tables.append("\n")
             flash.append(LayerFlash(op.name, lf))
@@ -194,7 +195,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
                         "    UNIT_MODEL_LAYER_STOP();\n"
                         "    if (status != UNIT_OK) {\n        return status;\n    }\n"
                         f"    UNIT_MODEL_ADD_COUNTS({counter});\n")
-            kernels |= {f"unit_conv2d_{conv}_s8", _SCRATCH_SIZE.get(conv, "unit_conv2d_s8_scratch_size({params})").split("(")[0]}
+            kernels |= {f"unit_conv2d_{conv}_s8", size}
             if conv == "sparse_zeroact":  # its runs are in unit_conv2d_sparse_s8's assembly (linked with it)
                 kernels.add("unit_conv2d_sparse_s8")
         else:
@@ -285,10 +286,10 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
     return ModelC("".join(text), flash, kernels, layers)
 
 
-#: The scratch size function of a conv kernel (the others: unit_conv2d_s8_scratch_size).
-_SCRATCH_SIZE = {"unit_skipfree": "unit_conv2d_unit_skipfree_s8_scratch_size({params})",
-                 "unit_sparse": "unit_conv2d_unit_sparse_s8_scratch_size({params}, {levels})",
-                 "sparse_zeroact": "unit_conv2d_sparse_zeroact_s8_scratch_size({params})"}
+#: The scratch size function of a conv kernel (the others': unit_conv2d_s8_scratch_size).
+_SCRATCH_SIZE = {"unit_skipfree": "unit_conv2d_unit_skipfree_s8_scratch_size",
+                 "unit_sparse": "unit_conv2d_unit_sparse_s8_scratch_size",
+                 "sparse_zeroact": "unit_conv2d_sparse_zeroact_s8_scratch_size"}
 
 
 def _conv_tables(op: QConv, ident: str, conv: str, conv_kernels: FusedKernels, tables: list[str],

@@ -284,7 +284,8 @@ def fused_buffers(chain: FusedChain, linear_out: int, conv_scratch: dict[str, in
     return {"buffers": buffers, "windows": offset, "row": row * (2 if direct else 1),
             "pool_sums": sum(stage.sum_bytes for stage in chain.stages),
             "state": 4 * 2 * len(chain.stages),  # rows received and the next row due, per stage
-            "conv_scratch": max([(conv_scratch or {}).get(stage.name, conv_scratch_bytes(stage.block_rows, stage.out_width))
+            "conv_scratch": max([(conv_scratch or {}).get(stage.name,
+                                                          conv_scratch_bytes(stage.block_rows, stage.out_width))
                                  for stage in convs], default=0),
             "linear_sums": 4 * linear_out}
 

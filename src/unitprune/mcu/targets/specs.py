@@ -214,7 +214,8 @@ def descriptor_bytes(convs, linears, trees, layout: Layout, sparse=0, unit_spars
     conv = struct_bytes([4] * CONV_PARAMS_FIELDS, align)
     requant = struct_bytes([p, p, p, 4, 4], align)
     tree = struct_bytes([4, p, p, p, p], align)
-    return (convs * (conv + requant) + step_params * conv + linears * requant + trees * tree + sparse * struct_bytes([p, p, p], align)
+    return (convs * (conv + requant) + step_params * conv + linears * requant + trees * tree
+            + sparse * struct_bytes([p, p, p], align)
             + unit_sparse * struct_bytes([p, p, p, 4], align))
 
 
