@@ -55,7 +55,7 @@ import torch.fx
 from torch import nn
 
 from ..mcu.export.memory_plan import conv_scratch_bytes, parse_conv_block_rows
-from ..mcu.export.fused_plan import fused_rows_choices
+from ..mcu.export.fused_plan import fused_rows_choices, tail_steps
 from ..mcu.targets.specs import EXPORT_TARGETS, LAYOUTS, STACK_RESERVE, descriptor_bytes
 from .fused_counts import FusedCounts, fused_counts_of
 from .fused_resources import fused_sram_terms, shape_traced
@@ -307,11 +307,13 @@ def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bo
         choices = fused_rows_choices(fused_sram_terms(model, input_shape, 1, fused_axis)["chain"], limit)
     for rows in choices:
         terms = fused_sram_terms(model, input_shape, rows, fused_axis)
-        terms.pop("chain")
-        sram = terms["arena_bytes"] + terms["scratch_bytes"] + layers.descriptor_bytes + terms["output_bytes"]
+        # the shorter last steps' unit_conv2d_params (pointer-free: the same on every layout but in-flash ones)
+        descriptors = layers.descriptor_bytes + descriptor_bytes(0, 0, 0, LAYOUTS[target],
+                                                                 step_params=tail_steps(terms.pop("chain")))
+        sram = terms["arena_bytes"] + terms["scratch_bytes"] + descriptors + terms["output_bytes"]
         if limit is None or sram + STACK_RESERVE <= limit:
             break
-    return replace(layers, sram_bytes=sram, input_bytes=0, **terms)
+    return replace(layers, sram_bytes=sram, input_bytes=0, descriptor_bytes=descriptors, **terms)
 
 
 def trace_resources(model: nn.Module, input_shape: tuple[int, ...]) -> ResourceGraph:
