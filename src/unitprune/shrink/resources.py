@@ -18,7 +18,7 @@ What is counted (the int8 contract of docs/fixed_point.md):
   (int32 multiplier + int8 shift per output: 5 bytes), and with ``unit_tables=True`` the uint8 tau
   table of every conv (one byte per weight). Linear UnIT in ``bitshift`` mode needs no table (the
   129-byte ``table`` / the ``bintree`` variants are not counted). On ``msp430`` without
-  ``unit_tables`` (the dense export) ``requant_bytes`` also holds the output stage's threshold
+  ``unit_tables`` (the dense export, layer by layer) ``requant_bytes`` also holds the output stage's threshold
   tables, 512 bytes per output channel of the convs the exporter gives them
   (:func:`unitprune.mcu.requant_table.planned_layers`: the most outputs per channel first, within
   the FRAM left beside the other constants and the code's reserve; every channel's constants
@@ -60,7 +60,7 @@ import torch.fx
 from torch import nn
 
 from ..mcu.export.memory_plan import conv_scratch_bytes, parse_conv_block_rows
-from ..mcu.export.fused_plan import fused_rows_choices
+from ..mcu.export.fused_plan import fused_rows_choices, tail_steps
 from ..mcu.requant_table import CHANNEL_BYTES, TABLE_TARGETS, planned_layers, room_bytes
 from ..mcu.targets.specs import EXPORT_TARGETS, LAYOUTS, STACK_RESERVE, descriptor_bytes
 from .fused_counts import FusedCounts, fused_counts_of
@@ -218,7 +218,7 @@ class ResourceGraph:
                 tau = tau + w
             convs, linears = (convs + 1, linears) if layer.kind == "conv" else (convs, linears + 1)
         flash = weight + bias + requant + tau
-        if target in TABLE_TARGETS and not unit_tables:  # the dense convs' threshold tables (mcu.requant_table)
+        if target in TABLE_TARGETS and not unit_tables and execution == "layers":  # the dense convs' threshold tables
             tables = self._threshold_tables(c, flash, target)
             requant, flash = requant + tables, flash + tables
         avr = EXPORT_TARGETS["avr"]
@@ -326,11 +326,13 @@ def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bo
         choices = fused_rows_choices(fused_sram_terms(model, input_shape, 1, fused_axis)["chain"], limit)
     for rows in choices:
         terms = fused_sram_terms(model, input_shape, rows, fused_axis)
-        terms.pop("chain")
-        sram = terms["arena_bytes"] + terms["scratch_bytes"] + layers.descriptor_bytes + terms["output_bytes"]
+        # the shorter last steps' unit_conv2d_params (pointer-free: the same on every layout but in-flash ones)
+        descriptors = layers.descriptor_bytes + descriptor_bytes(0, 0, 0, LAYOUTS[target],
+                                                                 step_params=tail_steps(terms.pop("chain")))
+        sram = terms["arena_bytes"] + terms["scratch_bytes"] + descriptors + terms["output_bytes"]
         if limit is None or sram + STACK_RESERVE <= limit:
             break
-    return replace(layers, sram_bytes=sram, input_bytes=0, **terms)
+    return replace(layers, sram_bytes=sram, input_bytes=0, descriptor_bytes=descriptors, **terms)
 
 
 def trace_resources(model: nn.Module, input_shape: tuple[int, ...]) -> ResourceGraph:

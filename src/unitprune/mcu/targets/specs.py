@@ -203,11 +203,12 @@ def struct_bytes(fields: list[int], align: int) -> int:
     return (offset + widest - 1) // widest * widest
 
 
-def descriptor_bytes(convs, linears, trees, layout: Layout, sparse=0, unit_sparse=0):
+def descriptor_bytes(convs, linears, trees, layout: Layout, sparse=0, unit_sparse=0, step_params=0):
     """RAM bytes of the kernels' descriptors (unit_types.h): per conv a ``unit_conv2d_params`` and a
     ``unit_requant_s8``, per linear a ``unit_requant_s8``, per bintree linear a
     ``unit_quotient_tree_s8``, per static-sparse layer a ``unit_sparse_s8``, per UnIT sparse conv a
-    ``unit_unit_sparse_s8`` (unit_kernels_s8.h).
+    ``unit_unit_sparse_s8`` (unit_kernels_s8.h), and ``step_params`` more ``unit_conv2d_params`` (the
+    fused plan's shorter last steps).
     The counts may be tensors (the resource model's relaxed counts)."""
     p, align = layout.pointer_bytes, layout.struct_align
     if layout.const_in_flash:  # the exported descriptors are static const: in flash there (Layout)
@@ -215,7 +216,8 @@ def descriptor_bytes(convs, linears, trees, layout: Layout, sparse=0, unit_spars
     conv = struct_bytes([4] * CONV_PARAMS_FIELDS, align)
     requant = struct_bytes([p, p, p, 4, 4, *([p] if layout.requant_thresholds else [])], align)
     tree = struct_bytes([4, p, p, p, p], align)
-    return (convs * (conv + requant) + linears * requant + trees * tree + sparse * struct_bytes([p, p, p], align)
+    return (convs * (conv + requant) + step_params * conv + linears * requant + trees * tree
+            + sparse * struct_bytes([p, p, p], align)
             + unit_sparse * struct_bytes([p, p, p, 4], align))
 
 
