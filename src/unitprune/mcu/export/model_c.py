@@ -63,11 +63,18 @@ class _TableStyle:
 def _requant_tables(ident: str, requant, flash: dict[str, int], style: _TableStyle) -> list[str]:
     parts = [style.array("int32_t", f"{ident}_bias", requant.bias),
              style.array("int32_t", f"{ident}_multiplier", requant.multiplier),
-             style.array("int8_t", f"{ident}_shift", requant.shift),
-             f"static const unit_requant_s8 {ident}_requant = {{{ident}_bias, {ident}_multiplier, {ident}_shift, "
-             f"{requant.act_min}, {requant.act_max}}};\n"]
+             style.array("int8_t", f"{ident}_shift", requant.shift)]
     n = len(requant.bias)
     flash.update(bias=4 * n, multiplier=4 * n, shift=n)
+    thresholds = "0"  # unit_requant_s8.thresholds: a field of MSP430 builds only (unit_kernels_s8.h)
+    if requant.thresholds is not None:  # the output stage's threshold tables (unitprune.mcu.requant_table)
+        parts += ["#if defined(__MSP430__) /* read by the MSP430 builds only */\n",
+                  style.array("uint32_t", f"{ident}_thresholds", requant.thresholds,
+                              comment="per output channel T+(q) + T-(q), q = 1..128"), "#endif\n"]
+        flash["thresholds"] = 4 * requant.thresholds.size
+        thresholds = f"{ident}_thresholds"
+    parts.append(f"static const unit_requant_s8 {ident}_requant = {{{ident}_bias, {ident}_multiplier, {ident}_shift, "
+                 f"{requant.act_min}, {requant.act_max} UNIT_REQUANT_THRESHOLDS({thresholds})}};\n")
     return parts
 
 

@@ -13,6 +13,7 @@ import logging
 from .. import kernel_choice
 from ...kernels.sparse_zeroact_s8 import zeroact_scratch_bytes
 from ..qmodel import QuantizedModel
+from ..requant_table import with_tables
 from ..zeroact_plan import plans_zeroact, zeroact_layers
 from .build_files import CSRC, kernel_files, makefile, support_files, template_files
 from .checks import check_fits_target, check_model, check_request
@@ -117,6 +118,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     code_bytes = spec.code_reserve_bytes + (spec.zeroact_code_bytes if plans_zeroact(qmodel) else 0)
     sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit,
                                          samples_bytes + requant_bytes + code_bytes)
+    # the dense convolutions' output stage by threshold tables where the flash allows (MSP430; layer
+    # by layer only: the fused plan is formed from the model without them)
+    plain, qmodel = qmodel, with_tables(qmodel, target, variant, kernels, sparse)
     # of those, the convs planned to skip zero activations too (zeroact_plan), with their scratch
     zeroact = zeroact_layers(qmodel, sparse)
     scratch.update({op.name: zeroact_scratch_bytes(op.in_channels, op.in_height, op.out_channels, op.out_width,
@@ -165,7 +169,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     if execution != "auto" or fused:
         for rows in rows_tried if fused else [1]:
             if fused and rows_tried != [fused_rows]:  # fused_rows="auto": try the next candidate
-                fused_q, chain, axis = fused_form(qmodel, rows, fused_axis)
+                fused_q, chain, axis = fused_form(plain, rows, fused_axis)
             try:
                 plan, code, far = generate_fitting(fused)
                 break
