@@ -66,6 +66,7 @@ from tqdm.auto import tqdm
 from ..extras import require
 from ..training import batches, evaluate
 from .allocation import fit_counts, marginal_value, project_counts, ranked_mask, salience_ranks
+from .bn_stats import recalibrate_batchnorm
 from .budget import BudgetError, MCUBudget, check_feasible, cubic_budget, over_budget
 from .gates import ChannelGates, channel_norms
 from .removal import kept_indices, remove_channels
@@ -131,6 +132,9 @@ class ShrinkConfig:
     seed: int = 0
     num_threads: int = 1
     progress: bool = False
+    recalibrate_bn: bool = False
+    bn_examples: int = 1024
+    finetune_lr: str = "constant"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -153,6 +157,10 @@ class ShrinkConfig:
             raise ValueError(f"ShrinkConfig.reserve_fraction must be >= 0, got {self.reserve_fraction}")
         if self.reserve < 0:
             raise ValueError(f"ShrinkConfig.reserve must be >= 0, got {self.reserve}")
+        if self.finetune_lr not in ("constant", "cosine"):
+            raise ValueError(f"ShrinkConfig.finetune_lr must be 'constant' or 'cosine', got {self.finetune_lr!r}")
+        if self.bn_examples < 1:
+            raise ValueError(f"ShrinkConfig.bn_examples must be >= 1, got {self.bn_examples}")
 
     @property
     def pruning_epochs(self) -> int:
@@ -333,6 +341,13 @@ def shrink(
     history: list[dict[str, Any]] = []
     best_state, best_val = None, -1.0
     step = 0
+    ft_steps, ft_step = (config.epochs - config.pruning_epochs) * n_batches, 0
+
+    def finetune_lr(t: int) -> float:
+        if config.finetune_lr == "constant" or ft_steps <= 0:
+            return config.lr
+        return 0.5 * config.lr * (1.0 + math.cos(math.pi * t / ft_steps))
+
     try:
         bar = tqdm(range(1, config.epochs + 1), desc="shrink", disable=not config.progress)
         for epoch in bar:
@@ -347,6 +362,10 @@ def shrink(
                         was_masked = gates.theta[g].detach() <= 0
                         gates.set(g, ranked_mask(counts[g], ranking[g]))
                         reopened += int((was_masked & (gates.theta[g].detach() > 0)).sum())
+                else:
+                    for param_group in optimizer.param_groups:
+                        param_group["lr"] = finetune_lr(ft_step)
+                    ft_step += 1
                 loss = loss_fn(work(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -374,6 +393,8 @@ def shrink(
                                     budget)
                 counts = {g: float(n) for g, n in ints.items()}
                 optimizer = torch.optim.Adam(work.parameters(), lr=config.lr)
+            if pruning and config.recalibrate_bn:
+                recalibrate_batchnorm(work, train_data, config.bn_examples, config.batch_size)
             val = evaluate(work, val_data)
             budgets = {k: cubic_budget(initial[k], limits[k], step, tighten_steps) for k in limits}
             record = _epoch_record(graph, budget, epoch, pruning, loss_sum / len(train_data), val, budgets,
