@@ -125,3 +125,63 @@ def test_finetuning_learning_rate_follows_the_hand_computed_cosine(monkeypatch, 
 def test_unknown_finetuning_schedule_is_refused():
     with pytest.raises(ValueError, match="finetune_lr"):
         ShrinkConfig(finetune_lr="linear")
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_channel_removal_keeps_the_models_train_or_eval_mode(training):
+    from unitprune.models import ds_cnn_net
+    from unitprune.shrink import trace_resources
+    from unitprune.shrink.removal import remove_channels
+
+    model = ds_cnn_net(num_classes=4, width=8, blocks=2, input_shape=(1, 16, 12)).train(training)
+    graph = trace_resources(model, (1, 16, 12))
+    remove_channels(model, graph, {g: [0] for g in graph.prunable_groups()}, torch.zeros(1, 1, 16, 12))
+    assert model.conv1.out_channels == 7  # removed
+    assert {m.training for m in model.modules()} == {training}  # Torch-Pruning's tracing puts modules in eval mode
+
+
+def test_every_training_step_of_the_pruning_phase_runs_batchnorm_in_training_mode():
+    """Channels are removed every step (``remove_every=1``); every forward pass with gradients and a
+    training batch (Torch-Pruning's trace uses one example) must normalise with the batch statistics."""
+    from unitprune.data import load_digits
+
+    splits = load_digits(seed=0)
+    model = _digits_bn_net()
+    budget = MCUBudget(sram_bytes=resources(model, (1, 8, 8)).sram_bytes // 2)
+    seen = []
+
+    def record(module, inputs):
+        if torch.is_grad_enabled() and inputs[0].shape[0] > 1:
+            seen.append(module.training)
+
+    model[4].register_forward_pre_hook(record)  # shrink works on a copy: the hook is copied with the module
+    result = shrink(model, splits.train, splits.val, budget,
+                    ShrinkConfig(epochs=2, prune_epochs=2, remove_every=1), input_shape=(1, 8, 8))
+    n = -(-len(splits.train) // 64)
+    assert len(seen) == 2 * n
+    assert all(seen)
+    assert result.model[1].num_features < 12 or result.model[4].num_features < 16
+
+
+def test_remove_every_zero_keeps_every_channel_until_pruning_ends():
+    from unitprune.data import load_digits
+    from unitprune.shrink.method import remove_channels as method_remove
+
+    splits = load_digits(seed=0)
+    calls = []
+    import unitprune.shrink.method as method
+
+    def recording_remove(*args, **kwargs):
+        calls.append(kwargs.get("optimizer") is not None)
+        return method_remove(*args, **kwargs)
+
+    model = _digits_bn_net()
+    budget = MCUBudget(sram_bytes=resources(model, (1, 8, 8)).sram_bytes // 2)
+    try:
+        method.remove_channels = recording_remove
+        result = shrink(model, splits.train, splits.val, budget,
+                        ShrinkConfig(epochs=2, prune_epochs=2, remove_every=0), input_shape=(1, 8, 8))
+    finally:
+        method.remove_channels = method_remove
+    assert calls == [False]  # once, when pruning ends (no optimizer to carry: fine-tuning starts a new one)
+    assert result.after.sram_bytes <= budget.sram_bytes

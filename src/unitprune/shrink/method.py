@@ -132,7 +132,7 @@ class ShrinkConfig:
     seed: int = 0
     num_threads: int = 1
     progress: bool = False
-    recalibrate_bn: bool = False
+    recalibrate_bn: bool = True
     bn_examples: int = 1024
     finetune_lr: str = "constant"
 
@@ -159,6 +159,8 @@ class ShrinkConfig:
             raise ValueError(f"ShrinkConfig.reserve must be >= 0, got {self.reserve}")
         if self.finetune_lr not in ("constant", "cosine"):
             raise ValueError(f"ShrinkConfig.finetune_lr must be 'constant' or 'cosine', got {self.finetune_lr!r}")
+        if self.remove_every < 0:
+            raise ValueError(f"ShrinkConfig.remove_every must be >= 0 (0: only when pruning ends), got {self.remove_every}")
         if self.bn_examples < 1:
             raise ValueError(f"ShrinkConfig.bn_examples must be >= 1, got {self.bn_examples}")
 
@@ -381,7 +383,7 @@ def shrink(
                     values = {g: marginal_value(grown[g], compared[g]) for g in gates.groups}
                     counts = project_counts(graph, grown, values, budgets, budget)
                     step += 1
-                    if step % config.remove_every == 0:
+                    if config.remove_every and step % config.remove_every == 0:
                         optimizer, salience = _remove_beyond_reserve(work, graph, gates, example, optimizer,
                                                                      make_optimizer, salience,
                                                                      _order(gates, salience, config), counts,
