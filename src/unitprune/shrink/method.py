@@ -39,7 +39,9 @@ Every step:
 (:func:`.budget.cubic_budget`) over the first ``tighten_fraction`` of the pruning steps. Every
 ``remove_every`` steps the channels ranked ``reserve`` or more places beyond the open ones are
 removed physically (:mod:`.removal`: weights, BatchNorm statistics, next-layer inputs, Adam
-state), so training gets faster while the channels near the margin can still come back.
+state; the model stays in training mode), so training gets faster while the channels near the
+margin can still come back. At the end of every pruning epoch the BatchNorm running statistics
+are re-estimated for the current masks (``recalibrate_bn``) before the validation.
 
 At the end of the pruning phase the counts become integers that meet the budget exactly by the
 resource model (:func:`.allocation.fit_counts`: no group can take one more channel), the masks
@@ -108,10 +110,18 @@ class ShrinkConfig:
         relative_value: compare groups by their marginal channel's salience over the mean salience
             of the group's open channels (scale-free across layers) instead of the raw salience.
         batch_size: examples per step.
-        remove_every: steps between physical removals of the channels beyond the reserve.
+        remove_every: steps between physical removals of the channels beyond the reserve (0: no
+            removal before the end of pruning). A removal keeps the model in training mode.
         seed: seed of the data order.
         num_threads: torch threads.
         progress: show a progress bar per epoch.
+        recalibrate_bn: at the end of every pruning epoch, re-estimate the BatchNorm running
+            statistics of the masked model from the first ``bn_examples`` training examples
+            (:func:`.bn_stats.recalibrate_batchnorm`): the momentum average lags behind the
+            changing masks, and the epoch's validation accuracy and the start of fine-tuning use them.
+        bn_examples: training examples the BatchNorm statistics are re-estimated from.
+        finetune_lr: learning rate of the fine-tuning phase: ``"constant"`` (``lr``) or
+            ``"cosine"`` (per step from ``lr`` down to 0 over the fine-tuning steps).
     """
 
     epochs: int = 8
