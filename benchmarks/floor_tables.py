@@ -87,7 +87,7 @@ def linear_and_requant(results: Path) -> str:
 def requantize_run(results: Path) -> str:
     """The kernels' output stage per output (benchmarks/requantize_run_s8_mcu.py): the worst case and
     the mean over the edge cases of the fast form, the general routine's worst case, the demo
-    model's mean per layer and over all its outputs."""
+    model's mean per layer and over all its outputs; then the same with the threshold tables (MSP430)."""
     data = _load(results, "requantize_run_s8_mcu.json")
     runs = data["targets"]
     lines = ["| cycles per output | " + " | ".join(NAMES.values()) + " |", "|---|---|---|---|"]
@@ -107,6 +107,18 @@ def requantize_run(results: Path) -> str:
             lambda r, name=name: f"{r['mnist']['layers'][name]['cycles_per_output']:.1f}")
     row(f"MNIST demo, mean over all {runs['avr']['mnist']['outputs']:,} outputs (each run's call included)",
         lambda r: f"{r['mnist']['mean_cycles_per_output']:.1f}")
+
+    def table(value):  # the threshold tables (MSP430 exports; AVR: none)
+        return lambda r: value(r["table"]) if "table" in r else "-"
+
+    row("threshold table (channels with one), worst case", table(lambda t: f"**{t['table_worst']}**"))
+    row("threshold table, mean over the edge cases", table(lambda t: f"{t['table_mean_edge_cases']:.1f}"))
+    for name in runs["avr"]["mnist"]["layers"]:
+        row(f"MNIST demo {name} with the exported tables: mean",
+            table(lambda t, name=name: f"{t['mnist']['layers'][name]['cycles_per_output']:.1f}"
+                  + ("" if t["mnist"]["layers"][name]["table_channels"] else " (no table)")))
+    row("MNIST demo with the exported tables, mean over all outputs",
+        table(lambda t: f"{t['mnist']['mean_cycles_per_output']:.1f}"))
     return "\n".join(lines)
 
 

@@ -21,6 +21,10 @@ Three measurements per target:
   the maximum over the fast-form cases is the worst case per output. MSP430 without a multiplier
   has no fast form (``fast_form`` false): its channels take the general shift-and-add routine, and
   ``fast_*`` then names the same channel constants on that routine.
+* ``table`` (MSP430 and MSP430+hwmult): the same cases with every channel's threshold table
+  (``unitprune.mcu.requant_table``; the channels beyond one, multipliers 0 and 1 and shift -31, keep
+  the multiplying routine), 24 channels per firmware (the tables of all exceed the FRAM), and the
+  MNIST layers with the tables the exporter gives the convolutions (not the linear layer).
 * ``mnist``: the accumulators of the demo MNIST model (``runs/demo/train/model.pt``, int8 as
   ``unitprune.quantize`` makes it, the first ``--mnist-samples`` test digits) requantized in the
   kernels' runs (conv1: rows of 24 outputs, conv2: rows of 8, fc: runs of one), the whole calls
@@ -43,13 +47,15 @@ from pathlib import Path
 import numpy as np
 
 import unitprune
-from unitprune.mcu import reference, targets
+from unitprune.mcu import reference, requant_table, targets
 from unitprune.mcu.codegen import c_array
 
 logger = logging.getLogger("requantize_run_s8_mcu")
 CSRC = Path(unitprune.__file__).resolve().parent / "csrc"
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "kernels_floor"
 TARGETS = ("avr", "msp430", "msp430-hwmult")
+#: The targets measured with threshold tables too (the "msp430" export's tables serve both builds).
+TABLE_TARGETS = ("msp430", "msp430-hwmult")
 INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
 RUN = 64  # outputs per run in the exactness firmware
 
@@ -156,11 +162,29 @@ void __unit_requantize_run_fast_s8(int8_t *y, const int32_t *stored, int16_t cou
 '''
 
 
-def firmware_source(groups: list[dict], stored: np.ndarray, timed: list[tuple[int, int]], runs: list[int]) -> str:
+def group_tables(groups: list[dict]) -> np.ndarray:
+    """Each group's threshold table (``unitprune.mcu.requant_table``) as ``group["table"]`` (its index,
+    -1: none, the channel is beyond a table), and the tables one after the other."""
+    tables = []
+    for g in groups:
+        row = requant_table.channel_table(g["multiplier"], g["shift"])
+        g["table"] = -1 if row is None else len(tables)
+        if row is not None:
+            tables.append(row)
+    return np.concatenate(tables) if tables else np.zeros(requant_table.ENTRIES, np.uint32)
+
+
+def firmware_source(groups: list[dict], stored: np.ndarray, timed: list[tuple[int, int]], runs: list[int],
+                    tables: np.ndarray | None = None) -> str:
     """groups: channel constants with ``first``/``count`` into ``stored`` (int32 values); timed: (group, index) cases measured per output; runs:
-    the run lengths inside each timed group."""
+    the run lengths inside each timed group; tables: the groups' threshold tables (:func:`group_tables`; None: none)."""
     n = int(stored.size)
-    lines = [PROLOGUE,
+    table_lines = []
+    if tables is not None:
+        table_lines = [c_array("uint32_t", "thresholds", tables, flash=True),
+                       c_array("int16_t", "g_table", [g["table"] for g in groups], flash=True)]
+    set_table = ["    if (UNIT_READ_S16(g_table + g) >= 0) s.thresholds = thresholds + 128 * UNIT_READ_S16(g_table + g);"]
+    lines = [PROLOGUE, *table_lines,
              c_array("int32_t", "stored_flash", stored, flash=True),
              c_array("int32_t", "g_mult", [g["multiplier"] for g in groups], flash=True),
              c_array("int8_t", "g_shift", [g["shift"] for g in groups], flash=True),
@@ -176,6 +200,7 @@ def firmware_source(groups: list[dict], stored: np.ndarray, timed: list[tuple[in
              "static void channel(uint16_t g) {",
              "    unit__requant_run_init_s8(&s, UNIT_READ_S32(g_mult + g), UNIT_READ_S8(g_shift + g),"
              " UNIT_READ_S8(g_min + g), UNIT_READ_S8(g_max + g));",
+             *(set_table if tables is not None else []),
              "}",
              "static void load(uint16_t first, uint16_t count) {",
              "    uint16_t i;",
@@ -259,8 +284,9 @@ def _check(target: str, what: str, got: np.ndarray, want: np.ndarray, acc: np.nd
                            f"({bad.size} of {acc.size} outputs differ)")
 
 
-def measure_cases(target: str, rows: list[dict], root: Path, timed_every: int = 1) -> dict:
-    """The exactness and per-output measurements of one target."""
+def measure_cases(target: str, rows: list[dict], root: Path, timed_every: int = 1, tables: bool = False) -> dict:
+    """The exactness and per-output measurements of one target (``tables``: every channel a threshold
+    table can hold gets one, ``table`` in the per-output records)."""
     groups, acc, timed, first = [], [], [], 0
     for gi, row in enumerate(rows):
         groups.append({**{k: row[k] for k in ("multiplier", "shift", "act_min", "act_max")},
@@ -269,7 +295,8 @@ def measure_cases(target: str, rows: list[dict], root: Path, timed_every: int = 
         timed += [(gi, i) for i in range(len(row["acc"]))][::timed_every]
         first += len(row["acc"])
     acc = np.array(acc, np.int64)
-    firmware, result = _build_run(target, firmware_source(groups, _stored(target, acc), timed, []), root)
+    table_array = group_tables(groups) if tables else None
+    firmware, result = _build_run(target, firmware_source(groups, _stored(target, acc), timed, [], table_array), root)
     regions = result.regions
     got = np.frombuffer(next(r for r in regions if r.label == "exact").data, np.int8)
     _check(target, "exact", got, expected(groups, acc), acc, groups)
@@ -278,8 +305,13 @@ def measure_cases(target: str, rows: list[dict], root: Path, timed_every: int = 
     per_output = [{"multiplier": groups[g]["multiplier"], "shift": groups[g]["shift"],
                    "act_min": groups[g]["act_min"], "act_max": groups[g]["act_max"],
                    "acc": int(acc[groups[g]["first"] + i]), "cycles": two - one, "run_of_one": one,
-                   "fast": is_fast(groups[g]["multiplier"], groups[g]["shift"])}
+                   "fast": is_fast(groups[g]["multiplier"], groups[g]["shift"]),
+                   **({"table": groups[g]["table"] >= 0} if tables else {})}
                   for (g, i), one, two in zip(timed, ones, twos, strict=True)]
+    if tables:
+        return {"compiler": firmware.compiler, "outputs_checked": int(acc.size),
+                "table_channels": sum(g["table"] >= 0 for g in groups), "channels": len(groups),
+                "per_output": per_output}
     fast = [c["cycles"] for c in per_output if c["fast"]]
     general = [c["cycles"] for c in per_output if not c["fast"]]
     worst = max((c for c in per_output if c["fast"]), key=lambda c: c["cycles"])
@@ -287,6 +319,23 @@ def measure_cases(target: str, rows: list[dict], root: Path, timed_every: int = 
             "timed": len(per_output),
             "fast_worst": max(fast), "fast_worst_case": worst, "fast_mean_edge_cases": float(np.mean(fast)),
             "general_worst": max(general), "general_mean_edge_cases": float(np.mean(general)),
+            "per_output": per_output}
+
+
+def measure_table_cases(target: str, rows: list[dict], root: Path, part: int = 24) -> dict:
+    """:func:`measure_cases` with threshold tables, ``part`` channels per firmware (the tables of
+    every channel at once exceed the MSP430's FRAM)."""
+    parts = [measure_cases(target, rows[i:i + part], root / str(i), tables=True) for i in range(0, len(rows), part)]
+    per_output = [c for p in parts for c in p["per_output"]]
+    table = [c for c in per_output if c["table"]]
+    worst = max(table, key=lambda c: c["cycles"])
+    return {"compiler": parts[0]["compiler"], "firmwares": len(parts),
+            "outputs_checked": sum(p["outputs_checked"] for p in parts), "timed": len(per_output),
+            "table_channels": sum(p["table_channels"] for p in parts), "channels": len(rows),
+            "table_worst": worst["cycles"], "table_worst_case": worst,
+            "table_mean_edge_cases": float(np.mean([c["cycles"] for c in table])),
+            "fast_form_table_worst": max(c["cycles"] for c in table if c["fast"]),
+            "without_table_worst": max((c["cycles"] for c in per_output if not c["table"]), default=None),
             "per_output": per_output}
 
 
@@ -328,8 +377,9 @@ def mnist_layers(weights: str, samples: int) -> list[dict]:
     return layers
 
 
-def measure_mnist(target: str, layers: list[dict], root: Path) -> dict:
-    """Cycles of the kernels' runs over the demo model's accumulators, per layer."""
+def measure_mnist(target: str, layers: list[dict], root: Path, tables: bool = False) -> dict:
+    """Cycles of the kernels' runs over the demo model's accumulators, per layer (``tables``: the
+    convolutions' channels with threshold tables, as ``unitprune.mcu.requant_table`` exports them)."""
     out = {}
     for layer in layers:
         rows, run = layer["channels"], layer["run"]  # linear: one run per output (constants per output)
@@ -340,7 +390,8 @@ def measure_mnist(target: str, layers: list[dict], root: Path) -> dict:
             acc += row["acc"]
             first += len(row["acc"])
         acc = np.array(acc, np.int64)
-        firmware, result = _build_run(target, firmware_source(groups, _stored(target, acc), [], [run]),
+        table_array = group_tables(groups) if tables and run > 1 else None
+        firmware, result = _build_run(target, firmware_source(groups, _stored(target, acc), [], [run], table_array),
                                       root / layer["name"])
         got = np.frombuffer(next(r for r in result.regions if r.label == "exact").data, np.int8)
         _check(target, f"mnist {layer['name']}", got, expected(groups, acc), acc, groups)
@@ -348,7 +399,9 @@ def measure_mnist(target: str, layers: list[dict], root: Path) -> dict:
         out[layer["name"]] = {"outputs": int(acc.size), "run": run, "cycles": int(cycles),
                               "cycles_per_output": cycles / acc.size,
                               "fast_channels": sum(is_fast(g["multiplier"], g["shift"]) for g in groups),
-                              "channels": len(groups), "relu_shortcut": float(np.mean(acc <= 0))}
+                              "channels": len(groups), "relu_shortcut": float(np.mean(acc <= 0)),
+                              "table_channels": sum(g.get("table", -1) >= 0 for g in groups) if table_array is not None else 0,
+                              "table_flash_bytes": int(4 * table_array.size) if table_array is not None else 0}
     total_cycles = sum(v["cycles"] for v in out.values())
     total_outputs = sum(v["outputs"] for v in out.values())
     return {"layers": out, "mean_cycles_per_output": total_cycles / total_outputs, "outputs": total_outputs}
@@ -383,6 +436,14 @@ def main(argv: list[str] | None = None) -> None:
             result = measure_cases(target, rows, Path(temporary) / target / "cases")
             if layers:
                 result["mnist"] = measure_mnist(target, layers, Path(temporary) / target / "mnist")
+            if target in TABLE_TARGETS:  # the threshold tables (unitprune.mcu.requant_table)
+                result["table"] = measure_table_cases(target, rows, Path(temporary) / target / "table")
+                if layers:
+                    result["table"]["mnist"] = measure_mnist(target, layers, Path(temporary) / target / "mnist_table",
+                                                             tables=True)
+                logger.info("%s with threshold tables: worst %d per output (mean over the edge cases %.1f); MNIST mean %s",
+                            target, result["table"]["table_worst"], result["table"]["table_mean_edge_cases"],
+                            round(result["table"]["mnist"]["mean_cycles_per_output"], 1) if layers else "-")
             document["targets"][target] = result
             logger.info("%s: %d outputs exact; per output, fast form worst %d (mean over the edge cases %.1f), "
                         "general routine worst %d; MNIST mean %s", target, result["outputs_checked"],

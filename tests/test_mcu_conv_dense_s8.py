@@ -92,3 +92,33 @@ def test_nonnegative_inputs_take_the_unsigned_loads_on_msp430_hwmult(signed, int
               for name, layer in result["builds"]["msp430-hwmult"]["layers"].items()}
     assert abs(kernel["signed"] - kernel["nonneg"] - interior_macs) <= 10 * runs
     assert kernel["last_negative"] == kernel["signed"]
+
+
+#: MSP430+hwmult depthwise 3x3 (UNIT__DOT_DW3) per pass of two outputs, counted by hand from the
+#: loop's instructions in mspdebug's cycle table: per output 8 MACs with the weight in a register
+#: (MOV.B @r13+ 2, SXT 1, MOV r4,&MACS 4, MOV rW,&OP2 4) and one with the stacked weight (MOV @r1,&OP2
+#: 5), two row skips (ADD r8,r13: 1 each), the next-field skip (ADD 2(r1),r13: 3), RESLO/RESHI stored
+#: (6 each); per pass ADD #8,r12 (2), CMP 4(r1),r12 (3), JNE (2). Without the SXT: 9 cycles less per output.
+DW3_PASS = {"random": 2 * (8 * 11 + 12 + 2 + 3 + 12) + 7, "nonneg": 2 * (8 * 10 + 11 + 2 + 3 + 12) + 7}
+
+
+@pytest.mark.parametrize("inputs", ["random", "nonneg"])
+def test_the_hwmult_depthwise_run_costs_its_hand_counted_pass(inputs, tmp_path):
+    """Two depthwise 3x3 layers whose interiors differ by 2 outputs per row (10 and 12 columns,
+    4 rows, 2 channels): the assembly runs alone (the benchmark's accumulate region, same calls)
+    differ by exactly one pass of two outputs per run; an odd interior (11 columns: the run enters
+    at a pass's second output) costs between the two. The whole layer stays bit-exact (measure raises
+    on any mismatch) and the MNIST-sized layer's accumulation is below issue 19's 15 cycles per MAC."""
+    require_target("msp430-hwmult")
+    layers = tuple(bench.Layer(f"dw{width}", 2, 6, width, 2, (3, 3), groups=2, inputs=inputs)
+                   for width in (12, 13, 14))
+    result = bench.measure(layers, ("msp430-hwmult",), seed=4, build_dir=tmp_path)
+    built = result["builds"]["msp430-hwmult"]["layers"]
+    accumulate = {name: round(layer["floor_style_accumulation_cycles_per_mac"] * 2 * 4 * (layer_width - 2) * 9)
+                  for (name, layer), layer_width in zip(built.items(), (12, 13, 14))}
+    runs = 2 * 4
+    assert accumulate["dw14"] - accumulate["dw12"] == runs * DW3_PASS[inputs]
+    assert accumulate["dw12"] < accumulate["dw13"] < accumulate["dw14"]
+    mnist = bench.measure((dataclasses.replace(bench.MNIST[2], inputs=inputs),), ("msp430-hwmult",), seed=0,
+                          build_dir=tmp_path / "mnist")
+    assert mnist["builds"]["msp430-hwmult"]["layers"]["depthwise3x3"]["floor_style_accumulation_cycles_per_mac"] < 15

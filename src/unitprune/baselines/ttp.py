@@ -9,6 +9,17 @@ active (pruned weights stay zero). After each step a deep copy is taken and made
 ``prune.remove``: every returned model is an independent plain module with zeros in its weights.
 Biases are not pruned.
 
+``TTPConfig.allocation`` decides how the pruned weights are shared among the layers:
+
+* ``"global"`` (the paper's, the default): the schedule's fractions are of the weights, pruned by
+  smallest ``|w|`` over the whole model. A small first convolution with large weights stays almost
+  dense, although each of its weights costs the most MACs (once per output position).
+* ``"macs"``: the schedule's fractions are of the dense MACs, and the weights are pruned by
+  smallest ``|w| / m``, ``m`` the MACs a weight of its layer costs per inference (a conv weight:
+  its output channel's positions; a Linear weight: 1): the magnitude lost per MAC saved, a greedy
+  knapsack. Each step prunes the fewest weights whose MACs reach ``round(target * total MACs)``.
+  ``m`` is measured by one forward pass of an example input (:func:`macs_per_weight`).
+
 Typical use::
 
     steps = iterative_magnitude_pruning(model, splits, TTPConfig(schedule=(0.5, 0.7, 0.9)))
@@ -22,17 +33,21 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
+import torch
 import torch.nn as nn
 import torch.nn.utils.prune as prune
 from torch.utils.data import TensorDataset
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRUNABLE_TYPES", "TTPConfig", "TTPStep", "prunable_weights", "weight_sparsity",
-           "global_magnitude_prune", "make_permanent", "permanent_copy", "iterative_magnitude_pruning"]
+__all__ = ["ALLOCATIONS", "PRUNABLE_TYPES", "TTPConfig", "TTPStep", "prunable_weights", "weight_sparsity",
+           "macs_per_weight", "mac_sparsity", "global_magnitude_prune", "mac_aware_prune", "make_permanent",
+           "permanent_copy", "iterative_magnitude_pruning"]
 
 #: Layer types whose ``weight`` is pruned.
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
+#: How the pruned weights are shared among the layers (module docstring).
+ALLOCATIONS = ("global", "macs")
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,8 @@ class TTPConfig:
         seed: seed of the fine-tuning data order.
         num_threads: torch threads while fine-tuning.
         progress: show progress bars while fine-tuning.
+        allocation: ``"global"`` (fractions of the weights, smallest ``|w|``) or ``"macs"``
+            (fractions of the dense MACs, smallest ``|w|`` per MAC saved); module docstring.
     """
 
     schedule: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95)
@@ -57,6 +74,7 @@ class TTPConfig:
     seed: int = 0
     num_threads: int = 1
     progress: bool = False
+    allocation: str = "global"
 
     def __post_init__(self) -> None:
         schedule = tuple(float(s) for s in self.schedule)
@@ -69,6 +87,8 @@ class TTPConfig:
             raise ValueError(f"TTPConfig.schedule must be strictly increasing, got {schedule}")
         if self.finetune_epochs < 0:
             raise ValueError(f"TTPConfig.finetune_epochs must be >= 0, got {self.finetune_epochs}")
+        if self.allocation not in ALLOCATIONS:
+            raise ValueError(f"TTPConfig.allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
 
 
 @dataclass
@@ -76,7 +96,7 @@ class TTPStep:
     """One point of the schedule.
 
     Attributes:
-        target_sparsity: the scheduled sparsity.
+        target_sparsity: the scheduled sparsity (of the weights, or of the MACs with ``allocation="macs"``).
         sparsity: measured fraction of zero prunable weights of ``model``.
         model: an independent copy, pruning made permanent (plain layers with zero weights).
         val_accuracy: validation accuracy after fine-tuning (``None`` if not measured).
@@ -140,6 +160,91 @@ def global_magnitude_prune(model: nn.Module, sparsity: float) -> nn.Module:
     return model
 
 
+def macs_per_weight(model: nn.Module, example_input: torch.Tensor) -> list[int]:
+    """Per :func:`prunable_weights` entry, the MACs one of its weights costs per inference: the
+    elements of the layer's output per output channel (a conv: the positions, a Linear: 1), from
+    one forward pass of ``example_input`` (batch size 1). A layer the pass does not call is an error."""
+    if example_input.shape[0] != 1:
+        raise ValueError(f"macs_per_weight: example_input must hold one sample, got shape {tuple(example_input.shape)}")
+    parameters = prunable_weights(model)
+    if not parameters:
+        raise ValueError(f"{type(model).__name__} has no Linear/Conv1d/Conv2d weights to prune")
+    sizes: dict[int, int] = {}
+
+    def hook(module, args, output):
+        sizes[id(module)] = output.numel() // getattr(module, "weight").shape[0]
+
+    handles = [module.register_forward_hook(hook) for module, _ in parameters]
+    try:
+        with torch.no_grad():
+            model.eval()(example_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+    names = {id(module): name for name, module in model.named_modules()}
+    missing = [names[id(module)] for module, _ in parameters if id(module) not in sizes]
+    if missing:
+        raise ValueError(f"macs_per_weight: the forward pass did not call the layer(s) {missing}")
+    return [sizes[id(module)] for module, _ in parameters]
+
+
+def mac_sparsity(model: nn.Module, macs: list[int]) -> float:
+    """Fraction of the dense MACs whose weight is zero (``macs``: :func:`macs_per_weight`)."""
+    zero = total = 0
+    for (module, name), m in zip(prunable_weights(model), macs):
+        weight = getattr(module, name)
+        zero += int((weight == 0).sum()) * m
+        total += weight.numel() * m
+    return zero / total
+
+
+def mac_aware_prune(model: nn.Module, sparsity: float, macs: list[int]) -> nn.Module:
+    """Mask weights of ``model`` (in place) until the masked weights cost at least
+    ``round(sparsity * total dense MACs)`` MACs, taking the unmasked weights by smallest
+    ``|w| / m`` (``m`` = ``macs[i]`` for the i-th :func:`prunable_weights` layer; ties by layer and
+    index order): the fewest weights in that order that reach the target. Incremental like
+    :func:`global_magnitude_prune` (existing masks kept; torch's reparametrisation stays active)."""
+    if not (0.0 <= sparsity < 1.0):
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    parameters = prunable_weights(model)
+    if not parameters:
+        raise ValueError(f"{type(model).__name__} has no Linear/Conv1d/Conv2d weights to prune")
+    if len(macs) != len(parameters) or any(int(m) < 1 for m in macs):
+        raise ValueError(f"mac_aware_prune: macs must hold one positive count per prunable layer "
+                         f"({len(parameters)}), got {list(macs)}")
+    scores, costs, masks = [], [], []
+    for (module, name), m in zip(parameters, macs):
+        weight = getattr(module, name).detach()
+        mask = getattr(module, name + "_mask", torch.ones_like(weight)).detach()
+        masks.append(mask)
+        scores.append(torch.where(mask.reshape(-1) != 0, weight.abs().reshape(-1).double() / m,
+                                  torch.full((weight.numel(),), float("inf"), dtype=torch.float64)))
+        costs.append(torch.full((weight.numel(),), int(m), dtype=torch.int64))
+    score, cost = torch.cat(scores), torch.cat(costs)
+    masked = torch.cat([mask.reshape(-1) == 0 for mask in masks])
+    total = int(cost.sum())
+    target = round(sparsity * total)
+    already = int(cost[masked].sum())
+    if target < already:
+        raise ValueError(f"cannot lower sparsity: {already} MACs already masked, target is {target}")
+    order = torch.sort(score, stable=True).indices
+    order = order[~masked[order]]
+    reach = torch.cumsum(cost[order], 0) + already
+    count = int(torch.searchsorted(reach, torch.tensor([target], dtype=reach.dtype))[0]) + 1 if target > already else 0
+    chosen = torch.zeros(score.numel(), dtype=torch.bool)
+    chosen[order[:count]] = True
+    start = 0
+    for (module, name), mask in zip(parameters, masks):
+        n = mask.numel()
+        new = chosen[start:start + n].reshape(mask.shape)
+        start += n
+        if bool(new.any()):
+            prune.custom_from_mask(module, name, (mask * (~new).to(mask.dtype)))
+    logger.info("TTP (macs): %d / %d MACs masked (target %.2f%%)", already + int(cost[order[:count]].sum()), total,
+                100.0 * sparsity)
+    return model
+
+
 def make_permanent(model: nn.Module) -> nn.Module:
     """Remove the pruning reparametrisation in place: ``weight`` becomes a plain Parameter
     holding ``weight_orig * weight_mask``."""
@@ -166,8 +271,8 @@ def _detach_masked_weights(model: nn.Module) -> None:
             setattr(module, name, (original * mask).detach())
 
 
-def iterative_magnitude_pruning(model: nn.Module, splits=None, config: TTPConfig | None = None
-                                ) -> list[TTPStep]:
+def iterative_magnitude_pruning(model: nn.Module, splits=None, config: TTPConfig | None = None,
+                                example_input: torch.Tensor | None = None) -> list[TTPStep]:
     """Prune ``model`` along ``config.schedule``, fine-tuning after each step.
 
     Args:
@@ -176,6 +281,8 @@ def iterative_magnitude_pruning(model: nn.Module, splits=None, config: TTPConfig
             early stopping on ``.val`` (:func:`unitprune.training.train`). ``None`` only when
             ``config.finetune_epochs == 0``.
         config: the schedule and fine-tuning settings.
+        example_input: one input sample (batch 1) for ``allocation="macs"``'s MACs per weight;
+            default: the first validation input of ``splits``.
 
     Returns:
         One :class:`TTPStep` per scheduled sparsity, each holding its own permanent copy.
@@ -188,9 +295,19 @@ def iterative_magnitude_pruning(model: nn.Module, splits=None, config: TTPConfig
     if splits is not None:
         splits = _without_test(splits)
     working = permanent_copy(model)  # also accepts a model that is already pruned
+    macs = None
+    if config.allocation == "macs":
+        if example_input is None:
+            if splits is None:
+                raise ValueError("iterative_magnitude_pruning: allocation='macs' needs example_input or splits")
+            example_input = splits.val.tensors[0][:1]
+        macs = macs_per_weight(working, example_input)
     steps: list[TTPStep] = []
     for target in config.schedule:
-        global_magnitude_prune(working, target)
+        if macs is None:
+            global_magnitude_prune(working, target)
+        else:
+            mac_aware_prune(working, target, macs)
         val_accuracy = None
         if config.finetune_epochs > 0:
             result = train(working, splits, TrainConfig(

@@ -28,7 +28,7 @@ def _sweep_config(args: argparse.Namespace, methods=None, base=None):
 
     mapping = {"methods": "methods", "unit_percentiles": "unit_percentiles",
                "fatrelu_percentiles": "fatrelu_percentiles", "ttp_sparsities": "ttp_sparsities",
-               "ttp_epochs": "ttp_finetune_epochs", "combo_approx": "combo_approx",
+               "ttp_epochs": "ttp_finetune_epochs", "ttp_allocation": "ttp_allocation", "combo_approx": "combo_approx",
                "combo_base_budget": "combo_base_budget", "budget": "budget", "autotune_budgets": "autotune_budgets", "confidence": "confidence",
                "calibration_samples": "calibration_samples", "eval_batch_size": "eval_batch_size",
                "threads": "num_threads"}

@@ -61,6 +61,9 @@ def add_mcu_bench_parser(commands, formatter, add_common, add_model_options, add
                        help="FATReLU threshold percentiles swept (default: the sweep's)")
     group.add_argument("--ttp-sparsities", metavar="S,S,...", help="TTP schedule (default: the sweep's)")
     group.add_argument("--ttp-finetune-epochs", type=int, help="TTP fine-tuning epochs per step (default: the sweep's)")
+    group.add_argument("--ttp-allocation", choices=("global", "macs"),
+                       help="TTP's allocation: global (the schedule's fractions of the weights, smallest |w|) or "
+                            "macs (fractions of the dense MACs, smallest |w| per MAC saved) (default: the sweep's)")
     group.add_argument("--run-dir", default="runs/mcu-bench", help="output folder (must be empty)")
     group.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --run-dir")
     group.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -93,6 +96,8 @@ def _bench_config(args: argparse.Namespace):
             changes[key] = values
     if args.ttp_finetune_epochs is not None:
         changes["ttp_finetune_epochs"] = args.ttp_finetune_epochs
+    if args.ttp_allocation is not None:
+        changes["ttp_allocation"] = args.ttp_allocation
     try:
         sweep = replace(DEFAULT_SWEEP, **changes)
         return BenchConfig(targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()),

@@ -97,6 +97,10 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
                        help=f"train-time pruning schedule (default: {shown(d.ttp_sparsities)})")
     group.add_argument("--ttp-epochs", type=int, metavar="N",
                        help=f"fine-tuning epochs per TTP step (default: {d.ttp_finetune_epochs})")
+    group.add_argument("--ttp-allocation", choices=("global", "macs"),
+                       help="how TTP shares the pruned weights among the layers: global (the schedule's fractions "
+                            "of the weights, smallest |w|) or macs (fractions of the dense MACs, smallest |w| per "
+                            f"MAC saved) (default: {d.ttp_allocation})")
     group.add_argument("--combo-approx", choices=("exact", "bitshift", "bintree", "bitmask"),
                        help=f"UnIT approximation of ttp+unit, fatrelu+unit, unit-autotuned (default: {d.combo_approx})")
     group.add_argument("--combo-base-budget", type=float, metavar="PTS",

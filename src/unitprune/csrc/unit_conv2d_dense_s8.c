@@ -209,6 +209,11 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
             row.shift = UNIT_READ_S8(requant->shift + o);
 #if UNIT__DOT_ASM
             unit__requant_run_init_s8(&row.store, row.multiplier, row.shift, row.act_min, row.act_max);
+#if defined(__MSP430__)
+            if (requant->thresholds != 0) { /* the channel's threshold table (unit_internal_requant_s8.h) */
+                row.store.thresholds = requant->thresholds + (ptrdiff_t)o * 128;
+            }
+#endif
             if (inner_direct && full_end > full_first) {
                 row.store.base = unit__dot_base_s8(row.bias, full_field_macs);
                 unit__dense_interior_s8(x_full + (ptrdiff_t)(full_first * row_step + inner_x), (ptrdiff_t)row_step, w_out,

@@ -105,8 +105,8 @@ static inline int32_t unit__dot_value_s8(int32_t base, int32_t stored) {
 /* The loop shape for a run: 24-bit accumulation where it is exact whatever the data (AVR: every
  * biased product x*w + 32768 lies in [16512, 49152], so a field of n <= 341 MACs sums below 2**24),
  * else 32-bit; an unrolled row loop for 3 or 5 columns without weight skips; a whole 3x3 field of
- * one channel (depthwise 3x3) with its weights in registers (AVR all 9, MSP430 without a multiplier 4;
- * MSP430+hwmult runs it as its unrolled 3x3 field). */
+ * one channel (depthwise 3x3) with its weights in registers (AVR all 9, MSP430 without a multiplier 4,
+ * MSP430+hwmult 8 and one on the stack, two outputs per pass). */
 static inline int16_t unit__dot_mode_s8(const unit__dot_run_s8 *r) {
     /* n = channels * rows * len <= 341, in 16-bit products (channels, rows, len <= 255) */
     const uint16_t field_rows = (uint16_t)((uint16_t)r->channels * (uint16_t)r->rows);

@@ -44,7 +44,10 @@
  *      A*mm = (A << (t - 1)) * (2*m) with 2*m < 2**32,
  *   28 twice: 2*m (two words; MSP430),
  *   32 kneg: K's third word minus 1 (MSP430: for acc < 0 the sum X - 1 = A*mm + K - 1 is formed,
- *      |y| = floor((X - 1) / 2**48), the same as the tie correction above). */
+ *      |y| = floor((X - 1) / 2**48), the same as the tie correction above),
+ *   34 thresholds (MSP430 builds only): the channel's threshold table (unit_requant_s8.thresholds, 128 entries;
+ *      NULL: none), set by the kernel after the init; when set, any multiplier and shift take
+ *      __unit_requantize_run_table_s8 (unit_requantize_run_table_s8_msp430.S): no multiply. */
 typedef struct {
     int32_t base, multiplier;
     int8_t shift, act_min, act_max;
@@ -55,6 +58,9 @@ typedef struct {
     uint16_t jump;
     uint16_t twice[2];
     uint16_t kneg;
+#if defined(__MSP430__)
+    const uint32_t *thresholds;
+#endif
 } unit__requant_run_s8;
 
 /* The offsets the assembly reads (a negative array size stops the build if the layout moves). */
@@ -67,6 +73,9 @@ typedef char unit__requant_run_s8_layout[(offsetof(unit__requant_run_s8, fast) =
                                           offsetof(unit__requant_run_s8, kneg) == 32)
                                              ? 1
                                              : -1];
+#if defined(__MSP430__)
+typedef char unit__requant_run_s8_table_layout[offsetof(unit__requant_run_s8, thresholds) == 34 ? 1 : -1];
+#endif
 
 /* Fills s (base 0) for one output channel; multiplier and shift in the kernels' checked ranges. */
 static inline void unit__requant_run_init_s8(unit__requant_run_s8 *s, int32_t multiplier, int32_t shift,
@@ -83,6 +92,9 @@ static inline void unit__requant_run_init_s8(unit__requant_run_s8 *s, int32_t mu
     s->jump = 0;
     s->twice[0] = s->twice[1] = 0;
     s->kneg = 0;
+#if defined(__MSP430__)
+    s->thresholds = 0;
+#endif
     if (shift >= -15 && shift <= -8 && multiplier >= 0x40000000L) {
         const uint8_t t = (uint8_t)(17 + shift);     /* 17 - e in [2, 9] */
         const uint8_t above = (uint8_t)(-8 - shift); /* e - 8 in [0, 7] */

@@ -55,63 +55,77 @@ static inline int32_t unit__sorted_columns_check(const UNIT_TABLE int8_t *w, con
     return UNIT_OK;
 }
 
+/* The counters of the input loop (UNIT_S8_COUNTS builds). */
+typedef struct {
+    int64_t zero_weight, zero_activation, executed, nonzero_inputs, compares;
+} unit__sorted_tally_s8;
+
+/* acc[j] += the kept products of the inputs x[0..n) (their columns weight_sorted [n][out + 1] and
+ * index [n][out]); the counters added to *tally in counted builds. The early exit is per input
+ * column, so a layer's inputs may come in slices (unit_internal_sorted_stream_s8.h). */
+static inline void unit__sorted_inputs_s8(const int8_t *x, int32_t n, int32_t out, const UNIT_TABLE int8_t *column,
+                                          const UNIT_TABLE uint16_t *column_index, const unit__quotient_method_s8 *q,
+                                          int32_t *acc, unit__sorted_tally_s8 *tally) {
+    int32_t i;
+    for (i = 0; i < n; i++, column += out + 1, column_index += out) {
+        const int8_t xv = x[i];
+        uint8_t t;
+        int32_t kept = 0;
+#if UNIT_S8_COUNTS
+        const int32_t zeros = unit__column_zeros_s8(column, out);
+        tally->compares++;
+#endif
+        if (xv == 0) {
+#if UNIT_S8_COUNTS
+            tally->zero_weight += zeros;
+            tally->zero_activation += out - zeros;
+#endif
+            continue;
+        }
+        t = unit__quotient_s8(q, unit__abs_s8(xv));
+        if (t < 128U) {
+            kept = unit__column_sorted_s8(acc, column, column_index, xv, t);
+#if UNIT_S8_COUNTS
+            tally->compares += kept + 1; /* the kept weights and the one that stops the walk */
+#endif
+        }
+#if UNIT_S8_COUNTS
+        tally->zero_weight += zeros;
+        tally->executed += kept;
+        tally->nonzero_inputs++;
+#else
+        (void)kept;
+#endif
+    }
+#if !UNIT_S8_COUNTS
+    (void)tally;
+#endif
+}
+
 /* The kernel for one quotient method (inlined with a constant method into each public kernel). */
 static inline int32_t unit__linear_unit_sorted_s8(const int8_t *x, int32_t batch, int32_t in, int32_t out,
                                                   const UNIT_TABLE int8_t *weight_sorted,
                                                   const UNIT_TABLE uint16_t *index,
                                                   const unit__quotient_method_s8 *q, const unit_requant_s8 *requant,
                                                   int8_t *y, int32_t *scratch, unit_counts *counts) {
-    int32_t n, i;
-#if UNIT_S8_COUNTS
-    int64_t zero_weight = 0, zero_activation = 0, executed = 0, nonzero_inputs = 0, compares = 0;
-#endif
+    int32_t n;
+    unit__sorted_tally_s8 tally = {0, 0, 0, 0, 0};
     if (out > 0xFFFFL) {
         return UNIT_ERR_ARGUMENT;
     }
     for (n = 0; n < batch; n++) {
-        const int8_t *x_row = x + (ptrdiff_t)n * in;
-        const UNIT_TABLE int8_t *column = weight_sorted;
-        const UNIT_TABLE uint16_t *column_index = index;
         unit__linear_init_s8(scratch, out, requant);
-        for (i = 0; i < in; i++, column += out + 1, column_index += out) {
-            const int8_t xv = x_row[i];
-            uint8_t t;
-            int32_t kept = 0;
-#if UNIT_S8_COUNTS
-            const int32_t zeros = unit__column_zeros_s8(column, out);
-            compares++;
-#endif
-            if (xv == 0) {
-#if UNIT_S8_COUNTS
-                zero_weight += zeros;
-                zero_activation += out - zeros;
-#endif
-                continue;
-            }
-            t = unit__quotient_s8(q, unit__abs_s8(xv));
-            if (t < 128U) {
-                kept = unit__column_sorted_s8(scratch, column, column_index, xv, t);
-#if UNIT_S8_COUNTS
-                compares += kept + 1; /* the kept weights and the one that stops the walk */
-#endif
-            }
-#if UNIT_S8_COUNTS
-            zero_weight += zeros;
-            executed += kept;
-            nonzero_inputs++;
-#else
-            (void)kept;
-#endif
-        }
+        unit__sorted_inputs_s8(x + (ptrdiff_t)n * in, in, out, weight_sorted, index, q, scratch, &tally);
         unit__linear_store_s8(scratch, out, requant, y + (ptrdiff_t)n * out);
     }
 #if UNIT_S8_COUNTS
     if (counts != 0) {
-        unit__counts_set(counts, (int64_t)batch * in * out, zero_weight, zero_activation, executed, compares,
-                         nonzero_inputs);
+        unit__counts_set(counts, (int64_t)batch * in * out, tally.zero_weight, tally.zero_activation, tally.executed,
+                         tally.compares, tally.nonzero_inputs);
     }
 #else
     (void)counts;
+    (void)tally;
 #endif
     return UNIT_OK;
 }

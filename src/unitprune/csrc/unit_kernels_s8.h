@@ -41,7 +41,24 @@ typedef struct {
     const UNIT_TABLE int8_t *shift;       /* [out] */
     int32_t act_min;           /* -128, or 0 with a fused ReLU */
     int32_t act_max;           /* 127 */
+#if defined(__MSP430__)
+    /* MSP430 builds only (the last field; an initializer without it leaves it NULL):
+     * [out][128] (may be NULL): per output channel o, entry q - 1 = T+(q) + T-(q) for q = 1..128, where
+     * T+(q) / T-(q) is the smallest A >= 1 with |requantize(+A)| >= q / |requantize(-A)| >= q
+     * (docs/fixed_point.md, "Threshold tables"); only channels with T-(128) <= 2**30.
+     * unit_conv2d_dense_s8's assembly runs then requantize by a binary search in it (no multiply);
+     * the other kernels ignore it (the same outputs). Made by unitprune.mcu.requant_table. */
+    const uint32_t *thresholds;
+#endif
 } unit_requant_s8;
+
+/* The thresholds initializer of a unit_requant_s8 after act_max: `{..., act_max
+ * UNIT_REQUANT_THRESHOLDS(table)}` (table: an array, or 0), nothing off MSP430. */
+#if defined(__MSP430__)
+#define UNIT_REQUANT_THRESHOLDS(table) , (table)
+#else
+#define UNIT_REQUANT_THRESHOLDS(table)
+#endif
 
 /* A search tree over the bit length n in [1, 8] of |x_q|, leaves holding the quotient
  * min(T_q >> max(n, shift_start), 255). Node 0 is the root; an internal node i asks

@@ -35,6 +35,23 @@ int32_t unit_linear_accumulate_unit_bintree_s8(const int8_t *x, int32_t n, int32
 int32_t unit_linear_accumulate_unit_table_s8(const int8_t *x, int32_t n, int32_t out_features,
                                              const UNIT_TABLE int8_t *weight_t, const UNIT_TABLE uint8_t *quotients,
                                              int32_t *acc, unit_counts *counts);
+/* The early-exit form (columns sorted by |w|, unit_linear_unit_sorted_*_s8): weight_sorted
+ * [n][out + 1] and index [n][out] of the slice's inputs, the layout of unit_kernels_s8.h; the early
+ * exit is per input column, so the slices' sums and counters (compares included) add up exactly. */
+int32_t unit_linear_accumulate_unit_sorted_bitshift_s8(const int8_t *x, int32_t n, int32_t out_features,
+                                                       const UNIT_TABLE int8_t *weight_sorted,
+                                                       const UNIT_TABLE uint16_t *index, int32_t threshold_q,
+                                                       int32_t shift_start, int32_t *acc, unit_counts *counts);
+int32_t unit_linear_accumulate_unit_sorted_bintree_s8(const int8_t *x, int32_t n, int32_t out_features,
+                                                      const UNIT_TABLE int8_t *weight_sorted,
+                                                      const UNIT_TABLE uint16_t *index,
+                                                      const unit_quotient_tree_s8 *tree, int32_t *acc,
+                                                      unit_counts *counts);
+int32_t unit_linear_accumulate_unit_sorted_table_s8(const int8_t *x, int32_t n, int32_t out_features,
+                                                    const UNIT_TABLE int8_t *weight_sorted,
+                                                    const UNIT_TABLE uint16_t *index,
+                                                    const UNIT_TABLE uint8_t *quotients, int32_t *acc,
+                                                    unit_counts *counts);
 
 int32_t unit_avgpool2d_accumulate_s8(const int8_t *x, int32_t channels, int32_t in_width, int32_t kernel_width,
                                      int32_t stride_x, int32_t *acc);

@@ -118,7 +118,7 @@ def ttp_steps(context: SweepContext) -> list[TTPStep]:
         config = context.config
         context._ttp_steps = iterative_magnitude_pruning(context.model, context.splits, TTPConfig(
             schedule=config.ttp_sparsities, finetune_epochs=config.ttp_finetune_epochs, lr=config.ttp_lr,
-            seed=config.seed, num_threads=config.num_threads, progress=False))
+            seed=config.seed, num_threads=config.num_threads, progress=False, allocation=config.ttp_allocation))
     return context._ttp_steps
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from ..accuracy_budget import DEFAULT_CONFIDENCE, validate_confidence
+from ..baselines.ttp import ALLOCATIONS as TTP_ALLOCATIONS
 from ..config import APPROX_METHODS, validate_percentile
 from .autotune import DEFAULT_AUTOTUNE_GRID
 
@@ -34,6 +35,9 @@ class SweepConfig:
         ttp_sparsities: train-time pruning schedule (increasing sparsities in (0, 1)).
         ttp_finetune_epochs: fine-tuning epochs after each pruning step.
         ttp_lr: fine-tuning learning rate.
+        ttp_allocation: how TTP shares the pruned weights among the layers (``TTPConfig.allocation``):
+            ``"global"`` (``ttp_sparsities`` are fractions of the weights, smallest ``|w|``) or
+            ``"macs"`` (fractions of the dense MACs, smallest ``|w|`` per MAC saved).
         combo_approx: division approximation used by ``ttp+unit``, ``fatrelu+unit`` and
             ``unit-autotuned``.
         combo_percentiles: UnIT percentiles swept on top of TTP / FATReLU (default: unit_percentiles).
@@ -61,6 +65,7 @@ class SweepConfig:
     ttp_sparsities: tuple[float, ...] = (0.5, 0.7, 0.8, 0.85, 0.9, 0.95)
     ttp_finetune_epochs: int = 5
     ttp_lr: float = 1e-3
+    ttp_allocation: str = "global"
     combo_approx: str = "exact"
     combo_percentiles: tuple[float, ...] | None = None
     combo_base_budget: float = 0.5
@@ -104,6 +109,8 @@ class SweepConfig:
             raise ValueError(f"autotune_budgets must be >= 0 points, got {list(self.autotune_budgets)}")
         if self.ttp_finetune_epochs < 0:
             raise ValueError(f"ttp_finetune_epochs must be >= 0, got {self.ttp_finetune_epochs}")
+        if self.ttp_allocation not in TTP_ALLOCATIONS:
+            raise ValueError(f"ttp_allocation must be one of {TTP_ALLOCATIONS}, got {self.ttp_allocation!r}")
         if self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
         if self.eval_batch_size < 1:

@@ -30,6 +30,9 @@ class Requant:
     shift: np.ndarray  # int8 [out], in [-31, 30]
     act_min: int  # -128, or 0 with a fused ReLU
     act_max: int  # 127
+    #: uint32 [out][128] threshold tables of the output stage (None: none); the exporter sets them
+    #: (unitprune.mcu.requant_table.with_tables), the outputs do not depend on them
+    thresholds: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

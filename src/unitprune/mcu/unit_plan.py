@@ -8,6 +8,13 @@ rejections). Where the lists (per-sample scratch) would not fit the target's SRA
 activations, the layers whose lists save the fewest predicted cycles take their next-best kernel:
 the other list kernel where its lists fit, else one without lists.
 
+A model that the export runs fused (it does not fit the target's SRAM layer by layer:
+:func:`exports_fused`) keeps the per-position kernel in every conv under ``plan="auto"``: the
+predictions are of whole-layer calls, and fused every list kernel sorts each window again (KWS's
+TTP+UnIT point on the ATmega2560, 2 test clips, simavr: per-position 147.7 M cycles, the skip-free
+and sparse lists 219.1 M; ``benchmarks/fused_kernels_kws.py``). A named ``plan`` still forces its
+kernel, which runs fused too.
+
 ``skipfree``, ``sparse`` and ``unit`` give the same outputs and cause counters (``compares`` counts
 what each visits); ``dense`` multiplies every connection of the layer, so it changes the model: it is a
 candidate only when ``allow_dense`` (then re-measure the accuracy of the planned model, as
@@ -96,17 +103,68 @@ def unit_sparse_scratch(op: QConv) -> int | None:
 
 
 def sram_fits(qmodel: QuantizedModel, export_target: str) -> bool:
-    """The layer-by-layer export of ``qmodel`` (whole-plane accumulators, no counters) fits the
-    target's SRAM with the stack reserve (the export's own check, :mod:`unitprune.mcu.export.checks`)."""
-    from .export.memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
+    """The export of ``qmodel`` (no counters) fits the target's SRAM with the stack reserve (the
+    export's own check, :mod:`unitprune.mcu.export.checks`): layer by layer (whole-plane
+    accumulators); or, for a model that does not fit layer by layer even without its list kernels'
+    lists (so ``execution="auto"`` exports it fused whatever its kernels: KWS on the ATmega2560),
+    fused with one output row per step (the lists sized for the windows:
+    :mod:`unitprune.mcu.export.fused_kernels`)."""
     from .targets.specs import EXPORT_TARGETS, STACK_RESERVE
 
     spec = EXPORT_TARGETS[export_target]
     if spec.sram_bytes is None:
         return True
-    descriptors = model_descriptor_bytes(qmodel, spec.layout, qmodel.variant, qmodel.linear_quotient)
-    plan = plan_memory(qmodel, scratch_sizes(qmodel), descriptors)
-    return plan.peak_sram_with_io_bytes + STACK_RESERVE <= spec.sram_bytes
+    if _layers_sram_bytes(qmodel, spec.layout) + STACK_RESERVE <= spec.sram_bytes:
+        return True
+    listless = with_unit_kernels(qmodel, {op.name: "unit" for op in qmodel.ops
+                                          if isinstance(op, QConv) and op.unit_kernel in LIST_KERNELS})
+    if _layers_sram_bytes(listless, spec.layout) + STACK_RESERVE <= spec.sram_bytes:
+        return False  # layer by layer fits without the lists: they are given up there
+    return _fused_sram_bytes(qmodel, spec.layout) + STACK_RESERVE <= spec.sram_bytes
+
+
+#: The reason a conv of a model exported fused keeps the per-position kernel under ``plan="auto"``.
+FUSED_REASON = ("exported fused (beyond the SRAM layer by layer): the cost model predicts whole-layer calls, not "
+                "windows; the per-position kernel")
+
+
+def exports_fused(qmodel: QuantizedModel, export_target: str) -> bool:
+    """``execution="auto"`` exports ``qmodel`` fused on the target: layer by layer it does not fit the
+    SRAM even with every conv on the per-position kernel (no lists)."""
+    from .targets.specs import EXPORT_TARGETS, STACK_RESERVE
+
+    spec = EXPORT_TARGETS[export_target]
+    if spec.sram_bytes is None:
+        return False
+    plain = with_unit_kernels(qmodel, {op.name: "unit" for op in qmodel.ops if isinstance(op, QConv)})
+    return _layers_sram_bytes(plain, spec.layout) + STACK_RESERVE > spec.sram_bytes
+
+
+def _layers_sram_bytes(qmodel: QuantizedModel, layout) -> int:
+    """The layer-by-layer plan's SRAM with the input and output (whole-plane accumulators)."""
+    from .export.memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
+
+    descriptors = model_descriptor_bytes(qmodel, layout, qmodel.variant, qmodel.linear_quotient)
+    return plan_memory(qmodel, scratch_sizes(qmodel), descriptors).peak_sram_with_io_bytes
+
+
+def _fused_sram_bytes(qmodel: QuantizedModel, layout) -> float:
+    """The fused plan's SRAM with the output (one row per step, along the axis the export chooses),
+    or infinity where the model has no fused form."""
+    from .export.export_types import ExportError
+    from .export.fused_kernels import fused_kernels
+    from .export.fused_plan import FusedUnsupported, plan_fused_memory, tail_steps
+    from .export.memory_plan import model_descriptor_bytes
+    from .export.pipeline import fused_form
+
+    try:
+        form, chain, _ = fused_form(qmodel, 1, "auto")
+        convs = fused_kernels(form, chain, qmodel.variant)
+    except (FusedUnsupported, ExportError):
+        return float("inf")
+    descriptors = model_descriptor_bytes(qmodel, layout, qmodel.variant, qmodel.linear_quotient, convs.sparse_structs,
+                                         tail_steps(chain))
+    return plan_fused_memory(form, chain, descriptors, conv_scratch=convs.scratch).peak_sram_with_io_bytes
 
 
 def with_unit_kernels(qmodel: QuantizedModel, kernels: dict[str, str]) -> QuantizedModel:
@@ -177,6 +235,7 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
     run_reference(qmodel, x_q, capture=lambda op, x: inputs.__setitem__(op.name, x)
                   if isinstance(op, (QConv, QLinear)) else None)
     layers: dict[str, LayerPlan] = {}
+    conv_names = {op.name for op in qmodel.ops if isinstance(op, QConv)}
     for op in qmodel.ops:
         if not isinstance(op, QConv):
             continue
@@ -198,8 +257,13 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
             kernel, predicted = unit_cost.choose_linear(work, target)
             layers[op.name] = LayerPlan(op.name, kernel, work.kept / max(1.0, work.inputs * work.outputs), predicted,
                                         "fewest predicted cycles")
-    planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
     export_target = {"msp430-hwmult": "msp430"}.get(target, target)
+    if plan == "auto" and export_target is not None and exports_fused(qmodel, export_target):
+        # the predictions are of whole-layer calls; fused, a list kernel sorts every window again (and
+        # a far-tables AVR export runs dense in C): the convs keep the per-position kernel
+        layers = {name: replace(layer, kernel="unit", reason=FUSED_REASON) if name in conv_names else layer
+                  for name, layer in layers.items()}
+    planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
     while export_target is not None and not sram_fits(planned, export_target):
         # the lists do not fit beside the activations: give up the lists of one layer, the one costing
         # the fewest predicted cycles among those whose loss alone makes it fit, else the largest

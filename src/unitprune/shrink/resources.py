@@ -17,7 +17,12 @@ What is counted (the int8 contract of docs/fixed_point.md):
   (the exporter always stores one, zeros when the layer has none), the requantization constants
   (int32 multiplier + int8 shift per output: 5 bytes), and with ``unit_tables=True`` the uint8 tau
   table of every conv (one byte per weight). Linear UnIT in ``bitshift`` mode needs no table (the
-  129-byte ``table`` / the ``bintree`` variants are not counted). This is the exporter's
+  129-byte ``table`` / the ``bintree`` variants are not counted). On ``msp430`` without
+  ``unit_tables`` (the dense export, layer by layer) ``requant_bytes`` also holds the output stage's threshold
+  tables, 512 bytes per output channel of the convs the exporter gives them
+  (:func:`unitprune.mcu.requant_table.planned_layers`: the most outputs per channel first, within
+  the FRAM left beside the other constants and the code's reserve; every channel's constants
+  assumed to fit a table, as the quantizer's do). This is the exporter's
   ``flash_table_bytes`` (``unitprune.mcu.export``; code and embedded samples excluded).
 * **SRAM**, the memory plan of the exporter (``unitprune.mcu.export.memory_plan.plan_memory``): ops run in the
   traced order; every op output that is not an alias is an int8 buffer, live from the op that
@@ -55,7 +60,8 @@ import torch.fx
 from torch import nn
 
 from ..mcu.export.memory_plan import conv_scratch_bytes, parse_conv_block_rows
-from ..mcu.export.fused_plan import fused_rows_choices
+from ..mcu.export.fused_plan import fused_rows_choices, tail_steps
+from ..mcu.requant_table import CHANNEL_BYTES, TABLE_TARGETS, planned_layers, room_bytes
 from ..mcu.targets.specs import EXPORT_TARGETS, LAYOUTS, STACK_RESERVE, descriptor_bytes
 from .fused_counts import FusedCounts, fused_counts_of
 from .fused_resources import fused_sram_terms, shape_traced
@@ -80,7 +86,8 @@ class Resources:
     """Exact resource usage of an int8 export (bytes and MACs per inference of one example).
 
     Attributes:
-        flash_bytes: all constants: weight_bytes + bias_bytes + requant_bytes + tau_bytes.
+        flash_bytes: all constants: weight_bytes + bias_bytes + requant_bytes + tau_bytes
+            (requant_bytes: with the MSP430 threshold tables, module docstring).
         sram_bytes: arena_bytes + scratch_bytes + descriptor_bytes + input_bytes + output_bytes.
         macs: dense multiply-accumulates.
         arena_bytes, scratch_bytes, descriptor_bytes, input_bytes, output_bytes: the parts of SRAM.
@@ -211,6 +218,9 @@ class ResourceGraph:
                 tau = tau + w
             convs, linears = (convs + 1, linears) if layer.kind == "conv" else (convs, linears + 1)
         flash = weight + bias + requant + tau
+        if target in TABLE_TARGETS and not unit_tables and execution == "layers":  # the dense convs' threshold tables
+            tables = self._threshold_tables(c, flash, target)
+            requant, flash = requant + tables, flash + tables
         avr = EXPORT_TARGETS["avr"]
         flash_value = float(flash.detach()) if isinstance(flash, torch.Tensor) else float(flash)
         if target == "avr" and avr.needs_far_tables(flash_value) and flash_value <= avr.far_flash_bytes:
@@ -235,6 +245,15 @@ class ResourceGraph:
             "weight_bytes": weight, "bias_bytes": bias, "requant_bytes": requant, "tau_bytes": tau,
             "peak_op": peak_op,
         }
+
+    def _threshold_tables(self, c, flash, target: str):
+        """Flash of the output stage's threshold tables the exporter gives the convolutions
+        (:func:`unitprune.mcu.requant_table.planned_layers`, assuming every channel's constants fit a
+        table, as the quantizer's do), beside ``flash`` bytes of other constants."""
+        value = lambda v: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)  # noqa: E731
+        convs = [(layer.out_spatial, c(layer.out_group)) for layer in self.layers if layer.kind == "conv"]
+        picked = planned_layers([(spatial, value(n)) for spatial, n in convs], room_bytes(target, value(flash)))
+        return sum(CHANNEL_BYTES * convs[i][1] for i in picked)
 
     def _layer_sram(self, c, block_rows) -> tuple:
         """The layer-by-layer plan's arena, scratch, input and output bytes and the op of the arena peak."""
@@ -307,11 +326,13 @@ def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bo
         choices = fused_rows_choices(fused_sram_terms(model, input_shape, 1, fused_axis)["chain"], limit)
     for rows in choices:
         terms = fused_sram_terms(model, input_shape, rows, fused_axis)
-        terms.pop("chain")
-        sram = terms["arena_bytes"] + terms["scratch_bytes"] + layers.descriptor_bytes + terms["output_bytes"]
+        # the shorter last steps' unit_conv2d_params (pointer-free: the same on every layout but in-flash ones)
+        descriptors = layers.descriptor_bytes + descriptor_bytes(0, 0, 0, LAYOUTS[target],
+                                                                 step_params=tail_steps(terms.pop("chain")))
+        sram = terms["arena_bytes"] + terms["scratch_bytes"] + descriptors + terms["output_bytes"]
         if limit is None or sram + STACK_RESERVE <= limit:
             break
-    return replace(layers, sram_bytes=sram, input_bytes=0, **terms)
+    return replace(layers, sram_bytes=sram, input_bytes=0, descriptor_bytes=descriptors, **terms)
 
 
 def trace_resources(model: nn.Module, input_shape: tuple[int, ...]) -> ResourceGraph:

@@ -116,15 +116,6 @@ def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, laye
             plan["early_exit"] = "off: the firmware with the sorted columns did not fit the target's flash, even with one sample"
             measured = _measure_in_parts(qmodel, target, x_q, Path(workspace) / "early-exit-off", layer_samples,
                                          max_cycles)
-        except ExportError as error:
-            if not plan:
-                raise
-            # a kernel plan runs layer by layer only (the fused rows call the per-position UnIT kernel);
-            # where layer by layer does not fit the chip (KWS on AVR), the per-position kernels run fused
-            measured = _measure_in_parts(unplanned, target, x_q, Path(workspace) / "per-position", layer_samples,
-                                         max_cycles)
-            overrides, plan = {}, {}
-            measured["checks"]["unit_kernel_plan_refused"] = str(error)
     except (ExportError, FirmwareTooLarge) as error:  # a row the run reports as not fitting (e.g. KWS on MSP430)
         return {"does_not_fit": str(error), "seconds": time.perf_counter() - started}
     measured.update(overrides)

@@ -11,10 +11,12 @@ import numpy as np
 
 from .. import codegen
 from ..qmodel import QConv, QLinear, QReLU, QThresholdReLU, QuantizedModel
+from ..unit_plan import unit_sparse_block_rows
 from ..targets.specs import CONV_PARAMS_FIELDS
 from .export_types import LayerFlash
+from .fused_kernels import FusedKernels, conv_kernel, window_op
 from .fused_plan import FusedChain, FusedMemoryPlan, Stage, direct_stages
-from .model_c import ModelC, _comment, _requant_tables, _TableStyle
+from .model_c import ModelC, _comment, _requant_tables, _sparse_tables, _TableStyle, unit_sparse_tables_text
 
 __all__ = ["fused_model_c", "fused_model_h_api", "permuted_linear_weight"]
 
@@ -27,12 +29,13 @@ def permuted_linear_weight(op: QLinear, shape: tuple[int, int, int]) -> np.ndarr
     return np.ascontiguousarray(weight_t.transpose(1, 0, 2, 3))
 
 
-def _window_params(stage: Stage, op: QConv, rows_out: int = 1) -> tuple[int, ...]:
+def _window_params(stage: Stage, op: QConv, rows_out: int = 1, block_rows: int = 0) -> tuple[int, ...]:
     """``unit_conv2d_params`` of ``rows_out`` output rows on the stage's window: ``in_height =
-    K + (rows_out - 1) * stride_y``, no vertical padding (padding rows are zero rows of the window)."""
+    K + (rows_out - 1) * stride_y``, no vertical padding (padding rows are zero rows of the window);
+    ``block_rows`` the accumulators' rows (0: all ``rows_out``)."""
     fields = (1, op.in_channels, stage.window_rows + (rows_out - 1) * stage.stride_y, op.in_width, op.out_channels,
               op.kernel_height, op.kernel_width, stage.stride_y, op.stride[1], op.dilation[0], op.dilation[1], 0, 0,
-              op.padding[2], op.padding[3], op.groups, 0)
+              op.padding[2], op.padding[3], op.groups, block_rows)
     assert len(fields) == CONV_PARAMS_FIELDS, "unit_conv2d_params changed: update targets/specs.py"
     return fields
 
@@ -58,11 +61,13 @@ def _status(call: str) -> str:
 
 def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPlan, variant: str,
                   linear_quotient: str, source: str, asm_above: int | None, far: bool,
-                  columns: bool = False) -> ModelC:
+                  columns: bool = False, conv_kernels: FusedKernels | None = None) -> ModelC:
     """model.c of the fused plan, its flash tables per layer and the kernels it calls. ``columns``:
     ``qmodel`` is the transposed model of a width-streamed export (:mod:`.fused_axis`): the input
-    is read, and an output stored, column by column of the model as given."""
+    is read, and an output stored, column by column of the model as given. ``conv_kernels``: the
+    static-sparse tables of the convs on their windows (:func:`.fused_kernels.fused_kernels`)."""
     style = _TableStyle(asm_above, far)
+    conv_kernels = conv_kernels or FusedKernels()
     names = codegen.IdentifierSet()
     kernels: set[str] = {"unit_requantize_s8", "unit_table_offset_s8"}  # the runner's reader uses the latter
     tables: list[str] = []
@@ -83,26 +88,32 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
         ident = names.add(op.name)
         counter = layers.index(op.name)
         tables_flash: dict[str, int] = {}
-        tables.append(f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, weight transposed and "
-                      f"in arrival order [row {sink_h}][C {sink_c}][W {sink_w}][out] */\n")
-        tables.append(style.array("int8_t", f"{ident}_weight_p", permuted_linear_weight(op, chain.sink_shape)))
-        tables_flash["weight"] = op.weight.size
-        tables += _requant_tables(ident, op.requant, tables_flash, style)
-        head = f"{sink_row}, {sink_c * sink_w}, {op.out_features}, unit_table_offset_s8({ident}_weight_p, r * {sink_c * sink_w * op.out_features})"
         tail = "unit_model_sums, UNIT_MODEL_CALL_COUNTS"
+        quotient = linear_quotient
+        if variant == "unit" and op.unit_kernel == "sorted":  # the early exit: each column sorted by |w|
+            head = _sorted_sink_tables(op, ident, chain.sink_shape, sink_row, tables, tables_flash, style)
+            quotient = f"sorted_{linear_quotient}"
+        else:
+            tables.append(f"/* {_comment(op.name)}: Linear {op.in_features}->{op.out_features}, weight transposed "
+                          f"and in arrival order [row {sink_h}][C {sink_c}][W {sink_w}][out] */\n")
+            tables.append(style.array("int8_t", f"{ident}_weight", permuted_linear_weight(op, chain.sink_shape)))
+            tables_flash["weight"] = op.weight.size
+            head = (f"{sink_row}, {sink_c * sink_w}, {op.out_features}, unit_table_offset_s8({ident}_weight, "
+                    f"r * {sink_c * sink_w * op.out_features})")
+        tables += _requant_tables(ident, op.requant, tables_flash, style)
         if variant != "unit":
             call = f"unit_linear_accumulate_{variant}_s8({head}, {tail})"
             kernels.add(f"unit_linear_accumulate_{variant}_s8")
-        elif linear_quotient == "bitshift":
-            call = (f"unit_linear_accumulate_unit_bitshift_s8({head}, {codegen.c_int(op.threshold_q)}, "
+        elif quotient.endswith("bitshift"):
+            call = (f"unit_linear_accumulate_unit_{quotient}_s8({head}, {codegen.c_int(op.threshold_q)}, "
                     f"{int(op.shift_start)}, {tail})")
-            kernels.add("unit_linear_accumulate_unit_bitshift_s8")
-        elif linear_quotient == "table":
+            kernels.add(f"unit_linear_accumulate_unit_{quotient}_s8")
+        elif quotient.endswith("table"):
             tables.append(style.array("uint8_t", f"{ident}_quotients", op.quotient_table,
                                       comment=f"t for |x| = 0..128 (T_q = {int(op.threshold_q)})"))
             tables_flash["quotient_table"] = 129
-            call = f"unit_linear_accumulate_unit_table_s8({head}, {ident}_quotients, {tail})"
-            kernels.add("unit_linear_accumulate_unit_table_s8")
+            call = f"unit_linear_accumulate_unit_{quotient}_s8({head}, {ident}_quotients, {tail})"
+            kernels.add(f"unit_linear_accumulate_unit_{quotient}_s8")
         else:
             nodes = len(op.tree_split)
             for what, ctype in (("split", "int8_t"), ("left", "int8_t"), ("right", "int8_t"), ("quotient", "uint8_t")):
@@ -110,8 +121,8 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             tables.append(f"static const unit_quotient_tree_s8 {ident}_tree = {{{nodes}, {ident}_tree_split, "
                           f"{ident}_tree_left, {ident}_tree_right, {ident}_tree_quotient}};\n")
             tables_flash["quotient_tree"] = 4 * nodes
-            call = f"unit_linear_accumulate_unit_bintree_s8({head}, &{ident}_tree, {tail})"
-            kernels.add("unit_linear_accumulate_unit_bintree_s8")
+            call = f"unit_linear_accumulate_unit_{quotient}_s8({head}, &{ident}_tree, {tail})"
+            kernels.add(f"unit_linear_accumulate_unit_{quotient}_s8")
         tables.append("\n")
         flash_linear = LayerFlash(op.name, tables_flash)
         kernels |= {"unit_linear_start_s8", "unit_linear_finish_s8"}
@@ -158,33 +169,35 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             ident = names.add(op.name)
             counter = layers.index(op.name)
             lf: dict[str, int] = {}
+            conv = conv_kernel(op, variant, conv_kernels.sparse, conv_kernels.zeroact)
             steps = [(stage.block_rows, "params")] + ([(tail, "tail_params")] if tail else [])
             tables.append(f"/* {_comment(op.name)}: Conv{'1d' if op.is_conv1d else '2d'} {op.in_channels}->"
                           f"{op.out_channels}, kernel {op.kernel_height}x{op.kernel_width}, stride {op.stride}, "
                           f"dilation {op.dilation}, padding {op.padding}, groups {op.groups}; "
-                          f"{stage.block_rows} output row(s) per step on a window of {stage.span_rows} rows */\n")
+                          f"{stage.block_rows} output row(s) per step on a window of {stage.span_rows} rows; "
+                          f"unit_conv2d_{conv}_s8 */\n")
+            weights, levels = _conv_tables(op, ident, conv, conv_kernels, tables, lf, style)
+            size = _SCRATCH_SIZE.get(conv, "unit_conv2d_s8_scratch_size")
             for rows_out, what in steps:
-                params = ", ".join(str(v) for v in _window_params(stage, op, rows_out))
+                block = unit_sparse_block_rows(window_op(op, stage, rows_out)) if conv == "unit_sparse" else 0
+                params = ", ".join(str(v) for v in _window_params(stage, op, rows_out, block))
                 tables.append(f"static const unit_conv2d_params {ident}_{what} = {{{params}}};\n")
-                checks.append(f"unit_conv2d_s8_scratch_size(&{ident}_{what})")
-            tables.append(style.array("int8_t", f"{ident}_weight", op.weight))
-            lf["weight"] = op.weight.size
-            if variant == "unit":
-                tables.append(style.array("uint8_t", f"{ident}_tau", op.tau))
-                lf["tau"] = op.tau.size
+                levels_arg = f", {levels}" if conv == "unit_sparse" else ""  # the UnIT sparse kernel's tau levels
+                checks.append(f"{size}(&{ident}_{what}{levels_arg})")
             tables += _requant_tables(ident, op.requant, lf, style)
             tables.append("\n")
             flash.append(LayerFlash(op.name, lf))
-            tau = f"{ident}_tau, " if variant == "unit" else ""
 
-            def compute(what: str, ident=ident, tau=tau, counter=counter, op=op) -> str:
+            def compute(what: str, ident=ident, weights=weights, counter=counter, op=op, conv=conv) -> str:
                 return (f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
-                        f"    status = unit_conv2d_{variant}_s8(&{ident}_{what}, {window}, {ident}_weight, {tau}"
+                        f"    status = unit_conv2d_{conv}_s8(&{ident}_{what}, {window}, {weights[what]}"
                         f"&{ident}_requant, {target}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS);\n"
                         "    UNIT_MODEL_LAYER_STOP();\n"
                         "    if (status != UNIT_OK) {\n        return status;\n    }\n"
                         f"    UNIT_MODEL_ADD_COUNTS({counter});\n")
-            kernels |= {f"unit_conv2d_{variant}_s8", "unit_conv2d_s8_scratch_size"}
+            kernels |= {f"unit_conv2d_{conv}_s8", size}
+            if conv == "sparse_zeroact":  # its runs are in unit_conv2d_sparse_s8's assembly (linked with it)
+                kernels.add("unit_conv2d_sparse_s8")
         else:
             pool = "maxpool2d" if stage.kind == "maxpool" else "avgpool2d"
             kernels.add(f"unit_{pool}_s8")
@@ -271,6 +284,72 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
               for check in checks],
             "    return UNIT_OK;\n}\n\n", run, memory_run]
     return ModelC("".join(text), flash, kernels, layers)
+
+
+#: The scratch size function of a conv kernel (the others': unit_conv2d_s8_scratch_size).
+_SCRATCH_SIZE = {"unit_skipfree": "unit_conv2d_unit_skipfree_s8_scratch_size",
+                 "unit_sparse": "unit_conv2d_unit_sparse_s8_scratch_size",
+                 "sparse_zeroact": "unit_conv2d_sparse_zeroact_s8_scratch_size"}
+
+
+def _conv_tables(op: QConv, ident: str, conv: str, conv_kernels: FusedKernels, tables: list[str],
+                 flash: dict[str, int], style: _TableStyle) -> tuple[dict[str, str], int]:
+    """The tables of a fused conv on ``unit_conv2d_<conv>_s8`` (appended to ``tables``, their bytes to
+    ``flash``); returns the kernel's weight arguments per step (``params``, ``tail_params``: the
+    text between the input and the requantization) and its tau levels (UnIT sparse)."""
+    levels = 0
+    if conv in ("sparse", "sparse_zeroact"):  # the window's nonzero weights (.fused_kernels)
+        tables += _sparse_tables(ident, conv_kernels.sparse[op.name], flash, style)
+        full = tail = f"&{ident}_sparse, "
+        own = conv_kernels.tails.get(op.name)
+        if own is not None:  # the shorter last step's window: its own offsets, the same counts and taps
+            tables.append(style.array("int16_t", f"{ident}_records_tail", own.records,
+                                      comment="the records' offsets on the last step's window"))
+            flash["records_tail"] = 4 * own.stored
+            taps = f"{ident}_taps" if own.taps is not None and own.stored else "0"
+            tables.append(f"static const unit_sparse_s8 {ident}_sparse_tail = {{{ident}_nonzeros, "
+                          f"{ident}_records_tail, {taps}}};\n")
+            tail = f"&{ident}_sparse_tail, "
+        if conv == "sparse_zeroact":
+            tables.append(style.array("uint16_t", f"{ident}_row_starts", conv_kernels.zeroact[op.name],
+                                      comment="the first record of each output channel's kernel rows"))
+            flash["row_starts"] = 2 * conv_kernels.zeroact[op.name].size
+            full, tail = f"{full}{ident}_row_starts, ", f"{tail}{ident}_row_starts, "
+        return {"params": full, "tail_params": tail}, levels
+    if conv == "unit_sparse":  # the stored weights with their levels: no dense weight or tau
+        sparse_tables, levels = unit_sparse_tables_text(op, ident, flash, style)
+        tables += sparse_tables
+        return {"params": f"&{ident}_usparse, ", "tail_params": f"&{ident}_usparse, "}, levels
+    tables.append(style.array("int8_t", f"{ident}_weight", op.weight))
+    flash["weight"] = op.weight.size
+    weights = f"{ident}_weight, "
+    if conv.startswith("unit"):
+        tables.append(style.array("uint8_t", f"{ident}_tau", op.tau))
+        flash["tau"] = op.tau.size
+        weights += f"{ident}_tau, "
+    return {"params": weights, "tail_params": weights}, levels
+
+
+def _sorted_sink_tables(op: QLinear, ident: str, shape: tuple[int, int, int], sink_row: str, tables: list[str],
+                        flash: dict[str, int], style: _TableStyle) -> str:
+    """The early-exit Linear's tables in arrival order (appended to ``tables``): each input's column
+    sorted by |w| with a zero sentinel, and its outputs; returns the accumulate call's head (row
+    ``r``'s inputs and tables)."""
+    from ...kernels.unit_fast_s8 import sorted_columns
+
+    c, h, w = shape
+    n, out = c * w, op.out_features
+    arrival = permuted_linear_weight(op, shape).reshape(-1, out).T  # [out][in], inputs in arrival order
+    weight_sorted, index = sorted_columns(arrival)
+    tables.append(f"/* {_comment(op.name)}: Linear {op.in_features}->{out}, each input's column (arrival order "
+                  f"[row {h}][C {c}][W {w}]) sorted by |w| (zero sentinel), with its output indices */\n")
+    tables.append(style.array("int8_t", f"{ident}_weight_sorted", weight_sorted))
+    tables.append(style.array("uint16_t", f"{ident}_index", index))
+    flash.update(weight_sorted=weight_sorted.size, index=2 * index.size)
+    head = (f"{sink_row}, {n}, {out}, unit_table_offset_s8({ident}_weight_sorted, r * {n * (out + 1)}), "
+            f"(const UNIT_TABLE uint16_t *)unit_table_offset_s8((const UNIT_TABLE int8_t *){ident}_index, "
+            f"r * {2 * n * out})")
+    return head
 
 
 def _output_buffers(chain: FusedChain, direct: frozenset[int], offsets: dict[str, int]) -> list[str]:

@@ -47,7 +47,7 @@ from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, Q
 from .memory_plan import MemoryPlan, conv_scratch_bytes
 
 __all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "fused_buffers", "with_fused_rows",
-           "direct_stages", "fused_rows_choices",
+           "direct_stages", "fused_rows_choices", "tail_steps",
            "plan_fused_memory", "EXECUTIONS"]
 
 #: The export's ``execution`` option: layer by layer, fused (row-streamed), or fused only when
@@ -135,6 +135,12 @@ def direct_stages(chain: FusedChain) -> frozenset[int]:
     return frozenset(k for k, stage in enumerate(chain.stages)
                      if stage.kind == "conv" and stage.span_rows == 1 and stage.stride_y == 1
                      and stage.pad_top == stage.pad_bottom == 0 and (k == 0 or chain.stages[k - 1].block_rows == 1))
+
+
+def tail_steps(chain: FusedChain) -> int:
+    """The conv stages with a shorter last step (``B`` does not divide the output height): each has
+    a second ``unit_conv2d_params`` in RAM (the descriptors of the plan)."""
+    return sum(stage.kind == "conv" and stage.out_height % stage.block_rows != 0 for stage in chain.stages)
 
 
 def fused_rows_choices(chain: FusedChain, sram_bytes: int | None) -> list[int]:
@@ -248,11 +254,14 @@ class FusedMemoryPlan(MemoryPlan):
         return data
 
 
-def fused_buffers(chain: FusedChain, linear_out: int) -> dict:
+def fused_buffers(chain: FusedChain, linear_out: int, conv_scratch: dict[str, int] | None = None) -> dict:
     """The static buffers of the fused plan (see the module docstring), for ``chain`` and a final
     Linear of ``linear_out`` outputs (0: none): ``buffers`` (the arena in order: the windows of the
     stages, then the row buffer), ``row``, ``state``, ``conv_scratch``, ``linear_sums`` bytes. The
-    exporter and the resource model (``unitprune.shrink.fused_resources``) both use it."""
+    exporter and the resource model (``unitprune.shrink.fused_resources``) both use it.
+    ``conv_scratch``: the scratch bytes of a conv stage's kernel by layer name, where it is not the
+    ``4 * B * OW`` accumulators (:func:`.fused_kernels.fused_kernels`: the list kernels, the
+    zero-activation kernel)."""
     buffers, offset = [], 0
     direct = direct_stages(chain)
     for k, stage in enumerate(chain.stages):
@@ -275,16 +284,18 @@ def fused_buffers(chain: FusedChain, linear_out: int) -> dict:
     return {"buffers": buffers, "windows": offset, "row": row * (2 if direct else 1),
             "pool_sums": sum(stage.sum_bytes for stage in chain.stages),
             "state": 4 * 2 * len(chain.stages),  # rows received and the next row due, per stage
-            "conv_scratch": max([conv_scratch_bytes(stage.block_rows, stage.out_width) for stage in convs], default=0),
+            "conv_scratch": max([(conv_scratch or {}).get(stage.name,
+                                                          conv_scratch_bytes(stage.block_rows, stage.out_width))
+                                 for stage in convs], default=0),
             "linear_sums": 4 * linear_out}
 
 
 def plan_fused_memory(qmodel: QuantizedModel, chain: FusedChain, descriptor_bytes: int,
-                      axis: str = "height") -> FusedMemoryPlan:
-    """The memory plan of the fused export of ``qmodel`` (:func:`fused_buffers`), streamed along
-    ``axis`` (``qmodel`` is then the transposed model: :mod:`.fused_axis`)."""
+                      axis: str = "height", conv_scratch: dict[str, int] | None = None) -> FusedMemoryPlan:
+    """The memory plan of the fused export of ``qmodel`` (:func:`fused_buffers`, with the convs'
+    ``conv_scratch``), streamed along ``axis`` (``qmodel`` is then the transposed model: :mod:`.fused_axis`)."""
     linear_out = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
-    parts = fused_buffers(chain, linear_out)
+    parts = fused_buffers(chain, linear_out, conv_scratch)
     input_bytes = chain.input_shape[0] * chain.input_shape[1] * chain.input_shape[2]
     output_bytes = linear_out or chain.sink_shape[0] * chain.sink_shape[1] * chain.sink_shape[2]
     peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else None

@@ -264,13 +264,14 @@ def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None) -> dict[str, int
 
 
 def model_descriptor_bytes(qmodel: QuantizedModel, layout: Layout, variant: str, linear_quotient: str,
-                           sparse_layers: int = 0) -> int:
+                           sparse_layers: int = 0, step_params: int = 0) -> int:
     """RAM bytes of the model's kernel descriptors under ``layout``
     (:func:`unitprune.mcu.targets.specs.descriptor_bytes`, the formula the resource model uses too);
-    ``sparse_layers``: layers calling the static-sparse kernels (a ``unit_sparse_s8`` each)."""
+    ``sparse_layers``: the static-sparse kernels' ``unit_sparse_s8`` descriptors; ``step_params``: the
+    fused plan's ``unit_conv2d_params`` of shorter last steps (:func:`.fused_plan.tail_steps`)."""
     convs = sum(isinstance(op, QConv) for op in qmodel.ops)
     linears = sum(isinstance(op, QLinear) for op in qmodel.ops)
     trees = linears if variant == "unit" and linear_quotient == "bintree" else 0
     unit_sparse = sum(isinstance(op, QConv) and op.unit_kernel == "sparse" for op in qmodel.ops) if variant == "unit" \
         else 0
-    return descriptor_bytes(convs, linears, trees, layout, sparse_layers, unit_sparse)
+    return descriptor_bytes(convs, linears, trees, layout, sparse_layers, unit_sparse, step_params)

@@ -63,11 +63,18 @@ class _TableStyle:
 def _requant_tables(ident: str, requant, flash: dict[str, int], style: _TableStyle) -> list[str]:
     parts = [style.array("int32_t", f"{ident}_bias", requant.bias),
              style.array("int32_t", f"{ident}_multiplier", requant.multiplier),
-             style.array("int8_t", f"{ident}_shift", requant.shift),
-             f"static const unit_requant_s8 {ident}_requant = {{{ident}_bias, {ident}_multiplier, {ident}_shift, "
-             f"{requant.act_min}, {requant.act_max}}};\n"]
+             style.array("int8_t", f"{ident}_shift", requant.shift)]
     n = len(requant.bias)
     flash.update(bias=4 * n, multiplier=4 * n, shift=n)
+    thresholds = "0"  # unit_requant_s8.thresholds: a field of MSP430 builds only (unit_kernels_s8.h)
+    if requant.thresholds is not None:  # the output stage's threshold tables (unitprune.mcu.requant_table)
+        parts += ["#if defined(__MSP430__) /* read by the MSP430 builds only */\n",
+                  style.array("uint32_t", f"{ident}_thresholds", requant.thresholds,
+                              comment="per output channel T+(q) + T-(q), q = 1..128"), "#endif\n"]
+        flash["thresholds"] = 4 * requant.thresholds.size
+        thresholds = f"{ident}_thresholds"
+    parts.append(f"static const unit_requant_s8 {ident}_requant = {{{ident}_bias, {ident}_multiplier, {ident}_shift, "
+                 f"{requant.act_min}, {requant.act_max} UNIT_REQUANT_THRESHOLDS({thresholds})}};\n")
     return parts
 
 
@@ -160,15 +167,33 @@ def _unit_sparse_conv_code(op: QConv, ident: str, counter: int, io: tuple[str, s
     """A conv planned on ``unit_conv2d_unit_sparse_s8``: its params (block rows of the kernel's
     accumulators, :func:`unitprune.mcu.unit_plan.unit_sparse_block_rows`), its ``unit_unit_sparse_s8``
     tables and its call."""
-    from ..unit_plan import unit_sparse_block_rows, unit_sparse_tables_of
+    from ..unit_plan import unit_sparse_block_rows
+
+    flash: dict[str, int] = {}
+    params = ", ".join(str(v) for v in conv_params(op, unit_sparse_block_rows(op)))
+    sparse_tables, levels = unit_sparse_tables_text(op, ident, flash, style)
+    tables = head + [f"static const unit_conv2d_params {ident}_params = {{{params}}};\n", *sparse_tables]
+    tables += _requant_tables(ident, op.requant, flash, style)
+    src, dst = io
+    scratch = "unit_model_scratch"
+    if scratch_offset is not None:
+        scratch = f"(int32_t *)(void *)(unit_model_arena + {scratch_offset})"
+    call = (f"unit_conv2d_unit_sparse_s8(&{ident}_params, {src}, &{ident}_usparse, &{ident}_requant, {dst}, "
+            f"{scratch}, UNIT_MODEL_CALL_COUNTS)")
+    return _LayerCode(tables, _counted_call(op.name, call, counter), LayerFlash(op.name, flash),
+                      f"unit_conv2d_unit_sparse_s8_scratch_size(&{ident}_params, {levels})",
+                      None if scratch_offset is None else str(scratch_bytes))
+
+
+def unit_sparse_tables_text(op: QConv, ident: str, flash: dict[str, int], style: _TableStyle) -> tuple[list[str], int]:
+    """The ``unit_unit_sparse_s8`` ``{ident}_usparse`` of a conv on ``unit_conv2d_unit_sparse_s8`` and
+    its tables (their bytes added to ``flash``), and its count of tau levels."""
+    from ..unit_plan import unit_sparse_tables_of
 
     sparse = unit_sparse_tables_of(op)
     if sparse is None:
         raise ValueError(f"layer {op.name!r}: beyond the UnIT sparse kernel's tables")
-    flash: dict[str, int] = {}
-    params = ", ".join(str(v) for v in conv_params(op, unit_sparse_block_rows(op)))
-    tables = head + [f"static const unit_conv2d_params {ident}_params = {{{params}}};\n",
-                     style.array("uint16_t", f"{ident}_counts", sparse.counts)]
+    tables = [style.array("uint16_t", f"{ident}_counts", sparse.counts)]
     flash["counts"] = 2 * sparse.counts.size
     records = levels = "0"
     if sparse.stored:
@@ -182,16 +207,7 @@ def _unit_sparse_conv_code(op: QConv, ident: str, counter: int, io: tuple[str, s
         levels = f"{ident}_levels"
     tables.append(f"static const unit_unit_sparse_s8 {ident}_usparse = {{{ident}_counts, {records}, {levels}, "
                   f"{sparse.levels.size}}};\n")
-    tables += _requant_tables(ident, op.requant, flash, style)
-    src, dst = io
-    scratch = "unit_model_scratch"
-    if scratch_offset is not None:
-        scratch = f"(int32_t *)(void *)(unit_model_arena + {scratch_offset})"
-    call = (f"unit_conv2d_unit_sparse_s8(&{ident}_params, {src}, &{ident}_usparse, &{ident}_requant, {dst}, "
-            f"{scratch}, UNIT_MODEL_CALL_COUNTS)")
-    return _LayerCode(tables, _counted_call(op.name, call, counter), LayerFlash(op.name, flash),
-                      f"unit_conv2d_unit_sparse_s8_scratch_size(&{ident}_params, {sparse.levels.size})",
-                      None if scratch_offset is None else str(scratch_bytes))
+    return tables, int(sparse.levels.size)
 
 
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,

@@ -12,7 +12,8 @@ import logging
 
 from .. import kernel_choice
 from ...kernels.sparse_zeroact_s8 import zeroact_scratch_bytes
-from ..qmodel import QConv, QuantizedModel
+from ..qmodel import QuantizedModel
+from ..requant_table import with_tables
 from ..zeroact_plan import plans_zeroact, zeroact_layers
 from .build_files import CSRC, kernel_files, makefile, support_files, template_files
 from .checks import check_fits_target, check_model, check_request
@@ -20,8 +21,9 @@ from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
 from .export_types import ExportError, ExportResult, layer_names
 from .fused_axis import AXES, choose_axis, transposed_model
 from .fused_c import fused_model_c, fused_model_h_api
+from .fused_kernels import FusedKernels, fused_kernels, window_op
 from .fused_plan import (EXECUTIONS, FusedUnsupported, fused_chain, fused_rows_choices, plan_fused_memory,
-                         with_fused_rows)
+                         tail_steps, with_fused_rows)
 from .manifest import export_readme, manifest, write_export
 from .memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
 from .model_c import describe_source, model_c, model_h, samples_h
@@ -100,7 +102,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     chain, fused_q, axis, rows_tried = None, qmodel, "height", [fused_rows]
     if execution != "layers":
         try:
-            fused_q, chain, axis = _fused_form(qmodel, 1 if fused_rows == "auto" else fused_rows, fused_axis)
+            fused_q, chain, axis = fused_form(qmodel, 1 if fused_rows == "auto" else fused_rows, fused_axis)
             if fused_rows == "auto":  # the most rows per step that fit the target's SRAM
                 rows_tried = fused_rows_choices(chain, spec.sram_bytes)
         except FusedUnsupported as error:
@@ -108,12 +110,6 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                 raise ExportError(f"execution='fused': {error}") from None
         except ValueError as error:  # fused_rows, or fused_axis="width" of a one-dimensional input
             raise ExportError(str(error)) from None
-    planned = [op.name for op in qmodel.ops if isinstance(op, QConv) and op.unit_kernel != "unit"]
-    if chain is not None and planned and variant == "unit":  # the fused rows call the per-position kernel only
-        if execution == "fused":
-            raise ExportError(f"execution='fused' runs the per-position UnIT convolution; layer(s) {', '.join(planned)} "
-                              "are planned for another kernel (plan them with unit_plan.plan_unit_kernels(plan='unit'))")
-        chain = None
     samples = request.samples
     samples_bytes = 0 if samples is None or target == "host" else samples.size
 
@@ -122,6 +118,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     code_bytes = spec.code_reserve_bytes + (spec.zeroact_code_bytes if plans_zeroact(qmodel) else 0)
     sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit,
                                          samples_bytes + requant_bytes + code_bytes)
+    # the dense convolutions' output stage by threshold tables where the flash allows (MSP430; layer
+    # by layer only: the fused plan is formed from the model without them)
+    plain, qmodel = qmodel, with_tables(qmodel, target, variant, kernels, sparse)
     # of those, the convs planned to skip zero activations too (zeroact_plan), with their scratch
     zeroact = zeroact_layers(qmodel, sparse)
     scratch.update({op.name: zeroact_scratch_bytes(op.in_channels, op.in_height, op.out_channels, op.out_width,
@@ -131,14 +130,24 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     # 2. memory plan and 3. model C, with near tables, or far ones when the near ones do not fit
     def generate(far: bool, fused: bool):
         layout = spec.far_layout if far else spec.layout
-        descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, 0 if fused else len(sparse))
-        if fused:
-            plan = plan_fused_memory(fused_q, chain, descriptors, axis)
+        if fused:  # every conv's kernel on its windows (fused_kernels.py): the sparse tables, the scratch
+            try:
+                convs = fused_kernels(fused_q, chain, variant, spec.flash_read_limit,
+                                      samples_bytes + requant_bytes + code_bytes)
+            except ValueError as error:
+                raise ExportError(f"execution='fused': {error}") from None
+            descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, convs.sparse_structs,
+                                                 tail_steps(chain))
+            plan = plan_fused_memory(fused_q, chain, descriptors, axis, convs.scratch)
+            generated[fused] = convs
             return plan, fused_model_c(fused_q, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
-                                       far, columns=axis == "width")
+                                       far, columns=axis == "width", conv_kernels=convs)
+        descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, len(sparse))
         plan = plan_memory(qmodel, scratch, descriptors)
         return plan, model_c(qmodel, plan, variant, linear_quotient, source, request.block_rows,
                              spec.max_object_bytes, far, sparse, zeroact)
+
+    generated: dict[bool, FusedKernels] = {}
 
     def generate_fitting(fused: bool):
         far = False
@@ -160,7 +169,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     if execution != "auto" or fused:
         for rows in rows_tried if fused else [1]:
             if fused and rows_tried != [fused_rows]:  # fused_rows="auto": try the next candidate
-                fused_q, chain, axis = _fused_form(qmodel, rows, fused_axis)
+                fused_q, chain, axis = fused_form(plain, rows, fused_axis)
             try:
                 plan, code, far = generate_fitting(fused)
                 break
@@ -199,13 +208,13 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                     files=[*texts, "README.md", "memory_plan.json", *copies, *binaries],
                     kernel_sources=kernel_sources, host_main="main.c" if target == "host" else "main_host.c",
                     kernel_defines=kernel_defines,
-                    kernel_paths=kernel_choice.choose(qmodel.ops, target, variant, kernels, far,
-                                                      {} if fused else sparse, linear_quotient,
-                                                      () if fused else zeroact))
+                    kernel_paths=_kernel_paths(qmodel, fused_q, chain if fused else None, target, variant, kernels,
+                                               far, generated.get(True) if fused else None, sparse, zeroact,
+                                               linear_quotient))
     data["execution"] = "fused" if fused else "layers"
     if fused:
         data["fused_axis"], data["fused_rows"] = axis, fused_rows
-    if "zeroact_plan" in qmodel.source and not fused:  # unitprune.mcu.zeroact_plan: the choice per layer
+    if "zeroact_plan" in qmodel.source:  # unitprune.mcu.zeroact_plan: the choice per layer
         data["zeroact_plan"] = qmodel.source["zeroact_plan"]
     if variant == "unit" and "unit_kernel_plan" in qmodel.source:  # unitprune.mcu.unit_plan: the predictions
         data["unit_kernel_plan"] = qmodel.source["unit_kernel_plan"]
@@ -221,9 +230,10 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                         fused_rows=fused_rows if fused else None)
 
 
-def _fused_form(qmodel: QuantizedModel, fused_rows: int, fused_axis: str):
+def fused_form(qmodel: QuantizedModel, fused_rows: int, fused_axis: str):
     """(the model the fused code is generated from, its chain, the axis): ``qmodel`` streamed along
-    the height, or its transpose along the width (:mod:`.fused_axis`)."""
+    the height, or its transpose along the width (:mod:`.fused_axis`; ``unit_plan.sram_fits`` asks
+    it too). Raises :class:`.fused_plan.FusedUnsupported` for a model the plan cannot stream."""
     forms = {}
     if fused_axis in ("auto", "height"):
         forms["height"] = (qmodel, with_fused_rows(fused_chain(qmodel), fused_rows))
@@ -238,3 +248,15 @@ def _fused_form(qmodel: QuantizedModel, fused_rows: int, fused_axis: str):
     linear_out = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
     axis = choose_axis({name: form[1] for name, form in forms.items()}, linear_out)
     return (*forms[axis], axis)
+
+
+def _kernel_paths(qmodel: QuantizedModel, fused_q: QuantizedModel, chain, target: str, variant: str, kernels: str,
+                  far: bool, convs: FusedKernels | None, sparse: dict, zeroact: dict, linear_quotient: str) -> dict:
+    """The manifest's kernel path of every conv/linear layer (:func:`kernel_choice.choose`); under the
+    fused plan (``chain``) the convs as their full steps' windows run them (:mod:`.fused_kernels`)."""
+    if chain is None:
+        return kernel_choice.choose(qmodel.ops, target, variant, kernels, far, sparse, linear_quotient, zeroact)
+    windows = {fused_q.ops[stage.op].name: window_op(fused_q.ops[stage.op], stage, stage.block_rows)
+               for stage in chain.stages if stage.kind == "conv"}
+    ops = [windows.get(op.name, op) for op in fused_q.ops]
+    return kernel_choice.choose(ops, target, variant, kernels, far, convs.sparse, linear_quotient, convs.zeroact)

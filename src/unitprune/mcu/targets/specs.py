@@ -177,13 +177,15 @@ class Layout:
     pointer_bytes: int
     struct_align: int
     const_in_flash: bool = False
+    #: ``unit_requant_s8`` has the ``thresholds`` pointer (MSP430 builds: unit_kernels_s8.h)
+    requant_thresholds: bool = False
 
 
 #: ABI layouts by name. ``avr-far``: an AVR export whose tables do not fit the first 64 KB of flash
 #: (:func:`TargetSpec.needs_far_tables`): its table pointers are avr-gcc's 3-byte ``__memx``.
 #: ``cortex-m``: the 32-bit Arm EABI (4-byte pointers, int32 aligned to 4) of parts such as the
 #: SAMD21 (Cortex-M0+).
-LAYOUTS = {"host": Layout(8, 8), "avr": Layout(2, 1), "avr-far": Layout(3, 1), "msp430": Layout(2, 2),
+LAYOUTS = {"host": Layout(8, 8), "avr": Layout(2, 1), "avr-far": Layout(3, 1), "msp430": Layout(2, 2, requant_thresholds=True),
            "cortex-m": Layout(4, 4),
            # the Cortex-M0+ (AAPCS) and RV32 (ilp32e, ilp32) targets: 4-byte pointers, int32 aligned to 4;
            # the exported descriptors (static const) are in .rodata, in flash (seen in the ELFs' symbol
@@ -201,19 +203,21 @@ def struct_bytes(fields: list[int], align: int) -> int:
     return (offset + widest - 1) // widest * widest
 
 
-def descriptor_bytes(convs, linears, trees, layout: Layout, sparse=0, unit_sparse=0):
+def descriptor_bytes(convs, linears, trees, layout: Layout, sparse=0, unit_sparse=0, step_params=0):
     """RAM bytes of the kernels' descriptors (unit_types.h): per conv a ``unit_conv2d_params`` and a
     ``unit_requant_s8``, per linear a ``unit_requant_s8``, per bintree linear a
     ``unit_quotient_tree_s8``, per static-sparse layer a ``unit_sparse_s8``, per UnIT sparse conv a
-    ``unit_unit_sparse_s8`` (unit_kernels_s8.h).
+    ``unit_unit_sparse_s8`` (unit_kernels_s8.h), and ``step_params`` more ``unit_conv2d_params`` (the
+    fused plan's shorter last steps).
     The counts may be tensors (the resource model's relaxed counts)."""
     p, align = layout.pointer_bytes, layout.struct_align
     if layout.const_in_flash:  # the exported descriptors are static const: in flash there (Layout)
         return 0 * (convs + linears + trees)
     conv = struct_bytes([4] * CONV_PARAMS_FIELDS, align)
-    requant = struct_bytes([p, p, p, 4, 4], align)
+    requant = struct_bytes([p, p, p, 4, 4, *([p] if layout.requant_thresholds else [])], align)
     tree = struct_bytes([4, p, p, p, p], align)
-    return (convs * (conv + requant) + linears * requant + trees * tree + sparse * struct_bytes([p, p, p], align)
+    return (convs * (conv + requant) + step_params * conv + linears * requant + trees * tree
+            + sparse * struct_bytes([p, p, p], align)
             + unit_sparse * struct_bytes([p, p, p, 4], align))
 
 
@@ -246,6 +250,9 @@ class TargetSpec:
     #: more of it kept when a layer is planned on unit_conv2d_sparse_zeroact_s8 (its code and its
     #: scratch-size function; zeroact_plan)
     zeroact_code_bytes: int = 0
+    #: more of it kept before the output stage's threshold tables take any (mcu/requant_table.py,
+    #: room_bytes): the dense kernels' unrolled assembly makes the code larger than ``code_reserve_bytes``
+    table_code_bytes: int = 0
 
     @property
     def pointer_bytes(self) -> int:
@@ -286,7 +293,11 @@ EXPORT_TARGETS = {
                          code_reserve_bytes=16 * 1024,
                          # unit_conv2d_sparse_zeroact_s8.c and _scratch_size.c: 9,446 B of .text at -O2
                          # (llvm-size-14 -A; tests/test_mcu_sparse_zeroact_s8.py compiles and checks it)
-                         zeroact_code_bytes=10 * 1024),
+                         zeroact_code_bytes=10 * 1024,
+                         # the MNIST dense firmware: 24,814 B of flash with 3 samples, 17,064 B of it
+                         # besides the weights, requantization constants and samples; with the
+                         # tables 452 B more than the tables themselves (benchmarks/conv_block_rows.py)
+                         table_code_bytes=4 * 1024),
     # Cortex-M0+ and RV32: 32-bit pointers, constants anywhere in the map's flash
     **{name: TargetSpec(name, LAYOUTS[name], core.flash.length, core.sram.length, core.chip,
                         f"code, constants and the .data image share the {core.flash.length // 1024} KB of flash of "

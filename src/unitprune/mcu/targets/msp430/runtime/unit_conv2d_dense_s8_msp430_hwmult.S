@@ -12,9 +12,12 @@
  * output and read after it. Rows of 3 or 5 columns are unrolled (run->mode); a whole 3x3 or 5x5
  * field per channel (every kernel row inside the input) is unrolled with the row and channel skips
  * in registers (r8, r11): 14 cycles per MAC and 1 per kernel row; its first MAC writes MPYS (no
- * clearing of RESHI:RESLO). A depthwise 3x3 field (UNIT__DOT_DW3) keeps 5 of its 9 weights in
- * registers (11 cycles per MAC for those). With UNIT__DOT_NONNEG (activations in [0, 127]) the
- * whole fields skip the activation's SXT (one cycle per MAC less). Registers: r4 operand, r5 channels (square loop), r6 channel counter,
+ * clearing of RESHI:RESLO). A depthwise 3x3 field (UNIT__DOT_DW3) keeps its 9 weights in
+ * registers and on the stack and computes two outputs per pass (11 cycles per MAC, 12 for the
+ * stacked weight). With UNIT__DOT_NONNEG (activations in [0, 127]) the whole fields skip the
+ * activation's SXT (one cycle per MAC less). run->mode (0..15) selects the loop through a jump
+ * table. Cycles are those of mspdebug's table (there DEC and INC, #1 from the constant generator,
+ * cost 3; DECD, #2, #4, #8 cost 2). Registers: r4 operand, r5 channels (square loop), r6 channel counter,
  * r7 row counter (x next in the square loop), r8 column counter (x row skip in the square loop),
  * r9 outputs left, r10 weight start, r11 x channel skip (square loop). */
 #if UNIT_MSP430_HWMULT
@@ -34,8 +37,6 @@
 #define OFF_WROW 14
 #define OFF_WCHAN 16
 #define OFF_MODE 18
-
-#include "unit_dot_s8_msp430.h"
 
 #define MPYS 0x0132
 
@@ -101,35 +102,66 @@
     sxt     \reg
 .endm
 
+/* One output of a depthwise 3x3 field (UNIT__DOT_DW3): the weights sign-extended in r5, r6, r7,
+ * r9, r10, r11, r14, r15 and (the 9th) on the top of the stack, read by `mov @r1, &OP2` (one
+ * cycle more than a register); r8 the x row skip, 2(r1) the skip from the end of the third row to
+ * the next field; RESLO/RESHI stored at \at(r12). */
+.macro DW3OUT sx, at
+    RMAC    r5, MPYS, \sx
+    RMAC    r6, MACS, \sx
+    RMAC    r7, MACS, \sx
+    add     r8, r13
+    RMAC    r9, MACS, \sx
+    RMAC    r10, MACS, \sx
+    RMAC    r11, MACS, \sx
+    add     r8, r13
+    RMAC    r14, MACS, \sx
+    RMAC    r15, MACS, \sx
+    RMAC    @r1, MACS, \sx
+    add     2(r1), r13
+    mov     &RESLO, \at(r12)
+    mov     &RESHI, \at+2(r12)
+.endm
+
+/* A run of depthwise 3x3 fields, two outputs per pass (an odd count enters at the second with
+ * out moved back by one): per output 9 MACs of 11 cycles (10 without the activation's SXT; 12 / 11
+ * for the stacked weight), the two row skips (1 each), the next-field skip (3) and the store (12);
+ * per pass out's step and the end test (7). Stack during the loop: 0(r1) the 9th weight, 2(r1) the
+ * next-field skip, 4(r1) the end of out. */
 .macro DW3 sx
     mov     OFF_XROW(r15), r8
     mov     OFF_XCHAN(r15), r4
     add     r8, r4
     add     OFF_XNEXT(r15), r4
-    mov     r4, r15
+    add     r9, r9
+    add     r9, r9
+    add     r12, r9
+    push    r9                      /* the end of out */
+    push    r4                      /* the next-field skip */
     WEIGHT  r5
     WEIGHT  r6
     WEIGHT  r7
+    WEIGHT  r9
     WEIGHT  r10
     WEIGHT  r11
-1:  RMAC    r5, MPYS, \sx
-    RMAC    r6, MACS, \sx
-    RMAC    r7, MACS, \sx
-    add     r8, r13
-    RMAC    r10, MACS, \sx
-    RMAC    r11, MACS, \sx
-    MAC     MACS, \sx
-    add     r8, r13
-    MAC     MACS, \sx
-    MAC     MACS, \sx
-    MAC     MACS, \sx
-    add     r15, r13
-    sub     #4, r14
-    mov     &RESLO, 0(r12)
-    mov     &RESHI, 2(r12)
-    add     #4, r12
-    dec     r9
-    jnz     1b
+    WEIGHT  r4                      /* kernel row 2: r4 (to r14 below), r15, the stack */
+    WEIGHT  r15
+    mov.b   @r14, r14
+    sxt     r14
+    push    r14
+    mov     4(r1), r14
+    sub     r12, r14                /* 4 * count */
+    bit     #4, r14
+    mov     r4, r14                 /* MOV keeps the flags */
+    jz      1f
+    sub     #4, r12                 /* an odd count: the first output is the pass's second */
+    jmp     2f
+1:  DW3OUT  \sx, 0
+2:  DW3OUT  \sx, 4
+    add     #8, r12
+    cmp     4(r1), r12
+    jne     1b
+    add     #6, r1
     br      #.Ldone
 .endm
 
@@ -188,16 +220,19 @@ __unit_dot_run_s8:
     mov     r14, r10
     mov     @r15, r9
     mov     OFF_MODE(r15), r11
-    NONNEG_DISPATCH .Lnsquare3, .Lnsquare5, .Lsigned, .Lndw3
-.Lsigned:                           /* the other loop shapes sign-extend */
-    bic     #9, r11
-    cmp     #2, r11
-    jeq     .Lrow3
-    cmp     #4, r11
-    jeq     .Lrow5
-    cmp     #6, r11                 /* UNIT__DOT_DW3: one channel's whole 3x3 field */
-    jne     .Lgeneral
-    br      #.Ldw3                  /* beyond a jump's reach */
+    add     r11, r11
+    mov     .Lmodes(r11), r0        /* the loop shape of run->mode (0..15), 4 cycles with the ADD */
+.Lmodes:                            /* by mode: bit 0 (WIDE) is for AVR, bit 3 is UNIT__DOT_NONNEG */
+    .word   .Lgeneral, .Lgeneral, .Lrow3, .Lrow3, .Lrow5, .Lrow5, .Ldw3, .Ldw3
+    .word   .Lgeneral, .Lgeneral, .Lnrow3, .Lnrow3, .Lnrow5, .Lnrow5, .Lndw3, .Lndw3
+.Lnrow3:                            /* activations in [0, 127]: a whole 3x3 field without the SXT */
+    cmp     #3, OFF_ROWS(r15)
+    jne     .Lrow3
+    br      #.Lnsquare3
+.Lnrow5:
+    cmp     #5, OFF_ROWS(r15)
+    jne     .Lrow5
+    br      #.Lnsquare5
 .Lgeneral:
     RUN     0
 .Lrow3:
@@ -218,10 +253,8 @@ __unit_dot_run_s8:
     SQUARE  3, 0
 .Lnsquare5:
     SQUARE  5, 0
-/* UNIT__DOT_DW3: one channel's whole 3x3 field with 5 of its weights in registers, sign-extended
- * once per run (r5, r6, r7, r10, r11: a MAC of 11 cycles, 10 without the activation's SXT), the
- * other 4 read through r14 (reset by 4 after each output); r8 the x row skip, r15 the skip from
- * the end of the third row to the next field. */
+/* UNIT__DOT_DW3: one channel's whole 3x3 field, all 9 weights sign-extended once per run (8 in
+ * registers, 1 on the stack), two outputs per pass (DW3 above). */
 .Ldw3:
     DW3     1
 .Lndw3:

@@ -345,8 +345,9 @@ __unit_requantize_run_s8:
  *                                      const unit__requant_run_s8 *s)
  *   (EABI: r12 = y, r13 = stored, r14 = count >= 1, r15 = s)
  *
- * s->fast == 0: __unit_requantize_run_s8 (the general routine per output; the first 11 bytes of s
- * are its struct). */
+ * s->thresholds != NULL: __unit_requantize_run_table_s8 (unit_requantize_run_table_s8_msp430.S, any
+ * multiplier and shift, no multiply); else s->fast == 0: __unit_requantize_run_s8 (the general
+ * routine per output; the first 11 bytes of s are its struct). */
 #if UNIT_MSP430_HWMULT
 /* msp430-hwmult, per output: acc = base + stored; acc < 0 with act_min >= 0 gives act_min (ReLU);
  * A = |acc| with (A >> 16) & s->high != 0 (A >= 2**(e+8)) saturates; else X = A*mm + K with
@@ -403,7 +404,10 @@ __unit_requantize_run_s8:
     .global __unit_requantize_run_fast_s8
     .type   __unit_requantize_run_fast_s8, @function
 __unit_requantize_run_fast_s8:
-    tst.b   11(r15)
+    tst     34(r15)
+    jz      0f
+    br      #__unit_requantize_run_table_s8 /* the channel has a threshold table */
+0:  tst.b   11(r15)
     jnz     1f
     br      #__unit_requantize_run_s8
 1:  push    r4
@@ -487,11 +491,14 @@ __unit_requantize_run_fast_s8:
     jmp     .Lh_neg_store
     .size   __unit_requantize_run_fast_s8, .-__unit_requantize_run_fast_s8
 
-#else /* software multiply: the general routine */
+#else /* software multiply: the threshold table, else the general routine */
     .section .text.__unit_requantize_run_fast_s8,"ax",@progbits
     .global __unit_requantize_run_fast_s8
     .type   __unit_requantize_run_fast_s8, @function
 __unit_requantize_run_fast_s8:
-    br      #__unit_requantize_run_s8
+    tst     34(r15)
+    jz      1f
+    br      #__unit_requantize_run_table_s8
+1:  br      #__unit_requantize_run_s8
     .size   __unit_requantize_run_fast_s8, .-__unit_requantize_run_fast_s8
 #endif /* UNIT_MSP430_HWMULT */

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/* unit_linear_accumulate_unit_sorted_bitshift_s8.c -- acc += the kept products of a slice of an
+ * early-exit UnIT linear layer's inputs (columns sorted by |w|), t_i by the bitshift loop as
+ * unit_linear_unit_sorted_bitshift_s8 (see unit_kernels_stream_s8.h). */
+#include "unit_internal_sorted_stream_s8.h"
+
+int32_t unit_linear_accumulate_unit_sorted_bitshift_s8(const int8_t *x, int32_t n, int32_t out_features,
+                                                       const UNIT_TABLE int8_t *weight_sorted,
+                                                       const UNIT_TABLE uint16_t *index, int32_t threshold_q,
+                                                       int32_t shift_start, int32_t *acc, unit_counts *counts) {
+    unit__quotient_method_s8 q;
+    if (threshold_q < 0 || shift_start < 0 || shift_start > 31) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    q.method = UNIT__QUOTIENT_BITSHIFT;
+    q.threshold_shifted = (uint32_t)threshold_q >> shift_start;
+    q.shift_start = (uint8_t)shift_start;
+    q.tree = 0;
+    q.table = 0;
+    return unit__accumulate_unit_sorted_s8(x, n, out_features, weight_sorted, index, &q, acc, counts);
+}
