@@ -10,9 +10,10 @@ import json
 import subprocess
 
 import numpy as np
+import pytest
 from tests import qmodels
 from unitprune.mcu import kernel_choice
-from unitprune.mcu.export import export_c
+from unitprune.mcu.export import SamplesTooLarge, export_c
 from unitprune.mcu.qmodel import QFlatten, QuantizedModel
 from unitprune.mcu.reference import run_reference
 
@@ -142,3 +143,31 @@ def test_msp430_sparse_tables_leave_room_for_the_code_that_shares_the_fram(tmp_p
     assert measured["bit_exact"]
     plan = json.loads((tmp_path / "export" / "memory_plan.json").read_text())
     assert plan["kernels"]["layers"]["fc"]["kernel"] != "unit_linear_sparse_s8"
+
+
+def test_the_sparse_choice_does_not_depend_on_the_embedded_samples(tmp_path):
+    """A 64 -> 128 linear layer at 50 % zeros in a zeroskip export for the MSP430: its sparse tables
+    (16,640 B, twice its weights) fit the FRAM beside the code's reserve. With so many samples that
+    samples and tables exceed the flash the kernels read, the export does not fall back to the
+    weight-stationary kernel (a firmware other than the one deployed, which has no samples): it
+    raises SamplesTooLarge (embed fewer), and with few samples the layer takes the sparse kernel."""
+    from unitprune.mcu.targets.specs import EXPORT_TARGETS
+
+    rng = np.random.default_rng(8)
+    fc = qmodels.linear(rng, "fc", 64, 128, sparsity=0.0)
+    weight = np.where(fc.weight == 0, 1, fc.weight).astype(fc.weight.dtype)
+    weight[:, ::2] = 0  # exactly half the weights zero
+    fc = dataclasses.replace(fc, weight=weight)
+    qmodel = QuantizedModel(ops=[fc], input_shape=(64,), input_scale=1.0, output_scale=1.0, variant="zeroskip")
+    tables = kernel_choice.sparse_tables(fc)
+    assert tables.flash_bytes == 2 * 128 + 4 * 64 * 64 == 2 * weight.size + 2 * 128
+    limit = EXPORT_TARGETS["msp430"].flash_read_limit
+    many = (limit - tables.flash_bytes) // 64 + 1  # samples + tables > limit, samples + weights fit
+    assert many * 64 + tables.flash_bytes > limit and many * 64 + weight.size + 128 * 9 < limit
+    x_many = qmodels.random_input(rng, many, qmodel.input_shape)
+    with pytest.raises(SamplesTooLarge, match="embed fewer"):
+        export_c(qmodel, tmp_path / "many", target="msp430", samples=x_many)
+    assert not (tmp_path / "many" / "model.c").exists()
+    export_c(qmodel, tmp_path / "few", target="msp430", samples=x_many[:2])
+    plan = json.loads((tmp_path / "few" / "memory_plan.json").read_text())
+    assert plan["kernels"]["layers"]["fc"]["kernel"] == "unit_linear_sparse_s8"

@@ -7,16 +7,23 @@ import numpy as np
 import pytest
 
 from unitprune.experiments.mcu_bench import bench, bench_tasks
+from unitprune.mcu.export import SamplesTooLarge
 from unitprune.mcu.targets import FirmwareTooLarge
 
 
-def fake_measure(limit: int, calls: list):
+def _too_large(kind: str, samples: int, limit: int) -> Exception:
+    if kind == "link":  # the linker's region overflow
+        return FirmwareTooLarge(f"{samples} samples do not fit", "ROM", 100 * (samples - limit))
+    return SamplesTooLarge(f"{samples} samples do not fit beside the tables; embed fewer")  # the export's check
+
+
+def fake_measure(limit: int, calls: list, kind: str = "link"):
     """A stand-in for measure_target: the firmware fits at most ``limit`` samples; a sample's
     cycles are 1000 + its value (a hand-known oracle per sample)."""
     def measure(qmodel, target, x_q, work_dir, layer_samples, max_cycles):
         calls.append((str(work_dir), len(x_q), layer_samples))
         if len(x_q) > limit:
-            raise FirmwareTooLarge(f"{len(x_q)} samples do not fit", "ROM", 100 * (len(x_q) - limit))
+            raise _too_large(kind, len(x_q), limit)
         cycles = [1000 + int(v) for v in x_q[:, 0]]
         return {"cycles": int(np.median(cycles)), "cycles_per_layer": {}, "energy_uj_estimate": 0.0,
                 "samples_checked": len(x_q), "bit_exact": True, "flash_bytes": 111, "sram_bytes": 10 + len(x_q),
@@ -25,9 +32,10 @@ def fake_measure(limit: int, calls: list):
     return measure
 
 
-def test_samples_that_do_not_fit_are_measured_in_halves(monkeypatch, tmp_path):
+@pytest.mark.parametrize("kind", ["link", "export"])
+def test_samples_that_do_not_fit_are_measured_in_halves(monkeypatch, tmp_path, kind):
     calls = []
-    monkeypatch.setattr(bench, "measure_target", fake_measure(3, calls))
+    monkeypatch.setattr(bench, "measure_target", fake_measure(3, calls, kind))
     x_q = np.arange(10, dtype=np.int8).reshape(10, 1)
     row = bench_tasks._measure_in_parts(None, "msp430", x_q, tmp_path, 2, 1000)
     assert row["checks"]["inference_cycles"] == [1000 + v for v in range(10)]  # every sample, in order
@@ -41,9 +49,10 @@ def test_samples_that_do_not_fit_are_measured_in_halves(monkeypatch, tmp_path):
     assert len({path for path, _, _ in fitted}) == 4  # each part its own folder
 
 
-def test_a_firmware_that_does_not_fit_one_sample_raises(monkeypatch, tmp_path):
-    monkeypatch.setattr(bench, "measure_target", fake_measure(0, []))
-    with pytest.raises(FirmwareTooLarge):
+@pytest.mark.parametrize("kind, error", [("link", FirmwareTooLarge), ("export", SamplesTooLarge)])
+def test_a_firmware_that_does_not_fit_one_sample_raises(monkeypatch, tmp_path, kind, error):
+    monkeypatch.setattr(bench, "measure_target", fake_measure(0, [], kind))
+    with pytest.raises(error):
         bench_tasks._measure_in_parts(None, "msp430", np.zeros((4, 1), dtype=np.int8), tmp_path, 1, 1000)
 
 

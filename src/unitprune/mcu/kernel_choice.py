@@ -118,8 +118,8 @@ def sparse_tables(op) -> SparseTables | None:
 def sparse_layers(ops, variant: str, flash_limit: int | None = None, other_bytes: int = 0) -> dict[str, SparseTables]:
     """The layers that take the static-sparse kernels, with their tables (module docstring): none
     unless ``variant == "zeroskip"``. ``flash_limit``: the bytes of constants the kernels can read
-    (None: no limit); ``other_bytes``: the constants besides the weights (requantization tables,
-    embedded samples)."""
+    (None: no limit); ``other_bytes``: the constants besides the weights (requantization tables, the
+    code's reserve; not the embedded samples: the choice is the deployed firmware's)."""
     if variant != "zeroskip":
         return {}
     chosen = {}

@@ -39,7 +39,9 @@ Every step:
 (:func:`.budget.cubic_budget`) over the first ``tighten_fraction`` of the pruning steps. Every
 ``remove_every`` steps the channels ranked ``reserve`` or more places beyond the open ones are
 removed physically (:mod:`.removal`: weights, BatchNorm statistics, next-layer inputs, Adam
-state), so training gets faster while the channels near the margin can still come back.
+state; the model stays in training mode), so training gets faster while the channels near the
+margin can still come back. At the end of every pruning epoch the BatchNorm running statistics
+are re-estimated for the current masks (``recalibrate_bn``) before the validation.
 
 At the end of the pruning phase the counts become integers that meet the budget exactly by the
 resource model (:func:`.allocation.fit_counts`: no group can take one more channel), the masks
@@ -66,6 +68,7 @@ from tqdm.auto import tqdm
 from ..extras import require
 from ..training import batches, evaluate
 from .allocation import fit_counts, marginal_value, project_counts, ranked_mask, salience_ranks
+from .bn_stats import recalibrate_batchnorm
 from .budget import BudgetError, MCUBudget, check_feasible, cubic_budget, over_budget
 from .gates import ChannelGates, channel_norms
 from .removal import kept_indices, remove_channels
@@ -107,10 +110,18 @@ class ShrinkConfig:
         relative_value: compare groups by their marginal channel's salience over the mean salience
             of the group's open channels (scale-free across layers) instead of the raw salience.
         batch_size: examples per step.
-        remove_every: steps between physical removals of the channels beyond the reserve.
+        remove_every: steps between physical removals of the channels beyond the reserve (0: no
+            removal before the end of pruning). A removal keeps the model in training mode.
         seed: seed of the data order.
         num_threads: torch threads.
         progress: show a progress bar per epoch.
+        recalibrate_bn: at the end of every pruning epoch, re-estimate the BatchNorm running
+            statistics of the masked model from the first ``bn_examples`` training examples
+            (:func:`.bn_stats.recalibrate_batchnorm`): the momentum average lags behind the
+            changing masks, and the epoch's validation accuracy and the start of fine-tuning use them.
+        bn_examples: training examples the BatchNorm statistics are re-estimated from.
+        finetune_lr: learning rate of the fine-tuning phase: ``"constant"`` (``lr``) or
+            ``"cosine"`` (per step from ``lr`` down to 0 over the fine-tuning steps).
     """
 
     epochs: int = 8
@@ -131,6 +142,9 @@ class ShrinkConfig:
     seed: int = 0
     num_threads: int = 1
     progress: bool = False
+    recalibrate_bn: bool = True
+    bn_examples: int = 1024
+    finetune_lr: str = "constant"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -153,6 +167,12 @@ class ShrinkConfig:
             raise ValueError(f"ShrinkConfig.reserve_fraction must be >= 0, got {self.reserve_fraction}")
         if self.reserve < 0:
             raise ValueError(f"ShrinkConfig.reserve must be >= 0, got {self.reserve}")
+        if self.finetune_lr not in ("constant", "cosine"):
+            raise ValueError(f"ShrinkConfig.finetune_lr must be 'constant' or 'cosine', got {self.finetune_lr!r}")
+        if self.remove_every < 0:
+            raise ValueError(f"ShrinkConfig.remove_every must be >= 0 (0: only when pruning ends), got {self.remove_every}")
+        if self.bn_examples < 1:
+            raise ValueError(f"ShrinkConfig.bn_examples must be >= 1, got {self.bn_examples}")
 
     @property
     def pruning_epochs(self) -> int:
@@ -333,6 +353,13 @@ def shrink(
     history: list[dict[str, Any]] = []
     best_state, best_val = None, -1.0
     step = 0
+    ft_steps, ft_step = (config.epochs - config.pruning_epochs) * n_batches, 0
+
+    def finetune_lr(t: int) -> float:
+        if config.finetune_lr == "constant" or ft_steps <= 0:
+            return config.lr
+        return 0.5 * config.lr * (1.0 + math.cos(math.pi * t / ft_steps))
+
     try:
         bar = tqdm(range(1, config.epochs + 1), desc="shrink", disable=not config.progress)
         for epoch in bar:
@@ -347,6 +374,10 @@ def shrink(
                         was_masked = gates.theta[g].detach() <= 0
                         gates.set(g, ranked_mask(counts[g], ranking[g]))
                         reopened += int((was_masked & (gates.theta[g].detach() > 0)).sum())
+                else:
+                    for param_group in optimizer.param_groups:
+                        param_group["lr"] = finetune_lr(ft_step)
+                    ft_step += 1
                 loss = loss_fn(work(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -362,7 +393,7 @@ def shrink(
                     values = {g: marginal_value(grown[g], compared[g]) for g in gates.groups}
                     counts = project_counts(graph, grown, values, budgets, budget)
                     step += 1
-                    if step % config.remove_every == 0:
+                    if config.remove_every and step % config.remove_every == 0:
                         optimizer, salience = _remove_beyond_reserve(work, graph, gates, example, optimizer,
                                                                      make_optimizer, salience,
                                                                      _order(gates, salience, config), counts,
@@ -374,6 +405,8 @@ def shrink(
                                     budget)
                 counts = {g: float(n) for g, n in ints.items()}
                 optimizer = torch.optim.Adam(work.parameters(), lr=config.lr)
+            if pruning and config.recalibrate_bn:
+                recalibrate_batchnorm(work, train_data, config.bn_examples, config.batch_size)
             val = evaluate(work, val_data)
             budgets = {k: cubic_budget(initial[k], limits[k], step, tighten_steps) for k in limits}
             record = _epoch_record(graph, budget, epoch, pruning, loss_sum / len(train_data), val, budgets,

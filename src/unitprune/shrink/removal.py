@@ -79,7 +79,7 @@ def remove_channels(
     (the gate parameters) sliced the same way; the sliced ones are returned. With ``optimizer``
     and ``make_optimizer(model_parameters, extra_parameters)``, a new optimizer is returned with
     the old state sliced into it. Hooks on the model must be removed by the caller first (the
-    dependency graph is traced through a forward pass).
+    dependency graph is traced through a forward pass). The model's train/eval mode is kept.
 
     Raises ``ValueError`` when a group would lose every channel or is not prunable.
     """
@@ -89,7 +89,11 @@ def remove_channels(
         return extra_parameters, optimizer
     dims = parameter_channel_dims(model, graph)
     old_state = _optimizer_state(model, extra_parameters, optimizer)
-    _prune_groups(model, graph, drop, example_input)
+    was_training = model.training
+    try:
+        _prune_groups(model, graph, drop, example_input)
+    finally:  # Torch-Pruning's tracing leaves every module in eval mode: a model being trained stays in training
+        model.train(was_training)
     sizes_before = dict(graph.group_sizes)
     for group in drop:
         graph.group_sizes[group] -= len(drop[group])

@@ -94,7 +94,7 @@ def _test_task(shared: dict, qmodel):
 
 def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, layer_samples: int, max_cycles: int, *,
                   workspace: Path) -> dict:
-    from ...mcu.export import ExportError
+    from ...mcu.export import ExportError, SamplesTooLarge
     from ...mcu.qmodel import QLinear
     from ...mcu.reference import quantize_input
     from ...mcu.targets import FirmwareTooLarge
@@ -108,7 +108,7 @@ def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, laye
     try:
         try:
             measured = _measure_in_parts(qmodel, target, x_q, Path(workspace), layer_samples, max_cycles)
-        except FirmwareTooLarge:
+        except (FirmwareTooLarge, SamplesTooLarge):
             if not any(isinstance(op, QLinear) and op.unit_kernel == "sorted" for op in qmodel.ops):
                 raise
             # the early exit's sorted columns did not fit the flash even beside one embedded sample
@@ -127,16 +127,18 @@ def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, laye
 
 def _measure_in_parts(qmodel, target: str, x_q, work_dir: Path, layer_samples: int, max_cycles: int) -> dict:
     """``measure_target`` on the samples ``x_q``; when the firmware does not fit the target with
-    them embedded (``FirmwareTooLarge``) but could without some, the samples are measured in two
+    them embedded (``FirmwareTooLarge`` from the linker, ``SamplesTooLarge`` from the export's flash
+    check: the kernels are chosen without the samples) but could without some, the samples are measured in two
     halves, each its own firmware (``work_dir/part0``, ``part1``; the per-layer one with the first),
     and joined as batches are (:func:`_merge`, the samples' cycles kept for the row's merge). A
     firmware that does not fit with one sample raises."""
     from .bench import measure_target
+    from ...mcu.export import SamplesTooLarge
     from ...mcu.targets import FirmwareTooLarge
 
     try:
         return measure_target(qmodel, target, x_q, work_dir, layer_samples, max_cycles)
-    except FirmwareTooLarge:
+    except (FirmwareTooLarge, SamplesTooLarge):
         if len(x_q) < 2:
             raise
     half = (len(x_q) + 1) // 2

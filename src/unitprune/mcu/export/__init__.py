@@ -22,8 +22,8 @@ come from :mod:`unitprune.mcu.targets.specs`. The integer semantics are docs/fix
 exporter only lays out data and calls.
 """
 
-from .export_types import FAR_DEFINES, ExportError, ExportResult, LayerFlash, layer_names
+from .export_types import FAR_DEFINES, ExportError, ExportResult, LayerFlash, SamplesTooLarge, layer_names
 from .memory_plan import scratch_sizes
 from .pipeline import export_c
 
-__all__ = ["ExportError", "ExportResult", "FAR_DEFINES", "LayerFlash", "export_c", "layer_names", "scratch_sizes"]
+__all__ = ["ExportError", "ExportResult", "FAR_DEFINES", "LayerFlash", "SamplesTooLarge", "export_c", "layer_names", "scratch_sizes"]

@@ -16,7 +16,7 @@ import numpy as np
 from ..qmodel import (LINEAR_QUOTIENTS, VARIANTS, QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU,
                       QuantizedModel)
 from ..targets.specs import STACK_RESERVE, TargetSpec, check_export_target
-from .export_types import ExportError, LayerFlash
+from .export_types import ExportError, LayerFlash, SamplesTooLarge
 from .memory_plan import MemoryPlan, op_output_size, parse_conv_block_rows
 
 __all__ = ["ExportRequest", "check_fits_target", "check_model", "check_request"]
@@ -186,7 +186,7 @@ def check_fits_target(spec: TargetSpec, plan: MemoryPlan, flash: list[LayerFlash
                                   f"flash without any embedded sample, beyond the {limit} bytes the kernels can "
                                   f"read ({why}); a smaller model is needed")
         if samples_bytes + end > limit:  # main.c (with the samples) is linked first
-            raise ExportError(f"target {spec.name}: the {samples_bytes} bytes of embedded samples and the model's "
+            raise SamplesTooLarge(f"target {spec.name}: the {samples_bytes} bytes of embedded samples and the model's "
                               f"{end} bytes of constant tables exceed the {limit} bytes of constants the kernels "
                               f"can read ({why}); embed fewer samples (the tables alone fit)")
     if spec.sram_bytes is not None:

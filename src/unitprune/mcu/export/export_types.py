@@ -15,6 +15,12 @@ class ExportError(ValueError):
     """The model cannot be exported as asked (the message names the layer or the file)."""
 
 
+class SamplesTooLarge(ExportError):
+    """The model's tables fit the target's flash, but not beside the embedded samples: embed fewer.
+    (The kernels and tables are chosen without the samples, so a firmware is the same with any
+    number of them.)"""
+
+
 @dataclass(frozen=True)
 class LayerFlash:
     """Bytes of constant tables of one layer, in flash."""

@@ -113,11 +113,12 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     samples = request.samples
     samples_bytes = 0 if samples is None or target == "host" else samples.size
 
-    # static-sparse layers (variant zeroskip, layer by layer): kernel_choice.sparse_layers
+    # static-sparse layers (variant zeroskip, layer by layer): kernel_choice.sparse_layers. Chosen
+    # without the embedded samples, as the threshold tables are: the firmware is the one deployed,
+    # whatever the number of samples (too many for the flash: SamplesTooLarge, embed fewer)
     requant_bytes = sum(9 * op.requant.bias.size for op in qmodel.ops if hasattr(op, "requant"))
     code_bytes = spec.code_reserve_bytes + (spec.zeroact_code_bytes if plans_zeroact(qmodel) else 0)
-    sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit,
-                                         samples_bytes + requant_bytes + code_bytes)
+    sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit, requant_bytes + code_bytes)
     # the dense convolutions' output stage by threshold tables where the flash allows (MSP430; layer
     # by layer only: the fused plan is formed from the model without them)
     plain, qmodel = qmodel, with_tables(qmodel, target, variant, kernels, sparse)
@@ -132,8 +133,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         layout = spec.far_layout if far else spec.layout
         if fused:  # every conv's kernel on its windows (fused_kernels.py): the sparse tables, the scratch
             try:
-                convs = fused_kernels(fused_q, chain, variant, spec.flash_read_limit,
-                                      samples_bytes + requant_bytes + code_bytes)
+                convs = fused_kernels(fused_q, chain, variant, spec.flash_read_limit, requant_bytes + code_bytes)
             except ValueError as error:
                 raise ExportError(f"execution='fused': {error}") from None
             descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, convs.sparse_structs,

@@ -124,7 +124,8 @@ def _too_large(name: str, linker_message: str) -> FirmwareTooLarge | None:
     need = f" need {size + excess:,} bytes," if size else ""
     return FirmwareTooLarge(f"{name} does not fit the simulated MSP430: {what}{need} {excess:,} bytes more than "
                             f"{room} of unitprune.mcu.targets' link.ld (the simulator models a 64 KB address space; "
-                            "clang-14's small memory model); a smaller model is needed", region, excess)
+                            "clang-14's small memory model); a smaller model is needed, or, where the firmware embeds test "
+                            "samples, fewer of them", region, excess)
 
 
 class Session:
