@@ -268,3 +268,14 @@ def test_too_long_label_is_an_error(target, tmp_path):
     firmware = targets.build(target, [source], build_dir=tmp_path / "build")
     with pytest.raises(targets.FirmwareError, match="label longer than 127"):
         targets.run(firmware, max_cycles=1_000_000, timeout=30)
+
+
+def test_an_avr_stack_that_runs_into_the_static_data_is_an_error(tmp_path):
+    """The stack of tests/mcu_firmware/stack_overflow.c (recursion of ~6.8 KB beside 2,000 B of
+    .bss) overwrites every painted byte above the static data: the run raises FirmwareError naming
+    a stack overflow instead of returning its outputs (they cannot be trusted)."""
+    require_target("avr")
+    firmware = targets.build("avr", [FIRMWARE.parent / "stack_overflow.c"], build_dir=tmp_path)
+    assert 2000 < firmware.sram_static_bytes < 2100
+    with pytest.raises(targets.FirmwareError, match="stack overflow"):
+        targets.run(firmware, max_cycles=5_000_000)

@@ -20,6 +20,7 @@ from .tools import (AVR_PACKAGES, FirmwareError, FirmwareTooLarge, ToolMissing, 
 MCU = "atmega2560"
 HARNESS_SOURCE = Path(__file__).resolve().parent / "avr" / "simavr_cycles.c"
 DATA_SPACE = 0x800000  # avr-gcc's ELF address of data space (SRAM) address 0
+SRAM_END = 0x2200  # the ATmega2560's RAMEND + 1 (internal SRAM 0x200-0x21FF)
 # gnu99, not c99: constant tables live in flash through avr-gcc's named address space __flash, a
 # GNU extension (the sources themselves are C99 otherwise).
 #: GNU ld's message when a memory region of the ATmega2560 (text: 256 KB of flash, data: 8 KB of SRAM) is exceeded.
@@ -92,6 +93,13 @@ def run(firmware: Firmware, max_cycles: int, timeout: float) -> RunResult:
         raise FirmwareError(f"simavr run of {firmware.elf} did not reach unit_mcu_done() (exit "
                             f"{process.returncode}, limit {max_cycles} cycles): {process.stderr.strip()}")
     summary = records.pop()
+    free = SRAM_END - (paint - DATA_SPACE) if paint is not None else None
+    if free is not None and summary.get("stack_bytes") is not None and summary["stack_bytes"] >= free:
+        # no painted byte is left between the end of .bss and RAMEND: the stack may have run into the
+        # static data, so the outputs cannot be trusted (bit-exact or not)
+        raise FirmwareError(f"simavr run of {firmware.elf.name}: the stack used all {free} bytes of SRAM above "
+                            f"the static data ({firmware.sram_static_bytes} bytes): a stack overflow; the model "
+                            "needs less SRAM (a smaller arena or scratch)")
     regions = [Region(record["label"], record["cycles"] if record["cycles"] >= 0 else None,
                       bytes.fromhex(record["data"])) for record in records]
     return RunResult("avr", regions, summary["total_cycles"], summary.get("stack_bytes"), process.stderr)
