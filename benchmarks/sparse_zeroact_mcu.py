@@ -102,6 +102,11 @@ def cases(samples: int, seed: int = 0, edges_only: bool = False) -> list[tuple[s
         found.append(("conv1_mnist", conv1, mnist_digits(samples)))
         shape = (samples, 6, 12, 12)
         found.append(("conv2_relu30", conv2, relu_maps(rng, shape, 0.3)))
+        # the same layer and maps with shifts outside the fast output stage's [-15, -8]
+        # (unit_internal_requant_s8.h): the general requantization per output
+        general = dataclasses.replace(conv2, name="conv2_general",
+                                      requant=dataclasses.replace(conv2.requant, shift=conv2.requant.shift + 6))
+        found.append(("conv2_general_relu30", general, found[-1][2]))
         found.append(("conv2_relu70", conv2, relu_maps(rng, shape, 0.7)))
         found.append(("conv2_box", conv2, box_input(rng, relu_maps(rng, shape, 0.3))))
         found.append(("conv1_dense", conv1, relu_maps(rng, (samples, 1, 28, 28), 0.0)))

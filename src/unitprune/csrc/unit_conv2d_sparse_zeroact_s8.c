@@ -152,7 +152,7 @@ typedef struct {
 
 UNIT__ZEROACT_FN void unit__zeroact_channel_row_s8(const unit__zeroact_call_s8 *call, const unit__zeroact_row_s8 *w,
                                                    int16_t count, const UNIT_TABLE int16_t *starts,
-                                                   const unit__sparse_out_s8 *q, int8_t constant, int8_t *y_row,
+                                                   unit__sparse_out_s8 *q, int8_t constant, int8_t *y_row,
                                                    int32_t *scratch) {
     const unit_conv2d_params *p = call->p;
     const unit__zeroact_piece_s8 *piece = w->piece;
@@ -381,6 +381,9 @@ int32_t unit_conv2d_sparse_zeroact_s8(const unit_conv2d_params *params, const in
                     q.bias = unit__bias_s8(requant, o);
                     q.multiplier = UNIT_READ_S32(requant->multiplier + o);
                     q.shift = UNIT_READ_S8(requant->shift + o);
+#if UNIT__DOT_ASM
+                    q.ready = 0; /* the output stage's constants, computed by the row's first store */
+#endif
                     unit__zeroact_channel_row_s8(&call, &w, count, starts, &q, constants[o], y_row, scratch);
                 }
             }

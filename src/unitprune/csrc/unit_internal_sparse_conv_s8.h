@@ -2,49 +2,61 @@
 /*
  * unit_internal_sparse_conv_s8.h -- private pieces shared by the static-sparse int8 convolutions
  * (unit_conv2d_sparse_s8.c, unit_conv2d_sparse_zeroact_s8.c): the requantizing store of a run's
- * values, the kernel indices of a field clipped by the padding, and the tables' range check.
+ * values (on AVR and MSP430 the dense kernels' output stage), the kernel indices of a field clipped
+ * by the padding, and the tables' range check.
  */
 #ifndef UNIT_INTERNAL_SPARSE_CONV_S8_H
 #define UNIT_INTERNAL_SPARSE_CONV_S8_H
 
+#include "unit_internal_requant_s8.h"
 #include "unit_internal_sparse_s8.h"
 
-#if UNIT__DOT_ASM && defined(__AVR__)
-/* unit_requantize_s8_avr.S: the requantizing output stage of an AVR run's values */
-typedef struct {
-    int32_t base, multiplier;
-    int8_t shift, act_min, act_max;
-} unit__sparse_store_avr_s8;
-void unit__requantize_run_s8_avr(int8_t *y, const int32_t *stored, uint8_t count, const unit__sparse_store_avr_s8 *s);
-#endif
-
-/* The requantization of one output channel. */
+/* The requantization of one output channel; on AVR and MSP430 also its assembly output stage
+ * (unit_internal_requant_s8.h), set up by the first store after `ready` is cleared. */
 typedef struct {
     int32_t bias, multiplier, shift;
     int8_t act_min, act_max;
+#if UNIT__DOT_ASM
+    uint8_t ready; /* run holds this channel's constants */
+    unit__requant_run_s8 run;
+#endif
 } unit__sparse_out_s8;
 
-/* y[i] = clamp(requantize(value i)), value = unit__dot_value_s8(base, stored[i]) for an assembly run,
- * base + stored[i] for the C run. */
-static void unit__sparse_store_s8(int8_t *y, const int32_t *stored, int32_t count, int32_t base, int assembly,
-                                  const unit__sparse_out_s8 *q) {
-#if UNIT__DOT_ASM && defined(__AVR__)
-    if (assembly) {
-        const unit__sparse_store_avr_s8 s = {base, q->multiplier, (int8_t)q->shift, q->act_min, q->act_max};
-        while (count > 0) {
-            const uint8_t part = (uint8_t)(count < 255 ? count : 255);
-            unit__requantize_run_s8_avr(y, stored, part, &s);
-            y += part;
-            stored += part;
-            count -= part;
-        }
-        return;
+/* y[i] = clamp(requantize(value i)), value = unit__dot_value_s8(base, stored[i]) for an assembly run
+ * (base = unit__dot_base_s8(bias, nnz)), base + stored[i] for plain sums (the C run, a clipped
+ * field: base = bias). On AVR and MSP430 the dense kernels' output stage (UNIT__REQUANTIZE_RUN; on
+ * AVR plain sums are negated in place, as it reads base - stored). */
+static void unit__sparse_store_s8(int8_t *y, int32_t *stored, int32_t count, int32_t base, int assembly,
+                                  unit__sparse_out_s8 *q) {
+#if UNIT__DOT_ASM
+    if (!q->ready) {
+        unit__requant_run_init_s8(&q->run, q->multiplier, q->shift, q->act_min, q->act_max);
+        q->ready = 1;
     }
+#if UNIT__DOT_BIAS != 0
+    if (!assembly) {
+        int32_t i;
+        for (i = 0; i < count; i++) {
+            stored[i] = (int32_t)(0U - (uint32_t)stored[i]);
+        }
+    }
+#else
+    (void)assembly;
 #endif
+    q->run.base = base;
+    while (count > 0) {
+        const int32_t part = count < 255 ? count : 255;
+        UNIT__REQUANTIZE_RUN(y, stored, part, &q->run);
+        y += part;
+        stored += part;
+        count -= part;
+    }
+#else
     for (; count > 0; count--) {
         const int32_t acc = assembly ? unit__dot_value_s8(base, *stored++) : base + *stored++;
         *y++ = unit__requantize_clamp_s8(acc, q->multiplier, q->shift, q->act_min, q->act_max);
     }
+#endif
 }
 
 /* The kernel indices [*lo, *hi) along one axis whose input first + k*dilation lies in [0, size)

@@ -7,7 +7,9 @@ predicts fewer cycles for on the target, from what each kernel does on calibrati
 The counts (:func:`zeroact_work`, means per sample) mirror the kernels' loops: for both the stored
 weights they multiply (``pairs``), the outputs they requantize and their runs, and among those the
 requantizations that multiply (``multiplied``: with a ReLU, ``act_min >= 0``, an accumulator <= 0
-is clamped without the multiply); for the zero-activation kernel also the input it scans for row
+is clamped without the multiply; the kernels' output stage is the dense kernels' fast form where
+the channel's multiplier and shift allow it, so those of the other channels are counted again,
+``multiplied_general``); for the zero-activation kernel also the input it scans for row
 spans, the kernel rows and key columns of its per-row keys, and the outputs it gives the constant. Cycles are linear in the counts with per-target
 coefficients (:data:`COEFFICIENTS`) fitted by non-negative least squares to cycles measured in the
 simulators (``benchmarks/sparse_zeroact_mcu.py --fit`` prints the table;
@@ -39,33 +41,33 @@ PLANS = ("auto", "zeroact", "sparse")
 PLAN_SAMPLES = 32
 #: The counts each kernel's cycles are modelled on ("one": a constant per call).
 FEATURES = {
-    "sparse": ("one", "pairs", "clipped_pairs", "outputs", "runs", "multiplied"),
+    "sparse": ("one", "pairs", "clipped_pairs", "outputs", "runs", "multiplied", "multiplied_general"),
     "zeroact": ("one", "inputs", "key_rows", "key_columns", "outputs", "runs", "pairs", "clipped_pairs", "requantized",
-                "multiplied"),
+                "multiplied", "multiplied_general"),
 }
 #: Cycles per count, per target and kernel: benchmarks/sparse_zeroact_mcu.py --fit (NNLS on the
 #: simulators' exact cycles of the layers there).
 COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "avr": {
-        "sparse": {"one": 8664.484, "pairs": 12.803, "clipped_pairs": 196.442, "outputs": 21.722,
-            "runs": 1046.047, "multiplied": 211.294},
-        "zeroact": {"one": 20440.901, "inputs": 0.0, "key_rows": 534.859, "key_columns": 0.0,
-            "outputs": 45.853, "runs": 259.368, "pairs": 13.601, "clipped_pairs": 360.777, "requantized": 0.0,
-            "multiplied": 249.72},
+        "sparse": {"one": 13654.977, "pairs": 12.951, "clipped_pairs": 247.75, "outputs": 11.693, "runs": 638.644,
+            "multiplied": 115.577, "multiplied_general": 111.477},
+        "zeroact": {"one": 23150.702, "inputs": 0.0, "key_rows": 758.197, "key_columns": 0.0, "outputs": 54.713,
+            "runs": 274.336, "pairs": 13.836, "clipped_pairs": 348.807, "requantized": 0.0,
+            "multiplied": 155.361, "multiplied_general": 23.366},
     },
     "msp430": {
-        "sparse": {"one": 9245.397, "pairs": 25.231, "clipped_pairs": 184.117, "outputs": 56.05,
-            "runs": 494.434, "multiplied": 497.623},
-        "zeroact": {"one": 21410.057, "inputs": 0.0, "key_rows": 225.798, "key_columns": 0.0,
-            "outputs": 28.026, "runs": 270.472, "pairs": 25.008, "clipped_pairs": 551.695,
-            "requantized": 95.254, "multiplied": 460.782},
+        "sparse": {"one": 13696.591, "pairs": 25.078, "clipped_pairs": 277.33, "outputs": 0.0, "runs": 494.312,
+            "multiplied": 424.786, "multiplied_general": 8.039},
+        "zeroact": {"one": 24333.924, "inputs": 0.0, "key_rows": 462.671, "key_columns": 0.0, "outputs": 25.706,
+            "runs": 314.066, "pairs": 24.87, "clipped_pairs": 614.44, "requantized": 44.854,
+            "multiplied": 395.221, "multiplied_general": 0.0},
     },
     "msp430-hwmult": {
-        "sparse": {"one": 10416.262, "pairs": 17.63, "clipped_pairs": 191.464, "outputs": 108.675,
-            "runs": 512.619, "multiplied": 227.717},
-        "zeroact": {"one": 22932.231, "inputs": 0.0, "key_rows": 258.698, "key_columns": 0.0,
-            "outputs": 31.838, "runs": 199.805, "pairs": 17.513, "clipped_pairs": 449.703,
-            "requantized": 133.152, "multiplied": 195.252},
+        "sparse": {"one": 14841.858, "pairs": 17.894, "clipped_pairs": 285.674, "outputs": 35.329, "runs": 384.822,
+            "multiplied": 126.076, "multiplied_general": 61.322},
+        "zeroact": {"one": 25162.682, "inputs": 0.0, "key_rows": 462.843, "key_columns": 0.0, "outputs": 37.339,
+            "runs": 223.657, "pairs": 18.119, "clipped_pairs": 520.409, "requantized": 41.564,
+            "multiplied": 121.728, "multiplied_general": 0.0},
     },
 }
 #: Targets with coefficients (msp430-hwmult: the msp430 export with the hardware multiplier).
@@ -103,7 +105,8 @@ def zeroact_work(op: QConv, x: np.ndarray) -> dict[str, dict[str, float]]:
     inner = (ox >= inner_first) & (ox < inner_end)  # [OW]
     run_region = rows_inside[:, None] & inner[None, :]  # [OH, OW]
     multiplies = _multiplies(op, x4)  # [n, O, OH, OW]
-    key_columns = pairs = clipped_pairs = requantized = multiplied = runs = 0.0
+    key_columns = pairs = clipped_pairs = requantized = multiplied = multiplied_general = runs = 0.0
+    fast = _fast_output_stage(op)
     for group in range(op.groups):
         first = np.full((n, oh, ow), -1, np.int64)
         end = np.zeros((n, oh, ow), np.int64)
@@ -134,18 +137,30 @@ def zeroact_work(op: QConv, x: np.ndarray) -> dict[str, dict[str, float]]:
             requantizes = ~dead & ((count > 0) | ~run_region)
             requantized += requantizes.sum()
             multiplied += (requantizes & multiplies[:, o]).sum()
+            if not fast[o]:
+                multiplied_general += (requantizes & multiplies[:, o]).sum()
             runs += (segment_start & (count > 0)).sum()
     outputs = op.out_channels * oh * ow
     sparse_runs = int(np.count_nonzero(op.weight.reshape(op.out_channels, -1).any(axis=1))) * int(rows_inside.sum())
     whole = int(run_region.sum())
     return {
         "sparse": {"one": 1.0, "pairs": float(stored * whole), "clipped_pairs": float(stored * (oh * ow - whole)),
-                   "outputs": float(outputs), "runs": float(sparse_runs), "multiplied": float(multiplies.sum() / n)},
+                   "outputs": float(outputs), "runs": float(sparse_runs), "multiplied": float(multiplies.sum() / n),
+                   "multiplied_general": float(multiplies[:, ~_fast_output_stage(op)].sum() / n)},
         "zeroact": {"one": 1.0, "inputs": float(c_all * h * w), "key_rows": float(oh * op.groups * kernel_rows),
                     "key_columns": key_columns / n, "outputs": float(outputs), "runs": runs / n,
                     "pairs": pairs / n, "clipped_pairs": clipped_pairs / n, "requantized": requantized / n,
-                    "multiplied": multiplied / n},
+                    "multiplied": multiplied / n, "multiplied_general": multiplied_general / n},
     }
+
+
+def _fast_output_stage(op: QConv) -> np.ndarray:
+    """Per output channel (bool [O]): whether the assembly output stage takes the fast form
+    (csrc/unit_internal_requant_s8.h: shift in [-15, -8], multiplier >= 2**30); the other channels'
+    outputs take the general requantization, which both kernels pay per multiplied output
+    (``multiplied_general``)."""
+    shift = np.asarray(op.requant.shift, np.int64)
+    return (shift >= -15) & (shift <= -8) & (np.asarray(op.requant.multiplier, np.int64) >= 2**30)
 
 
 def _multiplies(op: QConv, x4: np.ndarray) -> np.ndarray:
