@@ -339,3 +339,21 @@ def test_ch32v003_preset_model_runs_bit_exact_within_the_chip(tmp_path):
     assert firmware.flash_bytes <= CH32V003["flash_bytes"]
     flash = targets.CORE_TARGETS["rv32ec"].flash
     assert flash.origin <= firmware.symbols["conv1_params"] < flash.origin + flash.length
+
+
+@pytest.mark.parametrize("target", CORES)
+def test_a_stack_that_runs_into_the_static_data_is_an_error(target, tmp_path):
+    """tests/mcu_firmware/stack_overflow.c recurses until its frame lies ~1,000 B inside its 2,000 B
+    of .bss, whatever the target's SRAM (32 KB; 400 KB on rv32imc): crt0's paint between __bss_end
+    and the SRAM top is all touched, so the stack bytes in r0 / a0 cover every free byte and the run
+    raises FirmwareError naming the stack overflow, the free bytes and the static data (the stack
+    ends inside the static data, not below the SRAM, which unicorn would report as a fault)."""
+    require_target(target)
+    spec = targets.CORE_TARGETS[target]
+    firmware = targets.build(target, [FIRMWARE / "stack_overflow.c"], build_dir=tmp_path)
+    assert 2000 < firmware.sram_static_bytes < 2100
+    free = firmware.symbols["__stack_top"] - firmware.symbols["__bss_end"]
+    assert free == spec.sram.length - firmware.sram_static_bytes
+    message = rf"all {free} bytes of SRAM above the static data \({firmware.sram_static_bytes} bytes\): a stack overflow"
+    with pytest.raises(targets.FirmwareError, match=message):
+        targets.run(firmware, max_cycles=50_000_000)

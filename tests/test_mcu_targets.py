@@ -279,3 +279,19 @@ def test_an_avr_stack_that_runs_into_the_static_data_is_an_error(tmp_path):
     assert 2000 < firmware.sram_static_bytes < 2100
     with pytest.raises(targets.FirmwareError, match="stack overflow"):
         targets.run(firmware, max_cycles=5_000_000)
+
+
+@pytest.mark.parametrize("target", ["msp430", "msp430-hwmult"])
+def test_an_msp430_stack_that_runs_into_the_static_data_is_an_error(target, tmp_path):
+    """The same firmware on the MSP430 (8 KB SRAM 0x1C00-0x3BFF, link.ld): its recursion goes on
+    until its frame lies ~1,000 B inside the 2,000 B of .bss, so crt0's paint between __bss_end and
+    the SRAM top is all touched: R12 at __unit_mcu_end covers every free byte and the run raises
+    FirmwareError naming the stack overflow, the free bytes and the static data."""
+    require_target(target)
+    firmware = targets.build(target, [FIRMWARE.parent / "stack_overflow.c"], build_dir=tmp_path)
+    assert 2000 < firmware.sram_static_bytes < 2100
+    free = firmware.symbols["__stack_top"] - firmware.symbols["__stack_paint_start"]
+    assert free == 8192 - firmware.sram_static_bytes
+    message = rf"all {free} bytes of SRAM above the static data \({firmware.sram_static_bytes} bytes\): a stack overflow"
+    with pytest.raises(targets.FirmwareError, match=message):
+        targets.run(firmware, max_cycles=20_000_000)

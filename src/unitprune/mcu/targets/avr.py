@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .common import define_flags, firmware_from_elf, include_flags, source_paths
+from .common import check_stack, define_flags, firmware_from_elf, include_flags, source_paths
 from .records import Firmware, Region, RunResult
 from .tools import (AVR_PACKAGES, FirmwareError, FirmwareTooLarge, ToolMissing, cache_dir, content_key, find_tool,
                     run_tool, tool_version)
@@ -93,13 +93,9 @@ def run(firmware: Firmware, max_cycles: int, timeout: float) -> RunResult:
         raise FirmwareError(f"simavr run of {firmware.elf} did not reach unit_mcu_done() (exit "
                             f"{process.returncode}, limit {max_cycles} cycles): {process.stderr.strip()}")
     summary = records.pop()
-    free = SRAM_END - (paint - DATA_SPACE) if paint is not None else None
-    if free is not None and summary.get("stack_bytes") is not None and summary["stack_bytes"] >= free:
-        # no painted byte is left between the end of .bss and RAMEND: the stack may have run into the
-        # static data, so the outputs cannot be trusted (bit-exact or not)
-        raise FirmwareError(f"simavr run of {firmware.elf.name}: the stack used all {free} bytes of SRAM above "
-                            f"the static data ({firmware.sram_static_bytes} bytes): a stack overflow; the model "
-                            "needs less SRAM (a smaller arena or scratch)")
+    if paint is not None and summary.get("stack_bytes") is not None:
+        # painted: the bytes between the end of .bss and RAMEND
+        check_stack(firmware, "simavr", summary["stack_bytes"], SRAM_END - (paint - DATA_SPACE))
     regions = [Region(record["label"], record["cycles"] if record["cycles"] >= 0 else None,
                       bytes.fromhex(record["data"])) for record in records]
     return RunResult("avr", regions, summary["total_cycles"], summary.get("stack_bytes"), process.stderr)

@@ -1,5 +1,5 @@
-"""Pieces every target's build shares: the flag lists for include directories and defines, and
-the Firmware record from a linked ELF."""
+"""Pieces every target's build and run share: the flag lists for include directories and defines,
+the Firmware record from a linked ELF, and the stack overflow check of a run."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .elf import read_elf
 from .records import Firmware
+from .tools import FirmwareError
 
 INCLUDE_DIR = Path(__file__).resolve().parent / "include"  # unit_mcu.h
 
@@ -43,3 +44,13 @@ def firmware_from_elf(target: str, elf: Path, build_dir: Path, commands: list[li
     sections = info.sizes()
     return Firmware(target, elf, build_dir, sections, sections["text"] + sections["rodata"] + sections["data"],
                     sections["data"] + sections["bss"], info.symbols, commands, compiler)
+
+
+def check_stack(firmware: Firmware, simulator: str, stack_bytes: int, free: int) -> None:
+    """FirmwareError when the stack high-water mark ``stack_bytes`` covers all ``free`` painted bytes
+    between the end of the static data (.data + .bss) and the top of SRAM: the stack may have run
+    into the static data, so the run's outputs cannot be trusted (bit-exact or not)."""
+    if stack_bytes >= free:
+        raise FirmwareError(f"{simulator} run of {firmware.elf.name}: the stack used all {free} bytes of SRAM above "
+                            f"the static data ({firmware.sram_static_bytes} bytes): a stack overflow; the model "
+                            "needs less SRAM (a smaller arena or scratch)")

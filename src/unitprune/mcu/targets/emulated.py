@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import cortexm_timing, riscv_timing
-from .common import INCLUDE_DIR, define_flags, firmware_from_elf, include_flags, source_paths
+from .common import INCLUDE_DIR, check_stack, define_flags, firmware_from_elf, include_flags, source_paths
 from .specs import CORE_TARGETS, UNICORN_HINT, CoreTarget
 from .records import Firmware, Recorder, RunResult
 from .tools import FirmwareError, FirmwareTooLarge, ToolMissing, find_tool, run_tool, tool_version
@@ -170,6 +170,9 @@ def run(firmware: Firmware, max_cycles: int, timeout: float) -> RunResult:
         if address is None:
             raise FirmwareError(f"{firmware.elf} has no __unit_mcu_{stub}: not linked with unitprune's {spec.arch} crt0")
         stubs[address & ~1] = stub
+    paint_start, paint_end = (firmware.symbols.get(name) for name in ("__bss_end", "__stack_top"))
+    if paint_start is None or paint_end is None:
+        raise FirmwareError(f"{firmware.elf} has no __bss_end/__stack_top: not linked with unitprune's {spec.arch} link.ld")
     if spec.arch == "arm":
         uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
         uc.ctl_set_cpu_model(arm_const.UC_CPU_ARM_CORTEX_M0)
@@ -255,6 +258,9 @@ def run(firmware: Firmware, max_cycles: int, timeout: float) -> RunResult:
         raise FirmwareError(state["error"])
     if not cycles_recorder.finished or state["stack"] is None:
         raise FirmwareError(f"unicorn run of {firmware.elf} did not reach unit_mcu_done() (main returned?)")
+    # crt0 painted the words from __bss_end to __stack_top (the top of the target's SRAM); r0 / a0 at
+    # __unit_mcu_end is the distance from the top to the lowest touched word
+    check_stack(firmware, "unicorn", state["stack"], paint_end - paint_start)
     regions = [region.with_instructions(counted.cycles)
                for region, counted in zip(cycles_recorder.regions, instructions_recorder.regions)]
     return RunResult(firmware.target, regions, cycles_recorder.done_at, state["stack"],

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .common import define_flags, firmware_from_elf, include_flags, source_paths
+from .common import check_stack, define_flags, firmware_from_elf, include_flags, source_paths
 from .records import Firmware, Recorder, RunResult
 from .specs import MSP430_C_FLAGS, MSP430_COMPILE_FLAGS, MSP430_REGIONS, MSP430_RUNTIME_FLAGS
 from .tools import FirmwareError, FirmwareTooLarge, cache_dir, content_key, find_tool, run_tool, tool_version
@@ -197,6 +197,10 @@ def run(firmware: Firmware, max_cycles: int, timeout: float) -> RunResult:
         if address is None:
             raise FirmwareError(f"{firmware.elf} has no __unit_mcu_{stub}: not linked with unitprune's msp430 crt0")
         stubs[address] = stub
+    paint_start, paint_end = (firmware.symbols.get(name) for name in ("__stack_paint_start", "__stack_top"))
+    if paint_start is None or paint_end is None:
+        raise FirmwareError(f"{firmware.elf} has no __stack_paint_start/__stack_top: not linked with unitprune's "
+                            "msp430 link.ld")
     session = Session(tools["mspdebug"], time.monotonic() + timeout)
     try:
         session.command(f"prog {firmware.elf}")
@@ -231,4 +235,7 @@ def run(firmware: Firmware, max_cycles: int, timeout: float) -> RunResult:
         session.close()
     if not recorder.finished or recorder.done_at is None:
         raise FirmwareError(f"mspdebug run of {firmware.elf} did not reach unit_mcu_done() (main returned)")
+    # crt0 painted the words from __stack_paint_start (link.ld: the end of .bss) to __stack_top (the top of
+    # the 8 KB SRAM); R12 at __unit_mcu_end is the distance from the top to the lowest touched word
+    check_stack(firmware, "mspdebug", stack, paint_end - paint_start)
     return RunResult(firmware.target, recorder.regions, recorder.done_at, stack, "".join(session.log))
