@@ -94,8 +94,9 @@ def test_shrink_returns_batchnorm_statistics_of_the_pruned_model_when_pruning_en
     assert result.history[-1]["val_accuracy"] == pytest.approx(evaluate(result.model, splits.val))
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+@pytest.mark.parametrize("schedule", ["cosine", "constant", "default"])
 def test_finetuning_learning_rate_follows_the_hand_computed_cosine(monkeypatch, schedule):
+    """``default``: ShrinkConfig's own lr and schedule, which must be Adam at 2e-3 and the cosine."""
     from unitprune.data import load_digits
 
     splits = load_digits(seed=0)
@@ -110,12 +111,14 @@ def test_finetuning_learning_rate_follows_the_hand_computed_cosine(monkeypatch, 
     model = _digits_bn_net()
     budget = MCUBudget(sram_bytes=resources(model, (1, 8, 8)).sram_bytes // 2)
     lr = 2e-3
+    options = {} if schedule == "default" else {"lr": 1e-3, "finetune_lr": schedule}
+    lr = options.get("lr", lr)
     shrink(model, splits.train, splits.val, budget,
-           ShrinkConfig(epochs=3, prune_epochs=1, lr=lr, remove_every=5, finetune_lr=schedule), input_shape=(1, 8, 8))
+           ShrinkConfig(epochs=3, prune_epochs=1, remove_every=5, **options), input_shape=(1, 8, 8))
     n = -(-len(splits.train) // 64)
     assert len(seen) == 3 * n
     assert seen[:n] == [lr] * n  # pruning: constant
-    if schedule == "cosine":  # fine-tuning: from lr down to near 0 over the 2n fine-tuning steps
+    if schedule != "constant":  # fine-tuning: from lr down to near 0 over the 2n fine-tuning steps
         want = [0.5 * lr * (1 + math.cos(math.pi * t / (2 * n))) for t in range(2 * n)]
     else:
         want = [lr] * (2 * n)

@@ -88,7 +88,8 @@ class ShrinkConfig:
         prune_epochs: epochs with masks and the budget schedule (default: ``epochs - 2``, at
             least 1); the rest fine-tune the pruned model.
         tighten_fraction: fraction of the pruning steps over which the budget reaches its target.
-        lr: Adam learning rate of the weights.
+        lr: Adam learning rate of the weights (pruning and fine-tuning; docs/results/shrink.md
+            measures 1e-3, 2e-3 and 3e-3).
         salience_decay: running-average factor of the channel saliences.
         regrow: channels every count grows by per step before the projection onto the budget
             (the speed at which the allocation can move channels between groups).
@@ -120,14 +121,14 @@ class ShrinkConfig:
             (:func:`.bn_stats.recalibrate_batchnorm`): the momentum average lags behind the
             changing masks, and the epoch's validation accuracy and the start of fine-tuning use them.
         bn_examples: training examples the BatchNorm statistics are re-estimated from.
-        finetune_lr: learning rate of the fine-tuning phase: ``"constant"`` (``lr``) or
-            ``"cosine"`` (per step from ``lr`` down to 0 over the fine-tuning steps).
+        finetune_lr: learning rate of the fine-tuning phase: ``"cosine"`` (per step from ``lr`` down
+            to 0 over the fine-tuning steps, the default) or ``"constant"`` (``lr``).
     """
 
     epochs: int = 8
     prune_epochs: int | None = None
     tighten_fraction: float = 0.7
-    lr: float = 1e-3
+    lr: float = 2e-3
     salience_decay: float = 0.9
     regrow: float = 0.05
     reserve: int = 2
@@ -144,7 +145,7 @@ class ShrinkConfig:
     progress: bool = False
     recalibrate_bn: bool = True
     bn_examples: int = 1024
-    finetune_lr: str = "constant"
+    finetune_lr: str = "cosine"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
