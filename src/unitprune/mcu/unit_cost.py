@@ -349,6 +349,25 @@ LINEAR_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
+#: Cycles of ``unit_linear_sparse_s8`` (the layer exact over its nonzero weights, a UnIT plan's ``static``
+#: linear), per target: ``one + nonzeros * stored weights + outputs * out_features``, fitted by
+#: non-negative least squares (relative error) to the simulators' cycles of the 256 -> 10 and 128 -> 32
+#: layers at 50 % and 85 % zero weights in docs/results/kernels_floor/kernels_s8_layers.json
+#: (``benchmarks/kernels_s8_mcu.py --layers``; every point within 0.2 %).
+LINEAR_STATIC_COEFFICIENTS: dict[str, dict[str, float]] = {
+    "avr": {"one": 547.99, "nonzeros": 26.02, "outputs": 836.76},
+    "msp430": {"one": 741.19, "nonzeros": 24.27, "outputs": 845.56},
+    "msp430-hwmult": {"one": 596.0, "nonzeros": 17.56, "outputs": 598.92},
+}
+
+
+def predict_linear_static(op, target: str) -> float:
+    """Predicted cycles of the linear ``op`` (QLinear) exact on ``unit_linear_sparse_s8`` on ``target``
+    (data-independent: a zero activation is multiplied)."""
+    table = LINEAR_STATIC_COEFFICIENTS[target]
+    return float(table["one"] + table["nonzeros"] * np.count_nonzero(op.weight) + table["outputs"] * op.out_features)
+
+
 def predict_linear(work: LinearWork, target: str, kernel: str, coefficients=None) -> float:
     """Predicted cycles of the UnIT linear ``kernel`` on ``target`` for one sample of ``work``."""
     table = (coefficients or LINEAR_COEFFICIENTS)[target][kernel]

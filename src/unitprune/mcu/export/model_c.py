@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import codegen
-from ..kernel_choice import conv_variant
+from ..kernel_choice import conv_variant, linear_kernel, linear_variant
 from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU, QuantizedModel
 from ..targets.specs import CONV_PARAMS_FIELDS
 from .export_types import LayerFlash
@@ -213,6 +213,7 @@ def unit_sparse_tables_text(op: QConv, ident: str, flash: dict[str, int], style:
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,
                  io: tuple[str, str], style: _TableStyle, sparse=None) -> _LayerCode:
     flash: dict[str, int] = {}
+    variant = linear_variant(op, variant)  # a static (exact) layer without its sparse tables: dense
     src, dst = io
     head = f"{src}, 1, {op.in_features}, {op.out_features}, {ident}_weight_t"
     tail = f"&{ident}_requant, {dst}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS"
@@ -325,11 +326,9 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
                     out.kernels |= {"unit_conv2d_sparse_zeroact_s8", "unit_conv2d_sparse_zeroact_s8_scratch_size"}
             else:
                 code = _linear_code(op, ident, variant, linear_quotient, counter, io, style, tables)
-                quotient = f"_{linear_quotient}" if variant == "unit" else ""
-                quotient = f"_sorted{quotient}" if variant == "unit" and op.unit_kernel == "sorted" else quotient
                 # the sparse linear kernel's AVR runs are in unit_conv2d_sparse_s8_avr.S, linked with the conv kernel
                 kernel = {"unit_linear_sparse_s8", "unit_conv2d_sparse_s8"} if tables is not None else {
-                    f"unit_linear_{variant}{quotient}_s8"}
+                    linear_kernel(op, variant, linear_quotient)}
                 out.kernels |= kernel | {"unit_linear_s8_scratch_size"}
             counter += 1
             out.tables += code.tables + ["\n"]
