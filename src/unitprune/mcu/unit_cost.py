@@ -125,7 +125,9 @@ def _reach(out: int, size: int, kernel: int, stride: int, dilation: int, pad: in
 
 #: Cycles per count, per target and kernel: fitted by ``python benchmarks/unit_kernels_mcu.py --fit`` (seed 0,
 #: -O2, avr-gcc 5.4 / clang-14 for MSP430; the conv2 shape at 9 thresholds, the pruned conv2_pruned and conv1_like,
-#: the deep conv3_like and 4 edge geometries).
+#: the deep conv3_like and 4 edge geometries). The MSP430 dense rows are refitted with the dense kernel's output
+#: stage on its threshold tables (``--targets msp430 msp430-hwmult --fit``, their dense coefficients only: the
+#: export gives the tables to dense convolutions where the flash allows, docs/fixed_point.md).
 COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "avr": {
         "dense": {
@@ -168,12 +170,12 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
         }
     },
     "msp430": {
-        "dense": {
-            "one": 19945.42,
-            "macs": 18.5,
-            "outputs": 313.21,
-            "output_rows": 282.92,
-            "dense_runs": 1407.19
+        "dense": {  # the output stage by threshold tables (requant_table), as the export gives dense convs
+            "one": 19702.37,
+            "macs": 18.38,
+            "outputs": 71.46,
+            "output_rows": 176.7,
+            "dense_runs": 1258.16
         },
         "unit": {
             "one": 35372.65,
@@ -208,12 +210,12 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
         }
     },
     "msp430-hwmult": {
-        "dense": {
-            "one": 18700.76,
-            "macs": 13.16,
-            "outputs": 75.27,
-            "output_rows": 510.17,
-            "dense_runs": 1017.46
+        "dense": {  # the output stage by threshold tables, as on msp430
+            "one": 18679.12,
+            "macs": 13.3,
+            "outputs": 81.04,
+            "output_rows": 121.69,
+            "dense_runs": 1087.5
         },
         "unit": {
             "one": 26695.62,
