@@ -6,8 +6,9 @@ With static weights each nonzero weight's activation threshold tau_w (``T >> bit
 bit-shift quotient) is an export-time constant, so a record of the static-sparse tables can carry it
 and the run can test ``x <= tau_w`` (one compare and branch) before the multiply-accumulate. The
 plain runs are the library's (``unit__sparse_run_s8_avr``, ``__unit_sparse_run_s8``); the tested
-runs are the prototypes in ``benchmarks/mcu/sparse_tau_run_{avr,msp430}.S`` (inputs ``x >= 0``, as
-after a ReLU: one unsigned compare). Per threshold T both run every output row of every channel of
+runs are, on MSP430, the library's (``__unit_sparse_tau_run_s8`` of ``unit_conv2d_sparse_tau_s8``) and,
+on AVR, the prototype ``benchmarks/mcu/sparse_tau_run_avr.S`` (the test does not pay there, so the
+library's AVR build runs the C loop); inputs ``x >= 0``, as after a ReLU: one unsigned compare. Per threshold T both run every output row of every channel of
 the MNIST conv2 shape (6x12x12 -> 16x8x8, 5x5, 80 % zero weights, ReLU-like inputs), every output
 checked against NumPy (RuntimeError on a mismatch). The report gives the cycles, the fraction of
 stored products skipped and the cycles per stored product.
@@ -115,7 +116,7 @@ def firmware(weight: np.ndarray, x: np.ndarray, scales) -> str:
              "void proto_sparse_tau_run_avr(int32_t *out, const int8_t *x, const int16_t *records, uint16_t nnz, "
              "uint8_t count);\n#else\n"
              "void __unit_sparse_run_s8(int32_t *out, const int8_t *x, const int16_t *records, const int16_t *run);\n"
-             "void proto_sparse_tau_run_msp430(int32_t *out, const int8_t *x, const int16_t *records, "
+             "void __unit_sparse_tau_run_s8(int32_t *out, const int8_t *x, const int16_t *records, "
              "const int16_t *run);\n#endif\n",
              c_array("int8_t", "x", x), f"static int32_t out[{O * OH * OW}];\n",
              c_array("uint16_t", "nnz", np.array(nnz)),
@@ -124,21 +125,19 @@ def firmware(weight: np.ndarray, x: np.ndarray, scales) -> str:
     flat = weight.reshape(O, -1)
     for scale in scales:
         tau = tau_of(weight, scale).reshape(O, -1)
-        avr, msp, hw = [], [], []
+        avr, msp = [], []
         for o, (offsets, weights) in enumerate(stored):
             taus = tau[o][np.nonzero(flat[o])[0]]
             for offset, w, t in zip(offsets, weights, taus):
                 avr += [offset, (int(w) & 0xFF) | (int(t) << 8)]
-                msp += [offset, int(t) + 1, 2 * int(w)]
-                hw += [offset, int(t) + 1, int(w)]
+                msp += [offset, int(t) + 1, int(w)]  # unit_conv2d_sparse_tau_s8's records
         to16 = lambda values: np.array(values, np.int64).astype(np.uint16).view(np.int16)  # noqa: E731
         parts += ["#if defined(__AVR__)\n", c_array("int16_t", f"tau{scale}", to16(avr), flash=True),
-                  "#elif UNIT_MSP430_HWMULT\n", c_array("int16_t", f"tau{scale}", to16(hw), flash=True),
                   "#else\n", c_array("int16_t", f"tau{scale}", to16(msp), flash=True), "#endif\n"]
     body = []
     for label, table in [("plain", "plain")] + [(f"tau{s}", f"tau{s}") for s in scales]:
         avr_call = "unit__sparse_run_s8_avr" if label == "plain" else "proto_sparse_tau_run_avr"
-        msp_call = "__unit_sparse_run_s8" if label == "plain" else "proto_sparse_tau_run_msp430"
+        msp_call = "__unit_sparse_run_s8" if label == "plain" else "__unit_sparse_tau_run_s8"
         msp_width = "2" if label == "plain" else "3"
         body.append(f"""
     {{
@@ -183,9 +182,9 @@ def measure(target_names=TARGETS, scales=SCALES, seed: int = 0, build_dir: Path 
         source.write_text(firmware(weight, x, scales))
         for target in target_names:
             extra = ([CSRC / "unit_conv2d_sparse_s8_avr.S", HERE / "mcu" / "sparse_tau_run_avr.S"] if target == "avr"
-                     else [HERE / "mcu" / "sparse_tau_run_msp430.S"])
+                     else [])
             fw = targets.build(target, [source, *extra], include_dirs=[CSRC], build_dir=root / target,
-                               defines={"UNIT_MSP430_HWMULT": int(target == "msp430-hwmult")}, name="sparse_tau")
+                               name="sparse_tau")
             regions = {region.label: region for region in targets.run(fw, max_cycles=200_000_000).regions}
             points = []
             plain_cycles = regions["plain"].cycles

@@ -172,3 +172,73 @@ def test_the_planned_firmware_is_not_slower_than_ttp_in_the_simulator(tmp_path, 
         if layer["kernel"] == "static":
             assert rows["planned"]["cycles_per_layer"][name] == rows["ttp"]["cycles_per_layer"][name], name
     assert rows["old"]["cycles"] > rows["ttp"]["cycles"], (target, rows["old"]["cycles_per_layer"])
+
+
+@needs_cc
+@pytest.mark.parametrize("negative", [False, True])
+def test_the_sparse_tau_kernel_exports_bit_exact_with_its_counters(tmp_path, negative):
+    """unit_conv2d_sparse_tau_s8 (UnIT on the stored weights, tau in each record): the outputs and
+    counters by cause of the per-position UnIT kernel on the same layer (the integer reference),
+    with padding (conv3 of the two-conv model) and on negative inputs (the C run)."""
+    from .test_unit_plan import two_conv_model
+
+    rng = np.random.default_rng(21)
+    qmodel = two_conv_model(rng)
+    x = qmodels.random_input(rng, 3, qmodel.input_shape, zero_fraction=0.4,
+                             boundary=np.unique(qmodel.ops[0].tau))
+    if not negative:
+        x = np.abs(x.astype(np.int64)).clip(0, 127).astype(np.int8)
+    planned = with_unit_kernels(qmodel, {"conv2": "sparse_tau", "conv3": "sparse_tau"})
+    export_c(planned, tmp_path / "export")
+    outputs, counts = unitprune.run_exported(tmp_path / "export", x)
+    expected, expected_counts = run_reference(qmodel, x)  # the per-position kernel's
+    np.testing.assert_array_equal(outputs, expected.reshape(len(x), -1))
+    assert counts == expected_counts
+    assert counts["conv2"].threshold > 0 and counts["conv2"].executed > 0
+    # the hand count: compares = output positions x stored weights
+    conv2 = qmodel.ops[0]
+    assert counts["conv2"].compares == len(x) * conv2.out_height * conv2.out_width * np.count_nonzero(conv2.weight)
+    manifest = json.loads((tmp_path / "export" / "memory_plan.json").read_text())
+    assert manifest["kernels"]["layers"]["conv2"]["kernel"] == "unit_conv2d_sparse_tau_s8"
+
+
+def _counted_mcu_run(tmp_path, qmodel, x, target):
+    """Export for ``target`` with the MAC counters compiled in, build, run in the simulator: (the
+    emitted outputs [n, out], the counters {layer: [7 values]}, the run)."""
+    from unitprune.mcu import targets
+
+    out = tmp_path / "export"
+    result = export_c(qmodel, out, target={"msp430-hwmult": "msp430"}.get(target, target), samples=x, counters=True)
+    manifest = json.loads((out / "memory_plan.json").read_text())
+    firmware = targets.build(target, [out / source for source in manifest["sources"]],
+                             include_dirs=[out, out / "kernels"],
+                             defines={"UNIT_S8_COUNTS": 1, **manifest.get("defines", {})},
+                             build_dir=tmp_path / "build", name="model")
+    run = targets.run(firmware, max_cycles=400_000_000)
+    counts = np.frombuffer(bytes(run.region("counts").data), "<i8").reshape(len(result.layers), 7)
+    emitted = np.stack([np.frombuffer(bytes(region.data), np.int8) for region in run.regions
+                        if region.label == "inference"])
+    return emitted, {name: list(row) for name, row in zip(result.layers, counts.tolist())}, run
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])
+@pytest.mark.parametrize("negative", [False, True])
+def test_the_sparse_tau_kernel_is_bit_exact_on_the_mcus_with_its_counters(tmp_path, target, negative):
+    """In the simulators (MSP430: the assembly run for inputs >= 0, the C run otherwise; AVR: the C
+    run), unit_conv2d_sparse_tau_s8's outputs and counters by cause (UNIT_S8_COUNTS) equal the
+    integer reference's per-position UnIT kernel."""
+    from tests.mcu_tools import require_target
+
+    from .test_unit_plan import two_conv_model
+
+    require_target(target)
+    rng = np.random.default_rng(22)
+    qmodel = two_conv_model(rng)
+    x = qmodels.random_input(rng, 2, qmodel.input_shape, zero_fraction=0.4, boundary=np.unique(qmodel.ops[0].tau))
+    if not negative:
+        x = np.abs(x.astype(np.int64)).clip(0, 127).astype(np.int8)
+    planned = with_unit_kernels(qmodel, {"conv2": "sparse_tau", "conv3": "sparse_tau"})
+    emitted, counts, _ = _counted_mcu_run(tmp_path, planned, x, target)
+    outputs, expected = run_reference(qmodel, x)
+    np.testing.assert_array_equal(emitted, outputs.reshape(len(x), -1))
+    assert counts == {name: list(expected[name].to_dict().values()) for name in counts}

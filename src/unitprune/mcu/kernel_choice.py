@@ -85,7 +85,8 @@ def conv_variant(op: QConv, variant: str) -> str:
     layer exact, calls ``unit_conv2d_sparse_s8`` where :func:`sparse_layers` holds its tables, else dense)."""
     if variant != "unit" or op.unit_kernel == "unit":
         return variant
-    return {"dense": "dense", "static": "dense", "sparse": "unit_sparse"}.get(op.unit_kernel, "unit_skipfree")
+    return {"dense": "dense", "static": "dense", "sparse": "unit_sparse", "sparse_tau": "sparse_tau"}.get(
+        op.unit_kernel, "unit_skipfree")
 
 
 def linear_variant(op, variant: str) -> str:
@@ -199,6 +200,9 @@ def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bo
             elif conv == "unit_sparse":  # its row loop in assembly: AVR where it fits, MSP430 always
                 fits = target == "msp430" or (target == "avr" and rowlists_avr_fits(op))
                 run = "assembly" if kernels == "auto" and fits and not far_tables else "portable"
+                bits = None
+            elif conv == "sparse_tau":  # its run in assembly on MSP430 for inputs >= 0 (checked per call)
+                run = "assembly" if kernels == "auto" and target == "msp430" else "portable"
                 bits = None
             elif conv == "dense":
                 run = "assembly" if assembly and assembly_run_fits(op) else "portable"

@@ -14,7 +14,7 @@ import numpy as np
 #: UnIT variants a kernel can run: the dense baseline, zero skipping, and UnIT.
 VARIANTS = ("dense", "zeroskip", "unit")
 #: Convolution kernels of the ``unit`` variant (:attr:`QConv.unit_kernel`).
-UNIT_CONV_KERNELS = ("unit", "skipfree", "dense", "sparse", "static")
+UNIT_CONV_KERNELS = ("unit", "skipfree", "dense", "sparse", "static", "sparse_tau")
 #: Linear kernels of the ``unit`` variant (:attr:`QLinear.unit_kernel`).
 UNIT_LINEAR_KERNELS = ("unit", "sorted", "static")
 #: How a linear layer computes its per-input quotient in the ``unit`` variant.
@@ -66,7 +66,9 @@ class QConv:
     #: weights only, ``unit_conv2d_unit_sparse_s8``; ``compares`` = its row-list entries visited) or
     #: ``"dense"`` (this layer's UnIT off: every MAC) or ``"static"`` (this layer's UnIT off, exact, on
     #: the static-sparse kernel ``unit_conv2d_sparse_s8``: only the nonzero weights, counted as the
-    #: ``zeroskip`` variant counts them; the dense kernel where its tables do not fit).
+    #: ``zeroskip`` variant counts them; the dense kernel where its tables do not fit) or ``"sparse_tau"``
+    #: (UnIT over the stored nonzero weights, tau in each record: ``unit_conv2d_sparse_tau_s8``; the
+    #: per-position kernel's outputs and counters).
     #: Ignored by the ``dense`` and ``zeroskip`` variants.
     unit_kernel: str = "unit"
 
