@@ -10,7 +10,10 @@
  * outputs whose field the padding clips take the masked loop over the records' taps. On MSP430 the
  * run is assembly (mcu/targets/msp430/runtime/unit_conv2d_sparse_tau_s8_msp430[_hwmult].S: one
  * unsigned compare per record) when no input of the call is negative (a scan per call, as after a
- * ReLU); otherwise, and on other targets, the portable C run. */
+ * ReLU), and the interiors of the rows whose kernel rows all lie inside the input are one loop per
+ * channel with the run's arguments and the output stage set up once (as unit_conv2d_sparse_s8's:
+ * the per-row set-up in C costs hundreds of cycles per row there); otherwise, and on other targets,
+ * the portable C run. */
 #include "unit_internal_sparse_conv_s8.h"
 
 #define UNIT__TAU_RECORD 3 /* int16 fields per record */
@@ -123,14 +126,25 @@ int32_t unit_conv2d_sparse_tau_s8(const unit_conv2d_params *params, const int8_t
     row_step = p->stride_y * p->in_width;
     last_row = (p->kernel_height - 1) * p->dilation_y;
 #if UNIT__TAU_ASM
-    { /* the assembly run's unsigned test holds for inputs >= 0 only */
-        const int32_t inputs = p->batch * p->in_channels * g.plane;
-        int32_t i;
-        asm_run = p->stride_x <= 0x7FFF;
-        for (i = 0; i < inputs && asm_run; i++) {
-            asm_run = x[i] >= 0;
+    unit__sparse_msp430_run_s8 interior;
+    int32_t full_first = 0, full_end = 0;
+    int interior_runs = 0, whole_rows = 0;
+    { /* the assembly run's unsigned test holds for inputs >= 0 only (a pointer walk: 16-bit on MSP430) */
+        const int8_t *at = x, *const end = x + (ptrdiff_t)p->batch * p->in_channels * g.plane;
+        while (at != end && *at >= 0) {
+            at++;
         }
+        asm_run = at == end && p->stride_x <= 0x7FFF;
     }
+    /* the rows whose kernel rows all lie inside the input, [full_first, full_end) */
+    full_first = unit__ceil_div(p->pad_top, p->stride_y);
+    full_end = unit__floor_div(p->in_height - 1 + p->pad_top - last_row, p->stride_y) + 1;
+    full_end = full_end > g.out_height ? g.out_height : full_end;
+    full_end = full_end < full_first ? full_first : full_end;
+    interior.count = (int16_t)(inner_end - inner_first);
+    interior.stride = (int16_t)p->stride_x;
+    interior_runs = asm_run && inner_end > inner_first && inner_end - inner_first <= 255 && full_end > full_first;
+    whole_rows = inner_first == 0 && inner_end == g.out_width; /* no clipped columns */
 #endif
     for (n = 0; n < p->batch; n++) {
         const int8_t *x_group = x + (ptrdiff_t)n * p->in_channels * g.plane;
@@ -142,15 +156,37 @@ int32_t unit_conv2d_sparse_tau_s8(const unit_conv2d_params *params, const int8_t
             const int32_t nnz = (int32_t)(uint16_t)UNIT_READ_S16((const UNIT_TABLE int16_t *)sparse->nonzeros + o);
             int32_t first_y = -p->pad_top;
             int32_t row_y = -p->pad_top * p->in_width;
+            int interior_done = 0; /* the interiors of rows [full_first, full_end) are stored */
             q.bias = unit__bias_s8(requant, o);
             q.multiplier = UNIT_READ_S32(requant->multiplier + o);
             q.shift = UNIT_READ_S8(requant->shift + o);
 #if UNIT__DOT_ASM
             q.ready = 0;
 #endif
+#if UNIT__TAU_ASM
+            interior_done = interior_runs && nnz > 0;
+            if (interior_done) { /* per row the assembly run and the output stage, nothing else */
+                const int8_t *xr = x_group + (row_y + full_first * row_step + inner_origin);
+                int8_t *yr = y_row + (full_first * g.out_width + inner_first);
+                int32_t rows;
+                unit__requant_run_init_s8(&q.run, q.multiplier, q.shift, q.act_min, q.act_max);
+                q.ready = 1;
+                q.run.base = q.bias;
+                interior.nnz = (int16_t)nnz;
+                for (rows = full_end - full_first; rows > 0; rows--, xr += row_step, yr += g.out_width) {
+                    __unit_sparse_tau_run_s8(scratch, xr, records, &interior);
+                    UNIT__REQUANTIZE_RUN(yr, scratch, interior.count, &q.run);
+                }
+            }
+#endif
             for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, row_y += row_step, y_row += g.out_width) {
                 const int rows_inside = first_y >= 0 && first_y + last_row < p->in_height;
                 uint8_t ky0 = 0, ky1 = 0;
+#if UNIT__TAU_ASM && !UNIT_S8_COUNTS
+                if (rows_inside && interior_done && whole_rows) {
+                    continue; /* done by the interior loop */
+                }
+#endif
                 if (taps != 0) {
                     unit__sparse_inside_s8(first_y, p->kernel_height, p->in_height, p->dilation_y, &ky0, &ky1);
                 }
@@ -168,6 +204,10 @@ int32_t unit_conv2d_sparse_tau_s8(const unit_conv2d_params *params, const int8_t
                             }
                         }
 #endif
+                        if (interior_done) {
+                            ox += count; /* stored by the interior loop */
+                            continue;
+                        }
                         if (nnz == 0) {
                             unit__fill_s32(scratch, count, 0);
                         } else if (asm_run) {
