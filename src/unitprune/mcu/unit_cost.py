@@ -252,6 +252,28 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
+#: ``unit_conv2d_sparse_tau_s8`` (UnIT on the stored weights, tau in each record) against the static-sparse
+#: ``unit_conv2d_sparse_s8`` on the same layer, per target: cycles per stored product kept / skipped by the
+#: test more (negative: fewer) than the plain run's, from benchmarks/sparse_tau_mcu.py (the runs alone; MSP430:
+#: 28.1 / 15.0 against 25.0, with the multiplier 23.3 / 15.3 against 18.8), and per stored product of a field
+#: the padding clips and per input (the scan for negatives), non-negative least squares on the layers of
+#: ``benchmarks/sparse_tau_layers_mcu.py`` (whole exported layers, every prediction within 2.2 %). AVR has
+#: none: its test does not pay (the AVR build runs the C loop).
+SPARSE_TAU_DELTA: dict[str, dict[str, float]] = {
+    "msp430": {"kept": 3.1, "skipped": -10.0, "clipped_pairs": 57.76, "inputs": 17.17},
+    "msp430-hwmult": {"kept": 4.5, "skipped": -3.5, "clipped_pairs": 22.49, "inputs": 14.99},
+}
+
+
+def predict_sparse_tau(work: ConvWork, sparse_cycles: float, clipped_pairs: float, target: str) -> float:
+    """Predicted cycles of ``unit_conv2d_sparse_tau_s8`` on ``target`` (:data:`SPARSE_TAU_DELTA`) for one
+    sample of ``work``, from the static-sparse kernel's predicted ``sparse_cycles`` on the layer and its
+    ``clipped_pairs`` (:func:`unitprune.mcu.zeroact_plan.zeroact_work`)."""
+    delta = SPARSE_TAU_DELTA[target]
+    return float(sparse_cycles + delta["kept"] * work.kept + delta["skipped"] * (work.compares - work.kept)
+                 + delta["clipped_pairs"] * clipped_pairs + delta["inputs"] * work.inputs)
+
+
 #: Linear kernels the model ranks under the ``unit`` variant: the unsorted one (``unit_linear_unit_*_s8``,
 #: every weight of a live input's column tested) and the early exit (``unit_linear_unit_sorted_*_s8``).
 LINEAR_KERNELS = ("unit", "sorted")

@@ -20,7 +20,9 @@ what each visits); ``dense`` and ``static`` compute the layer exactly (its UnIT 
 model: they are candidates only when ``allow_dense`` (then re-measure the accuracy of the planned model,
 as ``mcu-bench`` does). ``static`` is the static-sparse kernel of TTP (``unit_conv2d_sparse_s8``, or
 ``unit_conv2d_sparse_zeroact_s8`` where :mod:`unitprune.mcu.zeroact_plan` predicts it faster; its
-cycles are that module's model; ``unit_linear_sparse_s8`` for a linear layer,
+cycles are that module's model; on MSP430 also ``sparse_tau``, UnIT on those stored weights with tau
+in each record, ``unit_conv2d_sparse_tau_s8``, where the layer's calibration inputs are >= 0 (its
+assembly run's condition; :func:`unitprune.mcu.unit_cost.predict_sparse_tau`); ``unit_linear_sparse_s8`` for a linear layer,
 :data:`unitprune.mcu.unit_cost.LINEAR_STATIC_COEFFICIENTS`): with every layer ``static`` the firmware
 is the TTP model's own, so on a TTP model the plan is never predicted slower than TTP. The static
 convs' choice of the zero-activation kernel is recorded in ``qmodel.source["zeroact_plan"]`` (read
@@ -270,14 +272,25 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
             reason = f"plan {plan}" + ("" if kernel == plan else f" (beyond the {plan} kernel's limits)")
         layers[op.name] = LayerPlan(op.name, kernel, kept, predicted, reason)
     static_choice: dict[str, str] = {}  # the static convs' static-sparse kernel (zeroact_plan's names)
-    if plan == "auto" and allow_dense and target is not None:
-        for op in qmodel.ops:  # the layer exact on TTP's static-sparse kernel
-            if isinstance(op, QConv) and op.name in layers:
-                predicted_static = _static_conv_cycles(op, inputs[op.name][:zeroact_plan.PLAN_SAMPLES], target)
-                if predicted_static is not None:
-                    static_choice[op.name] = min(predicted_static, key=predicted_static.get)
-                    layers[op.name] = _with_candidate(layers[op.name], "static",
-                                                      predicted_static[static_choice[op.name]])
+    if plan == "auto" and target is not None:
+        for op in qmodel.ops:  # the static-sparse kernels: the layer exact (static), UnIT on them (sparse_tau)
+            if not (isinstance(op, QConv) and op.name in layers):
+                continue
+            work = _static_work(op, inputs[op.name][:zeroact_plan.PLAN_SAMPLES], target)
+            if work is None:
+                continue
+            predicted_static = zeroact_plan.predict(work, target)
+            if not zeroact_plan.zeroact_fits(op):
+                predicted_static = {"sparse": predicted_static["sparse"]}
+            if allow_dense:
+                static_choice[op.name] = min(predicted_static, key=predicted_static.get)
+                layers[op.name] = _with_candidate(layers[op.name], "static", predicted_static[static_choice[op.name]])
+            # UnIT on the stored weights where its assembly run takes the layer (inputs >= 0 on calibration)
+            if target in unit_cost.SPARSE_TAU_DELTA and np.all(inputs[op.name] >= 0):
+                cycles = unit_cost.predict_sparse_tau(unit_cost.conv_work(op, inputs[op.name]),
+                                                      predicted_static["sparse"], work["sparse"]["clipped_pairs"],
+                                                      target)
+                layers[op.name] = _with_candidate(layers[op.name], "sparse_tau", cycles)
     for op in qmodel.ops:  # the early-exit linear where the model predicts it faster (same outputs)
         if isinstance(op, QLinear) and plan == "auto" and (early_exit or allow_dense):
             work = unit_cost.linear_work(op, inputs[op.name], qmodel.linear_quotient)
@@ -321,16 +334,15 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
     return planned
 
 
-def _static_conv_cycles(op: QConv, x: np.ndarray, target: str) -> dict[str, float] | None:
-    """Predicted cycles of ``op`` exact on the static-sparse kernels (:mod:`unitprune.mcu.zeroact_plan`'s
-    model: ``sparse``, and ``zeroact`` where it fits), None where its tables or that model cannot hold it."""
+def _static_work(op: QConv, x: np.ndarray, target: str) -> dict | None:
+    """The counts of ``op`` on the static-sparse kernels (:func:`unitprune.mcu.zeroact_plan.zeroact_work`:
+    ``sparse``, and ``zeroact`` where it fits), None where its tables or that model cannot hold it."""
     if target not in zeroact_plan.COEFFICIENTS or sparse_tables(op) is None or not np.any(op.weight):
         return None
     try:
-        predicted = zeroact_plan.predict(zeroact_plan.zeroact_work(op, x), target)
+        return zeroact_plan.zeroact_work(op, x)
     except ValueError:
         return None
-    return predicted if zeroact_plan.zeroact_fits(op) else {"sparse": predicted["sparse"]}
 
 
 def _with_candidate(layer: LayerPlan, kernel: str, cycles: float) -> LayerPlan:
