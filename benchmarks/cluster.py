@@ -23,7 +23,8 @@ take CPU from both sides. ``--max-load L`` waits (up to ``--max-wait`` s) before
 until the 1-minute load average is below ``L``. Writes ``OUT_DIR/cluster.json`` and the table
 ``OUT_DIR/cluster.md`` (default ``benchmarks/results``; docs/cluster.md: ``docs/results``).
 
-Usage (docs/results, about 10 minutes on a quiet 2-core machine)::
+Usage (docs/results; about 8 minutes expected on a quiet 2-core machine, 21 minutes with ``--repeats 1``
+at load 5-8)::
 
     make demo   # once: the demo's checkpoint
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cluster.py --repeats 2 --max-load 1.2 --out-dir docs/results
@@ -199,7 +200,8 @@ def mcu_bench(root: Path, weights: Path | None, args, methods, ray_address: str 
         for name, _ in kinds:  # compared: their firmware builds (tens of MB a run) are not needed
             shutil.rmtree(root / f"{name}-{repeat}" / "work", ignore_errors=True)
     rows = json.loads((root / "workers1-0" / "mcu.json").read_text())["rows"]
-    result = {"command": " ".join(common), "runs": runs,
+    shown = " ".join(common).replace(str(weights), "DIGITS.pt") if weights else " ".join(common)  # not the temporary path
+    result = {"command": shown, "runs": runs,
               "speedup_median": statistics.median(p["speedup"] for p in runs),
               "command_start_seconds": start,
               "speedup_with_command_start_median": statistics.median(p["speedup_with_command_start"] for p in runs),
