@@ -78,8 +78,9 @@ def main() -> None:
             parser.error("--shrink-config applies to --method differentiable only")
         overrides = json.loads(args.shrink_config)
         result = shrink(base, splits.train, splits.val, budget,
-                        ShrinkConfig(epochs=config.epochs, prune_epochs=config.prune_epochs, regrow=config.regrow,
-                                     seed=config.seed, num_threads=1, **overrides))  # _run_method's call
+                        ShrinkConfig(**{"epochs": config.epochs, "prune_epochs": config.prune_epochs,
+                                        "regrow": config.regrow, "seed": config.seed, "num_threads": 1,
+                                        **overrides}))  # _run_method's call; overrides may set any field
         model, info = result.model, {"history": result.history, "channels": result.channels}
         fields = {**_fields(model, splits, result.after, result.train_seconds), "fits_budget": result.fits,
                   "shrink_config": overrides}
