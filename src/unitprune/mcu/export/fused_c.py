@@ -16,6 +16,7 @@ from ..targets.specs import CONV_PARAMS_FIELDS
 from .export_types import LayerFlash
 from .fused_kernels import FusedKernels, conv_kernel, window_op
 from .fused_plan import FusedChain, FusedMemoryPlan, Stage, direct_stages
+from .fused_tail import tail_code, tail_vector_exprs
 from .model_c import ModelC, _comment, _requant_tables, _sparse_tables, _TableStyle, unit_sparse_tables_text
 
 __all__ = ["fused_model_c", "fused_model_h_api", "permuted_linear_weight"]
@@ -133,10 +134,19 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             f"    status = {call};\n    UNIT_MODEL_LAYER_STOP();\n"
             f"    UNIT_MODEL_ADD_COUNTS({counter});\n    return status;\n}}\n\n")
         start = [_status(f"unit_linear_start_s8({op.out_features}, &{ident}_requant, unit_model_sums)")]
+        vector = tail_vector_exprs(plan)[0] if chain.tail else "output"  # an MLP head: its first vector
         finish = [f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n',
-                  f"    status = unit_linear_finish_s8(unit_model_sums, {op.out_features}, &{ident}_requant, output);\n",
+                  f"    status = unit_linear_finish_s8(unit_model_sums, {op.out_features}, &{ident}_requant, {vector});\n",
                   "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n",
-                  *_elementwise(qmodel, chain.output_after, "output", op.out_features, kernels)]
+                  *_elementwise(qmodel, chain.output_after, vector, op.out_features, kernels)]
+        if chain.tail:  # the layers after the streamed Linear, layer by layer (fused_tail.py)
+            tail = tail_code(qmodel, chain, plan, variant, linear_quotient, style, names, layers,
+                             lambda ops, target, size: _elementwise(qmodel, ops, target, size, kernels))
+            tables += tail.tables
+            finish += tail.statements
+            flash += tail.flash
+            checks += tail.checks
+            kernels |= tail.kernels
     else:
         flash_linear = None
         functions.append(
@@ -248,7 +258,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
                   "int32_t unit_model_run(const int8_t *input, int8_t *output) {\n"
                   "    if (input == 0) {\n        return UNIT_ERR_ARGUMENT;\n    }\n"
                   "    return unit_model_run_rows(unit_model_read_memory, input, output);\n}\n")
-    scratch_words = max(1, (plan.conv_scratch_bytes + 3) // 4)
+    scratch_words = max(1, (max(plan.conv_scratch_bytes, plan.tail_scratch_bytes) + 3) // 4)
     sums = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
     arena = "\n".join(f" *   {b['offset']:6d}: {_comment(b['name'])}, {b['bytes']} bytes ({b['rows']} rows)"
                       for b in plan.buffers)
@@ -272,7 +282,8 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             f"static int8_t unit_model_arena[{plan.arena_bytes - plan.state_bytes}];\n",
             f"/* per stage: rows received, and the received row after which the next output row is due */\n"
             f"static int32_t unit_model_rows[{max(1, 2 * len(chain.stages))}];\n" if chain.stages else "",
-            (f"/* int32 scratch of the convs: one output row, {plan.conv_scratch_bytes} bytes */\n"
+            (f"/* int32 scratch of the convs (one output row) and the tail Linears: "
+             f"{max(plan.conv_scratch_bytes, plan.tail_scratch_bytes)} bytes */\n"
              f"static int32_t unit_model_scratch[{scratch_words}];\n") if checks else "",
             f"/* the Linear's int32 sums */\nstatic int32_t unit_model_sums[{sums}];\n" if sums else "",
             *sum_arrays,
