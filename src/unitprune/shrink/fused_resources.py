@@ -4,8 +4,8 @@
 ``resources(model, input_shape, execution="fused")`` comes here for its SRAM terms (flash and MACs
 do not depend on the execution). The model is traced with ``torch.fx`` and shapes; its spatial
 modules become the plan's stages and :func:`~unitprune.mcu.export.fused_plan.fused_buffers`, the
-exporter's own rule, sizes the windows, the row buffer, the counters, the conv row scratch and the
-final Linear's sums. The input is read row by row, so it is not in SRAM (``input_bytes`` 0).
+exporter's own rule, sizes the windows, the row buffer, the counters, the conv row scratch, the
+streamed Linear's sums and the tail after it (an MLP head's vectors and scratch). The input is read row by row, so it is not in SRAM (``input_bytes`` 0).
 """
 
 from __future__ import annotations
@@ -61,8 +61,11 @@ def fused_chain_of_model(model: nn.Module, input_shape: tuple[int, ...],
     chain of the transposed model, :mod:`unitprune.mcu.export.fused_axis`) and the final Linear's
     outputs (0: none).
 
-    Raises ``ValueError`` naming the module the fused plan cannot stream (a second Linear, a
-    spatial op after the Linear or the flatten, an unsupported module or function).
+    The Linears after the first (an MLP head) are the plan's tail, run layer by layer: their outputs
+    are the chain's ``tail_out``.
+
+    Raises ``ValueError`` naming the module the fused plan cannot stream (a spatial op after the
+    Linear or the flatten, an unsupported module or function).
     """
     return fused_chain_of_traced(shape_traced(model, input_shape), input_shape, axis)
 
@@ -73,6 +76,7 @@ def fused_chain_of_traced(graph_module: torch.fx.GraphModule, input_shape: tuple
     modules = dict(graph_module.named_modules())
     stages: list[Stage] = []
     linear_out, flat = 0, False
+    tail_out: list[int] = []
     for node in graph_module.graph.nodes:
         if node.op in ("placeholder", "output"):
             continue
@@ -84,9 +88,10 @@ def fused_chain_of_traced(graph_module: torch.fx.GraphModule, input_shape: tuple
                 flat = True
                 continue
             if isinstance(module, nn.Linear):
-                if linear_out:
-                    raise ValueError(f"fused: {node.target}: a second Linear cannot be streamed (execution='layers')")
-                linear_out = module.out_features
+                if linear_out:  # an MLP head: the tail after the streamed Linear, layer by layer
+                    tail_out.append(module.out_features)
+                else:
+                    linear_out = module.out_features
                 continue
             if linear_out or flat:
                 raise ValueError(f"fused: {node.target} after a flatten or a Linear cannot be streamed")
@@ -122,7 +127,8 @@ def fused_chain_of_traced(graph_module: torch.fx.GraphModule, input_shape: tuple
             flat = flat or node.target != "relu" and node.target != "relu_"
         else:
             raise ValueError(f"fused: graph node {node.name} ({node.op} {node.target}) has no fused form")
-    chain = FusedChain(_along(_shape3(input_shape), axis), (), tuple(stages), 0 if linear_out else None, ())
+    chain = FusedChain(_along(_shape3(input_shape), axis), (), tuple(stages), 0 if linear_out else None, (),
+                       tail_out=tuple(tail_out))
     return chain, linear_out
 
 
@@ -145,8 +151,6 @@ def fused_sram_terms(model: nn.Module, input_shape: tuple[int, ...], fused_rows:
     linear_out = traced[axes[0]][1]
     chain = chains[choose_axis(chains, linear_out)]
     parts = fused_buffers(chain, linear_out)
-    sink = chain.sink_shape
     peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else "input"
-    return {"chain": chain, "arena_bytes": parts["windows"] + parts["row"] + parts["state"],
-            "scratch_bytes": parts["conv_scratch"] + parts["linear_sums"] + parts["pool_sums"],
-            "output_bytes": linear_out or sink[0] * sink[1] * sink[2], "peak_op": peak}
+    return {"chain": chain, "arena_bytes": parts["arena"], "scratch_bytes": parts["scratch"],
+            "output_bytes": parts["output"], "peak_op": peak}

@@ -341,7 +341,8 @@ def trace_resources(model: nn.Module, input_shape: tuple[int, ...]) -> ResourceG
     graph = _Builder(traced).build()
     try:
         graph.fused = fused_counts_of(traced, input_shape, {l.name: l.out_group for l in graph.layers if l.kind == "conv"},
-                                      graph.input_group, graph.find)
+                                      graph.input_group, graph.find,
+                                      tuple(l.out_group for l in graph.layers if l.kind == "linear"))
     except ValueError as error:  # the fused plan cannot stream it: said when execution="fused" is asked for
         graph.fused = str(error)
     return graph
