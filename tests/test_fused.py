@@ -239,8 +239,11 @@ def test_fused_refusals_name_the_op(tmp_path):
     mlp = QuantizedModel(ops=[conv, QFlatten("flatten", 32), qmodels.linear(rng, "fc1", 32, 8, relu=True),
                               qmodels.linear(rng, "fc2", 8, 3)], input_shape=(1, 6, 6), input_scale=1.0,
                          output_scale=1.0)
-    with pytest.raises(ExportError, match="fc2"):
-        export_c(mlp, tmp_path / "a", execution="fused")
+    late = QuantizedModel(ops=[conv, QFlatten("flatten", 32), qmodels.linear(rng, "fc1", 32, 16),
+                               qmodels.conv(rng, "late", (1, 4, 4), 1, (3, 3))], input_shape=(1, 6, 6),
+                          input_scale=1.0, output_scale=1.0)
+    with pytest.raises(ExportError, match="late"):  # a spatial op after the Linear (an MLP head is a tail)
+        export_c(late, tmp_path / "a", execution="fused")
     assert export_c(mlp, tmp_path / "b", execution="auto").execution == "layers"
     with pytest.raises(ExportError, match="execution"):
         export_c(mlp, tmp_path / "c", execution="depth-first")
