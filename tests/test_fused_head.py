@@ -4,7 +4,8 @@ vector (unitprune.mcu.export.fused_tail). Bit-exact against the layer-by-layer i
 (outputs and MAC counters by cause) for every variant, linear quotient, UnIT kernel plan and the
 static-sparse / zero-activation convs, on the host, AVR (simavr, counters compiled in) and MSP430
 (mspdebug); the memory plan against a hand count (the tail's vectors over the windows) and the
-firmware's RAM symbols; ``unitprune.resources(..., execution="fused")`` equal to the plan."""
+firmware's RAM symbols (``unitprune.resources(..., execution="fused")`` of a small mnist-wide
+equal to the plan: tests/test_fused.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 import unitprune
 from unitprune.mcu import zeroact_plan
-from unitprune.mcu.export import ExportError, export_c
+from unitprune.mcu.export import export_c
 from unitprune.mcu.qmodel import QFlatten, QThresholdReLU, QuantizedModel
 from unitprune.mcu.reference import run_reference
 from unitprune.mcu.unit_plan import with_unit_kernels
@@ -135,18 +136,8 @@ def test_tail_vectors_larger_than_the_stream_set_the_arena_hand_count(tmp_path):
     assert tail == [(0, 40), (40, 30)] and plan.output_bytes == 3 and plan.input_bytes == 16
 
 
-def test_the_fused_plan_still_refuses_a_spatial_op_after_the_linear(tmp_path):
-    rng = np.random.default_rng(35)
-    conv = qmodels.conv(rng, "conv", (1, 6, 6), 2, (3, 3))
-    fc = qmodels.linear(rng, "fc", 32, 16)
-    after = qmodels.conv(rng, "late", (1, 4, 4), 1, (3, 3))
-    model = QuantizedModel(ops=[conv, QFlatten("flatten", 32), fc, after], input_shape=(1, 6, 6), input_scale=1.0,
-                           output_scale=1.0)
-    with pytest.raises(ExportError, match="late"):
-        export_c(model, tmp_path / "a", execution="fused")
-
-
-def _mcu_model(rng):
+def mcu_model(rng):
+    """The head model with a skip-free conv1 and an early-exit fc2 in the tail, and 2 inputs."""
     qmodel = with_unit_kernels(head_model(rng), {"conv1": "skipfree", "fc2": "sorted"})
     return qmodel, _inputs(rng, qmodel, 2)
 
@@ -161,7 +152,7 @@ def test_mlp_head_fused_on_avr_counts_its_tables_and_ram_and_is_bit_exact(tmp_pa
 
     require_target("avr")
     require_program("make", "make")
-    qmodel, x = _mcu_model(np.random.default_rng(36))
+    qmodel, x = mcu_model(np.random.default_rng(36))
     result = export_c(qmodel, tmp_path, target="avr", samples=x, counters=True, execution="fused", fused_rows=2)
     plan = json.loads((tmp_path / "memory_plan.json").read_text())
     made = subprocess.run(["make", "-s", "model.elf"], cwd=tmp_path, capture_output=True, text=True)
@@ -192,7 +183,7 @@ def test_mlp_head_fused_on_msp430_is_bit_exact(tmp_path):
 
     require_target("msp430")
     require_program("make", "make")
-    qmodel, x = _mcu_model(np.random.default_rng(37))
+    qmodel, x = mcu_model(np.random.default_rng(37))
     for variant in ("unit", "dense"):
         out = tmp_path / variant
         export_c(qmodel, out, target="msp430", samples=x, execution="fused", variant=variant)
@@ -205,52 +196,13 @@ def test_mlp_head_fused_on_msp430_is_bit_exact(tmp_path):
                               expected.reshape(len(x), -1)), variant
 
 
-@pytest.mark.parametrize("target", ["host", "avr", "msp430"])
-def test_mlp_head_fused_code_compiles_warning_free(tmp_path, target):
-    from tests.mcu_tools import require_program
-    from tests.test_export import CC, MCU_COMPILERS, STRICT
-
-    if target == "host":
-        compiler, flags = CC or "cc", ["-O2"]
-    else:
-        (compiler, package), flags = MCU_COMPILERS[target]
-        require_program(compiler, package)
-    extra = ["-isystem", "msp430/include"] if target == "msp430" else []
-    qmodel, x = _mcu_model(np.random.default_rng(38))
-    export_c(qmodel, tmp_path, target=target, samples=None if target == "host" else x, execution="fused")
-    done = subprocess.run([compiler, *flags, *STRICT, *extra, "-I.", "-Ikernels", "-DUNIT_S8_COUNTS=1", "-c",
-                           "model.c", "-o", "/dev/null"], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
-@needs_cc
-@pytest.mark.usefixtures("one_torch_thread")
-@pytest.mark.parametrize("fused_rows,fused_axis", [(1, "auto"), (2, "width")])
-def test_resources_fused_of_an_mlp_head_equal_the_plan_and_run_bit_exact(tmp_path, fused_rows, fused_axis):
-    """A small mnist-wide (conv, conv, max-pool, flatten, fc1, ReLU, dropout, fc2): resources(...,
-    execution="fused") equal the fused export's memory plan term by term and its flash tables; the
-    export runs bit-exact; fused needs less SRAM than layer by layer."""
+def small_mnist_wide():
+    """mnist-wide's shape, small: conv, conv, max-pool, flatten, fc1 + ReLU + dropout, fc2 (input 1x14x14);
+    tests/test_fused.py checks its resources(execution="fused") against the fused plan."""
     import torch
     from torch import nn
 
-    from unitprune.mcu.reference import quantize_input
-    from unitprune.shrink.resources import resources
-
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(6 * 5 * 5, 16), nn.ReLU(), nn.Dropout(0.25),
-                          nn.Linear(16, 10)).eval()
-    shape = (1, 14, 14)
-    x = torch.randn(20, *shape)
-    qmodel = unitprune.quantize(model, x[:16], variant="unit")
-    x_q = quantize_input(qmodel, x[16:])
-    result = _check_host(qmodel, tmp_path, x_q, "unit", "bitshift", fused_rows, fused_axis)
-    plan = result.memory
-    r = resources(model, shape, unit_tables=True, target="host", execution="fused", fused_rows=fused_rows,
-                  fused_axis=fused_axis)
-    assert (r.arena_bytes, r.scratch_bytes, r.descriptor_bytes, r.input_bytes, r.output_bytes) == \
-        (plan.arena_bytes, plan.scratch_bytes, plan.descriptor_bytes, 0, plan.output_bytes)
-    assert r.sram_bytes == plan.peak_sram_with_io_bytes and r.flash_bytes == result.flash_table_bytes
-    assert plan.output_bytes == 10 and plan.tail_scratch_bytes == 40
-    layers = resources(model, shape, unit_tables=True, target="host")
-    assert r.macs == layers.macs and r.sram_bytes < layers.sram_bytes
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(6 * 5 * 5, 16), nn.ReLU(), nn.Dropout(0.25),
+                         nn.Linear(16, 10)).eval()

@@ -18,6 +18,8 @@ from torch import nn
 from unitprune.shrink.budget import MCUBudget
 from unitprune.shrink.resources import resources, trace_resources
 
+from .test_shrink_fused import gradient_and_slopes
+
 
 def _head(c1: int, c2: int, hidden: int, shape=(1, 12, 12)) -> nn.Sequential:
     """conv 3x3, conv 3x3, max-pool 2, flatten, fc1 (hidden) + ReLU + dropout, fc2 10: mnist-wide, small."""
@@ -57,17 +59,8 @@ def test_fused_sram_gradient_of_an_mlp_head_is_the_slope_of_the_exact_values():
     byte, and the convs' channels cost nothing. The tensor term's gradient equals these exact slopes."""
     graph = trace_resources(_head(6, 8, 200), (1, 12, 12))
     groups = _groups(graph)
-    slopes_at = {}
-    for at_counts in [(3, 2, 40), (2, 2, 190)]:
-        at = dict(zip(groups, at_counts))
-        params = {g: torch.tensor(float(n), requires_grad=True) for g, n in at.items()}
-        value = graph.evaluate(params, target="avr", execution="fused")["sram_bytes"]
-        base = graph.exact(at, target="avr", execution="fused").sram_bytes
-        assert float(value.detach()) == base
-        grads = torch.autograd.grad(value, [params[g] for g in groups], allow_unused=True)
-        slopes = [graph.exact({**at, g: at[g] + 1}, target="avr", execution="fused").sram_bytes - base for g in groups]
-        assert [0.0 if grad is None else float(grad) for grad in grads] == slopes, at_counts
-        slopes_at[at_counts] = slopes
+    slopes_at = {counts: gradient_and_slopes(graph, groups, dict(zip(groups, counts)))
+                 for counts in [(3, 2, 40), (2, 2, 190)]}
     # conv1's channels: conv2's 3-row window of 10 columns and the widest row (10 B); conv2's: the
     # pool's 2-row window of 8 columns (its 8-wide row is not the widest)
     assert slopes_at[(3, 2, 40)] == [3 * 10 + 10, 2 * 8, 4]
