@@ -19,7 +19,8 @@ A seed whose folder already holds a finished run (shrink.json and report.md) is 
     # the exporter's limits as the flash budget, the bases of the run above:
     python benchmarks/shrink.py --seeds 0 1 2 --flash 32KB --base-root runs/bench-shrink \\
         --run-root runs/bench-shrink-32k --out benchmarks/results/shrink_32k.json
-    # SRAM counted (and firmware exported) for the fused, row-streamed plan (a chain with one final Linear):
+    # SRAM counted (and firmware exported) for the fused, row-streamed plan (a chain, one streamed Linear, an
+    # MLP head after it layer by layer); the .md adds the SRAM reduction against the base fused and layer by layer:
     python benchmarks/shrink.py --seeds 0 1 2 --execution fused --run-root runs/bench-shrink-fused \
         --out benchmarks/results/shrink_fused.json
     # SRAM counted (and firmware exported) with conv accumulators of 4 output rows per block:

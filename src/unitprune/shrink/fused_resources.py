@@ -5,7 +5,8 @@
 do not depend on the execution). The model is traced with ``torch.fx`` and shapes; its spatial
 modules become the plan's stages and :func:`~unitprune.mcu.export.fused_plan.fused_buffers`, the
 exporter's own rule, sizes the windows, the row buffer, the counters, the conv row scratch, the
-streamed Linear's sums and the tail after it (an MLP head's vectors and scratch). The input is read row by row, so it is not in SRAM (``input_bytes`` 0).
+streamed Linear's sums and the tail after it (an MLP head's vectors and scratch). The input is
+read row by row, so it is not in SRAM (``input_bytes`` 0).
 """
 
 from __future__ import annotations
