@@ -125,7 +125,7 @@ class FusedChain:
     stages: tuple[Stage, ...]
     linear: int | None  # index of the streamed Linear, or None: the last rows are the output
     output_after: tuple[int, ...]  # elementwise ops after the streamed Linear, on its output vector
-    tail: tuple[int, ...] = ()  # ops after those, run layer by layer (Linears, ReLU/FATReLU, Flatten)
+    tail: tuple[int, ...] = ()  # ops after those, run layer by layer (Linears, ReLU/FATReLU)
     tail_out: tuple = ()  # outputs of the tail's Linears, in order (the last: the network output)
 
     @property
