@@ -128,6 +128,10 @@ def fused_kernels(qmodel: QuantizedModel, chain: FusedChain, variant: str, flash
             continue
         op = qmodel.ops[stage.op]
         kernel = conv_kernel(op, variant, sparse, zeroact)
+        if kernel == "sparse_tau":  # its records are made for the whole plane (model_c.py), not a window
+            raise ExportError(f"layer {op.name!r}: the fused plan has no unit_conv2d_sparse_tau_s8 (UnIT on the "
+                              "stored weights); export it with execution='layers', or plan that layer with "
+                              "another kernel (with_unit_kernels(qmodel, {name: 'unit'}) or 'static')")
         steps = [window_op(op, stage, rows) for rows in _steps(stage)]
         scratch[op.name] = max(step_scratch_bytes(kernel, window) for window in steps)
         if op.name in sparse and len(steps) > 1 and op.in_channels // op.groups > 1:
