@@ -198,6 +198,9 @@ static inline int unit__pool2d_s8_args_ok(const int8_t *x, int32_t batch, int32_
         stride_y < 1 || stride_x < 1 || kernel_height > in_height || kernel_width > in_width || x == 0 || y == 0) {
         return 0;
     }
+    if (batch <= 215 && channels <= 215 && in_height <= 215 && in_width <= 215) {
+        return 1; /* 215**4 < 2**31: no 64-bit product (a library call on AVR and MSP430) */
+    }
     return (int64_t)batch * channels * in_height * in_width <= 0x7FFFFFFFL;
 }
 
@@ -423,15 +426,6 @@ static inline void unit__linear_store_s8(const int32_t *acc, int32_t out, const 
     for (j = 0; j < out; j++) {
         y[j] = unit__requantize_clamp_s8(acc[j], UNIT_READ_S32(r->multiplier + j), UNIT_READ_S8(r->shift + j),
                                          r->act_min, r->act_max);
-    }
-}
-
-/* acc[j] += x * w[j] for every j of one input's column (no test: the dense kernel). */
-UNIT__ROW_FN void unit__column_dense_s8(int32_t *acc, const UNIT_TABLE int8_t *w, int8_t x, int32_t out) {
-    int32_t *end = acc + out;
-    while (acc != end) {
-        unit__mac_s8(acc++, x, UNIT_READ_S8(w));
-        w++;
     }
 }
 

@@ -104,6 +104,8 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
         if variant != "unit":
             call = f"unit_linear_accumulate_{variant}_s8({head}, {tail})"
             kernels.add(f"unit_linear_accumulate_{variant}_s8")
+            if variant == "dense":  # its dot product is unit_linear_dense_s8's assembly (linked with it)
+                kernels.add("unit_linear_dense_s8")
         elif quotient.endswith("bitshift"):
             call = (f"unit_linear_accumulate_unit_{quotient}_s8({head}, {codegen.c_int(op.threshold_q)}, "
                     f"{int(op.shift_start)}, {tail})")
