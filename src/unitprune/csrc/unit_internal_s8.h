@@ -275,8 +275,11 @@ static inline int32_t unit__conv2d_s8_begin(const unit_conv2d_params *p, const i
     if (status != UNIT_OK) {
         return status;
     }
-    positions = (int64_t)g->out_height * g->out_width;
-    if (positions > 0x1FFFFFFFL || (int64_t)p->in_height * p->in_width > 0x7FFFFFFFL) {
+    /* no 64-bit products (library calls on AVR and MSP430) for sides below 2**14 */
+    positions = g->out_height < 0x4000 && g->out_width < 0x4000 ? (int64_t)(g->out_height * g->out_width)
+                                                                  : (int64_t)g->out_height * g->out_width;
+    if (positions > 0x1FFFFFFFL ||
+        ((p->in_height >= 0x8000L || p->in_width >= 0x8000L) && (int64_t)p->in_height * p->in_width > 0x7FFFFFFFL)) {
         return UNIT_ERR_ARGUMENT; /* the scratch size 4*OH*OW must fit an int32 */
     }
     if (x == 0 || weight == 0 || y == 0) {
@@ -290,8 +293,8 @@ static inline int32_t unit__conv2d_s8_begin(const unit_conv2d_params *p, const i
         return UNIT_ERR_SCRATCH;
     }
     g->positions = (int32_t)positions;
-    g->group_in = p->in_channels / p->groups;
-    g->group_out = p->out_channels / p->groups;
+    g->group_in = p->groups == 1 ? p->in_channels : p->in_channels / p->groups;
+    g->group_out = p->groups == 1 ? p->out_channels : p->out_channels / p->groups;
     g->plane = p->in_height * p->in_width;
     g->taps = p->kernel_height * p->kernel_width;
     g->block_rows = unit__conv_block_rows(p, g->out_height);
