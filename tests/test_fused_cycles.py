@@ -12,6 +12,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from unitprune import run_exported
 from unitprune.mcu.export import export_c
 from unitprune.mcu.qmodel import QFlatten, QuantizedModel
 from unitprune.mcu.reference import run_reference
@@ -86,3 +87,32 @@ def test_the_fused_mnist_plan_runs_within_five_percent_of_layer_by_layer(target,
     fused, fused_sram = _inference_cycles(qmodel, target, x, tmp_path / "fused", execution="fused", fused_rows=8)
     assert fused_sram <= 0.76 * layers_sram
     assert fused <= 1.05 * layers, (fused, layers, fused / layers)
+
+
+def test_pools_read_the_conv_blocks_in_place_when_steps_are_whole_pool_rows(tmp_path):
+    """fused_rows=4 on MNIST: each 2x2 pool (stride 2) pools its conv's 4-row block where it is into
+    2 rows (no window of its own); the arena by hand: conv1's window 1 x 8 x 28, conv2's 6 x 8 x 12,
+    the blocks 6 x 4 x 24, 6 x 2 x 12, 16 x 4 x 8, 16 x 2 x 4, the row buffer 6 x 24, 8 bytes of row
+    counters per stage. With 3 rows per step (not whole pool rows) or an overlapping pool, windows."""
+    from unitprune.mcu.export.fused_plan import fused_chain, with_fused_rows
+
+    rng = np.random.default_rng(33)
+    qmodel = qmodels.mnist_like(rng, variant="dense")
+    chain = with_fused_rows(fused_chain(qmodel), 4)
+    assert [(s.name, s.block_rows, s.in_place) for s in chain.stages] == [
+        ("conv1", 4, False), ("pool1", 2, True), ("conv2", 4, False), ("pool2", 2, True)]
+    assert not any(s.in_place for s in with_fused_rows(fused_chain(qmodel), 3).stages)
+    result = export_c(qmodel, tmp_path / "b4", execution="fused", fused_rows=4, fused_axis="height")
+    names = [b["name"] for b in result.memory.buffers]
+    assert "window of pool1" not in names and "rows of pool1" in names
+    windows, blocks = 8 * 28 + 6 * 8 * 12, 6 * 4 * 24 + 6 * 2 * 12 + 16 * 4 * 8 + 16 * 2 * 4
+    assert result.memory.arena_bytes == windows + blocks + 6 * 24 + 8 * 4
+    x = qmodels.random_input(rng, 2, qmodel.input_shape)
+    outputs, counts = run_exported(tmp_path / "b4", x)
+    expected, expected_counts = run_reference(qmodel, x)
+    np.testing.assert_array_equal(outputs, expected.reshape(len(x), -1))
+    assert counts == expected_counts
+    overlapping = QuantizedModel(ops=[qmodels.conv(rng, "conv", (1, 12, 8), 2, (3, 3)),
+                                      qmodels.maxpool("pool", (2, 10, 6), kernel=(3, 3), stride=(2, 2))],
+                                 input_shape=(1, 12, 8), input_scale=1.0, output_scale=1.0, variant="dense")
+    assert not with_fused_rows(fused_chain(overlapping), 4).stages[1].in_place
