@@ -69,7 +69,7 @@ def _firmware_run(qmodel, target: str, x_q: np.ndarray, out_dir: Path, execution
     inferences = [region for region in run.regions if region.label == "inference"]
     emitted = np.stack([np.frombuffer(bytes(region.data), np.int8) for region in inferences])
     expected, _ = run_reference(qmodel, x_q)
-    return {"execution": result.execution, "fused_rows": fused_rows, "fused_axis": result.fused_axis,
+    return {"execution": result.execution, "fused_rows": result.fused_rows, "fused_axis": result.fused_axis,
             "cycles": [region.cycles for region in inferences],
             "cycles_median": statistics.median(region.cycles for region in inferences),
             "model_sram_bytes": result.memory.peak_sram_bytes,
@@ -103,6 +103,7 @@ def _kws(seed: int, work: Path, args) -> list[dict]:
     except ExportError as error:
         row["layers_refused"] = str(error)
     row.update(_firmware_run(qmodel, "avr", x_q[:args.kws_samples], work / "fused", "fused"))
+    row["auto"] = _firmware_run(qmodel, "avr", x_q[:args.kws_samples], work / "fused-auto", "fused", "auto")
     row.update(_host_plans(qmodel, x_q[:2], work / "host"))
     return [row]
 
@@ -220,7 +221,12 @@ def markdown(document: dict) -> str:
         lines += ["", f"KWS fused on the ATmega2560 (far tables: {kws[0]['far_tables']}, streamed along the "
                   f"{kws[0]['fused_axis']}): cycles per inference "
                   f"{_spread([r['cycles_median'] for r in kws])}; AVR SRAM target {AVR_SRAM_TARGET:,} B. "
-                  f"Layer by layer the exporter refuses it: \"{kws[0].get('layers_refused', '')[:240]}...\""]
+                  + (f"With `fused_rows=\"auto\"` (the most rows per step that fit: B="
+                     f"{', '.join(sorted({str(r['auto']['fused_rows']) for r in kws}))}): cycles per inference "
+                     f"{_spread([r['auto']['cycles_median'] for r in kws])}, firmware static + stack "
+                     f"{_spread([r['auto']['firmware_sram_bytes'] for r in kws])} B, bit-exact "
+                     f"{'yes' if all(r['auto']['bit_exact'] for r in kws) else 'NO'}. " if "auto" in kws[0] else "")
+                  + f"Layer by layer the exporter refuses it: \"{kws[0].get('layers_refused', '')[:240]}...\""]
     if not any(r["model"] == "mnist" for r in rows):
         return "\n".join(lines + ["", "## Targets", ""] + _targets(rows) + [""])
     lines += ["", "## Cycles, MNIST (Table 1), both plans fit", "",

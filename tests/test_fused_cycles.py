@@ -116,3 +116,25 @@ def test_pools_read_the_conv_blocks_in_place_when_steps_are_whole_pool_rows(tmp_
                                       qmodels.maxpool("pool", (2, 10, 6), kernel=(3, 3), stride=(2, 2))],
                                  input_shape=(1, 12, 8), input_scale=1.0, output_scale=1.0, variant="dense")
     assert not with_fused_rows(fused_chain(overlapping), 4).stages[1].in_place
+
+
+def test_the_resource_model_counts_the_fused_msp430_threshold_tables(tmp_path):
+    """unitprune.resources(..., target="msp430", execution="fused") counts the tables the fused
+    export gives its dense convs: its flash equals the export's tables, the same as layer by layer."""
+    import torch
+
+    import unitprune
+    from unitprune.mcu.reference import quantize_input
+    from unitprune.models import build_model
+    from unitprune.shrink.resources import resources
+
+    model = build_model("mnist", seed=0).eval()
+    x = torch.randn(18, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    qmodel = unitprune.quantize(model, x[:16], variant="dense")
+    x_q = quantize_input(qmodel, x[16:])
+    result = export_c(qmodel, tmp_path, target="msp430", samples=x_q, execution="fused", fused_rows=4)
+    tables = sum(layer.tables.get("thresholds", 0) for layer in result.flash)
+    assert tables == 512 * (6 + 16)
+    fused = resources(model, (1, 28, 28), target="msp430", execution="fused", fused_rows=4)
+    layers = resources(model, (1, 28, 28), target="msp430")
+    assert fused.flash_bytes == layers.flash_bytes == result.flash_table_bytes
