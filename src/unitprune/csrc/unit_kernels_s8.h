@@ -236,6 +236,13 @@ typedef struct {
  * unit_conv2d_s8_scratch_size suffice) as unit_conv2d_dense_s8. */
 int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x, const unit_sparse_s8 *sparse,
                               const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
+/* UnIT on static-sparse weights: the convolution over the nonzero weights with each weight's UnIT
+ * threshold in its record, sparse->records int16 {offset, tau + 1, weight} (tau + 1 in [0, 256],
+ * offset as unit_conv2d_sparse_s8's), taps as there; a product is accumulated where |x| > tau.
+ * Outputs and counters by cause equal unit_conv2d_unit_s8's with the same weights and tau
+ * (compares = output positions x stored weights). params, requant, y, scratch as unit_conv2d_sparse_s8. */
+int32_t unit_conv2d_sparse_tau_s8(const unit_conv2d_params *params, const int8_t *x, const unit_sparse_s8 *sparse,
+                                  const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
 /* Convolution over the nonzero weights that also skips the kernel rows of a field whose input rows
  * are zero within the field's columns (zero activations: an MNIST digit's background, zero maps after
  * ReLU), and gives an output whose whole field is zero its requantized bias without a MAC. sparse as

@@ -31,10 +31,9 @@ import logging
 from math import gcd
 from pathlib import Path
 
+from functools import cache
+
 import numpy as np
-import scipy.fft
-import scipy.signal
-from scipy.io import wavfile
 
 from .errors import DatasetFormatError
 
@@ -108,7 +107,15 @@ def mel_filterbank(
 
 
 _FILTERBANK = mel_filterbank().astype(np.float32)
-_WINDOW = scipy.signal.get_window("hann", N_FFT, fftbins=True).astype(np.float32)
+
+
+@cache
+def _window() -> np.ndarray:
+    """The periodic Hann window of the frames (scipy.signal, imported on first use: importing this
+    package, e.g. to unpickle a dataset, does not pay for it)."""
+    import scipy.signal
+
+    return scipy.signal.get_window("hann", N_FFT, fftbins=True).astype(np.float32)
 
 
 def log_mel_spectrogram(waveforms: np.ndarray) -> np.ndarray:
@@ -127,7 +134,9 @@ def log_mel_spectrogram(waveforms: np.ndarray) -> np.ndarray:
     if x.shape[-1] != NUM_SAMPLES:
         raise ValueError(f"expected clips of {NUM_SAMPLES} samples, got {x.shape[-1]} (use fix_length)")
     frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT, axis=-1)[:, ::HOP]  # (N, 124, 256)
-    power = np.abs(scipy.fft.rfft(frames * _WINDOW, axis=-1)) ** 2  # (N, 124, 129)
+    import scipy.fft
+
+    power = np.abs(scipy.fft.rfft(frames * _window(), axis=-1)) ** 2  # (N, 124, 129)
     mel = power @ _FILTERBANK.T  # (N, 124, 80)
     out = np.log(mel + LOG_EPS).transpose(0, 2, 1).astype(np.float32)
     return out[0] if single else out
@@ -173,6 +182,8 @@ def read_wav(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         DatasetFormatError: the file is not a readable WAV.
     """
     try:
+        from scipy.io import wavfile
+
         rate, data = wavfile.read(path)
     except (ValueError, OSError, EOFError) as exc:
         raise DatasetFormatError(f"cannot read WAV file {path}: {exc}") from exc
@@ -191,5 +202,7 @@ def read_wav(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if rate != sample_rate:
         logger.debug("resampling %s from %d Hz to %d Hz", path, rate, sample_rate)
         g = gcd(int(rate), sample_rate)
+        import scipy.signal
+
         x = scipy.signal.resample_poly(x, sample_rate // g, int(rate) // g).astype(np.float32)
     return x

@@ -53,7 +53,6 @@ from typing import Any
 import multiprocessing
 
 import numpy as np
-import scipy.signal
 from tqdm.auto import tqdm
 
 from .audio import N_MELS, NUM_FRAMES, NUM_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, pool_features, read_wav
@@ -471,6 +470,8 @@ def apply_room(waves: np.ndarray, labels: np.ndarray, room: Room, seed: int, bab
             continue
         x = dry.astype(np.float32) / 32768.0
         if rirs:
+            import scipy.signal  # here: importing the data package does not pay for it
+
             x = scipy.signal.fftconvolve(x, rirs[int(rng.integers(len(rirs)))])[:NUM_SAMPLES].astype(np.float32)
         rms = float(np.sqrt(np.mean(x ** 2))) or 1e-6
         snr = rng.uniform(*room.snr_db)

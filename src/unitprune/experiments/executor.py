@@ -20,7 +20,11 @@ samples, ...) and runs them through :func:`open_runner`:
 :meth:`TaskRunner.run` takes the tasks that can start and, optionally, ``then(task, result)``,
 which returns the tasks a result enables: they are submitted as soon as it lands, so a run whose
 tasks depend on others has no barrier between its stages (``mcu-bench``: a method's simulator
-tasks start when its own operating point is chosen).
+tasks start when its own operating point is chosen). The runner keeps one task more in flight than
+there are workers (Ray: the cluster's CPUs when the run starts, over ``threads``) and holds the
+others itself, so that ``priority(task)`` picks which ready task starts next, highest first, when a
+worker frees (``mcu-bench``: the tasks that others wait for, then the longest simulator tasks: no
+long task left alone at the end of the run); without it, the order they were given.
 
 The task function is ``fn(shared, *args)`` (plus ``workspace=PATH`` when the task has one): a
 module-level function, the same one whichever executor runs it, with ``threads`` torch threads.
@@ -270,9 +274,26 @@ def _run_task(shared, fn, args, threads: int, tools: tuple[str, ...], workspace:
         return fn(shared, *args, workspace=workspace)
 
 
+def _next(todo: deque, priority: Callable[[Task], Any] | None) -> Task:
+    """Take the ready task that starts next from ``todo`` (:meth:`TaskRunner.run`)."""
+    if priority is None or len(todo) == 1:
+        return todo.popleft()
+    best = 0
+    best_value = priority(todo[0])
+    for index in range(1, len(todo)):
+        value = priority(todo[index])
+        if value > best_value:
+            best, best_value = index, value
+    task = todo[best]
+    del todo[best]
+    return task
+
+
 def _pack(folder: Path) -> bytes:
+    """A task's workspace as an uncompressed tar: the firmware builds of a simulator task are a few MB,
+    which gzip would take a second of the task's CPU to compress; shipped, they cost less."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
         for path in sorted(folder.rglob("*")):
             archive.add(path, arcname=str(path.relative_to(folder)), recursive=False)
     return buffer.getvalue()
@@ -280,7 +301,7 @@ def _pack(folder: Path) -> bytes:
 
 def _unpack(data: bytes, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
         archive.extractall(folder, filter="data")
 
 
@@ -350,7 +371,8 @@ class TaskRunner:
     _ray_started: bool = False
     _keys: set[str] = field(default_factory=set)  # every task key of this run so far
 
-    def run(self, tasks: list[Task], then: Callable[[Task, Any], list[Task]] | None = None) -> dict[str, Any]:
+    def run(self, tasks: list[Task], then: Callable[[Task, Any], list[Task]] | None = None,
+            priority: Callable[[Task], Any] | None = None) -> dict[str, Any]:
         """Run ``tasks`` (those not finished in the task folder); return ``{key: result}`` in the order
         the tasks were given.
 
@@ -358,18 +380,24 @@ class TaskRunner:
         loaded from the task folder), returns further tasks (possibly none): they are submitted at
         once, while the others still run, and run in this same call (their results are returned
         too). So a task that depends on others is started as soon as those are in, with no barrier
-        between stages of a run."""
+        between stages of a run.
+
+        ``priority(task)`` (any comparable value, asked whenever a task is to start, so it may
+        depend on the results landed so far): the ready task with the highest starts next; ties,
+        and every task without ``priority``, in the order they were given or returned by ``then``.
+        The order changes wall times only: every task computes the same result wherever and
+        whenever it runs."""
         results: dict[str, Any] = {}
         order: list[str] = []
         todo: deque[Task] = deque()
         self._admit(tasks, then, results, order, todo)
         if self.config.kind == "ray":
-            self._run_ray(todo, then, results, order)
+            self._run_ray(todo, then, priority, results, order)
         elif self.config.workers > 1 and len(todo) + (then is not None) > 1:
-            self._run_pool(todo, then, results, order)
+            self._run_pool(todo, then, priority, results, order)
         else:
             while todo:
-                task = todo.popleft()
+                task = _next(todo, priority)
                 value = _run_task(self.shared, task.fn, task.args, self.config.threads, task.tools,
                                   self._local_workspace(task))
                 self._landed(task, value, then, results, order, todo)
@@ -421,7 +449,7 @@ class TaskRunner:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _run_pool(self, todo: deque, then, results: dict, order: list[str]) -> None:
+    def _run_pool(self, todo: deque, then, priority, results: dict, order: list[str]) -> None:
         attempts = 0
         running: dict[Any, Task] = {}
         while todo or running:
@@ -430,8 +458,8 @@ class TaskRunner:
                                                  mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_init_local_worker, initargs=(self.shared,))
             try:
-                while todo:
-                    task = todo.popleft()
+                while todo and len(running) <= self.config.workers:  # one more than the workers: none waits
+                    task = _next(todo, priority)
                     running[self._pool.submit(_local_worker_task, task.fn, task.args, self.config.threads,
                                               task.tools, self._local_workspace(task))] = task
                 done, _ = wait(set(running), return_when=FIRST_COMPLETED)
@@ -456,15 +484,16 @@ class TaskRunner:
                 self._pool = None
                 raise
 
-    def _run_ray(self, todo: deque, then, results: dict, order: list[str]) -> None:
+    def _run_ray(self, todo: deque, then, priority, results: dict, order: list[str]) -> None:
         import ray
 
         remote = ray.remote(max_retries=self.config.retries, num_cpus=self.config.threads)(_ray_worker_task)
+        slots = max(1, int(ray.cluster_resources().get("CPU", self.config.workers)) // self.config.threads)
         running: dict[Any, Task] = {}
         try:
             while todo or running:
-                while todo:
-                    task = todo.popleft()
+                while todo and len(running) <= slots:  # one more than the CPUs: none waits for this process
+                    task = _next(todo, priority)
                     seed = None
                     if task.workspace is not None and task.keep_workspace and (self.run_dir / task.workspace).is_dir():
                         seed = _pack(self.run_dir / task.workspace)

@@ -162,6 +162,8 @@ def _tap_greater(op: QConv, x4: np.ndarray) -> np.ndarray:
 def _conv(op: QConv, x: np.ndarray, variant: str) -> tuple[np.ndarray, MacCounts]:
     if variant == "unit" and op.unit_kernel == "dense":
         variant = "dense"
+    if variant == "unit" and op.unit_kernel == "static":  # exact over the nonzero weights (unit_conv2d_sparse_s8)
+        variant = "zeroskip"
     n = x.shape[0]
     x4 = x.reshape(n, op.in_channels, op.in_height, op.in_width)
     dtype = _float_dtype(op.weight)
@@ -203,6 +205,8 @@ def _conv(op: QConv, x: np.ndarray, variant: str) -> tuple[np.ndarray, MacCounts
 # ----------------------------------------------------------------------------------------
 
 def _linear(op: QLinear, x: np.ndarray, variant: str, method: str) -> tuple[np.ndarray, MacCounts]:
+    if variant == "unit" and op.unit_kernel == "static":  # exact over the nonzero weights (unit_linear_sparse_s8)
+        variant = "zeroskip"
     n = x.shape[0]
     x = x.reshape(n, op.in_features).astype(np.int64)
     dtype = _float_dtype(op.weight)

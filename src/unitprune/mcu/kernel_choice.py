@@ -81,10 +81,26 @@ def assembly_run_fits(op: QConv) -> bool:
 
 def conv_variant(op: QConv, variant: str) -> str:
     """The ``unit_conv2d_<...>_s8`` a conv op of a ``variant`` export calls: the variant's kernel, or
-    under ``unit`` the op's planned one (:attr:`unitprune.mcu.qmodel.QConv.unit_kernel`)."""
+    under ``unit`` the op's planned one (:attr:`unitprune.mcu.qmodel.QConv.unit_kernel`; ``static``, the
+    layer exact, calls ``unit_conv2d_sparse_s8`` where :func:`sparse_layers` holds its tables, else dense)."""
     if variant != "unit" or op.unit_kernel == "unit":
         return variant
-    return {"dense": "dense", "sparse": "unit_sparse"}.get(op.unit_kernel, "unit_skipfree")
+    return {"dense": "dense", "static": "dense", "sparse": "unit_sparse", "sparse_tau": "sparse_tau"}.get(
+        op.unit_kernel, "unit_skipfree")
+
+
+def linear_variant(op, variant: str) -> str:
+    """The variant a linear op of a ``variant`` export runs: ``dense`` for a ``unit`` op planned
+    ``static`` (exact) whose sparse tables :func:`sparse_layers` does not hold, else ``variant``."""
+    return "dense" if variant == "unit" and op.unit_kernel == "static" else variant
+
+
+def linear_kernel(op, variant: str, linear_quotient: str | None) -> str:
+    """The ``unit_linear_<...>_s8`` a linear op not on the static-sparse kernel calls."""
+    variant = linear_variant(op, variant)
+    quotient = f"_{linear_quotient}" if variant == "unit" and linear_quotient else ""
+    quotient = f"_sorted{quotient}" if variant == "unit" and op.unit_kernel == "sorted" else quotient
+    return f"unit_linear_{variant}{quotient}_s8"
 
 
 def skipfree_avr_fits(op: QConv) -> bool:
@@ -116,18 +132,20 @@ def sparse_tables(op) -> SparseTables | None:
 
 
 def sparse_layers(ops, variant: str, flash_limit: int | None = None, other_bytes: int = 0) -> dict[str, SparseTables]:
-    """The layers that take the static-sparse kernels, with their tables (module docstring): none
-    unless ``variant == "zeroskip"``. ``flash_limit``: the bytes of constants the kernels can read
+    """The layers that take the static-sparse kernels, with their tables (module docstring): under
+    ``variant == "zeroskip"`` every conv/linear layer, under ``unit`` those planned ``static`` (their
+    UnIT off: :mod:`unitprune.mcu.unit_plan`), under others none. ``flash_limit``: the bytes of constants the kernels can read
     (None: no limit); ``other_bytes``: the constants besides the weights (requantization tables, the
     code's reserve; not the embedded samples: the choice is the deployed firmware's)."""
-    if variant != "zeroskip":
+    if variant not in ("zeroskip", "unit"):
         return {}
     chosen = {}
     weight_bytes = {}
     for op in ops:
         if isinstance(op, (QConv, QLinear)):
             weight_bytes[op.name] = op.weight.size
-            tables = sparse_tables(op)
+            static = variant == "zeroskip" or op.unit_kernel == "static"
+            tables = sparse_tables(op) if static else None
             if tables is not None:
                 chosen[op.name] = tables
     if flash_limit is None:
@@ -183,6 +201,9 @@ def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bo
                 fits = target == "msp430" or (target == "avr" and rowlists_avr_fits(op))
                 run = "assembly" if kernels == "auto" and fits and not far_tables else "portable"
                 bits = None
+            elif conv == "sparse_tau":  # its run in assembly on MSP430 for inputs >= 0 (checked per call)
+                run = "assembly" if kernels == "auto" and target == "msp430" else "portable"
+                bits = None
             elif conv == "dense":
                 run = "assembly" if assembly and assembly_run_fits(op) else "portable"
                 field = op.in_channels // op.groups * op.kernel_height * op.kernel_width
@@ -191,7 +212,6 @@ def choose(ops, target: str, variant: str, kernels: str = "auto", far_tables: bo
                 run, bits = "portable", None
             chosen[op.name] = LayerKernels(op.name, kernel, run, bits, stage)
         elif isinstance(op, QLinear):
-            quotient = f"_{linear_quotient}" if variant == "unit" and linear_quotient else ""
-            quotient = f"_sorted{quotient}" if variant == "unit" and op.unit_kernel == "sorted" else quotient
-            chosen[op.name] = LayerKernels(op.name, f"unit_linear_{variant}{quotient}_s8", "portable", None, stage)
+            chosen[op.name] = LayerKernels(op.name, linear_kernel(op, variant, linear_quotient), "portable", None,
+                                           stage)
     return chosen

@@ -14,9 +14,9 @@ import numpy as np
 #: UnIT variants a kernel can run: the dense baseline, zero skipping, and UnIT.
 VARIANTS = ("dense", "zeroskip", "unit")
 #: Convolution kernels of the ``unit`` variant (:attr:`QConv.unit_kernel`).
-UNIT_CONV_KERNELS = ("unit", "skipfree", "dense", "sparse")
+UNIT_CONV_KERNELS = ("unit", "skipfree", "dense", "sparse", "static", "sparse_tau")
 #: Linear kernels of the ``unit`` variant (:attr:`QLinear.unit_kernel`).
-UNIT_LINEAR_KERNELS = ("unit", "sorted")
+UNIT_LINEAR_KERNELS = ("unit", "sorted", "static")
 #: How a linear layer computes its per-input quotient in the ``unit`` variant.
 LINEAR_QUOTIENTS = ("bitshift", "bintree", "table")
 
@@ -64,7 +64,11 @@ class QConv:
     #: (the per-position test, the default), ``"skipfree"`` (same outputs and cause counters,
     #: ``compares`` = the list entries it visits), ``"sparse"`` (the same over the stored nonzero
     #: weights only, ``unit_conv2d_unit_sparse_s8``; ``compares`` = its row-list entries visited) or
-    #: ``"dense"`` (this layer's UnIT off: every MAC).
+    #: ``"dense"`` (this layer's UnIT off: every MAC) or ``"static"`` (this layer's UnIT off, exact, on
+    #: the static-sparse kernel ``unit_conv2d_sparse_s8``: only the nonzero weights, counted as the
+    #: ``zeroskip`` variant counts them; the dense kernel where its tables do not fit) or ``"sparse_tau"``
+    #: (UnIT over the stored nonzero weights, tau in each record: ``unit_conv2d_sparse_tau_s8``; the
+    #: per-position kernel's outputs and counters).
     #: Ignored by the ``dense`` and ``zeroskip`` variants.
     unit_kernel: str = "unit"
 
@@ -90,7 +94,8 @@ class QLinear:
     weight_scale: float
     #: The linear kernel under the ``unit`` variant (``unitprune.mcu.unit_plan``): ``"unit"`` (every
     #: weight of a nonzero input's column tested, the default) or ``"sorted"`` (the early exit over the
-    #: column sorted by |w| at export; same outputs and cause counters, ``compares`` = the walk).
+    #: column sorted by |w| at export; same outputs and cause counters, ``compares`` = the walk) or
+    #: ``"static"`` (this layer's UnIT off, exact, on ``unit_linear_sparse_s8``: counted as ``zeroskip``).
     unit_kernel: str = "unit"
 
 

@@ -174,6 +174,8 @@ def rowlists_reach(op: QConv, x4: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _conv(op: QConv, x: np.ndarray, variant: str) -> tuple[np.ndarray, MacCounts]:
     if variant == "unit" and op.unit_kernel == "dense":
         variant = "dense"
+    if variant == "unit" and op.unit_kernel == "static":  # exact over the nonzero weights (unit_conv2d_sparse_s8)
+        variant = "zeroskip"
     n = x.shape[0]
     x4 = x.reshape(n, op.in_channels, op.in_height, op.in_width)
     per_group = op.out_channels // op.groups
@@ -278,6 +280,8 @@ def sorted_walk(op: QLinear, x: np.ndarray, method: str) -> int:
 
 
 def _linear(op: QLinear, x: np.ndarray, variant: str, method: str) -> tuple[np.ndarray, MacCounts]:
+    if variant == "unit" and op.unit_kernel == "static":  # exact over the nonzero weights (unit_linear_sparse_s8)
+        variant = "zeroskip"
     n = x.shape[0]
     x = x.reshape(n, op.in_features).astype(np.int64)
     weight = op.weight.astype(np.int64)

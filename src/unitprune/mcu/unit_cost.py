@@ -125,7 +125,9 @@ def _reach(out: int, size: int, kernel: int, stride: int, dilation: int, pad: in
 
 #: Cycles per count, per target and kernel: fitted by ``python benchmarks/unit_kernels_mcu.py --fit`` (seed 0,
 #: -O2, avr-gcc 5.4 / clang-14 for MSP430; the conv2 shape at 9 thresholds, the pruned conv2_pruned and conv1_like,
-#: the deep conv3_like and 4 edge geometries).
+#: the deep conv3_like and 4 edge geometries). The MSP430 dense rows are refitted with the dense kernel's output
+#: stage on its threshold tables (``--targets msp430 msp430-hwmult --fit``, their dense coefficients only: the
+#: export gives the tables to dense convolutions where the flash allows, docs/fixed_point.md).
 COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "avr": {
         "dense": {
@@ -168,12 +170,12 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
         }
     },
     "msp430": {
-        "dense": {
-            "one": 19945.42,
-            "macs": 18.5,
-            "outputs": 313.21,
-            "output_rows": 282.92,
-            "dense_runs": 1407.19
+        "dense": {  # the output stage by threshold tables (requant_table), as the export gives dense convs
+            "one": 19702.37,
+            "macs": 18.38,
+            "outputs": 71.46,
+            "output_rows": 176.7,
+            "dense_runs": 1258.16
         },
         "unit": {
             "one": 35372.65,
@@ -208,12 +210,12 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
         }
     },
     "msp430-hwmult": {
-        "dense": {
-            "one": 18700.76,
-            "macs": 13.16,
-            "outputs": 75.27,
-            "output_rows": 510.17,
-            "dense_runs": 1017.46
+        "dense": {  # the output stage by threshold tables, as on msp430
+            "one": 18679.12,
+            "macs": 13.3,
+            "outputs": 81.04,
+            "output_rows": 121.69,
+            "dense_runs": 1087.5
         },
         "unit": {
             "one": 26695.62,
@@ -248,6 +250,28 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
         }
     }
 }
+
+
+#: ``unit_conv2d_sparse_tau_s8`` (UnIT on the stored weights, tau in each record) against the static-sparse
+#: ``unit_conv2d_sparse_s8`` on the same layer, per target: cycles per stored product kept / skipped by the
+#: test more (negative: fewer) than the plain run's, from benchmarks/sparse_tau_mcu.py (the runs alone; MSP430:
+#: 28.1 / 15.0 against 25.0, with the multiplier 23.3 / 15.3 against 18.8), and per stored product of a field
+#: the padding clips and per input (the scan for negatives), non-negative least squares on the layers of
+#: ``benchmarks/sparse_tau_layers_mcu.py`` (whole exported layers, every prediction within 2.2 %). AVR has
+#: none: its test does not pay (the AVR build runs the C loop).
+SPARSE_TAU_DELTA: dict[str, dict[str, float]] = {
+    "msp430": {"kept": 3.1, "skipped": -10.0, "clipped_pairs": 56.8, "inputs": 19.3},
+    "msp430-hwmult": {"kept": 4.5, "skipped": -3.5, "clipped_pairs": 21.87, "inputs": 15.14},
+}
+
+
+def predict_sparse_tau(work: ConvWork, sparse_cycles: float, clipped_pairs: float, target: str) -> float:
+    """Predicted cycles of ``unit_conv2d_sparse_tau_s8`` on ``target`` (:data:`SPARSE_TAU_DELTA`) for one
+    sample of ``work``, from the static-sparse kernel's predicted ``sparse_cycles`` on the layer and its
+    ``clipped_pairs`` (:func:`unitprune.mcu.zeroact_plan.zeroact_work`)."""
+    delta = SPARSE_TAU_DELTA[target]
+    return float(sparse_cycles + delta["kept"] * work.kept + delta["skipped"] * (work.compares - work.kept)
+                 + delta["clipped_pairs"] * clipped_pairs + delta["inputs"] * work.inputs)
 
 
 #: Linear kernels the model ranks under the ``unit`` variant: the unsorted one (``unit_linear_unit_*_s8``,
@@ -347,6 +371,25 @@ LINEAR_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
         }
     }
 }
+
+
+#: Cycles of ``unit_linear_sparse_s8`` (the layer exact over its nonzero weights, a UnIT plan's ``static``
+#: linear), per target: ``one + nonzeros * stored weights + outputs * out_features``, fitted by
+#: non-negative least squares (relative error) to the simulators' cycles of the 256 -> 10 and 128 -> 32
+#: layers at 50 % and 85 % zero weights in docs/results/kernels_floor/kernels_s8_layers.json
+#: (``benchmarks/kernels_s8_mcu.py --layers``; every point within 0.2 %).
+LINEAR_STATIC_COEFFICIENTS: dict[str, dict[str, float]] = {
+    "avr": {"one": 547.99, "nonzeros": 26.02, "outputs": 836.76},
+    "msp430": {"one": 741.19, "nonzeros": 24.27, "outputs": 845.56},
+    "msp430-hwmult": {"one": 596.0, "nonzeros": 17.56, "outputs": 598.92},
+}
+
+
+def predict_linear_static(op, target: str) -> float:
+    """Predicted cycles of the linear ``op`` (QLinear) exact on ``unit_linear_sparse_s8`` on ``target``
+    (data-independent: a zero activation is multiplied)."""
+    table = LINEAR_STATIC_COEFFICIENTS[target]
+    return float(table["one"] + table["nonzeros"] * np.count_nonzero(op.weight) + table["outputs"] * op.out_features)
 
 
 def predict_linear(work: LinearWork, target: str, kernel: str, coefficients=None) -> float:

@@ -16,9 +16,17 @@ and sparse lists 219.1 M; ``benchmarks/fused_kernels_kws.py``). A named ``plan``
 kernel, which runs fused too.
 
 ``skipfree``, ``sparse`` and ``unit`` give the same outputs and cause counters (``compares`` counts
-what each visits); ``dense`` multiplies every connection of the layer, so it changes the model: it is a
-candidate only when ``allow_dense`` (then re-measure the accuracy of the planned model, as
-:mod:`unitprune.mcu.fastest_plan` does). The plan is written into the ops
+what each visits); ``dense`` and ``static`` compute the layer exactly (its UnIT off), so they change the
+model: they are candidates only when ``allow_dense`` (then re-measure the accuracy of the planned model,
+as ``mcu-bench`` does). ``static`` is the static-sparse kernel of TTP (``unit_conv2d_sparse_s8``, or
+``unit_conv2d_sparse_zeroact_s8`` where :mod:`unitprune.mcu.zeroact_plan` predicts it faster; its
+cycles are that module's model; on MSP430 also ``sparse_tau``, UnIT on those stored weights with tau
+in each record, ``unit_conv2d_sparse_tau_s8``, where the layer's calibration inputs are >= 0 (its
+assembly run's condition; :func:`unitprune.mcu.unit_cost.predict_sparse_tau`); ``unit_linear_sparse_s8`` for a linear layer,
+:data:`unitprune.mcu.unit_cost.LINEAR_STATIC_COEFFICIENTS`): with every layer ``static`` the firmware
+is the TTP model's own, so on a TTP model the plan is never predicted slower than TTP. The static
+convs' choice of the zero-activation kernel is recorded in ``qmodel.source["zeroact_plan"]`` (read
+by the export, :func:`unitprune.mcu.zeroact_plan.zeroact_layers`). The plan is written into the ops
 (:attr:`unitprune.mcu.qmodel.QConv.unit_kernel`) and recorded, with every prediction, in
 ``qmodel.source["unit_kernel_plan"]`` (the export's manifest copies it).
 """
@@ -30,12 +38,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import unit_cost
+from . import unit_cost, zeroact_plan
+from .kernel_choice import sparse_tables
 from ..kernels.unit_sparse_s8 import unit_sparse_scratch_bytes, unit_sparse_tables
 from .qmodel import QConv, QLinear, QuantizedModel, UNIT_CONV_KERNELS, UNIT_LINEAR_KERNELS
 from .reference import run_reference
 
-__all__ = ["COST_TARGETS", "PLANS", "LayerPlan", "plan_unit_kernels", "skipfree_scratch_bytes", "sram_fits",
+__all__ = ["COST_TARGETS", "EXACT_KERNELS", "PLANS", "LayerPlan", "has_exact_layers", "plan_unit_kernels", "skipfree_scratch_bytes", "sram_fits",
            "with_unit_kernels"]
 
 #: Targets the cost model has coefficients for (msp430-hwmult: the msp430 export run with the multiplier).
@@ -192,6 +201,17 @@ def with_unit_kernels(qmodel: QuantizedModel, kernels: dict[str, str]) -> Quanti
     return planned
 
 
+#: Kernels that compute their layer exactly (its UnIT off): a plan with one changes the model's accuracy.
+EXACT_KERNELS = ("dense", "static")
+
+
+def has_exact_layers(qmodel: QuantizedModel) -> bool:
+    """Whether a ``unit`` model's plan runs any conv or linear layer exactly (:data:`EXACT_KERNELS`): its
+    accuracy and skipped fraction are then the planned model's, to be measured again."""
+    return qmodel.variant == "unit" and any(isinstance(op, (QConv, QLinear)) and op.unit_kernel in EXACT_KERNELS
+                                            for op in qmodel.ops)
+
+
 #: Kernels whose per-sample lists take SRAM beside the activations (the SRAM fallback gives them up).
 LIST_KERNELS = ("skipfree", "sparse")
 
@@ -251,18 +271,44 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
             kernel = plan if plan in candidates or plan == "dense" else "unit"
             reason = f"plan {plan}" + ("" if kernel == plan else f" (beyond the {plan} kernel's limits)")
         layers[op.name] = LayerPlan(op.name, kernel, kept, predicted, reason)
+    static_choice: dict[str, str] = {}  # the static convs' static-sparse kernel (zeroact_plan's names)
+    if plan == "auto" and target is not None:
+        for op in qmodel.ops:  # the static-sparse kernels: the layer exact (static), UnIT on them (sparse_tau)
+            if not (isinstance(op, QConv) and op.name in layers):
+                continue
+            work = _static_work(op, inputs[op.name][:zeroact_plan.PLAN_SAMPLES], target)
+            if work is None:
+                continue
+            predicted_static = zeroact_plan.predict(work, target)
+            if not zeroact_plan.zeroact_fits(op):
+                predicted_static = {"sparse": predicted_static["sparse"]}
+            if allow_dense:
+                static_choice[op.name] = min(predicted_static, key=predicted_static.get)
+                layers[op.name] = _with_candidate(layers[op.name], "static", predicted_static[static_choice[op.name]])
+            # UnIT on the stored weights where its assembly run takes the layer (inputs >= 0 on calibration)
+            if target in unit_cost.SPARSE_TAU_DELTA and np.all(inputs[op.name] >= 0):
+                cycles = unit_cost.predict_sparse_tau(unit_cost.conv_work(op, inputs[op.name]),
+                                                      predicted_static["sparse"], work["sparse"]["clipped_pairs"],
+                                                      target)
+                layers[op.name] = _with_candidate(layers[op.name], "sparse_tau", cycles)
     for op in qmodel.ops:  # the early-exit linear where the model predicts it faster (same outputs)
-        if isinstance(op, QLinear) and plan == "auto" and early_exit:
+        if isinstance(op, QLinear) and plan == "auto" and (early_exit or allow_dense):
             work = unit_cost.linear_work(op, inputs[op.name], qmodel.linear_quotient)
             kernel, predicted = unit_cost.choose_linear(work, target)
+            if not early_exit:
+                predicted = {"unit": predicted["unit"]}
+            if allow_dense and sparse_tables(op) is not None:
+                predicted["static"] = unit_cost.predict_linear_static(op, target)
+            kernel = min(predicted, key=predicted.get)
             layers[op.name] = LayerPlan(op.name, kernel, work.kept / max(1.0, work.inputs * work.outputs), predicted,
                                         "fewest predicted cycles")
     export_target = {"msp430-hwmult": "msp430"}.get(target, target)
     if plan == "auto" and export_target is not None and exports_fused(qmodel, export_target):
         # the predictions are of whole-layer calls; fused, a list kernel sorts every window again (and
-        # a far-tables AVR export runs dense in C): the convs keep the per-position kernel
-        layers = {name: replace(layer, kernel="unit", reason=FUSED_REASON) if name in conv_names else layer
-                  for name, layer in layers.items()}
+        # a far-tables AVR export runs dense in C): the convs keep the per-position kernel, the linear
+        # layers their UnIT kernels (the fused tail accumulates the UnIT linear weight-stationary)
+        layers = {name: replace(layer, kernel="unit", reason=FUSED_REASON) if name in conv_names
+                  else _without(layer, "static") for name, layer in layers.items()}
     planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
     while export_target is not None and not sram_fits(planned, export_target):
         # the lists do not fit beside the activations: give up the lists of one layer, the one costing
@@ -279,4 +325,38 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
         planned = with_unit_kernels(qmodel, {name: layer.kernel for name, layer in layers.items()})
     planned.source["unit_kernel_plan"] = {"target": target, "plan": plan, "calibration_samples": len(x_q),
                                           "layers": {name: layer.to_dict() for name, layer in layers.items()}}
+    statics = {name: kernel for name, kernel in static_choice.items() if layers[name].kernel == "static"}
+    if statics:  # which static convs also skip zero activations (the export reads it: zeroact_layers)
+        planned.source["zeroact_plan"] = {
+            "target": target, "plan": "auto", "calibration_samples": min(len(x_q), zeroact_plan.PLAN_SAMPLES),
+            "layers": {name: {"kernel": kernel, "reason": "fewest predicted cycles (static layer of a unit plan)"}
+                       for name, kernel in statics.items()}}
     return planned
+
+
+def _static_work(op: QConv, x: np.ndarray, target: str) -> dict | None:
+    """The counts of ``op`` on the static-sparse kernels (:func:`unitprune.mcu.zeroact_plan.zeroact_work`:
+    ``sparse``, and ``zeroact`` where it fits), None where its tables or that model cannot hold it."""
+    if target not in zeroact_plan.COEFFICIENTS or sparse_tables(op) is None or not np.any(op.weight):
+        return None
+    try:
+        return zeroact_plan.zeroact_work(op, x)
+    except ValueError:
+        return None
+
+
+def _with_candidate(layer: LayerPlan, kernel: str, cycles: float) -> LayerPlan:
+    """``layer`` with one more predicted kernel, and that kernel chosen if it is predicted the fastest
+    (a layer forced to its kernel, or given up to the SRAM, keeps its kernel)."""
+    predicted = {**layer.predicted_cycles, kernel: cycles}
+    if layer.reason != "fewest predicted cycles":
+        return replace(layer, predicted_cycles=predicted)
+    return replace(layer, kernel=min(predicted, key=predicted.get), predicted_cycles=predicted)
+
+
+def _without(layer: LayerPlan, kernel: str) -> LayerPlan:
+    """``layer`` without the candidate ``kernel`` (its fastest other kernel)."""
+    if layer.kernel != kernel:
+        return layer
+    predicted = {k: v for k, v in layer.predicted_cycles.items() if k != kernel}
+    return replace(layer, kernel=min(predicted, key=predicted.get), predicted_cycles=predicted, reason=FUSED_REASON)

@@ -1,6 +1,6 @@
 """The UnIT kernel plan of one ``mcu-bench`` row: per conv layer of a ``unit`` model, the kernel the
 cost model predicts fastest on the row's target (:func:`unitprune.mcu.unit_plan.plan_unit_kernels`,
-on the validation inputs). A layer planned ``dense`` runs without its UnIT skipping, so the row's
+on the validation inputs). A layer planned ``dense`` or ``static`` runs without its UnIT skipping, so the row's
 test accuracy and skipped fraction are then re-measured on the planned model. A ``zeroskip`` model
 (TTP, zero skipping, FATReLU) gets its zero-activation plan instead
 (:func:`unitprune.mcu.zeroact_plan.plan_zero_activation`: which static-sparse convolutions also skip
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...mcu.qmodel import QConv, QuantizedModel
 from ...mcu.reference import quantize_input
-from ...mcu.unit_plan import COST_TARGETS, plan_unit_kernels
+from ...mcu.unit_plan import COST_TARGETS, has_exact_layers, plan_unit_kernels
 from ...mcu.zeroact_plan import ZEROACT_TARGETS, plan_zero_activation
 
 __all__ = ["planned_for_target"]
@@ -33,7 +33,7 @@ def planned_for_target(qmodel: QuantizedModel, target: str, splits, allow_dense:
     planned = plan_unit_kernels(qmodel, quantize_input(qmodel, x_val), target, allow_dense=allow_dense,
                                 early_exit=early_exit)
     overrides = {}
-    if any(isinstance(op, QConv) and op.unit_kernel == "dense" for op in planned.ops):
+    if has_exact_layers(planned):  # a layer exact (dense or static-sparse): another model's accuracy
         accuracy, counts = int8_accuracy(planned, splits.test)
         overrides = {"quantized_accuracy": accuracy, "macs_skipped_fraction": counts.skipped_fraction}
     return planned, overrides, planned.source.get("unit_kernel_plan", {})

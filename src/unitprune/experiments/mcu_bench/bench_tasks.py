@@ -29,6 +29,10 @@
    unsorted UnIT linear kernel (the plan says so). A row whose export or firmware does not fit the
    target (``ExportError``, ``FirmwareTooLarge``) is ``{"does_not_fit": why}``.
 
+Which ready task starts next (:meth:`_Graph.priority`): the operating-point tasks first (the
+others wait for them), then the measure tasks, longest first (a target's expected seconds: the
+mean of its landed measure tasks; a target without any yet first), ``test-METHOD`` last.
+
 Every task computes what ``select_operating_points`` computes for it, on the same inputs, and the
 choice and merges happen in this process, so the files are the same with any executor and worker
 count. The task folder's manifest records this grain (:data:`TASK_GRAIN`): a folder cut otherwise
@@ -37,6 +41,7 @@ is not resumed.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field, replace
@@ -198,6 +203,15 @@ class _Graph:
     candidates: dict = field(default_factory=dict)  # method -> {knob: OperatingPoint}
     fatrelu_floats: dict = field(default_factory=dict)  # knob -> the float FATReLU point
     kinds: dict = field(default_factory=dict)  # task key -> (kind, method)
+    seconds: dict = field(default_factory=dict)  # target -> the seconds of its landed measure tasks
+
+    def priority(self, task: Task) -> tuple[int, float]:
+        """Which ready task starts first (module docstring; :meth:`TaskRunner.run`)."""
+        kind, _ = self.kinds[task.key]
+        if kind == "measure":
+            landed = self.seconds.get(task.args[1])
+            return 1, statistics.fmean(landed) if landed else math.inf
+        return (0, 0.0) if kind == "test" else (2, 0.0)
 
     def _task(self, kind: str, method: str, key: str, fn, args, **options) -> Task:
         self.kinds[key] = (kind, method)
@@ -265,6 +279,8 @@ class _Graph:
             return tasks
         if kind == "test":
             record_test(self.points[method], self.reference, value)
+        if kind == "measure":
+            self.seconds.setdefault(task.args[1], []).append(value["seconds"])
         return []
 
     def _select(self, method: str) -> list[Task]:
@@ -309,7 +325,7 @@ def run_bench_tasks(model, splits, config, run_dir: Path, executor: ExecutorConf
     batches = _batches(config.samples, batch_samples)
     graph = _Graph(config, batches)
     with open_runner(executor, shared, run_dir=run_dir, settings=settings, desc="mcu-bench") as runner:
-        results = runner.run(graph.first(), graph.then)
+        results = runner.run(graph.first(), graph.then, graph.priority)
     missing = [m for m in config.methods if m not in graph.points]
     if missing:  # every task ran, so a method without a point is a bug of the graph
         raise RuntimeError(f"mcu-bench: no operating point for {missing} after every task ran")

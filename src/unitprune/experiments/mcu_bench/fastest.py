@@ -24,7 +24,7 @@ import numpy as np
 from ...accuracy_budget import paired_outcome, select_operating_point
 from ...mcu.qmodel import QConv, QLinear, QuantizedModel
 from ...mcu.reference import quantize_input
-from ...mcu.unit_plan import with_unit_kernels
+from ...mcu.unit_plan import has_exact_layers, with_unit_kernels
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def configuration_kernels(qmodel: QuantizedModel) -> dict[str, str]:
     static-sparse kernels for the layers of a ``zeroskip`` model whose tables they hold (as the
     exporter chooses them when the tables fit the target's flash; a measured row names the kernels
     of its export's manifest instead)."""
-    from ...mcu.kernel_choice import conv_variant, sparse_layers
+    from ...mcu.kernel_choice import conv_variant, linear_kernel, sparse_layers
 
     sparse = sparse_layers(qmodel.ops, qmodel.variant)
     kernels = {}
@@ -73,9 +73,7 @@ def configuration_kernels(qmodel: QuantizedModel) -> dict[str, str]:
         elif isinstance(op, QConv):
             kernels[op.name] = f"unit_conv2d_{conv_variant(op, qmodel.variant)}_s8"
         elif isinstance(op, QLinear):
-            quotient = f"_{qmodel.linear_quotient}" if qmodel.variant == "unit" else ""
-            quotient = f"_sorted{quotient}" if qmodel.variant == "unit" and op.unit_kernel == "sorted" else quotient
-            kernels[op.name] = f"unit_linear_{qmodel.variant}{quotient}_s8"
+            kernels[op.name] = linear_kernel(op, qmodel.variant, qmodel.linear_quotient)
     return kernels
 
 
@@ -93,9 +91,9 @@ def _assess(name: str, point, planned: QuantizedModel, dense_point, splits, budg
 
     if name == "dense":
         return True, point.quantized_val_accuracy, "the reference"
-    if planned is point.qmodel or all(op.unit_kernel != "dense" for op in planned.ops if isinstance(op, QConv)):
+    if planned is point.qmodel or not has_exact_layers(planned):
         correct, val_accuracy = point.val_correct, point.quantized_val_accuracy
-    else:  # a layer planned dense runs without its skipping: another model, measured again
+    else:  # a layer planned exact (dense, static) runs without its skipping: another model, measured again
         correct, _ = int8_correct(planned, splits.val)
         val_accuracy = float(np.mean(correct))
     if dense_point is None or dense_point.val_correct is None or correct is None:

@@ -274,4 +274,6 @@ def model_descriptor_bytes(qmodel: QuantizedModel, layout: Layout, variant: str,
     trees = linears if variant == "unit" and linear_quotient == "bintree" else 0
     unit_sparse = sum(isinstance(op, QConv) and op.unit_kernel == "sparse" for op in qmodel.ops) if variant == "unit" \
         else 0
+    if variant == "unit":  # unit_conv2d_sparse_tau_s8's unit_sparse_s8 descriptors
+        sparse_layers += sum(isinstance(op, QConv) and op.unit_kernel == "sparse_tau" for op in qmodel.ops)
     return descriptor_bytes(convs, linears, trees, layout, sparse_layers, unit_sparse, step_params)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import codegen
-from ..kernel_choice import conv_variant
+from ..kernel_choice import conv_variant, linear_kernel, linear_variant
 from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QReLU, QThresholdReLU, QuantizedModel
 from ..targets.specs import CONV_PARAMS_FIELDS
 from .export_types import LayerFlash
@@ -78,15 +78,17 @@ def _requant_tables(ident: str, requant, flash: dict[str, int], style: _TableSty
     return parts
 
 
-def _sparse_tables(ident: str, tables, flash: dict[str, int], style: _TableStyle) -> list[str]:
-    """The ``unit_sparse_s8`` of a static-sparse layer (unit_kernels_s8.h) and its tables."""
+def _sparse_tables(ident: str, tables, flash: dict[str, int], style: _TableStyle,
+                   fields: str = "input offset, weight") -> list[str]:
+    """The ``unit_sparse_s8`` of a static-sparse layer (unit_kernels_s8.h) and its tables (records of
+    ``fields``: two int16, or three for unit_conv2d_sparse_tau_s8)."""
     parts = [style.array("uint16_t", f"{ident}_nonzeros", tables.nonzeros)]
     flash["nonzeros"] = 2 * tables.nonzeros.size
     records = taps = "0"
     if tables.stored:
         parts.append(style.array("int16_t", f"{ident}_records", tables.records,
-                                 comment=f"{tables.stored} nonzero weights: {{input offset, weight}}"))
-        flash["records"] = 4 * tables.stored
+                                 comment=f"{tables.stored} nonzero weights: {{{fields}}}"))
+        flash["records"] = 2 * tables.records.size
         records = f"{ident}_records"
         if tables.taps is not None:
             parts.append(style.array("uint8_t", f"{ident}_taps", tables.taps, comment="{ky, kx} of each record"))
@@ -127,7 +129,14 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
               f"{op.kernel_width}, stride {op.stride}, dilation {op.dilation}, padding {op.padding}, "
               f"groups {op.groups}, output {op.out_height}x{op.out_width}, accumulators for {block} */\n",
               f"static const unit_conv2d_params {ident}_params = {{{params}}};\n"]
-    if sparse is not None:  # static sparsity: the nonzero weights only (kernel_choice.sparse_layers)
+    conv = conv_variant(op, variant)
+    if conv == "sparse_tau":  # UnIT on the stored weights, tau in each record (unit_conv2d_sparse_tau_s8)
+        from ...kernels.sparse_tau_s8 import conv_sparse_tau_tables
+
+        sparse = conv_sparse_tau_tables(op.weight, op.tau, op.in_height, op.in_width, op.dilation, any(op.padding),
+                                        op.name)
+        tables += _sparse_tables(ident, sparse, flash, style, "input offset, tau + 1, weight")
+    elif sparse is not None:  # static sparsity: the nonzero weights only (kernel_choice.sparse_layers)
         tables += _sparse_tables(ident, sparse, flash, style)
         if row_starts is not None:  # and zero-activation skipping (zeroact_plan.zeroact_layers)
             tables.append(style.array("uint16_t", f"{ident}_row_starts", row_starts,
@@ -136,7 +145,6 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
     else:
         tables.append(style.array("int8_t", f"{ident}_weight", op.weight))
         flash["weight"] = op.weight.size
-    conv = conv_variant(op, variant)
     if conv == "unit_sparse":  # UnIT over the stored weights (unit_unit_sparse_s8): no dense weight or tau
         return _unit_sparse_conv_code(op, ident, counter, io, style, scratch_offset, scratch_bytes, tables[:1])
     if conv.startswith("unit"):
@@ -145,12 +153,16 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
     tables += _requant_tables(ident, op.requant, flash, style)
     src, dst = io
     tau = f"{ident}_tau, " if conv.startswith("unit") else ""
+    if conv == "sparse_tau":
+        sparse = None  # the call below: the tau kernel, its tables as the static-sparse kernel's
     if row_starts is not None:
         tau = f"{ident}_row_starts, "
     scratch = "unit_model_scratch"
     if scratch_offset is not None:  # this op's part of the arena (memory_plan: between its buffers)
         scratch = f"(int32_t *)(void *)(unit_model_arena + {scratch_offset})"
     kernel, weight = ("sparse", f"&{ident}_sparse") if sparse is not None else (conv, f"{ident}_weight")
+    if conv == "sparse_tau":
+        weight = f"&{ident}_sparse"
     if row_starts is not None:
         kernel = "sparse_zeroact"
     call = (f"unit_conv2d_{kernel}_s8(&{ident}_params, {src}, {weight}, {tau}&{ident}_requant, {dst}, "
@@ -213,6 +225,7 @@ def unit_sparse_tables_text(op: QConv, ident: str, flash: dict[str, int], style:
 def _linear_code(op: QLinear, ident: str, variant: str, linear_quotient: str, counter: int,
                  io: tuple[str, str], style: _TableStyle, sparse=None) -> _LayerCode:
     flash: dict[str, int] = {}
+    variant = linear_variant(op, variant)  # a static (exact) layer without its sparse tables: dense
     src, dst = io
     head = f"{src}, 1, {op.in_features}, {op.out_features}, {ident}_weight_t"
     tail = f"&{ident}_requant, {dst}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS"
@@ -325,11 +338,9 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
                     out.kernels |= {"unit_conv2d_sparse_zeroact_s8", "unit_conv2d_sparse_zeroact_s8_scratch_size"}
             else:
                 code = _linear_code(op, ident, variant, linear_quotient, counter, io, style, tables)
-                quotient = f"_{linear_quotient}" if variant == "unit" else ""
-                quotient = f"_sorted{quotient}" if variant == "unit" and op.unit_kernel == "sorted" else quotient
                 # the sparse linear kernel's AVR runs are in unit_conv2d_sparse_s8_avr.S, linked with the conv kernel
                 kernel = {"unit_linear_sparse_s8", "unit_conv2d_sparse_s8"} if tables is not None else {
-                    f"unit_linear_{variant}{quotient}_s8"}
+                    linear_kernel(op, variant, linear_quotient)}
                 out.kernels |= kernel | {"unit_linear_s8_scratch_size"}
             counter += 1
             out.tables += code.tables + ["\n"]
