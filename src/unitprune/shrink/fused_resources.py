@@ -112,14 +112,15 @@ def fused_chain_of_traced(graph_module: torch.fx.GraphModule, input_shape: tuple
             elif isinstance(module, _POOLS):
                 one_d = isinstance(module, (nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d))
                 if one_d and axis == "height":
-                    rows = 1
+                    rows = stride = 1
                 elif isinstance(module, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
-                    rows = in_shape[1] // out_shape[1]
-                else:
+                    rows = stride = in_shape[1] // out_shape[1]
+                else:  # the stride as the exporter's stage has it (an in-place pool needs it)
                     rows = _pair(module.kernel_size, 0 if one_d else a)
+                    stride = _pair(module.stride, 0 if one_d else a)
                 kind = "maxpool" if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)) else "avgpool"
                 stages.append(Stage(len(stages), node.target, kind, in_shape[0], in_shape[1], in_shape[2], rows,
-                                    1, 0, 0, *out_shape))
+                                    stride, 0, 0, *out_shape))
             else:
                 raise ValueError(f"fused: module {node.target} ({type(module).__name__}) has no fused form")
         elif node.op == "call_function" and getattr(node.target, "__name__", "") in _FUNCTIONS:

@@ -218,7 +218,7 @@ class ResourceGraph:
                 tau = tau + w
             convs, linears = (convs + 1, linears) if layer.kind == "conv" else (convs, linears + 1)
         flash = weight + bias + requant + tau
-        if target in TABLE_TARGETS and not unit_tables and execution == "layers":  # the dense convs' threshold tables
+        if target in TABLE_TARGETS and not unit_tables:  # the dense convs' threshold tables (either execution)
             tables = self._threshold_tables(c, flash, target)
             requant, flash = requant + tables, flash + tables
         avr = EXPORT_TARGETS["avr"]

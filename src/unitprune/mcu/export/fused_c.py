@@ -7,6 +7,8 @@ reader) and ``unit_model_run`` (the same on an input in memory).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .. import codegen
@@ -105,6 +107,8 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
         if variant != "unit":
             call = f"unit_linear_accumulate_{variant}_s8({head}, {tail})"
             kernels.add(f"unit_linear_accumulate_{variant}_s8")
+            if variant == "dense":  # its dot product is unit_linear_dense_s8's assembly (linked with it)
+                kernels.add("unit_linear_dense_s8")
         elif quotient.endswith("bitshift"):
             call = (f"unit_linear_accumulate_unit_{quotient}_s8({head}, {codegen.c_int(op.threshold_q)}, "
                     f"{int(op.shift_start)}, {tail})")
@@ -172,8 +176,11 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             sum_arrays.append(f"/* {_comment(stage.name)}: int32 window sums */\n"
                               f"static int32_t unit_model_pool_sums_{k}[{stage.channels * stage.out_width}];\n")
             continue
-        window = "source" if k in direct else f"(unit_model_arena + {offsets[f'window of {stage.name}']})"
         target = outs[k]
+        if stage.in_place:  # a pool of the previous conv's block, where it is
+            stage_code.append(_in_place_stage(qmodel, chain, k, target, row, kernels))
+            continue
+        window = "source" if k in direct else f"(unit_model_arena + {offsets[f'window of {stage.name}']})"
         tail = stage.out_height % stage.block_rows
         if stage.kind == "conv":
             ident = names.add(op.name)
@@ -445,17 +452,20 @@ def _window_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, window: str
         due = str(need - 1)
     # the rows passed on: from the shared row buffer (B = 1) or the stage's own block [C][nb][OW]
     if last:
-        pass_on = (f"        for (c = 0; c < {oc}; c++) {{\n"
-                   f"            unit_model_fill({row} + c * {ow}, {target} + (c * nb + i) * {ow}, {ow});\n"
-                   "        }\n" if b > 1 else "") + _indent(_status("unit_model_sink(r + i, output)"), 4)
+        pass_on = _pass_on_to_sink(target, row, oc, ow, b)
+    elif chain.stages[k + 1].in_place:  # the next stage pools the whole block
+        pass_on = ""
     else:
         pass_on = _indent(_status(f"unit_model_push_{k + 1}({target} + i * {ow}, nb * {ow}, output)"), 4)
+    pass_on = ("    for (i = 0; i < nb; i++) {\n" + pass_on + "    }\n" if pass_on else
+               _status(f"unit_model_push_{k + 1}({target}, nb, output)"))
     pad_bottom = _next_bottom_padding(chain, k, f"r + nb == {oh}")
     what = "conv" if stage.kind == "conv" else stage.kind
+    loop_index = "i, " if re.search(r"\bi\b", pass_on + pad_bottom) else ""
     return (f"/* stage {k}, {_comment(op.name)} ({what}): window of {span} rows of {stage.channels} x {width}, "
             f"{b} output row(s) per step */\n"
             f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
-            f"    int8_t *window = {window};\n    int32_t c, i, r, p, nb, status;\n"
+            f"    int8_t *window = {window};\n    int32_t c, {loop_index}r, p, nb, status;\n"
             f"    r = unit_model_rows[{2 * k + 1}]; /* the first output row of the step being filled */\n"
             f"    p = unit_model_rows[{2 * k}]++ - r * {s}; /* this row's place in the window */\n"
             f"    if (r >= {oh} || p < 0) {{\n        return UNIT_OK;\n    }}\n"
@@ -467,8 +477,47 @@ def _window_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, window: str
             + f"    unit_model_rows[{2 * k + 1}] = r + {b};\n"
             + body
             + "".join(_elementwise(qmodel, stage.after, target, f"nb * {oc * ow}", kernels))
+            + pass_on + pad_bottom + "    return UNIT_OK;\n}\n\n")
+
+
+def _pass_on_to_sink(target: str, row: str, oc: int, ow: int, b: int) -> str:
+    """The loop body passing row ``i`` of a step (``r + i`` of the stage) to the sink: from the row
+    buffer (``b == 1``) or copied there from the stage's block ``[C][nb][OW]``."""
+    return (f"        for (c = 0; c < {oc}; c++) {{\n"
+            f"            unit_model_fill({row} + c * {ow}, {target} + (c * nb + i) * {ow}, {ow});\n"
+            "        }\n" if b > 1 else "") + _indent(_status("unit_model_sink(r + i, output)"), 4)
+
+
+def _in_place_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, target: str, row: str,
+                    kernels: set[str]) -> str:
+    """The push function of a pool that reads the previous conv's block in place (``Stage.in_place``,
+    :func:`.fused_plan.with_fused_rows`): called once per conv step with its ``rows`` output rows
+    ``[C][rows][W]``, it pools them into ``rows / s`` rows (``target``) and passes them on."""
+    stage = chain.stages[k]
+    op = qmodel.ops[stage.op]
+    pool = "maxpool2d" if stage.kind == "maxpool" else "avgpool2d"
+    kernels.add(f"unit_{pool}_s8")
+    before = chain.stages[k - 1]
+    s, b, oc, ow, oh = stage.stride_y, stage.block_rows, stage.out_channels, stage.out_width, stage.out_height
+    tail = before.out_height % before.block_rows // s  # the conv's shorter last step, in pool rows
+    last = k + 1 == len(chain.stages)
+    if last:
+        pass_on = _pass_on_to_sink(target, row, oc, ow, b)
+    else:
+        pass_on = _indent(_status(f"unit_model_push_{k + 1}({target} + i * {ow}, nb * {ow}, output)"), 4)
+    return (f"/* stage {k}, {_comment(op.name)} ({stage.kind} {op.kernel[0]}x{op.kernel[1]}, in place): pools each "
+            f"step's block of {_comment(before.name)}, {b} row(s) */\n"
+            f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t rows, int8_t *output) {{\n"
+            f"    int32_t {'c, ' if last and b > 1 else ''}i, r, nb, status;\n"
+            f"    nb = {f'rows == {before.block_rows} ? {b} : {tail}' if tail else b}; /* output rows of this step */\n"
+            f"    r = unit_model_rows[{2 * k}];\n    unit_model_rows[{2 * k}] = r + nb;\n"
+            f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
+            f"    status = unit_{pool}_s8(source, 1, {stage.channels}, rows, {stage.in_width}, {op.kernel[0]}, "
+            f"{op.kernel[1]}, {s}, {op.stride[1]}, {target});\n"
+            "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n"
+            + "".join(_elementwise(qmodel, stage.after, target, f"nb * {oc * ow}", kernels))
             + "    for (i = 0; i < nb; i++) {\n" + pass_on + "    }\n"
-            + pad_bottom + "    return UNIT_OK;\n}\n\n")
+            + _next_bottom_padding(chain, k, f"r + nb == {oh}") + "    return UNIT_OK;\n}\n\n")
 
 
 def _accumulating_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, row: str, nxt: str, kernels: set[str],

@@ -7,12 +7,17 @@ a chain of spatial ops computes each output row as soon as the input rows it nee
 
 * every spatial op (a *stage*: conv, max-pool, average pool) owns a **window** ``[C][S][W]`` of the
   input rows its next step reads: ``S = K + (B - 1) * stride_y`` for ``B`` output rows per step
-  (``fused_rows``, convs only; ``K = dilation_y * (kernel_height - 1) + 1`` for a conv,
+  (``fused_rows``, convs; ``K = dilation_y * (kernel_height - 1) + 1`` for a conv,
   ``kernel_height`` for a pool). Input row ``n`` (padding rows included, pushed as zero rows, which
   the kernels count exactly as padding) goes to place ``n - r * stride_y``, ``r`` the step's first
   output row; when the step's rows are there the stage computes them with the ordinary
   whole-layer kernel on the window (``in_height = S``, no vertical padding; a shorter last step
   with its own parameters), the window moves up ``B * stride_y`` rows and the rows are passed on;
+* a pool after a conv of ``B > 1`` rows per step, its windows not overlapping (kernel height =
+  stride_y = s) and every step of the conv whole pool rows (``s`` divides ``B`` and the shorter
+  last step), keeps no window (``in_place``): once per conv step it pools the conv's ``[C][B][OW]``
+  block where it is into ``B / s`` rows (the copy of the conv's rows into a window, the larger
+  part of the plan's own cycles, is not made);
 * a stage writes its output into the shared row buffer (``B = 1``) or its own ``[C][B][OW]``
   block; a conv with a one-row kernel, vertical stride 1, no vertical padding and one-row input
   keeps no window (:func:`direct_stages`): it reads its input row in place and writes the other of
@@ -32,7 +37,8 @@ Streaming along the width is this plan on the transposed model (:mod:`.fused_axi
 input is read row by row (``unit_model_run_rows`` with a reader: from flash on the MCU targets),
 so it never sits in SRAM whole. SRAM of the plan (static, one sample):
 
-    windows (sum over windowed stages of C * S * W) + the B-row blocks + the row buffer (the
+    windows (sum over windowed stages of C * S * W; none for an in-place pool) + the B-row blocks
+    (an in-place pool's: B / s rows) + the row buffer (the
     largest row: C * W of the input or of a stage's output; two with a windowless stage) + the
     conv scratch (4 * B * OW of the widest conv step) + the Linear's sums (4 * out) + the global
     pools' sums + the row counters (8 per stage) + the descriptors. With a tail, the arena is the
@@ -84,7 +90,8 @@ class Stage:
     out_height: int
     out_width: int
     after: tuple[int, ...] = ()  # elementwise ops (indices) applied to each output row
-    block_rows: int = 1  # B: output rows computed per step (a conv; 1 for pools)
+    block_rows: int = 1  # B: output rows computed per step (a conv; for pools 1, or B / stride_y in place)
+    in_place: bool = False  # a pool that reads the previous conv's B-row block where it is (no window)
 
     @property
     def accumulates(self) -> bool:
@@ -99,7 +106,7 @@ class Stage:
 
     @property
     def window_bytes(self) -> int:
-        return 0 if self.accumulates else self.channels * self.span_rows * self.in_width
+        return 0 if self.accumulates or self.in_place else self.channels * self.span_rows * self.in_width
 
     @property
     def block_bytes(self) -> int:
@@ -188,9 +195,15 @@ def with_fused_rows(chain: FusedChain, rows: int) -> FusedChain:
     of ``B`` rows, so the kernels' per-call work is shared by ``B`` rows (fewer cycles, more SRAM)."""
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
         raise ValueError(f"fused_rows must be an int >= 1 (output rows per step of a fused conv), got {rows!r}")
-    stages = tuple(replace(stage, block_rows=min(rows, stage.out_height)) if stage.kind == "conv" else stage
-                   for stage in chain.stages)
-    return replace(chain, stages=stages)
+    stages = [replace(stage, block_rows=min(rows, stage.out_height)) if stage.kind == "conv" else stage
+              for stage in chain.stages]
+    for k in range(1, len(stages)):  # pools read a conv's block in place where its steps are whole pool rows
+        pool, conv = stages[k], stages[k - 1]
+        if (pool.kind in ("maxpool", "avgpool") and not pool.accumulates and conv.kind == "conv"
+                and conv.block_rows > 1 and pool.window_rows == pool.stride_y
+                and conv.block_rows % pool.stride_y == 0 and conv.out_height % conv.block_rows % pool.stride_y == 0):
+            stages[k] = replace(pool, block_rows=conv.block_rows // pool.stride_y, in_place=True)
+    return replace(chain, stages=tuple(stages))
 
 
 def _shape3(shape) -> tuple[int, int, int]:
@@ -303,7 +316,7 @@ def fused_buffers(chain: FusedChain, linear_out: int, conv_scratch: dict[str, in
     buffers, offset = [], 0
     direct = direct_stages(chain)
     for k, stage in enumerate(chain.stages):
-        if stage.accumulates or k in direct:
+        if stage.accumulates or stage.in_place or k in direct:
             continue
         buffers.append({"name": f"window of {stage.name}", "offset": offset, "bytes": stage.window_bytes,
                         "rows": stage.span_rows})
