@@ -19,7 +19,8 @@ A seed whose folder already holds a finished run (shrink.json and report.md) is 
     # the exporter's limits as the flash budget, the bases of the run above:
     python benchmarks/shrink.py --seeds 0 1 2 --flash 32KB --base-root runs/bench-shrink \\
         --run-root runs/bench-shrink-32k --out benchmarks/results/shrink_32k.json
-    # SRAM counted (and firmware exported) for the fused, row-streamed plan (a chain with one final Linear):
+    # SRAM counted (and firmware exported) for the fused, row-streamed plan (a chain, one streamed Linear, an
+    # MLP head after it layer by layer); the .md adds the SRAM reduction against the base fused and layer by layer:
     python benchmarks/shrink.py --seeds 0 1 2 --execution fused --run-root runs/bench-shrink-fused \
         --out benchmarks/results/shrink_fused.json
     # SRAM counted (and firmware exported) with conv accumulators of 4 output rows per block:
@@ -183,6 +184,32 @@ def markdown(summary: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fused_sram_table(runs: dict[int, dict], methods: list[str], base_layers_sram: int) -> str:
+    """Per seed and method, under a fused budget: the SRAM of the fused plan, its reduction against the
+    base's fused SRAM and against the base's layer-by-layer SRAM (both), and the flash tables."""
+    lines = ["", f"SRAM of the fused plan per seed; the base needs {base_layers_sram:,} B layer by layer:", "",
+             "| seed | model | SRAM (fused) | / base fused | / base layer by layer | flash tables | flash budget |",
+             "|---|---|---|---|---|---|---|"]
+    for seed, run in runs.items():
+        base = run["base"]
+        for name in ["base", *methods]:
+            row = base if name == "base" else run["methods"][name]
+            lines.append(f"| {seed} | {name} | {row['sram_bytes']:,} B | {base['sram_bytes'] / row['sram_bytes']:.2f}x | "
+                         f"{base_layers_sram / row['sram_bytes']:.2f}x | {row['flash_bytes']:,} B | "
+                         f"{run['budget']['flash_bytes']:,} B |")
+    return "\n".join(lines) + "\n"
+
+
+def base_layers_sram(model_name: str, budget) -> int:
+    """The base architecture's peak SRAM layer by layer at the budget's target (no weights needed)."""
+    from unitprune.models import build_model
+    from unitprune.shrink.resources import resources
+
+    model = build_model(model_name)
+    options = budget.with_(execution="layers").resource_options()
+    return resources(model, tuple(model.input_shape), **options).sram_bytes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -285,7 +312,10 @@ def main() -> None:
                                "epochs": args.epochs,
                                "seeds": args.seeds, "summary": summary,
                                "runs": {str(k): v for k, v in runs.items()}}, indent=2))
-    text = markdown(summary) + "\nMachine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + "\n"
+    text = markdown(summary)
+    if budget.execution == "fused":  # both reductions: against the base fused and layer by layer
+        text += fused_sram_table(runs, methods, base_layers_sram(args.model, budget))
+    text += "\nMachine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + "\n"
     out.with_suffix(".md").write_text(text)
     print(text)
 

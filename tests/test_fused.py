@@ -239,8 +239,11 @@ def test_fused_refusals_name_the_op(tmp_path):
     mlp = QuantizedModel(ops=[conv, QFlatten("flatten", 32), qmodels.linear(rng, "fc1", 32, 8, relu=True),
                               qmodels.linear(rng, "fc2", 8, 3)], input_shape=(1, 6, 6), input_scale=1.0,
                          output_scale=1.0)
-    with pytest.raises(ExportError, match="fc2"):
-        export_c(mlp, tmp_path / "a", execution="fused")
+    late = QuantizedModel(ops=[conv, QFlatten("flatten", 32), qmodels.linear(rng, "fc1", 32, 16),
+                               qmodels.conv(rng, "late", (1, 4, 4), 1, (3, 3))], input_shape=(1, 6, 6),
+                          input_scale=1.0, output_scale=1.0)
+    with pytest.raises(ExportError, match="late"):  # a spatial op after the Linear (an MLP head is a tail)
+        export_c(late, tmp_path / "a", execution="fused")
     assert export_c(mlp, tmp_path / "b", execution="auto").execution == "layers"
     with pytest.raises(ExportError, match="execution"):
         export_c(mlp, tmp_path / "c", execution="depth-first")
@@ -333,13 +336,13 @@ def test_fused_firmware_runs_bit_exact_on_the_simulator(tmp_path, target, option
 
 @needs_cc
 @pytest.mark.usefixtures("one_torch_thread")
-@pytest.mark.parametrize("which", ["mnist", "ds-cnn-like"])
+@pytest.mark.parametrize("which", ["mnist", "ds-cnn-like", "mlp-head"])
 @pytest.mark.parametrize("fused_rows,fused_axis", [(1, "auto"), (3, "width")])
 def test_resources_fused_equal_the_fused_memory_plan_and_run_bit_exact(tmp_path, which, fused_rows, fused_axis):
     """unitprune.resources(..., execution="fused") gives the fused export's peak SRAM (with the
     output, without the streamed input), term by term, for a conv/pool chain and for depthwise/
-    pointwise blocks with BatchNorm and a global average pool, with the export's fused_rows and
-    fused_axis; both run bit-exact fused."""
+    pointwise blocks with BatchNorm and a global average pool, and for an MLP head (the tail), with
+    the export's fused_rows and fused_axis; all run bit-exact fused."""
     import torch
 
     from tests.test_export import _ds_cnn_like
@@ -349,6 +352,10 @@ def test_resources_fused_equal_the_fused_memory_plan_and_run_bit_exact(tmp_path,
 
     if which == "mnist":
         model, shape = build_model("mnist", seed=0).eval(), (1, 28, 28)
+    elif which == "mlp-head":  # the fused plan's tail: fc1 -> ReLU -> fc2 after the streamed fc1
+        from tests.test_fused_head import small_mnist_wide
+
+        model, shape = small_mnist_wide(), (1, 14, 14)
     else:
         model, shape = _ds_cnn_like(2), (1, 12, 10)
     x = torch.randn(20, *shape)
@@ -386,9 +393,10 @@ def test_fused_far_tables_bit_exact_on_avr(tmp_path):
 @pytest.mark.parametrize("target", ["host", "avr", "msp430"])
 def test_fused_code_compiles_warning_free(tmp_path, target):
     """model.c and main.c of a fused export (convs, pools, a global average pool, every kind of
-    sink) compile with -Wconversion -Wsign-conversion -Werror for the host and both MCUs."""
+    sink, an MLP head's tail) compile with -Wconversion -Wsign-conversion -Werror for the host and both MCUs."""
     from tests.mcu_tools import require_program
     from tests.test_export import MCU_COMPILERS, STRICT, tiny_avgpool_model
+    from tests.test_fused_head import mcu_model  # an MLP head: the tail after the streamed Linear
 
     if target == "host":
         compiler, flags = CC or "cc", ["-O2"]
@@ -401,7 +409,8 @@ def test_fused_code_compiles_warning_free(tmp_path, target):
     for k, (qmodel, variant, quotient, options) in enumerate([(qmodels.mnist_like(rng), "unit", "bintree", {}),
                                                               (tiny_avgpool_model(rng), "zeroskip", "bitshift", {}),
                                                               (qmodels.mnist_like(rng), "dense", "bitshift", blocks),
-                                                              (tiny_avgpool_model(rng), "unit", "table", blocks)]):
+                                                              (tiny_avgpool_model(rng), "unit", "table", blocks),
+                                                              (mcu_model(rng)[0], "unit", "bitshift", {})]):
         out = tmp_path / str(k)
         x = qmodels.random_input(rng, 1, qmodel.input_shape)
         export_c(qmodel, out, target=target, variant=variant, linear_quotient=quotient, execution="fused",

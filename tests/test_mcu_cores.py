@@ -234,11 +234,11 @@ def test_energy_figures_of_the_new_chips_are_the_cited_table_values():
 
 
 def test_presets_of_the_new_chips():
-    from unitprune.mcu.targets.specs import STACK_RESERVE
+    from unitprune.mcu.targets.specs import FLASH_CODE_RESERVE_RV32EC, STACK_RESERVE
     from unitprune.shrink.budget import PRESETS
 
     assert (PRESETS["ch32v003"].sram_bytes, PRESETS["ch32v003"].flash_bytes, PRESETS["ch32v003"].target) == (
-        2048 - STACK_RESERVE, 16 * 1024, "rv32ec")
+        2048 - STACK_RESERVE, 16 * 1024 - FLASH_CODE_RESERVE_RV32EC, "rv32ec")
     assert (PRESETS["rp2040"].sram_bytes, PRESETS["rp2040"].target) == (264 * 1024 - STACK_RESERVE, "m0plus")
 
 

@@ -534,10 +534,10 @@ def test_samd21_preset_and_cli_data_options_are_checked(tmp_path, capsys):
     from unitprune.shrink import PRESETS
 
     samd21 = PRESETS["samd21"]
-    from unitprune.mcu.targets.specs import STACK_RESERVE
+    from unitprune.mcu.targets.specs import FLASH_CODE_RESERVE, STACK_RESERVE
 
-    assert (samd21.sram_bytes, samd21.flash_bytes, samd21.target) == (32 * 1024 - STACK_RESERVE, 256 * 1024,
-                                                                       "cortex-m")
+    assert (samd21.sram_bytes, samd21.flash_bytes, samd21.target) == (
+        32 * 1024 - STACK_RESERVE, 256 * 1024 - FLASH_CODE_RESERVE, "cortex-m")
     base = ["shrink", "--model", "ds-cnn", "--data", "digits", "--preset", "samd21", "--epochs", "1"]
     assert main(base + ["--feature-pool", "2", "--run-dir", str(tmp_path / "a")]) == 2
     assert "--feature-pool: expected BxF" in capsys.readouterr().err
@@ -923,3 +923,38 @@ def test_rank_by_norm_ranks_the_masks_by_the_channels_weight_norms():
         == expected.tolist()
     torch.testing.assert_close(_order(gates, salience, ShrinkConfig(keep_bonus=0.0))[group], salience[group])
     gates.detach()
+
+
+@pytest.mark.parametrize("preset", ["atmega2560"])
+def test_a_model_filling_the_presets_flash_budget_links_on_the_chip(tmp_path, preset):
+    """The resource model counts the constant tables only: a preset's flash budget keeps room for the
+    firmware's code (FLASH_CODE_RESERVE), so the largest model it admits builds and runs on the chip.
+    With the chip's whole 256 KB as the table budget, such a model overflowed the flash at link time."""
+    from tests.mcu_tools import require_target
+    from unitprune.data import load_digits
+    from unitprune.experiments.shrink_study.shrink_measure import MeasureConfig, measure_model
+    from unitprune.shrink import PRESETS
+    from unitprune.shrink.resources import resources
+
+    require_target("avr")
+    budget = PRESETS[preset]
+
+    def mlp(hidden: int) -> nn.Module:  # most weights in the middle Linear, small vectors in SRAM
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 400), nn.ReLU(), nn.Linear(400, hidden), nn.ReLU(),
+                             nn.Linear(hidden, 10)).eval()
+
+    def flash(hidden: int) -> int:
+        return resources(mlp(hidden), (1, 8, 8), target=budget.target).flash_bytes
+
+    low, high = 1, 2048  # the widest hidden layer whose tables fit the preset's flash budget
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if flash(mid) <= budget.flash_bytes else (low, mid)
+    assert flash(low) <= budget.flash_bytes < flash(low + 1)
+    assert budget.flash_bytes - flash(low) < 1024  # it fills the budget (to one hidden unit)
+    torch.manual_seed(0)
+    measured = measure_model(mlp(low), load_digits(seed=0), tmp_path, unit_percentile=None,
+                             config=MeasureConfig(targets=("avr",), samples=1))
+    avr = measured["targets"]["avr"]
+    assert avr["exported"], avr["why"]
+    assert avr["dense"]["bit_exact"]

@@ -76,20 +76,26 @@ def test_fused_sram_of_depthwise_blocks_and_a_global_pool():
         assert graph.exact(dict(zip(groups, counts)), target="avr", execution="fused") == expected, counts
 
 
-def test_fused_sram_gradient_is_the_slope_of_the_exact_values():
-    """The continuous term's gradient in each count equals the exact change of one channel (the term
-    is piecewise linear; away from a kink one channel moves along one piece)."""
-    shape = (1, 12, 10)
-    graph = trace_resources(_chain(6, 8, 5, shape), shape)
-    groups = _conv_groups(graph)
-    at = {groups[0]: 4, groups[1]: 5, groups[2]: 3}
+def gradient_and_slopes(graph, groups: list[int], at: dict[int, int]) -> list[int]:
+    """The fused SRAM's exact change for one more channel of each group at ``at``, asserted equal to
+    the gradient of the tensor term (and its value to the exact one)."""
     params = {g: torch.tensor(float(n), requires_grad=True) for g, n in at.items()}
     value = graph.evaluate(params, target="avr", execution="fused")["sram_bytes"]
     base = graph.exact(at, target="avr", execution="fused").sram_bytes
     assert float(value.detach()) == base
     grads = torch.autograd.grad(value, [params[g] for g in groups], allow_unused=True)
     slopes = [graph.exact({**at, g: at[g] + 1}, target="avr", execution="fused").sram_bytes - base for g in groups]
-    assert [0.0 if grad is None else float(grad) for grad in grads] == slopes
+    assert [0.0 if grad is None else float(grad) for grad in grads] == slopes, at
+    return slopes
+
+
+def test_fused_sram_gradient_is_the_slope_of_the_exact_values():
+    """The continuous term's gradient in each count equals the exact change of one channel (the term
+    is piecewise linear; away from a kink one channel moves along one piece)."""
+    shape = (1, 12, 10)
+    graph = trace_resources(_chain(6, 8, 5, shape), shape)
+    groups = _conv_groups(graph)
+    slopes = gradient_and_slopes(graph, groups, {groups[0]: 4, groups[1]: 5, groups[2]: 3})
     # conv1's channels are in the pool's 2-row and conv2's 3-row windows and in the widest row (two
     # row buffers: the 1x1 conv reads its row in place); conv2's and conv3's rows are narrower and
     # the 1x1 conv keeps no window: they cost nothing fused
@@ -129,14 +135,23 @@ def test_fused_budget_keeps_more_channels_than_layers_at_the_same_budget():
 
 
 
+class _Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        y = torch.relu(self.conv1(x))
+        return self.fc(torch.flatten(y + torch.relu(self.conv2(y)), 1))
+
+
 def test_budget_execution_is_checked_and_refusals_name_the_layer():
     with pytest.raises(ValueError, match="execution"):
         MCUBudget(sram_bytes=1000, execution="streamed")
-    mlp_head = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 8), nn.ReLU(),
-                             nn.Linear(8, 3))
-    graph = trace_resources(mlp_head, (1, 8, 8))
+    graph = trace_resources(_Residual(), (1, 8, 8))  # an MLP head is the fused plan's tail; an add is not a chain
     assert graph.exact().sram_bytes > 0  # layer by layer is fine
-    with pytest.raises(ValueError, match="second Linear"):
+    with pytest.raises(ValueError, match="add"):
         graph.exact(execution="fused")
     assert PRESETS["ch32v003"].with_(execution="fused").resource_options()["execution"] == "fused"
 

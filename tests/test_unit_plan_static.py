@@ -209,6 +209,20 @@ def test_the_sparse_tau_kernel_exports_bit_exact_with_its_counters(tmp_path, neg
     assert manifest["kernels"]["layers"]["conv2"]["kernel"] == "unit_conv2d_sparse_tau_s8"
 
 
+def test_a_fused_export_refuses_the_sparse_tau_kernel_naming_the_layer(tmp_path):
+    """unit_conv2d_sparse_tau_s8's records are made for the whole plane: a fused export of a layer
+    planned on it is an ExportError naming the layer (it generated C that crashed on the host)."""
+    from unitprune.mcu.export import ExportError
+
+    from .test_unit_plan import two_conv_model
+
+    planned = with_unit_kernels(two_conv_model(np.random.default_rng(21)), {"conv2": "sparse_tau"})
+    with pytest.raises(ExportError, match="layer 'conv2': the fused plan has no unit_conv2d_sparse_tau_s8"):
+        export_c(planned, tmp_path / "export", execution="fused")
+    export_c(planned, tmp_path / "layers", execution="layers")  # layer by layer it exports
+    assert (tmp_path / "layers" / "memory_plan.json").exists()
+
+
 def _counted_mcu_run(tmp_path, qmodel, x, target):
     """Export for ``target`` with the MAC counters compiled in, build, run in the simulator: (the
     emitted outputs [n, out], the counters {layer: [7 values]}, the run)."""

@@ -215,7 +215,9 @@ static inline void unit__conv2d_s8_run(const unit_conv2d_params *p, const unit__
         const int8_t *x_sample = x + (ptrdiff_t)n * p->in_channels * g->plane;
         int8_t *y_sample = y + (ptrdiff_t)n * p->out_channels * g->positions;
         for (o = 0; o < p->out_channels; o++) {
-            const int8_t *x_group = x_sample + (ptrdiff_t)(o / g->group_out) * g->group_in * g->plane;
+            /* no division for one group (a library call on AVR and MSP430, per channel and call) */
+            const int32_t group = p->groups == 1 ? 0 : o / g->group_out;
+            const int8_t *x_group = x_sample + (ptrdiff_t)group * g->group_in * g->plane;
             const int32_t w_out = o * weights_per_output;
             int8_t *y_channel = y_sample + (ptrdiff_t)o * g->positions;
             for (first = 0; first < g->out_height; first += g->block_rows) {

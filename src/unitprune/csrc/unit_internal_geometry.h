@@ -8,9 +8,14 @@
 
 #include "unit_types.h"
 
-/* floor(a / b) and ceil(a / b) for b > 0 and any sign of a. */
+/* floor(a / b) and ceil(a / b) for b > 0 and any sign of a (b == 1, the common stride, without the
+ * division: a library call on AVR and MSP430, paid per kernel call). */
 static inline int32_t unit__floor_div(int32_t a, int32_t b) {
-    int32_t q = a / b;
+    int32_t q;
+    if (b == 1) {
+        return a;
+    }
+    q = a / b;
     if (a % b != 0 && a < 0) {
         q--;
     }
@@ -28,8 +33,9 @@ static inline int32_t unit__conv2d_geometry(const unit_conv2d_params *p, int32_t
     if (p == 0 || p->batch < 0 || p->in_channels < 1 || p->in_height < 1 || p->in_width < 1 ||
         p->out_channels < 1 || p->kernel_height < 1 || p->kernel_width < 1 || p->stride_y < 1 ||
         p->stride_x < 1 || p->dilation_y < 1 || p->dilation_x < 1 || p->pad_top < 0 || p->pad_bottom < 0 ||
-        p->pad_left < 0 || p->pad_right < 0 || p->groups < 1 || p->in_channels % p->groups != 0 ||
-        p->out_channels % p->groups != 0 || p->block_rows < 0) {
+        p->pad_left < 0 || p->pad_right < 0 || p->groups < 1 ||
+        (p->groups != 1 && (p->in_channels % p->groups != 0 || p->out_channels % p->groups != 0)) ||
+        p->block_rows < 0) {
         return UNIT_ERR_ARGUMENT;
     }
     span_y = p->in_height + p->pad_top + p->pad_bottom - p->dilation_y * (p->kernel_height - 1) - 1;
@@ -37,8 +43,8 @@ static inline int32_t unit__conv2d_geometry(const unit_conv2d_params *p, int32_t
     if (span_y < 0 || span_x < 0) {
         return UNIT_ERR_ARGUMENT;
     }
-    *out_height = span_y / p->stride_y + 1;
-    *out_width = span_x / p->stride_x + 1;
+    *out_height = unit__floor_div(span_y, p->stride_y) + 1;
+    *out_width = unit__floor_div(span_x, p->stride_x) + 1;
     return UNIT_OK;
 }
 

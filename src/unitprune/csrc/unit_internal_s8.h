@@ -198,6 +198,9 @@ static inline int unit__pool2d_s8_args_ok(const int8_t *x, int32_t batch, int32_
         stride_y < 1 || stride_x < 1 || kernel_height > in_height || kernel_width > in_width || x == 0 || y == 0) {
         return 0;
     }
+    if (batch <= 215 && channels <= 215 && in_height <= 215 && in_width <= 215) {
+        return 1; /* 215**4 < 2**31: no 64-bit product (a library call on AVR and MSP430) */
+    }
     return (int64_t)batch * channels * in_height * in_width <= 0x7FFFFFFFL;
 }
 
@@ -272,8 +275,11 @@ static inline int32_t unit__conv2d_s8_begin(const unit_conv2d_params *p, const i
     if (status != UNIT_OK) {
         return status;
     }
-    positions = (int64_t)g->out_height * g->out_width;
-    if (positions > 0x1FFFFFFFL || (int64_t)p->in_height * p->in_width > 0x7FFFFFFFL) {
+    /* no 64-bit products (library calls on AVR and MSP430) for sides below 2**14 */
+    positions = g->out_height < 0x4000 && g->out_width < 0x4000 ? (int64_t)(g->out_height * g->out_width)
+                                                                  : (int64_t)g->out_height * g->out_width;
+    if (positions > 0x1FFFFFFFL ||
+        ((p->in_height >= 0x8000L || p->in_width >= 0x8000L) && (int64_t)p->in_height * p->in_width > 0x7FFFFFFFL)) {
         return UNIT_ERR_ARGUMENT; /* the scratch size 4*OH*OW must fit an int32 */
     }
     if (x == 0 || weight == 0 || y == 0) {
@@ -287,8 +293,8 @@ static inline int32_t unit__conv2d_s8_begin(const unit_conv2d_params *p, const i
         return UNIT_ERR_SCRATCH;
     }
     g->positions = (int32_t)positions;
-    g->group_in = p->in_channels / p->groups;
-    g->group_out = p->out_channels / p->groups;
+    g->group_in = p->groups == 1 ? p->in_channels : p->in_channels / p->groups;
+    g->group_out = p->groups == 1 ? p->out_channels : p->out_channels / p->groups;
     g->plane = p->in_height * p->in_width;
     g->taps = p->kernel_height * p->kernel_width;
     g->block_rows = unit__conv_block_rows(p, g->out_height);
@@ -423,15 +429,6 @@ static inline void unit__linear_store_s8(const int32_t *acc, int32_t out, const 
     for (j = 0; j < out; j++) {
         y[j] = unit__requantize_clamp_s8(acc[j], UNIT_READ_S32(r->multiplier + j), UNIT_READ_S8(r->shift + j),
                                          r->act_min, r->act_max);
-    }
-}
-
-/* acc[j] += x * w[j] for every j of one input's column (no test: the dense kernel). */
-UNIT__ROW_FN void unit__column_dense_s8(int32_t *acc, const UNIT_TABLE int8_t *w, int8_t x, int32_t out) {
-    int32_t *end = acc + out;
-    while (acc != end) {
-        unit__mac_s8(acc++, x, UNIT_READ_S8(w));
-        w++;
     }
 }
 

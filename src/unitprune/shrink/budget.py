@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from ..mcu.export.memory_plan import parse_conv_block_rows
-from ..mcu.targets.specs import LAYOUTS, STACK_RESERVE
+from ..mcu.targets.specs import FLASH_CODE_RESERVE, FLASH_CODE_RESERVE_RV32EC, LAYOUTS, STACK_RESERVE
 from .resources import RESOURCE_NAMES, ResourceGraph
 
 #: The executions a budget counts SRAM for (the export's ``execution``; ``auto`` is the export's choice).
@@ -88,19 +88,21 @@ class MCUBudget:
 #: 256 KB flash (Microchip SAMD21J18A, Cortex-M0+ without SIMD or DSP instructions, the largest
 #: SAMD21: the KWS setting of docs/shrink.md); 264 KB SRAM / 2 MB flash (RP2040, Cortex-M0+);
 #: 2 KB SRAM / 16 KB flash (CH32V003, RV32EC). The SRAM limit is the chip's SRAM less the
-#: exporter's stack reserve, the test the exporter itself applies.
+#: exporter's stack reserve, the test the exporter itself applies; the flash limit (constant tables:
+#: what the resource model counts) is the chip's flash less the firmware's code
+#: (:data:`~unitprune.mcu.targets.specs.FLASH_CODE_RESERVE`, 9 KB on the CH32V003).
 PRESETS = {
-    "atmega2560": MCUBudget(sram_bytes=8 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024, name="ATmega2560",
+    "atmega2560": MCUBudget(sram_bytes=8 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024 - FLASH_CODE_RESERVE, name="ATmega2560",
                             target="avr"),
-    "msp430fr5994": MCUBudget(sram_bytes=8 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024, name="MSP430FR5994",
+    "msp430fr5994": MCUBudget(sram_bytes=8 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024 - FLASH_CODE_RESERVE, name="MSP430FR5994",
                               target="msp430"),
-    "samd21": MCUBudget(sram_bytes=32 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024, name="SAMD21",
+    "samd21": MCUBudget(sram_bytes=32 * 1024 - STACK_RESERVE, flash_bytes=256 * 1024 - FLASH_CODE_RESERVE, name="SAMD21",
                         target="cortex-m"),
     # RP2040 (Raspberry Pi Pico): two Cortex-M0+, 264 KB SRAM, the Pico's 2 MB QSPI flash
-    "rp2040": MCUBudget(sram_bytes=264 * 1024 - STACK_RESERVE, flash_bytes=2 * 1024 * 1024, name="RP2040",
+    "rp2040": MCUBudget(sram_bytes=264 * 1024 - STACK_RESERVE, flash_bytes=2 * 1024 * 1024 - FLASH_CODE_RESERVE, name="RP2040",
                         target="m0plus"),
     # WCH CH32V003: RV32EC (no multiply instruction), 2 KB SRAM, 16 KB flash
-    "ch32v003": MCUBudget(sram_bytes=2 * 1024 - STACK_RESERVE, flash_bytes=16 * 1024, name="CH32V003",
+    "ch32v003": MCUBudget(sram_bytes=2 * 1024 - STACK_RESERVE, flash_bytes=16 * 1024 - FLASH_CODE_RESERVE_RV32EC, name="CH32V003",
                           target="rv32ec"),
 }
 

@@ -3,8 +3,9 @@
 The fused, row-streamed export (:mod:`unitprune.mcu.export.fused_plan`) keeps, per spatial stage,
 a window of ``C * S * W`` bytes (``C`` the stage's input channels), a row buffer of the largest
 row ``C * W``, the global pools' int32 sums ``4 * C * OW``, and constants (row counters, the conv
-row scratch, the final Linear's sums). Every term is linear in one channel group's count, the
-row buffer is a maximum of such terms, and the streamed axis is the one whose plan is smaller:
+row scratch, the streamed Linear's sums ``4 * out``; an MLP head after it: its vectors and
+``4 * out`` scratch, the larger of them and the windows / the conv scratch). Every term is linear
+in one channel group's count, the row buffer and the tail are maxima of such terms, and the streamed axis is the one whose plan is smaller:
 a piecewise-linear function of the counts, the fused counterpart of the layer-by-layer arena of
 :class:`~.resources.ResourceGraph`.
 
@@ -46,13 +47,18 @@ class FusedCounts:
             axes the export's ``fused_axis="auto"`` compares: height, and width for a 2-d input).
         stage_groups: per stage, the channel groups of its input and its output.
         input_group: the network input's group (the input row's channels).
-        linear_out: outputs of the final Linear (0: none; the last stage's rows are the output).
+        linear_out: outputs of the streamed Linear at the traced width (0: none; the last stage's
+            rows are the output).
+        linear_group, tail_groups: the output channel groups of the streamed Linear and of the
+            Linears after it (the tail, layer by layer): an MLP head's hidden width is a count too.
     """
 
     chains: dict[str, FusedChain]
     stage_groups: tuple[tuple[int, int], ...]
     input_group: int
     linear_out: int
+    linear_group: int | None = None  # the streamed Linear's output group (None: no Linear)
+    tail_groups: tuple[int, ...] = ()  # the output groups of the tail's Linears (an MLP head)
 
     def chain_at(self, axis: str, count: Callable[[int], Any]) -> FusedChain:
         """The plan of ``axis`` with every stage's channels set to ``count(group)``."""
@@ -60,7 +66,12 @@ class FusedCounts:
         stages = tuple(replace(stage, channels=count(g_in), out_channels=count(g_out))
                        for stage, (g_in, g_out) in zip(chain.stages, self.stage_groups))
         c, h, w = chain.input_shape
-        return replace(chain, stages=stages, input_shape=(count(self.input_group), h, w))
+        return replace(chain, stages=stages, input_shape=(count(self.input_group), h, w),
+                       tail_out=tuple(count(g) for g in self.tail_groups))
+
+    def linear_at(self, count: Callable[[int], Any]):
+        """The streamed Linear's outputs at the counts (0: no Linear)."""
+        return count(self.linear_group) if self.linear_group is not None else self.linear_out
 
     def terms(self, count: Callable[[int], Any]) -> dict[str, Any]:
         """The fused plan's SRAM terms without the descriptors at the counts ``count(group)``:
@@ -68,22 +79,22 @@ class FusedCounts:
         streamed axis, chosen as the exporter's ``choose_axis``: the smaller plan, the height on a
         tie)."""
         chains = {axis: self.chain_at(axis, count) for axis in self.chains}
-        sizes = {axis: _value(fused_sram_bytes(chain, self.linear_out)) for axis, chain in chains.items()}
+        linear_out = self.linear_at(count)
+        sizes = {axis: _value(fused_sram_bytes(chain, linear_out)) for axis, chain in chains.items()}
         axis = min(chains, key=lambda a: (sizes[a], a != "height"))
         chain = chains[axis]
-        parts = fused_buffers(chain, self.linear_out)
-        sink = chain.sink_shape
+        parts = fused_buffers(chain, linear_out)
         peak = max(chain.stages, key=lambda s: _value(s.window_bytes)).name if chain.stages else "input"
-        return {"arena_bytes": parts["windows"] + parts["row"] + parts["state"],
-                "scratch_bytes": parts["conv_scratch"] + parts["linear_sums"] + parts["pool_sums"],
-                "output_bytes": self.linear_out or sink[0] * sink[1] * sink[2], "peak_op": peak, "axis": axis}
+        return {"arena_bytes": parts["arena"], "scratch_bytes": parts["scratch"], "output_bytes": parts["output"],
+                "peak_op": peak, "axis": axis}
 
 
 def fused_counts_of(graph_module: torch.fx.GraphModule, input_shape: tuple[int, ...], layers: dict[str, int],
-                    input_group: int, find: Callable[[int], int]) -> FusedCounts:
+                    input_group: int, find: Callable[[int], int], linear_groups: tuple[int, ...] = ()) -> FusedCounts:
     """The :class:`FusedCounts` of a model traced by :func:`~.fused_resources.shape_traced`.
 
-    ``layers`` maps a conv's module name to its output channel group, ``find`` a group to its root.
+    ``layers`` maps a conv's module name to its output channel group, ``find`` a group to its root;
+    ``linear_groups``: the Linears' output groups in order (the streamed one, then the tail's).
     A conv stage's output is its layer's group; a pool's is its input's; each stage reads the rows
     of the stage before it (a chain). Raises ``ValueError`` naming what the fused plan cannot
     stream (:func:`~.fused_resources.fused_chain_of_traced`).
@@ -96,4 +107,6 @@ def fused_counts_of(graph_module: torch.fx.GraphModule, input_shape: tuple[int, 
         out = find(layers[stage.name]) if stage.kind == "conv" else current
         groups.append((current, out))
         current = out
-    return FusedCounts(chains, tuple(groups), find(input_group), traced["height"][1])
+    linear_groups = [find(g) for g in linear_groups]
+    return FusedCounts(chains, tuple(groups), find(input_group), traced["height"][1],
+                       linear_groups[0] if linear_groups else None, tuple(linear_groups[1:]))

@@ -4,8 +4,9 @@
 ``resources(model, input_shape, execution="fused")`` comes here for its SRAM terms (flash and MACs
 do not depend on the execution). The model is traced with ``torch.fx`` and shapes; its spatial
 modules become the plan's stages and :func:`~unitprune.mcu.export.fused_plan.fused_buffers`, the
-exporter's own rule, sizes the windows, the row buffer, the counters, the conv row scratch and the
-final Linear's sums. The input is read row by row, so it is not in SRAM (``input_bytes`` 0).
+exporter's own rule, sizes the windows, the row buffer, the counters, the conv row scratch, the
+streamed Linear's sums and the tail after it (an MLP head's vectors and scratch). The input is
+read row by row, so it is not in SRAM (``input_bytes`` 0).
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ def fused_chain_of_model(model: nn.Module, input_shape: tuple[int, ...],
     chain of the transposed model, :mod:`unitprune.mcu.export.fused_axis`) and the final Linear's
     outputs (0: none).
 
-    Raises ``ValueError`` naming the module the fused plan cannot stream (a second Linear, a
-    spatial op after the Linear or the flatten, an unsupported module or function).
+    The Linears after the first (an MLP head) are the plan's tail, run layer by layer: their outputs
+    are the chain's ``tail_out``.
+
+    Raises ``ValueError`` naming the module the fused plan cannot stream (a spatial op after the
+    Linear or the flatten, an unsupported module or function).
     """
     return fused_chain_of_traced(shape_traced(model, input_shape), input_shape, axis)
 
@@ -73,6 +77,7 @@ def fused_chain_of_traced(graph_module: torch.fx.GraphModule, input_shape: tuple
     modules = dict(graph_module.named_modules())
     stages: list[Stage] = []
     linear_out, flat = 0, False
+    tail_out: list[int] = []
     for node in graph_module.graph.nodes:
         if node.op in ("placeholder", "output"):
             continue
@@ -84,9 +89,10 @@ def fused_chain_of_traced(graph_module: torch.fx.GraphModule, input_shape: tuple
                 flat = True
                 continue
             if isinstance(module, nn.Linear):
-                if linear_out:
-                    raise ValueError(f"fused: {node.target}: a second Linear cannot be streamed (execution='layers')")
-                linear_out = module.out_features
+                if linear_out:  # an MLP head: the tail after the streamed Linear, layer by layer
+                    tail_out.append(module.out_features)
+                else:
+                    linear_out = module.out_features
                 continue
             if linear_out or flat:
                 raise ValueError(f"fused: {node.target} after a flatten or a Linear cannot be streamed")
@@ -106,14 +112,15 @@ def fused_chain_of_traced(graph_module: torch.fx.GraphModule, input_shape: tuple
             elif isinstance(module, _POOLS):
                 one_d = isinstance(module, (nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d))
                 if one_d and axis == "height":
-                    rows = 1
+                    rows = stride = 1
                 elif isinstance(module, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
-                    rows = in_shape[1] // out_shape[1]
-                else:
+                    rows = stride = in_shape[1] // out_shape[1]
+                else:  # the stride as the exporter's stage has it (an in-place pool needs it)
                     rows = _pair(module.kernel_size, 0 if one_d else a)
+                    stride = _pair(module.stride, 0 if one_d else a)
                 kind = "maxpool" if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)) else "avgpool"
                 stages.append(Stage(len(stages), node.target, kind, in_shape[0], in_shape[1], in_shape[2], rows,
-                                    1, 0, 0, *out_shape))
+                                    stride, 0, 0, *out_shape))
             else:
                 raise ValueError(f"fused: module {node.target} ({type(module).__name__}) has no fused form")
         elif node.op == "call_function" and getattr(node.target, "__name__", "") in _FUNCTIONS:
@@ -122,7 +129,8 @@ def fused_chain_of_traced(graph_module: torch.fx.GraphModule, input_shape: tuple
             flat = flat or node.target != "relu" and node.target != "relu_"
         else:
             raise ValueError(f"fused: graph node {node.name} ({node.op} {node.target}) has no fused form")
-    chain = FusedChain(_along(_shape3(input_shape), axis), (), tuple(stages), 0 if linear_out else None, ())
+    chain = FusedChain(_along(_shape3(input_shape), axis), (), tuple(stages), 0 if linear_out else None, (),
+                       tail_out=tuple(tail_out))
     return chain, linear_out
 
 
@@ -145,8 +153,6 @@ def fused_sram_terms(model: nn.Module, input_shape: tuple[int, ...], fused_rows:
     linear_out = traced[axes[0]][1]
     chain = chains[choose_axis(chains, linear_out)]
     parts = fused_buffers(chain, linear_out)
-    sink = chain.sink_shape
     peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else "input"
-    return {"chain": chain, "arena_bytes": parts["windows"] + parts["row"] + parts["state"],
-            "scratch_bytes": parts["conv_scratch"] + parts["linear_sums"] + parts["pool_sums"],
-            "output_bytes": linear_out or sink[0] * sink[1] * sink[2], "peak_op": peak}
+    return {"chain": chain, "arena_bytes": parts["arena"], "scratch_bytes": parts["scratch"],
+            "output_bytes": parts["output"], "peak_op": peak}

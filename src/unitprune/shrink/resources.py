@@ -218,7 +218,7 @@ class ResourceGraph:
                 tau = tau + w
             convs, linears = (convs + 1, linears) if layer.kind == "conv" else (convs, linears + 1)
         flash = weight + bias + requant + tau
-        if target in TABLE_TARGETS and not unit_tables and execution == "layers":  # the dense convs' threshold tables
+        if target in TABLE_TARGETS and not unit_tables:  # the dense convs' threshold tables (either execution)
             tables = self._threshold_tables(c, flash, target)
             requant, flash = requant + tables, flash + tables
         avr = EXPORT_TARGETS["avr"]
@@ -341,7 +341,8 @@ def trace_resources(model: nn.Module, input_shape: tuple[int, ...]) -> ResourceG
     graph = _Builder(traced).build()
     try:
         graph.fused = fused_counts_of(traced, input_shape, {l.name: l.out_group for l in graph.layers if l.kind == "conv"},
-                                      graph.input_group, graph.find)
+                                      graph.input_group, graph.find,
+                                      tuple(l.out_group for l in graph.layers if l.kind == "linear"))
     except ValueError as error:  # the fused plan cannot stream it: said when execution="fused" is asked for
         graph.fused = str(error)
     return graph

@@ -64,8 +64,7 @@ def transposed_model(qmodel: QuantizedModel) -> QuantizedModel:
 def fused_sram_bytes(chain: FusedChain, linear_out: int) -> int:
     """The fused plan's SRAM without the descriptors (the same for either axis)."""
     parts = fused_buffers(chain, linear_out)
-    return (parts["windows"] + parts["row"] + parts["state"] + parts["conv_scratch"] + parts["linear_sums"]
-            + parts["pool_sums"])
+    return parts["arena"] + parts["scratch"]
 
 
 def choose_axis(chains: dict[str, FusedChain], linear_out: int) -> str:

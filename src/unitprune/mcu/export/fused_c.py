@@ -7,6 +7,8 @@ reader) and ``unit_model_run`` (the same on an input in memory).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .. import codegen
@@ -16,6 +18,7 @@ from ..targets.specs import CONV_PARAMS_FIELDS
 from .export_types import LayerFlash
 from .fused_kernels import FusedKernels, conv_kernel, window_op
 from .fused_plan import FusedChain, FusedMemoryPlan, Stage, direct_stages
+from .fused_tail import tail_code, tail_vector_exprs
 from .model_c import ModelC, _comment, _requant_tables, _sparse_tables, _TableStyle, unit_sparse_tables_text
 
 __all__ = ["fused_model_c", "fused_model_h_api", "permuted_linear_weight"]
@@ -104,6 +107,8 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
         if variant != "unit":
             call = f"unit_linear_accumulate_{variant}_s8({head}, {tail})"
             kernels.add(f"unit_linear_accumulate_{variant}_s8")
+            if variant == "dense":  # its dot product is unit_linear_dense_s8's assembly (linked with it)
+                kernels.add("unit_linear_dense_s8")
         elif quotient.endswith("bitshift"):
             call = (f"unit_linear_accumulate_unit_{quotient}_s8({head}, {codegen.c_int(op.threshold_q)}, "
                     f"{int(op.shift_start)}, {tail})")
@@ -133,10 +138,19 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             f"    status = {call};\n    UNIT_MODEL_LAYER_STOP();\n"
             f"    UNIT_MODEL_ADD_COUNTS({counter});\n    return status;\n}}\n\n")
         start = [_status(f"unit_linear_start_s8({op.out_features}, &{ident}_requant, unit_model_sums)")]
+        vector = tail_vector_exprs(plan)[0] if chain.tail else "output"  # an MLP head: its first vector
         finish = [f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n',
-                  f"    status = unit_linear_finish_s8(unit_model_sums, {op.out_features}, &{ident}_requant, output);\n",
+                  f"    status = unit_linear_finish_s8(unit_model_sums, {op.out_features}, &{ident}_requant, {vector});\n",
                   "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n",
-                  *_elementwise(qmodel, chain.output_after, "output", op.out_features, kernels)]
+                  *_elementwise(qmodel, chain.output_after, vector, op.out_features, kernels)]
+        if chain.tail:  # the layers after the streamed Linear, layer by layer (fused_tail.py)
+            tail = tail_code(qmodel, chain, plan, variant, linear_quotient, style, names, layers,
+                             lambda ops, target, size: _elementwise(qmodel, ops, target, size, kernels))
+            tables += tail.tables
+            finish += tail.statements
+            flash += tail.flash
+            checks += tail.checks
+            kernels |= tail.kernels
     else:
         flash_linear = None
         functions.append(
@@ -162,8 +176,11 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             sum_arrays.append(f"/* {_comment(stage.name)}: int32 window sums */\n"
                               f"static int32_t unit_model_pool_sums_{k}[{stage.channels * stage.out_width}];\n")
             continue
-        window = "source" if k in direct else f"(unit_model_arena + {offsets[f'window of {stage.name}']})"
         target = outs[k]
+        if stage.in_place:  # a pool of the previous conv's block, where it is
+            stage_code.append(_in_place_stage(qmodel, chain, k, target, row, kernels))
+            continue
+        window = "source" if k in direct else f"(unit_model_arena + {offsets[f'window of {stage.name}']})"
         tail = stage.out_height % stage.block_rows
         if stage.kind == "conv":
             ident = names.add(op.name)
@@ -248,7 +265,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
                   "int32_t unit_model_run(const int8_t *input, int8_t *output) {\n"
                   "    if (input == 0) {\n        return UNIT_ERR_ARGUMENT;\n    }\n"
                   "    return unit_model_run_rows(unit_model_read_memory, input, output);\n}\n")
-    scratch_words = max(1, (plan.conv_scratch_bytes + 3) // 4)
+    scratch_words = max(1, (max(plan.conv_scratch_bytes, plan.tail_scratch_bytes) + 3) // 4)
     sums = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
     arena = "\n".join(f" *   {b['offset']:6d}: {_comment(b['name'])}, {b['bytes']} bytes ({b['rows']} rows)"
                       for b in plan.buffers)
@@ -272,7 +289,8 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             f"static int8_t unit_model_arena[{plan.arena_bytes - plan.state_bytes}];\n",
             f"/* per stage: rows received, and the received row after which the next output row is due */\n"
             f"static int32_t unit_model_rows[{max(1, 2 * len(chain.stages))}];\n" if chain.stages else "",
-            (f"/* int32 scratch of the convs: one output row, {plan.conv_scratch_bytes} bytes */\n"
+            (f"/* int32 scratch of the convs (one output row) and the tail Linears: "
+             f"{max(plan.conv_scratch_bytes, plan.tail_scratch_bytes)} bytes */\n"
              f"static int32_t unit_model_scratch[{scratch_words}];\n") if checks else "",
             f"/* the Linear's int32 sums */\nstatic int32_t unit_model_sums[{sums}];\n" if sums else "",
             *sum_arrays,
@@ -434,17 +452,20 @@ def _window_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, window: str
         due = str(need - 1)
     # the rows passed on: from the shared row buffer (B = 1) or the stage's own block [C][nb][OW]
     if last:
-        pass_on = (f"        for (c = 0; c < {oc}; c++) {{\n"
-                   f"            unit_model_fill({row} + c * {ow}, {target} + (c * nb + i) * {ow}, {ow});\n"
-                   "        }\n" if b > 1 else "") + _indent(_status("unit_model_sink(r + i, output)"), 4)
+        pass_on = _pass_on_to_sink(target, row, oc, ow, b)
+    elif chain.stages[k + 1].in_place:  # the next stage pools the whole block
+        pass_on = ""
     else:
         pass_on = _indent(_status(f"unit_model_push_{k + 1}({target} + i * {ow}, nb * {ow}, output)"), 4)
+    pass_on = ("    for (i = 0; i < nb; i++) {\n" + pass_on + "    }\n" if pass_on else
+               _status(f"unit_model_push_{k + 1}({target}, nb, output)"))
     pad_bottom = _next_bottom_padding(chain, k, f"r + nb == {oh}")
     what = "conv" if stage.kind == "conv" else stage.kind
+    loop_index = "i, " if re.search(r"\bi\b", pass_on + pad_bottom) else ""
     return (f"/* stage {k}, {_comment(op.name)} ({what}): window of {span} rows of {stage.channels} x {width}, "
             f"{b} output row(s) per step */\n"
             f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t stride, int8_t *output) {{\n"
-            f"    int8_t *window = {window};\n    int32_t c, i, r, p, nb, status;\n"
+            f"    int8_t *window = {window};\n    int32_t c, {loop_index}r, p, nb, status;\n"
             f"    r = unit_model_rows[{2 * k + 1}]; /* the first output row of the step being filled */\n"
             f"    p = unit_model_rows[{2 * k}]++ - r * {s}; /* this row's place in the window */\n"
             f"    if (r >= {oh} || p < 0) {{\n        return UNIT_OK;\n    }}\n"
@@ -456,8 +477,47 @@ def _window_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, window: str
             + f"    unit_model_rows[{2 * k + 1}] = r + {b};\n"
             + body
             + "".join(_elementwise(qmodel, stage.after, target, f"nb * {oc * ow}", kernels))
+            + pass_on + pad_bottom + "    return UNIT_OK;\n}\n\n")
+
+
+def _pass_on_to_sink(target: str, row: str, oc: int, ow: int, b: int) -> str:
+    """The loop body passing row ``i`` of a step (``r + i`` of the stage) to the sink: from the row
+    buffer (``b == 1``) or copied there from the stage's block ``[C][nb][OW]``."""
+    return (f"        for (c = 0; c < {oc}; c++) {{\n"
+            f"            unit_model_fill({row} + c * {ow}, {target} + (c * nb + i) * {ow}, {ow});\n"
+            "        }\n" if b > 1 else "") + _indent(_status("unit_model_sink(r + i, output)"), 4)
+
+
+def _in_place_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, target: str, row: str,
+                    kernels: set[str]) -> str:
+    """The push function of a pool that reads the previous conv's block in place (``Stage.in_place``,
+    :func:`.fused_plan.with_fused_rows`): called once per conv step with its ``rows`` output rows
+    ``[C][rows][W]``, it pools them into ``rows / s`` rows (``target``) and passes them on."""
+    stage = chain.stages[k]
+    op = qmodel.ops[stage.op]
+    pool = "maxpool2d" if stage.kind == "maxpool" else "avgpool2d"
+    kernels.add(f"unit_{pool}_s8")
+    before = chain.stages[k - 1]
+    s, b, oc, ow, oh = stage.stride_y, stage.block_rows, stage.out_channels, stage.out_width, stage.out_height
+    tail = before.out_height % before.block_rows // s  # the conv's shorter last step, in pool rows
+    last = k + 1 == len(chain.stages)
+    if last:
+        pass_on = _pass_on_to_sink(target, row, oc, ow, b)
+    else:
+        pass_on = _indent(_status(f"unit_model_push_{k + 1}({target} + i * {ow}, nb * {ow}, output)"), 4)
+    return (f"/* stage {k}, {_comment(op.name)} ({stage.kind} {op.kernel[0]}x{op.kernel[1]}, in place): pools each "
+            f"step's block of {_comment(before.name)}, {b} row(s) */\n"
+            f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t rows, int8_t *output) {{\n"
+            f"    int32_t {'c, ' if last and b > 1 else ''}i, r, nb, status;\n"
+            f"    nb = {f'rows == {before.block_rows} ? {b} : {tail}' if tail else b}; /* output rows of this step */\n"
+            f"    r = unit_model_rows[{2 * k}];\n    unit_model_rows[{2 * k}] = r + nb;\n"
+            f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
+            f"    status = unit_{pool}_s8(source, 1, {stage.channels}, rows, {stage.in_width}, {op.kernel[0]}, "
+            f"{op.kernel[1]}, {s}, {op.stride[1]}, {target});\n"
+            "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n"
+            + "".join(_elementwise(qmodel, stage.after, target, f"nb * {oc * ow}", kernels))
             + "    for (i = 0; i < nb; i++) {\n" + pass_on + "    }\n"
-            + pad_bottom + "    return UNIT_OK;\n}\n\n")
+            + _next_bottom_padding(chain, k, f"r + nb == {oh}") + "    return UNIT_OK;\n}\n\n")
 
 
 def _accumulating_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, row: str, nxt: str, kernels: set[str],

@@ -115,10 +115,11 @@ def fused_kernels(qmodel: QuantizedModel, chain: FusedChain, variant: str, flash
                   other_bytes: int = 0) -> FusedKernels:
     """The kernels' tables and scratch of the fused export of ``qmodel`` (module docstring); the
     static-sparse choice as :func:`unitprune.mcu.kernel_choice.sparse_layers` with ``flash_limit``
-    and ``other_bytes`` (the final Linear keeps its weight table: its slices are accumulated by the
-    weight-stationary kernels)."""
+    and ``other_bytes`` (the streamed Linear keeps its weight table: its slices are accumulated by
+    the weight-stationary kernels; the tail's Linears keep theirs: :mod:`.fused_tail`)."""
     windows = window_ops(qmodel, chain)
-    linear_bytes = qmodel.ops[chain.linear].weight.size if chain.linear is not None else 0
+    linear_bytes = sum(qmodel.ops[i].weight.size for i in (chain.linear, *chain.tail)
+                       if i is not None and hasattr(qmodel.ops[i], "weight"))  # the Linears' tables
     sparse = kernel_choice.sparse_layers(windows, variant, flash_limit, other_bytes + linear_bytes)
     zeroact = zeroact_layers(qmodel, sparse)
     tails, scratch = {}, {}
@@ -127,6 +128,10 @@ def fused_kernels(qmodel: QuantizedModel, chain: FusedChain, variant: str, flash
             continue
         op = qmodel.ops[stage.op]
         kernel = conv_kernel(op, variant, sparse, zeroact)
+        if kernel == "sparse_tau":  # its records are made for the whole plane (model_c.py), not a window
+            raise ExportError(f"layer {op.name!r}: the fused plan has no unit_conv2d_sparse_tau_s8 (UnIT on the "
+                              "stored weights); export it with execution='layers', or plan that layer with "
+                              "another kernel (with_unit_kernels(qmodel, {name: 'unit'}) or 'static')")
         steps = [window_op(op, stage, rows) for rows in _steps(stage)]
         scratch[op.name] = max(step_scratch_bytes(kernel, window) for window in steps)
         if op.name in sparse and len(steps) > 1 and op.in_channels // op.groups > 1:

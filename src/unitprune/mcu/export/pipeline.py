@@ -119,8 +119,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     requant_bytes = sum(9 * op.requant.bias.size for op in qmodel.ops if hasattr(op, "requant"))
     code_bytes = spec.code_reserve_bytes + (spec.zeroact_code_bytes if plans_zeroact(qmodel) else 0)
     sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit, requant_bytes + code_bytes)
-    # the dense convolutions' output stage by threshold tables where the flash allows (MSP430; layer
-    # by layer only: the fused plan is formed from the model without them)
+    # the dense convolutions' output stage by threshold tables where the flash allows (MSP430); the
+    # fused plan gives them to its convs in generate (not to its static-sparse ones)
     plain, qmodel = qmodel, with_tables(qmodel, target, variant, kernels, sparse)
     # of those, the convs planned to skip zero activations too (zeroact_plan), with their scratch
     zeroact = zeroact_layers(qmodel, sparse)
@@ -140,7 +140,8 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                                                  tail_steps(chain))
             plan = plan_fused_memory(fused_q, chain, descriptors, axis, convs.scratch)
             generated[fused] = convs
-            return plan, fused_model_c(fused_q, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
+            tabled = with_tables(fused_q, target, variant, kernels, convs.sparse)  # the threshold tables, as above
+            return plan, fused_model_c(tabled, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
                                        far, columns=axis == "width", conv_kernels=convs)
         descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, len(sparse))
         plan = plan_memory(qmodel, scratch, descriptors)

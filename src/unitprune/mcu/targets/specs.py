@@ -45,13 +45,23 @@ from ...counts import COUNT_FIELDS as _COUNT_FIELDS
 __all__ = ["ARM_PACKAGES", "CH32V003", "CORE_TARGETS", "COUNT_FIELDS", "CONV_PARAMS_FIELDS", "CoreTarget",
            "EXPORT_TARGETS", "Memory", "RISCV_PACKAGES", "UNICORN_HINT", "HOST_CFLAGS", "LAYOUTS", "Layout",
            "MSP430_COMPILE_FLAGS", "MSP430_C_FLAGS", "MSP430_FRAM_BYTES", "MSP430_REGIONS", "MSP430_RUNTIME_FLAGS",
-           "RUN_TARGETS", "STACK_RESERVE", "TargetSpec", "check_export_target", "check_run_target",
+           "RUN_TARGETS", "STACK_RESERVE", "FLASH_CODE_RESERVE", "FLASH_CODE_RESERVE_RV32EC", "TargetSpec", "check_export_target", "check_run_target",
            "descriptor_bytes", "struct_bytes"]
 
 #: SRAM bytes an MCU export keeps free for the stack (the MSP430 linker script demands as much).
 #: The assembly kernels save up to 18 registers per call: the deepest AVR firmware of the tests
 #: measures 310 bytes of stack (tests/test_shrink.py checks every measured firmware against this).
 STACK_RESERVE = 384
+
+#: Flash bytes a chip preset of the shrink (``unitprune.shrink.PRESETS``) keeps for what the firmware
+#: holds besides the model's constant tables (kernels, runner, runtime helpers, the .data image): the
+#: resource model counts the tables only. Measured: the fused mnist-wide AVR firmware, 243,396 B of
+#: flash with 229,042 B of tables (14,354 B besides; at the full 256 KB the shrunk model's firmware
+#: did not link, 13,610 B over); the MSP430 export keeps 16 KB for its code (``code_reserve_bytes``).
+FLASH_CODE_RESERVE = 16 * 1024
+#: The same on the CH32V003 (rv32ec): its MNIST firmware, 10,180 B of flash with 1,676 B of tables
+#: (docs/results/ch32v003).
+FLASH_CODE_RESERVE_RV32EC = 9 * 1024
 
 #: Fields of ``unit_counts`` (unit_types.h), in declaration order (:data:`unitprune.counts.COUNT_FIELDS`).
 COUNT_FIELDS = _COUNT_FIELDS
