@@ -126,16 +126,17 @@ def _reach(out: int, size: int, kernel: int, stride: int, dilation: int, pad: in
 #: Cycles per count, per target and kernel: fitted by ``python benchmarks/unit_kernels_mcu.py --fit`` (seed 0,
 #: -O2, avr-gcc 5.4 / clang-14 for MSP430; the conv2 shape at 9 thresholds, the pruned conv2_pruned and conv1_like,
 #: the deep conv3_like and 4 edge geometries). The MSP430 dense rows are refitted with the dense kernel's output
-#: stage on its threshold tables (``--targets msp430 msp430-hwmult --fit``, their dense coefficients only: the
-#: export gives the tables to dense convolutions where the flash allows, docs/fixed_point.md).
+#: stage on its threshold tables (the export gives the tables to dense convolutions where the flash allows,
+#: docs/fixed_point.md); the dense rows of every target are refitted (``--fit``, their dense coefficients only)
+#: on the conv set-up without divisions for a stride or group count of 1 (unit_internal_geometry.h).
 COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "avr": {
         "dense": {
-            "one": 16411.17,
+            "one": 12576.67,
             "macs": 11.91,
-            "outputs": 82.05,
-            "output_rows": 149.06,
-            "dense_runs": 1184.27
+            "outputs": 82.92,
+            "output_rows": 107.24,
+            "dense_runs": 1209.41
         },
         "unit": {
             "one": 27380.52,
@@ -171,11 +172,11 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     },
     "msp430": {
         "dense": {  # the output stage by threshold tables (requant_table), as the export gives dense convs
-            "one": 19702.37,
-            "macs": 18.38,
-            "outputs": 71.46,
-            "output_rows": 176.7,
-            "dense_runs": 1258.16
+            "one": 14616.86,
+            "macs": 18.46,
+            "outputs": 75.32,
+            "output_rows": 0.0,
+            "dense_runs": 1295.7
         },
         "unit": {
             "one": 35372.65,
@@ -211,11 +212,11 @@ COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     },
     "msp430-hwmult": {
         "dense": {  # the output stage by threshold tables, as on msp430
-            "one": 18679.12,
-            "macs": 13.3,
-            "outputs": 81.04,
-            "output_rows": 121.69,
-            "dense_runs": 1087.5
+            "one": 13352.39,
+            "macs": 13.35,
+            "outputs": 83.04,
+            "output_rows": 0.0,
+            "dense_runs": 1119.18
         },
         "unit": {
             "one": 26695.62,
