@@ -65,6 +65,36 @@ def test_local_pool_runs_the_tasks_of_a_dead_worker_again(tmp_path):
     assert sorted(p.name for p in (tmp_path / "run" / "tasks").glob("*.pkl")) == [f"t{v}.pkl" for v in range(5)]
 
 
+def _square(_shared, value):
+    return value * value
+
+
+def test_a_task_refused_by_a_broken_pool_is_run_again_not_lost(tmp_path, monkeypatch):
+    """A worker that dies between two submissions breaks the pool, and the next ``submit`` raises
+    BrokenProcessPool: the task being submitted must go back to the queue (it was lost: KeyError)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from unitprune.experiments import executor
+    from unitprune.experiments.executor import ExecutorConfig, Task, open_runner
+
+    submissions = []
+
+    class PoolBrokenAtTheThirdSubmission(ProcessPoolExecutor):
+        def submit(self, fn, *args, **kwargs):
+            submissions.append(args[1])
+            if len(submissions) == 3:
+                raise BrokenProcessPool("a worker died")
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(executor, "ProcessPoolExecutor", PoolBrokenAtTheThirdSubmission)
+    tasks = [Task(f"t{v}", _square, (v,)) for v in range(5)]
+    with open_runner(ExecutorConfig(workers=2, progress=False), str(tmp_path), run_dir=tmp_path / "run") as runner:
+        assert runner.run(tasks) == {f"t{v}": v * v for v in range(5)}
+    assert submissions[2] == (2,)  # the refused task was t2, and it ran later
+    assert submissions.count((2,)) == 2
+
+
 class _NeedsTwoArguments(Exception):
     """An exception whose pickle does not load (its __init__ wants two arguments, pickle passes one)."""
 

@@ -460,8 +460,13 @@ class TaskRunner:
             try:
                 while todo and len(running) <= self.config.workers:  # one more than the workers: none waits
                     task = _next(todo, priority)
-                    running[self._pool.submit(_local_worker_task, task.fn, task.args, self.config.threads,
-                                              task.tools, self._local_workspace(task))] = task
+                    try:
+                        future = self._pool.submit(_local_worker_task, task.fn, task.args, self.config.threads,
+                                                   task.tools, self._local_workspace(task))
+                    except BaseException:
+                        todo.appendleft(task)  # a pool broken by a dead worker refuses it: run it later
+                        raise
+                    running[future] = task
                 done, _ = wait(set(running), return_when=FIRST_COMPLETED)
                 for future in done:
                     value = future.result()
