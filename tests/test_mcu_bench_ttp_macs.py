@@ -135,3 +135,27 @@ def test_export_plan_fastest_considers_the_macs_allocation(trained, bench, tmp_p
     assert knobs == {m: rows[m] for m in ("dense", "ttp", "ttp-macs")}
     measured = {c["method"]: c["cycles"] for c in choice.candidates if c["admitted"]}
     assert choice.method == min(measured, key=measured.get) and choice.cycles == min(measured.values())
+
+
+def test_the_table_compares_ttp_macs_unit_with_ttp_macs():
+    """benchmarks/mcu_bench_table.py on a hand-written run: UnIT on each allocation against that allocation's TTP
+    row (cycles ratio by hand), with the plan's kernels named (static, sparse_tau included)."""
+    from tests.mcu_tools import load_benchmark
+
+    def row(method: str, cycles: int, layers: dict) -> dict:
+        return {"method": method, "target": "avr", "knob": None if method == "dense" else 0.7,
+                "quantized_accuracy": 0.96, "macs_skipped_fraction": 0.8, "cycles": cycles, "bit_exact": True,
+                "energy_uj_estimate": cycles * 2.4e-3, "cycles_per_layer": layers}
+
+    plan = {"layers": {"conv1": {"kernel": "static", "predicted_cycles": {}},
+                       "conv2": {"kernel": "sparse_tau", "predicted_cycles": {}}}}
+    rows = [row("dense", 3_000_000, {"conv1": 1_000_000}), row("ttp", 2_000_000, {"conv1": 800_000}),
+            row("ttp-macs", 1_500_000, {"conv1": 600_000}), row("ttp-macs+unit", 2_000_000, {"conv1": 900_000})]
+    document = {"model": "mnist", "dataset": "mnist", "seconds": 1.0,
+                "config": {"targets": ["avr"], "samples": 2, "budget_points": 1.0}, "rows": rows,
+                "details": [{"method": r["method"], "target": "avr",
+                             "checks": {"unit_kernel_plan": plan} if r["method"] == "ttp-macs+unit" else {}}
+                            for r in rows], "not_fitted": []}
+    lines = load_benchmark("mcu_bench_table").tables(document, kernels=None).splitlines()
+    assert "* avr: ttp-macs+unit slower than ttp-macs (0.75x: 2.00 M against 1.50 M)." in lines
+    assert "  ttp-macs+unit per layer (conv1 static, conv2 sparse_tau): conv1 0.90 M against 0.60 M." in lines
