@@ -159,3 +159,13 @@ def test_the_table_compares_ttp_macs_unit_with_ttp_macs():
     lines = load_benchmark("mcu_bench_table").tables(document, kernels=None).splitlines()
     assert "* avr: ttp-macs+unit slower than ttp-macs (0.75x: 2.00 M against 1.50 M)." in lines
     assert "  ttp-macs+unit per layer (conv1 static, conv2 sparse_tau): conv1 0.90 M against 0.60 M." in lines
+
+
+def test_cli_sets_the_combination_base_budget():
+    from unitprune.cli.mcu_bench_commands import _bench_config
+    from unitprune.cli.parser import build_parser
+
+    parse = build_parser().parse_args
+    assert _bench_config(parse(["mcu-bench"])).sweep.combo_base_budget == DEFAULT_SWEEP.combo_base_budget
+    config = _bench_config(parse(["mcu-bench", "--combo-base-budget", "1", "--methods", "ttp-macs,ttp-macs+unit"]))
+    assert config.sweep.combo_base_budget == 1.0 and config.methods == ("ttp-macs", "ttp-macs+unit")
