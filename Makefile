@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml setup.py $(wildcard src/unitprune/csrc/*.c src/unitprun
 
 install: $(STAMP)
 
+# Two pytest-xdist workers (the dev extra), each test file whole in one of them (tests/conftest.py);
+# TEST_WORKERS=0 runs the suite in this one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 demo: $(STAMP)
 	$(VENV)/bin/unitprune demo --overwrite

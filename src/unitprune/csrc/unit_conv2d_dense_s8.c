@@ -147,20 +147,8 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
     fast = p->dilation_x == 1 && g.group_in <= 255 && p->kernel_height <= 255 && p->kernel_width <= 255 &&
            (p->kernel_height - 1) * p->kernel_width <= 255;
     /* output columns whose whole kernel row lies inside the input: [inner_first, inner_end) */
-    if (p->stride_x == 1) {
-        inner_first = p->pad_left;
-        inner_end = p->in_width + p->pad_left - (p->kernel_width - 1) * p->dilation_x;
-    } else {
-        inner_first = unit__ceil_div(p->pad_left, p->stride_x);
-        inner_end =
-            unit__floor_div(p->in_width - 1 + p->pad_left - (p->kernel_width - 1) * p->dilation_x, p->stride_x) + 1;
-    }
-    if (inner_end > g.out_width) {
-        inner_end = g.out_width;
-    }
-    if (inner_end < inner_first) {
-        inner_end = inner_first;
-    }
+    inner_first = unit__inner_first(p);
+    inner_end = unit__inner_end(p, g.out_width, inner_first);
 #if UNIT__DOT_ASM
     /* A row whose kernel rows are all inside runs its interior [inner_first, inner_end) with this
      * descriptor, computed once per call (what unit__dense_run_s8 computes per run; on AVR and

@@ -118,10 +118,8 @@ int32_t unit_conv2d_sparse_tau_s8(const unit_conv2d_params *params, const int8_t
     group_plane = g.group_in * g.plane;
     q.act_min = (int8_t)requant->act_min;
     q.act_max = (int8_t)requant->act_max;
-    inner_first = unit__ceil_div(p->pad_left, p->stride_x);
-    inner_end = unit__floor_div(p->in_width - 1 + p->pad_left - (p->kernel_width - 1) * p->dilation_x, p->stride_x) + 1;
-    inner_end = inner_end > g.out_width ? g.out_width : inner_end;
-    inner_end = inner_end < inner_first ? inner_first : inner_end;
+    inner_first = unit__inner_first(p);
+    inner_end = unit__inner_end(p, g.out_width, inner_first);
     inner_origin = inner_first * p->stride_x - p->pad_left;
     row_step = p->stride_y * p->in_width;
     last_row = (p->kernel_height - 1) * p->dilation_y;

@@ -71,6 +71,20 @@ static inline void unit__tap_range(int32_t k, int32_t size, int32_t out_size, in
     unit__tap_range_kd(k * dilation, size, out_size, stride, pad, lo, hi);
 }
 
+/* The output columns whose whole kernel row lies inside the input (no padding tap) are
+ * [unit__inner_first(p), unit__inner_end(p, out_width, first)): the end is at most out_width and at
+ * least first (an empty range where there is none). */
+static inline int32_t unit__inner_first(const unit_conv2d_params *p) {
+    return unit__ceil_div(p->pad_left, p->stride_x);
+}
+
+static inline int32_t unit__inner_end(const unit_conv2d_params *p, int32_t out_width, int32_t first) {
+    int32_t end =
+        unit__floor_div(p->in_width - 1 + p->pad_left - (p->kernel_width - 1) * p->dilation_x, p->stride_x) + 1;
+    end = end > out_width ? out_width : end;
+    return end < first ? first : end;
+}
+
 static inline int64_t unit__align16(int64_t bytes) {
     return (bytes + 15) / 16 * 16;
 }

@@ -34,6 +34,8 @@ RUNTIME_DIR = HERE / "runtime"
 LINKER_SCRIPT = HERE / "link.ld"
 CRT0 = HERE / "crt0.S"
 LIBC_INCLUDE = HERE / "include"  # string.h: the memory functions of the runtime
+#: The library's kernel sources (their compiled objects are cached: ``object_key``).
+CSRC = Path(__file__).resolve().parents[2] / "csrc"
 COMPILE_FLAGS = [*MSP430_COMPILE_FLAGS, "-isystem", str(LIBC_INCLUDE)]
 C_FLAGS = list(MSP430_C_FLAGS)
 RUNTIME_FLAGS = list(MSP430_RUNTIME_FLAGS)
@@ -89,9 +91,9 @@ def build(sources: Sequence[Path | str], include_dirs: Sequence[Path | str] | No
     commands, objects = [], []
     for index, source in enumerate(source_paths(sources)):
         obj = objects_dir / f"{index:02d}_{source.stem}.o"
-        command = [tools["clang-14"], *COMPILE_FLAGS, f"-{opt}", *C_FLAGS, *cflags, *include_flags(include_dirs),
-                   *define_flags(defines), "-c", str(source), "-o", str(obj)]
-        run_tool(command, 300, f"clang-14 --target=msp430 ({source.name})")
+        flags = [*COMPILE_FLAGS, f"-{opt}", *C_FLAGS, *cflags, *include_flags(include_dirs), *define_flags(defines)]
+        command = [tools["clang-14"], *flags, "-c", str(source), "-o", str(obj)]
+        _compile(command, source, object_key(source, flags, include_dirs, tools["compiler_version"]), obj)
         commands.append(command)
         objects.append(str(obj))
     elf = build_dir / f"{name}.elf"
@@ -108,6 +110,37 @@ def build(sources: Sequence[Path | str], include_dirs: Sequence[Path | str] | No
     commands.append(link)
     return firmware_from_elf("msp430-hwmult" if hwmult else "msp430", elf, build_dir, commands,
                              tools["compiler_version"])
+
+
+def object_key(source: Path, flags: Sequence[str], include_dirs: Sequence[Path | str] | None,
+               compiler_version: str) -> str | None:
+    """The cache key of compiling ``source`` with ``flags``, or None where it is not cached. Only the
+    library's kernel sources (csrc/) are: their quoted includes are all in csrc/ (tests/test_msp430_objects.py)
+    and their system ones in the C library stand-in or the compiler. The key covers the source, every
+    header of csrc/, of the C library stand-in and of the include folders (where one could stand in
+    for a system header), the flags, the folders and the compiler version."""
+    if source.resolve().parent != CSRC or any(flag.startswith(("-include", "-imacros", "@")) for flag in flags):
+        return None
+    folders = sorted({CSRC, LIBC_INCLUDE, *(Path(folder).resolve() for folder in include_dirs or ())})
+    headers = [header for folder in folders for header in sorted(folder.glob("*.h"))]
+    return content_key([source, *headers], *flags, *map(str, folders), compiler_version)
+
+
+def _compile(command: list[str], source: Path, key: str | None, obj: Path) -> None:
+    """Runs ``command`` (clang-14 ... -c source -o obj), or copies the object that the same
+    compilation (``key``) left in the cache: a firmware built from the same kernels many times (the
+    benchmarks, the tests) compiles each kernel once."""
+    cached = None if key is None else cache_dir() / "msp430-objects" / f"{source.stem}-{key}.o"
+    if cached is not None and cached.exists():
+        shutil.copyfile(cached, obj)
+        return
+    run_tool(command, 300, f"clang-14 --target=msp430 ({source.name})")
+    if cached is not None:
+        cached.parent.mkdir(exist_ok=True)
+        handle, partial = tempfile.mkstemp(prefix=cached.name + ".partial-", dir=cached.parent)
+        os.close(handle)
+        shutil.copyfile(obj, partial)
+        os.replace(partial, cached)  # atomic: a cached object that exists is complete
 
 
 def _too_large(name: str, linker_message: str) -> FirmwareTooLarge | None:
