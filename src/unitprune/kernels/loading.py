@@ -142,6 +142,7 @@ class KernelLibrary:
             "unit_requantize_s8": (i32, [i32, i32, i32]),
             "unit_conv2d_s8_scratch_size": (i32, [params]),
             "unit_conv2d_dense_s8": (i32, [params, ptr, ptr, requant, ptr, ptr, counts]),
+            "unit_conv2d_dense_pool_s8": (i32, [params, i32, i32, ptr, ptr, requant, ptr, ptr, counts]),
             "unit_conv2d_zeroskip_s8": (i32, [params, ptr, ptr, requant, ptr, ptr, counts]),
             "unit_conv2d_unit_s8": (i32, [params, ptr, ptr, ptr, requant, ptr, ptr, counts]),
             "unit_conv2d_sparse_s8": (i32, [params, ptr, ctypes.POINTER(CSparseS8), requant, ptr, ptr, counts]),
