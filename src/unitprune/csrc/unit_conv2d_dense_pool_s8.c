@@ -14,49 +14,58 @@
  * are not computed. */
 #include "unit_internal_dense_row_s8.h"
 
-/* values[i] = the accumulator of what a run stored (unit__dense_accumulate_s8 returned n). */
-static void unit__pool_values_s8(int32_t *values, int32_t count, int32_t bias, int32_t n) {
+/* The pooled values live in one domain per output channel, where the output stage reads
+ * value = unit__dot_value_s8(base, v) for the channel's base: on AVR (a run stores base - value,
+ * base = unit__dot_base_s8(bias, n) for fields of n MACs) base is the interior fields' base, so the
+ * interior runs' stored words are already in it and only the clipped fields' (another n) are
+ * rewritten; on MSP430 and hosts every run stores value - bias, whatever n: nothing to rewrite. In
+ * the AVR domain v = base - value = -(value - bias + 32768 n) lies in [-49152 n, -16512 n] for the
+ * interior's n (biased products in [16512, 49152]) and for the clipped fields' values (at most n
+ * products of magnitude <= 16384), so it does not wrap for n <= UNIT__POOL_FIELD_MAX; a larger field
+ * takes base 0 (v = -value) and every run is rewritten. A larger value is then a smaller v on AVR. */
+#define UNIT__POOL_FIELD_MAX 43690L /* 49152 * 43690 < 2**31 */
+
+#if UNIT__DOT_ASM && UNIT__DOT_BIAS != 0
+#define UNIT__POOL_BETTER(a, b) ((a) < (b))
+/* values[i] rewritten from a run that stored them for fields of n MACs (n == 0: value = bias + stored)
+ * into the channel's domain (base). */
+static void unit__pool_rewrite_s8(int32_t *values, int32_t count, int32_t bias, int32_t n, int32_t base) {
     int32_t *end = values + count;
-    const int32_t base = unit__dot_base_s8(bias, n);
-    if (n != 0) {
-        for (; values != end; values++) {
-            *values = unit__dot_value_s8(base, *values);
-        }
-    } else {
-        for (; values != end; values++) {
-            *values = (int32_t)((uint32_t)bias + (uint32_t)*values);
-        }
+    const uint32_t run_base = (uint32_t)unit__dot_base_s8(bias, n), b = (uint32_t)base;
+    for (; values != end; values++) {
+        const uint32_t value = n != 0 ? run_base - (uint32_t)*values : (uint32_t)bias + (uint32_t)*values;
+        *values = (int32_t)(b - value);
     }
 }
+#else
+#define UNIT__POOL_BETTER(a, b) ((a) > (b))
+#endif
 
-/* scratch[px] = the maximum of window px of the rows (rows `row_span` apart, windows `width` wide),
- * stored for the output stage: as is, or negated where an assembly run's value is base - stored
- * (AVR, base 0). Window px's cells lie at or after px, so writing scratch[px] never overwrites a
- * cell still to be read. */
-static void unit__pool_max_s8(int32_t *scratch, ptrdiff_t pooled, ptrdiff_t height, ptrdiff_t width,
-                              ptrdiff_t row_span) {
+/* scratch[px] = the best (largest value) of window px, rows `row_span` apart, windows `width` wide.
+ * Window px's cells lie at or after px: writing scratch[px] never overwrites one still to be read. */
+static void unit__pool_best_s8(int32_t *scratch, ptrdiff_t pooled, ptrdiff_t height, ptrdiff_t width,
+                               ptrdiff_t row_span) {
     const int32_t *window = scratch;
     int32_t *out = scratch, *end = scratch + pooled;
+    if (height == 2 && width == 2) {
+        for (; out != end; out++, window += 2) {
+            const int32_t a = UNIT__POOL_BETTER(window[1], window[0]) ? window[1] : window[0];
+            const int32_t b = UNIT__POOL_BETTER(window[row_span + 1], window[row_span]) ? window[row_span + 1]
+                                                                                        : window[row_span];
+            *out = UNIT__POOL_BETTER(b, a) ? b : a;
+        }
+        return;
+    }
     for (; out != end; out++, window += width) {
         const int32_t *row = window;
         int32_t best = window[0];
         ptrdiff_t dy, dx;
-        if (height == 2 && width == 2) {
-            const int32_t a = window[1] > best ? window[1] : best;
-            const int32_t b = window[row_span] > window[row_span + 1] ? window[row_span] : window[row_span + 1];
-            best = a > b ? a : b;
-        } else {
-            for (dy = 0; dy < height; dy++, row += row_span) {
-                for (dx = 0; dx < width; dx++) {
-                    best = row[dx] > best ? row[dx] : best;
-                }
+        for (dy = 0; dy < height; dy++, row += row_span) {
+            for (dx = 0; dx < width; dx++) {
+                best = UNIT__POOL_BETTER(row[dx], best) ? row[dx] : best;
             }
         }
-#if UNIT__DOT_ASM && UNIT__DOT_BIAS != 0
-        *out = (int32_t)(0U - (uint32_t)best);
-#else
         *out = best;
-#endif
     }
 }
 
@@ -72,9 +81,10 @@ int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool
     int fast;
 #if UNIT__DOT_ASM
     unit__dot_run_s8 inner; /* the interior run of a convolution row whose kernel rows are all inside */
-    int32_t inner_x = 0;
+    int32_t inner_x = 0, base = 0;
     int inner_direct;
 #endif
+    int same_domain;
     int32_t status = unit__conv2d_s8_begin(params, x, weight, requant, y, scratch, &g);
     if (status != UNIT_OK) {
         return status;
@@ -101,6 +111,9 @@ int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool
     row.act_max = (int8_t)requant->act_max;
     fast = p->dilation_x == 1 && g.group_in <= 255 && p->kernel_height <= 255 && p->kernel_width <= 255 &&
            (p->kernel_height - 1) * p->kernel_width <= 255;
+    /* AVR: the interior runs' words need no rewrite (elsewhere no run's words do) */
+    same_domain = UNIT__DOT_BIAS == 0 || full_field_macs <= UNIT__POOL_FIELD_MAX;
+    (void)same_domain;
     /* output columns whose whole kernel row lies inside the input, within the pooled columns */
     if (p->stride_x == 1) {
         inner_first = p->pad_left;
@@ -152,6 +165,8 @@ int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool
             row.shift = UNIT_READ_S8(requant->shift + o);
 #if UNIT__DOT_ASM
             unit__requant_run_init_s8(&row.store, row.multiplier, row.shift, row.act_min, row.act_max);
+            base = same_domain ? unit__dot_base_s8(row.bias, full_field_macs) : 0;
+            row.store.base = base;
 #if defined(__MSP430__)
             if (requant->thresholds != 0) { /* the channel's threshold table (unit_internal_requant_s8.h) */
                 row.store.thresholds = requant->thresholds + (ptrdiff_t)o * 128;
@@ -189,7 +204,11 @@ int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool
 #if UNIT__DOT_ASM
                         if (full && inner_direct && ox == inner_first) { /* the interior: one run */
                             UNIT__DOT_RUN(acc + ox, x_full + inner_x, w_out, &inner);
-                            unit__pool_values_s8(acc + ox, inner_end - ox, row.bias, full_field_macs);
+#if UNIT__DOT_BIAS != 0
+                            if (!same_domain) {
+                                unit__pool_rewrite_s8(acc + ox, inner_end - ox, row.bias, full_field_macs, base);
+                            }
+#endif
                             ox = inner_end;
                             continue;
                         }
@@ -201,23 +220,31 @@ int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool
                             unit__field_range_s8(ox_offset - p->pad_left, p->kernel_width, p->in_width,
                                                  p->dilation_x, &kx0, &kx1);
                         }
-                        unit__pool_values_s8(acc + ox, count, row.bias,
-                                             unit__dense_accumulate_s8(p, &row, ox_offset, count, kx0, kx1, acc + ox,
-                                                                       fast));
+                        {
+                            const int32_t macs =
+                                unit__dense_accumulate_s8(p, &row, ox_offset, count, kx0, kx1, acc + ox, fast);
+#if UNIT__DOT_ASM && UNIT__DOT_BIAS != 0
+                            if (!same_domain || macs != full_field_macs) {
+                                unit__pool_rewrite_s8(acc + ox, count, row.bias, macs, base);
+                            }
+#else
+                            (void)macs;
+#endif
+                        }
                         ox += count;
                     }
                 }
-                unit__pool_max_s8(scratch, (ptrdiff_t)pooled_width, (ptrdiff_t)pool_height, (ptrdiff_t)pool_width,
-                                  (ptrdiff_t)used_width);
+                unit__pool_best_s8(scratch, (ptrdiff_t)pooled_width, (ptrdiff_t)pool_height, (ptrdiff_t)pool_width,
+                                   (ptrdiff_t)used_width);
 #if UNIT__DOT_ASM
-                for (ox = 0; ox < pooled_width; ox += 255) { /* the output stage, base 0 */
+                for (ox = 0; ox < pooled_width; ox += 255) { /* the output stage of the channel's domain */
                     UNIT__REQUANTIZE_RUN(y_row + ox, scratch + ox, pooled_width - ox < 255 ? pooled_width - ox : 255,
                                          &row.store);
                 }
 #else
                 for (ox = 0; ox < pooled_width; ox++) {
-                    y_row[ox] = unit__requantize_clamp_s8(scratch[ox], row.multiplier, row.shift, row.act_min,
-                                                          row.act_max);
+                    y_row[ox] = unit__requantize_clamp_s8((int32_t)((uint32_t)row.bias + (uint32_t)scratch[ox]),
+                                                          row.multiplier, row.shift, row.act_min, row.act_max);
                 }
 #endif
             }

@@ -166,29 +166,35 @@ def _scratch_in_arena(qmodel: QuantizedModel, op: QOp) -> bool:
 
 
 def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = None,
-                descriptor_bytes: int = 0) -> MemoryPlan:
+                descriptor_bytes: int = 0, pooled=()) -> MemoryPlan:
     """The memory plan of ``qmodel`` (module docstring).
 
     Args:
         scratch_bytes: bytes of int32 scratch each conv/linear op needs (by op name; missing: 0).
             One buffer of the largest size is shared by all.
         descriptor_bytes: RAM of the constant descriptors (conv params, requant and tree structs).
+        pooled: names of the convs that write their max-pool's output themselves
+            (:mod:`.pooled_conv`): the conv's buffer is the pooled plane, the pool works in place
+            (no code).
     """
     scratch_bytes = scratch_bytes or {}
     kinds = [_kind(op) for op in qmodel.ops]
     input_bytes = _input_size(qmodel.input_shape)
+    pooled_by = {index + 1 for index, op in enumerate(qmodel.ops[:-1]) if op.name in pooled}
     # Buffer index of every tensor: tensor 0 is the input; an op that writes a new buffer
     # (conv, linear, maxpool, avgpool, relu on the read-only input) starts the next buffer.
     buffer_of = [0]
     new_buffer = []
-    for kind in kinds:
-        starts = kind in ("conv", "linear", "maxpool", "avgpool") or (kind == "relu" and buffer_of[-1] == 0)
+    for index, kind in enumerate(kinds):
+        starts = (kind in ("conv", "linear", "maxpool", "avgpool") and index not in pooled_by) or (
+            kind == "relu" and buffer_of[-1] == 0)
         new_buffer.append(starts)
         buffer_of.append(buffer_of[-1] + 1 if starts else buffer_of[-1])
     last = buffer_of[-1]
     sizes = {}
     for index, op in enumerate(qmodel.ops):
-        sizes.setdefault(buffer_of[index + 1], op_output_size(op))
+        size_op = qmodel.ops[index + 1] if index + 1 in pooled_by else op  # a pooled conv writes the pool's plane
+        sizes.setdefault(buffer_of[index + 1], op_output_size(size_op))
     sizes[0] = input_bytes
     output_bytes = op_output_size(qmodel.ops[-1]) if qmodel.ops else input_bytes
 
@@ -230,6 +236,9 @@ def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = N
                             live_bytes=live[index], scratch_bytes=int(scratch_bytes.get(op.name, 0)),
                             scratch_offset=(gap(index)[0] + 3) // 4 * 4 if index in in_arena_scratch else None))
     notes = ["the network input and output are the caller's buffers, not counted in peak_sram_bytes"]
+    if pooled:
+        notes.append("max-pooled on the int32 accumulators (one requantization per pooled output, the conv writes "
+                     "the pooled plane, unit_conv2d_dense_pool_s8): " + ", ".join(sorted(pooled)))
     copy_all = last == 0 and bool(qmodel.ops)
     if copy_all:
         notes.append("no op writes a new buffer: the input is copied to the output first")
@@ -242,14 +251,17 @@ def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = N
                       copy_input_to_output=copy_all, peak_op=peak_op, notes=notes)
 
 
-def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None) -> dict[str, int]:
+def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None, pooled=None) -> dict[str, int]:
     """Bytes of int32 scratch each conv/linear op needs, by the formulas of ``unit_kernels_s8.h``
     (``unit_conv2d_s8_scratch_size``: ``4 * B * OW``, the accumulators of one block of ``B`` output
     rows of one output channel, ``B = OH`` for the whole plane, see
     :func:`~unitprune.mcu.export.memory_plan.parse_conv_block_rows`; ``unit_linear_s8_scratch_size``:
     ``4 * out_features``). The generated ``unit_model_check()`` compares the buffer with the kernels'
-    own functions at start-up, so a mismatch cannot go unseen."""
+    own functions at start-up, so a mismatch cannot go unseen. ``pooled``: the convs that call
+    ``unit_conv2d_dense_pool_s8`` (:func:`.pooled_conv.pooled_convs`), whose scratch is the pool
+    window's rows, ``B = KH`` of the pool."""
     block_rows = parse_conv_block_rows(conv_block_rows)
+    pooled = pooled or {}
     sizes = {}
     for op in qmodel.ops:
         if isinstance(op, QConv) and op.unit_kernel == "skipfree" and qmodel.variant == "unit":
@@ -257,7 +269,8 @@ def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None) -> dict[str, int
         elif isinstance(op, QConv) and op.unit_kernel == "sparse" and qmodel.variant == "unit":
             sizes[op.name] = unit_sparse_scratch(op)  # the row lists and its blocks' accumulators
         elif isinstance(op, QConv):
-            sizes[op.name] = conv_scratch_bytes(op.out_height, op.out_width, block_rows)
+            rows = pooled[op.name].kernel[0] if op.name in pooled else block_rows
+            sizes[op.name] = conv_scratch_bytes(op.out_height, op.out_width, rows)
         elif isinstance(op, QLinear):
             sizes[op.name] = 4 * op.out_features
     return sizes

@@ -27,6 +27,7 @@ from .fused_plan import (EXECUTIONS, FusedUnsupported, fused_chain, fused_rows_c
 from .manifest import export_readme, manifest, write_export
 from .memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
 from .model_c import describe_source, model_c, model_h, samples_h
+from .pooled_conv import pooled_convs
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     requant_bytes = sum(9 * op.requant.bias.size for op in qmodel.ops if hasattr(op, "requant"))
     code_bytes = spec.code_reserve_bytes + (spec.zeroact_code_bytes if plans_zeroact(qmodel) else 0)
     sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit, requant_bytes + code_bytes)
+    # the dense convs max-pooled on their accumulators (pooled_conv.py), with the pool's rows of scratch
+    pooled = pooled_convs(qmodel.ops, variant, target, sparse)
+    scratch = scratch_sizes(qmodel, request.block_rows, pooled)
     # the dense convolutions' output stage by threshold tables where the flash allows (MSP430); the
     # fused plan gives them to its convs in generate (not to its static-sparse ones)
     plain, qmodel = qmodel, with_tables(qmodel, target, variant, kernels, sparse)
@@ -144,9 +148,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
             return plan, fused_model_c(tabled, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
                                        far, columns=axis == "width", conv_kernels=convs)
         descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, len(sparse))
-        plan = plan_memory(qmodel, scratch, descriptors)
+        plan = plan_memory(qmodel, scratch, descriptors, pooled)
         return plan, model_c(qmodel, plan, variant, linear_quotient, source, request.block_rows,
-                             spec.max_object_bytes, far, sparse, zeroact)
+                             spec.max_object_bytes, far, sparse, zeroact, pooled)
 
     generated: dict[bool, FusedKernels] = {}
 
@@ -213,6 +217,10 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                                                far, generated.get(True) if fused else None, sparse, zeroact,
                                                linear_quotient))
     data["execution"] = "fused" if fused else "layers"
+    if not fused and pooled:  # pooled_conv.py: the convs that write their max-pool's output
+        data["pooled_convs"] = {name: entry.to_dict() for name, entry in pooled.items()}
+        for name in pooled:
+            data["kernels"]["layers"][name]["kernel"] = "unit_conv2d_dense_pool_s8"
     if fused:
         data["fused_axis"], data["fused_rows"] = axis, fused_rows
     if "zeroact_plan" in qmodel.source:  # unitprune.mcu.zeroact_plan: the choice per layer

@@ -1,0 +1,69 @@
+"""Max-pool before the output stage: which convolutions of a layer-by-layer export call
+``unit_conv2d_dense_pool_s8`` (docs/kernels.md, "Max-pool before the output stage").
+
+A dense convolution whose output only a max-pool reads (the op after it in the chain; a fused ReLU
+is the conv's clamp) can take the maximum of each pool window over its int32 accumulators and
+requantize once per pooled output: the output stage, ``clamp(requantize(acc) + zero point)`` with
+TFLite's ``MultiplyByQuantizedMultiplier``, is non-decreasing in ``acc`` for a multiplier ``m >= 0``
+(``SaturatingRoundingDoublingHighMul`` with ``m >= 0`` and ``RoundingDivideByPOT`` round half away
+from zero: monotone; the left shift is exact, the quantizer's accumulator bound keeps
+``acc * 2**shift`` in int32; ``m == 0`` gives 0 for every ``acc``), so
+``maxpool(stage(acc)) == stage(max acc)`` exactly, ReLU included (it is the clamp's ``act_min``).
+The quantizer gives only multipliers ``>= 0``; a negative one (non-increasing stage) keeps the
+separate pool here, and the kernels refuse it anyway.
+
+The pooled call applies when the pool's window equals its stride (the windows tile the output; the
+int8 pools have no padding and floor mode), the conv runs the dense kernel (not the static-sparse
+or UnIT ones) and the target calls ``unit_conv2d_dense_s8`` itself (the Cortex-M0+ and RV32 targets
+call their ``_mcu32`` variant: separate pool there). The conv then writes the pooled plane (the
+pool's output buffer; the pool op emits no code, its region marker stays), and its scratch holds
+the pool window's rows of accumulators: ``block_rows = KH`` of the pool, ``4 * KH * OW`` bytes,
+whatever the export's ``conv_block_rows`` (``memory_plan.scratch_sizes``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..kernel_choice import conv_variant
+from ..qmodel import QConv, QMaxPool
+from .core_targets import CORE_EXPORT_TARGETS
+
+__all__ = ["PooledConv", "pooled_convs", "pool_fits"]
+
+
+@dataclass(frozen=True)
+class PooledConv:
+    """A conv exported as ``unit_conv2d_dense_pool_s8`` with the max-pool ``pool`` after it."""
+
+    conv: str
+    pool: str
+    kernel: tuple[int, int]  # the pool's window (= its stride)
+
+    def to_dict(self) -> dict:
+        return {"pool": self.pool, "kernel": list(self.kernel)}
+
+
+def pool_fits(conv_out: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+              multipliers: np.ndarray | None = None) -> bool:
+    """The pool over a ``conv_out`` = (OH, OW) plane can be taken on the accumulators: window equal
+    to the stride and inside the plane, and (when given) every multiplier ``>= 0``."""
+    return (tuple(kernel) == tuple(stride) and 1 <= kernel[0] <= conv_out[0] and 1 <= kernel[1] <= conv_out[1]
+            and (multipliers is None or bool(np.all(np.asarray(multipliers) >= 0))))
+
+
+def pooled_convs(ops, variant: str, target: str, sparse=()) -> dict[str, PooledConv]:
+    """The convs of a layer-by-layer export that call ``unit_conv2d_dense_pool_s8`` (module
+    docstring), by conv name; ``sparse``: the static-sparse layers (kernel_choice.sparse_layers)."""
+    if target in CORE_EXPORT_TARGETS:
+        return {}
+    chosen = {}
+    for op, after in zip(ops, ops[1:]):
+        if (isinstance(op, QConv) and isinstance(after, QMaxPool) and op.name not in sparse
+                and conv_variant(op, variant) == "dense"
+                and (after.channels, after.in_height, after.in_width) == (op.out_channels, op.out_height, op.out_width)
+                and pool_fits((op.out_height, op.out_width), after.kernel, after.stride, op.requant.multiplier)):
+            chosen[op.name] = PooledConv(op.name, after.name, tuple(after.kernel))
+    return chosen
