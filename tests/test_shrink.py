@@ -65,12 +65,13 @@ def test_mnist_wide_hand_count():
     assert r.weight_bytes == weights == sum(m.weight.numel() for m in model.modules() if hasattr(m, "weight"))
     assert r.bias_bytes == 4 * outputs and r.requant_bytes == 5 * outputs and r.tau_bytes == 0
     assert r.flash_bytes == weights + 9 * outputs
-    # conv2 runs with its input (32x26x26) and output (64x24x24) in the arena
-    assert r.arena_bytes == 32 * 26 * 26 + 64 * 24 * 24 and r.peak_op == "conv2"
-    assert r.scratch_bytes == 4 * 26 * 26  # conv1's int32 output plane is the largest scratch
+    # conv2 runs with its input (32x26x26) and its max-pooled output (64x12x12: the pool is taken on
+    # its accumulators, unitprune.mcu.export.pooled_conv) in the arena
+    assert r.arena_bytes == 32 * 26 * 26 + 64 * 12 * 12 and r.peak_op == "conv2"
+    assert r.scratch_bytes == 4 * 26 * 26  # conv1's int32 output plane is the largest scratch (conv2: 2 rows)
     assert r.descriptor_bytes == 2 * CONV_DESCRIPTOR + 2 * LINEAR_DESCRIPTOR
     assert r.input_bytes == 784 and r.output_bytes == 10
-    assert r.sram_bytes == r.arena_bytes + r.scratch_bytes + r.descriptor_bytes + 784 + 10 == 62_186
+    assert r.sram_bytes == r.arena_bytes + r.scratch_bytes + r.descriptor_bytes + 784 + 10 == 34_538
     assert r.macs == 11_992_448 == flop_macs(model, (1, 28, 28))
     with_tau = resources(model, (1, 28, 28), unit_tables=True)
     assert with_tau.tau_bytes == 32 * 9 + 64 * 32 * 9
@@ -91,11 +92,15 @@ def test_mnist_wide_hand_count():
 def test_network_input_and_output_are_not_in_the_arena():
     model = build_model("mnist", seed=0)
     r = resources(model, (1, 28, 28))
-    # conv1: only its output (6x24x24) is in the arena; then the pool (6x24x24 -> 6x12x12); conv2
-    # (6x12x12 -> 16x8x8); pool; fc writes the caller's output.
-    assert r.arena_bytes == max(6 * 576, 6 * 576 + 6 * 144, 6 * 144 + 16 * 64, 16 * 64 + 16 * 16, 16 * 16)
-    assert r.peak_op == "pool1" and r.scratch_bytes == 4 * 576
-    assert r.sram_bytes == r.arena_bytes + 4 * 576 + 2 * CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 784 + 10
+    # conv1 writes its max-pooled output (6x12x12, the pool on its accumulators: the pool works in
+    # place); conv2 (6x12x12 -> 16x4x4 pooled); fc writes the caller's output. Each conv's scratch
+    # holds the pool's 2 rows of accumulators.
+    assert r.arena_bytes == max(6 * 144, 6 * 144 + 16 * 16, 16 * 16)
+    assert r.peak_op == "conv2" and r.scratch_bytes == 4 * 2 * 24
+    assert r.sram_bytes == r.arena_bytes + 4 * 2 * 24 + 2 * CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 784 + 10
+    # the Cortex-M0+ exports keep the separate pool (their dense convolution is the _mcu32 kernel)
+    core = resources(model, (1, 28, 28), target="m0plus")
+    assert core.arena_bytes == 6 * 576 + 6 * 144 and core.peak_op == "pool1" and core.scratch_bytes == 4 * 576
 
 
 def test_residual_hand_count_and_coupled_group():
@@ -595,8 +600,9 @@ def test_cli_shrink_writes_the_run_folder_and_never_overwrites(tmp_path, capsys)
     for name, m in document["methods"].items():
         assert set(m) == fields | {"fits_budget"}, name
         assert m["fits_budget"] and m["sram_bytes"] <= 450 and m["flash_bytes"] <= 1024
-    # digits: arena 6x6x6 + 6x3x3 (the pool), one int32 6x6 plane, descriptors, input 64, output 10
-    assert document["base"]["sram_bytes"] == 216 + 54 + 144 + CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 64 + 10
+    # digits: arena 6x3x3 (the conv writes its max-pooled plane), two int32 rows of 6 (the pool's),
+    # descriptors, input 64, output 10
+    assert document["base"]["sram_bytes"] == 54 + 4 * 2 * 6 + CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 64 + 10
     for name in ("report.md", "details.json", "training.png", "accuracy_vs_resources.png"):
         assert (run_dir / name).is_file(), name
     assert "| differentiable |" in (run_dir / "report.md").read_text()
@@ -642,8 +648,9 @@ def test_budget_and_cli_count_sram_for_the_conv_block_rows():
     graph = trace_resources(build_model("mnist-wide", seed=0), (1, 28, 28))
     ones = {g: 1 for g in graph.prunable_groups()}
     plane, rows = graph.exact(ones), graph.exact(ones, conv_block_rows="min")
-    # one channel per layer: conv1's 4 * 26 * 26 plane is the scratch; one row leaves fc1's 4 * 1
-    assert plane.scratch_bytes == 4 * 26 * 26 and rows.scratch_bytes == 4 * 26
+    # one channel per layer: conv1's 4 * 26 * 26 plane is the scratch; with one row, conv2's two rows
+    # (its max-pool's, taken on the accumulators: unitprune.mcu.export.pooled_conv)
+    assert plane.scratch_bytes == 4 * 26 * 26 and rows.scratch_bytes == 4 * 2 * 24
     between = (plane.sram_bytes + rows.sram_bytes) // 2
     with pytest.raises(BudgetError, match="sram_bytes"):
         check_feasible(graph, MCUBudget(sram_bytes=between))

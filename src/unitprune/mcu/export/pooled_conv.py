@@ -31,7 +31,7 @@ from ..kernel_choice import conv_variant
 from ..qmodel import QConv, QMaxPool
 from .core_targets import CORE_EXPORT_TARGETS
 
-__all__ = ["PooledConv", "pooled_convs", "pool_fits"]
+__all__ = ["PooledConv", "pooled_convs", "pool_fits", "pools_on"]
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,16 @@ def pool_fits(conv_out: tuple[int, int], kernel: tuple[int, int], stride: tuple[
             and (multipliers is None or bool(np.all(np.asarray(multipliers) >= 0))))
 
 
+def pools_on(target: str) -> bool:
+    """Whether ``target``'s exports call ``unit_conv2d_dense_pool_s8`` (not the Cortex-M0+ / RV32
+    ones, whose dense convolution is ``unit_conv2d_dense_s8_mcu32``)."""
+    return target not in CORE_EXPORT_TARGETS
+
+
 def pooled_convs(ops, variant: str, target: str, sparse=()) -> dict[str, PooledConv]:
     """The convs of a layer-by-layer export that call ``unit_conv2d_dense_pool_s8`` (module
     docstring), by conv name; ``sparse``: the static-sparse layers (kernel_choice.sparse_layers)."""
-    if target in CORE_EXPORT_TARGETS:
+    if not pools_on(target):
         return {}
     chosen = {}
     for op, after in zip(ops, ops[1:]):
