@@ -88,3 +88,50 @@ def test_the_pooled_conv_refuses_a_window_outside_the_output_or_a_short_scratch(
     for pool, block_rows in (((5, 1), 0), ((1, 5), 0), ((0, 2), 0), ((3, 3), 2)):
         with pytest.raises(ValueError, match="unit_conv2d_dense_pool_s8"):
             s8.conv2d("dense", x, op.weight, op.requant, _geometry(op), block_rows=block_rows, pool=pool)
+
+
+# ----------------------------------------------------------------------------------------------
+# the export: which convs pool on their accumulators, and the firmware in the simulators
+# ----------------------------------------------------------------------------------------------
+
+def _measure(monkeypatch, qmodel, target: str, x: np.ndarray, work_dir, pooled: bool) -> dict:
+    """mcu-bench's measurement of one export (host vs reference, firmware vs host, per-layer cycles);
+    ``pooled=False``: the export as before this kernel (every conv requantizes its whole plane, then
+    the separate max-pool)."""
+    from unitprune.experiments.mcu_bench import bench
+    from unitprune.mcu.export import pipeline
+
+    if not pooled:
+        monkeypatch.setattr(pipeline, "pooled_convs", lambda *args, **kwargs: {})
+    try:
+        return bench.measure_target(qmodel, target, x, work_dir, layer_samples=1, execution="layers",
+                                    fused_rows=1)
+    finally:
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])
+def test_the_mnist_convs_pool_on_their_accumulators_bit_exact_and_faster(monkeypatch, tmp_path, target):
+    """The MNIST shapes (conv1 1x28x28 -> 6x24x24, pool 2; conv2 6x12x12 -> 16x8x8, pool 2; dense,
+    random weights): both convs call unit_conv2d_dense_pool_s8, the firmware's outputs equal the
+    integer reference's (conv, requantize, pool as separate steps), the pools cost only their empty
+    region, and each conv with its pool takes fewer cycles than the conv and the separate pool of
+    the export without the pooled kernel (exact simulator cycles)."""
+    from tests.mcu_tools import require_target
+
+    require_target(target)
+    rng = np.random.default_rng(5)
+    qmodel = qmodels.mnist_like(rng, variant="dense")
+    x = qmodels.random_input(rng, 1, qmodel.input_shape, zero_fraction=0.5)
+    x.reshape(-1)[:40] = np.tile([-128, 127], 20)
+    new = _measure(monkeypatch, qmodel, target, x, tmp_path / "new", pooled=True)
+    old = _measure(monkeypatch, qmodel, target, x, tmp_path / "old", pooled=False)
+    assert new["bit_exact"] and old["bit_exact"], (new["checks"], old["checks"])
+    assert new["checks"]["kernels"]["conv1"] == new["checks"]["kernels"]["conv2"] == "unit_conv2d_dense_pool_s8"
+    assert old["checks"]["kernels"]["conv1"] == "unit_conv2d_dense_s8"
+    before, after = old["cycles_per_layer"], new["cycles_per_layer"]
+    for conv, pool in (("conv1", "pool1"), ("conv2", "pool2")):
+        assert after[pool] < 20  # the empty region: the pool is done by the conv
+        assert after[conv] + after[pool] < before[conv] + before[pool], (conv, before, after)
+    assert new["cycles"] < old["cycles"]
+    assert new["sram_bytes"] < old["sram_bytes"]

@@ -41,12 +41,34 @@ static void unit__pool_rewrite_s8(int32_t *values, int32_t count, int32_t bias, 
 #define UNIT__POOL_BETTER(a, b) ((a) > (b))
 #endif
 
+#if UNIT__DOT_ASM && defined(__AVR__)
+/* 2x2 windows in assembly (unit_conv2d_dense_pool_s8_avr.S: the smallest word, count 1..255) */
+void unit__pool_best2x2_s8_avr(int32_t *out, const int32_t *top, uint8_t count, uint16_t row_bytes);
+#define UNIT__POOL_BEST2X2(out, top, count, row_bytes) \
+    unit__pool_best2x2_s8_avr(out, top, (uint8_t)(count), (uint16_t)(row_bytes))
+#elif UNIT__DOT_ASM
+/* (mcu/targets/msp430/runtime/unit_pool_best_s8_msp430.S: the largest word) */
+void __unit_pool_best2x2_s8(int32_t *out, const int32_t *top, uint16_t count, uint16_t row_bytes);
+#define UNIT__POOL_BEST2X2(out, top, count, row_bytes) \
+    __unit_pool_best2x2_s8(out, top, (uint16_t)(count), (uint16_t)(row_bytes))
+#endif
+
 /* scratch[px] = the best (largest value) of window px, rows `row_span` apart, windows `width` wide.
  * Window px's cells lie at or after px: writing scratch[px] never overwrites one still to be read. */
 static void unit__pool_best_s8(int32_t *scratch, ptrdiff_t pooled, ptrdiff_t height, ptrdiff_t width,
                                ptrdiff_t row_span) {
     const int32_t *window = scratch;
     int32_t *out = scratch, *end = scratch + pooled;
+#if UNIT__DOT_ASM
+    if (height == 2 && width == 2) { /* in runs of at most 255 windows */
+        ptrdiff_t done, count;
+        for (done = 0; done < pooled; done += count) {
+            count = pooled - done < 255 ? pooled - done : 255;
+            UNIT__POOL_BEST2X2(scratch + done, scratch + 2 * done, count, row_span * (ptrdiff_t)sizeof(int32_t));
+        }
+        return;
+    }
+#endif
     if (height == 2 && width == 2) {
         for (; out != end; out++, window += 2) {
             const int32_t a = UNIT__POOL_BETTER(window[1], window[0]) ? window[1] : window[0];

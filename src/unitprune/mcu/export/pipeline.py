@@ -90,7 +90,6 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     if kernels not in kernel_choice.KERNEL_SETS:
         raise ExportError(f"unknown kernel set {kernels!r} (one of {', '.join(kernel_choice.KERNEL_SETS)})")
     layers = layer_names(qmodel)
-    scratch = scratch_sizes(qmodel, request.block_rows)
     source = describe_source(qmodel, variant, linear_quotient)
 
     if execution not in EXECUTIONS:
