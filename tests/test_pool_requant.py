@@ -8,6 +8,7 @@ simulators (AVR, MSP430, MSP430 + hardware multiplier) on the MNIST shapes throu
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -135,3 +136,86 @@ def test_the_mnist_convs_pool_on_their_accumulators_bit_exact_and_faster(monkeyp
         assert after[conv] + after[pool] < before[conv] + before[pool], (conv, before, after)
     assert new["cycles"] < old["cycles"]
     assert new["sram_bytes"] < old["sram_bytes"]
+
+
+def _chain_model(ops, variant: str = "dense") -> QuantizedModel:
+    first = ops[0]
+    return QuantizedModel(ops=list(ops), input_shape=(first.in_channels, first.in_height, first.in_width),
+                          input_scale=1.0, output_scale=1.0, variant=variant)
+
+
+def test_only_a_dense_conv_whose_output_a_tiling_max_pool_alone_reads_is_pooled(tmp_path):
+    """pooled_convs: conv -> max-pool 2x2 (and 3x2 windows) is pooled; a conv before a standalone
+    ReLU, an overlapping max-pool (kernel 3, stride 2), an average pool, a conv with a negative
+    multiplier (the output stage would be non-increasing), the static-sparse (zeroskip) and UnIT
+    exports and the Cortex-M0+/RV32 targets keep the separate pool; every such export stays bit-exact
+    on the host build."""
+    from unitprune.mcu.export import export_c
+    from unitprune.mcu.export.pooled_conv import pooled_convs
+    from unitprune.mcu.host_runner import run_exported
+    from unitprune.mcu.qmodel import QAvgPool
+
+    rng = np.random.default_rng(2)
+    conv = qmodels.conv(rng, "conv", (2, 11, 12), 3, (3, 3), padding=(1, 0, 1, 1))  # output 10x12
+    shape = qmodels.output_shape(conv)
+    pooled = [conv, qmodels.maxpool("pool", shape)]
+    assert set(pooled_convs(pooled, "dense", "avr")) == {"conv"}
+    assert pooled_convs([conv, qmodels.maxpool("pool", shape, (3, 2))], "dense", "msp430")["conv"].kernel == (3, 2)
+    negative = dataclasses.replace(conv, requant=dataclasses.replace(conv.requant, multiplier=-conv.requant.multiplier))
+    avg = QAvgPool(name="avg", channels=3, in_height=10, in_width=12, kernel=(2, 2), stride=(2, 2), out_height=5,
+                   out_width=6)
+    for ops, variant, target in [([conv, qmodels.relu("relu", 360), qmodels.maxpool("pool", shape)], "dense", "avr"),
+                                 ([conv, qmodels.maxpool("pool", shape, (3, 3), (2, 2))], "dense", "avr"),
+                                 ([conv, avg], "dense", "avr"), ([negative, pooled[1]], "dense", "avr"),
+                                 (pooled, "zeroskip", "avr"), (pooled, "unit", "avr"), (pooled, "dense", "m0plus"),
+                                 (pooled, "dense", "rv32imc")]:
+        assert pooled_convs(ops, variant, target) == {}, (ops[1].name, variant, target)
+    x = qmodels.random_input(rng, 3, (2, 11, 12), zero_fraction=0.2)
+    for index, ops in enumerate([pooled, [conv, qmodels.relu("relu", 360), qmodels.maxpool("pool", shape)],
+                                 [conv, qmodels.maxpool("pool", shape, (3, 3), (2, 2))],
+                                 [conv, qmodels.maxpool("pool", shape, (3, 2))]]):
+        model = _chain_model(ops)
+        result = export_c(model, tmp_path / str(index), target="host", samples=x)
+        plan = json.loads((tmp_path / str(index) / "memory_plan.json").read_text())
+        outputs, _ = run_exported(tmp_path / str(index), x)
+        np.testing.assert_array_equal(outputs, run_reference(model, x)[0].reshape(len(x), -1))
+        is_pooled = index in (0, 3)
+        assert ("pooled_convs" in plan) == is_pooled
+        assert (plan["kernels"]["layers"]["conv"]["kernel"] == "unit_conv2d_dense_pool_s8") == is_pooled
+        window = ops[-1].kernel[0]
+        # the pooled conv's scratch: the pool's rows of int32 accumulators; the plane otherwise
+        assert result.memory.scratch_bytes == 4 * (window if is_pooled else 10) * 12
+
+
+def test_the_pooled_export_sram_equals_the_elf_and_the_resource_model(tmp_path):
+    """The demo architecture (Table 1 MNIST CNN, trained weights not needed) exported dense for AVR:
+    both convs pooled (manifest), the memory plan's arena and scratch are the ELF's objects, and
+    unitprune.resources counts the same SRAM as the plan."""
+    import subprocess
+
+    import torch
+
+    from tests.mcu_tools import require_program, require_target
+    from tests.test_shrink import _elf_objects
+    from unitprune.mcu.export import export_c
+    from unitprune.mcu.quantize import quantize
+    from unitprune.models import build_model
+    from unitprune.shrink.resources import resources
+
+    require_target("avr")
+    require_program("make", "make")
+    model = build_model("mnist", seed=0).eval()
+    calibration = torch.rand(8, 1, 28, 28)
+    qmodel = quantize(model, calibration, variant="dense")
+    x = qmodels.random_input(np.random.default_rng(0), 1, qmodel.input_shape)
+    result = export_c(qmodel, tmp_path, target="avr", samples=x)
+    plan = json.loads((tmp_path / "memory_plan.json").read_text())
+    assert len(plan["pooled_convs"]) == 2 and all(entry["kernel"] == [2, 2] for entry in plan["pooled_convs"].values())
+    made = subprocess.run(["make", "-s", "model.elf"], cwd=tmp_path, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    sizes = {name: size for _, name, size in _elf_objects(tmp_path / "model.elf")}
+    assert sizes["unit_model_arena"] == result.memory.arena_bytes == 6 * 12 * 12 + 16 * 4 * 4
+    assert sizes["unit_model_scratch"] == result.memory.scratch_bytes == 4 * 2 * 24
+    r = resources(model, (1, 28, 28), target="avr")
+    assert (r.arena_bytes, r.scratch_bytes, r.sram_bytes - r.input_bytes - r.output_bytes) == (
+        result.memory.arena_bytes, result.memory.scratch_bytes, result.memory.peak_sram_bytes)

@@ -13,8 +13,9 @@ The quantizer gives only multipliers ``>= 0``; a negative one (non-increasing st
 separate pool here, and the kernels refuse it anyway.
 
 The pooled call applies when the pool's window equals its stride (the windows tile the output; the
-int8 pools have no padding and floor mode), the conv runs the dense kernel (not the static-sparse
-or UnIT ones) and the target calls ``unit_conv2d_dense_s8`` itself (the Cortex-M0+ and RV32 targets
+int8 pools have no padding and floor mode), the export's variant is ``dense`` (the UnIT exports'
+per-layer kernel plans, :mod:`unitprune.mcu.unit_plan`, and the static-sparse kernels keep the
+separate pool) and the target calls ``unit_conv2d_dense_s8`` itself (the Cortex-M0+ and RV32 targets
 call their ``_mcu32`` variant: separate pool there). The conv then writes the pooled plane (the
 pool's output buffer; the pool op emits no code, its region marker stays), and its scratch holds
 the pool window's rows of accumulators: ``block_rows = KH`` of the pool, ``4 * KH * OW`` bytes,
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernel_choice import conv_variant
 from ..qmodel import QConv, QMaxPool
 from .core_targets import CORE_EXPORT_TARGETS
 
@@ -68,7 +68,7 @@ def pooled_convs(ops, variant: str, target: str, sparse=()) -> dict[str, PooledC
     chosen = {}
     for op, after in zip(ops, ops[1:]):
         if (isinstance(op, QConv) and isinstance(after, QMaxPool) and op.name not in sparse
-                and conv_variant(op, variant) == "dense"
+                and variant == "dense"
                 and (after.channels, after.in_height, after.in_width) == (op.out_channels, op.out_height, op.out_width)
                 and pool_fits((op.out_height, op.out_width), after.kernel, after.stride, op.requant.multiplier)):
             chosen[op.name] = PooledConv(op.name, after.name, tuple(after.kernel))
