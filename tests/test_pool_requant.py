@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from unitprune.kernels import s8
-from unitprune.mcu.qmodel import QConv, QuantizedModel, Requant
+from unitprune.mcu.qmodel import QConv, QFlatten, QuantizedModel, Requant
 from unitprune.mcu.reference import run_reference
 from unitprune.torch_reference import ConvGeometry
 
@@ -219,3 +219,29 @@ def test_the_pooled_export_sram_equals_the_elf_and_the_resource_model(tmp_path):
     r = resources(model, (1, 28, 28), target="avr")
     assert (r.arena_bytes, r.scratch_bytes, r.sram_bytes - r.input_bytes - r.output_bytes) == (
         result.memory.arena_bytes, result.memory.scratch_bytes, result.memory.peak_sram_bytes)
+
+
+@pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])
+def test_padded_convs_and_other_windows_pool_bit_exact_on_the_mcu(monkeypatch, tmp_path, target):
+    """The clipped fields (padding on three sides: the AVR's stored words rewritten to the interior's
+    domain), a 3x2 window (the C loop of the windows' best) after a stride-2 conv, and a 2x2 window
+    on a conv whose rows are not all whole: pooled and bit-exact in the simulators, with -128/127
+    inputs."""
+    from tests.mcu_tools import require_target
+
+    require_target(target)
+    rng = np.random.default_rng(9)
+    conv1 = qmodels.conv(rng, "conv1", (2, 11, 12), 4, (3, 3), padding=(1, 0, 1, 1), relu=False)  # 10x12
+    pool1 = qmodels.maxpool("pool1", qmodels.output_shape(conv1), (3, 2))  # 3x6
+    conv2 = qmodels.conv(rng, "conv2", qmodels.output_shape(pool1), 3, (2, 3), stride=(1, 2), padding=(1, 1, 0, 1))
+    pool2 = qmodels.maxpool("pool2", qmodels.output_shape(conv2))
+    shape = qmodels.output_shape(pool2)
+    model = _chain_model([conv1, pool1, conv2, pool2, QFlatten("flatten", int(np.prod(shape))),
+                          qmodels.linear(rng, "fc", int(np.prod(shape)), 5)])
+    x = qmodels.random_input(rng, 2, model.input_shape, zero_fraction=0.1)
+    x.reshape(-1)[::3] = 127
+    x.reshape(-1)[1::5] = -128
+    measured = _measure(monkeypatch, model, target, x, tmp_path, pooled=True)
+    assert measured["bit_exact"], measured["checks"]
+    assert measured["checks"]["kernels"]["conv1"] == measured["checks"]["kernels"]["conv2"] == \
+        "unit_conv2d_dense_pool_s8"

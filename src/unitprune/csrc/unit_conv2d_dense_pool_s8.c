@@ -91,6 +91,29 @@ static void unit__pool_best_s8(int32_t *scratch, ptrdiff_t pooled, ptrdiff_t hei
     }
 }
 
+#if UNIT__DOT_ASM
+/* `rows` pooled rows whose windows' convolution rows lie wholly inside the input, every column an
+ * interior one (inputs `window_step` apart per pooled row, outputs `pooled_width` apart): per pooled
+ * row the pool's assembly runs, the windows' best and the output stage, nothing else (the per-row
+ * set-up of the general loop, 32-bit arithmetic, costs hundreds of cycles per row on AVR and MSP430;
+ * unit__dense_interior_s8 of the dense kernel, per pooled row). */
+static void unit__pool_interior_s8(const int8_t *x, ptrdiff_t row_step, const UNIT_TABLE int8_t *w,
+                                   const unit__dot_run_s8 *run, const unit__requant_run_s8 *store, int8_t *y,
+                                   ptrdiff_t pooled_width, ptrdiff_t pool_height, ptrdiff_t pool_width, int16_t rows,
+                                   int32_t *scratch) {
+    const ptrdiff_t used = (ptrdiff_t)run->count;
+    for (; rows > 0; rows--, y += pooled_width) {
+        int32_t *acc = scratch;
+        ptrdiff_t dy;
+        for (dy = pool_height; dy != 0; dy--, acc += used, x += row_step) {
+            UNIT__DOT_RUN(acc, x, w, run);
+        }
+        unit__pool_best_s8(scratch, pooled_width, pool_height, pool_width, used);
+        UNIT__REQUANTIZE_RUN(y, scratch, pooled_width, store);
+    }
+}
+#endif
+
 int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool_height, int32_t pool_width,
                                   const int8_t *x, const UNIT_TABLE int8_t *weight, const unit_requant_s8 *requant,
                                   int8_t *y, int32_t *scratch, unit_counts *counts) {
@@ -98,13 +121,13 @@ int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool
     unit__conv_s8 g;
     unit__dense_row_s8 row;
     int32_t n, o, py, dy, ox, inner_first, inner_end, weights_per_output, row_step, group_plane, pooled_height,
-        pooled_width, used_width, window_step, first_y;
+        pooled_width, used_width, window_step, window_rows, first_y;
     int32_t full_channel_skip, full_field_rows, full_field_macs, full_last_row;
     int fast;
 #if UNIT__DOT_ASM
     unit__dot_run_s8 inner; /* the interior run of a convolution row whose kernel rows are all inside */
-    int32_t inner_x = 0, base = 0;
-    int inner_direct;
+    int32_t inner_x = 0, base = 0, direct_first = 0, direct_end = 0;
+    int inner_direct, pool_direct = 0;
 #endif
     int same_domain;
     int32_t status = unit__conv2d_s8_begin(params, x, weight, requant, y, scratch, &g);
@@ -118,7 +141,8 @@ int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool
     pooled_height = g.out_height / pool_height; /* once per call */
     pooled_width = g.out_width / pool_width;
     used_width = pooled_width * pool_width; /* the columns the windows cover */
-    window_step = pool_height * p->stride_y * p->in_width;
+    window_rows = pool_height * p->stride_y; /* input rows from one pooled row to the next */
+    window_step = window_rows * p->in_width;
     weights_per_output = g.group_in * g.taps;
     row.kernel_rows_span = p->dilation_y * p->in_width;
     row_step = p->stride_y * p->in_width;
@@ -173,6 +197,16 @@ int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool
         }
 #endif
         inner_x = p->stride_x == 1 ? inner_first : inner_first * p->stride_x;
+        /* the pooled rows whose convolution rows all lie inside the input, every column interior:
+         * [direct_first, direct_end), one loop per channel (unit__pool_interior_s8) */
+        if (same_domain && inner_first == 0 && inner_end == used_width) {
+            const int32_t full_first = unit__ceil_div(p->pad_top, p->stride_y);
+            const int32_t full_end = unit__floor_div(p->in_height - 1 + p->pad_top - full_last_row, p->stride_y) + 1;
+            direct_first = unit__ceil_div(full_first, pool_height);
+            direct_end = unit__floor_div(full_end, pool_height);
+            direct_end = direct_end > pooled_height ? pooled_height : direct_end;
+            pool_direct = direct_end > direct_first && direct_end - direct_first <= 32767;
+        }
     }
 #endif
     for (n = 0; n < p->batch; n++) {
@@ -195,10 +229,24 @@ int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool
             }
 #endif
 #endif
+#if UNIT__DOT_ASM
+            if (pool_direct) {
+                unit__pool_interior_s8(x_window + (ptrdiff_t)direct_first * window_step, (ptrdiff_t)row_step, w_out,
+                                       &inner, &row.store, y_row + (ptrdiff_t)direct_first * pooled_width,
+                                       (ptrdiff_t)pooled_width, (ptrdiff_t)pool_height, (ptrdiff_t)pool_width,
+                                       (int16_t)(direct_end - direct_first), scratch);
+            }
+#endif
             first_y = -p->pad_top;
             for (py = 0; py < pooled_height; py++, x_window += window_step, y_row += pooled_width) {
                 const int8_t *x_full = x_window;
                 int32_t *acc = scratch;
+#if UNIT__DOT_ASM
+                if (pool_direct && py >= direct_first && py < direct_end) { /* done by unit__pool_interior_s8 */
+                    first_y += window_rows;
+                    continue;
+                }
+#endif
                 for (dy = 0; dy < pool_height; dy++, first_y += p->stride_y, x_full += row_step, acc += used_width) {
                     const int full = first_y >= 0 && first_y + full_last_row < p->in_height;
                     if (full) {
