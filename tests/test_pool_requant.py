@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from unitprune.kernels import s8
+from unitprune.kernels import s8, sparse_s8
 from unitprune.mcu.qmodel import QConv, QFlatten, QuantizedModel, Requant
 from unitprune.mcu.reference import run_reference
 from unitprune.torch_reference import ConvGeometry
@@ -80,6 +80,11 @@ def test_pooled_conv_equals_conv_then_pool_on_the_host(case):
         np.testing.assert_array_equal(y, expected)
     _, dense_counts = s8.conv2d("dense", x, op.weight, op.requant, geometry)
     assert counts == dense_counts  # the layer's MACs, as the dense kernel counts them
+    # the static-sparse kernel (only the nonzero weights): the same outputs, its own counters
+    for block_rows in (0, pool[0]):
+        y, counts = sparse_s8.conv2d_sparse(x, op.weight, op.requant, geometry, block_rows=block_rows, pool=pool)
+        np.testing.assert_array_equal(y, expected)
+    assert counts == sparse_s8.conv2d_sparse(x, op.weight, op.requant, geometry)[1]
 
 
 def test_the_pooled_conv_refuses_a_window_outside_the_output_or_a_short_scratch():
@@ -89,6 +94,8 @@ def test_the_pooled_conv_refuses_a_window_outside_the_output_or_a_short_scratch(
     for pool, block_rows in (((5, 1), 0), ((1, 5), 0), ((0, 2), 0), ((3, 3), 2)):
         with pytest.raises(ValueError, match="unit_conv2d_dense_pool_s8"):
             s8.conv2d("dense", x, op.weight, op.requant, _geometry(op), block_rows=block_rows, pool=pool)
+        with pytest.raises(ValueError, match="unit_conv2d_sparse_pool_s8"):
+            sparse_s8.conv2d_sparse(x, op.weight, op.requant, _geometry(op), block_rows=block_rows, pool=pool)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -248,6 +248,12 @@ typedef struct {
  * unit_conv2d_s8_scratch_size suffice) as unit_conv2d_dense_s8. */
 int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x, const unit_sparse_s8 *sparse,
                               const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
+/* The convolution over the nonzero weights followed by a max-pool of pool_height x pool_width windows
+ * with the same stride, pooled on the accumulators as unit_conv2d_dense_pool_s8 (its y, pool and
+ * scratch rules); outputs = unit_maxpool2d_s8 of unit_conv2d_sparse_s8's, counters = its counters. */
+int32_t unit_conv2d_sparse_pool_s8(const unit_conv2d_params *params, int32_t pool_height, int32_t pool_width,
+                                   const int8_t *x, const unit_sparse_s8 *sparse, const unit_requant_s8 *requant,
+                                   int8_t *y, int32_t *scratch, unit_counts *counts);
 /* UnIT on static-sparse weights: the convolution over the nonzero weights with each weight's UnIT
  * threshold in its record, sparse->records int16 {offset, tau + 1, weight} (tau + 1 in [0, 256],
  * offset as unit_conv2d_sparse_s8's), taps as there; a product is accumulated where |x| > tau.

@@ -146,6 +146,8 @@ class KernelLibrary:
             "unit_conv2d_zeroskip_s8": (i32, [params, ptr, ptr, requant, ptr, ptr, counts]),
             "unit_conv2d_unit_s8": (i32, [params, ptr, ptr, ptr, requant, ptr, ptr, counts]),
             "unit_conv2d_sparse_s8": (i32, [params, ptr, ctypes.POINTER(CSparseS8), requant, ptr, ptr, counts]),
+            "unit_conv2d_sparse_pool_s8": (i32, [params, i32, i32, ptr, ctypes.POINTER(CSparseS8), requant, ptr, ptr,
+                                                  counts]),
             "unit_conv2d_sparse_zeroact_s8": (i32, [params, ptr, ctypes.POINTER(CSparseS8), ptr, requant, ptr, ptr,
                                                      counts]),
             "unit_conv2d_sparse_zeroact_s8_scratch_size": (i32, [params]),
