@@ -118,25 +118,28 @@ def _measure(monkeypatch, qmodel, target: str, x: np.ndarray, work_dir, pooled: 
         monkeypatch.undo()
 
 
+@pytest.mark.parametrize("variant, kernel", [("dense", "dense"), ("zeroskip", "sparse")])
 @pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])
-def test_the_mnist_convs_pool_on_their_accumulators_bit_exact_and_faster(monkeypatch, tmp_path, target):
-    """The MNIST shapes (conv1 1x28x28 -> 6x24x24, pool 2; conv2 6x12x12 -> 16x8x8, pool 2; dense,
-    random weights): both convs call unit_conv2d_dense_pool_s8, the firmware's outputs equal the
-    integer reference's (conv, requantize, pool as separate steps), the pools cost only their empty
-    region, and each conv with its pool takes fewer cycles than the conv and the separate pool of
-    the export without the pooled kernel (exact simulator cycles)."""
+def test_the_mnist_convs_pool_on_their_accumulators_bit_exact_and_faster(monkeypatch, tmp_path, target, variant,
+                                                                         kernel):
+    """The MNIST shapes (conv1 1x28x28 -> 6x24x24, pool 2; conv2 6x12x12 -> 16x8x8, pool 2; random
+    weights, 10 % and 30 % zeros): dense, both convs call unit_conv2d_dense_pool_s8; static-sparse
+    (zeroskip, the TTP kernels), unit_conv2d_sparse_pool_s8. The firmware's outputs equal the integer
+    reference's (conv, requantize, pool as separate steps), the pools cost only their empty region,
+    and each conv with its pool takes fewer cycles than the conv and the separate pool of the export
+    without the pooled kernels (exact simulator cycles)."""
     from tests.mcu_tools import require_target
 
     require_target(target)
     rng = np.random.default_rng(5)
-    qmodel = qmodels.mnist_like(rng, variant="dense")
+    qmodel = qmodels.mnist_like(rng, variant=variant)
     x = qmodels.random_input(rng, 1, qmodel.input_shape, zero_fraction=0.5)
     x.reshape(-1)[:40] = np.tile([-128, 127], 20)
     new = _measure(monkeypatch, qmodel, target, x, tmp_path / "new", pooled=True)
     old = _measure(monkeypatch, qmodel, target, x, tmp_path / "old", pooled=False)
     assert new["bit_exact"] and old["bit_exact"], (new["checks"], old["checks"])
-    assert new["checks"]["kernels"]["conv1"] == new["checks"]["kernels"]["conv2"] == "unit_conv2d_dense_pool_s8"
-    assert old["checks"]["kernels"]["conv1"] == "unit_conv2d_dense_s8"
+    assert new["checks"]["kernels"]["conv1"] == new["checks"]["kernels"]["conv2"] == f"unit_conv2d_{kernel}_pool_s8"
+    assert old["checks"]["kernels"]["conv1"] == f"unit_conv2d_{kernel}_s8"
     before, after = old["cycles_per_layer"], new["cycles_per_layer"]
     for conv, pool in (("conv1", "pool1"), ("conv2", "pool2")):
         assert after[pool] < 20  # the empty region: the pool is done by the conv
@@ -154,9 +157,9 @@ def _chain_model(ops, variant: str = "dense") -> QuantizedModel:
 def test_only_a_dense_conv_whose_output_a_tiling_max_pool_alone_reads_is_pooled(tmp_path):
     """pooled_convs: conv -> max-pool 2x2 (and 3x2 windows) is pooled; a conv before a standalone
     ReLU, an overlapping max-pool (kernel 3, stride 2), an average pool, a conv with a negative
-    multiplier (the output stage would be non-increasing), the static-sparse (zeroskip) and UnIT
-    exports and the Cortex-M0+/RV32 targets keep the separate pool; every such export stays bit-exact
-    on the host build."""
+    multiplier (the output stage would be non-increasing), the zeroskip kernel, the zero-activation
+    static-sparse kernel, the UnIT exports and the Cortex-M0+/RV32 targets keep the separate pool;
+    every such export stays bit-exact on the host build."""
     from unitprune.mcu.export import export_c
     from unitprune.mcu.export.pooled_conv import pooled_convs
     from unitprune.mcu.host_runner import run_exported
@@ -174,9 +177,13 @@ def test_only_a_dense_conv_whose_output_a_tiling_max_pool_alone_reads_is_pooled(
     for ops, variant, target in [([conv, qmodels.relu("relu", 360), qmodels.maxpool("pool", shape)], "dense", "avr"),
                                  ([conv, qmodels.maxpool("pool", shape, (3, 3), (2, 2))], "dense", "avr"),
                                  ([conv, avg], "dense", "avr"), ([negative, pooled[1]], "dense", "avr"),
-                                 (pooled, "zeroskip", "avr"), (pooled, "unit", "avr"), (pooled, "dense", "m0plus"),
-                                 (pooled, "dense", "rv32imc")]:
+                                 (pooled, "unit", "avr"), (pooled, "dense", "m0plus"), (pooled, "dense", "rv32imc"),
+                                 (pooled, "zeroskip", "avr")]:  # zeroskip: the weight-stationary kernel
         assert pooled_convs(ops, variant, target) == {}, (ops[1].name, variant, target)
+    # zeroskip's static-sparse layers: the sparse pooled kernel, unless they also skip zero activations
+    assert pooled_convs(pooled, "zeroskip", "avr", sparse={"conv"})["conv"].function == "unit_conv2d_sparse_pool_s8"
+    assert pooled_convs(pooled, "zeroskip", "avr", sparse={"conv"}, zeroact={"conv"}) == {}
+    assert pooled_convs(pooled, "dense", "avr", sparse={"conv"}) == {}
     x = qmodels.random_input(rng, 3, (2, 11, 12), zero_fraction=0.2)
     for index, ops in enumerate([pooled, [conv, qmodels.relu("relu", 360), qmodels.maxpool("pool", shape)],
                                  [conv, qmodels.maxpool("pool", shape, (3, 3), (2, 2))],

@@ -169,7 +169,7 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
         kernel = "sparse_zeroact"
     pool = ""
     if pooled is not None:  # writes the max-pool's output (the pool op then emits no code)
-        kernel, pool = "dense_pool", f"{pooled.kernel[0]}, {pooled.kernel[1]}, "
+        kernel, pool = pooled.function[len("unit_conv2d_"):-len("_s8")], f"{pooled.kernel[0]}, {pooled.kernel[1]}, "
         tables[0] = tables[0].replace(" */\n", f", max-pooled {pooled.kernel[0]}x{pooled.kernel[1]} on the "
                                       f"accumulators ({_comment(pooled.pool)}) */\n")
     call = (f"unit_conv2d_{kernel}_s8(&{ident}_params, {pool}{src}, {weight}, {tau}&{ident}_requant, {dst}, "
@@ -338,8 +338,9 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
                 code = _conv_code(op, ident, variant, counter, io, block_rows, style, memory.scratch_offset,
                                   memory.scratch_bytes, tables, zeroact.get(op.name), pooled.get(op.name))
                 kernel = "sparse" if tables is not None else conv_variant(op, variant)
-                if op.name in pooled:  # its runs are unit_conv2d_dense_s8's assembly (linked with it)
-                    out.kernels.add("unit_conv2d_dense_pool_s8")
+                if op.name in pooled:  # its runs are the unpooled kernel's assembly (linked with it), its
+                    # 2x2 windows' best unit_conv2d_dense_pool_s8's (AVR)
+                    out.kernels |= {pooled[op.name].function, "unit_conv2d_dense_pool_s8"}
                 size = {"unit_skipfree": "unit_conv2d_unit_skipfree_s8_scratch_size",
                         "unit_sparse": "unit_conv2d_unit_sparse_s8_scratch_size"}.get(kernel,
                                                                                       "unit_conv2d_s8_scratch_size")

@@ -119,14 +119,15 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     requant_bytes = sum(9 * op.requant.bias.size for op in qmodel.ops if hasattr(op, "requant"))
     code_bytes = spec.code_reserve_bytes + (spec.zeroact_code_bytes if plans_zeroact(qmodel) else 0)
     sparse = kernel_choice.sparse_layers(qmodel.ops, variant, spec.flash_read_limit, requant_bytes + code_bytes)
-    # the dense convs max-pooled on their accumulators (pooled_conv.py), with the pool's rows of scratch
-    pooled = pooled_convs(qmodel.ops, variant, target, sparse)
-    scratch = scratch_sizes(qmodel, request.block_rows, pooled)
     # the dense convolutions' output stage by threshold tables where the flash allows (MSP430); the
     # fused plan gives them to its convs in generate (not to its static-sparse ones)
     plain, qmodel = qmodel, with_tables(qmodel, target, variant, kernels, sparse)
     # of those, the convs planned to skip zero activations too (zeroact_plan), with their scratch
     zeroact = zeroact_layers(qmodel, sparse)
+    # the dense and static-sparse convs max-pooled on their accumulators (pooled_conv.py), with the
+    # pool's rows of scratch
+    pooled = pooled_convs(qmodel.ops, variant, target, sparse, zeroact)
+    scratch = scratch_sizes(qmodel, request.block_rows, pooled)
     scratch.update({op.name: zeroact_scratch_bytes(op.in_channels, op.in_height, op.out_channels, op.out_width,
                                                    op.in_channels // op.groups * op.kernel_height)
                     for op in qmodel.ops if op.name in zeroact})
@@ -219,7 +220,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     if not fused and pooled:  # pooled_conv.py: the convs that write their max-pool's output
         data["pooled_convs"] = {name: entry.to_dict() for name, entry in pooled.items()}
         for name in pooled:
-            data["kernels"]["layers"][name]["kernel"] = "unit_conv2d_dense_pool_s8"
+            data["kernels"]["layers"][name]["kernel"] = pooled[name].function
     if fused:
         data["fused_axis"], data["fused_rows"] = axis, fused_rows
     if "zeroact_plan" in qmodel.source:  # unitprune.mcu.zeroact_plan: the choice per layer

@@ -13,9 +13,10 @@ The quantizer gives only multipliers ``>= 0``; a negative one (non-increasing st
 separate pool here, and the kernels refuse it anyway.
 
 The pooled call applies when the pool's window equals its stride (the windows tile the output; the
-int8 pools have no padding and floor mode), the export's variant is ``dense`` (the UnIT exports'
-per-layer kernel plans, :mod:`unitprune.mcu.unit_plan`, and the static-sparse kernels keep the
-separate pool) and the target calls ``unit_conv2d_dense_s8`` itself (the Cortex-M0+ and RV32 targets
+int8 pools have no padding and floor mode), the conv runs the dense kernel of a ``dense`` export or
+the static-sparse kernel ``unit_conv2d_sparse_s8`` of a ``zeroskip`` export (TTP; not its
+zero-activation variant, nor the UnIT exports' per-layer kernel plans, :mod:`unitprune.mcu.unit_plan`:
+they keep the separate pool) and the target calls ``unit_conv2d_dense_s8`` itself (the Cortex-M0+ and RV32 targets
 call their ``_mcu32`` variant: separate pool there). The conv then writes the pooled plane (the
 pool's output buffer; the pool op emits no code, its region marker stays), and its scratch holds
 the pool window's rows of accumulators: ``block_rows = KH`` of the pool, ``4 * KH * OW`` bytes,
@@ -41,9 +42,14 @@ class PooledConv:
     conv: str
     pool: str
     kernel: tuple[int, int]  # the pool's window (= its stride)
+    sparse: bool = False  # unit_conv2d_sparse_pool_s8 (the static-sparse conv), else the dense one
+
+    @property
+    def function(self) -> str:
+        return "unit_conv2d_sparse_pool_s8" if self.sparse else "unit_conv2d_dense_pool_s8"
 
     def to_dict(self) -> dict:
-        return {"pool": self.pool, "kernel": list(self.kernel)}
+        return {"pool": self.pool, "kernel": list(self.kernel), "function": self.function}
 
 
 def pool_fits(conv_out: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
@@ -60,16 +66,19 @@ def pools_on(target: str) -> bool:
     return target not in CORE_EXPORT_TARGETS
 
 
-def pooled_convs(ops, variant: str, target: str, sparse=()) -> dict[str, PooledConv]:
-    """The convs of a layer-by-layer export that call ``unit_conv2d_dense_pool_s8`` (module
-    docstring), by conv name; ``sparse``: the static-sparse layers (kernel_choice.sparse_layers)."""
-    if not pools_on(target):
+def pooled_convs(ops, variant: str, target: str, sparse=(), zeroact=()) -> dict[str, PooledConv]:
+    """The convs of a layer-by-layer export pooled on their accumulators (module docstring), by conv
+    name: under ``dense`` the dense convs (``unit_conv2d_dense_pool_s8``), under ``zeroskip`` the
+    static-sparse ones (``sparse``: kernel_choice.sparse_layers) that do not also skip zero activations
+    (``zeroact``: zeroact_plan.zeroact_layers), ``unit_conv2d_sparse_pool_s8``."""
+    if not pools_on(target) or variant not in ("dense", "zeroskip"):
         return {}
     chosen = {}
     for op, after in zip(ops, ops[1:]):
-        if (isinstance(op, QConv) and isinstance(after, QMaxPool) and op.name not in sparse
-                and variant == "dense"
+        kernel = "dense" if variant == "dense" and op.name not in sparse else (
+            "sparse" if variant == "zeroskip" and op.name in sparse and op.name not in zeroact else None)
+        if (kernel is not None and isinstance(op, QConv) and isinstance(after, QMaxPool)
                 and (after.channels, after.in_height, after.in_width) == (op.out_channels, op.out_height, op.out_width)
                 and pool_fits((op.out_height, op.out_width), after.kernel, after.stride, op.requant.multiplier)):
-            chosen[op.name] = PooledConv(op.name, after.name, tuple(after.kernel))
+            chosen[op.name] = PooledConv(op.name, after.name, tuple(after.kernel), kernel == "sparse")
     return chosen
