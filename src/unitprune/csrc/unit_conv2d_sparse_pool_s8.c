@@ -44,7 +44,8 @@ int32_t unit_conv2d_sparse_pool_s8(const unit_conv2d_params *params, int32_t poo
     unit__conv_s8 g;
     unit__sparse_out_s8 q;
     int32_t n, o, py, dy, oy, ox, nnz_total = 0, inner_first, inner_end, inner_origin, group_plane, row_step,
-        last_row, pooled_height, pooled_width, used_width, used_height;
+        last_row, pooled_height, pooled_width, used_width, used_height, window_rows, window_step, direct_first = 0,
+        direct_end = 0;
     int64_t zero_activation = 0;
     (void)unit__sparse_store_s8; /* the header's per-output store: the pooled rows take their own */
     /* weights: a non-null stand-in for the shared argument check (the records are checked below) */
@@ -74,7 +75,18 @@ int32_t unit_conv2d_sparse_pool_s8(const unit_conv2d_params *params, int32_t poo
     inner_end = inner_end < inner_first ? inner_first : inner_end;
     inner_origin = inner_first * p->stride_x - p->pad_left;
     row_step = p->stride_y * p->in_width;
+    window_rows = pool_height * p->stride_y; /* input rows from one pooled row to the next */
+    window_step = window_rows * p->in_width;
     last_row = (p->kernel_height - 1) * p->dilation_y;
+    if (inner_first == 0 && inner_end == used_width && used_width > 0) {
+        /* the pooled rows whose convolution rows all lie inside the input, every column a whole
+         * field: [direct_first, direct_end), the runs alone (no per-column set-up) */
+        const int32_t full_first = unit__ceil_div(p->pad_top, p->stride_y);
+        const int32_t full_end = unit__floor_div(p->in_height - 1 + p->pad_top - last_row, p->stride_y) + 1;
+        direct_first = unit__ceil_div(full_first, pool_height);
+        direct_end = unit__floor_div(full_end, pool_height);
+        direct_end = direct_end > pooled_height ? pooled_height : direct_end;
+    }
     for (n = 0; n < p->batch; n++) {
         const int8_t *x_group = x + (ptrdiff_t)n * p->in_channels * g.plane;
         const UNIT_TABLE int16_t *records = sparse->records;
@@ -102,7 +114,29 @@ int32_t unit_conv2d_sparse_pool_s8(const unit_conv2d_params *params, int32_t poo
             (void)base;
             for (py = 0; py < pooled_height; py++, y_row += pooled_width) {
                 int32_t *acc = scratch;
-                for (dy = 0; dy < pool_height; dy++, first_y += p->stride_y, row_y += row_step, acc += used_width) {
+#if UNIT__DOT_ASM && !UNIT_S8_COUNTS
+#if defined(__AVR__)
+                const int direct = nnz > 0 && nnz <= UNIT__SPARSE_AVR_MAX && py >= direct_first && py < direct_end;
+#else
+                const int direct = nnz > 0 && p->stride_x <= 0x7FFF && py >= direct_first && py < direct_end;
+#endif
+                if (direct) { /* whole fields only: the assembly runs, their words in the channel's domain */
+                    const int8_t *x_run = x_group + row_y + inner_origin;
+                    for (dy = 0; dy < pool_height; dy++, x_run += row_step, acc += used_width) {
+                        (void)unit__sparse_run_s8(acc, x_run, records, nnz, used_width, (ptrdiff_t)p->stride_x);
+                    }
+                    first_y += window_rows;
+                    row_y += window_step;
+                }
+#else
+                const int direct = 0;
+                (void)direct_first;
+                (void)direct_end;
+                (void)window_step;
+                (void)window_rows;
+#endif
+                for (dy = direct ? pool_height : 0; dy < pool_height;
+                     dy++, first_y += p->stride_y, row_y += row_step, acc += used_width) {
                     const int rows_inside = first_y >= 0 && first_y + last_row < p->in_height;
                     uint8_t ky0 = 0, ky1 = (uint8_t)p->kernel_height;
                     if (!rows_inside) { /* the kernel rows inside the input, for the clipped fields */
