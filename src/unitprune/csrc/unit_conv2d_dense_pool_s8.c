@@ -58,12 +58,10 @@ int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool
     if (status != UNIT_OK) {
         return status;
     }
-    if (pool_height < 1 || pool_width < 1 || pool_height > g.out_height || pool_width > g.out_width ||
-        (p->block_rows != 0 && p->block_rows < pool_height)) {
-        return UNIT_ERR_ARGUMENT; /* the scratch (unit_conv2d_s8_scratch_size) holds pool_height rows */
+    status = unit__pool_args_s8(p, &g, pool_height, pool_width, &pooled_height, &pooled_width);
+    if (status != UNIT_OK) {
+        return status; /* the scratch (unit_conv2d_s8_scratch_size) holds pool_height rows */
     }
-    pooled_height = g.out_height / pool_height; /* once per call */
-    pooled_width = g.out_width / pool_width;
     used_width = pooled_width * pool_width; /* the columns the windows cover */
     window_rows = pool_height * p->stride_y; /* input rows from one pooled row to the next */
     window_step = window_rows * p->in_width;

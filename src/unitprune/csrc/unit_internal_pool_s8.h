@@ -89,4 +89,17 @@ static inline void unit__pool_best_s8(int32_t *scratch, ptrdiff_t pooled, ptrdif
     }
 }
 
+/* The pool arguments of a pooled convolution (g from unit__conv2d_s8_begin): windows of 1..OH x 1..OW
+ * and a scratch of pool_height rows (params->block_rows 0 or >= pool_height); fills the pooled size. */
+static inline int32_t unit__pool_args_s8(const unit_conv2d_params *p, const unit__conv_s8 *g, int32_t pool_height,
+                                         int32_t pool_width, int32_t *pooled_height, int32_t *pooled_width) {
+    if (pool_height < 1 || pool_width < 1 || pool_height > g->out_height || pool_width > g->out_width ||
+        (p->block_rows != 0 && p->block_rows < pool_height)) {
+        return UNIT_ERR_ARGUMENT;
+    }
+    *pooled_height = g->out_height / pool_height; /* once per call */
+    *pooled_width = g->out_width / pool_width;
+    return UNIT_OK;
+}
+
 #endif /* UNIT_INTERNAL_POOL_S8_H */
