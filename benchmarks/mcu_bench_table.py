@@ -22,7 +22,7 @@ from unitprune.experiments.mcu_bench.fastest import fastest_table
 HERE = Path(__file__).resolve().parent
 KERNELS_JSON = HERE.parent / "docs" / "results" / "unit_kernels" / "unit_kernels_mcu.json"
 OUTPUT = HERE.parent / "docs" / "results" / "mcu_bench" / "mcu_bench.md"
-PLAN_NAMES = {"skipfree": "skip-free", "sparse": "sparse", "unit": "per-position", "dense": "dense",
+PLAN_NAMES = {"skipfree": "skip-free", "sparse": "sparse", "unit": "per-position", "dense": "dense", "static": "static",
               "sorted": "early-exit"}
 #: The benchmark layers of the table: (layer, what it is, the kernels to show).
 PAY_LAYERS = (("conv2", "conv2 shape 6x12x12 -> 16x8x8, 5x5, tau = T // |w|", ("skipfree", "unit")),
@@ -43,7 +43,7 @@ def _plan_name(layer: dict) -> str:
     on ``unit`` runs the unsorted UnIT linear kernel."""
     if layer["kernel"] == "unit" and "sorted" in layer["predicted_cycles"]:
         return "unsorted"
-    return PLAN_NAMES[layer["kernel"]]
+    return PLAN_NAMES.get(layer["kernel"], layer["kernel"])  # e.g. sparse_tau: its own name
 
 
 def _breakeven(points: list[dict], kernel: str, cycles: float) -> str:
@@ -89,23 +89,28 @@ def tables(document: dict, kernels: dict | None) -> str:
 
     lines += fastest_table(document)
     lines += ["**UnIT against TTP, measured** (cycles per inference, same budget):", ""]
+    # each TTP allocation against UnIT on its own model (ttp: also UnIT alone and on FATReLU)
+    pairs = (("ttp", ("unit-bitshift", "ttp+unit", "fatrelu+unit")), ("ttp-macs", ("ttp-macs+unit",)))
     for t in targets:
-        ttp = rows.get(("ttp", t))
-        parts = []
-        for method in ("unit-bitshift", "ttp+unit", "fatrelu+unit"):
-            r = rows.get((method, t))
-            if ttp and r:
-                ratio = ttp["cycles"] / r["cycles"]
-                parts.append(f"{method} {'faster' if ratio > 1 else 'slower'} than ttp ({ratio:.2f}x: "
-                             f"{r['cycles'] / 1e6:.2f} M against {ttp['cycles'] / 1e6:.2f} M)")
+        parts, layer_lines = [], []
+        for base, methods in pairs:
+            ttp = rows.get((base, t))
+            for method in methods:
+                r = rows.get((method, t))
+                if ttp and r:
+                    ratio = ttp["cycles"] / r["cycles"]
+                    parts.append(f"{method} {'faster' if ratio > 1 else 'slower'} than {base} ({ratio:.2f}x: "
+                                 f"{r['cycles'] / 1e6:.2f} M against {ttp['cycles'] / 1e6:.2f} M)")
+            combo = f"{base}+unit"
+            combined = rows.get((combo, t))
+            if ttp and combined:
+                layers = [f"{layer} {combined['cycles_per_layer'][layer] / 1e6:.2f} M against "
+                          f"{ttp['cycles_per_layer'][layer] / 1e6:.2f} M" for layer in ttp["cycles_per_layer"]
+                          if layer in combined["cycles_per_layer"] and ttp["cycles_per_layer"][layer] > 0]
+                layer_lines.append(f"  {combo} per layer ({_kernels(document, combo, t)}): " + "; ".join(layers) + ".")
         if parts:
             lines.append(f"* {t}: " + "; ".join(parts) + ".")
-        combined = rows.get(("ttp+unit", t))
-        if ttp and combined:
-            layers = [f"{layer} {combined['cycles_per_layer'][layer] / 1e6:.2f} M against "
-                      f"{ttp['cycles_per_layer'][layer] / 1e6:.2f} M" for layer in ttp["cycles_per_layer"]
-                      if layer in combined["cycles_per_layer"] and ttp["cycles_per_layer"][layer] > 0]
-            lines.append(f"  ttp+unit per layer ({_kernels(document, 'ttp+unit', t)}): " + "; ".join(layers) + ".")
+        lines += layer_lines
     lines.append("")
 
     if kernels:

@@ -62,8 +62,14 @@ def add_mcu_bench_parser(commands, formatter, add_common, add_model_options, add
     group.add_argument("--ttp-sparsities", metavar="S,S,...", help="TTP schedule (default: the sweep's)")
     group.add_argument("--ttp-finetune-epochs", type=int, help="TTP fine-tuning epochs per step (default: the sweep's)")
     group.add_argument("--ttp-allocation", choices=("global", "macs"),
-                       help="TTP's allocation: global (the schedule's fractions of the weights, smallest |w|) or "
-                            "macs (fractions of the dense MACs, smallest |w| per MAC saved) (default: the sweep's)")
+                       help="TTP allocation of the ttp and ttp+unit methods: global (the schedule's fractions of "
+                            "the weights, smallest |w|) or macs (fractions of the dense MACs, smallest |w| per MAC "
+                            "saved) (default: the sweep's, global); ttp-macs and ttp-macs+unit always use macs, "
+                            "each with its own operating point, so the fastest-within-budget table can pick either")
+    group.add_argument("--combo-base-budget", type=float, metavar="PTS",
+                       help="ttp+unit, ttp-macs+unit and fatrelu+unit put UnIT on the most aggressive TTP sparsity / "
+                            "FATReLU percentile whose float validation drop the budget rule admits within PTS points "
+                            "(default: the sweep's, 0.5; --budget's value gives the base the whole budget)")
     group.add_argument("--run-dir", default="runs/mcu-bench", help="output folder (must be empty)")
     group.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --run-dir")
     group.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -98,6 +104,8 @@ def _bench_config(args: argparse.Namespace):
         changes["ttp_finetune_epochs"] = args.ttp_finetune_epochs
     if args.ttp_allocation is not None:
         changes["ttp_allocation"] = args.ttp_allocation
+    if args.combo_base_budget is not None:
+        changes["combo_base_budget"] = args.combo_base_budget
     try:
         sweep = replace(DEFAULT_SWEEP, **changes)
         return BenchConfig(targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()),

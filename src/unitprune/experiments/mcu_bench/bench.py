@@ -30,7 +30,7 @@ import json
 import logging
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BenchConfig", "McuMethod", "METHODS", "NOT_MEASURED", "OperatingPoint", "ROW_KEYS", "measure_target",
            "run_bench", "select_operating_points", "choose_candidate", "dense_float_val_accuracy",
-           "fixed_point", "int8_test", "quantized_candidate", "record_test"]
+           "fixed_point", "int8_test", "method_sweep", "quantized_candidate", "record_test", "TTP_SWEEP_METHODS"]
 
 #: The keys of every row of ``mcu.json``, in this order.
 ROW_KEYS = ("model", "target", "method", "knob", "quantized_accuracy", "macs_skipped_fraction", "cycles",
@@ -78,7 +78,8 @@ RUN_FILES = ("mcu.json", "mcu.md", "mcu_latency.png", "mcu_energy.png", "work", 
 class McuMethod:
     """A method of the MCU benchmark: which sweep method gives its points, and the int8 kernels.
 
-    ``sweep_method`` None: the unpruned model (no knob).
+    ``sweep_method`` None: the unpruned model (no knob). ``ttp_allocation``: the TTP allocation its
+    model is pruned with (``SweepConfig.ttp_allocation``; None: the sweep's, ``--ttp-allocation``).
     """
 
     name: str
@@ -86,6 +87,7 @@ class McuMethod:
     variant: str
     linear_quotient: str = "bitshift"
     description: str = ""
+    ttp_allocation: str | None = None
 
 
 METHODS: dict[str, McuMethod] = {m.name: m for m in (
@@ -97,9 +99,17 @@ METHODS: dict[str, McuMethod] = {m.name: m for m in (
     McuMethod("unit-bitshift", "unit-bitshift", "unit", "bitshift", description="UnIT, bit-shift division"),
     McuMethod("unit-bintree", "unit-bintree", "unit", "bintree", description="UnIT, binary-tree division"),
     McuMethod("ttp+unit", "ttp+unit", "unit", "bitshift", description="UnIT (bit shift) on the TTP model"),
+    McuMethod("ttp-macs", "ttp", "zeroskip", ttp_allocation="macs",
+              description="train-time pruned by smallest |w| per MAC saved (TTP allocation macs), static-sparse "
+                          "kernels"),
+    McuMethod("ttp-macs+unit", "ttp+unit", "unit", "bitshift", ttp_allocation="macs",
+              description="UnIT (bit shift) on the ttp-macs model"),
     McuMethod("fatrelu", "fatrelu", "zeroskip", description="FATReLU thresholds, static-sparse kernels"),
     McuMethod("fatrelu+unit", "fatrelu+unit", "unit", "bitshift", description="UnIT (bit shift) on the FATReLU model"),
 )}
+
+#: The sweep methods whose points come from a TTP schedule (one schedule per TTP allocation).
+TTP_SWEEP_METHODS = ("ttp", "ttp+unit")
 
 #: Methods the int8 route cannot run, with the reason (recorded in mcu.json): none now.
 NOT_MEASURED: dict[str, str] = {}
@@ -155,6 +165,13 @@ class BenchConfig:
         if not self.budget >= 0:
             raise ValueError(f"budget must be >= 0 points, got {self.budget!r}")
         object.__setattr__(self, "confidence", validate_confidence(self.confidence, "BenchConfig.confidence"))
+
+
+def method_sweep(method: McuMethod, sweep: SweepConfig) -> SweepConfig:
+    """The sweep settings ``method``'s points come from: ``sweep`` with the method's TTP allocation."""
+    if method.ttp_allocation is None or method.ttp_allocation == sweep.ttp_allocation:
+        return sweep
+    return replace(sweep, ttp_allocation=method.ttp_allocation)
 
 
 @dataclass
@@ -289,6 +306,7 @@ def select_operating_points(model: nn.Module, splits, config: BenchConfig) -> di
     """Each method's int8 model at its operating point (module docstring, step 1-2), in this process
     (``run_bench`` runs the same steps as tasks: :mod:`.bench_tasks`)."""
     context = SweepContext(model=model.eval(), splits=splits, config=config.sweep)
+    contexts = {config.sweep: context}  # one per TTP allocation: each keeps its own TTP schedule and points
     float_val_accuracy = dense_float_val_accuracy(context)
     chosen: dict[str, OperatingPoint] = {}
     reference = None
@@ -302,7 +320,10 @@ def select_operating_points(model: nn.Module, splits, config: BenchConfig) -> di
             if name in config.methods:
                 chosen[name] = point
             continue
-        candidates = [quantized_candidate(context, method, p) for p in METHOD_RUNNERS[method.sweep_method](context)]
+        sweep = method_sweep(method, config.sweep)
+        own = contexts.setdefault(sweep, SweepContext(model=context.model, splits=splits, config=sweep,
+                                                      baseline_val_accuracy=context.baseline_val_accuracy))
+        candidates = [quantized_candidate(own, method, p) for p in METHOD_RUNNERS[method.sweep_method](own)]
         point = choose_candidate(reference, candidates, config)
         record_test(point, reference, int8_test(point.qmodel, splits))
         chosen[name] = point

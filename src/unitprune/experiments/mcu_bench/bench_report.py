@@ -20,7 +20,8 @@ from .fastest import fastest_markdown  # noqa: E402
 __all__ = ["markdown", "plot", "write_report"]
 
 _COLORS = {"dense": "black", "zeroskip": "tab:gray", "ttp": "tab:red", "unit-bitshift": "tab:cyan",
-           "unit-bintree": "tab:olive", "ttp+unit": "tab:brown"}
+           "unit-bintree": "tab:olive", "ttp+unit": "tab:brown",
+           "ttp-macs": "tab:pink", "ttp-macs+unit": "tab:purple"}
 
 
 def _by_target(document: dict) -> dict[str, list[dict]]:

@@ -8,8 +8,10 @@
    * ``point-METHOD=KNOB`` for a swept method: the sweep's float point at that knob
      (:data:`unitprune.experiments.methods.METHOD_RUNNERS` on a one-knob context, as the sweep's
      tasks do), its float model quantized and measured on validation.
-   * what a method builds on: ``ttp-schedule`` (TTP's pruning and fine-tuning schedule, sequential,
-     one task) before ``point-ttp=S`` and ``point-ttp+unit=P``; every FATReLU knob's float point
+   * what a method builds on: ``ttp-schedule-A`` (TTP's pruning and fine-tuning schedule with the
+     allocation ``A``, sequential, one task per allocation the methods use: ``ttp`` and ``ttp+unit``
+     the sweep's, ``ttp-macs`` and ``ttp-macs+unit`` ``macs``) before ``point-ttp=S`` and
+     ``point-ttp+unit=P`` (``point-ttp-macs=S``, ``point-ttp-macs+unit=P``); every FATReLU knob's float point
      before ``point-fatrelu+unit=P`` (``point-fatrelu=P`` when fatrelu is measured too, else
      ``float-fatrelu=P``).
 
@@ -57,10 +59,17 @@ DEFAULT_BATCH_SAMPLES = 25
 TASK_GRAIN = "operating point per method and knob value, measure per method, target and batch"
 
 
-def _context(shared: dict):
+def _context(shared: dict, method: str | None = None, allocation: str | None = None):
+    """The sweep context of ``method`` (an mcu-bench method: its TTP allocation) or of the TTP ``allocation``."""
     from ..methods import SweepContext
+    from .bench import METHODS, method_sweep
 
-    return SweepContext(model=shared["model"], splits=shared["splits"], config=shared["config"].sweep)
+    sweep = shared["config"].sweep
+    if method is not None:
+        sweep = method_sweep(METHODS[method], sweep)
+    if allocation is not None:
+        sweep = replace(sweep, ttp_allocation=allocation)
+    return SweepContext(model=shared["model"], splits=shared["splits"], config=sweep)
 
 
 def _fixed_point_task(shared: dict, method: str):
@@ -70,12 +79,12 @@ def _fixed_point_task(shared: dict, method: str):
     return fixed_point(context, method, dense_float_val_accuracy(context))
 
 
-def _ttp_schedule_task(shared: dict):
-    """TTP's schedule: its float points and the pruned models of its steps."""
+def _ttp_schedule_task(shared: dict, allocation: str):
+    """TTP's schedule with ``allocation``: its float points and the pruned models of its steps."""
     from ..sweep_tasks import knob_context
     from ..methods import METHOD_RUNNERS
 
-    context = knob_context(_context(shared), None, None, {}, None)
+    context = knob_context(_context(shared, allocation=allocation), None, None, {}, None)
     return METHOD_RUNNERS["ttp"](context), context._ttp_steps
 
 
@@ -86,7 +95,7 @@ def _knob_task(shared: dict, method: str, knob_field: str | None, knob, cache: d
     from .bench import METHODS, quantized_candidate
 
     mcu_method = METHODS[method]
-    context = knob_context(_context(shared), knob_field, knob, cache, ttp_steps)
+    context = knob_context(_context(shared, method), knob_field, knob, cache, ttp_steps)
     float_point = next(p for p in METHOD_RUNNERS[mcu_method.sweep_method](context) if p.knob == knob)
     return float_point, quantized_candidate(context, mcu_method, float_point) if quantize else None
 
@@ -230,8 +239,16 @@ class _Graph:
         from ..sweep_tasks import knob_values
         from .bench import METHODS
 
-        sweep = self.config.sweep
-        return len(sweep.ttp_sparsities) if method == "ttp" else len(knob_values(METHODS[method].sweep_method, sweep)[1])
+        sweep, sweep_method = self.config.sweep, METHODS[method].sweep_method
+        return len(sweep.ttp_sparsities) if sweep_method == "ttp" else len(knob_values(sweep_method, sweep)[1])
+
+    def _ttp_allocation(self, method: str) -> str | None:
+        """The TTP allocation of ``method``'s schedule (None: not built on TTP)."""
+        from .bench import METHODS, TTP_SWEEP_METHODS, method_sweep
+
+        if METHODS[method].sweep_method not in TTP_SWEEP_METHODS:
+            return None
+        return method_sweep(METHODS[method], self.config.sweep).ttp_allocation
 
     def first(self) -> list[Task]:
         from .bench import METHODS
@@ -240,8 +257,9 @@ class _Graph:
         tasks = [self._task("fixed", "dense", "point-dense", _fixed_point_task, ("dense",))]
         tasks += [self._task("fixed", m, f"point-{m}", _fixed_point_task, (m,))
                   for m in methods if m != "dense" and METHODS[m].sweep_method is None]
-        if "ttp" in methods or "ttp+unit" in methods:
-            tasks.append(self._task("ttp-schedule", "ttp", "ttp-schedule", _ttp_schedule_task, ()))
+        allocations = dict.fromkeys(a for a in map(self._ttp_allocation, methods) if a is not None)
+        tasks += [self._task("ttp-schedule", allocation, f"ttp-schedule-{allocation}", _ttp_schedule_task,
+                             (allocation,)) for allocation in allocations]
         if "fatrelu+unit" in methods and "fatrelu" not in methods:
             tasks += self._knob_tasks("fatrelu", {}, None, quantize=False)
         tasks += [t for m in methods if METHODS[m].sweep_method not in (None, "ttp", "ttp+unit", "fatrelu+unit")
@@ -260,11 +278,14 @@ class _Graph:
                 return [t for m in methods for t in self._select(m)]
             self.points[method] = value
             return self._measure_tasks(method) + [t for m in methods for t in self._select(m)]
-        if kind == "ttp-schedule":
+        if kind == "ttp-schedule":  # ``method`` is the schedule's allocation
+            from .bench import METHODS
+
             float_points, steps = value
             cache = {"ttp": float_points}
-            return [t for m in ("ttp", "ttp+unit") if m in methods
-                    for t in self._knob_tasks(m, cache, steps, [p.knob for p in float_points] if m == "ttp" else None)]
+            knobs = [p.knob for p in float_points]
+            return [t for m in methods if self._ttp_allocation(m) == method
+                    for t in self._knob_tasks(m, cache, steps, knobs if METHODS[m].sweep_method == "ttp" else None)]
         if kind in ("point", "float"):
             float_point, candidate = value
             tasks = []
