@@ -66,12 +66,20 @@ def pools_on(target: str) -> bool:
     return target not in CORE_EXPORT_TARGETS
 
 
+#: Whether zeroskip exports pool their static-sparse convs (``unit_conv2d_sparse_pool_s8``). Off: the
+#: zero-activation plan's and the UnIT static plan's cost models (``unitprune.mcu.zeroact_plan``,
+#: ``unitprune.mcu.unit_plan``) predict the unpooled kernel's cycles and choose kernels by them
+#: (tests/test_mcu_sparse_zeroact_s8.py, tests/test_unit_plan_static.py); the kernel is tested on
+#: its own (tests/test_pool_requant.py sets it).
+SPARSE_POOLING = False
+
+
 def pooled_convs(ops, variant: str, target: str, sparse=(), zeroact=()) -> dict[str, PooledConv]:
     """The convs of a layer-by-layer export pooled on their accumulators (module docstring), by conv
     name: under ``dense`` the dense convs (``unit_conv2d_dense_pool_s8``), under ``zeroskip`` the
     static-sparse ones (``sparse``: kernel_choice.sparse_layers) that do not also skip zero activations
     (``zeroact``: zeroact_plan.zeroact_layers), ``unit_conv2d_sparse_pool_s8``."""
-    if not pools_on(target) or variant not in ("dense", "zeroskip"):
+    if not pools_on(target) or variant not in ("dense", "zeroskip") or (variant == "zeroskip" and not SPARSE_POOLING):
         return {}
     chosen = {}
     for op, after in zip(ops, ops[1:]):
