@@ -1,7 +1,7 @@
 """What the fused, row-streamed plan costs against layer by layer on the MCUs: the MSP430 fused
 export takes the output stage's threshold tables as layer by layer does (bit-exact on both
 multiplier builds), and on the Table-1 MNIST architecture (dense) the fused plan at 8 output rows
-per conv step, in about three quarters of layer by layer's SRAM, runs within 5 % of its cycles on
+per conv step, in 95 % of layer by layer's SRAM (input and output counted), runs within 5 % of its cycles on
 AVR and MSP430 (exact simulator cycle counts; benchmarks/fused.py measures the seeds and B values)."""
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def test_a_fused_msp430_export_takes_the_threshold_tables_and_stays_bit_exact(ta
 
 
 def _inference_cycles(qmodel, target: str, x, out_dir, **options) -> tuple[int, int]:
-    """(cycles of the one sample's inference in the simulator, model SRAM of the plan); the outputs
-    checked against the integer reference."""
+    """(cycles of the one sample's inference in the simulator, SRAM of the plan with the input and
+    output buffers); the outputs checked against the integer reference."""
     from unitprune.mcu import targets
     from unitprune.mcu.targets.common import firmware_from_elf
 
@@ -69,13 +69,15 @@ def _inference_cycles(qmodel, target: str, x, out_dir, **options) -> tuple[int, 
     (region,) = [region for region in run.regions if region.label == "inference"]
     expected, _ = run_reference(qmodel, x)
     assert np.array_equal(np.frombuffer(bytes(region.data), np.int8), expected.reshape(-1))
-    return region.cycles, result.memory.peak_sram_bytes
+    return region.cycles, result.memory.peak_sram_with_io_bytes
 
 
 @pytest.mark.parametrize("target", ["avr", "msp430"])
 def test_the_fused_mnist_plan_runs_within_five_percent_of_layer_by_layer(target, tmp_path, monkeypatch):
     """MNIST (Table 1, dense, random weights), one sample: fused with 8 output rows per conv step
-    (conv1 in 3 steps, conv2 in one), its model SRAM at most 76 % of layer by layer's, takes at most
+    (conv1 in 3 steps, conv2 in one), its SRAM with the input and output at most 95 % of layer by
+    layer's (the fused plan reads the input row by row; layer by layer's dense convs hold one output
+    row of int32 sums, the fused steps their 8 rows: 5,092 against 5,388 bytes on AVR), takes at most
     1.05x layer by layer's cycles: the threshold tables on MSP430, the output-stationary accumulate
     sink and the division-free kernel set-up keep the per-step cost small."""
     require_target(target)
@@ -92,7 +94,7 @@ def test_the_fused_mnist_plan_runs_within_five_percent_of_layer_by_layer(target,
     layers, layers_sram = _inference_cycles(qmodel, target, x, tmp_path / "layers")
     monkeypatch.undo()
     fused, fused_sram = _inference_cycles(qmodel, target, x, tmp_path / "fused", execution="fused", fused_rows=8)
-    assert fused_sram <= 0.76 * layers_sram
+    assert fused_sram <= 0.95 * layers_sram
     assert fused <= 1.05 * layers, (fused, layers, fused / layers)
     # the pooled layer-by-layer plan needs less SRAM than either and fewer cycles than layer by layer
     assert pooled_sram < fused_sram and pooled < layers

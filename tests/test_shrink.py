@@ -68,23 +68,32 @@ def test_mnist_wide_hand_count():
     # conv2 runs with its input (32x26x26) and its max-pooled output (64x12x12: the pool is taken on
     # its accumulators, unitprune.mcu.export.pooled_conv) in the arena
     assert r.arena_bytes == 32 * 26 * 26 + 64 * 12 * 12 and r.peak_op == "conv2"
-    assert r.scratch_bytes == 4 * 26 * 26  # conv1's int32 output plane is the largest scratch (conv2: 2 rows)
+    # conv1 keeps one output row of int32 sums (4 * 26), conv2 the pool's two rows (4 * 2 * 24): fc1's
+    # 128 int32 accumulators are the largest scratch
+    assert r.scratch_bytes == 4 * 128
     assert r.descriptor_bytes == 2 * CONV_DESCRIPTOR + 2 * LINEAR_DESCRIPTOR
     assert r.input_bytes == 784 and r.output_bytes == 10
-    assert r.sram_bytes == r.arena_bytes + r.scratch_bytes + r.descriptor_bytes + 784 + 10 == 34_538
+    assert r.sram_bytes == r.arena_bytes + r.scratch_bytes + r.descriptor_bytes + 784 + 10 == 32_346
     assert r.macs == 11_992_448 == flop_macs(model, (1, 28, 28))
     with_tau = resources(model, (1, 28, 28), unit_tables=True)
     assert with_tau.tau_bytes == 32 * 9 + 64 * 32 * 9
     assert with_tau.flash_bytes == r.flash_bytes + with_tau.tau_bytes
+    # UnIT's weight-stationary convs accumulate a block of rows: conv1's int32 output plane
+    assert with_tau.scratch_bytes == 4 * 26 * 26 and with_tau.sram_bytes == 62_186
     host = resources(model, (1, 28, 28), target="host")  # 8-byte pointers, 8-byte alignment
     assert host.descriptor_bytes == 2 * (68 + 32) + 2 * 32
-    # row-blocked conv accumulators: conv1 4 * B * 26, conv2 4 * B * 24; fc1's 4 * 128 is then the largest
+    # the Cortex-M0+/RV32 dense kernel keeps a channel pair's rows (2 x 4 x 26), still under fc1's
+    assert resources(model, (1, 28, 28), target="m0plus").scratch_bytes == 4 * 128
+    # row-blocked conv accumulators (UnIT): conv1 4 * B * 26, conv2 4 * B * 24; fc1's 4 * 128 is then the
+    # largest; the dense export's scratch is fc1's for every option
     for option, scratch in (("plane", 4 * 26 * 26), ("min", 4 * 128), (1, 4 * 128), (5, 4 * 5 * 26),
                             (30, 4 * 26 * 26)):
-        blocked = resources(model, (1, 28, 28), conv_block_rows=option)
+        blocked = resources(model, (1, 28, 28), conv_block_rows=option, unit_tables=True)
         assert blocked.scratch_bytes == scratch, option
-        assert blocked.sram_bytes == r.sram_bytes - r.scratch_bytes + scratch
-        assert (blocked.arena_bytes, blocked.flash_bytes, blocked.macs) == (r.arena_bytes, r.flash_bytes, r.macs)
+        assert blocked.sram_bytes == with_tau.sram_bytes - with_tau.scratch_bytes + scratch
+        assert (blocked.arena_bytes, blocked.flash_bytes, blocked.macs) == \
+            (r.arena_bytes, with_tau.flash_bytes, r.macs)
+        assert resources(model, (1, 28, 28), conv_block_rows=option) == r, option
     with pytest.raises(ValueError, match="conv_block_rows must be"):
         resources(model, (1, 28, 28), conv_block_rows="rows")
 
@@ -98,9 +107,9 @@ def test_network_input_and_output_are_not_in_the_arena():
     assert r.arena_bytes == max(6 * 144, 6 * 144 + 16 * 16, 16 * 16)
     assert r.peak_op == "conv2" and r.scratch_bytes == 4 * 2 * 24
     assert r.sram_bytes == r.arena_bytes + 4 * 2 * 24 + 2 * CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 784 + 10
-    # the Cortex-M0+ exports keep the separate pool (their dense convolution is the _mcu32 kernel)
+    # the Cortex-M0+ exports keep the separate pool (their dense convolution is the _mcu32 kernel, two rows)
     core = resources(model, (1, 28, 28), target="m0plus")
-    assert core.arena_bytes == 6 * 576 + 6 * 144 and core.peak_op == "pool1" and core.scratch_bytes == 4 * 576
+    assert core.arena_bytes == 6 * 576 + 6 * 144 and core.peak_op == "pool1" and core.scratch_bytes == 4 * 2 * 24
 
 
 def test_residual_hand_count_and_coupled_group():
@@ -110,7 +119,7 @@ def test_residual_hand_count_and_coupled_group():
     assert r.weight_bytes == 8 * 9 + 8 * 8 * 9 + 8 * 8 + 4 * 200
     assert r.bias_bytes == 4 * (8 + 8 + 8 + 4)  # every layer stores a bias (zeros for conv a)
     # "y = x + a(x)": x (800, still read by the add), a(x) (800) and the add's output (800) are live
-    assert r.arena_bytes == 2400 and r.scratch_bytes == 400
+    assert r.arena_bytes == 2400 and r.scratch_bytes == 4 * 10  # one output row of a dense conv's int32 sums
     graph = trace_resources(model, (1, 10, 10))
     # stem, a and b outputs are one group (the adds couple them); fc's output is the network output
     assert len(graph.prunable_groups()) == 1
@@ -143,9 +152,11 @@ def test_ds_cnn_hand_count_groups_and_global_average_pool():
     assert r.macs == flop_macs(model, (1, 40, 62))
     # dw1 reads conv1's output and writes its own: both 64 planes live (ReLUs in place, BN folded)
     assert r.arena_bytes == 2 * 64 * plane and r.peak_op == "dw1"
-    assert r.scratch_bytes == 4 * plane and r.input_bytes == 40 * 62 and r.output_bytes == 12
+    # the dense convs keep one output row of int32 sums; UnIT's weight-stationary ones the plane
+    assert r.scratch_bytes == 4 * 31 and r.input_bytes == 40 * 62 and r.output_bytes == 12
+    assert resources(model, (1, 40, 62), unit_tables=True).scratch_bytes == 4 * plane
     assert r.descriptor_bytes == 9 * CONV_DESCRIPTOR + LINEAR_DESCRIPTOR
-    assert r.sram_bytes == 2 * 64 * plane + 4 * plane + 9 * CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 2480 + 12 == 85_084
+    assert r.sram_bytes == 2 * 64 * plane + 4 * 31 + 9 * CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 2480 + 12 == 82_728
     # Cortex-M (4-byte pointers, 4-byte alignment): unit_conv2d_params 68 (17 int32) + unit_requant_s8 20
     assert resources(model, (1, 40, 62), target="cortex-m").descriptor_bytes == 9 * (68 + 20) + 20
     graph = trace_resources(model, (1, 40, 62))
@@ -600,8 +611,8 @@ def test_cli_shrink_writes_the_run_folder_and_never_overwrites(tmp_path, capsys)
     for name, m in document["methods"].items():
         assert set(m) == fields | {"fits_budget"}, name
         assert m["fits_budget"] and m["sram_bytes"] <= 450 and m["flash_bytes"] <= 1024
-    # digits: arena 6x3x3 (the conv writes its max-pooled plane), two int32 rows of 6 (the pool's),
-    # descriptors, input 64, output 10
+    # digits: arena 6x3x3 (the conv writes its max-pooled plane), two int32 rows of 6 (the pool's,
+    # above fc's 10 accumulators), descriptors, input 64, output 10
     assert document["base"]["sram_bytes"] == 54 + 4 * 2 * 6 + CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 64 + 10
     for name in ("report.md", "details.json", "training.png", "accuracy_vs_resources.png"):
         assert (run_dir / name).is_file(), name
@@ -647,14 +658,18 @@ def test_budget_and_cli_count_sram_for_the_conv_block_rows():
 
     graph = trace_resources(build_model("mnist-wide", seed=0), (1, 28, 28))
     ones = {g: 1 for g in graph.prunable_groups()}
-    plane, rows = graph.exact(ones), graph.exact(ones, conv_block_rows="min")
-    # one channel per layer: conv1's 4 * 26 * 26 plane is the scratch; with one row, conv2's two rows
-    # (its max-pool's, taken on the accumulators: unitprune.mcu.export.pooled_conv)
-    assert plane.scratch_bytes == 4 * 26 * 26 and rows.scratch_bytes == 4 * 2 * 24
+    plane, rows = graph.exact(ones, unit_tables=True), graph.exact(ones, conv_block_rows="min", unit_tables=True)
+    # one channel per layer, UnIT's weight-stationary convs: conv1's 4 * 26 * 26 plane is the scratch;
+    # one row leaves conv1's 4 * 26
+    assert plane.scratch_bytes == 4 * 26 * 26 and rows.scratch_bytes == 4 * 26
+    # the dense export's convs: one row whatever the option, conv2 the two rows of its max-pool (taken on
+    # the accumulators: unitprune.mcu.export.pooled_conv)
+    assert graph.exact(ones).scratch_bytes == 4 * 2 * 24
     between = (plane.sram_bytes + rows.sram_bytes) // 2
     with pytest.raises(BudgetError, match="sram_bytes"):
-        check_feasible(graph, MCUBudget(sram_bytes=between))
-    check_feasible(graph, MCUBudget(sram_bytes=between, conv_block_rows="min"))
+        check_feasible(graph, MCUBudget(sram_bytes=between, unit_tables=True))
+    check_feasible(graph, MCUBudget(sram_bytes=between, conv_block_rows="min", unit_tables=True))
+    check_feasible(graph, MCUBudget(sram_bytes=between))
     with pytest.raises(ValueError, match="MCUBudget.conv_block_rows must be"):
         MCUBudget(sram_bytes=between, conv_block_rows=-1)
     parse = build_parser().parse_args
@@ -726,7 +741,10 @@ def test_measured_firmware_equals_the_resource_model(tmp_path, case):
         assert all(dense["checks"].values()) and all(unit["checks"].values())
         r = resources(shrunk, (1, 8, 8), target=layout[target])
         r_unit = resources(shrunk, (1, 8, 8), target=layout[target], unit_tables=True)
-        assert dense["plan_sram_bytes"] == r.sram_bytes == r_unit.sram_bytes
+        assert dense["plan_sram_bytes"] == r.sram_bytes
+        # UnIT's weight-stationary convs need their planes' accumulators, the dense ones a row's
+        assert r_unit.sram_bytes - r_unit.scratch_bytes == r.sram_bytes - r.scratch_bytes
+        assert r_unit.scratch_bytes >= r.scratch_bytes
         assert dense["flash_tables_bytes"] == r.flash_bytes
         # UnIT kernels: + the conv tau tables (counted with unit_tables) + each linear layer's 129-byte
         # quotient table (approx exact -> linear_quotient 'table', not in the resource model)

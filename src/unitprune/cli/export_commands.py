@@ -53,9 +53,10 @@ def add_export_parser(commands, formatter, add_common, add_model_options, add_da
                             "table for --approx exact, else bitshift)")
     group.add_argument("--target", default="host", choices=tuple(TARGETS), help="the C project's target")
     group.add_argument("--conv-block-rows", default="plane", metavar="{plane,min,N}",
-                       help="output rows whose int32 accumulators a conv holds at a time: plane (the whole output "
-                            "plane), min (1 row) or N; smaller blocks need less scratch SRAM (4*N*OW bytes) and "
-                            "cost cycles, the outputs are the same")
+                       help="output rows whose int32 accumulators a weight-stationary conv (zeroskip, unit) holds "
+                            "at a time: plane (the whole output plane), min (1 row) or N; smaller blocks need less "
+                            "scratch SRAM (4*N*OW bytes) and cost cycles, the outputs are the same (the "
+                            "output-stationary dense and static-sparse convs hold one row whatever the option)")
     group.add_argument("--execution", default="layers", choices=("layers", "fused", "auto"),
                        help="layers: layer by layer (whole activation tensors); fused: row-streamed (each output "
                             "row as soon as its input rows exist, windows of the rows still needed, the final "

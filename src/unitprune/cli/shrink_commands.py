@@ -43,7 +43,8 @@ def add_shrink_parser(commands, formatter_class, add_common) -> None:
                    help="exporter target whose RAM descriptor layout SRAM counts (default: the preset's, else avr)")
     p.add_argument("--conv-block-rows", metavar="{plane,min,N}",
                    help="count SRAM for the export's conv accumulator blocks: plane (whole output planes, the "
-                        "default), min (1 row) or N rows (unitprune export --conv-block-rows)")
+                        "default), min (1 row) or N rows (unitprune export --conv-block-rows; the blocks of "
+                        "UnIT's convs, --unit-tables; the dense convs hold one row whatever the option)")
     p.add_argument("--execution", choices=("layers", "fused"), default="layers",
                    help="count SRAM for the export's plan: layers (layer by layer, the default) or fused "
                         "(row-streamed, one output row per conv step, the input read row by row: unitprune "

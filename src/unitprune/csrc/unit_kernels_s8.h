@@ -96,7 +96,8 @@ int32_t unit_requantize_s8(int32_t acc, int32_t multiplier, int32_t shift);
  * dense is output-stationary: per output channel and output row, each output's whole receptive
  * field is summed with the accumulator in registers (unit_internal_dot_s8.h; assembly runs on AVR
  * and MSP430 unless UNIT_PORTABLE_KERNELS=1), the row's sums kept in the first OW words of scratch,
- * then requantized; it needs only those OW words of the scratch the other variants size.
+ * then requantized; it needs only those OW words (the exporter gives it block_rows = 1, so
+ * unit_conv2d_s8_scratch_size sizes one row).
  * Loop of zeroskip and unit (weight-stationary, as SONIC and the paper): per sample, output channel o and block of B
  * output rows, the accumulators of the block's B*OW positions start at the bias; per kernel tap
  * (ky, kx) the valid output range inside the block is computed once (no bounds test in the inner

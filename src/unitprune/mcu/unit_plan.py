@@ -123,11 +123,11 @@ def sram_fits(qmodel: QuantizedModel, export_target: str) -> bool:
     spec = EXPORT_TARGETS[export_target]
     if spec.sram_bytes is None:
         return True
-    if _layers_sram_bytes(qmodel, spec.layout) + STACK_RESERVE <= spec.sram_bytes:
+    if _layers_sram_bytes(qmodel, spec.layout, export_target) + STACK_RESERVE <= spec.sram_bytes:
         return True
     listless = with_unit_kernels(qmodel, {op.name: "unit" for op in qmodel.ops
                                           if isinstance(op, QConv) and op.unit_kernel in LIST_KERNELS})
-    if _layers_sram_bytes(listless, spec.layout) + STACK_RESERVE <= spec.sram_bytes:
+    if _layers_sram_bytes(listless, spec.layout, export_target) + STACK_RESERVE <= spec.sram_bytes:
         return False  # layer by layer fits without the lists: they are given up there
     return _fused_sram_bytes(qmodel, spec.layout) + STACK_RESERVE <= spec.sram_bytes
 
@@ -146,15 +146,16 @@ def exports_fused(qmodel: QuantizedModel, export_target: str) -> bool:
     if spec.sram_bytes is None:
         return False
     plain = with_unit_kernels(qmodel, {op.name: "unit" for op in qmodel.ops if isinstance(op, QConv)})
-    return _layers_sram_bytes(plain, spec.layout) + STACK_RESERVE > spec.sram_bytes
+    return _layers_sram_bytes(plain, spec.layout, export_target) + STACK_RESERVE > spec.sram_bytes
 
 
-def _layers_sram_bytes(qmodel: QuantizedModel, layout) -> int:
-    """The layer-by-layer plan's SRAM with the input and output (whole-plane accumulators)."""
+def _layers_sram_bytes(qmodel: QuantizedModel, layout, export_target: str) -> int:
+    """The layer-by-layer plan's SRAM with the input and output (whole-plane accumulators in the
+    weight-stationary convs, the rows the others hold on ``export_target``)."""
     from .export.memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
 
     descriptors = model_descriptor_bytes(qmodel, layout, qmodel.variant, qmodel.linear_quotient)
-    return plan_memory(qmodel, scratch_sizes(qmodel), descriptors).peak_sram_with_io_bytes
+    return plan_memory(qmodel, scratch_sizes(qmodel, target=export_target), descriptors).peak_sram_with_io_bytes
 
 
 def _fused_sram_bytes(qmodel: QuantizedModel, layout) -> float:

@@ -31,9 +31,12 @@ What is counted (the int8 contract of docs/fixed_point.md):
   identity are aliases. ``arena_bytes`` = the largest sum of live buffers at any op, *without* the
   network input and output (the caller's buffers); ``scratch_bytes`` = the one int32 buffer the
   kernels share, the largest any layer needs (conv ``4 * B * out_w``, the accumulators of one block
-  of ``B`` output rows of one output channel, ``B = out_h`` by default and ``conv_block_rows``
-  otherwise, the exporter's rule ``unitprune.mcu.export.memory_plan.conv_scratch_bytes``; linear
-  ``4 * out_features``); ``descriptor_bytes`` = the constant kernel
+  of ``B`` output rows of one output channel; linear ``4 * out_features``). ``B`` is the exporter's
+  rule for the conv kernel counted (``unitprune.mcu.export.conv_rows``): with ``unit_tables`` UnIT's
+  weight-stationary kernel, ``B = out_h`` by default and ``conv_block_rows`` otherwise; without,
+  the dense export's output-stationary kernel, one row (two on the Cortex-M0+/RV32 targets and the
+  ``cortex-m`` layout: ``unit_conv2d_dense_s8_mcu32``), fewer only with ``conv_block_rows=1``.
+  ``descriptor_bytes`` = the constant kernel
   descriptors in RAM (per conv ``unit_conv2d_params`` + ``unit_requant_s8``, per linear
   ``unit_requant_s8``, sized for ``target``: 16-bit pointers and byte alignment on ``avr``, 24-bit
   table pointers on ``avr-far``, the layout of an AVR export whose tables exceed 64 KB, which
@@ -59,6 +62,7 @@ import torch
 import torch.fx
 from torch import nn
 
+from ..mcu.export.conv_rows import kernel_block_rows, resource_conv_kernel
 from ..mcu.export.memory_plan import conv_scratch_bytes, parse_conv_block_rows
 from ..mcu.export.pooled_conv import pool_fits, pools_on
 from ..mcu.export.fused_plan import fused_rows_choices, tail_steps
@@ -194,7 +198,8 @@ class ResourceGraph:
         """Resource terms for the given channel counts: ints for int counts, tensors for tensors.
 
         ``conv_block_rows``: the exporter's option (None/"plane": whole output planes, "min": 1
-        row, an int): the conv scratch is ``4 * B * out_w``. ``execution="fused"``: the SRAM terms
+        row, an int): the conv scratch is ``4 * B * out_w``, ``B`` the rows the counted kernel
+        holds (module docstring). ``execution="fused"``: the SRAM terms
         of the fused, row-streamed plan with one output row per conv step (:mod:`.fused_counts`;
         ``input_bytes`` 0, the input read row by row; ``conv_block_rows`` does not apply), equal
         to ``resources(..., execution="fused")`` of the model with these counts.
@@ -239,8 +244,9 @@ class ResourceGraph:
                                                      fused["output_bytes"], fused["peak_op"])
             input_bytes = 0
         elif execution == "layers":
+            rows = kernel_block_rows(resource_conv_kernel(unit_tables, target), block_rows)
             pooled = not unit_tables and pools_on(target)  # the dense convs' max-pool on the accumulators
-            arena, scratch, input_bytes, output_bytes, peak_op = self._layer_sram(c, block_rows, pooled)
+            arena, scratch, input_bytes, output_bytes, peak_op = self._layer_sram(c, rows, pooled)
         else:
             raise ValueError(f"execution must be 'layers' or 'fused', got {execution!r}")
         return {

@@ -20,8 +20,10 @@ from RAM (``unit_conv2d_params``, ``unit_requant_s8``, ``unit_quotient_tree_s8``
 
 A conv's scratch holds the int32 accumulators of one block of ``B`` output rows of one output
 channel, ``4 * B * OW`` bytes (:func:`conv_scratch_bytes`); ``B`` is the export's
-``conv_block_rows`` (:func:`parse_conv_block_rows`: the whole plane, ``B = OH``, by default). The
-exporter and the resource model (``unitprune.shrink.resources``) both use these two functions.
+``conv_block_rows`` (:func:`parse_conv_block_rows`: the whole plane, ``B = OH``, by default) for
+the weight-stationary kernels, and at most the rows an output-stationary kernel holds (one row for
+the dense and static-sparse kernels, two for the 32-bit cores' dense kernel: :mod:`.conv_rows`).
+The exporter and the resource model (``unitprune.shrink.resources``) both use these functions.
 
 A standalone ReLU on the read-only input is not in place: it copies into a new buffer first.
 A model whose ops all alias the input (only ``Flatten``/``ReLU``) copies the input to the output.
@@ -32,6 +34,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..targets.specs import Layout, descriptor_bytes
+from .conv_rows import conv_block_rows as kernel_rows
 from ..unit_plan import skipfree_scratch_bytes, unit_sparse_scratch
 from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, QThresholdReLU, QuantizedModel
 
@@ -251,26 +254,29 @@ def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = N
                       copy_input_to_output=copy_all, peak_op=peak_op, notes=notes)
 
 
-def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None, pooled=None) -> dict[str, int]:
+def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None, target: str = "host",
+                  sparse=frozenset(), variant: str | None = None, pooled=None) -> dict[str, int]:
     """Bytes of int32 scratch each conv/linear op needs, by the formulas of ``unit_kernels_s8.h``
     (``unit_conv2d_s8_scratch_size``: ``4 * B * OW``, the accumulators of one block of ``B`` output
-    rows of one output channel, ``B = OH`` for the whole plane, see
-    :func:`~unitprune.mcu.export.memory_plan.parse_conv_block_rows`; ``unit_linear_s8_scratch_size``:
-    ``4 * out_features``). The generated ``unit_model_check()`` compares the buffer with the kernels'
-    own functions at start-up, so a mismatch cannot go unseen. ``pooled``: the convs that call
-    ``unit_conv2d_dense_pool_s8`` (:func:`.pooled_conv.pooled_convs`), whose scratch is the pool
-    window's rows, ``B = KH`` of the pool."""
-    block_rows = parse_conv_block_rows(conv_block_rows)
-    pooled = pooled or {}
+    rows of one output channel, ``B`` the rows the conv's kernel holds on ``target``,
+    :func:`.conv_rows.conv_block_rows` of the export's ``conv_block_rows``, see
+    :func:`~unitprune.mcu.export.memory_plan.parse_conv_block_rows`; ``sparse``: the layers with
+    static-sparse tables; ``variant``: the export's, None for the model's own;
+    ``unit_linear_s8_scratch_size``: ``4 * out_features``). The generated
+    ``unit_model_check()`` compares the buffer with the kernels' own functions at start-up, so a
+    mismatch cannot go unseen. ``pooled``: the convs pooled on their accumulators
+    (:func:`.pooled_conv.pooled_convs`), whose scratch is the pool window's rows, ``B = KH`` of the pool."""
+    variant = variant or qmodel.variant
+    rows = kernel_rows(qmodel, parse_conv_block_rows(conv_block_rows), target, sparse, variant)
+    rows.update({name: entry.kernel[0] for name, entry in (pooled or {}).items()})
     sizes = {}
     for op in qmodel.ops:
-        if isinstance(op, QConv) and op.unit_kernel == "skipfree" and qmodel.variant == "unit":
+        if isinstance(op, QConv) and op.unit_kernel == "skipfree" and variant == "unit":
             sizes[op.name] = skipfree_scratch_bytes(op)  # the lists and the whole plane's accumulators
-        elif isinstance(op, QConv) and op.unit_kernel == "sparse" and qmodel.variant == "unit":
+        elif isinstance(op, QConv) and op.unit_kernel == "sparse" and variant == "unit":
             sizes[op.name] = unit_sparse_scratch(op)  # the row lists and its blocks' accumulators
         elif isinstance(op, QConv):
-            rows = pooled[op.name].kernel[0] if op.name in pooled else block_rows
-            sizes[op.name] = conv_scratch_bytes(op.out_height, op.out_width, rows)
+            sizes[op.name] = conv_scratch_bytes(op.out_height, op.out_width, rows[op.name])
         elif isinstance(op, QLinear):
             sizes[op.name] = 4 * op.out_features
     return sizes

@@ -320,8 +320,9 @@ class _Sections:
 
 
 def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, block_rows: int,
-                 style: _TableStyle, sparse: dict, zeroact: dict, pooled: dict) -> _Sections:
-    """The tables and the statements of ``unit_model_run``, op by op."""
+                 style: _TableStyle, sparse: dict, zeroact: dict, conv_rows: dict, pooled: dict) -> _Sections:
+    """The tables and the statements of ``unit_model_run``, op by op (``conv_rows``: a conv's own
+    ``block_rows`` by name, else ``block_rows``; ``pooled``: the convs that write their max-pool's output)."""
     pools = {entry.pool: entry for entry in pooled.values()}
     names = codegen.IdentifierSet()
     out = _Sections()
@@ -335,8 +336,9 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
             ident = names.add(op.name)
             tables = sparse.get(op.name)
             if isinstance(op, QConv):
-                code = _conv_code(op, ident, variant, counter, io, block_rows, style, memory.scratch_offset,
-                                  memory.scratch_bytes, tables, zeroact.get(op.name), pooled.get(op.name))
+                code = _conv_code(op, ident, variant, counter, io, conv_rows.get(op.name, block_rows), style,
+                                  memory.scratch_offset, memory.scratch_bytes, tables, zeroact.get(op.name),
+                                  pooled.get(op.name))
                 kernel = "sparse" if tables is not None else conv_variant(op, variant)
                 if op.name in pooled:  # its runs are the unpooled kernel's assembly (linked with it), its
                     # 2x2 windows' best unit_conv2d_dense_pool_s8's (AVR)
@@ -392,15 +394,16 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
 
 def model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, source: str,
             block_rows: int, asm_above: int | None, far: bool, sparse: dict | None = None,
-            zeroact: dict | None = None, pooled: dict | None = None) -> ModelC:
+            zeroact: dict | None = None, conv_rows: dict | None = None, pooled: dict | None = None) -> ModelC:
     """model.c, its flash tables per layer and the kernels it calls. Tables above ``asm_above``
     bytes are assembler data (AVR), ``far`` tables are read through UNIT_TABLE pointers (AVR
     beyond 64 KB); :func:`unitprune.mcu.codegen.flash_array`. ``sparse``: the static-sparse layers'
     tables by name (:func:`unitprune.mcu.kernel_choice.sparse_layers`); ``zeroact``: the row starts of those
-    that skip zero activations too (:func:`unitprune.mcu.zeroact_plan.zeroact_layers`); ``pooled``: the
+    that skip zero activations too (:func:`unitprune.mcu.zeroact_plan.zeroact_layers`); ``conv_rows``: each
+    conv's ``block_rows`` (:func:`unitprune.mcu.export.conv_rows.conv_block_rows`), by name; ``pooled``: the
     convs that write their max-pool's output (:func:`.pooled_conv.pooled_convs`)."""
     sections = _op_sections(qmodel, plan, variant, linear_quotient, block_rows, _TableStyle(asm_above, far),
-                            sparse or {}, zeroact or {}, pooled or {})
+                            sparse or {}, zeroact or {}, conv_rows or {}, pooled or {})
     arena = ""
     if plan.arena_bytes and any(op.scratch_offset is not None for op in plan.ops):
         # int32 scratch lives in the arena (memory_plan): the arena is 4-byte aligned, its size a multiple of 4

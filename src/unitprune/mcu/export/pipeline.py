@@ -17,6 +17,7 @@ from ..requant_table import with_tables
 from ..zeroact_plan import plans_zeroact, zeroact_layers
 from .build_files import CSRC, kernel_files, makefile, support_files, template_files
 from .checks import check_fits_target, check_model, check_request
+from .conv_rows import conv_block_rows as kernel_rows
 from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
 from .export_types import ExportError, ExportResult, layer_names
 from .fused_axis import AXES, choose_axis, transposed_model
@@ -58,7 +59,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         conv_block_rows: output rows whose int32 accumulators a conv holds at a time: ``None`` or
             ``"plane"`` (the whole output plane, the default), ``"min"`` (1 row) or an int >= 1.
             Smaller blocks need less scratch SRAM (``4 * B * OW`` bytes) and cost cycles; outputs
-            and counters are the same for every block size.
+            and counters are the same for every block size. The weight-stationary convs (zeroskip,
+            UnIT) hold the block; the output-stationary ones hold at most their own rows, whatever
+            the option (dense and static-sparse 1, the Cortex-M0+/RV32 dense kernel 2: :mod:`.conv_rows`).
         execution: ``"layers"`` (layer by layer, the default), ``"fused"`` (row-streamed: each
             output row computed as soon as its input rows exist, windows of the rows still needed,
             a final Linear accumulated per row, the input read row by row; :mod:`.fused_plan`) or
@@ -124,10 +127,14 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     plain, qmodel = qmodel, with_tables(qmodel, target, variant, kernels, sparse)
     # of those, the convs planned to skip zero activations too (zeroact_plan), with their scratch
     zeroact = zeroact_layers(qmodel, sparse)
-    # the dense and static-sparse convs max-pooled on their accumulators (pooled_conv.py), with the
-    # pool's rows of scratch
+    # the dense (and static-sparse) convs max-pooled on their accumulators (pooled_conv.py)
     pooled = pooled_convs(qmodel.ops, variant, target, sparse, zeroact)
-    scratch = scratch_sizes(qmodel, request.block_rows, pooled)
+    # each conv's accumulator rows: the export's block for the weight-stationary kernels, at most the
+    # rows an output-stationary one holds (conv_rows.py), the pool's rows for a pooled conv; they
+    # size its scratch
+    conv_rows = kernel_rows(qmodel, request.block_rows, target, set(sparse), variant)
+    conv_rows.update({name: entry.kernel[0] for name, entry in pooled.items()})
+    scratch = scratch_sizes(qmodel, request.block_rows, target, set(sparse), variant, pooled)
     scratch.update({op.name: zeroact_scratch_bytes(op.in_channels, op.in_height, op.out_channels, op.out_width,
                                                    op.in_channels // op.groups * op.kernel_height)
                     for op in qmodel.ops if op.name in zeroact})
@@ -150,7 +157,7 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
         descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, len(sparse))
         plan = plan_memory(qmodel, scratch, descriptors, pooled)
         return plan, model_c(qmodel, plan, variant, linear_quotient, source, request.block_rows,
-                             spec.max_object_bytes, far, sparse, zeroact, pooled)
+                             spec.max_object_bytes, far, sparse, zeroact, conv_rows, pooled)
 
     generated: dict[bool, FusedKernels] = {}
 

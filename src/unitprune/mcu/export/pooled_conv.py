@@ -62,8 +62,9 @@ def pool_fits(conv_out: tuple[int, int], kernel: tuple[int, int], stride: tuple[
 
 def pools_on(target: str) -> bool:
     """Whether ``target``'s exports call ``unit_conv2d_dense_pool_s8`` (not the Cortex-M0+ / RV32
-    ones, whose dense convolution is ``unit_conv2d_dense_s8_mcu32``)."""
-    return target not in CORE_EXPORT_TARGETS
+    ones, whose dense convolution is ``unit_conv2d_dense_s8_mcu32``; ``target`` may also be a
+    descriptor layout of the resource model: ``avr-far``, ``cortex-m``)."""
+    return target not in CORE_EXPORT_TARGETS and target != "cortex-m"  # the resource model's Cortex-M0+ layout
 
 
 #: Whether zeroskip exports pool their static-sparse convs (``unit_conv2d_sparse_pool_s8``). Off: the
