@@ -316,9 +316,13 @@ def test_random_layers_bit_exact_with_row_blocks(tmp_path_factory, case, variant
     result = export_c(qmodel, out_dir, variant=variant, conv_block_rows=block_rows)
     conv = qmodel.ops[1] if qmodel.ops[0].name == "relu0" else qmodel.ops[0]
     rows = 1 if block_rows == "min" else min(block_rows, conv.out_height)
-    kernel = json.loads((out_dir / "memory_plan.json").read_text())["kernels"]["layers"][conv.name]["kernel"]
+    plan = json.loads((out_dir / "memory_plan.json").read_text())
+    kernel = plan["kernels"]["layers"][conv.name]["kernel"]
     if kernel in ("unit_conv2d_dense_s8", "unit_conv2d_sparse_s8"):  # output-stationary: one row's sums
         rows = 1
+    pooled = plan.get("pooled_convs", {}).get(conv.name)
+    if pooled is not None:  # max-pooled on its accumulators: the pool's rows (unitprune.mcu.export.pooled_conv)
+        rows = pooled["kernel"][0]
     assert result.memory.ops[qmodel.ops.index(conv)].scratch_bytes == 4 * rows * conv.out_width
     assert f"{conv.groups}, {rows}}};" in (out_dir / "model.c").read_text()  # unit_conv2d_params.block_rows
     outputs, counts = unitprune.run_exported(out_dir, x)

@@ -73,7 +73,7 @@ def _inference_cycles(qmodel, target: str, x, out_dir, **options) -> tuple[int, 
 
 
 @pytest.mark.parametrize("target", ["avr", "msp430"])
-def test_the_fused_mnist_plan_runs_within_five_percent_of_layer_by_layer(target, tmp_path):
+def test_the_fused_mnist_plan_runs_within_five_percent_of_layer_by_layer(target, tmp_path, monkeypatch):
     """MNIST (Table 1, dense, random weights), one sample: fused with 8 output rows per conv step
     (conv1 in 3 steps, conv2 in one), its SRAM with the input and output at most 95 % of layer by
     layer's (the fused plan reads the input row by row; layer by layer's dense convs hold one output
@@ -85,10 +85,19 @@ def test_the_fused_mnist_plan_runs_within_five_percent_of_layer_by_layer(target,
     rng = np.random.default_rng(32)
     qmodel = qmodels.mnist_like(rng, variant="dense")
     x = qmodels.random_input(rng, 1, qmodel.input_shape)
+    from unitprune.mcu.export import pipeline
+
+    pooled, pooled_sram = _inference_cycles(qmodel, target, x, tmp_path / "pooled")
+    # against the layer-by-layer plan of the same kernels (the fused plan keeps the separate pools):
+    # without the convs pooled on their accumulators (unitprune.mcu.export.pooled_conv)
+    monkeypatch.setattr(pipeline, "pooled_convs", lambda *args, **kwargs: {})
     layers, layers_sram = _inference_cycles(qmodel, target, x, tmp_path / "layers")
+    monkeypatch.undo()
     fused, fused_sram = _inference_cycles(qmodel, target, x, tmp_path / "fused", execution="fused", fused_rows=8)
     assert fused_sram <= 0.95 * layers_sram
     assert fused <= 1.05 * layers, (fused, layers, fused / layers)
+    # the pooled layer-by-layer plan needs less SRAM than either and fewer cycles than layer by layer
+    assert pooled_sram < fused_sram and pooled < layers
 
 
 def test_pools_read_the_conv_blocks_in_place_when_steps_are_whole_pool_rows(tmp_path):

@@ -109,5 +109,10 @@ def test_kws_shaped_bench_runs_fused_and_bit_exact_on_avr(kws_case, tmp_path):
     assert document["not_fitted"] == []
     for row, detail in zip(document["rows"], document["details"]):
         assert row["bit_exact"] is True and row["samples_checked"] == 2, row["method"]
-        assert detail["checks"]["execution"] == "fused", row["method"]  # 6,336 B of conv1 output alone
+        if "unit_conv2d_dense_pool_s8" in detail["checks"]["kernels"].values():
+            # conv1 max-pooled on its accumulators (unitprune.mcu.export.pooled_conv): a quarter of its
+            # 6,336-byte output plane, so layer by layer fits
+            assert row["method"] == "dense" and detail["checks"]["execution"] == "layers"
+        else:
+            assert detail["checks"]["execution"] == "fused", row["method"]  # 6,336 B of conv1 output alone
         assert row["sram_bytes"] < 8192

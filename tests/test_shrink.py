@@ -65,14 +65,15 @@ def test_mnist_wide_hand_count():
     assert r.weight_bytes == weights == sum(m.weight.numel() for m in model.modules() if hasattr(m, "weight"))
     assert r.bias_bytes == 4 * outputs and r.requant_bytes == 5 * outputs and r.tau_bytes == 0
     assert r.flash_bytes == weights + 9 * outputs
-    # conv2 runs with its input (32x26x26) and output (64x24x24) in the arena
-    assert r.arena_bytes == 32 * 26 * 26 + 64 * 24 * 24 and r.peak_op == "conv2"
-    # the dense convs sum each output in registers and keep one output row of int32 sums (conv1 4 * 26):
-    # fc1's 128 int32 accumulators are the largest scratch
+    # conv2 runs with its input (32x26x26) and its max-pooled output (64x12x12: the pool is taken on
+    # its accumulators, unitprune.mcu.export.pooled_conv) in the arena
+    assert r.arena_bytes == 32 * 26 * 26 + 64 * 12 * 12 and r.peak_op == "conv2"
+    # conv1 keeps one output row of int32 sums (4 * 26), conv2 the pool's two rows (4 * 2 * 24): fc1's
+    # 128 int32 accumulators are the largest scratch
     assert r.scratch_bytes == 4 * 128
     assert r.descriptor_bytes == 2 * CONV_DESCRIPTOR + 2 * LINEAR_DESCRIPTOR
     assert r.input_bytes == 784 and r.output_bytes == 10
-    assert r.sram_bytes == r.arena_bytes + r.scratch_bytes + r.descriptor_bytes + 784 + 10 == 59_994
+    assert r.sram_bytes == r.arena_bytes + r.scratch_bytes + r.descriptor_bytes + 784 + 10 == 32_346
     assert r.macs == 11_992_448 == flop_macs(model, (1, 28, 28))
     with_tau = resources(model, (1, 28, 28), unit_tables=True)
     assert with_tau.tau_bytes == 32 * 9 + 64 * 32 * 9
@@ -90,8 +91,10 @@ def test_mnist_wide_hand_count():
         blocked = resources(model, (1, 28, 28), conv_block_rows=option, unit_tables=True)
         assert blocked.scratch_bytes == scratch, option
         assert blocked.sram_bytes == with_tau.sram_bytes - with_tau.scratch_bytes + scratch
+        # (UnIT's convs keep the separate max-pool: conv2's whole 64x24x24 output in the arena)
         assert (blocked.arena_bytes, blocked.flash_bytes, blocked.macs) == \
-            (r.arena_bytes, with_tau.flash_bytes, r.macs)
+            (with_tau.arena_bytes, with_tau.flash_bytes, r.macs) == (32 * 26 * 26 + 64 * 24 * 24, with_tau.flash_bytes,
+                                                                     r.macs)
         assert resources(model, (1, 28, 28), conv_block_rows=option) == r, option
     with pytest.raises(ValueError, match="conv_block_rows must be"):
         resources(model, (1, 28, 28), conv_block_rows="rows")
@@ -100,11 +103,15 @@ def test_mnist_wide_hand_count():
 def test_network_input_and_output_are_not_in_the_arena():
     model = build_model("mnist", seed=0)
     r = resources(model, (1, 28, 28))
-    # conv1: only its output (6x24x24) is in the arena; then the pool (6x24x24 -> 6x12x12); conv2
-    # (6x12x12 -> 16x8x8); pool; fc writes the caller's output.
-    assert r.arena_bytes == max(6 * 576, 6 * 576 + 6 * 144, 6 * 144 + 16 * 64, 16 * 64 + 16 * 16, 16 * 16)
-    assert r.peak_op == "pool1" and r.scratch_bytes == 4 * 24  # conv1's one output row of int32 sums
-    assert r.sram_bytes == r.arena_bytes + 4 * 24 + 2 * CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 784 + 10
+    # conv1 writes its max-pooled output (6x12x12, the pool on its accumulators: the pool works in
+    # place); conv2 (6x12x12 -> 16x4x4 pooled); fc writes the caller's output. Each conv's scratch
+    # holds the pool's 2 rows of accumulators.
+    assert r.arena_bytes == max(6 * 144, 6 * 144 + 16 * 16, 16 * 16)
+    assert r.peak_op == "conv2" and r.scratch_bytes == 4 * 2 * 24
+    assert r.sram_bytes == r.arena_bytes + 4 * 2 * 24 + 2 * CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 784 + 10
+    # the Cortex-M0+ exports keep the separate pool (their dense convolution is the _mcu32 kernel, two rows)
+    core = resources(model, (1, 28, 28), target="m0plus")
+    assert core.arena_bytes == 6 * 576 + 6 * 144 and core.peak_op == "pool1" and core.scratch_bytes == 4 * 2 * 24
 
 
 def test_residual_hand_count_and_coupled_group():
@@ -606,9 +613,9 @@ def test_cli_shrink_writes_the_run_folder_and_never_overwrites(tmp_path, capsys)
     for name, m in document["methods"].items():
         assert set(m) == fields | {"fits_budget"}, name
         assert m["fits_budget"] and m["sram_bytes"] <= 450 and m["flash_bytes"] <= 1024
-    # digits: arena 6x6x6 + 6x3x3 (the pool), fc's 10 int32 accumulators (above the dense conv's one
-    # 6-wide row of int32 sums), descriptors, input 64, output 10
-    assert document["base"]["sram_bytes"] == 216 + 54 + 4 * 10 + CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 64 + 10
+    # digits: arena 6x3x3 (the conv writes its max-pooled plane), two int32 rows of 6 (the pool's,
+    # above fc's 10 accumulators), descriptors, input 64, output 10
+    assert document["base"]["sram_bytes"] == 54 + 4 * 2 * 6 + CONV_DESCRIPTOR + LINEAR_DESCRIPTOR + 64 + 10
     for name in ("report.md", "details.json", "training.png", "accuracy_vs_resources.png"):
         assert (run_dir / name).is_file(), name
     assert "| differentiable |" in (run_dir / "report.md").read_text()
@@ -657,7 +664,9 @@ def test_budget_and_cli_count_sram_for_the_conv_block_rows():
     # one channel per layer, UnIT's weight-stationary convs: conv1's 4 * 26 * 26 plane is the scratch;
     # one row leaves conv1's 4 * 26
     assert plane.scratch_bytes == 4 * 26 * 26 and rows.scratch_bytes == 4 * 26
-    assert graph.exact(ones).scratch_bytes == 4 * 26  # the dense export's convs: one row whatever the option
+    # the dense export's convs: one row whatever the option, conv2 the two rows of its max-pool (taken on
+    # the accumulators: unitprune.mcu.export.pooled_conv)
+    assert graph.exact(ones).scratch_bytes == 4 * 2 * 24
     between = (plane.sram_bytes + rows.sram_bytes) // 2
     with pytest.raises(BudgetError, match="sram_bytes"):
         check_feasible(graph, MCUBudget(sram_bytes=between, unit_tables=True))

@@ -62,7 +62,9 @@ def test_fused_sram_of_the_counts_equals_resources_of_the_smaller_model(shape, t
         expected = resources(_chain(*counts, shape), shape, target=target, execution="fused")
         got = graph.exact(dict(zip(groups, counts)), target=target, execution="fused")
         assert got == expected, counts
-        assert got.input_bytes == 0 and got.sram_bytes < graph.exact(dict(zip(groups, counts)), target=target).sram_bytes
+        # (not always below the layer-by-layer plan: there the convs before a max-pool write the pooled
+        # plane, unitprune.mcu.export.pooled_conv; at (6, 1, 3) it takes 728 B on AVR)
+        assert got.input_bytes == 0
         axes.add(graph.fused.terms(lambda g: dict(zip(groups, counts)).get(g, graph.group_sizes[g]))["axis"])
     assert axes == ({"height"} if shape[1] >= shape[2] else {"width"})
 

@@ -7,39 +7,7 @@
  * assembly routines (UNIT_PORTABLE_KERNELS=1 keeps the C loop everywhere). The set-up of rows and
  * runs avoids multiplications and divisions (library calls on AVR and MSP430): what a row of the
  * plane's interior needs is computed once per call, pointers advance by additions. */
-#include "unit_internal_dot_s8.h"
-#include "unit_internal_requant_s8.h"
-
-/* The kernel indices [*k0, *k1) along one axis whose input first + k*dilation lies in [0, size). */
-static void unit__field_range_s8(int32_t first, int32_t kernel, int32_t size, int32_t dilation, int32_t *k0,
-                                 int32_t *k1) {
-    int32_t lo, hi;
-    if (dilation == 1) { /* the common case, without a division */
-        lo = first >= 0 ? 0 : -first;
-        hi = size - first;
-    } else {
-        lo = first >= 0 ? 0 : unit__ceil_div(-first, dilation);
-        hi = size - 1 - first < 0 ? 0 : (size - 1 - first) / dilation + 1;
-    }
-    *k0 = lo;
-    *k1 = hi < kernel ? hi : kernel;
-}
-
-/* What the runs of one output row share. */
-typedef struct {
-    unit__dot_run_s8 run;       /* channels, rows, x_channel_skip, x_next, w_channel_skip set per row */
-    const int8_t *x;            /* input of the row's first kernel row at column -pad_left (may point before x) */
-    const UNIT_TABLE int8_t *w; /* weights of the output channel from the row's first kernel row */
-    int32_t rows;               /* kernel rows inside the input (0: none) */
-    int32_t field_rows;         /* channels * rows */
-    int32_t field_macs;         /* channels * rows * kernel_width */
-    int32_t kernel_rows_span;   /* dilation_y * W */
-    int32_t bias, multiplier, shift;
-    int8_t act_min, act_max;
-#if UNIT__DOT_ASM
-    unit__requant_run_s8 store; /* the output channel's output stage (its base set per run) */
-#endif
-} unit__dense_row_s8;
+#include "unit_internal_dense_row_s8.h"
 
 /* The output stage of a run: y[i] = clamp(requantize(base -/+ stored[i])) (unit__dot_value_s8 for
  * an assembly run, base + stored[i] for the C run); on AVR and MSP430 one assembly loop
@@ -68,31 +36,7 @@ static inline void unit__dense_store_s8(int8_t *y, const int32_t *stored, int32_
 static inline void unit__dense_run_s8(const unit_conv2d_params *p, unit__dense_row_s8 *row,
                                                  int32_t ox_offset, int32_t count, int32_t kx0, int32_t kx1,
                                                  int8_t *y, int32_t *scratch, int fast) {
-    const int32_t len = kx1 - kx0;
-    int32_t n = 0;
-    if (row->rows > 0 && len > 0) {
-        const int32_t column = p->dilation_x == 1 ? kx0 : kx0 * p->dilation_x;
-        const int8_t *x = row->x + ox_offset + column;
-        unit__dot_run_s8 *r = &row->run;
-        r->count = (unit__dot_field)count;
-        r->len = (unit__dot_field)len;
-        r->x_row_skip = (unit__dot_field)(row->kernel_rows_span - (p->dilation_x == 1 ? len : len * p->dilation_x));
-        r->w_row_skip = (unit__dot_field)(p->kernel_width - len);
-#if UNIT__DOT_ASM
-        if (fast) {
-            r->mode = unit__dot_mode_s8(r);
-            UNIT__DOT_RUN(scratch, x, row->w + kx0, r);
-            n = len == p->kernel_width ? row->field_macs : row->field_rows * len;
-        } else
-#endif
-        {
-            (void)fast;
-            r->mode = 0;
-            unit__dot_run_s8_c(scratch, x, row->w + kx0, r, (ptrdiff_t)p->dilation_x);
-        }
-    } else {
-        unit__fill_s32(scratch, count, 0); /* the field lies in the padding: the bias alone */
-    }
+    const int32_t n = unit__dense_accumulate_s8(p, row, ox_offset, count, kx0, kx1, scratch, fast);
     unit__dense_store_s8(y, scratch, count, unit__dot_base_s8(row->bias, n), n != 0, row);
 }
 

@@ -119,6 +119,18 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
                              const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
 int32_t unit_conv2d_zeroskip_s8(const unit_conv2d_params *params, const int8_t *x, const UNIT_TABLE int8_t *weight,
                                 const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
+/* The dense convolution followed by a max-pool of pool_height x pool_width windows with the same
+ * stride (no padding, floor mode): y [N][O][OH/pool_height][OW/pool_width] (integer division) =
+ * maxpool(the dense convolution's y), computed as the output stage of each window's largest
+ * accumulator (exact: the output stage is non-decreasing in the accumulator for multipliers >= 0), so
+ * one requantization per pooled output and no convolution plane in memory. 1 <= pool_height <= OH,
+ * 1 <= pool_width <= OW; params->block_rows 0 or >= pool_height (the scratch,
+ * unit_conv2d_s8_scratch_size bytes, holds pool_height rows of accumulators). Counters as
+ * unit_conv2d_dense_s8's (the convolution's MACs, also those of the rows and columns the pool drops,
+ * which are not computed). */
+int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool_height, int32_t pool_width,
+                                  const int8_t *x, const UNIT_TABLE int8_t *weight, const unit_requant_s8 *requant,
+                                  int8_t *y, int32_t *scratch, unit_counts *counts);
 /* The dense convolution, output-stationary (two output channels per pass; Thumb-1 inner loop on
  * ARMv6-M, C elsewhere): same arguments, outputs and counters as unit_conv2d_dense_s8; the
  * exporter's Cortex-M0+ and RV32 targets call it (unit_conv2d_dense_s8_mcu32.c). */
@@ -237,6 +249,12 @@ typedef struct {
  * unit_conv2d_s8_scratch_size suffice) as unit_conv2d_dense_s8. */
 int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x, const unit_sparse_s8 *sparse,
                               const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts);
+/* The convolution over the nonzero weights followed by a max-pool of pool_height x pool_width windows
+ * with the same stride, pooled on the accumulators as unit_conv2d_dense_pool_s8 (its y, pool and
+ * scratch rules); outputs = unit_maxpool2d_s8 of unit_conv2d_sparse_s8's, counters = its counters. */
+int32_t unit_conv2d_sparse_pool_s8(const unit_conv2d_params *params, int32_t pool_height, int32_t pool_width,
+                                   const int8_t *x, const unit_sparse_s8 *sparse, const unit_requant_s8 *requant,
+                                   int8_t *y, int32_t *scratch, unit_counts *counts);
 /* UnIT on static-sparse weights: the convolution over the nonzero weights with each weight's UnIT
  * threshold in its record, sparse->records int16 {offset, tau + 1, weight} (tau + 1 in [0, 256],
  * offset as unit_conv2d_sparse_s8's), taps as there; a product is accumulated where |x| > tau.

@@ -88,13 +88,19 @@ def requantize(acc, multiplier, shift, library: KernelLibrary | None = None) -> 
 
 
 def conv2d(variant: str, x, weight, requant, geometry: ConvGeometry, tau=None,
-           library: KernelLibrary | None = None, block_rows: int = 0) -> tuple[np.ndarray, MacCounts | None]:
+           library: KernelLibrary | None = None, block_rows: int = 0,
+           pool: tuple[int, int] | None = None) -> tuple[np.ndarray, MacCounts | None]:
     """An int8 convolution: ``x [N, C, H, W]`` int8, ``weight [O, C/groups, KH, KW]`` int8, ``tau``
     uint8 like ``weight`` (``variant="unit"`` only); returns ``y [N, O, OH, OW]`` int8.
     ``block_rows``: output rows whose accumulators the kernel holds at a time (0 = the whole plane;
-    the result does not depend on it, the scratch is ``4 * block_rows * OW`` bytes)."""
+    the result does not depend on it, the scratch is ``4 * block_rows * OW`` bytes).
+    ``pool``: ``(KH, KW)`` of a max-pool with stride = kernel after the convolution
+    (``variant="dense"`` only: ``unit_conv2d_dense_pool_s8``, the output stage once per pooled output);
+    ``y`` is then ``[N, O, OH // KH, OW // KW]``; ``block_rows`` 0 or >= ``KH``."""
     if variant not in CONV_VARIANTS:
         raise ValueError(f"conv variant must be one of {CONV_VARIANTS}, got {variant!r}")
+    if pool is not None and variant != "dense":
+        raise ValueError(f"conv2d pool={pool!r}: only the dense variant pools before its output stage")
     if isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 0:
         raise ValueError(f"conv2d block_rows must be an int >= 0 (0: the whole plane), got {block_rows!r}")
     library = library or load_library()
@@ -109,7 +115,9 @@ def conv2d(variant: str, x, weight, requant, geometry: ConvGeometry, tau=None,
     size = library.lib.unit_conv2d_s8_scratch_size(ctypes.byref(params))
     _check(min(size, 0), "unit_conv2d_s8_scratch_size")
     out_h, out_w = geometry.output_size(x.shape[2], x.shape[3])
-    y = np.empty((x.shape[0], weight.shape[0], out_h, out_w), dtype=np.int8)
+    if pool is not None:
+        out_h, out_w = (size // int(kernel) if int(kernel) >= 1 else 0 for size, kernel in zip((out_h, out_w), pool))
+    y = np.empty((x.shape[0], weight.shape[0], max(out_h, 0), max(out_w, 0)), dtype=np.int8)
     # the scratch the kernel asked for, then guard words it must leave alone (checked after the call)
     scratch = np.full(max(size // 4, 1) + _GUARD_WORDS, _GUARD, dtype=np.int32)
     constants = _Requant(requant, weight.shape[0])
@@ -123,6 +131,11 @@ def conv2d(variant: str, x, weight, requant, geometry: ConvGeometry, tau=None,
             raise ValueError(f"tau must have the weight's shape {weight.shape}, got {tau.shape}")
         status = lib.unit_conv2d_unit_s8(ctypes.byref(params), _ptr(x), _ptr(weight), _ptr(tau),
                                          ctypes.byref(constants.struct), _ptr(y), _ptr(scratch), ctypes.byref(counts))
+    elif pool is not None:
+        variant = "dense_pool"
+        status = lib.unit_conv2d_dense_pool_s8(ctypes.byref(params), int(pool[0]), int(pool[1]), _ptr(x), _ptr(weight),
+                                               ctypes.byref(constants.struct), _ptr(y), _ptr(scratch),
+                                               ctypes.byref(counts))
     else:
         function = getattr(lib, f"unit_conv2d_{variant}_s8")
         status = function(ctypes.byref(params), _ptr(x), _ptr(weight), ctypes.byref(constants.struct), _ptr(y),

@@ -100,10 +100,13 @@ class _Sparse:
 
 
 def conv2d_sparse(x, weight, requant, geometry: ConvGeometry, library: KernelLibrary | None = None,
-                  tables: SparseTables | None = None, block_rows: int = 0) -> tuple[np.ndarray, MacCounts | None]:
+                  tables: SparseTables | None = None, block_rows: int = 0,
+                  pool: tuple[int, int] | None = None) -> tuple[np.ndarray, MacCounts | None]:
     """``unit_conv2d_sparse_s8`` on ``x [N, C, H, W]`` int8 with ``weight [O, C/groups, KH, KW]``
     int8 (``tables``: the layer's tables, default built from ``weight``; ``block_rows``: the
-    params field, which sizes the scratch, ``4 * block_rows * OW`` bytes); returns ``(y, counts)``."""
+    params field, which sizes the scratch, ``4 * block_rows * OW`` bytes); returns ``(y, counts)``.
+    ``pool``: ``(KH, KW)`` of a max-pool with stride = kernel after it (``unit_conv2d_sparse_pool_s8``:
+    ``y`` is ``[N, O, OH // KH, OW // KW]``; ``block_rows`` 0 or >= ``KH``)."""
     library = library or load_library()
     x = _array(x, np.int8, "x")
     weight = _array(weight, np.int8, "weight")
@@ -116,13 +119,22 @@ def conv2d_sparse(x, weight, requant, geometry: ConvGeometry, library: KernelLib
     size = library.lib.unit_conv2d_s8_scratch_size(ctypes.byref(params))
     _check(min(size, 0), "unit_conv2d_s8_scratch_size")
     out_h, out_w = geometry.output_size(x.shape[2], x.shape[3])
-    y = np.empty((x.shape[0], weight.shape[0], out_h, out_w), dtype=np.int8)
+    if pool is not None:
+        out_h, out_w = (size // int(kernel) if int(kernel) >= 1 else 0 for size, kernel in zip((out_h, out_w), pool))
+    y = np.empty((x.shape[0], weight.shape[0], max(out_h, 0), max(out_w, 0)), dtype=np.int8)
     scratch = np.empty(max(size // 4, 1), dtype=np.int32)
     sparse, constants, counts = _Sparse(tables), _Requant(requant, weight.shape[0]), CCounts()
-    status = library.lib.unit_conv2d_sparse_s8(ctypes.byref(params), _ptr(x), ctypes.byref(sparse.struct),
-                                               ctypes.byref(constants.struct), _ptr(y), _ptr(scratch),
-                                               ctypes.byref(counts))
-    _check(status, "unit_conv2d_sparse_s8")
+    if pool is None:
+        name = "unit_conv2d_sparse_s8"
+        status = library.lib.unit_conv2d_sparse_s8(ctypes.byref(params), _ptr(x), ctypes.byref(sparse.struct),
+                                                   ctypes.byref(constants.struct), _ptr(y), _ptr(scratch),
+                                                   ctypes.byref(counts))
+    else:
+        name = "unit_conv2d_sparse_pool_s8"
+        status = library.lib.unit_conv2d_sparse_pool_s8(ctypes.byref(params), int(pool[0]), int(pool[1]), _ptr(x),
+                                                        ctypes.byref(sparse.struct), ctypes.byref(constants.struct),
+                                                        _ptr(y), _ptr(scratch), ctypes.byref(counts))
+    _check(status, name)
     return y, _counts(library, counts)
 
 

@@ -64,6 +64,7 @@ from torch import nn
 
 from ..mcu.export.conv_rows import kernel_block_rows, resource_conv_kernel
 from ..mcu.export.memory_plan import conv_scratch_bytes, parse_conv_block_rows
+from ..mcu.export.pooled_conv import pool_fits, pools_on
 from ..mcu.export.fused_plan import fused_rows_choices, tail_steps
 from ..mcu.requant_table import CHANNEL_BYTES, TABLE_TARGETS, planned_layers, room_bytes
 from ..mcu.targets.specs import EXPORT_TARGETS, LAYOUTS, STACK_RESERVE, descriptor_bytes
@@ -162,6 +163,10 @@ class ResourceGraph:
     output_group: int
     fixed_groups: set[int] = field(default_factory=set)
     conv_planes: dict[int, tuple[int, int]] = field(default_factory=dict)  # conv op index -> (out_h, out_w)
+    #: convs whose output only a max-pool (window = stride) reads, through ReLU/BatchNorm: (conv op
+    #: index, conv buffer, pool buffer, pool window rows); the exporter's dense convs write the pooled
+    #: plane there (unitprune.mcu.export.pooled_conv)
+    pooled: list[tuple[int, str, str, int]] = field(default_factory=list)
     fused: Any = None  # the fused plan's terms (fused_counts.FusedCounts), or why the plan cannot stream the model
 
     def find(self, group: int) -> int:
@@ -240,7 +245,8 @@ class ResourceGraph:
             input_bytes = 0
         elif execution == "layers":
             rows = kernel_block_rows(resource_conv_kernel(unit_tables, target), block_rows)
-            arena, scratch, input_bytes, output_bytes, peak_op = self._layer_sram(c, rows)
+            pooled = not unit_tables and pools_on(target)  # the dense convs' max-pool on the accumulators
+            arena, scratch, input_bytes, output_bytes, peak_op = self._layer_sram(c, rows, pooled)
         else:
             raise ValueError(f"execution must be 'layers' or 'fused', got {execution!r}")
         return {
@@ -261,26 +267,43 @@ class ResourceGraph:
         picked = planned_layers([(spatial, value(n)) for spatial, n in convs], room_bytes(target, value(flash)))
         return sum(CHANNEL_BYTES * convs[i][1] for i in picked)
 
-    def _layer_sram(self, c, block_rows) -> tuple:
-        """The layer-by-layer plan's arena, scratch, input and output bytes and the op of the arena peak."""
+    def _pooled_buffers(self) -> tuple[list[_Buffer], dict[int, int]]:
+        """The buffers when each conv of ``pooled`` writes its pool's output (the pool in place), and
+        those convs' scratch rows (the pool's window rows)."""
+        by_name = {buf.name: buf for buf in self.buffers}
+        merged: dict[str, _Buffer | None] = {}
+        rows = {}
+        for conv_index, conv_buffer, pool_buffer, pool_rows in self.pooled:
+            conv, pool = by_name[conv_buffer], by_name[pool_buffer]
+            merged[conv_buffer] = _Buffer(conv.name, conv.group, pool.per_channel, conv.born,
+                                          max(conv.dies, pool.dies), conv.io or pool.io)
+            merged[pool_buffer] = None
+            rows[conv_index] = pool_rows
+        buffers = [merged.get(buf.name, buf) for buf in self.buffers]
+        return [buf for buf in buffers if buf is not None], rows
+
+    def _layer_sram(self, c, block_rows, pooled: bool = False) -> tuple:
+        """The layer-by-layer plan's arena, scratch, input and output bytes and the op of the arena peak;
+        ``pooled``: the convs of ``self.pooled`` write their max-pool's output."""
+        buffers, pool_rows = self._pooled_buffers() if pooled else (self.buffers, {})
         live_totals, scratches = [], []
         for i, _ in enumerate(self.op_names):
             total = 0
-            for buf in self.buffers:
+            for buf in buffers:
                 if buf.born <= i <= buf.dies and not buf.io:
                     total = total + c(buf.group) * buf.per_channel
             live_totals.append(total)
             group, per_channel, constant = self.op_scratch[i]
             if i in self.conv_planes:  # one block of output rows of one channel, whatever the channels
-                constant = conv_scratch_bytes(*self.conv_planes[i], block_rows)
+                constant = conv_scratch_bytes(*self.conv_planes[i], pool_rows.get(i, block_rows))
             scratches.append(constant + (c(group) * per_channel if group is not None else 0))
         if not live_totals:
             raise ValueError("the model has no ops to run")
         peak_index = max(range(len(live_totals)), key=lambda j: float(torch.as_tensor(live_totals[j]).detach()))
         arena, scratch = _maximum(live_totals), _maximum(scratches)
-        input_buffer = next(b for b in self.buffers if b.born < 0)
-        output_buffer = next(b for b in self.buffers if b.io and b.born >= 0) if any(
-            b.io and b.born >= 0 for b in self.buffers) else input_buffer
+        input_buffer = next(b for b in buffers if b.born < 0)
+        output_buffer = next(b for b in buffers if b.io and b.born >= 0) if any(
+            b.io and b.born >= 0 for b in buffers) else input_buffer
         input_bytes = c(input_buffer.group) * input_buffer.per_channel
         output_bytes = c(output_buffer.group) * output_buffer.per_channel
         peak_op = self.op_names[peak_index]
@@ -370,6 +393,8 @@ class _Builder:
         self.op_names: list[str] = []
         self.op_scratch: list[tuple[int | None, int, int]] = []
         self.conv_planes: dict[int, tuple[int, int]] = {}
+        self.conv_ops: dict[str, int] = {}  # conv node -> op index
+        self.pooled: list[tuple[int, str, str, int]] = []
         self.buffers: dict[str, _Buffer] = {}
         self.users = {n.name: list(n.users) for n in self.nodes}
 
@@ -448,7 +473,7 @@ class _Builder:
             layers=self.layers, buffers=list(self.buffers.values()), op_names=self.op_names,
             op_scratch=self.op_scratch, group_sizes=self.group_sizes, parent=self.parent,
             input_group=input_group, output_group=output_group, fixed_groups=self.fixed,
-            conv_planes=self.conv_planes)
+            conv_planes=self.conv_planes, pooled=self.pooled)
         for layer in graph.layers:  # resolve to roots for callers
             layer.in_group, layer.out_group = graph.find(layer.in_group), graph.find(layer.out_group)
         for buf in graph.buffers:
@@ -483,6 +508,7 @@ class _Builder:
             group, _ = self.tensor_group[inputs[0].name]
             _, spatial = self.per_channel(node)
             self.new_buffer(node, group, spatial, i)
+            self.pooled_conv(node, module, inputs[0])
         elif target in _ADD_FUNCTIONS and len(inputs) == 2:
             a, b = inputs
             group = self.union(self.tensor_group[a.name][0], self.tensor_group[b.name][0], node.name)
@@ -493,6 +519,27 @@ class _Builder:
             raise ValueError(f"op {node.name!r} ({what}) is not supported by the resource model "
                              "(supported: Conv1d/2d, Linear, BatchNorm, ReLU, max/avg-pool, flatten, "
                              "dropout, identity, residual add)")
+
+    def pooled_conv(self, node, module, source) -> None:
+        """Records a max-pool (window = stride, no padding, floor mode) that alone reads a conv's output
+        through ReLU/BatchNorm/no-op modules (``ResourceGraph.pooled``)."""
+        if not isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)) or module.ceil_mode or module.return_indices:
+            return
+        pair = lambda v: (1, int(v)) if isinstance(module, nn.MaxPool1d) else (  # noqa: E731
+            tuple(int(e) for e in v) if isinstance(v, (tuple, list)) else (int(v), int(v)))
+        kernel, stride = pair(module.kernel_size), pair(module.stride or module.kernel_size)
+        if pair(module.padding) != (0, 0) or pair(module.dilation) != (1, 1):
+            return
+        while source.name not in self.conv_ops:
+            step = self.modules.get(source.target) if source.op == "call_module" else None
+            chain = isinstance(step, (*_RELU_MODULES, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Identity)) or (
+                source.op != "call_module" and source.target in _RELU_FUNCTIONS)
+            if not chain or len(self.users[source.name]) != 1:
+                return
+            source = source.args[0]
+        index = self.conv_ops[source.name]
+        if len(self.users[source.name]) == 1 and pool_fits(self.conv_planes[index], kernel, stride):
+            self.pooled.append((index, self.buffer_of[source.name], node.name, kernel[0]))
 
     def fold_bn(self, node, module, source) -> None:
         producer = source
@@ -522,6 +569,7 @@ class _Builder:
         self.op_scratch[i] = (None, 0, 4 * spatial)  # one output plane of int32, whatever the channels
         shape = self.shape(node)  # (1, C, OH, OW), or (1, C, L) for Conv1d (one row of L)
         self.conv_planes[i] = (shape[2], shape[3]) if len(shape) == 4 else (1, shape[2])
+        self.conv_ops[node.name] = i
 
     def linear(self, node, module, source, i) -> None:
         in_group, in_per = self.tensor_group[source.name]

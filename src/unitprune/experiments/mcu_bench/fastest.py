@@ -58,17 +58,21 @@ class FastestChoice:
                 "energy_uj_estimate": self.energy_uj_estimate, "candidates": self.candidates}
 
 
-def configuration_kernels(qmodel: QuantizedModel) -> dict[str, str]:
-    """The kernel function of every conv/linear layer of ``qmodel``'s export (by layer name): the
-    static-sparse kernels for the layers of a ``zeroskip`` model whose tables they hold (as the
-    exporter chooses them when the tables fit the target's flash; a measured row names the kernels
-    of its export's manifest instead)."""
+def configuration_kernels(qmodel: QuantizedModel, target: str = "host") -> dict[str, str]:
+    """The kernel function of every conv/linear layer of ``qmodel``'s export for ``target`` (by layer
+    name): the static-sparse kernels for the layers of a ``zeroskip`` model whose tables they hold (as
+    the exporter chooses them when the tables fit the target's flash; a measured row names the kernels
+    of its export's manifest instead), the pooled dense convs (``unitprune.mcu.export.pooled_conv``)."""
+    from ...mcu.export.pooled_conv import pooled_convs
     from ...mcu.kernel_choice import conv_variant, linear_kernel, sparse_layers
 
     sparse = sparse_layers(qmodel.ops, qmodel.variant)
+    pooled = pooled_convs(qmodel.ops, qmodel.variant, target, sparse)
     kernels = {}
     for op in qmodel.ops:
-        if op.name in sparse:
+        if op.name in pooled:
+            kernels[op.name] = pooled[op.name].function
+        elif op.name in sparse:
             kernels[op.name] = f"unit_{'conv2d' if isinstance(op, QConv) else 'linear'}_sparse_s8"
         elif isinstance(op, QConv):
             kernels[op.name] = f"unit_conv2d_{conv_variant(op, qmodel.variant)}_s8"
@@ -126,7 +130,7 @@ def fastest_rows(document: dict, points: dict, splits, budget: float, confidence
                                "admitted": admitted and row["bit_exact"], "why": why,
                                "quantized_val_accuracy": val_accuracy, "quantized_accuracy": row["quantized_accuracy"],
                                "energy_uj_estimate": row["energy_uj_estimate"],
-                               "kernels": detail["checks"].get("kernels") or configuration_kernels(planned)})
+                               "kernels": detail["checks"].get("kernels") or configuration_kernels(planned, target)})
         admitted = [c for c in candidates if c["admitted"]]
         if not admitted:
             chosen[target] = {"target": target, "method": None, "candidates": candidates,
@@ -176,7 +180,7 @@ def fastest_plan(model, splits, target: str, work_dir, budget: float = 1.0, conf
         planned, overrides, _ = planned_for_target(point.qmodel, target, splits)
         admitted, val_accuracy, why = _assess(name, point, planned, dense_point, splits, budget, config.confidence)
         entry = {"method": name, "knob": point.knob, "admitted": admitted, "why": why,
-                 "quantized_val_accuracy": val_accuracy, "kernels": configuration_kernels(planned)}
+                 "quantized_val_accuracy": val_accuracy, "kernels": configuration_kernels(planned, target)}
         candidates.append(entry)
         if not admitted:
             continue
@@ -194,7 +198,7 @@ def fastest_plan(model, splits, target: str, work_dir, budget: float = 1.0, conf
         raise NoPointWithinBudget(f"no configuration within {budget:g} points on {target}: "
                                   + "; ".join(f"{c['method']}: {c['why']}" for c in candidates))
     cycles, name, point, planned, val_accuracy, accuracy, measured = best
-    return FastestChoice(target=target, method=name, knob=point.knob, kernels=configuration_kernels(planned),
+    return FastestChoice(target=target, method=name, knob=point.knob, kernels=configuration_kernels(planned, target),
                          cycles=cycles, quantized_accuracy=float(accuracy), quantized_val_accuracy=val_accuracy,
                          energy_uj_estimate=measured["energy_uj_estimate"], candidates=candidates, qmodel=planned)
 

@@ -169,29 +169,35 @@ def _scratch_in_arena(qmodel: QuantizedModel, op: QOp) -> bool:
 
 
 def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = None,
-                descriptor_bytes: int = 0) -> MemoryPlan:
+                descriptor_bytes: int = 0, pooled=()) -> MemoryPlan:
     """The memory plan of ``qmodel`` (module docstring).
 
     Args:
         scratch_bytes: bytes of int32 scratch each conv/linear op needs (by op name; missing: 0).
             One buffer of the largest size is shared by all.
         descriptor_bytes: RAM of the constant descriptors (conv params, requant and tree structs).
+        pooled: names of the convs that write their max-pool's output themselves
+            (:mod:`.pooled_conv`): the conv's buffer is the pooled plane, the pool works in place
+            (no code).
     """
     scratch_bytes = scratch_bytes or {}
     kinds = [_kind(op) for op in qmodel.ops]
     input_bytes = _input_size(qmodel.input_shape)
+    pooled_by = {index + 1 for index, op in enumerate(qmodel.ops[:-1]) if op.name in pooled}
     # Buffer index of every tensor: tensor 0 is the input; an op that writes a new buffer
     # (conv, linear, maxpool, avgpool, relu on the read-only input) starts the next buffer.
     buffer_of = [0]
     new_buffer = []
-    for kind in kinds:
-        starts = kind in ("conv", "linear", "maxpool", "avgpool") or (kind == "relu" and buffer_of[-1] == 0)
+    for index, kind in enumerate(kinds):
+        starts = (kind in ("conv", "linear", "maxpool", "avgpool") and index not in pooled_by) or (
+            kind == "relu" and buffer_of[-1] == 0)
         new_buffer.append(starts)
         buffer_of.append(buffer_of[-1] + 1 if starts else buffer_of[-1])
     last = buffer_of[-1]
     sizes = {}
     for index, op in enumerate(qmodel.ops):
-        sizes.setdefault(buffer_of[index + 1], op_output_size(op))
+        size_op = qmodel.ops[index + 1] if index + 1 in pooled_by else op  # a pooled conv writes the pool's plane
+        sizes.setdefault(buffer_of[index + 1], op_output_size(size_op))
     sizes[0] = input_bytes
     output_bytes = op_output_size(qmodel.ops[-1]) if qmodel.ops else input_bytes
 
@@ -233,6 +239,9 @@ def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = N
                             live_bytes=live[index], scratch_bytes=int(scratch_bytes.get(op.name, 0)),
                             scratch_offset=(gap(index)[0] + 3) // 4 * 4 if index in in_arena_scratch else None))
     notes = ["the network input and output are the caller's buffers, not counted in peak_sram_bytes"]
+    if pooled:
+        notes.append("max-pooled on the int32 accumulators (one requantization per pooled output, the conv writes "
+                     "the pooled plane, unit_conv2d_dense_pool_s8): " + ", ".join(sorted(pooled)))
     copy_all = last == 0 and bool(qmodel.ops)
     if copy_all:
         notes.append("no op writes a new buffer: the input is copied to the output first")
@@ -246,7 +255,7 @@ def plan_memory(qmodel: QuantizedModel, scratch_bytes: dict[str, int] | None = N
 
 
 def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None, target: str = "host",
-                  sparse=frozenset(), variant: str | None = None) -> dict[str, int]:
+                  sparse=frozenset(), variant: str | None = None, pooled=None) -> dict[str, int]:
     """Bytes of int32 scratch each conv/linear op needs, by the formulas of ``unit_kernels_s8.h``
     (``unit_conv2d_s8_scratch_size``: ``4 * B * OW``, the accumulators of one block of ``B`` output
     rows of one output channel, ``B`` the rows the conv's kernel holds on ``target``,
@@ -255,9 +264,11 @@ def scratch_sizes(qmodel: QuantizedModel, conv_block_rows=None, target: str = "h
     static-sparse tables; ``variant``: the export's, None for the model's own;
     ``unit_linear_s8_scratch_size``: ``4 * out_features``). The generated
     ``unit_model_check()`` compares the buffer with the kernels' own functions at start-up, so a
-    mismatch cannot go unseen."""
+    mismatch cannot go unseen. ``pooled``: the convs pooled on their accumulators
+    (:func:`.pooled_conv.pooled_convs`), whose scratch is the pool window's rows, ``B = KH`` of the pool."""
     variant = variant or qmodel.variant
     rows = kernel_rows(qmodel, parse_conv_block_rows(conv_block_rows), target, sparse, variant)
+    rows.update({name: entry.kernel[0] for name, entry in (pooled or {}).items()})
     sizes = {}
     for op in qmodel.ops:
         if isinstance(op, QConv) and op.unit_kernel == "skipfree" and variant == "unit":

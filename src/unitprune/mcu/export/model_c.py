@@ -119,8 +119,10 @@ def conv_params(op: QConv, block_rows: int = 0) -> tuple[int, ...]:
 
 def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str, str],
                block_rows: int, style: _TableStyle, scratch_offset: int | None = None,
-               scratch_bytes: int = 0, sparse=None, row_starts=None) -> _LayerCode:
+               scratch_bytes: int = 0, sparse=None, row_starts=None, pooled=None) -> _LayerCode:
     flash: dict[str, int] = {}
+    if pooled is not None:  # unit_conv2d_dense_pool_s8 (pooled_conv.py): accumulators of the pool's rows
+        block_rows = pooled.kernel[0]
     fields = conv_params(op, block_rows)
     params = ", ".join(str(v) for v in fields)
     kind = "1d" if op.is_conv1d else "2d"
@@ -165,7 +167,12 @@ def _conv_code(op: QConv, ident: str, variant: str, counter: int, io: tuple[str,
         weight = f"&{ident}_sparse"
     if row_starts is not None:
         kernel = "sparse_zeroact"
-    call = (f"unit_conv2d_{kernel}_s8(&{ident}_params, {src}, {weight}, {tau}&{ident}_requant, {dst}, "
+    pool = ""
+    if pooled is not None:  # writes the max-pool's output (the pool op then emits no code)
+        kernel, pool = pooled.function[len("unit_conv2d_"):-len("_s8")], f"{pooled.kernel[0]}, {pooled.kernel[1]}, "
+        tables[0] = tables[0].replace(" */\n", f", max-pooled {pooled.kernel[0]}x{pooled.kernel[1]} on the "
+                                      f"accumulators ({_comment(pooled.pool)}) */\n")
+    call = (f"unit_conv2d_{kernel}_s8(&{ident}_params, {pool}{src}, {weight}, {tau}&{ident}_requant, {dst}, "
             f"{scratch}, UNIT_MODEL_CALL_COUNTS)")
     size = "unit_conv2d_unit_skipfree_s8_scratch_size" if conv == "unit_skipfree" else "unit_conv2d_s8_scratch_size"
     if row_starts is not None:
@@ -313,9 +320,10 @@ class _Sections:
 
 
 def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, block_rows: int,
-                 style: _TableStyle, sparse: dict, zeroact: dict, conv_rows: dict) -> _Sections:
+                 style: _TableStyle, sparse: dict, zeroact: dict, conv_rows: dict, pooled: dict) -> _Sections:
     """The tables and the statements of ``unit_model_run``, op by op (``conv_rows``: a conv's own
-    ``block_rows`` by name, else ``block_rows``)."""
+    ``block_rows`` by name, else ``block_rows``; ``pooled``: the convs that write their max-pool's output)."""
+    pools = {entry.pool: entry for entry in pooled.values()}
     names = codegen.IdentifierSet()
     out = _Sections()
     if plan.copy_input_to_output:
@@ -329,9 +337,12 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
             tables = sparse.get(op.name)
             if isinstance(op, QConv):
                 code = _conv_code(op, ident, variant, counter, io, conv_rows.get(op.name, block_rows), style,
-                                  memory.scratch_offset,
-                                  memory.scratch_bytes, tables, zeroact.get(op.name))
+                                  memory.scratch_offset, memory.scratch_bytes, tables, zeroact.get(op.name),
+                                  pooled.get(op.name))
                 kernel = "sparse" if tables is not None else conv_variant(op, variant)
+                if op.name in pooled:  # its runs are the unpooled kernel's assembly (linked with it), its
+                    # 2x2 windows' best unit_conv2d_dense_pool_s8's (AVR)
+                    out.kernels |= {pooled[op.name].function, "unit_conv2d_dense_pool_s8"}
                 size = {"unit_skipfree": "unit_conv2d_unit_skipfree_s8_scratch_size",
                         "unit_sparse": "unit_conv2d_unit_sparse_s8_scratch_size"}.get(kernel,
                                                                                       "unit_conv2d_s8_scratch_size")
@@ -350,6 +361,10 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
             out.flash.append(code.flash)
             limit = code.scratch_limit or "(int32_t)sizeof(unit_model_scratch)"
             out.scratch_checks.append((code.scratch_check, limit))
+        elif op.name in pools:
+            out.body += _plain_call(op.name, [f"/* {_comment(op.name)}: max-pool "
+                                              f"{op.kernel[0]}x{op.kernel[1]}, done by "
+                                              f"{_comment(pools[op.name].conv)} on its accumulators */"])
         elif isinstance(op, (QMaxPool, QAvgPool)):
             pool, what = ("maxpool2d", "max-pool") if isinstance(op, QMaxPool) else ("avgpool2d", "average pool")
             out.kernels.add(f"unit_{pool}_s8")
@@ -379,15 +394,16 @@ def _op_sections(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_
 
 def model_c(qmodel: QuantizedModel, plan: MemoryPlan, variant: str, linear_quotient: str, source: str,
             block_rows: int, asm_above: int | None, far: bool, sparse: dict | None = None,
-            zeroact: dict | None = None, conv_rows: dict | None = None) -> ModelC:
+            zeroact: dict | None = None, conv_rows: dict | None = None, pooled: dict | None = None) -> ModelC:
     """model.c, its flash tables per layer and the kernels it calls. Tables above ``asm_above``
     bytes are assembler data (AVR), ``far`` tables are read through UNIT_TABLE pointers (AVR
     beyond 64 KB); :func:`unitprune.mcu.codegen.flash_array`. ``sparse``: the static-sparse layers'
     tables by name (:func:`unitprune.mcu.kernel_choice.sparse_layers`); ``zeroact``: the row starts of those
     that skip zero activations too (:func:`unitprune.mcu.zeroact_plan.zeroact_layers`); ``conv_rows``: each
-    conv's ``block_rows`` (:func:`unitprune.mcu.export.conv_rows.conv_block_rows`), by name."""
+    conv's ``block_rows`` (:func:`unitprune.mcu.export.conv_rows.conv_block_rows`), by name; ``pooled``: the
+    convs that write their max-pool's output (:func:`.pooled_conv.pooled_convs`)."""
     sections = _op_sections(qmodel, plan, variant, linear_quotient, block_rows, _TableStyle(asm_above, far),
-                            sparse or {}, zeroact or {}, conv_rows or {})
+                            sparse or {}, zeroact or {}, conv_rows or {}, pooled or {})
     arena = ""
     if plan.arena_bytes and any(op.scratch_offset is not None for op in plan.ops):
         # int32 scratch lives in the arena (memory_plan): the arena is 4-byte aligned, its size a multiple of 4

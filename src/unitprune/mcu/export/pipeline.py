@@ -28,6 +28,7 @@ from .fused_plan import (EXECUTIONS, FusedUnsupported, fused_chain, fused_rows_c
 from .manifest import export_readme, manifest, write_export
 from .memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
 from .model_c import describe_source, model_c, model_h, samples_h
+from .pooled_conv import pooled_convs
 
 logger = logging.getLogger(__name__)
 
@@ -124,12 +125,16 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
     # the dense convolutions' output stage by threshold tables where the flash allows (MSP430); the
     # fused plan gives them to its convs in generate (not to its static-sparse ones)
     plain, qmodel = qmodel, with_tables(qmodel, target, variant, kernels, sparse)
-    # each conv's accumulator rows: the export's block for the weight-stationary kernels, at most the
-    # rows an output-stationary one holds (conv_rows.py); they size its scratch
-    conv_rows = kernel_rows(qmodel, request.block_rows, target, set(sparse), variant)
-    scratch = scratch_sizes(qmodel, request.block_rows, target, set(sparse), variant)
     # of those, the convs planned to skip zero activations too (zeroact_plan), with their scratch
     zeroact = zeroact_layers(qmodel, sparse)
+    # the dense (and static-sparse) convs max-pooled on their accumulators (pooled_conv.py)
+    pooled = pooled_convs(qmodel.ops, variant, target, sparse, zeroact)
+    # each conv's accumulator rows: the export's block for the weight-stationary kernels, at most the
+    # rows an output-stationary one holds (conv_rows.py), the pool's rows for a pooled conv; they
+    # size its scratch
+    conv_rows = kernel_rows(qmodel, request.block_rows, target, set(sparse), variant)
+    conv_rows.update({name: entry.kernel[0] for name, entry in pooled.items()})
+    scratch = scratch_sizes(qmodel, request.block_rows, target, set(sparse), variant, pooled)
     scratch.update({op.name: zeroact_scratch_bytes(op.in_channels, op.in_height, op.out_channels, op.out_width,
                                                    op.in_channels // op.groups * op.kernel_height)
                     for op in qmodel.ops if op.name in zeroact})
@@ -150,9 +155,9 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
             return plan, fused_model_c(tabled, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
                                        far, columns=axis == "width", conv_kernels=convs)
         descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, len(sparse))
-        plan = plan_memory(qmodel, scratch, descriptors)
+        plan = plan_memory(qmodel, scratch, descriptors, pooled)
         return plan, model_c(qmodel, plan, variant, linear_quotient, source, request.block_rows,
-                             spec.max_object_bytes, far, sparse, zeroact, conv_rows)
+                             spec.max_object_bytes, far, sparse, zeroact, conv_rows, pooled)
 
     generated: dict[bool, FusedKernels] = {}
 
@@ -219,6 +224,10 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                                                far, generated.get(True) if fused else None, sparse, zeroact,
                                                linear_quotient))
     data["execution"] = "fused" if fused else "layers"
+    if not fused and pooled:  # pooled_conv.py: the convs that write their max-pool's output
+        data["pooled_convs"] = {name: entry.to_dict() for name, entry in pooled.items()}
+        for name in pooled:
+            data["kernels"]["layers"][name]["kernel"] = pooled[name].function
     if fused:
         data["fused_axis"], data["fused_rows"] = axis, fused_rows
     if "zeroact_plan" in qmodel.source:  # unitprune.mcu.zeroact_plan: the choice per layer
