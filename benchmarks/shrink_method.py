@@ -28,7 +28,7 @@ from unitprune.data import load_dataset
 from unitprune.experiments.shrink_study.shrink_experiment import (METHODS, ExperimentConfig, _fields, _machine,
                                                                   _run_method)
 from unitprune.models import build_model
-from unitprune.shrink import PRESETS, ShrinkConfig, resources, shrink
+from unitprune.shrink import PRESETS, ShrinkConfig, parse_size, resources, shrink
 from unitprune.training import TrainConfig, evaluate, train
 
 
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--data-root", metavar="PATTERN", help="{seed} is replaced by the seed")
     parser.add_argument("--feature-pool", metavar="BxF")
     parser.add_argument("--preset", default="atmega2560", choices=sorted(PRESETS))
+    parser.add_argument("--sram", metavar="SIZE", help="peak SRAM budget instead of the preset's (e.g. 3234)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--method", required=True, choices=METHODS)
@@ -71,6 +72,8 @@ def main() -> None:
         torch.save(base.state_dict(), base_dir / "base.pt")
         (base_dir / "base.json").write_text(json.dumps({"train_seconds": time.perf_counter() - started}))
     budget = PRESETS[args.preset]
+    if args.sram:
+        budget = budget.with_(sram_bytes=parse_size(args.sram))
     config = ExperimentConfig(model=args.model, data=args.data, budget=budget, epochs=args.epochs, seed=args.seed,
                               progress=False)
     if args.shrink_config:
