@@ -188,3 +188,24 @@ def test_remove_every_zero_keeps_every_channel_until_pruning_ends():
         method.remove_channels = method_remove
     assert calls == [False]  # once, when pruning ends (no optimizer to carry: fine-tuning starts a new one)
     assert result.after.sram_bytes <= budget.sram_bytes
+
+
+@pytest.mark.parametrize("eps", [None, 0.0, 0.3])
+def test_training_loss_is_the_hand_computed_label_smoothed_cross_entropy(eps):
+    """``None``: ShrinkConfig's default, which must be label smoothing 0.1. The oracle: the mean over
+    the examples of ``-(1 - eps) log p_y - eps / K sum_k log p_k``."""
+    from unitprune.shrink.method import _loss
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 4, generator=generator)
+    y = torch.tensor([0, 3, 1, 1, 2, 0])
+    config = ShrinkConfig() if eps is None else ShrinkConfig(label_smoothing=eps)
+    e = 0.1 if eps is None else eps
+    logp = logits.exp().div(logits.exp().sum(dim=1, keepdim=True)).log()
+    want = sum(-(1 - e) * float(logp[n, y[n]]) - e / 4 * float(logp[n].sum()) for n in range(6)) / 6
+    assert float(_loss(logits, y, config)) == pytest.approx(want, rel=1e-6)
+
+
+def test_label_smoothing_outside_zero_to_one_is_refused():
+    with pytest.raises(ValueError, match="label_smoothing"):
+        ShrinkConfig(label_smoothing=1.0)

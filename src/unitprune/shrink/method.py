@@ -16,9 +16,10 @@ Every step:
    salience; the ``floor(k_g)`` most salient are open, the next one is open by ``frac(k_g)``, the
    rest are masked (:func:`.allocation.ranked_mask`, applied by :mod:`.gates` after the BatchNorm,
    before the nonlinearity).
-2. **Training**: the task loss on the masked model; Adam on the weights. With ``feedback`` (off
-   by default) the gradient reaches every channel's output as if its mask were 1 (DPF's feedback),
-   so masked channels keep learning and a reopened channel is not stale.
+2. **Training**: the task loss (cross-entropy with ``label_smoothing``) on the masked model; Adam
+   on the weights. With ``feedback`` (off by default) the gradient reaches every channel's output
+   as if its mask were 1 (DPF's feedback), so masked channels keep learning and a reopened
+   channel is not stale.
 3. **Salience**: each example's gradient of its loss with respect to every channel's mask,
    ``dCE_n/dm_c``, gives the Fisher salience ``0.5 * mean_n (dCE_n/dm_c)^2`` (``salience="fisher"``,
    the default: the second-order estimate of the loss change from removing an open channel or
@@ -123,6 +124,9 @@ class ShrinkConfig:
         bn_examples: training examples the BatchNorm statistics are re-estimated from.
         finetune_lr: learning rate of the fine-tuning phase: ``"cosine"`` (per step from ``lr`` down
             to 0 over the fine-tuning steps, the default) or ``"constant"`` (``lr``).
+        label_smoothing: label smoothing of the training loss's cross-entropy (Szegedy et al.
+            2016: the target puts ``1 - eps`` on the label and ``eps / classes`` on every class);
+            the salience is that loss's. docs/results/shrink.md measures 0 and 0.1.
     """
 
     epochs: int = 8
@@ -146,6 +150,7 @@ class ShrinkConfig:
     recalibrate_bn: bool = True
     bn_examples: int = 1024
     finetune_lr: str = "cosine"
+    label_smoothing: float = 0.1
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -170,6 +175,8 @@ class ShrinkConfig:
             raise ValueError(f"ShrinkConfig.reserve must be >= 0, got {self.reserve}")
         if self.finetune_lr not in ("constant", "cosine"):
             raise ValueError(f"ShrinkConfig.finetune_lr must be 'constant' or 'cosine', got {self.finetune_lr!r}")
+        if not (0.0 <= self.label_smoothing < 1.0):
+            raise ValueError(f"ShrinkConfig.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.remove_every < 0:
             raise ValueError(f"ShrinkConfig.remove_every must be >= 0 (0: only when pruning ends), got {self.remove_every}")
         if self.bn_examples < 1:
@@ -246,6 +253,12 @@ def _relative(ranking: dict[int, torch.Tensor], counts: dict[int, float]) -> dic
         mean = float(top.mean())
         out[g] = v / mean if mean > 0 else torch.ones_like(v)
     return out
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, config: ShrinkConfig) -> torch.Tensor:
+    """The training loss: cross-entropy with :attr:`ShrinkConfig.label_smoothing` (a mean over the
+    batch's examples, as the Fisher salience assumes)."""
+    return nn.functional.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
 
 
 def _open_counts(counts: dict[int, float]) -> dict[int, int]:
@@ -346,7 +359,6 @@ def shrink(
     optimizer = make_optimizer(list(work.parameters()), [])
     salience = {g: torch.zeros(graph.group_sizes[g]) for g in gates.groups}
     counts = {g: float(graph.group_sizes[g]) for g in gates.groups}
-    loss_fn = nn.CrossEntropyLoss()
     n_batches = -(-len(train_data) // config.batch_size)
     prune_steps = config.pruning_epochs * n_batches
     tighten_steps = max(1, round(config.tighten_fraction * prune_steps))
@@ -379,7 +391,7 @@ def shrink(
                     for param_group in optimizer.param_groups:
                         param_group["lr"] = finetune_lr(ft_step)
                     ft_step += 1
-                loss = loss_fn(work(x), y)
+                loss = _loss(work(x), y, config)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
