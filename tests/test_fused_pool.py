@@ -37,6 +37,20 @@ def _model(rng: np.random.Generator) -> QuantizedModel:
                           input_shape=(1, 12, 11), input_scale=1.0, output_scale=1.0, variant="dense")
 
 
+def _last_pool_model(rng: np.random.Generator) -> QuantizedModel:
+    """conv 3x3 padded on every side (2x10x9 -> 3x10x9: clipped fields at the left and right edges,
+    zero padding rows in the windows), then a 2x2 max-pool (drops the last column) whose rows are the
+    network's output (no Linear: the sink stores them); dense."""
+    conv = qmodels.conv(rng, "conv", (2, 10, 9), 3, (3, 3), padding=(1, 1, 1, 1))
+    pool = qmodels.maxpool("pool", qmodels.output_shape(conv))
+    return QuantizedModel(ops=[conv, pool], input_shape=(2, 10, 9), input_scale=1.0, output_scale=1.0,
+                          variant="dense")
+
+
+MODELS = {"chain": _model, "last-pool": _last_pool_model}
+POOLED = {"chain": {"conv1"}, "last-pool": {"conv"}}
+
+
 def _pooled(out_dir) -> dict:
     return json.loads((out_dir / "memory_plan.json").read_text()).get("pooled_convs", {})
 
@@ -72,16 +86,19 @@ def test_the_chain_pools_only_qualifying_in_place_max_pools(tmp_path):
     assert _pooled(tmp_path / "unit") == {}
 
 
-@pytest.mark.parametrize("fused_rows,fused_axis", [(4, "height"), (2, "height"), (8, "height"), (4, "width")])
-def test_fused_pooled_convs_are_bit_exact_on_the_host(tmp_path, fused_rows, fused_axis):
+@pytest.mark.parametrize("which,fused_rows,fused_axis", [
+    ("chain", 4, "height"), ("chain", 2, "height"), ("chain", 8, "height"), ("mnist", 4, "width"),
+    ("last-pool", 4, "height"), ("last-pool", 2, "height")])
+def test_fused_pooled_convs_are_bit_exact_on_the_host(tmp_path, which, fused_rows, fused_axis):
     """Host build: outputs and counters by cause equal the reference's (2 rows per step: one pooled
     row per step, written into the row buffer; 8: one step per conv; streamed along the width, the
-    MNIST-like model: the transposed model's convs take their pools)."""
+    MNIST-like model: the transposed model's convs take their pools; the pool's rows stored as the
+    output)."""
     rng = np.random.default_rng(41)
-    qmodel = _model(rng) if fused_axis == "height" else qmodels.mnist_like(rng, variant="dense")
+    qmodel = qmodels.mnist_like(rng, variant="dense") if which == "mnist" else MODELS[which](rng)
     x = qmodels.random_input(rng, 2, qmodel.input_shape)
     export_c(qmodel, tmp_path, execution="fused", fused_rows=fused_rows, fused_axis=fused_axis)
-    assert set(_pooled(tmp_path)) == ({"conv1"} if fused_axis == "height" else {"conv1", "conv2"})
+    assert set(_pooled(tmp_path)) == POOLED.get(which, {"conv1", "conv2"})
     outputs, counts = run_exported(tmp_path, x)
     expected, expected_counts = run_reference(qmodel, x)
     np.testing.assert_array_equal(outputs, expected.reshape(len(x), -1))
@@ -108,16 +125,18 @@ def _counted_fused_run(tmp_path, qmodel, x, target: str, fused_rows: int):
     return result, emitted, {name: list(row) for name, row in zip(result.layers, counts.tolist())}
 
 
+@pytest.mark.parametrize("which", ["chain", "last-pool"])
 @pytest.mark.parametrize("target", ["avr", "msp430", "msp430-hwmult"])
-def test_fused_pooled_convs_are_bit_exact_on_the_mcus_with_their_counters(tmp_path, target):
-    """AVR and MSP430 (the pooled kernel's assembly runs and 2x2 windows' best; the MSP430 threshold
-    tables), 4 rows per step with the shorter last steps: outputs and counters equal the reference's."""
+def test_fused_pooled_convs_are_bit_exact_on_the_mcus_with_their_counters(tmp_path, target, which):
+    """AVR and MSP430 (the pooled kernel's assembly runs and 2x2 windows' best, the clipped edge
+    fields; the MSP430 threshold tables), 4 rows per step with the shorter last steps: outputs and
+    counters equal the reference's."""
     require_target(target)
     rng = np.random.default_rng(42)
-    qmodel = _model(rng)
+    qmodel = MODELS[which](rng)
     x = qmodels.random_input(rng, 2, qmodel.input_shape)
     _, emitted, counts = _counted_fused_run(tmp_path, qmodel, x, target, 4)
-    assert "conv1" in _pooled(tmp_path / "export")
+    assert set(_pooled(tmp_path / "export")) == POOLED[which]
     expected, expected_counts = run_reference(qmodel, x)
     np.testing.assert_array_equal(emitted, expected.reshape(len(x), -1))
     assert counts == {name: list(value.to_dict().values()) for name, value in expected_counts.items()}
