@@ -33,8 +33,8 @@ def _model(rng: np.random.Generator) -> QuantizedModel:
     conv2 = qmodels.conv(rng, "conv2", qmodels.output_shape(pool1), 4, (2, 2), padding=(1, 1, 1, 1), relu=False)
     pool2 = qmodels.maxpool("pool2", qmodels.output_shape(conv2), kernel=(2, 2), stride=(2, 1))
     flat = int(np.prod((pool2.channels, pool2.out_height, pool2.out_width)))
-    return QuantizedModel(ops=[conv1, pool1, conv2, pool2, QFlatten("flatten", flat), qmodels.linear(rng, "fc", flat, 5)],
-                          input_shape=(1, 12, 11), input_scale=1.0, output_scale=1.0, variant="dense")
+    ops = [conv1, pool1, conv2, pool2, QFlatten("flatten", flat), qmodels.linear(rng, "fc", flat, 5)]
+    return QuantizedModel(ops=ops, input_shape=(1, 12, 11), input_scale=1.0, output_scale=1.0, variant="dense")
 
 
 def _last_pool_model(rng: np.random.Generator) -> QuantizedModel:

@@ -49,7 +49,8 @@ so it never sits in SRAM whole. SRAM of the plan (static, one sample):
     conv scratch (4 * B * OW of the widest conv step; 4 * s * OW for a pooled one) + the Linear's
     sums (4 * out) + the global pools' sums + the row counters (8 per stage) + the descriptors.
     With a tail, the arena is the larger of that and the tail's vectors (the largest pair one tail
-    Linear reads and writes), and the scratch the larger of the conv scratch and the tail Linears' ``4 * out``.
+    Linear reads and writes), and the scratch the larger of the conv scratch and the tail Linears'
+    ``4 * out``.
 
 An average pool over the whole input height (DS-CNN's global pool) keeps no window: its int32
 window sums (4 * C * OW) grow row by row and are divided once, after the last row.
@@ -66,7 +67,8 @@ from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, Q
 from .memory_plan import MemoryPlan, conv_scratch_bytes
 
 __all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "fused_buffers", "with_fused_rows",
-           "direct_stages", "fused_rows_choices", "tail_steps", "tail_vectors", "with_pooled_convs", "pooled_by",
+           "direct_stages", "fused_rows_choices", "tail_steps", "tail_vectors", "with_pooled_convs",
+           "pooled_by",
            "plan_fused_memory", "EXECUTIONS"]
 
 #: The export's ``execution`` option: layer by layer, fused (row-streamed), or fused only when
