@@ -90,3 +90,34 @@ def test_a_fitting_early_exit_is_kept_and_other_overflows_are_reported(monkeypat
     _fakes(monkeypatch, calls, fits_sorted=False, fits_unsorted=False)
     measured = _run(tmp_path / "again")  # the row is reported as not fitting, as any other
     assert "fc unit does not fit" in measured["does_not_fit"]
+
+
+def test_a_plan_whose_static_sparse_records_do_not_fit_is_planned_again_without_them(monkeypatch, tmp_path):
+    """A UnIT plan with a layer on TTP's static-sparse records (up to 4 bytes of flash per weight)
+    whose firmware does not fit even with one sample is planned again without the static-sparse
+    candidates and measured (it was a row reported as not fitting: mcu-bench's unit-bitshift on
+    msp430-hwmult, 2,110 bytes over)."""
+    calls = []
+
+    def plan(qmodel, target, splits, allow_dense=True, early_exit=True, static=True):
+        kernel = "static" if static else "unit"
+        planned = with_unit_kernels(qmodel, {"fc": kernel})
+        return planned, {}, {"layers": {"fc": {"kernel": kernel}}}
+
+    def measure(qmodel, target, x_q, work_dir, layer_samples, max_cycles=None):
+        kernel = next(op.unit_kernel for op in qmodel.ops if isinstance(op, QLinear))
+        calls.append((kernel, Path(work_dir), len(x_q)))
+        if kernel == "static":
+            raise FirmwareTooLarge("model.elf with fc static does not fit", "FRAM", 2110)
+        checks = {"inference_cycles": [1200] * len(x_q), "host_vs_reference": True, "mcu_vs_host": True}
+        return {"checks": checks, "cycles": 1200, "samples_checked": len(x_q), "bit_exact": True, "sram_bytes": 100}
+
+    monkeypatch.setattr(bench_plan, "planned_for_target", plan)
+    monkeypatch.setattr(bench, "measure_target", measure)
+    measured = _run(tmp_path)
+    assert [(kernel, path.relative_to(tmp_path).as_posix(), n) for kernel, path, n in calls] == [
+        ("static", "row", 3), ("static", "row/part0", 2), ("static", "row/part0/part0", 1),
+        ("unit", "row/static-off", 3)]
+    plan_record = measured["checks"]["unit_kernel_plan"]
+    assert plan_record["layers"]["fc"]["kernel"] == "unit" and plan_record["static"].startswith("off: ")
+    assert "early_exit" not in plan_record and measured["cycles"] == 1200

@@ -263,3 +263,14 @@ def test_the_sparse_tau_kernel_is_bit_exact_on_the_mcus_with_its_counters(tmp_pa
     outputs, expected = run_reference(qmodel, x)
     np.testing.assert_array_equal(emitted, outputs.reshape(len(x), -1))
     assert counts == {name: list(expected[name].to_dict().values()) for name in counts}
+
+
+def test_without_static_no_layer_is_on_the_static_sparse_records():
+    """``static=False`` (mcu-bench's plan when the records do not fit the flash): no ``static`` or
+    ``sparse_tau`` candidate, where the same model's default plan has a static layer."""
+    qmodel, x = _pruned_model(4, sparsity=0.8, threshold_scale=0.3)
+    assert any(layer["kernel"] == "static"
+               for layer in plan_unit_kernels(qmodel, x, "msp430").source["unit_kernel_plan"]["layers"].values())
+    layers = plan_unit_kernels(qmodel, x, "msp430", static=False).source["unit_kernel_plan"]["layers"]
+    assert all(not {"static", "sparse_tau"} & set(layer["predicted_cycles"]) for layer in layers.values()), layers
+    assert all(layer["kernel"] not in ("static", "sparse_tau") for layer in layers.values())

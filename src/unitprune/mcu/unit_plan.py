@@ -236,12 +236,15 @@ def _fallen_back(qmodel: QuantizedModel, layers: dict[str, LayerPlan], name: str
 
 
 def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | None, plan: str = "auto",
-                      allow_dense: bool = True, samples: int = PLAN_SAMPLES, early_exit: bool = True) -> QuantizedModel:
+                      allow_dense: bool = True, samples: int = PLAN_SAMPLES, early_exit: bool = True,
+                      static: bool = True) -> QuantizedModel:
     """``qmodel`` with a kernel per conv layer (module docstring), chosen on the int8 calibration
     inputs ``x_q`` (the first ``samples``) for ``target`` (:data:`COST_TARGETS`; None: no predictions,
     only with a named ``plan``). ``plan`` a kernel name forces it on every conv layer (``skipfree`` falls back to ``unit`` where a layer exceeds its
     limits). ``early_exit`` False keeps every linear layer on the unsorted UnIT kernel (no sorted
-    columns in flash). A model whose variant is not ``unit`` is returned unchanged."""
+    columns in flash). ``static`` False leaves out the static-sparse candidates (``static``,
+    ``sparse_tau``: their records take up to 4 bytes of flash per weight against the int8 table's 1).
+    A model whose variant is not ``unit`` is returned unchanged."""
     if plan not in PLANS:
         raise ValueError(f"unknown UnIT kernel plan {plan!r}; choose from {', '.join(PLANS)}")
     if target not in COST_TARGETS and (plan == "auto" or target is not None):
@@ -273,7 +276,7 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
             reason = f"plan {plan}" + ("" if kernel == plan else f" (beyond the {plan} kernel's limits)")
         layers[op.name] = LayerPlan(op.name, kernel, kept, predicted, reason)
     static_choice: dict[str, str] = {}  # the static convs' static-sparse kernel (zeroact_plan's names)
-    if plan == "auto" and target is not None:
+    if plan == "auto" and target is not None and static:
         for op in qmodel.ops:  # the static-sparse kernels: the layer exact (static), UnIT on them (sparse_tau)
             if not (isinstance(op, QConv) and op.name in layers):
                 continue
@@ -298,7 +301,7 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
             kernel, predicted = unit_cost.choose_linear(work, target)
             if not early_exit:
                 predicted = {"unit": predicted["unit"]}
-            if allow_dense and sparse_tables(op) is not None:
+            if allow_dense and static and sparse_tables(op) is not None:
                 predicted["static"] = unit_cost.predict_linear_static(op, target)
             kernel = min(predicted, key=predicted.get)
             layers[op.name] = LayerPlan(op.name, kernel, work.kept / max(1.0, work.inputs * work.outputs), predicted,

@@ -17,10 +17,10 @@ __all__ = ["planned_for_target"]
 
 
 def planned_for_target(qmodel: QuantizedModel, target: str, splits, allow_dense: bool = True,
-                       early_exit: bool = True) -> tuple[QuantizedModel, dict, dict]:
+                       early_exit: bool = True, static: bool = True) -> tuple[QuantizedModel, dict, dict]:
     """``(planned model, row overrides, plan record)``; targets without a cost model (the Cortex-M0+ /
     RV32 ones) and non-``unit`` models run unchanged. ``early_exit`` False: no linear layer on the
-    early-exit kernel (:func:`plan_unit_kernels`)."""
+    early-exit kernel, ``static`` False no layer on the static-sparse kernels (:func:`plan_unit_kernels`)."""
     from ..evaluation import dataset_tensors
     from .bench import int8_accuracy
 
@@ -31,7 +31,7 @@ def planned_for_target(qmodel: QuantizedModel, target: str, splits, allow_dense:
         return qmodel, {}, {}
     x_val, _ = dataset_tensors(splits.val)
     planned = plan_unit_kernels(qmodel, quantize_input(qmodel, x_val), target, allow_dense=allow_dense,
-                                early_exit=early_exit)
+                                early_exit=early_exit, static=static)
     overrides = {}
     if has_exact_layers(planned):  # a layer exact (dense or static-sparse): another model's accuracy
         accuracy, counts = int8_accuracy(planned, splits.test)

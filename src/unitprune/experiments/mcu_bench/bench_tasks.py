@@ -27,8 +27,9 @@
    samples checked added up, bit-exact if every batch is; flash and SRAM are the first batch's
    firmware (flash without its embedded samples). A firmware too large with its batch's samples
    embedded is measured on halves of them, each its own firmware (``_measure_in_parts``); a UnIT
-   plan whose early-exit linear kernel does not fit even with one sample is measured with the
-   unsorted UnIT linear kernel (the plan says so). A row whose export or firmware does not fit the
+   plan that does not fit even with one sample gives up its flash-hungry kernels and is planned
+   again: first the early-exit linear kernel (the unsorted UnIT linear instead), then the
+   static-sparse candidates (:data:`STATIC_KERNELS`); the plan says which. A row whose export or firmware does not fit the
    target (``ExportError``, ``FirmwareTooLarge``) is ``{"does_not_fit": why}``.
 
 Which ready task starts next (:meth:`_Graph.priority`): the operating-point tasks first (the
@@ -55,6 +56,8 @@ __all__ = ["bench_settings", "run_bench_tasks", "DEFAULT_BATCH_SAMPLES", "TASK_G
 
 #: Test samples per simulator task: large enough that a batch's build costs little next to its runs.
 DEFAULT_BATCH_SAMPLES = 25
+#: UnIT plan kernels on TTP's static-sparse records (up to 4 bytes of flash per weight)
+STATIC_KERNELS = ("static", "sparse_tau")
 #: How the run is cut into tasks (recorded in the task folder's manifest; module docstring).
 TASK_GRAIN = "operating point per method and knob value, measure per method, target and batch"
 
@@ -119,17 +122,27 @@ def _measure_task(shared: dict, qmodel, target: str, start: int, stop: int, laye
     unplanned = qmodel
     qmodel, overrides, plan = planned_for_target(qmodel, target, shared["splits"])
     x_q = quantize_input(qmodel, shared["x_test"][start:stop])
+    work_dir, options = Path(workspace), {}
     try:
-        try:
-            measured = _measure_in_parts(qmodel, target, x_q, Path(workspace), layer_samples, max_cycles)
-        except (FirmwareTooLarge, SamplesTooLarge):
-            if not any(isinstance(op, QLinear) and op.unit_kernel == "sorted" for op in qmodel.ops):
-                raise
-            # the early exit's sorted columns did not fit the flash even beside one embedded sample
-            qmodel, overrides, plan = planned_for_target(unplanned, target, shared["splits"], early_exit=False)
-            plan["early_exit"] = "off: the firmware with the sorted columns did not fit the target's flash, even with one sample"
-            measured = _measure_in_parts(qmodel, target, x_q, Path(workspace) / "early-exit-off", layer_samples,
-                                         max_cycles)
+        while True:
+            try:
+                measured = _measure_in_parts(qmodel, target, x_q, work_dir, layer_samples, max_cycles)
+                break
+            except (FirmwareTooLarge, SamplesTooLarge):
+                # the plan's flash-hungry kernels did not fit even beside one embedded sample: give them up
+                if options.get("early_exit", True) and any(isinstance(op, QLinear) and op.unit_kernel == "sorted"
+                                                           for op in qmodel.ops):
+                    options, key, folder = dict(options, early_exit=False), "early_exit", "early-exit-off"
+                    why = "the sorted columns"
+                elif options.get("static", True) and any(layer.get("kernel") in STATIC_KERNELS
+                                                         for layer in plan.get("layers", {}).values()):
+                    options, key, folder = dict(options, static=False), "static", "static-off"
+                    why = "the static-sparse records"
+                else:
+                    raise
+                qmodel, overrides, plan = planned_for_target(unplanned, target, shared["splits"], **options)
+                plan[key] = f"off: the firmware with {why} did not fit the target's flash, even with one sample"
+                work_dir = work_dir / folder
     except (ExportError, FirmwareTooLarge) as error:  # a row the run reports as not fitting (e.g. KWS on MSP430)
         return {"does_not_fit": str(error), "seconds": time.perf_counter() - started}
     measured.update(overrides)
