@@ -171,7 +171,7 @@ int32_t unit_conv2d_dense_pool_s8(const unit_conv2d_params *params, int32_t pool
 #endif
                 for (dy = 0; dy < pool_height; dy++, first_y += p->stride_y, x_full += row_step, acc += used_width) {
                     const int full = first_y >= 0 && first_y + full_last_row < p->in_height;
-                    unit__dense_row_field_s8(p, &row, full, first_y, x_full, w_out, g.plane, g.group_in, full_channel_skip,
+                    unit__dense_row_field_s8(p, &row, full, first_y, x_full, w_out, &g, full_channel_skip,
                                              full_field_rows, full_field_macs);
                     for (ox = 0; ox < used_width;) {
                         int32_t ox_offset, count = 1, kx0 = 0, kx1 = p->kernel_width;

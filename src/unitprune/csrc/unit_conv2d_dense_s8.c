@@ -160,7 +160,7 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
                     continue; /* done by unit__dense_interior_s8 */
                 }
 #endif
-                unit__dense_row_field_s8(p, &row, full, first_y, x_full, w_out, g.plane, g.group_in, full_channel_skip,
+                unit__dense_row_field_s8(p, &row, full, first_y, x_full, w_out, &g, full_channel_skip,
                                          full_field_rows, full_field_macs);
                 for (ox = 0; ox < g.out_width;) {
 #if UNIT__DOT_ASM
