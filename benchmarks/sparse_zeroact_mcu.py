@@ -238,14 +238,15 @@ def measure(target_names=TARGETS, samples: int = 6, seed: int = 0, build_dir: Pa
     return result
 
 
-def fit(result: dict) -> dict[str, dict[str, dict[str, float]]]:
-    """Per target and kernel, non-negative least squares of the cycles on the counts."""
+def fit(result: dict, kernel_features: dict = FEATURES) -> dict[str, dict[str, dict[str, float]]]:
+    """Per target and kernel, non-negative least squares of the cycles on the counts
+    (``kernel_features``: each kernel's counts, as the cost model's ``FEATURES``)."""
     from scipy.optimize import nnls
 
     table = {}
     for target, build in result["builds"].items():
         table[target] = {}
-        for kernel, features in FEATURES.items():
+        for kernel, features in kernel_features.items():
             rows, cycles = [], []
             for name, case in build["cases"].items():
                 for work, measured in zip(result["cases"][name]["work"], case["cycles"]):
