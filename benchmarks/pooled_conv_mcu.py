@@ -97,20 +97,9 @@ def firmware(op, x: np.ndarray, window: tuple[int, int], group: str) -> str:
              f"static int8_t x[{x[0].size}];\n",
              c_array("int8_t", "x_flash", x, flash=True),
              c_array("int8_t", "w", op.weight, flash=True) if group == "dense" else "",
-             c_array("uint16_t", "nnz", tables.nonzeros, flash=True),
-             c_array("int32_t", "bias", op.requant.bias, flash=True),
-             c_array("int32_t", "mult", op.requant.multiplier, flash=True),
-             c_array("int8_t", "shift", op.requant.shift, flash=True)]
+             *_zeroact_bench().sparse_arrays(op, tables)]
     if table is not None and group == "dense":
         parts.append("#if defined(__MSP430__)\n" + c_array("uint32_t", "thresholds", table, flash=True) + "#endif\n")
-    records = taps = "0"
-    if tables.stored:
-        parts.append(c_array("int16_t", "rec", tables.records, flash=True))
-        records = "rec"
-        if tables.taps is not None:
-            parts.append(c_array("uint8_t", "taps", tables.taps, flash=True))
-            taps = "taps"
-    parts.append(f"static const unit_sparse_s8 sparse = {{nnz, {records}, {taps}}};\n")
     act = f"{op.requant.act_min}, {op.requant.act_max}"
     body = [f"""
     int32_t status, i;
