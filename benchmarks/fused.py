@@ -9,8 +9,9 @@ not accuracy) and seed:
   sample in simavr, outputs compared with the integer reference; layer by layer is refused by the
   exporter (its message is recorded);
 * ``mnist`` (Table 1): layer by layer and fused with ``fused_rows`` 1, 2, 4 and 8 (output rows per
-  conv step) on AVR (simavr) and MSP430 (mspdebug, software multiply), cycles per inference (median
-  over the samples), bit-exact against the reference;
+  conv step) on AVR (simavr) and MSP430 (mspdebug, software multiply; ``msp430-hwmult``: the same
+  export built with the 16-bit hardware multiplier), cycles per inference (median over the
+  samples), bit-exact against the reference;
 * ``ds-cnn``: peak SRAM of layer by layer, fused by rows, and fused along the axis ``auto`` picks
   (host exports: the memory plans), and the fused host build bit-exact against the reference
   (outputs and counters).
@@ -47,6 +48,8 @@ SHAPES = {name: MODEL_INPUT_SHAPES[name] for name in ("kws", "mnist", "ds-cnn")}
 AVR_SRAM_TARGET = 7936
 #: fused_rows of the MNIST cycle comparison (output rows per conv step)
 FUSED_ROWS = (1, 2, 4, 8)
+#: the MNIST cycle comparison's targets (msp430-hwmult: the msp430 export, built with the multiplier)
+MNIST_TARGETS = ("avr", "msp430", "msp430-hwmult")
 
 
 def _quantized(name: str, seed: int, variant: str, calibration: int = 16):
@@ -60,11 +63,21 @@ def _quantized(name: str, seed: int, variant: str, calibration: int = 16):
 
 
 def _firmware_run(qmodel, target: str, x_q: np.ndarray, out_dir: Path, execution: str, fused_rows: int = 1) -> dict:
-    result = export_c(qmodel, out_dir, target=target, samples=x_q, execution=execution, fused_rows=fused_rows)
-    made = subprocess.run(["make", "-s", "model.elf"], cwd=out_dir, capture_output=True, text=True)
-    if made.returncode != 0:
-        raise RuntimeError(made.stderr)
-    firmware = firmware_from_elf(target, out_dir / "model.elf", out_dir, [], "")
+    hwmult = target == "msp430-hwmult"
+    result = export_c(qmodel, out_dir, target="msp430" if hwmult else target, samples=x_q, execution=execution,
+                      fused_rows=fused_rows)
+    if hwmult:  # the export's sources built for the multiplier (the Makefile builds the software-multiply one)
+        manifest = json.loads((out_dir / "memory_plan.json").read_text())
+        firmware = targets.build(target, [out_dir / source for source in manifest["sources"]],
+                                 include_dirs=[out_dir, out_dir / "kernels"],
+                                 defines={"UNIT_SKIP_BRANCH": 1, "UNIT_S8_COUNTS": 0, "UNIT_MODEL_MARKERS": 0,
+                                          **manifest.get("defines", {})},
+                                 build_dir=out_dir / "build-hwmult", name="model")
+    else:
+        made = subprocess.run(["make", "-s", "model.elf"], cwd=out_dir, capture_output=True, text=True)
+        if made.returncode != 0:
+            raise RuntimeError(made.stderr)
+        firmware = firmware_from_elf(target, out_dir / "model.elf", out_dir, [], "")
     run = targets.run(firmware, max_cycles=2_000_000_000)
     inferences = [region for region in run.regions if region.label == "inference"]
     emitted = np.stack([np.frombuffer(bytes(region.data), np.int8) for region in inferences])
@@ -109,11 +122,11 @@ def _kws(seed: int, work: Path, args) -> list[dict]:
 
 
 def _mnist(seed: int, work: Path, args) -> list[dict]:
-    """MNIST, both executions, AVR and MSP430, dense and unit."""
+    """MNIST, both executions, AVR and MSP430 (software and hardware multiply), dense and unit."""
     rows = []
     for variant in ("dense", "unit"):
         qmodel, x_q = _quantized("mnist", seed, variant)
-        for target in ("avr", "msp430"):
+        for target in MNIST_TARGETS:
             row = {"model": "mnist", "seed": seed, "variant": variant, "target": target}
             row["layers"] = _firmware_run(qmodel, target, x_q[:args.mnist_samples], work / f"{variant}-{target}-layers",
                                           "layers")
@@ -231,13 +244,16 @@ def markdown(document: dict) -> str:
         return "\n".join(lines + ["", "## Targets", ""] + _targets(rows) + [""])
     lines += ["", "## Cycles, MNIST (Table 1), both plans fit", "",
               "`fused_rows` B: output rows each conv computes per step (windows of K + (B - 1) * stride rows, "
-              "a B-row output block). Cycles per inference, median over the samples; spreads over the seeds.", "",
+              "a B-row output block). Dense: in both plans each conv takes its 2x2 max-pool on the int32 "
+              "accumulators (`unit_conv2d_dense_pool_s8`; fused, from B=2: the steps are whole pool rows). "
+              "msp430-hwmult: the msp430 export built with the 16-bit hardware multiplier. Cycles per "
+              "inference, median over the samples; spreads over the seeds.", "",
               "| variant | target | layer by layer (cycles) | "
               + " | ".join(f"fused B={b} (cycles) | B={b} / layers" for b in FUSED_ROWS)
               + " | model SRAM (B): layers, " + ", ".join(f"B={b}" for b in FUSED_ROWS) + " | bit-exact |",
               "|---|---|---|" + "---|---|" * len(FUSED_ROWS) + "---|---|"]
     for variant in ("dense", "unit"):
-        for target in ("avr", "msp430"):
+        for target in MNIST_TARGETS:
             sel = [r for r in rows if r["model"] == "mnist" and r["variant"] == variant and r["target"] == target]
             if not sel:
                 continue
@@ -284,7 +300,9 @@ def _targets(rows: list[dict]) -> list[str]:
                      "per-call set-up (argument checks, geometry; per output channel the output stage's constants; "
                      "the UnIT kernel's per channel and tap valid ranges, the larger) is paid per step, and the rows "
                      "a stage passes on are copied into the next stage's window; B rows per step share the set-up, "
-                     "and a 2x2 pool after a conv of even B pools the conv's block in place (no window, no copy). "
+                     "and a 2x2 pool after a conv of even B pools the conv's block in place (no window, no copy); "
+                     "after a dense conv the conv step takes it on its accumulators, as layer by layer does "
+                     "(unit_conv2d_dense_pool_s8: one requantization per pooled output, no conv block). "
                      "On MSP430 the fused convs take the output stage's threshold tables as layer by layer does.")
     ds = [r for r in rows if r["model"] == "ds-cnn"]
     if ds:

@@ -338,8 +338,9 @@ def _unwritable(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("case", ["weights-module", "weights-garbage", "threads-0", "output-unwritable",
                                   "state-dict-unwritable", "lr-nan", "sweep-run-dir-unwritable",
-                                  "export-out-dir-unwritable", "shrink-run-dir-unwritable"])
-def test_user_errors_are_one_line_with_exit_status_2(tmp_path, files, capsys, case):
+                                  "export-out-dir-unwritable", "shrink-run-dir-unwritable", "data-root-empty",
+                                  "run-dir-blank"])
+def test_user_errors_are_one_line_with_exit_status_2(tmp_path, files, capsys, monkeypatch, case):
     calibrate = ["calibrate", "--data", files / "data.pt", "--model-file", files / "model.pt", "--trust-model-file"]
     with_weights = ["calibrate", "--data", files / "data.pt", "--model", "digits"]
     argv, needle = {
@@ -354,8 +355,13 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path, files, capsys, ca
         "export-out-dir-unwritable": (["export", "--data", files / "data.pt", "--model-file", files / "model.pt",
                                        "--trust-model-file", "--out-dir", _unwritable(tmp_path)], "not a folder"),
         "shrink-run-dir-unwritable": (SHRINK + ["--run-dir", _unwritable(tmp_path)], "not a folder"),
+        # an unset shell variable: Path('') is the current folder, where the cache would be written
+        "data-root-empty": (["data", "synth-speech", "--data-root", ""], "--data-root is empty"),
+        "run-dir-blank": (["train", "--data", "digits", "--run-dir", " "], "--run-dir is empty"),
     }[case]
     before = snapshot(tmp_path)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # empty: an empty folder option would mean this folder, nothing may appear
     code, _, err = run_cli(argv, capsys)
     assert_one_line_error(code, err, needle)
     assert snapshot(tmp_path) == before

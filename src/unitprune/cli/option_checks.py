@@ -1,7 +1,9 @@
-"""Range checks of numeric options, shared by every command (run before the command's work).
+"""Range checks of options, shared by every command (run before the command's work).
 
-argparse checks types; this module checks ranges, so ``--threads 0`` or ``--lr nan`` is a
-one-line error (exit 2) before anything is loaded or written, whichever command it is given to.
+argparse checks types; this module checks ranges, so ``--threads 0``, ``--lr nan`` or an empty
+value such as ``--data-root ''`` (an unset shell variable: ``Path('')`` is the current folder, where
+the command would otherwise write) is a one-line error (exit 2) before anything is loaded or
+written, whichever command it is given to.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ def _option(dest: str) -> str:
 
 
 def check_option_values(args: argparse.Namespace) -> None:
-    """Raise :class:`CLIError` for a number out of its range: non-finite floats, integers below
-    :data:`MINIMUMS`, non-positive :data:`POSITIVE` options."""
+    """Raise :class:`CLIError` for a value out of its range: empty or blank strings, non-finite
+    floats, integers below :data:`MINIMUMS`, non-positive :data:`POSITIVE` options."""
     for dest, value in vars(args).items():
         values = value if isinstance(value, list) else [value]
         for item in values:
+            if isinstance(item, str) and not item.strip():
+                raise CLIError(f"{_option(dest)} is empty ({item!r}): give a value (an unset shell variable?)")
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 continue
             if isinstance(item, float) and not math.isfinite(item):

@@ -18,7 +18,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from ..activations import FATReLU
 from ..mcu.export.fused_axis import AXES, choose_axis
-from ..mcu.export.fused_plan import FusedChain, Stage, fused_buffers, with_fused_rows
+from ..mcu.export.fused_plan import FusedChain, Stage, fused_buffers, with_fused_rows, with_pooled_convs
 
 __all__ = ["fused_chain_of_model", "fused_chain_of_traced", "fused_sram_terms", "shape_traced"]
 
@@ -135,12 +135,15 @@ def fused_chain_of_traced(graph_module: torch.fx.GraphModule, input_shape: tuple
 
 
 def fused_sram_terms(model: nn.Module, input_shape: tuple[int, ...], fused_rows: int = 1,
-                     fused_axis: str = "auto") -> dict:
+                     fused_axis: str = "auto", pooled=()) -> dict:
     """The fused plan's SRAM terms of ``model`` without the descriptors, for the export's
     ``fused_rows`` and ``fused_axis`` (chosen as the exporter does: ``choose_axis``):
     ``arena_bytes`` (windows, row blocks, row buffers, counters), ``scratch_bytes`` (conv scratch,
     the Linear's and a global pool's sums), ``output_bytes``, ``peak_op`` (the largest window) and
-    ``chain`` (the plan's :class:`FusedChain`)."""
+    ``chain`` (the plan's :class:`FusedChain`). ``pooled``: the convs (module names) that take the
+    max-pool after them on their accumulators where the pool reads their steps in place
+    (:func:`~unitprune.mcu.export.fused_plan.with_pooled_convs`; the axis is chosen without them,
+    as the exporter does)."""
     if fused_axis not in AXES:
         raise ValueError(f"fused_axis must be one of {', '.join(AXES)}, got {fused_axis!r}")
     axes = ["height", "width"] if fused_axis == "auto" else [fused_axis]
@@ -151,7 +154,7 @@ def fused_sram_terms(model: nn.Module, input_shape: tuple[int, ...], fused_rows:
     traced = {axis: fused_chain_of_model(model, input_shape, axis) for axis in axes}
     chains = {axis: with_fused_rows(chain, fused_rows) for axis, (chain, _) in traced.items()}
     linear_out = traced[axes[0]][1]
-    chain = chains[choose_axis(chains, linear_out)]
+    chain = with_pooled_convs(chains[choose_axis(chains, linear_out)], pooled)
     parts = fused_buffers(chain, linear_out)
     peak = max(chain.stages, key=lambda s: s.window_bytes).name if chain.stages else "input"
     return {"chain": chain, "arena_bytes": parts["arena"], "scratch_bytes": parts["scratch"],

@@ -342,19 +342,22 @@ def resources(model: nn.Module, input_shape: tuple[int, ...], *, unit_tables: bo
 
     Raises ``ValueError`` naming the op when the model holds something the int8 export cannot run.
     """
-    layers = trace_resources(model, input_shape).exact(unit_tables=unit_tables, target=target,
-                                                       conv_block_rows=conv_block_rows)
+    graph = trace_resources(model, input_shape)
+    layers = graph.exact(unit_tables=unit_tables, target=target, conv_block_rows=conv_block_rows)
     if execution == "layers":
         return layers
     if execution != "fused":
         raise ValueError(f"execution must be 'layers' or 'fused', got {execution!r}")
     spec = EXPORT_TARGETS.get(target)
     limit = spec.sram_bytes if spec is not None else None
+    # the dense convs that take their max-pool on the accumulators where their steps are whole pool rows
+    conv_names = dict(zip(sorted(graph.conv_planes), [layer.name for layer in graph.layers if layer.kind == "conv"]))
+    pooled = {conv_names[entry[0]] for entry in graph.pooled} if not unit_tables and pools_on(target) else set()
     choices = [fused_rows]
     if fused_rows == "auto":  # the export's choice: the most rows per step that fit the target's SRAM
         choices = fused_rows_choices(fused_sram_terms(model, input_shape, 1, fused_axis)["chain"], limit)
     for rows in choices:
-        terms = fused_sram_terms(model, input_shape, rows, fused_axis)
+        terms = fused_sram_terms(model, input_shape, rows, fused_axis, pooled)
         # the shorter last steps' unit_conv2d_params (pointer-free: the same on every layout but in-flash ones)
         descriptors = layers.descriptor_bytes + descriptor_bytes(0, 0, 0, LAYOUTS[target],
                                                                  step_params=tail_steps(terms.pop("chain")))

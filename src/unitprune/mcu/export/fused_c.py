@@ -17,7 +17,7 @@ from ..unit_plan import unit_sparse_block_rows
 from ..targets.specs import CONV_PARAMS_FIELDS
 from .export_types import LayerFlash
 from .fused_kernels import FusedKernels, conv_kernel, window_op
-from .fused_plan import FusedChain, FusedMemoryPlan, Stage, direct_stages
+from .fused_plan import FusedChain, FusedMemoryPlan, Stage, direct_stages, pooled_by
 from .fused_tail import tail_code, tail_vector_exprs
 from .model_c import ModelC, _comment, _requant_tables, _sparse_tables, _TableStyle, unit_sparse_tables_text
 
@@ -82,6 +82,7 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
     sink_c, sink_h, sink_w = chain.sink_shape
     offsets = {buffer["name"]: buffer["offset"] for buffer in plan.buffers}
     direct = direct_stages(chain)
+    pooling = pooled_by(chain)  # the convs that write their max-pool's rows (unit_conv2d_dense_pool_s8)
     outs = _output_buffers(chain, direct, offsets)
     sink_row = outs[-1] if chain.stages and chain.stages[-1].block_rows == 1 else row
 
@@ -188,15 +189,21 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             lf: dict[str, int] = {}
             conv = conv_kernel(op, variant, conv_kernels.sparse, conv_kernels.zeroact)
             steps = [(stage.block_rows, "params")] + ([(tail, "tail_params")] if tail else [])
+            pool = pooling.get(k)  # its max-pool taken on the accumulators: unit_conv2d_dense_pool_s8
+            pool_op = qmodel.ops[pool.op] if pool is not None else None
+            assert pool is None or conv == "dense", "the fused plan pools only its dense convs"
+            pooled_text = (f", max-pooled {pool_op.kernel[0]}x{pool_op.kernel[1]} on the accumulators "
+                           f"({_comment(pool.name)})" if pool is not None else "")
             tables.append(f"/* {_comment(op.name)}: Conv{'1d' if op.is_conv1d else '2d'} {op.in_channels}->"
                           f"{op.out_channels}, kernel {op.kernel_height}x{op.kernel_width}, stride {op.stride}, "
                           f"dilation {op.dilation}, padding {op.padding}, groups {op.groups}; "
                           f"{stage.block_rows} output row(s) per step on a window of {stage.span_rows} rows; "
-                          f"unit_conv2d_{conv}_s8 */\n")
+                          f"unit_conv2d_{conv}_s8{pooled_text} */\n")
             weights, levels = _conv_tables(op, ident, conv, conv_kernels, tables, lf, style)
             size = _SCRATCH_SIZE.get(conv, "unit_conv2d_s8_scratch_size")
             for rows_out, what in steps:
                 block = unit_sparse_block_rows(window_op(op, stage, rows_out)) if conv == "unit_sparse" else 0
+                block = pool.stride_y if pool is not None else block  # accumulators: the pool window's rows
                 params = ", ".join(str(v) for v in _window_params(stage, op, rows_out, block))
                 tables.append(f"static const unit_conv2d_params {ident}_{what} = {{{params}}};\n")
                 levels_arg = f", {levels}" if conv == "unit_sparse" else ""  # the UnIT sparse kernel's tau levels
@@ -205,9 +212,15 @@ def fused_model_c(qmodel: QuantizedModel, chain: FusedChain, plan: FusedMemoryPl
             tables.append("\n")
             flash.append(LayerFlash(op.name, lf))
 
-            def compute(what: str, ident=ident, weights=weights, counter=counter, op=op, conv=conv) -> str:
+            kernel, pool_args = conv, ""
+            if pool is not None:
+                kernel, pool_args = "dense_pool", f"{pool_op.kernel[0]}, {pool_op.kernel[1]}, "
+                kernels.add("unit_conv2d_dense_pool_s8")  # its runs: unit_conv2d_dense_s8's assembly (linked)
+
+            def compute(what: str, ident=ident, weights=weights, counter=counter, op=op, kernel=kernel,
+                        pool_args=pool_args) -> str:
                 return (f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
-                        f"    status = unit_conv2d_{conv}_s8(&{ident}_{what}, {window}, {weights[what]}"
+                        f"    status = unit_conv2d_{kernel}_s8(&{ident}_{what}, {pool_args}{window}, {weights[what]}"
                         f"&{ident}_requant, {target}, unit_model_scratch, UNIT_MODEL_CALL_COUNTS);\n"
                         "    UNIT_MODEL_LAYER_STOP();\n"
                         "    if (status != UNIT_OK) {\n        return status;\n    }\n"
@@ -372,17 +385,22 @@ def _sorted_sink_tables(op: QLinear, ident: str, shape: tuple[int, int, int], si
 
 def _output_buffers(chain: FusedChain, direct: frozenset[int], offsets: dict[str, int]) -> list[str]:
     """Where each stage writes its output rows: its own block (``B > 1``), the row buffer, or for a
-    stage that reads its input in place (``direct``) the row buffer its input is not in."""
+    stage that reads its input in place (``direct``) the row buffer its input is not in; a conv whose
+    max-pool is pooled (``Stage.pooled``) writes the pool's rows."""
     buffers = {name: f"(unit_model_arena + {offsets[name]})" for name in ("row", "second row") if name in offsets}
     outs, current = [], buffers["row"]
     for k, stage in enumerate(chain.stages):
-        if stage.block_bytes:
+        if k + 1 < len(chain.stages) and chain.stages[k + 1].pooled:
+            current = None  # the pool's, below
+        elif stage.block_bytes:
             current = f"(unit_model_arena + {offsets[f'rows of {stage.name}']})"
         elif k in direct:
             current = buffers["second row"] if current == buffers["row"] else buffers["row"]
         else:
             current = buffers["row"]
         outs.append(current)
+        if stage.pooled:
+            outs[k - 1] = current
     return outs
 
 
@@ -492,11 +510,13 @@ def _in_place_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, target: s
                     kernels: set[str]) -> str:
     """The push function of a pool that reads the previous conv's block in place (``Stage.in_place``,
     :func:`.fused_plan.with_fused_rows`): called once per conv step with its ``rows`` output rows
-    ``[C][rows][W]``, it pools them into ``rows / s`` rows (``target``) and passes them on."""
+    ``[C][rows][W]``, it pools them into ``rows / s`` rows (``target``) and passes them on; a pooled
+    max-pool (``Stage.pooled``) finds its ``rows / s`` rows in ``target``, written by the conv."""
     stage = chain.stages[k]
     op = qmodel.ops[stage.op]
     pool = "maxpool2d" if stage.kind == "maxpool" else "avgpool2d"
-    kernels.add(f"unit_{pool}_s8")
+    if not stage.pooled:
+        kernels.add(f"unit_{pool}_s8")
     before = chain.stages[k - 1]
     s, b, oc, ow, oh = stage.stride_y, stage.block_rows, stage.out_channels, stage.out_width, stage.out_height
     tail = before.out_height % before.block_rows // s  # the conv's shorter last step, in pool rows
@@ -505,16 +525,20 @@ def _in_place_stage(qmodel: QuantizedModel, chain: FusedChain, k: int, target: s
         pass_on = _pass_on_to_sink(target, row, oc, ow, b)
     else:
         pass_on = _indent(_status(f"unit_model_push_{k + 1}({target} + i * {ow}, nb * {ow}, output)"), 4)
-    return (f"/* stage {k}, {_comment(op.name)} ({stage.kind} {op.kernel[0]}x{op.kernel[1]}, in place): pools each "
-            f"step's block of {_comment(before.name)}, {b} row(s) */\n"
+    what = (f"taken by {_comment(before.name)} on its accumulators" if stage.pooled else
+            f"pools each step's block of {_comment(before.name)}")
+    return (f"/* stage {k}, {_comment(op.name)} ({stage.kind} {op.kernel[0]}x{op.kernel[1]}, in place): {what}, "
+            f"{b} row(s) */\n"
             f"static int32_t unit_model_push_{k}(const int8_t *source, int32_t rows, int8_t *output) {{\n"
             f"    int32_t {'c, ' if last and b > 1 else ''}i, r, nb, status;\n"
             f"    nb = {f'rows == {before.block_rows} ? {b} : {tail}' if tail else b}; /* output rows of this step */\n"
             f"    r = unit_model_rows[{2 * k}];\n    unit_model_rows[{2 * k}] = r + nb;\n"
-            f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
-            f"    status = unit_{pool}_s8(source, 1, {stage.channels}, rows, {stage.in_width}, {op.kernel[0]}, "
-            f"{op.kernel[1]}, {s}, {op.stride[1]}, {target});\n"
-            "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n"
+            + (f"    (void)source;{'' if tail else ' (void)rows;'} /* its rows: written by {_comment(before.name)} */\n"
+               if stage.pooled else
+               f'    UNIT_MODEL_LAYER_START("{_comment(op.name)}");\n'
+               f"    status = unit_{pool}_s8(source, 1, {stage.channels}, rows, {stage.in_width}, {op.kernel[0]}, "
+               f"{op.kernel[1]}, {s}, {op.stride[1]}, {target});\n"
+               "    UNIT_MODEL_LAYER_STOP();\n    if (status != UNIT_OK) {\n        return status;\n    }\n")
             + "".join(_elementwise(qmodel, stage.after, target, f"nb * {oc * ow}", kernels))
             + "    for (i = 0; i < nb; i++) {\n" + pass_on + "    }\n"
             + _next_bottom_padding(chain, k, f"r + nb == {oh}") + "    return UNIT_OK;\n}\n\n")

@@ -18,6 +18,12 @@ a chain of spatial ops computes each output row as soon as the input rows it nee
   last step), keeps no window (``in_place``): once per conv step it pools the conv's ``[C][B][OW]``
   block where it is into ``B / s`` rows (the copy of the conv's rows into a window, the larger
   part of the plan's own cycles, is not made);
+* such an in-place max-pool after a dense conv whose output stage allows it (window = stride, a
+  multiplier >= 0, a target whose convs call ``unit_conv2d_dense_pool_s8``:
+  :mod:`.pooled_conv`, :func:`with_pooled_convs`) is ``pooled``: the conv step calls
+  ``unit_conv2d_dense_pool_s8`` on its window, which takes each pool window's largest int32
+  accumulator and requantizes once per pooled output, straight into the pool's rows; the conv
+  keeps no ``B``-row block and its scratch holds the pool window's rows (``4 * s * OW``);
 * a stage writes its output into the shared row buffer (``B = 1``) or its own ``[C][B][OW]``
   block; a conv with a one-row kernel, vertical stride 1, no vertical padding and one-row input
   keeps no window (:func:`direct_stages`): it reads its input row in place and writes the other of
@@ -38,12 +44,13 @@ input is read row by row (``unit_model_run_rows`` with a reader: from flash on t
 so it never sits in SRAM whole. SRAM of the plan (static, one sample):
 
     windows (sum over windowed stages of C * S * W; none for an in-place pool) + the B-row blocks
-    (an in-place pool's: B / s rows) + the row buffer (the
+    (an in-place pool's: B / s rows; none for a conv whose pool is pooled) + the row buffer (the
     largest row: C * W of the input or of a stage's output; two with a windowless stage) + the
-    conv scratch (4 * B * OW of the widest conv step) + the Linear's sums (4 * out) + the global
-    pools' sums + the row counters (8 per stage) + the descriptors. With a tail, the arena is the
-    larger of that and the tail's vectors (the largest pair one tail Linear reads and writes), and
-    the scratch the larger of the conv scratch and the tail Linears' ``4 * out``.
+    conv scratch (4 * B * OW of the widest conv step; 4 * s * OW for a pooled one) + the Linear's
+    sums (4 * out) + the global pools' sums + the row counters (8 per stage) + the descriptors.
+    With a tail, the arena is the larger of that and the tail's vectors (the largest pair one tail
+    Linear reads and writes), and the scratch the larger of the conv scratch and the tail Linears'
+    ``4 * out``.
 
 An average pool over the whole input height (DS-CNN's global pool) keeps no window: its int32
 window sums (4 * C * OW) grow row by row and are divided once, after the last row.
@@ -60,7 +67,8 @@ from ..qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QOp, QReLU, Q
 from .memory_plan import MemoryPlan, conv_scratch_bytes
 
 __all__ = ["FusedUnsupported", "Stage", "FusedChain", "FusedMemoryPlan", "fused_chain", "fused_buffers", "with_fused_rows",
-           "direct_stages", "fused_rows_choices", "tail_steps", "tail_vectors",
+           "direct_stages", "fused_rows_choices", "tail_steps", "tail_vectors", "with_pooled_convs",
+           "pooled_by",
            "plan_fused_memory", "EXECUTIONS"]
 
 #: The export's ``execution`` option: layer by layer, fused (row-streamed), or fused only when
@@ -92,6 +100,7 @@ class Stage:
     after: tuple[int, ...] = ()  # elementwise ops (indices) applied to each output row
     block_rows: int = 1  # B: output rows computed per step (a conv; for pools 1, or B / stride_y in place)
     in_place: bool = False  # a pool that reads the previous conv's B-row block where it is (no window)
+    pooled: bool = False  # an in-place max-pool the conv before it takes on its int32 accumulators
 
     @property
     def accumulates(self) -> bool:
@@ -204,6 +213,24 @@ def with_fused_rows(chain: FusedChain, rows: int) -> FusedChain:
                 and conv.block_rows % pool.stride_y == 0 and conv.out_height % conv.block_rows % pool.stride_y == 0):
             stages[k] = replace(pool, block_rows=conv.block_rows // pool.stride_y, in_place=True)
     return replace(chain, stages=tuple(stages))
+
+
+def with_pooled_convs(chain: FusedChain, convs) -> FusedChain:
+    """``chain`` with every in-place max-pool whose conv (the stage before it) is named in ``convs``
+    taken by that conv on its int32 accumulators (``Stage.pooled``: ``unit_conv2d_dense_pool_s8``
+    writes the pool's rows; module docstring). ``convs``: the convs the export pools
+    (:func:`.pooled_conv.pooled_convs`, the dense ones) or the resource model's."""
+    stages = list(chain.stages)
+    for k in range(1, len(stages)):
+        pool, conv = stages[k], stages[k - 1]
+        if pool.kind == "maxpool" and pool.in_place and conv.kind == "conv" and conv.name in convs:
+            stages[k] = replace(pool, pooled=True)
+    return replace(chain, stages=tuple(stages))
+
+
+def pooled_by(chain: FusedChain) -> dict[int, Stage]:
+    """The conv stages (by index) that take the next stage's max-pool on their accumulators, with that pool."""
+    return {k - 1: stage for k, stage in enumerate(chain.stages) if stage.pooled}
 
 
 def _shape3(shape) -> tuple[int, int, int]:
@@ -321,8 +348,9 @@ def fused_buffers(chain: FusedChain, linear_out: int, conv_scratch: dict[str, in
         buffers.append({"name": f"window of {stage.name}", "offset": offset, "bytes": stage.window_bytes,
                         "rows": stage.span_rows})
         offset += stage.window_bytes
-    for stage in chain.stages:
-        if stage.block_bytes:
+    pooling = pooled_by(chain)
+    for k, stage in enumerate(chain.stages):
+        if stage.block_bytes and k not in pooling:  # a pooled conv writes its pool's rows
             buffers.append({"name": f"rows of {stage.name}", "offset": offset, "bytes": stage.block_bytes,
                             "rows": stage.block_rows})
             offset += stage.block_bytes
@@ -331,7 +359,7 @@ def fused_buffers(chain: FusedChain, linear_out: int, conv_scratch: dict[str, in
     buffers.append({"name": "row", "offset": offset, "bytes": row, "rows": 1})
     if direct:  # a 1x1 conv reads its input row where it is and writes the other row buffer
         buffers.append({"name": "second row", "offset": offset + row, "bytes": row, "rows": 1})
-    convs = [stage for stage in chain.stages if stage.kind == "conv"]
+    convs = [(k, stage) for k, stage in enumerate(chain.stages) if stage.kind == "conv"]
     tail = _tail_bytes(linear_out, chain.tail_out)
     for j, vector in enumerate(tail_vectors(linear_out, chain.tail_out)):  # over the windows: used after them
         buffers.append({"name": f"tail vector {j}", "offset": tail - vector["bytes"] if vector["end"] else 0,
@@ -339,9 +367,10 @@ def fused_buffers(chain: FusedChain, linear_out: int, conv_scratch: dict[str, in
     parts = {"buffers": buffers, "windows": offset, "row": row * (2 if direct else 1),
              "pool_sums": sum(stage.sum_bytes for stage in chain.stages),
              "state": 4 * 2 * len(chain.stages),  # rows received and the next row due, per stage
-             "conv_scratch": max([(conv_scratch or {}).get(stage.name,
+             "conv_scratch": max([conv_scratch_bytes(pooling[k].stride_y, stage.out_width) if k in pooling else
+                                  (conv_scratch or {}).get(stage.name,
                                                            conv_scratch_bytes(stage.block_rows, stage.out_width))
-                                  for stage in convs], default=0),
+                                  for k, stage in convs], default=0),
              "linear_sums": 4 * linear_out, "tail": tail,
              "tail_scratch": max([4 * out for out in chain.tail_out], default=0)}
     stream = parts["windows"] + parts["row"]

@@ -22,9 +22,9 @@ from .core_targets import CORE_EXPORT_TARGETS, core_kernels, core_memory_ld
 from .export_types import ExportError, ExportResult, layer_names
 from .fused_axis import AXES, choose_axis, transposed_model
 from .fused_c import fused_model_c, fused_model_h_api
-from .fused_kernels import FusedKernels, fused_kernels, window_op
+from .fused_kernels import FusedKernels, conv_kernel, fused_kernels, window_op
 from .fused_plan import (EXECUTIONS, FusedUnsupported, fused_chain, fused_rows_choices, plan_fused_memory,
-                         tail_steps, with_fused_rows)
+                         pooled_by, tail_steps, with_fused_rows, with_pooled_convs)
 from .manifest import export_readme, manifest, write_export
 from .memory_plan import model_descriptor_bytes, plan_memory, scratch_sizes
 from .model_c import describe_source, model_c, model_h, samples_h
@@ -149,17 +149,19 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
                 raise ExportError(f"execution='fused': {error}") from None
             descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, convs.sparse_structs,
                                                  tail_steps(chain))
-            plan = plan_fused_memory(fused_q, chain, descriptors, axis, convs.scratch)
+            stream = fused_pooled(fused_q, chain, variant, target, convs)
+            plan = plan_fused_memory(fused_q, stream, descriptors, axis, convs.scratch)
             generated[fused] = convs
+            generated["chain"] = stream
             tabled = with_tables(fused_q, target, variant, kernels, convs.sparse)  # the threshold tables, as above
-            return plan, fused_model_c(tabled, chain, plan, variant, linear_quotient, source, spec.max_object_bytes,
+            return plan, fused_model_c(tabled, stream, plan, variant, linear_quotient, source, spec.max_object_bytes,
                                        far, columns=axis == "width", conv_kernels=convs)
         descriptors = model_descriptor_bytes(qmodel, layout, variant, linear_quotient, len(sparse))
         plan = plan_memory(qmodel, scratch, descriptors, pooled)
         return plan, model_c(qmodel, plan, variant, linear_quotient, source, request.block_rows,
                              spec.max_object_bytes, far, sparse, zeroact, conv_rows, pooled)
 
-    generated: dict[bool, FusedKernels] = {}
+    generated: dict = {}  # the fused plan's kernels (True) and its chain with the pooled convs ("chain")
 
     def generate_fitting(fused: bool):
         far = False
@@ -230,6 +232,14 @@ def export_c(qmodel: QuantizedModel, out_dir, target: str = "host", variant: str
             data["kernels"]["layers"][name]["kernel"] = pooled[name].function
     if fused:
         data["fused_axis"], data["fused_rows"] = axis, fused_rows
+        stream = generated["chain"]
+        data["pooled_convs"] = {stream.stages[k].name: {"pool": pool.name, "kernel": list(fused_q.ops[pool.op].kernel),
+                                                        "function": "unit_conv2d_dense_pool_s8"}
+                                for k, pool in pooled_by(stream).items()}
+        for name in data["pooled_convs"]:
+            data["kernels"]["layers"][name]["kernel"] = "unit_conv2d_dense_pool_s8"
+        if not data["pooled_convs"]:
+            del data["pooled_convs"]
     if "zeroact_plan" in qmodel.source:  # unitprune.mcu.zeroact_plan: the choice per layer
         data["zeroact_plan"] = qmodel.source["zeroact_plan"]
     if variant == "unit" and "unit_kernel_plan" in qmodel.source:  # unitprune.mcu.unit_plan: the predictions
@@ -264,6 +274,18 @@ def fused_form(qmodel: QuantizedModel, fused_rows: int, fused_axis: str):
     linear_out = qmodel.ops[chain.linear].out_features if chain.linear is not None else 0
     axis = choose_axis({name: form[1] for name, form in forms.items()}, linear_out)
     return (*forms[axis], axis)
+
+
+def fused_pooled(qmodel: QuantizedModel, chain, variant: str, target: str, convs: FusedKernels):
+    """``chain`` (the fused plan of ``qmodel``) with the in-place max-pools of its dense convs taken on
+    their accumulators where layer by layer would (:func:`.pooled_conv.pooled_convs`: window = stride,
+    multipliers >= 0, a target whose convs call ``unit_conv2d_dense_pool_s8``;
+    :func:`.fused_plan.with_pooled_convs`)."""
+    chosen = pooled_convs(qmodel.ops, variant, target, convs.sparse, convs.zeroact)
+    ops = {op.name: op for op in qmodel.ops}
+    dense = {name for name, entry in chosen.items()
+             if not entry.sparse and conv_kernel(ops[name], variant, convs.sparse, convs.zeroact) == "dense"}
+    return with_pooled_convs(chain, dense)
 
 
 def _kernel_paths(qmodel: QuantizedModel, fused_q: QuantizedModel, chain, target: str, variant: str, kernels: str,
