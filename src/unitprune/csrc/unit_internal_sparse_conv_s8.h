@@ -159,4 +159,33 @@ static inline int32_t unit__sparse_check_s8(const unit_conv2d_params *p, const u
     return unit__sparse_check_records_s8(p, g, s, 2, total);
 }
 
+/* After output channel o's records: the next channel's records and taps, and its group's input
+ * channels once the group's output channels are done. */
+static inline void unit__sparse_next_channel_s8(const UNIT_TABLE int16_t **records, const UNIT_TABLE uint8_t **taps,
+                                                int32_t nnz, int32_t *in_group, int32_t group_out,
+                                                const int8_t **x_group, int32_t group_plane) {
+    *records += 2 * nnz;
+    if (*taps != 0) {
+        *taps += 2 * nnz;
+    }
+    if (++*in_group == group_out) { /* the next output channel reads the next group's channels */
+        *in_group = 0;
+        *x_group += group_plane;
+    }
+}
+
+#if UNIT_S8_COUNTS
+/* The counters of a static-sparse convolution (the stored weights at every position, the zero
+ * activations among them as counted by the kernel). */
+static inline void unit__sparse_counts_s8(unit_counts *counts, const unit_conv2d_params *p, const unit__conv_s8 *g,
+                                          int32_t nnz_total, int64_t zero_activation) {
+    if (counts != 0) {
+        const int64_t dense = (int64_t)p->batch * p->out_channels * g->positions * g->group_in * g->taps;
+        const int64_t zero_weight = (int64_t)p->batch * g->positions * ((int64_t)p->out_channels * g->group_in * g->taps -
+                                                                          nnz_total);
+        unit__counts_set(counts, dense, zero_weight, zero_activation, dense - zero_weight - zero_activation, 0, 0);
+    }
+}
+#endif
+
 #endif /* UNIT_INTERNAL_SPARSE_CONV_S8_H */
