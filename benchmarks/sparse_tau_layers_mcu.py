@@ -125,7 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--build-dir", type=Path, default=None)
     args = parser.parse_args(argv)
-    rows = measure(tuple(args.targets.split(",")), args.build_dir)
+    targets = tuple(args.targets.split(","))
+    unknown = [t for t in targets if t not in RUN_DELTA]
+    if unknown:  # the fit needs the runs' deltas, measured on the MSP430s only (the AVR's: benchmarks/sparse_tau_mcu.py)
+        parser.error(f"--targets {','.join(unknown)}: the fit has run deltas for {', '.join(RUN_DELTA)} only")
+    rows = measure(targets, args.build_dir)
     coefficients = fit(rows)
     for row in rows:
         delta = coefficients[row["target"]]

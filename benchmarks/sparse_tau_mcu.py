@@ -7,8 +7,8 @@ bit-shift quotient) is an export-time constant, so a record of the static-sparse
 and the run can test ``x <= tau_w`` (one compare and branch) before the multiply-accumulate. The
 plain runs are the library's (``unit__sparse_run_s8_avr``, ``__unit_sparse_run_s8``); the tested
 runs are, on MSP430, the library's (``__unit_sparse_tau_run_s8`` of ``unit_conv2d_sparse_tau_s8``) and,
-on AVR, the prototype ``benchmarks/mcu/sparse_tau_run_avr.S`` (the test does not pay there, so the
-library's AVR build runs the C loop); inputs ``x >= 0``, as after a ReLU: one unsigned compare. Per threshold T both run every output row of every channel of
+on AVR, the prototype ``benchmarks/mcu/sparse_tau_run_avr.S`` (the library's run, its record loop
+given the test: the test does not pay there, so the library's AVR build runs the C loop); inputs ``x >= 0``, as after a ReLU: one unsigned compare. Per threshold T both run every output row of every channel of
 the MNIST conv2 shape (6x12x12 -> 16x8x8, 5x5, 80 % zero weights, ReLU-like inputs), every output
 checked against NumPy (RuntimeError on a mismatch). The report gives the cycles, the fraction of
 stored products skipped and the cycles per stored product.
@@ -181,8 +181,8 @@ def measure(target_names=TARGETS, scales=SCALES, seed: int = 0, build_dir: Path 
         source = root / "sparse_tau.c"
         source.write_text(firmware(weight, x, scales))
         for target in target_names:
-            extra = ([CSRC / "unit_conv2d_sparse_s8_avr.S", HERE / "mcu" / "sparse_tau_run_avr.S"] if target == "avr"
-                     else [])
+            # on AVR the prototype brings the library's runs with it (it includes unit_conv2d_sparse_s8_avr.S)
+            extra = [HERE / "mcu" / "sparse_tau_run_avr.S"] if target == "avr" else []
             fw = targets.build(target, [source, *extra], include_dirs=[CSRC], build_dir=root / target,
                                name="sparse_tau")
             regions = {region.label: region for region in targets.run(fw, max_cycles=200_000_000).regions}

@@ -122,6 +122,23 @@ def cases(samples: int, seed: int = 0, edges_only: bool = False) -> list[tuple[s
     return found
 
 
+def sparse_arrays(op, tables) -> list[str]:
+    """The C arrays of ``op``'s static-sparse tables (``nnz``, ``rec``, ``taps``, the struct ``sparse``)
+    and requantization constants (``bias``, ``mult``, ``shift``), in flash."""
+    parts = [c_array("uint16_t", "nnz", tables.nonzeros, flash=True),
+             c_array("int32_t", "bias", op.requant.bias, flash=True),
+             c_array("int32_t", "mult", op.requant.multiplier, flash=True),
+             c_array("int8_t", "shift", op.requant.shift, flash=True)]
+    records = taps = "0"
+    if tables.stored:
+        parts.append(c_array("int16_t", "rec", tables.records, flash=True))
+        records = "rec"
+        if tables.taps is not None:
+            parts.append(c_array("uint8_t", "taps", tables.taps, flash=True))
+            taps = "taps"
+    return [*parts, f"static const unit_sparse_s8 sparse = {{nnz, {records}, {taps}}};\n"]
+
+
 def firmware(op, x: np.ndarray, counted: bool = False) -> str:
     """main(): per sample, the sparse and the zero-activation kernels' regions (``sparse_<i>``,
     ``zeroact_<i>``), each emitting its status and output, and with ``counted`` (a build with
@@ -137,19 +154,7 @@ def firmware(op, x: np.ndarray, counted: bool = False) -> str:
     parts = ['#include <stdint.h>\n#include "unit_mcu.h"\n#include "unit_kernels_s8.h"\n',
              f"static int32_t scratch[{words}];\nstatic int8_t y[{outputs}];\nstatic int8_t x[{x[0].size}];\n",
              c_array("int8_t", "x_flash", x, flash=True),
-             c_array("uint16_t", "nnz", tables.nonzeros, flash=True),
-             c_array("uint16_t", "starts", starts, flash=True),
-             c_array("int32_t", "bias", op.requant.bias, flash=True),
-             c_array("int32_t", "mult", op.requant.multiplier, flash=True),
-             c_array("int8_t", "shift", op.requant.shift, flash=True)]
-    records = taps = "0"
-    if tables.stored:
-        parts.append(c_array("int16_t", "rec", tables.records, flash=True))
-        records = "rec"
-        if tables.taps is not None:
-            parts.append(c_array("uint8_t", "taps", tables.taps, flash=True))
-            taps = "taps"
-    parts.append(f"static const unit_sparse_s8 sparse = {{nnz, {records}, {taps}}};\n")
+             c_array("uint16_t", "starts", starts, flash=True), *sparse_arrays(op, tables)]
     body = [f"""
     int32_t status, i, n;
     int8_t code;
@@ -238,14 +243,15 @@ def measure(target_names=TARGETS, samples: int = 6, seed: int = 0, build_dir: Pa
     return result
 
 
-def fit(result: dict) -> dict[str, dict[str, dict[str, float]]]:
-    """Per target and kernel, non-negative least squares of the cycles on the counts."""
+def fit(result: dict, kernel_features: dict = FEATURES) -> dict[str, dict[str, dict[str, float]]]:
+    """Per target and kernel, non-negative least squares of the cycles on the counts
+    (``kernel_features``: each kernel's counts, as the cost model's ``FEATURES``)."""
     from scipy.optimize import nnls
 
     table = {}
     for target, build in result["builds"].items():
         table[target] = {}
-        for kernel, features in FEATURES.items():
+        for kernel, features in kernel_features.items():
             rows, cycles = [], []
             for name, case in build["cases"].items():
                 for work, measured in zip(result["cases"][name]["work"], case["cycles"]):

@@ -51,8 +51,9 @@ def test_a_zeroskip_export_takes_the_sparse_kernels_and_counts_their_tables(tmp_
     result = export_c(qmodel, tmp_path, target="avr", samples=x, counters=True)
     plan = json.loads((tmp_path / "memory_plan.json").read_text())
     chosen = plan["kernels"]["layers"]
+    # conv1's max-pool is taken on its accumulators (unitprune.mcu.export.pooled_conv)
     assert {name: chosen[name]["kernel"] for name in chosen} == {
-        "conv1": "unit_conv2d_sparse_s8", "conv2": "unit_conv2d_sparse_s8", "fc": "unit_linear_sparse_s8"}
+        "conv1": "unit_conv2d_sparse_pool_s8", "conv2": "unit_conv2d_sparse_s8", "fc": "unit_linear_sparse_s8"}
     assert {chosen[name]["run"] for name in chosen} == {"assembly"}
     # tables: 2 bytes per output channel, 4 per nonzero weight, 2 per tap pair (conv1 has padding)
     for op in (o for o in qmodel.ops if hasattr(o, "weight")):

@@ -55,7 +55,8 @@ def test_without_a_plan_the_convolutions_keep_the_sparse_kernel(tmp_path):
     qmodel = ttp_like(rng)
     export_c(qmodel, tmp_path, target="host")
     plan = json.loads((tmp_path / "memory_plan.json").read_text())
-    assert plan["kernels"]["layers"]["conv1"]["kernel"] == "unit_conv2d_sparse_s8"
+    # (its max-pool taken on the accumulators: the pooled static-sparse kernel, pooled_conv.py)
+    assert plan["kernels"]["layers"]["conv1"]["kernel"] == "unit_conv2d_sparse_pool_s8"
     assert "zeroact_plan" not in plan
 
 
@@ -87,7 +88,7 @@ def test_msp430_exports_keep_room_for_the_zeroact_code(tmp_path):
     export_c(planned, tmp_path / "export", target="msp430", samples=x[:1])
     chosen = json.loads((tmp_path / "export" / "memory_plan.json").read_text())["kernels"]["layers"]
     assert {name: layer["kernel"] for name, layer in chosen.items()} == {
-        "conv1": "unit_conv2d_sparse_zeroact_s8", "conv2": "unit_conv2d_sparse_s8", "fc": "unit_linear_sparse_s8"}
+        "conv1": "unit_conv2d_sparse_zeroact_s8", "conv2": "unit_conv2d_sparse_pool_s8", "fc": "unit_linear_sparse_s8"}
     spec = EXPORT_TARGETS["msp430"]
     tables = sum(kernel_choice.sparse_tables(op).flash_bytes for op in planned.ops if hasattr(op, "weight"))
     assert tables + spec.code_reserve_bytes + spec.zeroact_code_bytes <= spec.flash_read_limit

@@ -41,11 +41,13 @@ def test_the_fastest_is_the_admitted_configuration_with_the_fewest_cycles(tmp_pa
     assert choice.cycles == min(c["cycles"] for c in admitted)
     assert choice.method == min(admitted, key=lambda c: c["cycles"])["method"]
     assert choice.kernels == by_method[choice.method]["kernels"]
-    # the static-sparse kernel (its tables fit the AVR's flash), with or without zero-activation skipping
-    assert by_method["zeroskip"]["kernels"]["conv1"] in ("unit_conv2d_sparse_s8", "unit_conv2d_sparse_zeroact_s8")
+    # the static-sparse kernel (its tables fit the AVR's flash), with or without zero-activation skipping;
+    # without it, max-pooled on its accumulators (conv1 -> pool1: unitprune.mcu.export.pooled_conv)
+    assert by_method["zeroskip"]["kernels"]["conv1"] in ("unit_conv2d_sparse_pool_s8", "unit_conv2d_sparse_zeroact_s8")
     assert by_method["unit-bitshift"]["kernels"]["conv1"] in ("unit_conv2d_unit_skipfree_s8", "unit_conv2d_unit_s8",
-                                                              "unit_conv2d_unit_sparse_s8", "unit_conv2d_dense_s8",
-                                                              "unit_conv2d_sparse_s8", "unit_conv2d_sparse_zeroact_s8")
+                                                              "unit_conv2d_unit_sparse_s8", "unit_conv2d_dense_pool_s8",
+                                                              "unit_conv2d_sparse_pool_s8",
+                                                              "unit_conv2d_sparse_zeroact_s8")
 
 
 def test_no_configuration_within_the_budget_is_refused_naming_why(tmp_path, digits):

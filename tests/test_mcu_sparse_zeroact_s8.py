@@ -82,8 +82,10 @@ def test_the_cycle_model_predicts_measured_cycles_and_ranks_the_kernels(tmp_path
 def test_the_plan_predicts_the_exported_layers_cycles(target, tmp_path):
     """An MNIST-shaped zeroskip model (random weights, conv1 10 % and conv2 30 % zero, ReLUs fused)
     on a real digit, exported with each kernel for its convolutions: the plan's predicted cycles of
-    both kernels are within TOLERANCE of the exported firmware's layer cycles, and the auto plan
-    takes the measured faster kernel per layer (or one within 3 % of it)."""
+    both kernels are within TOLERANCE of the exported firmware's cycles of the conv and its max-pool
+    (the static-sparse kernel pooled on its accumulators, unit_conv2d_sparse_pool_s8; the
+    zero-activation one and the separate pool: unitprune.mcu.pool_cost), and the auto plan takes the
+    measured faster kernel per layer (or one within 3 % of it)."""
     from tests import qmodels
     from unitprune.experiments.mcu_bench.bench import measure_target
 
@@ -97,8 +99,11 @@ def test_the_plan_predicts_the_exported_layers_cycles(target, tmp_path):
         planned = zeroact_plan.plan_zero_activation(qmodel, x, target, plan=kernel)
         row = measure_target(planned, target, x, tmp_path / kernel, layer_samples=1)
         assert row["bit_exact"], row["checks"]
-        for name in layers:
-            measured.setdefault(name, {})[kernel] = row["cycles_per_layer"][name]
+        kernels = row["checks"]["kernels"]
+        assert {kernels["conv1"], kernels["conv2"]} == {"unit_conv2d_sparse_pool_s8" if kernel == "sparse"
+                                                        else "unit_conv2d_sparse_zeroact_s8"}
+        for name, pool in (("conv1", "pool1"), ("conv2", "pool2")):
+            measured.setdefault(name, {})[kernel] = row["cycles_per_layer"][name] + row["cycles_per_layer"][pool]
     assert set(layers) == {"conv1", "conv2"}
     for name, layer in layers.items():
         for kernel, cycles in measured[name].items():

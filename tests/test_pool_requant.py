@@ -131,12 +131,9 @@ def test_the_mnist_convs_pool_on_their_accumulators_bit_exact_and_faster(monkeyp
     without the pooled kernels (exact simulator cycles)."""
     from tests.mcu_tools import require_target
 
-    from unitprune.mcu.export import pooled_conv
-
     require_target(target)
     rng = np.random.default_rng(5)
     qmodel = qmodels.mnist_like(rng, variant=variant)
-    monkeypatch.setattr(pooled_conv, "SPARSE_POOLING", True)  # off by default in the exporter
     x = qmodels.random_input(rng, 1, qmodel.input_shape, zero_fraction=0.5)
     x.reshape(-1)[:40] = np.tile([-128, 127], 20)
     new = _measure(monkeypatch, qmodel, target, x, tmp_path / "new", pooled=True)
@@ -158,13 +155,14 @@ def _chain_model(ops, variant: str = "dense") -> QuantizedModel:
                           input_scale=1.0, output_scale=1.0, variant=variant)
 
 
-def test_only_a_dense_conv_whose_output_a_tiling_max_pool_alone_reads_is_pooled(tmp_path, monkeypatch):
+def test_only_a_dense_conv_whose_output_a_tiling_max_pool_alone_reads_is_pooled(tmp_path):
     """pooled_convs: conv -> max-pool 2x2 (and 3x2 windows) is pooled; a conv before a standalone
     ReLU, an overlapping max-pool (kernel 3, stride 2), an average pool, a conv with a negative
     multiplier (the output stage would be non-increasing), the zeroskip kernel, the zero-activation
-    static-sparse kernel, the UnIT exports and the Cortex-M0+/RV32 targets keep the separate pool;
-    every such export stays bit-exact on the host build."""
-    from unitprune.mcu.export import export_c, pooled_conv
+    static-sparse kernel, the UnIT kernels and the Cortex-M0+/RV32 targets keep the separate pool; a
+    UnIT plan's dense and static-sparse convs are pooled; every such export stays bit-exact on the
+    host build."""
+    from unitprune.mcu.export import export_c
     from unitprune.mcu.export.pooled_conv import pooled_convs
     from unitprune.mcu.host_runner import run_exported
     from unitprune.mcu.qmodel import QAvgPool
@@ -185,11 +183,18 @@ def test_only_a_dense_conv_whose_output_a_tiling_max_pool_alone_reads_is_pooled(
                                  (pooled, "zeroskip", "avr")]:  # zeroskip: the weight-stationary kernel
         assert pooled_convs(ops, variant, target) == {}, (ops[1].name, variant, target)
     # zeroskip's static-sparse layers: the sparse pooled kernel, unless they also skip zero activations
-    assert pooled_convs(pooled, "zeroskip", "avr", sparse={"conv"}) == {}  # off by default (SPARSE_POOLING)
-    monkeypatch.setattr(pooled_conv, "SPARSE_POOLING", True)
     assert pooled_convs(pooled, "zeroskip", "avr", sparse={"conv"})["conv"].function == "unit_conv2d_sparse_pool_s8"
     assert pooled_convs(pooled, "zeroskip", "avr", sparse={"conv"}, zeroact={"conv"}) == {}
-    monkeypatch.undo()
+    # a UnIT plan's layers (unit_plan): dense and static (its tables or not) pooled, the UnIT kernels not
+    for kernel, sparse, function in [("dense", (), "unit_conv2d_dense_pool_s8"),
+                                     ("static", {"conv"}, "unit_conv2d_sparse_pool_s8"),
+                                     ("static", (), "unit_conv2d_dense_pool_s8"), ("skipfree", (), None),
+                                     ("sparse", (), None), ("sparse_tau", (), None), ("unit", (), None)]:
+        planned = [dataclasses.replace(conv, unit_kernel=kernel), pooled[1]]
+        chosen = pooled_convs(planned, "unit", "avr", sparse=sparse)
+        assert (chosen["conv"].function if chosen else None) == function, kernel
+    assert pooled_convs([dataclasses.replace(conv, unit_kernel="static"), pooled[1]], "unit", "avr", sparse={"conv"},
+                        zeroact={"conv"}) == {}
     assert pooled_convs(pooled, "dense", "avr", sparse={"conv"}) == {}
     x = qmodels.random_input(rng, 3, (2, 11, 12), zero_fraction=0.2)
     for index, ops in enumerate([pooled, [conv, qmodels.relu("relu", 360), qmodels.maxpool("pool", shape)],

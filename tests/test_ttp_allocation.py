@@ -60,12 +60,42 @@ def test_a_target_between_two_weights_takes_the_one_that_reaches_it():
     assert kept(model) == ({0, 1, 3, 5, 6, 7}, set(range(2, 16)))
 
 
+def test_the_layer_floor_keeps_each_channels_largest_weight_and_a_share_of_the_uniform_allocation():
+    """layer_floor 1.0 at 0.5: each layer keeps its largest |w| up to half its weights (the uniform
+    allocation's), by hand conv {3: 1.2, 6: 0.9, 0: 0.8, 5: 0.6} and linear {7..14} (0.54..0.61, also
+    each row's largest: 7 and 14); the other 8 conv + linear weights cost 4*4 + 8 = 24 MACs, exactly
+    the target. Without a floor the same target takes conv[5] instead of linear 3..6 (the ranking above)."""
+    model = tiny()
+    mac_aware_prune(model, 0.5, [4, 1], layer_floor=1.0)
+    assert kept(model) == ({0, 3, 5, 6}, set(range(7, 15)))
+    assert mac_sparsity(model, [4, 1]) == 0.5
+    # floor 0: each output channel's largest weight alone (conv 3 and 6, linear 7 and 14), at 0.75 and
+    # beyond (the target out of reach: every other weight masked, no error)
+    for sparsity in (0.75, 0.95):
+        model = tiny()
+        mac_aware_prune(model, sparsity, [4, 1], layer_floor=0.0)
+        assert kept(model)[0] == {3, 6} and {7, 14} <= kept(model)[1]
+    model = tiny()
+    mac_aware_prune(model, 0.95, [4, 1], layer_floor=0.0)
+    assert kept(model) == ({3, 6}, {7, 14})
+    with pytest.raises(ValueError, match="layer_floor"):
+        TTPConfig(layer_floor=1.5)
+
+
 def test_iterative_pruning_with_the_macs_allocation():
+    """Default floor (0.25 of the uniform allocation, one weight per output channel): at 0.5 the
+    ranking's masks (the floor binds nowhere); at 0.75 conv keeps each channel's largest (3, 6) where
+    the unfloored allocation masks all of it, so the 12 more MACs come from conv[0] (4) and linear
+    3, 4, 5, 6, 8, 9, 10, 11 (each row's largest, 7 and 14, kept)."""
     steps = iterative_magnitude_pruning(tiny(), None, TTPConfig(schedule=(0.5, 0.75), finetune_epochs=0,
                                                                 allocation="macs"),
                                         example_input=torch.zeros(1, 1, 3, 3))
-    assert [kept(step.model) for step in steps] == [({0, 3, 6}, set(range(3, 15))), (set(), set(range(3, 15)))]
-    assert [step.sparsity for step in steps] == [9 / 24, 12 / 24]  # weight sparsity, measured
+    assert [kept(step.model) for step in steps] == [({0, 3, 6}, set(range(3, 15))), ({3, 6}, {7, 12, 13, 14})]
+    assert [step.sparsity for step in steps] == [9 / 24, 18 / 24]  # weight sparsity, measured
+    unfloored = iterative_magnitude_pruning(tiny(), None, TTPConfig(schedule=(0.5, 0.75), finetune_epochs=0,
+                                                                    allocation="macs", layer_floor=None),
+                                            example_input=torch.zeros(1, 1, 3, 3))
+    assert [kept(step.model) for step in unfloored] == [({0, 3, 6}, set(range(3, 15))), (set(), set(range(3, 15)))]
     with pytest.raises(ValueError, match="allocation"):
         TTPConfig(allocation="lamp")
     with pytest.raises(ValueError, match="example_input"):

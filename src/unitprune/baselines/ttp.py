@@ -19,6 +19,12 @@ Biases are not pruned.
   its output channel's positions; a Linear weight: 1): the magnitude lost per MAC saved, a greedy
   knapsack. Each step prunes the fewest weights whose MACs reach ``round(target * total MACs)``.
   ``m`` is measured by one forward pass of an example input (:func:`macs_per_weight`).
+  Every layer keeps a floor (``TTPConfig.layer_floor``, :func:`layer_floor_weights`): its largest
+  ``|w|`` weight in each output channel, and its largest ``|w|`` weights up to ``layer_floor`` times
+  what the uniform allocation would keep (``(1 - target) * n``). Without it a layer whose weights
+  each cost many MACs goes entirely: the KWS model's first conv (1 input channel, 76x120 output
+  positions per weight) is pruned to nothing at every target from 0.5, and the model answers one
+  class. An output channel with no weight is a constant; one weight keeps it an input's feature.
 
 Typical use::
 
@@ -31,6 +37,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
@@ -41,8 +48,8 @@ from torch.utils.data import TensorDataset
 logger = logging.getLogger(__name__)
 
 __all__ = ["ALLOCATIONS", "PRUNABLE_TYPES", "TTPConfig", "TTPStep", "prunable_weights", "weight_sparsity",
-           "macs_per_weight", "mac_sparsity", "global_magnitude_prune", "mac_aware_prune", "make_permanent",
-           "permanent_copy", "iterative_magnitude_pruning"]
+           "macs_per_weight", "mac_sparsity", "global_magnitude_prune", "layer_floor_weights", "mac_aware_prune",
+           "make_permanent", "permanent_copy", "iterative_magnitude_pruning"]
 
 #: Layer types whose ``weight`` is pruned.
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -65,6 +72,9 @@ class TTPConfig:
         progress: show progress bars while fine-tuning.
         allocation: ``"global"`` (fractions of the weights, smallest ``|w|``) or ``"macs"``
             (fractions of the dense MACs, smallest ``|w|`` per MAC saved); module docstring.
+        layer_floor: ``allocation="macs"`` only: each layer keeps its largest ``|w|`` weight per
+            output channel and at least ``layer_floor`` times the weights the uniform allocation
+            keeps (:func:`layer_floor_weights`); None: no floor (a layer may be pruned to nothing).
     """
 
     schedule: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95)
@@ -75,6 +85,7 @@ class TTPConfig:
     num_threads: int = 1
     progress: bool = False
     allocation: str = "global"
+    layer_floor: float | None = 0.25
 
     def __post_init__(self) -> None:
         schedule = tuple(float(s) for s in self.schedule)
@@ -89,6 +100,8 @@ class TTPConfig:
             raise ValueError(f"TTPConfig.finetune_epochs must be >= 0, got {self.finetune_epochs}")
         if self.allocation not in ALLOCATIONS:
             raise ValueError(f"TTPConfig.allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
+        if self.layer_floor is not None and not 0.0 <= self.layer_floor <= 1.0:
+            raise ValueError(f"TTPConfig.layer_floor must be in [0, 1] or None, got {self.layer_floor}")
 
 
 @dataclass
@@ -198,11 +211,34 @@ def mac_sparsity(model: nn.Module, macs: list[int]) -> float:
     return zero / total
 
 
-def mac_aware_prune(model: nn.Module, sparsity: float, macs: list[int]) -> nn.Module:
+def layer_floor_weights(weight: torch.Tensor, mask: torch.Tensor, sparsity: float, factor: float) -> torch.Tensor:
+    """The weights of one layer that :func:`mac_aware_prune` keeps at ``sparsity`` (bool, the shape of
+    ``weight``): among the unmasked ones (``mask != 0``), the largest ``|w|`` of each output channel
+    (dim 0) that has one, then the layer's largest ``|w|`` until ``ceil(factor * (1 - sparsity) * n)``
+    are kept (``n`` its weights; ties by index)."""
+    live = (mask != 0).reshape(-1)
+    magnitude = torch.where(live, weight.detach().abs().reshape(-1).double(), torch.tensor(-1.0, dtype=torch.float64))
+    kept = torch.zeros(magnitude.numel(), dtype=torch.bool)
+    per_channel = magnitude.reshape(weight.shape[0], -1)
+    best = per_channel.argmax(dim=1)
+    rows = torch.nonzero(per_channel.max(dim=1).values >= 0).reshape(-1)
+    kept[rows * per_channel.shape[1] + best[rows]] = True
+    floor = min(math.ceil(factor * (1.0 - sparsity) * magnitude.numel() - 1e-9), int(live.sum()))
+    more = floor - int(kept.sum())
+    if more > 0:
+        order = torch.sort(-magnitude, stable=True).indices
+        order = order[~kept[order] & live[order]]
+        kept[order[:more]] = True
+    return kept.reshape(weight.shape)
+
+
+def mac_aware_prune(model: nn.Module, sparsity: float, macs: list[int], layer_floor: float | None = None) -> nn.Module:
     """Mask weights of ``model`` (in place) until the masked weights cost at least
     ``round(sparsity * total dense MACs)`` MACs, taking the unmasked weights by smallest
     ``|w| / m`` (``m`` = ``macs[i]`` for the i-th :func:`prunable_weights` layer; ties by layer and
-    index order): the fewest weights in that order that reach the target. Incremental like
+    index order): the fewest weights in that order that reach the target. ``layer_floor`` (not None):
+    each layer's :func:`layer_floor_weights` are never taken (where they leave too few MACs to reach
+    the target, every other weight is masked and the shortfall logged). Incremental like
     :func:`global_magnitude_prune` (existing masks kept; torch's reparametrisation stays active)."""
     if not (0.0 <= sparsity < 1.0):
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
@@ -217,7 +253,10 @@ def mac_aware_prune(model: nn.Module, sparsity: float, macs: list[int]) -> nn.Mo
         weight = getattr(module, name).detach()
         mask = getattr(module, name + "_mask", torch.ones_like(weight)).detach()
         masks.append(mask)
-        scores.append(torch.where(mask.reshape(-1) != 0, weight.abs().reshape(-1).double() / m,
+        prunable = mask.reshape(-1) != 0
+        if layer_floor is not None:
+            prunable &= ~layer_floor_weights(weight, mask, sparsity, layer_floor).reshape(-1)
+        scores.append(torch.where(prunable, weight.abs().reshape(-1).double() / m,
                                   torch.full((weight.numel(),), float("inf"), dtype=torch.float64)))
         costs.append(torch.full((weight.numel(),), int(m), dtype=torch.int64))
     score, cost = torch.cat(scores), torch.cat(costs)
@@ -228,9 +267,12 @@ def mac_aware_prune(model: nn.Module, sparsity: float, macs: list[int]) -> nn.Mo
     if target < already:
         raise ValueError(f"cannot lower sparsity: {already} MACs already masked, target is {target}")
     order = torch.sort(score, stable=True).indices
-    order = order[~masked[order]]
+    order = order[~masked[order] & torch.isfinite(score[order])]
     reach = torch.cumsum(cost[order], 0) + already
     count = int(torch.searchsorted(reach, torch.tensor([target], dtype=reach.dtype))[0]) + 1 if target > already else 0
+    if count > order.numel():
+        logger.warning("TTP (macs): the layer floor keeps %d MACs more than the target %.2f%% leaves",
+                       target - (int(reach[-1]) if order.numel() else already), 100.0 * sparsity)
     chosen = torch.zeros(score.numel(), dtype=torch.bool)
     chosen[order[:count]] = True
     start = 0
@@ -307,7 +349,7 @@ def iterative_magnitude_pruning(model: nn.Module, splits=None, config: TTPConfig
         if macs is None:
             global_magnitude_prune(working, target)
         else:
-            mac_aware_prune(working, target, macs)
+            mac_aware_prune(working, target, macs, config.layer_floor)
         val_accuracy = None
         if config.finetune_epochs > 0:
             result = train(working, splits, TrainConfig(

@@ -160,26 +160,8 @@ int32_t unit_conv2d_dense_s8(const unit_conv2d_params *params, const int8_t *x, 
                     continue; /* done by unit__dense_interior_s8 */
                 }
 #endif
-                if (full) {
-                    row.rows = p->kernel_height;
-                    row.x = x_full;
-                    row.w = w_out;
-                    row.run.x_channel_skip = (unit__dot_field)full_channel_skip;
-                    row.run.w_channel_skip = 0;
-                    row.field_rows = full_field_rows;
-                    row.field_macs = full_field_macs;
-                } else {
-                    int32_t ky0, ky1;
-                    unit__field_range_s8(first_y, p->kernel_height, p->in_height, p->dilation_y, &ky0, &ky1);
-                    row.rows = ky1 > ky0 ? ky1 - ky0 : 0;
-                    row.w = w_out + ky0 * p->kernel_width;
-                    row.x = x_full + (ptrdiff_t)ky0 * row.kernel_rows_span;
-                    row.run.x_channel_skip = (unit__dot_field)(g.plane - row.rows * row.kernel_rows_span);
-                    row.run.w_channel_skip = (unit__dot_field)((p->kernel_height - row.rows) * p->kernel_width);
-                    row.field_rows = g.group_in * row.rows;
-                    row.field_macs = row.field_rows * p->kernel_width;
-                }
-                row.run.rows = (unit__dot_field)row.rows;
+                unit__dense_row_field_s8(p, &row, full, first_y, x_full, w_out, &g, full_channel_skip,
+                                         full_field_rows, full_field_macs);
                 for (ox = 0; ox < g.out_width;) {
 #if UNIT__DOT_ASM
                     if (full && inner_direct && ox == inner_first) {

@@ -208,23 +208,11 @@ int32_t unit_conv2d_sparse_pool_s8(const unit_conv2d_params *params, int32_t poo
             (void)oy;
             (void)used_height;
 #endif
-            records += 2 * nnz;
-            if (taps != 0) {
-                taps += 2 * nnz;
-            }
-            if (++in_group == g.group_out) { /* the next output channel reads the next group's channels */
-                in_group = 0;
-                x_group += group_plane;
-            }
+            unit__sparse_next_channel_s8(&records, &taps, nnz, &in_group, g.group_out, &x_group, group_plane);
         }
     }
 #if UNIT_S8_COUNTS
-    if (counts != 0) {
-        const int64_t dense = (int64_t)p->batch * p->out_channels * g.positions * g.group_in * g.taps;
-        const int64_t zero_weight = (int64_t)p->batch * g.positions * ((int64_t)p->out_channels * g.group_in * g.taps -
-                                                                         nnz_total);
-        unit__counts_set(counts, dense, zero_weight, zero_activation, dense - zero_weight - zero_activation, 0, 0);
-    }
+    unit__sparse_counts_s8(counts, p, &g, nnz_total, zero_activation);
 #else
     (void)counts;
     (void)zero_activation;

@@ -63,11 +63,11 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
     const unit_conv2d_params *p = params;
     unit__conv_s8 g;
     unit__sparse_out_s8 q;
-    int32_t n, o, oy, ox, nnz_total = 0, inner_first, inner_end, inner_origin, group_plane, row_step, last_row;
+    unit__sparse_span_s8 span;
+    int32_t n, o, oy, ox, nnz_total = 0, group_plane;
     int64_t zero_activation = 0;
 #if UNIT__DOT_ASM
     unit__sparse_interior_run_s8 interior;
-    int32_t full_first = 0, full_end = 0;
     int interior_runs = 0, whole_rows = 0;
 #endif
     /* weights: a non-null stand-in for the shared argument check (the records are checked below) */
@@ -82,31 +82,23 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
     group_plane = g.group_in * g.plane;
     q.act_min = (int8_t)requant->act_min;
     q.act_max = (int8_t)requant->act_max;
-    /* output columns whose whole kernel row lies inside the input: [inner_first, inner_end) */
-    inner_first = unit__inner_first(p);
-    inner_end = unit__inner_end(p, g.out_width, inner_first);
-    inner_origin = inner_first * p->stride_x - p->pad_left; /* the first whole field's column */
-    row_step = p->stride_y * p->in_width;
-    last_row = (p->kernel_height - 1) * p->dilation_y;
+    unit__sparse_span_init_s8(p, &g, &span);
 #if UNIT__DOT_ASM
-    /* the rows whose kernel rows all lie inside the input, [full_first, full_end): their interiors
-     * are one loop per channel (unit__sparse_interior_s8) where the assembly run takes them whole */
-    full_first = unit__ceil_div(p->pad_top, p->stride_y);
-    full_end = unit__floor_div(p->in_height - 1 + p->pad_top - last_row, p->stride_y) + 1;
-    full_end = full_end > g.out_height ? g.out_height : full_end;
-    full_end = full_end < full_first ? full_first : full_end;
+    /* the interiors of the rows [span.full_first, span.full_end) are one loop per channel
+     * (unit__sparse_interior_s8) where the assembly run takes them whole */
+    unit__sparse_full_rows_s8(p, &g, span.last_row, &span.full_first, &span.full_end);
 #if defined(__AVR__)
     interior_runs = p->stride_x == 1 || p->stride_x == 2;
     interior.run = p->stride_x == 1 ? unit__sparse_run_s8_avr : unit__sparse_run_s2_s8_avr;
-    interior.count = (uint8_t)(inner_end - inner_first);
+    interior.count = (uint8_t)(span.inner_end - span.inner_first);
 #else
     interior_runs = p->stride_x <= 0x7FFF;
-    interior.run.count = (int16_t)(inner_end - inner_first);
+    interior.run.count = (int16_t)(span.inner_end - span.inner_first);
     interior.run.stride = (int16_t)p->stride_x;
 #endif
-    interior_runs = interior_runs && inner_end > inner_first && inner_end - inner_first <= 255 &&
-                    full_end > full_first && full_end - full_first <= 32767;
-    whole_rows = inner_first == 0 && inner_end == g.out_width; /* no clipped columns */
+    interior_runs = interior_runs && span.inner_end > span.inner_first && span.inner_end - span.inner_first <= 255 &&
+                    span.full_end > span.full_first && span.full_end - span.full_first <= 32767;
+    whole_rows = span.inner_first == 0 && span.inner_end == g.out_width; /* no clipped columns */
 #if UNIT_S8_COUNTS
     (void)whole_rows; /* the counted build visits every row (its counters) */
 #endif
@@ -120,10 +112,8 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
         for (o = 0; o < p->out_channels; o++) {
             const int32_t nnz = (int32_t)(uint16_t)UNIT_READ_S16((const UNIT_TABLE int16_t *)sparse->nonzeros + o);
             int32_t first_y = -p->pad_top;
-            int interior_done = 0; /* the interiors of rows [full_first, full_end) are stored */
-            q.bias = unit__bias_s8(requant, o);
-            q.multiplier = UNIT_READ_S32(requant->multiplier + o);
-            q.shift = UNIT_READ_S8(requant->shift + o);
+            int interior_done = 0; /* the interiors of rows [span.full_first, span.full_end) are stored */
+            unit__sparse_out_channel_s8(&q, requant, o);
             int32_t row_y = -p->pad_top * p->in_width; /* input index of the row's first kernel row, column 0 */
 #if UNIT__DOT_ASM
             unit__requant_run_init_s8(&q.run, q.multiplier, q.shift, q.act_min, q.act_max);
@@ -138,13 +128,15 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
             if (interior_done) {
                 interior.records = records;
                 q.run.base = unit__dot_base_s8(q.bias, nnz);
-                unit__sparse_interior_s8(x_group + (row_y + full_first * row_step + inner_origin), (ptrdiff_t)row_step,
-                                         &interior, &q.run, y_row + (full_first * g.out_width + inner_first),
-                                         (ptrdiff_t)g.out_width, (int16_t)(full_end - full_first), scratch);
+                unit__sparse_interior_s8(x_group + (row_y + span.full_first * span.row_step + span.inner_origin),
+                                         (ptrdiff_t)span.row_step, &interior, &q.run,
+                                         y_row + (span.full_first * g.out_width + span.inner_first),
+                                         (ptrdiff_t)g.out_width, (int16_t)(span.full_end - span.full_first), scratch);
             }
 #endif
-            for (oy = 0; oy < g.out_height; oy++, first_y += p->stride_y, row_y += row_step, y_row += g.out_width) {
-                const int rows_inside = first_y >= 0 && first_y + last_row < p->in_height;
+            for (oy = 0; oy < g.out_height;
+                 oy++, first_y += p->stride_y, row_y += span.row_step, y_row += g.out_width) {
+                const int rows_inside = first_y >= 0 && first_y + span.last_row < p->in_height;
                 uint8_t ky0 = 0, ky1 = 0;
 #if UNIT__DOT_ASM && !UNIT_S8_COUNTS
                 if (rows_inside && interior_done && whole_rows) {
@@ -155,8 +147,9 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
                     unit__sparse_inside_s8(first_y, p->kernel_height, p->in_height, p->dilation_y, &ky0, &ky1);
                 }
                 for (ox = 0; ox < g.out_width;) {
-                    if (rows_inside && ox == inner_first && inner_end > inner_first) { /* a run of whole fields */
-                        const int32_t origin = row_y + inner_origin, count = inner_end - ox;
+                    if (rows_inside && ox == span.inner_first && span.inner_end > span.inner_first) {
+                        /* a run of whole fields */
+                        const int32_t origin = row_y + span.inner_origin, count = span.inner_end - ox;
 #if UNIT_S8_COUNTS
                         zero_activation += unit__sparse_run_zeros_s8(x_group, origin, count, p->stride_x, records, nnz);
 #endif
@@ -192,23 +185,11 @@ int32_t unit_conv2d_sparse_s8(const unit_conv2d_params *params, const int8_t *x,
                     }
                 }
             }
-            records += 2 * nnz;
-            if (taps != 0) {
-                taps += 2 * nnz;
-            }
-            if (++in_group == g.group_out) { /* the next output channel reads the next group's channels */
-                in_group = 0;
-                x_group += group_plane;
-            }
+            unit__sparse_next_channel_s8(&records, &taps, nnz, &in_group, g.group_out, &x_group, group_plane);
         }
     }
 #if UNIT_S8_COUNTS
-    if (counts != 0) {
-        const int64_t dense = (int64_t)p->batch * p->out_channels * g.positions * g.group_in * g.taps;
-        const int64_t zero_weight = (int64_t)p->batch * g.positions * ((int64_t)p->out_channels * g.group_in * g.taps -
-                                                                         nnz_total);
-        unit__counts_set(counts, dense, zero_weight, zero_activation, dense - zero_weight - zero_activation, 0, 0);
-    }
+    unit__sparse_counts_s8(counts, p, &g, nnz_total, zero_activation);
 #else
     (void)counts;
     (void)zero_activation;

@@ -38,21 +38,28 @@
     st      X+, r24
 .endm
 
-/* the record loop of one pass: `outputs` 1 or 4 accumulators */
-.macro RECORDS outputs, stride
+/* the record loop of one pass: `outputs` 1 or 4 accumulators, each output's product added by the
+ * macro `acc` (ACC; another one, such as the UnIT test's prototype of benchmarks/mcu/
+ * sparse_tau_run_avr.S, is given the record's fourth byte, which ACC skips, in r25) */
+.macro RECORDS outputs, stride, acc=ACC
     movw    r30, r22
 1:  lpm     r24, Z+
     lpm     r25, Z+
     lpm     r20, Z+
+  .ifc \acc, ACC
     adiw    r30, 1
+  .endif
     movw    r28, r12
     add     r28, r24
     adc     r29, r25
-    ACC     r2, r3, r16, 0
+  .ifnc \acc, ACC
+    lpm     r25, Z+
+  .endif
+    \acc    r2, r3, r16, 0
   .if \outputs == 4
-    ACC     r4, r5, r17, \stride
-    ACC     r6, r7, r18, 2*\stride
-    ACC     r8, r9, r19, 3*\stride
+    \acc    r4, r5, r17, \stride
+    \acc    r6, r7, r18, 2*\stride
+    \acc    r8, r9, r19, 3*\stride
   .endif
     cp      r30, r14
     cpc     r31, r15
@@ -61,7 +68,8 @@
     ldi     r24, 0xFF
 .endm
 
-.macro SPARSE name, stride
+/* the run `name`: outputs `stride` inputs apart, each product added by `acc` (RECORDS) */
+.macro SPARSE name, stride, acc=ACC
     .section .text.\name,"ax",@progbits
     .global \name
     .type   \name, @function
@@ -114,7 +122,7 @@
     clr     r8
     clr     r9
     clr     r19
-    RECORDS 4, \stride
+    RECORDS 4, \stride, \acc
     STORE   r2, r3, r16
     STORE   r4, r5, r17
     STORE   r6, r7, r18
@@ -131,7 +139,7 @@
     clr     r2
     clr     r3
     clr     r16
-    RECORDS 1, \stride
+    RECORDS 1, \stride, \acc
     STORE   r2, r3, r16
     ldi     r24, \stride
     add     r12, r24

@@ -59,44 +59,6 @@ static void unit__sparse_tau_count(unit__sparse_tau_tally *tally, int8_t xv, int
 }
 #endif
 
-/* The records are in range: offsets inside the field's span, tau + 1 in [0, 256], taps inside the kernel. */
-static int32_t unit__sparse_tau_check(const unit_conv2d_params *p, const unit__conv_s8 *g, const unit_sparse_s8 *s,
-                                      int32_t *total) {
-    int32_t o, nnz = 0;
-    const int32_t padded = p->pad_top | p->pad_bottom | p->pad_left | p->pad_right;
-    if (s == 0 || s->nonzeros == 0) {
-        return UNIT_ERR_ARGUMENT;
-    }
-    for (o = 0; o < p->out_channels; o++) {
-        nnz += (int32_t)(uint16_t)UNIT_READ_S16((const UNIT_TABLE int16_t *)s->nonzeros + o);
-    }
-    if (nnz > 0 && (s->records == 0 || (padded && s->taps == 0))) {
-        return UNIT_ERR_ARGUMENT;
-    }
-#if !defined(__AVR__) && !defined(__MSP430__)
-    {
-        const int32_t span = (g->group_in - 1) * g->plane + (p->kernel_height - 1) * p->dilation_y * p->in_width +
-                             (p->kernel_width - 1) * p->dilation_x + 1;
-        int32_t k;
-        for (k = 0; k < nnz; k++) {
-            const UNIT_TABLE int16_t *r = s->records + UNIT__TAU_RECORD * k;
-            if ((int32_t)(uint16_t)UNIT_READ_S16(r) >= span || UNIT_READ_S16(r + 1) < 0 || UNIT_READ_S16(r + 1) > 256 ||
-                UNIT_READ_S16(r + 2) < -128 || UNIT_READ_S16(r + 2) > 127) {
-                return UNIT_ERR_ARGUMENT;
-            }
-            if (s->taps != 0 && (UNIT_READ_U8(s->taps + 2 * k) >= p->kernel_height ||
-                                 UNIT_READ_U8(s->taps + 2 * k + 1) >= p->kernel_width)) {
-                return UNIT_ERR_ARGUMENT;
-            }
-        }
-    }
-#else
-    (void)g;
-#endif
-    *total = nnz;
-    return UNIT_OK;
-}
-
 int32_t unit_conv2d_sparse_tau_s8(const unit_conv2d_params *params, const int8_t *x, const unit_sparse_s8 *sparse,
                                   const unit_requant_s8 *requant, int8_t *y, int32_t *scratch, unit_counts *counts) {
     const unit_conv2d_params *p = params;
@@ -111,13 +73,16 @@ int32_t unit_conv2d_sparse_tau_s8(const unit_conv2d_params *params, const int8_t
     if (status != UNIT_OK) {
         return status;
     }
-    status = unit__sparse_tau_check(p, &g, sparse, &nnz_total);
+    status = unit__sparse_check_records_s8(p, &g, sparse, UNIT__TAU_RECORD, &nnz_total);
     if (status != UNIT_OK) {
         return status;
     }
     group_plane = g.group_in * g.plane;
     q.act_min = (int8_t)requant->act_min;
     q.act_max = (int8_t)requant->act_max;
+    /* the values of unit__sparse_span_init_s8 and unit__sparse_full_rows_s8 (unit_conv2d_sparse_s8's)
+     * written out: through those helpers avr-gcc 5.4 compiles this kernel to more cycles on a padded
+     * layer (3 on two_conv's conv3 of benchmarks/sparse_tau_layers_mcu.py --targets avr) */
     inner_first = unit__inner_first(p);
     inner_end = unit__inner_end(p, g.out_width, inner_first);
     inner_origin = inner_first * p->stride_x - p->pad_left;
@@ -158,9 +123,7 @@ int32_t unit_conv2d_sparse_tau_s8(const unit_conv2d_params *params, const int8_t
             int32_t first_y = -p->pad_top;
             int32_t row_y = -p->pad_top * p->in_width;
             int interior_done = 0; /* the interiors of rows [full_first, full_end) are stored */
-            q.bias = unit__bias_s8(requant, o);
-            q.multiplier = UNIT_READ_S32(requant->multiplier + o);
-            q.shift = UNIT_READ_S8(requant->shift + o);
+            unit__sparse_out_channel_s8(&q, requant, o);
 #if UNIT__DOT_ASM
             q.ready = 0;
 #endif

@@ -391,11 +391,7 @@ int32_t unit_conv2d_sparse_zeroact_s8(const unit_conv2d_params *params, const in
     }
 #if UNIT_S8_COUNTS
     if (counts != 0) {
-        const int64_t dense = (int64_t)p->batch * p->out_channels * g.positions * g.group_in * g.taps;
-        const int64_t zero_weight = (int64_t)p->batch * g.positions * ((int64_t)p->out_channels * g.group_in * g.taps -
-                                                                         nnz_total);
-        const int64_t zero_activation = unit__zeroact_count_s8(p, &g, x, sparse);
-        unit__counts_set(counts, dense, zero_weight, zero_activation, dense - zero_weight - zero_activation, 0, 0);
+        unit__sparse_counts_s8(counts, p, &g, nnz_total, unit__zeroact_count_s8(p, &g, x, sparse));
     }
 #else
     (void)counts;

@@ -41,6 +41,38 @@ typedef struct {
 #endif
 } unit__dense_row_s8;
 
+/* Points row at one output row's field: every kernel row when full (the first kernel row's input row
+ * first_y and the last are inside the input), else the kernel rows inside it (possibly none). x_full is
+ * the input of kernel row 0 at column -pad_left, w_out the output channel's weights, g the call's
+ * geometry; the full_* values are the whole field's (channel skip, channels * kernel rows, MACs). The
+ * geometry is read through g, not passed as values: so avr-gcc 5.4 -O2 compiles both kernels to the
+ * code they had with this written out in each (cycle tables unchanged). */
+static inline void unit__dense_row_field_s8(const unit_conv2d_params *p, unit__dense_row_s8 *row, int full,
+                                            int32_t first_y, const int8_t *x_full, const UNIT_TABLE int8_t *w_out,
+                                            const unit__conv_s8 *g, int32_t full_channel_skip,
+                                            int32_t full_field_rows, int32_t full_field_macs) {
+    if (full) {
+        row->rows = p->kernel_height;
+        row->x = x_full;
+        row->w = w_out;
+        row->run.x_channel_skip = (unit__dot_field)full_channel_skip;
+        row->run.w_channel_skip = 0;
+        row->field_rows = full_field_rows;
+        row->field_macs = full_field_macs;
+    } else {
+        int32_t ky0, ky1;
+        unit__field_range_s8(first_y, p->kernel_height, p->in_height, p->dilation_y, &ky0, &ky1);
+        row->rows = ky1 > ky0 ? ky1 - ky0 : 0;
+        row->w = w_out + ky0 * p->kernel_width;
+        row->x = x_full + (ptrdiff_t)ky0 * row->kernel_rows_span;
+        row->run.x_channel_skip = (unit__dot_field)(g->plane - row->rows * row->kernel_rows_span);
+        row->run.w_channel_skip = (unit__dot_field)((p->kernel_height - row->rows) * p->kernel_width);
+        row->field_rows = g->group_in * row->rows;
+        row->field_macs = row->field_rows * p->kernel_width;
+    }
+    row->run.rows = (unit__dot_field)row->rows;
+}
+
 /* The accumulators of outputs [ox, ox + count) of one output row (input offset ox_offset = ox *
  * stride_x), their fields clipped to kernel columns [kx0, kx1), stored into scratch[0..count) as a
  * run stores them. Returns n, the MACs of each field when an assembly run stored them (the value is

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import unit_cost, zeroact_plan
+from . import pool_cost, unit_cost, zeroact_plan
 from .kernel_choice import sparse_tables
 from ..kernels.unit_sparse_s8 import unit_sparse_scratch_bytes, unit_sparse_tables
 from .qmodel import QConv, QLinear, QuantizedModel, UNIT_CONV_KERNELS, UNIT_LINEAR_KERNELS
@@ -260,7 +260,8 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
                   if isinstance(op, (QConv, QLinear)) else None)
     layers: dict[str, LayerPlan] = {}
     conv_names = {op.name for op in qmodel.ops if isinstance(op, QConv)}
-    for op in qmodel.ops:
+    pooled: dict[str, dict[str, float]] = {}  # the convs the export pools when dense or static (pool_cost)
+    for index, op in enumerate(qmodel.ops):
         if not isinstance(op, QConv):
             continue
         work = unit_cost.conv_work(op, inputs[op.name])
@@ -268,6 +269,11 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
         candidates += ["sparse"] if unit_sparse_scratch(op) is not None else []
         candidates += ["dense"] if allow_dense else []
         best, predicted = unit_cost.choose(work, target, kernels=tuple(candidates)) if target else ("unit", {})
+        pool = pool_cost.pooled_cycles(qmodel.ops, index, inputs[op.name], target) if target else None
+        if pool is not None:  # the conv and its max-pool: pooled on the dense kernel, else the separate pool
+            pooled[op.name] = pool
+            predicted = {k: pool["dense_pool"] if k == "dense" else v + pool["maxpool"] for k, v in predicted.items()}
+            best = min(predicted, key=predicted.get)
         kept = work.kept / work.macs if work.macs else 0.0
         if plan == "auto":
             kernel, reason = best, "fewest predicted cycles"
@@ -277,13 +283,16 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
         layers[op.name] = LayerPlan(op.name, kernel, kept, predicted, reason)
     static_choice: dict[str, str] = {}  # the static convs' static-sparse kernel (zeroact_plan's names)
     if plan == "auto" and target is not None and static:
-        for op in qmodel.ops:  # the static-sparse kernels: the layer exact (static), UnIT on them (sparse_tau)
-            if not (isinstance(op, QConv) and op.name in layers):
+        for index, op in enumerate(qmodel.ops):  # the static-sparse kernels: the layer exact (static), UnIT on them
+            if not (isinstance(op, QConv) and op.name in layers):  # (sparse_tau)
                 continue
-            work = _static_work(op, inputs[op.name][:zeroact_plan.PLAN_SAMPLES], target)
+            x_static = inputs[op.name][:zeroact_plan.PLAN_SAMPLES]
+            work = _static_work(op, x_static, target)
             if work is None:
                 continue
-            predicted_static = zeroact_plan.predict(work, target)
+            unpooled = zeroact_plan.predict(work, target)
+            # with its max-pool (pooled on the static-sparse kernel, separate after the zero-activation one)
+            predicted_static = zeroact_plan.layer_cycles(qmodel.ops, index, x_static, target, work)
             if not zeroact_plan.zeroact_fits(op):
                 predicted_static = {"sparse": predicted_static["sparse"]}
             if allow_dense:
@@ -292,8 +301,8 @@ def plan_unit_kernels(qmodel: QuantizedModel, x_q: np.ndarray, target: str | Non
             # UnIT on the stored weights where its assembly run takes the layer (inputs >= 0 on calibration)
             if target in unit_cost.SPARSE_TAU_DELTA and np.all(inputs[op.name] >= 0):
                 cycles = unit_cost.predict_sparse_tau(unit_cost.conv_work(op, inputs[op.name]),
-                                                      predicted_static["sparse"], work["sparse"]["clipped_pairs"],
-                                                      target)
+                                                      unpooled["sparse"], work["sparse"]["clipped_pairs"],
+                                                      target) + pooled.get(op.name, {}).get("maxpool", 0.0)
                 layers[op.name] = _with_candidate(layers[op.name], "sparse_tau", cycles)
     for op in qmodel.ops:  # the early-exit linear where the model predicts it faster (same outputs)
         if isinstance(op, QLinear) and plan == "auto" and (early_exit or allow_dense):

@@ -33,7 +33,8 @@ from .qmodel import QConv, QuantizedModel
 from .reference import conv_columns, run_reference
 
 __all__ = ["COEFFICIENTS", "FEATURES", "PLANS", "ZEROACT_TARGETS", "plan_zero_activation", "plans_zeroact",
-           "predict", "zeroact_layers", "zeroact_work", "zeroact_fits"]
+           "fast_output_stage", "layer_cycles", "output_multiplies", "predict", "zeroact_layers", "zeroact_work",
+           "zeroact_fits"]
 
 #: ``plan`` values: ``auto`` (the cost model), ``zeroact`` (every layer that fits), ``sparse`` (none).
 PLANS = ("auto", "zeroact", "sparse")
@@ -104,9 +105,9 @@ def zeroact_work(op: QConv, x: np.ndarray) -> dict[str, dict[str, float]]:
     inner_end = min(max((w - 1 + left - field) // sx + 1, inner_first), ow)
     inner = (ox >= inner_first) & (ox < inner_end)  # [OW]
     run_region = rows_inside[:, None] & inner[None, :]  # [OH, OW]
-    multiplies = _multiplies(op, x4)  # [n, O, OH, OW]
+    multiplies = output_multiplies(op, x4)  # [n, O, OH, OW]
     key_columns = pairs = clipped_pairs = requantized = multiplied = multiplied_general = runs = 0.0
-    fast = _fast_output_stage(op)
+    fast = fast_output_stage(op)
     for group in range(op.groups):
         first = np.full((n, oh, ow), -1, np.int64)
         end = np.zeros((n, oh, ow), np.int64)
@@ -146,7 +147,7 @@ def zeroact_work(op: QConv, x: np.ndarray) -> dict[str, dict[str, float]]:
     return {
         "sparse": {"one": 1.0, "pairs": float(stored * whole), "clipped_pairs": float(stored * (oh * ow - whole)),
                    "outputs": float(outputs), "runs": float(sparse_runs), "multiplied": float(multiplies.sum() / n),
-                   "multiplied_general": float(multiplies[:, ~_fast_output_stage(op)].sum() / n)},
+                   "multiplied_general": float(multiplies[:, ~fast_output_stage(op)].sum() / n)},
         "zeroact": {"one": 1.0, "inputs": float(c_all * h * w), "key_rows": float(oh * op.groups * kernel_rows),
                     "key_columns": key_columns / n, "outputs": float(outputs), "runs": runs / n,
                     "pairs": pairs / n, "clipped_pairs": clipped_pairs / n, "requantized": requantized / n,
@@ -154,7 +155,7 @@ def zeroact_work(op: QConv, x: np.ndarray) -> dict[str, dict[str, float]]:
     }
 
 
-def _fast_output_stage(op: QConv) -> np.ndarray:
+def fast_output_stage(op: QConv) -> np.ndarray:
     """Per output channel (bool [O]): whether the assembly output stage takes the fast form
     (csrc/unit_internal_requant_s8.h: shift in [-15, -8], multiplier >= 2**30); the other channels'
     outputs take the general requantization, which both kernels pay per multiplied output
@@ -163,7 +164,7 @@ def _fast_output_stage(op: QConv) -> np.ndarray:
     return (shift >= -15) & (shift <= -8) & (np.asarray(op.requant.multiplier, np.int64) >= 2**30)
 
 
-def _multiplies(op: QConv, x4: np.ndarray) -> np.ndarray:
+def output_multiplies(op: QConv, x4: np.ndarray) -> np.ndarray:
     """Which outputs' requantization multiplies (bool [n, O, OH, OW]): every one without a ReLU
     (``act_min < 0``), else those whose accumulator (bias included) is > 0 (the integer reference's
     accumulators)."""
@@ -185,6 +186,21 @@ def predict(work: dict[str, dict[str, float]], target: str) -> dict[str, float]:
     return {kernel: float(sum(COEFFICIENTS[target][kernel].get(name, 0.0) * value
                               for name, value in work[kernel].items()))
             for kernel in FEATURES}
+
+
+def layer_cycles(ops, index: int, x: np.ndarray, target: str, work: dict | None = None) -> dict[str, float]:
+    """Predicted cycles per sample of the conv ``ops[index]`` on each static-sparse kernel, on its
+    inputs ``x`` (``work``: its :func:`zeroact_work` there, if already counted): with the max-pool after
+    it where the export would pool it on the accumulators (:func:`unitprune.mcu.pool_cost.pooled_cycles`),
+    the conv and that pool (``sparse``: the pooled kernel ``unit_conv2d_sparse_pool_s8``; ``zeroact``:
+    the kernel and the separate max-pool), else the conv alone."""
+    from . import pool_cost
+
+    predicted = predict(zeroact_work(ops[index], x) if work is None else work, target)
+    pooled = pool_cost.pooled_cycles(ops, index, x, target)
+    if pooled is None:
+        return predicted
+    return {"sparse": pooled["sparse_pool"], "zeroact": predicted["zeroact"] + pooled["maxpool"]}
 
 
 @dataclass(frozen=True)
@@ -220,7 +236,7 @@ def plan_zero_activation(qmodel: QuantizedModel, x_q: np.ndarray, target: str | 
     inputs: dict[str, np.ndarray] = {}
     run_reference(qmodel, x_q, capture=lambda op, x: inputs.__setitem__(op.name, x) if isinstance(op, QConv) else None)
     layers = {}
-    for op in qmodel.ops:
+    for index, op in enumerate(qmodel.ops):
         if not isinstance(op, QConv):
             continue
         x = inputs[op.name]
@@ -228,7 +244,7 @@ def plan_zero_activation(qmodel: QuantizedModel, x_q: np.ndarray, target: str | 
         if not zeroact_fits(op):
             layers[op.name] = LayerChoice("sparse", zeros, {}, "beyond the zero-activation kernel's limits")
             continue
-        predicted = predict(zeroact_work(op, x), target) if target in COEFFICIENTS else {}
+        predicted = layer_cycles(qmodel.ops, index, x, target) if target in COEFFICIENTS else {}
         if plan == "auto":
             kernel = min(predicted, key=predicted.get)
             reason = "fewest predicted cycles"

@@ -62,16 +62,21 @@ def configuration_kernels(qmodel: QuantizedModel, target: str = "host") -> dict[
     """The kernel function of every conv/linear layer of ``qmodel``'s export for ``target`` (by layer
     name): the static-sparse kernels for the layers of a ``zeroskip`` model whose tables they hold (as
     the exporter chooses them when the tables fit the target's flash; a measured row names the kernels
-    of its export's manifest instead), the pooled dense convs (``unitprune.mcu.export.pooled_conv``)."""
+    of its export's manifest instead), the zero-activation ones of its plan, the convs pooled on their
+    accumulators (``unitprune.mcu.export.pooled_conv``)."""
     from ...mcu.export.pooled_conv import pooled_convs
     from ...mcu.kernel_choice import conv_variant, linear_kernel, sparse_layers
+    from ...mcu.zeroact_plan import zeroact_layers
 
     sparse = sparse_layers(qmodel.ops, qmodel.variant)
-    pooled = pooled_convs(qmodel.ops, qmodel.variant, target, sparse)
+    zeroact = zeroact_layers(qmodel, sparse)
+    pooled = pooled_convs(qmodel.ops, qmodel.variant, target, sparse, zeroact)
     kernels = {}
     for op in qmodel.ops:
         if op.name in pooled:
             kernels[op.name] = pooled[op.name].function
+        elif op.name in zeroact:
+            kernels[op.name] = "unit_conv2d_sparse_zeroact_s8"
         elif op.name in sparse:
             kernels[op.name] = f"unit_{'conv2d' if isinstance(op, QConv) else 'linear'}_sparse_s8"
         elif isinstance(op, QConv):

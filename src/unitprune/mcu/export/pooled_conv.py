@@ -15,8 +15,9 @@ separate pool here, and the kernels refuse it anyway.
 The pooled call applies when the pool's window equals its stride (the windows tile the output; the
 int8 pools have no padding and floor mode), the conv runs the dense kernel of a ``dense`` export or
 the static-sparse kernel ``unit_conv2d_sparse_s8`` of a ``zeroskip`` export (TTP; not its
-zero-activation variant, nor the UnIT exports' per-layer kernel plans, :mod:`unitprune.mcu.unit_plan`:
-they keep the separate pool) and the target calls ``unit_conv2d_dense_s8`` itself (the Cortex-M0+ and RV32 targets
+zero-activation variant), or a UnIT export's conv that its kernel plan (:mod:`unitprune.mcu.unit_plan`)
+puts on the dense or the static-sparse kernel (its UnIT kernels keep the separate pool), and the
+target calls ``unit_conv2d_dense_s8`` itself (the Cortex-M0+ and RV32 targets
 call their ``_mcu32`` variant: separate pool there). The conv then writes the pooled plane (the
 pool's output buffer; the pool op emits no code, its region marker stays), and its scratch holds
 the pool window's rows of accumulators: ``block_rows = KH`` of the pool, ``4 * KH * OW`` bytes,
@@ -29,10 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..kernel_choice import conv_variant
 from ..qmodel import QConv, QMaxPool
 from .core_targets import CORE_EXPORT_TARGETS
 
-__all__ = ["PooledConv", "pooled_convs", "pool_fits", "pools_on"]
+__all__ = ["PooledConv", "pool_fits", "pool_window", "pooled_convs", "pooled_kernel", "pools_on"]
 
 
 @dataclass(frozen=True)
@@ -67,27 +69,39 @@ def pools_on(target: str) -> bool:
     return target not in CORE_EXPORT_TARGETS and target != "cortex-m"  # the resource model's Cortex-M0+ layout
 
 
-#: Whether zeroskip exports pool their static-sparse convs (``unit_conv2d_sparse_pool_s8``). Off: the
-#: zero-activation plan's and the UnIT static plan's cost models (``unitprune.mcu.zeroact_plan``,
-#: ``unitprune.mcu.unit_plan``) predict the unpooled kernel's cycles and choose kernels by them
-#: (tests/test_mcu_sparse_zeroact_s8.py, tests/test_unit_plan_static.py); the kernel is tested on
-#: its own (tests/test_pool_requant.py sets it).
-SPARSE_POOLING = False
+def pool_window(ops, index: int, target: str) -> tuple[int, int] | None:
+    """The window of the max-pool after ``ops[index]`` on which a layer-by-layer export for ``target``
+    pools that conv when it runs the dense or the static-sparse kernel (module docstring), else None:
+    what the kernel plans (:mod:`unitprune.mcu.zeroact_plan`, :mod:`unitprune.mcu.unit_plan`) compare
+    the pooled kernels with the others and the separate pool by (:mod:`unitprune.mcu.pool_cost`)."""
+    op = ops[index]
+    after = ops[index + 1] if index + 1 < len(ops) else None
+    if (pools_on(target) and isinstance(op, QConv) and isinstance(after, QMaxPool)
+            and (after.channels, after.in_height, after.in_width) == (op.out_channels, op.out_height, op.out_width)
+            and pool_fits((op.out_height, op.out_width), after.kernel, after.stride, op.requant.multiplier)):
+        return tuple(after.kernel)
+    return None
+
+
+def pooled_kernel(op, variant: str, sparse=(), zeroact=()) -> str | None:
+    """Which pooled kernel ``op`` of a ``variant`` export runs: ``sparse`` for a static-sparse conv
+    (``sparse``: kernel_choice.sparse_layers; under ``zeroskip``, or ``unit`` planned ``static``) that
+    does not also skip zero activations (``zeroact``), ``dense`` for a conv of a ``dense`` export or a
+    ``unit`` conv planned ``dense`` (or ``static`` without its tables), else None (the separate pool)."""
+    if variant in ("zeroskip", "unit") and op.name in sparse:
+        return "sparse" if op.name not in zeroact else None
+    if variant == "dense" and op.name not in sparse or variant == "unit" and conv_variant(op, variant) == "dense":
+        return "dense"
+    return None
 
 
 def pooled_convs(ops, variant: str, target: str, sparse=(), zeroact=()) -> dict[str, PooledConv]:
     """The convs of a layer-by-layer export pooled on their accumulators (module docstring), by conv
-    name: under ``dense`` the dense convs (``unit_conv2d_dense_pool_s8``), under ``zeroskip`` the
-    static-sparse ones (``sparse``: kernel_choice.sparse_layers) that do not also skip zero activations
-    (``zeroact``: zeroact_plan.zeroact_layers), ``unit_conv2d_sparse_pool_s8``."""
-    if not pools_on(target) or variant not in ("dense", "zeroskip") or (variant == "zeroskip" and not SPARSE_POOLING):
-        return {}
+    name: those whose :func:`pooled_kernel` is one and whose max-pool :func:`pool_window` takes."""
     chosen = {}
-    for op, after in zip(ops, ops[1:]):
-        kernel = "dense" if variant == "dense" and op.name not in sparse else (
-            "sparse" if variant == "zeroskip" and op.name in sparse and op.name not in zeroact else None)
-        if (kernel is not None and isinstance(op, QConv) and isinstance(after, QMaxPool)
-                and (after.channels, after.in_height, after.in_width) == (op.out_channels, op.out_height, op.out_width)
-                and pool_fits((op.out_height, op.out_width), after.kernel, after.stride, op.requant.multiplier)):
-            chosen[op.name] = PooledConv(op.name, after.name, tuple(after.kernel), kernel == "sparse")
+    for index, op in enumerate(ops):
+        window = pool_window(ops, index, target) if isinstance(op, QConv) else None
+        kernel = pooled_kernel(op, variant, sparse, zeroact) if window is not None else None
+        if kernel is not None:
+            chosen[op.name] = PooledConv(op.name, ops[index + 1].name, window, kernel == "sparse")
     return chosen

@@ -41,13 +41,7 @@
     mov.b   @r14+, r5
     sxt     r5
     add     r5, r5
-    mov     r4, r11
-    add     r5, r11
-    sub     r5, r4
-    add     __unit_qsq_mid(r11), r6
-    addc    #0, r7
-    sub     __unit_qsq_mid(r4), r6
-    subc    #0, r7
+    QSQ_MAC r5
 .endm
 
 .macro RUN row
@@ -167,13 +161,7 @@ __unit_dot_run_s8:
     mov.b   @r13+, r4
     sxt     r4
     add     r4, r4
-    mov     r4, r11
-    add     \w, r11
-    sub     \w, r4
-    add     __unit_qsq_mid(r11), r6
-    addc    #0, r7
-    sub     __unit_qsq_mid(r4), r6
-    subc    #0, r7
+    QSQ_MAC \w
 .endm
 
 .macro MMAC

@@ -10,8 +10,7 @@
  * the multiplier itself: per record the offset is added to the output's field origin, the
  * sign-extended activation written to MACS and the record's int16 weight to OP2, which adds the
  * product to RESHI:RESLO. Records in pairs (an odd one first): 17.5 cycles per record.
- * Registers: r4 address, r5 activation, r11 weight, r8 records start, r9 records end, r10 outputs
- * left, r15 stride. */
+ * Registers: r4 address, r5 activation, r11 weight, the rest as unit_sparse_run_s8_msp430.h's. */
 #if UNIT_MSP430_HWMULT
 
 #define MACS 0x0136
@@ -19,38 +18,26 @@
 #define RESLO 0x013A
 #define RESHI 0x013C
 
+#include "unit_sparse_run_s8_msp430.h"
+
 .macro RECORD
     mov     @r14+, r4
     add     r13, r4
     mov.b   @r4, r5
     sxt     r5
-    mov     r5, &MACS
-    mov     @r14+, r11
-    mov     r11, &OP2
+    SPARSE_RUN_MAC
 .endm
 
     .section .text.__unit_sparse_run_s8,"ax",@progbits
     .global __unit_sparse_run_s8
     .type   __unit_sparse_run_s8, @function
 __unit_sparse_run_s8:
-    push    r4
-    push    r5
-    push    r8
-    push    r9
-    push    r10
-    mov     r14, r8
-    mov     @r15, r9
-    add     r9, r9
-    add     r9, r9
-    add     r14, r9                 /* the records' end */
-    mov     2(r15), r10
+    SPARSE_RUN_ENTER 2
     bit     #1, 0(r15)              /* an odd count: one record before the pairs */
-    mov     4(r15), r15
+    SPARSE_RUN_COUNTS               /* (MOVs: the flags stay) */
     jz      .Leven
 .Lodd:
-    mov     #0, &RESLO
-    mov     #0, &RESHI
-    mov     r8, r14
+    SPARSE_RUN_START
     RECORD
     cmp     r14, r9
     jeq     2f
@@ -58,34 +45,17 @@ __unit_sparse_run_s8:
     RECORD
     cmp     r14, r9
     jne     1b
-2:  mov     &RESLO, 0(r12)
-    mov     &RESHI, 2(r12)
-    add     #4, r12
-    add     r15, r13
-    dec     r10
-    jnz     .Lodd
+2:  SPARSE_RUN_NEXT .Lodd
     jmp     .Ldone
 .Leven:
-    mov     #0, &RESLO
-    mov     #0, &RESHI
-    mov     r8, r14
+    SPARSE_RUN_START
 3:  RECORD
     RECORD
     cmp     r14, r9
     jne     3b
-    mov     &RESLO, 0(r12)
-    mov     &RESHI, 2(r12)
-    add     #4, r12
-    add     r15, r13
-    dec     r10
-    jnz     .Leven
+    SPARSE_RUN_NEXT .Leven
 .Ldone:
-    pop     r10
-    pop     r9
-    pop     r8
-    pop     r5
-    pop     r4
-    ret
+    SPARSE_RUN_LEAVE
     .size   __unit_sparse_run_s8, .-__unit_sparse_run_s8
 
 #endif /* UNIT_MSP430_HWMULT */
