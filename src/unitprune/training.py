@@ -163,6 +163,7 @@ class TrainConfig:
         progress: show tqdm progress bars.
         eval_batch_size: batch size for validation / test evaluation.
         augment: training-batch augmentation (:class:`Augment`; ``None``: off).
+        label_smoothing: label smoothing of the cross-entropy loss (0: plain cross-entropy).
     """
 
     epochs: int = 30
@@ -176,8 +177,11 @@ class TrainConfig:
     progress: bool = True
     eval_batch_size: int = 256
     augment: Augment | None = None
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -336,7 +340,7 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
     augment_generator = torch.Generator().manual_seed(config.seed + AUGMENT_SEED_OFFSET)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     best_acc, best_epoch, best_state = -1.0, 0, None
     history: list[dict[str, float]] = []

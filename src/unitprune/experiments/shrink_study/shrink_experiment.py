@@ -78,6 +78,7 @@ class ExperimentConfig:
     progress: bool = True
     start: str = "base"  # where differentiable and dpf start: "base" (the trained base) or "init"
     regrow: float = 0.05
+    label_smoothing: float = ShrinkConfig.label_smoothing  # the training loss of every method (not TTP's)
     run_dir: str = "runs/shrink"
     overwrite: bool = False  # replace the files of a non-empty run_dir (unitprune.run_folder's rule)
     measure: tuple[str, ...] = ()
@@ -96,19 +97,21 @@ def _run_method(name: str, config: ExperimentConfig, budget: MCUBudget, init, ba
     if name == "differentiable":
         result = shrink(start, splits.train, splits.val, budget,
                         ShrinkConfig(epochs=config.epochs, prune_epochs=prune_epochs, regrow=config.regrow,
-                                     seed=config.seed, num_threads=config.threads, progress=config.progress))
+                                     seed=config.seed, num_threads=config.threads, progress=config.progress,
+                                     label_smoothing=config.label_smoothing))
         fields = _fields(result.model, splits, result.after, result.train_seconds)
         fields["fits_budget"] = result.fits
         details = {"history": result.history, "channels": result.channels}
         return result.model, fields, details
     common = dict(epochs=config.epochs, seed=config.seed)
+    loss = dict(label_smoothing=config.label_smoothing)  # the differentiable method's loss, for a fair comparison
     if name.startswith("tp-"):
         result: BaselineResult = tp_prune_to_budget(base, splits.train, splits.val, budget,
-                                                    importance=name[3:], prune_epochs=prune_epochs, **common)
+                                                    importance=name[3:], prune_epochs=prune_epochs, **common, **loss)
     elif name == "uniform":  # from scratch, for the base's training plus the pruning run's epochs
-        result = uniform_from_scratch(init, splits, budget, epochs=2 * config.epochs, seed=config.seed)
+        result = uniform_from_scratch(init, splits, budget, epochs=2 * config.epochs, seed=config.seed, **loss)
     elif name == "dpf":
-        result = dpf_to_budget(start, splits.train, splits.val, budget, prune_epochs=prune_epochs, **common)
+        result = dpf_to_budget(start, splits.train, splits.val, budget, prune_epochs=prune_epochs, **common, **loss)
     elif name == "ttp":
         result = ttp_result(base, splits, budget, **common)
     else:

@@ -74,10 +74,10 @@ def _endless(data, batch_size, generator):
         yield from batches(data, batch_size, generator)
 
 
-def _finetune(model, train_data, val_data, epochs, lr, batch_size, generator) -> float:
+def _finetune(model, train_data, val_data, epochs, lr, batch_size, generator, label_smoothing: float = 0.0) -> float:
     """Adam for ``epochs`` epochs; keeps the best validation epoch; returns its accuracy."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     best, best_state = evaluate(model, val_data), copy.deepcopy(model.state_dict())
     n = -(-len(train_data) // batch_size)
     stream = _endless(train_data, batch_size, generator)
@@ -107,7 +107,8 @@ def _tp_importance(name: str, model: nn.Module):
 def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: TensorDataset, budget: MCUBudget,
                        *, importance: str = "magnitude", epochs: int = 8, prune_epochs: int | None = None,
                        lr: float = 1e-3, batch_size: int = 64, seed: int = 0, steps: int = 20,
-                       global_pruning: bool = False, input_shape: tuple[int, ...] | None = None) -> BaselineResult:
+                       global_pruning: bool = False, input_shape: tuple[int, ...] | None = None,
+                       label_smoothing: float = 0.0) -> BaselineResult:
     """Torch-Pruning's iterative pruning with fine-tuning of ``trained`` down to ``budget``.
 
     ``torch_pruning.pruner.MetaPruner`` with the importance criterion ``importance``, the output
@@ -134,7 +135,7 @@ def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: 
     pruner = tp.pruner.MetaPruner(model, example, importance=score, global_pruning=global_pruning,
                                   pruning_ratio=1.0 - keep, iterative_steps=steps, ignored_layers=[last])
     generator = torch.Generator().manual_seed(seed)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     n = -(-len(train_data) // batch_size)
     prune_epochs = prune_epochs if prune_epochs is not None else max(1, epochs - 2)
     stream = _endless(train_data, batch_size, generator)
@@ -166,7 +167,7 @@ def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: 
             used += every
         r = measure()
     remaining = max(0, epochs - round(used / n))
-    val = _finetune(model, train_data, val_data, remaining, lr, batch_size, generator)
+    val = _finetune(model, train_data, val_data, remaining, lr, batch_size, generator, label_smoothing)
     r = measure()
     graph = trace_resources(model, input_shape)
     return BaselineResult(f"tp-{importance}", model, r, _fits(r, budget), time.perf_counter() - t0, val,
@@ -176,8 +177,8 @@ def tp_prune_to_budget(trained: nn.Module, train_data: TensorDataset, val_data: 
 
 
 def uniform_from_scratch(init: nn.Module, splits, budget: MCUBudget, *, epochs: int = 16, lr: float = 1e-3,
-                         batch_size: int = 64, seed: int = 0,
-                         input_shape: tuple[int, ...] | None = None) -> BaselineResult:
+                         batch_size: int = 64, seed: int = 0, input_shape: tuple[int, ...] | None = None,
+                         label_smoothing: float = 0.0) -> BaselineResult:
     """The base architecture at the uniform width that fits ``budget``, trained from scratch.
 
     Every prunable group keeps the same fraction of its channels (:func:`uniform_keep_ratio`); the
@@ -200,7 +201,8 @@ def uniform_from_scratch(init: nn.Module, splits, budget: MCUBudget, *, epochs: 
         if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)):
             module.reset_parameters()
     train(model, splits, TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, patience=None, seed=seed,
-                                     num_threads=torch.get_num_threads(), progress=False))
+                                     num_threads=torch.get_num_threads(), progress=False,
+                                     label_smoothing=label_smoothing))
     model.eval()
     r = graph.exact(**budget.resource_options())
     return BaselineResult("uniform", model, r, _fits(r, budget), time.perf_counter() - t0, evaluate(model, splits.val),
@@ -241,7 +243,7 @@ def _masked_tensors(model, graph, group):
 def dpf_to_budget(init: nn.Module, train_data: TensorDataset, val_data: TensorDataset, budget: MCUBudget,
                   *, epochs: int = 8, prune_epochs: int | None = None, tighten_fraction: float = 0.7,
                   lr: float = 1e-3, batch_size: int = 64, seed: int = 0, update_every: int = 16,
-                  input_shape: tuple[int, ...] | None = None) -> BaselineResult:
+                  input_shape: tuple[int, ...] | None = None, label_smoothing: float = 0.0) -> BaselineResult:
     """Structured DPF from ``init`` to the uniform keep ratio that fits ``budget`` (module docstring)."""
     t0 = time.perf_counter()
     input_shape = tuple(input_shape or getattr(init, "input_shape", None) or train_data.tensors[0].shape[1:])
@@ -252,7 +254,7 @@ def dpf_to_budget(init: nn.Module, train_data: TensorDataset, val_data: TensorDa
     final_keep = {g: max(1, int(keep_ratio * graph.group_sizes[g])) for g in groups}
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     n = -(-len(train_data) // batch_size)
     prune_epochs = prune_epochs if prune_epochs is not None else max(1, epochs - 2)
     total = prune_epochs * n
@@ -290,7 +292,8 @@ def dpf_to_budget(init: nn.Module, train_data: TensorDataset, val_data: TensorDa
                 p.mul_(masks[g].view(-1, *([1] * (p.dim() - 1))))
     drop = {g: torch.nonzero(masks[g] == 0).flatten().tolist() for g in groups}
     remove_channels(model, graph, drop, torch.zeros(1, *input_shape))
-    val = _finetune(model, train_data, val_data, epochs - prune_epochs, lr, batch_size, generator)
+    val = _finetune(model, train_data, val_data, epochs - prune_epochs, lr, batch_size, generator,
+                    label_smoothing)
     r = graph.exact(**budget.resource_options())
     return BaselineResult("dpf", model, r, _fits(r, budget), time.perf_counter() - t0, val,
                           {"keep_ratio": keep_ratio, "channels": {str(g): graph.group_sizes[g] for g in groups}})
